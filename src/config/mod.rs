@@ -1,0 +1,445 @@
+//! Configuration: load Vault-Agent-style HCL files and the environment into one checked value.
+//!
+//! Layers, lowest first: built-in defaults, each `--config` file in order (later files win;
+//! lists such as `template` are appended, as Vault Agent does with several `-config` files),
+//! then `VAULT_*` / `BAO_*` environment variables (a `BAO_*` twin wins), then command-line flags
+//! (handled by the caller for the few settings that have one). figment does the layering;
+//! [`hcl::HclFile`] reads each file; [`resolve`] turns the raw values into plain typed structs
+//! with every default applied, so nothing downstream handles an `Option` that has a default.
+//!
+//! Loading is inert: it reads files and the environment and nothing else — no port is bound and
+//! Vault is not called — so `pki-sidecar validate` can run anywhere.
+
+pub mod error;
+pub mod hcl;
+pub mod raw;
+mod resolve;
+pub mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
+
+pub use error::{ConfigError, ConfigErrors, EXIT_CONFIG};
+
+/// Which role a config is checked or run for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The Vault Agent replacement.
+    Agent,
+    /// The TLS-terminating proxy.
+    Proxy,
+    /// The hello-world web server.
+    App,
+}
+
+impl Role {
+    /// The role's name, as in metrics labels and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Proxy => "proxy",
+            Role::App => "app",
+        }
+    }
+}
+
+/// The whole configuration, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The files it was read from, in order.
+    pub sources: Vec<PathBuf>,
+    /// `pid_file`: written at start, removed on clean exit.
+    pub pid_file: Option<PathBuf>,
+    /// `exit_after_auth`: log in once, write the sinks, exit.
+    pub exit_after_auth: bool,
+    /// `log_level` / `log_format` from the file (flags and `RUST_LOG` take precedence).
+    pub logging: Logging,
+    /// `shutdown_grace`: how long in-flight work may take after SIGTERM (default 10 s).
+    pub shutdown_grace: Duration,
+    /// `vault {}` merged with the environment.
+    pub vault: Vault,
+    /// `auto_auth {}`, if present.
+    pub auto_auth: Option<AutoAuth>,
+    /// `template_config {}`.
+    pub template_config: TemplateConfig,
+    /// Every `template {}`, in file order.
+    pub templates: Vec<Template>,
+    /// `telemetry {}`: the agent's own metrics listener.
+    pub telemetry: Telemetry,
+    /// `proxy {}`.
+    pub proxy: Proxy,
+    /// `app {}`.
+    pub app: App,
+}
+
+/// Logging settings from the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Logging {
+    /// A tracing filter directive such as `info` or `pki_sidecar=debug`.
+    pub level: Option<String>,
+    /// Text or JSON lines.
+    pub format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (Vault's `standard`).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How the agent reaches Vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vault {
+    /// `http(s)://host:port`, no trailing slash.
+    pub address: String,
+    /// PEM bundle of CAs that sign Vault's certificate.
+    pub ca_cert: Option<PathBuf>,
+    /// Directory of PEM CA files.
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Client key for mutual TLS.
+    pub client_key: Option<PathBuf>,
+    /// Skip verification of Vault's certificate (logged loudly).
+    pub tls_skip_verify: bool,
+    /// SNI name and name to verify, when it differs from the address's host.
+    pub tls_server_name: Option<String>,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// How many times a failing request is retried (Vault's default is 12; -1 in the file
+    /// disables retries and gives 0 here).
+    pub num_retries: u32,
+}
+
+/// `auto_auth {}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoAuth {
+    /// The login method.
+    pub method: AuthMethod,
+    /// Where the token is written.
+    pub sinks: Vec<FileSink>,
+}
+
+/// `auto_auth { method {} }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthMethod {
+    /// The method and its own settings.
+    pub kind: AuthKind,
+    /// Mount path in Vault's form, `auth/kubernetes`.
+    pub mount_path: String,
+    /// Namespace to log in to, if not the client's.
+    pub namespace: Option<String>,
+    /// First wait after a failure.
+    pub min_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Exit instead of retrying when login fails.
+    pub exit_on_err: bool,
+}
+
+impl AuthMethod {
+    /// The mount name as vaultrs wants it: `kubernetes` for `auth/kubernetes`.
+    pub fn mount(&self) -> &str {
+        self.mount_path
+            .strip_prefix("auth/")
+            .unwrap_or(&self.mount_path)
+    }
+}
+
+/// The supported login methods and their `config {}` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthKind {
+    /// Kubernetes ServiceAccount login.
+    Kubernetes {
+        /// Vault role.
+        role: String,
+        /// The projected ServiceAccount token, re-read at every login.
+        token_path: PathBuf,
+    },
+    /// AppRole login.
+    AppRole {
+        /// File holding the role ID.
+        role_id_file_path: PathBuf,
+        /// File holding the secret ID, if the role needs one.
+        secret_id_file_path: Option<PathBuf>,
+        /// Delete the secret ID file once read (Vault's default: true).
+        remove_secret_id_file_after_reading: bool,
+    },
+    /// JWT/OIDC login with a JWT read from a file.
+    Jwt {
+        /// File holding the JWT.
+        path: PathBuf,
+        /// Vault role.
+        role: String,
+    },
+    /// A token read from a file; no login.
+    TokenFile {
+        /// File holding the token.
+        token_file_path: PathBuf,
+    },
+}
+
+impl AuthKind {
+    /// The method's name in Vault (`type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthKind::Kubernetes { .. } => "kubernetes",
+            AuthKind::AppRole { .. } => "approle",
+            AuthKind::Jwt { .. } => "jwt",
+            AuthKind::TokenFile { .. } => "token_file",
+        }
+    }
+}
+
+/// `sink "file" { config { path, mode } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSink {
+    /// Where the token is written.
+    pub path: PathBuf,
+    /// File mode (default 0640).
+    pub mode: u32,
+}
+
+/// `template_config {}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateConfig {
+    /// Exit when a template cannot be rendered after all retries.
+    pub exit_on_retry_failure: bool,
+    /// How often templates with only static secrets are re-rendered.
+    pub static_secret_render_interval: Duration,
+    /// Fraction of a certificate's lifetime after which it is renewed (default 2/3).
+    pub lease_renewal_threshold: f64,
+}
+
+/// One `template {}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Inline text or a file.
+    pub source: TemplateSource,
+    /// The rendered file.
+    pub destination: PathBuf,
+    /// Mode of the rendered file; `None` keeps an existing file's mode, else 0644 as in Vault.
+    pub perms: Option<u32>,
+    /// Create missing parent directories.
+    pub create_dest_dirs: bool,
+    /// Fail when a template reads a missing key.
+    pub error_on_missing_key: bool,
+    /// Opening delimiter, `{{` by default.
+    pub left_delimiter: String,
+    /// Closing delimiter, `}}` by default.
+    pub right_delimiter: String,
+    /// Run after the file changes.
+    pub command: Option<TemplateCommand>,
+    /// Limit for `command`.
+    pub command_timeout: Duration,
+    /// Quiescence timers before rendering.
+    pub wait: Option<Wait>,
+}
+
+/// Where a template's text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// `contents = "..."`.
+    Contents(String),
+    /// `source = "/path"`.
+    File(PathBuf),
+}
+
+/// `command`: a shell line or an argument vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateCommand {
+    /// One string, run by `/bin/sh -c` as consul-template does.
+    Shell(String),
+    /// Program and arguments, run directly.
+    Argv(Vec<String>),
+}
+
+/// `wait { min, max }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// Wait at least this long after a change.
+    pub min: Duration,
+    /// Never wait longer than this.
+    pub max: Duration,
+}
+
+/// `telemetry {}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// The agent's `/metrics`, `/healthz`, `/readyz` listener.
+    pub metrics_listen: SocketAddr,
+}
+
+/// `proxy {}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// The TLS listener.
+    pub listen: SocketAddr,
+    /// Where requests go, `http://host:port`.
+    pub upstream: http::Uri,
+    /// The certificate chain the agent writes.
+    pub cert_file: PathBuf,
+    /// The private key the agent writes.
+    pub key_file: PathBuf,
+    /// The proxy's metrics listener.
+    pub metrics_listen: SocketAddr,
+    /// Drain time after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `app {}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// The plain-HTTP listener.
+    pub listen: SocketAddr,
+    /// The app's metrics listener.
+    pub metrics_listen: SocketAddr,
+    /// Drain time after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// Environment variables Vault and OpenBao read, and the key each one sets.
+pub const ENV_OVERRIDES: &[(&str, &[&str])] = &[
+    ("ADDR", &["vault", "address"]),
+    ("CACERT", &["vault", "ca_cert"]),
+    ("CAPATH", &["vault", "ca_path"]),
+    ("CLIENT_CERT", &["vault", "client_cert"]),
+    ("CLIENT_KEY", &["vault", "client_key"]),
+    ("SKIP_VERIFY", &["vault", "tls_skip_verify"]),
+    ("TLS_SERVER_NAME", &["vault", "tls_server_name"]),
+    ("NAMESPACE", &["vault", "namespace"]),
+    ("MAX_RETRIES", &["vault", "retry", "num_retries"]),
+];
+
+/// One environment variable's value placed at its config key.
+#[derive(Debug, Clone)]
+struct EnvOverride {
+    variable: String,
+    path: &'static [&'static str],
+    value: String,
+}
+
+impl Provider for EnvOverride {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.variable))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut value = Value::from(self.value.clone());
+        for key in self.path.iter().skip(1).rev() {
+            let mut dict = Dict::new();
+            dict.insert((*key).to_string(), value);
+            value = Value::from(dict);
+        }
+        let mut top = Dict::new();
+        top.insert(self.path[0].to_string(), value);
+        Ok(Profile::Default.collect(top))
+    }
+}
+
+/// The overrides present in `env`, `BAO_*` winning over `VAULT_*`; empty values count as unset.
+fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Vec<EnvOverride> {
+    let mut overrides = Vec::new();
+    for (suffix, path) in ENV_OVERRIDES {
+        for prefix in ["BAO_", "VAULT_"] {
+            let variable = format!("{prefix}{suffix}");
+            if let Some(value) = env(&variable).filter(|v| !v.is_empty()) {
+                overrides.push(EnvOverride {
+                    variable,
+                    path,
+                    value,
+                });
+                break;
+            }
+        }
+    }
+    overrides
+}
+
+/// Loads `paths` in order with the process environment.
+pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
+    load_with_env(paths, &|name| std::env::var(name).ok())
+}
+
+/// Loads `paths` in order with the environment given by `env` (tests pass a map).
+pub fn load_with_env(
+    paths: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        files.push(hcl::HclFile::load(path)?);
+    }
+    build(files, env_overrides(env))
+}
+
+/// Loads HCL given as text, as if read from `name` (for tests and fuzzing).
+pub fn load_str(name: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let file = hcl::HclFile::parse(Path::new(name), text)?;
+    build(vec![file], Vec::new())
+}
+
+fn build(files: Vec<hcl::HclFile>, overrides: Vec<EnvOverride>) -> Result<Config, ConfigErrors> {
+    // Each file alone first: an unknown key or a wrong type is then blamed on the right file.
+    let mut errors = Vec::new();
+    for file in &files {
+        if let Err(error) = Figment::from(file.clone()).extract::<raw::RawConfig>() {
+            errors.extend(resolve::from_figment(
+                error,
+                &file.path().display().to_string(),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let sources: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
+    let last_file = sources
+        .last()
+        .map_or_else(|| "(no config file)".to_string(), |p| error::origin_name(p));
+    let mut figment = Figment::new();
+    for file in files {
+        figment = figment.admerge(file);
+    }
+    for env in overrides {
+        figment = figment.merge(env);
+    }
+    let raw: raw::RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigErrors(resolve::from_figment(e, &last_file)))?;
+    resolve::resolve(raw, &figment, sources, &last_file)
+}
+
+impl Config {
+    /// Problems that only matter when `role` runs (the agent needs `auto_auth`, say).
+    pub fn check_role(&self, role: Role) -> Result<(), ConfigErrors> {
+        let origin = self
+            .sources
+            .last()
+            .map_or_else(|| "(no config file)".to_string(), |p| error::origin_name(p));
+        match role {
+            Role::Agent if self.auto_auth.is_none() => Err(ConfigError::Invalid {
+                origin,
+                path: "auto_auth".to_string(),
+                message: "the agent role needs an auto_auth block with a method to log in \
+                          to Vault"
+                    .to_string(),
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the agent role has anything to do with this config.
+    pub fn has_agent(&self) -> bool {
+        self.auto_auth.is_some() || !self.templates.is_empty()
+    }
+}

@@ -1,0 +1,224 @@
+//! The configuration as written: every key optional, unknown keys refused.
+//!
+//! These structs mirror Vault Agent's HCL file plus this project's `proxy {}` and `app {}`
+//! blocks. They only say which keys exist and roughly what type each holds; defaults, units and
+//! cross-key rules are applied in `config::resolve`, so that each problem can be reported with
+//! its file and path. Durations and modes stay [`Scalar`]s here because Vault accepts several
+//! spellings of each (`"24h"`, `3600`, `0644`, `"0644"`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A value that may be spelled as a string, a number or a boolean.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer (octal literals are already converted by the HCL reader).
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// A quoted string.
+    Text(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// A string, or a list of strings (`command`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StringOrList {
+    /// One string.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub pid_file: Option<String>,
+    pub exit_after_auth: Option<bool>,
+    pub log_level: Option<String>,
+    pub log_format: Option<String>,
+    pub shutdown_grace: Option<Scalar>,
+    pub vault: Option<RawVault>,
+    pub auto_auth: Option<RawAutoAuth>,
+    pub template_config: Option<RawTemplateConfig>,
+    pub template: Option<Vec<RawTemplate>>,
+    pub telemetry: Option<RawTelemetry>,
+    pub proxy: Option<RawProxy>,
+    pub app: Option<RawApp>,
+    // Vault Agent stanzas that are recognised so they can be refused by name.
+    pub listener: Option<serde::de::IgnoredAny>,
+    pub cache: Option<serde::de::IgnoredAny>,
+    pub api_proxy: Option<serde::de::IgnoredAny>,
+    pub exec: Option<serde::de::IgnoredAny>,
+    pub env_template: Option<serde::de::IgnoredAny>,
+}
+
+/// `vault {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    pub address: Option<String>,
+    pub ca_cert: Option<String>,
+    pub ca_path: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+    pub tls_skip_verify: Option<Scalar>,
+    pub tls_server_name: Option<String>,
+    pub namespace: Option<String>,
+    pub retry: Option<RawRetry>,
+}
+
+/// `vault { retry {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub num_retries: Option<Scalar>,
+}
+
+/// `auto_auth {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutoAuth {
+    pub method: Option<RawMethod>,
+    pub sink: Option<Vec<RawSink>>,
+}
+
+/// `auto_auth { method "TYPE" {} }`; `config` is checked per type in `resolve`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethod {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub mount_path: Option<String>,
+    pub namespace: Option<String>,
+    pub min_backoff: Option<Scalar>,
+    pub max_backoff: Option<Scalar>,
+    pub exit_on_err: Option<bool>,
+    pub config: Option<BTreeMap<String, Scalar>>,
+}
+
+/// `auto_auth { sink "file" {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub config: Option<RawSinkConfig>,
+}
+
+/// `sink { config {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSinkConfig {
+    pub path: Option<String>,
+    pub mode: Option<Scalar>,
+}
+
+/// `template_config {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplateConfig {
+    pub exit_on_retry_failure: Option<bool>,
+    pub static_secret_render_interval: Option<Scalar>,
+    pub lease_renewal_threshold: Option<Scalar>,
+}
+
+/// One `template {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    pub source: Option<String>,
+    pub contents: Option<String>,
+    pub destination: Option<String>,
+    pub perms: Option<Scalar>,
+    pub create_dest_dirs: Option<bool>,
+    pub error_on_missing_key: Option<bool>,
+    pub left_delimiter: Option<String>,
+    pub right_delimiter: Option<String>,
+    pub command: Option<StringOrList>,
+    pub command_timeout: Option<Scalar>,
+    pub wait: Option<RawWait>,
+}
+
+/// `template { wait {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWait {
+    pub min: Option<Scalar>,
+    pub max: Option<Scalar>,
+}
+
+/// `telemetry {}`: the agent's metrics listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub metrics_listen: Option<String>,
+}
+
+/// `proxy {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub shutdown_grace: Option<Scalar>,
+}
+
+/// `app {}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub shutdown_grace: Option<Scalar>,
+}

@@ -1,0 +1,819 @@
+//! From raw values to [`Config`]: defaults, units, and the rules that span several keys.
+//!
+//! Every problem found is collected (not just the first) and named by the file or environment
+//! variable that supplied the value, found through figment's per-value metadata.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::error::Kind;
+use figment::value::Value;
+
+use super::error::{ConfigError, ConfigErrors, render_path};
+use super::raw::{self, Scalar};
+use super::values;
+use super::{
+    App, AuthKind, AuthMethod, AutoAuth, Config, FileSink, LogFormat, Logging, Proxy, Telemetry,
+    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
+};
+
+/// Vault Agent stanzas this program does not implement, and why.
+const REFUSED_STANZAS: &[(&str, &str)] = &[
+    (
+        "listener",
+        "pki-sidecar serves no local Vault API (no cache, no API proxy)",
+    ),
+    ("cache", "pki-sidecar has no Vault response cache"),
+    ("api_proxy", "pki-sidecar serves no local Vault API"),
+    (
+        "exec",
+        "pki-sidecar does not supervise a child process; use a template command",
+    ),
+    (
+        "env_template",
+        "pki-sidecar renders files only, not environment variables",
+    ),
+];
+
+const DEFAULT_VAULT_ADDRESS: &str = "https://127.0.0.1:8200";
+const DEFAULT_NUM_RETRIES: u32 = 12;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_SINK_MODE: u32 = 0o640;
+const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// figment's errors, reworded: `FILE: path: message`.
+pub(super) fn from_figment(error: figment::Error, fallback_origin: &str) -> Vec<ConfigError> {
+    error
+        .into_iter()
+        .map(|error| {
+            let origin = error
+                .metadata
+                .as_ref()
+                .map_or_else(|| fallback_origin.to_string(), |m| m.name.to_string());
+            let mut path = error.path.clone();
+            let message = match &error.kind {
+                Kind::UnknownField(field, expected) => {
+                    path.push(field.clone());
+                    let known: Vec<&str> = expected
+                        .iter()
+                        .copied()
+                        .filter(|k| !REFUSED_STANZAS.iter().any(|(name, _)| name == k))
+                        .collect();
+                    format!("unknown key (expected one of: {})", known.join(", "))
+                }
+                Kind::InvalidType(actual, expected) => {
+                    format!("expected {expected}, found {actual}")
+                }
+                Kind::MissingField(field) => {
+                    path.push(field.to_string());
+                    "is required".to_string()
+                }
+                other => other.to_string(),
+            };
+            ConfigError::Invalid {
+                origin,
+                path: render_path(&path),
+                message,
+            }
+        })
+        .collect()
+}
+
+/// Collects errors while resolving, each blamed on the origin of its value.
+struct Resolver<'f> {
+    figment: &'f Figment,
+    merged: Option<Value>,
+    fallback_origin: String,
+    errors: Vec<ConfigError>,
+}
+
+impl Resolver<'_> {
+    /// The name of the file or variable that supplied the value at `path`, or of its nearest
+    /// parent that exists (for a missing key, the block that lacks it).
+    fn origin(&self, path: &[&str]) -> String {
+        let Some(mut value) = self.merged.as_ref() else {
+            return self.fallback_origin.clone();
+        };
+        let mut tag = value.tag();
+        for part in path {
+            let next = match (value, part.parse::<usize>()) {
+                (Value::Array(_, items), Ok(index)) => items.get(index),
+                (Value::Dict(_, dict), _) => dict.get(*part),
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    value = next;
+                    tag = value.tag();
+                }
+                None => break,
+            }
+        }
+        self.figment
+            .get_metadata(tag)
+            .map_or_else(|| self.fallback_origin.clone(), |m| m.name.to_string())
+    }
+
+    fn error(&mut self, path: &[&str], message: impl Into<String>) {
+        let origin = self.origin(path);
+        self.errors.push(ConfigError::Invalid {
+            origin,
+            path: render_path(path),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &[&str], value: Option<&Scalar>, default: Duration) -> Duration {
+        match value.map(values::duration) {
+            None => default,
+            Some(Ok(duration)) => duration,
+            Some(Err(message)) => {
+                self.error(path, message);
+                default
+            }
+        }
+    }
+
+    fn mode(&mut self, path: &[&str], value: Option<&Scalar>) -> Option<u32> {
+        match value.map(values::mode) {
+            None => None,
+            Some(Ok(mode)) => Some(mode),
+            Some(Err(message)) => {
+                self.error(path, message);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, path: &[&str], value: Option<&Scalar>, default: bool) -> bool {
+        match value.map(values::scalar_boolean) {
+            None => default,
+            Some(Ok(b)) => b,
+            Some(Err(message)) => {
+                self.error(path, message);
+                default
+            }
+        }
+    }
+
+    fn socket(&mut self, path: &[&str], value: Option<&str>, default: &str) -> SocketAddr {
+        let text = value.unwrap_or(default);
+        // Go's ":9101" means every interface.
+        let expanded = if text.starts_with(':') {
+            format!("0.0.0.0{text}")
+        } else {
+            text.into()
+        };
+        match expanded.parse() {
+            Ok(address) => address,
+            Err(_) => {
+                self.error(
+                    path,
+                    format!(
+                        "{text:?} is not an IP:port address (examples: 0.0.0.0:443, \
+                         127.0.0.1:8080, [::]:443, :9101)"
+                    ),
+                );
+                default
+                    .parse()
+                    .expect("defaults are valid socket addresses")
+            }
+        }
+    }
+
+    fn non_empty_path(&mut self, path: &[&str], value: Option<&String>) -> Option<PathBuf> {
+        match value {
+            Some(text) if text.trim().is_empty() => {
+                self.error(path, "must not be empty");
+                None
+            }
+            Some(text) => Some(PathBuf::from(text)),
+            None => None,
+        }
+    }
+}
+
+pub(super) fn resolve(
+    raw: raw::RawConfig,
+    figment: &Figment,
+    sources: Vec<PathBuf>,
+    fallback_origin: &str,
+) -> Result<Config, ConfigErrors> {
+    let mut r = Resolver {
+        figment,
+        merged: figment.find_value("").ok(),
+        fallback_origin: fallback_origin.to_string(),
+        errors: Vec::new(),
+    };
+
+    let refused = [
+        raw.listener.is_some(),
+        raw.cache.is_some(),
+        raw.api_proxy.is_some(),
+        raw.exec.is_some(),
+        raw.env_template.is_some(),
+    ];
+    for ((name, why), present) in REFUSED_STANZAS.iter().zip(refused) {
+        if present {
+            r.error(
+                &[name],
+                format!("the Vault Agent `{name}` stanza is not supported: {why}; remove it"),
+            );
+        }
+    }
+
+    let logging = resolve_logging(&mut r, raw.log_level, raw.log_format);
+    let shutdown_grace = r.duration(
+        &["shutdown_grace"],
+        raw.shutdown_grace.as_ref(),
+        DEFAULT_SHUTDOWN_GRACE,
+    );
+    let vault = resolve_vault(&mut r, raw.vault.unwrap_or_default());
+    let auto_auth = raw.auto_auth.map(|a| resolve_auto_auth(&mut r, a));
+    let template_config = resolve_template_config(&mut r, raw.template_config.unwrap_or_default());
+    let templates = raw
+        .template
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, t)| resolve_template(&mut r, index, t))
+        .collect();
+
+    let telemetry = raw.telemetry.unwrap_or_default();
+    let telemetry = Telemetry {
+        metrics_listen: r.socket(
+            &["telemetry", "metrics_listen"],
+            telemetry.metrics_listen.as_deref(),
+            "0.0.0.0:9101",
+        ),
+    };
+    let proxy = resolve_proxy(&mut r, raw.proxy.unwrap_or_default(), shutdown_grace);
+    let app = raw.app.unwrap_or_default();
+    let app = App {
+        listen: r.socket(&["app", "listen"], app.listen.as_deref(), "0.0.0.0:80"),
+        metrics_listen: r.socket(
+            &["app", "metrics_listen"],
+            app.metrics_listen.as_deref(),
+            "0.0.0.0:9103",
+        ),
+        shutdown_grace: r.duration(
+            &["app", "shutdown_grace"],
+            app.shutdown_grace.as_ref(),
+            shutdown_grace,
+        ),
+    };
+    let pid_file = r.non_empty_path(&["pid_file"], raw.pid_file.as_ref());
+
+    if !r.errors.is_empty() {
+        return Err(ConfigErrors(r.errors));
+    }
+    Ok(Config {
+        sources,
+        pid_file,
+        exit_after_auth: raw.exit_after_auth.unwrap_or(false),
+        logging,
+        shutdown_grace,
+        vault,
+        auto_auth,
+        template_config,
+        templates,
+        telemetry,
+        proxy,
+        app,
+    })
+}
+
+fn resolve_logging(r: &mut Resolver, level: Option<String>, format: Option<String>) -> Logging {
+    let level = level.map(|level| {
+        // Vault's level names, mapped to tracing's.
+        match level.trim().to_ascii_lowercase().as_str() {
+            "err" => "error".to_string(),
+            "warning" => "warn".to_string(),
+            other => other.to_string(),
+        }
+    });
+    if let Some(level) = &level {
+        if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+            r.error(
+                &["log_level"],
+                format!("{level:?} is not a log level (trace, debug, info, warn, error)"),
+            );
+        }
+    }
+    let format = match format.as_deref().map(str::trim) {
+        None => None,
+        Some("standard" | "text") => Some(LogFormat::Text),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => {
+            r.error(
+                &["log_format"],
+                format!("{other:?} is not a log format (standard, json)"),
+            );
+            None
+        }
+    };
+    Logging { level, format }
+}
+
+fn resolve_vault(r: &mut Resolver, raw: raw::RawVault) -> Vault {
+    let address = raw
+        .address
+        .unwrap_or_else(|| DEFAULT_VAULT_ADDRESS.to_string());
+    let address = address.trim().trim_end_matches('/').to_string();
+    match address.parse::<http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.authority().is_some()
+                && matches!(uri.path(), "" | "/") => {}
+        _ => r.error(
+            &["vault", "address"],
+            format!("{address:?} is not a Vault address such as https://vault.example:8200"),
+        ),
+    }
+    let num_retries = match raw.retry.and_then(|retry| retry.num_retries) {
+        None => DEFAULT_NUM_RETRIES,
+        Some(value) => {
+            let parsed = match &value {
+                Scalar::Int(n) => Some(*n),
+                Scalar::Text(t) => t.trim().parse::<i64>().ok(),
+                _ => None,
+            };
+            match parsed {
+                Some(-1) => 0,
+                Some(0) => DEFAULT_NUM_RETRIES,
+                Some(n) if (1..=1000).contains(&n) => n as u32,
+                _ => {
+                    r.error(
+                        &["vault", "retry", "num_retries"],
+                        format!(
+                            "{value} is not a retry count (-1 disables, 0 means 12, up to 1000)"
+                        ),
+                    );
+                    DEFAULT_NUM_RETRIES
+                }
+            }
+        }
+    };
+    let vault = Vault {
+        address,
+        ca_cert: r.non_empty_path(&["vault", "ca_cert"], raw.ca_cert.as_ref()),
+        ca_path: r.non_empty_path(&["vault", "ca_path"], raw.ca_path.as_ref()),
+        client_cert: r.non_empty_path(&["vault", "client_cert"], raw.client_cert.as_ref()),
+        client_key: r.non_empty_path(&["vault", "client_key"], raw.client_key.as_ref()),
+        tls_skip_verify: r.boolean(
+            &["vault", "tls_skip_verify"],
+            raw.tls_skip_verify.as_ref(),
+            false,
+        ),
+        tls_server_name: raw.tls_server_name.filter(|s| !s.is_empty()),
+        namespace: raw.namespace.filter(|s| !s.is_empty()),
+        num_retries,
+    };
+    if vault.client_cert.is_some() != vault.client_key.is_some() {
+        let missing = if vault.client_cert.is_some() {
+            "client_key"
+        } else {
+            "client_cert"
+        };
+        r.error(
+            &["vault", missing],
+            "client_cert and client_key must be given together for mutual TLS",
+        );
+    }
+    vault
+}
+
+fn resolve_auto_auth(r: &mut Resolver, raw: raw::RawAutoAuth) -> AutoAuth {
+    let method = match raw.method {
+        Some(method) => resolve_method(r, method),
+        None => {
+            r.error(
+                &["auto_auth", "method"],
+                "auto_auth needs a method block, e.g. method \"kubernetes\" { config = { role = \"...\" } }",
+            );
+            None
+        }
+    };
+    let sinks = raw
+        .sink
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, sink)| resolve_sink(r, index, sink))
+        .collect();
+    // A placeholder keeps the shape when the method was invalid; the errors fail the load.
+    let method = method.unwrap_or(AuthMethod {
+        kind: AuthKind::TokenFile {
+            token_file_path: PathBuf::new(),
+        },
+        mount_path: String::new(),
+        namespace: None,
+        min_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        exit_on_err: false,
+    });
+    AutoAuth { method, sinks }
+}
+
+/// Reads a method's `config {}` keys, refusing any the method does not know.
+struct MethodKeys<'a> {
+    kind: &'a str,
+    config: BTreeMap<String, Scalar>,
+}
+
+impl MethodKeys<'_> {
+    fn text(&mut self, r: &mut Resolver, key: &str, required: bool) -> Option<String> {
+        let path = ["auto_auth", "method", "config", key];
+        match self.config.remove(key) {
+            Some(Scalar::Text(text)) if !text.trim().is_empty() => Some(text),
+            Some(Scalar::Text(_)) => {
+                r.error(&path, "must not be empty");
+                None
+            }
+            Some(other) => {
+                r.error(&path, format!("expected a string, found {other}"));
+                None
+            }
+            None if required => {
+                r.error(&path, format!("is required by the {} method", self.kind));
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn finish(self, r: &mut Resolver, known: &[&str]) {
+        for key in self.config.keys() {
+            r.error(
+                &["auto_auth", "method", "config", key],
+                format!(
+                    "unknown key for the {} method (expected one of: {})",
+                    self.kind,
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
+    let Some(kind_name) = raw.kind else {
+        r.error(
+            &["auto_auth", "method", "type"],
+            "is required: write method \"kubernetes\" { ... } or type = \"kubernetes\"",
+        );
+        return None;
+    };
+    let mut keys = MethodKeys {
+        kind: &kind_name,
+        config: raw.config.unwrap_or_default(),
+    };
+    let kind = match kind_name.as_str() {
+        "kubernetes" => {
+            let role = keys.text(r, "role", true);
+            let token_path = keys
+                .text(r, "token_path", false)
+                .unwrap_or_else(|| DEFAULT_TOKEN_PATH.to_string());
+            keys.finish(r, &["role", "token_path"]);
+            role.map(|role| AuthKind::Kubernetes {
+                role,
+                token_path: token_path.into(),
+            })
+        }
+        "approle" => {
+            let role_id = keys.text(r, "role_id_file_path", true);
+            let secret_id = keys.text(r, "secret_id_file_path", false);
+            let remove = keys
+                .config
+                .remove("remove_secret_id_file_after_reading")
+                .map(|value| {
+                    values::scalar_boolean(&value).unwrap_or_else(|message| {
+                        r.error(
+                            &[
+                                "auto_auth",
+                                "method",
+                                "config",
+                                "remove_secret_id_file_after_reading",
+                            ],
+                            message,
+                        );
+                        true
+                    })
+                })
+                .unwrap_or(true);
+            keys.finish(
+                r,
+                &[
+                    "role_id_file_path",
+                    "secret_id_file_path",
+                    "remove_secret_id_file_after_reading",
+                ],
+            );
+            role_id.map(|role_id| AuthKind::AppRole {
+                role_id_file_path: role_id.into(),
+                secret_id_file_path: secret_id.map(Into::into),
+                remove_secret_id_file_after_reading: remove,
+            })
+        }
+        "jwt" => {
+            let path = keys.text(r, "path", true);
+            let role = keys.text(r, "role", true);
+            keys.finish(r, &["path", "role"]);
+            path.zip(role).map(|(path, role)| AuthKind::Jwt {
+                path: path.into(),
+                role,
+            })
+        }
+        "token_file" => {
+            let token = keys.text(r, "token_file_path", true);
+            keys.finish(r, &["token_file_path"]);
+            token.map(|token| AuthKind::TokenFile {
+                token_file_path: token.into(),
+            })
+        }
+        other => {
+            r.error(
+                &["auto_auth", "method", "type"],
+                format!(
+                    "unknown auth method {other:?} (supported: kubernetes, approle, jwt, \
+                     token_file)"
+                ),
+            );
+            None
+        }
+    };
+    let default_mount = format!("auth/{kind_name}");
+    let mount_path = match raw.mount_path {
+        None => default_mount,
+        Some(path) => {
+            let trimmed = path.trim().trim_matches('/');
+            if trimmed.is_empty() || trimmed == "auth" {
+                r.error(
+                    &["auto_auth", "method", "mount_path"],
+                    format!("{path:?} is not a mount path such as \"{default_mount}\""),
+                );
+            }
+            // Vault's form is `auth/NAME`; a bare `NAME` is accepted and normalised.
+            if trimmed.starts_with("auth/") {
+                trimmed.to_string()
+            } else {
+                format!("auth/{trimmed}")
+            }
+        }
+    };
+    let min_backoff = r.duration(
+        &["auto_auth", "method", "min_backoff"],
+        raw.min_backoff.as_ref(),
+        Duration::from_secs(1),
+    );
+    let max_backoff = r.duration(
+        &["auto_auth", "method", "max_backoff"],
+        raw.max_backoff.as_ref(),
+        Duration::from_secs(300),
+    );
+    if min_backoff.is_zero() {
+        r.error(
+            &["auto_auth", "method", "min_backoff"],
+            "must be greater than 0s",
+        );
+    }
+    if max_backoff < min_backoff {
+        r.error(
+            &["auto_auth", "method", "max_backoff"],
+            format!(
+                "{} is less than min_backoff ({})",
+                values::format_duration(max_backoff),
+                values::format_duration(min_backoff)
+            ),
+        );
+    }
+    kind.map(|kind| AuthMethod {
+        kind,
+        mount_path,
+        namespace: raw.namespace.filter(|s| !s.is_empty()),
+        min_backoff,
+        max_backoff,
+        exit_on_err: raw.exit_on_err.unwrap_or(false),
+    })
+}
+
+fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<FileSink> {
+    let index_text = index.to_string();
+    let at = |key: &'static str| -> Vec<String> {
+        let mut path = vec![
+            "auto_auth".to_string(),
+            "sink".to_string(),
+            index_text.clone(),
+        ];
+        if !key.is_empty() {
+            path.extend(key.split('.').map(str::to_string));
+        }
+        path
+    };
+    match raw.kind.as_deref() {
+        Some("file") => {}
+        Some(other) => {
+            r.error(
+                &strs(&at("type")),
+                format!("unsupported sink type {other:?} (only \"file\" is supported)"),
+            );
+            return None;
+        }
+        None => {
+            r.error(
+                &strs(&at("type")),
+                "is required: write sink \"file\" { ... }",
+            );
+            return None;
+        }
+    }
+    let config = raw.config.unwrap_or_default();
+    let Some(path) = r.non_empty_path(&strs(&at("config.path")), config.path.as_ref()) else {
+        if config.path.is_none() {
+            r.error(&strs(&at("config.path")), "is required");
+        }
+        return None;
+    };
+    let mode = r
+        .mode(&strs(&at("config.mode")), config.mode.as_ref())
+        .unwrap_or(DEFAULT_SINK_MODE);
+    Some(FileSink { path, mode })
+}
+
+fn resolve_template_config(r: &mut Resolver, raw: raw::RawTemplateConfig) -> TemplateConfig {
+    let threshold = match raw.lease_renewal_threshold {
+        None => 2.0 / 3.0,
+        Some(value) => {
+            let parsed = match &value {
+                Scalar::Float(x) => Some(*x),
+                Scalar::Int(n) => Some(*n as f64),
+                Scalar::Text(t) => t.trim().parse::<f64>().ok(),
+                Scalar::Bool(_) => None,
+            };
+            match parsed {
+                Some(x) if x > 0.0 && x < 1.0 => x,
+                _ => {
+                    r.error(
+                        &["template_config", "lease_renewal_threshold"],
+                        format!(
+                            "{value} is not a fraction of the lifetime between 0 and 1 \
+                             (exclusive), e.g. 0.67"
+                        ),
+                    );
+                    2.0 / 3.0
+                }
+            }
+        }
+    };
+    TemplateConfig {
+        exit_on_retry_failure: raw.exit_on_retry_failure.unwrap_or(false),
+        static_secret_render_interval: r.duration(
+            &["template_config", "static_secret_render_interval"],
+            raw.static_secret_render_interval.as_ref(),
+            Duration::from_secs(300),
+        ),
+        lease_renewal_threshold: threshold,
+    }
+}
+
+fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Option<Template> {
+    let index_text = index.to_string();
+    let path = |key: &'static str| -> [String; 3] {
+        ["template".to_string(), index_text.clone(), key.to_string()]
+    };
+    let block = ["template", index_text.as_str()];
+
+    let source = match (raw.source, raw.contents) {
+        (Some(_), Some(_)) => {
+            r.error(&block, "set either source or contents, not both");
+            None
+        }
+        (Some(file), None) => r
+            .non_empty_path(&strs(&path("source")), Some(&file))
+            .map(TemplateSource::File),
+        (None, Some(text)) => Some(TemplateSource::Contents(text)),
+        (None, None) => {
+            r.error(
+                &block,
+                "needs source (a template file) or contents (inline text)",
+            );
+            None
+        }
+    };
+    let destination = match raw.destination {
+        None => {
+            r.error(
+                &strs(&path("destination")),
+                "is required: the file to render into",
+            );
+            None
+        }
+        Some(d) => r.non_empty_path(&strs(&path("destination")), Some(&d)),
+    };
+    let perms = r.mode(&strs(&path("perms")), raw.perms.as_ref());
+    let left = raw.left_delimiter.unwrap_or_else(|| "{{".to_string());
+    let right = raw.right_delimiter.unwrap_or_else(|| "}}".to_string());
+    if left.is_empty() {
+        r.error(&strs(&path("left_delimiter")), "must not be empty");
+    }
+    if right.is_empty() {
+        r.error(&strs(&path("right_delimiter")), "must not be empty");
+    }
+    let command = match raw.command {
+        None => None,
+        Some(raw::StringOrList::One(line)) if line.trim().is_empty() => None,
+        Some(raw::StringOrList::One(line)) => Some(TemplateCommand::Shell(line)),
+        Some(raw::StringOrList::Many(argv)) if argv.is_empty() => None,
+        Some(raw::StringOrList::Many(argv)) => Some(TemplateCommand::Argv(argv)),
+    };
+    let command_timeout = r.duration(
+        &strs(&path("command_timeout")),
+        raw.command_timeout.as_ref(),
+        Duration::from_secs(30),
+    );
+    let wait = raw.wait.map(|wait| {
+        let min = r.duration(
+            &["template", &index_text, "wait", "min"],
+            wait.min.as_ref(),
+            Duration::ZERO,
+        );
+        // consul-template: max defaults to 4 × min.
+        let max = r.duration(
+            &["template", &index_text, "wait", "max"],
+            wait.max.as_ref(),
+            min * 4,
+        );
+        if max < min {
+            r.error(
+                &["template", &index_text, "wait", "max"],
+                "is less than wait.min",
+            );
+        }
+        Wait { min, max }
+    });
+    Some(Template {
+        source: source?,
+        destination: destination?,
+        perms,
+        create_dest_dirs: raw.create_dest_dirs.unwrap_or(true),
+        error_on_missing_key: raw.error_on_missing_key.unwrap_or(false),
+        left_delimiter: left,
+        right_delimiter: right,
+        command,
+        command_timeout,
+        wait,
+    })
+}
+
+fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) -> Proxy {
+    let upstream_text = raw
+        .upstream
+        .unwrap_or_else(|| "http://127.0.0.1:80".to_string());
+    let upstream = match upstream_text.parse::<http::Uri>() {
+        Ok(uri)
+            if uri.scheme_str() == Some("http")
+                && uri.authority().is_some()
+                && matches!(uri.path(), "" | "/")
+                && uri.query().is_none() =>
+        {
+            uri
+        }
+        _ => {
+            r.error(
+                &["proxy", "upstream"],
+                format!("{upstream_text:?} is not an upstream such as http://127.0.0.1:80 (plain http, no path)"),
+            );
+            http::Uri::from_static("http://127.0.0.1:80")
+        }
+    };
+    let cert_file = r
+        .non_empty_path(&["proxy", "cert_file"], raw.cert_file.as_ref())
+        .unwrap_or_else(|| PathBuf::from("/etc/nginx/ssl/tls.crt"));
+    let key_file = r
+        .non_empty_path(&["proxy", "key_file"], raw.key_file.as_ref())
+        .unwrap_or_else(|| PathBuf::from("/etc/nginx/ssl/tls.key"));
+    Proxy {
+        listen: r.socket(&["proxy", "listen"], raw.listen.as_deref(), "0.0.0.0:443"),
+        upstream,
+        cert_file,
+        key_file,
+        metrics_listen: r.socket(
+            &["proxy", "metrics_listen"],
+            raw.metrics_listen.as_deref(),
+            "0.0.0.0:9102",
+        ),
+        shutdown_grace: r.duration(
+            &["proxy", "shutdown_grace"],
+            raw.shutdown_grace.as_ref(),
+            default_grace,
+        ),
+    }
+}
+
+/// A path built from owned parts, borrowed as the `&[&str]` the resolver takes.
+fn strs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}

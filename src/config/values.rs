@@ -1,0 +1,196 @@
+//! Parsers for the value spellings Vault accepts: durations, file modes, booleans.
+//!
+//! Pure functions from text to value, each returning a message meant to follow
+//! `FILE: block.key: `. They know nothing about where a value came from.
+
+use std::time::Duration;
+
+use super::raw::Scalar;
+
+/// Durations as Vault reads them: Go's `1h30m`, `250ms`, `1.5h`, plus `d` for days, and bare
+/// seconds (`3600` or `"3600"`).
+pub fn duration(value: &Scalar) -> Result<Duration, String> {
+    const HINT: &str = "(examples: 90s, 5m, 1h30m, 3600)";
+    match value {
+        Scalar::Int(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
+        Scalar::Int(seconds) => Err(format!("{seconds} is negative; a duration must be >= 0")),
+        Scalar::Float(_) | Scalar::Bool(_) => Err(format!("{value} is not a duration {HINT}")),
+        Scalar::Text(text) => {
+            parse_duration_text(text).ok_or_else(|| format!("{value} is not a duration {HINT}"))
+        }
+    }
+}
+
+fn parse_duration_text(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if number_len == 0 {
+            return None;
+        }
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_nanos += number * nanos_per_unit;
+    }
+    // Ten years is far beyond any TTL or timeout this program uses; it also keeps f64 exact.
+    if !(0.0..=10.0 * 365.0 * 86400e9).contains(&total_nanos) {
+        return None;
+    }
+    Some(Duration::from_nanos(total_nanos.round() as u64))
+}
+
+/// File modes: an integer (an octal literal such as `0644` arrives as 420) or an octal string
+/// (`"0644"`, `"644"`, as Go's `strconv.ParseUint(s, 8, 32)` in Vault).
+pub fn mode(value: &Scalar) -> Result<u32, String> {
+    const HINT: &str = "write an octal mode such as 0640 or \"0640\"";
+    let parsed = match value {
+        Scalar::Int(number) => u32::try_from(*number).ok(),
+        Scalar::Text(text) => {
+            let digits = text.trim();
+            let digits = digits.strip_prefix("0o").unwrap_or(digits);
+            if !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                u32::from_str_radix(digits, 8).ok()
+            } else {
+                None
+            }
+        }
+        Scalar::Float(_) | Scalar::Bool(_) => None,
+    };
+    match parsed {
+        Some(mode) if mode <= 0o777 => Ok(mode),
+        Some(mode) => Err(format!(
+            "{value} (0{mode:o}) sets bits beyond rwx (setuid, setgid or sticky); {HINT}"
+        )),
+        None => Err(format!("{value} is not an octal file mode; {HINT}")),
+    }
+}
+
+/// Booleans as Go's `strconv.ParseBool` reads them (Vault's environment variables).
+pub fn boolean(text: &str) -> Option<bool> {
+    match text.trim() {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A boolean that may also be written as a string (`tls_skip_verify = "true"`).
+pub fn scalar_boolean(value: &Scalar) -> Result<bool, String> {
+    match value {
+        Scalar::Bool(b) => Ok(*b),
+        Scalar::Text(text) => boolean(text).ok_or_else(|| format!("{value} is not true or false")),
+        Scalar::Int(0) => Ok(false),
+        Scalar::Int(1) => Ok(true),
+        _ => Err(format!("{value} is not true or false")),
+    }
+}
+
+/// `1h30m0s`-style text for summaries: the largest units, no zero parts.
+pub fn format_duration(duration: Duration) -> String {
+    let total = duration.as_secs();
+    let millis = duration.subsec_millis();
+    if total == 0 {
+        return if millis > 0 {
+            format!("{millis}ms")
+        } else {
+            "0s".to_string()
+        };
+    }
+    let (days, hours, minutes, seconds) = (
+        total / 86400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let mut out = String::new();
+    for (amount, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if amount > 0 {
+            out.push_str(&format!("{amount}{unit}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Scalar {
+        Scalar::Text(s.to_string())
+    }
+
+    #[test]
+    fn durations_in_every_vault_spelling() {
+        assert_eq!(duration(&text("24h")), Ok(Duration::from_secs(86400)));
+        assert_eq!(duration(&text("1h30m")), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration(&text("3600")), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration(&Scalar::Int(3600)), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration(&text("250ms")), Ok(Duration::from_millis(250)));
+        assert_eq!(duration(&text("1.5h")), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration(&text("2d")), Ok(Duration::from_secs(172800)));
+        assert_eq!(duration(&text("0")), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_durations_say_what_to_write() {
+        assert_eq!(
+            duration(&text("5 minutes")).unwrap_err(),
+            "\"5 minutes\" is not a duration (examples: 90s, 5m, 1h30m, 3600)"
+        );
+        assert!(duration(&text("")).is_err());
+        assert!(duration(&text("h")).is_err());
+        assert!(duration(&text("10x")).is_err());
+        assert!(duration(&Scalar::Int(-1)).is_err());
+    }
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(mode(&Scalar::Int(0o644)), Ok(0o644));
+        assert_eq!(mode(&text("0644")), Ok(0o644));
+        assert_eq!(mode(&text("600")), Ok(0o600));
+        assert!(mode(&text("rw-r--r--")).is_err());
+        assert!(mode(&text("0999")).is_err());
+        assert!(mode(&Scalar::Int(0o4755)).unwrap_err().contains("setuid"));
+    }
+
+    #[test]
+    fn go_booleans() {
+        assert_eq!(boolean("1"), Some(true));
+        assert_eq!(boolean("False"), Some(false));
+        assert_eq!(boolean("yes"), None);
+    }
+
+    #[test]
+    fn durations_format_compactly() {
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,114 @@
+//! The `pki-sidecar` executable: parse the command line, load the config, run one role.
+//!
+//! Errors are printed once, here, with their whole chain. Exit codes: 0 ok, 1 runtime failure,
+//! 2 a check could not run, 78 invalid configuration.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pki_sidecar::cli::{Cli, Command};
+use pki_sidecar::config::{self, Config, LogFormat, Role};
+use pki_sidecar::lifecycle::Lifecycle;
+use pki_sidecar::{app, telemetry, validate};
+
+fn main() -> ExitCode {
+    // One crypto provider for the whole process, before any TLS config is built.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("pki-sidecar: a rustls crypto provider was already installed");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("pki-sidecar: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let role = match &cli.command {
+        Command::Agent => Role::Agent,
+        Command::Proxy => Role::Proxy,
+        Command::App => Role::App,
+        Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
+        Command::Check(_) => return Ok(not_available("check")),
+    };
+    let config = match load(&cli.config) {
+        Ok(config) => config,
+        Err(code) => return Ok(code),
+    };
+    if let Err(errors) = config.check_role(role) {
+        eprintln!("{errors}");
+        return Ok(ExitCode::from(config::EXIT_CONFIG as u8));
+    }
+    let format = cli
+        .log_format
+        .or(config.logging.format)
+        .unwrap_or(LogFormat::Text);
+    telemetry::init_logging(
+        cli.log_level.as_deref(),
+        config.logging.level.as_deref(),
+        format,
+    );
+    match role {
+        Role::App => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let lifecycle = Lifecycle::new();
+                lifecycle.listen_for_signals()?;
+                app::run(&config.app, lifecycle).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Role::Agent => Ok(not_available("agent")),
+        Role::Proxy => Ok(not_available("proxy")),
+    }
+}
+
+/// Loads the config files, printing errors and choosing exit code 78 when they are invalid.
+fn load(paths: &[std::path::PathBuf]) -> Result<Config, ExitCode> {
+    config::load(paths).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(config::EXIT_CONFIG as u8)
+    })
+}
+
+fn validate_command(cli: &Cli, role: Option<Role>) -> ExitCode {
+    if cli.config.is_empty() {
+        eprintln!("pki-sidecar validate: no config file given; use --config FILE");
+        return ExitCode::from(config::EXIT_CONFIG as u8);
+    }
+    let config = match load(&cli.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let roles = match role {
+        Some(role) => {
+            if let Err(errors) = config.check_role(role) {
+                eprintln!("{errors}");
+                return ExitCode::from(config::EXIT_CONFIG as u8);
+            }
+            vec![role]
+        }
+        None => vec![Role::Agent, Role::Proxy, Role::App],
+    };
+    print!("{}", validate::summary(&config, &roles));
+    ExitCode::SUCCESS
+}
+
+/// Subcommands whose role is not built yet say so instead of pretending.
+fn not_available(what: &str) -> ExitCode {
+    eprintln!(
+        "pki-sidecar {what}: not available yet in version {}; see the README's status section",
+        telemetry::VERSION
+    );
+    ExitCode::FAILURE
+}

@@ -1,0 +1,266 @@
+//! Logging, metrics and health endpoints shared by every role.
+//!
+//! Each role owns one [`Telemetry`]: a private Prometheus registry (so tests can run several
+//! roles in one process), a [`Readiness`] board, and a small HTTP listener serving `/metrics`,
+//! `/healthz` and `/readyz`. Roles register their own metrics in the registry; this module
+//! holds only what all of them share (`pki_sidecar_build_info`, process metrics, the HTTP
+//! request metrics of the app and the proxy). It must not know what a role does.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LogFormat;
+use crate::http_server;
+
+/// This binary's version, as reported by `--version` and `pki_sidecar_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Installs the global tracing subscriber. Precedence: `--log-level` flag, then `RUST_LOG`,
+/// then the file's `log_level`, then `info`.
+pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: LogFormat) {
+    let directive = flag_level
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
+        .or_else(|| file_level.map(str::to_string))
+        .unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|err| {
+        eprintln!("pki-sidecar: ignoring invalid log level {directive:?} ({err}); using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    // A second call (tests running several roles) keeps the first subscriber.
+    let _already_installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}
+
+/// Named conditions that keep a role from being ready; `/readyz` lists those still pending.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    // Probed every few seconds at most; a mutex is simpler than anything lock-free here.
+    pending: Arc<Mutex<BTreeMap<&'static str, String>>>,
+}
+
+impl Readiness {
+    /// Marks `condition` as not met, with the reason `/readyz` shows.
+    pub fn not_ready(&self, condition: &'static str, reason: impl Into<String>) {
+        self.lock().insert(condition, reason.into());
+    }
+
+    /// Marks `condition` as met.
+    pub fn ready(&self, condition: &'static str) {
+        self.lock().remove(condition);
+    }
+
+    /// `Ok` when every condition is met, else the pending reasons, one per line.
+    pub fn check(&self) -> Result<(), String> {
+        let pending = self.lock();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(pending
+            .iter()
+            .map(|(condition, reason)| format!("{condition}: {reason}"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
+        // The map stays consistent even if a holder panicked: every update is one insert/remove.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Request counters and latency for a role that serves HTTP (`app`, `proxy`).
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    role: &'static str,
+}
+
+impl HttpMetrics {
+    /// Registers the HTTP metric families in `registry` for `role`.
+    pub fn register(registry: &Registry, role: &'static str) -> prometheus::Result<HttpMetrics> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_http_requests_total",
+                "HTTP requests served, by status code.",
+            ),
+            &["role", "code"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "pki_sidecar_http_request_duration_seconds",
+                "Time from request headers received to response headers sent.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["role"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(HttpMetrics {
+            requests,
+            duration,
+            role,
+        })
+    }
+
+    /// A counter for `code`, created at start so it is exported (as 0) before first use.
+    pub fn counter(&self, code: StatusCode) -> prometheus::IntCounter {
+        self.requests.with_label_values(&[self.role, code.as_str()])
+    }
+
+    /// The latency histogram of this role.
+    pub fn histogram(&self) -> prometheus::Histogram {
+        self.duration.with_label_values(&[self.role])
+    }
+}
+
+/// One role's registry, readiness board and metrics listener.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// Where the role registers its metrics.
+    pub registry: Registry,
+    /// What `/readyz` reports.
+    pub readiness: Readiness,
+}
+
+impl Telemetry {
+    /// A registry with `pki_sidecar_build_info` and process metrics, and an empty readiness
+    /// board.
+    pub fn new() -> prometheus::Result<Telemetry> {
+        let registry = Registry::new();
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "pki_sidecar_build_info",
+                "Always 1; labels name the running build.",
+            ),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[VERSION]).set(1);
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Telemetry {
+            registry,
+            readiness: Readiness::default(),
+        })
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(8 * 1024);
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
+            tracing::error!(error = %err, "cannot encode metrics");
+        }
+        buffer
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown`.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
+        let telemetry = self;
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let response = telemetry.respond(request.method(), request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        // Probes and scrapes are short; a long drain would only delay the role's exit.
+        http_server::serve(
+            listener,
+            service,
+            shutdown,
+            Duration::from_secs(1),
+            "telemetry",
+        )
+        .await;
+    }
+
+    fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        if method != Method::GET && method != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        match path {
+            "/metrics" => Response::builder()
+                .header(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)
+                .body(Full::new(Bytes::from(self.render())))
+                .expect("static headers are valid"),
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => match self.readiness.check() {
+                Ok(()) => text(StatusCode::OK, "ready\n"),
+                Err(reasons) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reasons}\n")),
+            },
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /metrics, /healthz or /readyz\n",
+            ),
+        }
+    }
+}
+
+/// A short `text/plain` response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(body.into()))
+        .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_lists_pending_conditions() {
+        let readiness = Readiness::default();
+        assert!(readiness.check().is_ok());
+        readiness.not_ready("certificate", "no valid pair yet");
+        readiness.not_ready("listener", "not bound");
+        assert_eq!(
+            readiness.check().unwrap_err(),
+            "certificate: no valid pair yet\nlistener: not bound"
+        );
+        readiness.ready("listener");
+        readiness.ready("certificate");
+        assert!(readiness.check().is_ok());
+    }
+
+    #[test]
+    fn build_info_is_exported() {
+        let telemetry = Telemetry::new().unwrap();
+        let text = String::from_utf8(telemetry.render()).unwrap();
+        assert!(
+            text.contains(&format!(
+                "pki_sidecar_build_info{{version=\"{VERSION}\"}} 1"
+            )),
+            "{text}"
+        );
+    }
+}

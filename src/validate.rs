@@ -1,0 +1,182 @@
+//! `pki-sidecar validate`: a one-screen summary of what each role will do with a config.
+//!
+//! It formats an already-checked [`Config`]; it never opens a listener or calls Vault.
+
+use std::fmt::Write as _;
+
+use crate::config::values::format_duration;
+use crate::config::{AuthKind, Config, Role, TemplateCommand, TemplateSource};
+
+/// The summary for `roles`, as printed by `validate`.
+pub fn summary(config: &Config, roles: &[Role]) -> String {
+    let mut out = String::new();
+    let files: Vec<String> = config
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}: valid",
+        if files.is_empty() {
+            "(defaults)".to_string()
+        } else {
+            files.join(", ")
+        }
+    );
+    for role in roles {
+        match role {
+            Role::Agent => agent(&mut out, config),
+            Role::Proxy => proxy(&mut out, config),
+            Role::App => app(&mut out, config),
+        }
+    }
+    out
+}
+
+fn agent(out: &mut String, config: &Config) {
+    let _ = writeln!(out, "agent:");
+    let Some(auto_auth) = &config.auto_auth else {
+        let _ = writeln!(
+            out,
+            "  not configured (no auto_auth block): `agent` would refuse to start"
+        );
+        return;
+    };
+    let vault = &config.vault;
+    let mut tls = Vec::new();
+    if let Some(ca) = &vault.ca_cert {
+        tls.push(format!("CA {}", ca.display()));
+    }
+    if let Some(ca) = &vault.ca_path {
+        tls.push(format!("CA dir {}", ca.display()));
+    }
+    if let Some(cert) = &vault.client_cert {
+        tls.push(format!("client cert {}", cert.display()));
+    }
+    if vault.tls_skip_verify {
+        tls.push("TLS VERIFICATION DISABLED".to_string());
+    }
+    if let Some(name) = &vault.tls_server_name {
+        tls.push(format!("server name {name}"));
+    }
+    if let Some(namespace) = &vault.namespace {
+        tls.push(format!("namespace {namespace}"));
+    }
+    let _ = writeln!(
+        out,
+        "  vault     {}{}{}",
+        vault.address,
+        if tls.is_empty() { "" } else { ", " },
+        tls.join(", ")
+    );
+    let method = &auto_auth.method;
+    let detail = match &method.kind {
+        AuthKind::Kubernetes { role, token_path } => {
+            format!("role {role}, token {}", token_path.display())
+        }
+        AuthKind::AppRole {
+            role_id_file_path, ..
+        } => format!("role_id from {}", role_id_file_path.display()),
+        AuthKind::Jwt { path, role } => format!("role {role}, JWT from {}", path.display()),
+        AuthKind::TokenFile { token_file_path } => {
+            format!("token from {}", token_file_path.display())
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  login     {} at {}: {detail}; retry {}..{}{}",
+        method.kind.name(),
+        method.mount_path,
+        format_duration(method.min_backoff),
+        format_duration(method.max_backoff),
+        if method.exit_on_err {
+            ", exit on error"
+        } else {
+            ""
+        }
+    );
+    for sink in &auto_auth.sinks {
+        let _ = writeln!(
+            out,
+            "  token     -> {} (mode {:04o})",
+            sink.path.display(),
+            sink.mode
+        );
+    }
+    for (index, template) in config.templates.iter().enumerate() {
+        let source = match &template.source {
+            TemplateSource::Contents(text) => format!("inline ({} bytes)", text.len()),
+            TemplateSource::File(path) => path.display().to_string(),
+        };
+        let perms = template
+            .perms
+            .map_or(String::new(), |p| format!(" (perms {p:04o})"));
+        let _ = writeln!(
+            out,
+            "  template[{index}] {source} -> {}{perms}",
+            template.destination.display()
+        );
+        if let Some(command) = &template.command {
+            let text = match command {
+                TemplateCommand::Shell(line) => line.clone(),
+                TemplateCommand::Argv(argv) => argv.join(" "),
+            };
+            let _ = writeln!(
+                out,
+                "            then run: {text} (timeout {})",
+                format_duration(template.command_timeout)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  renew     at {:.0}% of each certificate's lifetime",
+        config.template_config.lease_renewal_threshold * 100.0
+    );
+    if config.exit_after_auth {
+        let _ = writeln!(out, "  exit      after the first login (exit_after_auth)");
+    }
+    if let Some(pid) = &config.pid_file {
+        let _ = writeln!(out, "  pid file  {}", pid.display());
+    }
+    let _ = writeln!(
+        out,
+        "  metrics   http://{}/metrics",
+        config.telemetry.metrics_listen
+    );
+}
+
+fn proxy(out: &mut String, config: &Config) {
+    let proxy = &config.proxy;
+    let _ = writeln!(out, "proxy:");
+    let _ = writeln!(
+        out,
+        "  listen    https://{} -> {}",
+        proxy.listen, proxy.upstream
+    );
+    let _ = writeln!(
+        out,
+        "  cert      {} + key {}",
+        proxy.cert_file.display(),
+        proxy.key_file.display()
+    );
+    let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
+    let _ = writeln!(
+        out,
+        "  drain     {} after SIGTERM",
+        format_duration(proxy.shutdown_grace)
+    );
+}
+
+fn app(out: &mut String, config: &Config) {
+    let app = &config.app;
+    let _ = writeln!(out, "app:");
+    let _ = writeln!(out, "  listen    http://{} (hello world)", app.listen);
+    let _ = writeln!(out, "  metrics   http://{}/metrics", app.metrics_listen);
+    let _ = writeln!(
+        out,
+        "  drain     {} after SIGTERM",
+        format_duration(app.shutdown_grace)
+    );
+}

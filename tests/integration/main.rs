@@ -1,0 +1,3 @@
+//! The integration tests: one binary, so one OpenBao dev server serves them all.
+mod util;
+mod bed;
