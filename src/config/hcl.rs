@@ -227,13 +227,20 @@ impl Converter<'_> {
                     }
                 }
             }
-            [label, ..] => {
-                let expected = if TYPED_BLOCKS.contains(&name) {
-                    "takes at most one label, its type"
-                } else {
-                    "takes no label"
-                };
-                return Err(self.syntax_at(label.span(), format!("block `{name}` {expected}")));
+            [label, ..] if TYPED_BLOCKS.contains(&name) => {
+                return Err(self.syntax_at(
+                    label.span(),
+                    format!("block `{name}` takes at most one label, its type"),
+                ));
+            }
+            labels => {
+                // HCL1: `name "a" "b" { ... }` is `name = { a = { b = { ... } } }`. Nothing this
+                // program reads is written that way, so the key check will name the label.
+                for label in labels.iter().rev() {
+                    let mut outer = Dict::new();
+                    outer.insert(label.as_str().to_string(), Value::from(dict));
+                    dict = outer;
+                }
             }
         }
         Ok(Value::from(dict))

@@ -53,10 +53,10 @@ pub(super) fn from_figment(error: figment::Error, fallback_origin: &str) -> Vec<
                 .metadata
                 .as_ref()
                 .map_or_else(|| fallback_origin.to_string(), |m| m.name.to_string());
-            let mut path = error.path.clone();
+            let path = &error.path;
             let message = match &error.kind {
-                Kind::UnknownField(field, expected) => {
-                    path.push(field.clone());
+                // figment's path already ends with the offending key.
+                Kind::UnknownField(_, expected) => {
                     let known: Vec<&str> = expected
                         .iter()
                         .copied()
@@ -67,15 +67,12 @@ pub(super) fn from_figment(error: figment::Error, fallback_origin: &str) -> Vec<
                 Kind::InvalidType(actual, expected) => {
                     format!("expected {expected}, found {actual}")
                 }
-                Kind::MissingField(field) => {
-                    path.push(field.to_string());
-                    "is required".to_string()
-                }
+                Kind::MissingField(_) => "is required".to_string(),
                 other => other.to_string(),
             };
             ConfigError::Invalid {
                 origin,
-                path: render_path(&path),
+                path: render_path(path),
                 message,
             }
         })

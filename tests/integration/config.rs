@@ -1,0 +1,539 @@
+//! Config loading as users meet it: the seed's file, the fixtures through `validate`, layering
+//! of files and environment.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pki_sidecar::config::{
+    self, AuthKind, FileSink, LogFormat, TemplateCommand, TemplateSource, Wait,
+};
+
+use crate::util;
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = util::repo().join("tests/fixtures/config").join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "hcl"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(util::repo())
+        .expect("fixture under the repo")
+        .display()
+        .to_string()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn seed_agent_file_loads_to_the_expected_values() {
+    let config = config::load_with_env(&[util::repo().join("etc/agent.hcl")], &no_env)
+        .unwrap_or_else(|e| panic!("the seed's file must load: {e}"));
+    assert!(!config.exit_after_auth);
+    assert_eq!(
+        config.pid_file.as_deref(),
+        Some(Path::new("/home/vault/pidfile"))
+    );
+    let auto_auth = config.auto_auth.as_ref().expect("auto_auth");
+    assert_eq!(auto_auth.method.mount_path, "auth/kubernetes");
+    assert_eq!(auto_auth.method.mount(), "kubernetes");
+    assert_eq!(
+        auto_auth.method.kind,
+        AuthKind::Kubernetes {
+            role: "authkube".into(),
+            token_path: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+        }
+    );
+    assert_eq!(auto_auth.method.min_backoff, Duration::from_secs(1));
+    assert_eq!(auto_auth.method.max_backoff, Duration::from_secs(300));
+    assert_eq!(
+        auto_auth.sinks,
+        vec![FileSink {
+            path: "/home/vault/.vault-token".into(),
+            mode: 0o640
+        }]
+    );
+    assert_eq!(config.templates.len(), 1);
+    let template = &config.templates[0];
+    assert_eq!(template.destination, Path::new("/etc/nginx/ssl/tls.crt"));
+    assert_eq!(
+        template.perms,
+        Some(0o644),
+        "perms = 0644 is octal, as in Vault's HCL1"
+    );
+    let TemplateSource::Contents(contents) = &template.source else {
+        panic!("the seed's template is inline");
+    };
+    assert!(contents.starts_with(
+        "{{- with pkiCert \"pki_intermediate/issue/home\" \"common_name=foo.home\" \
+         \"alt_names=localhost,bar.home\" \"ttl=24h\" -}}\n"
+    ));
+    assert!(
+        contents.contains(
+            "{{ .Data.Key | writeToFile \"/etc/nginx/ssl/tls.key\" \"\" \"\" \"0644\" }}\n"
+        )
+    );
+    assert!(
+        contents.ends_with("{{ end }}    \n"),
+        "trailing spaces kept: {contents:?}"
+    );
+    assert_eq!(
+        (
+            template.left_delimiter.as_str(),
+            template.right_delimiter.as_str()
+        ),
+        ("{{", "}}")
+    );
+    assert!(template.create_dest_dirs);
+    // Defaults for everything the seed leaves out.
+    assert_eq!(config.vault.address, "https://127.0.0.1:8200");
+    assert_eq!(config.vault.num_retries, 12);
+    assert!((config.template_config.lease_renewal_threshold - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(config.telemetry.metrics_listen.to_string(), "0.0.0.0:9101");
+    assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:443");
+    assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:80/");
+    assert_eq!(config.proxy.cert_file, Path::new("/etc/nginx/ssl/tls.crt"));
+    assert_eq!(config.proxy.key_file, Path::new("/etc/nginx/ssl/tls.key"));
+    assert_eq!(config.proxy.metrics_listen.to_string(), "0.0.0.0:9102");
+    assert_eq!(config.app.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(config.app.metrics_listen.to_string(), "0.0.0.0:9103");
+    assert_eq!(config.app.shutdown_grace, Duration::from_secs(10));
+}
+
+#[test]
+fn seed_agent_file_validates_with_the_seed_environment() {
+    // The seed's app-cm ConfigMap sets these two for the agent container.
+    let output = util::command()
+        .args(["validate", "--config", "etc/agent.hcl", "--role", "agent"])
+        .env("VAULT_ADDR", "https://vault.home")
+        .env("VAULT_CACERT", "/etc/ssl/certs/vault.pem")
+        .output()
+        .expect("run validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("https://vault.home, CA /etc/ssl/certs/vault.pem"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("kubernetes at auth/kubernetes: role authkube"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-> /etc/nginx/ssl/tls.crt (perms 0644)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("proxy:"),
+        "--role agent shows the agent only: {stdout}"
+    );
+}
+
+#[test]
+fn every_invalid_fixture_exits_78_with_its_exact_message() {
+    let files = fixtures("invalid");
+    for file in &files {
+        let expected_path = file.with_extension("expected");
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|e| {
+            panic!("{} needs {}: {e}", file.display(), expected_path.display())
+        });
+        let output = util::command()
+            .args(["validate", "--config", &relative(file)])
+            .output()
+            .expect("run validate");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(78),
+            "{}: stderr {stderr}",
+            file.display()
+        );
+        assert_eq!(stderr, expected, "{}", file.display());
+        assert!(
+            output.stdout.is_empty(),
+            "{}: nothing on stdout",
+            file.display()
+        );
+    }
+    // Every expectation belongs to a fixture.
+    let dir = util::repo().join("tests/fixtures/config/invalid");
+    for entry in std::fs::read_dir(&dir).expect("read fixtures") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "expected") {
+            assert!(
+                path.with_extension("hcl").exists(),
+                "orphan {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_valid_fixture_validates() {
+    for file in fixtures("valid") {
+        let output = util::command()
+            .args(["validate", "--config", &relative(&file)])
+            .output()
+            .expect("run validate");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.starts_with(&format!("{}: valid\n", relative(&file))),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn every_key_fixture_resolves_every_key() {
+    let path = util::repo().join("tests/fixtures/config/valid/every-key.hcl");
+    let config = config::load_with_env(&[path], &no_env).expect("every-key.hcl loads");
+    assert_eq!(config.logging.level.as_deref(), Some("debug"));
+    assert_eq!(config.logging.format, Some(LogFormat::Json));
+    assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+    let vault = &config.vault;
+    assert_eq!(
+        vault.address, "https://vault.example:8200",
+        "trailing slash trimmed"
+    );
+    assert_eq!(
+        vault.ca_path.as_deref(),
+        Some(Path::new("/etc/ssl/vault-cas"))
+    );
+    assert_eq!(
+        vault.client_key.as_deref(),
+        Some(Path::new("/etc/vault/client.key"))
+    );
+    assert_eq!(vault.tls_server_name.as_deref(), Some("vault.internal"));
+    assert_eq!(vault.namespace.as_deref(), Some("team-a"));
+    assert_eq!(vault.num_retries, 5);
+    let auto_auth = config.auto_auth.as_ref().expect("auto_auth");
+    let method = &auto_auth.method;
+    assert_eq!(method.mount_path, "auth/k8s-prod");
+    assert_eq!(method.namespace.as_deref(), Some("team-a/k8s"));
+    assert_eq!(
+        (method.min_backoff, method.max_backoff),
+        (Duration::from_secs(2), Duration::from_secs(60))
+    );
+    assert!(method.exit_on_err);
+    assert_eq!(
+        method.kind,
+        AuthKind::Kubernetes {
+            role: "authkube".into(),
+            token_path: "/var/run/secrets/tokens/vault".into()
+        }
+    );
+    assert_eq!(
+        auto_auth.sinks,
+        vec![
+            FileSink {
+                path: "/home/vault/.vault-token".into(),
+                mode: 0o600
+            },
+            FileSink {
+                path: "/run/token-copy".into(),
+                mode: 0o644
+            },
+        ]
+    );
+    assert!(config.template_config.exit_on_retry_failure);
+    assert_eq!(
+        config.template_config.static_secret_render_interval,
+        Duration::from_secs(600)
+    );
+    assert_eq!(config.template_config.lease_renewal_threshold, 0.5);
+    let [first, second] = config.templates.as_slice() else {
+        panic!("two templates");
+    };
+    assert_eq!(
+        first.source,
+        TemplateSource::File("/etc/templates/cert.tpl".into())
+    );
+    assert_eq!(first.perms, Some(0o640));
+    assert!(!first.create_dest_dirs);
+    assert!(first.error_on_missing_key);
+    assert_eq!(
+        (
+            first.left_delimiter.as_str(),
+            first.right_delimiter.as_str()
+        ),
+        ("[[", "]]")
+    );
+    assert_eq!(
+        first.command,
+        Some(TemplateCommand::Argv(vec![
+            "/bin/kill".into(),
+            "-HUP".into(),
+            "1".into()
+        ]))
+    );
+    assert_eq!(first.command_timeout, Duration::from_secs(90));
+    assert_eq!(
+        first.wait,
+        Some(Wait {
+            min: Duration::from_secs(2),
+            max: Duration::from_secs(10)
+        })
+    );
+    assert_eq!(
+        second.command,
+        Some(TemplateCommand::Shell("echo rendered".into()))
+    );
+    assert_eq!(second.perms, None);
+    assert_eq!(
+        config.telemetry.metrics_listen.to_string(),
+        "127.0.0.1:19101"
+    );
+    assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
+    assert_eq!(
+        config.proxy.metrics_listen.to_string(),
+        "0.0.0.0:19102",
+        "Go's :PORT form"
+    );
+    assert_eq!(config.proxy.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(config.app.metrics_listen.to_string(), "[::1]:19103");
+    assert_eq!(
+        config.app.shutdown_grace,
+        Duration::from_secs(5),
+        "bare seconds"
+    );
+}
+
+#[test]
+fn other_auth_methods_resolve() {
+    let load = |name: &str| {
+        let path = util::repo().join("tests/fixtures/config/valid").join(name);
+        config::load_with_env(&[path], &no_env)
+            .expect("fixture loads")
+            .auto_auth
+            .expect("auto_auth")
+    };
+    let approle = load("approle.hcl");
+    assert_eq!(approle.method.mount_path, "auth/approle");
+    assert_eq!(
+        approle.method.kind,
+        AuthKind::AppRole {
+            role_id_file_path: "/etc/vault/role-id".into(),
+            secret_id_file_path: Some("/etc/vault/secret-id".into()),
+            remove_secret_id_file_after_reading: false,
+        }
+    );
+    let jwt = load("jwt.hcl");
+    assert_eq!(
+        jwt.method.kind,
+        AuthKind::Jwt {
+            path: "/var/run/secrets/tokens/vault-jwt".into(),
+            role: "app".into()
+        }
+    );
+    let token = load("token-file.hcl");
+    assert_eq!(
+        token.method.kind,
+        AuthKind::TokenFile {
+            token_file_path: "/home/vault/.vault-token-in".into()
+        }
+    );
+}
+
+#[test]
+fn environment_overrides_the_file_and_bao_wins_over_vault() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "a.hcl",
+        "vault {\n  address = \"https://from-file:8200\"\n  namespace = \"file-ns\"\n}\n",
+    );
+    let env: HashMap<&str, &str> = [
+        ("VAULT_ADDR", "https://from-vault-env:8200"),
+        ("BAO_ADDR", "https://from-bao-env:8200"),
+        ("VAULT_CACERT", "/ca.pem"),
+        ("VAULT_SKIP_VERIFY", "true"),
+        ("VAULT_NAMESPACE", ""),
+        ("VAULT_MAX_RETRIES", "-1"),
+    ]
+    .into_iter()
+    .collect();
+    let config = config::load_with_env(&[file], &|name| env.get(name).map(|v| v.to_string()))
+        .expect("loads");
+    assert_eq!(config.vault.address, "https://from-bao-env:8200");
+    assert_eq!(config.vault.ca_cert.as_deref(), Some(Path::new("/ca.pem")));
+    assert!(config.vault.tls_skip_verify);
+    assert_eq!(
+        config.vault.namespace.as_deref(),
+        Some("file-ns"),
+        "an empty variable is unset"
+    );
+    assert_eq!(config.vault.num_retries, 0, "-1 disables retries");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let output = util::command()
+        .args(["validate", "--config", "etc/agent.hcl"])
+        .env("BAO_SKIP_VERIFY", "maybe")
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "environment variable BAO_SKIP_VERIFY: vault.tls_skip_verify: \"maybe\" is not true or false\n"
+    );
+}
+
+#[test]
+fn later_files_override_earlier_ones_and_templates_add_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = util::write_file(
+        dir.path(),
+        "base.hcl",
+        "pid_file = \"/base.pid\"\nvault {\n  address = \"https://base:8200\"\n  namespace = \"ns\"\n}\n\
+         template {\n  contents = \"a\"\n  destination = \"/a\"\n}\n",
+    );
+    let overlay = util::write_file(
+        dir.path(),
+        "overlay.hcl",
+        "vault {\n  address = \"https://overlay:8200\"\n}\ntemplate {\n  contents = \"b\"\n  destination = \"/b\"\n}\n",
+    );
+    let config = config::load_with_env(&[base.clone(), overlay.clone()], &no_env).expect("loads");
+    assert_eq!(config.vault.address, "https://overlay:8200");
+    assert_eq!(
+        config.vault.namespace.as_deref(),
+        Some("ns"),
+        "untouched keys survive"
+    );
+    assert_eq!(config.pid_file.as_deref(), Some(Path::new("/base.pid")));
+    let destinations: Vec<_> = config
+        .templates
+        .iter()
+        .map(|t| t.destination.clone())
+        .collect();
+    assert_eq!(destinations, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+
+    // Through the binary: --config repeated, and PKI_SIDECAR_CONFIG as a comma-separated list.
+    let broken = util::write_file(
+        dir.path(),
+        "broken.hcl",
+        "vault {\n  address = \"nope\"\n}\n",
+    );
+    let output = util::command()
+        .arg("validate")
+        .args([
+            "--config",
+            base.to_str().unwrap(),
+            "--config",
+            broken.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{}: vault.address: \"nope\" is not a Vault address such as https://vault.example:8200\n",
+            broken.display()
+        ),
+        "the error names the file the bad value came from"
+    );
+    let output = util::command()
+        .arg("validate")
+        .env(
+            "PKI_SIDECAR_CONFIG",
+            format!("{},{}", base.display(), overlay.display()),
+        )
+        .output()
+        .expect("run validate");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with(&format!(
+            "{}, {}: valid\n",
+            base.display(),
+            overlay.display()
+        )),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn role_checks_apply_only_to_the_role_asked_for() {
+    let fixture = "tests/fixtures/config/valid/proxy-and-app-only.hcl";
+    let output = util::command()
+        .args(["validate", "--config", fixture])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("agent:\n  not configured"));
+    let output = util::command()
+        .args(["validate", "--config", fixture, "--role", "agent"])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{fixture}: auto_auth: the agent role needs an auto_auth block with a method to \
+             log in to Vault\n"
+        )
+    );
+}
+
+#[test]
+fn validate_without_a_file_and_a_missing_file_are_config_errors() {
+    let output = util::command()
+        .arg("validate")
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    let output = util::command()
+        .args(["validate", "--config", "does/not/exist.hcl"])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .starts_with("does/not/exist.hcl: cannot read: No such file or directory"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn roles_not_built_yet_say_so() {
+    for args in [
+        &["agent", "--config", "etc/agent.hcl"][..],
+        &["proxy"][..],
+        &["check", "pair", "--cert", "a", "--key", "b"][..],
+    ] {
+        let output = util::command().args(args).output().expect("run");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not available yet"), "{args:?}: {stderr}");
+    }
+}
