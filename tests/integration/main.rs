@@ -1,3 +1,9 @@
-//! The integration tests: one binary, so one OpenBao dev server serves them all.
-mod util;
+//! The integration tests, in one binary so one OpenBao dev server serves them all.
+//!
+//! - `config`: the seed's file, the fixture folders through `validate`, layering.
+//! - `app`: the app role, metrics endpoints, graceful drain, signals.
+//! - `bed`: the OpenBao test bed itself.
+mod app;
 mod bed;
+mod config;
+mod util;

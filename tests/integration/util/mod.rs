@@ -1,3 +1,197 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the binary, free ports, a tiny HTTP client, and
+//! (in submodules) the OpenBao bed and the Kubernetes TokenReview stand-in.
+#![allow(dead_code)] // Each test module uses a different subset.
+
 pub mod bao;
 pub mod tokenreview;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `pki-sidecar` binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pki-sidecar")
+}
+
+/// The repository root; fixture paths in expected messages are relative to it.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `pki-sidecar` command run from the repository root with no Vault/OpenBao environment, so
+/// the developer's own `VAULT_ADDR` cannot change a result.
+pub fn command() -> Command {
+    let mut command = Command::new(bin());
+    command.current_dir(repo());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VAULT_") || name.starts_with("BAO_") || name == "PKI_SIDECAR_CONFIG" {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// A loopback port that was free a moment ago (for the binary, which must be given a port).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts connections on `address`, or panics after `limit`.
+pub fn wait_for_port(address: SocketAddr, limit: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "nothing listening on {address} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub fn http(address: SocketAddr, method: &str, path: &str) -> HttpResponse {
+    let mut stream =
+        TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+/// Parses a complete HTTP/1.1 response (Content-Length or read-to-close bodies).
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// Kills the child if a test panics before it stopped it.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    /// Starts `command` with piped stdout/stderr.
+    pub fn spawn(mut command: Command) -> ChildGuard {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        ChildGuard(Some(command.spawn().expect("spawn pki-sidecar")))
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> i32 {
+        self.0.as_ref().expect("running").id() as i32
+    }
+
+    /// Waits up to `limit` for exit; returns the exit code and stderr.
+    pub fn wait(&mut self, limit: Duration) -> (Option<i32>, String) {
+        let mut child = self.0.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                return (status.code(), stderr);
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("process did not exit within {limit:?}; stderr:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes `text` to a new file in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: i32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+}
+
+/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed.
+pub fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool output");
+    let mut report = String::from_utf8_lossy(&output.stdout).to_string();
+    report.push_str(&String::from_utf8_lossy(&output.stderr));
+    Some((output.status.success(), report))
+}
