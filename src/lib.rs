@@ -7,13 +7,23 @@
 //! - [`lifecycle`]: signals, the shutdown token, the reload hook, the pid file.
 //! - [`http_server`]: the accept loop with graceful drain that every listener shares.
 //! - [`app`]: the `hello world` web server role.
+//! - [`agent`]: the Vault Agent replacement: auto_auth and the token's life.
+//! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
+//! - [`schedule`]: renewal points and backoff, as pure functions.
+//! - [`fsutil`]: atomic file replacement.
+//! - [`secret`]: strings that never print.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fsutil;
 pub mod http_server;
 pub mod lifecycle;
+pub mod schedule;
+pub mod secret;
 pub mod telemetry;
 pub mod validate;
+pub mod vault;

@@ -10,7 +10,7 @@ use clap::Parser;
 use pki_sidecar::cli::{Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
-use pki_sidecar::{app, telemetry, validate};
+use pki_sidecar::{agent, app, telemetry, validate};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
@@ -68,7 +68,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Role::Agent => Ok(not_available("agent")),
+        Role::Agent => {
+            // One thread: the agent waits on Vault and timers, and stays small.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let lifecycle = Lifecycle::new();
+                lifecycle.listen_for_signals()?;
+                agent::run(&config, lifecycle).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Role::Proxy => Ok(not_available("proxy")),
     }
 }

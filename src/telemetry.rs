@@ -41,6 +41,7 @@ pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: 
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true);
     // A second call (tests running several roles) keeps the first subscriber.
     let _already_installed = match format {

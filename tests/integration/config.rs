@@ -527,7 +527,6 @@ fn validate_without_a_file_and_a_missing_file_are_config_errors() {
 #[test]
 fn roles_not_built_yet_say_so() {
     for args in [
-        &["agent", "--config", "etc/agent.hcl"][..],
         &["proxy"][..],
         &["check", "pair", "--cert", "a", "--key", "b"][..],
     ] {

@@ -1,8 +1,10 @@
 //! The integration tests, in one binary so one OpenBao dev server serves them all.
 //!
 //! - `config`: the seed's file, the fixture folders through `validate`, layering.
+//! - `agent`: the agent's auto_auth and token lifecycle against real OpenBao.
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `bed`: the OpenBao test bed itself.
+mod agent;
 mod app;
 mod bed;
 mod config;

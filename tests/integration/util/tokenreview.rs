@@ -3,13 +3,15 @@
 //! (the payload is decoded, the signature never checked) and answers with the user named by the
 //! JWT's claims, so tests can log in as any ServiceAccount without a cluster. A token that does not
 //! decode, or whose claims carry `"revoked": true`, is refused the way the API server refuses a
-//! deleted ServiceAccount's token, so tests can exercise a failed login. It must not grow into a
-//! Kubernetes fake: everything else answers 404.
+//! deleted ServiceAccount's token, so tests can exercise a failed login. It records the
+//! ServiceAccount uid of every token it reviews, so a test can tell which token a login used (e.g.
+//! after swapping the token file). It must not grow into a Kubernetes fake: everything else answers
+//! 404.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,10 +25,20 @@ use serde_json::{Value, json};
 /// The path Vault's Kubernetes auth plugin posts TokenReviews to.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-/// A running TokenReview endpoint; it serves until the test binary exits.
+/// The claim naming the ServiceAccount's uid (set it with `service_account_jwt_with`).
+pub const UID_CLAIM: &str = "kubernetes.io/serviceaccount/service-account.uid";
+
+/// A running TokenReview endpoint; it serves as long as the runtime it was started on.
 pub struct TokenReview {
     url: String,
-    requests: Arc<AtomicUsize>,
+    stats: Arc<Stats>,
+}
+
+/// What the stand-in has seen, shared with its connection tasks.
+#[derive(Default)]
+struct Stats {
+    requests: AtomicUsize,
+    seen_uids: Mutex<Vec<String>>,
 }
 
 impl TokenReview {
@@ -37,16 +49,16 @@ impl TokenReview {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&requests);
+        let stats = Arc::new(Stats::default());
+        let served = Arc::clone(&stats);
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .expect("TokenReview stand-in: adopt the bound listener");
-            serve(listener, counter).await;
+            serve(listener, served).await;
         });
         Ok(Self {
             url: format!("http://{address}"),
-            requests,
+            stats,
         })
     }
 
@@ -55,13 +67,21 @@ impl TokenReview {
         &self.url
     }
 
-    /// How many TokenReviews have been posted so far, by every test in the binary.
+    /// How many TokenReviews have been posted so far, by every test using this stand-in (all of
+    /// the binary's, for the shared bed's).
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.stats.requests.load(Ordering::SeqCst)
+    }
+
+    /// The [`UID_CLAIM`] of every token reviewed so far, in order, whether the review accepted it
+    /// or not (refused `"revoked"` tokens included). Tokens that do not decode, or carry no uid,
+    /// add nothing. The shared bed's list holds every test's logins: look for a uid of your own.
+    pub fn seen_uids(&self) -> Vec<String> {
+        lock(&self.stats.seen_uids).clone()
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, requests: Arc<AtomicUsize>) {
+async fn serve(listener: tokio::net::TcpListener, stats: Arc<Stats>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -72,10 +92,10 @@ async fn serve(listener: tokio::net::TcpListener, requests: Arc<AtomicUsize>) {
                 continue;
             }
         };
-        let requests = Arc::clone(&requests);
+        let stats = Arc::clone(&stats);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                handle(request, Arc::clone(&requests), peer)
+                handle(request, Arc::clone(&stats), peer)
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -89,7 +109,7 @@ async fn serve(listener: tokio::net::TcpListener, requests: Arc<AtomicUsize>) {
 
 async fn handle(
     request: Request<Incoming>,
-    requests: Arc<AtomicUsize>,
+    stats: Arc<Stats>,
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.method() != Method::POST || request.uri().path() != TOKEN_REVIEW_PATH {
@@ -98,7 +118,7 @@ async fn handle(
             &json!({"kind": "Status", "code": 404}),
         ));
     }
-    requests.fetch_add(1, Ordering::SeqCst);
+    stats.requests.fetch_add(1, Ordering::SeqCst);
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
@@ -112,18 +132,29 @@ async fn handle(
             &json!({"kind": "Status", "code": 400}),
         ));
     };
-    // 201 Created is what the API server answers to a TokenReview create.
-    Ok(respond(StatusCode::CREATED, &review(&review_request)))
-}
-
-/// The TokenReview answering `request`: authenticated as the JWT's ServiceAccount, or refused.
-fn review(request: &Value) -> Value {
-    let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let status = match spec["token"]
+    let spec = review_request
+        .get("spec")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let claims = spec["token"]
         .as_str()
         .ok_or("no spec.token")
-        .and_then(user_of)
+        .and_then(claims_of);
+    if let Some(uid) = claims
+        .as_ref()
+        .ok()
+        .and_then(|claims| claims[UID_CLAIM].as_str())
     {
+        lock(&stats.seen_uids).push(uid.to_owned());
+    }
+    // 201 Created is what the API server answers to a TokenReview create.
+    Ok(respond(StatusCode::CREATED, &review(spec, claims)))
+}
+
+/// The TokenReview answering `spec` (whose token has `claims`): authenticated as the JWT's
+/// ServiceAccount, or refused.
+fn review(spec: Value, claims: Result<Value, &'static str>) -> Value {
+    let status = match claims.and_then(|claims| user_of(&claims)) {
         Ok(user) => json!({"authenticated": true, "user": user}),
         Err(reason) => json!({"authenticated": false, "user": {}, "error": reason}),
     };
@@ -136,8 +167,8 @@ fn review(request: &Value) -> Value {
     })
 }
 
-/// The TokenReview `status.user` for a legacy ServiceAccount token's claims.
-fn user_of(token: &str) -> Result<Value, &'static str> {
+/// The claims of a JWT, unverified.
+fn claims_of(token: &str) -> Result<Value, &'static str> {
     let mut parts = token.split('.');
     let (Some(_header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -147,7 +178,11 @@ fn user_of(token: &str) -> Result<Value, &'static str> {
     let payload = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| "JWT payload is not base64url")?;
-    let claims: Value = serde_json::from_slice(&payload).map_err(|_| "JWT payload is not JSON")?;
+    serde_json::from_slice(&payload).map_err(|_| "JWT payload is not JSON")
+}
+
+/// The TokenReview `status.user` for a legacy ServiceAccount token's claims.
+fn user_of(claims: &Value) -> Result<Value, &'static str> {
     if claims["revoked"] == Value::Bool(true) {
         return Err("service account token has been revoked");
     }
@@ -157,7 +192,7 @@ fn user_of(token: &str) -> Result<Value, &'static str> {
     };
     Ok(json!({
         "username": format!("system:serviceaccount:{namespace}:{name}"),
-        "uid": claim("service-account.uid").unwrap_or_default(),
+        "uid": claims[UID_CLAIM].as_str().unwrap_or_default(),
         "groups": [
             "system:serviceaccounts",
             format!("system:serviceaccounts:{namespace}"),
@@ -174,4 +209,10 @@ fn respond(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Locks `list`, ignoring poisoning: it is append-only, so a panicked writer leaves it whole.
+fn lock<T>(list: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    list.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,0 +1,485 @@
+//! auto_auth: logging in with the configured method, and keeping a live token for as long as
+//! the agent runs.
+//!
+//! [`Authenticator`] performs one login, reading its credential files afresh every time (a
+//! projected ServiceAccount token rotates under the agent's feet). [`TokenKeeper`] owns the
+//! token's life: it publishes each token (sink files, a watch channel for the template
+//! renderer, metrics), renews it at about 2/3 of its TTL, and logs in again when the token is
+//! not renewable, is capped by its max TTL, or is refused. Every failure path waits with the
+//! method's backoff; every wait ends at shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::AgentMetrics;
+use crate::config::{AuthKind, AuthMethod, FileSink};
+use crate::fsutil;
+use crate::schedule::{self, Backoff};
+use crate::secret::Secret;
+use crate::telemetry::Readiness;
+use crate::vault::{Token, VaultClient, VaultError};
+
+/// The readiness condition this module owns.
+pub const READY_CONDITION: &str = "vault_token";
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// A credential file could not be read (it may appear later).
+    #[error("{0:#}")]
+    Credentials(anyhow::Error),
+    /// Vault refused or could not be reached.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Performs logins with one auth method.
+pub struct Authenticator {
+    client: VaultClient,
+    method: AuthMethod,
+    /// A secret ID or JWT whose file was removed after reading, kept for later logins as
+    /// Vault Agent does.
+    remembered: Option<Secret>,
+}
+
+impl Authenticator {
+    /// An authenticator for `method` talking to `client`.
+    pub fn new(client: VaultClient, method: AuthMethod) -> Authenticator {
+        Authenticator {
+            client,
+            method,
+            remembered: None,
+        }
+    }
+
+    /// The method's name, for metrics and logs.
+    pub fn method_name(&self) -> &'static str {
+        self.method.kind.name()
+    }
+
+    /// One login attempt (with the client's own retries inside).
+    pub async fn login(&mut self) -> Result<Token, LoginError> {
+        let mount = self.method.mount().to_string();
+        let namespace = self.method.namespace.clone();
+        let namespace = namespace.as_deref();
+        match self.method.kind.clone() {
+            AuthKind::Kubernetes { role, token_path } => {
+                let jwt = read_secret(&token_path, "the ServiceAccount token (token_path)")?;
+                Ok(self
+                    .client
+                    .login_kubernetes(&mount, &role, &jwt, namespace)
+                    .await?)
+            }
+            AuthKind::Jwt { path, role } => {
+                let jwt = read_secret(&path, "the JWT (config.path)")?;
+                Ok(self
+                    .client
+                    .login_jwt(&mount, &role, &jwt, namespace)
+                    .await?)
+            }
+            AuthKind::AppRole {
+                role_id_file_path,
+                secret_id_file_path,
+                remove_secret_id_file_after_reading,
+            } => {
+                let role_id = read_secret(&role_id_file_path, "the AppRole role ID")?;
+                let secret_id = match &secret_id_file_path {
+                    None => Secret::default(),
+                    Some(path) => self.secret_id(path, remove_secret_id_file_after_reading)?,
+                };
+                Ok(self
+                    .client
+                    .login_approle(&mount, role_id.expose(), &secret_id, namespace)
+                    .await?)
+            }
+            AuthKind::TokenFile { token_file_path } => {
+                let secret = read_secret(&token_file_path, "the token file (token_file_path)")?;
+                Ok(self.client.lookup_self(&secret).await?)
+            }
+        }
+    }
+
+    /// The secret ID from its file, or the one remembered after the file was removed.
+    fn secret_id(&mut self, path: &Path, remove: bool) -> Result<Secret, LoginError> {
+        if !path.exists() {
+            if let Some(remembered) = &self.remembered {
+                return Ok(remembered.clone());
+            }
+        }
+        let secret = read_secret(path, "the AppRole secret ID")?;
+        if remove {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove the secret ID file {}", path.display()))
+                .map_err(LoginError::Credentials)?;
+        }
+        self.remembered = Some(secret.clone());
+        Ok(secret)
+    }
+}
+
+/// Reads a credential file, trimmed; empty or unreadable is an error naming the file.
+fn read_secret(path: &Path, what: &str) -> Result<Secret, LoginError> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} at {}", path.display()))
+        .map_err(LoginError::Credentials)?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(LoginError::Credentials(anyhow::anyhow!(
+            "{what} at {} is empty",
+            path.display()
+        )));
+    }
+    let secret = Secret::new(trimmed.to_string());
+    drop(zeroize::Zeroizing::new(text));
+    Ok(secret)
+}
+
+/// What to do when a token's renewal point comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStep {
+    /// `renew-self`.
+    Renew,
+    /// Log in again: not renewable, or capped by its max TTL.
+    Login,
+    /// The token never expires: nothing to do.
+    Keep,
+}
+
+/// The step for `token` whose first TTL (at login) was `login_ttl`: a renewal that returned
+/// less than asked for means the max TTL is near, and renewing again would gain nothing.
+pub fn next_step(token: &Token, login_ttl: Duration) -> TokenStep {
+    if token.ttl.is_zero() {
+        TokenStep::Keep
+    } else if !token.renewable || token.ttl + Duration::from_secs(1) < login_ttl {
+        TokenStep::Login
+    } else {
+        TokenStep::Renew
+    }
+}
+
+/// Keeps a token alive and publishes it.
+pub struct TokenKeeper {
+    /// Logs in.
+    pub authenticator: Authenticator,
+    /// Renews.
+    pub client: VaultClient,
+    /// Where each new token is written.
+    pub sinks: Vec<FileSink>,
+    /// Backoff bounds and `exit_on_err`.
+    pub method: AuthMethod,
+    /// Counters and gauges.
+    pub metrics: AgentMetrics,
+    /// Marked ready at the first token.
+    pub readiness: Readiness,
+    /// The current token, for the template renderer.
+    pub token_tx: watch::Sender<Option<Arc<Token>>>,
+}
+
+/// How the keeper stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeeperExit {
+    /// Shutdown was requested.
+    Shutdown,
+    /// `exit_after_auth`: the first token was published.
+    Authenticated,
+}
+
+impl TokenKeeper {
+    /// Runs until shutdown (or, with `exit_after_auth`, until the first token is published).
+    /// Returns an error only when `exit_on_err` is set and a login failed.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+        exit_after_auth: bool,
+    ) -> anyhow::Result<KeeperExit> {
+        let mut backoff = Backoff::new(self.method.min_backoff, self.method.max_backoff);
+        loop {
+            let token = tokio::select! {
+                () = shutdown.cancelled() => return Ok(KeeperExit::Shutdown),
+                result = self.authenticator.login() => result,
+            };
+            let token = match token {
+                Ok(token) => {
+                    self.metrics.auth(self.authenticator.method_name(), true);
+                    backoff.reset();
+                    token
+                }
+                Err(err) => {
+                    self.metrics.auth(self.authenticator.method_name(), false);
+                    if self.method.exit_on_err {
+                        return Err(anyhow::Error::new(err).context(
+                            "login to Vault failed and auto_auth.method.exit_on_err is set",
+                        ));
+                    }
+                    let wait = backoff.next_delay();
+                    tracing::warn!(
+                        method = self.authenticator.method_name(),
+                        error = %err,
+                        failures = backoff.failures(),
+                        retry_in_seconds = wait.as_secs_f64(),
+                        "login to Vault failed"
+                    );
+                    if !sleep_or_shutdown(wait, &shutdown).await {
+                        return Ok(KeeperExit::Shutdown);
+                    }
+                    continue;
+                }
+            };
+            tracing::info!(
+                method = self.authenticator.method_name(),
+                ttl_seconds = token.ttl.as_secs(),
+                renewable = token.renewable,
+                policies = ?token.policies,
+                accessor = %token.accessor,
+                "logged in to Vault"
+            );
+            self.publish(token.clone(), true);
+            if exit_after_auth {
+                return Ok(KeeperExit::Authenticated);
+            }
+            match self.keep_alive(token, &shutdown).await {
+                KeepAlive::Shutdown => return Ok(KeeperExit::Shutdown),
+                KeepAlive::LoginAgain => {}
+            }
+        }
+    }
+
+    /// Renews `token` until it must be replaced by a new login.
+    async fn keep_alive(&mut self, mut token: Token, shutdown: &CancellationToken) -> KeepAlive {
+        let login_ttl = token.ttl;
+        loop {
+            let step = next_step(&token, login_ttl);
+            if step == TokenStep::Keep {
+                tracing::info!("the Vault token never expires; no renewal needed");
+                shutdown.cancelled().await;
+                return KeepAlive::Shutdown;
+            }
+            let renew_at =
+                token.received_at + schedule::token_renewal_delay(token.ttl, fastrand::f64());
+            if !sleep_until_or_shutdown(renew_at, shutdown).await {
+                return KeepAlive::Shutdown;
+            }
+            if step == TokenStep::Login {
+                tracing::info!(
+                    renewable = token.renewable,
+                    ttl_seconds = token.ttl.as_secs(),
+                    "the Vault token cannot be extended further; logging in again"
+                );
+                return KeepAlive::LoginAgain;
+            }
+            match self.renew(&token, login_ttl, shutdown).await {
+                Renewal::Renewed(renewed) => token = renewed,
+                Renewal::LoginAgain => return KeepAlive::LoginAgain,
+                Renewal::Shutdown => return KeepAlive::Shutdown,
+            }
+        }
+    }
+
+    /// Renews with backoff until it works, is refused, or the token runs out.
+    async fn renew(
+        &mut self,
+        token: &Token,
+        increment: Duration,
+        shutdown: &CancellationToken,
+    ) -> Renewal {
+        let mut backoff = Backoff::new(self.method.min_backoff, self.method.max_backoff);
+        loop {
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return Renewal::Shutdown,
+                result = self.client.renew_self(token, increment) => result,
+            };
+            match result {
+                Ok(renewed) => {
+                    self.metrics.renewal(true);
+                    tracing::debug!(
+                        ttl_seconds = renewed.ttl.as_secs(),
+                        "renewed the Vault token"
+                    );
+                    let new_token = renewed.secret != token.secret;
+                    self.publish(renewed.clone(), new_token);
+                    return Renewal::Renewed(renewed);
+                }
+                Err(err) if !err.is_retryable() => {
+                    self.metrics.renewal(false);
+                    tracing::warn!(error = %err, "Vault refused to renew the token; logging in again");
+                    return Renewal::LoginAgain;
+                }
+                Err(err) => {
+                    self.metrics.renewal(false);
+                    let remaining = token
+                        .deadline()
+                        .map(|d| d.saturating_duration_since(Instant::now()));
+                    if remaining.is_some_and(|r| r.is_zero()) {
+                        tracing::warn!(error = %err, "the Vault token expired while Vault was unreachable; logging in again");
+                        self.readiness.not_ready(
+                            READY_CONDITION,
+                            "the Vault token expired; logging in again",
+                        );
+                        return Renewal::LoginAgain;
+                    }
+                    // Never sleep past the token's end: retry more often as it nears.
+                    let wait = backoff.next_delay().min(
+                        remaining.map_or(Duration::MAX, |r| r / 2 + Duration::from_millis(100)),
+                    );
+                    tracing::warn!(
+                        error = %err,
+                        retry_in_seconds = wait.as_secs_f64(),
+                        "renewing the Vault token failed"
+                    );
+                    if !sleep_or_shutdown(wait, shutdown).await {
+                        return Renewal::Shutdown;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes `token` current: sinks (when it is a new token), watch channel, metrics, readiness.
+    fn publish(&mut self, token: Token, write_sinks: bool) {
+        if write_sinks {
+            for sink in &self.sinks {
+                match fsutil::write_atomic(
+                    &sink.path,
+                    token.secret.expose().as_bytes(),
+                    sink.mode,
+                    fsutil::Ownership::default(),
+                ) {
+                    Ok(()) => {
+                        self.metrics.sink_write(true);
+                        tracing::debug!(path = %sink.path.display(), "wrote the token sink");
+                    }
+                    Err(err) => {
+                        self.metrics.sink_write(false);
+                        tracing::error!(path = %sink.path.display(), error = %err, "cannot write the token sink");
+                    }
+                }
+            }
+        }
+        let expires = token
+            .expires_at
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.metrics.token_expiration.set(expires);
+        self.readiness.ready(READY_CONDITION);
+        self.token_tx.send_replace(Some(Arc::new(token)));
+    }
+}
+
+enum KeepAlive {
+    Shutdown,
+    LoginAgain,
+}
+
+enum Renewal {
+    Renewed(Token),
+    LoginAgain,
+    Shutdown,
+}
+
+/// Sleeps for `duration`; `false` if shutdown came first.
+pub async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(duration) => true,
+    }
+}
+
+/// Sleeps until `deadline`; `false` if shutdown came first.
+pub async fn sleep_until_or_shutdown(deadline: Instant, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep_until(deadline.into()) => true,
+    }
+}
+
+/// The pid file: written at start, removed when dropped (clean exit).
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    /// Writes this process's pid to `path`.
+    pub fn create(path: &Path) -> anyhow::Result<PidFile> {
+        fsutil::write_atomic(
+            path,
+            std::process::id().to_string().as_bytes(),
+            0o644,
+            fsutil::Ownership::default(),
+        )
+        .with_context(|| format!("cannot write the pid file {} (pid_file)", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %err, "cannot remove the pid file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(ttl: u64, renewable: bool) -> Token {
+        Token {
+            secret: Secret::new("s.x".into()),
+            ttl: Duration::from_secs(ttl),
+            renewable,
+            accessor: String::new(),
+            policies: Vec::new(),
+            received_at: Instant::now(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn renewable_tokens_are_renewed_until_capped() {
+        let login_ttl = Duration::from_secs(3600);
+        assert_eq!(next_step(&token(3600, true), login_ttl), TokenStep::Renew);
+        // Vault returned less than the increment asked: the max TTL is near.
+        assert_eq!(next_step(&token(1200, true), login_ttl), TokenStep::Login);
+        assert_eq!(next_step(&token(3600, false), login_ttl), TokenStep::Login);
+        assert_eq!(next_step(&token(0, false), login_ttl), TokenStep::Keep);
+    }
+
+    #[test]
+    fn credential_files_are_trimmed_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt");
+        std::fs::write(&path, "eyJ.abc.def\n").unwrap();
+        assert_eq!(
+            read_secret(&path, "the JWT").unwrap().expose(),
+            "eyJ.abc.def"
+        );
+        std::fs::write(&path, "  \n").unwrap();
+        let err = read_secret(&path, "the JWT").unwrap_err().to_string();
+        assert_eq!(err, format!("the JWT at {} is empty", path.display()));
+        let missing = dir.path().join("missing");
+        let err = read_secret(&missing, "the JWT").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot read the JWT at {}: ", missing.display())),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_end_at_shutdown() {
+        let shutdown = CancellationToken::new();
+        let waiter = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(
+                async move { sleep_or_shutdown(Duration::from_secs(3600), &shutdown).await },
+            )
+        };
+        tokio::task::yield_now().await;
+        shutdown.cancel();
+        assert!(!waiter.await.unwrap());
+        assert!(sleep_or_shutdown(Duration::from_secs(1), &CancellationToken::new()).await);
+    }
+}

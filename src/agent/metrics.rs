@@ -1,0 +1,81 @@
+//! The agent's own metrics, registered beside the shared ones in the role's registry.
+
+use prometheus::{Gauge, IntCounterVec, Opts, Registry};
+
+/// Counters and gauges of the agent role.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    auth: IntCounterVec,
+    renewals: IntCounterVec,
+    sink_writes: IntCounterVec,
+    /// When the current Vault token expires (Unix seconds; 0 before the first token or for a
+    /// token that never expires).
+    pub token_expiration: Gauge,
+}
+
+impl AgentMetrics {
+    /// Registers the agent's metrics in `registry`; `method` pre-creates its series at 0.
+    pub fn register(registry: &Registry, method: &str) -> prometheus::Result<AgentMetrics> {
+        let auth = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_auth_total",
+                "Logins to Vault, by method and result.",
+            ),
+            &["method", "result"],
+        )?;
+        let renewals = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_token_renewals_total",
+                "Vault token renewals (renew-self), by result.",
+            ),
+            &["result"],
+        )?;
+        let sink_writes = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_sink_writes_total",
+                "Token sink file writes, by result.",
+            ),
+            &["result"],
+        )?;
+        let token_expiration = Gauge::with_opts(Opts::new(
+            "pki_sidecar_agent_token_expiration_timestamp_seconds",
+            "When the agent's current Vault token expires, in Unix seconds.",
+        ))?;
+        registry.register(Box::new(auth.clone()))?;
+        registry.register(Box::new(renewals.clone()))?;
+        registry.register(Box::new(sink_writes.clone()))?;
+        registry.register(Box::new(token_expiration.clone()))?;
+        for result in ["success", "failure"] {
+            auth.with_label_values(&[method, result]);
+            renewals.with_label_values(&[result]);
+            sink_writes.with_label_values(&[result]);
+        }
+        Ok(AgentMetrics {
+            auth,
+            renewals,
+            sink_writes,
+            token_expiration,
+        })
+    }
+
+    /// Counts one login.
+    pub fn auth(&self, method: &str, success: bool) {
+        self.auth
+            .with_label_values(&[method, result(success)])
+            .inc();
+    }
+
+    /// Counts one renew-self.
+    pub fn renewal(&self, success: bool) {
+        self.renewals.with_label_values(&[result(success)]).inc();
+    }
+
+    /// Counts one sink write.
+    pub fn sink_write(&self, success: bool) {
+        self.sink_writes.with_label_values(&[result(success)]).inc();
+    }
+}
+
+fn result(success: bool) -> &'static str {
+    if success { "success" } else { "failure" }
+}

@@ -1,0 +1,686 @@
+//! The Vault client: vaultrs's endpoint definitions sent over our own HTTP transport.
+//!
+//! vaultrs describes each call (path, method, body, the `X-Vault-Token` and
+//! `X-Vault-Namespace` headers through its middleware). The transport is a reqwest client with
+//! the rustls config from [`tls`], because this module needs what vaultrs's executor hides:
+//! response headers (`Retry-After`), per-attempt retries, timing per operation, and errors that
+//! say which address and which CA file failed. Calls vaultrs has no endpoint for (a `pkiCert`
+//! with arbitrary arguments) go through [`VaultClient::raw`] on the same transport.
+//!
+//! Retries inside one call: connection errors, timeouts, 5xx and 429 are retried up to
+//! `vault.retry.num_retries` times with a short growing backoff (or the server's `Retry-After`);
+//! any other 4xx is returned at once. Long outages are the caller's business: it backs off
+//! between calls with the auth method's `min_backoff`..`max_backoff`.
+//!
+//! Secrets: response tokens are deserialized straight into [`Secret`]; request bodies and
+//! headers are never logged; errors carry Vault's error text, which does not echo credentials.
+
+pub mod tls;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use prometheus::{HistogramOpts, HistogramVec, Registry};
+use rustify::endpoint::Endpoint;
+use serde::Deserialize;
+use vaultrs::api::EndpointMiddleware;
+
+use crate::config;
+use crate::schedule;
+use crate::secret::Secret;
+pub use tls::Trust;
+
+/// How long one HTTP exchange with Vault may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits between retries inside one call.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+
+/// Why a call to Vault failed. Callers branch on [`VaultError::is_forbidden`] (log in again)
+/// and [`VaultError::is_retryable`].
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// No HTTP answer: connection refused, reset, DNS.
+    #[error("cannot reach Vault at {address}: {detail}")]
+    Unreachable {
+        /// Vault's address.
+        address: String,
+        /// The transport's words.
+        detail: String,
+    },
+    /// No answer within [`REQUEST_TIMEOUT`].
+    #[error("Vault at {address} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    Timeout {
+        /// Vault's address.
+        address: String,
+    },
+    /// The server's certificate did not verify.
+    #[error("cannot verify the TLS certificate of Vault at {address} with {trust}: {detail}")]
+    Certificate {
+        /// Vault's address.
+        address: String,
+        /// What was trusted.
+        trust: Trust,
+        /// rustls's words.
+        detail: String,
+    },
+    /// Vault answered with an error status.
+    #[error("Vault answered {status} to {operation}: {message}")]
+    Api {
+        /// What was being done (`login`, `renew_self`, ...).
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// Vault's `errors`, joined.
+        message: String,
+        /// `Retry-After`, when Vault sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx answer that is not what the call expects.
+    #[error("unexpected answer from Vault to {operation}: {detail}")]
+    Protocol {
+        /// What was being done.
+        operation: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl VaultError {
+    /// Worth trying the same request again later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            VaultError::Unreachable { .. } | VaultError::Timeout { .. } => true,
+            VaultError::Api { status, .. } => *status == 429 || *status >= 500,
+            VaultError::Certificate { .. } | VaultError::Protocol { .. } => false,
+        }
+    }
+
+    /// Vault refused the token or credentials (403): log in again rather than retry.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, VaultError::Api { status: 403, .. })
+    }
+
+    /// The HTTP status, when Vault answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            VaultError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            VaultError::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A token as Vault handed it out.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// The token itself.
+    pub secret: Secret,
+    /// Its TTL when received; zero means it never expires.
+    pub ttl: Duration,
+    /// Whether `renew-self` can extend it.
+    pub renewable: bool,
+    /// Its accessor (not secret: it cannot be used to authenticate).
+    pub accessor: String,
+    /// Policies attached.
+    pub policies: Vec<String>,
+    /// When it was received (monotonic).
+    pub received_at: Instant,
+    /// When it expires (wall clock), for metrics.
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+impl Token {
+    /// When the TTL runs out, or `None` for a token without expiry.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.ttl.is_zero()).then(|| self.received_at + self.ttl)
+    }
+}
+
+/// `request_duration_seconds` by operation.
+#[derive(Clone)]
+pub struct VaultMetrics {
+    duration: HistogramVec,
+}
+
+impl VaultMetrics {
+    /// Registers the Vault request histogram in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<VaultMetrics> {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "pki_sidecar_vault_request_duration_seconds",
+                "Time per HTTP exchange with Vault, by operation, including failed ones.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["operation"],
+        )?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(VaultMetrics { duration })
+    }
+}
+
+/// Talks to one Vault server.
+#[derive(Clone)]
+pub struct VaultClient {
+    http: reqwest::Client,
+    address: String,
+    namespace: Option<String>,
+    retries: u32,
+    trust: Trust,
+    metrics: VaultMetrics,
+}
+
+impl VaultClient {
+    /// A client for `vault`; reads the CA and client certificate files now.
+    pub fn new(vault: &config::Vault, metrics: VaultMetrics) -> anyhow::Result<VaultClient> {
+        let (tls, trust) = tls::client_config(vault)?;
+        if vault.tls_skip_verify {
+            tracing::warn!(
+                address = %vault.address,
+                "TLS VERIFICATION OF VAULT IS DISABLED (tls_skip_verify / VAULT_SKIP_VERIFY): \
+                 anyone on the network path can impersonate Vault and read the tokens and keys \
+                 sent to it"
+            );
+        }
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client for Vault")?;
+        Ok(VaultClient {
+            http,
+            address: vault.address.clone(),
+            namespace: vault.namespace.clone(),
+            retries: vault.num_retries,
+            trust,
+            metrics,
+        })
+    }
+
+    /// Vault's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Logs in with a Kubernetes ServiceAccount JWT.
+    pub async fn login_kubernetes(
+        &self,
+        mount: &str,
+        role: &str,
+        jwt: &Secret,
+        namespace: Option<&str>,
+    ) -> Result<Token, VaultError> {
+        let endpoint = vaultrs::api::auth::kubernetes::requests::LoginWithKubernetesRequest {
+            mount: mount.to_string(),
+            role: role.to_string(),
+            jwt: jwt.expose().to_string(),
+        };
+        self.login("login", endpoint, namespace).await
+    }
+
+    /// Logs in with an AppRole role ID and (optional) secret ID.
+    pub async fn login_approle(
+        &self,
+        mount: &str,
+        role_id: &str,
+        secret_id: &Secret,
+        namespace: Option<&str>,
+    ) -> Result<Token, VaultError> {
+        let endpoint = vaultrs::api::auth::approle::requests::LoginWithApproleRequest {
+            mount: mount.to_string(),
+            role_id: role_id.to_string(),
+            secret_id: secret_id.expose().to_string(),
+        };
+        self.login("login", endpoint, namespace).await
+    }
+
+    /// Logs in with a JWT.
+    pub async fn login_jwt(
+        &self,
+        mount: &str,
+        role: &str,
+        jwt: &Secret,
+        namespace: Option<&str>,
+    ) -> Result<Token, VaultError> {
+        let endpoint = vaultrs::api::auth::oidc::requests::JWTLoginRequest {
+            mount: mount.to_string(),
+            jwt: jwt.expose().to_string(),
+            role: Some(role.to_string()),
+        };
+        self.login("login", endpoint, namespace).await
+    }
+
+    /// Extends `token` by `increment` (its original TTL); Vault caps it at the max TTL.
+    pub async fn renew_self(
+        &self,
+        token: &Token,
+        increment: Duration,
+    ) -> Result<Token, VaultError> {
+        let endpoint = vaultrs::api::token::requests::RenewTokenSelfRequest {
+            increment: Some(format!("{}s", increment.as_secs().max(1))),
+        };
+        let middleware = self.middleware(Some(&token.secret), None);
+        let envelope = self.execute("renew_self", endpoint, &middleware).await?;
+        token_from_auth("renew_self", envelope.auth)
+    }
+
+    /// What Vault knows of `secret` (for a token read from a file): TTL, renewability.
+    pub async fn lookup_self(&self, secret: &Secret) -> Result<Token, VaultError> {
+        let endpoint = vaultrs::api::token::requests::LookupTokenSelfRequest {};
+        let middleware = self.middleware(Some(secret), None);
+        let envelope = self.execute("lookup_self", endpoint, &middleware).await?;
+        let data = envelope.data.ok_or_else(|| VaultError::Protocol {
+            operation: "lookup_self",
+            detail: "no data in the answer".into(),
+        })?;
+        let lookup: LookupData =
+            serde_json::from_value(data).map_err(|err| VaultError::Protocol {
+                operation: "lookup_self",
+                detail: err.to_string(),
+            })?;
+        let received_at = Instant::now();
+        let ttl = Duration::from_secs(lookup.ttl);
+        Ok(Token {
+            secret: secret.clone(),
+            ttl,
+            renewable: lookup.renewable,
+            accessor: lookup.accessor.unwrap_or_default(),
+            policies: lookup.policies.unwrap_or_default(),
+            received_at,
+            expires_at: (!ttl.is_zero()).then(|| std::time::SystemTime::now() + ttl),
+        })
+    }
+
+    /// A request vaultrs has no endpoint for: `method` on `/v1/{path}` with a JSON body; returns
+    /// the response's JSON.
+    pub async fn raw(
+        &self,
+        operation: &'static str,
+        method: http::Method,
+        path: &str,
+        token: &Secret,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, VaultError> {
+        let url = format!("{}/v1/{}", self.address, path.trim_start_matches('/'));
+        let mut headers = HeaderMap::new();
+        self.auth_headers(&mut headers, Some(token), None)?;
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let bytes = self.send(operation, &method, &url, &headers, &body).await?;
+        if bytes.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|err| VaultError::Protocol {
+            operation,
+            detail: format!("not JSON: {err}"),
+        })
+    }
+
+    async fn login<E: Endpoint>(
+        &self,
+        operation: &'static str,
+        endpoint: E,
+        namespace: Option<&str>,
+    ) -> Result<Token, VaultError> {
+        let middleware = self.middleware(None, namespace);
+        let envelope = self.execute(operation, endpoint, &middleware).await?;
+        token_from_auth(operation, envelope.auth)
+    }
+
+    fn middleware(&self, token: Option<&Secret>, namespace: Option<&str>) -> EndpointMiddleware {
+        EndpointMiddleware {
+            token: token.map(|t| t.expose().to_string()).unwrap_or_default(),
+            version: "v1".to_string(),
+            wrap: None,
+            namespace: namespace
+                .map(str::to_string)
+                .or_else(|| self.namespace.clone()),
+        }
+    }
+
+    fn auth_headers(
+        &self,
+        headers: &mut HeaderMap,
+        token: Option<&Secret>,
+        namespace: Option<&str>,
+    ) -> Result<(), VaultError> {
+        if let Some(token) = token {
+            let mut value =
+                http::HeaderValue::from_str(token.expose()).map_err(|_| VaultError::Protocol {
+                    operation: "request",
+                    detail: "the token contains characters not allowed in an HTTP header".into(),
+                })?;
+            value.set_sensitive(true);
+            headers.insert("X-Vault-Token", value);
+        }
+        if let Some(namespace) = namespace
+            .map(str::to_string)
+            .or_else(|| self.namespace.clone())
+        {
+            if let Ok(value) = http::HeaderValue::from_str(&namespace) {
+                headers.insert("X-Vault-Namespace", value);
+            }
+        }
+        headers.insert("X-Vault-Request", http::HeaderValue::from_static("true"));
+        Ok(())
+    }
+
+    /// Builds the request with vaultrs, sends it with retries, parses Vault's envelope.
+    async fn execute<E: Endpoint>(
+        &self,
+        operation: &'static str,
+        endpoint: E,
+        middleware: &EndpointMiddleware,
+    ) -> Result<Envelope, VaultError> {
+        // vaultrs's middleware puts a token in a header with `unwrap`; refuse bad ones first.
+        if http::HeaderValue::from_str(&middleware.token).is_err() {
+            return Err(VaultError::Protocol {
+                operation,
+                detail: "the token contains characters not allowed in an HTTP header".into(),
+            });
+        }
+        let request = endpoint
+            .with_middleware(middleware)
+            .request(&self.address)
+            .map_err(|err| VaultError::Protocol {
+                operation,
+                detail: format!("cannot build the request: {err}"),
+            })?;
+        let (parts, body) = request.into_parts();
+        let mut headers = parts.headers;
+        if let Some(token) = headers.get_mut("X-Vault-Token") {
+            token.set_sensitive(true);
+        }
+        let url = parts.uri.to_string();
+        let bytes = self
+            .send(operation, &parts.method, &url, &headers, &body)
+            .await?;
+        if bytes.is_empty() {
+            return Ok(Envelope::default());
+        }
+        serde_json::from_slice(&bytes).map_err(|err| VaultError::Protocol {
+            operation,
+            detail: format!("not a Vault response: {err}"),
+        })
+    }
+
+    /// One call: up to `1 + retries` attempts.
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: &http::Method,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Bytes, VaultError> {
+        let histogram = self.metrics.duration.with_label_values(&[operation]);
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers.clone())
+                .body(body.to_vec())
+                .send()
+                .await;
+            let outcome = match result {
+                Ok(response) => self.read_response(operation, response).await,
+                Err(err) => Err(self.transport_error(&err)),
+            };
+            histogram.observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(bytes) => return Ok(bytes),
+                Err(err) if err.is_retryable() && attempt < self.retries => {
+                    let wait = err.retry_after().map_or_else(
+                        || schedule::backoff_delay(attempt, RETRY_MIN, RETRY_MAX, fastrand::f64()),
+                        |after| after.min(RETRY_AFTER_CAP),
+                    );
+                    tracing::debug!(
+                        operation,
+                        attempt = attempt + 1,
+                        wait_seconds = wait.as_secs_f64(),
+                        error = %err,
+                        "Vault request failed; retrying"
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn read_response(
+        &self,
+        operation: &'static str,
+        response: reqwest::Response,
+    ) -> Result<Bytes, VaultError> {
+        let status = response.status();
+        let retry_after = parse_retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(VaultError::Api {
+            operation,
+            status: status.as_u16(),
+            message: error_message(status, &bytes),
+            retry_after,
+        })
+    }
+
+    fn transport_error(&self, err: &reqwest::Error) -> VaultError {
+        if err.is_timeout() {
+            return VaultError::Timeout {
+                address: self.address.clone(),
+            };
+        }
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = find_rustls_error(err) {
+            return VaultError::Certificate {
+                address: self.address.clone(),
+                trust: self.trust.clone(),
+                detail: tls.to_string(),
+            };
+        }
+        VaultError::Unreachable {
+            address: self.address.clone(),
+            detail: error_chain(err),
+        }
+    }
+}
+
+/// The rustls error behind a transport error. The TLS connector wraps it in `io::Error`s
+/// (nested), whose `source()` skips the wrapped error, so those are opened with `get_ref`.
+fn find_rustls_error<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+/// `a: b: c` from an error and its sources, without repeats (reqwest nests the same words).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        let text = current.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = current.source();
+    }
+    parts.join(": ")
+}
+
+/// Vault's `{"errors": [...]}`, or the start of the body, or the status text.
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<String>,
+    }
+    if let Ok(parsed) = serde_json::from_slice::<Errors>(body) {
+        if !parsed.errors.is_empty() {
+            return parsed.errors.join("; ").replace('\n', " ");
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text.chars().take(200).collect()
+    }
+}
+
+/// `Retry-After` as seconds (the HTTP-date form is rare from Vault and is ignored).
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Vault's response envelope, as far as this program reads it.
+#[derive(Debug, Default, Deserialize)]
+struct Envelope {
+    data: Option<serde_json::Value>,
+    auth: Option<AuthBlock>,
+}
+
+/// `auth` in a login or renew answer.
+#[derive(Debug, Deserialize)]
+struct AuthBlock {
+    client_token: Secret,
+    #[serde(default)]
+    accessor: String,
+    #[serde(default)]
+    policies: Option<Vec<String>>,
+    lease_duration: u64,
+    renewable: bool,
+}
+
+/// `data` in a lookup-self answer.
+#[derive(Debug, Deserialize)]
+struct LookupData {
+    ttl: u64,
+    #[serde(default)]
+    renewable: bool,
+    accessor: Option<String>,
+    policies: Option<Vec<String>>,
+}
+
+fn token_from_auth(operation: &'static str, auth: Option<AuthBlock>) -> Result<Token, VaultError> {
+    let auth = auth.ok_or_else(|| VaultError::Protocol {
+        operation,
+        detail: "no auth block in the answer".into(),
+    })?;
+    if auth.client_token.is_empty() {
+        return Err(VaultError::Protocol {
+            operation,
+            detail: "an empty client token".into(),
+        });
+    }
+    let ttl = Duration::from_secs(auth.lease_duration);
+    Ok(Token {
+        secret: auth.client_token,
+        ttl,
+        renewable: auth.renewable,
+        accessor: auth.accessor,
+        policies: auth.policies.unwrap_or_default(),
+        received_at: Instant::now(),
+        expires_at: (!ttl.is_zero()).then(|| std::time::SystemTime::now() + ttl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_classify_for_the_caller() {
+        let api = |status| VaultError::Api {
+            operation: "login",
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert!(api(500).is_retryable());
+        assert!(api(503).is_retryable());
+        assert!(api(429).is_retryable());
+        assert!(!api(400).is_retryable());
+        assert!(!api(403).is_retryable());
+        assert!(api(403).is_forbidden());
+        assert!(
+            VaultError::Timeout {
+                address: "a".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn vault_error_bodies_become_messages() {
+        let body = br#"{"errors":["permission denied","invalid role"]}"#;
+        assert_eq!(
+            error_message(StatusCode::FORBIDDEN, body),
+            "permission denied; invalid role"
+        );
+        assert_eq!(error_message(StatusCode::BAD_GATEWAY, b""), "Bad Gateway");
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b"upstream down"),
+            "upstream down"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("7"),
+        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn auth_blocks_keep_the_token_secret() {
+        let json = r#"{"auth":{"client_token":"s.abc","accessor":"acc","policies":["pki"],
+                      "lease_duration":60,"renewable":true}}"#;
+        let envelope: Envelope = serde_json::from_str(json).unwrap();
+        let token = token_from_auth("login", envelope.auth).unwrap();
+        assert_eq!(token.secret.expose(), "s.abc");
+        assert!(!format!("{token:?}").contains("s.abc"));
+        assert_eq!(token.ttl, Duration::from_secs(60));
+    }
+}

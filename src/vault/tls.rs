@@ -1,0 +1,270 @@
+//! TLS towards Vault: which CAs are trusted, which name is verified, which client certificate
+//! is shown — Vault's `VAULT_CACERT`, `VAULT_CAPATH`, `VAULT_TLS_SERVER_NAME`,
+//! `VAULT_SKIP_VERIFY`, `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`, built into a rustls config.
+//!
+//! As in Vault, a CA file or directory replaces the system's CAs rather than adding to them.
+//! Files are read once, when the client is built; a missing or empty CA file is an error then,
+//! not at the first request.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use crate::config;
+
+/// The process's crypto provider (installed by `main`), or ring for unit tests.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// What the client trusts, in words for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// `ca_cert` / `VAULT_CACERT`.
+    CaFile(String),
+    /// `ca_path` / `VAULT_CAPATH`.
+    CaDirectory(String),
+    /// The operating system's store.
+    System,
+    /// `tls_skip_verify`.
+    Nothing,
+}
+
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trust::CaFile(path) => write!(f, "the CA file {path}"),
+            Trust::CaDirectory(path) => write!(f, "the CA directory {path}"),
+            Trust::System => f.write_str("the system's CA certificates"),
+            Trust::Nothing => f.write_str("nothing (tls_skip_verify)"),
+        }
+    }
+}
+
+/// A rustls client config for `vault`, and a description of what it trusts.
+pub fn client_config(vault: &config::Vault) -> anyhow::Result<(rustls::ClientConfig, Trust)> {
+    let provider = crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
+
+    let (verifier, trust): (Arc<dyn ServerCertVerifier>, Trust) = if vault.tls_skip_verify {
+        (
+            Arc::new(AcceptAnyCertificate(provider.clone())),
+            Trust::Nothing,
+        )
+    } else {
+        let (roots, trust) = root_store(vault)?;
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .context("cannot build a certificate verifier from the trusted CAs")?;
+        let verifier: Arc<dyn ServerCertVerifier> = match &vault.tls_server_name {
+            Some(name) => Arc::new(VerifyAs {
+                name: ServerName::try_from(name.clone()).with_context(|| {
+                    format!("vault.tls_server_name {name:?} is not a DNS name or IP")
+                })?,
+                inner: webpki,
+            }),
+            None => webpki,
+        };
+        (verifier, trust)
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match (&vault.client_cert, &vault.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = read_certificates(cert)
+                .with_context(|| format!("vault.client_cert {}", cert.display()))?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|err| {
+                anyhow::anyhow!(
+                    "vault.client_key {}: no usable PEM private key ({err})",
+                    key.display()
+                )
+            })?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .with_context(|| {
+                    format!(
+                        "vault.client_cert {} and its key do not match",
+                        cert.display()
+                    )
+                })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((tls, trust))
+}
+
+fn root_store(vault: &config::Vault) -> anyhow::Result<(RootCertStore, Trust)> {
+    let mut roots = RootCertStore::empty();
+    if vault.ca_cert.is_none() && vault.ca_path.is_none() {
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            // A malformed system certificate is skipped, as Go does.
+            let _ = roots.add(cert);
+        }
+        if roots.is_empty() {
+            bail!(
+                "no system CA certificates found (and no vault.ca_cert / VAULT_CACERT given); \
+                 set VAULT_CACERT to the CA that signs Vault's certificate"
+            );
+        }
+        return Ok((roots, Trust::System));
+    }
+    let mut trust = Trust::System;
+    if let Some(path) = &vault.ca_path {
+        let entries = std::fs::read_dir(path).with_context(|| {
+            format!(
+                "vault.ca_path {}: cannot read the directory",
+                path.display()
+            )
+        })?;
+        for entry in entries {
+            let file = entry?.path();
+            if file.is_file() {
+                for cert in read_certificates(&file).unwrap_or_default() {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        if roots.is_empty() {
+            bail!(
+                "vault.ca_path {}: no PEM certificate in any file",
+                path.display()
+            );
+        }
+        trust = Trust::CaDirectory(path.display().to_string());
+    }
+    if let Some(path) = &vault.ca_cert {
+        let certs =
+            read_certificates(path).with_context(|| format!("vault.ca_cert {}", path.display()))?;
+        for cert in certs {
+            roots.add(cert).with_context(|| {
+                format!(
+                    "vault.ca_cert {}: a certificate is not a usable CA",
+                    path.display()
+                )
+            })?;
+        }
+        trust = Trust::CaFile(path.display().to_string());
+    }
+    Ok((roots, trust))
+}
+
+/// Every certificate in a PEM file; an error if it has none.
+pub fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let text = std::fs::read(path).context("cannot read the file")?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| anyhow::anyhow!("not valid PEM: {err}"))?;
+    if certs.is_empty() {
+        bail!("no PEM certificate in the file");
+    }
+    Ok(certs)
+}
+
+/// Verifies the server's certificate for a fixed name (`tls_server_name`) instead of the host
+/// in the address.
+#[derive(Debug)]
+struct VerifyAs {
+    name: ServerName<'static>,
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for VerifyAs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `tls_skip_verify`: any certificate is accepted, but handshake signatures are still checked
+/// so the session is at least bound to the key the server showed.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,661 @@
+//! The agent's auto_auth against real OpenBao: logins, the sink, renewals, re-logins, outages,
+//! and what never reaches the logs.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use crate::util::bao::{self, Bed};
+use crate::util::{self, ChildGuard};
+
+/// A running `pki-sidecar agent` with its files in a temporary directory.
+struct Agent {
+    dir: tempfile::TempDir,
+    child: ChildGuard,
+    metrics: SocketAddr,
+}
+
+impl Agent {
+    fn sink(&self) -> PathBuf {
+        self.dir.path().join("token")
+    }
+
+    fn jwt(&self) -> PathBuf {
+        self.dir.path().join("sa-token")
+    }
+
+    /// Waits until the sink holds a token other than `previous`, and returns it.
+    fn wait_for_token(&self, previous: Option<&str>, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Ok(token) = std::fs::read_to_string(self.sink()) {
+                if !token.is_empty() && Some(token.as_str()) != previous {
+                    return token;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no new token in the sink after {limit:?}; metrics:\n{}",
+                self.scrape()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn scrape(&self) -> String {
+        util::http(self.metrics, "GET", "/metrics").body
+    }
+
+    /// The value of the sample `series` (name and labels exactly as exported), 0 if absent.
+    fn metric(&self, series: &str) -> f64 {
+        metric(&self.scrape(), series)
+    }
+
+    /// Stops the agent with SIGTERM; returns its exit code and stderr.
+    fn stop(mut self) -> (Option<i32>, String) {
+        util::signal(self.child.pid(), Signal::SIGTERM);
+        self.child.wait(Duration::from_secs(10))
+    }
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Starts an agent against `bed` with `method` (an HCL `method` block, `DIR` standing for the
+/// agent's directory) and `extra` HCL. The directory holds `sa-token` (a JWT for the seed's
+/// ServiceAccount unless `jwt` is given) and `files`, written before the agent starts.
+fn start_agent(
+    bed: &Bed,
+    method: &str,
+    extra: &str,
+    jwt: Option<String>,
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Agent {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwt = jwt.unwrap_or_else(|| bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT));
+    std::fs::write(dir.path().join("sa-token"), jwt).expect("write the JWT");
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).expect("write a credential file");
+    }
+    let metrics_port = util::free_port();
+    let method = method.replace("DIR", &dir.path().display().to_string());
+    let config = format!(
+        r#"
+pid_file = "{dir}/pidfile"
+auto_auth {{
+{method}
+  sink "file" {{
+    config = {{
+      path = "{dir}/token"
+    }}
+  }}
+}}
+telemetry {{
+  metrics_listen = "127.0.0.1:{metrics_port}"
+}}
+{extra}
+"#,
+        dir = dir.path().display(),
+    );
+    let config_path = util::write_file(dir.path(), "agent.hcl", &config);
+    let mut command = util::command();
+    command
+        .args([
+            "agent",
+            "--log-format",
+            "json",
+            "--config",
+            config_path.to_str().unwrap(),
+        ])
+        .env("VAULT_ADDR", bed.addr());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = ChildGuard::spawn(command);
+    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    util::wait_for_port(metrics, Duration::from_secs(10));
+    Agent {
+        dir,
+        child,
+        metrics,
+    }
+}
+
+fn kubernetes_method(role: &str) -> String {
+    format!(
+        r#"  method "kubernetes" {{
+    mount_path  = "auth/kubernetes"
+    min_backoff = "1s"
+    max_backoff = "4s"
+    config = {{
+      role       = "{role}"
+      token_path = "DIR/sa-token"
+    }}
+  }}"#
+    )
+}
+
+/// Issues a certificate with `token`; the HTTP status.
+fn issue_with(bed: &Bed, token: &str) -> u16 {
+    bed.request(
+        "POST",
+        bao::ISSUE_PATH,
+        Some(token),
+        Some(json!({"common_name": "foo.home", "ttl": "1h"})),
+    )
+    .0
+}
+
+/// JSON log lines whose message is `message`.
+fn log_events(stderr: &str, message: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == message)
+        .collect()
+}
+
+#[test]
+fn kubernetes_login_writes_a_working_token_to_the_sink() {
+    let bed = bao::bed();
+    let agent = start_agent(bed, &kubernetes_method(bao::LOGIN_ROLE), "", None, &[], &[]);
+    let token = agent.wait_for_token(None, Duration::from_secs(20));
+
+    let mode = std::fs::metadata(agent.sink())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o640, "the sink's default mode");
+    assert_eq!(
+        issue_with(bed, &token),
+        200,
+        "the sink's token may issue foo.home"
+    );
+
+    let readyz = util::http(agent.metrics, "GET", "/readyz");
+    assert_eq!((readyz.status, readyz.body.as_str()), (200, "ready\n"));
+    let scrape = agent.scrape();
+    assert_eq!(
+        metric(
+            &scrape,
+            "pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}"
+        ),
+        1.0
+    );
+    let expiry = metric(
+        &scrape,
+        "pki_sidecar_agent_token_expiration_timestamp_seconds",
+    );
+    let now = bao::unix_now() as f64;
+    assert!(
+        expiry > now + 23.0 * 3600.0 && expiry < now + 24.0 * 3600.0 + 60.0,
+        "24h token: {expiry}"
+    );
+    assert!(
+        metric(
+            &scrape,
+            "pki_sidecar_vault_request_duration_seconds_count{operation=\"login\"}"
+        ) >= 1.0
+    );
+    if let Some((ok, report)) = util::promtool_check(&scrape) {
+        assert!(ok, "promtool: {report}");
+    }
+
+    let pid_file = agent.dir.path().join("pidfile");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        agent.child.pid().to_string()
+    );
+    let dir = agent.dir.path().to_path_buf();
+    let jwt = std::fs::read_to_string(agent.jwt()).unwrap();
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !dir.join("pidfile").exists(),
+        "the pid file is removed on a clean exit"
+    );
+    assert!(!stderr.contains(&token), "the token must not be logged");
+    assert!(!stderr.contains(&jwt), "the JWT must not be logged");
+    assert_eq!(
+        log_events(&stderr, "logged in to Vault").len(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tokens_are_renewed_past_their_ttl_and_replaced_at_max_ttl_with_the_rotated_sa_token() {
+    let bed = bao::bed();
+    bed.create_kubernetes_role("short-ttl", "3s", "8s");
+    let first_jwt = bao::service_account_jwt_with(
+        bao::NAMESPACE,
+        bao::SERVICE_ACCOUNT,
+        json!({"kubernetes.io/serviceaccount/service-account.uid": "uid-rotation-1"}),
+    );
+    let agent = start_agent(
+        bed,
+        &kubernetes_method("short-ttl"),
+        "",
+        Some(first_jwt),
+        &[],
+        &[],
+    );
+    let started = Instant::now();
+    let first = agent.wait_for_token(None, Duration::from_secs(20));
+    // Kubernetes rotates the projected token file: the next login must read the new one.
+    let second_jwt = bao::service_account_jwt_with(
+        bao::NAMESPACE,
+        bao::SERVICE_ACCOUNT,
+        json!({"kubernetes.io/serviceaccount/service-account.uid": "uid-rotation-2"}),
+    );
+    std::fs::write(agent.jwt(), second_jwt).unwrap();
+
+    // Beyond the 3 s TTL the first token is still alive: it was renewed.
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(started.elapsed()));
+    assert!(
+        bed.token_ttl(&first).is_some(),
+        "the first token outlived its 3s TTL by renewal"
+    );
+    assert!(agent.metric("pki_sidecar_agent_token_renewals_total{result=\"success\"}") >= 1.0);
+
+    // The max TTL (8 s) caps renewals: the agent logs in again, with the rotated JWT.
+    let second = agent.wait_for_token(Some(&first), Duration::from_secs(15));
+    assert_ne!(first, second);
+    assert_eq!(issue_with(bed, &second), 200);
+    let uids = bed.token_review().seen_uids();
+    let position = |uid: &str| uids.iter().rposition(|u| u == uid);
+    assert!(
+        position("uid-rotation-2") > position("uid-rotation-1"),
+        "the re-login used the rotated token file: {uids:?}"
+    );
+    assert!(
+        agent.metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}")
+            >= 2.0
+    );
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_revoked_token_is_replaced_at_the_next_renewal() {
+    let bed = bao::bed();
+    bed.create_kubernetes_role("revocable", "3s", "1h");
+    let agent = start_agent(bed, &kubernetes_method("revocable"), "", None, &[], &[]);
+    let first = agent.wait_for_token(None, Duration::from_secs(20));
+    bed.revoke_token(&first);
+    let second = agent.wait_for_token(Some(&first), Duration::from_secs(10));
+    assert_eq!(issue_with(bed, &second), 200);
+    assert!(agent.metric("pki_sidecar_agent_token_renewals_total{result=\"failure\"}") >= 1.0);
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0));
+    assert!(
+        !log_events(
+            &stderr,
+            "Vault refused to renew the token; logging in again"
+        )
+        .is_empty(),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn refused_logins_back_off_with_growing_waits_and_say_why() {
+    let bed = bao::bed();
+    for (case, role, jwt) in [
+        ("unknown role", "no-such-role", None),
+        (
+            "rejected JWT",
+            bao::LOGIN_ROLE,
+            Some(bao::service_account_jwt_with(
+                bao::NAMESPACE,
+                bao::SERVICE_ACCOUNT,
+                json!({"revoked": true}),
+            )),
+        ),
+    ] {
+        let agent = start_agent(bed, &kubernetes_method(role), "", jwt, &[], &[]);
+        std::thread::sleep(Duration::from_secs(6));
+        let failures =
+            agent.metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"failure\"}");
+        // Waits of about 1, 2, 4, 4 s: 3 or 4 attempts in 6 s, never a tight loop.
+        assert!(
+            (2.0..=5.0).contains(&failures),
+            "{case}: {failures} failed logins in 6s"
+        );
+        let readyz = util::http(agent.metrics, "GET", "/readyz");
+        assert_eq!(readyz.status, 503, "{case}");
+        assert!(
+            readyz.body.starts_with("vault_token: no Vault token yet"),
+            "{case}: {}",
+            readyz.body
+        );
+        assert!(!agent.sink().exists(), "{case}: no sink without a token");
+        let (code, stderr) = agent.stop();
+        assert_eq!(code, Some(0), "{case}: {stderr}");
+        let failures = log_events(&stderr, "login to Vault failed");
+        assert!(failures.len() >= 2, "{case}: {stderr}");
+        let waits: Vec<f64> = failures
+            .iter()
+            .map(|e| e["retry_in_seconds"].as_f64().unwrap())
+            .collect();
+        for pair in waits.windows(2) {
+            assert!(
+                pair[1] > pair[0] || pair[1] >= 3.0,
+                "{case}: waits grow up to the cap: {waits:?}"
+            );
+        }
+        let error = failures[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("Vault answered 403 to login:")
+                || error.starts_with("Vault answered 400 to login:"),
+            "{case}: {error}"
+        );
+    }
+}
+
+#[test]
+fn the_agent_rides_out_an_openbao_outage_and_recovers_without_a_restart() {
+    let mut bed = bao::private_bed();
+    bed.create_kubernetes_role("outage", "3s", "1h");
+    let agent = start_agent(
+        &bed,
+        &kubernetes_method("outage"),
+        "vault {\n  retry {\n    num_retries = 2\n  }\n}\n",
+        None,
+        &[],
+        &[],
+    );
+    let first = agent.wait_for_token(None, Duration::from_secs(20));
+    bed.stop();
+    std::thread::sleep(Duration::from_secs(9));
+    let attempts_while_down = agent
+        .metric("pki_sidecar_vault_request_duration_seconds_count{operation=\"login\"}")
+        + agent
+            .metric("pki_sidecar_vault_request_duration_seconds_count{operation=\"renew_self\"}");
+    eprintln!("requests while down: {attempts_while_down}");
+    // Each call is tried 3 times (2 retries, 0.25..2 s apart), calls 1..4 s apart: bounded.
+    assert!(
+        attempts_while_down <= 24.0,
+        "{attempts_while_down} requests in 9s of outage"
+    );
+    assert!(
+        agent.metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"failure\"}")
+            >= 1.0
+    );
+    assert_eq!(
+        std::fs::read_to_string(agent.sink()).unwrap(),
+        first,
+        "the old token stays in the sink"
+    );
+
+    bed.restart();
+    bed.create_kubernetes_role("outage", "3s", "1h");
+    let second = agent.wait_for_token(Some(&first), Duration::from_secs(15));
+    assert_eq!(
+        issue_with(&bed, &second),
+        200,
+        "a token from the restarted server"
+    );
+    assert_eq!(util::http(agent.metrics, "GET", "/readyz").status, 200);
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn approle_and_token_file_logins_work() {
+    let bed = bao::bed();
+    let (role_id, secret_id) = bed.enable_approle();
+    let method = r#"  method "approle" {
+    config = {
+      role_id_file_path   = "DIR/role-id"
+      secret_id_file_path = "DIR/secret-id"
+    }
+  }"#;
+    let files = [
+        ("role-id", role_id.as_str()),
+        ("secret-id", secret_id.as_str()),
+    ];
+    let agent = start_agent(bed, method, "", None, &files, &[]);
+    let token = agent.wait_for_token(None, Duration::from_secs(20));
+    assert_eq!(issue_with(bed, &token), 200);
+    assert!(
+        !agent.dir.path().join("secret-id").exists(),
+        "remove_secret_id_file_after_reading defaults to true"
+    );
+    assert!(agent.dir.path().join("role-id").exists());
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(&secret_id),
+        "the secret ID must not be logged"
+    );
+
+    let given = bed.create_token(&["pki"], "1h", true);
+    let method = r#"  method "token_file" {
+    config = {
+      token_file_path = "DIR/given-token"
+    }
+  }"#;
+    let agent = start_agent(bed, method, "", None, &[("given-token", &given)], &[]);
+    assert_eq!(agent.wait_for_token(None, Duration::from_secs(20)), given);
+    let scrape = agent.scrape();
+    assert_eq!(
+        metric(
+            &scrape,
+            "pki_sidecar_agent_auth_total{method=\"token_file\",result=\"success\"}"
+        ),
+        1.0
+    );
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(&given), "the token must not be logged");
+}
+
+#[test]
+fn secrets_never_reach_the_logs_even_at_trace_level() {
+    let bed = bao::bed();
+    bed.create_kubernetes_role("traced", "2s", "1h");
+    let agent = start_agent(
+        bed,
+        &kubernetes_method("traced"),
+        "",
+        None,
+        &[],
+        &[("RUST_LOG", "trace")],
+    );
+    let token = agent.wait_for_token(None, Duration::from_secs(20));
+    // Let at least one renewal happen so its request and answer are traced too.
+    std::thread::sleep(Duration::from_secs(3));
+    let jwt = std::fs::read_to_string(agent.jwt()).unwrap();
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0));
+    assert!(stderr.lines().count() > 20, "trace logging is on: {stderr}");
+    assert!(!stderr.contains(&token), "token in the trace log");
+    assert!(!stderr.contains(&jwt), "JWT in the trace log");
+    // The JWT's payload alone (its middle part) must not appear either.
+    let payload = jwt.split('.').nth(1).unwrap();
+    assert!(!stderr.contains(payload), "JWT payload in the trace log");
+}
+
+#[test]
+fn exit_after_auth_writes_the_sink_and_exits_zero() {
+    let bed = bao::bed();
+    let mut agent = start_agent(
+        bed,
+        &kubernetes_method(bao::LOGIN_ROLE),
+        "exit_after_auth = true\n",
+        None,
+        &[],
+        &[],
+    );
+    let (code, stderr) = agent.child.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    let token = std::fs::read_to_string(agent.sink()).expect("sink written before exit");
+    assert_eq!(issue_with(bed, &token), 200);
+}
+
+#[test]
+fn a_vault_certificate_that_does_not_verify_names_the_address_and_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = util::free_port();
+    // A TLS server with a self-signed certificate, standing in for a Vault behind the wrong CA.
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl (scripts/install-test-deps.sh installs it)");
+    assert!(status.success());
+    let mut server = std::process::Command::new("openssl");
+    server
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(port.to_string())
+        .arg("-cert")
+        .arg(dir.path().join("cert.pem"))
+        .arg("-key")
+        .arg(dir.path().join("key.pem"));
+    let _server = ChildGuard::spawn(server);
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    util::wait_for_port(address, Duration::from_secs(10));
+
+    let ca = util::write_file(dir.path(), "vault-ca.pem", bao::bed().root_ca_pem());
+    let jwt = util::write_file(
+        dir.path(),
+        "jwt",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "auto_auth {{\n  method \"kubernetes\" {{\n    exit_on_err = true\n    config = {{\n      role = \"authkube\"\n      token_path = \"{}\"\n    }}\n  }}\n}}\ntelemetry {{\n  metrics_listen = \"127.0.0.1:0\"\n}}\nvault {{\n  retry {{\n    num_retries = -1\n  }}\n}}\n",
+            jwt.display()
+        ),
+    );
+    let output = util::command()
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .env("VAULT_ADDR", format!("https://127.0.0.1:{port}"))
+        .env("VAULT_CACERT", &ca)
+        .output()
+        .expect("run the agent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "exit_on_err ends the agent: {stderr}"
+    );
+    let expected = format!(
+        "cannot verify the TLS certificate of Vault at https://127.0.0.1:{port} with the CA file {}: invalid peer certificate: ",
+        ca.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
+    let bed = bao::bed();
+    bed.create_kubernetes_role("seed-short", "3s", "1h");
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = util::write_file(
+        dir.path(),
+        "sa-token",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    // The seed's file with only the role, the token path and the file locations moved.
+    let seed = std::fs::read_to_string(util::repo().join("etc/agent.hcl")).unwrap();
+    let local = dir.path().display().to_string();
+    let config = seed
+        .replace("/home/vault/", &format!("{local}/"))
+        .replace("/etc/nginx/ssl/", &format!("{local}/"))
+        .replace(
+            "role = \"authkube\"",
+            &format!(
+                "role = \"seed-short\"\n                token_path = \"{}\"",
+                jwt.display()
+            ),
+        );
+    assert_ne!(config, seed);
+    let config = util::write_file(dir.path(), "agent.hcl", &config);
+    let metrics_port = util::free_port();
+    let overlay = util::write_file(
+        dir.path(),
+        "telemetry.hcl",
+        &format!("telemetry {{\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n}}\n"),
+    );
+    let mut command = util::command();
+    command
+        .args([
+            "agent",
+            "--config",
+            config.to_str().unwrap(),
+            "--config",
+            overlay.to_str().unwrap(),
+        ])
+        .env("VAULT_ADDR", bed.addr());
+    let mut child = ChildGuard::spawn(command);
+    let sink = dir.path().join(".vault-token");
+    let start = Instant::now();
+    while !sink.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no token sink");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let token = std::fs::read_to_string(&sink).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pidfile")).unwrap(),
+        child.pid().to_string()
+    );
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        std::fs::read_to_string(&sink).unwrap(),
+        token,
+        "the same token, renewed"
+    );
+    let ttl = bed
+        .token_ttl(&token)
+        .expect("the token is alive after more than twice its TTL");
+    assert!(ttl <= 3, "{ttl}");
+    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let scrape = util::http(metrics, "GET", "/metrics").body;
+    assert!(
+        metric(
+            &scrape,
+            "pki_sidecar_agent_token_renewals_total{result=\"success\"}"
+        ) >= 2.0,
+        "{scrape}"
+    );
+    util::signal(child.pid(), Signal::SIGTERM);
+    let (code, stderr) = child.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+}
