@@ -151,11 +151,12 @@ pub enum TokenStep {
 }
 
 /// The step for `token` whose first TTL (at login) was `login_ttl`: a renewal that returned
-/// less than asked for means the max TTL is near, and renewing again would gain nothing.
+/// less than asked for means the max TTL is near, and renewing again would gain nothing (Vault
+/// then answers 500 "past the max TTL" rather than a clean refusal).
 pub fn next_step(token: &Token, login_ttl: Duration) -> TokenStep {
     if token.ttl.is_zero() {
         TokenStep::Keep
-    } else if !token.renewable || token.ttl + Duration::from_secs(1) < login_ttl {
+    } else if !token.renewable || token.ttl < login_ttl {
         TokenStep::Login
     } else {
         TokenStep::Renew
@@ -444,6 +445,7 @@ mod tests {
         assert_eq!(next_step(&token(3600, true), login_ttl), TokenStep::Renew);
         // Vault returned less than the increment asked: the max TTL is near.
         assert_eq!(next_step(&token(1200, true), login_ttl), TokenStep::Login);
+        assert_eq!(next_step(&token(3599, true), login_ttl), TokenStep::Login);
         assert_eq!(next_step(&token(3600, false), login_ttl), TokenStep::Login);
         assert_eq!(next_step(&token(0, false), login_ttl), TokenStep::Keep);
     }

@@ -683,4 +683,139 @@ mod tests {
         assert!(!format!("{token:?}").contains("s.abc"));
         assert_eq!(token.ttl, Duration::from_secs(60));
     }
+
+    /// A scripted HTTP server: answers each connection's request with the next canned
+    /// response (status, extra header, body), and records when each request came.
+    /// Status, one extra header, body.
+    type Canned = (u16, Option<(&'static str, &'static str)>, &'static str);
+
+    async fn scripted_server(
+        responses: Vec<Canned>,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Instant>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            for (status, header, body) in responses {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buffer = vec![0; 8192];
+                let _ = stream.read(&mut buffer).await.unwrap();
+                record.lock().unwrap().push(Instant::now());
+                let extra = header.map_or(String::new(), |(n, v)| format!("{n}: {v}\r\n"));
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (address, seen)
+    }
+
+    fn client_for(address: &str, retries: u32) -> VaultClient {
+        let config = config::Vault {
+            address: address.to_string(),
+            ca_cert: None,
+            ca_path: None,
+            client_cert: None,
+            client_key: None,
+            tls_skip_verify: false,
+            tls_server_name: None,
+            namespace: Some("team-a".into()),
+            num_retries: retries,
+        };
+        VaultClient::new(&config, VaultMetrics::register(&Registry::new()).unwrap()).unwrap()
+    }
+
+    const LOGIN_OK: &str = r#"{"auth":{"client_token":"s.ok","accessor":"a","policies":["pki"],"lease_duration":30,"renewable":true}}"#;
+
+    #[tokio::test]
+    async fn server_errors_and_429_are_retried_honouring_retry_after() {
+        let (address, seen) = scripted_server(vec![
+            (503, None, r#"{"errors":["sealed"]}"#),
+            (
+                429,
+                Some(("Retry-After", "1")),
+                r#"{"errors":["rate limited"]}"#,
+            ),
+            (200, None, LOGIN_OK),
+        ])
+        .await;
+        let client = client_for(&address, 3);
+        let jwt = Secret::new("eyJ.x.y".into());
+        let token = client
+            .login_kubernetes("kubernetes", "authkube", &jwt, None)
+            .await
+            .unwrap();
+        assert_eq!(token.secret.expose(), "s.ok");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen[2] - seen[1] >= Duration::from_secs(1),
+            "Retry-After: 1 was honoured"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        for status in [400, 403, 404] {
+            let (address, seen) = scripted_server(vec![
+                (status, None, r#"{"errors":["permission denied"]}"#),
+                (200, None, LOGIN_OK),
+            ])
+            .await;
+            let client = client_for(&address, 3);
+            let err = client
+                .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), Some(status));
+            assert_eq!(
+                err.to_string(),
+                format!("Vault answered {status} to login: permission denied")
+            );
+            assert_eq!(seen.lock().unwrap().len(), 1, "{status} is not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_num_retries() {
+        let (address, seen) = scripted_server(vec![
+            (500, None, "{}"),
+            (502, None, "{}"),
+            (500, None, "{}"),
+            (200, None, LOGIN_OK),
+        ])
+        .await;
+        let client = client_for(&address, 1);
+        let err = client
+            .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(502));
+        assert_eq!(seen.lock().unwrap().len(), 2, "one try and one retry");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_vault_is_named() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = client_for(&format!("http://127.0.0.1:{port}"), 0);
+        let err = client
+            .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+            .await
+            .unwrap_err();
+        assert!(err.is_retryable());
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot reach Vault at http://127.0.0.1:{port}: ")),
+            "{err}"
+        );
+    }
 }
