@@ -11,12 +11,15 @@
 //! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
 //! - [`schedule`]: renewal points and backoff, as pure functions.
 //! - [`fsutil`]: atomic file replacement.
+//! - [`certs`]: PEM blocks, certificate facts, key/certificate matching.
 //! - [`secret`]: strings that never print.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
+//! - [`template`]: a Go `text/template` engine; functions come from the caller.
 #![forbid(unsafe_code)]
 
 pub mod agent;
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
@@ -25,5 +28,6 @@ pub mod lifecycle;
 pub mod schedule;
 pub mod secret;
 pub mod telemetry;
+pub mod template;
 pub mod validate;
 pub mod vault;

@@ -3,7 +3,7 @@
 //! Randomness comes in as a number in `[0, 1)` so tests can pin it; callers pass
 //! `fastrand::f64()`. Nothing here sleeps or reads the clock.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Fraction of a token's TTL after which it is renewed (before jitter).
 pub const TOKEN_RENEWAL_FRACTION: f64 = 2.0 / 3.0;
@@ -32,6 +32,31 @@ pub fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Duration {
     let factor = 2f64.powi(attempt.min(62) as i32);
     let secs = (min.as_secs_f64() * factor).min(max.as_secs_f64());
     Duration::from_secs_f64(secs)
+}
+
+/// Half-width of the jitter around a certificate's renewal point, as a fraction of its lifetime.
+pub const CERTIFICATE_RENEWAL_JITTER: f64 = 0.05;
+
+/// When to renew a certificate valid from `not_before` to `not_after`: at `threshold` of its
+/// lifetime, ± 5 % of the lifetime (`random` uniform in `[0, 1)`), and never later than 99 % of
+/// it. The result may be in the past: then renew now.
+pub fn certificate_renewal_at(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    threshold: f64,
+    random: f64,
+) -> SystemTime {
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    let fraction = (threshold + CERTIFICATE_RENEWAL_JITTER * (2.0 * random.clamp(0.0, 1.0) - 1.0))
+        .clamp(0.0, 0.99);
+    not_before + lifetime.mul_f64(fraction)
+}
+
+/// The wait before retrying a failed renewal: the backoff's `delay`, but never more than a
+/// quarter of the time the current certificate has left (and not under `floor`), so retries
+/// come faster as expiry nears instead of sleeping past it.
+pub fn renewal_retry_wait(delay: Duration, time_left: Duration, floor: Duration) -> Duration {
+    delay.min(time_left / 4).max(floor.min(delay))
 }
 
 /// A backoff sequence: call [`Backoff::next_delay`] after each failure, [`Backoff::reset`] after
@@ -87,6 +112,49 @@ mod tests {
         assert!((earliest.as_secs_f64() / ttl.as_secs_f64() - (2.0 / 3.0 - 0.05)).abs() < 1e-6);
         assert!((latest.as_secs_f64() / ttl.as_secs_f64() - (2.0 / 3.0 + 0.05)).abs() < 1e-5);
         assert!(latest < ttl);
+    }
+
+    #[test]
+    fn certificates_renew_at_the_threshold_within_jitter() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(24 * 3600);
+        let at = |threshold, random| {
+            certificate_renewal_at(start, end, threshold, random)
+                .duration_since(start)
+                .unwrap()
+        };
+        assert_eq!(at(2.0 / 3.0, 0.5), Duration::from_secs(16 * 3600));
+        assert_eq!(
+            at(2.0 / 3.0, 0.0),
+            Duration::from_secs(16 * 3600) - Duration::from_secs(4320)
+        );
+        assert!(at(2.0 / 3.0, 0.999_999) <= Duration::from_secs(16 * 3600 + 4320));
+        // Vault Agent's 0.9 with full jitter still renews before expiry.
+        assert!(at(0.97, 0.999_999) <= Duration::from_secs(24 * 3600).mul_f64(0.99));
+        assert!(at(0.9, 0.999_999) < Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn renewal_retries_come_faster_near_expiry() {
+        let floor = Duration::from_secs(1);
+        let five_minutes = Duration::from_secs(300);
+        assert_eq!(
+            renewal_retry_wait(five_minutes, Duration::from_secs(8 * 3600), floor),
+            five_minutes
+        );
+        assert_eq!(
+            renewal_retry_wait(five_minutes, Duration::from_secs(600), floor),
+            Duration::from_secs(150)
+        );
+        assert_eq!(
+            renewal_retry_wait(five_minutes, Duration::from_secs(2), floor),
+            floor
+        );
+        assert_eq!(
+            renewal_retry_wait(five_minutes, Duration::ZERO, floor),
+            floor,
+            "expired: keep trying"
+        );
     }
 
     #[test]

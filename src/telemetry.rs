@@ -142,6 +142,93 @@ impl HttpMetrics {
     }
 }
 
+/// The certificate gauges shared by the agent (what it issued) and the proxy (what it serves).
+/// `cert` is a small stable name; the serial and fingerprint live only in the `_info` series,
+/// which is replaced, not added to, when the certificate changes.
+#[derive(Clone)]
+pub struct CertificateMetrics {
+    role: &'static str,
+    not_after: prometheus::GaugeVec,
+    not_before: prometheus::GaugeVec,
+    info: IntGaugeVec,
+    info_labels: Arc<Mutex<BTreeMap<String, [String; 4]>>>,
+}
+
+impl CertificateMetrics {
+    /// Registers the certificate gauges in `registry` for `role`.
+    pub fn register(
+        registry: &Registry,
+        role: &'static str,
+    ) -> prometheus::Result<CertificateMetrics> {
+        let not_after = prometheus::GaugeVec::new(
+            Opts::new(
+                "pki_sidecar_tls_certificate_expiration_timestamp_seconds",
+                "NotAfter of the certificate, in Unix seconds.",
+            ),
+            &["role", "cert"],
+        )?;
+        let not_before = prometheus::GaugeVec::new(
+            Opts::new(
+                "pki_sidecar_tls_certificate_not_before_timestamp_seconds",
+                "NotBefore of the certificate, in Unix seconds.",
+            ),
+            &["role", "cert"],
+        )?;
+        let info = IntGaugeVec::new(
+            Opts::new(
+                "pki_sidecar_tls_certificate_info",
+                "Always 1; labels identify the certificate.",
+            ),
+            &[
+                "role",
+                "cert",
+                "serial_number",
+                "subject_cn",
+                "issuer_cn",
+                "fingerprint_sha256",
+            ],
+        )?;
+        registry.register(Box::new(not_after.clone()))?;
+        registry.register(Box::new(not_before.clone()))?;
+        registry.register(Box::new(info.clone()))?;
+        Ok(CertificateMetrics {
+            role,
+            not_after,
+            not_before,
+            info,
+            info_labels: Arc::default(),
+        })
+    }
+
+    /// Publishes `certificate` under `cert`.
+    pub fn set(&self, cert: &str, certificate: &crate::certs::CertInfo) {
+        let role = self.role;
+        self.not_after
+            .with_label_values(&[role, cert])
+            .set(crate::certs::unix_seconds(certificate.not_after));
+        self.not_before
+            .with_label_values(&[role, cert])
+            .set(crate::certs::unix_seconds(certificate.not_before));
+        let labels = [
+            certificate.serial.clone(),
+            certificate.subject_cn.clone(),
+            certificate.issuer_cn.clone(),
+            certificate.fingerprint_sha256.clone(),
+        ];
+        let mut previous = self.info_labels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = previous.insert(cert.to_string(), labels.clone()) {
+            if old != labels {
+                let _ = self
+                    .info
+                    .remove_label_values(&[role, cert, &old[0], &old[1], &old[2], &old[3]]);
+            }
+        }
+        self.info
+            .with_label_values(&[role, cert, &labels[0], &labels[1], &labels[2], &labels[3]])
+            .set(1);
+    }
+}
+
 /// One role's registry, readiness board and metrics listener.
 #[derive(Clone)]
 pub struct Telemetry {

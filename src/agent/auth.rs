@@ -179,6 +179,8 @@ pub struct TokenKeeper {
     pub readiness: Readiness,
     /// The current token, for the template renderer.
     pub token_tx: watch::Sender<Option<Arc<Token>>>,
+    /// Rung by the template renderer when Vault refuses the token (403): log in again now.
+    pub relogin: Arc<tokio::sync::Notify>,
 }
 
 /// How the keeper stopped.
@@ -257,13 +259,20 @@ impl TokenKeeper {
             let step = next_step(&token, login_ttl);
             if step == TokenStep::Keep {
                 tracing::info!("the Vault token never expires; no renewal needed");
-                shutdown.cancelled().await;
-                return KeepAlive::Shutdown;
+                tokio::select! {
+                    () = shutdown.cancelled() => return KeepAlive::Shutdown,
+                    () = self.relogin.notified() => return KeepAlive::LoginAgain,
+                }
             }
             let renew_at =
                 token.received_at + schedule::token_renewal_delay(token.ttl, fastrand::f64());
-            if !sleep_until_or_shutdown(renew_at, shutdown).await {
-                return KeepAlive::Shutdown;
+            tokio::select! {
+                () = shutdown.cancelled() => return KeepAlive::Shutdown,
+                () = tokio::time::sleep_until(renew_at.into()) => {}
+                () = self.relogin.notified() => {
+                    tracing::info!("Vault refused the token for a template; logging in again");
+                    return KeepAlive::LoginAgain;
+                }
             }
             if step == TokenStep::Login {
                 tracing::info!(
@@ -387,14 +396,6 @@ pub async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken)
     tokio::select! {
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(duration) => true,
-    }
-}
-
-/// Sleeps until `deadline`; `false` if shutdown came first.
-pub async fn sleep_until_or_shutdown(deadline: Instant, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => false,
-        () = tokio::time::sleep_until(deadline.into()) => true,
     }
 }
 

@@ -2,6 +2,8 @@
 
 use prometheus::{Gauge, IntCounterVec, Opts, Registry};
 
+use crate::telemetry::CertificateMetrics;
+
 /// Counters and gauges of the agent role.
 #[derive(Clone)]
 pub struct AgentMetrics {
@@ -78,4 +80,90 @@ impl AgentMetrics {
 
 fn result(success: bool) -> &'static str {
     if success { "success" } else { "failure" }
+}
+
+/// Counters of the template renderer, and the certificate gauges of the agent role.
+#[derive(Clone)]
+pub struct TemplateMetrics {
+    renders: IntCounterVec,
+    issues: IntCounterVec,
+    commands: IntCounterVec,
+    renewal: prometheus::GaugeVec,
+    certificates: CertificateMetrics,
+}
+
+impl TemplateMetrics {
+    /// Registers the renderer's metrics in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<TemplateMetrics> {
+        let renders = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_template_renders_total",
+                "Complete template renders, by result.",
+            ),
+            &["result"],
+        )?;
+        let issues = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_issue_total",
+                "Certificates requested from Vault (pkiCert), by result.",
+            ),
+            &["result"],
+        )?;
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_template_commands_total",
+                "Template commands run after a change, by result.",
+            ),
+            &["result"],
+        )?;
+        let renewal = prometheus::GaugeVec::new(
+            Opts::new(
+                "pki_sidecar_agent_certificate_renewal_timestamp_seconds",
+                "When the agent plans to renew each certificate, in Unix seconds.",
+            ),
+            &["cert"],
+        )?;
+        for family in [&renders, &issues, &commands] {
+            registry.register(Box::new(family.clone()))?;
+            for result in ["success", "failure"] {
+                family.with_label_values(&[result]);
+            }
+        }
+        registry.register(Box::new(renewal.clone()))?;
+        Ok(TemplateMetrics {
+            renders,
+            issues,
+            commands,
+            renewal,
+            certificates: CertificateMetrics::register(registry, "agent")?,
+        })
+    }
+
+    /// Counts one render.
+    pub fn render(&self, success: bool) {
+        self.renders.with_label_values(&[result(success)]).inc();
+    }
+
+    /// Counts one issue request.
+    pub fn issue(&self, success: bool) {
+        self.issues.with_label_values(&[result(success)]).inc();
+    }
+
+    /// Counts one command run.
+    pub fn command(&self, success: bool) {
+        self.commands.with_label_values(&[result(success)]).inc();
+    }
+
+    /// Publishes the certificate now behind `cert` (a destination path) and its renewal point.
+    pub fn certificate(
+        &self,
+        cert: &str,
+        info: &crate::certs::CertInfo,
+        renew_at: std::time::SystemTime,
+    ) {
+        self.certificates.set(cert, info);
+        self.renewal
+            .with_label_values(&[cert])
+            .set(crate::certs::unix_seconds(renew_at));
+    }
 }

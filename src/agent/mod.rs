@@ -1,14 +1,19 @@
 //! The `agent` role: Vault Agent's job for this Pod.
 //!
 //! It writes the pid file, serves its metrics, logs in with auto_auth and keeps the token
-//! alive ([`auth`]). It runs until SIGTERM, or exits after the first login with
-//! `exit_after_auth` (an init container).
+//! alive ([`auth`]), and renders the templates — certificates above all — and keeps them fresh
+//! ([`templates`], with the consul-template [`functions`]). It runs until SIGTERM, or, with
+//! `exit_after_auth` (an init container), renders every template once and exits.
 
 pub mod auth;
+pub mod functions;
 pub mod metrics;
+pub mod templates;
+
+use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, Role};
 use crate::http_server;
@@ -35,6 +40,7 @@ pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
     let agent_metrics =
         metrics::AgentMetrics::register(&telemetry.registry, auto_auth.method.kind.name())?;
+    let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
     telemetry.readiness.not_ready(
         auth::READY_CONDITION,
         format!(
@@ -56,26 +62,25 @@ pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
             config.vault.address
         )
     })?;
-    if !config.templates.is_empty() {
-        tracing::warn!(
-            templates = config.templates.len(),
-            "template blocks are not rendered by this version yet; only the token is kept alive"
-        );
-    }
-    let mut reloads = lifecycle.reloads();
-    tokio::spawn(async move {
-        while reloads.changed().await.is_ok() {
-            tracing::info!("SIGHUP: the agent has nothing to reload yet");
-        }
-    });
     tracing::info!(
         vault = %config.vault.address,
         method = auto_auth.method.kind.name(),
         mount = %auto_auth.method.mount_path,
+        templates = config.templates.len(),
         metrics = %config.telemetry.metrics_listen,
         "agent starting"
     );
-    let (token_tx, _token_rx) = watch::channel(None);
+    let (token_tx, token_rx) = watch::channel(None);
+    let relogin = Arc::new(Notify::new());
+    let runner = templates::TemplateRunner::new(
+        config,
+        &auto_auth.method,
+        client.clone(),
+        token_rx,
+        relogin.clone(),
+        template_metrics,
+        telemetry.readiness.clone(),
+    )?;
     let keeper = auth::TokenKeeper {
         authenticator: auth::Authenticator::new(client.clone(), auto_auth.method.clone()),
         client,
@@ -84,15 +89,36 @@ pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
         metrics: agent_metrics,
         readiness: telemetry.readiness.clone(),
         token_tx,
+        relogin,
     };
-    let result = keeper
-        .run(lifecycle.shutdown.clone(), config.exit_after_auth)
-        .await;
+    let shutdown = lifecycle.shutdown.clone();
+    let result = if config.exit_after_auth {
+        // An init container: one login, every template once, then exit.
+        match keeper.run(shutdown.clone(), true).await {
+            Ok(auth::KeeperExit::Authenticated) => {
+                runner.run(&shutdown, lifecycle.reloads(), true).await
+            }
+            Ok(auth::KeeperExit::Shutdown) => Ok(()),
+            Err(err) => Err(err),
+        }
+    } else {
+        let keeper = keeper.run(shutdown.clone(), false);
+        let runner = runner.run(&shutdown, lifecycle.reloads(), false);
+        tokio::pin!(keeper, runner);
+        // Both run until shutdown; an error from either (exit_on_err,
+        // exit_on_retry_failure) ends the agent.
+        tokio::select! {
+            result = &mut keeper => result.map(|_| ()),
+            result = &mut runner => result,
+        }
+    };
     lifecycle.shutdown.cancel();
     let _ = metrics_task.await;
-    match result? {
-        auth::KeeperExit::Authenticated => tracing::info!("exit_after_auth: done"),
-        auth::KeeperExit::Shutdown => tracing::info!("agent stopped"),
+    result?;
+    if config.exit_after_auth {
+        tracing::info!("exit_after_auth: every template rendered; exiting");
+    } else {
+        tracing::info!("agent stopped");
     }
     Ok(())
 }

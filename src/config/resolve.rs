@@ -751,7 +751,7 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         }
         Wait { min, max }
     });
-    Some(Template {
+    let template = Template {
         source: source?,
         destination: destination?,
         perms,
@@ -762,7 +762,33 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         command,
         command_timeout,
         wait,
-    })
+    };
+    check_template_text(r, &index_text, &template);
+    Some(template)
+}
+
+/// Parses the template now, so a syntax error or an unknown function stops the load, as
+/// Vault Agent refuses to start on one.
+fn check_template_text(r: &mut Resolver, index: &str, template: &Template) {
+    if template.left_delimiter.is_empty() || template.right_delimiter.is_empty() {
+        return;
+    }
+    let (key, text, place) = match &template.source {
+        TemplateSource::Contents(text) => ("contents", text.clone(), String::new()),
+        TemplateSource::File(path) => match std::fs::read_to_string(path) {
+            Ok(text) => ("source", text, format!("{}:", path.display())),
+            Err(err) => {
+                r.error(
+                    &["template", index, "source"],
+                    format!("cannot read the template file {}: {err}", path.display()),
+                );
+                return;
+            }
+        },
+    };
+    if let Err(err) = crate::agent::templates::parse(template, &text) {
+        r.error(&["template", index, key], format!("{place}{err}"));
+    }
 }
 
 fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) -> Proxy {

@@ -52,7 +52,7 @@ impl Agent {
 
     /// The value of the sample `series` (name and labels exactly as exported), 0 if absent.
     fn metric(&self, series: &str) -> f64 {
-        metric(&self.scrape(), series)
+        util::metric(&self.scrape(), series)
     }
 
     /// Stops the agent with SIGTERM; returns its exit code and stderr.
@@ -60,18 +60,6 @@ impl Agent {
         util::signal(self.child.pid(), Signal::SIGTERM);
         self.child.wait(Duration::from_secs(10))
     }
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
 }
 
 /// Starts an agent against `bed` with `method` (an HCL `method` block, `DIR` standing for the
@@ -191,13 +179,13 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
     assert_eq!((readyz.status, readyz.body.as_str()), (200, "ready\n"));
     let scrape = agent.scrape();
     assert_eq!(
-        metric(
+        util::metric(
             &scrape,
             "pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}"
         ),
         1.0
     );
-    let expiry = metric(
+    let expiry = util::metric(
         &scrape,
         "pki_sidecar_agent_token_expiration_timestamp_seconds",
     );
@@ -207,7 +195,7 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
         "24h token: {expiry}"
     );
     assert!(
-        metric(
+        util::metric(
             &scrape,
             "pki_sidecar_vault_request_duration_seconds_count{operation=\"login\"}"
         ) >= 1.0
@@ -455,7 +443,7 @@ fn approle_and_token_file_logins_work() {
     assert_eq!(agent.wait_for_token(None, Duration::from_secs(20)), given);
     let scrape = agent.scrape();
     assert_eq!(
-        metric(
+        util::metric(
             &scrape,
             "pki_sidecar_agent_auth_total{method=\"token_file\",result=\"success\"}"
         ),
@@ -576,7 +564,7 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
     let scrape = util::http(metrics, "GET", "/metrics").body;
     assert!(
-        metric(
+        util::metric(
             &scrape,
             "pki_sidecar_agent_token_renewals_total{result=\"success\"}"
         ) >= 2.0,

@@ -268,7 +268,7 @@ fn every_key_fixture_resolves_every_key() {
     };
     assert_eq!(
         first.source,
-        TemplateSource::File("/etc/templates/cert.tpl".into())
+        TemplateSource::File("tests/fixtures/config/valid/cert.tpl".into())
     );
     assert_eq!(first.perms, Some(0o640));
     assert!(!first.create_dest_dirs);

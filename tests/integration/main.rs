@@ -3,9 +3,11 @@
 //! - `config`: the seed's file, the fixture folders through `validate`, layering.
 //! - `agent`: the agent's auto_auth and token lifecycle against real OpenBao.
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
+//! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `bed`: the OpenBao test bed itself.
 mod agent;
 mod app;
 mod bed;
 mod config;
+mod templates;
 mod util;

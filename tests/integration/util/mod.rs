@@ -195,3 +195,17 @@ pub fn promtool_check(text: &str) -> Option<(bool, String)> {
     report.push_str(&String::from_utf8_lossy(&output.stderr));
     Some((output.status.success(), report))
 }
+
+/// The value of the sample `series` (name and labels exactly as exported) in a scrape, 0 when
+/// absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}

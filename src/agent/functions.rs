@@ -1,0 +1,565 @@
+//! The consul-template functions Vault Agent users write, for the template engine.
+//!
+//! Rendering is synchronous and Vault is not: as in consul-template, a render that reaches a
+//! Vault function whose data has not been fetched yet records it as [`Dependency`] and gets
+//! `nil` back; the caller fetches what was missing and renders again. `writeToFile` does not
+//! write during a render either: it records a [`FileWrite`], which the caller carries out once
+//! the render is complete, key files before the destination.
+//!
+//! This module must not do network I/O. It reads files only for `file`, as consul-template does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::template::{Functions, Value};
+
+/// Every function a template may call besides the engine's built-ins.
+pub const NAMES: &[&str] = &[
+    "pkiCert",
+    "secret",
+    "writeToFile",
+    "toJSON",
+    "toJSONPretty",
+    "base64Encode",
+    "base64Decode",
+    "env",
+    "file",
+    "trimSpace",
+    "split",
+    "join",
+    "replaceAll",
+    "contains",
+    "toLower",
+    "toUpper",
+    "timestamp",
+];
+
+/// The names alone, for parsing templates at config load time.
+pub struct KnownFunctions;
+
+impl Functions for KnownFunctions {
+    fn has(&self, name: &str) -> bool {
+        NAMES.contains(&name)
+    }
+
+    fn call(&mut self, name: &str, _args: Vec<Value>) -> Result<Value, String> {
+        Err(format!(
+            "{name} cannot be called while the config is checked"
+        ))
+    }
+}
+
+/// Data a template needs from Vault.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dependency {
+    /// `pkiCert PATH k=v...`: issue a certificate (a write to `PATH`).
+    PkiCert {
+        /// Vault path, e.g. `pki_intermediate/issue/home`.
+        path: String,
+        /// The `k=v` arguments, in order.
+        args: Vec<(String, String)>,
+    },
+    /// `secret PATH [k=v...]`: a read, or a write when arguments are given.
+    Secret {
+        /// Vault path.
+        path: String,
+        /// The `k=v` arguments (a write) or none (a read).
+        args: Vec<(String, String)>,
+    },
+}
+
+impl std::fmt::Debug for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    /// Argument values are left out: a `secret` write may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, path, args) = match self {
+            Dependency::PkiCert { path, args } => ("pkiCert", path, args),
+            Dependency::Secret { path, args } => ("secret", path, args),
+        };
+        write!(f, "{name} {path:?}")?;
+        for (key, _) in args {
+            write!(f, " {key}=...")?;
+        }
+        Ok(())
+    }
+}
+
+/// A `writeToFile` to carry out after the render.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Where.
+    pub path: PathBuf,
+    /// What (already with `newline` applied).
+    pub contents: String,
+    /// User name or uid; `None` leaves it.
+    pub owner: Option<String>,
+    /// Group name or gid; `None` leaves it.
+    pub group: Option<String>,
+    /// Mode; `None` keeps an existing file's, else 0644.
+    pub perms: Option<u32>,
+    /// Append to the file instead of replacing it.
+    pub append: bool,
+}
+
+impl std::fmt::Debug for FileWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The contents are usually a private key.
+        write!(
+            f,
+            "FileWrite({}, {} bytes)",
+            self.path.display(),
+            self.contents.len()
+        )
+    }
+}
+
+/// The functions for one render pass over already-fetched data.
+pub struct RenderFunctions<'a> {
+    fetched: &'a BTreeMap<Dependency, Value>,
+    /// Vault data the render reached but did not have.
+    pub missing: BTreeSet<Dependency>,
+    /// `writeToFile` calls, in render order.
+    pub writes: Vec<FileWrite>,
+}
+
+impl<'a> RenderFunctions<'a> {
+    /// Functions answering Vault calls from `fetched`.
+    pub fn new(fetched: &'a BTreeMap<Dependency, Value>) -> RenderFunctions<'a> {
+        RenderFunctions {
+            fetched,
+            missing: BTreeSet::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    fn vault(&mut self, dependency: Dependency) -> Value {
+        match self.fetched.get(&dependency) {
+            Some(value) => value.clone(),
+            None => {
+                self.missing.insert(dependency);
+                Value::Nil
+            }
+        }
+    }
+}
+
+impl Functions for RenderFunctions<'_> {
+    fn has(&self, name: &str) -> bool {
+        NAMES.contains(&name)
+    }
+
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        match name {
+            "pkiCert" => {
+                let (path, args) = path_and_pairs(name, &args)?;
+                Ok(self.vault(Dependency::PkiCert { path, args }))
+            }
+            "secret" => {
+                let (path, args) = path_and_pairs(name, &args)?;
+                Ok(self.vault(Dependency::Secret { path, args }))
+            }
+            "writeToFile" => {
+                self.writes.push(write_to_file(&args)?);
+                Ok(Value::String(String::new()))
+            }
+            _ => pure(name, args),
+        }
+    }
+}
+
+/// Functions without side effects (also used by tests).
+pub fn pure(name: &str, args: Vec<Value>) -> Result<Value, String> {
+    match (name, args.as_slice()) {
+        ("toJSON", [value]) => Ok(Value::String(go_json(&value.to_json(), false))),
+        ("toJSONPretty", [value]) => Ok(Value::String(go_json(&value.to_json(), true))),
+        ("base64Encode", [Value::String(s)]) => Ok(Value::String(STANDARD.encode(s))),
+        ("base64Decode", [Value::String(s)]) => {
+            let bytes = STANDARD
+                .decode(s.trim())
+                .map_err(|err| format!("base64Decode: {err}"))?;
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|_| "base64Decode: the decoded bytes are not UTF-8 text".to_string())
+        }
+        ("env", [Value::String(variable)]) => {
+            Ok(Value::String(std::env::var(variable).unwrap_or_default()))
+        }
+        ("file", [Value::String(path)]) => std::fs::read_to_string(path)
+            .map(Value::String)
+            .map_err(|err| format!("file: cannot read {path}: {err}")),
+        ("trimSpace", [Value::String(s)]) => Ok(Value::String(s.trim().to_string())),
+        ("toLower", [Value::String(s)]) => Ok(Value::String(s.to_lowercase())),
+        ("toUpper", [Value::String(s)]) => Ok(Value::String(s.to_uppercase())),
+        ("split", [Value::String(separator), Value::String(s)]) => {
+            Ok(Value::List(if s.is_empty() {
+                Vec::new()
+            } else {
+                s.split(separator.as_str())
+                    .map(|part| Value::String(part.to_string()))
+                    .collect()
+            }))
+        }
+        ("join", [Value::String(separator), Value::List(items)]) => {
+            let parts: Result<Vec<String>, String> = items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(format!(
+                        "join: list items must be strings, found {}",
+                        kind(other)
+                    )),
+                })
+                .collect();
+            Ok(Value::String(parts?.join(separator)))
+        }
+        ("replaceAll", [Value::String(from), Value::String(to), Value::String(s)]) => {
+            Ok(Value::String(s.replace(from.as_str(), to)))
+        }
+        ("contains", [needle, Value::List(items)]) => Ok(Value::Bool(items.contains(needle))),
+        ("contains", [Value::String(needle), Value::String(s)]) => {
+            Ok(Value::Bool(s.contains(needle.as_str())))
+        }
+        ("timestamp", []) => Ok(Value::String(rfc3339_now())),
+        ("timestamp", [Value::String(format)]) if format == "unix" => Ok(Value::Int(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        )),
+        ("timestamp", [Value::String(format)]) if format == "2006-01-02T15:04:05Z07:00" => {
+            Ok(Value::String(rfc3339_now()))
+        }
+        (name, args) if NAMES.contains(&name) => Err(format!(
+            "{name}: wrong arguments ({})",
+            args.iter().map(kind).collect::<Vec<_>>().join(", ")
+        )),
+        (name, _) => Err(format!("function {name:?} not defined")),
+    }
+}
+
+/// A value's type, in Go's words, for error messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float64",
+        Value::String(_) => "string",
+        Value::List(_) => "list",
+        Value::Map(_) => "map",
+    }
+}
+
+/// `PATH "k=v" ...`.
+fn path_and_pairs(name: &str, args: &[Value]) -> Result<(String, Vec<(String, String)>), String> {
+    let Some((Value::String(path), rest)) = args.split_first() else {
+        return Err(format!("{name} needs a Vault path as its first argument"));
+    };
+    let path = path.trim().trim_matches('/').to_string();
+    if path.is_empty() {
+        return Err(format!("{name}: the Vault path is empty"));
+    }
+    let mut pairs = Vec::with_capacity(rest.len());
+    for arg in rest {
+        let Value::String(text) = arg else {
+            return Err(format!(
+                "{name}: arguments after the path must be \"key=value\" strings"
+            ));
+        };
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(format!("{name}: argument {text:?} is not key=value"));
+        };
+        pairs.push((key.trim().to_string(), value.to_string()));
+    }
+    Ok((path, pairs))
+}
+
+/// `writeToFile PATH OWNER GROUP PERMS [FLAGS] CONTENTS` (contents usually piped in last).
+fn write_to_file(args: &[Value]) -> Result<FileWrite, String> {
+    let strings: Vec<&str> = args
+        .iter()
+        .map(|value| match value {
+            Value::String(s) => Ok(s.as_str()),
+            other => Err(format!(
+                "writeToFile: arguments must be strings, found {}",
+                kind(other)
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let (path, owner, group, perms, flags, contents) = match strings.as_slice() {
+        [path, owner, group, perms, contents] => (*path, *owner, *group, *perms, "", *contents),
+        [path, owner, group, perms, flags, contents] => {
+            (*path, *owner, *group, *perms, *flags, *contents)
+        }
+        _ => {
+            return Err(
+                "writeToFile takes PATH OWNER GROUP PERMS [append|newline] and the contents"
+                    .to_string(),
+            );
+        }
+    };
+    if path.trim().is_empty() {
+        return Err("writeToFile: the path is empty".to_string());
+    }
+    let perms = if perms.trim().is_empty() {
+        None
+    } else {
+        let parsed =
+            crate::config::values::mode(&crate::config::raw::Scalar::Text(perms.to_string()))
+                .map_err(|err| format!("writeToFile: perms {err}"))?;
+        Some(parsed)
+    };
+    let mut append = false;
+    let mut newline = false;
+    for flag in flags.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match flag {
+            "append" => append = true,
+            "newline" => newline = true,
+            other => {
+                return Err(format!(
+                    "writeToFile: unknown flag {other:?} (append, newline)"
+                ));
+            }
+        }
+    }
+    let mut contents = contents.to_string();
+    if newline {
+        contents.push('\n');
+    }
+    let name = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    Ok(FileWrite {
+        path: PathBuf::from(path),
+        contents,
+        owner: name(owner),
+        group: name(group),
+        perms,
+        append,
+    })
+}
+
+/// JSON as Go's `encoding/json` writes it: keys sorted, `<`, `>`, `&` escaped.
+fn go_json(value: &serde_json::Value, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .unwrap_or_default();
+    text.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// Now in RFC 3339, UTC, seconds (Go's `time.RFC3339` on a UTC time).
+fn rfc3339_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(seconds)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86400;
+    let rest = unix_seconds % 86400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.to_string())
+    }
+
+    #[test]
+    fn vault_calls_are_recorded_until_fetched() {
+        let mut fetched = BTreeMap::new();
+        let mut functions = RenderFunctions::new(&fetched);
+        let result = functions
+            .call(
+                "pkiCert",
+                vec![
+                    s("/pki_intermediate/issue/home/"),
+                    s("common_name=foo.home"),
+                    s("ttl=24h"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(result, Value::Nil);
+        let dependency = Dependency::PkiCert {
+            path: "pki_intermediate/issue/home".into(),
+            args: vec![
+                ("common_name".into(), "foo.home".into()),
+                ("ttl".into(), "24h".into()),
+            ],
+        };
+        assert_eq!(
+            functions.missing.iter().collect::<Vec<_>>(),
+            vec![&dependency]
+        );
+        assert_eq!(
+            dependency.to_string(),
+            "pkiCert \"pki_intermediate/issue/home\" common_name=... ttl=..."
+        );
+        fetched.insert(dependency, s("issued"));
+        let mut functions = RenderFunctions::new(&fetched);
+        let result = functions
+            .call(
+                "pkiCert",
+                vec![
+                    s("pki_intermediate/issue/home"),
+                    s("common_name=foo.home"),
+                    s("ttl=24h"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(result, s("issued"));
+        assert!(functions.missing.is_empty());
+        assert!(
+            functions
+                .call("pkiCert", vec![s("p"), s("no-equals")])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn write_to_file_is_recorded_with_the_seed_arguments() {
+        let fetched = BTreeMap::new();
+        let mut functions = RenderFunctions::new(&fetched);
+        let out = functions
+            .call(
+                "writeToFile",
+                vec![
+                    s("/etc/nginx/ssl/tls.key"),
+                    s(""),
+                    s(""),
+                    s("0644"),
+                    s("KEY"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(out, s(""));
+        assert_eq!(
+            functions.writes,
+            vec![FileWrite {
+                path: "/etc/nginx/ssl/tls.key".into(),
+                contents: "KEY".into(),
+                owner: None,
+                group: None,
+                perms: Some(0o644),
+                append: false,
+            }]
+        );
+        functions
+            .call(
+                "writeToFile",
+                vec![
+                    s("/log"),
+                    s("app"),
+                    s("1000"),
+                    s("0600"),
+                    s("append,newline"),
+                    s("line"),
+                ],
+            )
+            .unwrap();
+        let write = &functions.writes[1];
+        assert_eq!((write.contents.as_str(), write.append), ("line\n", true));
+        assert_eq!(
+            (write.owner.as_deref(), write.group.as_deref()),
+            (Some("app"), Some("1000"))
+        );
+        assert!(
+            functions
+                .call("writeToFile", vec![s("/x"), s(""), s(""), s("rw"), s("c")])
+                .is_err()
+        );
+        assert!(
+            functions
+                .call("writeToFile", vec![s("/x"), s("c")])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn string_and_json_helpers_behave_as_in_consul_template() {
+        let mut map = BTreeMap::new();
+        map.insert("b".to_string(), s("<&>"));
+        map.insert("a".to_string(), Value::Int(1));
+        assert_eq!(
+            pure("toJSON", vec![Value::Map(map.clone())]).unwrap(),
+            s(r#"{"a":1,"b":"\u003c\u0026\u003e"}"#)
+        );
+        assert_eq!(
+            pure("toJSONPretty", vec![Value::Map(map)]).unwrap(),
+            s("{\n  \"a\": 1,\n  \"b\": \"\\u003c\\u0026\\u003e\"\n}")
+        );
+        assert_eq!(
+            pure("base64Encode", vec![s("hello")]).unwrap(),
+            s("aGVsbG8=")
+        );
+        assert_eq!(
+            pure("base64Decode", vec![s("aGVsbG8=")]).unwrap(),
+            s("hello")
+        );
+        assert_eq!(pure("trimSpace", vec![s("  x \n")]).unwrap(), s("x"));
+        assert_eq!(
+            pure("split", vec![s(","), s("a,b")]).unwrap(),
+            Value::List(vec![s("a"), s("b")])
+        );
+        assert_eq!(
+            pure("join", vec![s("-"), Value::List(vec![s("a"), s("b")])]).unwrap(),
+            s("a-b")
+        );
+        assert_eq!(
+            pure("replaceAll", vec![s("."), s("-"), s("a.b.c")]).unwrap(),
+            s("a-b-c")
+        );
+        assert_eq!(
+            pure("contains", vec![s("b"), Value::List(vec![s("a"), s("b")])]).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            pure("contains", vec![s("z"), s("abc")]).unwrap(),
+            Value::Bool(false)
+        );
+        assert_eq!(pure("toUpper", vec![s("abc")]).unwrap(), s("ABC"));
+        assert!(
+            pure("toUpper", vec![Value::Int(1)])
+                .unwrap_err()
+                .starts_with("toUpper: wrong arguments")
+        );
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+}

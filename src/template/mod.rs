@@ -1,0 +1,102 @@
+//! A Go `text/template` engine for Vault Agent / consul-template templates: text and actions,
+//! `{{-`/`-}}` trimming, comments, `if`/`with`/`range` (with `else`, `else if`, `else with`,
+//! `break`, `continue`), variables, pipelines, field chains, literals, custom delimiters, and
+//! Go's built-in functions (`and or not eq ne lt le gt ge len index print printf println`).
+//! Output matches Go byte for byte; `tests/fixtures/templates/*.golden` were rendered by
+//! OpenBao Agent (Go) and are checked here.
+//!
+//! It owns parsing, rendering and Go's printing rules. It must not know about Vault, files or
+//! the agent: every other function comes from the caller through [`Functions`]. It must not
+//! panic on any template or data: nesting is bounded at parse time and every lookup is checked.
+//!
+//! Not implemented: `define`/`template`/`block` (a parse error), the built-ins `call`, `html`,
+//! `js`, `slice` and `urlquery`, methods, `range` over an integer, complex and hexadecimal
+//! float literals.
+
+mod exec;
+mod format;
+mod lex;
+mod parse;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use value::Value;
+
+/// Functions beyond the built-ins, supplied by the caller (the agent's consul-template
+/// functions).
+pub trait Functions {
+    /// Whether `name` exists (checked at parse time: an unknown function is a parse error).
+    /// A name that is also a built-in's replaces the built-in, as a Go `FuncMap` does.
+    fn has(&self, name: &str) -> bool;
+    /// Calls `name`; an Err(message) aborts rendering with the action's position.
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String>;
+}
+
+/// A parsed template, ready to render any number of times.
+#[derive(Debug)]
+pub struct Template {
+    root: Vec<parse::Node>,
+}
+
+/// Choices that change rendering.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RenderOptions {
+    /// A missing map key is an error (Go's `missingkey=error`, consul-template's
+    /// `error_on_missing_key`) instead of printing `<no value>`.
+    pub error_on_missing_key: bool,
+}
+
+/// A parse or render error at a 1-based line and column (in characters) of the template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct TemplateError {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+    /// What went wrong, in Go's words where Go has them.
+    pub message: String,
+}
+
+impl Template {
+    /// Parses `text` with the delimiters `left` and `right` (Go's `{{` and `}}` unless the
+    /// template stanza says otherwise). Function names are resolved against the built-ins and
+    /// `functions` now; the same names must be callable at render time.
+    pub fn parse(
+        text: &str,
+        left: &str,
+        right: &str,
+        functions: &dyn Functions,
+    ) -> Result<Template, TemplateError> {
+        if left.is_empty() || right.is_empty() {
+            return Err(TemplateError {
+                line: 1,
+                column: 1,
+                message: "delimiters must not be empty".to_owned(),
+            });
+        }
+        let tokens = lex::lex(text, left, right);
+        let root = parse::parse(text, tokens, functions)?;
+        Ok(Template { root })
+    }
+
+    /// Renders with `dot` as the initial `.` and `$`.
+    pub fn render(
+        &self,
+        dot: &Value,
+        functions: &mut dyn Functions,
+        options: RenderOptions,
+    ) -> Result<String, TemplateError> {
+        let mut state = exec::State {
+            root: dot,
+            functions,
+            options,
+            vars: vec![("$".to_owned(), dot.clone())],
+            out: String::new(),
+        };
+        state.walk_list(dot, &self.root)?;
+        Ok(state.out)
+    }
+}

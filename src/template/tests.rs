@@ -1,0 +1,907 @@
+//! Unit tests for each feature and error, and the golden tests: every
+//! `tests/fixtures/templates/*.tpl` must render exactly as OpenBao Agent (Go) rendered it into
+//! the `.golden` beside it (`scripts/template-goldens.sh`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+
+/// Caller functions for tests: `secret` returns a fixed value for one path, `fail` always
+/// errors, `echo` returns its arguments as a list.
+struct TestFunctions {
+    secret_path: String,
+    secret: Value,
+    calls: Vec<String>,
+}
+
+impl TestFunctions {
+    fn new() -> TestFunctions {
+        TestFunctions {
+            secret_path: String::new(),
+            secret: Value::Nil,
+            calls: Vec::new(),
+        }
+    }
+}
+
+impl Functions for TestFunctions {
+    fn has(&self, name: &str) -> bool {
+        matches!(name, "secret" | "fail" | "echo")
+    }
+
+    fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        self.calls.push(name.to_owned());
+        match name {
+            "secret" => match args.as_slice() {
+                [Value::String(path)] if *path == self.secret_path => Ok(self.secret.clone()),
+                _ => Err(format!("no secret at {args:?}")),
+            },
+            "echo" => Ok(Value::List(args)),
+            _ => Err("it failed".to_owned()),
+        }
+    }
+}
+
+fn render_with(text: &str, dot: &Value, options: RenderOptions) -> Result<String, TemplateError> {
+    let mut functions = TestFunctions::new();
+    let template = Template::parse(text, "{{", "}}", &functions)?;
+    template.render(dot, &mut functions, options)
+}
+
+fn render(text: &str) -> String {
+    render_data(text, &data())
+}
+
+fn render_data(text: &str, dot: &Value) -> String {
+    match render_with(text, dot, RenderOptions::default()) {
+        Ok(out) => out,
+        Err(e) => panic!("{text:?} failed: {e}"),
+    }
+}
+
+/// The error `text` fails with (parse or render), as "line:col: message".
+fn failure(text: &str) -> String {
+    failure_with(text, RenderOptions::default())
+}
+
+fn failure_with(text: &str, options: RenderOptions) -> String {
+    match render_with(text, &data(), options) {
+        Ok(out) => panic!("{text:?} rendered {out:?}, expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn data() -> Value {
+    Value::from_json(&serde_json::json!({
+        "name": "web",
+        "empty": "",
+        "n": 3,
+        "f": 2.5,
+        "list": ["a", "b", "c"],
+        "ints": [3, 1, 2],
+        "map": {"b": 2, "a": 1, "c": 3},
+        "nested": {"inner": {"deep": "yes"}, "items": [{"id": "x"}, {"id": "y"}]},
+        "null": null,
+        "yes": true,
+        "no": false,
+    }))
+}
+
+// ---- text, trimming, comments ------------------------------------------------------------
+
+#[test]
+fn plain_text_passes_through() {
+    assert_eq!(render("hello\n world "), "hello\n world ");
+    assert_eq!(render(""), "");
+}
+
+#[test]
+fn trim_markers_remove_ascii_whitespace_on_their_side() {
+    assert_eq!(render("a  \n\t {{- .name -}} \r\n b"), "awebb");
+    assert_eq!(render("a {{- .name }} b"), "aweb b");
+    assert_eq!(render("a {{ .name -}} b"), "a webb");
+    // Without the space, `-3` is a number.
+    assert_eq!(render("a {{-3}} b"), "a -3 b");
+    assert_eq!(render("a {{ -3 }} b"), "a -3 b");
+    // Non-breaking space is not trimmed.
+    assert_eq!(render("a\u{a0}{{- 1 }}"), "a\u{a0}1");
+}
+
+#[test]
+fn comments_print_nothing_and_may_trim() {
+    assert_eq!(render("a {{/* c */}} b"), "a  b");
+    assert_eq!(render("a {{- /* c */ -}} b"), "ab");
+    assert_eq!(render("a {{- /* multi\nline */}} b"), "a b");
+    assert_eq!(failure("x\n{{/* open"), "2:1: unclosed comment");
+    assert_eq!(
+        failure("{{/* c */ x }}"),
+        "1:1: comment ends before closing delimiter"
+    );
+}
+
+#[test]
+fn seed_template_shape() {
+    let text = "{{- with .nested -}}\n{{ .inner.deep }}\n{{ if .items }}\n{{ len .items }}\n{{ end }}\n{{ end }}    ";
+    assert_eq!(render(text), "yes\n\n2\n\n    ");
+}
+
+// ---- actions and values ------------------------------------------------------------------
+
+#[test]
+fn values_print_as_go_does() {
+    assert_eq!(
+        render("{{ .name }} {{ .n }} {{ .f }} {{ .yes }} {{ .missing }} {{ .null }}"),
+        "web 3 2.5 true <no value> <no value>"
+    );
+    assert_eq!(
+        render("{{ .list }} {{ .map }} {{ .nested.items }}"),
+        "[a b c] map[a:1 b:2 c:3] [map[id:x] map[id:y]]"
+    );
+    assert_eq!(
+        render("{{ print .null }} {{ printf \"%v\" (index .list 0) }}"),
+        "<nil> a"
+    );
+    let list_with_nil = Value::List(vec![Value::Nil, Value::from(1i64)]);
+    assert_eq!(render_data("{{ . }}", &list_with_nil), "[<nil> 1]");
+}
+
+#[test]
+fn literals() {
+    assert_eq!(
+        render(
+            "{{ 42 }} {{ -7 }} {{ +7 }} {{ 0x1f }} {{ 0X1F }} {{ 0o17 }} {{ 017 }} {{ 0b11 }} {{ 1_000 }}"
+        ),
+        "42 -7 7 31 31 15 15 3 1000"
+    );
+    assert_eq!(
+        render("{{ 1.5 }} {{ 2.0 }} {{ 1e3 }} {{ 1e6 }} {{ .5 }} {{ 1e-7 }} {{ 0x1E }}"),
+        "1.5 2 1000 1e+06 0.5 1e-07 30"
+    );
+    assert_eq!(
+        render("{{ 'a' }} {{ '\\n' }} {{ '\\'' }} {{ 'é' }}"),
+        "97 10 39 233"
+    );
+    assert_eq!(
+        render(r#"{{ "a\tb\"c\\d\x41\101\u00e9\U0001F600" }}"#),
+        "a\tb\"c\\dAAé😀"
+    );
+    assert_eq!(render("{{ `raw\\n{{ }}` }}"), "raw\\n{{ }}");
+    assert_eq!(render("{{ `a\r\nb` }}"), "a\nb");
+    assert_eq!(render("{{ true }} {{ false }}"), "true false");
+    assert_eq!(render("{{ \"}}\" }}"), "}}");
+}
+
+#[test]
+fn bad_literals_are_parse_errors() {
+    assert_eq!(failure("{{ 12abc }}"), "1:4: bad number syntax: \"12a\"");
+    assert_eq!(
+        failure("{{ 1__0 }}"),
+        "1:4: illegal number syntax: \"1__0\""
+    );
+    assert_eq!(
+        failure("{{ 9223372036854775808 }}"),
+        "1:4: 9223372036854775808 overflows int"
+    );
+    assert_eq!(failure("{{ 1e }}"), "1:4: illegal number syntax: \"1e\"");
+    assert_eq!(
+        failure("\n  {{ \"a\\qb\" }}"),
+        "2:6: bad string literal \"a\\qb\": invalid syntax"
+    );
+    assert_eq!(failure("{{ \"open }}"), "1:4: unterminated quoted string");
+    assert_eq!(
+        failure("{{ `open }}"),
+        "1:4: unterminated raw quoted string"
+    );
+    assert_eq!(
+        failure("{{ 'ab' }}"),
+        "1:4: malformed character constant: 'ab'"
+    );
+    assert_eq!(
+        failure("{{ \"\\xff\" }}"),
+        "1:4: bad string literal \"\\xff\": not valid UTF-8"
+    );
+}
+
+#[test]
+fn field_chains_on_dot_variables_and_parentheses() {
+    assert_eq!(render("{{ .nested.inner.deep }}"), "yes");
+    assert_eq!(render("{{ $n := .nested }}{{ $n.inner.deep }}"), "yes");
+    assert_eq!(render("{{ (index .nested.items 1).id }}"), "y");
+    assert_eq!(render("{{ (.nested).inner.deep }}"), "yes");
+    assert_eq!(render("{{ .nested.nothing }}"), "<no value>");
+}
+
+#[test]
+fn field_errors() {
+    assert_eq!(
+        failure("{{ .name.first }}"),
+        "1:4: can't evaluate field first in type string"
+    );
+    assert_eq!(
+        failure("{{ .list.x }}"),
+        "1:4: can't evaluate field x in type []interface {}"
+    );
+    assert_eq!(
+        failure("{{ .missing.x }}"),
+        "1:4: nil pointer evaluating interface {}.x"
+    );
+    assert_eq!(
+        failure("{{ .name 1 }}"),
+        "1:4: name is not a method but has arguments"
+    );
+    assert_eq!(
+        failure("{{ 1 | .name }}"),
+        "1:8: name is not a method but has arguments"
+    );
+    assert_eq!(
+        failure("{{ 1 | . }}"),
+        "1:8: non executable command in pipeline stage 2"
+    );
+    assert_eq!(
+        failure("{{ 1 | $ }}"),
+        "1:8: can't give argument to non-function $"
+    );
+    assert_eq!(failure("{{ nil }}"), "1:4: nil is not a command");
+    assert_eq!(
+        failure("{{ \"s\".x }}"),
+        "1:4: unexpected . after term \"\\\"s\\\"\""
+    );
+}
+
+#[test]
+fn absent_data_has_absent_fields() {
+    // consul-template renders with nil data: `.X` and `$.X` are `<no value>`, not errors.
+    assert_eq!(
+        render_data("{{ .a.b }} {{ $.a }} {{ . }}", &Value::Nil),
+        "<no value> <no value> <no value>"
+    );
+    let options = RenderOptions {
+        error_on_missing_key: true,
+    };
+    let err = render_with("\n {{ .a }}", &Value::Nil, options).unwrap_err();
+    assert_eq!(err.to_string(), "2:5: nil data; no entry for key \"a\"");
+}
+
+#[test]
+fn missing_keys_with_error_option() {
+    let options = RenderOptions {
+        error_on_missing_key: true,
+    };
+    assert_eq!(
+        failure_with("ok\n{{ .nested.nope }}", options),
+        "2:4: map has no entry for key \"nope\""
+    );
+    assert_eq!(
+        render_with("{{ .nested.inner.deep }}", &data(), options).unwrap(),
+        "yes"
+    );
+    // index is not affected, as in Go.
+    assert_eq!(
+        render_with("{{ index .map \"z\" }}", &data(), options).unwrap(),
+        "<no value>"
+    );
+}
+
+// ---- control structures ------------------------------------------------------------------
+
+#[test]
+fn if_else_if_else() {
+    let text = "{{ if .empty }}1{{ else if .no }}2{{ else if .n }}3{{ else }}4{{ end }}";
+    assert_eq!(render(text), "3");
+    assert_eq!(render("{{ if .missing }}x{{ else }}y{{ end }}"), "y");
+    for (value, truth) in [
+        ("0", "F"),
+        ("1", "T"),
+        ("0.0", "F"),
+        ("\"\"", "F"),
+        ("\"0\"", "T"),
+        (".list", "T"),
+        (".null", "F"),
+        ("false", "F"),
+    ] {
+        assert_eq!(
+            render(&format!(
+                "{{{{ if {value} }}}}T{{{{ else }}}}F{{{{ end }}}}"
+            )),
+            truth,
+            "{value}"
+        );
+    }
+    let empty = Value::from_json(&serde_json::json!({"l": [], "m": {}}));
+    assert_eq!(
+        render_data("{{ if .l }}T{{ end }}{{ if .m }}T{{ end }}", &empty),
+        ""
+    );
+}
+
+#[test]
+fn with_sets_dot_and_else_with_chains() {
+    assert_eq!(
+        render("{{ with .nested.inner }}{{ .deep }}{{ end }}"),
+        "yes"
+    );
+    assert_eq!(
+        render("{{ with .missing }}x{{ else with .name }}{{ . }}{{ else }}z{{ end }}"),
+        "web"
+    );
+    assert_eq!(
+        render("{{ with .empty }}x{{ else }}{{ .name }}{{ end }}"),
+        "web"
+    );
+}
+
+#[test]
+fn range_lists_and_maps() {
+    assert_eq!(render("{{ range .list }}{{ . }}{{ end }}"), "abc");
+    assert_eq!(
+        render("{{ range $i, $v := .list }}{{ $i }}={{ $v }} {{ end }}"),
+        "0=a 1=b 2=c "
+    );
+    assert_eq!(render("{{ range $v := .ints }}{{ $v }}{{ end }}"), "312");
+    assert_eq!(
+        render("{{ range $k, $v := .map }}{{ $k }}{{ $v }}{{ end }}"),
+        "a1b2c3"
+    );
+    assert_eq!(render("{{ range .map }}{{ . }}{{ end }}"), "123");
+    assert_eq!(
+        render("{{ range .missing }}x{{ else }}none{{ end }}"),
+        "none"
+    );
+    assert_eq!(
+        render("{{ range $x := .nested.nothing }}x{{ else }}none{{ end }}"),
+        "none"
+    );
+    assert_eq!(
+        failure("\n{{ range .name }}{{ end }}"),
+        "2:10: range can't iterate over web"
+    );
+}
+
+#[test]
+fn break_and_continue() {
+    assert_eq!(
+        render("{{ range .list }}{{ if eq . \"b\" }}{{ break }}{{ end }}{{ . }}{{ end }}"),
+        "a"
+    );
+    assert_eq!(
+        render("{{ range .list }}{{ if eq . \"b\" }}{{ continue }}{{ end }}{{ . }}{{ end }}"),
+        "ac"
+    );
+    // break leaves only the innermost range.
+    assert_eq!(
+        render("{{ range .list }}{{ range $.ints }}{{ break }}{{ end }}{{ . }}{{ end }}"),
+        "abc"
+    );
+    assert_eq!(
+        failure("{{ if true }}{{ break }}{{ end }}"),
+        "1:17: {{break}} outside {{range}}"
+    );
+    assert_eq!(
+        failure("{{ continue }}"),
+        "1:4: {{continue}} outside {{range}}"
+    );
+    assert_eq!(
+        failure("{{ range .list }}{{ break 1 }}{{ end }}"),
+        "1:27: unexpected \"1\" in {{break}}"
+    );
+}
+
+#[test]
+fn variables_scope_like_go() {
+    assert_eq!(
+        render("{{ $x := 1 }}{{ if true }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}"),
+        "21"
+    );
+    assert_eq!(
+        render("{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}"),
+        "2"
+    );
+    assert_eq!(
+        render("{{ $x := 0 }}{{ range $i, $v := .list }}{{ $x = $i }}{{ end }}{{ $x }}"),
+        "2"
+    );
+    assert_eq!(
+        render("{{ $i := 9 }}{{ range $i, $v := .list }}{{ end }}{{ $i }}"),
+        "9"
+    );
+    assert_eq!(
+        render("{{ range .list }}{{ $.name }}{{ end }}"),
+        "webwebweb"
+    );
+    assert_eq!(
+        render("{{ $i := 0 }}{{ $v := \"\" }}{{ range $i, $v = .list }}{{ end }}{{ $i }}{{ $v }}"),
+        "2c"
+    );
+    assert_eq!(render("{{ $x := .list }}{{ len $x }}"), "3");
+    assert_eq!(
+        failure("{{ if true }}{{ $y := 1 }}{{ end }}{{ $y }}"),
+        "1:39: undefined variable \"$y\""
+    );
+    assert_eq!(failure("{{ $z = 1 }}"), "1:4: undefined variable \"$z\"");
+    assert_eq!(
+        failure("{{ range $a, $b, $c := .list }}{{ end }}"),
+        "1:16: too many declarations in range"
+    );
+    assert_eq!(
+        failure("{{ $a, $b := 1 }}"),
+        "1:6: too many declarations in command"
+    );
+}
+
+#[test]
+fn block_structure_errors() {
+    assert_eq!(
+        failure("a\n{{ if .yes }}\nb"),
+        "3:2: unexpected EOF: {{if}} at 2:4 has no {{end}}"
+    );
+    assert_eq!(
+        failure("{{ range .list }}{{ with . }}"),
+        "1:30: unexpected EOF: {{with}} at 1:21 has no {{end}}"
+    );
+    assert_eq!(failure("x {{ end }}"), "1:6: unexpected {{end}}");
+    assert_eq!(failure("x\n  {{ else }}"), "2:6: unexpected {{else}}");
+    assert_eq!(
+        failure("{{ if 1 }}{{ else }}{{ else }}{{ end }}"),
+        "1:24: expected end; found {{else}}"
+    );
+    assert_eq!(failure("{{ if }}{{ end }}"), "1:7: missing value for if");
+    assert_eq!(failure("{{ }}"), "1:4: missing value for command");
+    assert_eq!(failure("a {{ .name "), "1:3: unclosed action");
+    assert_eq!(failure("{{ (.name }}"), "1:11: unclosed left paren");
+    assert_eq!(failure("{{ .name) }}"), "1:9: unexpected right paren");
+    assert_eq!(
+        failure("{{ define \"x\" }}{{ end }}"),
+        "1:4: unsupported action {{define}}: define, template and block are not implemented"
+    );
+    assert_eq!(failure("{{ end 1 }}"), "1:8: unexpected \"1\" in end");
+    assert_eq!(failure("{{ .a.b-}}"), "1:8: bad character U+002D '-'");
+    assert_eq!(failure("{{ .a # }}"), "1:7: unexpected \"#\" in operand");
+    assert_eq!(
+        failure("{{ .a | 1 }}"),
+        "1:9: non executable command in pipeline stage 2"
+    );
+    assert_eq!(failure("{{ a := 1 }}"), "1:4: function \"a\" not defined");
+    assert_eq!(failure("{{ .x : }}"), "1:7: expected :=");
+    assert_eq!(
+        failure("{{ \u{1} }}"),
+        "1:4: unrecognized character in action: U+0001 '\u{1}'"
+    );
+}
+
+#[test]
+fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+    let deep_blocks = "{{ if 1 }}".repeat(1000) + &"{{ end }}".repeat(1000);
+    assert!(
+        failure(&deep_blocks).ends_with("nesting deeper than 200 levels"),
+        "{}",
+        failure(&deep_blocks)
+    );
+    let deep_parens = format!("{{{{ {}1{} }}}}", "(".repeat(1000), ")".repeat(1000));
+    assert!(failure(&deep_parens).contains("nesting deeper than"));
+    let fine = "{{ if 1 }}".repeat(150) + "x" + &"{{ end }}".repeat(150);
+    assert_eq!(render(&fine), "x");
+}
+
+// ---- pipelines and functions ---------------------------------------------------------------
+
+#[test]
+fn piped_value_is_the_last_argument() {
+    assert_eq!(render("{{ \"a\" | printf \"%s-%s\" \"b\" }}"), "b-a");
+    assert_eq!(render("{{ .list | len }}"), "3");
+    assert_eq!(render("{{ 1 | echo 2 3 | len }}"), "3");
+    assert_eq!(render("{{ (echo 1 (echo 2)) }}"), "[1 [2]]");
+}
+
+#[test]
+fn caller_functions_and_their_errors() {
+    let mut functions = TestFunctions::new();
+    functions.secret_path = "kv/x".to_owned();
+    functions.secret = Value::from_json(&serde_json::json!({"Data": {"v": "s3cret"}}));
+    let template = Template::parse(
+        "{{ with secret \"kv/x\" }}{{ .Data.v }}{{ end }}",
+        "{{",
+        "}}",
+        &functions,
+    )
+    .unwrap();
+    assert_eq!(
+        template
+            .render(&Value::Nil, &mut functions, RenderOptions::default())
+            .unwrap(),
+        "s3cret"
+    );
+    assert_eq!(functions.calls, ["secret"]);
+    assert_eq!(
+        failure("line\n  {{ fail 1 }}"),
+        "2:6: error calling fail: it failed"
+    );
+    assert_eq!(
+        failure("{{ .name | nope }}"),
+        "1:12: function \"nope\" not defined"
+    );
+}
+
+/// A caller function with a built-in's name replaces it, as a Go FuncMap does.
+#[test]
+fn caller_functions_shadow_builtins() {
+    struct Shadow;
+    impl Functions for Shadow {
+        fn has(&self, name: &str) -> bool {
+            name == "len"
+        }
+        fn call(&mut self, _: &str, _: Vec<Value>) -> Result<Value, String> {
+            Ok(Value::from("shadowed"))
+        }
+    }
+    let template = Template::parse("{{ len 1 2 }}", "{{", "}}", &Shadow).unwrap();
+    assert_eq!(
+        template
+            .render(&Value::Nil, &mut Shadow, RenderOptions::default())
+            .unwrap(),
+        "shadowed"
+    );
+}
+
+#[test]
+fn and_or_short_circuit_and_return_the_deciding_value() {
+    assert_eq!(
+        render("{{ and 1 0 2 }}|{{ and 1 2 }}|{{ or 0 \"\" }}|{{ or 0 .name 1 }}"),
+        "0|2||web"
+    );
+    assert_eq!(
+        render("{{ and .no (fail) }}|{{ or .yes (fail) }}"),
+        "false|true"
+    );
+    assert_eq!(render("{{ .empty | or \"default\" }}"), "default");
+    assert_eq!(render("{{ not .list }} {{ not .null }}"), "false true");
+}
+
+#[test]
+fn comparisons() {
+    assert_eq!(
+        render("{{ eq 1 1 }} {{ eq .name \"a\" \"web\" }} {{ eq .name \"a\" \"b\" }} {{ ne 1 2 }}"),
+        "true true false true"
+    );
+    assert_eq!(
+        render(
+            "{{ lt 1 2 }} {{ le 2 2 }} {{ gt 1.5 1.25 }} {{ ge \"a\" \"b\" }} {{ lt \"B\" \"a\" }}"
+        ),
+        "true true true false true"
+    );
+    assert_eq!(
+        render("{{ eq .missing \"x\" }} {{ eq .missing .null }} {{ ne .missing 1 }}"),
+        "false true true"
+    );
+    assert_eq!(
+        failure("{{ eq 1 1.0 }}"),
+        "1:4: error calling eq: incompatible types for comparison"
+    );
+    assert_eq!(
+        failure("{{ lt 1 \"1\" }}"),
+        "1:4: error calling lt: incompatible types for comparison"
+    );
+    assert_eq!(
+        failure("{{ lt true false }}"),
+        "1:4: error calling lt: invalid type for comparison"
+    );
+    assert_eq!(
+        failure("{{ gt .list .list }}"),
+        "1:4: error calling gt: invalid type for comparison"
+    );
+    assert_eq!(
+        failure("{{ eq .list .list }}"),
+        "1:4: error calling eq: non-comparable type []interface {}"
+    );
+}
+
+#[test]
+fn builtin_arity_is_checked_at_parse_time() {
+    assert_eq!(
+        failure("{{ if false }}{{ not 1 2 }}{{ end }}"),
+        "1:18: wrong number of args for not: want 1 got 2"
+    );
+    assert_eq!(
+        failure("{{ 1 | lt 2 3 }}"),
+        "1:8: wrong number of args for lt: want 2 got 3"
+    );
+    assert_eq!(
+        failure("{{ eq 1 }}"),
+        "1:4: wrong number of args for eq: want at least 2 got 1"
+    );
+    assert_eq!(
+        failure("{{ printf }}"),
+        "1:4: wrong number of args for printf: want at least 1 got 0"
+    );
+    assert_eq!(
+        failure("{{ print len }}"),
+        "1:10: wrong number of args for len: want 1 got 0"
+    );
+    assert_eq!(
+        render("{{ print }}|{{ println }}|{{ 1 | not }}"),
+        "|\n|false"
+    );
+}
+
+#[test]
+fn len_and_index() {
+    assert_eq!(
+        render("{{ len .list }} {{ len .map }} {{ len \"héllo\" }} {{ len .empty }}"),
+        "3 3 6 0"
+    );
+    assert_eq!(
+        render(
+            "{{ index .list 2 }} {{ index .map \"b\" }} {{ index .nested \"items\" 1 \"id\" }} {{ index .map \"zz\" }} {{ index \"abc\" 0 }}"
+        ),
+        "c 2 y <no value> 97"
+    );
+    assert_eq!(
+        failure("\n\n   {{ index .list 3 }}"),
+        "3:7: error calling index: index out of range: 3"
+    );
+    assert_eq!(
+        failure("{{ index .list -1 }}"),
+        "1:4: error calling index: index out of range: -1"
+    );
+    assert_eq!(
+        failure("{{ index .list \"a\" }}"),
+        "1:4: error calling index: cannot index slice/array with type string"
+    );
+    assert_eq!(
+        failure("{{ index .map 1 }}"),
+        "1:4: error calling index: value has type int; should be string"
+    );
+    assert_eq!(
+        failure("{{ index .missing 1 }}"),
+        "1:4: error calling index: index of untyped nil"
+    );
+    assert_eq!(
+        failure("{{ index .n 1 }}"),
+        "1:4: error calling index: can't index item of type int"
+    );
+    assert_eq!(
+        failure("{{ len .n }}"),
+        "1:4: error calling len: len of type int"
+    );
+}
+
+#[test]
+fn printf_verbs() {
+    let cases = [
+        (
+            "%s|%v|%q|%x|%X",
+            "\"hi\" \"hi\" \"hi\" \"hi\" \"hi\"",
+            "hi|hi|\"hi\"|6869|6869",
+        ),
+        (
+            "[%5s][%-5s][%05s][%.1s]",
+            "\"ab\" \"ab\" \"ab\" \"ab\"",
+            "[   ab][ab   ][000ab][a]",
+        ),
+        (
+            "%d|%5d|%-5d|%05d|%+d|%x|%X|%o|%b|%c|%U",
+            "42 42 42 -42 42 255 255 8 5 65 65",
+            "42|   42|42   |-0042|+42|ff|FF|10|101|A|U+0041",
+        ),
+        (
+            "%f|%.2f|%8.3f|%-7.1f|%08.2f|%e|%g|%v",
+            "3.14159 2.675 3.14159 2.5 -1.5 1234.5678 0.00001 1e21",
+            "3.141590|2.67|   3.142|2.5    |-0001.50|1.234568e+03|1e-05|1e+21",
+        ),
+        ("%.0f %.1f %.2f", "0.5 0.25 0.125", "0 0.2 0.12"),
+        ("%t %v %5t", "true false true", "true false  true"),
+        ("%%|%d %d|%z", "1", "%|1 %!d(MISSING)|%!z(MISSING)"),
+        ("%d", "1 \"x\"", "1%!(EXTRA string=x)"),
+        (
+            "%d|%s|%v",
+            "\"x\" nil nil",
+            "%!d(string=x)|%!s(<nil>)|<nil>",
+        ),
+        (
+            "%v|%d|%q",
+            ".list .ints .list",
+            "[a b c]|[3 1 2]|[\"a\" \"b\" \"c\"]",
+        ),
+        ("%v", ".map", "map[a:1 b:2 c:3]"),
+        ("%[2]s%[1]s", "\"a\" \"b\"", "ba"),
+        ("%*d|%-*d|%.*f", "4 7 3 1 1 2.25", "   7|1  |2.2"),
+        (
+            "%T %T %T %T %T %T",
+            "1 1.5 \"s\" true .list .map",
+            "int float64 string bool []interface {} map[string]interface {}",
+        ),
+    ];
+    for (format, args, want) in cases {
+        assert_eq!(
+            render(&format!("{{{{ printf \"{format}\" {args} }}}}")),
+            want,
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn print_and_println_spacing() {
+    assert_eq!(render("{{ print 1 2 \"a\" \"b\" 3 true }}"), "1 2ab3 true");
+    assert_eq!(render("{{ print \"a\" 1 2 \"b\" }}"), "a1 2b");
+    assert_eq!(render("{{ println 1 \"a\" 2 }}"), "1 a 2\n");
+    assert_eq!(render("{{ print .null 1 }}"), "<nil> 1");
+}
+
+#[test]
+fn custom_delimiters() {
+    let functions = TestFunctions::new();
+    let template = Template::parse(
+        "{{ x }} [[- .name -]] <<>> [[/* c */]][[ \"]]\" ]]",
+        "[[",
+        "]]",
+        &functions,
+    )
+    .unwrap();
+    let out = template
+        .render(&data(), &mut TestFunctions::new(), RenderOptions::default())
+        .unwrap();
+    assert_eq!(out, "{{ x }}web<<>> ]]");
+    let template = Template::parse("a <% .name -%> b<%.n%>", "<%", "%>", &functions).unwrap();
+    let out = template
+        .render(&data(), &mut TestFunctions::new(), RenderOptions::default())
+        .unwrap();
+    assert_eq!(out, "a webb3");
+    let err = Template::parse("x", "", "}}", &functions).unwrap_err();
+    assert_eq!(err.message, "delimiters must not be empty");
+}
+
+#[test]
+fn multi_line_actions_and_columns_count_characters() {
+    assert_eq!(render("{{ print\n  1\n  2 }}"), "1 2");
+    assert_eq!(
+        failure("é é {{ nope }}"),
+        "1:8: function \"nope\" not defined"
+    );
+}
+
+#[test]
+fn json_round_trip() {
+    let json = serde_json::json!({"a": [1, 2.5, "s", true, null, {"b": {}}]});
+    assert_eq!(Value::from_json(&json).to_json(), json);
+    let mut map = BTreeMap::new();
+    map.insert(
+        "k".to_owned(),
+        Value::from(vec![Value::from(1i64), Value::from("v"), Value::from(true)]),
+    );
+    assert_eq!(
+        Value::from(map).to_json(),
+        serde_json::json!({"k": [1, "v", true]})
+    );
+    assert_eq!(Value::Float(f64::NAN).to_json(), serde_json::Value::Null);
+}
+
+#[test]
+fn odd_input_does_not_panic() {
+    let samples = [
+        "{{",
+        "}}",
+        "{{-",
+        "{{- ",
+        "-}}",
+        "{{ -}}",
+        "{{- -}}",
+        "{{ ( }}",
+        "{{ ) }}",
+        "{{ $ }}",
+        "{{ $. }}",
+        "{{ . . }}",
+        "{{ .. }}",
+        "{{ 'x }}",
+        "{{ '\\ }}",
+        "{{ \"\\",
+        "{{ `",
+        "{{/*",
+        "{{/**/",
+        "{{ | }}",
+        "{{ .a | }}",
+        "{{ range $i, }}{{ end }}",
+        "{{ range $i, 1 }}{{ end }}",
+        "{{ else if 1 }}",
+        "{{ if 1 }}{{ else with 1 }}{{ end }}",
+        "{{ with 1 }}{{ else if 1 }}{{ end }}",
+        "{{ 0x }}",
+        "{{ 0b2 }}",
+        "{{ 1e999 }}",
+        "{{ -0x8000000000000000 }}",
+        "{{ 'é' }}",
+        "{{ \"\\u12\" }}",
+        "{{ \"\\ud800\" }}",
+        "{{ printf \"%[0]d %[9]d %[x %*.*d %-*d\" 1 }}",
+        "{{ printf \"%\" }}",
+        "{{ printf \"%-010.3e %+.3g %#v % x %#o\" 1.5 -0.0 1 \"\" 0 }}",
+        "{{ printf \"%c %q %U\" -1 -1 -1 }}",
+        "{{ (nil).x }}",
+        "{{ index . }}",
+        "{{ printf 1 }}",
+        "{{ len nil }}",
+        "\u{0}{{ \u{feff} }}",
+    ];
+    for text in samples {
+        let _ = render_with(text, &data(), RenderOptions::default());
+        let _ = render_with(
+            text,
+            &Value::Nil,
+            RenderOptions {
+                error_on_missing_key: true,
+            },
+        );
+    }
+    // Every prefix of a real template.
+    let text = "{{- with .nested -}}{{ range $i, $v := .items }}{{ printf \"%d:%s\" $i $v.id }}{{ else }}-{{ end }}{{ end }}";
+    for (end, _) in text.char_indices() {
+        let _ = render_with(&text[..end], &data(), RenderOptions::default());
+    }
+}
+
+// ---- golden tests against Go -----------------------------------------------------------------
+
+/// What consul-template's `secret "secret/data/golden"` returned in the golden run: the KV v2
+/// read response, whose `.Data.data` is `golden-secret.json`.
+fn golden_functions(dir: &Path) -> TestFunctions {
+    let text = std::fs::read_to_string(dir.join("golden-secret.json")).unwrap();
+    let data: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let response = serde_json::json!({
+        "Data": {
+            "data": data,
+            "metadata": {"version": 1, "deletion_time": "", "destroyed": false},
+        },
+        "LeaseID": "",
+        "LeaseDuration": 0,
+        "Renewable": false,
+    });
+    TestFunctions {
+        secret_path: "secret/data/golden".to_owned(),
+        secret: Value::from_json(&response),
+        calls: Vec::new(),
+    }
+}
+
+#[test]
+fn goldens_match_go_byte_for_byte() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let mut templates: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "tpl"))
+        .collect();
+    templates.sort();
+    assert!(
+        templates.len() >= 10,
+        "expected the golden templates in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for path in &templates {
+        let text = std::fs::read_to_string(path).unwrap();
+        let golden = std::fs::read_to_string(path.with_extension("golden")).unwrap();
+        let (left, right) = match std::fs::read_to_string(path.with_extension("delims")) {
+            Ok(delims) => {
+                let mut parts = delims.split_whitespace();
+                (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                )
+            }
+            Err(_) => ("{{".to_owned(), "}}".to_owned()),
+        };
+        let mut functions = golden_functions(&dir);
+        // consul-template executes templates with nil data.
+        let rendered = Template::parse(&text, &left, &right, &functions)
+            .and_then(|t| t.render(&Value::Nil, &mut functions, RenderOptions::default()));
+        match rendered {
+            Ok(out) if out == golden => {}
+            Ok(out) => failures.push(format!(
+                "{}: differs from Go\n--- go\n{golden}\n--- ours\n{out}",
+                path.display()
+            )),
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -1,0 +1,565 @@
+//! The agent's templates against real OpenBao: the seed's template producing a matching pair,
+//! reuse across restarts, renewal, outages, and byte-for-byte agreement with OpenBao Agent.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use pki_sidecar::certs::{self, CertInfo};
+
+use crate::util::bao::{self, Bed};
+use crate::util::{self, ChildGuard};
+
+/// The seed's agent file with the role, the token path and every file moved into `dir`.
+fn seed_config(dir: &Path, role: &str, extra: &str) -> PathBuf {
+    let jwt = util::write_file(
+        dir,
+        "sa-token",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    let seed = std::fs::read_to_string(util::repo().join("etc/agent.hcl")).expect("etc/agent.hcl");
+    let local = dir.display().to_string();
+    let config = seed
+        .replace("/home/vault/", &format!("{local}/"))
+        .replace("/etc/nginx/ssl/", &format!("{local}/"))
+        .replace(
+            "role = \"authkube\"",
+            &format!(
+                "role = \"{role}\"\n                token_path = \"{}\"",
+                jwt.display()
+            ),
+        );
+    util::write_file(dir, "agent.hcl", &format!("{config}\n{extra}"))
+}
+
+/// A running agent on `config`, its metrics on a free port.
+struct Running {
+    child: ChildGuard,
+    metrics: SocketAddr,
+}
+
+fn start(bed: &Bed, dir: &Path, config: &Path) -> Running {
+    let port = util::free_port();
+    let telemetry = util::write_file(
+        dir,
+        "telemetry.hcl",
+        &format!("telemetry {{\n  metrics_listen = \"127.0.0.1:{port}\"\n}}\n"),
+    );
+    let mut command = util::command();
+    command
+        .args(["agent", "--log-format", "json"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--config",
+            telemetry.to_str().unwrap(),
+        ])
+        .env("VAULT_ADDR", bed.addr());
+    let child = ChildGuard::spawn(command);
+    let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    util::wait_for_port(metrics, Duration::from_secs(10));
+    Running { child, metrics }
+}
+
+impl Running {
+    fn metric(&self, series: &str) -> f64 {
+        util::metric(&util::http(self.metrics, "GET", "/metrics").body, series)
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let start = Instant::now();
+        while util::http(self.metrics, "GET", "/readyz").status != 200 {
+            assert!(start.elapsed() < limit, "agent not ready after {limit:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> String {
+        util::signal(self.child.pid(), Signal::SIGTERM);
+        let (code, stderr) = self.child.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "{stderr}");
+        stderr
+    }
+}
+
+/// The leaf certificate in a PEM file, and its key file's key matches it.
+fn pair(dir: &Path) -> (CertInfo, Vec<certs::PemBlock>) {
+    let chain = certs::pem_blocks(&std::fs::read_to_string(dir.join("tls.crt")).unwrap()).unwrap();
+    let leaf = chain.first().expect("a certificate in tls.crt");
+    let key_text = std::fs::read_to_string(dir.join("tls.key")).unwrap();
+    let key = certs::pem_blocks(&key_text)
+        .unwrap()
+        .into_iter()
+        .find(|b| b.is_private_key())
+        .expect("a key");
+    assert_eq!(
+        certs::key_matches(&leaf.der, key.private_key().expect("a supported key")),
+        Ok(true),
+        "tls.key matches tls.crt"
+    );
+    (CertInfo::parse(&leaf.der).unwrap(), chain)
+}
+
+#[test]
+fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE, "");
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+
+    let (leaf, chain) = pair(dir.path());
+    assert_eq!(leaf.subject_cn, "foo.home");
+    for name in ["foo.home", "localhost", "bar.home"] {
+        assert!(
+            leaf.names.iter().any(|n| n == name),
+            "SAN {name} in {:?}",
+            leaf.names
+        );
+    }
+    let lifetime = leaf.lifetime().as_secs();
+    assert!(
+        (86_000..=86_460).contains(&lifetime),
+        "ttl=24h: {lifetime}s"
+    );
+    assert_eq!(chain.len(), 2, "leaf + issuing CA");
+    assert_eq!(
+        chain[1].to_pem(),
+        certs::pem_blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("tls.key"), 0o644, "the seed asks writeToFile for 0644");
+    assert_eq!(mode("tls.crt"), 0o644, "the seed's perms = 0644");
+
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_template_renders_total{result=\"success\"}"),
+        1.0
+    );
+    let destination = dir.path().join("tls.crt").display().to_string();
+    let expiry = agent.metric(&format!(
+        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{{cert=\"{destination}\",role=\"agent\"}}"
+    ));
+    assert_eq!(expiry, certs::unix_seconds(leaf.not_after));
+    let renewal = agent.metric(&format!(
+        "pki_sidecar_agent_certificate_renewal_timestamp_seconds{{cert=\"{destination}\"}}"
+    ));
+    let start = certs::unix_seconds(leaf.not_before);
+    let fraction = (renewal - start) / leaf.lifetime().as_secs_f64();
+    assert!(
+        (0.6166..=0.7167).contains(&fraction),
+        "renewal at 2/3 ± 5 %: {fraction}"
+    );
+    let scrape = util::http(agent.metrics, "GET", "/metrics").body;
+    assert!(
+        scrape.contains(&format!("serial_number=\"{}\"", leaf.serial)),
+        "the info series names the serial"
+    );
+    if let Some((ok, report)) = util::promtool_check(&scrape) {
+        assert!(ok, "promtool: {report}");
+    }
+    let stderr = agent.stop();
+    let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(
+        !stderr.contains(key_body),
+        "the private key must never be logged"
+    );
+}
+
+#[test]
+fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE, "");
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    agent.stop();
+    let (first, _) = pair(dir.path());
+
+    // Restart: same serial, nothing issued.
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}"),
+        0.0
+    );
+    let stderr = agent.stop();
+    assert!(
+        stderr.contains("reusing the certificate on disk"),
+        "{stderr}"
+    );
+    let (again, _) = pair(dir.path());
+    assert_eq!(again.serial, first.serial);
+
+    // A key that no longer matches (here: another certificate's key) forces a new pair.
+    let other = tempfile::tempdir().unwrap();
+    let other_agent = start(
+        bed,
+        other.path(),
+        &seed_config(other.path(), bao::LOGIN_ROLE, ""),
+    );
+    other_agent.wait_ready(Duration::from_secs(30));
+    other_agent.stop();
+    std::fs::copy(other.path().join("tls.key"), dir.path().join("tls.key")).unwrap();
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}"),
+        1.0
+    );
+    agent.stop();
+    let (renewed, _) = pair(dir.path());
+    assert_ne!(renewed.serial, first.serial);
+
+    // A deleted key, then a corrupted one: a new pair each time.
+    for damage in ["delete", "corrupt"] {
+        let before = pair(dir.path()).0.serial;
+        match damage {
+            "delete" => std::fs::remove_file(dir.path().join("tls.key")).unwrap(),
+            _ => std::fs::write(
+                dir.path().join("tls.key"),
+                "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+            )
+            .unwrap(),
+        }
+        let agent = start(bed, dir.path(), &config);
+        agent.wait_ready(Duration::from_secs(30));
+        agent.stop();
+        assert_ne!(pair(dir.path()).0.serial, before, "{damage}: a new pair");
+    }
+}
+
+#[test]
+fn short_lived_certificates_are_renewed_before_expiry_and_the_pair_always_matches() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(
+        dir.path(),
+        bao::LOGIN_ROLE,
+        "template_config {\n  lease_renewal_threshold = 0.5\n}\n",
+    );
+    // The seed asks for 24h; this test wants 8 s certificates.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"ttl=24h\"", "\"ttl=8s\"");
+    std::fs::write(&config, text).unwrap();
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+
+    let mut serials: Vec<(String, std::time::SystemTime, std::time::SystemTime)> = Vec::new();
+    let started = Instant::now();
+    while serials.len() < 3 {
+        if started.elapsed() > Duration::from_secs(30) {
+            let stderr = agent.stop();
+            panic!("fewer than two renewals in 30s: {serials:?}\n{stderr}");
+        }
+        let (leaf, _) = pair_retrying(dir.path());
+        if serials
+            .last()
+            .is_none_or(|(serial, _, _)| *serial != leaf.serial)
+        {
+            let now = std::time::SystemTime::now();
+            if let Some((_, _, previous_not_after)) = serials.last() {
+                assert!(
+                    now < *previous_not_after,
+                    "renewed before the previous certificate expired"
+                );
+            }
+            serials.push((leaf.serial.clone(), now, leaf.not_after));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}") >= 3.0);
+    agent.stop();
+}
+
+/// [`pair`], tolerating the instant between the key's and the certificate's renames.
+fn pair_retrying(dir: &Path) -> (CertInfo, Vec<certs::PemBlock>) {
+    for _ in 0..20 {
+        if let Ok(found) = std::panic::catch_unwind(|| pair(dir)) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pair(dir)
+}
+
+#[test]
+fn an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns() {
+    let mut bed = bao::private_bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(
+        dir.path(),
+        bao::LOGIN_ROLE,
+        "template_config {\n  lease_renewal_threshold = 0.5\n}\nvault {\n  retry {\n    num_retries = 1\n  }\n}\n",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"ttl=24h\"", "\"ttl=10s\"");
+    std::fs::write(&config, text).unwrap();
+    let agent = start(&bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    let (first, _) = pair(dir.path());
+    let crt_before = std::fs::read(dir.path().join("tls.crt")).unwrap();
+    bed.stop();
+    // The renewal point (about 5 s) passes while OpenBao is down.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        std::fs::read(dir.path().join("tls.crt")).unwrap(),
+        crt_before,
+        "the old files stay"
+    );
+    assert_eq!(pair(dir.path()).0.serial, first.serial);
+    assert!(agent.metric("pki_sidecar_agent_template_renders_total{result=\"failure\"}") >= 1.0);
+    bed.restart();
+    let started = Instant::now();
+    loop {
+        let (leaf, chain) = pair_retrying(dir.path());
+        if leaf.serial != first.serial {
+            // Issued by the restarted server's new intermediate.
+            assert_eq!(
+                chain[1].to_pem(),
+                certs::pem_blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no renewal after OpenBao came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent.stop();
+}
+
+#[test]
+fn exit_after_auth_renders_every_template_once_and_exits() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("exit_after_auth = false", "exit_after_auth = true");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = start(bed, dir.path(), &config);
+    let (code, stderr) = agent.child.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    pair(dir.path());
+}
+
+#[test]
+fn templates_render_secrets_run_their_command_and_rerender_on_sighup() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    bed.root_request(
+        "POST",
+        "sys/mounts/kv-templates",
+        serde_json::json!({"type": "kv", "options": {"version": "2"}}),
+    );
+    bed.root_request(
+        "POST",
+        "kv-templates/data/app",
+        serde_json::json!({"data": {"user": "alice", "password": "s3cret"}}),
+    );
+    let policy = r#"path "kv-templates/data/app" { capabilities = ["read"] }"#;
+    bed.root_request(
+        "PUT",
+        "sys/policies/acl/kv-templates",
+        serde_json::json!({"policy": policy}),
+    );
+    bed.root_request(
+        "POST",
+        "auth/kubernetes/role/kv-reader",
+        serde_json::json!({
+            "bound_service_account_names": bao::SERVICE_ACCOUNT,
+            "bound_service_account_namespaces": bao::NAMESPACE,
+            "token_policies": "kv-templates",
+            "ttl": "1h",
+        }),
+    );
+    let source = util::write_file(
+        dir.path(),
+        "app.tpl",
+        "{{ with secret \"kv-templates/data/app\" }}{{ .Data.data.user }}{{ end }}\n",
+    );
+    let jwt = util::write_file(
+        dir.path(),
+        "sa-token",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    let d = dir.path().display();
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            r#"auto_auth {{
+  method "kubernetes" {{
+    config = {{
+      role       = "kv-reader"
+      token_path = "{jwt}"
+    }}
+  }}
+}}
+template {{
+  source      = "{source}"
+  destination = "{d}/out/app.txt"
+  perms       = "0600"
+  command     = "echo ran >> {d}/command.log"
+}}
+template {{
+  contents    = "{{{{ with secret \"kv-templates/data/app\" }}}}{{{{ toJSON .Data.data }}}}{{{{ end }}}}"
+  destination = "{d}/app.json"
+}}
+"#,
+            jwt = jwt.display(),
+            source = source.display(),
+        ),
+    );
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/app.txt")).unwrap(),
+        "alice\n"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("out/app.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("app.json")).unwrap(),
+        r#"{"password":"s3cret","user":"alice"}"#
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("command.log")).unwrap(),
+        "ran\n"
+    );
+
+    // SIGHUP re-reads the source file.
+    std::fs::write(
+        &source,
+        "{{ with secret \"kv-templates/data/app\" }}{{ .Data.data.user | toUpper }}{{ end }}\n",
+    )
+    .unwrap();
+    util::signal(agent.child.pid(), Signal::SIGHUP);
+    let started = Instant::now();
+    while std::fs::read_to_string(dir.path().join("out/app.txt")).unwrap() != "ALICE\n" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not re-render"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("command.log")).unwrap(),
+        "ran\nran\n",
+        "the command ran once per change, and app.json (unchanged) triggered nothing"
+    );
+    let stderr = agent.stop();
+    assert!(!stderr.contains("s3cret"), "secret values are not logged");
+}
+
+/// Runs OpenBao Agent (`bao agent`, Go's text/template via consul-template) once on `config`.
+fn run_openbao_agent(bed: &Bed, config: &Path) {
+    let output = std::process::Command::new(bao::bao_binary())
+        .args(["agent", "-config"])
+        .arg(config)
+        .env("BAO_ADDR", bed.addr())
+        .env("VAULT_ADDR", bed.addr())
+        .output()
+        .expect("run bao agent");
+    assert!(
+        output.status.success(),
+        "bao agent failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
+    use pki_sidecar::agent::functions::{Dependency, RenderFunctions};
+    use pki_sidecar::template::{RenderOptions, Value};
+
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("exit_after_auth = false", "exit_after_auth = true");
+    std::fs::write(&config, text).unwrap();
+
+    // 1. A fresh issue, rendered by Go: the layout with the key present.
+    run_openbao_agent(bed, &config);
+    let go_fresh = std::fs::read_to_string(dir.path().join("tls.crt")).unwrap();
+    let (leaf, chain) = pair(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
+    let loaded =
+        pki_sidecar::config::load_with_env(std::slice::from_ref(&config), &|_| None).unwrap();
+    let template = &loaded.templates[0];
+    let pki_sidecar::config::TemplateSource::Contents(text) = &template.source else {
+        panic!("inline template");
+    };
+    let parsed = pki_sidecar::agent::templates::parse(template, text).unwrap();
+    let dependency = Dependency::PkiCert {
+        path: "pki_intermediate/issue/home".into(),
+        args: vec![
+            ("common_name".into(), "foo.home".into()),
+            ("alt_names".into(), "localhost,bar.home".into()),
+            ("ttl".into(), "24h".into()),
+        ],
+    };
+    let value = pki_sidecar::agent::templates::pki_value(
+        &chain[0].to_pem(),
+        &key,
+        &chain[1].to_pem(),
+        &[chain[1].to_pem()],
+        &leaf,
+    );
+    let fetched = [(dependency, value)].into_iter().collect();
+    let mut functions = RenderFunctions::new(&fetched);
+    let ours = parsed
+        .render(&Value::Nil, &mut functions, RenderOptions::default())
+        .unwrap();
+    assert_eq!(ours, go_fresh, "fresh render, byte for byte");
+    assert_eq!(functions.writes.len(), 1);
+    assert_eq!(
+        functions.writes[0].contents, key,
+        "the key goes to writeToFile as Go wrote it"
+    );
+
+    // 2. A restart reusing the certificate (no key in the render): ours, then Go's, on the
+    //    same file must agree byte for byte.
+    let mut agent = start(bed, dir.path(), &config);
+    let (code, stderr) = agent.child.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reusing the certificate on disk"),
+        "{stderr}"
+    );
+    let ours_reused = std::fs::read_to_string(dir.path().join("tls.crt")).unwrap();
+    run_openbao_agent(bed, &config);
+    let go_reused = std::fs::read_to_string(dir.path().join("tls.crt")).unwrap();
+    assert_eq!(ours_reused, go_reused, "reused render, byte for byte");
+    assert_eq!(
+        pair(dir.path()).0.serial,
+        leaf.serial,
+        "neither agent re-issued"
+    );
+}
