@@ -73,7 +73,10 @@ struct Slot {
     /// The certificate behind each `pkiCert` dependency.
     certificates: BTreeMap<Dependency, CertInfo>,
     reuse_checked: bool,
+    /// Rendered since start or the last SIGHUP.
     rendered: bool,
+    /// Complete renders since start.
+    successful_renders: u64,
     backoff: Backoff,
     retry_at: Option<Instant>,
 }
@@ -144,6 +147,7 @@ impl TemplateRunner {
                 certificates: BTreeMap::new(),
                 reuse_checked: false,
                 rendered: false,
+                successful_renders: 0,
                 backoff: Backoff::new(method.min_backoff, method.max_backoff),
                 retry_at: None,
             });
@@ -537,7 +541,30 @@ impl TemplateRunner {
         output: String,
         writes: Vec<FileWrite>,
     ) -> anyhow::Result<()> {
+        let slot = &self.slots[position];
+        // `wait { min }`: a change after the first render is held back this long, as
+        // consul-template's quiescence timer does (here nothing can arrive meanwhile, so
+        // `max` never binds).
+        if let Some(wait) = slot.config.wait.filter(|w| !w.min.is_zero()) {
+            let will_change = writes
+                .iter()
+                .any(|w| w.append || needs_write(&w.path, w.contents.as_bytes(), w.perms))
+                || needs_write(
+                    &slot.config.destination,
+                    output.as_bytes(),
+                    slot.config.perms,
+                );
+            if slot.successful_renders > 0 && will_change {
+                tracing::debug!(
+                    template = slot.index,
+                    wait_seconds = wait.min.as_secs_f64(),
+                    "waiting before writing the change (wait.min)"
+                );
+                tokio::time::sleep(wait.min).await;
+            }
+        }
         let slot = &mut self.slots[position];
+        slot.successful_renders += 1;
         let mut changed = false;
         for write in &writes {
             changed |= apply_write(write)
@@ -754,17 +781,19 @@ fn replace_if_changed(
     perms: Option<u32>,
     owner: Ownership,
 ) -> std::io::Result<bool> {
-    let current_mode = existing_mode(path);
-    let mode = perms.or(current_mode).unwrap_or(0o644);
-    if current_mode == Some(mode) && owner == Ownership::default() {
-        if let Ok(existing) = std::fs::read(path) {
-            if existing == contents {
-                return Ok(false);
-            }
-        }
+    if owner == Ownership::default() && !needs_write(path, contents, perms) {
+        return Ok(false);
     }
+    let mode = perms.or_else(|| existing_mode(path)).unwrap_or(0o644);
     fsutil::write_atomic(path, contents, mode, owner)?;
     Ok(true)
+}
+
+/// Whether `path` lacks these contents or this mode.
+fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
+    let current_mode = existing_mode(path);
+    let mode = perms.or(current_mode).unwrap_or(0o644);
+    current_mode != Some(mode) || std::fs::read(path).map_or(true, |existing| existing != contents)
 }
 
 fn existing_mode(path: &Path) -> Option<u32> {

@@ -421,6 +421,12 @@ template {{
 template {{
   contents    = "{{{{ with secret \"kv-templates/data/app\" }}}}{{{{ toJSON .Data.data }}}}{{{{ end }}}}"
   destination = "{d}/app.json"
+  wait {{
+    min = "1s"
+  }}
+}}
+template_config {{
+  static_secret_render_interval = "1s"
 }}
 "#,
             jwt = jwt.display(),
@@ -470,6 +476,27 @@ template {{
         std::fs::read_to_string(dir.path().join("command.log")).unwrap(),
         "ran\nran\n",
         "the command ran once per change, and app.json (unchanged) triggered nothing"
+    );
+    // A changed secret is picked up at the next static_secret_render_interval, and written
+    // after wait.min.
+    bed.root_request(
+        "POST",
+        "kv-templates/data/app",
+        serde_json::json!({"data": {"user": "bob", "password": "s3cret"}}),
+    );
+    let started = Instant::now();
+    while std::fs::read_to_string(dir.path().join("app.json")).unwrap()
+        != r#"{"password":"s3cret","user":"bob"}"#
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the changed secret was not re-rendered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "wait.min held the write back"
     );
     let stderr = agent.stop();
     assert!(!stderr.contains("s3cret"), "secret values are not logged");
