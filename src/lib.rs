@@ -7,6 +7,8 @@
 //! - [`lifecycle`]: signals, the shutdown token, the reload hook, the pid file.
 //! - [`http_server`]: the accept loop with graceful drain that every listener shares.
 //! - [`app`]: the `hello world` web server role.
+//! - [`proxy`]: the TLS-terminating proxy role, with certificate hot reload.
+//! - [`check`]: the `check tls` and `check pair` probes.
 //! - [`agent`]: the Vault Agent replacement: auto_auth and the token's life.
 //! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
 //! - [`schedule`]: renewal points and backoff, as pure functions.
@@ -20,11 +22,13 @@
 pub mod agent;
 pub mod app;
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
 pub mod http_server;
 pub mod lifecycle;
+pub mod proxy;
 pub mod schedule;
 pub mod secret;
 pub mod telemetry;

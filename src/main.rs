@@ -10,7 +10,7 @@ use clap::Parser;
 use pki_sidecar::cli::{Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
-use pki_sidecar::{agent, app, telemetry, validate};
+use pki_sidecar::{agent, app, check, proxy, telemetry, validate};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
@@ -37,7 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy => Role::Proxy,
         Command::App => Role::App,
         Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
-        Command::Check(_) => return Ok(not_available("check")),
+        Command::Check(probe) => return Ok(check::run(probe)),
     };
     let config = match load(&cli.config) {
         Ok(config) => config,
@@ -80,7 +80,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Role::Proxy => Ok(not_available("proxy")),
+        Role::Proxy => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let lifecycle = Lifecycle::new();
+                lifecycle.listen_for_signals()?;
+                proxy::run(&config.proxy, lifecycle).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -113,13 +121,4 @@ fn validate_command(cli: &Cli, role: Option<Role>) -> ExitCode {
     };
     print!("{}", validate::summary(&config, &roles));
     ExitCode::SUCCESS
-}
-
-/// Subcommands whose role is not built yet say so instead of pretending.
-fn not_available(what: &str) -> ExitCode {
-    eprintln!(
-        "pki-sidecar {what}: not available yet in version {}; see the README's status section",
-        telemetry::VERSION
-    );
-    ExitCode::FAILURE
 }

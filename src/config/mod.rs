@@ -293,6 +293,44 @@ pub struct Proxy {
     pub metrics_listen: SocketAddr,
     /// Drain time after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How often the certificate files are checked when no file event arrives.
+    pub reload_interval: Duration,
+    /// Longest TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Longest wait for a request's headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// Longest TCP connect to the upstream.
+    pub upstream_connect_timeout: Duration,
+    /// Longest wait for the upstream's response headers.
+    pub upstream_response_timeout: Duration,
+    /// Connections beyond this are closed at once.
+    pub max_connections: usize,
+    /// Largest request header block, in bytes.
+    pub max_header_size: usize,
+    /// Which forwarding headers the upstream gets.
+    pub forwarded_headers: ForwardedHeaders,
+    /// Client certificate verification, when configured.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// `forwarded_headers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeaders {
+    /// `X-Forwarded-For`, `-Proto`, `-Host` (nginx's and most apps' convention).
+    XForwarded,
+    /// RFC 7239 `Forwarded: for=...;proto=https;host=...`.
+    Forwarded,
+}
+
+/// `client_ca_file` and `client_auth`: mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// CAs that sign client certificates (reloaded like the server certificate).
+    pub ca_file: PathBuf,
+    /// Whether a client without a certificate is refused.
+    pub required: bool,
 }
 
 /// `app {}`.

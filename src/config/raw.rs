@@ -212,6 +212,17 @@ pub struct RawProxy {
     pub key_file: Option<String>,
     pub metrics_listen: Option<String>,
     pub shutdown_grace: Option<Scalar>,
+    pub reload_interval: Option<Scalar>,
+    pub tls_handshake_timeout: Option<Scalar>,
+    pub header_read_timeout: Option<Scalar>,
+    pub idle_timeout: Option<Scalar>,
+    pub upstream_connect_timeout: Option<Scalar>,
+    pub upstream_response_timeout: Option<Scalar>,
+    pub max_connections: Option<Scalar>,
+    pub max_header_size: Option<Scalar>,
+    pub forwarded_headers: Option<String>,
+    pub client_ca_file: Option<String>,
+    pub client_auth: Option<String>,
 }
 
 /// `app {}`.

@@ -16,7 +16,8 @@ use super::error::{ConfigError, ConfigErrors, render_path};
 use super::raw::{self, Scalar};
 use super::values;
 use super::{
-    App, AuthKind, AuthMethod, AutoAuth, Config, FileSink, LogFormat, Logging, Proxy, Telemetry,
+    App, AuthKind, AuthMethod, AutoAuth, ClientAuth, Config, FileSink, ForwardedHeaders, LogFormat,
+    Logging, Proxy, Telemetry,
     Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
 };
 
@@ -177,6 +178,34 @@ impl Resolver<'_> {
                 default
                     .parse()
                     .expect("defaults are valid socket addresses")
+            }
+        }
+    }
+
+    /// A whole number within `range` (`1024`, `"1024"`).
+    fn count(
+        &mut self,
+        path: &[&str],
+        value: Option<&Scalar>,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> usize {
+        let Some(value) = value else {
+            return default;
+        };
+        let parsed = match value {
+            Scalar::Int(n) => usize::try_from(*n).ok(),
+            Scalar::Text(t) => t.trim().parse::<usize>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if range.contains(&n) => n,
+            _ => {
+                self.error(
+                    path,
+                    format!("{value} is not a whole number from {} to {}", range.start(), range.end()),
+                );
+                default
             }
         }
     }
@@ -818,6 +847,50 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
     let key_file = r
         .non_empty_path(&["proxy", "key_file"], raw.key_file.as_ref())
         .unwrap_or_else(|| PathBuf::from("/etc/nginx/ssl/tls.key"));
+    let mut duration = |key: &'static str, value: Option<&Scalar>, default: u64| {
+        let value = r.duration(&["proxy", key], value, Duration::from_secs(default));
+        if value.is_zero() {
+            r.error(&["proxy", key], "must be greater than 0s");
+        }
+        value
+    };
+    let reload_interval = duration("reload_interval", raw.reload_interval.as_ref(), 5);
+    let tls_handshake_timeout = duration("tls_handshake_timeout", raw.tls_handshake_timeout.as_ref(), 10);
+    let header_read_timeout = duration("header_read_timeout", raw.header_read_timeout.as_ref(), 10);
+    let idle_timeout = duration("idle_timeout", raw.idle_timeout.as_ref(), 75);
+    let upstream_connect_timeout =
+        duration("upstream_connect_timeout", raw.upstream_connect_timeout.as_ref(), 5);
+    let upstream_response_timeout =
+        duration("upstream_response_timeout", raw.upstream_response_timeout.as_ref(), 60);
+    let max_connections = r.count(&["proxy", "max_connections"], raw.max_connections.as_ref(), 10_000, 1..=1_000_000);
+    let max_header_size =
+        r.count(&["proxy", "max_header_size"], raw.max_header_size.as_ref(), 64 * 1024, 1024..=16 * 1024 * 1024);
+    let forwarded_headers = match raw.forwarded_headers.as_deref().map(str::trim) {
+        None | Some("x-forwarded") => ForwardedHeaders::XForwarded,
+        Some("forwarded") => ForwardedHeaders::Forwarded,
+        Some(other) => {
+            r.error(
+                &["proxy", "forwarded_headers"],
+                format!("{other:?} is not one of \"x-forwarded\", \"forwarded\""),
+            );
+            ForwardedHeaders::XForwarded
+        }
+    };
+    let client_ca_file = r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
+    let required = match raw.client_auth.as_deref().map(str::trim) {
+        None | Some("require") => true,
+        Some("optional") => false,
+        Some(other) => {
+            r.error(
+                &["proxy", "client_auth"],
+                format!("{other:?} is not one of \"require\", \"optional\""),
+            );
+            true
+        }
+    };
+    if raw.client_auth.is_some() && client_ca_file.is_none() {
+        r.error(&["proxy", "client_auth"], "needs client_ca_file, the CAs that sign client certificates");
+    }
     Proxy {
         listen: r.socket(&["proxy", "listen"], raw.listen.as_deref(), "0.0.0.0:443"),
         upstream,
@@ -833,6 +906,16 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
             raw.shutdown_grace.as_ref(),
             default_grace,
         ),
+        reload_interval,
+        tls_handshake_timeout,
+        header_read_timeout,
+        idle_timeout,
+        upstream_connect_timeout,
+        upstream_response_timeout,
+        max_connections,
+        max_header_size,
+        forwarded_headers,
+        client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
 }
 

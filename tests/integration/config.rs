@@ -523,16 +523,3 @@ fn validate_without_a_file_and_a_missing_file_are_config_errors() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
-
-#[test]
-fn roles_not_built_yet_say_so() {
-    for args in [
-        &["proxy"][..],
-        &["check", "pair", "--cert", "a", "--key", "b"][..],
-    ] {
-        let output = util::command().args(args).output().expect("run");
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("not available yet"), "{args:?}: {stderr}");
-    }
-}

@@ -4,10 +4,14 @@
 //! - `agent`: the agent's auto_auth and token lifecycle against real OpenBao.
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
+//! - `check`: the `check tls` and `check pair` probes.
+//! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `bed`: the OpenBao test bed itself.
 mod agent;
 mod app;
 mod bed;
+mod check;
 mod config;
+mod proxy;
 mod templates;
 mod util;

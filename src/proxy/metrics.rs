@@ -1,0 +1,148 @@
+//! The proxy's metrics. Handles for the hot path (handshake results, request codes) are
+//! resolved once here so that serving a request costs atomic increments, not label lookups.
+
+use http::StatusCode;
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use super::store::ReloadError;
+use crate::certs::CertInfo;
+use crate::telemetry::{CertificateMetrics, HttpMetrics};
+
+/// The `cert` label of the served certificate.
+pub const SERVED: &str = "server";
+
+/// Status codes whose counters are resolved up front.
+const COMMON_CODES: &[u16] = &[200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504];
+
+/// Counters, gauges and histograms of the proxy role.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    certificates: CertificateMetrics,
+    reloads: IntCounterVec,
+    last_reload: Gauge,
+    /// Completed handshakes.
+    pub handshake_ok: IntCounter,
+    /// Handshakes that failed (including no certificate yet).
+    pub handshake_failed: IntCounter,
+    /// Handshakes cut by the timeout.
+    pub handshake_timeout: IntCounter,
+    /// Handshake durations.
+    pub handshake_duration: Histogram,
+    /// Open client connections.
+    pub connections_active: IntGauge,
+    /// Connections closed at once because `max_connections` was reached.
+    pub connections_refused: IntCounter,
+    http: HttpMetrics,
+    codes: Vec<(u16, IntCounter)>,
+    /// Request durations.
+    pub request_duration: Histogram,
+    upstream_errors: IntCounterVec,
+}
+
+impl ProxyMetrics {
+    /// Registers the proxy's metrics in `registry`, every labelled series at 0.
+    pub fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_proxy_certificate_reloads_total",
+                "Attempts to load the certificate files, by result and reason.",
+            ),
+            &["result", "reason"],
+        )?;
+        let last_reload = Gauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_certificate_last_reload_success_timestamp_seconds",
+            "When a new certificate was last loaded, in Unix seconds.",
+        ))?;
+        let handshakes = IntCounterVec::new(
+            Opts::new("pki_sidecar_proxy_tls_handshakes_total", "TLS handshakes, by result."),
+            &["result"],
+        )?;
+        let handshake_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "pki_sidecar_proxy_tls_handshake_duration_seconds",
+                "Time from TCP accept to a completed TLS handshake.",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )?;
+        let connections_active = IntGauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_connections_active",
+            "Client connections open now.",
+        ))?;
+        let connections_refused = IntCounter::with_opts(Opts::new(
+            "pki_sidecar_proxy_connections_refused_total",
+            "Client connections closed at once because max_connections was reached.",
+        ))?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_proxy_upstream_errors_total",
+                "Requests the upstream did not answer, by kind (connect, timeout, other).",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(last_reload.clone()))?;
+        registry.register(Box::new(handshakes.clone()))?;
+        registry.register(Box::new(handshake_duration.clone()))?;
+        registry.register(Box::new(connections_active.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        reloads.with_label_values(&["success", "new_certificate"]);
+        for reason in ReloadError::REASONS {
+            reloads.with_label_values(&["failure", reason]);
+        }
+        for kind in ["connect", "timeout", "other"] {
+            upstream_errors.with_label_values(&[kind]);
+        }
+        let http = HttpMetrics::register(registry, "proxy")?;
+        let codes = COMMON_CODES
+            .iter()
+            .filter_map(|code| StatusCode::from_u16(*code).ok())
+            .map(|code| (code.as_u16(), http.counter(code)))
+            .collect();
+        Ok(ProxyMetrics {
+            certificates: CertificateMetrics::register(registry, "proxy")?,
+            reloads,
+            last_reload,
+            handshake_ok: handshakes.with_label_values(&["success"]),
+            handshake_failed: handshakes.with_label_values(&["failure"]),
+            handshake_timeout: handshakes.with_label_values(&["timeout"]),
+            handshake_duration,
+            connections_active,
+            connections_refused,
+            request_duration: http.histogram(),
+            http,
+            codes,
+            upstream_errors,
+        })
+    }
+
+    /// A new certificate is being served.
+    pub fn reload_success(&self, info: &CertInfo) {
+        self.reloads.with_label_values(&["success", "new_certificate"]).inc();
+        self.last_reload.set(crate::certs::unix_seconds(std::time::SystemTime::now()));
+        self.certificates.set(SERVED, info);
+    }
+
+    /// A load attempt failed for `reason`.
+    pub fn reload_failure(&self, reason: &str) {
+        self.reloads.with_label_values(&["failure", reason]).inc();
+    }
+
+    /// Counts a response with `code`.
+    pub fn response(&self, code: StatusCode) {
+        let code = code.as_u16();
+        match self.codes.iter().find(|(c, _)| *c == code) {
+            Some((_, counter)) => counter.inc(),
+            None => {
+                if let Ok(status) = StatusCode::from_u16(code) {
+                    self.http.counter(status).inc();
+                }
+            }
+        }
+    }
+
+    /// Counts a request the upstream did not answer.
+    pub fn upstream_error(&self, kind: &str) {
+        self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+}

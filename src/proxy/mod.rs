@@ -1,0 +1,403 @@
+//! The `proxy` role: TLS on 443 with the agent's certificate, HTTP forwarded to the app.
+//!
+//! The listener accepts while there is room under `max_connections` (beyond it, a connection is
+//! closed at once), completes the TLS handshake within its timeout — taking the certificate
+//! from [`store::CertStore`] with one atomic load — and serves HTTP/1.1 or HTTP/2 (ALPN) with
+//! [`forward::Forwarder`]. Connections idle for `idle_timeout` are closed gracefully. On
+//! shutdown it stops accepting, closes idle keep-alive connections, lets in-flight requests
+//! finish within the grace period, and returns. The certificate files are followed by
+//! [`store::Reloader`]; before the first valid pair the listener is up and refuses handshakes,
+//! and `/readyz` says why.
+
+pub mod forward;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config;
+use crate::http_server;
+use crate::lifecycle::Lifecycle;
+use crate::telemetry::Telemetry;
+use forward::{Forwarder, Peer};
+use metrics::ProxyMetrics;
+use store::{CertResolver, CertStore, Reloader};
+
+/// Runs the proxy until shutdown; `Ok` is a clean exit.
+pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    let listener = http_server::bind(config.listen, "proxy.listen").await?;
+    let metrics_listener = http_server::bind(config.metrics_listen, "proxy.metrics_listen").await?;
+    let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
+    let metrics = ProxyMetrics::register(&telemetry.registry)?;
+    let metrics_task = tokio::spawn(telemetry.clone().serve(metrics_listener, lifecycle.shutdown.clone()));
+    tracing::info!(
+        listen = %config.listen,
+        upstream = %config.upstream,
+        cert = %config.cert_file.display(),
+        key = %config.key_file.display(),
+        metrics = %config.metrics_listen,
+        "proxy starting"
+    );
+    let proxy = Proxy::new(config, metrics, telemetry)?;
+    proxy.serve(listener, lifecycle).await;
+    let _ = metrics_task.await;
+    tracing::info!("proxy stopped");
+    Ok(())
+}
+
+/// A configured proxy, ready to serve a bound listener (tests bind port 0).
+pub struct Proxy {
+    config: config::Proxy,
+    store: Arc<CertStore>,
+    tls: Arc<ArcSwap<ServerConfig>>,
+    forwarder: Arc<Forwarder>,
+    metrics: ProxyMetrics,
+    telemetry: Telemetry,
+    http: auto::Builder<TokioExecutor>,
+}
+
+impl Proxy {
+    /// Builds the TLS config and the upstream client; reads no certificate yet.
+    pub fn new(config: &config::Proxy, metrics: ProxyMetrics, telemetry: Telemetry) -> anyhow::Result<Proxy> {
+        let store = Arc::new(CertStore::default());
+        let tickets = rustls::crypto::ring::Ticketer::new().context("cannot create the TLS session ticket key")?;
+        let client_ca = match &config.client_auth {
+            Some(auth) => Some(read_client_ca(&auth.ca_file)?),
+            None => None,
+        };
+        // The ticketer is carried over when a client CA reload rebuilds the config, so
+        // resumption survives it.
+        let tls = tls_config(config, store.clone(), tickets, client_ca.as_deref())?;
+        telemetry.readiness.not_ready(store::READY_CONDITION, "no certificate loaded yet");
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_size.max(8192));
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
+            .max_concurrent_streams(256)
+            // Rapid reset (CVE-2023-44487): bound the resets a client may make us absorb.
+            .max_pending_accept_reset_streams(64)
+            .max_local_error_reset_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let forwarder = Arc::new(Forwarder::new(config, metrics.clone()));
+        Ok(Proxy {
+            config: config.clone(),
+            store,
+            tls: Arc::new(ArcSwap::from(tls)),
+            forwarder,
+            metrics,
+            telemetry,
+            http,
+        })
+    }
+
+    /// Serves `listener` until the lifecycle's shutdown; then drains.
+    pub async fn serve(self, listener: TcpListener, lifecycle: Lifecycle) {
+        let shutdown = lifecycle.shutdown.clone();
+        let reloader = Reloader {
+            cert_file: self.config.cert_file.clone(),
+            key_file: self.config.key_file.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            readiness: self.telemetry.readiness.clone(),
+            poll_interval: self.config.reload_interval,
+        };
+        let reload_task = tokio::spawn(reloader.run(shutdown.clone(), lifecycle.reloads()));
+        let client_ca_task = self.config.client_auth.clone().map(|auth| {
+            tokio::spawn(follow_client_ca(
+                self.config.clone(),
+                auth.ca_file,
+                self.store.clone(),
+                self.tls.clone(),
+                shutdown.clone(),
+                lifecycle.reloads(),
+            ))
+        });
+        let limiter = Arc::new(Semaphore::new(self.config.max_connections));
+        let tracker = TaskTracker::new();
+        let connections = Arc::new(ConnectionShared {
+            forwarder: self.forwarder.clone(),
+            metrics: self.metrics.clone(),
+            http: self.http.clone(),
+            handshake_timeout: self.config.tls_handshake_timeout,
+            idle_timeout: self.config.idle_timeout,
+            shutdown: shutdown.clone(),
+        });
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = limiter.clone().try_acquire_owned() else {
+                // Refuse fast: closing costs nothing, queueing would cost memory.
+                self.metrics.connections_refused.inc();
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = TlsAcceptor::from(self.tls.load_full());
+            let shared = connections.clone();
+            tracker.spawn(async move {
+                shared.serve_connection(stream, peer, acceptor).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracker.close();
+        tracing::info!(
+            connections = tracker.len(),
+            grace_seconds = self.config.shutdown_grace.as_secs_f64(),
+            "draining connections"
+        );
+        tokio::select! {
+            () = tracker.wait() => {}
+            () = tokio::time::sleep(self.config.shutdown_grace) => {
+                tracing::warn!(connections = tracker.len(), "grace period over; closing the remaining connections");
+            }
+            () = lifecycle.abort.cancelled() => {}
+        }
+        let _ = reload_task.await;
+        if let Some(task) = client_ca_task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What every connection task shares.
+struct ConnectionShared {
+    forwarder: Arc<Forwarder>,
+    metrics: ProxyMetrics,
+    http: auto::Builder<TokioExecutor>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+}
+
+impl ConnectionShared {
+    async fn serve_connection(&self, stream: tokio::net::TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+        let _active = ActiveGuard::new(&self.metrics.connections_active);
+        let started = Instant::now();
+        let handshake = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            result = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)) => result,
+        };
+        let tls = match handshake {
+            Ok(Ok(tls)) => {
+                self.metrics.handshake_ok.inc();
+                self.metrics.handshake_duration.observe(started.elapsed().as_secs_f64());
+                tls
+            }
+            Ok(Err(err)) => {
+                self.metrics.handshake_failed.inc();
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.metrics.handshake_timeout.inc();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let peer_info = Peer::new(peer.ip());
+        let activity = Arc::new(Activity::default());
+        let forwarder = self.forwarder.clone();
+        let request_activity = activity.clone();
+        let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+            let forwarder = forwarder.clone();
+            let peer = peer_info.clone();
+            let activity = request_activity.clone();
+            async move {
+                activity.begin();
+                let response = forwarder.handle(request, &peer).await;
+                activity.end();
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let connection = self.http.serve_connection_with_upgrades(TokioIo::new(tls), service);
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            let idle_deadline = activity.idle_deadline(self.idle_timeout);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = self.shutdown.cancelled(), if !closing => {
+                    // In-flight requests finish; idle keep-alive connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = tokio::time::sleep_until(idle_deadline.into()), if !closing => {
+                    if activity.is_idle(self.idle_timeout) {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last started or finished a request, and how many are in flight.
+struct Activity {
+    epoch: Instant,
+    last_millis: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            last_millis: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        let millis = self.epoch.elapsed().as_millis() as u64;
+        self.last_millis.store(millis, Ordering::Relaxed);
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.epoch + Duration::from_millis(self.last_millis.load(Ordering::Relaxed)) + idle
+    }
+
+    fn is_idle(&self, idle: Duration) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= self.idle_deadline(idle)
+    }
+}
+
+/// Keeps `connections_active` exact however the connection task ends.
+struct ActiveGuard<'a>(&'a prometheus::IntGauge);
+
+impl<'a> ActiveGuard<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        ActiveGuard(gauge)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The rustls server config: TLS 1.2 and 1.3, ALPN h2 and http/1.1, session tickets, the
+/// certificate from `store`, client certificates when configured.
+fn tls_config(
+    config: &config::Proxy,
+    store: Arc<CertStore>,
+    tickets: Arc<dyn rustls::server::ProducesTickets>,
+    client_ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let provider = crate::vault::tls::crypto_provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
+    let builder = match (client_ca, &config.client_auth) {
+        (Some(cas), Some(auth)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in cas {
+                roots.add(ca.clone()).context("a client CA certificate is not usable")?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth.required { verifier } else { verifier.allow_unauthenticated() };
+            builder.with_client_cert_verifier(verifier.build().context("cannot build the client certificate verifier")?)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut tls = builder.with_cert_resolver(Arc::new(CertResolver(store)));
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tls.ticketer = tickets;
+    tls.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    Ok(Arc::new(tls))
+}
+
+fn read_client_ca(path: &PathBuf) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    crate::vault::tls::read_certificates(path).with_context(|| format!("proxy.client_ca_file {}", path.display()))
+}
+
+/// Follows the client CA file: a valid new bundle replaces the TLS config (for new handshakes),
+/// an invalid one is logged and counted and the previous bundle stays.
+async fn follow_client_ca(
+    config: config::Proxy,
+    path: PathBuf,
+    store: Arc<CertStore>,
+    tls: Arc<ArcSwap<ServerConfig>>,
+    shutdown: CancellationToken,
+    mut reloads: watch::Receiver<u64>,
+) {
+    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen: Option<SystemTime> = modified(&path);
+    let mut poll = tokio::time::interval(config.reload_interval);
+    poll.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = poll.tick() => {}
+            changed = reloads.changed() => if changed.is_err() { return },
+        }
+        let now_modified = modified(&path);
+        if now_modified == seen {
+            continue;
+        }
+        seen = now_modified;
+        let tickets = tls.load().ticketer.clone();
+        match read_client_ca(&path).and_then(|cas| tls_config(&config, store.clone(), tickets, Some(&cas))) {
+            Ok(new) => {
+                tls.store(new);
+                tracing::info!(path = %path.display(), "loaded a new client CA bundle");
+            }
+            Err(err) => tracing::warn!(
+                path = %path.display(),
+                error = format!("{err:#}"),
+                "client CA reload failed; keeping the previous bundle"
+            ),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The proxy role against real clients: TLS, reload, forwarding, limits.
