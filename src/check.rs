@@ -558,7 +558,12 @@ fn assess_served(
     checkend: Duration,
 ) -> Finding {
     let mut finding = Finding::default();
-    finding.field("connected", format!("{target} ({})", served.peer));
+    let connected = if target.to_string() == served.peer.to_string() {
+        target.to_string()
+    } else {
+        format!("{target} ({})", served.peer)
+    };
+    finding.field("connected", connected);
     finding.field(
         "servername",
         match name {

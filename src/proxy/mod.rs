@@ -358,7 +358,7 @@ fn tls_config(
     Ok(Arc::new(tls))
 }
 
-fn read_client_ca(path: &PathBuf) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+fn read_client_ca(path: &std::path::Path) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
     crate::vault::tls::read_certificates(path).with_context(|| format!("proxy.client_ca_file {}", path.display()))
 }
 

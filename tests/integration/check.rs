@@ -327,11 +327,8 @@ fn tls_sends_no_sni_for_an_ip_and_the_host_name_otherwise() {
         .expect(0)
         .stdout_has("servername: none sent (verifying as 127.0.0.1)");
     let by_name = format!("localhost:{}", server.address.port());
-    let ca_file = write(
-        tempfile::tempdir().expect("tempdir").path(),
-        "ca.pem",
-        &ca.pem,
-    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem);
     // `localhost` may resolve to ::1 first, where nothing listens; the probe tries each address.
     check(&["tls", "--connect", &by_name, "--cacert", path(&ca_file)])
         .expect(0)
