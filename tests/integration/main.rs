@@ -6,12 +6,14 @@
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `check`: the `check tls` and `check pair` probes.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
+//! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `bed`: the OpenBao test bed itself.
 mod agent;
 mod app;
 mod bed;
 mod check;
 mod config;
+mod deploy;
 mod proxy;
 mod templates;
 mod util;
