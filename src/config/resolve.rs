@@ -17,8 +17,8 @@ use super::raw::{self, Scalar};
 use super::values;
 use super::{
     App, AuthKind, AuthMethod, AutoAuth, ClientAuth, Config, FileSink, ForwardedHeaders, LogFormat,
-    Logging, Proxy, Telemetry,
-    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
+    Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault,
+    Wait,
 };
 
 /// Vault Agent stanzas this program does not implement, and why.
@@ -203,7 +203,11 @@ impl Resolver<'_> {
             _ => {
                 self.error(
                     path,
-                    format!("{value} is not a whole number from {} to {}", range.start(), range.end()),
+                    format!(
+                        "{value} is not a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 );
                 default
             }
@@ -855,16 +859,35 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         value
     };
     let reload_interval = duration("reload_interval", raw.reload_interval.as_ref(), 5);
-    let tls_handshake_timeout = duration("tls_handshake_timeout", raw.tls_handshake_timeout.as_ref(), 10);
+    let tls_handshake_timeout = duration(
+        "tls_handshake_timeout",
+        raw.tls_handshake_timeout.as_ref(),
+        10,
+    );
     let header_read_timeout = duration("header_read_timeout", raw.header_read_timeout.as_ref(), 10);
     let idle_timeout = duration("idle_timeout", raw.idle_timeout.as_ref(), 75);
-    let upstream_connect_timeout =
-        duration("upstream_connect_timeout", raw.upstream_connect_timeout.as_ref(), 5);
-    let upstream_response_timeout =
-        duration("upstream_response_timeout", raw.upstream_response_timeout.as_ref(), 60);
-    let max_connections = r.count(&["proxy", "max_connections"], raw.max_connections.as_ref(), 10_000, 1..=1_000_000);
-    let max_header_size =
-        r.count(&["proxy", "max_header_size"], raw.max_header_size.as_ref(), 64 * 1024, 1024..=16 * 1024 * 1024);
+    let upstream_connect_timeout = duration(
+        "upstream_connect_timeout",
+        raw.upstream_connect_timeout.as_ref(),
+        5,
+    );
+    let upstream_response_timeout = duration(
+        "upstream_response_timeout",
+        raw.upstream_response_timeout.as_ref(),
+        60,
+    );
+    let max_connections = r.count(
+        &["proxy", "max_connections"],
+        raw.max_connections.as_ref(),
+        10_000,
+        1..=1_000_000,
+    );
+    let max_header_size = r.count(
+        &["proxy", "max_header_size"],
+        raw.max_header_size.as_ref(),
+        64 * 1024,
+        1024..=16 * 1024 * 1024,
+    );
     let forwarded_headers = match raw.forwarded_headers.as_deref().map(str::trim) {
         None | Some("x-forwarded") => ForwardedHeaders::XForwarded,
         Some("forwarded") => ForwardedHeaders::Forwarded,
@@ -876,7 +899,8 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
             ForwardedHeaders::XForwarded
         }
     };
-    let client_ca_file = r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
+    let client_ca_file =
+        r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
         None | Some("require") => true,
         Some("optional") => false,
@@ -889,7 +913,10 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         }
     };
     if raw.client_auth.is_some() && client_ca_file.is_none() {
-        r.error(&["proxy", "client_auth"], "needs client_ca_file, the CAs that sign client certificates");
+        r.error(
+            &["proxy", "client_auth"],
+            "needs client_ca_file, the CAs that sign client certificates",
+        );
     }
     Proxy {
         listen: r.socket(&["proxy", "listen"], raw.listen.as_deref(), "0.0.0.0:443"),
