@@ -13,7 +13,7 @@ use serde_yaml::Value;
 use crate::util::{self, bao};
 
 /// `kubectl kustomize deploy`, as documents.
-fn rendered(dir: &str) -> Vec<Value> {
+pub fn rendered(dir: &str) -> Vec<Value> {
     let output = Command::new("kubectl")
         .args(["kustomize", dir])
         .current_dir(util::repo())
@@ -30,14 +30,14 @@ fn rendered(dir: &str) -> Vec<Value> {
         .collect()
 }
 
-fn kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub fn kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
     documents
         .iter()
         .filter(|d| d["kind"].as_str() == Some(kind))
         .collect()
 }
 
-fn text(value: &Value) -> &str {
+pub fn text(value: &Value) -> &str {
     value
         .as_str()
         .unwrap_or_else(|| panic!("expected a string, found {value:?}"))
