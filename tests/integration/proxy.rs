@@ -1,1 +1,1902 @@
 //! The proxy role against real clients: TLS, reload, forwarding, limits.
+//!
+//! Most tests run the library in this process (`Proxy::new` + `serve` on a port-0 listener)
+//! in front of a small upstream written here: the app itself, an echo server that returns the
+//! request's headers, or raw TCP servers that misbehave on purpose. Clients are hyper over
+//! tokio-rustls, verifying the proxy's certificate against a CA made here with rcgen, and
+//! speaking HTTP/1.1 or HTTP/2 as ALPN chooses. The end-to-end tests run the real binaries
+//! (`pki-sidecar proxy` in front of `pki-sidecar app`, curl as the client).
+//!
+//! Nothing here asserts a tight latency: timeouts are asserted as "cut within a generous
+//! bound", rotations as "most of them observed", and every wait polls with a deadline.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use nix::sys::signal::Signal;
+use pki_sidecar::lifecycle::Lifecycle;
+use pki_sidecar::proxy::Proxy;
+use pki_sidecar::proxy::metrics::ProxyMetrics;
+use pki_sidecar::telemetry::Telemetry;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::util;
+
+const DAY: i64 = 86_400;
+const HELLO: &str = "hello world\n";
+const H1: &[&[u8]] = &[b"http/1.1"];
+const H2: &[&[u8]] = &[b"h2"];
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+
+/// A CA that signs leaves.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn ca(common_name: &str) -> Ca {
+    let key = KeyPair::generate().expect("generate CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).expect("self-sign CA");
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A leaf certificate and its key, as the agent would write them.
+#[derive(Clone, Debug)]
+struct Pair {
+    cert: String,
+    key: String,
+    /// The serial's DER content bytes, as a TLS client sees them.
+    serial: Vec<u8>,
+    /// NotAfter in Unix seconds.
+    not_after: i64,
+}
+
+/// Makes every serial in the test binary distinct, so a handshake names its pair exactly.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A leaf for `localhost`/`foo.home`/127.0.0.1 with `key` (PKCS#8 PEM, written as is), valid
+/// from `now + from` to `now + to` seconds, signed by `ca`.
+fn issue(ca: &Ca, key_pem: &str, from: i64, to: i64, client: bool) -> Pair {
+    let key = KeyPair::from_pem(key_pem).expect("key PEM for rcgen");
+    let names = ["localhost", "foo.home", "127.0.0.1"];
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .expect("leaf params");
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let mut serial = vec![0x42];
+    serial.extend_from_slice(&NEXT_SERIAL.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    if client {
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    }
+    let now = unix_now();
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs((now + from) as u64);
+    params.not_after = epoch + Duration::from_secs((now + to) as u64);
+    let cert = params.signed_by(&key, &ca.issuer).expect("sign leaf").pem();
+    Pair {
+        cert,
+        key: key_pem.to_string(),
+        serial,
+        not_after: now + to,
+    }
+}
+
+/// A valid ECDSA P-256 pair with a PKCS#8 key.
+fn valid_pair(ca: &Ca) -> Pair {
+    issue(ca, &ecdsa_key(), -DAY, 30 * DAY, false)
+}
+
+fn ecdsa_key() -> String {
+    KeyPair::generate().expect("generate key").serialize_pem()
+}
+
+/// Runs `openssl ARGS` with `input` on stdin and returns stdout.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to openssl");
+    let output = child.wait_with_output().expect("openssl output");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("openssl prints PEM")
+}
+
+/// A new RSA-2048 key as PKCS#8 PEM (rcgen's ring backend cannot generate RSA).
+fn rsa_key() -> String {
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        "",
+    )
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it over `path`.
+fn replace(path: &Path, text: &str) {
+    let name = path.file_name().expect("file name").to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&temporary, text).expect("write temporary file");
+    std::fs::rename(&temporary, path).expect("rename into place");
+}
+
+/// A certificate directory with `tls.crt` and `tls.key`.
+struct CertDir {
+    dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl CertDir {
+    fn new() -> CertDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        CertDir { dir, cert, key }
+    }
+
+    /// Installs `pair` the way the agent does: key first, each by rename.
+    fn install(&self, pair: &Pair) {
+        replace(&self.key, &pair.key);
+        replace(&self.cert, &pair.cert);
+    }
+
+    /// `proxy {}` lines naming these files.
+    fn settings(&self) -> String {
+        format!(
+            "  cert_file = \"{}\"\n  key_file = \"{}\"\n",
+            self.cert.display(),
+            self.key.display()
+        )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy in this process
+
+struct ProxyUnderTest {
+    address: SocketAddr,
+    metrics_address: SocketAddr,
+    telemetry: Telemetry,
+    lifecycle: Lifecycle,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts a proxy configured by the `proxy {}` body `settings` on 127.0.0.1:0.
+async fn start_proxy(settings: &str) -> ProxyUnderTest {
+    let text = format!("proxy {{\n{settings}}}\n");
+    let config = pki_sidecar::config::load_str("proxy-test.hcl", &text)
+        .unwrap_or_else(|errors| panic!("{errors}\n{text}"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let address = listener.local_addr().unwrap();
+    let metrics_address = metrics_listener.local_addr().unwrap();
+    let telemetry = Telemetry::new().expect("telemetry");
+    let metrics = ProxyMetrics::register(&telemetry.registry).expect("proxy metrics");
+    let lifecycle = Lifecycle::new();
+    tokio::spawn(
+        telemetry
+            .clone()
+            .serve(metrics_listener, lifecycle.shutdown.clone()),
+    );
+    let proxy = Proxy::new(&config.proxy, metrics, telemetry.clone()).expect("build proxy");
+    let task = tokio::spawn(proxy.serve(listener, lifecycle.clone()));
+    ProxyUnderTest {
+        address,
+        metrics_address,
+        telemetry,
+        lifecycle,
+        task: Some(task),
+    }
+}
+
+impl ProxyUnderTest {
+    fn scrape(&self) -> String {
+        String::from_utf8(self.telemetry.render()).expect("metrics are UTF-8")
+    }
+
+    fn metric(&self, series: &str) -> f64 {
+        util::metric(&self.scrape(), series)
+    }
+
+    /// Waits until `series` is at least `value`.
+    async fn wait_metric(&self, series: &str, value: f64) {
+        let start = Instant::now();
+        while self.metric(series) < value {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{series} stayed below {value}:\n{}",
+                self.scrape()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the proxy serves a certificate (the reloader's first load is immediate).
+    async fn wait_ready(&self) {
+        let start = Instant::now();
+        while let Err(reason) = self.telemetry.readiness.check() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not ready: {reason}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn readyz(&self) -> util::HttpResponse {
+        let address = self.metrics_address;
+        tokio::task::spawn_blocking(move || util::http(address, "GET", "/readyz"))
+            .await
+            .expect("readyz thread")
+    }
+
+    async fn stop(mut self) {
+        self.lifecycle.shutdown.cancel();
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .expect("the proxy drains and returns")
+            .expect("proxy task");
+    }
+}
+
+impl Drop for ProxyUnderTest {
+    fn drop(&mut self) {
+        self.lifecycle.shutdown.cancel();
+        self.lifecycle.abort.cancel();
+    }
+}
+
+fn reloads(result: &str, reason: &str) -> String {
+    format!("pki_sidecar_proxy_certificate_reloads_total{{reason=\"{reason}\",result=\"{result}\"}}")
+}
+
+const RELOADED: &str =
+    "pki_sidecar_proxy_certificate_reloads_total{reason=\"new_certificate\",result=\"success\"}";
+const HANDSHAKE_FAILED: &str = "pki_sidecar_proxy_tls_handshakes_total{result=\"failure\"}";
+
+/// A proxy serving a fresh valid pair in front of `upstream`, with `extra` settings.
+struct Fixture {
+    ca: Ca,
+    pair: Pair,
+    certs: CertDir,
+    proxy: ProxyUnderTest,
+}
+
+async fn fixture(upstream: SocketAddr, extra: &str) -> Fixture {
+    let ca = ca("Proxy Test CA");
+    let pair = valid_pair(&ca);
+    let certs = CertDir::new();
+    certs.install(&pair);
+    let proxy = start_proxy(&format!(
+        "  upstream = \"http://{upstream}\"\n{}{extra}\n",
+        certs.settings()
+    ))
+    .await;
+    proxy.wait_ready().await;
+    Fixture {
+        ca,
+        pair,
+        certs,
+        proxy,
+    }
+}
+
+impl Fixture {
+    async fn client(&self, alpn: &[&[u8]]) -> Client {
+        Client::connect(self.proxy.address, client_config(&self.ca.pem, alpn, None))
+            .await
+            .unwrap_or_else(|err| panic!("connect to the proxy: {err}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+type ClientBody = BoxBody<Bytes, Infallible>;
+
+fn empty() -> ClientBody {
+    Empty::<Bytes>::new().boxed()
+}
+
+/// A TLS client config trusting `ca_pem`, offering `alpn`, with no session resumption (so
+/// every handshake shows the certificate served now).
+fn client_config(ca_pem: &str, alpn: &[&[u8]], identity: Option<&Pair>) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA usable");
+    }
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots);
+    let mut config = match identity {
+        Some(pair) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(pair.cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("client cert PEM"),
+                PrivateKeyDer::from_pem_slice(pair.key.as_bytes()).expect("client key PEM"),
+            )
+            .expect("client identity"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn tls_connect(address: SocketAddr, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
+    let tcp = TcpStream::connect(address).await?;
+    let name = ServerName::try_from("localhost").expect("server name");
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// The serial of the leaf the server presented in this handshake.
+fn served_serial(tls: &Tls) -> Vec<u8> {
+    let certs = tls.get_ref().1.peer_certificates().expect("peer certificates");
+    let (_, leaf) = x509_parser::parse_x509_certificate(&certs[0]).expect("leaf parses");
+    leaf.tbs_certificate.raw_serial().to_vec()
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<ClientBody>),
+    H2(hyper::client::conn::http2::SendRequest<ClientBody>),
+}
+
+/// One TLS connection with HTTP/1.1 or HTTP/2 on it, as ALPN chose.
+struct Client {
+    sender: Sender,
+    /// What the client puts in Host / :authority.
+    host: String,
+    /// The serial of the certificate this connection's handshake saw.
+    serial: Vec<u8>,
+    connection: JoinHandle<()>,
+}
+
+impl Client {
+    async fn connect(address: SocketAddr, config: Arc<ClientConfig>) -> Result<Client, String> {
+        let tls = tls_connect(address, config)
+            .await
+            .map_err(|err| format!("TLS handshake: {err}"))?;
+        let serial = served_serial(&tls);
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        let (sender, connection) = if h2 {
+            let (sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|err| format!("HTTP/2 handshake: {err}"))?;
+            let task = tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            (Sender::H2(sender), task)
+        } else {
+            let (sender, connection) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|err| format!("HTTP/1.1 handshake: {err}"))?;
+            let task = tokio::spawn(async move {
+                let _ = connection.with_upgrades().await;
+            });
+            (Sender::H1(sender), task)
+        };
+        Ok(Client {
+            sender,
+            host: "localhost".to_string(),
+            serial,
+            connection,
+        })
+    }
+
+    fn is_h2(&self) -> bool {
+        matches!(self.sender, Sender::H2(_))
+    }
+
+    /// A request for `path` in the form this connection's protocol wants.
+    fn request(&self, method: Method, path: &str) -> http::request::Builder {
+        match self.sender {
+            Sender::H2(_) => Request::builder()
+                .method(method)
+                .uri(format!("https://{}{path}", self.host)),
+            Sender::H1(_) => Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::HOST, self.host.as_str()),
+        }
+    }
+
+    async fn send(&mut self, request: Request<ClientBody>) -> hyper::Result<Response<Incoming>> {
+        match &mut self.sender {
+            Sender::H1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+            Sender::H2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await
+            }
+        }
+    }
+
+    /// GET `path`; the status and the whole body.
+    async fn get(&mut self, path: &str) -> Result<(StatusCode, String), String> {
+        let request = self
+            .request(Method::GET, path)
+            .body(empty())
+            .expect("request");
+        let response = self.send(request).await.map_err(|err| format!("{err}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|err| format!("body: {err}"))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Closes the TCP connection now rather than whenever hyper notices.
+        self.connection.abort();
+    }
+}
+
+/// A request body fed chunk by chunk from a channel, to prove the proxy streams.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams
+
+/// The real app on 127.0.0.1:0.
+async fn hello_upstream(shutdown: &CancellationToken) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+    let address = listener.local_addr().unwrap();
+    let telemetry = Telemetry::new().expect("telemetry");
+    tokio::spawn(pki_sidecar::app::serve(
+        listener,
+        telemetry,
+        shutdown.clone(),
+        Duration::from_secs(1),
+    ));
+    address
+}
+
+/// What the echo upstream saw, and the levers the tests pull.
+#[derive(Default)]
+struct EchoState {
+    /// Bytes of `/upload` bodies received so far.
+    upload_bytes: AtomicU64,
+    /// Notified when a `/slow` request arrives.
+    slow_started: Notify,
+    /// `/slow` answers once this is notified.
+    release: Notify,
+}
+
+/// An HTTP/1.1 upstream: `/slow` waits for the test, `/upload` hashes the body as it streams
+/// in, an `Upgrade` request gets a 101 and its bytes echoed, anything else gets a JSON
+/// description of the request it received. Its responses carry hop-by-hop headers, which the
+/// proxy must drop.
+async fn echo_upstream() -> (SocketAddr, Arc<EchoState>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let address = listener.local_addr().unwrap();
+    let state = Arc::new(EchoState::default());
+    let shared = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let state = shared.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(echo(request, state).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (address, state)
+}
+
+async fn echo(mut request: Request<Incoming>, state: Arc<EchoState>) -> Response<Full<Bytes>> {
+    if let Some(protocol) = request.headers().get(header::UPGRADE).cloned() {
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let mut io = TokioIo::new(upgraded);
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = io.read(&mut buffer).await {
+                if read == 0 || io.write_all(&buffer[..read]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::UPGRADE, protocol)
+            .header(header::CONNECTION, "Upgrade")
+            .body(Full::new(Bytes::new()))
+            .expect("101");
+    }
+    match request.uri().path() {
+        "/slow" => {
+            state.slow_started.notify_one();
+            state.release.notified().await;
+            Response::new(Full::new(Bytes::from_static(b"slow done\n")))
+        }
+        "/upload" => {
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut length = 0u64;
+            let mut body = request.into_body();
+            while let Some(frame) = body.frame().await {
+                let Ok(frame) = frame else {
+                    return Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(Full::new(Bytes::from_static(b"body error\n")))
+                        .expect("400");
+                };
+                if let Some(data) = frame.data_ref() {
+                    digest.update(data);
+                    length += data.len() as u64;
+                    state.upload_bytes.store(length, Ordering::Relaxed);
+                }
+            }
+            let text = format!("{length} {}", hex(digest.finish().as_ref()));
+            Response::new(Full::new(Bytes::from(text)))
+        }
+        _ => {
+            let headers: Vec<serde_json::Value> = request
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    serde_json::json!([name.as_str(), String::from_utf8_lossy(value.as_bytes())])
+                })
+                .collect();
+            let description = serde_json::json!({
+                "method": request.method().as_str(),
+                "uri": request.uri().to_string(),
+                "version": format!("{:?}", request.version()),
+                "headers": headers,
+            });
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONNECTION, "x-response-hop")
+                .header("x-response-hop", "1")
+                .header("keep-alive", "timeout=30")
+                .header("x-upstream", "echo")
+                .body(Full::new(Bytes::from(description.to_string())))
+                .expect("echo response")
+        }
+    }
+}
+
+/// The values of header `name` in the echo upstream's description.
+fn echoed(description: &serde_json::Value, name: &str) -> Vec<String> {
+    description["headers"]
+        .as_array()
+        .expect("headers array")
+        .iter()
+        .filter(|pair| pair[0].as_str() == Some(name))
+        .map(|pair| pair[1].as_str().expect("header value").to_string())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An upstream that accepts connections and never answers.
+async fn silent_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind silent");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    address
+}
+
+/// An upstream that promises 100000 bytes for `/half` and closes after 7; any other path gets
+/// a complete `ok` (and `Connection: close`).
+async fn truncating_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind truncating");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => head.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let reply: &[u8] = if head.starts_with(b"GET /half ") {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+                };
+                let _ = stream.write_all(reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+/// A port where nothing listens (bound a moment ago, then released).
+async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Rotation under load
+
+#[derive(Clone, Copy, Debug)]
+enum Rotation {
+    /// The agent's way: a temporary file renamed over `tls.key`, then over `tls.crt`.
+    RenameKeyThenCert,
+    /// A Kubernetes Secret volume: `tls.crt` -> `..data/tls.crt`, `..data` -> a timestamped
+    /// directory, replaced by renaming a new `..data_tmp` link over it.
+    KubernetesSymlinkSwap,
+    /// `std::fs::write` of the key, then of the certificate: readers can see half a file.
+    InPlaceRewrite,
+}
+
+/// Puts `pair` in place under `root` the `rotation` way (`generation` names Kubernetes'
+/// timestamped directory).
+fn rotate(root: &Path, rotation: Rotation, generation: usize, pair: &Pair) {
+    let (cert, key) = (root.join("tls.crt"), root.join("tls.key"));
+    match rotation {
+        Rotation::RenameKeyThenCert => {
+            replace(&key, &pair.key);
+            replace(&cert, &pair.cert);
+        }
+        Rotation::InPlaceRewrite => {
+            std::fs::write(&key, &pair.key).expect("rewrite key");
+            std::fs::write(&cert, &pair.cert).expect("rewrite cert");
+        }
+        Rotation::KubernetesSymlinkSwap => {
+            let name = format!("..2025_01_01_00_00_00.{}", 1000 + generation);
+            std::fs::create_dir(root.join(&name)).expect("timestamped dir");
+            std::fs::write(root.join(&name).join("tls.crt"), &pair.cert).expect("cert");
+            std::fs::write(root.join(&name).join("tls.key"), &pair.key).expect("key");
+            let data = root.join("..data");
+            let previous = std::fs::read_link(&data).ok();
+            let temporary = root.join("..data_tmp");
+            std::os::unix::fs::symlink(&name, &temporary).expect("..data_tmp");
+            std::fs::rename(&temporary, &data).expect("swap ..data");
+            for file in ["tls.crt", "tls.key"] {
+                if std::fs::symlink_metadata(root.join(file)).is_err() {
+                    std::os::unix::fs::symlink(format!("..data/{file}"), root.join(file))
+                        .expect("file link");
+                }
+            }
+            if let Some(previous) = previous {
+                std::fs::remove_dir_all(root.join(previous)).expect("remove old dir");
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct LoadStats {
+    requests: AtomicU64,
+    handshakes: AtomicU64,
+    failures: Mutex<Vec<String>>,
+    serials: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl LoadStats {
+    fn fail(&self, what: String) {
+        self.failures.lock().expect("failures").push(what);
+    }
+
+    fn check(&self, result: Result<(StatusCode, String), String>, what: &str) {
+        match result {
+            Ok((StatusCode::OK, body)) if body == HELLO => {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            other => self.fail(format!("{what}: {other:?}")),
+        }
+    }
+}
+
+/// Opens new connections in a loop (recording each handshake's serial), two requests each.
+async fn new_connections(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+    stats: Arc<LoadStats>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match Client::connect(address, config.clone()).await {
+            Err(err) => stats.fail(format!("new connection: {err}")),
+            Ok(mut client) => {
+                stats.handshakes.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .serials
+                    .lock()
+                    .expect("serials")
+                    .insert(client.serial.clone());
+                for _ in 0..2 {
+                    let result = client.get("/").await;
+                    stats.check(result, if client.is_h2() { "h2" } else { "h1" });
+                }
+            }
+        }
+    }
+}
+
+/// Keeps one connection for the whole run, sending requests on it.
+async fn kept_alive(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+    stats: Arc<LoadStats>,
+    stop: CancellationToken,
+) {
+    let mut client = match Client::connect(address, config).await {
+        Ok(client) => client,
+        Err(err) => return stats.fail(format!("keep-alive connection: {err}")),
+    };
+    while !stop.is_cancelled() {
+        let result = client.get("/").await;
+        stats.check(
+            result,
+            if client.is_h2() {
+                "h2 keep-alive"
+            } else {
+                "h1 keep-alive"
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn rotation_under_load(rotation: Rotation) {
+    const ROTATIONS: usize = 50;
+    const EVERY: Duration = Duration::from_millis(200);
+    let ca = ca("Rotation CA");
+    let pairs: Vec<Pair> = (0..=ROTATIONS).map(|_| valid_pair(&ca)).collect();
+    let certs = CertDir::new();
+    rotate(certs.dir.path(), rotation, 0, &pairs[0]);
+    let upstream_shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&upstream_shutdown).await;
+    let proxy = start_proxy(&format!(
+        "  upstream = \"http://{upstream}\"\n{}  reload_interval = \"1s\"\n",
+        certs.settings()
+    ))
+    .await;
+    proxy.wait_ready().await;
+    let reloads_before = proxy.metric(RELOADED);
+
+    let stats = Arc::new(LoadStats::default());
+    let stop = CancellationToken::new();
+    let h1 = client_config(&ca.pem, H1, None);
+    let h2 = client_config(&ca.pem, H2, None);
+    let mut clients = Vec::new();
+    for config in [&h1, &h2, &h1, &h2] {
+        clients.push(tokio::spawn(new_connections(
+            proxy.address,
+            config.clone(),
+            stats.clone(),
+            stop.clone(),
+        )));
+    }
+    for config in [&h1, &h2] {
+        clients.push(tokio::spawn(kept_alive(
+            proxy.address,
+            config.clone(),
+            stats.clone(),
+            stop.clone(),
+        )));
+    }
+
+    let started = Instant::now();
+    for (generation, pair) in pairs.iter().enumerate().skip(1) {
+        tokio::time::sleep(EVERY).await;
+        let root = certs.dir.path().to_path_buf();
+        let pair = pair.clone();
+        // File I/O off the runtime: the agent is another process.
+        tokio::task::spawn_blocking(move || rotate(&root, rotation, generation, &pair))
+        .await
+        .expect("rotation");
+    }
+    // Every new handshake ends up with the last pair.
+    let last = pairs.last().expect("pairs");
+    let config = client_config(&ca.pem, H1, None);
+    let settle = Instant::now();
+    loop {
+        let client = Client::connect(proxy.address, config.clone()).await;
+        if client.as_ref().is_ok_and(|c| c.serial == last.serial) {
+            break;
+        }
+        assert!(
+            settle.elapsed() < Duration::from_secs(15),
+            "{rotation:?}: the last pair is not served: {:?}",
+            client.err()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    for client in clients {
+        client.await.expect("client task");
+    }
+    let elapsed = started.elapsed();
+
+    let failures = stats.failures.lock().expect("failures").clone();
+    let serials = stats.serials.lock().expect("serials").clone();
+    let observed = pairs[1..]
+        .iter()
+        .filter(|pair| serials.contains(&pair.serial))
+        .count();
+    let requests = stats.requests.load(Ordering::Relaxed);
+    let handshakes = stats.handshakes.load(Ordering::Relaxed);
+    let reloads = proxy.metric(RELOADED) - reloads_before;
+    let scrape = proxy.scrape();
+    eprintln!(
+        "{rotation:?}: {observed}/{ROTATIONS} rotations observed by new handshakes, \
+         {requests} requests and {handshakes} handshakes in {elapsed:?}, {reloads} reloads, \
+         failed reloads: {}",
+        scrape
+            .lines()
+            .filter(|l| l.contains("result=\"failure\"") && l.starts_with("pki_sidecar_proxy_certificate_reloads_total") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "{rotation:?}: {} failed requests out of {}, first: {:?}",
+        failures.len(),
+        requests + failures.len() as u64,
+        &failures[..failures.len().min(5)]
+    );
+    assert!(requests > 200, "{rotation:?}: too few requests: {requests}");
+    assert!(
+        serials.iter().all(|serial| pairs.iter().any(|p| &p.serial == serial)),
+        "{rotation:?}: a handshake saw a certificate that was never installed"
+    );
+    assert!(
+        observed * 2 > ROTATIONS,
+        "{rotation:?}: only {observed}/{ROTATIONS} rotations were seen by new handshakes"
+    );
+    assert!(
+        reloads >= observed as f64,
+        "{rotation:?}: {reloads} reloads counted for {observed} observed rotations"
+    );
+    assert_eq!(util::metric(&scrape, HANDSHAKE_FAILED), 0.0, "{scrape}");
+    assert_eq!(
+        util::metric(
+            &scrape,
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}"
+        ),
+        last.not_after as f64,
+        "the gauge follows the served certificate"
+    );
+    proxy.stop().await;
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_by_rename_under_load_fails_no_request() {
+    rotation_under_load(Rotation::RenameKeyThenCert).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_by_kubernetes_symlink_swap_under_load_fails_no_request() {
+    rotation_under_load(Rotation::KubernetesSymlinkSwap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_by_in_place_rewrite_under_load_fails_no_request() {
+    rotation_under_load(Rotation::InPlaceRewrite).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Bad input keeps the last good pair; missing files at start
+
+/// The serial a new handshake gets now.
+async fn serial_now(proxy: &ProxyUnderTest, config: &Arc<ClientConfig>) -> Vec<u8> {
+    Client::connect(proxy.address, config.clone())
+        .await
+        .unwrap_or_else(|err| panic!("handshake with the last good pair: {err}"))
+        .serial
+        .clone()
+}
+
+/// Waits until a new handshake gets `serial`.
+async fn wait_serial(proxy: &ProxyUnderTest, config: &Arc<ClientConfig>, serial: &[u8]) {
+    let start = Instant::now();
+    loop {
+        match Client::connect(proxy.address, config.clone()).await {
+            Ok(client) if client.serial == serial => return,
+            other => assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the new pair is not served: {:?}",
+                other.map(|c| c.serial.clone())
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_keep_the_last_good_pair_and_are_counted_by_reason() {
+    let upstream_shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&upstream_shutdown).await;
+    let fixture = fixture(upstream, "  reload_interval = \"1s\"\n").await;
+    let (ca, good, certs, proxy) = (&fixture.ca, &fixture.pair, &fixture.certs, &fixture.proxy);
+    let config = client_config(&ca.pem, H1, None);
+    assert_eq!(serial_now(proxy, &config).await, good.serial);
+
+    // SIGHUP (what `Lifecycle::request_reload` does on the signal) forces a reload of the
+    // unchanged files.
+    let before = proxy.metric(RELOADED);
+    proxy.lifecycle.request_reload();
+    proxy.wait_metric(RELOADED, before + 1.0).await;
+
+    let other = valid_pair(ca);
+    let expired = issue(ca, &ecdsa_key(), -30 * DAY, -DAY, false);
+    let not_yet_valid = issue(ca, &ecdsa_key(), DAY, 30 * DAY, false);
+    let half_key = &good.key[..good.key.len() / 2];
+    let junk_cert = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n";
+    let cases: [(&str, &str, &str, &str); 6] = [
+        ("DER that is no certificate", junk_cert, &good.key, "cert_invalid"),
+        ("PEM that is no base64", bad_base64, &good.key, "cert_invalid"),
+        ("truncated key", &good.cert, half_key, "key_invalid"),
+        ("key of another certificate", &good.cert, &other.key, "mismatch"),
+        ("expired certificate", &expired.cert, &expired.key, "expired"),
+        ("certificate not valid yet", &not_yet_valid.cert, &not_yet_valid.key, "not_yet_valid"),
+    ];
+    for (what, cert, key, reason) in cases {
+        let series = reloads("failure", reason);
+        let before = proxy.metric(&series);
+        replace(&certs.key, key);
+        replace(&certs.cert, cert);
+        proxy.wait_metric(&series, before + 1.0).await;
+        assert_eq!(
+            serial_now(proxy, &config).await,
+            good.serial,
+            "{what}: new handshakes still get the last good pair"
+        );
+        let ready = proxy.readyz().await;
+        assert_eq!(ready.status, 200, "{what}: still serving, so ready: {}", ready.body);
+    }
+
+    // A file that is gone, then one that cannot be read (a directory: the tests may run as
+    // root, which reads through any mode bits).
+    let before = proxy.metric(&reloads("failure", "missing"));
+    std::fs::remove_file(&certs.cert).expect("remove cert");
+    proxy.wait_metric(&reloads("failure", "missing"), before + 1.0).await;
+    assert_eq!(serial_now(proxy, &config).await, good.serial, "missing cert");
+    let before = proxy.metric(&reloads("failure", "unreadable"));
+    std::fs::create_dir(&certs.cert).expect("a directory where the cert was");
+    proxy.wait_metric(&reloads("failure", "unreadable"), before + 1.0).await;
+    assert_eq!(serial_now(proxy, &config).await, good.serial, "unreadable cert");
+    std::fs::remove_dir(&certs.cert).expect("remove the directory");
+
+    // Good files again, in every key format Vault and openssl write.
+    let rsa_pkcs8 = rsa_key();
+    let rsa_pair = issue(ca, &rsa_pkcs8, -DAY, 30 * DAY, false);
+    let rsa_pkcs1 = openssl(&["pkey", "-traditional"], &rsa_pkcs8);
+    assert!(rsa_pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{rsa_pkcs1}");
+    let ec_pkcs8 = ecdsa_key();
+    let ec_pair = issue(ca, &ec_pkcs8, -DAY, 30 * DAY, false);
+    let ec_sec1 = openssl(&["ec"], &ec_pkcs8);
+    assert!(ec_sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{ec_sec1}");
+    for (what, pair, key) in [
+        ("RSA, PKCS#1", &rsa_pair, &rsa_pkcs1),
+        ("RSA, PKCS#8", &rsa_pair, &rsa_pkcs8),
+        ("ECDSA, SEC1", &ec_pair, &ec_sec1),
+    ] {
+        if what == "RSA, PKCS#8" {
+            // Same certificate: go through another pair so the change is visible.
+            certs.install(good);
+            wait_serial(proxy, &config, &good.serial).await;
+        }
+        replace(&certs.key, key);
+        replace(&certs.cert, &pair.cert);
+        wait_serial(proxy, &config, &pair.serial).await;
+        let mut client = Client::connect(proxy.address, config.clone()).await.expect(what);
+        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())), "{what}");
+    }
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_files_at_start_refuse_handshakes_until_they_appear() {
+    let upstream_shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&upstream_shutdown).await;
+    let ca = ca("Late CA");
+    let certs = CertDir::new();
+    let proxy = start_proxy(&format!(
+        "  upstream = \"http://{upstream}\"\n{}  reload_interval = \"1s\"\n",
+        certs.settings()
+    ))
+    .await;
+    let config = client_config(&ca.pem, H1, None);
+
+    // The listener is up: TCP connects, the handshake is refused.
+    let refused = tls_connect(proxy.address, config.clone()).await;
+    assert!(refused.is_err(), "a handshake before the first certificate must fail");
+    proxy.wait_metric(HANDSHAKE_FAILED, 1.0).await;
+    let ready = proxy.readyz().await;
+    assert_eq!(ready.status, 503);
+    assert!(
+        ready.body.contains("certificate: no valid certificate:")
+            && ready.body.contains("tls.crt does not exist"),
+        "{}",
+        ready.body
+    );
+    assert!(proxy.metric(&reloads("failure", "missing")) >= 1.0);
+
+    let pair = valid_pair(&ca);
+    certs.install(&pair);
+    wait_serial(&proxy, &config, &pair.serial).await;
+    let mut client = Client::connect(proxy.address, config.clone()).await.expect("connect");
+    assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    let ready = proxy.readyz().await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    drop(client);
+    proxy.stop().await;
+    upstream_shutdown.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Upstream failures
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_upstream_is_a_short_502_and_counted() {
+    let fixture = fixture(closed_port().await, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        let (status, body) = client.get("/").await.expect("a response");
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body, "upstream refused the connection\n");
+    }
+    let scrape = fixture.proxy.scrape();
+    assert_eq!(
+        util::metric(&scrape, "pki_sidecar_proxy_upstream_errors_total{kind=\"connect\"}"),
+        2.0,
+        "{scrape}"
+    );
+    assert_eq!(
+        util::metric(&scrape, "pki_sidecar_http_requests_total{code=\"502\",role=\"proxy\"}"),
+        2.0,
+        "{scrape}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_upstream_is_a_504_after_the_response_timeout() {
+    let fixture = fixture(silent_upstream().await, "  upstream_response_timeout = \"1s\"\n").await;
+    let mut client = fixture.client(H1).await;
+    let started = Instant::now();
+    let (status, body) = client.get("/").await.expect("a response");
+    assert_eq!((status, body.as_str()), (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"));
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert_eq!(
+        fixture.proxy.metric("pki_sidecar_proxy_upstream_errors_total{kind=\"timeout\"}"),
+        1.0
+    );
+    // The same connection keeps working.
+    let (status, _) = client.get("/").await.expect("a second response");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_closing_mid_response_leaves_the_proxy_healthy() {
+    let fixture = fixture(truncating_upstream().await, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        match client.get("/half").await {
+            // The head was already sent: the client sees its body cut.
+            Err(_) => {}
+            Ok((status, body)) => assert!(
+                status == StatusCode::BAD_GATEWAY || body.len() < 100_000,
+                "a truncated response passed as complete: {status} {} bytes",
+                body.len()
+            ),
+        }
+        let mut next = fixture.client(alpn).await;
+        assert_eq!(
+            next.get("/").await,
+            Ok((StatusCode::OK, "ok\n".to_string())),
+            "the next request works"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Forwarding
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_and_x_forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
+    let (upstream, _) = echo_upstream().await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        client.host = "foo.home:8443".to_string();
+        let h2 = client.is_h2();
+        let mut request = client
+            .request(Method::GET, "/path?q=1")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-custom", "kept");
+        if !h2 {
+            // HTTP/2 forbids connection-specific headers; over HTTP/1.1 they must stop here.
+            request = request
+                .header(header::CONNECTION, "keep-alive, x-hop-named")
+                .header("x-hop-named", "1")
+                .header("keep-alive", "timeout=5")
+                .header("proxy-connection", "keep-alive")
+                .header(header::TE, "trailers");
+        }
+        let response = client
+            .send(request.body(empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let seen: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let what = if h2 { "h2" } else { "h1" };
+        assert_eq!(seen["version"], "HTTP/1.1", "{what}: the upstream speaks HTTP/1.1");
+        assert_eq!(seen["uri"], "/path?q=1", "{what}");
+        assert_eq!(echoed(&seen, "host"), ["foo.home:8443"], "{what}: {seen}");
+        assert_eq!(
+            echoed(&seen, "x-forwarded-for"),
+            ["203.0.113.9, 127.0.0.1"],
+            "{what}: the client's address is appended"
+        );
+        assert_eq!(echoed(&seen, "x-forwarded-proto"), ["https"], "{what}");
+        assert_eq!(echoed(&seen, "x-forwarded-host"), ["foo.home:8443"], "{what}");
+        assert_eq!(echoed(&seen, "x-custom"), ["kept"], "{what}");
+        for hop in ["x-hop-named", "keep-alive", "proxy-connection", "te", "upgrade", "transfer-encoding"] {
+            assert!(echoed(&seen, hop).is_empty(), "{what}: {hop} was forwarded: {seen}");
+        }
+        assert!(
+            echoed(&seen, "connection").iter().all(|v| !v.contains("x-hop-named")),
+            "{what}: {seen}"
+        );
+        assert_eq!(headers.get("x-upstream").map(|v| v.as_bytes()), Some(&b"echo"[..]));
+        for hop in ["x-response-hop", "keep-alive"] {
+            assert!(!headers.contains_key(hop), "{what}: response hop-by-hop {hop} reached the client");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_style_sends_one_rfc7239_header() {
+    let (upstream, _) = echo_upstream().await;
+    let fixture = fixture(upstream, "  forwarded_headers = \"forwarded\"\n").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        client.host = "foo.home".to_string();
+        let (status, body) = client.get("/").await.expect("response");
+        assert_eq!(status, StatusCode::OK);
+        let seen: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            echoed(&seen, "forwarded"),
+            ["for=127.0.0.1;proto=https;host=\"foo.home\""],
+            "{seen}"
+        );
+        assert!(echoed(&seen, "x-forwarded-for").is_empty(), "{seen}");
+        assert_eq!(echoed(&seen, "host"), ["foo.home"]);
+    }
+}
+
+/// Deterministic bytes for upload `chunk` number `index`.
+fn chunk(index: u64, size: usize) -> Bytes {
+    let mut state = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut bytes = Vec::with_capacity(size);
+    while bytes.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(size);
+    Bytes::from(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_upload_is_streamed_through_intact() {
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: u64 = 320; // 20 MiB
+    const FIRST: u64 = 32; // 2 MiB before waiting for the upstream
+    let (upstream, state) = echo_upstream().await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        state.upload_bytes.store(0, Ordering::Relaxed);
+        let mut client = fixture.client(alpn).await;
+        let what = if client.is_h2() { "h2" } else { "h1" };
+        let (body_tx, body_rx) = mpsc::channel::<Bytes>(4);
+        let request = client
+            .request(Method::POST, "/upload")
+            .body(BoxBody::new(ChannelBody(body_rx)))
+            .expect("request");
+        let response = tokio::spawn(async move {
+            let response = client.send(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
+        });
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        for index in 0..CHUNKS {
+            if index == FIRST {
+                // A proxy that buffers the whole body would never let these bytes through
+                // before the rest is sent: wait until the upstream has most of them.
+                let start = Instant::now();
+                while state.upload_bytes.load(Ordering::Relaxed) < (FIRST as usize * CHUNK / 2) as u64 {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "{what}: the upstream got {} bytes of the first {}: the body is buffered, not streamed",
+                        state.upload_bytes.load(Ordering::Relaxed),
+                        FIRST as usize * CHUNK
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            let data = chunk(index, CHUNK);
+            digest.update(&data);
+            body_tx.send(data).await.expect("the request body is being read");
+        }
+        drop(body_tx);
+        let (status, body) = response.await.expect("request task").expect("response");
+        let expected = format!("{} {}", CHUNKS as usize * CHUNK, hex(digest.finish().as_ref()));
+        assert_eq!((status, body), (StatusCode::OK, expected), "{what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_style_upgrade_round_trips_through_the_proxy() {
+    let (upstream, _) = echo_upstream().await;
+    let fixture = fixture(upstream, "").await;
+    let mut client = fixture.client(H1).await;
+    let request = client
+        .request(Method::GET, "/socket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(empty())
+        .expect("request");
+    let response = client.send(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(
+        response.headers().get(header::UPGRADE).map(|v| v.as_bytes()),
+        Some(&b"websocket"[..])
+    );
+    let upgraded = hyper::upgrade::on(response).await.expect("upgraded");
+    let mut io = TokioIo::new(upgraded);
+    for message in [&b"ping 1"[..], b"a second, longer message", &[0u8, 1, 2, 255]] {
+        io.write_all(message).await.expect("write");
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), io.read_exact(&mut echoed))
+            .await
+            .expect("echo in time")
+            .expect("read echo");
+        assert_eq!(echoed, message);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Limits
+
+/// Sends requests on new connections until `stop`; returns how many got `hello world`, and
+/// panics on the first that did not.
+async fn bystander(address: SocketAddr, config: Arc<ClientConfig>, stop: CancellationToken) -> u64 {
+    let mut served = 0;
+    while !stop.is_cancelled() {
+        let mut client = Client::connect(address, config.clone()).await.expect("bystander connects");
+        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())), "bystander");
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    served
+}
+
+/// Reads until the server closes the connection (EOF or error); returns what arrived.
+async fn read_until_closed(tls: &mut Tls, limit: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(limit, async {
+        loop {
+            match tls.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the proxy did not close the connection within {limit:?}");
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_is_cut_after_header_read_timeout_while_others_are_served() {
+    let upstream_shutdown = CancellationToken::new();
+    let fixture = fixture(
+        hello_upstream(&upstream_shutdown).await,
+        "  header_read_timeout = \"1s\"\n",
+    )
+    .await;
+    let config = client_config(&fixture.ca.pem, H1, None);
+    let stop = CancellationToken::new();
+    let others = tokio::spawn(bystander(fixture.proxy.address, config.clone(), stop.clone()));
+
+    let mut slow = tls_connect(fixture.proxy.address, config).await.expect("handshake");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("first bytes");
+    let started = Instant::now();
+    // One more header byte every 200 ms: never idle, never done.
+    let cut = loop {
+        let mut buffer = [0u8; 1024];
+        tokio::select! {
+            read = slow.read(&mut buffer) => break read.map(|n| buffer[..n].to_vec()),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Err(err) = slow.write_all(b"x").await {
+                    break Err(err);
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a client trickling its headers was not cut"
+        );
+    };
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "cut before the timeout: {elapsed:?}");
+    if let Ok(bytes) = &cut {
+        // Either a plain close or an error response, never a forwarded request.
+        let text = String::from_utf8_lossy(bytes);
+        assert!(bytes.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    stop.cancel();
+    let served = others.await.expect("bystander");
+    assert!(served >= 1, "others were served meanwhile");
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_closed_at_once() {
+    let upstream_shutdown = CancellationToken::new();
+    let fixture = fixture(
+        hello_upstream(&upstream_shutdown).await,
+        "  max_connections = 5\n",
+    )
+    .await;
+    let proxy = &fixture.proxy;
+    let mut held = Vec::new();
+    for alpn in [H1, H2, H1, H2, H1] {
+        let mut client = fixture.client(alpn).await;
+        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+        held.push(client);
+    }
+    let config = client_config(&fixture.ca.pem, H1, None);
+    let sixth = tls_connect(proxy.address, config.clone()).await;
+    assert!(sixth.is_err(), "the 6th connection must be closed, not served");
+    assert_eq!(proxy.metric("pki_sidecar_proxy_connections_refused_total"), 1.0);
+    assert_eq!(proxy.metric("pki_sidecar_proxy_connections_active"), 5.0);
+    for client in &mut held {
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, HELLO.to_string())),
+            "the connections already open are untouched"
+        );
+    }
+    held.pop();
+    let start = Instant::now();
+    loop {
+        match Client::connect(proxy.address, config.clone()).await {
+            Ok(mut client) => {
+                assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+                break;
+            }
+            Err(err) => assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no room after one connection closed: {err}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused_without_affecting_others() {
+    let upstream_shutdown = CancellationToken::new();
+    let fixture = fixture(
+        hello_upstream(&upstream_shutdown).await,
+        "  max_header_size = 16384\n",
+    )
+    .await;
+    let config = client_config(&fixture.ca.pem, H1, None);
+    let mut open = fixture.client(H2).await;
+    let big = "a".repeat(64 * 1024);
+
+    // HTTP/1.1, raw bytes so no client-side limit interferes.
+    let mut tls = tls_connect(fixture.proxy.address, config.clone()).await.expect("handshake");
+    let request = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
+    let _ = tls.write_all(request.as_bytes()).await;
+    let answer = read_until_closed(&mut tls, Duration::from_secs(20)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "HTTP/1.1: {}",
+        &text[..text.len().min(200)]
+    );
+
+    // HTTP/2.
+    let mut client = fixture.client(H2).await;
+    let request = client
+        .request(Method::GET, "/")
+        .header("x-big", big.as_str())
+        .body(empty())
+        .expect("request");
+    match client.send(request).await {
+        Ok(response) => assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(_) => {} // refused as a stream or connection error
+    }
+
+    // Others are unaffected.
+    assert_eq!(open.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    let mut fresh = fixture.client(H1).await;
+    assert_eq!(fresh.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_never_completes_is_cut() {
+    let upstream_shutdown = CancellationToken::new();
+    let fixture = fixture(
+        hello_upstream(&upstream_shutdown).await,
+        "  tls_handshake_timeout = \"1s\"\n",
+    )
+    .await;
+    let mut stalled = TcpStream::connect(fixture.proxy.address).await.expect("connect");
+    // Half a ClientHello record header, then nothing.
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
+    let started = Instant::now();
+    let mut buffer = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stalled.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a stalled handshake was not cut");
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    fixture
+        .proxy
+        .wait_metric("pki_sidecar_proxy_tls_handshakes_total{result=\"timeout\"}", 1.0)
+        .await;
+    let mut client = fixture.client(H1).await;
+    assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
+    // A client that gives up on a request (HTTP/2 RST_STREAM, as a browser does when the user
+    // navigates away) must not leave its connection counted busy forever.
+    let (upstream, state) = echo_upstream().await;
+    let fixture = fixture(upstream, "  idle_timeout = \"1s\"\n").await;
+    let mut client = fixture.client(H2).await;
+    let request = client.request(Method::GET, "/slow").body(empty()).expect("request");
+    let pending = client.send(request);
+    tokio::select! {
+        _ = pending => panic!("/slow answered before it was released"),
+        () = state.slow_started.notified() => {}
+    }
+    // `pending` is dropped here: hyper resets the stream.
+    let started = Instant::now();
+    let connection = &mut client.connection;
+    tokio::time::timeout(Duration::from_secs(20), connection)
+        .await
+        .expect("the idle connection was never closed")
+        .expect("connection task");
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    state.release.notify_one();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6, 7. The real binaries
+
+/// A config file for `pki-sidecar proxy` on free ports; returns (file, proxy, metrics).
+fn binary_config(dir: &Path, body: &str) -> (PathBuf, SocketAddr, SocketAddr) {
+    let (port, metrics_port) = (util::free_port(), util::free_port());
+    let text = format!(
+        "proxy {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n{body}}}\n"
+    );
+    let file = util::write_file(dir, "proxy.hcl", &text);
+    let address = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    (file, address(port), address(metrics_port))
+}
+
+fn spawn_role(role: &str, config: &Path) -> util::ChildGuard {
+    let mut command = util::command();
+    command.args([role, "--config", config.to_str().expect("UTF-8 path")]);
+    util::ChildGuard::spawn(command)
+}
+
+async fn wait_for_ports(addresses: Vec<SocketAddr>) {
+    tokio::task::spawn_blocking(move || {
+        for address in addresses {
+            util::wait_for_port(address, Duration::from_secs(15));
+        }
+    })
+    .await
+    .expect("wait thread");
+}
+
+/// User + system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split(' ').collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_long_request_finish_refuses_new_connections_and_exits_zero() {
+    let (upstream, state) = echo_upstream().await;
+    let ca = ca("Drain CA");
+    let certs = CertDir::new();
+    certs.install(&valid_pair(&ca));
+    let (config, address, metrics) = binary_config(
+        certs.dir.path(),
+        &format!("  upstream = \"http://{upstream}\"\n{}", certs.settings()),
+    );
+    let mut child = spawn_role("proxy", &config);
+    wait_for_ports(vec![address, metrics]).await;
+
+    let mut client = Client::connect(address, client_config(&ca.pem, H1, None))
+        .await
+        .expect("connect");
+    let in_flight = tokio::spawn(async move { client.get("/slow").await });
+    tokio::time::timeout(Duration::from_secs(10), state.slow_started.notified())
+        .await
+        .expect("the request reached the upstream");
+
+    util::signal(child.pid(), Signal::SIGTERM);
+    let start = Instant::now();
+    while TcpStream::connect(address).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the proxy still accepts connections after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!in_flight.is_finished(), "the in-flight request was cut");
+
+    state.release.notify_one();
+    let answer = in_flight.await.expect("request task");
+    assert_eq!(answer, Ok((StatusCode::OK, "slow done\n".to_string())));
+    let (code, stderr) = tokio::task::spawn_blocking(move || child.wait(Duration::from_secs(15)))
+        .await
+        .expect("wait thread");
+    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    assert!(stderr.contains("draining connections"), "{stderr}");
+    assert!(stderr.contains("proxy stopped"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_outlasting_idle_timeout_keeps_the_proxy_quiet() {
+    let (upstream, state) = echo_upstream().await;
+    let ca = ca("Quiet CA");
+    let certs = CertDir::new();
+    certs.install(&valid_pair(&ca));
+    let (config, address, metrics) = binary_config(
+        certs.dir.path(),
+        &format!(
+            "  upstream = \"http://{upstream}\"\n{}  idle_timeout = \"1s\"\n",
+            certs.settings()
+        ),
+    );
+    let child = spawn_role("proxy", &config);
+    wait_for_ports(vec![address, metrics]).await;
+    let mut client = Client::connect(address, client_config(&ca.pem, H1, None))
+        .await
+        .expect("connect");
+    let in_flight = tokio::spawn(async move { client.get("/slow").await });
+    tokio::time::timeout(Duration::from_secs(10), state.slow_started.notified())
+        .await
+        .expect("the request reached the upstream");
+    // Waiting on an upstream costs nothing; a busy loop would burn a core for these 3 s.
+    let before = cpu_ticks(child.pid());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let burned = cpu_ticks(child.pid()) - before;
+    assert!(
+        burned < ticks_per_second(),
+        "the proxy used {burned} CPU ticks in 3 s while a request waited"
+    );
+    state.release.notify_one();
+    assert_eq!(
+        in_flight.await.expect("request task"),
+        Ok((StatusCode::OK, "slow done\n".to_string())),
+        "a request longer than idle_timeout completes"
+    );
+}
+
+/// Runs curl against the proxy; returns (stdout, stderr) after asserting success.
+fn curl(ca: &Path, address: SocketAddr, protocol: &str) -> String {
+    let url = format!("https://localhost:{}/", address.port());
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", protocol, "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", address.port())])
+        .args(["--write-out", "\n%{http_version} %{http_code}", &url])
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl {protocol}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
+    let ca = ca("Done-When CA");
+    let pair = valid_pair(&ca);
+    let certs = CertDir::new();
+    certs.install(&pair);
+    let ca_file = util::write_file(certs.dir.path(), "ca.pem", &ca.pem);
+    let (app_port, app_metrics_port) = (util::free_port(), util::free_port());
+    let (config, address, metrics) = binary_config(
+        certs.dir.path(),
+        &format!("  upstream = \"http://127.0.0.1:{app_port}\"\n{}", certs.settings()),
+    );
+    let app_config = util::write_file(
+        certs.dir.path(),
+        "app.hcl",
+        &format!(
+            "app {{\n  listen = \"127.0.0.1:{app_port}\"\n  metrics_listen = \"127.0.0.1:{app_metrics_port}\"\n}}\n"
+        ),
+    );
+    let mut app = spawn_role("app", &app_config);
+    let mut proxy = spawn_role("proxy", &config);
+    for port in [app_port, app_metrics_port] {
+        util::wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(15));
+    }
+    util::wait_for_port(address, Duration::from_secs(15));
+    util::wait_for_port(metrics, Duration::from_secs(15));
+
+    assert_eq!(curl(&ca_file, address, "--http1.1"), "hello world\n\n1.1 200");
+    assert_eq!(curl(&ca_file, address, "--http2"), "hello world\n\n2 200");
+
+    assert_eq!(util::http(metrics, "GET", "/readyz").status, 200);
+    let scrape = util::http(metrics, "GET", "/metrics").body;
+    assert_eq!(
+        util::metric(
+            &scrape,
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}"
+        ),
+        pair.not_after as f64,
+        "{scrape}"
+    );
+    assert_eq!(
+        util::metric(&scrape, "pki_sidecar_http_requests_total{code=\"200\",role=\"proxy\"}"),
+        2.0,
+        "{scrape}"
+    );
+    let colons: Vec<String> = pair.serial.iter().map(|b| format!("{b:02x}")).collect();
+    let serial_label = format!("serial_number=\"{}\"", colons.join(":"));
+    assert!(
+        scrape.lines().any(|l| l.starts_with("pki_sidecar_tls_certificate_info{")
+            && l.to_lowercase().contains(&serial_label)),
+        "{serial_label} not in:\n{scrape}"
+    );
+    match util::promtool_check(&scrape) {
+        Some((ok, report)) => assert!(ok, "promtool check metrics failed:\n{report}\n{scrape}"),
+        None => {
+            assert!(
+                std::env::var_os("PKI_SIDECAR_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required here: run scripts/install-test-deps.sh"
+            );
+            eprintln!("promtool not installed: check skipped");
+        }
+    }
+
+    // SIGHUP reloads the certificate without a restart.
+    let before = util::metric(&scrape, RELOADED);
+    util::signal(proxy.pid(), Signal::SIGHUP);
+    let start = Instant::now();
+    while util::metric(&util::http(metrics, "GET", "/metrics").body, RELOADED) < before + 1.0 {
+        assert!(start.elapsed() < Duration::from_secs(15), "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(curl(&ca_file, address, "--http2"), "hello world\n\n2 200");
+
+    util::signal(proxy.pid(), Signal::SIGTERM);
+    util::signal(app.pid(), Signal::SIGTERM);
+    let (code, stderr) = proxy.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "proxy stderr:\n{stderr}");
+    let (code, stderr) = app.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "app stderr:\n{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Client certificates
+
+async fn mtls_fixture(mode: &str) -> (Fixture, Ca, CancellationToken) {
+    let upstream_shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&upstream_shutdown).await;
+    let clients = ca("Client CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = util::write_file(dir.path(), "clients.pem", &clients.pem);
+    let fixture = fixture(
+        upstream,
+        &format!(
+            "  client_ca_file = \"{}\"\n  client_auth = \"{mode}\"\n",
+            ca_file.display()
+        ),
+    )
+    .await;
+    // The CA file is read at start; the directory may go.
+    drop(dir);
+    (fixture, clients, upstream_shutdown)
+}
+
+/// A GET through a fresh connection with `identity`; `Err` when the handshake or request
+/// is refused (TLS 1.3 reports a refused client certificate after the client's handshake).
+async fn get_as(fixture: &Fixture, identity: Option<&Pair>) -> Result<(StatusCode, String), String> {
+    let config = client_config(&fixture.ca.pem, H1, identity);
+    let mut client = Client::connect(fixture.proxy.address, config).await?;
+    client.get("/").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_client_certificates_refuse_anonymous_clients() {
+    let (fixture, clients, upstream_shutdown) = mtls_fixture("require").await;
+    let member = issue(&clients, &ecdsa_key(), -DAY, DAY, true);
+    let stranger = issue(&ca("Stranger CA"), &ecdsa_key(), -DAY, DAY, true);
+    let failed_before = fixture.proxy.metric(HANDSHAKE_FAILED);
+    assert!(get_as(&fixture, None).await.is_err(), "no client certificate");
+    assert!(get_as(&fixture, Some(&stranger)).await.is_err(), "a client certificate from another CA");
+    fixture.proxy.wait_metric(HANDSHAKE_FAILED, failed_before + 2.0).await;
+    assert_eq!(
+        get_as(&fixture, Some(&member)).await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
+    upstream_shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_client_certificates_accept_both() {
+    let (fixture, clients, upstream_shutdown) = mtls_fixture("optional").await;
+    let member = issue(&clients, &ecdsa_key(), -DAY, DAY, true);
+    let stranger = issue(&ca("Stranger CA"), &ecdsa_key(), -DAY, DAY, true);
+    assert_eq!(get_as(&fixture, None).await, Ok((StatusCode::OK, HELLO.to_string())));
+    assert_eq!(
+        get_as(&fixture, Some(&member)).await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
+    assert!(
+        get_as(&fixture, Some(&stranger)).await.is_err(),
+        "a certificate that is presented is still verified"
+    );
+    upstream_shutdown.cancel();
+}
