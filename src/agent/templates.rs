@@ -762,7 +762,7 @@ fn apply_write(write: &FileWrite) -> anyhow::Result<bool> {
         let mode = write
             .perms
             .or_else(|| existing_mode(&write.path))
-            .unwrap_or(0o644);
+            .unwrap_or_else(|| default_mode(&contents));
         fsutil::write_atomic(&write.path, &contents, mode, owner)?;
         return Ok(true);
     }
@@ -784,15 +784,28 @@ fn replace_if_changed(
     if owner == Ownership::default() && !needs_write(path, contents, perms) {
         return Ok(false);
     }
-    let mode = perms.or_else(|| existing_mode(path)).unwrap_or(0o644);
+    let mode = perms
+        .or_else(|| existing_mode(path))
+        .unwrap_or_else(|| default_mode(contents));
     fsutil::write_atomic(path, contents, mode, owner)?;
     Ok(true)
+}
+
+/// The mode of a new file whose template gives none: 0600 when it holds a private key, else
+/// 0644 as in Vault Agent.
+fn default_mode(contents: &[u8]) -> u32 {
+    let holds_key = contents
+        .windows(b"PRIVATE KEY-----".len())
+        .any(|window| window == b"PRIVATE KEY-----");
+    if holds_key { 0o600 } else { 0o644 }
 }
 
 /// Whether `path` lacks these contents or this mode.
 fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
     let current_mode = existing_mode(path);
-    let mode = perms.or(current_mode).unwrap_or(0o644);
+    let mode = perms
+        .or(current_mode)
+        .unwrap_or_else(|| default_mode(contents));
     current_mode != Some(mode) || std::fs::read(path).map_or(true, |existing| existing != contents)
 }
 
@@ -869,5 +882,53 @@ async fn sleep_until(wake: Option<Instant>) {
     match wake {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_holding_a_key_default_to_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tls.key");
+        let pem = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(replace_if_changed(&key, pem, None, Ownership::default()).unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let crt = dir.path().join("tls.crt");
+        assert!(
+            replace_if_changed(
+                &crt,
+                b"-----BEGIN CERTIFICATE-----\n",
+                None,
+                Ownership::default()
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            std::fs::metadata(&crt).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Unchanged contents and mode: nothing written.
+        assert!(
+            !replace_if_changed(
+                &crt,
+                b"-----BEGIN CERTIFICATE-----\n",
+                None,
+                Ownership::default()
+            )
+            .unwrap()
+        );
+        // An explicit mode wins, and a mode change alone is a change.
+        assert!(replace_if_changed(&key, pem, Some(0o644), Ownership::default()).unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     }
 }

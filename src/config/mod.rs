@@ -226,7 +226,8 @@ pub struct Template {
     pub source: TemplateSource,
     /// The rendered file.
     pub destination: PathBuf,
-    /// Mode of the rendered file; `None` keeps an existing file's mode, else 0644 as in Vault.
+    /// Mode of the rendered file; `None` keeps an existing file's mode, else 0600 when it holds
+    /// a private key and 0644 (Vault's default) otherwise.
     pub perms: Option<u32>,
     /// Create missing parent directories.
     pub create_dest_dirs: bool,
