@@ -235,9 +235,10 @@ impl ConnectionShared {
             let peer = peer_info.clone();
             let activity = request_activity.clone();
             async move {
-                activity.begin();
+                // A guard, not a call after the await: hyper drops this future when an HTTP/2
+                // client resets the stream, and the request must still stop counting.
+                let _in_flight = InFlight::begin(activity);
                 let response = forwarder.handle(request, &peer).await;
-                activity.end();
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
@@ -245,7 +246,7 @@ impl ConnectionShared {
         tokio::pin!(connection);
         let mut closing = false;
         loop {
-            let idle_deadline = activity.idle_deadline(self.idle_timeout);
+            let next_check = activity.next_check(self.idle_timeout);
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -258,7 +259,7 @@ impl ConnectionShared {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = tokio::time::sleep_until(idle_deadline.into()), if !closing => {
+                () = tokio::time::sleep_until(next_check.into()), if !closing => {
                     if activity.is_idle(self.idle_timeout) {
                         connection.as_mut().graceful_shutdown();
                         closing = true;
@@ -308,6 +309,33 @@ impl Activity {
 
     fn is_idle(&self, idle: Duration) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= self.idle_deadline(idle)
+    }
+
+    /// When to look again: at the idle deadline, or, while a request is in flight (the
+    /// connection cannot go idle before it ends, and the deadline may already be past), one
+    /// idle period from now, so that a request outlasting `idle_timeout` is not a busy loop.
+    fn next_check(&self, idle: Duration) -> Instant {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            Instant::now() + idle
+        } else {
+            self.idle_deadline(idle)
+        }
+    }
+}
+
+/// One request in flight on a connection, however its future ends.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: Arc<Activity>) -> InFlight {
+        activity.begin();
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 

@@ -319,7 +319,9 @@ impl Drop for ProxyUnderTest {
 }
 
 fn reloads(result: &str, reason: &str) -> String {
-    format!("pki_sidecar_proxy_certificate_reloads_total{{reason=\"{reason}\",result=\"{result}\"}}")
+    format!(
+        "pki_sidecar_proxy_certificate_reloads_total{{reason=\"{reason}\",result=\"{result}\"}}"
+    )
 }
 
 const RELOADED: &str =
@@ -410,7 +412,11 @@ async fn tls_connect(address: SocketAddr, config: Arc<ClientConfig>) -> std::io:
 
 /// The serial of the leaf the server presented in this handshake.
 fn served_serial(tls: &Tls) -> Vec<u8> {
-    let certs = tls.get_ref().1.peer_certificates().expect("peer certificates");
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("peer certificates");
     let (_, leaf) = x509_parser::parse_x509_certificate(&certs[0]).expect("leaf parses");
     leaf.tbs_certificate.raw_serial().to_vec()
 }
@@ -903,8 +909,8 @@ async fn rotation_under_load(rotation: Rotation) {
         let pair = pair.clone();
         // File I/O off the runtime: the agent is another process.
         tokio::task::spawn_blocking(move || rotate(&root, rotation, generation, &pair))
-        .await
-        .expect("rotation");
+            .await
+            .expect("rotation");
     }
     // Every new handshake ends up with the last pair.
     let last = pairs.last().expect("pairs");
@@ -945,7 +951,9 @@ async fn rotation_under_load(rotation: Rotation) {
          failed reloads: {}",
         scrape
             .lines()
-            .filter(|l| l.contains("result=\"failure\"") && l.starts_with("pki_sidecar_proxy_certificate_reloads_total") && !l.ends_with(" 0"))
+            .filter(|l| l.contains("result=\"failure\"")
+                && l.starts_with("pki_sidecar_proxy_certificate_reloads_total")
+                && !l.ends_with(" 0"))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -958,7 +966,9 @@ async fn rotation_under_load(rotation: Rotation) {
     );
     assert!(requests > 200, "{rotation:?}: too few requests: {requests}");
     assert!(
-        serials.iter().all(|serial| pairs.iter().any(|p| &p.serial == serial)),
+        serials
+            .iter()
+            .all(|serial| pairs.iter().any(|p| &p.serial == serial)),
         "{rotation:?}: a handshake saw a certificate that was never installed"
     );
     assert!(
@@ -1044,15 +1054,41 @@ async fn bad_files_keep_the_last_good_pair_and_are_counted_by_reason() {
     let expired = issue(ca, &ecdsa_key(), -30 * DAY, -DAY, false);
     let not_yet_valid = issue(ca, &ecdsa_key(), DAY, 30 * DAY, false);
     let half_key = &good.key[..good.key.len() / 2];
-    let junk_cert = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+    let junk_cert =
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
     let bad_base64 = "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n";
     let cases: [(&str, &str, &str, &str); 6] = [
-        ("DER that is no certificate", junk_cert, &good.key, "cert_invalid"),
-        ("PEM that is no base64", bad_base64, &good.key, "cert_invalid"),
+        (
+            "DER that is no certificate",
+            junk_cert,
+            &good.key,
+            "cert_invalid",
+        ),
+        (
+            "PEM that is no base64",
+            bad_base64,
+            &good.key,
+            "cert_invalid",
+        ),
         ("truncated key", &good.cert, half_key, "key_invalid"),
-        ("key of another certificate", &good.cert, &other.key, "mismatch"),
-        ("expired certificate", &expired.cert, &expired.key, "expired"),
-        ("certificate not valid yet", &not_yet_valid.cert, &not_yet_valid.key, "not_yet_valid"),
+        (
+            "key of another certificate",
+            &good.cert,
+            &other.key,
+            "mismatch",
+        ),
+        (
+            "expired certificate",
+            &expired.cert,
+            &expired.key,
+            "expired",
+        ),
+        (
+            "certificate not valid yet",
+            &not_yet_valid.cert,
+            &not_yet_valid.key,
+            "not_yet_valid",
+        ),
     ];
     for (what, cert, key, reason) in cases {
         let series = reloads("failure", reason);
@@ -1066,30 +1102,52 @@ async fn bad_files_keep_the_last_good_pair_and_are_counted_by_reason() {
             "{what}: new handshakes still get the last good pair"
         );
         let ready = proxy.readyz().await;
-        assert_eq!(ready.status, 200, "{what}: still serving, so ready: {}", ready.body);
+        assert_eq!(
+            ready.status, 200,
+            "{what}: still serving, so ready: {}",
+            ready.body
+        );
     }
 
     // A file that is gone, then one that cannot be read (a directory: the tests may run as
     // root, which reads through any mode bits).
     let before = proxy.metric(&reloads("failure", "missing"));
     std::fs::remove_file(&certs.cert).expect("remove cert");
-    proxy.wait_metric(&reloads("failure", "missing"), before + 1.0).await;
-    assert_eq!(serial_now(proxy, &config).await, good.serial, "missing cert");
+    proxy
+        .wait_metric(&reloads("failure", "missing"), before + 1.0)
+        .await;
+    assert_eq!(
+        serial_now(proxy, &config).await,
+        good.serial,
+        "missing cert"
+    );
     let before = proxy.metric(&reloads("failure", "unreadable"));
     std::fs::create_dir(&certs.cert).expect("a directory where the cert was");
-    proxy.wait_metric(&reloads("failure", "unreadable"), before + 1.0).await;
-    assert_eq!(serial_now(proxy, &config).await, good.serial, "unreadable cert");
+    proxy
+        .wait_metric(&reloads("failure", "unreadable"), before + 1.0)
+        .await;
+    assert_eq!(
+        serial_now(proxy, &config).await,
+        good.serial,
+        "unreadable cert"
+    );
     std::fs::remove_dir(&certs.cert).expect("remove the directory");
 
     // Good files again, in every key format Vault and openssl write.
     let rsa_pkcs8 = rsa_key();
     let rsa_pair = issue(ca, &rsa_pkcs8, -DAY, 30 * DAY, false);
     let rsa_pkcs1 = openssl(&["pkey", "-traditional"], &rsa_pkcs8);
-    assert!(rsa_pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{rsa_pkcs1}");
+    assert!(
+        rsa_pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "{rsa_pkcs1}"
+    );
     let ec_pkcs8 = ecdsa_key();
     let ec_pair = issue(ca, &ec_pkcs8, -DAY, 30 * DAY, false);
     let ec_sec1 = openssl(&["ec"], &ec_pkcs8);
-    assert!(ec_sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{ec_sec1}");
+    assert!(
+        ec_sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"),
+        "{ec_sec1}"
+    );
     for (what, pair, key) in [
         ("RSA, PKCS#1", &rsa_pair, &rsa_pkcs1),
         ("RSA, PKCS#8", &rsa_pair, &rsa_pkcs8),
@@ -1103,8 +1161,14 @@ async fn bad_files_keep_the_last_good_pair_and_are_counted_by_reason() {
         replace(&certs.key, key);
         replace(&certs.cert, &pair.cert);
         wait_serial(proxy, &config, &pair.serial).await;
-        let mut client = Client::connect(proxy.address, config.clone()).await.expect(what);
-        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())), "{what}");
+        let mut client = Client::connect(proxy.address, config.clone())
+            .await
+            .expect(what);
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, HELLO.to_string())),
+            "{what}"
+        );
     }
     upstream_shutdown.cancel();
 }
@@ -1124,7 +1188,10 @@ async fn missing_files_at_start_refuse_handshakes_until_they_appear() {
 
     // The listener is up: TCP connects, the handshake is refused.
     let refused = tls_connect(proxy.address, config.clone()).await;
-    assert!(refused.is_err(), "a handshake before the first certificate must fail");
+    assert!(
+        refused.is_err(),
+        "a handshake before the first certificate must fail"
+    );
     proxy.wait_metric(HANDSHAKE_FAILED, 1.0).await;
     let ready = proxy.readyz().await;
     assert_eq!(ready.status, 503);
@@ -1139,8 +1206,13 @@ async fn missing_files_at_start_refuse_handshakes_until_they_appear() {
     let pair = valid_pair(&ca);
     certs.install(&pair);
     wait_serial(&proxy, &config, &pair.serial).await;
-    let mut client = Client::connect(proxy.address, config.clone()).await.expect("connect");
-    assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    let mut client = Client::connect(proxy.address, config.clone())
+        .await
+        .expect("connect");
+    assert_eq!(
+        client.get("/").await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
     let ready = proxy.readyz().await;
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     drop(client);
@@ -1162,12 +1234,18 @@ async fn closed_upstream_is_a_short_502_and_counted() {
     }
     let scrape = fixture.proxy.scrape();
     assert_eq!(
-        util::metric(&scrape, "pki_sidecar_proxy_upstream_errors_total{kind=\"connect\"}"),
+        util::metric(
+            &scrape,
+            "pki_sidecar_proxy_upstream_errors_total{kind=\"connect\"}"
+        ),
         2.0,
         "{scrape}"
     );
     assert_eq!(
-        util::metric(&scrape, "pki_sidecar_http_requests_total{code=\"502\",role=\"proxy\"}"),
+        util::metric(
+            &scrape,
+            "pki_sidecar_http_requests_total{code=\"502\",role=\"proxy\"}"
+        ),
         2.0,
         "{scrape}"
     );
@@ -1175,14 +1253,27 @@ async fn closed_upstream_is_a_short_502_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_upstream_is_a_504_after_the_response_timeout() {
-    let fixture = fixture(silent_upstream().await, "  upstream_response_timeout = \"1s\"\n").await;
+    let fixture = fixture(
+        silent_upstream().await,
+        "  upstream_response_timeout = \"1s\"\n",
+    )
+    .await;
     let mut client = fixture.client(H1).await;
     let started = Instant::now();
     let (status, body) = client.get("/").await.expect("a response");
-    assert_eq!((status, body.as_str()), (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"));
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
     assert_eq!(
-        fixture.proxy.metric("pki_sidecar_proxy_upstream_errors_total{kind=\"timeout\"}"),
+        (status, body.as_str()),
+        (StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        fixture
+            .proxy
+            .metric("pki_sidecar_proxy_upstream_errors_total{kind=\"timeout\"}"),
         1.0
     );
     // The same connection keeps working.
@@ -1243,10 +1334,18 @@ async fn host_and_x_forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_
             .expect("response");
         assert_eq!(response.status(), StatusCode::OK);
         let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let seen: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         let what = if h2 { "h2" } else { "h1" };
-        assert_eq!(seen["version"], "HTTP/1.1", "{what}: the upstream speaks HTTP/1.1");
+        assert_eq!(
+            seen["version"], "HTTP/1.1",
+            "{what}: the upstream speaks HTTP/1.1"
+        );
         assert_eq!(seen["uri"], "/path?q=1", "{what}");
         assert_eq!(echoed(&seen, "host"), ["foo.home:8443"], "{what}: {seen}");
         assert_eq!(
@@ -1255,18 +1354,40 @@ async fn host_and_x_forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_
             "{what}: the client's address is appended"
         );
         assert_eq!(echoed(&seen, "x-forwarded-proto"), ["https"], "{what}");
-        assert_eq!(echoed(&seen, "x-forwarded-host"), ["foo.home:8443"], "{what}");
+        assert_eq!(
+            echoed(&seen, "x-forwarded-host"),
+            ["foo.home:8443"],
+            "{what}"
+        );
         assert_eq!(echoed(&seen, "x-custom"), ["kept"], "{what}");
-        for hop in ["x-hop-named", "keep-alive", "proxy-connection", "te", "upgrade", "transfer-encoding"] {
-            assert!(echoed(&seen, hop).is_empty(), "{what}: {hop} was forwarded: {seen}");
+        for hop in [
+            "x-hop-named",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "upgrade",
+            "transfer-encoding",
+        ] {
+            assert!(
+                echoed(&seen, hop).is_empty(),
+                "{what}: {hop} was forwarded: {seen}"
+            );
         }
         assert!(
-            echoed(&seen, "connection").iter().all(|v| !v.contains("x-hop-named")),
+            echoed(&seen, "connection")
+                .iter()
+                .all(|v| !v.contains("x-hop-named")),
             "{what}: {seen}"
         );
-        assert_eq!(headers.get("x-upstream").map(|v| v.as_bytes()), Some(&b"echo"[..]));
+        assert_eq!(
+            headers.get("x-upstream").map(|v| v.as_bytes()),
+            Some(&b"echo"[..])
+        );
         for hop in ["x-response-hop", "keep-alive"] {
-            assert!(!headers.contains_key(hop), "{what}: response hop-by-hop {hop} reached the client");
+            assert!(
+                !headers.contains_key(hop),
+                "{what}: response hop-by-hop {hop} reached the client"
+            );
         }
     }
 }
@@ -1324,8 +1445,15 @@ async fn large_upload_is_streamed_through_intact() {
         let response = tokio::spawn(async move {
             let response = client.send(request).await.map_err(|e| e.to_string())?;
             let status = response.status();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((status, String::from_utf8_lossy(&body.to_bytes()).into_owned()))
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((
+                status,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            ))
         });
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         for index in 0..CHUNKS {
@@ -1333,7 +1461,9 @@ async fn large_upload_is_streamed_through_intact() {
                 // A proxy that buffers the whole body would never let these bytes through
                 // before the rest is sent: wait until the upstream has most of them.
                 let start = Instant::now();
-                while state.upload_bytes.load(Ordering::Relaxed) < (FIRST as usize * CHUNK / 2) as u64 {
+                while state.upload_bytes.load(Ordering::Relaxed)
+                    < (FIRST as usize * CHUNK / 2) as u64
+                {
                     assert!(
                         start.elapsed() < Duration::from_secs(30),
                         "{what}: the upstream got {} bytes of the first {}: the body is buffered, not streamed",
@@ -1345,11 +1475,18 @@ async fn large_upload_is_streamed_through_intact() {
             }
             let data = chunk(index, CHUNK);
             digest.update(&data);
-            body_tx.send(data).await.expect("the request body is being read");
+            body_tx
+                .send(data)
+                .await
+                .expect("the request body is being read");
         }
         drop(body_tx);
         let (status, body) = response.await.expect("request task").expect("response");
-        let expected = format!("{} {}", CHUNKS as usize * CHUNK, hex(digest.finish().as_ref()));
+        let expected = format!(
+            "{} {}",
+            CHUNKS as usize * CHUNK,
+            hex(digest.finish().as_ref())
+        );
         assert_eq!((status, body), (StatusCode::OK, expected), "{what}");
     }
 }
@@ -1370,12 +1507,19 @@ async fn websocket_style_upgrade_round_trips_through_the_proxy() {
     let response = client.send(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(
-        response.headers().get(header::UPGRADE).map(|v| v.as_bytes()),
+        response
+            .headers()
+            .get(header::UPGRADE)
+            .map(|v| v.as_bytes()),
         Some(&b"websocket"[..])
     );
     let upgraded = hyper::upgrade::on(response).await.expect("upgraded");
     let mut io = TokioIo::new(upgraded);
-    for message in [&b"ping 1"[..], b"a second, longer message", &[0u8, 1, 2, 255]] {
+    for message in [
+        &b"ping 1"[..],
+        b"a second, longer message",
+        &[0u8, 1, 2, 255],
+    ] {
         io.write_all(message).await.expect("write");
         let mut echoed = vec![0u8; message.len()];
         tokio::time::timeout(Duration::from_secs(10), io.read_exact(&mut echoed))
@@ -1394,8 +1538,14 @@ async fn websocket_style_upgrade_round_trips_through_the_proxy() {
 async fn bystander(address: SocketAddr, config: Arc<ClientConfig>, stop: CancellationToken) -> u64 {
     let mut served = 0;
     while !stop.is_cancelled() {
-        let mut client = Client::connect(address, config.clone()).await.expect("bystander connects");
-        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())), "bystander");
+        let mut client = Client::connect(address, config.clone())
+            .await
+            .expect("bystander connects");
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, HELLO.to_string())),
+            "bystander"
+        );
         served += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1415,7 +1565,10 @@ async fn read_until_closed(tls: &mut Tls, limit: Duration) -> Vec<u8> {
         }
     })
     .await;
-    assert!(read.is_ok(), "the proxy did not close the connection within {limit:?}");
+    assert!(
+        read.is_ok(),
+        "the proxy did not close the connection within {limit:?}"
+    );
     received
 }
 
@@ -1429,9 +1582,15 @@ async fn slowloris_is_cut_after_header_read_timeout_while_others_are_served() {
     .await;
     let config = client_config(&fixture.ca.pem, H1, None);
     let stop = CancellationToken::new();
-    let others = tokio::spawn(bystander(fixture.proxy.address, config.clone(), stop.clone()));
+    let others = tokio::spawn(bystander(
+        fixture.proxy.address,
+        config.clone(),
+        stop.clone(),
+    ));
 
-    let mut slow = tls_connect(fixture.proxy.address, config).await.expect("handshake");
+    let mut slow = tls_connect(fixture.proxy.address, config)
+        .await
+        .expect("handshake");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
         .await
         .expect("first bytes");
@@ -1453,11 +1612,17 @@ async fn slowloris_is_cut_after_header_read_timeout_while_others_are_served() {
         );
     };
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900), "cut before the timeout: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "cut before the timeout: {elapsed:?}"
+    );
     if let Ok(bytes) = &cut {
         // Either a plain close or an error response, never a forwarded request.
         let text = String::from_utf8_lossy(bytes);
-        assert!(bytes.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            bytes.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
     }
     stop.cancel();
     let served = others.await.expect("bystander");
@@ -1477,13 +1642,22 @@ async fn connections_beyond_max_connections_are_closed_at_once() {
     let mut held = Vec::new();
     for alpn in [H1, H2, H1, H2, H1] {
         let mut client = fixture.client(alpn).await;
-        assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, HELLO.to_string()))
+        );
         held.push(client);
     }
     let config = client_config(&fixture.ca.pem, H1, None);
     let sixth = tls_connect(proxy.address, config.clone()).await;
-    assert!(sixth.is_err(), "the 6th connection must be closed, not served");
-    assert_eq!(proxy.metric("pki_sidecar_proxy_connections_refused_total"), 1.0);
+    assert!(
+        sixth.is_err(),
+        "the 6th connection must be closed, not served"
+    );
+    assert_eq!(
+        proxy.metric("pki_sidecar_proxy_connections_refused_total"),
+        1.0
+    );
     assert_eq!(proxy.metric("pki_sidecar_proxy_connections_active"), 5.0);
     for client in &mut held {
         assert_eq!(
@@ -1497,7 +1671,10 @@ async fn connections_beyond_max_connections_are_closed_at_once() {
     loop {
         match Client::connect(proxy.address, config.clone()).await {
             Ok(mut client) => {
-                assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+                assert_eq!(
+                    client.get("/").await,
+                    Ok((StatusCode::OK, HELLO.to_string()))
+                );
                 break;
             }
             Err(err) => assert!(
@@ -1523,7 +1700,9 @@ async fn oversized_headers_are_refused_without_affecting_others() {
     let big = "a".repeat(64 * 1024);
 
     // HTTP/1.1, raw bytes so no client-side limit interferes.
-    let mut tls = tls_connect(fixture.proxy.address, config.clone()).await.expect("handshake");
+    let mut tls = tls_connect(fixture.proxy.address, config.clone())
+        .await
+        .expect("handshake");
     let request = format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n");
     let _ = tls.write_all(request.as_bytes()).await;
     let answer = read_until_closed(&mut tls, Duration::from_secs(20)).await;
@@ -1542,14 +1721,20 @@ async fn oversized_headers_are_refused_without_affecting_others() {
         .body(empty())
         .expect("request");
     match client.send(request).await {
-        Ok(response) => assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Ok(response) => assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ),
         Err(_) => {} // refused as a stream or connection error
     }
 
     // Others are unaffected.
     assert_eq!(open.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
     let mut fresh = fixture.client(H1).await;
-    assert_eq!(fresh.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    assert_eq!(
+        fresh.get("/").await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
     upstream_shutdown.cancel();
 }
 
@@ -1561,7 +1746,9 @@ async fn a_tls_handshake_that_never_completes_is_cut() {
         "  tls_handshake_timeout = \"1s\"\n",
     )
     .await;
-    let mut stalled = TcpStream::connect(fixture.proxy.address).await.expect("connect");
+    let mut stalled = TcpStream::connect(fixture.proxy.address)
+        .await
+        .expect("connect");
     // Half a ClientHello record header, then nothing.
     stalled.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
     let started = Instant::now();
@@ -1576,13 +1763,23 @@ async fn a_tls_handshake_that_never_completes_is_cut() {
     })
     .await;
     assert!(closed.is_ok(), "a stalled handshake was not cut");
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     fixture
         .proxy
-        .wait_metric("pki_sidecar_proxy_tls_handshakes_total{result=\"timeout\"}", 1.0)
+        .wait_metric(
+            "pki_sidecar_proxy_tls_handshakes_total{result=\"timeout\"}",
+            1.0,
+        )
         .await;
     let mut client = fixture.client(H1).await;
-    assert_eq!(client.get("/").await, Ok((StatusCode::OK, HELLO.to_string())));
+    assert_eq!(
+        client.get("/").await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
     upstream_shutdown.cancel();
 }
 
@@ -1593,7 +1790,10 @@ async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
     let (upstream, state) = echo_upstream().await;
     let fixture = fixture(upstream, "  idle_timeout = \"1s\"\n").await;
     let mut client = fixture.client(H2).await;
-    let request = client.request(Method::GET, "/slow").body(empty()).expect("request");
+    let request = client
+        .request(Method::GET, "/slow")
+        .body(empty())
+        .expect("request");
     let pending = client.send(request);
     tokio::select! {
         _ = pending => panic!("/slow answered before it was released"),
@@ -1606,7 +1806,11 @@ async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
         .await
         .expect("the idle connection was never closed")
         .expect("connection task");
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     state.release.notify_one();
 }
 
@@ -1644,7 +1848,9 @@ async fn wait_for_ports(addresses: Vec<SocketAddr>) {
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
     // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split(' ').collect();
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
     fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
@@ -1743,9 +1949,19 @@ async fn a_request_outlasting_idle_timeout_keeps_the_proxy_quiet() {
 fn curl(ca: &Path, address: SocketAddr, protocol: &str) -> String {
     let url = format!("https://localhost:{}/", address.port());
     let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "20", protocol, "--cacert"])
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            protocol,
+            "--cacert",
+        ])
         .arg(ca)
-        .args(["--resolve", &format!("localhost:{}:127.0.0.1", address.port())])
+        .args([
+            "--resolve",
+            &format!("localhost:{}:127.0.0.1", address.port()),
+        ])
         .args(["--write-out", "\n%{http_version} %{http_code}", &url])
         .output()
         .expect("run curl");
@@ -1767,7 +1983,10 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     let (app_port, app_metrics_port) = (util::free_port(), util::free_port());
     let (config, address, metrics) = binary_config(
         certs.dir.path(),
-        &format!("  upstream = \"http://127.0.0.1:{app_port}\"\n{}", certs.settings()),
+        &format!(
+            "  upstream = \"http://127.0.0.1:{app_port}\"\n{}",
+            certs.settings()
+        ),
     );
     let app_config = util::write_file(
         certs.dir.path(),
@@ -1779,12 +1998,18 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     let mut app = spawn_role("app", &app_config);
     let mut proxy = spawn_role("proxy", &config);
     for port in [app_port, app_metrics_port] {
-        util::wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(15));
+        util::wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(15),
+        );
     }
     util::wait_for_port(address, Duration::from_secs(15));
     util::wait_for_port(metrics, Duration::from_secs(15));
 
-    assert_eq!(curl(&ca_file, address, "--http1.1"), "hello world\n\n1.1 200");
+    assert_eq!(
+        curl(&ca_file, address, "--http1.1"),
+        "hello world\n\n1.1 200"
+    );
     assert_eq!(curl(&ca_file, address, "--http2"), "hello world\n\n2 200");
 
     assert_eq!(util::http(metrics, "GET", "/readyz").status, 200);
@@ -1798,15 +2023,20 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
         "{scrape}"
     );
     assert_eq!(
-        util::metric(&scrape, "pki_sidecar_http_requests_total{code=\"200\",role=\"proxy\"}"),
+        util::metric(
+            &scrape,
+            "pki_sidecar_http_requests_total{code=\"200\",role=\"proxy\"}"
+        ),
         2.0,
         "{scrape}"
     );
     let colons: Vec<String> = pair.serial.iter().map(|b| format!("{b:02x}")).collect();
     let serial_label = format!("serial_number=\"{}\"", colons.join(":"));
     assert!(
-        scrape.lines().any(|l| l.starts_with("pki_sidecar_tls_certificate_info{")
-            && l.to_lowercase().contains(&serial_label)),
+        scrape
+            .lines()
+            .any(|l| l.starts_with("pki_sidecar_tls_certificate_info{")
+                && l.to_lowercase().contains(&serial_label)),
         "{serial_label} not in:\n{scrape}"
     );
     match util::promtool_check(&scrape) {
@@ -1825,7 +2055,10 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     util::signal(proxy.pid(), Signal::SIGHUP);
     let start = Instant::now();
     while util::metric(&util::http(metrics, "GET", "/metrics").body, RELOADED) < before + 1.0 {
-        assert!(start.elapsed() < Duration::from_secs(15), "SIGHUP did not reload");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "SIGHUP did not reload"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(curl(&ca_file, address, "--http2"), "hello world\n\n2 200");
@@ -1862,7 +2095,10 @@ async fn mtls_fixture(mode: &str) -> (Fixture, Ca, CancellationToken) {
 
 /// A GET through a fresh connection with `identity`; `Err` when the handshake or request
 /// is refused (TLS 1.3 reports a refused client certificate after the client's handshake).
-async fn get_as(fixture: &Fixture, identity: Option<&Pair>) -> Result<(StatusCode, String), String> {
+async fn get_as(
+    fixture: &Fixture,
+    identity: Option<&Pair>,
+) -> Result<(StatusCode, String), String> {
     let config = client_config(&fixture.ca.pem, H1, identity);
     let mut client = Client::connect(fixture.proxy.address, config).await?;
     client.get("/").await
@@ -1874,9 +2110,18 @@ async fn required_client_certificates_refuse_anonymous_clients() {
     let member = issue(&clients, &ecdsa_key(), -DAY, DAY, true);
     let stranger = issue(&ca("Stranger CA"), &ecdsa_key(), -DAY, DAY, true);
     let failed_before = fixture.proxy.metric(HANDSHAKE_FAILED);
-    assert!(get_as(&fixture, None).await.is_err(), "no client certificate");
-    assert!(get_as(&fixture, Some(&stranger)).await.is_err(), "a client certificate from another CA");
-    fixture.proxy.wait_metric(HANDSHAKE_FAILED, failed_before + 2.0).await;
+    assert!(
+        get_as(&fixture, None).await.is_err(),
+        "no client certificate"
+    );
+    assert!(
+        get_as(&fixture, Some(&stranger)).await.is_err(),
+        "a client certificate from another CA"
+    );
+    fixture
+        .proxy
+        .wait_metric(HANDSHAKE_FAILED, failed_before + 2.0)
+        .await;
     assert_eq!(
         get_as(&fixture, Some(&member)).await,
         Ok((StatusCode::OK, HELLO.to_string()))
@@ -1889,7 +2134,10 @@ async fn optional_client_certificates_accept_both() {
     let (fixture, clients, upstream_shutdown) = mtls_fixture("optional").await;
     let member = issue(&clients, &ecdsa_key(), -DAY, DAY, true);
     let stranger = issue(&ca("Stranger CA"), &ecdsa_key(), -DAY, DAY, true);
-    assert_eq!(get_as(&fixture, None).await, Ok((StatusCode::OK, HELLO.to_string())));
+    assert_eq!(
+        get_as(&fixture, None).await,
+        Ok((StatusCode::OK, HELLO.to_string()))
+    );
     assert_eq!(
         get_as(&fixture, Some(&member)).await,
         Ok((StatusCode::OK, HELLO.to_string()))
