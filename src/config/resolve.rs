@@ -886,7 +886,7 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         &["proxy", "max_header_size"],
         raw.max_header_size.as_ref(),
         64 * 1024,
-        1024..=16 * 1024 * 1024,
+        8192..=16 * 1024 * 1024,
     );
     let forwarded_headers = match raw.forwarded_headers.as_deref().map(str::trim) {
         None | Some("x-forwarded") => ForwardedHeaders::XForwarded,

@@ -92,7 +92,9 @@ impl Forwarder {
         Forwarder {
             client,
             scheme: parts.scheme.unwrap_or(Scheme::HTTP),
-            authority: parts.authority.unwrap_or_else(|| Authority::from_static("127.0.0.1:80")),
+            authority: parts
+                .authority
+                .unwrap_or_else(|| Authority::from_static("127.0.0.1:80")),
             response_timeout: config.upstream_response_timeout,
             forwarded: config.forwarded_headers,
             metrics,
@@ -104,10 +106,14 @@ impl Forwarder {
         let started = Instant::now();
         let upgrade = request.version() == Version::HTTP_11 && wants_upgrade(request.headers());
         let host = request_host(&request);
-        let upgrade_header = upgrade.then(|| request.headers().get(header::UPGRADE).cloned()).flatten();
+        let upgrade_header = upgrade
+            .then(|| request.headers().get(header::UPGRADE).cloned())
+            .flatten();
         strip_hop_by_hop(request.headers_mut());
         if let Some(value) = upgrade_header {
-            request.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            request
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             request.headers_mut().insert(header::UPGRADE, value);
         }
         if let Some(host) = &host {
@@ -128,25 +134,38 @@ impl Forwarder {
         parts.path_and_query = Some(path);
         match Uri::from_parts(parts) {
             Ok(uri) => *request.uri_mut() = uri,
-            Err(_) => return self.finish(started, error(StatusCode::BAD_REQUEST, "bad request target\n")),
+            Err(_) => {
+                return self.finish(
+                    started,
+                    error(StatusCode::BAD_REQUEST, "bad request target\n"),
+                );
+            }
         }
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
-        let response = match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-            Err(_) => {
-                self.metrics.upstream_error("timeout");
-                return self.finish(started, error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"));
-            }
-            Ok(Err(err)) => {
-                let kind = if err.is_connect() { "connect" } else { "other" };
-                self.metrics.upstream_error(kind);
-                tracing::debug!(error = %err, kind, "upstream request failed");
-                let text = if err.is_connect() { "upstream refused the connection\n" } else { "upstream failed\n" };
-                return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
-            }
-            Ok(Ok(response)) => response,
-        };
+        let response =
+            match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+                Err(_) => {
+                    self.metrics.upstream_error("timeout");
+                    return self.finish(
+                        started,
+                        error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+                    );
+                }
+                Ok(Err(err)) => {
+                    let kind = if err.is_connect() { "connect" } else { "other" };
+                    self.metrics.upstream_error(kind);
+                    tracing::debug!(error = %err, kind, "upstream request failed");
+                    let text = if err.is_connect() {
+                        "upstream refused the connection\n"
+                    } else {
+                        "upstream failed\n"
+                    };
+                    return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
+                }
+                Ok(Ok(response)) => response,
+            };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
                 return self.finish(started, tunnel(response, client_upgrade));
@@ -159,7 +178,9 @@ impl Forwarder {
 
     fn finish(&self, started: Instant, response: Response<ProxyBody>) -> Response<ProxyBody> {
         self.metrics.response(response.status());
-        self.metrics.request_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
         response
     }
 
@@ -211,9 +232,10 @@ fn request_host(request: &Request<Incoming>) -> Option<HeaderValue> {
 fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers.get_all(header::CONNECTION).iter().any(|value| {
-            value
-                .to_str()
-                .is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade")))
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+            })
         })
 }
 
@@ -258,11 +280,14 @@ fn tunnel(
 
 /// A short plain-text error.
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -273,10 +298,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert("x-secret-hop", HeaderValue::from_static("1"));
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
@@ -288,14 +319,20 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(!wants_upgrade(&headers));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(wants_upgrade(&headers));
     }
 
     #[test]
     fn peers_are_formatted_for_both_header_styles() {
         let v4 = Peer::new("10.0.0.7".parse().unwrap());
-        assert_eq!((v4.for_value.to_str().unwrap(), v4.forwarded_for.as_str()), ("10.0.0.7", "10.0.0.7"));
+        assert_eq!(
+            (v4.for_value.to_str().unwrap(), v4.forwarded_for.as_str()),
+            ("10.0.0.7", "10.0.0.7")
+        );
         let v6 = Peer::new("::1".parse().unwrap());
         assert_eq!(v6.forwarded_for, "\"[::1]\"");
     }

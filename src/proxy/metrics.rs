@@ -2,7 +2,9 @@
 //! resolved once here so that serving a request costs atomic increments, not label lookups.
 
 use http::StatusCode;
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use super::store::ReloadError;
 use crate::certs::CertInfo;
@@ -12,7 +14,9 @@ use crate::telemetry::{CertificateMetrics, HttpMetrics};
 pub const SERVED: &str = "server";
 
 /// Status codes whose counters are resolved up front.
-const COMMON_CODES: &[u16] = &[200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504];
+const COMMON_CODES: &[u16] = &[
+    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504,
+];
 
 /// Counters, gauges and histograms of the proxy role.
 #[derive(Clone)]
@@ -54,7 +58,10 @@ impl ProxyMetrics {
             "When a new certificate was last loaded, in Unix seconds.",
         ))?;
         let handshakes = IntCounterVec::new(
-            Opts::new("pki_sidecar_proxy_tls_handshakes_total", "TLS handshakes, by result."),
+            Opts::new(
+                "pki_sidecar_proxy_tls_handshakes_total",
+                "TLS handshakes, by result.",
+            ),
             &["result"],
         )?;
         let handshake_duration = Histogram::with_opts(
@@ -62,7 +69,10 @@ impl ProxyMetrics {
                 "pki_sidecar_proxy_tls_handshake_duration_seconds",
                 "Time from TCP accept to a completed TLS handshake.",
             )
-            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
         )?;
         let connections_active = IntGauge::with_opts(Opts::new(
             "pki_sidecar_proxy_connections_active",
@@ -118,8 +128,11 @@ impl ProxyMetrics {
 
     /// A new certificate is being served.
     pub fn reload_success(&self, info: &CertInfo) {
-        self.reloads.with_label_values(&["success", "new_certificate"]).inc();
-        self.last_reload.set(crate::certs::unix_seconds(std::time::SystemTime::now()));
+        self.reloads
+            .with_label_values(&["success", "new_certificate"])
+            .inc();
+        self.last_reload
+            .set(crate::certs::unix_seconds(std::time::SystemTime::now()));
         self.certificates.set(SERVED, info);
     }
 

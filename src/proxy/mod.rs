@@ -46,7 +46,11 @@ pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result
     let metrics_listener = http_server::bind(config.metrics_listen, "proxy.metrics_listen").await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
     let metrics = ProxyMetrics::register(&telemetry.registry)?;
-    let metrics_task = tokio::spawn(telemetry.clone().serve(metrics_listener, lifecycle.shutdown.clone()));
+    let metrics_task = tokio::spawn(
+        telemetry
+            .clone()
+            .serve(metrics_listener, lifecycle.shutdown.clone()),
+    );
     tracing::info!(
         listen = %config.listen,
         upstream = %config.upstream,
@@ -75,9 +79,14 @@ pub struct Proxy {
 
 impl Proxy {
     /// Builds the TLS config and the upstream client; reads no certificate yet.
-    pub fn new(config: &config::Proxy, metrics: ProxyMetrics, telemetry: Telemetry) -> anyhow::Result<Proxy> {
+    pub fn new(
+        config: &config::Proxy,
+        metrics: ProxyMetrics,
+        telemetry: Telemetry,
+    ) -> anyhow::Result<Proxy> {
         let store = Arc::new(CertStore::default());
-        let tickets = rustls::crypto::ring::Ticketer::new().context("cannot create the TLS session ticket key")?;
+        let tickets = rustls::crypto::ring::Ticketer::new()
+            .context("cannot create the TLS session ticket key")?;
         let client_ca = match &config.client_auth {
             Some(auth) => Some(read_client_ca(&auth.ca_file)?),
             None => None,
@@ -85,12 +94,14 @@ impl Proxy {
         // The ticketer is carried over when a client CA reload rebuilds the config, so
         // resumption survives it.
         let tls = tls_config(config, store.clone(), tickets, client_ca.as_deref())?;
-        telemetry.readiness.not_ready(store::READY_CONDITION, "no certificate loaded yet");
+        telemetry
+            .readiness
+            .not_ready(store::READY_CONDITION, "no certificate loaded yet");
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(config.max_header_size.max(8192));
+            .max_buf_size(config.max_header_size);
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
@@ -202,7 +213,12 @@ struct ConnectionShared {
 }
 
 impl ConnectionShared {
-    async fn serve_connection(&self, stream: tokio::net::TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+    async fn serve_connection(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        acceptor: TlsAcceptor,
+    ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
         let started = Instant::now();
         let handshake = tokio::select! {
@@ -212,7 +228,9 @@ impl ConnectionShared {
         let tls = match handshake {
             Ok(Ok(tls)) => {
                 self.metrics.handshake_ok.inc();
-                self.metrics.handshake_duration.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .handshake_duration
+                    .observe(started.elapsed().as_secs_f64());
                 tls
             }
             Ok(Err(err)) => {
@@ -242,7 +260,9 @@ impl ConnectionShared {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let connection = self.http.serve_connection_with_upgrades(TokioIo::new(tls), service);
+        let connection = self
+            .http
+            .serve_connection_with_upgrades(TokioIo::new(tls), service);
         tokio::pin!(connection);
         let mut closing = false;
         loop {
@@ -371,11 +391,21 @@ fn tls_config(
         (Some(cas), Some(auth)) => {
             let mut roots = rustls::RootCertStore::empty();
             for ca in cas {
-                roots.add(ca.clone()).context("a client CA certificate is not usable")?;
+                roots
+                    .add(ca.clone())
+                    .context("a client CA certificate is not usable")?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if auth.required { verifier } else { verifier.allow_unauthenticated() };
-            builder.with_client_cert_verifier(verifier.build().context("cannot build the client certificate verifier")?)
+            let verifier = if auth.required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .context("cannot build the client certificate verifier")?,
+            )
         }
         _ => builder.with_no_client_auth(),
     };
@@ -386,8 +416,11 @@ fn tls_config(
     Ok(Arc::new(tls))
 }
 
-fn read_client_ca(path: &std::path::Path) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
-    crate::vault::tls::read_certificates(path).with_context(|| format!("proxy.client_ca_file {}", path.display()))
+fn read_client_ca(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    crate::vault::tls::read_certificates(path)
+        .with_context(|| format!("proxy.client_ca_file {}", path.display()))
 }
 
 /// Follows the client CA file: a valid new bundle replaces the TLS config (for new handshakes),
@@ -416,7 +449,9 @@ async fn follow_client_ca(
         }
         seen = now_modified;
         let tickets = tls.load().ticketer.clone();
-        match read_client_ca(&path).and_then(|cas| tls_config(&config, store.clone(), tickets, Some(&cas))) {
+        match read_client_ca(&path)
+            .and_then(|cas| tls_config(&config, store.clone(), tickets, Some(&cas)))
+        {
             Ok(new) => {
                 tls.store(new);
                 tracing::info!(path = %path.display(), "loaded a new client CA bundle");

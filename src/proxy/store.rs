@@ -105,10 +105,16 @@ pub struct LoadedPair {
 }
 
 /// Reads and validates the pair at `cert_file` and `key_file` as of `now`.
-pub fn load_pair(cert_file: &Path, key_file: &Path, now: SystemTime) -> Result<LoadedPair, ReloadError> {
+pub fn load_pair(
+    cert_file: &Path,
+    key_file: &Path,
+    now: SystemTime,
+) -> Result<LoadedPair, ReloadError> {
     let read = |path: &Path| -> Result<String, ReloadError> {
         std::fs::read_to_string(path).map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => ReloadError::Missing(format!("{} does not exist", path.display())),
+            std::io::ErrorKind::NotFound => {
+                ReloadError::Missing(format!("{} does not exist", path.display()))
+            }
             _ => ReloadError::Unreadable(format!("cannot read {}: {err}", path.display())),
         })
     };
@@ -122,15 +128,21 @@ pub fn load_pair(cert_file: &Path, key_file: &Path, now: SystemTime) -> Result<L
         .map(|b| CertificateDer::from(b.der))
         .collect();
     let Some(leaf) = chain.first() else {
-        return Err(ReloadError::CertInvalid(format!("{}: no certificate", cert_file.display())));
+        return Err(ReloadError::CertInvalid(format!(
+            "{}: no certificate",
+            cert_file.display()
+        )));
     };
-    let info = CertInfo::parse(leaf).map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
+    let info = CertInfo::parse(leaf)
+        .map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
     let key = certs::pem_blocks(&key_text)
         .map_err(|err| ReloadError::KeyInvalid(format!("{}: {err}", key_file.display())))?
         .into_iter()
         .find(certs::PemBlock::is_private_key)
         .and_then(|block| block.private_key())
-        .ok_or_else(|| ReloadError::KeyInvalid(format!("{}: no usable private key", key_file.display())))?;
+        .ok_or_else(|| {
+            ReloadError::KeyInvalid(format!("{}: no usable private key", key_file.display()))
+        })?;
     let provider = crate::vault::tls::crypto_provider();
     let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|err| match err {
         rustls::Error::InconsistentKeys(_) => ReloadError::Mismatch(format!(
@@ -192,7 +204,11 @@ pub struct CertResolver(pub Arc<CertStore>);
 
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.current.load().is_some() { "CertStore(serving)" } else { "CertStore(empty)" })
+        f.write_str(if self.current.load().is_some() {
+            "CertStore(serving)"
+        } else {
+            "CertStore(empty)"
+        })
     }
 }
 
@@ -251,12 +267,13 @@ impl Reloader {
     /// follows the files until shutdown. `reloads` is the SIGHUP channel.
     pub async fn run(self, shutdown: CancellationToken, mut reloads: watch::Receiver<u64>) {
         let mut state = ReloadState::default();
+        // Watch first, then read: a write between the two is then seen as an event.
+        let (event_tx, mut event_rx) = mpsc::channel::<()>(1);
+        let _watcher = self.watch(event_tx);
         if self.attempt(&mut state, false, true) == Attempt::Mismatch {
             tokio::time::sleep(MISMATCH_RETRY).await;
             self.attempt(&mut state, false, false);
         }
-        let (event_tx, mut event_rx) = mpsc::channel::<()>(1);
-        let _watcher = self.watch(event_tx);
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
@@ -383,9 +400,14 @@ impl Reloader {
                     state.last_error = Some(text.clone());
                 }
                 if state.fingerprint.is_none() {
-                    self.readiness.not_ready(READY_CONDITION, format!("no valid certificate: {text}"));
+                    self.readiness
+                        .not_ready(READY_CONDITION, format!("no valid certificate: {text}"));
                 }
-                if matches!(err, ReloadError::Mismatch(_)) { Attempt::Mismatch } else { Attempt::Failed }
+                if matches!(err, ReloadError::Mismatch(_)) {
+                    Attempt::Mismatch
+                } else {
+                    Attempt::Failed
+                }
             }
         }
     }

@@ -213,10 +213,6 @@ impl CertDir {
             self.key.display()
         )
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1720,12 +1716,12 @@ async fn oversized_headers_are_refused_without_affecting_others() {
         .header("x-big", big.as_str())
         .body(empty())
         .expect("request");
-    match client.send(request).await {
-        Ok(response) => assert_eq!(
+    // Refused as a stream or connection error, or answered 431; never forwarded.
+    if let Ok(response) = client.send(request).await {
+        assert_eq!(
             response.status(),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-        ),
-        Err(_) => {} // refused as a stream or connection error
+        );
     }
 
     // Others are unaffected.
