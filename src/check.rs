@@ -15,7 +15,7 @@ use std::net::Ipv6Addr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -23,10 +23,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::agent::functions::rfc3339;
 use crate::certs::{self, CertInfo};
 use crate::cli::{CheckCommand, CheckPairArgs, CheckTlsArgs};
-use crate::config::values::format_duration;
+use crate::timefmt::{format_duration, rfc3339};
 use crate::vault::tls::{crypto_provider, read_certificates};
 
 /// Exit code of a check that ran and found the certificate or pair unhealthy.
@@ -225,7 +224,7 @@ fn certificate_fields(info: &CertInfo, now: SystemTime) -> Vec<(&'static str, St
 
 /// RFC 3339, UTC, whole seconds.
 fn date(time: SystemTime) -> String {
-    rfc3339(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    rfc3339(time)
 }
 
 /// `1d2h3m4s`, rounded down to whole seconds: certificate times have no finer grain.
@@ -682,7 +681,7 @@ mod tests {
     use super::*;
 
     fn at(seconds: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(seconds)
+        std::time::UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
     #[test]

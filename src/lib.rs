@@ -15,6 +15,7 @@
 //! - [`fsutil`]: atomic file replacement.
 //! - [`certs`]: PEM blocks, certificate facts, key/certificate matching.
 //! - [`secret`]: strings that never print.
+//! - [`timefmt`]: RFC 3339 times and compact durations for logs and output.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 //! - [`template`]: a Go `text/template` engine; functions come from the caller.
 #![forbid(unsafe_code)]
@@ -33,5 +34,6 @@ pub mod schedule;
 pub mod secret;
 pub mod telemetry;
 pub mod template;
+pub mod timefmt;
 pub mod validate;
 pub mod vault;

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::config::values::format_duration;
 use crate::config::{AuthKind, Config, Role, TemplateCommand, TemplateSource};
+use crate::timefmt::format_duration;
 
 /// The summary for `roles`, as printed by `validate`.
 pub fn summary(config: &Config, roles: &[Role]) -> String {

@@ -340,8 +340,8 @@ impl TemplateRunner {
                         template = slot.index,
                         destination = %slot.config.destination.display(),
                         serial = %info.serial,
-                        not_after = %super::functions::rfc3339(certs::unix_seconds(info.not_after) as u64),
-                        renews_at = %super::functions::rfc3339(certs::unix_seconds(renew_at) as u64),
+                        not_after = %crate::timefmt::rfc3339(info.not_after),
+                        renews_at = %crate::timefmt::rfc3339(renew_at),
                         "reusing the certificate on disk"
                     );
                     self.publish_certificate(position, &dependency, value, info, renew_at);
@@ -390,8 +390,8 @@ impl TemplateRunner {
                     template = self.slots[position].index,
                     serial = %info.serial,
                     subject = %info.subject_cn,
-                    not_after = %super::functions::rfc3339(certs::unix_seconds(info.not_after) as u64),
-                    renews_at = %super::functions::rfc3339(certs::unix_seconds(renew_at) as u64),
+                    not_after = %crate::timefmt::rfc3339(info.not_after),
+                    renews_at = %crate::timefmt::rfc3339(renew_at),
                     "issued a certificate"
                 );
                 self.publish_certificate(position, &dependency, value, info, renew_at);

@@ -615,8 +615,8 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
             &["auto_auth", "method", "max_backoff"],
             format!(
                 "{} is less than min_backoff ({})",
-                values::format_duration(max_backoff),
-                values::format_duration(min_backoff)
+                crate::timefmt::format_duration(max_backoff),
+                crate::timefmt::format_duration(min_backoff)
             ),
         );
     }

@@ -112,32 +112,6 @@ pub fn scalar_boolean(value: &Scalar) -> Result<bool, String> {
     }
 }
 
-/// `1h30m0s`-style text for summaries: the largest units, no zero parts.
-pub fn format_duration(duration: Duration) -> String {
-    let total = duration.as_secs();
-    let millis = duration.subsec_millis();
-    if total == 0 {
-        return if millis > 0 {
-            format!("{millis}ms")
-        } else {
-            "0s".to_string()
-        };
-    }
-    let (days, hours, minutes, seconds) = (
-        total / 86400,
-        total / 3600 % 24,
-        total / 60 % 60,
-        total % 60,
-    );
-    let mut out = String::new();
-    for (amount, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
-        if amount > 0 {
-            out.push_str(&format!("{amount}{unit}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,12 +159,5 @@ mod tests {
         assert_eq!(boolean("1"), Some(true));
         assert_eq!(boolean("False"), Some(false));
         assert_eq!(boolean("yes"), None);
-    }
-
-    #[test]
-    fn durations_format_compactly() {
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_secs(300)), "5m");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 }

@@ -156,14 +156,14 @@ pub fn load_pair(
         return Err(ReloadError::NotYetValid(format!(
             "the certificate in {} is not valid before {}",
             cert_file.display(),
-            crate::agent::functions::rfc3339(certs::unix_seconds(info.not_before) as u64)
+            crate::timefmt::rfc3339(info.not_before)
         )));
     }
     if now >= info.not_after {
         return Err(ReloadError::Expired(format!(
             "the certificate in {} expired at {}",
             cert_file.display(),
-            crate::agent::functions::rfc3339(certs::unix_seconds(info.not_after) as u64)
+            crate::timefmt::rfc3339(info.not_after)
         )));
     }
     Ok(LoadedPair {
@@ -381,7 +381,7 @@ impl Reloader {
                 tracing::info!(
                     serial = %pair.info.serial,
                     subject = %pair.info.subject_cn,
-                    not_after = %crate::agent::functions::rfc3339(certs::unix_seconds(pair.info.not_after) as u64),
+                    not_after = %crate::timefmt::rfc3339(pair.info.not_after),
                     "{}",
                     if first { "serving the certificate" } else { "serving a new certificate" }
                 );
@@ -420,7 +420,7 @@ impl Reloader {
                     READY_CONDITION,
                     format!(
                         "the served certificate expired at {} and no valid replacement is on disk",
-                        crate::agent::functions::rfc3339(certs::unix_seconds(not_after) as u64)
+                        crate::timefmt::rfc3339(not_after)
                     ),
                 );
             }
