@@ -8,12 +8,14 @@
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `bed`: the OpenBao test bed itself.
+//! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
 mod app;
 mod bed;
 mod check;
 mod config;
 mod deploy;
+mod pod;
 mod proxy;
 mod templates;
 mod util;
