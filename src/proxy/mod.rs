@@ -141,6 +141,7 @@ impl Proxy {
                 auth.ca_file,
                 self.store.clone(),
                 self.tls.clone(),
+                self.metrics.clone(),
                 shutdown.clone(),
                 lifecycle.reloads(),
             ))
@@ -424,12 +425,14 @@ fn read_client_ca(
 }
 
 /// Follows the client CA file: a valid new bundle replaces the TLS config (for new handshakes),
-/// an invalid one is logged and counted and the previous bundle stays.
+/// an invalid one is logged, counted (`reason="client_ca_invalid"`) and the previous bundle
+/// stays. Checked every `reload_interval` (modification time first) and at SIGHUP.
 async fn follow_client_ca(
     config: config::Proxy,
     path: PathBuf,
     store: Arc<CertStore>,
     tls: Arc<ArcSwap<ServerConfig>>,
+    metrics: ProxyMetrics,
     shutdown: CancellationToken,
     mut reloads: watch::Receiver<u64>,
 ) {
@@ -438,13 +441,13 @@ async fn follow_client_ca(
     let mut poll = tokio::time::interval(config.reload_interval);
     poll.tick().await;
     loop {
-        tokio::select! {
+        let forced = tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = poll.tick() => {}
-            changed = reloads.changed() => if changed.is_err() { return },
-        }
+            _ = poll.tick() => false,
+            changed = reloads.changed() => if changed.is_err() { return } else { true },
+        };
         let now_modified = modified(&path);
-        if now_modified == seen {
+        if now_modified == seen && !forced {
             continue;
         }
         seen = now_modified;
@@ -454,13 +457,16 @@ async fn follow_client_ca(
         {
             Ok(new) => {
                 tls.store(new);
-                tracing::info!(path = %path.display(), "loaded a new client CA bundle");
+                tracing::info!(path = %path.display(), "loaded the client CA bundle");
             }
-            Err(err) => tracing::warn!(
-                path = %path.display(),
-                error = format!("{err:#}"),
-                "client CA reload failed; keeping the previous bundle"
-            ),
+            Err(err) => {
+                metrics.reload_failure("client_ca_invalid");
+                tracing::warn!(
+                    path = %path.display(),
+                    error = format!("{err:#}"),
+                    "client CA reload failed; keeping the previous bundle"
+                );
+            }
         }
     }
 }

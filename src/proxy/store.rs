@@ -65,6 +65,7 @@ impl ReloadError {
         "mismatch",
         "expired",
         "not_yet_valid",
+        "client_ca_invalid",
     ];
 
     /// The metric label.

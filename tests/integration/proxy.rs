@@ -2144,3 +2144,50 @@ async fn optional_client_certificates_accept_both() {
     );
     upstream_shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_ca_file_is_reloaded_and_a_bad_one_keeps_the_previous() {
+    let upstream_shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&upstream_shutdown).await;
+    let first = ca("First Client CA");
+    let second = ca("Second Client CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = util::write_file(dir.path(), "clients.pem", &first.pem);
+    let fixture = fixture(
+        upstream,
+        &format!(
+            "  client_ca_file = \"{}\"\n  client_auth = \"require\"\n  reload_interval = \"1s\"\n",
+            ca_file.display()
+        ),
+    )
+    .await;
+    let from_first = issue(&first, &ecdsa_key(), -DAY, DAY, true);
+    let from_second = issue(&second, &ecdsa_key(), -DAY, DAY, true);
+    let ok = Ok((StatusCode::OK, HELLO.to_string()));
+    assert_eq!(get_as(&fixture, Some(&from_first)).await, ok);
+    assert!(get_as(&fixture, Some(&from_second)).await.is_err());
+
+    // A new bundle is picked up by the poll, for new handshakes.
+    replace(&ca_file, &second.pem);
+    let started = std::time::Instant::now();
+    while get_as(&fixture, Some(&from_second)).await != ok {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new client CA was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        get_as(&fixture, Some(&from_first)).await.is_err(),
+        "the old CA no longer admits"
+    );
+
+    // A broken bundle is refused, counted, and the previous one stays (SIGHUP forces the look).
+    let failures = reloads("failure", "client_ca_invalid");
+    let before = fixture.proxy.metric(&failures);
+    replace(&ca_file, "not a certificate\n");
+    fixture.proxy.lifecycle.request_reload();
+    fixture.proxy.wait_metric(&failures, before + 1.0).await;
+    assert_eq!(get_as(&fixture, Some(&from_second)).await, ok);
+    upstream_shutdown.cancel();
+}
