@@ -757,3 +757,148 @@ fn vault_over_tls_is_verified_with_the_configured_ca_and_name() {
         "{stderr}"
     );
 }
+
+/// Runs `openssl` with `args` in `dir`, failing the test if it fails.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn mutual_tls_to_vault_presents_the_configured_client_certificate() {
+    // A CA, a server certificate for 127.0.0.1 and a client certificate, all from openssl.
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl_in(
+        p,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=Test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(p.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(p.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=agent")] {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl_in(
+            p,
+            &[
+                &["req"][..],
+                &ec,
+                &["-subj", subject, "-keyout", &key, "-out", &csr],
+            ]
+            .concat(),
+        );
+        openssl_in(
+            p,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+    // OpenBao with a second listener that requires a client certificate from that CA.
+    let (dev_port, mtls_port) = (util::free_port(), util::free_port());
+    let listener = util::write_file(
+        p,
+        "listener.hcl",
+        &format!(
+            "listener \"tcp\" {{\n  address = \"127.0.0.1:{mtls_port}\"\n  tls_cert_file = \"{d}/server.pem\"\n  tls_key_file = \"{d}/server.key\"\n  tls_client_ca_file = \"{d}/ca.pem\"\n  tls_require_and_verify_client_cert = true\n}}\n",
+            d = p.display()
+        ),
+    );
+    // Dropping the watchdog's stdin (with the guard below, or if a panic drops the Child)
+    // makes it stop bao.
+    let watchdog = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(bao::WATCHDOG)
+        .arg(bao::bao_binary())
+        .args([
+            "server",
+            "-dev",
+            "-dev-no-store-token",
+            "-dev-root-token-id=root",
+        ])
+        .arg(format!("-dev-listen-address=127.0.0.1:{dev_port}"))
+        .arg(format!("-config={}", listener.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start bao");
+    let vault = TlsVault {
+        address: format!("https://127.0.0.1:{mtls_port}"),
+        certificates: tempfile::tempdir().unwrap(),
+        watchdog,
+    };
+    let address: SocketAddr = format!("127.0.0.1:{mtls_port}").parse().unwrap();
+    util::wait_for_port(address, Duration::from_secs(20));
+    let ca = p.join("ca.pem").display().to_string();
+    let (cert, key) = (
+        p.join("client.pem").display().to_string(),
+        p.join("client.key").display().to_string(),
+    );
+
+    let (code, stderr, sink) = run_tls_agent(
+        &vault,
+        &[
+            ("VAULT_CACERT", &ca),
+            ("VAULT_CLIENT_CERT", &cert),
+            ("VAULT_CLIENT_KEY", &key),
+        ],
+    );
+    assert_eq!((code, sink.as_deref()), (Some(0), Some("root")), "{stderr}");
+    let (code, stderr, sink) = run_tls_agent(&vault, &[("VAULT_CACERT", &ca)]);
+    assert_eq!(
+        (code, sink),
+        (Some(1), None),
+        "no client certificate: refused"
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach Vault at {}", vault.address)),
+        "{stderr}"
+    );
+}
