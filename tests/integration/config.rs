@@ -523,3 +523,18 @@ fn validate_without_a_file_and_a_missing_file_are_config_errors() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn version_and_help_need_no_config() {
+    let output = util::command().arg("--version").output().expect("run --version");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("pki-sidecar {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = util::command().arg("--help").output().expect("run --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["agent", "proxy", "app", "validate", "check"] {
+        assert!(help.contains(command), "--help lists {command}: {help}");
+    }
+}
