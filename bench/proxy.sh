@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# bench/proxy.sh [--smoke]: pki-sidecar proxy against nginx, side by side, on one machine.
+#
+# Three servers terminate TLS in front of the same upstream (`pki-sidecar app`) with the same
+# certificate, issued by an OpenBao dev server's PKI (ECDSA P-256, then RSA 2048):
+#
+#   pki-sidecar     pki-sidecar proxy, its defaults
+#   nginx-tuned     nginx configured with care: upstream keep-alive, ssl_session_cache, no
+#                   keep-alive request limit, the same X-Forwarded-* headers the proxy adds
+#   nginx-default   nginx with a plain `proxy_pass` (HTTP/1.0 to the upstream, a new upstream
+#                   connection per request, no session cache)
+#
+# Pinning: the server under test runs alone on CPU 0 (`taskset -c 0`), the load generator, the
+# app and OpenBao on CPU 1, so every server gets exactly one core. nginx runs worker_processes 1;
+# the proxy's tokio runtime sizes itself from the CPU affinity, which gives it 1 worker (the
+# script checks and prints it).
+#
+# Each round starts each server fresh, in a rotating order, and takes every measure from it:
+# RSS with idle TLS connections (first, so earlier load does not inflate it), HTTP/1.1 keep-alive
+# (wrk), HTTP/2 (h2load), full ECDSA handshakes (h2load batches of one-request clients: a new
+# connection and a full handshake per request; wrk is not used for this because it resumes TLS
+# sessions even with `Connection: close`); then the RSA pair for RSA handshakes.
+# After the rounds, certificate rotation under load: a new pair every second while wrk runs,
+# the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
+# Tables: each server's median over the rounds, and the ratio pki-sidecar / nginx-tuned.
+#
+# --smoke: 1 round, 1 s per measure, 100 idle connections, 3 s of rotation, handshake batches
+# of 64: checks that every measure can be taken (a missing tool or a server that does not start
+# fails the run; the numbers never do). Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS,
+# BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_ROTATION_SECONDS, BENCH_KEEP=1
+# (keep the temporary directory with every log and raw output).
+set -euo pipefail
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+if [ "${1:-}" = --smoke ]; then
+  rounds=1 duration=1 idle_conns=100 rotation_seconds=3 handshake_batch=64 settle=0.1
+else
+  [ $# -eq 0 ] || fail "usage: bench/proxy.sh [--smoke]"
+  rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-10} idle_conns=${BENCH_IDLE_CONNS:-1000}
+  rotation_seconds=${BENCH_ROTATION_SECONDS:-60} handshake_batch=256 settle=0.5
+fi
+servers=(pki-sidecar nginx-tuned nginx-default)
+server_cpu=0 client_cpu=1
+[ "$(nproc)" -ge 2 ] || fail "needs 2 CPUs: one for the server under test, one for the load"
+# Load generator settings, the same for every server.
+h1_conns=32 h2_clients=8 h2_streams=16
+
+need cargo curl getent h2load nginx openssl python3 taskset wrk
+# The servers listen on 127.0.0.1 and the load generators connect to `localhost` (see start_server).
+getent ahosts localhost | grep -q '^127\.0\.0\.1 ' || fail "localhost does not resolve to 127.0.0.1"
+ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+BIN=$(sidecar_binary)
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+# record TABLE METRIC SERVER VALUE: one measured value, for the report's medians.
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+
+# --- certificates ---------------------------------------------------------------------------------
+
+# A minimal PKI on the dev server: an ECDSA root and one role per key type (a PKI role fixes the
+# key type). Pairs: pool/ecdsa-N and pool/rsa-1; live/ecdsa and live/rsa are what servers read.
+setup_pki() {
+  start_bao "$client_cpu"
+  # The CLI's output (and its warning about AIA URLs, irrelevant here) goes to a log.
+  {
+    "$BAO_BIN" secrets enable pki
+    "$BAO_BIN" secrets tune -max-lease-ttl=87600h pki
+    "$BAO_BIN" write pki/root/generate/internal common_name="Bench Root CA" \
+      key_type=ec key_bits=256 ttl=87600h
+    "$BAO_BIN" write pki/roles/ecdsa allowed_domains=home,localhost allow_subdomains=true \
+      allow_bare_domains=true key_type=ec key_bits=256 max_ttl=72h
+    "$BAO_BIN" write pki/roles/rsa allowed_domains=home,localhost allow_subdomains=true \
+      allow_bare_domains=true key_type=rsa key_bits=2048 max_ttl=72h
+  } >"$WORK/bao-cli.log" 2>&1 || fail "configuring the PKI failed (see $WORK/bao-cli.log)"
+  "$BAO_BIN" read -field=certificate pki/cert/ca >"$WORK/ca.pem"
+  local i
+  # Enough distinct pairs that every rotation changes the certificate.
+  for i in 1 2 3 4 5 6; do
+    lib issue "$VAULT_ADDR" "$BAO_ROOT_TOKEN" pki/issue/ecdsa "$WORK/pool/ecdsa-$i" >/dev/null
+  done
+  lib issue "$VAULT_ADDR" "$BAO_ROOT_TOKEN" pki/issue/rsa "$WORK/pool/rsa-1" >/dev/null
+  mkdir -p "$WORK/live/ecdsa" "$WORK/live/rsa"
+  lib rotate "$WORK/pool/ecdsa-1" "$WORK/live/ecdsa"
+  lib rotate "$WORK/pool/rsa-1" "$WORK/live/rsa"
+}
+
+# serial_of_pair DIR: the serial of DIR/tls.crt, as openssl prints it.
+serial_of_pair() { openssl x509 -in "$1/tls.crt" -noout -serial | cut -d= -f2; }
+
+# serves_serial PORT SERIAL: whether the server hands out the certificate with SERIAL now.
+serves_serial() {
+  local served
+  served=$(openssl s_client -connect "127.0.0.1:$1" -servername foo.home </dev/null 2>/dev/null |
+    openssl x509 -noout -serial | cut -d= -f2)
+  [ "$served" = "$2" ]
+}
+
+# --- the upstream and the servers -----------------------------------------------------------------
+
+start_app() {
+  local ports
+  read -r APP_PORT ports <<<"$(lib free-ports 2)"
+  cat >"$WORK/app.hcl" <<EOF
+app {
+  listen         = "127.0.0.1:$APP_PORT"
+  metrics_listen = "127.0.0.1:$ports"
+}
+EOF
+  start_bg "$WORK/app.log" taskset -c "$client_cpu" "$BIN" app --config "$WORK/app.hcl"
+  wait_until 20 "pki-sidecar app did not answer (see $WORK/app.log)" \
+    curl -sf "http://127.0.0.1:$APP_PORT/"
+}
+
+# write_nginx_conf DIR PORT KEY tuned|default
+write_nginx_conf() {
+  local dir=$1 port=$2 key=$3 flavour=$4 upstream location session_cache keepalive_requests
+  if [ "$flavour" = tuned ]; then
+    upstream="upstream app { server 127.0.0.1:$APP_PORT; keepalive 64; }"
+    # nginx variables, not the shell's:
+    # shellcheck disable=SC2016
+    location='proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;'
+    session_cache='ssl_session_cache shared:SSL:10m; ssl_session_timeout 1h;'
+    # The proxy never closes a keep-alive connection after N requests; nginx's default is 1000.
+    keepalive_requests='keepalive_requests 1000000;'
+  else
+    upstream=''
+    location="proxy_pass http://127.0.0.1:$APP_PORT;"
+    session_cache='' keepalive_requests=''
+  fi
+  mkdir -p "$dir/tmp"
+  # Common to both: one worker (the proxy has one core too), enough connections for the idle
+  # test, no access log (the proxy writes none), http2 on the listener (else h2load has nothing
+  # to measure), temp paths under $WORK.
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  $upstream
+  server {
+    listen 127.0.0.1:$port ssl http2;
+    ssl_certificate $WORK/live/$key/tls.crt;
+    ssl_certificate_key $WORK/live/$key/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    $session_cache
+    $keepalive_requests
+    location / {
+      $location
+    }
+  }
+}
+EOF
+}
+
+# nginx_cmd DIR ARGS...: nginx with its prefix, config and error log under DIR.
+nginx_cmd() {
+  local dir=$1
+  shift
+  nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" "$@"
+}
+
+# start_server NAME KEY: starts NAME on CPU 0 with the KEY pair; sets SERVER_PID, SERVER_PORT
+# (and METRICS_PORT for pki-sidecar), and waits until it answers through TLS.
+start_server() {
+  local name=$1 key=$2 dir=$WORK/$1
+  mkdir -p "$dir"
+  read -r SERVER_PORT METRICS_PORT <<<"$(lib free-ports 2)"
+  case $name in
+    pki-sidecar)
+      cat >"$dir/proxy.hcl" <<EOF
+proxy {
+  listen         = "127.0.0.1:$SERVER_PORT"
+  upstream       = "http://127.0.0.1:$APP_PORT"
+  cert_file      = "$WORK/live/$key/tls.crt"
+  key_file       = "$WORK/live/$key/tls.key"
+  metrics_listen = "127.0.0.1:$METRICS_PORT"
+}
+EOF
+      start_bg "$dir/server.log" taskset -c "$server_cpu" "$BIN" proxy --config "$dir/proxy.hcl"
+      ;;
+    nginx-tuned | nginx-default)
+      write_nginx_conf "$dir" "$SERVER_PORT" "$key" "${name#nginx-}"
+      start_bg "$dir/server.log" taskset -c "$server_cpu" \
+        nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;'
+      ;;
+  esac
+  SERVER_PID=$BG_PID
+  # Load generators connect by name: with an IP address in the URL they send it as SNI, which is
+  # illegal (RFC 6066) and makes rustls log a warning per handshake.
+  URL="https://localhost:$SERVER_PORT/"
+  wait_until 20 "$name did not serve TLS on port $SERVER_PORT (see $dir/server.log)" \
+    curl -sf --cacert "$WORK/ca.pem" --resolve "foo.home:$SERVER_PORT:127.0.0.1" \
+    "https://foo.home:$SERVER_PORT/"
+}
+
+stop_server() {
+  stop_pid "$SERVER_PID"
+  forget_pid "$SERVER_PID"
+}
+
+# tokio_workers PID: threads named by tokio's multi-thread runtime.
+tokio_workers() { cat /proc/"$1"/task/*/comm 2>/dev/null | grep -c '^tokio-r' || true; }
+
+# server_cpu_seconds: user + system CPU time of the server under test (nginx: master + workers).
+server_cpu_seconds() { lib procstat "$SERVER_PID" | awk '{print $3}'; }
+
+# --- measures -------------------------------------------------------------------------------------
+
+# run_load NAME TABLE OUTFILE CMD...: runs a load generator on the client CPU and records how busy
+# the server was (CPU seconds per wall second) and how many requests it served per CPU second,
+# which stays comparable even when the load generator, not the server, is the bottleneck.
+run_load() {
+  local name=$1 table=$2 out=$3 cpu_before cpu_after
+  shift 3
+  cpu_before=$(server_cpu_seconds)
+  taskset -c "$client_cpu" "$@" >"$out" 2>&1 || fail "$* failed (see $out)"
+  cpu_after=$(server_cpu_seconds)
+  LOAD_CPU=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN {print b - a}')
+  record "$table" busy "$name" "$(awk -v c="$LOAD_CPU" -v d="$duration" 'BEGIN {print 100 * c / d}')"
+}
+
+# per_cpu_second TOTAL: requests per CPU second of the server during the last run_load.
+per_cpu_second() { awk -v n="$1" -v c="$LOAD_CPU" 'BEGIN {print (c > 0 ? n / c : 0)}'; }
+
+measure_h1() {
+  local name=$1 out=$WORK/$1/wrk-h1-$round.txt rps p50 p99 failed total
+  run_load "$name" h1 "$out" wrk -t1 -c"$h1_conns" -d"${duration}s" --latency \
+    "$URL"
+  read -r rps p50 p99 failed total <<<"$(lib wrk "$out")"
+  record h1 rps "$name" "$rps"
+  record h1 p50 "$name" "$p50"
+  record h1 p99 "$name" "$p99"
+  record h1 failed "$name" "$failed"
+  record h1 per_cpu "$name" "$(per_cpu_second "$total")"
+}
+
+measure_h2() {
+  local name=$1 out=$WORK/$1/h2load-$round.txt rps failed protocol succeeded
+  run_load "$name" h2 "$out" h2load -t1 -c"$h2_clients" -m"$h2_streams" -D"$duration" \
+    "$URL"
+  read -r rps failed protocol succeeded <<<"$(lib h2load "$out")"
+  [ "$protocol" = h2 ] || fail "$name: h2load negotiated '$protocol', not h2 (see $out)"
+  record h2 rps "$name" "$rps"
+  record h2 failed "$name" "$failed"
+  record h2 per_cpu "$name" "$(per_cpu_second "$succeeded")"
+}
+
+# measure_handshakes NAME KEY: a new connection with a full handshake for every request (see
+# benchlib.py handshakes: h2load batches; wrk would resume sessions).
+measure_handshakes() {
+  local name=$1 key=$2 table=hs-$2 out=$WORK/$1/hs-$2-$round.txt rate succeeded failed protocol
+  run_load "$name" "$table" "$out.summary" python3 "$BENCHLIB" handshakes \
+    "$URL" "$duration" "$handshake_batch" "$out"
+  read -r rate succeeded failed protocol <"$out.summary"
+  [ "$protocol" = TLSv1.3 ] || fail "$name: handshakes negotiated '$protocol' (see $out)"
+  record "$table" rps "$name" "$rate"
+  record "$table" failed "$name" "$failed"
+  record "$table" per_cpu "$name" "$(per_cpu_second "$succeeded")"
+}
+
+# measure_idle NAME: RSS before and while a client holds $idle_conns TLS connections, each having
+# made one request; the client then checks they were all still open.
+measure_idle() {
+  local name=$1 dir=$WORK/$1 before with count held alive established
+  # One request through, so lazily built state (upstream pool, TLS contexts) is in the baseline.
+  curl -sf --cacert "$WORK/ca.pem" --resolve "foo.home:$SERVER_PORT:127.0.0.1" \
+    "https://foo.home:$SERVER_PORT/" >/dev/null
+  sleep "$settle"
+  read -r before _ _ count _ <<<"$(lib procstat "$SERVER_PID")"
+  rm -f "$dir/idle.release"
+  start_bg "$dir/idle-$round.txt" taskset -c "$client_cpu" \
+    python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$idle_conns" "$WORK/ca.pem" "$dir/idle.release"
+  local client=$BG_PID
+  wait_until 120 "$name: the idle client did not open $idle_conns connections (see $dir/idle-$round.txt)" \
+    grep -q '^ready' "$dir/idle-$round.txt"
+  sleep "$settle"
+  read -r with _ _ _ <<<"$(lib procstat "$SERVER_PID")"
+  established=$(lib established "$SERVER_PORT")
+  touch "$dir/idle.release"
+  wait_until 60 "$name: the idle client did not finish" grep -q '^alive' "$dir/idle-$round.txt"
+  wait "$client" 2>/dev/null || true
+  forget_pid "$client"
+  read -r _ held <<<"$(grep '^ready' "$dir/idle-$round.txt")"
+  read -r _ alive <<<"$(grep '^alive' "$dir/idle-$round.txt")"
+  [ "$established" -ge "$idle_conns" ] ||
+    say "warning: $name had $established established connections of $idle_conns"
+  record idle rss_before "$name" "$before"
+  record idle rss_with "$name" "$with"
+  record idle per_conn "$name" "$(awk -v a="$before" -v b="$with" -v n="$held" 'BEGIN {print (b - a) / n}')"
+  record idle alive "$name" "$alive"
+  record idle processes "$name" "$count"
+}
+
+# measure_rotation NAME: a new ECDSA pair every second for $rotation_seconds while two wrk run
+# (keep-alive connections, and a new connection per request so handshakes, resumed or full,
+# straddle the swaps).
+# nginx gets `nginx -s reload` after each rotation; the proxy gets nothing.
+measure_rotation() {
+  local name=$1 dir=$WORK/$1 length=$((rotation_seconds + 1)) i last_dir keepalive fresh
+  local ka_out=$dir/rotation-keepalive.txt close_out=$dir/rotation-close.txt
+  start_server "$name" ecdsa
+  taskset -c "$client_cpu" wrk -t1 -c16 -d"${length}s" "$URL" >"$ka_out" 2>&1 &
+  keepalive=$!
+  PIDS+=("$keepalive")
+  taskset -c "$client_cpu" wrk -t1 -c4 -d"${length}s" -H 'Connection: close' \
+    "$URL" >"$close_out" 2>&1 &
+  fresh=$!
+  PIDS+=("$fresh")
+  # Rotation i happens at 0.5 + (i - 1) seconds on the clock, whatever the previous one cost (a
+  # rotation writes two files with fsync; nginx's reload takes time too), so all of them fall
+  # inside wrk's run.
+  local start=$EPOCHREALTIME wait_s late=0
+  for ((i = 1; i <= rotation_seconds; i++)); do
+    wait_s=$(awk -v s="$start" -v i="$i" -v now="$EPOCHREALTIME" 'BEGIN {print s + i - 0.5 - now}')
+    if awk -v w="$wait_s" 'BEGIN {exit !(w > 0)}'; then sleep "$wait_s"; else late=$wait_s; fi
+    last_dir=$WORK/pool/ecdsa-$((i % 6 + 1))
+    lib rotate "$last_dir" "$WORK/live/ecdsa"
+    if [ "$name" != pki-sidecar ]; then nginx_cmd "$dir" -s reload 2>>"$dir/reload.log"; fi
+  done
+  # A rotation that started late (a negative wait) means the machine could not keep up.
+  [ "$late" = 0 ] || say "warning: $name: a rotation started ${late#-}s late"
+  wait "$keepalive" || fail "wrk (keep-alive) failed during rotation (see $ka_out)"
+  wait "$fresh" || fail "wrk (Connection: close) failed during rotation (see $close_out)"
+  forget_pid "$keepalive"
+  forget_pid "$fresh"
+  local ka_failed ka_total close_failed close_total want
+  read -r _ _ _ ka_failed ka_total <<<"$(lib wrk "$ka_out")"
+  read -r _ _ _ close_failed close_total <<<"$(lib wrk "$close_out")"
+  # The rotations must have taken effect: the last pair is the one served.
+  want=$(serial_of_pair "$last_dir")
+  wait_until 10 "$name still serves an old certificate after the rotations" \
+    serves_serial "$SERVER_PORT" "$want"
+  record rotation rotations "$name" "$rotation_seconds"
+  record rotation requests "$name" "$((ka_total + close_total))"
+  record rotation failed "$name" "$((ka_failed + close_failed))"
+  if [ "$name" = pki-sidecar ]; then
+    record rotation reloads "$name" "$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" |
+      awk '/^pki_sidecar_proxy_certificate_reloads_total\{.*result="success"/ {n += $2} END {print n + 0}')"
+  fi
+  stop_server
+  lib rotate "$WORK/pool/ecdsa-1" "$WORK/live/ecdsa"
+}
+
+# --- the run --------------------------------------------------------------------------------------
+
+started=$SECONDS
+say "machine: $(machine)"
+setup_pki
+start_app
+
+for ((round = 1; round <= rounds; round++)); do
+  for ((s = 0; s < ${#servers[@]}; s++)); do
+    # Rotate the order each round, so no server always runs first (or last) in a warm machine.
+    name=${servers[(s + round - 1) % ${#servers[@]}]}
+    say "round $round/$rounds: $name"
+    start_server "$name" ecdsa
+    if [ "$name" = pki-sidecar ] && [ "$round" = 1 ]; then
+      say "pki-sidecar proxy under taskset -c $server_cpu: $(tokio_workers "$SERVER_PID") tokio worker(s)"
+    fi
+    measure_idle "$name"
+    measure_h1 "$name"
+    measure_h2 "$name"
+    measure_handshakes "$name" ecdsa
+    stop_server
+    start_server "$name" rsa
+    measure_handshakes "$name" rsa
+    stop_server
+  done
+done
+for name in pki-sidecar nginx-tuned; do
+  say "rotation: $name, ${rotation_seconds}s"
+  measure_rotation "$name"
+done
+
+mode=full
+[ "${1:-}" = --smoke ] && mode=smoke
+echo "## pki-sidecar proxy vs nginx ($mode: $rounds round(s), ${duration}s per measure)"
+echo
+echo "Machine: $(machine). Server on CPU $server_cpu, load generator and app on CPU $client_cpu."
+echo "$(nginx -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'), $(h2load --version)."
+lib report "$RESULTS" '{
+  "servers": ["pki-sidecar", "nginx-tuned", "nginx-default"],
+  "ours": "pki-sidecar", "reference": "nginx-tuned",
+  "tables": [
+    {"id": "h1", "title": "HTTP/1.1 keep-alive (wrk -t1 -c'"$h1_conns"', ECDSA P-256)", "metrics": [
+      ["rps", "requests/s"], ["p50", "p50 latency, ms"], ["p99", "p99 latency, ms"],
+      ["failed", "failed requests"], ["per_cpu", "requests per server CPU-second"],
+      ["busy", "server CPU busy, %"]]},
+    {"id": "h2", "title": "HTTP/2 (h2load -t1 -c'"$h2_clients"' -m'"$h2_streams"', ECDSA P-256)", "metrics": [
+      ["rps", "requests/s"], ["failed", "failed requests"],
+      ["per_cpu", "requests per server CPU-second"], ["busy", "server CPU busy, %"]]},
+    {"id": "hs-ecdsa", "title": "Full TLS 1.3 handshakes, ECDSA P-256 (h2load --h1 -c'"$handshake_batch"' -n'"$handshake_batch"', repeated)", "metrics": [
+      ["rps", "handshakes/s"], ["failed", "failed requests"],
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"]]},
+    {"id": "hs-rsa", "title": "Full TLS 1.3 handshakes, RSA 2048 (h2load --h1 -c'"$handshake_batch"' -n'"$handshake_batch"', repeated)", "metrics": [
+      ["rps", "handshakes/s"], ["failed", "failed requests"],
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"]]},
+    {"id": "idle", "title": "Memory with '"$idle_conns"' idle TLS connections (RSS summed over the server'"'"'s processes)", "metrics": [
+      ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
+      ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],
+      ["processes", "processes"]]},
+    {"id": "rotation", "title": "Certificate rotation under load (a new pair every second; nginx: nginx -s reload each time)", "metrics": [
+      ["rotations", "rotations"], ["requests", "requests"], ["failed", "failed requests"],
+      ["reloads", "reloads seen by the proxy"]]}
+  ]}'
+echo
+say "done in $((SECONDS - started))s"
