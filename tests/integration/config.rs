@@ -526,7 +526,10 @@ fn validate_without_a_file_and_a_missing_file_are_config_errors() {
 
 #[test]
 fn version_and_help_need_no_config() {
-    let output = util::command().arg("--version").output().expect("run --version");
+    let output = util::command()
+        .arg("--version")
+        .output()
+        .expect("run --version");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
