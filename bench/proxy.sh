@@ -48,7 +48,8 @@ h1_conns=32 h2_clients=8 h2_streams=16
 
 need cargo curl getent h2load nginx openssl python3 taskset wrk
 # The servers listen on 127.0.0.1 and the load generators connect to `localhost` (see start_server).
-getent ahosts localhost | grep -q '^127\.0\.0\.1 ' || fail "localhost does not resolve to 127.0.0.1"
+localhost_addresses=$(getent ahosts localhost || true)
+grep -q '^127\.0\.0\.1 ' <<<"$localhost_addresses" || fail "localhost does not resolve to 127.0.0.1"
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=$(sidecar_binary)
 RESULTS=$WORK/results.tsv

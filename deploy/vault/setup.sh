@@ -37,15 +37,21 @@ issuer=${KUBERNETES_ISSUER:-https://kubernetes.default.svc.cluster.local}
 
 say() { echo "setup.sh: $*"; }
 
-# mounted PATH: whether a secrets engine or auth method is mounted at PATH/.
+# The CLI's output is captured before it is searched: with pipefail, `cli | grep -q` fails at
+# random when grep exits first and the CLI dies of SIGPIPE.
+
+# mounted KIND PATH: whether a secrets engine or auth method is mounted at PATH/.
 mounted() {
-  local kind=$1 path=$2
-  "$cli" "$kind" list -format=json | grep -q "\"$path/\""
+  local kind=$1 path=$2 list
+  list=$("$cli" "$kind" list -format=json)
+  grep -q "\"$path/\"" <<<"$list"
 }
 
 # A CA already set on a PKI mount answers with a PEM.
 has_ca() {
-  "$cli" read -field=certificate "$1/cert/ca" 2>/dev/null | grep -q "BEGIN CERTIFICATE"
+  local pem
+  pem=$("$cli" read -field=certificate "$1/cert/ca" 2>/dev/null) || return 1
+  grep -q "BEGIN CERTIFICATE" <<<"$pem"
 }
 
 if mounted secrets pki; then say "pki/ already enabled"; else "$cli" secrets enable pki; fi
