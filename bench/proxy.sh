@@ -394,7 +394,7 @@ mode=full
 echo "## pki-sidecar proxy vs nginx ($mode: $rounds round(s), ${duration}s per measure)"
 echo
 echo "Machine: $(machine). Server on CPU $server_cpu, load generator and app on CPU $client_cpu."
-echo "$(nginx -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'), $(h2load --version)."
+echo "$(nginx -v 2>&1 | sed 's/.*version: //'), $(wrk -v 2>&1 | sed -n 1p | awk '{print "wrk", $2}'), $(h2load --version)."
 lib report "$RESULTS" '{
   "servers": ["pki-sidecar", "nginx-tuned", "nginx-default"],
   "ours": "pki-sidecar", "reference": "nginx-tuned",

