@@ -19,14 +19,13 @@ use std::time::{Duration, SystemTime};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use crate::certs::{self, CertInfo};
 use crate::cli::{CheckCommand, CheckPairArgs, CheckTlsArgs};
 use crate::timefmt::{format_duration, rfc3339};
-use crate::vault::tls::{crypto_provider, read_certificates};
+use crate::vault::tls::{AcceptAnyCertificate, crypto_provider, read_certificates};
 
 /// Exit code of a check that ran and found the certificate or pair unhealthy.
 pub const EXIT_UNHEALTHY: u8 = 1;
@@ -472,7 +471,7 @@ async fn handshake(
         None => None,
     };
     let verifier = Arc::new(ProbeVerifier {
-        provider: provider.clone(),
+        signatures: AcceptAnyCertificate(provider.clone()),
         chain_verifier,
         chain_result: OnceLock::new(),
     });
@@ -615,7 +614,8 @@ fn assess_served(
 /// here because the probe sends nothing over the connection.
 #[derive(Debug)]
 struct ProbeVerifier {
-    provider: Arc<CryptoProvider>,
+    /// Checks the handshake signatures (and nothing about the chain).
+    signatures: AcceptAnyCertificate,
     chain_verifier: Option<Arc<WebPkiServerVerifier>>,
     /// Set once, by the one handshake this verifier serves.
     chain_result: OnceLock<Result<(), rustls::Error>>,
@@ -647,12 +647,7 @@ impl ServerCertVerifier for ProbeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -661,18 +656,11 @@ impl ServerCertVerifier for ProbeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 

@@ -219,10 +219,11 @@ impl ServerCertVerifier for VerifyAs {
     }
 }
 
-/// `tls_skip_verify`: any certificate is accepted, but handshake signatures are still checked
-/// so the session is at least bound to the key the server showed.
+/// `tls_skip_verify` (and the `check tls` probe's signature checks): any certificate is
+/// accepted, but handshake signatures are still checked so the session is at least bound to
+/// the key the server showed.
 #[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
+pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
