@@ -580,59 +580,39 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
 struct TlsVault {
     address: String,
     certificates: tempfile::TempDir,
-    watchdog: std::process::Child,
+    _server: bao::DevServer,
 }
 
 impl TlsVault {
     fn start() -> TlsVault {
         let certificates = tempfile::tempdir().expect("tempdir");
         let port = util::free_port();
-        let mut watchdog = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(bao::WATCHDOG)
-            .arg(bao::bao_binary())
-            .args([
-                "server",
-                "-dev",
-                "-dev-tls",
-                "-dev-no-store-token",
-                "-dev-root-token-id=root",
-            ])
-            .arg(format!(
-                "-dev-tls-cert-dir={}",
-                certificates.path().display()
-            ))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start bao -dev-tls");
+        let server = bao::DevServer::spawn(
+            port,
+            &[
+                "-dev-tls".to_string(),
+                format!("-dev-tls-cert-dir={}", certificates.path().display()),
+            ],
+        );
         let ca = certificates.path().join("vault-ca.pem");
         let start = Instant::now();
         while !ca.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = watchdog.kill();
-                panic!("bao -dev-tls did not start on port {port}");
-            }
+            // Dropping `server` on panic stops bao.
+            assert!(
+                start.elapsed() <= Duration::from_secs(20),
+                "bao -dev-tls did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         TlsVault {
             address: format!("https://127.0.0.1:{port}"),
             certificates,
-            watchdog,
+            _server: server,
         }
     }
 
     fn ca(&self) -> PathBuf {
         self.certificates.path().join("vault-ca.pem")
-    }
-}
-
-impl Drop for TlsVault {
-    fn drop(&mut self) {
-        // Closing the watchdog's stdin makes it kill bao.
-        drop(self.watchdog.stdin.take());
-        let _ = self.watchdog.wait();
     }
 }
 
@@ -851,28 +831,11 @@ fn mutual_tls_to_vault_presents_the_configured_client_certificate() {
             d = p.display()
         ),
     );
-    // Dropping the watchdog's stdin (with the guard below, or if a panic drops the Child)
-    // makes it stop bao.
-    let watchdog = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(bao::WATCHDOG)
-        .arg(bao::bao_binary())
-        .args([
-            "server",
-            "-dev",
-            "-dev-no-store-token",
-            "-dev-root-token-id=root",
-        ])
-        .arg(format!("-dev-listen-address=127.0.0.1:{dev_port}"))
-        .arg(format!("-config={}", listener.display()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start bao");
+    let server = bao::DevServer::spawn(dev_port, &[format!("-config={}", listener.display())]);
     let vault = TlsVault {
         address: format!("https://127.0.0.1:{mtls_port}"),
         certificates: tempfile::tempdir().unwrap(),
-        watchdog,
+        _server: server,
     };
     let address: SocketAddr = format!("127.0.0.1:{mtls_port}").parse().unwrap();
     util::wait_for_port(address, Duration::from_secs(20));

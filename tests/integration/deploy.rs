@@ -255,33 +255,19 @@ fn the_containerfile_passes_hadolint() {
 /// dies.
 struct BareVault {
     address: String,
-    watchdog: std::process::Child,
+    _server: bao::DevServer,
 }
 
 impl BareVault {
     fn start() -> BareVault {
         let port = util::free_port();
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(bao::WATCHDOG)
-            .arg(bao::bao_binary())
-            .args([
-                "server",
-                "-dev",
-                "-dev-no-store-token",
-                "-dev-root-token-id=root",
-            ])
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start bao");
+        let server = bao::DevServer::spawn(port, &[]);
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         util::wait_for_port(address, std::time::Duration::from_secs(20));
         std::thread::sleep(std::time::Duration::from_millis(300));
         BareVault {
             address: format!("http://{address}"),
-            watchdog,
+            _server: server,
         }
     }
 
@@ -292,13 +278,6 @@ impl BareVault {
             .env("BAO_TOKEN", "root")
             .env_remove("VAULT_ADDR");
         command
-    }
-}
-
-impl Drop for BareVault {
-    fn drop(&mut self) {
-        drop(self.watchdog.stdin.take());
-        let _ = self.watchdog.wait();
     }
 }
 

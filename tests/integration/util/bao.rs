@@ -863,3 +863,41 @@ pub fn unix_now() -> u64 {
         .expect("the clock is after 1970")
         .as_secs()
 }
+
+/// A bare `bao server -dev` (root token `root`, nothing configured) with extra arguments, for
+/// tests that need a server of their own shape (TLS, an extra listener, none of the bed's
+/// setup). It runs under [`WATCHDOG`]: dropping this (or the test binary dying) stops it.
+pub struct DevServer {
+    watchdog: std::process::Child,
+}
+
+impl DevServer {
+    /// Starts it on `127.0.0.1:port` with `extra` arguments; the caller waits for readiness.
+    pub fn spawn(port: u16, extra: &[String]) -> DevServer {
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(bao_binary())
+            .args([
+                "server",
+                "-dev",
+                "-dev-no-store-token",
+                "-dev-root-token-id=root",
+            ])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start bao server -dev");
+        DevServer { watchdog }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        // Closing the watchdog's stdin makes it kill bao.
+        drop(self.watchdog.stdin.take());
+        let _ = self.watchdog.wait();
+    }
+}
