@@ -1,6 +1,7 @@
 //! Forwarding one request to the upstream and its response back, bodies streamed both ways.
 //!
-//! The upstream is spoken to over HTTP/1.1 with a keep-alive pool, whatever the client used.
+//! The upstream is spoken to over HTTP/1.1 with a keep-alive pool ([`Upstream`]), whatever the
+//! client used.
 //! The request keeps its Host; hop-by-hop headers are dropped in both directions; the upstream
 //! learns the client's address, scheme and host from `X-Forwarded-*` (or `Forwarded`). A
 //! WebSocket (any `Upgrade`) is passed through: once the upstream answers 101, bytes are copied
@@ -8,35 +9,36 @@
 //! short plain-text body and a metric. Nothing here does file I/O or takes a lock.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
 use super::metrics::ProxyMetrics;
+use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, ForwardedHeaders};
 
 /// A response body: the upstream's stream, or a short one of ours.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). Typed names, so that
+/// looking one up hashes no string.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -69,9 +71,7 @@ impl Peer {
 
 /// Sends requests to the upstream.
 pub struct Forwarder {
-    client: Client<HttpConnector, Incoming>,
-    scheme: Scheme,
-    authority: Authority,
+    upstream: Arc<Upstream>,
     response_timeout: Duration,
     forwarded: ForwardedHeaders,
     metrics: ProxyMetrics,
@@ -80,21 +80,17 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder for the `proxy {}` settings.
     pub fn new(config: &config::Proxy, metrics: ProxyMetrics) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let parts = config.upstream.clone().into_parts();
+        let authority = parts
+            .authority
+            .unwrap_or_else(|| Authority::from_static("127.0.0.1:80"));
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
         Forwarder {
-            client,
-            scheme: parts.scheme.unwrap_or(Scheme::HTTP),
-            authority: parts
-                .authority
-                .unwrap_or_else(|| Authority::from_static("127.0.0.1:80")),
+            upstream: Upstream::new(address, config.upstream_connect_timeout),
             response_timeout: config.upstream_response_timeout,
             forwarded: config.forwarded_headers,
             metrics,
@@ -128,44 +124,31 @@ impl Forwarder {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path);
-        match Uri::from_parts(parts) {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(_) => {
-                return self.finish(
-                    started,
-                    error(StatusCode::BAD_REQUEST, "bad request target\n"),
-                );
-            }
-        }
+        // Origin form (`/path?query`): the upstream is ours, it needs no absolute URI.
+        *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
 
-        let response =
-            match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
-                Err(_) => {
-                    self.metrics.upstream_error("timeout");
-                    return self.finish(
-                        started,
-                        error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-                    );
-                }
-                Ok(Err(err)) => {
-                    let kind = if err.is_connect() { "connect" } else { "other" };
-                    self.metrics.upstream_error(kind);
-                    tracing::debug!(error = %err, kind, "upstream request failed");
-                    let text = if err.is_connect() {
-                        "upstream refused the connection\n"
-                    } else {
-                        "upstream failed\n"
-                    };
-                    return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
-                }
-                Ok(Ok(response)) => response,
-            };
+        let sent = self.upstream.send(request, upgrade);
+        let response = match tokio::time::timeout(self.response_timeout, sent).await {
+            Err(_) => {
+                self.metrics.upstream_error("timeout");
+                return self.finish(
+                    started,
+                    error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+                );
+            }
+            Ok(Err(err)) => {
+                let (kind, text) = match err {
+                    UpstreamError::Connect(_) => ("connect", "upstream refused the connection\n"),
+                    UpstreamError::Request(_) => ("other", "upstream failed\n"),
+                };
+                self.metrics.upstream_error(kind);
+                tracing::debug!(error = %err, kind, "upstream request failed");
+                return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
+            }
+            Ok(Ok(response)) => response,
+        };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
                 return self.finish(started, tunnel(response, client_upgrade));
@@ -239,8 +222,12 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Removes hop-by-hop headers, including any the `Connection` header names.
+/// Removes hop-by-hop headers, including any the `Connection` header names. Most messages
+/// carry none: one pass over the names finds that out without a lookup per hop header.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -251,14 +238,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
 /// Completes a protocol switch: the client gets the 101, then bytes flow both ways.
 fn tunnel(
-    mut upstream_response: Response<Incoming>,
+    mut upstream_response: Response<UpstreamBody>,
     client_upgrade: hyper::upgrade::OnUpgrade,
 ) -> Response<ProxyBody> {
     let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);

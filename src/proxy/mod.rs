@@ -12,6 +12,7 @@
 pub mod forward;
 pub mod metrics;
 pub mod store;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,9 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use std::future::Future;
+use std::pin::Pin;
+
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
@@ -74,7 +78,8 @@ pub struct Proxy {
     forwarder: Arc<Forwarder>,
     metrics: ProxyMetrics,
     telemetry: Telemetry,
-    http: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
 }
 
 impl Proxy {
@@ -97,12 +102,14 @@ impl Proxy {
         telemetry
             .readiness
             .not_ready(store::READY_CONDITION, "no certificate loaded yet");
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
+        let mut http1 = http1::Builder::new();
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(config.max_header_size);
-        http.http2()
+            .max_header_size(config.max_header_size)
+            .max_buf_size(config.max_header_size.max(8192));
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
             .max_concurrent_streams(256)
@@ -119,7 +126,8 @@ impl Proxy {
             forwarder,
             metrics,
             telemetry,
-            http,
+            http1,
+            http2,
         })
     }
 
@@ -151,7 +159,8 @@ impl Proxy {
         let connections = Arc::new(ConnectionShared {
             forwarder: self.forwarder.clone(),
             metrics: self.metrics.clone(),
-            http: self.http.clone(),
+            http1: self.http1.clone(),
+            http2: self.http2.clone(),
             handshake_timeout: self.config.tls_handshake_timeout,
             idle_timeout: self.config.idle_timeout,
             shutdown: shutdown.clone(),
@@ -207,7 +216,8 @@ impl Proxy {
 struct ConnectionShared {
     forwarder: Arc<Forwarder>,
     metrics: ProxyMetrics,
-    http: auto::Builder<TokioExecutor>,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     shutdown: CancellationToken,
@@ -245,7 +255,7 @@ impl ConnectionShared {
                 return;
             }
         };
-        let peer_info = Peer::new(peer.ip());
+        let peer_info = Arc::new(Peer::new(peer.ip()));
         let activity = Arc::new(Activity::default());
         let forwarder = self.forwarder.clone();
         let request_activity = activity.clone();
@@ -261,9 +271,27 @@ impl ConnectionShared {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let connection = self
-            .http
-            .serve_connection_with_upgrades(TokioIo::new(tls), service);
+        // ALPN decides: HTTP/2 only when negotiated (RFC 9113 §3.2), HTTP/1.1 otherwise. Each
+        // protocol's own connection type, not a sniffing wrapper: nothing is buffered to guess.
+        // Each boxed on its own: the task stays the size of the handshake, and a connection
+        // costs what its protocol needs, not the larger of the two.
+        let io = TokioIo::new(tls);
+        if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+            let connection = self.http2.serve_connection(io, service);
+            Box::pin(self.drive(connection, &activity, peer)).await;
+        } else {
+            let connection = self.http1.serve_connection(io, service).with_upgrades();
+            Box::pin(self.drive(connection, &activity, peer)).await;
+        }
+    }
+
+    /// Runs `connection` to its end, closing it gracefully at shutdown or once idle.
+    async fn drive<C: GracefulConnection>(
+        &self,
+        connection: C,
+        activity: &Activity,
+        peer: SocketAddr,
+    ) {
         tokio::pin!(connection);
         let mut closing = false;
         loop {
@@ -288,6 +316,38 @@ impl ConnectionShared {
                 }
             }
         }
+    }
+}
+
+/// An HTTP connection that can be asked to finish what is in flight and close.
+trait GracefulConnection: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S> GracefulConnection for http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, S, E> GracefulConnection for http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + Send + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
     }
 }
 

@@ -1303,6 +1303,100 @@ async fn upstream_closing_mid_response_leaves_the_proxy_healthy() {
 // ---------------------------------------------------------------------------------------------
 // 4. Forwarding
 
+/// An upstream answering `ok` to every request; with `keep_alive`, it closes a connection idle
+/// that long, without warning (as most servers do). Returns how many connections it accepted.
+async fn counting_upstream(keep_alive: Option<Duration>) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind counting");
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let read = match keep_alive {
+                        Some(idle) if buffer.is_empty() => {
+                            tokio::time::timeout(idle, stream.read(&mut chunk)).await
+                        }
+                        _ => Ok(stream.read(&mut chunk).await),
+                    };
+                    let Ok(Ok(read)) = read else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..read]);
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let (upstream, accepted) = counting_upstream(None).await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        for _ in 0..30 {
+            assert_eq!(
+                client.get("/").await,
+                Ok((StatusCode::OK, "ok\n".to_string()))
+            );
+        }
+    }
+    // 60 sequential requests from two client connections: one upstream connection carries
+    // them all (a second one at most, if a response's end was still being wound up).
+    let opened = accepted.load(Ordering::Relaxed);
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} upstream connections for 60 sequential requests"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_closing_idle_connections_costs_no_request() {
+    let (upstream, accepted) = counting_upstream(Some(Duration::from_millis(50))).await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        for round in 0..10 {
+            // Back to back, then after a pause in which the upstream closes the connection.
+            if round % 2 == 1 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            assert_eq!(
+                client.get("/").await,
+                Ok((StatusCode::OK, "ok\n".to_string())),
+                "request {round} over {alpn:?}"
+            );
+        }
+    }
+    assert!(accepted.load(Ordering::Relaxed) >= 10);
+    let metrics = fixture.proxy.scrape();
+    assert_eq!(
+        util::metric(
+            &metrics,
+            "pki_sidecar_proxy_upstream_errors_total{kind=\"other\"}"
+        ),
+        0.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_x_forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
     let (upstream, _) = echo_upstream().await;

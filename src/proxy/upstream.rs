@@ -1,0 +1,227 @@
+//! Keep-alive HTTP/1.1 connections to the upstream, one request at a time on each.
+//!
+//! A request takes the most recently used idle connection (so a few connections stay warm and
+//! the rest age out), or opens one. The connection goes back to the pool when the response
+//! body has been read to its end, never before: a connection still delivering a body cannot
+//! carry another request. A connection the upstream closed while it sat idle is noticed at
+//! checkout and dropped; a request that was not yet written to such a connection is sent again
+//! on a fresh one. The lock is held for a push or a pop, never across I/O.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long a connection may sit idle in the pool before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// At most this many idle connections are kept.
+pub const MAX_IDLE: usize = 1024;
+
+type Sender = http1::SendRequest<Incoming>;
+
+/// Why the upstream did not answer.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection could be opened (refused, unreachable, name not resolved, timed out).
+    Connect(std::io::Error),
+    /// The connection failed while the request was sent or the response awaited.
+    Request(hyper::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Connect(err) => write!(f, "cannot connect: {err}"),
+            UpstreamError::Request(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// The upstream and its idle connections.
+pub struct Upstream {
+    address: String,
+    connect_timeout: Duration,
+    idle: Mutex<VecDeque<(Sender, Instant)>>,
+}
+
+impl Upstream {
+    /// An upstream at `address` (`HOST:PORT`); nothing is opened yet.
+    pub fn new(address: String, connect_timeout: Duration) -> Arc<Upstream> {
+        Arc::new(Upstream {
+            address,
+            connect_timeout,
+            idle: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Sends `request` and returns the response, its body tied to the connection so the
+    /// connection returns to the pool once the body is read. `upgrade` requests keep their
+    /// connection: it becomes the tunnel.
+    pub async fn send(
+        self: &Arc<Self>,
+        request: http::Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let mut request = request;
+        // A pooled connection the upstream closed a moment ago fails without writing the
+        // request; then the request is still ours and goes out on a fresh connection.
+        if let Some(mut sender) = self.checkout() {
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.wrap(response, sender, upgrade)),
+                Err(mut err) => match err.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(UpstreamError::Request(err.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        match sender.send_request(request).await {
+            Ok(response) => Ok(self.wrap(response, sender, upgrade)),
+            Err(err) => Err(UpstreamError::Request(err)),
+        }
+    }
+
+    fn wrap(
+        self: &Arc<Self>,
+        response: http::Response<Incoming>,
+        sender: Sender,
+        upgrade: bool,
+    ) -> http::Response<UpstreamBody> {
+        let keep = !upgrade && response.status() != http::StatusCode::SWITCHING_PROTOCOLS;
+        let mut slot = keep.then(|| (sender, self.clone()));
+        if response.body().is_end_stream() {
+            // No body (204, 304, HEAD, Content-Length: 0): the connection is free now.
+            if let Some((sender, upstream)) = slot.take() {
+                upstream.checkin(sender);
+            }
+        }
+        response.map(|body| UpstreamBody { body, slot })
+    }
+
+    /// The most recently used idle connection that can take a request now.
+    fn checkout(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((sender, since)) = idle.pop_back() {
+            if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Back into the pool; the oldest idle connection goes if it has aged out or the pool is
+    /// full. A connection not ready yet (its last response still being wound up) is given a
+    /// moment in a task of its own.
+    fn checkin(self: Arc<Self>, mut sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        if !sender.is_ready() {
+            tokio::spawn(async move {
+                if let Ok(Ok(())) =
+                    tokio::time::timeout(Duration::from_secs(5), sender.ready()).await
+                {
+                    self.push(sender);
+                }
+            });
+            return;
+        }
+        self.push(sender);
+    }
+
+    fn push(&self, sender: Sender) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((_, since)) = idle.front() {
+            if idle.len() >= MAX_IDLE || now.duration_since(*since) >= IDLE_TIMEOUT {
+                idle.pop_front();
+            } else {
+                break;
+            }
+        }
+        idle.push_back((sender, now));
+    }
+
+    async fn connect(&self) -> Result<Sender, UpstreamError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => return Err(UpstreamError::Connect(err)),
+                Err(_) => {
+                    return Err(UpstreamError::Connect(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {:?}", self.connect_timeout),
+                    )));
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Request)?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Idle connections now (tests).
+    pub fn idle_len(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// A response body from the upstream; its connection returns to the pool at the body's end.
+/// Dropped before the end, the connection is closed (it is mid-message).
+pub struct UpstreamBody {
+    body: Incoming,
+    slot: Option<(Sender, Arc<Upstream>)>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self) {
+        if let Some((sender, upstream)) = self.slot.take() {
+            upstream.checkin(sender);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        match &frame {
+            None => self.release(),
+            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => self.slot = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
