@@ -234,7 +234,9 @@ impl ConnectionShared {
         let started = Instant::now();
         let handshake = tokio::select! {
             () = self.shutdown.cancelled() => return,
-            result = tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)) => result,
+            // Boxed: the handshake's state (the TLS session under construction) is freed once
+            // it is done instead of sizing the task for the connection's whole life.
+            result = Box::pin(tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))) => result,
         };
         let tls = match handshake {
             Ok(Ok(tls)) => {
@@ -267,7 +269,10 @@ impl ConnectionShared {
                 // A guard, not a call after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
                 let _in_flight = InFlight::begin(activity);
-                let response = forwarder.handle(request, &peer).await;
+                // Boxed: hyper keeps a slot the size of this future on every connection, idle
+                // or not; a box per request is cheaper than that slot holding the whole
+                // forwarding state.
+                let response = Box::pin(forwarder.handle(request, &peer)).await;
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
