@@ -644,7 +644,7 @@ async fn capability(client: &VaultClient, token: &Token, call: &Dependency) -> O
         capabilities.join(", ")
     };
     if granted {
-        Outcome::Passed(format!("{function} \"{path}\": the token may {listed}"))
+        Outcome::Passed(format!("the token may {listed} there ({function})"))
     } else {
         let policies = token.policies.join(", ");
         let rule = if needed == "read" {
@@ -845,9 +845,14 @@ fn proxy_listener(config: &Config) -> Outcome {
         }
     };
     let sni = name.to_str();
+    let via = if target.to_string() == proxy.listen.to_string() {
+        String::new()
+    } else {
+        format!("reached at {target}, ")
+    };
     if disk_der == leaf.as_ref() {
         Outcome::Passed(format!(
-            "{target} (SNI {sni}) serves {}: serial {}, valid until {}",
+            "{via}SNI {sni}: serves {}: serial {}, valid until {}",
             proxy.cert_file.display(),
             served_info.serial,
             rfc3339(served_info.not_after)
