@@ -814,7 +814,7 @@ fn proxy_listener(config: &Config) -> Outcome {
             return failed(
                 why,
                 format!(
-                    "is the proxy running here? (`kubectl logs POD -c nginx`); it listens on \
+                    "is the proxy running here? (`kubectl logs POD -c proxy`); it listens on \
                      proxy.listen = {} and refuses handshakes until it has loaded {}",
                     proxy.listen,
                     proxy.cert_file.display()
