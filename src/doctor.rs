@@ -402,7 +402,26 @@ async fn vault_steps(
     let Some(method) = method else {
         return skip_rest(report, "no auto_auth block");
     };
-    let mut authenticator = Authenticator::new(client.clone(), method.clone());
+    // doctor writes nothing, so it must not consume an AppRole secret ID file either.
+    let mut login_method = method.clone();
+    if let AuthKind::AppRole {
+        secret_id_file_path: Some(path),
+        remove_secret_id_file_after_reading,
+        ..
+    } = &mut login_method.kind
+    {
+        if *remove_secret_id_file_after_reading && !path.exists() {
+            let why = format!(
+                "the secret ID file {} was removed after reading \
+                 (remove_secret_id_file_after_reading), as the agent does; doctor cannot log in \
+                 without it",
+                path.display()
+            );
+            return skip_rest(report, &why);
+        }
+        *remove_secret_id_file_after_reading = false;
+    }
+    let mut authenticator = Authenticator::new(client.clone(), login_method);
     let token = match authenticator.login().await {
         Ok(token) => {
             report.step("login", &Outcome::Passed(login_detail(method, &token)));

@@ -991,4 +991,17 @@ mod tests {
             0o644
         );
     }
+
+    #[test]
+    fn a_dry_run_finds_the_seed_templates_pki_path_and_key_file_without_writing() {
+        let seed = include_str!("../../etc/agent.hcl");
+        let config = config::load_str("agent.hcl", seed).unwrap_or_else(|e| panic!("{e}"));
+        let dry = dry_run(&config.templates[0]).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(dry.vault_calls.len(), 1, "{:?}", dry.vault_calls);
+        assert!(matches!(
+            &dry.vault_calls[0],
+            Dependency::PkiCert { path, .. } if path == "pki_intermediate/issue/home"
+        ));
+        assert_eq!(dry.key_files, vec![PathBuf::from("/etc/nginx/ssl/tls.key")]);
+    }
 }
