@@ -342,6 +342,46 @@ fn doctor_blames_the_policy_when_the_token_may_not_issue() {
 }
 
 #[test]
+fn doctor_skips_the_token_step_for_other_methods_and_leaves_a_token_file_alive() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let token = bed.create_token(&[bao::ISSUE_POLICY], "1h", true);
+    let token_file = util::write_file(dir.path(), "vault-token", &format!("{token}\n"));
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("method \"kubernetes\"", "method \"token_file\"")
+        .replace("mount_path = \"auth/kubernetes\"", "")
+        .replace(
+            &format!("token_path = \"{}\"", dir.path().join("sa-token").display()),
+            "",
+        )
+        .replace(
+            "role = \"authkube\"",
+            &format!("token_file_path = \"{}\"", token_file.display()),
+        );
+    let config = util::write_file(dir.path(), "token-file.hcl", &text);
+    let (code, output) = doctor(&[&config], &[("VAULT_ADDR", bed.addr())]);
+    assert_eq!(code, Some(1), "only the certificate is missing:\n{output}");
+    assert!(
+        step(&output, "ServiceAccount token").starts_with("- ")
+            && output.contains("uses the token_file method"),
+        "{output}"
+    );
+    passed(&output, "login");
+    passed(
+        &output,
+        "policy allows update on pki_intermediate/issue/home",
+    );
+    failed(&output, "certificate");
+    assert!(!output.contains(&token), "the token leaked:\n{output}");
+    assert!(
+        bed.token_ttl(&token).is_some(),
+        "a token_file token is not doctor's to revoke"
+    );
+}
+
+#[test]
 fn doctor_without_a_config_is_a_config_error() {
     let (code, output) = doctor(&[], &[]);
     assert_eq!(code, Some(78), "{output}");
