@@ -66,9 +66,9 @@ pub fn run(command: &CheckCommand) -> ExitCode {
 
 /// What a probe that ran found: facts to print, and the problems that make it unhealthy.
 #[derive(Debug, Default)]
-struct Finding {
-    fields: Vec<(&'static str, String)>,
-    problems: Vec<String>,
+pub(crate) struct Finding {
+    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Finding {
@@ -83,7 +83,7 @@ impl Finding {
 
 /// Why a probe could not run (exit 2).
 #[derive(Debug)]
-struct CouldNotRun(String);
+pub(crate) struct CouldNotRun(pub(crate) String);
 
 /// The one place output is laid out: `label:` padded to a column, then the value.
 fn render(fields: &[(&str, String)]) -> String {
@@ -234,7 +234,8 @@ fn seconds(duration: Duration) -> String {
 // ---------------------------------------------------------------------------------------------
 // check pair
 
-fn pair(args: &CheckPairArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
+/// `check pair`'s examination, also `doctor`'s certificate step.
+pub(crate) fn pair(args: &CheckPairArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
     // Both files are read before anything is judged, so a missing key is exit 2 even when the
     // certificate is also bad.
     let cert_text = read_text(&args.cert)?;
@@ -293,7 +294,7 @@ fn read_text(path: &Path) -> Result<String, CouldNotRun> {
 }
 
 /// The first `CERTIFICATE` block: the leaf, in a chain file written leaf first.
-fn first_certificate(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn first_certificate(text: &str) -> Result<Vec<u8>, String> {
     let blocks = certs::pem_blocks(text).map_err(|why| format!("not valid PEM: {why}"))?;
     blocks
         .into_iter()
@@ -409,10 +410,11 @@ enum ChainCheck {
 }
 
 /// What the handshake left behind.
-struct Served {
+pub(crate) struct Served {
     peer: std::net::SocketAddr,
     protocol: String,
-    chain: Vec<CertificateDer<'static>>,
+    /// The certificates the server sent, leaf first.
+    pub(crate) chain: Vec<CertificateDer<'static>>,
     chain_check: ChainCheck,
 }
 
@@ -423,12 +425,7 @@ fn tls(args: &CheckTlsArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
         Some(path) => Some(ca_bundle(path)?),
         None => None,
     };
-    // One connection, so one thread: the probe stays small and starts fast.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| CouldNotRun(format!("cannot start the async runtime: {err}")))?;
-    let served = runtime.block_on(handshake(&target, name.clone(), roots))?;
+    let served = served(&target, name.clone(), roots)?;
     let checkend = Duration::from_secs(args.checkend.unwrap_or(0));
     Ok(assess_served(
         &target,
@@ -438,6 +435,20 @@ fn tls(args: &CheckTlsArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
         now,
         checkend,
     ))
+}
+
+/// One handshake with `target` on a runtime of its own; what the server showed.
+pub(crate) fn served(
+    target: &Target,
+    name: ServerName<'static>,
+    roots: Option<RootCertStore>,
+) -> Result<Served, CouldNotRun> {
+    // One connection, so one thread: the probe stays small and starts fast.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CouldNotRun(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(handshake(target, name, roots))
 }
 
 /// The trusted CAs from `--cacert`; a file that cannot be used means the check cannot run.

@@ -50,6 +50,8 @@ pub enum Command {
     /// Probes for Kubernetes and for people: the served certificate, a key pair on disk.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Walk the troubleshooting steps for a config: token, Vault, login, policy, files, proxy.
+    Doctor,
 }
 
 /// `validate` options.

@@ -9,6 +9,7 @@
 //! - [`app`]: the `hello world` web server role.
 //! - [`proxy`]: the TLS-terminating proxy role, with certificate hot reload.
 //! - [`check`]: the `check tls` and `check pair` probes.
+//! - [`doctor`]: the troubleshooting walk, one line per step, for a config.
 //! - [`agent`]: the Vault Agent replacement: auto_auth and the token's life.
 //! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
 //! - [`schedule`]: renewal points and backoff, as pure functions.
@@ -26,6 +27,7 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod fsutil;
 pub mod http_server;
 pub mod lifecycle;

@@ -10,7 +10,7 @@ use clap::Parser;
 use pki_sidecar::cli::{Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
-use pki_sidecar::{agent, app, check, proxy, telemetry, validate};
+use pki_sidecar::{agent, app, check, doctor, proxy, telemetry, validate};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
@@ -38,6 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::App => Role::App,
         Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
         Command::Check(probe) => return Ok(check::run(probe)),
+        Command::Doctor => return Ok(doctor_command(&cli)),
     };
     let config = match load(&cli.config) {
         Ok(config) => config,
@@ -123,4 +124,15 @@ fn validate_command(cli: &Cli, role: Option<Role>) -> ExitCode {
     };
     print!("{}", validate::summary(&config, &roles));
     ExitCode::SUCCESS
+}
+
+fn doctor_command(cli: &Cli) -> ExitCode {
+    if cli.config.is_empty() {
+        eprintln!("pki-sidecar doctor: no config file given; use --config FILE");
+        return ExitCode::from(config::EXIT_CONFIG as u8);
+    }
+    match load(&cli.config) {
+        Ok(config) => doctor::run(&config),
+        Err(code) => code,
+    }
 }

@@ -61,6 +61,66 @@ pub fn source_text(template: &config::Template) -> anyhow::Result<String> {
     }
 }
 
+/// What a template would ask of Vault and where it would put a private key, found without
+/// calling Vault: a dry render that answers every Vault call with placeholder data.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// The Vault calls the template makes, in the order first reached.
+    pub vault_calls: Vec<Dependency>,
+    /// Files a `writeToFile` would fill with a `pkiCert`'s private key.
+    pub key_files: Vec<PathBuf>,
+}
+
+/// Renders `template` with placeholders in place of Vault's answers (as [`TemplateRunner`]'s
+/// reuse check does with a marker key) and reports what it asked for. Writes nothing.
+pub fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
+    let text = source_text(template)?;
+    let parsed = parse(template, &text)
+        .with_context(|| format!("template {}", template.destination.display()))?;
+    let marker = format!("pki-sidecar-key-marker-{:016x}", fastrand::u64(..));
+    let placeholder_info = CertInfo {
+        not_before: SystemTime::UNIX_EPOCH,
+        not_after: SystemTime::UNIX_EPOCH,
+        serial: String::new(),
+        subject_cn: String::new(),
+        issuer_cn: String::new(),
+        fingerprint_sha256: String::new(),
+        is_ca: false,
+        names: Vec::new(),
+    };
+    let mut fetched: BTreeMap<Dependency, Value> = BTreeMap::new();
+    let mut found = DryRun::default();
+    for _ in 0..MAX_PASSES {
+        let mut functions = RenderFunctions::new(&fetched);
+        parsed
+            .render(&Value::Nil, &mut functions, RenderOptions::default())
+            .map_err(|err| anyhow!("{}: {err}", template.destination.display()))?;
+        if functions.missing.is_empty() {
+            found.key_files = functions
+                .writes
+                .iter()
+                .filter(|write| write.contents.contains(&marker))
+                .map(|write| write.path.clone())
+                .collect();
+            return Ok(found);
+        }
+        for dependency in functions.missing {
+            let value = match &dependency {
+                Dependency::PkiCert { .. } => {
+                    pki_value("placeholder", &marker, "", &[], &placeholder_info)
+                }
+                Dependency::Secret { .. } => Value::Map(BTreeMap::new()),
+            };
+            found.vault_calls.push(dependency.clone());
+            fetched.insert(dependency, value);
+        }
+    }
+    bail!(
+        "{}: still reaching new Vault calls after {MAX_PASSES} passes",
+        template.destination.display()
+    )
+}
+
 /// One template and what it has fetched so far.
 struct Slot {
     index: usize,
@@ -930,5 +990,18 @@ mod tests {
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o644
         );
+    }
+
+    #[test]
+    fn a_dry_run_finds_the_seed_templates_pki_path_and_key_file_without_writing() {
+        let seed = include_str!("../../etc/agent.hcl");
+        let config = config::load_str("agent.hcl", seed).unwrap_or_else(|e| panic!("{e}"));
+        let dry = dry_run(&config.templates[0]).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(dry.vault_calls.len(), 1, "{:?}", dry.vault_calls);
+        assert!(matches!(
+            &dry.vault_calls[0],
+            Dependency::PkiCert { path, .. } if path == "pki_intermediate/issue/home"
+        ));
+        assert_eq!(dry.key_files, vec![PathBuf::from("/etc/nginx/ssl/tls.key")]);
     }
 }

@@ -71,8 +71,10 @@ pub struct Config {
     pub templates: Vec<Template>,
     /// `telemetry {}`: the agent's own metrics listener.
     pub telemetry: Telemetry,
-    /// `proxy {}`.
+    /// `proxy {}` (its defaults when the files have none).
     pub proxy: Proxy,
+    /// Whether any file had a `proxy {}` block (`doctor` then expects the listener to answer).
+    pub proxy_configured: bool,
     /// `app {}`.
     pub app: App,
 }

@@ -280,6 +280,7 @@ pub(super) fn resolve(
             "0.0.0.0:9101",
         ),
     };
+    let proxy_configured = raw.proxy.is_some();
     let proxy = resolve_proxy(&mut r, raw.proxy.unwrap_or_default(), shutdown_grace);
     let app = raw.app.unwrap_or_default();
     let app = App {
@@ -312,6 +313,7 @@ pub(super) fn resolve(
         templates,
         telemetry,
         proxy,
+        proxy_configured,
         app,
     })
 }

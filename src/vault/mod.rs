@@ -330,6 +330,29 @@ impl VaultClient {
         })
     }
 
+    /// What the client trusts for Vault's certificate, in words.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// `GET sys/health` without a token: whether Vault answers, over the same TLS as every other
+    /// call. A standby answers 200 too (`standbyok`); sealed or uninitialized is an error.
+    pub async fn health(&self) -> Result<serde_json::Value, VaultError> {
+        let url = format!(
+            "{}/v1/sys/health?standbyok=true&perfstandbyok=true",
+            self.address
+        );
+        let mut headers = HeaderMap::new();
+        self.auth_headers(&mut headers, None, None)?;
+        let bytes = self
+            .send("health", &http::Method::GET, &url, &headers, &[])
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|err| VaultError::Protocol {
+            operation: "health",
+            detail: format!("not JSON: {err}"),
+        })
+    }
+
     async fn login<E: Endpoint>(
         &self,
         operation: &'static str,

@@ -541,3 +541,67 @@ fn version_and_help_need_no_config() {
         assert!(help.contains(command), "--help lists {command}: {help}");
     }
 }
+
+/// The keys `src/config/raw.rs` accepts, as `(struct, key)`: each `pub NAME: Option<...>` field
+/// of each `pub struct Raw...`, under its `#[serde(rename = "...")]` when it has one.
+fn raw_config_keys() -> Vec<(String, String)> {
+    let source = std::fs::read_to_string(util::repo().join("src/config/raw.rs")).expect("raw.rs");
+    let mut keys = Vec::new();
+    let mut current: Option<String> = None;
+    let mut rename: Option<String> = None;
+    for line in source.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("pub struct Raw") {
+            current = rest.split_whitespace().next().map(str::to_string);
+        } else if line == "}" {
+            current = None;
+        } else if let Some(name) = line
+            .strip_prefix("#[serde(rename = \"")
+            .and_then(|rest| rest.split('"').next())
+        {
+            rename = Some(name.to_string());
+        } else if let (Some(block), Some(field)) = (&current, line.strip_prefix("pub "))
+            && let Some((name, _)) = field.split_once(": Option<")
+        {
+            keys.push((
+                block.clone(),
+                rename.take().unwrap_or_else(|| name.to_string()),
+            ));
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_config_key_is_in_the_readme_reference() {
+    let keys = raw_config_keys();
+    assert!(keys.len() > 60, "raw.rs parsed into too few keys: {keys:?}");
+    let readme = std::fs::read_to_string(util::repo().join("README.md")).expect("README.md");
+    let start = readme
+        .find("\n## Configuration\n")
+        .expect("a ## Configuration section in README.md");
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |at| start + 1 + at);
+    let reference = &readme[start..end];
+    // A key is documented when it appears as a word inside a `code span` of the reference:
+    // `proxy.listen`, `retry { num_retries }`, `sink "file"`...
+    let spans: Vec<&str> = reference.split('`').skip(1).step_by(2).collect();
+    let is_word = |span: &str, key: &str| {
+        span.match_indices(key).any(|(at, _)| {
+            let before = span[..at].chars().next_back();
+            let after = span[at + key.len()..].chars().next();
+            let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            boundary(before) && boundary(after)
+        })
+    };
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|(_, key)| !spans.iter().any(|span| is_word(span, key)))
+        .map(|(block, key)| format!("{key} (Raw{block})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "config keys missing from README.md's ## Configuration: {missing:?}"
+    );
+}

@@ -5,6 +5,7 @@
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `check`: the `check tls` and `check pair` probes.
+//! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `bed`: the OpenBao test bed itself.
@@ -15,6 +16,7 @@ mod bed;
 mod check;
 mod config;
 mod deploy;
+mod doctor;
 mod pod;
 mod proxy;
 mod templates;
