@@ -50,6 +50,8 @@ pub enum Command {
     /// Probes for Kubernetes and for people: the served certificate, a key pair on disk.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Try it on one machine: app, proxy and agent in one process, on a development CA.
+    Dev(crate::dev::DevArgs),
 }
 
 /// `validate` options.

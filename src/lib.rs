@@ -11,6 +11,8 @@
 //! - [`check`]: the `check tls` and `check pair` probes.
 //! - [`agent`]: the Vault Agent replacement: auto_auth and the token's life.
 //! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
+//! - [`devca`]: the in-memory development CA that answers like Vault's `pki/issue`.
+//! - [`dev`]: `pki-sidecar dev`: the three roles in one process, on the development CA.
 //! - [`schedule`]: renewal points and backoff, as pure functions.
 //! - [`fsutil`]: atomic file replacement.
 //! - [`certs`]: PEM blocks, certificate facts, key/certificate matching.
@@ -26,6 +28,8 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod devca;
 pub mod fsutil;
 pub mod http_server;
 pub mod lifecycle;
