@@ -25,6 +25,7 @@ use crate::config::{self, LogFormat, raw::Scalar, values};
 use crate::devca::DevCa;
 use crate::fsutil::{self, Ownership};
 use crate::lifecycle::Lifecycle;
+use crate::secret::Secret;
 use crate::{agent, app, proxy, telemetry};
 
 /// `dev` options.
@@ -123,7 +124,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         }
     }
     let ca = if args.vault {
-        let token = vault_env("TOKEN").context(
+        let token = vault_env("TOKEN").map(Secret::new).context(
             "--vault needs a token in VAULT_TOKEN (or BAO_TOKEN) for the Vault at VAULT_ADDR",
         )?;
         if vault_env("ADDR").is_none() {
@@ -131,7 +132,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         }
         fsutil::write_atomic(
             &dir.join(TOKEN_FILE),
-            token.as_bytes(),
+            token.expose().as_bytes(),
             0o600,
             Ownership::default(),
         )
@@ -193,7 +194,13 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
             let (role, result) = joined.context("a role's task panicked")?;
             if let Err(err) = result {
                 tracing::error!(role, error = format!("{err:#}"), "role failed; stopping");
-                failure.get_or_insert(err.context(format!("the {role} role failed")));
+                let hint = if address_in_use(&err) {
+                    " (another process has the port; dev's --listen, --app-listen and \
+                     --*-metrics-listen flags choose others)"
+                } else {
+                    ""
+                };
+                failure.get_or_insert(err.context(format!("the {role} role failed{hint}")));
             }
             lifecycle.shutdown.cancel();
         }
@@ -205,6 +212,15 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         }
+    })
+}
+
+/// Whether `err` comes from binding a port someone else holds.
+fn address_in_use(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
     })
 }
 
@@ -340,6 +356,8 @@ fn loopback(listen: SocketAddr) -> SocketAddr {
 struct Banner {
     dir: PathBuf,
     listen: SocketAddr,
+    /// Where the proxy's /readyz is.
+    proxy_metrics: SocketAddr,
     metrics: [(&'static str, SocketAddr); 3],
     ttl: Duration,
     vault: bool,
@@ -351,6 +369,7 @@ impl DevArgs {
         Banner {
             dir: dir.to_path_buf(),
             listen: self.listen,
+            proxy_metrics: self.proxy_metrics_listen,
             metrics: [
                 ("agent", self.agent_metrics_listen),
                 ("proxy", self.proxy_metrics_listen),
@@ -372,7 +391,11 @@ async fn announce(banner: Banner, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        if served_and_verified(address, &root_file).await.is_ok() {
+        // The proxy's /readyz first, so no handshake is refused (and counted) before it has
+        // a certificate; then one handshake proves what the banner promises.
+        if is_ready(loopback(banner.proxy_metrics)).await
+            && served_and_verified(address, &root_file).await.is_ok()
+        {
             break;
         }
     }
@@ -402,6 +425,24 @@ async fn announce(banner: Banner, shutdown: CancellationToken) {
     println!("{text}");
 }
 
+/// Whether `GET /readyz` on `address` answers 200.
+async fn is_ready(address: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), exchange).await {
+        Ok(Ok(answer)) => answer.starts_with(b"HTTP/1.1 200"),
+        _ => false,
+    }
+}
+
 /// One TLS handshake with `address` as `localhost`, verified against the roots in `root_file`.
 async fn served_and_verified(address: SocketAddr, root_file: &Path) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(root_file).await?;
@@ -424,4 +465,91 @@ async fn served_and_verified(address: SocketAddr, root_file: &Path) -> anyhow::R
     let name = rustls_pki_types::ServerName::try_from("localhost")?;
     tokio::time::timeout(Duration::from_secs(2), connector.connect(name, stream)).await??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        dev: DevArgs,
+    }
+
+    fn args(extra: &[&str]) -> DevArgs {
+        Wrapper::parse_from(std::iter::once("dev").chain(extra.iter().copied())).dev
+    }
+
+    #[test]
+    fn defaults_are_the_readme_s() {
+        let args = args(&[]);
+        assert_eq!(args.ttl, Duration::from_secs(120));
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(args.pki_path, "pki_intermediate/issue/home");
+        assert!(!args.vault);
+        assert!(Wrapper::try_parse_from(["dev", "--ttl", "1s"]).is_err());
+        assert!(Wrapper::try_parse_from(["dev", "--ttl", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_generated_config_loads_through_the_normal_loader() {
+        let dir = Path::new("/run/dev-test");
+        let development = config::load_str("dev.hcl", &config_text(&args(&["--ttl", "90s"]), dir))
+            .expect("dev config loads");
+        assert!(development.auto_auth.is_none());
+        assert_eq!(development.templates.len(), 1);
+        assert_eq!(development.templates[0].destination, dir.join(CERT_FILE));
+        assert_eq!(development.templates[0].perms, Some(0o644));
+        let config::TemplateSource::Contents(text) = &development.templates[0].source else {
+            panic!("inline template expected");
+        };
+        assert!(text.contains(
+            r#"pkiCert "pki_intermediate/issue/home" "common_name=localhost" "alt_names=localhost" "ip_sans=127.0.0.1" "ttl=90s""#
+        ));
+        assert!(text.contains(r#"writeToFile "/run/dev-test/tls.key" "" "" "0600""#));
+        assert_eq!(development.proxy.cert_file, dir.join(CERT_FILE));
+        assert_eq!(development.proxy.key_file, dir.join(KEY_FILE));
+        assert_eq!(
+            development.proxy.upstream.to_string(),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(development.telemetry.metrics_listen.port(), 9101);
+        assert_eq!(development.proxy.metrics_listen.port(), 9102);
+        assert_eq!(development.app.metrics_listen.port(), 9103);
+
+        let vault = config::load_str(
+            "dev.hcl",
+            &config_text(&args(&["--vault", "--pki-path", "pki/issue/web"]), dir),
+        )
+        .expect("--vault config loads");
+        vault
+            .check_role(config::Role::Agent)
+            .expect("the agent can run it");
+        let method = &vault.auto_auth.as_ref().unwrap().method;
+        assert_eq!(
+            method.kind,
+            config::AuthKind::TokenFile {
+                token_file_path: dir.join(TOKEN_FILE)
+            }
+        );
+        let config::TemplateSource::Contents(text) = &vault.templates[0].source else {
+            panic!("inline template expected");
+        };
+        assert!(text.contains(r#"pkiCert "pki/issue/web""#));
+        assert!(text.contains(r#".Data.CAChain | writeToFile "/run/dev-test/ca.crt""#));
+    }
+
+    #[test]
+    fn an_unspecified_listen_address_is_reached_on_loopback() {
+        assert_eq!(
+            loopback("0.0.0.0:8080".parse().unwrap()).to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            loopback("127.0.0.2:8080".parse().unwrap()).to_string(),
+            "127.0.0.2:8080"
+        );
+    }
 }

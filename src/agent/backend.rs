@@ -102,3 +102,42 @@ impl Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_development_ca_answers_issue_writes_only() {
+        let ca = DevCa::generate(Duration::from_secs(60), Duration::from_secs(60)).unwrap();
+        let backend = Backend::DevCa(Arc::new(ca));
+        let body = serde_json::json!({"common_name": "localhost"});
+        let answer = backend
+            .request(
+                "issue",
+                http::Method::POST,
+                "pki_intermediate/issue/home",
+                Some(body.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(answer["data"]["certificate"].is_string());
+        for (method, path) in [
+            (http::Method::GET, "pki_intermediate/issue/home"),
+            (http::Method::POST, "pki_intermediate/sign/home"),
+            (http::Method::GET, "secret/data/app"),
+        ] {
+            let err = backend
+                .request("secret", method.clone(), path, Some(body.clone()))
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("issue requests"),
+                "{method} {path}: {err}"
+            );
+        }
+        let mut backend = backend;
+        assert!(backend.ready(&CancellationToken::new()).await);
+    }
+}

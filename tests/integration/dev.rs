@@ -290,6 +290,22 @@ fn dev_serves_hello_world_and_rotates_without_a_failed_request() {
         "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}",
     );
     assert!(proxy_expiry > unix_now() - 10.0, "{proxy}");
+    // dev waits for the proxy's readiness before its own check: no handshake was refused.
+    assert_eq!(
+        util::metric(
+            &proxy,
+            "pki_sidecar_proxy_tls_handshakes_total{result=\"failure\"}"
+        ),
+        0.0,
+        "{proxy}"
+    );
+    assert!(
+        util::metric(
+            &proxy,
+            "pki_sidecar_proxy_certificate_reloads_total{reason=\"new_certificate\",result=\"success\"}"
+        ) >= 2.0,
+        "{proxy}"
+    );
     let app = scrape(ports.app_metrics);
     assert!(
         util::metric(
