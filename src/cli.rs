@@ -52,6 +52,8 @@ pub enum Command {
     Check(CheckCommand),
     /// Walk the troubleshooting steps for a config: token, Vault, login, policy, files, proxy.
     Doctor,
+    /// Try it on one machine: app, proxy and agent in one process, on a development CA.
+    Dev(crate::dev::DevArgs),
 }
 
 /// `validate` options.

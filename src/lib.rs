@@ -12,6 +12,8 @@
 //! - [`doctor`]: the troubleshooting walk, one line per step, for a config.
 //! - [`agent`]: the Vault Agent replacement: auto_auth and the token's life.
 //! - [`vault`]: the Vault client (vaultrs endpoints over our TLS transport).
+//! - [`devca`]: the in-memory development CA that answers like Vault's `pki/issue`.
+//! - [`dev`]: `pki-sidecar dev`: the three roles in one process, on the development CA.
 //! - [`schedule`]: renewal points and backoff, as pure functions.
 //! - [`fsutil`]: atomic file replacement.
 //! - [`certs`]: PEM blocks, certificate facts, key/certificate matching.
@@ -27,6 +29,8 @@ pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod devca;
 pub mod doctor;
 pub mod fsutil;
 pub mod http_server;

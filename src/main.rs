@@ -10,7 +10,7 @@ use clap::Parser;
 use pki_sidecar::cli::{Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
-use pki_sidecar::{agent, app, check, doctor, proxy, telemetry, validate};
+use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
@@ -39,6 +39,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
         Command::Check(probe) => return Ok(check::run(probe)),
         Command::Doctor => return Ok(doctor_command(&cli)),
+        Command::Dev(args) => {
+            if !cli.config.is_empty() {
+                eprintln!("pki-sidecar dev: --config is ignored; dev writes its own config");
+            }
+            return Ok(dev::main(cli.log_level.as_deref(), cli.log_format, args));
+        }
     };
     let config = match load(&cli.config) {
         Ok(config) => config,

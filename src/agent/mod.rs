@@ -3,19 +3,24 @@
 //! It writes the pid file, serves its metrics, logs in with auto_auth and keeps the token
 //! alive ([`auth`]), and renders the templates — certificates above all — and keeps them fresh
 //! ([`templates`], with the consul-template [`functions`]). It runs until SIGTERM, or, with
-//! `exit_after_auth` (an init container), renders every template once and exits.
+//! `exit_after_auth` (an init container), renders every template once and exits. Templates
+//! fetch through a [`backend::Backend`]: Vault, or the development CA of `pki-sidecar dev`
+//! ([`run_with_dev_ca`]), which needs no login.
 
 pub mod auth;
+pub mod backend;
 pub mod functions;
 pub mod metrics;
 pub mod templates;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, Role};
+use crate::devca::DevCa;
 use crate::http_server;
 use crate::lifecycle::Lifecycle;
 use crate::telemetry::Telemetry;
@@ -72,12 +77,15 @@ pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
     );
     let (token_tx, token_rx) = watch::channel(None);
     let relogin = Arc::new(Notify::new());
+    let backend = backend::Backend::Vault {
+        client: client.clone(),
+        tokens: token_rx,
+        relogin: relogin.clone(),
+    };
     let runner = templates::TemplateRunner::new(
         config,
-        &auto_auth.method,
-        client.clone(),
-        token_rx,
-        relogin.clone(),
+        backend,
+        (auto_auth.method.min_backoff, auto_auth.method.max_backoff),
         template_metrics,
         telemetry.readiness.clone(),
     )?;
@@ -120,5 +128,48 @@ pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
     } else {
         tracing::info!("agent stopped");
     }
+    Ok(())
+}
+
+/// Retry bounds for templates served by the development CA (Vault Agent's auth defaults).
+const DEV_CA_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+
+/// Runs the agent's templates against the in-process development CA until shutdown: the same
+/// runner, renewal schedule, atomic writes and metrics as [`run`], without a login. No auth or
+/// token metric is registered, since nothing logs in.
+pub async fn run_with_dev_ca(
+    config: &Config,
+    lifecycle: Lifecycle,
+    ca: Arc<DevCa>,
+) -> anyhow::Result<()> {
+    let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
+    let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
+    let metrics_listener =
+        http_server::bind(config.telemetry.metrics_listen, "telemetry.metrics_listen").await?;
+    let metrics_task = tokio::spawn(
+        telemetry
+            .clone()
+            .serve(metrics_listener, lifecycle.shutdown.clone()),
+    );
+    let backend = backend::Backend::DevCa(ca);
+    tracing::info!(
+        issuer = %backend.describe(),
+        templates = config.templates.len(),
+        metrics = %config.telemetry.metrics_listen,
+        "agent starting"
+    );
+    let runner = templates::TemplateRunner::new(
+        config,
+        backend,
+        DEV_CA_BACKOFF,
+        template_metrics,
+        telemetry.readiness.clone(),
+    )?;
+    let shutdown = lifecycle.shutdown.clone();
+    let result = runner.run(&shutdown, lifecycle.reloads(), false).await;
+    lifecycle.shutdown.cancel();
+    let _ = metrics_task.await;
+    result?;
+    tracing::info!("agent stopped");
     Ok(())
 }

@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::Backend;
 use super::functions::{Dependency, FileWrite, KnownFunctions, RenderFunctions};
 use super::metrics::TemplateMetrics;
 use crate::certs::{self, CertInfo};
@@ -31,7 +31,6 @@ use crate::fsutil::{self, Ownership};
 use crate::schedule::{self, Backoff};
 use crate::telemetry::Readiness;
 use crate::template::{RenderOptions, Template, Value};
-use crate::vault::{Token, VaultClient};
 
 /// The readiness condition this module owns.
 pub const READY_CONDITION: &str = "templates";
@@ -172,9 +171,7 @@ impl Slot {
 /// Renders every template and keeps it current.
 pub struct TemplateRunner {
     slots: Vec<Slot>,
-    client: VaultClient,
-    tokens: watch::Receiver<Option<Arc<Token>>>,
-    relogin: Arc<Notify>,
+    backend: Backend,
     settings: config::TemplateConfig,
     min_backoff: Duration,
     metrics: TemplateMetrics,
@@ -182,14 +179,12 @@ pub struct TemplateRunner {
 }
 
 impl TemplateRunner {
-    /// A runner for `templates` (already parsed once at load, parsed again here).
-    #[allow(clippy::too_many_arguments)]
+    /// A runner for `templates` (already parsed once at load, parsed again here), fetching
+    /// from `backend`; failures back off between `min_backoff` and `max_backoff`.
     pub fn new(
         config: &config::Config,
-        method: &config::AuthMethod,
-        client: VaultClient,
-        tokens: watch::Receiver<Option<Arc<Token>>>,
-        relogin: Arc<Notify>,
+        backend: Backend,
+        (min_backoff, max_backoff): (Duration, Duration),
         metrics: TemplateMetrics,
         readiness: Readiness,
     ) -> anyhow::Result<TemplateRunner> {
@@ -208,7 +203,7 @@ impl TemplateRunner {
                 reuse_checked: false,
                 rendered: false,
                 successful_renders: 0,
-                backoff: Backoff::new(method.min_backoff, method.max_backoff),
+                backoff: Backoff::new(min_backoff, max_backoff),
                 retry_at: None,
             });
         }
@@ -220,11 +215,9 @@ impl TemplateRunner {
         }
         Ok(TemplateRunner {
             slots,
-            client,
-            tokens,
-            relogin,
+            backend,
             settings: config.template_config.clone(),
-            min_backoff: method.min_backoff,
+            min_backoff,
             metrics,
             readiness,
         })
@@ -244,11 +237,8 @@ impl TemplateRunner {
             return Ok(());
         }
         // Nothing can be fetched before the first token.
-        while self.tokens.borrow().is_none() {
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                changed = self.tokens.changed() => if changed.is_err() { return Ok(()) },
-            }
+        if !self.backend.ready(shutdown).await {
+            return Ok(());
         }
         loop {
             let now = Instant::now();
@@ -415,26 +405,18 @@ impl TemplateRunner {
                 ),
             }
         }
-        let token = self
-            .tokens
-            .borrow()
-            .clone()
-            .context("no Vault token (logging in)")?;
         match &dependency {
             Dependency::PkiCert { path, args } => {
                 let body = pairs_to_json(args);
                 let result = self
-                    .client
-                    .raw("issue", http::Method::POST, path, &token.secret, Some(body))
+                    .backend
+                    .request("issue", http::Method::POST, path, Some(body))
                     .await;
                 let response = match result {
                     Ok(response) => response,
                     Err(err) => {
                         self.metrics.issue(false);
-                        if err.is_forbidden() {
-                            self.relogin.notify_one();
-                        }
-                        return Err(anyhow!(err).context(format!("{dependency}")));
+                        return Err(err.context(format!("{dependency}")));
                     }
                 };
                 let (value, info) = match issued_value(&response) {
@@ -463,15 +445,10 @@ impl TemplateRunner {
                     (http::Method::PUT, Some(pairs_to_json(args)))
                 };
                 let response = self
-                    .client
-                    .raw("secret", method, path, &token.secret, body)
+                    .backend
+                    .request("secret", method, path, body)
                     .await
-                    .map_err(|err| {
-                        if err.is_forbidden() {
-                            self.relogin.notify_one();
-                        }
-                        anyhow!(err).context(format!("{dependency}"))
-                    })?;
+                    .with_context(|| format!("{dependency}"))?;
                 let lease = response
                     .get("lease_duration")
                     .and_then(serde_json::Value::as_u64)

@@ -8,6 +8,7 @@
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
+//! - `dev`: `pki-sidecar dev` and the README's quick start.
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
@@ -16,6 +17,7 @@ mod bed;
 mod check;
 mod config;
 mod deploy;
+mod dev;
 mod doctor;
 mod pod;
 mod proxy;
