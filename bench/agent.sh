@@ -21,8 +21,8 @@
 #   - CPU time per renewal between those two points: utime + stime from /proc (10 ms ticks), and
 #     the threads' schedstat (nanoseconds);
 #   - Vault requests per renewal: a `file` audit device on the dev server logs every request with
-#     its User-Agent (audited unhashed), which tells the two agents apart (OpenBao Agent sends one,
-#     pki-sidecar none; the script itself talks to Vault only before the agents start).
+#     its User-Agent (audited unhashed), which tells the two agents apart (OpenBao Agent names
+#     itself, pki-sidecar sends pki-sidecar/VERSION; the script talks to Vault only before).
 #
 # --smoke: 1 first-cert run each, 1 renewal, ttl=10s: checks that every measure can be taken.
 # Environment: PKI_SIDECAR_BIN (skip the build), BENCH_RUNS, BENCH_RENEWALS, BENCH_TTL (seconds),
@@ -107,10 +107,10 @@ agent_command() {
 }
 
 # The client each agent is in the audit log, by User-Agent: OpenBao Agent names itself ("Vault
-# Agent Auto-Auth/...", "Vault Agent Templating/..."); pki-sidecar sends no User-Agent.
+# Agent Auto-Auth/...", "Vault Agent Templating/..."), pki-sidecar sends "pki-sidecar/VERSION".
 client_of() {
   case $1 in
-    pki-sidecar) echo none ;;
+    pki-sidecar) echo pki-sidecar/ ;;
     openbao-agent) echo "Vault Agent" ;;
   esac
 }

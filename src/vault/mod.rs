@@ -173,6 +173,9 @@ impl VaultMetrics {
 }
 
 /// Talks to one Vault server.
+/// What the agent calls itself in its requests to Vault.
+pub const USER_AGENT: &str = concat!("pki-sidecar/", env!("CARGO_PKG_VERSION"));
+
 #[derive(Clone)]
 pub struct VaultClient {
     http: reqwest::Client,
@@ -197,6 +200,8 @@ impl VaultClient {
         }
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            // Vault's audit log can then tell this agent's requests from other clients'.
+            .user_agent(USER_AGENT)
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -754,6 +759,34 @@ mod tests {
     }
 
     const LOGIN_OK: &str = r#"{"auth":{"client_token":"s.ok","accessor":"a","policies":["pki"],"lease_duration":30,"renewable":true}}"#;
+
+    #[tokio::test]
+    async fn requests_name_pki_sidecar_and_its_version_as_user_agent() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buffer = vec![0; 8192];
+            let read = stream.read(&mut buffer).await.unwrap();
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{LOGIN_OK}",
+                LOGIN_OK.len()
+            );
+            stream.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buffer[..read]).to_lowercase()
+        });
+        let client = client_for(&address, 0);
+        let jwt = Secret::new("eyJ.x.y".into());
+        client
+            .login_kubernetes("kubernetes", "authkube", &jwt, None)
+            .await
+            .unwrap();
+        let request = server.await.unwrap();
+        let expected = format!("user-agent: pki-sidecar/{}\r\n", env!("CARGO_PKG_VERSION"));
+        assert!(request.contains(&expected), "{request}");
+    }
 
     #[tokio::test]
     async fn server_errors_and_429_are_retried_honouring_retry_after() {
