@@ -7,6 +7,8 @@
 //! - `check`: the `check tls` and `check pair` probes.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
+//! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
+//!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
@@ -15,6 +17,7 @@ mod bed;
 mod check;
 mod config;
 mod deploy;
+mod faults;
 mod pod;
 mod proxy;
 mod templates;
