@@ -988,7 +988,16 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
     let volume = dir.path().join("volume");
     std::fs::create_dir(&volume).unwrap();
     let metrics_port = util::free_port();
-    let config = seed_agent_config(dir.path(), &volume, &pki, "20s", 0.5, metrics_port);
+    // 40 s certificates renewed at 30 %: 10-14 s after issue, leaving time for two failed
+    // retries before expiry. With 100 extra names the certificate file (leaf and CA) takes two
+    // 4 KiB pages and the key one, as a full chain would.
+    let config = seed_agent_config(dir.path(), &volume, &pki, "40s", 0.3, metrics_port);
+    let names: Vec<String> = (0..100).map(|n| format!("n{n}.foo.home")).collect();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "alt_names=localhost,bar.home",
+        &format!("alt_names=localhost,bar.home,{}", names.join(",")),
+    );
+    std::fs::write(&config, text).unwrap();
     // A 64 KiB tmpfs in a mount namespace of the agent's own: only the agent (and /proc/PID/root)
     // sees it, and it goes away with the agent.
     let wrapper: Vec<String> = [
@@ -1027,6 +1036,37 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
     let first = settled_pair(&seen).expect("a pair");
     let crt_before = std::fs::read(seen.join("tls.crt")).unwrap();
     let key_before = std::fs::read(seen.join("tls.key")).unwrap();
+    assert!(
+        crt_before.len() > 4096 && key_before.len() <= 4096,
+        "the certificate takes two pages ({} bytes), the key one ({} bytes)",
+        crt_before.len(),
+        key_before.len()
+    );
+    let intact = |when: &str| {
+        // Compared without printing: a mismatch would dump a private key into the test output.
+        assert!(
+            std::fs::read(seen.join("tls.crt")).unwrap() == crt_before,
+            "{when}: old certificate intact"
+        );
+        assert!(
+            std::fs::read(seen.join("tls.key")).unwrap() == key_before,
+            "{when}: old key intact"
+        );
+        assert_eq!(
+            pair(&seen).expect("old pair matches").serial,
+            first.serial,
+            "{when}"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&seen)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{when}: no temporary files left: {leftovers:?}"
+        );
+    };
 
     // Fill the volume to the last page.
     let filler = seen.join("filler");
@@ -1048,28 +1088,30 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
             .duration_since(SystemTime::now())
             .unwrap_or_default(),
     );
-    let failures = agent.metric("pki_sidecar_agent_template_renders_total{result=\"failure\"}");
-    assert!(failures >= 1.0, "the failed write is counted");
-    assert_eq!(
-        std::fs::read(seen.join("tls.crt")).unwrap(),
-        crt_before,
-        "old cert intact"
+    let renders_failed =
+        || agent.metric("pki_sidecar_agent_template_renders_total{result=\"failure\"}");
+    assert!(renders_failed() >= 1.0, "the failed write is counted");
+    intact("disk full");
+
+    // One page free: room for the new key but not for the new certificate. Writing the key
+    // first and then failing on the certificate would leave a new key beside the old
+    // certificate; nothing may be replaced unless everything fits.
+    let failed_so_far = renders_failed();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    let length = file.metadata().unwrap().len();
+    file.set_len(length - 4096).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    wait_until(
+        Duration::from_secs(15),
+        "a retry with one page free",
+        || renders_failed() > failed_so_far,
     );
-    assert_eq!(
-        std::fs::read(seen.join("tls.key")).unwrap(),
-        key_before,
-        "old key intact"
-    );
-    assert_eq!(pair(&seen).expect("old pair matches").serial, first.serial);
-    let leftovers: Vec<_> = std::fs::read_dir(&seen)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "no temporary files left: {leftovers:?}"
-    );
+    intact("one page free");
+    let failures = renders_failed();
     let wasted = issues(&faults).len() - issued_before;
 
     std::fs::remove_file(&filler).unwrap();
@@ -1096,9 +1138,11 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
         0,
         Some(recovered),
         &format!(
-            "64 KiB tmpfs filled before the renewal: write failed (ENOSPC logged, {failures} \
-             failed renders counted, {wasted} certificates issued but not written), old pair \
-             intact and matching, no temporary files left; recovery = space freed to new pair"
+            "64 KiB tmpfs filled before the renewal, then one 4 KiB page freed (room for the \
+             new key, not the 2-page certificate): writes failed (ENOSPC logged, {failures} \
+             failed renders counted; {wasted} certificate issued meanwhile, kept for the \
+             retries), old pair intact and matching, no temporary files left; recovery = space \
+             freed to new pair"
         ),
     );
 }
