@@ -34,7 +34,7 @@ table=$(
   printf '| fault | what the test did | runs | requests lost | certs lost | time to recover (s) |\n'
   printf '| --- | --- | ---: | ---: | ---: | ---: |\n'
   # fault=ID runs=N requests_lost=N certs_lost=N recover_s=X did=TEXT (TEXT runs to the end).
-  sed -n 's/^RELIABILITY fault=\([^ ]*\) runs=\([^ ]*\) requests_lost=\([^ ]*\) certs_lost=\([^ ]*\) recover_s=\([^ ]*\) did=\(.*\)$/\1\t\2\t\3\t\4\t\5\t\6/p' "$from" |
+  sed -n 's/^.*RELIABILITY fault=\([^ ]*\) runs=\([^ ]*\) requests_lost=\([^ ]*\) certs_lost=\([^ ]*\) recover_s=\([^ ]*\) did=\(.*\)$/\1\t\2\t\3\t\4\t\5\t\6/p' "$from" |
     awk -F '\t' '{ gsub(/\|/, "\\|", $6); printf "| `%s` | %s | %s | %s | %s | %s |\n", $1, $6, $2, $3, $4, $5 }'
 )
 rows=$(printf '%s\n' "$table" | grep -c '^| `' || true)
