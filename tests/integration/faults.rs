@@ -239,8 +239,10 @@ struct Frontend {
 fn spawn_frontend(dir: &Path, files: &Path, extra: &str, wrapper: &[&str]) -> Frontend {
     let [app_port, app_metrics, port, metrics_port] = std::array::from_fn(|_| util::free_port());
     let text = format!(
-        "app {{\n  listen = \"127.0.0.1:{app_port}\"\n  metrics_listen = \"127.0.0.1:{app_metrics}\"\n}}\n\
-         proxy {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n  \
+        "app {{\n  listen = \"127.0.0.1:{app_port}\"\n  \
+         metrics_listen = \"127.0.0.1:{app_metrics}\"\n}}\n\
+         proxy {{\n  listen = \"127.0.0.1:{port}\"\n  \
+         metrics_listen = \"127.0.0.1:{metrics_port}\"\n  \
          upstream = \"http://127.0.0.1:{app_port}\"\n  cert_file = \"{files}/tls.crt\"\n  \
          key_file = \"{files}/tls.key\"\n  reload_interval = \"1s\"\n{extra}}}\n",
         files = files.display()
@@ -1365,7 +1367,8 @@ async fn under_attack<F: std::future::Future<Output = String>>(
 fn judge(fault: &str, runs: usize, damage: &Damage, peak_bound_mib: u64, did: &str) {
     let growth = |kib: u64| kib.saturating_sub(damage.rss_before_kib) / 1024;
     eprintln!(
-        "{fault}: bystander {} served, {} failed; RSS {} KiB -> peak {} KiB -> {} KiB; settled in {:.1?}",
+        "{fault}: bystander {} served, {} failed; RSS {} KiB -> peak {} KiB -> {} KiB; \
+         settled in {:.1?}",
         damage.served,
         damage.failed,
         damage.rss_before_kib,
@@ -1392,8 +1395,9 @@ fn judge(fault: &str, runs: usize, damage: &Damage, peak_bound_mib: u64, did: &s
         0,
         Some(damage.settle),
         &format!(
-            "{did}; a request 20ms into the attack and all {} of a bystander's served; proxy RSS {:.1} MiB, peak +{} MiB, \
-             after {:.1} MiB; recovery = attack end to its connections gone",
+            "{did}; a request 20ms into the attack and all {} of a bystander's served; proxy \
+             RSS {:.1} MiB, peak +{} MiB, after {:.1} MiB; recovery = attack end to its \
+             connections gone",
             damage.served,
             damage.rss_before_kib as f64 / 1024.0,
             growth(damage.rss_peak_kib),
@@ -2003,11 +2007,15 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
         "trace logging is on: {proxy_log}"
     );
 
+    let jwt = std::fs::read_to_string(dir.path().join("sa-token")).unwrap();
+    let key_pieces = pem_body_pieces(&key);
+    assert!(key_pieces.len() > 50 && !token.trim().is_empty() && !jwt.is_empty());
     for (who, text) in [("agent", &log), ("proxy", &proxy_log)] {
         assert!(!text.contains(token.trim()), "{who}: the token in the log");
-        for piece in pem_body_pieces(&key) {
+        assert!(!text.contains(jwt.trim()), "{who}: the JWT in the log");
+        for piece in &key_pieces {
             assert!(
-                !text.contains(&piece),
+                !text.contains(piece.as_str()),
                 "{who}: a piece of the private key in the log"
             );
         }
@@ -2019,7 +2027,7 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
         0,
         None,
         "agent (login, issue, writes) and proxy (loading the key, a handshake) at trace: no \
-         token, no 16-character run of the private key's PEM body in either log; default modes \
-         key 0600, certificate 0644, sink 0640",
+         token, no JWT, no 16-character run of the private key's PEM body in either log; \
+         default modes key 0600, certificate 0644, sink 0640",
     );
 }
