@@ -3,7 +3,8 @@
 //! The new contents go to a temporary file in the destination's directory (a rename is atomic
 //! only within one filesystem), which is written, given its mode (and owner), fsynced, renamed
 //! over the destination, and then the directory is fsynced so the rename survives a crash. On
-//! any error the temporary file is removed and the destination is left as it was.
+//! any error the temporary file is removed and the destination is left as it was. Files that
+//! belong together are [`Staged`] first and renamed only once all of them are written.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -22,24 +23,58 @@ pub struct Ownership {
 
 /// Replaces `path` with `contents`, mode `mode` (exactly: the umask does not apply).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
-    let directory = parent_directory(path);
-    let temporary = temporary_path(path, &directory);
-    let result = write_then_rename(&temporary, path, contents, mode, owner);
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-        return result;
-    }
-    // Without this the rename may be lost by a crash even though the data was synced.
-    File::open(&directory)?.sync_all()
+    Staged::write(path, contents, mode, owner)?.commit()
 }
 
-fn write_then_rename(
-    temporary: &Path,
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    owner: Ownership,
-) -> io::Result<()> {
+/// A file written in full next to its destination, not yet renamed over it: the first half of
+/// [`write_atomic`]. Files that must change together (a key and its certificate) are all staged
+/// before any is committed, so that running out of space (or any write error) leaves every old
+/// file in place instead of a new key next to an old certificate. Dropping it uncommitted
+/// removes the temporary file.
+#[derive(Debug)]
+pub struct Staged {
+    temporary: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// Writes `contents` with `mode` (and `owner`) to a temporary file beside `path`, synced.
+    pub fn write(path: &Path, contents: &[u8], mode: u32, owner: Ownership) -> io::Result<Staged> {
+        let directory = parent_directory(path);
+        let staged = Staged {
+            temporary: temporary_path(path, &directory),
+            path: path.to_path_buf(),
+            committed: false,
+        };
+        // On error, dropping `staged` removes whatever was written.
+        write_synced(&staged.temporary, contents, mode, owner)?;
+        Ok(staged)
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file over its destination and syncs the directory.
+    pub fn commit(mut self) -> io::Result<()> {
+        fs::rename(&self.temporary, &self.path)?;
+        self.committed = true;
+        // Without this the rename may be lost by a crash even though the data was synced.
+        File::open(parent_directory(&self.path))?.sync_all()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temporary);
+        }
+    }
+}
+
+fn write_synced(temporary: &Path, contents: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
     // Created owner-only so the contents are never readable under a wider mode, even briefly.
     let mut file = OpenOptions::new()
         .write(true)
@@ -51,9 +86,7 @@ fn write_then_rename(
         std::os::unix::fs::fchown(&file, owner.uid, owner.gid)?;
     }
     file.set_permissions(fs::Permissions::from_mode(mode))?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(temporary, path)
+    file.sync_all()
 }
 
 fn parent_directory(path: &Path) -> PathBuf {
@@ -91,6 +124,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("token")]);
+    }
+
+    #[test]
+    fn an_uncommitted_stage_leaves_the_destination_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tls.key");
+        fs::write(&path, "old").unwrap();
+        let staged = Staged::write(&path, b"new", 0o600, Ownership::default()).unwrap();
+        drop(staged);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -602,9 +602,12 @@ impl TemplateRunner {
         }
         let slot = &mut self.slots[position];
         slot.successful_renders += 1;
-        let mut changed = false;
+        // Every file is written in full before any replaces its destination, so a write that
+        // fails (a full disk) leaves the old key with the old certificate rather than a new
+        // key with an old certificate. Renames then go in order: key files first.
+        let mut staged = StagedFiles::default();
         for write in &writes {
-            changed |= apply_write(write)
+            stage_write(write, &mut staged)
                 .with_context(|| format!("writeToFile {}", write.path.display()))?;
         }
         let destination = &slot.config.destination;
@@ -614,13 +617,15 @@ impl TemplateRunner {
                     .with_context(|| format!("cannot create the directory {}", parent.display()))?;
             }
         }
-        changed |= replace_if_changed(
+        stage_if_changed(
             destination,
-            output.as_bytes(),
+            output.into_bytes(),
             slot.config.perms,
             Ownership::default(),
+            &mut staged,
         )
         .with_context(|| format!("cannot write {}", destination.display()))?;
+        let changed = staged.commit()?;
         slot.rendered = true;
         if changed {
             tracing::info!(
@@ -783,8 +788,46 @@ fn pairs_to_json(pairs: &[(String, String)]) -> serde_json::Value {
     )
 }
 
-/// Carries out one `writeToFile`; `true` when the file changed.
-fn apply_write(write: &FileWrite) -> anyhow::Result<bool> {
+/// Files of one render written beside their destinations, in the order they are to replace
+/// them.
+#[derive(Default)]
+struct StagedFiles {
+    files: Vec<(Vec<u8>, fsutil::Staged)>,
+}
+
+impl StagedFiles {
+    /// What `path` will hold once committed, if a file for it is staged.
+    fn pending(&self, path: &Path) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .rev()
+            .find(|(_, staged)| staged.path() == path)
+            .map(|(contents, _)| contents.as_slice())
+    }
+
+    /// Adds a staged file; an earlier one for the same path is dropped (and its temporary
+    /// removed), as its rename would be overwritten anyway.
+    fn push(&mut self, contents: Vec<u8>, staged: fsutil::Staged) {
+        self.files
+            .retain(|(_, earlier)| earlier.path() != staged.path());
+        self.files.push((contents, staged));
+    }
+
+    /// Renames every staged file over its destination, in order; `true` when any was.
+    fn commit(self) -> anyhow::Result<bool> {
+        let changed = !self.files.is_empty();
+        for (_, staged) in self.files {
+            let path = staged.path().to_path_buf();
+            staged
+                .commit()
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Stages one `writeToFile` unless the file already holds what it would write.
+fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()> {
     let owner = Ownership {
         uid: write.owner.as_deref().map(resolve_user).transpose()?,
         gid: write.group.as_deref().map(resolve_group).transpose()?,
@@ -794,38 +837,49 @@ fn apply_write(write: &FileWrite) -> anyhow::Result<bool> {
             .with_context(|| format!("cannot create the directory {}", parent.display()))?;
     }
     if write.append {
-        let mut contents = std::fs::read(&write.path).unwrap_or_default();
+        // Appending to what an earlier write of this render staged, else to the file.
+        let mut contents = staged.pending(&write.path).map_or_else(
+            || std::fs::read(&write.path).unwrap_or_default(),
+            <[u8]>::to_vec,
+        );
         contents.extend_from_slice(write.contents.as_bytes());
         let mode = write
             .perms
             .or_else(|| existing_mode(&write.path))
             .unwrap_or_else(|| default_mode(&contents));
-        fsutil::write_atomic(&write.path, &contents, mode, owner)?;
-        return Ok(true);
+        let file = fsutil::Staged::write(&write.path, &contents, mode, owner)?;
+        staged.push(contents, file);
+        return Ok(());
     }
-    Ok(replace_if_changed(
+    Ok(stage_if_changed(
         &write.path,
-        write.contents.as_bytes(),
+        write.contents.as_bytes().to_vec(),
         write.perms,
         owner,
+        staged,
     )?)
 }
 
-/// Writes `path` atomically unless it already has these contents and mode; `true` if written.
-fn replace_if_changed(
+/// Stages `contents` for `path` unless it already has these contents and mode.
+fn stage_if_changed(
     path: &Path,
-    contents: &[u8],
+    contents: Vec<u8>,
     perms: Option<u32>,
     owner: Ownership,
-) -> std::io::Result<bool> {
-    if owner == Ownership::default() && !needs_write(path, contents, perms) {
-        return Ok(false);
+    staged: &mut StagedFiles,
+) -> std::io::Result<()> {
+    if owner == Ownership::default()
+        && staged.pending(path).is_none()
+        && !needs_write(path, &contents, perms)
+    {
+        return Ok(());
     }
     let mode = perms
         .or_else(|| existing_mode(path))
-        .unwrap_or_else(|| default_mode(contents));
-    fsutil::write_atomic(path, contents, mode, owner)?;
-    Ok(true)
+        .unwrap_or_else(|| default_mode(&contents));
+    let file = fsutil::Staged::write(path, &contents, mode, owner)?;
+    staged.push(contents, file);
+    Ok(())
 }
 
 /// The mode of a new file whose template gives none: 0600 when it holds a private key, else
@@ -926,6 +980,79 @@ async fn sleep_until(wake: Option<Instant>) {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Stages and commits one file, as a render does for each of its files.
+    fn replace_if_changed(
+        path: &Path,
+        contents: &[u8],
+        perms: Option<u32>,
+        owner: Ownership,
+    ) -> anyhow::Result<bool> {
+        let mut staged = StagedFiles::default();
+        stage_if_changed(path, contents.to_vec(), perms, owner, &mut staged)?;
+        staged.commit()
+    }
+
+    #[test]
+    fn a_failed_write_replaces_no_file_of_the_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tls.key");
+        std::fs::write(&key, "old key").unwrap();
+        let mut staged = StagedFiles::default();
+        stage_if_changed(
+            &key,
+            b"new key".to_vec(),
+            None,
+            Ownership::default(),
+            &mut staged,
+        )
+        .unwrap();
+        // The certificate cannot be written (as on a full disk): the key stays the old one.
+        let crt = dir.path().join("missing").join("tls.crt");
+        assert!(
+            stage_if_changed(
+                &crt,
+                b"new".to_vec(),
+                None,
+                Ownership::default(),
+                &mut staged
+            )
+            .is_err()
+        );
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "old key");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn appends_in_one_render_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(&log, "a").unwrap();
+        let mut staged = StagedFiles::default();
+        for text in ["b", "c"] {
+            let write = FileWrite {
+                path: log.clone(),
+                contents: text.to_owned(),
+                owner: None,
+                group: None,
+                perms: None,
+                append: true,
+            };
+            stage_write(&write, &mut staged).unwrap();
+        }
+        assert!(staged.commit().unwrap());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "abc");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
 
     #[test]
     fn files_holding_a_key_default_to_owner_only() {

@@ -46,6 +46,7 @@ use store::{CertResolver, CertStore, Reloader};
 
 /// Runs the proxy until shutdown; `Ok` is a clean exit.
 pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    raise_open_files_limit(config.max_connections);
     let listener = http_server::bind(config.listen, "proxy.listen").await?;
     let metrics_listener = http_server::bind(config.metrics_listen, "proxy.metrics_listen").await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
@@ -68,6 +69,46 @@ pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result
     let _ = metrics_task.await;
     tracing::info!("proxy stopped");
     Ok(())
+}
+
+/// Descriptors the proxy needs besides its connections' and their upstreams': listeners, the
+/// metrics server, certificate files being read, the inotify watch.
+const SPARE_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft limit on open files to the hard one. Each connection holds a socket (and,
+/// while a request is forwarded, a second one to the upstream), so `max_connections` (10,000 by
+/// default) needs far more than the soft limit of 1,024 that many systems start processes with;
+/// without this, `accept` fails with EMFILE long before `max_connections` is reached. The hard
+/// limit is left alone (raising it needs privileges); a soft limit still too low is logged.
+fn raise_open_files_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the open files limit");
+            return;
+        }
+    };
+    let mut effective = soft;
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => effective = hard,
+            Err(err) => {
+                tracing::warn!(error = %err, soft, hard, "cannot raise the open files limit")
+            }
+        }
+    }
+    let wanted = 2 * max_connections as u64 + SPARE_DESCRIPTORS;
+    if effective < wanted {
+        tracing::warn!(
+            open_files_limit = effective,
+            max_connections,
+            "the open files limit is below what max_connections needs; accept will fail with \
+             EMFILE before max_connections is reached"
+        );
+    } else {
+        tracing::debug!(open_files_limit = effective, "open files limit");
+    }
 }
 
 /// A configured proxy, ready to serve a bound listener (tests bind port 0).

@@ -9,6 +9,8 @@
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
+//! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
+//!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
@@ -19,6 +21,7 @@ mod config;
 mod deploy;
 mod dev;
 mod doctor;
+mod faults;
 mod pod;
 mod proxy;
 mod templates;

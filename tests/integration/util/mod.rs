@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test module uses a different subset.
 
 pub mod bao;
+pub mod faultproxy;
 pub mod tokenreview;
 
 use std::io::{Read, Write};
@@ -208,4 +209,34 @@ pub fn metric(text: &str, series: &str) -> f64 {
                 .ok()
         })
         .unwrap_or(0.0)
+}
+
+/// Whether this process runs as root. A test needing root (mount namespaces, tmpfs) calls this
+/// first: without root it is skipped with a message, unless `PKI_SIDECAR_REQUIRE_ROOT` is set
+/// (CI sets it), in which case it fails rather than pass without having run.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("PKI_SIDECAR_REQUIRE_ROOT").is_none(),
+        "{test} needs root (mount namespaces) and PKI_SIDECAR_REQUIRE_ROOT is set"
+    );
+    eprintln!(
+        "SKIPPED {test}: needs root (run as root, or set PKI_SIDECAR_REQUIRE_ROOT=1 to fail)"
+    );
+    false
+}
+
+/// The resident set size of process `pid` (`VmRSS`) and its peak (`VmHWM`), in KiB.
+pub fn rss_kib(pid: i32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
