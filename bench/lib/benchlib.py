@@ -11,6 +11,8 @@ with a non-zero exit so the calling script stops.
   tokenreview PORT_FILE             serve a Kubernetes TokenReview stand-in (port written to file)
   jwt NAMESPACE NAME                a ServiceAccount-shaped, unsigned JWT
   idle-conns PORT COUNT CAFILE REL  hold COUNT TLS connections (one request each) until REL exists
+  keepalive PORT CAFILE CONNS ROUNDS  CONNS keep-alive connections, ROUNDS requests on each
+  massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids" of PID and its descendants
   wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
@@ -28,6 +30,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import resource
 import socket
 import ssl
@@ -200,6 +203,89 @@ def idle_conns(port, count, cafile, release_file):
         except OSError:
             pass
     print(f"alive {alive}", flush=True)
+
+
+def keepalive(port, cafile, conns, rounds):
+    """CONNS keep-alive TLS connections (SNI foo.home, verified), then ROUNDS rounds of one
+    request on each, each answer read in full before the next round: a fixed, repeatable amount
+    of work for instruction and syscall counts. Prints `requests N`."""
+    conns, rounds = int(conns), int(rounds)
+    context = ssl.create_default_context(cafile=cafile)
+    context.set_alpn_protocols(["http/1.1"])
+    request = b"GET / HTTP/1.1\r\nHost: foo.home\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+    held = [context.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=30),
+                                server_hostname="foo.home") for _ in range(conns)]
+    for _ in range(rounds):
+        for conn in held:
+            conn.sendall(request)
+        for conn in held:
+            answer = b""
+            while not (b"\r\n\r\n" in answer and answer.endswith(b"hello world\n")):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    die(f"connection closed before the answer: {answer[:200]!r}")
+                answer += chunk
+    for conn in held:
+        conn.close()
+    print(f"requests {conns * rounds}", flush=True)
+
+
+# Allocation frames that say nothing about who allocates: their caller names the site.
+GENERIC_FRAMES = ("finish_grow", "do_reserve_and_handle", "reserve_inner", "fallible_with_capacity",
+                  "alloc::", "RawVec", "Vec<T,A>", "BytesMut::reserve")
+
+
+def massif_sites(ms_print_file):
+    """{site: bytes} at the peak snapshot of an ms_print report: each top-level entry, named by
+    its first frame that is not a generic allocation helper."""
+    lines = open(ms_print_file).read().splitlines()
+    peak = None
+    for line in lines:
+        m = re.search(r"(\d+) \(peak\)", line)
+        if m:
+            peak = m.group(1)
+    if peak is None:
+        die(f"no peak snapshot in {ms_print_file}")
+    start = next(i for i, line in enumerate(lines)
+                 if re.match(rf"^\s*{peak}\s+[\d,]+\s+[\d,]+\s+[\d,]+\s+[\d,]+\s+[\d,]+\s*$", line))
+    sites, current, depth_wanted = {}, None, None
+    frame = re.compile(r"^([| ]*)->[\d.]+% \(([\d,]+)B\) (?:0x[0-9A-F]+: )?(.*?)(?: \(in .*\))?$")
+    for line in lines[start + 1:]:
+        if re.match(r"^\s*\d+\s+[\d,]+\s+[\d,]+", line) or line.startswith("----"):
+            break
+        m = frame.match(line)
+        if not m:
+            continue
+        depth, size, name = len(m.group(1)) // 2, int(m.group(2).replace(",", "")), m.group(3)
+        if depth == 0:
+            current = (size, name)
+            if "places, all below" in name:
+                sites["(many small sites)"] = sites.get("(many small sites)", 0) + size
+                current = None
+            elif not any(g in name for g in GENERIC_FRAMES):
+                sites[name] = sites.get(name, 0) + size
+                current = None
+            continue
+        if current is not None and not any(g in name for g in GENERIC_FRAMES):
+            size0, _ = current
+            sites[name] = sites.get(name, 0) + size0
+            current = None
+    return sites
+
+
+def massif_diff(small_file, small_n, large_file, large_n):
+    """Heap per connection by site: (bytes with LARGE_N connections - with SMALL_N) / the
+    difference, from two ms_print reports; prints markdown rows, largest first, and the total."""
+    small, large = massif_sites(small_file), massif_sites(large_file)
+    extra = int(large_n) - int(small_n)
+    rows = sorted(((large.get(k, 0) - small.get(k, 0)) / extra, k) for k in set(small) | set(large))
+    total = 0.0
+    for per_conn, site in reversed(rows):
+        total += per_conn
+        if per_conn >= 64:
+            name = site if len(site) <= 110 else site[:107] + "..."
+            print(f"| {per_conn:,.0f} | `{name}` |")
+    print(f"| **{total:,.0f}** | all sites |")
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -504,7 +590,7 @@ def report(results_tsv, spec_json):
 
 COMMANDS = {
     "free-ports": free_ports, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
-    "jwt": jwt, "idle-conns": idle_conns, "established": established, "procstat": procstat, "wrk": parse_wrk,
+    "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "handshakes": handshakes, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
 }

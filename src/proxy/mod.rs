@@ -30,9 +30,10 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -273,12 +274,32 @@ impl ConnectionShared {
     ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
         let started = Instant::now();
-        let handshake = tokio::select! {
-            () = self.shutdown.cancelled() => return,
-            // Boxed: the handshake's state (the TLS session under construction) is freed once
-            // it is done instead of sizing the task for the connection's whole life.
-            result = Box::pin(tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))) => result,
+        // The task is a few words: the handshake's state (the TLS session under construction)
+        // and then the HTTP connection live in boxes of their own, each sized for what it is.
+        // Nothing big is bound to a name in this function: rustc keeps a named local's storage
+        // in the task across every later `.await`, even once moved from.
+        let Some(connection) = self.start_http(
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))) => result,
+            },
+            started,
+            peer,
+        ) else {
+            return;
         };
+        connection.await;
+    }
+
+    /// Counts the handshake's outcome and, when it succeeded, returns the connection to run:
+    /// hyper's HTTP/2 when ALPN chose it (RFC 9113 §3.2), HTTP/1.1 otherwise — each protocol's
+    /// own connection type, not a sniffing wrapper, so nothing is buffered to guess.
+    fn start_http(
+        &self,
+        handshake: Result<std::io::Result<TlsStream<TcpStream>>, tokio::time::error::Elapsed>,
+        started: Instant,
+        peer: SocketAddr,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
         let tls = match handshake {
             Ok(Ok(tls)) => {
                 self.metrics.handshake_ok.inc();
@@ -290,12 +311,12 @@ impl ConnectionShared {
             Ok(Err(err)) => {
                 self.metrics.handshake_failed.inc();
                 tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 self.metrics.handshake_timeout.inc();
                 tracing::debug!(%peer, "TLS handshake timed out");
-                return;
+                return None;
             }
         };
         let peer_info = Arc::new(Peer::new(peer.ip()));
@@ -317,17 +338,13 @@ impl ConnectionShared {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        // ALPN decides: HTTP/2 only when negotiated (RFC 9113 §3.2), HTTP/1.1 otherwise. Each
-        // protocol's own connection type, not a sniffing wrapper: nothing is buffered to guess.
-        // Each boxed on its own: the task stays the size of the handshake, and a connection
-        // costs what its protocol needs, not the larger of the two.
         let io = TokioIo::new(tls);
         if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
             let connection = self.http2.serve_connection(io, service);
-            Box::pin(self.drive(connection, &activity, peer)).await;
+            Some(Box::pin(self.drive(connection, activity, peer)))
         } else {
             let connection = self.http1.serve_connection(io, service).with_upgrades();
-            Box::pin(self.drive(connection, &activity, peer)).await;
+            Some(Box::pin(self.drive(connection, activity, peer)))
         }
     }
 
@@ -335,7 +352,7 @@ impl ConnectionShared {
     async fn drive<C: GracefulConnection>(
         &self,
         connection: C,
-        activity: &Activity,
+        activity: Arc<Activity>,
         peer: SocketAddr,
     ) {
         tokio::pin!(connection);

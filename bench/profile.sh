@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# bench/profile.sh: where a forwarded request's CPU and an idle connection's memory go, for
+# pki-sidecar proxy and nginx (configured as bench/proxy.sh's nginx-tuned), measured in ways a
+# noisy machine does not disturb:
+#
+#   - instructions per HTTP/1.1 keep-alive request (valgrind --tool=callgrind counts them; the
+#     same binary and input give the same count whatever else runs): two runs of the same
+#     server, 4 connections x ROUNDS and x 3*ROUNDS requests, the difference divided by the
+#     extra requests, so startup and handshakes cancel out;
+#   - system calls per request (strace -c -f attached while 4 x ROUNDS requests run);
+#   - pki-sidecar's heap per idle TLS connection by allocation site (valgrind --tool=massif at
+#     the peak, with IDLE and 3 x IDLE connections held after one request each: the difference
+#     per extra connection).
+#
+# Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
+# `pki-sidecar app`. Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS (default 1000),
+# BENCH_IDLE_CONNS (default 300), BENCH_KEEP=1. Takes about 3 minutes.
+set -euo pipefail
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+
+[ $# -eq 0 ] || fail "usage: bench/profile.sh"
+rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
+need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
+BIN=$(sidecar_binary)
+read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
+
+# --- certificates, upstream, configs -------------------------------------------------------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ca.key" \
+  -out "$WORK/ca.pem" -days 2 -subj /CN=profile-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/tls.key" \
+  -out "$WORK/leaf.csr" -subj /CN=foo.home 2>/dev/null
+printf 'subjectAltName=DNS:foo.home,DNS:localhost\n' >"$WORK/ext"
+openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+  -CAcreateserial -days 1 -extfile "$WORK/ext" -out "$WORK/tls.crt" 2>/dev/null
+
+cat >"$WORK/sidecar.hcl" <<HCL
+proxy {
+  listen         = "127.0.0.1:$SERVER_PORT"
+  upstream       = "http://127.0.0.1:$APP_PORT"
+  cert_file      = "$WORK/tls.crt"
+  key_file       = "$WORK/tls.key"
+  metrics_listen = "127.0.0.1:$METRICS_PORT"
+}
+app {
+  listen         = "127.0.0.1:$APP_PORT"
+  metrics_listen = "127.0.0.1:$APP_METRICS_PORT"
+}
+HCL
+mkdir -p "$WORK/nginx/tmp"
+cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp/body;
+  proxy_temp_path $WORK/nginx/tmp/proxy;
+  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+  scgi_temp_path $WORK/nginx/tmp/scgi;
+  upstream app { server 127.0.0.1:$APP_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$SERVER_PORT ssl http2;
+    ssl_certificate $WORK/tls.crt;
+    ssl_certificate_key $WORK/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+CONF
+
+start_bg "$WORK/app.log" taskset -c 1 "$BIN" app --config "$WORK/sidecar.hcl"
+wait_until 30 "the app did not start" curl -sf -o /dev/null "http://127.0.0.1:$APP_PORT/"
+
+# server_command NAME [TOOL...]: the server's command line, under TOOL when given, on CPU 0 as
+# in bench/proxy.sh (one tokio worker for the proxy, as nginx's one worker process).
+server_command() {
+  local name=$1
+  shift
+  case $name in
+    pki-sidecar) SERVER_CMD=(taskset -c 0 "$@" "$BIN" proxy --config "$WORK/sidecar.hcl") ;;
+    nginx-tuned) SERVER_CMD=(taskset -c 0 "$@" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log") ;;
+  esac
+}
+
+served() {
+  curl -sf -o /dev/null --cacert "$WORK/ca.pem" --resolve "foo.home:$SERVER_PORT:127.0.0.1" \
+    "https://foo.home:$SERVER_PORT/"
+}
+
+# instructions NAME ROUNDS: total instructions of one server run serving 4 x ROUNDS requests.
+instructions() {
+  local name=$1 n=$2 out=$WORK/callgrind.$1.$2
+  server_command "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
+  start_bg "$WORK/$name-callgrind-$n.log" "${SERVER_CMD[@]}"
+  local pid=$BG_PID
+  wait_until 120 "$name under callgrind did not serve" served
+  taskset -c 1 python3 "$BENCHLIB" keepalive "$SERVER_PORT" "$WORK/ca.pem" "$conns" "$n" >/dev/null
+  stop_pid "$pid"
+  forget_pid "$pid"
+  callgrind_annotate "$out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
+}
+
+# syscalls NAME: strace's table while 4 x ROUNDS requests run, and calls per request.
+syscalls() {
+  local name=$1 table=$WORK/strace.$1
+  server_command "$name"
+  start_bg "$WORK/$name-strace.log" "${SERVER_CMD[@]}"
+  local pid=$BG_PID tracer
+  wait_until 30 "$name did not serve" served
+  start_bg "$WORK/$name-strace-run.log" strace -c -f -p "$pid" -o "$table"
+  tracer=$BG_PID
+  sleep 0.5
+  taskset -c 1 python3 "$BENCHLIB" keepalive "$SERVER_PORT" "$WORK/ca.pem" "$conns" "$rounds" >/dev/null
+  kill -INT "$tracer"
+  wait "$tracer" 2>/dev/null || true
+  forget_pid "$tracer"
+  stop_pid "$pid"
+  forget_pid "$pid"
+  awk -v n=$((conns * rounds)) '$NF == "total" {printf "%.2f", $4 / n}' "$table"
+}
+
+declare -A INSTR CALLS
+for name in pki-sidecar nginx-tuned; do
+  say "$name: callgrind, $conns x $rounds and $conns x $((3 * rounds)) requests"
+  small=$(instructions "$name" "$rounds")
+  large=$(instructions "$name" $((3 * rounds)))
+  INSTR[$name]=$(((large - small) / (conns * 2 * rounds)))
+  say "$name: strace, $conns x $rounds requests"
+  CALLS[$name]=$(syscalls "$name")
+done
+
+# Heap per idle connection: massif's peak snapshot with $idle_conns connections held, then with
+# 3 x $idle_conns; the difference per extra connection, by allocation site, leaves out what the
+# process allocates once (session cache, runtime, buffers of the earlier request).
+massif_run() {
+  local n=$1 out=$WORK/massif.$1
+  say "pki-sidecar: massif, $n idle connections"
+  server_command pki-sidecar valgrind --tool=massif --massif-out-file="$out.out" \
+    --detailed-freq=1 --max-snapshots=200
+  start_bg "$WORK/massif-$n.log" "${SERVER_CMD[@]}"
+  local pid=$BG_PID client
+  wait_until 120 "pki-sidecar under massif did not serve" served
+  rm -f "$WORK/idle.release"
+  start_bg "$out.idle" taskset -c 1 python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$n" "$WORK/ca.pem" "$WORK/idle.release"
+  client=$BG_PID
+  wait_until 300 "the idle client did not open $n connections" grep -q '^ready' "$out.idle"
+  sleep 1
+  touch "$WORK/idle.release"
+  wait "$client" 2>/dev/null || true
+  forget_pid "$client"
+  stop_pid "$pid"
+  forget_pid "$pid"
+  ms_print "$out.out" >"$out.txt"
+}
+massif_run "$idle_conns"
+massif_run $((3 * idle_conns))
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo
+echo "#### CPU per HTTP/1.1 keep-alive request ($conns connections; callgrind, strace)"
+echo
+echo "| metric | pki-sidecar | nginx-tuned | pki-sidecar / nginx-tuned |"
+echo "| --- | ---: | ---: | ---: |"
+echo "| instructions per request | ${INSTR[pki-sidecar]} | ${INSTR[nginx-tuned]} | $(ratio "${INSTR[pki-sidecar]}" "${INSTR[nginx-tuned]}") |"
+echo "| system calls per request | ${CALLS[pki-sidecar]} | ${CALLS[nginx-tuned]} | $(ratio "${CALLS[pki-sidecar]}" "${CALLS[nginx-tuned]}") |"
+echo
+for name in pki-sidecar nginx-tuned; do
+  # strace -c's columns: % time, seconds, usecs/call, calls, [errors], syscall.
+  echo "System calls of $name for $((conns * rounds)) requests: $(awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ {printf "%s%s %s", sep, $NF, $4; sep=", "}' "$WORK/strace.$name")."
+done
+echo
+echo "#### pki-sidecar's heap per idle TLS connection, by allocation site (massif, $idle_conns and $((3 * idle_conns)) connections)"
+echo
+echo "| bytes per connection | allocated in |"
+echo "| ---: | --- |"
+lib massif-diff "$WORK/massif.$idle_conns.txt" "$idle_conns" "$WORK/massif.$((3 * idle_conns)).txt" $((3 * idle_conns))
+say "done"
