@@ -7,6 +7,7 @@
 //! - `check`: the `check tls` and `check pair` probes.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
+//! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
@@ -15,6 +16,7 @@ mod bed;
 mod check;
 mod config;
 mod deploy;
+mod image;
 mod pod;
 mod proxy;
 mod templates;
