@@ -19,8 +19,9 @@
 #
 # Usage: scripts/build-image.sh [--registry]
 #   --registry   use the Containerfile's default (registry) base images instead of stand-ins.
-# Environment: IMAGE (default localhost/pki-sidecar:dev), PKI_SIDECAR_IMAGE_CACHE (downloads
-# and the debootstrap'd rootfs; default /var/cache/pki-sidecar-image).
+# Environment: PKI_SIDECAR_IMAGE (the tag; default localhost/pki-sidecar:dev),
+# PKI_SIDECAR_IMAGE_CACHE (the downloaded .debs and rustup-init; default
+# /var/cache/pki-sidecar-image), DEBIAN_MIRROR.
 # Output: the image in containers-storage, target/image/pki-sidecar.oci.tar (an OCI archive,
 # gzip layers: what a registry would store), and the size lines on stdout.
 #
@@ -29,7 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-IMAGE=${IMAGE:-localhost/pki-sidecar:dev}
+IMAGE=${PKI_SIDECAR_IMAGE:-localhost/pki-sidecar:dev}
+script_start=$(date +%s)
 CACHE=${PKI_SIDECAR_IMAGE_CACHE:-/var/cache/pki-sidecar-image}
 RUST_VERSION=1.95.0
 BUILD_STAND_IN=localhost/stand-in/rust:1.95-slim-bookworm
@@ -184,9 +186,10 @@ PY
 )
 human() { awk -v b="$1" 'BEGIN { printf "%.2f MB (%d bytes)", b / 1000000, b }'; }
 ctr=$(buildah from -q "$IMAGE" 2>/dev/null)
-binary=$(stat -c %s "$(buildah mount "$ctr")/pki-sidecar")
+binary=$(stat -c %s "$(buildah mount "$ctr" 2>/dev/null)/pki-sidecar")
 buildah umount "$ctr" >/dev/null
 buildah rm "$ctr" >/dev/null
 echo "image $IMAGE: $(human "$uncompressed") uncompressed ($(buildah images --noheading --format '{{.Size}}' "$IMAGE" 2>/dev/null) in buildah images)"
 echo "image $IMAGE: $(human "$compressed") compressed ($layers gzip layers, $OUT/pki-sidecar.oci.tar)"
 echo "binary /pki-sidecar: $(human "$binary")"
+echo "build-image: done in $(( $(now) - script_start ))s"

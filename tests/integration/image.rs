@@ -2,10 +2,11 @@
 //! at `target/image/pki-sidecar.oci.tar`, or `PKI_SIDECAR_IMAGE_ARCHIVE`): its config, and its
 //! root filesystem run without a container runtime.
 //!
-//! The image's layers are unpacked with `umoci` into a temporary directory and the binary is run
-//! there with `chroot --userspec=65532:65532`: only the image's files are visible, so a binary
-//! needing a libc, a loader or a shell would fail. What a runtime adds (namespaces, cgroups,
-//! seccomp) is not reproduced; `pod.rs` runs the rendered Pod that way with the host's binary.
+//! The image's layers are unpacked with `umoci` into a temporary directory and its entrypoint is
+//! run there as its config says (`User` through `chroot --userspec`, `Env`, nothing else): only
+//! the image's files are visible, so a binary needing a libc, a loader or a shell would fail.
+//! What a runtime adds (namespaces, cgroups, seccomp) is not reproduced here; `pod.rs` runs the
+//! rendered Pod that way, with the host's binary.
 //!
 //! Building the image takes minutes, so the tests do not build it: without an archive they skip
 //! with a message, unless `PKI_SIDECAR_REQUIRE_IMAGE` is set (`.ci/run` sets it after running
@@ -64,9 +65,11 @@ fn image_config(archive: &Path) -> Value {
     serde_json::from_slice(&output.stdout).expect("image config JSON")
 }
 
-/// The image's layers unpacked (as root, owners kept) under a temporary directory.
+/// The image's layers unpacked (as root, owners kept) under a temporary directory, and its
+/// config: what a container runtime starts a container from.
 struct Rootfs {
     dir: tempfile::TempDir,
+    config: Value,
 }
 
 impl Rootfs {
@@ -81,29 +84,34 @@ impl Rootfs {
             .args(["unpack", "--image"])
             .arg(format!("{}:image", layout.display()))
             .arg(dir.path().join("bundle")));
-        Rootfs { dir }
+        Rootfs {
+            dir,
+            config: image_config(archive)["config"].clone(),
+        }
     }
 
     fn path(&self) -> PathBuf {
         self.dir.path().join("bundle/rootfs")
     }
 
-    /// `argv` run from the image's root filesystem as uid/gid 65532, with the environment a
-    /// runtime gives it (the image's `Env`, which distroless/static sets to `PATH` and
-    /// `SSL_CERT_FILE`) plus `env`.
-    fn command(&self, argv: &[&str], env: &[(&str, &str)]) -> Command {
+    /// The container's command as a runtime builds it: the image's `Entrypoint` followed by
+    /// `args`, run from the image's root filesystem as the image's `User` (`chroot
+    /// --userspec`), with the image's `Env` plus `env` and nothing of this process's.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let user = self.config["User"]
+            .as_str()
+            .expect("the image names a user");
         let mut command = Command::new("/usr/sbin/chroot");
-        command
-            .arg(format!("--userspec={UID}:{UID}"))
-            .arg(self.path())
-            .args(argv)
-            .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-            .envs(env.iter().copied());
+        command.arg(format!("--userspec={user}")).arg(self.path());
+        for part in self.config["Entrypoint"].as_array().expect("an entrypoint") {
+            command.arg(part.as_str().unwrap());
+        }
+        command.args(args).env_clear();
+        for pair in self.config["Env"].as_array().into_iter().flatten() {
+            let (name, value) = pair.as_str().unwrap().split_once('=').unwrap();
+            command.env(name, value);
+        }
+        command.envs(env.iter().copied());
         command
     }
 }
@@ -209,7 +217,7 @@ fn the_image_holds_one_static_binary_and_no_shell() {
             > 100_000
     );
 
-    let version = run(&mut rootfs.command(&["/pki-sidecar", "--version"], &[]));
+    let version = run(&mut rootfs.command(&["--version"], &[]));
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("pki-sidecar {}", env!("CARGO_PKG_VERSION"))
@@ -221,14 +229,7 @@ fn the_image_holds_one_static_binary_and_no_shell() {
     )
     .unwrap();
     let validate = run(&mut rootfs.command(
-        &[
-            "/pki-sidecar",
-            "validate",
-            "--config",
-            "/tmp/agent.hcl",
-            "--role",
-            "agent",
-        ],
+        &["validate", "--config", "/tmp/agent.hcl", "--role", "agent"],
         &[
             ("VAULT_ADDR", "https://vault.home"),
             ("VAULT_CACERT", "/etc/ssl/certs/vault.pem"),
@@ -254,9 +255,8 @@ fn the_app_role_serves_from_the_image_as_uid_65532() {
         ),
     );
     // chroot execs the binary, so the child is the binary itself.
-    let mut app = util::ChildGuard::spawn(
-        rootfs.command(&["/pki-sidecar", "app", "--config", "/tmp/app.hcl"], &[]),
-    );
+    let mut app =
+        util::ChildGuard::spawn(rootfs.command(&["app", "--config", "/tmp/app.hcl"], &[]));
     let address = format!("127.0.0.1:{port}").parse().unwrap();
     util::wait_for_port(address, Duration::from_secs(10));
     let response = util::http(address, "GET", "/");
