@@ -11,6 +11,7 @@
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
 //!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
+//! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 mod agent;
@@ -22,6 +23,7 @@ mod deploy;
 mod dev;
 mod doctor;
 mod faults;
+mod image;
 mod pod;
 mod proxy;
 mod templates;
