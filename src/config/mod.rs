@@ -119,6 +119,8 @@ pub struct Vault {
     /// How many times a failing request is retried (Vault's default is 12; -1 in the file
     /// disables retries and gives 0 here).
     pub num_retries: u32,
+    /// How long one request to Vault may take, connection included (`VAULT_CLIENT_TIMEOUT`).
+    pub client_timeout: Duration,
 }
 
 /// `auto_auth {}`.
@@ -358,6 +360,7 @@ pub const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("TLS_SERVER_NAME", &["vault", "tls_server_name"]),
     ("NAMESPACE", &["vault", "namespace"]),
     ("MAX_RETRIES", &["vault", "retry", "num_retries"]),
+    ("CLIENT_TIMEOUT", &["vault", "client_timeout"]),
 ];
 
 /// One environment variable's value placed at its config key.

@@ -113,6 +113,7 @@ pub struct RawVault {
     pub tls_server_name: Option<String>,
     pub namespace: Option<String>,
     pub retry: Option<RawRetry>,
+    pub client_timeout: Option<Scalar>,
 }
 
 /// `vault { retry {} }`.

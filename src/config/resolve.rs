@@ -41,6 +41,8 @@ const REFUSED_STANZAS: &[(&str, &str)] = &[
 
 const DEFAULT_VAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 const DEFAULT_NUM_RETRIES: u32 = 12;
+/// Vault's own client waits 60 s; a hung Vault is noticed sooner here, and the retries follow.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_SINK_MODE: u32 = 0o640;
 const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -403,7 +405,19 @@ fn resolve_vault(r: &mut Resolver, raw: raw::RawVault) -> Vault {
         tls_server_name: raw.tls_server_name.filter(|s| !s.is_empty()),
         namespace: raw.namespace.filter(|s| !s.is_empty()),
         num_retries,
+        client_timeout: r.duration(
+            &["vault", "client_timeout"],
+            raw.client_timeout.as_ref(),
+            DEFAULT_CLIENT_TIMEOUT,
+        ),
     };
+    if vault.client_timeout.is_zero() {
+        r.error(
+            &["vault", "client_timeout"],
+            "0 would give every request to Vault no time at all; use a duration such as 30s"
+                .to_string(),
+        );
+    }
     if vault.client_cert.is_some() != vault.client_key.is_some() {
         let missing = if vault.client_cert.is_some() {
             "client_key"

@@ -32,8 +32,8 @@ use crate::schedule;
 use crate::secret::Secret;
 pub use tls::Trust;
 
-/// How long one HTTP exchange with Vault may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a TCP/TLS connection to Vault may take to open (within the request timeout,
+/// `vault.client_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waits between retries inside one call.
 const RETRY_MIN: Duration = Duration::from_millis(250);
@@ -53,11 +53,13 @@ pub enum VaultError {
         /// The transport's words.
         detail: String,
     },
-    /// No answer within [`REQUEST_TIMEOUT`].
-    #[error("Vault at {address} did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
+    /// No answer within `vault.client_timeout`.
+    #[error("Vault at {address} did not answer within {}s (vault.client_timeout, VAULT_CLIENT_TIMEOUT)", timeout.as_secs_f64())]
     Timeout {
         /// Vault's address.
         address: String,
+        /// The limit that was reached.
+        timeout: Duration,
     },
     /// The server's certificate did not verify.
     #[error("cannot verify the TLS certificate of Vault at {address} with {trust}: {detail}")]
@@ -182,6 +184,7 @@ pub struct VaultClient {
     address: String,
     namespace: Option<String>,
     retries: u32,
+    timeout: Duration,
     trust: Trust,
     metrics: VaultMetrics,
 }
@@ -202,8 +205,8 @@ impl VaultClient {
             .tls_backend_preconfigured(tls)
             // Vault's audit log can then tell this agent's requests from other clients'.
             .user_agent(USER_AGENT)
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(vault.client_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(vault.client_timeout))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .context("cannot build the HTTP client for Vault")?;
@@ -212,6 +215,7 @@ impl VaultClient {
             address: vault.address.clone(),
             namespace: vault.namespace.clone(),
             retries: vault.num_retries,
+            timeout: vault.client_timeout,
             trust,
             metrics,
         })
@@ -519,6 +523,7 @@ impl VaultClient {
         if err.is_timeout() {
             return VaultError::Timeout {
                 address: self.address.clone(),
+                timeout: self.timeout,
             };
         }
         if let Some(tls @ rustls::Error::InvalidCertificate(_)) = find_rustls_error(err) {
@@ -666,7 +671,8 @@ mod tests {
         assert!(api(403).is_forbidden());
         assert!(
             VaultError::Timeout {
-                address: "a".into()
+                address: "a".into(),
+                timeout: Duration::from_secs(30),
             }
             .is_retryable()
         );
@@ -754,6 +760,7 @@ mod tests {
             tls_server_name: None,
             namespace: Some("team-a".into()),
             num_retries: retries,
+            client_timeout: Duration::from_secs(30),
         };
         VaultClient::new(&config, VaultMetrics::register(&Registry::new()).unwrap()).unwrap()
     }

@@ -372,6 +372,7 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
         ("VAULT_SKIP_VERIFY", "true"),
         ("VAULT_NAMESPACE", ""),
         ("VAULT_MAX_RETRIES", "-1"),
+        ("VAULT_CLIENT_TIMEOUT", "90"),
     ]
     .into_iter()
     .collect();
@@ -386,6 +387,28 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
         "an empty variable is unset"
     );
     assert_eq!(config.vault.num_retries, 0, "-1 disables retries");
+    assert_eq!(
+        config.vault.client_timeout,
+        std::time::Duration::from_secs(90),
+        "VAULT_CLIENT_TIMEOUT in seconds, as Vault reads it"
+    );
+}
+
+#[test]
+fn a_zero_client_timeout_is_refused() {
+    let output = util::command()
+        .args(["validate", "--config", "etc/agent.hcl"])
+        .env("VAULT_CLIENT_TIMEOUT", "0s")
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(
+            "environment variable VAULT_CLIENT_TIMEOUT: vault.client_timeout: 0 would give"
+        ),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -926,11 +926,27 @@ fn vault_answering_429_is_retried_no_sooner_than_its_retry_after() {
 
 #[test]
 fn vault_hanging_is_cut_by_the_request_timeout_and_retried() {
-    let timeout = pki_sidecar::vault::REQUEST_TIMEOUT;
+    // vault.client_timeout (VAULT_CLIENT_TIMEOUT), shorter than the 30 s default for the test;
+    // a second config file layered over the pod's.
+    let timeout = Duration::from_secs(8);
+    let extra = tempfile::tempdir().expect("temp dir");
+    let timeout_file = util::write_file(
+        extra.path(),
+        "timeout.hcl",
+        &format!(
+            "vault {{\n  client_timeout = \"{}s\"\n}}\n",
+            timeout.as_secs()
+        ),
+    );
     let (mut pod, first, _) = pod_failing_renewals(
         "faults-hang",
         Mode::Hang,
-        &["--log-level", "pki_sidecar=debug"],
+        &[
+            "--log-level",
+            "pki_sidecar=debug",
+            "--config",
+            timeout_file.to_str().expect("UTF-8 path"),
+        ],
     );
     wait_until(Duration::from_secs(20), "a renewal request", || {
         !issues_in(&pod.faults, Mode::Hang).is_empty()
@@ -969,8 +985,8 @@ fn vault_hanging_is_cut_by_the_request_timeout_and_retried() {
         Some(recovered),
         &format!(
             "issue request accepted and never answered: no other request meanwhile, cut by the \
-             {}s request timeout and retried {waited:.1}s after it was sent; recovery = fault \
-             cleared (3s before the timeout) to new pair",
+             {}s request timeout (vault.client_timeout) and retried {waited:.1}s after it was \
+             sent; recovery = fault cleared (3s before the timeout) to new pair",
             timeout.as_secs()
         ),
     );
