@@ -18,6 +18,7 @@
 //! - [`timefmt`]: RFC 3339 times and compact durations for logs and output.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 //! - [`template`]: a Go `text/template` engine; functions come from the caller.
+//! - [`fuzzing`]: the cargo-fuzz targets' bodies, replayed by `cargo test` (not an API).
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -27,6 +28,8 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_server;
 pub mod lifecycle;
 pub mod proxy;
