@@ -2,7 +2,8 @@
 //! input the fuzzers ever crashed on (`fuzz/regressions/TARGET/`) and every seed through exactly
 //! the code the fuzzers run. Not an API: each function takes raw bytes and panics on a bug.
 //!
-//! It must not do network I/O nor read files named by its input.
+//! It must not do network I/O. The only files it reads are those the config loader itself
+//! reads (a template `source` that a fuzzed config names); the template target refuses `file`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
