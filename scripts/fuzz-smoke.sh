@@ -31,6 +31,10 @@ sanitizer=${FUZZ_SANITIZER:-none}
 # Seconds one input may take. hcl-edit parses some malformed input slowly (~1.5 ms per byte
 # in the instrumented build, see RELIABILITY.md): 30 s at 8 KB leaves room for a busy machine.
 timeout=${FUZZ_TIMEOUT:-30}
+# Targets on which a timeout (and only a timeout) warns instead of failing: hcl-edit's parse
+# time is exponential on some malformed heredocs (RELIABILITY.md), an upstream bug that a
+# 60 s run may stumble on. Crashes always fail.
+allow_timeouts=" ${FUZZ_ALLOW_TIMEOUTS-config} "
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz-smoke: cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
@@ -71,11 +75,17 @@ for target in "${targets[@]}"; do
   log=fuzz/corpus/$target.log
   echo "fuzz-smoke: $target for $seconds s (seeds: ${seeds[*]})"
   target_start=$(date +%s)
+  mkdir -p "fuzz/artifacts/$target"
+  artifacts_before=$(ls -1 "fuzz/artifacts/$target")
   if cargo fuzz run --sanitizer "$sanitizer" "$target" "$corpus" "${seeds[@]}" -- \
     -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 -max_len=8192 \
     -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "fuzz-smoke: $target ok: ${execs:-?} runs in $(( $(date +%s) - target_start )) s, corpus $(find "$corpus" -type f | wc -l) inputs"
+  elif new=$(comm -13 <(echo "$artifacts_before") <(ls -1 "fuzz/artifacts/$target")) &&
+    [ -n "$new" ] && ! grep -qv '^timeout-' <<<"$new" && [[ $allow_timeouts == *" $target "* ]]; then
+    echo "fuzz-smoke: WARNING: $target stopped on a slow input (a known upstream slow path," \
+      "see RELIABILITY.md), not a crash: fuzz/artifacts/$target/$new" >&2
   else
     echo "fuzz-smoke: $target FAILED; the end of its log ($log):" >&2
     tail -n 60 "$log" >&2
