@@ -34,6 +34,21 @@ for spec in "${pip_packages[@]}"; do
   fi
 done
 
+# Cargo tools for .ci/run's supply-chain check and fuzz smoke. They compile from source
+# (`cargo install --locked`); measured on a 2-core machine: cargo-fuzz ~1-2 min, cargo-deny
+# several minutes (see RELIABILITY.md).
+cargo_tools=("cargo-fuzz@0.13.2" "cargo-deny@0.20.2")
+for spec in "${cargo_tools[@]}"; do
+  name=${spec%%@*}; want=${spec##*@}
+  have=$( ("$name" --version 2>/dev/null || true) | awk '{print $2}')
+  if [ "$have" != "$want" ]; then
+    echo "install-test-deps: cargo install $spec"
+    start=$(date +%s)
+    cargo install --locked --quiet -j "${CARGO_BUILD_JOBS:-2}" "$spec"
+    echo "install-test-deps: $spec installed in $(( $(date +%s) - start )) s"
+  fi
+done
+
 # Report what the tests will find.
 command -v promtool >/dev/null && promtool --version 2>&1 | sed -n 1p
 python3 - <<'PY'

@@ -21,6 +21,7 @@
 //! - [`timefmt`]: RFC 3339 times and compact durations for logs and output.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 //! - [`template`]: a Go `text/template` engine; functions come from the caller.
+//! - [`fuzzing`]: the cargo-fuzz targets' bodies, replayed by `cargo test` (not an API).
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -33,6 +34,8 @@ pub mod dev;
 pub mod devca;
 pub mod doctor;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http_server;
 pub mod lifecycle;
 pub mod proxy;

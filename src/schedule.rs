@@ -23,15 +23,24 @@ pub fn token_renewal_delay(ttl: Duration, random: f64) -> Duration {
 /// do not retry in step — but never below `min`.
 pub fn backoff_delay(attempt: u32, min: Duration, max: Duration, random: f64) -> Duration {
     let base = backoff_ceiling(attempt, min, max);
-    base.mul_f64(0.75 + 0.25 * random.clamp(0.0, 1.0))
-        .max(min.min(max))
+    // `base · (0.75 + 0.25·random)` written as a subtraction: scaling by at most a quarter can
+    // neither overflow nor round above `base`, which `mul_f64` near `Duration::MAX` does.
+    let jitter = base.mul_f64(0.25 * (1.0 - random.clamp(0.0, 1.0)));
+    base.saturating_sub(jitter).max(min.min(max))
 }
 
-/// The un-jittered wait for `attempt`: `min · 2^attempt`, capped at `max`.
+/// The un-jittered wait for `attempt`: `min · 2^attempt`, capped at `max`. Integer arithmetic:
+/// through `f64` the product of a long `min` could round above `max` or overflow `Duration`.
 pub fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Duration {
-    let factor = 2f64.powi(attempt.min(62) as i32);
-    let secs = (min.as_secs_f64() * factor).min(max.as_secs_f64());
-    Duration::from_secs_f64(secs)
+    let nanos = min.as_nanos().saturating_mul(1u128 << attempt.min(100));
+    if nanos >= max.as_nanos() {
+        return max;
+    }
+    // Below `max`, so the seconds fit in a u64.
+    Duration::new(
+        (nanos / 1_000_000_000) as u64,
+        (nanos % 1_000_000_000) as u32,
+    )
 }
 
 /// Half-width of the jitter around a certificate's renewal point, as a fraction of its lifetime.
@@ -185,6 +194,23 @@ mod tests {
     }
 
     #[test]
+    fn backoff_never_rounds_above_max_nor_overflows() {
+        // Found by the properties below: through f64, min · 2^n for a long min came out a few
+        // nanoseconds above max, and mul_f64 near Duration::MAX panicked.
+        let min = Duration::new(103_673_644, 528_923_147);
+        let max = min + Duration::new(164_761_812, 54_943_837);
+        assert_eq!(backoff_ceiling(2, min, max), max);
+        assert_eq!(backoff_delay(2, min, max, 1.0), max);
+        let huge = Duration::new(10_000_000_000_000_000_000, 0);
+        assert_eq!(backoff_ceiling(1, huge, Duration::MAX), Duration::MAX);
+        assert!(backoff_delay(1, huge, Duration::MAX, 0.5) <= Duration::MAX);
+        assert_eq!(
+            backoff_delay(1, Duration::MAX, Duration::MAX, 1.0),
+            Duration::MAX
+        );
+    }
+
+    #[test]
     fn backoff_sequence_grows_and_resets() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         let first = backoff.next_delay();
@@ -196,5 +222,178 @@ mod tests {
         assert_eq!(backoff.failures(), 12);
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(100));
+    }
+
+    /// Properties over the whole input space, including durations no config would write.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any duration at all, nanoseconds included.
+        fn any_duration() -> impl Strategy<Value = Duration> {
+            (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))
+        }
+
+        /// Durations a config or Vault can produce: up to ten years.
+        fn realistic_duration() -> impl Strategy<Value = Duration> {
+            (0u64..10 * 365 * 86400, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n))
+        }
+
+        fn random() -> impl Strategy<Value = f64> {
+            0.0f64..1.0
+        }
+
+        /// A point in time between 1970 and ~2106.
+        fn instant() -> impl Strategy<Value = SystemTime> {
+            (0u64..u32::MAX as u64).prop_map(|s| UNIX_EPOCH + Duration::from_secs(s))
+        }
+
+        use std::time::UNIX_EPOCH;
+
+        proptest! {
+            #[test]
+            fn token_renewal_is_before_expiry_within_jitter(ttl in any_duration(), r in random()) {
+                let delay = token_renewal_delay(ttl, r);
+                prop_assert!(delay <= ttl);
+                if !ttl.is_zero() {
+                    prop_assert!(delay < ttl, "renewing at or after expiry: {delay:?} of {ttl:?}");
+                }
+                let low = TOKEN_RENEWAL_FRACTION - TOKEN_RENEWAL_JITTER;
+                let high = TOKEN_RENEWAL_FRACTION + TOKEN_RENEWAL_JITTER;
+                // f64 has 53 bits: allow a relative error of 1e-12 around the bounds.
+                let ratio = delay.as_secs_f64() / ttl.as_secs_f64().max(f64::MIN_POSITIVE);
+                if ttl >= Duration::from_micros(1) {
+                    prop_assert!(ratio >= low - 1e-9 && ratio <= high + 1e-9, "{ratio}");
+                }
+            }
+
+            #[test]
+            fn token_renewal_grows_with_the_random_draw(
+                ttl in realistic_duration(), a in random(), b in random()
+            ) {
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(token_renewal_delay(ttl, a) <= token_renewal_delay(ttl, b));
+            }
+
+            #[test]
+            fn certificates_renew_after_issue_and_before_expiry(
+                not_before in instant(),
+                lifetime in realistic_duration(),
+                threshold in 0.0f64..1.0,
+                r in random(),
+            ) {
+                let not_after = not_before + lifetime;
+                let at = certificate_renewal_at(not_before, not_after, threshold, r);
+                prop_assert!(at >= not_before, "renewal before issue");
+                prop_assert!(at <= not_before + lifetime.mul_f64(0.99));
+                if !lifetime.is_zero() {
+                    prop_assert!(at < not_after, "renewal at or after expiry");
+                }
+                // Within ±5 % of the lifetime around the threshold (unless clamped at 0 or 0.99).
+                let offset = at.duration_since(not_before).unwrap().as_secs_f64();
+                let target = threshold * lifetime.as_secs_f64();
+                let jitter = CERTIFICATE_RENEWAL_JITTER * lifetime.as_secs_f64();
+                let slack = 1e-9 + lifetime.as_secs_f64() * 1e-12;
+                prop_assert!(offset >= (target - jitter).max(0.0) - slack, "{offset} < {target} - {jitter}");
+                prop_assert!(offset <= target + jitter + slack, "{offset} > {target} + {jitter}");
+            }
+
+            #[test]
+            fn certificates_with_any_threshold_still_renew_inside_their_validity(
+                not_before in instant(),
+                lifetime in realistic_duration(),
+                threshold in -10.0f64..10.0,
+                r in random(),
+            ) {
+                let not_after = not_before + lifetime;
+                let at = certificate_renewal_at(not_before, not_after, threshold, r);
+                prop_assert!(at >= not_before && at <= not_after);
+            }
+
+            #[test]
+            fn a_certificate_ending_before_it_starts_renews_at_its_start(
+                not_after in instant(), back in realistic_duration(),
+                threshold in 0.0f64..1.0, r in random(),
+            ) {
+                let not_before = not_after + back;
+                prop_assert_eq!(certificate_renewal_at(not_before, not_after, threshold, r), not_before);
+            }
+
+            #[test]
+            fn backoff_stays_between_its_envelopes(
+                attempt in 0u32..80,
+                min in realistic_duration(),
+                extra in realistic_duration(),
+                r in random(),
+            ) {
+                let max = min + extra;
+                let ceiling = backoff_ceiling(attempt, min, max);
+                let delay = backoff_delay(attempt, min, max, r);
+                prop_assert!(ceiling <= max, "ceiling {ceiling:?} above max {max:?}");
+                prop_assert!(ceiling >= min, "ceiling {ceiling:?} below min {min:?}");
+                prop_assert!(delay <= ceiling, "{delay:?} > {ceiling:?}");
+                prop_assert!(delay >= min, "{delay:?} < min {min:?}");
+                // The lower envelope: three quarters of the ceiling (1 ns of rounding).
+                prop_assert!(delay + Duration::from_nanos(1) >= ceiling.mul_f64(0.75));
+            }
+
+            #[test]
+            fn backoff_envelopes_are_monotone_and_reach_the_cap(
+                attempt in 0u32..80,
+                min in realistic_duration(),
+                extra in realistic_duration(),
+            ) {
+                let max = min + extra;
+                let lower = |n| backoff_delay(n, min, max, 0.0);
+                let upper = |n| backoff_ceiling(n, min, max);
+                prop_assert!(upper(attempt) <= upper(attempt + 1));
+                prop_assert!(lower(attempt) <= lower(attempt + 1));
+                prop_assert_eq!(upper(0), min);
+                // A zero min never grows (the config refuses min_backoff = 0); any other
+                // reaches max within 64 doublings, whatever the durations.
+                if !min.is_zero() {
+                    prop_assert_eq!(upper(u32::MAX), max);
+                    prop_assert_eq!(upper(64 + attempt), max);
+                }
+            }
+
+            #[test]
+            fn backoff_never_panics_nor_exceeds_max(
+                attempt in any::<u32>(),
+                min in any_duration(),
+                max in any_duration(),
+                r in random(),
+            ) {
+                let delay = backoff_delay(attempt, min, max, r);
+                prop_assert!(delay <= max.max(min));
+                prop_assert!(backoff_ceiling(attempt, min, max) <= max);
+            }
+
+            #[test]
+            fn backoff_sequence_follows_the_envelopes(
+                min in 1u64..60_000, extra in 0u64..600_000, steps in 1usize..40,
+            ) {
+                let min = Duration::from_millis(min);
+                let max = min + Duration::from_millis(extra);
+                let mut backoff = Backoff::new(min, max);
+                for n in 0..steps {
+                    let delay = backoff.next_delay();
+                    let ceiling = backoff_ceiling(n as u32, min, max);
+                    prop_assert!(delay <= ceiling && delay >= min);
+                    prop_assert!(delay + Duration::from_nanos(1) >= ceiling.mul_f64(0.75));
+                }
+                prop_assert_eq!(backoff.failures() as usize, steps);
+            }
+
+            #[test]
+            fn renewal_retries_never_sleep_past_a_quarter_of_what_is_left(
+                delay in any_duration(), time_left in any_duration(), floor in any_duration(),
+            ) {
+                let wait = renewal_retry_wait(delay, time_left, floor);
+                prop_assert!(wait <= delay);
+                prop_assert!(wait >= floor.min(delay));
+                prop_assert!(wait <= (time_left / 4).max(floor.min(delay)));
+            }
+        }
     }
 }

@@ -11,15 +11,24 @@ use super::raw::Scalar;
 /// seconds (`3600` or `"3600"`).
 pub fn duration(value: &Scalar) -> Result<Duration, String> {
     const HINT: &str = "(examples: 90s, 5m, 1h30m, 3600)";
-    match value {
+    let parsed = match value {
         Scalar::Int(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
         Scalar::Int(seconds) => Err(format!("{seconds} is negative; a duration must be >= 0")),
         Scalar::Float(_) | Scalar::Bool(_) => Err(format!("{value} is not a duration {HINT}")),
         Scalar::Text(text) => {
             parse_duration_text(text).ok_or_else(|| format!("{value} is not a duration {HINT}"))
         }
+    }?;
+    if parsed > MAX_DURATION {
+        return Err(format!("{value} is longer than ten years"));
     }
+    Ok(parsed)
 }
+
+/// The longest duration a config may hold: far beyond any TTL or timeout this program uses,
+/// and short enough that `Instant::now() + duration` (a retry, a render interval, an idle
+/// deadline) cannot overflow and panic at run time.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86400);
 
 fn parse_duration_text(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -27,7 +36,8 @@ fn parse_duration_text(text: &str) -> Option<Duration> {
         return None;
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        return text.parse::<u64>().ok().map(Duration::from_secs);
+        // Only an overflow fails here: saturate, and let MAX_DURATION refuse it.
+        return Some(Duration::from_secs(text.parse::<u64>().unwrap_or(u64::MAX)));
     }
     if text == "0" {
         return Some(Duration::ZERO);
@@ -59,10 +69,8 @@ fn parse_duration_text(text: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total_nanos += number * nanos_per_unit;
     }
-    // Ten years is far beyond any TTL or timeout this program uses; it also keeps f64 exact.
-    if !(0.0..=10.0 * 365.0 * 86400e9).contains(&total_nanos) {
-        return None;
-    }
+    // The cast saturates: anything too long for a u64 of nanoseconds is then refused by the
+    // MAX_DURATION check, with the right message.
     Some(Duration::from_nanos(total_nanos.round() as u64))
 }
 
@@ -142,6 +150,28 @@ mod tests {
         assert!(duration(&text("h")).is_err());
         assert!(duration(&text("10x")).is_err());
         assert!(duration(&Scalar::Int(-1)).is_err());
+    }
+
+    #[test]
+    fn durations_longer_than_ten_years_are_refused_in_every_spelling() {
+        // Integers used to pass unbounded, and `Instant::now() + interval` then panicked in
+        // the agent (static_secret_render_interval) or the proxy (idle_timeout).
+        let ten_years = 10 * 365 * 86400;
+        assert_eq!(duration(&Scalar::Int(ten_years)), Ok(MAX_DURATION));
+        for too_long in [
+            Scalar::Int(ten_years + 1),
+            Scalar::Int(i64::MAX),
+            text("18446744073709551615"),
+            text("99999999999999999999999"),
+            text("87601h"),
+            text(&"9".repeat(400)),
+            text(&format!("{}h", "9".repeat(400))),
+        ] {
+            assert_eq!(
+                duration(&too_long).unwrap_err(),
+                format!("{too_long} is longer than ten years")
+            );
+        }
     }
 
     #[test]

@@ -121,7 +121,19 @@ pub fn load_pair(
     };
     let cert_text = read(cert_file)?;
     let key_text = read(key_file)?;
-    let blocks = certs::pem_blocks(&cert_text)
+    pair_from_pem(&cert_text, &key_text, cert_file, key_file, now)
+}
+
+/// Validates a pair already read: `cert_text` as read from `cert_file`, `key_text` from
+/// `key_file` (the paths only name the files in errors). [`load_pair`]'s checks, without I/O.
+pub fn pair_from_pem(
+    cert_text: &str,
+    key_text: &str,
+    cert_file: &Path,
+    key_file: &Path,
+    now: SystemTime,
+) -> Result<LoadedPair, ReloadError> {
+    let blocks = certs::pem_blocks(cert_text)
         .map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
     let chain: Vec<CertificateDer<'static>> = blocks
         .into_iter()
@@ -136,7 +148,7 @@ pub fn load_pair(
     };
     let info = CertInfo::parse(leaf)
         .map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
-    let key = certs::pem_blocks(&key_text)
+    let key = certs::pem_blocks(key_text)
         .map_err(|err| ReloadError::KeyInvalid(format!("{}: {err}", key_file.display())))?
         .into_iter()
         .find(certs::PemBlock::is_private_key)
@@ -170,7 +182,7 @@ pub fn load_pair(
     Ok(LoadedPair {
         certified: Arc::new(certified),
         info,
-        fingerprint: fingerprint(&cert_text, &key_text),
+        fingerprint: fingerprint(cert_text, key_text),
     })
 }
 

@@ -402,9 +402,9 @@ fn format_float(out: &mut String, value: f64, verb: char, precision: Option<usiz
     } else {
         let magnitude = value.abs();
         match verb {
-            'f' | 'F' => format!("{:.*}", precision.unwrap_or(6), magnitude),
+            'f' | 'F' => fixed(magnitude, precision.unwrap_or(6)),
             'e' | 'E' => {
-                let s = go_exponent(&format!("{:.*e}", precision.unwrap_or(6), magnitude));
+                let s = go_exponent(&scientific(magnitude, precision.unwrap_or(6)));
                 if verb == 'E' { s.to_uppercase() } else { s }
             }
             _ => {
@@ -444,6 +444,38 @@ fn format_float(out: &mut String, value: f64, verb: char, precision: Option<usiz
     }
 }
 
+/// Digits after the decimal point past which every `f64`'s exact decimal expansion is zeros
+/// (the smallest subnormal, 2^-1074, has 1074 of them; no `f64` has more than 767 significant
+/// digits). Rust's formatter panics on a precision above `u16::MAX`, Go accepts up to
+/// [`MAX_WIDTH`]: format this many digits, then append the zeros.
+const EXACT_DIGITS: usize = 1100;
+
+/// `{:.precision$}` for any precision up to [`MAX_WIDTH`].
+fn fixed(magnitude: f64, precision: usize) -> String {
+    let mut s = format!("{:.*}", precision.min(EXACT_DIGITS), magnitude);
+    s.extend(std::iter::repeat_n(
+        '0',
+        precision.saturating_sub(EXACT_DIGITS),
+    ));
+    s
+}
+
+/// `{:.precision$e}` (Rust's exponent form) for any precision up to [`MAX_WIDTH`].
+fn scientific(magnitude: f64, precision: usize) -> String {
+    let s = format!("{:.*e}", precision.min(EXACT_DIGITS), magnitude);
+    let zeros = precision.saturating_sub(EXACT_DIGITS);
+    if zeros == 0 {
+        return s;
+    }
+    let (mantissa, exponent) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let mut out = String::with_capacity(s.len() + zeros);
+    out.push_str(mantissa);
+    out.extend(std::iter::repeat_n('0', zeros));
+    out.push('e');
+    out.push_str(exponent);
+    out
+}
+
 /// Rust's `1.5e3` exponent into Go's `1.5e+03`.
 fn go_exponent(rust: &str) -> String {
     let Some((mantissa, exponent)) = rust.split_once('e') else {
@@ -460,7 +492,8 @@ fn go_exponent(rust: &str) -> String {
 /// non-negative finite float, shortest or rounded to `significant` digits, as Go's `decimal`.
 fn decimal_digits(magnitude: f64, significant: Option<usize>) -> (Vec<u8>, i64) {
     let rust = match significant {
-        Some(n) => format!("{:.*e}", n.saturating_sub(1), magnitude),
+        // Trailing zeros are dropped below, so the extra ones need not be formatted at all.
+        Some(n) => format!("{:.*e}", n.saturating_sub(1).min(EXACT_DIGITS), magnitude),
         None => format!("{magnitude:e}"),
     };
     let (mantissa, exponent) = rust.split_once('e').unwrap_or((rust.as_str(), "0"));

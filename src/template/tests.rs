@@ -721,6 +721,27 @@ fn printf_verbs() {
 }
 
 #[test]
+fn printf_precisions_beyond_rusts_formatter_pad_with_zeros_as_go() {
+    // Found by fuzzing: Rust's `{:.*}` panics above u16::MAX, Go takes up to 1e6.
+    let e = render("{{ printf \"%.100000e\" 5.0 }}");
+    assert_eq!(e, format!("5.{}e+00", "0".repeat(100_000)));
+    let f = render("{{ printf \"%.70000f\" 0.5 }}");
+    assert_eq!(f, format!("0.5{}", "0".repeat(69_999)));
+    // %g keeps only the exact digits, as Go's does.
+    assert_eq!(
+        render("{{ printf \"%.80000g\" 0.15 }}"),
+        "0.1499999999999999944488848768742172978818416595458984375"
+    );
+    let capped = render("{{ printf \"%.*e\" 2000000 1.0 }}");
+    assert_eq!(capped.len(), "1.".len() + 1_000_000 + "e+00".len());
+    // Up to the exact digits nothing changes.
+    assert_eq!(
+        render("{{ printf \"%.1100f\" 1.0 }}"),
+        format!("1.{}", "0".repeat(1100))
+    );
+}
+
+#[test]
 fn print_and_println_spacing() {
     assert_eq!(render("{{ print 1 2 \"a\" \"b\" 3 true }}"), "1 2ab3 true");
     assert_eq!(render("{{ print \"a\" 1 2 \"b\" }}"), "a1 2b");
