@@ -21,7 +21,8 @@
 //! - [`timefmt`]: RFC 3339 times and compact durations for logs and output.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 //! - [`template`]: a Go `text/template` engine; functions come from the caller.
-//! - [`fuzzing`]: the cargo-fuzz targets' bodies, replayed by `cargo test` (not an API).
+//! - `fuzzing` (tests and `--cfg fuzzing` only): the cargo-fuzz targets' bodies, replayed by
+//!   `cargo test` (not an API).
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -34,6 +35,9 @@ pub mod dev;
 pub mod devca;
 pub mod doctor;
 pub mod fsutil;
+// Only in tests and in cargo-fuzz builds (`--cfg fuzzing`): it reads test fixtures at compile
+// time, which a release build from `src/` alone (the Containerfile's) does not have.
+#[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_server;

@@ -34,6 +34,18 @@ pub enum ConfigError {
         /// What is wrong there.
         message: String,
     },
+    /// The HCL parser did not finish in time: hcl-edit 0.10 takes time exponential in the
+    /// length of some malformed input (found by fuzzing, see RELIABILITY.md).
+    #[error(
+        "{file}: the HCL parser gave up after {seconds} s; the file is probably malformed (an \
+         unterminated heredoc or string, a stray `${{`): check it with `pki-sidecar validate`"
+    )]
+    ParseTimeout {
+        /// The path as given.
+        file: String,
+        /// The deadline.
+        seconds: u64,
+    },
     /// A value is well-formed HCL but wrong for its key.
     #[error("{origin}: {path}: {message}")]
     Invalid {

@@ -395,6 +395,33 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
 }
 
 #[test]
+fn a_file_the_hcl_parser_chokes_on_ends_in_an_error_not_a_hang() {
+    // Found by fuzzing: hcl-edit 0.10 needs about 110 s for this 1,971-byte malformed file.
+    let started = std::time::Instant::now();
+    let output = util::command()
+        .args([
+            "validate",
+            "--config",
+            "fuzz/slow/config/hcl-edit-110-seconds-1971-bytes",
+        ])
+        .output()
+        .expect("run validate");
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "fuzz/slow/config/hcl-edit-110-seconds-1971-bytes: the HCL parser gave up after 10 s"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(40),
+        "took {elapsed:?}"
+    );
+}
+
+#[test]
 fn a_zero_client_timeout_is_refused() {
     let output = util::command()
         .args(["validate", "--config", "etc/agent.hcl"])
