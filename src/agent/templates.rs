@@ -454,7 +454,7 @@ impl TemplateRunner {
                     .and_then(serde_json::Value::as_u64)
                     .unwrap_or(0);
                 let refresh = if lease > 0 {
-                    schedule::token_renewal_delay(Duration::from_secs(lease), fastrand::f64())
+                    schedule::token_renewal_delay(crate::vault::lease(lease), fastrand::f64())
                 } else {
                     self.settings.static_secret_render_interval
                 };

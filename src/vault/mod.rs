@@ -175,6 +175,13 @@ impl VaultMetrics {
 }
 
 /// Talks to one Vault server.
+/// A lease or TTL Vault sent, in seconds, as a duration the agent can add to a clock: capped at
+/// ten years (the longest duration a config accepts), so that a huge value from a buggy or
+/// hostile server cannot overflow an `Instant`.
+pub fn lease(seconds: u64) -> Duration {
+    Duration::from_secs(seconds).min(crate::config::values::MAX_DURATION)
+}
+
 /// What the agent calls itself in its requests to Vault.
 pub const USER_AGENT: &str = concat!("pki-sidecar/", env!("CARGO_PKG_VERSION"));
 
@@ -303,7 +310,7 @@ impl VaultClient {
                 detail: err.to_string(),
             })?;
         let received_at = Instant::now();
-        let ttl = Duration::from_secs(lookup.ttl);
+        let ttl = lease(lookup.ttl);
         Ok(Token {
             secret: secret.clone(),
             ttl,
@@ -639,7 +646,7 @@ fn token_from_auth(operation: &'static str, auth: Option<AuthBlock>) -> Result<T
             detail: "an empty client token".into(),
         });
     }
-    let ttl = Duration::from_secs(auth.lease_duration);
+    let ttl = lease(auth.lease_duration);
     Ok(Token {
         secret: auth.client_token,
         ttl,
@@ -766,6 +773,19 @@ mod tests {
     }
 
     const LOGIN_OK: &str = r#"{"auth":{"client_token":"s.ok","accessor":"a","policies":["pki"],"lease_duration":30,"renewable":true}}"#;
+
+    #[test]
+    fn leases_are_capped_so_clocks_cannot_overflow() {
+        assert_eq!(lease(3600), Duration::from_secs(3600));
+        let huge = lease(u64::MAX);
+        assert_eq!(huge, crate::config::values::MAX_DURATION);
+        let _ = Instant::now() + huge;
+        let json = r#"{"auth":{"client_token":"s.abc","accessor":"a","policies":[],
+                      "lease_duration":18446744073709551615,"renewable":true}}"#;
+        let envelope: Envelope = serde_json::from_str(json).unwrap();
+        let token = token_from_auth("login", envelope.auth).unwrap();
+        assert!(token.deadline().is_some());
+    }
 
     #[tokio::test]
     async fn requests_name_pki_sidecar_and_its_version_as_user_agent() {
