@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -20,12 +20,12 @@ use std::time::{Duration, SystemTime};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::certs::{self, CertInfo};
-use crate::cli::{CheckCommand, CheckPairArgs, CheckTlsArgs};
+use crate::certs::{self, CertInfo, PairError};
 use crate::timefmt::{format_duration, rfc3339};
-use crate::vault::tls::{AcceptAnyCertificate, crypto_provider, read_certificates};
+use crate::tls::pem;
+use crate::tls::{AcceptAnyCertificate, crypto_provider, read_certificates};
 
 /// Exit code of a check that ran and found the certificate or pair unhealthy.
 pub const EXIT_UNHEALTHY: u8 = 1;
@@ -38,13 +38,31 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `check tls` waits for the TLS handshake once connected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs one probe: prints what it found and returns its exit code.
-pub fn run(command: &CheckCommand) -> ExitCode {
-    let now = SystemTime::now();
-    let (name, result) = match command {
-        CheckCommand::Tls(args) => ("check tls", tls(args, now)),
-        CheckCommand::Pair(args) => ("check pair", pair(args, now)),
-    };
+/// What `check tls` connects to and asks of the served certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsProbe {
+    /// Where to connect, `HOST:PORT`.
+    pub connect: String,
+    /// SNI name to send and verify, instead of the host.
+    pub servername: Option<String>,
+    /// CA bundle to verify the chain against.
+    pub cacert: Option<PathBuf>,
+    /// Unhealthy if the certificate expires within this.
+    pub checkend: Duration,
+}
+
+/// `check tls`: prints what it found and returns its exit code.
+pub fn run_tls(probe: &TlsProbe) -> ExitCode {
+    report("check tls", tls(probe, SystemTime::now()))
+}
+
+/// `check pair`: prints what it found and returns its exit code.
+pub fn run_pair(cert: &Path, key: &Path) -> ExitCode {
+    report("check pair", pair(cert, key, SystemTime::now()))
+}
+
+/// Prints a probe's finding (or why it could not run) and chooses the exit code.
+fn report(name: &str, result: Result<Finding, CouldNotRun>) -> ExitCode {
     match result {
         Ok(finding) => {
             print!("{}", render(&finding.fields));
@@ -57,7 +75,7 @@ pub fn run(command: &CheckCommand) -> ExitCode {
                 ExitCode::from(EXIT_UNHEALTHY)
             }
         }
-        Err(CouldNotRun(why)) => {
+        Err(why) => {
             eprintln!("pki-sidecar {name}: {why}");
             ExitCode::from(EXIT_COULD_NOT_RUN)
         }
@@ -68,7 +86,7 @@ pub fn run(command: &CheckCommand) -> ExitCode {
 #[derive(Debug, Default)]
 pub(crate) struct Finding {
     pub(crate) fields: Vec<(&'static str, String)>,
-    pub(crate) problems: Vec<String>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Finding {
@@ -77,13 +95,41 @@ impl Finding {
     }
 
     fn problem(&mut self, problem: impl fmt::Display) {
-        self.problems.push(problem.to_string());
+        self.problems.push(Problem::Other(problem.to_string()));
+    }
+}
+
+/// What makes a probe's answer "unhealthy"; the variants callers branch on are their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The key is a good key, but not the certificate's.
+    KeyMismatch(String),
+    /// Anything else, in words.
+    Other(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Problem::KeyMismatch(text) | Problem::Other(text)) = self;
+        f.write_str(text)
     }
 }
 
 /// Why a probe could not run (exit 2).
-#[derive(Debug)]
-pub(crate) struct CouldNotRun(pub(crate) String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CouldNotRun {
+    /// No TCP connection to the target.
+    Connect(String),
+    /// Anything else: a file that cannot be read, a handshake that failed.
+    Other(String),
+}
+
+impl fmt::Display for CouldNotRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (CouldNotRun::Connect(text) | CouldNotRun::Other(text)) = self;
+        f.write_str(text)
+    }
+}
 
 /// The one place output is laid out: `label:` padded to a column, then the value.
 fn render(fields: &[(&str, String)]) -> String {
@@ -235,13 +281,13 @@ fn seconds(duration: Duration) -> String {
 // check pair
 
 /// `check pair`'s examination, also `doctor`'s certificate step.
-pub(crate) fn pair(args: &CheckPairArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
+pub(crate) fn pair(cert: &Path, key: &Path, now: SystemTime) -> Result<Finding, CouldNotRun> {
     // Both files are read before anything is judged, so a missing key is exit 2 even when the
     // certificate is also bad.
-    let cert_text = read_text(&args.cert)?;
-    let key_text = read_text(&args.key)?;
-    let cert_path = args.cert.display();
-    let key_path = args.key.display();
+    let cert_text = read_text(cert)?;
+    let key_text = read_text(key)?;
+    let cert_path = cert.display();
+    let key_path = key.display();
 
     let mut finding = Finding::default();
     finding.field("certificate", &cert_path);
@@ -256,16 +302,16 @@ pub(crate) fn pair(args: &CheckPairArgs, now: SystemTime) -> Result<Finding, Cou
     };
     finding.fields.extend(certificate_fields(&info, now));
 
-    match first_private_key(&key_text) {
+    match pem::first_private_key(key_text.as_bytes()) {
         Ok((key, format)) => {
             finding.field("key", format!("{key_path} ({format})"));
             match certs::key_matches(&cert_der, key) {
-                Ok(true) => finding.field("pair", "key matches certificate"),
-                Ok(false) => {
+                Ok(()) => finding.field("pair", "key matches certificate"),
+                Err(PairError::Mismatch) => {
                     finding.field("pair", "key does NOT match certificate");
-                    finding.problem(format!(
+                    finding.problems.push(Problem::KeyMismatch(format!(
                         "the key in {key_path} does not match the certificate in {cert_path}"
-                    ));
+                    )));
                 }
                 Err(why) => {
                     finding.field("pair", "key could not be compared");
@@ -288,46 +334,20 @@ pub(crate) fn pair(args: &CheckPairArgs, now: SystemTime) -> Result<Finding, Cou
 /// A file's text; failing to read it at all means the check cannot run.
 fn read_text(path: &Path) -> Result<String, CouldNotRun> {
     let bytes = std::fs::read(path)
-        .map_err(|err| CouldNotRun(format!("cannot read {}: {err}", path.display())))?;
+        .map_err(|err| CouldNotRun::Other(format!("cannot read {}: {err}", path.display())))?;
     // Lossy: a binary (DER) file then simply has no PEM block, which is reported as such.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The first `CERTIFICATE` block: the leaf, in a chain file written leaf first.
+/// The first certificate: the leaf, in a chain file written leaf first.
 pub(crate) fn first_certificate(text: &str) -> Result<Vec<u8>, String> {
-    let blocks = certs::pem_blocks(text).map_err(|why| format!("not valid PEM: {why}"))?;
-    blocks
+    let certificates =
+        pem::certificates(text.as_bytes()).map_err(|why| format!("not valid PEM: {why}"))?;
+    certificates
         .into_iter()
-        .find(|block| block.label == "CERTIFICATE")
-        .map(|block| block.der)
+        .next()
+        .map(|cert| cert.to_vec())
         .ok_or_else(|| "no PEM certificate in the file".to_string())
-}
-
-/// The first private key in a format Vault issues, and that format's name.
-fn first_private_key(text: &str) -> Result<(PrivateKeyDer<'static>, &'static str), String> {
-    let blocks = certs::pem_blocks(text).map_err(|why| format!("not valid PEM: {why}"))?;
-    for block in &blocks {
-        if let Some(key) = block.private_key() {
-            return Ok((key, key_format(&block.label)));
-        }
-    }
-    match blocks.iter().find(|block| block.is_private_key()) {
-        Some(block) => Err(format!(
-            "its {} block is not a supported key format (PKCS#1, PKCS#8 or SEC1, unencrypted)",
-            block.label
-        )),
-        None => Err("no PEM private key in the file".to_string()),
-    }
-}
-
-/// The usual name of a key PEM label's format.
-fn key_format(label: &str) -> &'static str {
-    match label {
-        "RSA PRIVATE KEY" => "PKCS#1",
-        "EC PRIVATE KEY" => "SEC1",
-        "PRIVATE KEY" => "PKCS#8",
-        _ => "unknown format",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,15 +438,15 @@ pub(crate) struct Served {
     chain_check: ChainCheck,
 }
 
-fn tls(args: &CheckTlsArgs, now: SystemTime) -> Result<Finding, CouldNotRun> {
-    let target = parse_connect(&args.connect).map_err(CouldNotRun)?;
-    let name = server_name(&target, args.servername.as_deref()).map_err(CouldNotRun)?;
+fn tls(args: &TlsProbe, now: SystemTime) -> Result<Finding, CouldNotRun> {
+    let target = parse_connect(&args.connect).map_err(CouldNotRun::Other)?;
+    let name = server_name(&target, args.servername.as_deref()).map_err(CouldNotRun::Other)?;
     let roots = match &args.cacert {
         Some(path) => Some(ca_bundle(path)?),
         None => None,
     };
     let served = served(&target, name.clone(), roots)?;
-    let checkend = Duration::from_secs(args.checkend.unwrap_or(0));
+    let checkend = args.checkend;
     Ok(assess_served(
         &target,
         &name,
@@ -447,13 +467,14 @@ pub(crate) fn served(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|err| CouldNotRun(format!("cannot start the async runtime: {err}")))?;
+        .map_err(|err| CouldNotRun::Other(format!("cannot start the async runtime: {err}")))?;
     runtime.block_on(handshake(target, name, roots))
 }
 
 /// The trusted CAs from `--cacert`; a file that cannot be used means the check cannot run.
 fn ca_bundle(path: &Path) -> Result<RootCertStore, CouldNotRun> {
-    let could_not_run = |why: String| CouldNotRun(format!("--cacert {}: {why}", path.display()));
+    let could_not_run =
+        |why: String| CouldNotRun::Other(format!("--cacert {}: {why}", path.display()));
     let certs = read_certificates(path).map_err(|err| could_not_run(format!("{err:#}")))?;
     let mut roots = RootCertStore::empty();
     for cert in certs {
@@ -476,7 +497,7 @@ async fn handshake(
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|err| {
-                    CouldNotRun(format!("cannot build a verifier from --cacert: {err}"))
+                    CouldNotRun::Other(format!("cannot build a verifier from --cacert: {err}"))
                 })?,
         ),
         None => None,
@@ -488,7 +509,9 @@ async fn handshake(
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|err| CouldNotRun(format!("the crypto provider cannot do TLS 1.2/1.3: {err}")))?
+        .map_err(|err| {
+            CouldNotRun::Other(format!("the crypto provider cannot do TLS 1.2/1.3: {err}"))
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
@@ -500,20 +523,20 @@ async fn handshake(
     )
     .await
     .map_err(|_| {
-        CouldNotRun(format!(
+        CouldNotRun::Connect(format!(
             "cannot connect to {target}: no answer within {}s",
             CONNECT_TIMEOUT.as_secs()
         ))
     })?
-    .map_err(|err| CouldNotRun(format!("cannot connect to {target}: {err}")))?;
+    .map_err(|err| CouldNotRun::Connect(format!("cannot connect to {target}: {err}")))?;
     let peer = tcp
         .peer_addr()
-        .map_err(|err| CouldNotRun(format!("cannot connect to {target}: {err}")))?;
+        .map_err(|err| CouldNotRun::Connect(format!("cannot connect to {target}: {err}")))?;
 
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
         .await
         .map_err(|_| {
-            CouldNotRun(format!(
+            CouldNotRun::Other(format!(
                 "the TLS handshake with {target} ({peer}) did not finish within {}s",
                 HANDSHAKE_TIMEOUT.as_secs()
             ))
@@ -525,7 +548,7 @@ async fn handshake(
             } else {
                 ""
             };
-            CouldNotRun(format!(
+            CouldNotRun::Other(format!(
                 "the TLS handshake with {target} ({peer}) failed: {err}{hint}"
             ))
         })?;
@@ -799,23 +822,5 @@ mod tests {
             ("not before", "x".to_string()),
         ]);
         assert_eq!(text, "subject:    foo\nnot before: x\n");
-    }
-
-    #[test]
-    fn key_formats_are_named() {
-        assert_eq!(key_format("RSA PRIVATE KEY"), "PKCS#1");
-        assert_eq!(key_format("EC PRIVATE KEY"), "SEC1");
-        assert_eq!(key_format("PRIVATE KEY"), "PKCS#8");
-        let encrypted =
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert!(
-            first_private_key(encrypted)
-                .err()
-                .is_some_and(|why| why.contains("not a supported key format"))
-        );
-        assert_eq!(
-            first_private_key("nothing").err(),
-            Some("no PEM private key in the file".to_string())
-        );
     }
 }

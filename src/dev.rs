@@ -21,12 +21,15 @@ use anyhow::{Context, bail};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, LogFormat, raw::Scalar, values};
+use crate::agent::functions::KnownFunctions;
+use crate::config::{self, LogFormat};
 use crate::devca::DevCa;
 use crate::fsutil::{self, Ownership};
 use crate::lifecycle::Lifecycle;
+use crate::schedule::Clock;
 use crate::secret::Secret;
-use crate::{agent, app, proxy, telemetry};
+use crate::units::{self, Scalar};
+use crate::{agent, app, http_server, proxy, telemetry};
 
 /// `dev` options.
 #[derive(Debug, clap::Args)]
@@ -67,7 +70,7 @@ pub struct DevArgs {
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {
-    let ttl = values::duration(&Scalar::Text(text.to_string()))?;
+    let ttl = units::duration(&Scalar::Text(text.to_string()))?;
     if ttl < Duration::from_secs(2) {
         return Err("a certificate must live at least 2s".to_string());
     }
@@ -148,7 +151,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
             Ownership::default(),
         )
         .context("cannot write the root certificate")?;
-        Some(Arc::new(ca))
+        Some(ca)
     };
     let config_path = dir.join(CONFIG_FILE);
     fsutil::write_atomic(
@@ -158,7 +161,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         Ownership::default(),
     )
     .context("cannot write the generated config")?;
-    let config = config::load(std::slice::from_ref(&config_path))
+    let config = config::load(std::slice::from_ref(&config_path), &KnownFunctions)
         .map_err(|errors| anyhow::anyhow!("the generated config is invalid:\n{errors}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -180,13 +183,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         let each = lifecycle.clone();
         roles.spawn(async move { ("proxy", proxy::run(&proxy_config, each).await) });
         let each = lifecycle.clone();
-        roles.spawn(async move {
-            let result = match ca {
-                Some(ca) => agent::run_with_dev_ca(&config, each, ca).await,
-                None => agent::run(&config, each).await,
-            };
-            ("agent", result)
-        });
+        roles.spawn(async move { ("agent", run_agent(&config, ca, each).await) });
         let banner = tokio::spawn(announce(args.banner(dir), lifecycle.shutdown.clone()));
         // One role ending (an error, or shutdown) ends them all.
         let mut failure = None;
@@ -213,6 +210,27 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// The agent role as the Pod runs it ([`agent::run`]) with `--vault`; else the same agent
+/// ([`agent::Agent::serve`]) with the development CA as its backend, which needs no login.
+async fn run_agent(
+    config: &config::Config,
+    ca: Option<DevCa>,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<()> {
+    let Some(ca) = ca else {
+        let agent_config = config
+            .agent()
+            .map_err(|errors| anyhow::anyhow!("the generated config is invalid:\n{errors}"))?;
+        return agent::run(&agent_config, lifecycle).await;
+    };
+    let listen = config.telemetry.metrics_listen;
+    let metrics_listener = http_server::bind(listen, "telemetry.metrics_listen").await?;
+    let telemetry = telemetry::Telemetry::new().context("cannot register the agent's metrics")?;
+    agent::Agent::with_backend(&config.templates(), Box::new(ca), telemetry, Clock::System)?
+        .serve(metrics_listener, lifecycle)
+        .await
 }
 
 /// Whether `err` comes from binding a port someone else holds.
@@ -445,14 +463,12 @@ async fn is_ready(address: SocketAddr) -> bool {
 
 /// One TLS handshake with `address` as `localhost`, verified against the roots in `root_file`.
 async fn served_and_verified(address: SocketAddr, root_file: &Path) -> anyhow::Result<()> {
-    let text = tokio::fs::read_to_string(root_file).await?;
+    let text = tokio::fs::read(root_file).await?;
     let mut roots = rustls::RootCertStore::empty();
-    for block in crate::certs::pem_blocks(&text).map_err(anyhow::Error::msg)? {
-        if block.label == "CERTIFICATE" {
-            roots.add(block.der.into())?;
-        }
+    for certificate in crate::tls::pem::certificates(&text).map_err(anyhow::Error::msg)? {
+        roots.add(certificate)?;
     }
-    let client = rustls::ClientConfig::builder_with_provider(crate::vault::tls::crypto_provider())
+    let client = rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -496,8 +512,12 @@ mod tests {
     #[test]
     fn the_generated_config_loads_through_the_normal_loader() {
         let dir = Path::new("/run/dev-test");
-        let development = config::load_str("dev.hcl", &config_text(&args(&["--ttl", "90s"]), dir))
-            .expect("dev config loads");
+        let development = config::load_str(
+            "dev.hcl",
+            &config_text(&args(&["--ttl", "90s"]), dir),
+            &KnownFunctions,
+        )
+        .expect("dev config loads");
         assert!(development.auto_auth.is_none());
         assert_eq!(development.templates.len(), 1);
         assert_eq!(development.templates[0].destination, dir.join(CERT_FILE));
@@ -522,11 +542,10 @@ mod tests {
         let vault = config::load_str(
             "dev.hcl",
             &config_text(&args(&["--vault", "--pki-path", "pki/issue/web"]), dir),
+            &KnownFunctions,
         )
         .expect("--vault config loads");
-        vault
-            .check_role(config::Role::Agent)
-            .expect("the agent can run it");
+        vault.agent().expect("the agent can run it");
         let method = &vault.auto_auth.as_ref().unwrap().method;
         assert_eq!(
             method.kind,

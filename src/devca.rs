@@ -19,8 +19,11 @@ use rcgen::{
 };
 use serde_json::json;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::backend::{Backend, BoxFuture};
 use crate::certs;
-use crate::config::{raw::Scalar, values};
+use crate::units::{self, Scalar};
 
 /// How far back a leaf's NotBefore is set, as Vault's default `not_before_duration` (clock
 /// skew between the issuer and the client).
@@ -137,7 +140,7 @@ impl DevCa {
         let common_name = field("common_name")
             .ok_or_else(|| DevCaError::BadRequest("the common_name field is required".into()))?;
         let ttl = match field("ttl") {
-            Some(text) => values::duration(&Scalar::Text(text.clone()))
+            Some(text) => units::duration(&Scalar::Text(text.clone()))
                 .map_err(|err| DevCaError::BadRequest(format!("ttl: {err}")))?,
             None => self.default_ttl,
         }
@@ -255,9 +258,78 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// The development CA as the agent's issuer: issue requests only (a write to
+/// `MOUNT/issue/ROLE`), no login.
+impl Backend for DevCa {
+    fn ready<'a>(&'a mut self, _shutdown: &'a CancellationToken) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
+    fn request<'a>(
+        &'a self,
+        _operation: &'static str,
+        method: http::Method,
+        path: &'a str,
+        body: Option<serde_json::Value>,
+    ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+        Box::pin(async move {
+            let is_write = method == http::Method::POST || method == http::Method::PUT;
+            let is_issue = path
+                .trim_matches('/')
+                .rsplit('/')
+                .nth(1)
+                .is_some_and(|segment| segment == "issue");
+            if !(is_write && is_issue) {
+                anyhow::bail!(
+                    "the development CA answers PKI issue requests (a write to \
+                     MOUNT/issue/ROLE) only, not {method} {path}"
+                );
+            }
+            let body = body.unwrap_or_else(|| json!({}));
+            Ok(self.issue(&body)?)
+        })
+    }
+
+    fn describe(&self) -> String {
+        "the development CA".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_development_ca_answers_issue_writes_only() {
+        let ca = DevCa::generate(Duration::from_secs(60), Duration::from_secs(60)).unwrap();
+        let body = serde_json::json!({"common_name": "localhost"});
+        let answer = ca
+            .request(
+                "issue",
+                http::Method::POST,
+                "pki_intermediate/issue/home",
+                Some(body.clone()),
+            )
+            .await
+            .unwrap();
+        assert!(answer["data"]["certificate"].is_string());
+        for (method, path) in [
+            (http::Method::GET, "pki_intermediate/issue/home"),
+            (http::Method::POST, "pki_intermediate/sign/home"),
+            (http::Method::GET, "secret/data/app"),
+        ] {
+            let err = ca
+                .request("secret", method.clone(), path, Some(body.clone()))
+                .await
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("issue requests"),
+                "{method} {path}: {err}"
+            );
+        }
+        let mut ca = ca;
+        assert!(ca.ready(&CancellationToken::new()).await);
+    }
     use rustls::RootCertStore;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier;
@@ -268,7 +340,9 @@ mod tests {
     }
 
     fn der(pem: &str) -> CertificateDer<'static> {
-        CertificateDer::from(certs::pem_blocks(pem).unwrap().remove(0).der)
+        crate::tls::pem::certificates(pem.as_bytes())
+            .unwrap()
+            .remove(0)
     }
 
     fn data(answer: &serde_json::Value, key: &str) -> String {
@@ -357,14 +431,17 @@ mod tests {
             json!({"common_name": "localhost", "key_type": "ec", "key_bits": "384"}),
         ] {
             let answer = ca.issue(&request).unwrap();
-            let key = certs::pem_blocks(&data(&answer, "private_key"))
-                .unwrap()
-                .remove(0);
+            let (key, _) =
+                crate::tls::pem::first_private_key(data(&answer, "private_key").as_bytes())
+                    .unwrap();
             let cert = der(&data(&answer, "certificate"));
-            assert!(certs::key_matches(&cert, key.private_key().unwrap()).unwrap());
+            assert_eq!(certs::key_matches(&cert, key.clone_key()), Ok(()));
             // And not another certificate's.
             let other = der(&data(&ca.issue(&request).unwrap(), "certificate"));
-            assert!(!certs::key_matches(&other, key.private_key().unwrap()).unwrap());
+            assert_eq!(
+                certs::key_matches(&other, key),
+                Err(certs::PairError::Mismatch)
+            );
         }
     }
 

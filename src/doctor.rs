@@ -31,12 +31,12 @@ use rustls_pki_types::ServerName;
 
 use crate::agent::auth::Authenticator;
 use crate::agent::functions::Dependency;
-use crate::agent::templates::{self, DryRun};
-use crate::certs::{self, CertInfo};
-use crate::check::{self, Target};
-use crate::cli::CheckPairArgs;
+use crate::agent::render::{self, DryRun};
+use crate::certs::CertInfo;
+use crate::check::{self, CouldNotRun, Problem, Target};
 use crate::config::{AuthKind, AuthMethod, Config, Template};
 use crate::timefmt::{format_duration, rfc3339};
+use crate::tls::pem;
 use crate::vault::{Token, Trust, VaultClient, VaultError, VaultMetrics};
 
 /// Exit code when every step passed or was skipped.
@@ -159,7 +159,7 @@ pub fn run(config: &Config) -> ExitCode {
         .iter()
         .enumerate()
         .map(|(index, template)| {
-            let dry = templates::dry_run(template).map_err(|err| format!("{err:#}"));
+            let dry = render::dry_run(template).map_err(|err| format!("{err:#}"));
             (index, template, dry)
         })
         .collect();
@@ -689,10 +689,10 @@ fn certificate_files(destination: &Path, key_files: &[PathBuf], now: SystemTime)
     let mut key_paths: Vec<PathBuf> = key_files.to_vec();
     if key_paths.is_empty() {
         // No writeToFile for the key: it may sit in the destination itself.
-        let holds_key = std::fs::read_to_string(destination)
+        let holds_key = std::fs::read(destination)
             .ok()
-            .and_then(|text| certs::pem_blocks(&text).ok())
-            .is_some_and(|blocks| blocks.iter().any(certs::PemBlock::is_private_key));
+            .and_then(|text| pem::blocks(&text).ok())
+            .is_some_and(|blocks| blocks.iter().any(pem::PemBlock::is_private_key));
         if holds_key {
             key_paths.push(destination.to_path_buf());
         }
@@ -703,14 +703,10 @@ fn certificate_files(destination: &Path, key_files: &[PathBuf], now: SystemTime)
         return certificate_only(destination, now, not_written);
     }
     let mut facts = String::new();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     for key in &key_paths {
-        let args = CheckPairArgs {
-            cert: destination.to_path_buf(),
-            key: key.clone(),
-        };
-        match check::pair(&args, now) {
-            Err(check::CouldNotRun(why)) => return failed(why, not_written),
+        match check::pair(destination, key, now) {
+            Err(why) => return failed(why.to_string(), not_written),
             Ok(finding) if finding.problems.is_empty() => {
                 if facts.is_empty() {
                     let field = |label: &str| {
@@ -737,7 +733,10 @@ fn certificate_files(destination: &Path, key_files: &[PathBuf], now: SystemTime)
     if problems.is_empty() {
         return Outcome::Passed(format!("key {} matches; {facts}", keys.join(", ")));
     }
-    let next = if problems.iter().any(|p| p.contains("does not match")) {
+    let next = if problems
+        .iter()
+        .any(|problem| matches!(problem, Problem::KeyMismatch(_)))
+    {
         format!(
             "`openssl pkey -pubout -in {key} | openssl sha256` and `openssl x509 -pubkey -noout \
              -in {cert} | openssl sha256` differ: restart the agent (it never reuses a \
@@ -750,6 +749,7 @@ fn certificate_files(destination: &Path, key_files: &[PathBuf], now: SystemTime)
          pki_sidecar_agent_certificate_renewal_timestamp_seconds says when it planned to"
             .to_string()
     };
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     failed(problems.join("; "), next)
 }
 
@@ -824,14 +824,14 @@ fn proxy_listener(config: &Config) -> Outcome {
     let name = sni_for(on_disk.as_ref().ok().map(|(_, info)| info), &target);
     let served = match check::served(&target, name.clone(), None) {
         Ok(served) => served,
-        Err(check::CouldNotRun(why)) => {
-            if !config.proxy_configured && why.contains("cannot connect") {
+        Err(why) => {
+            if !config.proxy_configured && matches!(why, CouldNotRun::Connect(_)) {
                 return Outcome::Skipped(format!(
                     "no proxy {{}} block, and nothing listens on {target}"
                 ));
             }
             return failed(
-                why,
+                why.to_string(),
                 format!(
                     "is the proxy running here? (`kubectl logs POD -c proxy`); it listens on \
                      proxy.listen = {} and refuses handshakes until it has loaded {}",

@@ -4,7 +4,8 @@
 //! only within one filesystem), which is written, given its mode (and owner), fsynced, renamed
 //! over the destination, and then the directory is fsynced so the rename survives a crash. On
 //! any error the temporary file is removed and the destination is left as it was. Files that
-//! belong together are [`Staged`] first and renamed only once all of them are written.
+//! belong together are [`Staged`] first and renamed only once all of them are written
+//! ([`StagedFiles`]); a file whose contents and mode are already right is not rewritten.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -106,9 +107,188 @@ fn temporary_path(path: &Path, directory: &Path) -> PathBuf {
     directory.join(format!(".{name}.{}.{unique}.tmp", std::process::id()))
 }
 
+/// Files of one render written beside their destinations, in the order they are to replace
+/// them.
+#[derive(Debug, Default)]
+pub struct StagedFiles {
+    files: Vec<(Vec<u8>, Staged)>,
+}
+
+impl StagedFiles {
+    /// What `path` will hold once committed, if a file for it is staged.
+    pub fn pending(&self, path: &Path) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .rev()
+            .find(|(_, staged)| staged.path() == path)
+            .map(|(contents, _)| contents.as_slice())
+    }
+
+    /// Adds a staged file; an earlier one for the same path is dropped (and its temporary
+    /// removed), as its rename would be overwritten anyway.
+    pub fn push(&mut self, contents: Vec<u8>, staged: Staged) {
+        self.files
+            .retain(|(_, earlier)| earlier.path() != staged.path());
+        self.files.push((contents, staged));
+    }
+
+    /// Renames every staged file over its destination, in order; `true` when any was. The
+    /// error names the file whose rename failed.
+    pub fn commit(self) -> io::Result<bool> {
+        let changed = !self.files.is_empty();
+        for (_, staged) in self.files {
+            let path = staged.path().to_path_buf();
+            staged.commit().map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("cannot replace {}: {err}", path.display()),
+                )
+            })?;
+        }
+        Ok(changed)
+    }
+}
+
+/// Stages `contents` for `path` unless it already has these contents and mode.
+pub fn stage_if_changed(
+    path: &Path,
+    contents: Vec<u8>,
+    perms: Option<u32>,
+    owner: Ownership,
+    staged: &mut StagedFiles,
+) -> io::Result<()> {
+    if owner == Ownership::default()
+        && staged.pending(path).is_none()
+        && !needs_write(path, &contents, perms)
+    {
+        return Ok(());
+    }
+    let mode = perms
+        .or_else(|| existing_mode(path))
+        .unwrap_or_else(|| default_mode(&contents));
+    let file = Staged::write(path, &contents, mode, owner)?;
+    staged.push(contents, file);
+    Ok(())
+}
+
+/// The mode of a new file whose template gives none: 0600 when it holds a private key, else
+/// 0644 as in Vault Agent.
+pub fn default_mode(contents: &[u8]) -> u32 {
+    let holds_key = contents
+        .windows(b"PRIVATE KEY-----".len())
+        .any(|window| window == b"PRIVATE KEY-----");
+    if holds_key { 0o600 } else { 0o644 }
+}
+
+/// Whether `path` lacks these contents or this mode.
+pub fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
+    let current_mode = existing_mode(path);
+    let mode = perms
+        .or(current_mode)
+        .unwrap_or_else(|| default_mode(contents));
+    current_mode != Some(mode) || std::fs::read(path).map_or(true, |existing| existing != contents)
+}
+
+pub fn existing_mode(path: &Path) -> Option<u32> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Stages and commits one file, as a render does for each of its files.
+    fn replace_if_changed(
+        path: &Path,
+        contents: &[u8],
+        perms: Option<u32>,
+        owner: Ownership,
+    ) -> io::Result<bool> {
+        let mut staged = StagedFiles::default();
+        stage_if_changed(path, contents.to_vec(), perms, owner, &mut staged)?;
+        staged.commit()
+    }
+
+    #[test]
+    fn a_failed_write_replaces_no_file_of_the_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tls.key");
+        std::fs::write(&key, "old key").unwrap();
+        let mut staged = StagedFiles::default();
+        stage_if_changed(
+            &key,
+            b"new key".to_vec(),
+            None,
+            Ownership::default(),
+            &mut staged,
+        )
+        .unwrap();
+        // The certificate cannot be written (as on a full disk): the key stays the old one.
+        let crt = dir.path().join("missing").join("tls.crt");
+        assert!(
+            stage_if_changed(
+                &crt,
+                b"new".to_vec(),
+                None,
+                Ownership::default(),
+                &mut staged
+            )
+            .is_err()
+        );
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "old key");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn files_holding_a_key_default_to_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tls.key");
+        let pem = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(replace_if_changed(&key, pem, None, Ownership::default()).unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let crt = dir.path().join("tls.crt");
+        assert!(
+            replace_if_changed(
+                &crt,
+                b"-----BEGIN CERTIFICATE-----\n",
+                None,
+                Ownership::default()
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            std::fs::metadata(&crt).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Unchanged contents and mode: nothing written.
+        assert!(
+            !replace_if_changed(
+                &crt,
+                b"-----BEGIN CERTIFICATE-----\n",
+                None,
+                Ownership::default()
+            )
+            .unwrap()
+        );
+        // An explicit mode wins, and a mode change alone is a change.
+        assert!(replace_if_changed(&key, pem, Some(0o644), Ownership::default()).unwrap());
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+
     use std::os::unix::fs::MetadataExt;
 
     #[test]

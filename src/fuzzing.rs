@@ -14,6 +14,7 @@ use crate::agent::functions::{Dependency, RenderFunctions};
 use crate::certs::{self, CertInfo};
 use crate::config::{self, Role};
 use crate::template::{Functions, RenderOptions, Template, Value};
+use crate::tls::pem;
 
 /// The HCL config loader: `config::load_str` (`config::load` minus the read and the
 /// environment), then `check_role` and `validate::summary`, or every error printed.
@@ -23,12 +24,10 @@ pub fn config(data: &[u8]) {
         return;
     };
     let roles = [Role::Agent, Role::Proxy, Role::App];
-    match config::load_str("fuzz.hcl", text) {
+    match config::load_str("fuzz.hcl", text, &crate::agent::functions::KnownFunctions) {
         Ok(config) => {
-            for role in roles {
-                if let Err(errors) = config.check_role(role) {
-                    let _ = errors.to_string();
-                }
+            if let Err(errors) = config.agent() {
+                let _ = errors.to_string();
             }
             let _ = crate::validate::summary(&config, &roles);
         }
@@ -143,21 +142,21 @@ pub fn certs(data: &[u8]) {
     let mut certificates = Vec::new();
     let mut keys = Vec::new();
     for text in [cert_text, key_text] {
-        let Ok(blocks) = certs::pem_blocks(text) else {
+        let Ok(blocks) = pem::blocks(text.as_bytes()) else {
             continue;
         };
         for block in blocks {
-            let again = certs::pem_blocks(&block.to_pem());
+            let again = pem::blocks(block.to_pem().as_bytes());
             assert_eq!(
                 again.as_deref(),
                 Ok(std::slice::from_ref(&block)),
                 "PEM round trip"
             );
-            if block.label == "CERTIFICATE" {
+            if block.is_certificate() {
                 if let Ok(info) = CertInfo::parse(&block.der) {
                     let _ = (info.lifetime(), certs::unix_seconds(info.not_after));
                 }
-                certificates.push(block.der);
+                certificates.push(block.der.clone());
             } else if let Some(key) = block.private_key() {
                 keys.push(key);
             }

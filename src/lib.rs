@@ -48,5 +48,7 @@ pub mod secret;
 pub mod telemetry;
 pub mod template;
 pub mod timefmt;
+pub mod tls;
+pub mod units;
 pub mod validate;
 pub mod vault;

@@ -7,7 +7,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pki_sidecar::cli::{Cli, Command};
+use pki_sidecar::agent::functions::KnownFunctions;
+use pki_sidecar::cli::{CheckCommand, Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
 use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate};
@@ -37,7 +38,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy => Role::Proxy,
         Command::App => Role::App,
         Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
-        Command::Check(probe) => return Ok(check::run(probe)),
+        Command::Check(CheckCommand::Tls(args)) => {
+            return Ok(check::run_tls(&check::TlsProbe {
+                connect: args.connect.clone(),
+                servername: args.servername.clone(),
+                cacert: args.cacert.clone(),
+                checkend: std::time::Duration::from_secs(args.checkend.unwrap_or(0)),
+            }));
+        }
+        Command::Check(CheckCommand::Pair(args)) => {
+            return Ok(check::run_pair(&args.cert, &args.key));
+        }
         Command::Doctor => return Ok(doctor_command(&cli)),
         Command::Dev(args) => {
             if !cli.config.is_empty() {
@@ -50,10 +61,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
-    if let Err(errors) = config.check_role(role) {
-        eprintln!("{errors}");
-        return Ok(ExitCode::from(config::EXIT_CONFIG as u8));
-    }
+    // Each role's own config type, checked for what only that role needs (the agent's
+    // auto_auth) before anything starts.
+    let role_config = match role {
+        Role::Agent => match config.agent() {
+            Ok(agent_config) => RoleConfig::Agent(agent_config),
+            Err(errors) => {
+                eprintln!("{errors}");
+                return Ok(ExitCode::from(config::EXIT_CONFIG as u8));
+            }
+        },
+        Role::Proxy => RoleConfig::Proxy(config.proxy.clone()),
+        Role::App => RoleConfig::App(config.app.clone()),
+    };
     let format = cli
         .log_format
         .or(config.logging.format)
@@ -63,19 +83,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         config.logging.level.as_deref(),
         format,
     );
-    match role {
-        Role::App => {
+    match role_config {
+        RoleConfig::App(app_config) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
                 let lifecycle = Lifecycle::new();
                 lifecycle.listen_for_signals()?;
-                app::run(&config.app, lifecycle).await
+                app::run(&app_config, lifecycle).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Role::Agent => {
+        RoleConfig::Agent(agent_config) => {
             // One thread: the agent waits on Vault and timers, and stays small.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -83,27 +103,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(async {
                 let lifecycle = Lifecycle::new();
                 lifecycle.listen_for_signals()?;
-                agent::run(&config, lifecycle).await
+                agent::run(&agent_config, lifecycle).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Role::Proxy => {
+        RoleConfig::Proxy(proxy_config) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
                 let lifecycle = Lifecycle::new();
                 lifecycle.listen_for_signals()?;
-                proxy::run(&config.proxy, lifecycle).await
+                proxy::run(&proxy_config, lifecycle).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// A role and the config it runs with.
+enum RoleConfig {
+    Agent(config::AgentConfig),
+    Proxy(config::Proxy),
+    App(config::App),
+}
+
 /// Loads the config files, printing errors and choosing exit code 78 when they are invalid.
 fn load(paths: &[std::path::PathBuf]) -> Result<Config, ExitCode> {
-    config::load(paths).map_err(|errors| {
+    config::load(paths, &KnownFunctions).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(config::EXIT_CONFIG as u8)
     })
@@ -120,7 +147,9 @@ fn validate_command(cli: &Cli, role: Option<Role>) -> ExitCode {
     };
     let roles = match role {
         Some(role) => {
-            if let Err(errors) = config.check_role(role) {
+            if role == Role::Agent
+                && let Err(errors) = config.agent()
+            {
                 eprintln!("{errors}");
                 return ExitCode::from(config::EXIT_CONFIG as u8);
             }

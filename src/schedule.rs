@@ -1,7 +1,8 @@
 //! When to act: token renewal points and retry backoff, as pure functions of their inputs.
 //!
 //! Randomness comes in as a number in `[0, 1)` so tests can pin it; callers pass
-//! `fastrand::f64()`. Nothing here sleeps or reads the clock.
+//! `fastrand::f64()`. Nothing here sleeps; the one reader of the clock is [`Clock`], the seam
+//! through which tests run renewals on tokio's paused time.
 
 use std::time::{Duration, SystemTime};
 
@@ -102,6 +103,40 @@ impl Backoff {
     /// Back to the first step.
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// The wall clock the agent judges certificates by (they live by the calendar). Deadlines
+/// use tokio's monotonic [`tokio::time::Instant`]; a test that pauses tokio's time gets a wall
+/// clock that follows it, so hours of renewals run in milliseconds and agree with the sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system's clock.
+    System,
+    /// `wall` at the tokio instant `start`, advancing with tokio's clock.
+    FollowsTokio {
+        /// The wall time `start` stands for.
+        wall: SystemTime,
+        /// The tokio instant the clock was made at.
+        start: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A wall clock that reads `wall` now and advances with tokio's (possibly paused) clock.
+    pub fn following_tokio(wall: SystemTime) -> Clock {
+        Clock::FollowsTokio {
+            wall,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> SystemTime {
+        match self {
+            Clock::System => SystemTime::now(),
+            Clock::FollowsTokio { wall, start } => *wall + start.elapsed(),
+        }
     }
 }
 

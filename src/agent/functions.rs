@@ -311,9 +311,8 @@ fn write_to_file(args: &[Value]) -> Result<FileWrite, String> {
     let perms = if perms.trim().is_empty() {
         None
     } else {
-        let parsed =
-            crate::config::values::mode(&crate::config::raw::Scalar::Text(perms.to_string()))
-                .map_err(|err| format!("writeToFile: perms {err}"))?;
+        let parsed = crate::units::mode(&crate::units::Scalar::Text(perms.to_string()))
+            .map_err(|err| format!("writeToFile: perms {err}"))?;
         Some(parsed)
     };
     let mut append = false;

@@ -2,174 +2,242 @@
 //!
 //! It writes the pid file, serves its metrics, logs in with auto_auth and keeps the token
 //! alive ([`auth`]), and renders the templates — certificates above all — and keeps them fresh
-//! ([`templates`], with the consul-template [`functions`]). It runs until SIGTERM, or, with
-//! `exit_after_auth` (an init container), renders every template once and exits. Templates
-//! fetch through a [`backend::Backend`]: Vault, or the development CA of `pki-sidecar dev`
-//! ([`run_with_dev_ca`]), which needs no login.
+//! ([`runner`]; one template's passes in [`render`], the `pkiCert` decisions in [`pki`], the
+//! consul-template [`functions`], a template's `command` in `command`). It runs until
+//! shutdown, or, with `exit_after_auth` (an init container), renders every template once and
+//! exits.
+//!
+//! Assembly is the same for every role: [`Agent::build`] turns the parsed config into a
+//! runnable agent (registering its metrics, touching neither the network nor the disk), and
+//! [`Agent::serve`] runs it on a listener bound by the caller until shutdown. Templates fetch
+//! through a [`backend::Backend`]: Vault by default; [`Agent::with_backend`] takes any other
+//! (the development CA of `pki-sidecar dev`, a test's scripted issuer), which needs no login.
 
 pub mod auth;
 pub mod backend;
+mod command;
 pub mod functions;
 pub mod metrics;
-pub mod templates;
+pub mod pki;
+pub mod render;
+pub mod runner;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Role};
-use crate::devca::DevCa;
-use crate::http_server;
+use crate::config::{AgentConfig, Templates};
 use crate::lifecycle::Lifecycle;
+use crate::schedule::Clock;
 use crate::telemetry::Telemetry;
 use crate::vault::{VaultClient, VaultMetrics};
+use backend::{Backend, VaultBackend};
 
-/// Runs the agent until shutdown; `Ok` is a clean exit.
-pub async fn run(config: &Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
-    config
-        .check_role(Role::Agent)
-        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let auto_auth = config
-        .auto_auth
-        .clone()
-        .context("the agent needs an auto_auth block")?;
-    let _pid_file = config
-        .pid_file
-        .as_deref()
-        .map(auth::PidFile::create)
-        .transpose()?;
+/// Retry bounds for templates served by a backend without a login (Vault Agent's auth
+/// defaults, which are what bound a Vault-backed agent's retries unless the file says
+/// otherwise).
+const DEFAULT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 
-    let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
-    let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
-    let agent_metrics =
-        metrics::AgentMetrics::register(&telemetry.registry, auto_auth.method.kind.name())?;
-    let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
-    telemetry.readiness.not_ready(
-        auth::READY_CONDITION,
-        format!(
-            "no Vault token yet (logging in to {})",
-            config.vault.address
-        ),
-    );
-    let metrics_listener =
-        http_server::bind(config.telemetry.metrics_listen, "telemetry.metrics_listen").await?;
-    let metrics_task = tokio::spawn(
-        telemetry
-            .clone()
-            .serve(metrics_listener, lifecycle.shutdown.clone()),
-    );
-
-    let client = VaultClient::new(&config.vault, vault_metrics).with_context(|| {
-        format!(
-            "cannot set up the connection to Vault at {}",
-            config.vault.address
-        )
-    })?;
-    tracing::info!(
-        vault = %config.vault.address,
-        method = auto_auth.method.kind.name(),
-        mount = %auto_auth.method.mount_path,
-        templates = config.templates.len(),
-        metrics = %config.telemetry.metrics_listen,
-        "agent starting"
-    );
-    let (token_tx, token_rx) = watch::channel(None);
-    let relogin = Arc::new(Notify::new());
-    let backend = backend::Backend::Vault {
-        client: client.clone(),
-        tokens: token_rx,
-        relogin: relogin.clone(),
-    };
-    let runner = templates::TemplateRunner::new(
-        config,
-        backend,
-        (auto_auth.method.min_backoff, auto_auth.method.max_backoff),
-        template_metrics,
-        telemetry.readiness.clone(),
-    )?;
-    let keeper = auth::TokenKeeper {
-        authenticator: auth::Authenticator::new(client.clone(), auto_auth.method.clone()),
-        client,
-        sinks: auto_auth.sinks.clone(),
-        method: auto_auth.method.clone(),
-        metrics: agent_metrics,
-        readiness: telemetry.readiness.clone(),
-        token_tx,
-        relogin,
-    };
-    let shutdown = lifecycle.shutdown.clone();
-    let result = if config.exit_after_auth {
-        // An init container: one login, every template once, then exit.
-        match keeper.run(shutdown.clone(), true).await {
-            Ok(auth::KeeperExit::Authenticated) => {
-                runner.run(&shutdown, lifecycle.reloads(), true).await
-            }
-            Ok(auth::KeeperExit::Shutdown) => Ok(()),
-            Err(err) => Err(err),
-        }
-    } else {
-        let keeper = keeper.run(shutdown.clone(), false);
-        let runner = runner.run(&shutdown, lifecycle.reloads(), false);
-        tokio::pin!(keeper, runner);
-        // Both run until shutdown; an error from either (exit_on_err,
-        // exit_on_retry_failure) ends the agent.
-        tokio::select! {
-            result = &mut keeper => result.map(|_| ()),
-            result = &mut runner => result,
-        }
-    };
-    lifecycle.shutdown.cancel();
-    let _ = metrics_task.await;
-    result?;
-    if config.exit_after_auth {
-        tracing::info!("exit_after_auth: every template rendered; exiting");
-    } else {
-        tracing::info!("agent stopped");
-    }
-    Ok(())
+/// A configured agent, ready to serve.
+pub struct Agent {
+    telemetry: Telemetry,
+    runner: runner::TemplateRunner,
+    /// The token keeper, when the backend is Vault.
+    keeper: Option<auth::TokenKeeper>,
+    pid_file: Option<PathBuf>,
+    exit_after_auth: bool,
 }
 
-/// Retry bounds for templates served by the development CA (Vault Agent's auth defaults).
-const DEV_CA_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+impl Agent {
+    /// The production agent: templates fetched from Vault with the token its keeper gets by
+    /// `auto_auth`. Reads the CA files Vault's TLS needs; calls nothing yet.
+    pub fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
+        Agent::build_with_clock(config, telemetry, Clock::System)
+    }
 
-/// Runs the agent's templates against the in-process development CA until shutdown: the same
-/// runner, renewal schedule, atomic writes and metrics as [`run`], without a login. No auth or
-/// token metric is registered, since nothing logs in.
-pub async fn run_with_dev_ca(
-    config: &Config,
-    lifecycle: Lifecycle,
-    ca: Arc<DevCa>,
+    /// [`Agent::build`] judging certificate validity by `clock` (tests pass a clock that
+    /// follows tokio's paused time).
+    pub fn build_with_clock(
+        config: &AgentConfig,
+        telemetry: Telemetry,
+        clock: Clock,
+    ) -> anyhow::Result<Agent> {
+        let method = &config.auto_auth.method;
+        let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
+        let agent_metrics =
+            metrics::AgentMetrics::register(&telemetry.registry, method.kind.name())?;
+        let client = VaultClient::new(&config.vault, vault_metrics).with_context(|| {
+            format!(
+                "cannot set up the connection to Vault at {}",
+                config.vault.address
+            )
+        })?;
+        telemetry.readiness.not_ready(
+            auth::READY_CONDITION,
+            format!(
+                "no Vault token yet (logging in to {})",
+                config.vault.address
+            ),
+        );
+        let (token_tx, token_rx) = watch::channel(None);
+        let relogin = Arc::new(Notify::new());
+        let backend = VaultBackend {
+            client: client.clone(),
+            tokens: token_rx,
+            relogin: relogin.clone(),
+        };
+        let keeper = auth::TokenKeeper {
+            authenticator: auth::Authenticator::new(client.clone(), method.clone()),
+            client,
+            sinks: config.auto_auth.sinks.clone(),
+            method: method.clone(),
+            metrics: agent_metrics,
+            readiness: telemetry.readiness.clone(),
+            token_tx,
+            relogin,
+        };
+        tracing::info!(
+            vault = %config.vault.address,
+            method = method.kind.name(),
+            mount = %method.mount_path,
+            templates = config.templates.templates.len(),
+            "agent configured"
+        );
+        let mut agent = Agent::assemble(
+            &config.templates,
+            Box::new(backend),
+            (method.min_backoff, method.max_backoff),
+            telemetry,
+            clock,
+        )?;
+        agent.keeper = Some(keeper);
+        agent.pid_file = config.pid_file.clone();
+        agent.exit_after_auth = config.exit_after_auth;
+        Ok(agent)
+    }
+
+    /// An agent whose templates fetch from `backend`, which needs no login: no token keeper,
+    /// no auth or token metrics. Everything else — the runner, the renewal schedule, the atomic
+    /// writes, the metrics — is the production agent's.
+    pub fn with_backend(
+        templates: &Templates,
+        backend: Box<dyn Backend>,
+        telemetry: Telemetry,
+        clock: Clock,
+    ) -> anyhow::Result<Agent> {
+        tracing::info!(
+            issuer = %backend.describe(),
+            templates = templates.templates.len(),
+            "agent configured"
+        );
+        Agent::assemble(templates, backend, DEFAULT_BACKOFF, telemetry, clock)
+    }
+
+    fn assemble(
+        templates: &Templates,
+        backend: Box<dyn Backend>,
+        backoff: (Duration, Duration),
+        telemetry: Telemetry,
+        clock: Clock,
+    ) -> anyhow::Result<Agent> {
+        let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
+        let runner = runner::TemplateRunner::new(
+            templates,
+            backend,
+            backoff,
+            template_metrics,
+            telemetry.readiness.clone(),
+            clock,
+        )?;
+        Ok(Agent {
+            telemetry,
+            runner,
+            keeper: None,
+            pid_file: None,
+            exit_after_auth: false,
+        })
+    }
+
+    /// Serves `metrics_listener` and runs the agent until `lifecycle` shuts down (or, with
+    /// `exit_after_auth`, until every template rendered once); `Ok` is a clean exit.
+    pub async fn serve(
+        self,
+        metrics_listener: TcpListener,
+        lifecycle: Lifecycle,
+    ) -> anyhow::Result<()> {
+        let _pid_file = self
+            .pid_file
+            .as_deref()
+            .map(auth::PidFile::create)
+            .transpose()?;
+        let metrics_task = tokio::spawn(
+            self.telemetry
+                .clone()
+                .serve(metrics_listener, lifecycle.shutdown.clone()),
+        );
+        let shutdown = lifecycle.shutdown.clone();
+        let result = run_parts(
+            self.keeper,
+            self.runner,
+            &shutdown,
+            lifecycle.reloads(),
+            self.exit_after_auth,
+        )
+        .await;
+        lifecycle.shutdown.cancel();
+        let _ = metrics_task.await;
+        result?;
+        if self.exit_after_auth {
+            tracing::info!("exit_after_auth: every template rendered; exiting");
+        } else {
+            tracing::info!("agent stopped");
+        }
+        Ok(())
+    }
+}
+
+/// The keeper (if any) and the runner, until shutdown or the first error.
+async fn run_parts(
+    keeper: Option<auth::TokenKeeper>,
+    runner: runner::TemplateRunner,
+    shutdown: &CancellationToken,
+    reloads: watch::Receiver<u64>,
+    exit_after_auth: bool,
 ) -> anyhow::Result<()> {
-    let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
-    let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
+    let Some(keeper) = keeper else {
+        return runner.run(shutdown, reloads, false).await;
+    };
+    if exit_after_auth {
+        // An init container: one login, every template once, then exit.
+        return match keeper.run(shutdown.clone(), true).await? {
+            auth::KeeperExit::Authenticated => runner.run(shutdown, reloads, true).await,
+            auth::KeeperExit::Shutdown => Ok(()),
+        };
+    }
+    let keeper = keeper.run(shutdown.clone(), false);
+    let runner = runner.run(shutdown, reloads, false);
+    tokio::pin!(keeper, runner);
+    // Both run until shutdown; an error from either (exit_on_err, exit_on_retry_failure) ends
+    // the agent.
+    tokio::select! {
+        result = &mut keeper => result.map(|_| ()),
+        result = &mut runner => result,
+    }
+}
+
+/// Runs the agent of `config` until shutdown: binds its metrics listener, builds, serves.
+pub async fn run(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let metrics_listener =
-        http_server::bind(config.telemetry.metrics_listen, "telemetry.metrics_listen").await?;
-    let metrics_task = tokio::spawn(
-        telemetry
-            .clone()
-            .serve(metrics_listener, lifecycle.shutdown.clone()),
-    );
-    let backend = backend::Backend::DevCa(ca);
-    tracing::info!(
-        issuer = %backend.describe(),
-        templates = config.templates.len(),
-        metrics = %config.telemetry.metrics_listen,
-        "agent starting"
-    );
-    let runner = templates::TemplateRunner::new(
-        config,
-        backend,
-        DEV_CA_BACKOFF,
-        template_metrics,
-        telemetry.readiness.clone(),
-    )?;
-    let shutdown = lifecycle.shutdown.clone();
-    let result = runner.run(&shutdown, lifecycle.reloads(), false).await;
-    lifecycle.shutdown.cancel();
-    let _ = metrics_task.await;
-    result?;
-    tracing::info!("agent stopped");
-    Ok(())
+        crate::http_server::bind(config.telemetry.metrics_listen, "telemetry.metrics_listen")
+            .await?;
+    let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
+    tracing::info!(metrics = %config.telemetry.metrics_listen, "agent starting");
+    Agent::build(config, telemetry)?
+        .serve(metrics_listener, lifecycle)
+        .await
 }

@@ -14,7 +14,6 @@ pub mod error;
 pub mod hcl;
 pub mod raw;
 mod resolve;
-pub mod values;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +24,8 @@ use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 
 pub use error::{ConfigError, ConfigErrors, EXIT_CONFIG};
+
+use crate::template::Functions;
 
 /// Which role a config is checked or run for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -408,30 +409,37 @@ fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Vec<EnvOverride> {
     overrides
 }
 
-/// Loads `paths` in order with the process environment.
-pub fn load(paths: &[PathBuf]) -> Result<Config, ConfigErrors> {
-    load_with_env(paths, &|name| std::env::var(name).ok())
+/// Loads `paths` in order with the process environment. Every template is parsed with
+/// `functions` known (the agent's function registry): a syntax error or an unknown function
+/// is a config error, as Vault Agent refuses to start on one.
+pub fn load(paths: &[PathBuf], functions: &dyn Functions) -> Result<Config, ConfigErrors> {
+    load_with_env(paths, &|name| std::env::var(name).ok(), functions)
 }
 
 /// Loads `paths` in order with the environment given by `env` (tests pass a map).
 pub fn load_with_env(
     paths: &[PathBuf],
     env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
         files.push(hcl::HclFile::load(path)?);
     }
-    build(files, env_overrides(env))
+    build(files, env_overrides(env), functions)
 }
 
 /// Loads HCL given as text, as if read from `name` (for tests and fuzzing).
-pub fn load_str(name: &str, text: &str) -> Result<Config, ConfigErrors> {
+pub fn load_str(name: &str, text: &str, functions: &dyn Functions) -> Result<Config, ConfigErrors> {
     let file = hcl::HclFile::parse(Path::new(name), text)?;
-    build(vec![file], Vec::new())
+    build(vec![file], Vec::new(), functions)
 }
 
-fn build(files: Vec<hcl::HclFile>, overrides: Vec<EnvOverride>) -> Result<Config, ConfigErrors> {
+fn build(
+    files: Vec<hcl::HclFile>,
+    overrides: Vec<EnvOverride>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
     // Each file alone first: an unknown key or a wrong type is then blamed on the right file.
     let mut errors = Vec::new();
     for file in &files {
@@ -459,26 +467,42 @@ fn build(files: Vec<hcl::HclFile>, overrides: Vec<EnvOverride>) -> Result<Config
     let raw: raw::RawConfig = figment
         .extract()
         .map_err(|e| ConfigErrors(resolve::from_figment(e, &last_file)))?;
-    resolve::resolve(raw, &figment, sources, &last_file)
+    resolve::resolve(raw, &figment, functions, sources, &last_file)
 }
 
 impl Config {
-    /// Problems that only matter when `role` runs (the agent needs `auto_auth`, say).
-    pub fn check_role(&self, role: Role) -> Result<(), ConfigErrors> {
-        let origin = self
-            .sources
-            .last()
-            .map_or_else(|| "(no config file)".to_string(), |p| error::origin_name(p));
-        match role {
-            Role::Agent if self.auto_auth.is_none() => Err(ConfigError::Invalid {
+    /// The agent role's config: `auto_auth` is required there (its error names the last
+    /// file), everything else is taken as resolved.
+    pub fn agent(&self) -> Result<AgentConfig, ConfigErrors> {
+        let Some(auto_auth) = self.auto_auth.clone() else {
+            let origin = self
+                .sources
+                .last()
+                .map_or_else(|| "(no config file)".to_string(), |p| error::origin_name(p));
+            return Err(ConfigError::Invalid {
                 origin,
                 path: "auto_auth".to_string(),
                 message: "the agent role needs an auto_auth block with a method to log in \
                           to Vault"
                     .to_string(),
             }
-            .into()),
-            _ => Ok(()),
+            .into());
+        };
+        Ok(AgentConfig {
+            vault: self.vault.clone(),
+            auto_auth,
+            templates: self.templates(),
+            telemetry: self.telemetry.clone(),
+            pid_file: self.pid_file.clone(),
+            exit_after_auth: self.exit_after_auth,
+        })
+    }
+
+    /// The template blocks and their shared settings.
+    pub fn templates(&self) -> Templates {
+        Templates {
+            settings: self.template_config.clone(),
+            templates: self.templates.clone(),
         }
     }
 
@@ -486,4 +510,30 @@ impl Config {
     pub fn has_agent(&self) -> bool {
         self.auto_auth.is_some() || !self.templates.is_empty()
     }
+}
+
+/// What the agent role runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    /// How to reach Vault.
+    pub vault: Vault,
+    /// How to log in, and where the token goes.
+    pub auto_auth: AutoAuth,
+    /// The templates to render and keep current.
+    pub templates: Templates,
+    /// The metrics listener.
+    pub telemetry: Telemetry,
+    /// `pid_file`.
+    pub pid_file: Option<PathBuf>,
+    /// `exit_after_auth`: log in once, render every template once, exit.
+    pub exit_after_auth: bool,
+}
+
+/// The `template {}` blocks and `template_config {}`: what the template runner needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Templates {
+    /// `template_config {}`.
+    pub settings: TemplateConfig,
+    /// Every `template {}`, in file order.
+    pub templates: Vec<Template>,
 }

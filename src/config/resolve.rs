@@ -14,12 +14,13 @@ use figment::value::Value;
 
 use super::error::{ConfigError, ConfigErrors, render_path};
 use super::raw::{self, Scalar};
-use super::values;
 use super::{
     App, AuthKind, AuthMethod, AutoAuth, ClientAuth, Config, FileSink, ForwardedHeaders, LogFormat,
     Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault,
     Wait,
 };
+use crate::template::Functions;
+use crate::units;
 
 /// Vault Agent stanzas this program does not implement, and why.
 const REFUSED_STANZAS: &[(&str, &str)] = &[
@@ -85,6 +86,8 @@ pub(super) fn from_figment(error: figment::Error, fallback_origin: &str) -> Vec<
 /// Collects errors while resolving, each blamed on the origin of its value.
 struct Resolver<'f> {
     figment: &'f Figment,
+    /// The functions templates may call, for parsing them now.
+    functions: &'f dyn Functions,
     merged: Option<Value>,
     fallback_origin: String,
     errors: Vec<ConfigError>,
@@ -127,7 +130,7 @@ impl Resolver<'_> {
     }
 
     fn duration(&mut self, path: &[&str], value: Option<&Scalar>, default: Duration) -> Duration {
-        match value.map(values::duration) {
+        match value.map(units::duration) {
             None => default,
             Some(Ok(duration)) => duration,
             Some(Err(message)) => {
@@ -138,7 +141,7 @@ impl Resolver<'_> {
     }
 
     fn mode(&mut self, path: &[&str], value: Option<&Scalar>) -> Option<u32> {
-        match value.map(values::mode) {
+        match value.map(units::mode) {
             None => None,
             Some(Ok(mode)) => Some(mode),
             Some(Err(message)) => {
@@ -149,7 +152,7 @@ impl Resolver<'_> {
     }
 
     fn boolean(&mut self, path: &[&str], value: Option<&Scalar>, default: bool) -> bool {
-        match value.map(values::scalar_boolean) {
+        match value.map(units::scalar_boolean) {
             None => default,
             Some(Ok(b)) => b,
             Some(Err(message)) => {
@@ -231,11 +234,13 @@ impl Resolver<'_> {
 pub(super) fn resolve(
     raw: raw::RawConfig,
     figment: &Figment,
+    functions: &dyn Functions,
     sources: Vec<PathBuf>,
     fallback_origin: &str,
 ) -> Result<Config, ConfigErrors> {
     let mut r = Resolver {
         figment,
+        functions,
         merged: figment.find_value("").ok(),
         fallback_origin: fallback_origin.to_string(),
         errors: Vec::new(),
@@ -536,7 +541,7 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
                 .config
                 .remove("remove_secret_id_file_after_reading")
                 .map(|value| {
-                    values::scalar_boolean(&value).unwrap_or_else(|message| {
+                    units::scalar_boolean(&value).unwrap_or_else(|message| {
                         r.error(
                             &[
                                 "auto_auth",
@@ -835,7 +840,12 @@ fn check_template_text(r: &mut Resolver, index: &str, template: &Template) {
             }
         },
     };
-    if let Err(err) = crate::agent::templates::parse(template, &text) {
+    if let Err(err) = crate::template::Template::parse(
+        &text,
+        &template.left_delimiter,
+        &template.right_delimiter,
+        r.functions,
+    ) {
         r.error(&["template", index, key], format!("{place}{err}"));
     }
 }

@@ -507,7 +507,7 @@ fn tls_config(
     tickets: Arc<dyn rustls::server::ProducesTickets>,
     client_ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let provider = crate::vault::tls::crypto_provider();
+    let provider = crate::tls::crypto_provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
@@ -543,7 +543,7 @@ fn tls_config(
 fn read_client_ca(
     path: &std::path::Path,
 ) -> anyhow::Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
-    crate::vault::tls::read_certificates(path)
+    crate::tls::read_certificates(path)
         .with_context(|| format!("proxy.client_ca_file {}", path.display()))
 }
 
@@ -583,7 +583,7 @@ async fn follow_client_ca(
                 tracing::info!(path = %path.display(), "loaded the client CA bundle");
             }
             Err(err) => {
-                metrics.reload_failure("client_ca_invalid");
+                metrics.reload_failure(store::ReloadError::ClientCaInvalid(String::new()).reason());
                 tracing::warn!(
                     path = %path.display(),
                     error = format!("{err:#}"),

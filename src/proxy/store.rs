@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::ProxyMetrics;
-use crate::certs::{self, CertInfo};
+use crate::certs::{self, CertInfo, PairError};
 use crate::telemetry::Readiness;
+use crate::tls::pem;
 
 /// The readiness condition this module owns.
 pub const READY_CONDITION: &str = "certificate";
@@ -53,6 +54,8 @@ pub enum ReloadError {
     Expired(String),
     /// The certificate's NotBefore is in the future.
     NotYetValid(String),
+    /// The client CA bundle (mutual TLS) holds no usable CA; the previous bundle stays.
+    ClientCaInvalid(String),
 }
 
 impl ReloadError {
@@ -78,6 +81,7 @@ impl ReloadError {
             ReloadError::Mismatch(_) => "mismatch",
             ReloadError::Expired(_) => "expired",
             ReloadError::NotYetValid(_) => "not_yet_valid",
+            ReloadError::ClientCaInvalid(_) => "client_ca_invalid",
         }
     }
 }
@@ -90,7 +94,8 @@ impl std::fmt::Display for ReloadError {
         | ReloadError::KeyInvalid(m)
         | ReloadError::Mismatch(m)
         | ReloadError::Expired(m)
-        | ReloadError::NotYetValid(m)) = self;
+        | ReloadError::NotYetValid(m)
+        | ReloadError::ClientCaInvalid(m)) = self;
         f.write_str(m)
     }
 }
@@ -133,13 +138,8 @@ pub fn pair_from_pem(
     key_file: &Path,
     now: SystemTime,
 ) -> Result<LoadedPair, ReloadError> {
-    let blocks = certs::pem_blocks(cert_text)
+    let chain: Vec<CertificateDer<'static>> = pem::certificates(cert_text.as_bytes())
         .map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
-    let chain: Vec<CertificateDer<'static>> = blocks
-        .into_iter()
-        .filter(|b| b.label == "CERTIFICATE")
-        .map(|b| CertificateDer::from(b.der))
-        .collect();
     let Some(leaf) = chain.first() else {
         return Err(ReloadError::CertInvalid(format!(
             "{}: no certificate",
@@ -148,17 +148,10 @@ pub fn pair_from_pem(
     };
     let info = CertInfo::parse(leaf)
         .map_err(|err| ReloadError::CertInvalid(format!("{}: {err}", cert_file.display())))?;
-    let key = certs::pem_blocks(key_text)
-        .map_err(|err| ReloadError::KeyInvalid(format!("{}: {err}", key_file.display())))?
-        .into_iter()
-        .find(certs::PemBlock::is_private_key)
-        .and_then(|block| block.private_key())
-        .ok_or_else(|| {
-            ReloadError::KeyInvalid(format!("{}: no usable private key", key_file.display()))
-        })?;
-    let provider = crate::vault::tls::crypto_provider();
-    let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|err| match err {
-        rustls::Error::InconsistentKeys(_) => ReloadError::Mismatch(format!(
+    let (key, _) = pem::first_private_key(key_text.as_bytes())
+        .map_err(|err| ReloadError::KeyInvalid(format!("{}: {err}", key_file.display())))?;
+    let certified = certs::certified_key(chain, key).map_err(|err| match err {
+        PairError::Mismatch => ReloadError::Mismatch(format!(
             "{} does not hold the key of the certificate in {}",
             key_file.display(),
             cert_file.display()

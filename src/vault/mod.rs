@@ -2,7 +2,7 @@
 //!
 //! vaultrs describes each call (path, method, body, the `X-Vault-Token` and
 //! `X-Vault-Namespace` headers through its middleware). The transport is a reqwest client with
-//! the rustls config from [`tls`], because this module needs what vaultrs's executor hides:
+//! the rustls config from [`crate::tls`], because this module needs what vaultrs's executor hides:
 //! response headers (`Retry-After`), per-attempt retries, timing per operation, and errors that
 //! say which address and which CA file failed. Calls vaultrs has no endpoint for (a `pkiCert`
 //! with arbitrary arguments) go through [`VaultClient::raw`] on the same transport.
@@ -14,8 +14,6 @@
 //!
 //! Secrets: response tokens are deserialized straight into [`Secret`]; request bodies and
 //! headers are never logged; errors carry Vault's error text, which does not echo credentials.
-
-pub mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +28,7 @@ use vaultrs::api::EndpointMiddleware;
 use crate::config;
 use crate::schedule;
 use crate::secret::Secret;
-pub use tls::Trust;
+pub use crate::tls::Trust;
 
 /// The longest a TCP/TLS connection to Vault may take to open (within the request timeout,
 /// `vault.client_timeout`).
@@ -179,7 +177,7 @@ impl VaultMetrics {
 /// ten years (the longest duration a config accepts), so that a huge value from a buggy or
 /// hostile server cannot overflow an `Instant`.
 pub fn lease(seconds: u64) -> Duration {
-    Duration::from_secs(seconds).min(crate::config::values::MAX_DURATION)
+    Duration::from_secs(seconds).min(crate::units::MAX_DURATION)
 }
 
 /// What the agent calls itself in its requests to Vault.
@@ -199,7 +197,14 @@ pub struct VaultClient {
 impl VaultClient {
     /// A client for `vault`; reads the CA and client certificate files now.
     pub fn new(vault: &config::Vault, metrics: VaultMetrics) -> anyhow::Result<VaultClient> {
-        let (tls, trust) = tls::client_config(vault)?;
+        let settings = crate::tls::ClientSettings {
+            ca_cert: vault.ca_cert.clone(),
+            ca_path: vault.ca_path.clone(),
+            client_cert: vault.client_cert.clone().zip(vault.client_key.clone()),
+            tls_skip_verify: vault.tls_skip_verify,
+            tls_server_name: vault.tls_server_name.clone(),
+        };
+        let (tls, trust) = crate::tls::client_config(&settings)?;
         if vault.tls_skip_verify {
             tracing::warn!(
                 address = %vault.address,
@@ -778,7 +783,7 @@ mod tests {
     fn leases_are_capped_so_clocks_cannot_overflow() {
         assert_eq!(lease(3600), Duration::from_secs(3600));
         let huge = lease(u64::MAX);
-        assert_eq!(huge, crate::config::values::MAX_DURATION);
+        assert_eq!(huge, crate::units::MAX_DURATION);
         let _ = Instant::now() + huge;
         let json = r#"{"auth":{"client_token":"s.abc","accessor":"a","policies":[],
                       "lease_duration":18446744073709551615,"renewable":true}}"#;

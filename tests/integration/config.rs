@@ -36,8 +36,12 @@ fn no_env(_: &str) -> Option<String> {
 
 #[test]
 fn seed_agent_file_loads_to_the_expected_values() {
-    let config = config::load_with_env(&[util::repo().join("etc/agent.hcl")], &no_env)
-        .unwrap_or_else(|e| panic!("the seed's file must load: {e}"));
+    let config = config::load_with_env(
+        &[util::repo().join("etc/agent.hcl")],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("the seed's file must load: {e}"));
     assert!(!config.exit_after_auth);
     assert_eq!(
         config.pid_file.as_deref(),
@@ -208,7 +212,12 @@ fn every_valid_fixture_validates() {
 #[test]
 fn every_key_fixture_resolves_every_key() {
     let path = util::repo().join("tests/fixtures/config/valid/every-key.hcl");
-    let config = config::load_with_env(&[path], &no_env).expect("every-key.hcl loads");
+    let config = config::load_with_env(
+        &[path],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .expect("every-key.hcl loads");
     assert_eq!(config.logging.level.as_deref(), Some("debug"));
     assert_eq!(config.logging.format, Some(LogFormat::Json));
     assert_eq!(config.shutdown_grace, Duration::from_secs(20));
@@ -325,10 +334,14 @@ fn every_key_fixture_resolves_every_key() {
 fn other_auth_methods_resolve() {
     let load = |name: &str| {
         let path = util::repo().join("tests/fixtures/config/valid").join(name);
-        config::load_with_env(&[path], &no_env)
-            .expect("fixture loads")
-            .auto_auth
-            .expect("auto_auth")
+        config::load_with_env(
+            &[path],
+            &no_env,
+            &pki_sidecar::agent::functions::KnownFunctions,
+        )
+        .expect("fixture loads")
+        .auto_auth
+        .expect("auto_auth")
     };
     let approle = load("approle.hcl");
     assert_eq!(approle.method.mount_path, "auth/approle");
@@ -376,8 +389,12 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
     ]
     .into_iter()
     .collect();
-    let config = config::load_with_env(&[file], &|name| env.get(name).map(|v| v.to_string()))
-        .expect("loads");
+    let config = config::load_with_env(
+        &[file],
+        &|name| env.get(name).map(|v| v.to_string()),
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .expect("loads");
     assert_eq!(config.vault.address, "https://from-bao-env:8200");
     assert_eq!(config.vault.ca_cert.as_deref(), Some(Path::new("/ca.pem")));
     assert!(config.vault.tls_skip_verify);
@@ -466,7 +483,12 @@ fn later_files_override_earlier_ones_and_templates_add_up() {
         "overlay.hcl",
         "vault {\n  address = \"https://overlay:8200\"\n}\ntemplate {\n  contents = \"b\"\n  destination = \"/b\"\n}\n",
     );
-    let config = config::load_with_env(&[base.clone(), overlay.clone()], &no_env).expect("loads");
+    let config = config::load_with_env(
+        &[base.clone(), overlay.clone()],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .expect("loads");
     assert_eq!(config.vault.address, "https://overlay:8200");
     assert_eq!(
         config.vault.namespace.as_deref(),

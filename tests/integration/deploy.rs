@@ -354,7 +354,7 @@ fn setup_sh_configures_a_bare_openbao_idempotently_for_the_agent() {
         String::from_utf8_lossy(&output.stderr)
     );
     let crt = std::fs::read_to_string(dir.path().join("tls.crt")).unwrap();
-    let blocks = pki_sidecar::certs::pem_blocks(&crt).unwrap();
+    let blocks = pki_sidecar::tls::pem::blocks(&crt).unwrap();
     let leaf = pki_sidecar::certs::CertInfo::parse(&blocks[0].der).unwrap();
     assert_eq!(leaf.subject_cn, "foo.home");
     assert_eq!(
@@ -369,7 +369,7 @@ fn setup_sh_configures_a_bare_openbao_idempotently_for_the_agent() {
         .output()
         .unwrap();
     assert_eq!(
-        pki_sidecar::certs::pem_blocks(&String::from_utf8_lossy(&ca_pem.stdout)).unwrap()[0].der,
+        pki_sidecar::tls::pem::blocks(&ca_pem.stdout).unwrap()[0].der,
         blocks[1].der,
         "the issuing CA is the intermediate setup.sh made"
     );

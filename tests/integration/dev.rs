@@ -22,6 +22,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
+use pki_sidecar::tls::pem;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -356,7 +357,7 @@ fn dev_vault_mode_issues_from_openbao() {
         .expect("hello world from a certificate OpenBao issued");
     assert_eq!(info.subject_cn, "localhost");
     let intermediate =
-        CertInfo::parse(&certs::pem_blocks(bed.intermediate_ca_pem()).unwrap()[0].der).unwrap();
+        CertInfo::parse(&pem::blocks(bed.intermediate_ca_pem()).unwrap()[0].der).unwrap();
     assert_eq!(info.issuer_cn, intermediate.subject_cn);
     // And against the printed ca.crt (the chain from the issue answer).
     runtime

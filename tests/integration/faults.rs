@@ -36,7 +36,8 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
-use pki_sidecar::vault::tls::AcceptAnyCertificate;
+use pki_sidecar::tls::AcceptAnyCertificate;
+use pki_sidecar::tls::pem;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -303,7 +304,7 @@ impl Frontend {
 /// what is served whatever its issuer or expiry; with no session resumption, so every handshake
 /// shows the certificate served at that moment.
 fn any_certificate_client(alpn: &[&[u8]]) -> Arc<ClientConfig> {
-    let provider = pki_sidecar::vault::tls::crypto_provider();
+    let provider = pki_sidecar::tls::crypto_provider();
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
@@ -442,17 +443,17 @@ fn pair(files: &Path) -> Result<CertInfo, String> {
         std::fs::read_to_string(files.join("tls.crt")).map_err(|e| format!("tls.crt: {e}"))?;
     let key =
         std::fs::read_to_string(files.join("tls.key")).map_err(|e| format!("tls.key: {e}"))?;
-    let chain = certs::pem_blocks(&crt)?;
+    let chain = pem::blocks(&crt)?;
     let leaf = chain.first().ok_or("no certificate in tls.crt")?;
-    let key = certs::pem_blocks(&key)?
+    let key = pem::blocks(&key)?
         .into_iter()
         .find(|b| b.is_private_key())
         .ok_or("no key in tls.key")?;
     let private_key = key.private_key().ok_or("unsupported key")?;
-    if certs::key_matches(&leaf.der, private_key)? {
-        CertInfo::parse(&leaf.der)
-    } else {
-        Err("tls.key does not match tls.crt".to_owned())
+    match certs::key_matches(&leaf.der, private_key) {
+        Ok(()) => CertInfo::parse(&leaf.der),
+        Err(certs::PairError::Mismatch) => Err("tls.key does not match tls.crt".to_owned()),
+        Err(err) => Err(err.to_string()),
     }
 }
 

@@ -55,6 +55,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
 use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
+use pki_sidecar::tls::pem;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -125,14 +126,14 @@ fn the_rendered_pod_serves_hello_world_over_tls_with_its_probes_and_metrics() {
 
     // The served chain: the agent's leaf (as written to tls.crt) and the bed's intermediate.
     let chain = harness.block_on(served_chain(harness.https_address()));
-    let intermediate = certs::pem_blocks(bao::bed().intermediate_ca_pem()).unwrap();
+    let intermediate = pem::blocks(bao::bed().intermediate_ca_pem()).unwrap();
     assert_eq!(chain.len(), 2, "leaf + intermediate");
     assert_eq!(chain[1], intermediate[0].der, "the bed's intermediate");
     let leaf = CertInfo::parse(&chain[0]).unwrap();
     assert_eq!(leaf.subject_cn, SERVER_NAME);
     let on_disk = std::fs::read_to_string(harness.volume("tls").join("tls.crt")).unwrap();
     assert_eq!(
-        certs::pem_blocks(&on_disk).unwrap()[0].der,
+        pem::blocks(&on_disk).unwrap()[0].der,
         chain[0],
         "the proxy serves the tls.crt the agent wrote"
     );
@@ -225,7 +226,7 @@ fn the_rendered_pod_renews_its_certificate_without_a_failed_request() {
     *hcl = hcl.replace("\"ttl=24h\"", "\"ttl=12s\"");
     let harness = PodHarness::start(&pod);
     let written = std::fs::read_to_string(harness.volume("tls").join("tls.crt")).unwrap();
-    let first = CertInfo::parse(&certs::pem_blocks(&written).unwrap()[0].der).unwrap();
+    let first = CertInfo::parse(&pem::blocks(&written).unwrap()[0].der).unwrap();
     let left = first
         .not_after
         .duration_since(std::time::SystemTime::now())

@@ -229,8 +229,12 @@ struct ProxyUnderTest {
 /// Starts a proxy configured by the `proxy {}` body `settings` on 127.0.0.1:0.
 async fn start_proxy(settings: &str) -> ProxyUnderTest {
     let text = format!("proxy {{\n{settings}}}\n");
-    let config = pki_sidecar::config::load_str("proxy-test.hcl", &text)
-        .unwrap_or_else(|errors| panic!("{errors}\n{text}"));
+    let config = pki_sidecar::config::load_str(
+        "proxy-test.hcl",
+        &text,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|errors| panic!("{errors}\n{text}"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let metrics_listener = TcpListener::bind("127.0.0.1:0")
         .await

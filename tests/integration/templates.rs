@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
+use pki_sidecar::tls::pem;
 
 use crate::util::bao::{self, Bed};
 use crate::util::{self, ChildGuard};
@@ -85,18 +86,18 @@ impl Running {
 }
 
 /// The leaf certificate in a PEM file, and its key file's key matches it.
-fn pair(dir: &Path) -> (CertInfo, Vec<certs::PemBlock>) {
-    let chain = certs::pem_blocks(&std::fs::read_to_string(dir.join("tls.crt")).unwrap()).unwrap();
+fn pair(dir: &Path) -> (CertInfo, Vec<pem::PemBlock>) {
+    let chain = pem::blocks(std::fs::read_to_string(dir.join("tls.crt")).unwrap()).unwrap();
     let leaf = chain.first().expect("a certificate in tls.crt");
     let key_text = std::fs::read_to_string(dir.join("tls.key")).unwrap();
-    let key = certs::pem_blocks(&key_text)
+    let key = pem::blocks(&key_text)
         .unwrap()
         .into_iter()
         .find(|b| b.is_private_key())
         .expect("a key");
     assert_eq!(
         certs::key_matches(&leaf.der, key.private_key().expect("a supported key")),
-        Ok(true),
+        Ok(()),
         "tls.key matches tls.crt"
     );
     (CertInfo::parse(&leaf.der).unwrap(), chain)
@@ -127,7 +128,7 @@ fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
     assert_eq!(chain.len(), 2, "leaf + issuing CA");
     assert_eq!(
         chain[1].to_pem(),
-        certs::pem_blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
+        pem::blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
     );
     let mode = |name: &str| {
         std::fs::metadata(dir.path().join(name))
@@ -286,7 +287,7 @@ fn short_lived_certificates_are_renewed_before_expiry_and_the_pair_always_matche
 }
 
 /// [`pair`], tolerating the instant between the key's and the certificate's renames.
-fn pair_retrying(dir: &Path) -> (CertInfo, Vec<certs::PemBlock>) {
+fn pair_retrying(dir: &Path) -> (CertInfo, Vec<pem::PemBlock>) {
     for _ in 0..20 {
         if let Ok(found) = std::panic::catch_unwind(|| pair(dir)) {
             return found;
@@ -331,7 +332,7 @@ fn an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns() {
             // Issued by the restarted server's new intermediate.
             assert_eq!(
                 chain[1].to_pem(),
-                certs::pem_blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
+                pem::blocks(bed.intermediate_ca_pem()).unwrap()[0].to_pem()
             );
             break;
         }
@@ -537,13 +538,17 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
     let go_fresh = std::fs::read_to_string(dir.path().join("tls.crt")).unwrap();
     let (leaf, chain) = pair(dir.path());
     let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
-    let loaded =
-        pki_sidecar::config::load_with_env(std::slice::from_ref(&config), &|_| None).unwrap();
+    let loaded = pki_sidecar::config::load_with_env(
+        std::slice::from_ref(&config),
+        &|_| None,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap();
     let template = &loaded.templates[0];
     let pki_sidecar::config::TemplateSource::Contents(text) = &template.source else {
         panic!("inline template");
     };
-    let parsed = pki_sidecar::agent::templates::parse(template, text).unwrap();
+    let parsed = pki_sidecar::agent::render::parse(template, text).unwrap();
     let dependency = Dependency::PkiCert {
         path: "pki_intermediate/issue/home".into(),
         args: vec![
@@ -552,7 +557,7 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
             ("ttl".into(), "24h".into()),
         ],
     };
-    let value = pki_sidecar::agent::templates::pki_value(
+    let value = pki_sidecar::agent::pki::pki_value(
         &chain[0].to_pem(),
         &key,
         &chain[1].to_pem(),

@@ -1,13 +1,18 @@
-//! TLS towards Vault: which CAs are trusted, which name is verified, which client certificate
-//! is shown — Vault's `VAULT_CACERT`, `VAULT_CAPATH`, `VAULT_TLS_SERVER_NAME`,
-//! `VAULT_SKIP_VERIFY`, `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`, built into a rustls config.
+//! The crate's TLS toolbox: the one crypto provider, PEM ([`pem`]), trusted roots, and rustls
+//! client configs — used by the Vault client, the proxy, the probes, the certificate API and
+//! `dev`. It knows nothing of the config file or of any role: callers pass plain paths.
 //!
-//! As in Vault, a CA file or directory replaces the system's CAs rather than adding to them.
-//! Files are read once, when the client is built; a missing or empty CA file is an error then,
-//! not at the first request.
+//! [`client_config`] is TLS as Vault's clients do it: which CAs are trusted, which name is
+//! verified, which client certificate is shown (Vault's `VAULT_CACERT`, `VAULT_CAPATH`,
+//! `VAULT_TLS_SERVER_NAME`, `VAULT_SKIP_VERIFY`, `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`). As in
+//! Vault, a CA file or directory replaces the system's CAs rather than adding to them. Files
+//! are read once, when the config is built; a missing or empty CA file is an error then, not
+//! at the first request.
+
+pub mod pem;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -15,10 +20,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-
-use crate::config;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// The process's crypto provider (installed by `main`), or ring for unit tests.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
@@ -51,24 +53,40 @@ impl fmt::Display for Trust {
     }
 }
 
-/// A rustls client config for `vault`, and a description of what it trusts.
-pub fn client_config(vault: &config::Vault) -> anyhow::Result<(rustls::ClientConfig, Trust)> {
+/// What a client trusts and shows, as Vault's client settings say it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// PEM bundle of CAs that sign the server's certificate (`ca_cert`).
+    pub ca_cert: Option<PathBuf>,
+    /// Directory of PEM CA files (`ca_path`).
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Accept any server certificate (handshake signatures are still checked).
+    pub tls_skip_verify: bool,
+    /// The name to verify instead of the address's host.
+    pub tls_server_name: Option<String>,
+}
+
+/// A rustls client config for `settings` (messages name Vault's keys, `vault.ca_cert` and so
+/// on), and a description of what it trusts.
+pub fn client_config(settings: &ClientSettings) -> anyhow::Result<(rustls::ClientConfig, Trust)> {
     let provider = crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
 
-    let (verifier, trust): (Arc<dyn ServerCertVerifier>, Trust) = if vault.tls_skip_verify {
+    let (verifier, trust): (Arc<dyn ServerCertVerifier>, Trust) = if settings.tls_skip_verify {
         (
             Arc::new(AcceptAnyCertificate(provider.clone())),
             Trust::Nothing,
         )
     } else {
-        let (roots, trust) = root_store(vault)?;
+        let (roots, trust) = root_store(settings)?;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .context("cannot build a certificate verifier from the trusted CAs")?;
-        let verifier: Arc<dyn ServerCertVerifier> = match &vault.tls_server_name {
+        let verifier: Arc<dyn ServerCertVerifier> = match &settings.tls_server_name {
             Some(name) => Arc::new(VerifyAs {
                 name: ServerName::try_from(name.clone()).with_context(|| {
                     format!("vault.tls_server_name {name:?} is not a DNS name or IP")
@@ -82,16 +100,15 @@ pub fn client_config(vault: &config::Vault) -> anyhow::Result<(rustls::ClientCon
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut tls = match (&vault.client_cert, &vault.client_key) {
-        (Some(cert), Some(key)) => {
+    let mut tls = match &settings.client_cert {
+        Some((cert, key)) => {
             let chain = read_certificates(cert)
                 .with_context(|| format!("vault.client_cert {}", cert.display()))?;
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|err| {
-                anyhow::anyhow!(
-                    "vault.client_key {}: no usable PEM private key ({err})",
-                    key.display()
-                )
+            let key_text = std::fs::read(key).with_context(|| {
+                format!("vault.client_key {}: cannot read the file", key.display())
             })?;
+            let (key_der, _) = pem::first_private_key(&key_text)
+                .map_err(|err| anyhow::anyhow!("vault.client_key {}: {err}", key.display()))?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .with_context(|| {
@@ -101,15 +118,15 @@ pub fn client_config(vault: &config::Vault) -> anyhow::Result<(rustls::ClientCon
                     )
                 })?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((tls, trust))
 }
 
-fn root_store(vault: &config::Vault) -> anyhow::Result<(RootCertStore, Trust)> {
+fn root_store(settings: &ClientSettings) -> anyhow::Result<(RootCertStore, Trust)> {
     let mut roots = RootCertStore::empty();
-    if vault.ca_cert.is_none() && vault.ca_path.is_none() {
+    if settings.ca_cert.is_none() && settings.ca_path.is_none() {
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
             // A malformed system certificate is skipped, as Go does.
@@ -124,7 +141,7 @@ fn root_store(vault: &config::Vault) -> anyhow::Result<(RootCertStore, Trust)> {
         return Ok((roots, Trust::System));
     }
     let mut trust = Trust::System;
-    if let Some(path) = &vault.ca_path {
+    if let Some(path) = &settings.ca_path {
         let entries = std::fs::read_dir(path).with_context(|| {
             format!(
                 "vault.ca_path {}: cannot read the directory",
@@ -147,7 +164,7 @@ fn root_store(vault: &config::Vault) -> anyhow::Result<(RootCertStore, Trust)> {
         }
         trust = Trust::CaDirectory(path.display().to_string());
     }
-    if let Some(path) = &vault.ca_cert {
+    if let Some(path) = &settings.ca_cert {
         let certs =
             read_certificates(path).with_context(|| format!("vault.ca_cert {}", path.display()))?;
         for cert in certs {
@@ -166,9 +183,7 @@ fn root_store(vault: &config::Vault) -> anyhow::Result<(RootCertStore, Trust)> {
 /// Every certificate in a PEM file; an error if it has none.
 pub fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let text = std::fs::read(path).context("cannot read the file")?;
-    let certs = CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| anyhow::anyhow!("not valid PEM: {err}"))?;
+    let certs = pem::certificates(&text).map_err(|err| anyhow::anyhow!("not valid PEM: {err}"))?;
     if certs.is_empty() {
         bail!("no PEM certificate in the file");
     }

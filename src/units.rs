@@ -1,11 +1,69 @@
-//! Parsers for the value spellings Vault accepts: durations, file modes, booleans.
+//! Units as Vault and consul-template spell them: durations, file modes, booleans, and the
+//! [`Scalar`] a config value arrives as before it is read as one of them.
 //!
-//! Pure functions from text to value, each returning a message meant to follow
-//! `FILE: block.key: `. They know nothing about where a value came from.
+//! Pure functions from a spelling to a value, each returning a message meant to follow
+//! `FILE: block.key: `. They know nothing about where a value came from, so the config, the
+//! template functions, the development CA and `dev`'s flags all read units the same way.
 
+use std::fmt;
 use std::time::Duration;
 
-use super::raw::Scalar;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// A value that may be spelled as a string, a number or a boolean.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer (octal literals are already converted by the HCL reader).
+    Int(i64),
+    /// A number with a fraction.
+    Float(f64),
+    /// A quoted string.
+    Text(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
 
 /// Durations as Vault reads them: Go's `1h30m`, `250ms`, `1.5h`, plus `d` for days, and bare
 /// seconds (`3600` or `"3600"`).

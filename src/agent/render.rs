@@ -1,0 +1,208 @@
+//! Rendering one template: its text, the pass loop, and the dry run.
+//!
+//! A template renders in passes: a pass that reaches Vault data it does not have yet
+//! (`pkiCert`, `secret`) lists it, the caller fetches it, and the template renders again, until
+//! a pass completes ([`Passes`], the one place that bounds the loop). Only a complete pass has
+//! output and `writeToFile` writes; nothing here touches the disk or the network.
+//!
+//! Which files receive a certificate's private key is found the same way everywhere — the
+//! agent's reuse check, `doctor`, `validate` — by rendering with a [`KeyMarker`] in place of
+//! the key and looking for it in the writes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, anyhow, bail};
+
+use super::functions::{Dependency, FileWrite, KnownFunctions, RenderFunctions};
+use super::pki;
+use crate::certs::CertInfo;
+use crate::config::{self, TemplateSource};
+use crate::template::{RenderOptions, Template, TemplateError, Value};
+
+/// A render that still lacks data after this many passes is an error (a template whose Vault
+/// calls depend on each other more deeply than that is not one a user writes).
+const MAX_PASSES: usize = 8;
+
+/// Parses a template's text with the agent's functions; unknown functions are errors.
+pub fn parse(template: &config::Template, text: &str) -> Result<Template, TemplateError> {
+    Template::parse(
+        text,
+        &template.left_delimiter,
+        &template.right_delimiter,
+        &KnownFunctions,
+    )
+}
+
+/// The text of a template: its `contents`, or its `source` file read now.
+pub fn source_text(template: &config::Template) -> anyhow::Result<String> {
+    match &template.source {
+        TemplateSource::Contents(text) => Ok(text.clone()),
+        TemplateSource::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the template source {}", path.display())),
+    }
+}
+
+/// What one pass gave.
+pub(crate) enum Pass {
+    /// The render completed: the destination's text and the `writeToFile` calls, in order.
+    Complete {
+        /// The destination file's contents.
+        output: String,
+        /// The `writeToFile` calls, in render order.
+        writes: Vec<FileWrite>,
+    },
+    /// The render reached Vault data it does not have: fetch these, then render again.
+    Missing(Vec<Dependency>),
+}
+
+/// The passes of one render, at most [`MAX_PASSES`].
+pub(crate) struct Passes<'t> {
+    template: &'t Template,
+    options: RenderOptions,
+    label: String,
+    done: usize,
+}
+
+impl<'t> Passes<'t> {
+    /// The passes of `template`; `label` names it in errors.
+    pub(crate) fn new(template: &'t Template, options: RenderOptions, label: String) -> Self {
+        Passes {
+            template,
+            options,
+            label,
+            done: 0,
+        }
+    }
+
+    /// Renders once more with `fetched`.
+    pub(crate) fn next(&mut self, fetched: &BTreeMap<Dependency, Value>) -> anyhow::Result<Pass> {
+        if self.done == MAX_PASSES {
+            bail!(
+                "{}: still reaching new Vault calls after {MAX_PASSES} passes",
+                self.label
+            );
+        }
+        self.done += 1;
+        let mut functions = RenderFunctions::new(fetched);
+        let output = self
+            .template
+            .render(&Value::Nil, &mut functions, self.options)
+            .map_err(|err| anyhow!("{}: {err}", self.label))?;
+        if functions.missing.is_empty() {
+            Ok(Pass::Complete {
+                output,
+                writes: functions.writes,
+            })
+        } else {
+            Ok(Pass::Missing(functions.missing.into_iter().collect()))
+        }
+    }
+}
+
+/// A random string put where a private key would be, to find which files a render writes the
+/// key to without holding a key.
+pub(crate) struct KeyMarker(String);
+
+impl KeyMarker {
+    /// A new marker, unlikely to appear in any template's own text.
+    pub(crate) fn new() -> KeyMarker {
+        KeyMarker(format!("pki-sidecar-key-marker-{:016x}", fastrand::u64(..)))
+    }
+
+    /// A `pkiCert` value with the marker as its key.
+    pub(crate) fn pki_value(
+        &self,
+        cert: &str,
+        ca: &str,
+        chain: &[String],
+        info: &CertInfo,
+    ) -> Value {
+        pki::pki_value(cert, &self.0, ca, chain, info)
+    }
+
+    /// The files among `writes` that would receive the key.
+    pub(crate) fn key_files(&self, writes: &[FileWrite]) -> Vec<PathBuf> {
+        writes
+            .iter()
+            .filter(|write| write.contents.contains(&self.0))
+            .map(|write| write.path.clone())
+            .collect()
+    }
+}
+
+/// What a template would ask of Vault and where it would put a private key, found without
+/// calling Vault: a dry render that answers every Vault call with placeholder data.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// The Vault calls the template makes, in the order first reached.
+    pub vault_calls: Vec<Dependency>,
+    /// Files a `writeToFile` would fill with a `pkiCert`'s private key.
+    pub key_files: Vec<PathBuf>,
+}
+
+/// Renders `template` with placeholders in place of Vault's answers (the key a [`KeyMarker`])
+/// and reports what it asked for. Writes nothing.
+pub fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
+    let text = source_text(template)?;
+    let parsed = parse(template, &text)
+        .with_context(|| format!("template {}", template.destination.display()))?;
+    let marker = KeyMarker::new();
+    let placeholder = CertInfo {
+        not_before: SystemTime::UNIX_EPOCH,
+        not_after: SystemTime::UNIX_EPOCH,
+        serial: String::new(),
+        subject_cn: String::new(),
+        issuer_cn: String::new(),
+        fingerprint_sha256: String::new(),
+        is_ca: false,
+        names: Vec::new(),
+    };
+    let mut fetched: BTreeMap<Dependency, Value> = BTreeMap::new();
+    let mut found = DryRun::default();
+    let mut passes = Passes::new(
+        &parsed,
+        RenderOptions::default(),
+        template.destination.display().to_string(),
+    );
+    loop {
+        match passes.next(&fetched)? {
+            Pass::Complete { writes, .. } => {
+                found.key_files = marker.key_files(&writes);
+                return Ok(found);
+            }
+            Pass::Missing(missing) => {
+                for dependency in missing {
+                    let value = match &dependency {
+                        Dependency::PkiCert { .. } => {
+                            marker.pki_value("placeholder", "", &[], &placeholder)
+                        }
+                        Dependency::Secret { .. } => Value::Map(BTreeMap::new()),
+                    };
+                    found.vault_calls.push(dependency.clone());
+                    fetched.insert(dependency, value);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_finds_the_seed_templates_pki_path_and_key_file_without_writing() {
+        let seed = include_str!("../../etc/agent.hcl");
+        let config =
+            config::load_str("agent.hcl", seed, &KnownFunctions).unwrap_or_else(|e| panic!("{e}"));
+        let dry = dry_run(&config.templates[0]).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(dry.vault_calls.len(), 1, "{:?}", dry.vault_calls);
+        assert!(matches!(
+            &dry.vault_calls[0],
+            Dependency::PkiCert { path, .. } if path == "pki_intermediate/issue/home"
+        ));
+        assert_eq!(dry.key_files, vec![PathBuf::from("/etc/nginx/ssl/tls.key")]);
+    }
+}
