@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::backend::{Backend, BoxFuture};
 use crate::certs;
+use crate::schedule::Clock;
 use crate::units::{self, Scalar};
 
 /// How far back a leaf's NotBefore is set, as Vault's default `not_before_duration` (clock
@@ -48,6 +49,8 @@ pub struct DevCa {
     intermediate: CertifiedIssuer<'static, KeyPair>,
     default_ttl: Duration,
     max_ttl: Duration,
+    /// What "now" is when a leaf is issued (tests run it on tokio's paused time).
+    clock: Clock,
 }
 
 impl std::fmt::Debug for DevCa {
@@ -101,7 +104,15 @@ impl DevCa {
             intermediate,
             default_ttl,
             max_ttl,
+            clock: Clock::System,
         })
+    }
+
+    /// The same CA, issuing leaves valid from `clock`'s now (tests: a clock that follows
+    /// tokio's paused time, so renewals over hours run in milliseconds).
+    pub fn with_clock(mut self, clock: Clock) -> DevCa {
+        self.clock = clock;
+        self
     }
 
     /// The root certificate (PEM): what a client trusts.
@@ -182,7 +193,7 @@ impl DevCa {
         }
 
         let key = self.leaf_key(field("key_type").as_deref(), field("key_bits").as_deref())?;
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let not_after = now + ttl;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();

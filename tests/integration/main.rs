@@ -9,6 +9,7 @@
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
+//! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
 //!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
 //! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
@@ -24,6 +25,7 @@ mod dev;
 mod doctor;
 mod faults;
 mod image;
+mod inprocess;
 mod pod;
 mod proxy;
 mod templates;

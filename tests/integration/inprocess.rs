@@ -1,0 +1,206 @@
+//! The agent in-process, on tokio's paused time: its renewal schedule and its backoff, driven
+//! through the `Backend` seam by the development CA on a clock that follows tokio's, with no
+//! sleep and no port race (the metrics listener is bound on port 0 and handed in). What needs
+//! OpenBao's real behaviour stays in `agent` and `templates`, on the real bed.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use pki_sidecar::agent::Agent;
+use pki_sidecar::agent::backend::{Backend, BoxFuture};
+use pki_sidecar::agent::functions::KnownFunctions;
+use pki_sidecar::certs::{self, CertInfo};
+use pki_sidecar::devca::DevCa;
+use pki_sidecar::lifecycle::Lifecycle;
+use pki_sidecar::schedule::Clock;
+use pki_sidecar::telemetry::Telemetry;
+use pki_sidecar::tls::pem;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The development CA, failing the first `failures` requests (as a Vault answering 500), and
+/// recording when each request came, on tokio's clock.
+struct Scripted {
+    ca: DevCa,
+    failures: Mutex<u32>,
+    requests: Arc<Mutex<Vec<(Instant, bool)>>>,
+}
+
+impl Backend for Scripted {
+    fn ready<'a>(&'a mut self, _shutdown: &'a CancellationToken) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
+    fn request<'a>(
+        &'a self,
+        operation: &'static str,
+        method: http::Method,
+        path: &'a str,
+        body: Option<serde_json::Value>,
+    ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
+        Box::pin(async move {
+            let fail = {
+                let mut failures = self.failures.lock().unwrap();
+                let fail = *failures > 0;
+                *failures = failures.saturating_sub(1);
+                fail
+            };
+            self.requests.lock().unwrap().push((Instant::now(), !fail));
+            if fail {
+                anyhow::bail!("scripted failure (as a Vault answering 500)");
+            }
+            self.ca.request(operation, method, path, body).await
+        })
+    }
+
+    fn describe(&self) -> String {
+        "a scripted development CA".to_string()
+    }
+}
+
+/// The seed's template shape, for a certificate living `ttl`, written into `dir`.
+fn templates(dir: &std::path::Path, ttl: Duration) -> pki_sidecar::config::Templates {
+    let text = format!(
+        r#"
+template {{
+  destination = "{dir}/tls.crt"
+  contents = <<EOT
+{{{{- with pkiCert "pki/issue/web" "common_name=localhost" "ttl={ttl}s" -}}}}
+{{{{ .Data.Cert }}}}
+{{{{ .Data.Key | writeToFile "{dir}/tls.key" "" "" "0600" }}}}
+{{{{- end }}}}
+EOT
+}}
+"#,
+        dir = dir.display(),
+        ttl = ttl.as_secs()
+    );
+    pki_sidecar::config::load_str("inprocess.hcl", &text, &KnownFunctions)
+        .unwrap_or_else(|errors| panic!("{errors}"))
+        .templates()
+}
+
+/// The pair in `dir`, if it matches and is valid at `now`.
+fn valid_pair(dir: &std::path::Path, now: SystemTime) -> Result<CertInfo, String> {
+    let crt = std::fs::read(dir.join("tls.crt")).map_err(|e| e.to_string())?;
+    let key = std::fs::read(dir.join("tls.key")).map_err(|e| e.to_string())?;
+    let leaf = pem::certificates(&crt)?
+        .into_iter()
+        .next()
+        .ok_or("no certificate")?;
+    let (key, _) = pem::first_private_key(&key)?;
+    certs::key_matches(&leaf, key).map_err(|e| e.to_string())?;
+    let info = CertInfo::parse(&leaf)?;
+    if info.not_before <= now && now < info.not_after {
+        Ok(info)
+    } else {
+        Err(format!("not valid at {now:?}: {info:?}"))
+    }
+}
+
+/// Runs an agent on `backend` for `span` of tokio's (paused) time, checking every `step`
+/// that the files hold a matching pair valid now; returns the requests seen.
+async fn run_for(
+    ttl: Duration,
+    failures: u32,
+    span: Duration,
+    step: Duration,
+) -> Vec<(Instant, bool)> {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::following_tokio(SystemTime::now());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let backend = Scripted {
+        ca: DevCa::generate(ttl, ttl).unwrap().with_clock(clock),
+        failures: Mutex::new(failures),
+        requests: requests.clone(),
+    };
+    let telemetry = Telemetry::new().unwrap();
+    let agent = Agent::with_backend(
+        &templates(dir.path(), ttl),
+        Box::new(backend),
+        telemetry,
+        clock,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lifecycle = Lifecycle::new();
+    let running = tokio::spawn(agent.serve(listener, lifecycle.clone()));
+    let started = Instant::now();
+    let mut first_valid = None;
+    while started.elapsed() < span {
+        tokio::time::sleep(step).await;
+        match valid_pair(dir.path(), clock.now()) {
+            Ok(_) => {
+                first_valid.get_or_insert(started.elapsed());
+            }
+            // Before the first pair, nothing is expected yet; after it, a gap is a failure.
+            Err(why) => assert!(
+                first_valid.is_none(),
+                "at {:?}, after a first pair at {first_valid:?}: {why}",
+                started.elapsed()
+            ),
+        }
+    }
+    lifecycle.shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert!(first_valid.is_some(), "never a valid pair");
+    let seen = requests.lock().unwrap().clone();
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn six_hours_of_one_minute_certificates_renew_at_two_thirds_with_no_gap() {
+    let ttl = Duration::from_secs(60);
+    let span = Duration::from_secs(6 * 3600);
+    let requests = run_for(ttl, 0, span, Duration::from_secs(1)).await;
+    assert!(requests.iter().all(|(_, ok)| *ok));
+    // One issue at start, then one per renewal: at 2/3 of the life ± 5 % jitter, so between
+    // 37 s and 43 s apart; never two at once.
+    let gaps: Vec<f64> = requests
+        .windows(2)
+        .map(|pair| (pair[1].0 - pair[0].0).as_secs_f64())
+        .collect();
+    for gap in &gaps {
+        assert!((35.0..=45.0).contains(gap), "renewal gap {gap} s: {gaps:?}");
+    }
+    let expected = span.as_secs_f64() / 40.0;
+    let issued = requests.len() as f64;
+    assert!(
+        (expected * 0.85..=expected * 1.15).contains(&issued),
+        "{issued} issues in 6 h, expected about {expected}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_back_off_exponentially_then_the_first_success_writes_the_pair() {
+    let requests = run_for(
+        Duration::from_secs(3600),
+        6,
+        Duration::from_secs(600),
+        Duration::from_secs(1),
+    )
+    .await;
+    let failed: Vec<Instant> = requests
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(failed.len(), 6, "{requests:?}");
+    assert!(requests[6].1, "the seventh request succeeds");
+    // The retries wait 1 s, 2 s, 4 s ... (min_backoff 1 s doubling, with jitter): each gap at
+    // least 0.5 s, longer than the one before it on average, and never a tight loop.
+    let gaps: Vec<f64> = requests
+        .windows(2)
+        .take(6)
+        .map(|pair| (pair[1].0 - pair[0].0).as_secs_f64())
+        .collect();
+    assert!(gaps.iter().all(|gap| *gap >= 0.5), "{gaps:?}");
+    assert!(
+        gaps[5] > gaps[0] * 4.0,
+        "backoff grows: the sixth wait ({}) vs the first ({}): {gaps:?}",
+        gaps[5],
+        gaps[0]
+    );
+    // An hour-long certificate is not renewed within the ten minutes after it arrived.
+    assert_eq!(requests.len(), 7, "{requests:?}");
+}
