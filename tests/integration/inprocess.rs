@@ -144,8 +144,7 @@ async fn run_for(
     lifecycle.shutdown.cancel();
     running.await.unwrap().unwrap();
     assert!(first_valid.is_some(), "never a valid pair");
-    let seen = requests.lock().unwrap().clone();
-    seen
+    requests.lock().unwrap().clone()
 }
 
 #[tokio::test(start_paused = true)]
