@@ -176,15 +176,31 @@ pub fn signal(pid: i32, signal: nix::sys::signal::Signal) {
         .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
 }
 
-/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed.
+/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed, which is
+/// said on stderr, and is a failure when `PKI_SIDECAR_REQUIRE_PROMTOOL` is set (CI sets it):
+/// no caller can skip the check silently.
 pub fn promtool_check(text: &str) -> Option<(bool, String)> {
-    let mut child = Command::new("promtool")
+    let spawned = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            assert!(
+                std::env::var_os("PKI_SIDECAR_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required here (PKI_SIDECAR_REQUIRE_PROMTOOL) but cannot run: {err}; \
+                 run scripts/install-test-deps.sh"
+            );
+            eprintln!(
+                "SKIPPED promtool check metrics: promtool cannot run ({err}); \
+                 scripts/install-test-deps.sh installs it"
+            );
+            return None;
+        }
+    };
     child
         .stdin
         .take()
@@ -197,18 +213,24 @@ pub fn promtool_check(text: &str) -> Option<(bool, String)> {
     Some((output.status.success(), report))
 }
 
-/// The value of the sample `series` (name and labels exactly as exported) in a scrape, 0 when
-/// absent.
+/// The value of the sample `series` (name and labels exactly as exported) in a scrape. A
+/// series that is missing fails the test, with the scrape: reading it as 0 would let a renamed
+/// metric or a lost label pass every "stays at 0" assertion.
 pub fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    try_metric(text, series)
+        .unwrap_or_else(|| panic!("no series {series} in the scrape:\n{text}"))
+}
+
+/// The value of the sample `series` in a scrape, `None` while it is not exported (for waits on
+/// a series that appears later, such as one labelled by a certificate's serial).
+pub fn try_metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Whether this process runs as root. A test needing root (mount namespaces, tmpfs) calls this
