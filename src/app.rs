@@ -17,59 +17,75 @@ use crate::http_server;
 use crate::lifecycle::Lifecycle;
 use crate::telemetry::{self, HttpMetrics, Telemetry};
 
-/// Binds the app's two listeners and serves until shutdown.
+/// Binds the app's two listeners, builds it and serves until shutdown.
 pub async fn run(config: &config::App, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let listener = http_server::bind(config.listen, "app.listen").await?;
     let metrics_listener = http_server::bind(config.metrics_listen, "app.metrics_listen").await?;
     let telemetry = Telemetry::new().context("cannot register the app's metrics")?;
-    tracing::info!(
-        listen = %config.listen,
-        metrics = %config.metrics_listen,
-        "app serving hello world"
-    );
-    let mut reloads = lifecycle.reloads();
-    tokio::spawn(async move {
-        while reloads.changed().await.is_ok() {
-            tracing::info!("SIGHUP: the app role has nothing to reload");
-        }
-    });
-    let metrics_task = tokio::spawn(
-        telemetry
-            .clone()
-            .serve(metrics_listener, lifecycle.shutdown.clone()),
-    );
-    tokio::select! {
-        result = serve(listener, telemetry, lifecycle.shutdown.clone(), config.shutdown_grace) => result?,
-        () = lifecycle.abort.cancelled() => {}
-    }
-    metrics_task
+    App::build(config, telemetry)?
+        .serve(listener, metrics_listener, lifecycle)
         .await
-        .context("the metrics listener task failed")?;
-    tracing::info!("app stopped");
-    Ok(())
 }
 
-/// Serves the app on an already-bound listener (tests bind port 0).
-pub async fn serve(
-    listener: TcpListener,
+/// A configured app, ready to serve bound listeners (tests bind port 0).
+pub struct App {
+    handler: Handler,
     telemetry: Telemetry,
-    shutdown: tokio_util::sync::CancellationToken,
     grace: std::time::Duration,
-) -> anyhow::Result<()> {
-    let metrics = HttpMetrics::register(&telemetry.registry, "app")
-        .context("cannot register the app's HTTP metrics")?;
-    let handler = Handler {
-        ok: metrics.counter(StatusCode::OK),
-        not_found: metrics.counter(StatusCode::NOT_FOUND),
-        not_allowed: metrics.counter(StatusCode::METHOD_NOT_ALLOWED),
-        duration: metrics.histogram(),
-    };
-    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let response = handler.respond(request.method(), request.uri().path());
-        async move { Ok::<_, Infallible>(response) }
-    });
-    http_server::serve(listener, service, shutdown, grace, "app").await;
-    Ok(())
+}
+
+impl App {
+    /// Registers the app's metrics in `telemetry`; binds nothing.
+    pub fn build(config: &config::App, telemetry: Telemetry) -> anyhow::Result<App> {
+        let metrics = HttpMetrics::register(&telemetry.registry, "app")
+            .context("cannot register the app's HTTP metrics")?;
+        let handler = Handler {
+            ok: metrics.counter(StatusCode::OK),
+            not_found: metrics.counter(StatusCode::NOT_FOUND),
+            not_allowed: metrics.counter(StatusCode::METHOD_NOT_ALLOWED),
+            duration: metrics.histogram(),
+        };
+        Ok(App {
+            handler,
+            telemetry,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// Serves `listener` (and the metrics on `metrics_listener`) until the lifecycle's
+    /// shutdown, then drains within the grace period (a second signal ends the drain).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        metrics_listener: TcpListener,
+        lifecycle: Lifecycle,
+    ) -> anyhow::Result<()> {
+        let metrics_task = self
+            .telemetry
+            .start(metrics_listener, lifecycle.shutdown.clone());
+        let address = listener.local_addr().ok();
+        tracing::info!(listen = ?address, "app serving hello world");
+        let mut reloads = lifecycle.reloads();
+        tokio::spawn(async move {
+            while reloads.changed().await.is_ok() {
+                tracing::info!("SIGHUP: the app role has nothing to reload");
+            }
+        });
+        let handler = self.handler;
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let response = handler.respond(request.method(), request.uri().path());
+            async move { Ok::<_, Infallible>(response) }
+        });
+        tokio::select! {
+            () = http_server::serve(listener, service, lifecycle.shutdown.clone(), self.grace, "app") => {}
+            () = lifecycle.abort.cancelled() => {}
+        }
+        metrics_task
+            .await
+            .context("the metrics listener task failed")?;
+        tracing::info!("app stopped");
+        Ok(())
+    }
 }
 
 /// The request handler, with its counters resolved once at start.

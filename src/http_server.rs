@@ -82,7 +82,7 @@ pub async fn serve<S, B>(
 
 /// Binds `address`; the error names the config key and, for a refused low port, the fix.
 pub async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.map_err(|err| {
+    let listener = TcpListener::bind(address).await.map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::PermissionDenied && address.port() < 1024 {
             " (ports below 1024 need CAP_NET_BIND_SERVICE or a lower \
              net.ipv4.ip_unprivileged_port_start)"
@@ -90,5 +90,11 @@ pub async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Result<Tc
             ""
         };
         anyhow::Error::new(err).context(format!("cannot listen on {address} ({key}){hint}"))
-    })
+    })?;
+    // The address actually bound: with port 0 in the config, the one way to learn the port.
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!(key, address = %bound, "listening"),
+        Err(err) => tracing::warn!(key, error = %err, "listening; its address cannot be read"),
+    }
+    Ok(listener)
 }

@@ -38,6 +38,14 @@ impl Lifecycle {
         }
     }
 
+    /// A lifecycle ended by `shutdown` (tests and embedders that already have a token).
+    pub fn with_shutdown(shutdown: CancellationToken) -> Lifecycle {
+        Lifecycle {
+            shutdown,
+            ..Lifecycle::new()
+        }
+    }
+
     /// Routes SIGTERM, SIGINT and SIGHUP to this lifecycle from a background task.
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
         let mut terminate = signal(SignalKind::terminate())?;

@@ -18,6 +18,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LogFormat;
@@ -280,6 +281,13 @@ impl Telemetry {
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown`.
+    /// Serves this role's `/metrics`, `/healthz` and `/readyz` on `listener` in a task of its
+    /// own until `shutdown`: the one way every role starts its telemetry (its `serve` calls
+    /// this first).
+    pub fn start(&self, listener: TcpListener, shutdown: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(self.clone().serve(listener, shutdown))
+    }
+
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {
         let telemetry = self;
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {

@@ -175,11 +175,9 @@ impl Agent {
             .as_deref()
             .map(auth::PidFile::create)
             .transpose()?;
-        let metrics_task = tokio::spawn(
-            self.telemetry
-                .clone()
-                .serve(metrics_listener, lifecycle.shutdown.clone()),
-        );
+        let metrics_task = self
+            .telemetry
+            .start(metrics_listener, lifecycle.shutdown.clone());
         let shutdown = lifecycle.shutdown.clone();
         let result = run_parts(
             self.keeper,

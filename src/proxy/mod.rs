@@ -45,18 +45,13 @@ use forward::{Forwarder, Peer};
 use metrics::ProxyMetrics;
 use store::{CertResolver, CertStore, Reloader};
 
-/// Runs the proxy until shutdown; `Ok` is a clean exit.
+/// Runs the proxy until shutdown: binds its listeners, builds it, serves; `Ok` is a clean
+/// exit.
 pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
     raise_open_files_limit(config.max_connections);
     let listener = http_server::bind(config.listen, "proxy.listen").await?;
     let metrics_listener = http_server::bind(config.metrics_listen, "proxy.metrics_listen").await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
-    let metrics = ProxyMetrics::register(&telemetry.registry)?;
-    let metrics_task = tokio::spawn(
-        telemetry
-            .clone()
-            .serve(metrics_listener, lifecycle.shutdown.clone()),
-    );
     tracing::info!(
         listen = %config.listen,
         upstream = %config.upstream,
@@ -65,9 +60,9 @@ pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result
         metrics = %config.metrics_listen,
         "proxy starting"
     );
-    let proxy = Proxy::new(config, metrics, telemetry)?;
-    proxy.serve(listener, lifecycle).await;
-    let _ = metrics_task.await;
+    Proxy::build(config, telemetry)?
+        .serve(listener, metrics_listener, lifecycle)
+        .await;
     tracing::info!("proxy stopped");
     Ok(())
 }
@@ -125,12 +120,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Builds the TLS config and the upstream client; reads no certificate yet.
-    pub fn new(
-        config: &config::Proxy,
-        metrics: ProxyMetrics,
-        telemetry: Telemetry,
-    ) -> anyhow::Result<Proxy> {
+    /// Registers the proxy's metrics in `telemetry`, builds the TLS config and the upstream
+    /// client; reads no certificate and binds nothing yet.
+    pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
+        let metrics = ProxyMetrics::register(&telemetry.registry)?;
         let store = Arc::new(CertStore::default());
         let tickets = rustls::crypto::ring::Ticketer::new()
             .context("cannot create the TLS session ticket key")?;
@@ -173,9 +166,16 @@ impl Proxy {
         })
     }
 
-    /// Serves `listener` until the lifecycle's shutdown; then drains.
-    pub async fn serve(self, listener: TcpListener, lifecycle: Lifecycle) {
+    /// Serves `listener` (and the metrics on `metrics_listener`) until the lifecycle's
+    /// shutdown; then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        metrics_listener: TcpListener,
+        lifecycle: Lifecycle,
+    ) {
         let shutdown = lifecycle.shutdown.clone();
+        let metrics_task = self.telemetry.start(metrics_listener, shutdown.clone());
         let reloader = Reloader {
             cert_file: self.config.cert_file.clone(),
             key_file: self.config.key_file.clone(),
@@ -251,6 +251,7 @@ impl Proxy {
         if let Some(task) = client_ca_task {
             let _ = task.await;
         }
+        let _ = metrics_task.await;
     }
 }
 

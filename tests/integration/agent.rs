@@ -6,16 +6,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
+use crate::util;
+use crate::util::agent::{AgentProcess, Launch};
 use crate::util::bao::{self, Bed};
-use crate::util::{self, ChildGuard};
 
-/// A running `pki-sidecar agent` with its files in a temporary directory.
+/// A running `pki-sidecar agent` ([`util::agent`]) with its files in a temporary directory.
 struct Agent {
     dir: tempfile::TempDir,
-    child: ChildGuard,
+    process: AgentProcess,
     metrics: SocketAddr,
 }
 
@@ -40,25 +40,20 @@ impl Agent {
             assert!(
                 start.elapsed() < limit,
                 "no new token in the sink after {limit:?}; metrics:\n{}",
-                self.scrape()
+                self.process.scrape()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    fn scrape(&self) -> String {
-        util::http(self.metrics, "GET", "/metrics").body
-    }
-
-    /// The value of the sample `series` (name and labels exactly as exported), 0 if absent.
+    /// The sample `series` now; a missing series fails the test.
     fn metric(&self, series: &str) -> f64 {
-        util::metric(&self.scrape(), series)
+        self.process.metric(series)
     }
 
-    /// Stops the agent with SIGTERM; returns its exit code and stderr.
-    fn stop(mut self) -> (Option<i32>, String) {
-        util::signal(self.child.pid(), Signal::SIGTERM);
-        self.child.wait(Duration::from_secs(10))
+    /// Stops the agent with SIGTERM; returns its exit code and log.
+    fn stop(self) -> (Option<i32>, String) {
+        self.process.stop()
     }
 }
 
@@ -79,7 +74,6 @@ fn start_agent(
     for (name, contents) in files {
         std::fs::write(dir.path().join(name), contents).expect("write a credential file");
     }
-    let metrics_port = util::free_port();
     let method = method.replace("DIR", &dir.path().display().to_string());
     let config = format!(
         r#"
@@ -92,33 +86,20 @@ auto_auth {{
     }}
   }}
 }}
-telemetry {{
-  metrics_listen = "127.0.0.1:{metrics_port}"
-}}
 {extra}
 "#,
         dir = dir.path().display(),
     );
     let config_path = util::write_file(dir.path(), "agent.hcl", &config);
-    let mut command = util::command();
-    command
-        .args([
-            "agent",
-            "--log-format",
-            "json",
-            "--config",
-            config_path.to_str().unwrap(),
-        ])
-        .env("VAULT_ADDR", bed.addr());
+    let mut launch = Launch::new(&[&config_path], bed.addr(), &dir.path().join("agent.log"));
     for (name, value) in env {
-        command.env(name, value);
+        launch = launch.env(name, value);
     }
-    let child = ChildGuard::spawn(command);
-    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    util::wait_for_port(metrics, Duration::from_secs(10));
+    let process = launch.spawn();
+    let metrics = process.metrics();
     Agent {
         dir,
-        child,
+        process,
         metrics,
     }
 }
@@ -177,7 +158,7 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
 
     let readyz = util::http(agent.metrics, "GET", "/readyz");
     assert_eq!((readyz.status, readyz.body.as_str()), (200, "ready\n"));
-    let scrape = agent.scrape();
+    let scrape = agent.process.scrape();
     assert_eq!(
         util::metric(
             &scrape,
@@ -207,7 +188,7 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
     let pid_file = agent.dir.path().join("pidfile");
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap(),
-        agent.child.pid().to_string()
+        agent.process.pid().to_string()
     );
     let dir = agent.dir.path().to_path_buf();
     let jwt = std::fs::read_to_string(agent.jwt()).unwrap();
@@ -316,14 +297,24 @@ fn refused_logins_back_off_with_growing_waits_and_say_why() {
             )),
         ),
     ] {
+        let started = Instant::now();
         let agent = start_agent(bed, &kubernetes_method(role), "", jwt, &[], &[]);
-        std::thread::sleep(Duration::from_secs(6));
-        let failures =
-            agent.metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"failure\"}");
-        // Waits of about 1, 2, 4, 4 s: 3 or 4 attempts in 6 s, never a tight loop.
+        // Three refused logins: the second and third come after the backoff's first two
+        // waits (at least 0.75 s and 1.5 s), so never sooner than 2.25 s from the start —
+        // a lower bound, which a loaded machine cannot break, where a count in a fixed window
+        // could.
+        let failed = "pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"failure\"}";
+        while agent.metric(failed) < 3.0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{case}: fewer than 3 failed logins in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(
-            (2.0..=5.0).contains(&failures),
-            "{case}: {failures} failed logins in 6s"
+            started.elapsed() >= Duration::from_millis(2250),
+            "{case}: 3 failed logins within {:?}: the backoff did not wait",
+            started.elapsed()
         );
         let readyz = util::http(agent.metrics, "GET", "/readyz");
         assert_eq!(readyz.status, 503, "{case}");
@@ -441,7 +432,7 @@ fn approle_and_token_file_logins_work() {
   }"#;
     let agent = start_agent(bed, method, "", None, &[("given-token", &given)], &[]);
     assert_eq!(agent.wait_for_token(None, Duration::from_secs(20)), given);
-    let scrape = agent.scrape();
+    let scrape = agent.process.scrape();
     assert_eq!(
         util::metric(
             &scrape,
@@ -483,7 +474,7 @@ fn secrets_never_reach_the_logs_even_at_trace_level() {
 #[test]
 fn exit_after_auth_writes_the_sink_and_exits_zero() {
     let bed = bao::bed();
-    let mut agent = start_agent(
+    let agent = start_agent(
         bed,
         &kubernetes_method(bao::LOGIN_ROLE),
         "exit_after_auth = true\n",
@@ -491,9 +482,11 @@ fn exit_after_auth_writes_the_sink_and_exits_zero() {
         &[],
         &[],
     );
-    let (code, stderr) = agent.child.wait(Duration::from_secs(20));
+    let sink = agent.sink();
+    let _dir = agent.dir;
+    let (code, stderr) = agent.process.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(0), "{stderr}");
-    let token = std::fs::read_to_string(agent.sink()).expect("sink written before exit");
+    let token = std::fs::read_to_string(sink).expect("sink written before exit");
     assert_eq!(issue_with(bed, &token), 200);
 }
 
@@ -522,23 +515,7 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
         );
     assert_ne!(config, seed);
     let config = util::write_file(dir.path(), "agent.hcl", &config);
-    let metrics_port = util::free_port();
-    let overlay = util::write_file(
-        dir.path(),
-        "telemetry.hcl",
-        &format!("telemetry {{\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n}}\n"),
-    );
-    let mut command = util::command();
-    command
-        .args([
-            "agent",
-            "--config",
-            config.to_str().unwrap(),
-            "--config",
-            overlay.to_str().unwrap(),
-        ])
-        .env("VAULT_ADDR", bed.addr());
-    let mut child = ChildGuard::spawn(command);
+    let agent = Launch::new(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
     let sink = dir.path().join(".vault-token");
     let start = Instant::now();
     while !sink.exists() {
@@ -549,7 +526,7 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let token = std::fs::read_to_string(&sink).unwrap();
     assert_eq!(
         std::fs::read_to_string(dir.path().join("pidfile")).unwrap(),
-        child.pid().to_string()
+        agent.pid().to_string()
     );
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(
@@ -561,18 +538,10 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
         .token_ttl(&token)
         .expect("the token is alive after more than twice its TTL");
     assert!(ttl <= 3, "{ttl}");
-    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    let scrape = util::http(metrics, "GET", "/metrics").body;
-    assert!(
-        util::metric(
-            &scrape,
-            "pki_sidecar_agent_token_renewals_total{result=\"success\"}"
-        ) >= 2.0,
-        "{scrape}"
-    );
-    util::signal(child.pid(), Signal::SIGTERM);
-    let (code, stderr) = child.wait(Duration::from_secs(10));
-    assert_eq!(code, Some(0), "{stderr}");
+    let renewals = agent.metric("pki_sidecar_agent_token_renewals_total{result=\"success\"}");
+    assert!(renewals >= 2.0, "{renewals} renewals");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
 }
 
 /// `bao server -dev -dev-tls`: a real OpenBao behind TLS with a CA of its own, and nothing

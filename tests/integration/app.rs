@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use nix::sys::signal::Signal;
+use pki_sidecar::lifecycle::Lifecycle;
 use pki_sidecar::telemetry::Telemetry;
 use pki_sidecar::{app, http_server};
 use tokio::net::TcpListener;
@@ -34,10 +35,15 @@ async fn start_app(
         metrics_listener.local_addr().unwrap(),
     );
     let telemetry = Telemetry::new().expect("telemetry");
-    tokio::spawn(telemetry.clone().serve(metrics_listener, shutdown.clone()));
-    let shutdown = shutdown.clone();
+    let config = pki_sidecar::config::App {
+        listen: address,
+        metrics_listen: metrics_address,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let app = app::App::build(&config, telemetry).expect("build the app");
+    let lifecycle = Lifecycle::with_shutdown(shutdown.clone());
     let task = tokio::spawn(async move {
-        app::serve(listener, telemetry, shutdown, Duration::from_secs(5))
+        app.serve(listener, metrics_listener, lifecycle)
             .await
             .expect("app serves");
     });

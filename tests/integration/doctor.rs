@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::util::agent::Launch;
 use crate::util::bao::{self, Bed};
 use crate::util::{self, ChildGuard};
 
@@ -67,16 +68,11 @@ fn start_ready(bed: &Bed, role: &str, configs: &[&Path], metrics: SocketAddr) ->
     child
 }
 
-/// The agent on `config` until it has written the pair, then stopped.
+/// The agent on `config` ([`util::agent`]) until it has written the pair, then stopped.
 fn issue_with_agent(bed: &Bed, dir: &Path, config: &Path) {
-    let metrics: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
-    let telemetry = util::write_file(
-        dir,
-        "telemetry.hcl",
-        &format!("telemetry {{\n  metrics_listen = \"{metrics}\"\n}}\n"),
-    );
-    let agent = start_ready(bed, "agent", &[config, &telemetry], metrics);
-    drop(agent);
+    let agent = Launch::new(&[config], bed.addr(), &dir.join("agent.log")).spawn();
+    agent.wait_ready(Duration::from_secs(30));
+    agent.kill();
 }
 
 /// Runs doctor on `configs` with `env`; returns the exit code and stdout + stderr.

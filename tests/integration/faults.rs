@@ -42,6 +42,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use crate::util::agent::{AgentProcess, Launch};
 use crate::util::bao::{self, IsolatedPki};
 use crate::util::faultproxy::{self, FaultProxy, Mode};
 use crate::util::{self, ChildGuard};
@@ -88,7 +89,7 @@ fn bed_address() -> SocketAddr {
 // The agent, the proxy and the app as processes
 
 /// The seed's agent file issuing from `pki`'s mount as its login role, with the certificate's
-/// `ttl`, the renewal `threshold`, the metrics on `metrics_port`, and every file it writes in
+/// `ttl`, the renewal `threshold`, and every file it writes in
 /// `files` (the token, the pid file, `tls.crt`, `tls.key`). `dir` holds the config and the SA
 /// token.
 fn seed_agent_config(
@@ -97,7 +98,6 @@ fn seed_agent_config(
     pki: &IsolatedPki,
     ttl: &str,
     threshold: f64,
-    metrics_port: u16,
 ) -> PathBuf {
     let jwt = util::write_file(
         dir,
@@ -122,62 +122,37 @@ fn seed_agent_config(
     util::write_file(
         dir,
         "agent.hcl",
-        &format!(
-            "{config}\ntemplate_config {{\n  lease_renewal_threshold = {threshold}\n}}\n\
-             telemetry {{\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n}}\n"
-        ),
+        &format!("{config}\ntemplate_config {{\n  lease_renewal_threshold = {threshold}\n}}\n"),
     )
 }
 
-/// A running agent; its stderr goes to a file (a pipe nobody reads would fill and block it).
-struct Agent {
-    child: ChildGuard,
-    metrics: SocketAddr,
-    log: PathBuf,
-}
+/// A running agent ([`util::agent`]), with what this suite asks of it besides.
+struct Agent(AgentProcess);
 
-/// Runs `pki-sidecar agent --config CONFIG` against `vault`, its metrics on `metrics_port`,
-/// optionally behind `wrapper` (a command line that ends by exec'ing the rest).
+/// Runs `pki-sidecar agent --config CONFIG` against `vault`, logging to `log`, optionally
+/// behind `wrapper` (a command line that ends by exec'ing the rest).
 fn spawn_agent(
     config: &Path,
     vault: &str,
-    metrics_port: u16,
     log: &Path,
     wrapper: &[String],
     extra_args: &[&str],
 ) -> Agent {
-    let mut command = if let Some((program, args)) = wrapper.split_first() {
-        let mut command = Command::new(program);
-        command.args(args).arg(util::bin());
-        command
-    } else {
-        util::command()
-    };
-    command
-        .current_dir(util::repo())
-        .env_remove("RUST_LOG")
-        .args(["agent", "--log-format", "json"])
-        .args(extra_args)
-        .args(["--config", config.to_str().expect("UTF-8 path")])
-        .env("VAULT_ADDR", vault)
-        .stdout(Stdio::null())
-        .stderr(File::create(log).expect("agent log file"));
-    let child = ChildGuard(Some(command.spawn().expect("spawn the agent")));
-    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
-    Agent {
-        child,
-        metrics,
-        log: log.to_owned(),
-    }
+    Agent(
+        Launch::new(&[config], vault, log)
+            .wrapper(wrapper)
+            .args(extra_args)
+            .spawn(),
+    )
 }
 
 impl Agent {
     fn scrape(&self) -> String {
-        util::http(self.metrics, "GET", "/metrics").body
+        self.0.scrape()
     }
 
     fn metric(&self, series: &str) -> f64 {
-        util::metric(&self.scrape(), series)
+        self.0.metric(series)
     }
 
     /// When the agent plans to renew its certificate (its renewal timestamp metric): Vault
@@ -198,32 +173,27 @@ impl Agent {
     }
 
     fn ready(&self) -> bool {
-        std::net::TcpStream::connect_timeout(&self.metrics, Duration::from_millis(200)).is_ok()
-            && util::http(self.metrics, "GET", "/readyz").status == 200
+        self.0.ready()
     }
 
     fn running(&mut self) -> bool {
-        let child = self.child.0.as_mut().expect("started");
-        child.try_wait().expect("try_wait").is_none()
+        self.0.running()
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn pid(&self) -> i32 {
+        self.0.pid()
     }
 
     /// SIGTERM, exit 0; returns the log.
-    fn stop(mut self) -> String {
-        util::signal(self.child.pid(), Signal::SIGTERM);
-        let (code, _) = self.child.wait(Duration::from_secs(15));
-        let log = self.log();
+    fn stop(self) -> String {
+        let (code, log) = self.0.stop();
         assert_eq!(code, Some(0), "the agent exits 0 on SIGTERM:\n{log}");
         log
     }
 
     /// SIGKILL, and reap.
-    fn kill(mut self) {
-        util::signal(self.child.pid(), Signal::SIGKILL);
-        let _ = self.child.wait(Duration::from_secs(15));
+    fn kill(self) {
+        self.0.kill();
     }
 }
 
@@ -482,7 +452,6 @@ struct Pod {
     agent: Option<Agent>,
     frontend: Option<Frontend>,
     config: PathBuf,
-    metrics_port: u16,
 }
 
 impl Pod {
@@ -501,8 +470,7 @@ impl Pod {
         let pki = bao::bed().mount_isolated_pki(name);
         let faults = FaultProxy::start(bed_address(), mode);
         let dir = tempfile::tempdir().expect("tempdir");
-        let metrics_port = util::free_port();
-        let config = seed_agent_config(dir.path(), dir.path(), &pki, ttl, threshold, metrics_port);
+        let config = seed_agent_config(dir.path(), dir.path(), &pki, ttl, threshold);
         let frontend = frontend.then(|| spawn_frontend(dir.path(), dir.path(), "", &[]));
         let mut pod = Pod {
             dir,
@@ -510,7 +478,6 @@ impl Pod {
             agent: None,
             frontend,
             config,
-            metrics_port,
         };
         pod.spawn_agent(agent_args);
         pod
@@ -520,7 +487,6 @@ impl Pod {
         self.agent = Some(spawn_agent(
             &self.config,
             &self.faults.url(),
-            self.metrics_port,
             &self.dir.path().join("agent.log"),
             &[],
             args,
@@ -565,7 +531,7 @@ const UNREACHABLE_AT_START: Duration = Duration::from_secs(30);
 fn vault_unreachable_for_30s_at_start_then_everything_recovers_without_a_restart() {
     let mut pod = Pod::start("faults-start", "1h", 0.67, Mode::Reset, true);
     let started = Instant::now();
-    util::wait_for_port(pod.agent().metrics, Duration::from_secs(15));
+    util::wait_for_port(pod.agent().0.metrics(), Duration::from_secs(15));
     let mut readyz_reasons = Vec::new();
     while started.elapsed() < UNREACHABLE_AT_START {
         let readyz = pod.frontend().readyz();
@@ -581,7 +547,7 @@ fn vault_unreachable_for_30s_at_start_then_everything_recovers_without_a_restart
         );
         assert!(!pod.files().join("tls.crt").exists());
         assert_eq!(
-            util::http(pod.agent().metrics, "GET", "/readyz").status,
+            util::http(pod.agent().0.metrics(), "GET", "/readyz").status,
             503,
             "agent not ready"
         );
@@ -1006,11 +972,10 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
     let dir = tempfile::tempdir().unwrap();
     let volume = dir.path().join("volume");
     std::fs::create_dir(&volume).unwrap();
-    let metrics_port = util::free_port();
     // 40 s certificates renewed at 30 %: 10-14 s after issue, leaving time for two failed
     // retries before expiry. With 100 extra names the certificate file (leaf and CA) takes two
     // 4 KiB pages and the key one, as a full chain would.
-    let config = seed_agent_config(dir.path(), &volume, &pki, "40s", 0.3, metrics_port);
+    let config = seed_agent_config(dir.path(), &volume, &pki, "40s", 0.3);
     let names: Vec<String> = (0..100).map(|n| format!("n{n}.foo.home")).collect();
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "alt_names=localhost,bar.home",
@@ -1034,7 +999,6 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
     let agent = spawn_agent(
         &config,
         &faults.url(),
-        metrics_port,
         &dir.path().join("agent.log"),
         &wrapper,
         &[],
@@ -1043,11 +1007,7 @@ fn a_full_disk_keeps_the_old_pair_counts_the_failure_and_recovers_when_space_ret
         agent.ready()
     });
     // The agent's view of the volume.
-    let seen = PathBuf::from(format!(
-        "/proc/{}/root{}",
-        agent.child.pid(),
-        volume.display()
-    ));
+    let seen = PathBuf::from(format!("/proc/{}/root{}", agent.pid(), volume.display()));
     assert!(
         std::fs::read_dir(&volume).unwrap().next().is_none(),
         "the tmpfs is private to the agent's namespace"
@@ -1953,8 +1913,7 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
     // writeToFile without perms (the key: 0600) and a destination without perms (0644).
     let pki = bao::bed().mount_isolated_pki("faults-trace");
     let dir = tempfile::tempdir().unwrap();
-    let metrics_port = util::free_port();
-    let config = seed_agent_config(dir.path(), dir.path(), &pki, "1h", 0.67, metrics_port);
+    let config = seed_agent_config(dir.path(), dir.path(), &pki, "1h", 0.67);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("\"\" \"\" \"0644\"", "\"\" \"\" \"\"")
@@ -1963,7 +1922,6 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
     let agent = spawn_agent(
         &config,
         bao::bed().addr(),
-        metrics_port,
         &dir.path().join("agent.log"),
         &[],
         &["--log-level", "trace"],

@@ -1,6 +1,6 @@
 //! The proxy role against real clients: TLS, reload, forwarding, limits.
 //!
-//! Most tests run the library in this process (`Proxy::new` + `serve` on a port-0 listener)
+//! Most tests run the library in this process (`Proxy::build` + `serve` on port-0 listeners)
 //! in front of a small upstream written here: the app itself, an echo server that returns the
 //! request's headers, or raw TCP servers that misbehave on purpose. Clients are hyper over
 //! tokio-rustls, verifying the proxy's certificate against a CA made here with rcgen, and
@@ -30,7 +30,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use nix::sys::signal::Signal;
 use pki_sidecar::lifecycle::Lifecycle;
 use pki_sidecar::proxy::Proxy;
-use pki_sidecar::proxy::metrics::ProxyMetrics;
 use pki_sidecar::telemetry::Telemetry;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -242,15 +241,9 @@ async fn start_proxy(settings: &str) -> ProxyUnderTest {
     let address = listener.local_addr().unwrap();
     let metrics_address = metrics_listener.local_addr().unwrap();
     let telemetry = Telemetry::new().expect("telemetry");
-    let metrics = ProxyMetrics::register(&telemetry.registry).expect("proxy metrics");
     let lifecycle = Lifecycle::new();
-    tokio::spawn(
-        telemetry
-            .clone()
-            .serve(metrics_listener, lifecycle.shutdown.clone()),
-    );
-    let proxy = Proxy::new(&config.proxy, metrics, telemetry.clone()).expect("build proxy");
-    let task = tokio::spawn(proxy.serve(listener, lifecycle.clone()));
+    let proxy = Proxy::build(&config.proxy, telemetry.clone()).expect("build proxy");
+    let task = tokio::spawn(proxy.serve(listener, metrics_listener, lifecycle.clone()));
     ProxyUnderTest {
         address,
         metrics_address,
@@ -549,12 +542,20 @@ impl hyper::body::Body for ChannelBody {
 async fn hello_upstream(shutdown: &CancellationToken) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
     let address = listener.local_addr().unwrap();
-    let telemetry = Telemetry::new().expect("telemetry");
-    tokio::spawn(pki_sidecar::app::serve(
+    let metrics_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app metrics");
+    let config = pki_sidecar::config::App {
+        listen: address,
+        metrics_listen: metrics_listener.local_addr().unwrap(),
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let app = pki_sidecar::app::App::build(&config, Telemetry::new().expect("telemetry"))
+        .expect("build the app");
+    tokio::spawn(app.serve(
         listener,
-        telemetry,
-        shutdown.clone(),
-        Duration::from_secs(1),
+        metrics_listener,
+        Lifecycle::with_shutdown(shutdown.clone()),
     ));
     address
 }

@@ -1,7 +1,6 @@
 //! The agent's templates against real OpenBao: the seed's template producing a matching pair,
 //! reuse across restarts, renewal, outages, and byte-for-byte agreement with OpenBao Agent.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,8 +9,9 @@ use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
 use pki_sidecar::tls::pem;
 
+use crate::util;
+use crate::util::agent::{AgentProcess, Launch};
 use crate::util::bao::{self, Bed};
-use crate::util::{self, ChildGuard};
 
 /// The seed's agent file with the role, the token path and every file moved into `dir`.
 fn seed_config(dir: &Path, role: &str, extra: &str) -> PathBuf {
@@ -35,54 +35,18 @@ fn seed_config(dir: &Path, role: &str, extra: &str) -> PathBuf {
     util::write_file(dir, "agent.hcl", &format!("{config}\n{extra}"))
 }
 
-/// A running agent on `config`, its metrics on a free port.
-struct Running {
-    child: ChildGuard,
-    metrics: SocketAddr,
-}
+/// A running agent on `config` ([`util::agent`]).
+type Running = AgentProcess;
 
 fn start(bed: &Bed, dir: &Path, config: &Path) -> Running {
-    let port = util::free_port();
-    let telemetry = util::write_file(
-        dir,
-        "telemetry.hcl",
-        &format!("telemetry {{\n  metrics_listen = \"127.0.0.1:{port}\"\n}}\n"),
-    );
-    let mut command = util::command();
-    command
-        .args(["agent", "--log-format", "json"])
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--config",
-            telemetry.to_str().unwrap(),
-        ])
-        .env("VAULT_ADDR", bed.addr());
-    let child = ChildGuard::spawn(command);
-    let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    util::wait_for_port(metrics, Duration::from_secs(10));
-    Running { child, metrics }
+    Launch::new(&[config], bed.addr(), &dir.join("agent.log")).spawn()
 }
 
-impl Running {
-    fn metric(&self, series: &str) -> f64 {
-        util::metric(&util::http(self.metrics, "GET", "/metrics").body, series)
-    }
-
-    fn wait_ready(&self, limit: Duration) {
-        let start = Instant::now();
-        while util::http(self.metrics, "GET", "/readyz").status != 200 {
-            assert!(start.elapsed() < limit, "agent not ready after {limit:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(mut self) -> String {
-        util::signal(self.child.pid(), Signal::SIGTERM);
-        let (code, stderr) = self.child.wait(Duration::from_secs(10));
-        assert_eq!(code, Some(0), "{stderr}");
-        stderr
-    }
+/// Stops `agent` with SIGTERM, asserts it exits 0, and returns its log.
+fn stop(agent: Running) -> String {
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    log
 }
 
 /// The leaf certificate in a PEM file, and its key file's key matches it.
@@ -162,7 +126,7 @@ fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
         (0.6166..=0.7167).contains(&fraction),
         "renewal at 2/3 ± 5 %: {fraction}"
     );
-    let scrape = util::http(agent.metrics, "GET", "/metrics").body;
+    let scrape = agent.scrape();
     assert!(
         scrape.contains(&format!("serial_number=\"{}\"", leaf.serial)),
         "the info series names the serial"
@@ -170,7 +134,7 @@ fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
     if let Some((ok, report)) = util::promtool_check(&scrape) {
         assert!(ok, "promtool: {report}");
     }
-    let stderr = agent.stop();
+    let stderr = stop(agent);
     let key = std::fs::read_to_string(dir.path().join("tls.key")).unwrap();
     let key_body = key.lines().nth(1).unwrap();
     assert!(
@@ -186,7 +150,7 @@ fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
     let config = seed_config(dir.path(), bao::LOGIN_ROLE, "");
     let agent = start(bed, dir.path(), &config);
     agent.wait_ready(Duration::from_secs(30));
-    agent.stop();
+    stop(agent);
     let (first, _) = pair(dir.path());
 
     // Restart: same serial, nothing issued.
@@ -196,7 +160,7 @@ fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
         agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}"),
         0.0
     );
-    let stderr = agent.stop();
+    let stderr = stop(agent);
     assert!(
         stderr.contains("reusing the certificate on disk"),
         "{stderr}"
@@ -212,7 +176,7 @@ fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
         &seed_config(other.path(), bao::LOGIN_ROLE, ""),
     );
     other_agent.wait_ready(Duration::from_secs(30));
-    other_agent.stop();
+    stop(other_agent);
     std::fs::copy(other.path().join("tls.key"), dir.path().join("tls.key")).unwrap();
     let agent = start(bed, dir.path(), &config);
     agent.wait_ready(Duration::from_secs(30));
@@ -220,7 +184,7 @@ fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
         agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}"),
         1.0
     );
-    agent.stop();
+    stop(agent);
     let (renewed, _) = pair(dir.path());
     assert_ne!(renewed.serial, first.serial);
 
@@ -237,7 +201,7 @@ fn a_restart_reuses_the_pair_on_disk_and_a_broken_key_gets_a_new_pair() {
         }
         let agent = start(bed, dir.path(), &config);
         agent.wait_ready(Duration::from_secs(30));
-        agent.stop();
+        stop(agent);
         assert_ne!(pair(dir.path()).0.serial, before, "{damage}: a new pair");
     }
 }
@@ -263,7 +227,7 @@ fn short_lived_certificates_are_renewed_before_expiry_and_the_pair_always_matche
     let started = Instant::now();
     while serials.len() < 3 {
         if started.elapsed() > Duration::from_secs(30) {
-            let stderr = agent.stop();
+            let stderr = stop(agent);
             panic!("fewer than two renewals in 30s: {serials:?}\n{stderr}");
         }
         let (leaf, _) = pair_retrying(dir.path());
@@ -283,7 +247,7 @@ fn short_lived_certificates_are_renewed_before_expiry_and_the_pair_always_matche
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(agent.metric("pki_sidecar_agent_issue_total{result=\"success\"}") >= 3.0);
-    agent.stop();
+    stop(agent);
 }
 
 /// [`pair`], tolerating the instant between the key's and the certificate's renames.
@@ -342,7 +306,7 @@ fn an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    agent.stop();
+    stop(agent);
 }
 
 #[test]
@@ -354,8 +318,8 @@ fn exit_after_auth_renders_every_template_once_and_exits() {
         .unwrap()
         .replace("exit_after_auth = false", "exit_after_auth = true");
     std::fs::write(&config, text).unwrap();
-    let mut agent = start(bed, dir.path(), &config);
-    let (code, stderr) = agent.child.wait(Duration::from_secs(30));
+    let agent = start(bed, dir.path(), &config);
+    let (code, stderr) = agent.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{stderr}");
     pair(dir.path());
 }
@@ -463,7 +427,7 @@ template_config {{
         "{{ with secret \"kv-templates/data/app\" }}{{ .Data.data.user | toUpper }}{{ end }}\n",
     )
     .unwrap();
-    util::signal(agent.child.pid(), Signal::SIGHUP);
+    util::signal(agent.pid(), Signal::SIGHUP);
     let started = Instant::now();
     while std::fs::read_to_string(dir.path().join("out/app.txt")).unwrap() != "ALICE\n" {
         assert!(
@@ -499,7 +463,7 @@ template_config {{
         started.elapsed() >= Duration::from_secs(1),
         "wait.min held the write back"
     );
-    let stderr = agent.stop();
+    let stderr = stop(agent);
     assert!(!stderr.contains("s3cret"), "secret values are not logged");
 }
 
@@ -578,8 +542,8 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
 
     // 2. A restart reusing the certificate (no key in the render): ours, then Go's, on the
     //    same file must agree byte for byte.
-    let mut agent = start(bed, dir.path(), &config);
-    let (code, stderr) = agent.child.wait(Duration::from_secs(30));
+    let agent = start(bed, dir.path(), &config);
+    let (code, stderr) = agent.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("reusing the certificate on disk"),

@@ -2,6 +2,7 @@
 //! (in submodules) the OpenBao bed and the Kubernetes TokenReview stand-in.
 #![allow(dead_code)] // Each test module uses a different subset.
 
+pub mod agent;
 pub mod bao;
 pub mod faultproxy;
 pub mod tokenreview;
@@ -217,8 +218,7 @@ pub fn promtool_check(text: &str) -> Option<(bool, String)> {
 /// series that is missing fails the test, with the scrape: reading it as 0 would let a renamed
 /// metric or a lost label pass every "stays at 0" assertion.
 pub fn metric(text: &str, series: &str) -> f64 {
-    try_metric(text, series)
-        .unwrap_or_else(|| panic!("no series {series} in the scrape:\n{text}"))
+    try_metric(text, series).unwrap_or_else(|| panic!("no series {series} in the scrape:\n{text}"))
 }
 
 /// The value of the sample `series` in a scrape, `None` while it is not exported (for waits on
