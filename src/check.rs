@@ -21,6 +21,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use zeroize::Zeroizing;
 
 use crate::certs::{self, CertInfo, PairError};
 use crate::timefmt::{format_duration, rfc3339};
@@ -332,11 +333,14 @@ pub(crate) fn pair(cert: &Path, key: &Path, now: SystemTime) -> Result<Finding, 
 }
 
 /// A file's text; failing to read it at all means the check cannot run.
-fn read_text(path: &Path) -> Result<String, CouldNotRun> {
-    let bytes = std::fs::read(path)
-        .map_err(|err| CouldNotRun::Other(format!("cannot read {}: {err}", path.display())))?;
+/// A file's text, wiped from memory when dropped (it may be a private key).
+fn read_text(path: &Path) -> Result<Zeroizing<String>, CouldNotRun> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .map_err(|err| CouldNotRun::Other(format!("cannot read {}: {err}", path.display())))?,
+    );
     // Lossy: a binary (DER) file then simply has no PEM block, which is reported as such.
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The first certificate: the leaf, in a chain file written leaf first.

@@ -114,6 +114,15 @@ pub struct StagedFiles {
     files: Vec<(Vec<u8>, Staged)>,
 }
 
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        // What a render stages is often a private key: wiped, not just freed.
+        for (contents, _) in &mut self.files {
+            zeroize::Zeroize::zeroize(contents);
+        }
+    }
+}
+
 impl StagedFiles {
     /// What `path` will hold once committed, if a file for it is staged.
     pub fn pending(&self, path: &Path) -> Option<&[u8]> {
@@ -134,9 +143,11 @@ impl StagedFiles {
 
     /// Renames every staged file over its destination, in order; `true` when any was. The
     /// error names the file whose rename failed.
-    pub fn commit(self) -> io::Result<bool> {
-        let changed = !self.files.is_empty();
-        for (_, staged) in self.files {
+    pub fn commit(mut self) -> io::Result<bool> {
+        let files = std::mem::take(&mut self.files);
+        let changed = !files.is_empty();
+        for (mut contents, staged) in files {
+            zeroize::Zeroize::zeroize(&mut contents);
             let path = staged.path().to_path_buf();
             staged.commit().map_err(|err| {
                 io::Error::new(
@@ -152,7 +163,7 @@ impl StagedFiles {
 /// Stages `contents` for `path` unless it already has these contents and mode.
 pub fn stage_if_changed(
     path: &Path,
-    contents: Vec<u8>,
+    mut contents: Vec<u8>,
     perms: Option<u32>,
     owner: Ownership,
     staged: &mut StagedFiles,
@@ -161,14 +172,23 @@ pub fn stage_if_changed(
         && staged.pending(path).is_none()
         && !needs_write(path, &contents, perms)
     {
+        // Not needed: wiped (it may be a key) rather than just freed.
+        zeroize::Zeroize::zeroize(&mut contents);
         return Ok(());
     }
     let mode = perms
         .or_else(|| existing_mode(path))
         .unwrap_or_else(|| default_mode(&contents));
-    let file = Staged::write(path, &contents, mode, owner)?;
-    staged.push(contents, file);
-    Ok(())
+    match Staged::write(path, &contents, mode, owner) {
+        Ok(file) => {
+            staged.push(contents, file);
+            Ok(())
+        }
+        Err(err) => {
+            zeroize::Zeroize::zeroize(&mut contents);
+            Err(err)
+        }
+    }
 }
 
 /// The mode of a new file whose template gives none: 0600 when it holds a private key, else

@@ -109,6 +109,13 @@ pub struct FileWrite {
     pub append: bool,
 }
 
+impl Drop for FileWrite {
+    fn drop(&mut self) {
+        // The contents are usually a private key: wiped, not just freed.
+        zeroize::Zeroize::zeroize(&mut self.contents);
+    }
+}
+
 impl std::fmt::Debug for FileWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The contents are usually a private key.

@@ -22,6 +22,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
+use zeroize::Zeroizing;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::ProxyMetrics;
@@ -116,8 +117,10 @@ pub fn load_pair(
     key_file: &Path,
     now: SystemTime,
 ) -> Result<LoadedPair, ReloadError> {
-    let read = |path: &Path| -> Result<String, ReloadError> {
-        std::fs::read_to_string(path).map_err(|err| match err.kind() {
+    // Both texts are wiped when dropped: the key's, and the certificate file's, which may
+    // hold the key too.
+    let read = |path: &Path| -> Result<Zeroizing<String>, ReloadError> {
+        std::fs::read_to_string(path).map(Zeroizing::new).map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => {
                 ReloadError::Missing(format!("{} does not exist", path.display()))
             }
