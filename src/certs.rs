@@ -118,7 +118,7 @@ pub enum PairError {
 
 /// The chain (leaf first) and `key` as rustls serves them, once the key is known to be the
 /// leaf's.
-pub fn certified_key(
+pub(crate) fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<CertifiedKey, PairError> {

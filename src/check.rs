@@ -29,9 +29,9 @@ use crate::tls::pem;
 use crate::tls::{AcceptAnyCertificate, crypto_provider, read_certificates};
 
 /// Exit code of a check that ran and found the certificate or pair unhealthy.
-pub const EXIT_UNHEALTHY: u8 = 1;
+pub(crate) const EXIT_UNHEALTHY: u8 = 1;
 /// Exit code of a check that could not run: no connection, no handshake, an unreadable file.
-pub const EXIT_COULD_NOT_RUN: u8 = 2;
+pub(crate) const EXIT_COULD_NOT_RUN: u8 = 2;
 
 /// How long `check tls` waits for the TCP connection; a probe must answer before its own
 /// Kubernetes timeout rather than hang on a black-holed address.
@@ -149,7 +149,7 @@ fn render(fields: &[(&str, String)]) -> String {
 
 /// Why a certificate is not fit for use at a given moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unfit {
+pub(crate) enum Unfit {
     /// `now` is before notBefore.
     NotYetValid {
         /// notBefore.
@@ -211,7 +211,7 @@ impl fmt::Display for Unfit {
 /// Whether a certificate valid from `not_before` to `not_after` (both inclusive, as in X.509)
 /// is valid at `now` and still at `now + checkend`, as `openssl x509 -checkend` decides; `Ok`
 /// holds how long it remains valid.
-pub fn fitness(
+pub(crate) fn fitness(
     not_before: SystemTime,
     not_after: SystemTime,
     now: SystemTime,
@@ -359,7 +359,7 @@ pub(crate) fn first_certificate(text: &str) -> Result<Vec<u8>, String> {
 
 /// Where `check tls` connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// A DNS name or an IP address (IPv6 without its brackets).
     pub host: String,
     /// The TCP port.
@@ -377,7 +377,7 @@ impl fmt::Display for Target {
 }
 
 /// Parses `HOST:PORT`, `IPv4:PORT` or `[IPv6]:PORT`.
-pub fn parse_connect(text: &str) -> Result<Target, String> {
+pub(crate) fn parse_connect(text: &str) -> Result<Target, String> {
     let invalid = |why: &str| format!("--connect {text:?}: {why}");
     let (host, port) = text
         .rsplit_once(':')
@@ -411,7 +411,7 @@ pub fn parse_connect(text: &str) -> Result<Target, String> {
 
 /// The name sent as SNI and verified: `--servername`, else the host. An IP address gives no
 /// SNI (rustls sends none for addresses, as RFC 6066 requires) and is verified as an IP SAN.
-pub fn server_name(
+pub(crate) fn server_name(
     target: &Target,
     servername: Option<&str>,
 ) -> Result<ServerName<'static>, String> {

@@ -116,18 +116,16 @@ impl DevCa {
     }
 
     /// The root certificate (PEM): what a client trusts.
-    pub fn root_pem(&self) -> &str {
+    pub(crate) fn root_pem(&self) -> &str {
         &self.root_pem
-    }
-
-    /// The intermediate certificate (PEM), which signs every leaf.
-    pub fn intermediate_pem(&self) -> String {
-        self.intermediate.pem()
     }
 
     /// Issues a leaf certificate for `request` (the JSON body of a `pki/issue/ROLE` write) and
     /// answers as Vault does: `{"data": {...}}`.
-    pub fn issue(&self, request: &serde_json::Value) -> Result<serde_json::Value, DevCaError> {
+    pub(crate) fn issue(
+        &self,
+        request: &serde_json::Value,
+    ) -> Result<serde_json::Value, DevCaError> {
         let field = |name: &str| -> Option<String> {
             match request.get(name)? {
                 serde_json::Value::String(text) => Some(text.trim().to_string()),

@@ -40,13 +40,13 @@ use crate::tls::pem;
 use crate::vault::{Token, Trust, VaultClient, VaultError, VaultMetrics};
 
 /// Exit code when every step passed or was skipped.
-pub const EXIT_ALL_PASSED: u8 = 0;
+pub(crate) const EXIT_ALL_PASSED: u8 = 0;
 /// Exit code when at least one step failed.
-pub const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It passed; what was found.
     Passed(String),
     /// It failed: what was wrong, and what to do next.
@@ -109,7 +109,7 @@ impl Report {
 }
 
 /// One step as printed: `✓ name: detail`, `✗ name: detail` + `  next: ...`, `- name: skipped`.
-pub fn render_step(name: &str, outcome: &Outcome) -> String {
+pub(crate) fn render_step(name: &str, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Passed(detail) => format!("✓ {name}: {detail}\n"),
         Outcome::Failed { detail, next } => format!("✗ {name}: {detail}\n  next: {next}\n"),
@@ -236,7 +236,7 @@ pub fn run(config: &Config) -> ExitCode {
 
 /// What the ServiceAccount token says about itself (unverified: Vault and Kubernetes verify).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// The Pod's namespace.
     pub namespace: Option<String>,
     /// The ServiceAccount's name.
@@ -247,7 +247,7 @@ pub struct Claims {
 
 /// Decodes a JWT's payload without verifying it: the projected token's `kubernetes.io` claims,
 /// or a legacy Secret token's `kubernetes.io/serviceaccount/...` ones.
-pub fn decode_claims(jwt: &str) -> Result<Claims, String> {
+pub(crate) fn decode_claims(jwt: &str) -> Result<Claims, String> {
     let mut parts = jwt.trim().split('.');
     let (Some(_header), Some(payload), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -277,7 +277,7 @@ pub fn decode_claims(jwt: &str) -> Result<Claims, String> {
 }
 
 /// The token step's verdict on decoded claims at `now`.
-pub fn judge_claims(path: &Path, claims: &Claims, now: SystemTime) -> Outcome {
+pub(crate) fn judge_claims(path: &Path, claims: &Claims, now: SystemTime) -> Outcome {
     let namespace = claims.namespace.as_deref().unwrap_or("(none)");
     let account = claims.service_account.as_deref().unwrap_or("(none)");
     let mut detail = format!(

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Who owns a written file; `None` keeps the writing process's user or group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ownership {
+pub(crate) struct Ownership {
     /// Numeric user id.
     pub uid: Option<u32>,
     /// Numeric group id.
@@ -23,7 +23,12 @@ pub struct Ownership {
 }
 
 /// Replaces `path` with `contents`, mode `mode` (exactly: the umask does not apply).
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
+pub(crate) fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Ownership,
+) -> io::Result<()> {
     Staged::write(path, contents, mode, owner)?.commit()
 }
 
@@ -33,7 +38,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32, owner: Ownership) -
 /// file in place instead of a new key next to an old certificate. Dropping it uncommitted
 /// removes the temporary file.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     temporary: PathBuf,
     path: PathBuf,
     committed: bool,
@@ -41,7 +46,12 @@ pub struct Staged {
 
 impl Staged {
     /// Writes `contents` with `mode` (and `owner`) to a temporary file beside `path`, synced.
-    pub fn write(path: &Path, contents: &[u8], mode: u32, owner: Ownership) -> io::Result<Staged> {
+    pub(crate) fn write(
+        path: &Path,
+        contents: &[u8],
+        mode: u32,
+        owner: Ownership,
+    ) -> io::Result<Staged> {
         let directory = parent_directory(path);
         let staged = Staged {
             temporary: temporary_path(path, &directory),
@@ -54,12 +64,12 @@ impl Staged {
     }
 
     /// The destination.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Renames the file over its destination and syncs the directory.
-    pub fn commit(mut self) -> io::Result<()> {
+    pub(crate) fn commit(mut self) -> io::Result<()> {
         fs::rename(&self.temporary, &self.path)?;
         self.committed = true;
         // Without this the rename may be lost by a crash even though the data was synced.
@@ -110,7 +120,7 @@ fn temporary_path(path: &Path, directory: &Path) -> PathBuf {
 /// Files of one render written beside their destinations, in the order they are to replace
 /// them.
 #[derive(Debug, Default)]
-pub struct StagedFiles {
+pub(crate) struct StagedFiles {
     files: Vec<(Vec<u8>, Staged)>,
 }
 
@@ -125,7 +135,7 @@ impl Drop for StagedFiles {
 
 impl StagedFiles {
     /// What `path` will hold once committed, if a file for it is staged.
-    pub fn pending(&self, path: &Path) -> Option<&[u8]> {
+    pub(crate) fn pending(&self, path: &Path) -> Option<&[u8]> {
         self.files
             .iter()
             .rev()
@@ -135,7 +145,7 @@ impl StagedFiles {
 
     /// Adds a staged file; an earlier one for the same path is dropped (and its temporary
     /// removed), as its rename would be overwritten anyway.
-    pub fn push(&mut self, contents: Vec<u8>, staged: Staged) {
+    pub(crate) fn push(&mut self, contents: Vec<u8>, staged: Staged) {
         self.files
             .retain(|(_, earlier)| earlier.path() != staged.path());
         self.files.push((contents, staged));
@@ -143,7 +153,7 @@ impl StagedFiles {
 
     /// Renames every staged file over its destination, in order; `true` when any was. The
     /// error names the file whose rename failed.
-    pub fn commit(mut self) -> io::Result<bool> {
+    pub(crate) fn commit(mut self) -> io::Result<bool> {
         let files = std::mem::take(&mut self.files);
         let changed = !files.is_empty();
         for (mut contents, staged) in files {
@@ -161,7 +171,7 @@ impl StagedFiles {
 }
 
 /// Stages `contents` for `path` unless it already has these contents and mode.
-pub fn stage_if_changed(
+pub(crate) fn stage_if_changed(
     path: &Path,
     mut contents: Vec<u8>,
     perms: Option<u32>,
@@ -193,7 +203,7 @@ pub fn stage_if_changed(
 
 /// The mode of a new file whose template gives none: 0600 when it holds a private key, else
 /// 0644 as in Vault Agent.
-pub fn default_mode(contents: &[u8]) -> u32 {
+pub(crate) fn default_mode(contents: &[u8]) -> u32 {
     let holds_key = contents
         .windows(b"PRIVATE KEY-----".len())
         .any(|window| window == b"PRIVATE KEY-----");
@@ -201,7 +211,7 @@ pub fn default_mode(contents: &[u8]) -> u32 {
 }
 
 /// Whether `path` lacks these contents or this mode.
-pub fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
+pub(crate) fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
     let current_mode = existing_mode(path);
     let mode = perms
         .or(current_mode)
@@ -209,7 +219,7 @@ pub fn needs_write(path: &Path, contents: &[u8], perms: Option<u32>) -> bool {
     current_mode != Some(mode) || std::fs::read(path).map_or(true, |existing| existing != contents)
 }
 
-pub fn existing_mode(path: &Path) -> Option<u32> {
+pub(crate) fn existing_mode(path: &Path) -> Option<u32> {
     std::fs::metadata(path)
         .ok()
         .map(|m| m.permissions().mode() & 0o777)

@@ -81,7 +81,7 @@ pub async fn serve<S, B>(
 }
 
 /// Binds `address`; the error names the config key and, for a refused low port, the fix.
-pub async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(address).await.map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::PermissionDenied && address.port() < 1024 {
             " (ports below 1024 need CAP_NET_BIND_SERVICE or a lower \

@@ -85,7 +85,7 @@ impl Lifecycle {
     }
 
     /// A receiver that changes at every reload request.
-    pub fn reloads(&self) -> watch::Receiver<u64> {
+    pub(crate) fn reloads(&self) -> watch::Receiver<u64> {
         self.reload_tx.subscribe()
     }
 }

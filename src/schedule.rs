@@ -7,13 +7,13 @@
 use std::time::{Duration, SystemTime};
 
 /// Fraction of a token's TTL after which it is renewed (before jitter).
-pub const TOKEN_RENEWAL_FRACTION: f64 = 2.0 / 3.0;
+pub(crate) const TOKEN_RENEWAL_FRACTION: f64 = 2.0 / 3.0;
 /// Half-width of the jitter around [`TOKEN_RENEWAL_FRACTION`], as a fraction of the TTL.
-pub const TOKEN_RENEWAL_JITTER: f64 = 0.05;
+pub(crate) const TOKEN_RENEWAL_JITTER: f64 = 0.05;
 
 /// How long after receiving a token with `ttl` to renew it (or log in again): 2/3 of the TTL,
 /// ± 5 % of the TTL. `random` is uniform in `[0, 1)`.
-pub fn token_renewal_delay(ttl: Duration, random: f64) -> Duration {
+pub(crate) fn token_renewal_delay(ttl: Duration, random: f64) -> Duration {
     let fraction =
         TOKEN_RENEWAL_FRACTION + TOKEN_RENEWAL_JITTER * (2.0 * random.clamp(0.0, 1.0) - 1.0);
     ttl.mul_f64(fraction)
@@ -22,7 +22,7 @@ pub fn token_renewal_delay(ttl: Duration, random: f64) -> Duration {
 /// The wait before retry number `attempt` (0 for the first retry): `min` doubled per attempt up
 /// to `max`, then scaled by a random factor in `[0.75, 1]` so that many agents restarted together
 /// do not retry in step — but never below `min`.
-pub fn backoff_delay(attempt: u32, min: Duration, max: Duration, random: f64) -> Duration {
+pub(crate) fn backoff_delay(attempt: u32, min: Duration, max: Duration, random: f64) -> Duration {
     let base = backoff_ceiling(attempt, min, max);
     // `base · (0.75 + 0.25·random)` written as a subtraction: scaling by at most a quarter can
     // neither overflow nor round above `base`, which `mul_f64` near `Duration::MAX` does.
@@ -32,7 +32,7 @@ pub fn backoff_delay(attempt: u32, min: Duration, max: Duration, random: f64) ->
 
 /// The un-jittered wait for `attempt`: `min · 2^attempt`, capped at `max`. Integer arithmetic:
 /// through `f64` the product of a long `min` could round above `max` or overflow `Duration`.
-pub fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Duration {
     let nanos = min.as_nanos().saturating_mul(1u128 << attempt.min(100));
     if nanos >= max.as_nanos() {
         return max;
@@ -45,12 +45,12 @@ pub fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Duration {
 }
 
 /// Half-width of the jitter around a certificate's renewal point, as a fraction of its lifetime.
-pub const CERTIFICATE_RENEWAL_JITTER: f64 = 0.05;
+pub(crate) const CERTIFICATE_RENEWAL_JITTER: f64 = 0.05;
 
 /// When to renew a certificate valid from `not_before` to `not_after`: at `threshold` of its
 /// lifetime, ± 5 % of the lifetime (`random` uniform in `[0, 1)`), and never later than 99 % of
 /// it. The result may be in the past: then renew now.
-pub fn certificate_renewal_at(
+pub(crate) fn certificate_renewal_at(
     not_before: SystemTime,
     not_after: SystemTime,
     threshold: f64,
@@ -65,14 +65,18 @@ pub fn certificate_renewal_at(
 /// The wait before retrying a failed renewal: the backoff's `delay`, but never more than a
 /// quarter of the time the current certificate has left (and not under `floor`), so retries
 /// come faster as expiry nears instead of sleeping past it.
-pub fn renewal_retry_wait(delay: Duration, time_left: Duration, floor: Duration) -> Duration {
+pub(crate) fn renewal_retry_wait(
+    delay: Duration,
+    time_left: Duration,
+    floor: Duration,
+) -> Duration {
     delay.min(time_left / 4).max(floor.min(delay))
 }
 
 /// A backoff sequence: call [`Backoff::next_delay`] after each failure, [`Backoff::reset`] after
 /// a success.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
@@ -80,7 +84,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A fresh sequence between `min` and `max`.
-    pub fn new(min: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         Backoff {
             min,
             max,
@@ -89,19 +93,19 @@ impl Backoff {
     }
 
     /// The wait before the next attempt; each call moves one step up.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = backoff_delay(self.attempt, self.min, self.max, fastrand::f64());
         self.attempt = self.attempt.saturating_add(1);
         delay
     }
 
     /// Failures so far in this sequence.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.attempt
     }
 
     /// Back to the first step.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }

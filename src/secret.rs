@@ -10,21 +10,21 @@ use zeroize::Zeroizing;
 
 /// A secret string: redacted in `Debug`, zeroed on drop, compared in constant time.
 #[derive(Clone, Default)]
-pub struct Secret(Zeroizing<String>);
+pub(crate) struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps `value`.
-    pub fn new(value: String) -> Secret {
+    pub(crate) fn new(value: String) -> Secret {
         Secret(Zeroizing::new(value))
     }
 
     /// The secret itself, for the one place that must send or write it.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// Whether it holds nothing.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

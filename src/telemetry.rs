@@ -25,7 +25,7 @@ use crate::config::LogFormat;
 use crate::http_server;
 
 /// This binary's version, as reported by `--version` and `pki_sidecar_build_info`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Installs the global tracing subscriber. Precedence: `--log-level` flag, then `RUST_LOG`,
 /// then the file's `log_level`, then `info`.
@@ -103,7 +103,7 @@ impl Readiness {
 
 /// Request counters and latency for a role that serves HTTP (`app`, `proxy`).
 #[derive(Clone)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     role: &'static str,
@@ -111,7 +111,10 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     /// Registers the HTTP metric families in `registry` for `role`.
-    pub fn register(registry: &Registry, role: &'static str) -> prometheus::Result<HttpMetrics> {
+    pub(crate) fn register(
+        registry: &Registry,
+        role: &'static str,
+    ) -> prometheus::Result<HttpMetrics> {
         let requests = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_http_requests_total",
@@ -140,12 +143,12 @@ impl HttpMetrics {
     }
 
     /// A counter for `code`, created at start so it is exported (as 0) before first use.
-    pub fn counter(&self, code: StatusCode) -> prometheus::IntCounter {
+    pub(crate) fn counter(&self, code: StatusCode) -> prometheus::IntCounter {
         self.requests.with_label_values(&[self.role, code.as_str()])
     }
 
     /// The latency histogram of this role.
-    pub fn histogram(&self) -> prometheus::Histogram {
+    pub(crate) fn histogram(&self) -> prometheus::Histogram {
         self.duration.with_label_values(&[self.role])
     }
 }
@@ -154,7 +157,7 @@ impl HttpMetrics {
 /// `cert` is a small stable name; the serial and fingerprint live only in the `_info` series,
 /// which is replaced, not added to, when the certificate changes.
 #[derive(Clone)]
-pub struct CertificateMetrics {
+pub(crate) struct CertificateMetrics {
     role: &'static str,
     not_after: prometheus::GaugeVec,
     not_before: prometheus::GaugeVec,
@@ -164,7 +167,7 @@ pub struct CertificateMetrics {
 
 impl CertificateMetrics {
     /// Registers the certificate gauges in `registry` for `role`.
-    pub fn register(
+    pub(crate) fn register(
         registry: &Registry,
         role: &'static str,
     ) -> prometheus::Result<CertificateMetrics> {
@@ -209,7 +212,7 @@ impl CertificateMetrics {
     }
 
     /// Publishes `certificate` under `cert`.
-    pub fn set(&self, cert: &str, certificate: &crate::certs::CertInfo) {
+    pub(crate) fn set(&self, cert: &str, certificate: &crate::certs::CertInfo) {
         let role = self.role;
         self.not_after
             .with_label_values(&[role, cert])
@@ -284,7 +287,11 @@ impl Telemetry {
     /// Serves this role's `/metrics`, `/healthz` and `/readyz` on `listener` in a task of its
     /// own until `shutdown`: the one way every role starts its telemetry (its `serve` calls
     /// this first).
-    pub fn start(&self, listener: TcpListener, shutdown: CancellationToken) -> JoinHandle<()> {
+    pub(crate) fn start(
+        &self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> JoinHandle<()> {
         tokio::spawn(self.clone().serve(listener, shutdown))
     }
 
@@ -328,7 +335,7 @@ impl Telemetry {
 }
 
 /// A short `text/plain` response.
-pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")

@@ -4,17 +4,17 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `time` as `YYYY-MM-DDTHH:MM:SSZ` (times before 1970 print as the epoch).
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     rfc3339_seconds(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 /// Now, as [`rfc3339`] prints it.
-pub fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     rfc3339(SystemTime::now())
 }
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339_seconds(unix_seconds: u64) -> String {
+pub(crate) fn rfc3339_seconds(unix_seconds: u64) -> String {
     let days = unix_seconds / 86400;
     let rest = unix_seconds % 86400;
     // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
@@ -37,7 +37,7 @@ pub fn rfc3339_seconds(unix_seconds: u64) -> String {
 }
 
 /// `1h30m0s`-style text for summaries: the largest units, no zero parts.
-pub fn format_duration(duration: Duration) -> String {
+pub(crate) fn format_duration(duration: Duration) -> String {
     let total = duration.as_secs();
     let millis = duration.subsec_millis();
     if total == 0 {

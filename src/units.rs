@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// A value that may be spelled as a string, a number or a boolean.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     /// `true` / `false`.
     Bool(bool),
     /// An integer (octal literals are already converted by the HCL reader).
@@ -67,7 +67,7 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// Durations as Vault reads them: Go's `1h30m`, `250ms`, `1.5h`, plus `d` for days, and bare
 /// seconds (`3600` or `"3600"`).
-pub fn duration(value: &Scalar) -> Result<Duration, String> {
+pub(crate) fn duration(value: &Scalar) -> Result<Duration, String> {
     const HINT: &str = "(examples: 90s, 5m, 1h30m, 3600)";
     let parsed = match value {
         Scalar::Int(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
@@ -86,7 +86,7 @@ pub fn duration(value: &Scalar) -> Result<Duration, String> {
 /// The longest duration a config may hold: far beyond any TTL or timeout this program uses,
 /// and short enough that `Instant::now() + duration` (a retry, a render interval, an idle
 /// deadline) cannot overflow and panic at run time.
-pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86400);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86400);
 
 fn parse_duration_text(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -134,7 +134,7 @@ fn parse_duration_text(text: &str) -> Option<Duration> {
 
 /// File modes: an integer (an octal literal such as `0644` arrives as 420) or an octal string
 /// (`"0644"`, `"644"`, as Go's `strconv.ParseUint(s, 8, 32)` in Vault).
-pub fn mode(value: &Scalar) -> Result<u32, String> {
+pub(crate) fn mode(value: &Scalar) -> Result<u32, String> {
     const HINT: &str = "write an octal mode such as 0640 or \"0640\"";
     let parsed = match value {
         Scalar::Int(number) => u32::try_from(*number).ok(),
@@ -159,7 +159,7 @@ pub fn mode(value: &Scalar) -> Result<u32, String> {
 }
 
 /// Booleans as Go's `strconv.ParseBool` reads them (Vault's environment variables).
-pub fn boolean(text: &str) -> Option<bool> {
+pub(crate) fn boolean(text: &str) -> Option<bool> {
     match text.trim() {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -168,7 +168,7 @@ pub fn boolean(text: &str) -> Option<bool> {
 }
 
 /// A boolean that may also be written as a string (`tls_skip_verify = "true"`).
-pub fn scalar_boolean(value: &Scalar) -> Result<bool, String> {
+pub(crate) fn scalar_boolean(value: &Scalar) -> Result<bool, String> {
     match value {
         Scalar::Bool(b) => Ok(*b),
         Scalar::Text(text) => boolean(text).ok_or_else(|| format!("{value} is not true or false")),

@@ -25,11 +25,11 @@ use crate::telemetry::Readiness;
 use crate::vault::{Token, VaultClient, VaultError};
 
 /// The readiness condition this module owns.
-pub const READY_CONDITION: &str = "vault_token";
+pub(crate) const READY_CONDITION: &str = "vault_token";
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     /// A credential file could not be read (it may appear later).
     #[error("{0:#}")]
     Credentials(anyhow::Error),
@@ -39,7 +39,7 @@ pub enum LoginError {
 }
 
 /// Performs logins with one auth method.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     client: VaultClient,
     method: AuthMethod,
     /// A secret ID or JWT whose file was removed after reading, kept for later logins as
@@ -49,7 +49,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// An authenticator for `method` talking to `client`.
-    pub fn new(client: VaultClient, method: AuthMethod) -> Authenticator {
+    pub(crate) fn new(client: VaultClient, method: AuthMethod) -> Authenticator {
         Authenticator {
             client,
             method,
@@ -58,12 +58,12 @@ impl Authenticator {
     }
 
     /// The method's name, for metrics and logs.
-    pub fn method_name(&self) -> &'static str {
+    pub(crate) fn method_name(&self) -> &'static str {
         self.method.kind.name()
     }
 
     /// One login attempt (with the client's own retries inside).
-    pub async fn login(&mut self) -> Result<Token, LoginError> {
+    pub(crate) async fn login(&mut self) -> Result<Token, LoginError> {
         let mount = self.method.mount().to_string();
         let namespace = self.method.namespace.clone();
         let namespace = namespace.as_deref();
@@ -141,7 +141,7 @@ fn read_secret(path: &Path, what: &str) -> Result<Secret, LoginError> {
 
 /// What to do when a token's renewal point comes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenStep {
+pub(crate) enum TokenStep {
     /// `renew-self`.
     Renew,
     /// Log in again: not renewable, or capped by its max TTL.
@@ -153,7 +153,7 @@ pub enum TokenStep {
 /// The step for `token` whose first TTL (at login) was `login_ttl`: a renewal that returned
 /// less than asked for means the max TTL is near, and renewing again would gain nothing (Vault
 /// then answers 500 "past the max TTL" rather than a clean refusal).
-pub fn next_step(token: &Token, login_ttl: Duration) -> TokenStep {
+pub(crate) fn next_step(token: &Token, login_ttl: Duration) -> TokenStep {
     if token.ttl.is_zero() {
         TokenStep::Keep
     } else if !token.renewable || token.ttl < login_ttl {
@@ -164,7 +164,7 @@ pub fn next_step(token: &Token, login_ttl: Duration) -> TokenStep {
 }
 
 /// Keeps a token alive and publishes it.
-pub struct TokenKeeper {
+pub(crate) struct TokenKeeper {
     /// Logs in.
     pub authenticator: Authenticator,
     /// Renews.
@@ -185,7 +185,7 @@ pub struct TokenKeeper {
 
 /// How the keeper stopped.
 #[derive(Debug, PartialEq, Eq)]
-pub enum KeeperExit {
+pub(crate) enum KeeperExit {
     /// Shutdown was requested.
     Shutdown,
     /// `exit_after_auth`: the first token was published.
@@ -195,7 +195,7 @@ pub enum KeeperExit {
 impl TokenKeeper {
     /// Runs until shutdown (or, with `exit_after_auth`, until the first token is published).
     /// Returns an error only when `exit_on_err` is set and a login failed.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         shutdown: CancellationToken,
         exit_after_auth: bool,
@@ -392,7 +392,7 @@ enum Renewal {
 }
 
 /// Sleeps for `duration`; `false` if shutdown came first.
-pub async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
+pub(crate) async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(duration) => true,
@@ -400,11 +400,11 @@ pub async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken)
 }
 
 /// The pid file: written at start, removed when dropped (clean exit).
-pub struct PidFile(PathBuf);
+pub(crate) struct PidFile(PathBuf);
 
 impl PidFile {
     /// Writes this process's pid to `path`.
-    pub fn create(path: &Path) -> anyhow::Result<PidFile> {
+    pub(crate) fn create(path: &Path) -> anyhow::Result<PidFile> {
         fsutil::write_atomic(
             path,
             std::process::id().to_string().as_bytes(),

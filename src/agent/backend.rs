@@ -43,7 +43,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// A Vault or OpenBao server, with the token the agent's keeper maintains.
-pub struct VaultBackend {
+pub(crate) struct VaultBackend {
     /// The HTTP client, metrics and retries included.
     pub client: VaultClient,
     /// The keeper's current token (`None` until the first login).

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::template::{Functions, Value};
 
 /// Every function a template may call besides the engine's built-ins.
-pub const NAMES: &[&str] = &[
+pub(crate) const NAMES: &[&str] = &[
     "pkiCert",
     "secret",
     "writeToFile",
@@ -183,7 +183,7 @@ impl Functions for RenderFunctions<'_> {
 }
 
 /// Functions without side effects (also used by tests).
-pub fn pure(name: &str, args: Vec<Value>) -> Result<Value, String> {
+pub(crate) fn pure(name: &str, args: Vec<Value>) -> Result<Value, String> {
     match (name, args.as_slice()) {
         ("toJSON", [value]) => Ok(Value::String(go_json(&value.to_json(), false))),
         ("toJSONPretty", [value]) => Ok(Value::String(go_json(&value.to_json(), true))),

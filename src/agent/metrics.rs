@@ -6,7 +6,7 @@ use crate::telemetry::CertificateMetrics;
 
 /// Counters and gauges of the agent role.
 #[derive(Clone)]
-pub struct AgentMetrics {
+pub(crate) struct AgentMetrics {
     auth: IntCounterVec,
     renewals: IntCounterVec,
     sink_writes: IntCounterVec,
@@ -17,7 +17,7 @@ pub struct AgentMetrics {
 
 impl AgentMetrics {
     /// Registers the agent's metrics in `registry`; `method` pre-creates its series at 0.
-    pub fn register(registry: &Registry, method: &str) -> prometheus::Result<AgentMetrics> {
+    pub(crate) fn register(registry: &Registry, method: &str) -> prometheus::Result<AgentMetrics> {
         let auth = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_agent_auth_total",
@@ -61,19 +61,19 @@ impl AgentMetrics {
     }
 
     /// Counts one login.
-    pub fn auth(&self, method: &str, success: bool) {
+    pub(crate) fn auth(&self, method: &str, success: bool) {
         self.auth
             .with_label_values(&[method, result(success)])
             .inc();
     }
 
     /// Counts one renew-self.
-    pub fn renewal(&self, success: bool) {
+    pub(crate) fn renewal(&self, success: bool) {
         self.renewals.with_label_values(&[result(success)]).inc();
     }
 
     /// Counts one sink write.
-    pub fn sink_write(&self, success: bool) {
+    pub(crate) fn sink_write(&self, success: bool) {
         self.sink_writes.with_label_values(&[result(success)]).inc();
     }
 }
@@ -84,7 +84,7 @@ fn result(success: bool) -> &'static str {
 
 /// Counters of the template renderer, and the certificate gauges of the agent role.
 #[derive(Clone)]
-pub struct TemplateMetrics {
+pub(crate) struct TemplateMetrics {
     renders: IntCounterVec,
     issues: IntCounterVec,
     commands: IntCounterVec,
@@ -94,7 +94,7 @@ pub struct TemplateMetrics {
 
 impl TemplateMetrics {
     /// Registers the renderer's metrics in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<TemplateMetrics> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<TemplateMetrics> {
         let renders = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_agent_template_renders_total",
@@ -140,22 +140,22 @@ impl TemplateMetrics {
     }
 
     /// Counts one render.
-    pub fn render(&self, success: bool) {
+    pub(crate) fn render(&self, success: bool) {
         self.renders.with_label_values(&[result(success)]).inc();
     }
 
     /// Counts one issue request.
-    pub fn issue(&self, success: bool) {
+    pub(crate) fn issue(&self, success: bool) {
         self.issues.with_label_values(&[result(success)]).inc();
     }
 
     /// Counts one command run.
-    pub fn command(&self, success: bool) {
+    pub(crate) fn command(&self, success: bool) {
         self.commands.with_label_values(&[result(success)]).inc();
     }
 
     /// Publishes the certificate now behind `cert` (a destination path) and its renewal point.
-    pub fn certificate(
+    pub(crate) fn certificate(
         &self,
         cert: &str,
         info: &crate::certs::CertInfo,

@@ -13,14 +13,14 @@
 //! through a [`backend::Backend`]: Vault by default; [`Agent::with_backend`] takes any other
 //! (the development CA of `pki-sidecar dev`, a test's scripted issuer), which needs no login.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod backend;
 mod command;
 pub mod functions;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod pki;
 pub mod render;
-pub mod runner;
+pub(crate) mod runner;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,13 +56,13 @@ pub struct Agent {
 impl Agent {
     /// The production agent: templates fetched from Vault with the token its keeper gets by
     /// `auto_auth`. Reads the CA files Vault's TLS needs; calls nothing yet.
-    pub fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
+    pub(crate) fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
         Agent::build_with_clock(config, telemetry, Clock::System)
     }
 
     /// [`Agent::build`] judging certificate validity by `clock` (tests pass a clock that
     /// follows tokio's paused time).
-    pub fn build_with_clock(
+    pub(crate) fn build_with_clock(
         config: &AgentConfig,
         telemetry: Telemetry,
         clock: Clock,

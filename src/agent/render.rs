@@ -36,7 +36,7 @@ pub fn parse(template: &config::Template, text: &str) -> Result<Template, Templa
 }
 
 /// The text of a template: its `contents`, or its `source` file read now.
-pub fn source_text(template: &config::Template) -> anyhow::Result<String> {
+pub(crate) fn source_text(template: &config::Template) -> anyhow::Result<String> {
     match &template.source {
         TemplateSource::Contents(text) => Ok(text.clone()),
         TemplateSource::File(path) => std::fs::read_to_string(path)
@@ -135,7 +135,7 @@ impl KeyMarker {
 /// What a template would ask of Vault and where it would put a private key, found without
 /// calling Vault: a dry render that answers every Vault call with placeholder data.
 #[derive(Debug, Default)]
-pub struct DryRun {
+pub(crate) struct DryRun {
     /// The Vault calls the template makes, in the order first reached.
     pub vault_calls: Vec<Dependency>,
     /// Files a `writeToFile` would fill with a `pkiCert`'s private key.
@@ -144,7 +144,7 @@ pub struct DryRun {
 
 /// Renders `template` with placeholders in place of Vault's answers (the key a [`KeyMarker`])
 /// and reports what it asked for. Writes nothing.
-pub fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
+pub(crate) fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
     let text = source_text(template)?;
     let parsed = parse(template, &text)
         .with_context(|| format!("template {}", template.destination.display()))?;

@@ -37,7 +37,7 @@ use crate::template::{RenderOptions, Template, Value};
 use crate::timefmt;
 
 /// The readiness condition this module owns.
-pub const READY_CONDITION: &str = "templates";
+pub(crate) const READY_CONDITION: &str = "templates";
 
 /// One template and what it has fetched so far.
 struct Slot {
@@ -87,7 +87,7 @@ impl Slot {
 }
 
 /// Renders every template and keeps it current.
-pub struct TemplateRunner {
+pub(crate) struct TemplateRunner {
     slots: Vec<Slot>,
     backend: Box<dyn Backend>,
     settings: config::TemplateConfig,
@@ -101,7 +101,7 @@ impl TemplateRunner {
     /// A runner for `templates` (already parsed once at load, parsed again here), fetching
     /// from `backend`; failures back off between `min_backoff` and `max_backoff`; certificate
     /// validity is judged by `clock`.
-    pub fn new(
+    pub(crate) fn new(
         templates: &config::Templates,
         backend: Box<dyn Backend>,
         (min_backoff, max_backoff): (Duration, Duration),
@@ -146,7 +146,7 @@ impl TemplateRunner {
     }
 
     /// Renders until shutdown; with `once`, returns after every template rendered once.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         shutdown: &CancellationToken,
         mut reloads: watch::Receiver<u64>,

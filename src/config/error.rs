@@ -83,12 +83,12 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 /// How a file is named in messages: the path exactly as the user gave it.
-pub fn origin_name(path: &Path) -> String {
+pub(crate) fn origin_name(path: &Path) -> String {
     path.display().to_string()
 }
 
 /// `["template[0]", "perms"]` → `template[0].perms`; list indices attach without a dot.
-pub fn render_path<S: AsRef<str>>(parts: &[S]) -> String {
+pub(crate) fn render_path<S: AsRef<str>>(parts: &[S]) -> String {
     let mut out = String::new();
     for part in parts {
         let part = part.as_ref();

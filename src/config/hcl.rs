@@ -37,11 +37,11 @@ const MODE_KEYS: &[&str] = &["perms", "mode"];
 /// How long parsing one file may take. Real configs parse in well under a millisecond; some
 /// malformed input makes hcl-edit 0.10 take time exponential in its length (fuzzing found 18
 /// lines of it taking 1 s, 22 taking 110 s).
-pub const PARSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const PARSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One parsed HCL file, ready to be merged by figment.
 #[derive(Debug, Clone)]
-pub struct HclFile {
+pub(crate) struct HclFile {
     path: PathBuf,
     data: Dict,
 }
@@ -49,7 +49,7 @@ pub struct HclFile {
 impl HclFile {
     /// Reads and converts `path`; I/O, syntax and structural errors name the file. The parse
     /// runs under [`PARSE_DEADLINE`]: a malformed file must end in an error, never in a hang.
-    pub fn load(path: &Path) -> Result<HclFile, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<HclFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             file: path.display().to_string(),
             source,
@@ -77,7 +77,7 @@ impl HclFile {
     }
 
     /// Converts HCL `text` that was read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
         let file = path.display().to_string();
         let body = hcl_edit::parser::parse_body(text).map_err(|err| {
             let location = err.location();
@@ -97,7 +97,7 @@ impl HclFile {
     }
 
     /// The file this was read from.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -10,9 +10,9 @@
 //! Loading is inert: it reads files and the environment and nothing else — no port is bound and
 //! Vault is not called — so `pki-sidecar validate` can run anywhere.
 
-pub mod error;
-pub mod hcl;
-pub mod raw;
+pub(crate) mod error;
+pub(crate) mod hcl;
+pub(crate) mod raw;
 mod resolve;
 
 use std::net::SocketAddr;
@@ -36,17 +36,6 @@ pub enum Role {
     Proxy,
     /// The hello-world web server.
     App,
-}
-
-impl Role {
-    /// The role's name, as in metrics labels and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Proxy => "proxy",
-            Role::App => "app",
-        }
-    }
 }
 
 /// The whole configuration, defaults applied.
@@ -194,7 +183,7 @@ pub enum AuthKind {
 
 impl AuthKind {
     /// The method's name in Vault (`type`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             AuthKind::Kubernetes { .. } => "kubernetes",
             AuthKind::AppRole { .. } => "approle",
@@ -351,7 +340,7 @@ pub struct App {
 }
 
 /// Environment variables Vault and OpenBao read, and the key each one sets.
-pub const ENV_OVERRIDES: &[(&str, &[&str])] = &[
+pub(crate) const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("ADDR", &["vault", "address"]),
     ("CACERT", &["vault", "ca_cert"]),
     ("CAPATH", &["vault", "ca_path"]),
@@ -504,11 +493,6 @@ impl Config {
             settings: self.template_config.clone(),
             templates: self.templates.clone(),
         }
-    }
-
-    /// Whether the agent role has anything to do with this config.
-    pub fn has_agent(&self) -> bool {
-        self.auto_auth.is_some() || !self.templates.is_empty()
     }
 }
 

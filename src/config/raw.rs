@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use crate::units::Scalar;
+pub(crate) use crate::units::Scalar;
 
 /// A string, or a list of strings (`command`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
-pub enum StringOrList {
+pub(crate) enum StringOrList {
     /// One string.
     One(String),
     /// Several.
@@ -25,7 +25,7 @@ pub enum StringOrList {
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub pid_file: Option<String>,
     pub exit_after_auth: Option<bool>,
     pub log_level: Option<String>,
@@ -49,7 +49,7 @@ pub struct RawConfig {
 /// `vault {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawVault {
+pub(crate) struct RawVault {
     pub address: Option<String>,
     pub ca_cert: Option<String>,
     pub ca_path: Option<String>,
@@ -65,14 +65,14 @@ pub struct RawVault {
 /// `vault { retry {} }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRetry {
+pub(crate) struct RawRetry {
     pub num_retries: Option<Scalar>,
 }
 
 /// `auto_auth {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAutoAuth {
+pub(crate) struct RawAutoAuth {
     pub method: Option<RawMethod>,
     pub sink: Option<Vec<RawSink>>,
 }
@@ -80,7 +80,7 @@ pub struct RawAutoAuth {
 /// `auto_auth { method "TYPE" {} }`; `config` is checked per type in `resolve`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMethod {
+pub(crate) struct RawMethod {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub mount_path: Option<String>,
@@ -94,7 +94,7 @@ pub struct RawMethod {
 /// `auto_auth { sink "file" {} }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSink {
+pub(crate) struct RawSink {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub config: Option<RawSinkConfig>,
@@ -103,7 +103,7 @@ pub struct RawSink {
 /// `sink { config {} }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSinkConfig {
+pub(crate) struct RawSinkConfig {
     pub path: Option<String>,
     pub mode: Option<Scalar>,
 }
@@ -111,7 +111,7 @@ pub struct RawSinkConfig {
 /// `template_config {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTemplateConfig {
+pub(crate) struct RawTemplateConfig {
     pub exit_on_retry_failure: Option<bool>,
     pub static_secret_render_interval: Option<Scalar>,
     pub lease_renewal_threshold: Option<Scalar>,
@@ -120,7 +120,7 @@ pub struct RawTemplateConfig {
 /// One `template {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTemplate {
+pub(crate) struct RawTemplate {
     pub source: Option<String>,
     pub contents: Option<String>,
     pub destination: Option<String>,
@@ -137,7 +137,7 @@ pub struct RawTemplate {
 /// `template { wait {} }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawWait {
+pub(crate) struct RawWait {
     pub min: Option<Scalar>,
     pub max: Option<Scalar>,
 }
@@ -145,14 +145,14 @@ pub struct RawWait {
 /// `telemetry {}`: the agent's metrics listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTelemetry {
+pub(crate) struct RawTelemetry {
     pub metrics_listen: Option<String>,
 }
 
 /// `proxy {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProxy {
+pub(crate) struct RawProxy {
     pub listen: Option<String>,
     pub upstream: Option<String>,
     pub cert_file: Option<String>,
@@ -175,7 +175,7 @@ pub struct RawProxy {
 /// `app {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawApp {
+pub(crate) struct RawApp {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub shutdown_grace: Option<Scalar>,

@@ -43,7 +43,7 @@ const REFUSED_STANZAS: &[(&str, &str)] = &[
 const DEFAULT_VAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 const DEFAULT_NUM_RETRIES: u32 = 12;
 /// Vault's own client waits 60 s; a hung Vault is noticed sooner here, and the retries follow.
-pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_SINK_MODE: u32 = 0o640;
 const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";

@@ -25,7 +25,7 @@ use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, ForwardedHeaders};
 
 /// A response body: the upstream's stream, or a short one of ours.
-pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+pub(crate) type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). Typed names, so that
 /// looking one up hashes no string.
@@ -47,7 +47,7 @@ const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Who is on the other end of a client connection, formatted once per connection.
 #[derive(Clone)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The client's address as `X-Forwarded-For` carries it.
     pub for_value: HeaderValue,
     /// The client's address as `Forwarded: for=` carries it (IPv6 quoted and bracketed).
@@ -56,7 +56,7 @@ pub struct Peer {
 
 impl Peer {
     /// The peer at `ip`.
-    pub fn new(ip: IpAddr) -> Peer {
+    pub(crate) fn new(ip: IpAddr) -> Peer {
         let text = ip.to_string();
         let forwarded_for = match ip {
             IpAddr::V4(_) => text.clone(),
@@ -70,7 +70,7 @@ impl Peer {
 }
 
 /// Sends requests to the upstream.
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     upstream: Arc<Upstream>,
     response_timeout: Duration,
     forwarded: ForwardedHeaders,
@@ -79,7 +79,7 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// A forwarder for the `proxy {}` settings.
-    pub fn new(config: &config::Proxy, metrics: ProxyMetrics) -> Forwarder {
+    pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> Forwarder {
         let parts = config.upstream.clone().into_parts();
         let authority = parts
             .authority
@@ -98,7 +98,11 @@ impl Forwarder {
     }
 
     /// Forwards `request` from `peer` and returns what the client gets.
-    pub async fn handle(&self, mut request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+    pub(crate) async fn handle(
+        &self,
+        mut request: Request<Incoming>,
+        peer: &Peer,
+    ) -> Response<ProxyBody> {
         let started = Instant::now();
         let upgrade = request.version() == Version::HTTP_11 && wants_upgrade(request.headers());
         let host = request_host(&request);

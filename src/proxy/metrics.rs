@@ -11,7 +11,7 @@ use crate::certs::CertInfo;
 use crate::telemetry::{CertificateMetrics, HttpMetrics};
 
 /// The `cert` label of the served certificate.
-pub const SERVED: &str = "server";
+pub(crate) const SERVED: &str = "server";
 
 /// Status codes whose counters are resolved up front.
 const COMMON_CODES: &[u16] = &[
@@ -20,7 +20,7 @@ const COMMON_CODES: &[u16] = &[
 
 /// Counters, gauges and histograms of the proxy role.
 #[derive(Clone)]
-pub struct ProxyMetrics {
+pub(crate) struct ProxyMetrics {
     certificates: CertificateMetrics,
     reloads: IntCounterVec,
     last_reload: Gauge,
@@ -45,7 +45,7 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     /// Registers the proxy's metrics in `registry`, every labelled series at 0.
-    pub fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
         let reloads = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_proxy_certificate_reloads_total",
@@ -127,7 +127,7 @@ impl ProxyMetrics {
     }
 
     /// A new certificate is being served.
-    pub fn reload_success(&self, info: &CertInfo) {
+    pub(crate) fn reload_success(&self, info: &CertInfo) {
         self.reloads
             .with_label_values(&["success", "new_certificate"])
             .inc();
@@ -137,12 +137,12 @@ impl ProxyMetrics {
     }
 
     /// A load attempt failed for `reason`.
-    pub fn reload_failure(&self, reason: &str) {
+    pub(crate) fn reload_failure(&self, reason: &str) {
         self.reloads.with_label_values(&["failure", reason]).inc();
     }
 
     /// Counts a response with `code`.
-    pub fn response(&self, code: StatusCode) {
+    pub(crate) fn response(&self, code: StatusCode) {
         let code = code.as_u16();
         match self.codes.iter().find(|(c, _)| *c == code) {
             Some((_, counter)) => counter.inc(),
@@ -155,7 +155,7 @@ impl ProxyMetrics {
     }
 
     /// Counts a request the upstream did not answer.
-    pub fn upstream_error(&self, kind: &str) {
+    pub(crate) fn upstream_error(&self, kind: &str) {
         self.upstream_errors.with_label_values(&[kind]).inc();
     }
 }

@@ -9,10 +9,10 @@
 //! [`store::Reloader`]; before the first valid pair the listener is up and refuses handshakes,
 //! and `/readyz` says why.
 
-pub mod forward;
-pub mod metrics;
-pub mod store;
-pub mod upstream;
+pub(crate) mod forward;
+pub(crate) mod metrics;
+pub(crate) mod store;
+pub(crate) mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

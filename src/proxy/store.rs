@@ -22,8 +22,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
-use zeroize::Zeroizing;
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use super::metrics::ProxyMetrics;
 use crate::certs::{self, CertInfo, PairError};
@@ -31,7 +31,7 @@ use crate::telemetry::Readiness;
 use crate::tls::pem;
 
 /// The readiness condition this module owns.
-pub const READY_CONDITION: &str = "certificate";
+pub(crate) const READY_CONDITION: &str = "certificate";
 /// How soon a mismatched pair is read again.
 const MISMATCH_RETRY: Duration = Duration::from_millis(200);
 /// File events arrive in bursts (temp file created, written, renamed): wait this long after
@@ -40,7 +40,7 @@ const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Why a pair was not loaded; the `reason` label of the reload counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// A file does not exist.
     Missing(String),
     /// A file exists but cannot be read.
@@ -61,7 +61,7 @@ pub enum ReloadError {
 
 impl ReloadError {
     /// Every reason, for exporting zeros up front.
-    pub const REASONS: &'static [&'static str] = &[
+    pub(crate) const REASONS: &'static [&'static str] = &[
         "missing",
         "unreadable",
         "cert_invalid",
@@ -73,7 +73,7 @@ impl ReloadError {
     ];
 
     /// The metric label.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             ReloadError::Missing(_) => "missing",
             ReloadError::Unreadable(_) => "unreadable",
@@ -102,7 +102,7 @@ impl std::fmt::Display for ReloadError {
 }
 
 /// A validated pair, ready to serve.
-pub struct LoadedPair {
+pub(crate) struct LoadedPair {
     /// What rustls serves.
     pub certified: Arc<CertifiedKey>,
     /// The leaf's facts, for metrics and logs.
@@ -112,7 +112,7 @@ pub struct LoadedPair {
 }
 
 /// Reads and validates the pair at `cert_file` and `key_file` as of `now`.
-pub fn load_pair(
+pub(crate) fn load_pair(
     cert_file: &Path,
     key_file: &Path,
     now: SystemTime,
@@ -120,12 +120,14 @@ pub fn load_pair(
     // Both texts are wiped when dropped: the key's, and the certificate file's, which may
     // hold the key too.
     let read = |path: &Path| -> Result<Zeroizing<String>, ReloadError> {
-        std::fs::read_to_string(path).map(Zeroizing::new).map_err(|err| match err.kind() {
-            std::io::ErrorKind::NotFound => {
-                ReloadError::Missing(format!("{} does not exist", path.display()))
-            }
-            _ => ReloadError::Unreadable(format!("cannot read {}: {err}", path.display())),
-        })
+        std::fs::read_to_string(path)
+            .map(Zeroizing::new)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => {
+                    ReloadError::Missing(format!("{} does not exist", path.display()))
+                }
+                _ => ReloadError::Unreadable(format!("cannot read {}: {err}", path.display())),
+            })
     };
     let cert_text = read(cert_file)?;
     let key_text = read(key_file)?;
@@ -134,7 +136,7 @@ pub fn load_pair(
 
 /// Validates a pair already read: `cert_text` as read from `cert_file`, `key_text` from
 /// `key_file` (the paths only name the files in errors). [`load_pair`]'s checks, without I/O.
-pub fn pair_from_pem(
+pub(crate) fn pair_from_pem(
     cert_text: &str,
     key_text: &str,
     cert_file: &Path,
@@ -192,13 +194,13 @@ fn fingerprint(cert: &str, key: &str) -> u64 {
 
 /// The pair being served.
 #[derive(Default)]
-pub struct CertStore {
+pub(crate) struct CertStore {
     current: ArcSwapOption<CertifiedKey>,
 }
 
 impl CertStore {
     /// What a handshake gets now; `None` before the first valid pair.
-    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+    pub(crate) fn current(&self) -> Option<Arc<CertifiedKey>> {
         self.current.load_full()
     }
 
@@ -209,7 +211,7 @@ impl CertStore {
 
 /// rustls's hook: the current pair, or none (the handshake fails) before the first.
 #[derive(Debug)]
-pub struct CertResolver(pub Arc<CertStore>);
+pub(crate) struct CertResolver(pub Arc<CertStore>);
 
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,7 +230,7 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// Keeps the store in step with the files.
-pub struct Reloader {
+pub(crate) struct Reloader {
     /// Where the pair is read from.
     pub cert_file: PathBuf,
     /// The key.
@@ -274,7 +276,7 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 impl Reloader {
     /// Loads once now (so a valid pair on disk is served from the first connection), then
     /// follows the files until shutdown. `reloads` is the SIGHUP channel.
-    pub async fn run(self, shutdown: CancellationToken, mut reloads: watch::Receiver<u64>) {
+    pub(crate) async fn run(self, shutdown: CancellationToken, mut reloads: watch::Receiver<u64>) {
         let mut state = ReloadState::default();
         // Watch first, then read: a write between the two is then seen as an event.
         let (event_tx, mut event_rx) = mpsc::channel::<()>(1);
@@ -443,4 +445,26 @@ enum Attempt {
     Unchanged,
     Mismatch,
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_exported_reason_is_one_a_variant_produces() {
+        let text = String::new;
+        let variants = [
+            ReloadError::Missing(text()),
+            ReloadError::Unreadable(text()),
+            ReloadError::CertInvalid(text()),
+            ReloadError::KeyInvalid(text()),
+            ReloadError::Mismatch(text()),
+            ReloadError::Expired(text()),
+            ReloadError::NotYetValid(text()),
+            ReloadError::ClientCaInvalid(text()),
+        ];
+        let produced: Vec<&str> = variants.iter().map(ReloadError::reason).collect();
+        assert_eq!(produced, ReloadError::REASONS);
+    }
 }

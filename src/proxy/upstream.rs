@@ -20,15 +20,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// How long a connection may sit idle in the pool before it is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// At most this many idle connections are kept.
-pub const MAX_IDLE: usize = 1024;
+pub(crate) const MAX_IDLE: usize = 1024;
 
 type Sender = http1::SendRequest<Incoming>;
 
 /// Why the upstream did not answer.
 #[derive(Debug)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// No connection could be opened (refused, unreachable, name not resolved, timed out).
     Connect(std::io::Error),
     /// The connection failed while the request was sent or the response awaited.
@@ -45,7 +45,7 @@ impl std::fmt::Display for UpstreamError {
 }
 
 /// The upstream and its idle connections.
-pub struct Upstream {
+pub(crate) struct Upstream {
     address: String,
     connect_timeout: Duration,
     idle: Mutex<VecDeque<(Sender, Instant)>>,
@@ -53,7 +53,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// An upstream at `address` (`HOST:PORT`); nothing is opened yet.
-    pub fn new(address: String, connect_timeout: Duration) -> Arc<Upstream> {
+    pub(crate) fn new(address: String, connect_timeout: Duration) -> Arc<Upstream> {
         Arc::new(Upstream {
             address,
             connect_timeout,
@@ -64,7 +64,7 @@ impl Upstream {
     /// Sends `request` and returns the response, its body tied to the connection so the
     /// connection returns to the pool once the body is read. `upgrade` requests keep their
     /// connection: it becomes the tunnel.
-    pub async fn send(
+    pub(crate) async fn send(
         self: &Arc<Self>,
         request: http::Request<Incoming>,
         upgrade: bool,
@@ -174,19 +174,11 @@ impl Upstream {
         });
         Ok(sender)
     }
-
-    /// Idle connections now (tests).
-    pub fn idle_len(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
 }
 
 /// A response body from the upstream; its connection returns to the pool at the body's end.
 /// Dropped before the end, the connection is closed (it is mid-message).
-pub struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     body: Incoming,
     slot: Option<(Sender, Arc<Upstream>)>,
 }

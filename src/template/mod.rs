@@ -64,7 +64,7 @@ impl Template {
     /// Parses `text` with the delimiters `left` and `right` (Go's `{{` and `}}` unless the
     /// template stanza says otherwise). Function names are resolved against the built-ins and
     /// `functions` now; the same names must be callable at render time.
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         left: &str,
         right: &str,

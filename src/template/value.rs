@@ -36,7 +36,7 @@ impl Value {
     /// Note that consul-template sees numbers in Vault responses as Go's `json.Number`, a
     /// string type: they print the same, but there `eq .Data.data.port "8080"` is true and
     /// `lt .Data.data.port 9000` is an error, the other way round from a number here.
-    pub fn from_json(json: &serde_json::Value) -> Value {
+    pub(crate) fn from_json(json: &serde_json::Value) -> Value {
         match json {
             serde_json::Value::Null => Value::Nil,
             serde_json::Value::Bool(b) => Value::Bool(*b),
@@ -57,7 +57,7 @@ impl Value {
     }
 
     /// Converts to JSON. A non-finite float, which JSON cannot hold, becomes `null`.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Nil => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
@@ -77,7 +77,7 @@ impl Value {
 
     /// Go's truth for `if`, `with`, `and`, `or`, `not`: false, 0, nil and empty strings, lists
     /// and maps are false; everything else is true.
-    pub fn is_true(&self) -> bool {
+    pub(crate) fn is_true(&self) -> bool {
         match self {
             Value::Nil => false,
             Value::Bool(b) => *b,
@@ -91,7 +91,7 @@ impl Value {
 
     /// The Go type name the value would have in consul-template's data, for `%T` and for
     /// error messages.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Value::Nil => "<nil>",
             Value::Bool(_) => "bool",

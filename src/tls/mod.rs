@@ -31,7 +31,7 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 
 /// What the client trusts, in words for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trust {
+pub(crate) enum Trust {
     /// `ca_cert` / `VAULT_CACERT`.
     CaFile(String),
     /// `ca_path` / `VAULT_CAPATH`.
@@ -55,7 +55,7 @@ impl fmt::Display for Trust {
 
 /// What a client trusts and shows, as Vault's client settings say it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// PEM bundle of CAs that sign the server's certificate (`ca_cert`).
     pub ca_cert: Option<PathBuf>,
     /// Directory of PEM CA files (`ca_path`).
@@ -70,7 +70,9 @@ pub struct ClientSettings {
 
 /// A rustls client config for `settings` (messages name Vault's keys, `vault.ca_cert` and so
 /// on), and a description of what it trusts.
-pub fn client_config(settings: &ClientSettings) -> anyhow::Result<(rustls::ClientConfig, Trust)> {
+pub(crate) fn client_config(
+    settings: &ClientSettings,
+) -> anyhow::Result<(rustls::ClientConfig, Trust)> {
     let provider = crypto_provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -181,7 +183,7 @@ fn root_store(settings: &ClientSettings) -> anyhow::Result<(RootCertStore, Trust
 }
 
 /// Every certificate in a PEM file; an error if it has none.
-pub fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let text = std::fs::read(path).context("cannot read the file")?;
     let certs = pem::certificates(&text).map_err(|err| anyhow::anyhow!("not valid PEM: {err}"))?;
     if certs.is_empty() {

@@ -13,7 +13,7 @@ use rustls_pki_types::{
 use zeroize::Zeroize as _;
 
 /// The label of a certificate block.
-pub const CERTIFICATE: &str = "CERTIFICATE";
+pub(crate) const CERTIFICATE: &str = "CERTIFICATE";
 
 /// One `-----BEGIN LABEL-----` block, decoded.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Drop for PemBlock {
 
 impl PemBlock {
     /// Whether this block is a certificate.
-    pub fn is_certificate(&self) -> bool {
+    pub(crate) fn is_certificate(&self) -> bool {
         self.label == CERTIFICATE
     }
 
@@ -56,7 +56,7 @@ impl PemBlock {
     }
 
     /// The block as a rustls certificate, if it is one.
-    pub fn certificate(&self) -> Option<CertificateDer<'static>> {
+    pub(crate) fn certificate(&self) -> Option<CertificateDer<'static>> {
         self.is_certificate()
             .then(|| CertificateDer::from(self.der.clone()))
     }
@@ -73,7 +73,7 @@ impl PemBlock {
     }
 
     /// The usual name of the key format this block's label says, for messages.
-    pub fn key_format(&self) -> &'static str {
+    pub(crate) fn key_format(&self) -> &'static str {
         match self.label.as_str() {
             "RSA PRIVATE KEY" => "PKCS#1",
             "EC PRIVATE KEY" => "SEC1",
@@ -134,7 +134,7 @@ pub fn first_private_key(
 }
 
 /// PEM as Go writes it: 64-column lines, `\n` line ends, a final newline.
-pub fn encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn encode(label: &str, der: &[u8]) -> String {
     let config = ::pem::EncodeConfig::new()
         .set_line_ending(::pem::LineEnding::LF)
         .set_line_wrap(64);

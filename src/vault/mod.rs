@@ -28,7 +28,7 @@ use vaultrs::api::EndpointMiddleware;
 use crate::config;
 use crate::schedule;
 use crate::secret::Secret;
-pub use crate::tls::Trust;
+pub(crate) use crate::tls::Trust;
 
 /// The longest a TCP/TLS connection to Vault may take to open (within the request timeout,
 /// `vault.client_timeout`).
@@ -42,7 +42,7 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
 /// Why a call to Vault failed. Callers branch on [`VaultError::is_forbidden`] (log in again)
 /// and [`VaultError::is_retryable`].
 #[derive(Debug, thiserror::Error)]
-pub enum VaultError {
+pub(crate) enum VaultError {
     /// No HTTP answer: connection refused, reset, DNS.
     #[error("cannot reach Vault at {address}: {detail}")]
     Unreachable {
@@ -93,7 +93,7 @@ pub enum VaultError {
 
 impl VaultError {
     /// Worth trying the same request again later.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             VaultError::Unreachable { .. } | VaultError::Timeout { .. } => true,
             VaultError::Api { status, .. } => *status == 429 || *status >= 500,
@@ -102,12 +102,13 @@ impl VaultError {
     }
 
     /// Vault refused the token or credentials (403): log in again rather than retry.
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self, VaultError::Api { status: 403, .. })
     }
 
     /// The HTTP status, when Vault answered.
-    pub fn status(&self) -> Option<u16> {
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             VaultError::Api { status, .. } => Some(*status),
             _ => None,
@@ -124,7 +125,7 @@ impl VaultError {
 
 /// A token as Vault handed it out.
 #[derive(Debug, Clone)]
-pub struct Token {
+pub(crate) struct Token {
     /// The token itself.
     pub secret: Secret,
     /// Its TTL when received; zero means it never expires.
@@ -143,20 +144,20 @@ pub struct Token {
 
 impl Token {
     /// When the TTL runs out, or `None` for a token without expiry.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         (!self.ttl.is_zero()).then(|| self.received_at + self.ttl)
     }
 }
 
 /// `request_duration_seconds` by operation.
 #[derive(Clone)]
-pub struct VaultMetrics {
+pub(crate) struct VaultMetrics {
     duration: HistogramVec,
 }
 
 impl VaultMetrics {
     /// Registers the Vault request histogram in `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<VaultMetrics> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<VaultMetrics> {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "pki_sidecar_vault_request_duration_seconds",
@@ -176,15 +177,15 @@ impl VaultMetrics {
 /// A lease or TTL Vault sent, in seconds, as a duration the agent can add to a clock: capped at
 /// ten years (the longest duration a config accepts), so that a huge value from a buggy or
 /// hostile server cannot overflow an `Instant`.
-pub fn lease(seconds: u64) -> Duration {
+pub(crate) fn lease(seconds: u64) -> Duration {
     Duration::from_secs(seconds).min(crate::units::MAX_DURATION)
 }
 
 /// What the agent calls itself in its requests to Vault.
-pub const USER_AGENT: &str = concat!("pki-sidecar/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("pki-sidecar/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone)]
-pub struct VaultClient {
+pub(crate) struct VaultClient {
     http: reqwest::Client,
     address: String,
     namespace: Option<String>,
@@ -196,7 +197,7 @@ pub struct VaultClient {
 
 impl VaultClient {
     /// A client for `vault`; reads the CA and client certificate files now.
-    pub fn new(vault: &config::Vault, metrics: VaultMetrics) -> anyhow::Result<VaultClient> {
+    pub(crate) fn new(vault: &config::Vault, metrics: VaultMetrics) -> anyhow::Result<VaultClient> {
         let settings = crate::tls::ClientSettings {
             ca_cert: vault.ca_cert.clone(),
             ca_path: vault.ca_path.clone(),
@@ -234,12 +235,12 @@ impl VaultClient {
     }
 
     /// Vault's address.
-    pub fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         &self.address
     }
 
     /// Logs in with a Kubernetes ServiceAccount JWT.
-    pub async fn login_kubernetes(
+    pub(crate) async fn login_kubernetes(
         &self,
         mount: &str,
         role: &str,
@@ -255,7 +256,7 @@ impl VaultClient {
     }
 
     /// Logs in with an AppRole role ID and (optional) secret ID.
-    pub async fn login_approle(
+    pub(crate) async fn login_approle(
         &self,
         mount: &str,
         role_id: &str,
@@ -271,7 +272,7 @@ impl VaultClient {
     }
 
     /// Logs in with a JWT.
-    pub async fn login_jwt(
+    pub(crate) async fn login_jwt(
         &self,
         mount: &str,
         role: &str,
@@ -287,7 +288,7 @@ impl VaultClient {
     }
 
     /// Extends `token` by `increment` (its original TTL); Vault caps it at the max TTL.
-    pub async fn renew_self(
+    pub(crate) async fn renew_self(
         &self,
         token: &Token,
         increment: Duration,
@@ -301,7 +302,7 @@ impl VaultClient {
     }
 
     /// What Vault knows of `secret` (for a token read from a file): TTL, renewability.
-    pub async fn lookup_self(&self, secret: &Secret) -> Result<Token, VaultError> {
+    pub(crate) async fn lookup_self(&self, secret: &Secret) -> Result<Token, VaultError> {
         let endpoint = vaultrs::api::token::requests::LookupTokenSelfRequest {};
         let middleware = self.middleware(Some(secret), None);
         let envelope = self.execute("lookup_self", endpoint, &middleware).await?;
@@ -329,7 +330,7 @@ impl VaultClient {
 
     /// A request vaultrs has no endpoint for: `method` on `/v1/{path}` with a JSON body; returns
     /// the response's JSON.
-    pub async fn raw(
+    pub(crate) async fn raw(
         &self,
         operation: &'static str,
         method: http::Method,
@@ -352,13 +353,13 @@ impl VaultClient {
     }
 
     /// What the client trusts for Vault's certificate, in words.
-    pub fn trust(&self) -> &Trust {
+    pub(crate) fn trust(&self) -> &Trust {
         &self.trust
     }
 
     /// `GET sys/health` without a token: whether Vault answers, over the same TLS as every other
     /// call. A standby answers 200 too (`standbyok`); sealed or uninitialized is an error.
-    pub async fn health(&self) -> Result<serde_json::Value, VaultError> {
+    pub(crate) async fn health(&self) -> Result<serde_json::Value, VaultError> {
         let url = format!(
             "{}/v1/sys/health?standbyok=true&perfstandbyok=true",
             self.address
