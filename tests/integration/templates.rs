@@ -279,8 +279,10 @@ fn an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns() {
     let (first, _) = pair(dir.path());
     let crt_before = std::fs::read(dir.path().join("tls.crt")).unwrap();
     bed.stop();
-    // The renewal point (about 5 s) passes while OpenBao is down.
-    std::thread::sleep(Duration::from_secs(7));
+    // The renewal point (about 5 s) passes while OpenBao is down, and the render fails.
+    util::wait_until(Duration::from_secs(60), "a failed render", || {
+        agent.metric("pki_sidecar_agent_template_renders_total{result=\"failure\"}") >= 1.0
+    });
     assert_eq!(
         std::fs::read(dir.path().join("tls.crt")).unwrap(),
         crt_before,

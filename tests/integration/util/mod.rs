@@ -43,6 +43,17 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Polls `done` every 50 ms until it holds; panics with `what` after `limit`. Returns the time
+/// it took. Tests wait for the condition they assert, never for a fixed time.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
 /// Waits until something accepts connections on `address`, or panics after `limit`.
 pub fn wait_for_port(address: SocketAddr, limit: Duration) {
     let start = Instant::now();
