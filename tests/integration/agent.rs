@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::util;
-use crate::util::agent::{AgentProcess, Launch};
 use crate::util::bao::{self, Bed};
+use crate::util::role::{AgentProcess, Launch};
 
-/// A running `pki-sidecar agent` ([`util::agent`]) with its files in a temporary directory.
+/// A running `pki-sidecar agent` ([`util::role`]) with its files in a temporary directory.
 struct Agent {
     dir: tempfile::TempDir,
     process: AgentProcess,
@@ -91,7 +91,7 @@ auto_auth {{
         dir = dir.path().display(),
     );
     let config_path = util::write_file(dir.path(), "agent.hcl", &config);
-    let mut launch = Launch::new(&[&config_path], bed.addr(), &dir.path().join("agent.log"));
+    let mut launch = Launch::agent(&[&config_path], bed.addr(), &dir.path().join("agent.log"));
     for (name, value) in env {
         launch = launch.env(name, value);
     }
@@ -537,7 +537,7 @@ fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
         );
     assert_ne!(config, seed);
     let config = util::write_file(dir.path(), "agent.hcl", &config);
-    let agent = Launch::new(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
     let sink = dir.path().join(".vault-token");
     let start = Instant::now();
     while !sink.exists() {

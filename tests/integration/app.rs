@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::util;
+use crate::util::role::Launch;
 
 async fn get(address: SocketAddr, method: &'static str, path: &'static str) -> util::HttpResponse {
     tokio::task::spawn_blocking(move || util::http(address, method, path))
@@ -206,27 +207,9 @@ async fn shutdown_gives_up_after_the_grace_period() {
 #[test]
 fn app_binary_serves_then_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, metrics_port) = (util::free_port(), util::free_port());
-    let config = util::write_file(
-        dir.path(),
-        "app.hcl",
-        &format!(
-            "app {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n}}\n"
-        ),
-    );
-    let mut command = util::command();
-    command.args([
-        "app",
-        "--log-format",
-        "json",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    let mut child = util::ChildGuard::spawn(command);
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let metrics: SocketAddr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
-    util::wait_for_port(address, Duration::from_secs(10));
-    util::wait_for_port(metrics, Duration::from_secs(10));
+    let config = util::write_file(dir.path(), "app.hcl", "app {}\n");
+    let child = Launch::role("app", &[&config], &dir.path().join("app.log")).spawn();
+    let (address, metrics) = (child.address("app.listen"), child.metrics());
 
     let hello = util::http(address, "GET", "/");
     assert_eq!((hello.status, hello.body.as_str()), (200, "hello world\n"));
@@ -238,16 +221,17 @@ fn app_binary_serves_then_stops_cleanly_on_sigterm() {
     );
 
     util::signal(child.pid(), Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(100));
+    util::wait_until(Duration::from_secs(10), "the SIGHUP logged", || {
+        child.log().contains("nothing to reload")
+    });
     assert_eq!(
         util::http(address, "GET", "/").status,
         200,
         "SIGHUP does not stop the app"
     );
 
-    util::signal(child.pid(), Signal::SIGTERM);
-    let (code, stderr) = child.wait(Duration::from_secs(10));
-    assert_eq!(code, Some(0), "stderr:\n{stderr}");
+    let (code, stderr) = child.stop();
+    assert_eq!(code, Some(0), "log:\n{stderr}");
     for line in stderr.lines() {
         let _: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("--log-format json writes JSON lines ({e}): {line}"));

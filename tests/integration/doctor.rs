@@ -1,15 +1,14 @@
 //! `pki-sidecar doctor` against the OpenBao bed: all steps pass with a running agent and proxy,
 //! and each failure the seed's troubleshooting section covers is blamed on the right step.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::util::agent::Launch;
+use crate::util;
 use crate::util::bao::{self, Bed};
-use crate::util::{self, ChildGuard};
+use crate::util::role::{Launch, RoleProcess};
 
 /// The seed's agent file with the role, the token path and every file moved into `dir`.
 fn seed_config(dir: &Path, role: &str) -> PathBuf {
@@ -33,44 +32,29 @@ fn seed_config(dir: &Path, role: &str) -> PathBuf {
     util::write_file(dir, "agent.hcl", &config)
 }
 
-/// A `proxy {}` block serving `dir`'s pair on a free loopback port; returns the file and the
-/// proxy's metrics address.
-fn proxy_config(dir: &Path) -> (PathBuf, SocketAddr) {
-    let metrics: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
-    let text = format!(
-        "proxy {{\n  listen = \"127.0.0.1:{}\"\n  metrics_listen = \"{metrics}\"\n  \
-         upstream = \"http://127.0.0.1:{}\"\n  cert_file = \"{d}/tls.crt\"\n  \
-         key_file = \"{d}/tls.key\"\n}}\n",
-        util::free_port(),
-        util::free_port(),
+/// The proxy serving `dir`'s pair on ports it binds itself ([`util::role`]), ready; and the
+/// config file doctor reads for it: the same block, with the address it bound.
+fn start_proxy(dir: &Path) -> (RoleProcess, PathBuf) {
+    let block = format!(
+        "  upstream = \"http://127.0.0.1:9\"\n  cert_file = \"{d}/tls.crt\"\n  \
+         key_file = \"{d}/tls.key\"\n",
         d = dir.display()
     );
-    (util::write_file(dir, "proxy.hcl", &text), metrics)
+    let config = util::write_file(dir, "proxy.hcl", &format!("proxy {{\n{block}}}\n"));
+    let proxy = Launch::role("proxy", &[&config], &dir.join("proxy.log")).spawn();
+    proxy.wait_ready(Duration::from_secs(30));
+    let listen = proxy.address("proxy.listen");
+    let for_doctor = util::write_file(
+        dir,
+        "proxy-doctor.hcl",
+        &format!("proxy {{\n{block}  listen = \"{listen}\"\n}}\n"),
+    );
+    (proxy, for_doctor)
 }
 
-/// Starts `role` on `configs` and waits until its `/readyz` answers 200.
-fn start_ready(bed: &Bed, role: &str, configs: &[&Path], metrics: SocketAddr) -> ChildGuard {
-    let mut command = util::command();
-    command.arg(role).env("VAULT_ADDR", bed.addr());
-    for config in configs {
-        command.arg("--config").arg(config);
-    }
-    let child = ChildGuard::spawn(command);
-    util::wait_for_port(metrics, Duration::from_secs(20));
-    let start = Instant::now();
-    while util::http(metrics, "GET", "/readyz").status != 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{role} not ready after 30s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-/// The agent on `config` ([`util::agent`]) until it has written the pair, then stopped.
+/// The agent on `config` ([`util::role`]) until it has written the pair, then stopped.
 fn issue_with_agent(bed: &Bed, dir: &Path, config: &Path) {
-    let agent = Launch::new(&[config], bed.addr(), &dir.join("agent.log")).spawn();
+    let agent = Launch::agent(&[config], bed.addr(), &dir.join("agent.log")).spawn();
     agent.wait_ready(Duration::from_secs(30));
     agent.kill();
 }
@@ -132,8 +116,7 @@ fn doctor_passes_every_step_against_a_running_agent_and_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let config = seed_config(dir.path(), bao::LOGIN_ROLE);
     issue_with_agent(bed, dir.path(), &config);
-    let (proxy_hcl, proxy_metrics) = proxy_config(dir.path());
-    let _proxy = start_ready(bed, "proxy", &[&proxy_hcl], proxy_metrics);
+    let (_proxy, proxy_hcl) = start_proxy(dir.path());
 
     let started = Instant::now();
     let (code, output) = doctor(&[&config, &proxy_hcl], &[("VAULT_ADDR", bed.addr())]);

@@ -26,7 +26,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +34,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
-use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
 use pki_sidecar::tls::AcceptAnyCertificate;
 use pki_sidecar::tls::pem;
@@ -42,10 +41,10 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::util::agent::{AgentProcess, Launch};
+use crate::util;
 use crate::util::bao::{self, IsolatedPki};
 use crate::util::faultproxy::{self, FaultProxy, Mode};
-use crate::util::{self, ChildGuard};
+use crate::util::role::{AgentProcess, Launch, RoleProcess};
 
 const SERVER_NAME: &str = "foo.home";
 
@@ -115,7 +114,7 @@ fn seed_agent_config(
     )
 }
 
-/// A running agent ([`util::agent`]), with what this suite asks of it besides.
+/// A running agent ([`util::role`]), with what this suite asks of it besides.
 struct Agent(AgentProcess);
 
 /// Runs `pki-sidecar agent --config CONFIG` against `vault`, logging to `log`, optionally
@@ -128,7 +127,7 @@ fn spawn_agent(
     extra_args: &[&str],
 ) -> Agent {
     Agent(
-        Launch::new(&[config], vault, log)
+        Launch::agent(&[config], vault, log)
             .wrapper(wrapper)
             .args(extra_args)
             .spawn(),
@@ -188,59 +187,34 @@ impl Agent {
 
 /// `pki-sidecar app` and `pki-sidecar proxy` in front of it, serving the pair in `files`.
 struct Frontend {
-    app: ChildGuard,
-    proxy: ChildGuard,
+    app: RoleProcess,
+    proxy: RoleProcess,
     address: SocketAddr,
     metrics: SocketAddr,
 }
 
-/// Starts the app and the proxy (which reloads every second, and gets `extra` in its block).
-/// `wrapper` goes before the proxy's command line (e.g. `prlimit`).
+/// Starts the app and the proxy (which reloads every second, and gets `extra` in its block),
+/// each on ports it binds itself ([`util::role`]). `wrapper` goes before the proxy's command
+/// line (e.g. `prlimit`).
 fn spawn_frontend(dir: &Path, files: &Path, extra: &str, wrapper: &[&str]) -> Frontend {
-    let [app_port, app_metrics, port, metrics_port] = std::array::from_fn(|_| util::free_port());
+    let app_config = util::write_file(dir, "app.hcl", "app {}\n");
+    let app = Launch::role("app", &[&app_config], &dir.join("app.log")).spawn();
     let text = format!(
-        "app {{\n  listen = \"127.0.0.1:{app_port}\"\n  \
-         metrics_listen = \"127.0.0.1:{app_metrics}\"\n}}\n\
-         proxy {{\n  listen = \"127.0.0.1:{port}\"\n  \
-         metrics_listen = \"127.0.0.1:{metrics_port}\"\n  \
-         upstream = \"http://127.0.0.1:{app_port}\"\n  cert_file = \"{files}/tls.crt\"\n  \
+        "proxy {{\n  upstream = \"http://{upstream}\"\n  cert_file = \"{files}/tls.crt\"\n  \
          key_file = \"{files}/tls.key\"\n  reload_interval = \"1s\"\n{extra}}}\n",
+        upstream = app.address("app.listen"),
         files = files.display()
     );
     let config = util::write_file(dir, "frontend.hcl", &text);
-    let spawn = |role: &str, wrapper: &[&str]| {
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command
-                    .args(args)
-                    .arg(util::bin())
-                    .current_dir(util::repo());
-                command
-            }
-            None => util::command(),
-        };
-        command
-            .env_remove("RUST_LOG")
-            .args([role, "--config", config.to_str().expect("UTF-8 path")])
-            .stdout(Stdio::null())
-            .stderr(File::create(dir.join(format!("{role}.log"))).expect("log file"));
-        ChildGuard(Some(command.spawn().expect("spawn a role")))
-    };
-    let app = spawn("app", &[]);
-    let proxy = spawn("proxy", wrapper);
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
-    util::wait_for_port(metrics, Duration::from_secs(15));
-    util::wait_for_port(
-        SocketAddr::from(([127, 0, 0, 1], app_port)),
-        Duration::from_secs(15),
-    );
+    let wrapper: Vec<String> = wrapper.iter().map(|word| word.to_string()).collect();
+    let proxy = Launch::role("proxy", &[&config], &dir.join("proxy.log"))
+        .wrapper(&wrapper)
+        .spawn();
     Frontend {
+        address: proxy.address("proxy.listen"),
+        metrics: proxy.metrics(),
         app,
         proxy,
-        address,
-        metrics,
     }
 }
 
@@ -250,9 +224,7 @@ impl Frontend {
     }
 
     fn running(&mut self) -> bool {
-        [&mut self.app, &mut self.proxy]
-            .into_iter()
-            .all(|guard| guard.0.as_mut().unwrap().try_wait().unwrap().is_none())
+        self.app.running() && self.proxy.running()
     }
 }
 
@@ -1945,33 +1917,24 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
     let front_dir = tempfile::tempdir().unwrap();
     std::fs::copy(dir.path().join("tls.crt"), front_dir.path().join("tls.crt")).unwrap();
     std::fs::copy(dir.path().join("tls.key"), front_dir.path().join("tls.key")).unwrap();
-    let port = util::free_port();
-    let metrics_port = util::free_port();
     let proxy_config = util::write_file(
         front_dir.path(),
         "proxy-trace.hcl",
         &format!(
-            "proxy {{\n  listen = \"127.0.0.1:{port}\"\n  \
-             metrics_listen = \"127.0.0.1:{metrics_port}\"\n  cert_file = \"{dir}/tls.crt\"\n  \
-             key_file = \"{dir}/tls.key\"\n}}\n",
+            "proxy {{\n  cert_file = \"{dir}/tls.crt\"\n  key_file = \"{dir}/tls.key\"\n}}\n",
             dir = front_dir.path().display()
         ),
     );
-    let mut command = util::command();
-    command.args([
+    let proxy = Launch::role(
         "proxy",
-        "--log-level",
-        "trace",
-        "--config",
-        proxy_config.to_str().unwrap(),
-    ]);
-    let mut proxy = ChildGuard::spawn(command);
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    util::wait_for_port(address, Duration::from_secs(15));
+        &[&proxy_config],
+        &front_dir.path().join("proxy.log"),
+    )
+    .args(&["--log-level", "trace"])
+    .spawn();
     // A handshake uses the key; the request fails upstream (no app), which is logged too.
-    let _ = get_once(address);
-    util::signal(proxy.pid(), Signal::SIGTERM);
-    let (code, proxy_log) = proxy.wait(Duration::from_secs(15));
+    let _ = get_once(proxy.address("proxy.listen"));
+    let (code, proxy_log) = proxy.stop();
     assert_eq!(code, Some(0), "{proxy_log}");
     assert!(
         proxy_log.lines().count() > 10,

@@ -45,6 +45,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::util;
+use crate::util::role::{Launch, RoleProcess};
 
 const DAY: i64 = 86_400;
 const HELLO: &str = "hello world\n";
@@ -1923,31 +1924,14 @@ async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
 // ---------------------------------------------------------------------------------------------
 // 6, 7. The real binaries
 
-/// A config file for `pki-sidecar proxy` on free ports; returns (file, proxy, metrics).
-fn binary_config(dir: &Path, body: &str) -> (PathBuf, SocketAddr, SocketAddr) {
-    let (port, metrics_port) = (util::free_port(), util::free_port());
-    let text = format!(
-        "proxy {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:{metrics_port}\"\n{body}}}\n"
-    );
-    let file = util::write_file(dir, "proxy.hcl", &text);
-    let address = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    (file, address(port), address(metrics_port))
-}
-
-fn spawn_role(role: &str, config: &Path) -> util::ChildGuard {
-    let mut command = util::command();
-    command.args([role, "--config", config.to_str().expect("UTF-8 path")]);
-    util::ChildGuard::spawn(command)
-}
-
-async fn wait_for_ports(addresses: Vec<SocketAddr>) {
-    tokio::task::spawn_blocking(move || {
-        for address in addresses {
-            util::wait_for_port(address, Duration::from_secs(15));
-        }
-    })
-    .await
-    .expect("wait thread");
+/// `pki-sidecar proxy` as a process with `body` in its `proxy {}` block, on ports it binds
+/// itself ([`util::role`]); started off the async runtime (starting waits for its log).
+async fn spawn_proxy(dir: &Path, body: &str) -> RoleProcess {
+    let config = util::write_file(dir, "proxy.hcl", &format!("proxy {{\n{body}}}\n"));
+    let log = dir.join("proxy.log");
+    tokio::task::spawn_blocking(move || Launch::role("proxy", &[&config], &log).spawn())
+        .await
+        .expect("spawn thread")
 }
 
 /// User + system CPU time of process `pid`, in clock ticks.
@@ -1976,12 +1960,12 @@ async fn sigterm_lets_a_long_request_finish_refuses_new_connections_and_exits_ze
     let ca = ca("Drain CA");
     let certs = CertDir::new();
     certs.install(&valid_pair(&ca));
-    let (config, address, metrics) = binary_config(
+    let child = spawn_proxy(
         certs.dir.path(),
         &format!("  upstream = \"http://{upstream}\"\n{}", certs.settings()),
-    );
-    let mut child = spawn_role("proxy", &config);
-    wait_for_ports(vec![address, metrics]).await;
+    )
+    .await;
+    let address = child.address("proxy.listen");
 
     let mut client = Client::connect(address, client_config(&ca.pem, H1, None))
         .await
@@ -2005,9 +1989,10 @@ async fn sigterm_lets_a_long_request_finish_refuses_new_connections_and_exits_ze
     state.release.notify_one();
     let answer = in_flight.await.expect("request task");
     assert_eq!(answer, Ok((StatusCode::OK, "slow done\n".to_string())));
-    let (code, stderr) = tokio::task::spawn_blocking(move || child.wait(Duration::from_secs(15)))
-        .await
-        .expect("wait thread");
+    let (code, stderr) =
+        tokio::task::spawn_blocking(move || child.wait_exit(Duration::from_secs(15)))
+            .await
+            .expect("wait thread");
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
     assert!(stderr.contains("draining connections"), "{stderr}");
     assert!(stderr.contains("proxy stopped"), "{stderr}");
@@ -2019,15 +2004,15 @@ async fn a_request_outlasting_idle_timeout_keeps_the_proxy_quiet() {
     let ca = ca("Quiet CA");
     let certs = CertDir::new();
     certs.install(&valid_pair(&ca));
-    let (config, address, metrics) = binary_config(
+    let child = spawn_proxy(
         certs.dir.path(),
         &format!(
             "  upstream = \"http://{upstream}\"\n{}  idle_timeout = \"1s\"\n",
             certs.settings()
         ),
-    );
-    let child = spawn_role("proxy", &config);
-    wait_for_ports(vec![address, metrics]).await;
+    )
+    .await;
+    let address = child.address("proxy.listen");
     let mut client = Client::connect(address, client_config(&ca.pem, H1, None))
         .await
         .expect("connect");
@@ -2086,31 +2071,19 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     let certs = CertDir::new();
     certs.install(&pair);
     let ca_file = util::write_file(certs.dir.path(), "ca.pem", &ca.pem);
-    let (app_port, app_metrics_port) = (util::free_port(), util::free_port());
-    let (config, address, metrics) = binary_config(
+    let app_config = util::write_file(certs.dir.path(), "app.hcl", "app {}\n");
+    let app = Launch::role("app", &[&app_config], &certs.dir.path().join("app.log")).spawn();
+    let config = util::write_file(
         certs.dir.path(),
+        "proxy.hcl",
         &format!(
-            "  upstream = \"http://127.0.0.1:{app_port}\"\n{}",
+            "proxy {{\n  upstream = \"http://{}\"\n{}}}\n",
+            app.address("app.listen"),
             certs.settings()
         ),
     );
-    let app_config = util::write_file(
-        certs.dir.path(),
-        "app.hcl",
-        &format!(
-            "app {{\n  listen = \"127.0.0.1:{app_port}\"\n  metrics_listen = \"127.0.0.1:{app_metrics_port}\"\n}}\n"
-        ),
-    );
-    let mut app = spawn_role("app", &app_config);
-    let mut proxy = spawn_role("proxy", &config);
-    for port in [app_port, app_metrics_port] {
-        util::wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(15),
-        );
-    }
-    util::wait_for_port(address, Duration::from_secs(15));
-    util::wait_for_port(metrics, Duration::from_secs(15));
+    let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
+    let (address, metrics) = (proxy.address("proxy.listen"), proxy.metrics());
 
     assert_eq!(
         curl(&ca_file, address, "--http1.1"),
@@ -2162,12 +2135,10 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     }
     assert_eq!(curl(&ca_file, address, "--http2"), "hello world\n\n2 200");
 
-    util::signal(proxy.pid(), Signal::SIGTERM);
-    util::signal(app.pid(), Signal::SIGTERM);
-    let (code, stderr) = proxy.wait(Duration::from_secs(15));
-    assert_eq!(code, Some(0), "proxy stderr:\n{stderr}");
-    let (code, stderr) = app.wait(Duration::from_secs(15));
-    assert_eq!(code, Some(0), "app stderr:\n{stderr}");
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "proxy log:\n{log}");
+    let (code, log) = app.stop();
+    assert_eq!(code, Some(0), "app log:\n{log}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ use pki_sidecar::certs::{self, CertInfo};
 use pki_sidecar::tls::pem;
 
 use crate::util;
-use crate::util::agent::{AgentProcess, Launch};
 use crate::util::bao::{self, Bed};
+use crate::util::role::{AgentProcess, Launch};
 
 /// The seed's agent file with the role, the token path and every file moved into `dir`.
 fn seed_config(dir: &Path, role: &str, extra: &str) -> PathBuf {
@@ -35,11 +35,11 @@ fn seed_config(dir: &Path, role: &str, extra: &str) -> PathBuf {
     util::write_file(dir, "agent.hcl", &format!("{config}\n{extra}"))
 }
 
-/// A running agent on `config` ([`util::agent`]).
+/// A running agent on `config` ([`util::role`]).
 type Running = AgentProcess;
 
 fn start(bed: &Bed, dir: &Path, config: &Path) -> Running {
-    Launch::new(&[config], bed.addr(), &dir.join("agent.log")).spawn()
+    Launch::agent(&[config], bed.addr(), &dir.join("agent.log")).spawn()
 }
 
 /// Stops `agent` with SIGTERM, asserts it exits 0, and returns its log.

@@ -2,9 +2,9 @@
 //! (in submodules) the OpenBao bed and the Kubernetes TokenReview stand-in.
 #![allow(dead_code)] // Each test module uses a different subset.
 
-pub mod agent;
 pub mod bao;
 pub mod faultproxy;
+pub mod role;
 pub mod tokenreview;
 
 use std::io::{Read, Write};
