@@ -615,7 +615,7 @@ fn version_and_help_need_no_config() {
 }
 
 /// The keys `src/config/raw.rs` accepts, as `(struct, key)`: each `pub NAME: Option<...>` field
-/// of each `pub struct Raw...`, under its `#[serde(rename = "...")]` when it has one.
+/// of each `pub` or `pub(crate) struct Raw...`, under its `#[serde(rename = "...")]` when it has one.
 fn raw_config_keys() -> Vec<(String, String)> {
     let source = std::fs::read_to_string(util::repo().join("src/config/raw.rs")).expect("raw.rs");
     let mut keys = Vec::new();
@@ -623,7 +623,10 @@ fn raw_config_keys() -> Vec<(String, String)> {
     let mut rename: Option<String> = None;
     for line in source.lines() {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("pub struct Raw") {
+        if let Some(rest) = line
+            .strip_prefix("pub struct Raw")
+            .or_else(|| line.strip_prefix("pub(crate) struct Raw"))
+        {
             current = rest.split_whitespace().next().map(str::to_string);
         } else if line == "}" {
             current = None;

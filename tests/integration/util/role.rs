@@ -82,11 +82,15 @@ impl Launch {
     pub fn spawn(self) -> RoleProcess {
         let dir = self.log.parent().expect("the log file's directory");
         let keys = listeners(&self.role);
-        let mut layer = String::new();
+        // One block per name: a block given twice in one file is a config error.
+        let block = keys[0].split_once('.').expect("block.key").0;
+        let mut layer = format!("{block} {{\n");
         for key in keys {
-            let (block, name) = key.split_once('.').expect("block.key");
-            layer.push_str(&format!("{block} {{\n  {name} = \"127.0.0.1:0\"\n}}\n"));
+            let (in_block, name) = key.split_once('.').expect("block.key");
+            assert_eq!(in_block, block, "a role's listeners are in one block");
+            layer.push_str(&format!("  {name} = \"127.0.0.1:0\"\n"));
         }
+        layer.push_str("}\n");
         let port_0 = super::write_file(dir, &format!("{}-port-0.hcl", self.role), &layer);
         let mut command = if let Some((program, args)) = self.wrapper.split_first() {
             let mut command = Command::new(program);
