@@ -56,17 +56,7 @@ pub struct Agent {
 impl Agent {
     /// The production agent: templates fetched from Vault with the token its keeper gets by
     /// `auto_auth`. Reads the CA files Vault's TLS needs; calls nothing yet.
-    pub(crate) fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
-        Agent::build_with_clock(config, telemetry, Clock::System)
-    }
-
-    /// [`Agent::build`] judging certificate validity by `clock` (tests pass a clock that
-    /// follows tokio's paused time).
-    pub(crate) fn build_with_clock(
-        config: &AgentConfig,
-        telemetry: Telemetry,
-        clock: Clock,
-    ) -> anyhow::Result<Agent> {
+    pub fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
         let method = &config.auto_auth.method;
         let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
         let agent_metrics =
@@ -113,7 +103,7 @@ impl Agent {
             Box::new(backend),
             (method.min_backoff, method.max_backoff),
             telemetry,
-            clock,
+            Clock::System,
         )?;
         agent.keeper = Some(keeper);
         agent.pid_file = config.pid_file.clone();

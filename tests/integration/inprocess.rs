@@ -203,3 +203,60 @@ async fn failures_back_off_exponentially_then_the_first_success_writes_the_pair(
     // An hour-long certificate is not renewed within the ten minutes after it arrived.
     assert_eq!(requests.len(), 7, "{requests:?}");
 }
+
+/// The production agent ([`Agent::build`]: kubernetes login, Vault backend) in this process
+/// against the real OpenBao bed, on a metrics listener bound here on port 0: the seed's file,
+/// its files moved into a temporary directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_production_agent_runs_in_process_against_openbao() {
+    let bed = crate::util::bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = crate::util::write_file(
+        dir.path(),
+        "sa-token",
+        &crate::util::bao::service_account_jwt(
+            crate::util::bao::NAMESPACE,
+            crate::util::bao::SERVICE_ACCOUNT,
+        ),
+    );
+    let local = dir.path().display().to_string();
+    let seed = std::fs::read_to_string(crate::util::repo().join("etc/agent.hcl")).unwrap();
+    let text = seed
+        .replace("/home/vault/", &format!("{local}/"))
+        .replace("/etc/nginx/ssl/", &format!("{local}/"))
+        .replace(
+            "role = \"authkube\"",
+            &format!("role = \"authkube\"\n token_path = \"{}\"", jwt.display()),
+        );
+    let path = crate::util::write_file(dir.path(), "agent.hcl", &text);
+    let address = bed.addr().to_string();
+    let env = move |name: &str| (name == "VAULT_ADDR").then(|| address.clone());
+    let config = pki_sidecar::config::load_with_env(&[path], &env, &KnownFunctions)
+        .unwrap_or_else(|errors| panic!("{errors}"))
+        .agent()
+        .unwrap_or_else(|errors| panic!("{errors}"));
+
+    let telemetry = Telemetry::new().unwrap();
+    let agent = Agent::build(&config, telemetry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = listener.local_addr().unwrap();
+    let lifecycle = Lifecycle::new();
+    let running = tokio::spawn(agent.serve(listener, lifecycle.clone()));
+
+    // Ready once logged in and the pair is written; the pid file names this process.
+    let ready = tokio::task::spawn_blocking(move || {
+        crate::util::wait_until(Duration::from_secs(30), "the agent ready", || {
+            crate::util::http(metrics, "GET", "/readyz").status == 200
+        })
+    });
+    ready.await.unwrap();
+    let info = valid_pair(dir.path(), SystemTime::now()).expect("a valid pair");
+    assert_eq!(info.subject_cn, "foo.home");
+    assert!(dir.path().join(".vault-token").exists(), "the token sink");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pidfile")).unwrap(),
+        std::process::id().to_string()
+    );
+    lifecycle.shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
