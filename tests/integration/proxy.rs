@@ -1925,13 +1925,18 @@ async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
 // 6, 7. The real binaries
 
 /// `pki-sidecar proxy` as a process with `body` in its `proxy {}` block, on ports it binds
-/// itself ([`util::role`]); started off the async runtime (starting waits for its log).
+/// itself ([`util::role`]), once ready (serving the pair it was given: before that it refuses
+/// handshakes); started off the async runtime (starting waits for its log).
 async fn spawn_proxy(dir: &Path, body: &str) -> RoleProcess {
     let config = util::write_file(dir, "proxy.hcl", &format!("proxy {{\n{body}}}\n"));
     let log = dir.join("proxy.log");
-    tokio::task::spawn_blocking(move || Launch::role("proxy", &[&config], &log).spawn())
-        .await
-        .expect("spawn thread")
+    tokio::task::spawn_blocking(move || {
+        let proxy = Launch::role("proxy", &[&config], &log).spawn();
+        proxy.wait_ready(Duration::from_secs(15));
+        proxy
+    })
+    .await
+    .expect("spawn thread")
 }
 
 /// User + system CPU time of process `pid`, in clock ticks.
@@ -2083,6 +2088,7 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
         ),
     );
     let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
+    proxy.wait_ready(Duration::from_secs(15));
     let (address, metrics) = (proxy.address("proxy.listen"), proxy.metrics());
 
     assert_eq!(
