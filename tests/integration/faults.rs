@@ -1932,6 +1932,7 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
     )
     .args(&["--log-level", "trace"])
     .spawn();
+    proxy.wait_ready(Duration::from_secs(15));
     // A handshake uses the key; the request fails upstream (no app), which is logged too.
     let _ = get_once(proxy.address("proxy.listen"));
     let (code, proxy_log) = proxy.stop();
