@@ -8,7 +8,8 @@
 //! write files, send anything over the connection after the handshake, or print key material.
 //!
 //! The decisions (is this certificate fit now, which name to send and verify) are pure functions
-//! of their inputs and `now`; only [`run`] reads the clock, files and the network.
+//! of their inputs and `now`; only [`run_tls`] and [`run_pair`] read the clock,
+//! files and the network.
 
 use std::fmt;
 use std::net::Ipv6Addr;

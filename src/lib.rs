@@ -41,6 +41,9 @@
 //! 9. `cli` — the command line
 //! 10. `fuzzing` — test-only entry points
 #![forbid(unsafe_code)]
+// The docs are for whoever works on this crate (`cargo doc --document-private-items`): module
+// overviews link to the crate-private items they describe.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod agent;
 pub mod app;
