@@ -19,8 +19,6 @@ use rcgen::{
 };
 use serde_json::json;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::agent::backend::{Backend, BoxFuture};
 use crate::certs;
 use crate::schedule::Clock;
@@ -270,10 +268,6 @@ fn random_serial() -> SerialNumber {
 /// The development CA as the agent's issuer: issue requests only (a write to
 /// `MOUNT/issue/ROLE`), no login.
 impl Backend for DevCa {
-    fn ready<'a>(&'a mut self, _shutdown: &'a CancellationToken) -> BoxFuture<'a, bool> {
-        Box::pin(async { true })
-    }
-
     fn request<'a>(
         &'a self,
         _operation: &'static str,
@@ -307,6 +301,7 @@ impl Backend for DevCa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_util::sync::CancellationToken;
 
     #[tokio::test]
     async fn the_development_ca_answers_issue_writes_only() {

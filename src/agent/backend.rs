@@ -25,8 +25,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An issuer the template runner fetches from.
 pub trait Backend: Send + Sync {
-    /// Waits until requests can be made (Vault: the first token). `false` on shutdown.
-    fn ready<'a>(&'a mut self, shutdown: &'a CancellationToken) -> BoxFuture<'a, bool>;
+    /// Waits until requests can be made (Vault: the first token). `false` on shutdown. A
+    /// backend that needs no login is ready at once.
+    fn ready<'a>(&'a mut self, _shutdown: &'a CancellationToken) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
 
     /// One API request: `method` on `path` (no `/v1/`) with `body`; Vault's JSON answer.
     /// `operation` names the request in metrics (`issue`, `secret`).

@@ -16,7 +16,6 @@ use pki_sidecar::schedule::Clock;
 use pki_sidecar::telemetry::Telemetry;
 use pki_sidecar::tls::pem;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// The development CA, failing the first `failures` requests (as a Vault answering 500), and
 /// recording when each request came, on tokio's clock.
@@ -27,10 +26,6 @@ struct Scripted {
 }
 
 impl Backend for Scripted {
-    fn ready<'a>(&'a mut self, _shutdown: &'a CancellationToken) -> BoxFuture<'a, bool> {
-        Box::pin(async { true })
-    }
-
     fn request<'a>(
         &'a self,
         operation: &'static str,
