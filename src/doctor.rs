@@ -610,7 +610,8 @@ fn required_capability(call: &Dependency) -> (&str, &'static str) {
     match call {
         Dependency::PkiCert { path, .. } => (path, "update"),
         Dependency::Secret { path, args } if !args.is_empty() => (path, "update"),
-        Dependency::Secret { path, .. } => (path, "read"),
+        Dependency::Secret { path, .. } => (path.split('?').next().unwrap_or(path), "read"),
+        Dependency::List { path } => (path, "list"),
     }
 }
 
@@ -624,6 +625,7 @@ async fn capability(client: &VaultClient, token: &Token, call: &Dependency) -> O
     let function = match call {
         Dependency::PkiCert { .. } => "pkiCert",
         Dependency::Secret { .. } => "secret",
+        Dependency::List { .. } => "secrets",
     };
     let body = serde_json::json!({ "paths": [path] });
     let answer = client

@@ -204,10 +204,19 @@ pub(crate) fn stage_if_changed(
 /// The mode of a new file whose template gives none: 0600 when it holds a private key, else
 /// 0644 as in Vault Agent.
 pub(crate) fn default_mode(contents: &[u8]) -> u32 {
-    let holds_key = contents
+    if holds_private_key(contents) {
+        0o600
+    } else {
+        0o644
+    }
+}
+
+/// Whether `contents` hold a PEM private key (of any kind: `PRIVATE KEY`, `RSA PRIVATE KEY`,
+/// `EC PRIVATE KEY`...).
+pub(crate) fn holds_private_key(contents: &[u8]) -> bool {
+    contents
         .windows(b"PRIVATE KEY-----".len())
-        .any(|window| window == b"PRIVATE KEY-----");
-    if holds_key { 0o600 } else { 0o644 }
+        .any(|window| window == b"PRIVATE KEY-----")
 }
 
 /// Whether `path` lacks these contents or this mode.

@@ -16,6 +16,9 @@ use crate::config::{self, Role};
 use crate::template::{Functions, RenderOptions, Template, Value};
 use crate::tls::pem;
 
+/// The destination the fuzzed templates render for.
+const DESTINATION: &str = "/fuzz/destination";
+
 /// The HCL config loader: `config::load_str` (`config::load` minus the read and the
 /// environment), then `check_role` and `validate::summary`, or every error printed.
 pub fn config(data: &[u8]) {
@@ -82,7 +85,7 @@ fn render_pass(
     fetched: &BTreeMap<Dependency, Value>,
     options: RenderOptions,
 ) -> Vec<Dependency> {
-    let mut functions = Sandboxed(RenderFunctions::new(fetched));
+    let mut functions = Sandboxed(RenderFunctions::new(fetched, Path::new(DESTINATION)));
     match template.render(&Value::Nil, &mut functions, options) {
         Ok(_) => functions.0.missing.into_iter().collect(),
         Err(error) => {
@@ -100,7 +103,12 @@ pub fn template(data: &[u8]) {
     };
     let empty = BTreeMap::new();
     for (left, right) in [("{{", "}}"), ("[[", "]]")] {
-        let parsed = Template::parse(text, left, right, &Sandboxed(RenderFunctions::new(&empty)));
+        let parsed = Template::parse(
+            text,
+            left,
+            right,
+            &Sandboxed(RenderFunctions::new(&empty, Path::new(DESTINATION))),
+        );
         let template = match parsed {
             Ok(template) => template,
             Err(error) => {

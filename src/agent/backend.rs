@@ -85,7 +85,9 @@ impl Backend for VaultBackend {
                 .raw(operation, method, path, &token.secret, body)
                 .await
                 .map_err(|err| {
-                    if err.is_forbidden() {
+                    // A token that may not look up its mount (KV v2 detection) is not a token
+                    // that expired: that 403 calls for no new login.
+                    if err.is_forbidden() && operation != "mount_lookup" {
                         self.relogin.notify_one();
                     }
                     anyhow!(err)

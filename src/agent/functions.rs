@@ -20,6 +20,7 @@ use crate::template::{Functions, Value};
 pub(crate) const NAMES: &[&str] = &[
     "pkiCert",
     "secret",
+    "secrets",
     "writeToFile",
     "toJSON",
     "toJSONPretty",
@@ -52,23 +53,80 @@ impl Functions for KnownFunctions {
     }
 }
 
-/// Data a template needs from Vault.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// Data a template needs from Vault, keyed as consul-template keys its dependencies: one key is
+/// one Vault request per renewal, shared by every template of the agent that makes the call.
+///
+/// - `pkiCert`: the path and the template's destination (`vault.pki(PATH->DEST)`); the
+///   arguments of the first call are the ones sent.
+/// - `secret` with arguments (a write): the path and the arguments, sorted by name, a repeated
+///   name's last value winning (`vault.write(PATH -> hash of the sorted data)`).
+/// - `secret` without arguments (a read): the path, query string included (`?version=N`).
+/// - `secrets` (a list): the path.
+#[derive(Clone)]
 pub enum Dependency {
-    /// `pkiCert PATH k=v...`: issue a certificate (a write to `PATH`).
+    /// `pkiCert PATH k=v...`: issue a certificate (a write to `PATH`) for `destination`.
     PkiCert {
         /// Vault path, e.g. `pki_intermediate/issue/home`.
         path: String,
-        /// The `k=v` arguments, in order.
+        /// The destination of the template that calls it (part of the key).
+        destination: PathBuf,
+        /// The `k=v` arguments, in order (not part of the key).
         args: Vec<(String, String)>,
     },
     /// `secret PATH [k=v...]`: a read, or a write when arguments are given.
     Secret {
-        /// Vault path.
+        /// Vault path (a read's may end in a query string such as `?version=2`).
         path: String,
-        /// The `k=v` arguments (a write) or none (a read).
+        /// The `k=v` arguments (a write), sorted by key, keys unique; none for a read.
         args: Vec<(String, String)>,
     },
+    /// `secrets PATH`: a list of the keys under `PATH`.
+    List {
+        /// Vault path.
+        path: String,
+    },
+}
+
+impl Dependency {
+    /// A `secret` call: arguments sorted by name, the last value of a repeated name kept.
+    pub(crate) fn secret(path: String, args: Vec<(String, String)>) -> Dependency {
+        let unique: BTreeMap<String, String> = args.into_iter().collect();
+        Dependency::Secret {
+            path,
+            args: unique.into_iter().collect(),
+        }
+    }
+
+    /// What identifies the dependency (see the type's documentation).
+    fn key(&self) -> (u8, &str, Option<&std::path::Path>, &[(String, String)]) {
+        match self {
+            Dependency::PkiCert {
+                path, destination, ..
+            } => (0, path, Some(destination), &[]),
+            Dependency::Secret { path, args } => (1, path, None, args),
+            Dependency::List { path } => (2, path, None, &[]),
+        }
+    }
+}
+
+impl PartialEq for Dependency {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Dependency {}
+
+impl PartialOrd for Dependency {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Dependency {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 impl std::fmt::Debug for Dependency {
@@ -80,9 +138,10 @@ impl std::fmt::Debug for Dependency {
 impl std::fmt::Display for Dependency {
     /// Argument values are left out: a `secret` write may carry a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (name, path, args) = match self {
-            Dependency::PkiCert { path, args } => ("pkiCert", path, args),
+        let (name, path, args): (&str, &String, &[(String, String)]) = match self {
+            Dependency::PkiCert { path, args, .. } => ("pkiCert", path, args),
             Dependency::Secret { path, args } => ("secret", path, args),
+            Dependency::List { path } => ("secrets", path, &[]),
         };
         write!(f, "{name} {path:?}")?;
         for (key, _) in args {
@@ -131,6 +190,10 @@ impl std::fmt::Debug for FileWrite {
 /// The functions for one render pass over already-fetched data.
 pub struct RenderFunctions<'a> {
     fetched: &'a BTreeMap<Dependency, Value>,
+    /// The destination of the template being rendered (part of a `pkiCert`'s key).
+    destination: PathBuf,
+    /// Every Vault call the render reached, fetched or not.
+    pub used: BTreeSet<Dependency>,
     /// Vault data the render reached but did not have.
     pub missing: BTreeSet<Dependency>,
     /// `writeToFile` calls, in render order.
@@ -138,16 +201,23 @@ pub struct RenderFunctions<'a> {
 }
 
 impl<'a> RenderFunctions<'a> {
-    /// Functions answering Vault calls from `fetched`.
-    pub fn new(fetched: &'a BTreeMap<Dependency, Value>) -> RenderFunctions<'a> {
+    /// Functions answering Vault calls from `fetched`, for the template writing
+    /// `destination`.
+    pub fn new(
+        fetched: &'a BTreeMap<Dependency, Value>,
+        destination: &std::path::Path,
+    ) -> RenderFunctions<'a> {
         RenderFunctions {
             fetched,
+            destination: destination.to_path_buf(),
+            used: BTreeSet::new(),
             missing: BTreeSet::new(),
             writes: Vec::new(),
         }
     }
 
     fn vault(&mut self, dependency: Dependency) -> Value {
+        self.used.insert(dependency.clone());
         match self.fetched.get(&dependency) {
             Some(value) => value.clone(),
             None => {
@@ -167,11 +237,27 @@ impl Functions for RenderFunctions<'_> {
         match name {
             "pkiCert" => {
                 let (path, args) = path_and_pairs(name, &args)?;
-                Ok(self.vault(Dependency::PkiCert { path, args }))
+                let destination = self.destination.clone();
+                Ok(self.vault(Dependency::PkiCert {
+                    path,
+                    destination,
+                    args,
+                }))
             }
             "secret" => {
                 let (path, args) = path_and_pairs(name, &args)?;
-                Ok(self.vault(Dependency::Secret { path, args }))
+                Ok(self.vault(Dependency::secret(path, args)))
+            }
+            "secrets" => {
+                let (path, args) = path_and_pairs(name, &args)?;
+                if !args.is_empty() {
+                    return Err("secrets takes a Vault path only".to_string());
+                }
+                // Not fetched yet: an empty list, so that `range` over it renders nothing.
+                Ok(match self.vault(Dependency::List { path }) {
+                    Value::Nil => Value::List(Vec::new()),
+                    value => value,
+                })
             }
             "writeToFile" => {
                 self.writes.push(write_to_file(&args)?);
@@ -374,7 +460,7 @@ mod tests {
     #[test]
     fn vault_calls_are_recorded_until_fetched() {
         let mut fetched = BTreeMap::new();
-        let mut functions = RenderFunctions::new(&fetched);
+        let mut functions = RenderFunctions::new(&fetched, std::path::Path::new("/dest"));
         let result = functions
             .call(
                 "pkiCert",
@@ -388,6 +474,7 @@ mod tests {
         assert_eq!(result, Value::Nil);
         let dependency = Dependency::PkiCert {
             path: "pki_intermediate/issue/home".into(),
+            destination: "/dest".into(),
             args: vec![
                 ("common_name".into(), "foo.home".into()),
                 ("ttl".into(), "24h".into()),
@@ -402,7 +489,7 @@ mod tests {
             "pkiCert \"pki_intermediate/issue/home\" common_name=... ttl=..."
         );
         fetched.insert(dependency, s("issued"));
-        let mut functions = RenderFunctions::new(&fetched);
+        let mut functions = RenderFunctions::new(&fetched, std::path::Path::new("/dest"));
         let result = functions
             .call(
                 "pkiCert",
@@ -425,7 +512,7 @@ mod tests {
     #[test]
     fn write_to_file_is_recorded_with_the_seed_arguments() {
         let fetched = BTreeMap::new();
-        let mut functions = RenderFunctions::new(&fetched);
+        let mut functions = RenderFunctions::new(&fetched, std::path::Path::new("/dest"));
         let out = functions
             .call(
                 "writeToFile",

@@ -169,7 +169,7 @@ pub(crate) fn reusable(
     );
     // Data still missing (a `secret` not fetched yet) renders as nil, as in the real pass;
     // the writes reached are what counts.
-    let mut functions = RenderFunctions::new(&trial);
+    let mut functions = RenderFunctions::new(&trial, destination);
     template
         .render(&Value::Nil, &mut functions, RenderOptions::default())
         .map_err(|err| format!("trial render: {err}"))?;

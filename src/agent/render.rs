@@ -9,8 +9,8 @@
 //! agent's reuse check, `doctor`, `validate` — by rendering with a [`KeyMarker`] in place of
 //! the key and looking for it in the writes.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, anyhow, bail};
@@ -62,17 +62,27 @@ pub(crate) struct Passes<'t> {
     template: &'t Template,
     options: RenderOptions,
     label: String,
+    destination: PathBuf,
     done: usize,
+    /// Every Vault call any pass so far reached.
+    pub(crate) used: BTreeSet<Dependency>,
 }
 
 impl<'t> Passes<'t> {
-    /// The passes of `template`; `label` names it in errors.
-    pub(crate) fn new(template: &'t Template, options: RenderOptions, label: String) -> Self {
+    /// The passes of `template`, which writes `destination`; `label` names it in errors.
+    pub(crate) fn new(
+        template: &'t Template,
+        options: RenderOptions,
+        label: String,
+        destination: &Path,
+    ) -> Self {
         Passes {
             template,
             options,
             label,
+            destination: destination.to_path_buf(),
             done: 0,
+            used: BTreeSet::new(),
         }
     }
 
@@ -85,11 +95,12 @@ impl<'t> Passes<'t> {
             );
         }
         self.done += 1;
-        let mut functions = RenderFunctions::new(fetched);
-        let output = self
+        let mut functions = RenderFunctions::new(fetched, &self.destination);
+        let rendered = self
             .template
-            .render(&Value::Nil, &mut functions, self.options)
-            .map_err(|err| anyhow!("{}: {err}", self.label))?;
+            .render(&Value::Nil, &mut functions, self.options);
+        self.used.append(&mut functions.used);
+        let output = rendered.map_err(|err| anyhow!("{}: {err}", self.label))?;
         if functions.missing.is_empty() {
             Ok(Pass::Complete {
                 output,
@@ -165,6 +176,7 @@ pub(crate) fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
         &parsed,
         RenderOptions::default(),
         template.destination.display().to_string(),
+        &template.destination,
     );
     loop {
         match passes.next(&fetched)? {
@@ -179,6 +191,7 @@ pub(crate) fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
                             marker.pki_value("placeholder", "", &[], &placeholder)
                         }
                         Dependency::Secret { .. } => Value::Map(BTreeMap::new()),
+                        Dependency::List { .. } => Value::List(Vec::new()),
                     };
                     found.vault_calls.push(dependency.clone());
                     fetched.insert(dependency, value);

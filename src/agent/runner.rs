@@ -13,11 +13,12 @@
 //! Time: monotonic deadlines are tokio's [`Instant`] (a paused test runtime drives them), and
 //! certificate validity is judged by the wall [`Clock`] passed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::backend::Backend;
 use super::command;
 use super::functions::{Dependency, FileWrite};
+use super::kv;
 use super::metrics::TemplateMetrics;
 use super::pki::{self, issued_value};
 use super::render::{Pass, Passes, parse, source_text};
@@ -35,21 +37,31 @@ use crate::schedule::{self, Backoff, Clock};
 use crate::telemetry::Readiness;
 use crate::template::{RenderOptions, Template, Value};
 use crate::timefmt;
+use crate::tls::pem;
 
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "templates";
 
-/// One template and what it has fetched so far.
+/// What the agent has fetched, shared by every template: one entry per dependency key, so
+/// identical calls in different templates are one request and one answer.
+#[derive(Default)]
+struct Store {
+    values: BTreeMap<Dependency, Value>,
+    /// When each fetched dependency must be fetched again (monotonic, so a due check and the
+    /// sleep that precedes it agree).
+    refresh_at: BTreeMap<Dependency, Instant>,
+    /// The certificate behind a dependency (a `pkiCert`, or a `secret` write that issued one)
+    /// and when it renews. Kept when the dependency is due, until a new one replaces it.
+    certificates: BTreeMap<Dependency, (CertInfo, SystemTime)>,
+}
+
+/// One template and what it last used.
 struct Slot {
     index: usize,
     config: config::Template,
     template: Arc<Template>,
-    fetched: BTreeMap<Dependency, Value>,
-    /// When each fetched dependency must be fetched again (monotonic, so a due check and the
-    /// sleep that precedes it agree).
-    refresh_at: BTreeMap<Dependency, Instant>,
-    /// The certificate behind each `pkiCert` dependency.
-    certificates: BTreeMap<Dependency, CertInfo>,
+    /// The dependencies its last render reached.
+    uses: BTreeSet<Dependency>,
     reuse_checked: bool,
     /// Rendered since start or the last SIGHUP.
     rendered: bool,
@@ -69,26 +81,42 @@ impl Slot {
     }
 
     /// The soonest moment this slot needs work.
-    fn next_due(&self) -> Option<Instant> {
-        self.refresh_at.values().copied().chain(self.retry_at).min()
+    fn next_due(&self, store: &Store) -> Option<Instant> {
+        self.uses
+            .iter()
+            .filter_map(|d| store.refresh_at.get(d))
+            .copied()
+            .chain(self.retry_at)
+            .min()
     }
 
-    fn is_due(&self, now: Instant) -> bool {
-        !self.rendered || self.next_due().is_some_and(|due| due <= now)
+    fn is_due(&self, now: Instant, store: &Store) -> bool {
+        !self.rendered
+            || self.next_due(store).is_some_and(|due| due <= now)
+            || self.uses.iter().any(|d| !store.values.contains_key(d))
     }
 
     /// How long the template's soonest-expiring certificate has left at `now`.
-    fn time_left(&self, now: SystemTime) -> Option<Duration> {
-        self.certificates
-            .values()
-            .map(|info| info.not_after.duration_since(now).unwrap_or_default())
+    fn time_left(&self, now: SystemTime, store: &Store) -> Option<Duration> {
+        self.uses
+            .iter()
+            .filter_map(|d| store.certificates.get(d))
+            .map(|(info, _)| info.not_after.duration_since(now).unwrap_or_default())
             .min()
     }
+}
+
+/// A slot's complete render, not yet written.
+struct Rendered {
+    output: String,
+    writes: Vec<FileWrite>,
 }
 
 /// Renders every template and keeps it current.
 pub(crate) struct TemplateRunner {
     slots: Vec<Slot>,
+    store: Store,
+    mounts: kv::Mounts,
     backend: Box<dyn Backend>,
     settings: config::TemplateConfig,
     clock: Clock,
@@ -118,9 +146,7 @@ impl TemplateRunner {
                 index,
                 config: template.clone(),
                 template: Arc::new(parsed),
-                fetched: BTreeMap::new(),
-                refresh_at: BTreeMap::new(),
-                certificates: BTreeMap::new(),
+                uses: BTreeSet::new(),
                 reuse_checked: false,
                 rendered: false,
                 successful_renders: 0,
@@ -136,6 +162,8 @@ impl TemplateRunner {
         }
         Ok(TemplateRunner {
             slots,
+            store: Store::default(),
+            mounts: kv::Mounts::default(),
             backend,
             settings: templates.settings.clone(),
             clock,
@@ -163,17 +191,11 @@ impl TemplateRunner {
             return Ok(());
         }
         loop {
-            let now = Instant::now();
-            for position in 0..self.slots.len() {
-                if !self.slots[position].is_due(now) {
-                    continue;
-                }
-                let result = tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    result = self.render(position) => result,
-                };
-                self.after_render(position, result)?;
-            }
+            let result = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                result = self.round() => result,
+            };
+            result?;
             let rendered = self.slots.iter().filter(|s| s.rendered).count();
             if rendered == self.slots.len() {
                 self.readiness.ready(READY_CONDITION);
@@ -186,7 +208,11 @@ impl TemplateRunner {
                     format!("{rendered} of {} templates rendered", self.slots.len()),
                 );
             }
-            let wake = self.slots.iter().filter_map(Slot::next_due).min();
+            let wake = self
+                .slots
+                .iter()
+                .filter_map(|slot| slot.next_due(&self.store))
+                .min();
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = sleep_until(wake) => {}
@@ -199,41 +225,126 @@ impl TemplateRunner {
         }
     }
 
-    /// Records a render's outcome and plans the retry of a failure.
-    fn after_render(&mut self, position: usize, result: anyhow::Result<()>) -> anyhow::Result<()> {
-        let exit_on_failure = self.settings.exit_on_retry_failure;
+    /// Renders every due template, then writes them in groups: templates that used one
+    /// answer are written together (all or none), so a certificate and its key split across
+    /// templates always come from the same response.
+    async fn round(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let due: Vec<usize> = (0..self.slots.len())
+            .filter(|&position| self.slots[position].is_due(now, &self.store))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Answers past their refresh time are dropped first, so that every template using
+        // one sees the same new answer.
+        let stale: Vec<Dependency> = self
+            .store
+            .refresh_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dependency in stale {
+            tracing::info!(%dependency, "due for renewal");
+            self.store.values.remove(&dependency);
+            self.store.refresh_at.remove(&dependency);
+        }
+        let mut results = Vec::with_capacity(due.len());
+        for &position in &due {
+            let (result, used) = self.render(position).await;
+            self.slots[position].uses = used;
+            results.push((position, result));
+        }
+        for group in groups(&due, |position| &self.slots[position].uses) {
+            let failure = group.iter().find_map(|position| {
+                results
+                    .iter()
+                    .find(|(p, _)| p == position)
+                    .and_then(|(_, result)| result.as_ref().err())
+                    .map(|err| (*position, format!("{err:#}")))
+            });
+            let outcome = match failure {
+                Some((failed, error)) => Err((failed, error)),
+                None => {
+                    let renders: Vec<(usize, Rendered)> = group
+                        .iter()
+                        .map(|position| {
+                            let index = results
+                                .iter()
+                                .position(|(p, _)| p == position)
+                                .expect("every due slot has a result");
+                            let (_, result) = results.swap_remove(index);
+                            (*position, result.expect("no failure in the group"))
+                        })
+                        .collect();
+                    self.write_group(renders)
+                        .await
+                        .map_err(|err| (group[0], format!("{err:#}")))
+                }
+            };
+            self.after_group(&group, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Records a group's outcome and plans the retry of a failure (for every template of the
+    /// group: they must write together).
+    fn after_group(
+        &mut self,
+        group: &[usize],
+        outcome: Result<(), (usize, String)>,
+    ) -> anyhow::Result<()> {
         let floor = self.min_backoff;
-        let slot = &mut self.slots[position];
-        match result {
+        match outcome {
             Ok(()) => {
-                self.metrics.render(true);
-                slot.backoff.reset();
-                slot.retry_at = None;
+                for &position in group {
+                    self.metrics.render(true);
+                    let slot = &mut self.slots[position];
+                    slot.backoff.reset();
+                    slot.retry_at = None;
+                }
                 Ok(())
             }
-            Err(err) => {
-                self.metrics.render(false);
-                if exit_on_failure {
-                    return Err(err.context(format!(
-                        "{} failed and template_config.exit_on_retry_failure is set",
-                        slot.label()
-                    )));
+            Err((failed, error)) => {
+                let failed_label = self.slots[failed].label();
+                if self.settings.exit_on_retry_failure {
+                    return Err(anyhow!(
+                        "{failed_label} failed and template_config.exit_on_retry_failure is \
+                         set: {error}"
+                    ));
                 }
-                let delay = slot.backoff.next_delay();
                 let now = self.clock.now();
-                let wait = match slot.time_left(now) {
-                    Some(left) => schedule::renewal_retry_wait(delay, left, floor),
-                    None => delay,
-                };
-                slot.retry_at = Some(Instant::now() + wait);
-                tracing::warn!(
-                    template = slot.index,
-                    destination = %slot.config.destination.display(),
-                    error = format!("{err:#}"),
-                    retry_in_seconds = wait.as_secs_f64(),
-                    certificate_time_left_seconds = slot.time_left(now).map(|d| d.as_secs()),
-                    "rendering failed; the files on disk are kept"
-                );
+                for &position in group {
+                    self.metrics.render(false);
+                    let time_left = self.slots[position].time_left(now, &self.store);
+                    let slot = &mut self.slots[position];
+                    let delay = slot.backoff.next_delay();
+                    let wait = match time_left {
+                        Some(left) => schedule::renewal_retry_wait(delay, left, floor),
+                        None => delay,
+                    };
+                    slot.retry_at = Some(Instant::now() + wait);
+                    if position == failed {
+                        tracing::warn!(
+                            template = slot.index,
+                            destination = %slot.config.destination.display(),
+                            error,
+                            retry_in_seconds = wait.as_secs_f64(),
+                            certificate_time_left_seconds = time_left.map(|d| d.as_secs()),
+                            "rendering failed; the files on disk are kept"
+                        );
+                    } else {
+                        tracing::warn!(
+                            template = slot.index,
+                            destination = %slot.config.destination.display(),
+                            shares_data_with = %failed_label,
+                            retry_in_seconds = wait.as_secs_f64(),
+                            "not written: a template using the same Vault answer failed; the \
+                             files on disk are kept"
+                        );
+                    }
+                }
                 Ok(())
             }
         }
@@ -259,41 +370,34 @@ impl TemplateRunner {
         tracing::info!("SIGHUP: re-rendering every template");
     }
 
-    /// Renders slot `position` to completion and writes its files.
-    async fn render(&mut self, position: usize) -> anyhow::Result<()> {
-        let now = Instant::now();
-        {
-            let slot = &mut self.slots[position];
-            let stale: Vec<Dependency> = slot
-                .refresh_at
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(d, _)| d.clone())
-                .collect();
-            for dependency in stale {
-                tracing::info!(template = slot.index, %dependency, "due for renewal");
-                slot.fetched.remove(&dependency);
-                slot.refresh_at.remove(&dependency);
-            }
-        }
+    /// Renders slot `position` to completion, fetching what it lacks; returns the render and
+    /// every dependency it reached (also when it failed).
+    async fn render(
+        &mut self,
+        position: usize,
+    ) -> (anyhow::Result<Rendered>, BTreeSet<Dependency>) {
         let slot = &self.slots[position];
         let options = RenderOptions {
             error_on_missing_key: slot.config.error_on_missing_key,
         };
         // The parsed template is shared, not borrowed from the slot, so a fetch can update the
-        // slot between passes.
+        // runner between passes.
         let template = Arc::clone(&slot.template);
-        let mut passes = Passes::new(&template, options, slot.label());
+        let destination = slot.config.destination.clone();
+        let mut passes = Passes::new(&template, options, slot.label(), &destination);
         loop {
-            match passes.next(&self.slots[position].fetched)? {
-                Pass::Complete { output, writes } => {
-                    return self.write(position, output, writes).await;
+            match passes.next(&self.store.values) {
+                Ok(Pass::Complete { output, writes }) => {
+                    return (Ok(Rendered { output, writes }), passes.used);
                 }
-                Pass::Missing(missing) => {
+                Ok(Pass::Missing(missing)) => {
                     for dependency in missing {
-                        self.fetch(position, dependency).await?;
+                        if let Err(err) = self.fetch(position, dependency).await {
+                            return (Err(err), passes.used);
+                        }
                     }
                 }
+                Err(err) => return (Err(err), passes.used),
             }
         }
     }
@@ -314,7 +418,7 @@ impl TemplateRunner {
                         renews_at = %timefmt::rfc3339(renew_at),
                         "reusing the certificate on disk"
                     );
-                    self.publish_certificate(position, &dependency, value, info, renew_at);
+                    self.publish_certificate(&dependency, value, info, renew_at);
                     return Ok(());
                 }
                 Ok(None) => {}
@@ -326,7 +430,7 @@ impl TemplateRunner {
             }
         }
         match &dependency {
-            Dependency::PkiCert { path, args } => {
+            Dependency::PkiCert { path, args, .. } => {
                 let body = pairs_to_json(args);
                 let result = self
                     .backend
@@ -356,35 +460,159 @@ impl TemplateRunner {
                     renews_at = %timefmt::rfc3339(renew_at),
                     "issued a certificate"
                 );
-                self.publish_certificate(position, &dependency, value, info, renew_at);
+                self.publish_certificate(&dependency, value, info, renew_at);
             }
             Dependency::Secret { path, args } => {
-                let (method, body) = if args.is_empty() {
-                    (http::Method::GET, None)
-                } else {
-                    (http::Method::PUT, Some(pairs_to_json(args)))
+                let response = self.secret_request(&dependency, path, args).await?;
+                self.publish_secret(position, &dependency, &response);
+            }
+            Dependency::List { path } => {
+                let list_path = match self.mounts.resolve(self.backend.as_ref(), path).await {
+                    Ok(mount) if mount.kv2 => kv::metadata_path(path, &mount),
+                    Ok(_) | Err(kv::Unknown::NoEndpoint) => path.clone(),
+                    Err(kv::Unknown::Failed(reason)) => {
+                        tracing::debug!(%dependency, reason, "mount lookup failed; assuming KV v1");
+                        path.clone()
+                    }
                 };
                 let response = self
                     .backend
-                    .request("secret", method, path, body)
+                    .request(
+                        "secret",
+                        http::Method::GET,
+                        &format!("{list_path}?list=true"),
+                        None,
+                    )
                     .await
                     .with_context(|| format!("{dependency}"))?;
-                let lease = response
-                    .get("lease_duration")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0);
-                let refresh = if lease > 0 {
-                    schedule::token_renewal_delay(crate::vault::lease(lease), fastrand::f64())
-                } else {
-                    self.settings.static_secret_render_interval
+                let mut keys: Vec<String> = match response.pointer("/data/keys") {
+                    None | Some(serde_json::Value::Null) => Vec::new(),
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .map(|item| {
+                            item.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| anyhow!("{dependency}: non-string in list"))
+                        })
+                        .collect::<anyhow::Result<_>>()?,
+                    Some(_) => bail!("{dependency}: unexpected response"),
                 };
-                let slot = &mut self.slots[position];
-                slot.fetched
-                    .insert(dependency.clone(), secret_value(&response));
-                slot.refresh_at.insert(dependency, Instant::now() + refresh);
+                keys.sort();
+                let value = Value::List(keys.into_iter().map(Value::String).collect());
+                let refresh = self.settings.static_secret_render_interval;
+                self.store.values.insert(dependency.clone(), value);
+                self.store
+                    .refresh_at
+                    .insert(dependency, Instant::now() + refresh);
             }
         }
         Ok(())
+    }
+
+    /// A `secret` read or write, on the KV v2 path where the mount is KV v2.
+    async fn secret_request(
+        &mut self,
+        dependency: &Dependency,
+        path: &str,
+        args: &[(String, String)],
+    ) -> anyhow::Result<serde_json::Value> {
+        let (raw, query) = match path.split_once('?') {
+            Some((raw, query)) => (raw, Some(query)),
+            None => (path, None),
+        };
+        let mount = match self.mounts.resolve(self.backend.as_ref(), raw).await {
+            Ok(mount) => Some(mount),
+            Err(kv::Unknown::NoEndpoint) => None,
+            Err(kv::Unknown::Failed(reason)) => {
+                // consul-template: a read warns and assumes KV v1; a write says nothing.
+                if args.is_empty() {
+                    tracing::warn!(%dependency, reason, "mount lookup failed; assuming KV v1");
+                } else {
+                    tracing::debug!(%dependency, reason, "mount lookup failed; assuming KV v1");
+                }
+                None
+            }
+        };
+        let kv2 = mount.filter(|m| m.kv2);
+        let target = match &kv2 {
+            Some(mount) => kv::data_path(raw, mount),
+            None => raw.to_string(),
+        };
+        let (method, target, body) = if args.is_empty() {
+            let target = match query {
+                Some(query) => format!("{target}?{query}"),
+                None => target,
+            };
+            (http::Method::GET, target, None)
+        } else {
+            let fields = pairs_to_json(args);
+            let body = if kv2.is_some() {
+                serde_json::json!({ "data": fields })
+            } else {
+                fields
+            };
+            (http::Method::PUT, target, Some(body))
+        };
+        let response = self
+            .backend
+            .request("secret", method, &target, body)
+            .await
+            .with_context(|| format!("{dependency}"))?;
+        if kv2.is_some() && (response.is_null() || kv::deleted(&response)) {
+            bail!("no secret exists at {target}");
+        }
+        Ok(response)
+    }
+
+    /// Stores a `secret` answer and plans its refresh: a certificate without a lease renews
+    /// like a `pkiCert` (as consul-template does for a `pki/issue` write); a lease at 2/3 of
+    /// it; anything else after `static_secret_render_interval`.
+    fn publish_secret(
+        &mut self,
+        position: usize,
+        dependency: &Dependency,
+        response: &serde_json::Value,
+    ) {
+        let value = secret_value(response);
+        let lease_id = response
+            .get("lease_id")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let certificate = response
+            .pointer("/data/certificate")
+            .and_then(serde_json::Value::as_str)
+            .filter(|_| lease_id.is_empty())
+            .and_then(|text| pem::certificates(text.as_bytes()).ok())
+            .and_then(|chain| chain.into_iter().next())
+            .and_then(|der| CertInfo::parse(&der).ok());
+        if let Some(info) = certificate {
+            self.metrics.issue(true);
+            let renew_at = self.renewal_point(&info, Some(self.clock.now()));
+            tracing::info!(
+                template = self.slots[position].index,
+                %dependency,
+                serial = %info.serial,
+                subject = %info.subject_cn,
+                not_after = %timefmt::rfc3339(info.not_after),
+                renews_at = %timefmt::rfc3339(renew_at),
+                "issued a certificate"
+            );
+            self.publish_certificate(dependency, value, info, renew_at);
+            return;
+        }
+        let lease = response
+            .get("lease_duration")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let refresh = if lease > 0 {
+            schedule::token_renewal_delay(crate::vault::lease(lease), fastrand::f64())
+        } else {
+            self.settings.static_secret_render_interval
+        };
+        self.store.values.insert(dependency.clone(), value);
+        self.store
+            .refresh_at
+            .insert(dependency.clone(), Instant::now() + refresh);
     }
 
     /// When to renew `info` (jitter drawn now).
@@ -399,25 +627,24 @@ impl TemplateRunner {
 
     fn publish_certificate(
         &mut self,
-        position: usize,
         dependency: &Dependency,
         value: Value,
         info: CertInfo,
         renew_at: SystemTime,
     ) {
-        let slot = &mut self.slots[position];
-        let name = slot.config.destination.display().to_string();
-        self.metrics.certificate(&name, &info, renew_at);
         // Never sooner than min_backoff from now, whatever the certificate says: no tight loop
         // even for a certificate that arrives already due (a clock far off, say).
         let now = Instant::now();
         let wait = renew_at
             .duration_since(self.clock.now())
             .unwrap_or_default();
-        slot.fetched.insert(dependency.clone(), value);
-        slot.refresh_at
+        self.store.values.insert(dependency.clone(), value);
+        self.store
+            .refresh_at
             .insert(dependency.clone(), now + wait.max(self.min_backoff));
-        slot.certificates.insert(dependency.clone(), info);
+        self.store
+            .certificates
+            .insert(dependency.clone(), (info, renew_at));
     }
 
     /// The certificate in the destination file, if it can be reused ([`pki::reusable`]).
@@ -430,74 +657,119 @@ impl TemplateRunner {
         pki::reusable(
             &slot.config.destination,
             &slot.template,
-            &slot.fetched,
+            &self.store.values,
             dependency,
             self.settings.lease_renewal_threshold,
             self.clock.now(),
         )
     }
 
-    /// Writes a complete render: key files, then the destination; runs the command on change.
-    async fn write(
-        &mut self,
-        position: usize,
-        output: String,
-        writes: Vec<FileWrite>,
-    ) -> anyhow::Result<()> {
-        let slot = &self.slots[position];
+    /// Writes a group's complete renders together: every file is staged before any is
+    /// renamed, files holding a private key are renamed first, then the others; each
+    /// template whose files changed runs its command.
+    async fn write_group(&mut self, renders: Vec<(usize, Rendered)>) -> anyhow::Result<()> {
         // `wait { min }`: a change after the first render is held back this long, as
         // consul-template's quiescence timer does (here nothing can arrive meanwhile, so
         // `max` never binds).
-        if let Some(wait) = slot.config.wait.filter(|w| !w.min.is_zero()) {
-            let will_change = writes
-                .iter()
-                .any(|w| w.append || fsutil::needs_write(&w.path, w.contents.as_bytes(), w.perms))
-                || fsutil::needs_write(
+        let hold = renders
+            .iter()
+            .filter_map(|(position, rendered)| {
+                let slot = &self.slots[*position];
+                let wait = slot.config.wait.filter(|w| !w.min.is_zero())?;
+                let will_change = rendered.writes.iter().any(|w| {
+                    w.append || fsutil::needs_write(&w.path, w.contents.as_bytes(), w.perms)
+                }) || fsutil::needs_write(
                     &slot.config.destination,
-                    output.as_bytes(),
+                    rendered.output.as_bytes(),
                     slot.config.perms,
                 );
-            if slot.successful_renders > 0 && will_change {
-                tracing::debug!(
-                    template = slot.index,
-                    wait_seconds = wait.min.as_secs_f64(),
-                    "waiting before writing the change (wait.min)"
-                );
-                tokio::time::sleep(wait.min).await;
-            }
+                (slot.successful_renders > 0 && will_change).then_some(wait.min)
+            })
+            .max();
+        if let Some(hold) = hold {
+            tracing::debug!(
+                wait_seconds = hold.as_secs_f64(),
+                "waiting before writing the change (wait.min)"
+            );
+            tokio::time::sleep(hold).await;
         }
-        let slot = &mut self.slots[position];
-        slot.successful_renders += 1;
         // Every file is written in full before any replaces its destination, so a write that
         // fails (a full disk) leaves the old key with the old certificate rather than a new
-        // key with an old certificate. Renames then go in order: key files first.
-        let mut staged = StagedFiles::default();
-        for write in &writes {
-            stage_write(write, &mut staged)
-                .with_context(|| format!("writeToFile {}", write.path.display()))?;
+        // key with an old certificate.
+        let mut files: Vec<(usize, Planned)> = Vec::new();
+        for (position, rendered) in renders {
+            let slot = &self.slots[position];
+            for write in rendered.writes {
+                files.push((position, Planned::Write(write)));
+            }
+            if slot.config.create_dest_dirs {
+                if let Some(parent) = slot
+                    .config
+                    .destination
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("cannot create the directory {}", parent.display())
+                    })?;
+                }
+            }
+            files.push((position, Planned::Destination(rendered.output)));
         }
-        let destination = &slot.config.destination;
-        if slot.config.create_dest_dirs {
-            if let Some(parent) = destination.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+        // Key files first: a reader that sees the new certificate finds the new key already.
+        let key_paths: BTreeSet<PathBuf> = files
+            .iter()
+            .filter(|(position, planned)| planned.holds_key(&self.slots[*position]))
+            .map(|(position, planned)| planned.path(&self.slots[*position]).to_path_buf())
+            .collect();
+        files.sort_by_key(|(position, planned)| {
+            !key_paths.contains(planned.path(&self.slots[*position]))
+        });
+        let mut staged = StagedFiles::default();
+        for (position, planned) in &files {
+            let slot = &self.slots[*position];
+            match planned {
+                Planned::Write(write) => stage_write(write, &mut staged)
+                    .with_context(|| format!("writeToFile {}", write.path.display()))?,
+                Planned::Destination(output) => fsutil::stage_if_changed(
+                    &slot.config.destination,
+                    output.clone().into_bytes(),
+                    slot.config.perms,
+                    Ownership::default(),
+                    &mut staged,
+                )
+                .with_context(|| format!("cannot write {}", slot.config.destination.display()))?,
             }
         }
-        fsutil::stage_if_changed(
-            destination,
-            output.into_bytes(),
-            slot.config.perms,
-            Ownership::default(),
-            &mut staged,
-        )
-        .with_context(|| format!("cannot write {}", destination.display()))?;
-        let changed = staged.commit()?;
-        slot.rendered = true;
-        if changed {
+        let mut changed: BTreeMap<usize, usize> = BTreeMap::new();
+        for (position, planned) in &files {
+            let counted = changed.entry(*position).or_default();
+            if staged
+                .pending(planned.path(&self.slots[*position]))
+                .is_some()
+            {
+                *counted += 1;
+            }
+        }
+        staged.commit()?;
+        for (position, count) in changed {
+            let slot = &mut self.slots[position];
+            slot.successful_renders += 1;
+            slot.rendered = true;
+            let name = slot.config.destination.display().to_string();
+            for dependency in &slot.uses {
+                if let Some((info, renew_at)) = self.store.certificates.get(dependency) {
+                    self.metrics.certificate(&name, info, *renew_at);
+                }
+            }
+            if count == 0 {
+                tracing::debug!(template = slot.index, "rendered; nothing changed on disk");
+                continue;
+            }
             tracing::info!(
                 template = slot.index,
-                destination = %destination.display(),
-                files = writes.len() + 1,
+                destination = %slot.config.destination.display(),
+                files = count,
                 "rendered"
             );
             if let Some(command) = slot.config.command.clone() {
@@ -512,30 +784,147 @@ impl TemplateRunner {
                     );
                 }
             }
-        } else {
-            tracing::debug!(template = slot.index, "rendered; nothing changed on disk");
         }
         Ok(())
     }
 }
 
-/// `secret`'s value: Vault's answer with consul-template's field names.
+/// One file of a render.
+enum Planned {
+    /// A `writeToFile`.
+    Write(FileWrite),
+    /// The template's destination, with its rendered text.
+    Destination(String),
+}
+
+impl Planned {
+    fn path<'a>(&'a self, slot: &'a Slot) -> &'a Path {
+        match self {
+            Planned::Write(write) => &write.path,
+            Planned::Destination(_) => &slot.config.destination,
+        }
+    }
+
+    fn holds_key(&self, _slot: &Slot) -> bool {
+        let text = match self {
+            Planned::Write(write) => write.contents.as_bytes(),
+            Planned::Destination(output) => output.as_bytes(),
+        };
+        fsutil::holds_private_key(text)
+    }
+}
+
+impl Drop for Planned {
+    fn drop(&mut self) {
+        // Usually a private key somewhere in it: wiped, not just freed.
+        if let Planned::Destination(output) = self {
+            zeroize::Zeroize::zeroize(output);
+        }
+    }
+}
+
+/// The due templates in groups that must be written together: two templates are in one
+/// group when they used a common dependency (transitively). Groups come in slot order.
+fn groups<'a>(due: &[usize], uses: impl Fn(usize) -> &'a BTreeSet<Dependency>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(BTreeSet<Dependency>, Vec<usize>)> = Vec::new();
+    for &position in due {
+        let mine = uses(position);
+        let mut merged = (mine.clone(), vec![position]);
+        let mut kept = Vec::with_capacity(groups.len());
+        for group in groups {
+            if group.0.is_disjoint(mine) {
+                kept.push(group);
+            } else {
+                merged.0.extend(group.0);
+                merged.1.extend(group.1);
+            }
+        }
+        kept.push(merged);
+        groups = kept;
+    }
+    let mut result: Vec<Vec<usize>> = groups
+        .into_iter()
+        .map(|(_, mut members)| {
+            members.sort_unstable();
+            members
+        })
+        .collect();
+    result.sort();
+    result
+}
+
+/// `secret`'s value: Vault's whole answer with consul-template's field names (its `Secret`
+/// type): `.Data`, `.LeaseID`, `.LeaseDuration`, `.Renewable`, `.Warnings`, `.RequestID`,
+/// `.Auth` (`.ClientToken`, `.Accessor`, `.Policies`, `.Metadata`, `.LeaseDuration`,
+/// `.Renewable`) and `.WrapInfo` (`.Token`, `.TTL`, `.CreationTime`, `.WrappedAccessor`);
+/// `.Auth` and `.WrapInfo` are nil when Vault sent none.
 fn secret_value(response: &serde_json::Value) -> Value {
+    fn field(object: &serde_json::Value, key: &str) -> Value {
+        Value::from_json(object.get(key).unwrap_or(&serde_json::Value::Null))
+    }
+    fn text(object: &serde_json::Value, key: &str) -> Value {
+        match field(object, key) {
+            Value::Nil => Value::String(String::new()),
+            value => value,
+        }
+    }
+    fn number(object: &serde_json::Value, key: &str) -> Value {
+        match field(object, key) {
+            Value::Nil => Value::Int(0),
+            value => value,
+        }
+    }
+    fn flag(object: &serde_json::Value, key: &str) -> Value {
+        match field(object, key) {
+            Value::Nil => Value::Bool(false),
+            value => value,
+        }
+    }
+    fn list(object: &serde_json::Value, key: &str) -> Value {
+        match field(object, key) {
+            Value::Nil => Value::List(Vec::new()),
+            value => value,
+        }
+    }
     let mut map = BTreeMap::new();
-    let get = |key: &str| {
-        response
-            .get(key)
-            .cloned()
-            .unwrap_or(serde_json::Value::Null)
-    };
-    map.insert("Data".to_string(), Value::from_json(&get("data")));
-    map.insert("LeaseID".to_string(), Value::from_json(&get("lease_id")));
+    map.insert("RequestID".to_string(), text(response, "request_id"));
+    map.insert("LeaseID".to_string(), text(response, "lease_id"));
     map.insert(
         "LeaseDuration".to_string(),
-        Value::from_json(&get("lease_duration")),
+        number(response, "lease_duration"),
     );
-    map.insert("Renewable".to_string(), Value::from_json(&get("renewable")));
-    map.insert("Warnings".to_string(), Value::from_json(&get("warnings")));
+    map.insert("Renewable".to_string(), flag(response, "renewable"));
+    map.insert("Data".to_string(), field(response, "data"));
+    map.insert("Warnings".to_string(), list(response, "warnings"));
+    let auth = match response.get("auth") {
+        Some(auth) if auth.is_object() => {
+            let mut fields = BTreeMap::new();
+            fields.insert("ClientToken".to_string(), text(auth, "client_token"));
+            fields.insert("Accessor".to_string(), text(auth, "accessor"));
+            fields.insert("Policies".to_string(), list(auth, "policies"));
+            fields.insert("Metadata".to_string(), field(auth, "metadata"));
+            fields.insert("LeaseDuration".to_string(), number(auth, "lease_duration"));
+            fields.insert("Renewable".to_string(), flag(auth, "renewable"));
+            Value::Map(fields)
+        }
+        _ => Value::Nil,
+    };
+    map.insert("Auth".to_string(), auth);
+    let wrap_info = match response.get("wrap_info") {
+        Some(info) if info.is_object() => {
+            let mut fields = BTreeMap::new();
+            fields.insert("Token".to_string(), text(info, "token"));
+            fields.insert("TTL".to_string(), number(info, "ttl"));
+            fields.insert("CreationTime".to_string(), text(info, "creation_time"));
+            fields.insert(
+                "WrappedAccessor".to_string(),
+                text(info, "wrapped_accessor"),
+            );
+            Value::Map(fields)
+        }
+        _ => Value::Nil,
+    };
+    map.insert("WrapInfo".to_string(), wrap_info);
     Value::Map(map)
 }
 

@@ -107,7 +107,6 @@ impl VaultError {
     }
 
     /// The HTTP status, when Vault answered.
-    #[cfg(test)]
     pub(crate) fn status(&self) -> Option<u16> {
         match self {
             VaultError::Api { status, .. } => Some(*status),

@@ -517,6 +517,7 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
     let parsed = pki_sidecar::agent::render::parse(template, text).unwrap();
     let dependency = Dependency::PkiCert {
         path: "pki_intermediate/issue/home".into(),
+        destination: template.destination.clone(),
         args: vec![
             ("common_name".into(), "foo.home".into()),
             ("alt_names".into(), "localhost,bar.home".into()),
@@ -531,7 +532,7 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
         &leaf,
     );
     let fetched = [(dependency, value)].into_iter().collect();
-    let mut functions = RenderFunctions::new(&fetched);
+    let mut functions = RenderFunctions::new(&fetched, &template.destination);
     let ours = parsed
         .render(&Value::Nil, &mut functions, RenderOptions::default())
         .unwrap();
@@ -559,5 +560,167 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
         pair(dir.path()).0.serial,
         leaf.serial,
         "neither agent re-issued"
+    );
+}
+
+/// The leaf in `dir/cert.pem` and whether `dir/key.pem` holds its key (the Vault Agent
+/// Injector's layout: one template per file).
+fn split_pair(dir: &Path) -> Result<CertInfo, String> {
+    let chain = pem::blocks(std::fs::read(dir.join("cert.pem")).map_err(|e| e.to_string())?)?;
+    let leaf = chain.first().ok_or("no certificate in cert.pem")?;
+    let key_text = std::fs::read(dir.join("key.pem")).map_err(|e| e.to_string())?;
+    let (key, _) = pem::first_private_key(&key_text)?;
+    certs::key_matches(&leaf.der, key).map_err(|e| e.to_string())?;
+    CertInfo::parse(&leaf.der)
+}
+
+/// How many certificates `mount` has issued (Vault keeps every one under `certs/`).
+fn issued_count(bed: &Bed, mount: &str) -> usize {
+    let (status, listed) = bed.request(
+        "LIST",
+        &format!("{mount}/certs"),
+        Some(bed.root_token()),
+        None,
+    );
+    if status == 404 {
+        return 0; // none yet
+    }
+    assert_eq!(status, 200, "{listed}");
+    listed["data"]["keys"].as_array().map_or(0, Vec::len)
+}
+
+/// Two templates, one writing `.Data.certificate`, the other `.Data.private_key` of the same
+/// `secret` write (arguments in another order): as OpenBao Agent does, one request feeds both,
+/// so the key always matches the certificate — after the first render, across renewals and
+/// after a restart — with exactly one issue each time.
+#[test]
+fn a_certificate_and_key_split_across_templates_come_from_one_issue() {
+    let bed = bao::bed();
+    let pki = bed.mount_isolated_pki("split_pair");
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = util::write_file(
+        dir.path(),
+        "sa-token",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let agent_file = |exit_after_auth: bool, ttl: &str, out: &Path| {
+        format!(
+            r#"exit_after_auth = {exit_after_auth}
+auto_auth {{
+  method "kubernetes" {{
+    config = {{
+      role = "{role}"
+      token_path = "{jwt}"
+    }}
+  }}
+}}
+template_config {{
+  lease_renewal_threshold = 0.5
+}}
+template {{
+  destination = "{out}/cert.pem"
+  contents = <<EOT
+{{{{ with secret "{mount}/issue/home" "common_name=foo.home" "ttl={ttl}" }}}}{{{{ .Data.certificate }}}}{{{{ end }}}}
+EOT
+}}
+template {{
+  destination = "{out}/key.pem"
+  contents = <<EOT
+{{{{ with secret "{mount}/issue/home" "ttl={ttl}" "common_name=foo.home" }}}}{{{{ .Data.private_key }}}}{{{{ end }}}}
+EOT
+}}
+"#,
+            role = pki.login_role,
+            jwt = jwt.display(),
+            mount = pki.mount,
+            out = out.display(),
+        )
+    };
+
+    // The reference: OpenBao Agent issues once and writes a matching pair.
+    let reference = dir.path().join("reference");
+    std::fs::create_dir(&reference).unwrap();
+    let bao_config = util::write_file(
+        dir.path(),
+        "bao-agent.hcl",
+        &agent_file(true, "1h", &reference),
+    );
+    let before = issued_count(bed, &pki.mount);
+    run_openbao_agent(bed, &bao_config);
+    assert_eq!(
+        issued_count(bed, &pki.mount),
+        before + 1,
+        "OpenBao Agent issues once"
+    );
+    split_pair(&reference).expect("OpenBao Agent's pair matches");
+
+    // Ours: 8 s certificates renewed at half their life.
+    let config = util::write_file(dir.path(), "agent.hcl", &agent_file(false, "8s", &out));
+    let before = issued_count(bed, &pki.mount);
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    let first = split_pair(&out).unwrap_or_else(|e| panic!("after the first render: {e}"));
+    assert_eq!(
+        issued_count(bed, &pki.mount),
+        before + 1,
+        "one issue for both templates"
+    );
+
+    // Renewals: every serial seen on disk is one issue, and the pair matches each time (the key
+    // is renamed first, so a reader may catch the new key beside the old certificate for an
+    // instant: retried).
+    let mut serials = vec![first.serial.clone()];
+    let started = Instant::now();
+    while serials.len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "fewer than two renewals in 40 s: {serials:?}\n{}",
+            agent.log()
+        );
+        let mut found = split_pair(&out);
+        for _ in 0..20 {
+            if found.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            found = split_pair(&out);
+        }
+        let leaf = found.unwrap_or_else(|e| panic!("after a renewal: {e}\n{}", agent.log()));
+        if serials.last() != Some(&leaf.serial) {
+            serials.push(leaf.serial);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A renewal may land between the last look and the count: count, then look again.
+    let stopped_log = stop(agent);
+    let issued = issued_count(bed, &pki.mount) - before;
+    let last = split_pair(&out).unwrap_or_else(|e| panic!("after stopping: {e}"));
+    if serials.last() != Some(&last.serial) {
+        serials.push(last.serial.clone());
+    }
+    assert_eq!(
+        issued,
+        serials.len(),
+        "exactly one issue per renewal: serials seen {serials:?}\n{stopped_log}"
+    );
+
+    // A restart (with hour-long certificates now, so no renewal can add an issue): one new
+    // issue feeds both files again.
+    let config = util::write_file(dir.path(), "agent.hcl", &agent_file(false, "1h", &out));
+    let before = issued_count(bed, &pki.mount);
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    let restarted = split_pair(&out).unwrap_or_else(|e| panic!("after a restart: {e}"));
+    assert_ne!(
+        restarted.serial, last.serial,
+        "a secret write is issued anew at start"
+    );
+    let log = stop(agent);
+    assert_eq!(
+        issued_count(bed, &pki.mount),
+        before + 1,
+        "one issue at the restart: {log}"
     );
 }
