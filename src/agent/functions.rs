@@ -366,10 +366,14 @@ fn path_and_pairs(name: &str, args: &[Value]) -> Result<(String, Vec<(String, St
                 "{name}: arguments after the path must be \"key=value\" strings"
             ));
         };
+        // As consul-template: empty arguments are skipped, keys and values trimmed.
+        if text.is_empty() {
+            continue;
+        }
         let Some((key, value)) = text.split_once('=') else {
-            return Err(format!("{name}: argument {text:?} is not key=value"));
+            return Err(format!("not k=v pair {text:?}"));
         };
-        pairs.push((key.trim().to_string(), value.to_string()));
+        pairs.push((key.trim().to_string(), value.trim().to_string()));
     }
     Ok((path, pairs))
 }

@@ -600,9 +600,16 @@ impl TemplateRunner {
             self.publish_certificate(dependency, value, info, renew_at);
             return;
         }
+        // As consul-template: an answer carrying a token (`auth`) lives as long as the token.
         let lease = response
-            .get("lease_duration")
+            .pointer("/auth/lease_duration")
             .and_then(serde_json::Value::as_u64)
+            .filter(|seconds| *seconds > 0)
+            .or_else(|| {
+                response
+                    .get("lease_duration")
+                    .and_then(serde_json::Value::as_u64)
+            })
             .unwrap_or(0);
         let refresh = if lease > 0 {
             schedule::token_renewal_delay(crate::vault::lease(lease), fastrand::f64())

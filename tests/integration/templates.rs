@@ -724,3 +724,91 @@ EOT
         "one issue at the restart: {log}"
     );
 }
+
+/// `secret` on KV version 2 and version 1 mounts, as a value and in pipelines, and `secrets`:
+/// rendered by OpenBao Agent and by pki-sidecar from the same data, byte for byte.
+#[test]
+fn kv_reads_and_lists_render_as_openbao_agent_renders_them() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    // KV v2 (the dev server's secret/): two versions. KV v1 on a mount of its own.
+    for password in ["first", "s3cond"] {
+        bed.root_request(
+            "POST",
+            "secret/data/compat-kv",
+            serde_json::json!({"data": {"user": "app", "password": password, "port": 8080}}),
+        );
+    }
+    bed.root_request(
+        "POST",
+        "secret/data/compat-kv-other",
+        serde_json::json!({"data": {"x": "y"}}),
+    );
+    let (status, _) = bed.request("GET", "sys/mounts/kv1", Some(bed.root_token()), None);
+    if status != 200 {
+        bed.root_request(
+            "POST",
+            "sys/mounts/kv1",
+            serde_json::json!({"type": "kv", "options": {"version": "1"}}),
+        );
+    }
+    bed.root_request(
+        "POST",
+        "kv1/compat",
+        serde_json::json!({"user": "v1user", "ttl": "1h"}),
+    );
+    bed.root_request("POST", "kv1/compat2", serde_json::json!({"a": "b"}));
+    let template = r#"v2: {{ with secret "secret/compat-kv" }}{{ .Data.data.user }} {{ .Data.data.password }} {{ .Data.data.port }} v{{ .Data.metadata.version }}{{ end }}
+explicit: {{ with secret "secret/data/compat-kv" }}{{ .Data.data.user }}{{ end }}
+version 1: {{ with secret "secret/compat-kv?version=1" }}{{ .Data.data.password }} v{{ .Data.metadata.version }}{{ end }}
+variable: {{ $s := secret "secret/compat-kv" }}{{ with $s }}{{ .Data.data.user }}{{ end }}
+keys: {{ with secret "secret/compat-kv" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }};{{ end }}{{ end }}
+v1: {{ with secret "kv1/compat" }}{{ .Data.user }} {{ .LeaseDuration }} {{ .Renewable }} [{{ .LeaseID }}]{{ end }}
+json: {{ with secret "kv1/compat" }}{{ .Data | toJSON }}{{ end }}
+list v2: {{ range secrets "secret/" }}{{ if eq . "compat-kv" "compat-kv-other" }}{{ . }},{{ end }}{{ end }}
+list v1: {{ range secrets "kv1/" }}{{ . }},{{ end }}
+auth: {{ with secret "auth/token/create" "ttl=1h" "policies=default" }}{{ .Auth.Policies }} {{ .Auth.LeaseDuration }} {{ .Auth.Renewable }} {{ .LeaseDuration }} {{ .Renewable }} {{ gt (len .Auth.ClientToken) 10 }}{{ end }}
+nil fields: {{ with secret "kv1/compat" }}{{ .Warnings }} {{ if .Auth }}auth{{ end }}{{ with .WrapInfo }}wrapped{{ end }}{{ end }}
+"#;
+    let source = util::write_file(dir.path(), "kv.tpl", template);
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |out: &str| {
+        let text = format!(
+            r#"exit_after_auth = true
+vault {{ address = "{addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template_config {{ exit_on_retry_failure = true }}
+template {{
+  source = "{source}"
+  destination = "{dir}/{out}"
+}}
+"#,
+            addr = bed.addr(),
+            token = token.display(),
+            source = source.display(),
+            dir = dir.path().display(),
+        );
+        util::write_file(dir.path(), &format!("{out}.hcl"), &text)
+    };
+    run_openbao_agent(bed, &config_for("bao.out"));
+    let agent = Launch::agent(
+        &[&config_for("ours.out")],
+        bed.addr(),
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let (code, log) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{log}");
+    let theirs = std::fs::read_to_string(dir.path().join("bao.out")).unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("ours.out")).unwrap();
+    assert!(
+        theirs.contains("v2: app s3cond 8080 v2")
+            && theirs.contains("version 1: first v1")
+            && theirs.contains("list v2: compat-kv,compat-kv-other,")
+            && theirs.contains("list v1: compat,compat2,"),
+        "the reference rendered the data:\n{theirs}"
+    );
+    assert_eq!(ours, theirs, "byte for byte as OpenBao Agent");
+}
