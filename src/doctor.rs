@@ -31,6 +31,7 @@ use rustls_pki_types::ServerName;
 
 use crate::agent::auth::Authenticator;
 use crate::agent::functions::Dependency;
+use crate::agent::kv;
 use crate::agent::render::{self, DryRun};
 use crate::certs::CertInfo;
 use crate::check::{self, CouldNotRun, Problem, Target};
@@ -621,7 +622,29 @@ fn capability_step_name(call: &Dependency) -> String {
 }
 
 async fn capability(client: &VaultClient, token: &Token, call: &Dependency) -> Outcome {
-    let (path, needed) = required_capability(call);
+    let (raw_path, needed) = required_capability(call);
+    // On a KV v2 mount the agent reads `MOUNT/data/...` and lists `MOUNT/metadata/...`: the
+    // policy must allow those paths.
+    let kv_path = match call {
+        Dependency::PkiCert { .. } => None,
+        Dependency::Secret { .. } | Dependency::List { .. } => client
+            .raw(
+                "mount_lookup",
+                http::Method::GET,
+                &format!("sys/internal/ui/mounts/{raw_path}"),
+                &token.secret,
+                None,
+            )
+            .await
+            .ok()
+            .and_then(|answer| kv::parse_lookup(&answer).ok())
+            .filter(|mount| mount.kv2)
+            .map(|mount| match call {
+                Dependency::List { .. } => kv::metadata_path(raw_path, &mount),
+                _ => kv::data_path(raw_path, &mount),
+            }),
+    };
+    let path = kv_path.as_deref().unwrap_or(raw_path);
     let function = match call {
         Dependency::PkiCert { .. } => "pkiCert",
         Dependency::Secret { .. } => "secret",
@@ -668,10 +691,10 @@ async fn capability(client: &VaultClient, token: &Token, call: &Dependency) -> O
         Outcome::Passed(format!("the token may {listed} there ({function})"))
     } else {
         let policies = token.policies.join(", ");
-        let rule = if needed == "read" {
-            r#"["read"]"#
-        } else {
-            r#"["create", "update"]"#
+        let rule = match needed {
+            "read" => r#"["read"]"#,
+            "list" => r#"["list"]"#,
+            _ => r#"["create", "update"]"#,
         };
         failed(
             format!("{function} \"{path}\": the token's capabilities there are: {listed}"),

@@ -87,7 +87,7 @@ impl Mounts {
 }
 
 /// Reads `sys/internal/ui/mounts/PATH`'s answer.
-fn parse_lookup(answer: &serde_json::Value) -> Result<Mount, String> {
+pub(crate) fn parse_lookup(answer: &serde_json::Value) -> Result<Mount, String> {
     let data = answer
         .get("data")
         .ok_or("the mount lookup's answer has no data")?;

@@ -17,7 +17,7 @@ pub(crate) mod auth;
 pub mod backend;
 mod command;
 pub mod functions;
-mod kv;
+pub(crate) mod kv;
 pub(crate) mod metrics;
 pub mod pki;
 pub mod render;

@@ -365,3 +365,42 @@ fn doctor_without_a_config_is_a_config_error() {
     let (code, output) = doctor(&[], &[]);
     assert_eq!(code, Some(78), "{output}");
 }
+
+/// On a KV v2 mount the agent reads `secret/data/...`: doctor checks the policy there, and its
+/// hint names that path.
+#[test]
+fn doctor_checks_kv_v2_reads_on_the_data_path() {
+    let bed = bao::bed();
+    bed.root_request(
+        "PUT",
+        "sys/policies/acl/doctor-kv",
+        json!({"policy": r#"path "secret/data/doctor-kv" { capabilities = ["read"] }"#}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = bed.create_token(&["doctor-kv"], "1h", true);
+    let token_file = util::write_file(dir.path(), "vault-token", &token);
+    let config = util::write_file(
+        dir.path(),
+        "kv.hcl",
+        &format!(
+            r#"auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{}" }} }}
+}}
+template {{
+  destination = "{}/out"
+  contents = "{{{{ with secret \"secret/doctor-kv\" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}{{{{ with secret \"secret/doctor-kv-denied\" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}"
+}}
+"#,
+            token_file.display(),
+            dir.path().display()
+        ),
+    );
+    let (code, output) = doctor(&[&config], &[("VAULT_ADDR", bed.addr())]);
+    assert_eq!(code, Some(1), "{output}");
+    passed(&output, "policy allows read on secret/doctor-kv:");
+    let denied = failed(&output, "policy allows read on secret/doctor-kv-denied");
+    assert!(
+        denied.contains(r#"path "secret/data/doctor-kv-denied" { capabilities = ["read"] }"#),
+        "{denied}"
+    );
+}
