@@ -69,11 +69,17 @@ impl Staged {
     }
 
     /// Renames the file over its destination and syncs the directory.
-    pub(crate) fn commit(mut self) -> io::Result<()> {
+    pub(crate) fn commit(self) -> io::Result<()> {
+        let directory = self.rename()?;
+        // Without this the rename may be lost by a crash even though the data was synced.
+        File::open(directory)?.sync_all()
+    }
+
+    /// Renames the file over its destination; returns the directory to sync.
+    fn rename(mut self) -> io::Result<PathBuf> {
         fs::rename(&self.temporary, &self.path)?;
         self.committed = true;
-        // Without this the rename may be lost by a crash even though the data was synced.
-        File::open(parent_directory(&self.path))?.sync_all()
+        Ok(parent_directory(&self.path))
     }
 }
 
@@ -151,20 +157,30 @@ impl StagedFiles {
         self.files.push((contents, staged));
     }
 
-    /// Renames every staged file over its destination, in order; `true` when any was. The
-    /// error names the file whose rename failed.
+    /// Renames every staged file over its destination, in order, then syncs their
+    /// directories; `true` when any was renamed. The renames follow each other with nothing in
+    /// between, so a reader sees the old set or the new one for as short a time as can be.
+    /// The error names the file whose rename failed.
     pub(crate) fn commit(mut self) -> io::Result<bool> {
         let files = std::mem::take(&mut self.files);
         let changed = !files.is_empty();
+        let mut directories: Vec<PathBuf> = Vec::new();
         for (mut contents, staged) in files {
             zeroize::Zeroize::zeroize(&mut contents);
             let path = staged.path().to_path_buf();
-            staged.commit().map_err(|err| {
+            let directory = staged.rename().map_err(|err| {
                 io::Error::new(
                     err.kind(),
                     format!("cannot replace {}: {err}", path.display()),
                 )
             })?;
+            if !directories.contains(&directory) {
+                directories.push(directory);
+            }
+        }
+        // Without this the renames may be lost by a crash even though the data was synced.
+        for directory in directories {
+            File::open(&directory)?.sync_all()?;
         }
         Ok(changed)
     }
