@@ -1009,6 +1009,57 @@ async fn sleep_until(wake: Option<Instant>) {
 mod tests {
     use super::*;
 
+    fn read(path: &str) -> Dependency {
+        Dependency::secret(path.to_string(), Vec::new())
+    }
+
+    #[test]
+    fn templates_sharing_an_answer_are_grouped_transitively() {
+        let uses: Vec<BTreeSet<Dependency>> = vec![
+            [read("a")].into(),
+            [read("b")].into(),
+            [read("c"), read("a")].into(),
+            [read("d")].into(),
+            [read("b"), read("c")].into(),
+            BTreeSet::new(),
+        ];
+        let grouped = groups(&[0, 1, 2, 3, 4, 5], |p| &uses[p]);
+        assert_eq!(grouped, vec![vec![0, 1, 2, 4], vec![3], vec![5]]);
+        // Only due templates are grouped.
+        assert_eq!(groups(&[0, 3], |p| &uses[p]), vec![vec![0], vec![3]]);
+    }
+
+    #[test]
+    fn secret_keys_ignore_argument_order_and_keep_the_last_repeat() {
+        let args = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let one = Dependency::secret(
+            "pki/issue/r".into(),
+            args(&[("common_name", "a"), ("ttl", "1h")]),
+        );
+        let other = Dependency::secret(
+            "pki/issue/r".into(),
+            args(&[("ttl", "2h"), ("common_name", "a"), ("ttl", "1h")]),
+        );
+        assert_eq!(one, other);
+        let pki = |destination: &str, ttl: &str| Dependency::PkiCert {
+            path: "pki/issue/r".into(),
+            destination: destination.into(),
+            args: args(&[("ttl", ttl)]),
+        };
+        assert_eq!(
+            pki("/a", "1h"),
+            pki("/a", "2h"),
+            "pkiCert: path and destination"
+        );
+        assert_ne!(pki("/a", "1h"), pki("/b", "1h"));
+        assert_ne!(read("pki/issue/r"), one, "a read is not a write");
+    }
+
     #[test]
     fn appends_in_one_render_add_up() {
         let dir = tempfile::tempdir().unwrap();

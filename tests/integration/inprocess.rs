@@ -34,6 +34,10 @@ impl Backend for Scripted {
         body: Option<serde_json::Value>,
     ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
         Box::pin(async move {
+            if path.starts_with("sys/") {
+                // A KV v2 mount lookup (a `secret` write asks first): not an issue, not counted.
+                return self.ca.request(operation, method, path, body).await;
+            }
             let fail = {
                 let mut failures = self.failures.lock().unwrap();
                 let fail = *failures > 0;
@@ -102,6 +106,19 @@ async fn run_for(
     step: Duration,
 ) -> Vec<(Instant, bool)> {
     let dir = tempfile::tempdir().unwrap();
+    let templates = templates(dir.path(), ttl);
+    run_templates_for(dir.path(), templates, ttl, failures, span, step).await
+}
+
+/// [`run_for`] with the templates given, writing `tls.crt` and `tls.key` into `dir`.
+async fn run_templates_for(
+    dir: &std::path::Path,
+    templates: pki_sidecar::config::Templates,
+    ttl: Duration,
+    failures: u32,
+    span: Duration,
+    step: Duration,
+) -> Vec<(Instant, bool)> {
     let clock = Clock::following_tokio(SystemTime::now());
     let requests = Arc::new(Mutex::new(Vec::new()));
     let backend = Scripted {
@@ -110,13 +127,7 @@ async fn run_for(
         requests: requests.clone(),
     };
     let telemetry = Telemetry::new().unwrap();
-    let agent = Agent::with_backend(
-        &templates(dir.path(), ttl),
-        Box::new(backend),
-        telemetry,
-        clock,
-    )
-    .unwrap();
+    let agent = Agent::with_backend(&templates, Box::new(backend), telemetry, clock).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lifecycle = Lifecycle::new();
     let running = tokio::spawn(agent.serve(listener, lifecycle.clone()));
@@ -124,7 +135,7 @@ async fn run_for(
     let mut first_valid = None;
     while started.elapsed() < span {
         tokio::time::sleep(step).await;
-        match valid_pair(dir.path(), clock.now()) {
+        match valid_pair(dir, clock.now()) {
             Ok(_) => {
                 first_valid.get_or_insert(started.elapsed());
             }
@@ -251,6 +262,105 @@ async fn the_production_agent_runs_in_process_against_openbao() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("pidfile")).unwrap(),
         std::process::id().to_string()
+    );
+    lifecycle.shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// The Vault Agent Injector's layout: the certificate and the key rendered by two templates
+/// from one `secret` write. One issue feeds both, per renewal, for hours, and the pair always
+/// matches.
+#[tokio::test(start_paused = true)]
+async fn a_pair_split_across_two_templates_renews_with_one_issue_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+template {{
+  destination = "{dir}/tls.crt"
+  contents = "{{{{ with secret \"pki/issue/web\" \"common_name=localhost\" \"ttl=60s\" }}}}{{{{ .Data.certificate }}}}{{{{ end }}}}"
+}}
+template {{
+  destination = "{dir}/tls.key"
+  contents = "{{{{ with secret \"pki/issue/web\" \"ttl=60s\" \"common_name=localhost\" }}}}{{{{ .Data.private_key }}}}{{{{ end }}}}"
+}}
+"#,
+        dir = dir.path().display()
+    );
+    let templates = pki_sidecar::config::load_str("split.hcl", &text, &KnownFunctions)
+        .unwrap_or_else(|errors| panic!("{errors}"))
+        .templates();
+    let span = Duration::from_secs(3600);
+    let requests = run_templates_for(
+        dir.path(),
+        templates,
+        Duration::from_secs(60),
+        0,
+        span,
+        Duration::from_secs(1),
+    )
+    .await;
+    let gaps: Vec<f64> = requests
+        .windows(2)
+        .map(|pair| (pair[1].0 - pair[0].0).as_secs_f64())
+        .collect();
+    for gap in &gaps {
+        assert!(
+            (35.0..=45.0).contains(gap),
+            "one issue per renewal: gap {gap} s: {gaps:?}"
+        );
+    }
+    assert!(requests.len() >= 80, "{} issues in an hour", requests.len());
+}
+
+/// Templates that share an answer are written together or not at all: when the key's template
+/// fails, the certificate's is not written either (it would not match the key on disk), and
+/// retrying uses the same answer rather than issuing again.
+#[tokio::test(start_paused = true)]
+async fn when_one_of_two_templates_sharing_an_answer_fails_neither_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+template {{
+  destination = "{dir}/tls.crt"
+  contents = "{{{{ with secret \"pki/issue/web\" \"common_name=localhost\" \"ttl=3600s\" }}}}{{{{ .Data.certificate }}}}{{{{ end }}}}"
+}}
+template {{
+  destination = "{dir}/tls.key"
+  contents = "{{{{ with secret \"pki/issue/web\" \"common_name=localhost\" \"ttl=3600s\" }}}}{{{{ .Data.private_key }}}}{{{{ index .Data.nothing \"x\" }}}}{{{{ end }}}}"
+}}
+"#,
+        dir = dir.path().display()
+    );
+    let templates = pki_sidecar::config::load_str("failing.hcl", &text, &KnownFunctions)
+        .unwrap_or_else(|errors| panic!("{errors}"))
+        .templates();
+    let clock = Clock::following_tokio(SystemTime::now());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let ttl = Duration::from_secs(3600);
+    let backend = Scripted {
+        ca: DevCa::generate(ttl, ttl).unwrap().with_clock(clock),
+        failures: Mutex::new(0),
+        requests: requests.clone(),
+    };
+    let agent = Agent::with_backend(
+        &templates,
+        Box::new(backend),
+        Telemetry::new().unwrap(),
+        clock,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lifecycle = Lifecycle::new();
+    let running = tokio::spawn(agent.serve(listener, lifecycle.clone()));
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(
+        !dir.path().join("tls.crt").exists() && !dir.path().join("tls.key").exists(),
+        "nothing written while the key's template fails"
+    );
+    assert_eq!(
+        requests.lock().unwrap().len(),
+        1,
+        "the retries reuse the one answer"
     );
     lifecycle.shutdown.cancel();
     running.await.unwrap().unwrap();
