@@ -134,7 +134,7 @@ fn log_events(stderr: &str, message: &str) -> Vec<Value> {
     stderr
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["message"] == message)
+        .filter(|event| event["@message"] == message)
         .collect()
 }
 

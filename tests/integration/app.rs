@@ -232,12 +232,33 @@ fn app_binary_serves_then_stops_cleanly_on_sigterm() {
 
     let (code, stderr) = child.stop();
     assert_eq!(code, Some(0), "log:\n{stderr}");
+    // Vault Agent's (hclog's) JSON line: four `@` keys, the event's fields beside them.
+    let mut messages = Vec::new();
     for line in stderr.lines() {
-        let _: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("--log-format json writes JSON lines ({e}): {line}"));
+        let event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("--log-format json writes JSON objects ({e}): {line}"));
+        for key in ["@level", "@message", "@module", "@timestamp"] {
+            assert!(event[key].is_string(), "{key} in every line: {line}");
+        }
+        assert!(
+            ["trace", "debug", "info", "warn", "error"]
+                .contains(&event["@level"].as_str().unwrap()),
+            "{line}"
+        );
+        messages.push((event["@module"].clone(), event["@message"].clone()));
     }
+    let listening = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|event| event["@message"] == "listening" && event["key"] == "app.listen")
+        .unwrap_or_else(|| panic!("a listening line for app.listen: {stderr}"));
+    assert_eq!(listening["@module"], "http_server");
+    assert_eq!(listening["address"], address.to_string());
+    assert!(
+        messages.contains(&("app".into(), "app stopped".into())),
+        "{messages:?}"
+    );
     assert!(stderr.contains("nothing to reload"), "{stderr}");
-    assert!(stderr.contains("app stopped"), "{stderr}");
 }
 
 #[test]
