@@ -69,13 +69,13 @@ pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: 
 ///
 /// A [`Layer`] rather than a `fmt` formatter so span fields are kept as JSON values (in the
 /// span's extensions) and merged into the event's object, not re-parsed from text.
-pub(crate) struct HclogJson<W> {
+struct HclogJson<W> {
     make_writer: W,
 }
 
 impl<W> HclogJson<W> {
     /// A layer writing each line with one `write_all` on a writer from `make_writer`.
-    pub(crate) fn new(make_writer: W) -> HclogJson<W> {
+    fn new(make_writer: W) -> HclogJson<W> {
         HclogJson { make_writer }
     }
 }
@@ -151,10 +151,8 @@ fn hclog_line(
     fields.insert("@message".into(), Value::String(message));
     fields.insert("@module".into(), Value::String(module));
     fields.insert("@timestamp".into(), Value::String(timestamp));
-    // A map of strings to JSON values always serializes; the fallback only keeps the line.
-    let mut line = serde_json::to_string(&fields).unwrap_or_else(|err| {
-        format!(r#"{{"@level":"error","@message":"unloggable event: {err}"}}"#)
-    });
+    let mut line = serde_json::to_string(&fields)
+        .expect("a map with string keys and JSON values always serializes");
     line.push('\n');
     line
 }
@@ -173,7 +171,7 @@ fn hclog_level(level: Level) -> &'static str {
 /// `@module` for a tracing target: this crate's modules without the crate name
 /// (`pki_sidecar::agent::runner` → `agent.runner`; the crate root itself → `pki-sidecar`),
 /// other crates' targets with their crate name (`rustls::client::hs` → `rustls.client.hs`).
-pub(crate) fn hclog_module(target: &str) -> String {
+fn hclog_module(target: &str) -> String {
     if target == CRATE_TARGET {
         return "pki-sidecar".to_string();
     }
