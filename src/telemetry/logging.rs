@@ -56,6 +56,9 @@ pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: 
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(true)
+            // Its report of a failed write is an `eprintln!`, which panics when stderr is gone
+            // (a closed pipe) and takes the logging task down with it: a lost line is better.
+            .log_internal_errors(false)
             .try_init(),
         LogFormat::Json => tracing_subscriber::registry()
             .with(filter)

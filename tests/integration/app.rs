@@ -286,3 +286,36 @@ fn app_binary_reports_a_port_it_cannot_bind() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_role_whose_stderr_reader_is_gone_still_serves_and_stops_cleanly() {
+    // A log line that cannot be written is lost, never a panic that takes a task with it.
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = util::free_port();
+        let config = util::write_file(
+            dir.path(),
+            "app.hcl",
+            &format!(
+                "app {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:0\"\n}}\n"
+            ),
+        );
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        // Nobody reads: every write to the role's stderr fails with EPIPE.
+        drop(read_end);
+        let child = util::command()
+            .args(["app", "--log-format", format, "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(write_end))
+            .spawn()
+            .expect("spawn the app");
+        let mut child = util::ChildGuard(Some(child));
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        util::wait_for_port(address, Duration::from_secs(10));
+        assert_eq!(util::http(address, "GET", "/").status, 200, "{format}");
+        util::signal(child.pid(), Signal::SIGTERM);
+        let (code, _) = child.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "{format}: exit status after SIGTERM");
+    }
+}
