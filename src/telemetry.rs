@@ -1,5 +1,8 @@
 //! Logging, metrics and health endpoints shared by every role.
 //!
+//! Logging ([`init_logging`], in `logging`): text, or JSON lines with Vault Agent's (hclog's)
+//! field names.
+//!
 //! Each role owns one [`Telemetry`]: a private Prometheus registry (so tests can run several
 //! roles in one process), a [`Readiness`] board, and a small HTTP listener serving `/metrics`,
 //! `/healthz` and `/readyz`. Roles register their own metrics in the registry; this module
@@ -21,46 +24,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LogFormat;
 use crate::http_server;
+
+mod logging;
+
+pub use logging::init_logging;
 
 /// This binary's version, as reported by `--version` and `pki_sidecar_build_info`.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Installs the global tracing subscriber. Precedence: `--log-level` flag, then `RUST_LOG`,
-/// then the file's `log_level`, then `info`.
-pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: LogFormat) {
-    let directive = flag_level
-        .map(str::to_string)
-        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
-        .or_else(|| file_level.map(str::to_string))
-        .unwrap_or_else(|| "info".to_string());
-    // rustls warns once per odd handshake (a client sending an IP address as SNI, say): a
-    // remote client could flood the log, so it is quiet unless a filter names it.
-    let directive = if directive.contains("rustls") {
-        directive
-    } else {
-        format!("{directive},rustls=error")
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(&directive).unwrap_or_else(|err| {
-        eprintln!("pki-sidecar: ignoring invalid log level {directive:?} ({err}); using info");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(true);
-    // A second call (tests running several roles) keeps the first subscriber.
-    let _already_installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-    };
-}
 
 /// Named conditions that keep a role from being ready; `/readyz` lists those still pending.
 #[derive(Debug, Clone, Default)]

@@ -13,8 +13,24 @@ pub(crate) fn rfc3339_now() -> String {
     rfc3339(SystemTime::now())
 }
 
+/// `time` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, microseconds always six digits: the layout of
+/// hclog's JSON `@timestamp` (Go's `2006-01-02T15:04:05.000000Z07:00`), in UTC.
+pub(crate) fn rfc3339_micros(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!(
+        "{}.{:06}Z",
+        utc_date_time(since_epoch.as_secs()),
+        since_epoch.subsec_micros()
+    )
+}
+
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn rfc3339_seconds(unix_seconds: u64) -> String {
+    format!("{}Z", utc_date_time(unix_seconds))
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SS` in UTC, without the zone.
+fn utc_date_time(unix_seconds: u64) -> String {
     let days = unix_seconds / 86400;
     let rest = unix_seconds % 86400;
     // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
@@ -29,7 +45,7 @@ pub(crate) fn rfc3339_seconds(unix_seconds: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rest / 3600,
         rest / 60 % 60,
         rest % 60
@@ -163,6 +179,19 @@ mod tests {
         assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_seconds(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_seconds(1_798_761_599), "2026-12-31T23:59:59Z");
+    }
+    #[test]
+    fn rfc3339_micros_keep_six_digits() {
+        let at = |secs, nanos| UNIX_EPOCH + Duration::new(secs, nanos);
+        assert_eq!(rfc3339_micros(at(0, 0)), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_micros(at(1_798_761_599, 999_999_999)),
+            "2026-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            rfc3339_micros(at(951_782_400, 1_500)),
+            "2000-02-29T00:00:00.000001Z"
+        );
     }
     #[test]
     fn durations_format_compactly() {

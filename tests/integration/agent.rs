@@ -134,7 +134,7 @@ fn log_events(stderr: &str, message: &str) -> Vec<Value> {
     stderr
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["message"] == message)
+        .filter(|event| event["@message"] == message)
         .collect()
 }
 
@@ -200,11 +200,15 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
     );
     assert!(!stderr.contains(&token), "the token must not be logged");
     assert!(!stderr.contains(&jwt), "the JWT must not be logged");
-    assert_eq!(
-        log_events(&stderr, "logged in to Vault").len(),
-        1,
-        "{stderr}"
-    );
+    let logins = log_events(&stderr, "logged in to Vault");
+    assert_eq!(logins.len(), 1, "{stderr}");
+    // Vault Agent's JSON shape: `@` keys, the event's fields beside them with their JSON types.
+    let login = &logins[0];
+    assert_eq!(login["@level"], "info", "{login}");
+    assert_eq!(login["@module"], "agent.auth", "{login}");
+    assert_eq!(login["method"], "kubernetes", "{login}");
+    assert!(login["ttl_seconds"].is_u64(), "{login}");
+    assert!(login["renewable"].is_boolean(), "{login}");
 }
 
 #[test]

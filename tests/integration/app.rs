@@ -232,12 +232,33 @@ fn app_binary_serves_then_stops_cleanly_on_sigterm() {
 
     let (code, stderr) = child.stop();
     assert_eq!(code, Some(0), "log:\n{stderr}");
+    // Vault Agent's (hclog's) JSON line: four `@` keys, the event's fields beside them.
+    let mut messages = Vec::new();
     for line in stderr.lines() {
-        let _: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("--log-format json writes JSON lines ({e}): {line}"));
+        let event: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("--log-format json writes JSON objects ({e}): {line}"));
+        for key in ["@level", "@message", "@module", "@timestamp"] {
+            assert!(event[key].is_string(), "{key} in every line: {line}");
+        }
+        assert!(
+            ["trace", "debug", "info", "warn", "error"]
+                .contains(&event["@level"].as_str().unwrap()),
+            "{line}"
+        );
+        messages.push((event["@module"].clone(), event["@message"].clone()));
     }
+    let listening = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|event| event["@message"] == "listening" && event["key"] == "app.listen")
+        .unwrap_or_else(|| panic!("a listening line for app.listen: {stderr}"));
+    assert_eq!(listening["@module"], "http_server");
+    assert_eq!(listening["address"], address.to_string());
+    assert!(
+        messages.contains(&("app".into(), "app stopped".into())),
+        "{messages:?}"
+    );
     assert!(stderr.contains("nothing to reload"), "{stderr}");
-    assert!(stderr.contains("app stopped"), "{stderr}");
 }
 
 #[test]
@@ -264,4 +285,37 @@ fn app_binary_reports_a_port_it_cannot_bind() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_role_whose_stderr_reader_is_gone_still_serves_and_stops_cleanly() {
+    // A log line that cannot be written is lost, never a panic that takes a task with it.
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = util::free_port();
+        let config = util::write_file(
+            dir.path(),
+            "app.hcl",
+            &format!(
+                "app {{\n  listen = \"127.0.0.1:{port}\"\n  metrics_listen = \"127.0.0.1:0\"\n}}\n"
+            ),
+        );
+        let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
+        // Nobody reads: every write to the role's stderr fails with EPIPE.
+        drop(read_end);
+        let child = util::command()
+            .args(["app", "--log-format", format, "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::from(write_end))
+            .spawn()
+            .expect("spawn the app");
+        let mut child = util::ChildGuard(Some(child));
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        util::wait_for_port(address, Duration::from_secs(10));
+        assert_eq!(util::http(address, "GET", "/").status, 200, "{format}");
+        util::signal(child.pid(), Signal::SIGTERM);
+        let (code, _) = child.wait(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "{format}: exit status after SIGTERM");
+    }
 }

@@ -149,7 +149,7 @@ impl RoleProcess {
             let events: Vec<serde_json::Value> = log
                 .lines()
                 .filter_map(|line| serde_json::from_str(line).ok())
-                .filter(|event: &serde_json::Value| event["message"] == "listening")
+                .filter(|event: &serde_json::Value| event["@message"] == "listening")
                 .collect();
             let bound: Option<Vec<(&'static str, SocketAddr)>> = keys
                 .iter()
