@@ -63,8 +63,10 @@ impl App {
         let metrics_task = self
             .telemetry
             .start(metrics_listener, lifecycle.shutdown.clone());
-        let address = listener.local_addr().ok();
-        tracing::info!(listen = ?address, "app serving hello world");
+        match listener.local_addr() {
+            Ok(address) => tracing::info!(listen = %address, "app serving hello world"),
+            Err(_) => tracing::info!("app serving hello world"),
+        }
         let mut reloads = lifecycle.reloads();
         tokio::spawn(async move {
             while reloads.changed().await.is_ok() {
