@@ -487,7 +487,10 @@ impl TemplateRunner {
             destination,
             output.into_bytes(),
             slot.config.perms,
-            Ownership::default(),
+            Ownership {
+                uid: slot.config.user,
+                gid: slot.config.group,
+            },
             &mut staged,
         )
         .with_context(|| format!("cannot write {}", destination.display()))?;

@@ -283,3 +283,58 @@ fn validate_warns_about_shared_files_unguarded_keys_and_missing_cas() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("Data.Key is empty"), "{stderr}");
 }
+
+#[test]
+fn the_agent_applies_template_user_group_and_runs_exec_without_a_shell() {
+    use std::os::unix::fs::MetadataExt;
+
+    let bed = util::bao::bed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let out = dir.path().join("out.txt");
+    let ran = dir.path().join("exec ran");
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "auto_auth {{\n  method \"token_file\" {{\n    config = {{\n      token_file_path = \
+             \"{}\"\n    }}\n  }}\n}}\ntemplate {{\n  contents = \"hello\"\n  destination = \
+             \"{}\"\n  user = {uid}\n  group = \"{gid}\"\n  command = \"echo shell-command-ran >&2\"\n  \
+             exec {{\n    command = [\"/usr/bin/touch\", \"{}\"]\n    timeout = \"10s\"\n  \
+             }}\n}}\n",
+            token.display(),
+            out.display(),
+            ran.display()
+        ),
+    );
+    let agent =
+        util::role::Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    agent.wait_ready(Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // The file name has a space: a shell would have split it.
+    while !ran.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec did not run: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metadata = std::fs::metadata(&out).expect("destination written");
+    assert_eq!((metadata.uid(), metadata.gid()), (uid, gid));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        !log.contains("shell-command-ran"),
+        "exec wins over command: {log}"
+    );
+    assert!(
+        log.contains("template[0].command: warning: ignored: exec is set too"),
+        "{log}"
+    );
+}
