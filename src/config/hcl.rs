@@ -29,6 +29,9 @@ use super::error::{ConfigError, origin_name};
 
 /// Blocks that may appear more than once at the same place; they always become lists.
 const REPEATABLE_BLOCKS: &[&str] = &["template", "sink"];
+/// Blocks inside a `template` that may be repeated, the last one counting (consul-template
+/// flattens them that way, and Vault Agent keeps the last `wait` and `exec`).
+const LAST_WINS_IN_TEMPLATE: &[&str] = &["wait", "exec"];
 /// Blocks whose single label names their `type`, as Vault Agent reads them.
 const TYPED_BLOCKS: &[&str] = &["method", "sink"];
 /// Attributes whose values are file modes: an integer literal there must be written in octal.
@@ -290,7 +293,10 @@ impl Converter<'_> {
                 }
                 Structure::Block(block) => {
                     let key = block.ident.as_str().to_string();
-                    if REPEATABLE_BLOCKS.contains(&key.as_str()) {
+                    let in_template = path.last().is_some_and(|p| p.starts_with("template["));
+                    let repeatable = REPEATABLE_BLOCKS.contains(&key.as_str())
+                        || (in_template && LAST_WINS_IN_TEMPLATE.contains(&key.as_str()));
+                    if repeatable {
                         if first_seen.contains_key(&key) {
                             return Err(self.syntax_at(
                                 block.ident.span(),

@@ -54,11 +54,11 @@ pub(crate) fn normalize(origin: &str, mut data: Dict) -> Result<Dict, ConfigErro
     }
     shaper.list(&mut data, "template");
     if let Some(Value::Array(_, templates)) = data.get_mut("template") {
-        for (index, template) in templates.iter_mut().enumerate() {
+        for template in templates.iter_mut() {
             if let Value::Dict(_, template) = template {
-                let index = index.to_string();
-                shaper.single(template, "wait", &["template", &index])?;
-                shaper.single(template, "exec", &["template", &index])?;
+                // Vault Agent keeps the last of several `wait` or `exec` blocks.
+                shaper.last(template, "wait");
+                shaper.last(template, "exec");
             }
         }
     }
@@ -96,6 +96,21 @@ impl Shaper<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `[{...}, {...}]` → the last object.
+    fn last(&mut self, dict: &mut Dict, key: &str) {
+        let Some(Value::Array(_, items)) = dict.get(key) else {
+            return;
+        };
+        if items.is_empty() || !items.iter().all(|item| matches!(item, Value::Dict(..))) {
+            return;
+        }
+        if let Some(Value::Array(_, mut items)) = dict.remove(key) {
+            if let Some(last) = items.pop() {
+                dict.insert(key.to_string(), last);
+            }
+        }
     }
 
     /// One object → a list of one; a list stays.

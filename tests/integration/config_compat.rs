@@ -338,3 +338,101 @@ fn the_agent_applies_template_user_group_and_runs_exec_without_a_shell() {
         "{log}"
     );
 }
+
+/// The corpus of real agent files (`tests/compat/agent-files`, provenance in `SOURCES`) and
+/// OpenBao Agent's verdict on each (`EXPECTED`, written by `scripts/classify-agent-files.py`).
+fn corpus() -> Vec<(String, String)> {
+    let dir = util::repo().join("tests/compat/agent-files");
+    let expected = std::fs::read_to_string(dir.join("EXPECTED")).expect("EXPECTED");
+    let verdicts: Vec<(String, String)> = expected
+        .lines()
+        .map(|line| {
+            let (file, verdict) = line.split_once('\t').expect("FILE<TAB>VERDICT");
+            assert!(
+                matches!(verdict, "loaded" | "config-error"),
+                "{line}: unknown verdict"
+            );
+            (file.to_string(), verdict.to_string())
+        })
+        .collect();
+    // Every file has a verdict and a source, and every verdict a file.
+    let sources = std::fs::read_to_string(dir.join("SOURCES")).expect("SOURCES");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".hcl") || name.ends_with(".json"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = verdicts.iter().map(|(f, _)| f.clone()).collect();
+    assert_eq!(files, listed, "EXPECTED lists exactly the corpus files");
+    for file in &files {
+        assert!(
+            sources
+                .lines()
+                .any(|line| line.split('\t').next() == Some(file.as_str())),
+            "{file} has no line in SOURCES"
+        );
+    }
+    verdicts
+}
+
+#[test]
+fn every_agent_file_openbao_loads_loads_here_or_is_refused_on_purpose() {
+    let verdicts = corpus();
+    assert!(
+        verdicts.len() >= 20,
+        "at least 20 files: {}",
+        verdicts.len()
+    );
+    assert!(
+        verdicts.iter().any(|(f, _)| f.ends_with(".json")),
+        "JSON files are part of the corpus"
+    );
+    let mut loaded_here = 0;
+    let mut refused_here = 0;
+    for (file, verdict) in &verdicts {
+        if verdict != "loaded" {
+            continue;
+        }
+        let path = format!("tests/compat/agent-files/{file}");
+        let (code, _, stderr) = validate(&["--config", &path]);
+        match code {
+            Some(0) => loaded_here += 1,
+            Some(78) => {
+                refused_here += 1;
+                for line in stderr.lines().filter(|l| !l.contains(": warning: ")) {
+                    // A template `source` is read at load here (OpenBao reads it later): the
+                    // files name paths of the machines they were written for.
+                    let missing_source = line.contains(".source: cannot read the template file")
+                        && line.ends_with("No such file or directory (os error 2)");
+                    assert!(
+                        line.contains("is deliberately not supported by pki-sidecar")
+                            || missing_source,
+                        "{file}: OpenBao Agent loads it; the only errors allowed here are \
+                         deliberate refusals, but got:\n{line}"
+                    );
+                }
+            }
+            other => panic!("{file}: exit {other:?}: {stderr}"),
+        }
+    }
+    eprintln!("corpus: {loaded_here} load, {refused_here} refused on purpose");
+    assert!(loaded_here >= 5, "{loaded_here} files load");
+}
+
+#[test]
+fn the_corpus_verdicts_are_openbao_agents() {
+    // EXPECTED is what scripts/classify-agent-files.py writes from the installed bao.
+    let output = std::process::Command::new("python3")
+        .arg(util::repo().join("scripts/classify-agent-files.py"))
+        .arg("--check")
+        .current_dir(util::repo())
+        .output()
+        .expect("run the classifier");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
