@@ -103,6 +103,22 @@ pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
         "disable_keep_alives",
         "pki-sidecar keeps its own connection pool to Vault; remove the key",
     ),
+    (
+        "log_file",
+        "logs go to stderr (kubectl logs, the journal); remove the key",
+    ),
+    (
+        "log_rotate_bytes",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
+    (
+        "log_rotate_duration",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
+    (
+        "log_rotate_max_files",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
 ];
 
 /// The refusal for a top-level key, if it is one of [`REFUSED_TOP_LEVEL`].
@@ -111,7 +127,13 @@ pub(crate) fn refused_top_level(name: &str) -> Option<String> {
         .iter()
         .find(|(refused, _)| *refused == name)
         .map(|(name, why)| {
-            super::error::unsupported(&format!("the Vault Agent `{name}` stanza"), why)
+            // Blocks are stanzas; the `disable_*` and `log_*` settings are plain keys.
+            let what = if name.starts_with("disable_") || name.starts_with("log_") {
+                format!("the Vault Agent key `{name}`")
+            } else {
+                format!("the Vault Agent `{name}` stanza")
+            };
+            super::error::unsupported(&what, why)
         })
 }
 
@@ -154,8 +176,69 @@ pub(crate) fn did_you_mean(key: &str, known: &[&str]) -> String {
     suggestion(key, known).map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"))
 }
 
-/// Removes the keys Vault Agent would ignore from one file's data, one warning each.
-pub(crate) fn prune_ignored(origin: &str, data: &mut Dict) -> Vec<ConfigWarning> {
+/// Vault Agent's `telemetry` keys (its shared telemetry block): metrics sinks this program
+/// does not have. Each is refused; other unknown `telemetry` keys are ignored with a warning.
+const VAULT_TELEMETRY_KEYS: &[&str] = &[
+    "usage_gauge_period",
+    "maximum_gauge_cardinality",
+    "disable_hostname",
+    "enable_hostname_label",
+    "lease_metrics_epsilon",
+    "num_lease_metrics_buckets",
+    "add_lease_metrics_namespace_labels",
+    "filter_default",
+    "prefix_filter",
+    "metrics_prefix",
+    "prometheus_retention_time",
+    "statsite_address",
+    "statsd_address",
+    "dogstatsd_addr",
+    "dogstatsd_tags",
+    "circonus_api_token",
+    "circonus_api_app",
+    "circonus_api_url",
+    "circonus_submission_interval",
+    "circonus_submission_url",
+    "circonus_check_id",
+    "circonus_check_force_metric_activation",
+    "circonus_check_instance_id",
+    "circonus_check_search_tag",
+    "circonus_check_display_name",
+    "circonus_check_tags",
+    "circonus_broker_id",
+    "circonus_broker_select_tag",
+    "stackdriver_project_id",
+    "stackdriver_location",
+    "stackdriver_namespace",
+    "stackdriver_debug_logs",
+];
+
+/// Removes the keys Vault Agent would ignore from one file's data, one warning each; Vault
+/// Agent's telemetry settings are taken out too, each with an error.
+pub(crate) fn prune_ignored(
+    origin: &str,
+    data: &mut Dict,
+) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
+    let mut errors = Vec::new();
+    if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
+        let refused: Vec<String> = telemetry
+            .keys()
+            .filter(|key| VAULT_TELEMETRY_KEYS.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        for key in refused {
+            telemetry.remove(&key);
+            errors.push(super::error::ConfigError::Invalid {
+                origin: origin.to_string(),
+                path: render_path(&["telemetry", key.as_str()]),
+                message: super::error::unsupported(
+                    &format!("Vault Agent's telemetry setting `{key}`"),
+                    "metrics are always Prometheus, served on telemetry.metrics_listen; \
+                     remove the key and scrape that listener",
+                ),
+            });
+        }
+    }
     let mut warnings = Vec::new();
     let mut prune = |dict: &mut Dict, known: &[&str], path: &[&str]| {
         let unknown: Vec<String> = dict
@@ -219,7 +302,7 @@ pub(crate) fn prune_ignored(origin: &str, data: &mut Dict) -> Vec<ConfigWarning>
     if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
         prune(telemetry, fields::<raw::RawTelemetry>(), &["telemetry"]);
     }
-    warnings
+    (warnings, errors)
 }
 
 #[cfg(test)]

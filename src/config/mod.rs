@@ -465,7 +465,9 @@ fn build(
     for file in &mut files {
         errors.extend(file.take_refused());
         let origin = error::origin_name(file.path());
-        warnings.extend(keys::prune_ignored(&origin, file.data_mut()));
+        let (ignored, refused) = keys::prune_ignored(&origin, file.data_mut());
+        warnings.extend(ignored);
+        errors.extend(refused);
         if let Err(error) = Figment::from(file.clone()).extract::<raw::RawConfig>() {
             errors.extend(resolve::from_figment(error, &origin));
             typed = false;
