@@ -9,7 +9,10 @@
 //! - repeatable blocks (`template`, `sink`) always become lists, one block or many;
 //! - a block given twice where only one is allowed, or a key set twice, is an error;
 //! - HCL2 expressions (variables, functions, `${...}` interpolation) have no HCL1 meaning in a
-//!   Vault file and are refused rather than evaluated.
+//!   Vault file and are refused rather than evaluated;
+//! - HCL1's quoted keys (`"vault" = { ... }`) are read as names, columns kept;
+//! - each top-level Vault Agent stanza this program refuses (`listener`...) is recorded with its
+//!   place, one error per occurrence, and left out of the data.
 //!
 //! It parses with `hcl-edit`, which keeps byte spans and the raw text of number literals, so
 //! every error it reports names the file, line and column. It must not know what the keys mean

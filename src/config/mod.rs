@@ -4,8 +4,10 @@
 //! lists such as `template` are appended, as Vault Agent does with several `-config` files),
 //! then `VAULT_*` / `BAO_*` environment variables (a `BAO_*` twin wins), then command-line flags
 //! (handled by the caller for the few settings that have one). figment does the layering;
-//! [`hcl::HclFile`] reads each file; [`resolve`] turns the raw values into plain typed structs
-//! with every default applied, so nothing downstream handles an `Option` that has a default.
+//! [`hcl::HclFile`] reads each file (`json` the `.json` ones), `shape` brings every spelling of
+//! a block to one form, `keys` drops (with a warning) the keys Vault Agent would ignore;
+//! [`resolve`] turns the raw values into plain typed structs with every default applied, so
+//! nothing downstream handles an `Option` that has a default.
 //!
 //! Loading is inert: it reads files and the environment and nothing else — no port is bound and
 //! Vault is not called — so `pki-sidecar validate` can run anywhere.

@@ -436,3 +436,39 @@ fn the_corpus_verdicts_are_openbao_agents() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn method_backoff_keys_are_read_where_vault_agent_reads_them() {
+    // OpenBao's fixture sets both on the method; backoff is configured nowhere else here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "backoff.hcl",
+        "auto_auth {\n  method {\n    type = \"token_file\"\n    config = {\n      \
+         token_file_path = \"/t\"\n    }\n    max_backoff = \"2m\"\n    min_backoff = \"5s\"\n  \
+         }\n}\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let method = &config.auto_auth.expect("auto_auth").method;
+    assert_eq!(
+        (method.min_backoff, method.max_backoff),
+        (Duration::from_secs(5), Duration::from_secs(120))
+    );
+    // A later file wins over an earlier one, key by key.
+    let overlay = util::write_file(
+        dir.path(),
+        "overlay.hcl",
+        "auto_auth {\n  method {\n    type = \"token_file\"\n    min_backoff = 2\n  }\n}\n",
+    );
+    let config = config::load_with_env(
+        &[file, overlay],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let method = &config.auto_auth.expect("auto_auth").method;
+    assert_eq!(
+        (method.min_backoff, method.max_backoff),
+        (Duration::from_secs(2), Duration::from_secs(120))
+    );
+}
