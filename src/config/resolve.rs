@@ -884,13 +884,7 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         &raw.function_blacklist,
         "templates here can call only the functions listed in the README; remove it",
     );
-    let command = match raw.command {
-        None => None,
-        Some(raw::StringOrList::One(line)) if line.trim().is_empty() => None,
-        Some(raw::StringOrList::One(line)) => Some(TemplateCommand::Shell(line)),
-        Some(raw::StringOrList::Many(argv)) if argv.is_empty() => None,
-        Some(raw::StringOrList::Many(argv)) => Some(TemplateCommand::Argv(argv)),
-    };
+    let command = raw.command.and_then(command_from);
     let command_timeout = r.duration(
         &strs(&path("command_timeout")),
         raw.command_timeout.as_ref(),
@@ -901,24 +895,13 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
     let (command, command_timeout) = match raw.exec {
         None => (command, command_timeout),
         Some(exec) => {
-            let exec_command = match exec.command {
-                Some(raw::StringOrList::Many(argv)) if !argv.is_empty() => {
-                    Some(TemplateCommand::Argv(argv))
-                }
-                Some(raw::StringOrList::One(line)) if !line.trim().is_empty() => {
-                    // consul-template splits a one-string exec command on spaces, no shell.
-                    Some(TemplateCommand::Argv(
-                        line.split_whitespace().map(str::to_string).collect(),
-                    ))
-                }
-                _ => {
-                    r.error(
-                        &["template", &index_text, "exec", "command"],
-                        "is required: the program and its arguments, e.g. [\"/bin/kill\", \"-HUP\", \"1\"]",
-                    );
-                    None
-                }
-            };
+            let exec_command = exec.command.and_then(command_from);
+            if exec_command.is_none() {
+                r.error(
+                    &["template", &index_text, "exec", "command"],
+                    "is required: the program and its arguments, e.g. [\"/bin/kill\", \"-HUP\", \"1\"]",
+                );
+            }
             if command.is_some() {
                 r.warn(
                     &strs(&path("command")),
@@ -1130,6 +1113,23 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         max_header_size,
         forwarded_headers,
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
+    }
+}
+
+/// A template's `command` or `exec.command` as consul-template runs it: one string (or a list
+/// of one) with spaces goes to `sh -c`; a single word or a longer list is an argument vector,
+/// run without a shell. Empty means none.
+fn command_from(raw: raw::StringOrList) -> Option<TemplateCommand> {
+    let argv = match raw {
+        raw::StringOrList::One(line) => vec![line],
+        raw::StringOrList::Many(argv) => argv,
+    };
+    match argv.as_slice() {
+        [] => None,
+        [first, ..] if first.trim().is_empty() => None,
+        [line] if line.split_whitespace().count() > 1 => Some(TemplateCommand::Shell(line.clone())),
+        [word] => Some(TemplateCommand::Argv(vec![word.trim().to_string()])),
+        _ => Some(TemplateCommand::Argv(argv)),
     }
 }
 

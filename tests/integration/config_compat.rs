@@ -200,12 +200,10 @@ fn template_exec_runs_an_argv_with_its_timeout_and_wins_over_command() {
         ]))
     );
     assert_eq!(config.templates[0].command_timeout, Duration::from_secs(5));
+    // consul-template: one string with spaces runs under `sh -c`, a list of words directly.
     assert_eq!(
         config.templates[1].command,
-        Some(TemplateCommand::Argv(vec![
-            "/usr/bin/touch".into(),
-            "/tmp/x".into()
-        ]))
+        Some(TemplateCommand::Shell("/usr/bin/touch /tmp/x".into()))
     );
     assert_eq!(
         config.templates[1].command_timeout,
