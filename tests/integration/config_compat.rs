@@ -470,3 +470,46 @@ fn method_backoff_keys_are_read_where_vault_agent_reads_them() {
         (Duration::from_secs(2), Duration::from_secs(120))
     );
 }
+
+#[test]
+fn a_role_prints_the_warnings_at_start_and_runs() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "app.hcl",
+        "vault {\n  adress = \"https://v:8200\"\n}\napp {\n  listen = \"127.0.0.1:0\"\n  \
+         metrics_listen = \"127.0.0.1:0\"\n}\n",
+    );
+    let mut child = util::command()
+        .args(["app", "--config", file.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start app");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().expect("a line").expect("text");
+    assert!(
+        first.ends_with(
+            "app.hcl: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) \
+             (did you mean `address`?)"
+        ),
+        "{first}"
+    );
+    // The role goes on: it logs that it listens.
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take(20)
+        .any(|line| line.contains("listening"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    // Keep reading: a closed stderr would fail the role's last log lines.
+    for _ in lines.map_while(Result::ok) {}
+    let status = child.wait().expect("wait");
+    assert!(listening, "the app started after the warning");
+    assert_eq!(status.code(), Some(0));
+}
