@@ -52,6 +52,9 @@ pub(crate) struct HclFile {
     data: Dict,
     /// One error per Vault Agent stanza this program refuses, with its place.
     refused: Vec<ConfigError>,
+    /// `line:column` of each key, by its path (`vault.address`, `template[0].wait`), for
+    /// messages about keys that are dropped before typing (warnings).
+    places: Map<String, (usize, usize)>,
 }
 
 impl Clone for HclFile {
@@ -62,6 +65,7 @@ impl Clone for HclFile {
             path: self.path.clone(),
             data: self.data.clone(),
             refused: Vec::new(),
+            places: self.places.clone(),
         }
     }
 }
@@ -114,6 +118,7 @@ impl HclFile {
             file: &file,
             text,
             refused: std::cell::RefCell::new(Vec::new()),
+            places: std::cell::RefCell::new(Map::new()),
         };
         let data = converter.body(&body, &mut Vec::new())?;
         let data = super::shape::normalize(&file, data)?;
@@ -121,6 +126,7 @@ impl HclFile {
             path: path.to_path_buf(),
             data,
             refused: converter.refused.into_inner(),
+            places: converter.places.into_inner(),
         })
     }
 
@@ -130,6 +136,22 @@ impl HclFile {
             path: path.to_path_buf(),
             data,
             refused,
+            places: Map::new(),
+        }
+    }
+
+    /// `FILE:LINE:COL` of the key at `path` (as `render_path` writes it), or `FILE`.
+    pub(crate) fn place_of(&self, path: &str) -> String {
+        let file = self.path.display().to_string();
+        // A block written once as an object is a list of one after shaping: `sink[0]` may
+        // have been recorded as `sink`.
+        let found = self
+            .places
+            .get(path)
+            .or_else(|| self.places.get(&path.replace("[0]", "")));
+        match found {
+            Some((line, column)) => format!("{file}:{line}:{column}"),
+            None => file,
         }
     }
 
@@ -231,6 +253,7 @@ struct Converter<'a> {
     file: &'a str,
     text: &'a str,
     refused: std::cell::RefCell<Vec<ConfigError>>,
+    places: std::cell::RefCell<Map<String, (usize, usize)>>,
 }
 
 impl Converter<'_> {
@@ -241,6 +264,17 @@ impl Converter<'_> {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
         (line, column)
+    }
+
+    /// Remembers where the key `key` under `path` is written.
+    fn record(&self, path: &[String], key: &str, span: Option<std::ops::Range<usize>>) {
+        if let Some(span) = span {
+            let mut at = path.to_vec();
+            at.push(key.to_string());
+            self.places
+                .borrow_mut()
+                .insert(super::error::render_path(&at), self.place(span.start));
+        }
     }
 
     fn syntax_at(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
@@ -283,6 +317,7 @@ impl Converter<'_> {
                 Structure::Attribute(attribute) => {
                     let key = attribute.key.as_str().to_string();
                     let span = attribute.key.span();
+                    self.record(path, &key, span.clone());
                     self.check_duplicate(&mut first_seen, &key, span.clone(), "key")?;
                     path.push(key.clone());
                     let value = self.expression(&attribute.value, path, Some(&key))?;
@@ -296,6 +331,7 @@ impl Converter<'_> {
                 }
                 Structure::Block(block) => {
                     let key = block.ident.as_str().to_string();
+                    self.record(path, &key, block.ident.span());
                     let in_template = path.last().is_some_and(|p| p.starts_with("template["));
                     let repeatable = REPEATABLE_BLOCKS.contains(&key.as_str())
                         || (in_template && LAST_WINS_IN_TEMPLATE.contains(&key.as_str()));
@@ -435,6 +471,7 @@ impl Converter<'_> {
                             format!("key `{name}` is set more than once"),
                         ));
                     }
+                    self.record(path, &name, object_key.span());
                     path.push(name.clone());
                     let value = self.expression(object_value.expr(), path, Some(&name))?;
                     path.pop();

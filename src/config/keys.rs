@@ -215,8 +215,11 @@ const VAULT_TELEMETRY_KEYS: &[&str] = &[
 
 /// Removes the keys Vault Agent would ignore from one file's data, one warning each; Vault
 /// Agent's telemetry settings are taken out too, each with an error.
+///
+/// `place` gives `FILE:LINE:COL` (or `FILE`) for a key's rendered path.
 pub(crate) fn prune_ignored(
     origin: &str,
+    place: &dyn Fn(&str) -> String,
     data: &mut Dict,
 ) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
     let mut errors = Vec::new();
@@ -250,9 +253,10 @@ pub(crate) fn prune_ignored(
             dict.remove(&key);
             let mut at: Vec<&str> = path.to_vec();
             at.push(&key);
+            let rendered = render_path(&at);
             warnings.push(ConfigWarning {
-                origin: origin.to_string(),
-                path: render_path(&at),
+                origin: place(&rendered),
+                path: rendered,
                 message: format!(
                     "unknown key, ignored (as Vault Agent ignores it){}",
                     did_you_mean(&key, known)

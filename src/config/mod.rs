@@ -467,7 +467,9 @@ fn build(
     for file in &mut files {
         errors.extend(file.take_refused());
         let origin = error::origin_name(file.path());
-        let (ignored, refused) = keys::prune_ignored(&origin, file.data_mut());
+        let places = file.clone();
+        let (ignored, refused) =
+            keys::prune_ignored(&origin, &|path| places.place_of(path), file.data_mut());
         warnings.extend(ignored);
         errors.extend(refused);
         if let Err(error) = Figment::from(file.clone()).extract::<raw::RawConfig>() {

@@ -37,7 +37,7 @@ fn validate(args: &[&str]) -> (Option<i32>, String, String) {
 fn a_key_vault_agent_ignores_is_a_warning_and_an_error_under_strict() {
     let fixture = "tests/fixtures/config/warn/unknown-key.hcl";
     let warning = format!(
-        "{fixture}: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) (did \
+        "{fixture}:2:3: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) (did \
          you mean `address`?)\n"
     );
     let (code, stdout, stderr) = validate(&["--config", fixture]);
@@ -53,7 +53,7 @@ fn a_key_vault_agent_ignores_is_a_warning_and_an_error_under_strict() {
     assert_eq!(
         stderr,
         format!(
-            "{fixture}: vault.adress: unknown key, ignored (as Vault Agent ignores it) (did you \
+            "{fixture}:2:3: vault.adress: unknown key, ignored (as Vault Agent ignores it) (did you \
              mean `address`?) (an error in strict mode)\n"
         )
     );
@@ -492,7 +492,7 @@ fn a_role_prints_the_warnings_at_start_and_runs() {
     let first = lines.next().expect("a line").expect("text");
     assert!(
         first.ends_with(
-            "app.hcl: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) \
+            "app.hcl:2:3: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) \
              (did you mean `address`?)"
         ),
         "{first}"
