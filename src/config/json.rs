@@ -21,12 +21,15 @@ const MODE_KEYS: &[&str] = &["perms", "mode"];
 /// Converts JSON `text` that was read from `path`.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
     let file = path.display().to_string();
-    let value: Value = serde_json::from_str(text).map_err(|err| ConfigError::Syntax {
+    let syntax = |err: serde_json::Error| ConfigError::Syntax {
         file: file.clone(),
         line: err.line(),
         column: err.column(),
         message: json_message(&err),
-    })?;
+    };
+    // A key given twice in one object would silently lose one of the two values.
+    serde_json::from_str::<NoDuplicateKeys>(text).map_err(syntax)?;
+    let value: Value = serde_json::from_str(text).map_err(syntax)?;
     let Value::Dict(_, mut data) = value else {
         return Err(ConfigError::Syntax {
             file,
@@ -63,6 +66,68 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
     check_modes(&file, &data, &mut Vec::new())?;
     let data = super::shape::normalize(&file, data)?;
     Ok(HclFile::from_parts(path, data, refused))
+}
+
+/// Any JSON value, refused when an object has a key twice (serde_json keeps the last).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{key}` is set more than once in this object"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
 }
 
 /// serde_json's message without its own " at line L column C" (the prefix has them).
@@ -149,6 +214,20 @@ mod tests {
             refused[0]
                 .to_string()
                 .starts_with("a.json:2:2: the Vault Agent `listener`")
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_where_it_is() {
+        let err = parse(
+            Path::new("a.json"),
+            "{\n \"template\": {\"destination\": \"a\"},\n \"template\": {}\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("a.json:3:11: key `template` is set more than once"),
+            "{err}"
         );
     }
 
