@@ -1,5 +1,11 @@
 //! The configuration as written: every key optional, unknown keys refused.
 //!
+//! The field lists are also the known keys `config::keys` checks against: at the levels where
+//! Vault Agent ignores unknown keys they are removed (with a warning) before these structs see
+//! the data, so `deny_unknown_fields` only ever fires where Vault Agent refuses them too. Keys
+//! Vault Agent knows but this program refuses are fields of type `IgnoredAny`, refused by name
+//! in `config::resolve`.
+//!
 //! These structs mirror Vault Agent's HCL file plus this project's `proxy {}` and `app {}`
 //! blocks. They only say which keys exist and roughly what type each holds; defaults, units and
 //! cross-key rules are applied in `config::resolve`, so that each problem can be reported with
