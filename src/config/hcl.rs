@@ -160,6 +160,11 @@ impl HclFile {
         &self.path
     }
 
+    /// The data as read.
+    pub(crate) fn data(&self) -> &Dict {
+        &self.data
+    }
+
     /// The data, for removing keys Vault Agent ignores before it is typed.
     pub(crate) fn data_mut(&mut self) -> &mut Dict {
         &mut self.data

@@ -454,6 +454,47 @@ pub fn load_str(name: &str, text: &str, functions: &dyn Functions) -> Result<Con
     build(vec![file], Vec::new(), functions)
 }
 
+/// The unknown keys and wrong types of one file. serde stops at the first problem of a
+/// struct or list, so each top-level block, and each `template`, is typed on its own: the
+/// problems of different blocks are all reported in one run.
+fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut check = |data: Dict, rename: Option<(usize, &str)>| {
+        let part = hcl::HclFile::from_parts(file.path(), data, Vec::new());
+        if let Err(error) = Figment::from(part).extract::<raw::RawConfig>() {
+            for mut error in resolve::from_figment(error, origin) {
+                // The template was typed alone, as `template[0]`: give it its own index.
+                if let (Some((index, key)), ConfigError::Invalid { path, .. }) =
+                    (rename, &mut error)
+                {
+                    let alone = format!("{key}[0]");
+                    if let Some(rest) = path.strip_prefix(&alone) {
+                        *path = format!("{key}[{index}]{rest}");
+                    }
+                }
+                errors.push(error);
+            }
+        }
+    };
+    for (key, value) in file.data() {
+        match value {
+            Value::Array(_, items) if key == "template" => {
+                for (index, item) in items.iter().enumerate() {
+                    let mut data = Dict::new();
+                    data.insert(key.clone(), Value::from(vec![item.clone()]));
+                    check(data, Some((index, key.as_str())));
+                }
+            }
+            _ => {
+                let mut data = Dict::new();
+                data.insert(key.clone(), value.clone());
+                check(data, None);
+            }
+        }
+    }
+    errors
+}
+
 fn build(
     mut files: Vec<hcl::HclFile>,
     overrides: Vec<EnvOverride>,
@@ -472,10 +513,9 @@ fn build(
             keys::prune_ignored(&origin, &|path| places.place_of(path), file.data_mut());
         warnings.extend(ignored);
         errors.extend(refused);
-        if let Err(error) = Figment::from(file.clone()).extract::<raw::RawConfig>() {
-            errors.extend(resolve::from_figment(error, &origin));
-            typed = false;
-        }
+        let typing = type_errors(file, &origin);
+        typed &= typing.is_empty();
+        errors.extend(typing);
     }
     if !typed {
         return Err(ConfigErrors(errors));
