@@ -231,9 +231,17 @@ fn agent(out: &mut String, config: &Config) {
             TemplateSource::Contents(text) => format!("inline ({} bytes)", text.len()),
             TemplateSource::File(path) => path.display().to_string(),
         };
-        let perms = template
+        let mut perms = template
             .perms
             .map_or(String::new(), |p| format!(" (perms {p:04o})"));
+        if template.user.is_some() || template.group.is_some() {
+            let id = |id: Option<u32>| id.map_or("-".to_string(), |id| id.to_string());
+            perms.push_str(&format!(
+                " (owner {}:{})",
+                id(template.user),
+                id(template.group)
+            ));
+        }
         let _ = writeln!(
             out,
             "  template[{index}] {source} -> {}{perms}",
