@@ -62,6 +62,10 @@ pub struct ValidateArgs {
     /// Only check what this role needs.
     #[arg(long, value_enum)]
     pub role: Option<Role>,
+    /// Treat every warning (a key Vault Agent would ignore, two templates writing one file...)
+    /// as an error: exit 78. `pki_sidecar { strict = true }` in the file does the same.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `check` probes.

@@ -186,7 +186,22 @@ impl StagedFiles {
     }
 }
 
-/// Stages `contents` for `path` unless it already has these contents and mode.
+/// Whether `path` already has the owner and group asked for (`None` asks for nothing).
+fn owner_matches(path: &Path, owner: Ownership) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if owner == Ownership::default() {
+        return true;
+    }
+    match fs::metadata(path) {
+        Ok(metadata) => {
+            owner.uid.is_none_or(|uid| metadata.uid() == uid)
+                && owner.gid.is_none_or(|gid| metadata.gid() == gid)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Stages `contents` for `path` unless it already has these contents, mode and owner.
 pub(crate) fn stage_if_changed(
     path: &Path,
     mut contents: Vec<u8>,
@@ -194,9 +209,9 @@ pub(crate) fn stage_if_changed(
     owner: Ownership,
     staged: &mut StagedFiles,
 ) -> io::Result<()> {
-    if owner == Ownership::default()
-        && staged.pending(path).is_none()
+    if staged.pending(path).is_none()
         && !needs_write(path, &contents, perms)
+        && owner_matches(path, owner)
     {
         // Not needed: wiped (it may be a key) rather than just freed.
         zeroize::Zeroize::zeroize(&mut contents);

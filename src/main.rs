@@ -37,7 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent => Role::Agent,
         Command::Proxy => Role::Proxy,
         Command::App => Role::App,
-        Command::Validate(args) => return Ok(validate_command(&cli, args.role)),
+        Command::Validate(args) => return Ok(validate_command(&cli, args.role, args.strict)),
         Command::Check(CheckCommand::Tls(args)) => {
             return Ok(check::run_tls(&check::TlsProbe {
                 connect: args.connect.clone(),
@@ -128,23 +128,42 @@ enum RoleConfig {
     App(config::App),
 }
 
-/// Loads the config files, printing errors and choosing exit code 78 when they are invalid.
+/// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
+/// warnings are printed to stderr and the load goes on.
 fn load(paths: &[std::path::PathBuf]) -> Result<Config, ExitCode> {
-    config::load(paths, &KnownFunctions).map_err(|errors| {
+    let config = config::load(paths, &KnownFunctions).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(config::EXIT_CONFIG as u8)
-    })
+    })?;
+    for warning in &config.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(config)
 }
 
-fn validate_command(cli: &Cli, role: Option<Role>) -> ExitCode {
+fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
     if cli.config.is_empty() {
         eprintln!("pki-sidecar validate: no config file given; use --config FILE");
         return ExitCode::from(config::EXIT_CONFIG as u8);
     }
-    let config = match load(&cli.config) {
+    let mut config = match config::load(&cli.config, &KnownFunctions) {
         Ok(config) => config,
-        Err(code) => return code,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(config::EXIT_CONFIG as u8);
+        }
     };
+    // What only a look at the files and the templates' dry runs can tell.
+    config.warnings.extend(validate::checks(&config));
+    if strict || config.strict {
+        if let Some(errors) = config.strict_errors() {
+            eprintln!("{errors}");
+            return ExitCode::from(config::EXIT_CONFIG as u8);
+        }
+    }
+    for warning in &config.warnings {
+        eprintln!("{warning}");
+    }
     let roles = match role {
         Some(role) => {
             if role == Role::Agent

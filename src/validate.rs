@@ -1,11 +1,133 @@
-//! `pki-sidecar validate`: a one-screen summary of what each role will do with a config.
+//! `pki-sidecar validate`: a one-screen summary of what each role will do with a config, and
+//! the checks only a look at the disk and the templates' dry runs can make.
 //!
-//! It formats an already-checked [`Config`]; it never opens a listener or calls Vault.
+//! It works on an already-checked [`Config`]; it never opens a listener or calls Vault.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use crate::config::{AuthKind, Config, Role, TemplateCommand, TemplateSource};
+use crate::config::{AuthKind, Config, ConfigWarning, Role, TemplateCommand, TemplateSource};
 use crate::timefmt::format_duration;
+
+/// Warnings about a config that loads: two templates writing one file, proxy files no
+/// template writes, key files a restart would empty, CA files that do not exist.
+pub fn checks(config: &Config) -> Vec<ConfigWarning> {
+    let origin = config.sources.last().map_or_else(
+        || "(no config file)".to_string(),
+        |p| p.display().to_string(),
+    );
+    let mut warnings = Vec::new();
+    let mut warn = |path: String, message: String| {
+        warnings.push(ConfigWarning {
+            origin: origin.clone(),
+            path,
+            message,
+        });
+    };
+    // Which template writes which file, from the destinations and the dry runs.
+    let mut writers: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    let mut writes_a_key = false;
+    for (index, template) in config.templates.iter().enumerate() {
+        let at = format!("template[{index}]");
+        writers
+            .entry(template.destination.clone())
+            .or_default()
+            .push(format!("{at}.destination"));
+        match crate::agent::render::dry_run(template) {
+            Ok(dry) => {
+                writes_a_key |= !dry.key_files.is_empty();
+                for path in dry.written {
+                    writers
+                        .entry(path)
+                        .or_default()
+                        .push(format!("{at} writeToFile"));
+                }
+                for path in dry.emptied_on_reuse {
+                    warn(
+                        at.clone(),
+                        format!(
+                            "writes the private key to {} even when .Data.Key is empty: at a \
+                             restart the certificate is reused from the destination and the key \
+                             file would be emptied; guard the write with {{{{ if .Data.Key }}}}",
+                            path.display()
+                        ),
+                    );
+                }
+            }
+            Err(err) => warn(at, format!("a dry render failed: {err:#}")),
+        }
+    }
+    for (path, by) in &writers {
+        if by.len() > 1 {
+            warn(
+                by[0].split(' ').next().unwrap_or_default().to_string(),
+                format!(
+                    "{} is written by more than one template ({}); the last write wins",
+                    path.display(),
+                    by.join(", ")
+                ),
+            );
+        }
+    }
+    // The proxy's files matter when there is a proxy block, or when the templates issue a
+    // certificate (the seed's layout, the proxy on its default paths).
+    if !config.templates.is_empty() && (config.proxy_configured || writes_a_key) {
+        let proxy = &config.proxy;
+        for (key, file) in [
+            ("cert_file", &proxy.cert_file),
+            ("key_file", &proxy.key_file),
+        ] {
+            if !writers.contains_key(file) {
+                warn(
+                    format!("proxy.{key}"),
+                    format!(
+                        "no template writes {} (neither a destination nor a writeToFile): the \
+                         proxy would serve a file nothing renews",
+                        file.display()
+                    ),
+                );
+            }
+        }
+    }
+    let mut must_exist = |path: &str, file: Option<&Path>, what: &str| {
+        if let Some(file) = file {
+            if !file.exists() {
+                warn(
+                    path.to_string(),
+                    format!("{what} {} does not exist (yet)", file.display()),
+                );
+            }
+        }
+    };
+    let vault = &config.vault;
+    must_exist("vault.ca_cert", vault.ca_cert.as_deref(), "the CA file");
+    must_exist(
+        "vault.ca_path",
+        vault.ca_path.as_deref(),
+        "the CA directory",
+    );
+    must_exist(
+        "vault.client_cert",
+        vault.client_cert.as_deref(),
+        "the client certificate",
+    );
+    must_exist(
+        "vault.client_key",
+        vault.client_key.as_deref(),
+        "the client key",
+    );
+    must_exist(
+        "proxy.client_ca_file",
+        config
+            .proxy
+            .client_auth
+            .as_ref()
+            .map(|c| c.ca_file.as_path()),
+        "the client CA file",
+    );
+    warnings
+}
 
 /// The summary for `roles`, as printed by `validate`.
 pub fn summary(config: &Config, roles: &[Role]) -> String {
@@ -109,9 +231,17 @@ fn agent(out: &mut String, config: &Config) {
             TemplateSource::Contents(text) => format!("inline ({} bytes)", text.len()),
             TemplateSource::File(path) => path.display().to_string(),
         };
-        let perms = template
+        let mut perms = template
             .perms
             .map_or(String::new(), |p| format!(" (perms {p:04o})"));
+        if template.user.is_some() || template.group.is_some() {
+            let id = |id: Option<u32>| id.map_or("-".to_string(), |id| id.to_string());
+            perms.push_str(&format!(
+                " (owner {}:{})",
+                id(template.user),
+                id(template.group)
+            ));
+        }
         let _ = writeln!(
             out,
             "  template[{index}] {source} -> {}{perms}",

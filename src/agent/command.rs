@@ -1,4 +1,5 @@
-//! A template's `command`: run after its files change, bounded by `command_timeout`.
+//! A template's `command` or `exec`: run after its files change, bounded by `command_timeout`
+//! (`exec { timeout }`).
 //!
 //! A shell line runs under `/bin/sh -c`, as consul-template does; a list runs as an argument
 //! vector with no shell. The child gets no stdin and is killed when the timeout passes. The

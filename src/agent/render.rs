@@ -151,6 +151,12 @@ pub(crate) struct DryRun {
     pub vault_calls: Vec<Dependency>,
     /// Files a `writeToFile` would fill with a `pkiCert`'s private key.
     pub key_files: Vec<PathBuf>,
+    /// Every file a `writeToFile` would write, key or not.
+    pub written: Vec<PathBuf>,
+    /// Key files the template would still write when the certificate is reused at a restart
+    /// (`.Data.Key` is then empty): without a guard such as `{{ if .Data.Key }}` they would be
+    /// emptied.
+    pub emptied_on_reuse: Vec<PathBuf>,
 }
 
 /// Renders `template` with placeholders in place of Vault's answers (the key a [`KeyMarker`])
@@ -160,6 +166,32 @@ pub(crate) fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
     let parsed = parse(template, &text)
         .with_context(|| format!("template {}", template.destination.display()))?;
     let marker = KeyMarker::new();
+    let label = template.destination.display().to_string();
+    let (vault_calls, writes) =
+        placeholder_render(&parsed, &label, &template.destination, Some(&marker))?;
+    let key_files = marker.key_files(&writes);
+    // A restart that reuses the certificate: the same render with an empty key.
+    let (_, reuse_writes) = placeholder_render(&parsed, &label, &template.destination, None)?;
+    let emptied_on_reuse = reuse_writes
+        .iter()
+        .filter(|write| key_files.contains(&write.path))
+        .map(|write| write.path.clone())
+        .collect();
+    Ok(DryRun {
+        vault_calls,
+        key_files,
+        written: writes.iter().map(|write| write.path.clone()).collect(),
+        emptied_on_reuse,
+    })
+}
+
+/// One complete render with placeholder answers: the key is `marker`'s, or empty (`None`).
+fn placeholder_render(
+    parsed: &Template,
+    label: &str,
+    destination: &Path,
+    marker: Option<&KeyMarker>,
+) -> anyhow::Result<(Vec<Dependency>, Vec<FileWrite>)> {
     let placeholder = CertInfo {
         not_before: SystemTime::UNIX_EPOCH,
         not_after: SystemTime::UNIX_EPOCH,
@@ -171,29 +203,29 @@ pub(crate) fn dry_run(template: &config::Template) -> anyhow::Result<DryRun> {
         names: Vec::new(),
     };
     let mut fetched: BTreeMap<Dependency, Value> = BTreeMap::new();
-    let mut found = DryRun::default();
+    let mut calls = Vec::new();
     let mut passes = Passes::new(
-        &parsed,
+        parsed,
         RenderOptions::default(),
-        template.destination.display().to_string(),
-        &template.destination,
+        label.to_string(),
+        destination,
     );
     loop {
         match passes.next(&fetched)? {
-            Pass::Complete { writes, .. } => {
-                found.key_files = marker.key_files(&writes);
-                return Ok(found);
-            }
+            Pass::Complete { writes, .. } => return Ok((calls, writes)),
             Pass::Missing(missing) => {
                 for dependency in missing {
-                    let value = match &dependency {
-                        Dependency::PkiCert { .. } => {
+                    let value = match (&dependency, marker) {
+                        (Dependency::PkiCert { .. }, Some(marker)) => {
                             marker.pki_value("placeholder", "", &[], &placeholder)
                         }
-                        Dependency::Secret { .. } => Value::Map(BTreeMap::new()),
-                        Dependency::List { .. } => Value::List(Vec::new()),
+                        (Dependency::PkiCert { .. }, None) => {
+                            pki::pki_value("placeholder", "", "", &[], &placeholder)
+                        }
+                        (Dependency::Secret { .. }, _) => Value::Map(BTreeMap::new()),
+                        (Dependency::List { .. }, _) => Value::List(Vec::new()),
                     };
-                    found.vault_calls.push(dependency.clone());
+                    calls.push(dependency.clone());
                     fetched.insert(dependency, value);
                 }
             }

@@ -742,7 +742,10 @@ impl TemplateRunner {
                     &slot.config.destination,
                     output.clone().into_bytes(),
                     slot.config.perms,
-                    Ownership::default(),
+                    Ownership {
+                        uid: slot.config.user,
+                        gid: slot.config.group,
+                    },
                     &mut staged,
                 )
                 .with_context(|| format!("cannot write {}", slot.config.destination.display()))?,

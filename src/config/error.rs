@@ -58,6 +58,49 @@ pub enum ConfigError {
     },
 }
 
+/// Something in the configuration that loads but is probably a mistake: a key Vault Agent
+/// would ignore (most likely a typo), two templates writing one file. `pki-sidecar validate
+/// --strict` and `pki_sidecar { strict = true }` turn every warning into an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file (or environment variable) it is about.
+    pub origin: String,
+    /// Where in the config, as `block.key`.
+    pub path: String,
+    /// What looks wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: warning: {}",
+            self.origin, self.path, self.message
+        )
+    }
+}
+
+impl ConfigWarning {
+    /// The same finding as an error, for strict mode.
+    pub fn into_error(self) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin,
+            path: self.path,
+            message: format!("{} (an error in strict mode)", self.message),
+        }
+    }
+}
+
+/// The phrase every deliberately unsupported Vault Agent feature is refused with, so a reader
+/// (and the compatibility test) can tell "not implemented on purpose" from a mistake.
+pub(crate) const UNSUPPORTED: &str = "is deliberately not supported by pki-sidecar";
+
+/// `WHAT is deliberately not supported by pki-sidecar: WHY_AND_INSTEAD`.
+pub(crate) fn unsupported(what: &str, why_and_instead: &str) -> String {
+    format!("{what} {UNSUPPORTED}: {why_and_instead}")
+}
+
 /// All the problems found in one load; printed one per line.
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<ConfigError>);

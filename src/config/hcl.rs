@@ -9,7 +9,10 @@
 //! - repeatable blocks (`template`, `sink`) always become lists, one block or many;
 //! - a block given twice where only one is allowed, or a key set twice, is an error;
 //! - HCL2 expressions (variables, functions, `${...}` interpolation) have no HCL1 meaning in a
-//!   Vault file and are refused rather than evaluated.
+//!   Vault file and are refused rather than evaluated;
+//! - HCL1's quoted keys (`"vault" = { ... }`) are read as names, columns kept;
+//! - each top-level Vault Agent stanza this program refuses (`listener`...) is recorded with its
+//!   place, one error per occurrence, and left out of the data.
 //!
 //! It parses with `hcl-edit`, which keeps byte spans and the raw text of number literals, so
 //! every error it reports names the file, line and column. It must not know what the keys mean
@@ -29,6 +32,9 @@ use super::error::{ConfigError, origin_name};
 
 /// Blocks that may appear more than once at the same place; they always become lists.
 const REPEATABLE_BLOCKS: &[&str] = &["template", "sink"];
+/// Blocks inside a `template` that may be repeated, the last one counting (consul-template
+/// flattens them that way, and Vault Agent keeps the last `wait` and `exec`).
+const LAST_WINS_IN_TEMPLATE: &[&str] = &["wait", "exec"];
 /// Blocks whose single label names their `type`, as Vault Agent reads them.
 const TYPED_BLOCKS: &[&str] = &["method", "sink"];
 /// Attributes whose values are file modes: an integer literal there must be written in octal.
@@ -40,10 +46,28 @@ const MODE_KEYS: &[&str] = &["perms", "mode"];
 pub(crate) const PARSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One parsed HCL file, ready to be merged by figment.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct HclFile {
     path: PathBuf,
     data: Dict,
+    /// One error per Vault Agent stanza this program refuses, with its place.
+    refused: Vec<ConfigError>,
+    /// `line:column` of each key, by its path (`vault.address`, `template[0].wait`), for
+    /// messages about keys that are dropped before typing (warnings).
+    places: Map<String, (usize, usize)>,
+}
+
+impl Clone for HclFile {
+    fn clone(&self) -> Self {
+        // The refusals are reported once, from the file as loaded; copies (figment's
+        // providers) carry only the data.
+        HclFile {
+            path: self.path.clone(),
+            data: self.data.clone(),
+            refused: Vec::new(),
+            places: self.places.clone(),
+        }
+    }
 }
 
 impl HclFile {
@@ -79,6 +103,8 @@ impl HclFile {
     /// Converts HCL `text` that was read from `path`.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
         let file = path.display().to_string();
+        let unquoted = unquote_keys(text);
+        let text = unquoted.as_str();
         let body = hcl_edit::parser::parse_body(text).map_err(|err| {
             let location = err.location();
             ConfigError::Syntax {
@@ -88,17 +114,65 @@ impl HclFile {
                 message: syntax_message(err.message()),
             }
         })?;
-        let converter = Converter { file: &file, text };
+        let converter = Converter {
+            file: &file,
+            text,
+            refused: std::cell::RefCell::new(Vec::new()),
+            places: std::cell::RefCell::new(Map::new()),
+        };
         let data = converter.body(&body, &mut Vec::new())?;
+        let data = super::shape::normalize(&file, data)?;
         Ok(HclFile {
             path: path.to_path_buf(),
             data,
+            refused: converter.refused.into_inner(),
+            places: converter.places.into_inner(),
         })
+    }
+
+    /// A file whose data was read some other way (JSON), for the same later checks.
+    pub(crate) fn from_parts(path: &Path, data: Dict, refused: Vec<ConfigError>) -> HclFile {
+        HclFile {
+            path: path.to_path_buf(),
+            data,
+            refused,
+            places: Map::new(),
+        }
+    }
+
+    /// `FILE:LINE:COL` of the key at `path` (as `render_path` writes it), or `FILE`.
+    pub(crate) fn place_of(&self, path: &str) -> String {
+        let file = self.path.display().to_string();
+        // A block written once as an object is a list of one after shaping: `sink[0]` may
+        // have been recorded as `sink`.
+        let found = self
+            .places
+            .get(path)
+            .or_else(|| self.places.get(&path.replace("[0]", "")));
+        match found {
+            Some((line, column)) => format!("{file}:{line}:{column}"),
+            None => file,
+        }
     }
 
     /// The file this was read from.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The data as read.
+    pub(crate) fn data(&self) -> &Dict {
+        &self.data
+    }
+
+    /// The data, for removing keys Vault Agent ignores before it is typed.
+    pub(crate) fn data_mut(&mut self) -> &mut Dict {
+        &mut self.data
+    }
+
+    /// The refused stanzas' errors (taken once).
+    pub(crate) fn take_refused(&mut self) -> Vec<ConfigError> {
+        std::mem::take(&mut self.refused)
     }
 }
 
@@ -110,6 +184,64 @@ impl Provider for HclFile {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         Ok(Profile::Default.collect(self.data.clone()))
     }
+}
+
+/// HCL1 lets a key be quoted where HCL2 wants a name: `"vault" = { "address" = "..." }`, as
+/// the Vault Agent Injector's examples write it. A quoted name at the start of a line, followed
+/// by `=` or `{`, has its quotes replaced by spaces, so every byte keeps its line and column
+/// for errors. Heredoc bodies (template text) are left alone.
+fn unquote_keys(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut heredoc_end: Option<String> = None;
+    for line in text.split_inclusive('\n') {
+        if let Some(end) = &heredoc_end {
+            if line.trim() == end {
+                heredoc_end = None;
+            }
+            out.push_str(line);
+            continue;
+        }
+        out.push_str(&unquote_line(line));
+        heredoc_end = heredoc_start(line);
+    }
+    out
+}
+
+/// `"name" =` or `"name" {` at the start of `line`, unquoted; anything else as it is.
+fn unquote_line(line: &str) -> String {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let Some(after_quote) = rest.strip_prefix('"') else {
+        return line.to_string();
+    };
+    let Some(close) = after_quote.find('"') else {
+        return line.to_string();
+    };
+    let name = &after_quote[..close];
+    let is_name = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let tail = &after_quote[close + 1..];
+    let next = tail.trim_start().chars().next();
+    if !is_name || !matches!(next, Some('=' | '{')) || tail.trim_start().starts_with("==") {
+        return line.to_string();
+    }
+    format!("{} {name} {tail}", &line[..indent])
+}
+
+/// The end marker of a heredoc that `line` opens (`<<EOT`, `<<-EOT`), if any.
+fn heredoc_start(line: &str) -> Option<String> {
+    let at = line.rfind("<<")?;
+    let marker = line[at + 2..].trim_start_matches('-').trim_end();
+    let is_marker = !marker.is_empty()
+        && marker
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    is_marker.then(|| marker.to_string())
 }
 
 /// hcl-edit's messages list what it expected in winnow's words; keep the first line only.
@@ -125,6 +257,8 @@ fn syntax_message(message: &str) -> String {
 struct Converter<'a> {
     file: &'a str,
     text: &'a str,
+    refused: std::cell::RefCell<Vec<ConfigError>>,
+    places: std::cell::RefCell<Map<String, (usize, usize)>>,
 }
 
 impl Converter<'_> {
@@ -135,6 +269,17 @@ impl Converter<'_> {
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
         (line, column)
+    }
+
+    /// Remembers where the key `key` under `path` is written.
+    fn record(&self, path: &[String], key: &str, span: Option<std::ops::Range<usize>>) {
+        if let Some(span) = span {
+            let mut at = path.to_vec();
+            at.push(key.to_string());
+            self.places
+                .borrow_mut()
+                .insert(super::error::render_path(&at), self.place(span.start));
+        }
     }
 
     fn syntax_at(&self, span: Option<std::ops::Range<usize>>, message: String) -> ConfigError {
@@ -160,10 +305,24 @@ impl Converter<'_> {
         // Where each single key was first set, to point at both places of a duplicate.
         let mut first_seen: Map<String, usize> = Map::new();
         for structure in body.iter() {
+            if path.is_empty() {
+                let (name, span) = match structure {
+                    Structure::Attribute(attribute) => {
+                        (attribute.key.as_str(), attribute.key.span())
+                    }
+                    Structure::Block(block) => (block.ident.as_str(), block.ident.span()),
+                };
+                if let Some(message) = super::keys::refused_top_level(name) {
+                    let error = self.syntax_at(span, message);
+                    self.refused.borrow_mut().push(error);
+                    continue;
+                }
+            }
             match structure {
                 Structure::Attribute(attribute) => {
                     let key = attribute.key.as_str().to_string();
                     let span = attribute.key.span();
+                    self.record(path, &key, span.clone());
                     self.check_duplicate(&mut first_seen, &key, span.clone(), "key")?;
                     path.push(key.clone());
                     let value = self.expression(&attribute.value, path, Some(&key))?;
@@ -177,7 +336,11 @@ impl Converter<'_> {
                 }
                 Structure::Block(block) => {
                     let key = block.ident.as_str().to_string();
-                    if REPEATABLE_BLOCKS.contains(&key.as_str()) {
+                    self.record(path, &key, block.ident.span());
+                    let in_template = path.last().is_some_and(|p| p.starts_with("template["));
+                    let repeatable = REPEATABLE_BLOCKS.contains(&key.as_str())
+                        || (in_template && LAST_WINS_IN_TEMPLATE.contains(&key.as_str()));
+                    if repeatable {
                         if first_seen.contains_key(&key) {
                             return Err(self.syntax_at(
                                 block.ident.span(),
@@ -313,6 +476,7 @@ impl Converter<'_> {
                             format!("key `{name}` is set more than once"),
                         ));
                     }
+                    self.record(path, &name, object_key.span());
                     path.push(name.clone());
                     let value = self.expression(object_value.expr(), path, Some(&name))?;
                     path.pop();
@@ -551,6 +715,18 @@ mod tests {
             err.to_string().starts_with("t.hcl:1:5: expressions"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn quoted_keys_are_hcl1_names() {
+        let text = "\"vault\" = {\n  \"address\" = \"https://v:8200\"\n}\n\"auto_auth\" = {\n  \
+                    \"sink\" = {\n    \"type\" = \"file\"\n  }\n}\ncontents = <<EOT\n\"a\" = 1\nEOT\n";
+        let dict = parse(text).unwrap();
+        assert_eq!(get(&dict, "vault.address").as_str(), Some("https://v:8200"));
+        assert_eq!(get(&dict, "auto_auth.sink.0.type").as_str(), Some("file"));
+        assert_eq!(get(&dict, "contents").as_str(), Some("\"a\" = 1\n"));
+        let err = parse("\"vault\" = {\n  \"address\" = \n}\n").unwrap_err();
+        assert!(err.to_string().starts_with("t.hcl:2:15:"), "{err}");
     }
 
     #[test]

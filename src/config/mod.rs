@@ -4,16 +4,21 @@
 //! lists such as `template` are appended, as Vault Agent does with several `-config` files),
 //! then `VAULT_*` / `BAO_*` environment variables (a `BAO_*` twin wins), then command-line flags
 //! (handled by the caller for the few settings that have one). figment does the layering;
-//! [`hcl::HclFile`] reads each file; [`resolve`] turns the raw values into plain typed structs
-//! with every default applied, so nothing downstream handles an `Option` that has a default.
+//! [`hcl::HclFile`] reads each file (`json` the `.json` ones), `shape` brings every spelling of
+//! a block to one form, `keys` drops (with a warning) the keys Vault Agent would ignore;
+//! [`resolve`] turns the raw values into plain typed structs with every default applied, so
+//! nothing downstream handles an `Option` that has a default.
 //!
 //! Loading is inert: it reads files and the environment and nothing else — no port is bound and
 //! Vault is not called — so `pki-sidecar validate` can run anywhere.
 
 pub(crate) mod error;
 pub(crate) mod hcl;
+mod json;
+pub(crate) mod keys;
 pub(crate) mod raw;
 mod resolve;
+mod shape;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +28,7 @@ use figment::Figment;
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 
-pub use error::{ConfigError, ConfigErrors, EXIT_CONFIG};
+pub use error::{ConfigError, ConfigErrors, ConfigWarning, EXIT_CONFIG};
 
 use crate::template::Functions;
 
@@ -43,6 +48,11 @@ pub enum Role {
 pub struct Config {
     /// The files it was read from, in order.
     pub sources: Vec<PathBuf>,
+    /// What loads but is probably a mistake (keys Vault Agent ignores, two templates writing
+    /// one file); printed at start, errors under `--strict` or `pki_sidecar { strict = true }`.
+    pub warnings: Vec<ConfigWarning>,
+    /// `pki_sidecar { strict = true }`: warnings fail the load.
+    pub strict: bool,
     /// `pid_file`: written at start, removed on clean exit.
     pub pid_file: Option<PathBuf>,
     /// `exit_after_auth`: log in once, write the sinks, exit.
@@ -233,8 +243,12 @@ pub struct Template {
     pub right_delimiter: String,
     /// Run after the file changes.
     pub command: Option<TemplateCommand>,
-    /// Limit for `command`.
+    /// Limit for `command` (`exec { timeout }` when given).
     pub command_timeout: Duration,
+    /// `user`: owner of the destination (a numeric id, names resolved at load).
+    pub user: Option<u32>,
+    /// `group`: group of the destination.
+    pub group: Option<u32>,
     /// Quiescence timers before rendering.
     pub wait: Option<Wait>,
 }
@@ -413,9 +427,25 @@ pub fn load_with_env(
 ) -> Result<Config, ConfigErrors> {
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        files.push(hcl::HclFile::load(path)?);
+        files.push(read_file(path)?);
     }
     build(files, env_overrides(env), functions)
+}
+
+/// Reads one file: JSON when its name ends in `.json` (as Vault Agent decides), else HCL.
+fn read_file(path: &Path) -> Result<hcl::HclFile, ConfigError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
+        json::parse(path, &text)
+    } else {
+        hcl::HclFile::load(path)
+    }
 }
 
 /// Loads HCL given as text, as if read from `name` (for tests and fuzzing).
@@ -424,22 +454,70 @@ pub fn load_str(name: &str, text: &str, functions: &dyn Functions) -> Result<Con
     build(vec![file], Vec::new(), functions)
 }
 
+/// The unknown keys and wrong types of one file. serde stops at the first problem of a
+/// struct or list, so each top-level block, and each `template`, is typed on its own: the
+/// problems of different blocks are all reported in one run.
+fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut check = |data: Dict, rename: Option<(usize, &str)>| {
+        let part = hcl::HclFile::from_parts(file.path(), data, Vec::new());
+        if let Err(error) = Figment::from(part).extract::<raw::RawConfig>() {
+            for mut error in resolve::from_figment(error, origin) {
+                // The template was typed alone, as `template[0]`: give it its own index.
+                if let (Some((index, key)), ConfigError::Invalid { path, .. }) =
+                    (rename, &mut error)
+                {
+                    let alone = format!("{key}[0]");
+                    if let Some(rest) = path.strip_prefix(&alone) {
+                        *path = format!("{key}[{index}]{rest}");
+                    }
+                }
+                errors.push(error);
+            }
+        }
+    };
+    for (key, value) in file.data() {
+        match value {
+            Value::Array(_, items) if key == "template" => {
+                for (index, item) in items.iter().enumerate() {
+                    let mut data = Dict::new();
+                    data.insert(key.clone(), Value::from(vec![item.clone()]));
+                    check(data, Some((index, key.as_str())));
+                }
+            }
+            _ => {
+                let mut data = Dict::new();
+                data.insert(key.clone(), value.clone());
+                check(data, None);
+            }
+        }
+    }
+    errors
+}
+
 fn build(
-    files: Vec<hcl::HclFile>,
+    mut files: Vec<hcl::HclFile>,
     overrides: Vec<EnvOverride>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     // Each file alone first: an unknown key or a wrong type is then blamed on the right file.
+    // Refused stanzas and every other problem are all reported together.
     let mut errors = Vec::new();
-    for file in &files {
-        if let Err(error) = Figment::from(file.clone()).extract::<raw::RawConfig>() {
-            errors.extend(resolve::from_figment(
-                error,
-                &file.path().display().to_string(),
-            ));
-        }
+    let mut warnings = Vec::new();
+    let mut typed = true;
+    for file in &mut files {
+        errors.extend(file.take_refused());
+        let origin = error::origin_name(file.path());
+        let places = file.clone();
+        let (ignored, refused) =
+            keys::prune_ignored(&origin, &|path| places.place_of(path), file.data_mut());
+        warnings.extend(ignored);
+        errors.extend(refused);
+        let typing = type_errors(file, &origin);
+        typed &= typing.is_empty();
+        errors.extend(typing);
     }
-    if !errors.is_empty() {
+    if !typed {
         return Err(ConfigErrors(errors));
     }
     let sources: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
@@ -453,13 +531,47 @@ fn build(
     for env in overrides {
         figment = figment.merge(env);
     }
-    let raw: raw::RawConfig = figment
-        .extract()
-        .map_err(|e| ConfigErrors(resolve::from_figment(e, &last_file)))?;
-    resolve::resolve(raw, &figment, functions, sources, &last_file)
+    let raw: raw::RawConfig = match figment.extract() {
+        Ok(raw) => raw,
+        Err(e) => {
+            errors.extend(resolve::from_figment(e, &last_file));
+            return Err(ConfigErrors(errors));
+        }
+    };
+    match resolve::resolve(raw, &figment, functions, sources, &last_file) {
+        Ok(mut config) if errors.is_empty() => {
+            warnings.append(&mut config.warnings);
+            config.warnings = warnings;
+            if config.strict {
+                if let Some(strict) = config.strict_errors() {
+                    return Err(strict);
+                }
+            }
+            Ok(config)
+        }
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(ConfigErrors(more)) => {
+            errors.extend(more);
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 impl Config {
+    /// The warnings as errors, when there are any (`validate --strict`, `strict = true`).
+    pub fn strict_errors(&self) -> Option<ConfigErrors> {
+        if self.warnings.is_empty() {
+            return None;
+        }
+        Some(ConfigErrors(
+            self.warnings
+                .iter()
+                .cloned()
+                .map(ConfigWarning::into_error)
+                .collect(),
+        ))
+    }
+
     /// The agent role's config: `auto_auth` is required there (its error names the last
     /// file), everything else is taken as resolved.
     pub fn agent(&self) -> Result<AgentConfig, ConfigErrors> {

@@ -1,5 +1,11 @@
 //! The configuration as written: every key optional, unknown keys refused.
 //!
+//! The field lists are also the known keys `config::keys` checks against: at the levels where
+//! Vault Agent ignores unknown keys they are removed (with a warning) before these structs see
+//! the data, so `deny_unknown_fields` only ever fires where Vault Agent refuses them too. Keys
+//! Vault Agent knows but this program refuses are fields of type `IgnoredAny`, refused by name
+//! in `config::resolve`.
+//!
 //! These structs mirror Vault Agent's HCL file plus this project's `proxy {}` and `app {}`
 //! blocks. They only say which keys exist and roughly what type each holds; defaults, units and
 //! cross-key rules are applied in `config::resolve`, so that each problem can be reported with
@@ -38,12 +44,14 @@ pub(crate) struct RawConfig {
     pub telemetry: Option<RawTelemetry>,
     pub proxy: Option<RawProxy>,
     pub app: Option<RawApp>,
-    // Vault Agent stanzas that are recognised so they can be refused by name.
-    pub listener: Option<serde::de::IgnoredAny>,
-    pub cache: Option<serde::de::IgnoredAny>,
-    pub api_proxy: Option<serde::de::IgnoredAny>,
-    pub exec: Option<serde::de::IgnoredAny>,
-    pub env_template: Option<serde::de::IgnoredAny>,
+    pub pki_sidecar: Option<RawPkiSidecar>,
+}
+
+/// `pki_sidecar {}`: settings of this program's own that Vault Agent ignores with the block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPkiSidecar {
+    pub strict: Option<bool>,
 }
 
 /// `vault {}`.
@@ -89,6 +97,8 @@ pub(crate) struct RawMethod {
     pub max_backoff: Option<Scalar>,
     pub exit_on_err: Option<bool>,
     pub config: Option<BTreeMap<String, Scalar>>,
+    // Vault Agent keys recognised so they can be refused by name.
+    pub wrap_ttl: Option<serde::de::IgnoredAny>,
 }
 
 /// `auto_auth { sink "file" {} }`.
@@ -98,6 +108,13 @@ pub(crate) struct RawSink {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub config: Option<RawSinkConfig>,
+    // Vault Agent keys recognised so they can be refused by name.
+    pub wrap_ttl: Option<serde::de::IgnoredAny>,
+    pub dh_type: Option<serde::de::IgnoredAny>,
+    pub dh_path: Option<serde::de::IgnoredAny>,
+    pub derive_key: Option<serde::de::IgnoredAny>,
+    pub aad: Option<serde::de::IgnoredAny>,
+    pub aad_env_var: Option<serde::de::IgnoredAny>,
 }
 
 /// `sink { config {} }`.
@@ -115,6 +132,8 @@ pub(crate) struct RawTemplateConfig {
     pub exit_on_retry_failure: Option<bool>,
     pub static_secret_render_interval: Option<Scalar>,
     pub lease_renewal_threshold: Option<Scalar>,
+    // Vault Agent keys recognised so they can be refused by name.
+    pub max_connections_per_host: Option<serde::de::IgnoredAny>,
 }
 
 /// One `template {}`.
@@ -131,7 +150,26 @@ pub(crate) struct RawTemplate {
     pub right_delimiter: Option<String>,
     pub command: Option<StringOrList>,
     pub command_timeout: Option<Scalar>,
+    pub exec: Option<RawExec>,
+    pub user: Option<Scalar>,
+    pub group: Option<Scalar>,
     pub wait: Option<RawWait>,
+    // consul-template keys Vault Agent accepts, recognised so they can be refused by name.
+    pub uid: Option<serde::de::IgnoredAny>,
+    pub gid: Option<serde::de::IgnoredAny>,
+    pub backup: Option<serde::de::IgnoredAny>,
+    pub error_fatal: Option<serde::de::IgnoredAny>,
+    pub sandbox_path: Option<serde::de::IgnoredAny>,
+    pub function_denylist: Option<serde::de::IgnoredAny>,
+    pub function_blacklist: Option<serde::de::IgnoredAny>,
+}
+
+/// `template { exec { command = [...], timeout = "30s" } }` (Vault Agent 1.13 and later).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExec {
+    pub command: Option<StringOrList>,
+    pub timeout: Option<Scalar>,
 }
 
 /// `template { wait {} }`.

@@ -12,7 +12,7 @@ use figment::Figment;
 use figment::error::Kind;
 use figment::value::Value;
 
-use super::error::{ConfigError, ConfigErrors, render_path};
+use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupported};
 use super::raw::{self, Scalar};
 use super::{
     App, AuthKind, AuthMethod, AutoAuth, ClientAuth, Config, FileSink, ForwardedHeaders, LogFormat,
@@ -22,22 +22,9 @@ use super::{
 use crate::template::Functions;
 use crate::units;
 
-/// Vault Agent stanzas this program does not implement, and why.
-const REFUSED_STANZAS: &[(&str, &str)] = &[
-    (
-        "listener",
-        "pki-sidecar serves no local Vault API (no cache, no API proxy)",
-    ),
-    ("cache", "pki-sidecar has no Vault response cache"),
-    ("api_proxy", "pki-sidecar serves no local Vault API"),
-    (
-        "exec",
-        "pki-sidecar does not supervise a child process; use a template command",
-    ),
-    (
-        "env_template",
-        "pki-sidecar renders files only, not environment variables",
-    ),
+/// The level names Vault Agent accepts for `log_level`, for suggestions.
+const LOG_LEVELS: &[&str] = &[
+    "trace", "debug", "notice", "info", "warn", "warning", "err", "error",
 ];
 
 const DEFAULT_VAULT_ADDRESS: &str = "https://127.0.0.1:8200";
@@ -60,13 +47,12 @@ pub(super) fn from_figment(error: figment::Error, fallback_origin: &str) -> Vec<
             let path = &error.path;
             let message = match &error.kind {
                 // figment's path already ends with the offending key.
-                Kind::UnknownField(_, expected) => {
-                    let known: Vec<&str> = expected
-                        .iter()
-                        .copied()
-                        .filter(|k| !REFUSED_STANZAS.iter().any(|(name, _)| name == k))
-                        .collect();
-                    format!("unknown key (expected one of: {})", known.join(", "))
+                Kind::UnknownField(key, expected) => {
+                    format!(
+                        "unknown key{} (expected one of: {})",
+                        super::keys::did_you_mean(key, expected),
+                        expected.join(", ")
+                    )
                 }
                 Kind::InvalidType(actual, expected) => {
                     format!("expected {expected}, found {actual}")
@@ -91,6 +77,7 @@ struct Resolver<'f> {
     merged: Option<Value>,
     fallback_origin: String,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigWarning>,
 }
 
 impl Resolver<'_> {
@@ -127,6 +114,23 @@ impl Resolver<'_> {
             path: render_path(path),
             message: message.into(),
         });
+    }
+
+    fn warn(&mut self, path: &[&str], message: impl Into<String>) {
+        let origin = self.origin(path);
+        self.warnings.push(ConfigWarning {
+            origin,
+            path: render_path(path),
+            message: message.into(),
+        });
+    }
+
+    /// A Vault Agent key this program refuses on purpose, when it is set.
+    fn refuse<T>(&mut self, path: &[&str], value: &Option<T>, why_and_instead: &str) {
+        if value.is_some() {
+            let key = path.last().copied().unwrap_or_default();
+            self.error(path, unsupported(&format!("`{key}`"), why_and_instead));
+        }
     }
 
     fn duration(&mut self, path: &[&str], value: Option<&Scalar>, default: Duration) -> Duration {
@@ -219,6 +223,46 @@ impl Resolver<'_> {
         }
     }
 
+    /// A user or group as a name or a numeric id, resolved now so a typo stops the load.
+    fn owner(&mut self, path: &[&str], value: &Scalar, kind: Owner) -> Option<u32> {
+        let text = match value {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Text(t) => t.trim().to_string(),
+            other => {
+                self.error(
+                    path,
+                    format!("expected a name or a numeric id, found {other}"),
+                );
+                return None;
+            }
+        };
+        if let Ok(id) = text.parse::<u32>() {
+            return Some(id);
+        }
+        let found = match kind {
+            Owner::User => nix::unistd::User::from_name(&text).map(|u| u.map(|u| u.uid.as_raw())),
+            Owner::Group => nix::unistd::Group::from_name(&text).map(|g| g.map(|g| g.gid.as_raw())),
+        };
+        let what = match kind {
+            Owner::User => "user",
+            Owner::Group => "group",
+        };
+        match found {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => {
+                self.error(
+                    path,
+                    format!("no {what} named {text:?} on this system; give a numeric id"),
+                );
+                None
+            }
+            Err(err) => {
+                self.error(path, format!("cannot look up the {what} {text:?}: {err}"));
+                None
+            }
+        }
+    }
+
     fn non_empty_path(&mut self, path: &[&str], value: Option<&String>) -> Option<PathBuf> {
         match value {
             Some(text) if text.trim().is_empty() => {
@@ -244,24 +288,10 @@ pub(super) fn resolve(
         merged: figment.find_value("").ok(),
         fallback_origin: fallback_origin.to_string(),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
 
-    let refused = [
-        raw.listener.is_some(),
-        raw.cache.is_some(),
-        raw.api_proxy.is_some(),
-        raw.exec.is_some(),
-        raw.env_template.is_some(),
-    ];
-    for ((name, why), present) in REFUSED_STANZAS.iter().zip(refused) {
-        if present {
-            r.error(
-                &[name],
-                format!("the Vault Agent `{name}` stanza is not supported: {why}; remove it"),
-            );
-        }
-    }
-
+    let strict = raw.pki_sidecar.and_then(|p| p.strict).unwrap_or(false);
     let logging = resolve_logging(&mut r, raw.log_level, raw.log_format);
     let shutdown_grace = r.duration(
         &["shutdown_grace"],
@@ -310,6 +340,8 @@ pub(super) fn resolve(
     }
     Ok(Config {
         sources,
+        warnings: std::mem::take(&mut r.warnings),
+        strict,
         pid_file,
         exit_after_auth: raw.exit_after_auth.unwrap_or(false),
         logging,
@@ -326,22 +358,42 @@ pub(super) fn resolve(
 }
 
 fn resolve_logging(r: &mut Resolver, level: Option<String>, format: Option<String>) -> Logging {
-    let level = level.map(|level| {
-        // Vault's level names, mapped to tracing's.
-        match level.trim().to_ascii_lowercase().as_str() {
-            "err" => "error".to_string(),
-            "warning" => "warn".to_string(),
-            other => other.to_string(),
+    let level = level.and_then(|level| {
+        // Vault's level names (its `ParseLogLevel`), mapped to tracing's.
+        let name = level.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "trace" | "debug" | "info" | "warn" | "error" | "off" => Some(name),
+            "" | "notice" => Some("info".to_string()),
+            "err" => Some("error".to_string()),
+            "warning" => Some("warn".to_string()),
+            // A bare word is a level to Vault; to tracing it would be a target name, so a
+            // misspelt level would silently log everything of a target that does not exist.
+            word if word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                r.error(
+                    &["log_level"],
+                    format!(
+                        "{level:?} is not a log level{} (trace, debug, info, warn, error; or a \
+                         tracing filter such as pki_sidecar=debug)",
+                        super::keys::did_you_mean(word, LOG_LEVELS)
+                    ),
+                );
+                None
+            }
+            _ if tracing_subscriber::EnvFilter::try_new(level.trim()).is_ok() => {
+                Some(level.trim().to_string())
+            }
+            _ => {
+                r.error(
+                    &["log_level"],
+                    format!(
+                        "{level:?} is neither a log level (trace, debug, info, warn, error) nor \
+                         a tracing filter such as pki_sidecar=debug"
+                    ),
+                );
+                None
+            }
         }
     });
-    if let Some(level) = &level {
-        if tracing_subscriber::EnvFilter::try_new(level).is_err() {
-            r.error(
-                &["log_level"],
-                format!("{level:?} is not a log level (trace, debug, info, warn, error)"),
-            );
-        }
-    }
     let format = match format.as_deref().map(str::trim) {
         None => None,
         Some("standard" | "text") => Some(LogFormat::Text),
@@ -511,6 +563,11 @@ impl MethodKeys<'_> {
 }
 
 fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
+    r.refuse(
+        &["auto_auth", "method", "wrap_ttl"],
+        &raw.wrap_ttl,
+        "the agent needs the token itself to renew certificates; remove wrap_ttl",
+    );
     let Some(kind_name) = raw.kind else {
         r.error(
             &["auto_auth", "method", "type"],
@@ -588,9 +645,10 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
         other => {
             r.error(
                 &["auto_auth", "method", "type"],
-                format!(
-                    "unknown auth method {other:?} (supported: kubernetes, approle, jwt, \
-                     token_file)"
+                unsupported(
+                    &format!("the auth method {other:?}"),
+                    "pki-sidecar logs in with kubernetes, approle, jwt or token_file; use one \
+                     of those",
                 ),
             );
             None
@@ -669,7 +727,10 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
         Some(other) => {
             r.error(
                 &strs(&at("type")),
-                format!("unsupported sink type {other:?} (only \"file\" is supported)"),
+                unsupported(
+                    &format!("the sink type {other:?}"),
+                    "pki-sidecar writes the token to sink \"file\" only",
+                ),
             );
             return None;
         }
@@ -681,6 +742,17 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
             return None;
         }
     }
+    let wrapping = "pki-sidecar writes the token itself to the sink file (mode and owner \
+                    protect it); remove the key and read the token from the file";
+    r.refuse(&strs(&at("wrap_ttl")), &raw.wrap_ttl, wrapping);
+    let encryption = "pki-sidecar does not encrypt the sink (no Diffie-Hellman response \
+                      encryption); remove the key and protect the file with its mode, or run \
+                      Vault Agent for an encrypted sink";
+    r.refuse(&strs(&at("dh_type")), &raw.dh_type, encryption);
+    r.refuse(&strs(&at("dh_path")), &raw.dh_path, encryption);
+    r.refuse(&strs(&at("derive_key")), &raw.derive_key, encryption);
+    r.refuse(&strs(&at("aad")), &raw.aad, encryption);
+    r.refuse(&strs(&at("aad_env_var")), &raw.aad_env_var, encryption);
     let config = raw.config.unwrap_or_default();
     let Some(path) = r.non_empty_path(&strs(&at("config.path")), config.path.as_ref()) else {
         if config.path.is_none() {
@@ -695,6 +767,12 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
 }
 
 fn resolve_template_config(r: &mut Resolver, raw: raw::RawTemplateConfig) -> TemplateConfig {
+    r.refuse(
+        &["template_config", "max_connections_per_host"],
+        &raw.max_connections_per_host,
+        "the Vault client's connection pool (reqwest) has no per-host connection limit to \
+         honour it with; remove the key",
+    );
     let threshold = match raw.lease_renewal_threshold {
         None => 2.0 / 3.0,
         Some(value) => {
@@ -773,18 +851,82 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
     if right.is_empty() {
         r.error(&strs(&path("right_delimiter")), "must not be empty");
     }
-    let command = match raw.command {
-        None => None,
-        Some(raw::StringOrList::One(line)) if line.trim().is_empty() => None,
-        Some(raw::StringOrList::One(line)) => Some(TemplateCommand::Shell(line)),
-        Some(raw::StringOrList::Many(argv)) if argv.is_empty() => None,
-        Some(raw::StringOrList::Many(argv)) => Some(TemplateCommand::Argv(argv)),
-    };
+    let refused_template_key = "pki-sidecar does not implement this consul-template option; \
+                                remove it";
+    r.refuse(
+        &strs(&path("uid")),
+        &raw.uid,
+        "use `user` (a name or a numeric id)",
+    );
+    r.refuse(
+        &strs(&path("gid")),
+        &raw.gid,
+        "use `group` (a name or a numeric id)",
+    );
+    r.refuse(&strs(&path("backup")), &raw.backup, refused_template_key);
+    r.refuse(
+        &strs(&path("error_fatal")),
+        &raw.error_fatal,
+        refused_template_key,
+    );
+    r.refuse(
+        &strs(&path("sandbox_path")),
+        &raw.sandbox_path,
+        refused_template_key,
+    );
+    r.refuse(
+        &strs(&path("function_denylist")),
+        &raw.function_denylist,
+        "templates here can call only the functions listed in the README; remove it",
+    );
+    r.refuse(
+        &strs(&path("function_blacklist")),
+        &raw.function_blacklist,
+        "templates here can call only the functions listed in the README; remove it",
+    );
+    let command = raw.command.and_then(command_from);
     let command_timeout = r.duration(
         &strs(&path("command_timeout")),
         raw.command_timeout.as_ref(),
         Duration::from_secs(30),
     );
+    // consul-template (Vault Agent 1.13+): `exec` wins over the older `command`, whose
+    // `command_timeout` stands in for an `exec` without `timeout`.
+    let (command, command_timeout) = match raw.exec {
+        None => (command, command_timeout),
+        Some(exec) => {
+            let exec_command = exec.command.and_then(command_from);
+            if exec_command.is_none() {
+                r.error(
+                    &["template", &index_text, "exec", "command"],
+                    "is required: the program and its arguments, e.g. [\"/bin/kill\", \"-HUP\", \"1\"]",
+                );
+            }
+            if command.is_some() {
+                r.warn(
+                    &strs(&path("command")),
+                    "ignored: exec is set too, and exec wins (as in Vault Agent)",
+                );
+            }
+            let timeout = r.duration(
+                &["template", &index_text, "exec", "timeout"],
+                exec.timeout.as_ref(),
+                command_timeout,
+            );
+            (exec_command, timeout)
+        }
+    };
+    if command.is_some() && command_timeout.is_zero() {
+        r.error(&strs(&path("command_timeout")), "must be greater than 0s");
+    }
+    let user = raw
+        .user
+        .as_ref()
+        .and_then(|value| r.owner(&strs(&path("user")), value, Owner::User));
+    let group = raw
+        .group
+        .as_ref()
+        .and_then(|value| r.owner(&strs(&path("group")), value, Owner::Group));
     let wait = raw.wait.map(|wait| {
         let min = r.duration(
             &["template", &index_text, "wait", "min"],
@@ -815,6 +957,8 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         right_delimiter: right,
         command,
         command_timeout,
+        user,
+        group,
         wait,
     };
     check_template_text(r, &index_text, &template);
@@ -970,6 +1114,30 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         forwarded_headers,
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
+}
+
+/// A template's `command` or `exec.command` as consul-template runs it: one string (or a list
+/// of one) with spaces goes to `sh -c`; a single word or a longer list is an argument vector,
+/// run without a shell. Empty means none.
+fn command_from(raw: raw::StringOrList) -> Option<TemplateCommand> {
+    let argv = match raw {
+        raw::StringOrList::One(line) => vec![line],
+        raw::StringOrList::Many(argv) => argv,
+    };
+    match argv.as_slice() {
+        [] => None,
+        [first, ..] if first.trim().is_empty() => None,
+        [line] if line.split_whitespace().count() > 1 => Some(TemplateCommand::Shell(line.clone())),
+        [word] => Some(TemplateCommand::Argv(vec![word.trim().to_string()])),
+        _ => Some(TemplateCommand::Argv(argv)),
+    }
+}
+
+/// Which database [`Resolver::owner`] looks a name up in.
+#[derive(Clone, Copy)]
+enum Owner {
+    User,
+    Group,
 }
 
 /// A path built from owned parts, borrowed as the `&[&str]` the resolver takes.

@@ -16,7 +16,7 @@ fn fixtures(kind: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|entry| entry.expect("dir entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "hcl"))
+        .filter(|path| path.extension().is_some_and(|e| e == "hcl" || e == "json"))
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no fixtures in {}", dir.display());

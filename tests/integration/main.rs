@@ -1,6 +1,9 @@
 //! The integration tests, in one binary so one OpenBao dev server serves them all.
 //!
 //! - `config`: the seed's file, the fixture folders through `validate`, layering.
+//! - `config_compat`: agent files as Vault Agent reads them (JSON, quoted keys, ignored keys,
+//!   `exec`, owners), `validate`'s checks, and the corpus of real agent files
+//!   (`tests/compat/agent-files/`) against OpenBao Agent's verdicts.
 //! - `agent`: the agent's auto_auth and token lifecycle against real OpenBao.
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
@@ -20,6 +23,7 @@ mod app;
 mod bed;
 mod check;
 mod config;
+mod config_compat;
 mod deploy;
 mod dev;
 mod doctor;

@@ -1,0 +1,239 @@
+//! The JSON provider: a `--config` file ending in `.json` is read as JSON, as Vault Agent reads
+//! it (HCL1 parses JSON too; the Vault Agent Injector writes its agent config that way).
+//!
+//! JSON lets a block be an object or a list of objects, and a labelled block be
+//! `{"kubernetes": {...}}`; `config::shape` brings these to the one form the HCL reader gives,
+//! so every later check is shared. Syntax errors carry serde_json's line and column; refused
+//! stanzas are reported at the line of their key, once per block. This module must not know
+//! what keys mean beyond that.
+
+use std::path::Path;
+
+use figment::value::{Dict, Value};
+
+use super::error::ConfigError;
+use super::hcl::HclFile;
+
+/// Keys whose numbers are file modes: JSON has no octal literal, so a number there is refused
+/// rather than read as the decimal HCL1 would take it for.
+const MODE_KEYS: &[&str] = &["perms", "mode"];
+
+/// Converts JSON `text` that was read from `path`.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
+    let file = path.display().to_string();
+    let syntax = |err: serde_json::Error| ConfigError::Syntax {
+        file: file.clone(),
+        line: err.line(),
+        column: err.column(),
+        message: json_message(&err),
+    };
+    // A key given twice in one object would silently lose one of the two values.
+    serde_json::from_str::<NoDuplicateKeys>(text).map_err(syntax)?;
+    let value: Value = serde_json::from_str(text).map_err(syntax)?;
+    let Value::Dict(_, mut data) = value else {
+        return Err(ConfigError::Syntax {
+            file,
+            line: 1,
+            column: 1,
+            message: "a Vault Agent JSON config is one object, `{ ... }`".to_string(),
+        });
+    };
+    let mut refused = Vec::new();
+    let names: Vec<String> = data.keys().cloned().collect();
+    for name in names {
+        let Some(message) = super::keys::refused_top_level(&name) else {
+            continue;
+        };
+        let (line, column) = key_place(text, &name);
+        let count = match data.remove(&name) {
+            Some(Value::Array(_, items)) if !items.is_empty() => items.len(),
+            _ => 1,
+        };
+        for index in 0..count {
+            let which = if count > 1 {
+                format!(" ({} of {count})", index + 1)
+            } else {
+                String::new()
+            };
+            refused.push(ConfigError::Syntax {
+                file: file.clone(),
+                line,
+                column,
+                message: format!("{message}{which}"),
+            });
+        }
+    }
+    check_modes(&file, &data, &mut Vec::new())?;
+    let data = super::shape::normalize(&file, data)?;
+    Ok(HclFile::from_parts(path, data, refused))
+}
+
+/// Any JSON value, refused when an object has a key twice (serde_json keeps the last).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{key}` is set more than once in this object"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+}
+
+/// serde_json's message without its own " at line L column C" (the prefix has them).
+fn json_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Line and column of the first `"name"` used as a key, for errors about a whole block.
+fn key_place(text: &str, name: &str) -> (usize, usize) {
+    let quoted = format!("\"{name}\"");
+    let mut from = 0;
+    while let Some(found) = text[from..].find(&quoted) {
+        let at = from + found;
+        let rest = text[at + quoted.len()..].trim_start();
+        if rest.starts_with(':') {
+            let before = &text[..at];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            return (line, before[line_start..].chars().count() + 1);
+        }
+        from = at + quoted.len();
+    }
+    (1, 1)
+}
+
+fn check_modes(file: &str, dict: &Dict, path: &mut Vec<String>) -> Result<(), ConfigError> {
+    for (key, value) in dict {
+        path.push(key.clone());
+        match value {
+            Value::Num(..) if MODE_KEYS.contains(&key.as_str()) => {
+                return Err(ConfigError::Invalid {
+                    origin: file.to_string(),
+                    path: super::error::render_path(path),
+                    message: "a file mode in JSON is a string of octal digits, such as \
+                              \"0644\" (a JSON number has no octal form)"
+                        .to_string(),
+                });
+            }
+            Value::Dict(_, inner) => check_modes(file, inner, path)?,
+            Value::Array(_, items) => {
+                for (index, item) in items.iter().enumerate() {
+                    if let Value::Dict(_, inner) = item {
+                        path.push(index.to_string());
+                        check_modes(file, inner, path)?;
+                        path.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse(
+            Path::new("a.json"),
+            "{\n  \"vault\": {\n    \"address\" \"x\"\n  }\n}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("a.json:3:"), "{err}");
+    }
+
+    #[test]
+    fn each_refused_block_is_its_own_error() {
+        let mut file = parse(
+            Path::new("a.json"),
+            "{\n \"listener\": [{\"tcp\": {}}, {\"unix\": {}}]\n}\n",
+        )
+        .unwrap();
+        let refused = file.take_refused();
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused[0]
+                .to_string()
+                .starts_with("a.json:2:2: the Vault Agent `listener`")
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_where_it_is() {
+        let err = parse(
+            Path::new("a.json"),
+            "{\n \"template\": {\"destination\": \"a\"},\n \"template\": {}\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("a.json:3:11: key `template` is set more than once"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_numeric_mode_is_refused() {
+        let err = parse(Path::new("a.json"), r#"{"template": [{"perms": 420}]}"#).unwrap_err();
+        assert!(err.to_string().contains("template[0].perms"), "{err}");
+    }
+}

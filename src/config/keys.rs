@@ -1,0 +1,334 @@
+//! Which keys each block knows, and what happens to the others.
+//!
+//! OpenBao Agent decodes most of its file with HCL1's `DecodeObject`, which drops keys it does
+//! not know without a word: at the top level and in `vault`, `retry`, `auto_auth`, `method`,
+//! `sink` (and its `config`), `template_config` and `telemetry`. Only `template` blocks (and
+//! `exec`/`env_template`, refused here anyway) are decoded with mapstructure's `ErrorUnused`,
+//! so an unknown key there stops Vault Agent too. The same file must load in both programs, so
+//! an unknown key at a level Vault Agent ignores is removed here with a warning that suggests
+//! the nearest known key; at the other levels (`template` and this project's `proxy`, `app`,
+//! `pki_sidecar`) serde's `deny_unknown_fields` keeps it an error.
+//!
+//! The known keys are read from the `raw` structs themselves, so the list cannot drift from
+//! what is deserialised. This module must not judge values: it only sorts keys.
+
+use figment::value::{Dict, Value};
+use serde::Deserialize;
+
+use super::error::{ConfigWarning, render_path};
+use super::raw;
+
+/// The field names of a `#[derive(Deserialize)]` struct, as serde sees them.
+pub(crate) fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    let mut found: &'static [&'static str] = &[];
+    let _ = T::deserialize(FieldProbe(&mut found));
+    found
+}
+
+/// A deserializer that only records the field list a struct asks for.
+struct FieldProbe<'a>(&'a mut &'static [&'static str]);
+
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field probe")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+impl serde::de::Error for Stop {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Stop
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
+    type Error = Stop;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+        Err(Stop)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Stop> {
+        *self.0 = fields;
+        Err(Stop)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// Top-level Vault Agent stanzas and keys this program refuses, each occurrence with its own
+/// error: why, and what to use instead.
+pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
+    (
+        "listener",
+        "pki-sidecar serves no local Vault API (no cache, no API proxy); let the application \
+         read the files the templates write, or run Vault Agent for that",
+    ),
+    (
+        "cache",
+        "pki-sidecar has no Vault response cache; templates keep their own secrets current",
+    ),
+    (
+        "api_proxy",
+        "pki-sidecar serves no local Vault API; let the application read the files the \
+         templates write",
+    ),
+    (
+        "exec",
+        "pki-sidecar does not supervise a child process; use a template `command` or `exec` to \
+         signal or restart it",
+    ),
+    (
+        "env_template",
+        "pki-sidecar renders files only, not environment variables; render a file and read it",
+    ),
+    (
+        "disable_idle_connections",
+        "pki-sidecar keeps its own connection pool to Vault; remove the key",
+    ),
+    (
+        "disable_keep_alives",
+        "pki-sidecar keeps its own connection pool to Vault; remove the key",
+    ),
+    (
+        "log_file",
+        "logs go to stderr (kubectl logs, the journal); remove the key",
+    ),
+    (
+        "log_rotate_bytes",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
+    (
+        "log_rotate_duration",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
+    (
+        "log_rotate_max_files",
+        "logs go to stderr, nothing to rotate; remove the key",
+    ),
+];
+
+/// The refusal for a top-level key, if it is one of [`REFUSED_TOP_LEVEL`].
+pub(crate) fn refused_top_level(name: &str) -> Option<String> {
+    REFUSED_TOP_LEVEL
+        .iter()
+        .find(|(refused, _)| *refused == name)
+        .map(|(name, why)| {
+            // Blocks are stanzas; the `disable_*` and `log_*` settings are plain keys.
+            let what = if name.starts_with("disable_") || name.starts_with("log_") {
+                format!("the Vault Agent key `{name}`")
+            } else {
+                format!("the Vault Agent `{name}` stanza")
+            };
+            super::error::unsupported(&what, why)
+        })
+}
+
+/// The known key nearest to `key`, when it is near enough to be a likely typo.
+pub(crate) fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|candidate| (edit_distance(&key, candidate), *candidate))
+        .filter(|(distance, candidate)| {
+            // One edit for words of three letters or fewer, else two, or a third of the word.
+            let allowed = if candidate.len() <= 3 {
+                1
+            } else {
+                (candidate.len() / 3).max(2)
+            };
+            *distance <= allowed
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, counting characters.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// " (did you mean `X`?)" or nothing.
+pub(crate) fn did_you_mean(key: &str, known: &[&str]) -> String {
+    suggestion(key, known).map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"))
+}
+
+/// Vault Agent's `telemetry` keys (its shared telemetry block): metrics sinks this program
+/// does not have. Each is refused; other unknown `telemetry` keys are ignored with a warning.
+const VAULT_TELEMETRY_KEYS: &[&str] = &[
+    "usage_gauge_period",
+    "maximum_gauge_cardinality",
+    "disable_hostname",
+    "enable_hostname_label",
+    "lease_metrics_epsilon",
+    "num_lease_metrics_buckets",
+    "add_lease_metrics_namespace_labels",
+    "filter_default",
+    "prefix_filter",
+    "metrics_prefix",
+    "prometheus_retention_time",
+    "statsite_address",
+    "statsd_address",
+    "dogstatsd_addr",
+    "dogstatsd_tags",
+    "circonus_api_token",
+    "circonus_api_app",
+    "circonus_api_url",
+    "circonus_submission_interval",
+    "circonus_submission_url",
+    "circonus_check_id",
+    "circonus_check_force_metric_activation",
+    "circonus_check_instance_id",
+    "circonus_check_search_tag",
+    "circonus_check_display_name",
+    "circonus_check_tags",
+    "circonus_broker_id",
+    "circonus_broker_select_tag",
+    "stackdriver_project_id",
+    "stackdriver_location",
+    "stackdriver_namespace",
+    "stackdriver_debug_logs",
+];
+
+/// Removes the keys Vault Agent would ignore from one file's data, one warning each; Vault
+/// Agent's telemetry settings are taken out too, each with an error.
+///
+/// `place` gives `FILE:LINE:COL` (or `FILE`) for a key's rendered path.
+pub(crate) fn prune_ignored(
+    origin: &str,
+    place: &dyn Fn(&str) -> String,
+    data: &mut Dict,
+) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
+    let mut errors = Vec::new();
+    if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
+        let refused: Vec<String> = telemetry
+            .keys()
+            .filter(|key| VAULT_TELEMETRY_KEYS.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        for key in refused {
+            telemetry.remove(&key);
+            errors.push(super::error::ConfigError::Invalid {
+                origin: origin.to_string(),
+                path: render_path(&["telemetry", key.as_str()]),
+                message: super::error::unsupported(
+                    &format!("Vault Agent's telemetry setting `{key}`"),
+                    "metrics are always Prometheus, served on telemetry.metrics_listen; \
+                     remove the key and scrape that listener",
+                ),
+            });
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut prune = |dict: &mut Dict, known: &[&str], path: &[&str]| {
+        let unknown: Vec<String> = dict
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            dict.remove(&key);
+            let mut at: Vec<&str> = path.to_vec();
+            at.push(&key);
+            let rendered = render_path(&at);
+            warnings.push(ConfigWarning {
+                origin: place(&rendered),
+                path: rendered,
+                message: format!(
+                    "unknown key, ignored (as Vault Agent ignores it){}",
+                    did_you_mean(&key, known)
+                ),
+            });
+        }
+    };
+    prune(data, fields::<raw::RawConfig>(), &[]);
+    if let Some(Value::Dict(_, vault)) = data.get_mut("vault") {
+        prune(vault, fields::<raw::RawVault>(), &["vault"]);
+        if let Some(Value::Dict(_, retry)) = vault.get_mut("retry") {
+            prune(retry, fields::<raw::RawRetry>(), &["vault", "retry"]);
+        }
+    }
+    if let Some(Value::Dict(_, auto_auth)) = data.get_mut("auto_auth") {
+        prune(auto_auth, fields::<raw::RawAutoAuth>(), &["auto_auth"]);
+        if let Some(Value::Dict(_, method)) = auto_auth.get_mut("method") {
+            prune(method, fields::<raw::RawMethod>(), &["auto_auth", "method"]);
+        }
+        if let Some(Value::Array(_, sinks)) = auto_auth.get_mut("sink") {
+            for (index, sink) in sinks.iter_mut().enumerate() {
+                let index = index.to_string();
+                if let Value::Dict(_, sink) = sink {
+                    prune(
+                        sink,
+                        fields::<raw::RawSink>(),
+                        &["auto_auth", "sink", &index],
+                    );
+                    if let Some(Value::Dict(_, config)) = sink.get_mut("config") {
+                        prune(
+                            config,
+                            fields::<raw::RawSinkConfig>(),
+                            &["auto_auth", "sink", &index, "config"],
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Value::Dict(_, template_config)) = data.get_mut("template_config") {
+        prune(
+            template_config,
+            fields::<raw::RawTemplateConfig>(),
+            &["template_config"],
+        );
+    }
+    if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
+        prune(telemetry, fields::<raw::RawTelemetry>(), &["telemetry"]);
+    }
+    (warnings, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_from_the_raw_structs() {
+        let vault = fields::<raw::RawVault>();
+        assert!(vault.contains(&"address"), "{vault:?}");
+        assert!(vault.contains(&"ca_cert"), "{vault:?}");
+        assert!(fields::<raw::RawMethod>().contains(&"type"));
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(edit_distance("adress", "address"), 1);
+        assert_eq!(
+            suggestion("adress", fields::<raw::RawVault>()),
+            Some("address")
+        );
+        assert_eq!(suggestion("degub", &["debug", "info"]), Some("debug"));
+        assert_eq!(suggestion("something_else", &["debug", "info"]), None);
+    }
+}

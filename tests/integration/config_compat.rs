@@ -1,0 +1,515 @@
+//! Agent files as Vault Agent reads them: JSON, HCL1's quoted keys, keys Vault Agent ignores
+//! (warnings, errors under `--strict`), template `exec` and owners, and `validate`'s checks.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pki_sidecar::config::{self, TemplateCommand};
+
+use crate::util;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(path: &Path) -> Result<config::Config, config::ConfigErrors> {
+    config::load_with_env(
+        &[path.to_path_buf()],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+}
+
+fn validate(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = util::command()
+        .arg("validate")
+        .args(args)
+        .output()
+        .expect("run validate");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_key_vault_agent_ignores_is_a_warning_and_an_error_under_strict() {
+    let fixture = "tests/fixtures/config/warn/unknown-key.hcl";
+    let warning = format!(
+        "{fixture}:2:3: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) (did \
+         you mean `address`?)\n"
+    );
+    let (code, stdout, stderr) = validate(&["--config", fixture]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, warning);
+    assert!(
+        stdout.starts_with(&format!("{fixture}: valid\n")),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = validate(&["--strict", "--config", fixture]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "{fixture}:2:3: vault.adress: unknown key, ignored (as Vault Agent ignores it) (did you \
+             mean `address`?) (an error in strict mode)\n"
+        )
+    );
+    assert!(stdout.is_empty());
+
+    // The same from the file itself, for every role.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let strict = util::write_file(
+        dir.path(),
+        "strict.hcl",
+        "pki_sidecar {\n  strict = true\n}\nvault {\n  adress = \"https://v:8200\"\n}\n",
+    );
+    let (code, _, stderr) = validate(&["--config", strict.to_str().unwrap()]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("vault.adress: unknown key"), "{stderr}");
+    let output = util::command()
+        .args(["app", "--config", strict.to_str().unwrap()])
+        .output()
+        .expect("run app");
+    assert_eq!(output.status.code(), Some(78));
+}
+
+#[test]
+fn keys_vault_agent_ignores_are_dropped_at_each_level_it_ignores_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "ignored.hcl",
+        "unknown_top = 1\nvault {\n  address = \"https://v:8200\"\n  retry {\n    \
+         num_retrys = 3\n  }\n}\nauto_auth {\n  enable_reauth_on_new_credentials = true\n  \
+         method \"kubernetes\" {\n    mount_pth = \"auth/k8s\"\n    config = {\n      role = \
+         \"r\"\n    }\n  }\n  sink \"file\" {\n    config = {\n      path = \"/tmp/t\"\n      \
+         mod = \"0600\"\n    }\n  }\n}\ntemplate_config {\n  exit_on_retry_failur = true\n}\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let paths: Vec<&str> = config.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "unknown_top",
+            "vault.retry.num_retrys",
+            "auto_auth.enable_reauth_on_new_credentials",
+            "auto_auth.method.mount_pth",
+            "auto_auth.sink[0].config.mod",
+            "template_config.exit_on_retry_failur",
+        ]
+    );
+    assert!(
+        config.warnings[3]
+            .message
+            .contains("did you mean `mount_path`?")
+    );
+    // A template is decoded strictly by Vault Agent too (mapstructure's ErrorUnused).
+    let file = util::write_file(
+        dir.path(),
+        "template.hcl",
+        "template {\n  contents = \"x\"\n  destinaton = \"/tmp/x\"\n}\n",
+    );
+    let err = load(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("template[0].destinaton: unknown key (did you mean `destination`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_files_load_like_their_hcl_twins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hcl = util::write_file(
+        dir.path(),
+        "a.hcl",
+        "vault {\n  address = \"https://v:8200\"\n}\nauto_auth {\n  method \"approle\" {\n    \
+         config = {\n      role_id_file_path = \"/r\"\n    }\n  }\n  sink \"file\" {\n    \
+         config = {\n      path = \"/t\"\n      mode = 0600\n    }\n  }\n}\ntemplate {\n  \
+         contents = \"a\"\n  destination = \"/a\"\n  perms = \"0600\"\n}\n",
+    );
+    // HCL1's JSON form of blocks: lists of objects, labels as keys.
+    let json = util::write_file(
+        dir.path(),
+        "a.json",
+        r#"{
+  "vault": [{"address": "https://v:8200"}],
+  "auto_auth": [{
+    "method": [{"approle": {"config": [{"role_id_file_path": "/r"}]}}],
+    "sink": {"type": "file", "config": {"path": "/t", "mode": "0600"}}
+  }],
+  "template": {"contents": "a", "destination": "/a", "perms": "0600"}
+}
+"#,
+    );
+    let from_hcl = load(&hcl).unwrap_or_else(|e| panic!("{e}"));
+    let from_json = load(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from_hcl.vault, from_json.vault);
+    assert_eq!(from_hcl.auto_auth, from_json.auto_auth);
+    assert_eq!(from_hcl.templates, from_json.templates);
+
+    let broken = util::write_file(
+        dir.path(),
+        "broken.json",
+        "{\n  \"vault\": {\n    \"address\": \"https://v:8200\",\n  }\n}\n",
+    );
+    let (code, _, stderr) = validate(&["--config", broken.to_str().unwrap()]);
+    assert_eq!(code, Some(78));
+    assert!(
+        stderr.starts_with(&format!("{}:4:3: trailing comma", broken.display())),
+        "{stderr}"
+    );
+    let listeners = util::write_file(
+        dir.path(),
+        "listeners.json",
+        "{\n  \"listener\": [\n    {\"tcp\": {\"address\": \"127.0.0.1:8100\"}},\n    \
+         {\"unix\": {\"address\": \"/tmp/s\"}}\n  ]\n}\n",
+    );
+    let (code, _, stderr) = validate(&["--config", listeners.to_str().unwrap()]);
+    assert_eq!(code, Some(78));
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    assert!(
+        stderr.lines().all(|l| l.contains(
+            ":2:3: the Vault Agent `listener` stanza is \
+                                                   deliberately not supported"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn template_exec_runs_an_argv_with_its_timeout_and_wins_over_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "exec.hcl",
+        "template {\n  contents = \"a\"\n  destination = \"/a\"\n  command = \"echo old\"\n  \
+         exec {\n    command = [\"/bin/kill\", \"-HUP\", \"1\"]\n    timeout = \"5s\"\n  }\n}\n\
+         template {\n  contents = \"b\"\n  destination = \"/b\"\n  command_timeout = \"7s\"\n  \
+         exec {\n    command = \"/usr/bin/touch /tmp/x\"\n  }\n}\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.templates[0].command,
+        Some(TemplateCommand::Argv(vec![
+            "/bin/kill".into(),
+            "-HUP".into(),
+            "1".into()
+        ]))
+    );
+    assert_eq!(config.templates[0].command_timeout, Duration::from_secs(5));
+    // consul-template: one string with spaces runs under `sh -c`, a list of words directly.
+    assert_eq!(
+        config.templates[1].command,
+        Some(TemplateCommand::Shell("/usr/bin/touch /tmp/x".into()))
+    );
+    assert_eq!(
+        config.templates[1].command_timeout,
+        Duration::from_secs(7),
+        "command_timeout stands in for exec.timeout"
+    );
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_eq!(config.warnings[0].path, "template[0].command");
+}
+
+#[test]
+fn template_user_and_group_resolve_names_and_ids() {
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user_text = user.clone().unwrap_or_else(|| uid.to_string());
+    let file = util::write_file(
+        dir.path(),
+        "owner.hcl",
+        &format!(
+            "template {{\n  contents = \"a\"\n  destination = \"/a\"\n  user = \"{user_text}\"\n  \
+             group = {gid}\n}}\n"
+        ),
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.templates[0].user, Some(uid));
+    assert_eq!(config.templates[0].group, Some(gid));
+    let file = util::write_file(
+        dir.path(),
+        "nobody.hcl",
+        "template {\n  contents = \"a\"\n  destination = \"/a\"\n  user = \"no-such-user-here\"\n}\n",
+    );
+    let err = load(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("template[0].user: no user named \"no-such-user-here\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_warns_about_shared_files_unguarded_keys_and_missing_cas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "checks.hcl",
+        "vault {\n  ca_cert = \"/nonexistent/ca.pem\"\n}\ntemplate {\n  contents = \
+         \"{{ with pkiCert \\\"pki/issue/r\\\" \\\"common_name=a\\\" }}{{ .Data.Cert }}{{ \
+         .Data.Key | writeToFile \\\"/tmp/pki-sidecar-checks/k.pem\\\" \\\"\\\" \\\"\\\" \
+         \\\"0600\\\" }}{{ end }}\"\n  destination = \"/tmp/pki-sidecar-checks/c.pem\"\n}\n\
+         template {\n  contents = \"b\"\n  destination = \"/tmp/pki-sidecar-checks/c.pem\"\n}\n\
+         proxy {\n  cert_file = \"/tmp/pki-sidecar-checks/c.pem\"\n  key_file = \
+         \"/tmp/pki-sidecar-checks/other.pem\"\n}\n",
+    );
+    let (code, _, stderr) = validate(&["--config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for expected in [
+        "template[0]: warning: writes the private key to /tmp/pki-sidecar-checks/k.pem even \
+         when .Data.Key is empty",
+        "template[0].destination: warning: /tmp/pki-sidecar-checks/c.pem is written by more \
+         than one template",
+        "proxy.key_file: warning: no template writes /tmp/pki-sidecar-checks/other.pem",
+        "vault.ca_cert: warning: the CA file /nonexistent/ca.pem does not exist",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\nin\n{stderr}");
+    }
+    assert!(!stderr.contains("proxy.cert_file"), "{stderr}");
+    let (code, _, _) = validate(&["--strict", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, Some(78));
+    // The seed's guarded write is not flagged.
+    let (code, _, stderr) = validate(&["--config", "etc/agent.hcl"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("Data.Key is empty"), "{stderr}");
+}
+
+#[test]
+fn the_agent_applies_template_user_group_and_runs_exec_without_a_shell() {
+    use std::os::unix::fs::MetadataExt;
+
+    let bed = util::bao::bed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let out = dir.path().join("out.txt");
+    let ran = dir.path().join("exec ran");
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "auto_auth {{\n  method \"token_file\" {{\n    config = {{\n      token_file_path = \
+             \"{}\"\n    }}\n  }}\n}}\ntemplate {{\n  contents = \"hello\"\n  destination = \
+             \"{}\"\n  user = {uid}\n  group = \"{gid}\"\n  command = \"echo shell-command-ran >&2\"\n  \
+             exec {{\n    command = [\"/usr/bin/touch\", \"{}\"]\n    timeout = \"10s\"\n  \
+             }}\n}}\n",
+            token.display(),
+            out.display(),
+            ran.display()
+        ),
+    );
+    let agent =
+        util::role::Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    agent.wait_ready(Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // The file name has a space: a shell would have split it.
+    while !ran.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec did not run: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metadata = std::fs::metadata(&out).expect("destination written");
+    assert_eq!((metadata.uid(), metadata.gid()), (uid, gid));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        !log.contains("shell-command-ran"),
+        "exec wins over command: {log}"
+    );
+    assert!(
+        log.contains("template[0].command: warning: ignored: exec is set too"),
+        "{log}"
+    );
+}
+
+/// The corpus of real agent files (`tests/compat/agent-files`, provenance in `SOURCES`) and
+/// OpenBao Agent's verdict on each (`EXPECTED`, written by `scripts/classify-agent-files.py`).
+fn corpus() -> Vec<(String, String)> {
+    let dir = util::repo().join("tests/compat/agent-files");
+    let expected = std::fs::read_to_string(dir.join("EXPECTED")).expect("EXPECTED");
+    let verdicts: Vec<(String, String)> = expected
+        .lines()
+        .map(|line| {
+            let (file, verdict) = line.split_once('\t').expect("FILE<TAB>VERDICT");
+            assert!(
+                matches!(verdict, "loaded" | "config-error"),
+                "{line}: unknown verdict"
+            );
+            (file.to_string(), verdict.to_string())
+        })
+        .collect();
+    // Every file has a verdict and a source, and every verdict a file.
+    let sources = std::fs::read_to_string(dir.join("SOURCES")).expect("SOURCES");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".hcl") || name.ends_with(".json"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = verdicts.iter().map(|(f, _)| f.clone()).collect();
+    assert_eq!(files, listed, "EXPECTED lists exactly the corpus files");
+    for file in &files {
+        assert!(
+            sources
+                .lines()
+                .any(|line| line.split('\t').next() == Some(file.as_str())),
+            "{file} has no line in SOURCES"
+        );
+    }
+    verdicts
+}
+
+#[test]
+fn every_agent_file_openbao_loads_loads_here_or_is_refused_on_purpose() {
+    let verdicts = corpus();
+    assert!(
+        verdicts.len() >= 20,
+        "at least 20 files: {}",
+        verdicts.len()
+    );
+    assert!(
+        verdicts.iter().any(|(f, _)| f.ends_with(".json")),
+        "JSON files are part of the corpus"
+    );
+    let mut loaded_here = 0;
+    let mut refused_here = 0;
+    for (file, verdict) in &verdicts {
+        if verdict != "loaded" {
+            continue;
+        }
+        let path = format!("tests/compat/agent-files/{file}");
+        let (code, _, stderr) = validate(&["--config", &path]);
+        match code {
+            Some(0) => loaded_here += 1,
+            Some(78) => {
+                refused_here += 1;
+                for line in stderr.lines().filter(|l| !l.contains(": warning: ")) {
+                    // A template `source` is read at load here (OpenBao reads it later): the
+                    // files name paths of the machines they were written for.
+                    let missing_source = line.contains(".source: cannot read the template file")
+                        && line.ends_with("No such file or directory (os error 2)");
+                    assert!(
+                        line.contains("is deliberately not supported by pki-sidecar")
+                            || missing_source,
+                        "{file}: OpenBao Agent loads it; the only errors allowed here are \
+                         deliberate refusals, but got:\n{line}"
+                    );
+                }
+            }
+            other => panic!("{file}: exit {other:?}: {stderr}"),
+        }
+    }
+    eprintln!("corpus: {loaded_here} load, {refused_here} refused on purpose");
+    assert!(loaded_here >= 5, "{loaded_here} files load");
+}
+
+#[test]
+fn the_corpus_verdicts_are_openbao_agents() {
+    // EXPECTED is what scripts/classify-agent-files.py writes from the installed bao.
+    let output = std::process::Command::new("python3")
+        .arg(util::repo().join("scripts/classify-agent-files.py"))
+        .arg("--check")
+        .current_dir(util::repo())
+        .output()
+        .expect("run the classifier");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn method_backoff_keys_are_read_where_vault_agent_reads_them() {
+    // OpenBao's fixture sets both on the method; backoff is configured nowhere else here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "backoff.hcl",
+        "auto_auth {\n  method {\n    type = \"token_file\"\n    config = {\n      \
+         token_file_path = \"/t\"\n    }\n    max_backoff = \"2m\"\n    min_backoff = \"5s\"\n  \
+         }\n}\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let method = &config.auto_auth.expect("auto_auth").method;
+    assert_eq!(
+        (method.min_backoff, method.max_backoff),
+        (Duration::from_secs(5), Duration::from_secs(120))
+    );
+    // A later file wins over an earlier one, key by key.
+    let overlay = util::write_file(
+        dir.path(),
+        "overlay.hcl",
+        "auto_auth {\n  method {\n    type = \"token_file\"\n    min_backoff = 2\n  }\n}\n",
+    );
+    let config = config::load_with_env(
+        &[file, overlay],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let method = &config.auto_auth.expect("auto_auth").method;
+    assert_eq!(
+        (method.min_backoff, method.max_backoff),
+        (Duration::from_secs(2), Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn a_role_prints_the_warnings_at_start_and_runs() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "app.hcl",
+        "vault {\n  adress = \"https://v:8200\"\n}\napp {\n  listen = \"127.0.0.1:0\"\n  \
+         metrics_listen = \"127.0.0.1:0\"\n}\n",
+    );
+    let mut child = util::command()
+        .args(["app", "--config", file.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start app");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().expect("a line").expect("text");
+    assert!(
+        first.ends_with(
+            "app.hcl:2:3: vault.adress: warning: unknown key, ignored (as Vault Agent ignores it) \
+             (did you mean `address`?)"
+        ),
+        "{first}"
+    );
+    // The role goes on: it logs that it listens.
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .take(20)
+        .any(|line| line.contains("listening"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    // Keep reading: a closed stderr would fail the role's last log lines.
+    for _ in lines.map_while(Result::ok) {}
+    let status = child.wait().expect("wait");
+    assert!(listening, "the app started after the warning");
+    assert_eq!(status.code(), Some(0));
+}
