@@ -92,6 +92,7 @@ pub struct Logging {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines (Vault's `standard`).
+    #[value(alias = "standard")]
     Text,
     /// One JSON object per line.
     Json,
@@ -365,6 +366,9 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("NAMESPACE", &["vault", "namespace"]),
     ("MAX_RETRIES", &["vault", "retry", "num_retries"]),
     ("CLIENT_TIMEOUT", &["vault", "client_timeout"]),
+    // Vault Agent's -log-level and -log-format flags default to these.
+    ("LOG_LEVEL", &["log_level"]),
+    ("LOG_FORMAT", &["log_format"]),
 ];
 
 /// One environment variable's value placed at its config key.

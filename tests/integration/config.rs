@@ -386,6 +386,8 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
         ("VAULT_NAMESPACE", ""),
         ("VAULT_MAX_RETRIES", "-1"),
         ("VAULT_CLIENT_TIMEOUT", "90"),
+        ("VAULT_LOG_LEVEL", "warn"),
+        ("BAO_LOG_FORMAT", "json"),
     ]
     .into_iter()
     .collect();
@@ -408,6 +410,16 @@ fn environment_overrides_the_file_and_bao_wins_over_vault() {
         config.vault.client_timeout,
         std::time::Duration::from_secs(90),
         "VAULT_CLIENT_TIMEOUT in seconds, as Vault reads it"
+    );
+    assert_eq!(
+        config.logging.level.as_deref(),
+        Some("warn"),
+        "VAULT_LOG_LEVEL"
+    );
+    assert_eq!(
+        config.logging.format,
+        Some(config::LogFormat::Json),
+        "BAO_LOG_FORMAT"
     );
 }
 
