@@ -86,10 +86,18 @@ impl<'t> Passes<'t> {
         }
         self.done += 1;
         let mut functions = RenderFunctions::new(fetched);
-        let output = self
+        let rendered = self
             .template
-            .render(&Value::Nil, &mut functions, self.options)
-            .map_err(|err| anyhow!("{}: {err}", self.label))?;
+            .render(&Value::Nil, &mut functions, self.options);
+        // A pass that reached Vault calls not fetched yet saw nil for them, so an error it hit
+        // may be theirs (`(secret "x").Data.y` is a nil-field error until the secret is
+        // there): fetch them and render again, as consul-template does, before judging.
+        let output = match rendered {
+            Err(_) if !functions.missing.is_empty() => {
+                return Ok(Pass::Missing(functions.missing.into_iter().collect()));
+            }
+            rendered => rendered.map_err(|err| anyhow!("{}: {err}", self.label))?,
+        };
         if functions.missing.is_empty() {
             Ok(Pass::Complete {
                 output,
