@@ -8,7 +8,8 @@
 # For each case X.tpl (layout and inputs: scripts/template-goldens.sh):
 # - X.golden: pki-sidecar must write exactly these bytes;
 # - X.error: bao agent failed on the case; pki-sidecar must fail too (at load or render);
-# - X.ours beside either: pki-sidecar intentionally differs and must write X.ours instead; then
+# - X.ours beside either: pki-sidecar intentionally differs and must write X.ours instead (also
+#   where bao agent fails); then
 #   COMPATIBILITY.md's "Intentional differences" section must name X (as `area/X`);
 # - X.ours-error beside X.golden: pki-sidecar intentionally refuses what bao agent renders (same
 #   rule for COMPATIBILITY.md).
@@ -87,7 +88,9 @@ for area in "${areas[@]}"; do
         fail "$area/$name: differs on purpose, but COMPATIBILITY.md's Intentional differences does not name it"
       fi
     fi
-    if [ -f "$dir/$name.error" ] || [ -f "$dir/$name.ours-error" ]; then
+    if [ -f "$dir/$name.ours" ]; then
+      passing+=("$tpl")
+    elif [ -f "$dir/$name.error" ] || [ -f "$dir/$name.ours-error" ]; then
       failing+=("$tpl")
     else
       passing+=("$tpl")
@@ -111,7 +114,7 @@ for area in "${areas[@]}"; do
     name=$(basename "$tpl" .tpl)
     [ -f "$out/$name.out" ] || continue
     want="$dir/$name.golden"
-    [ -f "$dir/$name.ours" ] && want="$dir/$name.ours"
+    if [ -f "$dir/$name.ours" ]; then want="$dir/$name.ours"; fi
     if cmp -s "$want" "$out/$name.out"; then
       if [ "$want" = "$dir/$name.golden" ]; then identical=$((identical + 1)); else ours_ok=$((ours_ok + 1)); fi
     else
