@@ -213,4 +213,48 @@ mod tests {
         ));
         assert_eq!(dry.key_files, vec![PathBuf::from("/etc/nginx/ssl/tls.key")]);
     }
+
+    #[test]
+    fn a_pass_failing_on_a_secret_not_fetched_yet_asks_for_it_then_renders() {
+        let text = r#"{{ (secret "kv/x").Data.y }} {{ $s := secret "kv/x" }}{{ $s.Data.y }}"#;
+        let template = Template::parse(text, "{{", "}}", &KnownFunctions).unwrap();
+        let mut passes = Passes::new(&template, RenderOptions::default(), "t".to_owned());
+        let secret = Dependency::Secret {
+            path: "kv/x".to_owned(),
+            args: Vec::new(),
+        };
+        let mut fetched = BTreeMap::new();
+        match passes.next(&fetched) {
+            Ok(Pass::Missing(missing)) => assert_eq!(missing, vec![secret.clone()]),
+            Ok(Pass::Complete { output, .. }) => panic!("rendered {output:?} without the secret"),
+            Err(e) => panic!("{e:#}"),
+        }
+        let data: BTreeMap<String, Value> = [("y".to_owned(), Value::from("v"))].into();
+        let response: BTreeMap<String, Value> = [("Data".to_owned(), Value::Map(data))].into();
+        fetched.insert(secret, Value::Map(response));
+        match passes.next(&fetched) {
+            Ok(Pass::Complete { output, .. }) => assert_eq!(output, "v v"),
+            Ok(Pass::Missing(missing)) => panic!("still missing {missing:?}"),
+            Err(e) => panic!("{e:#}"),
+        }
+        // With everything fetched, the same error is the template's own.
+        let broken = Template::parse(
+            "{{ (secret \"kv/x\").Nope.y }}",
+            "{{",
+            "}}",
+            &KnownFunctions,
+        )
+        .unwrap();
+        let mut passes = Passes::new(&broken, RenderOptions::default(), "t".to_owned());
+        assert!(matches!(
+            passes.next(&fetched),
+            Ok(Pass::Missing(_)) | Err(_)
+        ));
+        let err = passes.next(&fetched).err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("nil pointer evaluating interface {}.y")),
+            "{err:?}"
+        );
+    }
 }
