@@ -393,9 +393,15 @@ impl State<'_> {
                     ));
                 }
                 other => {
+                    // A value found in the data is an `interface {}` to Go.
+                    let type_name = if n > 0 {
+                        "interface {}"
+                    } else {
+                        other.type_name()
+                    };
                     return Err(error(
                         pos,
-                        format!("can't evaluate field {name} in type {}", other.type_name()),
+                        format!("can't evaluate field {name} in type {type_name}"),
                     ));
                 }
             };
@@ -484,7 +490,8 @@ fn call_builtin(builtin: Builtin, args: &[Value]) -> std::result::Result<Value, 
             [Value::String(s)] => Ok(Value::Int(len_i64(s.len()))),
             [Value::List(items)] => Ok(Value::Int(len_i64(items.len()))),
             [Value::Map(map)] => Ok(Value::Int(len_i64(map.len()))),
-            [Value::Nil] => Err("len of nil pointer".to_owned()),
+            // Go's `length` asks a nil's type, and reflect's panic becomes the error.
+            [Value::Nil] => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
             [other] => Err(format!("len of type {}", other.type_name())),
             _ => Err(wrong()),
         },
@@ -707,6 +714,9 @@ fn index(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
                 ));
             }
             (Value::Map(map), Value::String(k)) => map.get(k).unwrap_or(&NIL),
+            (Value::Map(_), Value::Nil) => {
+                return Err("value is nil; should be of type string".to_owned());
+            }
             (Value::Map(_), other) => {
                 return Err(format!(
                     "value has type {}; should be string",
@@ -754,10 +764,28 @@ fn equal(a: &Value, b: &Value) -> std::result::Result<bool, String> {
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => {
-            return Err(format!("non-comparable type {}", a.type_name()));
+            return Err(format!(
+                "non-comparable type {}: {}",
+                format::display(b),
+                b.type_name()
+            ));
         }
-        _ => return Err(BAD_COMPARISON.to_owned()),
+        (Value::List(_) | Value::Map(_), Value::List(_) | Value::Map(_)) => {
+            return Err(format!(
+                "non-comparable types {}: {}, {}: {}",
+                format::display(a),
+                a.type_name(),
+                b.type_name(),
+                format::display(b)
+            ));
+        }
+        _ => return Err(incompatible(a, b)),
     })
+}
+
+/// Go's error for operands of different kinds, naming both types.
+fn incompatible(a: &Value, b: &Value) -> String {
+    format!("{BAD_COMPARISON}: {} and {}", a.type_name(), b.type_name())
 }
 
 /// Go's `lt`: ints, floats and strings only, of the same kind.
@@ -766,7 +794,7 @@ fn less(a: &Value, b: &Value) -> std::result::Result<bool, String> {
         return Err(BAD_COMPARISON_TYPE.to_owned());
     };
     if ka != kb {
-        return Err(BAD_COMPARISON.to_owned());
+        return Err(incompatible(a, b));
     }
     Ok(match (a, b) {
         (Value::Int(x), Value::Int(y)) => x < y,

@@ -178,10 +178,9 @@ impl Builtin {
         match self {
             Builtin::Not | Builtin::Len => (1, true),
             Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => (2, true),
-            // Go's eq is variadic from one argument but fails at run time with one.
-            Builtin::Eq => (2, false),
             Builtin::And
             | Builtin::Or
+            | Builtin::Eq
             | Builtin::Index
             | Builtin::Printf
             | Builtin::Slice

@@ -216,11 +216,16 @@ fn field_chains_on_dot_variables_and_parentheses() {
 fn field_errors() {
     assert_eq!(
         failure("{{ .name.first }}"),
-        "1:4: can't evaluate field first in type string"
+        "1:4: can't evaluate field first in type interface {}"
     );
     assert_eq!(
         failure("{{ .list.x }}"),
-        "1:4: can't evaluate field x in type []interface {}"
+        "1:4: can't evaluate field x in type interface {}"
+    );
+    // A value not from the data has its own type, as in Go.
+    assert_eq!(
+        failure("{{ $s := \"abc\" }}{{ $s.x }}"),
+        "1:21: can't evaluate field x in type string"
     );
     assert_eq!(
         failure("{{ .missing.x }}"),
@@ -575,11 +580,11 @@ fn comparisons() {
     );
     assert_eq!(
         failure("{{ eq 1 1.0 }}"),
-        "1:4: error calling eq: incompatible types for comparison"
+        "1:4: error calling eq: incompatible types for comparison: int and float64"
     );
     assert_eq!(
         failure("{{ lt 1 \"1\" }}"),
-        "1:4: error calling lt: incompatible types for comparison"
+        "1:4: error calling lt: incompatible types for comparison: int and string"
     );
     assert_eq!(
         failure("{{ lt true false }}"),
@@ -591,7 +596,12 @@ fn comparisons() {
     );
     assert_eq!(
         failure("{{ eq .list .list }}"),
-        "1:4: error calling eq: non-comparable type []interface {}"
+        "1:4: error calling eq: non-comparable type [a b c]: []interface {}"
+    );
+    assert_eq!(
+        failure("{{ eq .list .map }}"),
+        "1:4: error calling eq: non-comparable types [a b c]: []interface {}, \
+         map[string]interface {}: map[a:1 b:2 c:3]"
     );
 }
 
@@ -607,7 +617,7 @@ fn builtin_arity_is_checked_at_parse_time() {
     );
     assert_eq!(
         failure("{{ eq 1 }}"),
-        "1:4: wrong number of args for eq: want at least 2 got 1"
+        "1:4: error calling eq: missing argument for comparison"
     );
     assert_eq!(
         failure("{{ printf }}"),
