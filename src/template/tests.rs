@@ -1083,6 +1083,32 @@ fn template_recursion_is_bounded() {
         .join()
         .unwrap();
     assert_eq!(message, format!("1:29: {expected}"));
+    // The deepest render that succeeds, with parentheses nested as deep as the parser allows
+    // at its bottom, fits the same stack.
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let parens = super::parse::MAX_DEPTH - 3;
+            let text = format!(
+                r#"{{{{ define "r" }}}}{{{{ if . }}}}{{{{ template "r" slice . 1 }}}}{{{{ else }}}}{{{{ {}1{} }}}}{{{{ end }}}}{{{{ end }}}}{{{{ template "r" . }}}}"#,
+                "(print ".repeat(parens),
+                ")".repeat(parens)
+            );
+            let mut deepest = None;
+            for items in (100..200).rev() {
+                let list = Value::List(vec![Value::Int(0); items]);
+                if let Ok(out) = render_with(&text, &list, RenderOptions::default()) {
+                    deepest = Some((items, out));
+                    break;
+                }
+            }
+            let (items, out) = deepest.expect("some depth renders");
+            assert_eq!(out, "1");
+            assert!(items * 2 + 2 >= super::exec::MAX_EXEC_DEPTH, "{items}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 // ---- html, js, urlquery, slice, call ----------------------------------------------------------
