@@ -1,6 +1,7 @@
 //! Unit tests for each feature and error, and the golden tests: every
 //! `tests/fixtures/templates/*.tpl` must render exactly as OpenBao Agent (Go) rendered it into
-//! the `.golden` beside it (`scripts/template-goldens.sh`).
+//! the `.golden` beside it (`scripts/template-goldens.sh`), and so must every case of the
+//! compatibility suite's `syntax` area (`tests/compat/templates/syntax`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -1265,4 +1266,58 @@ fn fields_of_function_results_and_variables() {
         failure("{{ (index .map \"nope\").Data.x }}"),
         "1:5: nil pointer evaluating interface {}.Data"
     );
+}
+
+/// The compatibility suite's `syntax` area (`tests/compat/templates/syntax`), through the
+/// engine alone: `scripts/compat-templates.sh` runs the same cases through the whole agent
+/// against OpenBao Agent's output; this catches an engine regression in `cargo test`.
+#[test]
+fn compat_syntax_cases_match_go() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/templates/syntax");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "tpl"))
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 80,
+        "expected the syntax cases in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for path in &cases {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (left, right) = match std::fs::read_to_string(path.with_extension("delims")) {
+            Ok(delims) => {
+                let mut parts = delims.split_whitespace();
+                (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                )
+            }
+            Err(_) => ("{{".to_owned(), "}}".to_owned()),
+        };
+        let read = |ext: &str| std::fs::read_to_string(path.with_extension(ext)).ok();
+        // None: must fail; Some(text): must render exactly that.
+        let expected = match (read("ours"), read("ours-error"), read("golden")) {
+            (Some(ours), _, _) => Some(ours),
+            (None, Some(_), _) => None,
+            (None, None, golden) => golden,
+        };
+        let mut functions = golden_functions(&dir);
+        let rendered = Template::parse(&text, &left, &right, &functions)
+            .and_then(|t| t.render(&Value::Nil, &mut functions, RenderOptions::default()));
+        let name = path.file_stem().unwrap().to_string_lossy();
+        match (rendered, expected) {
+            (Ok(out), Some(want)) if out == want => {}
+            (Err(_), None) => {}
+            (Ok(out), Some(want)) => {
+                failures.push(format!("{name}: differs\n--- go\n{want}\n--- ours\n{out}"));
+            }
+            (Ok(out), None) => failures.push(format!("{name}: rendered {out:?}, must fail")),
+            (Err(e), Some(_)) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
