@@ -40,6 +40,8 @@ pub(super) struct State<'a> {
     pub root_absent: bool,
     /// Templates named by `define` and `block`.
     pub definitions: &'a Definitions,
+    /// The file's own template, named "" as consul-template names it.
+    pub main: &'a [Node],
     /// Template calls and blocks being walked (bounded by [`MAX_EXEC_DEPTH`]).
     pub depth: usize,
     pub functions: &'a mut dyn Functions,
@@ -101,7 +103,12 @@ impl State<'_> {
     /// Go's `walkTemplate`: the named template runs with the pipeline's value as dot and `$`,
     /// and sees none of the caller's variables.
     fn walk_template(&mut self, dot: &Value, call: &TemplateCall) -> Result<()> {
-        let Some(body) = self.definitions.get(&call.name) else {
+        let body = if call.name.is_empty() {
+            Some(self.main)
+        } else {
+            self.definitions.get(&call.name).map(Vec::as_slice)
+        };
+        let Some(body) = body else {
             return Err(error(
                 call.pos,
                 format!("template {:?} not defined", call.name),

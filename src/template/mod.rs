@@ -100,6 +100,7 @@ impl Template {
             root: dot,
             root_absent: matches!(dot, Value::Nil),
             definitions: &self.definitions,
+            main: &self.root,
             depth: 0,
             functions,
             options,

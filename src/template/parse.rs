@@ -303,6 +303,20 @@ pub(super) fn parse(
         definitions: Definitions::new(),
     };
     let root = parser.parse_root()?;
+    // The file itself is the template named "" (consul-template's name for it), added last, as
+    // Go's `Tree.add` does: a non-empty `define ""` stands in for an empty file, and beside a
+    // non-empty one is a second definition.
+    let root = match parser.definitions.remove("") {
+        Some(defined) if !is_empty_tree(&defined) => {
+            if !is_empty_tree(&root) {
+                return Err(
+                    parser.error(text.len(), "template: multiple definition of template \"\"")
+                );
+            }
+            defined
+        }
+        _ => root,
+    };
     Ok((root, parser.definitions))
 }
 

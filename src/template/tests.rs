@@ -1016,6 +1016,24 @@ fn redefinition_follows_go() {
 }
 
 #[test]
+fn the_file_is_the_template_named_empty() {
+    // consul-template names the file's template "": `define ""` stands in for an empty file,
+    // is a second definition beside a non-empty one, and `template ""` calls the file.
+    assert_eq!(render("{{ define \"\" }}x{{ end }}\n"), "x");
+    assert_eq!(
+        failure("{{ define \"\" }}x{{ end }}main"),
+        "1:30: template: multiple definition of template \"\""
+    );
+    assert_eq!(
+        render_data(
+            r#"{{ define "t" }}{{ template "" 1 }}{{ end }}{{ if . }}{{ . }}{{ else }}{{ template "t" }}{{ end }}"#,
+            &Value::Nil
+        ),
+        "1"
+    );
+}
+
+#[test]
 fn template_errors() {
     assert_eq!(
         failure(r#"{{ template "nope" }}"#),
