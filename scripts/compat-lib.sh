@@ -49,7 +49,8 @@ compat_start_server() {
 compat_seed() {
   local dir=$1
   [ -f "$dir/golden-secret.json" ] || { echo "no golden-secret.json in $dir" >&2; exit 1; }
-  jq '{data: .}' "$dir/golden-secret.json" |
+  python3 -c 'import json, sys; print(json.dumps({"data": json.load(open(sys.argv[1]))}))' \
+    "$dir/golden-secret.json" |
     curl -fsS -H 'X-Vault-Token: root' -X POST --data @- "$COMPAT_ADDR/v1/secret/data/golden" >/dev/null
 }
 
