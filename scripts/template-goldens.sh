@@ -17,7 +17,7 @@
 #
 # Case inputs, identical for bao agent here and for pki-sidecar in scripts/compat-templates.sh
 # (both source scripts/compat-lib.sh):
-# - DIR/golden-secret.json is written as the KV v2 secret `secret/golden`;
+# - DIR/golden-secret.json is written as the KV v2 secret `secret/golden` (empty without it);
 # - X.delims ("LEFT RIGHT" on one line) sets the template's delimiters;
 # - DIR/ENV (optional, KEY=VALUE lines) is exported into the agent's environment;
 # - the agent runs with the repository root as its working directory, so a relative `file`
