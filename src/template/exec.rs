@@ -438,10 +438,13 @@ impl State<'_> {
                 Ok(last.unwrap_or(value))
             }
             Function::Builtin(Builtin::Call) => {
-                // Go names the callee as written (its first argument, or the piped command).
-                let callee = match args.first() {
-                    Some(arg) => arg.describe(),
-                    None => String::from("<piped value>"),
+                // Go names the callee as written, or, when it is the piped value, by
+                // reflect.Value's String: a string itself, another value `<TYPE Value>`.
+                let callee = match (args.first(), &last) {
+                    (Some(arg), _) => arg.describe(),
+                    (None, Some(Value::String(s))) => s.clone(),
+                    (None, Some(other)) => format!("<{} Value>", other.type_name()),
+                    (None, None) => String::new(),
                 };
                 let values = self.eval_args(dot, args, last)?;
                 Err(error(

@@ -1214,6 +1214,10 @@ fn call_fails_as_go_with_no_function_values() {
         "1:4: error calling call: non-function \"f\" of type string"
     );
     assert_eq!(
+        failure(r#"{{ "f" | call }}"#),
+        "1:10: error calling call: non-function f of type string"
+    );
+    assert_eq!(
         failure("{{ call }}"),
         "1:4: wrong number of args for call: want at least 1 got 0"
     );
