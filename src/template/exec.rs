@@ -7,7 +7,9 @@
 //! whose depth the parser bounds.
 
 use super::format;
-use super::parse::{Arg, Branch, Builtin, Command, Function, Node, Number, Pipeline, Pos};
+use super::parse::{
+    Arg, Branch, Builtin, Command, Definitions, Function, Node, Number, Pipeline, Pos, TemplateCall,
+};
 use super::value::Value;
 use super::{Functions, RenderOptions, TemplateError};
 
@@ -21,10 +23,27 @@ enum Flow {
     Continue,
 }
 
+/// How deep rendering may nest: `{{template}}` calls and the `if`/`with`/`range` blocks walked
+/// inside them, counted together. Go bounds template calls alone, at 100000, on its growable
+/// stacks; here a level costs up to about 4 KiB of stack in a debug build, so 300 levels stay
+/// well inside a 2 MiB thread stack (tokio's worker default).
+/// `tests::template_recursion_is_bounded` runs the worst case on such a thread. Without
+/// `{{template}}` the parser's bound ([`super::parse::MAX_DEPTH`], 200) is the lower one.
+pub(super) const MAX_EXEC_DEPTH: usize = 300;
+
 pub(super) struct State<'a> {
-    /// The initial dot. When it is nil it stands for Go's invalid (absent) data, whose fields
-    /// are quietly absent too, unlike a nil found in the data, whose fields are an error.
-    pub root: &'a Value,
+    /// The current template's initial dot (the data, or a `{{template}}` call's argument).
+    pub root: *const Value,
+    /// Whether that dot is absent (Go's invalid value: no data, or a `{{template}}` call
+    /// without a pipeline), whose fields are quietly absent too, unlike a nil found in the
+    /// data, whose fields are an error.
+    pub root_absent: bool,
+    /// Templates named by `define` and `block`.
+    pub definitions: &'a Definitions,
+    /// The file's own template, named "" as consul-template names it.
+    pub main: &'a [Node],
+    /// Template calls and blocks being walked (bounded by [`MAX_EXEC_DEPTH`]).
+    pub depth: usize,
     pub functions: &'a mut dyn Functions,
     pub options: RenderOptions,
     /// Variables in scope, innermost last; `$` is first.
@@ -65,13 +84,69 @@ impl State<'_> {
                     self.print_value(&value);
                 }
             }
-            Node::If(branch) => return self.walk_if_or_with(dot, branch, false),
-            Node::With(branch) => return self.walk_if_or_with(dot, branch, true),
-            Node::Range(branch) => return self.walk_range(dot, branch),
+            Node::If(branch) | Node::With(branch) | Node::Range(branch) => {
+                self.enter(branch.pipe.pos)?;
+                let flow = match node {
+                    Node::Range(_) => self.walk_range(dot, branch),
+                    _ => self.walk_if_or_with(dot, branch, matches!(node, Node::With(_))),
+                };
+                self.depth -= 1;
+                return flow;
+            }
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
+            Node::Template(call) => self.walk_template(dot, call)?,
         }
         Ok(Flow::Normal)
+    }
+
+    /// Go's `walkTemplate`: the named template runs with the pipeline's value as dot and `$`,
+    /// and sees none of the caller's variables.
+    fn walk_template(&mut self, dot: &Value, call: &TemplateCall) -> Result<()> {
+        let body = if call.name.is_empty() {
+            Some(self.main)
+        } else {
+            self.definitions.get(&call.name).map(Vec::as_slice)
+        };
+        let Some(body) = body else {
+            return Err(error(
+                call.pos,
+                format!("template {:?} not defined", call.name),
+            ));
+        };
+        self.enter(call.pos)?;
+        let (new_dot, absent) = match &call.pipe {
+            Some(pipe) => match self.eval_pipeline(dot, pipe) {
+                Ok(value) => (value, false),
+                Err(err) => {
+                    self.depth -= 1;
+                    return Err(err);
+                }
+            },
+            None => (Value::Nil, true),
+        };
+        let vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
+        let root = std::mem::replace(&mut self.root, &new_dot);
+        let root_absent = std::mem::replace(&mut self.root_absent, absent);
+        // A define body is parsed outside any range: break and continue cannot leave it.
+        let walked = self.walk_nodes(&new_dot, body);
+        self.depth -= 1;
+        self.vars = vars;
+        self.root = root;
+        self.root_absent = root_absent;
+        walked.map(|_| ())
+    }
+
+    /// One level deeper (a template call or a block), or Go's depth error.
+    fn enter(&mut self, pos: Pos) -> Result<()> {
+        if self.depth >= MAX_EXEC_DEPTH {
+            return Err(error(
+                pos,
+                format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})"),
+            ));
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     /// How `{{ value }}` prints: Go's `fmt.Fprint`, except that nil is `<no value>`.
@@ -104,18 +179,27 @@ impl State<'_> {
     fn walk_range(&mut self, dot: &Value, branch: &Branch) -> Result<Flow> {
         let scope = self.vars.len();
         let value = self.eval_pipeline(dot, &branch.pipe)?;
-        let items: Vec<(Value, Value)> = match value {
-            Value::List(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| (Value::Int(i64::try_from(i).unwrap_or(i64::MAX)), item))
-                .collect(),
-            Value::Map(map) => map
-                .into_iter()
-                .map(|(k, v)| (Value::String(k), v))
-                .collect(),
+        // Lazily: `range N` must not allocate N items up front.
+        let items: Box<dyn Iterator<Item = (Value, Value)>> = match value {
+            Value::List(items) => Box::new(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| (Value::Int(i64::try_from(i).unwrap_or(i64::MAX)), item)),
+            ),
+            Value::Map(map) => Box::new(map.into_iter().map(|(k, v)| (Value::String(k), v))),
             // Go: an invalid value (nil) is not an error, just nothing to iterate.
-            Value::Nil => Vec::new(),
+            Value::Nil => Box::new(std::iter::empty()),
+            // Go 1.22: `range N` runs N times with 0..N-1 as the element.
+            Value::Int(n) => {
+                if branch.pipe.decl.len() > 1 {
+                    return Err(error(
+                        branch.pipe.pos,
+                        format!("can't use {n} to iterate over more than one variable"),
+                    ));
+                }
+                Box::new((0..n.max(0)).map(|i| (Value::Nil, Value::Int(i))))
+            }
             other => {
                 return Err(error(
                     branch.pipe.pos,
@@ -125,8 +209,9 @@ impl State<'_> {
         };
         // The body's own variables live above this mark and are dropped each iteration.
         let body_scope = self.vars.len();
-        let iterated = !items.is_empty();
+        let mut iterated = false;
         for (index, element) in items {
+            iterated = true;
             self.bind_range_vars(&branch.pipe, index, element.clone())?;
             let flow = self.walk_nodes(&element, &branch.list);
             self.vars.truncate(body_scope);
@@ -282,7 +367,7 @@ impl State<'_> {
         has_args: bool,
         pos: Pos,
     ) -> Result<Value> {
-        if let (Value::Nil, true, Value::Nil) = (receiver, is_root, self.root) {
+        if let (Value::Nil, true, true) = (receiver, is_root, self.root_absent) {
             if let (true, Some(name)) = (self.options.error_on_missing_key, fields.first()) {
                 return Err(error(pos, format!("nil data; no entry for key {name:?}")));
             }
@@ -315,9 +400,15 @@ impl State<'_> {
                     ));
                 }
                 other => {
+                    // A value found in the data is an `interface {}` to Go.
+                    let type_name = if n > 0 {
+                        "interface {}"
+                    } else {
+                        other.type_name()
+                    };
                     return Err(error(
                         pos,
-                        format!("can't evaluate field {name} in type {}", other.type_name()),
+                        format!("can't evaluate field {name} in type {type_name}"),
                     ));
                 }
             };
@@ -345,6 +436,21 @@ impl State<'_> {
                     }
                 }
                 Ok(last.unwrap_or(value))
+            }
+            Function::Builtin(Builtin::Call) => {
+                // Go names the callee as written, or, when it is the piped value, by
+                // reflect.Value's String: a string itself, another value `<TYPE Value>`.
+                let callee = match (args.first(), &last) {
+                    (Some(arg), _) => arg.describe(),
+                    (None, Some(Value::String(s))) => s.clone(),
+                    (None, Some(other)) => format!("<{} Value>", other.type_name()),
+                    (None, None) => String::new(),
+                };
+                let values = self.eval_args(dot, args, last)?;
+                Err(error(
+                    pos,
+                    format!("error calling call: {}", call(&callee, &values)),
+                ))
             }
             Function::Builtin(builtin) => {
                 let values = self.eval_args(dot, args, last)?;
@@ -394,7 +500,8 @@ fn call_builtin(builtin: Builtin, args: &[Value]) -> std::result::Result<Value, 
             [Value::String(s)] => Ok(Value::Int(len_i64(s.len()))),
             [Value::List(items)] => Ok(Value::Int(len_i64(items.len()))),
             [Value::Map(map)] => Ok(Value::Int(len_i64(map.len()))),
-            [Value::Nil] => Err("len of nil pointer".to_owned()),
+            // Go's `length` asks a nil's type, and reflect's panic becomes the error.
+            [Value::Nil] => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
             [other] => Err(format!("len of type {}", other.type_name())),
             _ => Err(wrong()),
         },
@@ -425,6 +532,14 @@ fn call_builtin(builtin: Builtin, args: &[Value]) -> std::result::Result<Value, 
             Ok(Value::Bool(result))
         }
         Builtin::Print => Ok(Value::String(format::sprint(args))),
+        Builtin::Html => Ok(Value::String(html_escape(&escaper_text(args)))),
+        Builtin::Js => Ok(Value::String(js_escape(&escaper_text(args)))),
+        Builtin::Urlquery => Ok(Value::String(query_escape(&escaper_text(args)))),
+        Builtin::Slice => match args.split_first() {
+            Some((item, indexes)) => slice(item, indexes),
+            None => Err(wrong()),
+        },
+        Builtin::Call => Err(call("", args)),
         Builtin::Println => Ok(Value::String(format::sprintln(args))),
         Builtin::Printf => match args.split_first() {
             Some((Value::String(fmt), rest)) => Ok(Value::String(format::sprintf(fmt, rest))),
@@ -434,6 +549,138 @@ fn call_builtin(builtin: Builtin, args: &[Value]) -> std::result::Result<Value, 
             )),
             None => Err(wrong()),
         },
+    }
+}
+
+/// Go's `call`: the data here never holds a function, so every call fails, with Go's message
+/// for what the first argument is.
+fn call(callee: &str, args: &[Value]) -> String {
+    match args.first() {
+        None | Some(Value::Nil) => "call of nil".to_owned(),
+        Some(other) => format!("non-function {callee} of type {}", other.type_name()),
+    }
+}
+
+/// Go's `evalArgs` for `html`, `js` and `urlquery`: one string as is, otherwise `fmt.Sprint`
+/// of the operands with nil shown as `<no value>`.
+fn escaper_text(args: &[Value]) -> String {
+    if let [Value::String(s)] = args {
+        return s.clone();
+    }
+    let shown: Vec<Value> = args
+        .iter()
+        .map(|arg| match arg {
+            Value::Nil => Value::String("<no value>".to_owned()),
+            other => other.clone(),
+        })
+        .collect();
+    format::sprint(&shown)
+}
+
+/// Go's `template.HTMLEscapeString`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\0' => out.push('\u{FFFD}'),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Go's `template.JSEscapeString`.
+fn js_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            _ if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            _ if c.is_ascii() || format::is_print(c) => out.push(c),
+            _ => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+        }
+    }
+    out
+}
+
+/// Go's `url.QueryEscape`: unreserved bytes as is, space as `+`, every other byte `%XX`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Go's `slice item i j k`: `item[i:j:k]` for lists, `item[i:j]` for strings.
+fn slice(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> {
+    if matches!(item, Value::Nil) {
+        return Err("slice of untyped nil".to_owned());
+    }
+    if indexes.len() > 3 {
+        return Err(format!("too many slice indexes: {}", indexes.len()));
+    }
+    let len = match item {
+        Value::String(s) => {
+            if indexes.len() == 3 {
+                return Err("cannot 3-index slice a string".to_owned());
+            }
+            s.len()
+        }
+        Value::List(items) => items.len(),
+        other => return Err(format!("can't slice item of type {}", other.type_name())),
+    };
+    // Go bounds indexes by the capacity; a list here has no room beyond its length.
+    let mut bounds = [0, len, len];
+    for (slot, index) in bounds.iter_mut().zip(indexes) {
+        *slot = match index {
+            Value::Int(i) => match usize::try_from(*i) {
+                Ok(x) if x <= len => x,
+                _ => return Err(format!("index out of range: {i}")),
+            },
+            Value::Nil => return Err("cannot index slice/array with nil".to_owned()),
+            other => {
+                return Err(format!(
+                    "cannot index slice/array with type {}",
+                    other.type_name()
+                ));
+            }
+        };
+    }
+    let [low, high, max] = bounds;
+    if low > high {
+        return Err(format!("invalid slice index: {low} > {high}"));
+    }
+    if indexes.len() == 3 && high > max {
+        return Err(format!("invalid slice index: {high} > {max}"));
+    }
+    match item {
+        Value::String(s) => match s.get(low..high) {
+            Some(part) => Ok(Value::String(part.to_owned())),
+            // Go slices bytes and may cut a character; a Rust string cannot hold the pieces.
+            None => Err(format!(
+                "slice {low}:{high} cuts a UTF-8 character (not supported here)"
+            )),
+        },
+        Value::List(items) => Ok(Value::List(items.get(low..high).unwrap_or(&[]).to_vec())),
+        _ => Err(format!("can't slice item of type {}", item.type_name())),
     }
 }
 
@@ -477,6 +724,9 @@ fn index(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
                 ));
             }
             (Value::Map(map), Value::String(k)) => map.get(k).unwrap_or(&NIL),
+            (Value::Map(_), Value::Nil) => {
+                return Err("value is nil; should be of type string".to_owned());
+            }
             (Value::Map(_), other) => {
                 return Err(format!(
                     "value has type {}; should be string",
@@ -524,10 +774,28 @@ fn equal(a: &Value, b: &Value) -> std::result::Result<bool, String> {
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => {
-            return Err(format!("non-comparable type {}", a.type_name()));
+            return Err(format!(
+                "non-comparable type {}: {}",
+                format::display(b),
+                b.type_name()
+            ));
         }
-        _ => return Err(BAD_COMPARISON.to_owned()),
+        (Value::List(_) | Value::Map(_), Value::List(_) | Value::Map(_)) => {
+            return Err(format!(
+                "non-comparable types {}: {}, {}: {}",
+                format::display(a),
+                a.type_name(),
+                b.type_name(),
+                format::display(b)
+            ));
+        }
+        _ => return Err(incompatible(a, b)),
     })
+}
+
+/// Go's error for operands of different kinds, naming both types.
+fn incompatible(a: &Value, b: &Value) -> String {
+    format!("{BAD_COMPARISON}: {} and {}", a.type_name(), b.type_name())
 }
 
 /// Go's `lt`: ints, floats and strings only, of the same kind.
@@ -536,7 +804,7 @@ fn less(a: &Value, b: &Value) -> std::result::Result<bool, String> {
         return Err(BAD_COMPARISON_TYPE.to_owned());
     };
     if ka != kb {
-        return Err(BAD_COMPARISON.to_owned());
+        return Err(incompatible(a, b));
     }
     Ok(match (a, b) {
         (Value::Int(x), Value::Int(y)) => x < y,

@@ -593,7 +593,7 @@ fn hex_string(out: &mut String, bytes: &[u8], verb: char, spec: &Spec) {
 }
 
 /// Go's `unicode.IsPrint`, approximated: not a control, and no whitespace but the space.
-fn is_print(c: char) -> bool {
+pub(super) fn is_print(c: char) -> bool {
     !c.is_control() && (c == ' ' || !c.is_whitespace()) && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 

@@ -51,8 +51,9 @@ pub(super) enum Kind {
     With,
     Break,
     Continue,
-    /// `define`, `template`, `block`: recognised so they can be refused by name.
-    Unsupported,
+    Define,
+    Template,
+    Block,
     Eof,
     /// A lexical error; `text` holds the message. Always the last token.
     Error,
@@ -419,7 +420,9 @@ impl Lexer<'_> {
             "with" => Kind::With,
             "break" => Kind::Break,
             "continue" => Kind::Continue,
-            "define" | "template" | "block" => Kind::Unsupported,
+            "define" => Kind::Define,
+            "template" => Kind::Template,
+            "block" => Kind::Block,
             "nil" => Kind::Nil,
             "true" | "false" => Kind::Bool,
             _ => Kind::Identifier,

@@ -1,18 +1,23 @@
 //! A Go `text/template` engine for Vault Agent / consul-template templates: text and actions,
 //! `{{-`/`-}}` trimming, comments, `if`/`with`/`range` (with `else`, `else if`, `else with`,
-//! `break`, `continue`), variables, pipelines, field chains, literals, custom delimiters, and
-//! Go's built-in functions (`and or not eq ne lt le gt ge len index print printf println`).
-//! Output matches Go byte for byte; `tests/fixtures/templates/*.golden` were rendered by
-//! OpenBao Agent (Go) and are checked here.
+//! `break`, `continue`, and `range` over an integer), variables, pipelines, field chains on
+//! the dot, variables and parenthesised pipelines, every literal Go has but complex numbers,
+//! custom delimiters, `define`/`template`/`block`, and Go's built-in functions (`and or not eq
+//! ne lt le gt ge len index slice print printf println html js urlquery call`; `call` always
+//! fails, since the data holds no functions). It matches Go 1.27 (what OpenBao Agent 2.7.2 is
+//! built with) byte for byte: `tests/fixtures/templates/*.golden` were rendered by OpenBao
+//! Agent and are checked here, and `tests/compat/templates/syntax/` is checked against the
+//! whole agent by `scripts/compat-templates.sh`.
 //!
 //! It owns parsing, rendering and Go's printing rules. It must not know about Vault, files or
 //! the agent: every other function comes from the caller through [`Functions`]. It must not
-//! panic on any template or data: nesting is bounded at parse time and every lookup is checked.
+//! panic on any template or data: nesting is bounded at parse time, template calls and the
+//! blocks inside them at render time (300 levels, where Go allows 100000 calls on its growable
+//! stacks), and every lookup is checked.
 //!
-//! Not implemented: `define`/`template`/`block` (a parse error), the built-ins `call`, `html`,
-//! `js`, `slice` and `urlquery`, methods, `range` over an integer, complex and hexadecimal
-//! float literals.
-
+//! Not implemented: complex literals (refused when parsing), methods (the data has none), and
+//! `range` over functions. Differences: `slice` bounds indexes by length (Go: by capacity),
+//! and refuses to cut a string inside a UTF-8 character.
 mod exec;
 mod format;
 mod lex;
@@ -38,6 +43,8 @@ pub trait Functions {
 #[derive(Debug)]
 pub struct Template {
     root: Vec<parse::Node>,
+    /// Templates named by `define` and `block`, for `{{template}}`.
+    definitions: parse::Definitions,
 }
 
 /// Choices that change rendering.
@@ -78,8 +85,8 @@ impl Template {
             });
         }
         let tokens = lex::lex(text, left, right);
-        let root = parse::parse(text, tokens, functions)?;
-        Ok(Template { root })
+        let (root, definitions) = parse::parse(text, tokens, functions)?;
+        Ok(Template { root, definitions })
     }
 
     /// Renders with `dot` as the initial `.` and `$`.
@@ -91,6 +98,10 @@ impl Template {
     ) -> Result<String, TemplateError> {
         let mut state = exec::State {
             root: dot,
+            root_absent: matches!(dot, Value::Nil),
+            definitions: &self.definitions,
+            main: &self.root,
+            depth: 0,
             functions,
             options,
             vars: vec![("$".to_owned(), dot.clone())],

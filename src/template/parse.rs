@@ -29,7 +29,20 @@ pub(super) enum Node {
     Range(Branch),
     Break,
     Continue,
+    /// `{{template "name" pipeline}}` (and the call half of `{{block}}`): runs the named
+    /// template with the pipeline's value (absent without one) as its dot.
+    Template(TemplateCall),
 }
+
+#[derive(Debug)]
+pub(super) struct TemplateCall {
+    pub name: String,
+    pub pos: Pos,
+    pub pipe: Option<Pipeline>,
+}
+
+/// The templates a parse defined with `define` and `block`, by name.
+pub(super) type Definitions = std::collections::BTreeMap<String, Vec<Node>>;
 
 /// The shared shape of `if`, `with` and `range`.
 #[derive(Debug)]
@@ -103,6 +116,11 @@ pub(super) enum Builtin {
     Print,
     Printf,
     Println,
+    Html,
+    Js,
+    Urlquery,
+    Slice,
+    Call,
 }
 
 impl Builtin {
@@ -122,6 +140,11 @@ impl Builtin {
             "print" => Builtin::Print,
             "printf" => Builtin::Printf,
             "println" => Builtin::Println,
+            "html" => Builtin::Html,
+            "js" => Builtin::Js,
+            "urlquery" => Builtin::Urlquery,
+            "slice" => Builtin::Slice,
+            "call" => Builtin::Call,
             _ => return None,
         })
     }
@@ -142,6 +165,11 @@ impl Builtin {
             Builtin::Print => "print",
             Builtin::Printf => "printf",
             Builtin::Println => "println",
+            Builtin::Html => "html",
+            Builtin::Js => "js",
+            Builtin::Urlquery => "urlquery",
+            Builtin::Slice => "slice",
+            Builtin::Call => "call",
         }
     }
 
@@ -150,10 +178,16 @@ impl Builtin {
         match self {
             Builtin::Not | Builtin::Len => (1, true),
             Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => (2, true),
-            // Go's eq is variadic from one argument but fails at run time with one.
-            Builtin::Eq => (2, false),
-            Builtin::And | Builtin::Or | Builtin::Index | Builtin::Printf => (1, false),
-            Builtin::Print | Builtin::Println => (0, false),
+            Builtin::And
+            | Builtin::Or
+            | Builtin::Eq
+            | Builtin::Index
+            | Builtin::Printf
+            | Builtin::Slice
+            | Builtin::Call => (1, false),
+            Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => {
+                (0, false)
+            }
         }
     }
 }
@@ -192,10 +226,34 @@ impl Arg {
                 s.extend(fields.iter().map(|f| format!(".{f}")));
                 s
             }
-            Arg::Pipeline(_) => "(...)".to_owned(),
+            Arg::Pipeline(pipe) => format!("({})", pipe.describe()),
             Arg::Function(Function::Builtin(b), _) => b.name().to_owned(),
             Arg::Function(Function::External(name), _) => name.clone(),
         }
+    }
+}
+
+impl Pipeline {
+    /// The pipeline roughly as written, for messages.
+    pub(super) fn describe(&self) -> String {
+        let mut s = String::new();
+        if !self.decl.is_empty() {
+            s.push_str(&self.decl.join(", "));
+            s.push_str(if self.is_assign { " = " } else { " := " });
+        }
+        let commands: Vec<String> = self
+            .commands
+            .iter()
+            .map(|c| {
+                c.args
+                    .iter()
+                    .map(Arg::describe)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        s.push_str(&commands.join(" | "));
+        s
     }
 }
 
@@ -228,12 +286,12 @@ impl<'a> LineIndex<'a> {
 
 type Result<T> = std::result::Result<T, TemplateError>;
 
-/// Parses the token stream of `text` into its top-level list.
+/// Parses the token stream of `text` into its top-level list and the templates it defines.
 pub(super) fn parse(
     text: &str,
     tokens: Vec<Token>,
     functions: &dyn Functions,
-) -> Result<Vec<Node>> {
+) -> Result<(Vec<Node>, Definitions)> {
     let mut parser = Parser {
         lines: LineIndex::new(text),
         tokens,
@@ -242,8 +300,38 @@ pub(super) fn parse(
         range_depth: 0,
         depth: 0,
         functions,
+        definitions: Definitions::new(),
     };
-    parser.parse_root()
+    let root = parser.parse_root()?;
+    // The file itself is the template named "" (consul-template's name for it), added last, as
+    // Go's `Tree.add` does: a non-empty `define ""` stands in for an empty file, and beside a
+    // non-empty one is a second definition.
+    let root = match parser.definitions.remove("") {
+        Some(defined) if !is_empty_tree(&defined) => {
+            if !is_empty_tree(&root) {
+                return Err(
+                    parser.error(text.len(), "template: multiple definition of template \"\"")
+                );
+            }
+            defined
+        }
+        _ => root,
+    };
+    Ok((root, parser.definitions))
+}
+
+/// Go's `parse.IsEmptyTree`: only blank text and comments. Such a definition never replaces
+/// an earlier one, and is replaced by a later one without a "multiple definition" error.
+fn is_empty_tree(list: &[Node]) -> bool {
+    list.iter().all(|node| match node {
+        Node::Text(text) => text.trim_matches(is_go_space).is_empty(),
+        _ => false,
+    })
+}
+
+/// `unicode.IsSpace`, which Go's `bytes.TrimSpace` uses.
+fn is_go_space(c: char) -> bool {
+    matches!(c, '\u{85}' | '\u{a0}') || c.is_whitespace()
 }
 
 /// How an item list ended.
@@ -261,6 +349,7 @@ struct Parser<'a> {
     range_depth: usize,
     depth: usize,
     functions: &'a dyn Functions,
+    definitions: Definitions,
 }
 
 impl Parser<'_> {
@@ -340,6 +429,17 @@ impl Parser<'_> {
         let mut root = Vec::new();
         loop {
             let token = self.peek_token();
+            if token.kind == Kind::LeftDelim {
+                // `{{define}}` is only recognised at the top level, as in Go.
+                let at = self.next;
+                self.next_token();
+                let keyword = self.next_non_space();
+                if keyword.kind == Kind::Define {
+                    self.definition(keyword.pos)?;
+                    continue;
+                }
+                self.next = at;
+            }
             match token.kind {
                 Kind::Eof => return Ok(root),
                 _ => match self.text_or_action()? {
@@ -350,6 +450,100 @@ impl Parser<'_> {
                 },
             }
         }
+    }
+
+    /// `{{define "name"}}...{{end}}` after its keyword: a template with its own variables.
+    fn definition(&mut self, keyword_at: usize) -> Result<()> {
+        const CONTEXT: &str = "define clause";
+        let token = self.next_non_space();
+        let name = self.template_name(&token, CONTEXT)?;
+        self.expect_right_delim(CONTEXT)?;
+        let list = self.template_body(("define", keyword_at), CONTEXT)?;
+        self.add_definition(name, list, keyword_at)
+    }
+
+    /// A `define` or `block` body through its `{{end}}`, with a fresh variable scope (only
+    /// `$`) and outside any `range`.
+    fn template_body(&mut self, opener: (&str, usize), context: &str) -> Result<Vec<Node>> {
+        self.enter(opener.1)?;
+        let vars = std::mem::replace(&mut self.vars, vec!["$".to_owned()]);
+        let range_depth = std::mem::replace(&mut self.range_depth, 0);
+        let listed = self.item_list(opener);
+        self.vars = vars;
+        self.range_depth = range_depth;
+        self.depth -= 1;
+        let (list, stop) = listed?;
+        if let Stop::Else(pos) = stop {
+            return Err(self.error(pos, format!("unexpected {{{{else}}}} in {context}")));
+        }
+        Ok(list)
+    }
+
+    /// Go's `Tree.add`: an empty definition never replaces an earlier one and is replaced by
+    /// a later one; two non-empty definitions of one name in one parse are an error.
+    fn add_definition(&mut self, name: String, list: Vec<Node>, at: usize) -> Result<()> {
+        match self.definitions.get(&name) {
+            Some(old) if !is_empty_tree(old) => {
+                if !is_empty_tree(&list) {
+                    return Err(self.error(
+                        at,
+                        format!("template: multiple definition of template {name:?}"),
+                    ));
+                }
+            }
+            _ => {
+                self.definitions.insert(name, list);
+            }
+        }
+        Ok(())
+    }
+
+    /// The quoted name after `define`, `template` or `block`.
+    fn template_name(&self, token: &Token, context: &str) -> Result<String> {
+        match token.kind {
+            Kind::String => unquote(&token.text).map_err(|m| self.error(token.pos, m)),
+            Kind::RawString => Ok(token
+                .text
+                .get(1..token.text.len().saturating_sub(1))
+                .unwrap_or("")
+                .replace('\r', "")),
+            _ => Err(self.unexpected(token, context)),
+        }
+    }
+
+    /// `{{template "name"}}` or `{{template "name" pipeline}}` after its keyword. Its errors
+    /// point at the name, as Go's do.
+    fn template_call(&mut self) -> Result<Node> {
+        const CONTEXT: &str = "template clause";
+        let token = self.next_non_space();
+        let name = self.template_name(&token, CONTEXT)?;
+        let pipe = if self.peek_non_space().kind == Kind::RightDelim {
+            self.next_token();
+            None
+        } else {
+            // Variables the pipeline declares persist until the enclosing block's end.
+            Some(self.pipeline(CONTEXT, Kind::RightDelim)?)
+        };
+        Ok(Node::Template(TemplateCall {
+            name,
+            pos: self.pos(token.pos),
+            pipe,
+        }))
+    }
+
+    /// `{{block "name" pipeline}}default{{end}}`: defines `name` and calls it in place.
+    fn block(&mut self, keyword_at: usize) -> Result<Node> {
+        const CONTEXT: &str = "block clause";
+        let token = self.next_non_space();
+        let name = self.template_name(&token, CONTEXT)?;
+        let pipe = self.pipeline(CONTEXT, Kind::RightDelim)?;
+        let list = self.template_body(("block", keyword_at), CONTEXT)?;
+        self.add_definition(name.clone(), list, keyword_at)?;
+        Ok(Node::Template(TemplateCall {
+            name,
+            pos: self.pos(token.pos),
+            pipe: Some(pipe),
+        }))
     }
 
     /// Items up to `{{end}}` or `{{else}}`; `opener` names the block for the EOF message.
@@ -411,13 +605,8 @@ impl Parser<'_> {
                     Node::Continue
                 }))
             }
-            Kind::Unsupported => Err(self.error(
-                token.pos,
-                format!(
-                    "unsupported action {{{{{}}}}}: define, template and block are not implemented",
-                    token.text
-                ),
-            )),
+            Kind::Template => Ok(Item::Node(self.template_call()?)),
+            Kind::Block => Ok(Item::Node(self.block(token.pos)?)),
             _ => {
                 self.backup();
                 Ok(Item::Node(Node::Action(
@@ -776,7 +965,9 @@ fn describe(token: &Token) -> String {
         | Kind::Break
         | Kind::Continue
         | Kind::Nil
-        | Kind::Unsupported => format!("<{}>", token.text),
+        | Kind::Define
+        | Kind::Template
+        | Kind::Block => format!("<{}>", token.text),
         _ if token.text.chars().count() > 10 => {
             let head: String = token.text.chars().take(10).collect();
             format!("{}...", super::format::quote(&head, false))
@@ -841,16 +1032,19 @@ pub(super) fn parse_number(text: &str) -> std::result::Result<Number, String> {
                     .map(Number::Int)
                     .ok_or_else(|| format!("{text} overflows int"))
             }
-            Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
-                Err(format!("{text} overflows int"))
-            }
+            Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => Err(format!(
+                "integer overflow: {}",
+                super::format::quote(text, false)
+            )),
             Err(_) => Err(illegal()),
         };
     }
+    if radix == 16 {
+        return hex_float(digits)
+            .map(|f| Number::Float(if negative { -f } else { f }))
+            .ok_or_else(illegal);
+    }
     if radix != 10 {
-        if radix == 16 {
-            return Err(format!("hexadecimal floats are not supported: {text}"));
-        }
         return Err(illegal());
     }
     if !underscores_ok(digits, false) || digits.starts_with('_') {
@@ -861,6 +1055,31 @@ pub(super) fn parse_number(text: &str) -> std::result::Result<Number, String> {
         Ok(f) if f.is_finite() => Ok(Number::Float(if negative { -f } else { f })),
         _ => Err(illegal()),
     }
+}
+
+/// A hexadecimal float after its `0x` (lower-cased): hex digits with an optional point, then a
+/// mandatory `p` and a decimal power of two, as Go's `strconv.ParseFloat` reads it.
+fn hex_float(digits: &str) -> Option<f64> {
+    let (mantissa, exponent) = digits.split_once('p')?;
+    if !underscores_ok(mantissa, true)
+        || !underscores_ok(exponent.trim_start_matches(['+', '-']), false)
+    {
+        return None;
+    }
+    let mantissa: String = mantissa.chars().filter(|&c| c != '_').collect();
+    let exponent: String = exponent.chars().filter(|&c| c != '_').collect();
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((&mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in whole.chars().chain(fraction.chars()) {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let fraction_bits = i32::try_from(fraction.len()).ok()?.checked_mul(4)?;
+    let power: i32 = exponent.parse().ok()?;
+    let value = value * 2f64.powi(power.checked_sub(fraction_bits)?);
+    value.is_finite().then_some(value)
 }
 
 /// Go's rule: an underscore only between digits, or right after a base prefix.

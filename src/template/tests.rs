@@ -1,6 +1,7 @@
 //! Unit tests for each feature and error, and the golden tests: every
 //! `tests/fixtures/templates/*.tpl` must render exactly as OpenBao Agent (Go) rendered it into
-//! the `.golden` beside it (`scripts/template-goldens.sh`).
+//! the `.golden` beside it (`scripts/template-goldens.sh`), and so must every case of the
+//! compatibility suite's `syntax` area (`tests/compat/templates/syntax`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -216,11 +217,16 @@ fn field_chains_on_dot_variables_and_parentheses() {
 fn field_errors() {
     assert_eq!(
         failure("{{ .name.first }}"),
-        "1:4: can't evaluate field first in type string"
+        "1:4: can't evaluate field first in type interface {}"
     );
     assert_eq!(
         failure("{{ .list.x }}"),
-        "1:4: can't evaluate field x in type []interface {}"
+        "1:4: can't evaluate field x in type interface {}"
+    );
+    // A value not from the data has its own type, as in Go.
+    assert_eq!(
+        failure("{{ $s := \"abc\" }}{{ $s.x }}"),
+        "1:21: can't evaluate field x in type string"
     );
     assert_eq!(
         failure("{{ .missing.x }}"),
@@ -451,8 +457,8 @@ fn block_structure_errors() {
     assert_eq!(failure("{{ (.name }}"), "1:11: unclosed left paren");
     assert_eq!(failure("{{ .name) }}"), "1:9: unexpected right paren");
     assert_eq!(
-        failure("{{ define \"x\" }}{{ end }}"),
-        "1:4: unsupported action {{define}}: define, template and block are not implemented"
+        failure("{{ if 1 }}{{ define \"x\" }}{{ end }}{{ end }}"),
+        "1:14: unexpected <define> in command"
     );
     assert_eq!(failure("{{ end 1 }}"), "1:8: unexpected \"1\" in end");
     assert_eq!(failure("{{ .a.b-}}"), "1:8: bad character U+002D '-'");
@@ -575,11 +581,11 @@ fn comparisons() {
     );
     assert_eq!(
         failure("{{ eq 1 1.0 }}"),
-        "1:4: error calling eq: incompatible types for comparison"
+        "1:4: error calling eq: incompatible types for comparison: int and float64"
     );
     assert_eq!(
         failure("{{ lt 1 \"1\" }}"),
-        "1:4: error calling lt: incompatible types for comparison"
+        "1:4: error calling lt: incompatible types for comparison: int and string"
     );
     assert_eq!(
         failure("{{ lt true false }}"),
@@ -591,7 +597,12 @@ fn comparisons() {
     );
     assert_eq!(
         failure("{{ eq .list .list }}"),
-        "1:4: error calling eq: non-comparable type []interface {}"
+        "1:4: error calling eq: non-comparable type [a b c]: []interface {}"
+    );
+    assert_eq!(
+        failure("{{ eq .list .map }}"),
+        "1:4: error calling eq: non-comparable types [a b c]: []interface {}, \
+         map[string]interface {}: map[a:1 b:2 c:3]"
     );
 }
 
@@ -607,7 +618,7 @@ fn builtin_arity_is_checked_at_parse_time() {
     );
     assert_eq!(
         failure("{{ eq 1 }}"),
-        "1:4: wrong number of args for eq: want at least 2 got 1"
+        "1:4: error calling eq: missing argument for comparison"
     );
     assert_eq!(
         failure("{{ printf }}"),
@@ -922,6 +933,412 @@ fn goldens_match_go_byte_for_byte() {
                 path.display()
             )),
             Err(e) => failures.push(format!("{}: {e}", path.display())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---- define, template, block ----------------------------------------------------------------
+
+#[test]
+fn define_and_template_call_named_templates() {
+    assert_eq!(
+        render(
+            r#"{{ define "a" }}A{{ end }}{{ define "b" }}B{{ template "a" }}{{ end }}[{{ template "b" }}]"#
+        ),
+        "[BA]"
+    );
+    // The pipeline's value is the callee's dot and `$`; the caller's variables are not visible.
+    assert_eq!(
+        render_data(
+            r#"{{ define "t" }}{{ .id }}/{{ $.id }}{{ end }}{{ $x := 1 }}{{ template "t" index .nested.items 0 }}"#,
+            &data()
+        ),
+        "x/x"
+    );
+    assert_eq!(
+        failure(r#"{{ define "t" }}{{ $x }}{{ end }}{{ $x := 1 }}{{ template "t" }}"#),
+        "1:20: undefined variable \"$x\""
+    );
+    // Without a pipeline the dot is absent: its fields are quietly absent too.
+    assert_eq!(
+        render(r#"{{ define "t" }}[{{ . }}][{{ .a.b }}]{{ end }}{{ template "t" }}"#),
+        "[<no value>][<no value>]"
+    );
+    // Variables the call's pipeline declares stay in the caller's scope.
+    assert_eq!(
+        render(r#"{{ define "t" }}{{ . }}{{ end }}{{ template "t" $v := 7 }}{{ $v }}"#),
+        "77"
+    );
+    assert_eq!(
+        render(r#"{{ define `raw` }}R{{ end }}{{ template `raw` }}"#),
+        "R"
+    );
+}
+
+#[test]
+fn block_defines_and_calls_in_place() {
+    assert_eq!(
+        render_data(
+            r#"{{ block "l" .list }}{{ range . }}-{{ . }}{{ end }}{{ end }}!"#,
+            &data()
+        ),
+        "-a-b-c!"
+    );
+    // An empty earlier definition is replaced by the block's body.
+    assert_eq!(
+        render(r#"{{ define "b" }} {{ end }}{{ block "b" 1 }}body {{ . }}{{ end }}"#),
+        "body 1"
+    );
+}
+
+#[test]
+fn redefinition_follows_go() {
+    // An empty definition never replaces a non-empty one, and is replaced by a later one.
+    assert_eq!(
+        render(
+            r#"{{ define "x" }}first{{ end }}{{ define "x" }} {{/* c */}} {{ end }}{{ template "x" }}"#
+        ),
+        "first"
+    );
+    assert_eq!(
+        render(r#"{{ define "x" }}  {{ end }}{{ define "x" }}second{{ end }}{{ template "x" }}"#),
+        "second"
+    );
+    assert_eq!(
+        failure(r#"{{ define "x" }}a{{ end }}{{ define "x" }}b{{ end }}"#),
+        "1:30: template: multiple definition of template \"x\""
+    );
+    assert_eq!(
+        failure(r#"{{ block "x" 1 }}a{{ end }}{{ define "x" }}b{{ end }}"#),
+        "1:31: template: multiple definition of template \"x\""
+    );
+}
+
+#[test]
+fn the_file_is_the_template_named_empty() {
+    // consul-template names the file's template "": `define ""` stands in for an empty file,
+    // is a second definition beside a non-empty one, and `template ""` calls the file.
+    assert_eq!(render("{{ define \"\" }}x{{ end }}\n"), "x");
+    assert_eq!(
+        failure("{{ define \"\" }}x{{ end }}main"),
+        "1:30: template: multiple definition of template \"\""
+    );
+    assert_eq!(
+        render_data(
+            r#"{{ define "t" }}{{ template "" 1 }}{{ end }}{{ if . }}{{ . }}{{ else }}{{ template "t" }}{{ end }}"#,
+            &Value::Nil
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn template_errors() {
+    assert_eq!(
+        failure(r#"{{ template "nope" }}"#),
+        "1:13: template \"nope\" not defined"
+    );
+    assert_eq!(
+        failure("{{ template }}"),
+        "1:13: unexpected \"}}\" in template clause"
+    );
+    assert_eq!(
+        failure("{{ define x }}{{ end }}"),
+        "1:11: unexpected \"x\" in define clause"
+    );
+    assert_eq!(
+        failure(r#"{{ define "x" }}a"#),
+        "1:18: unexpected EOF: {{define}} at 1:4 has no {{end}}"
+    );
+    assert_eq!(
+        failure(r#"{{ define "x" }}a{{ else }}b{{ end }}"#),
+        "1:21: unexpected {{else}} in define clause"
+    );
+    assert_eq!(
+        failure(r#"{{ block "x" }}a{{ end }}"#),
+        "1:14: missing value for block clause"
+    );
+    // A define body is outside any range, even when the call is inside one.
+    assert_eq!(
+        failure(r#"{{ define "x" }}{{ break }}{{ end }}"#),
+        "1:20: {{break}} outside {{range}}"
+    );
+}
+
+#[test]
+fn template_recursion_is_bounded() {
+    // Recursion that ends renders.
+    assert_eq!(
+        render_data(
+            r#"{{ define "r" }}{{ if . }}{{ index . 0 }}{{ template "r" slice . 1 }}{{ end }}{{ end }}{{ template "r" .list }}"#,
+            &data()
+        ),
+        "abc"
+    );
+    // Endless recursion is an error, not a stack overflow, even with every level nested as
+    // deep as the parser allows, on a thread with tokio's 2 MiB worker stack.
+    let nested = format!(
+        r#"{{{{ define "r" }}}}{}{{{{ template "r" . }}}}{}{{{{ end }}}}{{{{ template "r" 1 }}}}"#,
+        "{{ if 1 }}".repeat(super::parse::MAX_DEPTH - 1),
+        "{{ end }}".repeat(super::parse::MAX_DEPTH - 1)
+    );
+    let message = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || failure(&nested))
+        .unwrap()
+        .join()
+        .unwrap();
+    let expected = format!(
+        "exceeded maximum template depth ({})",
+        super::exec::MAX_EXEC_DEPTH
+    );
+    assert!(message.ends_with(&expected), "{message}");
+    // The same without blocks in between.
+    let message = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| failure(r#"{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" 1 }}"#))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(message, format!("1:29: {expected}"));
+    // The deepest render that succeeds, with parentheses nested as deep as the parser allows
+    // at its bottom, fits the same stack.
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let parens = super::parse::MAX_DEPTH - 3;
+            let text = format!(
+                r#"{{{{ define "r" }}}}{{{{ if . }}}}{{{{ template "r" slice . 1 }}}}{{{{ else }}}}{{{{ {}1{} }}}}{{{{ end }}}}{{{{ end }}}}{{{{ template "r" . }}}}"#,
+                "(print ".repeat(parens),
+                ")".repeat(parens)
+            );
+            let mut deepest = None;
+            for items in (100..200).rev() {
+                let list = Value::List(vec![Value::Int(0); items]);
+                if let Ok(out) = render_with(&text, &list, RenderOptions::default()) {
+                    deepest = Some((items, out));
+                    break;
+                }
+            }
+            let (items, out) = deepest.expect("some depth renders");
+            assert_eq!(out, "1");
+            assert!(items * 2 + 2 >= super::exec::MAX_EXEC_DEPTH, "{items}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+// ---- html, js, urlquery, slice, call ----------------------------------------------------------
+
+#[test]
+fn html_escapes_as_go() {
+    assert_eq!(
+        render(r#"{{ html "<a href=\"x\">Tom & Jerry's</a>\u0000" }}"#),
+        "&lt;a href=&#34;x&#34;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;\u{FFFD}"
+    );
+    // Several operands print as fmt.Sprint; nil is <no value>.
+    assert_eq!(render(r#"{{ html "a" 1 2 "<" }}"#), "a1 2&lt;");
+    assert_eq!(render(r#"{{ html .x }}"#), "&lt;no value&gt;");
+    assert_eq!(render(r#"{{ "<b>" | html }}"#), "&lt;b&gt;");
+}
+
+#[test]
+fn js_escapes_as_go() {
+    assert_eq!(
+        render(r#"{{ js "it's \"q\" \\ <b> & a=b\ttab\n\u0001 é \u2028" }}"#),
+        r#"it\'s \"q\" \\ \u003Cb\u003E \u0026 a\u003Db\u0009tab\u000A\u0001 é \u2028"#
+    );
+    assert_eq!(render(r#"{{ js 1 2 }}"#), "1 2");
+}
+
+#[test]
+fn urlquery_escapes_as_go() {
+    assert_eq!(
+        render(r#"{{ urlquery "a b&c=d/e?f#g+h~i_j.k-l é" }}"#),
+        "a+b%26c%3Dd%2Fe%3Ff%23g%2Bh~i_j.k-l+%C3%A9"
+    );
+    assert_eq!(render(r#"{{ urlquery nil }}"#), "%3Cno+value%3E");
+}
+
+#[test]
+fn slice_as_go() {
+    assert_eq!(
+        render_data(
+            "{{ slice .list 1 }}|{{ slice .list 0 1 }}|{{ slice .list }}|{{ slice .list 1 1 1 }}",
+            &data()
+        ),
+        "[b c]|[a]|[a b c]|[]"
+    );
+    assert_eq!(
+        render(r#"{{ slice "abcdef" 1 3 }} {{ slice "abc" 3 }}"#),
+        "bc "
+    );
+    for (text, message) in [
+        (r#"{{ slice "abc" 2 1 }}"#, "invalid slice index: 2 > 1"),
+        (r#"{{ slice "abc" 0 9 }}"#, "index out of range: 9"),
+        (r#"{{ slice "abc" -1 }}"#, "index out of range: -1"),
+        (
+            r#"{{ slice "abc" 0 1 2 }}"#,
+            "cannot 3-index slice a string",
+        ),
+        (r#"{{ slice 3 0 }}"#, "can't slice item of type int"),
+        (r#"{{ slice .x 0 }}"#, "slice of untyped nil"),
+        (
+            r#"{{ slice "abc" "a" }}"#,
+            "cannot index slice/array with type string",
+        ),
+        (r#"{{ slice "abc" 1 2 3 4 }}"#, "too many slice indexes: 4"),
+        (
+            r#"{{ slice "é" 1 }}"#,
+            "slice 1:2 cuts a UTF-8 character (not supported here)",
+        ),
+    ] {
+        assert_eq!(
+            failure(text),
+            format!("1:4: error calling slice: {message}"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn call_fails_as_go_with_no_function_values() {
+    assert_eq!(
+        failure("{{ call .x }}"),
+        "1:4: error calling call: call of nil"
+    );
+    assert_eq!(
+        failure(r#"{{ call "f" 1 }}"#),
+        "1:4: error calling call: non-function \"f\" of type string"
+    );
+    assert_eq!(
+        failure(r#"{{ "f" | call }}"#),
+        "1:10: error calling call: non-function f of type string"
+    );
+    assert_eq!(
+        failure("{{ call }}"),
+        "1:4: wrong number of args for call: want at least 1 got 0"
+    );
+}
+
+// ---- range over an integer, numbers ----------------------------------------------------------
+
+#[test]
+fn range_over_an_integer() {
+    assert_eq!(render("{{ range 3 }}{{ . }}{{ end }}"), "012");
+    assert_eq!(
+        render("{{ range $i := 3 }}<{{ $i }}>{{ end }}"),
+        "<0><1><2>"
+    );
+    assert_eq!(
+        render("{{ range 0 }}x{{ else }}none{{ end }} {{ range -1 }}x{{ else }}neg{{ end }}"),
+        "none neg"
+    );
+    assert_eq!(
+        render(
+            "{{ range $i := 9223372036854775807 }}{{ if eq $i 2 }}{{ break }}{{ end }}{{ $i }}{{ end }}"
+        ),
+        "01"
+    );
+    assert_eq!(
+        failure("{{ range $i, $j := 3 }}{{ end }}"),
+        "1:10: can't use 3 to iterate over more than one variable"
+    );
+    assert_eq!(
+        failure("{{ range 1.5 }}{{ end }}"),
+        "1:10: range can't iterate over 1.5"
+    );
+    assert_eq!(
+        failure(r#"{{ range "ab" }}{{ end }}"#),
+        "1:10: range can't iterate over ab"
+    );
+}
+
+#[test]
+fn hexadecimal_floats_and_integer_overflow() {
+    assert_eq!(
+        render("{{ 0x1p4 }} {{ 0x1.8p1 }} {{ -0x_1p-2 }} {{ 0X.8P0 }}"),
+        "16 3 -0.25 0.5"
+    );
+    assert_eq!(
+        failure("{{ 0x1.8 }}"),
+        "1:4: illegal number syntax: \"0x1.8\""
+    );
+    assert_eq!(
+        failure("{{ 99999999999999999999 }}"),
+        "1:4: integer overflow: \"99999999999999999999\""
+    );
+}
+
+// ---- field chains on function results and variables -------------------------------------------
+
+#[test]
+fn fields_of_function_results_and_variables() {
+    assert_eq!(
+        render_data(
+            "{{ (index .nested.items 0).id }} {{ $h := index .nested.items 1 }}{{ $h.id }} {{ (index .nested.items 0).missing }}",
+            &data()
+        ),
+        "x y <no value>"
+    );
+    // A nil function result (an unfetched secret) has no fields, as a nil interface{} in Go.
+    assert_eq!(
+        failure("{{ (index .map \"nope\").Data.x }}"),
+        "1:5: nil pointer evaluating interface {}.Data"
+    );
+}
+
+/// The compatibility suite's `syntax` area (`tests/compat/templates/syntax`), through the
+/// engine alone: `scripts/compat-templates.sh` runs the same cases through the whole agent
+/// against OpenBao Agent's output; this catches an engine regression in `cargo test`.
+#[test]
+fn compat_syntax_cases_match_go() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/templates/syntax");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "tpl"))
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 80,
+        "expected the syntax cases in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for path in &cases {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (left, right) = match std::fs::read_to_string(path.with_extension("delims")) {
+            Ok(delims) => {
+                let mut parts = delims.split_whitespace();
+                (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                )
+            }
+            Err(_) => ("{{".to_owned(), "}}".to_owned()),
+        };
+        let read = |ext: &str| std::fs::read_to_string(path.with_extension(ext)).ok();
+        // None: must fail; Some(text): must render exactly that.
+        let expected = match (read("ours"), read("ours-error"), read("golden")) {
+            (Some(ours), _, _) => Some(ours),
+            (None, Some(_), _) => None,
+            (None, None, golden) => golden,
+        };
+        let mut functions = golden_functions(&dir);
+        let rendered = Template::parse(&text, &left, &right, &functions)
+            .and_then(|t| t.render(&Value::Nil, &mut functions, RenderOptions::default()));
+        let name = path.file_stem().unwrap().to_string_lossy();
+        match (rendered, expected) {
+            (Ok(out), Some(want)) if out == want => {}
+            (Err(_), None) => {}
+            (Ok(out), Some(want)) => {
+                failures.push(format!("{name}: differs\n--- go\n{want}\n--- ours\n{out}"));
+            }
+            (Ok(out), None) => failures.push(format!("{name}: rendered {out:?}, must fail")),
+            (Err(e), Some(_)) => failures.push(format!("{name}: {e}")),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -767,6 +767,8 @@ v1: {{ with secret "kv1/compat" }}{{ .Data.user }} {{ .LeaseDuration }} {{ .Rene
 json: {{ with secret "kv1/compat" }}{{ .Data | toJSON }}{{ end }}
 list v2: {{ range secrets "secret/" }}{{ if eq . "compat-kv" "compat-kv-other" }}{{ . }},{{ end }}{{ end }}
 list v1: {{ range secrets "kv1/" }}{{ . }},{{ end }}
+paren: {{ (secret "secret/compat-kv").Data.data.user }}
+variable field: {{ $t := secret "kv1/compat" }}{{ $t.Data.user }}
 auth: {{ with secret "auth/token/create" "ttl=1h" "policies=default" }}{{ .Auth.Policies }} {{ .Auth.LeaseDuration }} {{ .Auth.Renewable }} {{ .LeaseDuration }} {{ .Renewable }} {{ gt (len .Auth.ClientToken) 10 }}{{ end }}
 nil fields: {{ with secret "kv1/compat" }}{{ .Warnings }} {{ if .Auth }}auth{{ end }}{{ with .WrapInfo }}wrapped{{ end }}{{ end }}
 "#;

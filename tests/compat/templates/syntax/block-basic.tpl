@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ block "list" .Data.data.servers }}{{ range . }}-{{ . }}{{ end }}{{ end }}{{ end }}

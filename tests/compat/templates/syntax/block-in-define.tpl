@@ -1,0 +1,1 @@
+{{ define "outer" }}<{{ block "inner" . }}in {{ . }}{{ end }}>{{ end }}{{ template "outer" "d" }} {{ template "inner" "e" }}

@@ -1,0 +1,1 @@
+{{ block "a" . }}{{ block "b" . }}B{{ end }}A{{ end }}|{{ template "b" }}

@@ -1,0 +1,1 @@
+{{ define "b" }}{{ end }}{{ block "b" "x" }}default {{ . }}{{ end }} {{ template "b" "y" }}

@@ -1,0 +1,1 @@
+{{ define "c" }}{{/* only a comment */}}{{ end }}[{{ template "c" }}]

@@ -1,0 +1,4 @@
+a{{/* a comment */}}b
+{{/* multi
+line
+comment */}}c

@@ -1,0 +1,2 @@
+a  {{- /* trimmed */ -}}  b
+ x {{- /* left only */}} y

@@ -1,0 +1,1 @@
+{{ define "y" }}[{{ $.a }}][{{ $ }}]{{ end }}{{ template "y" }}

@@ -1,0 +1,1 @@
+{{ define "x" }}{{ $ }}{{ end }}{{ $v := "outer" }}{{ template "x" "dot" }} {{ $v }}

@@ -1,0 +1,1 @@
+{{ define "x" }}  {{ end }}{{ define "x" }}second{{ end }}{{ template "x" }}

@@ -1,0 +1,3 @@
+{{ define "t" }}[T]{{ end }}a  
+  {{- template "t" -}}  
+  b

@@ -1,0 +1,1 @@
+[[ .x ]] {{ "literal braces" }} [[ "hi" ]] [[- " trimmed " -]] x

@@ -1,0 +1,1 @@
+{{ define "x" }}first{{ end }}{{ define "x" }}second{{ end }}{{ template "x" }}

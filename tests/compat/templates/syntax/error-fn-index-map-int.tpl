@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ index .Data.data.labels 1 }}{{ end }}

@@ -1,0 +1,1 @@
+{{ print (not false) (len "ab") (and 1 2) }}

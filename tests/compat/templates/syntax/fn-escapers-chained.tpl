@@ -1,0 +1,1 @@
+{{ "<a>'x'" | html | js }} {{ "a b" | urlquery | html }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ index .Data.data.servers 1 }} {{ index .Data.data.matrix 1 0 }} {{ index .Data.data.labels "a" }} [{{ index .Data.data.labels "zz" }}] {{ index "abc" 1 }}{{ end }}

@@ -1,0 +1,1 @@
+{{ print "a" "b" 1 2 "c" 3.5 true }}|{{ print }}|{{ print nil }}

@@ -1,0 +1,1 @@
+{{ printf "%c%c" 'h' 105 }} {{ printf "%d %q" 'x' 'y' }} {{ printf "%U" 'é' }}

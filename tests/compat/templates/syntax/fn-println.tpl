@@ -1,0 +1,1 @@
+{{ println "a" 1 2 "b" }}{{ println }}|

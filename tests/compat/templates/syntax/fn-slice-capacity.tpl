@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ slice .Data.data.servers 0 4 }}{{ end }}

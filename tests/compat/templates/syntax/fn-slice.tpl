@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ slice .Data.data.servers 1 }} {{ slice .Data.data.servers 0 2 }} {{ slice .Data.data.servers }} {{ slice "abcdef" 1 3 }} {{ slice "abc" 2 }} {{ slice .Data.data.servers 1 2 3 }}{{ end }}

@@ -1,0 +1,1 @@
+{{if true}}yes{{end}} {{if false}}no{{end}}|{{if 0}}zero{{else}}nonzero-false{{end}}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{if .Data.data.empty}}T{{else}}F{{end}}{{if .Data.data.empty_list}}T{{else}}F{{end}}{{if .Data.data.empty_map}}T{{else}}F{{end}}{{if .Data.data.servers}}T{{else}}F{{end}}{{if .Data.data.nope}}T{{else}}F{{end}}{{if 1.5}}T{{end}}{{if ""}}T{{else}}F{{end}}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ if $x := .Data.data.servers }}{{ len $x }}{{ end }}{{ end }}

@@ -1,0 +1,1 @@
+{{ true }} {{ false }} {{ print nil }} {{ printf "%v" nil }}

@@ -1,0 +1,1 @@
+{{ print (printf "%d" (len (print "abc"))) }}

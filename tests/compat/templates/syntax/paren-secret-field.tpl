@@ -1,0 +1,1 @@
+{{ (secret "secret/data/golden").Data.data.name }}

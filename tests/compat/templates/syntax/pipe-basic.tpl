@@ -1,0 +1,1 @@
+{{ "hello" | printf "%s world" }} {{ "x" | printf "%s-%s" "y" }}

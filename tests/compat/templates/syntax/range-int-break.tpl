@@ -1,0 +1,1 @@
+{{ range $i := 10 }}{{ if eq $i 4 }}{{ break }}{{ end }}{{ $i }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ range .Data.data.matrix }}{{ range . }}{{ . }}{{ end }}|{{ end }}{{ end }}

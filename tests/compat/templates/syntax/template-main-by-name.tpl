@@ -1,0 +1,1 @@
+{{ define "t" }}{{ template "" 1 }}{{ end }}{{ if . }}{{ . }}{{ else }}{{ template "t" }}{{ end }}

@@ -1,0 +1,3 @@
+plain text, no actions
+  indented line
+	tab

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ .Data.data.servers }} {{ .Data.data.labels }} {{ .Data.data.count }} {{ .Data.data.ratio }} {{ .Data.data.enabled }} {{ .Data.data.empty_map }} {{ .Data.data.matrix }}{{ end }}

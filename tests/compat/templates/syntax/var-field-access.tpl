@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ $s := .Data }}{{ $s.data.name }} {{ $s.data.nested.mid.deep }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ with $x := .Data.data.name }}{{ $x }}/{{ . }}{{ end }}{{ end }}
