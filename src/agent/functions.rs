@@ -235,6 +235,8 @@ impl Functions for RenderFunctions<'_> {
 
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
         match name {
+            // As consul-template: no arguments at all is nil, not an error.
+            "pkiCert" | "secret" if args.is_empty() => Ok(Value::Nil),
             "pkiCert" => {
                 let (path, args) = path_and_pairs(name, &args)?;
                 let destination = self.destination.clone();

@@ -1,0 +1,1 @@
+{{ with secret "secret/golden" }}{{ .Data.data.name }} {{ .Data.data.count }}{{ end }}

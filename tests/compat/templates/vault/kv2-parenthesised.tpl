@@ -1,0 +1,1 @@
+{{ (secret "secret/golden").Data.data.name }}

@@ -1,0 +1,2 @@
+{{ with secret "secret/golden" }}{{ range $k, $v := .Data.data }}{{ $k }}={{ $v }}
+{{ end }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/golden" }}{{ .Data.data.nested | toJSONPretty }}{{ end }}

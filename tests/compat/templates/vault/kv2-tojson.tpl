@@ -1,0 +1,1 @@
+{{ with secret "secret/golden" }}{{ .Data.data.hosts | toJSON }}{{ end }}

@@ -1,0 +1,1 @@
+{{ $s := secret "secret/golden" }}{{ $s.Data.data.nested.mid.deep }}

@@ -1,0 +1,1 @@
+{{ $s := secret "secret/golden" }}{{ with $s }}{{ .Data.data.labels.a }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/golden?version=1" }}{{ .Data.data.name }} v{{ .Data.metadata.version }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/golden" }}[{{ .LeaseID }}] {{ .LeaseDuration }} {{ .Renewable }} {{ .Warnings }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/golden" "nokv" }}{{ end }}

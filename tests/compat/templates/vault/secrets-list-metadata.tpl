@@ -1,0 +1,2 @@
+{{ range secrets "secret/metadata/" }}{{ . }}
+{{ end }}

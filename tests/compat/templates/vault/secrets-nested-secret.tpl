@@ -1,0 +1,2 @@
+{{ range secrets "secret/" }}{{ . }}: {{ with secret (printf "secret/%s" .) }}{{ .Data.data.name }}{{ end }}
+{{ end }}
