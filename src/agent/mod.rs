@@ -17,6 +17,7 @@ pub(crate) mod auth;
 pub mod backend;
 mod command;
 pub mod functions;
+pub(crate) mod library;
 pub(crate) mod metrics;
 pub mod pki;
 pub mod render;

@@ -1,0 +1,340 @@
+//! Sprig's defaults, conversions, type tests, regexes, environment, paths, time and ids.
+
+use super::collections::sprig_empty;
+use super::math::{to_float64, to_int64};
+use super::strings::{compile, strval};
+use super::{Args, Outcome, boolean, int, kind_name, string, text};
+use crate::template::Value;
+
+/// The Sprig functions of this family.
+pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
+    Some(match name {
+        "hello" => (|| {
+            args.exactly(0)?;
+            text("Hello!")
+        })(),
+        "default" => (|| {
+            let a = args.at_least(1)?;
+            match a.get(1) {
+                Some(given) if !sprig_empty(given) => Ok(given.clone()),
+                _ => Ok(a[0].clone()),
+            }
+        })(),
+        "empty" => (|| Ok(Value::Bool(sprig_empty(&args.exactly(1)?[0]))))(),
+        "coalesce" => Ok(args
+            .all()
+            .iter()
+            .find(|v| !sprig_empty(v))
+            .cloned()
+            .unwrap_or_default()),
+        "all" => Ok(Value::Bool(args.all().iter().all(|v| !sprig_empty(v)))),
+        "any" => Ok(Value::Bool(args.all().iter().any(|v| !sprig_empty(v)))),
+        "ternary" => (|| {
+            let a = args.exactly(3)?;
+            Ok(if boolean(&a[2])? {
+                a[0].clone()
+            } else {
+                a[1].clone()
+            })
+        })(),
+        "typeOf" => (|| text(args.exactly(1)?[0].type_name()))(),
+        "typeIs" => (|| {
+            let a = args.exactly(2)?;
+            Ok(Value::Bool(string(&a[0])? == a[1].type_name()))
+        })(),
+        "typeIsLike" => (|| {
+            let a = args.exactly(2)?;
+            let (target, t) = (string(&a[0])?, a[1].type_name());
+            Ok(Value::Bool(target == t || target == format!("*{t}")))
+        })(),
+        "kindOf" => (|| text(kind_name(&args.exactly(1)?[0])))(),
+        "kindIs" => (|| {
+            let a = args.exactly(2)?;
+            Ok(Value::Bool(string(&a[0])? == kind_name(&a[1])))
+        })(),
+        "deepEqual" => (|| {
+            let a = args.exactly(2)?;
+            Ok(Value::Bool(a[0] == a[1]))
+        })(),
+        "deepCopy" | "mustDeepCopy" => (|| Ok(args.exactly(1)?[0].clone()))(),
+        "fail" => (|| Err(string(&args.exactly(1)?[0])?.to_owned()))(),
+        "toString" => (|| text(strval(&args.exactly(1)?[0])))(),
+        "atoi" => (|| {
+            let s = string(&args.exactly(1)?[0])?;
+            Ok(Value::Int(parse_atoi(s).unwrap_or(0)))
+        })(),
+        "int64" | "int" => (|| Ok(Value::Int(to_int64(&args.exactly(1)?[0]))))(),
+        "float64" => (|| Ok(Value::Float(to_float64(&args.exactly(1)?[0]))))(),
+        "env" => (|| {
+            let variable = string(&args.exactly(1)?[0])?;
+            text(std::env::var(variable).unwrap_or_default())
+        })(),
+        "expandenv" => (|| text(expand_env(string(&args.exactly(1)?[0])?)))(),
+        "base" | "osBase" => (|| text(path_base(string(&args.exactly(1)?[0])?)))(),
+        "dir" | "osDir" => (|| text(path_dir(string(&args.exactly(1)?[0])?)))(),
+        "clean" | "osClean" => (|| text(path_clean(string(&args.exactly(1)?[0])?)))(),
+        "ext" | "osExt" => (|| text(path_ext(string(&args.exactly(1)?[0])?)))(),
+        "isAbs" | "osIsAbs" => {
+            (|| Ok(Value::Bool(string(&args.exactly(1)?[0])?.starts_with('/'))))()
+        }
+        "now" => (|| {
+            args.exactly(0)?;
+            text(super::gotime::format(
+                &super::gotime::now(),
+                super::gotime::GO_STRING,
+            ))
+        })(),
+        "date" => (|| {
+            let a = args.exactly(2)?;
+            let layout = string(&a[0])?;
+            text(super::gotime::format(&instant(&a[1]), layout))
+        })(),
+        "dateInZone" | "date_in_zone" => (|| {
+            let a = args.exactly(3)?;
+            let (layout, zone) = (string(&a[0])?, string(&a[2])?);
+            if !matches!(zone, "UTC" | "" | "Etc/UTC") {
+                return Err(format!(
+                    "{name}: time zone {zone:?} is not supported by pki-sidecar (only UTC)"
+                ));
+            }
+            text(super::gotime::format(&instant(&a[1]), layout))
+        })(),
+        "unixEpoch" => (|| {
+            let a = args.exactly(1)?;
+            match &a[0] {
+                Value::String(s) => match super::gotime::parse_go_string(s) {
+                    Some(t) => text(t.seconds.to_string()),
+                    None => Err(super::wrong_type("time.Time", &a[0])),
+                },
+                other => Err(super::wrong_type("time.Time", other)),
+            }
+        })(),
+        "uuidv4" => (|| {
+            args.exactly(0)?;
+            let mut bytes = [0u8; 16];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| "uuidv4: no randomness available".to_owned())?;
+            bytes[6] = bytes[6] & 0x0f | 0x40;
+            bytes[8] = bytes[8] & 0x3f | 0x80;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            text(format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            ))
+        })(),
+        "regexMatch" | "mustRegexMatch" => (|| {
+            let a = args.exactly(2)?;
+            let (pattern, s) = (string(&a[0])?, string(&a[1])?);
+            match compile(pattern) {
+                Ok(re) => Ok(Value::Bool(re.is_match(s))),
+                Err(err) if name == "mustRegexMatch" => Err(err),
+                Err(_) => Ok(Value::Bool(false)),
+            }
+        })(),
+        "regexFindAll" | "mustRegexFindAll" => (|| {
+            let a = args.exactly(3)?;
+            let (re, s, n) = (compile(string(&a[0])?)?, string(&a[1])?, int(&a[2])?);
+            let limit = if n < 0 { usize::MAX } else { n as usize };
+            Ok(Value::List(
+                re.find_iter(s)
+                    .take(limit)
+                    .map(|m| Value::String(m.as_str().to_owned()))
+                    .collect(),
+            ))
+        })(),
+        "regexFind" | "mustRegexFind" => (|| {
+            let a = args.exactly(2)?;
+            let (re, s) = (compile(string(&a[0])?)?, string(&a[1])?);
+            text(re.find(s).map_or("", |m| m.as_str()))
+        })(),
+        "regexReplaceAll" | "mustRegexReplaceAll" => (|| {
+            let a = args.exactly(3)?;
+            let (re, s, replacement) = (compile(string(&a[0])?)?, string(&a[1])?, string(&a[2])?);
+            text(re.replace_all(s, replacement).into_owned())
+        })(),
+        "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => (|| {
+            let a = args.exactly(3)?;
+            let (re, s, replacement) = (compile(string(&a[0])?)?, string(&a[1])?, string(&a[2])?);
+            text(re.replace_all(s, regex::NoExpand(replacement)).into_owned())
+        })(),
+        "regexSplit" | "mustRegexSplit" => (|| {
+            let a = args.exactly(3)?;
+            let (re, s, n) = (compile(string(&a[0])?)?, string(&a[1])?, int(&a[2])?);
+            let parts: Vec<&str> = match n {
+                0 => Vec::new(),
+                n if n < 0 => {
+                    if s.is_empty() {
+                        vec![""]
+                    } else {
+                        re.split(s).collect()
+                    }
+                }
+                n => re.splitn(s, n as usize).collect(),
+            };
+            Ok(super::strings::strings_value(parts))
+        })(),
+        "regexQuoteMeta" => (|| text(regex::escape(string(&args.exactly(1)?[0])?)))(),
+        _ => return None,
+    })
+}
+
+/// Sprig's `date` argument: an int is Unix seconds, anything else (including `now`'s
+/// output) is now, as in Sprig.
+fn instant(value: &Value) -> super::gotime::Instant {
+    match value {
+        Value::Int(seconds) => super::gotime::Instant {
+            seconds: *seconds,
+            nanos: 0,
+        },
+        Value::String(s) => super::gotime::parse_go_string(s).unwrap_or_else(super::gotime::now),
+        _ => super::gotime::now(),
+    }
+}
+
+/// Go's `strconv.Atoi`.
+fn parse_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for the common spellings (decimal, exponent, `inf`,
+/// `nan`, `_` separators not accepted).
+pub(super) fn parse_go_float(s: &str) -> Option<f64> {
+    let lower = s.to_ascii_lowercase();
+    let unsigned = lower.trim_start_matches(['+', '-']);
+    if matches!(unsigned, "inf" | "infinity" | "nan") {
+        return lower.replace("infinity", "inf").parse().ok();
+    }
+    if unsigned.is_empty()
+        || !unsigned
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Go's `os.ExpandEnv`: `$NAME` and `${NAME}`, unset variables empty.
+fn expand_env(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut start = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && i + 1 < bytes.len() {
+            out.push_str(&s[start..i]);
+            let rest = &s[i + 1..];
+            let (name, width) = shell_name(rest);
+            if name.is_empty() && width > 0 {
+                // Bad syntax: dropped, as Go does.
+            } else if name.is_empty() {
+                out.push('$');
+            } else {
+                out.push_str(&std::env::var(name).unwrap_or_default());
+            }
+            i += 1 + width;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[start..]);
+    out
+}
+
+fn shell_name(s: &str) -> (&str, usize) {
+    let b = s.as_bytes();
+    if b[0] == b'{' {
+        if b.len() > 2 && is_special(b[1]) && b[2] == b'}' {
+            return (&s[1..2], 3);
+        }
+        for i in 1..b.len() {
+            if b[i] == b'}' {
+                if i == 1 {
+                    return ("", 2);
+                }
+                return (&s[1..i], i + 1);
+            }
+        }
+        return ("", 1);
+    }
+    if is_special(b[0]) {
+        return (&s[..1], 1);
+    }
+    let len = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    (&s[..len], len)
+}
+
+fn is_special(c: u8) -> bool {
+    matches!(c, b'*' | b'#' | b'$' | b'@' | b'!' | b'?' | b'-') || c.is_ascii_digit()
+}
+
+/// Go's `path.Clean`.
+pub(super) fn path_clean(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+fn path_base(path: &str) -> String {
+    if path.is_empty() {
+        return ".".to_owned();
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/".to_owned();
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
+}
+
+fn path_dir(path: &str) -> String {
+    let dir = match path.rfind('/') {
+        Some(at) => &path[..=at],
+        None => "",
+    };
+    path_clean(dir)
+}
+
+fn path_ext(path: &str) -> String {
+    for (i, c) in path.char_indices().rev() {
+        if c == '/' {
+            break;
+        }
+        if c == '.' {
+            return path[i..].to_owned();
+        }
+    }
+    String::new()
+}

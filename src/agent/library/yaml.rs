@@ -1,0 +1,362 @@
+//! YAML: `parseYAML` through yaml-rust2, and `toYAML` written the way go-yaml v2's `Marshal`
+//! writes decoded JSON (block style, keys in go-yaml's natural order, sequences under a key
+//! not indented, strings quoted only when a plain scalar would read back as something else).
+
+use std::collections::BTreeMap;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::Outcome;
+use crate::template::Value;
+
+/// Parses one YAML document.
+pub(super) fn parse(s: &str) -> Outcome {
+    let docs = YamlLoader::load_from_str(s).map_err(|err| format!("yaml: {err}"))?;
+    Ok(docs.first().map_or(Value::Nil, convert))
+}
+
+fn convert(yaml: &Yaml) -> Value {
+    match yaml {
+        Yaml::Real(text) => Value::Float(parse_real(text)),
+        Yaml::Integer(i) => Value::Int(*i),
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Array(items) => Value::List(items.iter().map(convert).collect()),
+        Yaml::Hash(hash) => Value::Map(
+            hash.iter()
+                .map(|(k, v)| (key_text(k), convert(v)))
+                .collect(),
+        ),
+        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => Value::Nil,
+    }
+}
+
+fn parse_real(text: &str) -> f64 {
+    match text.trim_start_matches('+').to_ascii_lowercase().as_str() {
+        ".inf" => f64::INFINITY,
+        "-.inf" => f64::NEG_INFINITY,
+        ".nan" => f64::NAN,
+        other => other.parse().unwrap_or(f64::NAN),
+    }
+}
+
+/// A mapping key as the text Go prints for it.
+fn key_text(key: &Yaml) -> String {
+    match key {
+        Yaml::String(s) | Yaml::Real(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Boolean(b) => b.to_string(),
+        Yaml::Null => "<nil>".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// go-yaml v2's `Marshal` of a value.
+pub(super) fn emit(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Map(map) if !map.is_empty() => emit_map(&mut out, map, 0),
+        Value::List(items) if !items.is_empty() => emit_list(&mut out, items, 0),
+        other => {
+            out.push_str(&scalar(other, 0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn emit_map(out: &mut String, map: &BTreeMap<String, Value>, indent: usize) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by(|a, b| natural_order(a, b));
+    for key in keys {
+        let value = &map[key];
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&scalar(&Value::String(key.clone()), indent));
+        out.push(':');
+        match value {
+            Value::Map(sub) if !sub.is_empty() => {
+                out.push('\n');
+                emit_map(out, sub, indent + 2);
+            }
+            Value::List(items) if !items.is_empty() => {
+                out.push('\n');
+                emit_list(out, items, indent);
+            }
+            other => {
+                out.push(' ');
+                out.push_str(&scalar(other, indent + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn emit_list(out: &mut String, items: &[Value], indent: usize) {
+    for item in items {
+        out.push_str(&" ".repeat(indent));
+        out.push('-');
+        match item {
+            Value::Map(sub) if !sub.is_empty() => {
+                out.push(' ');
+                let mut inner = String::new();
+                emit_map(&mut inner, sub, indent + 2);
+                out.push_str(inner.trim_start_matches(' '));
+            }
+            Value::List(sub) if !sub.is_empty() => {
+                out.push(' ');
+                let mut inner = String::new();
+                emit_list(&mut inner, sub, indent + 2);
+                out.push_str(inner.trim_start_matches(' '));
+            }
+            other => {
+                out.push(' ');
+                out.push_str(&scalar(other, indent + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// One scalar, with `indent` the column block scalars' lines start at.
+fn scalar(value: &Value, indent: usize) -> String {
+    match value {
+        Value::Nil => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => float(*f),
+        Value::String(s) => string(s, indent),
+        Value::List(_) => "[]".to_owned(),
+        Value::Map(_) => "{}".to_owned(),
+    }
+}
+
+fn float(f: f64) -> String {
+    if f.is_nan() {
+        ".nan".to_owned()
+    } else if f.is_infinite() {
+        if f > 0.0 { ".inf" } else { "-.inf" }.to_owned()
+    } else {
+        // strconv.FormatFloat(f, 'g', -1, 64).
+        crate::template::go_sprint(&[Value::Float(f)])
+    }
+}
+
+fn string(s: &str, indent: usize) -> String {
+    if s.contains('\n') {
+        return literal(s, indent);
+    }
+    if resolves_to_other_type(s) {
+        return double_quoted(s);
+    }
+    if plain_allowed(s) {
+        return s.to_owned();
+    }
+    if s.chars().all(|c| c == ' ' || !c.is_control()) {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    double_quoted(s)
+}
+
+/// A `|` block: `|-` without a final newline, `|+` with several.
+fn literal(s: &str, indent: usize) -> String {
+    let chomp = if !s.ends_with('\n') {
+        "-"
+    } else if s.ends_with("\n\n") {
+        "+"
+    } else {
+        ""
+    };
+    let indicator = if s.starts_with(' ') { "2" } else { "" };
+    let pad = " ".repeat(indent.max(2));
+    let body = s.strip_suffix('\n').unwrap_or(s);
+    let mut out = format!("|{indicator}{chomp}");
+    for line in body.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether go-yaml v2 reads `s`, unquoted, as something other than a string (YAML 1.1: null,
+/// booleans such as `yes` and `off`, numbers including `0x1F`, `1_000`, `0b1`, `.inf`,
+/// base-60 `1:20`).
+fn resolves_to_other_type(s: &str) -> bool {
+    const OTHER: &[&str] = &[
+        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
+        "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
+        ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+        ".NaN", ".NAN", "<<",
+    ];
+    if OTHER.contains(&s) {
+        return true;
+    }
+    let plain = s.replace('_', "");
+    let unsigned = plain.trim_start_matches(['+', '-']);
+    if unsigned.is_empty() {
+        return false;
+    }
+    if unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    if let Some(hex) = unsigned.strip_prefix("0x") {
+        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    if let Some(bin) = unsigned.strip_prefix("0b") {
+        return !bin.is_empty() && bin.bytes().all(|b| b == b'0' || b == b'1');
+    }
+    // Base 60 (`190:20:30`), which go-yaml v2 quotes.
+    let mut parts = unsigned.split(':');
+    if unsigned.contains(':')
+        && parts
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return true;
+    }
+    // A float: digits with one `.` and an optional exponent.
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = mantissa.matches('.').count() <= 1
+        && mantissa.bytes().any(|b| b.is_ascii_digit())
+        && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.trim_start_matches(['+', '-']);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    mantissa_ok && exponent_ok && (mantissa.contains('.') || exponent.is_some())
+}
+
+/// libyaml's analysis of whether a scalar may be written plain in block context.
+fn plain_allowed(s: &str) -> bool {
+    let first = s.chars().next().unwrap_or(' ');
+    let last = s.chars().last().unwrap_or(' ');
+    if first == ' ' || last == ' ' {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    if matches!(
+        first,
+        '#' | ','
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '&'
+            | '*'
+            | '!'
+            | '|'
+            | '>'
+            | '\''
+            | '"'
+            | '%'
+            | '@'
+            | '`'
+    ) {
+        return false;
+    }
+    let chars: Vec<char> = s.chars().collect();
+    if matches!(first, '-' | '?' | ':') && chars.get(1).is_none_or(|c| *c == ' ') {
+        return false;
+    }
+    for (i, c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1);
+        if *c == ':' && next.is_none_or(|n| *n == ' ') {
+            return false;
+        }
+        if *c == '#' && i > 0 && chars[i - 1] == ' ' {
+            return false;
+        }
+        if c.is_control() || *c == '\u{feff}' || (!c.is_ascii() && !is_printable(*c)) {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_printable(c: char) -> bool {
+    !c.is_control() && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}')
+}
+
+/// go-yaml v2's key order: letters by code point, runs of digits by value, a letter after
+/// a non-letter.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut i = 0;
+    while i < ar.len() && i < br.len() {
+        if ar[i] == br[i] {
+            i += 1;
+            continue;
+        }
+        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let (mut an, mut bn) = (0i64, 0i64);
+        if ar[i] == '0' || br[i] == '0' {
+            let mut j = i;
+            while j > 0 && ar[j - 1].is_ascii_digit() {
+                j -= 1;
+                if ar[j] != '0' {
+                    an = 1;
+                    bn = 1;
+                    break;
+                }
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && ar[ai].is_ascii_digit() {
+            an = an
+                .saturating_mul(10)
+                .saturating_add(i64::from(ar[ai] as u8 - b'0'));
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && br[bi].is_ascii_digit() {
+            bn = bn
+                .saturating_mul(10)
+                .saturating_add(i64::from(br[bi] as u8 - b'0'));
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
+}
