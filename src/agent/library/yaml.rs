@@ -1,53 +1,45 @@
-//! YAML: `parseYAML` through yaml-rust2, and `toYAML` written the way go-yaml v2's `Marshal`
+//! YAML: `parseYAML` through serde_yaml_ng (libyaml), and `toYAML` written the way go-yaml v2's `Marshal`
 //! writes decoded JSON (block style, keys in go-yaml's natural order, sequences under a key
 //! not indented, strings quoted only when a plain scalar would read back as something else).
 
 use std::collections::BTreeMap;
 
-use yaml_rust2::{Yaml, YamlLoader};
+use serde_yaml_ng::Value as Yaml;
 
 use super::Outcome;
 use crate::template::Value;
 
 /// Parses one YAML document.
 pub(super) fn parse(s: &str) -> Outcome {
-    let docs = YamlLoader::load_from_str(s).map_err(|err| format!("yaml: {err}"))?;
-    Ok(docs.first().map_or(Value::Nil, convert))
+    let yaml: Yaml = serde_yaml_ng::from_str(s).map_err(|err| format!("yaml: {err}"))?;
+    Ok(convert(&yaml))
 }
 
 fn convert(yaml: &Yaml) -> Value {
     match yaml {
-        Yaml::Real(text) => Value::Float(parse_real(text)),
-        Yaml::Integer(i) => Value::Int(*i),
+        Yaml::Null => Value::Nil,
+        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
         Yaml::String(s) => Value::String(s.clone()),
-        Yaml::Boolean(b) => Value::Bool(*b),
-        Yaml::Array(items) => Value::List(items.iter().map(convert).collect()),
-        Yaml::Hash(hash) => Value::Map(
-            hash.iter()
+        Yaml::Sequence(items) => Value::List(items.iter().map(convert).collect()),
+        Yaml::Mapping(map) => Value::Map(
+            map.iter()
                 .map(|(k, v)| (key_text(k), convert(v)))
                 .collect(),
         ),
-        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => Value::Nil,
-    }
-}
-
-fn parse_real(text: &str) -> f64 {
-    match text.trim_start_matches('+').to_ascii_lowercase().as_str() {
-        ".inf" => f64::INFINITY,
-        "-.inf" => f64::NEG_INFINITY,
-        ".nan" => f64::NAN,
-        other => other.parse().unwrap_or(f64::NAN),
+        Yaml::Tagged(tagged) => convert(&tagged.value),
     }
 }
 
 /// A mapping key as the text Go prints for it.
 fn key_text(key: &Yaml) -> String {
     match key {
-        Yaml::String(s) | Yaml::Real(s) => s.clone(),
-        Yaml::Integer(i) => i.to_string(),
-        Yaml::Boolean(b) => b.to_string(),
+        Yaml::String(s) => s.clone(),
         Yaml::Null => "<nil>".to_owned(),
-        other => format!("{other:?}"),
+        other => crate::template::go_sprint(&[convert(other)]),
     }
 }
 
