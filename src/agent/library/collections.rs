@@ -227,20 +227,17 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
         "rest" => (|| {
             let a = args.exactly(1)?;
             let all = items("find rest", &a[0])?;
-            Ok(if all.is_empty() {
-                Value::Nil
-            } else {
-                Value::List(all[1..].to_vec())
-            })
+            // An empty list gives Go's nil []interface{}, which prints as [].
+            Ok(Value::List(all.get(1..).unwrap_or_default().to_vec()))
         })(),
         "initial" => (|| {
             let a = args.exactly(1)?;
             let all = items("find initial", &a[0])?;
-            Ok(if all.is_empty() {
-                Value::Nil
-            } else {
-                Value::List(all[..all.len() - 1].to_vec())
-            })
+            Ok(Value::List(
+                all.get(..all.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_vec(),
+            ))
         })(),
         "reverse" => (|| {
             let a = args.exactly(1)?;

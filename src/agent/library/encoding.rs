@@ -365,10 +365,10 @@ fn json_string(out: &mut String, s: &str, html: bool) {
 /// then tables (`[a]`, subtables indented two spaces more) and arrays of tables.
 fn toml(value: &Value) -> Result<String, String> {
     let Value::Map(map) = value else {
-        return Err(format!(
-            "toTOML: toml: top-level values must be Go maps or structs (got {})",
-            value.type_name()
-        ));
+        // Any other value is written alone, as a TOML value.
+        let mut out = String::new();
+        toml_value(&mut out, value)?;
+        return Ok(out);
     };
     let mut out = String::new();
     toml_table(&mut out, map, &mut Vec::new())?;
@@ -403,7 +403,9 @@ fn toml_table(
                 path.push(key.clone());
                 let name: Vec<String> = path.iter().map(|k| toml_key(k)).collect();
                 let header_indent = "  ".repeat(path.len() - 1);
-                let _ = write!(out, "\n{header_indent}[{}]\n", name.join("."));
+                // A blank line before top-level tables only.
+                let blank = if path.len() == 1 { "\n" } else { "" };
+                let _ = writeln!(out, "{blank}{header_indent}[{}]", name.join("."));
                 toml_table(out, sub, path)?;
                 path.pop();
             }

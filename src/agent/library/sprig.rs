@@ -45,7 +45,7 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
         "typeIsLike" => (|| {
             let a = args.exactly(2)?;
             let (target, t) = (string(&a[0])?, a[1].type_name());
-            Ok(Value::Bool(target == t || target == format!("*{t}")))
+            Ok(Value::Bool(target == t || format!("*{target}") == t))
         })(),
         "kindOf" => (|| text(kind_name(&args.exactly(1)?[0])))(),
         "kindIs" => (|| {

@@ -211,12 +211,19 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
         "upper" => one_string(args, go_upper),
         "lower" => one_string(args, go_lower),
         "title" => one_string(args, strings_title),
+        // goutils' Uncapitalize: the first letter of each white-space-separated word.
         "untitle" => one_string(args, |s| {
-            let mut chars = s.chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => String::new(),
+            let mut out = String::with_capacity(s.len());
+            let mut after_space = true;
+            for c in s.chars() {
+                if after_space && !c.is_whitespace() {
+                    out.extend(c.to_lowercase());
+                } else {
+                    out.push(c);
+                }
+                after_space = c.is_whitespace();
             }
+            out
         }),
         "substr" => (|| {
             let a = args.exactly(3)?;
@@ -525,20 +532,25 @@ fn go_lower(s: &str) -> String {
         .collect()
 }
 
-/// consul-template's `toTitle` (`cases.Title(language.Und, cases.NoLower)`): the first letter
-/// of each word upper-cased (title case), the rest left alone. Words are runs of letters,
+/// consul-template's `toTitle` (`cases.Title(language.Und, cases.NoLower)`): in each word, the
+/// first letter is upper-cased (title case) and the rest left alone. Words are runs of letters,
 /// digits, `_`, and `'`/`.`/`:` between letters (Unicode word boundaries, simplified).
 fn title_words(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut in_word = false;
+    let mut cased = false;
     for (i, &c) in chars.iter().enumerate() {
         let word_char = c.is_alphanumeric() || c == '_';
         let joiner = matches!(c, '\'' | '.' | ':' | '\u{2019}')
             && in_word
             && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-        if word_char && !in_word {
+        if !(word_char || joiner) {
+            cased = false;
+        }
+        if word_char && !cased && c.is_alphabetic() {
             out.extend(c.to_uppercase());
+            cased = true;
         } else {
             out.push(c);
         }
@@ -715,18 +727,50 @@ fn seq(params: &[i64]) -> String {
     items.join(" ")
 }
 
-/// A regex in Go's RE2 syntax, compiled (see COMPATIBILITY.md for the differences).
+/// A regex in Go's RE2 syntax, compiled (see COMPATIBILITY.md for the differences). The
+/// common syntax errors are worded as Go's `regexp` words them.
 pub(super) fn compile(pattern: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|err| match err {
-            regex::Error::Syntax(message) => {
-                format!(
-                    "error parsing regexp: {}",
-                    message.lines().last().unwrap_or("")
-                )
-            }
-            other => format!("error parsing regexp: {other}"),
-        })
+        .map_err(|err| go_regex_error(pattern, &err))
+}
+
+fn go_regex_error(pattern: &str, err: &regex::Error) -> String {
+    use regex_syntax::ast::ErrorKind;
+    let parsed = regex_syntax::ast::parse::Parser::new().parse(pattern);
+    let Err(syntax) = parsed else {
+        return format!("error parsing regexp: {err}");
+    };
+    let from = |offset: usize| pattern.get(offset..).unwrap_or(pattern);
+    let span = syntax.span();
+    let (code, expr) = match syntax.kind() {
+        ErrorKind::GroupUnclosed => ("missing closing )", pattern),
+        ErrorKind::GroupUnopened => ("unexpected )", pattern),
+        ErrorKind::ClassUnclosed => ("missing closing ]", from(span.start.offset)),
+        ErrorKind::RepetitionMissing => (
+            "missing argument to repetition operator",
+            from(span.start.offset)
+                .get(..1)
+                .filter(|_| span.start.offset == span.end.offset)
+                .or_else(|| pattern.get(span.start.offset..span.end.offset))
+                .unwrap_or(pattern),
+        ),
+        ErrorKind::EscapeUnrecognized | ErrorKind::EscapeUnexpectedEof => (
+            "invalid escape sequence",
+            pattern
+                .get(span.start.offset..span.end.offset)
+                .unwrap_or(pattern),
+        ),
+        _ => {
+            let message = syntax.to_string();
+            let last = message
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            return format!("error parsing regexp: {last}: `{pattern}`");
+        }
+    };
+    format!("error parsing regexp: {code}: `{expr}`")
 }

@@ -258,9 +258,10 @@ fn yaml_and_toml() {
                 ),
             ])]
         ),
-        s("a = 1\ns = \"x\\\"y\"\n\n[t]\n  f = 2.0\n\n  [t.u]\n    b = true")
+        s("a = 1\ns = \"x\\\"y\"\n\n[t]\n  f = 2.0\n  [t.u]\n    b = true")
     );
-    assert!(err("toTOML", &[s("x")]).contains("top-level values must be Go maps"));
+    assert_eq!(ok("toTOML", &[s("x")]), s("\"x\""));
+    assert_eq!(ok("toTOML", &[l(&[i(1), s("a")])]), s("[1, \"a\"]"));
 }
 
 #[test]
@@ -534,8 +535,9 @@ fn sprig_values_and_lists() {
     assert_eq!(ok("sprig_kindIs", &[s("int"), i(1)]), Value::Bool(true));
     assert_eq!(
         ok("sprig_typeIsLike", &[s("*int"), i(1)]),
-        Value::Bool(true)
+        Value::Bool(false)
     );
+    assert_eq!(ok("sprig_typeIsLike", &[s("int"), i(1)]), Value::Bool(true));
     assert_eq!(
         ok("sprig_deepEqual", &[i(1), Value::Float(1.0)]),
         Value::Bool(false)
@@ -694,4 +696,24 @@ impl Lossy for Value {
             other => crate::template::go_sprint(std::slice::from_ref(other)),
         }
     }
+}
+
+#[test]
+fn regex_errors_are_worded_as_go_words_them() {
+    assert_eq!(
+        err("regexMatch", &[s("[a-"), s("x")]),
+        "error parsing regexp: missing closing ]: `[a-`"
+    );
+    assert_eq!(
+        err("regexMatch", &[s("a(b"), s("x")]),
+        "error parsing regexp: missing closing ): `a(b`"
+    );
+    assert_eq!(
+        err("regexMatch", &[s("a)"), s("x")]),
+        "error parsing regexp: unexpected ): `a)`"
+    );
+    assert_eq!(
+        err("regexMatch", &[s("*a"), s("x")]),
+        "error parsing regexp: missing argument to repetition operator: `*`"
+    );
 }

@@ -11,8 +11,32 @@ use crate::template::Value;
 
 /// Parses one YAML document.
 pub(super) fn parse(s: &str) -> Outcome {
-    let yaml: Yaml = serde_yaml_ng::from_str(s).map_err(|err| format!("yaml: {err}"))?;
+    let yaml: Yaml = serde_yaml_ng::from_str(s).map_err(|err| go_error(&err))?;
     Ok(convert(&yaml))
+}
+
+/// go-yaml v2's wording: `yaml: line N: PROBLEM`, N being libyaml's 0-based line of the
+/// problem (1-based for scanner errors), left out when 0.
+fn go_error(err: &serde_yaml_ng::Error) -> String {
+    let text = err.to_string();
+    let (problem, context) = match text.split_once(" at line ") {
+        Some((problem, rest)) => (problem.to_owned(), rest.to_owned()),
+        None => return format!("yaml: {text}"),
+    };
+    let Some(location) = err.location() else {
+        return format!("yaml: {problem}");
+    };
+    let scanner = context.contains("while scanning");
+    let line = if scanner {
+        location.line()
+    } else {
+        location.line().saturating_sub(1)
+    };
+    if line == 0 {
+        format!("yaml: {problem}")
+    } else {
+        format!("yaml: line {line}: {problem}")
+    }
 }
 
 fn convert(yaml: &Yaml) -> Value {
@@ -25,11 +49,9 @@ fn convert(yaml: &Yaml) -> Value {
         },
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Sequence(items) => Value::List(items.iter().map(convert).collect()),
-        Yaml::Mapping(map) => Value::Map(
-            map.iter()
-                .map(|(k, v)| (key_text(k), convert(v)))
-                .collect(),
-        ),
+        Yaml::Mapping(map) => {
+            Value::Map(map.iter().map(|(k, v)| (key_text(k), convert(v))).collect())
+        }
         Yaml::Tagged(tagged) => convert(&tagged.value),
     }
 }
