@@ -717,3 +717,37 @@ fn regex_errors_are_worded_as_go_words_them() {
         "error parsing regexp: missing argument to repetition operator: `*`"
     );
 }
+
+#[test]
+fn refused_names_fail_the_parse_with_their_reason() {
+    use crate::agent::functions::KnownFunctions;
+    use crate::template::Template;
+    let parse = |text: &str| Template::parse(text, "{{", "}}", &KnownFunctions).map(|_| ());
+    assert_eq!(
+        parse("x\n{{ service \"web\" }}").unwrap_err().to_string(),
+        "2:4: function \"service\" is Consul-only (no Consul client) and out of scope for pki-sidecar"
+    );
+    assert!(
+        parse("{{ sprig_semver \"1.0.0\" }}")
+            .unwrap_err()
+            .message
+            .contains("Sprig's \"semver\") is not implemented yet")
+    );
+    assert!(
+        parse("{{ executeTemplate \"x\" }}")
+            .unwrap_err()
+            .message
+            .contains("not implemented yet")
+    );
+    assert!(
+        parse("{{ plugin \"x\" }}")
+            .unwrap_err()
+            .message
+            .contains("out of scope")
+    );
+    assert_eq!(
+        parse("{{ nosuch }}").unwrap_err().message,
+        "function \"nosuch\" not defined"
+    );
+    assert!(parse("{{ sprig_upper (toJSON 1) | trimSpace }}").is_ok());
+}
