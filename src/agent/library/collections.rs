@@ -403,6 +403,15 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
                     .collect(),
             ))
         })(),
+        // mergo's Merge / MergeWithOverwrite into the first dict (a copy here).
+        "merge" | "mergeOverwrite" => (|| {
+            let a = args.at_least(1)?;
+            let mut dst = map(&a[0])?.clone();
+            for src in &a[1..] {
+                merge(&mut dst, map(src)?, base == "mergeOverwrite");
+            }
+            Ok(Value::Map(dst))
+        })(),
         "dig" => (|| {
             let a = args.all();
             if a.len() < 3 {

@@ -632,6 +632,37 @@ fn sprig_values_and_lists() {
 }
 
 #[test]
+fn sprig_merge_fills_or_overwrites_like_mergo() {
+    let dst = m(&[("a", i(1)), ("e", s("")), ("n", m(&[("x", i(1))]))]);
+    assert_eq!(
+        ok(
+            "sprig_merge",
+            &[
+                dst.clone(),
+                m(&[("a", i(2)), ("e", s("f"))]),
+                m(&[("n", m(&[("y", i(2))]))])
+            ]
+        ),
+        m(&[
+            ("a", i(1)),
+            ("e", s("f")),
+            ("n", m(&[("x", i(1)), ("y", i(2))]))
+        ])
+    );
+    assert_eq!(
+        ok(
+            "sprig_mustMergeOverwrite",
+            &[dst, m(&[("a", i(2)), ("e", s(""))])]
+        ),
+        m(&[("a", i(2)), ("e", s("")), ("n", m(&[("x", i(1))]))])
+    );
+    assert_eq!(
+        err("sprig_merge", &[s("x")]),
+        "wrong type for value; expected map[string]interface {}; got string"
+    );
+}
+
+#[test]
 fn sprig_regex_paths_env() {
     assert_eq!(
         ok("sprig_regexMatch", &[s("^a"), s("abc")]),
