@@ -15,10 +15,14 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
         "base64Encode" => one(args, |s| text(STANDARD.encode(s))),
         "base64URLEncode" => one(args, |s| text(URL_SAFE.encode(s))),
         "base64Decode" => one(args, |s| {
-            decode_base64(&STANDARD, s).map_err(|err| format!("base64Decode: {err}"))
+            let bytes =
+                decode_base64(&STANDARD, s).map_err(|err| format!("base64Decode: {err}"))?;
+            text(super::strings::utf8("base64Decode", bytes)?)
         }),
         "base64URLDecode" => one(args, |s| {
-            decode_base64(&URL_SAFE, s).map_err(|err| format!("base64URLDecode: {err}"))
+            let bytes =
+                decode_base64(&URL_SAFE, s).map_err(|err| format!("base64URLDecode: {err}"))?;
+            text(super::strings::utf8("base64URLDecode", bytes)?)
         }),
         "parseJSON" => one(args, |s| {
             if s.is_empty() {
@@ -65,20 +69,15 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
 pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
     Some(match name {
         "b64enc" => one(args, |s| text(STANDARD.encode(s))),
-        "b64dec" => one(args, |s| {
+        "b64dec" => one(args, |s| match decode_base64(&STANDARD, s) {
+            Ok(bytes) => text(super::strings::utf8("sprig_b64dec", bytes)?),
             // Sprig returns the error's text as the result.
-            Ok(Value::String(decode_base64(&STANDARD, s).map_or_else(
-                |e| e,
-                |v| match v {
-                    Value::String(s) => s,
-                    _ => String::new(),
-                },
-            )))
+            Err(err) => text(err),
         }),
         "b32enc" => one(args, |s| text(base32_encode(s.as_bytes()))),
         "b32dec" => one(args, |s| {
             text(match base32_decode(s) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Ok(bytes) => super::strings::utf8("sprig_b32dec", bytes)?,
                 Err(err) => err,
             })
         }),
@@ -123,11 +122,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Go's base64 decoding: strict padding; the error names the first bad byte's offset.
-fn decode_base64(engine: &base64::engine::GeneralPurpose, s: &str) -> Result<Value, String> {
+fn decode_base64(engine: &base64::engine::GeneralPurpose, s: &str) -> Result<Vec<u8>, String> {
     // Go skips \r and \n anywhere in the input.
     let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
     match engine.decode(cleaned.as_bytes()) {
-        Ok(bytes) => Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => Ok(bytes),
         Err(err) => {
             let offset = match err {
                 base64::DecodeError::InvalidByte(offset, _)

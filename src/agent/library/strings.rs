@@ -173,7 +173,7 @@ fn file(args: &Args) -> Outcome {
         return text("");
     }
     match std::fs::read(path) {
-        Ok(bytes) => text(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(bytes) => text(utf8("file", bytes)?),
         Err(err) => Err(format!("file: cannot read {path}: {err}")),
     }
 }
@@ -184,7 +184,7 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
         "abbrev" => (|| {
             let a = args.exactly(2)?;
             let (width, s) = (int(&a[0])?, string(&a[1])?);
-            text(abbreviate(s, 0, width))
+            text(abbreviate(s, 0, width)?)
         })(),
         "abbrevboth" => (|| {
             let a = args.exactly(3)?;
@@ -192,7 +192,7 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
             if right < 4 || left > 0 && right < 7 {
                 return text(s);
             }
-            text(abbreviate(s, left, right))
+            text(abbreviate(s, left, right)?)
         })(),
         "trunc" => (|| {
             let a = args.exactly(2)?;
@@ -205,7 +205,7 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
             } else {
                 s.as_bytes()
             };
-            text(String::from_utf8_lossy(cut).into_owned())
+            text(utf8("sprig_trunc", cut.to_vec())?)
         })(),
         "trim" => one_string(args, |s| go_trim_space(s).to_owned()),
         "upper" => one_string(args, go_upper),
@@ -251,7 +251,7 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
                 }
                 &bytes[start as usize..end as usize]
             };
-            text(String::from_utf8_lossy(cut).into_owned())
+            text(utf8("sprig_substr", cut.to_vec())?)
         })(),
         "repeat" => (|| {
             let a = args.exactly(2)?;
@@ -339,12 +339,12 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
         "wrap" => (|| {
             let a = args.exactly(2)?;
             let (width, s) = (int(&a[0])?, string(&a[1])?);
-            text(wrap(s, width, "\n", false))
+            text(wrap(s, width, "\n", false)?)
         })(),
         "wrapWith" => (|| {
             let a = args.exactly(3)?;
             let (width, separator, s) = (int(&a[0])?, string(&a[1])?, string(&a[2])?);
-            text(wrap(s, width, separator, true))
+            text(wrap(s, width, separator, true)?)
         })(),
         "split" => (|| {
             let a = args.exactly(2)?;
@@ -386,6 +386,14 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
             text(seq(&params))
         })(),
         _ => return None,
+    })
+}
+
+/// Bytes a function cut or decoded, as text: Go would carry bytes that are not UTF-8 along,
+/// but template values here are text, so this is an error rather than a silent replacement.
+pub(super) fn utf8(name: &str, bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|_| {
+        format!("{name}: the result is not UTF-8 text (a multi-byte character cut, or binary data), which pki-sidecar templates cannot hold")
     })
 }
 
@@ -625,43 +633,44 @@ fn sprig_indent(spaces: i64, s: &str) -> String {
 }
 
 /// goutils' `Abbreviate`/`AbbreviateFull` (byte offsets, as Go's).
-fn abbreviate(s: &str, offset: i64, max_width: i64) -> String {
-    const MARKER: &str = "...";
-    let len = s.len() as i64;
-    if max_width < 4 {
-        return s.to_owned();
+fn abbreviate(s: &str, offset: i64, max_width: i64) -> Result<String, String> {
+    utf8(
+        "sprig_abbrev",
+        abbreviate_bytes(s.as_bytes(), offset, max_width),
+    )
+}
+
+fn abbreviate_bytes(bytes: &[u8], offset: i64, max_width: i64) -> Vec<u8> {
+    const MARKER: &[u8] = b"...";
+    let len = bytes.len() as i64;
+    if max_width < 4 || len <= max_width {
+        return bytes.to_vec();
     }
-    if len <= max_width {
-        return s.to_owned();
-    }
-    let bytes = s.as_bytes();
-    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut offset = offset.min(len);
     if len - offset < max_width - 3 {
         offset = len - (max_width - 3);
     }
     if offset <= 4 {
-        return lossy(&bytes[..(max_width - 3) as usize]) + MARKER;
+        return [&bytes[..(max_width - 3) as usize], MARKER].concat();
     }
     if max_width < 7 {
-        return s.to_owned();
+        return bytes.to_vec();
     }
     if offset + max_width - 3 < len {
-        let rest = lossy(&bytes[offset as usize..]);
-        return MARKER.to_owned() + &abbreviate(&rest, 0, max_width - 3);
+        let rest = abbreviate_bytes(&bytes[offset as usize..], 0, max_width - 3);
+        return [MARKER, &rest].concat();
     }
-    MARKER.to_owned() + &lossy(&bytes[(len - (max_width - 3)) as usize..])
+    [MARKER, &bytes[(len - (max_width - 3)) as usize..]].concat()
 }
 
 /// goutils' `WrapCustom`: break lines longer than `width` at spaces (or anywhere with
 /// `long_words`), joining with `newline`.
-fn wrap(s: &str, width: i64, newline: &str, long_words: bool) -> String {
+fn wrap(s: &str, width: i64, newline: &str, long_words: bool) -> Result<String, String> {
     let width = width.max(1) as usize;
     let bytes = s.as_bytes();
     let len = bytes.len();
     let mut offset = 0usize;
-    let mut out = String::with_capacity(len + 32);
-    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut out: Vec<u8> = Vec::with_capacity(len + 32);
     while len - offset > width {
         if bytes[offset] == b' ' {
             offset += 1;
@@ -670,30 +679,30 @@ fn wrap(s: &str, width: i64, newline: &str, long_words: bool) -> String {
         let window = &bytes[offset..=offset + width];
         let space = window.iter().rposition(|b| *b == b' ');
         if let Some(space) = space.filter(|p| *p > 0) {
-            out.push_str(&lossy(&bytes[offset..offset + space]));
-            out.push_str(newline);
+            out.extend_from_slice(&bytes[offset..offset + space]);
+            out.extend_from_slice(newline.as_bytes());
             offset += space + 1;
         } else if long_words {
-            out.push_str(&lossy(&bytes[offset..offset + width]));
-            out.push_str(newline);
+            out.extend_from_slice(&bytes[offset..offset + width]);
+            out.extend_from_slice(newline.as_bytes());
             offset += width;
         } else {
             match bytes[offset + width..].iter().position(|b| *b == b' ') {
                 Some(p) => {
                     let end = offset + width + p;
-                    out.push_str(&lossy(&bytes[offset..end]));
-                    out.push_str(newline);
+                    out.extend_from_slice(&bytes[offset..end]);
+                    out.extend_from_slice(newline.as_bytes());
                     offset = end + 1;
                 }
                 None => {
-                    out.push_str(&lossy(&bytes[offset..]));
+                    out.extend_from_slice(&bytes[offset..]);
                     offset = len;
                 }
             }
         }
     }
-    out.push_str(&lossy(&bytes[offset..]));
-    out
+    out.extend_from_slice(&bytes[offset..]);
+    utf8("sprig_wrap", out)
 }
 
 /// Sprig's `seq`.

@@ -196,6 +196,9 @@ fn encodings_match_go() {
         ok("sprig_b64dec", &[s("*")]),
         s("illegal base64 data at input byte 0")
     );
+    assert!(err("base64Decode", &[s("/w==")]).contains("not UTF-8"));
+    assert!(err("sprig_b64dec", &[s("/w==")]).contains("not UTF-8"));
+    assert!(err("sprig_trunc", &[i(1), s("é")]).contains("not UTF-8"));
     assert_eq!(ok("sprig_b32enc", &[s("hello")]), s("NBSWY3DP"));
     assert_eq!(ok("sprig_b32dec", &[s("NBSWY3DP")]), s("hello"));
     assert_eq!(ok("sprig_b32enc", &[s("hi")]), s("NBUQ===="));
