@@ -72,7 +72,7 @@ pub(super) fn emit(value: &Value) -> String {
         Value::Map(map) if !map.is_empty() => emit_map(&mut out, map, 0),
         Value::List(items) if !items.is_empty() => emit_list(&mut out, items, 0),
         other => {
-            out.push_str(&scalar(other, 0));
+            out.push_str(&scalar(other, 2, Some(0)));
             out.push('\n');
         }
     }
@@ -85,7 +85,8 @@ fn emit_map(out: &mut String, map: &BTreeMap<String, Value>, indent: usize) {
     for key in keys {
         let value = &map[key];
         out.push_str(&" ".repeat(indent));
-        out.push_str(&scalar(&Value::String(key.clone()), indent));
+        // Keys are simple keys: never folded.
+        out.push_str(&scalar(&Value::String(key.clone()), indent, None));
         out.push(':');
         match value {
             Value::Map(sub) if !sub.is_empty() => {
@@ -98,7 +99,8 @@ fn emit_map(out: &mut String, map: &BTreeMap<String, Value>, indent: usize) {
             }
             other => {
                 out.push(' ');
-                out.push_str(&scalar(other, indent + 2));
+                let column = column(out);
+                out.push_str(&scalar(other, indent + 2, Some(column)));
                 out.push('\n');
             }
         }
@@ -124,21 +126,33 @@ fn emit_list(out: &mut String, items: &[Value], indent: usize) {
             }
             other => {
                 out.push(' ');
-                out.push_str(&scalar(other, indent + 2));
+                let column = column(out);
+                out.push_str(&scalar(other, indent + 2, Some(column)));
                 out.push('\n');
             }
         }
     }
 }
 
-/// One scalar, with `indent` the column block scalars' lines start at.
-fn scalar(value: &Value, indent: usize) -> String {
+/// The column the next character of `out` goes to.
+fn column(out: &str) -> usize {
+    out.rsplit('\n')
+        .next()
+        .map_or(0, |line| line.chars().count())
+}
+
+/// libyaml's `best_width`: plain and single-quoted scalars break at a space past it.
+const BEST_WIDTH: usize = 80;
+
+/// One scalar, with `indent` the column continuation and block lines start at, and `column`
+/// where it starts (`None` for a key, which is never folded).
+fn scalar(value: &Value, indent: usize, column: Option<usize>) -> String {
     match value {
         Value::Nil => "null".to_owned(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => float(*f),
-        Value::String(s) => string(s, indent),
+        Value::String(s) => string(s, indent, column),
         Value::List(_) => "[]".to_owned(),
         Value::Map(_) => "{}".to_owned(),
     }
@@ -155,7 +169,7 @@ fn float(f: f64) -> String {
     }
 }
 
-fn string(s: &str, indent: usize) -> String {
+fn string(s: &str, indent: usize, column: Option<usize>) -> String {
     if s.contains('\n') {
         return literal(s, indent);
     }
@@ -163,12 +177,47 @@ fn string(s: &str, indent: usize) -> String {
         return double_quoted(s);
     }
     if plain_allowed(s) {
-        return s.to_owned();
+        return fold(s, indent, column, 0);
     }
     if s.chars().all(|c| c == ' ' || !c.is_control()) {
-        return format!("'{}'", s.replace('\'', "''"));
+        return format!(
+            "'{}'",
+            fold(&s.replace('\'', "''"), indent, column.map(|c| c + 1), 1)
+        );
     }
     double_quoted(s)
+}
+
+/// libyaml's line breaking of plain and single-quoted scalars: a single space (not the
+/// first or last character) past [`BEST_WIDTH`] becomes a line break and `indent` spaces.
+/// `margin` is 1 inside quotes (the quotes themselves are not candidates).
+fn fold(s: &str, indent: usize, column: Option<usize>, margin: usize) -> String {
+    let Some(mut column) = column else {
+        return s.to_owned();
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut after_space = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let next_is_space = chars.get(i + 1).is_none_or(|n| *n == ' ');
+            let inside = margin == 0 || (i != 0 && i + 1 != chars.len());
+            if !after_space && column > BEST_WIDTH && !next_is_space && inside {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+            after_space = true;
+        } else {
+            out.push(c);
+            column += 1;
+            after_space = false;
+        }
+    }
+    out
 }
 
 /// A `|` block: `|-` without a final newline, `|+` with several.
@@ -180,7 +229,7 @@ fn literal(s: &str, indent: usize) -> String {
     } else {
         ""
     };
-    let indicator = if s.starts_with(' ') { "2" } else { "" };
+    let indicator = if s.starts_with([' ', '\n']) { "2" } else { "" };
     let pad = " ".repeat(indent.max(2));
     let body = s.strip_suffix('\n').unwrap_or(s);
     let mut out = format!("|{indicator}{chomp}");
