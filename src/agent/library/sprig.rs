@@ -112,8 +112,7 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
         "uuidv4" => (|| {
             args.exactly(0)?;
             let mut bytes = [0u8; 16];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-                .map_err(|_| "uuidv4: no randomness available".to_owned())?;
+            fill_random(&mut bytes)?;
             bytes[6] = bytes[6] & 0x0f | 0x40;
             bytes[8] = bytes[8] & 0x3f | 0x80;
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -125,6 +124,65 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
                 &hex[16..20],
                 &hex[20..]
             ))
+        })(),
+        "randAlphaNum" | "randAlpha" | "randAscii" | "randNumeric" => (|| {
+            let count = int(&args.exactly(1)?[0])?;
+            let charset: Vec<u8> = match name {
+                "randAlphaNum" => (b'0'..=b'9')
+                    .chain(b'A'..=b'Z')
+                    .chain(b'a'..=b'z')
+                    .collect(),
+                "randAlpha" => (b'A'..=b'Z').chain(b'a'..=b'z').collect(),
+                "randNumeric" => (b'0'..=b'9').collect(),
+                _ => (32..=126).collect(),
+            };
+            // goutils returns an error for a negative count, which Sprig drops.
+            let count = usize::try_from(count).unwrap_or(0);
+            if count > MAX_RANDOM {
+                return Err(format!(
+                    "{name}: {count} characters is more than pki-sidecar allows"
+                ));
+            }
+            let mut out = String::with_capacity(count);
+            for _ in 0..count {
+                out.push(charset[random_below(charset.len() as u64)? as usize] as char);
+            }
+            text(out)
+        })(),
+        "randInt" => (|| {
+            let a = args.exactly(2)?;
+            let (min, max) = (int(&a[0])?, int(&a[1])?);
+            let span = max
+                .checked_sub(min)
+                .filter(|span| *span > 0)
+                .ok_or_else(|| "invalid argument to Intn".to_owned())?;
+            Ok(Value::Int(min + random_below(span as u64)? as i64))
+        })(),
+        "randBytes" => (|| {
+            use base64::Engine as _;
+            let count = int(&args.exactly(1)?[0])?;
+            let count =
+                usize::try_from(count).map_err(|_| "randBytes: negative count".to_owned())?;
+            if count > MAX_RANDOM {
+                return Err(format!(
+                    "randBytes: {count} bytes is more than pki-sidecar allows"
+                ));
+            }
+            let mut bytes = vec![0u8; count];
+            fill_random(&mut bytes)?;
+            text(base64::engine::general_purpose::STANDARD.encode(bytes))
+        })(),
+        "shuffle" => (|| {
+            let mut chars: Vec<char> = string(&args.exactly(1)?[0])?.chars().collect();
+            for i in (1..chars.len()).rev() {
+                let j = random_below(i as u64 + 1)? as usize;
+                chars.swap(i, j);
+            }
+            text(chars.into_iter().collect::<String>())
+        })(),
+        "toDecimal" => (|| {
+            let digits = crate::template::go_sprint(std::slice::from_ref(&args.exactly(1)?[0]));
+            Ok(Value::Int(parse_octal(&digits).unwrap_or(0)))
         })(),
         "regexMatch" | "mustRegexMatch" => (|| {
             let a = args.exactly(2)?;
@@ -180,6 +238,36 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
         "regexQuoteMeta" => (|| text(regex::escape(string(&args.exactly(1)?[0])?)))(),
         _ => return None,
     })
+}
+
+/// The most characters or bytes the random functions produce.
+const MAX_RANDOM: usize = 1 << 20;
+
+fn fill_random(bytes: &mut [u8]) -> Result<(), String> {
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes)
+        .map_err(|_| "no randomness available from the system".to_owned())
+}
+
+/// A uniform random number below `bound` (> 0).
+fn random_below(bound: u64) -> Result<u64, String> {
+    let zone = u64::MAX - u64::MAX % bound;
+    loop {
+        let mut bytes = [0u8; 8];
+        fill_random(&mut bytes)?;
+        let n = u64::from_le_bytes(bytes);
+        if n < zone {
+            return Ok(n % bound);
+        }
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 8, 64)`.
+fn parse_octal(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    i64::from_str_radix(s, 8).ok()
 }
 
 /// Sprig's `date` argument: an int is Unix seconds, anything else (including `now`'s

@@ -717,6 +717,35 @@ fn sprig_regex_paths_env() {
     let uuid = ok("sprig_uuidv4", &[]).to_string_lossy();
     assert_eq!((uuid.len(), &uuid[14..15]), (36, "4"));
     assert_eq!(ok("sprig_hello", &[]), s("Hello!"));
+    let alnum = ok("sprig_randAlphaNum", &[i(40)]).to_string_lossy();
+    assert!(alnum.len() == 40 && alnum.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let alpha = ok("sprig_randAlpha", &[i(40)]).to_string_lossy();
+    assert!(alpha.len() == 40 && alpha.bytes().all(|b| b.is_ascii_alphabetic()));
+    let digits = ok("sprig_randNumeric", &[i(40)]).to_string_lossy();
+    assert!(digits.len() == 40 && digits.bytes().all(|b| b.is_ascii_digit()));
+    let ascii = ok("sprig_randAscii", &[i(40)]).to_string_lossy();
+    assert!(ascii.len() == 40 && ascii.bytes().all(|b| (32..=126).contains(&b)));
+    assert_eq!(ok("sprig_randAlpha", &[i(-1)]), s(""));
+    for _ in 0..50 {
+        let Value::Int(n) = ok("sprig_randInt", &[i(3), i(6)]) else {
+            panic!("randInt gives an int")
+        };
+        assert!((3..6).contains(&n));
+    }
+    assert_eq!(
+        err("sprig_randInt", &[i(3), i(3)]),
+        "invalid argument to Intn"
+    );
+    assert_eq!(ok("sprig_randBytes", &[i(3)]).to_string_lossy().len(), 4);
+    let mut shuffled: Vec<char> = ok("sprig_shuffle", &[s("abcdé")])
+        .to_string_lossy()
+        .chars()
+        .collect();
+    shuffled.sort_unstable();
+    assert_eq!(shuffled, vec!['a', 'b', 'c', 'd', 'é']);
+    assert_eq!(ok("sprig_toDecimal", &[s("0777")]), i(511));
+    assert_eq!(ok("sprig_toDecimal", &[i(17)]), i(15));
+    assert_eq!(ok("sprig_toDecimal", &[i(8)]), i(0));
 }
 
 trait Lossy {
