@@ -231,7 +231,10 @@ fn json_error(s: &str, err: &serde_json::Error) -> String {
                 .map(|l| l.len() + 1)
                 .sum::<usize>()
                 + err.column().saturating_sub(1);
-            match s[offset.min(s.len())..].chars().next() {
+            match s
+                .get(offset.min(s.len())..)
+                .and_then(|rest| rest.chars().next())
+            {
                 Some(c) => format!(
                     "invalid character {} looking for beginning of value",
                     go_char_quote(c)

@@ -26,6 +26,7 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
             if spaces < 0 {
                 return Err("indent value must be a positive integer".to_owned());
             }
+            bounded("indent", spaces, s)?;
             text(indent_lines(spaces as usize, s))
         })(),
         "join" => (|| {
@@ -319,11 +320,13 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
         "indent" => (|| {
             let a = args.exactly(2)?;
             let (spaces, s) = (int(&a[0])?, string(&a[1])?);
+            bounded("sprig_indent", spaces, s)?;
             text(sprig_indent(spaces, s))
         })(),
         "nindent" => (|| {
             let a = args.exactly(2)?;
             let (spaces, s) = (int(&a[0])?, string(&a[1])?);
+            bounded("sprig_nindent", spaces, s)?;
             text(format!("\n{}", sprig_indent(spaces, s)))
         })(),
         "replace" => (|| {
@@ -399,6 +402,21 @@ pub(super) fn utf8(name: &str, bytes: Vec<u8>) -> Result<String, String> {
 
 /// The longest string a function may build (a template must not exhaust memory).
 const MAX_OUTPUT: usize = 64 << 20;
+
+/// Refuses an indentation whose output would pass [`MAX_OUTPUT`].
+fn bounded(name: &str, spaces: i64, s: &str) -> Result<(), String> {
+    let lines = s.bytes().filter(|b| *b == b'\n').count() + 1;
+    let total = usize::try_from(spaces.max(0))
+        .ok()
+        .and_then(|spaces| spaces.checked_mul(lines))
+        .and_then(|pad| pad.checked_add(s.len()));
+    match total {
+        Some(total) if total <= MAX_OUTPUT => Ok(()),
+        _ => Err(format!(
+            "{name}: the result would be larger than pki-sidecar allows ({MAX_OUTPUT} bytes)"
+        )),
+    }
+}
 
 fn one_string(args: &Args, f: impl FnOnce(&str) -> String) -> Outcome {
     let s = string(&args.exactly(1)?[0])?;
@@ -711,11 +729,11 @@ fn seq(params: &[i64]) -> String {
         [] => return String::new(),
         [end] => {
             let inc = if end < 1 { -1 } else { 1 };
-            (1, end + inc, inc)
+            (1, end.saturating_add(inc), inc)
         }
         [start, end] => {
             let inc = if end < start { -1 } else { 1 };
-            (start, end + inc, inc)
+            (start, end.saturating_add(inc), inc)
         }
         [start, step, end] => {
             let mut inc = 1;
@@ -725,7 +743,7 @@ fn seq(params: &[i64]) -> String {
                     return String::new();
                 }
             }
-            (start, end + inc, step)
+            (start, end.saturating_add(inc), step)
         }
         _ => return String::new(),
     };

@@ -95,6 +95,12 @@ fn strings_match_go() {
         m(&[("a", s("1")), ("b", s("2=3"))])
     );
     assert_eq!(ok("indent", &[i(2), s("a\n\nb\n")]), s("  a\n\n  b\n"));
+    assert!(err("indent", &[i(i64::MAX), s("a")]).contains("larger than pki-sidecar allows"));
+    assert!(err("sprig_nindent", &[i(1 << 40), s("a")]).contains("larger than"));
+    assert_eq!(
+        err("parseJSON", &[s("é")]),
+        "invalid character 'é' looking for beginning of value"
+    );
     assert_eq!(
         err("indent", &[i(-1), s("a")]),
         "indent value must be a positive integer"
@@ -813,4 +819,44 @@ fn refused_names_fail_the_parse_with_their_reason() {
         "function \"nosuch\" not defined"
     );
     assert!(parse("{{ sprig_upper (toJSON 1) | trimSpace }}").is_ok());
+}
+
+#[test]
+fn no_function_panics_on_odd_arguments() {
+    let big = [
+        Value::Nil,
+        i(0),
+        i(-1),
+        i(i64::MIN),
+        i(i64::MAX),
+        Value::Float(f64::NAN),
+        Value::Float(-1e300),
+        s(""),
+        s("é/ü.x"),
+        s("[("),
+        l(&[Value::Nil, i(1), s("a")]),
+        m(&[("a", m(&[("b", i(1))]))]),
+    ];
+    let small = [i(2), i(-3), s("a b"), l(&[]), m(&[])];
+    let names: Vec<String> = CONSUL_TEMPLATE
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain(SPRIG.iter().map(|n| format!("sprig_{n}")))
+        .filter(|n| !matches!(n.as_str(), "file" | "sprig_fail"))
+        .collect();
+    for name in &names {
+        for a in &big {
+            let _ = call(name, vec![a.clone()]);
+            for b in &big {
+                let _ = call(name, vec![a.clone(), b.clone()]);
+            }
+            for b in &small {
+                for c in &small {
+                    let _ = call(name, vec![a.clone(), b.clone(), c.clone()]);
+                    let _ = call(name, vec![b.clone(), a.clone(), c.clone()]);
+                    let _ = call(name, vec![b.clone(), c.clone(), a.clone()]);
+                }
+            }
+        }
+    }
 }
