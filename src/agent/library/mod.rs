@@ -8,7 +8,7 @@
 //! consul-template does. The Vault functions (`secret`, `secrets`, `pkiCert`, `writeToFile`)
 //! live in `functions`.
 //!
-//! Names fall in three groups: [`NAMES`] are implemented; [`refused`] explains at parse time
+//! Names fall in three groups: [`CONSUL_TEMPLATE`] and [`SPRIG`] are implemented; [`refused`] explains at parse time
 //! why a consul-template or Sprig name is not (out of scope, or not implemented yet); anything
 //! else is Go's "function not defined".
 //!
