@@ -173,9 +173,27 @@ fn file(args: &Args) -> Outcome {
     if path.is_empty() {
         return text("");
     }
+    // consul-template's wording: `file(PATH): stat PATH: no such file or directory`.
+    if let Err(err) = std::fs::metadata(path) {
+        return Err(format!("file({path}): stat {path}: {}", go_errno(&err)));
+    }
     match std::fs::read(path) {
         Ok(bytes) => text(utf8("file", bytes)?),
-        Err(err) => Err(format!("file: cannot read {path}: {err}")),
+        Err(err) => Err(format!("file({path}): read {path}: {}", go_errno(&err))),
+    }
+}
+
+/// An OS error as Go's `syscall.Errno` prints it ("no such file or directory").
+fn go_errno(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -146,7 +146,11 @@ fn environment_and_files() {
             .to_string_lossy()
             .contains("pki-sidecar")
     );
-    assert!(err("file", &[s("/nonexistent/x")]).starts_with("file: cannot read"));
+    assert_eq!(
+        err("file", &[s("/nonexistent/x")]),
+        "file(/nonexistent/x): stat /nonexistent/x: no such file or directory"
+    );
+    assert_eq!(err("file", &[s("/")]), "file(/): read /: is a directory");
 }
 
 #[test]
