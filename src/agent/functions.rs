@@ -6,7 +6,8 @@
 //! write during a render either: it records a [`FileWrite`], which the caller carries out once
 //! the render is complete, key files before the destination.
 //!
-//! This module must not do network I/O. It reads files only for `file`, as consul-template does.
+//! This module must not do network I/O or read files. The pure functions (`file`, `toJSON`,
+//! `sprig_*`, ...) are in [`super::library`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
