@@ -10,6 +10,99 @@ pub(super) struct Instant {
     pub nanos: u32,
 }
 
+impl Instant {
+    /// This instant moved by `nanos` nanoseconds (saturating).
+    pub(super) fn add_nanos(self, nanos: i64) -> Instant {
+        let total =
+            i128::from(self.seconds) * 1_000_000_000 + i128::from(self.nanos) + i128::from(nanos);
+        let seconds = total.div_euclid(1_000_000_000);
+        Instant {
+            seconds: i64::try_from(seconds).unwrap_or(if seconds < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }),
+            nanos: total.rem_euclid(1_000_000_000) as u32,
+        }
+    }
+}
+
+/// Go's `time.ParseDuration`: `[-+]` then one or more `<number><unit>` (`ns us µs ms s m h`),
+/// in nanoseconds; errors worded as Go's.
+pub(super) fn parse_duration(text: &str) -> Result<i64, String> {
+    let quoted = crate::template::go_quote(text);
+    let invalid = || format!("time: invalid duration {quoted}");
+    let (negative, mut rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let whole = &rest[..digits];
+        rest = &rest[digits..];
+        let mut fraction = "";
+        if let Some(after) = rest.strip_prefix('.') {
+            let n = after.bytes().take_while(u8::is_ascii_digit).count();
+            fraction = &after[..n];
+            rest = &after[n..];
+            if whole.is_empty() && fraction.is_empty() {
+                return Err(invalid());
+            }
+        } else if whole.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = rest
+            .char_indices()
+            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
+            .map_or(rest.len(), |(i, _)| i);
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let scale: u128 = match unit {
+            "" => return Err(format!("time: missing unit in duration {quoted}")),
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            other => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {quoted}",
+                    crate::template::go_quote(other)
+                ));
+            }
+        };
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| invalid())?
+        };
+        let mut value = whole.checked_mul(scale).ok_or_else(invalid)?;
+        if !fraction.is_empty() {
+            let digits = &fraction[..fraction.len().min(30)];
+            let numerator: u128 = digits.parse().map_err(|_| invalid())?;
+            value += numerator * scale / 10u128.pow(digits.len() as u32);
+        }
+        total = total.checked_add(value).ok_or_else(invalid)?;
+        if total > 1u128 << 63 {
+            return Err(invalid());
+        }
+    }
+    if negative {
+        Ok((total as i128).wrapping_neg() as i64)
+    } else {
+        i64::try_from(total).map_err(|_| invalid())
+    }
+}
+
 /// Go's `time.RFC3339`.
 pub(super) const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
 

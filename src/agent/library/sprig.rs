@@ -89,14 +89,38 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
             let layout = string(&a[0])?;
             text(super::gotime::format(&instant(&a[1]), layout))
         })(),
+        "htmlDate" => (|| {
+            let a = args.exactly(1)?;
+            text(super::gotime::format(&instant(&a[0]), "2006-01-02"))
+        })(),
+        "htmlDateInZone" => (|| {
+            let a = args.exactly(2)?;
+            utc_only(name, string(&a[1])?)?;
+            text(super::gotime::format(&instant(&a[0]), "2006-01-02"))
+        })(),
+        "dateModify" | "date_modify" | "mustDateModify" | "must_date_modify" => (|| {
+            let a = args.exactly(2)?;
+            let change = string(&a[0])?;
+            let time = match &a[1] {
+                Value::String(s) => super::gotime::parse_go_string(s),
+                _ => None,
+            }
+            .ok_or_else(|| super::wrong_type("time.Time", &a[1]))?;
+            let nanos = match super::gotime::parse_duration(change) {
+                Ok(nanos) => nanos,
+                Err(err) if name.starts_with("must") => return Err(err),
+                // Sprig's dateModify returns the time unchanged.
+                Err(_) => 0,
+            };
+            text(super::gotime::format(
+                &time.add_nanos(nanos),
+                super::gotime::GO_STRING,
+            ))
+        })(),
         "dateInZone" | "date_in_zone" => (|| {
             let a = args.exactly(3)?;
             let (layout, zone) = (string(&a[0])?, string(&a[2])?);
-            if !matches!(zone, "UTC" | "" | "Etc/UTC") {
-                return Err(format!(
-                    "{name}: time zone {zone:?} is not supported by pki-sidecar (only UTC)"
-                ));
-            }
+            utc_only(name, zone)?;
             text(super::gotime::format(&instant(&a[1]), layout))
         })(),
         "unixEpoch" => (|| {
@@ -238,6 +262,17 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
         "regexQuoteMeta" => (|| text(regex::escape(string(&args.exactly(1)?[0])?)))(),
         _ => return None,
     })
+}
+
+/// Refuses a time zone other than UTC (Go would load it from the system's zone database).
+fn utc_only(name: &str, zone: &str) -> Result<(), String> {
+    if matches!(zone, "UTC" | "" | "Etc/UTC") {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: time zone {zone:?} is not supported by pki-sidecar (only UTC)"
+        ))
+    }
 }
 
 /// The most characters or bytes the random functions produce.

@@ -433,6 +433,43 @@ fn go_time_layouts() {
         ok("sprig_unixEpoch", &[s("2006-01-02 22:04:05 +0000 UTC")]),
         s("1136239445")
     );
+    assert_eq!(gotime::parse_duration("1h30m"), Ok(5_400_000_000_000));
+    assert_eq!(gotime::parse_duration("-1.5s"), Ok(-1_500_000_000));
+    assert_eq!(gotime::parse_duration("0"), Ok(0));
+    assert_eq!(
+        gotime::parse_duration("1"),
+        Err("time: missing unit in duration \"1\"".to_owned())
+    );
+    assert_eq!(
+        gotime::parse_duration("1d"),
+        Err("time: unknown unit \"d\" in duration \"1d\"".to_owned())
+    );
+    assert_eq!(
+        gotime::parse_duration("x"),
+        Err("time: invalid duration \"x\"".to_owned())
+    );
+    assert_eq!(
+        ok(
+            "sprig_dateModify",
+            &[s("-1h"), s("2006-01-02 22:04:05 +0000 UTC")]
+        ),
+        s("2006-01-02 21:04:05 +0000 UTC")
+    );
+    assert_eq!(
+        ok(
+            "sprig_dateModify",
+            &[s("bad"), s("2006-01-02 22:04:05 +0000 UTC")]
+        ),
+        s("2006-01-02 22:04:05 +0000 UTC")
+    );
+    assert_eq!(
+        err(
+            "sprig_mustDateModify",
+            &[s("bad"), s("2006-01-02 22:04:05 +0000 UTC")]
+        ),
+        "time: invalid duration \"bad\""
+    );
+    assert_eq!(ok("sprig_htmlDate", &[i(86_400)]), s("1970-01-02"));
     let stamp = ok("timestamp", &[]);
     assert_eq!(stamp.to_string_lossy().len(), 20);
     assert!(
