@@ -1,16 +1,11 @@
 //! Times and durations as this program prints them: RFC 3339 in UTC, and compact `1h30m`.
-//! Pure formatting; nothing here reads the clock except [`rfc3339_now`].
+//! Pure formatting; nothing here reads the clock.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `time` as `YYYY-MM-DDTHH:MM:SSZ` (times before 1970 print as the epoch).
 pub(crate) fn rfc3339(time: SystemTime) -> String {
     rfc3339_seconds(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
-}
-
-/// Now, as [`rfc3339`] prints it.
-pub(crate) fn rfc3339_now() -> String {
-    rfc3339(SystemTime::now())
 }
 
 /// `time` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, microseconds always six digits: the layout of

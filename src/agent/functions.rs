@@ -6,44 +6,28 @@
 //! write during a render either: it records a [`FileWrite`], which the caller carries out once
 //! the render is complete, key files before the destination.
 //!
-//! This module must not do network I/O. It reads files only for `file`, as consul-template does.
+//! This module must not do network I/O or read files. The pure functions (`file`, `toJSON`,
+//! `sprig_*`, ...) are in [`super::library`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
+use super::library;
 use crate::template::{Functions, Value};
 
-/// Every function a template may call besides the engine's built-ins.
-pub(crate) const NAMES: &[&str] = &[
-    "pkiCert",
-    "secret",
-    "secrets",
-    "writeToFile",
-    "toJSON",
-    "toJSONPretty",
-    "base64Encode",
-    "base64Decode",
-    "env",
-    "file",
-    "trimSpace",
-    "split",
-    "join",
-    "replaceAll",
-    "contains",
-    "toLower",
-    "toUpper",
-    "timestamp",
-];
+/// The Vault functions; every other name comes from [`super::library`].
+pub(crate) const NAMES: &[&str] = &["pkiCert", "secret", "secrets", "writeToFile"];
 
 /// The names alone, for parsing templates at config load time.
 pub struct KnownFunctions;
 
 impl Functions for KnownFunctions {
     fn has(&self, name: &str) -> bool {
-        NAMES.contains(&name)
+        NAMES.contains(&name) || library::has(name)
+    }
+
+    fn refused(&self, name: &str) -> Option<String> {
+        library::refused(name)
     }
 
     fn call(&mut self, name: &str, _args: Vec<Value>) -> Result<Value, String> {
@@ -230,7 +214,11 @@ impl<'a> RenderFunctions<'a> {
 
 impl Functions for RenderFunctions<'_> {
     fn has(&self, name: &str) -> bool {
-        NAMES.contains(&name)
+        NAMES.contains(&name) || library::has(name)
+    }
+
+    fn refused(&self, name: &str) -> Option<String> {
+        library::refused(name)
     }
 
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
@@ -265,77 +253,8 @@ impl Functions for RenderFunctions<'_> {
                 self.writes.push(write_to_file(&args)?);
                 Ok(Value::String(String::new()))
             }
-            _ => pure(name, args),
+            _ => library::call(name, args),
         }
-    }
-}
-
-/// Functions without side effects (also used by tests).
-pub(crate) fn pure(name: &str, args: Vec<Value>) -> Result<Value, String> {
-    match (name, args.as_slice()) {
-        ("toJSON", [value]) => Ok(Value::String(go_json(&value.to_json(), false))),
-        ("toJSONPretty", [value]) => Ok(Value::String(go_json(&value.to_json(), true))),
-        ("base64Encode", [Value::String(s)]) => Ok(Value::String(STANDARD.encode(s))),
-        ("base64Decode", [Value::String(s)]) => {
-            let bytes = STANDARD
-                .decode(s.trim())
-                .map_err(|err| format!("base64Decode: {err}"))?;
-            String::from_utf8(bytes)
-                .map(Value::String)
-                .map_err(|_| "base64Decode: the decoded bytes are not UTF-8 text".to_string())
-        }
-        ("env", [Value::String(variable)]) => {
-            Ok(Value::String(std::env::var(variable).unwrap_or_default()))
-        }
-        ("file", [Value::String(path)]) => std::fs::read_to_string(path)
-            .map(Value::String)
-            .map_err(|err| format!("file: cannot read {path}: {err}")),
-        ("trimSpace", [Value::String(s)]) => Ok(Value::String(s.trim().to_string())),
-        ("toLower", [Value::String(s)]) => Ok(Value::String(s.to_lowercase())),
-        ("toUpper", [Value::String(s)]) => Ok(Value::String(s.to_uppercase())),
-        ("split", [Value::String(separator), Value::String(s)]) => {
-            Ok(Value::List(if s.is_empty() {
-                Vec::new()
-            } else {
-                s.split(separator.as_str())
-                    .map(|part| Value::String(part.to_string()))
-                    .collect()
-            }))
-        }
-        ("join", [Value::String(separator), Value::List(items)]) => {
-            let parts: Result<Vec<String>, String> = items
-                .iter()
-                .map(|item| match item {
-                    Value::String(s) => Ok(s.clone()),
-                    other => Err(format!(
-                        "join: list items must be strings, found {}",
-                        kind(other)
-                    )),
-                })
-                .collect();
-            Ok(Value::String(parts?.join(separator)))
-        }
-        ("replaceAll", [Value::String(from), Value::String(to), Value::String(s)]) => {
-            Ok(Value::String(s.replace(from.as_str(), to)))
-        }
-        ("contains", [needle, Value::List(items)]) => Ok(Value::Bool(items.contains(needle))),
-        ("contains", [Value::String(needle), Value::String(s)]) => {
-            Ok(Value::Bool(s.contains(needle.as_str())))
-        }
-        ("timestamp", []) => Ok(Value::String(crate::timefmt::rfc3339_now())),
-        ("timestamp", [Value::String(format)]) if format == "unix" => Ok(Value::Int(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        )),
-        ("timestamp", [Value::String(format)]) if format == "2006-01-02T15:04:05Z07:00" => {
-            Ok(Value::String(crate::timefmt::rfc3339_now()))
-        }
-        (name, args) if NAMES.contains(&name) => Err(format!(
-            "{name}: wrong arguments ({})",
-            args.iter().map(kind).collect::<Vec<_>>().join(", ")
-        )),
-        (name, _) => Err(format!("function {name:?} not defined")),
     }
 }
 
@@ -440,19 +359,6 @@ fn write_to_file(args: &[Value]) -> Result<FileWrite, String> {
         perms,
         append,
     })
-}
-
-/// JSON as Go's `encoding/json` writes it: keys sorted, `<`, `>`, `&` escaped.
-fn go_json(value: &serde_json::Value, pretty: bool) -> String {
-    let text = if pretty {
-        serde_json::to_string_pretty(value)
-    } else {
-        serde_json::to_string(value)
-    }
-    .unwrap_or_default();
-    text.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
 }
 
 #[cfg(test)]
@@ -571,56 +477,6 @@ mod tests {
             functions
                 .call("writeToFile", vec![s("/x"), s("c")])
                 .is_err()
-        );
-    }
-
-    #[test]
-    fn string_and_json_helpers_behave_as_in_consul_template() {
-        let mut map = BTreeMap::new();
-        map.insert("b".to_string(), s("<&>"));
-        map.insert("a".to_string(), Value::Int(1));
-        assert_eq!(
-            pure("toJSON", vec![Value::Map(map.clone())]).unwrap(),
-            s(r#"{"a":1,"b":"\u003c\u0026\u003e"}"#)
-        );
-        assert_eq!(
-            pure("toJSONPretty", vec![Value::Map(map)]).unwrap(),
-            s("{\n  \"a\": 1,\n  \"b\": \"\\u003c\\u0026\\u003e\"\n}")
-        );
-        assert_eq!(
-            pure("base64Encode", vec![s("hello")]).unwrap(),
-            s("aGVsbG8=")
-        );
-        assert_eq!(
-            pure("base64Decode", vec![s("aGVsbG8=")]).unwrap(),
-            s("hello")
-        );
-        assert_eq!(pure("trimSpace", vec![s("  x \n")]).unwrap(), s("x"));
-        assert_eq!(
-            pure("split", vec![s(","), s("a,b")]).unwrap(),
-            Value::List(vec![s("a"), s("b")])
-        );
-        assert_eq!(
-            pure("join", vec![s("-"), Value::List(vec![s("a"), s("b")])]).unwrap(),
-            s("a-b")
-        );
-        assert_eq!(
-            pure("replaceAll", vec![s("."), s("-"), s("a.b.c")]).unwrap(),
-            s("a-b-c")
-        );
-        assert_eq!(
-            pure("contains", vec![s("b"), Value::List(vec![s("a"), s("b")])]).unwrap(),
-            Value::Bool(true)
-        );
-        assert_eq!(
-            pure("contains", vec![s("z"), s("abc")]).unwrap(),
-            Value::Bool(false)
-        );
-        assert_eq!(pure("toUpper", vec![s("abc")]).unwrap(), s("ABC"));
-        assert!(
-            pure("toUpper", vec![Value::Int(1)])
-                .unwrap_err()
-                .starts_with("toUpper: wrong arguments")
         );
     }
 }

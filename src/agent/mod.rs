@@ -18,6 +18,7 @@ pub mod backend;
 mod command;
 pub mod functions;
 pub(crate) mod kv;
+pub(crate) mod library;
 pub(crate) mod metrics;
 pub mod pki;
 pub mod render;

@@ -35,8 +35,29 @@ pub trait Functions {
     /// Whether `name` exists (checked at parse time: an unknown function is a parse error).
     /// A name that is also a built-in's replaces the built-in, as a Go `FuncMap` does.
     fn has(&self, name: &str) -> bool;
+    /// Why `name`, which [`Functions::has`] does not know, is refused: a name the caller
+    /// deliberately leaves out gets this message at parse time instead of Go's generic
+    /// "function not defined". A built-in's name is never asked.
+    fn refused(&self, _name: &str) -> Option<String> {
+        None
+    }
     /// Calls `name`; an Err(message) aborts rendering with the action's position.
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String>;
+}
+
+/// Go's `fmt.Sprint` of `args`, for callers' functions that print values as Go does.
+pub fn go_sprint(args: &[Value]) -> String {
+    format::sprint(args)
+}
+
+/// Go's `fmt.Sprintf`, for callers' functions that format values as Go does.
+pub fn go_sprintf(format_string: &str, args: &[Value]) -> String {
+    format::sprintf(format_string, args)
+}
+
+/// Go's `strconv.Quote`, for callers' functions.
+pub fn go_quote(s: &str) -> String {
+    format::quote(s, false)
 }
 
 /// A parsed template, ready to render any number of times.

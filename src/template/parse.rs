@@ -892,6 +892,8 @@ impl Parser<'_> {
                     Function::External(token.text)
                 } else if let Some(builtin) = Builtin::lookup(&token.text) {
                     Function::Builtin(builtin)
+                } else if let Some(reason) = self.functions.refused(&token.text) {
+                    return Err(self.error(token.pos, reason));
                 } else {
                     return Err(
                         self.error(token.pos, format!("function {:?} not defined", token.text))

@@ -57,6 +57,8 @@ impl Value {
     }
 
     /// Converts to JSON. A non-finite float, which JSON cannot hold, becomes `null`.
+    /// (Templates' `toJSON` writes Go's JSON itself, in `agent::library`.)
+    #[cfg(test)]
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Nil => serde_json::Value::Null,

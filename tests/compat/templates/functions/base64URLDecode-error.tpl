@@ -1,0 +1,1 @@
+{{ "a/b=" | base64URLDecode }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ .Data.data.servers | containsAll (sprig_list "alpha" "bravo") }} {{ .Data.data.servers | containsAll (sprig_list "alpha" "zulu") }} {{ .Data.data.servers | containsAll (sprig_list) }}{{ end }}

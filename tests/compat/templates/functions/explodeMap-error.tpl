@@ -1,0 +1,1 @@
+{{ sprig_dict "a" "1" "a/b" "2" | explodeMap }}

@@ -1,0 +1,1 @@
+{{ file "tests/compat/templates/functions/file-input.txt" }}[{{ file "" }}]

@@ -1,0 +1,4 @@
+{{ "abc" | sha256Hex }}
+{{ "abc" | md5sum }}
+{{ hmacSHA256Hex "message" "key" }}
+{{ "" | sha256Hex }}

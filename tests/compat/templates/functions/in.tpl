@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ in .Data.data.servers "alpha" }} {{ in .Data.data.servers "alp" }} {{ in .Data.data.name "old" }}{{ end }} {{ in (sprig_list 1 2) 2 }} {{ in (sprig_list 1 2) "2" }} {{ in (sprig_list 1.5) 1.5 }}

@@ -1,0 +1,2 @@
+{{ "a,b,c" | split "," | join ";" }}
+[{{ "" | split "," | join "-" }}]

@@ -1,0 +1,1 @@
+{{ range loop 1 2 3 }}{{ end }}

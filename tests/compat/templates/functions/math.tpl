@@ -1,0 +1,1 @@
+{{ 2 | add 3 }} {{ 10 | subtract 3 }} {{ 4 | multiply 2.5 }} {{ 7 | divide 2 }} {{ 7.0 | divide 2 }} {{ 7 | modulo 3 }} {{ 3 | minimum 5 }} {{ 3 | maximum 5.5 }} {{ 1.5 | add 1.5 }} {{ -7 | modulo 3 }}

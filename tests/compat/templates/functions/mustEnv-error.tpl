@@ -1,0 +1,1 @@
+{{ mustEnv "PKI_SIDECAR_COMPAT_UNSET" }}

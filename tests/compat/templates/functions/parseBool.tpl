@@ -1,0 +1,1 @@
+{{ "true" | parseBool }} {{ "" | parseBool }} {{ "F" | parseBool }} {{ if "1" | parseBool }}yes{{ end }}

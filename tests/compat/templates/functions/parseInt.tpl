@@ -1,0 +1,1 @@
+{{ "-42" | parseInt }} {{ "" | parseInt }} {{ "42" | parseInt | add 1 }}

@@ -1,0 +1,1 @@
+{{ 1e21 | add 0 }}|{{ 0.1 | add 0.2 }}|{{ 100000000.0 | multiply 10 }}|{{ sprig_toString 1e21 }}|{{ sprig_toString (sprig_dict "a" 1.5) }}|{{ sprig_float64 "1e6" }}|{{ sprig_squote 1.5 nil true }}|{{ sprig_quote "é\x01" }}

@@ -1,0 +1,1 @@
+{{ "foo.example.com" | regexMatch "^[a-z]+\\.example\\.com$" }} {{ "FOO" | regexMatch "^[a-z]+$" }} {{ "FOO" | regexMatch "(?i)^[a-z]+$" }}

@@ -1,0 +1,1 @@
+{{ "a.b.c" | replaceAll "." "-" }} {{ "aaa" | replaceAll "a" "bb" }} {{ "ab" | replaceAll "" "-" }}

@@ -1,0 +1,1 @@
+{{ "a,b,c" | split "," }} {{ split "," "" | len }} {{ " x y " | split " " }} {{ "abc" | split "" }}

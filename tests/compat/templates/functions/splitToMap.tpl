@@ -1,0 +1,1 @@
+{{ "a=1,b=2=3,c" | splitToMap "," "=" | toJSON }} {{ "" | splitToMap "," "=" }}

@@ -1,0 +1,1 @@
+{{ sprig_dateInZone "2006-01-02T15:04:05Z07:00 Mon Jan _2 3PM .000" 1136239445 "UTC" }}|{{ sprig_date_in_zone "Monday January 2 2006 15:04:05 -0700 MST" 0 "UTC" }}|{{ sprig_now | sprig_date "2006" | len }}|{{ sprig_now | sprig_unixEpoch | len }}|{{ sprig_uuidv4 | len }}|{{ sprig_hello }}

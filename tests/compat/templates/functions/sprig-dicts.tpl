@@ -1,0 +1,4 @@
+{{ $d := sprig_dict "a" 1 "b" "two" "c" }}{{ $d }}|{{ sprig_get $d "a" }}|[{{ sprig_get $d "z" }}]|{{ sprig_hasKey $d "b" }}|{{ sprig_hasKey $d "z" }}|{{ sprig_pick $d "a" "z" }}|{{ sprig_omit $d "a" }}
+{{ sprig_set (sprig_dict "a" 1) "z" 26 }}|{{ sprig_unset (sprig_dict "a" 1 "b" 2) "a" }}|{{ sprig_pluck "a" $d (sprig_dict "a" 2) (sprig_dict) }}|{{ sprig_keys (sprig_dict "k" 1) }}|{{ sprig_values (sprig_dict "k" 1) }}|{{ sprig_keys (sprig_dict) (sprig_dict "x" 1) }}
+{{ sprig_dig "x" "y" "def" (sprig_dict "x" (sprig_dict "y" 5)) }}|{{ sprig_dig "q" "def" $d }}|{{ sprig_dict }}
+{{ with secret "secret/data/golden" }}{{ sprig_get .Data.data.labels "a" }}|{{ sprig_hasKey .Data.data.nested "mid" }}|{{ sprig_pick .Data.data.labels "b" "c" }}|{{ sprig_dig "mid" "deep" "none" .Data.data.nested }}{{ end }}

@@ -1,0 +1,1 @@
+{{ sprig_fail "please set the name" }}

@@ -1,0 +1,1 @@
+{{ sprig_first "abc" }}

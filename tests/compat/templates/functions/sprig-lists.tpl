@@ -1,0 +1,5 @@
+{{ $l := sprig_list 1 2 2 0 "a" }}{{ $l }}|{{ sprig_tuple 1 "x" }}|{{ sprig_first $l }}|{{ sprig_last $l }}|{{ sprig_rest $l }}|{{ sprig_initial $l }}|{{ sprig_reverse $l }}|{{ sprig_uniq $l }}|{{ sprig_compact $l }}
+{{ sprig_without $l 2 "a" }}|{{ sprig_has 2 $l }}|{{ sprig_has "2" $l }}|{{ sprig_has 1 nil }}|{{ sprig_append $l 9 }}|{{ sprig_push $l 9 }}|{{ sprig_prepend $l 9 }}|{{ sprig_concat $l (sprig_list 7 8) (sprig_list) }}
+{{ sprig_slice $l 1 3 }}|{{ sprig_slice $l 2 }}|{{ sprig_slice $l }}|{{ sprig_chunk 2 $l }}|{{ sprig_first (sprig_list) }}|{{ sprig_rest (sprig_list) }}
+{{ sprig_mustFirst $l }}|{{ sprig_mustLast $l }}|{{ sprig_mustRest $l }}|{{ sprig_mustInitial $l }}|{{ sprig_mustReverse $l }}|{{ sprig_mustUniq $l }}|{{ sprig_mustCompact $l }}|{{ sprig_mustWithout $l 0 }}|{{ sprig_mustHas 0 $l }}|{{ sprig_mustAppend $l 1 }}|{{ sprig_mustPrepend $l 1 }}|{{ sprig_mustSlice $l 0 1 }}|{{ sprig_mustChunk 3 $l }}
+{{ with secret "secret/data/golden" }}{{ sprig_first .Data.data.servers }}|{{ sprig_last .Data.data.hosts }}|{{ sprig_has "bravo" .Data.data.servers }}|{{ sprig_uniq .Data.data.servers }}{{ end }}

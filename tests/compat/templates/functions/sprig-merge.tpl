@@ -1,0 +1,1 @@
+{{ sprig_merge (sprig_dict "a" 1 "e" "" "n" (sprig_dict "x" 1)) (sprig_dict "a" 2 "b" 3 "e" "filled") (sprig_dict "c" 4 "n" (sprig_dict "y" 2)) }}|{{ sprig_mergeOverwrite (sprig_dict "a" 1 "z" 9) (sprig_dict "a" 2 "b" 3) (sprig_dict "a" 5 "z" "") }}|{{ sprig_mustMerge (sprig_dict "a" 1) (sprig_dict "b" 2) }}|{{ sprig_mustMergeOverwrite (sprig_dict "a" 1) (sprig_dict "a" 2) }}

@@ -1,0 +1,1 @@
+{{ sprig_now | sprig_mustDateModify "1d" }}

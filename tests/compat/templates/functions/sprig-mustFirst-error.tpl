@@ -1,0 +1,1 @@
+{{ sprig_mustFirst 1 }}

@@ -1,0 +1,2 @@
+{{ sprig_base "/a/b.txt" }}|{{ sprig_base "" }}|{{ sprig_base "/" }}|{{ sprig_base "a/b/" }}|{{ sprig_dir "/a/b.txt" }}|{{ sprig_dir "b" }}|{{ sprig_dir "/" }}|{{ sprig_clean "a//b/../c/." }}|{{ sprig_clean "/../a" }}|{{ sprig_clean "" }}|{{ sprig_ext "a/b.tar.gz" }}|[{{ sprig_ext "a.d/b" }}]|{{ sprig_isAbs "/a" }}|{{ sprig_isAbs "a" }}
+{{ sprig_osBase "/a/b" }}|{{ sprig_osDir "/a/b" }}|{{ sprig_osClean "/a/../b" }}|{{ sprig_osExt "x.y" }}|{{ sprig_osIsAbs "/x" }}

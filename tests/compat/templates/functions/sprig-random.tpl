@@ -1,0 +1,1 @@
+{{ sprig_randAlphaNum 12 | len }}|{{ sprig_randAlpha 3 | len }}|{{ sprig_randAscii 5 | len }}|{{ sprig_randNumeric 7 | len }}|{{ sprig_randAlpha -1 | len }}|{{ sprig_randInt 4 5 }}|{{ sprig_randBytes 3 | len }}|{{ sprig_shuffle "aaaa" }}|{{ sprig_toDecimal "0777" }}|{{ sprig_toDecimal 17 }}|{{ sprig_toDecimal "9" }}

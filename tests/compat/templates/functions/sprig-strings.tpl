@@ -1,0 +1,5 @@
+{{ sprig_trim "  x  " }}|{{ sprig_upper "abc" }}|{{ sprig_lower "ABC" }}|{{ sprig_title "hello don't x_y-z" }}|{{ sprig_untitle "Hello World" }}|{{ sprig_substr 1 3 "hello" }}|{{ sprig_substr 2 99 "hello" }}|{{ sprig_substr -1 2 "hello" }}|{{ sprig_repeat 3 "ab" }}
+{{ sprig_trimAll "$" "$5.00$" }}|{{ sprig_trimall "-" "-x-" }}|{{ sprig_trimSuffix "-" "x-" }}|{{ sprig_trimPrefix "-" "-x" }}|{{ sprig_nospace "a b\tc\nd" }}|{{ sprig_initials "First Try" }}|{{ sprig_swapcase "This Is A.Test" }}
+{{ sprig_contains "cat" "catch" }}|{{ sprig_hasPrefix "cat" "catch" }}|{{ sprig_hasSuffix "cat" "catch" }}|{{ sprig_replace " " "-" "I Am Henry" }}|{{ sprig_plural "one" "many" 1 }}|{{ sprig_plural "one" "many" 2 }}
+{{ sprig_trunc 5 "hello world" }}|{{ sprig_trunc -5 "hello world" }}|{{ sprig_trunc 50 "hi" }}|{{ sprig_abbrev 5 "hello world" }}|{{ sprig_abbrev 3 "hello" }}|{{ sprig_abbrevboth 5 10 "1234 5678 9123" }}
+{{ sprig_wrap 5 "Hello World again and again" }}|{{ sprig_wrapWith 5 "\t" "Hello World" }}|{{ sprig_wrapWith 3 "/" "abcdefgh" }}

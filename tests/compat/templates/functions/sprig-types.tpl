@@ -1,0 +1,4 @@
+{{ sprig_typeOf "x" }}|{{ sprig_typeOf 1 }}|{{ sprig_typeOf 1.5 }}|{{ sprig_typeOf true }}|{{ sprig_typeOf (sprig_list) }}|{{ sprig_typeOf (sprig_dict) }}|{{ sprig_typeOf nil }}
+{{ sprig_kindOf "x" }}|{{ sprig_kindOf 1 }}|{{ sprig_kindOf (sprig_list) }}|{{ sprig_kindOf (sprig_dict) }}|{{ sprig_kindIs "int" 1 }}|{{ sprig_kindIs "string" 1 }}|{{ sprig_typeIs "float64" 2.5 }}|{{ sprig_typeIsLike "*int" 1 }}
+{{ sprig_deepEqual (sprig_list 1 "a") (sprig_list 1 "a") }}|{{ sprig_deepEqual 1 1.0 }}|{{ sprig_deepCopy (sprig_dict "a" (sprig_list 1)) }}|{{ sprig_mustDeepCopy "x" }}
+{{ sprig_toString 1.5 }}|{{ sprig_toString (sprig_list 1 "a") }}|{{ sprig_toString nil }}|{{ sprig_atoi "42" }}|{{ sprig_atoi "x" }}|{{ sprig_int "0x10" }}|{{ sprig_int "010" }}|{{ sprig_int64 "12.0" }}|{{ sprig_int 3.9 }}|{{ sprig_int true }}|{{ sprig_float64 "1.5" }}|{{ sprig_float64 "x" }}|{{ sprig_float64 3 }}

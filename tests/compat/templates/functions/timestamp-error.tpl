@@ -1,0 +1,1 @@
+{{ timestamp "a" "b" }}

@@ -1,0 +1,1 @@
+{{ timestamp "2006" | len }} {{ timestamp | len }} {{ timestamp "unix" | len }}

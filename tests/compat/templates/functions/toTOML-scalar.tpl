@@ -1,0 +1,1 @@
+{{ "x" | toTOML }}|{{ 1 | toTOML }}|{{ sprig_list 1 "a" | toTOML }}

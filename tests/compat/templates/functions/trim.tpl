@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}[{{ "--x--" | trim "-" }}] [{{ "prefix-x" | trimPrefix "prefix-" }}] [{{ "x.txt" | trimSuffix ".txt" }}] [{{ .Data.data.padded | trimSpace }}] [{{ "xyx" | trim "" }}]{{ end }}
