@@ -8,7 +8,7 @@
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `check`: the `check tls` and `check pair` probes.
-//! - `compat_functions`: the template function library's cases against OpenBao Agent's output.
+//! - `compat`: every template compatibility case against OpenBao Agent's recorded output.
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
@@ -23,7 +23,7 @@ mod agent;
 mod app;
 mod bed;
 mod check;
-mod compat_functions;
+mod compat;
 mod config;
 mod config_compat;
 mod deploy;
