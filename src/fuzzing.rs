@@ -71,6 +71,10 @@ impl Functions for Sandboxed<'_> {
         self.0.has(name)
     }
 
+    fn executes_template(&self, name: &str) -> bool {
+        self.0.executes_template(name)
+    }
+
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
         if name == "file" {
             return Err("file: not read while fuzzing".to_owned());

@@ -16,7 +16,16 @@ use super::library;
 use crate::template::{Functions, Value};
 
 /// The Vault functions; every other name comes from [`super::library`].
-pub(crate) const NAMES: &[&str] = &["pkiCert", "secret", "secrets", "writeToFile"];
+pub(crate) const NAMES: &[&str] = &[
+    "pkiCert",
+    "secret",
+    "secrets",
+    "writeToFile",
+    EXECUTE_TEMPLATE,
+];
+
+/// consul-template's `executeTemplate NAME [DATA]`, which the template engine runs itself.
+const EXECUTE_TEMPLATE: &str = "executeTemplate";
 
 /// The names alone, for parsing templates at config load time.
 pub struct KnownFunctions;
@@ -28,6 +37,10 @@ impl Functions for KnownFunctions {
 
     fn refused(&self, name: &str) -> Option<String> {
         library::refused(name)
+    }
+
+    fn executes_template(&self, name: &str) -> bool {
+        name == EXECUTE_TEMPLATE
     }
 
     fn call(&mut self, name: &str, _args: Vec<Value>) -> Result<Value, String> {
@@ -219,6 +232,10 @@ impl Functions for RenderFunctions<'_> {
 
     fn refused(&self, name: &str) -> Option<String> {
         library::refused(name)
+    }
+
+    fn executes_template(&self, name: &str) -> bool {
+        name == EXECUTE_TEMPLATE
     }
 
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {

@@ -137,6 +137,71 @@ impl State<'_> {
         walked.map(|_| ())
     }
 
+    /// `executeTemplate NAME [DATA]` (consul-template): the named template run with `DATA` as
+    /// dot (absent when not given), its output returned rather than printed. As Go's
+    /// `ExecuteTemplate`, it sees none of the caller's variables.
+    fn execute_template(&mut self, pos: Pos, function: &str, values: Vec<Value>) -> Result<String> {
+        let mut values = values.into_iter();
+        let name = match values.next() {
+            Some(Value::String(name)) => name,
+            Some(other) => {
+                return Err(error(
+                    pos,
+                    format!(
+                        "wrong type for value; expected string; got {}",
+                        other.type_name()
+                    ),
+                ));
+            }
+            None => {
+                return Err(error(
+                    pos,
+                    format!("wrong number of args for {function}: want at least 1 got 0"),
+                ));
+            }
+        };
+        let rest: Vec<Value> = values.collect();
+        let (new_dot, absent) = match rest.len() {
+            0 => (Value::Nil, true),
+            1 => (rest.into_iter().next().unwrap_or_default(), false),
+            n => {
+                return Err(error(
+                    pos,
+                    format!(
+                        "error calling {function}: executeTemplate: wrong number of \
+                         arguments, expected 1 or 2, but got {}",
+                        n + 1
+                    ),
+                ));
+            }
+        };
+        let body = if name.is_empty() {
+            Some(self.main)
+        } else {
+            self.definitions.get(&name).map(Vec::as_slice)
+        };
+        let Some(body) = body else {
+            return Err(error(
+                pos,
+                format!(
+                    "error calling {function}: template: no template {name:?} associated with template \"\""
+                ),
+            ));
+        };
+        self.enter(pos)?;
+        let out = std::mem::take(&mut self.out);
+        let vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
+        let root = std::mem::replace(&mut self.root, &new_dot);
+        let root_absent = std::mem::replace(&mut self.root_absent, absent);
+        let walked = self.walk_nodes(&new_dot, body);
+        self.depth -= 1;
+        self.vars = vars;
+        self.root = root;
+        self.root_absent = root_absent;
+        let printed = std::mem::replace(&mut self.out, out);
+        walked.map(|_| printed)
+    }
+
     /// One level deeper (a template call or a block), or Go's depth error.
     fn enter(&mut self, pos: Pos) -> Result<()> {
         if self.depth >= MAX_EXEC_DEPTH {
@@ -456,6 +521,10 @@ impl State<'_> {
                 let values = self.eval_args(dot, args, last)?;
                 call_builtin(*builtin, &values)
                     .map_err(|m| error(pos, format!("error calling {}: {m}", builtin.name())))
+            }
+            Function::External(name) if self.functions.executes_template(name) => {
+                let values = self.eval_args(dot, args, last)?;
+                self.execute_template(pos, name, values).map(Value::String)
             }
             Function::External(name) => {
                 let values = self.eval_args(dot, args, last)?;

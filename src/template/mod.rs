@@ -41,6 +41,13 @@ pub trait Functions {
     fn refused(&self, _name: &str) -> Option<String> {
         None
     }
+    /// Whether `name` (which [`Functions::has`]) executes a named template of the one being
+    /// rendered, as consul-template's `executeTemplate NAME [DATA]` does: the engine runs it
+    /// (a Go function closes over its template; here the engine holds the templates) and the
+    /// result is the text it printed. [`Functions::call`] is never asked for such a name.
+    fn executes_template(&self, _name: &str) -> bool {
+        false
+    }
     /// Calls `name`; an Err(message) aborts rendering with the action's position.
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String>;
 }

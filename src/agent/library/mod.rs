@@ -371,10 +371,7 @@ const OUT_OF_SCOPE: &[(&str, &str)] = &[
 ];
 
 /// consul-template names not implemented yet (they need support outside this module).
-const NOT_YET: &[(&str, &str)] = &[(
-    "executeTemplate",
-    "needs the template engine's define/template support, which is not wired to the agent yet",
-)];
+const NOT_YET: &[(&str, &str)] = &[];
 
 const CONSUL: &str = "is Consul-only (no Consul client)";
 const NOMAD: &str = "is Nomad-only (no Nomad client)";

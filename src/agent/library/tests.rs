@@ -844,12 +844,6 @@ fn refused_names_fail_the_parse_with_their_reason() {
             .contains("Sprig's \"semver\") is not implemented yet")
     );
     assert!(
-        parse("{{ executeTemplate \"x\" }}")
-            .unwrap_err()
-            .message
-            .contains("not implemented yet")
-    );
-    assert!(
         parse("{{ plugin \"x\" }}")
             .unwrap_err()
             .message

@@ -1,0 +1,1 @@
+{{ define "up" }}{{ . | toUpper }}{{ end }}{{ executeTemplate "up" "abc" | len }} {{ "xyz" | executeTemplate "up" }}

@@ -1,0 +1,1 @@
+{{ define "x" }}{{ end }}{{ executeTemplate "x" 1 2 }}

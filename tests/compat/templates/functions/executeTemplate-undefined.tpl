@@ -1,0 +1,1 @@
+{{ executeTemplate "nope" }}

@@ -1,0 +1,1 @@
+{{ define "v" }}{{ $ }}{{ end }}{{ $x := 1 }}{{ executeTemplate "v" "dollar" }}
