@@ -431,9 +431,39 @@ pub fn load_with_env(
 ) -> Result<Config, ConfigErrors> {
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        files.push(read_file(path)?);
+        for file in config_files(path)? {
+            files.push(read_file(&file)?);
+        }
     }
     build(files, env_overrides(env), functions)
+}
+
+/// The files `path` names: itself, or, for a directory (as Vault Agent's `-config` accepts),
+/// its `*.hcl` and `*.json` files — not its subdirectories, not editors' temporary files
+/// (`name~`, `.#name`, `#name#`) — in name order (Vault Agent takes them in directory order,
+/// which no one can rely on).
+fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let io_error = |source| ConfigError::Io {
+        file: path.display().to_string(),
+        source,
+    };
+    if !std::fs::metadata(path).map_err(io_error)?.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let temporary = name.ends_with('~')
+            || name.starts_with(".#")
+            || (name.starts_with('#') && name.ends_with('#'));
+        let loadable = name.ends_with(".hcl") || name.ends_with(".json");
+        if loadable && !temporary && !entry.path().is_dir() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Reads one file: JSON when its name ends in `.json` (as Vault Agent decides), else HCL.

@@ -513,3 +513,39 @@ fn a_role_prints_the_warnings_at_start_and_runs() {
     assert!(listening, "the app started after the warning");
     assert_eq!(status.code(), Some(0));
 }
+
+/// `--config DIR` loads the directory's `*.hcl` and `*.json` files (not subdirectories, other
+/// names or editors' temporary files), as Vault Agent's `-config` does, in name order.
+#[test]
+fn a_directory_loads_its_hcl_and_json_files_in_name_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("agent.d");
+    std::fs::create_dir_all(conf.join("sub.hcl")).unwrap();
+    util::write_file(
+        &conf,
+        "10-vault.hcl",
+        "vault {\n  address = \"https://first:8200\"\n}\nauto_auth {\n  method \"approle\" {\n    \
+         config = {\n      role_id_file_path = \"/r\"\n    }\n  }\n}\n",
+    );
+    util::write_file(
+        &conf,
+        "20-later.json",
+        r#"{"vault": {"address": "https://second:8200"}, "template": {"contents": "a", "destination": "/a"}}"#,
+    );
+    // Ignored: not .hcl/.json, editors' temporary files.
+    util::write_file(&conf, "README.md", "not a config");
+    util::write_file(
+        &conf,
+        "30-vault.hcl~",
+        "vault {\n  address = \"https://backup:8200\"\n}\n",
+    );
+    util::write_file(&conf, ".#40-vault.hcl", "broken {");
+    let loaded = load(&conf).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.vault.address, "https://second:8200",
+        "later names win"
+    );
+    assert_eq!(loaded.templates.len(), 1);
+    let (code, stdout, stderr) = validate(&["--config", conf.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
