@@ -90,10 +90,12 @@ impl Slot {
             .min()
     }
 
+    /// Whether the slot needs rendering at `now`: not rendered yet (and no retry pending), an
+    /// answer it used is due for renewal, or its retry time came. (An answer it used that is missing after a failed
+    /// fetch waits for the retry time, so the backoff holds whatever other templates do.)
     fn is_due(&self, now: Instant, store: &Store) -> bool {
-        !self.rendered
+        (!self.rendered && self.retry_at.is_none())
             || self.next_due(store).is_some_and(|due| due <= now)
-            || self.uses.iter().any(|d| !store.values.contains_key(d))
     }
 
     /// How long the template's soonest-expiring certificate has left at `now`.
@@ -230,12 +232,33 @@ impl TemplateRunner {
     /// templates always come from the same response.
     async fn round(&mut self) -> anyhow::Result<()> {
         let now = Instant::now();
-        let due: Vec<usize> = (0..self.slots.len())
+        let mut due: Vec<usize> = (0..self.slots.len())
             .filter(|&position| self.slots[position].is_due(now, &self.store))
             .collect();
         if due.is_empty() {
             return Ok(());
         }
+        // A template sharing an answer with a due one renders with it (from the same data,
+        // so unchanged files are not rewritten): templates that share answers are written
+        // together, whichever of them was due.
+        let mut shared: BTreeSet<Dependency> = due
+            .iter()
+            .flat_map(|&position| self.slots[position].uses.iter().cloned())
+            .collect();
+        loop {
+            let joining: Vec<usize> = (0..self.slots.len())
+                .filter(|position| !due.contains(position))
+                .filter(|&position| !self.slots[position].uses.is_disjoint(&shared))
+                .collect();
+            if joining.is_empty() {
+                break;
+            }
+            for position in joining {
+                shared.extend(self.slots[position].uses.iter().cloned());
+                due.push(position);
+            }
+        }
+        due.sort_unstable();
         // Answers past their refresh time are dropped first, so that every template using
         // one sees the same new answer.
         let stale: Vec<Dependency> = self
