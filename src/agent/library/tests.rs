@@ -895,3 +895,38 @@ fn no_function_panics_on_odd_arguments() {
         }
     }
 }
+
+#[test]
+fn sprig_word_cases_follow_xstrings() {
+    for (input, snake) in [
+        ("FirstName", "first_name"),
+        ("HTTPServer", "http_server"),
+        ("NoHTTPS", "no_https"),
+        ("GO PATH", "go_path"),
+        ("HTTP20xOK", "http_20x_ok"),
+        ("Bld4Floor3rd", "bld4_floor_3rd"),
+        ("HTTPStatus404", "http_status404"),
+        ("v1.2.3Beta", "v1.2.3_beta"),
+        ("x$y+z", "x_$_y_+_z"),
+        ("  x  y ", "__x__y_"),
+        ("中文Name", "中文_name"),
+        ("", ""),
+    ] {
+        assert_eq!(ok("sprig_snakecase", &[s(input)]), s(snake), "{input}");
+        let kebab = snake.replace('_', "-");
+        assert_eq!(ok("sprig_kebabcase", &[s(input)]), s(&kebab), "{input}");
+    }
+    for (input, camel) in [
+        ("some_words", "SomeWords"),
+        ("_complex__case_", "_Complex_Case_"),
+        ("a", "A"),
+        ("_", "__"),
+        ("__", "___"),
+        ("-x-", "-X-"),
+        ("ärger_über", "ÄrgerÜber"),
+        ("", ""),
+    ] {
+        assert_eq!(ok("sprig_camelcase", &[s(input)]), s(camel), "{input}");
+    }
+    assert!(err("sprig_snakecase", &[i(1)]).contains("expected string"));
+}
