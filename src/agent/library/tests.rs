@@ -930,3 +930,21 @@ fn sprig_word_cases_follow_xstrings() {
     }
     assert!(err("sprig_snakecase", &[i(1)]).contains("expected string"));
 }
+
+#[test]
+fn sprig_float_arithmetic_is_decimal() {
+    let f = Value::Float;
+    assert_eq!(ok("sprig_addf", &[f(0.1), f(0.2)]), f(0.3));
+    assert_eq!(ok("sprig_addf", &[]), f(0.0));
+    assert_eq!(ok("sprig_add1f", &[s("2.25")]), f(3.25));
+    assert_eq!(ok("sprig_subf", &[f(0.3), f(0.1)]), f(0.2));
+    assert_eq!(ok("sprig_subf", &[i(1), i(2), i(3)]), f(-4.0));
+    assert_eq!(ok("sprig_mulf", &[f(1.1), i(3)]), f(3.3));
+    assert_eq!(ok("sprig_mulf", &[f(1e200), f(1e200)]), f(f64::INFINITY));
+    assert_eq!(ok("sprig_divf", &[i(2), i(3)]), f(0.6666666666666667));
+    assert_eq!(ok("sprig_divf", &[i(-2), i(3)]), f(-0.6666666666666667));
+    assert_eq!(ok("sprig_divf", &[i(1), f(7e10)]), f(1.42857e-11));
+    assert_eq!(err("sprig_divf", &[i(1), i(0)]), "decimal division by 0");
+    assert!(err("sprig_addf", &[f(f64::NAN)]).starts_with("Cannot create a Decimal from NaN"));
+    assert!(err("sprig_subf", &[]).contains("want at least 1"));
+}
