@@ -23,6 +23,7 @@ mod gotime;
 mod math;
 mod sprig;
 mod strings;
+mod url;
 mod yaml;
 
 use crate::template::Value;
@@ -287,6 +288,9 @@ pub(crate) const SPRIG: &[&str] = &[
     "shuffle",
     "toDecimal",
     "hello",
+    // URLs.
+    "urlParse",
+    "urlJoin",
 ];
 
 /// Sprig v3.2.3 functions not implemented (yet): refused at parse time by name.
@@ -312,8 +316,6 @@ pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[
     "decryptAES",
     "semver",
     "semverCompare",
-    "urlParse",
-    "urlJoin",
 ];
 
 /// Names consul-template has (or had) that pki-sidecar deliberately leaves out, and why.
@@ -418,6 +420,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>) -> Outcome {
             .or_else(|| math::sprig(sprig, &args))
             .or_else(|| collections::sprig(sprig, &args))
             .or_else(|| sprig::call(sprig, &args))
+            .or_else(|| url::sprig(sprig, &args))
             .unwrap_or_else(|| Err(format!("function {name:?} not defined")));
     }
     if !CONSUL_TEMPLATE.contains(&name) {

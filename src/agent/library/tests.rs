@@ -948,3 +948,67 @@ fn sprig_float_arithmetic_is_decimal() {
     assert!(err("sprig_addf", &[f(f64::NAN)]).starts_with("Cannot create a Decimal from NaN"));
     assert!(err("sprig_subf", &[]).contains("want at least 1"));
 }
+
+#[test]
+fn sprig_urls_follow_go_net_url() {
+    let parsed = ok(
+        "sprig_urlParse",
+        &[s("https://u:p%40ss@Example.com:8443/a/b%20c?x=1#f")],
+    );
+    assert_eq!(
+        parsed,
+        m(&[
+            ("scheme", s("https")),
+            ("host", s("Example.com:8443")),
+            ("hostname", s("Example.com")),
+            ("path", s("/a/b c")),
+            ("query", s("x=1")),
+            ("opaque", s("")),
+            ("fragment", s("f")),
+            ("userinfo", s("u:p%40ss")),
+        ])
+    );
+    assert_eq!(
+        ok("sprig_urlJoin", &[parsed]),
+        s("https://u:p%40ss@Example.com:8443/a/b%20c?x=1#f")
+    );
+    let opaque = ok("sprig_urlParse", &[s("MAILTO:root@example.com")]);
+    assert_eq!(
+        opaque,
+        m(&[
+            ("scheme", s("mailto")),
+            ("host", s("")),
+            ("hostname", s("")),
+            ("path", s("")),
+            ("query", s("")),
+            ("opaque", s("root@example.com")),
+            ("fragment", s("")),
+            ("userinfo", s("")),
+        ])
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("http://[::1")]),
+        "unable to parse url: parse \"http://[::1\": missing ']' in host"
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("/a%zz")]),
+        "unable to parse url: parse \"/a%zz\": invalid URL escape \"%zz\""
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s(":x")]),
+        "unable to parse url: parse \":x\": missing protocol scheme"
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("http://h:x/")]),
+        "unable to parse url: parse \"http://h:x/\": invalid port \":x\" after host"
+    );
+    assert_eq!(ok("sprig_urlJoin", &[m(&[("path", s("a:b"))])]), s("./a:b"));
+    assert_eq!(
+        ok("sprig_urlJoin", &[m(&[("host", s("h")), ("path", s("p"))])]),
+        s("//h/p")
+    );
+    assert_eq!(
+        err("sprig_urlJoin", &[m(&[("host", i(1))])]),
+        "unable to parse host key, must be of type string, but int found"
+    );
+}
