@@ -427,3 +427,68 @@ pub(super) fn parse_go_string(s: &str) -> Option<Instant> {
         nanos,
     })
 }
+
+/// Go's `time.Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
+pub(super) fn duration_string(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    // `whole.fraction` of `v` with `places` decimals, trailing zeros dropped.
+    let split = |v: u64, places: u32| {
+        let scale = 10u64.pow(places);
+        let fraction = format!("{:0width$}", v % scale, width = places as usize);
+        let fraction = fraction.trim_end_matches('0');
+        let fraction = if fraction.is_empty() {
+            String::new()
+        } else {
+            format!(".{fraction}")
+        };
+        (v / scale, fraction)
+    };
+    if u < 1_000_000_000 {
+        let (places, unit) = match u {
+            0..1_000 => (0, "ns"),
+            1_000..1_000_000 => (3, "µs"),
+            _ => (6, "ms"),
+        };
+        let (whole, fraction) = split(u, places);
+        return format!("{sign}{whole}{fraction}{unit}");
+    }
+    let (seconds, fraction) = split(u, 9);
+    let mut out = format!("{}{fraction}s", seconds % 60);
+    let minutes = seconds / 60;
+    if minutes > 0 {
+        out = format!("{}m{out}", minutes % 60);
+        let hours = minutes / 60;
+        if hours > 0 {
+            out = format!("{hours}h{out}");
+        }
+    }
+    format!("{sign}{out}")
+}
+
+/// Go's `time.Since(t)` in nanoseconds (saturating, as Go's `Time.Sub`).
+pub(super) fn since(t: &Instant) -> i64 {
+    let now = now();
+    let nanos = (i128::from(now.seconds) - i128::from(t.seconds)) * 1_000_000_000
+        + i128::from(now.nanos)
+        - i128::from(t.nanos);
+    nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Go's `Duration.Round(m)`: halves away from zero, saturating.
+pub(super) fn round_duration(d: i64, m: i64) -> i64 {
+    let (d, m) = (i128::from(d), i128::from(m));
+    let r = d % m;
+    let rounded = if d < 0 {
+        let r = -r;
+        if r + r < m { d + r } else { d - m + r }
+    } else if r + r < m {
+        d - r
+    } else {
+        d + m - r
+    };
+    rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}

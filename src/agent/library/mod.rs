@@ -278,6 +278,9 @@ pub(crate) const SPRIG: &[&str] = &[
     "date_modify",
     "mustDateModify",
     "must_date_modify",
+    "duration",
+    "durationRound",
+    "ago",
     "uuidv4",
     "randAlphaNum",
     "randAlpha",
@@ -295,9 +298,6 @@ pub(crate) const SPRIG: &[&str] = &[
 
 /// Sprig v3.2.3 functions not implemented (yet): refused at parse time by name.
 pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[
-    "ago",
-    "duration",
-    "durationRound",
     "mustToDate",
     "toDate",
     "getHostByName",

@@ -1012,3 +1012,48 @@ fn sprig_urls_follow_go_net_url() {
         "unable to parse host key, must be of type string, but int found"
     );
 }
+
+#[test]
+fn sprig_durations_print_as_go() {
+    use super::gotime::{duration_string, round_duration};
+    for (nanos, shown) in [
+        (0, "0s"),
+        (1, "1ns"),
+        (1_500, "1.5µs"),
+        (1_500_000, "1.5ms"),
+        (1_000_000_000, "1s"),
+        (3_661_000_000_000, "1h1m1s"),
+        (3_600_000_000_000, "1h0m0s"),
+        (-90_500_000_000, "-1m30.5s"),
+        (i64::MIN, "-2562047h47m16.854775808s"),
+    ] {
+        assert_eq!(duration_string(nanos), shown, "{nanos}");
+    }
+    assert_eq!(round_duration(1_499_999_999, 1_000_000_000), 1_000_000_000);
+    assert_eq!(round_duration(1_500_000_000, 1_000_000_000), 2_000_000_000);
+    assert_eq!(
+        round_duration(-1_500_000_000, 1_000_000_000),
+        -2_000_000_000
+    );
+    assert_eq!(round_duration(i64::MAX, 1_000_000_000), i64::MAX);
+    assert_eq!(ok("sprig_duration", &[s("3661")]), s("1h1m1s"));
+    assert_eq!(ok("sprig_duration", &[s("-1")]), s("-1s"));
+    // A template's integers are Go ints, which Sprig's duration does not read.
+    assert_eq!(ok("sprig_duration", &[i(95)]), s("0s"));
+    assert_eq!(ok("sprig_durationRound", &[s("2h10m5s")]), s("2h"));
+    assert_eq!(ok("sprig_durationRound", &[s("-5m")]), s("5m"));
+    assert_eq!(ok("sprig_durationRound", &[s("721h")]), s("1mo"));
+    assert_eq!(ok("sprig_durationRound", &[s("1s")]), s("0s"));
+    assert_eq!(ok("sprig_durationRound", &[i(3600)]), s("0s"));
+    let hour_ago = super::gotime::now().seconds - 3600;
+    let ago = ok("sprig_ago", &[i(hour_ago)]);
+    assert!(
+        matches!(&ago, Value::String(a) if a.starts_with("1h0m")),
+        "{ago:?}"
+    );
+    let now = ok("sprig_now", &[]);
+    assert_eq!(ok("sprig_ago", &[now.clone()]), s("0s"));
+    let rounded = ok("sprig_durationRound", &[now]);
+    assert_eq!(rounded, s("0s"));
+    assert_eq!(ok("sprig_ago", &[l(&[])]), s("0s"));
+}
