@@ -21,6 +21,7 @@ mod collections;
 mod encoding;
 mod gotime;
 mod math;
+mod semver;
 mod sprig;
 mod strings;
 mod url;
@@ -294,29 +295,45 @@ pub(crate) const SPRIG: &[&str] = &[
     // URLs.
     "urlParse",
     "urlJoin",
-];
-
-/// Sprig v3.2.3 functions not implemented (yet): refused at parse time by name.
-pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[
-    "mustToDate",
-    "toDate",
-    "getHostByName",
-    "bcrypt",
-    "htpasswd",
-    "genPrivateKey",
-    "derivePassword",
-    "buildCustomCert",
-    "genCA",
-    "genCAWithKey",
-    "genSelfSignedCert",
-    "genSelfSignedCertWithKey",
-    "genSignedCert",
-    "genSignedCertWithKey",
-    "encryptAES",
-    "decryptAES",
-    "semver",
+    // Versions.
     "semverCompare",
 ];
+
+/// Sprig v3.2.3 functions not implemented yet: refused at parse time by name.
+pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &["toDate", "mustToDate"];
+
+/// Sprig v3.2.3 functions pki-sidecar deliberately leaves out: what each would do that this
+/// product must not, and what to use instead.
+pub(crate) const SPRIG_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "getHostByName",
+        "resolves DNS names while rendering, which makes a template's output depend on the network; look the name up outside the template",
+    ),
+    ("genPrivateKey", KEYS),
+    ("genCA", KEYS),
+    ("genCAWithKey", KEYS),
+    ("genSelfSignedCert", KEYS),
+    ("genSelfSignedCertWithKey", KEYS),
+    ("genSignedCert", KEYS),
+    ("genSignedCertWithKey", KEYS),
+    ("buildCustomCert", KEYS),
+    (
+        "derivePassword",
+        "derives passwords (Master Password's scrypt scheme) in the template; keep secrets in Vault and read them with `secret`",
+    ),
+    ("encryptAES", AES),
+    ("decryptAES", AES),
+    ("bcrypt", HASHES),
+    ("htpasswd", HASHES),
+    (
+        "semver",
+        "returns a Go object (*semver.Version) whose methods the template engine has no room for; compare versions with sprig_semverCompare",
+    ),
+];
+
+const KEYS: &str = "generates keys or certificates in the template, bypassing Vault's PKI, which is what pki-sidecar exists to use; issue certificates with `pkiCert` or `secret \"pki/issue/ROLE\"`";
+const AES: &str = "encrypts with a password-derived key in the template; use Vault's transit engine through `secret`";
+const HASHES: &str = "hashes passwords with random salts, so every render differs and rewrites the file; store the hash in Vault and read it with `secret`";
 
 /// Names consul-template has (or had) that pki-sidecar deliberately leaves out, and why.
 const OUT_OF_SCOPE: &[(&str, &str)] = &[
@@ -397,6 +414,15 @@ pub(crate) fn refused(name: &str) -> Option<String> {
             "function {name:?} (Sprig's {sprig:?}) is not implemented yet in pki-sidecar"
         ));
     }
+    if let Some((sprig, why)) = name.strip_prefix("sprig_").and_then(|sprig| {
+        SPRIG_UNSUPPORTED
+            .iter()
+            .find(|(unsupported, _)| *unsupported == sprig)
+    }) {
+        return Some(format!(
+            "function {name:?} (Sprig's {sprig:?}) is deliberately unsupported in pki-sidecar: it {why}"
+        ));
+    }
     if let Some((_, why)) = NOT_YET.iter().find(|(refused, _)| *refused == name) {
         return Some(format!(
             "function {name:?} is not implemented yet in pki-sidecar: it {why}"
@@ -421,6 +447,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>) -> Outcome {
             .or_else(|| collections::sprig(sprig, &args))
             .or_else(|| sprig::call(sprig, &args))
             .or_else(|| url::sprig(sprig, &args))
+            .or_else(|| semver::sprig(sprig, &args))
             .unwrap_or_else(|| Err(format!("function {name:?} not defined")));
     }
     if !CONSUL_TEMPLATE.contains(&name) {

@@ -63,6 +63,12 @@ fn every_listed_name_is_dispatched() {
         assert!(!has(&full));
         assert!(refused(&full).unwrap().contains("not implemented yet"));
     }
+    for (name, _) in SPRIG_UNSUPPORTED {
+        assert!(!SPRIG.contains(name), "{name}");
+        let full = format!("sprig_{name}");
+        assert!(!has(&full));
+        assert!(refused(&full).unwrap().contains("deliberately unsupported"));
+    }
     assert_eq!(
         refused("service").unwrap(),
         "function \"service\" is Consul-only (no Consul client) and out of scope for pki-sidecar"
@@ -841,7 +847,7 @@ fn refused_names_fail_the_parse_with_their_reason() {
         parse("{{ sprig_semver \"1.0.0\" }}")
             .unwrap_err()
             .message
-            .contains("Sprig's \"semver\") is not implemented yet")
+            .contains("Sprig's \"semver\") is deliberately unsupported in pki-sidecar: it returns a Go object")
     );
     assert!(
         parse("{{ plugin \"x\" }}")
@@ -1056,4 +1062,38 @@ fn sprig_durations_print_as_go() {
     let rounded = ok("sprig_durationRound", &[now]);
     assert_eq!(rounded, s("0s"));
     assert_eq!(ok("sprig_ago", &[l(&[])]), s("0s"));
+}
+
+#[test]
+fn sprig_semver_compare_follows_masterminds_semver() {
+    let cmp = |c: &str, v: &str| ok("sprig_semverCompare", &[s(c), s(v)]);
+    let t = Value::Bool(true);
+    let f = Value::Bool(false);
+    assert_eq!(cmp("^1.2.0", "1.9.0"), t);
+    assert_eq!(cmp("^1.2.0", "2.0.0"), f);
+    assert_eq!(cmp("^1.2.0", "1.3.0-beta"), f);
+    assert_eq!(cmp(">=1.2.3-0", "1.2.4-rc.1"), t);
+    assert_eq!(cmp("~1.2", "1.2.9"), t);
+    assert_eq!(cmp("~1.2", "1.3.0"), f);
+    assert_eq!(cmp("1.2 - 1.4", "1.4.5"), t);
+    assert_eq!(cmp(">1.0.0 || <0.5", "0.4.0"), t);
+    assert_eq!(cmp("^0.2.3", "0.3.0"), f);
+    assert_eq!(cmp("*", "v1"), t);
+    assert_eq!(cmp("1.2.3", "1.2.3+build"), t);
+    assert_eq!(
+        err("sprig_semverCompare", &[s("^1"), s("one")]),
+        "invalid semantic version"
+    );
+    assert_eq!(
+        err("sprig_semverCompare", &[s(">1 <<2"), s("1.0.0")]),
+        "improper constraint: >1 <<2"
+    );
+    assert_eq!(
+        err("sprig_semverCompare", &[s(">1"), s("1.0.0-01")]),
+        "version segment starts with 0"
+    );
+    assert!(
+        err("sprig_semverCompare", &[s(">1"), s("99999999999999999999")])
+            .starts_with("error parsing version segment: strconv.ParseUint")
+    );
 }
