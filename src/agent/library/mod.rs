@@ -282,6 +282,8 @@ pub(crate) const SPRIG: &[&str] = &[
     "duration",
     "durationRound",
     "ago",
+    "toDate",
+    "mustToDate",
     "uuidv4",
     "randAlphaNum",
     "randAlpha",
@@ -300,7 +302,7 @@ pub(crate) const SPRIG: &[&str] = &[
 ];
 
 /// Sprig v3.2.3 functions not implemented yet: refused at parse time by name.
-pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &["toDate", "mustToDate"];
+pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[];
 
 /// Sprig v3.2.3 functions pki-sidecar deliberately leaves out: what each would do that this
 /// product must not, and what to use instead.

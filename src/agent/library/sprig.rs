@@ -133,6 +133,20 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
                 other => Err(super::wrong_type("time.Time", other)),
             }
         })(),
+        "toDate" | "mustToDate" => (|| {
+            let a = args.exactly(2)?;
+            let (layout, value) = (string(&a[0])?, string(&a[1])?);
+            let time = match super::gotime::parse(layout, value) {
+                Ok(time) => time,
+                Err(err) if name == "mustToDate" => return Err(err),
+                // Sprig's toDate gives Go's zero time.
+                Err(_) => super::gotime::Instant {
+                    seconds: ZERO_TIME,
+                    nanos: 0,
+                },
+            };
+            text(super::gotime::format(&time, super::gotime::GO_STRING))
+        })(),
         "duration" => (|| {
             // Sprig reads a string or an int64; a template's integers are Go ints.
             let seconds = match &args.exactly(1)?[0] {
@@ -317,6 +331,9 @@ fn round_duration_coarsely(nanos: i64) -> String {
         |(unit, suffix)| format!("{}{suffix}", u / unit),
     )
 }
+
+/// Go's zero `time.Time` (0001-01-01 00:00:00 UTC) in Unix seconds.
+const ZERO_TIME: i64 = -62_135_596_800;
 
 /// Refuses a time zone other than UTC (Go would load it from the system's zone database).
 fn utc_only(name: &str, zone: &str) -> Result<(), String> {

@@ -1097,3 +1097,47 @@ fn sprig_semver_compare_follows_masterminds_semver() {
             .starts_with("error parsing version segment: strconv.ParseUint")
     );
 }
+
+#[test]
+fn sprig_to_date_parses_go_layouts() {
+    let to_date = |layout: &str, value: &str| ok("sprig_toDate", &[s(layout), s(value)]);
+    assert_eq!(
+        to_date("2006-01-02", "2017-12-31"),
+        s("2017-12-31 00:00:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("Jan 2 2006 3:04PM", "feb 29 2024 12:30AM"),
+        s("2024-02-29 00:30:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("2006-01-02 15:04:05", "2021-06-01 10:00:00.5"),
+        s("2021-06-01 10:00:00.5 +0000 UTC")
+    );
+    // An offset is applied; the time is kept (and printed) in UTC.
+    assert_eq!(
+        to_date(super::gotime::RFC3339, "2021-06-01T12:00:00+02:00"),
+        s("2021-06-01 10:00:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("2006-01-02", "bad"),
+        s("0001-01-01 00:00:00 +0000 UTC")
+    );
+    let must = |layout: &str, value: &str| err("sprig_mustToDate", &[s(layout), s(value)]);
+    assert_eq!(
+        must("2006-01-02", "2017-13-01"),
+        "parsing time \"2017-13-01\": month out of range"
+    );
+    assert_eq!(
+        must("2006-01-02", "2023-02-29"),
+        "parsing time \"2023-02-29\": day out of range"
+    );
+    assert_eq!(
+        must("Jan 2, 2006", "Jun 1 2021"),
+        "parsing time \"Jun 1 2021\" as \"Jan 2, 2006\": cannot parse \" 2021\" as \", \""
+    );
+    assert_eq!(
+        must("2006-01-02", "2021-06-01x"),
+        "parsing time \"2021-06-01x\": extra text: \"x\""
+    );
+    assert!(must("2006 MST", "2021 CET").contains("only UTC"));
+}
