@@ -9,13 +9,15 @@
 //! live in `functions`.
 //!
 //! Names fall in three groups: [`CONSUL_TEMPLATE`] and [`SPRIG`] are implemented; [`refused`] explains at parse time
-//! why a consul-template or Sprig name is not (out of scope, or not implemented yet); anything
-//! else is Go's "function not defined".
+//! why a consul-template or Sprig name is not (out of scope, deliberately unsupported
+//! ([`SPRIG_UNSUPPORTED`]), or not implemented yet); anything else is Go's "function not
+//! defined".
 //!
 //! Families: [`strings`] (text), [`encoding`] (base64, JSON, YAML, TOML, hashes),
 //! [`math`] (consul-template's and Sprig's arithmetic), [`collections`] (lists and maps),
-//! [`sprig`] (Sprig's defaults, conversions, types, paths, regexes), [`gotime`] (Go's time
-//! layouts).
+//! [`sprig`] (Sprig's defaults, conversions, types, paths, regexes, dates and durations),
+//! [`gotime`] (Go's time layouts, durations and parsing), [`url`] (Go's `net/url`),
+//! [`semver`] (Masterminds/semver's constraints).
 
 mod collections;
 mod encoding;
