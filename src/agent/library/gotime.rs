@@ -427,3 +427,402 @@ pub(super) fn parse_go_string(s: &str) -> Option<Instant> {
         nanos,
     })
 }
+
+/// Go's `time.Duration.String`: `1h2m3.5s`, `1.5ms`, `0s`.
+pub(super) fn duration_string(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let u = nanos.unsigned_abs();
+    // `whole.fraction` of `v` with `places` decimals, trailing zeros dropped.
+    let split = |v: u64, places: u32| {
+        let scale = 10u64.pow(places);
+        let fraction = format!("{:0width$}", v % scale, width = places as usize);
+        let fraction = fraction.trim_end_matches('0');
+        let fraction = if fraction.is_empty() {
+            String::new()
+        } else {
+            format!(".{fraction}")
+        };
+        (v / scale, fraction)
+    };
+    if u < 1_000_000_000 {
+        let (places, unit) = match u {
+            0..1_000 => (0, "ns"),
+            1_000..1_000_000 => (3, "µs"),
+            _ => (6, "ms"),
+        };
+        let (whole, fraction) = split(u, places);
+        return format!("{sign}{whole}{fraction}{unit}");
+    }
+    let (seconds, fraction) = split(u, 9);
+    let mut out = format!("{}{fraction}s", seconds % 60);
+    let minutes = seconds / 60;
+    if minutes > 0 {
+        out = format!("{}m{out}", minutes % 60);
+        let hours = minutes / 60;
+        if hours > 0 {
+            out = format!("{hours}h{out}");
+        }
+    }
+    format!("{sign}{out}")
+}
+
+/// Go's `time.Since(t)` in nanoseconds (saturating, as Go's `Time.Sub`).
+pub(super) fn since(t: &Instant) -> i64 {
+    let now = now();
+    let nanos = (i128::from(now.seconds) - i128::from(t.seconds)) * 1_000_000_000
+        + i128::from(now.nanos)
+        - i128::from(t.nanos);
+    nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Go's `Duration.Round(m)`: halves away from zero, saturating.
+pub(super) fn round_duration(d: i64, m: i64) -> i64 {
+    let (d, m) = (i128::from(d), i128::from(m));
+    let r = d % m;
+    let rounded = if d < 0 {
+        let r = -r;
+        if r + r < m { d + r } else { d - m + r }
+    } else if r + r < m {
+        d - r
+    } else {
+        d + m - r
+    };
+    rounded.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Go's `time.Parse(layout, value)` for UTC: the layout elements of [`format`], Go's errors
+/// (`parsing time "V" as "L": cannot parse "R" as "E"`, `parsing time "V": month out of
+/// range`). A numeric zone offset is applied (the instant is kept in UTC); a zone name other
+/// than `UTC` is refused.
+pub(super) fn parse(layout: &str, value: &str) -> Result<Instant, String> {
+    let q = crate::template::go_quote;
+    let cannot = |rest: &str, element: &str| {
+        format!(
+            "parsing time {} as {}: cannot parse {} as {}",
+            q(value),
+            q(layout),
+            q(rest),
+            q(element)
+        )
+    };
+    let range = |what: &str| format!("parsing time {}: {what} out of range", q(value));
+    let (mut year, mut month, mut day) = (0i64, -1i64, -1i64);
+    let (mut hour, mut minute, mut second, mut nanos) = (0i64, 0i64, 0i64, 0i64);
+    let (mut pm, mut am, mut offset) = (false, false, 0i64);
+    let mut yday = -1i64;
+    let mut rest_layout = layout;
+    let mut v = value;
+    while !rest_layout.is_empty() {
+        // The literal text before the next element.
+        let mut literal_len = 0;
+        let mut chunk = None;
+        while literal_len < rest_layout.len() {
+            let (c, len) = next_chunk(&rest_layout[literal_len..]);
+            if matches!(c, Chunk::Literal) {
+                literal_len += rest_layout[literal_len..]
+                    .chars()
+                    .next()
+                    .map_or(1, char::len_utf8);
+            } else {
+                chunk = Some((c, len));
+                break;
+            }
+        }
+        let prefix = &rest_layout[..literal_len];
+        v = skip_literal(v, prefix).ok_or_else(|| cannot(v, prefix))?;
+        let Some((chunk, len)) = chunk else { break };
+        let element = &rest_layout[literal_len..literal_len + len];
+        rest_layout = &rest_layout[literal_len + len..];
+        let before = v;
+        let bad = || cannot(before, element);
+        match chunk {
+            Chunk::Literal => {}
+            Chunk::Year => {
+                let n = fixed_digits(v, 2).ok_or_else(bad)?;
+                year = if n >= 69 { 1900 + n } else { 2000 + n };
+                v = &v[2..];
+            }
+            Chunk::LongYear => {
+                year = fixed_digits(v, 4).ok_or_else(bad)?;
+                v = &v[4..];
+            }
+            Chunk::Month | Chunk::LongMonth => {
+                let (i, n) = lookup(v, &MONTHS, matches!(chunk, Chunk::Month)).ok_or_else(bad)?;
+                month = i as i64 + 1;
+                v = &v[n..];
+            }
+            Chunk::WeekDay | Chunk::LongWeekDay => {
+                let (_, n) = lookup(v, &DAYS, matches!(chunk, Chunk::WeekDay)).ok_or_else(bad)?;
+                v = &v[n..];
+            }
+            Chunk::NumMonth | Chunk::ZeroMonth => {
+                let (n, used) = getnum(v, matches!(chunk, Chunk::ZeroMonth)).ok_or_else(bad)?;
+                if !(1..=12).contains(&n) {
+                    return Err(range("month"));
+                }
+                month = n;
+                v = &v[used..];
+            }
+            Chunk::Day | Chunk::UnderDay | Chunk::ZeroDay => {
+                if matches!(chunk, Chunk::UnderDay) && v.starts_with(' ') {
+                    v = &v[1..];
+                }
+                let (n, used) = getnum(v, matches!(chunk, Chunk::ZeroDay)).ok_or_else(bad)?;
+                day = n;
+                v = &v[used..];
+            }
+            Chunk::UnderYearDay | Chunk::ZeroYearDay => {
+                let mut i = 0;
+                if matches!(chunk, Chunk::UnderYearDay) {
+                    i = v.bytes().take(2).take_while(|b| *b == b' ').count();
+                }
+                let digits = v[i..]
+                    .bytes()
+                    .take(3)
+                    .take_while(u8::is_ascii_digit)
+                    .count();
+                if digits == 0 || (matches!(chunk, Chunk::ZeroYearDay) && digits < 3) {
+                    return Err(bad());
+                }
+                yday = v[i..i + digits].parse().map_err(|_| bad())?;
+                v = &v[i + digits..];
+            }
+            Chunk::Hour | Chunk::Hour12 | Chunk::ZeroHour12 => {
+                let (n, used) = getnum(v, matches!(chunk, Chunk::ZeroHour12)).ok_or_else(bad)?;
+                let max = if matches!(chunk, Chunk::Hour) { 23 } else { 12 };
+                if n > max {
+                    return Err(range("hour"));
+                }
+                hour = n;
+                v = &v[used..];
+            }
+            Chunk::Minute | Chunk::ZeroMinute => {
+                let (n, used) = getnum(v, matches!(chunk, Chunk::ZeroMinute)).ok_or_else(bad)?;
+                if n > 59 {
+                    return Err(range("minute"));
+                }
+                minute = n;
+                v = &v[used..];
+            }
+            Chunk::Second | Chunk::ZeroSecond => {
+                let (n, used) = getnum(v, matches!(chunk, Chunk::ZeroSecond)).ok_or_else(bad)?;
+                if n > 59 {
+                    return Err(range("second"));
+                }
+                second = n;
+                v = &v[used..];
+                // A fraction the layout does not spell is read anyway.
+                let b = v.as_bytes();
+                let layout_fraction = !rest_layout.is_empty()
+                    && matches!(next_chunk(rest_layout).0, Chunk::Fraction { .. });
+                if b.len() >= 2
+                    && matches!(b[0], b'.' | b',')
+                    && b[1].is_ascii_digit()
+                    && !layout_fraction
+                {
+                    let n = 1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    nanos = fraction_nanos(&v[1..n]);
+                    v = &v[n..];
+                }
+            }
+            Chunk::PM | Chunk::Pm => {
+                let (p, a) = if matches!(chunk, Chunk::PM) {
+                    ("PM", "AM")
+                } else {
+                    ("pm", "am")
+                };
+                match v.get(..2) {
+                    Some(s) if s == p => pm = true,
+                    Some(s) if s == a => am = true,
+                    _ => return Err(bad()),
+                }
+                v = &v[2..];
+            }
+            Chunk::IsoZ | Chunk::NumZone { .. } => {
+                if matches!(chunk, Chunk::IsoZ) && v.starts_with('Z') {
+                    v = &v[1..];
+                } else {
+                    let (seconds, used) = parse_offset(v, element).ok_or_else(bad)?;
+                    offset = seconds;
+                    v = &v[used..];
+                }
+            }
+            Chunk::Zone => {
+                if v.starts_with("UTC") {
+                    v = &v[3..];
+                } else {
+                    let name: String = v.chars().take_while(char::is_ascii_uppercase).collect();
+                    return Err(format!(
+                        "time zone {} is not supported by pki-sidecar (only UTC)",
+                        q(&name)
+                    ));
+                }
+            }
+            Chunk::Fraction { digits, trim } => {
+                let b = v.as_bytes();
+                if trim {
+                    if b.len() >= 2 && matches!(b[0], b'.' | b',') && b[1].is_ascii_digit() {
+                        let n = 1 + b[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                        nanos = fraction_nanos(&v[1..n]);
+                        v = &v[n..];
+                    }
+                } else {
+                    if b.len() < 1 + digits
+                        || !matches!(b[0], b'.' | b',')
+                        || !b[1..=digits].iter().all(u8::is_ascii_digit)
+                    {
+                        return Err(bad());
+                    }
+                    nanos = fraction_nanos(&v[1..=digits]);
+                    v = &v[1 + digits..];
+                }
+            }
+        }
+    }
+    if !v.is_empty() {
+        return Err(format!("parsing time {}: extra text: {}", q(value), q(v)));
+    }
+    if pm && hour < 12 {
+        hour += 12;
+    } else if am && hour == 12 {
+        hour = 0;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    if yday >= 0 && month < 0 && day < 0 {
+        let mut left = yday;
+        for m in 1..=12 {
+            let days = days_in(m, leap);
+            if left <= days {
+                (month, day) = (m, left);
+                break;
+            }
+            left -= days;
+        }
+        if month < 0 || yday < 1 {
+            return Err(range("day-of-year"));
+        }
+    }
+    let month = if month < 0 { 1 } else { month };
+    let day = if day < 0 { 1 } else { day };
+    if day < 1 || day > days_in(month, leap) {
+        return Err(range("day"));
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    Ok(Instant {
+        seconds: days * 86_400 + hour * 3600 + minute * 60 + second - offset,
+        nanos: nanos as u32,
+    })
+}
+
+fn days_in(month: i64, leap: bool) -> i64 {
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Go's `skip`: the layout's literal text at the start of `value` (a space matches any run).
+fn skip_literal<'v>(mut value: &'v str, mut prefix: &str) -> Option<&'v str> {
+    while let Some(p) = prefix.chars().next() {
+        if p == ' ' {
+            if !value.is_empty() && !value.starts_with(' ') {
+                return None;
+            }
+            prefix = prefix.trim_start_matches(' ');
+            value = value.trim_start_matches(' ');
+            continue;
+        }
+        if !value.starts_with(p) {
+            return None;
+        }
+        prefix = &prefix[p.len_utf8()..];
+        value = &value[p.len_utf8()..];
+    }
+    Some(value)
+}
+
+/// Exactly `n` leading digits.
+fn fixed_digits(v: &str, n: usize) -> Option<i64> {
+    let digits = v.get(..n)?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
+}
+
+/// Go's `getnum`: one or two digits (two when `fixed`).
+fn getnum(v: &str, fixed: bool) -> Option<(i64, usize)> {
+    let b = v.as_bytes();
+    if !b.first()?.is_ascii_digit() {
+        return None;
+    }
+    if !b.get(1).is_some_and(u8::is_ascii_digit) {
+        return (!fixed).then(|| (i64::from(b[0] - b'0'), 1));
+    }
+    Some((i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'), 2))
+}
+
+/// A month or day name, case-insensitively (`short`: its first three letters).
+fn lookup(v: &str, names: &[&str], short: bool) -> Option<(usize, usize)> {
+    names.iter().enumerate().find_map(|(i, name)| {
+        let name = if short { &name[..3] } else { name };
+        v.get(..name.len())
+            .filter(|s| s.eq_ignore_ascii_case(name))
+            .map(|_| (i, name.len()))
+    })
+}
+
+/// Nanoseconds from the digits after the decimal point (beyond nine ignored).
+fn fraction_nanos(digits: &str) -> i64 {
+    let nine: String = digits
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    nine.parse().unwrap_or(0)
+}
+
+/// A numeric zone offset as the layout element spells it: seconds east of UTC, bytes used.
+fn parse_offset(v: &str, element: &str) -> Option<(i64, usize)> {
+    let spelling = element.trim_start_matches('Z').trim_start_matches('-');
+    // "07", "0700", "07:00", "070000", "07:00:00".
+    let len = 1 + spelling.len();
+    let b = v.as_bytes().get(..len)?;
+    let sign = match b[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let mut numbers = Vec::new();
+    let mut i = 1;
+    for part in spelling.split(':') {
+        for pair in part.as_bytes().chunks(2) {
+            let digits = b.get(i..i + pair.len())?;
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            numbers.push(i64::from(digits[0] - b'0') * 10 + i64::from(digits[1] - b'0'));
+            i += 2;
+        }
+        if i < len {
+            if b[i] != b':' {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    let (h, m, s) = (
+        numbers[0],
+        numbers.get(1).copied().unwrap_or(0),
+        numbers.get(2).copied().unwrap_or(0),
+    );
+    if h > 24 || m > 60 || s > 60 {
+        return None;
+    }
+    Some((sign * (h * 3600 + m * 60 + s), len))
+}

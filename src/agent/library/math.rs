@@ -70,6 +70,9 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
 
 /// Sprig's numeric functions.
 pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
+    if let Some(outcome) = sprig_decimal(name, args) {
+        return Some(outcome);
+    }
     Some(match name {
         "add1" => (|| Ok(Value::Int(to_int64(&args.exactly(1)?[0]).wrapping_add(1))))(),
         "add" => Ok(Value::Int(
@@ -291,4 +294,136 @@ pub(super) fn parse_go_int(s: &str) -> Option<i64> {
     } else {
         i64::try_from(magnitude).ok()
     }
+}
+
+/// A shopspring/decimal value: `coefficient × 10^exponent`.
+struct Decimal {
+    coefficient: num_bigint::BigInt,
+    exponent: i64,
+}
+
+/// The places shopspring/decimal's `Div` keeps (`DivisionPrecision`).
+const DIVISION_PRECISION: i64 = 16;
+
+impl Decimal {
+    /// `decimal.NewFromFloat`: the shortest decimal that reads back as `f`.
+    fn from_float(f: f64) -> Result<Decimal, String> {
+        if !f.is_finite() {
+            return Err(format!(
+                "Cannot create a Decimal from {}",
+                crate::template::go_sprint(&[Value::Float(f)])
+            ));
+        }
+        // `{:e}` is Rust's shortest round-trip form: `-1.2345e-7`.
+        let shown = format!("{f:e}");
+        let (mantissa, exponent) = shown.split_once('e').unwrap_or((&shown, "0"));
+        let places = mantissa
+            .split_once('.')
+            .map_or(0, |(_, fraction)| fraction.len());
+        let digits = mantissa.replace('.', "");
+        Ok(Decimal {
+            coefficient: digits.parse().unwrap_or_default(),
+            exponent: exponent.parse::<i64>().unwrap_or(0) - places as i64,
+        })
+    }
+
+    /// `Decimal.Float64`: the nearest float64 (±Inf beyond its range).
+    fn to_float(&self) -> f64 {
+        format!("{}e{}", self.coefficient, self.exponent)
+            .parse()
+            .unwrap_or(0.0)
+    }
+
+    fn scaled(&self, exponent: i64) -> num_bigint::BigInt {
+        &self.coefficient * pow10(self.exponent - exponent)
+    }
+
+    fn add(&self, other: &Decimal) -> Decimal {
+        let exponent = self.exponent.min(other.exponent);
+        Decimal {
+            coefficient: self.scaled(exponent) + other.scaled(exponent),
+            exponent,
+        }
+    }
+
+    fn sub(&self, other: &Decimal) -> Decimal {
+        let exponent = self.exponent.min(other.exponent);
+        Decimal {
+            coefficient: self.scaled(exponent) - other.scaled(exponent),
+            exponent,
+        }
+    }
+
+    fn mul(&self, other: &Decimal) -> Decimal {
+        Decimal {
+            coefficient: &self.coefficient * &other.coefficient,
+            exponent: self.exponent + other.exponent,
+        }
+    }
+
+    /// `Decimal.Div`: the quotient rounded to 16 places, halves away from zero.
+    fn div(&self, other: &Decimal) -> Result<Decimal, String> {
+        use num_bigint::Sign;
+        if other.coefficient.sign() == Sign::NoSign {
+            return Err("decimal division by 0".to_owned());
+        }
+        let shift = self.exponent - other.exponent + DIVISION_PRECISION;
+        let (numerator, denominator) = if shift >= 0 {
+            (&self.coefficient * pow10(shift), other.coefficient.clone())
+        } else {
+            (self.coefficient.clone(), &other.coefficient * pow10(-shift))
+        };
+        let mut quotient = &numerator / &denominator;
+        let remainder = &numerator % &denominator;
+        if remainder.magnitude() * 2u32 >= *denominator.magnitude() {
+            let negative = (numerator.sign() == Sign::Minus) != (denominator.sign() == Sign::Minus);
+            quotient += if negative { -1 } else { 1 };
+        }
+        Ok(Decimal {
+            coefficient: quotient,
+            exponent: -DIVISION_PRECISION,
+        })
+    }
+}
+
+fn pow10(n: i64) -> num_bigint::BigInt {
+    num_bigint::BigInt::from(10u32).pow(n.max(0) as u32)
+}
+
+/// Sprig's `execDecimalOp`: every operand through `cast.ToFloat64` and
+/// `decimal.NewFromFloat`, folded left with `op`, back to a float64.
+fn decimal_fold(
+    first: &Value,
+    rest: &[Value],
+    op: impl Fn(&Decimal, &Decimal) -> Result<Decimal, String>,
+) -> Outcome {
+    let mut acc = Decimal::from_float(to_float64(first))?;
+    for value in rest {
+        acc = op(&acc, &Decimal::from_float(to_float64(value))?)?;
+    }
+    Ok(Value::Float(acc.to_float()))
+}
+
+/// Sprig's float functions (shopspring/decimal arithmetic).
+pub(super) fn sprig_decimal(name: &str, args: &Args) -> Option<Outcome> {
+    Some(match name {
+        "add1f" => (|| {
+            let a = args.exactly(1)?;
+            decimal_fold(&a[0], &[Value::Int(1)], |x, y| Ok(x.add(y)))
+        })(),
+        "addf" => decimal_fold(&Value::Float(0.0), args.all(), |x, y| Ok(x.add(y))),
+        "subf" => (|| {
+            let a = args.at_least(1)?;
+            decimal_fold(&a[0], &a[1..], |x, y| Ok(x.sub(y)))
+        })(),
+        "mulf" => (|| {
+            let a = args.at_least(1)?;
+            decimal_fold(&a[0], &a[1..], |x, y| Ok(x.mul(y)))
+        })(),
+        "divf" => (|| {
+            let a = args.at_least(1)?;
+            decimal_fold(&a[0], &a[1..], Decimal::div)
+        })(),
+        _ => return None,
+    })
 }

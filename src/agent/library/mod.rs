@@ -9,20 +9,24 @@
 //! live in `functions`.
 //!
 //! Names fall in three groups: [`CONSUL_TEMPLATE`] and [`SPRIG`] are implemented; [`refused`] explains at parse time
-//! why a consul-template or Sprig name is not (out of scope, or not implemented yet); anything
-//! else is Go's "function not defined".
+//! why a consul-template or Sprig name is not (out of scope, deliberately unsupported
+//! ([`SPRIG_UNSUPPORTED`]), or not implemented yet); anything else is Go's "function not
+//! defined".
 //!
 //! Families: [`strings`] (text), [`encoding`] (base64, JSON, YAML, TOML, hashes),
 //! [`math`] (consul-template's and Sprig's arithmetic), [`collections`] (lists and maps),
-//! [`sprig`] (Sprig's defaults, conversions, types, paths, regexes), [`gotime`] (Go's time
-//! layouts).
+//! [`sprig`] (Sprig's defaults, conversions, types, paths, regexes, dates and durations),
+//! [`gotime`] (Go's time layouts, durations and parsing), [`url`] (Go's `net/url`),
+//! [`semver`] (Masterminds/semver's constraints).
 
 mod collections;
 mod encoding;
 mod gotime;
 mod math;
+mod semver;
 mod sprig;
 mod strings;
+mod url;
 mod yaml;
 
 use crate::template::Value;
@@ -110,6 +114,9 @@ pub(crate) const SPRIG: &[&str] = &[
     "nospace",
     "initials",
     "swapcase",
+    "snakecase",
+    "camelcase",
+    "kebabcase",
     "contains",
     "hasPrefix",
     "hasSuffix",
@@ -167,6 +174,11 @@ pub(crate) const SPRIG: &[&str] = &[
     "ceil",
     "floor",
     "round",
+    "add1f",
+    "addf",
+    "subf",
+    "mulf",
+    "divf",
     // Defaults, types, flow.
     "default",
     "empty",
@@ -269,6 +281,11 @@ pub(crate) const SPRIG: &[&str] = &[
     "date_modify",
     "mustDateModify",
     "must_date_modify",
+    "duration",
+    "durationRound",
+    "ago",
+    "toDate",
+    "mustToDate",
     "uuidv4",
     "randAlphaNum",
     "randAlpha",
@@ -279,42 +296,48 @@ pub(crate) const SPRIG: &[&str] = &[
     "shuffle",
     "toDecimal",
     "hello",
-];
-
-/// Sprig v3.2.3 functions not implemented (yet): refused at parse time by name.
-pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[
-    "ago",
-    "duration",
-    "durationRound",
-    "mustToDate",
-    "toDate",
-    "snakecase",
-    "camelcase",
-    "kebabcase",
-    "add1f",
-    "addf",
-    "subf",
-    "divf",
-    "mulf",
-    "getHostByName",
-    "bcrypt",
-    "htpasswd",
-    "genPrivateKey",
-    "derivePassword",
-    "buildCustomCert",
-    "genCA",
-    "genCAWithKey",
-    "genSelfSignedCert",
-    "genSelfSignedCertWithKey",
-    "genSignedCert",
-    "genSignedCertWithKey",
-    "encryptAES",
-    "decryptAES",
-    "semver",
-    "semverCompare",
+    // URLs.
     "urlParse",
     "urlJoin",
+    // Versions.
+    "semverCompare",
 ];
+
+/// Sprig v3.2.3 functions not implemented yet: refused at parse time by name.
+pub(crate) const SPRIG_NOT_IMPLEMENTED: &[&str] = &[];
+
+/// Sprig v3.2.3 functions pki-sidecar deliberately leaves out: what each would do that this
+/// product must not, and what to use instead.
+pub(crate) const SPRIG_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "getHostByName",
+        "resolves DNS names while rendering, which makes a template's output depend on the network; look the name up outside the template",
+    ),
+    ("genPrivateKey", KEYS),
+    ("genCA", KEYS),
+    ("genCAWithKey", KEYS),
+    ("genSelfSignedCert", KEYS),
+    ("genSelfSignedCertWithKey", KEYS),
+    ("genSignedCert", KEYS),
+    ("genSignedCertWithKey", KEYS),
+    ("buildCustomCert", KEYS),
+    (
+        "derivePassword",
+        "derives passwords (Master Password's scrypt scheme) in the template; keep secrets in Vault and read them with `secret`",
+    ),
+    ("encryptAES", AES),
+    ("decryptAES", AES),
+    ("bcrypt", HASHES),
+    ("htpasswd", HASHES),
+    (
+        "semver",
+        "returns a Go object (*semver.Version) whose methods the template engine has no room for; compare versions with sprig_semverCompare",
+    ),
+];
+
+const KEYS: &str = "generates keys or certificates in the template, bypassing Vault's PKI, which is what pki-sidecar exists to use; issue certificates with `pkiCert` or `secret \"pki/issue/ROLE\"`";
+const AES: &str = "encrypts with a password-derived key in the template; use Vault's transit engine through `secret`";
+const HASHES: &str = "hashes passwords with random salts, so every render differs and rewrites the file; store the hash in Vault and read it with `secret`";
 
 /// Names consul-template has (or had) that pki-sidecar deliberately leaves out, and why.
 const OUT_OF_SCOPE: &[(&str, &str)] = &[
@@ -395,6 +418,15 @@ pub(crate) fn refused(name: &str) -> Option<String> {
             "function {name:?} (Sprig's {sprig:?}) is not implemented yet in pki-sidecar"
         ));
     }
+    if let Some((sprig, why)) = name.strip_prefix("sprig_").and_then(|sprig| {
+        SPRIG_UNSUPPORTED
+            .iter()
+            .find(|(unsupported, _)| *unsupported == sprig)
+    }) {
+        return Some(format!(
+            "function {name:?} (Sprig's {sprig:?}) is deliberately unsupported in pki-sidecar: it {why}"
+        ));
+    }
     if let Some((_, why)) = NOT_YET.iter().find(|(refused, _)| *refused == name) {
         return Some(format!(
             "function {name:?} is not implemented yet in pki-sidecar: it {why}"
@@ -418,6 +450,8 @@ pub(crate) fn call(name: &str, args: Vec<Value>) -> Outcome {
             .or_else(|| math::sprig(sprig, &args))
             .or_else(|| collections::sprig(sprig, &args))
             .or_else(|| sprig::call(sprig, &args))
+            .or_else(|| url::sprig(sprig, &args))
+            .or_else(|| semver::sprig(sprig, &args))
             .unwrap_or_else(|| Err(format!("function {name:?} not defined")));
     }
     if !CONSUL_TEMPLATE.contains(&name) {

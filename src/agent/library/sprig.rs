@@ -133,6 +133,55 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
                 other => Err(super::wrong_type("time.Time", other)),
             }
         })(),
+        "toDate" | "mustToDate" => (|| {
+            let a = args.exactly(2)?;
+            let (layout, value) = (string(&a[0])?, string(&a[1])?);
+            let time = match super::gotime::parse(layout, value) {
+                Ok(time) => time,
+                Err(err) if name == "mustToDate" => return Err(err),
+                // Sprig's toDate gives Go's zero time.
+                Err(_) => super::gotime::Instant {
+                    seconds: ZERO_TIME,
+                    nanos: 0,
+                },
+            };
+            text(super::gotime::format(&time, super::gotime::GO_STRING))
+        })(),
+        "duration" => (|| {
+            // Sprig reads a string or an int64; a template's integers are Go ints.
+            let seconds = match &args.exactly(1)?[0] {
+                Value::String(s) => parse_atoi(s).unwrap_or(0),
+                _ => 0,
+            };
+            text(super::gotime::duration_string(
+                seconds.wrapping_mul(1_000_000_000),
+            ))
+        })(),
+        "durationRound" => (|| {
+            let nanos = match &args.exactly(1)?[0] {
+                Value::String(s) => match super::gotime::parse_go_string(s) {
+                    Some(t) => super::gotime::since(&t),
+                    None => super::gotime::parse_duration(s).unwrap_or(0),
+                },
+                _ => 0,
+            };
+            text(round_duration_coarsely(nanos))
+        })(),
+        "ago" => (|| {
+            let since = match &args.exactly(1)?[0] {
+                Value::Int(seconds) => super::gotime::since(&super::gotime::Instant {
+                    seconds: *seconds,
+                    nanos: 0,
+                }),
+                Value::String(s) => {
+                    super::gotime::parse_go_string(s).map_or(0, |t| super::gotime::since(&t))
+                }
+                _ => 0,
+            };
+            text(super::gotime::duration_string(
+                super::gotime::round_duration(since, 1_000_000_000),
+            ))
+        })(),
         "uuidv4" => (|| {
             args.exactly(0)?;
             let mut bytes = [0u8; 16];
@@ -263,6 +312,28 @@ pub(super) fn call(name: &str, args: &Args) -> Option<Outcome> {
         _ => return None,
     })
 }
+
+/// Sprig's `durationRound`: the largest whole unit (`y` = 365 days, `mo` = 30 days, `d`,
+/// `h`, `m`, `s`) the magnitude exceeds, sign dropped.
+fn round_duration_coarsely(nanos: i64) -> String {
+    const SECOND: u64 = 1_000_000_000;
+    const UNITS: [(u64, &str); 6] = [
+        (SECOND * 3600 * 24 * 365, "y"),
+        (SECOND * 3600 * 24 * 30, "mo"),
+        (SECOND * 3600 * 24, "d"),
+        (SECOND * 3600, "h"),
+        (SECOND * 60, "m"),
+        (SECOND, "s"),
+    ];
+    let u = nanos.unsigned_abs();
+    UNITS.iter().find(|(unit, _)| u > *unit).map_or_else(
+        || "0s".to_owned(),
+        |(unit, suffix)| format!("{}{suffix}", u / unit),
+    )
+}
+
+/// Go's zero `time.Time` (0001-01-01 00:00:00 UTC) in Unix seconds.
+const ZERO_TIME: i64 = -62_135_596_800;
 
 /// Refuses a time zone other than UTC (Go would load it from the system's zone database).
 fn utc_only(name: &str, zone: &str) -> Result<(), String> {

@@ -306,6 +306,9 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
             out
         }),
         "swapcase" => one_string(args, swap_case),
+        "snakecase" => one_string(args, |s| words_to_lower(s, '_')),
+        "kebabcase" => one_string(args, |s| words_to_lower(s, '-')),
+        "camelcase" => one_string(args, camel_case),
         "contains" => two_strings_bool(args, |needle, s| s.contains(needle)),
         "hasPrefix" => two_strings_bool(args, |prefix, s| s.starts_with(prefix)),
         "hasSuffix" => two_strings_bool(args, |suffix, s| s.ends_with(suffix)),
@@ -818,4 +821,230 @@ fn go_regex_error(pattern: &str, err: &regex::Error) -> String {
         }
     };
     format!("error parsing regexp: {code}: `{expr}`")
+}
+
+/// xstrings v1.4.0's word kinds (the version OpenBao Agent 2.7.2 links).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    Invalid,
+    Number,
+    Upper,
+    Alphabet,
+    Connector,
+    Punct,
+    Other,
+}
+
+/// xstrings' connector: `-`, `_` or white space.
+fn is_connector(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// xstrings' `isAlphabet`: a letter, but not a CJK ideograph.
+fn is_alphabet(c: char) -> bool {
+    c.is_alphabetic()
+        && !matches!(c, '\u{4E00}'..='\u{9FCC}' | '\u{3400}'..='\u{4D85}' | '\u{20000}'..='\u{2B81D}')
+}
+
+/// Go's `unicode.IsPunct` (category P): ASCII exactly, and the common Unicode punctuation
+/// blocks (General Punctuation, CJK punctuation).
+fn is_punct(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation()
+            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+    }
+    matches!(c,
+        '\u{A1}' | '\u{A7}' | '\u{AB}' | '\u{B6}' | '\u{B7}' | '\u{BB}' | '\u{BF}'
+        | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{2043}' | '\u{2045}'..='\u{2051}'
+        | '\u{2053}'..='\u{205E}' | '\u{3001}'..='\u{3003}' | '\u{3008}'..='\u{3011}'
+        | '\u{3014}'..='\u{301F}' | '\u{FF01}'..='\u{FF03}' | '\u{FF05}'..='\u{FF0A}'
+        | '\u{FF0C}'..='\u{FF0F}' | '\u{FF1A}' | '\u{FF1B}' | '\u{FF1F}' | '\u{FF20}')
+}
+
+/// Go's `unicode.ToLower` / `ToUpper` (one rune to one rune).
+fn lower_rune(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+fn upper_rune(c: char) -> char {
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => c,
+    }
+}
+
+/// xstrings' `nextWord`: the kind of the word at the start of `s`, the word, and the rest.
+fn next_word(s: &str) -> (Word, &str, &str) {
+    let Some(first) = s.chars().next() else {
+        return (Word::Invalid, "", "");
+    };
+    let mut offset = first.len_utf8();
+    // Extends the word while `keep` holds; returns the first rune not kept.
+    let extend = |offset: &mut usize, keep: &dyn Fn(char) -> bool| -> Option<char> {
+        for c in s[*offset..].chars() {
+            if !keep(c) {
+                return Some(c);
+            }
+            *offset += c.len_utf8();
+        }
+        None
+    };
+    let lower_letter = |c: char| is_alphabet(c) && !c.is_uppercase();
+    let kind = if is_connector(first) {
+        extend(&mut offset, &is_connector);
+        Word::Connector
+    } else if is_punct(first) {
+        extend(&mut offset, &is_punct);
+        Word::Punct
+    } else if first.is_uppercase() {
+        if let Some(second) = s[offset..].chars().next() {
+            if second.is_uppercase() {
+                let mut prev = second.len_utf8();
+                offset += prev;
+                let mut stop = None;
+                for c in s[offset..].chars() {
+                    if !c.is_uppercase() {
+                        stop = Some(c);
+                        break;
+                    }
+                    prev = c.len_utf8();
+                    offset += prev;
+                }
+                // "HTTPStatus": the last capital starts the next word.
+                if stop.is_some_and(is_alphabet) {
+                    offset -= prev;
+                }
+            } else if is_alphabet(second) {
+                offset += second.len_utf8();
+                extend(&mut offset, &lower_letter);
+            }
+        }
+        Word::Upper
+    } else if is_alphabet(first) {
+        extend(&mut offset, &lower_letter);
+        Word::Alphabet
+    } else if first.is_numeric() {
+        extend(&mut offset, &char::is_numeric);
+        Word::Number
+    } else {
+        extend(&mut offset, &|c: char| {
+            !(is_connector(c) || is_alphabet(c) || c.is_numeric() || is_punct(c))
+        });
+        Word::Other
+    };
+    (kind, &s[..offset], &s[offset..])
+}
+
+/// xstrings' `toLower`: capitals and connectors of a word rewritten.
+fn push_lower(out: &mut String, kind: Word, word: &str, connector: char) {
+    if kind != Word::Upper && kind != Word::Connector {
+        out.push_str(word);
+        return;
+    }
+    for c in word.chars() {
+        if is_connector(c) {
+            out.push(connector);
+        } else if c.is_uppercase() {
+            out.push(lower_rune(c));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// xstrings' `ToSnakeCase` (`_`) and `ToKebabCase` (`-`).
+pub(super) fn words_to_lower(s: &str, connector: char) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    let (mut kind, mut word, mut rest) = next_word(s);
+    while !rest.is_empty() {
+        if kind != Word::Connector {
+            push_lower(&mut out, kind, word, connector);
+        }
+        let (prev, last) = (kind, word);
+        (kind, word, rest) = next_word(rest);
+        match prev {
+            Word::Number => {
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    push_lower(&mut out, kind, word, connector);
+                    (kind, word, rest) = next_word(rest);
+                }
+                if !matches!(kind, Word::Invalid | Word::Punct | Word::Connector) {
+                    out.push(connector);
+                }
+            }
+            Word::Connector => push_lower(&mut out, prev, last, connector),
+            Word::Punct => {}
+            _ => {
+                if kind != Word::Number {
+                    if !matches!(kind, Word::Connector | Word::Punct) {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                if rest.is_empty() {
+                    continue;
+                }
+                let number = word;
+                (kind, word, rest) = next_word(rest);
+                // "Bld4Floor": the number belongs to the word before.
+                if kind != Word::Alphabet {
+                    push_lower(&mut out, Word::Number, number, connector);
+                    if !matches!(kind, Word::Connector | Word::Punct) {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                // "HTTP2xx": the number starts the next word.
+                out.push(connector);
+                push_lower(&mut out, Word::Number, number, connector);
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    push_lower(&mut out, kind, word, connector);
+                    (kind, word, rest) = next_word(rest);
+                }
+                if !matches!(kind, Word::Invalid | Word::Connector | Word::Punct) {
+                    out.push(connector);
+                }
+            }
+        }
+    }
+    push_lower(&mut out, kind, word, connector);
+    out
+}
+
+/// xstrings' `ToCamelCase`: connectors dropped and the next rune capitalised; a leading
+/// connector run, and all but the last of a connector run, kept.
+pub(super) fn camel_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    let mut current = None;
+    for c in chars.by_ref() {
+        if !is_connector(c) {
+            current = Some(upper_rune(c));
+            break;
+        }
+        out.push(c);
+    }
+    let Some(mut r0) = current else {
+        // Only connectors: xstrings writes the last one twice.
+        if let Some(last) = s.chars().last() {
+            out.push(last);
+        }
+        return out;
+    };
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if is_connector(r0) && is_connector(r1) {
+            out.push(r1);
+            continue;
+        }
+        if is_connector(r1) {
+            r0 = upper_rune(r0);
+        } else {
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    out
 }

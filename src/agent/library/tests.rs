@@ -63,6 +63,12 @@ fn every_listed_name_is_dispatched() {
         assert!(!has(&full));
         assert!(refused(&full).unwrap().contains("not implemented yet"));
     }
+    for (name, _) in SPRIG_UNSUPPORTED {
+        assert!(!SPRIG.contains(name), "{name}");
+        let full = format!("sprig_{name}");
+        assert!(!has(&full));
+        assert!(refused(&full).unwrap().contains("deliberately unsupported"));
+    }
     assert_eq!(
         refused("service").unwrap(),
         "function \"service\" is Consul-only (no Consul client) and out of scope for pki-sidecar"
@@ -841,7 +847,7 @@ fn refused_names_fail_the_parse_with_their_reason() {
         parse("{{ sprig_semver \"1.0.0\" }}")
             .unwrap_err()
             .message
-            .contains("Sprig's \"semver\") is not implemented yet")
+            .contains("Sprig's \"semver\") is deliberately unsupported in pki-sidecar: it returns a Go object")
     );
     assert!(
         parse("{{ plugin \"x\" }}")
@@ -894,4 +900,244 @@ fn no_function_panics_on_odd_arguments() {
             }
         }
     }
+}
+
+#[test]
+fn sprig_word_cases_follow_xstrings() {
+    for (input, snake) in [
+        ("FirstName", "first_name"),
+        ("HTTPServer", "http_server"),
+        ("NoHTTPS", "no_https"),
+        ("GO PATH", "go_path"),
+        ("HTTP20xOK", "http_20x_ok"),
+        ("Bld4Floor3rd", "bld4_floor_3rd"),
+        ("HTTPStatus404", "http_status404"),
+        ("v1.2.3Beta", "v1.2.3_beta"),
+        ("x$y+z", "x_$_y_+_z"),
+        ("  x  y ", "__x__y_"),
+        ("中文Name", "中文_name"),
+        ("", ""),
+    ] {
+        assert_eq!(ok("sprig_snakecase", &[s(input)]), s(snake), "{input}");
+        let kebab = snake.replace('_', "-");
+        assert_eq!(ok("sprig_kebabcase", &[s(input)]), s(&kebab), "{input}");
+    }
+    for (input, camel) in [
+        ("some_words", "SomeWords"),
+        ("_complex__case_", "_Complex_Case_"),
+        ("a", "A"),
+        ("_", "__"),
+        ("__", "___"),
+        ("-x-", "-X-"),
+        ("ärger_über", "ÄrgerÜber"),
+        ("", ""),
+    ] {
+        assert_eq!(ok("sprig_camelcase", &[s(input)]), s(camel), "{input}");
+    }
+    assert!(err("sprig_snakecase", &[i(1)]).contains("expected string"));
+}
+
+#[test]
+fn sprig_float_arithmetic_is_decimal() {
+    let f = Value::Float;
+    assert_eq!(ok("sprig_addf", &[f(0.1), f(0.2)]), f(0.3));
+    assert_eq!(ok("sprig_addf", &[]), f(0.0));
+    assert_eq!(ok("sprig_add1f", &[s("2.25")]), f(3.25));
+    assert_eq!(ok("sprig_subf", &[f(0.3), f(0.1)]), f(0.2));
+    assert_eq!(ok("sprig_subf", &[i(1), i(2), i(3)]), f(-4.0));
+    assert_eq!(ok("sprig_mulf", &[f(1.1), i(3)]), f(3.3));
+    assert_eq!(ok("sprig_mulf", &[f(1e200), f(1e200)]), f(f64::INFINITY));
+    assert_eq!(ok("sprig_divf", &[i(2), i(3)]), f(0.6666666666666667));
+    assert_eq!(ok("sprig_divf", &[i(-2), i(3)]), f(-0.6666666666666667));
+    assert_eq!(ok("sprig_divf", &[i(1), f(7e10)]), f(1.42857e-11));
+    assert_eq!(err("sprig_divf", &[i(1), i(0)]), "decimal division by 0");
+    assert!(err("sprig_addf", &[f(f64::NAN)]).starts_with("Cannot create a Decimal from NaN"));
+    assert!(err("sprig_subf", &[]).contains("want at least 1"));
+}
+
+#[test]
+fn sprig_urls_follow_go_net_url() {
+    let parsed = ok(
+        "sprig_urlParse",
+        &[s("https://u:p%40ss@Example.com:8443/a/b%20c?x=1#f")],
+    );
+    assert_eq!(
+        parsed,
+        m(&[
+            ("scheme", s("https")),
+            ("host", s("Example.com:8443")),
+            ("hostname", s("Example.com")),
+            ("path", s("/a/b c")),
+            ("query", s("x=1")),
+            ("opaque", s("")),
+            ("fragment", s("f")),
+            ("userinfo", s("u:p%40ss")),
+        ])
+    );
+    assert_eq!(
+        ok("sprig_urlJoin", &[parsed]),
+        s("https://u:p%40ss@Example.com:8443/a/b%20c?x=1#f")
+    );
+    let opaque = ok("sprig_urlParse", &[s("MAILTO:root@example.com")]);
+    assert_eq!(
+        opaque,
+        m(&[
+            ("scheme", s("mailto")),
+            ("host", s("")),
+            ("hostname", s("")),
+            ("path", s("")),
+            ("query", s("")),
+            ("opaque", s("root@example.com")),
+            ("fragment", s("")),
+            ("userinfo", s("")),
+        ])
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("http://[::1")]),
+        "unable to parse url: parse \"http://[::1\": missing ']' in host"
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("/a%zz")]),
+        "unable to parse url: parse \"/a%zz\": invalid URL escape \"%zz\""
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s(":x")]),
+        "unable to parse url: parse \":x\": missing protocol scheme"
+    );
+    assert_eq!(
+        err("sprig_urlParse", &[s("http://h:x/")]),
+        "unable to parse url: parse \"http://h:x/\": invalid port \":x\" after host"
+    );
+    assert_eq!(ok("sprig_urlJoin", &[m(&[("path", s("a:b"))])]), s("./a:b"));
+    assert_eq!(
+        ok("sprig_urlJoin", &[m(&[("host", s("h")), ("path", s("p"))])]),
+        s("//h/p")
+    );
+    assert_eq!(
+        err("sprig_urlJoin", &[m(&[("host", i(1))])]),
+        "unable to parse host key, must be of type string, but int found"
+    );
+}
+
+#[test]
+fn sprig_durations_print_as_go() {
+    use super::gotime::{duration_string, round_duration};
+    for (nanos, shown) in [
+        (0, "0s"),
+        (1, "1ns"),
+        (1_500, "1.5µs"),
+        (1_500_000, "1.5ms"),
+        (1_000_000_000, "1s"),
+        (3_661_000_000_000, "1h1m1s"),
+        (3_600_000_000_000, "1h0m0s"),
+        (-90_500_000_000, "-1m30.5s"),
+        (i64::MIN, "-2562047h47m16.854775808s"),
+    ] {
+        assert_eq!(duration_string(nanos), shown, "{nanos}");
+    }
+    assert_eq!(round_duration(1_499_999_999, 1_000_000_000), 1_000_000_000);
+    assert_eq!(round_duration(1_500_000_000, 1_000_000_000), 2_000_000_000);
+    assert_eq!(
+        round_duration(-1_500_000_000, 1_000_000_000),
+        -2_000_000_000
+    );
+    assert_eq!(round_duration(i64::MAX, 1_000_000_000), i64::MAX);
+    assert_eq!(ok("sprig_duration", &[s("3661")]), s("1h1m1s"));
+    assert_eq!(ok("sprig_duration", &[s("-1")]), s("-1s"));
+    // A template's integers are Go ints, which Sprig's duration does not read.
+    assert_eq!(ok("sprig_duration", &[i(95)]), s("0s"));
+    assert_eq!(ok("sprig_durationRound", &[s("2h10m5s")]), s("2h"));
+    assert_eq!(ok("sprig_durationRound", &[s("-5m")]), s("5m"));
+    assert_eq!(ok("sprig_durationRound", &[s("721h")]), s("1mo"));
+    assert_eq!(ok("sprig_durationRound", &[s("1s")]), s("0s"));
+    assert_eq!(ok("sprig_durationRound", &[i(3600)]), s("0s"));
+    let hour_ago = super::gotime::now().seconds - 3600;
+    let ago = ok("sprig_ago", &[i(hour_ago)]);
+    assert!(
+        matches!(&ago, Value::String(a) if a.starts_with("1h0m")),
+        "{ago:?}"
+    );
+    let now = ok("sprig_now", &[]);
+    assert_eq!(ok("sprig_ago", &[now.clone()]), s("0s"));
+    let rounded = ok("sprig_durationRound", &[now]);
+    assert_eq!(rounded, s("0s"));
+    assert_eq!(ok("sprig_ago", &[l(&[])]), s("0s"));
+}
+
+#[test]
+fn sprig_semver_compare_follows_masterminds_semver() {
+    let cmp = |c: &str, v: &str| ok("sprig_semverCompare", &[s(c), s(v)]);
+    let t = Value::Bool(true);
+    let f = Value::Bool(false);
+    assert_eq!(cmp("^1.2.0", "1.9.0"), t);
+    assert_eq!(cmp("^1.2.0", "2.0.0"), f);
+    assert_eq!(cmp("^1.2.0", "1.3.0-beta"), f);
+    assert_eq!(cmp(">=1.2.3-0", "1.2.4-rc.1"), t);
+    assert_eq!(cmp("~1.2", "1.2.9"), t);
+    assert_eq!(cmp("~1.2", "1.3.0"), f);
+    assert_eq!(cmp("1.2 - 1.4", "1.4.5"), t);
+    assert_eq!(cmp(">1.0.0 || <0.5", "0.4.0"), t);
+    assert_eq!(cmp("^0.2.3", "0.3.0"), f);
+    assert_eq!(cmp("*", "v1"), t);
+    assert_eq!(cmp("1.2.3", "1.2.3+build"), t);
+    assert_eq!(
+        err("sprig_semverCompare", &[s("^1"), s("one")]),
+        "invalid semantic version"
+    );
+    assert_eq!(
+        err("sprig_semverCompare", &[s(">1 <<2"), s("1.0.0")]),
+        "improper constraint: >1 <<2"
+    );
+    assert_eq!(
+        err("sprig_semverCompare", &[s(">1"), s("1.0.0-01")]),
+        "version segment starts with 0"
+    );
+    assert!(
+        err("sprig_semverCompare", &[s(">1"), s("99999999999999999999")])
+            .starts_with("error parsing version segment: strconv.ParseUint")
+    );
+}
+
+#[test]
+fn sprig_to_date_parses_go_layouts() {
+    let to_date = |layout: &str, value: &str| ok("sprig_toDate", &[s(layout), s(value)]);
+    assert_eq!(
+        to_date("2006-01-02", "2017-12-31"),
+        s("2017-12-31 00:00:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("Jan 2 2006 3:04PM", "feb 29 2024 12:30AM"),
+        s("2024-02-29 00:30:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("2006-01-02 15:04:05", "2021-06-01 10:00:00.5"),
+        s("2021-06-01 10:00:00.5 +0000 UTC")
+    );
+    // An offset is applied; the time is kept (and printed) in UTC.
+    assert_eq!(
+        to_date(super::gotime::RFC3339, "2021-06-01T12:00:00+02:00"),
+        s("2021-06-01 10:00:00 +0000 UTC")
+    );
+    assert_eq!(
+        to_date("2006-01-02", "bad"),
+        s("0001-01-01 00:00:00 +0000 UTC")
+    );
+    let must = |layout: &str, value: &str| err("sprig_mustToDate", &[s(layout), s(value)]);
+    assert_eq!(
+        must("2006-01-02", "2017-13-01"),
+        "parsing time \"2017-13-01\": month out of range"
+    );
+    assert_eq!(
+        must("2006-01-02", "2023-02-29"),
+        "parsing time \"2023-02-29\": day out of range"
+    );
+    assert_eq!(
+        must("Jan 2, 2006", "Jun 1 2021"),
+        "parsing time \"Jun 1 2021\" as \"Jan 2, 2006\": cannot parse \" 2021\" as \", \""
+    );
+    assert_eq!(
+        must("2006-01-02", "2021-06-01x"),
+        "parsing time \"2021-06-01x\": extra text: \"x\""
+    );
+    assert!(must("2006 MST", "2021 CET").contains("only UTC"));
 }

@@ -1,0 +1,2 @@
+{{ sprig_duration 0 }} {{ sprig_duration 95 }} {{ sprig_duration "3661" }} {{ sprig_duration 86400 }} {{ sprig_duration -1 }} {{ sprig_duration 1.9 }} {{ sprig_duration "x" }}
+{{ sprig_durationRound "2h10m5s" }} {{ sprig_durationRound 3600 }} {{ sprig_durationRound "400h" }} {{ sprig_durationRound "9000h" }} {{ sprig_durationRound "-5m" }} {{ sprig_durationRound 0 }} {{ sprig_durationRound "30s" }} {{ sprig_durationRound "bad" }} {{ sprig_durationRound 90061000000000 }}

@@ -1,0 +1,1 @@
+{{ sprig_toDate "2006-01-02" "2017-12-31" }}|{{ sprig_toDate "2006-01-02 15:04" "2020-02-29 13:45" | sprig_date "Jan 2, 2006 3:04pm" }}|{{ sprig_toDate "2006-01-02" "bad" }}|{{ sprig_mustToDate "2006-01-02T15:04:05Z07:00" "2021-06-01T10:00:00Z" | sprig_unixEpoch }}

@@ -1,0 +1,1 @@
+{{ sprig_urlJoin (sprig_dict "host" 1) }}
