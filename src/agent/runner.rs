@@ -273,38 +273,30 @@ impl TemplateRunner {
             self.store.values.remove(&dependency);
             self.store.refresh_at.remove(&dependency);
         }
-        let mut results = Vec::with_capacity(due.len());
+        let mut results: BTreeMap<usize, anyhow::Result<Rendered>> = BTreeMap::new();
         for &position in &due {
             let (result, used) = self.render(position).await;
             self.slots[position].uses = used;
-            results.push((position, result));
+            results.insert(position, result);
         }
         for group in groups(&due, |position| &self.slots[position].uses) {
-            let failure = group.iter().find_map(|position| {
-                results
-                    .iter()
-                    .find(|(p, _)| p == position)
-                    .and_then(|(_, result)| result.as_ref().err())
-                    .map(|err| (*position, format!("{err:#}")))
-            });
-            let outcome = match failure {
-                Some((failed, error)) => Err((failed, error)),
-                None => {
-                    let renders: Vec<(usize, Rendered)> = group
-                        .iter()
-                        .map(|position| {
-                            let index = results
-                                .iter()
-                                .position(|(p, _)| p == position)
-                                .expect("every due slot has a result");
-                            let (_, result) = results.swap_remove(index);
-                            (*position, result.expect("no failure in the group"))
-                        })
-                        .collect();
-                    self.write_group(renders)
-                        .await
-                        .map_err(|err| (group[0], format!("{err:#}")))
+            let mut renders = Vec::with_capacity(group.len());
+            let mut failure = None;
+            for &position in &group {
+                match results.remove(&position) {
+                    Some(Ok(rendered)) => renders.push((position, rendered)),
+                    Some(Err(err)) => {
+                        failure.get_or_insert((position, format!("{err:#}")));
+                    }
+                    None => unreachable!("every due slot was rendered once"),
                 }
+            }
+            let outcome = match failure {
+                Some(failed) => Err(failed),
+                None => self
+                    .write_group(renders)
+                    .await
+                    .map_err(|err| (group[0], format!("{err:#}"))),
             };
             self.after_group(&group, outcome)?;
         }
@@ -749,7 +741,7 @@ impl TemplateRunner {
         // Key files first: a reader that sees the new certificate finds the new key already.
         let key_paths: BTreeSet<PathBuf> = files
             .iter()
-            .filter(|(position, planned)| planned.holds_key(&self.slots[*position]))
+            .filter(|(_, planned)| planned.holds_key())
             .map(|(position, planned)| planned.path(&self.slots[*position]).to_path_buf())
             .collect();
         files.sort_by_key(|(position, planned)| {
@@ -838,7 +830,7 @@ impl Planned {
         }
     }
 
-    fn holds_key(&self, _slot: &Slot) -> bool {
+    fn holds_key(&self) -> bool {
         let text = match self {
             Planned::Write(write) => write.contents.as_bytes(),
             Planned::Destination(output) => output.as_bytes(),

@@ -59,7 +59,7 @@ fn error(pos: Pos, message: impl Into<String>) -> TemplateError {
     }
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
     pub(super) fn walk_list(&mut self, dot: &Value, list: &[Node]) -> Result<()> {
         self.walk_nodes(dot, list).map(|_| ())
     }
@@ -103,12 +103,7 @@ impl State<'_> {
     /// Go's `walkTemplate`: the named template runs with the pipeline's value as dot and `$`,
     /// and sees none of the caller's variables.
     fn walk_template(&mut self, dot: &Value, call: &TemplateCall) -> Result<()> {
-        let body = if call.name.is_empty() {
-            Some(self.main)
-        } else {
-            self.definitions.get(&call.name).map(Vec::as_slice)
-        };
-        let Some(body) = body else {
+        let Some(body) = self.named(&call.name) else {
             return Err(error(
                 call.pos,
                 format!("template {:?} not defined", call.name),
@@ -125,12 +120,29 @@ impl State<'_> {
             },
             None => (Value::Nil, true),
         };
+        let walked = self.walk_body(body, &new_dot, absent);
+        self.depth -= 1;
+        walked
+    }
+
+    /// The template named `name` (`""`: the file's own), as `{{template}}` and
+    /// `executeTemplate` find it.
+    fn named(&self, name: &str) -> Option<&'a [Node]> {
+        if name.is_empty() {
+            Some(self.main)
+        } else {
+            self.definitions.get(name).map(Vec::as_slice)
+        }
+    }
+
+    /// Walks a named template's `body` with `new_dot` as dot and `$` (`absent`: no data was
+    /// given), none of the caller's variables in scope; the caller's are restored after.
+    fn walk_body(&mut self, body: &[Node], new_dot: &Value, absent: bool) -> Result<()> {
         let vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
-        let root = std::mem::replace(&mut self.root, &new_dot);
+        let root = std::mem::replace(&mut self.root, new_dot);
         let root_absent = std::mem::replace(&mut self.root_absent, absent);
         // A define body is parsed outside any range: break and continue cannot leave it.
-        let walked = self.walk_nodes(&new_dot, body);
-        self.depth -= 1;
+        let walked = self.walk_nodes(new_dot, body);
         self.vars = vars;
         self.root = root;
         self.root_absent = root_absent;
@@ -175,12 +187,7 @@ impl State<'_> {
                 ));
             }
         };
-        let body = if name.is_empty() {
-            Some(self.main)
-        } else {
-            self.definitions.get(&name).map(Vec::as_slice)
-        };
-        let Some(body) = body else {
+        let Some(body) = self.named(&name) else {
             return Err(error(
                 pos,
                 format!(
@@ -190,14 +197,8 @@ impl State<'_> {
         };
         self.enter(pos)?;
         let out = std::mem::take(&mut self.out);
-        let vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
-        let root = std::mem::replace(&mut self.root, &new_dot);
-        let root_absent = std::mem::replace(&mut self.root_absent, absent);
-        let walked = self.walk_nodes(&new_dot, body);
+        let walked = self.walk_body(body, &new_dot, absent);
         self.depth -= 1;
-        self.vars = vars;
-        self.root = root;
-        self.root_absent = root_absent;
         let printed = std::mem::replace(&mut self.out, out);
         walked.map(|_| printed)
     }
