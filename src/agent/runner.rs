@@ -510,7 +510,10 @@ impl TemplateRunner {
                                 .ok_or_else(|| anyhow!("{dependency}: non-string in list"))
                         })
                         .collect::<anyhow::Result<_>>()?,
-                    Some(_) => bail!("{dependency}: unexpected response"),
+                    Some(other) => bail!(
+                        "{dependency}: unexpected response from LIST {list_path}: data.keys is \
+                         {other}, not a list of names"
+                    ),
                 };
                 keys.sort();
                 let value = Value::List(keys.into_iter().map(Value::String).collect());
@@ -574,7 +577,10 @@ impl TemplateRunner {
             .await
             .with_context(|| format!("{dependency}"))?;
         if kv2.is_some() && (response.is_null() || kv::deleted(&response)) {
-            bail!("no secret exists at {target}");
+            bail!(
+                "no secret exists at {target} (the KV v2 secret is missing or its version \
+                 deleted: check the template's path, e.g. `bao kv get {raw}`)"
+            );
         }
         Ok(response)
     }
