@@ -510,9 +510,9 @@ impl TemplateRunner {
                                 .ok_or_else(|| anyhow!("{dependency}: non-string in list"))
                         })
                         .collect::<anyhow::Result<_>>()?,
-                    Some(other) => bail!(
+                    Some(_) => bail!(
                         "{dependency}: unexpected response from LIST {list_path}: data.keys is \
-                         {other}, not a list of names"
+                         not a list of names"
                     ),
                 };
                 keys.sort();
