@@ -1,4 +1,5 @@
-//! The `app` role: the seed's "hello world" web server on port 80, behind the proxy.
+//! The `app` role: the seed's "hello world" web server on 127.0.0.1:80, behind the proxy
+//! (loopback by default: the proxy is its only client, so plain HTTP cannot bypass TLS).
 //!
 //! It answers `GET /` with `hello world`, `/healthz` with `ok`, and counts every response by
 //! status code. It exists so the Pod is complete from one image; it must stay trivial.

@@ -90,6 +90,20 @@ pub fn checks(config: &Config) -> Vec<ConfigWarning> {
             }
         }
     }
+    // The seed's Pod: the proxy is the app's only client. An app listening beyond loopback
+    // answers plain HTTP on the Pod IP, next to the proxy's TLS.
+    if config.proxy_configured && !config.app.listen.ip().is_loopback() {
+        warn(
+            "app.listen".to_string(),
+            format!(
+                "{} is reachable from outside the Pod: plain HTTP to the Pod IP bypasses the \
+                 proxy's TLS; listen on 127.0.0.1:{} (the default), as the proxy is the app's \
+                 only client, and probe the app on app.metrics_listen",
+                config.app.listen,
+                config.app.listen.port()
+            ),
+        );
+    }
     let mut must_exist = |path: &str, file: Option<&Path>, what: &str| {
         if let Some(file) = file {
             if !file.exists() {

@@ -321,7 +321,7 @@ pub(super) fn resolve(
     let proxy = resolve_proxy(&mut r, raw.proxy.unwrap_or_default(), shutdown_grace);
     let app = raw.app.unwrap_or_default();
     let app = App {
-        listen: r.socket(&["app", "listen"], app.listen.as_deref(), "0.0.0.0:80"),
+        listen: r.socket(&["app", "listen"], app.listen.as_deref(), "127.0.0.1:80"),
         metrics_listen: r.socket(
             &["app", "metrics_listen"],
             app.metrics_listen.as_deref(),

@@ -108,7 +108,7 @@ fn seed_agent_file_loads_to_the_expected_values() {
     assert_eq!(config.proxy.cert_file, Path::new("/etc/nginx/ssl/tls.crt"));
     assert_eq!(config.proxy.key_file, Path::new("/etc/nginx/ssl/tls.key"));
     assert_eq!(config.proxy.metrics_listen.to_string(), "0.0.0.0:9102");
-    assert_eq!(config.app.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(config.app.listen.to_string(), "127.0.0.1:80");
     assert_eq!(config.app.metrics_listen.to_string(), "0.0.0.0:9103");
     assert_eq!(config.app.shutdown_grace, Duration::from_secs(10));
 }

@@ -282,6 +282,43 @@ fn validate_warns_about_shared_files_unguarded_keys_and_missing_cas() {
     assert!(!stderr.contains("Data.Key is empty"), "{stderr}");
 }
 
+/// The app answers plain HTTP; with a proxy in the file, an app listening beyond loopback is a
+/// way around TLS, and `validate` says so (the default, 127.0.0.1:80, is not flagged).
+#[test]
+fn validate_warns_when_the_app_listens_beyond_loopback_next_to_a_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exposed = util::write_file(
+        dir.path(),
+        "exposed.hcl",
+        "proxy {\n  listen = \"0.0.0.0:8443\"\n}\napp {\n  listen = \"0.0.0.0:8080\"\n}\n",
+    );
+    let (code, _, stderr) = validate(&["--config", exposed.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "app.listen: warning: 0.0.0.0:8080 is reachable from outside the Pod: plain HTTP \
+             to the Pod IP bypasses the proxy's TLS; listen on 127.0.0.1:8080"
+        ),
+        "{stderr}"
+    );
+    let (code, _, _) = validate(&["--strict", "--config", exposed.to_str().unwrap()]);
+    assert_eq!(code, Some(78));
+    for (name, text) in [
+        ("default.hcl", "proxy {\n  listen = \"0.0.0.0:8443\"\n}\n"),
+        (
+            "loopback.hcl",
+            "proxy {\n  listen = \"0.0.0.0:8443\"\n}\napp {\n  listen = \"[::1]:8080\"\n}\n",
+        ),
+        // No proxy in the file: an app on its own may well be meant to be reached.
+        ("app-only.hcl", "app {\n  listen = \"0.0.0.0:8080\"\n}\n"),
+    ] {
+        let file = util::write_file(dir.path(), name, text);
+        let (code, _, stderr) = validate(&["--config", file.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert!(!stderr.contains("app.listen"), "{name}: {stderr}");
+    }
+}
+
 #[test]
 fn the_agent_applies_template_user_group_and_runs_exec_without_a_shell() {
     use std::os::unix::fs::MetadataExt;

@@ -194,6 +194,17 @@ fn the_rendered_pod_serves_hello_world_over_tls_with_its_probes_and_metrics() {
             .unwrap_or_else(|| panic!("nothing listens on {port} in the Pod: {sockets}"));
         assert!(line.contains(&format!("uid:{}", pod.run_as_user)), "{line}");
     }
+    // The app answers on loopback only: plain HTTP to the Pod IP cannot go around the proxy.
+    let app = sockets.lines().find(|l| l.contains(":80 ")).unwrap();
+    assert!(
+        app.contains(" 127.0.0.1:80 "),
+        "the app listens on loopback: {app}"
+    );
+    let plain = http_status(SocketAddr::from((harness.pod_ip(), 80)), "/");
+    assert!(
+        plain.as_ref().is_err_and(|e| e.contains("refused")),
+        "plain HTTP to the Pod IP is refused: {plain:?}"
+    );
 
     // Prometheus, scraping the PodMonitor's endpoints, sees the served certificate's NotAfter.
     let prometheus = harness.start_prometheus(&pod);
