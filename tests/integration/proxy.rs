@@ -47,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 use crate::util;
 use crate::util::role::{Launch, RoleProcess};
 
+mod hostile;
+
 const DAY: i64 = 86_400;
 const HELLO: &str = "hello world\n";
 const H1: &[&[u8]] = &[b"http/1.1"];
