@@ -316,15 +316,7 @@ pub(super) async fn run(
     probe: &Probe,
     ours: bool,
 ) -> Outcome {
-    let answer = match &probe.send {
-        Via::H1(bytes) => send_h1(address, ca_pem, bytes).await,
-        Via::H2 {
-            method,
-            path,
-            authority,
-            headers,
-        } => send_h2(address, ca_pem, method, path, *authority, headers).await,
-    };
+    let (answer, _) = exchange(address, ca_pem, &probe.send).await;
     let at_least = usize::from(ours && matches!(probe.upstream, Upstream::One { .. }));
     Outcome {
         answer,
@@ -332,15 +324,41 @@ pub(super) async fn run(
     }
 }
 
-/// Sends raw `bytes` over HTTP/1.1 and reads one response: its status code, or `closed`.
-async fn send_h1(address: SocketAddr, ca_pem: &str, bytes: &str) -> String {
+/// Sends one request as `via` says: the status (`reset (REASON)` or `closed` when there is
+/// none) and the response's header fields, names lowercase.
+async fn exchange(address: SocketAddr, ca_pem: &str, via: &Via) -> (String, Vec<(String, String)>) {
+    match via {
+        Via::H1(bytes) => send_h1(address, ca_pem, bytes).await,
+        Via::H2 {
+            method,
+            path,
+            authority,
+            headers,
+        } => send_h2(address, ca_pem, method, path, *authority, headers).await,
+    }
+}
+
+/// Sends raw `bytes` over HTTP/1.1 and reads one response.
+async fn send_h1(
+    address: SocketAddr,
+    ca_pem: &str,
+    bytes: &str,
+) -> (String, Vec<(String, String)>) {
     let mut tls = tls_connect(address, client_config(ca_pem, H1, None))
         .await
         .expect("TLS handshake");
     tls.write_all(bytes.as_bytes()).await.expect("write probe");
     match read_response(&mut tls).await {
-        Some((status, _)) => status.to_string(),
-        None => "closed".to_string(),
+        Some((status, head)) => {
+            let fields = head
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_once(':'))
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            (status.to_string(), fields)
+        }
+        None => ("closed".to_string(), Vec::new()),
     }
 }
 
@@ -386,7 +404,7 @@ async fn send_h2(
     path: &str,
     authority: Option<&str>,
     headers: &[(&str, &str)],
-) -> String {
+) -> (String, Vec<(String, String)>) {
     let tls = tls_connect(address, client_config(ca_pem, H2, None))
         .await
         .expect("TLS handshake");
@@ -413,10 +431,22 @@ async fn send_h2(
     .await;
     task.abort();
     match answer {
-        Ok(response) => response.status().as_u16().to_string(),
+        Ok(response) => {
+            let fields = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            (response.status().as_u16().to_string(), fields)
+        }
         Err(err) => match err.reason() {
-            Some(reason) => format!("reset ({reason:?})"),
-            None => format!("closed ({err})"),
+            Some(reason) => (format!("reset ({reason:?})"), Vec::new()),
+            None => (format!("closed ({err})"), Vec::new()),
         },
     }
 }
@@ -432,7 +462,11 @@ async fn collect(
     at_least: usize,
 ) -> Vec<Received> {
     let sentinel = "GET /sentinel HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    assert_eq!(send_h1(address, ca_pem, sentinel).await, "200", "sentinel");
+    assert_eq!(
+        send_h1(address, ca_pem, sentinel).await.0,
+        "200",
+        "sentinel"
+    );
     let mut received = Vec::new();
     let start = Instant::now();
     loop {
@@ -636,6 +670,196 @@ async fn hostile_requests_beside_nginx() {
             probe.id,
             ours.answer,
             summary(&probe, &ours.upstream)
+        );
+    }
+}
+
+/// Sends `via` to the fixture's proxy, expects a 200 and returns the one request the upstream
+/// received for it.
+async fn forwarded_request(fixture: &Fixture, recorder: &Recorder, via: &Via) -> Received {
+    let (answer, _) = exchange(fixture.proxy.address, &fixture.ca.pem, via).await;
+    assert_eq!(answer, "200");
+    let mut got = collect(fixture.proxy.address, &fixture.ca.pem, recorder, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    got.remove(0)
+}
+
+/// A request carrying both families of forwarding headers, over HTTP/1.1 and HTTP/2.
+fn spoofed() -> [Via; 2] {
+    [
+        Via::H1(
+            "GET / HTTP/1.1\r\nHost: a.example\r\nX-Forwarded-For: 203.0.113.9\r\n\
+             X-Forwarded-Proto: http\r\nX-Forwarded-Host: orig.example\r\n\
+             Forwarded: for=203.0.113.9;proto=http\r\n\r\n",
+        ),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: Some("a.example"),
+            headers: &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "orig.example"),
+                ("forwarded", "for=203.0.113.9;proto=http"),
+            ],
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxys_x_forwarded_list_is_appended_to_and_its_proto_and_host_kept() {
+    let recorder = Recorder::start("").await;
+    let fixture = fixture(
+        recorder.address,
+        "  trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.0/8\"]\n",
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&fixture, &recorder, &via).await;
+        assert_eq!(got.header("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+        assert_eq!(got.header("x-forwarded-proto"), ["http"]);
+        assert_eq!(got.header("x-forwarded-host"), ["orig.example"]);
+        assert!(got.header("forwarded").is_empty(), "{got:?}");
+        assert_eq!(got.header("host"), ["a.example"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peers_forwarding_headers_are_replaced() {
+    let recorder = Recorder::start("").await;
+    // Trusted proxies that are not this client.
+    let fixture = fixture(
+        recorder.address,
+        "  trusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n",
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&fixture, &recorder, &via).await;
+        assert_eq!(got.header("x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(got.header("x-forwarded-proto"), ["https"]);
+        assert_eq!(got.header("x-forwarded-host"), ["a.example"]);
+        assert!(got.header("forwarded").is_empty(), "{got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_family_replaces_or_appends_by_trust_and_drops_x_forwarded() {
+    let recorder = Recorder::start("").await;
+    let family = "  forwarded_headers = \"forwarded\"\n";
+    let untrusted = fixture(recorder.address, family).await;
+    let trusted = fixture(
+        recorder.address,
+        &format!("{family}  trusted_proxies = [\"127.0.0.1\"]\n"),
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&untrusted, &recorder, &via).await;
+        assert_eq!(
+            got.header("forwarded"),
+            ["for=127.0.0.1;proto=https;host=\"a.example\""]
+        );
+        let got = forwarded_request(&trusted, &recorder, &via).await;
+        assert_eq!(
+            got.header("forwarded"),
+            ["for=203.0.113.9;proto=http, for=127.0.0.1;proto=https;host=\"a.example\""]
+        );
+        for name in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
+            assert!(got.header(name).is_empty(), "{name}: {got:?}");
+        }
+    }
+}
+
+/// The `strict-transport-security` values of the response to `via`, and its status.
+async fn sts(fixture: &Fixture, via: &Via) -> (String, Vec<String>) {
+    let (answer, fields) = exchange(fixture.proxy.address, &fixture.ca.pem, via).await;
+    let values = fields
+        .into_iter()
+        .filter(|(name, _)| name == "strict-transport-security")
+        .map(|(_, value)| value)
+        .collect();
+    (answer, values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_is_added_to_responses_without_one_and_only_when_set() {
+    let plain = Recorder::start("").await;
+    let own = Recorder::start("strict-transport-security: max-age=60\r\n").await;
+    let setting = "  hsts = \"max-age=31536000; includeSubDomains\"\n";
+    let with = fixture(plain.address, setting).await;
+    let with_own = fixture(own.address, setting).await;
+    let without = fixture(plain.address, "").await;
+    let ours = "max-age=31536000; includeSubDomains".to_string();
+    let get = [
+        Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: Some("a.example"),
+            headers: &[],
+        },
+    ];
+    let refused = [
+        Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: None,
+            headers: &[],
+        },
+    ];
+    for (get, refused) in get.iter().zip(&refused) {
+        assert_eq!(sts(&with, get).await, ("200".into(), vec![ours.clone()]));
+        assert_eq!(
+            sts(&with_own, get).await,
+            ("200".into(), vec!["max-age=60".to_string()]),
+            "the upstream's own header is left alone"
+        );
+        assert_eq!(sts(&without, get).await, ("200".into(), vec![]));
+        assert_eq!(
+            sts(&with, refused).await,
+            ("400".into(), vec![ours.clone()]),
+            "the proxy's own answers carry it too"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_error() {
+    // The upstream answers as soon as it has the head; the client's body then breaks.
+    let recorder = Recorder::start_with("", true).await;
+    let fixture = fixture(recorder.address, "").await;
+    let mut tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H1, None),
+    )
+    .await
+    .expect("TLS handshake");
+    tls.write_all(
+        b"POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .expect("write head");
+    let (status, _) = read_response(&mut tls).await.expect("a response");
+    assert_eq!(status, 200);
+    tls.write_all(b"ZZ\r\nworld\r\n0\r\n\r\n")
+        .await
+        .expect("write the bad chunk");
+    fixture
+        .proxy
+        .wait_metric("pki_sidecar_proxy_client_errors_total{kind=\"body\"}", 1.0)
+        .await;
+    let got = recorder.wait_take(1).await;
+    assert!(
+        !got[0].complete,
+        "the upstream request was abandoned: {got:?}"
+    );
+    for kind in ["connect", "timeout", "other"] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_upstream_errors_total{{kind=\"{kind}\"}}"
+            )),
+            0.0,
+            "{kind}"
         );
     }
 }

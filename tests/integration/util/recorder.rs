@@ -52,6 +52,12 @@ impl Recorder {
     /// Listens on 127.0.0.1:0 and answers every request `200` with `extra` header lines (each
     /// ending in `\r\n`) and the body `ok\n`.
     pub async fn start(extra: &'static str) -> Recorder {
+        Recorder::start_with(extra, false).await
+    }
+
+    /// Like [`Recorder::start`]; with `early`, each response is written as soon as the request's
+    /// head is in, before its body is read (an upstream that answers an upload at once).
+    pub async fn start_with(extra: &'static str, early: bool) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind recorder");
@@ -60,7 +66,7 @@ impl Recorder {
         let shared = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone(), extra));
+                tokio::spawn(serve(stream, shared.clone(), extra, early));
             }
         });
         Recorder {
@@ -98,16 +104,22 @@ impl Drop for Recorder {
     }
 }
 
-async fn serve(mut stream: TcpStream, requests: Arc<Mutex<Vec<Received>>>, extra: &str) {
+async fn serve(
+    mut stream: TcpStream,
+    requests: Arc<Mutex<Vec<Received>>>,
+    extra: &str,
+    early: bool,
+) {
     let response =
         format!("HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-upstream: recorder\r\n{extra}\r\nok\n");
     let mut buffer = Vec::new();
     loop {
-        let (received, rest) = read_request(&mut stream, buffer).await;
+        let early_response = early.then_some(response.as_bytes());
+        let (received, rest) = read_request(&mut stream, buffer, early_response).await;
         let Some(received) = received else { return };
         let complete = received.complete;
         requests.lock().unwrap().push(received);
-        if !complete || stream.write_all(response.as_bytes()).await.is_err() {
+        if !complete || (!early && stream.write_all(response.as_bytes()).await.is_err()) {
             return;
         }
         buffer = rest;
@@ -116,7 +128,12 @@ async fn serve(mut stream: TcpStream, requests: Arc<Mutex<Vec<Received>>>, extra
 
 /// Reads one request from `stream` (`buffer` holds bytes already read); None when the
 /// connection closed before any byte of it. Also returns the bytes read past its end.
-async fn read_request(stream: &mut TcpStream, mut buffer: Vec<u8>) -> (Option<Received>, Vec<u8>) {
+/// `early_response`, when given, is written once the head is in.
+async fn read_request(
+    stream: &mut TcpStream,
+    mut buffer: Vec<u8>,
+    early_response: Option<&[u8]>,
+) -> (Option<Received>, Vec<u8>) {
     let head_end = loop {
         if let Some(at) = find(&buffer, b"\r\n\r\n") {
             break at;
@@ -131,6 +148,9 @@ async fn read_request(stream: &mut TcpStream, mut buffer: Vec<u8>) -> (Option<Re
         }
     };
     let head = lines(&buffer[..head_end]);
+    if let Some(response) = early_response {
+        let _ = stream.write_all(response).await;
+    }
     let mut body = buffer.split_off(head_end + 4);
     let header = |name: &str| {
         head.iter().skip(1).find_map(|line| {
