@@ -707,6 +707,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a header value holds, its `Forwarded` element parses back as one element
+        /// of three pairs, the host intact.
+        #[test]
+        fn no_host_value_can_add_end_or_reorder_forwarded_elements(host in "[ -~\t]{0,40}") {
+            let peer = Peer::new("192.0.2.1".parse().unwrap(), false);
+            let value = HeaderValue::from_str(&host).unwrap();
+            let parsed = parse_forwarded(&forwarded_element(&peer, &value));
+            proptest::prop_assert_eq!(parsed.len(), 1);
+            proptest::prop_assert_eq!(parsed[0].len(), 3);
+            proptest::prop_assert_eq!(&parsed[0][2].1, &host);
+        }
+    }
+
     #[test]
     fn a_trusted_list_is_appended_to_and_an_untrusted_one_replaced() {
         let mut headers = HeaderMap::new();
