@@ -8,7 +8,7 @@
 //! prints the `HOSTILE` lines `scripts/hostile-table.sh` turns into RELIABILITY.md's table.
 
 use super::*;
-use crate::util::recorder::{Received, Recorder};
+use crate::util::recorder::{Answer, Received, Recorder};
 
 /// How a probe is sent.
 pub(super) enum Via {
@@ -826,7 +826,7 @@ async fn hsts_is_added_to_responses_without_one_and_only_when_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_error() {
     // The upstream answers as soon as it has the head; the client's body then breaks.
-    let recorder = Recorder::start_with("", true).await;
+    let recorder = Recorder::start_with("", Answer::AtHead).await;
     let fixture = fixture(recorder.address, "").await;
     let mut tls = tls_connect(
         fixture.proxy.address,
@@ -853,6 +853,56 @@ async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_err
         !got[0].complete,
         "the upstream request was abandoned: {got:?}"
     );
+    for kind in ["connect", "timeout", "other"] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_upstream_errors_total{{kind=\"{kind}\"}}"
+            )),
+            0.0,
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_failing_while_the_response_streams_cuts_the_response_as_the_clients_error() {
+    // The upstream sends a head announcing 100 bytes and 7 of them; the client's body breaks.
+    let recorder = Recorder::start_with("", Answer::Unfinished).await;
+    let fixture = fixture(recorder.address, "").await;
+    let mut tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H1, None),
+    )
+    .await
+    .expect("TLS handshake");
+    tls.write_all(
+        b"POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .expect("write head");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !received.ends_with(b"partial") {
+        let n = tls.read(&mut buffer).await.expect("read the response");
+        assert!(
+            n > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    tls.write_all(b"ZZ\r\nworld\r\n0\r\n\r\n")
+        .await
+        .expect("write the bad chunk");
+    // The connection ends short of the 100 bytes: the client cannot take the cut response
+    // for a whole one.
+    let rest = read_until_closed(&mut tls, Duration::from_secs(20)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    fixture
+        .proxy
+        .wait_metric("pki_sidecar_proxy_client_errors_total{kind=\"body\"}", 1.0)
+        .await;
     for kind in ["connect", "timeout", "other"] {
         assert_eq!(
             fixture.proxy.metric(&format!(

@@ -40,6 +40,19 @@ impl Received {
     }
 }
 
+/// When the recorder answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Once the whole request is in.
+    AfterBody,
+    /// As soon as the request's head is in, before its body is read (an upstream that answers
+    /// an upload at once).
+    AtHead,
+    /// At the head, with a response head announcing 100 bytes and only `partial` of them
+    /// sent: the response stays unfinished.
+    Unfinished,
+}
+
 /// The recording upstream; it serves until dropped.
 pub struct Recorder {
     /// Where it listens.
@@ -52,12 +65,11 @@ impl Recorder {
     /// Listens on 127.0.0.1:0 and answers every request `200` with `extra` header lines (each
     /// ending in `\r\n`) and the body `ok\n`.
     pub async fn start(extra: &'static str) -> Recorder {
-        Recorder::start_with(extra, false).await
+        Recorder::start_with(extra, Answer::AfterBody).await
     }
 
-    /// Like [`Recorder::start`]; with `early`, each response is written as soon as the request's
-    /// head is in, before its body is read (an upstream that answers an upload at once).
-    pub async fn start_with(extra: &'static str, early: bool) -> Recorder {
+    /// Like [`Recorder::start`], answering as `answer` says.
+    pub async fn start_with(extra: &'static str, answer: Answer) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind recorder");
@@ -66,7 +78,7 @@ impl Recorder {
         let shared = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone(), extra, early));
+                tokio::spawn(serve(stream, shared.clone(), extra, answer));
             }
         });
         Recorder {
@@ -108,13 +120,20 @@ async fn serve(
     mut stream: TcpStream,
     requests: Arc<Mutex<Vec<Received>>>,
     extra: &str,
-    early: bool,
+    answer: Answer,
 ) {
     let response =
         format!("HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-upstream: recorder\r\n{extra}\r\nok\n");
     let mut buffer = Vec::new();
     loop {
-        let early_response = early.then_some(response.as_bytes());
+        let early_response = match answer {
+            Answer::AfterBody => None,
+            Answer::AtHead => Some(response.as_bytes()),
+            Answer::Unfinished => {
+                Some(&b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"[..])
+            }
+        };
+        let early = early_response.is_some();
         let (received, rest) = read_request(&mut stream, buffer, early_response).await;
         let Some(received) = received else { return };
         let complete = received.complete;
