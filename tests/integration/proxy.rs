@@ -6,6 +6,8 @@
 //! tokio-rustls, verifying the proxy's certificate against a CA made here with rcgen, and
 //! speaking HTTP/1.1 or HTTP/2 as ALPN chooses. The end-to-end tests run the real binaries
 //! (`pki-sidecar proxy` in front of `pki-sidecar app`, curl as the client).
+//! The `hostile` submodule sends malformed and ambiguous requests and checks, byte for byte,
+//! what reaches a recording upstream.
 //!
 //! Nothing here asserts a tight latency: timeouts are asserted as "cut within a generous
 //! bound", rotations as "most of them observed", and every wait polls with a deadline.
