@@ -269,6 +269,18 @@ pub(super) fn probes() -> Vec<Probe> {
             show: HOST_SHOWN,
         },
         Probe {
+            id: "h2 :authority with userinfo",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: Some("user@a.example"),
+                headers: &[],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
             id: "h2 two cookie fields",
             send: H2 {
                 method: "GET",
@@ -560,7 +572,7 @@ async fn hostile_requests_are_refused_or_forwarded_unambiguously() {
         check(&probe, &outcome);
     }
     for (kind, count) in [
-        ("host", 11.0),
+        ("host", 12.0),
         ("transfer_encoding", 1.0),
         ("method", 2.0),
         ("body", 1.0),
