@@ -20,7 +20,8 @@ pub(crate) mod raw;
 mod resolve;
 mod shape;
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -321,6 +322,10 @@ pub struct Proxy {
     pub max_header_size: usize,
     /// Which forwarding headers the upstream gets.
     pub forwarded_headers: ForwardedHeaders,
+    /// Peers whose forwarding headers are appended to; everyone else's are replaced.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The `Strict-Transport-Security` value added to responses that lack one, when set.
+    pub hsts: Option<String>,
     /// Client certificate verification, when configured.
     pub client_auth: Option<ClientAuth>,
 }
@@ -332,6 +337,70 @@ pub enum ForwardedHeaders {
     XForwarded,
     /// RFC 7239 `Forwarded: for=...;proto=https;host=...`.
     Forwarded,
+}
+
+/// An address block such as `10.0.0.0/8` or `fd00::/8` (a bare address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The first address, with the bits past the prefix cleared.
+    network: IpAddr,
+    /// How many leading bits are fixed.
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDRESS/PREFIX` or `ADDRESS`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not a CIDR block such as 10.0.0.0/8 or fd00::/8"))?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(digits) => match digits.parse::<u8>() {
+                Ok(prefix) if prefix <= bits && !digits.starts_with('+') => prefix,
+                _ => return Err(format!("{text:?}: the prefix length must be 0 to {bits}")),
+            },
+        };
+        Ok(Cidr {
+            network: mask(address, prefix),
+            prefix,
+        })
+    }
+
+    /// Whether `ip` is in the block. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, what a
+    /// dual-stack listener reports) matches IPv4 blocks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// `ip` with every bit after the first `prefix` cleared.
+fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & keep))
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & keep))
+        }
+    }
 }
 
 /// `client_ca_file` and `client_auth`: mutual TLS.
@@ -666,4 +735,53 @@ pub struct Templates {
     pub settings: TemplateConfig,
     /// Every `template {}`, in file order.
     pub templates: Vec<Template>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cidr;
+
+    fn contains(cidr: &str, ip: &str) -> bool {
+        Cidr::parse(cidr).unwrap().contains(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn cidr_blocks_match_their_addresses_only() {
+        assert!(contains("10.0.0.0/8", "10.255.1.2"));
+        assert!(!contains("10.0.0.0/8", "11.0.0.1"));
+        assert!(contains("10.1.2.3/8", "10.9.9.9"), "host bits are ignored");
+        assert!(contains("192.0.2.7", "192.0.2.7"));
+        assert!(!contains("192.0.2.7", "192.0.2.8"));
+        assert!(contains("0.0.0.0/0", "203.0.113.1"));
+        assert!(
+            !contains("0.0.0.0/0", "::1"),
+            "an IPv4 block holds no IPv6 address"
+        );
+        assert!(contains("::/0", "2001:db8::1"));
+        assert!(contains("fd00::/8", "fd12:3456::1"));
+        assert!(!contains("fd00::/8", "fe80::1"));
+        assert!(contains("::1/128", "::1"));
+        assert!(
+            contains("10.0.0.0/8", "::ffff:10.0.0.1"),
+            "an IPv4-mapped peer matches IPv4 blocks"
+        );
+        assert_eq!(Cidr::parse("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn malformed_cidr_blocks_are_refused() {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "a.example/8",
+            "10.0.0.0/8/8",
+            "10.0.0.0 /8",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -206,6 +206,8 @@ pub(crate) struct RawProxy {
     pub max_connections: Option<Scalar>,
     pub max_header_size: Option<Scalar>,
     pub forwarded_headers: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub hsts: Option<String>,
     pub client_ca_file: Option<String>,
     pub client_auth: Option<String>,
 }

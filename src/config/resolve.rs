@@ -15,9 +15,9 @@ use figment::value::Value;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupported};
 use super::raw::{self, Scalar};
 use super::{
-    App, AuthKind, AuthMethod, AutoAuth, ClientAuth, Config, FileSink, ForwardedHeaders, LogFormat,
-    Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault,
-    Wait,
+    App, AuthKind, AuthMethod, AutoAuth, Cidr, ClientAuth, Config, FileSink, ForwardedHeaders,
+    LogFormat, Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig,
+    TemplateSource, Vault, Wait,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1069,6 +1069,30 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
             ForwardedHeaders::XForwarded
         }
     };
+    let mut trusted_proxies = Vec::new();
+    for (index, text) in raw.trusted_proxies.iter().flatten().enumerate() {
+        match Cidr::parse(text.trim()) {
+            Ok(cidr) => trusted_proxies.push(cidr),
+            Err(message) => r.error(&["proxy", "trusted_proxies", &index.to_string()], message),
+        }
+    }
+    let hsts = raw.hsts.map(|value| value.trim().to_string());
+    if let Some(value) = &hsts {
+        if value.is_empty() {
+            r.error(
+                &["proxy", "hsts"],
+                "is empty; leave it out to send no Strict-Transport-Security",
+            );
+        } else if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            r.error(
+                &["proxy", "hsts"],
+                "must be printable ASCII on one line (a header value such as \"max-age=31536000\")",
+            );
+        }
+    }
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1112,6 +1136,8 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
         max_connections,
         max_header_size,
         forwarded_headers,
+        trusted_proxies,
+        hsts,
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
 }

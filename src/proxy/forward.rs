@@ -2,34 +2,41 @@
 //!
 //! The upstream is spoken to over HTTP/1.1 with a keep-alive pool ([`Upstream`]), whatever the
 //! client used.
-//! The request keeps its Host; hop-by-hop headers are dropped in both directions; the upstream
-//! learns the client's address, scheme and host from `X-Forwarded-*` (or `Forwarded`). A
-//! WebSocket (any `Upgrade`) is passed through: once the upstream answers 101, bytes are copied
-//! both ways. An upstream that refuses is a 502, one too slow to answer is a 504, each with a
-//! short plain-text body and a metric. Nothing here does file I/O or takes a lock.
+//! A request is first admitted: `CONNECT` is a 405, a transfer coding other than `chunked` a
+//! 501, and a request without exactly one valid host (Host, `:authority`, or an absolute-form
+//! target, which must agree) a 400 — none of these reach the upstream. An admitted request
+//! goes out with one `Host` line (an absolute-form target's authority, never a Host header
+//! that disagrees with it), hop-by-hop headers dropped in both directions (`Upgrade: h2c` and
+//! `HTTP2-Settings` too: no cleartext HTTP/2 over TLS), HTTP/2 `cookie` fields joined into one
+//! line, and the client's address, scheme and host in `X-Forwarded-*` or `Forwarded`: replacing
+//! what the client sent, unless the client is a trusted proxy, whose list is appended to. A
+//! WebSocket (any other `Upgrade`) is passed through: once the upstream answers 101, bytes are
+//! copied both ways. An upstream that refuses is a 502, one too slow to answer is a 504, a
+//! client body that breaks off before the answer a 400, each with a short plain-text body and
+//! a metric. Nothing here does file I/O or takes a lock.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::metrics::ProxyMetrics;
-use super::upstream::{Upstream, UpstreamBody, UpstreamError};
-use crate::config::{self, ForwardedHeaders};
+use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
+use crate::config::{self, Cidr, ForwardedHeaders};
 
 /// A response body: the upstream's stream, or a short one of ours.
 pub(crate) type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). Typed names, so that
-/// looking one up hashes no string.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1; `HTTP2-Settings`, RFC 7540
+/// §3.2.1). Typed names, so that looking one up hashes no string.
+const HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -39,11 +46,13 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// Who is on the other end of a client connection, formatted once per connection.
 #[derive(Clone)]
@@ -52,19 +61,24 @@ pub(crate) struct Peer {
     pub for_value: HeaderValue,
     /// The client's address as `Forwarded: for=` carries it (IPv6 quoted and bracketed).
     pub forwarded_for: String,
+    /// Whether the client is in `trusted_proxies`: its forwarding headers are kept and
+    /// appended to rather than replaced.
+    pub trusted: bool,
 }
 
 impl Peer {
     /// The peer at `ip`.
-    pub(crate) fn new(ip: IpAddr) -> Peer {
+    pub(crate) fn new(ip: IpAddr, trusted: bool) -> Peer {
         let text = ip.to_string();
-        let forwarded_for = match ip {
-            IpAddr::V4(_) => text.clone(),
-            IpAddr::V6(_) => format!("\"[{text}]\""),
-        };
+        let mut forwarded_for = String::with_capacity(text.len() + 4);
+        match ip {
+            IpAddr::V4(_) => push_forwarded_value(&mut forwarded_for, &text),
+            IpAddr::V6(_) => push_forwarded_value(&mut forwarded_for, &format!("[{text}]")),
+        }
         Peer {
             for_value: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")),
             forwarded_for,
+            trusted,
         }
     }
 }
@@ -74,6 +88,8 @@ pub(crate) struct Forwarder {
     upstream: Arc<Upstream>,
     response_timeout: Duration,
     forwarded: ForwardedHeaders,
+    trusted_proxies: Vec<Cidr>,
+    hsts: Option<HeaderValue>,
     metrics: ProxyMetrics,
 }
 
@@ -93,8 +109,19 @@ impl Forwarder {
             upstream: Upstream::new(address, config.upstream_connect_timeout),
             response_timeout: config.upstream_response_timeout,
             forwarded: config.forwarded_headers,
+            trusted_proxies: config.trusted_proxies.clone(),
+            // Validated when the configuration was resolved.
+            hsts: config
+                .hsts
+                .as_deref()
+                .and_then(|value| HeaderValue::from_str(value).ok()),
             metrics,
         }
+    }
+
+    /// Whether a client at `ip` is a trusted proxy.
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
     /// Forwards `request` from `peer` and returns what the client gets.
@@ -104,11 +131,17 @@ impl Forwarder {
         peer: &Peer,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        let upgrade = request.version() == Version::HTTP_11 && wants_upgrade(request.headers());
-        let host = request_host(&request);
-        let upgrade_header = upgrade
-            .then(|| request.headers().get(header::UPGRADE).cloned())
-            .flatten();
+        let host = match self.admit(&request) {
+            Ok(host) => host,
+            Err((status, why)) => return self.finish(started, error(status, why)),
+        };
+        let h2 = request.version() == Version::HTTP_2;
+        let upgrade_header = if h2 {
+            None
+        } else {
+            upgrade_protocols(request.headers())
+        };
+        let upgrade = upgrade_header.is_some();
         strip_hop_by_hop(request.headers_mut());
         if let Some(value) = upgrade_header {
             request
@@ -116,13 +149,12 @@ impl Forwarder {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             request.headers_mut().insert(header::UPGRADE, value);
         }
-        if let Some(host) = &host {
-            // An HTTP/2 client sends :authority instead of Host; HTTP/1.1 needs Host.
-            if !request.headers().contains_key(header::HOST) {
-                request.headers_mut().insert(header::HOST, host.clone());
-            }
+        if h2 {
+            join_cookies(request.headers_mut());
         }
-        self.add_forwarded(request.headers_mut(), peer, host.as_ref());
+        self.add_forwarded(request.headers_mut(), peer, &host);
+        // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
+        request.headers_mut().insert(header::HOST, host);
         let path = request
             .uri()
             .path_and_query()
@@ -132,6 +164,8 @@ impl Forwarder {
         *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let request =
+            request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone()));
 
         let sent = self.upstream.send(request, upgrade);
         let response = match tokio::time::timeout(self.response_timeout, sent).await {
@@ -142,10 +176,21 @@ impl Forwarder {
                     error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
                 );
             }
+            Ok(Err(UpstreamError::ClientBody(err))) => {
+                // Counted (kind="body") where the body failed.
+                tracing::debug!(error = %err, "the client's request body failed");
+                return self.finish(
+                    started,
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "bad request: the request body is malformed or ended early\n",
+                    ),
+                );
+            }
             Ok(Err(err)) => {
                 let (kind, text) = match err {
                     UpstreamError::Connect(_) => ("connect", "upstream refused the connection\n"),
-                    UpstreamError::Request(_) => ("other", "upstream failed\n"),
+                    _ => ("other", "upstream failed\n"),
                 };
                 self.metrics.upstream_error(kind);
                 tracing::debug!(error = %err, kind, "upstream request failed");
@@ -163,7 +208,39 @@ impl Forwarder {
         self.finish(started, response.map(Either::Left))
     }
 
-    fn finish(&self, started: Instant, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    /// The one host `request` is for, or the status and text that refuse it (counted).
+    fn admit(
+        &self,
+        request: &Request<Incoming>,
+    ) -> Result<HeaderValue, (StatusCode, &'static str)> {
+        let errors = &self.metrics.client_errors;
+        if request.method() == Method::CONNECT {
+            errors.method.inc();
+            return Err((
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not served here\n",
+            ));
+        }
+        if request.version() != Version::HTTP_2 && !only_chunked(request.headers()) {
+            errors.transfer_encoding.inc();
+            return Err((
+                StatusCode::NOT_IMPLEMENTED,
+                "transfer codings other than chunked are not implemented\n",
+            ));
+        }
+        request_host(request).map_err(|why| {
+            errors.host.inc();
+            (StatusCode::BAD_REQUEST, why)
+        })
+    }
+
+    fn finish(&self, started: Instant, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+        if let Some(hsts) = &self.hsts {
+            response
+                .headers_mut()
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert_with(|| hsts.clone());
+        }
         self.metrics.response(response.status());
         self.metrics
             .request_duration
@@ -171,48 +248,273 @@ impl Forwarder {
         response
     }
 
-    fn add_forwarded(&self, headers: &mut HeaderMap, peer: &Peer, host: Option<&HeaderValue>) {
+    /// Sets the forwarding headers of the configured family and removes the other family's.
+    /// A trusted peer's list is appended to, and its `X-Forwarded-Proto`/`-Host` (one line
+    /// each) kept; anyone else's forwarding headers are replaced.
+    fn add_forwarded(&self, headers: &mut HeaderMap, peer: &Peer, host: &HeaderValue) {
         match self.forwarded {
             ForwardedHeaders::XForwarded => {
-                let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                    Some(existing) => HeaderValue::from_str(&format!(
-                        "{existing}, {}",
-                        peer.for_value.to_str().unwrap_or("unknown")
-                    ))
-                    .unwrap_or_else(|_| peer.for_value.clone()),
-                    None => peer.for_value.clone(),
+                headers.remove(&FORWARDED);
+                let for_value = if peer.trusted {
+                    appended(headers, &X_FORWARDED_FOR, peer.for_value.as_bytes())
+                } else {
+                    peer.for_value.clone()
                 };
-                headers.insert(X_FORWARDED_FOR, value);
-                headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-                if let Some(host) = host {
+                headers.insert(X_FORWARDED_FOR, for_value);
+                if !(peer.trusted && one_line(headers, &X_FORWARDED_PROTO)) {
+                    headers.insert(X_FORWARDED_PROTO, HTTPS);
+                }
+                if !(peer.trusted && one_line(headers, &X_FORWARDED_HOST)) {
                     headers.insert(X_FORWARDED_HOST, host.clone());
                 }
             }
             ForwardedHeaders::Forwarded => {
-                let mut element = format!("for={};proto=https", peer.forwarded_for);
-                if let Some(host) = host.and_then(|h| h.to_str().ok()) {
-                    element.push_str(&format!(";host=\"{host}\""));
-                }
-                let value = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-                    Some(existing) => format!("{existing}, {element}"),
-                    None => element,
+                headers.remove(&X_FORWARDED_FOR);
+                headers.remove(&X_FORWARDED_PROTO);
+                headers.remove(&X_FORWARDED_HOST);
+                let element = forwarded_element(peer, host);
+                let value = if peer.trusted {
+                    appended(headers, &FORWARDED, element.as_bytes())
+                } else {
+                    HeaderValue::from_str(&element).unwrap_or(HeaderValue::from_static(""))
                 };
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    headers.insert(FORWARDED, value);
-                }
+                headers.insert(FORWARDED, value);
             }
         }
     }
 }
 
-/// The host the client asked for: `:authority` (HTTP/2) or `Host`.
-fn request_host(request: &Request<Incoming>) -> Option<HeaderValue> {
-    match request.headers().get(header::HOST) {
-        Some(host) => Some(host.clone()),
-        None => request
-            .uri()
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok()),
+/// Whether `headers` has exactly one `name` line.
+fn one_line(headers: &HeaderMap, name: &HeaderName) -> bool {
+    let mut values = headers.get_all(name).iter();
+    values.next().is_some() && values.next().is_none()
+}
+
+/// The `name` lines of `headers` and then `last`, as one comma-separated list.
+fn appended(headers: &HeaderMap, name: &HeaderName, last: &[u8]) -> HeaderValue {
+    let mut list = Vec::new();
+    for value in headers.get_all(name) {
+        list.extend_from_slice(value.as_bytes());
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(last);
+    // Header values and an element of ours: no byte a header value cannot hold.
+    HeaderValue::from_bytes(&list).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// One RFC 7239 element for this hop: `for=...;proto=https;host="..."`.
+fn forwarded_element(peer: &Peer, host: &HeaderValue) -> String {
+    let mut element = String::with_capacity(32 + peer.forwarded_for.len() + host.len());
+    element.push_str("for=");
+    element.push_str(&peer.forwarded_for);
+    element.push_str(";proto=https;host=");
+    push_quoted(&mut element, &String::from_utf8_lossy(host.as_bytes()));
+    element
+}
+
+/// Appends `value` as an RFC 7239 value: a token when it is one, else a quoted string.
+pub(crate) fn push_forwarded_value(out: &mut String, value: &str) {
+    if !value.is_empty() && value.bytes().all(is_tchar) {
+        out.push_str(value);
+    } else {
+        push_quoted(out, value);
+    }
+}
+
+/// Appends `value` as a quoted string (RFC 9110 §5.6.4): `"` and `\` escaped, characters a
+/// quoted string cannot hold (controls other than tab) left out, so the value can never end
+/// the string early nor start another element.
+pub(crate) fn push_quoted(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The one host the request is for, as the upstream gets it in Host; or why there is none.
+///
+/// HTTP/1.x: exactly one valid Host line; an absolute-form target's authority is the host
+/// (RFC 9112 §3.2.2), whatever Host says. HTTP/2: `:authority` or `host`, equal when both are
+/// sent (RFC 9113 §8.3.1).
+fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, &'static str> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("bad request: more than one Host\n");
+    }
+    if host.is_some_and(|host| !valid_host(host.as_bytes())) {
+        return Err("bad request: invalid Host\n");
+    }
+    let authority = request.uri().authority();
+    if request.version() == Version::HTTP_2 {
+        return match (authority, host) {
+            (Some(authority), Some(host))
+                if !authority
+                    .as_str()
+                    .as_bytes()
+                    .eq_ignore_ascii_case(host.as_bytes()) =>
+            {
+                Err("bad request: host differs from :authority\n")
+            }
+            (Some(authority), _) => authority_host(authority),
+            (None, Some(host)) => Ok(host.clone()),
+            (None, None) => Err("bad request: no :authority or host\n"),
+        };
+    }
+    let Some(host) = host else {
+        return Err("bad request: no Host\n");
+    };
+    match authority {
+        Some(authority) => {
+            let web = request.uri().scheme_str().is_some_and(|scheme| {
+                scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+            });
+            if !web {
+                return Err("bad request: the target is not an http or https URI\n");
+            }
+            authority_host(authority)
+        }
+        None => Ok(host.clone()),
+    }
+}
+
+/// `authority` as a Host value, when it is a valid host (no userinfo).
+fn authority_host(authority: &Authority) -> Result<HeaderValue, &'static str> {
+    if !valid_host(authority.as_str().as_bytes()) {
+        return Err("bad request: invalid authority\n");
+    }
+    HeaderValue::from_str(authority.as_str()).map_err(|_| "bad request: invalid authority\n")
+}
+
+/// Whether `value` is `host[:port]` as RFC 3986 §3.2.2–3.2.3 spell them: a non-empty reg-name
+/// (unreserved, sub-delims, percent-encoded octets; an IPv4 address is one) or a bracketed
+/// IPv6 address, then optionally `:` and up to five digits. No userinfo, no spaces, no
+/// controls, no `/`, `@`, `"`, `\`.
+pub(crate) fn valid_host(value: &[u8]) -> bool {
+    let port = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = std::str::from_utf8(&rest[..end]).ok();
+        if literal.and_then(|l| l.parse::<Ipv6Addr>().ok()).is_none() {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => port,
+            _ => return false,
+        }
+    } else {
+        let (name, port) = match value.iter().position(|&b| b == b':') {
+            Some(at) => (&value[..at], Some(&value[at + 1..])),
+            None => (value, None),
+        };
+        if !valid_reg_name(name) {
+            return false;
+        }
+        match port {
+            None => return true,
+            Some(port) => port,
+        }
+    };
+    port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+}
+
+fn valid_reg_name(name: &[u8]) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let hex = name.get(i + 1..i + 3);
+                if !hex.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Whether every transfer coding the request lists is `chunked` (true without any). hyper
+/// refuses a list whose last coding is not `chunked`; one that also lists `gzip` it would
+/// decode as chunked and forward without saying the content is gzipped.
+fn only_chunked(headers: &HeaderMap) -> bool {
+    if !headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .all(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .all(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+            })
+        })
+}
+
+/// The `Upgrade` to forward when the request asks for one (`Connection: upgrade` and
+/// `Upgrade`), without `h2c`: cleartext HTTP/2 has no place inside TLS. None when nothing
+/// else is left.
+fn upgrade_protocols(headers: &HeaderMap) -> Option<HeaderValue> {
+    if !wants_upgrade(headers) {
+        return None;
+    }
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    let first = values.next()?;
+    let is_h2c = |p: &str| p.trim().eq_ignore_ascii_case("h2c");
+    let plain = values.next().is_none() && first.to_str().is_ok_and(|v| !v.split(',').any(is_h2c));
+    if plain {
+        return Some(first.clone());
+    }
+    let kept: Vec<&str> = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !is_h2c(p))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join(", ")).ok()
+}
+
+/// Joins HTTP/2 `cookie` fields into the one line HTTP/1.1 wants (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(header::COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
     }
 }
 
@@ -319,12 +621,207 @@ mod tests {
 
     #[test]
     fn peers_are_formatted_for_both_header_styles() {
-        let v4 = Peer::new("10.0.0.7".parse().unwrap());
+        let v4 = Peer::new("10.0.0.7".parse().unwrap(), false);
         assert_eq!(
             (v4.for_value.to_str().unwrap(), v4.forwarded_for.as_str()),
             ("10.0.0.7", "10.0.0.7")
         );
-        let v6 = Peer::new("::1".parse().unwrap());
+        let v6 = Peer::new("::1".parse().unwrap(), true);
         assert_eq!(v6.forwarded_for, "\"[::1]\"");
+        assert!(v6.trusted);
+    }
+
+    fn forwarded(value: &str) -> String {
+        let mut out = String::new();
+        push_forwarded_value(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn forwarded_values_are_tokens_or_escaped_quoted_strings() {
+        assert_eq!(forwarded("https"), "https");
+        assert_eq!(forwarded("10.0.0.7"), "10.0.0.7");
+        assert_eq!(forwarded("[2001:db8::1]"), "\"[2001:db8::1]\"");
+        assert_eq!(forwarded("a.example:8443"), "\"a.example:8443\"");
+        assert_eq!(forwarded(""), "\"\"");
+        assert_eq!(forwarded("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(forwarded("a\r\nb\u{7f}\tc"), "\"ab\tc\"");
+    }
+
+    /// Splits a `Forwarded` value into elements and pairs the way a recipient does, honouring
+    /// quoted strings and their escapes.
+    fn parse_forwarded(value: &str) -> Vec<Vec<(String, String)>> {
+        let mut elements = vec![vec![]];
+        let mut chars = value.chars().peekable();
+        loop {
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            let name: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+            assert_eq!(chars.next(), Some('='), "{value}");
+            let mut text = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                loop {
+                    match chars.next().expect("closing quote") {
+                        '\\' => text.push(chars.next().expect("escaped")),
+                        '"' => break,
+                        c => text.push(c),
+                    }
+                }
+            } else {
+                text = std::iter::from_fn(|| chars.next_if(|c| !matches!(c, ';' | ','))).collect();
+            }
+            elements.last_mut().unwrap().push((name, text));
+            match chars.next() {
+                None => return elements,
+                Some(';') => {}
+                Some(',') => elements.push(vec![]),
+                Some(c) => panic!("{c:?} after a value in {value}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_hostile_host_stays_inside_its_one_quoted_string() {
+        let peer = Peer::new("192.0.2.1".parse().unwrap(), false);
+        for hostile in [
+            "localhost\", for=6.6.6.6;host=\"evil",
+            "a\\\", for=6.6.6.6",
+            "x\\",
+            "x;for=1.2.3.4,for=5.6.7.8",
+        ] {
+            let host = HeaderValue::from_str(hostile).unwrap();
+            let element = forwarded_element(&peer, &host);
+            let parsed = parse_forwarded(&element);
+            assert_eq!(parsed.len(), 1, "{element}");
+            assert_eq!(
+                parsed[0],
+                [
+                    ("for".to_string(), "192.0.2.1".to_string()),
+                    ("proto".to_string(), "https".to_string()),
+                    ("host".to_string(), hostile.to_string()),
+                ],
+                "{element}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a header value holds, its `Forwarded` element parses back as one element
+        /// of three pairs, the host intact.
+        #[test]
+        fn no_host_value_can_add_end_or_reorder_forwarded_elements(host in "[ -~\t]{0,40}") {
+            let peer = Peer::new("192.0.2.1".parse().unwrap(), false);
+            let value = HeaderValue::from_str(&host).unwrap();
+            let parsed = parse_forwarded(&forwarded_element(&peer, &value));
+            proptest::prop_assert_eq!(parsed.len(), 1);
+            proptest::prop_assert_eq!(parsed[0].len(), 3);
+            proptest::prop_assert_eq!(&parsed[0][2].1, &host);
+        }
+    }
+
+    #[test]
+    fn a_trusted_list_is_appended_to_and_an_untrusted_one_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.append(&FORWARDED, HeaderValue::from_static("for=10.0.0.1"));
+        headers.append(&FORWARDED, HeaderValue::from_static("for=10.0.0.2"));
+        let value = appended(&headers, &FORWARDED, b"for=10.0.0.3");
+        assert_eq!(value, "for=10.0.0.1, for=10.0.0.2, for=10.0.0.3");
+        assert_eq!(appended(&HeaderMap::new(), &FORWARDED, b"for=x"), "for=x");
+    }
+
+    #[test]
+    fn hosts_follow_the_rfc_3986_grammar() {
+        for good in [
+            "a.example",
+            "a.example:8443",
+            "A-B.example.",
+            "127.0.0.1",
+            "127.0.0.1:443",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "xn--bcher-kva.example",
+            "a%2Eb",
+            "localhost:",
+            "under_score~!$&'()*+,;=",
+        ] {
+            assert!(valid_host(good.as_bytes()), "{good} is valid");
+        }
+        for bad in [
+            "",
+            ":443",
+            "a b",
+            "a\tb",
+            "a.example\"",
+            "user@a.example",
+            "a.example/path",
+            "a.example:443:1",
+            "a.example:44a",
+            "a.example:123456",
+            "[::1",
+            "[not-ip]",
+            "[::1]x",
+            "[fe80::1%25eth0]",
+            "a%2",
+            "a%zz",
+            "a\\b",
+            "localhost\", for=6.6.6.6;x=\"",
+            "é.example",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?} is invalid");
+        }
+    }
+
+    #[test]
+    fn only_chunked_codings_are_accepted() {
+        let mut headers = HeaderMap::new();
+        assert!(only_chunked(&headers));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("Chunked"),
+        );
+        assert!(only_chunked(&headers));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("gzip, chunked"),
+        );
+        assert!(!only_chunked(&headers));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("gzip"));
+        headers.append(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert!(!only_chunked(&headers));
+    }
+
+    #[test]
+    fn h2c_is_never_an_upgrade() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Upgrade, HTTP2-Settings"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert_eq!(upgrade_protocols(&headers), None);
+        headers.insert(header::UPGRADE, HeaderValue::from_static("H2C, websocket"));
+        assert_eq!(upgrade_protocols(&headers).unwrap(), "websocket");
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocols(&headers).unwrap(), "websocket");
+    }
+
+    #[test]
+    fn http2_cookie_fields_become_one_line() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        join_cookies(&mut headers);
+        assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1");
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        headers.append(header::COOKIE, HeaderValue::from_static("c=3"));
+        join_cookies(&mut headers);
+        let cookies: Vec<_> = headers.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3"]);
     }
 }

@@ -15,7 +15,8 @@ pub(crate) const SERVED: &str = "server";
 
 /// Status codes whose counters are resolved up front.
 const COMMON_CODES: &[u16] = &[
-    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504,
+    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503,
+    504,
 ];
 
 /// Counters, gauges and histograms of the proxy role.
@@ -41,6 +42,27 @@ pub(crate) struct ProxyMetrics {
     /// Request durations.
     pub request_duration: Histogram,
     upstream_errors: IntCounterVec,
+    /// Requests refused, or cut, for what the client sent.
+    pub client_errors: ClientErrors,
+}
+
+/// `pki_sidecar_proxy_client_errors_total`, one counter per kind.
+#[derive(Clone)]
+pub(crate) struct ClientErrors {
+    /// No, several, invalid or conflicting Host / `:authority` (400).
+    pub host: IntCounter,
+    /// A transfer coding other than `chunked` (501).
+    pub transfer_encoding: IntCounter,
+    /// `CONNECT` (405).
+    pub method: IntCounter,
+    /// The request body failed: malformed chunked framing, a client gone mid-upload (400 or
+    /// a reset stream).
+    pub body: IntCounter,
+}
+
+impl ClientErrors {
+    /// The `kind` label values.
+    pub(crate) const KINDS: [&'static str; 4] = ["host", "transfer_encoding", "method", "body"];
 }
 
 impl ProxyMetrics {
@@ -95,7 +117,16 @@ impl ProxyMetrics {
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
+        let client_errors = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_proxy_client_errors_total",
+                "Requests refused or cut for what the client sent, by kind (host, \
+                 transfer_encoding, method, body).",
+            ),
+            &["kind"],
+        )?;
         registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(client_errors.clone()))?;
         reloads.with_label_values(&["success", "new_certificate"]);
         for reason in ReloadError::REASONS {
             reloads.with_label_values(&["failure", reason]);
@@ -123,6 +154,12 @@ impl ProxyMetrics {
             http,
             codes,
             upstream_errors,
+            client_errors: ClientErrors {
+                host: client_errors.with_label_values(&[ClientErrors::KINDS[0]]),
+                transfer_encoding: client_errors.with_label_values(&[ClientErrors::KINDS[1]]),
+                method: client_errors.with_label_values(&[ClientErrors::KINDS[2]]),
+                body: client_errors.with_label_values(&[ClientErrors::KINDS[3]]),
+            },
         })
     }
 

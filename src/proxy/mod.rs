@@ -320,7 +320,7 @@ impl ConnectionShared {
                 return None;
             }
         };
-        let peer_info = Arc::new(Peer::new(peer.ip()));
+        let peer_info = Arc::new(Peer::new(peer.ip(), self.forwarder.trusts(peer.ip())));
         let activity = Arc::new(Activity::default());
         let forwarder = self.forwarder.clone();
         let request_activity = activity.clone();

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use prometheus::IntCounter;
 use tokio::net::TcpStream;
 
 /// How long a connection may sit idle in the pool before it is closed.
@@ -24,7 +25,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// At most this many idle connections are kept.
 pub(crate) const MAX_IDLE: usize = 1024;
 
-type Sender = http1::SendRequest<Incoming>;
+type Sender = http1::SendRequest<RequestBody>;
 
 /// Why the upstream did not answer.
 #[derive(Debug)]
@@ -33,6 +34,22 @@ pub(crate) enum UpstreamError {
     Connect(std::io::Error),
     /// The connection failed while the request was sent or the response awaited.
     Request(hyper::Error),
+    /// The client's request body failed (malformed chunked framing, the client gone
+    /// mid-upload), so the request to the upstream was abandoned: the client's fault.
+    ClientBody(hyper::Error),
+}
+
+impl UpstreamError {
+    /// A failed exchange, told apart by whose body broke it.
+    fn request(err: hyper::Error) -> UpstreamError {
+        let client = std::error::Error::source(&err)
+            .is_some_and(|source| source.downcast_ref::<ClientBodyError>().is_some());
+        if client {
+            UpstreamError::ClientBody(err)
+        } else {
+            UpstreamError::Request(err)
+        }
+    }
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -40,6 +57,7 @@ impl std::fmt::Display for UpstreamError {
         match self {
             UpstreamError::Connect(err) => write!(f, "cannot connect: {err}"),
             UpstreamError::Request(err) => write!(f, "{err}"),
+            UpstreamError::ClientBody(err) => write!(f, "the client's request body: {err}"),
         }
     }
 }
@@ -66,7 +84,7 @@ impl Upstream {
     /// connection: it becomes the tunnel.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        request: http::Request<Incoming>,
+        request: http::Request<RequestBody>,
         upgrade: bool,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let mut request = request;
@@ -77,14 +95,14 @@ impl Upstream {
                 Ok(response) => return Ok(self.wrap(response, sender, upgrade)),
                 Err(mut err) => match err.take_message() {
                     Some(unsent) => request = unsent,
-                    None => return Err(UpstreamError::Request(err.into_error())),
+                    None => return Err(UpstreamError::request(err.into_error())),
                 },
             }
         }
         let mut sender = self.connect().await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.wrap(response, sender, upgrade)),
-            Err(err) => Err(UpstreamError::Request(err)),
+            Err(err) => Err(UpstreamError::request(err)),
         }
     }
 
@@ -207,6 +225,63 @@ impl Body for UpstreamBody {
             Some(Err(_)) => self.slot = None,
         }
         Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The client's request body on its way to the upstream. Its failure is counted once, as the
+/// client's, and carries [`ClientBodyError`] so that the failed exchange is not taken for the
+/// upstream's.
+pub(crate) struct RequestBody {
+    body: Incoming,
+    failures: IntCounter,
+}
+
+impl RequestBody {
+    /// `body`, whose failure increments `failures`.
+    pub(crate) fn new(body: Incoming, failures: IntCounter) -> RequestBody {
+        RequestBody { body, failures }
+    }
+}
+
+/// Why a client's request body ended early.
+#[derive(Debug)]
+pub(crate) struct ClientBodyError(hyper::Error);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body from the client: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            Some(Err(err)) => {
+                self.failures.inc();
+                Poll::Ready(Some(Err(ClientBodyError(err))))
+            }
+            other => Poll::Ready(other.map(|frame| frame.map_err(ClientBodyError))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -322,6 +322,19 @@ fn every_key_fixture_resolves_every_key() {
         "Go's :PORT form"
     );
     assert_eq!(config.proxy.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(
+        config
+            .proxy
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/8", "fd00::/8"]
+    );
+    assert_eq!(
+        config.proxy.hsts.as_deref(),
+        Some("max-age=31536000; includeSubDomains")
+    );
     assert_eq!(config.app.metrics_listen.to_string(), "[::1]:19103");
     assert_eq!(
         config.app.shutdown_grace,

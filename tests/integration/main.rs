@@ -10,7 +10,8 @@
 //! - `check`: the `check tls` and `check pair` probes.
 //! - `compat`: every template compatibility case against OpenBao Agent's recorded output.
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
-//! - `proxy`: the proxy role: TLS, reload, forwarding, limits.
+//! - `proxy`: the proxy role: TLS, reload, forwarding, limits; `proxy::hostile`, hostile
+//!   requests against a recording upstream, beside nginx (RELIABILITY.md's "Hostile requests").
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
 //! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).

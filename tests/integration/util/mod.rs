@@ -4,6 +4,7 @@
 
 pub mod bao;
 pub mod faultproxy;
+pub mod recorder;
 pub mod role;
 pub mod tokenreview;
 

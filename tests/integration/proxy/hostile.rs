@@ -1,0 +1,927 @@
+//! Hostile requests: the same probes sent to the proxy and to nginx, each in front of a raw
+//! upstream that records the exact bytes it receives ([`Recorder`]).
+//!
+//! HTTP/1.1 probes are raw bytes over TLS, so a malformed request reaches the proxy as written;
+//! HTTP/2 probes use the `h2` crate directly, which lets a request leave out `:authority` or
+//! repeat `host`. Each probe states what the proxy must do (the client's status, what the
+//! upstream may receive); `hostile_requests_beside_nginx` also runs them against nginx and
+//! prints the `HOSTILE` lines `scripts/hostile-table.sh` turns into RELIABILITY.md's table.
+
+use super::*;
+use crate::util::recorder::{Answer, Received, Recorder};
+
+/// How a probe is sent.
+pub(super) enum Via {
+    /// These bytes over an HTTP/1.1 TLS connection.
+    H1(&'static str),
+    /// An HTTP/2 request: method, path, `:authority` (None: left out), header fields.
+    H2 {
+        method: &'static str,
+        path: &'static str,
+        authority: Option<&'static str>,
+        headers: &'static [(&'static str, &'static str)],
+    },
+}
+
+/// What the upstream may receive.
+pub(super) enum Upstream {
+    /// Nothing at all.
+    Nothing,
+    /// Exactly one complete request whose head has each of `lines` (`name: value`, the name
+    /// matched case-insensitively; a header listed here has no other line) and no line of a
+    /// header named in `absent`. The request line is matched exactly when `lines` starts with
+    /// one (a line without `:` ... `HTTP/1.1`).
+    One {
+        lines: &'static [&'static str],
+        absent: &'static [&'static str],
+    },
+    /// No complete request (an abandoned, incomplete one may arrive).
+    Abandoned,
+}
+
+pub(super) struct Probe {
+    pub id: &'static str,
+    pub send: Via,
+    /// What the proxy's client gets: a status code, or `reset`.
+    pub answer: &'static str,
+    pub upstream: Upstream,
+    /// The upstream's header lines the table shows.
+    pub show: &'static [&'static str],
+}
+
+const HOST_SHOWN: &[&str] = &["host"];
+
+pub(super) fn probes() -> Vec<Probe> {
+    use Via::{H1, H2};
+    vec![
+        Probe {
+            id: "h1 two Host fields",
+            send: H1("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 no Host",
+            send: H1("GET / HTTP/1.1\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1.0 no Host",
+            send: H1("GET / HTTP/1.0\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 Host with a quote and Forwarded syntax",
+            send: H1("GET / HTTP/1.1\r\nHost: localhost\", for=6.6.6.6;by=\"x\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 Host with userinfo",
+            send: H1("GET / HTTP/1.1\r\nHost: user@a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 Host with a path",
+            send: H1("GET / HTTP/1.1\r\nHost: a.example/evil\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 absolute-form target, other Host",
+            send: H1("GET http://a.example/p?q=1 HTTP/1.1\r\nHost: b.example\r\n\r\n"),
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &[
+                    "GET /p?q=1 HTTP/1.1",
+                    "host: a.example",
+                    "x-forwarded-host: a.example",
+                ],
+                absent: &[],
+            },
+            show: &["host", "x-forwarded-host"],
+        },
+        Probe {
+            id: "h1 absolute-form target with userinfo",
+            send: H1("GET http://u@a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 client-sent X-Forwarded-* and Forwarded",
+            send: H1(
+                "GET / HTTP/1.1\r\nHost: a.example\r\nX-Forwarded-For: 6.6.6.6\r\n\
+                 X-Forwarded-Proto: http\r\nX-Forwarded-Host: evil.example\r\n\
+                 Forwarded: for=6.6.6.6\r\n\r\n",
+            ),
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &[
+                    "x-forwarded-for: 127.0.0.1",
+                    "x-forwarded-proto: https",
+                    "x-forwarded-host: a.example",
+                ],
+                absent: &["forwarded"],
+            },
+            show: &[
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "forwarded",
+            ],
+        },
+        Probe {
+            id: "h1 Transfer-Encoding: gzip, chunked",
+            send: H1(
+                "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+                 5\r\nhello\r\n0\r\n\r\n",
+            ),
+            answer: "501",
+            upstream: Upstream::Nothing,
+            show: &["transfer-encoding"],
+        },
+        Probe {
+            id: "h1 Transfer-Encoding: chunked, gzip",
+            send: H1(
+                "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked, gzip\r\n\r\n\
+                 5\r\nhello\r\n0\r\n\r\n",
+            ),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: &["transfer-encoding"],
+        },
+        Probe {
+            id: "h1 Content-Length and Transfer-Encoding",
+            send: H1(
+                "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 4\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            ),
+            // hyper frames it by Transfer-Encoding alone and drops Content-Length (RFC 9112
+            // §6.3): one reading reaches the upstream.
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &["transfer-encoding: chunked"],
+                absent: &["content-length"],
+            },
+            show: &["content-length", "transfer-encoding"],
+        },
+        Probe {
+            id: "h1 malformed chunk size",
+            send: H1(
+                "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\nZZ\r\nworld\r\n0\r\n\r\n",
+            ),
+            answer: "400",
+            upstream: Upstream::Abandoned,
+            show: &["transfer-encoding"],
+        },
+        Probe {
+            id: "h1 Upgrade: h2c",
+            send: H1(
+                "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                 Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+            ),
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &["GET / HTTP/1.1"],
+                absent: &["upgrade", "http2-settings", "connection"],
+            },
+            show: &["upgrade", "http2-settings", "connection"],
+        },
+        Probe {
+            id: "h1 CONNECT",
+            send: H1("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"),
+            answer: "405",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 host differs from :authority",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: Some("a.example"),
+                headers: &[("host", "b.example")],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 no :authority, no host",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: None,
+                headers: &[],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 host instead of :authority",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: None,
+                headers: &[("host", "a.example")],
+            },
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &["GET / HTTP/1.1", "host: a.example"],
+                absent: &[],
+            },
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 two host fields",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: None,
+                headers: &[("host", "a.example"), ("host", "b.example")],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 host with a quote and Forwarded syntax",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: None,
+                headers: &[("host", "localhost\", for=6.6.6.6;by=\"x")],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 :authority with userinfo",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: Some("user@a.example"),
+                headers: &[],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 two cookie fields",
+            send: H2 {
+                method: "GET",
+                path: "/",
+                authority: Some("a.example"),
+                headers: &[("cookie", "a=1"), ("cookie", "b=2")],
+            },
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &["cookie: a=1; b=2"],
+                absent: &[],
+            },
+            show: &["cookie"],
+        },
+        Probe {
+            id: "h2 CONNECT",
+            send: H2 {
+                method: "CONNECT",
+                path: "",
+                authority: Some("a.example:443"),
+                headers: &[],
+            },
+            answer: "405",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+    ]
+}
+
+/// What one probe came to.
+pub(super) struct Outcome {
+    /// The status the client got, `reset (REASON)` for a reset stream, or `closed`.
+    pub answer: String,
+    /// What the upstream received for it.
+    pub upstream: Vec<Received>,
+}
+
+/// Sends `probe` to the TLS server at `address` (certificate signed by `ca_pem`, valid for
+/// `localhost`) and collects what `recorder` received for it; `ours` (the proxy under test)
+/// waits for the request the probe says the upstream gets, which may trail the sentinel.
+pub(super) async fn run(
+    address: SocketAddr,
+    ca_pem: &str,
+    recorder: &Recorder,
+    probe: &Probe,
+    ours: bool,
+) -> Outcome {
+    let (answer, _) = exchange(address, ca_pem, &probe.send).await;
+    let at_least = usize::from(ours && matches!(probe.upstream, Upstream::One { .. }));
+    Outcome {
+        answer,
+        upstream: collect(address, ca_pem, recorder, at_least).await,
+    }
+}
+
+/// Sends one request as `via` says: the status (`reset (REASON)` or `closed` when there is
+/// none) and the response's header fields, names lowercase.
+async fn exchange(address: SocketAddr, ca_pem: &str, via: &Via) -> (String, Vec<(String, String)>) {
+    match via {
+        Via::H1(bytes) => send_h1(address, ca_pem, bytes).await,
+        Via::H2 {
+            method,
+            path,
+            authority,
+            headers,
+        } => send_h2(address, ca_pem, method, path, *authority, headers).await,
+    }
+}
+
+/// Sends raw `bytes` over HTTP/1.1 and reads one response.
+async fn send_h1(
+    address: SocketAddr,
+    ca_pem: &str,
+    bytes: &str,
+) -> (String, Vec<(String, String)>) {
+    let mut tls = tls_connect(address, client_config(ca_pem, H1, None))
+        .await
+        .expect("TLS handshake");
+    tls.write_all(bytes.as_bytes()).await.expect("write probe");
+    match read_response(&mut tls).await {
+        Some((status, head)) => {
+            let fields = head
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_once(':'))
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            (status.to_string(), fields)
+        }
+        None => ("closed".to_string(), Vec::new()),
+    }
+}
+
+/// Reads one HTTP/1.1 response (status, head) and its `Content-Length` body; None when the
+/// connection closes first.
+async fn read_response(tls: &mut Tls) -> Option<(u16, String)> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        match tokio::time::timeout(Duration::from_secs(20), tls.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buffer[..n]),
+            Ok(_) => return None,
+            Err(_) => panic!("no response within 20 s"),
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while received.len() < head_end + 4 + length {
+        match tls.read(&mut buffer).await {
+            Ok(n) if n > 0 => received.extend_from_slice(&buffer[..n]),
+            _ => break,
+        }
+    }
+    Some((status, head))
+}
+
+/// Sends one HTTP/2 request with the `h2` crate: its status, `reset (REASON)`, or `closed`.
+async fn send_h2(
+    address: SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    authority: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (String, Vec<(String, String)>) {
+    let tls = tls_connect(address, client_config(ca_pem, H2, None))
+        .await
+        .expect("TLS handshake");
+    let (sender, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = Request::builder().method(method);
+    request = match authority {
+        Some(authority) if path.is_empty() => request.uri(authority),
+        Some(authority) => request.uri(format!("https://{authority}{path}")),
+        // A relative URI on a request marked HTTP/1.1: h2 sends it without :authority.
+        None => request.uri(path).version(http::Version::HTTP_11),
+    };
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(()).expect("request");
+    let answer = async {
+        let mut sender = sender.ready().await?;
+        let (response, _) = sender.send_request(request, true)?;
+        response.await
+    }
+    .await;
+    task.abort();
+    match answer {
+        Ok(response) => {
+            let fields = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            (response.status().as_u16().to_string(), fields)
+        }
+        Err(err) => match err.reason() {
+            Some(reason) => (format!("reset ({reason:?})"), Vec::new()),
+            None => (format!("closed ({err})"), Vec::new()),
+        },
+    }
+}
+
+/// What the upstream received for the last probe: sends a sentinel request and waits until it
+/// arrives (and `at_least` other requests with it); returns the others. The proxies answer a
+/// refused request without opening an upstream connection, and forward requests in order, so
+/// anything a probe caused is in by then.
+async fn collect(
+    address: SocketAddr,
+    ca_pem: &str,
+    recorder: &Recorder,
+    at_least: usize,
+) -> Vec<Received> {
+    let sentinel = "GET /sentinel HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    assert_eq!(
+        send_h1(address, ca_pem, sentinel).await.0,
+        "200",
+        "sentinel"
+    );
+    let mut received = Vec::new();
+    let start = Instant::now();
+    loop {
+        received.extend(recorder.take());
+        let sentinels = received
+            .iter()
+            .filter(|r| r.request_line().starts_with("GET /sentinel "))
+            .count();
+        if sentinels > 0 && received.len() - sentinels >= at_least {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the upstream did not get the sentinel: {received:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    received.retain(|r| !r.request_line().starts_with("GET /sentinel "));
+    received
+}
+
+/// Panics unless `outcome` is what `probe` says the proxy does.
+fn check(probe: &Probe, outcome: &Outcome) {
+    let id = probe.id;
+    let got = &outcome.upstream;
+    assert_eq!(outcome.answer, probe.answer, "{id}: upstream got {got:?}");
+    match &probe.upstream {
+        Upstream::Nothing => assert!(got.is_empty(), "{id}: the upstream got {got:?}"),
+        Upstream::Abandoned => assert!(
+            got.iter().all(|r| !r.complete),
+            "{id}: the upstream got a complete request: {got:?}"
+        ),
+        Upstream::One { lines, absent } => {
+            assert_eq!(got.len(), 1, "{id}: {got:?}");
+            let request = &got[0];
+            assert!(request.complete, "{id}: {request:?}");
+            for line in *lines {
+                match line.split_once(": ") {
+                    Some((name, value)) => {
+                        assert_eq!(request.header(name), [value], "{id}: {name} in {request:?}")
+                    }
+                    None => assert_eq!(request.request_line(), *line, "{id}"),
+                }
+            }
+            for name in *absent {
+                assert!(
+                    request.header(name).is_empty(),
+                    "{id}: {name} reached the upstream: {request:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The table cell for what the upstream received: `nothing`, or the shown header lines.
+fn summary(probe: &Probe, received: &[Received]) -> String {
+    if received.is_empty() {
+        return "nothing".to_string();
+    }
+    received
+        .iter()
+        .map(|request| {
+            let mut parts = vec![format!("`{}`", request.request_line())];
+            for name in probe.show {
+                for value in request.header(name) {
+                    parts.push(format!("`{name}: {value}`"));
+                }
+            }
+            if !request.complete {
+                parts.push("(incomplete, abandoned)".to_string());
+            }
+            parts.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_or_forwarded_unambiguously() {
+    let recorder = Recorder::start("").await;
+    let fixture = fixture(recorder.address, "").await;
+    for probe in probes() {
+        let outcome = run(
+            fixture.proxy.address,
+            &fixture.ca.pem,
+            &recorder,
+            &probe,
+            true,
+        )
+        .await;
+        check(&probe, &outcome);
+    }
+    for (kind, count) in [
+        ("host", 12.0),
+        ("transfer_encoding", 1.0),
+        ("method", 2.0),
+        ("body", 1.0),
+    ] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_client_errors_total{{kind=\"{kind}\"}}"
+            )),
+            count,
+            "{kind}"
+        );
+    }
+    for kind in ["connect", "timeout", "other"] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_upstream_errors_total{{kind=\"{kind}\"}}"
+            )),
+            0.0,
+            "no probe is the upstream's fault"
+        );
+    }
+}
+
+/// nginx as a TLS reverse proxy in front of `upstream`, the way one is usually configured
+/// (`proxy_set_header` Host and X-Forwarded-*), HTTP/2 on; None when nginx is not installed.
+fn start_nginx(
+    dir: &Path,
+    certs: &CertDir,
+    upstream: SocketAddr,
+) -> Option<(util::ChildGuard, SocketAddr)> {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        return None;
+    }
+    let address: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         \x20 server {{\n    listen {address} ssl http2;\n\
+         \x20   ssl_certificate {};\n    ssl_certificate_key {};\n\
+         \x20   location / {{\n      proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n\
+         \x20     proxy_set_header Connection \"\";\n      proxy_set_header Host $host;\n\
+         \x20     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20     proxy_set_header X-Forwarded-Proto $scheme;\n\
+         \x20     proxy_set_header X-Forwarded-Host $host;\n    }}\n  }}\n}}\n",
+        certs.cert.display(),
+        certs.key.display(),
+    );
+    let path = util::write_file(dir, "nginx.conf", &conf);
+    let mut command = Command::new("nginx");
+    command.args([
+        "-p",
+        &d.to_string(),
+        "-c",
+        &path.display().to_string(),
+        "-e",
+        &format!("{d}/error.log"),
+    ]);
+    let child = util::ChildGuard::spawn(command);
+    util::wait_for_port(address, Duration::from_secs(10));
+    Some((child, address))
+}
+
+/// Runs every probe against the proxy and against nginx and prints one `HOSTILE` line each:
+/// `scripts/hostile-table.sh` makes RELIABILITY.md's "Hostile requests" table from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_beside_nginx() {
+    let recorder = Recorder::start("").await;
+    let fixture = fixture(recorder.address, "").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nginx = start_nginx(dir.path(), &fixture.certs, recorder.address);
+    let version = Command::new("nginx")
+        .arg("-v")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .replace("nginx version: ", "")
+        })
+        .unwrap_or_else(|_| "not installed".to_string());
+    println!("HOSTILE-NGINX {version}");
+    for probe in probes() {
+        let ours = run(
+            fixture.proxy.address,
+            &fixture.ca.pem,
+            &recorder,
+            &probe,
+            true,
+        )
+        .await;
+        check(&probe, &ours);
+        let theirs = match &nginx {
+            Some((_, address)) => {
+                let outcome = run(*address, &fixture.ca.pem, &recorder, &probe, false).await;
+                format!(
+                    "{} · {}",
+                    outcome.answer,
+                    summary(&probe, &outcome.upstream)
+                )
+            }
+            None => "not measured (nginx not installed)".to_string(),
+        };
+        println!(
+            "HOSTILE probe={}\tours={} · {}\tnginx={theirs}",
+            probe.id,
+            ours.answer,
+            summary(&probe, &ours.upstream)
+        );
+    }
+}
+
+/// Sends `via` to the fixture's proxy, expects a 200 and returns the one request the upstream
+/// received for it.
+async fn forwarded_request(fixture: &Fixture, recorder: &Recorder, via: &Via) -> Received {
+    let (answer, _) = exchange(fixture.proxy.address, &fixture.ca.pem, via).await;
+    assert_eq!(answer, "200");
+    let mut got = collect(fixture.proxy.address, &fixture.ca.pem, recorder, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    got.remove(0)
+}
+
+/// A request carrying both families of forwarding headers, over HTTP/1.1 and HTTP/2.
+fn spoofed() -> [Via; 2] {
+    [
+        Via::H1(
+            "GET / HTTP/1.1\r\nHost: a.example\r\nX-Forwarded-For: 203.0.113.9\r\n\
+             X-Forwarded-Proto: http\r\nX-Forwarded-Host: orig.example\r\n\
+             Forwarded: for=203.0.113.9;proto=http\r\n\r\n",
+        ),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: Some("a.example"),
+            headers: &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "orig.example"),
+                ("forwarded", "for=203.0.113.9;proto=http"),
+            ],
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxys_x_forwarded_list_is_appended_to_and_its_proto_and_host_kept() {
+    let recorder = Recorder::start("").await;
+    let fixture = fixture(
+        recorder.address,
+        "  trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.0/8\"]\n",
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&fixture, &recorder, &via).await;
+        assert_eq!(got.header("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+        assert_eq!(got.header("x-forwarded-proto"), ["http"]);
+        assert_eq!(got.header("x-forwarded-host"), ["orig.example"]);
+        assert!(got.header("forwarded").is_empty(), "{got:?}");
+        assert_eq!(got.header("host"), ["a.example"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peers_forwarding_headers_are_replaced() {
+    let recorder = Recorder::start("").await;
+    // Trusted proxies that are not this client.
+    let fixture = fixture(
+        recorder.address,
+        "  trusted_proxies = [\"10.0.0.0/8\", \"::1/128\"]\n",
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&fixture, &recorder, &via).await;
+        assert_eq!(got.header("x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(got.header("x-forwarded-proto"), ["https"]);
+        assert_eq!(got.header("x-forwarded-host"), ["a.example"]);
+        assert!(got.header("forwarded").is_empty(), "{got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_family_replaces_or_appends_by_trust_and_drops_x_forwarded() {
+    let recorder = Recorder::start("").await;
+    let family = "  forwarded_headers = \"forwarded\"\n";
+    let untrusted = fixture(recorder.address, family).await;
+    let trusted = fixture(
+        recorder.address,
+        &format!("{family}  trusted_proxies = [\"127.0.0.1\"]\n"),
+    )
+    .await;
+    for via in spoofed() {
+        let got = forwarded_request(&untrusted, &recorder, &via).await;
+        assert_eq!(
+            got.header("forwarded"),
+            ["for=127.0.0.1;proto=https;host=\"a.example\""]
+        );
+        let got = forwarded_request(&trusted, &recorder, &via).await;
+        assert_eq!(
+            got.header("forwarded"),
+            ["for=203.0.113.9;proto=http, for=127.0.0.1;proto=https;host=\"a.example\""]
+        );
+        for name in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
+            assert!(got.header(name).is_empty(), "{name}: {got:?}");
+        }
+    }
+}
+
+/// The `strict-transport-security` values of the response to `via`, and its status.
+async fn sts(fixture: &Fixture, via: &Via) -> (String, Vec<String>) {
+    let (answer, fields) = exchange(fixture.proxy.address, &fixture.ca.pem, via).await;
+    let values = fields
+        .into_iter()
+        .filter(|(name, _)| name == "strict-transport-security")
+        .map(|(_, value)| value)
+        .collect();
+    (answer, values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsts_is_added_to_responses_without_one_and_only_when_set() {
+    let plain = Recorder::start("").await;
+    let own = Recorder::start("strict-transport-security: max-age=60\r\n").await;
+    let setting = "  hsts = \"max-age=31536000; includeSubDomains\"\n";
+    let with = fixture(plain.address, setting).await;
+    let with_own = fixture(own.address, setting).await;
+    let without = fixture(plain.address, "").await;
+    let ours = "max-age=31536000; includeSubDomains".to_string();
+    let get = [
+        Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: Some("a.example"),
+            headers: &[],
+        },
+    ];
+    let refused = [
+        Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: None,
+            headers: &[],
+        },
+    ];
+    for (get, refused) in get.iter().zip(&refused) {
+        assert_eq!(sts(&with, get).await, ("200".into(), vec![ours.clone()]));
+        assert_eq!(
+            sts(&with_own, get).await,
+            ("200".into(), vec!["max-age=60".to_string()]),
+            "the upstream's own header is left alone"
+        );
+        assert_eq!(sts(&without, get).await, ("200".into(), vec![]));
+        assert_eq!(
+            sts(&with, refused).await,
+            ("400".into(), vec![ours.clone()]),
+            "the proxy's own answers carry it too"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_error() {
+    // The upstream answers as soon as it has the head; the client's body then breaks.
+    let recorder = Recorder::start_with("", Answer::AtHead).await;
+    let fixture = fixture(recorder.address, "").await;
+    let mut tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H1, None),
+    )
+    .await
+    .expect("TLS handshake");
+    tls.write_all(
+        b"POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .expect("write head");
+    let (status, _) = read_response(&mut tls).await.expect("a response");
+    assert_eq!(status, 200);
+    tls.write_all(b"ZZ\r\nworld\r\n0\r\n\r\n")
+        .await
+        .expect("write the bad chunk");
+    fixture
+        .proxy
+        .wait_metric("pki_sidecar_proxy_client_errors_total{kind=\"body\"}", 1.0)
+        .await;
+    let got = recorder.wait_take(1).await;
+    assert!(
+        !got[0].complete,
+        "the upstream request was abandoned: {got:?}"
+    );
+    for kind in ["connect", "timeout", "other"] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_upstream_errors_total{{kind=\"{kind}\"}}"
+            )),
+            0.0,
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_failing_while_the_response_streams_cuts_the_response_as_the_clients_error() {
+    // The upstream sends a head announcing 100 bytes and 7 of them; the client's body breaks.
+    let recorder = Recorder::start_with("", Answer::Unfinished).await;
+    let fixture = fixture(recorder.address, "").await;
+    let mut tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H1, None),
+    )
+    .await
+    .expect("TLS handshake");
+    tls.write_all(
+        b"POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .expect("write head");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !received.ends_with(b"partial") {
+        let n = tls.read(&mut buffer).await.expect("read the response");
+        assert!(
+            n > 0,
+            "closed early: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buffer[..n]);
+    }
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    tls.write_all(b"ZZ\r\nworld\r\n0\r\n\r\n")
+        .await
+        .expect("write the bad chunk");
+    // The connection ends short of the 100 bytes: the client cannot take the cut response
+    // for a whole one.
+    let rest = read_until_closed(&mut tls, Duration::from_secs(20)).await;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    fixture
+        .proxy
+        .wait_metric("pki_sidecar_proxy_client_errors_total{kind=\"body\"}", 1.0)
+        .await;
+    for kind in ["connect", "timeout", "other"] {
+        assert_eq!(
+            fixture.proxy.metric(&format!(
+                "pki_sidecar_proxy_upstream_errors_total{{kind=\"{kind}\"}}"
+            )),
+            0.0,
+            "{kind}"
+        );
+    }
+}
