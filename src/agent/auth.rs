@@ -238,9 +238,10 @@ impl TokenKeeper {
                 ttl_seconds = token.ttl.as_secs(),
                 renewable = token.renewable,
                 policies = ?token.policies,
-                accessor = %token.accessor,
                 "logged in to Vault"
             );
+            // The accessor can look up and revoke the token: not for every log reader.
+            tracing::debug!(accessor = %token.accessor, "the Vault token's accessor");
             self.publish(token.clone(), true);
             if exit_after_auth {
                 return Ok(KeeperExit::Authenticated);

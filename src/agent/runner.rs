@@ -980,10 +980,13 @@ fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()
     }
     if write.append {
         // Appending to what an earlier write of this render staged, else to the file.
-        let mut contents = staged.pending(&write.path).map_or_else(
-            || std::fs::read(&write.path).unwrap_or_default(),
-            <[u8]>::to_vec,
-        );
+        // Only a regular file is appended to; anything else there is replaced.
+        let mut contents = match staged.pending(&write.path) {
+            Some(pending) => pending.to_vec(),
+            None => fsutil::read_regular(&write.path, fsutil::READ_LIMIT)
+                .with_context(|| format!("cannot append to {}", write.path.display()))?
+                .unwrap_or_default(),
+        };
         contents.extend_from_slice(write.contents.as_bytes());
         let mode = write
             .perms
