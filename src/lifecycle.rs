@@ -78,6 +78,30 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Ends the process with exit code 1 when it is still running `grace` after shutdown
+    /// began, whatever it is blocked on: a watchdog thread outside the runtime, armed by the
+    /// first stop signal, so even a call that never returns cannot keep the process alive.
+    pub fn exit_after_grace(&self, grace: std::time::Duration) {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            let armed = std::thread::Builder::new()
+                .name("shutdown-watchdog".into())
+                .spawn(move || {
+                    std::thread::sleep(grace);
+                    eprintln!(
+                        "pki-sidecar: still running {:.1}s after the stop signal (the shutdown \
+                         grace); exiting",
+                        grace.as_secs_f64()
+                    );
+                    std::process::exit(1);
+                });
+            if let Err(err) = armed {
+                tracing::warn!(error = %err, "cannot start the shutdown watchdog");
+            }
+        });
+    }
+
     /// What SIGHUP does: wakes every reload subscriber.
     pub fn request_reload(&self) {
         tracing::info!("SIGHUP: reload requested");
