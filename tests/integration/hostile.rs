@@ -203,6 +203,34 @@ fn a_directory_at_a_destination_is_named_counted_and_retried_until_it_is_gone() 
 }
 
 #[test]
+fn a_sink_that_cannot_be_written_is_counted_and_retried_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sink = d.join("token");
+    std::fs::create_dir(&sink).unwrap();
+    let config = agent_config(d, &jwt(d), &sink, "");
+    let agent = start(d, &config);
+    util::wait_until(Duration::from_secs(30), "two failed sink writes", || {
+        agent.metric("pki_sidecar_agent_sink_writes_total{result=\"failure\"}") >= 2.0
+    });
+    let named = format!("{} is a directory", sink.display());
+    assert!(agent.log().contains(&named), "{}", agent.log());
+    std::fs::remove_dir(&sink).unwrap();
+    util::wait_until(Duration::from_secs(30), "the sink written", || {
+        is_regular(&sink)
+    });
+    let token = std::fs::read_to_string(&sink).unwrap();
+    assert!(!token.is_empty());
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_sink_writes_total{result=\"success\"}"),
+        1.0
+    );
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains(&token), "the token is never logged");
+}
+
+#[test]
 fn exit_after_auth_exits_non_zero_when_a_sink_or_a_template_cannot_be_written() {
     // The sink's path is a directory.
     let dir = tempfile::tempdir().unwrap();
