@@ -26,6 +26,8 @@ use crate::vault::{Token, VaultClient, VaultError};
 
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "vault_token";
+/// The readiness condition of the sinks: every sink holds the current token.
+pub(crate) const SINK_READY_CONDITION: &str = "vault_token_sinks";
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +225,7 @@ impl TokenKeeper {
             self.sinks.clone(),
             self.token_tx.subscribe(),
             self.metrics.clone(),
+            self.readiness.clone(),
             (self.method.min_backoff, self.method.max_backoff),
             shutdown.clone(),
         );
@@ -475,11 +478,13 @@ async fn write_sinks(
 }
 
 /// Writes each new token of `tokens` to the sinks until shutdown; a failed write is retried
-/// with backoff (with the newest token by then).
+/// with backoff (with the newest token by then). The agent is not ready until every sink
+/// holds the current token.
 async fn write_sinks_until_shutdown(
     sinks: Vec<FileSink>,
     mut tokens: watch::Receiver<Option<Arc<Token>>>,
     metrics: AgentMetrics,
+    readiness: Readiness,
     (min_backoff, max_backoff): (Duration, Duration),
     shutdown: CancellationToken,
 ) {
@@ -516,7 +521,16 @@ async fn write_sinks_until_shutdown(
             written = Some(token);
             backoff.reset();
             retry_in = None;
+            readiness.ready(SINK_READY_CONDITION);
         } else {
+            let names: Vec<String> = failed
+                .iter()
+                .map(|(path, _)| path.display().to_string())
+                .collect();
+            readiness.not_ready(
+                SINK_READY_CONDITION,
+                format!("cannot write the token sink {}", names.join(", ")),
+            );
             let wait = backoff.next_delay();
             tracing::warn!(
                 failed = failed.len(),

@@ -215,10 +215,19 @@ fn a_sink_that_cannot_be_written_is_counted_and_retried_until_it_can() {
     });
     let named = format!("{} is a directory", sink.display());
     assert!(agent.log().contains(&named), "{}", agent.log());
+    let readyz = util::http(agent.metrics(), "GET", "/readyz");
+    assert_eq!(readyz.status, 503);
+    assert!(
+        readyz
+            .body
+            .contains(&format!("cannot write the token sink {}", sink.display())),
+        "{}",
+        readyz.body
+    );
     std::fs::remove_dir(&sink).unwrap();
-    util::wait_until(Duration::from_secs(30), "the sink written", || {
-        is_regular(&sink)
-    });
+    // Ready means the sink holds the token.
+    agent.wait_ready(Duration::from_secs(30));
+    assert!(is_regular(&sink));
     let token = std::fs::read_to_string(&sink).unwrap();
     assert!(!token.is_empty());
     assert_eq!(
