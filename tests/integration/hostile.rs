@@ -171,6 +171,61 @@ fn links_fifos_and_huge_files_at_destinations_are_replaced_never_followed_or_rea
 }
 
 #[test]
+fn links_and_fifos_planted_at_the_old_predictable_temporary_names_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let precious = outside.path().join("precious");
+    std::fs::write(&precious, "not the agent's\n").unwrap();
+    // Temporary files used to be named `.NAME.PID.COUNTER.tmp`. A wrapper that keeps its pid
+    // when it execs the agent plants a link out of the directory, or a FIFO, at every such name
+    // the agent's files would have used.
+    let script = format!(
+        r#"for n in 0 1 2 3 4 5 6 7 8 9; do
+  ln -s "{precious}" "{d}/.tls.key.$$.$n.tmp"
+  ln -s "{precious}" "{d}/.tls.crt.$$.$n.tmp"
+  mkfifo "{d}/.token.$$.$n.tmp"
+done
+exec "$@""#,
+        precious = precious.display(),
+        d = d.display()
+    );
+    let wrapper: Vec<String> = ["sh", "-c", script.as_str(), "planter"]
+        .map(str::to_owned)
+        .to_vec();
+    let config = agent_config(d, &jwt(d), &d.join("token"), &pair_template(d));
+    let agent = Launch::agent(&[&config], bao::bed().addr(), &d.join("agent.log"))
+        .wrapper(&wrapper)
+        .spawn();
+    agent.wait_ready(Duration::from_secs(30));
+    let planted = |name: &str| format!(".{name}.{}.0.tmp", agent.pid());
+    assert!(
+        std::fs::symlink_metadata(d.join(planted("tls.key")))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "planted for this very pid"
+    );
+    for name in ["tls.key", "tls.crt", "token"] {
+        assert!(is_regular(&d.join(name)), "{name} written");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "not the agent's\n"
+    );
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_template_writes_total{result=\"failure\"}"),
+        0.0
+    );
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_sink_writes_total{result=\"failure\"}"),
+        0.0
+    );
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
 fn a_directory_at_a_destination_is_named_counted_and_retried_until_it_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
