@@ -5,7 +5,8 @@
 //! cancels [`Lifecycle::abort`] so an impatient operator is not kept waiting. SIGHUP bumps a
 //! generation counter on a watch channel; a role that can reload something subscribes with
 //! [`Lifecycle::reloads`], and a role that cannot logs that it has nothing to reload. Signals
-//! are only ever read here.
+//! are only ever read here. A role that must be gone within its grace whatever it waits on
+//! (the agent) arms [`Lifecycle::exit_after_grace`].
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;

@@ -257,6 +257,7 @@ impl TokenKeeper {
                 path.display()
             );
         }
+        self.readiness.ready(SINK_READY_CONDITION);
         Ok(KeeperExit::Authenticated)
     }
 

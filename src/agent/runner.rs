@@ -8,7 +8,9 @@
 //! due time, a SIGHUP or shutdown. A `pkiCert` certificate is kept until its renewal point
 //! ([`super::pki`]); at start the destination file serves as its cache. A failed fetch leaves
 //! every file as it is and is retried with backoff, faster as the current certificate nears
-//! its end.
+//! its end; so does a failed write (counted apart), except with `exit_after_auth`, where it
+//! ends the agent. File work runs on the blocking pool, never on the event loop, so a stuck
+//! volume cannot keep the agent from hearing SIGTERM.
 //!
 //! Time: monotonic deadlines are tokio's [`Instant`] (a paused test runtime drives them), and
 //! certificate validity is judged by the wall [`Clock`] passed in.
