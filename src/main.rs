@@ -100,11 +100,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(async {
+            let grace = agent_config.shutdown_grace;
+            let result = runtime.block_on(async {
                 let lifecycle = Lifecycle::new();
                 lifecycle.listen_for_signals()?;
+                lifecycle.exit_after_grace(grace);
                 agent::run(&agent_config, lifecycle).await
-            })?;
+            });
+            // File work left running on the blocking pool (a write stuck on a hung volume, a
+            // read waiting on a FIFO) gets half the grace to finish, then the process ends
+            // without it, before the watchdog would have to.
+            runtime.shutdown_timeout(grace / 2);
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         RoleConfig::Proxy(proxy_config) => {

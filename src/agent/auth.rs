@@ -26,6 +26,8 @@ use crate::vault::{Token, VaultClient, VaultError};
 
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "vault_token";
+/// The readiness condition of the sinks: every sink holds the current token.
+pub(crate) const SINK_READY_CONDITION: &str = "vault_token_sinks";
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +71,15 @@ impl Authenticator {
         let namespace = namespace.as_deref();
         match self.method.kind.clone() {
             AuthKind::Kubernetes { role, token_path } => {
-                let jwt = read_secret(&token_path, "the ServiceAccount token (token_path)")?;
+                let jwt =
+                    read_credential(&token_path, "the ServiceAccount token (token_path)").await?;
                 Ok(self
                     .client
                     .login_kubernetes(&mount, &role, &jwt, namespace)
                     .await?)
             }
             AuthKind::Jwt { path, role } => {
-                let jwt = read_secret(&path, "the JWT (config.path)")?;
+                let jwt = read_credential(&path, "the JWT (config.path)").await?;
                 Ok(self
                     .client
                     .login_jwt(&mount, &role, &jwt, namespace)
@@ -87,10 +90,13 @@ impl Authenticator {
                 secret_id_file_path,
                 remove_secret_id_file_after_reading,
             } => {
-                let role_id = read_secret(&role_id_file_path, "the AppRole role ID")?;
+                let role_id = read_credential(&role_id_file_path, "the AppRole role ID").await?;
                 let secret_id = match &secret_id_file_path {
                     None => Secret::default(),
-                    Some(path) => self.secret_id(path, remove_secret_id_file_after_reading)?,
+                    Some(path) => {
+                        self.secret_id(path, remove_secret_id_file_after_reading)
+                            .await?
+                    }
                 };
                 Ok(self
                     .client
@@ -98,20 +104,21 @@ impl Authenticator {
                     .await?)
             }
             AuthKind::TokenFile { token_file_path } => {
-                let secret = read_secret(&token_file_path, "the token file (token_file_path)")?;
+                let secret =
+                    read_credential(&token_file_path, "the token file (token_file_path)").await?;
                 Ok(self.client.lookup_self(&secret).await?)
             }
         }
     }
 
     /// The secret ID from its file, or the one remembered after the file was removed.
-    fn secret_id(&mut self, path: &Path, remove: bool) -> Result<Secret, LoginError> {
+    async fn secret_id(&mut self, path: &Path, remove: bool) -> Result<Secret, LoginError> {
         if !path.exists() {
             if let Some(remembered) = &self.remembered {
                 return Ok(remembered.clone());
             }
         }
-        let secret = read_secret(path, "the AppRole secret ID")?;
+        let secret = read_credential(path, "the AppRole secret ID").await?;
         if remove {
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove the secret ID file {}", path.display()))
@@ -120,6 +127,15 @@ impl Authenticator {
         self.remembered = Some(secret.clone());
         Ok(secret)
     }
+}
+
+/// [`read_secret`] off the runtime's thread: a credential file that never answers (a FIFO, a
+/// hung volume) leaves the agent able to stop.
+async fn read_credential(path: &Path, what: &'static str) -> Result<Secret, LoginError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || read_secret(&path, what))
+        .await
+        .map_err(|err| LoginError::Credentials(anyhow::anyhow!("reading {what} stopped: {err}")))?
 }
 
 /// Reads a credential file, trimmed; empty or unreadable is an error naming the file.
@@ -200,6 +216,59 @@ impl TokenKeeper {
         shutdown: CancellationToken,
         exit_after_auth: bool,
     ) -> anyhow::Result<KeeperExit> {
+        if exit_after_auth {
+            return self.run_once(&shutdown).await;
+        }
+        // The sinks are written by their own loop, which retries a failed write with backoff
+        // and always writes the newest token.
+        let sinks = write_sinks_until_shutdown(
+            self.sinks.clone(),
+            self.token_tx.subscribe(),
+            self.metrics.clone(),
+            self.readiness.clone(),
+            (self.method.min_backoff, self.method.max_backoff),
+            shutdown.clone(),
+        );
+        let keeper = self.keep_logged_in(&shutdown, false);
+        tokio::pin!(sinks, keeper);
+        tokio::select! {
+            result = &mut keeper => result,
+            () = &mut sinks => keeper.await,
+        }
+    }
+
+    /// `exit_after_auth`: the first login, its token written to every sink (any failure is
+    /// an error), then [`KeeperExit::Authenticated`].
+    async fn run_once(mut self, shutdown: &CancellationToken) -> anyhow::Result<KeeperExit> {
+        let exit = self.keep_logged_in(shutdown, true).await?;
+        if exit != KeeperExit::Authenticated {
+            return Ok(exit);
+        }
+        let Some(token) = self.token_tx.borrow().clone() else {
+            anyhow::bail!("logged in, but no token was published");
+        };
+        let failed = tokio::select! {
+            () = shutdown.cancelled() => return Ok(KeeperExit::Shutdown),
+            failed = write_sinks(&self.sinks, &token, &self.metrics) => failed,
+        };
+        if let Some((path, error)) = failed.into_iter().next() {
+            anyhow::bail!(
+                "cannot write the token sink {}, and exit_after_auth is set: {error}",
+                path.display()
+            );
+        }
+        self.readiness.ready(SINK_READY_CONDITION);
+        Ok(KeeperExit::Authenticated)
+    }
+
+    /// Logs in and keeps the token alive until shutdown (with `once`, returns after the first
+    /// login).
+    async fn keep_logged_in(
+        &mut self,
+        shutdown: &CancellationToken,
+        once: bool,
+    ) -> anyhow::Result<KeeperExit> {
+        let shutdown = shutdown.clone();
         let mut backoff = Backoff::new(self.method.min_backoff, self.method.max_backoff);
         loop {
             let token = tokio::select! {
@@ -238,11 +307,12 @@ impl TokenKeeper {
                 ttl_seconds = token.ttl.as_secs(),
                 renewable = token.renewable,
                 policies = ?token.policies,
-                accessor = %token.accessor,
                 "logged in to Vault"
             );
-            self.publish(token.clone(), true);
-            if exit_after_auth {
+            // The accessor can look up and revoke the token: not for every log reader.
+            tracing::debug!(accessor = %token.accessor, "the Vault token's accessor");
+            self.publish(token.clone());
+            if once {
                 return Ok(KeeperExit::Authenticated);
             }
             match self.keep_alive(token, &shutdown).await {
@@ -310,8 +380,7 @@ impl TokenKeeper {
                         ttl_seconds = renewed.ttl.as_secs(),
                         "renewed the Vault token"
                     );
-                    let new_token = renewed.secret != token.secret;
-                    self.publish(renewed.clone(), new_token);
+                    self.publish(renewed.clone());
                     return Renewal::Renewed(renewed);
                 }
                 Err(err) if !err.is_retryable() => {
@@ -349,27 +418,9 @@ impl TokenKeeper {
         }
     }
 
-    /// Makes `token` current: sinks (when it is a new token), watch channel, metrics, readiness.
-    fn publish(&mut self, token: Token, write_sinks: bool) {
-        if write_sinks {
-            for sink in &self.sinks {
-                match fsutil::write_atomic(
-                    &sink.path,
-                    token.secret.expose().as_bytes(),
-                    sink.mode,
-                    fsutil::Ownership::default(),
-                ) {
-                    Ok(()) => {
-                        self.metrics.sink_write(true);
-                        tracing::debug!(path = %sink.path.display(), "wrote the token sink");
-                    }
-                    Err(err) => {
-                        self.metrics.sink_write(false);
-                        tracing::error!(path = %sink.path.display(), error = %err, "cannot write the token sink");
-                    }
-                }
-            }
-        }
+    /// Makes `token` current: watch channel (whose new tokens the sink writer writes),
+    /// metrics, readiness.
+    fn publish(&mut self, token: Token) {
         let expires = token
             .expires_at
             .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
@@ -377,6 +428,119 @@ impl TokenKeeper {
         self.metrics.token_expiration.set(expires);
         self.readiness.ready(READY_CONDITION);
         self.token_tx.send_replace(Some(Arc::new(token)));
+    }
+}
+
+/// Writes `token` to every sink, off the runtime's thread, counting each write; the sinks that
+/// failed, with why.
+async fn write_sinks(
+    sinks: &[FileSink],
+    token: &Token,
+    metrics: &AgentMetrics,
+) -> Vec<(PathBuf, String)> {
+    let targets: Vec<(PathBuf, u32)> = sinks.iter().map(|s| (s.path.clone(), s.mode)).collect();
+    let secret = token.secret.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        targets
+            .into_iter()
+            .map(|(path, mode)| {
+                let result = fsutil::write_atomic(
+                    &path,
+                    secret.expose().as_bytes(),
+                    mode,
+                    fsutil::Ownership::default(),
+                );
+                (path, result)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let results = match results {
+        Ok(results) => results,
+        Err(err) => {
+            return sinks
+                .iter()
+                .map(|sink| (sink.path.clone(), format!("the write stopped: {err}")))
+                .collect();
+        }
+    };
+    let mut failed = Vec::new();
+    for (path, result) in results {
+        metrics.sink_write(result.is_ok());
+        match result {
+            Ok(()) => tracing::debug!(path = %path.display(), "wrote the token sink"),
+            Err(err) => {
+                tracing::error!(path = %path.display(), error = %err, "cannot write the token sink");
+                failed.push((path, err.to_string()));
+            }
+        }
+    }
+    failed
+}
+
+/// Writes each new token of `tokens` to the sinks until shutdown; a failed write is retried
+/// with backoff (with the newest token by then). The agent is not ready until every sink
+/// holds the current token.
+async fn write_sinks_until_shutdown(
+    sinks: Vec<FileSink>,
+    mut tokens: watch::Receiver<Option<Arc<Token>>>,
+    metrics: AgentMetrics,
+    readiness: Readiness,
+    (min_backoff, max_backoff): (Duration, Duration),
+    shutdown: CancellationToken,
+) {
+    if sinks.is_empty() {
+        return shutdown.cancelled().await;
+    }
+    let mut written: Option<Arc<Token>> = None;
+    let mut backoff = Backoff::new(min_backoff, max_backoff);
+    let mut retry_in: Option<Duration> = None;
+    loop {
+        let retry = async {
+            match retry_in {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = tokens.changed() => if changed.is_err() { return },
+            () = retry => {}
+        }
+        let Some(token) = tokens.borrow_and_update().clone() else {
+            continue;
+        };
+        // A renewal publishes the same token again: nothing to write.
+        if retry_in.is_none() && written.as_ref().is_some_and(|w| w.secret == token.secret) {
+            continue;
+        }
+        let failed = tokio::select! {
+            () = shutdown.cancelled() => return,
+            failed = write_sinks(&sinks, &token, &metrics) => failed,
+        };
+        if failed.is_empty() {
+            written = Some(token);
+            backoff.reset();
+            retry_in = None;
+            readiness.ready(SINK_READY_CONDITION);
+        } else {
+            let names: Vec<String> = failed
+                .iter()
+                .map(|(path, _)| path.display().to_string())
+                .collect();
+            readiness.not_ready(
+                SINK_READY_CONDITION,
+                format!("cannot write the token sink {}", names.join(", ")),
+            );
+            let wait = backoff.next_delay();
+            tracing::warn!(
+                failed = failed.len(),
+                failures = backoff.failures(),
+                retry_in_seconds = wait.as_secs_f64(),
+                "writing the token sinks failed; retrying"
+            );
+            retry_in = Some(wait);
+        }
     }
 }
 

@@ -86,6 +86,7 @@ fn result(success: bool) -> &'static str {
 #[derive(Clone)]
 pub(crate) struct TemplateMetrics {
     renders: IntCounterVec,
+    writes: IntCounterVec,
     issues: IntCounterVec,
     commands: IntCounterVec,
     renewal: prometheus::GaugeVec,
@@ -99,6 +100,14 @@ impl TemplateMetrics {
             Opts::new(
                 "pki_sidecar_agent_template_renders_total",
                 "Complete template renders, by result.",
+            ),
+            &["result"],
+        )?;
+        let writes = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_agent_template_writes_total",
+                "Attempts to write a complete render's files (destination and writeToFile), by \
+                 result.",
             ),
             &["result"],
         )?;
@@ -123,7 +132,7 @@ impl TemplateMetrics {
             ),
             &["cert"],
         )?;
-        for family in [&renders, &issues, &commands] {
+        for family in [&renders, &writes, &issues, &commands] {
             registry.register(Box::new(family.clone()))?;
             for result in ["success", "failure"] {
                 family.with_label_values(&[result]);
@@ -132,6 +141,7 @@ impl TemplateMetrics {
         registry.register(Box::new(renewal.clone()))?;
         Ok(TemplateMetrics {
             renders,
+            writes,
             issues,
             commands,
             renewal,
@@ -142,6 +152,11 @@ impl TemplateMetrics {
     /// Counts one render.
     pub(crate) fn render(&self, success: bool) {
         self.renders.with_label_values(&[result(success)]).inc();
+    }
+
+    /// Counts one attempt to write a render's files.
+    pub(crate) fn write(&self, success: bool) {
+        self.writes.with_label_values(&[result(success)]).inc();
     }
 
     /// Counts one issue request.

@@ -76,6 +76,12 @@ impl Agent {
                 config.vault.address
             ),
         );
+        if !config.auto_auth.sinks.is_empty() {
+            telemetry.readiness.not_ready(
+                auth::SINK_READY_CONDITION,
+                "no token written to the sinks yet",
+            );
+        }
         let (token_tx, token_rx) = watch::channel(None);
         let relogin = Arc::new(Notify::new());
         let backend = VaultBackend {

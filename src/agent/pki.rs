@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use super::functions::{Dependency, RenderFunctions};
 use super::render::KeyMarker;
 use crate::certs::{self, CertInfo};
+use crate::fsutil;
 use crate::schedule;
 use crate::template::{RenderOptions, Template, Value};
 use crate::tls::pem;
@@ -143,9 +144,10 @@ pub(crate) fn reusable(
     threshold: f64,
     now: SystemTime,
 ) -> Result<Option<(Value, CertInfo)>, String> {
-    let text = match std::fs::read(destination) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    // Only a regular file is read (a link or a FIFO there is replaced by the render).
+    let text = match fsutil::read_regular(destination, fsutil::READ_LIMIT) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Ok(None),
         Err(err) => return Err(format!("cannot read {}: {err}", destination.display())),
     };
     let found =
@@ -175,8 +177,10 @@ pub(crate) fn reusable(
         .map_err(|err| format!("trial render: {err}"))?;
     let key_files = marker.key_files(&functions.writes);
     for path in &key_files {
-        let key_text = std::fs::read(path)
-            .map_err(|err| format!("the key file {} cannot be read: {err}", path.display()))?;
+        let key_text = fsutil::read_regular(path, fsutil::READ_LIMIT)
+            .map_err(|err| format!("the key file {} cannot be read: {err}", path.display()))?
+            .ok_or_else(|| format!("the key file {} is not a regular file", path.display()))?;
+        let key_text = zeroize::Zeroizing::new(key_text);
         check_key(&leaf_der, &key_text).map_err(|err| format!("{}: {err}", path.display()))?;
     }
     if let Some(key) = &found.key {

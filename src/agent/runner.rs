@@ -8,7 +8,9 @@
 //! due time, a SIGHUP or shutdown. A `pkiCert` certificate is kept until its renewal point
 //! ([`super::pki`]); at start the destination file serves as its cache. A failed fetch leaves
 //! every file as it is and is retried with backoff, faster as the current certificate nears
-//! its end.
+//! its end; so does a failed write (counted apart), except with `exit_after_auth`, where it
+//! ends the agent. File work runs on the blocking pool, never on the event loop, so a stuck
+//! volume cannot keep the agent from hearing SIGTERM.
 //!
 //! Time: monotonic deadlines are tokio's [`Instant`] (a paused test runtime drives them), and
 //! certificate validity is judged by the wall [`Clock`] passed in.
@@ -108,6 +110,16 @@ impl Slot {
     }
 }
 
+/// Why a group of templates was not written.
+struct Failure {
+    /// The template that failed.
+    position: usize,
+    /// What went wrong.
+    error: String,
+    /// Its files could not be written (rather than rendered or fetched).
+    writing: bool,
+}
+
 /// A slot's complete render, not yet written.
 struct Rendered {
     output: String,
@@ -125,6 +137,8 @@ pub(crate) struct TemplateRunner {
     min_backoff: Duration,
     metrics: TemplateMetrics,
     readiness: Readiness,
+    /// `exit_after_auth`: every template once; a failed write ends the agent.
+    once: bool,
 }
 
 impl TemplateRunner {
@@ -172,6 +186,7 @@ impl TemplateRunner {
             min_backoff,
             metrics,
             readiness,
+            once: false,
         })
     }
 
@@ -182,6 +197,7 @@ impl TemplateRunner {
         mut reloads: watch::Receiver<u64>,
         once: bool,
     ) -> anyhow::Result<()> {
+        self.once = once;
         if self.slots.is_empty() {
             if !once {
                 shutdown.cancelled().await;
@@ -292,11 +308,22 @@ impl TemplateRunner {
                 }
             }
             let outcome = match failure {
-                Some(failed) => Err(failed),
-                None => self
-                    .write_group(renders)
-                    .await
-                    .map_err(|err| (group[0], format!("{err:#}"))),
+                Some((position, error)) => Err(Failure {
+                    position,
+                    error,
+                    writing: false,
+                }),
+                None => {
+                    let written = self.write_group(renders).await;
+                    for _ in &group {
+                        self.metrics.write(written.is_ok());
+                    }
+                    written.map_err(|err| Failure {
+                        position: group[0],
+                        error: format!("{err:#}"),
+                        writing: true,
+                    })
+                }
             };
             self.after_group(&group, outcome)?;
         }
@@ -305,11 +332,7 @@ impl TemplateRunner {
 
     /// Records a group's outcome and plans the retry of a failure (for every template of the
     /// group: they must write together).
-    fn after_group(
-        &mut self,
-        group: &[usize],
-        outcome: Result<(), (usize, String)>,
-    ) -> anyhow::Result<()> {
+    fn after_group(&mut self, group: &[usize], outcome: Result<(), Failure>) -> anyhow::Result<()> {
         let floor = self.min_backoff;
         match outcome {
             Ok(()) => {
@@ -321,8 +344,21 @@ impl TemplateRunner {
                 }
                 Ok(())
             }
-            Err((failed, error)) => {
+            Err(Failure {
+                position: failed,
+                error,
+                writing,
+            }) => {
                 let failed_label = self.slots[failed].label();
+                if writing && self.once {
+                    for _ in group {
+                        self.metrics.render(false);
+                    }
+                    return Err(anyhow!(
+                        "{failed_label}: cannot write its files, and exit_after_auth is set: \
+                         {error}"
+                    ));
+                }
                 if self.settings.exit_on_retry_failure {
                     return Err(anyhow!(
                         "{failed_label} failed and template_config.exit_on_retry_failure is \
@@ -421,7 +457,7 @@ impl TemplateRunner {
     async fn fetch(&mut self, position: usize, dependency: Dependency) -> anyhow::Result<()> {
         if matches!(dependency, Dependency::PkiCert { .. }) && !self.slots[position].reuse_checked {
             self.slots[position].reuse_checked = true;
-            match self.reusable(position, &dependency) {
+            match self.reusable(position, &dependency).await {
                 Ok(Some((value, info))) => {
                     let renew_at = self.renewal_point(&info, None);
                     let slot = &self.slots[position];
@@ -675,21 +711,32 @@ impl TemplateRunner {
             .insert(dependency.clone(), (info, renew_at));
     }
 
-    /// The certificate in the destination file, if it can be reused ([`pki::reusable`]).
-    fn reusable(
+    /// The certificate in the destination file, if it can be reused ([`pki::reusable`]); the
+    /// files are read off the runtime's thread.
+    async fn reusable(
         &self,
         position: usize,
         dependency: &Dependency,
     ) -> Result<Option<(Value, CertInfo)>, String> {
         let slot = &self.slots[position];
-        pki::reusable(
-            &slot.config.destination,
-            &slot.template,
-            &self.store.values,
-            dependency,
-            self.settings.lease_renewal_threshold,
-            self.clock.now(),
-        )
+        let destination = slot.config.destination.clone();
+        let template = Arc::clone(&slot.template);
+        let fetched = self.store.values.clone();
+        let dependency = dependency.clone();
+        let threshold = self.settings.lease_renewal_threshold;
+        let now = self.clock.now();
+        off_thread(move || {
+            pki::reusable(
+                &destination,
+                &template,
+                &fetched,
+                &dependency,
+                threshold,
+                now,
+            )
+        })
+        .await
+        .map_err(|err| format!("{err:#}"))?
     }
 
     /// Writes a group's complete renders together: every file is staged before any is
@@ -699,21 +746,39 @@ impl TemplateRunner {
         // `wait { min }`: a change after the first render is held back this long, as
         // consul-template's quiescence timer does (here nothing can arrive meanwhile, so
         // `max` never binds).
-        let hold = renders
+        let holds: Vec<Option<(Duration, PathBuf, Option<u32>)>> = renders
             .iter()
-            .filter_map(|(position, rendered)| {
+            .map(|(position, _)| {
                 let slot = &self.slots[*position];
                 let wait = slot.config.wait.filter(|w| !w.min.is_zero())?;
-                let will_change = rendered.writes.iter().any(|w| {
-                    w.append || fsutil::needs_write(&w.path, w.contents.as_bytes(), w.perms)
-                }) || fsutil::needs_write(
-                    &slot.config.destination,
-                    rendered.output.as_bytes(),
-                    slot.config.perms,
-                );
-                (slot.successful_renders > 0 && will_change).then_some(wait.min)
+                (slot.successful_renders > 0)
+                    .then(|| (wait.min, slot.config.destination.clone(), slot.config.perms))
             })
-            .max();
+            .collect();
+        let (renders, hold) = if holds.iter().any(Option::is_some) {
+            // Looking at the files is file work: off the runtime's thread, like the writes.
+            off_thread(move || {
+                let hold = renders
+                    .iter()
+                    .zip(&holds)
+                    .filter_map(|((_, rendered), hold)| {
+                        let (min, destination, perms) = hold.as_ref()?;
+                        let will_change = rendered.writes.iter().any(|w| {
+                            w.append || fsutil::needs_write(&w.path, w.contents.as_bytes(), w.perms)
+                        }) || fsutil::needs_write(
+                            destination,
+                            rendered.output.as_bytes(),
+                            *perms,
+                        );
+                        will_change.then_some(*min)
+                    })
+                    .max();
+                (renders, hold)
+            })
+            .await?
+        } else {
+            (renders, None)
+        };
         if let Some(hold) = hold {
             tracing::debug!(
                 wait_seconds = hold.as_secs_f64(),
@@ -727,62 +792,34 @@ impl TemplateRunner {
         let mut files: Vec<(usize, Planned)> = Vec::new();
         for (position, rendered) in renders {
             let slot = &self.slots[position];
-            for write in rendered.writes {
+            let Rendered { output, writes } = rendered;
+            for write in writes {
                 files.push((position, Planned::Write(write)));
             }
-            if slot.config.create_dest_dirs {
-                if let Some(parent) = slot
-                    .config
-                    .destination
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(parent).with_context(|| {
-                        format!("cannot create the directory {}", parent.display())
-                    })?;
-                }
-            }
-            files.push((position, Planned::Destination(rendered.output)));
+            files.push((
+                position,
+                Planned::Destination {
+                    output,
+                    path: slot.config.destination.clone(),
+                    perms: slot.config.perms,
+                    owner: Ownership {
+                        uid: slot.config.user,
+                        gid: slot.config.group,
+                    },
+                    create_dirs: slot.config.create_dest_dirs,
+                },
+            ));
         }
         // Key files first: a reader that sees the new certificate finds the new key already.
         let key_paths: BTreeSet<PathBuf> = files
             .iter()
             .filter(|(_, planned)| planned.holds_key())
-            .map(|(position, planned)| planned.path(&self.slots[*position]).to_path_buf())
+            .map(|(_, planned)| planned.path().to_path_buf())
             .collect();
-        files.sort_by_key(|(position, planned)| {
-            !key_paths.contains(planned.path(&self.slots[*position]))
-        });
-        let mut staged = StagedFiles::default();
-        for (position, planned) in &files {
-            let slot = &self.slots[*position];
-            match planned {
-                Planned::Write(write) => stage_write(write, &mut staged)
-                    .with_context(|| format!("writeToFile {}", write.path.display()))?,
-                Planned::Destination(output) => fsutil::stage_if_changed(
-                    &slot.config.destination,
-                    output.clone().into_bytes(),
-                    slot.config.perms,
-                    Ownership {
-                        uid: slot.config.user,
-                        gid: slot.config.group,
-                    },
-                    &mut staged,
-                )
-                .with_context(|| format!("cannot write {}", slot.config.destination.display()))?,
-            }
-        }
-        let mut changed: BTreeMap<usize, usize> = BTreeMap::new();
-        for (position, planned) in &files {
-            let counted = changed.entry(*position).or_default();
-            if staged
-                .pending(planned.path(&self.slots[*position]))
-                .is_some()
-            {
-                *counted += 1;
-            }
-        }
-        staged.commit()?;
+        files.sort_by_key(|(_, planned)| !key_paths.contains(planned.path()));
+        // The disk may hang (a stuck network volume): the work runs off the runtime's thread,
+        // so a stop signal is still heard and ends the agent within its grace.
+        let changed = off_thread(move || write_files(&files)).await??;
         for (position, count) in changed {
             let slot = &mut self.slots[position];
             slot.successful_renders += 1;
@@ -820,26 +857,86 @@ impl TemplateRunner {
     }
 }
 
+/// Runs file work on the blocking pool and waits for it. Dropping the wait (shutdown) leaves
+/// the work to finish or to die with the process.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| anyhow!("the file work stopped: {err}"))
+}
+
+/// Stages every file of `files` (in order), then renames them all; how many files of each
+/// template changed (every template present, with 0 when none did).
+fn write_files(files: &[(usize, Planned)]) -> anyhow::Result<BTreeMap<usize, usize>> {
+    let mut staged = StagedFiles::default();
+    for (_, planned) in files {
+        match planned {
+            Planned::Write(write) => stage_write(write, &mut staged)
+                .with_context(|| format!("writeToFile {}", write.path.display()))?,
+            Planned::Destination {
+                output,
+                path,
+                perms,
+                owner,
+                create_dirs,
+            } => {
+                if *create_dirs {
+                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent).with_context(|| {
+                            format!("cannot create the directory {}", parent.display())
+                        })?;
+                    }
+                }
+                fsutil::stage_if_changed(
+                    path,
+                    output.clone().into_bytes(),
+                    *perms,
+                    *owner,
+                    &mut staged,
+                )
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+    }
+    let mut changed: BTreeMap<usize, usize> = BTreeMap::new();
+    for (position, planned) in files {
+        let counted = changed.entry(*position).or_default();
+        if staged.pending(planned.path()).is_some() {
+            *counted += 1;
+        }
+    }
+    staged.commit()?;
+    Ok(changed)
+}
+
 /// One file of a render.
 enum Planned {
     /// A `writeToFile`.
     Write(FileWrite),
     /// The template's destination, with its rendered text.
-    Destination(String),
+    Destination {
+        output: String,
+        path: PathBuf,
+        perms: Option<u32>,
+        owner: Ownership,
+        create_dirs: bool,
+    },
 }
 
 impl Planned {
-    fn path<'a>(&'a self, slot: &'a Slot) -> &'a Path {
+    fn path(&self) -> &Path {
         match self {
             Planned::Write(write) => &write.path,
-            Planned::Destination(_) => &slot.config.destination,
+            Planned::Destination { path, .. } => path,
         }
     }
 
     fn holds_key(&self) -> bool {
         let text = match self {
             Planned::Write(write) => write.contents.as_bytes(),
-            Planned::Destination(output) => output.as_bytes(),
+            Planned::Destination { output, .. } => output.as_bytes(),
         };
         fsutil::holds_private_key(text)
     }
@@ -848,7 +945,7 @@ impl Planned {
 impl Drop for Planned {
     fn drop(&mut self) {
         // Usually a private key somewhere in it: wiped, not just freed.
-        if let Planned::Destination(output) = self {
+        if let Planned::Destination { output, .. } = self {
             zeroize::Zeroize::zeroize(output);
         }
     }
@@ -980,10 +1077,13 @@ fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()
     }
     if write.append {
         // Appending to what an earlier write of this render staged, else to the file.
-        let mut contents = staged.pending(&write.path).map_or_else(
-            || std::fs::read(&write.path).unwrap_or_default(),
-            <[u8]>::to_vec,
-        );
+        // Only a regular file is appended to; anything else there is replaced.
+        let mut contents = match staged.pending(&write.path) {
+            Some(pending) => pending.to_vec(),
+            None => fsutil::read_regular(&write.path, fsutil::READ_LIMIT)
+                .with_context(|| format!("cannot append to {}", write.path.display()))?
+                .unwrap_or_default(),
+        };
         contents.extend_from_slice(write.contents.as_bytes());
         let mode = write
             .perms

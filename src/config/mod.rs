@@ -699,6 +699,7 @@ impl Config {
             telemetry: self.telemetry.clone(),
             pid_file: self.pid_file.clone(),
             exit_after_auth: self.exit_after_auth,
+            shutdown_grace: self.shutdown_grace,
         })
     }
 
@@ -726,6 +727,9 @@ pub struct AgentConfig {
     pub pid_file: Option<PathBuf>,
     /// `exit_after_auth`: log in once, render every template once, exit.
     pub exit_after_auth: bool,
+    /// `shutdown_grace`: the longest the agent takes to stop after SIGTERM, whatever it is
+    /// blocked on.
+    pub shutdown_grace: Duration,
 }
 
 /// The `template {}` blocks and `template_config {}`: what the template runner needs.

@@ -209,6 +209,9 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
     assert_eq!(login["method"], "kubernetes", "{login}");
     assert!(login["ttl_seconds"].is_u64(), "{login}");
     assert!(login["renewable"].is_boolean(), "{login}");
+    // The accessor can look the token up and revoke it: debug only.
+    assert!(login.get("accessor").is_none(), "{login}");
+    assert!(!stderr.contains("\"accessor\""), "{stderr}");
 }
 
 #[test]

@@ -534,3 +534,64 @@ fn dev_replaces_an_earlier_runs_files() {
     let (code, stderr) = dev.stop();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// The development CA's certificates are DER that strict parsers accept: OpenSSL prints each,
+/// and pyca/cryptography (whose parser refuses an explicitly encoded DEFAULT value) loads each
+/// with every extension and sees the leaf as "not a CA".
+#[test]
+fn dev_certificates_parse_strictly_with_openssl_and_pyca() {
+    use pki_sidecar::agent::backend::Backend as _;
+    use pki_sidecar::devca::DevCa;
+    let ca = DevCa::generate(Duration::from_secs(600), Duration::from_secs(3600)).unwrap();
+    let answer = runtime()
+        .block_on(ca.request(
+            "issue",
+            http::Method::POST,
+            "pki/issue/dev",
+            Some(serde_json::json!({"common_name": "localhost"})),
+        ))
+        .unwrap();
+    let field = |key: &str| answer["data"][key].as_str().unwrap().to_string();
+    let chain = answer["data"]["ca_chain"].as_array().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("leaf", field("certificate")),
+        ("intermediate", chain[0].as_str().unwrap().to_string()),
+        ("root", chain[1].as_str().unwrap().to_string()),
+    ];
+    for (name, pem) in &files {
+        let path = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&path, pem).unwrap();
+        let openssl = Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&path)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            openssl.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&openssl.stderr)
+        );
+        let script = "import sys\n\
+            from cryptography import x509\n\
+            cert = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read())\n\
+            exts = list(cert.extensions)\n\
+            print(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)\n";
+        let python = Command::new("python3")
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            python.status.success(),
+            "{name}: pyca/cryptography refused it: {}",
+            String::from_utf8_lossy(&python.stderr)
+        );
+        let is_ca = String::from_utf8_lossy(&python.stdout).trim().to_string();
+        assert_eq!(
+            is_ca,
+            if *name == "leaf" { "False" } else { "True" },
+            "{name}"
+        );
+    }
+}

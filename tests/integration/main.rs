@@ -17,6 +17,8 @@
 //! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
 //!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
+//! - `hostile`: what another container may leave in the agent's shared directory (links, FIFOs,
+//!   directories, huge files), failed writes, and SIGTERM while I/O is blocked.
 //! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
@@ -31,6 +33,7 @@ mod deploy;
 mod dev;
 mod doctor;
 mod faults;
+mod hostile;
 mod image;
 mod inprocess;
 mod pod;
