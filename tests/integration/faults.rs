@@ -43,6 +43,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::util;
 use crate::util::bao::{self, IsolatedPki};
+use crate::util::cluster::{self, Cluster};
 use crate::util::faultproxy::{self, FaultProxy, Mode};
 use crate::util::role::{AgentProcess, Launch, RoleProcess};
 
@@ -1965,4 +1966,387 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
          token, no JWT, no 16-character run of the private key's PEM body in either log; \
          default modes key 0600, certificate 0644, sink 0640",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Vault cluster, not a dev server: the leader killed, the whole cluster sealed
+
+/// The agent, the proxy and the app against a three-node OpenBao cluster behind haproxy
+/// ([`Cluster`]), each test with a cluster of its own.
+struct ClusterPod {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    agent: Option<Agent>,
+    frontend: Frontend,
+}
+
+impl ClusterPod {
+    /// A cluster, then the seed's agent on a PKI mount `name` of it (through haproxy) with the
+    /// certificate's `ttl` and renewal `threshold`, and the proxy serving its pair. Waits until
+    /// the proxy serves the first certificate; returns it too.
+    fn start(name: &str, ttl: &str, threshold: f64) -> (ClusterPod, CertInfo) {
+        let cluster = Cluster::start();
+        let pki = cluster.bed().mount_isolated_pki(name);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = seed_agent_config(dir.path(), dir.path(), &pki, ttl, threshold);
+        let frontend = spawn_frontend(dir.path(), dir.path(), "", &[]);
+        let agent = spawn_agent(
+            &config,
+            cluster.addr(),
+            &dir.path().join("agent.log"),
+            &[],
+            &[],
+        );
+        let pod = ClusterPod {
+            cluster,
+            dir,
+            agent: Some(agent),
+            frontend,
+        };
+        let agent = pod.agent();
+        util::wait_until(Duration::from_secs(60), "agent /readyz 200", || {
+            agent.ready()
+        });
+        let first = settled_pair(pod.files()).expect("a pair");
+        let address = pod.frontend.address;
+        util::wait_until(
+            Duration::from_secs(15),
+            "the proxy serves the first pair",
+            || get_once(address).is_ok_and(|info| info.serial == first.serial),
+        );
+        (pod, first)
+    }
+
+    fn files(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("agent running")
+    }
+
+    /// Waits until the pair on disk holds a leaf other than `serial`; returns it.
+    fn wait_new_pair(&self, serial: &str, limit: Duration) -> CertInfo {
+        let mut found = None;
+        util::wait_until(limit, "a new certificate on disk", || {
+            found = pair(self.files()).ok().filter(|info| info.serial != serial);
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
+    /// Logins the agent made (it logs in once and keeps its token unless Vault refuses it).
+    fn logins(&self) -> f64 {
+        self.agent()
+            .metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}")
+    }
+
+    /// Stops the agent (exit 0 on SIGTERM); on a failed test, the logs help more.
+    fn stop(mut self) {
+        self.agent.take().expect("agent running").stop();
+    }
+
+    /// The agent's log and haproxy's, for a failure message.
+    fn logs(&self) -> String {
+        format!(
+            "agent log:\n{}\nhaproxy log:\n{}",
+            self.agent().0.log(),
+            self.cluster.haproxy_log()
+        )
+    }
+}
+
+/// Reads the pair on disk every 20 ms for as long as it lives, as a reader (the proxy) might at
+/// any moment, and remembers every time it was broken — still broken after [`settled_pair`]'s
+/// second of grace, so the instant between the agent's two renames does not count.
+struct PairWatcher {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    broken: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PairWatcher {
+    fn start(files: &Path) -> PairWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let broken = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, reads, broken) =
+                (Arc::clone(&stop), Arc::clone(&reads), Arc::clone(&broken));
+            let files = files.to_path_buf();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    if pair(&files).is_err() {
+                        if let Err(why) = settled_pair(&files) {
+                            broken.lock().unwrap().push(why);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        PairWatcher {
+            stop,
+            reads,
+            broken,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; returns how many reads it made and what was broken.
+    fn finish(mut self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("pair watcher thread");
+        }
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.broken.lock().unwrap().clone(),
+        )
+    }
+}
+
+impl Drop for PairWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps until `at` (not at all if it has passed).
+fn sleep_until(at: SystemTime) {
+    std::thread::sleep(at.duration_since(SystemTime::now()).unwrap_or_default());
+}
+
+#[test]
+fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a_request() {
+    // 30 s certificates renewed at 50 % (± 5 % of the lifetime): 13.5-16.5 s after issue, which
+    // leaves half the lifetime for the failover and the agent's retries.
+    let (mut pod, first) = ClusterPod::start("cluster-failover", "30s", 0.5);
+    let address = pod.frontend.address;
+    let renewal_at = pod.agent().renewal_at();
+    let watcher = PairWatcher::start(pod.files());
+    let poller = Poller::start(address);
+    let leader = pod.cluster.active().expect("an active node");
+    let logins_before = pod.logins();
+
+    // The leader dies a second before the renewal falls due, so the renewal meets the election.
+    sleep_until(renewal_at - Duration::from_secs(1));
+    assert_eq!(
+        pair(pod.files()).expect("a pair").serial,
+        first.serial,
+        "no renewal yet: the kill must come before it"
+    );
+    let killed = Instant::now();
+    pod.cluster.kill(leader);
+    util::wait_until(
+        Duration::from_secs(30),
+        "haproxy forwards to a new active node",
+        || pod.cluster.health_through_haproxy() == Some(200),
+    );
+    let failover = killed.elapsed();
+    let new_leader = pod.cluster.active().expect("a new active node");
+    assert_ne!(new_leader, leader, "another node leads");
+    let new_url = pod.cluster.nodes[new_leader].url();
+    for i in (0..3).filter(|&i| i != leader) {
+        util::wait_until(
+            Duration::from_secs(15),
+            "every surviving node names the new leader",
+            || pod.cluster.leader_seen_by(i).as_deref() == Some(new_url.as_str()),
+        );
+    }
+
+    let second = pod.wait_new_pair(&first.serial, Duration::from_secs(40));
+    let renewed = killed.elapsed();
+    util::wait_until(
+        Duration::from_secs(15),
+        "the proxy serves the new pair",
+        || get_once(address).is_ok_and(|info| info.serial == second.serial),
+    );
+    let served = killed.elapsed();
+    // The old leader is dead, so the certificate came from the new one; its PKI storage has it.
+    let mount_cert = pod.cluster.bed().root_request(
+        "GET",
+        &format!("cluster-failover/cert/{}", second.serial),
+        serde_json::json!({}),
+    );
+    assert!(
+        mount_cert["data"]["certificate"]
+            .as_str()
+            .is_some_and(|pem| pem.contains("BEGIN CERTIFICATE")),
+        "the new leader knows the certificate: {mount_cert}"
+    );
+    let outcomes = poller.finish();
+    let (reads, broken) = watcher.finish();
+    let (failed, expired) = lost(&outcomes);
+    let logs = pod.logs();
+    assert_eq!(failed, 0, "no request failed: {outcomes:?}\n{logs}");
+    assert_eq!(expired, 0, "nothing expired was served");
+    assert!(
+        broken.is_empty(),
+        "the pair on disk always matched: {broken:?}"
+    );
+    let logins = pod.logins() - logins_before;
+    assert_eq!(
+        logins, 0.0,
+        "the agent's token (replicated by raft) outlives the failover: no new login\n{logs}"
+    );
+    // The first issue, then the renewal: refused while haproxy had no active node, if it fell
+    // due inside the failover, and then answered by the new leader.
+    let answers = pod.cluster.haproxy_answers("/cluster-failover/issue/");
+    assert_eq!(answers.first(), Some(&200), "{answers:?}");
+    assert_eq!(answers.last(), Some(&200), "{answers:?}");
+    let refused = answers.iter().filter(|&&status| status != 200).count();
+    assert!(pod.frontend.running(), "proxy and app keep running");
+    let names = |i: usize| pod.cluster.nodes[i].name.clone();
+    report(
+        "vault-cluster-leader-killed",
+        1,
+        failed,
+        broken.len() as u64,
+        Some(served),
+        &format!(
+            "3-node OpenBao raft cluster behind haproxy (active node only, sys/health every \
+             {}ms); leader {} SIGKILLed 1s before the renewal point of a 30s cert: haproxy sent \
+             requests to the new leader {} after {:.1}s, answering the renewal's issue request \
+             {refused} times 503 meanwhile; the new pair was on disk {:.1}s after the kill, \
+             through the new leader, with the same token (no new login); {} requests \
+             all served, pair read {reads} times, never broken; recovery = kill to new pair \
+             served",
+            cluster::CHECK_INTERVAL.as_millis(),
+            names(leader),
+            names(new_leader),
+            failover.as_secs_f64(),
+            renewed.as_secs_f64(),
+            outcomes.len()
+        ),
+    );
+    pod.stop();
+}
+
+#[test]
+fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_unseal() {
+    // 40 s certificates renewed at 30 % (± 5 % of the lifetime): 10-14 s after issue. Sealed
+    // from then until 5 s past the renewal point, the cluster is back ~20 s before expiry.
+    let (mut pod, first) = ClusterPod::start("cluster-sealed", "40s", 0.3);
+    let address = pod.frontend.address;
+    let renewal_at = pod.agent().renewal_at();
+    let watcher = PairWatcher::start(pod.files());
+    let poller = Poller::start(address);
+    let logins_before = pod.logins();
+    let read_files = |pod: &ClusterPod| {
+        (
+            std::fs::read(pod.files().join("tls.crt")).expect("tls.crt"),
+            std::fs::read(pod.files().join("tls.key")).expect("tls.key"),
+        )
+    };
+
+    // Standbys first: sealing the active node first would hand the lead to a standby.
+    let active = pod.cluster.active().expect("an active node");
+    let files_before = read_files(&pod);
+    assert_eq!(pair(pod.files()).expect("a pair").serial, first.serial);
+    let sealed = Instant::now();
+    let before_renewal = renewal_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    for i in (0..3).filter(|&i| i != active).chain([active]) {
+        pod.cluster.seal(i);
+    }
+    for i in 0..3 {
+        assert_eq!(pod.cluster.health(i), Some(503), "node {i} is sealed");
+    }
+    util::wait_until(
+        Duration::from_secs(10),
+        "haproxy has no node to send requests to",
+        || pod.cluster.health_through_haproxy() == Some(503),
+    );
+
+    // Past the renewal point, the renewal tried against a sealed cluster all along.
+    sleep_until(renewal_at + Duration::from_secs(5));
+    assert!(
+        SystemTime::now() < first.not_after,
+        "still inside the first certificate's life"
+    );
+    assert_eq!(
+        read_files(&pod),
+        files_before,
+        "tls.crt and tls.key are untouched while sealed"
+    );
+    assert_eq!(
+        get_once(address).expect("served while sealed").serial,
+        first.serial
+    );
+    assert!(
+        pod.agent.as_mut().unwrap().running(),
+        "the agent keeps running"
+    );
+    let sealed_for = sealed.elapsed();
+    let refused = pod
+        .cluster
+        .haproxy_answers("/cluster-sealed/issue/")
+        .iter()
+        .filter(|&&status| status == 503)
+        .count();
+    assert!(refused >= 1, "the renewal was tried while sealed");
+
+    let unsealed = Instant::now();
+    for i in 0..3 {
+        pod.cluster.unseal(i);
+    }
+    util::wait_until(
+        Duration::from_secs(30),
+        "haproxy forwards to an active node again",
+        || pod.cluster.health_through_haproxy() == Some(200),
+    );
+    let leader_back = unsealed.elapsed();
+    let new_leader = pod.cluster.active().expect("an active node");
+    let second = pod.wait_new_pair(&first.serial, Duration::from_secs(30));
+    let renewed = unsealed.elapsed();
+    assert!(second.not_after > first.not_after, "a later certificate");
+    util::wait_until(
+        Duration::from_secs(15),
+        "the proxy serves the new pair",
+        || get_once(address).is_ok_and(|info| info.serial == second.serial),
+    );
+    let served = unsealed.elapsed();
+    let outcomes = poller.finish();
+    let (reads, broken) = watcher.finish();
+    let (failed, expired) = lost(&outcomes);
+    let logs = pod.logs();
+    assert_eq!(failed, 0, "no request failed: {outcomes:?}\n{logs}");
+    assert_eq!(expired, 0, "nothing expired was served");
+    assert!(
+        broken.is_empty(),
+        "the pair on disk always matched: {broken:?}"
+    );
+    let logins = pod.logins() - logins_before;
+    assert_eq!(
+        logins, 0.0,
+        "the agent keeps its token through the seal: no new login\n{logs}"
+    );
+    assert!(pod.frontend.running(), "proxy and app keep running");
+    report(
+        "vault-cluster-sealed",
+        1,
+        failed,
+        broken.len() as u64,
+        Some(served),
+        &format!(
+            "the same cluster shape, every node sealed (standbys, then the active node) {:.0}s \
+             before the renewal point of a 40s cert and kept sealed {:.0}s, past it: haproxy \
+             answered 503, the agent kept tls.crt/tls.key byte for byte and they were served \
+             ({refused} issue requests answered 503 meanwhile), same token after unseal (no \
+             new login); after unsealing all three, {} led and haproxy forwarded in {:.1}s, the \
+             new pair was on disk {:.1}s after the unseal; {} requests all served, pair read \
+             {reads} times, never broken; recovery = unseal to new pair served",
+            before_renewal.as_secs_f64(),
+            sealed_for.as_secs_f64(),
+            pod.cluster.nodes[new_leader].name,
+            leader_back.as_secs_f64(),
+            renewed.as_secs_f64(),
+            outcomes.len()
+        ),
+    );
+    pod.stop();
 }
