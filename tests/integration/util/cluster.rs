@@ -155,7 +155,10 @@ impl Cluster {
                     );
                     return cluster;
                 }
-                Err(log) if attempts < START_ATTEMPTS && log.contains("address already in use") => {
+                Err(log)
+                    if attempts < START_ATTEMPTS
+                        && log.to_lowercase().contains("address already in use") =>
+                {
                     eprintln!("a cluster port was taken meanwhile; starting again on fresh ports");
                 }
                 Err(log) => panic!("the OpenBao cluster did not start:\n{log}"),
@@ -266,9 +269,6 @@ impl Cluster {
         });
 
         cluster.start_haproxy()?;
-        cluster.wait_for("haproxy forwarding to the active node", |c| {
-            health_at(c.haproxy_address) == Some(200)
-        });
         cluster.bed = Some(bao::attach(haproxy_address, &root_token));
         Ok(cluster)
     }
@@ -391,11 +391,12 @@ impl Cluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Waits until node `i` answers `sys/health` (501 before init); `Err` with its log if it
-    /// exited meanwhile (e.g. its port was taken).
+    /// Waits until node `i` answers `sys/health` with 501 (not initialised: a fresh node, not
+    /// some other server that took its port); `Err` with its log if it exited meanwhile (e.g.
+    /// its port was taken).
     fn wait_listening(&mut self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + SETTLE;
-        while self.health(i).is_none() {
+        while self.health(i) != Some(501) {
             let exited = self.nodes[i].process.as_mut().is_none_or(Watched::exited);
             if exited || Instant::now() > deadline {
                 let node = &self.nodes[i];
@@ -461,18 +462,19 @@ impl Cluster {
             ],
             &self.dir.path().join("haproxy.log"),
         );
+        // Until haproxy has seen the active node; and still runs then (it exits at once when
+        // it cannot bind, which leaves whoever took its port answering).
         let deadline = Instant::now() + SETTLE;
-        while TcpStream::connect_timeout(&self.haproxy_address, Duration::from_millis(200)).is_err()
-        {
+        while health_at(self.haproxy_address) != Some(200) || haproxy.exited() {
             if haproxy.exited() || Instant::now() > deadline {
                 return Err(format!(
-                    "haproxy did not listen on {} (is it installed? scripts/install-test-deps.sh \
-                     installs it); its log:\n{}",
+                    "haproxy did not forward to the active node on {} (is it installed? \
+                     scripts/install-test-deps.sh installs it); its log:\n{}",
                     self.haproxy_address,
                     haproxy.log()
                 ));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
         self.haproxy = Some(haproxy);
         Ok(())
