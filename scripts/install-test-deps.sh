@@ -3,6 +3,7 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
+# haproxy: the fault suite's OpenBao cluster is reached through it (it routes to the active node);
 # strace: the fault suite checks that an invalid config makes no system call that writes, binds
 # or connects; util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo,
 # umoci, debootstrap: scripts/build-image.sh and the image tests.

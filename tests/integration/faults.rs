@@ -14,6 +14,8 @@
 //!
 //! Vault is the shared OpenBao bed seen through a [`FaultProxy`], each test on a PKI mount of
 //! its own, so the proxy's count of `issue` requests is the number of certificates issued.
+//! The `vault-cluster-*` cases take a real cluster instead ([`Cluster`]: three raft nodes
+//! behind haproxy, which routes to the active node only), to kill its leader or seal it whole.
 //! Where a case already exists elsewhere (a real OpenBao stopped under the agent:
 //! `agent::the_agent_rides_out_an_openbao_outage_and_recovers_without_a_restart`,
 //! `templates::an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns`; the
