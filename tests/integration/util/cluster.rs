@@ -333,10 +333,11 @@ impl Cluster {
         std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
     }
 
-    /// The statuses haproxy answered requests whose path contains `path` with, in order, from
-    /// its request log (`option httplog`: `... frontend backend/server Tq/Tw/Tc/Tr/Ta STATUS
-    /// ... "METHOD PATH HTTP/1.1"`).
-    pub fn haproxy_answers(&self, path: &str) -> Vec<u16> {
+    /// The requests whose path contains `path`, in order, from haproxy's request log (`option
+    /// httplog`: `... frontend backend/server Tq/Tw/Tc/Tr/Ta STATUS ... "METHOD PATH
+    /// HTTP/1.1"`): the node that answered (`<NOSRV>` when haproxy had none to send it to), and
+    /// the status.
+    pub fn haproxy_answers(&self, path: &str) -> Vec<(String, u16)> {
         self.haproxy_log()
             .lines()
             .filter(|line| {
@@ -350,7 +351,8 @@ impl Cluster {
                 let timers = words
                     .iter()
                     .position(|word| word.matches('/').count() == 4)?;
-                words.get(timers + 1)?.parse().ok()
+                let (_, server) = words.get(timers.checked_sub(1)?)?.split_once('/')?;
+                Some((server.to_owned(), words.get(timers + 1)?.parse().ok()?))
             })
             .collect()
     }
