@@ -2006,12 +2006,12 @@ impl ClusterPod {
             frontend,
         };
         let agent = pod.agent();
-        util::wait_until(Duration::from_secs(60), "agent /readyz 200", || {
+        pod.wait_until(Duration::from_secs(60), "agent /readyz 200", || {
             agent.ready()
         });
         let first = settled_pair(pod.files()).expect("a pair");
         let address = pod.frontend.address;
-        util::wait_until(
+        pod.wait_until(
             Duration::from_secs(15),
             "the proxy serves the first pair",
             || get_once(address).is_ok_and(|info| info.serial == first.serial),
@@ -2030,7 +2030,7 @@ impl ClusterPod {
     /// Waits until the pair on disk holds a leaf other than `serial`; returns it.
     fn wait_new_pair(&self, serial: &str, limit: Duration) -> CertInfo {
         let mut found = None;
-        util::wait_until(limit, "a new certificate on disk", || {
+        self.wait_until(limit, "a new certificate on disk", || {
             found = pair(self.files()).ok().filter(|info| info.serial != serial);
             found.is_some()
         });
@@ -2048,13 +2048,38 @@ impl ClusterPod {
         self.agent.take().expect("agent running").stop();
     }
 
-    /// The agent's log and haproxy's, for a failure message.
+    /// The agent's log, haproxy's and the end of each node's, for a failure message.
     fn logs(&self) -> String {
-        format!(
+        let mut text = format!(
             "agent log:\n{}\nhaproxy log:\n{}",
             self.agent().0.log(),
             self.cluster.haproxy_log()
-        )
+        );
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let log = self.cluster.node_log(i);
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            text.push_str(&format!("\n{} ({}), last lines:\n", node.name, node.api));
+            for line in tail.iter().rev() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// [`util::wait_until`], failing with [`ClusterPod::logs`]: a cluster has more moving parts
+    /// than a message can name.
+    fn wait_until(&self, limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
     }
 }
 
@@ -2142,7 +2167,7 @@ fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a
     );
     let killed = Instant::now();
     pod.cluster.kill(leader);
-    util::wait_until(
+    pod.wait_until(
         Duration::from_secs(30),
         "haproxy forwards to a new active node",
         || pod.cluster.health_through_haproxy() == Some(200),
@@ -2152,7 +2177,7 @@ fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a
     assert_ne!(new_leader, leader, "another node leads");
     let new_url = pod.cluster.nodes[new_leader].url();
     for i in (0..3).filter(|&i| i != leader) {
-        util::wait_until(
+        pod.wait_until(
             Duration::from_secs(15),
             "every surviving node names the new leader",
             || pod.cluster.leader_seen_by(i).as_deref() == Some(new_url.as_str()),
@@ -2162,7 +2187,7 @@ fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a
     let names = |i: usize| pod.cluster.nodes[i].name.clone();
     let second = pod.wait_new_pair(&first.serial, Duration::from_secs(40));
     let renewed = killed.elapsed();
-    util::wait_until(
+    pod.wait_until(
         Duration::from_secs(15),
         "the proxy serves the new pair",
         || get_once(address).is_ok_and(|info| info.serial == second.serial),
@@ -2272,7 +2297,7 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
     for i in 0..3 {
         assert_eq!(pod.cluster.health(i), Some(503), "node {i} is sealed");
     }
-    util::wait_until(
+    pod.wait_until(
         Duration::from_secs(10),
         "haproxy has no node to send requests to",
         || pod.cluster.health_through_haproxy() == Some(503),
@@ -2310,7 +2335,7 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
     for i in 0..3 {
         pod.cluster.unseal(i);
     }
-    util::wait_until(
+    pod.wait_until(
         Duration::from_secs(30),
         "haproxy forwards to an active node again",
         || pod.cluster.health_through_haproxy() == Some(200),
@@ -2320,7 +2345,7 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
     let second = pod.wait_new_pair(&first.serial, Duration::from_secs(30));
     let renewed = unsealed.elapsed();
     assert!(second.not_after > first.not_after, "a later certificate");
-    util::wait_until(
+    pod.wait_until(
         Duration::from_secs(15),
         "the proxy serves the new pair",
         || get_once(address).is_ok_and(|info| info.serial == second.serial),
