@@ -2318,6 +2318,13 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
         get_once(address).expect("served while sealed").serial,
         first.serial
     );
+    let proxy_ready = pod.frontend.readyz();
+    assert_eq!(
+        proxy_ready.status, 200,
+        "the proxy stays ready on a valid pair: {}",
+        proxy_ready.body
+    );
+    let agent_ready = util::http(pod.agent().0.metrics(), "GET", "/readyz").status;
     assert!(
         pod.agent.as_mut().unwrap().running(),
         "the agent keeps running"
@@ -2377,7 +2384,8 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
             "the same cluster shape, every node sealed (standbys, then the active node) {:.0}s \
              before the renewal point of a 40s cert and kept sealed {:.0}s, past it: haproxy \
              answered 503, the agent kept tls.crt/tls.key byte for byte and they were served \
-             ({refused} issue requests answered 503 meanwhile), same token after unseal (no \
+             (proxy /readyz 200, agent /readyz {agent_ready}; {refused} issue requests answered \
+             503 meanwhile), same token after unseal (no \
              new login); after unsealing all three, {} led and haproxy forwarded in {:.1}s, the \
              new pair was on disk {:.1}s after the unseal; {} requests all served, pair read \
              {reads} times, never broken; recovery = unseal to new pair served",
