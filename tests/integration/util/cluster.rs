@@ -134,7 +134,8 @@ pub struct Cluster {
 impl Cluster {
     /// Starts three nodes, initialises and unseals the first, joins and unseals the other two,
     /// waits until all three are raft voters (so the cluster survives losing one), starts haproxy
-    /// and configures the cluster through it. Takes about 10 s.
+    /// and configures the cluster through it. Takes 16-18 s on a busy 2-core machine, about 10 s
+    /// of it waiting for autopilot to promote the joined nodes.
     pub fn start() -> Cluster {
         let started = Instant::now();
         let mut attempts = 0;
@@ -244,7 +245,8 @@ impl Cluster {
         cluster.unseal(0);
         cluster.wait_for("node1 active", |c| c.health(0) == Some(200));
         // Autopilot promotes a joined node to voter once it has been healthy this long (10 s by
-        // default); a cluster of one voter and two non-voters would not survive its leader.
+        // default), on its next round (about every 10 s); a cluster of one voter and two
+        // non-voters would not survive its leader.
         cluster.bao(
             0,
             Some(&root_token),
