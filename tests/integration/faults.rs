@@ -1984,11 +1984,23 @@ struct ClusterPod {
 
 impl ClusterPod {
     /// A cluster, then the seed's agent on a PKI mount `name` of it (through haproxy) with the
-    /// certificate's `ttl` and renewal `threshold`, and the proxy serving its pair. Waits until
-    /// the proxy serves the first certificate; returns it too.
-    fn start(name: &str, ttl: &str, threshold: f64) -> (ClusterPod, CertInfo) {
+    /// certificate's `ttl` and renewal `threshold`, logging in for a token of `token_ttl`, and
+    /// the proxy serving its pair. Waits until the proxy serves the first certificate; returns
+    /// it too.
+    fn start(name: &str, ttl: &str, threshold: f64, token_ttl: &str) -> (ClusterPod, CertInfo) {
         let cluster = Cluster::start();
         let pki = cluster.bed().mount_isolated_pki(name);
+        cluster.bed().root_request(
+            "POST",
+            &format!("auth/kubernetes/role/{}", pki.login_role),
+            serde_json::json!({
+                "bound_service_account_names": bao::SERVICE_ACCOUNT,
+                "bound_service_account_namespaces": bao::NAMESPACE,
+                "token_policies": name,
+                "token_ttl": token_ttl,
+                "token_max_ttl": "24h",
+            }),
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let config = seed_agent_config(dir.path(), dir.path(), &pki, ttl, threshold);
         let frontend = spawn_frontend(dir.path(), dir.path(), "", &[]);
@@ -2150,7 +2162,7 @@ fn sleep_until(at: SystemTime) {
 fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a_request() {
     // 30 s certificates renewed at 50 % (± 5 % of the lifetime): 13.5-16.5 s after issue, which
     // leaves half the lifetime for the failover and the agent's retries.
-    let (mut pod, first) = ClusterPod::start("cluster-failover", "30s", 0.5);
+    let (mut pod, first) = ClusterPod::start("cluster-failover", "30s", 0.5, "24h");
     let address = pod.frontend.address;
     let renewal_at = pod.agent().renewal_at();
     let watcher = PairWatcher::start(pod.files());
@@ -2268,9 +2280,12 @@ fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a
 
 #[test]
 fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_unseal() {
-    // 40 s certificates renewed at 30 % (± 5 % of the lifetime): 10-14 s after issue. Sealed
-    // from then until 5 s past the renewal point, the cluster is back ~20 s before expiry.
-    let (mut pod, first) = ClusterPod::start("cluster-sealed", "40s", 0.3);
+    // 60 s certificates renewed at 20 % (± 5 % of the lifetime): 9-15 s after issue. 45 s
+    // tokens renewed at 2/3 (± 5 %) of their TTL: 28-33 s after the login, just before the
+    // issue. Sealed from just after the issue until both renewals have been refused (haproxy
+    // answering 503), the cluster has a leader again 7-12 s before the token would expire and
+    // about 25 s before the certificate does.
+    let (mut pod, first) = ClusterPod::start("cluster-sealed", "60s", 0.2, "45s");
     let address = pod.frontend.address;
     let renewal_at = pod.agent().renewal_at();
     let watcher = PairWatcher::start(pod.files());
@@ -2303,8 +2318,29 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
         || pod.cluster.health_through_haproxy() == Some(503),
     );
 
-    // Past the renewal point, the renewal tried against a sealed cluster all along.
+    // Past the certificate's renewal point, tried against a sealed cluster all along, and past
+    // the token's, whose renewal is refused too.
     sleep_until(renewal_at + Duration::from_secs(5));
+    let token_refusals = |pod: &ClusterPod| {
+        pod.cluster
+            .haproxy_answers("/auth/token/renew-self")
+            .iter()
+            .filter(|(server, status)| server == "<NOSRV>" && *status == 503)
+            .count()
+    };
+    pod.wait_until(
+        Duration::from_secs(45),
+        "a token renewal refused while sealed",
+        || token_refusals(&pod) >= 1,
+    );
+    let token_expiry = pod
+        .agent()
+        .metric("pki_sidecar_agent_token_expiration_timestamp_seconds");
+    let token_left = token_expiry
+        - SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
     assert!(
         SystemTime::now() < first.not_after,
         "still inside the first certificate's life"
@@ -2368,11 +2404,30 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
         broken.is_empty(),
         "the pair on disk always matched: {broken:?}"
     );
-    let logins = pod.logins() - logins_before;
-    assert_eq!(
-        logins, 0.0,
-        "the agent keeps its token through the seal: no new login\n{logs}"
+    // The token: renewed once Vault is back, or, had the seal outlasted it, replaced by a new
+    // login; never dropped because a renewal was answered 503.
+    let renewal_successes = "pki_sidecar_agent_token_renewals_total{result=\"success\"}";
+    pod.wait_until(
+        Duration::from_secs(30),
+        "the agent renews its token or logs in again",
+        || pod.agent().metric(renewal_successes) >= 1.0 || pod.logins() > logins_before,
     );
+    let logins = pod.logins() - logins_before;
+    let log = pod.agent().0.log();
+    assert!(
+        !log.contains("Vault refused to renew the token"),
+        "a 503 is no refusal: the agent keeps its token\n{logs}"
+    );
+    assert!(
+        logins == 0.0 || log.contains("the Vault token expired while Vault was unreachable"),
+        "a new login only once the token expired\n{logs}"
+    );
+    let token_failures = token_refusals(&pod);
+    let token_outcome = if logins == 0.0 {
+        "renewed after the unseal (same token, no new login)".to_owned()
+    } else {
+        format!("expired {token_left:.0}s after its renewal was first refused; logged in again")
+    };
     assert!(pod.frontend.running(), "proxy and app keep running");
     report(
         "vault-cluster-sealed",
@@ -2382,11 +2437,12 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
         Some(served),
         &format!(
             "the same cluster shape, every node sealed (standbys, then the active node) {:.0}s \
-             before the renewal point of a 40s cert and kept sealed {:.0}s, past it: haproxy \
-             answered 503, the agent kept tls.crt/tls.key byte for byte and they were served \
-             (proxy /readyz 200, agent /readyz {agent_ready}; {refused} issue requests answered \
-             503 meanwhile), same token after unseal (no \
-             new login); after unsealing all three, {} led and haproxy forwarded in {:.1}s, the \
+             before the renewal point of a 60s cert and kept sealed {:.0}s, past it and past \
+             the renewal point of the agent's 45s token: haproxy answered 503, the agent kept \
+             tls.crt/tls.key byte for byte and they were served (proxy /readyz 200, agent \
+             /readyz {agent_ready}; {refused} issue and {token_failures} token renewal \
+             requests answered 503 meanwhile); the token {token_outcome}; after unsealing all \
+             three, {} led and haproxy forwarded in {:.1}s, the \
              new pair was on disk {:.1}s after the unseal; {} requests all served, pair read \
              {reads} times, never broken; recovery = unseal to new pair served",
             before_renewal.as_secs_f64(),
