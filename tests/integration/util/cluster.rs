@@ -458,7 +458,7 @@ impl Cluster {
             ),
         );
         let mut haproxy = Watched::spawn(
-            Path::new("haproxy"),
+            &haproxy_binary(),
             &[
                 "-db".to_owned(),
                 "-f".to_owned(),
@@ -496,6 +496,20 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// `HAPROXY_BIN`, else `haproxy` on PATH, else Debian's `/usr/sbin/haproxy` (a user's PATH
+/// often lacks `/usr/sbin`).
+fn haproxy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HAPROXY_BIN") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|directory| directory.join("haproxy"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/haproxy"))
 }
 
 fn start_node(bao: &Path, node: &Node) -> Watched {
