@@ -2102,6 +2102,8 @@ struct PairWatcher {
     stop: Arc<AtomicBool>,
     reads: Arc<AtomicU64>,
     broken: Arc<Mutex<Vec<String>>>,
+    /// Each leaf serial as it first appeared on disk, and when.
+    appeared: Arc<Mutex<Vec<(Instant, String)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -2110,17 +2112,30 @@ impl PairWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let reads = Arc::new(AtomicU64::new(0));
         let broken = Arc::new(Mutex::new(Vec::new()));
+        let appeared = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
         let thread = {
-            let (stop, reads, broken) =
-                (Arc::clone(&stop), Arc::clone(&reads), Arc::clone(&broken));
+            let (stop, reads, broken, appeared) = (
+                Arc::clone(&stop),
+                Arc::clone(&reads),
+                Arc::clone(&broken),
+                Arc::clone(&appeared),
+            );
             let files = files.to_path_buf();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     reads.fetch_add(1, Ordering::Relaxed);
-                    if pair(&files).is_err() {
-                        if let Err(why) = settled_pair(&files) {
-                            broken.lock().unwrap().push(why);
+                    let read = pair(&files).or_else(|_| settled_pair(&files));
+                    match read {
+                        Ok(info) => {
+                            let mut appeared = appeared.lock().unwrap();
+                            if appeared
+                                .last()
+                                .is_none_or(|(_, serial)| *serial != info.serial)
+                            {
+                                appeared.push((Instant::now(), info.serial));
+                            }
                         }
+                        Err(why) => broken.lock().unwrap().push(why),
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -2130,8 +2145,24 @@ impl PairWatcher {
             stop,
             reads,
             broken,
+            appeared,
             thread: Some(thread),
         }
+    }
+
+    /// The leaf serials seen on disk so far, in order.
+    fn serials(&self) -> Vec<String> {
+        let appeared = self.appeared.lock().unwrap();
+        appeared.iter().map(|(_, serial)| serial.clone()).collect()
+    }
+
+    /// When the leaf `serial` first appeared on disk, if it has.
+    fn appeared(&self, serial: &str) -> Option<Instant> {
+        let appeared = self.appeared.lock().unwrap();
+        appeared
+            .iter()
+            .find(|(_, s)| s == serial)
+            .map(|(at, _)| *at)
     }
 
     /// Stops watching; returns how many reads it made and what was broken.
@@ -2151,6 +2182,21 @@ impl Drop for PairWatcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The time from `start` to `at` (now, when `at` is unknown).
+fn since(start: Instant, at: Option<Instant>) -> Duration {
+    at.unwrap_or_else(Instant::now)
+        .saturating_duration_since(start)
+}
+
+/// When the poller's first request answered with the leaf `serial` was made, as an [`Instant`].
+fn first_served(outcomes: &[(SystemTime, Outcome)], serial: &str) -> Option<Instant> {
+    let (at, _) = outcomes
+        .iter()
+        .find(|(_, outcome)| outcome.as_ref().is_ok_and(|info| info.serial == serial))?;
+    let ago = SystemTime::now().duration_since(*at).unwrap_or_default();
+    Instant::now().checked_sub(ago)
 }
 
 /// Sleeps until `at` (not at all if it has passed).
@@ -2198,13 +2244,13 @@ fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a
 
     let names = |i: usize| pod.cluster.nodes[i].name.clone();
     let second = pod.wait_new_pair(&first.serial, Duration::from_secs(40));
-    let renewed = killed.elapsed();
     pod.wait_until(
         Duration::from_secs(15),
         "the proxy serves the new pair",
         || get_once(address).is_ok_and(|info| info.serial == second.serial),
     );
-    let served = killed.elapsed();
+    let renewed = since(killed, watcher.appeared(&second.serial));
+    let served = since(killed, first_served(&poller.outcomes(), &second.serial));
     // The old leader is dead, so the certificate came from the new one; its PKI storage has it.
     let mount_cert = pod.cluster.bed().root_request(
         "GET",
@@ -2374,6 +2420,11 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
         .count();
     assert!(refused >= 1, "the renewal was tried while sealed");
 
+    assert_eq!(
+        watcher.serials(),
+        std::slice::from_ref(&first.serial),
+        "only the first certificate was ever on disk while sealed"
+    );
     let unsealed = Instant::now();
     for i in 0..3 {
         pod.cluster.unseal(i);
@@ -2386,14 +2437,14 @@ fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_u
     let leader_back = unsealed.elapsed();
     let new_leader = pod.cluster.active().expect("an active node");
     let second = pod.wait_new_pair(&first.serial, Duration::from_secs(30));
-    let renewed = unsealed.elapsed();
     assert!(second.not_after > first.not_after, "a later certificate");
     pod.wait_until(
         Duration::from_secs(15),
         "the proxy serves the new pair",
         || get_once(address).is_ok_and(|info| info.serial == second.serial),
     );
-    let served = unsealed.elapsed();
+    let renewed = since(unsealed, watcher.appeared(&second.serial));
+    let served = since(unsealed, first_served(&poller.outcomes(), &second.serial));
     let outcomes = poller.finish();
     let (reads, broken) = watcher.finish();
     let (failed, expired) = lost(&outcomes);
