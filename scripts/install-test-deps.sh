@@ -3,7 +3,8 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-# python3-cryptography: a strict DER parser for the dev CA's certificates; strace: the fault
+# python3-cryptography: a strict DER parser for the dev CA's certificates; haproxy: the fault
+# suite's OpenBao cluster is reached through it (it routes to the active node); strace: the fault
 # suite checks that an invalid config makes no system call that writes, binds or connects;
 # util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo, umoci,
 # debootstrap: scripts/build-image.sh and the image tests.

@@ -596,13 +596,43 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
             return parsed.errors.join("; ").replace('\n', " ");
         }
     }
+    // Not Vault's own answer: a load balancer's or proxy's page, such as haproxy's 503 when no
+    // Vault node is active. One line for the log, tags dropped from an HTML page.
     let text = String::from_utf8_lossy(body);
-    let text = text.trim();
+    let text = if text.trim_start().starts_with('<') {
+        strip_tags(&text)
+    } else {
+        text.into_owned()
+    };
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
     } else {
         text.chars().take(200).collect()
     }
+}
+
+/// `html` without its tags, each replaced by a space (`<h1>503</h1>No server` is `503 No
+/// server`); entities stay as they are.
+fn strip_tags(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is rare from Vault and is ignored).
@@ -701,6 +731,26 @@ mod tests {
         assert_eq!(
             error_message(StatusCode::BAD_GATEWAY, b"upstream down"),
             "upstream down"
+        );
+    }
+
+    #[test]
+    fn a_load_balancers_page_becomes_one_line() {
+        // haproxy 2.6's answer when no server is up (an OpenBao cluster with no active node,
+        // sealed or electing), byte for byte.
+        let haproxy = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available \
+            to handle this request.\n</body></html>\n";
+        assert_eq!(
+            error_message(StatusCode::SERVICE_UNAVAILABLE, haproxy),
+            "503 Service Unavailable No server is available to handle this request."
+        );
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b"line one\r\nline\ttwo\x1b[31m\n"),
+            "line one line two [31m"
+        );
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b"<html><body></body></html>"),
+            "Bad Gateway"
         );
     }
 

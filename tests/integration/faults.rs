@@ -14,6 +14,8 @@
 //!
 //! Vault is the shared OpenBao bed seen through a [`FaultProxy`], each test on a PKI mount of
 //! its own, so the proxy's count of `issue` requests is the number of certificates issued.
+//! The `vault-cluster-*` cases take a real cluster instead ([`Cluster`]: three raft nodes
+//! behind haproxy, which routes to the active node only), to kill its leader or seal it whole.
 //! Where a case already exists elsewhere (a real OpenBao stopped under the agent:
 //! `agent::the_agent_rides_out_an_openbao_outage_and_recovers_without_a_restart`,
 //! `templates::an_openbao_outage_across_a_renewal_point_keeps_the_files_until_it_returns`; the
@@ -43,6 +45,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::util;
 use crate::util::bao::{self, IsolatedPki};
+use crate::util::cluster::{self, Cluster};
 use crate::util::faultproxy::{self, FaultProxy, Mode};
 use crate::util::role::{AgentProcess, Launch, RoleProcess};
 
@@ -1965,4 +1968,541 @@ fn keys_and_tokens_never_reach_trace_logs_and_files_get_their_default_modes() {
          token, no JWT, no 16-character run of the private key's PEM body in either log; \
          default modes key 0600, certificate 0644, sink 0640",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Vault cluster, not a dev server: the leader killed, the whole cluster sealed
+
+/// The agent, the proxy and the app against a three-node OpenBao cluster behind haproxy
+/// ([`Cluster`]), each test with a cluster of its own.
+struct ClusterPod {
+    cluster: Cluster,
+    dir: tempfile::TempDir,
+    agent: Option<Agent>,
+    frontend: Frontend,
+}
+
+impl ClusterPod {
+    /// A cluster, then the seed's agent on a PKI mount `name` of it (through haproxy) with the
+    /// certificate's `ttl` and renewal `threshold`, logging in for a token of `token_ttl`, and
+    /// the proxy serving its pair. Waits until the proxy serves the first certificate; returns
+    /// it too.
+    fn start(name: &str, ttl: &str, threshold: f64, token_ttl: &str) -> (ClusterPod, CertInfo) {
+        let cluster = Cluster::start();
+        let pki = cluster.bed().mount_isolated_pki(name);
+        cluster.bed().root_request(
+            "POST",
+            &format!("auth/kubernetes/role/{}", pki.login_role),
+            serde_json::json!({
+                "bound_service_account_names": bao::SERVICE_ACCOUNT,
+                "bound_service_account_namespaces": bao::NAMESPACE,
+                "token_policies": name,
+                "token_ttl": token_ttl,
+                "token_max_ttl": "24h",
+            }),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = seed_agent_config(dir.path(), dir.path(), &pki, ttl, threshold);
+        let frontend = spawn_frontend(dir.path(), dir.path(), "", &[]);
+        let agent = spawn_agent(
+            &config,
+            cluster.addr(),
+            &dir.path().join("agent.log"),
+            &[],
+            &[],
+        );
+        let pod = ClusterPod {
+            cluster,
+            dir,
+            agent: Some(agent),
+            frontend,
+        };
+        let agent = pod.agent();
+        pod.wait_until(Duration::from_secs(60), "agent /readyz 200", || {
+            agent.ready()
+        });
+        let first = settled_pair(pod.files()).expect("a pair");
+        let address = pod.frontend.address;
+        pod.wait_until(
+            Duration::from_secs(15),
+            "the proxy serves the first pair",
+            || get_once(address).is_ok_and(|info| info.serial == first.serial),
+        );
+        (pod, first)
+    }
+
+    fn files(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("agent running")
+    }
+
+    /// Waits until the pair on disk holds a leaf other than `serial`; returns it.
+    fn wait_new_pair(&self, serial: &str, limit: Duration) -> CertInfo {
+        let mut found = None;
+        self.wait_until(limit, "a new certificate on disk", || {
+            found = pair(self.files()).ok().filter(|info| info.serial != serial);
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
+    /// Logins the agent made (it logs in once and keeps its token unless Vault refuses it).
+    fn logins(&self) -> f64 {
+        self.agent()
+            .metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}")
+    }
+
+    /// Stops the agent (exit 0 on SIGTERM); on a failed test, the logs help more.
+    fn stop(mut self) {
+        self.agent.take().expect("agent running").stop();
+    }
+
+    /// The agent's log, haproxy's and the end of each node's, for a failure message.
+    fn logs(&self) -> String {
+        let mut text = format!(
+            "agent log:\n{}\nhaproxy log:\n{}",
+            self.agent().0.log(),
+            self.cluster.haproxy_log()
+        );
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let log = self.cluster.node_log(i);
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            text.push_str(&format!("\n{} ({}), last lines:\n", node.name, node.api));
+            for line in tail.iter().rev() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// [`util::wait_until`], failing with [`ClusterPod::logs`]: a cluster has more moving parts
+    /// than a message can name.
+    fn wait_until(&self, limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not after {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+}
+
+/// Reads the pair on disk every 20 ms for as long as it lives, as a reader (the proxy) might at
+/// any moment, and remembers every time it was broken — still broken after [`settled_pair`]'s
+/// second of grace, so the instant between the agent's two renames does not count.
+struct PairWatcher {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    broken: Arc<Mutex<Vec<String>>>,
+    /// Each leaf serial as it first appeared on disk, and when.
+    appeared: Arc<Mutex<Vec<(Instant, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PairWatcher {
+    fn start(files: &Path) -> PairWatcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let broken = Arc::new(Mutex::new(Vec::new()));
+        let appeared = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
+        let thread = {
+            let (stop, reads, broken, appeared) = (
+                Arc::clone(&stop),
+                Arc::clone(&reads),
+                Arc::clone(&broken),
+                Arc::clone(&appeared),
+            );
+            let files = files.to_path_buf();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    let read = pair(&files).or_else(|_| settled_pair(&files));
+                    match read {
+                        Ok(info) => {
+                            let mut appeared = appeared.lock().unwrap();
+                            if appeared
+                                .last()
+                                .is_none_or(|(_, serial)| *serial != info.serial)
+                            {
+                                appeared.push((Instant::now(), info.serial));
+                            }
+                        }
+                        Err(why) => broken.lock().unwrap().push(why),
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        PairWatcher {
+            stop,
+            reads,
+            broken,
+            appeared,
+            thread: Some(thread),
+        }
+    }
+
+    /// The leaf serials seen on disk so far, in order.
+    fn serials(&self) -> Vec<String> {
+        let appeared = self.appeared.lock().unwrap();
+        appeared.iter().map(|(_, serial)| serial.clone()).collect()
+    }
+
+    /// When the leaf `serial` first appeared on disk, if it has.
+    fn appeared(&self, serial: &str) -> Option<Instant> {
+        let appeared = self.appeared.lock().unwrap();
+        appeared
+            .iter()
+            .find(|(_, s)| s == serial)
+            .map(|(at, _)| *at)
+    }
+
+    /// Stops watching; returns how many reads it made and what was broken.
+    fn finish(mut self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("pair watcher thread");
+        }
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.broken.lock().unwrap().clone(),
+        )
+    }
+}
+
+impl Drop for PairWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The time from `start` to `at` (now, when `at` is unknown).
+fn since(start: Instant, at: Option<Instant>) -> Duration {
+    at.unwrap_or_else(Instant::now)
+        .saturating_duration_since(start)
+}
+
+/// When the poller's first request answered with the leaf `serial` was made, as an [`Instant`].
+fn first_served(outcomes: &[(SystemTime, Outcome)], serial: &str) -> Option<Instant> {
+    let (at, _) = outcomes
+        .iter()
+        .find(|(_, outcome)| outcome.as_ref().is_ok_and(|info| info.serial == serial))?;
+    let ago = SystemTime::now().duration_since(*at).unwrap_or_default();
+    Instant::now().checked_sub(ago)
+}
+
+/// Sleeps until `at` (not at all if it has passed).
+fn sleep_until(at: SystemTime) {
+    std::thread::sleep(at.duration_since(SystemTime::now()).unwrap_or_default());
+}
+
+#[test]
+fn vault_cluster_leader_killed_just_before_a_renewal_fails_over_without_losing_a_request() {
+    // 30 s certificates renewed at 50 % (± 5 % of the lifetime): 13.5-16.5 s after issue, which
+    // leaves half the lifetime for the failover and the agent's retries.
+    let (mut pod, first) = ClusterPod::start("cluster-failover", "30s", 0.5, "24h");
+    let address = pod.frontend.address;
+    let renewal_at = pod.agent().renewal_at();
+    let watcher = PairWatcher::start(pod.files());
+    let poller = Poller::start(address);
+    let leader = pod.cluster.active().expect("an active node");
+    let logins_before = pod.logins();
+
+    // The leader dies a second before the renewal falls due, so the renewal meets the election.
+    sleep_until(renewal_at - Duration::from_secs(1));
+    assert_eq!(
+        pair(pod.files()).expect("a pair").serial,
+        first.serial,
+        "no renewal yet: the kill must come before it"
+    );
+    let killed = Instant::now();
+    pod.cluster.kill(leader);
+    pod.wait_until(
+        Duration::from_secs(30),
+        "haproxy forwards to a new active node",
+        || pod.cluster.health_through_haproxy() == Some(200),
+    );
+    let failover = killed.elapsed();
+    let new_leader = pod.cluster.active().expect("a new active node");
+    assert_ne!(new_leader, leader, "another node leads");
+    let new_url = pod.cluster.nodes[new_leader].url();
+    for i in (0..3).filter(|&i| i != leader) {
+        pod.wait_until(
+            Duration::from_secs(15),
+            "every surviving node names the new leader",
+            || pod.cluster.leader_seen_by(i).as_deref() == Some(new_url.as_str()),
+        );
+    }
+
+    let names = |i: usize| pod.cluster.nodes[i].name.clone();
+    let second = pod.wait_new_pair(&first.serial, Duration::from_secs(40));
+    pod.wait_until(
+        Duration::from_secs(15),
+        "the proxy serves the new pair",
+        || get_once(address).is_ok_and(|info| info.serial == second.serial),
+    );
+    let renewed = since(killed, watcher.appeared(&second.serial));
+    let served = since(killed, first_served(&poller.outcomes(), &second.serial));
+    // The old leader is dead, so the certificate came from the new one; its PKI storage has it.
+    let mount_cert = pod.cluster.bed().root_request(
+        "GET",
+        &format!("cluster-failover/cert/{}", second.serial),
+        serde_json::json!({}),
+    );
+    assert!(
+        mount_cert["data"]["certificate"]
+            .as_str()
+            .is_some_and(|pem| pem.contains("BEGIN CERTIFICATE")),
+        "the new leader knows the certificate: {mount_cert}"
+    );
+    let outcomes = poller.finish();
+    let (reads, broken) = watcher.finish();
+    let (failed, expired) = lost(&outcomes);
+    let logs = pod.logs();
+    assert_eq!(failed, 0, "no request failed: {outcomes:?}\n{logs}");
+    assert_eq!(expired, 0, "nothing expired was served");
+    assert!(
+        broken.is_empty(),
+        "the pair on disk always matched: {broken:?}"
+    );
+    let logins = pod.logins() - logins_before;
+    assert_eq!(
+        logins, 0.0,
+        "the agent's token (replicated by raft) outlives the failover: no new login\n{logs}"
+    );
+    // The first issue, answered by the old leader, then the renewal: refused while haproxy had
+    // no active node (when it fell due inside the failover), then answered by the new leader.
+    let answers = pod.cluster.haproxy_answers("/cluster-failover/issue/");
+    let (old_name, new_name) = (names(leader), names(new_leader));
+    assert_eq!(
+        answers.first(),
+        Some(&(old_name.clone(), 200)),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.last(),
+        Some(&(new_name.clone(), 200)),
+        "{answers:?}"
+    );
+    let refused = answers.iter().filter(|(_, status)| *status != 200).count();
+    assert_eq!(
+        answers.iter().filter(|(_, status)| *status == 200).count(),
+        2,
+        "one issue before the kill, one after: {answers:?}"
+    );
+    assert!(pod.frontend.running(), "proxy and app keep running");
+    report(
+        "vault-cluster-leader-killed",
+        1,
+        failed,
+        broken.len() as u64,
+        Some(served),
+        &format!(
+            "3-node OpenBao raft cluster behind haproxy (active node only, sys/health every \
+             {}ms); leader {} SIGKILLed 1s before the renewal point of a 30s cert: haproxy sent \
+             requests to the new leader {} after {:.1}s, answering the renewal's issue request \
+             {refused} times 503 meanwhile; the new pair was on disk {:.1}s after the kill, \
+             through the new leader, with the same token (no new login); {} requests \
+             all served, pair read {reads} times, never broken; recovery = kill to new pair \
+             served",
+            cluster::CHECK_INTERVAL.as_millis(),
+            old_name,
+            new_name,
+            failover.as_secs_f64(),
+            renewed.as_secs_f64(),
+            outcomes.len()
+        ),
+    );
+    pod.stop();
+}
+
+#[test]
+fn vault_cluster_sealed_across_a_renewal_point_keeps_the_pair_and_renews_after_unseal() {
+    // 60 s certificates renewed at 20 % (± 5 % of the lifetime): 9-15 s after issue. 45 s
+    // tokens renewed at 2/3 (± 5 %) of their TTL: 28-33 s after the login, just before the
+    // issue. Sealed from just after the issue until both renewals have been refused (haproxy
+    // answering 503), the cluster has a leader again 7-12 s before the token would expire and
+    // about 25 s before the certificate does.
+    let (mut pod, first) = ClusterPod::start("cluster-sealed", "60s", 0.2, "45s");
+    let address = pod.frontend.address;
+    let renewal_at = pod.agent().renewal_at();
+    let watcher = PairWatcher::start(pod.files());
+    let poller = Poller::start(address);
+    let logins_before = pod.logins();
+    let read_files = |pod: &ClusterPod| {
+        (
+            std::fs::read(pod.files().join("tls.crt")).expect("tls.crt"),
+            std::fs::read(pod.files().join("tls.key")).expect("tls.key"),
+        )
+    };
+
+    // Standbys first: sealing the active node first would hand the lead to a standby.
+    let active = pod.cluster.active().expect("an active node");
+    let files_before = read_files(&pod);
+    assert_eq!(pair(pod.files()).expect("a pair").serial, first.serial);
+    let sealed = Instant::now();
+    let before_renewal = renewal_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    for i in (0..3).filter(|&i| i != active).chain([active]) {
+        pod.cluster.seal(i);
+    }
+    for i in 0..3 {
+        assert_eq!(pod.cluster.health(i), Some(503), "node {i} is sealed");
+    }
+    pod.wait_until(
+        Duration::from_secs(10),
+        "haproxy has no node to send requests to",
+        || pod.cluster.health_through_haproxy() == Some(503),
+    );
+
+    // Past the certificate's renewal point, tried against a sealed cluster all along, and past
+    // the token's, whose renewal is refused too.
+    sleep_until(renewal_at + Duration::from_secs(5));
+    let token_refusals = |pod: &ClusterPod| {
+        pod.cluster
+            .haproxy_answers("/auth/token/renew-self")
+            .iter()
+            .filter(|(server, status)| server == "<NOSRV>" && *status == 503)
+            .count()
+    };
+    pod.wait_until(
+        Duration::from_secs(45),
+        "a token renewal refused while sealed",
+        || token_refusals(&pod) >= 1,
+    );
+    let token_expiry = pod
+        .agent()
+        .metric("pki_sidecar_agent_token_expiration_timestamp_seconds");
+    let token_left = token_expiry
+        - SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+    assert!(
+        SystemTime::now() < first.not_after,
+        "still inside the first certificate's life"
+    );
+    assert_eq!(
+        read_files(&pod),
+        files_before,
+        "tls.crt and tls.key are untouched while sealed"
+    );
+    assert_eq!(
+        get_once(address).expect("served while sealed").serial,
+        first.serial
+    );
+    let proxy_ready = pod.frontend.readyz();
+    assert_eq!(
+        proxy_ready.status, 200,
+        "the proxy stays ready on a valid pair: {}",
+        proxy_ready.body
+    );
+    let agent_ready = util::http(pod.agent().0.metrics(), "GET", "/readyz").status;
+    assert!(
+        pod.agent.as_mut().unwrap().running(),
+        "the agent keeps running"
+    );
+    let sealed_for = sealed.elapsed();
+    let refused = pod
+        .cluster
+        .haproxy_answers("/cluster-sealed/issue/")
+        .iter()
+        .filter(|(server, status)| server == "<NOSRV>" && *status == 503)
+        .count();
+    assert!(refused >= 1, "the renewal was tried while sealed");
+
+    assert_eq!(
+        watcher.serials(),
+        std::slice::from_ref(&first.serial),
+        "only the first certificate was ever on disk while sealed"
+    );
+    let unsealed = Instant::now();
+    for i in 0..3 {
+        pod.cluster.unseal(i);
+    }
+    pod.wait_until(
+        Duration::from_secs(30),
+        "haproxy forwards to an active node again",
+        || pod.cluster.health_through_haproxy() == Some(200),
+    );
+    let leader_back = unsealed.elapsed();
+    let new_leader = pod.cluster.active().expect("an active node");
+    let second = pod.wait_new_pair(&first.serial, Duration::from_secs(30));
+    assert!(second.not_after > first.not_after, "a later certificate");
+    pod.wait_until(
+        Duration::from_secs(15),
+        "the proxy serves the new pair",
+        || get_once(address).is_ok_and(|info| info.serial == second.serial),
+    );
+    let renewed = since(unsealed, watcher.appeared(&second.serial));
+    let served = since(unsealed, first_served(&poller.outcomes(), &second.serial));
+    let outcomes = poller.finish();
+    let (reads, broken) = watcher.finish();
+    let (failed, expired) = lost(&outcomes);
+    let logs = pod.logs();
+    assert_eq!(failed, 0, "no request failed: {outcomes:?}\n{logs}");
+    assert_eq!(expired, 0, "nothing expired was served");
+    assert!(
+        broken.is_empty(),
+        "the pair on disk always matched: {broken:?}"
+    );
+    // The token: renewed once Vault is back, or, had the seal outlasted it, replaced by a new
+    // login; never dropped because a renewal was answered 503.
+    let renewal_successes = "pki_sidecar_agent_token_renewals_total{result=\"success\"}";
+    pod.wait_until(
+        Duration::from_secs(30),
+        "the agent renews its token or logs in again",
+        || pod.agent().metric(renewal_successes) >= 1.0 || pod.logins() > logins_before,
+    );
+    let logins = pod.logins() - logins_before;
+    let log = pod.agent().0.log();
+    assert!(
+        !log.contains("Vault refused to renew the token"),
+        "a 503 is no refusal: the agent keeps its token\n{logs}"
+    );
+    assert!(
+        logins == 0.0 || log.contains("the Vault token expired while Vault was unreachable"),
+        "a new login only once the token expired\n{logs}"
+    );
+    let token_failures = token_refusals(&pod);
+    let token_outcome = if logins == 0.0 {
+        "renewed after the unseal (same token, no new login)".to_owned()
+    } else {
+        format!("expired {token_left:.0}s after its renewal was first refused; logged in again")
+    };
+    assert!(pod.frontend.running(), "proxy and app keep running");
+    report(
+        "vault-cluster-sealed",
+        1,
+        failed,
+        broken.len() as u64,
+        Some(served),
+        &format!(
+            "the same cluster shape, every node sealed (standbys, then the active node) {:.0}s \
+             before the renewal point of a 60s cert and kept sealed {:.0}s, past it and past \
+             the renewal point of the agent's 45s token: haproxy answered 503, the agent kept \
+             tls.crt/tls.key byte for byte and they were served (proxy /readyz 200, agent \
+             /readyz {agent_ready}; {refused} issue and {token_failures} token renewal \
+             requests answered 503 meanwhile); the token {token_outcome}; after unsealing all \
+             three, {} led and haproxy forwarded in {:.1}s, the \
+             new pair was on disk {:.1}s after the unseal; {} requests all served, pair read \
+             {reads} times, never broken; recovery = unseal to new pair served",
+            before_renewal.as_secs_f64(),
+            sealed_for.as_secs_f64(),
+            pod.cluster.nodes[new_leader].name,
+            leader_back.as_secs_f64(),
+            renewed.as_secs_f64(),
+            outcomes.len()
+        ),
+    );
+    pod.stop();
 }

@@ -6,7 +6,8 @@
 //! that must take OpenBao away (an agent surviving an outage) starts a [`private_bed`] of its own,
 //! which it can [`stop`](PrivateBed::stop) and [`restart`](PrivateBed::restart). The bed owns each
 //! server's lifetime (a watchdog kills it when the test binary exits, however it exits) and must
-//! never leave a `bao` process behind.
+//! never leave a `bao` process behind. The same setup applied to an OpenBao run by someone else
+//! (the raft cluster of [`super::cluster`], through its load balancer) is [`attach`].
 
 use std::io::{BufRead as _, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -57,6 +58,9 @@ pub const WATCHDOG: &str =
 pub struct Bed {
     address: SocketAddr,
     addr: String,
+    /// The dev server's [`ROOT_TOKEN`], or the one `bao operator init` gave an [`attach`]ed
+    /// server.
+    root_token: String,
     root_ca_pem: String,
     intermediate_ca_pem: String,
     token_review: TokenReview,
@@ -123,6 +127,48 @@ pub fn private_bed() -> PrivateBed {
     }
 }
 
+/// A bed over an OpenBao that someone else runs (such as [`super::cluster::Cluster`]'s nodes
+/// behind their load balancer), reached at `address` with `root_token`: configured exactly like
+/// the shared bed (root and intermediate PKI, policy, Kubernetes auth against a TokenReview
+/// stand-in of its own), so everything [`Bed`] offers works against it. It never starts, stops or
+/// owns a server: [`Bed::server_output`] stays empty.
+pub fn attach(address: SocketAddr, root_token: &str) -> Bed {
+    let root_token = root_token.to_owned();
+    // On a thread of its own for the same reason as [`start_on_own_thread`].
+    std::thread::spawn(move || {
+        let (runtime, token_review) = bed_runtime();
+        let mut bed = Bed {
+            address,
+            addr: format!("http://{address}"),
+            root_token,
+            root_ca_pem: String::new(),
+            intermediate_ca_pem: String::new(),
+            token_review,
+            bao: bao_binary(),
+            server: None,
+            earlier_output: String::new(),
+            runtime: Some(runtime),
+        };
+        bed.configure();
+        bed
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// The runtime a bed drives its HTTP client with, and the TokenReview stand-in on it.
+fn bed_runtime() -> (tokio::runtime::Runtime, TokenReview) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bao-bed")
+        .enable_all()
+        .build()
+        .expect("build the bed's tokio runtime");
+    let token_review =
+        TokenReview::start(runtime.handle()).expect("start the TokenReview stand-in");
+    (runtime, token_review)
+}
+
 /// Starts a bed on a thread of its own so that neither building nor (on failure) dropping its
 /// runtime happens inside a test's tokio runtime, where tokio forbids both.
 fn start_on_own_thread() -> Result<Bed, String> {
@@ -174,9 +220,9 @@ impl Bed {
         &self.addr
     }
 
-    /// The dev server's root token.
+    /// The root token: the dev server's, or the one an [`attach`]ed server was given.
     pub fn root_token(&self) -> &str {
-        ROOT_TOKEN
+        &self.root_token
     }
 
     /// The root CA (`pki/`), PEM.
@@ -238,7 +284,7 @@ impl Bed {
 
     /// A request with the root token that must succeed; returns the response body.
     pub fn root_request(&self, method: &str, path: &str, body: Value) -> Value {
-        let (status, response) = self.request(method, path, Some(ROOT_TOKEN), Some(body));
+        let (status, response) = self.request(method, path, Some(&self.root_token), Some(body));
         assert!(
             (200..300).contains(&status),
             "{method} {path} as root: HTTP {status}: {response}"
@@ -315,7 +361,7 @@ impl Bed {
             let (status, response) = self.request(
                 "POST",
                 "sys/auth/approle",
-                Some(ROOT_TOKEN),
+                Some(&self.root_token),
                 Some(json!({"type": "approle"})),
             );
             let already_enabled =
@@ -333,7 +379,7 @@ impl Bed {
         let (status, role_id) = self.request(
             "GET",
             "auth/approle/role/agent/role-id",
-            Some(ROOT_TOKEN),
+            Some(&self.root_token),
             None,
         );
         assert_eq!(status, 200, "read the AppRole role_id: {role_id}");
@@ -381,14 +427,7 @@ impl Bed {
     fn start() -> Bed {
         let started = Instant::now();
         let bao = bao_binary();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("bao-bed")
-            .enable_all()
-            .build()
-            .expect("build the bed's tokio runtime");
-        let token_review =
-            TokenReview::start(runtime.handle()).expect("start the TokenReview stand-in");
+        let (runtime, token_review) = bed_runtime();
 
         // A lost race for the port shows up as "address already in use": try a fresh one.
         let mut attempts = 0;
@@ -408,6 +447,7 @@ impl Bed {
         let mut bed = Bed {
             address,
             addr: format!("http://{address}"),
+            root_token: ROOT_TOKEN.to_owned(),
             root_ca_pem: String::new(),
             intermediate_ca_pem: String::new(),
             token_review,

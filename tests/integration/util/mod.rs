@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test module uses a different subset.
 
 pub mod bao;
+pub mod cluster;
 pub mod faultproxy;
 pub mod recorder;
 pub mod role;
