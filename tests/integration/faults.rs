@@ -1200,10 +1200,14 @@ async fn bystander(address: SocketAddr, stop: Arc<AtomicBool>) -> (u64, u64) {
     let config = any_certificate_client(&[]);
     let (mut served, mut failed) = (0, 0);
     while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
         match get_hello(address, config.clone()).await {
             Ok(_) => served += 1,
             Err(why) => {
-                eprintln!("bystander: {why}");
+                eprintln!(
+                    "bystander: {why} ({:.1?} after connecting)",
+                    started.elapsed()
+                );
                 failed += 1;
             }
         }
@@ -1247,6 +1251,22 @@ struct Damage {
     rss_peak_kib: u64,
     rss_after_kib: u64,
     settle: Duration,
+    /// The proxy's handshake and refusal counters once the attack is over.
+    counters: String,
+}
+
+/// The proxy's counters of what happened to connections: handshakes by result and refusals at
+/// `max_connections`, as `name{labels}=value` pairs.
+fn connection_counters(scrape: &str) -> String {
+    scrape
+        .lines()
+        .filter(|line| {
+            line.starts_with("pki_sidecar_proxy_tls_handshakes_total")
+                || line.starts_with("pki_sidecar_proxy_connections_refused_total")
+        })
+        .map(|line| line.replacen(' ', "=", 1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs `attack` against the proxy while a bystander sends requests and the proxy's memory is
@@ -1289,6 +1309,11 @@ async fn under_attack<F: std::future::Future<Output = String>>(
     .await
     .unwrap();
     let settle = ended.elapsed();
+    let counters = tokio::task::spawn_blocking(move || {
+        connection_counters(&util::http(metrics, "GET", "/metrics").body)
+    })
+    .await
+    .unwrap();
     stop.store(true, Ordering::Relaxed);
     let (served, failed) = bystander.await.unwrap();
     sampler.await.unwrap();
@@ -1302,6 +1327,7 @@ async fn under_attack<F: std::future::Future<Output = String>>(
             rss_peak_kib: peak.load(Ordering::Relaxed),
             rss_after_kib,
             settle,
+            counters,
         },
         outcome,
     )
@@ -1313,13 +1339,14 @@ fn judge(fault: &str, runs: usize, damage: &Damage, peak_bound_mib: u64, did: &s
     let growth = |kib: u64| kib.saturating_sub(damage.rss_before_kib) / 1024;
     eprintln!(
         "{fault}: bystander {} served, {} failed; RSS {} KiB -> peak {} KiB -> {} KiB; \
-         settled in {:.1?}",
+         settled in {:.1?}; proxy counters: {}",
         damage.served,
         damage.failed,
         damage.rss_before_kib,
         damage.rss_peak_kib,
         damage.rss_after_kib,
-        damage.settle
+        damage.settle,
+        damage.counters
     );
     assert_eq!(
         damage.during,
@@ -1370,7 +1397,9 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
         let mut tasks = Vec::new();
         for _ in 0..RANDOM_CLIENTS {
             tasks.push(tokio::spawn(async move {
-                let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+                let mut tcp = tokio::net::TcpStream::connect(address)
+                    .await
+                    .expect("the proxy accepts the connection");
                 let junk: Vec<u8> = (0..16 * 1024).map(|_| fastrand::u8(..)).collect();
                 let _ = tcp.write_all(&junk).await;
                 closed_within(&mut tcp, Duration::from_secs(5)).await
@@ -1402,11 +1431,19 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
         let mut tasks = Vec::new();
         for _ in 0..HALF_OPEN {
             tasks.push(tokio::spawn(async move {
-                let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-                tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                let mut tcp = tokio::net::TcpStream::connect(address)
                     .await
-                    .unwrap();
+                    .expect("the proxy accepts the connection");
                 let started = Instant::now();
+                // On a starved machine the proxy may have cut the connection (its timeout runs
+                // from the accept) before this task writes: then it is closed already.
+                if tcp
+                    .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                    .await
+                    .is_err()
+                {
+                    return Some(started.elapsed());
+                }
                 closed_within(&mut tcp, Duration::from_secs(8))
                     .await
                     .then(|| started.elapsed())
@@ -1438,11 +1475,27 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
         for _ in 0..SLOW {
             let config = config.clone();
             tasks.push(tokio::spawn(async move {
-                let mut tls = tls_connect(address, config).await.unwrap();
-                let started = Instant::now();
-                tls.write_all(b"GET / HTTP/1.1\r\nHost: foo.home\r\n")
+                let tcp = tokio::net::TcpStream::connect(address)
                     .await
-                    .unwrap();
+                    .expect("the proxy accepts the connection");
+                let started = Instant::now();
+                // A starved client may be too slow even for the handshake (2s from the accept):
+                // cut by the proxy before it could send a header, it is closed all the same.
+                let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+                    .connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp)
+                    .await
+                else {
+                    return (started.elapsed(), Slowloris::CutInHandshake);
+                };
+                // Any write error means the proxy has cut the connection (a write after its
+                // close gets EPIPE or ECONNRESET): counted as closed, as a read of EOF is.
+                if tls
+                    .write_all(b"GET / HTTP/1.1\r\nHost: foo.home\r\n")
+                    .await
+                    .is_err()
+                {
+                    return (started.elapsed(), Slowloris::CutInHeaders);
+                }
                 loop {
                     if tls.write_all(b"X").await.is_err() || tls.flush().await.is_err() {
                         break;
@@ -1455,14 +1508,23 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
                         "slowloris not cut"
                     );
                 }
-                started.elapsed()
+                (started.elapsed(), Slowloris::CutInHeaders)
             }));
         }
         let mut slowest = Duration::ZERO;
+        let mut in_handshake = 0;
         for task in tasks {
-            slowest = slowest.max(task.await.unwrap());
+            let (took, cut) = task.await.unwrap();
+            slowest = slowest.max(took);
+            in_handshake += usize::from(cut == Slowloris::CutInHandshake);
         }
-        format!("{:.1}", slowest.as_secs_f64())
+        let mut did = format!("slowest {:.1}s", slowest.as_secs_f64());
+        if in_handshake > 0 {
+            did.push_str(&format!(
+                ", {in_handshake} cut by tls_handshake_timeout before sending a header"
+            ));
+        }
+        did
     })
     .await;
     judge(
@@ -1472,7 +1534,7 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
         32,
         &format!(
             "{SLOW} TLS clients sending headers a byte per 500ms: all cut by \
-             header_read_timeout=2s (slowest {closed}s)"
+             header_read_timeout=2s ({closed})"
         ),
     );
 
@@ -1543,6 +1605,15 @@ async fn hostile_clients_leave_the_proxy_serving_others_in_bounded_memory() {
         &format!("one HTTP/2 connection opening and resetting {STREAMS} streams: {outcome}"),
     );
     drop(front);
+}
+
+/// Where the proxy cut a slowloris connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slowloris {
+    /// Before its handshake completed (the client too starved to finish it in time).
+    CutInHandshake,
+    /// While it trickled its request headers.
+    CutInHeaders,
 }
 
 async fn wait_until_served(address: SocketAddr) {
