@@ -257,39 +257,44 @@ async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Outcome {
         let tcp = tokio::net::TcpStream::connect(address)
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        let leaf = tls.get_ref().1.peer_certificates().expect("certificates")[0].clone();
-        let info = CertInfo::parse(&leaf)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("http: {e}"))?;
-        tokio::spawn(connection);
-        let request = hyper::Request::get("/")
-            .header(hyper::header::HOST, SERVER_NAME)
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        if status != 200 || !body.starts_with(b"hello world") {
-            return Err(format!("HTTP {status}: {body:?}"));
-        }
-        Ok(info)
+        hello_over(tcp, config).await
     };
     tokio::time::timeout(Duration::from_secs(10), attempt)
         .await
         .unwrap_or_else(|_| Err("no answer within 10s".to_owned()))
+}
+
+/// [`get_hello`] on a connection already made: the TLS handshake, then `GET /`.
+async fn hello_over(tcp: tokio::net::TcpStream, config: Arc<ClientConfig>) -> Outcome {
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from(SERVER_NAME).unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let leaf = tls.get_ref().1.peer_certificates().expect("certificates")[0].clone();
+    let info = CertInfo::parse(&leaf)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get("/")
+        .header(hyper::header::HOST, SERVER_NAME)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    if status != 200 || !body.starts_with(b"hello world") {
+        return Err(format!("HTTP {status}: {body:?}"));
+    }
+    Ok(info)
 }
 
 /// [`get_hello`] from synchronous code.
@@ -1788,6 +1793,249 @@ async fn five_thousand_concurrent_connections_are_held_under_a_low_soft_limit() 
              with a soft open files limit of 1024, which it raised to {hard}"
         ),
     );
+}
+
+/// What `ss -ltn` shows for the LISTEN socket on `address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListenQueue {
+    /// `Recv-Q`: connections the kernel has completed and the process not yet accepted.
+    queued: u32,
+    /// `Send-Q`: the backlog in effect, the most `queued` may be before SYNs are dropped.
+    backlog: u32,
+}
+
+/// The LISTEN socket on `address` as `ss -ltn` sees it.
+fn listen_queue(address: SocketAddr) -> ListenQueue {
+    let output = Command::new("ss")
+        .args(["-ltnH", "sport", "=", &format!(":{}", address.port())])
+        .output()
+        .expect("ss (iproute2; scripts/install-test-deps.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // LISTEN  0  4096  127.0.0.1:41235  0.0.0.0:*
+    let local = address.to_string();
+    let fields: Vec<&str> = text
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(3) == Some(&local.as_str()))
+        .unwrap_or_else(|| panic!("no LISTEN socket on {local} in `ss -ltn`:\n{text}"));
+    ListenQueue {
+        queued: fields[1].parse().expect("Recv-Q"),
+        backlog: fields[2].parse().expect("Send-Q"),
+    }
+}
+
+/// The kernel's cap on listen backlogs.
+fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("net.core.somaxconn")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// Opens `count` TCP connections to `address` together: every task waits at one barrier, then
+/// connects. Panics naming the failures if any connect is refused, reset or unanswered; when
+/// the accept queue overflows, the kernel drops SYNs and a connect waits for its retries (1 s,
+/// 3 s, 7 s ... 127 s): 30 s without an answer counts as a failure.
+async fn connect_burst(address: SocketAddr, count: usize) -> Vec<tokio::net::TcpStream> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                match tokio::time::timeout(
+                    Duration::from_secs(30),
+                    tokio::net::TcpStream::connect(address),
+                )
+                .await
+                {
+                    Ok(Ok(tcp)) => Ok(tcp),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => Err("no SYN-ACK within 30s".to_owned()),
+                }
+            })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(count);
+    let mut failures = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(tcp) => streams.push(tcp),
+            Err(why) => failures.push(why),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} connects failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    streams
+}
+
+/// Completes a TLS handshake and `GET /` on every one of `streams` at once; panics naming the
+/// failures unless every one was served `hello world`.
+async fn hello_over_all(streams: Vec<tokio::net::TcpStream>) {
+    let count = streams.len();
+    let config = any_certificate_client(&[]);
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|tcp| tokio::spawn(hello_over(tcp, config.clone())))
+        .collect();
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(why) = task.await.unwrap() {
+            failures.push(why);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} connections were not served, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+/// Sends SIGCONT to a stopped process when dropped, so a failing assertion cannot leave it
+/// stopped.
+struct Stopped(i32);
+
+impl Stopped {
+    fn stop(pid: i32) -> Stopped {
+        util::signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGCONT,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_thousand_connects_waits_in_the_accept_queue_and_is_served() {
+    const BURST: usize = 1_000;
+    // The burst's client ends live in this process, which may start with a soft limit of 1,024;
+    // the app, started from here, inherits the raised limit for the proxy's upstream connections.
+    raise_own_open_files_limit();
+    let dir = tempfile::tempdir().unwrap();
+    self_signed_pair(dir.path());
+    // The accept queue is under test, not handshake speed: a thousand handshakes at once by a
+    // debug build on two busy cores can take longer than the default 10s, which would turn
+    // queued connections into timed-out ones and hide what the queue did.
+    let front = spawn_frontend(
+        dir.path(),
+        dir.path(),
+        "  tls_handshake_timeout = \"120s\"\n  header_read_timeout = \"120s\"\n",
+        &[],
+    );
+    let address = front.address;
+    wait_until_served(address).await;
+    let backlog = 4096.min(somaxconn());
+    for listener in [address, front.metrics] {
+        assert_eq!(
+            listen_queue(listener).backlog,
+            backlog,
+            "{listener}: the default backlog, min(4096, net.core.somaxconn)"
+        );
+    }
+
+    // The proxy accepting as fast as it can while the burst arrives.
+    let (damage, took) = under_attack(&front, async move {
+        let started = Instant::now();
+        let streams = connect_burst(address, BURST).await;
+        hello_over_all(streams).await;
+        format!("{:.1}", started.elapsed().as_secs_f64())
+    })
+    .await;
+
+    // The proxy not accepting at all (stopped): the whole burst must fit in its accept queue,
+    // and be served once it resumes.
+    let stopped = Stopped::stop(front.proxy.pid());
+    let streams = connect_burst(address, BURST).await;
+    let queue = listen_queue(address);
+    drop(stopped);
+    assert_eq!(
+        queue,
+        ListenQueue {
+            queued: BURST as u32,
+            backlog
+        },
+        "the whole burst waited in the accept queue of a stopped proxy"
+    );
+    hello_over_all(streams).await;
+
+    judge(
+        "proxy-connect-burst",
+        BURST,
+        &damage,
+        64,
+        &format!(
+            "{BURST} TCP connects released together by a barrier, then a TLS handshake and \
+             GET / on each: none refused, reset or timed out, all served in {took}s; again \
+             with the proxy stopped (SIGSTOP): all {BURST} waited in its accept queue (ss: \
+             Recv-Q {BURST}, Send-Q {backlog}) and were served after SIGCONT"
+        ),
+    );
+}
+
+#[test]
+fn every_listener_of_every_role_listens_with_its_configured_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    self_signed_pair(dir.path());
+    // The app takes the top-level value for both its listeners.
+    let app_config = util::write_file(dir.path(), "app.hcl", "listen_backlog = 300\napp {}\n");
+    let app = Launch::role("app", &[&app_config], &dir.path().join("app.log")).spawn();
+    // The proxy's own value wins over the top-level one.
+    let proxy_config = util::write_file(
+        dir.path(),
+        "proxy.hcl",
+        &format!(
+            "listen_backlog = 300\nproxy {{\n  listen_backlog = 511\n  upstream = \"http://{}\"\n  \
+             cert_file = \"{dir}/tls.crt\"\n  key_file = \"{dir}/tls.key\"\n}}\n",
+            app.address("app.listen"),
+            dir = dir.path().display()
+        ),
+    );
+    let proxy = Launch::role("proxy", &[&proxy_config], &dir.path().join("proxy.log")).spawn();
+    // The agent's one listener, its metrics, takes the top-level value; it listens before its
+    // first login, which cannot succeed here (nothing answers at the Vault address).
+    let agent_config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "listen_backlog = 200\nauto_auth {{\n  method \"token_file\" {{\n    config = {{\n      \
+             token_file_path = \"{dir}/token\"\n    }}\n  }}\n}}\ntemplate {{\n  contents = \"x\"\n  \
+             destination = \"{dir}/out\"\n}}\n",
+            dir = dir.path().display()
+        ),
+    );
+    util::write_file(dir.path(), "token", "s.none");
+    let agent = Launch::agent(
+        &[&agent_config],
+        "http://127.0.0.1:9",
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let somaxconn = somaxconn();
+    for (role, key, address, configured) in [
+        ("app", "app.listen", app.address("app.listen"), 300),
+        ("app", "app.metrics_listen", app.metrics(), 300),
+        ("proxy", "proxy.listen", proxy.address("proxy.listen"), 511),
+        ("proxy", "proxy.metrics_listen", proxy.metrics(), 511),
+        ("agent", "telemetry.metrics_listen", agent.metrics(), 200),
+    ] {
+        assert_eq!(
+            listen_queue(address).backlog,
+            configured.min(somaxconn),
+            "{role}'s {key} on {address}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
