@@ -29,18 +29,24 @@ mkdir -p "$logs"
 echo "fault-suite-under-load: building the test binary" >&2
 cargo test -j2 --test integration --no-run
 
+# stress-ng runs in a process group of its own (setsid), so that stopping it stops its workers
+# too: the whole group gets SIGTERM, then SIGKILL if it is still there after 5 s.
 stress_pid=""
 stop_stress() {
-  if [ -n "$stress_pid" ]; then
-    kill "$stress_pid" 2>/dev/null || true
-    wait "$stress_pid" 2>/dev/null || true
-    stress_pid=""
-  fi
+  [ -n "$stress_pid" ] || return 0
+  kill -TERM -- "-$stress_pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 -- "-$stress_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$stress_pid" 2>/dev/null || true
+  wait "$stress_pid" 2>/dev/null || true
+  stress_pid=""
 }
 trap stop_stress EXIT
 trap 'exit 130' INT TERM
 
-stress-ng --cpu "$cpus" --quiet &
+setsid stress-ng --cpu "$cpus" --quiet &
 stress_pid=$!
 echo "fault-suite-under-load: stress-ng --cpu $cpus running (pid $stress_pid); $runs runs" >&2
 
