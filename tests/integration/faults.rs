@@ -1125,8 +1125,8 @@ fn sigkill_at_random_points_of_50_renewals_never_leaves_a_broken_pair_after_rest
             // valid then. Judged against the restart, not the moment readiness was seen: that
             // can come seconds later on a busy machine (readiness stays up between renewals),
             // and a 4 s certificate whose renewal a starved machine delayed is not a pair
-            // broken by a kill. A pair the killed agent left and the new one did not replace
-            // is still caught.
+            // broken by a kill. A pair already expired at the restart that the new agent did
+            // not replace is still caught, and a mismatched pair always is.
             match settled_pair(pod.files()) {
                 Ok(info) if info.not_after > restarted_at => {}
                 Ok(info) => broken_after_restart.push(format!("run {run}: expired {info:?}")),
@@ -1213,7 +1213,7 @@ async fn bystander(address: SocketAddr, stop: Arc<AtomicBool>) -> (u64, u64) {
             Ok(_) => served += 1,
             Err(why) => {
                 eprintln!(
-                    "bystander: {why} ({:.1?} after connecting)",
+                    "bystander: {why} ({:.1?} into the attempt)",
                     started.elapsed()
                 );
                 failed += 1;
@@ -1904,7 +1904,15 @@ async fn accepted_and_served(front: &Frontend, streams: Vec<tokio::net::TcpStrea
     let tasks: Vec<_> = streams
         .into_iter()
         .step_by(SAMPLE)
-        .map(|tcp| tokio::spawn(hello_over(tcp, config.clone())))
+        .map(|tcp| {
+            let served = hello_over(tcp, config.clone());
+            // Bounds only a failure (a hung connection): a few seconds at most when it works.
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(60), served)
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within 60s".to_owned()))
+            })
+        })
         .collect();
     let count = tasks.len();
     let mut failures = Vec::new();
