@@ -20,8 +20,10 @@ use crate::telemetry::{self, HttpMetrics, Telemetry};
 
 /// Binds the app's two listeners, builds it and serves until shutdown.
 pub async fn run(config: &config::App, lifecycle: Lifecycle) -> anyhow::Result<()> {
-    let listener = http_server::bind(config.listen, "app.listen").await?;
-    let metrics_listener = http_server::bind(config.metrics_listen, "app.metrics_listen").await?;
+    let backlog = config.listen_backlog;
+    let listener = http_server::bind(config.listen, "app.listen", backlog).await?;
+    let metrics_listener =
+        http_server::bind(config.metrics_listen, "app.metrics_listen", backlog).await?;
     let telemetry = Telemetry::new().context("cannot register the app's metrics")?;
     App::build(config, telemetry)?
         .serve(listener, metrics_listener, lifecycle)

@@ -226,7 +226,12 @@ async fn run_agent(
         return agent::run(&agent_config, lifecycle).await;
     };
     let listen = config.telemetry.metrics_listen;
-    let metrics_listener = http_server::bind(listen, "telemetry.metrics_listen").await?;
+    let metrics_listener = http_server::bind(
+        listen,
+        "telemetry.metrics_listen",
+        config.telemetry.listen_backlog,
+    )
+    .await?;
     let telemetry = telemetry::Telemetry::new().context("cannot register the agent's metrics")?;
     agent::Agent::with_backend(&config.templates(), Box::new(ca), telemetry, Clock::System)?
         .serve(metrics_listener, lifecycle)

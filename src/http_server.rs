@@ -13,7 +13,7 @@ use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to send request headers (slowloris protection).
@@ -80,9 +80,37 @@ pub async fn serve<S, B>(
     }
 }
 
-/// Binds `address`; the error names the config key and, for a refused low port, the fix.
-pub(crate) async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(address).await.map_err(|err| {
+/// Where Linux keeps the cap it applies to every `listen(2)` backlog.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
+/// The backlog `listen(2)` will actually get for `wanted`: the kernel silently caps it at
+/// `net.core.somaxconn`, so the smaller of the two (`wanted` when the cap cannot be read).
+pub(crate) fn effective_backlog(wanted: u32, somaxconn: Option<u32>) -> u32 {
+    somaxconn.map_or(wanted, |cap| wanted.min(cap.max(1)))
+}
+
+/// `net.core.somaxconn`, when readable.
+fn somaxconn() -> Option<u32> {
+    std::fs::read_to_string(SOMAXCONN).ok()?.trim().parse().ok()
+}
+
+/// Binds `address` and listens with `backlog` pending connections at most (capped by
+/// `net.core.somaxconn`); the error names the config key and, for a refused low port, the fix.
+pub(crate) async fn bind(
+    address: std::net::SocketAddr,
+    key: &str,
+    backlog: u32,
+) -> anyhow::Result<TcpListener> {
+    let cap = somaxconn();
+    let effective = effective_backlog(backlog, cap);
+    tracing::debug!(
+        key,
+        listen_backlog = backlog,
+        somaxconn = cap,
+        effective,
+        "listen backlog"
+    );
+    let listener = listen(address, effective).map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::PermissionDenied && address.port() < 1024 {
             " (ports below 1024 need CAP_NET_BIND_SERVICE or a lower \
              net.ipv4.ip_unprivileged_port_start)"
@@ -97,4 +125,31 @@ pub(crate) async fn bind(address: std::net::SocketAddr, key: &str) -> anyhow::Re
         Err(err) => tracing::warn!(key, error = %err, "listening; its address cannot be read"),
     }
     Ok(listener)
+}
+
+/// What `TcpListener::bind` does (SO_REUSEADDR, so a restart does not wait out TIME_WAIT), with
+/// the backlog chosen instead of the fixed 128 (mio's, after std's).
+fn listen(address: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_capped_by_somaxconn() {
+        assert_eq!(effective_backlog(4096, Some(4096)), 4096);
+        assert_eq!(effective_backlog(4096, Some(128)), 128);
+        assert_eq!(effective_backlog(511, Some(4096)), 511);
+        assert_eq!(effective_backlog(511, None), 511);
+        assert_eq!(effective_backlog(511, Some(0)), 1);
+    }
 }

@@ -228,9 +228,12 @@ async fn run_parts(
 
 /// Runs the agent of `config` until shutdown: binds its metrics listener, builds, serves.
 pub async fn run(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
-    let metrics_listener =
-        crate::http_server::bind(config.telemetry.metrics_listen, "telemetry.metrics_listen")
-            .await?;
+    let metrics_listener = crate::http_server::bind(
+        config.telemetry.metrics_listen,
+        "telemetry.metrics_listen",
+        config.telemetry.listen_backlog,
+    )
+    .await?;
     let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
     tracing::info!(metrics = %config.telemetry.metrics_listen, "agent starting");
     Agent::build(config, telemetry)?

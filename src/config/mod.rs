@@ -62,6 +62,9 @@ pub struct Config {
     pub logging: Logging,
     /// `shutdown_grace`: how long in-flight work may take after SIGTERM (default 10 s).
     pub shutdown_grace: Duration,
+    /// `listen_backlog`: the accept queue of every listener (default 4096, capped by the kernel's
+    /// `net.core.somaxconn`); `proxy`/`app` may override.
+    pub listen_backlog: u32,
     /// `vault {}` merged with the environment.
     pub vault: Vault,
     /// `auto_auth {}`, if present.
@@ -287,6 +290,8 @@ pub struct Wait {
 pub struct Telemetry {
     /// The agent's `/metrics`, `/healthz`, `/readyz` listener.
     pub metrics_listen: SocketAddr,
+    /// Its listen backlog: the top-level `listen_backlog`.
+    pub listen_backlog: u32,
 }
 
 /// `proxy {}`.
@@ -302,6 +307,9 @@ pub struct Proxy {
     pub key_file: PathBuf,
     /// The proxy's metrics listener.
     pub metrics_listen: SocketAddr,
+    /// The listen backlog of both listeners (connections the kernel has accepted and the proxy
+    /// not yet taken).
+    pub listen_backlog: u32,
     /// Drain time after SIGTERM.
     pub shutdown_grace: Duration,
     /// How often the certificate files are checked when no file event arrives.
@@ -419,6 +427,8 @@ pub struct App {
     pub listen: SocketAddr,
     /// The app's metrics listener.
     pub metrics_listen: SocketAddr,
+    /// The listen backlog of both listeners.
+    pub listen_backlog: u32,
     /// Drain time after SIGTERM.
     pub shutdown_grace: Duration,
 }

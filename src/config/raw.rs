@@ -37,6 +37,7 @@ pub(crate) struct RawConfig {
     pub log_level: Option<String>,
     pub log_format: Option<String>,
     pub shutdown_grace: Option<Scalar>,
+    pub listen_backlog: Option<Scalar>,
     pub vault: Option<RawVault>,
     pub auto_auth: Option<RawAutoAuth>,
     pub template_config: Option<RawTemplateConfig>,
@@ -196,6 +197,7 @@ pub(crate) struct RawProxy {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub metrics_listen: Option<String>,
+    pub listen_backlog: Option<Scalar>,
     pub shutdown_grace: Option<Scalar>,
     pub reload_interval: Option<Scalar>,
     pub tls_handshake_timeout: Option<Scalar>,
@@ -218,5 +220,6 @@ pub(crate) struct RawProxy {
 pub(crate) struct RawApp {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
+    pub listen_backlog: Option<Scalar>,
     pub shutdown_grace: Option<Scalar>,
 }

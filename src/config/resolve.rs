@@ -298,6 +298,12 @@ pub(super) fn resolve(
         raw.shutdown_grace.as_ref(),
         DEFAULT_SHUTDOWN_GRACE,
     );
+    let listen_backlog = backlog(
+        &mut r,
+        &["listen_backlog"],
+        raw.listen_backlog.as_ref(),
+        DEFAULT_LISTEN_BACKLOG,
+    );
     let vault = resolve_vault(&mut r, raw.vault.unwrap_or_default());
     let auto_auth = raw.auto_auth.map(|a| resolve_auto_auth(&mut r, a));
     let template_config = resolve_template_config(&mut r, raw.template_config.unwrap_or_default());
@@ -316,9 +322,15 @@ pub(super) fn resolve(
             telemetry.metrics_listen.as_deref(),
             "0.0.0.0:9101",
         ),
+        listen_backlog,
     };
     let proxy_configured = raw.proxy.is_some();
-    let proxy = resolve_proxy(&mut r, raw.proxy.unwrap_or_default(), shutdown_grace);
+    let proxy = resolve_proxy(
+        &mut r,
+        raw.proxy.unwrap_or_default(),
+        shutdown_grace,
+        listen_backlog,
+    );
     let app = raw.app.unwrap_or_default();
     let app = App {
         listen: r.socket(&["app", "listen"], app.listen.as_deref(), "127.0.0.1:80"),
@@ -326,6 +338,12 @@ pub(super) fn resolve(
             &["app", "metrics_listen"],
             app.metrics_listen.as_deref(),
             "0.0.0.0:9103",
+        ),
+        listen_backlog: backlog(
+            &mut r,
+            &["app", "listen_backlog"],
+            app.listen_backlog.as_ref(),
+            listen_backlog,
         ),
         shutdown_grace: r.duration(
             &["app", "shutdown_grace"],
@@ -346,6 +364,7 @@ pub(super) fn resolve(
         exit_after_auth: raw.exit_after_auth.unwrap_or(false),
         logging,
         shutdown_grace,
+        listen_backlog,
         vault,
         auto_auth,
         template_config,
@@ -994,7 +1013,23 @@ fn check_template_text(r: &mut Resolver, index: &str, template: &Template) {
     }
 }
 
-fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) -> Proxy {
+/// `listen_backlog` when nothing sets it: the kernel's usual `net.core.somaxconn`, so a burst of
+/// new connections waits in the accept queue instead of having its SYNs dropped (128, the
+/// figure std and tokio listen with, and nginx's 511 both overflow under such a burst).
+const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
+/// A listen backlog from 1 to 65535; `listen(2)` caps it further at `net.core.somaxconn`.
+fn backlog(r: &mut Resolver, path: &[&str], value: Option<&Scalar>, default: u32) -> u32 {
+    let n = r.count(path, value, default as usize, 1..=65_535);
+    u32::try_from(n).unwrap_or(default)
+}
+
+fn resolve_proxy(
+    r: &mut Resolver,
+    raw: raw::RawProxy,
+    default_grace: Duration,
+    default_backlog: u32,
+) -> Proxy {
     let upstream_text = raw
         .upstream
         .unwrap_or_else(|| "http://127.0.0.1:80".to_string());
@@ -1121,6 +1156,12 @@ fn resolve_proxy(r: &mut Resolver, raw: raw::RawProxy, default_grace: Duration) 
             &["proxy", "metrics_listen"],
             raw.metrics_listen.as_deref(),
             "0.0.0.0:9102",
+        ),
+        listen_backlog: backlog(
+            r,
+            &["proxy", "listen_backlog"],
+            raw.listen_backlog.as_ref(),
+            default_backlog,
         ),
         shutdown_grace: r.duration(
             &["proxy", "shutdown_grace"],

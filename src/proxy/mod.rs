@@ -49,8 +49,10 @@ use store::{CertResolver, CertStore, Reloader};
 /// exit.
 pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
     raise_open_files_limit(config.max_connections);
-    let listener = http_server::bind(config.listen, "proxy.listen").await?;
-    let metrics_listener = http_server::bind(config.metrics_listen, "proxy.metrics_listen").await?;
+    let backlog = config.listen_backlog;
+    let listener = http_server::bind(config.listen, "proxy.listen", backlog).await?;
+    let metrics_listener =
+        http_server::bind(config.metrics_listen, "proxy.metrics_listen", backlog).await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
     tracing::info!(
         listen = %config.listen,

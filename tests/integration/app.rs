@@ -39,6 +39,7 @@ async fn start_app(
     let config = pki_sidecar::config::App {
         listen: address,
         metrics_listen: metrics_address,
+        listen_backlog: 4096,
         shutdown_grace: Duration::from_secs(5),
     };
     let app = app::App::build(&config, telemetry).expect("build the app");

@@ -111,6 +111,16 @@ fn seed_agent_file_loads_to_the_expected_values() {
     assert_eq!(config.app.listen.to_string(), "127.0.0.1:80");
     assert_eq!(config.app.metrics_listen.to_string(), "0.0.0.0:9103");
     assert_eq!(config.app.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(
+        (
+            config.listen_backlog,
+            config.telemetry.listen_backlog,
+            config.proxy.listen_backlog,
+            config.app.listen_backlog
+        ),
+        (4096, 4096, 4096, 4096),
+        "every listener's backlog defaults to 4096"
+    );
 }
 
 #[test]
@@ -335,6 +345,13 @@ fn every_key_fixture_resolves_every_key() {
         config.proxy.hsts.as_deref(),
         Some("max-age=31536000; includeSubDomains")
     );
+    assert_eq!(config.listen_backlog, 1024);
+    assert_eq!(
+        config.telemetry.listen_backlog, 1024,
+        "the agent's metrics listener takes the top-level backlog"
+    );
+    assert_eq!(config.proxy.listen_backlog, 511);
+    assert_eq!(config.app.listen_backlog, 2048, "a number in a string");
     assert_eq!(config.app.metrics_listen.to_string(), "[::1]:19103");
     assert_eq!(
         config.app.shutdown_grace,

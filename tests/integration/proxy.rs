@@ -553,6 +553,7 @@ async fn hello_upstream(shutdown: &CancellationToken) -> SocketAddr {
     let config = pki_sidecar::config::App {
         listen: address,
         metrics_listen: metrics_listener.local_addr().unwrap(),
+        listen_backlog: 4096,
         shutdown_grace: Duration::from_secs(1),
     };
     let app = pki_sidecar::app::App::build(&config, Telemetry::new().expect("telemetry"))
