@@ -13,7 +13,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if cargo deny --locked fetch db 2>"$log"; then
   cat "$log" >&2
-  echo "advisories: live RustSec database" >&2
+  for db in "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/advisory-db-*/; do
+    [[ -d $db/.git ]] || continue
+    echo "advisories: RustSec database fetched from $(git -C "$db" remote get-url origin)," \
+      "last commit $(git -C "$db" log -1 --format='%cd (%h)' --date=short)" >&2
+  done
   exec cargo deny --locked check
 fi
 cat "$log" >&2
@@ -43,6 +47,9 @@ fi
 rm -rf "$db_dir"
 mkdir -p "$(dirname "$db_dir")"
 git clone --quiet --branch main "$bundle" "$db_dir"
+# The snapshot answers for the real database: the next run's fetch tries GitHub again (and
+# falls back here if it fails), instead of "fetching" from the bundle and calling it live.
+git -C "$db_dir" remote set-url origin "https://github.com/rustsec/advisory-db"
 snapshot=$(git -C "$db_dir" log -1 --format='%cd (commit %h)' --date=short)
 echo "################################################################################" >&2
 echo "advisories: the live RustSec database is unreachable; checking against the snapshot" >&2
