@@ -44,16 +44,7 @@ if [ "$rows" -eq 0 ]; then
 fi
 
 if $update; then
-  python3 - "$table" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("RELIABILITY.md")
-text = path.read_text()
-start, end = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
-pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-if not pattern.search(text):
-    sys.exit("RELIABILITY.md has no reliability-table markers")
-path.write_text(pattern.sub(lambda _: f"{start}\n{sys.argv[1]}\n{end}", text))
-PY
+  python3 scripts/replace-generated.py RELIABILITY.md reliability-table "$table"
   echo "reliability-table: RELIABILITY.md updated ($rows rows)" >&2
 else
   printf '%s\n' "$table"
