@@ -54,6 +54,55 @@ pub enum Command {
     Doctor,
     /// Try it on one machine: app, proxy and agent in one process, on a development CA.
     Dev(crate::dev::DevArgs),
+    /// Add the sidecars to annotated workloads in Kubernetes YAML (files, directories or stdin).
+    Inject(InjectCommandArgs),
+    /// Serve the mutating admission webhook that adds the sidecars to annotated Pods.
+    Webhook(WebhookArgs),
+}
+
+/// Injection defaults shared by `inject` and `webhook`, so both produce the same Pod.
+#[derive(Debug, Clone, Args)]
+pub struct InjectArgs {
+    /// Image of the injected containers.
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_INJECT_IMAGE",
+        value_name = "IMAGE",
+        default_value = concat!("pki-sidecar:", env!("CARGO_PKG_VERSION"))
+    )]
+    pub image: String,
+    /// Vault's address for injected agents, unless a Pod's annotation sets it.
+    #[arg(long, env = "PKI_SIDECAR_INJECT_VAULT_ADDR", value_name = "URL")]
+    pub vault_address: Option<String>,
+}
+
+impl InjectArgs {
+    /// The transform's settings.
+    pub fn settings(&self) -> crate::inject::Settings {
+        crate::inject::Settings {
+            image: self.image.clone(),
+            vault_address: self.vault_address.clone(),
+        }
+    }
+}
+
+/// `inject` options.
+#[derive(Debug, Args)]
+pub struct InjectCommandArgs {
+    /// Injection defaults.
+    #[command(flatten)]
+    pub inject: InjectArgs,
+    /// YAML files or directories to read; `-` or nothing reads stdin.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `webhook` options.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Injection defaults.
+    #[command(flatten)]
+    pub inject: InjectArgs,
 }
 
 /// `validate` options.

@@ -19,6 +19,9 @@
 //! - [`doctor`]: the troubleshooting walk, one line per step, for a config.
 //! - [`validate`]: the `validate` subcommand's summary of what each role will do.
 //! - [`dev`]: `pki-sidecar dev`: the three roles in one process, on the development CA.
+//! - [`inject`]: the sidecars added to a Pod from its annotations (own and Vault Agent
+//!   Injector's), and the `inject` command over Kubernetes YAML.
+//! - [`webhook`]: the mutating admission webhook, the same transform as a JSONPatch.
 //! - [`schedule`]: renewal points and backoff as pure functions, and the wall [`schedule::Clock`].
 //! - [`fsutil`]: atomic file replacement, several files staged and renamed together.
 //! - [`secret`]: strings that never print.
@@ -37,7 +40,7 @@
 //! 5. `telemetry`, `http_server`, `vault` — what the roles are built from
 //! 6. `agent`, `proxy`, `app` — the three roles
 //! 7. `devca` — an agent backend for development
-//! 8. `check`, `doctor`, `validate`, `dev` — commands, taking plain values
+//! 8. `check`, `doctor`, `validate`, `dev`, `inject`, `webhook` — commands, taking plain values
 //! 9. `cli` — the command line
 //! 10. `fuzzing` — test-only entry points
 #![forbid(unsafe_code)]
@@ -61,6 +64,7 @@ pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_server;
+pub mod inject;
 pub mod lifecycle;
 pub mod proxy;
 pub mod schedule;
@@ -72,3 +76,4 @@ pub mod tls;
 pub mod units;
 pub mod validate;
 pub mod vault;
+pub mod webhook;

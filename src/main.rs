@@ -56,6 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             return Ok(dev::main(cli.log_level.as_deref(), cli.log_format, args));
         }
+        Command::Inject(_) | Command::Webhook(_) => {
+            anyhow::bail!("not built yet (issue 15)");
+        }
     };
     let config = match load(&cli.config) {
         Ok(config) => config,

@@ -22,6 +22,8 @@
 //! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
+//! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
+//! - `webhook`: the admission webhook over HTTPS.
 mod agent;
 mod app;
 mod bed;
@@ -35,8 +37,10 @@ mod doctor;
 mod faults;
 mod hostile;
 mod image;
+mod inject;
 mod inprocess;
 mod pod;
 mod proxy;
 mod templates;
 mod util;
+mod webhook;

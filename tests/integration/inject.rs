@@ -1,0 +1,1 @@
+//! `pki-sidecar inject`: annotated workloads in, the same objects with the sidecars out.

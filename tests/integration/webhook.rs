@@ -1,0 +1,1 @@
+//! `pki-sidecar webhook`: AdmissionReview over HTTPS, its JSONPatch, metrics and readiness.
