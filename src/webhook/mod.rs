@@ -264,7 +264,11 @@ impl Handler {
     /// (a client can send any number of them), answered in plain text.
     fn invalid(&self, status: StatusCode, message: &str) -> Response<Full<Bytes>> {
         self.metrics.invalid.inc();
-        tracing::debug!(status = status.as_u16(), message, "invalid webhook request");
+        tracing::debug!(
+            status = status.as_u16(),
+            error = message,
+            "invalid webhook request"
+        );
         crate::telemetry::text(status, format!("{message}\n"))
     }
 }
