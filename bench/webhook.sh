@@ -93,7 +93,7 @@ print(f"the answer: allowed, {len(patch)} patch operations", file=sys.stderr)
 PY
 
 # --- the load -------------------------------------------------------------------------------------
-say "wrk -c$connections -t$threads -d${duration}s --latency (webhook on CPU $server_cpu, $workers threads; wrk on CPU $client_cpu)"
+say "wrk -c$connections -t$threads -d${duration}s --latency (webhook on CPU $server_cpu with $workers OS threads; wrk on CPU $client_cpu)"
 REVIEW_FILE=$WORK/review.json taskset -c "$client_cpu" wrk -c"$connections" -t"$threads" \
   -d"${duration}s" --latency -s "$WORK/review.lua" "https://localhost:$port/mutate" >"$WORK/wrk.txt" 2>&1 ||
   fail "wrk failed (see $WORK/wrk.txt)"
