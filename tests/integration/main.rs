@@ -23,7 +23,8 @@
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
-//! - `webhook`: the admission webhook over HTTPS.
+//! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
+//!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.
 mod agent;
 mod app;
 mod bed;

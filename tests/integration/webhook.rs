@@ -34,6 +34,7 @@ const IMAGE: &str = "pki-sidecar:webhook-test";
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    pem: String,
 }
 
 fn ca() -> Ca {
@@ -50,6 +51,7 @@ fn ca() -> Ca {
     let cert = params.self_signed(&key).expect("self-sign CA");
     Ca {
         der: cert.der().clone(),
+        pem: cert.pem(),
         issuer: Issuer::new(params, key),
     }
 }
@@ -564,6 +566,53 @@ fn reviews_are_answered_by_kind_operation_and_body() {
         scrape.contains("pki_sidecar_webhook_request_duration_seconds_bucket{le=\"0.005\"}"),
         "{scrape}"
     );
+    let (code, log) = webhook.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// What the API server may speak: HTTP/2 (ALPN) and HTTP/1.1, over TLS 1.3 and TLS 1.2
+/// (curl, an independent client).
+#[test]
+fn reviews_are_answered_over_http2_and_tls_1_2() {
+    let ca = ca();
+    let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &[]);
+    util::wait_until(Duration::from_secs(10), "ready", || {
+        webhook.readyz().status == 200
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = util::write_file(dir.path(), "ca.crt", &ca.pem);
+    let body = serde_json::to_string(&pod_review(&plain_pod())).unwrap();
+    let body_file = util::write_file(dir.path(), "review.json", &body);
+    for (flags, version) in [
+        (&["--http2"][..], "2"),
+        (&["--http1.1"][..], "1.1"),
+        (&["--http2", "--tlsv1.2", "--tls-max", "1.2"][..], "2"),
+        (&["--http1.1", "--tlsv1.2", "--tls-max", "1.2"][..], "1.1"),
+    ] {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca_file)
+            .args(flags)
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", body_file.display()))
+            .args(["-w", "\n%{http_version} %{http_code}"])
+            .arg(format!(
+                "https://localhost:{}/mutate",
+                webhook.listen.port()
+            ))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (answer, status) = text.rsplit_once('\n').expect("curl's status line");
+        assert_eq!(status, format!("{version} 200"), "{flags:?}: {text}");
+        let answer: Value = serde_json::from_str(answer).expect("JSON");
+        assert_eq!(answer["response"]["allowed"], true, "{flags:?}: {answer}");
+    }
     let (code, log) = webhook.stop();
     assert_eq!(code, Some(0), "{log}");
 }
