@@ -60,6 +60,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::bail!("not built yet (issue 15)");
         }
         Command::Webhook(args) => {
+            if !cli.config.is_empty() {
+                eprintln!(
+                    "pki-sidecar webhook: --config is ignored; the webhook takes flags and \
+                     PKI_SIDECAR_WEBHOOK_* variables"
+                );
+            }
             telemetry::init_logging(
                 cli.log_level.as_deref(),
                 None,
