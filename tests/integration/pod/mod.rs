@@ -459,6 +459,60 @@ fn an_injected_pod_runs_its_init_container_first_and_each_container_as_its_user(
     eprintln!("injected pod test took {took:?}");
 }
 
+/// A failing init container stops the start with its exit status and its log (where a kubelet
+/// would retry forever), the harness cleaning up behind it; a volume kind the runner does not
+/// know is refused by name before anything runs.
+#[test]
+fn a_failing_init_container_fails_the_start_with_its_log() {
+    require_root();
+    let pod = serde_json::json!({
+        "metadata": {"name": "failing-init"},
+        "spec": {
+            "automountServiceAccountToken": false,
+            "initContainers": [{
+                "name": "setup",
+                "command": ["sh", "-c", "echo cannot set up >&2; exit 3"],
+            }],
+            "containers": [{"name": "web", "args": ["app"]}],
+        },
+    });
+    let spec = PodSpec::from_pod(&pod, &Inputs::default());
+    assert_eq!(spec.container("web").run_as_user, 65532, "the image's user");
+    let failure =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| PodHarness::start(&spec)))
+            .map(drop)
+            .expect_err("the start fails");
+    let message = panic_text(failure);
+    assert!(
+        message.contains("init container setup exited with exit status: 3")
+            && message.contains("cannot set up"),
+        "{message}"
+    );
+
+    let mut unknown = pod.clone();
+    unknown["spec"]["volumes"] =
+        serde_json::json!([{"name": "data", "hostPath": {"path": "/srv"}}]);
+    let failure = std::panic::catch_unwind(|| PodSpec::from_pod(&unknown, &Inputs::default()))
+        .map(drop)
+        .expect_err("hostPath is refused");
+    let message = panic_text(failure);
+    assert!(
+        message.contains("volume data: unsupported kind"),
+        "{message}"
+    );
+}
+
+/// A panic's message.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .unwrap_or_default(),
+    }
+}
+
 #[derive(Default)]
 struct LoopReport {
     ok: usize,

@@ -112,6 +112,8 @@ const IMAGE_USER: (u32, u32) = (65532, 65532);
 const IMAGE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// How long init containers and readiness may take: the agent usually needs well under a second.
 pub const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+/// How long an exec (probe) may run: a kubelet's timeoutSeconds, generous for a busy machine.
+pub const EXEC_LIMIT: Duration = Duration::from_secs(30);
 /// The Pod's default terminationGracePeriodSeconds.
 const TERMINATION_GRACE: Duration = Duration::from_secs(30);
 /// The volume name of the automounted ServiceAccount token.
@@ -369,12 +371,22 @@ impl PodSpec {
                 )
             })
             .collect();
-        let volumes = spec["volumes"]
+        let volumes: BTreeMap<String, Json> = spec["volumes"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|v| (text(&v["name"], "volume name").to_owned(), v.clone()))
             .collect();
+        for (volume, manifest) in &volumes {
+            let known = ["emptyDir", "configMap", "secret", "projected"]
+                .iter()
+                .any(|kind| manifest[*kind].is_object());
+            assert!(
+                known,
+                "volume {volume}: unsupported kind (the runner knows emptyDir, configMap, secret \
+                 and projected): {manifest}"
+            );
+        }
         let context = Context {
             pod_name: &name,
             namespace: &namespace,
@@ -855,15 +867,30 @@ impl PodHarness {
 
     /// Runs `argv` inside container `name` (its network, mounts, environment and user), as a
     /// kubelet runs an exec probe. The image's `/pki-sidecar` is this build's binary.
+    /// Killed after [`EXEC_LIMIT`] (every exec keeps the pid, so the kill reaches `argv`).
     pub fn exec_in_container(&self, name: &str, argv: &[String]) -> Output {
         let mut argv = argv.to_vec();
         if argv[0] == IMAGE_ENTRYPOINT {
             argv[0] = self.binary.display().to_string();
         }
-        self.container_command(name, &argv)
+        let child = self
+            .container_command(name, &argv)
             .stdin(Stdio::null())
-            .output()
-            .expect("run ip netns exec")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ip netns exec");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            if finished.recv_timeout(EXEC_LIMIT).is_err() {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+        });
+        let output = child.wait_with_output().expect("wait for ip netns exec");
+        let _ = done.send(());
+        killer.join().unwrap();
+        output
     }
 
     /// The environment of `container`: the image's, `HOSTNAME`, then its own, resolved to this
