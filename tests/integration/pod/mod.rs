@@ -386,6 +386,10 @@ fn an_injected_pod_runs_its_init_container_first_and_each_container_as_its_user(
         "hello world"
     );
 
+    // Every probe passes, liveness too (the proxy's tcpSocket, the agent's /healthz).
+    let failing = harness.failing_probes(&spec);
+    assert!(failing.is_empty(), "{failing:?}\n{}", harness.logs());
+
     // Each process as its container's user, with the fsGroup as a supplementary group.
     for (name, uid, gid) in [
         ("pki-sidecar-agent", 100, 1000),

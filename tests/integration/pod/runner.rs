@@ -25,8 +25,10 @@
 //! - **Containers and init containers**, any names. Init containers run one after the other,
 //!   each to completion, before any container starts; a non-zero exit (or one still running after
 //!   [`STARTUP_LIMIT`]) fails [`PodHarness::start`] with its log, where a kubelet would retry
-//!   forever. Containers then start in manifest order; [`PodHarness::events`] records when each
-//!   started and exited, with the files the Pod's emptyDirs held at each start.
+//!   forever. An init container with `restartPolicy: Always` (a native sidecar) is started in its
+//!   turn and left running once its startup probe passes. Containers then start in manifest
+//!   order; [`PodHarness::events`] records when each started and exited, with the files the
+//!   Pod's emptyDirs held at each start.
 //! - **The image**: every image is pki-sidecar's: `ENTRYPOINT ["/pki-sidecar"]`,
 //!   `CMD ["--help"]`, `USER 65532:65532`. `command` replaces the entrypoint and `args` the
 //!   command, as in Kubernetes, with `$(VAR)` references expanded; `/pki-sidecar` as the first
@@ -46,8 +48,9 @@
 //!   automounted and no volume already covers that path. Mounts honour `readOnly` and
 //!   `subPath`. Any other volume kind panics naming the volume.
 //! - **Probes**: `httpGet` (port by number or by a name of the same container's ports),
-//!   `tcpSocket` and `exec`. [`PodHarness::start`] returns once every startup and readiness probe
-//!   of every container passes.
+//!   `tcpSocket` and `exec` (killed after [`EXEC_LIMIT`]). [`PodHarness::start`] returns once
+//!   every startup and readiness probe of every running container passes;
+//!   [`PodHarness::failing_probes`] runs all of them (liveness too) once.
 //! - **Metrics**: [`Inputs::metrics_endpoints`], else every container port whose name contains
 //!   `metrics` at `/metrics`; [`PodHarness::start_prometheus`] scrapes them.
 //!
@@ -73,6 +76,9 @@
 //!   127.0.0.1 in the root namespace and speaks plain http).
 //! - **Probes**: httpGet and tcpSocket probes are sent from the root namespace to the Pod's IP,
 //!   as a kubelet does; exec probes run in the container's namespaces, as its user.
+//!
+//! Ignored: `image` (every image is pki-sidecar's, see above), `resources`, `lifecycle` hooks,
+//! `restartPolicy` of containers (nothing is restarted: an exit fails the test), seccomp.
 //!
 //! Stood in for: Kubernetes itself (the TokenReview API answered by the bed's stand-in, a JWT
 //! whose signature nobody checks as the ServiceAccount token), the image (the host's root
@@ -240,6 +246,9 @@ pub struct ContainerSpec {
     pub run_as_user: u32,
     pub run_as_group: u32,
     pub read_only_root: bool,
+    /// An init container with `restartPolicy: Always` (a native sidecar): started in its turn
+    /// among the init containers, then left running beside the containers.
+    pub sidecar: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +287,8 @@ impl PodSpec {
     /// Secrets and ServiceAccounts as [`Inputs`] and the PodMonitor's endpoints as the metrics
     /// endpoints.
     pub fn render(dir: &str) -> PodSpec {
-        let documents: Vec<Json> = rendered(dir)
+        let yaml = rendered(dir);
+        let documents: Vec<Json> = yaml
             .iter()
             .map(|d| serde_json::to_value(d).expect("a manifest as JSON"))
             .collect();
@@ -302,7 +312,6 @@ impl PodSpec {
             "the Pod's ServiceAccount is in the manifests"
         );
 
-        let yaml = rendered(dir);
         let monitors = kind(&yaml, "PodMonitor");
         assert_eq!(monitors.len(), 1, "one PodMonitor");
         let monitor = serde_json::to_value(monitors[0]).unwrap();
@@ -459,6 +468,14 @@ impl PodSpec {
     fn all_containers(&self) -> impl Iterator<Item = &ContainerSpec> {
         self.init_containers.iter().chain(&self.containers)
     }
+
+    /// What keeps running once started: native sidecars, then the containers.
+    pub fn running_containers(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.init_containers
+            .iter()
+            .filter(|c| c.sidecar)
+            .chain(&self.containers)
+    }
 }
 
 /// What resolving one container needs from its Pod.
@@ -610,6 +627,7 @@ impl Context<'_> {
             run_as_user,
             run_as_group,
             read_only_root: security["readOnlyRootFilesystem"] == true,
+            sidecar: manifest["restartPolicy"] == "Always",
         }
     }
 
@@ -786,19 +804,30 @@ impl PodHarness {
             harness.launch.insert(container.name.clone(), launch);
         }
         for container in &pod.init_containers {
-            harness.run_init_container(&container.name);
+            if container.sidecar {
+                // The kubelet starts the next init container once the sidecar has started.
+                harness.start_container(&container.name);
+                harness.wait_for_probes(&[container], &["startupProbe"]);
+            } else {
+                harness.run_init_container(&container.name);
+            }
         }
         for container in &pod.containers {
-            let child = harness.spawn(&container.name);
-            let log = harness.logs.last().unwrap().1.clone();
-            harness.containers.push(RunningContainer {
-                name: container.name.clone(),
-                child,
-                log,
-            });
+            harness.start_container(&container.name);
         }
-        harness.wait_until_ready(pod);
+        let running: Vec<&ContainerSpec> = pod.running_containers().collect();
+        harness.wait_for_probes(&running, &["startupProbe", "readinessProbe"]);
         harness
+    }
+
+    fn start_container(&mut self, name: &str) {
+        let child = self.spawn(name);
+        let log = self.logs.last().unwrap().1.clone();
+        self.containers.push(RunningContainer {
+            name: name.to_owned(),
+            child,
+            log,
+        });
     }
 
     /// The temp directory of this run (logs, volumes, anything a test writes).
@@ -1253,15 +1282,14 @@ impl PodHarness {
         mounts
     }
 
-    /// Polls every startup and readiness probe of every container until all pass; fails on a
-    /// container that exits meanwhile.
-    fn wait_until_ready(&mut self, pod: &PodSpec) {
+    /// Polls the probes of `kinds` of `containers` until all pass; fails on a running container
+    /// that exits meanwhile, or after [`STARTUP_LIMIT`].
+    fn wait_for_probes(&mut self, containers: &[&ContainerSpec], kinds: &[&str]) {
         let started = Instant::now();
-        let probes: Vec<(String, ProbeAction)> = pod
-            .containers
+        let probes: Vec<(String, ProbeAction)> = containers
             .iter()
             .flat_map(|c| c.probes.iter().map(move |p| (c, p)))
-            .filter(|(_, p)| p.kind != "livenessProbe")
+            .filter(|(_, p)| kinds.contains(&p.kind))
             .map(|(c, p)| (c.name.clone(), p.action.clone()))
             .collect();
         loop {
@@ -1281,7 +1309,7 @@ impl PodHarness {
                 }
             }
             if pending.is_empty() {
-                eprintln!("pod ready in {:?}", started.elapsed());
+                eprintln!("{kinds:?} passed in {:?}", started.elapsed());
                 return;
             }
             assert!(
@@ -1291,6 +1319,16 @@ impl PodHarness {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Every probe (startup, readiness, liveness) of every running container, run once as a
+    /// kubelet would: those that fail, described.
+    pub fn failing_probes(&self, pod: &PodSpec) -> Vec<String> {
+        pod.running_containers()
+            .flat_map(|c| c.probes.iter().map(move |p| (c, p)))
+            .filter(|(c, p)| !self.probe(&c.name, &p.action))
+            .map(|(c, p)| format!("{} {} {:?}", c.name, p.kind, p.action))
+            .collect()
     }
 
     /// One probe of container `name`, as a kubelet runs it: does it pass?
