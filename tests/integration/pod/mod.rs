@@ -506,6 +506,88 @@ fn a_failing_init_container_fails_the_start_with_its_log() {
     );
 }
 
+/// A native sidecar (an init container with `restartPolicy: Always`) starts in its turn, is
+/// running when the next init container runs, and stays up beside the containers until the
+/// Pod stops.
+#[test]
+fn a_native_sidecar_init_container_runs_beside_the_containers() {
+    require_root();
+    let app = |name: &str, metrics: u16| {
+        serde_json::json!({
+            "name": name,
+            "args": ["app"],
+            "env": [{"name": "PKI_SIDECAR_CONFIG", "value": format!("/etc/apps/{name}.hcl")}],
+            "ports": [{"name": "metrics", "containerPort": metrics}],
+            "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}},
+            "securityContext": {"readOnlyRootFilesystem": true},
+            "volumeMounts": [{"name": "apps", "mountPath": "/etc/apps", "readOnly": true}],
+        })
+    };
+    let mut sidecar = app("hello", 9103);
+    sidecar["restartPolicy"] = "Always".into();
+    sidecar["startupProbe"] = sidecar["readinessProbe"].clone();
+    let pod = serde_json::json!({
+        "metadata": {"name": "native-sidecar"},
+        "spec": {
+            "automountServiceAccountToken": false,
+            "initContainers": [
+                sidecar,
+                {
+                    "name": "reach-hello",
+                    "command": ["curl", "--silent", "--show-error", "--fail", "--max-time", "5",
+                                "http://127.0.0.1:8080/"],
+                },
+            ],
+            "containers": [app("web", 9104)],
+            "volumes": [{"name": "apps", "configMap": {"name": "apps"}}],
+        },
+    });
+    let mut inputs = Inputs::default();
+    let config = |listen: u16, metrics: u16| {
+        format!(
+            "app {{\n  listen = \"127.0.0.1:{listen}\"\n  metrics_listen = \"0.0.0.0:{metrics}\"\n}}\n"
+        )
+    };
+    inputs.config_maps.insert(
+        "apps".to_owned(),
+        [
+            ("hello.hcl".to_owned(), config(8080, 9103)),
+            ("web.hcl".to_owned(), config(8081, 9104)),
+        ]
+        .into(),
+    );
+    let spec = PodSpec::from_pod(&pod, &inputs);
+    assert!(spec.init_containers[0].sidecar && !spec.init_containers[1].sidecar);
+    let harness = PodHarness::start(&spec);
+
+    let order: Vec<String> = harness
+        .events()
+        .iter()
+        .map(|e| match &e.what {
+            EventKind::Started { .. } => format!("{} started", e.container),
+            EventKind::Exited(status) => format!("{} exited: {status}", e.container),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "hello started",
+            "reach-hello started",
+            "reach-hello exited: exit status: 0",
+            "web started",
+        ]
+    );
+    assert_eq!(harness.log("reach-hello").trim_end(), "hello world");
+    let failing = harness.failing_probes(&spec);
+    assert!(failing.is_empty(), "{failing:?}\n{}", harness.logs());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", harness.pid("hello")));
+    assert!(
+        status.is_ok_and(|s| s.contains("\nUid:\t65532\t")),
+        "the sidecar runs"
+    );
+    harness.stop();
+}
+
 /// A panic's message.
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
