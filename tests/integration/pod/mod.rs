@@ -286,9 +286,7 @@ fn an_injected_pod_runs_its_init_container_first_and_each_container_as_its_user(
     let started = Instant::now();
     let path = util::repo().join("tests/integration/pod/injected-pod.yaml");
     let text = std::fs::read_to_string(&path).expect("the fixture");
-    let documents: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|document| serde::Deserialize::deserialize(document).expect("a YAML document"))
-        .collect();
+    let documents = runner::yaml_documents(&text);
     let pod_object = documents
         .iter()
         .find(|d| d["kind"] == "Pod")

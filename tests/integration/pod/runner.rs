@@ -4,21 +4,26 @@
 //! # Use
 //!
 //! ```ignore
-//! use crate::pod::runner::{Inputs, PodHarness, PodSpec};
+//! use crate::pod::runner::{Inputs, PodHarness, PodSpec, pod_of_workload, yaml_documents};
 //!
 //! // A Pod (or a workload's Pod template with its `metadata`) as JSON, e.g. the webhook's
 //! // patched Pod, and the objects it refers to (ConfigMaps, Secrets, ServiceAccounts).
-//! let inputs = Inputs::from_manifests(&other_documents);
-//! let spec = PodSpec::from_pod(&pod_json, &inputs);
+//! let documents = yaml_documents(&fixture_text);
+//! let pod = pod_of_workload(&documents[0]);   // a Deployment's Pod (a Pod stays as it is)
+//! let mut inputs = Inputs::from_manifests(&documents);
+//! inputs.vault_address = "https://vault.example".into(); // the address the injector wrote
+//! let spec = PodSpec::from_pod(&pod, &inputs);
 //! let mut harness = PodHarness::start(&spec); // init containers, containers, readiness
 //! let ip = harness.pod_ip();                  // curl https://<ip>:PORT/ from the root namespace
 //! let certs = harness.volume("tls");         // the host directory behind an emptyDir
-//! eprintln!("{}", harness.logs());            // every container's log tail, for messages
+//! let pid = harness.pid("app");               // /proc/PID/status: the container's uid
+//! assert!(harness.failing_probes(&spec).is_empty(), "{}", harness.logs());
 //! harness.stop();                             // SIGTERM, exit 0 within grace, nothing left
 //! ```
 //!
 //! [`PodSpec::render`] reads `kubectl kustomize DIR` (one Deployment, its ConfigMaps, its
-//! ServiceAccount and its PodMonitor) into the same [`PodSpec`].
+//! ServiceAccount and its PodMonitor) into the same [`PodSpec`]. A test may edit a
+//! [`PodSpec`] (its public fields, [`PodSpec::config_map_entry`]) before starting it.
 //!
 //! # What the Pod may use
 //!
@@ -32,7 +37,8 @@
 //! - **The image**: every image is pki-sidecar's: `ENTRYPOINT ["/pki-sidecar"]`,
 //!   `CMD ["--help"]`, `USER 65532:65532`. `command` replaces the entrypoint and `args` the
 //!   command, as in Kubernetes, with `$(VAR)` references expanded; `/pki-sidecar` as the first
-//!   word (also in exec probes) is this build's binary.
+//!   word (also in exec probes) is this build's binary; any other first word is found in the
+//!   host's `PATH` (e.g. `sh`, `curl`). `workingDir` is honoured.
 //! - **Environment**: `envFrom` ConfigMaps and Secrets, then `env` with `value` or `valueFrom`
 //!   (`fieldRef` to `metadata.name`, `metadata.namespace`, `spec.serviceAccountName`,
 //!   `status.podIP`, `status.hostIP`; `configMapKeyRef`; `secretKeyRef`), after `PATH` and
@@ -207,6 +213,45 @@ impl Inputs {
 // ---------------------------------------------------------------------------------------------
 // What the Pod says
 
+/// The documents of a YAML stream (`---`-separated), as JSON values.
+pub fn yaml_documents(text: &str) -> Vec<Json> {
+    use serde::Deserialize as _;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| Json::deserialize(document).expect("a YAML document"))
+        .filter(|document| !document.is_null())
+        .collect()
+}
+
+/// The Pod a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job; a CronJob's job
+/// template) would create: its Pod template with the workload's namespace and the name
+/// `<workload>-test`. A Pod is returned as it is.
+pub fn pod_of_workload(workload: &Json) -> Json {
+    if workload["kind"] == "Pod" {
+        return workload.clone();
+    }
+    let template = if workload["kind"] == "CronJob" {
+        &workload["spec"]["jobTemplate"]["spec"]["template"]
+    } else {
+        &workload["spec"]["template"]
+    };
+    assert!(
+        template["spec"].is_object(),
+        "no Pod template in {workload}"
+    );
+    let mut metadata = template["metadata"].clone();
+    if !metadata.is_object() {
+        metadata = json!({});
+    }
+    metadata["name"] = json!(format!(
+        "{}-test",
+        text(&workload["metadata"]["name"], "the workload's name")
+    ));
+    if let Some(namespace) = workload["metadata"]["namespace"].as_str() {
+        metadata["namespace"] = json!(namespace);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]})
+}
+
 /// A Pod resolved to what the harness runs. Tests may edit it (e.g. a ConfigMap's data) before
 /// [`PodHarness::start`].
 #[derive(Debug, Clone)]
@@ -246,6 +291,8 @@ pub struct ContainerSpec {
     pub run_as_user: u32,
     pub run_as_group: u32,
     pub read_only_root: bool,
+    /// `workingDir` (default `/`).
+    pub working_dir: Option<String>,
     /// An init container with `restartPolicy: Always` (a native sidecar): started in its turn
     /// among the init containers, then left running beside the containers.
     pub sidecar: bool,
@@ -297,14 +344,7 @@ impl PodSpec {
             .filter(|d| d["kind"] == "Deployment")
             .collect();
         assert_eq!(deployments.len(), 1, "one Deployment in {dir}");
-        let deployment = deployments[0];
-        let mut metadata = deployment["spec"]["template"]["metadata"].clone();
-        metadata["name"] = json!(format!(
-            "{}-test",
-            text(&deployment["metadata"]["name"], "name")
-        ));
-        metadata["namespace"] = deployment["metadata"]["namespace"].clone();
-        let pod = json!({"metadata": metadata, "spec": deployment["spec"]["template"]["spec"]});
+        let pod = pod_of_workload(deployments[0]);
         let inputs = Inputs::from_manifests(&documents);
         let mut spec = PodSpec::from_pod(&pod, &inputs);
         assert!(
@@ -627,6 +667,7 @@ impl Context<'_> {
             run_as_user,
             run_as_group,
             read_only_root: security["readOnlyRootFilesystem"] == true,
+            working_dir: manifest["workingDir"].as_str().map(str::to_owned),
             sidecar: manifest["restartPolicy"] == "Always",
         }
     }
@@ -730,6 +771,7 @@ struct ContainerLaunch {
     user: (u32, u32),
     groups: Vec<u32>,
     read_only_root: bool,
+    working_dir: String,
 }
 
 impl PodHarness {
@@ -800,6 +842,10 @@ impl PodHarness {
                 user: (container.run_as_user, container.run_as_group),
                 groups: pod.groups.clone(),
                 read_only_root: container.read_only_root,
+                working_dir: container
+                    .working_dir
+                    .clone()
+                    .unwrap_or_else(|| "/".to_owned()),
             };
             harness.launch.insert(container.name.clone(), launch);
         }
@@ -1068,6 +1114,7 @@ impl PodHarness {
             let list: Vec<String> = launch.groups.iter().map(u32::to_string).collect();
             format!("--groups={}", list.join(","))
         };
+        script += &format!("cd {}\n", quote(&launch.working_dir));
         script += &format!(
             "exec setpriv --reuid={} --regid={} {groups} --inh-caps=-all \
              --bounding-set=-all --no-new-privs --pdeathsig=KILL \"$@\"\n",
