@@ -212,40 +212,7 @@ fn the_rendered_pod_renews_its_certificate_without_a_failed_request() {
     );
 
     let address = harness.https_address();
-    let report = harness.block_on(async move {
-        let config = client_config(bao::bed().root_ca_pem());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
-        // Two clients, so a request is always in flight somewhere during a reload.
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let config = Arc::clone(&config);
-                tokio::spawn(async move {
-                    let mut report = LoopReport::default();
-                    while tokio::time::Instant::now() < deadline {
-                        match get_hello(address, Arc::clone(&config)).await {
-                            Ok(serial) => {
-                                report.ok += 1;
-                                if report.serials.last() != Some(&serial) {
-                                    report.serials.push(serial);
-                                }
-                            }
-                            Err(error) => report.failures.push(error),
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    report
-                })
-            })
-            .collect();
-        let mut total = LoopReport::default();
-        for worker in workers {
-            let report = worker.await.expect("client task");
-            total.ok += report.ok;
-            total.failures.extend(report.failures);
-            total.serials.extend(report.serials);
-        }
-        total
-    });
+    let report = requests_during(&harness, address, Duration::from_secs(25));
     let distinct: BTreeSet<&String> = report.serials.iter().collect();
     eprintln!(
         "rotation: {} requests, {} failed, {} certificates served",
@@ -597,12 +564,55 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// New TLS connections to `address` (as `foo.home`, verified against the bed's root), one `GET /`
+/// each, from two clients every 50 ms for `run_for`: what they saw.
+pub(crate) fn requests_during(
+    harness: &PodHarness,
+    address: SocketAddr,
+    run_for: Duration,
+) -> LoopReport {
+    harness.block_on(async move {
+        let config = client_config(bao::bed().root_ca_pem());
+        let deadline = tokio::time::Instant::now() + run_for;
+        // Two clients, so a request is always in flight somewhere during a reload.
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let config = Arc::clone(&config);
+                tokio::spawn(async move {
+                    let mut report = LoopReport::default();
+                    while tokio::time::Instant::now() < deadline {
+                        match get_hello(address, Arc::clone(&config)).await {
+                            Ok(serial) => {
+                                report.ok += 1;
+                                if report.serials.last() != Some(&serial) {
+                                    report.serials.push(serial);
+                                }
+                            }
+                            Err(error) => report.failures.push(error),
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    report
+                })
+            })
+            .collect();
+        let mut total = LoopReport::default();
+        for worker in workers {
+            let report = worker.await.expect("client task");
+            total.ok += report.ok;
+            total.failures.extend(report.failures);
+            total.serials.extend(report.serials);
+        }
+        total
+    })
+}
+
 #[derive(Default)]
-struct LoopReport {
-    ok: usize,
-    failures: Vec<String>,
+pub(crate) struct LoopReport {
+    pub ok: usize,
+    pub failures: Vec<String>,
     /// The serials in the order each client first saw them.
-    serials: Vec<String>,
+    pub serials: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -610,7 +620,7 @@ struct LoopReport {
 
 /// A client trusting only the bed's root CA, with no session resumption, so every handshake
 /// shows the certificate served at that moment.
-fn client_config(root_ca_pem: &str) -> Arc<ClientConfig> {
+pub(crate) fn client_config(root_ca_pem: &str) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(root_ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA usable");
@@ -627,7 +637,10 @@ fn client_config(root_ca_pem: &str) -> Arc<ClientConfig> {
 
 /// One `GET https://foo.home/` on a new connection to `address`, the chain verified against
 /// the bed's root. Returns the served leaf's serial.
-async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Result<String, String> {
+pub(crate) async fn get_hello(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> Result<String, String> {
     let attempt = async {
         let tcp = tokio::net::TcpStream::connect(address)
             .await
@@ -669,7 +682,7 @@ async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Result<Str
 }
 
 /// The chain the proxy serves for foo.home (verified against the bed's root), as DER.
-async fn served_chain(address: SocketAddr) -> Vec<Vec<u8>> {
+pub(crate) async fn served_chain(address: SocketAddr) -> Vec<Vec<u8>> {
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let name = ServerName::try_from(SERVER_NAME).unwrap();
     let tls = tokio_rustls::TlsConnector::from(client_config(bao::bed().root_ca_pem()))

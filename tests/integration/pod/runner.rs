@@ -91,11 +91,12 @@
 //! filesystem with the host's binary instead of distroless with `/pki-sidecar`), the in-memory
 //! emptyDirs (host temp directories), seccomp and resource limits (not applied).
 //!
-//! Teardown: [`PodHarness::stop`] sends SIGTERM to every running container as a kubelet does and
-//! asserts they exit 0 within the grace period, that no process is left in the Pod's namespace,
-//! and that the namespace, the veth pair and Prometheus are gone; `Drop` does the same on a
-//! panic. If the test binary is killed outright, `setpriv --pdeathsig=KILL` ends the containers
-//! and Prometheus, and a watchdog shell removes the namespace and the veth pair.
+//! Teardown: [`PodHarness::stop`] sends SIGTERM to every running container at once (native
+//! sidecars too, where a kubelet would stop them after the containers) and asserts they exit 0
+//! within the grace period, that no process is left in the Pod's namespace, and that the
+//! namespace, the veth pair and Prometheus are gone; `Drop` does the same on a panic. If the
+//! test binary is killed outright, `setpriv --pdeathsig=KILL` ends the containers and
+//! Prometheus, and a watchdog shell removes the namespace and the veth pair.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
