@@ -23,6 +23,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::{Value, json};
 
+use crate::pod::runner::yaml_documents;
 use crate::util::{self, ChildGuard, HttpResponse, jsonpatch};
 
 /// The image both front ends are given, so their Pods can be compared.
@@ -801,17 +802,6 @@ fn templates(object: &Value, out: &mut Vec<Value>) {
         }
         _ => {}
     }
-}
-
-fn yaml_documents(text: &str) -> Vec<Value> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            let value = serde_yaml::Value::deserialize(document).expect("YAML");
-            serde_json::to_value(value).expect("YAML as JSON")
-        })
-        .filter(|value| !value.is_null())
-        .collect()
 }
 
 #[test]
