@@ -24,7 +24,8 @@
 //! - `pod`: Pods run on one machine (netns, mount namespaces, per-container users), end to end:
 //!   the rendered Pod and an injected-shaped one; `pod::runner` runs any Pod object.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
-//! - `webhook`: the admission webhook over HTTPS.
+//! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
+//!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.
 mod agent;
 mod app;
 mod bed;
