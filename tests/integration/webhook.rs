@@ -32,13 +32,13 @@ const IMAGE: &str = "pki-sidecar:webhook-test";
 // ---------------------------------------------------------------------------------------------
 // Certificates
 
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
     pem: String,
 }
 
-fn ca() -> Ca {
+pub(crate) fn ca() -> Ca {
     let key = KeyPair::generate().expect("CA key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -58,7 +58,7 @@ fn ca() -> Ca {
 }
 
 /// A serving pair for `localhost`/127.0.0.1 as cert-manager would write it.
-struct Leaf {
+pub(crate) struct Leaf {
     cert: String,
     key: String,
     der: CertificateDer<'static>,
@@ -67,7 +67,7 @@ struct Leaf {
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
-fn leaf(ca: &Ca) -> Leaf {
+pub(crate) fn leaf(ca: &Ca) -> Leaf {
     let key = KeyPair::generate().expect("leaf key");
     let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
         .expect("leaf params");
@@ -106,7 +106,7 @@ fn install(dir: &Path, leaf: &Leaf) {
 // ---------------------------------------------------------------------------------------------
 // The webhook process
 
-struct Webhook {
+pub(crate) struct Webhook {
     child: ChildGuard,
     listen: SocketAddr,
     metrics: SocketAddr,
@@ -119,7 +119,7 @@ struct Webhook {
 impl Webhook {
     /// Starts the webhook on port 0 with its pair in a fresh directory (written first when
     /// `leaf` is given), trusting `ca`.
-    fn start(ca: &Ca, leaf: Option<&Leaf>, extra: &[&str]) -> Webhook {
+    pub(crate) fn start(ca: &Ca, leaf: Option<&Leaf>, extra: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().expect("temporary directory");
         let certs = dir.path().join("certs");
         std::fs::create_dir(&certs).expect("certs directory");
@@ -166,7 +166,7 @@ impl Webhook {
         webhook
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -269,7 +269,7 @@ impl Webhook {
     }
 
     /// POSTs `review` as JSON; the decoded answer.
-    fn review(&self, review: &Value) -> Value {
+    pub(crate) fn review(&self, review: &Value) -> Value {
         let body = serde_json::to_vec(review).unwrap();
         let (response, _) = self
             .request("POST", "/mutate", Some("application/json"), &body)
@@ -287,7 +287,7 @@ impl Webhook {
         self.child.pid()
     }
 
-    fn stop(mut self) -> (Option<i32>, String) {
+    pub(crate) fn stop(mut self) -> (Option<i32>, String) {
         util::signal(self.pid(), Signal::SIGTERM);
         let (code, _) = self.child.wait(Duration::from_secs(20));
         (code, self.log())
@@ -339,7 +339,7 @@ fn review(group: &str, version: &str, kind: &str, operation: &str, object: Value
     })
 }
 
-fn pod_review(pod: &Value) -> Value {
+pub(crate) fn pod_review(pod: &Value) -> Value {
     review("", "v1", "Pod", "CREATE", pod.clone())
 }
 
@@ -361,7 +361,7 @@ fn settings() -> Settings {
 
 /// The Pod the answer makes of `pod`: `pod` with the decoded patch applied (by the test's own
 /// applier), or `None` when the Pod is refused.
-fn patched(pod: &Value, response: &Value) -> Option<Value> {
+pub(crate) fn patched(pod: &Value, response: &Value) -> Option<Value> {
     if response["allowed"] == false {
         return None;
     }

@@ -7,6 +7,7 @@
 //! ports and sysctls; OpenBao with the seed's Vault setup ([`bao::bed`]); curl and Prometheus as
 //! clients. Stood in for: see [`runner`].
 
+mod injected;
 pub mod runner;
 
 use std::collections::BTreeSet;
