@@ -508,13 +508,72 @@ pub fn load_with_env(
     env: &dyn Fn(&str) -> Option<String>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
-    let mut files = Vec::with_capacity(paths.len());
+    load_sources(paths, &[], env, functions)
+}
+
+/// Loads `paths` in order, then the JSON agent file held by each environment variable of
+/// `env_configs` in order (`--config-env NAME`, as the Vault Agent Injector's `VAULT_CONFIG`),
+/// with the environment given by `env`.
+pub fn load_sources(
+    paths: &[PathBuf],
+    env_configs: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
+    let mut files = Vec::with_capacity(paths.len() + env_configs.len());
     for path in paths {
         for file in config_files(path)? {
             files.push(read_file(&file)?);
         }
     }
+    for name in env_configs {
+        files.push(read_env_config(name, env)?);
+    }
     build(files, env_overrides(env), functions)
+}
+
+/// The origin an agent file read from environment variable `name` is reported under.
+pub fn env_origin(name: &str) -> String {
+    format!("environment variable {name}")
+}
+
+/// Reads the agent file held by environment variable `name`: JSON, or base64 of JSON (as
+/// the Vault Agent Injector writes `VAULT_CONFIG`). Errors name the variable and, for JSON,
+/// the line in the decoded text.
+fn read_env_config(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<hcl::HclFile, ConfigError> {
+    let origin = env_origin(name);
+    let Some(text) = env(name).filter(|text| !text.trim().is_empty()) else {
+        return Err(ConfigError::Invalid {
+            origin,
+            path: "(value)".to_string(),
+            message: format!(
+                "not set or empty; --config-env {name} needs the JSON agent file in it"
+            ),
+        });
+    };
+    let text = decode_env_config(&text);
+    json::parse(Path::new(&origin), &text)
+}
+
+/// The JSON text of an environment variable's value: as is when it looks like JSON, else
+/// decoded from base64 when that gives UTF-8 (else as is, for the JSON parser to refuse).
+fn decode_env_config(text: &str) -> String {
+    use base64::Engine as _;
+    if text.trim_start().starts_with('{') {
+        return text.to_string();
+    }
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded {
+        Some(json) if json.trim_start().starts_with('{') => json,
+        _ => text.to_string(),
+    }
 }
 
 /// The files `path` names: itself, or, for a directory (as Vault Agent's `-config` accepts),
