@@ -56,7 +56,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             return Ok(dev::main(cli.log_level.as_deref(), cli.log_format, args));
         }
-        Command::Inject(_) | Command::Webhook(_) => {
+        Command::Inject(args) => {
+            return Ok(pki_sidecar::inject::manifest::run(
+                &args.inject.settings(),
+                &args.paths,
+            ));
+        }
+        Command::Webhook(_) => {
             anyhow::bail!("not built yet (issue 15)");
         }
     };
