@@ -165,11 +165,11 @@ fn describe(object: &Value) -> String {
     let text = |v: &Value| v.as_str().map(str::to_string);
     let kind = text(&object["kind"]).unwrap_or_else(|| "(no kind)".to_string());
     let name = text(&object["metadata"]["name"])
-        .or_else(|| text(&object["metadata"]["generateName"]).map(|g| format!("{g}*")))
-        .unwrap_or_else(|| "(no name)".to_string());
-    match text(&object["metadata"]["namespace"]) {
-        Some(namespace) => format!("{kind}/{namespace}/{name}"),
-        None => format!("{kind}/{name}"),
+        .or_else(|| text(&object["metadata"]["generateName"]).map(|g| format!("{g}*")));
+    match (text(&object["metadata"]["namespace"]), name) {
+        (Some(namespace), Some(name)) => format!("{kind}/{namespace}/{name}"),
+        (None, Some(name)) => format!("{kind}/{name}"),
+        (_, None) => kind,
     }
 }
 
