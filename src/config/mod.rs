@@ -526,10 +526,64 @@ pub fn load_sources(
             files.push(read_file(&file)?);
         }
     }
+    let mut env_places = Vec::new();
     for name in env_configs {
-        files.push(read_env_config(name, env)?);
+        let (file, places) = read_env_config(name, env)?;
+        files.push(file);
+        env_places.push((env_origin(name), places));
     }
-    build(files, env_overrides(env), functions)
+    build(files, env_overrides(env), functions).map_err(|ConfigErrors(errors)| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|error| place_env_error(error, &env_places))
+                .collect(),
+        )
+    })
+}
+
+/// An error about a value read from an environment variable, with the line and column of its
+/// key in the variable's (decoded) JSON: `environment variable NAME:LINE:COL: path: message`.
+fn place_env_error(error: ConfigError, env_places: &[(String, json::KeyPlaces)]) -> ConfigError {
+    let ConfigError::Invalid {
+        origin,
+        path,
+        message,
+    } = error
+    else {
+        return error;
+    };
+    let Some((_, places)) = env_places.iter().find(|(o, _)| *o == origin) else {
+        return ConfigError::Invalid {
+            origin,
+            path,
+            message,
+        };
+    };
+    // A block written once as an object is a list of one after shaping (`template[0]`); a
+    // key not found points at its nearest parent.
+    let mut candidate = path.clone();
+    let place = loop {
+        if let Some(place) = places
+            .get(&candidate)
+            .or_else(|| places.get(&candidate.replace("[0]", "")))
+        {
+            break Some(*place);
+        }
+        match candidate.rfind(['.', '[']) {
+            Some(at) => candidate.truncate(at),
+            None => break None,
+        }
+    };
+    let origin = match place {
+        Some((line, column)) => format!("{origin}:{line}:{column}"),
+        None => origin,
+    };
+    ConfigError::Invalid {
+        origin,
+        path,
+        message,
+    }
 }
 
 /// The origin an agent file read from environment variable `name` is reported under.
@@ -543,7 +597,7 @@ pub fn env_origin(name: &str) -> String {
 fn read_env_config(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<hcl::HclFile, ConfigError> {
+) -> Result<(hcl::HclFile, json::KeyPlaces), ConfigError> {
     let origin = env_origin(name);
     let Some(text) = env(name).filter(|text| !text.trim().is_empty()) else {
         return Err(ConfigError::Invalid {
@@ -555,7 +609,8 @@ fn read_env_config(
         });
     };
     let text = decode_env_config(&text);
-    json::parse(Path::new(&origin), &text)
+    let file = json::parse(Path::new(&origin), &text)?;
+    Ok((file, json::key_places(&text)))
 }
 
 /// The JSON text of an environment variable's value: as is when it looks like JSON, else

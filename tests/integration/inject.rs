@@ -564,8 +564,7 @@ fn a_bad_config_env_names_the_variable_line_and_key_and_exits_78() {
         (
             "{\n  \"exit_after_auth\": \"maybe\"\n}",
             &[
-                "environment variable VAULT_CONFIG",
-                "exit_after_auth",
+                "environment variable VAULT_CONFIG:2:3: exit_after_auth:",
                 "boolean",
             ][..],
         ),
