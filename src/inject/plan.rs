@@ -867,9 +867,16 @@ pub(crate) fn own_plan(
         ];
         for (i, (key, p)) in ports.iter().enumerate() {
             if let Some((other, _)) = ports[..i].iter().find(|(_, q)| q == p) {
+                // Blame the one written in the Pod (both may be defaults only if the
+                // defaults clash, which they do not).
+                let (blamed, partner) = if get(key).is_some() {
+                    (*key, *other)
+                } else {
+                    (*other, *key)
+                };
                 return Err(error(
-                    &name(key),
-                    format!("port {p} is also pki-sidecar.io/{other}'s: each needs its own port"),
+                    &name(blamed),
+                    format!("port {p} is also pki-sidecar.io/{partner}'s: each needs its own port"),
                 ));
             }
         }

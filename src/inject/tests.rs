@@ -714,3 +714,154 @@ fn name_clashes_are_refused_and_leave_the_pod_alone() {
     assert!(err.message.contains("pki-sidecar-tls"));
     assert_eq!(p, before);
 }
+
+#[test]
+fn vault_connection_login_and_template_config_annotations() {
+    let mut a = vault();
+    for (k, v) in [
+        ("tls-server-name", "vault.internal"),
+        ("tls-skip-verify", "true"),
+        ("ca-key", "/vault/tls/cas"),
+        ("client-cert", "/vault/tls/client.crt"),
+        ("client-key", "/vault/tls/client.key"),
+        ("client-max-retries", "3"),
+        ("client-timeout", "30s"),
+        ("log-level", "debug"),
+        ("log-format", "json"),
+        ("auth-min-backoff", "2s"),
+        ("auth-max-backoff", "1m"),
+        ("agent-auto-auth-exit-on-err", "true"),
+        ("template-config-exit-on-retry-failure", "false"),
+        ("template-static-secret-render-interval", "10m"),
+        ("template-lease-renewal-threshold", "0.5"),
+        ("secret-volume-path", "/secrets"),
+        ("preserve-secret-case", "true"),
+        ("agent-inject-secret-DB", "secret/data/other"),
+        ("agent-template-left-delim-DB", "[["),
+        ("agent-template-right-delim-DB", "]]"),
+        (
+            "agent-inject-template-DB",
+            "[[ with secret \"secret/data/other\" ]][[ .Data ]][[ end ]]",
+        ),
+        ("agent-cache-enable", "false"),
+        ("agent-image", "registry.example/pki-sidecar:1"),
+        ("auth-type", "kubernetes"),
+    ] {
+        a[format!("vault.hashicorp.com/{k}")] = v.into();
+    }
+    let pod = inject(a).unwrap();
+    let agent = container(&pod, "containers", "vault-agent");
+    assert_eq!(agent["image"], "registry.example/pki-sidecar:1");
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(
+        file["vault"],
+        json!({
+            "address": "https://vault.vault:8200",
+            "tls_server_name": "vault.internal",
+            "tls_skip_verify": true,
+            "ca_path": "/vault/tls/cas",
+            "client_cert": "/vault/tls/client.crt",
+            "client_key": "/vault/tls/client.key",
+            "retry": { "num_retries": 3 },
+            "client_timeout": "30s",
+        })
+    );
+    assert_eq!(file["log_level"], "debug");
+    assert_eq!(file["log_format"], "json");
+    let method = &file["auto_auth"]["method"];
+    assert_eq!(method["min_backoff"], "2s");
+    assert_eq!(method["max_backoff"], "1m");
+    assert_eq!(method["exit_on_err"], true);
+    assert_eq!(
+        file["template_config"],
+        json!({
+            "exit_on_retry_failure": false,
+            "static_secret_render_interval": "10m",
+            "lease_renewal_threshold": 0.5,
+        })
+    );
+    let templates = file["template"].as_array().unwrap();
+    // preserve-secret-case keeps `DB`; `db` is another secret.
+    assert_eq!(templates[0]["destination"], "/secrets/DB");
+    assert_eq!(templates[0]["left_delimiter"], "[[");
+    assert_eq!(templates[0]["right_delimiter"], "]]");
+    assert_eq!(templates[1]["destination"], "/secrets/db");
+    assert_eq!(
+        container(&pod, "containers", "web")["volumeMounts"][0]["mountPath"],
+        "/secrets"
+    );
+}
+
+#[test]
+fn vault_agent_configmap_runs_its_files() {
+    let pod = inject(json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/agent-configmap": "agent-files",
+    }))
+    .unwrap();
+    let agent = container(&pod, "containers", "vault-agent");
+    assert_eq!(
+        agent["args"],
+        json!(["agent", "--config", "/vault/configs/config.hcl"])
+    );
+    assert!(agent.get("env").is_none());
+    let init = container(&pod, "initContainers", "vault-agent-init");
+    assert_eq!(
+        init["args"],
+        json!(["agent", "--config", "/vault/configs/config-init.hcl"])
+    );
+    assert!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "vault-config" && v["configMap"]["name"] == "agent-files")
+    );
+}
+
+#[test]
+fn own_vault_connection_annotations() {
+    let mut a = own();
+    for (k, v) in [
+        ("vault-namespace", "team-a"),
+        ("vault-tls-secret", "vault-ca"),
+        ("vault-ca-cert", "ca.crt"),
+        ("uri-sans", "spiffe://cluster/web"),
+        ("proxy", "true"),
+        ("proxy-metrics-port", "9300"),
+    ] {
+        a[format!("pki-sidecar.io/{k}")] = v.into();
+    }
+    let pod = inject(a).unwrap();
+    let agent = container(&pod, "containers", "pki-sidecar-agent");
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(file["vault"]["namespace"], "team-a");
+    assert_eq!(
+        file["vault"]["ca_cert"],
+        "/etc/pki-sidecar/vault-tls/ca.crt"
+    );
+    assert!(
+        file["template"][0]["contents"]
+            .as_str()
+            .unwrap()
+            .contains(r#""uri_sans=spiffe://cluster/web""#)
+    );
+    assert!(
+        agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "pki-sidecar-vault-tls" && m["readOnly"] == true)
+    );
+    let proxy = container(&pod, "containers", "pki-sidecar-proxy");
+    assert_eq!(proxy["ports"][1]["containerPort"], 9300);
+    assert_eq!(
+        env_json(proxy, "PKI_SIDECAR_PROXY_CONFIG")["proxy"]["metrics_listen"],
+        "0.0.0.0:9300"
+    );
+    let mut clash = with(own(), "pki-sidecar.io/proxy", "true");
+    clash["pki-sidecar.io/proxy-port"] = "9101".into();
+    let err = refused(clash);
+    assert_eq!(err.annotation, "pki-sidecar.io/proxy-port");
+    assert!(err.message.contains("agent-metrics-port"), "{err}");
+}

@@ -48,6 +48,16 @@ pub(crate) fn split(text: &str) -> Vec<Chunk> {
             } else {
                 (line.to_string(), String::new())
             };
+            // Directives (`%YAML 1.1`) belong to the document their `---` opens.
+            let mut separator = separator;
+            if chunks.last().is_some_and(|last| {
+                let mut lines = last.body.lines().map(str::trim).filter(|l| !l.is_empty());
+                lines.clone().any(|l| l.starts_with('%'))
+                    && lines.all(|l| l.starts_with('%') || l.starts_with('#'))
+            }) {
+                let last = chunks.pop().expect("checked above");
+                separator = format!("{}{}{separator}", last.separator, last.body);
+            }
             chunks.push(Chunk {
                 separator,
                 body,
@@ -492,5 +502,9 @@ mod tests {
         assert_eq!(chunks[1].body, "# c\nb: 2\n");
         assert_eq!(chunks[2].body, "c: 3\n---x: no\n");
         assert_eq!(chunks[2].first_line, 6);
+        let directive = split("%YAML 1.1\n---\nb: 2\n");
+        assert_eq!(directive.len(), 1);
+        assert_eq!(directive[0].separator, "%YAML 1.1\n---\n");
+        assert_eq!(directive[0].body, "b: 2\n");
     }
 }
