@@ -2,8 +2,10 @@
 //!
 //! Layers, lowest first: built-in defaults, each `--config` file in order (later files win;
 //! lists such as `template` are appended, as Vault Agent does with several `-config` files),
-//! then `VAULT_*` / `BAO_*` environment variables (a `BAO_*` twin wins), then command-line flags
-//! (handled by the caller for the few settings that have one). figment does the layering;
+//! each `--config-env` variable's JSON agent file in order (as the Vault Agent Injector passes
+//! `VAULT_CONFIG`; errors point into the variable's text by line), then `VAULT_*` / `BAO_*`
+//! environment variables (a `BAO_*` twin wins), then command-line flags (handled by the caller
+//! for the few settings that have one). figment does the layering;
 //! [`hcl::HclFile`] reads each file (`json` the `.json` ones), `shape` brings every spelling of
 //! a block to one form, `keys` drops (with a warning) the keys Vault Agent would ignore;
 //! [`resolve`] turns the raw values into plain typed structs with every default applied, so
