@@ -731,9 +731,12 @@ pub(crate) fn own_plan(
         if let Some(ttl) = get("ttl") {
             args.push(go_string(&format!("ttl={}", duration(&name("ttl"), ttl)?)));
         }
+        // The guarded writes render to nothing, so the certificate file reads the same
+        // whether the certificate was just issued (a key) or reused from the file (none):
+        // the sidecar takes over the init container's pair without rewriting anything.
         let mut contents = format!(
             "{{{{- with pkiCert {} {} -}}}}\n{{{{ .Data.Cert }}}}\n{{{{ .Data.CA }}}}\n\
-             {{{{- if .Data.Key }}}}\n{{{{ .Data.Key | writeToFile {} \"\" \"\" {} }}}}\n{{{{- end }}}}\n",
+             {{{{ if .Data.Key }}}}{{{{ .Data.Key | writeToFile {} \"\" \"\" {} }}}}{{{{ end }}}}",
             go_string(&pki_path),
             args.join(" "),
             go_string(&key_file),
@@ -741,12 +744,12 @@ pub(crate) fn own_plan(
         );
         if let Some(ca_file) = &ca_file {
             contents.push_str(&format!(
-                "{{{{- if .Data.CA }}}}\n{{{{ .Data.CA | writeToFile {} \"\" \"\" {} }}}}\n{{{{- end }}}}\n",
+                "{{{{ if .Data.CA }}}}{{{{ .Data.CA | writeToFile {} \"\" \"\" {} }}}}{{{{ end }}}}",
                 go_string(ca_file),
                 go_string(&cert_perms),
             ));
         }
-        contents.push_str("{{- end }}\n");
+        contents.push_str("\n{{- end }}");
         templates.push(TemplateSpec {
             annotation: name("pki-path"),
             contents,

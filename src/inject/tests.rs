@@ -147,7 +147,7 @@ fn own_defaults_add_init_agent_volume_and_status() {
         contents.contains(r#"pkiCert "pki/issue/web" "common_name=web.default.svc""#),
         "{contents}"
     );
-    assert!(contents.contains(r#"{{- if .Data.Key }}"#), "{contents}");
+    assert!(contents.contains(r#"{{ if .Data.Key }}"#), "{contents}");
     assert!(
         contents.contains(r#"writeToFile "/etc/pki-sidecar/tls/tls.key" "" "" "0600""#),
         "{contents}"

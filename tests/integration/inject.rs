@@ -599,3 +599,205 @@ fn a_bad_config_env_names_the_variable_line_and_key_and_exits_78() {
         );
     }
 }
+
+/// The `env` value named `name` of `container`, parsed as JSON.
+fn container_env_json(container: &Value, name: &str) -> Value {
+    let value = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {container}"))["value"]
+        .as_str()
+        .unwrap();
+    serde_json::from_str(value).unwrap()
+}
+
+/// The generated files, run against the OpenBao bed with the Pod's paths moved into a
+/// directory: the init container issues the pair and exits; the sidecar takes over the same
+/// certificate instead of issuing a second one; the proxy serves it.
+#[test]
+fn the_injected_init_agent_and_proxy_issue_once_and_serve_the_certificate() {
+    use crate::util::bao;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    let bed = bao::bed();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: e2e
+  annotations:
+    pki-sidecar.io/inject: "true"
+    pki-sidecar.io/role: "{role}"
+    pki-sidecar.io/pki-path: "{path}"
+    pki-sidecar.io/common-name: "foo.home"
+    pki-sidecar.io/alt-names: "localhost,bar.home"
+    pki-sidecar.io/ttl: "1h"
+    pki-sidecar.io/proxy: "true"
+spec:
+  containers:
+    - name: app
+      image: app:1
+"#,
+        role = bao::LOGIN_ROLE,
+        path = bao::ISSUE_PATH,
+    );
+    let mut command = util::command();
+    command
+        .args(["inject", "--vault-address", bed.addr()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pod = oracle(&String::from_utf8(output.stdout).unwrap()).remove(0);
+    let find = |list: &str, name: &str| -> Value {
+        pod["spec"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let jwt = bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT);
+    let token_path = util::write_file(dir.path(), "sa-token", &jwt);
+    // The Pod's paths, moved into the directory; the metrics on a free loopback port.
+    let localize = |file: &Value, metrics: SocketAddr| -> String {
+        let text = file
+            .to_string()
+            .replace("/etc/pki-sidecar/tls", &tls.display().to_string())
+            .replace("/home/pki-sidecar", &home.display().to_string());
+        let mut file: Value = serde_json::from_str(&text).unwrap();
+        if file.get("auto_auth").is_some() {
+            file["auto_auth"]["method"]["config"]["token_path"] =
+                token_path.display().to_string().into();
+            file["telemetry"]["metrics_listen"] = metrics.to_string().into();
+        }
+        file.to_string()
+    };
+    let run = |args: &[&str], env: (&str, String)| {
+        let mut command = util::command();
+        command.args(args).env(env.0, env.1);
+        util::ChildGuard::spawn(command)
+    };
+
+    // The init container: renders once, exits 0.
+    let init_metrics: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
+    let init_file = localize(
+        &container_env_json(&find("initContainers", "pki-sidecar-init"), "VAULT_CONFIG"),
+        init_metrics,
+    );
+    let mut init = run(
+        &["agent", "--config-env", "VAULT_CONFIG"],
+        ("VAULT_CONFIG", init_file),
+    );
+    let (code, stderr) = init.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "init: {stderr}");
+    let cert = tls.join("tls.crt");
+    let key = tls.join("tls.key");
+    let pair = util::command()
+        .args(["check", "pair", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        pair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pair.stdout)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&cert).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let issued = std::fs::read_to_string(&cert).unwrap();
+    let issued_key = std::fs::read_to_string(&key).unwrap();
+
+    // The sidecar: ready on the first certificate, without issuing another.
+    let agent_metrics: SocketAddr = format!("127.0.0.1:{}", util::free_port()).parse().unwrap();
+    let agent_file = localize(
+        &container_env_json(&find("containers", "pki-sidecar-agent"), "VAULT_CONFIG"),
+        agent_metrics,
+    );
+    let mut agent = run(
+        &["agent", "--config-env", "VAULT_CONFIG"],
+        ("VAULT_CONFIG", agent_file),
+    );
+    util::wait_for_port(agent_metrics, Duration::from_secs(30));
+    util::wait_until(Duration::from_secs(30), "the sidecar agent ready", || {
+        util::http(agent_metrics, "GET", "/readyz").status == 200
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read_to_string(&cert).unwrap(),
+        issued,
+        "the sidecar issued again"
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), issued_key);
+
+    // The proxy serves that certificate.
+    let proxy_port = util::free_port();
+    let proxy_metrics = util::free_port();
+    let mut proxy_file = container_env_json(
+        &find("containers", "pki-sidecar-proxy"),
+        "PKI_SIDECAR_PROXY_CONFIG",
+    );
+    proxy_file["proxy"]["listen"] = format!("127.0.0.1:{proxy_port}").into();
+    proxy_file["proxy"]["metrics_listen"] = format!("127.0.0.1:{proxy_metrics}").into();
+    let proxy_text = localize(&proxy_file, agent_metrics);
+    let _proxy = run(
+        &["proxy", "--config-env", "PKI_SIDECAR_PROXY_CONFIG"],
+        ("PKI_SIDECAR_PROXY_CONFIG", proxy_text),
+    );
+    let proxy_address: SocketAddr = format!("127.0.0.1:{proxy_port}").parse().unwrap();
+    util::wait_for_port(proxy_address, Duration::from_secs(30));
+    let ca = util::write_file(dir.path(), "root.pem", bed.root_ca_pem());
+    let check = util::command()
+        .args([
+            "check",
+            "tls",
+            "--connect",
+            &proxy_address.to_string(),
+            "--servername",
+            "foo.home",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    util::signal(agent.pid(), nix::sys::signal::Signal::SIGTERM);
+    let (code, stderr) = agent.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "sidecar: {stderr}");
+}
