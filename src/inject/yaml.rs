@@ -422,10 +422,24 @@ fn scalar_text(value: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => {
             let text = n.to_string();
-            if n.is_f64() && !text.contains(['.', 'e', 'E']) {
-                format!("{text}.0")
+            if !n.is_f64() {
+                return text;
+            }
+            // A float both YAML 1.1 readers take for one (PyYAML wants a dot, and a sign in
+            // the exponent): `1.0`, `1.0e+20`, `1.5e-7`.
+            let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+                Some((m, e)) => (m.to_string(), Some(e.to_string())),
+                None => (text.clone(), None),
+            };
+            let mantissa = if mantissa.contains('.') {
+                mantissa
             } else {
-                text
+                format!("{mantissa}.0")
+            };
+            match exponent {
+                None => mantissa,
+                Some(e) if e.starts_with(['-', '+']) => format!("{mantissa}e{e}"),
+                Some(e) => format!("{mantissa}e+{e}"),
             }
         }
         Value::String(s) => string_text(s),
@@ -506,5 +520,58 @@ mod tests {
         assert_eq!(directive.len(), 1);
         assert_eq!(directive[0].separator, "%YAML 1.1\n---\n");
         assert_eq!(directive[0].body, "b: 2\n");
+    }
+
+    mod roundtrip {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value};
+
+        use super::super::{emit, load};
+
+        /// Strings that stress quoting: YAML 1.1 keywords, numbers in every base, indicators,
+        /// whitespace at the ends, line breaks, non-ASCII.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("yes".to_string()),
+                Just("Off".to_string()),
+                Just("~".to_string()),
+                Just("0644".to_string()),
+                Just("0x1F".to_string()),
+                Just("1_000".to_string()),
+                Just("1e3".to_string()),
+                Just(".inf".to_string()),
+                Just("<<".to_string()),
+                Just("".to_string()),
+                "[a-z0-9 :#'\"\\-?*&!|>%@`{}\\[\\],.\n\té]{0,12}",
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| Value::Number(n.into())),
+                (-1.0e6f64..1.0e6).prop_map(|f| serde_json::json!(f)),
+                prop_oneof![Just(1e-7f64), Just(1e20f64), Just(-2.5e-9f64)]
+                    .prop_map(|f| serde_json::json!(f)),
+                text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((text(), inner), 0..4).prop_map(|entries| Value::Object(
+                        entries.into_iter().collect::<Map<_, _>>()
+                    )),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn what_is_written_reads_back_the_same(value in value()) {
+                let text = emit(&value);
+                prop_assert_eq!(load(&text).unwrap().unwrap_or(Value::Null), value, "{}", text);
+            }
+        }
     }
 }
