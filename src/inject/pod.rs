@@ -392,6 +392,15 @@ pub(crate) fn strip(plan: &Plan, spec: &mut Map<String, Value>) {
 
 /// Adds the plan's containers and volumes to `spec`; refuses name clashes.
 pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), InjectError> {
+    if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false))
+        && plan.config_map.is_none()
+    {
+        return Err(error(
+            &plan.trigger,
+            "the Pod sets automountServiceAccountToken: false, but the agent logs in to Vault \
+             with the ServiceAccount token: remove it (or set it to true)",
+        ));
+    }
     let new_volumes = volumes(plan);
     let existing_volumes: Vec<String> = spec
         .get("volumes")

@@ -865,3 +865,17 @@ fn own_vault_connection_annotations() {
     assert_eq!(err.annotation, "pki-sidecar.io/proxy-port");
     assert!(err.message.contains("agent-metrics-port"), "{err}");
 }
+
+#[test]
+fn a_pod_without_its_service_account_token_is_refused() {
+    let mut p = pod(own());
+    p["spec"]["automountServiceAccountToken"] = false.into();
+    let before = p.clone();
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert_eq!(err.annotation, "pki-sidecar.io/inject");
+    assert!(
+        err.message.contains("automountServiceAccountToken"),
+        "{err}"
+    );
+    assert_eq!(p, before);
+}
