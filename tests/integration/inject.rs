@@ -170,9 +170,13 @@ fn pod_spec(object: &Value) -> Option<&Value> {
     let spec = match object["kind"].as_str()? {
         "Pod" => &object["spec"],
         "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-            &object["spec"]["template"]["spec"]
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => &object["spec"]["template"]["spec"],
+        "PodTemplate" => &object["template"]["spec"],
         _ => return None,
     };
     spec.is_object().then_some(spec)
@@ -363,6 +367,8 @@ fn every_workload_kind_and_list_is_injected_and_the_rest_left_byte_for_byte() {
         "DaemonSet/node-agent",
         "Deployment/in-list",
         "Pod/in-pod-list",
+        "ReplicationController/rc",
+        "PodTemplate/tmpl",
     ] {
         assert_eq!(
             names(key, "containers"),
