@@ -807,3 +807,139 @@ spec:
     let (code, stderr) = agent.wait(Duration::from_secs(30));
     assert_eq!(code, Some(0), "sidecar: {stderr}");
 }
+
+/// The Vault Agent Injector's PKI example as a vault-k8s user writes it (`pkiCert` in
+/// `agent-inject-template-NAME`, the key through `writeToFile`): `vault-agent-init` issues,
+/// `vault-agent` takes the pair over without issuing again.
+#[test]
+fn a_vault_k8s_pki_template_is_issued_once_by_init_and_sidecar() {
+    use crate::util::bao;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    let bed = bao::bed();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: vault-e2e
+  annotations:
+    vault.hashicorp.com/agent-inject: "true"
+    vault.hashicorp.com/role: "{role}"
+    vault.hashicorp.com/agent-inject-secret-tls.crt: "{path}"
+    vault.hashicorp.com/agent-inject-template-tls.crt: |
+      {{{{- with pkiCert "{path}" "common_name=foo.home" "ttl=1h" -}}}}
+      {{{{ .Cert }}}}{{{{ .CA }}}}
+      {{{{ if .Key }}}}{{{{ .Key | writeToFile "/vault/secrets/tls.key" "" "" "0400" }}}}{{{{ end }}}}
+      {{{{- end }}}}
+spec:
+  containers:
+    - name: app
+      image: app:1
+"#,
+        role = bao::LOGIN_ROLE,
+        path = bao::ISSUE_PATH,
+    );
+    let output = {
+        let mut command = util::command();
+        command
+            .args(["inject", "--vault-address", bed.addr()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pod = oracle(&String::from_utf8(output.stdout).unwrap()).remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let token_path = util::write_file(
+        dir.path(),
+        "sa-token",
+        &bao::service_account_jwt(bao::NAMESPACE, bao::SERVICE_ACCOUNT),
+    );
+    let agent_file = |list: &str, name: &str, metrics: SocketAddr| -> String {
+        let container = pod["spec"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        let text = container_env_json(container, "VAULT_CONFIG")
+            .to_string()
+            .replace("/vault/secrets", &secrets.display().to_string())
+            .replace("/home/vault", &home.display().to_string());
+        let mut file: Value = serde_json::from_str(&text).unwrap();
+        file["auto_auth"]["method"]["config"]["token_path"] =
+            token_path.display().to_string().into();
+        file["telemetry"]["metrics_listen"] = metrics.to_string().into();
+        file.to_string()
+    };
+    let free = || -> SocketAddr { format!("127.0.0.1:{}", util::free_port()).parse().unwrap() };
+    let mut init = {
+        let mut command = util::command();
+        command.args(["agent", "--config-env", "VAULT_CONFIG"]).env(
+            "VAULT_CONFIG",
+            agent_file("initContainers", "vault-agent-init", free()),
+        );
+        util::ChildGuard::spawn(command)
+    };
+    let (code, stderr) = init.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "vault-agent-init: {stderr}");
+    let cert = secrets.join("tls.crt");
+    let key = secrets.join("tls.key");
+    let pair = util::command()
+        .args(["check", "pair", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        pair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pair.stdout)
+    );
+    let issued = std::fs::read_to_string(&cert).unwrap();
+    let metrics = free();
+    let mut agent = {
+        let mut command = util::command();
+        command.args(["agent", "--config-env", "VAULT_CONFIG"]).env(
+            "VAULT_CONFIG",
+            agent_file("containers", "vault-agent", metrics),
+        );
+        util::ChildGuard::spawn(command)
+    };
+    util::wait_for_port(metrics, Duration::from_secs(30));
+    util::wait_until(Duration::from_secs(30), "vault-agent ready", || {
+        util::http(metrics, "GET", "/readyz").status == 200
+    });
+    let leaf = |pem: &str| {
+        pem.split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        leaf(&std::fs::read_to_string(&cert).unwrap()),
+        leaf(&issued),
+        "vault-agent issued a second certificate"
+    );
+    util::signal(agent.pid(), nix::sys::signal::Signal::SIGTERM);
+    let (code, stderr) = agent.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "vault-agent: {stderr}");
+}
