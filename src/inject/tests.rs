@@ -879,3 +879,62 @@ fn a_pod_without_its_service_account_token_is_refused() {
     );
     assert_eq!(p, before);
 }
+
+mod streams {
+    use proptest::prelude::*;
+
+    use super::settings;
+    use crate::inject::manifest::transform;
+
+    /// Pieces of Kubernetes YAML, shuffled into streams: annotated and plain workloads,
+    /// separators, comments, anchors, flow style, stray indentation.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "---\n",
+            "# comment\n",
+            "apiVersion: v1\n",
+            "kind: Pod\n",
+            "kind: Deployment\n",
+            "kind: List\n",
+            "metadata:\n",
+            "  name: x\n",
+            "  annotations:\n",
+            "    pki-sidecar.io/inject: \"true\"\n",
+            "    pki-sidecar.io/role: web\n",
+            "    pki-sidecar.io/pki-path: pki/issue/web\n",
+            "    pki-sidecar.io/common-name: web\n",
+            "    vault.hashicorp.com/agent-inject: \"true\"\n",
+            "    vault.hashicorp.com/role: web\n",
+            "    vault.hashicorp.com/agent-inject-secret-a: secret/a\n",
+            "spec:\n",
+            "  containers:\n",
+            "    - name: app\n",
+            "      image: app:1\n",
+            "  template:\n",
+            "    metadata: {annotations: {pki-sidecar.io/inject: \"true\"}}\n",
+            "items:\n",
+            "  - {kind: Pod, metadata: {name: y}, spec: {}}\n",
+            "mode: 0644\n",
+            "flag: yes\n",
+            "a: &x {b: 1}\n",
+            "c: *x\n",
+            "  bad indent: [\n",
+            "%YAML 1.1\n",
+            "...\n",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn any_stream_is_refused_or_injected_idempotently(
+            pieces in prop::collection::vec(piece(), 0..24)
+        ) {
+            let text: String = pieces.concat();
+            if let Ok(once) = transform(&settings(), "stream", &text) {
+                let twice = transform(&settings(), "stream", &once)
+                    .unwrap_or_else(|f| panic!("{}\n--- from ---\n{text}\n--- gave ---\n{once}", f.message));
+                prop_assert_eq!(&twice, &once, "{}", text);
+            }
+        }
+    }
+}
