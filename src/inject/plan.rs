@@ -56,7 +56,7 @@ pub(crate) struct ProxyPlan {
     pub client_ca: Option<(String, String)>,
     pub client_auth: Option<String>,
     pub resources: Resources,
-    /// The name the liveness/`check tls` probe would verify; the common name.
+    /// The files the agent writes and the proxy serves.
     pub cert_file: String,
     pub key_file: String,
 }
