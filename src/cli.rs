@@ -102,12 +102,97 @@ pub struct InjectCommandArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// `webhook` options.
+/// `webhook` options; each flag can also be set by the environment variable it names.
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
     /// Injection defaults.
     #[command(flatten)]
     pub inject: InjectArgs,
+    /// The HTTPS listener the API server posts AdmissionReviews to (`/mutate`).
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_LISTEN",
+        default_value = "0.0.0.0:8443",
+        value_name = "ADDR"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// `/metrics`, `/healthz` and `/readyz` (plain HTTP).
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_METRICS_LISTEN",
+        default_value = "0.0.0.0:9104",
+        value_name = "ADDR"
+    )]
+    pub metrics_listen: std::net::SocketAddr,
+    /// The serving certificate chain (PEM), reloaded when it changes.
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_TLS_CERT_FILE",
+        default_value = "/etc/pki-sidecar/webhook/tls.crt",
+        value_name = "FILE"
+    )]
+    pub tls_cert_file: PathBuf,
+    /// The serving certificate's key (PEM).
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_TLS_KEY_FILE",
+        default_value = "/etc/pki-sidecar/webhook/tls.key",
+        value_name = "FILE"
+    )]
+    pub tls_key_file: PathBuf,
+    /// How often the certificate files are checked besides file events and SIGHUP.
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_RELOAD_INTERVAL",
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub reload_interval: std::time::Duration,
+    /// The largest AdmissionReview read, in bytes (larger: 413). The API server refuses
+    /// request bodies over 3 MiB, so a review of a Pod it accepted fits.
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_MAX_BODY_BYTES",
+        default_value_t = 3 * 1024 * 1024,
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: usize,
+    /// How long in-flight reviews may take to finish after SIGTERM.
+    #[arg(
+        long,
+        env = "PKI_SIDECAR_WEBHOOK_SHUTDOWN_GRACE",
+        default_value = "15s",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl WebhookArgs {
+    /// The webhook's resolved config.
+    pub fn config(&self) -> crate::webhook::Config {
+        crate::webhook::Config {
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            cert_file: self.tls_cert_file.clone(),
+            key_file: self.tls_key_file.clone(),
+            reload_interval: self.reload_interval,
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: self.shutdown_grace,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            settings: self.inject.settings(),
+        }
+    }
+}
+
+/// A duration as the config files spell it (`10s`, `1m30s`, `250ms`, bare seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = crate::units::duration(&crate::units::Scalar::Text(text.to_string()))?;
+    if duration.is_zero() {
+        return Err("must be more than 0".to_string());
+    }
+    Ok(duration)
 }
 
 /// `validate` options.

@@ -1,4 +1,6 @@
-//! The accept loop every plain-HTTP listener shares: serve until shutdown, then drain.
+//! The accept loop every plain-HTTP listener shares: serve until shutdown, then drain; and
+//! its TLS twin ([`serve_tls`], the admission webhook's), which completes each handshake in the
+//! connection's own task within a timeout.
 //!
 //! On shutdown the listener is closed first (new connections are refused), open connections
 //! finish their in-flight request and are closed (HTTP/1 keep-alive ends after the current
@@ -67,6 +69,94 @@ pub async fn serve<S, B>(
     drop(listener);
     tracing::debug!(
         listener = name,
+        grace_seconds = grace.as_secs_f64(),
+        "draining connections"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {
+            tracing::debug!(listener = name, "all connections closed");
+        }
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(listener = name, grace_seconds = grace.as_secs_f64(), "grace period over; closing the remaining connections");
+        }
+    }
+}
+
+/// [`serve`] over TLS: each accepted connection completes its handshake with `tls` within
+/// `handshake_timeout` in a task of its own (a slow client never holds up the accept loop),
+/// then HTTP/1.1 or HTTP/2 is served on it. On shutdown, handshakes under way are dropped and
+/// in-flight requests get `grace` to finish.
+pub(crate) async fn serve_tls<S, B>(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    handshake_timeout: Duration,
+    service: S,
+    shutdown: CancellationToken,
+    grace: Duration,
+    name: &'static str,
+) where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let builder = std::sync::Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(listener = name, error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        // Taken before the handshake, so the drain also waits for (and then drops) a
+        // connection still shaking hands.
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => result,
+            };
+            let stream = match handshake {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(listener = name, %peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(listener = name, %peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(listener = name, %peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::debug!(
+        listener = name,
+        connections = graceful.count(),
         grace_seconds = grace.as_secs_f64(),
         "draining connections"
     );

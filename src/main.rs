@@ -11,7 +11,7 @@ use pki_sidecar::agent::functions::KnownFunctions;
 use pki_sidecar::cli::{CheckCommand, Cli, Command};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
-use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate};
+use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate, webhook};
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
@@ -62,8 +62,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &args.paths,
             ));
         }
-        Command::Webhook(_) => {
-            anyhow::bail!("not built yet (issue 15)");
+        Command::Webhook(args) => {
+            if !cli.config.is_empty() || !cli.config_env.is_empty() {
+                eprintln!(
+                    "pki-sidecar webhook: --config is ignored; the webhook takes flags and \
+                     PKI_SIDECAR_WEBHOOK_* variables"
+                );
+            }
+            telemetry::init_logging(
+                cli.log_level.as_deref(),
+                None,
+                cli.log_format.unwrap_or(LogFormat::Text),
+            );
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let lifecycle = Lifecycle::new();
+                lifecycle.listen_for_signals()?;
+                webhook::run(args.config(), lifecycle).await
+            })?;
+            return Ok(ExitCode::SUCCESS);
         }
     };
     let config = match load(&cli) {

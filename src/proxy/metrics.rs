@@ -1,5 +1,8 @@
 //! The proxy's metrics. Handles for the hot path (handshake results, request codes) are
 //! resolved once here so that serving a request costs atomic increments, not label lookups.
+//! [`ReloadMetrics`] is what the certificate [`Reloader`](super::store::Reloader) reports to;
+//! any role serving a hot-reloaded certificate (the proxy, the admission webhook) registers its
+//! own under its role's name.
 
 use http::StatusCode;
 use prometheus::{
@@ -22,9 +25,8 @@ const COMMON_CODES: &[u16] = &[
 /// Counters, gauges and histograms of the proxy role.
 #[derive(Clone)]
 pub(crate) struct ProxyMetrics {
-    certificates: CertificateMetrics,
-    reloads: IntCounterVec,
-    last_reload: Gauge,
+    /// The served certificate and its reloads.
+    pub reload: ReloadMetrics,
     /// Completed handshakes.
     pub handshake_ok: IntCounter,
     /// Handshakes that failed (including no certificate yet).
@@ -68,17 +70,7 @@ impl ClientErrors {
 impl ProxyMetrics {
     /// Registers the proxy's metrics in `registry`, every labelled series at 0.
     pub(crate) fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                "pki_sidecar_proxy_certificate_reloads_total",
-                "Attempts to load the certificate files, by result and reason.",
-            ),
-            &["result", "reason"],
-        )?;
-        let last_reload = Gauge::with_opts(Opts::new(
-            "pki_sidecar_proxy_certificate_last_reload_success_timestamp_seconds",
-            "When a new certificate was last loaded, in Unix seconds.",
-        ))?;
+        let reload = ReloadMetrics::register(registry, "proxy")?;
         let handshakes = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_proxy_tls_handshakes_total",
@@ -111,8 +103,6 @@ impl ProxyMetrics {
             ),
             &["kind"],
         )?;
-        registry.register(Box::new(reloads.clone()))?;
-        registry.register(Box::new(last_reload.clone()))?;
         registry.register(Box::new(handshakes.clone()))?;
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
@@ -127,10 +117,6 @@ impl ProxyMetrics {
         )?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(client_errors.clone()))?;
-        reloads.with_label_values(&["success", "new_certificate"]);
-        for reason in ReloadError::REASONS {
-            reloads.with_label_values(&["failure", reason]);
-        }
         for kind in ["connect", "timeout", "other"] {
             upstream_errors.with_label_values(&[kind]);
         }
@@ -141,9 +127,7 @@ impl ProxyMetrics {
             .map(|code| (code.as_u16(), http.counter(code)))
             .collect();
         Ok(ProxyMetrics {
-            certificates: CertificateMetrics::register(registry, "proxy")?,
-            reloads,
-            last_reload,
+            reload,
             handshake_ok: handshakes.with_label_values(&["success"]),
             handshake_failed: handshakes.with_label_values(&["failure"]),
             handshake_timeout: handshakes.with_label_values(&["timeout"]),
@@ -163,21 +147,6 @@ impl ProxyMetrics {
         })
     }
 
-    /// A new certificate is being served.
-    pub(crate) fn reload_success(&self, info: &CertInfo) {
-        self.reloads
-            .with_label_values(&["success", "new_certificate"])
-            .inc();
-        self.last_reload
-            .set(crate::certs::unix_seconds(std::time::SystemTime::now()));
-        self.certificates.set(SERVED, info);
-    }
-
-    /// A load attempt failed for `reason`.
-    pub(crate) fn reload_failure(&self, reason: &str) {
-        self.reloads.with_label_values(&["failure", reason]).inc();
-    }
-
     /// Counts a response with `code`.
     pub(crate) fn response(&self, code: StatusCode) {
         let code = code.as_u16();
@@ -194,5 +163,60 @@ impl ProxyMetrics {
     /// Counts a request the upstream did not answer.
     pub(crate) fn upstream_error(&self, kind: &str) {
         self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+}
+
+/// The served certificate's gauges (`pki_sidecar_tls_certificate_*{role, cert="server"}`) and
+/// the reload counters (`pki_sidecar_ROLE_certificate_reloads_total`,
+/// `pki_sidecar_ROLE_certificate_last_reload_success_timestamp_seconds`) of one role.
+#[derive(Clone)]
+pub(crate) struct ReloadMetrics {
+    certificates: CertificateMetrics,
+    success: IntCounter,
+    reloads: IntCounterVec,
+    last_reload: Gauge,
+}
+
+impl ReloadMetrics {
+    /// Registers the reload metrics of `role` in `registry`, every reason at 0.
+    pub(crate) fn register(
+        registry: &Registry,
+        role: &'static str,
+    ) -> prometheus::Result<ReloadMetrics> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                format!("pki_sidecar_{role}_certificate_reloads_total"),
+                "Attempts to load the certificate files, by result and reason.",
+            ),
+            &["result", "reason"],
+        )?;
+        let last_reload = Gauge::with_opts(Opts::new(
+            format!("pki_sidecar_{role}_certificate_last_reload_success_timestamp_seconds"),
+            "When a new certificate was last loaded, in Unix seconds.",
+        ))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(last_reload.clone()))?;
+        for reason in ReloadError::REASONS {
+            reloads.with_label_values(&["failure", reason]);
+        }
+        Ok(ReloadMetrics {
+            certificates: CertificateMetrics::register(registry, role)?,
+            success: reloads.with_label_values(&["success", "new_certificate"]),
+            reloads,
+            last_reload,
+        })
+    }
+
+    /// A new certificate is being served.
+    pub(crate) fn reload_success(&self, info: &CertInfo) {
+        self.success.inc();
+        self.last_reload
+            .set(crate::certs::unix_seconds(std::time::SystemTime::now()));
+        self.certificates.set(SERVED, info);
+    }
+
+    /// A load attempt failed for `reason`.
+    pub(crate) fn reload_failure(&self, reason: &str) {
+        self.reloads.with_label_values(&["failure", reason]).inc();
     }
 }

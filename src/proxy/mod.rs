@@ -182,7 +182,7 @@ impl Proxy {
             cert_file: self.config.cert_file.clone(),
             key_file: self.config.key_file.clone(),
             store: self.store.clone(),
-            metrics: self.metrics.clone(),
+            metrics: self.metrics.reload.clone(),
             readiness: self.telemetry.readiness.clone(),
             poll_interval: self.config.reload_interval,
         };
@@ -586,7 +586,9 @@ async fn follow_client_ca(
                 tracing::info!(path = %path.display(), "loaded the client CA bundle");
             }
             Err(err) => {
-                metrics.reload_failure(store::ReloadError::ClientCaInvalid(String::new()).reason());
+                metrics
+                    .reload
+                    .reload_failure(store::ReloadError::ClientCaInvalid(String::new()).reason());
                 tracing::warn!(
                     path = %path.display(),
                     error = format!("{err:#}"),

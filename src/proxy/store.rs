@@ -1,4 +1,5 @@
-//! The certificate the proxy serves, and how it is replaced.
+//! The certificate the proxy serves, and how it is replaced; the admission webhook serves its
+//! own through the same [`CertStore`] and [`Reloader`] (with its own [`ReloadMetrics`]).
 //!
 //! [`CertStore`] holds the current [`CertifiedKey`] behind an `ArcSwap`: a handshake takes it
 //! with one atomic load, no lock and no I/O ([`CertResolver`]). [`Reloader`] watches the files
@@ -25,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
-use super::metrics::ProxyMetrics;
+use super::metrics::ReloadMetrics;
 use crate::certs::{self, CertInfo, PairError};
 use crate::telemetry::Readiness;
 use crate::tls::pem;
@@ -238,7 +239,7 @@ pub(crate) struct Reloader {
     /// The store to publish into.
     pub store: Arc<CertStore>,
     /// Counters and certificate gauges.
-    pub metrics: ProxyMetrics,
+    pub metrics: ReloadMetrics,
     /// Marked ready at the first valid pair.
     pub readiness: Readiness,
     /// How often files are checked without an event.

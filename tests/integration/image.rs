@@ -5,8 +5,8 @@
 //! The image's layers are unpacked with `umoci` into a temporary directory and its entrypoint is
 //! run there as its config says (`User` through `chroot --userspec`, `Env`, nothing else): only
 //! the image's files are visible, so a binary needing a libc, a loader or a shell would fail.
-//! What a runtime adds (namespaces, cgroups, seccomp) is not reproduced here; `pod.rs` runs the
-//! rendered Pod that way, with the host's binary.
+//! What a runtime adds (namespaces, cgroups, seccomp) is not reproduced here; `pod`
+//! (`pod/runner.rs`) runs the rendered Pod that way, with the host's binary.
 //!
 //! Building the image takes minutes, so the tests do not build it: without an archive they skip
 //! with a message, unless `PKI_SIDECAR_REQUIRE_IMAGE` is set (`.ci/run` sets it after running

@@ -234,6 +234,12 @@ fn validate_containers(spec: &Value, config_maps: &BTreeMap<String, Value>, what
                 .iter()
                 .map(|a| a.as_str().unwrap().to_string())
                 .collect();
+            // Every injected container; the workload's own pki-sidecar containers when they
+            // name a config (a bare `app` runs on defaults, which validate does not take).
+            let injected = INJECTED_CONTAINERS.contains(&container["name"].as_str().unwrap());
+            if !injected && !args.iter().any(|a| a.starts_with("--config")) {
+                continue;
+            }
             let role = args[0].clone();
             assert!(
                 ["agent", "proxy", "app"].contains(&role.as_str()),

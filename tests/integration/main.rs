@@ -21,9 +21,11 @@
 //!   directories, huge files), failed writes, and SIGTERM while I/O is blocked.
 //! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
-//! - `pod`: the rendered Pod run on one machine (netns, mount namespaces, uid 65532), end to end.
+//! - `pod`: Pods run on one machine (netns, mount namespaces, per-container users), end to end:
+//!   the rendered Pod and an injected-shaped one; `pod::runner` runs any Pod object.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
-//! - `webhook`: the admission webhook over HTTPS.
+//! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
+//!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.
 mod agent;
 mod app;
 mod bed;
