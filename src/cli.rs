@@ -22,6 +22,11 @@ pub struct Cli {
     )]
     pub config: Vec<PathBuf>,
 
+    /// Environment variable holding a JSON agent file (or base64 of one), as the Vault Agent
+    /// Injector's `VAULT_CONFIG`; repeatable, layered after the `--config` files, in order.
+    #[arg(long = "config-env", global = true, value_name = "NAME")]
+    pub config_env: Vec<String>,
+
     /// Log line format [default: the file's log_format, else text].
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,

@@ -51,16 +51,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor => return Ok(doctor_command(&cli)),
         Command::Dev(args) => {
-            if !cli.config.is_empty() {
+            if !cli.config.is_empty() || !cli.config_env.is_empty() {
                 eprintln!("pki-sidecar dev: --config is ignored; dev writes its own config");
             }
             return Ok(dev::main(cli.log_level.as_deref(), cli.log_format, args));
         }
-        Command::Inject(_) => {
-            anyhow::bail!("not built yet (issue 15)");
+        Command::Inject(args) => {
+            return Ok(pki_sidecar::inject::manifest::run(
+                &args.inject.settings(),
+                &args.paths,
+            ));
         }
         Command::Webhook(args) => {
-            if !cli.config.is_empty() {
+            if !cli.config.is_empty() || !cli.config_env.is_empty() {
                 eprintln!(
                     "pki-sidecar webhook: --config is ignored; the webhook takes flags and \
                      PKI_SIDECAR_WEBHOOK_* variables"
@@ -82,7 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let config = match load(&cli.config) {
+    let config = match load(&cli) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -162,8 +165,8 @@ enum RoleConfig {
 
 /// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
 /// warnings are printed to stderr and the load goes on.
-fn load(paths: &[std::path::PathBuf]) -> Result<Config, ExitCode> {
-    let config = config::load(paths, &KnownFunctions).map_err(|errors| {
+fn load(cli: &Cli) -> Result<Config, ExitCode> {
+    let config = load_config(cli).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(config::EXIT_CONFIG as u8)
     })?;
@@ -173,12 +176,24 @@ fn load(paths: &[std::path::PathBuf]) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
+/// The `--config` files, then the `--config-env` variables, with the process environment.
+fn load_config(cli: &Cli) -> Result<Config, config::ConfigErrors> {
+    config::load_sources(
+        &cli.config,
+        &cli.config_env,
+        &|name| std::env::var(name).ok(),
+        &KnownFunctions,
+    )
+}
+
 fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
-    if cli.config.is_empty() {
-        eprintln!("pki-sidecar validate: no config file given; use --config FILE");
+    if cli.config.is_empty() && cli.config_env.is_empty() {
+        eprintln!(
+            "pki-sidecar validate: no config file given; use --config FILE or --config-env NAME"
+        );
         return ExitCode::from(config::EXIT_CONFIG as u8);
     }
-    let mut config = match config::load(&cli.config, &KnownFunctions) {
+    let mut config = match load_config(cli) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -213,11 +228,13 @@ fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
 }
 
 fn doctor_command(cli: &Cli) -> ExitCode {
-    if cli.config.is_empty() {
-        eprintln!("pki-sidecar doctor: no config file given; use --config FILE");
+    if cli.config.is_empty() && cli.config_env.is_empty() {
+        eprintln!(
+            "pki-sidecar doctor: no config file given; use --config FILE or --config-env NAME"
+        );
         return ExitCode::from(config::EXIT_CONFIG as u8);
     }
-    match load(&cli.config) {
+    match load(cli) {
         Ok(config) => doctor::run(&config),
         Err(code) => code,
     }

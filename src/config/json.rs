@@ -18,6 +18,93 @@ use super::hcl::HclFile;
 /// rather than read as the decimal HCL1 would take it for.
 const MODE_KEYS: &[&str] = &["perms", "mode"];
 
+/// `line:column` of keys by path.
+pub(crate) type KeyPlaces = std::collections::BTreeMap<String, (usize, usize)>;
+
+/// `line:column` of each key of (syntactically valid) JSON `text`, by its path as
+/// `error::render_path` writes it (`vault.address`, `template[1].perms`): where an error about
+/// a value read from an environment variable points.
+pub(crate) fn key_places(text: &str) -> KeyPlaces {
+    enum Frame {
+        Object {
+            key: Option<String>,
+            expecting_key: bool,
+        },
+        Array {
+            index: usize,
+        },
+    }
+    fn path(stack: &[Frame]) -> String {
+        let mut out = String::new();
+        for frame in stack {
+            match frame {
+                Frame::Object { key: Some(key), .. } => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Frame::Object { key: None, .. } => {}
+                Frame::Array { index } => out.push_str(&format!("[{index}]")),
+            }
+        }
+        out
+    }
+    let mut places = std::collections::BTreeMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let (mut line, mut column) = (1, 0);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match c {
+            '\n' => {
+                line += 1;
+                column = 0;
+            }
+            '{' => stack.push(Frame::Object {
+                key: None,
+                expecting_key: true,
+            }),
+            '[' => stack.push(Frame::Array { index: 0 }),
+            '}' | ']' => {
+                stack.pop();
+            }
+            ',' => match stack.last_mut() {
+                Some(Frame::Object { expecting_key, .. }) => *expecting_key = true,
+                Some(Frame::Array { index }) => *index += 1,
+                None => {}
+            },
+            '"' => {
+                let (start_line, start_column) = (line, column);
+                let mut string = String::new();
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    column += 1;
+                    if escaped {
+                        escaped = false;
+                        string.push(c);
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    } else {
+                        string.push(c);
+                    }
+                }
+                if let Some(Frame::Object { key, expecting_key }) = stack.last_mut() {
+                    if *expecting_key {
+                        *key = Some(string);
+                        *expecting_key = false;
+                        places.insert(path(&stack), (start_line, start_column));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    places
+}
+
 /// Converts JSON `text` that was read from `path`.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
     let file = path.display().to_string();

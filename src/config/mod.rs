@@ -2,8 +2,10 @@
 //!
 //! Layers, lowest first: built-in defaults, each `--config` file in order (later files win;
 //! lists such as `template` are appended, as Vault Agent does with several `-config` files),
-//! then `VAULT_*` / `BAO_*` environment variables (a `BAO_*` twin wins), then command-line flags
-//! (handled by the caller for the few settings that have one). figment does the layering;
+//! each `--config-env` variable's JSON agent file in order (as the Vault Agent Injector passes
+//! `VAULT_CONFIG`; errors point into the variable's text by line), then `VAULT_*` / `BAO_*`
+//! environment variables (a `BAO_*` twin wins), then command-line flags (handled by the caller
+//! for the few settings that have one). figment does the layering;
 //! [`hcl::HclFile`] reads each file (`json` the `.json` ones), `shape` brings every spelling of
 //! a block to one form, `keys` drops (with a warning) the keys Vault Agent would ignore;
 //! [`resolve`] turns the raw values into plain typed structs with every default applied, so
@@ -508,13 +510,127 @@ pub fn load_with_env(
     env: &dyn Fn(&str) -> Option<String>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
-    let mut files = Vec::with_capacity(paths.len());
+    load_sources(paths, &[], env, functions)
+}
+
+/// Loads `paths` in order, then the JSON agent file held by each environment variable of
+/// `env_configs` in order (`--config-env NAME`, as the Vault Agent Injector's `VAULT_CONFIG`),
+/// with the environment given by `env`.
+pub fn load_sources(
+    paths: &[PathBuf],
+    env_configs: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
+    let mut files = Vec::with_capacity(paths.len() + env_configs.len());
     for path in paths {
         for file in config_files(path)? {
             files.push(read_file(&file)?);
         }
     }
-    build(files, env_overrides(env), functions)
+    let mut env_places = Vec::new();
+    for name in env_configs {
+        let (file, places) = read_env_config(name, env)?;
+        files.push(file);
+        env_places.push((env_origin(name), places));
+    }
+    build(files, env_overrides(env), functions).map_err(|ConfigErrors(errors)| {
+        ConfigErrors(
+            errors
+                .into_iter()
+                .map(|error| place_env_error(error, &env_places))
+                .collect(),
+        )
+    })
+}
+
+/// An error about a value read from an environment variable, with the line and column of its
+/// key in the variable's (decoded) JSON: `environment variable NAME:LINE:COL: path: message`.
+fn place_env_error(error: ConfigError, env_places: &[(String, json::KeyPlaces)]) -> ConfigError {
+    let ConfigError::Invalid {
+        origin,
+        path,
+        message,
+    } = error
+    else {
+        return error;
+    };
+    let Some((_, places)) = env_places.iter().find(|(o, _)| *o == origin) else {
+        return ConfigError::Invalid {
+            origin,
+            path,
+            message,
+        };
+    };
+    // A block written once as an object is a list of one after shaping (`template[0]`); a
+    // key not found points at its nearest parent.
+    let mut candidate = path.clone();
+    let place = loop {
+        if let Some(place) = places
+            .get(&candidate)
+            .or_else(|| places.get(&candidate.replace("[0]", "")))
+        {
+            break Some(*place);
+        }
+        match candidate.rfind(['.', '[']) {
+            Some(at) => candidate.truncate(at),
+            None => break None,
+        }
+    };
+    let origin = match place {
+        Some((line, column)) => format!("{origin}:{line}:{column}"),
+        None => origin,
+    };
+    ConfigError::Invalid {
+        origin,
+        path,
+        message,
+    }
+}
+
+/// The origin an agent file read from environment variable `name` is reported under.
+pub fn env_origin(name: &str) -> String {
+    format!("environment variable {name}")
+}
+
+/// Reads the agent file held by environment variable `name`: JSON, or base64 of JSON (as
+/// the Vault Agent Injector writes `VAULT_CONFIG`). Errors name the variable and, for JSON,
+/// the line in the decoded text.
+fn read_env_config(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(hcl::HclFile, json::KeyPlaces), ConfigError> {
+    let origin = env_origin(name);
+    let Some(text) = env(name).filter(|text| !text.trim().is_empty()) else {
+        return Err(ConfigError::Invalid {
+            origin,
+            path: "(value)".to_string(),
+            message: format!(
+                "not set or empty; --config-env {name} needs the JSON agent file in it"
+            ),
+        });
+    };
+    let text = decode_env_config(&text);
+    let file = json::parse(Path::new(&origin), &text)?;
+    Ok((file, json::key_places(&text)))
+}
+
+/// The JSON text of an environment variable's value: as is when it looks like JSON, else
+/// decoded from base64 when that gives UTF-8 (else as is, for the JSON parser to refuse).
+fn decode_env_config(text: &str) -> String {
+    use base64::Engine as _;
+    if text.trim_start().starts_with('{') {
+        return text.to_string();
+    }
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded {
+        Some(json) if json.trim_start().starts_with('{') => json,
+        _ => text.to_string(),
+    }
 }
 
 /// The files `path` names: itself, or, for a directory (as Vault Agent's `-config` accepts),

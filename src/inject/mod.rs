@@ -4,6 +4,12 @@
 //!
 //! Kubernetes objects are handled as `serde_json::Value`: no generated Kubernetes crate.
 
+mod command;
+pub mod manifest;
+mod plan;
+mod pod;
+mod yaml;
+
 use serde_json::Value;
 
 /// What the injector adds unless a Pod's annotations say otherwise; the same for both front
@@ -51,6 +57,173 @@ pub struct InjectError {
 /// Applies the injection to `pod`, an object with `metadata` and `spec`: a Pod, or a workload's
 /// Pod template. On an error `pod` is unchanged.
 pub fn inject_pod(settings: &Settings, pod: &mut Value) -> Result<Outcome, InjectError> {
-    let _ = (settings, pod);
-    Ok(Outcome::NotRequested)
+    let annotations = annotations(pod)?;
+    plan::check_names(&annotations)?;
+    let own_on = match annotations.get(&format!("{}inject", plan::OWN)) {
+        Some(v) => plan::parse_bool(&format!("{}inject", plan::OWN), v)?,
+        None => false,
+    };
+    let vault_trigger = format!("{}agent-inject", plan::VAULT);
+    let vault_on = match annotations.get(&vault_trigger) {
+        Some(v) => plan::parse_bool(&vault_trigger, v)?,
+        None => false,
+    };
+    let own_status = annotations.get(plan::OWN_STATUS).map(|s| s.trim());
+    let vault_status = annotations.get(plan::VAULT_STATUS).map(|s| s.trim());
+    for (name, status) in [
+        (plan::OWN_STATUS, own_status),
+        (plan::VAULT_STATUS, vault_status),
+    ] {
+        match status {
+            None | Some("injected") => {}
+            Some("update") if name == plan::VAULT_STATUS => {}
+            Some(other) => {
+                return Err(InjectError {
+                    annotation: name.to_string(),
+                    message: format!(
+                        "{other:?}: the injector writes \"injected\" here{}; remove it to inject",
+                        if name == plan::VAULT_STATUS {
+                            " (\"update\" asks for a new injection)"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+        }
+    }
+    if own_status == Some("injected") || vault_status == Some("injected") {
+        return Ok(Outcome::AlreadyInjected);
+    }
+    let plan = match (own_on, vault_on) {
+        (false, false) => return Ok(Outcome::NotRequested),
+        (true, true) => {
+            return Err(InjectError {
+                annotation: vault_trigger,
+                message: "both pki-sidecar.io/inject and vault.hashicorp.com/agent-inject ask \
+                          for injection: use one vocabulary per Pod"
+                    .to_string(),
+            });
+        }
+        (true, false) => {
+            if let Some(name) = annotations.keys().find(|k| k.starts_with(plan::VAULT)) {
+                return Err(InjectError {
+                    annotation: name.clone(),
+                    message: "this Pod uses pki-sidecar.io/inject: vault.hashicorp.com \
+                              annotations would be half-read; use one vocabulary per Pod"
+                        .to_string(),
+                });
+            }
+            plan::own_plan(settings, &annotations)?
+        }
+        (false, true) => plan::vault_plan(settings, &annotations)?,
+    };
+    check_plan(&plan)?;
+    let mut changed = pod.clone();
+    let Some(object) = changed.as_object_mut() else {
+        return Err(InjectError {
+            annotation: plan.trigger.clone(),
+            message: "the Pod is not an object".to_string(),
+        });
+    };
+    let spec = object
+        .entry("spec")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(spec) = spec.as_object_mut() else {
+        return Err(InjectError {
+            annotation: plan.trigger.clone(),
+            message: "the Pod's spec is not an object".to_string(),
+        });
+    };
+    if vault_status == Some("update") {
+        pod::strip(&plan, spec);
+    }
+    pod::apply(&plan, spec)?;
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !metadata.is_object() {
+        *metadata = Value::Object(serde_json::Map::new());
+    }
+    let annotations = metadata
+        .as_object_mut()
+        .expect("metadata is an object")
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(serde_json::Map::new());
+    }
+    annotations
+        .as_object_mut()
+        .expect("annotations is an object")
+        .insert(plan.names.status.to_string(), "injected".into());
+    *pod = changed;
+    Ok(Outcome::Injected)
 }
+
+/// The Pod's annotations, each a string.
+fn annotations(pod: &Value) -> Result<plan::Annotations, InjectError> {
+    let mut out = plan::Annotations::new();
+    let Some(map) = pod
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    else {
+        return Ok(out);
+    };
+    for (name, value) in map {
+        match value {
+            Value::String(text) => {
+                out.insert(name.clone(), text.clone());
+            }
+            Value::Null if !is_ours(name) => {}
+            other if is_ours(name) => {
+                return Err(InjectError {
+                    annotation: name.clone(),
+                    message: format!(
+                        "the value must be a string; quote it (found {other}, which YAML read as \
+                         a non-string)"
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn is_ours(name: &str) -> bool {
+    name.starts_with(plan::OWN) || name.starts_with(plan::VAULT)
+}
+
+/// Every generated file checked with the loader the containers will run: a template that
+/// does not parse names the annotation it came from.
+fn check_plan(plan: &plan::Plan) -> Result<(), InjectError> {
+    if plan.config_map.is_some() {
+        return Ok(());
+    }
+    for template in &plan.templates {
+        let file = pod::agent_file(plan, std::slice::from_ref(template), false);
+        pod::check_agent_file(&file).map_err(|message| InjectError {
+            annotation: template.annotation.clone(),
+            message: format!("the agent would refuse this template: {message}"),
+        })?;
+    }
+    for init in [false, true] {
+        let file = pod::agent_file(plan, &plan.templates, init);
+        pod::check_agent_file(&file).map_err(|message| InjectError {
+            annotation: plan.trigger.clone(),
+            message: format!("the generated agent file does not load: {message}"),
+        })?;
+    }
+    if let Some(proxy) = &plan.proxy {
+        pod::check_proxy_file(&pod::proxy_file(plan, proxy)).map_err(|message| InjectError {
+            annotation: format!("{}proxy", plan::OWN),
+            message: format!("the generated proxy file does not load: {message}"),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,531 @@
+//! A [`Plan`] made into Kubernetes objects: the agent files (JSON, carried in environment
+//! variables), the containers, the volumes, and the changes to the Pod's own containers.
+
+use serde_json::{Map, Value, json};
+
+use super::InjectError;
+use super::plan::{Plan, ProxyPlan, Resources, Vocabulary};
+
+/// The environment variable holding the agent file (as the Vault Agent Injector's).
+pub(crate) const AGENT_ENV: &str = "VAULT_CONFIG";
+/// The environment variable holding the proxy's file.
+pub(crate) const PROXY_ENV: &str = "PKI_SIDECAR_PROXY_CONFIG";
+/// The init container's addition to a ConfigMap's agent file (own vocabulary).
+pub(crate) const INIT_ENV: &str = "PKI_SIDECAR_INIT_CONFIG";
+/// The token sink's file in the agent's home.
+const SINK_FILE: &str = "token";
+
+fn error(annotation: &str, message: impl Into<String>) -> InjectError {
+    InjectError {
+        annotation: annotation.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The agent file of the plan; `init` for the init container (render once, then exit).
+pub(crate) fn agent_file(
+    plan: &Plan,
+    templates: &[super::plan::TemplateSpec],
+    init: bool,
+) -> Value {
+    let mut file = Map::new();
+    file.insert("exit_after_auth".into(), init.into());
+    if !plan.vault.is_empty() {
+        let vault: Map<String, Value> = plan
+            .vault
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        file.insert("vault".into(), Value::Object(vault));
+    }
+    let mut method = Map::new();
+    method.insert("type".into(), "kubernetes".into());
+    method.insert("mount_path".into(), plan.auth_path.clone().into());
+    method.insert("config".into(), json!({ "role": plan.role }));
+    for (k, v) in &plan.auth {
+        method.insert(k.to_string(), v.clone());
+    }
+    let home = plan.names.home_path;
+    file.insert(
+        "auto_auth".into(),
+        json!({
+            "method": Value::Object(method),
+            "sink": [{ "type": "file", "config": { "path": format!("{home}/{SINK_FILE}") } }],
+        }),
+    );
+    if !plan.template_config.is_empty() {
+        let config: Map<String, Value> = plan
+            .template_config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        file.insert("template_config".into(), Value::Object(config));
+    }
+    let templates: Vec<Value> = templates
+        .iter()
+        .map(|t| {
+            let mut template = Map::new();
+            template.insert("destination".into(), t.destination.clone().into());
+            template.insert("contents".into(), t.contents.clone().into());
+            if let Some(perms) = &t.perms {
+                template.insert("perms".into(), perms.clone().into());
+            }
+            if let Some(left) = &t.left_delimiter {
+                template.insert("left_delimiter".into(), left.clone().into());
+            }
+            if let Some(right) = &t.right_delimiter {
+                template.insert("right_delimiter".into(), right.clone().into());
+            }
+            if t.error_on_missing_key {
+                template.insert("error_on_missing_key".into(), true.into());
+            }
+            if let Some(command) = &t.command {
+                template.insert("exec".into(), json!({ "command": command }));
+            }
+            Value::Object(template)
+        })
+        .collect();
+    if !templates.is_empty() {
+        file.insert("template".into(), Value::Array(templates));
+    }
+    file.insert(
+        "telemetry".into(),
+        json!({ "metrics_listen": format!("0.0.0.0:{}", plan.agent_metrics_port) }),
+    );
+    if let Some(level) = &plan.log_level {
+        file.insert("log_level".into(), level.clone().into());
+    }
+    if let Some(format) = &plan.log_format {
+        file.insert("log_format".into(), format.clone().into());
+    }
+    Value::Object(file)
+}
+
+/// The proxy's file.
+pub(crate) fn proxy_file(plan: &Plan, proxy: &ProxyPlan) -> Value {
+    let mut block = Map::new();
+    block.insert("listen".into(), format!("0.0.0.0:{}", proxy.port).into());
+    block.insert(
+        "upstream".into(),
+        format!("http://127.0.0.1:{}", proxy.upstream_port).into(),
+    );
+    block.insert("cert_file".into(), proxy.cert_file.clone().into());
+    block.insert("key_file".into(), proxy.key_file.clone().into());
+    block.insert(
+        "metrics_listen".into(),
+        format!("0.0.0.0:{}", proxy.metrics_port).into(),
+    );
+    if let Some((_, key)) = &proxy.client_ca {
+        block.insert(
+            "client_ca_file".into(),
+            format!("{}/{key}", plan.names.client_ca_path).into(),
+        );
+        block.insert(
+            "client_auth".into(),
+            proxy
+                .client_auth
+                .clone()
+                .unwrap_or_else(|| "require".to_string())
+                .into(),
+        );
+    }
+    json!({ "proxy": Value::Object(block) })
+}
+
+/// Checks an agent file with the agent's own loader (templates parsed with its functions).
+pub(crate) fn check_agent_file(file: &Value) -> Result<(), String> {
+    let text = file.to_string();
+    let env = |name: &str| (name == AGENT_ENV).then(|| text.clone());
+    crate::config::load_sources(
+        &[],
+        &[AGENT_ENV.to_string()],
+        &env,
+        &crate::agent::functions::KnownFunctions,
+    )
+    .and_then(|config| config.agent().map(|_| ()))
+    .map_err(|errors| errors.to_string().trim().to_string())
+}
+
+/// Checks the proxy's file with the loader.
+pub(crate) fn check_proxy_file(file: &Value) -> Result<(), String> {
+    let text = file.to_string();
+    let env = |name: &str| (name == PROXY_ENV).then(|| text.clone());
+    crate::config::load_sources(
+        &[],
+        &[PROXY_ENV.to_string()],
+        &env,
+        &crate::agent::functions::KnownFunctions,
+    )
+    .map(|_| ())
+    .map_err(|errors| errors.to_string().trim().to_string())
+}
+
+fn security_context(plan: &Plan) -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": plan.run_as_user,
+        "runAsGroup": plan.run_as_group,
+        "readOnlyRootFilesystem": true,
+        "allowPrivilegeEscalation": false,
+        "capabilities": { "drop": ["ALL"] },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+fn resources(resources: &Resources) -> Value {
+    let mut out = Map::new();
+    for (key, map) in [
+        ("requests", &resources.requests),
+        ("limits", &resources.limits),
+    ] {
+        if !map.is_empty() {
+            let values: Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+                .collect();
+            out.insert(key.into(), Value::Object(values));
+        }
+    }
+    Value::Object(out)
+}
+
+fn http_probe(path: &str, port: &str, period: u64) -> Value {
+    json!({ "httpGet": { "path": path, "port": port }, "periodSeconds": period })
+}
+
+/// The agent's mounts (sidecar or init).
+fn agent_mounts(plan: &Plan, init: bool) -> Vec<Value> {
+    let home = if init {
+        plan.names.home_init
+    } else {
+        plan.names.home_sidecar
+    };
+    let mut mounts = vec![
+        json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path }),
+        json!({ "name": home, "mountPath": plan.names.home_path }),
+    ];
+    if plan.tls_secret.is_some() {
+        mounts.push(json!({ "name": plan.names.tls_volume, "mountPath": plan.tls_secret_path, "readOnly": true }));
+    }
+    if plan.config_map.is_some() {
+        mounts.push(json!({ "name": plan.names.config_volume, "mountPath": plan.names.config_path, "readOnly": true }));
+    }
+    mounts
+}
+
+/// The agent container's arguments and environment.
+fn agent_command(plan: &Plan, init: bool) -> (Vec<String>, Vec<Value>) {
+    match (&plan.config_map, plan.vocabulary) {
+        (Some(_), Vocabulary::Vault) => {
+            // vault-k8s's ConfigMap layout: config.hcl for the sidecar, config-init.hcl for
+            // the init container.
+            let file = if init {
+                "config-init.hcl"
+            } else {
+                "config.hcl"
+            };
+            (
+                vec![
+                    "agent".into(),
+                    "--config".into(),
+                    format!("{}/{file}", plan.names.config_path),
+                ],
+                Vec::new(),
+            )
+        }
+        (Some(_), Vocabulary::Own) => {
+            let mut args = vec![
+                "agent".to_string(),
+                "--config".to_string(),
+                plan.names.config_path.to_string(),
+            ];
+            let mut env = Vec::new();
+            if init {
+                args.extend(["--config-env".to_string(), INIT_ENV.to_string()]);
+                env.push(json!({ "name": INIT_ENV, "value": json!({ "exit_after_auth": true }).to_string() }));
+            }
+            (args, env)
+        }
+        (None, _) => {
+            let file = agent_file(plan, &plan.templates, init);
+            (
+                vec!["agent".into(), "--config-env".into(), AGENT_ENV.into()],
+                vec![json!({ "name": AGENT_ENV, "value": file.to_string() })],
+            )
+        }
+    }
+}
+
+fn agent_container(plan: &Plan) -> Value {
+    let (args, env) = agent_command(plan, false);
+    let mut container = json!({
+        "name": plan.names.agent,
+        "image": plan.image,
+        "args": args,
+        "ports": [{ "name": "agent-metrics", "containerPort": plan.agent_metrics_port }],
+        "readinessProbe": http_probe("/readyz", "agent-metrics", 5),
+        "livenessProbe": http_probe("/healthz", "agent-metrics", 10),
+        "resources": resources(&plan.agent_resources),
+        "securityContext": security_context(plan),
+        "volumeMounts": agent_mounts(plan, false),
+    });
+    if !env.is_empty() {
+        container["env"] = Value::Array(env);
+    }
+    container
+}
+
+fn init_container(plan: &Plan) -> Value {
+    let (args, env) = agent_command(plan, true);
+    let mut container = json!({
+        "name": plan.names.init,
+        "image": plan.image,
+        "args": args,
+        "resources": resources(&plan.agent_resources),
+        "securityContext": security_context(plan),
+        "volumeMounts": agent_mounts(plan, true),
+    });
+    if !env.is_empty() {
+        container["env"] = Value::Array(env);
+    }
+    container
+}
+
+fn proxy_container(plan: &Plan, proxy: &ProxyPlan) -> Value {
+    let mut mounts = vec![
+        json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path, "readOnly": true }),
+    ];
+    if proxy.client_ca.is_some() {
+        mounts.push(json!({ "name": plan.names.client_ca_volume, "mountPath": plan.names.client_ca_path, "readOnly": true }));
+    }
+    json!({
+        "name": plan.names.proxy,
+        "image": plan.image,
+        "args": ["proxy", "--config-env", PROXY_ENV],
+        "env": [{ "name": PROXY_ENV, "value": proxy_file(plan, proxy).to_string() }],
+        "ports": [
+            { "name": "https", "containerPort": proxy.port },
+            { "name": "proxy-metrics", "containerPort": proxy.metrics_port },
+        ],
+        // Until the agent has written the first pair the proxy is not ready; the startup
+        // probe gives it two minutes before liveness counts.
+        "startupProbe": {
+            "httpGet": { "path": "/readyz", "port": "proxy-metrics" },
+            "periodSeconds": 2,
+            "failureThreshold": 60,
+        },
+        "readinessProbe": http_probe("/readyz", "proxy-metrics", 5),
+        "livenessProbe": http_probe("/healthz", "proxy-metrics", 10),
+        "resources": resources(&proxy.resources),
+        "securityContext": security_context(plan),
+        "volumeMounts": mounts,
+    })
+}
+
+fn memory_volume(name: &str, size_limit: bool) -> Value {
+    if size_limit {
+        json!({ "name": name, "emptyDir": { "medium": "Memory", "sizeLimit": "1Mi" } })
+    } else {
+        json!({ "name": name, "emptyDir": { "medium": "Memory" } })
+    }
+}
+
+fn volumes(plan: &Plan) -> Vec<Value> {
+    let own = plan.vocabulary == Vocabulary::Own;
+    let mut volumes = vec![memory_volume(&plan.secrets_volume, own)];
+    volumes.push(memory_volume(plan.names.home_sidecar, true));
+    if plan.pre_populate && plan.names.home_init != plan.names.home_sidecar {
+        volumes.push(memory_volume(plan.names.home_init, true));
+    }
+    if let Some(secret) = &plan.tls_secret {
+        volumes.push(json!({ "name": plan.names.tls_volume, "secret": { "secretName": secret } }));
+    }
+    if let Some(map) = &plan.config_map {
+        volumes.push(json!({ "name": plan.names.config_volume, "configMap": { "name": map } }));
+    }
+    if let Some(ProxyPlan {
+        client_ca: Some((map, _)),
+        ..
+    }) = &plan.proxy
+    {
+        volumes.push(json!({ "name": plan.names.client_ca_volume, "configMap": { "name": map } }));
+    }
+    volumes
+}
+
+fn array<'a>(spec: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+    let slot = spec
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut().expect("an array was just put there")
+}
+
+fn name_of(value: &Value) -> Option<&str> {
+    value.get("name").and_then(Value::as_str)
+}
+
+/// Removes what an earlier injection of `plan`'s vocabulary added (for `agent-inject-status:
+/// update`, which asks for a new injection).
+pub(crate) fn strip(plan: &Plan, spec: &mut Map<String, Value>) {
+    let containers = [plan.names.agent, plan.names.init, plan.names.proxy];
+    let volumes: Vec<String> = volumes(plan)
+        .iter()
+        .filter_map(|v| name_of(v).map(str::to_string))
+        .collect();
+    for key in ["containers", "initContainers"] {
+        if let Some(Value::Array(list)) = spec.get_mut(key) {
+            list.retain(|c| !name_of(c).is_some_and(|n| containers.contains(&n)));
+            for container in list.iter_mut() {
+                if let Some(Value::Array(mounts)) = container.get_mut("volumeMounts") {
+                    mounts.retain(|m| !name_of(m).is_some_and(|n| volumes.iter().any(|v| v == n)));
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(list)) = spec.get_mut("volumes") {
+        list.retain(|v| !name_of(v).is_some_and(|n| volumes.iter().any(|x| x == n)));
+    }
+}
+
+/// Adds the plan's containers and volumes to `spec`; refuses name clashes.
+pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), InjectError> {
+    if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false))
+        && plan.config_map.is_none()
+    {
+        return Err(error(
+            &plan.trigger,
+            "the Pod sets automountServiceAccountToken: false, but the agent logs in to Vault \
+             with the ServiceAccount token: remove it (or set it to true)",
+        ));
+    }
+    let new_volumes = volumes(plan);
+    let existing_volumes: Vec<String> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| name_of(v).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for volume in &new_volumes {
+        let name = name_of(volume).unwrap_or_default();
+        if existing_volumes.iter().any(|v| v == name) {
+            return Err(error(
+                &plan.trigger,
+                format!(
+                    "the Pod already has a volume named {name:?}, which the injection adds: rename it"
+                ),
+            ));
+        }
+    }
+    let mut all_names: Vec<String> = Vec::new();
+    for key in ["containers", "initContainers"] {
+        if let Some(list) = spec.get(key).and_then(Value::as_array) {
+            all_names.extend(list.iter().filter_map(|c| name_of(c).map(str::to_string)));
+        }
+    }
+    for name in [plan.names.agent, plan.names.init, plan.names.proxy] {
+        if all_names.iter().any(|n| n == name) {
+            return Err(error(
+                &plan.trigger,
+                format!(
+                    "the Pod already has a container named {name:?}, which the injection adds: rename it"
+                ),
+            ));
+        }
+    }
+    // Which app containers get the shared volume.
+    let app_names: Vec<String> = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|c| name_of(c).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let chosen: Vec<String> = match &plan.containers {
+        None => app_names.clone(),
+        Some(names) => {
+            let annotation = match plan.vocabulary {
+                Vocabulary::Own => "pki-sidecar.io/containers",
+                Vocabulary::Vault => "vault.hashicorp.com/agent-inject-containers",
+            };
+            for name in names {
+                if !app_names.iter().any(|n| n == name) {
+                    return Err(error(
+                        annotation,
+                        format!(
+                            "the Pod has no container named {name:?} (it has: {})",
+                            app_names.join(", ")
+                        ),
+                    ));
+                }
+            }
+            names.clone()
+        }
+    };
+    let mount = match plan.vocabulary {
+        Vocabulary::Own => {
+            json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path, "readOnly": true })
+        }
+        Vocabulary::Vault => json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path }),
+    };
+    let add_mount = |container: &mut Value| -> Result<(), InjectError> {
+        let Some(object) = container.as_object_mut() else {
+            return Ok(());
+        };
+        let mounts = array(object, "volumeMounts");
+        if mounts
+            .iter()
+            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(plan.secrets_path.as_str()))
+        {
+            return Err(error(
+                &plan.trigger,
+                format!(
+                    "container {:?} already mounts something at {}, where the certificates go",
+                    name_of(container).unwrap_or_default(),
+                    plan.secrets_path
+                ),
+            ));
+        }
+        mounts.push(mount.clone());
+        Ok(())
+    };
+    if let Some(Value::Array(list)) = spec.get_mut("containers") {
+        for container in list.iter_mut() {
+            if name_of(container).is_some_and(|n| chosen.iter().any(|c| c == n)) {
+                add_mount(container)?;
+            }
+        }
+    }
+    if plan.mount_in_init_containers && plan.pre_populate {
+        if let Some(Value::Array(list)) = spec.get_mut("initContainers") {
+            for container in list.iter_mut() {
+                add_mount(container)?;
+            }
+        }
+    }
+    array(spec, "volumes").extend(new_volumes);
+    if plan.pre_populate {
+        let init = init_container(plan);
+        let list = array(spec, "initContainers");
+        if plan.init_first {
+            list.insert(0, init);
+        } else {
+            list.push(init);
+        }
+    }
+    let containers = array(spec, "containers");
+    if !plan.pre_populate_only {
+        containers.push(agent_container(plan));
+    }
+    if let Some(proxy) = &plan.proxy {
+        containers.push(proxy_container(plan, proxy));
+    }
+    Ok(())
+}

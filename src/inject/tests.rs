@@ -1,0 +1,940 @@
+//! The transform's unit tests: each annotation, the defaults, refusals by name, idempotency.
+
+use serde_json::{Value, json};
+
+use super::{InjectError, Outcome, Settings, inject_pod};
+
+fn settings() -> Settings {
+    Settings {
+        image: "pki-sidecar:test".to_string(),
+        vault_address: Some("https://vault.vault:8200".to_string()),
+    }
+}
+
+fn pod(annotations: Value) -> Value {
+    json!({
+        "metadata": { "annotations": annotations },
+        "spec": { "containers": [{ "name": "web", "image": "web:1" }] },
+    })
+}
+
+fn inject(annotations: Value) -> Result<Value, InjectError> {
+    let mut pod = pod(annotations);
+    inject_pod(&settings(), &mut pod).map(|_| pod)
+}
+
+fn refused(annotations: Value) -> InjectError {
+    let mut pod = pod(annotations);
+    let before = pod.clone();
+    let err = inject_pod(&settings(), &mut pod).unwrap_err();
+    assert_eq!(pod, before, "an error leaves the pod unchanged");
+    err
+}
+
+fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    pod["spec"][list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {list} {name} in {pod:#}"))
+}
+
+fn env_json(container: &Value, name: &str) -> Value {
+    let value = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap();
+    serde_json::from_str(value).unwrap()
+}
+
+fn own() -> Value {
+    json!({
+        "pki-sidecar.io/inject": "true",
+        "pki-sidecar.io/role": "web",
+        "pki-sidecar.io/pki-path": "pki/issue/web",
+        "pki-sidecar.io/common-name": "web.default.svc",
+    })
+}
+
+fn with(mut base: Value, key: &str, value: &str) -> Value {
+    base[key] = value.into();
+    base
+}
+
+fn vault() -> Value {
+    json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "web",
+        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db",
+    })
+}
+
+fn names(pod: &Value, list: &str) -> Vec<String> {
+    pod["spec"][list]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn no_annotation_is_not_requested_and_untouched() {
+    let mut pod = pod(json!({ "other": "x" }));
+    let before = pod.clone();
+    assert_eq!(
+        inject_pod(&settings(), &mut pod).unwrap(),
+        Outcome::NotRequested
+    );
+    assert_eq!(pod, before);
+    let mut off = self::pod(json!({ "pki-sidecar.io/inject": "false" }));
+    assert_eq!(
+        inject_pod(&settings(), &mut off).unwrap(),
+        Outcome::NotRequested
+    );
+}
+
+#[test]
+fn own_defaults_add_init_agent_volume_and_status() {
+    let pod = inject(own()).unwrap();
+    assert_eq!(names(&pod, "initContainers"), ["pki-sidecar-init"]);
+    assert_eq!(names(&pod, "containers"), ["web", "pki-sidecar-agent"]);
+    assert_eq!(
+        pod["metadata"]["annotations"]["pki-sidecar.io/status"],
+        "injected"
+    );
+    let web = container(&pod, "containers", "web");
+    assert_eq!(
+        web["volumeMounts"],
+        json!([{ "name": "pki-sidecar-tls", "mountPath": "/etc/pki-sidecar/tls", "readOnly": true }])
+    );
+    let agent = container(&pod, "containers", "pki-sidecar-agent");
+    assert_eq!(
+        agent["args"],
+        json!(["agent", "--config-env", "VAULT_CONFIG"])
+    );
+    assert_eq!(agent["image"], "pki-sidecar:test");
+    assert_eq!(agent["securityContext"]["runAsUser"], 65532);
+    assert_eq!(agent["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        agent["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert_eq!(agent["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(agent["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(agent["resources"]["limits"]["memory"], "64Mi");
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(file["exit_after_auth"], false);
+    assert_eq!(file["vault"]["address"], "https://vault.vault:8200");
+    assert_eq!(file["auto_auth"]["method"]["config"]["role"], "web");
+    assert_eq!(file["auto_auth"]["method"]["mount_path"], "auth/kubernetes");
+    assert_eq!(file["telemetry"]["metrics_listen"], "0.0.0.0:9101");
+    let templates = file["template"].as_array().unwrap();
+    assert_eq!(
+        templates.len(),
+        1,
+        "one pkiCert template: cert and key issued once"
+    );
+    let contents = templates[0]["contents"].as_str().unwrap();
+    assert!(
+        contents.contains(r#"pkiCert "pki/issue/web" "common_name=web.default.svc""#),
+        "{contents}"
+    );
+    assert!(contents.contains(r#"{{ if .Data.Key }}"#), "{contents}");
+    assert!(
+        contents.contains(r#"writeToFile "/etc/pki-sidecar/tls/tls.key" "" "" "0600""#),
+        "{contents}"
+    );
+    assert_eq!(templates[0]["destination"], "/etc/pki-sidecar/tls/tls.crt");
+    assert_eq!(templates[0]["perms"], "0644");
+    let init = container(&pod, "initContainers", "pki-sidecar-init");
+    let init_file = env_json(init, "VAULT_CONFIG");
+    assert_eq!(init_file["exit_after_auth"], true);
+    assert_eq!(init_file["template"], file["template"]);
+    assert!(
+        init.get("readinessProbe").is_none(),
+        "init containers take no probes"
+    );
+    let volumes = &pod["spec"]["volumes"];
+    assert_eq!(volumes[0]["emptyDir"]["medium"], "Memory");
+}
+
+#[test]
+fn own_certificate_parameters_files_and_modes() {
+    let mut a = own();
+    for (k, v) in [
+        ("alt-names", "web, web.shop"),
+        ("ip-sans", "127.0.0.1"),
+        ("ttl", "24h"),
+        ("cert-dir", "/tls/"),
+        ("cert-file", "server.pem"),
+        ("key-file", "server-key.pem"),
+        ("ca-file", "ca.pem"),
+        ("cert-perms", "0640"),
+        ("key-perms", "640"),
+        ("auth-path", "auth/k8s-east"),
+        ("vault-address", "https://bao:8200"),
+        ("run-as-user", "1001"),
+        ("run-as-group", "2002"),
+        ("agent-limits-memory", "32Mi"),
+        ("agent-requests-cpu", "5m"),
+        ("agent-metrics-port", "9200"),
+    ] {
+        a[format!("pki-sidecar.io/{k}")] = v.into();
+    }
+    let pod = inject(a).unwrap();
+    let agent = container(&pod, "containers", "pki-sidecar-agent");
+    let file = env_json(agent, "VAULT_CONFIG");
+    let contents = file["template"][0]["contents"].as_str().unwrap();
+    for needle in [
+        r#""alt_names=web,web.shop""#,
+        r#""ip_sans=127.0.0.1""#,
+        r#""ttl=24h""#,
+        r#"writeToFile "/tls/server-key.pem" "" "" "0640""#,
+        r#"writeToFile "/tls/ca.pem" "" "" "0640""#,
+    ] {
+        assert!(contents.contains(needle), "{needle} in {contents}");
+    }
+    assert_eq!(file["template"][0]["destination"], "/tls/server.pem");
+    assert_eq!(file["template"][0]["perms"], "0640");
+    assert_eq!(file["auto_auth"]["method"]["mount_path"], "auth/k8s-east");
+    assert_eq!(file["vault"]["address"], "https://bao:8200");
+    assert_eq!(file["telemetry"]["metrics_listen"], "0.0.0.0:9200");
+    assert_eq!(agent["ports"][0]["containerPort"], 9200);
+    assert_eq!(agent["securityContext"]["runAsUser"], 1001);
+    assert_eq!(agent["securityContext"]["runAsGroup"], 2002);
+    assert_eq!(agent["resources"]["limits"]["memory"], "32Mi");
+    assert_eq!(agent["resources"]["requests"]["cpu"], "5m");
+    assert_eq!(
+        container(&pod, "containers", "web")["volumeMounts"][0]["mountPath"],
+        "/tls"
+    );
+}
+
+#[test]
+fn own_proxy_container_and_mtls() {
+    let mut a = with(own(), "pki-sidecar.io/proxy", "true");
+    a["pki-sidecar.io/proxy-port"] = "9443".into();
+    a["pki-sidecar.io/proxy-upstream-port"] = "3000".into();
+    a["pki-sidecar.io/proxy-client-ca"] = "clients/bundle.pem".into();
+    a["pki-sidecar.io/proxy-client-auth"] = "optional".into();
+    a["pki-sidecar.io/proxy-limits-memory"] = "256Mi".into();
+    let pod = inject(a).unwrap();
+    let proxy = container(&pod, "containers", "pki-sidecar-proxy");
+    assert_eq!(
+        proxy["args"],
+        json!(["proxy", "--config-env", "PKI_SIDECAR_PROXY_CONFIG"])
+    );
+    let file = env_json(proxy, "PKI_SIDECAR_PROXY_CONFIG");
+    assert_eq!(
+        file,
+        json!({ "proxy": {
+            "listen": "0.0.0.0:9443",
+            "upstream": "http://127.0.0.1:3000",
+            "cert_file": "/etc/pki-sidecar/tls/tls.crt",
+            "key_file": "/etc/pki-sidecar/tls/tls.key",
+            "metrics_listen": "0.0.0.0:9102",
+            "client_ca_file": "/etc/pki-sidecar/client-ca/bundle.pem",
+            "client_auth": "optional",
+        }})
+    );
+    assert_eq!(proxy["startupProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(proxy["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(proxy["volumeMounts"][0]["readOnly"], true);
+    assert!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == "clients")
+    );
+}
+
+#[test]
+fn own_containers_and_agent_config() {
+    let mut p = pod(with(own(), "pki-sidecar.io/containers", "side"));
+    p["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "side", "image": "s" }));
+    inject_pod(&settings(), &mut p).unwrap();
+    assert!(
+        container(&p, "containers", "web")
+            .get("volumeMounts")
+            .is_none()
+    );
+    assert_eq!(
+        container(&p, "containers", "side")["volumeMounts"][0]["name"],
+        "pki-sidecar-tls"
+    );
+
+    let pod = inject(json!({
+        "pki-sidecar.io/inject": "true",
+        "pki-sidecar.io/agent-config": "my-agent",
+    }))
+    .unwrap();
+    let agent = container(&pod, "containers", "pki-sidecar-agent");
+    assert_eq!(
+        agent["args"],
+        json!(["agent", "--config", "/etc/pki-sidecar/config"])
+    );
+    let init = container(&pod, "initContainers", "pki-sidecar-init");
+    assert_eq!(
+        env_json(init, "PKI_SIDECAR_INIT_CONFIG"),
+        json!({ "exit_after_auth": true })
+    );
+    assert!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == "my-agent")
+    );
+}
+
+#[test]
+fn injecting_twice_is_injecting_once() {
+    for annotations in [with(own(), "pki-sidecar.io/proxy", "true"), vault()] {
+        let mut once = pod(annotations);
+        assert_eq!(
+            inject_pod(&settings(), &mut once).unwrap(),
+            Outcome::Injected
+        );
+        let mut twice = once.clone();
+        assert_eq!(
+            inject_pod(&settings(), &mut twice).unwrap(),
+            Outcome::AlreadyInjected
+        );
+        assert_eq!(once, twice);
+    }
+}
+
+#[test]
+fn vault_update_status_injects_again_without_duplicates() {
+    let mut once = pod(vault());
+    inject_pod(&settings(), &mut once).unwrap();
+    let mut again = once.clone();
+    again["metadata"]["annotations"]["vault.hashicorp.com/agent-inject-status"] = "update".into();
+    assert_eq!(
+        inject_pod(&settings(), &mut again).unwrap(),
+        Outcome::Injected
+    );
+    assert_eq!(again, once);
+}
+
+#[test]
+fn vault_defaults_follow_vault_k8s() {
+    let pod = inject(vault()).unwrap();
+    assert_eq!(names(&pod, "initContainers"), ["vault-agent-init"]);
+    assert_eq!(names(&pod, "containers"), ["web", "vault-agent"]);
+    assert_eq!(
+        pod["metadata"]["annotations"]["vault.hashicorp.com/agent-inject-status"],
+        "injected"
+    );
+    let agent = container(&pod, "containers", "vault-agent");
+    assert_eq!(agent["securityContext"]["runAsUser"], 100);
+    assert_eq!(agent["securityContext"]["runAsGroup"], 1000);
+    assert_eq!(
+        agent["resources"]["requests"],
+        json!({ "cpu": "250m", "memory": "64Mi" })
+    );
+    assert_eq!(
+        agent["resources"]["limits"],
+        json!({ "cpu": "500m", "memory": "128Mi" })
+    );
+    let web = container(&pod, "containers", "web");
+    assert_eq!(
+        web["volumeMounts"][0],
+        json!({ "name": "vault-secrets", "mountPath": "/vault/secrets" })
+    );
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(file["template"][0]["destination"], "/vault/secrets/db");
+    assert_eq!(
+        file["template"][0]["contents"],
+        "{{ with secret \"secret/data/db\" }}{{ range $k, $v := .Data }}{{ $k }}: {{ $v }}\n{{ end }}{{ end }}"
+    );
+    assert_eq!(file["template_config"]["exit_on_retry_failure"], true);
+}
+
+#[test]
+fn vault_per_secret_annotations() {
+    let mut a = vault();
+    for (k, v) in [
+        (
+            "agent-inject-template-db",
+            "{{ with secret \"secret/data/db\" }}{{ .Data.data.password }}{{ end }}",
+        ),
+        ("agent-inject-file-db", "conf/db.txt"),
+        ("agent-inject-perms-db", "0400"),
+        ("agent-inject-command-db", "/bin/reload --now"),
+        ("agent-inject-secret-Cert", "pki/issue/web"),
+        ("agent-inject-default-template", "json"),
+        ("error-on-missing-key-db", "true"),
+        ("service", "https://vault.example:8200"),
+        ("namespace", "team-a"),
+        ("tls-secret", "vault-tls"),
+        ("ca-cert", "/vault/tls/ca.crt"),
+        ("agent-run-as-user", "2000"),
+        ("agent-run-as-group", "3000"),
+        ("agent-limits-cpu", "1"),
+        ("agent-limits-mem", "256Mi"),
+        ("agent-requests-cpu", ""),
+        ("agent-requests-mem", "32Mi"),
+        ("agent-pre-populate-only", "true"),
+        ("agent-init-first", "true"),
+        ("auth-path", "auth/other"),
+    ] {
+        a[format!("vault.hashicorp.com/{k}")] = v.into();
+    }
+    let mut p = pod(a);
+    p["spec"]["initContainers"] = json!([{ "name": "migrate", "image": "m" }]);
+    inject_pod(&settings(), &mut p).unwrap();
+    assert_eq!(names(&p, "initContainers"), ["vault-agent-init", "migrate"]);
+    assert_eq!(
+        names(&p, "containers"),
+        ["web"],
+        "pre-populate-only: no sidecar"
+    );
+    assert_eq!(
+        container(&p, "initContainers", "migrate")["volumeMounts"][0]["name"],
+        "vault-secrets"
+    );
+    let init = container(&p, "initContainers", "vault-agent-init");
+    assert_eq!(init["securityContext"]["runAsUser"], 2000);
+    assert_eq!(init["resources"]["requests"], json!({ "memory": "32Mi" }));
+    assert_eq!(
+        init["resources"]["limits"],
+        json!({ "cpu": "1", "memory": "256Mi" })
+    );
+    let file = env_json(init, "VAULT_CONFIG");
+    assert_eq!(file["vault"]["address"], "https://vault.example:8200");
+    assert_eq!(file["vault"]["namespace"], "team-a");
+    assert_eq!(file["vault"]["ca_cert"], "/vault/tls/ca.crt");
+    assert_eq!(file["auto_auth"]["method"]["mount_path"], "auth/other");
+    let templates = file["template"].as_array().unwrap();
+    // Sorted by name: `Cert` (lowercased to its file `cert`), then `db`.
+    assert_eq!(templates[0]["destination"], "/vault/secrets/cert");
+    assert_eq!(
+        templates[0]["contents"],
+        "{{ with secret \"pki/issue/web\" }}{{ .Data | toJSON }}\n{{ end }}"
+    );
+    assert_eq!(templates[1]["destination"], "/vault/secrets/conf/db.txt");
+    assert_eq!(templates[1]["perms"], "0400");
+    assert_eq!(
+        templates[1]["exec"]["command"],
+        json!(["/bin/reload", "--now"])
+    );
+    assert_eq!(templates[1]["error_on_missing_key"], true);
+    assert!(
+        init["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/vault/tls")
+    );
+}
+
+#[test]
+fn refusals_name_the_annotation() {
+    for (annotations, name, words) in [
+        (
+            with(own(), "pki-sidecar.io/injectt", "true"),
+            "pki-sidecar.io/injectt",
+            "unknown",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-inject-secrett-x", "a"),
+            "vault.hashicorp.com/agent-inject-secrett-x",
+            "not an annotation",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-inject-token", "true"),
+            "vault.hashicorp.com/agent-inject-token",
+            "not supported",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-cache-enable", "true"),
+            "vault.hashicorp.com/agent-cache-enable",
+            "cache",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-json-patch", "[]"),
+            "vault.hashicorp.com/agent-json-patch",
+            "not supported",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-inject-template-file-db",
+                "/x",
+            ),
+            "vault.hashicorp.com/agent-inject-template-file-db",
+            "not supported",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/auth-type", "aws"),
+            "vault.hashicorp.com/auth-type",
+            "kubernetes",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-inject-command-db",
+                "kill -HUP $(pidof app)",
+            ),
+            "vault.hashicorp.com/agent-inject-command-db",
+            "shell",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-inject-command-other",
+                "/bin/true",
+            ),
+            "vault.hashicorp.com/agent-inject-command-other",
+            "no vault.hashicorp.com/agent-inject-secret-other",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-inject-perms-db", "0999"),
+            "vault.hashicorp.com/agent-inject-perms-db",
+            "octal",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-inject-template-db",
+                "{{ with secret \"a\" }",
+            ),
+            "vault.hashicorp.com/agent-inject-template-db",
+            "template",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-inject-template-db",
+                "{{ nosuchfunc }}",
+            ),
+            "vault.hashicorp.com/agent-inject-template-db",
+            "nosuchfunc",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-limits-mem", "lots"),
+            "vault.hashicorp.com/agent-limits-mem",
+            "quantity",
+        ),
+        (
+            with(vault(), "vault.hashicorp.com/agent-run-as-user", "0"),
+            "vault.hashicorp.com/agent-run-as-user",
+            "root",
+        ),
+        (
+            with(vault(), "pki-sidecar.io/proxy", "true"),
+            "pki-sidecar.io/proxy",
+            "one vocabulary",
+        ),
+        (
+            with(own(), "vault.hashicorp.com/role", "x"),
+            "vault.hashicorp.com/role",
+            "one vocabulary",
+        ),
+        (
+            with(own(), "pki-sidecar.io/proxy", "maybe"),
+            "pki-sidecar.io/proxy",
+            "boolean",
+        ),
+        (
+            with(own(), "pki-sidecar.io/proxy-port", "8443"),
+            "pki-sidecar.io/proxy-port",
+            "proxy is off",
+        ),
+        (
+            with(own(), "pki-sidecar.io/ip-sans", "not-an-ip"),
+            "pki-sidecar.io/ip-sans",
+            "IP",
+        ),
+        (
+            with(own(), "pki-sidecar.io/key-file", "../escape"),
+            "pki-sidecar.io/key-file",
+            "file name",
+        ),
+        (
+            with(own(), "pki-sidecar.io/ttl", "forever"),
+            "pki-sidecar.io/ttl",
+            "duration",
+        ),
+        (
+            with(own(), "pki-sidecar.io/containers", "nope"),
+            "pki-sidecar.io/containers",
+            "no container named",
+        ),
+        (
+            with(own(), "pki-sidecar.io/status", "done"),
+            "pki-sidecar.io/status",
+            "injected",
+        ),
+    ] {
+        let err = refused(annotations);
+        assert_eq!(err.annotation, name, "{err}");
+        assert!(err.message.contains(words), "{name}: {err}");
+    }
+    let mut no_role = own();
+    no_role
+        .as_object_mut()
+        .unwrap()
+        .remove("pki-sidecar.io/role");
+    assert_eq!(refused(no_role).annotation, "pki-sidecar.io/role");
+    let unaddressed = Settings {
+        vault_address: None,
+        ..settings()
+    };
+    let mut p = pod(own());
+    assert_eq!(
+        inject_pod(&unaddressed, &mut p).unwrap_err().annotation,
+        "pki-sidecar.io/vault-address"
+    );
+    let mut p = pod(vault());
+    assert_eq!(
+        inject_pod(&unaddressed, &mut p).unwrap_err().annotation,
+        "vault.hashicorp.com/service"
+    );
+}
+
+#[test]
+fn every_vault_k8s_annotation_is_supported_or_refused_by_name() {
+    // The names vault-k8s defines (agent-inject/agent/annotations.go), per-secret ones with
+    // a NAME.
+    for key in [
+        "agent-inject-status",
+        "agent-inject",
+        "agent-inject-secret-x",
+        "agent-inject-file-x",
+        "agent-inject-perms-x",
+        "agent-inject-template-x",
+        "agent-inject-containers",
+        "agent-inject-default-template",
+        "agent-inject-template-file-x",
+        "agent-template-left-delim-x",
+        "agent-template-right-delim-x",
+        "agent-inject-token",
+        "agent-inject-command-x",
+        "agent-image",
+        "agent-request-namespace",
+        "agent-init-first",
+        "agent-pre-populate",
+        "agent-pre-populate-only",
+        "agent-configmap",
+        "agent-extra-secret",
+        "agent-limits-cpu",
+        "agent-limits-mem",
+        "agent-limits-ephemeral",
+        "agent-requests-cpu",
+        "agent-requests-mem",
+        "agent-requests-ephemeral",
+        "agent-revoke-on-shutdown",
+        "agent-revoke-grace",
+        "namespace",
+        "agent-run-as-user",
+        "agent-run-as-group",
+        "agent-run-as-same-user",
+        "agent-share-process-namespace",
+        "agent-set-security-context",
+        "agent-service-account-token-volume-name",
+        "service",
+        "proxy-address",
+        "tls-skip-verify",
+        "tls-secret",
+        "tls-server-name",
+        "ca-cert",
+        "ca-key",
+        "client-cert",
+        "client-key",
+        "client-max-retries",
+        "client-timeout",
+        "go-max-procs",
+        "log-level",
+        "log-format",
+        "role",
+        "auth-type",
+        "auth-path",
+        "auth-config-x",
+        "secret-volume-path",
+        "secret-volume-path-x",
+        "preserve-secret-case",
+        "preserve-secret-case-x",
+        "agent-cache-enable",
+        "agent-cache-use-auto-auth-token",
+        "agent-cache-listener-port",
+        "agent-cache-exit-on-err",
+        "agent-copy-volume-mounts",
+        "template-config-exit-on-retry-failure",
+        "template-static-secret-render-interval",
+        "template-max-connections-per-host",
+        "template-lease-renewal-threshold",
+        "agent-enable-quit",
+        "auth-min-backoff",
+        "auth-max-backoff",
+        "agent-disable-idle-connections",
+        "agent-disable-keep-alives",
+        "agent-json-patch",
+        "agent-init-json-patch",
+        "agent-auto-auth-exit-on-err",
+        "agent-telemetry-x",
+        "error-on-missing-key-x",
+    ] {
+        let annotations: super::plan::Annotations =
+            [(format!("vault.hashicorp.com/{key}"), String::new())]
+                .into_iter()
+                .collect();
+        super::plan::check_names(&annotations)
+            .unwrap_or_else(|err| panic!("{key} is neither supported nor refused: {err}"));
+    }
+}
+
+#[test]
+fn non_string_annotation_is_refused() {
+    let err = refused(json!({ "pki-sidecar.io/inject": true }));
+    assert_eq!(err.annotation, "pki-sidecar.io/inject");
+    assert!(err.message.contains("string"));
+}
+
+#[test]
+fn name_clashes_are_refused_and_leave_the_pod_alone() {
+    let mut p = pod(own());
+    p["spec"]["volumes"] = json!([{ "name": "pki-sidecar-tls", "emptyDir": {} }]);
+    let before = p.clone();
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert_eq!(err.annotation, "pki-sidecar.io/inject");
+    assert!(err.message.contains("pki-sidecar-tls"));
+    assert_eq!(p, before);
+}
+
+#[test]
+fn vault_connection_login_and_template_config_annotations() {
+    let mut a = vault();
+    for (k, v) in [
+        ("tls-server-name", "vault.internal"),
+        ("tls-skip-verify", "true"),
+        ("ca-key", "/vault/tls/cas"),
+        ("client-cert", "/vault/tls/client.crt"),
+        ("client-key", "/vault/tls/client.key"),
+        ("client-max-retries", "3"),
+        ("client-timeout", "30s"),
+        ("log-level", "debug"),
+        ("log-format", "json"),
+        ("auth-min-backoff", "2s"),
+        ("auth-max-backoff", "1m"),
+        ("agent-auto-auth-exit-on-err", "true"),
+        ("template-config-exit-on-retry-failure", "false"),
+        ("template-static-secret-render-interval", "10m"),
+        ("template-lease-renewal-threshold", "0.5"),
+        ("secret-volume-path", "/secrets"),
+        ("preserve-secret-case", "true"),
+        ("agent-inject-secret-DB", "secret/data/other"),
+        ("agent-template-left-delim-DB", "[["),
+        ("agent-template-right-delim-DB", "]]"),
+        (
+            "agent-inject-template-DB",
+            "[[ with secret \"secret/data/other\" ]][[ .Data ]][[ end ]]",
+        ),
+        ("agent-cache-enable", "false"),
+        ("agent-image", "registry.example/pki-sidecar:1"),
+        ("auth-type", "kubernetes"),
+    ] {
+        a[format!("vault.hashicorp.com/{k}")] = v.into();
+    }
+    let pod = inject(a).unwrap();
+    let agent = container(&pod, "containers", "vault-agent");
+    assert_eq!(agent["image"], "registry.example/pki-sidecar:1");
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(
+        file["vault"],
+        json!({
+            "address": "https://vault.vault:8200",
+            "tls_server_name": "vault.internal",
+            "tls_skip_verify": true,
+            "ca_path": "/vault/tls/cas",
+            "client_cert": "/vault/tls/client.crt",
+            "client_key": "/vault/tls/client.key",
+            "retry": { "num_retries": 3 },
+            "client_timeout": "30s",
+        })
+    );
+    assert_eq!(file["log_level"], "debug");
+    assert_eq!(file["log_format"], "json");
+    let method = &file["auto_auth"]["method"];
+    assert_eq!(method["min_backoff"], "2s");
+    assert_eq!(method["max_backoff"], "1m");
+    assert_eq!(method["exit_on_err"], true);
+    assert_eq!(
+        file["template_config"],
+        json!({
+            "exit_on_retry_failure": false,
+            "static_secret_render_interval": "10m",
+            "lease_renewal_threshold": 0.5,
+        })
+    );
+    let templates = file["template"].as_array().unwrap();
+    // preserve-secret-case keeps `DB`; `db` is another secret.
+    assert_eq!(templates[0]["destination"], "/secrets/DB");
+    assert_eq!(templates[0]["left_delimiter"], "[[");
+    assert_eq!(templates[0]["right_delimiter"], "]]");
+    assert_eq!(templates[1]["destination"], "/secrets/db");
+    assert_eq!(
+        container(&pod, "containers", "web")["volumeMounts"][0]["mountPath"],
+        "/secrets"
+    );
+}
+
+#[test]
+fn vault_agent_configmap_runs_its_files() {
+    let pod = inject(json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/agent-configmap": "agent-files",
+    }))
+    .unwrap();
+    let agent = container(&pod, "containers", "vault-agent");
+    assert_eq!(
+        agent["args"],
+        json!(["agent", "--config", "/vault/configs/config.hcl"])
+    );
+    assert!(agent.get("env").is_none());
+    let init = container(&pod, "initContainers", "vault-agent-init");
+    assert_eq!(
+        init["args"],
+        json!(["agent", "--config", "/vault/configs/config-init.hcl"])
+    );
+    assert!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "vault-config" && v["configMap"]["name"] == "agent-files")
+    );
+}
+
+#[test]
+fn own_vault_connection_annotations() {
+    let mut a = own();
+    for (k, v) in [
+        ("vault-namespace", "team-a"),
+        ("vault-tls-secret", "vault-ca"),
+        ("vault-ca-cert", "ca.crt"),
+        ("uri-sans", "spiffe://cluster/web"),
+        ("proxy", "true"),
+        ("proxy-metrics-port", "9300"),
+    ] {
+        a[format!("pki-sidecar.io/{k}")] = v.into();
+    }
+    let pod = inject(a).unwrap();
+    let agent = container(&pod, "containers", "pki-sidecar-agent");
+    let file = env_json(agent, "VAULT_CONFIG");
+    assert_eq!(file["vault"]["namespace"], "team-a");
+    assert_eq!(
+        file["vault"]["ca_cert"],
+        "/etc/pki-sidecar/vault-tls/ca.crt"
+    );
+    assert!(
+        file["template"][0]["contents"]
+            .as_str()
+            .unwrap()
+            .contains(r#""uri_sans=spiffe://cluster/web""#)
+    );
+    assert!(
+        agent["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "pki-sidecar-vault-tls" && m["readOnly"] == true)
+    );
+    let proxy = container(&pod, "containers", "pki-sidecar-proxy");
+    assert_eq!(proxy["ports"][1]["containerPort"], 9300);
+    assert_eq!(
+        env_json(proxy, "PKI_SIDECAR_PROXY_CONFIG")["proxy"]["metrics_listen"],
+        "0.0.0.0:9300"
+    );
+    let mut clash = with(own(), "pki-sidecar.io/proxy", "true");
+    clash["pki-sidecar.io/proxy-port"] = "9101".into();
+    let err = refused(clash);
+    assert_eq!(err.annotation, "pki-sidecar.io/proxy-port");
+    assert!(err.message.contains("agent-metrics-port"), "{err}");
+}
+
+#[test]
+fn a_pod_without_its_service_account_token_is_refused() {
+    let mut p = pod(own());
+    p["spec"]["automountServiceAccountToken"] = false.into();
+    let before = p.clone();
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert_eq!(err.annotation, "pki-sidecar.io/inject");
+    assert!(
+        err.message.contains("automountServiceAccountToken"),
+        "{err}"
+    );
+    assert_eq!(p, before);
+}
+
+mod streams {
+    use proptest::prelude::*;
+
+    use super::settings;
+    use crate::inject::manifest::transform;
+
+    /// Pieces of Kubernetes YAML, shuffled into streams: annotated and plain workloads,
+    /// separators, comments, anchors, flow style, stray indentation.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "---\n",
+            "# comment\n",
+            "apiVersion: v1\n",
+            "kind: Pod\n",
+            "kind: Deployment\n",
+            "kind: List\n",
+            "metadata:\n",
+            "  name: x\n",
+            "  annotations:\n",
+            "    pki-sidecar.io/inject: \"true\"\n",
+            "    pki-sidecar.io/role: web\n",
+            "    pki-sidecar.io/pki-path: pki/issue/web\n",
+            "    pki-sidecar.io/common-name: web\n",
+            "    vault.hashicorp.com/agent-inject: \"true\"\n",
+            "    vault.hashicorp.com/role: web\n",
+            "    vault.hashicorp.com/agent-inject-secret-a: secret/a\n",
+            "spec:\n",
+            "  containers:\n",
+            "    - name: app\n",
+            "      image: app:1\n",
+            "  template:\n",
+            "    metadata: {annotations: {pki-sidecar.io/inject: \"true\"}}\n",
+            "items:\n",
+            "  - {kind: Pod, metadata: {name: y}, spec: {}}\n",
+            "mode: 0644\n",
+            "flag: yes\n",
+            "a: &x {b: 1}\n",
+            "c: *x\n",
+            "  bad indent: [\n",
+            "%YAML 1.1\n",
+            "...\n",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn any_stream_is_refused_or_injected_idempotently(
+            pieces in prop::collection::vec(piece(), 0..24)
+        ) {
+            let text: String = pieces.concat();
+            if let Ok(once) = transform(&settings(), "stream", &text) {
+                let twice = transform(&settings(), "stream", &once)
+                    .unwrap_or_else(|f| panic!("{}\n--- from ---\n{text}\n--- gave ---\n{once}", f.message));
+                prop_assert_eq!(&twice, &once, "{}", text);
+            }
+        }
+    }
+}
