@@ -7,7 +7,8 @@
 # a Pod CREATE of tests/inject/webhook-pod.yaml, an annotated Pod, as the API server sends it.
 # wrk keeps its connections open (the API server reuses its connections to a webhook too), so
 # this measures reviews, not handshakes. Before the load, one review is sent with curl and its
-# answer checked (a v1 AdmissionReview, same uid, allowed), so the figures are of real answers.
+# answer checked (a v1 AdmissionReview, same uid, allowed, a patch adding the sidecars), so the
+# figures are of real injections.
 #
 # Printed: requests/s, p50 and p99 latency, failures (socket errors and non-2xx), the p99
 # against the API server's default webhook timeout (10 s) and the manifest's timeoutSeconds,
@@ -73,7 +74,8 @@ LUA
 read -r port metrics_port <<<"$(lib free-ports 2)"
 start_bg "$WORK/webhook.log" taskset -c "$server_cpu" "$BIN" webhook \
   --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
-  --tls-cert-file "$WORK/tls.crt" --tls-key-file "$WORK/tls.key" --image pki-sidecar:bench
+  --tls-cert-file "$WORK/tls.crt" --tls-key-file "$WORK/tls.key" --image pki-sidecar:bench \
+  --vault-address https://vault.vault.svc:8200
 webhook_pid=$BG_PID
 wait_until 30 "the webhook did not become ready (see $WORK/webhook.log)" \
   curl -sf "http://127.0.0.1:$metrics_port/readyz"
@@ -88,8 +90,11 @@ response = answer["response"]
 assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview", answer
 assert response["uid"] == review["request"]["uid"], response
 assert response["allowed"] is True, response
-patch = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
-print(f"the answer: allowed, {len(patch)} patch operations", file=sys.stderr)
+assert response.get("patchType") == "JSONPatch", response
+patch = json.loads(base64.b64decode(response["patch"]))
+added = [op["path"] for op in patch if op["op"] == "add"]
+assert any(path.startswith("/spec/initContainers") for path in added), patch
+print(f"the answer: allowed, {len(patch)} patch operations (the sidecars added)", file=sys.stderr)
 PY
 
 # --- the load -------------------------------------------------------------------------------------
