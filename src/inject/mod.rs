@@ -197,24 +197,28 @@ fn is_ours(name: &str) -> bool {
 }
 
 /// Every generated file checked with the loader the containers will run: a template that
-/// does not parse names the annotation it came from.
+/// does not parse names the annotation it came from. The whole files are loaded first (one load
+/// each, the common case); only when one fails is each template loaded alone, to find the
+/// annotation to blame.
 fn check_plan(plan: &plan::Plan) -> Result<(), InjectError> {
     if plan.config_map.is_some() {
         return Ok(());
     }
-    for template in &plan.templates {
-        let file = pod::agent_file(plan, std::slice::from_ref(template), false);
-        pod::check_agent_file(&file).map_err(|message| InjectError {
-            annotation: template.annotation.clone(),
-            message: format!("the agent would refuse this template: {message}"),
-        })?;
-    }
     for init in [false, true] {
         let file = pod::agent_file(plan, &plan.templates, init);
-        pod::check_agent_file(&file).map_err(|message| InjectError {
-            annotation: plan.trigger.clone(),
-            message: format!("the generated agent file does not load: {message}"),
-        })?;
+        if let Err(message) = pod::check_agent_file(&file) {
+            for template in &plan.templates {
+                let file = pod::agent_file(plan, std::slice::from_ref(template), init);
+                pod::check_agent_file(&file).map_err(|message| InjectError {
+                    annotation: template.annotation.clone(),
+                    message: format!("the agent would refuse this template: {message}"),
+                })?;
+            }
+            return Err(InjectError {
+                annotation: plan.trigger.clone(),
+                message: format!("the generated agent file does not load: {message}"),
+            });
+        }
     }
     if let Some(proxy) = &plan.proxy {
         pod::check_proxy_file(&pod::proxy_file(plan, proxy)).map_err(|message| InjectError {
