@@ -86,6 +86,14 @@ fn an_annotated_deployment_through_the_webhook_runs_serves_and_renews() {
             webhook.log()
         )
     });
+    // The API server's reinvocation (`reinvocationPolicy: IfNeeded`) sends the injected Pod
+    // again: it is allowed as it is.
+    let again = webhook.review(&pod_review(&injected));
+    assert_eq!(again["allowed"], true, "{again}");
+    assert!(
+        again.get("patch").is_none(),
+        "a second pass patched: {again}"
+    );
     let (code, log) = webhook.stop();
     assert_eq!(code, Some(0), "the webhook exits 0 on SIGTERM: {log}");
 
