@@ -22,7 +22,8 @@
 //! - `image`: the built image's config and root filesystem (`scripts/build-image.sh`).
 //! - `bed`: the OpenBao test bed itself.
 //! - `pod`: Pods run on one machine (netns, mount namespaces, per-container users), end to end:
-//!   the rendered Pod and an injected-shaped one; `pod::runner` runs any Pod object.
+//!   the rendered Pod and an injected-shaped one; `pod::injected`, annotated Pods of both
+//!   vocabularies through the running webhook; `pod::runner` runs any Pod object.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
 //! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
 //!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.

@@ -74,7 +74,9 @@
 //!   and finally `exec setpriv` to the container's uid/gid and groups with no capabilities and
 //!   `no_new_privs`. Every exec keeps the same pid, so the harness signals the binary itself and
 //!   [`PodHarness::pid`] is the process to inspect. The host's real `/etc`, `/home` and `/run`
-//!   are never modified. Without `readOnlyRootFilesystem` the rest of `/` is the host's, writable
+//!   are never modified. The one trace on the host: a mount under a top-level directory the host
+//!   lacks (vault-k8s's `/vault/secrets`) needs that directory to overlay, so it is created
+//!   empty while a harness uses it and removed after ([`TOP_LEVELS`]). Without `readOnlyRootFilesystem` the rest of `/` is the host's, writable
 //!   where the host lets the container's user write.
 //! - **Vault**: every `VAULT_ADDR` variable, and every occurrence of [`Inputs::vault_address`] in
 //!   environment values and in ConfigMap and Secret files, becomes `http://<root side of the
@@ -754,7 +756,54 @@ pub struct PodHarness {
     empty_dirs: Vec<String>,
     binary: PathBuf,
     vault_addr: String,
+    /// Top-level directories this harness holds in [`TOP_LEVELS`].
+    top_levels: Vec<PathBuf>,
     dir: tempfile::TempDir,
+}
+
+/// Top-level directories created on the host for mount points under a directory the host does
+/// not have (the Vault Agent Injector's `/vault`): an overlay needs an existing directory to
+/// cover, and `/` itself cannot be overlaid. Each is created empty (root, 0755) when a harness
+/// first needs it, counted per running harness, and removed when the last one stops; a
+/// directory that was already there is never counted nor removed.
+static TOP_LEVELS: std::sync::Mutex<BTreeMap<PathBuf, usize>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Makes sure the top-level directory of `target` exists, creating and counting it in
+/// [`TOP_LEVELS`] when it does not (or when another harness created it); returns it when
+/// counted, for [`release_top_level`].
+fn hold_top_level(target: &str) -> Option<PathBuf> {
+    let Some(Component::Normal(top)) = Path::new(target).components().nth(1) else {
+        return None;
+    };
+    let top = Path::new("/").join(top);
+    let mut held = TOP_LEVELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(count) = held.get_mut(&top) {
+        *count += 1;
+        return Some(top);
+    }
+    if std::fs::symlink_metadata(&top).is_ok() {
+        return None;
+    }
+    std::fs::create_dir(&top).unwrap_or_else(|e| panic!("create {}: {e}", top.display()));
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    held.insert(top.clone(), 1);
+    Some(top)
+}
+
+/// Gives back a directory of [`hold_top_level`]: removed (it is empty: only overlays in the
+/// containers' private mount namespaces ever covered it) when no harness holds it any more.
+fn release_top_level(top: &Path) -> Option<String> {
+    let mut held = TOP_LEVELS.lock().unwrap_or_else(|e| e.into_inner());
+    let count = held.get_mut(top)?;
+    *count -= 1;
+    if *count > 0 {
+        return None;
+    }
+    held.remove(top);
+    std::fs::remove_dir(top)
+        .err()
+        .map(|e| format!("remove {}: {e}", top.display()))
 }
 
 struct RunningContainer {
@@ -827,6 +876,7 @@ impl PodHarness {
             empty_dirs: Vec::new(),
             binary,
             vault_addr,
+            top_levels: Vec::new(),
             dir,
         };
         harness.materialise_volumes(pod);
@@ -848,6 +898,16 @@ impl PodHarness {
                     .clone()
                     .unwrap_or_else(|| "/".to_owned()),
             };
+            for (_, target, _, _) in &launch.mounts {
+                if !harness
+                    .top_levels
+                    .iter()
+                    .any(|t| Path::new(target).starts_with(t))
+                    && let Some(top) = hold_top_level(target)
+                {
+                    harness.top_levels.push(top);
+                }
+            }
             harness.launch.insert(container.name.clone(), launch);
         }
         for container in &pod.init_containers {
@@ -1525,6 +1585,9 @@ impl PodHarness {
             runtime.shutdown_background();
         }
         problems.extend(self.network.delete());
+        for top in self.top_levels.drain(..) {
+            problems.extend(release_top_level(&top));
+        }
         problems
     }
 }
