@@ -37,26 +37,9 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = connection_builder();
     let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // EMFILE and friends: back off briefly instead of spinning on the error.
-                    tracing::warn!(listener = name, error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = accept(&listener, &shutdown, name).await {
         let connection =
             builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection.into_owned());
@@ -66,20 +49,7 @@ pub async fn serve<S, B>(
             }
         });
     }
-    drop(listener);
-    tracing::debug!(
-        listener = name,
-        grace_seconds = grace.as_secs_f64(),
-        "draining connections"
-    );
-    tokio::select! {
-        () = graceful.shutdown() => {
-            tracing::debug!(listener = name, "all connections closed");
-        }
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(listener = name, grace_seconds = grace.as_secs_f64(), "grace period over; closing the remaining connections");
-        }
-    }
+    drain(listener, graceful, grace, name).await;
 }
 
 /// [`serve`] over TLS: each accepted connection completes its handshake with `tls` within
@@ -103,27 +73,11 @@ pub(crate) async fn serve_tls<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut builder = connection_builder();
     builder.http2().timer(TokioTimer::new());
     let builder = std::sync::Arc::new(builder);
     let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!(listener = name, error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = accept(&listener, &shutdown, name).await {
         // Taken before the handshake, so the drain also waits for (and then drops) a
         // connection still shaking hands.
         let watcher = graceful.watcher();
@@ -153,6 +107,45 @@ pub(crate) async fn serve_tls<S, B>(
             }
         });
     }
+    drain(listener, graceful, grace, name).await;
+}
+
+/// The HTTP/1.1 and HTTP/2 connection builder both loops use, with the header read timeout.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+}
+
+/// The next connection (with `TCP_NODELAY`), or `None` once `shutdown` is cancelled.
+async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    name: &'static str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
+                Err(err) => {
+                    // EMFILE and friends: back off briefly instead of spinning on the error.
+                    tracing::warn!(listener = name, error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Closes the listener, then waits for the open connections to finish, `grace` at most.
+async fn drain(listener: TcpListener, graceful: GracefulShutdown, grace: Duration, name: &str) {
     drop(listener);
     tracing::debug!(
         listener = name,

@@ -376,6 +376,34 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
 /// The annotations of a Pod.
 pub(crate) type Annotations = BTreeMap<String, String>;
 
+/// Vault's address from `annotation`'s `value`, else the injector's default; `None` only when a
+/// ConfigMap supplies the whole agent file (which then says where Vault is).
+fn vault_address(
+    annotation: &str,
+    value: Option<&str>,
+    settings: &super::Settings,
+    from_config_map: bool,
+) -> Result<Option<String>, InjectError> {
+    match value
+        .map(|v| v.trim().to_string())
+        .or_else(|| settings.vault_address.clone())
+    {
+        Some(address) if address.starts_with("http://") || address.starts_with("https://") => {
+            Ok(Some(address))
+        }
+        Some(address) => Err(error(
+            annotation,
+            format!("{address:?} is not an http(s) URL such as https://vault.vault:8200"),
+        )),
+        None if from_config_map => Ok(None),
+        None => Err(error(
+            annotation,
+            "no Vault address: set this annotation, or start the injector with \
+             --vault-address (PKI_SIDECAR_INJECT_VAULT_ADDR)",
+        )),
+    }
+}
+
 fn error(annotation: &str, message: impl Into<String>) -> InjectError {
     InjectError {
         annotation: annotation.to_string(),
@@ -617,28 +645,13 @@ pub(crate) fn own_plan(
         .map(|v| object_name(&name("agent-config"), v))
         .transpose()?;
     let mut vault = BTreeMap::new();
-    let address = match get("vault-address").map(str::trim) {
-        Some(address) => Some(address.to_string()),
-        None => settings.vault_address.clone(),
-    };
-    match address {
-        Some(address) if address.starts_with("http://") || address.starts_with("https://") => {
-            vault.insert("address", serde_json::Value::String(address));
-        }
-        Some(address) => {
-            return Err(error(
-                &name("vault-address"),
-                format!("{address:?} is not an http(s) URL such as https://vault.vault:8200"),
-            ));
-        }
-        None if config_map.is_some() => {}
-        None => {
-            return Err(error(
-                &name("vault-address"),
-                "no Vault address: set this annotation, or start the injector with \
-                 --vault-address (PKI_SIDECAR_INJECT_VAULT_ADDR)",
-            ));
-        }
+    if let Some(address) = vault_address(
+        &name("vault-address"),
+        get("vault-address"),
+        settings,
+        config_map.is_some(),
+    )? {
+        vault.insert("address", serde_json::Value::String(address));
     }
     if let Some(namespace) = get("vault-namespace") {
         vault.insert("namespace", namespace.trim().into());
@@ -1030,28 +1043,13 @@ pub(crate) fn vault_plan(
         .map(|v| object_name(&name("agent-configmap"), v))
         .transpose()?;
     let mut vault = BTreeMap::new();
-    match get("service")
-        .map(str::trim)
-        .map(str::to_string)
-        .or_else(|| settings.vault_address.clone())
-    {
-        Some(address) if address.starts_with("http://") || address.starts_with("https://") => {
-            vault.insert("address", address.into());
-        }
-        Some(address) => {
-            return Err(error(
-                &name("service"),
-                format!("{address:?} is not an http(s) URL such as https://vault.vault:8200"),
-            ));
-        }
-        None if config_map.is_some() => {}
-        None => {
-            return Err(error(
-                &name("service"),
-                "no Vault address: set this annotation, or start the injector with \
-                 --vault-address (PKI_SIDECAR_INJECT_VAULT_ADDR)",
-            ));
-        }
+    if let Some(address) = vault_address(
+        &name("service"),
+        get("service"),
+        settings,
+        config_map.is_some(),
+    )? {
+        vault.insert("address", address.into());
     }
     if let Some(namespace) = get("namespace") {
         vault.insert("namespace", namespace.trim().into());

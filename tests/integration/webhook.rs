@@ -201,7 +201,7 @@ impl Webhook {
         util::http(self.metrics, "GET", "/metrics").body
     }
 
-    fn readyz(&self) -> HttpResponse {
+    pub(crate) fn readyz(&self) -> HttpResponse {
         util::http(self.metrics, "GET", "/readyz")
     }
 
@@ -462,7 +462,7 @@ fn readiness_waits_for_the_certificate_and_a_new_one_is_served_without_a_restart
 fn reviews_are_answered_by_kind_operation_and_body() {
     let ca = ca();
     let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &["--max-body-bytes", "65536"]);
-    util::wait_until(Duration::from_secs(10), "ready", || {
+    util::wait_until(Duration::from_secs(30), "ready", || {
         webhook.readyz().status == 200
     });
 
@@ -577,7 +577,7 @@ fn reviews_are_answered_by_kind_operation_and_body() {
 fn reviews_are_answered_over_http2_and_tls_1_2() {
     let ca = ca();
     let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &[]);
-    util::wait_until(Duration::from_secs(10), "ready", || {
+    util::wait_until(Duration::from_secs(30), "ready", || {
         webhook.readyz().status == 200
     });
     let dir = tempfile::tempdir().unwrap();
@@ -625,7 +625,7 @@ fn reviews_are_answered_over_http2_and_tls_1_2() {
 fn answers_agree_with_the_transform() {
     let ca = ca();
     let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &[]);
-    util::wait_until(Duration::from_secs(10), "ready", || {
+    util::wait_until(Duration::from_secs(30), "ready", || {
         webhook.readyz().status == 200
     });
     let annotated = |annotations: Value| {
@@ -682,7 +682,7 @@ fn answers_agree_with_the_transform() {
 fn sigterm_drains_a_review_in_flight() {
     let ca = ca();
     let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &[]);
-    util::wait_until(Duration::from_secs(10), "ready", || {
+    util::wait_until(Duration::from_secs(30), "ready", || {
         webhook.readyz().status == 200
     });
     let body = serde_json::to_vec(&pod_review(&plain_pod())).unwrap();
@@ -828,7 +828,7 @@ fn inject_and_the_webhook_make_the_same_pod_from_every_fixture() {
     // leave it to the injector are compared rather than refused by both.
     let vault_address = "https://vault.vault.svc:8200";
     let webhook = Webhook::start(&ca, Some(&leaf(&ca)), &["--vault-address", vault_address]);
-    util::wait_until(Duration::from_secs(10), "ready", || {
+    util::wait_until(Duration::from_secs(30), "ready", || {
         webhook.readyz().status == 200
     });
     let mut compared = 0;

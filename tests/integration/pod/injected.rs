@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pki_sidecar::certs::CertInfo;
@@ -25,7 +24,7 @@ use pki_sidecar::tls::pem;
 use serde_json::{Value, json};
 
 use super::runner::{EventKind, Inputs, PodHarness, PodSpec, require_root, yaml_documents};
-use super::{SERVER_NAME, requests_during};
+use super::{SERVER_NAME, curl_hello, requests_during};
 use crate::util::{self, bao};
 use crate::webhook::{Webhook, ca, leaf, patched, pod_review};
 
@@ -158,6 +157,10 @@ fn through_the_webhook(pod: &Value) -> Value {
         Some(&leaf(&webhook_ca)),
         &["--vault-address", VAULT_ADDRESS],
     );
+    // As the API server's calls succeed only once a replica is ready (its Service's endpoints).
+    util::wait_until(Duration::from_secs(30), "the webhook ready", || {
+        webhook.readyz().status == 200
+    });
     let response = webhook.review(&pod_review(pod));
     let injected = patched(pod, &response)
         .unwrap_or_else(|| panic!("the webhook refused the Pod: {response}\n{}", webhook.log()));
@@ -222,26 +225,7 @@ fn run_serve_and_renew(injected: &Value, documents: &[Value], port: u16, cert_fi
     }
 
     let address = SocketAddr::from((harness.pod_ip(), port));
-    let root_ca = util::write_file(harness.dir(), "root-ca.pem", bao::bed().root_ca_pem());
-    let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
-        .arg("--cacert")
-        .arg(&root_ca)
-        .arg("--resolve")
-        .arg(format!("{SERVER_NAME}:{port}:{}", harness.pod_ip()))
-        .arg(format!("https://{SERVER_NAME}:{port}/"))
-        .output()
-        .expect("run curl (scripts/install-test-deps.sh installs it)");
-    assert!(
-        output.status.success(),
-        "curl: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        harness.logs()
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim_end(),
-        "hello world"
-    );
+    curl_hello(&harness, port);
     let failing = harness.failing_probes(&spec);
     assert!(failing.is_empty(), "{failing:?}\n{}", harness.logs());
 

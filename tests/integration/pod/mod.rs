@@ -331,26 +331,7 @@ fn an_injected_pod_runs_its_init_container_first_and_each_container_as_its_user(
     );
 
     // curl, outside the Pod, over TLS to the Pod IP's 8443.
-    let root_ca = util::write_file(harness.dir(), "root-ca.pem", bao::bed().root_ca_pem());
-    let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
-        .arg("--cacert")
-        .arg(&root_ca)
-        .arg("--resolve")
-        .arg(format!("{SERVER_NAME}:8443:{}", harness.pod_ip()))
-        .arg(format!("https://{SERVER_NAME}:8443/"))
-        .output()
-        .expect("run curl (scripts/install-test-deps.sh installs it)");
-    assert!(
-        output.status.success(),
-        "curl: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        harness.logs()
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim_end(),
-        "hello world"
-    );
+    curl_hello(&harness, 8443);
 
     // Every probe passes, liveness too (the proxy's tcpSocket, the agent's /healthz).
     let failing = harness.failing_probes(&spec);
@@ -563,6 +544,31 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
             .map(|s| (*s).to_owned())
             .unwrap_or_default(),
     }
+}
+
+/// curl, as a client outside the Pod, `GET https://foo.home:PORT/` at the Pod's IP verified
+/// against the bed's root: asserts `hello world`.
+pub(crate) fn curl_hello(harness: &PodHarness, port: u16) {
+    let root_ca = util::write_file(harness.dir(), "root-ca.pem", bao::bed().root_ca_pem());
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "10"])
+        .arg("--cacert")
+        .arg(&root_ca)
+        .arg("--resolve")
+        .arg(format!("{SERVER_NAME}:{port}:{}", harness.pod_ip()))
+        .arg(format!("https://{SERVER_NAME}:{port}/"))
+        .output()
+        .expect("run curl (scripts/install-test-deps.sh installs it)");
+    assert!(
+        output.status.success(),
+        "curl: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        harness.logs()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim_end(),
+        "hello world"
+    );
 }
 
 /// New TLS connections to `address` (as `foo.home`, verified against the bed's root), one `GET /`
