@@ -404,6 +404,23 @@ fn vault_address(
     }
 }
 
+/// The injected containers' user and group: each (annotation, value, default); never root.
+fn user_and_group(
+    user: (&str, Option<&str>, i64),
+    group: (&str, Option<&str>, i64),
+) -> Result<(i64, i64), InjectError> {
+    let read = |(annotation, value, default): (&str, Option<&str>, i64)| match value {
+        Some(v) => id(annotation, v),
+        None => Ok(default),
+    };
+    let run_as_user = read(user)?;
+    let run_as_group = read(group)?;
+    if run_as_user == 0 {
+        return Err(error(user.0, "the injected containers never run as root"));
+    }
+    Ok((run_as_user, run_as_group))
+}
+
 fn error(annotation: &str, message: impl Into<String>) -> InjectError {
     InjectError {
         annotation: annotation.to_string(),
@@ -918,20 +935,10 @@ pub(crate) fn own_plan(
         }
         None
     };
-    let run_as_user = match get("run-as-user") {
-        Some(v) => id(&name("run-as-user"), v)?,
-        None => DEFAULT_USER,
-    };
-    let run_as_group = match get("run-as-group") {
-        Some(v) => id(&name("run-as-group"), v)?,
-        None => DEFAULT_USER,
-    };
-    if run_as_user == 0 {
-        return Err(error(
-            &name("run-as-user"),
-            "the injected containers never run as root",
-        ));
-    }
+    let (run_as_user, run_as_group) = user_and_group(
+        (&name("run-as-user"), get("run-as-user"), DEFAULT_USER),
+        (&name("run-as-group"), get("run-as-group"), DEFAULT_USER),
+    )?;
     Ok(Plan {
         vocabulary: Vocabulary::Own,
         trigger,
@@ -1316,20 +1323,18 @@ pub(crate) fn vault_plan(
             }
         }
     }
-    let run_as_user = match get("agent-run-as-user") {
-        Some(v) => id(&name("agent-run-as-user"), v)?,
-        None => VAULT_DEFAULT_USER,
-    };
-    let run_as_group = match get("agent-run-as-group") {
-        Some(v) => id(&name("agent-run-as-group"), v)?,
-        None => VAULT_DEFAULT_GROUP,
-    };
-    if run_as_user == 0 {
-        return Err(error(
+    let (run_as_user, run_as_group) = user_and_group(
+        (
             &name("agent-run-as-user"),
-            "the injected containers never run as root",
-        ));
-    }
+            get("agent-run-as-user"),
+            VAULT_DEFAULT_USER,
+        ),
+        (
+            &name("agent-run-as-group"),
+            get("agent-run-as-group"),
+            VAULT_DEFAULT_GROUP,
+        ),
+    )?;
     let pre_populate_only = flag("agent-pre-populate-only", false)?;
     let pre_populate = flag("agent-pre-populate", true)?;
     if pre_populate_only && !pre_populate {

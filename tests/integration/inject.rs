@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -727,18 +727,7 @@ spec:
     assert_eq!(code, Some(0), "init: {stderr}");
     let cert = tls.join("tls.crt");
     let key = tls.join("tls.key");
-    let pair = util::command()
-        .args(["check", "pair", "--cert"])
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        pair.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pair.stdout)
-    );
+    assert_pair_matches(&cert, &key);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -908,18 +897,7 @@ spec:
     assert_eq!(code, Some(0), "vault-agent-init: {stderr}");
     let cert = secrets.join("tls.crt");
     let key = secrets.join("tls.key");
-    let pair = util::command()
-        .args(["check", "pair", "--cert"])
-        .arg(&cert)
-        .arg("--key")
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        pair.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pair.stdout)
-    );
+    assert_pair_matches(&cert, &key);
     let issued = std::fs::read_to_string(&cert).unwrap();
     let metrics = free();
     let mut agent = {
@@ -948,4 +926,20 @@ spec:
     util::signal(agent.pid(), nix::sys::signal::Signal::SIGTERM);
     let (code, stderr) = agent.wait(Duration::from_secs(30));
     assert_eq!(code, Some(0), "vault-agent: {stderr}");
+}
+
+/// `pki-sidecar check pair`: the certificate and key files belong together and are valid.
+fn assert_pair_matches(cert: &Path, key: &Path) {
+    let pair = util::command()
+        .args(["check", "pair", "--cert"])
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .output()
+        .unwrap();
+    assert!(
+        pair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pair.stdout)
+    );
 }
