@@ -154,11 +154,13 @@ build_runtime_stand_in() {
   echo "build-image: $RUNTIME_STAND_IN built in $(( $(now) - start ))s"
 }
 
-build_args=()
+# The commit for `--version` and pki_sidecar_build_info (build.rs); `.git` stays out of the
+# build context.
+build_args=(--build-arg "PKI_SIDECAR_GIT_COMMIT=$(git rev-parse --verify HEAD 2>/dev/null || echo unknown)")
 if [ "$use_registry" -eq 0 ]; then
   build_runtime_stand_in
   build_builder_stand_in
-  build_args=(--build-arg "BUILD_IMAGE=$BUILD_STAND_IN" --build-arg "RUNTIME_IMAGE=$RUNTIME_STAND_IN")
+  build_args+=(--build-arg "BUILD_IMAGE=$BUILD_STAND_IN" --build-arg "RUNTIME_IMAGE=$RUNTIME_STAND_IN")
 fi
 
 start=$(now)

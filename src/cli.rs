@@ -7,9 +7,18 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{LogFormat, Role};
 
+/// What `--version` prints after the name: the version and the git commit (no build date, so
+/// builds stay reproducible).
+const CLI_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PKI_SIDECAR_GIT_COMMIT"),
+    ")"
+);
+
 /// TLS certificates from Vault's PKI engine for a Kubernetes Pod: agent, proxy and app.
 #[derive(Debug, Parser)]
-#[command(name = "pki-sidecar", version, about, propagate_version = true)]
+#[command(name = "pki-sidecar", version = CLI_VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Config file (HCL, as Vault Agent's); repeat to layer files, later ones win.
     #[arg(

@@ -33,6 +33,9 @@ pub use logging::init_logging;
 /// This binary's version, as reported by `--version` and `pki_sidecar_build_info`.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The git commit this binary was built from (`build.rs`), or `unknown`.
+pub const GIT_COMMIT: &str = env!("PKI_SIDECAR_GIT_COMMIT");
+
 /// Named conditions that keep a role from being ready; `/readyz` lists those still pending.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
@@ -230,9 +233,9 @@ impl Telemetry {
                 "pki_sidecar_build_info",
                 "Always 1; labels name the running build.",
             ),
-            &["version"],
+            &["version", "commit"],
         )?;
-        build_info.with_label_values(&[VERSION]).set(1);
+        build_info.with_label_values(&[VERSION, GIT_COMMIT]).set(1);
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -339,7 +342,7 @@ mod tests {
         let text = String::from_utf8(telemetry.render()).unwrap();
         assert!(
             text.contains(&format!(
-                "pki_sidecar_build_info{{version=\"{VERSION}\"}} 1"
+                "pki_sidecar_build_info{{commit=\"{GIT_COMMIT}\",version=\"{VERSION}\"}} 1"
             )),
             "{text}"
         );

@@ -92,7 +92,7 @@ async fn app_answers_hello_world_and_counts_by_code() {
         text.contains("pki_sidecar_http_request_duration_seconds_count{role=\"app\"} 5"),
         "{text}"
     );
-    assert!(text.contains("pki_sidecar_build_info{version=\""), "{text}");
+    assert!(text.contains("pki_sidecar_build_info{commit=\""), "{text}");
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     if let Some((ok, report)) = util::promtool_check(text) {
         assert!(ok, "promtool check metrics failed:\n{report}\n{text}");

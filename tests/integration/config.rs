@@ -647,7 +647,17 @@ fn version_and_help_need_no_config() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        format!("pki-sidecar {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "pki-sidecar {} (commit {})\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("PKI_SIDECAR_GIT_COMMIT")
+        )
+    );
+    // A checkout builds with its commit (build.rs), never the tarball's `unknown`.
+    let commit = env!("PKI_SIDECAR_GIT_COMMIT");
+    assert!(
+        commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{commit}"
     );
     let output = util::command().arg("--help").output().expect("run --help");
     let help = String::from_utf8_lossy(&output.stdout);

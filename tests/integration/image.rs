@@ -220,7 +220,12 @@ fn the_image_holds_one_static_binary_and_no_shell() {
     let version = run(&mut rootfs.command(&["--version"], &[]));
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        format!("pki-sidecar {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "pki-sidecar {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("PKI_SIDECAR_GIT_COMMIT")
+        ),
+        "the image is built with the checkout's commit (the build argument)"
     );
     // The seed's agent file, with the seed's environment for the agent container.
     std::fs::copy(
