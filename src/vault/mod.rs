@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use prometheus::{HistogramOpts, HistogramVec, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use rustify::endpoint::Endpoint;
 use serde::Deserialize;
 use vaultrs::api::EndpointMiddleware;
@@ -114,6 +114,23 @@ impl VaultError {
         }
     }
 
+    /// The `kind` label of `pki_sidecar_vault_request_errors_total`: `unreachable`,
+    /// `timeout`, `certificate`, `status_4xx`, `status_5xx` (any other status is `status_other`),
+    /// or `protocol`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            VaultError::Unreachable { .. } => "unreachable",
+            VaultError::Timeout { .. } => "timeout",
+            VaultError::Certificate { .. } => "certificate",
+            VaultError::Api { status, .. } => match status {
+                400..=499 => "status_4xx",
+                500..=599 => "status_5xx",
+                _ => "status_other",
+            },
+            VaultError::Protocol { .. } => "protocol",
+        }
+    }
+
     fn retry_after(&self) -> Option<Duration> {
         match self {
             VaultError::Api { retry_after, .. } => *retry_after,
@@ -148,10 +165,11 @@ impl Token {
     }
 }
 
-/// `request_duration_seconds` by operation.
+/// `request_duration_seconds` by operation, and the failed exchanges by operation and kind.
 #[derive(Clone)]
 pub(crate) struct VaultMetrics {
     duration: HistogramVec,
+    errors: IntCounterVec,
 }
 
 impl VaultMetrics {
@@ -167,8 +185,17 @@ impl VaultMetrics {
             ]),
             &["operation"],
         )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_vault_request_errors_total",
+                "HTTP exchanges with Vault that failed, retried ones included, by operation and \
+                 kind (unreachable, timeout, certificate, status_4xx, status_5xx, status_other).",
+            ),
+            &["operation", "kind"],
+        )?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(VaultMetrics { duration })
+        registry.register(Box::new(errors.clone()))?;
+        Ok(VaultMetrics { duration, errors })
     }
 }
 
@@ -487,6 +514,12 @@ impl VaultClient {
                 Err(err) => Err(self.transport_error(&err)),
             };
             histogram.observe(started.elapsed().as_secs_f64());
+            if let Err(err) = &outcome {
+                self.metrics
+                    .errors
+                    .with_label_values(&[operation, err.kind()])
+                    .inc();
+            }
             match outcome {
                 Ok(bytes) => return Ok(bytes),
                 Err(err) if err.is_retryable() && attempt < self.retries => {
@@ -812,6 +845,11 @@ mod tests {
     }
 
     fn client_for(address: &str, retries: u32) -> VaultClient {
+        client_in(address, retries, &Registry::new())
+    }
+
+    /// A client whose metrics are registered in `registry`.
+    fn client_in(address: &str, retries: u32, registry: &Registry) -> VaultClient {
         let config = config::Vault {
             address: address.to_string(),
             ca_cert: None,
@@ -824,7 +862,27 @@ mod tests {
             num_retries: retries,
             client_timeout: Duration::from_secs(30),
         };
-        VaultClient::new(&config, VaultMetrics::register(&Registry::new()).unwrap()).unwrap()
+        VaultClient::new(&config, VaultMetrics::register(registry).unwrap()).unwrap()
+    }
+
+    /// The value of `pki_sidecar_vault_request_errors_total{operation, kind}` in `registry`
+    /// (0 while the series does not exist).
+    fn errors_counted(registry: &Registry, operation: &str, kind: &str) -> u64 {
+        registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == "pki_sidecar_vault_request_errors_total")
+            .flat_map(|family| family.get_metric())
+            .filter(|metric| {
+                let labels: Vec<(&str, &str)> = metric
+                    .get_label()
+                    .iter()
+                    .map(|label| (label.name(), label.value()))
+                    .collect();
+                labels.contains(&("operation", operation)) && labels.contains(&("kind", kind))
+            })
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
     }
 
     const LOGIN_OK: &str = r#"{"auth":{"client_token":"s.ok","accessor":"a","policies":["pki"],"lease_duration":30,"renewable":true}}"#;
@@ -935,6 +993,36 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status(), Some(502));
         assert_eq!(seen.lock().unwrap().len(), 2, "one try and one retry");
+    }
+
+    #[tokio::test]
+    async fn failed_exchanges_are_counted_by_operation_and_kind_retries_included() {
+        let registry = Registry::new();
+        let (address, _) = scripted_server(vec![
+            (503, None, r#"{"errors":["sealed"]}"#),
+            (500, None, "{}"),
+            (403, None, r#"{"errors":["permission denied"]}"#),
+        ])
+        .await;
+        let client = client_in(&address, 3, &registry);
+        let err = client
+            .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(403));
+        assert_eq!(errors_counted(&registry, "login", "status_5xx"), 2);
+        assert_eq!(errors_counted(&registry, "login", "status_4xx"), 1);
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let registry = Registry::new();
+        let client = client_in(&format!("http://127.0.0.1:{port}"), 0, &registry);
+        client.health().await.unwrap_err();
+        assert_eq!(errors_counted(&registry, "health", "unreachable"), 1);
+        assert_eq!(errors_counted(&registry, "login", "unreachable"), 0);
     }
 
     #[tokio::test]

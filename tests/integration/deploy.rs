@@ -64,28 +64,33 @@ fn manifests_render_and_validate_against_the_kubernetes_schemas() {
                 "{dir}: no {expected} in {kinds:?}"
             );
         }
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let output = Command::new("kubectl")
-            .args(["kustomize", dir])
-            .current_dir(util::repo())
-            .output()
-            .unwrap();
-        std::fs::write(file.path(), &output.stdout).unwrap();
-        let validation = Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet"])
-            .arg(file.path())
-            .output()
-            .expect("run kubernetes-validate (scripts/install-test-deps.sh installs it)");
-        let report = String::from_utf8_lossy(&validation.stdout).to_string()
-            + &String::from_utf8_lossy(&validation.stderr);
-        assert!(validation.status.success(), "{dir}: {report}");
-        // Only the Prometheus Operator's kinds may lack a schema.
-        for line in report
-            .lines()
-            .filter(|l| l.contains("Couldn't find schema"))
-        {
-            assert!(line.contains("monitoring.coreos.com"), "{dir}: {line}");
-        }
+        validate(dir);
+    }
+}
+
+/// `kubectl kustomize DIR` through `kubernetes-validate --strict`: every object matches its
+/// Kubernetes schema; only the Prometheus Operator's kinds may lack one.
+pub fn validate(dir: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let output = Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(util::repo())
+        .output()
+        .unwrap();
+    std::fs::write(file.path(), &output.stdout).unwrap();
+    let validation = Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(file.path())
+        .output()
+        .expect("run kubernetes-validate (scripts/install-test-deps.sh installs it)");
+    let report = String::from_utf8_lossy(&validation.stdout).to_string()
+        + &String::from_utf8_lossy(&validation.stderr);
+    assert!(validation.status.success(), "{dir}: {report}");
+    for line in report
+        .lines()
+        .filter(|l| l.contains("Couldn't find schema"))
+    {
+        assert!(line.contains("monitoring.coreos.com"), "{dir}: {line}");
     }
 }
 
@@ -205,35 +210,6 @@ fn the_pod_runs_non_root_read_only_without_capabilities() {
         assert_eq!(security["capabilities"]["drop"][0].as_str(), Some("ALL"));
         assert!(security["capabilities"]["add"].is_null());
         assert!(container["resources"]["limits"]["memory"].is_string());
-    }
-}
-
-#[test]
-fn the_alert_rules_pass_promtool() {
-    let documents = rendered("deploy");
-    let rule = kind(&documents, "PrometheusRule")[0];
-    let groups = serde_yaml::to_string(&serde_yaml::Mapping::from_iter([(
-        Value::from("groups"),
-        rule["spec"]["groups"].clone(),
-    )]))
-    .unwrap();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), groups).unwrap();
-    let output = Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(file.path())
-        .output();
-    match output {
-        Ok(output) => assert!(
-            output.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-        Err(_) => assert!(
-            std::env::var_os("PKI_SIDECAR_REQUIRE_PROMTOOL").is_none(),
-            "promtool is required here: run scripts/install-test-deps.sh"
-        ),
     }
 }
 

@@ -13,6 +13,8 @@
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits; `proxy::hostile`, hostile
 //!   requests against a recording upstream, beside nginx (RELIABILITY.md's "Hostile requests").
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
+//! - `monitoring`: `deploy/monitoring` — the alert rules through promtool, the Grafana
+//!   dashboard, and a real Prometheus scraping the three roles through a scenario.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
 //! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
@@ -42,6 +44,7 @@ mod hostile;
 mod image;
 mod inject;
 mod inprocess;
+mod monitoring;
 mod pod;
 mod proxy;
 mod templates;
