@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use crate::http_server;
 
 mod logging;
+#[cfg(target_os = "linux")]
+mod process;
 
 pub use logging::init_logging;
 
@@ -68,10 +70,7 @@ impl Readiness {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
-        // The map stays consistent even if a holder panicked: every update is one insert/remove.
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.pending)
     }
 }
 
@@ -128,8 +127,9 @@ impl HttpMetrics {
 }
 
 /// The certificate gauges shared by the agent (what it issued) and the proxy (what it serves).
-/// `cert` is a small stable name; the serial and fingerprint live only in the `_info` series,
-/// which is replaced, not added to, when the certificate changes.
+/// `cert` is a small stable name, the same in both roles for the same certificate (by default
+/// the certificate file's base name); the serial and fingerprint live only in the `_info`
+/// series, which is replaced, not added to, when the certificate changes.
 #[derive(Clone)]
 pub(crate) struct CertificateMetrics {
     role: &'static str,
@@ -137,7 +137,11 @@ pub(crate) struct CertificateMetrics {
     not_before: prometheus::GaugeVec,
     info: IntGaugeVec,
     info_labels: Arc<Mutex<BTreeMap<String, [String; 4]>>>,
+    validity: Arc<Mutex<BTreeMap<String, Validity>>>,
 }
+
+/// When a certificate is valid; `None` until the role holds one.
+type Validity = Option<(std::time::SystemTime, std::time::SystemTime)>;
 
 impl CertificateMetrics {
     /// Registers the certificate gauges in `registry` for `role`.
@@ -173,16 +177,36 @@ impl CertificateMetrics {
                 "fingerprint_sha256",
             ],
         )?;
+        let validity: Arc<Mutex<BTreeMap<String, Validity>>> = Arc::default();
+        let ready = ReadyCollector {
+            gauge: IntGaugeVec::new(
+                Opts::new(
+                    "pki_sidecar_tls_certificate_ready",
+                    "1 while the certificate the role holds is within its validity, else 0.",
+                ),
+                &["role", "cert"],
+            )?,
+            role,
+            validity: validity.clone(),
+        };
         registry.register(Box::new(not_after.clone()))?;
         registry.register(Box::new(not_before.clone()))?;
         registry.register(Box::new(info.clone()))?;
+        registry.register(Box::new(ready))?;
         Ok(CertificateMetrics {
             role,
             not_after,
             not_before,
             info,
             info_labels: Arc::default(),
+            validity,
         })
+    }
+
+    /// Exports `cert` as not ready (0) before the role holds it, so an alert or a panel sees
+    /// the certificate that is missing, not no series at all.
+    pub(crate) fn expect(&self, cert: &str) {
+        lock(&self.validity).entry(cert.to_string()).or_insert(None);
     }
 
     /// Publishes `certificate` under `cert`.
@@ -194,13 +218,17 @@ impl CertificateMetrics {
         self.not_before
             .with_label_values(&[role, cert])
             .set(crate::certs::unix_seconds(certificate.not_before));
+        lock(&self.validity).insert(
+            cert.to_string(),
+            Some((certificate.not_before, certificate.not_after)),
+        );
         let labels = [
             certificate.serial.clone(),
             certificate.subject_cn.clone(),
             certificate.issuer_cn.clone(),
             certificate.fingerprint_sha256.clone(),
         ];
-        let mut previous = self.info_labels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut previous = lock(&self.info_labels);
         if let Some(old) = previous.insert(cert.to_string(), labels.clone()) {
             if old != labels {
                 let _ = self
@@ -212,6 +240,39 @@ impl CertificateMetrics {
             .with_label_values(&[role, cert, &labels[0], &labels[1], &labels[2], &labels[3]])
             .set(1);
     }
+}
+
+/// `pki_sidecar_tls_certificate_ready`, worked out at each scrape: a certificate that expires
+/// between two renewals turns 0 without anyone setting it.
+struct ReadyCollector {
+    gauge: IntGaugeVec,
+    role: &'static str,
+    validity: Arc<Mutex<BTreeMap<String, Validity>>>,
+}
+
+impl prometheus::core::Collector for ReadyCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let now = std::time::SystemTime::now();
+        for (cert, validity) in lock(&self.validity).iter() {
+            let ready = validity
+                .is_some_and(|(not_before, not_after)| not_before <= now && now < not_after);
+            self.gauge
+                .with_label_values(&[self.role, cert])
+                .set(i64::from(ready));
+        }
+        self.gauge.collect()
+    }
+}
+
+/// A mutex whose data stays consistent even if a holder panicked (every update is one step).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One role's registry, readiness board and metrics listener.
@@ -238,9 +299,7 @@ impl Telemetry {
         build_info.with_label_values(&[VERSION, GIT_COMMIT]).set(1);
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(process::ProcessCollector::new()?))?;
         Ok(Telemetry {
             registry,
             readiness: Readiness::default(),
@@ -334,6 +393,54 @@ mod tests {
         readiness.ready("listener");
         readiness.ready("certificate");
         assert!(readiness.check().is_ok());
+    }
+
+    #[test]
+    fn ready_follows_the_validity_at_each_scrape() {
+        use std::time::{Duration, SystemTime};
+        let telemetry = Telemetry::new().unwrap();
+        let metrics = CertificateMetrics::register(&telemetry.registry, "proxy").unwrap();
+        let ready = |cert: &str| {
+            let text = String::from_utf8(telemetry.render()).unwrap();
+            let series =
+                format!("pki_sidecar_tls_certificate_ready{{cert=\"{cert}\",role=\"proxy\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(series.as_str()))
+                .map(str::to_string)
+        };
+        assert_eq!(
+            ready("tls.crt"),
+            None,
+            "no series before the role expects one"
+        );
+        metrics.expect("tls.crt");
+        assert_eq!(
+            ready("tls.crt").as_deref(),
+            Some("0"),
+            "expected, not held yet"
+        );
+        let now = SystemTime::now();
+        let mut info = crate::certs::CertInfo {
+            not_before: now - Duration::from_secs(60),
+            not_after: now + Duration::from_secs(60),
+            serial: "01".into(),
+            subject_cn: "a".into(),
+            issuer_cn: "ca".into(),
+            fingerprint_sha256: "ab".into(),
+            is_ca: false,
+            names: Vec::new(),
+        };
+        metrics.set("tls.crt", &info);
+        assert_eq!(ready("tls.crt").as_deref(), Some("1"));
+        // Expired since: 0 at the next scrape, though nothing set it.
+        info.not_after = now - Duration::from_secs(1);
+        metrics.set("tls.crt", &info);
+        assert_eq!(ready("tls.crt").as_deref(), Some("0"));
+        // Not valid yet (a clock behind the CA's): 0 too.
+        info.not_before = now + Duration::from_secs(30);
+        info.not_after = now + Duration::from_secs(90);
+        metrics.set("tls.crt", &info);
+        assert_eq!(ready("tls.crt").as_deref(), Some("0"));
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The agent's own metrics, registered beside the shared ones in the role's registry.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
 use prometheus::{Gauge, IntCounterVec, Opts, Registry};
 
 use crate::telemetry::CertificateMetrics;
@@ -91,11 +95,53 @@ pub(crate) struct TemplateMetrics {
     commands: IntCounterVec,
     renewal: prometheus::GaugeVec,
     certificates: CertificateMetrics,
+    labels: Arc<Mutex<CertLabels>>,
+}
+
+/// Which `cert` label each certificate file gets: the configured one, else its base name, else
+/// (when another file already has that base name) its whole path, so two certificates never
+/// share one series.
+#[derive(Default)]
+struct CertLabels {
+    configured: BTreeMap<PathBuf, String>,
+    given: BTreeMap<PathBuf, String>,
+}
+
+impl CertLabels {
+    fn label(&mut self, path: &Path) -> String {
+        if let Some(label) = self.given.get(path) {
+            return label.clone();
+        }
+        let label = match self.configured.get(path) {
+            Some(label) => label.clone(),
+            None => {
+                let base = crate::config::default_cert_label(path);
+                if self.given.values().any(|taken| *taken == base) {
+                    let whole = path.display().to_string();
+                    tracing::warn!(
+                        file = %whole,
+                        label = %base,
+                        "two certificate files share a base name: this one is labelled \
+                         cert=\"{whole}\"; name them with telemetry {{ cert_labels }}"
+                    );
+                    whole
+                } else {
+                    base
+                }
+            }
+        };
+        self.given.insert(path.to_path_buf(), label.clone());
+        label
+    }
 }
 
 impl TemplateMetrics {
-    /// Registers the renderer's metrics in `registry`.
-    pub(crate) fn register(registry: &Registry) -> prometheus::Result<TemplateMetrics> {
+    /// Registers the renderer's metrics in `registry`; `cert_labels` names certificate files
+    /// whose label is not their base name.
+    pub(crate) fn register(
+        registry: &Registry,
+        cert_labels: &BTreeMap<PathBuf, String>,
+    ) -> prometheus::Result<TemplateMetrics> {
         let renders = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_agent_template_renders_total",
@@ -146,6 +192,10 @@ impl TemplateMetrics {
             commands,
             renewal,
             certificates: CertificateMetrics::register(registry, "agent")?,
+            labels: Arc::new(Mutex::new(CertLabels {
+                configured: cert_labels.clone(),
+                given: BTreeMap::new(),
+            })),
         })
     }
 
@@ -169,16 +219,42 @@ impl TemplateMetrics {
         self.commands.with_label_values(&[result(success)]).inc();
     }
 
-    /// Publishes the certificate now behind `cert` (a destination path) and its renewal point.
+    /// Publishes the certificate just written to `file` and its renewal point.
     pub(crate) fn certificate(
         &self,
-        cert: &str,
+        file: &Path,
         info: &crate::certs::CertInfo,
         renew_at: std::time::SystemTime,
     ) {
+        let cert = self
+            .labels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .label(file);
+        let cert = cert.as_str();
         self.certificates.set(cert, info);
         self.renewal
             .with_label_values(&[cert])
             .set(crate::certs::unix_seconds(renew_at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_configured_names_else_base_names_else_whole_paths() {
+        let mut labels = CertLabels {
+            configured: BTreeMap::from([(PathBuf::from("/a/web.pem"), "web".to_string())]),
+            given: BTreeMap::new(),
+        };
+        assert_eq!(labels.label(Path::new("/a/web.pem")), "web");
+        assert_eq!(labels.label(Path::new("/a/tls.crt")), "tls.crt");
+        // Same base name, another file: its whole path, never a shared series.
+        assert_eq!(labels.label(Path::new("/b/tls.crt")), "/b/tls.crt");
+        // Stable across renewals.
+        assert_eq!(labels.label(Path::new("/a/tls.crt")), "tls.crt");
+        assert_eq!(labels.label(Path::new("/b/tls.crt")), "/b/tls.crt");
     }
 }

@@ -143,7 +143,8 @@ impl Agent {
         telemetry: Telemetry,
         clock: Clock,
     ) -> anyhow::Result<Agent> {
-        let template_metrics = metrics::TemplateMetrics::register(&telemetry.registry)?;
+        let template_metrics =
+            metrics::TemplateMetrics::register(&telemetry.registry, &templates.cert_labels)?;
         let runner = runner::TemplateRunner::new(
             templates,
             backend,

@@ -817,6 +817,16 @@ impl TemplateRunner {
             .map(|(_, planned)| planned.path().to_path_buf())
             .collect();
         files.sort_by_key(|(_, planned)| !key_paths.contains(planned.path()));
+        // The files each template's certificate lands in (its leaf first in the file), for the
+        // metrics: by the file, not the template, so the agent's `cert` label is the one the
+        // proxy that serves that file uses.
+        let certificate_files: Vec<(usize, PathBuf, String)> = files
+            .iter()
+            .filter_map(|(position, planned)| {
+                let fingerprint = planned.leaf_fingerprint()?;
+                Some((*position, planned.path().to_path_buf(), fingerprint))
+            })
+            .collect();
         // The disk may hang (a stuck network volume): the work runs off the runtime's thread,
         // so a stop signal is still heard and ends the agent within its grace.
         let changed = off_thread(move || write_files(&files)).await??;
@@ -824,10 +834,17 @@ impl TemplateRunner {
             let slot = &mut self.slots[position];
             slot.successful_renders += 1;
             slot.rendered = true;
-            let name = slot.config.destination.display().to_string();
-            for dependency in &slot.uses {
-                if let Some((info, renew_at)) = self.store.certificates.get(dependency) {
-                    self.metrics.certificate(&name, info, *renew_at);
+            for (_, file, fingerprint) in certificate_files
+                .iter()
+                .filter(|(written, _, _)| *written == position)
+            {
+                let issued = slot
+                    .uses
+                    .iter()
+                    .filter_map(|dependency| self.store.certificates.get(dependency))
+                    .find(|(info, _)| info.fingerprint_sha256 == *fingerprint);
+                if let Some((info, renew_at)) = issued {
+                    self.metrics.certificate(file, info, *renew_at);
                 }
             }
             if count == 0 {
@@ -933,12 +950,36 @@ impl Planned {
         }
     }
 
-    fn holds_key(&self) -> bool {
-        let text = match self {
+    fn text(&self) -> &[u8] {
+        match self {
             Planned::Write(write) => write.contents.as_bytes(),
             Planned::Destination { output, .. } => output.as_bytes(),
-        };
-        fsutil::holds_private_key(text)
+        }
+    }
+
+    fn holds_key(&self) -> bool {
+        fsutil::holds_private_key(self.text())
+    }
+
+    /// The SHA-256 of the file's first certificate, if it starts a chain (a leaf, or a CA
+    /// bundle: the caller keeps only the fingerprints it issued).
+    fn leaf_fingerprint(&self) -> Option<String> {
+        let text = self.text();
+        if !text
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return None;
+        }
+        let first = crate::tls::pem::certificates(text)
+            .ok()?
+            .into_iter()
+            .next()?;
+        Some(
+            crate::certs::CertInfo::parse(&first)
+                .ok()?
+                .fingerprint_sha256,
+        )
     }
 }
 

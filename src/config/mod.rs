@@ -22,6 +22,7 @@ pub(crate) mod raw;
 mod resolve;
 mod shape;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -292,6 +293,9 @@ pub struct Wait {
 pub struct Telemetry {
     /// The agent's `/metrics`, `/healthz`, `/readyz` listener.
     pub metrics_listen: SocketAddr,
+    /// `cert_labels`: the `cert` label of the certificate written to a file, when it should
+    /// not be the file's base name (the default, which the proxy uses too).
+    pub cert_labels: BTreeMap<PathBuf, String>,
     /// Its listen backlog: the top-level `listen_backlog`.
     pub listen_backlog: u32,
 }
@@ -307,6 +311,9 @@ pub struct Proxy {
     pub cert_file: PathBuf,
     /// The private key the agent writes.
     pub key_file: PathBuf,
+    /// `cert_label`: the served certificate's `cert` label; by default `cert_file`'s base name,
+    /// as the agent labels the certificate it writes there.
+    pub cert_label: String,
     /// The proxy's metrics listener.
     pub metrics_listen: SocketAddr,
     /// The listen backlog of both listeners (connections the kernel has accepted and the proxy
@@ -834,6 +841,7 @@ impl Config {
         Templates {
             settings: self.template_config.clone(),
             templates: self.templates.clone(),
+            cert_labels: self.telemetry.cert_labels.clone(),
         }
     }
 }
@@ -865,6 +873,18 @@ pub struct Templates {
     pub settings: TemplateConfig,
     /// Every `template {}`, in file order.
     pub templates: Vec<Template>,
+    /// `telemetry { cert_labels }`: the `cert` label of a certificate file, when it is not the
+    /// file's base name.
+    pub cert_labels: BTreeMap<PathBuf, String>,
+}
+
+/// The `cert` label of the certificate in `path` when the config names none: the file's base
+/// name (`tls.crt`), the same in the agent that writes the file and the proxy that serves it, so
+/// their series join on it.
+pub fn default_cert_label(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 #[cfg(test)]

@@ -186,6 +186,7 @@ pub(crate) struct RawWait {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTelemetry {
     pub metrics_listen: Option<String>,
+    pub cert_labels: Option<BTreeMap<String, String>>,
 }
 
 /// `proxy {}`.
@@ -196,6 +197,7 @@ pub(crate) struct RawProxy {
     pub upstream: Option<String>,
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
+    pub cert_label: Option<String>,
     pub metrics_listen: Option<String>,
     pub listen_backlog: Option<Scalar>,
     pub shutdown_grace: Option<Scalar>,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -17,7 +17,7 @@ use super::raw::{self, Scalar};
 use super::{
     App, AuthKind, AuthMethod, AutoAuth, Cidr, ClientAuth, Config, FileSink, ForwardedHeaders,
     LogFormat, Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, Vault, Wait,
+    TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -307,7 +307,7 @@ pub(super) fn resolve(
     let vault = resolve_vault(&mut r, raw.vault.unwrap_or_default());
     let auto_auth = raw.auto_auth.map(|a| resolve_auto_auth(&mut r, a));
     let template_config = resolve_template_config(&mut r, raw.template_config.unwrap_or_default());
-    let templates = raw
+    let templates: Vec<Template> = raw
         .template
         .unwrap_or_default()
         .into_iter()
@@ -316,12 +316,14 @@ pub(super) fn resolve(
         .collect();
 
     let telemetry = raw.telemetry.unwrap_or_default();
+    let cert_labels = resolve_cert_labels(&mut r, telemetry.cert_labels, &templates);
     let telemetry = Telemetry {
         metrics_listen: r.socket(
             &["telemetry", "metrics_listen"],
             telemetry.metrics_listen.as_deref(),
             "0.0.0.0:9101",
         ),
+        cert_labels,
         listen_backlog,
     };
     let proxy_configured = raw.proxy.is_some();
@@ -1056,6 +1058,14 @@ fn resolve_proxy(
     let key_file = r
         .non_empty_path(&["proxy", "key_file"], raw.key_file.as_ref())
         .unwrap_or_else(|| PathBuf::from("/etc/nginx/ssl/tls.key"));
+    let cert_label = match raw.cert_label {
+        Some(label) if label.trim().is_empty() => {
+            r.error(&["proxy", "cert_label"], "must not be empty");
+            default_cert_label(&cert_file)
+        }
+        Some(label) => label,
+        None => default_cert_label(&cert_file),
+    };
     let mut duration = |key: &'static str, value: Option<&Scalar>, default: u64| {
         let value = r.duration(&["proxy", key], value, Duration::from_secs(default));
         if value.is_zero() {
@@ -1152,6 +1162,7 @@ fn resolve_proxy(
         upstream,
         cert_file,
         key_file,
+        cert_label,
         metrics_listen: r.socket(
             &["proxy", "metrics_listen"],
             raw.metrics_listen.as_deref(),
@@ -1181,6 +1192,45 @@ fn resolve_proxy(
         hsts,
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
+}
+
+/// `telemetry { cert_labels = { "/path/tls.crt" = "web" } }`. A path no template can write
+/// (not a destination, and not named in any template's text) is warned about: it would never
+/// label anything.
+fn resolve_cert_labels(
+    r: &mut Resolver,
+    raw: Option<BTreeMap<String, String>>,
+    templates: &[Template],
+) -> BTreeMap<PathBuf, String> {
+    let mut labels = BTreeMap::new();
+    let texts: Vec<String> = templates
+        .iter()
+        .filter_map(|template| match &template.source {
+            TemplateSource::Contents(text) => Some(text.clone()),
+            // Unreadable here is reported by the template checks, not this one.
+            TemplateSource::File(path) => std::fs::read_to_string(path).ok(),
+        })
+        .collect();
+    for (path, label) in raw.unwrap_or_default() {
+        let key = ["telemetry", "cert_labels", path.as_str()];
+        if path.is_empty() || label.trim().is_empty() {
+            r.error(&key, "needs a file path and a non-empty label");
+            continue;
+        }
+        let written = templates
+            .iter()
+            .any(|template| template.destination == Path::new(&path))
+            || texts.iter().any(|text| text.contains(path.as_str()));
+        if !written {
+            r.warn(
+                &key,
+                "no template writes this file (not a destination, not named in a template): \
+                 the label is never used",
+            );
+        }
+        labels.insert(PathBuf::from(path), label);
+    }
+    labels
 }
 
 /// A template's `command` or `exec.command` as consul-template runs it: one string (or a list

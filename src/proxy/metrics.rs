@@ -13,9 +13,6 @@ use super::store::ReloadError;
 use crate::certs::CertInfo;
 use crate::telemetry::{CertificateMetrics, HttpMetrics};
 
-/// The `cert` label of the served certificate.
-pub(crate) const SERVED: &str = "server";
-
 /// Status codes whose counters are resolved up front.
 const COMMON_CODES: &[u16] = &[
     200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503,
@@ -69,8 +66,8 @@ impl ClientErrors {
 
 impl ProxyMetrics {
     /// Registers the proxy's metrics in `registry`, every labelled series at 0.
-    pub(crate) fn register(registry: &Registry) -> prometheus::Result<ProxyMetrics> {
-        let reload = ReloadMetrics::register(registry, "proxy")?;
+    pub(crate) fn register(registry: &Registry, cert: &str) -> prometheus::Result<ProxyMetrics> {
+        let reload = ReloadMetrics::register(registry, "proxy", cert)?;
         let handshakes = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_proxy_tls_handshakes_total",
@@ -166,22 +163,25 @@ impl ProxyMetrics {
     }
 }
 
-/// The served certificate's gauges (`pki_sidecar_tls_certificate_*{role, cert="server"}`) and
+/// The served certificate's gauges (`pki_sidecar_tls_certificate_*{role, cert}`) and
 /// the reload counters (`pki_sidecar_ROLE_certificate_reloads_total`,
 /// `pki_sidecar_ROLE_certificate_last_reload_success_timestamp_seconds`) of one role.
 #[derive(Clone)]
 pub(crate) struct ReloadMetrics {
     certificates: CertificateMetrics,
+    cert: String,
     success: IntCounter,
     reloads: IntCounterVec,
     last_reload: Gauge,
 }
 
 impl ReloadMetrics {
-    /// Registers the reload metrics of `role` in `registry`, every reason at 0.
+    /// Registers the reload metrics of `role` in `registry`, every reason at 0, for the
+    /// certificate labelled `cert` (not ready until the first load).
     pub(crate) fn register(
         registry: &Registry,
         role: &'static str,
+        cert: &str,
     ) -> prometheus::Result<ReloadMetrics> {
         let reloads = IntCounterVec::new(
             Opts::new(
@@ -199,8 +199,11 @@ impl ReloadMetrics {
         for reason in ReloadError::REASONS {
             reloads.with_label_values(&["failure", reason]);
         }
+        let certificates = CertificateMetrics::register(registry, role)?;
+        certificates.expect(cert);
         Ok(ReloadMetrics {
-            certificates: CertificateMetrics::register(registry, role)?,
+            certificates,
+            cert: cert.to_string(),
             success: reloads.with_label_values(&["success", "new_certificate"]),
             reloads,
             last_reload,
@@ -212,7 +215,7 @@ impl ReloadMetrics {
         self.success.inc();
         self.last_reload
             .set(crate::certs::unix_seconds(std::time::SystemTime::now()));
-        self.certificates.set(SERVED, info);
+        self.certificates.set(&self.cert, info);
     }
 
     /// A load attempt failed for `reason`.

@@ -125,7 +125,7 @@ impl Proxy {
     /// Registers the proxy's metrics in `telemetry`, builds the TLS config and the upstream
     /// client; reads no certificate and binds nothing yet.
     pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
-        let metrics = ProxyMetrics::register(&telemetry.registry)?;
+        let metrics = ProxyMetrics::register(&telemetry.registry, &config.cert_label)?;
         let store = Arc::new(CertStore::default());
         let tickets = rustls::crypto::ring::Ticketer::new()
             .context("cannot create the TLS session ticket key")?;

@@ -36,7 +36,8 @@ impl WebhookMetrics {
     ];
 
     /// Registers the webhook's metrics in `registry`, every result at 0.
-    pub(crate) fn register(registry: &Registry) -> prometheus::Result<WebhookMetrics> {
+    /// `cert` labels the serving certificate.
+    pub(crate) fn register(registry: &Registry, cert: &str) -> prometheus::Result<WebhookMetrics> {
         let requests = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_webhook_requests_total",
@@ -59,7 +60,7 @@ impl WebhookMetrics {
         registry.register(Box::new(duration.clone()))?;
         let counter = |result: &str| requests.with_label_values(&[result]);
         Ok(WebhookMetrics {
-            reload: ReloadMetrics::register(registry, "webhook")?,
+            reload: ReloadMetrics::register(registry, "webhook", cert)?,
             injected: counter(Outcome::Injected.label()),
             already_injected: counter(Outcome::AlreadyInjected.label()),
             not_requested: counter(Outcome::NotRequested.label()),
@@ -90,7 +91,7 @@ mod tests {
     #[test]
     fn every_result_is_exported_at_zero() {
         let registry = Registry::new();
-        WebhookMetrics::register(&registry).unwrap();
+        WebhookMetrics::register(&registry, "tls.crt").unwrap();
         let families = registry.gather();
         let requests = families
             .iter()

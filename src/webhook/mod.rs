@@ -96,7 +96,10 @@ pub struct Webhook {
 impl Webhook {
     /// Registers the metrics, builds the TLS config; reads no certificate and binds nothing.
     pub fn build(config: Config, telemetry: Telemetry) -> anyhow::Result<Webhook> {
-        let metrics = WebhookMetrics::register(&telemetry.registry)?;
+        let metrics = WebhookMetrics::register(
+            &telemetry.registry,
+            &crate::config::default_cert_label(&config.cert_file),
+        )?;
         let store = Arc::new(CertStore::default());
         let mut tls = ServerConfig::builder_with_provider(crate::tls::crypto_provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

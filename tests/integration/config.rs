@@ -324,6 +324,11 @@ fn every_key_fixture_resolves_every_key() {
         config.telemetry.metrics_listen.to_string(),
         "127.0.0.1:19101"
     );
+    assert_eq!(
+        config.telemetry.cert_labels,
+        std::collections::BTreeMap::from([("/etc/tls/tls.crt".into(), "web".to_string())])
+    );
+    assert_eq!(config.proxy.cert_label, "web");
     assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
     assert_eq!(

@@ -274,13 +274,11 @@ fn dev_serves_hello_world_and_rotates_without_a_failed_request() {
     assert_eq!(mode("tls.crt"), 0o644);
 
     // Metrics: both certificate holders export the expiry; nothing pretends to have logged in.
+    // Both label it by the file's base name, so their series join on `cert`.
     let agent = scrape(ports.agent_metrics);
-    let cert = dir_path.join("tls.crt").display().to_string();
     let agent_expiry = util::metric(
         &agent,
-        &format!(
-            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{{cert=\"{cert}\",role=\"agent\"}}"
-        ),
+        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"agent\"}",
     );
     assert!(agent_expiry > unix_now() - 10.0, "{agent}");
     assert!(util::metric(&agent, "pki_sidecar_agent_issue_total{result=\"success\"}") >= 2.0);
@@ -288,9 +286,23 @@ fn dev_serves_hello_world_and_rotates_without_a_failed_request() {
     let proxy = scrape(ports.proxy_metrics);
     let proxy_expiry = util::metric(
         &proxy,
-        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}",
+        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"proxy\"}",
     );
     assert!(proxy_expiry > unix_now() - 10.0, "{proxy}");
+    assert_eq!(
+        proxy_expiry, agent_expiry,
+        "the served certificate is the issued one"
+    );
+    for (scrape, role) in [(&agent, "agent"), (&proxy, "proxy")] {
+        assert_eq!(
+            util::metric(
+                scrape,
+                &format!("pki_sidecar_tls_certificate_ready{{cert=\"tls.crt\",role=\"{role}\"}}")
+            ),
+            1.0,
+            "{scrape}"
+        );
+    }
     // dev waits for the proxy's readiness before its own check: no handshake was refused.
     assert_eq!(
         util::metric(

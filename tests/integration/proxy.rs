@@ -990,7 +990,7 @@ async fn rotation_under_load(rotation: Rotation) {
     assert_eq!(
         util::metric(
             &scrape,
-            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}"
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"proxy\"}"
         ),
         last.not_after as f64,
         "the gauge follows the served certificate"
@@ -2107,7 +2107,7 @@ fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     assert_eq!(
         util::metric(
             &scrape,
-            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"proxy\"}"
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"proxy\"}"
         ),
         pair.not_after as f64,
         "{scrape}"

@@ -112,14 +112,17 @@ fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
         agent.metric("pki_sidecar_agent_template_renders_total{result=\"success\"}"),
         1.0
     );
-    let destination = dir.path().join("tls.crt").display().to_string();
-    let expiry = agent.metric(&format!(
-        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{{cert=\"{destination}\",role=\"agent\"}}"
-    ));
+    // Labelled by the certificate file's base name, as the proxy labels the file it serves.
+    let expiry = agent.metric(
+        "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"agent\"}",
+    );
     assert_eq!(expiry, certs::unix_seconds(leaf.not_after));
-    let renewal = agent.metric(&format!(
-        "pki_sidecar_agent_certificate_renewal_timestamp_seconds{{cert=\"{destination}\"}}"
-    ));
+    assert_eq!(
+        agent.metric("pki_sidecar_tls_certificate_ready{cert=\"tls.crt\",role=\"agent\"}"),
+        1.0
+    );
+    let renewal =
+        agent.metric("pki_sidecar_agent_certificate_renewal_timestamp_seconds{cert=\"tls.crt\"}");
     let start = certs::unix_seconds(leaf.not_before);
     let fraction = (renewal - start) / leaf.lifetime().as_secs_f64();
     assert!(
@@ -141,6 +144,75 @@ fn the_seed_template_yields_the_leaf_and_issuing_ca_with_a_matching_key() {
         !stderr.contains(key_body),
         "the private key must never be logged"
     );
+}
+
+/// Metrics label a certificate by the file it lands in, as the proxy serving that file does:
+/// a key-only or CA-only file gets no series, and `telemetry { cert_labels }` renames one.
+#[test]
+fn certificate_series_are_labelled_by_the_file_holding_the_leaf() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().display();
+    let issue = r#"pkiCert "pki_intermediate/issue/home" "common_name=web.home" "ttl=1h""#;
+    let extra = format!(
+        r#"
+template {{
+  destination = "{local}/web/cert.pem"
+  create_dest_dirs = true
+  contents = "{{{{ with {issue} }}}}{{{{ .Data.Cert }}}}{{{{ end }}}}"
+}}
+template {{
+  destination = "{local}/web/key.pem"
+  create_dest_dirs = true
+  contents = "{{{{ with {issue} }}}}{{{{ .Data.Key }}}}{{{{ end }}}}"
+}}
+template {{
+  destination = "{local}/web/ca.pem"
+  create_dest_dirs = true
+  contents = "{{{{ with {issue} }}}}{{{{ .Data.CA }}}}{{{{ end }}}}"
+}}
+telemetry {{
+  cert_labels = {{ "{local}/web/cert.pem" = "web" }}
+}}
+"#,
+        issue = issue.replace('"', "\\\""),
+    );
+    let config = seed_config(dir.path(), bao::LOGIN_ROLE, &extra);
+    let agent = start(bed, dir.path(), &config);
+    agent.wait_ready(Duration::from_secs(30));
+    let scrape = agent.scrape();
+    let web = CertInfo::parse(
+        &pem::certificates(std::fs::read(dir.path().join("web/cert.pem")).unwrap()).unwrap()[0],
+    )
+    .unwrap();
+    assert_eq!(
+        agent.metric(
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"web\",role=\"agent\"}"
+        ),
+        certs::unix_seconds(web.not_after),
+        "{scrape}"
+    );
+    let (seed, _) = pair(dir.path());
+    assert_eq!(
+        agent.metric(
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"agent\"}"
+        ),
+        certs::unix_seconds(seed.not_after),
+        "{scrape}"
+    );
+    let labelled: Vec<&str> = scrape
+        .lines()
+        .filter(|line| line.starts_with("pki_sidecar_tls_certificate_ready{"))
+        .collect();
+    assert_eq!(
+        labelled,
+        [
+            "pki_sidecar_tls_certificate_ready{cert=\"tls.crt\",role=\"agent\"} 1",
+            "pki_sidecar_tls_certificate_ready{cert=\"web\",role=\"agent\"} 1",
+        ],
+        "one series per certificate file; none for the key or the CA alone"
+    );
+    stop(agent);
 }
 
 #[test]

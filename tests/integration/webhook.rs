@@ -447,7 +447,7 @@ fn readiness_waits_for_the_certificate_and_a_new_one_is_served_without_a_restart
     assert_eq!(
         util::metric(
             &scrape,
-            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"server\",role=\"webhook\"}"
+            "pki_sidecar_tls_certificate_expiration_timestamp_seconds{cert=\"tls.crt\",role=\"webhook\"}"
         ),
         second.not_after as f64
     );
