@@ -114,6 +114,18 @@ impl VaultError {
         }
     }
 
+    /// Every `kind` label value, for exporting an operation's error counters at 0 before its
+    /// first failure (a counter born at 1 shows no increase to `rate()`).
+    /// (`protocol` is not one: an answer is judged after the exchange, which succeeded.)
+    pub(crate) const KINDS: [&'static str; 6] = [
+        "unreachable",
+        "timeout",
+        "certificate",
+        "status_4xx",
+        "status_5xx",
+        "status_other",
+    ];
+
     /// The `kind` label of `pki_sidecar_vault_request_errors_total`: `unreachable`,
     /// `timeout`, `certificate`, `status_4xx`, `status_5xx` (any other status is `status_other`),
     /// or `protocol`.
@@ -499,6 +511,10 @@ impl VaultClient {
         body: &[u8],
     ) -> Result<Bytes, VaultError> {
         let histogram = self.metrics.duration.with_label_values(&[operation]);
+        // Calls to Vault are a few an hour: a lookup per kind costs nothing here.
+        for kind in VaultError::KINDS {
+            self.metrics.errors.with_label_values(&[operation, kind]);
+        }
         let mut attempt = 0;
         loop {
             let started = Instant::now();
@@ -1023,6 +1039,15 @@ mod tests {
         client.health().await.unwrap_err();
         assert_eq!(errors_counted(&registry, "health", "unreachable"), 1);
         assert_eq!(errors_counted(&registry, "login", "unreachable"), 0);
+        // An operation's series exist at 0 from its first call, so that its first failure is
+        // an increase `rate()` sees.
+        let exported = registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == "pki_sidecar_vault_request_errors_total")
+            .map(|family| family.get_metric().len())
+            .sum::<usize>();
+        assert_eq!(exported, VaultError::KINDS.len());
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@ use serde_yaml::Value;
 use crate::deploy::{kind, rendered, text};
 use crate::util;
 
+mod scenario;
+
 /// The dashboard file, the one copy the ConfigMap is generated from.
 const DASHBOARD: &str = "deploy/monitoring/dashboards/pki-sidecar.json";
 /// The `promtool test rules` cases.
