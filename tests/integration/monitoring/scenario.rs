@@ -317,7 +317,12 @@ fn prometheus_or_skip() -> Option<PathBuf> {
 }
 
 /// Waits until the role's scrape satisfies `done`.
-fn wait_scrape(role: &RoleProcess, limit: Duration, what: &str, done: impl Fn(&str) -> bool) {
+fn wait_scrape(
+    role: &RoleProcess,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&str) -> bool,
+) {
     let start = Instant::now();
     loop {
         let scrape = role.scrape();
@@ -394,9 +399,9 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
         sample(s, issued, &["result=\"success\""]).unwrap_or(0.0) >= 2.0
     });
 
-    // 2. A bad certificate file: the proxy refuses it and keeps its pair.
-    std::fs::write(files.join("tls.crt"), "not a certificate\n").unwrap();
-    wait_scrape(&proxy, Duration::from_secs(15), "a reload failure", |s| {
+    // 2. A bad certificate file: the proxy refuses it and keeps its pair. Written again every
+    //    second until counted: the agent's renewal may have been replacing the file just then.
+    let refused = |s: &str| {
         sample(
             s,
             "pki_sidecar_proxy_certificate_reloads_total",
@@ -404,6 +409,17 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
         )
         .unwrap_or(0.0)
             >= 1.0
+    };
+    let mut written = Instant::now() - Duration::from_secs(1);
+    wait_scrape(&proxy, Duration::from_secs(20), "a reload failure", |s| {
+        if refused(s) {
+            return true;
+        }
+        if written.elapsed() >= Duration::from_secs(1) {
+            std::fs::write(files.join("tls.crt"), "not a certificate\n").unwrap();
+            written = Instant::now();
+        }
+        false
     });
 
     // 3. An OpenBao outage: the next renewal fails; after the restart the agent logs in again
@@ -427,6 +443,14 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
 
     // 4. An expired served certificate: the agent stopped (SIGSTOP), the proxy keeps serving
     //    its certificate past NotAfter, until the agent continues and renews.
+    //    The outage may have outlasted the served certificate: first the renewed one is served
+    //    and Prometheus has seen it valid.
+    let valid = "pki_sidecar_tls_certificate_ready{role=\"proxy\"} == 1";
+    util::wait_until(
+        Duration::from_secs(40),
+        "Prometheus scraping the proxy's certificate valid",
+        || prometheus.query(valid).len() == 1,
+    );
     util::signal(agent.pid(), Signal::SIGSTOP);
     let reloads = |s: &str| {
         sample(
@@ -438,12 +462,13 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
     };
     let reloaded_before = reloads(&proxy.scrape());
     // The proxy's certificate expires (it may still load the agent's last one first), and
-    // Prometheus scrapes it expired.
+    // Prometheus scrapes it expired, and fails to scrape the stopped agent.
     let expired = "pki_sidecar_tls_certificate_ready{role=\"proxy\"} == 0";
+    let agent_down = "up{endpoint=\"agent-metrics\"} == 0";
     util::wait_until(
         Duration::from_secs(40),
-        "Prometheus scraping the proxy's certificate expired",
-        || prometheus.query(expired).len() == 1,
+        "Prometheus scraping the proxy's certificate expired and the agent down",
+        || prometheus.query(expired).len() == 1 && prometheus.query(agent_down).len() == 1,
     );
     let reloaded_before = reloaded_before.max(reloads(&proxy.scrape()));
     util::signal(agent.pid(), Signal::SIGCONT);
