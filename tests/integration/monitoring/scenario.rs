@@ -517,6 +517,26 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
             .query_range(expr, window_start, window_end)
             .unwrap_or_else(|err| panic!("{name}: {err}"));
     }
+    // The alerts the scenario provokes match real series (their `for` is longer than the
+    // scenario, so their expressions, not their firing, are what can be seen).
+    for name in [
+        "PkiSidecarCertificateNotValid",
+        "PkiSidecarCertificateNearExpiry",
+        "PkiSidecarAgentDown",
+    ] {
+        let (_, _, rule) = super::alerts()
+            .into_iter()
+            .find(|(_, n, _)| n == name)
+            .unwrap();
+        let expr = rule["expr"].as_str().unwrap();
+        let matched = prometheus
+            .query_range(expr, window_start, window_end)
+            .unwrap();
+        assert!(
+            !matched.is_empty(),
+            "{name} matched nothing during the scenario: {expr}"
+        );
+    }
     let rules = prometheus.api("rules", &[]).unwrap();
     let mut evaluated = 0;
     for group in rules["groups"].as_array().unwrap() {
