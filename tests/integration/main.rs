@@ -14,7 +14,7 @@
 //!   requests against a recording upstream, beside nginx (RELIABILITY.md's "Hostile requests").
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `monitoring`: `deploy/monitoring` — the alert rules through promtool, the Grafana
-//!   dashboard, and a real Prometheus scraping the three roles through a scenario.
+//!   dashboard, and a real Prometheus scraping every role through a scenario.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
 //! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,

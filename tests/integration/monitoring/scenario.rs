@@ -1,10 +1,12 @@
-//! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping the agent, the proxy and the
-//! app every second, labelled as the PodMonitor labels them, with the PrometheusRule's rules
-//! loaded; a real OpenBao behind the agent. The scenario: renewals (12 s certificates), a bad
-//! certificate file (a proxy reload failure), an OpenBao outage (stopped, then restarted), and
-//! an expired served certificate (the agent stopped with SIGSTOP until the proxy's certificate
-//! expires, then continued). Then every panel query of the dashboard must have returned a
-//! series over the scenario's window, and every alert expression must evaluate.
+//! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping the agent, the proxy, the app
+//! and the admission webhook every second, labelled as the PodMonitors label them, with the
+//! PrometheusRule's rules loaded; a real OpenBao behind the agent, whose certificate the proxy
+//! and the webhook both serve. The scenario: renewals (12 s certificates), a bad certificate
+//! file (a reload failure), an OpenBao outage (stopped, then restarted), an expired served
+//! certificate (the agent stopped with SIGSTOP until it expires, then continued), and reviews
+//! the webhook injects nothing into, refuses, or finds invalid. Then every panel query of the
+//! dashboard must have returned a series over the scenario's window, and every alert
+//! expression must evaluate.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,22 +26,14 @@ use crate::util::{self, ChildGuard, bao};
 const NAMESPACE: &str = "poc-sidecar-tls-pki";
 const POD: &str = "poc-sidecar-tls-pki-deploy-0";
 const JOB: &str = "poc-sidecar-tls-pki/poc-sidecar-tls-pki";
+/// The same for the admission webhook (deploy/monitoring/webhook).
+const WEBHOOK_NAMESPACE: &str = "pki-sidecar-injector";
+const WEBHOOK_POD: &str = "pki-sidecar-injector-0";
+const WEBHOOK_JOB: &str = "pki-sidecar-injector/pki-sidecar-injector";
 
-/// Panel queries allowed to return nothing in this scenario, and why.
-const ALLOWED_EMPTY: &[(&str, &str)] = &[
-    (
-        "Admission reviews by result",
-        "the scenario runs no admission webhook (tests/integration/webhook.rs scrapes its metrics)",
-    ),
-    (
-        "Admission review latency",
-        "the scenario runs no admission webhook",
-    ),
-    (
-        "Webhook serving certificate reloads",
-        "the scenario runs no admission webhook",
-    ),
-];
+/// Panel queries allowed to return nothing in this scenario, and why. None: the scenario runs
+/// every role, the webhook included.
+const ALLOWED_EMPTY: &[(&str, &str)] = &[];
 
 /// `/usr/bin/prometheus`, or the one on PATH.
 fn prometheus_binary() -> Option<PathBuf> {
@@ -241,7 +235,9 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn start(address: SocketAddr) -> Traffic {
+    /// Also, every second, to the webhook at `webhook`: each review file in turn, and a `GET /`
+    /// (an invalid request).
+    fn start(address: SocketAddr, webhook: SocketAddr, reviews: Vec<PathBuf>) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
@@ -251,6 +247,19 @@ impl Traffic {
                     .args(["-sk", "--max-time", "5", "-o", "/dev/null"])
                     .arg(format!("https://{address}/"))
                     .status();
+                if round % 5 == 2 {
+                    let review = &reviews[(round / 5) as usize % reviews.len()];
+                    let _ = Command::new("curl")
+                        .args(["-sk", "--max-time", "5", "-o", "/dev/null"])
+                        .args(["-H", "Content-Type: application/json", "--data-binary"])
+                        .arg(format!("@{}", review.display()))
+                        .arg(format!("https://{webhook}/mutate"))
+                        .status();
+                    let _ = Command::new("curl")
+                        .args(["-sk", "--max-time", "5", "-o", "/dev/null"])
+                        .arg(format!("https://{webhook}/"))
+                        .status();
+                }
                 if round % 5 == 0 {
                     if let Ok(mut stream) =
                         std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
@@ -281,24 +290,109 @@ impl Drop for Traffic {
     }
 }
 
-/// Prometheus's config: the three roles as static targets with the PodMonitor's labels, the
+/// One scrape target as the PodMonitors label it.
+struct Target {
+    job: &'static str,
+    namespace: &'static str,
+    pod: &'static str,
+    container: &'static str,
+    endpoint: &'static str,
+    address: SocketAddr,
+}
+
+/// Prometheus's config: the roles as static targets with the PodMonitors' labels, the
 /// PrometheusRule's rules, a scrape and an evaluation every second.
-fn prometheus_config(dir: &Path, targets: &[(&str, &str, SocketAddr)]) -> PathBuf {
+fn prometheus_config(dir: &Path, targets: &[Target]) -> PathBuf {
     util::write_file(dir, "rules.yaml", &super::rules_file());
     let mut config = String::from(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files:\n  - rules.yaml\nscrape_configs:\n",
     );
-    config.push_str(&format!(
-        "  - job_name: {JOB}\n    metrics_path: /metrics\n    static_configs:\n"
-    ));
-    for (container, endpoint, address) in targets {
+    for job in [JOB, WEBHOOK_JOB] {
         config.push_str(&format!(
-            "      - targets: ['{address}']\n        labels:\n          namespace: {NAMESPACE}\n          \
-             pod: {POD}\n          container: {container}\n          endpoint: {endpoint}\n"
+            "  - job_name: {job}\n    metrics_path: /metrics\n    static_configs:\n"
         ));
+        for target in targets.iter().filter(|target| target.job == job) {
+            config.push_str(&format!(
+                "      - targets: ['{}']\n        labels:\n          namespace: {}\n          \
+                 pod: {}\n          container: {}\n          endpoint: {}\n",
+                target.address, target.namespace, target.pod, target.container, target.endpoint
+            ));
+        }
     }
     util::write_file(dir, "prometheus.yml", &config)
+}
+
+/// `pki-sidecar webhook` serving the agent's pair (its certificate names localhost), on ports
+/// it binds itself; once ready. Returns the process, its review address and metrics address.
+fn start_webhook(dir: &Path, files: &Path) -> (ChildGuard, SocketAddr, SocketAddr) {
+    let log = dir.join("webhook.log");
+    let mut command = util::command();
+    command
+        .args(["webhook", "--log-format", "json"])
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--tls-cert-file")
+        .arg(files.join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(files.join("tls.key"))
+        .args([
+            "--image",
+            "pki-sidecar:monitoring-test",
+            "--reload-interval",
+            "1s",
+        ])
+        .env_remove("PKI_SIDECAR_INJECT_VAULT_ADDR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let child = ChildGuard(Some(command.spawn().expect("spawn the webhook")));
+    let bound = |key: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| {
+                let event: Value = serde_json::from_str(line).ok()?;
+                (event["@message"] == "listening" && event["key"] == key)
+                    .then(|| event["address"].as_str()?.parse().ok())?
+            })
+    };
+    let mut addresses = None;
+    util::wait_until(Duration::from_secs(30), "the webhook listening", || {
+        addresses = bound("webhook.listen").zip(bound("webhook.metrics_listen"));
+        addresses.is_some()
+    });
+    let (listen, metrics) = addresses.unwrap();
+    util::wait_until(Duration::from_secs(30), "the webhook ready", || {
+        util::http(metrics, "GET", "/readyz").status == 200
+    });
+    (child, listen, metrics)
+}
+
+/// AdmissionReviews the traffic sends the webhook: a Pod that asks for nothing, and one whose
+/// annotation is unknown (refused).
+fn write_reviews(dir: &Path) -> (PathBuf, PathBuf) {
+    let plain = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "plain", "namespace": "team-a"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+    });
+    let mut refused = plain.clone();
+    refused["metadata"]["annotations"] = json!({
+        "pki-sidecar.io/inject": "true",
+        "pki-sidecar.io/proxy-prot": "443",
+    });
+    (
+        util::write_file(
+            dir,
+            "plain-review.json",
+            &crate::webhook::pod_review(&plain).to_string(),
+        ),
+        util::write_file(
+            dir,
+            "refused-review.json",
+            &crate::webhook::pod_review(&refused).to_string(),
+        ),
+    )
 }
 
 /// Whether Prometheus must be here: in CI (`PKI_SIDECAR_REQUIRE_PROMTOOL`, which also installs
@@ -340,9 +434,11 @@ fn wait_scrape(
 
 /// The dashboard's variables as Grafana substitutes them for one Pod at a 1 s scrape interval
 /// (`$__rate_interval` is four scrape intervals at least).
+/// Both namespaces and Pods are selected, as Grafana writes several values of a variable in
+/// a regex.
 fn substitute(expr: &str) -> String {
-    expr.replace("$namespace", NAMESPACE)
-        .replace("$pod", POD)
+    expr.replace("$namespace", &format!("({NAMESPACE}|{WEBHOOK_NAMESPACE})"))
+        .replace("$pod", &format!("({POD}|{WEBHOOK_POD})"))
         .replace("$__rate_interval", "4s")
 }
 
@@ -380,18 +476,40 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
     let proxy = Launch::role("proxy", &[&proxy_config], &dir.path().join("proxy.log")).spawn();
     proxy.wait_ready(Duration::from_secs(30));
 
+    let (webhook, webhook_listen, webhook_metrics) = start_webhook(dir.path(), &files);
+    let pod_target = |container, endpoint, address| Target {
+        job: JOB,
+        namespace: NAMESPACE,
+        pod: POD,
+        container,
+        endpoint,
+        address,
+    };
     let config = prometheus_config(
         dir.path(),
         &[
-            ("vault", "agent-metrics", agent.metrics()),
-            ("proxy", "proxy-metrics", proxy.metrics()),
-            ("app", "app-metrics", app.metrics()),
+            pod_target("vault", "agent-metrics", agent.metrics()),
+            pod_target("proxy", "proxy-metrics", proxy.metrics()),
+            pod_target("app", "app-metrics", app.metrics()),
+            Target {
+                job: WEBHOOK_JOB,
+                namespace: WEBHOOK_NAMESPACE,
+                pod: WEBHOOK_POD,
+                container: "webhook",
+                endpoint: "metrics",
+                address: webhook_metrics,
+            },
         ],
     );
     let prometheus = Prometheus::start(&binary, dir.path(), &config);
-    prometheus.wait_for("up == 1", 3, Duration::from_secs(30));
+    prometheus.wait_for("up == 1", 4, Duration::from_secs(30));
     let window_start = now();
-    let traffic = Traffic::start(proxy.address("proxy.listen"));
+    let (plain_review, refused_review) = write_reviews(dir.path());
+    let traffic = Traffic::start(
+        proxy.address("proxy.listen"),
+        webhook_listen,
+        vec![plain_review, refused_review],
+    );
 
     // 1. Renewals: the 12 s certificate is renewed about every 8 s.
     let issued = "pki_sidecar_agent_issue_total";
@@ -482,8 +600,8 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
     // Everything until now is in Prometheus: one more scrape of each role.
     let end = now();
     prometheus.wait_for(
-        &format!("timestamp(up{{job=\"{JOB}\"}}) > {end}"),
-        3,
+        &format!("timestamp(up) > {end}"),
+        4,
         Duration::from_secs(15),
     );
     let window_end = now();
@@ -523,6 +641,7 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
         "PkiSidecarCertificateNotValid",
         "PkiSidecarCertificateNearExpiry",
         "PkiSidecarAgentDown",
+        "PkiSidecarWebhookErrors",
     ] {
         let (_, _, rule) = super::alerts()
             .into_iter()
@@ -593,4 +712,5 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
         started.elapsed().as_secs_f64()
     );
     let _ = (agent.stop(), proxy.stop(), app.stop());
+    drop(webhook);
 }
