@@ -35,10 +35,25 @@ class Server(http.server.ThreadingHTTPServer):
 
     def get_request(self):
         sock, address = self.socket.accept()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(CERT, KEY)
         # The handshake happens in the connection's thread, not in the accept loop.
-        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+        return load_pair().wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+
+def load_pair():
+    """A server context with the pair on disk now.
+
+    The agent replaces the key, then the certificate: a load between the two finds a key that
+    does not match and is tried again a moment later.
+    """
+    for attempt in range(50):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(CERT, KEY)
+            return context
+        except (ssl.SSLError, OSError):
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 # The kubelet stops a container with SIGTERM: exit 0, as a clean shutdown.
