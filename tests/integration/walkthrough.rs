@@ -19,7 +19,7 @@ use crate::pod::runner::{EventKind, Inputs, PodHarness, PodSpec, pod_of_workload
 use crate::util::{self, bao};
 
 /// The walkthrough's heading in README.md.
-const WALKTHROUGH: &str = "## Walkthrough: the seed's setup with this image";
+pub const WALKTHROUGH: &str = "## Walkthrough: the seed's setup with this image";
 
 /// The fenced `sh` blocks of the README section under `heading`, up to the next heading (its
 /// subsections are sections of their own), each as its command lines, trimmed, comment lines
@@ -95,8 +95,8 @@ impl Walk {
 
     /// The walkthrough's step 1 block, run by `bash` as written but for the user's own values:
     /// Vault's address and token, and the API server (the bed's TokenReview stand-in, whose CA
-    /// is given as `KUBERNETES_CA_CERT_FILE`, as the README allows).
-    pub fn configure_vault(&self, block: &[String]) {
+    /// is given as `KUBERNETES_CA_CERT_FILE`, as the README allows). Returns its stdout.
+    pub fn configure_vault(&self, block: &[String]) -> String {
         let mut script = block.join("\n");
         for (theirs, ours) in [
             (
@@ -128,6 +128,7 @@ impl Walk {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// `bash -c SCRIPT` in the user's directory with errors fatal, no Vault in the environment
@@ -368,7 +369,7 @@ fn the_readme_walkthrough_runs_as_written() {
         step1.iter().any(|l| l.ends_with("deploy/vault/setup.sh")),
         "step 1 runs setup.sh: {step1:?}"
     );
-    walk.configure_vault(step1);
+    let _ = walk.configure_vault(step1);
     let root_pem = std::fs::read_to_string(walk.dir.path().join("root.pem"))
         .expect("step 1 writes root.pem for step 4");
     let ca = walk
@@ -396,7 +397,7 @@ fn the_readme_walkthrough_runs_as_written() {
 /// A walk with step 1 of the walkthrough done: Vault configured, `root.pem` written.
 fn walk_after_step_1() -> Walk {
     let walk = Walk::new();
-    walk.configure_vault(&readme_sh_blocks(WALKTHROUGH)[0]);
+    let _ = walk.configure_vault(&readme_sh_blocks(WALKTHROUGH)[0]);
     walk
 }
 
