@@ -544,7 +544,7 @@ fn curl_at(walk: &Walk, name: &str, ip: std::net::Ipv4Addr, extra: &[String]) ->
 }
 
 /// The mTLS example as the README applies it: both workloads run (each one's init container
-/// issuing before its proxy starts); the server refuses a client without a certificate and one
+/// issuing before its proxy starts, its agent sidecar taking the certificate over); the server refuses a client without a certificate and one
 /// with a certificate from another CA, and answers `hello world` to the client Pod's pair; the
 /// client's proxy does the same for the server's pair.
 #[test]
@@ -601,6 +601,18 @@ fn example_mtls_requires_a_client_certificate_from_the_vault_ca() {
         }
         let failing = harness.failing_probes(spec);
         assert!(failing.is_empty(), "{failing:?}\n{}", harness.logs());
+        // The sidecar agent took over what the init container issued.
+        assert!(
+            harness.log("vault-init").contains("issued a certificate"),
+            "{}",
+            harness.logs()
+        );
+        let sidecar = harness.log("vault");
+        assert!(
+            sidecar.contains("reusing the certificate on disk")
+                && !sidecar.contains("issued a certificate"),
+            "{sidecar}"
+        );
     }
 
     let pair = |harness: &PodHarness| -> Vec<String> {
