@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the test suite, the benchmarks and scripts/build-image.sh need on a Debian machine.
 # Idempotent: packages already present are skipped, so a second run is quick.
+#
+#   --for-tests   only what `cargo test` needs (scripts/test.sh): leaves out the cargo tools
+#                 of .ci/run's supply-chain and fuzzing steps, which take minutes to compile
 set -euo pipefail
+
+cargo_tools_wanted=1
+for arg in "$@"; do
+  case "$arg" in
+    --for-tests) cargo_tools_wanted=0 ;;
+    *) echo "install-test-deps: unknown argument '$arg' (known: --for-tests)" >&2; exit 2 ;;
+  esac
+done
 
 # python3-cryptography: a strict DER parser for the dev CA's certificates; python3-yaml (PyYAML,
 # YAML 1.1 as kubectl reads it): the oracle of `inject`'s output; haproxy: the fault
@@ -42,6 +53,7 @@ done
 # (`cargo install --locked`); measured on a 2-core machine: cargo-fuzz ~1-2 min, cargo-deny
 # several minutes (see RELIABILITY.md).
 cargo_tools=("cargo-fuzz@0.13.2" "cargo-deny@0.20.2")
+[ "$cargo_tools_wanted" = 1 ] || cargo_tools=()
 for spec in "${cargo_tools[@]}"; do
   name=${spec%%@*}; want=${spec##*@}
   have=$( ("$name" --version 2>/dev/null || true) | awk '{print $2}')

@@ -25,6 +25,8 @@
 //!   the rendered Pod and an injected-shaped one; `pod::injected`, annotated Pods of both
 //!   vocabularies through the running webhook; `pod::runner` runs any Pod object.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
+//! - `walkthrough`: the README's Kubernetes walkthrough and its examples, read out of README.md
+//!   and run (setup.sh against a bare OpenBao, the rendered Pods through `pod::runner`).
 //! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
 //!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.
 mod agent;
@@ -46,4 +48,5 @@ mod pod;
 mod proxy;
 mod templates;
 mod util;
+mod walkthrough;
 mod webhook;
