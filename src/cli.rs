@@ -540,15 +540,12 @@ pub mod help {
     fn signals(on_term: &str, on_hup: &str) -> String {
         section(
             "Signals",
-            &items(&[
-                (
-                    "SIGTERM, SIGINT",
-                    &format!("{on_term}; a second one ends the drain at once"),
-                ),
-                ("SIGHUP", on_hup),
-            ]),
+            &items(&[("SIGTERM, SIGINT", on_term), ("SIGHUP", on_hup)]),
         )
     }
+
+    /// What a second stop signal does to a draining role.
+    const SECOND_SIGNAL: &str = "; a second one ends the drain at once";
 
     /// The variables every command that loads a config reads; `all_vault` for the commands
     /// that use Vault (the others read and check them but use only the logging ones).
@@ -612,8 +609,11 @@ pub mod help {
                 "1",
                 "runtime failure, an unhealthy check, a failed doctor step",
             ),
-            EXIT_USAGE,
-            ("2", "(check) the check could not run"),
+            (
+                "2",
+                "a wrong command line (an unknown flag, a bad value); for check, a check that \
+                 could not run",
+            ),
             (
                 "65, 66",
                 "(inject) input that is not YAML, input that cannot be read",
@@ -663,7 +663,10 @@ pub mod help {
              the flags and the defaults are the whole config.",
         ) + &config_env(false, &[])
             + &signals(
-                "stop accepting, let in-flight requests finish within shutdown_grace, exit 0",
+                &format!(
+                    "stop accepting, let in-flight requests finish within shutdown_grace, \
+                     exit 0{SECOND_SIGNAL}"
+                ),
                 "re-read the certificate, the key and the client CA file (also done when they \
                  change on disk)",
             )
@@ -681,7 +684,10 @@ pub mod help {
         para("Settings come from the app {} block of the --config files, if any.")
             + &config_env(false, &[])
             + &signals(
-                "stop accepting, let in-flight requests finish within shutdown_grace, exit 0",
+                &format!(
+                    "stop accepting, let in-flight requests finish within shutdown_grace, \
+                     exit 0{SECOND_SIGNAL}"
+                ),
                 "logged: the app has nothing to reload",
             )
             + &exits(&[
@@ -785,7 +791,7 @@ pub mod help {
                 ]),
             )
             + &signals(
-                "stop the three roles, draining the proxy and the app",
+                &format!("stop the three roles, draining the proxy and the app{SECOND_SIGNAL}"),
                 "the agent renders again, the proxy re-reads its certificate",
             )
             + &exits(&[
@@ -828,7 +834,10 @@ pub mod help {
                 ("RUST_LOG", "the log filter when --log-level is not given"),
             ]),
         ) + &signals(
-            "stop accepting, let reviews in flight finish within --shutdown-grace, exit 0",
+            &format!(
+                "stop accepting, let reviews in flight finish within --shutdown-grace, exit \
+                 0{SECOND_SIGNAL}"
+            ),
             "re-read the serving certificate and key (also done when they change)",
         ) + &exits(&[
             ("0", "stopped by a signal, reviews in flight answered"),
