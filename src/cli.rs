@@ -922,3 +922,124 @@ pub mod help {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::agent::functions::KnownFunctions;
+    use crate::config::{self, Config, ConfigErrors};
+
+    fn proxy_args(args: &[&str]) -> ProxyArgs {
+        let mut argv = vec!["pki-sidecar", "proxy"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Proxy(args) => args,
+            other => panic!("not proxy: {other:?}"),
+        }
+    }
+
+    /// The config from `file` (a `proxy {}` body, if any), `env` and the flags of `args`.
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut paths: Vec<PathBuf> = Vec::new();
+        if let Some(body) = file {
+            let path = dir.path().join("proxy.hcl");
+            std::fs::write(&path, format!("proxy {{\n{body}\n}}\n")).expect("write");
+            paths.push(path);
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config::load_sources_with_flags(
+            &paths,
+            &[],
+            &proxy_args(args).overrides(),
+            &|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            &KnownFunctions,
+        )
+    }
+
+    #[test]
+    fn proxy_flags_are_the_last_layer() {
+        let config = load(
+            Some("  listen = \"0.0.0.0:8443\"\n  upstream = \"http://127.0.0.1:81\"\n  hsts = \"max-age=1\""),
+            &[],
+            &["--listen", "127.0.0.1:9443", "--cert", "/c/tls.crt"],
+        )
+        .expect("loads");
+        assert_eq!(config.proxy.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(config.proxy.cert_file, PathBuf::from("/c/tls.crt"));
+        // What no flag sets comes from the file, or the defaults.
+        assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:81/");
+        assert_eq!(config.proxy.hsts.as_deref(), Some("max-age=1"));
+        assert_eq!(
+            config.proxy.key_file,
+            PathBuf::from("/etc/nginx/ssl/tls.key")
+        );
+    }
+
+    #[test]
+    fn proxy_flags_alone_are_a_whole_config() {
+        let config = load(None, &[], &["--upstream", "127.0.0.1:8080"]).expect("loads");
+        assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
+        assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:443");
+        assert!(config.proxy.client_auth.is_none());
+    }
+
+    #[test]
+    fn client_ca_flag_requires_client_certificates_whatever_the_file_says() {
+        let config = load(
+            Some("  client_ca_file = \"/f/ca.pem\"\n  client_auth = \"optional\""),
+            &[],
+            &["--client-ca", "/flag/ca.pem"],
+        )
+        .expect("loads");
+        let auth = config.proxy.client_auth.expect("mutual TLS");
+        assert_eq!(auth.ca_file, PathBuf::from("/flag/ca.pem"));
+        assert!(auth.required);
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_blamed_on_the_flag_and_the_environment_on_its_variable() {
+        let errors = load(
+            Some("  listen = \":443\""),
+            &[("VAULT_ADDR", "not a url")],
+            &[
+                "--listen",
+                "localhost:443",
+                "--metrics-listen",
+                "127.0.0.1:9102",
+            ],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            errors.contains("--listen: proxy.listen: \"localhost:443\" is not an IP:port"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("environment variable VAULT_ADDR: vault.address:"),
+            "{errors}"
+        );
+        assert!(!errors.contains("--metrics-listen"), "{errors}");
+    }
+
+    #[test]
+    fn checkend_takes_config_durations_and_zero() {
+        let parse = |text: &str| parse_checkend(text).map(|d| d.as_secs());
+        assert_eq!(parse("0"), Ok(0));
+        assert_eq!(parse("1d"), Ok(86_400));
+        assert_eq!(parse("12h"), Ok(43_200));
+        assert_eq!(parse("90m"), Ok(5_400));
+        assert_eq!(parse("30s"), Ok(30));
+        assert_eq!(parse("3600"), Ok(3_600));
+        assert!(parse("soon").is_err());
+    }
+}
