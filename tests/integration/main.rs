@@ -8,6 +8,8 @@
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `check`: the `check tls` and `check pair` probes.
+//! - `cli`: `--help` of every command, `doctor --help` against doctor's steps, the shell
+//!   completions (checked by bash, zsh and fish) and the man pages (rendered by groff).
 //! - `compat`: every template compatibility case against OpenBao Agent's recorded output.
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits; `proxy::hostile`, hostile
@@ -33,6 +35,7 @@ mod agent;
 mod app;
 mod bed;
 mod check;
+mod cli;
 mod compat;
 mod config;
 mod config_compat;
