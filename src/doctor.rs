@@ -40,6 +40,70 @@ use crate::timefmt::{format_duration, rfc3339};
 use crate::tls::pem;
 use crate::vault::{Token, Trust, VaultClient, VaultError, VaultMetrics};
 
+/// The steps doctor runs, in order: what `doctor --help` lists, and the names its report
+/// lines begin with (`Report::step` takes a [`Step`], so the two cannot drift apart).
+pub const STEPS: [Step; 6] = [
+    Step::ServiceAccountToken,
+    Step::VaultReachable,
+    Step::Login,
+    Step::Policy,
+    Step::Certificate,
+    Step::ProxyListener,
+];
+
+/// One kind of step; a report line is its name, then what it was run on, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The ServiceAccount token file (kubernetes auth).
+    ServiceAccountToken,
+    /// Vault's `sys/health`.
+    VaultReachable,
+    /// One login with the configured method.
+    Login,
+    /// `sys/capabilities-self` for a path the templates call.
+    Policy,
+    /// A `pkiCert` template's files.
+    Certificate,
+    /// The proxy's listener.
+    ProxyListener,
+}
+
+impl Step {
+    /// What the report line begins with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ServiceAccountToken => "ServiceAccount token",
+            Step::VaultReachable => "Vault reachable",
+            Step::Login => "login",
+            Step::Policy => "policy allows",
+            Step::Certificate => "certificate",
+            Step::ProxyListener => "proxy listener",
+        }
+    }
+
+    /// What it checks, in one line.
+    pub fn checks(self) -> &'static str {
+        match self {
+            Step::ServiceAccountToken => {
+                "auto_auth's token_path is readable and its claims decode (kubernetes auth)"
+            }
+            Step::VaultReachable => {
+                "Vault answers sys/health with the configured address, CA and client certificate"
+            }
+            Step::Login => "one login with the configured method and role works",
+            Step::Policy => {
+                "the token may call every Vault path the templates call (sys/capabilities-self)"
+            }
+            Step::Certificate => {
+                "each pkiCert template's certificate and key files exist, match and are valid"
+            }
+            Step::ProxyListener => {
+                "proxy.listen answers a TLS handshake with the certificate in proxy.cert_file"
+            }
+        }
+    }
+}
+
 /// Exit code when every step passed or was skipped.
 pub(crate) const EXIT_ALL_PASSED: u8 = 0;
 /// Exit code when at least one step failed.
@@ -77,9 +141,14 @@ struct Report {
 }
 
 impl Report {
-    /// Prints one step at once (progress for a slow Vault) and counts it.
-    fn step(&mut self, name: &str, outcome: &Outcome) {
-        print!("{}", render_step(name, outcome));
+    /// Prints one step at once (progress for a slow Vault) and counts it; `subject` is what
+    /// it ran on (a path, an address), written after the step's name.
+    fn step(&mut self, step: Step, subject: Option<&str>, outcome: &Outcome) {
+        let name = match subject {
+            Some(subject) => format!("{} {subject}", step.name()),
+            None => step.name().to_string(),
+        };
+        print!("{}", render_step(&name, outcome));
         let _ = std::io::stdout().flush();
         match outcome {
             Outcome::Passed(_) => self.passed += 1,
@@ -133,12 +202,13 @@ pub fn run(config: &Config) -> ExitCode {
     let claims = match method.map(|m| &m.kind) {
         Some(AuthKind::Kubernetes { token_path, .. }) => {
             let (outcome, claims) = service_account_token(token_path, now);
-            report.step("ServiceAccount token", &outcome);
+            report.step(Step::ServiceAccountToken, None, &outcome);
             claims
         }
         Some(other) => {
             report.step(
-                "ServiceAccount token",
+                Step::ServiceAccountToken,
+                None,
                 &Outcome::Skipped(format!(
                     "auto_auth uses the {} method, not kubernetes",
                     other.name()
@@ -148,7 +218,8 @@ pub fn run(config: &Config) -> ExitCode {
         }
         None => {
             report.step(
-                "ServiceAccount token",
+                Step::ServiceAccountToken,
+                None,
                 &Outcome::Skipped("no auto_auth block".to_string()),
             );
             None
@@ -187,7 +258,8 @@ pub fn run(config: &Config) -> ExitCode {
             &mut report,
         )),
         Err(err) => report.step(
-            "Vault reachable",
+            Step::VaultReachable,
+            None,
             &failed(
                 format!("cannot start the async runtime: {err}"),
                 "this is a resource problem on the machine running doctor, not in Vault",
@@ -196,7 +268,7 @@ pub fn run(config: &Config) -> ExitCode {
     }
 
     for (index, template, dry) in &dry_runs {
-        let name = format!("certificate {}", template.destination.display());
+        let destination = template.destination.display().to_string();
         let outcome = match dry {
             Err(err) => failed(
                 format!("template[{index}] cannot be rendered dry: {err}"),
@@ -212,17 +284,18 @@ pub fn run(config: &Config) -> ExitCode {
             }
             Ok(dry) => certificate_files(&template.destination, &dry.key_files, now),
         };
-        report.step(&name, &outcome);
+        report.step(Step::Certificate, Some(&destination), &outcome);
     }
     if config.templates.is_empty() {
         report.step(
-            "certificate",
+            Step::Certificate,
+            None,
             &Outcome::Skipped("no template {} block".to_string()),
         );
     }
 
-    let listener = format!("proxy listener {}", config.proxy.listen);
-    report.step(&listener, &proxy_listener(config));
+    let listen = config.proxy.listen.to_string();
+    report.step(Step::ProxyListener, Some(&listen), &proxy_listener(config));
 
     print!("{}", report.summary());
     if report.failed == 0 {
@@ -357,11 +430,11 @@ async fn vault_steps(
     vault_calls: &[Dependency],
     report: &mut Report,
 ) {
-    let capability_names: Vec<String> = vault_calls.iter().map(capability_step_name).collect();
+    let capability_names: Vec<String> = vault_calls.iter().map(capability_subject).collect();
     let skip_rest = |report: &mut Report, why: &str| {
-        report.step("login", &Outcome::Skipped(why.to_string()));
+        report.step(Step::Login, None, &Outcome::Skipped(why.to_string()));
         for name in &capability_names {
-            report.step(name, &Outcome::Skipped(why.to_string()));
+            report.step(Step::Policy, Some(name), &Outcome::Skipped(why.to_string()));
         }
     };
 
@@ -372,7 +445,8 @@ async fn vault_steps(
         Ok(metrics) => metrics,
         Err(err) => {
             report.step(
-                "Vault reachable",
+                Step::VaultReachable,
+                None,
                 &failed(format!("cannot set up metrics: {err}"), "report this bug"),
             );
             return skip_rest(report, "Vault was not checked");
@@ -382,7 +456,8 @@ async fn vault_steps(
         Ok(client) => client,
         Err(err) => {
             report.step(
-                "Vault reachable",
+                Step::VaultReachable,
+                None,
                 &failed(
                     format!("{err:#}"),
                     "fix vault.ca_cert / ca_path / client_cert / client_key (or VAULT_CACERT, \
@@ -395,7 +470,7 @@ async fn vault_steps(
     };
     let reachable = reachability(&client).await;
     let is_reachable = !matches!(reachable, Outcome::Failed { .. });
-    report.step("Vault reachable", &reachable);
+    report.step(Step::VaultReachable, None, &reachable);
     if !is_reachable {
         return skip_rest(report, "Vault is not reachable");
     }
@@ -425,16 +500,25 @@ async fn vault_steps(
     let mut authenticator = Authenticator::new(client.clone(), login_method);
     let token = match authenticator.login().await {
         Ok(token) => {
-            report.step("login", &Outcome::Passed(login_detail(method, &token)));
+            report.step(
+                Step::Login,
+                None,
+                &Outcome::Passed(login_detail(method, &token)),
+            );
             token
         }
         Err(err) => {
             report.step(
-                "login",
+                Step::Login,
+                None,
                 &failed(err.to_string(), login_hint(method, claims)),
             );
             for name in &capability_names {
-                report.step(name, &Outcome::Skipped("no token: the login failed".into()));
+                report.step(
+                    Step::Policy,
+                    Some(name),
+                    &Outcome::Skipped("no token: the login failed".into()),
+                );
             }
             return;
         }
@@ -442,7 +526,7 @@ async fn vault_steps(
 
     for (call, name) in vault_calls.iter().zip(&capability_names) {
         let outcome = capability(&client, &token, call).await;
-        report.step(name, &outcome);
+        report.step(Step::Policy, Some(name), &outcome);
     }
 
     if !matches!(method.kind, AuthKind::TokenFile { .. }) {
@@ -616,9 +700,10 @@ fn required_capability(call: &Dependency) -> (&str, &'static str) {
     }
 }
 
-fn capability_step_name(call: &Dependency) -> String {
+/// What a policy step is about: `update on pki/issue/web`.
+fn capability_subject(call: &Dependency) -> String {
     let (path, capability) = required_capability(call);
-    format!("policy allows {capability} on {path}")
+    format!("{capability} on {path}")
 }
 
 async fn capability(client: &VaultClient, token: &Token, call: &Dependency) -> Outcome {
@@ -925,6 +1010,16 @@ fn proxy_listener(config: &Config) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_lists_every_kind_of_step_once_in_order() {
+        // `Step as usize` is the declaration order; a variant left out of STEPS, or listed
+        // twice, breaks the sequence.
+        for (index, step) in STEPS.iter().enumerate() {
+            assert_eq!(*step as usize, index, "{step:?}");
+        }
+        assert_eq!(Step::ProxyListener as usize + 1, STEPS.len());
+    }
 
     fn jwt(claims: serde_json::Value) -> String {
         format!(

@@ -1,14 +1,15 @@
 //! The `pki-sidecar` executable: parse the command line, load the config, run one role.
 //!
 //! Errors are printed once, here, with their whole chain. Exit codes: 0 ok, 1 runtime failure,
-//! 2 a check could not run, 78 invalid configuration.
+//! 2 a check could not run (or a wrong command line, clap's), 78 invalid configuration; each
+//! subcommand's `--help` lists its own.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pki_sidecar::agent::functions::KnownFunctions;
-use pki_sidecar::cli::{CheckCommand, Cli, Command};
+use pki_sidecar::cli::{CheckCommand, Cli, Command, ManArgs, Shell};
 use pki_sidecar::config::{self, Config, LogFormat, Role};
 use pki_sidecar::lifecycle::Lifecycle;
 use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate, webhook};
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let role = match &cli.command {
         Command::Agent => Role::Agent,
-        Command::Proxy => Role::Proxy,
+        Command::Proxy(_) => Role::Proxy,
         Command::App => Role::App,
         Command::Validate(args) => return Ok(validate_command(&cli, args.role, args.strict)),
         Command::Check(CheckCommand::Tls(args)) => {
@@ -43,13 +44,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 connect: args.connect.clone(),
                 servername: args.servername.clone(),
                 cacert: args.cacert.clone(),
-                checkend: std::time::Duration::from_secs(args.checkend.unwrap_or(0)),
+                checkend: args.checkend.unwrap_or_default(),
             }));
         }
         Command::Check(CheckCommand::Pair(args)) => {
             return Ok(check::run_pair(&args.cert, &args.key));
         }
         Command::Doctor => return Ok(doctor_command(&cli)),
+        Command::Completions(args) => return Ok(completions(args.shell)),
+        Command::Man(args) => return Ok(man(args)),
         Command::Dev(args) => {
             if !cli.config.is_empty() || !cli.config_env.is_empty() {
                 eprintln!("pki-sidecar dev: --config is ignored; dev writes its own config");
@@ -176,14 +179,78 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-/// The `--config` files, then the `--config-env` variables, with the process environment.
+/// The `--config` files, then the `--config-env` variables, with the process environment,
+/// then the role's flags (`proxy --listen`...).
 fn load_config(cli: &Cli) -> Result<Config, config::ConfigErrors> {
-    config::load_sources(
+    let flags = match &cli.command {
+        Command::Proxy(args) => args.overrides(),
+        _ => Vec::new(),
+    };
+    config::load_sources_with_flags(
         &cli.config,
         &cli.config_env,
+        &flags,
         &|name| std::env::var(name).ok(),
         &KnownFunctions,
     )
+}
+
+/// `completions SHELL`: the script on stdout.
+fn completions(shell: Shell) -> ExitCode {
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell.generator(), &mut command, "pki-sidecar", &mut script);
+    if shell == Shell::Bash {
+        // clap_complete (4.6.12) spells a hyphenated program name one way in the loop that
+        // finds the subcommand and another in the `case` arms that complete it, so nothing
+        // after `pki-sidecar SUBCOMMAND` would complete (clap-rs/clap#6421, #6529). The arms
+        // get the loop's spelling; once clap is fixed this matches nothing.
+        let text = String::from_utf8_lossy(&script).replace("pki__subcmd__sidecar", "pki__sidecar");
+        script = text.into_bytes();
+    }
+    write_stdout(&script, "completions")
+}
+
+/// `man`: the main page on stdout, or with `--dir` every command's page into the directory,
+/// each path printed as it is written.
+fn man(args: &ManArgs) -> ExitCode {
+    let pages = match pki_sidecar::cli::man_pages() {
+        Ok(pages) => pages,
+        Err(err) => {
+            eprintln!("pki-sidecar man: cannot render the pages: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(dir) = &args.dir else {
+        // The first page is the main one.
+        let main_page = pages
+            .first()
+            .map(|(_, text)| text.as_str())
+            .unwrap_or_default();
+        return write_stdout(main_page.as_bytes(), "man");
+    };
+    for (name, text) in &pages {
+        let path = dir.join(name);
+        if let Err(err) = std::fs::write(&path, text) {
+            eprintln!("pki-sidecar man: {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("{}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes generated text to stdout; a closed pipe is a failure, not a panic.
+fn write_stdout(bytes: &[u8], command: &str) -> ExitCode {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("pki-sidecar {command}: cannot write to stdout: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {

@@ -4,8 +4,8 @@
 //! lists such as `template` are appended, as Vault Agent does with several `-config` files),
 //! each `--config-env` variable's JSON agent file in order (as the Vault Agent Injector passes
 //! `VAULT_CONFIG`; errors point into the variable's text by line), then `VAULT_*` / `BAO_*`
-//! environment variables (a `BAO_*` twin wins), then command-line flags (handled by the caller
-//! for the few settings that have one). figment does the layering;
+//! environment variables (a `BAO_*` twin wins), then command-line flags
+//! ([`FlagOverride`]: `proxy --listen`, `--cert`...). figment does the layering;
 //! [`hcl::HclFile`] reads each file (`json` the `.json` ones), `shape` brings every spelling of
 //! a block to one form, `keys` drops (with a warning) the keys Vault Agent would ignore;
 //! [`resolve`] turns the raw values into plain typed structs with every default applied, so
@@ -459,17 +459,32 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("LOG_FORMAT", &["log_format"]),
 ];
 
-/// One environment variable's value placed at its config key.
+/// One value placed at its config key over the files: an environment variable's, or a
+/// command-line flag's. Errors about it name `origin`.
 #[derive(Debug, Clone)]
-struct EnvOverride {
-    variable: String,
+struct Override {
+    /// `environment variable NAME`, or the flag as typed (`--listen`).
+    origin: String,
     path: &'static [&'static str],
     value: String,
 }
 
-impl Provider for EnvOverride {
+/// A setting given by a command-line flag (`proxy --listen ADDR`): the last layer, over the
+/// files and the environment. A bad value is reported as `--listen: proxy.listen: ...`, and
+/// exits 78 like a bad file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagOverride {
+    /// The flag as the user types it, `--listen`.
+    pub flag: &'static str,
+    /// The config key it sets, `["proxy", "listen"]`.
+    pub path: &'static [&'static str],
+    /// The flag's value, as text (checked by the same rules as the file's).
+    pub value: String,
+}
+
+impl Provider for Override {
     fn metadata(&self) -> Metadata {
-        Metadata::named(format!("environment variable {}", self.variable))
+        Metadata::named(self.origin.clone())
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
@@ -486,14 +501,14 @@ impl Provider for EnvOverride {
 }
 
 /// The overrides present in `env`, `BAO_*` winning over `VAULT_*`; empty values count as unset.
-fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Vec<EnvOverride> {
+fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Vec<Override> {
     let mut overrides = Vec::new();
     for (suffix, path) in ENV_OVERRIDES {
         for prefix in ["BAO_", "VAULT_"] {
             let variable = format!("{prefix}{suffix}");
             if let Some(value) = env(&variable).filter(|v| !v.is_empty()) {
-                overrides.push(EnvOverride {
-                    variable,
+                overrides.push(Override {
+                    origin: env_origin(&variable),
                     path,
                     value,
                 });
@@ -529,6 +544,17 @@ pub fn load_sources(
     env: &dyn Fn(&str) -> Option<String>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
+    load_sources_with_flags(paths, env_configs, &[], env, functions)
+}
+
+/// [`load_sources`], then `flags` over everything else (a role's command-line settings).
+pub fn load_sources_with_flags(
+    paths: &[PathBuf],
+    env_configs: &[String],
+    flags: &[FlagOverride],
+    env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
     let mut files = Vec::with_capacity(paths.len() + env_configs.len());
     for path in paths {
         for file in config_files(path)? {
@@ -541,7 +567,13 @@ pub fn load_sources(
         files.push(file);
         env_places.push((env_origin(name), places));
     }
-    build(files, env_overrides(env), functions).map_err(|ConfigErrors(errors)| {
+    let mut overrides = env_overrides(env);
+    overrides.extend(flags.iter().map(|flag| Override {
+        origin: flag.flag.to_string(),
+        path: flag.path,
+        value: flag.value.clone(),
+    }));
+    build(files, overrides, functions).map_err(|ConfigErrors(errors)| {
         ConfigErrors(
             errors
                 .into_iter()
@@ -733,7 +765,7 @@ fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
 
 fn build(
     mut files: Vec<hcl::HclFile>,
-    overrides: Vec<EnvOverride>,
+    overrides: Vec<Override>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     // Each file alone first: an unknown key or a wrong type is then blamed on the right file.
@@ -764,8 +796,8 @@ fn build(
     for file in files {
         figment = figment.admerge(file);
     }
-    for env in overrides {
-        figment = figment.merge(env);
+    for layer in overrides {
+        figment = figment.merge(layer);
     }
     let raw: raw::RawConfig = match figment.extract() {
         Ok(raw) => raw,

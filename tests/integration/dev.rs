@@ -466,19 +466,44 @@ fn readme_quick_start_works_as_written() {
     assert_eq!(manifest.matches("[[bin]]").count(), 1);
     assert!(manifest.contains("name = \"pki-sidecar\""));
 
-    // The README's test command is what CI runs.
+    // The README's test command is one command, and it is what CI runs for its test step.
     let test_command = &blocks[1];
-    let ci = std::fs::read_to_string(util::repo().join(".ci/run")).unwrap();
-    for line in test_command {
-        assert!(
-            ci.lines().any(|ci_line| ci_line.trim() == line),
-            "the README's {line:?} is not a line of .ci/run"
-        );
-    }
-    assert!(
-        test_command.iter().any(|l| l.starts_with("cargo test")),
-        "{test_command:?}"
+    assert_eq!(
+        test_command,
+        &["bash scripts/test.sh"],
+        "the README's test command"
     );
+    let ci = std::fs::read_to_string(util::repo().join(".ci/run")).unwrap();
+    let ci_commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(
+        ci_commands.contains(&test_command[0].as_str()),
+        "the README's {:?} is not a command of .ci/run",
+        test_command[0]
+    );
+    assert!(
+        !ci_commands.iter().any(|l| l.starts_with("cargo test")),
+        ".ci/run runs the tests through the README's command only: {ci_commands:?}"
+    );
+    // That command installs what the tests need, then runs every test.
+    let script = std::fs::read_to_string(util::repo().join("scripts/test.sh")).unwrap();
+    let script_commands: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let install = script_commands
+        .iter()
+        .position(|l| l.starts_with("bash scripts/install-test-deps.sh"))
+        .unwrap_or_else(|| panic!("scripts/test.sh installs nothing: {script_commands:?}"));
+    let test = script_commands
+        .iter()
+        .position(|l| *l == "exec cargo test -j2 --locked \"$@\"")
+        .unwrap_or_else(|| panic!("scripts/test.sh runs no cargo test: {script_commands:?}"));
+    assert!(install < test, "{script_commands:?}");
 
     let mut command = util::command();
     command.args(&args);

@@ -8,6 +8,8 @@
 //! - `app`: the app role, metrics endpoints, graceful drain, signals.
 //! - `templates`: the agent's templates and certificates against real OpenBao and OpenBao Agent.
 //! - `check`: the `check tls` and `check pair` probes.
+//! - `cli`: `--help` of every command, `doctor --help` against doctor's steps, the shell
+//!   completions (checked by bash, zsh and fish) and the man pages (rendered by groff).
 //! - `compat`: every template compatibility case against OpenBao Agent's recorded output.
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits; `proxy::hostile`, hostile
@@ -27,12 +29,15 @@
 //!   the rendered Pod and an injected-shaped one; `pod::injected`, annotated Pods of both
 //!   vocabularies through the running webhook; `pod::runner` runs any Pod object.
 //! - `inject`: `pki-sidecar inject` over Kubernetes YAML and the annotation contract.
+//! - `walkthrough`: the README's Kubernetes walkthrough and its examples, read out of README.md
+//!   and run (setup.sh against a bare OpenBao, the rendered Pods through `pod::runner`).
 //! - `webhook`: the admission webhook over HTTPS, its JSON Patch against an applier of the
 //!   tests' own, the two front ends on `tests/inject/`, and `deploy/injector/`.
 mod agent;
 mod app;
 mod bed;
 mod check;
+mod cli;
 mod compat;
 mod config;
 mod config_compat;
@@ -49,4 +54,5 @@ mod pod;
 mod proxy;
 mod templates;
 mod util;
+mod walkthrough;
 mod webhook;

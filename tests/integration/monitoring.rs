@@ -270,7 +270,7 @@ fn the_kube_prometheus_stack_overlay_labels_what_the_chart_selects() {
         "deploy/monitoring/webhook",
         "deploy/overlays/kube-prometheus-stack",
     ] {
-        crate::deploy::validate(dir);
+        crate::deploy::validate_rendered(dir);
     }
     let documents = rendered("deploy/overlays/kube-prometheus-stack");
     for object in ["PodMonitor", "PrometheusRule", "ConfigMap"] {

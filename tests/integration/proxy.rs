@@ -7,7 +7,7 @@
 //! speaking HTTP/1.1 or HTTP/2 as ALPN chooses. The end-to-end tests run the real binaries
 //! (`pki-sidecar proxy` in front of `pki-sidecar app`, curl as the client).
 //! The `hostile` submodule sends malformed and ambiguous requests and checks, byte for byte,
-//! what reaches a recording upstream.
+//! what reaches a recording upstream; `flags` runs the binary configured by its flags.
 //!
 //! Nothing here asserts a tight latency: timeouts are asserted as "cut within a generous
 //! bound", rotations as "most of them observed", and every wait polls with a deadline.
@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::util;
 use crate::util::role::{Launch, RoleProcess};
 
+mod flags;
 mod hostile;
 
 const DAY: i64 = 86_400;

@@ -578,8 +578,18 @@ pub(crate) fn requests_during(
     address: SocketAddr,
     run_for: Duration,
 ) -> LoopReport {
+    requests_during_trusting(harness, address, run_for, bao::bed().root_ca_pem())
+}
+
+/// [`requests_during`], verifying against `root_ca_pem` (a Vault other than the bed's).
+pub(crate) fn requests_during_trusting(
+    harness: &PodHarness,
+    address: SocketAddr,
+    run_for: Duration,
+    root_ca_pem: &str,
+) -> LoopReport {
     harness.block_on(async move {
-        let config = client_config(bao::bed().root_ca_pem());
+        let config = client_config(root_ca_pem);
         let deadline = tokio::time::Instant::now() + run_for;
         // Two clients, so a request is always in flight somewhere during a reload.
         let workers: Vec<_> = (0..2)

@@ -81,7 +81,7 @@
 //! - **Vault**: every `VAULT_ADDR` variable, and every occurrence of [`Inputs::vault_address`] in
 //!   environment values and in ConfigMap and Secret files, becomes `http://<root side of the
 //!   veth>:<port>`, a TCP forwarder in this process to the test bed's OpenBao (which listens on
-//!   127.0.0.1 in the root namespace and speaks plain http).
+//!   127.0.0.1 in the root namespace and speaks plain http), or to [`PodSpec::vault_target`].
 //! - **Probes**: httpGet and tcpSocket probes are sent from the root namespace to the Pod's IP,
 //!   as a kubelet does; exec probes run in the container's namespaces, as its user.
 //!
@@ -278,6 +278,11 @@ pub struct PodSpec {
     pub metrics_endpoints: Vec<(u16, String)>,
     /// See [`Inputs::vault_address`].
     pub vault_address: String,
+    /// The OpenBao the Pod's Vault address leads to (plain http on this host); `None`: the
+    /// shared bed ([`bao::bed`]). A test that configured an OpenBao of its own (e.g. with
+    /// `deploy/vault/setup.sh`, using the bed's TokenReview stand-in) sets it before
+    /// [`PodHarness::start`].
+    pub vault_target: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -488,6 +493,7 @@ impl PodSpec {
             service_account,
             metrics_endpoints,
             vault_address: inputs.vault_address.clone(),
+            vault_target: None,
         }
     }
 
@@ -852,12 +858,13 @@ impl PodHarness {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let bed = bao::bed();
-        let bed_address: SocketAddr = bed
-            .addr()
-            .trim_start_matches("http://")
-            .parse()
-            .expect("the bed's address");
+        let bed_address: SocketAddr = pod.vault_target.unwrap_or_else(|| {
+            bao::bed()
+                .addr()
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the bed's address")
+        });
         let forwarder = runtime
             .block_on(tokio::net::TcpListener::bind((network.host_ip, 0)))
             .expect("bind the forwarder on the veth's root side");
