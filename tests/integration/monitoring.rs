@@ -24,11 +24,25 @@ const RUNBOOK_BASE: &str = "https://github.com/pki-sidecar/pki-sidecar/blob/main
 
 /// The PrometheusRule's `spec` (`groups: [...]`) as rendered by kustomize: the one source of the
 /// rules, written as a plain rules file for promtool and Prometheus.
+/// The pods' rules (`deploy/monitoring`) and the webhook's (`deploy/monitoring/webhook`, applied
+/// only with the webhook) go into one file, their groups in that order.
 pub fn rules_file() -> String {
-    let documents = rendered("deploy/monitoring");
-    let rules = kind(&documents, "PrometheusRule");
-    assert_eq!(rules.len(), 1, "one PrometheusRule in deploy/monitoring");
-    serde_yaml::to_string(&rules[0]["spec"]).expect("rules as YAML")
+    let mut groups = Vec::new();
+    for dir in ["deploy/monitoring", "deploy/monitoring/webhook"] {
+        let documents = rendered(dir);
+        let rules = kind(&documents, "PrometheusRule");
+        assert_eq!(rules.len(), 1, "one PrometheusRule in {dir}");
+        groups.extend(
+            rules[0]["spec"]["groups"]
+                .as_sequence()
+                .expect("groups")
+                .iter()
+                .cloned(),
+        );
+    }
+    let mut spec = serde_yaml::Mapping::new();
+    spec.insert("groups".into(), Value::Sequence(groups));
+    serde_yaml::to_string(&spec).expect("rules as YAML")
 }
 
 /// Every alerting rule: (group, alert name, rule).
