@@ -93,7 +93,11 @@ pub(crate) async fn serve_tls<S, B>(
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {
-                    tracing::debug!(listener = name, %peer, error = %err, "TLS handshake failed");
+                    if crate::tls::is_plain_text_client(&err) {
+                        tracing::debug!(listener = name, %peer, "{}", crate::tls::PLAIN_HTTP_ON_TLS_PORT);
+                    } else {
+                        tracing::debug!(listener = name, %peer, error = %err, "TLS handshake failed");
+                    }
                     return;
                 }
                 Err(_) => {
@@ -150,7 +154,7 @@ async fn drain(listener: TcpListener, graceful: GracefulShutdown, grace: Duratio
     tracing::debug!(
         listener = name,
         connections = graceful.count(),
-        grace_seconds = grace.as_secs_f64(),
+        grace_seconds = crate::timefmt::log_seconds(grace),
         "draining connections"
     );
     tokio::select! {
@@ -158,7 +162,7 @@ async fn drain(listener: TcpListener, graceful: GracefulShutdown, grace: Duratio
             tracing::debug!(listener = name, "all connections closed");
         }
         () = tokio::time::sleep(grace) => {
-            tracing::warn!(listener = name, grace_seconds = grace.as_secs_f64(), "grace period over; closing the remaining connections");
+            tracing::warn!(listener = name, grace_seconds = crate::timefmt::log_seconds(grace), "grace period over; closing the remaining connections");
         }
     }
 }

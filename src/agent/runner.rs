@@ -381,7 +381,7 @@ impl TemplateRunner {
                             template = slot.index,
                             destination = %slot.config.destination.display(),
                             error,
-                            retry_in_seconds = wait.as_secs_f64(),
+                            retry_in_seconds = crate::timefmt::log_seconds(wait),
                             certificate_time_left_seconds = time_left.map(|d| d.as_secs()),
                             "rendering failed; the files on disk are kept"
                         );
@@ -390,7 +390,7 @@ impl TemplateRunner {
                             template = slot.index,
                             destination = %slot.config.destination.display(),
                             shares_data_with = %failed_label,
-                            retry_in_seconds = wait.as_secs_f64(),
+                            retry_in_seconds = crate::timefmt::log_seconds(wait),
                             "not written: a template using the same Vault answer failed; the \
                              files on disk are kept"
                         );
@@ -781,7 +781,7 @@ impl TemplateRunner {
         };
         if let Some(hold) = hold {
             tracing::debug!(
-                wait_seconds = hold.as_secs_f64(),
+                wait_seconds = crate::timefmt::log_seconds(hold),
                 "waiting before writing the change (wait.min)"
             );
             tokio::time::sleep(hold).await;

@@ -96,17 +96,35 @@ fn raise_open_files_limit(max_connections: usize) {
             }
         }
     }
-    let wanted = 2 * max_connections as u64 + SPARE_DESCRIPTORS;
+    let wanted = open_files_needed(max_connections);
     if effective < wanted {
         tracing::warn!(
             open_files_limit = effective,
+            open_files_needed = wanted,
             max_connections,
-            "the open files limit is below what max_connections needs; accept will fail with \
-             EMFILE before max_connections is reached"
+            "{}",
+            open_files_advice(effective, wanted)
         );
     } else {
         tracing::debug!(open_files_limit = effective, "open files limit");
     }
+}
+
+/// Descriptors `max_connections` needs: a socket each, a second one to the upstream while a
+/// request is forwarded, and a few spare for files and listeners.
+fn open_files_needed(max_connections: usize) -> u64 {
+    2 * max_connections as u64 + SPARE_DESCRIPTORS
+}
+
+/// The open-files warning: what is needed and how to raise it.
+fn open_files_advice(limit: u64, needed: u64) -> String {
+    format!(
+        "the open files limit ({limit}) is below the {needed} that proxy.max_connections needs; \
+         accept will fail with EMFILE first. Raise it to {needed}: `ulimit -n {needed}` in the \
+         shell that starts the proxy, `LimitNOFILE={needed}` for systemd, `--ulimit \
+         nofile={needed}:{needed}` for docker/podman (or the runtime's default nofile limit \
+         in containerd/CRI-O for Kubernetes), or lower proxy.max_connections"
+    )
 }
 
 /// A configured proxy, ready to serve a bound listener (tests bind port 0).
@@ -239,7 +257,7 @@ impl Proxy {
         tracker.close();
         tracing::info!(
             connections = tracker.len(),
-            grace_seconds = self.config.shutdown_grace.as_secs_f64(),
+            grace_seconds = crate::timefmt::log_seconds(self.config.shutdown_grace),
             "draining connections"
         );
         tokio::select! {
@@ -313,7 +331,11 @@ impl ConnectionShared {
             }
             Ok(Err(err)) => {
                 self.metrics.handshake_failed.inc();
-                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                if crate::tls::is_plain_text_client(&err) {
+                    tracing::debug!(%peer, "{}", crate::tls::PLAIN_HTTP_ON_TLS_PORT);
+                } else {
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                }
                 return None;
             }
             Err(_) => {
@@ -595,6 +617,27 @@ async fn follow_client_ca(
                     "client CA reload failed; keeping the previous bundle"
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_warning_says_what_is_needed_and_how_to_raise_it() {
+        let needed = open_files_needed(10_000);
+        assert_eq!(needed, 20_064);
+        let advice = open_files_advice(20_000, needed);
+        for part in [
+            "(20000)",
+            "the 20064 that proxy.max_connections needs",
+            "ulimit -n 20064",
+            "LimitNOFILE=20064",
+            "nofile=20064:20064",
+        ] {
+            assert!(advice.contains(part), "{part:?} in {advice}");
         }
     }
 }

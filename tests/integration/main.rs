@@ -42,6 +42,7 @@ mod hostile;
 mod image;
 mod inject;
 mod inprocess;
+mod logs;
 mod pod;
 mod proxy;
 mod templates;
