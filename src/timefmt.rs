@@ -148,6 +148,12 @@ pub(crate) fn log_seconds(duration: Duration) -> f64 {
     round_hundredths(duration.as_secs_f64())
 }
 
+/// A duration in milliseconds for a log field, rounded to hundredths of a millisecond
+/// (`0.42`): request timings are well under a second.
+pub(crate) fn log_millis(duration: Duration) -> f64 {
+    round_hundredths(duration.as_secs_f64() * 1000.0)
+}
+
 /// `value` rounded to two decimals; `f64`'s shortest printing then shows at most two.
 fn round_hundredths(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
@@ -178,6 +184,14 @@ mod tests {
         );
         assert_eq!(log_seconds(Duration::ZERO), 0.0);
         assert_eq!(log_seconds(Duration::from_secs(300)).to_string(), "300");
+        assert_eq!(
+            log_millis(Duration::from_nanos(421_937)).to_string(),
+            "0.42"
+        );
+        assert_eq!(
+            log_millis(Duration::from_micros(1_500_250)).to_string(),
+            "1500.25"
+        );
     }
 
     #[test]

@@ -1,7 +1,15 @@
 //! What the logs say while something is wrong, as the real binary writes them.
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use pki_sidecar::tls::AcceptAnyCertificate;
+use rustls_pki_types::ServerName;
 use serde_json::Value;
 
 use crate::util::{self, role::Launch};
@@ -79,6 +87,236 @@ auto_auth {{
         assert!(
             next.len() == 24 && next.ends_with('Z') && next > at,
             "{event}"
+        );
+    }
+}
+
+/// A `dev` run logging to a file, on free loopback ports.
+struct DevRun {
+    child: util::ChildGuard,
+    log: std::path::PathBuf,
+    proxy: SocketAddr,
+    proxy_metrics: SocketAddr,
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl DevRun {
+    fn start(format: &str, access_log: bool) -> DevRun {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("dev");
+        let log = tmp.path().join("dev.log");
+        let port = || SocketAddr::from(([127, 0, 0, 1], util::free_port()));
+        let (proxy, app, agent_metrics, proxy_metrics, app_metrics) =
+            (port(), port(), port(), port(), port());
+        let mut command = util::command();
+        command
+            .args(["dev", "--log-format", format, "--dir"])
+            .arg(&dir)
+            .args(["--listen", &proxy.to_string()])
+            .args(["--app-listen", &app.to_string()])
+            .args(["--agent-metrics-listen", &agent_metrics.to_string()])
+            .args(["--proxy-metrics-listen", &proxy_metrics.to_string()])
+            .args(["--app-metrics-listen", &app_metrics.to_string()])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap());
+        if access_log {
+            command.arg("--access-log");
+        }
+        let child = util::ChildGuard(Some(command.spawn().expect("spawn dev")));
+        let run = DevRun {
+            child,
+            log,
+            proxy,
+            proxy_metrics,
+            dir,
+            _tmp: tmp,
+        };
+        util::wait_until(Duration::from_secs(30), "the proxy ready", || {
+            std::net::TcpStream::connect(run.proxy_metrics).is_ok()
+                && util::http(run.proxy_metrics, "GET", "/readyz").status == 200
+        });
+        run
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM; the whole log once it exited.
+    fn stop(mut self) -> String {
+        util::signal(self.child.pid(), Signal::SIGTERM);
+        let (code, _) = self.child.wait(Duration::from_secs(20));
+        assert_eq!(code, Some(0), "{}", self.log());
+        self.log()
+    }
+
+    /// `GET /a/b?token=secret` over HTTP/1.1 and TLS with SNI `localhost`; the response.
+    fn get(&self) -> String {
+        let provider = pki_sidecar::tls::crypto_provider();
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let socket = std::net::TcpStream::connect(self.proxy).unwrap();
+        let mut tls = rustls::StreamOwned::new(connection, socket);
+        tls.write_all(
+            b"GET /a/b?token=secret HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        // The server closes without a close_notify when the connection ends: what was read is
+        // the whole response.
+        let _ = tls.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+/// The role a line's module belongs to, in `dev`; `None` for the process's own lines.
+fn expected_role(module: &str) -> Option<&'static [&'static str]> {
+    match module {
+        "dev" | "lifecycle" => None,
+        "access" => Some(&["proxy"]),
+        m if m.starts_with("agent") || m == "vault" => Some(&["agent"]),
+        m if m.starts_with("proxy") => Some(&["proxy"]),
+        "app" => Some(&["app"]),
+        _ => Some(&["agent", "proxy", "app"]),
+    }
+}
+
+#[test]
+fn dev_json_lines_carry_their_role_and_template_and_the_access_log_has_every_field() {
+    let dev = DevRun::start("json", true);
+    let response = dev.get();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    util::wait_until(Duration::from_secs(10), "the access line", || {
+        !events(&dev.log(), "request").is_empty()
+    });
+    let destination = dev.dir.join("tls.crt");
+    let log = dev.stop();
+    let mut roles = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        let event: serde_json::Map<String, Value> = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("not one JSON object ({err}): {line}"));
+        assert!(
+            !event.contains_key("spans") && !event.contains_key("span"),
+            "{line}"
+        );
+        for key in ["@level", "@message", "@module", "@timestamp"] {
+            assert!(event[key].is_string(), "{key}: {line}");
+        }
+        let module = event["@module"].as_str().unwrap();
+        match expected_role(module) {
+            None => assert!(!event.contains_key("role"), "{line}"),
+            Some(allowed) => {
+                let role = event["role"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no role: {line}"));
+                assert!(allowed.contains(&role), "{role} for {module}: {line}");
+                roles.insert(role.to_string());
+            }
+        }
+        if module == "agent.runner" && event.contains_key("template") {
+            assert_eq!(
+                event["destination"],
+                destination.display().to_string(),
+                "a template's line names its destination: {line}"
+            );
+        }
+    }
+    assert_eq!(roles.len(), 3, "lines of all three roles: {roles:?}");
+    for message in ["issued a certificate", "rendered"] {
+        let found = events(&log, message);
+        assert_eq!(found.len(), 1, "{message}:\n{log}");
+        assert_eq!(found[0]["destination"], destination.display().to_string());
+    }
+    let access = events(&log, "request");
+    assert_eq!(access.len(), 1, "one line per request:\n{log}");
+    let line = &access[0];
+    assert_eq!(line["@module"], "access");
+    assert_eq!(line["@level"], "info");
+    assert_eq!(line["role"], "proxy");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/a/b", "no query string: {line}");
+    assert_eq!(line["status"], 404);
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(line["bytes"], body.len() as u64, "{line}");
+    assert!(line["duration_ms"].as_f64().unwrap() > 0.0, "{line}");
+    let upstream = line["upstream_ms"].as_f64().unwrap();
+    assert!(
+        upstream > 0.0 && upstream <= line["duration_ms"].as_f64().unwrap(),
+        "{line}"
+    );
+    assert_eq!(line["tls_version"], "TLSv1.3");
+    assert_eq!(line["sni"], "localhost");
+    assert!(
+        line["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+    assert!(!log.contains("token=secret"), "the query is never logged");
+}
+
+#[test]
+fn dev_text_lines_show_their_spans_and_the_access_log_is_off_by_default() {
+    for access_log in [true, false] {
+        let dev = DevRun::start("text", access_log);
+        assert!(dev.get().starts_with("HTTP/1.1 404"));
+        if access_log {
+            util::wait_until(Duration::from_secs(10), "the access line", || {
+                dev.log().contains("pki_sidecar::access")
+            });
+        }
+        let destination = dev.dir.join("tls.crt");
+        let log = dev.stop();
+        let access: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("pki_sidecar::access"))
+            .collect();
+        assert_eq!(
+            access.len(),
+            usize::from(access_log),
+            "one line per request with the access log on, none off:\n{log}"
+        );
+        if access_log {
+            let line = access[0];
+            assert!(
+                line.contains(" INFO role{role=\"proxy\"}: pki_sidecar::access: request "),
+                "{line}"
+            );
+            for field in [
+                "method=GET",
+                "path=\"/a/b\"",
+                "status=404",
+                "bytes=10",
+                "duration_ms=",
+                "upstream_ms=",
+                "tls_version=\"TLSv1.3\"",
+                "sni=\"localhost\"",
+                "client=127.0.0.1:",
+            ] {
+                assert!(line.contains(field), "{field} in {line}");
+            }
+        }
+        for line in log.lines() {
+            if line.contains("pki_sidecar::dev:") || line.contains("pki_sidecar::lifecycle:") {
+                continue;
+            }
+            assert!(line.contains(" role{role=\""), "no role: {line}");
+        }
+        let rendered = log
+            .lines()
+            .find(|line| line.contains(": rendered "))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(
+            rendered.contains(&format!(
+                "role{{role=\"agent\"}}:template{{destination={}}}:",
+                destination.display()
+            )),
+            "{rendered}"
         );
     }
 }
