@@ -124,13 +124,14 @@ impl Forwarder {
         self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
-    /// Forwards `request` from `peer` and returns what the client gets. `upstream_time` is
-    /// set to the wait for the upstream's response headers, when it answered.
+    /// Forwards `request` from `peer` and returns what the client gets. When given (the
+    /// access log is on), `upstream_time` is set to the wait for the upstream's response
+    /// headers, if it answered; without it, the clock is not read for it.
     pub(crate) async fn handle(
         &self,
         mut request: Request<Incoming>,
         peer: &Peer,
-        upstream_time: &mut Option<Duration>,
+        upstream_time: Option<&mut Option<Duration>>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let host = match self.admit(&request) {
@@ -170,7 +171,7 @@ impl Forwarder {
             request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone()));
 
         let sent = self.upstream.send(request, upgrade);
-        let forwarded = Instant::now();
+        let forwarded = upstream_time.is_some().then(Instant::now);
         let response = match tokio::time::timeout(self.response_timeout, sent).await {
             Err(_) => {
                 self.metrics.upstream_error("timeout");
@@ -200,7 +201,9 @@ impl Forwarder {
                 return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
             }
             Ok(Ok(response)) => {
-                *upstream_time = Some(forwarded.elapsed());
+                if let (Some(time), Some(forwarded)) = (upstream_time, forwarded) {
+                    *time = Some(forwarded.elapsed());
+                }
                 response
             }
         };

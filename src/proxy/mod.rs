@@ -394,7 +394,8 @@ impl ConnectionShared {
                 // Boxed: hyper keeps a slot the size of this future on every connection, idle
                 // or not; a box per request is cheaper than that slot holding the whole
                 // forwarding state.
-                let response = Box::pin(forwarder.handle(request, &peer, &mut upstream)).await;
+                let timing = started.is_some().then_some(&mut upstream);
+                let response = Box::pin(forwarder.handle(request, &peer, timing)).await;
                 let status = response.status().as_u16();
                 let record = started.map(|(connection, method, path, started)| {
                     Box::new(access::Record {
