@@ -234,6 +234,12 @@ fn dev_json_lines_carry_their_role_and_template_and_the_access_log_has_every_fie
         assert_eq!(found.len(), 1, "{message}:\n{log}");
         assert_eq!(found[0]["destination"], destination.display().to_string());
     }
+    // The proxy may start before the agent wrote the files: its first load is no recovery.
+    assert!(
+        events(&log, "the certificate files are valid again").is_empty(),
+        "{log}"
+    );
+    assert_eq!(events(&log, "serving the certificate").len(), 1, "{log}");
     let access = events(&log, "request");
     assert_eq!(access.len(), 1, "one line per request:\n{log}");
     let line = &access[0];
