@@ -326,3 +326,37 @@ fn dev_text_lines_show_their_spans_and_the_access_log_is_off_by_default() {
         );
     }
 }
+
+/// `proxy.access_log`: off by default, `validate` shows it, a bad value is a config error.
+#[test]
+fn validate_prints_the_access_log_setting_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |text: &str| {
+        let file = util::write_file(dir.path(), "proxy.hcl", text);
+        let output = util::command()
+            .args(["validate", "--role", "proxy", "--config"])
+            .arg(&file)
+            .output()
+            .expect("run validate");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = validate("proxy {\n  listen = \"127.0.0.1:8443\"\n}\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("  access    off (access_log = false)\n"),
+        "{out}"
+    );
+    let (code, out, err) = validate("proxy {\n  access_log = true\n}\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("  access    a log line per request (access_log)\n"),
+        "{out}"
+    );
+    let (code, out, err) = validate("proxy {\n  access_log = \"sometimes\"\n}\n");
+    assert_eq!(code, Some(78), "{out}{err}");
+    assert!(err.contains("proxy.access_log"), "{err}");
+}
