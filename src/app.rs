@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::config;
 use crate::http_server;
@@ -20,6 +21,12 @@ use crate::telemetry::{self, HttpMetrics, Telemetry};
 
 /// Binds the app's two listeners, builds it and serves until shutdown.
 pub async fn run(config: &config::App, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    run_in_span(config, lifecycle)
+        .instrument(crate::telemetry::role_span("app"))
+        .await
+}
+
+async fn run_in_span(config: &config::App, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let backlog = config.listen_backlog;
     let listener = http_server::bind(config.listen, "app.listen", backlog).await?;
     let metrics_listener =
@@ -71,11 +78,14 @@ impl App {
             Err(_) => tracing::info!("app serving hello world"),
         }
         let mut reloads = lifecycle.reloads();
-        tokio::spawn(async move {
-            while reloads.changed().await.is_ok() {
-                tracing::info!("SIGHUP: the app role has nothing to reload");
+        tokio::spawn(
+            async move {
+                while reloads.changed().await.is_ok() {
+                    tracing::info!("SIGHUP: the app role has nothing to reload");
+                }
             }
-        });
+            .in_current_span(),
+        );
         let handler = self.handler;
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let response = handler.respond(request.method(), request.uri().path());

@@ -30,6 +30,7 @@ use crate::schedule::Clock;
 use crate::secret::Secret;
 use crate::units::{self, Scalar};
 use crate::{agent, app, http_server, proxy, telemetry};
+use tracing::Instrument;
 
 /// `dev` options.
 #[derive(Debug, clap::Args)]
@@ -60,6 +61,9 @@ pub struct DevArgs {
     /// development CA (BAO_* twins win).
     #[arg(long)]
     pub vault: bool,
+    /// Log each request the proxy serves (`proxy.access_log = true`).
+    #[arg(long)]
+    pub access_log: bool,
     /// The PKI issue path the template's pkiCert writes to.
     #[arg(
         long,
@@ -225,6 +229,17 @@ async fn run_agent(
             .map_err(|errors| anyhow::anyhow!("the generated config is invalid:\n{errors}"))?;
         return agent::run(&agent_config, lifecycle).await;
     };
+    run_dev_agent(config, ca, lifecycle)
+        .instrument(telemetry::role_span("agent"))
+        .await
+}
+
+/// The agent on the development CA: [`agent::Agent::serve`] with it as the backend.
+async fn run_dev_agent(
+    config: &config::Config,
+    ca: DevCa,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<()> {
     let listen = config.telemetry.metrics_listen;
     let metrics_listener = http_server::bind(
         listen,
@@ -348,6 +363,7 @@ proxy {{
     cert_file      = "{dir}/{CERT_FILE}"
     key_file       = "{dir}/{KEY_FILE}"
     metrics_listen = "{proxy_metrics}"
+    access_log     = {access_log}
 }}
 
 app {{
@@ -357,6 +373,7 @@ app {{
 "#,
         path = args.pki_path,
         ttl = args.ttl.as_secs(),
+        access_log = args.access_log,
         agent_metrics = args.agent_metrics_listen,
         listen = args.listen,
         upstream = loopback(args.app_listen),

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
+
+use crate::telemetry::SpanExecutor;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
@@ -43,7 +45,7 @@ pub async fn serve<S, B>(
         let connection =
             builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
         let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
+        crate::telemetry::spawn_in_span(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(listener = name, %peer, error = %err, "connection ended with an error");
             }
@@ -85,7 +87,7 @@ pub(crate) async fn serve_tls<S, B>(
         let builder = builder.clone();
         let service = service.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        crate::telemetry::spawn_in_span(async move {
             let handshake = tokio::select! {
                 () = shutdown.cancelled() => return,
                 result = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => result,
@@ -93,7 +95,11 @@ pub(crate) async fn serve_tls<S, B>(
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {
-                    tracing::debug!(listener = name, %peer, error = %err, "TLS handshake failed");
+                    if crate::tls::is_plain_text_client(&err) {
+                        tracing::debug!(listener = name, %peer, "{}", crate::tls::PLAIN_HTTP_ON_TLS_PORT);
+                    } else {
+                        tracing::debug!(listener = name, %peer, error = %err, "TLS handshake failed");
+                    }
                     return;
                 }
                 Err(_) => {
@@ -111,8 +117,8 @@ pub(crate) async fn serve_tls<S, B>(
 }
 
 /// The HTTP/1.1 and HTTP/2 connection builder both loops use, with the header read timeout.
-fn connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn connection_builder() -> auto::Builder<SpanExecutor> {
+    let mut builder = auto::Builder::new(SpanExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -150,7 +156,7 @@ async fn drain(listener: TcpListener, graceful: GracefulShutdown, grace: Duratio
     tracing::debug!(
         listener = name,
         connections = graceful.count(),
-        grace_seconds = grace.as_secs_f64(),
+        grace_seconds = crate::timefmt::log_seconds(grace),
         "draining connections"
     );
     tokio::select! {
@@ -158,7 +164,7 @@ async fn drain(listener: TcpListener, graceful: GracefulShutdown, grace: Duratio
             tracing::debug!(listener = name, "all connections closed");
         }
         () = tokio::time::sleep(grace) => {
-            tracing::warn!(listener = name, grace_seconds = grace.as_secs_f64(), "grace period over; closing the remaining connections");
+            tracing::warn!(listener = name, grace_seconds = crate::timefmt::log_seconds(grace), "grace period over; closing the remaining connections");
         }
     }
 }

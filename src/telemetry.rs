@@ -30,7 +30,8 @@ mod logging;
 #[cfg(target_os = "linux")]
 mod process;
 
-pub use logging::init_logging;
+pub(crate) use logging::spawn_in_span;
+pub use logging::{SpanExecutor, init_logging, role_span};
 
 /// This binary's version, as reported by `--version` and `pki_sidecar_build_info`.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -325,7 +326,9 @@ impl Telemetry {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
-        tokio::spawn(self.clone().serve(listener, shutdown))
+        tokio::spawn(tracing::Instrument::in_current_span(
+            self.clone().serve(listener, shutdown),
+        ))
     }
 
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) {

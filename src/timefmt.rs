@@ -142,9 +142,66 @@ pub(crate) fn format_duration(duration: Duration) -> String {
     out
 }
 
+/// A duration in seconds for a log field, rounded to hundredths (`1.61`, not
+/// `1.6100772540000001`): log readers want the order of magnitude, not the nanoseconds.
+pub(crate) fn log_seconds(duration: Duration) -> f64 {
+    round_hundredths(duration.as_secs_f64())
+}
+
+/// A duration in milliseconds for a log field, rounded to hundredths of a millisecond
+/// (`0.42`): request timings are well under a second.
+pub(crate) fn log_millis(duration: Duration) -> f64 {
+    round_hundredths(duration.as_secs_f64() * 1000.0)
+}
+
+/// `value` rounded to two decimals; `f64`'s shortest printing then shows at most two.
+fn round_hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// The wall-clock time `after` from now, for a "next attempt at" log field:
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (milliseconds are enough to tell retries apart).
+pub(crate) fn log_time_after(now: SystemTime, after: Duration) -> String {
+    let at = now.checked_add(after).unwrap_or(now);
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!(
+        "{}.{:03}Z",
+        utc_date_time(since_epoch.as_secs()),
+        since_epoch.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_durations_are_rounded_to_hundredths() {
+        assert_eq!(log_seconds(Duration::from_nanos(1_610_077_254)), 1.61);
+        assert_eq!(
+            log_seconds(Duration::from_millis(1_615)).to_string(),
+            "1.62"
+        );
+        assert_eq!(log_seconds(Duration::ZERO), 0.0);
+        assert_eq!(log_seconds(Duration::from_secs(300)).to_string(), "300");
+        assert_eq!(
+            log_millis(Duration::from_nanos(421_937)).to_string(),
+            "0.42"
+        );
+        assert_eq!(
+            log_millis(Duration::from_micros(1_500_250)).to_string(),
+            "1500.25"
+        );
+    }
+
+    #[test]
+    fn next_attempt_times_are_utc_with_milliseconds() {
+        let now = UNIX_EPOCH + Duration::new(1_764_678_937, 188_000_000);
+        assert_eq!(
+            log_time_after(now, Duration::from_millis(1_610)),
+            "2025-12-02T12:35:38.798Z"
+        );
+    }
 
     #[test]
     fn rfc3339_parses_what_it_prints_and_what_vault_writes() {

@@ -308,6 +308,15 @@ fn proxy(out: &mut String, config: &Config) {
     let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
     let _ = writeln!(
         out,
+        "  access    {}",
+        if proxy.access_log {
+            "a log line per request (access_log)"
+        } else {
+            "off (access_log = false)"
+        }
+    );
+    let _ = writeln!(
+        out,
         "  drain     {} after SIGTERM",
         format_duration(proxy.shutdown_grace)
     );

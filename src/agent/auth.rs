@@ -293,7 +293,7 @@ impl TokenKeeper {
                         method = self.authenticator.method_name(),
                         error = %err,
                         failures = backoff.failures(),
-                        retry_in_seconds = wait.as_secs_f64(),
+                        retry_in_seconds = crate::timefmt::log_seconds(wait),
                         "login to Vault failed"
                     );
                     if !sleep_or_shutdown(wait, &shutdown).await {
@@ -407,7 +407,7 @@ impl TokenKeeper {
                     );
                     tracing::warn!(
                         error = %err,
-                        retry_in_seconds = wait.as_secs_f64(),
+                        retry_in_seconds = crate::timefmt::log_seconds(wait),
                         "renewing the Vault token failed"
                     );
                     if !sleep_or_shutdown(wait, shutdown).await {
@@ -536,7 +536,7 @@ async fn write_sinks_until_shutdown(
             tracing::warn!(
                 failed = failed.len(),
                 failures = backoff.failures(),
-                retry_in_seconds = wait.as_secs_f64(),
+                retry_in_seconds = crate::timefmt::log_seconds(wait),
                 "writing the token sinks failed; retrying"
             );
             retry_in = Some(wait);

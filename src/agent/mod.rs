@@ -32,6 +32,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::{AgentConfig, Templates};
 use crate::lifecycle::Lifecycle;
@@ -229,6 +230,12 @@ async fn run_parts(
 
 /// Runs the agent of `config` until shutdown: binds its metrics listener, builds, serves.
 pub async fn run(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    run_in_span(config, lifecycle)
+        .instrument(crate::telemetry::role_span("agent"))
+        .await
+}
+
+async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let metrics_listener = crate::http_server::bind(
         config.telemetry.metrics_listen,
         "telemetry.metrics_listen",

@@ -40,6 +40,7 @@ use crate::telemetry::Readiness;
 use crate::template::{RenderOptions, Template, Value};
 use crate::timefmt;
 use crate::tls::pem;
+use tracing::Instrument;
 
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "templates";
@@ -71,6 +72,9 @@ struct Slot {
     successful_renders: u64,
     backoff: Backoff,
     retry_at: Option<Instant>,
+    /// The span its lines are logged in: `template{destination=...}` (at the error level, so
+    /// every enabled line of the template is inside it).
+    span: tracing::Span,
 }
 
 impl Slot {
@@ -168,6 +172,11 @@ impl TemplateRunner {
                 successful_renders: 0,
                 backoff: Backoff::new(min_backoff, max_backoff),
                 retry_at: None,
+                span: tracing::error_span!(
+                    target: "pki_sidecar",
+                    "template",
+                    destination = %template.destination.display()
+                ),
             });
         }
         if !slots.is_empty() {
@@ -291,7 +300,8 @@ impl TemplateRunner {
         }
         let mut results: BTreeMap<usize, anyhow::Result<Rendered>> = BTreeMap::new();
         for &position in &due {
-            let (result, used) = self.render(position).await;
+            let span = self.slots[position].span.clone();
+            let (result, used) = self.render(position).instrument(span).await;
             self.slots[position].uses = used;
             results.insert(position, result);
         }
@@ -376,21 +386,20 @@ impl TemplateRunner {
                         None => delay,
                     };
                     slot.retry_at = Some(Instant::now() + wait);
+                    let _in_template = slot.span.enter();
                     if position == failed {
                         tracing::warn!(
                             template = slot.index,
-                            destination = %slot.config.destination.display(),
                             error,
-                            retry_in_seconds = wait.as_secs_f64(),
+                            retry_in_seconds = crate::timefmt::log_seconds(wait),
                             certificate_time_left_seconds = time_left.map(|d| d.as_secs()),
                             "rendering failed; the files on disk are kept"
                         );
                     } else {
                         tracing::warn!(
                             template = slot.index,
-                            destination = %slot.config.destination.display(),
                             shares_data_with = %failed_label,
-                            retry_in_seconds = wait.as_secs_f64(),
+                            retry_in_seconds = crate::timefmt::log_seconds(wait),
                             "not written: a template using the same Vault answer failed; the \
                              files on disk are kept"
                         );
@@ -463,7 +472,6 @@ impl TemplateRunner {
                     let slot = &self.slots[position];
                     tracing::info!(
                         template = slot.index,
-                        destination = %slot.config.destination.display(),
                         serial = %info.serial,
                         not_after = %timefmt::rfc3339(info.not_after),
                         renews_at = %timefmt::rfc3339(renew_at),
@@ -781,7 +789,7 @@ impl TemplateRunner {
         };
         if let Some(hold) = hold {
             tracing::debug!(
-                wait_seconds = hold.as_secs_f64(),
+                wait_seconds = crate::timefmt::log_seconds(hold),
                 "waiting before writing the change (wait.min)"
             );
             tokio::time::sleep(hold).await;
@@ -847,26 +855,28 @@ impl TemplateRunner {
                     self.metrics.certificate(file, info, *renew_at);
                 }
             }
+            let span = slot.span.clone();
             if count == 0 {
-                tracing::debug!(template = slot.index, "rendered; nothing changed on disk");
+                span.in_scope(|| {
+                    tracing::debug!(template = slot.index, "rendered; nothing changed on disk")
+                });
                 continue;
             }
-            tracing::info!(
-                template = slot.index,
-                destination = %slot.config.destination.display(),
-                files = count,
-                "rendered"
-            );
+            span.in_scope(|| tracing::info!(template = slot.index, files = count, "rendered"));
             if let Some(command) = slot.config.command.clone() {
                 let timeout = slot.config.command_timeout;
                 let index = slot.index;
-                let ok = command::run(&command, timeout).await;
+                let ok = command::run(&command, timeout)
+                    .instrument(span.clone())
+                    .await;
                 self.metrics.command(ok);
                 if !ok {
-                    tracing::warn!(
-                        template = index,
-                        "the template's command failed; the files stay written"
-                    );
+                    span.in_scope(|| {
+                        tracing::warn!(
+                            template = index,
+                            "the template's command failed; the files stay written"
+                        )
+                    });
                 }
             }
         }

@@ -343,6 +343,8 @@ pub struct Proxy {
     pub trusted_proxies: Vec<Cidr>,
     /// The `Strict-Transport-Security` value added to responses that lack one, when set.
     pub hsts: Option<String>,
+    /// One log line per request (target `pki_sidecar::access`).
+    pub access_log: bool,
     /// Client certificate verification, when configured.
     pub client_auth: Option<ClientAuth>,
 }

@@ -1190,6 +1190,7 @@ fn resolve_proxy(
         forwarded_headers,
         trusted_proxies,
         hsts,
+        access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
 }

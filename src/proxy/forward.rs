@@ -124,11 +124,14 @@ impl Forwarder {
         self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
-    /// Forwards `request` from `peer` and returns what the client gets.
+    /// Forwards `request` from `peer` and returns what the client gets. When given (the
+    /// access log is on), `upstream_time` is set to the wait for the upstream's response
+    /// headers, if it answered; without it, the clock is not read for it.
     pub(crate) async fn handle(
         &self,
         mut request: Request<Incoming>,
         peer: &Peer,
+        upstream_time: Option<&mut Option<Duration>>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let host = match self.admit(&request) {
@@ -168,6 +171,7 @@ impl Forwarder {
             request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone()));
 
         let sent = self.upstream.send(request, upgrade);
+        let forwarded = upstream_time.is_some().then(Instant::now);
         let response = match tokio::time::timeout(self.response_timeout, sent).await {
             Err(_) => {
                 self.metrics.upstream_error("timeout");
@@ -196,7 +200,12 @@ impl Forwarder {
                 tracing::debug!(error = %err, kind, "upstream request failed");
                 return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
             }
-            Ok(Ok(response)) => response,
+            Ok(Ok(response)) => {
+                if let (Some(time), Some(forwarded)) = (upstream_time, forwarded) {
+                    *time = Some(forwarded.elapsed());
+                }
+                response
+            }
         };
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
@@ -555,7 +564,7 @@ fn tunnel(
     client_upgrade: hyper::upgrade::OnUpgrade,
 ) -> Response<ProxyBody> {
     let upstream_upgrade = hyper::upgrade::on(&mut upstream_response);
-    tokio::spawn(async move {
+    crate::telemetry::spawn_in_span(async move {
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let mut client = TokioIo::new(client);

@@ -9,6 +9,7 @@
 //! [`store::Reloader`]; before the first valid pair the listener is up and refuses handshakes,
 //! and `/readyz` says why.
 
+pub(crate) mod access;
 pub(crate) mod forward;
 pub(crate) mod metrics;
 pub(crate) mod store;
@@ -25,9 +26,13 @@ use arc_swap::ArcSwap;
 use std::future::Future;
 use std::pin::Pin;
 
+use access::{AccessBody, ConnectionInfo};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tracing::Instrument;
+
+use crate::telemetry::SpanExecutor;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
@@ -48,6 +53,12 @@ use store::{CertResolver, CertStore, Reloader};
 /// Runs the proxy until shutdown: binds its listeners, builds it, serves; `Ok` is a clean
 /// exit.
 pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    run_in_span(config, lifecycle)
+        .instrument(crate::telemetry::role_span("proxy"))
+        .await
+}
+
+async fn run_in_span(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
     raise_open_files_limit(config.max_connections);
     let backlog = config.listen_backlog;
     let listener = http_server::bind(config.listen, "proxy.listen", backlog).await?;
@@ -96,17 +107,35 @@ fn raise_open_files_limit(max_connections: usize) {
             }
         }
     }
-    let wanted = 2 * max_connections as u64 + SPARE_DESCRIPTORS;
+    let wanted = open_files_needed(max_connections);
     if effective < wanted {
         tracing::warn!(
             open_files_limit = effective,
+            open_files_needed = wanted,
             max_connections,
-            "the open files limit is below what max_connections needs; accept will fail with \
-             EMFILE before max_connections is reached"
+            "{}",
+            open_files_advice(effective, wanted)
         );
     } else {
         tracing::debug!(open_files_limit = effective, "open files limit");
     }
+}
+
+/// Descriptors `max_connections` needs: a socket each, a second one to the upstream while a
+/// request is forwarded, and a few spare for files and listeners.
+fn open_files_needed(max_connections: usize) -> u64 {
+    2 * max_connections as u64 + SPARE_DESCRIPTORS
+}
+
+/// The open-files warning: what is needed and how to raise it.
+fn open_files_advice(limit: u64, needed: u64) -> String {
+    format!(
+        "the open files limit ({limit}) is below the {needed} that proxy.max_connections needs; \
+         accept will fail with EMFILE first. Raise it to {needed}: `ulimit -n {needed}` in the \
+         shell that starts the proxy, `LimitNOFILE={needed}` for systemd, `--ulimit \
+         nofile={needed}:{needed}` for docker/podman (or the runtime's default nofile limit \
+         in containerd/CRI-O for Kubernetes), or lower proxy.max_connections"
+    )
 }
 
 /// A configured proxy, ready to serve a bound listener (tests bind port 0).
@@ -118,7 +147,7 @@ pub struct Proxy {
     metrics: ProxyMetrics,
     telemetry: Telemetry,
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: http2::Builder<SpanExecutor>,
 }
 
 impl Proxy {
@@ -145,7 +174,7 @@ impl Proxy {
             .header_read_timeout(config.header_read_timeout)
             .max_header_size(config.max_header_size)
             .max_buf_size(config.max_header_size.max(8192));
-        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        let mut http2 = http2::Builder::new(SpanExecutor);
         http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
@@ -186,17 +215,24 @@ impl Proxy {
             readiness: self.telemetry.readiness.clone(),
             poll_interval: self.config.reload_interval,
         };
-        let reload_task = tokio::spawn(reloader.run(shutdown.clone(), lifecycle.reloads()));
+        let reload_task = tokio::spawn(
+            reloader
+                .run(shutdown.clone(), lifecycle.reloads())
+                .in_current_span(),
+        );
         let client_ca_task = self.config.client_auth.clone().map(|auth| {
-            tokio::spawn(follow_client_ca(
-                self.config.clone(),
-                auth.ca_file,
-                self.store.clone(),
-                self.tls.clone(),
-                self.metrics.clone(),
-                shutdown.clone(),
-                lifecycle.reloads(),
-            ))
+            tokio::spawn(
+                follow_client_ca(
+                    self.config.clone(),
+                    auth.ca_file,
+                    self.store.clone(),
+                    self.tls.clone(),
+                    self.metrics.clone(),
+                    shutdown.clone(),
+                    lifecycle.reloads(),
+                )
+                .in_current_span(),
+            )
         });
         let limiter = Arc::new(Semaphore::new(self.config.max_connections));
         let tracker = TaskTracker::new();
@@ -208,6 +244,7 @@ impl Proxy {
             handshake_timeout: self.config.tls_handshake_timeout,
             idle_timeout: self.config.idle_timeout,
             shutdown: shutdown.clone(),
+            access_log: self.config.access_log,
         });
         loop {
             let (stream, peer) = tokio::select! {
@@ -230,16 +267,19 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let acceptor = TlsAcceptor::from(self.tls.load_full());
             let shared = connections.clone();
-            tracker.spawn(async move {
-                shared.serve_connection(stream, peer, acceptor).await;
-                drop(permit);
-            });
+            tracker.spawn(
+                async move {
+                    shared.serve_connection(stream, peer, acceptor).await;
+                    drop(permit);
+                }
+                .in_current_span(),
+            );
         }
         drop(listener);
         tracker.close();
         tracing::info!(
             connections = tracker.len(),
-            grace_seconds = self.config.shutdown_grace.as_secs_f64(),
+            grace_seconds = crate::timefmt::log_seconds(self.config.shutdown_grace),
             "draining connections"
         );
         tokio::select! {
@@ -262,10 +302,12 @@ struct ConnectionShared {
     forwarder: Arc<Forwarder>,
     metrics: ProxyMetrics,
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: http2::Builder<SpanExecutor>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     shutdown: CancellationToken,
+    /// `proxy.access_log`.
+    access_log: bool,
 }
 
 impl ConnectionShared {
@@ -313,7 +355,11 @@ impl ConnectionShared {
             }
             Ok(Err(err)) => {
                 self.metrics.handshake_failed.inc();
-                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                if crate::tls::is_plain_text_client(&err) {
+                    tracing::debug!(%peer, "{}", crate::tls::PLAIN_HTTP_ON_TLS_PORT);
+                } else {
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                }
                 return None;
             }
             Err(_) => {
@@ -323,6 +369,10 @@ impl ConnectionShared {
             }
         };
         let peer_info = Arc::new(Peer::new(peer.ip(), self.forwarder.trusts(peer.ip())));
+        // Taken only with the access log on: off, a connection formats nothing more.
+        let access = self
+            .access_log
+            .then(|| Arc::new(ConnectionInfo::new(peer, tls.get_ref().1)));
         let activity = Arc::new(Activity::default());
         let forwarder = self.forwarder.clone();
         let request_activity = activity.clone();
@@ -330,15 +380,37 @@ impl ConnectionShared {
             let forwarder = forwarder.clone();
             let peer = peer_info.clone();
             let activity = request_activity.clone();
+            let access = access.clone();
             async move {
                 // A guard, not a call after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
                 let _in_flight = InFlight::begin(activity);
+                let started = access.as_ref().map(|connection| {
+                    let method = request.method().clone();
+                    let path = Box::<str>::from(request.uri().path());
+                    (connection.clone(), method, path, Instant::now())
+                });
+                let mut upstream = None;
                 // Boxed: hyper keeps a slot the size of this future on every connection, idle
                 // or not; a box per request is cheaper than that slot holding the whole
                 // forwarding state.
-                let response = Box::pin(forwarder.handle(request, &peer)).await;
-                Ok::<_, std::convert::Infallible>(response)
+                let timing = started.is_some().then_some(&mut upstream);
+                let response = Box::pin(forwarder.handle(request, &peer, timing)).await;
+                let status = response.status().as_u16();
+                let record = started.map(|(connection, method, path, started)| {
+                    Box::new(access::Record {
+                        connection,
+                        method,
+                        path,
+                        status,
+                        started,
+                        upstream,
+                        bytes: 0,
+                    })
+                });
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| AccessBody::new(body, record)),
+                )
             }
         });
         let io = TokioIo::new(tls);
@@ -595,6 +667,27 @@ async fn follow_client_ca(
                     "client CA reload failed; keeping the previous bundle"
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_warning_says_what_is_needed_and_how_to_raise_it() {
+        let needed = open_files_needed(10_000);
+        assert_eq!(needed, 20_064);
+        let advice = open_files_advice(20_000, needed);
+        for part in [
+            "(20000)",
+            "the 20064 that proxy.max_connections needs",
+            "ulimit -n 20064",
+            "LimitNOFILE=20064",
+            "nofile=20064:20064",
+        ] {
+            assert!(advice.contains(part), "{part:?} in {advice}");
         }
     }
 }

@@ -250,9 +250,23 @@ pub(crate) struct Reloader {
 #[derive(Default)]
 struct ReloadState {
     fingerprint: Option<u64>,
+    /// The serving certificate's serial, to tell a new certificate from the same one re-read.
+    serial: Option<String>,
     not_after: Option<SystemTime>,
     last_error: Option<String>,
     metadata: Option<(FileStamp, FileStamp)>,
+}
+
+/// The line logged when a pair is published: the first one, a new certificate, or the same
+/// certificate re-read (a SIGHUP, or files rewritten with the same certificate).
+fn served_message(previous_serial: Option<&str>, serial: &str) -> &'static str {
+    match previous_serial {
+        None => "serving the certificate",
+        Some(previous) if previous == serial => {
+            "certificate files re-read; the certificate is unchanged (same serial)"
+        }
+        Some(_) => "serving a new certificate",
+    }
 }
 
 /// Cheap identity of a file's current version: size, modification time, inode.
@@ -378,13 +392,17 @@ impl Reloader {
             Err(ReloadError::Mismatch(_)) if tolerate_mismatch => Attempt::Mismatch,
             Ok(pair) => {
                 state.metadata = stamps;
-                if state.last_error.take().is_some() {
+                // "Again" only after a failure that followed a valid pair: on the first load,
+                // waiting for the agent's files was no failure of theirs.
+                if state.last_error.take().is_some() && state.fingerprint.is_some() {
                     tracing::info!("the certificate files are valid again");
                 }
                 if state.fingerprint == Some(pair.fingerprint) && !force {
                     return Attempt::Unchanged;
                 }
-                let first = state.fingerprint.is_none();
+                let serial = pair.info.serial.clone();
+                let message = served_message(state.serial.as_deref(), &serial);
+                state.serial = Some(serial);
                 state.fingerprint = Some(pair.fingerprint);
                 state.not_after = Some(pair.info.not_after);
                 self.store.publish(pair.certified);
@@ -394,8 +412,7 @@ impl Reloader {
                     serial = %pair.info.serial,
                     subject = %pair.info.subject_cn,
                     not_after = %crate::timefmt::rfc3339(pair.info.not_after),
-                    "{}",
-                    if first { "serving the certificate" } else { "serving a new certificate" }
+                    "{message}"
                 );
                 Attempt::Loaded
             }
@@ -451,6 +468,20 @@ enum Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_changed_serial_is_called_a_new_certificate() {
+        assert_eq!(served_message(None, "0a:01"), "serving the certificate");
+        assert_eq!(
+            served_message(Some("0a:01"), "0a:02"),
+            "serving a new certificate"
+        );
+        let same = served_message(Some("0a:01"), "0a:01");
+        assert!(
+            same.contains("unchanged") && !same.contains("new"),
+            "{same}"
+        );
+    }
 
     #[test]
     fn every_exported_reason_is_one_a_variant_produces() {

@@ -185,7 +185,7 @@ impl Upstream {
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Request)?;
-        tokio::spawn(async move {
+        crate::telemetry::spawn_in_span(async move {
             if let Err(err) = connection.with_upgrades().await {
                 tracing::debug!(error = %err, "upstream connection ended with an error");
             }

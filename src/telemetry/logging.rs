@@ -30,6 +30,39 @@ use crate::config::LogFormat;
 /// This crate's name as tracing targets spell it; [`hclog_module`] takes it off.
 const CRATE_TARGET: &str = "pki_sidecar";
 
+/// The span a role runs in: every line it logs carries `role` (`agent`, `proxy`, `app`,
+/// `webhook`), so `dev`'s three roles in one process, or a pipeline merging containers, can
+/// tell lines apart. At the error level, so that any enabled event of the role is inside it.
+/// Tasks a role spawns enter it too (`in_current_span`).
+pub fn role_span(role: &'static str) -> tracing::Span {
+    tracing::error_span!(target: "pki_sidecar", "role", role)
+}
+
+/// `tokio::spawn` of `task` in the caller's span (its role's, its template's): a spawned task
+/// starts with no span otherwise, and its lines would lose their `role`.
+pub(crate) fn spawn_in_span<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::in_current_span(task))
+}
+
+/// hyper's executor for HTTP/2 streams, spawning each in the span of the connection that
+/// runs it: a stream's lines (an access line, an upstream error) keep the connection's role.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpanExecutor;
+
+impl<F> hyper::rt::Executor<F> for SpanExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, task: F) {
+        spawn_in_span(task);
+    }
+}
+
 /// Installs the global tracing subscriber. Precedence: `--log-level` flag, then `RUST_LOG`,
 /// then the file's `log_level`, then `info`.
 pub fn init_logging(flag_level: Option<&str>, file_level: Option<&str>, format: LogFormat) {

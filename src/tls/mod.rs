@@ -182,6 +182,24 @@ fn root_store(settings: &ClientSettings) -> anyhow::Result<(RootCertStore, Trust
     Ok((roots, trust))
 }
 
+/// Whether a failed server handshake was a client speaking plain HTTP (or anything but TLS)
+/// to a TLS port: rustls read a first byte that is no TLS record type (`G` of `GET`).
+pub(crate) fn is_plain_text_client(err: &std::io::Error) -> bool {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| {
+            matches!(
+                tls,
+                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+            )
+        })
+}
+
+/// What to log for a failed server handshake: plain HTTP on the TLS port is said in words
+/// (rustls's own is `received corrupt message of type InvalidContentType`).
+pub(crate) const PLAIN_HTTP_ON_TLS_PORT: &str =
+    "plain HTTP request on the TLS port; this port speaks TLS: use https://";
+
 /// Every certificate in a PEM file; an error if it has none.
 pub(crate) fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let text = std::fs::read(path).context("cannot read the file")?;
@@ -284,5 +302,50 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server with no certificate: enough to read a first record.
+    #[derive(Debug)]
+    struct NoCertificate;
+
+    impl rustls::server::ResolvesServerCert for NoCertificate {
+        fn resolve(
+            &self,
+            _hello: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            None
+        }
+    }
+
+    /// The error rustls's server gives for `bytes` as a client's first flight, as
+    /// tokio-rustls hands it over (an `io::Error` of kind `InvalidData`).
+    fn server_error_for(bytes: &[u8]) -> std::io::Error {
+        let config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(NoCertificate));
+        let mut server = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut input = bytes;
+        server.read_tls(&mut input).unwrap();
+        let err = server.process_new_packets().unwrap_err();
+        std::io::Error::new(std::io::ErrorKind::InvalidData, err)
+    }
+
+    #[test]
+    fn plain_http_on_a_tls_port_is_recognised() {
+        let err = server_error_for(b"GET / HTTP/1.1\r\nHost: foo.home\r\n\r\n");
+        assert!(err.to_string().contains("InvalidContentType"), "{err}");
+        assert!(is_plain_text_client(&err));
+        assert!(PLAIN_HTTP_ON_TLS_PORT.contains("this port speaks TLS"));
+        // A well-formed TLS record that ends the handshake (a fatal alert) is another failure.
+        let alert = server_error_for(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28]);
+        assert!(!is_plain_text_client(&alert), "{alert}");
+        assert!(!is_plain_text_client(&std::io::Error::other("reset")));
     }
 }

@@ -543,11 +543,19 @@ impl VaultClient {
                         || schedule::backoff_delay(attempt, RETRY_MIN, RETRY_MAX, fastrand::f64()),
                         |after| after.min(RETRY_AFTER_CAP),
                     );
-                    tracing::debug!(
+                    // At once and at every retry: an unreachable Vault is never silent
+                    // while the call works through its retries.
+                    tracing::warn!(
+                        vault = %self.address,
                         operation,
-                        attempt = attempt + 1,
-                        wait_seconds = wait.as_secs_f64(),
                         error = %err,
+                        attempt = attempt + 1,
+                        attempts = self.retries + 1,
+                        retry_in_seconds = crate::timefmt::log_seconds(wait),
+                        next_attempt_at = crate::timefmt::log_time_after(
+                            std::time::SystemTime::now(),
+                            wait
+                        ),
                         "Vault request failed; retrying"
                     );
                     attempt += 1;

@@ -28,6 +28,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::http_server;
 use crate::inject::Settings;
@@ -65,6 +66,12 @@ pub struct Config {
 /// Runs the webhook until shutdown: binds both listeners, builds it, serves; `Ok` is a clean
 /// exit.
 pub async fn run(config: Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    run_in_span(config, lifecycle)
+        .instrument(crate::telemetry::role_span("webhook"))
+        .await
+}
+
+async fn run_in_span(config: Config, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let listener = http_server::bind(config.listen, "webhook.listen", 1024).await?;
     let metrics_listener =
         http_server::bind(config.metrics_listen, "webhook.metrics_listen", 128).await?;
@@ -138,7 +145,11 @@ impl Webhook {
             readiness: self.telemetry.readiness.clone(),
             poll_interval: self.config.reload_interval,
         };
-        let reload_task = tokio::spawn(reloader.run(shutdown.clone(), lifecycle.reloads()));
+        let reload_task = tokio::spawn(
+            reloader
+                .run(shutdown.clone(), lifecycle.reloads())
+                .in_current_span(),
+        );
         let handler = Arc::new(Handler {
             settings: self.config.settings.clone(),
             metrics: self.metrics.clone(),

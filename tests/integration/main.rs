@@ -49,6 +49,7 @@ mod hostile;
 mod image;
 mod inject;
 mod inprocess;
+mod logs;
 mod monitoring;
 mod pod;
 mod proxy;

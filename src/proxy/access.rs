@@ -1,0 +1,135 @@
+//! The proxy's access log (`proxy.access_log`): one line per request, through tracing with
+//! the target `pki_sidecar::access`, so it has the text or JSON format of every other line.
+//!
+//! The line is written when the response body is dropped: after its last byte went out, or
+//! when the client went away mid-body; `bytes` counts the body bytes handed to the connection.
+//! With the access log off, the response body is [`AccessBody`] with no record: no
+//! allocation, no formatting, one branch per body frame.
+//!
+//! The path is logged without its query string, which may carry credentials.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use hyper::body::{Body, Frame, SizeHint};
+
+use super::forward::ProxyBody;
+
+/// The tracing target of access lines: `@module` `access` in JSON; a filter can name it
+/// (`RUST_LOG=info,pki_sidecar::access=off`).
+pub(crate) const TARGET: &str = "pki_sidecar::access";
+
+/// What one TLS connection tells every request on it: taken once, after the handshake.
+pub(crate) struct ConnectionInfo {
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub tls_version: &'static str,
+    /// The server name the client asked for (SNI), or empty.
+    pub sni: Box<str>,
+}
+
+impl ConnectionInfo {
+    /// The details of `connection` from `client`.
+    pub(crate) fn new(client: SocketAddr, connection: &rustls::ServerConnection) -> ConnectionInfo {
+        let tls_version = match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            Some(_) => "other",
+            None => "",
+        };
+        ConnectionInfo {
+            client,
+            tls_version,
+            sni: connection.server_name().unwrap_or_default().into(),
+        }
+    }
+}
+
+/// One request's record, filled as it is served and written when its body is dropped.
+pub(crate) struct Record {
+    pub connection: Arc<ConnectionInfo>,
+    pub method: Method,
+    /// The path, without the query.
+    pub path: Box<str>,
+    pub status: u16,
+    pub started: Instant,
+    /// From forwarding the request to the upstream's response headers; none when the
+    /// upstream gave no answer (or the proxy answered itself).
+    pub upstream: Option<Duration>,
+    /// Body bytes sent so far.
+    pub bytes: u64,
+}
+
+impl Record {
+    /// Writes the line.
+    fn log(&self) {
+        let upstream_ms = self.upstream.map(crate::timefmt::log_millis);
+        tracing::info!(
+            target: TARGET,
+            method = %self.method,
+            path = &*self.path,
+            status = self.status,
+            bytes = self.bytes,
+            duration_ms = crate::timefmt::log_millis(self.started.elapsed()),
+            upstream_ms,
+            tls_version = self.connection.tls_version,
+            sni = &*self.connection.sni,
+            client = %self.connection.client,
+            "request"
+        );
+    }
+}
+
+/// The proxy's response body: the forwarded one, counting its bytes when a record is kept.
+pub(crate) struct AccessBody {
+    inner: ProxyBody,
+    record: Option<Box<Record>>,
+}
+
+impl AccessBody {
+    /// `inner`, logged at its end when `record` is given.
+    pub(crate) fn new(inner: ProxyBody, record: Option<Box<Record>>) -> AccessBody {
+        AccessBody { inner, record }
+    }
+}
+
+impl Body for AccessBody {
+    type Data = Bytes;
+    type Error = <ProxyBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled) {
+            if let Some(data) = frame.data_ref() {
+                record.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AccessBody {
+    fn drop(&mut self) {
+        if let Some(record) = &self.record {
+            record.log();
+        }
+    }
+}
