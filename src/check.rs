@@ -200,8 +200,8 @@ impl fmt::Display for Unfit {
                 checkend,
             } => write!(
                 f,
-                "the certificate expires within --checkend {}s: at {} (in {})",
-                checkend.as_secs(),
+                "the certificate expires within --checkend {}: at {} (in {})",
+                seconds(*checkend),
                 date(*not_after),
                 seconds(*remaining)
             ),
@@ -763,7 +763,7 @@ mod tests {
         };
         assert_eq!(
             soon.to_string(),
-            "the certificate expires within --checkend 3600s: at 1970-01-01T00:00:30Z (in 29s)"
+            "the certificate expires within --checkend 1h: at 1970-01-01T00:00:30Z (in 29s)"
         );
         let early = Unfit::NotYetValid {
             not_before: at(86_400),

@@ -345,7 +345,7 @@ fn tls_checkend_fails_a_certificate_expiring_soon() {
     check(&["tls", "--connect", &server.connect()]).expect(0);
     check(&["tls", "--connect", &server.connect(), "--checkend", "3600"])
         .expect(1)
-        .stderr_has("the certificate expires within --checkend 3600s: at ")
+        .stderr_has("the certificate expires within --checkend 1h: at ")
         .stdout_has("subject:    foo.home");
 }
 
@@ -380,7 +380,7 @@ fn tls_checkend_takes_durations_as_the_config_spells_them() {
     }
     check(&["tls", "--connect", &connect, "--checkend", "3d"])
         .expect(1)
-        .stderr_has("the certificate expires within --checkend 259200s: at ");
+        .stderr_has("the certificate expires within --checkend 3d: at ");
     check(&["tls", "--connect", &connect, "--checkend", "2 days"])
         .expect(2)
         .stderr_has("invalid value '2 days' for '--checkend <DURATION>'");
