@@ -217,15 +217,31 @@ fn the_image_holds_one_static_binary_and_no_shell() {
             > 100_000
     );
 
+    // The image carries a commit of this repository (the build argument; `.git` is not in the
+    // build context): the checkout's when built and tested together as CI does, an earlier one
+    // when the image was built before the last commit.
     let version = run(&mut rootfs.command(&["--version"], &[]));
-    assert_eq!(
-        String::from_utf8_lossy(&version.stdout).trim(),
-        format!(
-            "pki-sidecar {} (commit {})",
-            env!("CARGO_PKG_VERSION"),
-            env!("PKI_SIDECAR_GIT_COMMIT")
-        ),
-        "the image is built with the checkout's commit (the build argument)"
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let commit = version
+        .strip_prefix(&format!(
+            "pki-sidecar {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--version names the version and commit: {version:?}"));
+    assert!(
+        commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the image is built with the checkout's commit, not `unknown`: {version:?}"
+    );
+    let known = std::process::Command::new("git")
+        .args(["merge-base", "--is-ancestor", commit, "HEAD"])
+        .current_dir(util::repo())
+        .status()
+        .expect("git");
+    assert!(
+        known.success(),
+        "the image's commit {commit} is HEAD ({}) or before it",
+        env!("PKI_SIDECAR_GIT_COMMIT")
     );
     // The seed's agent file, with the seed's environment for the agent container.
     std::fs::copy(
