@@ -325,6 +325,56 @@ impl Cluster {
         self.bao(i, Some(&self.root_token), &["operator", "seal"], &[]);
     }
 
+    /// Seals every node, all at once, and waits until each answers 503.
+    ///
+    /// One by one is racy: sealing the standbys first leaves the active node without a raft
+    /// quorum, and about a second later it steps down, after which its own seal fails ("internal
+    /// error": with no active node it cannot check the token); sealing it first hands the lead
+    /// to a standby. A busy machine can stretch the gap between two `bao` commands past that
+    /// second, so the seals are sent together, then a node not sealed yet (a standby elected in
+    /// the meantime) is sealed again until a deadline.
+    pub fn seal_all(&self) {
+        let seals: Vec<_> = (0..self.nodes.len())
+            .map(|i| {
+                self.bao_command(i, Some(&self.root_token), &["operator", "seal"], &[])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run the bao CLI")
+            })
+            .collect();
+        let mut failures: Vec<String> = Vec::new();
+        for (i, seal) in seals.into_iter().enumerate() {
+            let output = seal.wait_with_output().expect("wait for the bao CLI");
+            if !output.status.success() {
+                failures.push(format!(
+                    "{}: {}",
+                    self.nodes[i].name,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for i in 0..self.nodes.len() {
+            while self.health(i) != Some(503) {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} is not sealed (health {:?}); seal failures: {failures:?}\nits log:\n{}",
+                    self.nodes[i].name,
+                    self.health(i),
+                    self.node_log(i)
+                );
+                let retry = self
+                    .bao_command(i, Some(&self.root_token), &["operator", "seal"], &[])
+                    .output()
+                    .expect("run the bao CLI");
+                if !retry.status.success() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
     /// `bao operator unseal` on node `i` with the cluster's one key.
     pub fn unseal(&self, i: usize) {
         self.bao(i, None, &["operator", "unseal"], &[&self.unseal_key]);
@@ -369,6 +419,24 @@ impl Cluster {
     /// parsing stops at the first of those). Returns stdout; panics, with the node's log, when
     /// the command fails.
     fn bao(&self, i: usize, token: Option<&str>, words: &[&str], args: &[&str]) -> String {
+        let output = self
+            .bao_command(i, token, words, args)
+            .output()
+            .expect("run the bao CLI");
+        assert!(
+            output.status.success(),
+            "`bao {}` on {} failed: {}{}\nits log:\n{}",
+            words.join(" "),
+            self.nodes[i].name,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.node_log(i)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The command [`Cluster::bao`] runs: no `VAULT_*`/`BAO_*` from the test's environment.
+    fn bao_command(&self, i: usize, token: Option<&str>, words: &[&str], args: &[&str]) -> Command {
         let mut command = Command::new(bao::bao_binary());
         command
             .args(words)
@@ -382,17 +450,7 @@ impl Cluster {
         if let Some(token) = token {
             command.env("BAO_TOKEN", token);
         }
-        let output = command.output().expect("run the bao CLI");
-        assert!(
-            output.status.success(),
-            "`bao {}` on {} failed: {}{}\nits log:\n{}",
-            words.join(" "),
-            self.nodes[i].name,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            self.node_log(i)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        command
     }
 
     /// Waits until node `i` answers `sys/health` with 501 (not initialised: a fresh node, not
