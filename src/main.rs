@@ -232,7 +232,12 @@ fn man(args: &ManArgs) -> ExitCode {
     for (name, text) in &pages {
         let path = dir.join(name);
         if let Err(err) = std::fs::write(&path, text) {
-            eprintln!("pki-sidecar man: {}: {err}", path.display());
+            eprintln!(
+                "pki-sidecar man: cannot write {}: {err} (--dir must name an existing, \
+                 writable directory: `mkdir -p {}` first)",
+                path.display(),
+                dir.display()
+            );
             return ExitCode::FAILURE;
         }
         println!("{}", path.display());
