@@ -12,7 +12,7 @@
 # Stable toolchain: cargo fuzz needs nightly-only rustc flags (-Z sanitizer, -C passes=sancov
 # options, -Z build-std). CI has only stable, so RUSTC_BOOTSTRAP=1 lets stable rustc accept
 # them. No sanitizer (FUZZ_SANITIZER=none, the default): the crate forbids unsafe code, so
-# AddressSanitizer would only watch ring's C and the dependencies' unsafe, at ~2x the build time
+# AddressSanitizer would only watch aws-lc's C and the dependencies' unsafe, at ~2x the build time
 # and half the speed; panics, aborts, timeouts and memory blow-ups are caught either way.
 # FUZZ_SANITIZER=address works too (see RELIABILITY.md).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Supply chain (deny.toml): licenses, bans (ring as the one crypto provider), sources and RustSec
+# Supply chain (deny.toml): licenses, bans (aws-lc-rs as the one crypto provider), sources and RustSec
 # advisories, on every run. The advisory database is cloned from GitHub; when that fails (a
 # network the project does not control), the dated snapshot in the git bundle
 # ../shared/rustsec-advisory-db.bundle (or $RUSTSEC_ADVISORY_DB_BUNDLE) is cloned to the

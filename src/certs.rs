@@ -56,7 +56,7 @@ impl CertInfo {
             .map(|b| format!("{b:02x}"))
             .collect::<Vec<_>>()
             .join(":");
-        let fingerprint = ring::digest::digest(&ring::digest::SHA256, der)
+        let fingerprint = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)
             .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -367,7 +367,7 @@ mod tests {
         roots.add(der(ca.root_pem())).unwrap();
         let verifier = WebPkiServerVerifier::builder_with_provider(
             roots.into(),
-            rustls::crypto::ring::default_provider().into(),
+            rustls::crypto::aws_lc_rs::default_provider().into(),
         )
         .build()
         .unwrap();

@@ -189,12 +189,12 @@ fn parent_directory(path: &Path) -> PathBuf {
 /// A hidden name beside `path` no other writer can predict: the destination's name and 64
 /// random bits from the operating system.
 fn temporary_path(path: &Path, directory: &Path) -> io::Result<PathBuf> {
-    use ring::rand::SecureRandom as _;
+    use aws_lc_rs::rand::SecureRandom as _;
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
     let mut random = [0u8; 8];
-    ring::rand::SystemRandom::new()
+    aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut random)
         .map_err(|_| io::Error::other("no randomness for a temporary file name"))?;
     Ok(directory.join(format!(".{name}.{:016x}.tmp", u64::from_ne_bytes(random))))

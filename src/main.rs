@@ -16,7 +16,7 @@ use pki_sidecar::{agent, app, check, dev, doctor, proxy, telemetry, validate, we
 
 fn main() -> ExitCode {
     // One crypto provider for the whole process, before any TLS config is built.
-    if rustls::crypto::ring::default_provider()
+    if rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
         .is_err()
     {

@@ -156,7 +156,7 @@ impl Proxy {
     pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
         let metrics = ProxyMetrics::register(&telemetry.registry, &config.cert_label)?;
         let store = Arc::new(CertStore::default());
-        let tickets = rustls::crypto::ring::Ticketer::new()
+        let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
             .context("cannot create the TLS session ticket key")?;
         let client_ca = match &config.client_auth {
             Some(auth) => Some(read_client_ca(&auth.ca_file)?),

@@ -22,11 +22,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// The process's crypto provider (installed by `main`), or ring for unit tests.
+/// The process's crypto provider (installed by `main`), or aws-lc-rs for unit tests.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default()
         .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
 /// What the client trusts, in words for error messages.

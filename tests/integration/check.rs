@@ -157,7 +157,7 @@ fn openssl(args: &[&str], input: &str) -> String {
     String::from_utf8(output.stdout).expect("openssl prints PEM")
 }
 
-/// A new RSA-2048 key as PKCS#8 PEM (rcgen's ring backend cannot generate RSA).
+/// A new RSA-2048 key as PKCS#8 PEM, made by openssl rather than the code under test.
 fn rsa_pkcs8() -> String {
     openssl(
         &[
@@ -202,7 +202,7 @@ impl ResolvesServerCert for Resolver {
 
 impl TlsServer {
     fn serving(cert_pem: &str, key_pem: &str) -> TlsServer {
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .expect("cert PEM");
@@ -218,7 +218,7 @@ impl TlsServer {
     fn start(certified: Option<Arc<CertifiedKey>>) -> TlsServer {
         let sni = Arc::new(Mutex::new(Vec::new()));
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
+            rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("TLS versions")

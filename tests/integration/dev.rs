@@ -136,12 +136,13 @@ fn client_config(roots_pem: &[u8]) -> Arc<ClientConfig> {
     for cert in CertificateDer::pem_slice_iter(roots_pem) {
         roots.add(cert.expect("CA PEM")).expect("CA usable");
     }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }

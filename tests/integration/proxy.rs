@@ -168,7 +168,7 @@ fn openssl(args: &[&str], input: &str) -> String {
     String::from_utf8(output.stdout).expect("openssl prints PEM")
 }
 
-/// A new RSA-2048 key as PKCS#8 PEM (rcgen's ring backend cannot generate RSA).
+/// A new RSA-2048 key as PKCS#8 PEM, made by openssl rather than the code under test.
 fn rsa_key() -> String {
     openssl(
         &[
@@ -378,11 +378,12 @@ fn client_config(ca_pem: &str, alpn: &[&[u8]], identity: Option<&Pair>) -> Arc<C
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA usable");
     }
-    let builder =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots);
+    let builder = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots);
     let mut config = match identity {
         Some(pair) => builder
             .with_client_auth_cert(
@@ -637,7 +638,7 @@ async fn echo(mut request: Request<Incoming>, state: Arc<EchoState>) -> Response
             Response::new(Full::new(Bytes::from_static(b"slow done\n")))
         }
         "/upload" => {
-            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
             let mut length = 0u64;
             let mut body = request.into_body();
             while let Some(frame) = body.frame().await {
@@ -1568,7 +1569,7 @@ async fn large_upload_is_streamed_through_intact() {
                 String::from_utf8_lossy(&body.to_bytes()).into_owned(),
             ))
         });
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for index in 0..CHUNKS {
             if index == FIRST {
                 // A proxy that buffers the whole body would never let these bytes through

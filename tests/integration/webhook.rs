@@ -143,12 +143,13 @@ impl Webhook {
         let child = ChildGuard(Some(command.spawn().expect("spawn the webhook")));
         let mut roots = RootCertStore::empty();
         roots.add(ca.der.clone()).expect("trust the CA");
-        let mut client =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let mut client = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         // A full handshake each time: a resumed session reports the certificate of the
         // session it resumes, not the one served now.
         client.resumption = rustls::client::Resumption::disabled();

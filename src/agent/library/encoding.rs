@@ -45,8 +45,8 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
             toml(v).map(|s| Value::String(s.trim().to_owned()))
         }),
         "sha256Hex" => one(args, |s| {
-            text(hex(ring::digest::digest(
-                &ring::digest::SHA256,
+            text(hex(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
                 s.as_bytes(),
             )
             .as_ref()))
@@ -58,8 +58,8 @@ pub(super) fn consul(name: &str, args: &Args) -> Option<Outcome> {
         "hmacSHA256Hex" => (|| {
             let a = args.exactly(2)?;
             let (message, key) = (string(&a[0])?, string(&a[1])?);
-            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-            text(hex(ring::hmac::sign(&key, message.as_bytes()).as_ref()))
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
+            text(hex(aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref()))
         })(),
         _ => return None,
     })
@@ -82,15 +82,15 @@ pub(super) fn sprig(name: &str, args: &Args) -> Option<Outcome> {
             })
         }),
         "sha1sum" => one(args, |s| {
-            text(hex(ring::digest::digest(
-                &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            text(hex(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
                 s.as_bytes(),
             )
             .as_ref()))
         }),
         "sha256sum" => one(args, |s| {
-            text(hex(ring::digest::digest(
-                &ring::digest::SHA256,
+            text(hex(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
                 s.as_bytes(),
             )
             .as_ref()))

@@ -350,7 +350,7 @@ fn utc_only(name: &str, zone: &str) -> Result<(), String> {
 const MAX_RANDOM: usize = 1 << 20;
 
 fn fill_random(bytes: &mut [u8]) -> Result<(), String> {
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes)
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), bytes)
         .map_err(|_| "no randomness available from the system".to_owned())
 }
 

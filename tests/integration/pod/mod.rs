@@ -642,12 +642,13 @@ pub(crate) fn client_config(root_ca_pem: &str) -> Arc<ClientConfig> {
     for cert in CertificateDer::pem_slice_iter(root_ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA usable");
     }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
