@@ -159,7 +159,9 @@ syscalls() {
 }
 
 # handshake_profile NAME GROUP N: the proxy NAME (pki-sidecar: ECDSA, pki-sidecar-rsa: RSA) under
-# callgrind serving N full handshakes offering GROUP, one request each; the output file.
+# callgrind serving N full handshakes offering GROUP, one request each, into
+# $WORK/callgrind.hs.NAME.GROUP.N. Not run in $(...): a failure there would leave the server
+# running, out of the EXIT trap's sight.
 handshake_profile() {
   local name=$1 group=$2 n=$3 out=$WORK/callgrind.hs.$1.$2.$3
   server_command "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
@@ -170,21 +172,20 @@ handshake_profile() {
     >"$out.client" || fail "$name: the handshake client failed (see $out.client)"
   stop_pid "$pid"
   forget_pid "$pid"
-  echo "$out"
 }
 
 # handshake_table NAME GROUP LABEL: instructions per full handshake by component.
 handshake_table() {
-  local name=$1 group=$2 label=$3 small large
+  local name=$1 group=$2 label=$3 prefix=$WORK/callgrind.hs.$1.$2
   say "$name: callgrind, $handshakes and $((3 * handshakes)) full handshakes ($group)"
-  small=$(handshake_profile "$name" "$group" "$handshakes")
-  large=$(handshake_profile "$name" "$group" $((3 * handshakes)))
+  handshake_profile "$name" "$group" "$handshakes"
+  handshake_profile "$name" "$group" $((3 * handshakes))
   echo
   echo "#### Instructions per full TLS 1.3 handshake, $label, $group (one request each; callgrind, $handshakes and $((3 * handshakes)) handshakes)"
   echo
   echo "| component | instructions per handshake | share | largest function |"
   echo "| --- | ---: | ---: | --- |"
-  lib callgrind-components "$small" "$handshakes" "$large" $((3 * handshakes))
+  lib callgrind-components "$prefix.$handshakes" "$handshakes" "$prefix.$((3 * handshakes))" $((3 * handshakes))
 }
 
 handshake_tables() {

@@ -25,8 +25,9 @@
 # The figure is handshakes per server CPU-second. (Batches of 256 concurrent h2load clients,
 # the earlier method, mixed two regimes: the RSA server saturated and queueing, the ECDSA
 # server waiting for a client busy verifying; see BENCHMARKS.md.)
-# The limit: `openssl speed -elapsed` sign rates on the server's CPU; the last table prints each
-# handshake figure against it (% of the sign rate, and the microseconds a handshake costs
+# The limit: `openssl speed` sign rates on the server's CPU, per CPU-second of openssl (its
+# default; `-elapsed` would divide by wall time, which on a shared machine counts other
+# processes' time too); the last table prints each handshake figure against it (% of the sign rate, and the microseconds a handshake costs
 # beyond its signature).
 # After the rounds, certificate rotation under load: a new pair every second while wrk runs,
 # the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
@@ -288,11 +289,13 @@ measure_handshakes() {
   record "$table" per_cpu "$name" "$(per_cpu_second "$succeeded")"
 }
 
-# sign_rate ALGORITHM: `openssl speed`'s signatures per second for ecdsap256 or rsa2048 on the
-# server's CPU: the most full handshakes per CPU-second a server could make with that key.
+# sign_rate ALGORITHM: `openssl speed`'s signatures per CPU-second for ecdsap256 or rsa2048 on
+# the server's CPU: the most full handshakes per CPU-second a server could make with that key.
+# CPU time, not `-elapsed`: the handshake figures are per server CPU-second, and on a machine
+# shared with other work a wall-clock rate is lower than the core's (once measured at a fifth).
 sign_rate() {
   local out=$WORK/speed-$1.txt
-  taskset -c "$server_cpu" openssl speed -seconds "$speed_seconds" -elapsed "$1" >"$out" 2>&1 ||
+  taskset -c "$server_cpu" openssl speed -seconds "$speed_seconds" "$1" >"$out" 2>&1 ||
     fail "openssl speed $1 failed (see $out)"
   # The result line: `rsa 2048 bits 0.000934s 0.000028s 1071.0 35000.0` or
   # ` 256 bits ecdsa (nistp256) 0.0000s 0.0001s 34700.0 11000.0`: sign/s is the one before last.
@@ -306,7 +309,7 @@ limits_table() {
   echo
   echo "### Full handshakes against the limit (server CPU $server_cpu; medians of $rounds round(s))"
   echo
-  echo "Sign rates on CPU $server_cpu: \`openssl speed -seconds $speed_seconds -elapsed\`: ECDSA P-256 ${SIGN_RATE[ecdsa]}/s, RSA 2048 ${SIGN_RATE[rsa]}/s."
+  echo "Sign rates on CPU $server_cpu, per CPU-second: \`openssl speed -seconds $speed_seconds\`: ECDSA P-256 ${SIGN_RATE[ecdsa]}/s, RSA 2048 ${SIGN_RATE[rsa]}/s."
   echo "Goals: beyond the signature ≤ 250 µs; RSA ≥ 75 % of the sign rate; ECDSA ≥ 3× nginx-tuned."
   echo
   echo "| key, group | handshakes per server CPU-second | % of the sign rate | µs per handshake beyond the signature | nginx-tuned | pki-sidecar / nginx-tuned |"

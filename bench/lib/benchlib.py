@@ -293,7 +293,7 @@ def massif_diff(small_file, small_n, large_file, large_n):
 # prefix (`aws_lc_0_NN_0_...`); its assembly has names of its own (`ecp_nistz256_*`, `rsaz_*`).
 HANDSHAKE_COMPONENTS = [
     ("key exchange: X25519, ML-KEM-768 (and its SHA-3)",
-     r"x25519|25519|fiat_|mlkem|kyber|keccak|sha3|shake"),
+     r"x25519|25519|fiat_|\bfe_|\bge_|mlkem|kyber|keccak|sha3|shake"),
     ("signature: ECDSA P-256 or RSA (bignum, P-256 field arithmetic)",
      r"ecdsa|nistz256|p256|nistp|ec_gfp|ec_scalar|ec_point|ec_simple|ec_felem|ec_wnaf|ec_compute|"
      r"ec_random|bn_|bignum|rsaz|\brsa|_rsa|mont|ecp_|_ec_|ec_get|ec_key|pkey|evp_pkey|digestsign"),
@@ -344,7 +344,7 @@ def callgrind_components(small_file, small_n, large_file, large_n):
     total = sum(sums.values())
     for label, per in sums.items():
         top = max(tops.get(label, [(0, "")]))
-        where = top[1].split(":", 1)[-1][:60] if top[0] > 0 else ""
+        where = top[1].split(":", 1)[-1].split(" [", 1)[0][:70] if top[0] > 0 else ""
         print(f"| {label} | {per:,.0f} | {100 * per / total:.1f} % | `{where}` |")
     print(f"| **all** | **{total:,.0f}** | 100 % | |")
 
