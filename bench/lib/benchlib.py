@@ -16,6 +16,7 @@ with a non-zero exit so the calling script stops.
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids" of PID and its descendants
+  ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
   wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
   first-cert DIR TIMEOUT CMD...     run CMD until DIR/tls.crt and DIR/tls.key exist; print seconds
   renewals CERT N TIMEOUT PID AUDIT wait for N changes of CERT; print the agent's stats at the end
@@ -406,6 +407,27 @@ def established(port):
     print(count)
 
 
+def ctxt(pid):
+    """Prints the voluntary context switches (a thread blocking: waiting for events, parking)
+    of every thread of PID and its descendants so far; involuntary ones depend on what else runs
+    on the machine."""
+    total = 0
+    for process in descendants(pid):
+        try:
+            tasks = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{process}/task/{task}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[-1])
+            except OSError:
+                continue
+    print(total)
+
+
 def procstat(pid):
     """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds`."""
     rss, threads, cpu, count, sched = proc_stats(pid)
@@ -623,7 +645,7 @@ def report(results_tsv, spec_json):
 
 
 COMMANDS = {
-    "free-ports": free_ports, "callgrind-components": callgrind_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
