@@ -10,19 +10,35 @@
 #   - system calls per request (strace -c -f attached while 4 x ROUNDS requests run);
 #   - pki-sidecar's heap per idle TLS connection by allocation site (valgrind --tool=massif at
 #     the peak, with IDLE and 3 x IDLE connections held after one request each: the difference
-#     per extra connection).
+#     per extra connection);
+#   - instructions per full TLS 1.3 handshake, by component (callgrind): two runs of the proxy,
+#     HS and 3 x HS new connections from examples/handshakes.rs (no resumption, one request
+#     each, one after another), the difference divided by the extra handshakes; for ECDSA
+#     P-256 with X25519 and with X25519MLKEM768, and RSA 2048 with X25519. Each function's own
+#     (exclusive) instructions are filed under a component by its name (benchlib.py
+#     callgrind-components). Callgrind counts user-space instructions: the kernel's share of a
+#     connection (TCP, accept, close) is not in these figures.
 #
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
-# `pki-sidecar app`. Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS (default 1000),
-# BENCH_IDLE_CONNS (default 300), BENCH_KEEP=1. Takes about 3 minutes.
+# `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone.
+# Environment: PKI_SIDECAR_BIN (skip the build), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
+# (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_HANDSHAKES (HS, default 50),
+# BENCH_KEEP=1. Takes about 6 minutes (the handshake profile alone about 3).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
-[ $# -eq 0 ] || fail "usage: bench/profile.sh"
+only_handshakes=0
+case "${1:-}" in
+  "") ;;
+  handshakes) only_handshakes=1 ;;
+  *) fail "usage: bench/profile.sh [handshakes]" ;;
+esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
+handshakes=${BENCH_HANDSHAKES:-50}
 need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
 BIN=$(sidecar_binary)
+HANDSHAKES_BIN=$(handshake_client)
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
 
 # --- certificates, upstream, configs -------------------------------------------------------------
@@ -33,6 +49,10 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/tl
 printf 'subjectAltName=DNS:foo.home,DNS:localhost\n' >"$WORK/ext"
 openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
   -CAcreateserial -days 1 -extfile "$WORK/ext" -out "$WORK/tls.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$WORK/rsa.key" -out "$WORK/rsa.csr" \
+  -subj /CN=foo.home 2>/dev/null
+openssl x509 -req -in "$WORK/rsa.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+  -CAcreateserial -days 1 -extfile "$WORK/ext" -out "$WORK/rsa.crt" 2>/dev/null
 
 cat >"$WORK/sidecar.hcl" <<HCL
 proxy {
@@ -47,6 +67,9 @@ app {
   metrics_listen = "127.0.0.1:$APP_METRICS_PORT"
 }
 HCL
+# The same proxy with the RSA pair (the app above is the upstream of both).
+sed -e "s|$WORK/tls.crt|$WORK/rsa.crt|" -e "s|$WORK/tls.key|$WORK/rsa.key|" -e '/^app {/,$d' \
+  "$WORK/sidecar.hcl" >"$WORK/sidecar-rsa.hcl"
 mkdir -p "$WORK/nginx/tmp"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 daemon off;
@@ -93,6 +116,7 @@ server_command() {
   shift
   case $name in
     pki-sidecar) SERVER_CMD=(taskset -c 0 "$@" "$BIN" proxy --config "$WORK/sidecar.hcl") ;;
+    pki-sidecar-rsa) SERVER_CMD=(taskset -c 0 "$@" "$BIN" proxy --config "$WORK/sidecar-rsa.hcl") ;;
     nginx-tuned) SERVER_CMD=(taskset -c 0 "$@" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log") ;;
   esac
 }
@@ -133,6 +157,48 @@ syscalls() {
   forget_pid "$pid"
   awk -v n=$((conns * rounds)) '$NF == "total" {printf "%.2f", $4 / n}' "$table"
 }
+
+# handshake_profile NAME GROUP N: the proxy NAME (pki-sidecar: ECDSA, pki-sidecar-rsa: RSA) under
+# callgrind serving N full handshakes offering GROUP, one request each, into
+# $WORK/callgrind.hs.NAME.GROUP.N. Not run in $(...): a failure there would leave the server
+# running, out of the EXIT trap's sight.
+handshake_profile() {
+  local name=$1 group=$2 n=$3 out=$WORK/callgrind.hs.$1.$2.$3
+  server_command "$name" valgrind --tool=callgrind --callgrind-out-file="$out"
+  start_bg "$WORK/$name-hs-$group-$n.log" "${SERVER_CMD[@]}"
+  local pid=$BG_PID
+  wait_until 120 "$name under callgrind did not serve" served
+  taskset -c 1 "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home "$WORK/ca.pem" "$group" "$n" \
+    >"$out.client" || fail "$name: the handshake client failed (see $out.client)"
+  stop_pid "$pid"
+  forget_pid "$pid"
+}
+
+# handshake_table NAME GROUP LABEL: instructions per full handshake by component.
+handshake_table() {
+  local name=$1 group=$2 label=$3 prefix=$WORK/callgrind.hs.$1.$2
+  say "$name: callgrind, $handshakes and $((3 * handshakes)) full handshakes ($group)"
+  handshake_profile "$name" "$group" "$handshakes"
+  handshake_profile "$name" "$group" $((3 * handshakes))
+  echo
+  echo "#### Instructions per full TLS 1.3 handshake, $label, $group (one request each; callgrind, $handshakes and $((3 * handshakes)) handshakes)"
+  echo
+  echo "| component | instructions per handshake | share | largest function |"
+  echo "| --- | ---: | ---: | --- |"
+  lib callgrind-components "$prefix.$handshakes" "$handshakes" "$prefix.$((3 * handshakes))" $((3 * handshakes))
+}
+
+handshake_tables() {
+  handshake_table pki-sidecar X25519 "ECDSA P-256"
+  handshake_table pki-sidecar X25519MLKEM768 "ECDSA P-256"
+  handshake_table pki-sidecar-rsa X25519 "RSA 2048"
+}
+
+if [ "$only_handshakes" = 1 ]; then
+  handshake_tables
+  say "done"
+  exit 0
+fi
 
 declare -A INSTR CALLS
 for name in pki-sidecar nginx-tuned; do
@@ -189,4 +255,5 @@ echo
 echo "| bytes per connection | allocated in |"
 echo "| ---: | --- |"
 lib massif-diff "$WORK/massif.$idle_conns.txt" "$idle_conns" "$WORK/massif.$((3 * idle_conns)).txt" $((3 * idle_conns))
+handshake_tables
 say "done"

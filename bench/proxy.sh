@@ -17,28 +17,38 @@
 #
 # Each round starts each server fresh, in a rotating order, and takes every measure from it:
 # RSS with idle TLS connections (first, so earlier load does not inflate it), HTTP/1.1 keep-alive
-# (wrk), HTTP/2 (h2load), full ECDSA handshakes (h2load batches of one-request clients: a new
-# connection and a full handshake per request; wrk is not used for this because it resumes TLS
-# sessions even with `Connection: close`); then the RSA pair for RSA handshakes.
+# (wrk), HTTP/2 (h2load), full ECDSA handshakes; then the RSA pair for RSA handshakes.
+# Handshakes are measured as `openssl s_time -new -www /` makes them: one client, a new TCP
+# connection and a full TLS 1.3 handshake (no resumption) for every request, one after another,
+# by examples/handshakes.rs (a rustls client: OpenSSL 3.0's tools cannot offer the hybrid
+# post-quantum group), offering X25519 to every server and, for pki-sidecar, X25519MLKEM768 too.
+# The figure is handshakes per server CPU-second. (Batches of 256 concurrent h2load clients,
+# the earlier method, mixed two regimes: the RSA server saturated and queueing, the ECDSA
+# server waiting for a client busy verifying; see BENCHMARKS.md.)
+# The limit: `openssl speed` sign rates on the server's CPU, per CPU-second of openssl (its
+# default; `-elapsed` would divide by wall time, which on a shared machine counts other
+# processes' time too); the last table prints each handshake figure against it (% of the sign rate, and the microseconds a handshake costs
+# beyond its signature).
 # After the rounds, certificate rotation under load: a new pair every second while wrk runs,
 # the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
 # Tables: each server's median over the rounds, and the ratio pki-sidecar / nginx-tuned.
 #
-# --smoke: 1 round, 1 s per measure, 100 idle connections, 3 s of rotation, handshake batches
-# of 64: checks that every measure can be taken (a missing tool or a server that does not start
+# --smoke: 1 round, 1 s per measure, 100 idle connections, 3 s of rotation, 1 s openssl speed
+# runs: checks that every measure can be taken (a missing tool or a server that does not start
 # fails the run; the numbers never do). Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS,
 # BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_ROTATION_SECONDS, BENCH_KEEP=1
-# (keep the temporary directory with every log and raw output).
+# (keep the temporary directory with every log and raw output), PKI_SIDECAR_HANDSHAKES_BIN (skip
+# building the handshake client).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
 if [ "${1:-}" = --smoke ]; then
-  rounds=1 duration=1 idle_conns=100 rotation_seconds=3 handshake_batch=64 settle=0.1
+  rounds=1 duration=1 idle_conns=100 rotation_seconds=3 speed_seconds=1 settle=0.1
 else
   [ $# -eq 0 ] || fail "usage: bench/proxy.sh [--smoke]"
   rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-10} idle_conns=${BENCH_IDLE_CONNS:-1000}
-  rotation_seconds=${BENCH_ROTATION_SECONDS:-60} handshake_batch=256 settle=0.5
+  rotation_seconds=${BENCH_ROTATION_SECONDS:-60} speed_seconds=3 settle=0.5
 fi
 servers=(pki-sidecar nginx-tuned nginx-default)
 server_cpu=0 client_cpu=1
@@ -52,6 +62,7 @@ localhost_addresses=$(getent ahosts localhost || true)
 grep -q '^127\.0\.0\.1 ' <<<"$localhost_addresses" || fail "localhost does not resolve to 127.0.0.1"
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=$(sidecar_binary)
+HANDSHAKES_BIN=$(handshake_client)
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
@@ -262,17 +273,75 @@ measure_h2() {
   record h2 per_cpu "$name" "$(per_cpu_second "$succeeded")"
 }
 
-# measure_handshakes NAME KEY: a new connection with a full handshake for every request (see
-# benchlib.py handshakes: h2load batches; wrk would resume sessions).
+# measure_handshakes NAME KEY GROUP: for $duration s, one client after another: a new
+# connection, a full TLS 1.3 handshake offering only GROUP, one request (examples/handshakes.rs,
+# as `openssl s_time -new -www /`; wrk would resume sessions). Table hs-KEY-GROUP.
 measure_handshakes() {
-  local name=$1 key=$2 table=hs-$2 out=$WORK/$1/hs-$2-$round.txt rate succeeded failed protocol
-  run_load "$name" "$table" "$out.summary" python3 "$BENCHLIB" handshakes \
-    "$URL" "$duration" "$handshake_batch" "$out"
-  read -r rate succeeded failed protocol <"$out.summary"
-  [ "$protocol" = TLSv1.3 ] || fail "$name: handshakes negotiated '$protocol' (see $out)"
-  record "$table" rps "$name" "$rate"
+  local name=$1 key=$2 group=$3 table=hs-$2-$3 out=$WORK/$1/hs-$2-$3-$round.txt
+  local succeeded failed negotiated protocol switches
+  switches=$(lib ctxt "$SERVER_PID")
+  run_load "$name" "$table" "$out" "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home \
+    "$WORK/ca.pem" "$group" "${duration}s"
+  switches=$(($(lib ctxt "$SERVER_PID") - switches))
+  read -r succeeded failed negotiated protocol <"$out"
+  [ "$protocol" = TLSv1_3 ] || fail "$name: handshakes negotiated '$protocol' (see $out)"
+  [ "$negotiated" = "$group" ] || fail "$name: handshakes negotiated '$negotiated', not $group"
+  record "$table" rps "$name" "$(awk -v n="$succeeded" -v d="$duration" 'BEGIN {print n / d}')"
   record "$table" failed "$name" "$failed"
   record "$table" per_cpu "$name" "$(per_cpu_second "$succeeded")"
+  # Voluntary context switches of the server's threads per handshake: a count the machine's
+  # noise barely moves, where a thread handing each connection to another shows.
+  record "$table" switches "$name" "$(awk -v s="$switches" -v n="$succeeded" 'BEGIN {print (n > 0 ? s / n : 0)}')"
+}
+
+# sign_rate ALGORITHM: `openssl speed`'s signatures per CPU-second for ecdsap256 or rsa2048 on
+# the server's CPU: the most full handshakes per CPU-second a server could make with that key.
+# CPU time, not `-elapsed`: the handshake figures are per server CPU-second, and on a machine
+# shared with other work a wall-clock rate is lower than the core's (once measured at a fifth).
+sign_rate() {
+  local out=$WORK/speed-$1.txt
+  taskset -c "$server_cpu" openssl speed -seconds "$speed_seconds" "$1" >"$out" 2>&1 ||
+    fail "openssl speed $1 failed (see $out)"
+  # The result line: `rsa 2048 bits 0.000934s 0.000028s 1071.0 35000.0` or
+  # ` 256 bits ecdsa (nistp256) 0.0000s 0.0001s 34700.0 11000.0`: sign/s is the one before last.
+  awk '/^rsa 2048 bits|ecdsa \(nistp256\)/ {rate = $(NF - 1)} END {if (rate == "") exit 1; print rate}' \
+    "$out" || fail "no sign rate in openssl speed $1's output (see $out)"
+}
+
+# limits_table: each handshake figure against the core's sign rate, and ECDSA against nginx.
+limits_table() {
+  local key group label sign ours nginx
+  echo
+  echo "### Full handshakes against the limit (server CPU $server_cpu; medians of $rounds round(s))"
+  echo
+  echo "Sign rates on CPU $server_cpu, per CPU-second: \`openssl speed -seconds $speed_seconds\`: ECDSA P-256 ${SIGN_RATE[ecdsa]}/s, RSA 2048 ${SIGN_RATE[rsa]}/s."
+  echo "Goals: beyond the signature ≤ 250 µs; RSA ≥ 75 % of the sign rate; ECDSA ≥ 3× nginx-tuned."
+  echo
+  echo "| key, group | handshakes per server CPU-second | % of the sign rate | µs per handshake beyond the signature | nginx-tuned | pki-sidecar / nginx-tuned |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for key in ecdsa rsa; do
+    for group in X25519 X25519MLKEM768; do
+      case $key in ecdsa) label="ECDSA P-256" ;; rsa) label="RSA 2048" ;; esac
+      sign=${SIGN_RATE[$key]}
+      ours=$(result_median "hs-$key-$group" per_cpu pki-sidecar)
+      nginx=$(result_median "hs-$key-$group" per_cpu nginx-tuned)
+      [ -n "$ours" ] || continue
+      awk -v label="$label, $group" -v sign="$sign" -v ours="$ours" -v nginx="$nginx" 'BEGIN {
+        beyond = 1e6 / ours - 1e6 / sign
+        printf "| %s | %.0f | %.1f %% | %.0f | %s | %s |\n", label, ours, 100 * ours / sign, beyond,
+          (nginx == "" ? "— (OpenSSL 3.0 has no ML-KEM)" : sprintf("%.0f", nginx)),
+          (nginx == "" ? "—" : sprintf("%.2f", ours / nginx))
+      }'
+    done
+  done
+}
+
+# result_median TABLE METRIC SERVER: the median of the recorded values, empty when none.
+result_median() {
+  local values
+  mapfile -t values < <(awk -F'\t' -v t="$1" -v m="$2" -v s="$3" '$1 == t && $2 == m && $3 == s {print $4}' "$RESULTS")
+  [ "${#values[@]}" -gt 0 ] && median "${values[@]}"
+  return 0
 }
 
 # measure_idle NAME: RSS before and while a client holds $idle_conns TLS connections, each having
@@ -362,6 +431,10 @@ measure_rotation() {
 
 started=$SECONDS
 say "machine: $(machine)"
+declare -A SIGN_RATE
+say "openssl speed on CPU $server_cpu (${speed_seconds}s each): ecdsap256, rsa2048"
+SIGN_RATE[ecdsa]=$(sign_rate ecdsap256)
+SIGN_RATE[rsa]=$(sign_rate rsa2048)
 setup_pki
 start_app
 
@@ -377,10 +450,13 @@ for ((round = 1; round <= rounds; round++)); do
     measure_idle "$name"
     measure_h1 "$name"
     measure_h2 "$name"
-    measure_handshakes "$name" ecdsa
+    measure_handshakes "$name" ecdsa X25519
+    # OpenSSL 3.0 (nginx's) has no ML-KEM: the hybrid group is measured on pki-sidecar alone.
+    [ "$name" = pki-sidecar ] && measure_handshakes "$name" ecdsa X25519MLKEM768
     stop_server
     start_server "$name" rsa
-    measure_handshakes "$name" rsa
+    measure_handshakes "$name" rsa X25519
+    [ "$name" = pki-sidecar ] && measure_handshakes "$name" rsa X25519MLKEM768
     stop_server
   done
 done
@@ -406,12 +482,22 @@ lib report "$RESULTS" '{
     {"id": "h2", "title": "HTTP/2 (h2load -t1 -c'"$h2_clients"' -m'"$h2_streams"', ECDSA P-256)", "metrics": [
       ["rps", "requests/s"], ["failed", "failed requests"],
       ["per_cpu", "requests per server CPU-second"], ["busy", "server CPU busy, %"]]},
-    {"id": "hs-ecdsa", "title": "Full TLS 1.3 handshakes, ECDSA P-256 (h2load --h1 -c'"$handshake_batch"' -n'"$handshake_batch"', repeated)", "metrics": [
+    {"id": "hs-ecdsa-X25519", "title": "Full TLS 1.3 handshakes, ECDSA P-256, X25519 (one client, a new connection per request, as s_time -new)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
-      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"]]},
-    {"id": "hs-rsa", "title": "Full TLS 1.3 handshakes, RSA 2048 (h2load --h1 -c'"$handshake_batch"' -n'"$handshake_batch"', repeated)", "metrics": [
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
+      ["switches", "server voluntary context switches per handshake"]]},
+    {"id": "hs-ecdsa-X25519MLKEM768", "title": "Full TLS 1.3 handshakes, ECDSA P-256, X25519MLKEM768 (the same)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
-      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"]]},
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
+      ["switches", "server voluntary context switches per handshake"]]},
+    {"id": "hs-rsa-X25519", "title": "Full TLS 1.3 handshakes, RSA 2048, X25519 (the same)", "metrics": [
+      ["rps", "handshakes/s"], ["failed", "failed requests"],
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
+      ["switches", "server voluntary context switches per handshake"]]},
+    {"id": "hs-rsa-X25519MLKEM768", "title": "Full TLS 1.3 handshakes, RSA 2048, X25519MLKEM768 (the same)", "metrics": [
+      ["rps", "handshakes/s"], ["failed", "failed requests"],
+      ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
+      ["switches", "server voluntary context switches per handshake"]]},
     {"id": "idle", "title": "Memory with '"$idle_conns"' idle TLS connections (RSS summed over the server'"'"'s processes)", "metrics": [
       ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
       ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],
@@ -420,5 +506,6 @@ lib report "$RESULTS" '{
       ["rotations", "rotations"], ["requests", "requests"], ["failed", "failed requests"],
       ["reloads", "reloads seen by the proxy"]]}
   ]}'
+limits_table
 echo
 say "done in $((SECONDS - started))s"

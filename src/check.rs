@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::certs::{self, CertInfo, PairError};
 use crate::timefmt::{format_duration, rfc3339};
 use crate::tls::pem;
-use crate::tls::{AcceptAnyCertificate, crypto_provider, read_certificates};
+use crate::tls::{AcceptAnyCertificate, crypto_provider, kx_group_name, read_certificates};
 
 /// Exit code of a check that ran and found the certificate or pair unhealthy.
 pub(crate) const EXIT_UNHEALTHY: u8 = 1;
@@ -438,6 +438,8 @@ enum ChainCheck {
 pub(crate) struct Served {
     peer: std::net::SocketAddr,
     protocol: String,
+    /// The key-exchange group the handshake used (`X25519MLKEM768`, `X25519`, ...).
+    key_exchange: String,
     /// The certificates the server sent, leaf first.
     pub(crate) chain: Vec<CertificateDer<'static>>,
     chain_check: ChainCheck,
@@ -565,6 +567,11 @@ async fn handshake(
     let protocol = connection
         .protocol_version()
         .map_or_else(|| "unknown".to_string(), |version| format!("{version:?}"));
+    // A full handshake always has one; only a resumed TLS 1.2 session (which this one-shot
+    // client never makes) would not.
+    let key_exchange = connection
+        .negotiated_key_exchange_group()
+        .map_or_else(|| "none".to_string(), |group| kx_group_name(group.name()));
     let chain_check = match verifier.chain_result.get() {
         None if verifier.chain_verifier.is_none() => ChainCheck::NotAsked,
         // A handshake that completed has called verify_server_cert; a missing result would
@@ -580,6 +587,7 @@ async fn handshake(
     Ok(Served {
         peer,
         protocol,
+        key_exchange,
         chain,
         chain_check,
     })
@@ -609,6 +617,7 @@ fn assess_served(
         },
     );
     finding.field("protocol", &served.protocol);
+    finding.field("kx group", &served.key_exchange);
     let Some(leaf) = served.chain.first() else {
         finding.problem(format!(
             "{target} completed a handshake without a certificate"

@@ -13,10 +13,11 @@ with a non-zero exit so the calling script stops.
   idle-conns PORT COUNT CAFILE REL  hold COUNT TLS connections (one request each) until REL exists
   keepalive PORT CAFILE CONNS ROUNDS  CONNS keep-alive connections, ROUNDS requests on each
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
+  callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids" of PID and its descendants
+  ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
   wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
-  handshakes URL SECONDS BATCH OUT  full TLS handshakes: h2load batches of BATCH one-request clients
   first-cert DIR TIMEOUT CMD...     run CMD until DIR/tls.crt and DIR/tls.key exist; print seconds
   renewals CERT N TIMEOUT PID AUDIT wait for N changes of CERT; print the agent's stats at the end
   audit-count AUDIT FROM TO CLIENT  Vault requests by path in the audit log between byte offsets
@@ -288,6 +289,67 @@ def massif_diff(small_file, small_n, large_file, large_n):
     print(f"| **{total:,.0f}** | all sites |")
 
 
+# Components of a full handshake, by the function a cost is counted in (callgrind's exclusive
+# cost): the first pattern that matches a function's name wins. aws-lc's symbols carry a version
+# prefix (`aws_lc_0_NN_0_...`); its assembly has names of its own (`ecp_nistz256_*`, `rsaz_*`).
+HANDSHAKE_COMPONENTS = [
+    ("key exchange: X25519, ML-KEM-768 (and its SHA-3)",
+     r"x25519|25519|fiat_|\bfe_|\bge_|mlkem|kyber|keccak|sha3|shake"),
+    ("signature: ECDSA P-256 or RSA (bignum, P-256 field arithmetic)",
+     r"ecdsa|nistz256|p256|nistp|ec_gfp|ec_scalar|ec_point|ec_simple|ec_felem|ec_wnaf|ec_compute|"
+     r"ec_random|bn_|bignum|rsaz|\brsa|_rsa|mont|ecp_|_ec_|ec_get|ec_key|pkey|evp_pkey|digestsign"),
+    ("hashes, HKDF, HMAC, AEAD (transcript, key schedule, records, tickets)",
+     r"sha256|sha384|sha512|sha1_|hmac|hkdf|aes|gcm|ghash|chacha|poly1305|gfmul|clmul|digest"),
+    ("random numbers", r"rand|drbg|getrandom|rdrand|jitter|entropy"),
+    ("malloc, free, realloc", r"\bmalloc|\bfree\b|realloc|calloc|_int_malloc|_int_free|"
+     r"malloc_consolidate|tcache|unlink_chunk|cfree"),
+    ("memcpy, memmove, memset", r"memcpy|memmove|memset|memcmp|bcmp"),
+    ("rustls: the protocol (messages, codecs, state machine)", r"rustls"),
+    ("tokio, mio: accept, task, readiness, timers", r"tokio|mio::"),
+    ("hyper, http: the request and its forwarding", r"hyper|http::|httparse|h2::|forward"),
+    ("pki-sidecar: connection handling, metrics", r"pki_sidecar|prometheus"),
+    ("tracing", r"tracing"),
+]
+
+
+def callgrind_functions(path):
+    """{function: exclusive instructions} from a callgrind output file (callgrind_annotate)."""
+    run = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", path],
+                         capture_output=True, text=True, check=True)
+    costs = {}
+    for line in run.stdout.splitlines():
+        match = re.match(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$", line)
+        if not match or "PROGRAM TOTALS" in line or "file:function" in line:
+            continue
+        name = match.group(2)
+        costs[name] = costs.get(name, 0) + int(match.group(1).replace(",", ""))
+    return costs
+
+
+def callgrind_components(small_file, small_n, large_file, large_n):
+    """Instructions per handshake by component: (cost with LARGE_N handshakes - with SMALL_N) /
+    the difference, each function's exclusive cost filed under the first HANDSHAKE_COMPONENTS
+    pattern its name matches (ignoring case). Prints markdown rows and the total."""
+    small, large = callgrind_functions(small_file), callgrind_functions(large_file)
+    extra = int(large_n) - int(small_n)
+    sums = {label: 0.0 for label, _ in HANDSHAKE_COMPONENTS}
+    sums["other (libc, the kernel interface, std)"] = 0.0
+    tops = {}
+    for name in set(small) | set(large):
+        per = (large.get(name, 0) - small.get(name, 0)) / extra
+        label = next((label for label, pattern in HANDSHAKE_COMPONENTS
+                      if re.search(pattern, name, re.IGNORECASE)),
+                     "other (libc, the kernel interface, std)")
+        sums[label] += per
+        tops.setdefault(label, []).append((per, name))
+    total = sum(sums.values())
+    for label, per in sums.items():
+        top = max(tops.get(label, [(0, "")]))
+        where = top[1].split(":", 1)[-1].split(" [", 1)[0][:70] if top[0] > 0 else ""
+        print(f"| {label} | {per:,.0f} | {100 * per / total:.1f} % | `{where}` |")
+    print(f"| **all** | **{total:,.0f}** | 100 % | |")
+
+
 # --- /proc ----------------------------------------------------------------------------------------
 
 
@@ -343,6 +405,27 @@ def established(port):
             if state == "01" and int(local.split(":")[1], 16) == int(port):
                 count += 1
     print(count)
+
+
+def ctxt(pid):
+    """Prints the voluntary context switches (a thread blocking: waiting for events, parking)
+    of every thread of PID and its descendants so far; involuntary ones depend on what else runs
+    on the machine."""
+    total = 0
+    for process in descendants(pid):
+        try:
+            tasks = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{process}/task/{task}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            total += int(line.split()[-1])
+            except OSError:
+                continue
+    print(total)
 
 
 def procstat(pid):
@@ -406,33 +489,6 @@ def parse_h2load(path):
     if rps is None:
         die(f"{path}: no h2load result (see the file)")
     print(f"{rps} {failed} {protocol} {succeeded}")
-
-
-def handshakes(url, seconds, batch, out):
-    """Full handshakes for SECONDS: h2load runs again and again with BATCH clients making one
-    HTTP/1.1 request each (`-c BATCH -n BATCH`), so every request has a new connection and a full
-    handshake: h2load keeps no session to resume (wrk does, even with `Connection: close`, which
-    would measure resumptions instead). Prints `handshakes_per_s succeeded failed protocol`,
-    counting the wall time of the whole loop (process starts included, the same for every
-    server). Every h2load output is appended to OUT."""
-    batch, succeeded, failed, protocol = int(batch), 0, 0, set()
-    start = time.monotonic()
-    with open(out, "a") as log:
-        while time.monotonic() - start < float(seconds):
-            run = subprocess.run(["h2load", "--h1", "-t1", f"-c{batch}", f"-n{batch}", url],
-                                 capture_output=True, text=True)
-            log.write(run.stdout + run.stderr)
-            if run.returncode != 0:
-                die(f"h2load failed ({run.returncode}), see {out}")
-            for line in run.stdout.splitlines():
-                if line.startswith("requests:"):
-                    words = line.replace(",", "").split()
-                    succeeded += int(words[words.index("succeeded") - 1])
-                    failed += int(words[words.index("failed") - 1]) + int(words[words.index("errored") - 1])
-                elif line.startswith("TLS Protocol:"):
-                    protocol.add(line.split()[-1])
-    elapsed = time.monotonic() - start
-    print(f"{succeeded / elapsed:.1f} {succeeded} {failed} {'+'.join(sorted(protocol)) or 'none'}")
 
 
 # --- agents ---------------------------------------------------------------------------------------
@@ -589,9 +645,9 @@ def report(results_tsv, spec_json):
 
 
 COMMANDS = {
-    "free-ports": free_ports, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
-    "h2load": parse_h2load, "handshakes": handshakes, "first-cert": first_cert, "renewals": renewals,
+    "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
 }
 

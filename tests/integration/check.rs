@@ -216,17 +216,38 @@ impl TlsServer {
     }
 
     fn start(certified: Option<Arc<CertifiedKey>>) -> TlsServer {
+        TlsServer::start_with(certified, rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// A server whose provider offers only `groups` for key exchange.
+    fn serving_groups(
+        cert_pem: &str,
+        key_pem: &str,
+        groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+    ) -> TlsServer {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = groups.to_vec();
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("cert PEM");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key PEM");
+        let certified = CertifiedKey::from_der(chain, key, &provider).expect("certified key");
+        TlsServer::start_with(Some(Arc::new(certified)), provider)
+    }
+
+    fn start_with(
+        certified: Option<Arc<CertifiedKey>>,
+        provider: rustls::crypto::CryptoProvider,
+    ) -> TlsServer {
         let sni = Arc::new(Mutex::new(Vec::new()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver {
-            certified,
-            sni: sni.clone(),
-        }));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Resolver {
+                certified,
+                sni: sni.clone(),
+            }));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -313,9 +334,37 @@ fn tls_valid_certificate_is_healthy_and_described() {
         .stdout_has("serial:     0a:bc:de:f1")
         .stdout_has("not after:  ")
         .stdout_has("expires in: 29d23h5")
-        .stdout_has("verified:   no (no --cacert given)");
+        .stdout_has("verified:   no (no --cacert given)")
+        .stdout_has("protocol:   TLSv1_3")
+        .stdout_has("kx group:   X25519MLKEM768");
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert_eq!(server.sni_seen(), vec![Some("foo.home".to_string())]);
+}
+
+#[test]
+fn tls_reports_the_key_exchange_group_the_server_chose() {
+    let ca = ca("pki-sidecar test CA");
+    let (cert, key) = valid_leaf(&ca);
+    use rustls::crypto::aws_lc_rs::kx_group;
+    for (groups, expected) in [
+        (vec![kx_group::X25519], "kx group:   X25519\n"),
+        (vec![kx_group::SECP256R1], "kx group:   secp256r1\n"),
+        (
+            vec![kx_group::X25519MLKEM768, kx_group::X25519],
+            "kx group:   X25519MLKEM768\n",
+        ),
+    ] {
+        let server = TlsServer::serving_groups(&cert, &key, &groups);
+        check(&[
+            "tls",
+            "--connect",
+            &server.connect(),
+            "--servername",
+            "foo.home",
+        ])
+        .expect(0)
+        .stdout_has(expected);
+    }
 }
 
 #[test]

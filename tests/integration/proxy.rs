@@ -2278,3 +2278,128 @@ async fn the_client_ca_file_is_reloaded_and_a_bad_one_keeps_the_previous() {
     assert_eq!(get_as(&fixture, Some(&from_second)).await, ok);
     upstream_shutdown.cancel();
 }
+
+/// A client trusting `ca_pem` whose provider offers only `groups` for key exchange; resumption
+/// as `resume` says (off: every handshake is a full one).
+fn group_client_config(
+    ca_pem: &str,
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+    resume: bool,
+) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA usable");
+    }
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = groups.to_vec();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+/// One TLS connection to `address` with `config`, one `GET /` on it; the key-exchange group
+/// (`None` for none), how the handshake went, and the response as received.
+async fn get_once(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> (Option<String>, Option<rustls::HandshakeKind>, String) {
+    let mut tls = tls_connect(address, config)
+        .await
+        .unwrap_or_else(|err| panic!("TLS handshake with the proxy: {err}"));
+    let (_, connection) = tls.get_ref();
+    let group = connection
+        .negotiated_key_exchange_group()
+        .map(|group| format!("{:?}", group.name()));
+    let kind = connection.handshake_kind();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send the request");
+    let response = read_until_closed(&mut tls, Duration::from_secs(20)).await;
+    (group, kind, String::from_utf8_lossy(&response).into_owned())
+}
+
+#[test]
+fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_and_resumes() {
+    use rustls::crypto::aws_lc_rs::kx_group;
+    let ca = ca("Key Exchange CA");
+    let pair = valid_pair(&ca);
+    let certs = CertDir::new();
+    certs.install(&pair);
+    let app_config = util::write_file(certs.dir.path(), "app.hcl", "app {}\n");
+    let app = Launch::role("app", &[&app_config], &certs.dir.path().join("app.log")).spawn();
+    let config = util::write_file(
+        certs.dir.path(),
+        "proxy.hcl",
+        &format!(
+            "proxy {{\n  upstream = \"http://{}\"\n{}}}\n",
+            app.address("app.listen"),
+            certs.settings()
+        ),
+    );
+    let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
+    proxy.wait_ready(Duration::from_secs(15));
+    let address = proxy.address("proxy.listen");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    runtime.block_on(async {
+        // A client offering only the hybrid group (as a post-quantum-only client would), only
+        // X25519 (as OpenSSL 3.0's clients), only P-256: each gets the group it offered.
+        for (group, name) in [
+            (kx_group::X25519MLKEM768, "X25519MLKEM768"),
+            (kx_group::X25519, "X25519"),
+            (kx_group::SECP256R1, "secp256r1"),
+        ] {
+            let (negotiated, kind, response) =
+                get_once(address, group_client_config(&ca.pem, &[group], false)).await;
+            assert_eq!(negotiated.as_deref(), Some(name), "offering only {name}");
+            assert_eq!(
+                kind,
+                Some(rustls::HandshakeKind::Full),
+                "offering only {name}"
+            );
+            assert!(
+                response.starts_with("HTTP/1.1 200") && response.ends_with(HELLO),
+                "offering only {name}: {response:?}"
+            );
+        }
+        // A browser's order (hybrid first, then X25519) gets the hybrid group, without a
+        // HelloRetryRequest.
+        let (negotiated, kind, _) = get_once(
+            address,
+            group_client_config(
+                &ca.pem,
+                &[kx_group::X25519MLKEM768, kx_group::X25519],
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(negotiated.as_deref(), Some("X25519MLKEM768"));
+        assert_eq!(kind, Some(rustls::HandshakeKind::Full));
+        // Resumption: the one ticket each handshake issues is enough for a client that comes
+        // back again and again (each resumed connection gets a new one).
+        let resuming = group_client_config(&ca.pem, &[kx_group::X25519MLKEM768], true);
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            let (_, kind, response) = get_once(address, resuming.clone()).await;
+            assert!(response.ends_with(HELLO), "{response:?}");
+            kinds.push(kind);
+        }
+        assert_eq!(
+            kinds,
+            [
+                Some(rustls::HandshakeKind::Full),
+                Some(rustls::HandshakeKind::Resumed),
+                Some(rustls::HandshakeKind::Resumed)
+            ]
+        );
+    });
+}

@@ -1,0 +1,242 @@
+//! A load client for the benches (not part of the product): full TLS 1.3 handshakes with a
+//! rustls client offering one key-exchange group, each followed by one HTTP/1.1 request, as
+//! `openssl s_time -new -www /` does them — which OpenSSL 3.0's tools cannot do for the hybrid
+//! post-quantum group `X25519MLKEM768`.
+//!
+//! ```text
+//! handshakes HOST:PORT SERVERNAME CA_FILE GROUP SECONDSs|COUNT [CONNECTIONS]
+//! ```
+//!
+//! GROUP is `X25519MLKEM768`, `X25519`, `secp256r1` or `secp384r1`. CONNECTIONS clients (one by
+//! default) each connect, complete a full handshake (no resumption), send `GET /` with `Connection:
+//! close`, read the response to its end and start again, for SECONDS (`10s`) or until COUNT
+//! handshakes were attempted in all (`500`: what a profile wants). The server's certificate
+//! is verified against CA_FILE as SERVERNAME. Prints one line: `handshakes failed group
+//! protocol`, where group and protocol are what the last handshake negotiated; exits 1 when a
+//! handshake negotiated another group than asked for, or when none succeeded.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustls::crypto::SupportedKxGroup;
+use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const USAGE: &str = "usage: handshakes HOST:PORT SERVERNAME CA_FILE \
+                     X25519MLKEM768|X25519|secp256r1|secp384r1 SECONDSs|COUNT [CONNECTIONS]";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("handshakes: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn group(name: &str) -> Result<&'static dyn SupportedKxGroup, String> {
+    Ok(match name {
+        "X25519MLKEM768" => kx_group::X25519MLKEM768,
+        "X25519" => kx_group::X25519,
+        "secp256r1" => kx_group::SECP256R1,
+        "secp384r1" => kx_group::SECP384R1,
+        other => return Err(format!("unknown group {other:?}; {USAGE}")),
+    })
+}
+
+/// What one client loop did.
+#[derive(Default)]
+struct Tally {
+    handshakes: u64,
+    failed: u64,
+    wrong_group: Option<String>,
+    protocol: String,
+}
+
+fn run(args: Vec<String>) -> Result<ExitCode, String> {
+    if !(5..=6).contains(&args.len()) {
+        return Err(USAGE.to_string());
+    }
+    let address: SocketAddr = args[0]
+        .parse()
+        .map_err(|err| format!("{}: {err}", args[0]))?;
+    let name =
+        ServerName::try_from(args[1].clone()).map_err(|err| format!("{}: {err}", args[1]))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(&args[2]).map_err(|err| format!("{}: {err}", args[2]))?
+    {
+        let cert = cert.map_err(|err| format!("{}: {err}", args[2]))?;
+        roots
+            .add(cert)
+            .map_err(|err| format!("{}: {err}", args[2]))?;
+    }
+    let wanted = group(&args[3])?;
+    let limit = match args[4].strip_suffix('s') {
+        Some(seconds) => Limit::Until(
+            Instant::now()
+                + Duration::from_secs_f64(
+                    seconds
+                        .parse()
+                        .map_err(|err| format!("SECONDS {}: {err}", args[4]))?,
+                ),
+        ),
+        None => Limit::Count(Arc::new(AtomicU64::new(
+            args[4]
+                .parse()
+                .map_err(|err| format!("COUNT {}: {err}", args[4]))?,
+        ))),
+    };
+    let connections: usize = match args.get(5) {
+        Some(text) => text
+            .parse()
+            .map_err(|err| format!("CONNECTIONS {text}: {err}"))?,
+        None => 1,
+    };
+    let mut provider = default_provider();
+    provider.kx_groups = vec![wanted];
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args[1]
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    let tallies = runtime.block_on(async {
+        let tasks: Vec<_> = (0..connections)
+            .map(|_| {
+                let (connector, name, request) = (connector.clone(), name.clone(), request.clone());
+                let limit = limit.clone();
+                tokio::spawn(client(address, connector, name, request, wanted, limit))
+            })
+            .collect();
+        let mut tallies = Vec::new();
+        for task in tasks {
+            tallies.push(task.await.map_err(|err| err.to_string())?);
+        }
+        Ok::<_, String>(tallies)
+    })?;
+    let mut total = Tally::default();
+    for tally in tallies {
+        total.handshakes += tally.handshakes;
+        total.failed += tally.failed;
+        total.wrong_group = total.wrong_group.or(tally.wrong_group);
+        if !tally.protocol.is_empty() {
+            total.protocol = tally.protocol;
+        }
+    }
+    println!(
+        "{} {} {} {}",
+        total.handshakes,
+        total.failed,
+        total.wrong_group.as_deref().unwrap_or(&args[3]),
+        if total.protocol.is_empty() {
+            "none"
+        } else {
+            &total.protocol
+        }
+    );
+    if let Some(other) = total.wrong_group {
+        eprintln!("handshakes: the server chose {other}, not {}", args[3]);
+        return Ok(ExitCode::FAILURE);
+    }
+    if total.handshakes == 0 {
+        eprintln!(
+            "handshakes: no handshake succeeded ({} failed)",
+            total.failed
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// When the clients stop.
+#[derive(Clone)]
+enum Limit {
+    /// At this instant.
+    Until(Instant),
+    /// When this many more handshakes were started, by all clients together.
+    Count(Arc<AtomicU64>),
+}
+
+impl Limit {
+    /// Whether a client may start another handshake (and counts it).
+    fn another(&self) -> bool {
+        match self {
+            Limit::Until(deadline) => Instant::now() < *deadline,
+            Limit::Count(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+}
+
+/// One client: handshakes and requests, one after another, until the limit.
+async fn client(
+    address: SocketAddr,
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+    request: String,
+    wanted: &'static dyn SupportedKxGroup,
+    limit: Limit,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut buffer = vec![0u8; 16 * 1024];
+    while limit.another() {
+        let Ok(tcp) = tokio::net::TcpStream::connect(address).await else {
+            tally.failed += 1;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut tls = match connector.connect(name.clone(), tcp).await {
+            Ok(tls) => tls,
+            Err(_) => {
+                tally.failed += 1;
+                continue;
+            }
+        };
+        let (_, connection) = tls.get_ref();
+        let negotiated = connection.negotiated_key_exchange_group();
+        if negotiated.map(|group| group.name()) != Some(wanted.name()) {
+            tally.wrong_group = Some(
+                negotiated
+                    .map_or_else(|| "none".to_string(), |group| format!("{:?}", group.name())),
+            );
+        }
+        tally.protocol = connection
+            .protocol_version()
+            .map_or_else(String::new, |version| format!("{version:?}"));
+        if tls.write_all(request.as_bytes()).await.is_err() {
+            tally.failed += 1;
+            continue;
+        }
+        let mut received = Vec::new();
+        loop {
+            match tls.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+        if received.starts_with(b"HTTP/1.1 200") {
+            tally.handshakes += 1;
+        } else {
+            tally.failed += 1;
+        }
+    }
+    tally
+}
