@@ -13,9 +13,13 @@
 # default 0.0.0.0:9101 may be taken), which OpenBao Agent would not accept in its file.
 #
 # Measures:
-#   - time from process start to both tls.crt and tls.key on disk (fresh directory, each agent in
-#     turn, several runs, median), split with the audit log's timestamps into start-up, time in
-#     Vault and the rest (Vault's RSA key generation alone can dominate);
+#   - time from process start to both tls.crt and tls.key on disk (fresh directory on tmpfs, each
+#     agent in turn, several runs, median), split with the audit log's timestamps into start-up,
+#     time in Vault and the rest (Vault's RSA key generation alone can dominate);
+#   - in the same runs, interleaved, Vault's own time for the same work: `curl` logging in to
+#     auth/kubernetes/login with the JWT, then writing pki_intermediate/issue/home with the
+#     template's parameters (the sum of both requests' time_total: no process start, no files);
+#     the agent's overhead is its median minus curl's;
 #   - RSS and threads 2 s after the first certificate, and after N certificate renewals (both
 #     agents run side by side for this: they share nothing but the server);
 #   - CPU time per renewal between those two points: utime + stime from /proc (10 ms ticks), and
@@ -27,8 +31,14 @@
 # --smoke: 1 first-cert run each, 1 renewal, ttl=10s: checks that every measure can be taken.
 # Environment: PKI_SIDECAR_BIN (skip the build), BENCH_RUNS, BENCH_RENEWALS, BENCH_TTL (seconds),
 # BENCH_KEY_TYPE (e.g. `ec`: rewrite role `home` after setup.sh to issue that key type),
-# BENCH_KEEP=1 (keep the temporary directory).
+# BENCH_BEFORE_BIN (another pki-sidecar build, e.g. an earlier commit's: its first-certificate
+# runs are interleaved with the others as `pki-sidecar-before`), BENCH_KEEP=1 (keep the
+# temporary directory), TMPDIR (default /dev/shm when it is a tmpfs, so
+# the agents' writes and fsyncs cost what they cost on a Pod's emptyDir in memory).
 set -euo pipefail
+if [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ]; then
+  export TMPDIR=/dev/shm
+fi
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
@@ -39,6 +49,12 @@ else
   mode=full runs=${BENCH_RUNS:-11} renewals=${BENCH_RENEWALS:-10} ttl=${BENCH_TTL:-30}
 fi
 agents=(pki-sidecar openbao-agent)
+# The first-certificate runs add Vault's own time, measured with curl.
+first_cert_clients=(pki-sidecar openbao-agent curl)
+if [ -n "${BENCH_BEFORE_BIN:-}" ]; then
+  [ -x "$BENCH_BEFORE_BIN" ] || fail "BENCH_BEFORE_BIN=$BENCH_BEFORE_BIN is not executable"
+  first_cert_clients+=(pki-sidecar-before)
+fi
 
 need curl openssl python3
 BIN=$(sidecar_binary)
@@ -76,6 +92,11 @@ EOF
   # Log each request's User-Agent in clear, to count requests per agent.
   "$BAO_BIN" write sys/config/auditing/request-headers/user-agent hmac=false >/dev/null
   lib jwt poc-sidecar-tls-pki app-sa >"$WORK/jwt"
+  # curl's requests: the login the agents make, and the issue the template asks for.
+  python3 -c 'import json, sys; print(json.dumps({"role": "authkube", "jwt": open(sys.argv[1]).read().strip()}))' \
+    "$WORK/jwt" >"$WORK/login.json"
+  printf '{"common_name": "foo.home", "alt_names": "localhost,bar.home", "ttl": "%ss"}\n' "$ttl" \
+    >"$WORK/issue.json"
 }
 
 # agent_config DIR: the seed's file with its paths under DIR, the JWT file, and the short TTL.
@@ -96,22 +117,27 @@ EOF
 }
 
 # agent_command NAME DIR: the command line running agent NAME on DIR's config. The agents log in
-# with the JWT, not the root token the script uses.
+# with the JWT, not the root token the script uses: run it under NO_TOKEN (`env` execs, so a
+# background agent's pid is its own).
 agent_command() {
   local name=$1 dir=$2
-  AGENT_CMD=(env -u VAULT_TOKEN -u BAO_TOKEN)
   case $name in
-    pki-sidecar) AGENT_CMD+=("$BIN" agent --config "$dir/agent.hcl" --config "$dir/metrics.hcl") ;;
-    openbao-agent) AGENT_CMD+=("$BAO_BIN" agent -config="$dir/agent.hcl") ;;
+    pki-sidecar) AGENT_CMD=("$BIN" agent --config "$dir/agent.hcl" --config "$dir/metrics.hcl") ;;
+    pki-sidecar-before)
+      AGENT_CMD=("$BENCH_BEFORE_BIN" agent --config "$dir/agent.hcl" --config "$dir/metrics.hcl")
+      ;;
+    openbao-agent) AGENT_CMD=("$BAO_BIN" agent -config="$dir/agent.hcl") ;;
   esac
 }
+NO_TOKEN=(env -u VAULT_TOKEN -u BAO_TOKEN)
 
 # The client each agent is in the audit log, by User-Agent: OpenBao Agent names itself ("Vault
 # Agent Auto-Auth/...", "Vault Agent Templating/..."), pki-sidecar sends "pki-sidecar/VERSION".
 client_of() {
   case $1 in
-    pki-sidecar) echo pki-sidecar/ ;;
+    pki-sidecar | pki-sidecar-before) echo pki-sidecar/ ;;
     openbao-agent) echo "Vault Agent" ;;
+    curl) echo curl/ ;;
   esac
 }
 
@@ -125,7 +151,9 @@ measure_first_cert() {
   agent_config "$dir"
   agent_command "$name" "$dir"
   audit_start=$(stat -c %s "$WORK/audit.log")
-  read -r seconds wall_start <<<"$(lib first-cert "$dir/ssl" 60 "${AGENT_CMD[@]}")" ||
+  # The harness runs under NO_TOKEN, so the agent is its direct child (no `env` exec to time).
+  read -r seconds wall_start <<<"$("${NO_TOKEN[@]}" python3 "$BENCHLIB" first-cert "$dir/ssl" 60 \
+    "${AGENT_CMD[@]}")" ||
     fail "$name wrote no certificate (see $dir/first-cert.log)"
   read -r to_vault in_vault <<<"$(lib audit-timeline "$WORK/audit.log" "$audit_start" \
     "$(stat -c %s "$WORK/audit.log")" "$(client_of "$name")" "$wall_start")"
@@ -133,6 +161,33 @@ measure_first_cert() {
   record first to_vault "$name" "$to_vault"
   record first in_vault "$name" "$in_vault"
   record first own "$name" "$(awk -v t="$seconds" -v v="$in_vault" 'BEGIN {print t - v}')"
+}
+
+# measure_curl RUN: Vault's own time for the agent's work, as a client with nothing else to do
+# sees it: curl logs in with the JWT, then issues with the token (each request's time_total,
+# connect included; curl's own start and the JSON parsing between the two are not counted).
+measure_curl() {
+  local run=$1 dir=$WORK/first/curl-$1 audit_start wall_start login issue token to_vault in_vault
+  mkdir -p "$dir"
+  audit_start=$(stat -c %s "$WORK/audit.log")
+  wall_start=$(date +%s.%N)
+  login=$(curl -sS --fail-with-body -o "$dir/login.out" -w '%{time_total}' -X POST \
+    --data-binary @"$WORK/login.json" "$VAULT_ADDR/v1/auth/kubernetes/login") ||
+    fail "curl: login refused (see $dir/login.out)"
+  token=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["auth"]["client_token"])' \
+    "$dir/login.out") || fail "curl: no token in $dir/login.out"
+  issue=$(curl -sS --fail-with-body -o "$dir/issue.out" -w '%{time_total}' -X POST \
+    -H "X-Vault-Token: $token" --data-binary @"$WORK/issue.json" \
+    "$VAULT_ADDR/v1/pki_intermediate/issue/home") || fail "curl: issue refused (see $dir/issue.out)"
+  grep -q '"private_key"' "$dir/issue.out" || fail "curl: no private key in $dir/issue.out"
+  read -r to_vault in_vault <<<"$(lib audit-timeline "$WORK/audit.log" "$audit_start" \
+    "$(stat -c %s "$WORK/audit.log")" "$(client_of curl)" "$wall_start")"
+  local seconds
+  seconds=$(awk -v a="$login" -v b="$issue" 'BEGIN {print a + b}')
+  record first seconds curl "$seconds"
+  record first to_vault curl "$to_vault"
+  record first in_vault curl "$in_vault"
+  record first own curl "$(awk -v t="$seconds" -v v="$in_vault" 'BEGIN {print t - v}')"
 }
 
 # check_clients: each agent's login must be found in the audit log by client_of (the first-cert
@@ -158,7 +213,7 @@ measure_renewals() {
     dir=$WORK/renew/$name
     agent_config "$dir"
     agent_command "$name" "$dir"
-    start_bg "$dir/agent.log" "${AGENT_CMD[@]}"
+    start_bg "$dir/agent.log" "${NO_TOKEN[@]}" "${AGENT_CMD[@]}"
     pids[$name]=$BG_PID
   done
   for name in "${agents[@]}"; do
@@ -205,12 +260,14 @@ measure_renewals() {
 started=$SECONDS
 declare -A REQUEST_PATHS
 setup_vault
+clients=${#first_cert_clients[@]}
 for ((run = 1; run <= runs; run++)); do
-  # Alternate which agent goes first.
-  if ((run % 2)); then order=("${agents[@]}"); else order=(openbao-agent pki-sidecar); fi
+  # Rotate which client goes first.
+  shift_by=$(((run - 1) % clients))
+  order=("${first_cert_clients[@]:shift_by}" "${first_cert_clients[@]:0:shift_by}")
   for name in "${order[@]}"; do
     say "first certificate, run $run/$runs: $name"
-    measure_first_cert "$name" "$run"
+    if [ "$name" = curl ]; then measure_curl "$run"; else measure_first_cert "$name" "$run"; fi
   done
 done
 check_clients
@@ -219,10 +276,12 @@ measure_renewals
 echo "## pki-sidecar agent vs OpenBao Agent ($mode: $runs start(s) each, $renewals renewal(s) of a ${ttl}s certificate)"
 echo
 echo "Machine: $(machine). $("$BAO_BIN" version | cut -d' ' -f1-2) agent; the same HCL file for both."
+echo "Files on $(stat -f -c %T "$WORK") ($WORK); role home: key_type=${BENCH_KEY_TYPE:-rsa (setup.sh)}; pki-sidecar $("$BIN" --version 2>/dev/null | head -1)."
 lib report "$RESULTS" '{
-  "servers": ["pki-sidecar", "openbao-agent"], "ours": "pki-sidecar", "reference": "openbao-agent",
+  "servers": ["pki-sidecar", "pki-sidecar-before", "openbao-agent", "curl"], "ours": "pki-sidecar", "reference": "openbao-agent",
   "tables": [
-    {"id": "first", "title": "Start to first certificate (an empty directory: login, then issue)", "metrics": [
+    {"id": "first", "title": "Start to first certificate (an empty directory: login, then issue)",
+     "minus": "curl", "metrics": [
       ["seconds", "seconds from process start to tls.crt + tls.key"],
       ["to_vault", "of which: start to the first request reaching Vault"],
       ["in_vault", "of which: Vault answering (audit log, request to response)"],
@@ -234,6 +293,13 @@ lib report "$RESULTS" '{
       ["sched_ms", "CPU per renewal, ms (schedstat, live threads)"],
       ["requests", "Vault requests per renewal"], ["interval", "seconds between renewals"]]}
   ]}'
+echo
+echo "curl: Vault's own time for the same login and issue (the sum of both requests' time_total)."
+lib overhead "$RESULTS" first seconds pki-sidecar curl 5
+if [ -n "${BENCH_BEFORE_BIN:-}" ]; then
+  echo "pki-sidecar-before: $BENCH_BEFORE_BIN ($("$BENCH_BEFORE_BIN" --version 2>/dev/null | head -1))."
+  lib overhead "$RESULTS" first seconds pki-sidecar-before curl 5
+fi
 echo
 echo "Vault requests between the first certificate and the last renewal, by path:"
 echo

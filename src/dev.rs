@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::functions::KnownFunctions;
 use crate::config::{self, LogFormat};
-use crate::devca::DevCa;
+use crate::devca::{DevCa, LeafKey};
 use crate::fsutil::{self, Ownership};
 use crate::lifecycle::Lifecycle;
 use crate::schedule::Clock;
@@ -64,6 +64,15 @@ pub struct DevArgs {
     /// Log each request the proxy serves (`proxy.access_log = true`).
     #[arg(long)]
     pub access_log: bool,
+    /// The development CA's leaf key type, as a Vault role's `key_type`: `ec` (ECDSA) or
+    /// `rsa`. With --vault the role decides, so this flag is refused there.
+    #[arg(long, default_value = "ec", value_name = "TYPE",
+          value_parser = ["ec", "rsa"], conflicts_with = "vault")]
+    pub key_type: String,
+    /// The development CA's leaf key size, as a Vault role's `key_bits`: 256 or 384 for `ec`,
+    /// 2048, 3072 or 4096 for `rsa` [default: 256 for ec, 2048 for rsa].
+    #[arg(long, value_name = "BITS", conflicts_with = "vault")]
+    pub key_bits: Option<u32>,
     /// The PKI issue path the template's pkiCert writes to.
     #[arg(
         long,
@@ -117,6 +126,8 @@ impl Drop for Workspace {
 }
 
 fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let leaf_key = LeafKey::parse(&args.key_type, args.key_bits.unwrap_or(0))
+        .map_err(|err| anyhow::anyhow!("--key-type/--key-bits: {err}"))?;
     let workspace = prepare_dir(args.dir.as_deref())?;
     let dir = &workspace.dir;
     // Certificates left by an earlier run were signed by an earlier CA (or Vault): the agent
@@ -146,8 +157,9 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         .context("cannot write the token file")?;
         None
     } else {
-        let ca =
-            DevCa::generate(args.ttl, args.ttl).context("cannot generate the development CA")?;
+        let ca = DevCa::generate(args.ttl, args.ttl)
+            .context("cannot generate the development CA")?
+            .with_leaf_key(leaf_key);
         fsutil::write_atomic(
             &dir.join(ROOT_FILE),
             ca.root_pem().as_bytes(),
@@ -177,6 +189,11 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         tracing::info!(
             dir = %dir.display(),
             issuer = if args.vault { "vault" } else { "development CA" },
+            key = if args.vault {
+                "the Vault role's".to_string()
+            } else {
+                format!("{} {}", leaf_key.key_type(), leaf_key.bits())
+            },
             ttl_seconds = args.ttl.as_secs(),
             "dev: starting the app, the proxy and the agent in one process"
         );

@@ -5,8 +5,9 @@
 //! `private_key_type`, `issuing_ca`, `ca_chain`, `serial_number`, `expiration`) so the agent's
 //! template code reads it exactly as it reads Vault's answer. It honours the request's
 //! `common_name`, `alt_names`, `ip_sans`, `uri_sans`, `ttl` (capped at the CA's `max_ttl`),
-//! `exclude_cn_from_sans`, `key_type` and `key_bits`; other parameters are ignored, as a
-//! permissive Vault role would. It must never be used outside development: its keys live
+//! `exclude_cn_from_sans`, `key_type` and `key_bits` (a request without them gets the CA's
+//! [`LeafKey`], as a Vault role's own `key_type`/`key_bits` decide); other parameters are
+//! ignored, as a permissive Vault role would. It must never be used outside development: its keys live
 //! only in this process and die with it (only the root *certificate* is written out).
 
 use std::net::IpAddr;
@@ -43,12 +44,81 @@ pub enum DevCaError {
     Signing(#[from] rcgen::Error),
 }
 
+/// The type and size of the keys the development CA generates for its leaves, as a Vault
+/// role's `key_type` and `key_bits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafKey {
+    /// ECDSA on P-256 (`key_bits` 256) or P-384 (384).
+    Ec { bits: u16 },
+    /// RSA of 2048, 3072 or 4096 bits (signed with SHA-256).
+    Rsa { bits: u16 },
+}
+
+impl Default for LeafKey {
+    fn default() -> LeafKey {
+        LeafKey::Ec { bits: 256 }
+    }
+}
+
+impl LeafKey {
+    /// Reads a `key_type` (`ec`, `rsa`) and `key_bits` (0: the type's default, as in Vault:
+    /// 256 for EC, 2048 for RSA).
+    pub fn parse(key_type: &str, key_bits: u32) -> Result<LeafKey, String> {
+        match (key_type, key_bits) {
+            ("ec", 0 | 256) => Ok(LeafKey::Ec { bits: 256 }),
+            ("ec", 384) => Ok(LeafKey::Ec { bits: 384 }),
+            ("ec", bits) => Err(format!(
+                "key_bits={bits}: the development CA issues EC keys of 256 or 384 bits"
+            )),
+            ("rsa", 0 | 2048) => Ok(LeafKey::Rsa { bits: 2048 }),
+            ("rsa", bits @ (3072 | 4096)) => Ok(LeafKey::Rsa { bits: bits as u16 }),
+            ("rsa", bits) => Err(format!(
+                "key_bits={bits}: the development CA issues RSA keys of 2048, 3072 or 4096 bits"
+            )),
+            (other, _) => Err(format!(
+                "key_type={other}: the development CA issues key_type=ec or key_type=rsa"
+            )),
+        }
+    }
+
+    /// The `key_type` word: `ec` or `rsa` (Vault's `private_key_type`).
+    pub fn key_type(self) -> &'static str {
+        match self {
+            LeafKey::Ec { .. } => "ec",
+            LeafKey::Rsa { .. } => "rsa",
+        }
+    }
+
+    /// The key size in bits.
+    pub fn bits(self) -> u16 {
+        match self {
+            LeafKey::Ec { bits } | LeafKey::Rsa { bits } => bits,
+        }
+    }
+
+    /// A new key pair of this type.
+    fn generate(self) -> Result<KeyPair, rcgen::Error> {
+        let size = match self {
+            LeafKey::Ec { bits: 384 } => {
+                return KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384);
+            }
+            LeafKey::Ec { .. } => return KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            LeafKey::Rsa { bits: 4096 } => rcgen::RsaKeySize::_4096,
+            LeafKey::Rsa { bits: 3072 } => rcgen::RsaKeySize::_3072,
+            LeafKey::Rsa { .. } => rcgen::RsaKeySize::_2048,
+        };
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)
+    }
+}
+
 /// A root and an intermediate CA, in memory, issuing leaf certificates.
 pub struct DevCa {
     root_pem: String,
     intermediate: CertifiedIssuer<'static, KeyPair>,
     default_ttl: Duration,
     max_ttl: Duration,
+    /// The leaf key of a request that names no `key_type`.
+    leaf_key: LeafKey,
     /// What "now" is when a leaf is issued (tests run it on tokio's paused time).
     clock: Clock,
 }
@@ -59,13 +129,15 @@ impl std::fmt::Debug for DevCa {
         f.debug_struct("DevCa")
             .field("default_ttl", &self.default_ttl)
             .field("max_ttl", &self.max_ttl)
+            .field("leaf_key", &self.leaf_key)
             .finish_non_exhaustive()
     }
 }
 
 impl DevCa {
     /// Generates a fresh root and intermediate (ECDSA P-256). A request without `ttl` gets
-    /// `default_ttl`; none gets more than `max_ttl`.
+    /// `default_ttl`; none gets more than `max_ttl`. Leaves get ECDSA P-256 keys unless
+    /// [`DevCa::with_leaf_key`] or the request says otherwise.
     pub fn generate(default_ttl: Duration, max_ttl: Duration) -> Result<DevCa, DevCaError> {
         let now = SystemTime::now();
         let ca_params = |common_name: &str, constraint: BasicConstraints| {
@@ -104,8 +176,16 @@ impl DevCa {
             intermediate,
             default_ttl,
             max_ttl,
+            leaf_key: LeafKey::default(),
             clock: Clock::System,
         })
+    }
+
+    /// The same CA, generating `leaf_key` keys for requests that name no `key_type` (the role's
+    /// `key_type` and `key_bits` in Vault).
+    pub fn with_leaf_key(mut self, leaf_key: LeafKey) -> DevCa {
+        self.leaf_key = leaf_key;
+        self
     }
 
     /// The same CA, issuing leaves valid from `clock`'s now (tests: a clock that follows
@@ -190,7 +270,8 @@ impl DevCa {
             })?));
         }
 
-        let key = self.leaf_key(field("key_type").as_deref(), field("key_bits").as_deref())?;
+        let leaf_key = self.leaf_key(field("key_type").as_deref(), field("key_bits").as_deref())?;
+        let key = leaf_key.generate()?;
         let now = self.clock.now();
         let not_after = now + ttl;
         let mut params = CertificateParams::default();
@@ -206,10 +287,15 @@ impl DevCa {
         let mut not_a_ca = CustomExtension::from_oid_content(BASIC_CONSTRAINTS, vec![0x30, 0x00]);
         not_a_ca.set_criticality(true);
         params.custom_extensions.push(not_a_ca);
+        // Vault's role default (`key_usage`): an RSA key can also encipher a TLS 1.2 RSA key
+        // exchange's premaster secret.
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyAgreement,
         ];
+        if let LeafKey::Rsa { .. } = leaf_key {
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -226,7 +312,7 @@ impl DevCa {
             "data": {
                 "certificate": leaf.pem(),
                 "private_key": key.serialize_pem(),
-                "private_key_type": "ec",
+                "private_key_type": leaf_key.key_type(),
                 "issuing_ca": intermediate,
                 "ca_chain": [intermediate, self.root_pem],
                 "serial_number": info.serial,
@@ -239,28 +325,25 @@ impl DevCa {
         }))
     }
 
-    /// A new leaf key of the requested type. ring cannot generate RSA keys, so the development
-    /// CA issues ECDSA only (the role's `key_type` in Vault decides the same thing).
+    /// The leaf key a request asks for: its `key_type` and `key_bits`, else the CA's own
+    /// (`key_type=any` and a missing type mean the CA's; `key_bits` alone applies to it).
     fn leaf_key(
         &self,
         key_type: Option<&str>,
         key_bits: Option<&str>,
-    ) -> Result<KeyPair, DevCaError> {
-        let algorithm = match (key_type.unwrap_or("ec"), key_bits.unwrap_or("0")) {
-            ("ec" | "any", "0" | "256") => &rcgen::PKCS_ECDSA_P256_SHA256,
-            ("ec", "384") => &rcgen::PKCS_ECDSA_P384_SHA384,
-            ("ec", bits) => {
-                return Err(DevCaError::BadRequest(format!(
-                    "key_bits={bits}: the development CA issues EC keys of 256 or 384 bits"
-                )));
-            }
-            (other, _) => {
-                return Err(DevCaError::BadRequest(format!(
-                    "key_type={other}: the development CA issues EC keys only (key_type=ec)"
-                )));
-            }
+    ) -> Result<LeafKey, DevCaError> {
+        let bits = match key_bits {
+            None => None,
+            Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                DevCaError::BadRequest(format!("key_bits={text}: not a number of bits"))
+            })?),
         };
-        Ok(KeyPair::generate_for(algorithm)?)
+        let key = match (key_type.unwrap_or("any"), bits) {
+            ("any", None) => return Ok(self.leaf_key),
+            ("any", Some(bits)) => LeafKey::parse(self.leaf_key.key_type(), bits),
+            (key_type, bits) => LeafKey::parse(key_type, bits.unwrap_or(0)),
+        };
+        key.map_err(DevCaError::BadRequest)
     }
 }
 
@@ -457,13 +540,104 @@ mod tests {
         }
     }
 
+    /// The leaf's public key as (`rsa` or `ec`, bits), read from the certificate.
+    fn leaf_public_key(answer: &serde_json::Value) -> (&'static str, usize) {
+        use x509_parser::prelude::*;
+        use x509_parser::public_key::PublicKey;
+        let cert = der(&data(answer, "certificate"));
+        let (_, parsed) = X509Certificate::from_der(cert.as_ref()).unwrap();
+        match parsed.public_key().parsed().unwrap() {
+            PublicKey::RSA(rsa) => ("rsa", rsa.key_size()),
+            PublicKey::EC(point) => ("ec", point.key_size()),
+            other => panic!("unexpected public key {other:?}"),
+        }
+    }
+
+    /// The leaf's private key from an answer.
+    fn private_key(answer: &serde_json::Value) -> rustls_pki_types::PrivateKeyDer<'static> {
+        crate::tls::pem::first_private_key(data(answer, "private_key").as_bytes())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn rsa_keys_of_each_size_match_their_certificates() {
+        let ca = ca();
+        let mut answers = Vec::new();
+        for (bits, expected) in [(None, 2048), (Some("3072"), 3072), (Some("4096"), 4096)] {
+            let mut request = json!({"common_name": "localhost", "key_type": "rsa"});
+            if let Some(bits) = bits {
+                request["key_bits"] = json!(bits);
+            }
+            let answer = ca.issue(&request).unwrap();
+            let cert = der(&data(&answer, "certificate"));
+            assert_eq!(
+                certs::key_matches(&cert, private_key(&answer)),
+                Ok(()),
+                "{request}"
+            );
+            assert_eq!(leaf_public_key(&answer), ("rsa", expected), "{request}");
+            assert_eq!(data(&answer, "private_key_type"), "rsa");
+            verify(&ca, &answer, "localhost").unwrap();
+            answers.push(answer);
+        }
+        // A key is not another RSA certificate's.
+        let other = der(&data(&answers[1], "certificate"));
+        assert_eq!(
+            certs::key_matches(&other, private_key(&answers[0])),
+            Err(certs::PairError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn the_cas_leaf_key_applies_to_requests_that_name_no_key_type() {
+        let rsa = ca().with_leaf_key(LeafKey::parse("rsa", 0).unwrap());
+        let answer = rsa.issue(&json!({"common_name": "localhost"})).unwrap();
+        let cert = der(&data(&answer, "certificate"));
+        assert_eq!(certs::key_matches(&cert, private_key(&answer)), Ok(()));
+        assert_eq!(leaf_public_key(&answer), ("rsa", 2048));
+        assert_eq!(data(&answer, "private_key_type"), "rsa");
+        verify(&rsa, &answer, "localhost").unwrap();
+        // A request's key_type wins, as the CA's default only fills what is missing.
+        let ec = rsa
+            .issue(&json!({"common_name": "localhost", "key_type": "ec"}))
+            .unwrap();
+        assert_eq!(leaf_public_key(&ec), ("ec", 256));
+        assert_eq!(data(&ec, "private_key_type"), "ec");
+        // key_bits alone resizes the CA's type.
+        let bigger = rsa
+            .issue(&json!({"common_name": "localhost", "key_bits": 3072}))
+            .unwrap();
+        assert_eq!(leaf_public_key(&bigger), ("rsa", 3072));
+        // The default stays EC P-256.
+        let default = ca().issue(&json!({"common_name": "localhost"})).unwrap();
+        assert_eq!(leaf_public_key(&default), ("ec", 256));
+    }
+
+    #[test]
+    fn leaf_key_parse_follows_vaults_defaults() {
+        assert_eq!(LeafKey::parse("ec", 0), Ok(LeafKey::Ec { bits: 256 }));
+        assert_eq!(LeafKey::parse("ec", 384), Ok(LeafKey::Ec { bits: 384 }));
+        assert_eq!(LeafKey::parse("rsa", 0), Ok(LeafKey::Rsa { bits: 2048 }));
+        assert_eq!(LeafKey::parse("rsa", 4096), Ok(LeafKey::Rsa { bits: 4096 }));
+        assert!(LeafKey::parse("rsa", 256).is_err());
+        assert!(LeafKey::parse("ec", 2048).is_err());
+        assert!(LeafKey::parse("ed25519", 0).is_err());
+    }
+
     #[test]
     fn bad_requests_say_what_is_wrong() {
         let ca = ca();
         let refused = |request: serde_json::Value| ca.issue(&request).unwrap_err().to_string();
         assert!(refused(json!({})).contains("common_name"));
         assert!(refused(json!({"common_name": "a", "ttl": "soon"})).contains("ttl"));
-        assert!(refused(json!({"common_name": "a", "key_type": "rsa"})).contains("EC keys only"));
+        assert!(refused(json!({"common_name": "a", "key_type": "dsa"})).contains("key_type=dsa"));
+        assert!(
+            refused(json!({"common_name": "a", "key_type": "rsa", "key_bits": "1024"}))
+                .contains("2048, 3072 or 4096")
+        );
+        assert!(refused(json!({"common_name": "a", "key_bits": "521"})).contains("256 or 384"));
+        assert!(refused(json!({"common_name": "a", "key_bits": "big"})).contains("key_bits=big"));
         assert!(refused(json!({"common_name": "a", "ip_sans": "nope"})).contains("ip_sans"));
     }
 

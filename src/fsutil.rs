@@ -187,16 +187,17 @@ fn parent_directory(path: &Path) -> PathBuf {
 }
 
 /// A hidden name beside `path` no other writer can predict: the destination's name and 64
-/// random bits from the operating system.
+/// random bits from the operating system (`getrandom(2)` directly: aws-lc's generator would
+/// first seed its CPU-jitter entropy source, tens of milliseconds of CPU before the agent's
+/// first file, which is the pid file, before its first login).
 fn temporary_path(path: &Path, directory: &Path) -> io::Result<PathBuf> {
-    use aws_lc_rs::rand::SecureRandom as _;
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
     let mut random = [0u8; 8];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut random)
-        .map_err(|_| io::Error::other("no randomness for a temporary file name"))?;
+    getrandom::fill(&mut random).map_err(|err| {
+        io::Error::other(format!("no randomness for a temporary file name: {err}"))
+    })?;
     Ok(directory.join(format!(".{name}.{:016x}.tmp", u64::from_ne_bytes(random))))
 }
 

@@ -23,6 +23,7 @@ with a non-zero exit so the calling script stops.
   audit-count AUDIT FROM TO CLIENT  Vault requests by path in the audit log between byte offsets
   audit-timeline AUDIT FROM TO CLIENT WALL_START  a first-cert run's time to Vault and in Vault
   report RESULTS_TSV SPEC           markdown tables of medians and ratios
+  overhead RESULTS_TSV TABLE METRIC OURS BASE GOAL_MS  median difference in ms, against a goal
 """
 
 import base64
@@ -495,7 +496,7 @@ def parse_h2load(path):
 
 
 def first_cert(directory, timeout, *command):
-    """Starts COMMAND and polls every millisecond for both files; prints the seconds from the
+    """Starts COMMAND and polls every 0.25 ms for both files; prints the seconds from the
     start (fork) to both being present and the start's wall-clock time (to line it up with the
     audit log), then stops COMMAND. Both agents write through a temporary file and a rename, so a
     file that exists is complete."""
@@ -509,7 +510,7 @@ def first_cert(directory, timeout, *command):
                 die(f"{command[0]} exited ({process.returncode}) before writing {directory}")
             if time.monotonic() - start > float(timeout):
                 die(f"{command[0]}: no certificate in {directory} after {timeout} s")
-            time.sleep(0.001)
+            time.sleep(0.00025)
         print(f"{time.monotonic() - start:.4f} {wall_start:.6f}")
     finally:
         process.terminate()
@@ -617,8 +618,9 @@ def fmt(value):
 
 def report(results_tsv, spec_json):
     """RESULTS_TSV lines: `table<TAB>metric<TAB>server<TAB>value`. SPEC: {"servers": [...],
-    "ours": name, "reference": name, "tables": [{"id", "title", "metrics": [[id, label], ...]}]}.
-    Prints one markdown table per benchmark: each server's median, n, and ours / reference."""
+    "ours": name, "reference": name, "tables": [{"id", "title", "metrics": [[id, label], ...],
+    "minus": optional server}]}. Prints one markdown table per benchmark: each server's median,
+    n, ours / reference, and with "minus" ours − that server's median, in milliseconds."""
     spec = json.loads(spec_json)
     values = {}
     with open(results_tsv) as f:
@@ -632,8 +634,10 @@ def report(results_tsv, spec_json):
             continue
         print(f"\n### {table['title']}\n")
         ratio = f"{spec['ours']} / {spec['reference']}"
-        print("| metric | " + " | ".join(servers) + f" | {ratio} |")
-        print("| --- |" + " ---: |" * (len(servers) + 1))
+        minus = table.get("minus")
+        extra = f" | {spec['ours']} − {minus}, ms" if minus else ""
+        print("| metric | " + " | ".join(servers) + f" | {ratio}{extra} |")
+        print("| --- |" + " ---: |" * (len(servers) + 1 + bool(minus)))
         for metric, label in table["metrics"]:
             medians = {s: statistics.median(values[(table["id"], metric, s)])
                        for s in servers if (table["id"], metric, s) in values}
@@ -641,7 +645,28 @@ def report(results_tsv, spec_json):
             ours, ref = medians.get(spec["ours"]), medians.get(spec["reference"])
             quotient = "—" if ours is None or not ref else f"{ours / ref:.2f}"
             cells = " | ".join(fmt(medians.get(s)) for s in servers)
+            if minus:
+                base = medians.get(minus)
+                quotient += " | " + ("—" if ours is None or base is None
+                                     else f"{(ours - base) * 1000:+.1f}")
             print(f"| {label} (n={runs}) | {cells} | {quotient} |")
+
+
+def overhead(results_tsv, table, metric, ours, base, goal_ms):
+    """Prints ours' median minus base's median for TABLE/METRIC (seconds) in milliseconds, with
+    the goal."""
+    values = {}
+    with open(results_tsv) as f:
+        for line in f:
+            t, m, server, value = line.rstrip("\n").split("\t")
+            if (t, m) == (table, metric):
+                values.setdefault(server, []).append(float(value))
+    if ours not in values or base not in values:
+        die(f"overhead: no {table}/{metric} figures for {ours} and {base}")
+    difference = (statistics.median(values[ours]) - statistics.median(values[base])) * 1000
+    verdict = "met" if difference <= float(goal_ms) else "missed"
+    print(f"Overhead of {ours} over {base} ({metric}, median − median, n={len(values[ours])}/"
+          f"{len(values[base])}): {difference:.1f} ms; goal ≤ {goal_ms} ms: {verdict}.")
 
 
 COMMANDS = {
@@ -649,6 +674,7 @@ COMMANDS = {
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
+    "overhead": overhead,
 }
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ fn config_env(all_vault: bool, extra: &[(&str, &str)]) -> String {
 const SYSTEM_CA_ENV: (&str, &str) = (
     "SSL_CERT_FILE, SSL_CERT_DIR",
     "the system CAs Vault is verified with when neither vault.ca_cert nor vault.ca_path \
-     is set",
+     is set (with an http:// address, read only if Vault redirects to https://)",
 );
 
 fn exits(codes: &[(&str, &str)]) -> String {

@@ -7,13 +7,16 @@
 //! `VAULT_TLS_SERVER_NAME`, `VAULT_SKIP_VERIFY`, `VAULT_CLIENT_CERT`/`VAULT_CLIENT_KEY`). As in
 //! Vault, a CA file or directory replaces the system's CAs rather than adding to them. Files
 //! are read once, when the config is built; a missing or empty CA file is an error then, not
-//! at the first request.
+//! at the first request. The one exception is the system's store for a client whose server
+//! speaks plain HTTP ([`ClientSettings::system_roots_on_first_use`]): its TLS config serves only
+//! a redirect to `https://`, so the store (hundreds of files under /etc/ssl/certs) is read at
+//! the first certificate to verify, if one ever comes, instead of delaying the agent's start.
 
 pub mod pem;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 use rustls::client::WebPkiServerVerifier;
@@ -95,6 +98,11 @@ pub(crate) struct ClientSettings {
     pub tls_skip_verify: bool,
     /// The name to verify instead of the address's host.
     pub tls_server_name: Option<String>,
+    /// Read the system's CA store at the first certificate to verify rather than now (a
+    /// client of an `http://` server, which needs TLS only if redirected). Without `ca_cert`
+    /// and `ca_path` only; a store with no certificate then fails that handshake, not the
+    /// config.
+    pub system_roots_on_first_use: bool,
 }
 
 /// A rustls client config for `settings` (messages name Vault's keys, `vault.ca_cert` and so
@@ -113,20 +121,26 @@ pub(crate) fn client_config(
             Trust::Nothing,
         )
     } else {
-        let (roots, trust) = root_store(settings)?;
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .context("cannot build a certificate verifier from the trusted CAs")?;
-        let verifier: Arc<dyn ServerCertVerifier> = match &settings.tls_server_name {
-            Some(name) => Arc::new(VerifyAs {
-                name: ServerName::try_from(name.clone()).with_context(|| {
-                    format!("vault.tls_server_name {name:?} is not a DNS name or IP")
-                })?,
-                inner: webpki,
-            }),
-            None => webpki,
+        let name = match &settings.tls_server_name {
+            Some(name) => Some(ServerName::try_from(name.clone()).with_context(|| {
+                format!("vault.tls_server_name {name:?} is not a DNS name or IP")
+            })?),
+            None => None,
         };
-        (verifier, trust)
+        if settings.system_roots_on_first_use
+            && settings.ca_cert.is_none()
+            && settings.ca_path.is_none()
+        {
+            let lazy = LazySystemRoots {
+                provider: provider.clone(),
+                name,
+                verifier: OnceLock::new(),
+            };
+            (Arc::new(lazy), Trust::System)
+        } else {
+            let (roots, trust) = root_store(settings)?;
+            (verifier_for(roots, &provider, name)?, trust)
+        }
     };
     let builder = builder
         .dangerous()
@@ -155,22 +169,47 @@ pub(crate) fn client_config(
     Ok((tls, trust))
 }
 
-fn root_store(settings: &ClientSettings) -> anyhow::Result<(RootCertStore, Trust)> {
+/// A verifier of certificates chaining to `roots`, for `name` instead of the address's host
+/// when given (`tls_server_name`).
+fn verifier_for(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+    name: Option<ServerName<'static>>,
+) -> anyhow::Result<Arc<dyn ServerCertVerifier>> {
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .context("cannot build a certificate verifier from the trusted CAs")?;
+    Ok(match name {
+        Some(name) => Arc::new(VerifyAs {
+            name,
+            inner: webpki,
+        }),
+        None => webpki,
+    })
+}
+
+/// The operating system's CA certificates; an error when there are none.
+fn system_roots() -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    if settings.ca_cert.is_none() && settings.ca_path.is_none() {
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            // A malformed system certificate is skipped, as Go does.
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            bail!(
-                "no system CA certificates found (and no vault.ca_cert / VAULT_CACERT given); \
-                 set VAULT_CACERT to the CA that signs Vault's certificate"
-            );
-        }
-        return Ok((roots, Trust::System));
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A malformed system certificate is skipped, as Go does.
+        let _ = roots.add(cert);
     }
+    if roots.is_empty() {
+        bail!(
+            "no system CA certificates found (and no vault.ca_cert / VAULT_CACERT given); \
+             set VAULT_CACERT to the CA that signs Vault's certificate"
+        );
+    }
+    Ok(roots)
+}
+
+fn root_store(settings: &ClientSettings) -> anyhow::Result<(RootCertStore, Trust)> {
+    if settings.ca_cert.is_none() && settings.ca_path.is_none() {
+        return Ok((system_roots()?, Trust::System));
+    }
+    let mut roots = RootCertStore::empty();
     let mut trust = Trust::System;
     if let Some(path) = &settings.ca_path {
         let entries = std::fs::read_dir(path).with_context(|| {
@@ -283,6 +322,78 @@ impl ServerCertVerifier for VerifyAs {
     }
 }
 
+/// The system's CA store, read when the first certificate is to be verified
+/// ([`ClientSettings::system_roots_on_first_use`]). The handshake signatures need no roots and
+/// are checked with the provider's algorithms, as [`WebPkiServerVerifier`] does.
+#[derive(Debug)]
+struct LazySystemRoots {
+    provider: Arc<CryptoProvider>,
+    name: Option<ServerName<'static>>,
+    /// The verifier over the store, or why there is none (kept: the store is read once).
+    verifier: OnceLock<Result<Arc<dyn ServerCertVerifier>, String>>,
+}
+
+impl ServerCertVerifier for LazySystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = self.verifier.get_or_init(|| {
+            system_roots()
+                .and_then(|roots| verifier_for(roots, &self.provider, self.name.clone()))
+                .map_err(|err| format!("{err:#}"))
+        });
+        match verifier {
+            Ok(verifier) => verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Err(why) => Err(rustls::Error::General(why.clone())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// `tls_skip_verify` (and the `check tls` probe's signature checks): any certificate is
 /// accepted, but handshake signatures are still checked so the session is at least bound to
 /// the key the server showed.
@@ -377,6 +488,50 @@ mod tests {
             names,
             ["X25519MLKEM768", "X25519", "secp256r1", "secp384r1"]
         );
+    }
+
+    #[test]
+    fn system_roots_read_on_first_use_still_verify() {
+        let settings = ClientSettings {
+            system_roots_on_first_use: true,
+            ..ClientSettings::default()
+        };
+        let (_, trust) = client_config(&settings).unwrap();
+        assert_eq!(trust, Trust::System);
+        let lazy = LazySystemRoots {
+            provider: crypto_provider(),
+            name: None,
+            verifier: OnceLock::new(),
+        };
+        assert!(!lazy.supported_verify_schemes().is_empty());
+        assert!(
+            lazy.verifier.get().is_none(),
+            "read before a certificate came"
+        );
+        // A certificate the system does not trust is refused, as with the store read up
+        // front.
+        let leaf = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .unwrap()
+            .cert
+            .der()
+            .clone();
+        let name = ServerName::try_from("localhost").unwrap();
+        let err = lazy
+            .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+            .unwrap_err();
+        assert!(lazy.verifier.get().is_some());
+        if lazy.verifier.get().unwrap().is_ok() {
+            assert_eq!(
+                err,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            );
+        } else {
+            // No system store on this machine: the handshake fails with the reason.
+            assert!(
+                err.to_string().contains("no system CA certificates"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -242,6 +242,12 @@ impl VaultClient {
             client_cert: vault.client_cert.clone().zip(vault.client_key.clone()),
             tls_skip_verify: vault.tls_skip_verify,
             tls_server_name: vault.tls_server_name.clone(),
+            // Plain HTTP needs TLS only after a redirect to https://: the system's store is
+            // read then, not at start (it is most of the agent's start-up otherwise).
+            system_roots_on_first_use: vault
+                .address
+                .get(..7)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://")),
         };
         let (tls, trust) = crate::tls::client_config(&settings)?;
         if vault.tls_skip_verify {

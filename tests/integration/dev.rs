@@ -150,6 +150,14 @@ fn client_config(roots_pem: &[u8]) -> Arc<ClientConfig> {
 /// `GET https://localhost:PORT/` on a new connection, verified against `config`'s roots;
 /// the served leaf when the answer is `hello world`.
 async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Result<CertInfo, String> {
+    CertInfo::parse(&get_hello_leaf(address, config).await?)
+}
+
+/// [`get_hello`], answering with the served leaf's DER.
+async fn get_hello_leaf(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> Result<CertificateDer<'static>, String> {
     let attempt = async {
         let tcp = tokio::net::TcpStream::connect(address)
             .await
@@ -160,7 +168,6 @@ async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Result<Cer
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         let leaf = tls.get_ref().1.peer_certificates().expect("certificates")[0].clone();
-        let info = CertInfo::parse(&leaf)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| format!("http: {e}"))?;
@@ -183,7 +190,7 @@ async fn get_hello(address: SocketAddr, config: Arc<ClientConfig>) -> Result<Cer
         if status != 200 || body.as_ref() != b"hello world\n" {
             return Err(format!("HTTP {status}: {body:?}"));
         }
-        Ok(info)
+        Ok(leaf)
     };
     tokio::time::timeout(Duration::from_secs(10), attempt)
         .await
@@ -571,6 +578,49 @@ fn dev_replaces_an_earlier_runs_files() {
     assert_eq!(info.lifetime(), Duration::from_secs(150));
     let (code, stderr) = dev.stop();
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// `dev --key-type rsa --key-bits 3072`: the proxy serves an RSA certificate of that size
+/// (the development CA generates the key, as a Vault role with `key_type=rsa` does), and the
+/// key file holds its key. With `--vault` the role decides: the flag is refused.
+#[test]
+fn dev_key_type_rsa_serves_an_rsa_certificate() {
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    use x509_parser::public_key::PublicKey;
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let mut command = util::command();
+    command
+        .args(["dev", "--key-type", "rsa", "--key-bits", "3072", "--dir"])
+        .arg(dir.path())
+        .args(ports.args());
+    let mut dev = Dev::spawn(command);
+    let curl = dev.curl_line(Duration::from_secs(60));
+    let (root_file, _) = parse_curl(&curl);
+    let leaf = runtime()
+        .block_on(get_hello_leaf(
+            ports.proxy,
+            client_config(&std::fs::read(root_file).unwrap()),
+        ))
+        .expect("hello world");
+    let (_, parsed) = X509Certificate::from_der(leaf.as_ref()).unwrap();
+    match parsed.public_key().parsed().unwrap() {
+        PublicKey::RSA(rsa) => assert_eq!(rsa.key_size(), 3072),
+        other => panic!("the proxy served a non-RSA certificate: {other:?}"),
+    }
+    let (key, _) = pem::first_private_key(std::fs::read(dir.path().join("tls.key")).unwrap())
+        .expect("tls.key");
+    assert_eq!(certs::key_matches(&leaf, key), Ok(()));
+    let (code, stderr) = dev.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let refused = util::command()
+        .args(["dev", "--vault", "--key-type", "rsa"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--key-type"), "{stderr}");
 }
 
 /// The development CA's certificates are DER that strict parsers accept: OpenSSL prints each,
