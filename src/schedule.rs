@@ -19,15 +19,22 @@ pub(crate) fn token_renewal_delay(ttl: Duration, random: f64) -> Duration {
     ttl.mul_f64(fraction)
 }
 
-/// The wait before retry number `attempt` (0 for the first retry): `min` doubled per attempt up
-/// to `max`, then scaled by a random factor in `[0.75, 1]` so that many agents restarted together
-/// do not retry in step — but never below `min`.
+/// The wait before retry number `attempt` (0 for the first retry): "full jitter" — uniform
+/// between `min` and the ceiling `min · 2^attempt` (capped at `max`). Many agents that fail
+/// together (Vault down) then come back spread over the whole of their last ceiling instead of
+/// in step: a quarter-wide jitter band kept a fleet's retries, and so its return, bunched.
 pub(crate) fn backoff_delay(attempt: u32, min: Duration, max: Duration, random: f64) -> Duration {
-    let base = backoff_ceiling(attempt, min, max);
-    // `base · (0.75 + 0.25·random)` written as a subtraction: scaling by at most a quarter can
-    // neither overflow nor round above `base`, which `mul_f64` near `Duration::MAX` does.
-    let jitter = base.mul_f64(0.25 * (1.0 - random.clamp(0.0, 1.0)));
-    base.saturating_sub(jitter).max(min.min(max))
+    let floor = min.min(max);
+    let ceiling = backoff_ceiling(attempt, min, max);
+    let span = ceiling.saturating_sub(floor).as_nanos();
+    // `floor + span · random` in integers: through `f64` a span near `Duration::MAX` could round
+    // above the ceiling or overflow. 32 bits of the draw are plenty for a wait.
+    let draw = (random.clamp(0.0, 1.0) * f64::from(u32::MAX)) as u128;
+    let offset = span * draw / u128::from(u32::MAX);
+    floor.saturating_add(Duration::new(
+        (offset / 1_000_000_000) as u64,
+        (offset % 1_000_000_000) as u32,
+    ))
 }
 
 /// The un-jittered wait for `attempt`: `min · 2^attempt`, capped at `max`. Integer arithmetic:
@@ -44,12 +51,27 @@ pub(crate) fn backoff_ceiling(attempt: u32, min: Duration, max: Duration) -> Dur
     )
 }
 
-/// Half-width of the jitter around a certificate's renewal point, as a fraction of its lifetime.
-pub(crate) const CERTIFICATE_RENEWAL_JITTER: f64 = 0.05;
+/// The widest half-width of the window around a certificate's renewal point, as a fraction of
+/// its lifetime: with the default threshold of 2/3, renewals fall uniformly between 1/2 and 5/6
+/// of the lifetime. A fleet started together (a rollout) then renews over a third of the
+/// lifetime — its busiest moment at most twice its average — instead of together; the latest
+/// renewal still leaves a sixth of the lifetime (4 h of a 24 h certificate) to ride out an
+/// outage, 8 h on average.
+pub(crate) const CERTIFICATE_RENEWAL_JITTER: f64 = 1.0 / 6.0;
 
-/// When to renew a certificate valid from `not_before` to `not_after`: at `threshold` of its
-/// lifetime, ± 5 % of the lifetime (`random` uniform in `[0, 1)`), and never later than 99 % of
-/// it. The result may be in the past: then renew now.
+/// The half-width of the renewal window for `threshold`: [`CERTIFICATE_RENEWAL_JITTER`], narrowed
+/// so the window stays within `0..0.99` of the lifetime (`0.9` gets ± 0.09: renewals between
+/// 81 % and 99 %), so that no end of it is clamped into a spike.
+pub(crate) fn certificate_renewal_half_width(threshold: f64) -> f64 {
+    CERTIFICATE_RENEWAL_JITTER
+        .min(threshold)
+        .min(0.99 - threshold)
+        .max(0.0)
+}
+
+/// When to renew a certificate valid from `not_before` to `not_after`: uniformly within
+/// `threshold` ± [`certificate_renewal_half_width`] of its lifetime (`random` uniform in
+/// `[0, 1)`), and never later than 99 % of it. The result may be in the past: then renew now.
 pub(crate) fn certificate_renewal_at(
     not_before: SystemTime,
     not_after: SystemTime,
@@ -57,8 +79,8 @@ pub(crate) fn certificate_renewal_at(
     random: f64,
 ) -> SystemTime {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-    let fraction = (threshold + CERTIFICATE_RENEWAL_JITTER * (2.0 * random.clamp(0.0, 1.0) - 1.0))
-        .clamp(0.0, 0.99);
+    let half_width = certificate_renewal_half_width(threshold);
+    let fraction = (threshold + half_width * (2.0 * random.clamp(0.0, 1.0) - 1.0)).clamp(0.0, 0.99);
     not_before + lifetime.mul_f64(fraction)
 }
 
@@ -172,14 +194,49 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(at(2.0 / 3.0, 0.5), Duration::from_secs(16 * 3600));
-        assert_eq!(
-            at(2.0 / 3.0, 0.0),
-            Duration::from_secs(16 * 3600) - Duration::from_secs(4320)
-        );
-        assert!(at(2.0 / 3.0, 0.999_999) <= Duration::from_secs(16 * 3600 + 4320));
-        // Vault Agent's 0.9 with full jitter still renews before expiry.
+        // 2/3 ± 1/6: between 12 h and 20 h of a 24 h certificate.
+        assert_eq!(at(2.0 / 3.0, 0.0), Duration::from_secs(12 * 3600));
+        assert!(at(2.0 / 3.0, 0.999_999) <= Duration::from_secs(20 * 3600));
+        assert!(at(2.0 / 3.0, 0.999_999) > Duration::from_secs(20 * 3600 - 1));
+        // Vault Agent's 0.9: ± 0.09, so the window ends at 99 %, not past it.
+        assert_eq!(at(0.9, 0.0), Duration::from_secs(24 * 3600).mul_f64(0.81));
+        assert!(at(0.9, 0.999_999) <= Duration::from_secs(24 * 3600).mul_f64(0.99));
         assert!(at(0.97, 0.999_999) <= Duration::from_secs(24 * 3600).mul_f64(0.99));
-        assert!(at(0.9, 0.999_999) < Duration::from_secs(24 * 3600));
+        // A low threshold: the window starts at issue, not before it.
+        assert_eq!(at(0.1, 0.0), Duration::ZERO);
+        assert_eq!(at(0.1, 0.5), Duration::from_secs(24 * 360));
+    }
+
+    #[test]
+    fn a_fleet_started_together_renews_over_a_third_of_the_lifetime() {
+        // 600 agents issued the same 10-minute certificate at the same moment, their draws
+        // evenly spread: their renewals fill 300 s..500 s, about as many in each 50 s, the
+        // busiest 5 s at most twice the fleet's average (600 renewals per 400 s).
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(600);
+        let mut per_five_seconds = [0u32; 120];
+        for i in 0..600 {
+            let at = certificate_renewal_at(start, end, 2.0 / 3.0, f64::from(i) / 600.0);
+            let offset = at.duration_since(start).unwrap().as_secs();
+            assert!((300..500).contains(&offset), "{offset}");
+            per_five_seconds[(offset / 5) as usize] += 1;
+        }
+        let average = 600.0 / (400.0 / 5.0);
+        let busiest = f64::from(*per_five_seconds.iter().max().unwrap());
+        assert!(
+            busiest <= 2.0 * average,
+            "{busiest} in 5 s, average {average}"
+        );
+    }
+
+    #[test]
+    fn renewal_windows_stay_inside_the_lifetime() {
+        assert!((certificate_renewal_half_width(2.0 / 3.0) - 1.0 / 6.0).abs() < 1e-12);
+        assert!((certificate_renewal_half_width(0.9) - 0.09).abs() < 1e-12);
+        assert!((certificate_renewal_half_width(0.1) - 0.1).abs() < 1e-12);
+        assert_eq!(certificate_renewal_half_width(0.99), 0.0);
+        assert_eq!(certificate_renewal_half_width(-1.0), 0.0);
+        assert_eq!(certificate_renewal_half_width(2.0), 0.0);
     }
 
     #[test]
@@ -218,18 +275,45 @@ mod tests {
     }
 
     #[test]
-    fn backoff_jitter_stays_between_three_quarters_and_the_ceiling_never_below_min() {
+    fn backoff_jitter_is_full_between_min_and_the_ceiling() {
         for attempt in 0..20 {
-            for random in [0.0, 0.3, 0.999] {
+            let ceiling = backoff_ceiling(attempt, MIN, MAX);
+            for random in [0.0, 0.001, 0.3, 0.5, 0.999, 1.0] {
                 let delay = backoff_delay(attempt, MIN, MAX, random);
-                let ceiling = backoff_ceiling(attempt, MIN, MAX);
                 assert!(delay <= ceiling, "{attempt} {random}");
-                assert!(
-                    delay >= ceiling.mul_f64(0.75).max(MIN),
-                    "{attempt} {random}"
-                );
+                assert!(delay >= MIN, "{attempt} {random}");
             }
+            // The draw's ends reach the range's ends: the lowest draw waits `min`, the highest
+            // the ceiling (within the draw's 32-bit resolution).
+            assert_eq!(backoff_delay(attempt, MIN, MAX, 0.0), MIN);
+            assert_eq!(backoff_delay(attempt, MIN, MAX, 1.0), ceiling);
         }
+        // Attempt 5 (ceiling 32 s): the middle draw waits halfway between 1 s and 32 s.
+        let middle = backoff_delay(5, MIN, MAX, 0.5).as_secs_f64();
+        assert!((middle - 16.5).abs() < 1e-6, "{middle}");
+        // Once capped, the spread covers min..max: a fleet failing together comes back over
+        // five minutes, not over the top quarter of them.
+        assert!(backoff_delay(20, MIN, MAX, 0.1) < Duration::from_secs(31));
+        assert!(backoff_delay(20, MIN, MAX, 0.9) > Duration::from_secs(269));
+    }
+
+    #[test]
+    fn backoff_spreads_a_fleet_failing_together() {
+        // 1,000 agents that failed at the same moment, their draws evenly spread: their next
+        // attempts at the fourth retry (ceiling 8 s) fill every second of 1..8 s, none above 8 s.
+        let mut per_second = [0u32; 9];
+        for i in 0..1000 {
+            let delay = backoff_delay(3, MIN, MAX, f64::from(i) / 1000.0);
+            per_second[delay.as_secs() as usize] += 1;
+        }
+        assert_eq!(per_second[0], 0, "below min");
+        for (second, count) in per_second.iter().enumerate().take(8).skip(1) {
+            assert!((130..=155).contains(count), "{second} s: {count} of 1000");
+        }
+        assert!(
+            per_second[8] <= 1,
+            "at most the draw 1.0 reaches the ceiling"
+        );
     }
 
     #[test]
@@ -254,13 +338,18 @@ mod tests {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         let first = backoff.next_delay();
         for _ in 0..10 {
-            backoff.next_delay();
+            let delay = backoff.next_delay();
+            assert!(delay >= Duration::from_millis(100) && delay <= Duration::from_secs(1));
         }
-        assert!(first <= Duration::from_millis(100));
-        assert!(backoff.next_delay() >= Duration::from_millis(750));
-        assert_eq!(backoff.failures(), 12);
+        assert_eq!(
+            first,
+            Duration::from_millis(100),
+            "the first ceiling is min"
+        );
+        assert_eq!(backoff.failures(), 11);
         backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_millis(100));
+        assert_eq!(backoff.failures(), 0);
+        assert_eq!(backoff.next_delay(), Duration::from_millis(100));
     }
 
     /// Properties over the whole input space, including durations no config would write.
@@ -328,12 +417,15 @@ mod tests {
                 if !lifetime.is_zero() {
                     prop_assert!(at < not_after, "renewal at or after expiry");
                 }
-                // Within ±5 % of the lifetime around the threshold (unless clamped at 0 or 0.99).
+                // Within the window around the threshold, never wider than ± 1/6 of the lifetime.
                 let offset = at.duration_since(not_before).unwrap().as_secs_f64();
                 let target = threshold * lifetime.as_secs_f64();
-                let jitter = CERTIFICATE_RENEWAL_JITTER * lifetime.as_secs_f64();
+                let half_width = certificate_renewal_half_width(threshold);
+                prop_assert!(half_width <= CERTIFICATE_RENEWAL_JITTER);
+                let jitter = half_width * lifetime.as_secs_f64();
                 let slack = 1e-9 + lifetime.as_secs_f64() * 1e-12;
-                prop_assert!(offset >= (target - jitter).max(0.0) - slack, "{offset} < {target} - {jitter}");
+                let latest = 0.99 * lifetime.as_secs_f64();
+                prop_assert!(offset >= (target - jitter).max(0.0).min(latest) - slack, "{offset} < {target} - {jitter}");
                 prop_assert!(offset <= target + jitter + slack, "{offset} > {target} + {jitter}");
             }
 
@@ -372,8 +464,19 @@ mod tests {
                 prop_assert!(ceiling >= min, "ceiling {ceiling:?} below min {min:?}");
                 prop_assert!(delay <= ceiling, "{delay:?} > {ceiling:?}");
                 prop_assert!(delay >= min, "{delay:?} < min {min:?}");
-                // The lower envelope: three quarters of the ceiling (1 ns of rounding).
-                prop_assert!(delay + Duration::from_nanos(1) >= ceiling.mul_f64(0.75));
+            }
+
+            #[test]
+            fn backoff_grows_with_the_random_draw(
+                attempt in 0u32..80,
+                min in realistic_duration(),
+                extra in realistic_duration(),
+                a in random(),
+                b in random(),
+            ) {
+                let max = min + extra;
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(backoff_delay(attempt, min, max, a) <= backoff_delay(attempt, min, max, b));
             }
 
             #[test]
@@ -419,7 +522,6 @@ mod tests {
                     let delay = backoff.next_delay();
                     let ceiling = backoff_ceiling(n as u32, min, max);
                     prop_assert!(delay <= ceiling && delay >= min);
-                    prop_assert!(delay + Duration::from_nanos(1) >= ceiling.mul_f64(0.75));
                 }
                 prop_assert_eq!(backoff.failures() as usize, steps);
             }

@@ -8,9 +8,9 @@
 //! with arbitrary arguments) go through [`VaultClient::raw`] on the same transport.
 //!
 //! Retries inside one call: connection errors, timeouts, 5xx and 429 are retried up to
-//! `vault.retry.num_retries` times with a short growing backoff (or the server's `Retry-After`);
-//! any other 4xx is returned at once. Long outages are the caller's business: it backs off
-//! between calls with the auth method's `min_backoff`..`max_backoff`.
+//! `vault.retry.num_retries` times with a growing, fully jittered backoff (or the server's
+//! `Retry-After`); any other 4xx is returned at once. Long outages are the caller's business:
+//! it backs off between calls with the auth method's `min_backoff`..`max_backoff`.
 //!
 //! Secrets: response tokens are deserialized straight into [`Secret`]; request bodies and
 //! headers are never logged; errors carry Vault's error text, which does not echo credentials.
@@ -33,7 +33,10 @@ pub(crate) use crate::tls::Trust;
 /// The longest a TCP/TLS connection to Vault may take to open (within the request timeout,
 /// `vault.client_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Waits between retries inside one call.
+/// Waits between retries inside one call: full jitter between `RETRY_MIN` and a ceiling that
+/// doubles from it up to `RETRY_MAX` ([`schedule::backoff_delay`]). The cap stays short: a call
+/// gives up (and the failure reaches the metrics and the caller's backoff) within seconds; a
+/// longer cap would spread a fleet's return after an outage further, at that price.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// The longest `Retry-After` honoured; a longer one is cut to this.

@@ -395,8 +395,8 @@ fn the_agent_rides_out_an_openbao_outage_and_recovers_without_a_restart() {
     });
     let down_for = down.elapsed().as_secs_f64();
     let attempts_while_down = requests(&agent) - before;
-    // Each call is tried 3 times (2 retries), calls at least 0.75 s apart (min_backoff 1 s
-    // with jitter), plus the renewal in flight when Vault went: an upper bound, which a slow
+    // Each call is tried 3 times (2 retries), calls at least 0.75 s apart (min_backoff 1 s,
+    // the jitter's floor, less a margin), plus the renewal in flight when Vault went: an upper bound, which a slow
     // machine only makes easier to meet.
     let bound = 3.0 * (down_for / 0.75 + 2.0);
     assert!(
