@@ -16,7 +16,8 @@
 # script checks and prints it).
 #
 # Each round starts each server fresh, in a rotating order, and takes every measure from it:
-# RSS with idle TLS connections (first, so earlier load does not inflate it), HTTP/1.1 keep-alive
+# RSS with idle TLS connections (first, so earlier load does not inflate it; HTTP/1.1, then
+# HTTP/2 on a server started again), HTTP/1.1 keep-alive
 # (wrk), HTTP/2 (h2load), full ECDSA handshakes (h2load batches of one-request clients: a new
 # connection and a full handshake per request; wrk is not used for this because it resumes TLS
 # sessions even with `Connection: close`); then the RSA pair for RSA handshakes.
@@ -379,6 +380,9 @@ for ((round = 1; round <= rounds; round++)); do
       say "pki-sidecar proxy under taskset -c $server_cpu: $(tokio_workers "$SERVER_PID") tokio worker(s)"
     fi
     measure_idle "$name"
+    # HTTP/2 on a fresh server too: memory freed by the HTTP/1.1 connections would be reused.
+    stop_server
+    start_server "$name" ecdsa
     measure_idle "$name" h2
     measure_h1 "$name"
     measure_h2 "$name"

@@ -208,6 +208,7 @@ impl ConnectionShared {
                 }
             }
             if replay.is_empty() {
+                let _parked = ParkedGuard::new(&self.metrics.connections_parked);
                 match self.wait_parked(&mut tls, &activity).await {
                     Wake::Readable => {}
                     Wake::Close => {
@@ -348,6 +349,22 @@ impl ConnectionShared {
                 }
             }
         }
+    }
+}
+
+/// Counts a connection in `connections_parked` while it lives.
+struct ParkedGuard<'a>(&'a prometheus::IntGauge);
+
+impl<'a> ParkedGuard<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        ParkedGuard(gauge)
+    }
+}
+
+impl Drop for ParkedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -12,6 +12,8 @@ use super::*;
 /// Longer than the proxy's park delay (100 ms), so the connection is parked during it.
 const PAUSE: Duration = Duration::from_millis(400);
 
+const PARKED: &str = "pki_sidecar_proxy_connections_parked";
+
 /// One HTTP/1.1 response: its status, head and `Content-Length` body.
 struct Answer {
     status: u16,
@@ -42,7 +44,12 @@ async fn read_answers(tls: &mut Tls, count: usize) -> Vec<Answer> {
                 (received.len() >= head_end + 4 + length).then_some((head, head_end, length))
             });
         if let Some((head, head_end, length)) = parsed {
-            let status = head.split(' ').nth(1).expect("status").parse().expect("status");
+            let status = head
+                .split(' ')
+                .nth(1)
+                .expect("status")
+                .parse()
+                .expect("status");
             let body = received[head_end + 4..head_end + 4 + length].to_vec();
             received.drain(..head_end + 4 + length);
             answers.push(Answer { status, head, body });
@@ -93,7 +100,8 @@ async fn requests_after_pauses_are_served_on_the_same_connection() {
             .expect("write");
         let answers = read_answers(&mut tls, 1).await;
         assert_eq!(echoed_uri(&answers[0]), format!("/after-pause-{i}"));
-        tokio::time::sleep(PAUSE).await;
+        // Parked while it waits (the gauge is only waited for, never timed).
+        fixture.proxy.wait_metric(PARKED, 1.0).await;
     }
     assert_eq!(
         fixture
@@ -170,6 +178,7 @@ async fn request_bodies_paused_mid_way_reach_the_upstream_whole() {
     let (first, rest) = body.split_at(30_000);
     tls.write_all(first).await.expect("write");
     tokio::time::sleep(PAUSE).await;
+    assert_eq!(fixture.proxy.metric(PARKED), 0.0, "parked in a body");
     tls.write_all(rest).await.expect("write");
     let answers = read_answers(&mut tls, 1).await;
     assert_eq!(answers[0].status, 200, "{}", answers[0].head);
@@ -234,10 +243,13 @@ async fn a_response_read_slowly_is_never_cut_by_a_park() {
     let fixture = fixture(large_upstream(SIZE).await, "").await;
     let mut tls = h1_client(&fixture).await;
     for _ in 0..2 {
-        tls.write_all(get("/large").as_bytes()).await.expect("write");
+        tls.write_all(get("/large").as_bytes())
+            .await
+            .expect("write");
         // The client reads nothing for a while: the proxy's writes wait on a full socket, the
         // response is in flight and the connection must stay with hyper.
         tokio::time::sleep(PAUSE).await;
+        assert_eq!(fixture.proxy.metric(PARKED), 0.0, "parked in a response");
         let answers = read_answers(&mut tls, 1).await;
         assert_eq!(answers[0].status, 200, "{}", answers[0].head);
         assert_eq!(answers[0].body.len(), SIZE);
@@ -287,7 +299,7 @@ async fn shutdown_closes_parked_connections_and_returns() {
         read_answers(&mut tls, 1).await;
         clients.push(tls);
     }
-    tokio::time::sleep(PAUSE).await;
+    fixture.proxy.wait_metric(PARKED, 3.0).await;
     let Fixture { proxy, .. } = fixture;
     proxy.stop().await;
     for mut tls in clients {
