@@ -374,18 +374,17 @@ enum Wake {
     Close,
 }
 
-/// `first` then `second`, copied only when both hold bytes.
+/// `first` then `second`, in a buffer of their own size. Never one of them as it is: hyper's
+/// unparsed bytes are a view of its whole read buffer, which kept alive would hold the 8 KiB
+/// that parking is there to free (even when the view is empty).
 fn join(first: Bytes, second: Bytes) -> Bytes {
-    match (first.is_empty(), second.is_empty()) {
-        (_, true) => first,
-        (true, false) => second,
-        (false, false) => {
-            let mut both = BytesMut::with_capacity(first.len() + second.len());
-            both.extend_from_slice(&first);
-            both.extend_from_slice(&second);
-            both.freeze()
-        }
+    if first.is_empty() && second.is_empty() {
+        return Bytes::new();
     }
+    let mut both = BytesMut::with_capacity(first.len() + second.len());
+    both.extend_from_slice(&first);
+    both.extend_from_slice(&second);
+    both.freeze()
 }
 
 #[cfg(test)]
@@ -408,6 +407,23 @@ mod tests {
         drop(open);
         state.unflushed.store(false, Ordering::Relaxed);
         assert!(state.between_messages(), "a request without a body");
+    }
+
+    #[test]
+    fn unparsed_bytes_keep_no_part_of_a_larger_buffer() {
+        // hyper's read buffer: 8 KiB, of which the view handed back holds 3 bytes, or none.
+        let mut read_buffer = BytesMut::with_capacity(8192);
+        read_buffer.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET");
+        let unparsed = read_buffer.split_off(read_buffer.len() - 3).freeze();
+        let head = read_buffer.freeze();
+        drop(head);
+        let kept = join(unparsed, Bytes::new());
+        assert_eq!(kept, Bytes::from("GET"));
+        // A copy of its own: converting to a Vec needs no copy only when nothing else shares it
+        // and it is not a view into a larger allocation.
+        assert!(Vec::from(kept).capacity() < 64);
+        let empty = BytesMut::with_capacity(8192).freeze();
+        assert!(join(empty, Bytes::new()).is_empty());
     }
 
     #[test]
