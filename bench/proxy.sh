@@ -16,7 +16,8 @@
 # script checks and prints it).
 #
 # Each round starts each server fresh, in a rotating order, and takes every measure from it:
-# RSS with idle TLS connections (first, so earlier load does not inflate it), HTTP/1.1 keep-alive
+# RSS with idle TLS connections (first, so earlier load does not inflate it; HTTP/1.1, then
+# HTTP/2 on a server started again), HTTP/1.1 keep-alive
 # (wrk), HTTP/2 (h2load), full ECDSA handshakes; then the RSA pair for RSA handshakes.
 # Handshakes are measured as `openssl s_time -new -www /` makes them: one client, a new TCP
 # connection and a full TLS 1.3 handshake (no resumption) for every request, one after another,
@@ -33,7 +34,7 @@
 # the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
 # Tables: each server's median over the rounds, and the ratio pki-sidecar / nginx-tuned.
 #
-# --smoke: 1 round, 1 s per measure, 100 idle connections, 3 s of rotation, 1 s openssl speed
+# --smoke: 1 round, 1 s per measure, 100 idle connections (HTTP/1.1, then HTTP/2), 3 s of rotation, 1 s openssl speed
 # runs: checks that every measure can be taken (a missing tool or a server that does not start
 # fails the run; the numbers never do). Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS,
 # BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_ROTATION_SECONDS, BENCH_KEEP=1
@@ -47,7 +48,7 @@ if [ "${1:-}" = --smoke ]; then
   rounds=1 duration=1 idle_conns=100 rotation_seconds=3 speed_seconds=1 settle=0.1
 else
   [ $# -eq 0 ] || fail "usage: bench/proxy.sh [--smoke]"
-  rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-10} idle_conns=${BENCH_IDLE_CONNS:-1000}
+  rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-10} idle_conns=${BENCH_IDLE_CONNS:-2000}
   rotation_seconds=${BENCH_ROTATION_SECONDS:-60} speed_seconds=3 settle=0.5
 fi
 servers=(pki-sidecar nginx-tuned nginx-default)
@@ -344,37 +345,41 @@ result_median() {
   return 0
 }
 
-# measure_idle NAME: RSS before and while a client holds $idle_conns TLS connections, each having
-# made one request; the client then checks they were all still open.
+# measure_idle NAME [PROTO]: RSS before and while a client holds $idle_conns TLS connections (ALPN
+# PROTO: http/1.1, the default, or h2), each having made one request; after the second reading
+# the client makes one more request on each, to check they were all still open.
 measure_idle() {
-  local name=$1 dir=$WORK/$1 before with count held alive established
+  local name=$1 proto=${2:-http/1.1} dir=$WORK/$1 before with count held alive established
+  local table=idle curl_proto=--http1.1 out
+  if [ "$proto" = h2 ]; then table=idle-h2 curl_proto=--http2; fi
+  out=$dir/$table-$round.txt
   # One request through, so lazily built state (upstream pool, TLS contexts) is in the baseline.
-  curl -sf --cacert "$WORK/ca.pem" --resolve "foo.home:$SERVER_PORT:127.0.0.1" \
+  curl -sf "$curl_proto" --cacert "$WORK/ca.pem" --resolve "foo.home:$SERVER_PORT:127.0.0.1" \
     "https://foo.home:$SERVER_PORT/" >/dev/null
   sleep "$settle"
   read -r before _ _ count _ <<<"$(lib procstat "$SERVER_PID")"
   rm -f "$dir/idle.release"
-  start_bg "$dir/idle-$round.txt" taskset -c "$client_cpu" \
-    python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$idle_conns" "$WORK/ca.pem" "$dir/idle.release"
+  start_bg "$out" taskset -c "$client_cpu" \
+    python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$idle_conns" "$WORK/ca.pem" "$dir/idle.release" "$proto"
   local client=$BG_PID
-  wait_until 120 "$name: the idle client did not open $idle_conns connections (see $dir/idle-$round.txt)" \
-    grep -q '^ready' "$dir/idle-$round.txt"
+  wait_until 180 "$name: the idle client did not open $idle_conns $proto connections (see $out)" \
+    grep -q '^ready' "$out"
   sleep "$settle"
   read -r with _ _ _ <<<"$(lib procstat "$SERVER_PID")"
   established=$(lib established "$SERVER_PORT")
   touch "$dir/idle.release"
-  wait_until 60 "$name: the idle client did not finish" grep -q '^alive' "$dir/idle-$round.txt"
+  wait_until 60 "$name: the idle client did not finish" grep -q '^alive' "$out"
   wait "$client" 2>/dev/null || true
   forget_pid "$client"
-  read -r _ held <<<"$(grep '^ready' "$dir/idle-$round.txt")"
-  read -r _ alive <<<"$(grep '^alive' "$dir/idle-$round.txt")"
+  read -r _ held <<<"$(grep '^ready' "$out")"
+  read -r _ alive <<<"$(grep '^alive' "$out")"
   [ "$established" -ge "$idle_conns" ] ||
     say "warning: $name had $established established connections of $idle_conns"
-  record idle rss_before "$name" "$before"
-  record idle rss_with "$name" "$with"
-  record idle per_conn "$name" "$(awk -v a="$before" -v b="$with" -v n="$held" 'BEGIN {print (b - a) / n}')"
-  record idle alive "$name" "$alive"
-  record idle processes "$name" "$count"
+  record "$table" rss_before "$name" "$before"
+  record "$table" rss_with "$name" "$with"
+  record "$table" per_conn "$name" "$(awk -v a="$before" -v b="$with" -v n="$held" 'BEGIN {print (b - a) / n}')"
+  record "$table" alive "$name" "$alive"
+  record "$table" processes "$name" "$count"
 }
 
 # measure_rotation NAME: a new ECDSA pair every second for $rotation_seconds while two wrk run
@@ -448,6 +453,10 @@ for ((round = 1; round <= rounds; round++)); do
       say "pki-sidecar proxy under taskset -c $server_cpu: $(tokio_workers "$SERVER_PID") tokio worker(s)"
     fi
     measure_idle "$name"
+    # HTTP/2 on a fresh server too: memory freed by the HTTP/1.1 connections would be reused.
+    stop_server
+    start_server "$name" ecdsa
+    measure_idle "$name" h2
     measure_h1 "$name"
     measure_h2 "$name"
     measure_handshakes "$name" ecdsa X25519
@@ -498,7 +507,11 @@ lib report "$RESULTS" '{
       ["rps", "handshakes/s"], ["failed", "failed requests"],
       ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
       ["switches", "server voluntary context switches per handshake"]]},
-    {"id": "idle", "title": "Memory with '"$idle_conns"' idle TLS connections (RSS summed over the server'"'"'s processes)", "metrics": [
+    {"id": "idle", "title": "Memory with '"$idle_conns"' idle HTTP/1.1 keep-alive TLS connections, one request each (RSS summed over the server'"'"'s processes)", "metrics": [
+      ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
+      ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],
+      ["processes", "processes"]]},
+    {"id": "idle-h2", "title": "Memory with '"$idle_conns"' idle HTTP/2 TLS connections, one request each (RSS summed over the server'"'"'s processes)", "metrics": [
       ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
       ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],
       ["processes", "processes"]]},

@@ -10,7 +10,7 @@ with a non-zero exit so the calling script stops.
   rotate SRC_DIR DST_DIR            copy a pair into DST_DIR atomically, key first (as the agent)
   tokenreview PORT_FILE             serve a Kubernetes TokenReview stand-in (port written to file)
   jwt NAMESPACE NAME                a ServiceAccount-shaped, unsigned JWT
-  idle-conns PORT COUNT CAFILE REL  hold COUNT TLS connections (one request each) until REL exists
+  idle-conns PORT COUNT CAFILE REL [PROTO]  hold COUNT TLS connections (one request each, ALPN http/1.1 or h2) until REL exists
   keepalive PORT CAFILE CONNS ROUNDS  CONNS keep-alive connections, ROUNDS requests on each
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
@@ -169,27 +169,31 @@ def tokenreview(port_file):
 # --- idle TLS connections -------------------------------------------------------------------------
 
 
-def idle_conns(port, count, cafile, release_file):
-    """Opens COUNT TLS connections (full handshake, SNI foo.home, verified against CAFILE), sends
-    one keep-alive request on each and reads its answer, so every connection has been through the
-    whole path once; prints `ready N` and holds them until RELEASE_FILE exists (60 s at most)."""
+def idle_conns(port, count, cafile, release_file, protocol="http/1.1"):
+    """Opens COUNT TLS connections (full handshake, SNI foo.home, verified against CAFILE, ALPN
+    PROTOCOL: http/1.1 or h2), makes one request on each and reads its answer, so every connection
+    has been through the whole path once; prints `ready N` and holds them until RELEASE_FILE exists
+    (60 s at most), then makes one more request on each and prints `alive N`."""
     count = int(count)
+    if protocol not in ("http/1.1", "h2"):
+        die(f"idle-conns: protocol {protocol!r} is neither http/1.1 nor h2")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, count + 64)), hard))
     context = ssl.create_default_context(cafile=cafile)
-    context.set_alpn_protocols(["http/1.1"])
-    request = b"GET / HTTP/1.1\r\nHost: foo.home\r\n\r\n"
-    held = []
+    context.set_alpn_protocols([protocol])
+    held, pending = [], {}
     for _ in range(count):
         conn = context.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=10),
                                    server_hostname="foo.home")
-        conn.sendall(request)
-        answer = b""
-        while b"hello world" not in answer:
-            chunk = conn.recv(4096)
-            if not chunk:
-                die(f"connection closed before the answer: {answer[:200]!r}")
-            answer += chunk
+        if conn.selected_alpn_protocol() != protocol:
+            die(f"idle-conns: the server chose ALPN {conn.selected_alpn_protocol()!r}, not {protocol}")
+        if protocol == "h2":
+            conn.sendall(H2_PREFACE + h2_frame(4, 0, 0, b""))
+            answer, pending[conn] = h2_get(conn, 1)
+        else:
+            answer = h1_get(conn)
+        if b"hello world" not in answer:
+            die(f"idle-conns: unexpected answer {answer[:200]!r}")
         held.append(conn)
     print(f"ready {len(held)}", flush=True)
     deadline = time.monotonic() + 60
@@ -199,12 +203,64 @@ def idle_conns(port, count, cafile, release_file):
     alive = 0
     for conn in held:
         try:
-            conn.sendall(request)
-            if conn.recv(4096):
+            answer = h2_get(conn, 3, pending[conn])[0] if protocol == "h2" else h1_get(conn)
+            if b"hello world" in answer:
                 alive += 1
-        except OSError:
+        except (OSError, SystemExit):
             pass
     print(f"alive {alive}", flush=True)
+
+
+def h1_get(conn):
+    """GET / on an HTTP/1.1 keep-alive connection; the answer, read until the app's body."""
+    conn.sendall(b"GET / HTTP/1.1\r\nHost: foo.home\r\n\r\n")
+    answer = b""
+    while b"hello world" not in answer:
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise OSError(f"connection closed before the answer: {answer[:200]!r}")
+        answer += chunk
+    return answer
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload):
+    """One HTTP/2 frame (RFC 9113 section 4.1)."""
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_get(conn, stream, pending=b""):
+    """GET https://foo.home/ as HTTP/2 stream STREAM (HPACK: static-table entries and one literal,
+    no Huffman); acknowledges the server's SETTINGS and PINGs; returns the response's DATA and the
+    bytes read past it (PENDING: those of the previous call)."""
+    authority = b"foo.home"
+    block = b"\x82\x87\x84\x01" + bytes([len(authority)]) + authority
+    conn.sendall(h2_frame(1, 0x5, stream, block))  # HEADERS, END_STREAM | END_HEADERS
+    data = b""
+    while True:
+        while len(pending) < 9 or len(pending) < 9 + int.from_bytes(pending[:3], "big"):
+            chunk = conn.recv(16384)
+            if not chunk:
+                raise OSError("connection closed before the answer")
+            pending += chunk
+        length = int.from_bytes(pending[:3], "big")
+        kind, flags = pending[3], pending[4]
+        on = int.from_bytes(pending[5:9], "big") & 0x7FFFFFFF
+        payload, pending = pending[9:9 + length], pending[9 + length:]
+        if kind == 4 and not flags & 0x1:  # SETTINGS: acknowledge
+            conn.sendall(h2_frame(4, 0x1, 0, b""))
+        elif kind == 6 and not flags & 0x1:  # PING: answer
+            conn.sendall(h2_frame(6, 0x1, 0, payload))
+        elif kind == 7:  # GOAWAY
+            raise OSError("GOAWAY from the server")
+        elif on == stream and kind == 3:  # RST_STREAM
+            raise OSError("the server reset the stream")
+        elif on == stream and kind == 0:
+            data += payload[1 + payload[0]:-payload[0] or None] if flags & 0x8 else payload
+        if on == stream and kind in (0, 1) and flags & 0x1:
+            return data, pending
 
 
 def keepalive(port, cafile, conns, rounds):

@@ -19,6 +19,7 @@ use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::forward::ProxyBody;
+use super::park::OpenResponse;
 
 /// The tracing target of access lines: `@module` `access` in JSON; a filter can name it
 /// (`RUST_LOG=info,pki_sidecar::access=off`).
@@ -90,12 +91,22 @@ impl Record {
 pub(crate) struct AccessBody {
     inner: ProxyBody,
     record: Option<Box<Record>>,
+    /// An HTTP/1 response being written: the connection is not parked before it ends.
+    _open: Option<OpenResponse>,
 }
 
 impl AccessBody {
-    /// `inner`, logged at its end when `record` is given.
-    pub(crate) fn new(inner: ProxyBody, record: Option<Box<Record>>) -> AccessBody {
-        AccessBody { inner, record }
+    /// `inner`, logged at its end when `record` is given; `open` ends with it.
+    pub(crate) fn new(
+        inner: ProxyBody,
+        record: Option<Box<Record>>,
+        open: Option<OpenResponse>,
+    ) -> AccessBody {
+        AccessBody {
+            inner,
+            record,
+            _open: open,
+        }
     }
 }
 

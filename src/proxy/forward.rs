@@ -28,6 +28,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::metrics::ProxyMetrics;
+use super::park::H1State;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
 
@@ -126,12 +127,14 @@ impl Forwarder {
 
     /// Forwards `request` from `peer` and returns what the client gets. When given (the
     /// access log is on), `upstream_time` is set to the wait for the upstream's response
-    /// headers, if it answered; without it, the clock is not read for it.
+    /// headers, if it answered; without it, the clock is not read for it. `h1`, on an HTTP/1
+    /// connection, is told when the request body has been read to its end.
     pub(crate) async fn handle(
         &self,
         mut request: Request<Incoming>,
         peer: &Peer,
         upstream_time: Option<&mut Option<Duration>>,
+        h1: Option<Arc<H1State>>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let host = match self.admit(&request) {
@@ -168,7 +171,7 @@ impl Forwarder {
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let request =
-            request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone()));
+            request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone(), h1));
 
         let sent = self.upstream.send(request, upgrade);
         let forwarded = upstream_time.is_some().then(Instant::now);

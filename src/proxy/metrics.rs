@@ -36,6 +36,8 @@ pub(crate) struct ProxyMetrics {
     pub connections_active: IntGauge,
     /// Connections closed at once because `max_connections` was reached.
     pub connections_refused: IntCounter,
+    /// HTTP/1.1 connections parked: waiting for a request without hyper's connection.
+    pub connections_parked: IntGauge,
     http: HttpMetrics,
     codes: Vec<(u16, IntCounter)>,
     /// Request durations.
@@ -89,6 +91,10 @@ impl ProxyMetrics {
             "pki_sidecar_proxy_connections_active",
             "Client connections open now.",
         ))?;
+        let connections_parked = IntGauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_connections_parked",
+            "HTTP/1.1 client connections waiting for a request with no HTTP buffers (parked).",
+        ))?;
         let connections_refused = IntCounter::with_opts(Opts::new(
             "pki_sidecar_proxy_connections_refused_total",
             "Client connections closed at once because max_connections was reached.",
@@ -104,6 +110,7 @@ impl ProxyMetrics {
         registry.register(Box::new(handshake_duration.clone()))?;
         registry.register(Box::new(connections_active.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(connections_parked.clone()))?;
         let client_errors = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_proxy_client_errors_total",
@@ -131,6 +138,7 @@ impl ProxyMetrics {
             handshake_duration,
             connections_active,
             connections_refused,
+            connections_parked,
             request_duration: http.histogram(),
             http,
             codes,

@@ -12,6 +12,7 @@
 pub(crate) mod access;
 pub(crate) mod forward;
 pub(crate) mod metrics;
+pub(crate) mod park;
 pub(crate) mod store;
 pub(crate) mod upstream;
 
@@ -410,15 +411,24 @@ impl ConnectionShared {
         let activity = Arc::new(Activity::default());
         let forwarder = self.forwarder.clone();
         let request_activity = activity.clone();
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        // HTTP/1 connections are parked between requests (see [`park`]); the service tells the
+        // connection task when a response and a request body end.
+        let h1_state = (!h2).then(|| Arc::new(park::H1State::default()));
+        let request_h1_state = h1_state.clone();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let forwarder = forwarder.clone();
             let peer = peer_info.clone();
             let activity = request_activity.clone();
             let access = access.clone();
+            let h1 = request_h1_state.clone();
             async move {
-                // A guard, not a call after the await: hyper drops this future when an HTTP/2
+                // Guards, not calls after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
                 let _in_flight = InFlight::begin(activity);
+                let open = h1
+                    .as_ref()
+                    .map(|state| state.request(hyper::body::Body::is_end_stream(request.body())));
                 let started = access.as_ref().map(|connection| {
                     let method = request.method().clone();
                     let path = Box::<str>::from(request.uri().path());
@@ -429,7 +439,7 @@ impl ConnectionShared {
                 // or not; a box per request is cheaper than that slot holding the whole
                 // forwarding state.
                 let timing = started.is_some().then_some(&mut upstream);
-                let response = Box::pin(forwarder.handle(request, &peer, timing)).await;
+                let response = Box::pin(forwarder.handle(request, &peer, timing, h1)).await;
                 let status = response.status().as_u16();
                 let record = started.map(|(connection, method, path, started)| {
                     Box::new(access::Record {
@@ -443,17 +453,22 @@ impl ConnectionShared {
                     })
                 });
                 Ok::<_, std::convert::Infallible>(
-                    response.map(|body| AccessBody::new(body, record)),
+                    response.map(|body| AccessBody::new(body, record, open)),
                 )
             }
         });
-        let io = TokioIo::new(tls);
-        if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
-            let connection = self.http2.serve_connection(io, service);
-            Some(Box::pin(self.drive(connection, activity, peer)))
-        } else {
-            let connection = self.http1.serve_connection(io, service).with_upgrades();
-            Some(Box::pin(self.drive(connection, activity, peer)))
+        match h1_state {
+            None => {
+                let connection = self.http2.serve_connection(TokioIo::new(tls), service);
+                Some(Box::pin(self.drive(connection, activity, peer)))
+            }
+            Some(state) => Some(Box::pin(self.serve_http1(
+                Box::new(tls),
+                service,
+                state,
+                activity,
+                peer,
+            ))),
         }
     }
 
@@ -494,19 +509,6 @@ impl ConnectionShared {
 /// An HTTP connection that can be asked to finish what is in flight and close.
 trait GracefulConnection: Future<Output = hyper::Result<()>> {
     fn graceful_shutdown(self: Pin<&mut Self>);
-}
-
-impl<I, S> GracefulConnection for http1::UpgradeableConnection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::ResBody: hyper::body::Body + 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        http1::UpgradeableConnection::graceful_shutdown(self);
-    }
 }
 
 impl<I, S, E> GracefulConnection for http2::Connection<I, S, E>

@@ -18,6 +18,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
+
+use super::park::H1State;
 use tokio::net::TcpStream;
 
 /// How long a connection may sit idle in the pool before it is closed.
@@ -242,12 +244,18 @@ impl Body for UpstreamBody {
 pub(crate) struct RequestBody {
     body: Incoming,
     failures: IntCounter,
+    /// Told when the body has been read to its end (HTTP/1: the connection may then be parked).
+    h1: Option<Arc<H1State>>,
 }
 
 impl RequestBody {
-    /// `body`, whose failure increments `failures`.
-    pub(crate) fn new(body: Incoming, failures: IntCounter) -> RequestBody {
-        RequestBody { body, failures }
+    /// `body`, whose failure increments `failures` and whose end is reported to `h1`.
+    pub(crate) fn new(
+        body: Incoming,
+        failures: IntCounter,
+        h1: Option<Arc<H1State>>,
+    ) -> RequestBody {
+        RequestBody { body, failures, h1 }
     }
 }
 
@@ -275,7 +283,14 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
-        match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+        let polled = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if let Some(h1) = &self.h1 {
+            // The upstream's client stops polling once `is_end_stream` says so.
+            if polled.is_none() || self.body.is_end_stream() {
+                h1.body_ended();
+            }
+        }
+        match polled {
             Some(Err(err)) => {
                 self.failures.inc();
                 Poll::Ready(Some(Err(ClientBodyError(err))))

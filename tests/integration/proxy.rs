@@ -51,6 +51,7 @@ use crate::util::role::{Launch, RoleProcess};
 
 mod flags;
 mod hostile;
+mod parked;
 
 const DAY: i64 = 86_400;
 const HELLO: &str = "hello world\n";

@@ -1,0 +1,439 @@
+//! HTTP/1.1 connections that hold no HTTP buffers while they wait for their next request.
+//!
+//! hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for the whole life of an HTTP/1
+//! connection, with no setting to release them. A keep-alive connection spends most of its life
+//! waiting, so once it has been quiet for [`PARK_AFTER`] with nothing in flight, the connection is
+//! *parked*: hyper's connection is closed gracefully, except that the TLS stream is kept rather
+//! than shut down ([`ParkIo`]), and hyper hands back the stream, its service and any bytes it had
+//! read but not parsed yet. While parked, the connection is the TLS stream, the service and a few
+//! counters: it waits for the socket to be readable, then a new hyper connection starts on the
+//! same stream, replaying the unparsed bytes first. HTTP itself — parsing, limits, bodies,
+//! pipelining, `Expect: 100-continue`, upgrades, the answers to bad requests — stays hyper's.
+//!
+//! A connection is parked only when hyper is between messages: every response written and
+//! flushed, and the last request's body read to its end (hyper asked to close in the middle of a
+//! message would end the connection after it, not park it). While parked, shutdown and
+//! `idle_timeout` close the connection with a TLS close_notify, as hyper would have.
+//! Nothing here does file I/O or takes a lock.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::service::HttpService;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::{Activity, ConnectionShared};
+
+/// How long an HTTP/1 connection stays quiet, nothing in flight, before it is parked. Long enough
+/// that a busy connection (a client sending its next request at once) keeps its hyper
+/// connection, short against the seconds a keep-alive connection typically waits.
+pub(super) const PARK_AFTER: Duration = Duration::from_millis(100);
+
+/// How long closing a parked connection may take (the TLS close_notify and the TCP FIN).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What an HTTP/1 connection's service and its I/O tell the connection task about hyper's
+/// state. One connection's requests run one after another on its own task; the atomics are
+/// there because the service must be `Send + Sync`, not for contention.
+#[derive(Default)]
+pub(crate) struct H1State {
+    /// Responses not written in full: counted when the service is called, uncounted when hyper
+    /// drops the response body (at its end) or the service's future.
+    open_responses: AtomicUsize,
+    /// Whether the last request's body has not been read to its end yet.
+    body_open: AtomicBool,
+    /// Whether a response ended after hyper last flushed its output (hyper flushes the I/O only
+    /// once its own buffer is empty).
+    unflushed: AtomicBool,
+    /// Set while the connection is being parked: the I/O's shutdown keeps the stream.
+    parking: AtomicBool,
+    /// Requests so far.
+    requests: AtomicUsize,
+    /// Whether the current hyper connection has read any bytes.
+    read_any: AtomicBool,
+}
+
+impl H1State {
+    /// A request starts: its response is open until the returned guard drops; its body is open
+    /// unless `body_ended` (a request without one).
+    pub(crate) fn request(self: &Arc<Self>, body_ended: bool) -> OpenResponse {
+        self.body_open.store(!body_ended, Ordering::Relaxed);
+        self.open_responses.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        OpenResponse(self.clone())
+    }
+
+    /// The current request's body was read to its end.
+    pub(crate) fn body_ended(&self) {
+        self.body_open.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether hyper is between messages with everything written: it may be parked.
+    fn between_messages(&self) -> bool {
+        self.open_responses.load(Ordering::Relaxed) == 0
+            && !self.body_open.load(Ordering::Relaxed)
+            && !self.unflushed.load(Ordering::Relaxed)
+    }
+}
+
+/// A response being written; dropped with its body.
+pub(crate) struct OpenResponse(Arc<H1State>);
+
+impl Drop for OpenResponse {
+    fn drop(&mut self) {
+        self.0.unflushed.store(true, Ordering::Relaxed);
+        self.0.open_responses.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The TLS stream as hyper's HTTP/1 connection sees it: bytes hyper had read before it was
+/// parked come first; a flush is reported to [`H1State`]; and while parking, a shutdown keeps
+/// the stream open for the next hyper connection.
+pub(super) struct ParkIo {
+    stream: Box<TlsStream<TcpStream>>,
+    replay: Bytes,
+    state: Arc<H1State>,
+    /// Set when a shutdown was skipped because the connection is being parked.
+    kept: bool,
+}
+
+impl AsyncRead for ParkIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay[..n]);
+            self.replay.advance(n);
+            self.state.read_any.store(true, Ordering::Relaxed);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut *self.stream).poll_read(cx, buf))?;
+        if buf.filled().len() > before {
+            self.state.read_any.store(true, Ordering::Relaxed);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ParkIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // hyper writes nothing while it closes an idle connection; if it ever does, the
+        // connection is not in a state to keep.
+        self.state.parking.store(false, Ordering::Relaxed);
+        Pin::new(&mut *self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.state.parking.store(false, Ordering::Relaxed);
+        Pin::new(&mut *self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut *self.stream).poll_flush(cx))?;
+        self.state.unflushed.store(false, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.parking.load(Ordering::Relaxed) {
+            self.kept = true;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut *self.stream).poll_shutdown(cx)
+    }
+}
+
+/// How a hyper connection ended.
+enum Ended<S> {
+    /// Closed (or upgraded: the tunnel owns the stream now).
+    Closed,
+    /// Parked: the stream, the service, and bytes read but not parsed.
+    Parked(Box<TlsStream<TcpStream>>, S, Bytes),
+}
+
+impl ConnectionShared {
+    /// Serves HTTP/1.1 on `tls` with `service` until the connection ends, parking it whenever it
+    /// waits for a request.
+    pub(super) async fn serve_http1<S>(
+        &self,
+        tls: Box<TlsStream<TcpStream>>,
+        service: S,
+        state: Arc<H1State>,
+        activity: Arc<Activity>,
+        peer: SocketAddr,
+    ) where
+        S: HttpService<Incoming, ResBody = super::access::AccessBody> + Unpin + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut tls = tls;
+        let mut service = service;
+        let mut replay = Bytes::new();
+        loop {
+            match self
+                .drive_http1(tls, service, replay, &state, &activity, peer)
+                .await
+            {
+                Ended::Closed => return,
+                Ended::Parked(parked, parked_service, unparsed) => {
+                    service = parked_service;
+                    replay = unparsed;
+                    tls = parked;
+                }
+            }
+            if replay.is_empty() {
+                let _parked = ParkedGuard::new(&self.metrics.connections_parked);
+                match self.wait_parked(&mut tls, &activity).await {
+                    Wake::Readable => {}
+                    Wake::Close => {
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tls.shutdown()).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one hyper connection on `tls` until it ends or is parked.
+    async fn drive_http1<S>(
+        &self,
+        tls: Box<TlsStream<TcpStream>>,
+        service: S,
+        replay: Bytes,
+        state: &Arc<H1State>,
+        activity: &Activity,
+        peer: SocketAddr,
+    ) -> Ended<S>
+    where
+        S: HttpService<Incoming, ResBody = super::access::AccessBody> + Unpin + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        state.parking.store(false, Ordering::Relaxed);
+        state.read_any.store(false, Ordering::Relaxed);
+        let requests_before = state.requests.load(Ordering::Relaxed);
+        let io = ParkIo {
+            stream: tls,
+            replay,
+            state: state.clone(),
+            kept: false,
+        };
+        // Boxed: hyper's connection (its state machine and buffers' headers) lives only while the
+        // connection is served, not in the task while it is parked.
+        let mut connection = Box::new(
+            self.http1
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        );
+        let mut closing = false;
+        let mut parking = false;
+        loop {
+            // While a response is being written or a body read, or once a park was put off, look
+            // again one PARK_AFTER later: never a deadline already past, which would spin.
+            let now = Instant::now();
+            let park_check = activity.next_check(PARK_AFTER).max(now + PARK_AFTER / 2);
+            let next_check = activity.next_check(self.idle_timeout).min(park_check);
+            tokio::select! {
+                result = Pin::new(&mut *connection) => {
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                        return Ended::Closed;
+                    }
+                    if !parking {
+                        return Ended::Closed;
+                    }
+                    // `None`: upgraded, the tunnel has the stream.
+                    let Some(parts) = connection.into_parts() else {
+                        return Ended::Closed;
+                    };
+                    let io = parts.io.into_inner();
+                    if !io.kept {
+                        return Ended::Closed;
+                    }
+                    let unparsed = join(parts.read_buf, io.replay);
+                    return Ended::Parked(io.stream, parts.service, unparsed);
+                }
+                () = self.shutdown.cancelled(), if !closing => {
+                    // In-flight requests finish; an idle keep-alive connection closes now.
+                    state.parking.store(false, Ordering::Relaxed);
+                    Pin::new(&mut *connection).graceful_shutdown();
+                    closing = true;
+                }
+                () = tokio::time::sleep_until(next_check.into()), if !closing => {
+                    if activity.is_idle(self.idle_timeout) {
+                        state.parking.store(false, Ordering::Relaxed);
+                        Pin::new(&mut *connection).graceful_shutdown();
+                        closing = true;
+                    } else if activity.is_idle(PARK_AFTER)
+                        && state.between_messages()
+                        && (!state.read_any.load(Ordering::Relaxed)
+                            || state.requests.load(Ordering::Relaxed) > requests_before)
+                    {
+                        // Not while a new hyper connection holds the start of its first request
+                        // (a client sending its head slowly): hyper would not close then, only
+                        // stop keeping the connection alive; and its `header_read_timeout`, which
+                        // must cut such a client, restarts with each hyper connection. After a
+                        // first request hyper closes whatever it holds, and hands that back.
+                        // hyper closes an idle connection at once, writing nothing; the I/O
+                        // keeps the stream when hyper shuts it down.
+                        state.parking.store(true, Ordering::Relaxed);
+                        Pin::new(&mut *connection).graceful_shutdown();
+                        closing = true;
+                        parking = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits, holding no HTTP state, until the parked connection has something to read, or
+    /// must close (shutdown, `idle_timeout`, a TLS error).
+    async fn wait_parked(&self, tls: &mut TlsStream<TcpStream>, activity: &Activity) -> Wake {
+        // rustls may hold plaintext hyper did not read, or records not yet decrypted; the
+        // socket will not tell about those.
+        let (_, session) = tls.get_mut();
+        match session.process_new_packets() {
+            Ok(io_state) => {
+                if io_state.plaintext_bytes_to_read() > 0 || io_state.peer_has_closed() {
+                    return Wake::Readable;
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "TLS error on a parked connection");
+                return Wake::Close;
+            }
+        }
+        if tls.get_ref().1.wants_write() && tls.flush().await.is_err() {
+            return Wake::Close;
+        }
+        loop {
+            let deadline = activity.next_check(self.idle_timeout);
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Wake::Close,
+                readable = tls.get_ref().0.readable() => {
+                    return match readable {
+                        Ok(()) => Wake::Readable,
+                        Err(_) => Wake::Close,
+                    };
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    if activity.is_idle(self.idle_timeout) {
+                        return Wake::Close;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counts a connection in `connections_parked` while it lives.
+struct ParkedGuard<'a>(&'a prometheus::IntGauge);
+
+impl<'a> ParkedGuard<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        ParkedGuard(gauge)
+    }
+}
+
+impl Drop for ParkedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Why a parked connection stopped waiting.
+enum Wake {
+    Readable,
+    Close,
+}
+
+/// `first` then `second`, in a buffer of their own size. Never one of them as it is: hyper's
+/// unparsed bytes are a view of its whole read buffer, which kept alive would hold the 8 KiB
+/// that parking is there to free (even when the view is empty).
+fn join(first: Bytes, second: Bytes) -> Bytes {
+    if first.is_empty() && second.is_empty() {
+        return Bytes::new();
+    }
+    let mut both = BytesMut::with_capacity(first.len() + second.len());
+    both.extend_from_slice(&first);
+    both.extend_from_slice(&second);
+    both.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_between_messages_only_with_every_response_flushed_and_body_read() {
+        let state = Arc::new(H1State::default());
+        assert!(state.between_messages());
+        let open = state.request(false);
+        assert!(!state.between_messages(), "response open, body open");
+        state.body_ended();
+        assert!(!state.between_messages(), "response open");
+        drop(open);
+        assert!(!state.between_messages(), "response ended, not flushed");
+        state.unflushed.store(false, Ordering::Relaxed);
+        assert!(state.between_messages());
+        let open = state.request(true);
+        drop(open);
+        state.unflushed.store(false, Ordering::Relaxed);
+        assert!(state.between_messages(), "a request without a body");
+    }
+
+    #[test]
+    fn unparsed_bytes_keep_no_part_of_a_larger_buffer() {
+        // hyper's read buffer: 8 KiB, of which the view handed back holds 3 bytes, or none.
+        let mut read_buffer = BytesMut::with_capacity(8192);
+        read_buffer.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET");
+        let unparsed = read_buffer.split_off(read_buffer.len() - 3).freeze();
+        let head = read_buffer.freeze();
+        drop(head);
+        let kept = join(unparsed, Bytes::new());
+        assert_eq!(kept, Bytes::from("GET"));
+        // A copy of its own: converting to a Vec needs no copy only when nothing else shares it
+        // and it is not a view into a larger allocation.
+        assert!(Vec::from(kept).capacity() < 64);
+        let empty = BytesMut::with_capacity(8192).freeze();
+        assert!(join(empty, Bytes::new()).is_empty());
+    }
+
+    #[test]
+    fn unparsed_bytes_are_joined_in_order() {
+        assert_eq!(join(Bytes::new(), Bytes::new()), Bytes::new());
+        assert_eq!(join(Bytes::from("ab"), Bytes::new()), Bytes::from("ab"));
+        assert_eq!(join(Bytes::new(), Bytes::from("cd")), Bytes::from("cd"));
+        assert_eq!(
+            join(Bytes::from("ab"), Bytes::from("cd")),
+            Bytes::from("abcd")
+        );
+    }
+}
