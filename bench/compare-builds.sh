@@ -6,15 +6,17 @@
 # in front of the same upstream (`BIN_B app` on CPU 1); the load comes from CPU 1. The two
 # builds alternate within every round (A B, then B A), so drift on a noisy machine falls on
 # both. Measures, each per build:
-#   - full TLS 1.3 handshakes per server CPU-second, ECDSA P-256 and RSA-2048 leaves (benchlib.py
-#     handshakes: h2load batches of new connections, one request each, no resumption);
+#   - full TLS 1.3 handshakes per server CPU-second, ECDSA P-256 and RSA-2048 leaves, X25519 (the
+#     group both providers have): one client after another, a new connection, a full handshake
+#     and one request each, as bench/proxy.sh makes them (examples/handshakes.rs);
 #   - HTTP/1.1 keep-alive requests/s and requests per server CPU-second (wrk -t1 -c32).
 # Prints the medians and B / A.
 #
 # The certificates come from openssl (an ECDSA P-256 CA, a P-256 leaf and an RSA-2048 leaf for
 # `localhost`), so neither build makes its own inputs.
 # Environment: BENCH_ROUNDS (default 3), BENCH_DURATION (seconds per measure, default 5),
-# BENCH_KEEP=1 (keep the temporary directory).
+# PKI_SIDECAR_HANDSHAKES_BIN (skip building the handshake client), BENCH_KEEP=1 (keep the
+# temporary directory).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -22,9 +24,10 @@ source "$(dirname "$0")/lib/common.sh"
 [ $# -eq 2 ] || fail "usage: bench/compare-builds.sh BIN_A BIN_B"
 bins=("$1" "$2")
 for bin in "${bins[@]}"; do [ -x "$bin" ] || fail "$bin is not executable"; done
-rounds=${BENCH_ROUNDS:-3} duration=${BENCH_DURATION:-5} batch=256
+rounds=${BENCH_ROUNDS:-3} duration=${BENCH_DURATION:-5}
 [ "$(nproc)" -ge 2 ] || fail "needs 2 CPUs: one for the server under test, one for the load"
-need curl h2load openssl python3 taskset wrk
+need curl openssl python3 taskset wrk
+HANDSHAKES_BIN=$(handshake_client)
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
@@ -64,7 +67,7 @@ start_proxy() {
     --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$app_port" \
     --cert "$WORK/$key/tls.crt" --key "$WORK/$key/tls.key" \
     --metrics-listen "127.0.0.1:$metrics"
-  SERVER_PID=$BG_PID URL="https://localhost:$port/"
+  SERVER_PID=$BG_PID URL="https://localhost:$port/" PORT=$port
   wait_until 20 "build $1 did not serve TLS (see $WORK/proxy-$1-$key.log)" \
     curl -sf --cacert "$WORK/ca.pem" "$URL"
 }
@@ -83,10 +86,11 @@ measure() {
     start_proxy "$i" "$key"
     out=$WORK/hs-$i-$key-$round.txt
     before=$(cpu_seconds)
-    taskset -c 1 python3 "$BENCHLIB" handshakes "$URL" "$duration" "$batch" "$out" >"$out.summary" ||
-      fail "handshakes against build $i failed (see $out)"
+    taskset -c 1 "$HANDSHAKES_BIN" "127.0.0.1:$PORT" localhost "$WORK/ca.pem" X25519 "${duration}s" \
+      >"$out" 2>&1 || fail "handshakes against build $i failed (see $out)"
     after=$(cpu_seconds)
-    read -r rps total _ _ <"$out.summary"
+    read -r total _ _ _ <"$out"
+    rps=$(awk -v n="$total" -v d="$duration" 'BEGIN {print n / d}')
     printf 'hs-%s\t%s\t%s\t%s\n' "$key" "$i" "$rps" \
       "$(awk -v n="$total" -v a="$before" -v b="$after" 'BEGIN {print (b > a ? n / (b - a) : 0)}')" >>"$RESULTS"
     if [ "$key" = ecdsa ]; then

@@ -1166,7 +1166,7 @@ fn sigkill_at_random_points_of_50_renewals_never_leaves_a_broken_pair_after_rest
     );
     let issued = issues(&pod.faults).len();
     // Without kills: one at start, then one per renewal interval (which jitter may shorten to
-    // a third of the lifetime: 0.5 - 1/6). Each kill may cost one more (a certificate issued but not yet
+    // 0.5 - 1/6 of the lifetime, an upper bound with room over the ± 5 % jitter). Each kill may cost one more (a certificate issued but not yet
     // written when the agent died, or a pair torn between its two renames).
     let renewals =
         (elapsed.as_secs_f64() / ttl.mul_f64(threshold - 1.0 / 6.0).as_secs_f64()).ceil();

@@ -159,8 +159,8 @@ async fn six_hours_of_one_minute_certificates_renew_at_two_thirds_with_no_gap() 
     let span = Duration::from_secs(6 * 3600);
     let requests = run_for(ttl, 0, span, Duration::from_secs(1)).await;
     assert!(requests.iter().all(|(_, ok)| *ok));
-    // One issue at start, then one per renewal: at 2/3 of the life ± 1/6 jitter, so between
-    // 30 s and 50 s apart; never two at once.
+    // One issue at start, then one per renewal: at 2/3 of the life ± 5 % jitter, so between
+    // 37 s and 43 s apart (asserted with room: 30 s to 50 s); never two at once.
     let gaps: Vec<f64> = requests
         .windows(2)
         .map(|pair| (pair[1].0 - pair[0].0).as_secs_f64())
