@@ -293,7 +293,7 @@ fn a_revoked_token_is_replaced_at_the_next_renewal() {
 }
 
 #[test]
-fn refused_logins_back_off_with_growing_waits_and_say_why() {
+fn refused_logins_back_off_under_growing_ceilings_and_say_why() {
     let bed = bao::bed();
     for (case, role, jwt) in [
         ("unknown role", "no-such-role", None),
@@ -310,9 +310,9 @@ fn refused_logins_back_off_with_growing_waits_and_say_why() {
         let started = Instant::now();
         let agent = start_agent(bed, &kubernetes_method(role), "", jwt, &[], &[]);
         // Three refused logins: the second and third come after the backoff's first two
-        // waits (at least 0.75 s and 1.5 s), so never sooner than 2.25 s from the start —
-        // a lower bound, which a loaded machine cannot break, where a count in a fixed window
-        // could.
+        // waits (each at least min_backoff, 1 s: full jitter draws between it and the
+        // ceiling), so never sooner than 2 s from the start — a lower bound, which a loaded
+        // machine cannot break, where a count in a fixed window could.
         let failed = "pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"failure\"}";
         while agent.metric(failed) < 3.0 {
             assert!(
@@ -322,7 +322,7 @@ fn refused_logins_back_off_with_growing_waits_and_say_why() {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(
-            started.elapsed() >= Duration::from_millis(2250),
+            started.elapsed() >= Duration::from_millis(2000),
             "{case}: 3 failed logins within {:?}: the backoff did not wait",
             started.elapsed()
         );
@@ -342,10 +342,14 @@ fn refused_logins_back_off_with_growing_waits_and_say_why() {
             .iter()
             .map(|e| e["retry_in_seconds"].as_f64().unwrap())
             .collect();
-        for pair in waits.windows(2) {
+        // Wait n is drawn between min_backoff (1 s) and its ceiling, 1 s doubled n times and
+        // capped at max_backoff (4 s): the first is 1 s, the second at most 2 s, the rest at
+        // most 4 s (the log rounds to hundredths).
+        for (n, wait) in waits.iter().enumerate() {
+            let ceiling = 2f64.powi(n as i32).min(4.0);
             assert!(
-                pair[1] > pair[0] || pair[1] >= 3.0,
-                "{case}: waits grow up to the cap: {waits:?}"
+                (0.99..=ceiling + 0.01).contains(wait),
+                "{case}: wait {n} outside 1 s..{ceiling} s: {waits:?}"
             );
         }
         let error = failures[0]["error"].as_str().unwrap();
