@@ -102,15 +102,7 @@ EOF
 # agent_config DIR: the seed's file with its paths under DIR, the JWT file, and the short TTL.
 agent_config() {
   local dir=$1
-  mkdir -p "$dir"
-  sed -e "s|/home/vault/|$dir/|g" \
-    -e "s|/etc/nginx/ssl/|$dir/ssl/|g" \
-    -e "s|\"ttl=24h\"|\"ttl=${ttl}s\"|" \
-    -e "s|role = \"authkube\"|role = \"authkube\"\n            token_path = \"$WORK/jwt\"|" \
-    "$REPO_DIR/etc/agent.hcl" >"$dir/agent.hcl"
-  if ! grep -q "token_path" "$dir/agent.hcl" || ! grep -q "ttl=${ttl}s" "$dir/agent.hcl"; then
-    fail "etc/agent.hcl changed shape: could not adapt it (see $dir/agent.hcl)"
-  fi
+  seed_agent_hcl "$dir" "$ttl"
   cat >"$dir/metrics.hcl" <<EOF
 telemetry { metrics_listen = "127.0.0.1:$(lib free-ports 1)" }
 EOF

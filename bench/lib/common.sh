@@ -140,3 +140,18 @@ machine() {
   printf 'nproc %s, %s, kernel %s\n' "$(nproc)" \
     "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)" "$(uname -r)"
 }
+
+# seed_agent_hcl DIR TTL_SECONDS: the seed's etc/agent.hcl as DIR/agent.hcl, its paths moved
+# under DIR, `token_path` pointing at $WORK/jwt and the certificate TTL shortened.
+seed_agent_hcl() {
+  local dir=$1 ttl=$2
+  mkdir -p "$dir"
+  sed -e "s|/home/vault/|$dir/|g" \
+    -e "s|/etc/nginx/ssl/|$dir/ssl/|g" \
+    -e "s|\"ttl=24h\"|\"ttl=${ttl}s\"|" \
+    -e "s|role = \"authkube\"|role = \"authkube\"\n            token_path = \"$WORK/jwt\"|" \
+    "$REPO_DIR/etc/agent.hcl" >"$dir/agent.hcl"
+  if ! grep -q "token_path" "$dir/agent.hcl" || ! grep -q "ttl=${ttl}s" "$dir/agent.hcl"; then
+    fail "etc/agent.hcl changed shape: could not adapt it (see $dir/agent.hcl)"
+  fi
+}

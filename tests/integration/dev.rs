@@ -24,7 +24,6 @@ use nix::sys::signal::Signal;
 use pki_sidecar::certs::{self, CertInfo};
 use pki_sidecar::tls::pem;
 use rustls::ClientConfig;
-use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::util::{self, ChildGuard, bao};
@@ -131,20 +130,9 @@ fn parse_curl(line: &str) -> (PathBuf, u16) {
     (PathBuf::from(words[2]), port)
 }
 
+/// The pod harness's client (no resumption: every request a full handshake), from PEM bytes.
 fn client_config(roots_pem: &[u8]) -> Arc<ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(roots_pem) {
-        roots.add(cert.expect("CA PEM")).expect("CA usable");
-    }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
+    crate::pod::client_config(std::str::from_utf8(roots_pem).expect("CA PEM is text"))
 }
 
 /// `GET https://localhost:PORT/` on a new connection, verified against `config`'s roots;
