@@ -85,15 +85,27 @@ pub(crate) fn certificate_renewal_at(
     not_before + lifetime.mul_f64(fraction)
 }
 
-/// The wait before retrying a failed renewal: the backoff's `delay`, but never more than a
-/// quarter of the time the current certificate has left (and not under `floor`), so retries
-/// come faster as expiry nears instead of sleeping past it.
+/// The wait before retrying a failed renewal while the current certificate is still valid.
+///
+/// A renewal counts as failed only after its Vault call has worked through its own retries
+/// (seconds of them), so what the runner sees is an outage or a refusal, not a blip, and
+/// nothing is urgent while much of the lifetime is left. The wait is drawn (`random` in
+/// `[0, 1]`) uniformly in the upper half of a ceiling: a quarter of the time left, at most
+/// `max` (`max_backoff`), at least `floor` (`min_backoff`). Agents whose renewals fell due
+/// during an outage then come back spread over that share of their lifetime, instead of
+/// together on short, growing backoffs (a doubling backoff sends the agents that failed last,
+/// which have the shortest waits, to a returning Vault first, and they are many); and retries
+/// quicken as expiry nears.
 pub(crate) fn renewal_retry_wait(
-    delay: Duration,
     time_left: Duration,
     floor: Duration,
+    max: Duration,
+    random: f64,
 ) -> Duration {
-    delay.min(time_left / 4).max(floor.min(delay))
+    let ceiling = (time_left / 4).min(max).max(floor);
+    let low = (ceiling / 2).max(floor);
+    low.saturating_add((ceiling - low).mul_f64(random.clamp(0.0, 1.0)))
+        .min(ceiling)
 }
 
 /// A backoff sequence: call [`Backoff::next_delay`] after each failure, [`Backoff::reset`] after
@@ -241,26 +253,22 @@ mod tests {
     }
 
     #[test]
-    fn renewal_retries_come_faster_near_expiry() {
+    fn renewal_retries_spread_over_a_share_of_the_time_left_and_quicken_near_expiry() {
         let floor = Duration::from_secs(1);
         let five_minutes = Duration::from_secs(300);
-        assert_eq!(
-            renewal_retry_wait(five_minutes, Duration::from_secs(8 * 3600), floor),
-            five_minutes
-        );
-        assert_eq!(
-            renewal_retry_wait(five_minutes, Duration::from_secs(600), floor),
-            Duration::from_secs(150)
-        );
-        assert_eq!(
-            renewal_retry_wait(five_minutes, Duration::from_secs(2), floor),
-            floor
-        );
-        assert_eq!(
-            renewal_retry_wait(five_minutes, Duration::ZERO, floor),
-            floor,
-            "expired: keep trying"
-        );
+        let wait = |left: u64, random: f64| {
+            renewal_retry_wait(Duration::from_secs(left), floor, five_minutes, random)
+        };
+        // 8 h left: max_backoff is the ceiling, the wait in its upper half.
+        assert_eq!(wait(8 * 3600, 0.0), Duration::from_secs(150));
+        assert_eq!(wait(8 * 3600, 1.0), five_minutes);
+        // A 10-minute certificate renewed at 2/3 (200 s left): 25-50 s.
+        assert_eq!(wait(200, 0.0), Duration::from_secs(25));
+        assert_eq!(wait(200, 0.5), Duration::from_millis(37_500));
+        assert_eq!(wait(200, 1.0), Duration::from_secs(50));
+        // Near expiry and past it: min_backoff.
+        assert_eq!(wait(2, 0.7), floor);
+        assert_eq!(wait(0, 0.3), floor, "expired: keep trying");
     }
 
     #[test]
@@ -529,12 +537,15 @@ mod tests {
 
             #[test]
             fn renewal_retries_never_sleep_past_a_quarter_of_what_is_left(
-                delay in any_duration(), time_left in any_duration(), floor in any_duration(),
+                time_left in realistic_duration(), floor in realistic_duration(),
+                extra in realistic_duration(), random in 0.0f64..=1.0,
             ) {
-                let wait = renewal_retry_wait(delay, time_left, floor);
-                prop_assert!(wait <= delay);
-                prop_assert!(wait >= floor.min(delay));
-                prop_assert!(wait <= (time_left / 4).max(floor.min(delay)));
+                let max = floor.saturating_add(extra);
+                let wait = renewal_retry_wait(time_left, floor, max, random);
+                let ceiling = (time_left / 4).min(max).max(floor);
+                prop_assert!(wait >= floor);
+                prop_assert!(wait <= ceiling);
+                prop_assert!(wait >= ceiling / 2);
             }
         }
     }

@@ -139,6 +139,7 @@ pub(crate) struct TemplateRunner {
     settings: config::TemplateConfig,
     clock: Clock,
     min_backoff: Duration,
+    max_backoff: Duration,
     metrics: TemplateMetrics,
     readiness: Readiness,
     /// `exit_after_auth`: every template once; a failed write ends the agent.
@@ -193,6 +194,7 @@ impl TemplateRunner {
             settings: templates.settings.clone(),
             clock,
             min_backoff,
+            max_backoff,
             metrics,
             readiness,
             once: false,
@@ -380,9 +382,16 @@ impl TemplateRunner {
                     self.metrics.render(false);
                     let time_left = self.slots[position].time_left(now, &self.store);
                     let slot = &mut self.slots[position];
+                    // Still counted, so a success resets it for the next failure without a
+                    // certificate.
                     let delay = slot.backoff.next_delay();
                     let wait = match time_left {
-                        Some(left) => schedule::renewal_retry_wait(delay, left, floor),
+                        Some(left) => schedule::renewal_retry_wait(
+                            left,
+                            floor,
+                            self.max_backoff,
+                            fastrand::f64(),
+                        ),
                         None => delay,
                     };
                     slot.retry_at = Some(Instant::now() + wait);
