@@ -203,14 +203,16 @@ def report(audit_log, start, ttl, t0, ready, steady, down, up, end, cpu0, cpu1, 
     print("\n### After the outage: peak 5 s bucket / the steady phase's mean bucket (logins + "
           "issues; goal ≤ 2)\n")
     print("| agent | steady mean / 5 s | steady peak / 5 s | steady peak / mean | "
-          "peak after return / 5 s | peak after return / steady mean |")
-    print("| --- |" + " ---: |" * 5)
+          "peak after return / 5 s | peak after return / steady mean | "
+          "peak after return / steady peak |")
+    print("| --- |" + " ---: |" * 6)
     for kind in kinds:
         mean = steady_mean[kind]
         if mean == 0:
             die(f"{kind}: no login or issue in the steady phase: the ratio cannot be taken")
         print(f"| {kind} | {fmt(mean)} | {steady_peak[kind]} | {fmt(steady_peak[kind] / mean)} | "
-              f"{after_peak[kind]} | **{fmt(after_peak[kind] / mean)}** |")
+              f"{after_peak[kind]} | **{fmt(after_peak[kind] / mean)}** | "
+              f"{fmt(after_peak[kind] / steady_peak[kind])} |")
     first_after = min((t for t, k, c, _ in requests if k == "pki-sidecar" and t >= up), default=None)
     if first_after is None:
         die("no pki-sidecar request after Vault returned: the return cannot be measured")
