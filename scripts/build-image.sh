@@ -190,12 +190,19 @@ build_args=(--build-arg "PKI_SIDECAR_GIT_COMMIT=$(git rev-parse --verify HEAD 2>
 if [ "$use_registry" -eq 0 ]; then
   for arch in "${arches[@]}"; do build_runtime_stand_in "$arch"; done
   build_builder_stand_in
-  build_args+=(--build-arg "BUILD_IMAGE=$BUILD_STAND_IN")
+  # By image ID, not name: buildah (1.28) looks a local name up for the platform being built,
+  # not the stage's $BUILDPLATFORM, so for linux/arm64 it would miss the amd64 stand-in and try
+  # a registry. By ID the stage gets this very image, and its cached layers, on every platform.
+  build_args+=(--build-arg "BUILD_IMAGE=$(buildah inspect --type image --format '{{.FromImageID}}' "$BUILD_STAND_IN")")
 fi
 
 # The manifest list is made anew each run (an old one would keep the previous images beside the
 # new); the images' layers stay in buildah's cache, so this costs nothing when nothing changed.
-if have_image "$IMAGE"; then buildah rmi "$IMAGE" >/dev/null; fi
+if buildah manifest inspect "$IMAGE" >/dev/null 2>&1; then
+  buildah manifest rm "$IMAGE" >/dev/null
+elif have_image "$IMAGE"; then
+  buildah rmi "$IMAGE" >/dev/null   # a single-platform image of an earlier version of this script
+fi
 buildah manifest create "$IMAGE" >/dev/null
 rm -f "$OUT/build.log"
 for arch in "${arches[@]}"; do
