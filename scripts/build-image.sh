@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
-# Builds the container image from `Containerfile` with buildah (no daemon, no registry) and
-# prints its measured size. Needs root, buildah, skopeo and debootstrap (Debian packages;
-# scripts/install-test-deps.sh installs them).
+# Builds the container image from `Containerfile` with buildah (no daemon, no registry) for
+# linux/amd64 and linux/arm64, as one manifest list, and prints the measured sizes. Needs root,
+# buildah, skopeo and debootstrap (Debian packages; scripts/install-test-deps.sh installs them).
+#
+# The Containerfile's build stage runs on this machine's platform (amd64) and cross-compiles both
+# static binaries with Zig (cargo-zigbuild), in one cargo run; each platform's image then only
+# copies its binary onto its runtime base. Nothing runs under emulation, so no qemu/binfmt_misc
+# is needed to build; scripts/run-foreign-arch.sh runs the arm64 binary under qemu afterwards.
 #
 # The Containerfile's two base images come from registries (docker.io, gcr.io). Where those are
-# reachable, this is just `podman build`/`buildah bud`. Where they are not, this script first
-# builds two local stand-ins from Debian packages, the way the originals are made, and passes
-# them as the Containerfile's build args; every instruction of the Containerfile then runs as is:
+# reachable, this is just `podman build --platform ... --manifest`. Where they are not, this
+# script first builds local stand-ins from Debian packages, the way the originals are made, and
+# passes them as the Containerfile's build args; every instruction of the Containerfile then
+# runs as is:
 #
 #   localhost/stand-in/rust:1.95-slim-bookworm      for docker.io/library/rust:1.95-slim-bookworm
 #       debootstrap --variant=minbase bookworm, then gcc, libc6-dev, ca-certificates and
 #       rustup-init --profile minimal --default-toolchain 1.95.0, as the official image does.
-#   localhost/stand-in/distroless-static-debian12:nonroot   for gcr.io/distroless/static-debian12:nonroot
-#       FROM scratch with what distroless/static carries, from the same Debian packages
-#       distroless unpacks (base-files' os-release, ca-certificates, tzdata, netbase), its
-#       /etc/passwd and /etc/group (root, nobody, nonroot 65532), /tmp (1777), /home/nonroot,
-#       and its config (User 65532, WorkingDir /home/nonroot, SSL_CERT_FILE).
+#       amd64 only: it is the build platform's image.
+#   localhost/stand-in/distroless-static-debian12:nonroot-<arch>   (amd64, arm64)
+#       for gcr.io/distroless/static-debian12:nonroot, one per platform. FROM scratch with what
+#       distroless/static carries, from the same Debian packages distroless unpacks (base-files'
+#       os-release, ca-certificates, tzdata, netbase: architecture-independent data), its
+#       /etc/passwd and /etc/group (root, nobody, nonroot 65532), /tmp (1777), /home/nonroot, and
+#       its config (User 65532, WorkingDir /home/nonroot, SSL_CERT_FILE, Architecture).
 #
 # Usage: scripts/build-image.sh [--registry]
 #   --registry   use the Containerfile's default (registry) base images instead of stand-ins.
-# Environment: PKI_SIDECAR_IMAGE (the tag; default localhost/pki-sidecar:dev),
-# PKI_SIDECAR_IMAGE_CACHE (the downloaded .debs and rustup-init; default
-# /var/cache/pki-sidecar-image), DEBIAN_MIRROR.
-# Output: the image in containers-storage, target/image/pki-sidecar.oci.tar (an OCI archive,
-# gzip layers: what a registry would store), and the size lines on stdout.
+# Environment: PKI_SIDECAR_IMAGE (the manifest list's tag; default localhost/pki-sidecar:dev),
+# PKI_SIDECAR_PLATFORMS (default "linux/amd64 linux/arm64"), PKI_SIDECAR_IMAGE_CACHE (the
+# downloaded .debs and rustup-init; default /var/cache/pki-sidecar-image), DEBIAN_MIRROR.
+# Output:
+#   the manifest list $PKI_SIDECAR_IMAGE in containers-storage (one image per platform);
+#   target/image/pki-sidecar.oci.tar   an OCI archive (gzip layers: what a registry would store)
+#       whose index.json names one image index (the manifest list, ref name = the tag), which
+#       lists one image manifest per platform (`platform` field: os, architecture);
+#   target/image/linux-<arch>/pki-sidecar   each platform's binary, copied out of its image;
+#   the size lines on stdout, per platform, and the build time.
 #
 # Idempotent: stand-ins already in storage are reused, and `--layers` lets buildah reuse the
-# Containerfile's steps whose inputs did not change.
+# Containerfile's steps whose inputs did not change: a second run with nothing changed takes
+# seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +49,9 @@ script_start=$(date +%s)
 CACHE=${PKI_SIDECAR_IMAGE_CACHE:-/var/cache/pki-sidecar-image}
 RUST_VERSION=1.95.0
 BUILD_STAND_IN=localhost/stand-in/rust:1.95-slim-bookworm
+# One runtime stand-in per platform: RUNTIME_STAND_IN-<arch>.
 RUNTIME_STAND_IN=localhost/stand-in/distroless-static-debian12:nonroot
+PLATFORMS=${PKI_SIDECAR_PLATFORMS:-linux/amd64 linux/arm64}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 OUT=target/image
 export BUILDAH_ISOLATION=chroot
@@ -104,10 +120,13 @@ build_builder_stand_in() {
   echo "build-image: $BUILD_STAND_IN built in $(( $(now) - start ))s"
 }
 
+# $1: the architecture (amd64, arm64). The files are data, the same for every architecture; the
+# config's Architecture is what a builder matches against --platform.
 build_runtime_stand_in() {
-  have_image "$RUNTIME_STAND_IN" && return 0
+  local arch=$1 name="$RUNTIME_STAND_IN-$1"
+  have_image "$name" && return 0
   local start; start=$(now)
-  echo "build-image: building $RUNTIME_STAND_IN (scratch + Debian's base-files, ca-certificates, tzdata, netbase)"
+  echo "build-image: building $name (scratch + Debian's base-files, ca-certificates, tzdata, netbase)"
   local debs="$CACHE/runtime-debs" root
   mkdir -p "$debs"
   root=$(mktemp -d)
@@ -119,6 +138,8 @@ build_runtime_stand_in() {
   local unpacked="$root/unpacked" rootfs="$root/rootfs"
   mkdir -p "$unpacked" "$rootfs"
   for pkg in base-files ca-certificates tzdata netbase; do
+    # The newest download; Debian's .deb names are plain (name_version_arch.deb).
+    # shellcheck disable=SC2012
     dpkg -x "$(ls -t "$debs"/"${pkg}"_*.deb | sed -n 1p)" "$unpacked/$pkg"
   done
   # As distroless's rules do: only the data files, not the packages' scripts or binaries.
@@ -149,49 +170,94 @@ build_runtime_stand_in() {
   buildah config --created-by "stand-in for distroless/static: scripts/build-image.sh" \
     --user 65532:65532 --workingdir /home/nonroot \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$ctr"
-  buildah commit -q --rm "$ctr" "$RUNTIME_STAND_IN" >/dev/null
-  echo "build-image: $RUNTIME_STAND_IN built in $(( $(now) - start ))s"
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt --os linux --arch "$arch" "$ctr"
+  buildah commit -q --rm "$ctr" "$name" >/dev/null
+  echo "build-image: $name built in $(( $(now) - start ))s"
 }
+
+arches=()
+for platform in $PLATFORMS; do
+  case "$platform" in
+    linux/amd64 | linux/arm64) arches+=("${platform#linux/}") ;;
+    *) echo "build-image: unsupported platform '$platform' (PKI_SIDECAR_PLATFORMS: linux/amd64, linux/arm64)" >&2; exit 2 ;;
+  esac
+done
+[ ${#arches[@]} -gt 0 ] || { echo "build-image: PKI_SIDECAR_PLATFORMS is empty" >&2; exit 2; }
 
 # The commit for `--version` and pki_sidecar_build_info (build.rs); `.git` stays out of the
 # build context.
 build_args=(--build-arg "PKI_SIDECAR_GIT_COMMIT=$(git rev-parse --verify HEAD 2>/dev/null || echo unknown)")
 if [ "$use_registry" -eq 0 ]; then
-  build_runtime_stand_in
+  for arch in "${arches[@]}"; do build_runtime_stand_in "$arch"; done
   build_builder_stand_in
-  build_args+=(--build-arg "BUILD_IMAGE=$BUILD_STAND_IN" --build-arg "RUNTIME_IMAGE=$RUNTIME_STAND_IN")
+  # By image ID, not name: buildah (1.28) looks a local name up for the platform being built,
+  # not the stage's $BUILDPLATFORM, so for linux/arm64 it would miss the amd64 stand-in and try
+  # a registry. By ID the stage gets this very image, and its cached layers, on every platform.
+  build_args+=(--build-arg "BUILD_IMAGE=$(buildah inspect --type image --format '{{.FromImageID}}' "$BUILD_STAND_IN")")
 fi
 
-start=$(now)
-echo "build-image: buildah bud ${build_args[*]} -f Containerfile -t $IMAGE ."
-buildah bud --layers --isolation chroot "${ca_volume[@]}" "${build_args[@]}" -f Containerfile -t "$IMAGE" . \
-  >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log" >&2; exit 1; }
-echo "build-image: Containerfile built in $(( $(now) - start ))s (log: $OUT/build.log)"
+# The manifest list is made anew each run (an old one would keep the previous images beside the
+# new); the images' layers stay in buildah's cache, so this costs nothing when nothing changed.
+if buildah manifest inspect "$IMAGE" >/dev/null 2>&1; then
+  buildah manifest rm "$IMAGE" >/dev/null
+elif have_image "$IMAGE"; then
+  buildah rmi "$IMAGE" >/dev/null   # a single-platform image of an earlier version of this script
+fi
+buildah manifest create "$IMAGE" >/dev/null
+rm -f "$OUT/build.log"
+for arch in "${arches[@]}"; do
+  start=$(now)
+  runtime=()
+  [ "$use_registry" -eq 1 ] || runtime=(--build-arg "RUNTIME_IMAGE=$RUNTIME_STAND_IN-$arch")
+  echo "build-image: buildah bud --platform linux/$arch ${build_args[*]} ${runtime[*]} --manifest $IMAGE -f Containerfile ."
+  # The build stage is the same for every platform (FROM --platform=$BUILDPLATFORM, no
+  # TARGETARCH in it): the first platform compiles both binaries, the next reuses that layer.
+  # --ulimit: buildah starts RUN steps with 1024 open files, too few for Zig's first link (it
+  # compiles musl with many compilers at once); this script's own hard limit is passed instead.
+  buildah bud --layers --isolation chroot --platform "linux/$arch" "${ca_volume[@]}" \
+    --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" \
+    "${build_args[@]}" "${runtime[@]}" --iidfile "$OUT/linux-$arch.iid" --manifest "$IMAGE" \
+    -f Containerfile . >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log" >&2; exit 1; }
+  echo "build-image: linux/$arch built in $(( $(now) - start ))s (log: $OUT/build.log)"
+done
 
 rm -f "$OUT/pki-sidecar.oci.tar"
-skopeo copy -q "containers-storage:$IMAGE" "oci-archive:$OUT/pki-sidecar.oci.tar:$IMAGE"
+buildah manifest push -q --all --format oci "$IMAGE" "oci-archive:$OUT/pki-sidecar.oci.tar:$IMAGE" >/dev/null
 
-# Sizes. Uncompressed: the layers' tar streams, what `podman images` and `buildah images` report.
-# Compressed: the gzip layers of the OCI archive, what a registry stores and a node pulls.
-read -r layers compressed uncompressed < <(python3 - "$OUT/pki-sidecar.oci.tar" <<'PY'
+# Each platform's binary, copied out of its image (the file the image runs, not a new build).
+for arch in "${arches[@]}"; do
+  mkdir -p "$OUT/linux-$arch"
+  ctr=$(buildah from -q --pull=never "$(cat "$OUT/linux-$arch.iid")")
+  install -m 0755 "$(buildah mount "$ctr")/pki-sidecar" "$OUT/linux-$arch/pki-sidecar"
+  buildah umount "$ctr" >/dev/null
+  buildah rm "$ctr" >/dev/null
+done
+
+# Sizes, per platform. Uncompressed: the layers' tar streams, what `podman images` and
+# `buildah images` report. Compressed: the gzip layers of the OCI archive, what a registry stores
+# and a node of that architecture pulls.
+human() { awk -v b="$1" 'BEGIN { printf "%.2f MB (%d bytes)", b / 1000000, b }'; }
+while read -r platform layers compressed uncompressed; do
+  arch=${platform#linux/}
+  echo "image $IMAGE $platform: $(human "$uncompressed") uncompressed, $(human "$compressed") compressed ($layers gzip layers, $OUT/pki-sidecar.oci.tar)"
+  echo "binary $platform /pki-sidecar: $(human "$(stat -c %s "$OUT/linux-$arch/pki-sidecar")") ($OUT/linux-$arch/pki-sidecar)"
+done < <(python3 - "$OUT/pki-sidecar.oci.tar" <<'PY'
 import json, sys, tarfile, zlib
+INDEX = "application/vnd.oci.image.index.v1+json"
 with tarfile.open(sys.argv[1]) as archive:
     def blob(digest):
         return archive.extractfile("blobs/" + digest.replace(":", "/")).read()
-    index = json.loads(archive.extractfile("index.json").read())
-    manifest = json.loads(blob(index["manifests"][0]["digest"]))
-    sizes = [(layer["size"], len(zlib.decompress(blob(layer["digest"]), 47)))
-             for layer in manifest["layers"]]
-print(len(sizes), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+    def manifests(descriptors):
+        for d in descriptors:
+            if d["mediaType"] == INDEX:
+                yield from manifests(json.loads(blob(d["digest"]))["manifests"])
+            else:
+                yield d
+    for d in manifests(json.loads(archive.extractfile("index.json").read())["manifests"]):
+        layers = json.loads(blob(d["digest"]))["layers"]
+        sizes = [(l["size"], len(zlib.decompress(blob(l["digest"]), 47))) for l in layers]
+        platform = d["platform"]["os"] + "/" + d["platform"]["architecture"]
+        print(platform, len(sizes), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
 PY
 )
-human() { awk -v b="$1" 'BEGIN { printf "%.2f MB (%d bytes)", b / 1000000, b }'; }
-ctr=$(buildah from -q "$IMAGE" 2>/dev/null)
-binary=$(stat -c %s "$(buildah mount "$ctr" 2>/dev/null)/pki-sidecar")
-buildah umount "$ctr" >/dev/null
-buildah rm "$ctr" >/dev/null
-echo "image $IMAGE: $(human "$uncompressed") uncompressed ($(buildah images --noheading --format '{{.Size}}' "$IMAGE" 2>/dev/null) in buildah images)"
-echo "image $IMAGE: $(human "$compressed") compressed ($layers gzip layers, $OUT/pki-sidecar.oci.tar)"
-echo "binary /pki-sidecar: $(human "$binary")"
 echo "build-image: done in $(( $(now) - script_start ))s"

@@ -1,6 +1,8 @@
 //! The container image `scripts/build-image.sh` builds from the `Containerfile` (an OCI archive
-//! at `target/image/pki-sidecar.oci.tar`, or `PKI_SIDECAR_IMAGE_ARCHIVE`): its config, and its
-//! root filesystem run without a container runtime.
+//! at `target/image/pki-sidecar.oci.tar`, or `PKI_SIDECAR_IMAGE_ARCHIVE`): an image index of
+//! linux/amd64 and linux/arm64, each platform's config and root filesystem, and the amd64 one run
+//! without a container runtime. The arm64 binary is run under qemu by
+//! `scripts/run-foreign-arch.sh` (`.ci/run`), not here.
 //!
 //! The image's layers are unpacked with `umoci` into a temporary directory and its entrypoint is
 //! run there as its config says (`User` through `chroot --userspec`, `Env`, nothing else): only
@@ -22,6 +24,11 @@ use serde_json::Value;
 use crate::util;
 
 const UID: u32 = 65532;
+
+/// The image's platforms (OCI `architecture` names) and their binaries' ELF `e_machine`.
+const PLATFORMS: [(&str, u16); 2] = [("amd64", EM_X86_64), ("arm64", EM_AARCH64)];
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 
 /// The OCI archive, or `None` (the test skips) when it is absent and not required.
 fn archive() -> Option<PathBuf> {
@@ -57,12 +64,65 @@ fn run(command: &mut Command) -> Output {
     output
 }
 
-/// The image's config (`skopeo inspect --config`): User, Entrypoint, Labels...
-fn image_config(archive: &Path) -> Value {
+/// One platform's image config (`skopeo inspect --config`, which picks the index's manifest
+/// for `arch` as a node of that architecture would): User, Entrypoint, Labels...
+fn image_config(archive: &Path, arch: &str) -> Value {
     let output = run(Command::new("skopeo")
-        .args(["inspect", "--config"])
+        .args([
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+            "inspect",
+            "--config",
+        ])
         .arg(format!("oci-archive:{}", archive.display())));
     serde_json::from_slice(&output.stdout).expect("image config JSON")
+}
+
+/// The archive unpacked as an OCI layout (`tar -x`), to read its index and blobs as they are.
+struct Layout(tempfile::TempDir);
+
+impl Layout {
+    const INDEX: &'static str = "application/vnd.oci.image.index.v1+json";
+    const MANIFEST: &'static str = "application/vnd.oci.image.manifest.v1+json";
+
+    fn unpack(archive: &Path) -> Layout {
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dir.path()));
+        Layout(dir)
+    }
+
+    fn blob(&self, digest: &str) -> Vec<u8> {
+        let (algorithm, hex) = digest.split_once(':').expect("a digest");
+        std::fs::read(self.0.path().join("blobs").join(algorithm).join(hex))
+            .unwrap_or_else(|e| panic!("blob {digest}: {e}"))
+    }
+
+    fn json(&self, digest: &str) -> Value {
+        serde_json::from_slice(&self.blob(digest)).expect("a JSON blob")
+    }
+
+    /// `index.json`'s one entry: the manifest list (image index) named by the image's tag.
+    fn image_index(&self) -> Value {
+        let top: Value =
+            serde_json::from_slice(&std::fs::read(self.0.path().join("index.json")).unwrap())
+                .unwrap();
+        let entries = top["manifests"]
+            .as_array()
+            .expect("index.json lists manifests");
+        assert_eq!(entries.len(), 1, "index.json names one image: {top}");
+        assert_eq!(
+            entries[0]["mediaType"].as_str(),
+            Some(Self::INDEX),
+            "the image is a manifest list (an OCI image index), not one platform's image: {top}"
+        );
+        self.json(entries[0]["digest"].as_str().unwrap())
+    }
 }
 
 /// The image's layers unpacked (as root, owners kept) under a temporary directory, and its
@@ -73,11 +133,19 @@ struct Rootfs {
 }
 
 impl Rootfs {
-    fn unpack(archive: &Path) -> Rootfs {
+    /// `arch`'s image, picked from the index by skopeo as a node of that architecture would.
+    fn unpack(archive: &Path, arch: &str) -> Rootfs {
         let dir = tempfile::tempdir().unwrap();
         let layout = dir.path().join("layout");
         run(Command::new("skopeo")
-            .args(["copy", "-q"])
+            .args([
+                "--override-os",
+                "linux",
+                "--override-arch",
+                arch,
+                "copy",
+                "-q",
+            ])
             .arg(format!("oci-archive:{}", archive.display()))
             .arg(format!("oci:{}:image", layout.display())));
         run(Command::new("umoci")
@@ -86,7 +154,7 @@ impl Rootfs {
             .arg(dir.path().join("bundle")));
         Rootfs {
             dir,
-            config: image_config(archive)["config"].clone(),
+            config: image_config(archive, arch)["config"].clone(),
         }
     }
 
@@ -148,75 +216,186 @@ fn program_header_types(binary: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+/// The ELF header's `e_machine` (62: x86-64, 183: AArch64).
+fn elf_machine(binary: &[u8]) -> u16 {
+    u16::from_le_bytes(binary[18..20].try_into().unwrap())
+}
+
+/// The ELF section names of `binary` (64-bit little-endian), from its section header table.
+fn section_names(binary: &[u8]) -> Vec<String> {
+    let u16_at = |at: usize| u16::from_le_bytes(binary[at..at + 2].try_into().unwrap()) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(binary[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(binary[at..at + 8].try_into().unwrap()) as usize;
+    let offset = u64_at(0x28);
+    let (size, count, names) = (u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let strings = u64_at(offset + names * size + 0x18);
+    (0..count)
+        .map(|i| {
+            let start = strings + u32_at(offset + i * size);
+            let end = start + binary[start..].iter().position(|&b| b == 0).unwrap();
+            String::from_utf8_lossy(&binary[start..end]).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_archive_is_an_image_index_of_linux_amd64_and_linux_arm64() {
+    let Some(archive) = archive() else { return };
+    let layout = Layout::unpack(&archive);
+    let index = layout.image_index();
+    let manifests = index["manifests"]
+        .as_array()
+        .expect("the index lists manifests");
+    let mut platforms: Vec<String> = manifests
+        .iter()
+        .map(|m| {
+            let field = |name: &str| m["platform"][name].as_str().unwrap_or("?").to_string();
+            format!("{}/{}", field("os"), field("architecture"))
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(
+        platforms,
+        vec!["linux/amd64", "linux/arm64"],
+        "one manifest per platform: {index}"
+    );
+    for entry in manifests {
+        let arch = entry["platform"]["architecture"].as_str().unwrap();
+        assert_eq!(
+            entry["mediaType"].as_str(),
+            Some(Layout::MANIFEST),
+            "{entry}"
+        );
+        let manifest = layout.json(entry["digest"].as_str().unwrap());
+        let config = layout.json(manifest["config"]["digest"].as_str().unwrap());
+        // What a runtime checks before it starts the image on a node of that architecture.
+        assert_eq!(
+            config["architecture"].as_str(),
+            Some(arch),
+            "{arch}: {config}"
+        );
+        assert_eq!(config["os"].as_str(), Some("linux"), "{arch}: {config}");
+        assert_eq!(
+            config["config"]["User"].as_str(),
+            Some("65532:65532"),
+            "{arch}"
+        );
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/pki-sidecar"]),
+            "{arch}"
+        );
+        for layer in manifest["layers"].as_array().unwrap() {
+            assert_eq!(
+                layer["mediaType"].as_str(),
+                Some("application/vnd.oci.image.layer.v1.tar+gzip"),
+                "{arch}: layers are stored compressed, as a registry holds them: {layer}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_image_runs_as_non_root_with_the_binary_as_entrypoint_and_oci_labels() {
     let Some(archive) = archive() else { return };
-    let config = image_config(&archive);
-    let config = &config["config"];
-    assert_eq!(
-        config["User"].as_str(),
-        Some("65532:65532"),
-        "numeric, so runAsNonRoot can check it"
-    );
-    assert_eq!(config["Entrypoint"], serde_json::json!(["/pki-sidecar"]));
-    for label in [
-        "org.opencontainers.image.title",
-        "org.opencontainers.image.description",
-        "org.opencontainers.image.licenses",
-        "org.opencontainers.image.source",
-    ] {
-        let value = config["Labels"][label].as_str().unwrap_or_default();
-        assert!(!value.is_empty(), "label {label} missing: {config}");
+    for (arch, _) in PLATFORMS {
+        let config = image_config(&archive, arch);
+        assert_eq!(config["architecture"].as_str(), Some(arch), "{config}");
+        let config = &config["config"];
+        assert_eq!(
+            config["User"].as_str(),
+            Some("65532:65532"),
+            "{arch}: numeric, so runAsNonRoot can check it"
+        );
+        assert_eq!(
+            config["Entrypoint"],
+            serde_json::json!(["/pki-sidecar"]),
+            "{arch}"
+        );
+        for label in [
+            "org.opencontainers.image.title",
+            "org.opencontainers.image.description",
+            "org.opencontainers.image.licenses",
+            "org.opencontainers.image.source",
+        ] {
+            let value = config["Labels"][label].as_str().unwrap_or_default();
+            assert!(!value.is_empty(), "{arch}: label {label} missing: {config}");
+        }
     }
 }
 
 #[test]
 fn the_image_holds_one_static_binary_and_no_shell() {
     let Some(archive) = archive() else { return };
-    let rootfs = Rootfs::unpack(&archive);
-    let root = rootfs.path();
-    let mut found = Vec::new();
-    executables(&root, &root, &mut found);
-    assert_eq!(
-        found,
-        vec![PathBuf::from("pki-sidecar")],
-        "the only executable is the binary: no shell, no loader, no libc"
-    );
-    for path in [
-        "bin/sh",
-        "usr/bin/sh",
-        "bin/busybox",
-        "lib",
-        "usr/lib/x86_64-linux-gnu",
-    ] {
+    for (arch, machine) in PLATFORMS {
+        let rootfs = Rootfs::unpack(&archive, arch);
+        let root = rootfs.path();
+        let mut found = Vec::new();
+        executables(&root, &root, &mut found);
+        assert_eq!(
+            found,
+            vec![PathBuf::from("pki-sidecar")],
+            "{arch}: the only executable is the binary: no shell, no loader, no libc"
+        );
+        for path in [
+            "bin/sh",
+            "usr/bin/sh",
+            "bin/busybox",
+            "lib",
+            "usr/lib/x86_64-linux-gnu",
+            "usr/lib/aarch64-linux-gnu",
+        ] {
+            assert!(
+                std::fs::symlink_metadata(root.join(path)).is_err(),
+                "{arch}: {path} is in the image"
+            );
+        }
+        const PT_INTERP: u32 = 3;
+        let binary = std::fs::read(root.join("pki-sidecar")).unwrap();
+        assert_eq!(
+            elf_machine(&binary),
+            machine,
+            "{arch}: the binary's ELF machine (62: x86-64, 183: AArch64)"
+        );
         assert!(
-            std::fs::symlink_metadata(root.join(path)).is_err(),
-            "{path} is in the image"
+            !program_header_types(&binary).contains(&PT_INTERP),
+            "{arch}: the binary names a dynamic loader: it is not static"
+        );
+        // cargo auditable: the dependency list that `cargo audit bin` and SBOM scanners read.
+        assert!(
+            section_names(&binary).iter().any(|name| name == ".dep-v0"),
+            "{arch}: no .dep-v0 section: the binary was not built with cargo auditable"
+        );
+        // scripts/build-image.sh's copy for releases is this very file.
+        let copy = util::repo().join(format!("target/image/linux-{arch}/pki-sidecar"));
+        if archive == util::repo().join("target/image/pki-sidecar.oci.tar") {
+            assert!(
+                std::fs::read(&copy).unwrap_or_default() == binary,
+                "{} is not the binary of the {arch} image",
+                copy.display()
+            );
+        }
+        // What distroless/static provides and the binary uses: the CA bundle, the nonroot user.
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+        assert!(passwd.contains(":65532:65532:"), "{arch}: {passwd}");
+        use std::os::unix::fs::MetadataExt as _;
+        let home = std::fs::metadata(root.join("home/nonroot")).unwrap();
+        assert_eq!(
+            (home.uid(), home.gid()),
+            (UID, UID),
+            "{arch}: nonroot's home is its own"
+        );
+        assert!(
+            std::fs::metadata(root.join("etc/ssl/certs/ca-certificates.crt"))
+                .unwrap()
+                .len()
+                > 100_000
         );
     }
-    const PT_INTERP: u32 = 3;
-    let binary = std::fs::read(root.join("pki-sidecar")).unwrap();
-    assert!(
-        !program_header_types(&binary).contains(&PT_INTERP),
-        "the binary names a dynamic loader: it is not static"
-    );
-    // What distroless/static provides and the binary uses: the CA bundle, the nonroot user.
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-    assert!(passwd.contains(":65532:65532:"), "{passwd}");
-    use std::os::unix::fs::MetadataExt as _;
-    let home = std::fs::metadata(root.join("home/nonroot")).unwrap();
-    assert_eq!(
-        (home.uid(), home.gid()),
-        (UID, UID),
-        "nonroot's home is its own"
-    );
-    assert!(
-        std::fs::metadata(root.join("etc/ssl/certs/ca-certificates.crt"))
-            .unwrap()
-            .len()
-            > 100_000
-    );
 
+    // The amd64 image's binary runs here (the arm64 one: scripts/run-foreign-arch.sh, qemu).
+    let rootfs = Rootfs::unpack(&archive, "amd64");
+    let root = rootfs.path();
     // The image carries a commit of this repository (the build argument; `.git` is not in the
     // build context): the checkout's when built and tested together as CI does, an earlier one
     // when the image was built before the last commit.
@@ -266,7 +445,7 @@ fn the_image_holds_one_static_binary_and_no_shell() {
 #[test]
 fn the_app_role_serves_from_the_image_as_uid_65532() {
     let Some(archive) = archive() else { return };
-    let rootfs = Rootfs::unpack(&archive);
+    let rootfs = Rootfs::unpack(&archive, "amd64");
     let (port, metrics) = (util::free_port(), util::free_port());
     util::write_file(
         &rootfs.path().join("tmp"),
