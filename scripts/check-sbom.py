@@ -13,7 +13,8 @@ check all count them.
         FILE is a CycloneDX JSON SBOM (`cargo cyclonedx`). It must validate against the JSON
         schema of the spec version it declares (cyclonedx-python-lib ships the schemas), its
         root component must be pki-sidecar at Cargo.toml's version, and its components must be
-        exactly the expected crates: name, version and purl (pkg:cargo/NAME@VERSION).
+        exactly the expected crates: name, version and purl (pkg:cargo/NAME@VERSION), and
+        where a component gives a SHA-256 digest, Cargo.lock's checksum of that crate.
     check-sbom.py binary FILE --target TRIPLE
         FILE is an ELF binary built with `cargo auditable`. Its `.dep-v0` section (zlib-
         compressed JSON, read here with Python's own ELF parsing, for any architecture) must
@@ -24,7 +25,8 @@ check all count them.
         Cargo.toml's licence is Apache-2.0 and LICENSE is the Apache License 2.0's text.
     check-sbom.py --self-test
         Proves that each check above fails on a doctored input: a component removed, one
-        added, a version changed; in a synthetic SBOM and a synthetic ELF built from the
+        added, a version changed, a digest changed; an SBOM that breaks its schema; a binary
+        without the section; in a synthetic SBOM and a synthetic ELF built from the
         expected set, which must themselves pass.
 
 A difference prints the extra and the missing crates and exits 1.
@@ -89,12 +91,17 @@ def expected_crates(target):
         return seen - {root}
 
     runtime = reachable({None})
+    with open(REPO / "Cargo.lock", "rb") as lock:
+        checksums = {(p["name"], p["version"]): p.get("checksum")
+                     for p in tomllib.load(lock)["package"]}
     crates = {}
     for pid in reachable({None, "build"}):
         package = packages[pid]
-        crates[(package["name"], package["version"])] = {
+        key = (package["name"], package["version"])
+        crates[key] = {
             "source": package["source"],
             "kind": "runtime" if pid in runtime else "build",
+            "checksum": checksums.get(key),
         }
     return crates
 
@@ -159,8 +166,13 @@ def check_sbom(document, expected, version):
             ok = purl == want
         if not ok:
             wrong_purl.append(f"  {key[0]} {key[1]}: purl {purl!r}, expected {want!r}")
+        # The crate archive's digest, where the SBOM gives one, is Cargo.lock's checksum.
+        digests = {h.get("content") for h in component.get("hashes", []) if h.get("alg") == "SHA-256"}
+        if digests and digests != {expected[key]["checksum"]}:
+            wrong_purl.append(f"  {key[0]} {key[1]}: SHA-256 {sorted(digests)}, Cargo.lock has "
+                              f"{expected[key]['checksum']}")
     if wrong_purl:
-        raise CheckFailed("SBOM purls:\n" + "\n".join(wrong_purl))
+        raise CheckFailed("SBOM purls and hashes:\n" + "\n".join(wrong_purl))
     return f"CycloneDX {spec}, {len(components)} components = Cargo.lock's"
 
 
@@ -236,8 +248,12 @@ def synthetic_sbom(expected, version):
     """A minimal valid CycloneDX 1.5 SBOM listing the expected crates."""
     def component(name, crate_version, source):
         purl = expected_purl(name, crate_version, source) or f"pkg:cargo/{name}@{crate_version}?x=y"
-        return {"type": "library", "bom-ref": f"{name}@{crate_version}", "name": name,
-                "version": crate_version, "purl": purl}
+        entry = {"type": "library", "bom-ref": f"{name}@{crate_version}", "name": name,
+                 "version": crate_version, "purl": purl}
+        checksum = expected[(name, crate_version)]["checksum"]
+        if checksum:
+            entry["hashes"] = [{"alg": "SHA-256", "content": checksum}]
+        return entry
     return {
         "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
         "metadata": {"component": {"type": "application", "bom-ref": ROOT_PACKAGE,
@@ -308,6 +324,10 @@ def self_test(target):
     must("SBOM as Cargo.lock says", lambda: check_sbom(sbom, expected, version), True)
     for label, bad in doctored(sbom, "components"):
         must(f"SBOM with {label}", lambda bad=bad: check_sbom(bad, expected, version), False)
+    wrong_hash = copy.deepcopy(sbom)
+    hashed = next(c for c in wrong_hash["components"] if "hashes" in c)
+    hashed["hashes"][0]["content"] = "0" * 64
+    must("SBOM with a wrong crate digest", lambda: check_sbom(wrong_hash, expected, version), False)
     invalid = copy.deepcopy(sbom)
     invalid["components"][0]["type"] = "crate"
     must("SBOM not valid against its schema", lambda: check_sbom(invalid, expected, version), False)
