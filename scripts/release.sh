@@ -42,7 +42,8 @@ out=target/release-$version
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct HEAD)
 export SOURCE_DATE_EPOCH
 
-bash scripts/build-image.sh
+# Both platforms, whatever the caller's PKI_SIDECAR_PLATFORMS says.
+PKI_SIDECAR_PLATFORMS="linux/amd64 linux/arm64" bash scripts/build-image.sh
 
 # (image platform, architecture in the artefact names, Rust target)
 platforms=("linux-amd64 x86_64 x86_64-unknown-linux-musl" "linux-arm64 aarch64 aarch64-unknown-linux-musl")
@@ -57,13 +58,25 @@ case "$(uname -m)" in
   *) echo "release: no binary for this host ($(uname -m)) to generate the man pages with" >&2; exit 1 ;;
 esac
 
-# The image must be this commit's: build-image.sh passes HEAD to the build (`--version`).
+# The image must be this commit's: build-image.sh passes HEAD to the build (`--version`). The
+# other architecture's binary runs under qemu-user-static where it is installed.
 want_version="pki-sidecar $version (commit $(git rev-parse HEAD))"
-have_version=$("$host_binary" --version)
-if [ "$have_version" != "$want_version" ]; then
-  echo "release: $host_binary says '$have_version', expected '$want_version'" >&2
-  exit 1
-fi
+for entry in "${platforms[@]}"; do
+  read -r platform arch _ <<<"$entry"
+  binary=target/image/$platform/pki-sidecar
+  if [ "$binary" = "$host_binary" ]; then
+    run=("$binary")
+  elif command -v "qemu-$arch-static" >/dev/null; then
+    run=("qemu-$arch-static" "$binary")
+  else
+    continue
+  fi
+  have_version=$("${run[@]}" --version)
+  if [ "$have_version" != "$want_version" ]; then
+    echo "release: $binary says '$have_version', expected '$want_version' (an image of another commit?)" >&2
+    exit 1
+  fi
+done
 
 rm -rf "$out"
 mkdir -p "$out"
