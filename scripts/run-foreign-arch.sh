@@ -23,20 +23,21 @@ fail() { echo "run-foreign-arch: FAIL: $*" >&2; exit 1; }
 command -v "$qemu" >/dev/null || fail "$qemu missing (Debian qemu-user-static; scripts/install-test-deps.sh)"
 [ -f "$binary" ] || fail "no binary at $binary: run scripts/build-image.sh"
 
-# 1. The ELF header: class 64-bit, little-endian, e_machine 183 (EM_AARCH64); no PT_INTERP.
+# 1. The ELF header: class 64-bit, little-endian, e_machine 183 (EM_AARCH64), e_type 3 (ET_DYN:
+#    static-pie, placed at a random address); no PT_INTERP.
 read -r magic machine < <(python3 - "$binary" <<'PY'
 import struct, sys
 data = open(sys.argv[1], "rb").read()
-machine = struct.unpack_from("<H", data, 18)[0]
+elf_type, machine = struct.unpack_from("<HH", data, 16)
 phoff = struct.unpack_from("<Q", data, 0x20)[0]
 phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
 interp = any(struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3 for i in range(phnum))
-print(data[:6].hex(), f"{machine}{'+interp' if interp else ''}")
+print(data[:6].hex(), f"{machine}{'+interp' if interp else ''}{'' if elf_type == 3 else f'+type{elf_type}'}")
 PY
 )
 [ "$magic" = 7f454c460201 ] || fail "$binary is not a 64-bit little-endian ELF file (header $magic)"
-[ "$machine" = 183 ] || fail "$binary: ELF machine '$machine', expected 183 (EM_AARCH64, static)"
-echo "run-foreign-arch: $binary is a static aarch64 ELF executable"
+[ "$machine" = 183 ] || fail "$binary: ELF machine '$machine', expected 183 (EM_AARCH64, static-pie: type 3 and no interpreter)"
+echo "run-foreign-arch: $binary is a static-pie aarch64 ELF executable"
 
 # 2. --version: "pki-sidecar <version> (commit <40 hex digits>)".
 version=$("$qemu" "$binary" --version) || fail "--version exited $?"

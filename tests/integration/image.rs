@@ -361,6 +361,13 @@ fn the_image_holds_one_static_binary_and_no_shell() {
             !program_header_types(&binary).contains(&PT_INTERP),
             "{arch}: the binary names a dynamic loader: it is not static"
         );
+        // Static-pie: position-independent (ET_DYN), so the kernel loads it at a random address.
+        const ET_DYN: u16 = 3;
+        assert_eq!(
+            u16::from_le_bytes([binary[16], binary[17]]),
+            ET_DYN,
+            "{arch}: the binary is not static-pie (ELF type 2 is a fixed-address EXEC)"
+        );
         // cargo auditable: the dependency list that `cargo audit bin` and SBOM scanners read.
         assert!(
             section_names(&binary).iter().any(|name| name == ".dep-v0"),
