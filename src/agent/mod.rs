@@ -86,7 +86,13 @@ impl Agent {
         let (token_tx, token_rx) = watch::channel(None);
         let relogin = Arc::new(Notify::new());
         let backend = VaultBackend {
-            client: client.clone(),
+            // With `exit_on_retry_failure` a failed render ends the agent: its calls use every
+            // retry rather than hand an outage to a backoff that will not run.
+            client: if config.templates.settings.exit_on_retry_failure {
+                client.clone().retrying_while_down()
+            } else {
+                client.clone()
+            },
             tokens: token_rx,
             relogin: relogin.clone(),
         };

@@ -41,6 +41,12 @@ const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+/// How long one call keeps retrying while Vault is down (no answer, or 502/503/504: stopped,
+/// sealed, restarting, no leader). A restart or a leader election is ridden inside the call;
+/// a longer outage is handed to the caller's own backoff, which spreads a fleet's returns over
+/// time (a renewal's over its certificate's time left) where a few-second retry cap would bring
+/// every agent back within seconds of Vault's return.
+const DOWN_WINDOW: Duration = Duration::from_secs(5);
 
 /// Why a call to Vault failed. Callers branch on [`VaultError::is_forbidden`] (log in again)
 /// and [`VaultError::is_retryable`].
@@ -100,6 +106,16 @@ impl VaultError {
         match self {
             VaultError::Unreachable { .. } | VaultError::Timeout { .. } => true,
             VaultError::Api { status, .. } => *status == 429 || *status >= 500,
+            VaultError::Certificate { .. } | VaultError::Protocol { .. } => false,
+        }
+    }
+
+    /// Vault is not serving at all: no answer, or the gateway's or Vault's own 502/503/504
+    /// (sealed, standby without an active node, restarting).
+    pub(crate) fn is_vault_down(&self) -> bool {
+        match self {
+            VaultError::Unreachable { .. } | VaultError::Timeout { .. } => true,
+            VaultError::Api { status, .. } => matches!(status, 502..=504),
             VaultError::Certificate { .. } | VaultError::Protocol { .. } => false,
         }
     }
@@ -231,6 +247,8 @@ pub(crate) struct VaultClient {
     address: String,
     namespace: Option<String>,
     retries: u32,
+    /// How long a call retries while Vault is down ([`DOWN_WINDOW`]); `None`: all `retries`.
+    down_window: Option<Duration>,
     timeout: Duration,
     trust: Trust,
     metrics: VaultMetrics,
@@ -275,10 +293,18 @@ impl VaultClient {
             address: vault.address.clone(),
             namespace: vault.namespace.clone(),
             retries: vault.num_retries,
+            down_window: Some(DOWN_WINDOW),
             timeout: vault.client_timeout,
             trust,
             metrics,
         })
+    }
+
+    /// This client's calls use all of `vault.retry.num_retries` while Vault is down, for a
+    /// caller with no backoff of its own to hand the outage to (`exit_on_retry_failure`).
+    pub(crate) fn retrying_while_down(mut self) -> VaultClient {
+        self.down_window = None;
+        self
     }
 
     /// Vault's address.
@@ -525,6 +551,7 @@ impl VaultClient {
             self.metrics.errors.with_label_values(&[operation, kind]);
         }
         let mut attempt = 0;
+        let call_started = Instant::now();
         loop {
             let started = Instant::now();
             let result = self
@@ -552,6 +579,21 @@ impl VaultClient {
                         || schedule::backoff_delay(attempt, RETRY_MIN, RETRY_MAX, fastrand::f64()),
                         |after| after.min(RETRY_AFTER_CAP),
                     );
+                    if let Some(window) = self.down_window.filter(|_| err.is_vault_down())
+                        && call_started.elapsed() + wait > window
+                    {
+                        tracing::warn!(
+                            vault = %self.address,
+                            operation,
+                            error = %err,
+                            attempt = attempt + 1,
+                            failing_for_seconds =
+                                crate::timefmt::log_seconds(call_started.elapsed()),
+                            "Vault is down; this call stops retrying and leaves the next \
+                             attempt to its caller's backoff"
+                        );
+                        return Err(err);
+                    }
                     // At once and at every retry: an unreachable Vault is never silent
                     // while the call works through its retries.
                     tracing::warn!(
@@ -1065,6 +1107,94 @@ mod tests {
             .map(|family| family.get_metric().len())
             .sum::<usize>();
         assert_eq!(exported, VaultError::KINDS.len());
+    }
+
+    /// A closed loopback port: connections to it are refused.
+    fn closed_port_address() -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("http://127.0.0.1:{port}")
+    }
+
+    #[test]
+    fn down_means_no_answer_or_a_gateway_or_sealed_status() {
+        let api = |status| VaultError::Api {
+            operation: "issue",
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        for status in [502, 503, 504] {
+            assert!(api(status).is_vault_down(), "{status}");
+        }
+        for status in [400, 403, 429, 500] {
+            assert!(!api(status).is_vault_down(), "{status}");
+        }
+        let unreachable = VaultError::Unreachable {
+            address: "a".into(),
+            detail: "Connection refused".into(),
+        };
+        assert!(unreachable.is_vault_down());
+    }
+
+    #[tokio::test]
+    async fn a_call_hands_a_down_vault_to_its_caller_after_the_window() {
+        let registry = Registry::new();
+        let mut client = client_in(&closed_port_address(), 12, &registry);
+        client.down_window = Some(Duration::from_millis(700));
+        let started = Instant::now();
+        let err = client.health().await.unwrap_err();
+        assert!(err.is_vault_down());
+        let attempts = errors_counted(&registry, "health", "unreachable");
+        // The waits are at least 250 ms: 0, ≥ 0.25, ≥ 0.5 s; never the 13 that 12 retries allow.
+        assert!((2..=3).contains(&attempts), "{attempts} attempts");
+        // Within the window and the one attempt that found it spent (margin for a busy machine).
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // Without a window (`exit_on_retry_failure`: no backoff to hand over to), all retries.
+        let registry = Registry::new();
+        let client = client_in(&closed_port_address(), 3, &registry).retrying_while_down();
+        client.health().await.unwrap_err();
+        assert_eq!(errors_counted(&registry, "health", "unreachable"), 4);
+    }
+
+    #[tokio::test]
+    async fn the_window_applies_to_a_down_vault_only() {
+        // 500s are answers from a Vault that serves: every retry is used.
+        let (address, seen) = scripted_server(vec![
+            (500, None, "{}"),
+            (500, None, "{}"),
+            (200, None, LOGIN_OK),
+        ])
+        .await;
+        let mut client = client_for(&address, 3);
+        client.down_window = Some(Duration::ZERO);
+        client
+            .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+            .await
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        // A sealed Vault's 503 is handed over at once with a zero window.
+        let (address, seen) = scripted_server(vec![
+            (503, None, r#"{"errors":["Vault is sealed"]}"#),
+            (200, None, LOGIN_OK),
+        ])
+        .await;
+        let mut client = client_for(&address, 3);
+        client.down_window = Some(Duration::ZERO);
+        let err = client
+            .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(503));
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -62,18 +62,34 @@ auto_auth {{
     util::wait_until(Duration::from_secs(10), "three failed attempts", || {
         events(&agent.log(), "Vault request failed; retrying").len() >= 3
     });
+    // After its retry window (5 s) the call leaves the outage to the login backoff, and says so.
+    const HANDED_OVER: &str = "Vault is down; this call stops retrying and leaves the next \
+                               attempt to its caller's backoff";
+    util::wait_until(Duration::from_secs(15), "the call handing over", || {
+        !events(&agent.log(), HANDED_OVER).is_empty()
+    });
     let (_, log) = agent.stop();
+    let handed = &events(&log, HANDED_OVER)[0];
+    assert_eq!(handed["@level"], "warn", "{handed}");
+    assert_eq!(handed["operation"], "login", "{handed}");
+    let failing_for = handed["failing_for_seconds"].as_f64().unwrap();
+    assert!((3.0..=5.0).contains(&failing_for), "{handed}");
     assert!(
         first_seen < Duration::from_secs(1),
         "the first failure was logged {first_seen:?} after the start:\n{log}"
     );
     let failures = events(&log, "Vault request failed; retrying");
-    for (n, event) in failures.iter().enumerate() {
+    let mut previous = 0;
+    for event in &failures {
         assert_eq!(event["@level"], "warn", "{event}");
         assert_eq!(event["vault"], address.as_str(), "{event}");
         let error = event["error"].as_str().unwrap();
         assert!(error.contains("Connection refused"), "{error}");
-        assert_eq!(event["attempt"], n as u64 + 1, "{event}");
+        // Counted within a call; a call that found Vault down for its whole retry window hands
+        // over to the login backoff, whose next call counts from 1 again.
+        let attempt = event["attempt"].as_u64().unwrap();
+        assert!(attempt == previous + 1 || attempt == 1, "{event}");
+        previous = attempt;
         let retry_in = event["retry_in_seconds"].as_f64().unwrap();
         assert!((0.1..=2.0).contains(&retry_in), "{event}");
         assert_eq!(
