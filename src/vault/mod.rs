@@ -1088,13 +1088,8 @@ mod tests {
         assert_eq!(errors_counted(&registry, "login", "status_5xx"), 2);
         assert_eq!(errors_counted(&registry, "login", "status_4xx"), 1);
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let registry = Registry::new();
-        let client = client_in(&format!("http://127.0.0.1:{port}"), 0, &registry);
+        let client = client_in(&closed_port_address(), 0, &registry);
         client.health().await.unwrap_err();
         assert_eq!(errors_counted(&registry, "health", "unreachable"), 1);
         assert_eq!(errors_counted(&registry, "login", "unreachable"), 0);
@@ -1199,12 +1194,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_vault_is_named() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let client = client_for(&format!("http://127.0.0.1:{port}"), 0);
+        let address = closed_port_address();
+        let client = client_for(&address, 0);
         let err = client
             .login_kubernetes("kubernetes", "authkube", &Secret::new("j".into()), None)
             .await
@@ -1212,7 +1203,7 @@ mod tests {
         assert!(err.is_retryable());
         assert!(
             err.to_string()
-                .starts_with(&format!("cannot reach Vault at http://127.0.0.1:{port}: ")),
+                .starts_with(&format!("cannot reach Vault at {address}: ")),
             "{err}"
         );
     }
