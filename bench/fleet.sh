@@ -8,14 +8,23 @@
 # accessor (hashed, but the same hash for the same token), which tells the agent kinds apart and
 # each agent from the others. Every agent runs the seed's etc/agent.hcl in its own directory
 # (sink, pid file, tls.crt/tls.key) with a TTL of BENCH_TTL; pki-sidecar agents get their own
-# metrics listener on an ephemeral loopback port. All are started together, as a rollout would.
+# metrics listener on an ephemeral loopback port.
 #
-# Timeline (t0 = the agents' start; P = 2/3 of the TTL, the default renewal point):
-#   start   t0 .. every agent has its first certificate
-#   steady  [2P - outage/2 - P, 2P - outage/2): one renewal period with Vault up (the first
-#           renewals fall in it)
-#   outage  [2P - outage/2, + outage): Vault down, centred on the second renewals, so the
-#           agents due then must retry (no certificate is closer than P/2 to expiry then)
+# BENCH_START says when the agents start (t0 = the first start; P = 2/3 of the TTL, the
+# default renewal point):
+#   staggered (default) one after the other, evenly over one renewal period P, as the Pods of a
+#           fleet running for a while were started at different times: from t0 + P on, the
+#           renewals are spread over the period, and an outage meets the share of them that
+#           falls due during it.
+#     start   t0 .. every agent has its first certificate (about t0 + P)
+#     steady  [t0 + 1.1 P, t0 + 2.1 P): one renewal period with Vault up (each agent renews once)
+#     outage  [t0 + 2.1 P, + outage): Vault down
+#   together  all at t0, as a rollout of the whole fleet would: the renewals come in waves.
+#     start   t0 .. every agent has its first certificate
+#     steady  [2P - outage/2 - P, 2P - outage/2): one renewal period with Vault up (the first
+#             renewals fall in it)
+#     outage  [2P - outage/2, + outage): Vault down, centred on the second renewals, so every
+#             agent must retry (no certificate is closer than P/2 to expiry then)
 #   after   the return, BENCH_AFTER seconds
 #
 # The outage (BENCH_OUTAGE): `restart` (default) kills the server (SIGKILL) and starts it again
@@ -37,10 +46,11 @@
 #     EC P-256 issues, one at a time from one client (the capacity table's inputs).
 #
 # --smoke: 10 pki-sidecar agents and 2 OpenBao Agents, 24 s certificates, a 5 s outage: checks
-# that every measure can be taken (under a minute), never the figures.
+# that every measure can be taken (about a minute), never the figures.
 # Environment: PKI_SIDECAR_BIN (skip the build), BENCH_AGENTS (200), BENCH_BAO_AGENTS (20),
-# BENCH_TTL (600 s), BENCH_OUTAGE_SECONDS (60), BENCH_OUTAGE (restart|stop), BENCH_AFTER (180 s),
-# BENCH_COST_REQUESTS (200: logins and EC issues; RSA issues: a quarter), BENCH_KEEP=1.
+# BENCH_TTL (600 s), BENCH_START (staggered|together), BENCH_OUTAGE_SECONDS (60),
+# BENCH_OUTAGE (restart|stop), BENCH_AFTER (180 s), BENCH_COST_REQUESTS (200: logins and EC
+# issues; RSA issues: a quarter), BENCH_KEEP=1.
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -56,6 +66,8 @@ else
   cost_requests=${BENCH_COST_REQUESTS:-200} outage_kind=${BENCH_OUTAGE:-restart}
 fi
 case $outage_kind in restart | stop) ;; *) fail "BENCH_OUTAGE=$outage_kind: restart or stop" ;; esac
+start_kind=${BENCH_START:-staggered}
+case $start_kind in staggered | together) ;; *) fail "BENCH_START=$start_kind: staggered or together" ;; esac
 
 need curl openssl python3
 BIN=$(sidecar_binary)
@@ -153,21 +165,39 @@ agent_config() {
 }
 
 AGENT_DIRS=()
+start_sidecar_agent() {
+  local dir=$WORK/agents/sidecar-$1
+  agent_config "$dir"
+  AGENT_DIRS+=("$dir")
+  start_bg "$dir/agent.log" env -u VAULT_TOKEN -u BAO_TOKEN \
+    "$BIN" agent --config "$dir/agent.hcl" --config "$WORK/metrics.hcl"
+}
+start_bao_agent() {
+  local dir=$WORK/agents/bao-$1
+  agent_config "$dir"
+  AGENT_DIRS+=("$dir")
+  start_bg "$dir/agent.log" env -u VAULT_TOKEN -u BAO_TOKEN "$BAO_BIN" agent -config="$dir/agent.hcl"
+}
+
+# start_agents: every agent at t0 (together), or one after the other over the period P, the
+# OpenBao Agents interleaved with the others (staggered).
 start_agents() {
-  local i dir
+  local i b=0 total=$((agents + bao_agents))
   printf 'telemetry { metrics_listen = "127.0.0.1:0" }\n' >"$WORK/metrics.hcl"
-  for ((i = 0; i < agents; i++)); do
-    dir=$WORK/agents/sidecar-$i
-    agent_config "$dir"
-    AGENT_DIRS+=("$dir")
-    start_bg "$dir/agent.log" env -u VAULT_TOKEN -u BAO_TOKEN \
-      "$BIN" agent --config "$dir/agent.hcl" --config "$WORK/metrics.hcl"
-  done
-  for ((i = 0; i < bao_agents; i++)); do
-    dir=$WORK/agents/bao-$i
-    agent_config "$dir"
-    AGENT_DIRS+=("$dir")
-    start_bg "$dir/agent.log" env -u VAULT_TOKEN -u BAO_TOKEN "$BAO_BIN" agent -config="$dir/agent.hcl"
+  if [ "$start_kind" = together ]; then
+    for ((i = 0; i < agents; i++)); do start_sidecar_agent "$i"; done
+    for ((i = 0; i < bao_agents; i++)); do start_bao_agent "$i"; done
+    return
+  fi
+  for ((i = 0; i < total; i++)); do
+    sleep_until "$(at "$t0" "$(awk -v i="$i" -v n="$total" -v p="$period" 'BEGIN {print i * p / n}')")"
+    # The b-th OpenBao Agent takes the slot nearest (b + 1/2) / bao_agents of the period.
+    if [ "$b" -lt "$bao_agents" ] && [ $(((2 * b + 1) * total)) -le $((2 * bao_agents * i + 1)) ]; then
+      start_bao_agent "$b"
+      b=$((b + 1))
+    else
+      start_sidecar_agent "$((i - b))"
+    fi
   done
 }
 
@@ -198,14 +228,18 @@ cpu_of() {
 started=$SECONDS
 setup_vault
 period=$(awk -v t="$ttl" 'BEGIN {printf "%.3f", t * 2 / 3}')
-say "$agents pki-sidecar agent(s) and $bao_agents OpenBao Agent(s), ${ttl}s certificates; outage: $outage_kind for ${outage}s"
+say "$agents pki-sidecar agent(s) and $bao_agents OpenBao Agent(s) started $start_kind, ${ttl}s certificates; outage: $outage_kind for ${outage}s"
 t0=$(now)
 audit_t0=$(stat -c %s "$WORK/audit.log")
 start_agents
 AGENT_PIDS=("${PIDS[@]:2}") # after the TokenReview stand-in and the server
 wait_until $((60 + agents / 2)) "not every agent wrote a certificate (logs: $WORK/agents/*/agent.log)" all_certified
 t_ready=$(now)
-outage_start=$(at "$t0" "$(awk -v p="$period" -v o="$outage" 'BEGIN {print 2 * p - o / 2}')")
+if [ "$start_kind" = together ]; then
+  outage_start=$(at "$t0" "$(awk -v p="$period" -v o="$outage" 'BEGIN {print 2 * p - o / 2}')")
+else
+  outage_start=$(at "$t0" "$(awk -v p="$period" 'BEGIN {print 2.1 * p}')")
+fi
 steady_start=$(at "$outage_start" "-$period")
 awk -v r="$t_ready" -v s="$steady_start" 'BEGIN {exit !(r <= s)}' ||
   fail "the fleet took $(awk -v r="$t_ready" -v t="$t0" 'BEGIN {print r - t}')s to start, past the steady phase's start; a longer BENCH_TTL is needed"
@@ -252,7 +286,7 @@ python3 "$FLEET" costs "$VAULT_ADDR" "$WORK/jwt" "$cost_requests" "$((cost_reque
 echo "## Fleet: $agents pki-sidecar agents and $bao_agents OpenBao Agents against one OpenBao ($mode)"
 echo
 echo "Machine: $(machine). $("$BAO_BIN" version | cut -d' ' -f1-2), raft storage (one node), server and agents on the same 2 cores."
-echo "Certificates: ttl=${ttl}s, role home (RSA-2048 keys generated by Vault). Outage: $outage_kind for ${outage}s."
+echo "Certificates: ttl=${ttl}s, role home (RSA-2048 keys generated by Vault). Agents started $start_kind$([ "$start_kind" = together ] || echo " over ${period}s"). Outage: $outage_kind for ${outage}s."
 cat "$WORK/memory.md"
 # The report's arguments, so that a kept directory can be read again:
 #   python3 bench/lib/fleet.py report $(cat DIR/report.args)

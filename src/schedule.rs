@@ -108,6 +108,23 @@ pub(crate) fn renewal_retry_wait(
         .min(ceiling)
 }
 
+/// The wait before retrying a failed render: [`renewal_retry_wait`] while the certificate it
+/// renews is still valid, else the next step of `backoff` (`min_backoff`..`max_backoff` in
+/// `bounds`, with its own jitter; `random` draws the spread wait). Only failures without a valid certificate move `backoff` on, so a certificate that
+/// expires during a long outage starts the doubling backoff from its first step, not from the
+/// step the spread waits would have counted up to (`max_backoff`, minutes, after a dozen).
+pub(crate) fn render_retry_wait(
+    backoff: &mut Backoff,
+    time_left: Option<Duration>,
+    (floor, max): (Duration, Duration),
+    random: f64,
+) -> Duration {
+    match time_left {
+        Some(left) => renewal_retry_wait(left, floor, max, random),
+        None => backoff.next_delay(),
+    }
+}
+
 /// A backoff sequence: call [`Backoff::next_delay`] after each failure, [`Backoff::reset`] after
 /// a success.
 #[derive(Debug, Clone)]
@@ -239,6 +256,31 @@ mod tests {
         assert!(
             busiest <= 2.0 * average,
             "{busiest} in 5 s, average {average}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_expiring_in_an_outage_starts_its_backoff_from_the_first_step() {
+        let bounds = (Duration::from_secs(1), Duration::from_secs(300));
+        let mut backoff = Backoff::new(bounds.0, bounds.1);
+        // A dozen failed renewals while the certificate was valid: spread waits, each a share
+        // of the time left; the doubling backoff is not touched.
+        for left in (1..=12).rev() {
+            let left = Duration::from_secs(20 * left);
+            let wait = render_retry_wait(&mut backoff, Some(left), bounds, 0.5);
+            assert_eq!(wait, renewal_retry_wait(left, bounds.0, bounds.1, 0.5));
+        }
+        assert_eq!(backoff.failures(), 0);
+        // Expired: the first retry waits min_backoff, the next at most twice that; not
+        // max_backoff.
+        let first = render_retry_wait(&mut backoff, None, bounds, 1.0);
+        assert_eq!(first, Duration::from_secs(1));
+        assert_eq!(backoff.failures(), 1);
+        // (The doubling backoff draws its own jitter.)
+        let second = render_retry_wait(&mut backoff, None, bounds, 1.0);
+        assert!(
+            (Duration::from_secs(1)..=Duration::from_secs(2)).contains(&second),
+            "{second:?}"
         );
     }
 

@@ -382,18 +382,12 @@ impl TemplateRunner {
                     self.metrics.render(false);
                     let time_left = self.slots[position].time_left(now, &self.store);
                     let slot = &mut self.slots[position];
-                    // Still counted, so a success resets it for the next failure without a
-                    // certificate.
-                    let delay = slot.backoff.next_delay();
-                    let wait = match time_left {
-                        Some(left) => schedule::renewal_retry_wait(
-                            left,
-                            floor,
-                            self.max_backoff,
-                            fastrand::f64(),
-                        ),
-                        None => delay,
-                    };
+                    let wait = schedule::render_retry_wait(
+                        &mut slot.backoff,
+                        time_left,
+                        (floor, self.max_backoff),
+                        fastrand::f64(),
+                    );
                     slot.retry_at = Some(Instant::now() + wait);
                     let _in_template = slot.span.enter();
                     if position == failed {
