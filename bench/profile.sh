@@ -20,7 +20,8 @@
 #     connection (TCP, accept, close) is not in these figures.
 #
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
-# `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone.
+# `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone, `idle` the
+# heap per idle connection alone.
 # Environment: PKI_SIDECAR_BIN (skip the build), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
 # (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_HANDSHAKES (HS, default 50),
 # BENCH_KEEP=1. Takes about 6 minutes (the handshake profile alone about 3).
@@ -28,11 +29,11 @@ set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
-only_handshakes=0
+only=
 case "${1:-}" in
   "") ;;
-  handshakes) only_handshakes=1 ;;
-  *) fail "usage: bench/profile.sh [handshakes]" ;;
+  handshakes | idle) only=$1 ;;
+  *) fail "usage: bench/profile.sh [handshakes|idle]" ;;
 esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 handshakes=${BENCH_HANDSHAKES:-50}
@@ -194,14 +195,14 @@ handshake_tables() {
   handshake_table pki-sidecar-rsa X25519 "RSA 2048"
 }
 
-if [ "$only_handshakes" = 1 ]; then
+if [ "$only" = handshakes ]; then
   handshake_tables
   say "done"
   exit 0
 fi
 
 declare -A INSTR CALLS
-for name in pki-sidecar nginx-tuned; do
+[ "$only" = idle ] || for name in pki-sidecar nginx-tuned; do
   say "$name: callgrind, $conns x $rounds and $conns x $((3 * rounds)) requests"
   small=$(instructions "$name" "$rounds")
   large=$(instructions "$name" $((3 * rounds)))
@@ -235,6 +236,19 @@ massif_run() {
 }
 massif_run "$idle_conns"
 massif_run $((3 * idle_conns))
+massif_table() {
+  echo
+  echo "#### pki-sidecar's heap per idle TLS connection, by allocation site (massif, $idle_conns and $((3 * idle_conns)) connections)"
+  echo
+  echo "| bytes per connection | allocated in |"
+  echo "| ---: | --- |"
+  lib massif-diff "$WORK/massif.$idle_conns.txt" "$idle_conns" "$WORK/massif.$((3 * idle_conns)).txt" $((3 * idle_conns))
+}
+if [ "$only" = idle ]; then
+  massif_table
+  say "done"
+  exit 0
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo
@@ -249,11 +263,6 @@ for name in pki-sidecar nginx-tuned; do
   # strace -c's columns: % time, seconds, usecs/call, calls, [errors], syscall.
   echo "System calls of $name for $((conns * rounds)) requests: $(awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ {printf "%s%s %s", sep, $NF, $4; sep=", "}' "$WORK/strace.$name")."
 done
-echo
-echo "#### pki-sidecar's heap per idle TLS connection, by allocation site (massif, $idle_conns and $((3 * idle_conns)) connections)"
-echo
-echo "| bytes per connection | allocated in |"
-echo "| ---: | --- |"
-lib massif-diff "$WORK/massif.$idle_conns.txt" "$idle_conns" "$WORK/massif.$((3 * idle_conns)).txt" $((3 * idle_conns))
+massif_table
 handshake_tables
 say "done"

@@ -30,7 +30,7 @@ const GLOBAL: &str = "Global options";
     version = CLI_VERSION,
     about,
     propagate_version = true,
-    after_long_help = help::top()
+    after_long_help = help::long(help::top)
 )]
 pub struct Cli {
     /// Config file (HCL, as Vault Agent's); repeat to layer files, later ones win.
@@ -73,44 +73,44 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to Vault, issue certificates through templates and keep them renewed.
-    #[command(after_long_help = help::agent())]
+    #[command(after_long_help = help::long(help::agent))]
     Agent,
     /// Terminate TLS with the agent's certificate and forward to the app.
     ///
     /// Settings come from the `proxy {}` block of the --config files; each flag below
     /// overrides its key, and with flags alone no file is needed.
-    #[command(after_long_help = help::proxy())]
+    #[command(after_long_help = help::long(help::proxy))]
     Proxy(ProxyArgs),
     /// Serve `hello world` over plain HTTP.
-    #[command(after_long_help = help::app())]
+    #[command(after_long_help = help::long(help::app))]
     App,
     /// Check the config and print what each role would do; touches nothing.
-    #[command(after_long_help = help::validate())]
+    #[command(after_long_help = help::long(help::validate))]
     Validate(ValidateArgs),
     /// Probes for Kubernetes and for people: the served certificate, a key pair on disk.
     #[command(subcommand)]
     Check(CheckCommand),
     /// Walk the troubleshooting steps for a config: token, Vault, login, policy, files, proxy.
-    #[command(after_long_help = help::doctor())]
+    #[command(after_long_help = help::long(help::doctor))]
     Doctor,
     /// Try it on one machine: app, proxy and agent in one process, on a development CA.
-    #[command(after_long_help = help::dev())]
+    #[command(after_long_help = help::long(help::dev))]
     Dev(crate::dev::DevArgs),
     /// Add the sidecars to annotated workloads in Kubernetes YAML (files, directories or stdin).
-    #[command(after_long_help = help::inject())]
+    #[command(after_long_help = help::long(help::inject))]
     Inject(InjectCommandArgs),
     /// Serve the mutating admission webhook that adds the sidecars to annotated Pods.
-    #[command(after_long_help = help::webhook())]
+    #[command(after_long_help = help::long(help::webhook))]
     Webhook(WebhookArgs),
     /// Write a shell completion script to stdout.
     ///
     /// bash: `pki-sidecar completions bash > /etc/bash_completion.d/pki-sidecar`;
     /// zsh: into a directory of $fpath as `_pki-sidecar`; fish:
     /// `~/.config/fish/completions/pki-sidecar.fish`.
-    #[command(after_long_help = help::generator())]
+    #[command(after_long_help = help::long(help::generator))]
     Completions(CompletionsArgs),
     /// Write the manual page (roff) to stdout, or one page per subcommand into a directory.
-    #[command(after_long_help = help::generator())]
+    #[command(after_long_help = help::long(help::generator))]
     Man(ManArgs),
 }
 
@@ -372,10 +372,10 @@ pub struct ValidateArgs {
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
     /// Connect over TLS and check the served certificate.
-    #[command(after_long_help = help::check_tls())]
+    #[command(after_long_help = help::long(help::check_tls))]
     Tls(CheckTlsArgs),
     /// Check that a certificate file and a key file belong together and are valid.
-    #[command(after_long_help = help::check_pair())]
+    #[command(after_long_help = help::long(help::check_pair))]
     Pair(CheckPairArgs),
 }
 
@@ -462,6 +462,36 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[test]
+    fn the_long_help_is_left_out_only_inside_without_long_help() {
+        use clap::CommandFactory as _;
+        let after = |command: &clap::Command, name: &str| {
+            command
+                .find_subcommand(name)
+                .and_then(clap::Command::get_after_long_help)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let lean = help::without_long_help(Cli::command);
+        assert_eq!(after(&lean, "agent"), "");
+        let full = Cli::command();
+        assert!(after(&full, "agent").contains("Exit codes:"));
+        // The same parse either way.
+        let args = [
+            "pki-sidecar",
+            "agent",
+            "--config",
+            "a.hcl",
+            "--log-level",
+            "debug",
+        ];
+        let parsed = help::without_long_help(|| Cli::try_parse_from(args)).unwrap();
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("{:?}", Cli::try_parse_from(args).unwrap())
+        );
+    }
     use crate::agent::functions::KnownFunctions;
     use crate::config::{self, Config, ConfigErrors};
 

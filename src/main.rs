@@ -23,7 +23,10 @@ fn main() -> ExitCode {
         eprintln!("pki-sidecar: a rustls crypto provider was already installed");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    // Parsed without the long help's texts; `--help`, `--version` and usage errors are parsed
+    // again from the whole command line, which prints them and exits.
+    let cli =
+        pki_sidecar::cli::help::without_long_help(Cli::try_parse).unwrap_or_else(|_| Cli::parse());
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

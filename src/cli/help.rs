@@ -3,8 +3,42 @@
 //! at [`WIDTH`] with hanging indents, so clap's own wrapping (which would lose the
 //! indent) does not touch them on an 80-column terminal.
 
+use std::cell::Cell;
+
 use crate::config::ENV_OVERRIDES;
 use crate::doctor::STEPS;
+
+thread_local! {
+    /// Whether [`long`] builds the texts on this thread: off only inside [`without_long_help`].
+    /// Per thread, so that nothing built elsewhere meanwhile (a test's) loses its texts.
+    static LONG_HELP: Cell<bool> = const { Cell::new(true) };
+}
+
+/// `text()`, the end of a command's `--help`, unless the command line is being built by
+/// [`without_long_help`] on this thread.
+pub fn long(text: fn() -> String) -> String {
+    if LONG_HELP.get() {
+        text()
+    } else {
+        String::new()
+    }
+}
+
+/// Runs `build` (a parse of the command line) with every command's long help left empty.
+/// Building those texts (wrapping, the environment table, the exit codes) is about a million
+/// instructions, a third of `validate`'s whole run, and only `--help` shows them: parse this
+/// way first, and again with them when clap has help (or an error) to print.
+pub fn without_long_help<T>(build: impl FnOnce() -> T) -> T {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LONG_HELP.set(true);
+        }
+    }
+    LONG_HELP.set(false);
+    let _restore = Restore;
+    build()
+}
 
 /// The longest line written: an 80-column terminal shows it whole, and so does `man`
 /// beside its 7-column indent.
