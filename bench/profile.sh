@@ -39,7 +39,8 @@ rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 handshakes=${BENCH_HANDSHAKES:-50}
 need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
 BIN=$(sidecar_binary)
-HANDSHAKES_BIN=$(handshake_client)
+# The handshake client (a cargo build) only for the profiles that make handshakes.
+[ "$only" = idle ] || HANDSHAKES_BIN=$(handshake_client)
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
 
 # --- certificates, upstream, configs -------------------------------------------------------------

@@ -462,6 +462,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::agent::functions::KnownFunctions;
+    use crate::config::{self, Config, ConfigErrors};
 
     #[test]
     fn the_long_help_is_left_out_only_inside_without_long_help() {
@@ -492,8 +494,6 @@ mod tests {
             format!("{:?}", Cli::try_parse_from(args).unwrap())
         );
     }
-    use crate::agent::functions::KnownFunctions;
-    use crate::config::{self, Config, ConfigErrors};
 
     fn proxy_args(args: &[&str]) -> ProxyArgs {
         let mut argv = vec!["pki-sidecar", "proxy"];

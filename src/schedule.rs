@@ -109,10 +109,11 @@ pub(crate) fn renewal_retry_wait(
 }
 
 /// The wait before retrying a failed render: [`renewal_retry_wait`] while the certificate it
-/// renews is still valid, else the next step of `backoff` (`min_backoff`..`max_backoff` in
-/// `bounds`, with its own jitter; `random` draws the spread wait). Only failures without a valid certificate move `backoff` on, so a certificate that
-/// expires during a long outage starts the doubling backoff from its first step, not from the
-/// step the spread waits would have counted up to (`max_backoff`, minutes, after a dozen).
+/// renews is still valid (`random` draws it), else the next step of `backoff`
+/// (`min_backoff`..`max_backoff` in `bounds`, with its own jitter). Only failures without a
+/// valid certificate move `backoff` on, so a certificate that expires during a long outage
+/// starts the doubling backoff from its first step, not from the step the spread waits would
+/// have counted up to (`max_backoff`, minutes, after a dozen).
 pub(crate) fn render_retry_wait(
     backoff: &mut Backoff,
     time_left: Option<Duration>,
