@@ -20,6 +20,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use super::forward::ProxyBody;
 use super::park::OpenResponse;
+use crate::tls::stream::ServerTls;
 
 /// The tracing target of access lines: `@module` `access` in JSON; a filter can name it
 /// (`RUST_LOG=info,pki_sidecar::access=off`).
@@ -37,8 +38,8 @@ pub(crate) struct ConnectionInfo {
 
 impl ConnectionInfo {
     /// The details of `connection` from `client`.
-    pub(crate) fn new(client: SocketAddr, connection: &rustls::ServerConnection) -> ConnectionInfo {
-        let tls_version = match connection.protocol_version() {
+    pub(crate) fn new(client: SocketAddr, connection: &ServerTls) -> ConnectionInfo {
+        let tls_version = match connection.session().protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
             Some(_) => "other",

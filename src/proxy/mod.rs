@@ -34,12 +34,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::Instrument;
 
 use crate::telemetry::SpanExecutor;
+use crate::tls::stream::ServerTls;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -319,11 +318,11 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = TlsAcceptor::from(tls.load_full());
+        let config = tls.load_full();
         let shared = connections.clone();
         tracker.spawn(
             async move {
-                shared.serve_connection(stream, peer, acceptor).await;
+                shared.serve_connection(stream, peer, config).await;
                 drop(permit);
             }
             .in_current_span(),
@@ -350,7 +349,7 @@ impl ConnectionShared {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
-        acceptor: TlsAcceptor,
+        config: Arc<ServerConfig>,
     ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
         let started = Instant::now();
@@ -361,7 +360,7 @@ impl ConnectionShared {
         let Some(connection) = self.start_http(
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                result = Box::pin(tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream))) => result,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(config, stream, self.access_log))) => result,
             },
             started,
             peer,
@@ -376,7 +375,7 @@ impl ConnectionShared {
     /// own connection type, not a sniffing wrapper, so nothing is buffered to guess.
     fn start_http(
         &self,
-        handshake: Result<std::io::Result<TlsStream<TcpStream>>, tokio::time::error::Elapsed>,
+        handshake: Result<std::io::Result<ServerTls>, tokio::time::error::Elapsed>,
         started: Instant,
         peer: SocketAddr,
     ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
@@ -407,11 +406,11 @@ impl ConnectionShared {
         // Taken only with the access log on: off, a connection formats nothing more.
         let access = self
             .access_log
-            .then(|| Arc::new(ConnectionInfo::new(peer, tls.get_ref().1)));
+            .then(|| Arc::new(ConnectionInfo::new(peer, &tls)));
         let activity = Arc::new(Activity::default());
         let forwarder = self.forwarder.clone();
         let request_activity = activity.clone();
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let h2 = tls.session().alpn_protocol() == Some(b"h2");
         // HTTP/1 connections are parked between requests (see [`park`]); the service tells the
         // connection task when a response and a request body end.
         let h1_state = (!h2).then(|| Arc::new(park::H1State::default()));

@@ -29,8 +29,8 @@ use hyper::body::Incoming;
 use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+
+use crate::tls::stream::ServerTls;
 
 use super::{Activity, ConnectionShared};
 
@@ -100,7 +100,7 @@ impl Drop for OpenResponse {
 /// parked come first; a flush is reported to [`H1State`]; and while parking, a shutdown keeps
 /// the stream open for the next hyper connection.
 pub(super) struct ParkIo {
-    stream: Box<TlsStream<TcpStream>>,
+    stream: Box<ServerTls>,
     replay: Bytes,
     state: Arc<H1State>,
     /// Set when a shutdown was skipped because the connection is being parked.
@@ -174,7 +174,7 @@ enum Ended<S> {
     /// Closed (or upgraded: the tunnel owns the stream now).
     Closed,
     /// Parked: the stream, the service, and bytes read but not parsed.
-    Parked(Box<TlsStream<TcpStream>>, S, Bytes),
+    Parked(Box<ServerTls>, S, Bytes),
 }
 
 impl ConnectionShared {
@@ -182,7 +182,7 @@ impl ConnectionShared {
     /// waits for a request.
     pub(super) async fn serve_http1<S>(
         &self,
-        tls: Box<TlsStream<TcpStream>>,
+        tls: Box<ServerTls>,
         service: S,
         state: Arc<H1State>,
         activity: Arc<Activity>,
@@ -223,7 +223,7 @@ impl ConnectionShared {
     /// Runs one hyper connection on `tls` until it ends or is parked.
     async fn drive_http1<S>(
         &self,
-        tls: Box<TlsStream<TcpStream>>,
+        tls: Box<ServerTls>,
         service: S,
         replay: Bytes,
         state: &Arc<H1State>,
@@ -314,29 +314,20 @@ impl ConnectionShared {
 
     /// Waits, holding no HTTP state, until the parked connection has something to read, or
     /// must close (shutdown, `idle_timeout`, a TLS error).
-    async fn wait_parked(&self, tls: &mut TlsStream<TcpStream>, activity: &Activity) -> Wake {
-        // rustls may hold plaintext hyper did not read, or records not yet decrypted; the
+    async fn wait_parked(&self, tls: &mut ServerTls, activity: &Activity) -> Wake {
+        // The stream may hold plaintext hyper did not read, or the peer's close_notify; the
         // socket will not tell about those.
-        let (_, session) = tls.get_mut();
-        match session.process_new_packets() {
-            Ok(io_state) => {
-                if io_state.plaintext_bytes_to_read() > 0 || io_state.peer_has_closed() {
-                    return Wake::Readable;
-                }
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "TLS error on a parked connection");
-                return Wake::Close;
-            }
+        if tls.has_buffered_input() {
+            return Wake::Readable;
         }
-        if tls.get_ref().1.wants_write() && tls.flush().await.is_err() {
+        if tls.wants_write() && tls.flush().await.is_err() {
             return Wake::Close;
         }
         loop {
             let deadline = activity.next_check(self.idle_timeout);
             tokio::select! {
                 () = self.shutdown.cancelled() => return Wake::Close,
-                readable = tls.get_ref().0.readable() => {
+                readable = tls.socket().readable() => {
                     return match readable {
                         Ok(()) => Wake::Readable,
                         Err(_) => Wake::Close,

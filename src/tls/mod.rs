@@ -12,7 +12,9 @@
 //! a redirect to `https://`, so the store (hundreds of files under /etc/ssl/certs) is read at
 //! the first certificate to verify, if one ever comes, instead of delaying the agent's start.
 
+pub(crate) mod client_hello;
 pub mod pem;
+pub(crate) mod stream;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,822 @@
+//! A server-side TLS stream over rustls's unbuffered API that holds no buffer while it waits.
+//!
+//! rustls's buffered `ServerConnection` (what `tokio-rustls` drives) keeps a 4 KiB record buffer
+//! for the whole life of a connection. Here the buffers are this stream's own: received bytes,
+//! decrypted bytes the reader has not taken yet, and encrypted bytes not yet sent. Each is
+//! allocated when there is something to put in it and released as soon as it is empty and the
+//! connection waits for its peer: an idle keep-alive connection holds its keys and its socket,
+//! nothing more.
+//!
+//! The behaviour is `tokio-rustls`'s: [`accept`] completes once the handshake is done and its
+//! last flight (session tickets included) is sent; reads end with `Ok(0)` after the peer's
+//! close_notify and fail with `UnexpectedEof` when the socket closes without one; a TLS error is
+//! an `InvalidData` error wrapping the `rustls::Error`, after the alert that tells the peer why
+//! has been given a chance to go out; a shutdown sends close_notify, then the TCP FIN.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustls::ServerConfig;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::client_hello::SniReader;
+
+/// How much a read from the socket asks for: one TLS record of the largest size.
+const READ_SIZE: usize = 5 + 16_384 + 256;
+
+/// The most plaintext one `poll_write` encrypts before it hands back to its caller.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Room reserved per record beyond its plaintext: header, explicit nonce, tag, content type.
+const RECORD_OVERHEAD: usize = 40;
+
+/// A server's TLS connection on a TCP socket (see the module's documentation).
+pub(crate) struct ServerTls {
+    io: TcpStream,
+    conn: UnbufferedServerConnection,
+    /// Bytes received and not processed yet: `incoming[start..]`, at most a partial record
+    /// between calls.
+    incoming: Vec<u8>,
+    start: usize,
+    /// Decrypted bytes the reader has not taken yet: `plain[plain_start..]`.
+    plain: Vec<u8>,
+    plain_start: usize,
+    /// Encrypted bytes not sent yet: `outgoing[sent..]`.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// The peer's close_notify arrived: reads end.
+    peer_closed: bool,
+    /// The socket's read side reached its end.
+    eof: bool,
+    /// close_notify is queued or sent: no more writes.
+    close_sent: bool,
+    /// A TLS error ended the connection (see [`ServerTls::fail`]).
+    failed: bool,
+    /// Reads the server name from the ClientHello until it is known (see [`accept`]).
+    sni_reader: Option<Box<SniReader>>,
+    sni: Option<Box<str>>,
+}
+
+/// What the connection asks for once it has processed what it holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// The handshake needs the peer's next flight.
+    Handshaking,
+    /// Handshake done, nothing left to process: application data may be written, and reading
+    /// needs more bytes from the peer.
+    Ready,
+    /// Both sides have closed.
+    Closed,
+}
+
+/// What to encrypt once the connection may send application data.
+enum Send<'a> {
+    Nothing,
+    Data(&'a [u8]),
+    CloseNotify,
+}
+
+/// Completes a server handshake on `io`. With `want_sni`, the server name the client asked for
+/// is read from its ClientHello (rustls's unbuffered connection does not expose it) and given by
+/// [`ServerTls::server_name`].
+pub(crate) async fn accept(
+    config: Arc<ServerConfig>,
+    io: TcpStream,
+    want_sni: bool,
+) -> io::Result<ServerTls> {
+    let conn = UnbufferedServerConnection::new(config).map_err(invalid_data)?;
+    let mut tls = ServerTls {
+        io,
+        conn,
+        incoming: Vec::new(),
+        start: 0,
+        plain: Vec::new(),
+        plain_start: 0,
+        outgoing: Vec::new(),
+        sent: 0,
+        peer_closed: false,
+        eof: false,
+        close_sent: false,
+        failed: false,
+        sni_reader: want_sni.then(|| Box::new(SniReader::new())),
+        sni: None,
+    };
+    poll_fn(|cx| tls.poll_handshake(cx)).await?;
+    Ok(tls)
+}
+
+impl ServerTls {
+    /// The TLS session's state: the negotiated version, ALPN protocol, cipher suite and group.
+    pub(crate) fn session(&self) -> &rustls::CommonState {
+        &self.conn
+    }
+
+    /// The server name (SNI) the client asked for, when [`accept`] was asked to read it.
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+
+    /// The socket.
+    pub(crate) fn socket(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// Whether a read would return without waiting for the socket: decrypted bytes not read yet,
+    /// or the peer's close_notify.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        self.plain_start < self.plain.len() || self.peer_closed
+    }
+
+    /// Whether encrypted bytes wait to be sent (flush them before waiting for the peer).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.sent < self.outgoing.len()
+    }
+
+    /// The bytes this stream holds in buffers of its own right now.
+    #[cfg(test)]
+    fn buffered_capacity(&self) -> usize {
+        self.incoming.capacity() + self.plain.capacity() + self.outgoing.capacity()
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let step = match self.process(None, Send::Nothing) {
+                Ok(step) => step,
+                Err(err) => return Poll::Ready(Err(self.fail(err))),
+            };
+            ready!(self.poll_send(cx))?;
+            match step {
+                // A TLS 1.3 server may send before the client's Finished; the handshake (the
+                // client's certificate, when one is asked for) is done only after it.
+                Step::Ready if !self.conn.is_handshaking() => {
+                    self.sni_reader = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Step::Closed => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                Step::Ready | Step::Handshaking => {}
+            }
+            if self.eof || self.peer_closed {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the connection during the TLS handshake",
+                )));
+            }
+            if ready!(self.poll_receive(cx))? == 0 {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// Processes every complete record received: decrypted data goes to `read` while it has
+    /// room, then to `plain`; handshake messages, alerts and key updates to send go to
+    /// `outgoing`; `send` is encrypted once the connection may send application data.
+    fn process(
+        &mut self,
+        mut read: Option<&mut ReadBuf<'_>>,
+        send: Send<'_>,
+    ) -> Result<Step, rustls::Error> {
+        if self.failed {
+            return Err(rustls::Error::General("the TLS connection failed".into()));
+        }
+        loop {
+            let UnbufferedStatus { mut discard, state } = self
+                .conn
+                .process_tls_records(&mut self.incoming[self.start..]);
+            let step = match state {
+                Err(err) => {
+                    self.start += discard;
+                    return Err(err);
+                }
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    while let Some(record) = traffic.next_record() {
+                        let record = record?;
+                        discard += record.discard;
+                        deliver(record.payload, &mut read, &mut self.plain);
+                    }
+                    None
+                }
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    let filled = self.outgoing.len();
+                    let mut room = 1024;
+                    loop {
+                        self.outgoing.resize(filled + room, 0);
+                        match data.encode(&mut self.outgoing[filled..]) {
+                            Ok(written) => {
+                                self.outgoing.truncate(filled + written);
+                                break;
+                            }
+                            Err(EncodeError::InsufficientSize(size)) => room = size.required_size,
+                            Err(EncodeError::AlreadyEncoded) => {
+                                self.outgoing.truncate(filled);
+                                break;
+                            }
+                        }
+                    }
+                    None
+                }
+                // The records are in `outgoing`; they are sent before the stream waits.
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    data.done();
+                    None
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    None
+                }
+                Ok(ConnectionState::Closed) => {
+                    self.peer_closed = true;
+                    Some(Step::Closed)
+                }
+                Ok(ConnectionState::BlockedHandshake) => Some(Step::Handshaking),
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let filled = self.outgoing.len();
+                    let mut room = match send {
+                        Send::Nothing => 0,
+                        Send::Data(data) => {
+                            data.len() + (data.len() / 16_384 + 1) * RECORD_OVERHEAD
+                        }
+                        Send::CloseNotify => 2 * RECORD_OVERHEAD,
+                    };
+                    loop {
+                        self.outgoing.resize(filled + room, 0);
+                        let into = &mut self.outgoing[filled..];
+                        let result = match send {
+                            Send::Nothing => Ok(0),
+                            Send::Data(data) => traffic.encrypt(data, into),
+                            Send::CloseNotify => traffic.queue_close_notify(into),
+                        };
+                        match result {
+                            Ok(written) => {
+                                self.outgoing.truncate(filled + written);
+                                break;
+                            }
+                            Err(EncryptError::InsufficientSize(size)) => room = size.required_size,
+                            Err(EncryptError::EncryptExhausted) => {
+                                self.outgoing.truncate(filled);
+                                self.start += discard;
+                                return Err(rustls::Error::EncryptError);
+                            }
+                        }
+                    }
+                    Some(Step::Ready)
+                }
+                // Early data is off (the config's `max_early_data_size` is 0): rustls never
+                // gets here for this server.
+                Ok(ConnectionState::ReadEarlyData(_)) => {
+                    self.start += discard;
+                    return Err(rustls::Error::General("unexpected early data".into()));
+                }
+                Ok(other) => {
+                    self.start += discard;
+                    return Err(rustls::Error::General(format!(
+                        "unexpected TLS connection state {other:?}"
+                    )));
+                }
+            };
+            self.start += discard;
+            if self.start == self.incoming.len() {
+                self.incoming.clear();
+                self.start = 0;
+            }
+            if let Some(step) = step {
+                return Ok(step);
+            }
+        }
+    }
+
+    /// Reads from the socket into `incoming`: `Ok(0)` at its end. With nothing held, the buffers
+    /// are released before waiting, and `incoming` is allocated again once the socket is
+    /// readable.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            if self.io.poll_read_ready(cx).is_pending() {
+                self.release_idle_buffers();
+                return Poll::Pending;
+            }
+            if self.start > 0 {
+                self.incoming.drain(..self.start);
+                self.start = 0;
+            }
+            if self.incoming.capacity() - self.incoming.len() < READ_SIZE / 4 {
+                self.incoming.reserve(READ_SIZE);
+            }
+            let before = self.incoming.len();
+            match self.io.try_read_buf(&mut self.incoming) {
+                Ok(n) => {
+                    if let Some(reader) = &mut self.sni_reader
+                        && let Some(name) = reader.feed(&self.incoming[before..])
+                    {
+                        self.sni = name;
+                        self.sni_reader = None;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+
+    /// Frees every buffer that holds nothing.
+    fn release_idle_buffers(&mut self) {
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        if self.plain_start == self.plain.len() {
+            self.plain = Vec::new();
+            self.plain_start = 0;
+        }
+        if self.sent == self.outgoing.len() {
+            self.outgoing = Vec::new();
+            self.sent = 0;
+        }
+    }
+
+    /// Sends everything in `outgoing`.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.outgoing.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.outgoing.clear();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends what the socket takes now, without waiting.
+    fn try_send(&mut self) -> io::Result<()> {
+        while self.sent < self.outgoing.len() {
+            match self.io.try_write(&self.outgoing[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        }
+        self.outgoing.clear();
+        self.sent = 0;
+        Ok(())
+    }
+
+    /// The error for a failed connection, after the alert rustls queued for the peer (if any)
+    /// was offered to the socket. From then on the stream only reports the failure: rustls has
+    /// judged the connection, and what is left of its input is not processed again.
+    fn fail(&mut self, err: rustls::Error) -> io::Error {
+        if self.failed {
+            return invalid_data(err);
+        }
+        self.failed = true;
+        // One call: with an alert queued, rustls hands it out before it looks at any input.
+        let UnbufferedStatus { state, .. } = self
+            .conn
+            .process_tls_records(&mut self.incoming[self.start..]);
+        if let Ok(ConnectionState::EncodeTlsData(mut alert)) = state {
+            let filled = self.outgoing.len();
+            self.outgoing.resize(filled + 2 * RECORD_OVERHEAD, 0);
+            let written = alert.encode(&mut self.outgoing[filled..]).unwrap_or(0);
+            self.outgoing.truncate(filled + written);
+        }
+        let _ = self.try_send();
+        self.incoming = Vec::new();
+        self.start = 0;
+        invalid_data(err)
+    }
+}
+
+/// Copies `payload` into `read` as far as it has room, the rest to the end of `plain`.
+fn deliver(payload: &[u8], read: &mut Option<&mut ReadBuf<'_>>, plain: &mut Vec<u8>) {
+    let taken = match read {
+        Some(buf) if plain.is_empty() => {
+            let n = payload.len().min(buf.remaining());
+            buf.put_slice(&payload[..n]);
+            n
+        }
+        _ => 0,
+    };
+    plain.extend_from_slice(&payload[taken..]);
+}
+
+fn invalid_data(err: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, err)
+}
+
+impl AsyncRead for ServerTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.plain_start < this.plain.len() {
+            let n = (this.plain.len() - this.plain_start).min(buf.remaining());
+            buf.put_slice(&this.plain[this.plain_start..this.plain_start + n]);
+            this.plain_start += n;
+            if this.plain_start == this.plain.len() {
+                this.plain = Vec::new();
+                this.plain_start = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            // Key updates and alerts the last records asked for go out without holding up the
+            // read (a peer that does not read must not stop this side reading).
+            if this.wants_write()
+                && let Poll::Ready(Err(err)) = this.poll_send(cx)
+            {
+                return Poll::Ready(Err(err));
+            }
+            if this.peer_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            let step = match this.process(Some(buf), Send::Nothing) {
+                Ok(step) => step,
+                Err(err) => return Poll::Ready(Err(this.fail(err))),
+            };
+            if buf.filled().len() > before || step == Step::Closed {
+                return Poll::Ready(Ok(()));
+            }
+            if this.peer_closed {
+                continue;
+            }
+            if this.eof {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed connection without sending TLS close_notify",
+                )));
+            }
+            if ready!(this.poll_receive(cx))? == 0 {
+                this.eof = true;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ServerTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.close_sent {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        // What an earlier write left goes first: the caller waits rather than the buffer grows.
+        ready!(this.poll_send(cx))?;
+        let data = &buf[..buf.len().min(WRITE_CHUNK)];
+        match this.process(None, Send::Data(data)) {
+            Ok(Step::Ready) => {}
+            Ok(Step::Closed) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Ok(Step::Handshaking) => {
+                return Poll::Ready(Err(io::Error::other("TLS handshake not complete")));
+            }
+            Err(err) => return Poll::Ready(Err(this.fail(err))),
+        }
+        this.try_send()?;
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_send(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.close_sent {
+            this.close_sent = true;
+            // A connection that failed has sent its alert already; it closes without one.
+            if !this.failed {
+                let _ = this.process(None, Send::CloseNotify);
+            }
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    struct Pki {
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    }
+
+    fn pki() -> Pki {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["server.test".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Pki {
+            cert: cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        }
+    }
+
+    fn server_config(pki: &Pki) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::builder_with_provider(crate::tls::server_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    fn client_config(
+        pki: &Pki,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.cert.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
+    /// A listener, and a connected pair: the server side accepted by [`accept`] (asked for the
+    /// SNI), the client side a `tokio-rustls` client with `config`.
+    async fn pair(
+        server: Arc<ServerConfig>,
+        client: rustls::ClientConfig,
+    ) -> (ServerTls, tokio_rustls::client::TlsStream<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let client = tokio::spawn(async move {
+            let tcp = TcpStream::connect(address).await.unwrap();
+            let name = ServerName::try_from("server.test").unwrap();
+            connector.connect(name, tcp).await.unwrap()
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let server = accept(server, tcp, true).await.unwrap();
+        (server, client.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn both_versions_handshake_and_carry_data_both_ways() {
+        let pki = pki();
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let mut client = client_config(&pki, &[version]);
+            client.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let (mut server, mut client) = pair(server_config(&pki), client).await;
+            assert_eq!(server.session().protocol_version(), Some(version.version));
+            assert_eq!(server.session().alpn_protocol(), Some(&b"http/1.1"[..]));
+            assert_eq!(server.server_name(), Some("server.test"));
+
+            client.write_all(b"ping").await.unwrap();
+            client.flush().await.unwrap();
+            let mut got = [0; 4];
+            server.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"ping");
+            server.write_all(b"pong").await.unwrap();
+            server.flush().await.unwrap();
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(&got, b"pong");
+        }
+    }
+
+    #[tokio::test]
+    async fn large_transfers_in_both_directions_at_once_complete() {
+        // Each side writes 4 MiB while the other writes too: neither side's writing may stop
+        // it reading, or both would wait on full socket buffers for ever.
+        let pki = pki();
+        let (server, client) = pair(
+            server_config(&pki),
+            client_config(&pki, &[&rustls::version::TLS13]),
+        )
+        .await;
+        let payload: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let (mut server_read, mut server_write) = tokio::io::split(server);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let expected = payload.clone();
+        let server_side = tokio::spawn(async move {
+            let sending = async {
+                server_write.write_all(&expected).await.unwrap();
+                server_write.flush().await.unwrap();
+            };
+            let receiving = async {
+                let mut got = vec![0; expected.len()];
+                server_read.read_exact(&mut got).await.unwrap();
+                got
+            };
+            let ((), got) = tokio::join!(sending, receiving);
+            got
+        });
+        let sending = async {
+            client_write.write_all(&payload).await.unwrap();
+            client_write.flush().await.unwrap();
+        };
+        let receiving = async {
+            let mut got = vec![0; payload.len()];
+            client_read.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let ((), client_got) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            tokio::join!(sending, receiving)
+        })
+        .await
+        .unwrap();
+        assert!(
+            client_got == payload,
+            "the client read what the server sent"
+        );
+        assert!(server_side.await.unwrap() == payload, "and the other way");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_holds_no_buffers() {
+        let pki = pki();
+        let (mut server, mut client) = pair(
+            server_config(&pki),
+            client_config(&pki, &[&rustls::version::TLS13]),
+        )
+        .await;
+        let request = vec![b'x'; 20_000];
+        client.write_all(&request).await.unwrap();
+        client.flush().await.unwrap();
+        let mut got = vec![0; request.len()];
+        server.read_exact(&mut got).await.unwrap();
+        server.write_all(&vec![b'y'; 30_000]).await.unwrap();
+        server.flush().await.unwrap();
+        assert!(server.buffered_capacity() > 0, "buffers while busy");
+        // The next read finds nothing: the stream waits for the socket, holding nothing.
+        let mut one = [0; 1];
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), server.read(&mut one)).await;
+        assert!(waited.is_err(), "nothing to read");
+        assert_eq!(server.buffered_capacity(), 0);
+        // And it reads on as before.
+        let mut answer = vec![0; 30_000];
+        client.read_exact(&mut answer).await.unwrap();
+        client.write_all(b"next").await.unwrap();
+        client.flush().await.unwrap();
+        let mut next = [0; 4];
+        server.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next, b"next");
+    }
+
+    #[tokio::test]
+    async fn close_notify_ends_reads_and_a_bare_eof_is_an_error() {
+        let pki = pki();
+        let config = server_config(&pki);
+        let client = client_config(&pki, &[&rustls::version::TLS13]);
+        let (mut server, mut client_stream) = pair(config.clone(), client.clone()).await;
+        client_stream.write_all(b"last").await.unwrap();
+        client_stream.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"last");
+        assert!(
+            server.has_buffered_input(),
+            "the close is known without the socket"
+        );
+
+        // A client that closes its socket without close_notify (having read everything, or its
+        // kernel would reset the connection instead).
+        let (mut server, mut client_stream) = pair(config.clone(), client.clone()).await;
+        server.write_all(b"x").await.unwrap();
+        server.flush().await.unwrap();
+        client_stream.read_exact(&mut [0; 1]).await.unwrap();
+        let (tcp, _) = client_stream.into_inner();
+        drop(tcp);
+        let err = server.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
+        // The server's shutdown sends close_notify: the client reads to a clean end.
+        let (mut server, mut client_stream) = pair(config, client).await;
+        server.write_all(b"bye").await.unwrap();
+        server.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        client_stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"bye");
+        assert!(server.write_all(b"more").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn data_sent_with_the_clients_finished_is_read_after_the_handshake() {
+        // The client's first request often travels in the same segment as its Finished.
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = client_config(&pki, &[&rustls::version::TLS13]);
+        let client_task = std::thread::spawn(move || {
+            let mut tcp = std::net::TcpStream::connect(address).unwrap();
+            let name = ServerName::try_from("server.test").unwrap();
+            let mut conn = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+            use std::io::Write;
+            // Queue the request before the handshake ends: rustls sends it right after the
+            // Finished, in one write.
+            conn.writer().write_all(b"early request").unwrap();
+            conn.complete_io(&mut tcp).unwrap();
+            while conn.wants_write() {
+                conn.write_tls(&mut tcp).unwrap();
+            }
+            tcp
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut server = accept(server_config(&pki), tcp, false).await.unwrap();
+        let mut got = [0; 13];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"early request");
+        assert_eq!(server.server_name(), None, "not asked for");
+        drop(client_task.join().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_client_without_a_common_version_gets_an_alert_and_an_error() {
+        let pki = pki();
+        let mut config = (*server_config(&pki)).clone();
+        config = ServerConfig::builder_with_provider(crate::tls::server_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(config.cert_resolver.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(
+            &pki,
+            &[&rustls::version::TLS12],
+        )));
+        let client = tokio::spawn(async move {
+            let tcp = TcpStream::connect(address).await.unwrap();
+            let name = ServerName::try_from("server.test").unwrap();
+            connector.connect(name, tcp).await.unwrap_err()
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let err = accept(Arc::new(config), tcp, false).await.err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.get_ref().unwrap().is::<rustls::Error>());
+        let client_err = client.await.unwrap().to_string();
+        assert!(
+            client_err.contains("ProtocolVersion"),
+            "the client was told why: {client_err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_before_its_hello_ends_the_handshake() {
+        let pki = pki();
+        for sent in [&b""[..], &b"\x16\x03\x01\x02\x00\x01"[..]] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let client = tokio::spawn(async move {
+                let mut tcp = TcpStream::connect(address).await.unwrap();
+                tcp.write_all(sent).await.unwrap();
+            });
+            let (tcp, _) = listener.accept().await.unwrap();
+            client.await.unwrap();
+            let handshake = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                accept(server_config(&pki), tcp, true),
+            )
+            .await
+            .expect("the handshake ends at the client's EOF");
+            assert_eq!(
+                handshake.err().unwrap().kind(),
+                io::ErrorKind::UnexpectedEof
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_http_on_the_port_is_recognised() {
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut tcp = TcpStream::connect(address).await.unwrap();
+            tcp.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .await
+                .unwrap();
+            let mut rest = Vec::new();
+            let _ = tcp.read_to_end(&mut rest).await;
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let err = accept(server_config(&pki), tcp, true).await.err().unwrap();
+        assert!(crate::tls::is_plain_text_client(&err), "{err}");
+        client.await.unwrap();
+    }
+}
