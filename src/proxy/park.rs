@@ -5,9 +5,10 @@
 //! waiting, so once it has been quiet for [`PARK_AFTER`] with nothing in flight, the connection is
 //! *parked*: hyper's connection is closed gracefully, except that the TLS stream is kept rather
 //! than shut down ([`ParkIo`]), and hyper hands back the stream, its service and any bytes it had
-//! read but not parsed yet. While parked, the connection is the TLS stream (which releases its own
-//! buffers while it waits: [`crate::tls::stream`]), the service and a few counters: it waits for the socket to be readable, then a new hyper connection starts on the
-//! same stream, replaying the unparsed bytes first. HTTP itself — parsing, limits, bodies,
+//! read but not parsed yet. While parked, the connection is the TLS stream (which releases its
+//! own buffers while it waits: [`crate::tls::stream`]), the service and a few counters: it waits
+//! for the socket to be readable, then a new hyper connection starts on the same stream,
+//! replaying the unparsed bytes first. HTTP itself — parsing, limits, bodies,
 //! pipelining, `Expect: 100-continue`, upgrades, the answers to bad requests — stays hyper's.
 //!
 //! A connection is parked only when hyper is between messages: every response written and
