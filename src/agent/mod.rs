@@ -242,6 +242,10 @@ pub async fn run(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<(
 }
 
 async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    // The first login reads its credential on the blocking pool and the first certificate is
+    // written there: its thread starts now, alongside the listener and the pid file, instead
+    // of when the login waits on it (part of the time to the first certificate).
+    drop(tokio::task::spawn_blocking(|| ()));
     let metrics_listener = crate::http_server::bind(
         config.telemetry.metrics_listen,
         "telemetry.metrics_listen",

@@ -557,12 +557,7 @@ pub fn load_sources_with_flags(
     env: &dyn Fn(&str) -> Option<String>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
-    let mut files = Vec::with_capacity(paths.len() + env_configs.len());
-    for path in paths {
-        for file in config_files(path)? {
-            files.push(read_file(&file)?);
-        }
-    }
+    let mut files = read_files(paths)?;
     let mut env_places = Vec::new();
     for name in env_configs {
         let (file, places) = read_env_config(name, env)?;
@@ -702,19 +697,69 @@ fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// Reads one file: JSON when its name ends in `.json` (as Vault Agent decides), else HCL.
-fn read_file(path: &Path) -> Result<hcl::HclFile, ConfigError> {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            file: path.display().to_string(),
-            source,
+/// Reads the files of `paths` (each a file or a directory, [`config_files`]) in order, stopping
+/// at the first error: JSON when a file's name ends in `.json` (as Vault Agent decides), else
+/// HCL, all the HCL files parsed on one thread ([`hcl::HclFile::parse_in_background`]). An
+/// error is the first one in file order, as if each file were read and parsed in turn.
+fn read_files(paths: &[PathBuf]) -> Result<Vec<hcl::HclFile>, ConfigError> {
+    // Listed and read up to the first failure, which is reported after the files before it.
+    let mut failure = None;
+    let mut texts = Vec::new();
+    'paths: for path in paths {
+        let listed = match config_files(path) {
+            Ok(listed) => listed,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
+        for file in listed {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => texts.push((file, text)),
+                Err(source) => {
+                    failure = Some(ConfigError::Io {
+                        file: file.display().to_string(),
+                        source,
+                    });
+                    break 'paths;
+                }
+            }
+        }
+    }
+    let is_json = |path: &Path| {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    };
+    let mut order = Vec::with_capacity(texts.len());
+    let mut hcl_texts = Vec::new();
+    for (path, text) in texts {
+        if is_json(&path) {
+            order.push((path, Some(text)));
+        } else {
+            hcl_texts.push((path.clone(), text));
+            order.push((path, None));
+        }
+    }
+    let first_hcl = hcl_texts
+        .first()
+        .map(|(path, _)| path.display().to_string());
+    let parsing =
+        hcl::HclFile::parse_in_background(hcl_texts, hcl::PARSE_DEADLINE).map_err(|source| {
+            ConfigError::Io {
+                file: first_hcl.unwrap_or_default(),
+                source,
+            }
         })?;
-        json::parse(path, &text)
-    } else {
-        hcl::HclFile::load(path)
+    let mut files = Vec::with_capacity(order.len());
+    for (path, json_text) in order {
+        files.push(match json_text {
+            Some(text) => json::parse(&path, &text)?,
+            None => parsing.next(&path)?,
+        });
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(files),
     }
 }
 
@@ -923,7 +968,41 @@ pub fn default_cert_label(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Cidr;
+    use super::{Cidr, ConfigError, read_files};
+
+    /// The files of a load are read, then parsed on one thread; the error reported is still the
+    /// first in file order, whatever its kind.
+    #[test]
+    fn files_are_read_in_order_and_the_first_error_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("a.json"), r#"{"pid_file": "/a"}"#).unwrap();
+        std::fs::write(path("b.hcl"), "pid_file = \"/b\"\n").unwrap();
+        std::fs::write(path("broken.hcl"), "vault {\n").unwrap();
+        let files = read_files(&[path("b.hcl"), path("a.json")]).unwrap();
+        let pids: Vec<_> = files
+            .iter()
+            .map(|file| {
+                let data = figment::Provider::data(file).unwrap();
+                let dict = data.into_values().next().unwrap();
+                dict.get("pid_file")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(pids, [Some("/b".to_owned()), Some("/a".to_owned())]);
+        let before_missing = read_files(&[path("broken.hcl"), path("missing.hcl")]).unwrap_err();
+        assert!(
+            matches!(&before_missing, ConfigError::Syntax { .. }),
+            "{before_missing}"
+        );
+        let missing =
+            read_files(&[path("b.hcl"), path("missing.hcl"), path("broken.hcl")]).unwrap_err();
+        assert!(
+            matches!(&missing, ConfigError::Io { file, .. } if file.ends_with("missing.hcl")),
+            "{missing}"
+        );
+    }
 
     fn contains(cidr: &str, ip: &str) -> bool {
         Cidr::parse(cidr).unwrap().contains(ip.parse().unwrap())

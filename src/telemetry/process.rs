@@ -20,6 +20,9 @@ pub(crate) struct ProcessCollector {
     max_fds: IntGauge,
     threads: IntGauge,
     start_time: Gauge,
+    /// Set at the first scrape, not at start: the boot time is in `/proc/stat`, whose size
+    /// grows with the node's CPUs, and a process's start is no place to read it.
+    start_time_read: std::sync::Once,
     descs: Vec<Desc>,
     ticks_per_second: f64,
     page_size: i64,
@@ -76,10 +79,6 @@ impl ProcessCollector {
         };
         let ticks_per_second = sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap_or(100) as f64;
         let page_size = sysconf(nix::unistd::SysconfVar::PAGE_SIZE).unwrap_or(4096);
-        // The start time never changes: read once.
-        if let (Some(stat), Some(boot)) = (read_stat(), boot_time()) {
-            start_time.set(boot + stat.start_ticks as f64 / ticks_per_second);
-        }
         Ok(ProcessCollector {
             cpu,
             resident,
@@ -88,6 +87,7 @@ impl ProcessCollector {
             max_fds,
             threads,
             start_time,
+            start_time_read: std::sync::Once::new(),
             descs,
             ticks_per_second,
             page_size,
@@ -102,6 +102,13 @@ impl Collector for ProcessCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         if let Some(stat) = read_stat() {
+            // The start time never changes: read once.
+            self.start_time_read.call_once(|| {
+                if let Some(boot) = boot_time() {
+                    self.start_time
+                        .set(boot + stat.start_ticks as f64 / self.ticks_per_second);
+                }
+            });
             let total = stat.cpu_seconds(self.ticks_per_second);
             // A counter only goes up; scrapes may run concurrently, so add what is missing.
             let missing = total - self.cpu.get();
