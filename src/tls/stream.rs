@@ -294,32 +294,38 @@ impl ServerTls {
     /// are released before waiting, and `incoming` is allocated again once the socket is
     /// readable.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            if self.io.poll_read_ready(cx).is_pending() {
+        if self.io.poll_read_ready(cx).is_pending() {
+            self.release_idle_buffers();
+            return Poll::Pending;
+        }
+        if self.start > 0 {
+            self.incoming.drain(..self.start);
+            self.start = 0;
+        }
+        if self.incoming.capacity() - self.incoming.len() < READ_SIZE / 4 {
+            self.incoming.reserve(READ_SIZE);
+        }
+        let before = self.incoming.len();
+        // Through `AsyncRead`, not `try_read_buf`: a read that leaves room in the buffer shows
+        // the socket drained, and tokio then clears its readiness, so the next read waits for
+        // the kernel's next event instead of costing a `recvfrom` that fails with EAGAIN (one
+        // per TLS flight).
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.incoming);
+        match read {
+            Poll::Pending => {
                 self.release_idle_buffers();
-                return Poll::Pending;
+                Poll::Pending
             }
-            if self.start > 0 {
-                self.incoming.drain(..self.start);
-                self.start = 0;
-            }
-            if self.incoming.capacity() - self.incoming.len() < READ_SIZE / 4 {
-                self.incoming.reserve(READ_SIZE);
-            }
-            let before = self.incoming.len();
-            match self.io.try_read_buf(&mut self.incoming) {
-                Ok(n) => {
-                    if let Some(reader) = &mut self.sni_reader
-                        && let Some(name) = reader.feed(&self.incoming[before..])
-                    {
-                        self.sni = name;
-                        self.sni_reader = None;
-                    }
-                    return Poll::Ready(Ok(n));
+            Poll::Ready(Ok(n)) => {
+                if let Some(reader) = &mut self.sni_reader
+                    && let Some(name) = reader.feed(&self.incoming[before..])
+                {
+                    self.sni = name;
+                    self.sni_reader = None;
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => return Poll::Ready(Err(err)),
+                Poll::Ready(Ok(n))
             }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
         }
     }
 
