@@ -218,7 +218,7 @@ measure_renewals() {
   for name in "${agents[@]}"; do
     pid=${pids[$name]}
     # `env` execs the agent, so the pid is the agent's own.
-    read -r rss threads cpu _ sched <<<"$(lib procstat "$pid")"
+    read -r rss threads cpu _ sched _ <<<"$(lib procstat "$pid")"
     record start rss "$name" "$rss"
     record start threads "$name" "$threads"
     cpu_start[$name]=$cpu

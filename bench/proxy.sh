@@ -230,8 +230,9 @@ stop_server() {
 # tokio_workers PID: threads named by tokio's multi-thread runtime.
 tokio_workers() { cat /proc/"$1"/task/*/comm 2>/dev/null | grep -c '^tokio-r' || true; }
 
-# server_cpu_seconds: user + system CPU time of the server under test (nginx: master + workers).
-server_cpu_seconds() { lib procstat "$SERVER_PID" | awk '{print $3}'; }
+# server_cpu_seconds: "user+system system" CPU seconds of the server under test (nginx: master +
+# workers).
+server_cpu_seconds() { lib procstat "$SERVER_PID" | awk '{print $3, $6}'; }
 
 # --- measures -------------------------------------------------------------------------------------
 
@@ -239,12 +240,13 @@ server_cpu_seconds() { lib procstat "$SERVER_PID" | awk '{print $3}'; }
 # the server was (CPU seconds per wall second) and how many requests it served per CPU second,
 # which stays comparable even when the load generator, not the server, is the bottleneck.
 run_load() {
-  local name=$1 table=$2 out=$3 cpu_before cpu_after
+  local name=$1 table=$2 out=$3 cpu_before cpu_after system_before system_after
   shift 3
-  cpu_before=$(server_cpu_seconds)
+  read -r cpu_before system_before <<<"$(server_cpu_seconds)"
   taskset -c "$client_cpu" "$@" >"$out" 2>&1 || fail "$* failed (see $out)"
-  cpu_after=$(server_cpu_seconds)
+  read -r cpu_after system_after <<<"$(server_cpu_seconds)"
   LOAD_CPU=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN {print b - a}')
+  LOAD_SYSTEM=$(awk -v a="$system_before" -v b="$system_after" 'BEGIN {print b - a}')
   record "$table" busy "$name" "$(awk -v c="$LOAD_CPU" -v d="$duration" 'BEGIN {print 100 * c / d}')"
 }
 
@@ -293,6 +295,9 @@ measure_handshakes() {
   # Voluntary context switches of the server's threads per handshake: a count the machine's
   # noise barely moves, where a thread handing each connection to another shows.
   record "$table" switches "$name" "$(awk -v s="$switches" -v n="$succeeded" 'BEGIN {print (n > 0 ? s / n : 0)}')"
+  # The server's CPU in the kernel per handshake (stime): the TCP connection's set-up and
+  # teardown on loopback, the system calls. No server's code can go below it.
+  record "$table" kernel_us "$name" "$(awk -v c="$LOAD_SYSTEM" -v n="$succeeded" 'BEGIN {print (n > 0 ? 1e6 * c / n : 0)}')"
 }
 
 # sign_rate ALGORITHM: `openssl speed`'s signatures per CPU-second for ecdsap256 or rsa2048 on
@@ -311,27 +316,32 @@ sign_rate() {
 
 # limits_table: each handshake figure against the core's sign rate, and ECDSA against nginx.
 limits_table() {
-  local key group label sign ours nginx
+  local key group label sign ours nginx kernel nginx_kernel
   echo
   echo "### Full handshakes against the limit (server CPU $server_cpu; medians of $rounds round(s))"
   echo
   echo "Sign rates on CPU $server_cpu, per CPU-second: \`openssl speed -seconds $speed_seconds\`: ECDSA P-256 ${SIGN_RATE[ecdsa]}/s, RSA 2048 ${SIGN_RATE[rsa]}/s."
   echo "Goals: beyond the signature ≤ 250 µs; RSA ≥ 75 % of the sign rate; ECDSA ≥ 3× nginx-tuned."
   echo
-  echo "| key, group | handshakes per server CPU-second | % of the sign rate | µs per handshake beyond the signature | nginx-tuned | pki-sidecar / nginx-tuned |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| key, group | handshakes per server CPU-second | % of the sign rate | µs per handshake beyond the signature | of which in the kernel, µs | nginx-tuned | pki-sidecar / nginx-tuned | nginx-tuned in the kernel, µs |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for key in ecdsa rsa; do
     for group in X25519 X25519MLKEM768; do
       case $key in ecdsa) label="ECDSA P-256" ;; rsa) label="RSA 2048" ;; esac
       sign=${SIGN_RATE[$key]}
       ours=$(result_median "hs-$key-$group" per_cpu pki-sidecar)
       nginx=$(result_median "hs-$key-$group" per_cpu nginx-tuned)
+      kernel=$(result_median "hs-$key-$group" kernel_us pki-sidecar)
+      nginx_kernel=$(result_median "hs-$key-$group" kernel_us nginx-tuned)
       [ -n "$ours" ] || continue
-      awk -v label="$label, $group" -v sign="$sign" -v ours="$ours" -v nginx="$nginx" 'BEGIN {
+      awk -v label="$label, $group" -v sign="$sign" -v ours="$ours" -v nginx="$nginx" \
+        -v kernel="$kernel" -v nginx_kernel="$nginx_kernel" 'BEGIN {
         beyond = 1e6 / ours - 1e6 / sign
-        printf "| %s | %.0f | %.1f %% | %.0f | %s | %s |\n", label, ours, 100 * ours / sign, beyond,
+        printf "| %s | %.0f | %.1f %% | %.0f | %.0f | %s | %s | %s |\n", label, ours, 100 * ours / sign,
+          beyond, kernel,
           (nginx == "" ? "— (OpenSSL 3.0 has no ML-KEM)" : sprintf("%.0f", nginx)),
-          (nginx == "" ? "—" : sprintf("%.2f", ours / nginx))
+          (nginx == "" ? "—" : sprintf("%.2f", ours / nginx)),
+          (nginx == "" ? "—" : sprintf("%.0f", nginx_kernel))
       }'
     done
   done
@@ -494,19 +504,23 @@ lib report "$RESULTS" '{
     {"id": "hs-ecdsa-X25519", "title": "Full TLS 1.3 handshakes, ECDSA P-256, X25519 (one client, a new connection per request, as s_time -new)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
       ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
-      ["switches", "server voluntary context switches per handshake"]]},
+      ["switches", "server voluntary context switches per handshake"],
+      ["kernel_us", "server CPU in the kernel per handshake, µs"]]},
     {"id": "hs-ecdsa-X25519MLKEM768", "title": "Full TLS 1.3 handshakes, ECDSA P-256, X25519MLKEM768 (the same)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
       ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
-      ["switches", "server voluntary context switches per handshake"]]},
+      ["switches", "server voluntary context switches per handshake"],
+      ["kernel_us", "server CPU in the kernel per handshake, µs"]]},
     {"id": "hs-rsa-X25519", "title": "Full TLS 1.3 handshakes, RSA 2048, X25519 (the same)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
       ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
-      ["switches", "server voluntary context switches per handshake"]]},
+      ["switches", "server voluntary context switches per handshake"],
+      ["kernel_us", "server CPU in the kernel per handshake, µs"]]},
     {"id": "hs-rsa-X25519MLKEM768", "title": "Full TLS 1.3 handshakes, RSA 2048, X25519MLKEM768 (the same)", "metrics": [
       ["rps", "handshakes/s"], ["failed", "failed requests"],
       ["per_cpu", "handshakes per server CPU-second"], ["busy", "server CPU busy, %"],
-      ["switches", "server voluntary context switches per handshake"]]},
+      ["switches", "server voluntary context switches per handshake"],
+      ["kernel_us", "server CPU in the kernel per handshake, µs"]]},
     {"id": "idle", "title": "Memory with '"$idle_conns"' idle HTTP/1.1 keep-alive TLS connections, one request each (RSS summed over the server'"'"'s processes)", "metrics": [
       ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
       ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],

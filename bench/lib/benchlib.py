@@ -15,7 +15,7 @@ with a non-zero exit so the calling script stops.
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   established PORT                  how many connections to local PORT are established
-  procstat PID                      "rss_kib threads cpu_seconds pids" of PID and its descendants
+  procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds" of PID and descendants
   ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
   wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
   first-cert DIR TIMEOUT CMD...     run CMD until DIR/tls.crt and DIR/tls.key exist; print seconds
@@ -429,11 +429,12 @@ def descendants(pid):
 
 
 def proc_stats(pid):
-    """(RSS KiB, threads, CPU seconds, processes, CPU seconds by schedstat) summed over PID and its
-    descendants (nginx's workers). The CPU seconds are utime + stime from /proc/PID/stat, in clock
-    ticks (10 ms); schedstat counts nanoseconds but only for the threads alive now."""
+    """(RSS KiB, threads, CPU seconds, processes, CPU seconds by schedstat, system CPU seconds)
+    summed over PID and its descendants (nginx's workers). The CPU seconds are utime + stime from
+    /proc/PID/stat, in clock ticks (10 ms), and the last is stime alone (time in the kernel);
+    schedstat counts nanoseconds but only for the threads alive now."""
     tick = os.sysconf("SC_CLK_TCK")
-    rss = threads = ticks = sched_ns = 0
+    rss = threads = ticks = sched_ns = system_ticks = 0
     pids = descendants(pid)
     for p in pids:
         with open(f"/proc/{p}/status") as f:
@@ -443,13 +444,14 @@ def proc_stats(pid):
         with open(f"/proc/{p}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        system_ticks += int(fields[12])
         for task in os.listdir(f"/proc/{p}/task"):
             try:
                 with open(f"/proc/{p}/task/{task}/schedstat") as f:
                     sched_ns += int(f.read().split()[0])
             except OSError:
                 pass  # a thread that just ended
-    return rss, threads, ticks / tick, len(pids), sched_ns / 1e9
+    return rss, threads, ticks / tick, len(pids), sched_ns / 1e9, system_ticks / tick
 
 
 def established(port):
@@ -486,9 +488,9 @@ def ctxt(pid):
 
 
 def procstat(pid):
-    """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds`."""
-    rss, threads, cpu, count, sched = proc_stats(pid)
-    print(f"{rss} {threads} {cpu:.2f} {count} {sched:.6f}")
+    """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds system_cpu_seconds`."""
+    rss, threads, cpu, count, sched, system = proc_stats(pid)
+    print(f"{rss} {threads} {cpu:.2f} {count} {sched:.6f} {system:.2f}")
 
 
 # --- load generators' output -----------------------------------------------------------------------
@@ -647,7 +649,7 @@ def renewals(cert, count, timeout, pid, audit_log):
         current = cert_identity(cert)
         if current is not None and current != last:
             seen, last = seen + 1, current
-    rss, threads, cpu, _, sched = proc_stats(pid)
+    rss, threads, cpu, _, sched, _ = proc_stats(pid)
     interval = (time.time() - first_written) / count
     print(f"{rss} {threads} {cpu:.2f} {os.path.getsize(audit_log)} {interval:.2f} {sched:.6f}")
 
