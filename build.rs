@@ -41,10 +41,10 @@ fn from_git() -> Option<String> {
         watched.push(branch);
     }
     for name in watched {
-        if let Some(path) = git(&["rev-parse", "--git-path", &name]) {
-            if Path::new(&path).exists() {
-                println!("cargo:rerun-if-changed={path}");
-            }
+        if let Some(path) = git(&["rev-parse", "--git-path", &name])
+            && Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     Some(commit)

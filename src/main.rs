@@ -277,11 +277,11 @@ fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
     };
     // What only a look at the files and the templates' dry runs can tell.
     config.warnings.extend(validate::checks(&config));
-    if strict || config.strict {
-        if let Some(errors) = config.strict_errors() {
-            eprintln!("{errors}");
-            return ExitCode::from(config::EXIT_CONFIG as u8);
-        }
+    if (strict || config.strict)
+        && let Some(errors) = config.strict_errors()
+    {
+        eprintln!("{errors}");
+        return ExitCode::from(config::EXIT_CONFIG as u8);
     }
     for warning in &config.warnings {
         eprintln!("{warning}");

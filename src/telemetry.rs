@@ -230,12 +230,12 @@ impl CertificateMetrics {
             certificate.fingerprint_sha256.clone(),
         ];
         let mut previous = lock(&self.info_labels);
-        if let Some(old) = previous.insert(cert.to_string(), labels.clone()) {
-            if old != labels {
-                let _ = self
-                    .info
-                    .remove_label_values(&[role, cert, &old[0], &old[1], &old[2], &old[3]]);
-            }
+        if let Some(old) = previous.insert(cert.to_string(), labels.clone())
+            && old != labels
+        {
+            let _ = self
+                .info
+                .remove_label_values(&[role, cert, &old[0], &old[1], &old[2], &old[3]]);
         }
         self.info
             .with_label_values(&[role, cert, &labels[0], &labels[1], &labels[2], &labels[3]])

@@ -105,13 +105,13 @@ pub fn checks(config: &Config) -> Vec<ConfigWarning> {
         );
     }
     let mut must_exist = |path: &str, file: Option<&Path>, what: &str| {
-        if let Some(file) = file {
-            if !file.exists() {
-                warn(
-                    path.to_string(),
-                    format!("{what} {} does not exist (yet)", file.display()),
-                );
-            }
+        if let Some(file) = file
+            && !file.exists()
+        {
+            warn(
+                path.to_string(),
+                format!("{what} {} does not exist (yet)", file.display()),
+            );
         }
     };
     let vault = &config.vault;

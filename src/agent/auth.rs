@@ -113,10 +113,10 @@ impl Authenticator {
 
     /// The secret ID from its file, or the one remembered after the file was removed.
     async fn secret_id(&mut self, path: &Path, remove: bool) -> Result<Secret, LoginError> {
-        if !path.exists() {
-            if let Some(remembered) = &self.remembered {
-                return Ok(remembered.clone());
-            }
+        if !path.exists()
+            && let Some(remembered) = &self.remembered
+        {
+            return Ok(remembered.clone());
         }
         let secret = read_credential(path, "the AppRole secret ID").await?;
         if remove {

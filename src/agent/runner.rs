@@ -912,12 +912,12 @@ fn write_files(files: &[(usize, Planned)]) -> anyhow::Result<BTreeMap<usize, usi
                 owner,
                 create_dirs,
             } => {
-                if *create_dirs {
-                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(parent).with_context(|| {
-                            format!("cannot create the directory {}", parent.display())
-                        })?;
-                    }
+                if *create_dirs
+                    && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("cannot create the directory {}", parent.display())
+                    })?;
                 }
                 fsutil::stage_if_changed(
                     path,

@@ -91,12 +91,12 @@ pub(crate) fn key_places(text: &str) -> KeyPlaces {
                         string.push(c);
                     }
                 }
-                if let Some(Frame::Object { key, expecting_key }) = stack.last_mut() {
-                    if *expecting_key {
-                        *key = Some(string);
-                        *expecting_key = false;
-                        places.insert(path(&stack), (start_line, start_column));
-                    }
+                if let Some(Frame::Object { key, expecting_key }) = stack.last_mut()
+                    && *expecting_key
+                {
+                    *key = Some(string);
+                    *expecting_key = false;
+                    places.insert(path(&stack), (start_line, start_column));
                 }
             }
             _ => {}

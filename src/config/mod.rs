@@ -857,10 +857,10 @@ fn build(
         Ok(mut config) if errors.is_empty() => {
             warnings.append(&mut config.warnings);
             config.warnings = warnings;
-            if config.strict {
-                if let Some(strict) = config.strict_errors() {
-                    return Err(strict);
-                }
+            if config.strict
+                && let Some(strict) = config.strict_errors()
+            {
+                return Err(strict);
             }
             Ok(config)
         }

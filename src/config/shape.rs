@@ -90,10 +90,10 @@ impl Shaper<'_> {
                 ),
             });
         }
-        if let Some(Value::Array(_, mut items)) = dict.remove(key) {
-            if let Some(only) = items.pop() {
-                dict.insert(key.to_string(), only);
-            }
+        if let Some(Value::Array(_, mut items)) = dict.remove(key)
+            && let Some(only) = items.pop()
+        {
+            dict.insert(key.to_string(), only);
         }
         Ok(())
     }
@@ -106,19 +106,19 @@ impl Shaper<'_> {
         if items.is_empty() || !items.iter().all(|item| matches!(item, Value::Dict(..))) {
             return;
         }
-        if let Some(Value::Array(_, mut items)) = dict.remove(key) {
-            if let Some(last) = items.pop() {
-                dict.insert(key.to_string(), last);
-            }
+        if let Some(Value::Array(_, mut items)) = dict.remove(key)
+            && let Some(last) = items.pop()
+        {
+            dict.insert(key.to_string(), last);
         }
     }
 
     /// One object → a list of one; a list stays.
     fn list(&mut self, dict: &mut Dict, key: &str) {
-        if matches!(dict.get(key), Some(Value::Dict(..))) {
-            if let Some(value) = dict.remove(key) {
-                dict.insert(key.to_string(), Value::from(vec![value]));
-            }
+        if matches!(dict.get(key), Some(Value::Dict(..)))
+            && let Some(value) = dict.remove(key)
+        {
+            dict.insert(key.to_string(), Value::from(vec![value]));
         }
     }
 

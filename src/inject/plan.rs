@@ -453,14 +453,15 @@ pub(crate) fn check_names(annotations: &Annotations) -> Result<(), InjectError> 
                     ),
                 ));
             }
-        } else if let Some(key) = name.strip_prefix(VAULT) {
-            if vault_supported(key).is_none() && vault_refused(key).is_none() {
-                return Err(error(
-                    name,
-                    "not an annotation of the Vault Agent Injector (a typo?); see the README's \
+        } else if let Some(key) = name.strip_prefix(VAULT)
+            && vault_supported(key).is_none()
+            && vault_refused(key).is_none()
+        {
+            return Err(error(
+                name,
+                "not an annotation of the Vault Agent Injector (a typo?); see the README's \
                      table of the vault.hashicorp.com annotations",
-                ));
-            }
+            ));
         }
     }
     Ok(())
@@ -1010,13 +1011,13 @@ pub(crate) fn vault_plan(
     };
     // Refused ones first, by name.
     for annotation in annotations.keys() {
-        if let Some(key) = annotation.strip_prefix(VAULT) {
-            if let Some(message) = vault_refused(key) {
-                return Err(error(
-                    annotation,
-                    format!("not supported by pki-sidecar; {message}"),
-                ));
-            }
+        if let Some(key) = annotation.strip_prefix(VAULT)
+            && let Some(message) = vault_refused(key)
+        {
+            return Err(error(
+                annotation,
+                format!("not supported by pki-sidecar; {message}"),
+            ));
         }
     }
     // A pki-sidecar.io annotation beside vault-k8s's would be half-read: one vocabulary a Pod.
@@ -1029,22 +1030,22 @@ pub(crate) fn vault_plan(
             ));
         }
     }
-    if let Some(kind) = get("auth-type") {
-        if kind.trim() != "kubernetes" {
-            return Err(error(
-                &name("auth-type"),
-                format!("{kind:?}: only the kubernetes login is injected"),
-            ));
-        }
+    if let Some(kind) = get("auth-type")
+        && kind.trim() != "kubernetes"
+    {
+        return Err(error(
+            &name("auth-type"),
+            format!("{kind:?}: only the kubernetes login is injected"),
+        ));
     }
-    if let Some(cache) = get("agent-cache-enable") {
-        if parse_bool(&name("agent-cache-enable"), cache)? {
-            return Err(error(
-                &name("agent-cache-enable"),
-                "the agent has no cache listener (pki-sidecar's agent renders templates only): \
+    if let Some(cache) = get("agent-cache-enable")
+        && parse_bool(&name("agent-cache-enable"), cache)?
+    {
+        return Err(error(
+            &name("agent-cache-enable"),
+            "the agent has no cache listener (pki-sidecar's agent renders templates only): \
                  remove it or set it to false",
-            ));
-        }
+        ));
     }
     let config_map = get("agent-configmap")
         .map(|v| object_name(&name("agent-configmap"), v))
@@ -1175,10 +1176,11 @@ pub(crate) fn vault_plan(
     let mut raw_names: Vec<String> = Vec::new();
     for annotation in annotations.keys() {
         for prefix in ["agent-inject-secret-", "agent-inject-template-"] {
-            if let Some(raw) = annotation.strip_prefix(&name(prefix)) {
-                if !raw.is_empty() && !raw_names.iter().any(|r| r == raw) {
-                    raw_names.push(raw.to_string());
-                }
+            if let Some(raw) = annotation.strip_prefix(&name(prefix))
+                && !raw.is_empty()
+                && !raw_names.iter().any(|r| r == raw)
+            {
+                raw_names.push(raw.to_string());
             }
         }
     }
@@ -1194,15 +1196,15 @@ pub(crate) fn vault_plan(
             "error-on-missing-key-",
             "preserve-secret-case-",
         ] {
-            if let Some(raw) = annotation.strip_prefix(&name(prefix)) {
-                if !raw_names.iter().any(|r| r == raw) {
-                    return Err(error(
-                        annotation,
-                        format!(
-                            "no vault.hashicorp.com/agent-inject-secret-{raw} or agent-inject-template-{raw} for it to apply to"
-                        ),
-                    ));
-                }
+            if let Some(raw) = annotation.strip_prefix(&name(prefix))
+                && !raw_names.iter().any(|r| r == raw)
+            {
+                return Err(error(
+                    annotation,
+                    format!(
+                        "no vault.hashicorp.com/agent-inject-secret-{raw} or agent-inject-template-{raw} for it to apply to"
+                    ),
+                ));
             }
         }
     }

@@ -503,11 +503,12 @@ pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), In
             }
         }
     }
-    if plan.mount_in_init_containers && plan.pre_populate {
-        if let Some(Value::Array(list)) = spec.get_mut("initContainers") {
-            for container in list.iter_mut() {
-                add_mount(container)?;
-            }
+    if plan.mount_in_init_containers
+        && plan.pre_populate
+        && let Some(Value::Array(list)) = spec.get_mut("initContainers")
+    {
+        for container in list.iter_mut() {
+            add_mount(container)?;
         }
     }
     array(spec, "volumes").extend(new_volumes);

@@ -217,25 +217,25 @@ fn key_text(key: &Value) -> Option<String> {
 
 /// A scalar with YAML 1.1 resolution for plain ones.
 fn scalar(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    if let Some(tag) = tag {
-        if tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:" {
-            return match tag.suffix.as_str() {
-                "str" | "binary" | "timestamp" => Ok(Value::String(text.to_string())),
-                "null" => Ok(Value::Null),
-                "bool" => resolve_plain(text)
-                    .filter(Value::is_boolean)
-                    .ok_or_else(|| format!("{text:?} is not a !!bool")),
-                "int" => resolve_plain(text)
-                    .filter(|v| v.is_i64() || v.is_u64())
-                    .ok_or_else(|| format!("{text:?} is not an !!int")),
-                "float" => resolve_plain(text)
-                    .and_then(|v| v.as_f64())
-                    .and_then(Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or_else(|| format!("{text:?} is not a !!float")),
-                other => Err(format!("unsupported tag !!{other}")),
-            };
-        }
+    if let Some(tag) = tag
+        && (tag.handle == "!!" || tag.handle == "tag:yaml.org,2002:")
+    {
+        return match tag.suffix.as_str() {
+            "str" | "binary" | "timestamp" => Ok(Value::String(text.to_string())),
+            "null" => Ok(Value::Null),
+            "bool" => resolve_plain(text)
+                .filter(Value::is_boolean)
+                .ok_or_else(|| format!("{text:?} is not a !!bool")),
+            "int" => resolve_plain(text)
+                .filter(|v| v.is_i64() || v.is_u64())
+                .ok_or_else(|| format!("{text:?} is not an !!int")),
+            "float" => resolve_plain(text)
+                .and_then(|v| v.as_f64())
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("{text:?} is not a !!float")),
+            other => Err(format!("unsupported tag !!{other}")),
+        };
     }
     if style != TScalarStyle::Plain {
         return Ok(Value::String(text.to_string()));
@@ -264,10 +264,10 @@ pub(crate) fn resolve_plain(text: &str) -> Option<Value> {
     if let Some(int) = parse_go_int(&plain) {
         return Some(int);
     }
-    if is_go_yaml_float(&plain) {
-        if let Some(n) = plain.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Some(Value::Number(n));
-        }
+    if is_go_yaml_float(&plain)
+        && let Some(n) = plain.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Some(Value::Number(n));
     }
     None
 }

@@ -121,10 +121,10 @@ impl Body for AccessBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled) {
-            if let Some(data) = frame.data_ref() {
-                record.bytes += data.len() as u64;
-            }
+        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            record.bytes += data.len() as u64;
         }
         polled
     }

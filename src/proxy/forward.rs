@@ -210,10 +210,10 @@ impl Forwarder {
                 response
             }
         };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
-                return self.finish(started, tunnel(response, client_upgrade));
-            }
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            return self.finish(started, tunnel(response, client_upgrade));
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());

@@ -443,16 +443,16 @@ impl Reloader {
 
     /// Marks the proxy not ready once the certificate it serves has expired.
     fn check_expiry(&self, state: &ReloadState) {
-        if let Some(not_after) = state.not_after {
-            if SystemTime::now() >= not_after {
-                self.readiness.not_ready(
-                    READY_CONDITION,
-                    format!(
-                        "the served certificate expired at {} and no valid replacement is on disk",
-                        crate::timefmt::rfc3339(not_after)
-                    ),
-                );
-            }
+        if let Some(not_after) = state.not_after
+            && SystemTime::now() >= not_after
+        {
+            self.readiness.not_ready(
+                READY_CONDITION,
+                format!(
+                    "the served certificate expired at {} and no valid replacement is on disk",
+                    crate::timefmt::rfc3339(not_after)
+                ),
+            );
         }
     }
 }

@@ -306,10 +306,10 @@ impl<'a> State<'a> {
             (decl, false) => {
                 // The pipeline pushed the declared variables last; overwrite them in place.
                 let top = self.vars.len();
-                if decl.len() == 2 {
-                    if let Some(slot) = top.checked_sub(2).and_then(|i| self.vars.get_mut(i)) {
-                        slot.1 = index;
-                    }
+                if decl.len() == 2
+                    && let Some(slot) = top.checked_sub(2).and_then(|i| self.vars.get_mut(i))
+                {
+                    slot.1 = index;
                 }
                 if let Some(slot) = top.checked_sub(1).and_then(|i| self.vars.get_mut(i)) {
                     slot.1 = element;
@@ -359,10 +359,10 @@ impl<'a> State<'a> {
         let has_args = !rest.is_empty() || last.is_some();
         match first {
             Arg::Field(..) | Arg::Variable(..) | Arg::Chain(..) => {
-                if let Arg::Variable(_, fields, _) = first {
-                    if fields.is_empty() {
-                        not_a_function(first, has_args)?;
-                    }
+                if let Arg::Variable(_, fields, _) = first
+                    && fields.is_empty()
+                {
+                    not_a_function(first, has_args)?;
                 }
                 self.eval_field_arg(dot, first, has_args)
             }

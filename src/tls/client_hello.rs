@@ -129,10 +129,10 @@ impl SniReader {
     /// Adds a piece of handshake record body to the message; the outcome once the message is
     /// complete or known to be no ClientHello.
     fn take_fragment(&mut self, chunk: &[u8]) -> Option<Outcome> {
-        if self.message.is_empty() {
-            if let Some(outcome) = whole_message(chunk) {
-                return Some(outcome);
-            }
+        if self.message.is_empty()
+            && let Some(outcome) = whole_message(chunk)
+        {
+            return Some(outcome);
         }
         let mut chunk = chunk;
         while !chunk.is_empty() {

@@ -488,10 +488,9 @@ impl VaultClient {
         if let Some(namespace) = namespace
             .map(str::to_string)
             .or_else(|| self.namespace.clone())
+            && let Ok(value) = http::HeaderValue::from_str(&namespace)
         {
-            if let Ok(value) = http::HeaderValue::from_str(&namespace) {
-                headers.insert("X-Vault-Namespace", value);
-            }
+            headers.insert("X-Vault-Namespace", value);
         }
         headers.insert("X-Vault-Request", http::HeaderValue::from_static("true"));
         Ok(())
@@ -699,10 +698,10 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
     struct Errors {
         errors: Vec<String>,
     }
-    if let Ok(parsed) = serde_json::from_slice::<Errors>(body) {
-        if !parsed.errors.is_empty() {
-            return parsed.errors.join("; ").replace('\n', " ");
-        }
+    if let Ok(parsed) = serde_json::from_slice::<Errors>(body)
+        && !parsed.errors.is_empty()
+    {
+        return parsed.errors.join("; ").replace('\n', " ");
     }
     // Not Vault's own answer: a load balancer's or proxy's page, such as haproxy's 503 when no
     // Vault node is active. One line for the log, tags dropped from an HTML page.

@@ -32,10 +32,11 @@ impl Agent {
     fn wait_for_token(&self, previous: Option<&str>, limit: Duration) -> String {
         let start = Instant::now();
         loop {
-            if let Ok(token) = std::fs::read_to_string(self.sink()) {
-                if !token.is_empty() && Some(token.as_str()) != previous {
-                    return token;
-                }
+            if let Ok(token) = std::fs::read_to_string(self.sink())
+                && !token.is_empty()
+                && Some(token.as_str()) != previous
+            {
+                return token;
             }
             assert!(
                 start.elapsed() < limit,

@@ -162,7 +162,7 @@ fn base32_encode(bytes: &[u8]) -> String {
 fn base32_decode(s: &str) -> Result<Vec<u8>, String> {
     let cleaned: Vec<u8> = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
     let corrupt = |at: usize| format!("illegal base32 data at input byte {at}");
-    if cleaned.len() % 8 != 0 {
+    if !cleaned.len().is_multiple_of(8) {
         return Err(corrupt(cleaned.len() / 8 * 8));
     }
     let mut out = Vec::new();

@@ -260,15 +260,14 @@ impl Traffic {
                         .arg(format!("https://{webhook}/"))
                         .status();
                 }
-                if round % 5 == 0 {
-                    if let Ok(mut stream) =
+                if round.is_multiple_of(5)
+                    && let Ok(mut stream) =
                         std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1))
-                    {
-                        use std::io::{Read, Write};
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-                        let _ = stream.read(&mut [0; 64]);
-                    }
+                {
+                    use std::io::{Read, Write};
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let _ = stream.read(&mut [0; 64]);
                 }
                 round += 1;
                 std::thread::sleep(Duration::from_millis(200));

@@ -630,11 +630,11 @@ impl Bed {
 impl Drop for Bed {
     /// Only private beds are ever dropped (the shared one lives in a static).
     fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            if let Err(message) = server.shutdown() {
-                // No panicking in drop; the watchdog still kills bao when the binary exits.
-                eprintln!("OpenBao test bed at {}: {message}", self.addr);
-            }
+        if let Some(server) = self.server.take()
+            && let Err(message) = server.shutdown()
+        {
+            // No panicking in drop; the watchdog still kills bao when the binary exits.
+            eprintln!("OpenBao test bed at {}: {message}", self.addr);
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
