@@ -28,12 +28,15 @@ with a non-zero exit so the calling script stops.
 
 import base64
 import calendar
+import ctypes
+import ctypes.util
 import hashlib
 import http.server
 import json
 import os
 import re
 import resource
+import select
 import socket
 import ssl
 import statistics
@@ -562,9 +565,6 @@ class DirectoryWatch:
     IN_CREATE, IN_MOVED_TO, IN_CLOSE_WRITE = 0x100, 0x80, 0x8
 
     def __init__(self, directory):
-        import ctypes
-        import ctypes.util
-
         self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         self.fd = self.libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
         if self.fd < 0:
@@ -584,8 +584,6 @@ class DirectoryWatch:
 
     def wait(self, seconds):
         """Returns after an event in either directory, or after SECONDS."""
-        import select
-
         if select.select([self.fd], [], [], seconds)[0]:
             try:
                 os.read(self.fd, 65536)

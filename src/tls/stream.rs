@@ -311,22 +311,18 @@ impl ServerTls {
         // the kernel's next event instead of costing a `recvfrom` that fails with EAGAIN (one
         // per TLS flight).
         let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.incoming);
-        match read {
-            Poll::Pending => {
-                self.release_idle_buffers();
-                Poll::Pending
-            }
-            Poll::Ready(Ok(n)) => {
-                if let Some(reader) = &mut self.sni_reader
-                    && let Some(name) = reader.feed(&self.incoming[before..])
-                {
-                    self.sni = name;
-                    self.sni_reader = None;
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        let Poll::Ready(result) = read else {
+            self.release_idle_buffers();
+            return Poll::Pending;
+        };
+        let n = result?;
+        if let Some(reader) = &mut self.sni_reader
+            && let Some(name) = reader.feed(&self.incoming[before..])
+        {
+            self.sni = name;
+            self.sni_reader = None;
         }
+        Poll::Ready(Ok(n))
     }
 
     /// Frees every buffer that holds nothing.
