@@ -6,7 +6,9 @@
 #
 #   pki-sidecar     pki-sidecar proxy, its defaults
 #   nginx-tuned     nginx configured with care: upstream keep-alive, ssl_session_cache, no
-#                   keep-alive request limit, the same X-Forwarded-* headers the proxy adds
+#                   keep-alive request limit, the same X-Forwarded-* headers the proxy adds,
+#                   the cipher suite chosen by the server in the proxy's order (AES-128-GCM
+#                   first; its default follows the client, whose list starts with AES-256)
 #   nginx-default   nginx with a plain `proxy_pass` (HTTP/1.0 to the upstream, a new upstream
 #                   connection per request, no session cache)
 #
@@ -128,7 +130,7 @@ EOF
 
 # write_nginx_conf DIR PORT KEY tuned|default
 write_nginx_conf() {
-  local dir=$1 port=$2 key=$3 flavour=$4 upstream location session_cache keepalive_requests
+  local dir=$1 port=$2 key=$3 flavour=$4 upstream location session_cache keepalive_requests ciphers
   if [ "$flavour" = tuned ]; then
     upstream="upstream app { server 127.0.0.1:$APP_PORT; keepalive 64; }"
     # nginx variables, not the shell's:
@@ -141,12 +143,17 @@ write_nginx_conf() {
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Host $host;'
     session_cache='ssl_session_cache shared:SSL:10m; ssl_session_timeout 1h;'
+    # The cipher suites in pki-sidecar's order, chosen by the server as pki-sidecar does:
+    # AES-128-GCM before AES-256-GCM (whose SHA-384 key schedule costs more).
+    ciphers='ssl_prefer_server_ciphers on;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;'
     # The proxy never closes a keep-alive connection after N requests; nginx's default is 1000.
     keepalive_requests='keepalive_requests 1000000;'
   else
     upstream=''
     location="proxy_pass http://127.0.0.1:$APP_PORT;"
-    session_cache='' keepalive_requests=''
+    session_cache='' keepalive_requests='' ciphers=''
   fi
   mkdir -p "$dir/tmp"
   # Common to both: one worker (the proxy has one core too), enough connections for the idle
@@ -171,6 +178,7 @@ http {
     ssl_certificate $WORK/live/$key/tls.crt;
     ssl_certificate_key $WORK/live/$key/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3;
+    $ciphers
     $session_cache
     $keepalive_requests
     location / {
@@ -286,8 +294,9 @@ measure_handshakes() {
   run_load "$name" "$table" "$out" "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home \
     "$WORK/ca.pem" "$group" "${duration}s"
   switches=$(($(lib ctxt "$SERVER_PID") - switches))
-  read -r succeeded failed negotiated protocol <"$out"
+  read -r succeeded failed negotiated protocol suite <"$out"
   [ "$protocol" = TLSv1_3 ] || fail "$name: handshakes negotiated '$protocol' (see $out)"
+  SUITE[$name]=$suite
   [ "$negotiated" = "$group" ] || fail "$name: handshakes negotiated '$negotiated', not $group"
   record "$table" rps "$name" "$(awk -v n="$succeeded" -v d="$duration" 'BEGIN {print n / d}')"
   record "$table" failed "$name" "$failed"
@@ -446,7 +455,7 @@ measure_rotation() {
 
 started=$SECONDS
 say "machine: $(machine)"
-declare -A SIGN_RATE
+declare -A SIGN_RATE SUITE
 say "openssl speed on CPU $server_cpu (${speed_seconds}s each): ecdsap256, rsa2048"
 SIGN_RATE[ecdsa]=$(sign_rate ecdsap256)
 SIGN_RATE[rsa]=$(sign_rate rsa2048)
@@ -534,5 +543,7 @@ lib report "$RESULTS" '{
       ["reloads", "reloads seen by the proxy"]]}
   ]}'
 limits_table
+echo
+echo "Cipher suites the handshake client (rustls, listing AES-256-GCM first as OpenSSL's clients do) got: $(for name in "${servers[@]}"; do printf '%s %s; ' "$name" "${SUITE[$name]:-none}"; done | sed 's/; $//')."
 echo
 say "done in $((SECONDS - started))s"

@@ -440,6 +440,8 @@ pub(crate) struct Served {
     protocol: String,
     /// The key-exchange group the handshake used (`X25519MLKEM768`, `X25519`, ...).
     key_exchange: String,
+    /// The cipher suite the handshake settled on (`TLS13_AES_128_GCM_SHA256`, ...).
+    cipher: String,
     /// The certificates the server sent, leaf first.
     pub(crate) chain: Vec<CertificateDer<'static>>,
     chain_check: ChainCheck,
@@ -572,6 +574,10 @@ async fn handshake(
     let key_exchange = connection
         .negotiated_key_exchange_group()
         .map_or_else(|| "none".to_string(), |group| kx_group_name(group.name()));
+    let cipher = connection.negotiated_cipher_suite().map_or_else(
+        || "none".to_string(),
+        |suite| format!("{:?}", suite.suite()),
+    );
     let chain_check = match verifier.chain_result.get() {
         None if verifier.chain_verifier.is_none() => ChainCheck::NotAsked,
         // A handshake that completed has called verify_server_cert; a missing result would
@@ -588,6 +594,7 @@ async fn handshake(
         peer,
         protocol,
         key_exchange,
+        cipher,
         chain,
         chain_check,
     })
@@ -618,6 +625,7 @@ fn assess_served(
     );
     finding.field("protocol", &served.protocol);
     finding.field("kx group", &served.key_exchange);
+    finding.field("cipher", &served.cipher);
     let Some(leaf) = served.chain.first() else {
         finding.problem(format!(
             "{target} completed a handshake without a certificate"

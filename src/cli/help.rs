@@ -312,7 +312,8 @@ pub fn check_tls() -> String {
     para(
         "Prints, one `label: value` a line: connected (the address), servername, protocol \
          (TLSv1_3, TLSv1_2), kx group (the key-exchange group the handshake used: X25519MLKEM768 when \
-         the server does post-quantum key exchange, else X25519, secp256r1, ...), then the \
+         the server does post-quantum key exchange, else X25519, secp256r1, ...), cipher (the \
+         cipher suite, such as TLS13_AES_128_GCM_SHA256), then the \
          certificate's subject, issuer, names, serial, validity and remaining time, the \
          chain's length and whether it verified. Problems go to stderr.",
     ) + "\n"

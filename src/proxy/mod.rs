@@ -34,7 +34,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::Instrument;
 
 use crate::telemetry::SpanExecutor;
-use crate::tls::stream::ServerTls;
+use crate::tls::stream::{ServerConfigs, ServerTls};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
@@ -142,7 +142,7 @@ fn open_files_advice(limit: u64, needed: u64) -> String {
 pub struct Proxy {
     config: config::Proxy,
     store: Arc<CertStore>,
-    tls: Arc<ArcSwap<ServerConfig>>,
+    tls: Arc<ArcSwap<ServerConfigs>>,
     forwarder: Arc<Forwarder>,
     metrics: ProxyMetrics,
     telemetry: Telemetry,
@@ -293,7 +293,7 @@ async fn accept_loop(
     listener: TcpListener,
     shutdown: CancellationToken,
     max_connections: usize,
-    tls: Arc<ArcSwap<ServerConfig>>,
+    tls: Arc<ArcSwap<ServerConfigs>>,
     metrics: ProxyMetrics,
     connections: Arc<ConnectionShared>,
     tracker: TaskTracker,
@@ -349,7 +349,7 @@ impl ConnectionShared {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
-        config: Arc<ServerConfig>,
+        config: Arc<ServerConfigs>,
     ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
         let started = Instant::now();
@@ -360,7 +360,7 @@ impl ConnectionShared {
         let Some(connection) = self.start_http(
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(config, stream, self.access_log))) => result,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.access_log))) => result,
             },
             started,
             peer,
@@ -612,7 +612,8 @@ impl Drop for ActiveGuard<'_> {
 /// Session tickets sent after a full or resumed TLS 1.3 handshake.
 const TLS13_TICKETS: usize = 1;
 
-/// The rustls server config: TLS 1.2 and 1.3, the key-exchange groups of
+/// The rustls server configs ([`ServerConfigs`]: one per cipher preference, the server
+/// choosing the suite): TLS 1.2 and 1.3, the key-exchange groups of
 /// [`crate::tls::SERVER_KX_GROUPS`] (X25519MLKEM768 first), ALPN h2 and http/1.1, one session
 /// ticket per handshake, the certificate from `store`, client certificates when configured.
 fn tls_config(
@@ -620,42 +621,47 @@ fn tls_config(
     store: Arc<CertStore>,
     tickets: Arc<dyn rustls::server::ProducesTickets>,
     client_ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
-) -> anyhow::Result<Arc<ServerConfig>> {
-    let provider = crate::tls::server_provider();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
-    let builder = match (client_ca, &config.client_auth) {
-        (Some(cas), Some(auth)) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in cas {
-                roots
-                    .add(ca.clone())
-                    .context("a client CA certificate is not usable")?;
+) -> anyhow::Result<Arc<ServerConfigs>> {
+    let resolver = Arc::new(CertResolver(store));
+    let sessions = rustls::server::ServerSessionMemoryCache::new(4096);
+    let configs = ServerConfigs::new(|provider| {
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
+        let builder = match (client_ca, &config.client_auth) {
+            (Some(cas), Some(auth)) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for ca in cas {
+                    roots
+                        .add(ca.clone())
+                        .context("a client CA certificate is not usable")?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if auth.required {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                builder.with_client_cert_verifier(
+                    verifier
+                        .build()
+                        .context("cannot build the client certificate verifier")?,
+                )
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if auth.required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            builder.with_client_cert_verifier(
-                verifier
-                    .build()
-                    .context("cannot build the client certificate verifier")?,
-            )
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    let mut tls = builder.with_cert_resolver(Arc::new(CertResolver(store)));
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tls.ticketer = tickets;
-    // One TLS 1.3 ticket per handshake, not rustls's two: each is encrypted and sent with the
-    // handshake's last flight, a client resumes with one, and a resumed connection gets a fresh
-    // one for next time. Browsers use a ticket once and keep one per origin.
-    tls.send_tls13_tickets = TLS13_TICKETS;
-    tls.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
-    Ok(Arc::new(tls))
+            _ => builder.with_no_client_auth(),
+        };
+        let mut tls = builder.with_cert_resolver(resolver.clone());
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        tls.ticketer = tickets.clone();
+        // One TLS 1.3 ticket per handshake, not rustls's two: each is encrypted and sent with
+        // the handshake's first response, a client resumes with one, and a resumed connection
+        // gets a fresh one for next time. Browsers use a ticket once and keep one per origin.
+        tls.send_tls13_tickets = TLS13_TICKETS;
+        tls.session_storage = sessions.clone();
+        anyhow::Ok(tls)
+    })?;
+    Ok(Arc::new(configs))
 }
 
 fn read_client_ca(
@@ -672,7 +678,7 @@ async fn follow_client_ca(
     config: config::Proxy,
     path: PathBuf,
     store: Arc<CertStore>,
-    tls: Arc<ArcSwap<ServerConfig>>,
+    tls: Arc<ArcSwap<ServerConfigs>>,
     metrics: ProxyMetrics,
     shutdown: CancellationToken,
     mut reloads: watch::Receiver<u64>,
@@ -692,7 +698,7 @@ async fn follow_client_ca(
             continue;
         }
         seen = now_modified;
-        let tickets = tls.load().ticketer.clone();
+        let tickets = tls.load().aes.ticketer.clone();
         match read_client_ca(&path)
             .and_then(|cas| tls_config(&config, store.clone(), tickets, Some(&cas)))
         {

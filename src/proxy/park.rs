@@ -321,7 +321,7 @@ impl ConnectionShared {
         if tls.has_buffered_input() {
             return Wake::Readable;
         }
-        if tls.wants_write() && tls.flush().await.is_err() {
+        if tls.wants_write() && tls.send_all().await.is_err() {
             return Wake::Close;
         }
         loop {

@@ -1,7 +1,10 @@
-//! The server name (SNI) of a TLS ClientHello, read from the raw bytes a server receives.
+//! The server name (SNI) and the cipher preference of a TLS ClientHello, read from the raw bytes
+//! a server receives.
 //!
-//! rustls's unbuffered server connection has no public accessor for the SNI, so the proxy reads
-//! it itself from the same bytes it hands to rustls. [`SniReader`] is incremental: the bytes may
+//! rustls's unbuffered server connection has no public accessor for the SNI, and the proxy
+//! chooses its cipher suite order (see [`crate::tls::CipherPreference`]) before it creates the
+//! connection, so it reads both itself from the bytes it then hands to rustls. [`HelloReader`]
+//! is incremental: the bytes may
 //! arrive in any split, the ClientHello may be spread over several handshake records, and a
 //! record may arrive in pieces. It buffers only the handshake message (at most
 //! [`MAX_CLIENT_HELLO`] bytes of body), never whole records, and frees that buffer once the
@@ -39,11 +42,21 @@ const MAX_SESSION_ID_LEN: usize = 32;
 /// not a well-formed ClientHello.
 type Outcome = Option<Box<str>>;
 
-/// Reads the server name (SNI) from a TLS ClientHello as the server receives it.
+/// What a whole ClientHello says (or, for bytes that are no ClientHello, nothing).
 #[derive(Debug, Default)]
-pub(crate) struct SniReader {
+struct Hello {
+    name: Outcome,
+    chacha20_first: bool,
+}
+
+/// Reads the server name (SNI) and the cipher preference from a TLS ClientHello as the server
+/// receives it.
+#[derive(Debug, Default)]
+pub(crate) struct HelloReader {
     /// Whether the outcome has been returned; later calls return `Some(None)` at once.
     done: bool,
+    /// Whether the ClientHello listed a ChaCha20-Poly1305 suite before every AES-GCM one.
+    chacha20_first: bool,
     /// The header of the current record, as much of it as has arrived.
     header: [u8; RECORD_HEADER_LEN],
     /// How many bytes of `header` have arrived.
@@ -54,10 +67,17 @@ pub(crate) struct SniReader {
     message: Vec<u8>,
 }
 
-impl SniReader {
+impl HelloReader {
     /// A reader that has seen no bytes yet.
-    pub(crate) fn new() -> SniReader {
-        SniReader::default()
+    pub(crate) fn new() -> HelloReader {
+        HelloReader::default()
+    }
+
+    /// Whether the ClientHello, once [`HelloReader::feed`] returned `Some`, listed a
+    /// ChaCha20-Poly1305 suite before every AES-GCM suite: what a client without AES
+    /// instructions does. `false` for bytes that were no well-formed ClientHello.
+    pub(crate) fn prefers_chacha20(&self) -> bool {
+        self.chacha20_first
     }
 
     /// Feeds the next bytes received from the client (any split, from one byte to many records
@@ -79,23 +99,24 @@ impl SniReader {
             } else {
                 self.read_body(&mut bytes)
             };
-            if let Some(outcome) = step {
-                return Some(self.finish(outcome));
+            if let Some(hello) = step {
+                return Some(self.finish(hello));
             }
         }
         None
     }
 
     /// Marks the read as finished and frees the buffer.
-    fn finish(&mut self, outcome: Outcome) -> Outcome {
+    fn finish(&mut self, hello: Hello) -> Outcome {
         self.done = true;
         self.message = Vec::new();
-        outcome
+        self.chacha20_first = hello.chacha20_first;
+        hello.name
     }
 
-    /// Takes bytes of a record header from the front of `bytes`. Gives up (`Some(None)`) as
-    /// soon as what has arrived cannot start a handshake record.
-    fn read_header(&mut self, bytes: &mut &[u8]) -> Option<Outcome> {
+    /// Takes bytes of a record header from the front of `bytes`. Gives up (an empty
+    /// [`Hello`]) as soon as what has arrived cannot start a handshake record.
+    fn read_header(&mut self, bytes: &mut &[u8]) -> Option<Hello> {
         let wanted = RECORD_HEADER_LEN - self.header_len;
         let (head, rest) = bytes.split_at(wanted.min(bytes.len()));
         *bytes = rest;
@@ -103,7 +124,7 @@ impl SniReader {
         self.header[self.header_len..end].copy_from_slice(head);
         self.header_len = end;
         if !header_prefix_is_handshake(&self.header[..end]) {
-            return Some(None);
+            return Some(Hello::default());
         }
         if end < RECORD_HEADER_LEN {
             return None;
@@ -114,12 +135,12 @@ impl SniReader {
                 self.body_left = length;
                 None
             }
-            None => Some(None),
+            None => Some(Hello::default()),
         }
     }
 
     /// Takes bytes of the current record's body from the front of `bytes`.
-    fn read_body(&mut self, bytes: &mut &[u8]) -> Option<Outcome> {
+    fn read_body(&mut self, bytes: &mut &[u8]) -> Option<Hello> {
         let (chunk, rest) = bytes.split_at(self.body_left.min(bytes.len()));
         *bytes = rest;
         self.body_left -= chunk.len();
@@ -128,7 +149,7 @@ impl SniReader {
 
     /// Adds a piece of handshake record body to the message; the outcome once the message is
     /// complete or known to be no ClientHello.
-    fn take_fragment(&mut self, chunk: &[u8]) -> Option<Outcome> {
+    fn take_fragment(&mut self, chunk: &[u8]) -> Option<Hello> {
         if self.message.is_empty()
             && let Some(outcome) = whole_message(chunk)
         {
@@ -157,15 +178,15 @@ impl SniReader {
 
     /// The outcome once the buffered message decides it: its header is not a ClientHello's
     /// (or declares too long a body), or the whole message has arrived.
-    fn check_message(&self) -> Option<Outcome> {
+    fn check_message(&self) -> Option<Hello> {
         if self.message.len() < HANDSHAKE_HEADER_LEN {
             return None;
         }
         let Some(total) = message_total(&self.message) else {
-            return Some(None);
+            return Some(Hello::default());
         };
         let body = self.message.get(HANDSHAKE_HEADER_LEN..total)?;
-        Some(server_name(body))
+        Some(read_hello(body))
     }
 }
 
@@ -195,36 +216,60 @@ fn message_total(message: &[u8]) -> Option<usize> {
 
 /// The outcome when `chunk`, the start of a message, decides it without buffering: a whole
 /// ClientHello, or a header that is not a ClientHello's. `None` when more bytes are needed.
-fn whole_message(chunk: &[u8]) -> Option<Outcome> {
+fn whole_message(chunk: &[u8]) -> Option<Hello> {
     if chunk.len() < HANDSHAKE_HEADER_LEN {
         return None;
     }
     let Some(total) = message_total(chunk) else {
-        return Some(None);
+        return Some(Hello::default());
     };
     let body = chunk.get(HANDSHAKE_HEADER_LEN..total)?;
-    Some(server_name(body))
+    Some(read_hello(body))
 }
 
-/// The first host name in a ClientHello body, if the body is well-formed and has one.
-fn server_name(body: &[u8]) -> Outcome {
+/// The host name and cipher preference of a ClientHello body; nothing if it is malformed.
+fn read_hello(body: &[u8]) -> Hello {
     let mut hello = Reader::new(body);
-    hello.take(2 + 32)?; // legacy_version, random
-    let session_id = hello.vec8()?;
-    let suites = hello.vec16()?;
-    let compression = hello.vec8()?;
+    let fixed = hello.take(2 + 32).and_then(|_| {
+        // legacy_version and random, then legacy_session_id, cipher_suites and
+        // legacy_compression_methods.
+        Some((hello.vec8()?, hello.vec16()?, hello.vec8()?))
+    });
+    let Some((session_id, suites, compression)) = fixed else {
+        return Hello::default();
+    };
     let fixed_ok = session_id.len() <= MAX_SESSION_ID_LEN
         && !suites.is_empty()
         && suites.len() % 2 == 0
         && !compression.is_empty();
-    if !fixed_ok || hello.is_empty() {
-        return None;
+    if !fixed_ok {
+        return Hello::default();
     }
-    let extensions = hello.vec16()?;
-    if !hello.is_empty() {
-        return None;
+    let chacha20_first = chacha20_first(suites);
+    let name = if hello.is_empty() {
+        None
+    } else {
+        hello
+            .vec16()
+            .filter(|_| hello.is_empty())
+            .and_then(find_server_name_extension)
+            .and_then(host_name)
+    };
+    Hello {
+        name,
+        chacha20_first,
     }
-    host_name(find_server_name_extension(extensions)?)
+}
+
+/// Whether the first ChaCha20-Poly1305 or AES-GCM suite in a ClientHello's `cipher_suites`
+/// (TLS 1.3 or 1.2; GREASE values and other suites skipped) is a ChaCha20-Poly1305 one.
+fn chacha20_first(suites: &[u8]) -> bool {
+    use super::Bulk;
+    suites
+        .chunks_exact(2)
+        .map(|pair| super::bulk_cipher(u16::from_be_bytes([pair[0], pair[1]]).into()))
+        .find(|bulk| *bulk != Bulk::Other)
+        == Some(Bulk::ChaCha20)
 }
 
 /// The data of the one server_name extension in an extensions block, if the block is
@@ -405,12 +450,12 @@ mod tests {
 
     /// The outcome of feeding `bytes` in one call.
     fn feed_all(bytes: &[u8]) -> Option<Outcome> {
-        SniReader::new().feed(bytes)
+        HelloReader::new().feed(bytes)
     }
 
     /// The outcome of feeding `bytes` one byte per call.
     fn feed_bytewise(bytes: &[u8]) -> Option<Outcome> {
-        let mut reader = SniReader::new();
+        let mut reader = HelloReader::new();
         for &byte in bytes {
             if let Some(outcome) = reader.feed(&[byte]) {
                 return Some(outcome);
@@ -436,7 +481,7 @@ mod tests {
         let hello = example_hello();
         for cut in 0..hello.len() {
             assert_eq!(feed_all(&hello[..cut]), None, "prefix of {cut} bytes");
-            let mut reader = SniReader::new();
+            let mut reader = HelloReader::new();
             assert_eq!(reader.feed(&hello[..cut]), None);
             assert_eq!(reader.feed(&hello[cut..]), named("example.test"));
         }
@@ -464,7 +509,7 @@ mod tests {
     fn bytes_after_the_hello_are_ignored_and_later_calls_give_none() {
         let mut bytes = example_hello();
         bytes.extend_from_slice(&[23, 3, 3, 0, 1, 0]);
-        let mut reader = SniReader::new();
+        let mut reader = HelloReader::new();
         assert_eq!(reader.feed(&bytes), named("example.test"));
         assert!(reader.message.capacity() == 0);
         assert_eq!(reader.feed(&example_hello()), Some(None));
@@ -472,7 +517,7 @@ mod tests {
 
     #[test]
     fn plain_text_gives_none_at_once() {
-        let mut reader = SniReader::new();
+        let mut reader = HelloReader::new();
         assert_eq!(reader.feed(b"G"), Some(None));
         assert_eq!(feed_all(b"GET / HTTP/1.1\r\n"), Some(None));
         assert_eq!(feed_all(&[21, 3, 3, 0, 2, 2, 40]), Some(None)); // an alert
@@ -604,5 +649,85 @@ mod tests {
             let whole = feed_all(&bytes[..cut]);
             assert_eq!(feed_bytewise(&bytes[..cut]), whole);
         }
+    }
+
+    /// Whether a reader fed `bytes` (whole, then byte by byte) says the client prefers
+    /// ChaCha20; both ways must agree.
+    fn chacha20_first_of(bytes: &[u8]) -> bool {
+        let mut whole = HelloReader::new();
+        assert!(whole.feed(bytes).is_some(), "the outcome is known");
+        let mut bytewise = HelloReader::new();
+        for &byte in bytes {
+            if bytewise.feed(&[byte]).is_some() {
+                break;
+            }
+        }
+        assert_eq!(whole.prefers_chacha20(), bytewise.prefers_chacha20());
+        whole.prefers_chacha20()
+    }
+
+    /// A ClientHello record whose cipher_suites are `suites`, with an SNI for `example.test`.
+    fn hello_with_suites(suites: &[u16]) -> Vec<u8> {
+        let mut body = hello_body(&sni_extension(&[(0, b"example.test")]));
+        let list: Vec<u8> = suites
+            .iter()
+            .flat_map(|suite| suite.to_be_bytes())
+            .collect();
+        // hello_body has one suite (4 bytes with its length) after the version, random and
+        // empty session id.
+        let at = 2 + 32 + 1;
+        let mut suites_field = u16::try_from(list.len()).unwrap().to_be_bytes().to_vec();
+        suites_field.extend_from_slice(&list);
+        body.splice(at..at + 4, suites_field);
+        frame(&handshake_message(&body), 1 << 14)
+    }
+
+    #[test]
+    fn the_first_aead_suite_the_client_lists_tells_its_cipher_preference() {
+        let (aes128, aes256, chacha) = (0x1301, 0x1302, 0x1303);
+        let (grease, scsv, tls12_chacha, tls12_aes) = (0x0a0a, 0x00ff, 0xcca9, 0xc02b);
+        assert!(!chacha20_first_of(&hello_with_suites(&[
+            aes128, aes256, chacha
+        ])));
+        assert!(!chacha20_first_of(&hello_with_suites(&[aes256, chacha])));
+        assert!(chacha20_first_of(&hello_with_suites(&[chacha, aes128])));
+        assert!(chacha20_first_of(&hello_with_suites(&[
+            grease, chacha, aes128
+        ])));
+        assert!(chacha20_first_of(&hello_with_suites(&[
+            scsv,
+            tls12_chacha,
+            tls12_aes
+        ])));
+        assert!(!chacha20_first_of(&hello_with_suites(&[
+            grease, tls12_aes, chacha
+        ])));
+        // The SNI is read as before.
+        assert_eq!(
+            HelloReader::new().feed(&hello_with_suites(&[chacha, aes128])),
+            named("example.test")
+        );
+        // Nothing to choose by: no preference.
+        assert!(!chacha20_first_of(&hello_with_suites(&[grease, scsv])));
+        assert!(!chacha20_first_of(b"GET / HTTP/1.1\r\n"));
+
+        // rustls's own client, by its provider's order: AES-256 first by default.
+        assert!(!chacha20_first_of(&example_hello()));
+        let mut provider = (*crate::tls::crypto_provider()).clone();
+        provider.cipher_suites.sort_by_key(|suite| {
+            crate::tls::bulk_cipher(suite.suite()) != crate::tls::Bulk::ChaCha20
+        });
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = ServerName::try_from("example.test").unwrap();
+        let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut hello = Vec::new();
+        while connection.wants_write() {
+            connection.write_tls(&mut hello).unwrap();
+        }
+        assert!(chacha20_first_of(&hello));
     }
 }

@@ -7,8 +7,11 @@
 //! connection waits for its peer: an idle keep-alive connection holds its keys and its socket,
 //! nothing more.
 //!
-//! The behaviour is `tokio-rustls`'s: [`accept`] completes once the handshake is done and its
-//! last flight (session tickets included) is sent; reads end with `Ok(0)` after the peer's
+//! [`accept`] reads the ClientHello before it creates the connection, to choose the config for
+//! the client's cipher preference ([`ServerConfigs`]). The behaviour is otherwise
+//! `tokio-rustls`'s, but for TLS 1.3's session tickets: [`accept`] completes once the handshake
+//! is done and its last flight is sent, except the tickets, which go out with the first write
+//! (the response) or the shutdown instead of in a packet of their own; reads end with `Ok(0)` after the peer's
 //! close_notify and fail with `UnexpectedEof` when the socket closes without one; a TLS error is
 //! an `InvalidData` error wrapping the `rustls::Error`, after the alert that tells the peer why
 //! has been given a chance to go out; a shutdown sends close_notify, then the TCP FIN.
@@ -20,12 +23,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::client_hello::SniReader;
+use super::client_hello::HelloReader;
+use super::{CipherPreference, server_provider_preferring};
 
 /// How much a read from the socket asks for: one TLS record of the largest size.
 const READ_SIZE: usize = 5 + 16_384 + 256;
@@ -50,6 +55,10 @@ pub(crate) struct ServerTls {
     /// Encrypted bytes not sent yet: `outgoing[sent..]`.
     outgoing: Vec<u8>,
     sent: usize,
+    /// How many bytes at the front of `outgoing` (a new TLS 1.3 connection's session ticket)
+    /// wait for the first write (or the shutdown) rather than go out at a flush or before a
+    /// read waits.
+    held: usize,
     /// The peer's close_notify arrived: reads end.
     peer_closed: bool,
     /// The socket's read side reached its end.
@@ -58,9 +67,16 @@ pub(crate) struct ServerTls {
     close_sent: bool,
     /// A TLS error ended the connection (see [`ServerTls::fail`]).
     failed: bool,
-    /// Reads the server name from the ClientHello until it is known (see [`accept`]).
-    sni_reader: Option<Box<SniReader>>,
     sni: Option<Box<str>>,
+}
+
+/// A TLS server's configs, one per [`CipherPreference`]; [`accept`] chooses by the client's
+/// ClientHello. Apart from their cipher suites' order they are the same config.
+pub(crate) struct ServerConfigs {
+    /// For every client but those below.
+    pub(crate) aes: Arc<ServerConfig>,
+    /// For a client that lists ChaCha20-Poly1305 before AES-GCM.
+    pub(crate) chacha20: Arc<ServerConfig>,
 }
 
 /// What the connection asks for once it has processed what it holds.
@@ -82,33 +98,88 @@ enum Send<'a> {
     CloseNotify,
 }
 
-/// Completes a server handshake on `io`. With `want_sni`, the server name the client asked for
-/// is read from its ClientHello (rustls's unbuffered connection does not expose it) and given by
-/// [`ServerTls::server_name`].
+impl ServerConfigs {
+    /// Both configs, each made by `build` with the provider of its preference
+    /// ([`crate::tls::server_provider_preferring`]), and each choosing the cipher suite by its
+    /// own order (`ignore_client_order`). State that must be shared between the two (session
+    /// storage, ticketer, certificate resolver) is `build`'s to share.
+    pub(crate) fn new<E>(
+        mut build: impl FnMut(Arc<CryptoProvider>) -> Result<ServerConfig, E>,
+    ) -> Result<ServerConfigs, E> {
+        let mut aes = build(server_provider_preferring(CipherPreference::Aes))?;
+        let mut chacha20 = build(server_provider_preferring(CipherPreference::ChaCha20))?;
+        aes.ignore_client_order = true;
+        chacha20.ignore_client_order = true;
+        Ok(ServerConfigs {
+            aes: Arc::new(aes),
+            chacha20: Arc::new(chacha20),
+        })
+    }
+}
+
+/// Completes a server handshake on `io`, with the config of `configs` the client's ClientHello
+/// asks for. With `want_sni`, the server name the client asked for is kept from its ClientHello
+/// (rustls's unbuffered connection does not expose it) and given by [`ServerTls::server_name`].
 pub(crate) async fn accept(
-    config: Arc<ServerConfig>,
-    io: TcpStream,
+    configs: &ServerConfigs,
+    mut io: TcpStream,
     want_sni: bool,
 ) -> io::Result<ServerTls> {
-    let conn = UnbufferedServerConnection::new(config).map_err(invalid_data)?;
+    // The ClientHello first: it decides the config the connection is made with. The bytes stay
+    // in `incoming` for rustls.
+    let mut incoming = Vec::new();
+    let mut hello = HelloReader::new();
+    let mut eof = false;
+    let sni = loop {
+        let before = incoming.len();
+        let read = poll_fn(|cx| {
+            ready!(io.poll_read_ready(cx))?;
+            reserve_read(&mut incoming);
+            let read = tokio_util::io::poll_read_buf(Pin::new(&mut io), cx, &mut incoming);
+            if read.is_pending() && incoming.is_empty() {
+                incoming = Vec::new();
+            }
+            read
+        });
+        if read.await? == 0 {
+            eof = true;
+            break None;
+        }
+        if let Some(name) = hello.feed(&incoming[before..]) {
+            break name;
+        }
+    };
+    let config = if hello.prefers_chacha20() {
+        &configs.chacha20
+    } else {
+        &configs.aes
+    };
+    let conn = UnbufferedServerConnection::new(config.clone()).map_err(invalid_data)?;
     let mut tls = ServerTls {
         io,
         conn,
-        incoming: Vec::new(),
+        incoming,
         start: 0,
         plain: Vec::new(),
         plain_start: 0,
         outgoing: Vec::new(),
         sent: 0,
+        held: 0,
         peer_closed: false,
-        eof: false,
+        eof,
         close_sent: false,
         failed: false,
-        sni_reader: want_sni.then(|| Box::new(SniReader::new())),
-        sni: None,
+        sni: sni.filter(|_| want_sni),
     };
     poll_fn(|cx| tls.poll_handshake(cx)).await?;
     Ok(tls)
+}
+
+/// Makes room in `incoming` for one read from the socket.
+fn reserve_read(incoming: &mut Vec<u8>) {
+    if incoming.capacity() - incoming.len() < READ_SIZE / 4 {
+        incoming.reserve(READ_SIZE);
+    }
 }
 
 impl ServerTls {
@@ -133,9 +204,16 @@ impl ServerTls {
         self.plain_start < self.plain.len() || self.peer_closed
     }
 
-    /// Whether encrypted bytes wait to be sent (flush them before waiting for the peer).
+    /// Whether encrypted bytes wait to be sent ([`ServerTls::send_all`] them before waiting
+    /// for the peer with nothing to write).
     pub(crate) fn wants_write(&self) -> bool {
         self.sent < self.outgoing.len()
+    }
+
+    /// Sends every byte waiting, a held session ticket included: for a connection about to
+    /// wait with no response to carry it.
+    pub(crate) async fn send_all(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_send(cx)).await
     }
 
     /// The bytes this stream holds in buffers of its own right now.
@@ -150,16 +228,23 @@ impl ServerTls {
                 Ok(step) => step,
                 Err(err) => return Poll::Ready(Err(self.fail(err))),
             };
-            ready!(self.poll_send(cx))?;
-            match step {
-                // A TLS 1.3 server may send before the client's Finished; the handshake (the
-                // client's certificate, when one is asked for) is done only after it.
-                Step::Ready if !self.conn.is_handshaking() => {
-                    self.sni_reader = None;
-                    return Poll::Ready(Ok(()));
+            // A TLS 1.3 server may send before the client's Finished; the handshake (the
+            // client's certificate, when one is asked for) is done only after it.
+            if step == Step::Ready && !self.conn.is_handshaking() {
+                // What TLS 1.3 sends then is only session tickets, which no client waits for:
+                // they go out with the first response, one packet and one wake-up of the
+                // client fewer. TLS 1.2's last flight is the
+                // server's Finished, which the client waits for.
+                if self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                    self.held = self.outgoing.len();
+                } else {
+                    ready!(self.poll_send(cx))?;
                 }
-                Step::Closed => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
-                Step::Ready | Step::Handshaking => {}
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.poll_send(cx))?;
+            if step == Step::Closed {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
             if self.eof || self.peer_closed {
                 return Poll::Ready(Err(io::Error::new(
@@ -302,27 +387,16 @@ impl ServerTls {
             self.incoming.drain(..self.start);
             self.start = 0;
         }
-        if self.incoming.capacity() - self.incoming.len() < READ_SIZE / 4 {
-            self.incoming.reserve(READ_SIZE);
-        }
-        let before = self.incoming.len();
+        reserve_read(&mut self.incoming);
         // Through `AsyncRead`, not `try_read_buf`: a read that leaves room in the buffer shows
         // the socket drained, and tokio then clears its readiness, so the next read waits for
         // the kernel's next event instead of costing a `recvfrom` that fails with EAGAIN (one
         // per TLS flight).
         let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.incoming);
-        let Poll::Ready(result) = read else {
+        if read.is_pending() {
             self.release_idle_buffers();
-            return Poll::Pending;
-        };
-        let n = result?;
-        if let Some(reader) = &mut self.sni_reader
-            && let Some(name) = reader.feed(&self.incoming[before..])
-        {
-            self.sni = name;
-            self.sni_reader = None;
         }
-        Poll::Ready(Ok(n))
+        read
     }
 
     /// Frees every buffer that holds nothing.
@@ -351,6 +425,7 @@ impl ServerTls {
         }
         self.outgoing.clear();
         self.sent = 0;
+        self.held = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -366,6 +441,7 @@ impl ServerTls {
         }
         self.outgoing.clear();
         self.sent = 0;
+        self.held = 0;
         Ok(())
     }
 
@@ -432,13 +508,6 @@ impl AsyncRead for ServerTls {
             return Poll::Ready(Ok(()));
         }
         loop {
-            // Key updates and alerts the last records asked for go out without holding up the
-            // read (a peer that does not read must not stop this side reading).
-            if this.wants_write()
-                && let Poll::Ready(Err(err)) = this.poll_send(cx)
-            {
-                return Poll::Ready(Err(err));
-            }
             if this.peer_closed {
                 return Poll::Ready(Ok(()));
             }
@@ -458,6 +527,14 @@ impl AsyncRead for ServerTls {
                     io::ErrorKind::UnexpectedEof,
                     "peer closed connection without sending TLS close_notify",
                 )));
+            }
+            // Before waiting for the peer, what the last records asked for (key updates,
+            // alerts) goes out, without holding up the read: a peer that does not read must
+            // not stop this side reading. A held session ticket waits for the response.
+            if this.outgoing.len() > this.held
+                && let Poll::Ready(Err(err)) = this.poll_send(cx)
+            {
+                return Poll::Ready(Err(err));
             }
             if ready!(this.poll_receive(cx))? == 0 {
                 this.eof = true;
@@ -479,8 +556,12 @@ impl AsyncWrite for ServerTls {
         if this.close_sent {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        // What an earlier write left goes first: the caller waits rather than the buffer grows.
-        ready!(this.poll_send(cx))?;
+        // What earlier writes left goes first once it is a chunk's worth: the caller waits
+        // rather than the buffer grows. Less (the session ticket of a new connection) goes out
+        // together with this write.
+        if this.outgoing.len() - this.sent >= WRITE_CHUNK {
+            ready!(this.poll_send(cx))?;
+        }
         let data = &buf[..buf.len().min(WRITE_CHUNK)];
         match this.process(None, Send::Data(data)) {
             Ok(Step::Ready) => {}
@@ -494,8 +575,14 @@ impl AsyncWrite for ServerTls {
         Poll::Ready(Ok(data.len()))
     }
 
+    /// Sends what was written; a held session ticket alone waits for the first write.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_send(cx)
+        let this = self.get_mut();
+        if this.outgoing.len() > this.held {
+            this.poll_send(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -534,15 +621,18 @@ mod tests {
         }
     }
 
-    fn server_config(pki: &Pki) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(crate::tls::server_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(config)
+    fn server_config(pki: &Pki) -> ServerConfigs {
+        ServerConfigs::new(|provider| {
+            let mut config = ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+                .with_no_client_auth()
+                .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())?;
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            // As the proxy: one ticket per connection, so a resumption shows which one came.
+            config.send_tls13_tickets = 1;
+            Ok::<_, rustls::Error>(config)
+        })
+        .unwrap()
     }
 
     fn client_config(
@@ -561,7 +651,7 @@ mod tests {
     /// A listener, and a connected pair: the server side accepted by [`accept`] (asked for the
     /// SNI), the client side a `tokio-rustls` client with `config`.
     async fn pair(
-        server: Arc<ServerConfig>,
+        server: &ServerConfigs,
         client: rustls::ClientConfig,
     ) -> (ServerTls, tokio_rustls::client::TlsStream<TcpStream>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -583,7 +673,7 @@ mod tests {
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let mut client = client_config(&pki, &[version]);
             client.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let (mut server, mut client) = pair(server_config(&pki), client).await;
+            let (mut server, mut client) = pair(&server_config(&pki), client).await;
             assert_eq!(server.session().protocol_version(), Some(version.version));
             assert_eq!(server.session().alpn_protocol(), Some(&b"http/1.1"[..]));
             assert_eq!(server.server_name(), Some("server.test"));
@@ -600,13 +690,173 @@ mod tests {
         }
     }
 
+    /// [`client_config`] offering `suites`, in this order.
+    fn client_offering(
+        pki: &Pki,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        suites: &[rustls::SupportedCipherSuite],
+    ) -> rustls::ClientConfig {
+        let mut provider = (*crate::tls::crypto_provider()).clone();
+        provider.cipher_suites = suites.to_vec();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.cert.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
+    #[tokio::test]
+    async fn the_server_chooses_aes_128_unless_the_client_puts_chacha20_first() {
+        use rustls::crypto::aws_lc_rs::cipher_suite::*;
+        let (tls13, tls12) = (&rustls::version::TLS13, &rustls::version::TLS12);
+        let pki = pki();
+        let configs = server_config(&pki);
+        let cases = [
+            // OpenSSL's and rustls's clients: AES-256 first.
+            (
+                tls13,
+                vec![
+                    TLS13_AES_256_GCM_SHA384,
+                    TLS13_AES_128_GCM_SHA256,
+                    TLS13_CHACHA20_POLY1305_SHA256,
+                ],
+                TLS13_AES_128_GCM_SHA256,
+            ),
+            // A client without AES instructions.
+            (
+                tls13,
+                vec![
+                    TLS13_CHACHA20_POLY1305_SHA256,
+                    TLS13_AES_256_GCM_SHA384,
+                    TLS13_AES_128_GCM_SHA256,
+                ],
+                TLS13_CHACHA20_POLY1305_SHA256,
+            ),
+            // What the client offers is all it gets.
+            (
+                tls13,
+                vec![TLS13_AES_256_GCM_SHA384],
+                TLS13_AES_256_GCM_SHA384,
+            ),
+            (
+                tls13,
+                vec![TLS13_CHACHA20_POLY1305_SHA256, TLS13_AES_256_GCM_SHA384],
+                TLS13_CHACHA20_POLY1305_SHA256,
+            ),
+            (
+                tls13,
+                vec![TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256],
+                TLS13_AES_256_GCM_SHA384,
+            ),
+            (
+                tls12,
+                vec![
+                    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                ],
+                TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ),
+            (
+                tls12,
+                vec![
+                    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                ],
+                TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ),
+        ];
+        for (version, offered, expected) in cases {
+            let client = client_offering(&pki, &[version], &offered);
+            let (server, client) = pair(&configs, client).await;
+            let names: Vec<_> = offered.iter().map(|suite| suite.suite()).collect();
+            assert_eq!(
+                server
+                    .session()
+                    .negotiated_cipher_suite()
+                    .map(|s| s.suite()),
+                Some(expected.suite()),
+                "offered {names:?}"
+            );
+            assert_eq!(
+                client
+                    .get_ref()
+                    .1
+                    .negotiated_cipher_suite()
+                    .map(|s| s.suite()),
+                Some(expected.suite())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls13_ticket_goes_out_with_the_first_response() {
+        let pki = pki();
+        let configs = server_config(&pki);
+        let client = client_config(&pki, &[&rustls::version::TLS13]);
+
+        // The first response carries it.
+        let (mut server, mut stream) = pair(&configs, client.clone()).await;
+        assert_eq!(
+            server.session().handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+        assert!(
+            server.wants_write(),
+            "the ticket waits for the first response"
+        );
+        server.write_all(b"pong").await.unwrap();
+        assert!(!server.wants_write());
+        let mut got = [0; 4];
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        // The client kept the ticket: its next connection resumes.
+        let (mut server, mut stream) = pair(&configs, client.clone()).await;
+        assert_eq!(
+            server.session().handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        );
+
+        // A server that reads first keeps it for its response.
+        let reading = tokio::spawn(async move {
+            let mut got = [0; 4];
+            server.read_exact(&mut got).await.map(|_| (server, got))
+        });
+        let mut nothing = [0; 1];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            stream.read(&mut nothing),
+        );
+        assert!(read.await.is_err(), "no application data was sent");
+        stream.write_all(b"ping").await.unwrap();
+        let (mut server, mut got) = reading.await.unwrap().unwrap();
+        assert_eq!(&got, b"ping");
+        assert!(server.wants_write(), "the ticket is still held");
+        server.write_all(b"pong").await.unwrap();
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
+        let (server, _stream) = pair(&configs, client).await;
+        assert_eq!(
+            server.session().handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed),
+            "the ticket came with the response"
+        );
+
+        // TLS 1.2's last flight (the server's Finished) is sent before `accept` returns.
+        let client = client_config(&pki, &[&rustls::version::TLS12]);
+        let (server, _stream) = pair(&configs, client).await;
+        assert!(!server.wants_write());
+    }
+
     #[tokio::test]
     async fn large_transfers_in_both_directions_at_once_complete() {
         // Each side writes 4 MiB while the other writes too: neither side's writing may stop
         // it reading, or both would wait on full socket buffers for ever.
         let pki = pki();
         let (server, client) = pair(
-            server_config(&pki),
+            &server_config(&pki),
             client_config(&pki, &[&rustls::version::TLS13]),
         )
         .await;
@@ -652,7 +902,7 @@ mod tests {
     async fn a_waiting_connection_holds_no_buffers() {
         let pki = pki();
         let (mut server, mut client) = pair(
-            server_config(&pki),
+            &server_config(&pki),
             client_config(&pki, &[&rustls::version::TLS13]),
         )
         .await;
@@ -685,7 +935,7 @@ mod tests {
         let pki = pki();
         let config = server_config(&pki);
         let client = client_config(&pki, &[&rustls::version::TLS13]);
-        let (mut server, mut client_stream) = pair(config.clone(), client.clone()).await;
+        let (mut server, mut client_stream) = pair(&config, client.clone()).await;
         client_stream.write_all(b"last").await.unwrap();
         client_stream.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -698,7 +948,7 @@ mod tests {
 
         // A client that closes its socket without close_notify (having read everything, or its
         // kernel would reset the connection instead).
-        let (mut server, mut client_stream) = pair(config.clone(), client.clone()).await;
+        let (mut server, mut client_stream) = pair(&config, client.clone()).await;
         server.write_all(b"x").await.unwrap();
         server.flush().await.unwrap();
         client_stream.read_exact(&mut [0; 1]).await.unwrap();
@@ -708,7 +958,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
 
         // The server's shutdown sends close_notify: the client reads to a clean end.
-        let (mut server, mut client_stream) = pair(config, client).await;
+        let (mut server, mut client_stream) = pair(&config, client).await;
         server.write_all(b"bye").await.unwrap();
         server.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -739,7 +989,7 @@ mod tests {
             tcp
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut server = accept(server_config(&pki), tcp, false).await.unwrap();
+        let mut server = accept(&server_config(&pki), tcp, false).await.unwrap();
         let mut got = [0; 13];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"early request");
@@ -750,12 +1000,16 @@ mod tests {
     #[tokio::test]
     async fn a_client_without_a_common_version_gets_an_alert_and_an_error() {
         let pki = pki();
-        let mut config = (*server_config(&pki)).clone();
-        config = ServerConfig::builder_with_provider(crate::tls::server_provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_no_client_auth()
-            .with_cert_resolver(config.cert_resolver.clone());
+        let resolver = server_config(&pki).aes.cert_resolver.clone();
+        let config = ServerConfigs::new(|provider| {
+            Ok::<_, rustls::Error>(
+                ServerConfig::builder_with_provider(provider)
+                    .with_protocol_versions(&[&rustls::version::TLS13])?
+                    .with_no_client_auth()
+                    .with_cert_resolver(resolver.clone()),
+            )
+        })
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(
@@ -768,7 +1022,7 @@ mod tests {
             connector.connect(name, tcp).await.unwrap_err()
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let err = accept(Arc::new(config), tcp, false).await.err().unwrap();
+        let err = accept(&config, tcp, false).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.get_ref().unwrap().is::<rustls::Error>());
         let client_err = client.await.unwrap().to_string();
@@ -792,7 +1046,7 @@ mod tests {
             client.await.unwrap();
             let handshake = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
-                accept(server_config(&pki), tcp, true),
+                accept(&server_config(&pki), tcp, true),
             )
             .await
             .expect("the handshake ends at the client's EOF");
@@ -817,7 +1071,7 @@ mod tests {
             let _ = tcp.read_to_end(&mut rest).await;
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let err = accept(server_config(&pki), tcp, true).await.err().unwrap();
+        let err = accept(&server_config(&pki), tcp, true).await.err().unwrap();
         assert!(crate::tls::is_plain_text_client(&err), "{err}");
         client.await.unwrap();
     }

@@ -336,7 +336,9 @@ fn tls_valid_certificate_is_healthy_and_described() {
         .stdout_has("expires in: 29d23h5")
         .stdout_has("verified:   no (no --cacert given)")
         .stdout_has("protocol:   TLSv1_3")
-        .stdout_has("kx group:   X25519MLKEM768");
+        .stdout_has("kx group:   X25519MLKEM768")
+        // A rustls server following the client's order (this probe's: AES-256 first).
+        .stdout_has("cipher:     TLS13_AES_256_GCM_SHA384");
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert_eq!(server.sni_seen(), vec![Some("foo.home".to_string())]);
 }

@@ -2287,12 +2287,25 @@ fn group_client_config(
     groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
     resume: bool,
 ) -> Arc<ClientConfig> {
+    suite_client_config(ca_pem, groups, None, resume)
+}
+
+/// [`group_client_config`], offering `suites` (in this order) instead of the provider's.
+fn suite_client_config(
+    ca_pem: &str,
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+    suites: Option<&[rustls::SupportedCipherSuite]>,
+    resume: bool,
+) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.expect("CA PEM")).expect("CA usable");
     }
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider.kx_groups = groups.to_vec();
+    if let Some(suites) = suites {
+        provider.cipher_suites = suites.to_vec();
+    }
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
@@ -2327,7 +2340,8 @@ async fn get_once(
 }
 
 #[test]
-fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_and_resumes() {
+fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_chooses_the_cipher_and_resumes()
+ {
     use rustls::crypto::aws_lc_rs::kx_group;
     let ca = ca("Key Exchange CA");
     let pair = valid_pair(&ca);
@@ -2385,6 +2399,38 @@ fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_and_resum
         .await;
         assert_eq!(negotiated.as_deref(), Some("X25519MLKEM768"));
         assert_eq!(kind, Some(rustls::HandshakeKind::Full));
+        // The cipher suite: AES-128-GCM for a client listing AES-256 first (rustls's and
+        // OpenSSL's order), ChaCha20 for one that lists it first, what a client offers only.
+        use rustls::crypto::aws_lc_rs::cipher_suite::*;
+        for (offered, expected) in [
+            (
+                vec![
+                    TLS13_AES_256_GCM_SHA384,
+                    TLS13_AES_128_GCM_SHA256,
+                    TLS13_CHACHA20_POLY1305_SHA256,
+                ],
+                TLS13_AES_128_GCM_SHA256,
+            ),
+            (
+                vec![TLS13_CHACHA20_POLY1305_SHA256, TLS13_AES_128_GCM_SHA256],
+                TLS13_CHACHA20_POLY1305_SHA256,
+            ),
+            (vec![TLS13_AES_256_GCM_SHA384], TLS13_AES_256_GCM_SHA384),
+        ] {
+            let config = suite_client_config(&ca.pem, &[kx_group::X25519], Some(&offered), false);
+            let tls = tls_connect(address, config)
+                .await
+                .unwrap_or_else(|err| panic!("TLS handshake with the proxy: {err}"));
+            let offered: Vec<_> = offered.iter().map(|suite| suite.suite()).collect();
+            assert_eq!(
+                tls.get_ref()
+                    .1
+                    .negotiated_cipher_suite()
+                    .map(|suite| suite.suite()),
+                Some(expected.suite()),
+                "offering {offered:?}"
+            );
+        }
         // Resumption: the one ticket each handshake issues is enough for a client that comes
         // back again and again (each resumed connection gets a new one).
         let resuming = group_client_config(&ca.pem, &[kx_group::X25519MLKEM768], true);
