@@ -10,8 +10,9 @@
 //! [`accept`] reads the ClientHello before it creates the connection, to choose the config for
 //! the client's cipher preference ([`ServerConfigs`]). The behaviour is otherwise
 //! `tokio-rustls`'s, but for TLS 1.3's session tickets: [`accept`] completes once the handshake
-//! is done and its last flight is sent, except the tickets, which go out with the first write
-//! (the response) or the shutdown instead of in a packet of their own; reads end with `Ok(0)` after the peer's
+//! is done and its last flight is sent, except the tickets when the client's first data came
+//! with its Finished: those go out with the first write (the response to that data) or the
+//! shutdown instead of in a packet of their own; reads end with `Ok(0)` after the peer's
 //! close_notify and fail with `UnexpectedEof` when the socket closes without one; a TLS error is
 //! an `InvalidData` error wrapping the `rustls::Error`, after the alert that tells the peer why
 //! has been given a chance to go out; a shutdown sends close_notify, then the TCP FIN.
@@ -55,9 +56,9 @@ pub(crate) struct ServerTls {
     /// Encrypted bytes not sent yet: `outgoing[sent..]`.
     outgoing: Vec<u8>,
     sent: usize,
-    /// How many bytes at the front of `outgoing` (a new TLS 1.3 connection's session ticket)
-    /// wait for the first write (or the shutdown) rather than go out at a flush or before a
-    /// read waits.
+    /// How many bytes at the front of `outgoing` (the session ticket of a new TLS 1.3
+    /// connection whose first data came with the client's Finished) wait for the first write
+    /// (or the shutdown) rather than go out at a flush or before a read waits.
     held: usize,
     /// The peer's close_notify arrived: reads end.
     peer_closed: bool,
@@ -231,11 +232,18 @@ impl ServerTls {
             // A TLS 1.3 server may send before the client's Finished; the handshake (the
             // client's certificate, when one is asked for) is done only after it.
             if step == Step::Ready && !self.conn.is_handshaking() {
-                // What TLS 1.3 sends then is only session tickets, which no client waits for:
-                // they go out with the first response, one packet and one wake-up of the
-                // client fewer. TLS 1.2's last flight is the
-                // server's Finished, which the client waits for.
-                if self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+                // What TLS 1.3 sends then is only session tickets, which no client waits for.
+                // When the client's first data came with its Finished, they go out with the
+                // response to it: one packet and one wake-up of the client fewer. Otherwise
+                // at once: they also acknowledge the Finished, and a client with Nagle's
+                // algorithm on holds its request back until that (else 40 ms of delayed ACK).
+                // TLS 1.2's last flight is the server's Finished, which the client waits for.
+                let request_arrived = self.plain_start < self.plain.len()
+                    || self.start < self.incoming.len()
+                    || self.peer_closed;
+                if request_arrived
+                    && self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+                {
                     self.held = self.outgoing.len();
                 } else {
                     ready!(self.poll_send(cx))?;
@@ -792,52 +800,70 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tls13_ticket_goes_out_with_the_first_response() {
+    async fn a_tls13_ticket_waits_for_the_response_only_to_data_sent_with_finished() {
         let pki = pki();
         let configs = server_config(&pki);
         let client = client_config(&pki, &[&rustls::version::TLS13]);
 
-        // The first response carries it.
-        let (mut server, mut stream) = pair(&configs, client.clone()).await;
+        // The Finished alone: the ticket goes at once (it acknowledges the Finished, which a
+        // client with Nagle's algorithm on waits for before it sends its request).
+        let (server, mut stream) = pair(&configs, client.clone()).await;
         assert_eq!(
             server.session().handshake_kind(),
             Some(rustls::HandshakeKind::Full)
         );
         assert!(
-            server.wants_write(),
-            "the ticket waits for the first response"
+            !server.wants_write(),
+            "the ticket was sent with nothing to wait for"
         );
-        server.write_all(b"pong").await.unwrap();
-        assert!(!server.wants_write());
-        let mut got = [0; 4];
-        stream.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"pong");
-        // The client kept the ticket: its next connection resumes.
-        let (mut server, mut stream) = pair(&configs, client.clone()).await;
-        assert_eq!(
-            server.session().handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        );
-
-        // A server that reads first keeps it for its response.
-        let reading = tokio::spawn(async move {
-            let mut got = [0; 4];
-            server.read_exact(&mut got).await.map(|_| (server, got))
-        });
         let mut nothing = [0; 1];
         let read = tokio::time::timeout(
             std::time::Duration::from_millis(200),
             stream.read(&mut nothing),
         );
         assert!(read.await.is_err(), "no application data was sent");
-        stream.write_all(b"ping").await.unwrap();
-        let (mut server, mut got) = reading.await.unwrap().unwrap();
+        let (server, _stream) = pair(&configs, client.clone()).await;
+        assert_eq!(
+            server.session().handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed),
+            "the client got the ticket without any response"
+        );
+
+        // The first request in the same write as the Finished: the ticket rides with the
+        // response.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let fresh = client_config(&pki, &[&rustls::version::TLS13]);
+        let for_thread = Arc::new(fresh.clone());
+        let client_task = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(address).unwrap();
+            let name = ServerName::try_from("server.test").unwrap();
+            let mut conn = rustls::ClientConnection::new(for_thread, name).unwrap();
+            // Queued before the handshake ends: rustls sends it with the Finished, in one
+            // write.
+            conn.writer().write_all(b"ping").unwrap();
+            let mut got = [0; 4];
+            rustls::Stream::new(&mut conn, &mut tcp)
+                .read_exact(&mut got)
+                .unwrap();
+            got
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut server = accept(&configs, tcp, false).await.unwrap();
+        assert!(server.wants_write(), "the ticket waits for the response");
+        let mut got = [0; 4];
+        server.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"ping");
-        assert!(server.wants_write(), "the ticket is still held");
+        server.flush().await.unwrap();
+        assert!(
+            server.wants_write(),
+            "a flush with nothing written keeps it"
+        );
         server.write_all(b"pong").await.unwrap();
-        stream.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"pong");
-        let (server, _stream) = pair(&configs, client).await;
+        assert!(!server.wants_write());
+        assert_eq!(&client_task.join().unwrap(), b"pong");
+        let (server, _stream) = pair(&configs, fresh).await;
         assert_eq!(
             server.session().handshake_kind(),
             Some(rustls::HandshakeKind::Resumed),
