@@ -622,34 +622,42 @@ fn tls_config(
     tickets: Arc<dyn rustls::server::ProducesTickets>,
     client_ca: Option<&[rustls_pki_types::CertificateDer<'static>]>,
 ) -> anyhow::Result<Arc<ServerConfigs>> {
+    // The client certificate verifier checks signatures, which both configs' providers do
+    // alike (they differ in their cipher suites' order only): one for both.
+    let verifier = match (client_ca, &config.client_auth) {
+        (Some(cas), Some(auth)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in cas {
+                roots
+                    .add(ca.clone())
+                    .context("a client CA certificate is not usable")?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                crate::tls::server_provider(),
+            );
+            let verifier = if auth.required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            Some(
+                verifier
+                    .build()
+                    .context("cannot build the client certificate verifier")?,
+            )
+        }
+        _ => None,
+    };
     let resolver = Arc::new(CertResolver(store));
     let sessions = rustls::server::ServerSessionMemoryCache::new(4096);
     let configs = ServerConfigs::new(|provider| {
-        let builder = ServerConfig::builder_with_provider(provider.clone())
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
-        let builder = match (client_ca, &config.client_auth) {
-            (Some(cas), Some(auth)) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for ca in cas {
-                    roots
-                        .add(ca.clone())
-                        .context("a client CA certificate is not usable")?;
-                }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                let verifier = if auth.required {
-                    verifier
-                } else {
-                    verifier.allow_unauthenticated()
-                };
-                builder.with_client_cert_verifier(
-                    verifier
-                        .build()
-                        .context("cannot build the client certificate verifier")?,
-                )
-            }
-            _ => builder.with_no_client_auth(),
+        let builder = match &verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),
+            None => builder.with_no_client_auth(),
         };
         let mut tls = builder.with_cert_resolver(resolver.clone());
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

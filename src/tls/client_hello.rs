@@ -4,9 +4,8 @@
 //! rustls's unbuffered server connection has no public accessor for the SNI, and the proxy
 //! chooses its cipher suite order (see [`crate::tls::CipherPreference`]) before it creates the
 //! connection, so it reads both itself from the bytes it then hands to rustls. [`HelloReader`]
-//! is incremental: the bytes may
-//! arrive in any split, the ClientHello may be spread over several handshake records, and a
-//! record may arrive in pieces. It buffers only the handshake message (at most
+//! is incremental: the bytes may arrive in any split, the ClientHello may be spread over
+//! several handshake records, and a record may arrive in pieces. It buffers only the handshake message (at most
 //! [`MAX_CLIENT_HELLO`] bytes of body), never whole records, and frees that buffer once the
 //! outcome is known. Anything malformed makes it give up with "no name"; it never panics, and
 //! whether the handshake itself is acceptable remains rustls's decision.
@@ -245,19 +244,15 @@ fn read_hello(body: &[u8]) -> Hello {
     if !fixed_ok {
         return Hello::default();
     }
-    let chacha20_first = chacha20_first(suites);
-    let name = if hello.is_empty() {
-        None
-    } else {
-        hello
-            .vec16()
-            .filter(|_| hello.is_empty())
-            .and_then(find_server_name_extension)
-            .and_then(host_name)
-    };
+    // No extensions block (an empty rest) or anything after it: no name.
+    let name = hello
+        .vec16()
+        .filter(|_| hello.is_empty())
+        .and_then(find_server_name_extension)
+        .and_then(host_name);
     Hello {
         name,
-        chacha20_first,
+        chacha20_first: chacha20_first(suites),
     }
 }
 

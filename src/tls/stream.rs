@@ -211,6 +211,12 @@ impl ServerTls {
         self.sent < self.outgoing.len()
     }
 
+    /// Whether bytes beyond a held session ticket wait to be sent: what a flush, or a read
+    /// about to wait, sends (the ticket with them).
+    fn has_unheld_output(&self) -> bool {
+        self.outgoing.len() > self.held
+    }
+
     /// Sends every byte waiting, a held session ticket included: for a connection about to
     /// wait with no response to carry it.
     pub(crate) async fn send_all(&mut self) -> io::Result<()> {
@@ -539,7 +545,7 @@ impl AsyncRead for ServerTls {
             // Before waiting for the peer, what the last records asked for (key updates,
             // alerts) goes out, without holding up the read: a peer that does not read must
             // not stop this side reading. A held session ticket waits for the response.
-            if this.outgoing.len() > this.held
+            if this.has_unheld_output()
                 && let Poll::Ready(Err(err)) = this.poll_send(cx)
             {
                 return Poll::Ready(Err(err));
@@ -586,7 +592,7 @@ impl AsyncWrite for ServerTls {
     /// Sends what was written; a held session ticket alone waits for the first write.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.outgoing.len() > this.held {
+        if this.has_unheld_output() {
             this.poll_send(cx)
         } else {
             Poll::Ready(Ok(()))
@@ -647,13 +653,7 @@ mod tests {
         pki: &Pki,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> rustls::ClientConfig {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.cert.clone()).unwrap();
-        rustls::ClientConfig::builder_with_provider(crate::tls::crypto_provider())
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+        client_offering(pki, versions, &crate::tls::crypto_provider().cipher_suites)
     }
 
     /// A listener, and a connected pair: the server side accepted by [`accept`] (asked for the
