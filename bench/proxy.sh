@@ -32,6 +32,13 @@
 # default; `-elapsed` would divide by wall time, which on a shared machine counts other
 # processes' time too); the last table prints each handshake figure against it (% of the sign rate, and the microseconds a handshake costs
 # beyond its signature).
+# The floor those figures are read against (the last table): the same client without TLS, a plain
+# HTTP/1.1 request on a new TCP connection each time, through nginx configured as nginx-tuned but
+# without TLS (`nginx-plain`, measured in every round): what a connection and its forwarded
+# request cost a server before any TLS, most of it in the kernel. Added to it, the cryptography
+# a full handshake cannot do without, timed with the proxy's provider (examples/crypto_cost.rs on
+# the server's CPU: the signature, the server's key-exchange share), gives the least a full
+# handshake could cost here; the table sets each goal against it.
 # After the rounds, certificate rotation under load: a new pair every second while wrk runs,
 # the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
 # Tables: each server's median over the rounds, and the ratio pki-sidecar / nginx-tuned.
@@ -41,7 +48,8 @@
 # fails the run; the numbers never do). Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS,
 # BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_ROTATION_SECONDS, BENCH_KEEP=1
 # (keep the temporary directory with every log and raw output), PKI_SIDECAR_HANDSHAKES_BIN (skip
-# building the handshake client).
+# building the handshake client), PKI_SIDECAR_CRYPTO_COST_BIN (skip building the crypto cost tool,
+# a release build outside --smoke).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -66,6 +74,7 @@ grep -q '^127\.0\.0\.1 ' <<<"$localhost_addresses" || fail "localhost does not r
 ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 BIN=$(sidecar_binary)
 HANDSHAKES_BIN=$(handshake_client)
+if [ "${1:-}" = --smoke ]; then CRYPTO_COST_BIN=$(crypto_cost_tool debug); else CRYPTO_COST_BIN=$(crypto_cost_tool release); fi
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 
@@ -128,10 +137,11 @@ EOF
     curl -sf "http://127.0.0.1:$APP_PORT/"
 }
 
-# write_nginx_conf DIR PORT KEY tuned|default
+# write_nginx_conf DIR PORT KEY tuned|default|plain (plain: tuned without TLS)
 write_nginx_conf() {
   local dir=$1 port=$2 key=$3 flavour=$4 upstream location session_cache keepalive_requests ciphers
-  if [ "$flavour" = tuned ]; then
+  local listen tls
+  if [ "$flavour" != default ]; then
     upstream="upstream app { server 127.0.0.1:$APP_PORT; keepalive 64; }"
     # nginx variables, not the shell's:
     # shellcheck disable=SC2016
@@ -155,8 +165,15 @@ write_nginx_conf() {
     location="proxy_pass http://127.0.0.1:$APP_PORT;"
     session_cache='' keepalive_requests='' ciphers=''
   fi
+  listen="listen 127.0.0.1:$port ssl http2;"
+  tls="ssl_certificate $WORK/live/$key/tls.crt;
+    ssl_certificate_key $WORK/live/$key/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  if [ "$flavour" = plain ]; then
+    listen="listen 127.0.0.1:$port;" tls='' ciphers='' session_cache=''
+  fi
   mkdir -p "$dir/tmp"
-  # Common to both: one worker (the proxy has one core too), enough connections for the idle
+  # Common to all: one worker (the proxy has one core too), enough connections for the idle
   # test, no access log (the proxy writes none), http2 on the listener (else h2load has nothing
   # to measure), temp paths under $WORK.
   cat >"$dir/nginx.conf" <<EOF
@@ -174,10 +191,8 @@ http {
   scgi_temp_path $dir/tmp/scgi;
   $upstream
   server {
-    listen 127.0.0.1:$port ssl http2;
-    ssl_certificate $WORK/live/$key/tls.crt;
-    ssl_certificate_key $WORK/live/$key/tls.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
+    $listen
+    $tls
     $ciphers
     $session_cache
     $keepalive_requests
@@ -215,13 +230,18 @@ proxy {
 EOF
       start_bg "$dir/server.log" taskset -c "$server_cpu" "$BIN" proxy --config "$dir/proxy.hcl"
       ;;
-    nginx-tuned | nginx-default)
+    nginx-tuned | nginx-default | nginx-plain)
       write_nginx_conf "$dir" "$SERVER_PORT" "$key" "${name#nginx-}"
       start_bg "$dir/server.log" taskset -c "$server_cpu" \
         nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;'
       ;;
   esac
   SERVER_PID=$BG_PID
+  if [ "$name" = nginx-plain ]; then
+    wait_until 20 "$name did not serve HTTP on port $SERVER_PORT (see $dir/server.log)" \
+      curl -sf "http://127.0.0.1:$SERVER_PORT/"
+    return
+  fi
   # Load generators connect by name: with an IP address in the URL they send it as SNI, which is
   # illegal (RFC 6066) and makes rustls log a warning per handshake.
   URL="https://localhost:$SERVER_PORT/"
@@ -309,6 +329,36 @@ measure_handshakes() {
   record "$table" kernel_us "$name" "$(awk -v c="$LOAD_SYSTEM" -v n="$succeeded" 'BEGIN {print (n > 0 ? 1e6 * c / n : 0)}')"
 }
 
+# measure_floor: for $duration s on nginx-plain, as measure_handshakes but without TLS: a new
+# connection and one forwarded request, one after another. Table floor.
+measure_floor() {
+  local name=nginx-plain out=$WORK/nginx-plain/floor-$round.txt succeeded
+  run_load "$name" floor "$out" "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home none plain \
+    "${duration}s"
+  read -r succeeded _ <"$out"
+  record floor per_cpu "$name" "$(per_cpu_second "$succeeded")"
+  record floor kernel_us "$name" "$(awk -v c="$LOAD_SYSTEM" -v n="$succeeded" 'BEGIN {print (n > 0 ? 1e6 * c / n : 0)}')"
+}
+
+# crypto_costs: the microseconds of one signature per key and one server key-exchange share per
+# group with the proxy's provider, on the server's CPU (examples/crypto_cost.rs): SIGN_US[ecdsa],
+# SIGN_US[rsa], KX_US[X25519], KX_US[X25519MLKEM768].
+crypto_costs() {
+  local out=$WORK/crypto-cost.txt kind label us
+  taskset -c "$server_cpu" "$CRYPTO_COST_BIN" "$speed_seconds" "$WORK/live/ecdsa/tls.key" \
+    "$WORK/live/rsa/tls.key" >"$out" 2>&1 || fail "crypto_cost failed (see $out)"
+  while read -r kind label us; do
+    case $kind:$label in
+      sign:ECDSA_NISTP256_SHA256) SIGN_US[ecdsa]=$us ;;
+      sign:RSA_PSS_SHA256) SIGN_US[rsa]=$us ;;
+      kx:X25519 | kx:X25519MLKEM768) KX_US[$label]=$us ;;
+      *) fail "unexpected line in crypto_cost's output: $kind $label $us (see $out)" ;;
+    esac
+  done <"$out"
+  [ -n "${SIGN_US[ecdsa]:-}" ] && [ -n "${SIGN_US[rsa]:-}" ] && [ -n "${KX_US[X25519]:-}" ] &&
+    [ -n "${KX_US[X25519MLKEM768]:-}" ] || fail "crypto_cost printed too little (see $out)"
+}
+
 # sign_rate ALGORITHM: `openssl speed`'s signatures per CPU-second for ecdsap256 or rsa2048 on
 # the server's CPU: the most full handshakes per CPU-second a server could make with that key.
 # CPU time, not `-elapsed`: the handshake figures are per server CPU-second, and on a machine
@@ -354,6 +404,59 @@ limits_table() {
       }'
     done
   done
+}
+
+# floor_table: each handshake against the least it could cost here: the floor (a plain connection
+# and forwarded request through nginx-plain) plus the signature and the key-exchange share; and
+# each goal's budget against that least.
+floor_table() {
+  local floor floor_kernel key group label ours nginx least
+  floor=$(result_median floor per_cpu nginx-plain)
+  floor_kernel=$(result_median floor kernel_us nginx-plain)
+  [ -n "$floor" ] || return 0
+  floor=$(awk -v r="$floor" 'BEGIN {printf "%.1f", 1e6 / r}')
+  echo
+  echo "### Full handshakes against the floor (server CPU $server_cpu; medians of $rounds round(s))"
+  echo
+  echo "Floor: a plain HTTP/1.1 request on a new TCP connection, forwarded to the same upstream by nginx configured as nginx-tuned without TLS (nginx-plain), one client after another as for the handshakes: $floor µs of server CPU per connection, $(printf '%.0f' "$floor_kernel") µs of it in the kernel."
+  echo "Cryptography per full handshake with the proxy's provider (examples/crypto_cost.rs on CPU $server_cpu): signature ECDSA P-256 ${SIGN_US[ecdsa]} µs, RSA 2048 (PSS) ${SIGN_US[rsa]} µs; server key-exchange share X25519 ${KX_US[X25519]} µs, X25519MLKEM768 ${KX_US[X25519MLKEM768]} µs."
+  echo "Least = floor + signature + key exchange: a lower bound (the key schedule, the records and the handshake's extra round trip are left out)."
+  echo
+  echo "| key, group | pki-sidecar µs per handshake | least, µs | pki-sidecar above the least, µs | pki-sidecar % of the least's rate |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  for key in ecdsa rsa; do
+    for group in X25519 X25519MLKEM768; do
+      case $key in ecdsa) label="ECDSA P-256" ;; rsa) label="RSA 2048" ;; esac
+      ours=$(result_median "hs-$key-$group" per_cpu pki-sidecar)
+      [ -n "$ours" ] || continue
+      awk -v label="$label, $group" -v ours="$ours" -v floor="$floor" -v sign="${SIGN_US[$key]}" \
+        -v kx="${KX_US[$group]}" 'BEGIN {
+        us = 1e6 / ours; least = floor + sign + kx
+        printf "| %s | %.0f | %.0f | %.0f | %.1f %% |\n", label, us, least, us - least, 100 * least / us
+      }'
+    done
+  done
+  echo
+  nginx=$(result_median hs-ecdsa-X25519 per_cpu nginx-tuned)
+  ours=$(result_median hs-ecdsa-X25519 per_cpu pki-sidecar)
+  least=$(awk -v f="$floor" -v s="${SIGN_US[ecdsa]}" -v k="${KX_US[X25519]}" 'BEGIN {print f + s + k}')
+  [ -n "$nginx" ] && [ -n "$ours" ] && awk -v nginx="$nginx" -v ours="$ours" -v least="$least" 'BEGIN {
+    budget = 1e6 / (3 * nginx)
+    printf "- ECDSA ≥ 3× nginx-tuned: at most %.0f µs per handshake (pki-sidecar: %.0f); the least is %.0f µs, so the goal is %s.\n",
+      budget, 1e6 / ours, least,
+      (budget >= least ? sprintf("above the floor by %.0f µs: reachable in principle", budget - least) : sprintf("%.0f µs below the floor: out of reach of any server here", least - budget))
+  }'
+  ours=$(result_median hs-rsa-X25519 per_cpu pki-sidecar)
+  least=$(awk -v f="$floor" -v s="${SIGN_US[rsa]}" -v k="${KX_US[X25519]}" 'BEGIN {print f + s + k}')
+  [ -n "$ours" ] && awk -v rate="${SIGN_RATE[rsa]}" -v ours="$ours" -v least="$least" -v sign="${SIGN_US[rsa]}" 'BEGIN {
+    budget = 1e6 / (0.75 * rate)
+    # The budget is set by openssl speed'"'"'s sign rate, the least by aws-lc'"'"'s signature: both
+    # are printed, so a gap between the two libraries shows.
+    printf "- RSA 2048 ≥ 75 %% of openssl speed'"'"'s sign rate (%.0f/s): at most %.0f µs per handshake (pki-sidecar: %.0f); the least is %.0f µs (aws-lc'"'"'s signature %.0f µs), so the goal is %s.\n",
+      rate, budget, 1e6 / ours, least, sign,
+      (budget >= least ? sprintf("above the floor by %.0f µs: reachable in principle", budget - least) : sprintf("%.0f µs below the floor: out of reach of any server here", least - budget))
+  }'
+  return 0
 }
 
 # result_median TABLE METRIC SERVER: the median of the recorded values, empty when none.
@@ -455,11 +558,13 @@ measure_rotation() {
 
 started=$SECONDS
 say "machine: $(machine)"
-declare -A SIGN_RATE SUITE
+declare -A SIGN_RATE SUITE SIGN_US KX_US
 say "openssl speed on CPU $server_cpu (${speed_seconds}s each): ecdsap256, rsa2048"
 SIGN_RATE[ecdsa]=$(sign_rate ecdsap256)
 SIGN_RATE[rsa]=$(sign_rate rsa2048)
 setup_pki
+say "crypto_cost on CPU $server_cpu (${speed_seconds}s): signatures and key-exchange shares"
+crypto_costs
 start_app
 
 for ((round = 1; round <= rounds; round++)); do
@@ -486,6 +591,12 @@ for ((round = 1; round <= rounds; round++)); do
     measure_handshakes "$name" rsa X25519
     [ "$name" = pki-sidecar ] && measure_handshakes "$name" rsa X25519MLKEM768
     stop_server
+    if [ "$name" = nginx-tuned ]; then
+      say "round $round/$rounds: nginx-plain (the floor, no TLS)"
+      start_server nginx-plain ecdsa
+      measure_floor
+      stop_server
+    fi
   done
 done
 for name in pki-sidecar nginx-tuned; do
@@ -543,6 +654,7 @@ lib report "$RESULTS" '{
       ["reloads", "reloads seen by the proxy"]]}
   ]}'
 limits_table
+floor_table
 echo
 echo "Cipher suites the handshake client (rustls, listing AES-256-GCM first as OpenSSL's clients do) got: $(for name in "${servers[@]}"; do printf '%s %s; ' "$name" "${SUITE[$name]:-none}"; done | sed 's/; $//')."
 echo

@@ -13,8 +13,12 @@
 //! handshakes were attempted in all (`500`: what a profile wants). The server's certificate
 //! is verified against CA_FILE as SERVERNAME. Prints one line: `handshakes failed group
 //! protocol suite`, where group, protocol and cipher suite are what the last handshake
-//! negotiated (the client offers its provider's suites, AES-256-GCM first, as OpenSSL's do); exits 1 when a
-//! handshake negotiated another group than asked for, or when none succeeded.
+//! negotiated (the client offers its provider's suites, AES-256-GCM first, as OpenSSL's do);
+//! exits 1 when a handshake negotiated another group than asked for, or when none succeeded.
+//!
+//! GROUP `plain` drops TLS: the same request on a new TCP connection each time, to a server
+//! without TLS: the floor a handshake is measured against (bench/proxy.sh). SERVERNAME is then
+//! only the Host header, CA_FILE is not read, and the line says `plain none none`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,7 +33,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: handshakes HOST:PORT SERVERNAME CA_FILE \
-                     X25519MLKEM768|X25519|secp256r1|secp384r1 SECONDSs|COUNT [CONNECTIONS]";
+                     X25519MLKEM768|X25519|secp256r1|secp384r1|plain SECONDSs|COUNT [CONNECTIONS]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -51,6 +55,15 @@ fn group(name: &str) -> Result<&'static dyn SupportedKxGroup, String> {
     })
 }
 
+/// What the clients speak.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// TLS 1.3, offering only this group.
+    Tls(&'static dyn SupportedKxGroup),
+    /// HTTP/1.1 without TLS.
+    Plain,
+}
+
 /// What one client loop did.
 #[derive(Default)]
 struct Tally {
@@ -70,16 +83,11 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
         .map_err(|err| format!("{}: {err}", args[0]))?;
     let name =
         ServerName::try_from(args[1].clone()).map_err(|err| format!("{}: {err}", args[1]))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        CertificateDer::pem_file_iter(&args[2]).map_err(|err| format!("{}: {err}", args[2]))?
-    {
-        let cert = cert.map_err(|err| format!("{}: {err}", args[2]))?;
-        roots
-            .add(cert)
-            .map_err(|err| format!("{}: {err}", args[2]))?;
-    }
-    let wanted = group(&args[3])?;
+    let mode = if args[3] == "plain" {
+        Mode::Plain
+    } else {
+        Mode::Tls(group(&args[3])?)
+    };
     let limit = match args[4].strip_suffix('s') {
         Some(seconds) => Limit::Until(
             Instant::now()
@@ -101,16 +109,10 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
             .map_err(|err| format!("CONNECTIONS {text}: {err}"))?,
         None => 1,
     };
-    let mut provider = default_provider();
-    provider.kx_groups = vec![wanted];
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|err| err.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = match mode {
+        Mode::Tls(wanted) => Some(connector(wanted, &args[2])?),
+        Mode::Plain => None,
+    };
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         args[1]
@@ -124,7 +126,7 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
             .map(|_| {
                 let (connector, name, request) = (connector.clone(), name.clone(), request.clone());
                 let limit = limit.clone();
-                tokio::spawn(client(address, connector, name, request, wanted, limit))
+                tokio::spawn(client(address, connector, name, request, mode, limit))
             })
             .collect();
         let mut tallies = Vec::new();
@@ -173,6 +175,28 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A TLS connector offering only `wanted`, trusting the certificates of `ca_file`.
+fn connector(
+    wanted: &'static dyn SupportedKxGroup,
+    ca_file: &str,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|err| format!("{ca_file}: {err}"))? {
+        let cert = cert.map_err(|err| format!("{ca_file}: {err}"))?;
+        roots.add(cert).map_err(|err| format!("{ca_file}: {err}"))?;
+    }
+    let mut provider = default_provider();
+    provider.kx_groups = vec![wanted];
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
 /// When the clients stop.
 #[derive(Clone)]
 enum Limit {
@@ -197,10 +221,10 @@ impl Limit {
 /// One client: handshakes and requests, one after another, until the limit.
 async fn client(
     address: SocketAddr,
-    connector: tokio_rustls::TlsConnector,
+    connector: Option<tokio_rustls::TlsConnector>,
     name: ServerName<'static>,
     request: String,
-    wanted: &'static dyn SupportedKxGroup,
+    mode: Mode,
     limit: Limit,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -211,43 +235,62 @@ async fn client(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let mut tls = match connector.connect(name.clone(), tcp).await {
-            Ok(tls) => tls,
-            Err(_) => {
-                tally.failed += 1;
-                continue;
+        let received = match (mode, &connector) {
+            (Mode::Tls(wanted), Some(connector)) => {
+                let Ok(mut tls) = connector.connect(name.clone(), tcp).await else {
+                    tally.failed += 1;
+                    continue;
+                };
+                tally.note(tls.get_ref().1, wanted);
+                exchange(&mut tls, &request, &mut buffer).await
+            }
+            _ => {
+                let mut tcp = tcp;
+                exchange(&mut tcp, &request, &mut buffer).await
             }
         };
-        let (_, connection) = tls.get_ref();
+        match received {
+            Some(response) if response.starts_with(b"HTTP/1.1 200") => tally.handshakes += 1,
+            _ => tally.failed += 1,
+        }
+    }
+    tally
+}
+
+impl Tally {
+    /// Notes what a handshake negotiated: its protocol and cipher suite, and a group other than
+    /// the one asked for.
+    fn note(&mut self, connection: &rustls::ClientConnection, wanted: &dyn SupportedKxGroup) {
         let negotiated = connection.negotiated_key_exchange_group();
         if negotiated.map(|group| group.name()) != Some(wanted.name()) {
-            tally.wrong_group = Some(
+            self.wrong_group = Some(
                 negotiated
                     .map_or_else(|| "none".to_string(), |group| format!("{:?}", group.name())),
             );
         }
-        tally.protocol = connection
+        self.protocol = connection
             .protocol_version()
             .map_or_else(String::new, |version| format!("{version:?}"));
-        tally.suite = connection
+        self.suite = connection
             .negotiated_cipher_suite()
             .map_or_else(String::new, |suite| format!("{:?}", suite.suite()));
-        if tls.write_all(request.as_bytes()).await.is_err() {
-            tally.failed += 1;
-            continue;
-        }
-        let mut received = Vec::new();
-        loop {
-            match tls.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-        if received.starts_with(b"HTTP/1.1 200") {
-            tally.handshakes += 1;
-        } else {
-            tally.failed += 1;
+    }
+}
+
+/// Sends `request` and reads the response to the connection's end; `None` when the request
+/// could not be written.
+async fn exchange(
+    io: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
+    request: &str,
+    buffer: &mut [u8],
+) -> Option<Vec<u8>> {
+    io.write_all(request.as_bytes()).await.ok()?;
+    let mut received = Vec::new();
+    loop {
+        match io.read(buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
         }
     }
-    tally
+    Some(received)
 }

