@@ -425,9 +425,12 @@ impl ConnectionShared {
                 // Guards, not calls after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
                 let _in_flight = InFlight::begin(activity);
-                let open = h1
-                    .as_ref()
-                    .map(|state| state.request(hyper::body::Body::is_end_stream(request.body())));
+                let open = h1.as_ref().map(|state| {
+                    state.request(
+                        hyper::body::Body::is_end_stream(request.body()),
+                        park::asks_to_close(&request),
+                    )
+                });
                 let started = access.as_ref().map(|connection| {
                     let method = request.method().clone();
                     let path = Box::<str>::from(request.uri().path());

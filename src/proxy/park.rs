@@ -62,13 +62,19 @@ pub(crate) struct H1State {
     requests: AtomicUsize,
     /// Whether the current hyper connection has read any bytes.
     read_any: AtomicBool,
+    /// Whether the last request asked for the connection to close after its response
+    /// ([`asks_to_close`]): hyper shuts the connection down as soon as that response is
+    /// flushed.
+    closing: AtomicBool,
 }
 
 impl H1State {
     /// A request starts: its response is open until the returned guard drops; its body is open
-    /// unless `body_ended` (a request without one).
-    pub(crate) fn request(self: &Arc<Self>, body_ended: bool) -> OpenResponse {
+    /// unless `body_ended` (a request without one); `closes` when it asked for the connection
+    /// to close after its response ([`asks_to_close`]).
+    pub(crate) fn request(self: &Arc<Self>, body_ended: bool, closes: bool) -> OpenResponse {
         self.body_open.store(!body_ended, Ordering::Relaxed);
+        self.closing.store(closes, Ordering::Relaxed);
         self.open_responses.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         OpenResponse(self.clone())
@@ -84,6 +90,37 @@ impl H1State {
         self.open_responses.load(Ordering::Relaxed) == 0
             && !self.body_open.load(Ordering::Relaxed)
             && !self.unflushed.load(Ordering::Relaxed)
+    }
+
+    /// Whether hyper's next step is to shut the connection down: the client asked to close,
+    /// and the response has ended and the request's body been read. hyper flushes, then shuts
+    /// down; that flush may be left to the shutdown.
+    fn closes_now(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+            && self.open_responses.load(Ordering::Relaxed) == 0
+            && !self.body_open.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `request` asks for its connection to close after the response: `Connection: close`,
+/// or HTTP/1.0 without `Connection: keep-alive` (hyper closes after such a response). Not an
+/// upgrade, whose stream goes on as a tunnel.
+pub(crate) fn asks_to_close<B>(request: &http::Request<B>) -> bool {
+    let has = |token: &str| {
+        request
+            .headers()
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| item.trim().eq_ignore_ascii_case(token))
+    };
+    if has("upgrade") {
+        false
+    } else if request.version() == http::Version::HTTP_10 {
+        !has("keep-alive")
+    } else {
+        has("close")
     }
 }
 
@@ -139,6 +176,10 @@ impl AsyncWrite for ParkIo {
         // hyper writes nothing while it closes an idle connection; if it ever does, the
         // connection is not in a state to keep.
         self.state.parking.store(false, Ordering::Relaxed);
+        // A connection that closes after this response sends at hyper's flushes only, so that
+        // the last one can be left to the shutdown (see `poll_flush`).
+        let closing = self.state.closing.load(Ordering::Relaxed);
+        self.stream.defer_sending(closing);
         Pin::new(&mut *self.stream).poll_write(cx, buf)
     }
 
@@ -148,6 +189,8 @@ impl AsyncWrite for ParkIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.state.parking.store(false, Ordering::Relaxed);
+        let closing = self.state.closing.load(Ordering::Relaxed);
+        self.stream.defer_sending(closing);
         Pin::new(&mut *self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -156,6 +199,13 @@ impl AsyncWrite for ParkIo {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The last response of a connection the client asked to close: hyper shuts the stream
+        // down right after this flush, and the shutdown sends the response with close_notify,
+        // one `sendto` and one packet fewer. Should hyper read instead, the stream sends what
+        // it holds before it waits.
+        if self.state.closes_now() {
+            return Poll::Ready(Ok(()));
+        }
         ready!(Pin::new(&mut *self.stream).poll_flush(cx))?;
         self.state.unflushed.store(false, Ordering::Relaxed);
         Poll::Ready(Ok(()))
@@ -387,7 +437,7 @@ mod tests {
     fn a_connection_is_between_messages_only_with_every_response_flushed_and_body_read() {
         let state = Arc::new(H1State::default());
         assert!(state.between_messages());
-        let open = state.request(false);
+        let open = state.request(false, false);
         assert!(!state.between_messages(), "response open, body open");
         state.body_ended();
         assert!(!state.between_messages(), "response open");
@@ -395,10 +445,54 @@ mod tests {
         assert!(!state.between_messages(), "response ended, not flushed");
         state.unflushed.store(false, Ordering::Relaxed);
         assert!(state.between_messages());
-        let open = state.request(true);
+        let open = state.request(true, false);
         drop(open);
         state.unflushed.store(false, Ordering::Relaxed);
         assert!(state.between_messages(), "a request without a body");
+    }
+
+    #[test]
+    fn a_request_asks_to_close_with_connection_close_or_as_http_1_0_without_keep_alive() {
+        let request = |version: http::Version, connection: &[&str]| {
+            let mut builder = http::Request::builder().version(version);
+            for value in connection {
+                builder = builder.header(http::header::CONNECTION, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        let (v10, v11) = (http::Version::HTTP_10, http::Version::HTTP_11);
+        let cases: [(http::Version, &[&str], bool); 9] = [
+            (v11, &[], false),
+            (v11, &["close"], true),
+            (v11, &["Close"], true),
+            (v11, &["keep-alive, Close "], true),
+            (v11, &["x-custom", "close"], true),
+            (v11, &["closed"], false),
+            (v11, &["close, upgrade"], false),
+            (v10, &[], true),
+            (v10, &["Keep-Alive"], false),
+        ];
+        for (version, connection, closes) in cases {
+            assert_eq!(
+                asks_to_close(&request(version, connection)),
+                closes,
+                "{version:?} Connection: {connection:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_closing_connection_closes_once_its_response_ended_and_body_was_read() {
+        let state = Arc::new(H1State::default());
+        let open = state.request(false, true);
+        assert!(!state.closes_now(), "response open, body open");
+        state.body_ended();
+        assert!(!state.closes_now(), "response open");
+        drop(open);
+        assert!(state.closes_now());
+        let open = state.request(true, false);
+        drop(open);
+        assert!(!state.closes_now(), "the next request keeps the connection");
     }
 
     #[test]

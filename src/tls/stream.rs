@@ -60,6 +60,10 @@ pub(crate) struct ServerTls {
     /// connection whose first data came with the client's Finished) wait for the first write
     /// (or the shutdown) rather than go out at a flush or before a read waits.
     held: usize,
+    /// Writes only encrypt into `outgoing`, and a flush or the shutdown sends: set for a
+    /// connection that closes after its response, whose last flush is skipped so that the
+    /// response and close_notify leave together ([`ServerTls::defer_sending`]).
+    defer_send: bool,
     /// The peer's close_notify arrived: reads end.
     peer_closed: bool,
     /// The socket's read side reached its end.
@@ -166,6 +170,7 @@ pub(crate) async fn accept(
         outgoing: Vec::new(),
         sent: 0,
         held: 0,
+        defer_send: false,
         peer_closed: false,
         eof,
         close_sent: false,
@@ -215,6 +220,15 @@ impl ServerTls {
     /// about to wait, sends (the ticket with them).
     fn has_unheld_output(&self) -> bool {
         self.outgoing.len() > self.held
+    }
+
+    /// With `defer`, writes no longer send: what they encrypt waits for a flush, the shutdown,
+    /// or a read about to wait (as a held ticket does), and for a write that finds a chunk's
+    /// worth waiting. For a connection that closes after its response: when the last flush is
+    /// skipped, the response and close_notify leave in one packet at the shutdown, where they
+    /// took a `sendto` and a packet each.
+    pub(crate) fn defer_sending(&mut self, defer: bool) {
+        self.defer_send = defer;
     }
 
     /// Sends every byte waiting, a held session ticket included: for a connection about to
@@ -571,8 +585,8 @@ impl AsyncWrite for ServerTls {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         // What earlier writes left goes first once it is a chunk's worth: the caller waits
-        // rather than the buffer grows. Less (the session ticket of a new connection) goes out
-        // together with this write.
+        // rather than the buffer grows. Less (the session ticket of a new connection, deferred
+        // writes) goes out together with this write, or deferring, at the flush.
         if this.outgoing.len() - this.sent >= WRITE_CHUNK {
             ready!(this.poll_send(cx))?;
         }
@@ -585,7 +599,9 @@ impl AsyncWrite for ServerTls {
             }
             Err(err) => return Poll::Ready(Err(this.fail(err))),
         }
-        this.try_send()?;
+        if !this.defer_send {
+            this.try_send()?;
+        }
         Poll::Ready(Ok(data.len()))
     }
 
@@ -874,6 +890,70 @@ mod tests {
         let client = client_config(&pki, &[&rustls::version::TLS12]);
         let (server, _stream) = pair(&configs, client).await;
         assert!(!server.wants_write());
+    }
+
+    /// Whether nothing arrives on `stream` for 100 ms.
+    async fn nothing_arrives(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> bool {
+        let mut nothing = [0; 1];
+        let read = stream.read(&mut nothing);
+        tokio::time::timeout(std::time::Duration::from_millis(100), read)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn deferred_writes_wait_for_the_flush_the_shutdown_or_a_read() {
+        let pki = pki();
+        let configs = server_config(&pki);
+        let client = client_config(&pki, &[&rustls::version::TLS13]);
+
+        // A write alone sends nothing; the flush does.
+        let (mut server, mut stream) = pair(&configs, client.clone()).await;
+        server.defer_sending(true);
+        server.write_all(b"one").await.unwrap();
+        assert!(server.wants_write());
+        assert!(
+            nothing_arrives(&mut stream).await,
+            "a deferred write was sent"
+        );
+        server.flush().await.unwrap();
+        let mut got = [0; 3];
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"one");
+
+        // A read about to wait sends what waits.
+        server.write_all(b"two").await.unwrap();
+        let reading = tokio::spawn(async move {
+            let mut got = [0; 4];
+            server.read_exact(&mut got).await.unwrap();
+            (server, got)
+        });
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"two");
+        stream.write_all(b"ping").await.unwrap();
+        let (mut server, ping) = reading.await.unwrap();
+        assert_eq!(&ping, b"ping");
+
+        // The shutdown sends the response with close_notify, and the client sees a clean end.
+        server.write_all(b"last").await.unwrap();
+        assert!(
+            nothing_arrives(&mut stream).await,
+            "a deferred write was sent"
+        );
+        server.shutdown().await.unwrap();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).await.unwrap();
+        assert_eq!(
+            received, b"last",
+            "then close_notify: a clean end, not an error"
+        );
+
+        // Not deferring (the default), a write sends at once.
+        let (mut server, mut stream) = pair(&configs, client).await;
+        server.write_all(b"now").await.unwrap();
+        assert!(!server.wants_write());
+        stream.read_exact(&mut got[..3]).await.unwrap();
+        assert_eq!(&got[..3], b"now");
     }
 
     #[tokio::test]

@@ -2339,6 +2339,86 @@ async fn get_once(
     (group, kind, String::from_utf8_lossy(&response).into_owned())
 }
 
+/// The data segments `socket` has received (Linux's `tcpi_data_segs_in`).
+fn data_segments_in(socket: &std::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is zeroed memory the size of a `tcp_info`, a plain struct of integers, and
+    // `length` says that size; the descriptor is a live TCP socket for the whole call.
+    let info = unsafe {
+        let result = libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut length,
+        );
+        assert_eq!(result, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+        info.assume_init()
+    };
+    info.tcpi_data_segs_in
+}
+
+/// A client that asks to close (`Connection: close`, or HTTP/1.0) gets the response, the session
+/// ticket and the TLS close_notify in one TCP segment after the handshake's: the proxy leaves its
+/// last flush to the shutdown that follows it, then a clean end. A keep-alive request's response
+/// still leaves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_response_leaves_with_its_ticket_and_close_notify_in_one_segment() {
+    let shutdown = CancellationToken::new();
+    let upstream = hello_upstream(&shutdown).await;
+    let fixture = fixture(upstream, "").await;
+    let address = fixture.proxy.address;
+    let mut config = (*client_config(&fixture.ca.pem, H1, None)).clone();
+    config.resumption = rustls::client::Resumption::in_memory_sessions(8);
+    let config = Arc::new(config);
+    for (request, status_line) in [
+        (
+            &b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..],
+            "HTTP/1.1 200 OK",
+        ),
+        (&b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"[..], " 200 OK"),
+    ] {
+        let config = config.clone();
+        let (response, segments) = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(address).expect("connect to the proxy");
+            tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            let mut conn = rustls::ClientConnection::new(config, name).expect("client");
+            // Queued before the handshake ends: rustls sends it with its Finished, so the proxy
+            // holds the ticket for the response (one segment either way).
+            conn.writer().write_all(request).unwrap();
+            let mut received = Vec::new();
+            rustls::Stream::new(&mut conn, &mut tcp)
+                .read_to_end(&mut received)
+                .expect("the response, then close_notify (not a bare TCP close)");
+            (
+                String::from_utf8_lossy(&received).into_owned(),
+                data_segments_in(&tcp),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(response.contains(status_line), "{response}");
+        assert!(response.ends_with("hello world\n"), "{response}");
+        assert_eq!(
+            segments, 2,
+            "the handshake's flight, then the response with the ticket and close_notify"
+        );
+    }
+    // Keep-alive: the response is not held back for a shutdown that does not come.
+    let mut client = fixture.client(H1).await;
+    for _ in 0..3 {
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, "hello world\n".to_string()))
+        );
+    }
+    shutdown.cancel();
+}
+
 #[test]
 fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_chooses_the_cipher_and_resumes()
  {
