@@ -386,7 +386,7 @@ limits_table() {
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for key in ecdsa rsa; do
     for group in X25519 X25519MLKEM768; do
-      case $key in ecdsa) label="ECDSA P-256" ;; rsa) label="RSA 2048" ;; esac
+      label=${KEY_LABEL[$key]}
       sign=${SIGN_RATE[$key]}
       ours=$(result_median "hs-$key-$group" per_cpu pki-sidecar)
       nginx=$(result_median "hs-$key-$group" per_cpu nginx-tuned)
@@ -426,7 +426,7 @@ floor_table() {
   echo "| --- | ---: | ---: | ---: | ---: |"
   for key in ecdsa rsa; do
     for group in X25519 X25519MLKEM768; do
-      case $key in ecdsa) label="ECDSA P-256" ;; rsa) label="RSA 2048" ;; esac
+      label=${KEY_LABEL[$key]}
       ours=$(result_median "hs-$key-$group" per_cpu pki-sidecar)
       [ -n "$ours" ] || continue
       awk -v label="$label, $group" -v ours="$ours" -v floor="$floor" -v sign="${SIGN_US[$key]}" \
@@ -559,6 +559,7 @@ measure_rotation() {
 started=$SECONDS
 say "machine: $(machine)"
 declare -A SIGN_RATE SUITE SIGN_US KX_US
+declare -A KEY_LABEL=([ecdsa]="ECDSA P-256" [rsa]="RSA 2048")
 say "openssl speed on CPU $server_cpu (${speed_seconds}s each): ecdsap256, rsa2048"
 SIGN_RATE[ecdsa]=$(sign_rate ecdsap256)
 SIGN_RATE[rsa]=$(sign_rate rsa2048)

