@@ -437,7 +437,10 @@ fn example_app_port_forwards_to_the_app_on_8080() {
         "the app listens there: {app}"
     );
     assert!(
-        !sockets.lines().any(|l| l.contains(":80 ")),
+        !sockets.lines().any(|l| l
+            .split_whitespace()
+            .nth(3)
+            .is_some_and(|local| local.ends_with(":80"))),
         "nothing listens on port 80: {sockets}"
     );
     let failing = harness.failing_probes(&applied.pod);

@@ -143,6 +143,15 @@ fn the_rendered_pod_serves_hello_world_over_tls_with_its_probes_and_metrics() {
     // The listeners belong to the Pod's user: ports 80 and 443 bound thanks to the sysctl alone.
     let sockets = harness.exec_in_namespace(&["ss", "-Hltne"]);
     let sockets = String::from_utf8_lossy(&sockets.stdout);
+    // `ss -Hltne`'s fourth column is the local address; other columns hold numbers too (the
+    // socket's `sk:` cookie once read `sk:80`).
+    let listening_on = |port: u16| {
+        sockets.lines().find(|line| {
+            line.split_whitespace()
+                .nth(3)
+                .is_some_and(|local| local.ends_with(&format!(":{port}")))
+        })
+    };
     let owners = [
         (80, "app"),
         (443, "proxy"),
@@ -151,16 +160,14 @@ fn the_rendered_pod_serves_hello_world_over_tls_with_its_probes_and_metrics() {
         (9103, "app"),
     ];
     for (port, owner) in owners {
-        let line = sockets
-            .lines()
-            .find(|l| l.contains(&format!(":{port} ")))
+        let line = listening_on(port)
             .unwrap_or_else(|| panic!("nothing listens on {port} in the Pod: {sockets}"));
         let uid = pod.container(owner).run_as_user;
         assert_eq!(uid, 65532, "the manifest's user");
         assert!(line.contains(&format!("uid:{uid}")), "{line}");
     }
     // The app answers on loopback only: plain HTTP to the Pod IP cannot go around the proxy.
-    let app = sockets.lines().find(|l| l.contains(":80 ")).unwrap();
+    let app = listening_on(80).unwrap();
     assert!(
         app.contains(" 127.0.0.1:80 "),
         "the app listens on loopback: {app}"
