@@ -56,10 +56,10 @@ fn group(name: &str) -> Result<&'static dyn SupportedKxGroup, String> {
 }
 
 /// What the clients speak.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Mode {
-    /// TLS 1.3, offering only this group.
-    Tls(&'static dyn SupportedKxGroup),
+    /// TLS 1.3 through this connector, which offers only this group.
+    Tls(&'static dyn SupportedKxGroup, tokio_rustls::TlsConnector),
     /// HTTP/1.1 without TLS.
     Plain,
 }
@@ -86,7 +86,8 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
     let mode = if args[3] == "plain" {
         Mode::Plain
     } else {
-        Mode::Tls(group(&args[3])?)
+        let wanted = group(&args[3])?;
+        Mode::Tls(wanted, connector(wanted, &args[2])?)
     };
     let limit = match args[4].strip_suffix('s') {
         Some(seconds) => Limit::Until(
@@ -109,10 +110,6 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
             .map_err(|err| format!("CONNECTIONS {text}: {err}"))?,
         None => 1,
     };
-    let connector = match mode {
-        Mode::Tls(wanted) => Some(connector(wanted, &args[2])?),
-        Mode::Plain => None,
-    };
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         args[1]
@@ -124,9 +121,9 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
     let tallies = runtime.block_on(async {
         let tasks: Vec<_> = (0..connections)
             .map(|_| {
-                let (connector, name, request) = (connector.clone(), name.clone(), request.clone());
+                let (mode, name, request) = (mode.clone(), name.clone(), request.clone());
                 let limit = limit.clone();
-                tokio::spawn(client(address, connector, name, request, mode, limit))
+                tokio::spawn(client(address, mode, name, request, limit))
             })
             .collect();
         let mut tallies = Vec::new();
@@ -221,10 +218,9 @@ impl Limit {
 /// One client: handshakes and requests, one after another, until the limit.
 async fn client(
     address: SocketAddr,
-    connector: Option<tokio_rustls::TlsConnector>,
+    mode: Mode,
     name: ServerName<'static>,
     request: String,
-    mode: Mode,
     limit: Limit,
 ) -> Tally {
     let mut tally = Tally::default();
@@ -235,16 +231,16 @@ async fn client(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let received = match (mode, &connector) {
-            (Mode::Tls(wanted), Some(connector)) => {
+        let received = match &mode {
+            Mode::Tls(wanted, connector) => {
                 let Ok(mut tls) = connector.connect(name.clone(), tcp).await else {
                     tally.failed += 1;
                     continue;
                 };
-                tally.note(tls.get_ref().1, wanted);
+                tally.note(tls.get_ref().1, *wanted);
                 exchange(&mut tls, &request, &mut buffer).await
             }
-            _ => {
+            Mode::Plain => {
                 let mut tcp = tcp;
                 exchange(&mut tcp, &request, &mut buffer).await
             }

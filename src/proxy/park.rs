@@ -145,6 +145,18 @@ pub(super) struct ParkIo {
     kept: bool,
 }
 
+impl ParkIo {
+    fn before_write(&mut self) {
+        // hyper writes nothing while it closes an idle connection; if it ever does, the
+        // connection is not in a state to keep.
+        self.state.parking.store(false, Ordering::Relaxed);
+        // A connection that closes after this response sends at hyper's flushes only, so that
+        // the last one can be left to the shutdown (see `poll_flush`).
+        let closing = self.state.closing.load(Ordering::Relaxed);
+        self.stream.defer_sending(closing);
+    }
+}
+
 impl AsyncRead for ParkIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -173,13 +185,7 @@ impl AsyncWrite for ParkIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        // hyper writes nothing while it closes an idle connection; if it ever does, the
-        // connection is not in a state to keep.
-        self.state.parking.store(false, Ordering::Relaxed);
-        // A connection that closes after this response sends at hyper's flushes only, so that
-        // the last one can be left to the shutdown (see `poll_flush`).
-        let closing = self.state.closing.load(Ordering::Relaxed);
-        self.stream.defer_sending(closing);
+        self.before_write();
         Pin::new(&mut *self.stream).poll_write(cx, buf)
     }
 
@@ -188,9 +194,7 @@ impl AsyncWrite for ParkIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.state.parking.store(false, Ordering::Relaxed);
-        let closing = self.state.closing.load(Ordering::Relaxed);
-        self.stream.defer_sending(closing);
+        self.before_write();
         Pin::new(&mut *self.stream).poll_write_vectored(cx, bufs)
     }
 

@@ -5,10 +5,10 @@
 //! chooses its cipher suite order (see [`crate::tls::CipherPreference`]) before it creates the
 //! connection, so it reads both itself from the bytes it then hands to rustls. [`HelloReader`]
 //! is incremental: the bytes may arrive in any split, the ClientHello may be spread over
-//! several handshake records, and a record may arrive in pieces. It buffers only the handshake message (at most
-//! [`MAX_CLIENT_HELLO`] bytes of body), never whole records, and frees that buffer once the
-//! outcome is known. Anything malformed makes it give up with "no name"; it never panics, and
-//! whether the handshake itself is acceptable remains rustls's decision.
+//! several handshake records, and a record may arrive in pieces. It buffers only the handshake
+//! message (at most [`MAX_CLIENT_HELLO`] bytes of body), never whole records, and frees that
+//! buffer once the outcome is known. Anything malformed makes it give up with "no name"; it
+//! never panics, and whether the handshake itself is acceptable remains rustls's decision.
 
 /// The TLS record content type of handshake messages.
 const CONTENT_TYPE_HANDSHAKE: u8 = 22;

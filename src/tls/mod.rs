@@ -63,8 +63,9 @@ pub fn server_provider() -> Arc<CryptoProvider> {
 /// SHA-256 (aws-lc has no SHA-512 code using AVX on AMD processors; measured there by
 /// `examples/suite_cost.rs`, a server's share of a full handshake is about 20 µs less with
 /// `TLS_AES_128_GCM_SHA256` than with `TLS_AES_256_GCM_SHA384`). OpenSSL's and rustls's
-/// clients list the 256-bit suites first, browsers the 128-bit ones. ChaCha20-Poly1305 comes first only for a client that lists it
-/// before every AES-GCM suite, the sign of a device without AES instructions
+/// clients list the 256-bit suites first, browsers the 128-bit ones. ChaCha20-Poly1305 comes
+/// first only for a client that lists it before every AES-GCM suite, the sign of a device
+/// without AES instructions
 /// ([`client_hello::HelloReader::prefers_chacha20`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CipherPreference {
