@@ -317,7 +317,6 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let config = tls.load_full();
         let shared = connections.clone();
         tracker.spawn(

@@ -2339,8 +2339,9 @@ async fn get_once(
     (group, kind, String::from_utf8_lossy(&response).into_owned())
 }
 
-/// The data segments `socket` has received (Linux's `tcpi_data_segs_in`).
-fn data_segments_in(socket: &std::net::TcpStream) -> u32 {
+/// The segments `socket` has received: those with data (Linux's `tcpi_data_segs_in`), and all
+/// of them (`tcpi_segs_in`).
+fn segments_in(socket: &std::net::TcpStream) -> (u32, u32) {
     use std::os::fd::AsRawFd;
     let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
     let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -2357,13 +2358,13 @@ fn data_segments_in(socket: &std::net::TcpStream) -> u32 {
         assert_eq!(result, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
         info.assume_init()
     };
-    info.tcpi_data_segs_in
+    (info.tcpi_data_segs_in, info.tcpi_segs_in)
 }
 
 /// A client that asks to close (`Connection: close`, or HTTP/1.0) gets the response, the session
-/// ticket and the TLS close_notify in one TCP segment after the handshake's: the proxy leaves its
-/// last flush to the shutdown that follows it, then a clean end. A keep-alive request's response
-/// still leaves at once.
+/// ticket, the TLS close_notify and the TCP FIN in one segment after the handshake's: the proxy
+/// leaves its last flush to the shutdown that follows it, and sends that flush with `MSG_MORE`
+/// so that the FIN rides on it. A keep-alive request's response still leaves at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closing_response_leaves_with_its_ticket_and_close_notify_in_one_segment() {
     let shutdown = CancellationToken::new();
@@ -2396,16 +2397,23 @@ async fn a_closing_response_leaves_with_its_ticket_and_close_notify_in_one_segme
                 .expect("the response, then close_notify (not a bare TCP close)");
             (
                 String::from_utf8_lossy(&received).into_owned(),
-                data_segments_in(&tcp),
+                segments_in(&tcp),
             )
         })
         .await
         .unwrap();
         assert!(response.contains(status_line), "{response}");
         assert!(response.ends_with("hello world\n"), "{response}");
+        let (data, all) = segments;
         assert_eq!(
-            segments, 2,
+            data, 2,
             "the handshake's flight, then the response with the ticket and close_notify"
+        );
+        // Without data: the SYN-ACK and at most the kernel's quick ACK of the client's
+        // Finished. A FIN of its own would be a third (as it was before MSG_MORE).
+        assert!(
+            all - data <= 2,
+            "{all} segments in, {data} with data: the FIN came in a segment of its own"
         );
     }
     // Keep-alive: the response is not held back for a shutdown that does not come.
