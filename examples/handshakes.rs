@@ -18,7 +18,10 @@
 //!
 //! GROUP `plain` drops TLS: the same request on a new TCP connection each time, to a server
 //! without TLS: the floor a handshake is measured against (bench/proxy.sh). SERVERNAME is then
-//! only the Host header, CA_FILE is not read, and the line says `plain none none`.
+//! only the Host header, CA_FILE is not read, and the line says `plain none none`. GROUP
+//! `plain-rt` adds the round trip a TLS 1.3 handshake makes before the request: on each new
+//! connection, `GET /flight` first (keep-alive; its `200` response, a body the size of a server's
+//! handshake flight, read by its Content-Length), then the request as for `plain`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -33,7 +36,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USAGE: &str = "usage: handshakes HOST:PORT SERVERNAME CA_FILE \
-                     X25519MLKEM768|X25519|secp256r1|secp384r1|plain SECONDSs|COUNT [CONNECTIONS]";
+                     X25519MLKEM768|X25519|secp256r1|secp384r1|plain|plain-rt SECONDSs|COUNT \
+                     [CONNECTIONS]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -62,6 +66,10 @@ enum Mode {
     Tls(&'static dyn SupportedKxGroup, tokio_rustls::TlsConnector),
     /// HTTP/1.1 without TLS.
     Plain,
+    /// HTTP/1.1 without TLS, with the round trip a TLS 1.3 handshake adds: first `GET /flight`
+    /// on the same connection (answered by the server itself), then the request. Holds that
+    /// first request.
+    PlainRoundTrip(String),
 }
 
 /// What one client loop did.
@@ -83,11 +91,15 @@ fn run(args: Vec<String>) -> Result<ExitCode, String> {
         .map_err(|err| format!("{}: {err}", args[0]))?;
     let name =
         ServerName::try_from(args[1].clone()).map_err(|err| format!("{}: {err}", args[1]))?;
-    let mode = if args[3] == "plain" {
-        Mode::Plain
-    } else {
-        let wanted = group(&args[3])?;
-        Mode::Tls(wanted, connector(wanted, &args[2])?)
+    let mode = match args[3].as_str() {
+        "plain" => Mode::Plain,
+        "plain-rt" => {
+            Mode::PlainRoundTrip(format!("GET /flight HTTP/1.1\r\nHost: {}\r\n\r\n", args[1]))
+        }
+        other => {
+            let wanted = group(other)?;
+            Mode::Tls(wanted, connector(wanted, &args[2])?)
+        }
     };
     let limit = match args[4].strip_suffix('s') {
         Some(seconds) => Limit::Until(
@@ -244,6 +256,14 @@ async fn client(
                 let mut tcp = tcp;
                 exchange(&mut tcp, &request, &mut buffer).await
             }
+            Mode::PlainRoundTrip(flight) => {
+                let mut tcp = tcp;
+                if flight_round_trip(&mut tcp, flight, &mut buffer).await {
+                    exchange(&mut tcp, &request, &mut buffer).await
+                } else {
+                    None
+                }
+            }
         };
         match received {
             Some(response) if response.starts_with(b"HTTP/1.1 200") => tally.handshakes += 1,
@@ -270,6 +290,48 @@ impl Tally {
         self.suite = connection
             .negotiated_cipher_suite()
             .map_or_else(String::new, |suite| format!("{:?}", suite.suite()));
+    }
+}
+
+/// Sends `request` and reads one `200` response with a `Content-Length` body, leaving the
+/// connection open; false when any of that fails.
+async fn flight_round_trip(
+    io: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
+    request: &str,
+    buffer: &mut [u8],
+) -> bool {
+    if io.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut filled = 0;
+    loop {
+        match io.read(&mut buffer[filled..]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => filled += n,
+        }
+        let received = &buffer[..filled];
+        let Some(head_end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if filled == buffer.len() {
+                return false;
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse::<usize>().ok());
+        match length {
+            Some(length) if head.starts_with("http/1.1 200") => {
+                if filled >= head_end + 4 + length {
+                    return filled == head_end + 4 + length;
+                }
+                if filled == buffer.len() {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 
