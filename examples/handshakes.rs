@@ -305,15 +305,15 @@ async fn flight_round_trip(
     }
     let mut filled = 0;
     loop {
+        if filled == buffer.len() {
+            return false;
+        }
         match io.read(&mut buffer[filled..]).await {
             Ok(0) | Err(_) => return false,
             Ok(n) => filled += n,
         }
         let received = &buffer[..filled];
         let Some(head_end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if filled == buffer.len() {
-                return false;
-            }
             continue;
         };
         let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
@@ -323,11 +323,9 @@ async fn flight_round_trip(
             .and_then(|value| value.trim().parse::<usize>().ok());
         match length {
             Some(length) if head.starts_with("http/1.1 200") => {
-                if filled >= head_end + 4 + length {
-                    return filled == head_end + 4 + length;
-                }
-                if filled == buffer.len() {
-                    return false;
+                let total = head_end + 4 + length;
+                if filled >= total {
+                    return filled == total;
                 }
             }
             _ => return false,
