@@ -22,7 +22,11 @@
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
 # `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone, `idle` the
 # heap per idle connection alone.
-# Environment: PKI_SIDECAR_BIN (skip the build), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
+# The heap profile runs a build with the C library's malloc (massif replaces malloc, and cannot
+# follow jemalloc's functions); the sizes it reports are what the code asks for, whatever the
+# allocator. Callgrind runs the shipped build, jemalloc included.
+# Environment: PKI_SIDECAR_BIN (skip the build), PKI_SIDECAR_MASSIF_BIN (the same, for massif:
+# built with --no-default-features), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
 # (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_HANDSHAKES (HS, default 50),
 # BENCH_KEEP=1. Takes about 6 minutes (the handshake profile alone about 3).
 set -euo pipefail
@@ -39,6 +43,7 @@ rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 handshakes=${BENCH_HANDSHAKES:-50}
 need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
 BIN=$(sidecar_binary)
+MASSIF_BIN=$(sidecar_binary_system_malloc)
 # The handshake client (a cargo build) only for the profiles that make handshakes.
 [ "$only" = idle ] || HANDSHAKES_BIN=$(handshake_client)
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
@@ -118,6 +123,7 @@ server_command() {
   shift
   case $name in
     pki-sidecar) SERVER_CMD=(taskset -c 0 "$@" "$BIN" proxy --config "$WORK/sidecar.hcl") ;;
+    pki-sidecar-massif) SERVER_CMD=(taskset -c 0 "$@" "$MASSIF_BIN" proxy --config "$WORK/sidecar.hcl") ;;
     pki-sidecar-rsa) SERVER_CMD=(taskset -c 0 "$@" "$BIN" proxy --config "$WORK/sidecar-rsa.hcl") ;;
     nginx-tuned) SERVER_CMD=(taskset -c 0 "$@" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log") ;;
   esac
@@ -218,7 +224,7 @@ done
 massif_run() {
   local n=$1 out=$WORK/massif.$1
   say "pki-sidecar: massif, $n idle connections"
-  server_command pki-sidecar valgrind --tool=massif --massif-out-file="$out.out" \
+  server_command pki-sidecar-massif valgrind --tool=massif --massif-out-file="$out.out" \
     --detailed-freq=1 --max-snapshots=200
   start_bg "$WORK/massif-$n.log" "${SERVER_CMD[@]}"
   local pid=$BG_PID client

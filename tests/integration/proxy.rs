@@ -2077,6 +2077,115 @@ fn curl(ca: &Path, address: SocketAddr, protocol: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A Pod's memory goes back down after a burst of connections. The binary's allocator (jemalloc
+/// with a background thread, .cargo/config.toml) returns the pages the burst's connections freed
+/// once they have gone unused for its decay time (10 s), with no further traffic to prompt it.
+/// glibc's malloc and the static musl build's own libc keep such pages: with them the proxy's
+/// RSS stays at the burst's height until it restarts (BENCHMARKS.md, "The image's allocator").
+#[test]
+fn the_proxy_binary_gives_back_the_memory_of_a_burst_of_connections() {
+    const CONNECTIONS: usize = 600;
+    const BATCH: usize = 50;
+    // The burst's client ends live in this process, the server ends in the proxy (which
+    // inherits the limit).
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    assert!(hard > 2 * CONNECTIONS as u64, "open files limit {hard}");
+
+    let ca = ca("Burst CA");
+    let pair = valid_pair(&ca);
+    let certs = CertDir::new();
+    certs.install(&pair);
+    let app_config = util::write_file(certs.dir.path(), "app.hcl", "app {}\n");
+    let app = Launch::role("app", &[&app_config], &certs.dir.path().join("app.log")).spawn();
+    let config = util::write_file(
+        certs.dir.path(),
+        "proxy.hcl",
+        &format!(
+            "proxy {{\n  upstream = \"http://{}\"\n{}}}\n",
+            app.address("app.listen"),
+            certs.settings()
+        ),
+    );
+    let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
+    proxy.wait_ready(Duration::from_secs(15));
+    let (address, pid) = (proxy.address("proxy.listen"), proxy.pid());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    runtime.block_on(async {
+        let client = client_config(&ca.pem, H1, None);
+        // One connection first, so that what the proxy makes once (its session cache, the
+        // upstream pool) is in the baseline.
+        let (_, _, response) = get_once(address, client.clone()).await;
+        assert!(response.ends_with(HELLO), "{response:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (before, _) = util::rss_kib(pid);
+
+        // The burst: keep-alive connections, each answered once, all held open together.
+        let mut held = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS / BATCH {
+            let batch: Vec<_> = (0..BATCH)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let mut tls = tls_connect(address, client)
+                            .await
+                            .unwrap_or_else(|err| panic!("TLS handshake with the proxy: {err}"));
+                        tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                            .await
+                            .expect("send the request");
+                        let mut answer = Vec::new();
+                        let mut buffer = [0u8; 4096];
+                        while !answer.ends_with(HELLO.as_bytes()) {
+                            let n = tokio::time::timeout(
+                                Duration::from_secs(20),
+                                tls.read(&mut buffer),
+                            )
+                            .await
+                            .expect("an answer within 20 s")
+                            .expect("read the answer");
+                            assert!(n > 0, "closed before the answer: {answer:?}");
+                            answer.extend_from_slice(&buffer[..n]);
+                        }
+                        tls
+                    })
+                })
+                .collect();
+            for connection in batch {
+                held.push(connection.await.expect("a burst connection"));
+            }
+        }
+        let (with, _) = util::rss_kib(pid);
+        let took = with.saturating_sub(before);
+        assert!(
+            took >= 1024,
+            "{CONNECTIONS} connections took {took} KiB of RSS ({before} KiB before): too little \
+             to tell whether it comes back"
+        );
+
+        // They close, and nothing more happens: at least half of what they took comes back
+        // (in a release build about a fifth of it stays).
+        drop(held);
+        let started = Instant::now();
+        loop {
+            let (now, _) = util::rss_kib(pid);
+            if now <= before + took / 2 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the proxy's RSS was {before} KiB, {with} KiB with {CONNECTIONS} connections, \
+                 and is still {now} KiB 60 s after they closed"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
 #[test]
 fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
     let ca = ca("Done-When CA");
