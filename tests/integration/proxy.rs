@@ -2077,23 +2077,19 @@ fn curl(ca: &Path, address: SocketAddr, protocol: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// A Pod's memory goes back down after a burst of connections. The binary's allocator (jemalloc
-/// with a background thread, .cargo/config.toml) returns the pages the burst's connections freed
-/// once they have gone unused for its decay time (10 s), with no further traffic to prompt it.
-/// glibc's malloc and the static musl build's own libc keep such pages: with them the proxy's
-/// RSS stays at the burst's height until it restarts (BENCHMARKS.md, "The image's allocator").
-#[test]
-fn the_proxy_binary_gives_back_the_memory_of_a_burst_of_connections() {
-    const CONNECTIONS: usize = 600;
-    const BATCH: usize = 50;
-    // The burst's client ends live in this process, the server ends in the proxy (which
-    // inherits the limit).
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
-    assert!(hard > 2 * CONNECTIONS as u64, "open files limit {hard}");
+/// `pki-sidecar app` and, in front of it, `pki-sidecar proxy` (the binaries, not the library),
+/// serving a pair from a CA of its own; the proxy is ready. Fields drop in order: the processes
+/// end before their directory goes.
+struct Binaries {
+    proxy: RoleProcess,
+    app: RoleProcess,
+    certs: CertDir,
+    pair: Pair,
+    ca: Ca,
+}
 
-    let ca = ca("Burst CA");
+fn proxy_and_app_binaries(ca_name: &str) -> Binaries {
+    let ca = ca(ca_name);
     let pair = valid_pair(&ca);
     let certs = CertDir::new();
     certs.install(&pair);
@@ -2110,6 +2106,38 @@ fn the_proxy_binary_gives_back_the_memory_of_a_burst_of_connections() {
     );
     let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
     proxy.wait_ready(Duration::from_secs(15));
+    Binaries {
+        proxy,
+        app,
+        certs,
+        pair,
+        ca,
+    }
+}
+
+/// A Pod's memory goes back down after a burst of connections. The binary's allocator (jemalloc
+/// with a background thread, .cargo/config.toml) returns the pages the burst's connections freed
+/// once they have gone unused for its decay time (10 s), with no further traffic to prompt it.
+/// glibc's malloc and the static musl build's own libc keep such pages: with them the proxy's
+/// RSS stays at the burst's height until it restarts (BENCHMARKS.md, "The image's allocator").
+#[test]
+fn the_proxy_binary_gives_back_the_memory_of_a_burst_of_connections() {
+    const CONNECTIONS: usize = 600;
+    const BATCH: usize = 50;
+    // The burst's client ends live in this process, the server ends in the proxy (which
+    // inherits the limit).
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    assert!(hard > 2 * CONNECTIONS as u64, "open files limit {hard}");
+
+    let Binaries {
+        ca,
+        proxy,
+        app: _app,
+        certs: _certs,
+        pair: _pair,
+    } = proxy_and_app_binaries("Burst CA");
     let (address, pid) = (proxy.address("proxy.listen"), proxy.pid());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -2188,24 +2216,14 @@ fn the_proxy_binary_gives_back_the_memory_of_a_burst_of_connections() {
 
 #[test]
 fn proxy_binary_in_front_of_app_binary_serves_curl_over_http1_and_http2() {
-    let ca = ca("Done-When CA");
-    let pair = valid_pair(&ca);
-    let certs = CertDir::new();
-    certs.install(&pair);
+    let Binaries {
+        ca,
+        pair,
+        certs,
+        proxy,
+        app,
+    } = proxy_and_app_binaries("Done-When CA");
     let ca_file = util::write_file(certs.dir.path(), "ca.pem", &ca.pem);
-    let app_config = util::write_file(certs.dir.path(), "app.hcl", "app {}\n");
-    let app = Launch::role("app", &[&app_config], &certs.dir.path().join("app.log")).spawn();
-    let config = util::write_file(
-        certs.dir.path(),
-        "proxy.hcl",
-        &format!(
-            "proxy {{\n  upstream = \"http://{}\"\n{}}}\n",
-            app.address("app.listen"),
-            certs.settings()
-        ),
-    );
-    let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
-    proxy.wait_ready(Duration::from_secs(15));
     let (address, metrics) = (proxy.address("proxy.listen"), proxy.metrics());
 
     assert_eq!(
@@ -2540,23 +2558,13 @@ async fn a_closing_response_leaves_with_its_ticket_and_close_notify_in_one_segme
 fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_chooses_the_cipher_and_resumes()
  {
     use rustls::crypto::aws_lc_rs::kx_group;
-    let ca = ca("Key Exchange CA");
-    let pair = valid_pair(&ca);
-    let certs = CertDir::new();
-    certs.install(&pair);
-    let app_config = util::write_file(certs.dir.path(), "app.hcl", "app {}\n");
-    let app = Launch::role("app", &[&app_config], &certs.dir.path().join("app.log")).spawn();
-    let config = util::write_file(
-        certs.dir.path(),
-        "proxy.hcl",
-        &format!(
-            "proxy {{\n  upstream = \"http://{}\"\n{}}}\n",
-            app.address("app.listen"),
-            certs.settings()
-        ),
-    );
-    let proxy = Launch::role("proxy", &[&config], &certs.dir.path().join("proxy.log")).spawn();
-    proxy.wait_ready(Duration::from_secs(15));
+    let Binaries {
+        ca,
+        proxy,
+        app: _app,
+        certs: _certs,
+        pair: _pair,
+    } = proxy_and_app_binaries("Key Exchange CA");
     let address = proxy.address("proxy.listen");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
