@@ -19,7 +19,8 @@
 #
 # Each round starts each server fresh, in a rotating order, and takes every measure from it:
 # RSS with idle TLS connections (first, so earlier load does not inflate it; HTTP/1.1, then
-# HTTP/2 on a server started again), HTTP/1.1 keep-alive
+# HTTP/2 on a server started again; for HTTP/1.1 also the RSS some seconds after the client
+# closed them all, which shows whether the server gives the memory back), HTTP/1.1 keep-alive
 # (wrk), HTTP/2 (h2load), full ECDSA handshakes; then the RSA pair for RSA handshakes.
 # Handshakes are measured as `openssl s_time -new -www /` makes them: one client, a new TCP
 # connection and a full TLS 1.3 handshake (no resumption) for every request, one after another,
@@ -45,10 +46,12 @@
 # the proxy on its own (it watches the files), nginx with `nginx -s reload` after each rotation.
 # Tables: each server's median over the rounds, and the ratio pki-sidecar / nginx-tuned.
 #
-# --smoke: 1 round, 1 s per measure, 100 idle connections (HTTP/1.1, then HTTP/2), 3 s of rotation, 1 s openssl speed
+# --smoke: 1 round, 1 s per measure, 100 idle connections (HTTP/1.1, then HTTP/2; RSS 1 s after they close), 3 s of rotation, 1 s openssl speed
 # runs: checks that every measure can be taken (a missing tool or a server that does not start
 # fails the run; the numbers never do). Environment: PKI_SIDECAR_BIN (skip the build), BENCH_ROUNDS,
-# BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_ROTATION_SECONDS, BENCH_KEEP=1
+# BENCH_DURATION (seconds per measure), BENCH_IDLE_CONNS, BENCH_AFTER_CLOSE (seconds between the
+# idle connections' close and the last RSS reading, default 15: longer than jemalloc's 10 s
+# decay), BENCH_ROTATION_SECONDS, BENCH_KEEP=1
 # (keep the temporary directory with every log and raw output), PKI_SIDECAR_HANDSHAKES_BIN (skip
 # building the handshake client), PKI_SIDECAR_CRYPTO_COST_BIN (skip building the crypto cost tool,
 # a release build outside --smoke).
@@ -57,11 +60,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 if [ "${1:-}" = --smoke ]; then
-  rounds=1 duration=1 idle_conns=100 rotation_seconds=3 speed_seconds=1 settle=0.1
+  rounds=1 duration=1 idle_conns=100 rotation_seconds=3 speed_seconds=1 settle=0.1 after_close=1
 else
   [ $# -eq 0 ] || fail "usage: bench/proxy.sh [--smoke]"
   rounds=${BENCH_ROUNDS:-5} duration=${BENCH_DURATION:-10} idle_conns=${BENCH_IDLE_CONNS:-2000}
   rotation_seconds=${BENCH_ROTATION_SECONDS:-60} speed_seconds=3 settle=0.5
+  after_close=${BENCH_AFTER_CLOSE:-15}
 fi
 servers=(pki-sidecar nginx-tuned nginx-default)
 server_cpu=0 client_cpu=1
@@ -487,9 +491,10 @@ result_median() {
 
 # measure_idle NAME [PROTO]: RSS before and while a client holds $idle_conns TLS connections (ALPN
 # PROTO: http/1.1, the default, or h2), each having made one request; after the second reading
-# the client makes one more request on each, to check they were all still open.
+# the client makes one more request on each, to check they were all still open, and closes them.
+# For HTTP/1.1, a third reading $after_close seconds later, with no traffic meanwhile.
 measure_idle() {
-  local name=$1 proto=${2:-http/1.1} dir=$WORK/$1 before with count held alive established
+  local name=$1 proto=${2:-http/1.1} dir=$WORK/$1 before with after count held alive established
   local table=idle curl_proto=--http1.1 out
   if [ "$proto" = h2 ]; then table=idle-h2 curl_proto=--http2; fi
   out=$dir/$table-$round.txt
@@ -520,6 +525,11 @@ measure_idle() {
   record "$table" per_conn "$name" "$(awk -v a="$before" -v b="$with" -v n="$held" 'BEGIN {print (b - a) / n}')"
   record "$table" alive "$name" "$alive"
   record "$table" processes "$name" "$count"
+  if [ "$proto" = http/1.1 ]; then
+    sleep "$after_close"
+    read -r after _ _ _ <<<"$(lib procstat "$SERVER_PID")"
+    record "$table" rss_after "$name" "$after"
+  fi
 }
 
 # measure_rotation NAME: a new ECDSA pair every second for $rotation_seconds while two wrk run
@@ -663,6 +673,7 @@ lib report "$RESULTS" '{
     {"id": "idle", "title": "Memory with '"$idle_conns"' idle HTTP/1.1 keep-alive TLS connections, one request each (RSS summed over the server'"'"'s processes)", "metrics": [
       ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
       ["per_conn", "KiB per connection"], ["alive", "connections still open at the end"],
+      ["rss_after", "RSS '"$after_close"' s after the client closed them, KiB"],
       ["processes", "processes"]]},
     {"id": "idle-h2", "title": "Memory with '"$idle_conns"' idle HTTP/2 TLS connections, one request each (RSS summed over the server'"'"'s processes)", "metrics": [
       ["rss_before", "RSS before, KiB"], ["rss_with", "RSS with the connections, KiB"],
