@@ -20,8 +20,9 @@
 #     auth/kubernetes/login with the JWT, then writing pki_intermediate/issue/home with the
 #     template's parameters (the sum of both requests' time_total: no process start, no files);
 #     the agent's overhead is its median minus curl's;
-#   - RSS and threads 2 s after the first certificate, and after N certificate renewals (both
-#     agents run side by side for this: they share nothing but the server);
+#   - RSS (and its anonymous part, RssAnon) and threads 2 s after the first certificate, and after
+#     N certificate renewals (both agents run side by side for this: they share nothing but the
+#     server);
 #   - CPU time per renewal between those two points: utime + stime from /proc (10 ms ticks), and
 #     the threads' schedstat (nanoseconds);
 #   - Vault requests per renewal: a `file` audit device on the dev server logs every request with
@@ -213,13 +214,14 @@ measure_renewals() {
       test -e "$WORK/renew/$name/ssl/tls.crt" -a -e "$WORK/renew/$name/ssl/tls.key"
   done
   sleep 2
-  local rss threads cpu sched
+  local rss threads cpu sched anon
   declare -A cpu_start sched_start audit_start
   for name in "${agents[@]}"; do
     pid=${pids[$name]}
     # `env` execs the agent, so the pid is the agent's own.
-    read -r rss threads cpu _ sched _ <<<"$(lib procstat "$pid")"
+    read -r rss threads cpu _ sched _ anon <<<"$(lib procstat "$pid")"
     record start rss "$name" "$rss"
+    record start anon "$name" "$anon"
     record start threads "$name" "$threads"
     cpu_start[$name]=$cpu
     sched_start[$name]=$sched
@@ -234,8 +236,9 @@ measure_renewals() {
   for name in "${agents[@]}"; do
     wait "${pids[$name-watch]}" || fail "$name: $(tail -1 "$WORK/renew/$name.renewals")"
     forget_pid "${pids[$name-watch]}"
-    read -r rss threads cpu audit_end interval sched <"$WORK/renew/$name.renewals"
+    read -r rss threads cpu audit_end interval sched anon <"$WORK/renew/$name.renewals"
     record renewed rss "$name" "$rss"
+    record renewed anon "$name" "$anon"
     record renewed threads "$name" "$threads"
     record renewed cpu_ms "$name" "$(per_renewal "${cpu_start[$name]}" "$cpu" 1000)"
     record renewed sched_ms "$name" "$(per_renewal "${sched_start[$name]}" "$sched" 1000)"
@@ -279,9 +282,11 @@ lib report "$RESULTS" '{
       ["in_vault", "of which: Vault answering (audit log, request to response)"],
       ["own", "total minus the time in Vault"]]},
     {"id": "start", "title": "After start (2 s after the first certificate)", "metrics": [
-      ["rss", "RSS, KiB"], ["threads", "threads"]]},
+      ["rss", "RSS, KiB"], ["anon", "of which anonymous (RssAnon: heap, stacks), KiB"],
+      ["threads", "threads"]]},
     {"id": "renewed", "title": "After '"$renewals"' renewal(s)", "metrics": [
-      ["rss", "RSS, KiB"], ["threads", "threads"], ["cpu_ms", "CPU per renewal, ms (utime+stime, 10 ms ticks)"],
+      ["rss", "RSS, KiB"], ["anon", "of which anonymous (RssAnon: heap, stacks), KiB"],
+      ["threads", "threads"], ["cpu_ms", "CPU per renewal, ms (utime+stime, 10 ms ticks)"],
       ["sched_ms", "CPU per renewal, ms (schedstat, live threads)"],
       ["requests", "Vault requests per renewal"], ["interval", "seconds between renewals"]]}
   ]}'

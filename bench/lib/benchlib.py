@@ -15,7 +15,7 @@ with a non-zero exit so the calling script stops.
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   established PORT                  how many connections to local PORT are established
-  procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds" of PID and descendants
+  procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds anon_kib" of PID and descendants
   ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
   wrk FILE / h2load FILE            parse a load generator's output into one line of numbers
   first-cert DIR TIMEOUT CMD...     run CMD until DIR/tls.crt and DIR/tls.key exist; print seconds
@@ -435,17 +435,21 @@ def descendants(pid):
 
 
 def proc_stats(pid):
-    """(RSS KiB, threads, CPU seconds, processes, CPU seconds by schedstat, system CPU seconds)
-    summed over PID and its descendants (nginx's workers). The CPU seconds are utime + stime from
-    /proc/PID/stat, in clock ticks (10 ms), and the last is stime alone (time in the kernel);
-    schedstat counts nanoseconds but only for the threads alive now."""
+    """(RSS KiB, threads, CPU seconds, processes, CPU seconds by schedstat, system CPU seconds,
+    anonymous RSS KiB) summed over PID and its descendants (nginx's workers). The CPU seconds are
+    utime + stime from /proc/PID/stat, in clock ticks (10 ms), and the system CPU seconds stime
+    alone (time in the kernel); schedstat counts nanoseconds but only for the threads alive now.
+    The anonymous RSS (`RssAnon`: heap, stacks) is the part of the RSS that is the process's
+    own; the rest is mostly the executable's pages, shared with every process running the same
+    file and given back to the page cache under pressure."""
     tick = os.sysconf("SC_CLK_TCK")
-    rss = threads = ticks = sched_ns = system_ticks = 0
+    rss = threads = ticks = sched_ns = system_ticks = anon = 0
     pids = descendants(pid)
     for p in pids:
         with open(f"/proc/{p}/status") as f:
             status = dict(line.split(":", 1) for line in f if ":" in line)
         rss += int(status.get("VmRSS", "0 kB").split()[0])
+        anon += int(status.get("RssAnon", "0 kB").split()[0])
         threads += int(status["Threads"])
         with open(f"/proc/{p}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -457,7 +461,7 @@ def proc_stats(pid):
                     sched_ns += int(f.read().split()[0])
             except OSError:
                 pass  # a thread that just ended
-    return rss, threads, ticks / tick, len(pids), sched_ns / 1e9, system_ticks / tick
+    return rss, threads, ticks / tick, len(pids), sched_ns / 1e9, system_ticks / tick, anon
 
 
 def established(port):
@@ -494,9 +498,10 @@ def ctxt(pid):
 
 
 def procstat(pid):
-    """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds system_cpu_seconds`."""
-    rss, threads, cpu, count, sched, system = proc_stats(pid)
-    print(f"{rss} {threads} {cpu:.2f} {count} {sched:.6f} {system:.2f}")
+    """Prints `rss_kib threads cpu_seconds processes schedstat_cpu_seconds system_cpu_seconds
+    anon_kib`."""
+    rss, threads, cpu, count, sched, system, anon = proc_stats(pid)
+    print(f"{rss} {threads} {cpu:.2f} {count} {sched:.6f} {system:.2f} {anon}")
 
 
 # --- load generators' output -----------------------------------------------------------------------
@@ -637,8 +642,8 @@ def cert_identity(path):
 
 def renewals(cert, count, timeout, pid, audit_log):
     """Waits until CERT's content has changed COUNT times, polling every 50 ms, then prints
-    `rss_kib threads cpu_seconds audit_offset seconds_per_renewal schedstat_cpu_seconds` for PID
-    at that moment; the seconds run from the first certificate's write (its mtime)."""
+    `rss_kib threads cpu_seconds audit_offset seconds_per_renewal schedstat_cpu_seconds anon_kib`
+    for PID at that moment; the seconds run from the first certificate's write (its mtime)."""
     count, deadline = int(count), time.monotonic() + float(timeout)
     first_written, last, seen = os.stat(cert).st_mtime, cert_identity(cert), 0
     while seen < count:
@@ -650,9 +655,9 @@ def renewals(cert, count, timeout, pid, audit_log):
         current = cert_identity(cert)
         if current is not None and current != last:
             seen, last = seen + 1, current
-    rss, threads, cpu, _, sched, _ = proc_stats(pid)
+    rss, threads, cpu, _, sched, _, anon = proc_stats(pid)
     interval = (time.time() - first_written) / count
-    print(f"{rss} {threads} {cpu:.2f} {os.path.getsize(audit_log)} {interval:.2f} {sched:.6f}")
+    print(f"{rss} {threads} {cpu:.2f} {os.path.getsize(audit_log)} {interval:.2f} {sched:.6f} {anon}")
 
 
 def audit_count(audit_log, start, end, client):
