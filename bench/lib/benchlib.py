@@ -763,9 +763,9 @@ def report(results_tsv, spec_json):
             print(f"| {label} (n={runs}) | {cells} | {quotient} |")
 
 
-def overhead(results_tsv, table, metric, ours, base, goal_ms):
+def overhead(results_tsv, table, metric, ours, base, goal_ms, what=None):
     """Prints ours' median minus base's median for TABLE/METRIC (seconds) in milliseconds, with
-    the goal."""
+    the goal; WHAT names the metric in the line (default: its name)."""
     values = {}
     with open(results_tsv) as f:
         for line in f:
@@ -776,8 +776,9 @@ def overhead(results_tsv, table, metric, ours, base, goal_ms):
         die(f"overhead: no {table}/{metric} figures for {ours} and {base}")
     difference = (statistics.median(values[ours]) - statistics.median(values[base])) * 1000
     verdict = "met" if difference <= float(goal_ms) else "missed"
-    print(f"Overhead of {ours} over {base} ({metric}, median − median, n={len(values[ours])}/"
-          f"{len(values[base])}): {difference:.1f} ms; goal ≤ {goal_ms} ms: {verdict}.")
+    print(f"Overhead of {ours} over {base} ({what or metric}, median − median, "
+          f"n={len(values[ours])}/{len(values[base])}): {difference:.1f} ms; goal ≤ {goal_ms} ms: "
+          f"{verdict}.")
 
 
 COMMANDS = {
