@@ -27,7 +27,8 @@
 # allocator. Callgrind runs the shipped build, jemalloc included.
 # Environment: PKI_SIDECAR_BIN (skip the build), PKI_SIDECAR_MASSIF_BIN (the same, for massif:
 # built with --no-default-features), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
-# (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_HANDSHAKES (HS, default 50),
+# (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_IDLE_PROTOCOL (the idle connections'
+# ALPN, http/1.1 or h2; default http/1.1), BENCH_HANDSHAKES (HS, default 50),
 # BENCH_KEEP=1. Takes about 6 minutes (the handshake profile alone about 3).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
@@ -40,6 +41,11 @@ case "${1:-}" in
   *) fail "usage: bench/profile.sh [handshakes|idle]" ;;
 esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
+idle_protocol=${BENCH_IDLE_PROTOCOL:-http/1.1}
+case $idle_protocol in
+  http/1.1 | h2) ;;
+  *) fail "BENCH_IDLE_PROTOCOL=$idle_protocol: http/1.1 or h2" ;;
+esac
 handshakes=${BENCH_HANDSHAKES:-50}
 need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
 BIN=$(sidecar_binary)
@@ -230,7 +236,8 @@ massif_run() {
   local pid=$BG_PID client
   wait_until 120 "pki-sidecar under massif did not serve" served
   rm -f "$WORK/idle.release"
-  start_bg "$out.idle" taskset -c 1 python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$n" "$WORK/ca.pem" "$WORK/idle.release"
+  start_bg "$out.idle" taskset -c 1 python3 "$BENCHLIB" idle-conns "$SERVER_PORT" "$n" "$WORK/ca.pem" \
+    "$WORK/idle.release" "$idle_protocol"
   client=$BG_PID
   wait_until 300 "the idle client did not open $n connections" grep -q '^ready' "$out.idle"
   sleep 1
@@ -245,7 +252,7 @@ massif_run "$idle_conns"
 massif_run $((3 * idle_conns))
 massif_table() {
   echo
-  echo "#### pki-sidecar's heap per idle TLS connection, by allocation site (massif, $idle_conns and $((3 * idle_conns)) connections)"
+  echo "#### pki-sidecar's heap per idle $idle_protocol TLS connection, by allocation site (massif, $idle_conns and $((3 * idle_conns)) connections)"
   echo
   echo "| bytes per connection | allocated in |"
   echo "| ---: | --- |"
