@@ -18,6 +18,8 @@
 //! - `monitoring`: `deploy/monitoring` — the alert rules through promtool, the Grafana
 //!   dashboard, and a real Prometheus scraping every role through a scenario.
 //! - `dev`: `pki-sidecar dev` and the README's quick start.
+//! - `docs`: the Markdown documents' links between each other reach a file and a heading, and
+//!   no document repeats a section.
 //! - `inprocess`: the agent in-process on tokio's paused time (renewal schedule, backoff).
 //! - `faults`: the fault-injection suite (Vault failing, full disk, kills, hostile clients,
 //!   invalid configs, secrets in logs); its `RELIABILITY` lines make `RELIABILITY.md`'s table.
@@ -43,6 +45,7 @@ mod config;
 mod config_compat;
 mod deploy;
 mod dev;
+mod docs;
 mod doctor;
 mod faults;
 mod hostile;
