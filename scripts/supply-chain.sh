@@ -51,6 +51,10 @@ git clone --quiet --branch main "$bundle" "$db_dir"
 # falls back here if it fails), instead of "fetching" from the bundle and calling it live.
 git -C "$db_dir" remote set-url origin "https://github.com/rustsec/advisory-db"
 snapshot=$(git -C "$db_dir" log -1 --format='%cd (commit %h)' --date=short)
+# --offline reaches cargo metadata too, which then needs every crate of Cargo.lock on disk, the
+# other platforms' included (a build downloads only the host's: r-efi, anstyle-wincon... are
+# missing on a new machine). crates.io is reachable here even when GitHub is not.
+cargo fetch --locked --quiet
 echo "################################################################################" >&2
 echo "advisories: the live RustSec database is unreachable; checking against the snapshot" >&2
 echo "  $bundle, dated $snapshot" >&2
