@@ -215,16 +215,20 @@ async fn request_bodies_paused_mid_way_reach_the_upstream_whole() {
     );
 }
 
-/// An upstream answering every request with `size` bytes.
-async fn large_upstream(size: usize) -> SocketAddr {
+/// An upstream answering every request with `size` bytes, and the count of requests it got.
+async fn large_upstream(size: usize) -> (SocketAddr, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().unwrap();
     let body = Bytes::from((0..size).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
+    let requests = Arc::new(AtomicU64::new(0));
+    let counted = requests.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let body = body.clone();
+            let counted = counted.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_request| {
+                    counted.fetch_add(1, Ordering::SeqCst);
                     let body = body.clone();
                     async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
                 });
@@ -234,25 +238,65 @@ async fn large_upstream(size: usize) -> SocketAddr {
             });
         }
     });
-    address
+    (address, requests)
+}
+
+/// A client whose socket's receive buffer stays at 64 KiB. The kernel grows the receive buffer
+/// of a socket that is read quickly, up to `net.ipv4.tcp_rmem`'s maximum (32 MiB on some
+/// machines): after one response read in full, the next one could fit in it whole, leave the
+/// proxy between messages, and be parked as it should. A buffer set by the application is not
+/// grown, so what a client leaves unread stays in flight in the proxy (its send buffer is at
+/// most `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
+async fn h1_client_keeping_a_response_in_flight(fixture: &Fixture) -> Tls {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 << 10).expect("SO_RCVBUF");
+    let kept = socket.recv_buffer_size().expect("SO_RCVBUF");
+    assert!(kept <= 1 << 20, "a receive buffer of {kept} bytes");
+    let tcp = socket
+        .connect(fixture.proxy.address)
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    tokio_rustls::TlsConnector::from(client_config(&fixture.ca.pem, H1, None))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_read_slowly_is_never_cut_by_a_park() {
-    const SIZE: usize = 16 << 20;
-    let fixture = fixture(large_upstream(SIZE).await, "").await;
-    let mut tls = h1_client(&fixture).await;
-    for _ in 0..2 {
+    // Twice what the proxy's socket can hold unsent, so the response cannot leave it whole
+    // while the client reads nothing.
+    let send_buffer_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .expect("tcp_wmem")
+        .split_whitespace()
+        .nth(2)
+        .and_then(|max| max.parse().ok())
+        .expect("tcp_wmem's maximum");
+    let size = (16 << 20).max(2 * send_buffer_max);
+    let (upstream, requests) = large_upstream(size).await;
+    let fixture = fixture(upstream, "").await;
+    let mut tls = h1_client_keeping_a_response_in_flight(&fixture).await;
+    for round in 1..=2 {
         tls.write_all(get("/large").as_bytes())
             .await
             .expect("write");
-        // The client reads nothing for a while: the proxy's writes wait on a full socket, the
+        // Once the proxy has passed the request on (the second one after waking from a park),
+        // the client reads nothing for a while: the proxy's writes wait on a full socket, the
         // response is in flight and the connection must stay with hyper.
+        let waiting = Instant::now();
+        while requests.load(Ordering::SeqCst) < round {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(20),
+                "request {round} never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tokio::time::sleep(PAUSE).await;
         assert_eq!(fixture.proxy.metric(PARKED), 0.0, "parked in a response");
         let answers = read_answers(&mut tls, 1).await;
         assert_eq!(answers[0].status, 200, "{}", answers[0].head);
-        assert_eq!(answers[0].body.len(), SIZE);
+        assert_eq!(answers[0].body.len(), size);
         assert!(
             answers[0]
                 .body
