@@ -54,7 +54,11 @@ snapshot=$(git -C "$db_dir" log -1 --format='%cd (commit %h)' --date=short)
 # --offline reaches cargo metadata too, which then needs every crate of Cargo.lock on disk, the
 # other platforms' included (a build downloads only the host's: r-efi, anstyle-wincon... are
 # missing on a new machine). crates.io is reachable here even when GitHub is not.
-cargo fetch --locked --quiet
+cargo fetch --locked --quiet || {
+  echo "error: cargo fetch failed: the offline check against the RustSec snapshot needs every" \
+    "crate of Cargo.lock on disk; check that crates.io (or the configured registry) is reachable" >&2
+  exit 1
+}
 echo "################################################################################" >&2
 echo "advisories: the live RustSec database is unreachable; checking against the snapshot" >&2
 echo "  $bundle, dated $snapshot" >&2

@@ -209,7 +209,13 @@ fn every_link_between_the_documents_reaches_a_file_and_a_heading() {
         "{documents:?}"
     );
     let broken = broken_links(&documents, util::repo());
-    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "broken links:\n{}\nMend the link, or the heading or path it names. A heading's anchor \
+         is its text lower-cased, with spaces as hyphens and punctuation dropped \
+         (\"Idle connections: parked HTTP/1.1\" is #idle-connections-parked-http11).",
+        broken.join("\n")
+    );
 }
 
 #[test]
@@ -235,7 +241,8 @@ fn no_document_has_the_same_section_twice() {
     }
     assert!(
         repeated.is_empty(),
-        "sections repeated:\n{}",
+        "sections repeated:\n{}\nKeep one of each: merge the copies, or rename one if they are \
+         different sections.",
         repeated.join("\n")
     );
 }

@@ -404,7 +404,11 @@ fn client_config(ca_pem: &str, alpn: &[&[u8]], identity: Option<&Pair>) -> Arc<C
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 async fn tls_connect(address: SocketAddr, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
-    let tcp = TcpStream::connect(address).await?;
+    tls_on(TcpStream::connect(address).await?, config).await
+}
+
+/// A TLS handshake for `localhost` on a connected socket.
+async fn tls_on(tcp: TcpStream, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
     let name = ServerName::try_from("localhost").expect("server name");
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)

@@ -256,9 +256,7 @@ async fn h1_client_keeping_a_response_in_flight(fixture: &Fixture) -> Tls {
         .connect(fixture.proxy.address)
         .await
         .expect("connect");
-    let name = ServerName::try_from("localhost").expect("server name");
-    tokio_rustls::TlsConnector::from(client_config(&fixture.ca.pem, H1, None))
-        .connect(name, tcp)
+    tls_on(tcp, client_config(&fixture.ca.pem, H1, None))
         .await
         .expect("TLS handshake")
 }
