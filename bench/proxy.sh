@@ -172,12 +172,16 @@ write_nginx_conf() {
     location="proxy_pass http://127.0.0.1:$APP_PORT;"
     session_cache='' keepalive_requests='' ciphers=''
   fi
-  listen="listen 127.0.0.1:$port ssl http2;"
+  # Tuned and plain nginx defer accept as the proxy does (TCP_DEFER_ACCEPT: a connection is
+  # accepted once its client has sent something); nginx-default does not.
+  local deferred=' deferred'
+  [ "$flavour" = default ] && deferred=''
+  listen="listen 127.0.0.1:$port ssl http2$deferred;"
   tls="ssl_certificate $WORK/live/$key/tls.crt;
     ssl_certificate_key $WORK/live/$key/tls.key;
     ssl_protocols TLSv1.2 TLSv1.3;"
   if [ "$flavour" = plain ]; then
-    listen="listen 127.0.0.1:$port;" tls='' ciphers='' session_cache=''
+    listen="listen 127.0.0.1:$port$deferred;" tls='' ciphers='' session_cache=''
     # A response of about the size of a server's ECDSA handshake flight (1,210 bytes): 1,200
     # bytes with its headers. The round trip a TLS 1.3 handshake adds, without the TLS.
     flight="location = /flight { default_type text/plain; return 200 '$(printf '%*s' 1050 '' | tr ' ' x)'; }"

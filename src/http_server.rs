@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use crate::telemetry::SpanExecutor;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use nix::{getsockopt_impl, libc, setsockopt_impl, sockopt_impl};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
@@ -226,8 +227,28 @@ fn listen(address: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpLis
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
     socket.bind(address)?;
-    socket.listen(backlog)
+    let listener = socket.listen(backlog)?;
+    nix::sys::socket::setsockopt(&listener, DeferAccept, &DEFER_ACCEPT_SECONDS)?;
+    Ok(listener)
 }
+
+/// How long the kernel holds a new connection that has sent nothing before handing it to
+/// `accept` anyway ([`DeferAccept`]): one SYN-ACK retransmission.
+const DEFER_ACCEPT_SECONDS: u32 = 1;
+
+sockopt_impl!(
+    /// `TCP_DEFER_ACCEPT`: the listener is readable, and `accept` returns a connection, once the
+    /// client's first bytes have arrived, not at the end of the TCP handshake. Every protocol
+    /// served here (TLS, HTTP) starts with the client, so the server wakes once per new
+    /// connection, with its first read ready, instead of accepting and then waiting for it; a
+    /// client that connects and says nothing costs a request socket in the kernel, not a
+    /// socket and a task, until it does (or [`DEFER_ACCEPT_SECONDS`] pass).
+    DeferAccept,
+    Both,
+    libc::IPPROTO_TCP,
+    libc::TCP_DEFER_ACCEPT,
+    u32
+);
 
 #[cfg(test)]
 mod tests {
@@ -255,5 +276,31 @@ mod tests {
             stream.nodelay().unwrap(),
             "TCP_NODELAY inherited from the listener"
         );
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_accepted_once_its_client_has_sent_something() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap(), "test.listen", 16)
+            .await
+            .unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        // The kernel holds a silent connection until its first SYN-ACK retransmission (1 s).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), listener.accept())
+                .await
+                .is_err(),
+            "a connection that has sent nothing was accepted"
+        );
+        client.write_all(b"GET").await.unwrap();
+        let (mut accepted, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("accepted once its client has sent something")
+            .unwrap();
+        let mut first = [0u8; 3];
+        accepted.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"GET");
     }
 }

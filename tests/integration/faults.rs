@@ -1997,9 +1997,17 @@ async fn a_burst_of_a_thousand_connects_waits_in_the_accept_queue_and_is_served(
 
     // The proxy not accepting at all (stopped): the whole burst must fit in its accept queue,
     // and be served once it resumes.
+    // The clients have sent nothing, so the listener's TCP_DEFER_ACCEPT holds them as request
+    // sockets until the kernel's first SYN-ACK retransmission (1 s); then they join the accept
+    // queue.
     let stopped = Stopped::stop(front.proxy.pid());
     let streams = connect_burst(address, BURST).await;
-    let queue = listen_queue(address);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut queue = listen_queue(address);
+    while queue.queued < BURST as u32 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        queue = listen_queue(address);
+    }
     drop(stopped);
     assert_eq!(
         queue,
