@@ -559,6 +559,11 @@ impl Activity {
         self.touch();
     }
 
+    /// Whether a request is in flight.
+    fn in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
     fn idle_deadline(&self, idle: Duration) -> Instant {
         self.epoch + Duration::from_millis(self.last_millis.load(Ordering::Relaxed)) + idle
     }

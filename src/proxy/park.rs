@@ -309,12 +309,11 @@ impl ConnectionShared {
         let mut closing = false;
         let mut parking = false;
         loop {
-            // While a response is being written or a body read, or once a park was put off, look
-            // again one PARK_AFTER later: never a deadline already past, which would spin.
-            let now = Instant::now();
-            let park_check = activity.next_check(PARK_AFTER).max(now + PARK_AFTER / 2);
-            let next_check = activity.next_check(self.idle_timeout).min(park_check);
+            let mut check = std::pin::pin!(None);
             tokio::select! {
+                // The connection first: a request that ends does so inside its poll, and the
+                // check below must see that in the same wake-up.
+                biased;
                 result = Pin::new(&mut *connection) => {
                     if let Err(err) = result {
                         tracing::debug!(%peer, error = %err, "connection ended with an error");
@@ -340,7 +339,7 @@ impl ConnectionShared {
                     Pin::new(&mut *connection).graceful_shutdown();
                     closing = true;
                 }
-                () = tokio::time::sleep_until(next_check.into()), if !closing => {
+                () = self.check_when_quiet(check.as_mut(), activity), if !closing => {
                     if activity.is_idle(self.idle_timeout) {
                         state.parking.store(false, Ordering::Relaxed);
                         Pin::new(&mut *connection).graceful_shutdown();
@@ -365,6 +364,41 @@ impl ConnectionShared {
                 }
             }
         }
+    }
+
+    /// Ready when it is time to look whether the connection is idle or may be parked. The timer
+    /// is set only once no request is in flight: neither can happen before, and a connection
+    /// whose one request ends it (`Connection: close`) then sets no timer at all. That spares
+    /// each such connection a system call and a wake-up: a timer earlier than any the runtime
+    /// holds makes tokio wake its driver (a write to an eventfd, then an `epoll_wait` that
+    /// returns at once).
+    fn check_when_quiet<'a>(
+        &self,
+        mut timer: Pin<&'a mut Option<tokio::time::Sleep>>,
+        activity: &'a Activity,
+    ) -> impl Future<Output = ()> + 'a {
+        let idle_timeout = self.idle_timeout;
+        std::future::poll_fn(move |cx| {
+            if timer.is_none() {
+                if activity.in_flight() {
+                    // The request ends inside the connection's poll, which comes first in the
+                    // same wake-up (`biased`): no waker is needed here.
+                    return Poll::Pending;
+                }
+                // While a response is being written or a body read, or once a park was put
+                // off, look again one PARK_AFTER later: never a deadline already past, which
+                // would spin.
+                let park_check = activity
+                    .next_check(PARK_AFTER)
+                    .max(Instant::now() + PARK_AFTER / 2);
+                let next_check = activity.next_check(idle_timeout).min(park_check);
+                timer.set(Some(tokio::time::sleep_until(next_check.into())));
+            }
+            timer
+                .as_mut()
+                .as_pin_mut()
+                .map_or(Poll::Pending, |sleep| sleep.poll(cx))
+        })
     }
 
     /// Waits, holding no HTTP state, until the parked connection has something to read, or
