@@ -9,8 +9,12 @@
 #   - full TLS 1.3 handshakes per server CPU-second, ECDSA P-256 and RSA-2048 leaves, X25519 (the
 #     group both providers have): one client after another, a new connection, a full handshake
 #     and one request each, as bench/proxy.sh makes them (examples/handshakes.rs);
-#   - HTTP/1.1 keep-alive requests/s and requests per server CPU-second (wrk -t1 -c32).
-# Prints the medians and B / A.
+#   - HTTP/1.1 keep-alive requests/s and requests per server CPU-second (wrk -t1 -c32);
+#   - then, for each key type, both builds at once on CPU 0 and the handshake client turning
+#     from one to the other every BENCH_ALTERNATE_SLICE handshakes (200), BENCH_ALTERNATE_TURNS
+#     times (40): the server CPU per handshake of each, with drift spread over both (a change of
+#     a few per cent shows here before it shows across rounds of several seconds).
+# Prints the medians and B / A, then the alternating figures.
 #
 # The certificates come from openssl (an ECDSA P-256 CA, a P-256 leaf and an RSA-2048 leaf for
 # `localhost`), so neither build makes its own inputs.
@@ -133,4 +137,21 @@ for measure in hs-ecdsa hs-rsa keep-alive; do
     -v c="$(column "$measure" 0 4)" -v d="$(column "$measure" 1 4)" 'BEGIN {
     printf "| %s | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f |\n", m, a, b, (a > 0 ? b / a : 0), c, d, (c > 0 ? d / c : 0)
   }'
+done
+
+# --- alternating, both builds at once ---------------------------------------------------------
+slice=${BENCH_ALTERNATE_SLICE:-200} turns=${BENCH_ALTERNATE_TURNS:-40}
+for key in ecdsa rsa; do
+  say "alternating: $key, $turns turns of $slice handshakes per build"
+  start_proxy 0 "$key"
+  pid_a=$SERVER_PID port_a=$PORT
+  start_proxy 1 "$key"
+  pid_b=$SERVER_PID port_b=$PORT
+  echo
+  echo "Alternating, $key, X25519: the client turns between the two every $slice handshakes, $turns times:"
+  echo
+  lib alternate "$HANDSHAKES_BIN" "$WORK/ca.pem" X25519 "$slice" "$turns" \
+    "A=$port_a:$pid_a" "B=$port_b:$pid_b"
+  SERVER_PID=$pid_b stop_proxy
+  SERVER_PID=$pid_a stop_proxy
 done

@@ -24,6 +24,8 @@ with a non-zero exit so the calling script stops.
   audit-timeline AUDIT FROM TO CLIENT WALL_START  a first-cert run's time to Vault and in Vault
   report RESULTS_TSV SPEC           markdown tables of medians and ratios
   overhead RESULTS_TSV TABLE METRIC OURS BASE GOAL_MS  median difference in ms, against a goal
+  alternate CLIENT CAFILE GROUP SLICE SLICES NAME=PORT:PID...  full handshakes, SLICE at a time
+                                    to each server in turn, SLICES times; server CPU per handshake
 """
 
 import base64
@@ -781,12 +783,54 @@ def overhead(results_tsv, table, metric, ours, base, goal_ms, what=None):
           f"{verdict}.")
 
 
+def alternate(client, cafile, group, slice_count, slices, *servers):
+    """Full handshakes from CLIENT (examples/handshakes.rs, pinned to CPU 1), SLICE to one
+    server, then SLICE to the next, SLICES times over (the order reversed every other time),
+    so that the machine's drift falls on every server alike. Each server is NAME=PORT:PID,
+    PID the process whose threads do the work (nginx: its worker). Prints a markdown table:
+    handshakes and µs of server CPU per handshake (its threads' schedstat) for each."""
+    parsed = []
+    for server in servers:
+        name, _, where = server.partition("=")
+        port, _, pid = where.partition(":")
+        if not (name and port.isdigit() and pid.isdigit()):
+            die(f"alternate: {server!r} is not NAME=PORT:PID")
+        parsed.append((name, port, int(pid)))
+    if not parsed:
+        die("alternate: no server given")
+    totals = {name: [0.0, 0] for name, _, _ in parsed}
+    for turn in range(int(slices)):
+        for name, port, pid in parsed if turn % 2 == 0 else parsed[::-1]:
+            before = proc_stats(pid)[4]
+            done = subprocess.run(
+                ["taskset", "-c", "1", client, f"127.0.0.1:{port}", "localhost", cafile, group,
+                 str(slice_count)],
+                capture_output=True, text=True, check=False)
+            after = proc_stats(pid)[4]
+            fields = done.stdout.split()
+            if done.returncode != 0 or len(fields) < 2:
+                die(f"alternate: the handshake client failed against {name}: "
+                    f"{done.stdout}{done.stderr}")
+            totals[name][0] += after - before
+            totals[name][1] += int(fields[0]) - int(fields[1])
+    print("| server | handshakes | µs of server CPU per handshake |")
+    print("| --- | ---: | ---: |")
+    per = {}
+    for name, (cpu, count) in totals.items():
+        per[name] = cpu / max(count, 1) * 1e6
+        print(f"| {name} | {count} | {per[name]:.1f} |")
+    if len(parsed) == 2:
+        (first, _, _), (second, _, _) = parsed
+        print(f"\n{second} − {first}: {per[second] - per[first]:+.1f} µs per handshake "
+              f"({per[second] / per[first]:.3f}×).")
+
+
 COMMANDS = {
     "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
-    "overhead": overhead,
+    "overhead": overhead, "alternate": alternate,
 }
 
 if __name__ == "__main__":
