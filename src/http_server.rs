@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use crate::telemetry::SpanExecutor;
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+// `sockopt_impl!` (for `DeferAccept` below) names these unqualified in its expansion.
 use nix::{getsockopt_impl, libc, setsockopt_impl, sockopt_impl};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
