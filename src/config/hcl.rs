@@ -38,7 +38,25 @@ const LAST_WINS_IN_TEMPLATE: &[&str] = &["wait", "exec"];
 /// Blocks whose single label names their `type`, as Vault Agent reads them.
 const TYPED_BLOCKS: &[&str] = &["method", "sink"];
 /// Attributes whose values are file modes: an integer literal there must be written in octal.
-const MODE_KEYS: &[&str] = &["perms", "mode"];
+/// Whether the key at `path` (its name last) is a file mode: a template's `perms`, a sink's
+/// `config.mode`. The same names elsewhere (in a block Vault Agent ignores, such as a
+/// misspelt `sinks`) are not checked: the block is dropped with a warning, as Vault Agent
+/// drops it.
+fn is_mode(path: &[String]) -> bool {
+    let is = |part: &String, block: &str| {
+        part == block
+            || part
+                .strip_prefix(block)
+                .is_some_and(|rest| rest.starts_with('['))
+    };
+    match path {
+        [template, perms] => is(template, "template") && perms == "perms",
+        [auto_auth, sink, config, mode] => {
+            auto_auth == "auto_auth" && is(sink, "sink") && config == "config" && mode == "mode"
+        }
+        _ => false,
+    }
+}
 
 /// How long parsing one file may take. Real configs parse in well under a millisecond; some
 /// malformed input makes hcl-edit 0.10 take time exponential in its length (fuzzing found 18
@@ -52,8 +70,8 @@ pub(crate) struct HclFile {
     data: Dict,
     /// One error per Vault Agent stanza this program refuses, with its place.
     refused: Vec<ConfigError>,
-    /// `line:column` of each key, by its path (`vault.address`, `template[0].wait`), for
-    /// messages about keys that are dropped before typing (warnings).
+    /// `line:column` of each key, by its path (`vault.address`, `template[0].wait`), for the
+    /// messages about it.
     places: Map<String, (usize, usize)>,
 }
 
@@ -121,8 +139,7 @@ impl HclFile {
     pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
         let file = path.display().to_string();
         let unquoted = unquote_keys(text);
-        let text = unquoted.as_str();
-        let body = hcl_edit::parser::parse_body(text).map_err(|err| {
+        let syntax = |err: hcl_edit::parser::Error| {
             let location = err.location();
             ConfigError::Syntax {
                 file: file.clone(),
@@ -130,7 +147,21 @@ impl HclFile {
                 column: location.column(),
                 message: syntax_message(err.message()),
             }
-        })?;
+        };
+        // HCL2 first; only a file HCL2 refuses is read again with HCL1's looser rules
+        // ([`hcl1_bodies`]), so that a file which parses is never read differently. The error,
+        // when both fail, is HCL2's on the file as written.
+        let (body, text) = match hcl_edit::parser::parse_body(&unquoted) {
+            Ok(body) => (body, unquoted),
+            Err(err) => match hcl1_bodies(&unquoted) {
+                Some(bridged) => match hcl_edit::parser::parse_body(&bridged) {
+                    Ok(body) => (body, bridged),
+                    Err(_) => return Err(syntax(err)),
+                },
+                None => return Err(syntax(err)),
+            },
+        };
+        let text = text.as_str();
         let converter = Converter {
             file: &file,
             text,
@@ -147,28 +178,37 @@ impl HclFile {
         })
     }
 
-    /// A file whose data was read some other way (JSON), for the same later checks.
-    pub(crate) fn from_parts(path: &Path, data: Dict, refused: Vec<ConfigError>) -> HclFile {
+    /// A file whose data was read some other way (JSON), for the same later checks, with the
+    /// places of its keys.
+    pub(crate) fn from_parts(
+        path: &Path,
+        data: Dict,
+        refused: Vec<ConfigError>,
+        places: Map<String, (usize, usize)>,
+    ) -> HclFile {
         HclFile {
             path: path.to_path_buf(),
             data,
             refused,
-            places: Map::new(),
+            places,
         }
     }
 
-    /// `FILE:LINE:COL` of the key at `path` (as `render_path` writes it), or `FILE`.
-    pub(crate) fn place_of(&self, path: &str) -> String {
-        let file = self.path.display().to_string();
-        // A block written once as an object is a list of one after shaping: `sink[0]` may
-        // have been recorded as `sink`.
-        let found = self
-            .places
-            .get(path)
-            .or_else(|| self.places.get(&path.replace("[0]", "")));
-        match found {
-            Some((line, column)) => format!("{file}:{line}:{column}"),
-            None => file,
+    /// `(line, column)` of the key at `path`, or of its nearest parent written in the file
+    /// (a required key that is missing: the block that lacks it).
+    pub(crate) fn place_near(&self, path: &str) -> Option<(usize, usize)> {
+        let mut candidate = path.to_string();
+        loop {
+            // A block written once as an object is a list of one after shaping: `sink[0]`
+            // may have been recorded as `sink`.
+            if let Some(place) = self
+                .places
+                .get(&candidate)
+                .or_else(|| self.places.get(&candidate.replace("[0]", "")))
+            {
+                return Some(*place);
+            }
+            candidate.truncate(candidate.rfind(['.', '['])?);
         }
     }
 
@@ -261,6 +301,97 @@ fn heredoc_start(line: &str) -> Option<String> {
     is_marker.then(|| marker.to_string())
 }
 
+/// HCL1's bodies where HCL2 wants something stricter, rewritten in place (every byte keeps
+/// its line and column), or `None` when there is nothing to rewrite:
+///
+/// - `name = {` ending a line opens a block, `name {`: HCL1 lets an object hold blocks
+///   (`"auto_auth" = { sink "file" { ... } }`) and lets it be given again (two
+///   `"template" = { ... }`), where an HCL2 object may hold neither and an attribute may not be
+///   repeated;
+/// - a comma ending an attribute's line is dropped: HCL1 separates a body's items with commas
+///   or newlines, an HCL2 block body with newlines only (`left_delimiter = "{{",`).
+///
+/// Heredoc bodies (template text) are left alone.
+fn hcl1_bodies(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut heredoc_end: Option<String> = None;
+    for line in text.split_inclusive('\n') {
+        if let Some(end) = &heredoc_end {
+            if line.trim() == end {
+                heredoc_end = None;
+            }
+            out.push_str(line);
+            continue;
+        }
+        heredoc_end = heredoc_start(line);
+        let mut bytes = line.as_bytes().to_vec();
+        if let Some(at) = hcl1_line_rewrite(line) {
+            bytes[at] = b' ';
+            changed = true;
+        }
+        // Only a one-byte ASCII character is replaced by a space: still UTF-8.
+        out.push_str(&String::from_utf8(bytes).unwrap_or_else(|_| line.to_string()));
+    }
+    changed.then_some(out)
+}
+
+/// The byte of `line` that [`hcl1_bodies`] replaces by a space: the `=` of `name = {` when the
+/// `{` ends the line, or the comma ending `name = value,`.
+fn hcl1_line_rewrite(line: &str) -> Option<usize> {
+    let indent = line.len() - line.trim_start().len();
+    let rest = &line[indent..];
+    let name_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    if name_len == 0 || !rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let after_name = &rest[name_len..];
+    let equals = indent + name_len + (after_name.len() - after_name.trim_start().len());
+    if line.as_bytes().get(equals) != Some(&b'=') || line[equals..].starts_with("==") {
+        return None;
+    }
+    // The line's significant bytes: outside strings, before a comment.
+    let mut depth = 0i32;
+    let mut last = None;
+    let mut in_string = false;
+    let mut escaped = false;
+    let bytes = line.as_bytes();
+    let mut i = equals + 1;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            last = Some(i);
+        } else {
+            match b {
+                b'#' => break,
+                b'/' if bytes.get(i + 1) == Some(&b'/') => break,
+                b'"' => in_string = true,
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => depth -= 1,
+                _ => {}
+            }
+            if !b.is_ascii_whitespace() {
+                last = Some(i);
+            }
+        }
+        i += 1;
+    }
+    let last = last?;
+    match bytes[last] {
+        b'{' if depth == 1 && line[equals + 1..last].trim().is_empty() => Some(equals),
+        b',' if depth == 0 && !in_string && line[equals + 1..last].trim() != "" => Some(last),
+        _ => None,
+    }
+}
+
 /// hcl-edit's messages list what it expected in winnow's words; keep the first line only.
 fn syntax_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message).trim();
@@ -309,9 +440,16 @@ impl Converter<'_> {
         }
     }
 
-    fn invalid(&self, path: &[String], message: String) -> ConfigError {
+    /// An error about the value at `path`, written at `span`.
+    fn invalid(
+        &self,
+        path: &[String],
+        span: Option<std::ops::Range<usize>>,
+        message: String,
+    ) -> ConfigError {
+        let (line, column) = self.place(span.map_or(0, |s| s.start));
         ConfigError::Invalid {
-            origin: self.file.to_string(),
+            origin: format!("{}:{line}:{column}", self.file),
             path: super::error::render_path(path),
             message,
         }
@@ -368,7 +506,9 @@ impl Converter<'_> {
                             Some(Value::Array(_, items)) => items.len(),
                             _ => 0,
                         };
-                        path.push(format!("{key}[{index}]"));
+                        let item = format!("{key}[{index}]");
+                        self.record(path, &item, block.ident.span());
+                        path.push(item);
                         let value = self.block(block, path)?;
                         path.pop();
                         match dict
@@ -556,10 +696,11 @@ impl Converter<'_> {
                 Value::Num(Tag::Default, Num::U64(magnitude))
             });
         }
-        if is_integer && key.is_some_and(|k| MODE_KEYS.contains(&k)) && digits != "0" {
+        if is_integer && key.is_some() && is_mode(path) && digits != "0" {
             // HCL1 would read `perms = 644` as decimal 644 (0o1204): never what was meant.
             return Err(self.invalid(
                 path,
+                span,
                 format!(
                     "{raw} is a decimal number; file modes are octal: write 0{digits} or \
                      \"0{digits}\""
@@ -686,8 +827,24 @@ mod tests {
         let err = parse("template {\n  perms = 644\n}\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "t.hcl: template[0].perms: 644 is a decimal number; file modes are octal: \
+            "t.hcl:2:11: template[0].perms: 644 is a decimal number; file modes are octal: \
              write 0644 or \"0644\""
+        );
+        let err = parse(
+            "auto_auth {\n  sink \"file\" {\n    config = {\n      mode = 384\n    }\n  }\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t.hcl:4:14: auto_auth.sink[0].config.mode: 384 is a decimal"),
+            "{err}"
+        );
+        // The same names where they are no mode: in a block Vault Agent ignores (a misspelt
+        // `sinks`), dropped later with a warning as Vault Agent drops it.
+        let dict = parse("auto_auth {\n  sinks {\n    sink \"file\" {\n      config = {\n        mode = 384\n      }\n    }\n  }\n}\n").unwrap();
+        assert_eq!(
+            get(&dict, "auto_auth.sinks.sink.0.config.mode").to_u128(),
+            Some(384)
         );
     }
 
@@ -771,6 +928,52 @@ mod tests {
             err.to_string().starts_with("t.hcl:1:5: expressions"),
             "{err}"
         );
+    }
+
+    /// HCL1 bodies HCL2 refuses: an object holding a block, an object given twice, commas
+    /// ending attributes. Read the HCL1 way, with every place kept; a template's text untouched.
+    #[test]
+    fn hcl1_bodies_load_where_hcl2_refuses_them() {
+        let text = "\"auto_auth\" = {\n  \"method\" = {\n    \"type\" = \"kubernetes\"\n  }\n  \
+                    sink \"file\" {\n    config = {\n      path = \"/t\",\n    }\n  }\n}\n\
+                    \"template\" = {\n  \"contents\" = <<EOF\nx = {\nkey = 1,\nEOF\n  \
+                    \"destination\" = \"/a\"\n}\n\"template\" = {\n  destination = \"/b\",\n  \
+                    left_delimiter = \"{{\",\n  right_delimiter = \"}}\" # closes\n  \
+                    contents = \"{ a = 1, }\"\n}\n";
+        let file = HclFile::parse(Path::new("t.hcl"), text).unwrap_or_else(|e| panic!("{e}"));
+        let dict = &file.data;
+        assert_eq!(
+            get(dict, "auto_auth.method.type").as_str(),
+            Some("kubernetes")
+        );
+        assert_eq!(
+            get(dict, "auto_auth.sink.0.config.path").as_str(),
+            Some("/t")
+        );
+        assert_eq!(
+            get(dict, "template.0.contents").as_str(),
+            Some("x = {\nkey = 1,\n")
+        );
+        assert_eq!(get(dict, "template.0.destination").as_str(), Some("/a"));
+        assert_eq!(get(dict, "template.1.destination").as_str(), Some("/b"));
+        assert_eq!(get(dict, "template.1.left_delimiter").as_str(), Some("{{"));
+        assert_eq!(get(dict, "template.1.right_delimiter").as_str(), Some("}}"));
+        assert_eq!(
+            get(dict, "template.1.contents").as_str(),
+            Some("{ a = 1, }")
+        );
+        assert_eq!(file.place_near("template[1].left_delimiter"), Some((20, 3)));
+        // What HCL2 reads is never rewritten: `x = {` there is an object, and a list keeps
+        // its commas.
+        assert!(hcl1_bodies("a = [\n  1,\n  2,\n]\n").is_none());
+        let dict = parse("a = {\n  b = 1\n}\nlist = [\n  \"x\",\n  \"y\",\n]\n").unwrap();
+        assert_eq!(get(&dict, "a.b").to_u128(), Some(1));
+        assert_eq!(get(&dict, "list.1").as_str(), Some("y"));
+        // Where both fail, the error is HCL2's, on the file as written.
+        let err = parse("a = 1,\nvault { retry { num_retries = 5 } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.hcl:1:"), "{err}");
     }
 
     #[test]

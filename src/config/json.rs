@@ -23,7 +23,7 @@ pub(crate) type KeyPlaces = std::collections::BTreeMap<String, (usize, usize)>;
 
 /// `line:column` of each key of (syntactically valid) JSON `text`, by its path as
 /// `error::render_path` writes it (`vault.address`, `template[1].perms`): where an error about
-/// a value read from an environment variable points.
+/// a value points.
 pub(crate) fn key_places(text: &str) -> KeyPlaces {
     enum Frame {
         Object {
@@ -152,7 +152,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
     }
     check_modes(&file, &data, &mut Vec::new())?;
     let data = super::shape::normalize(&file, data)?;
-    Ok(HclFile::from_parts(path, data, refused))
+    Ok(HclFile::from_parts(path, data, refused, key_places(text)))
 }
 
 /// Any JSON value, refused when an object has a key twice (serde_json keeps the last).

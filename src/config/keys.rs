@@ -213,13 +213,38 @@ const VAULT_TELEMETRY_KEYS: &[&str] = &[
     "stackdriver_debug_logs",
 ];
 
+/// The `config` keys Vault Agent's auth method of this type reads (it ignores any other), for
+/// the methods this program has; `None` for another type, which is refused as a whole.
+/// Resolution then refuses those of them this program does not implement, by name.
+fn method_config_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "kubernetes" => &["role", "token_path"],
+        "approle" => &[
+            "role_id_file_path",
+            "secret_id_file_path",
+            "remove_secret_id_file_after_reading",
+            "secret_id_response_wrapping_path",
+        ],
+        "jwt" => &[
+            "path",
+            "role",
+            "remove_jwt_after_reading",
+            "remove_jwt_follows_symlinks",
+            "jwt_read_period",
+        ],
+        "token_file" => &["token_file_path"],
+        _ => return None,
+    })
+}
+
 /// Removes the keys Vault Agent would ignore from one file's data, one warning each; Vault
 /// Agent's telemetry settings are taken out too, each with an error.
 ///
-/// `place` gives `FILE:LINE:COL` (or `FILE`) for a key's rendered path.
+/// `place` gives `(line, column)` of a key's rendered path, when the file says; the warnings
+/// come in the file's order.
 pub(crate) fn prune_ignored(
     origin: &str,
-    place: &dyn Fn(&str) -> String,
+    place: &dyn Fn(&str) -> Option<(usize, usize)>,
     data: &mut Dict,
 ) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
     let mut errors = Vec::new();
@@ -242,7 +267,7 @@ pub(crate) fn prune_ignored(
             });
         }
     }
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<(Option<(usize, usize)>, ConfigWarning)> = Vec::new();
     let mut prune = |dict: &mut Dict, known: &[&str], path: &[&str]| {
         let unknown: Vec<String> = dict
             .keys()
@@ -254,14 +279,21 @@ pub(crate) fn prune_ignored(
             let mut at: Vec<&str> = path.to_vec();
             at.push(&key);
             let rendered = render_path(&at);
-            warnings.push(ConfigWarning {
-                origin: place(&rendered),
-                path: rendered,
-                message: format!(
-                    "unknown key, ignored (as Vault Agent ignores it){}",
-                    did_you_mean(&key, known)
-                ),
-            });
+            let at = place(&rendered);
+            warnings.push((
+                at,
+                ConfigWarning {
+                    origin: at.map_or_else(
+                        || origin.to_string(),
+                        |(line, column)| format!("{origin}:{line}:{column}"),
+                    ),
+                    path: rendered,
+                    message: format!(
+                        "unknown key, ignored (as Vault Agent ignores it){}",
+                        did_you_mean(&key, known)
+                    ),
+                },
+            ));
         }
     };
     prune(data, fields::<raw::RawConfig>(), &[]);
@@ -275,6 +307,13 @@ pub(crate) fn prune_ignored(
         prune(auto_auth, fields::<raw::RawAutoAuth>(), &["auto_auth"]);
         if let Some(Value::Dict(_, method)) = auto_auth.get_mut("method") {
             prune(method, fields::<raw::RawMethod>(), &["auto_auth", "method"]);
+            let known = match method.get("type") {
+                Some(Value::String(_, kind)) => method_config_keys(kind),
+                _ => None,
+            };
+            if let (Some(known), Some(Value::Dict(_, config))) = (known, method.get_mut("config")) {
+                prune(config, known, &["auto_auth", "method", "config"]);
+            }
         }
         if let Some(Value::Array(_, sinks)) = auto_auth.get_mut("sink") {
             for (index, sink) in sinks.iter_mut().enumerate() {
@@ -306,7 +345,11 @@ pub(crate) fn prune_ignored(
     if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
         prune(telemetry, fields::<raw::RawTelemetry>(), &["telemetry"]);
     }
-    (warnings, errors)
+    warnings.sort_by_key(|(at, _)| *at);
+    (
+        warnings.into_iter().map(|(_, warning)| warning).collect(),
+        errors,
+    )
 }
 
 #[cfg(test)]

@@ -558,11 +558,8 @@ pub fn load_sources_with_flags(
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     let mut files = read_files(paths)?;
-    let mut env_places = Vec::new();
     for name in env_configs {
-        let (file, places) = read_env_config(name, env)?;
-        files.push(file);
-        env_places.push((env_origin(name), places));
+        files.push(read_env_config(name, env)?);
     }
     let mut overrides = env_overrides(env);
     overrides.extend(flags.iter().map(|flag| Override {
@@ -570,58 +567,7 @@ pub fn load_sources_with_flags(
         path: flag.path,
         value: flag.value.clone(),
     }));
-    build(files, overrides, functions).map_err(|ConfigErrors(errors)| {
-        ConfigErrors(
-            errors
-                .into_iter()
-                .map(|error| place_env_error(error, &env_places))
-                .collect(),
-        )
-    })
-}
-
-/// An error about a value read from an environment variable, with the line and column of its
-/// key in the variable's (decoded) JSON: `environment variable NAME:LINE:COL: path: message`.
-fn place_env_error(error: ConfigError, env_places: &[(String, json::KeyPlaces)]) -> ConfigError {
-    let ConfigError::Invalid {
-        origin,
-        path,
-        message,
-    } = error
-    else {
-        return error;
-    };
-    let Some((_, places)) = env_places.iter().find(|(o, _)| *o == origin) else {
-        return ConfigError::Invalid {
-            origin,
-            path,
-            message,
-        };
-    };
-    // A block written once as an object is a list of one after shaping (`template[0]`); a
-    // key not found points at its nearest parent.
-    let mut candidate = path.clone();
-    let place = loop {
-        if let Some(place) = places
-            .get(&candidate)
-            .or_else(|| places.get(&candidate.replace("[0]", "")))
-        {
-            break Some(*place);
-        }
-        match candidate.rfind(['.', '[']) {
-            Some(at) => candidate.truncate(at),
-            None => break None,
-        }
-    };
-    let origin = match place {
-        Some((line, column)) => format!("{origin}:{line}:{column}"),
-        None => origin,
-    };
-    ConfigError::Invalid {
-        origin,
-        path,
-        message,
-    }
+    build(files, overrides, functions)
 }
 
 /// The origin an agent file read from environment variable `name` is reported under.
@@ -635,7 +581,7 @@ pub fn env_origin(name: &str) -> String {
 fn read_env_config(
     name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(hcl::HclFile, json::KeyPlaces), ConfigError> {
+) -> Result<hcl::HclFile, ConfigError> {
     let origin = env_origin(name);
     let Some(text) = env(name).filter(|text| !text.trim().is_empty()) else {
         return Err(ConfigError::Invalid {
@@ -647,8 +593,7 @@ fn read_env_config(
         });
     };
     let text = decode_env_config(&text);
-    let file = json::parse(Path::new(&origin), &text)?;
-    Ok((file, json::key_places(&text)))
+    json::parse(Path::new(&origin), &text)
 }
 
 /// The JSON text of an environment variable's value: as is when it looks like JSON, else
@@ -775,7 +720,7 @@ pub fn load_str(name: &str, text: &str, functions: &dyn Functions) -> Result<Con
 fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut check = |data: Dict, rename: Option<(usize, &str)>| {
-        let part = hcl::HclFile::from_parts(file.path(), data, Vec::new());
+        let part = hcl::HclFile::from_parts(file.path(), data, Vec::new(), Default::default());
         if let Err(error) = Figment::from(part).extract::<raw::RawConfig>() {
             for mut error in resolve::from_figment(error, origin) {
                 // The template was typed alone, as `template[0]`: give it its own index.
@@ -819,20 +764,23 @@ fn build(
     // Refused stanzas and every other problem are all reported together.
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let mut typed = true;
+    let mut typing = Vec::new();
     for file in &mut files {
         errors.extend(file.take_refused());
         let origin = error::origin_name(file.path());
         let places = file.clone();
         let (ignored, refused) =
-            keys::prune_ignored(&origin, &|path| places.place_of(path), file.data_mut());
+            keys::prune_ignored(&origin, &|path| places.place_near(path), file.data_mut());
         warnings.extend(ignored);
         errors.extend(refused);
-        let typing = type_errors(file, &origin);
-        typed &= typing.is_empty();
-        errors.extend(typing);
+        typing.extend(type_errors(file, &origin));
     }
-    if !typed {
+    let places = Places {
+        files: files.clone(),
+    };
+    if !typing.is_empty() {
+        // Each file was typed alone: its lists are indexed as it writes them.
+        errors.extend(typing.into_iter().map(|e| places.error(e, false)));
         return Err(ConfigErrors(errors));
     }
     let sources: Vec<PathBuf> = files.iter().map(|f| f.path().to_path_buf()).collect();
@@ -849,13 +797,17 @@ fn build(
     let raw: raw::RawConfig = match figment.extract() {
         Ok(raw) => raw,
         Err(e) => {
-            errors.extend(resolve::from_figment(e, &last_file));
+            errors.extend(
+                resolve::from_figment(e, &last_file)
+                    .into_iter()
+                    .map(|e| places.error(e, true)),
+            );
             return Err(ConfigErrors(errors));
         }
     };
     match resolve::resolve(raw, &figment, functions, sources, &last_file) {
         Ok(mut config) if errors.is_empty() => {
-            warnings.append(&mut config.warnings);
+            warnings.extend(config.warnings.drain(..).map(|w| places.warning(w)));
             config.warnings = warnings;
             if config.strict
                 && let Some(strict) = config.strict_errors()
@@ -866,9 +818,104 @@ fn build(
         }
         Ok(_) => Err(ConfigErrors(errors)),
         Err(ConfigErrors(more)) => {
-            errors.extend(more);
+            errors.extend(more.into_iter().map(|e| places.error(e, true)));
             Err(ConfigErrors(errors))
         }
+    }
+}
+
+/// Where an error or a warning about a key points: `FILE:LINE:COL` in place of `FILE` when the
+/// file says where the key, or its nearest parent, is written (values from the environment or
+/// a flag keep their origin as is).
+struct Places {
+    files: Vec<hcl::HclFile>,
+}
+
+impl Places {
+    /// `merged`: the path indexes the lists that files add up (`template`, `auto_auth.sink`)
+    /// as resolution sees them, all files together: `template[2]` is the second file's first
+    /// template when the first file has two. Otherwise the path is the file's own.
+    fn locate(&self, origin: &str, path: &str, merged: bool) -> Option<String> {
+        let index = self
+            .files
+            .iter()
+            .position(|file| error::origin_name(file.path()) == origin)?;
+        let local = if merged {
+            self.local_path(index, path)
+        } else {
+            path.to_string()
+        };
+        let (line, column) = self.files[index].place_near(&local)?;
+        Some(format!("{origin}:{line}:{column}"))
+    }
+
+    /// `path`'s first list index made the file's own, by taking away the items the files
+    /// before it added to that list.
+    fn local_path(&self, index: usize, path: &str) -> String {
+        let Some(open) = path.find('[') else {
+            return path.to_string();
+        };
+        let Some(close) = path[open..].find(']').map(|at| open + at) else {
+            return path.to_string();
+        };
+        let Ok(item) = path[open + 1..close].parse::<usize>() else {
+            return path.to_string();
+        };
+        let list = &path[..open];
+        let before: usize = self.files[..index]
+            .iter()
+            .map(|file| list_len(file.data(), list))
+            .sum();
+        format!(
+            "{list}[{}]{}",
+            item.saturating_sub(before),
+            &path[close + 1..]
+        )
+    }
+
+    fn error(&self, error: ConfigError, merged: bool) -> ConfigError {
+        match error {
+            ConfigError::Invalid {
+                origin,
+                path,
+                message,
+            } => ConfigError::Invalid {
+                origin: self.locate(&origin, &path, merged).unwrap_or(origin),
+                path,
+                message,
+            },
+            other => other,
+        }
+    }
+
+    fn warning(&self, warning: ConfigWarning) -> ConfigWarning {
+        ConfigWarning {
+            origin: self
+                .locate(&warning.origin, &warning.path, true)
+                .unwrap_or(warning.origin),
+            ..warning
+        }
+    }
+}
+
+/// How many items the list at `path` (`template`, `auto_auth.sink`) of one file's data holds.
+fn list_len(data: &Dict, path: &str) -> usize {
+    let mut parts = path.split('.');
+    let Some(mut value) = parts.next().and_then(|first| data.get(first)) else {
+        return 0;
+    };
+    for part in parts {
+        match value {
+            Value::Dict(_, dict) => match dict.get(part) {
+                Some(next) => value = next,
+                None => return 0,
+            },
+            _ => return 0,
+        }
+    }
+    match value {
+        Value::Array(_, items) => items.len(),
+        _ => 0,
     }
 }
 

@@ -456,12 +456,13 @@ fn resolve_vault(r: &mut Resolver, raw: raw::RawVault) -> Vault {
             match parsed {
                 Some(-1) => 0,
                 Some(0) => DEFAULT_NUM_RETRIES,
-                Some(n) if (1..=1000).contains(&n) => n as u32,
+                // Vault's own limit: any positive int (a huge count is "retry for ever").
+                Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => n as u32,
                 _ => {
                     r.error(
                         &["vault", "retry", "num_retries"],
                         format!(
-                            "{value} is not a retry count (-1 disables, 0 means 12, up to 1000)"
+                            "{value} is not a retry count (-1 disables, 0 means 12, up to 2147483647)"
                         ),
                     );
                     DEFAULT_NUM_RETRIES
@@ -569,6 +570,27 @@ impl MethodKeys<'_> {
         }
     }
 
+    /// A boolean key, taken out; an error when it is not one.
+    fn boolean(&mut self, r: &mut Resolver, key: &str) -> Option<bool> {
+        let value = self.config.remove(key)?;
+        units::scalar_boolean(&value)
+            .map_err(|message| r.error(&["auto_auth", "method", "config", key], message))
+            .ok()
+    }
+
+    /// A key Vault Agent's method reads and this program refuses on purpose, when it is set.
+    fn refuse(&mut self, r: &mut Resolver, key: &str, why_and_instead: &str) {
+        if self.config.remove(key).is_some() {
+            r.error(
+                &["auto_auth", "method", "config", key],
+                unsupported(&format!("`{key}`"), why_and_instead),
+            );
+        }
+    }
+
+    /// Keys left over: the file's keys are pruned to those Vault Agent's method reads
+    /// (`keys::prune_ignored`, warning for the others), so one left here is one this method
+    /// has no use for.
     fn finish(self, r: &mut Resolver, known: &[&str]) {
         for key in self.config.keys() {
             r.error(
@@ -615,23 +637,14 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
         "approle" => {
             let role_id = keys.text(r, "role_id_file_path", true);
             let secret_id = keys.text(r, "secret_id_file_path", false);
+            keys.refuse(
+                r,
+                "secret_id_response_wrapping_path",
+                "the secret ID file must hold the secret ID itself, not a response-wrapping \
+                 token; unwrap it before writing the file",
+            );
             let remove = keys
-                .config
-                .remove("remove_secret_id_file_after_reading")
-                .map(|value| {
-                    units::scalar_boolean(&value).unwrap_or_else(|message| {
-                        r.error(
-                            &[
-                                "auto_auth",
-                                "method",
-                                "config",
-                                "remove_secret_id_file_after_reading",
-                            ],
-                            message,
-                        );
-                        true
-                    })
-                })
+                .boolean(r, "remove_secret_id_file_after_reading")
                 .unwrap_or(true);
             keys.finish(
                 r,
@@ -650,6 +663,26 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
         "jwt" => {
             let path = keys.text(r, "path", true);
             let role = keys.text(r, "role", true);
+            // Vault Agent removes the JWT file after reading it unless told not to; this
+            // program never does, so `false` says what it does and `true` is refused.
+            if keys.boolean(r, "remove_jwt_after_reading") == Some(true) {
+                r.error(
+                    &["auto_auth", "method", "config", "remove_jwt_after_reading"],
+                    unsupported(
+                        "`remove_jwt_after_reading = true`",
+                        "pki-sidecar reads the JWT file at every login and never removes it; \
+                         set it to false or remove the key",
+                    ),
+                );
+            }
+            // Only matters when the file is removed, which it never is here.
+            keys.boolean(r, "remove_jwt_follows_symlinks");
+            keys.refuse(
+                r,
+                "jwt_read_period",
+                "pki-sidecar reads the JWT file at every login rather than watching it; remove \
+                 the key",
+            );
             keys.finish(r, &["path", "role"]);
             path.zip(role).map(|(path, role)| AuthKind::Jwt {
                 path: path.into(),

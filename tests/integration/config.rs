@@ -517,6 +517,64 @@ fn a_bad_environment_value_names_the_variable() {
 }
 
 #[test]
+fn an_error_names_the_line_of_its_key_in_the_file_it_came_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = util::write_file(
+        dir.path(),
+        "first.hcl",
+        "template {\n  contents = \"a\"\n  destination = \"/a\"\n}\ntemplate {\n  \
+         contents = \"b\"\n  destination = \"/b\"\n}\n",
+    );
+    // The second file's second template is the third of the load: its error points at the
+    // second file's own line.
+    let second = util::write_file(
+        dir.path(),
+        "second.hcl",
+        "vault {\n  address = \"https://v:8200\"\n}\n\ntemplate {\n  contents = \"c\"\n  \
+         destination = \"/c\"\n}\n\ntemplate {\n  contents = \"d\"\n  destination = \
+         \"/d\"\n  perms = \"rw\"\n}\nauto_auth {\n  method \"kubernetes\" {\n    config = {\n      \
+         token_path = \"/t\"\n    }\n  }\n}\n",
+    );
+    let output = util::command()
+        .arg("validate")
+        .args(["--config", first.to_str().unwrap()])
+        .args(["--config", second.to_str().unwrap()])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    let second = second.display();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            // A missing key points at the block that lacks it.
+            "{second}:17:5: auto_auth.method.config.role: is required by the kubernetes method\n\
+             {second}:13:3: template[3].perms: \"rw\" is not an octal file mode; write an octal \
+             mode such as 0640 or \"0640\"\n"
+        )
+    );
+    // The same from a JSON file.
+    let json = util::write_file(
+        dir.path(),
+        "agent.json",
+        "{\n  \"template\": [\n    {\"contents\": \"a\", \"destination\": \"/a\"},\n    \
+         {\"contents\": \"b\", \"destination\": \"/b\",\n     \"perms\": \"rw\"}\n  ]\n}\n",
+    );
+    let output = util::command()
+        .args(["validate", "--config", json.to_str().unwrap()])
+        .output()
+        .expect("run validate");
+    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{}:5:6: template[1].perms: \"rw\" is not an octal file mode; write an octal mode \
+             such as 0640 or \"0640\"\n",
+            json.display()
+        )
+    );
+}
+
+#[test]
 fn later_files_override_earlier_ones_and_templates_add_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = util::write_file(
@@ -570,10 +628,10 @@ fn later_files_override_earlier_ones_and_templates_add_up() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         format!(
-            "{}: vault.address: \"nope\" is not a Vault address such as https://vault.example:8200\n",
+            "{}:2:3: vault.address: \"nope\" is not a Vault address such as https://vault.example:8200\n",
             broken.display()
         ),
-        "the error names the file the bad value came from"
+        "the error names the file the bad value came from, and its line"
     );
     let output = util::command()
         .arg("validate")

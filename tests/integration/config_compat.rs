@@ -119,6 +119,55 @@ fn keys_vault_agent_ignores_are_dropped_at_each_level_it_ignores_them() {
     );
 }
 
+/// A method's `config` keys: one the method does not read is ignored with a warning (as Vault
+/// Agent's method ignores it, a leftover `role` in an AppRole file for one); one it reads that
+/// this program does not implement is refused by name; Vault's `remove_jwt_after_reading =
+/// false` says what this program does and loads.
+#[test]
+fn method_config_keys_follow_what_vault_agents_method_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let approle = util::write_file(
+        dir.path(),
+        "approle.hcl",
+        "auto_auth {\n  method \"approle\" {\n    config = {\n      role = \"wildcard\"\n      \
+         role_id_file_path = \"/r\"\n      secret_id_file_path = \"/s\"\n      \
+         remove_secret_id_file_after_readin = false\n    }\n  }\n}\nvault {\n  retry {\n    \
+         num_retries = 2147483647\n  }\n}\n",
+    );
+    let config = load(&approle).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    let file = approle.display();
+    assert_eq!(
+        warnings,
+        vec![
+            format!(
+                "{file}:4:7: auto_auth.method.config.role: warning: unknown key, ignored (as Vault \
+                 Agent ignores it)"
+            ),
+            format!(
+                "{file}:7:7: auto_auth.method.config.remove_secret_id_file_after_readin: \
+                 warning: unknown key, ignored (as Vault Agent ignores it) (did you mean \
+                 `remove_secret_id_file_after_reading`?)"
+            ),
+        ]
+    );
+    // Vault's own limit: a huge count is "retry for ever".
+    assert_eq!(config.vault.num_retries, 2_147_483_647);
+    let (code, _, stderr) = validate(&["--strict", "--config", &approle.to_string_lossy()]);
+    assert_eq!(code, Some(78), "{stderr}");
+
+    let jwt = util::write_file(
+        dir.path(),
+        "jwt.hcl",
+        "auto_auth {\n  method \"jwt\" {\n    config = {\n      path = \"/j\"\n      role = \
+         \"r\"\n      remove_jwt_after_reading = false\n      remove_jwt_follows_symlinks = \
+         true\n    }\n  }\n}\n",
+    );
+    let config = load(&jwt).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // Refused keys: tests/fixtures/config/invalid/method-{refused-config-key,jwt-removal}.hcl.
+}
+
 #[test]
 fn json_files_load_like_their_hcl_twins() {
     let dir = tempfile::tempdir().expect("tempdir");
