@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use super::library;
+use super::scratch::{self, Scratch};
 use crate::template::{Functions, Value};
 
 /// The Vault functions; every other name comes from [`super::library`].
@@ -22,6 +23,7 @@ pub(crate) const NAMES: &[&str] = &[
     "secrets",
     "writeToFile",
     EXECUTE_TEMPLATE,
+    scratch::NAME,
 ];
 
 /// consul-template's `executeTemplate NAME [DATA]`, which the template engine runs itself.
@@ -41,6 +43,10 @@ impl Functions for KnownFunctions {
 
     fn executes_template(&self, name: &str) -> bool {
         name == EXECUTE_TEMPLATE
+    }
+
+    fn has_methods(&self, name: &str) -> bool {
+        name == scratch::NAME
     }
 
     fn call(&mut self, name: &str, _args: Vec<Value>) -> Result<Value, String> {
@@ -195,6 +201,8 @@ pub struct RenderFunctions<'a> {
     pub missing: BTreeSet<Dependency>,
     /// `writeToFile` calls, in render order.
     pub writes: Vec<FileWrite>,
+    /// This render's `scratch` pad.
+    scratch: Scratch,
 }
 
 impl<'a> RenderFunctions<'a> {
@@ -210,6 +218,7 @@ impl<'a> RenderFunctions<'a> {
             used: BTreeSet::new(),
             missing: BTreeSet::new(),
             writes: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -238,8 +247,25 @@ impl Functions for RenderFunctions<'_> {
         name == EXECUTE_TEMPLATE
     }
 
+    fn has_methods(&self, name: &str) -> bool {
+        name == scratch::NAME
+    }
+
+    fn call_method(&mut self, name: &str, method: &str, args: Vec<Value>) -> Result<Value, String> {
+        match name {
+            scratch::NAME => self.scratch.call(method, args),
+            _ => Err(format!("{name} has no methods")),
+        }
+    }
+
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String> {
         match name {
+            // Go would print the pad's struct; here it is there for its methods only.
+            scratch::NAME => Err(
+                "scratch is used through its methods here (scratch.Set \"k\" v, scratch.Get \
+                 \"k\", ...): pki-sidecar has no value for the pad itself"
+                    .to_string(),
+            ),
             // As consul-template: no arguments at all is nil, not an error.
             "pkiCert" | "secret" if args.is_empty() => Ok(Value::Nil),
             "pkiCert" => {

@@ -23,6 +23,7 @@ pub(crate) mod metrics;
 pub mod pki;
 pub mod render;
 pub(crate) mod runner;
+mod scratch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

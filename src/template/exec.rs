@@ -46,8 +46,10 @@ pub(super) struct State<'a> {
     pub depth: usize,
     pub functions: &'a mut dyn Functions,
     pub options: RenderOptions,
-    /// Variables in scope, innermost last; `$` is first.
-    pub vars: Vec<(String, Value)>,
+    /// Variables in scope, innermost last; `$` is first. The flag says the value was a
+    /// pipeline's result (`$x := ...`), where Go holds a nil as an invalid `reflect.Value`,
+    /// whose fields are quietly absent ([`Exec::eval_fields`]); a range's element is not.
+    pub vars: Vec<(String, Value, bool)>,
     pub out: String,
 }
 
@@ -138,7 +140,10 @@ impl<'a> State<'a> {
     /// Walks a named template's `body` with `new_dot` as dot and `$` (`absent`: no data was
     /// given), none of the caller's variables in scope; the caller's are restored after.
     fn walk_body(&mut self, body: &[Node], new_dot: &Value, absent: bool) -> Result<()> {
-        let vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
+        let vars = std::mem::replace(
+            &mut self.vars,
+            vec![("$".to_owned(), new_dot.clone(), false)],
+        );
         let root = std::mem::replace(&mut self.root, new_dot);
         let root_absent = std::mem::replace(&mut self.root_absent, absent);
         // A define body is parsed outside any range: break and continue cannot leave it.
@@ -298,10 +303,10 @@ impl<'a> State<'a> {
     fn bind_range_vars(&mut self, pipe: &Pipeline, index: Value, element: Value) -> Result<()> {
         match (pipe.decl.as_slice(), pipe.is_assign) {
             ([], _) => {}
-            ([only], true) => self.set_var(pipe.pos, only, element)?,
+            ([only], true) => self.set_var(pipe.pos, only, element, false)?,
             ([first, second], true) => {
-                self.set_var(pipe.pos, first, index)?;
-                self.set_var(pipe.pos, second, element)?;
+                self.set_var(pipe.pos, first, index, false)?;
+                self.set_var(pipe.pos, second, element, false)?;
             }
             (decl, false) => {
                 // The pipeline pushed the declared variables last; overwrite them in place.
@@ -310,9 +315,11 @@ impl<'a> State<'a> {
                     && let Some(slot) = top.checked_sub(2).and_then(|i| self.vars.get_mut(i))
                 {
                     slot.1 = index;
+                    slot.2 = false;
                 }
                 if let Some(slot) = top.checked_sub(1).and_then(|i| self.vars.get_mut(i)) {
                     slot.1 = element;
+                    slot.2 = false;
                 }
             }
             (_, true) => return Err(error(pipe.pos, "too many variables in range")),
@@ -320,10 +327,11 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn set_var(&mut self, pos: Pos, name: &str, value: Value) -> Result<()> {
-        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+    fn set_var(&mut self, pos: Pos, name: &str, value: Value, from_pipeline: bool) -> Result<()> {
+        match self.vars.iter_mut().rev().find(|(n, _, _)| n == name) {
             Some(slot) => {
                 slot.1 = value;
+                slot.2 = from_pipeline;
                 Ok(())
             }
             None => Err(error(pos, format!("undefined variable: {name}"))),
@@ -339,9 +347,9 @@ impl<'a> State<'a> {
         let value = value.unwrap_or_default();
         for name in &pipe.decl {
             if pipe.is_assign {
-                self.set_var(pipe.pos, name, value.clone())?;
+                self.set_var(pipe.pos, name, value.clone(), true)?;
             } else {
-                self.vars.push((name.clone(), value.clone()));
+                self.vars.push((name.clone(), value.clone(), true));
             }
         }
         Ok(value)
@@ -358,6 +366,12 @@ impl<'a> State<'a> {
         };
         let has_args = !rest.is_empty() || last.is_some();
         match first {
+            Arg::Chain(base, fields, pos) if self.has_methods(base) => {
+                let values = self.eval_args(dot, rest, last)?;
+                Ok(self
+                    .call_method(base, fields, values, *pos)?
+                    .unwrap_or_default())
+            }
             Arg::Field(..) | Arg::Variable(..) | Arg::Chain(..) => {
                 if let Arg::Variable(_, fields, _) = first
                     && fields.is_empty()
@@ -400,40 +414,88 @@ impl<'a> State<'a> {
     fn eval_field_arg(&mut self, dot: &Value, arg: &Arg, has_args: bool) -> Result<Value> {
         match arg {
             Arg::Field(fields, pos) => {
-                let is_root = std::ptr::eq(dot, self.root);
-                self.eval_fields(dot, is_root, fields, has_args, *pos)
+                let absent = std::ptr::eq(dot, self.root) && self.root_absent;
+                self.eval_fields(dot, absent, fields, has_args, *pos)
             }
             Arg::Variable(name, fields, pos) => {
-                let value = match self.vars.iter().rev().find(|(n, _)| n == name) {
-                    Some((_, value)) => value,
-                    None => return Err(error(*pos, format!("undefined variable: {name}"))),
-                };
-                self.eval_fields(value, name == "$", fields, has_args, *pos)
+                let (value, from_pipeline) =
+                    match self.vars.iter().rev().find(|(n, _, _)| n == name) {
+                        Some((_, value, from_pipeline)) => (value, *from_pipeline),
+                        None => return Err(error(*pos, format!("undefined variable: {name}"))),
+                    };
+                let absent = from_pipeline || (name == "$" && self.root_absent);
+                self.eval_fields(value, absent, fields, has_args, *pos)
             }
             Arg::Chain(base, fields, pos) => {
                 if matches!(**base, Arg::Nil(_)) {
                     return Err(error(*pos, "indirection through explicit nil"));
                 }
+                if let Some(value) = self.call_method(base, fields, Vec::new(), *pos)? {
+                    return Ok(value);
+                }
+                // A pipeline's nil result is Go's invalid value: its fields are absent.
                 let value = self.eval_arg(dot, base)?;
-                self.eval_fields(&value, false, fields, has_args, *pos)
+                self.eval_fields(&value, true, fields, has_args, *pos)
             }
             other => self.eval_arg(dot, other),
         }
     }
 
-    /// `receiver.A.B...`. `is_root` says the receiver is the initial dot (or `$`): when that
-    /// is nil it stands for Go's absent data, whose fields are quietly absent too, unlike a nil
-    /// found in the data, whose fields are an error. `has_args` says the last field was given
-    /// arguments, which only methods could take.
+    /// Whether `base` is a function giving an object with methods ([`Functions::has_methods`]).
+    fn has_methods(&self, base: &Arg) -> bool {
+        matches!(base, Arg::Function(Function::External(name), _) if self.functions.has_methods(name))
+    }
+
+    /// `name.Method args` where `name` gives an object with methods: the method is called with
+    /// `args` (the arguments go to the last field, as in Go; a method before it gets none),
+    /// and any further fields are read from its result. `None` when `base` is no such name.
+    fn call_method(
+        &mut self,
+        base: &Arg,
+        fields: &[String],
+        args: Vec<Value>,
+        pos: Pos,
+    ) -> Result<Option<Value>> {
+        let Arg::Function(Function::External(name), _) = base else {
+            return Ok(None);
+        };
+        if !self.functions.has_methods(name) {
+            return Ok(None);
+        }
+        let Some((method, rest)) = fields.split_first() else {
+            return Ok(None);
+        };
+        let has_args = !args.is_empty();
+        let (method_args, last_args) = if rest.is_empty() {
+            (args, false)
+        } else {
+            (Vec::new(), has_args)
+        };
+        let value = self
+            .functions
+            .call_method(name, method, method_args)
+            .map_err(|m| error(pos, m))?;
+        if rest.is_empty() {
+            return Ok(Some(value));
+        }
+        self.eval_fields(&value, false, rest, last_args, pos)
+            .map(Some)
+    }
+
+    /// `receiver.A.B...`. `absent` says a nil receiver stands for Go's invalid `reflect.Value`
+    /// (absent data given to the template, a pipeline's nil result, a variable holding one),
+    /// whose fields are quietly absent too, unlike a nil found in the data (a missing key, a
+    /// range's nil element), whose fields are an error. `has_args` says the last field was
+    /// given arguments, which only methods could take.
     fn eval_fields(
         &self,
         receiver: &Value,
-        is_root: bool,
+        absent: bool,
         fields: &[String],
         has_args: bool,
         pos: Pos,
     ) -> Result<Value> {
-        if let (Value::Nil, true, true) = (receiver, is_root, self.root_absent) {
+        if let (Value::Nil, true) = (receiver, absent) {
             if let (true, Some(name)) = (self.options.error_on_missing_key, fields.first()) {
                 return Err(error(pos, format!("nil data; no entry for key {name:?}")));
             }

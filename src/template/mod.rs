@@ -50,6 +50,22 @@ pub trait Functions {
     }
     /// Calls `name`; an Err(message) aborts rendering with the action's position.
     fn call(&mut self, name: &str, args: Vec<Value>) -> Result<Value, String>;
+    /// Whether `name` (which [`Functions::has`]) gives an object whose methods the template
+    /// calls, as consul-template's `scratch` does (`scratch.Set "k" v`): the engine then
+    /// hands `name.Method args` to [`Functions::call_method`] rather than calling `name`.
+    fn has_methods(&self, _name: &str) -> bool {
+        false
+    }
+    /// Calls `method` of the object `name` gives; an Err(message) aborts rendering with the
+    /// action's position. Asked only for a name that [`Functions::has_methods`].
+    fn call_method(
+        &mut self,
+        name: &str,
+        method: &str,
+        _args: Vec<Value>,
+    ) -> Result<Value, String> {
+        Err(format!("can't evaluate field {method} of {name}"))
+    }
 }
 
 /// Go's `fmt.Sprint` of `args`, for callers' functions that print values as Go does.
@@ -132,7 +148,7 @@ impl Template {
             depth: 0,
             functions,
             options,
-            vars: vec![("$".to_owned(), dot.clone())],
+            vars: vec![("$".to_owned(), dot.clone(), false)],
             out: String::new(),
         };
         state.walk_list(dot, &self.root)?;

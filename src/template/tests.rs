@@ -1283,10 +1283,34 @@ fn fields_of_function_results_and_variables() {
         ),
         "x y <no value>"
     );
-    // A nil function result (an unfetched secret) has no fields, as a nil interface{} in Go.
+    // A pipeline's nil result is Go's invalid value (evalPipeline digs into the interface{}):
+    // its fields are quietly absent, and so are those of a variable holding one.
     assert_eq!(
-        failure("{{ (index .map \"nope\").Data.x }}"),
-        "1:5: nil pointer evaluating interface {}.Data"
+        render_data(
+            "[{{ (index .map \"nope\").Data.x }}] {{ $v := index .map \"nope\" }}[{{ $v.Data }}]",
+            &data()
+        ),
+        "[<no value>] [<no value>]"
+    );
+    // A nil met inside one chain (a missing key) is a nil interface{}: its fields are an
+    // error, and so are those of a range's nil element.
+    assert_eq!(
+        failure("{{ .map.nope.x }}"),
+        "1:4: nil pointer evaluating interface {}.x"
+    );
+    assert_eq!(
+        failure("{{ range $e := echo .null }}{{ $e.x }}{{ end }}"),
+        "1:32: nil pointer evaluating interface {}.x"
+    );
+    // With missingkey=error, Go's words for an absent value's field.
+    assert_eq!(
+        failure_with(
+            "{{ (index .map \"nope\").x }}",
+            RenderOptions {
+                error_on_missing_key: true,
+            }
+        ),
+        "1:5: nil data; no entry for key \"x\""
     );
 }
 

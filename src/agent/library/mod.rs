@@ -384,10 +384,6 @@ const OUT_OF_SCOPE: &[(&str, &str)] = &[
     ("spew_sdump", SPEW),
     ("spew_sprintf", SPEW),
     (
-        "scratch",
-        "returns a Go object with methods, which the template engine has no room for",
-    ),
-    (
         "runTime",
         "is not in the consul-template OpenBao Agent vendors",
     ),

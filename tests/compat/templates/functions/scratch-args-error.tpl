@@ -1,0 +1,1 @@
+{{ scratch.Set "only-one" }}

@@ -1,0 +1,1 @@
+{{ scratch.Set "s" "text" }}{{ scratch.MapSet "s" "k" "v" }}

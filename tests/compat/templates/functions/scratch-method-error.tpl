@@ -1,0 +1,1 @@
+{{ scratch.Put "a" "b" }}

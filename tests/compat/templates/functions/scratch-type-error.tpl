@@ -1,0 +1,1 @@
+{{ scratch.Get 1 }}
