@@ -65,12 +65,14 @@ impl Agent {
         let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
         let agent_metrics =
             metrics::AgentMetrics::register(&telemetry.registry, method.kind.name())?;
-        let client = VaultClient::new(&config.vault, vault_metrics).with_context(|| {
-            format!(
-                "cannot set up the connection to Vault at {}",
-                config.vault.address
-            )
-        })?;
+        let client = VaultClient::new(&config.vault, vault_metrics)
+            .with_context(|| {
+                format!(
+                    "cannot set up the connection to Vault at {}",
+                    config.vault.address
+                )
+            })?
+            .limit_in_flight(config.templates.settings.max_connections_per_host);
         telemetry.readiness.not_ready(
             auth::READY_CONDITION,
             format!(

@@ -229,7 +229,13 @@ pub struct TemplateConfig {
     pub static_secret_render_interval: Duration,
     /// Fraction of a certificate's lifetime after which it is renewed (default 2/3).
     pub lease_renewal_threshold: f64,
+    /// Requests the agent has in flight to Vault at once, each on a connection of its own
+    /// (Vault Agent: connections per host, 10 by default).
+    pub max_connections_per_host: usize,
 }
+
+/// Vault Agent's `template_config.max_connections_per_host` default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize = 10;
 
 /// One `template {}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

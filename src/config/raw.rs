@@ -133,8 +133,7 @@ pub(crate) struct RawTemplateConfig {
     pub exit_on_retry_failure: Option<bool>,
     pub static_secret_render_interval: Option<Scalar>,
     pub lease_renewal_threshold: Option<Scalar>,
-    // Vault Agent keys recognised so they can be refused by name.
-    pub max_connections_per_host: Option<serde::de::IgnoredAny>,
+    pub max_connections_per_host: Option<Scalar>,
 }
 
 /// One `template {}`.

@@ -821,12 +821,32 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
 }
 
 fn resolve_template_config(r: &mut Resolver, raw: raw::RawTemplateConfig) -> TemplateConfig {
-    r.refuse(
-        &["template_config", "max_connections_per_host"],
-        &raw.max_connections_per_host,
-        "the Vault client's connection pool (reqwest) has no per-host connection limit to \
-         honour it with; remove the key",
-    );
+    // Vault Agent: 0 (or no key) is its default of 10; up to 65535 here, which no agent
+    // needs and which keeps one agent from holding more sockets than a Vault can accept.
+    let max_connections_per_host = match raw.max_connections_per_host {
+        None => super::DEFAULT_MAX_CONNECTIONS_PER_HOST,
+        Some(value) => {
+            let parsed = match &value {
+                Scalar::Int(n) => Some(*n),
+                Scalar::Text(t) => t.trim().parse::<i64>().ok(),
+                _ => None,
+            };
+            match parsed {
+                Some(0) => super::DEFAULT_MAX_CONNECTIONS_PER_HOST,
+                Some(n @ 1..=65535) => n as usize,
+                _ => {
+                    r.error(
+                        &["template_config", "max_connections_per_host"],
+                        format!(
+                            "{value} is not a number of connections (1 to 65535; 0 means \
+                             Vault Agent's default, 10)"
+                        ),
+                    );
+                    super::DEFAULT_MAX_CONNECTIONS_PER_HOST
+                }
+            }
+        }
+    };
     let threshold = match raw.lease_renewal_threshold {
         None => 2.0 / 3.0,
         Some(value) => {
@@ -859,6 +879,7 @@ fn resolve_template_config(r: &mut Resolver, raw: raw::RawTemplateConfig) -> Tem
             Duration::from_secs(300),
         ),
         lease_renewal_threshold: threshold,
+        max_connections_per_host,
     }
 }
 

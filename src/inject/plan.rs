@@ -255,6 +255,7 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "template-config-exit-on-retry-failure",
     "template-static-secret-render-interval",
     "template-lease-renewal-threshold",
+    "template-max-connections-per-host",
     "agent-cache-enable",
 ];
 
@@ -339,10 +340,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-copy-volume-mounts",
         "the agent's mounts are fixed: put files it needs in vault.hashicorp.com/tls-secret \
          or vault.hashicorp.com/agent-configmap",
-    ),
-    (
-        "template-max-connections-per-host",
-        "the agent's connections are not tunable: remove it",
     ),
     (
         "agent-enable-quit",
@@ -1144,6 +1141,20 @@ pub(crate) fn vault_plan(
                 )
             })?;
         template_config.insert("lease_renewal_threshold", threshold.into());
+    }
+    if let Some(v) = get("template-max-connections-per-host") {
+        let connections: u32 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| {
+                error(
+                    &name("template-max-connections-per-host"),
+                    format!("{v:?} is not a number of connections (0 to 65535; 0: 10)"),
+                )
+            })?;
+        template_config.insert("max_connections_per_host", connections.into());
     }
     let log_level = get("log-level").map(|v| v.trim().to_string());
     let log_format = match get("log-format").map(str::trim) {

@@ -734,6 +734,7 @@ fn vault_connection_login_and_template_config_annotations() {
         ("template-config-exit-on-retry-failure", "false"),
         ("template-static-secret-render-interval", "10m"),
         ("template-lease-renewal-threshold", "0.5"),
+        ("template-max-connections-per-host", "4"),
         ("secret-volume-path", "/secrets"),
         ("preserve-secret-case", "true"),
         ("agent-inject-secret-DB", "secret/data/other"),
@@ -778,6 +779,7 @@ fn vault_connection_login_and_template_config_annotations() {
             "exit_on_retry_failure": false,
             "static_secret_render_interval": "10m",
             "lease_renewal_threshold": 0.5,
+            "max_connections_per_host": 4,
         })
     );
     let templates = file["template"].as_array().unwrap();

@@ -252,6 +252,8 @@ pub(crate) struct VaultClient {
     timeout: Duration,
     trust: Trust,
     metrics: VaultMetrics,
+    /// Requests in flight at once, shared by the clones ([`VaultClient::limit_in_flight`]).
+    in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl VaultClient {
@@ -297,6 +299,7 @@ impl VaultClient {
             timeout: vault.client_timeout,
             trust,
             metrics,
+            in_flight: None,
         })
     }
 
@@ -535,6 +538,15 @@ impl VaultClient {
         })
     }
 
+    /// At most `requests` requests in flight to Vault at once, from this client and its
+    /// clones: `template_config.max_connections_per_host`. Each request holds a connection of
+    /// its own (HTTP/1.1), so this caps the connections the agent opens to Vault; a request
+    /// beyond it waits for one to finish. Retries wait outside the limit.
+    pub(crate) fn limit_in_flight(mut self, requests: usize) -> VaultClient {
+        self.in_flight = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(requests)));
+        self
+    }
+
     /// One call: up to `1 + retries` attempts.
     async fn send(
         &self,
@@ -552,6 +564,11 @@ impl VaultClient {
         let mut attempt = 0;
         let call_started = Instant::now();
         loop {
+            // The semaphore is never closed: acquiring fails only then.
+            let permit = match &self.in_flight {
+                Some(limit) => limit.acquire().await.ok(),
+                None => None,
+            };
             let started = Instant::now();
             let result = self
                 .http
@@ -564,6 +581,7 @@ impl VaultClient {
                 Ok(response) => self.read_response(operation, response).await,
                 Err(err) => Err(self.transport_error(&err)),
             };
+            drop(permit);
             histogram.observe(started.elapsed().as_secs_f64());
             if let Err(err) = &outcome {
                 self.metrics
@@ -1049,6 +1067,73 @@ mod tests {
             );
             assert_eq!(seen.lock().unwrap().len(), 1, "{status} is not retried");
         }
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A server answering every login after `hold`, and the most requests it had at once.
+    async fn slow_server(hold: Duration) -> (String, std::sync::Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let active = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = most.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (active, most) = (active.clone(), most.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 8192];
+                    let _ = stream.read(&mut buffer).await.unwrap();
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(hold).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{LOGIN_OK}",
+                        LOGIN_OK.len()
+                    );
+                    stream.write_all(reply.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        (address, seen)
+    }
+
+    /// `template_config.max_connections_per_host`: the agent's client never has more requests
+    /// (so connections) in flight to Vault than the limit; the others wait and succeed.
+    #[tokio::test]
+    async fn requests_in_flight_stay_within_the_limit() {
+        async fn six_logins(client: &VaultClient) {
+            let mut logins = tokio::task::JoinSet::new();
+            for _ in 0..6 {
+                let client = client.clone();
+                logins.spawn(async move {
+                    let token = Secret::new("j".into());
+                    client
+                        .login_kubernetes("kubernetes", "r", &token, None)
+                        .await
+                        .map(|_| ())
+                });
+            }
+            while let Some(result) = logins.join_next().await {
+                result.unwrap().unwrap();
+            }
+        }
+        let (address, most) = slow_server(Duration::from_millis(200)).await;
+        six_logins(&client_for(&address, 0).limit_in_flight(2)).await;
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "never more than the limit at once"
+        );
+        // Without the limit the same six are all in flight together: the test can see it.
+        let (address, most) = slow_server(Duration::from_millis(200)).await;
+        six_logins(&client_for(&address, 0)).await;
+        assert!(most.load(Ordering::SeqCst) > 2, "{most:?}");
     }
 
     #[tokio::test]

@@ -102,6 +102,10 @@ fn seed_agent_file_loads_to_the_expected_values() {
     assert_eq!(config.vault.address, "https://127.0.0.1:8200");
     assert_eq!(config.vault.num_retries, 12);
     assert!((config.template_config.lease_renewal_threshold - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        config.template_config.max_connections_per_host, 10,
+        "Vault Agent's default"
+    );
     assert_eq!(config.telemetry.metrics_listen.to_string(), "0.0.0.0:9101");
     assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:443");
     assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:80/");
@@ -282,6 +286,7 @@ fn every_key_fixture_resolves_every_key() {
         Duration::from_secs(600)
     );
     assert_eq!(config.template_config.lease_renewal_threshold, 0.5);
+    assert_eq!(config.template_config.max_connections_per_host, 4);
     let [first, second] = config.templates.as_slice() else {
         panic!("two templates");
     };
