@@ -229,7 +229,16 @@ fn listen(address: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpLis
     socket.set_nodelay(true)?;
     socket.bind(address)?;
     let listener = socket.listen(backlog)?;
-    nix::sys::socket::setsockopt(&listener, DeferAccept, &DEFER_ACCEPT_SECONDS)?;
+    // An optimisation, not a need: where the kernel (or a sandbox such as an old gVisor)
+    // refuses it, connections are accepted at the end of the TCP handshake, as without it.
+    if let Err(err) = nix::sys::socket::setsockopt(&listener, DeferAccept, &DEFER_ACCEPT_SECONDS) {
+        tracing::warn!(
+            %address,
+            error = %err,
+            "TCP_DEFER_ACCEPT refused by the kernel: each connection is accepted at the end of \
+             its TCP handshake, before its client has sent anything"
+        );
+    }
     Ok(listener)
 }
 
