@@ -223,6 +223,7 @@ impl TokenKeeper {
         // and always writes the newest token.
         let sinks = write_sinks_until_shutdown(
             self.sinks.clone(),
+            self.client.clone(),
             self.token_tx.subscribe(),
             self.metrics.clone(),
             self.readiness.clone(),
@@ -249,7 +250,7 @@ impl TokenKeeper {
         };
         let failed = tokio::select! {
             () = shutdown.cancelled() => return Ok(KeeperExit::Shutdown),
-            failed = write_sinks(&self.sinks, &token, &self.metrics) => failed,
+            failed = write_sinks(&self.sinks, &token, &self.client, &self.metrics) => failed,
         };
         if let Some((path, error)) = failed.into_iter().next() {
             anyhow::bail!(
@@ -436,17 +437,38 @@ impl TokenKeeper {
 async fn write_sinks(
     sinks: &[FileSink],
     token: &Token,
+    client: &VaultClient,
     metrics: &AgentMetrics,
 ) -> Vec<(PathBuf, String)> {
-    let targets: Vec<(PathBuf, u32)> = sinks.iter().map(|s| (s.path.clone(), s.mode)).collect();
-    let secret = token.secret.clone();
+    // What each sink holds: the token, or (`wrap_ttl`) a response-wrapping token for it, new
+    // for every write, as Vault Agent wraps at every write.
+    let mut targets: Vec<(PathBuf, u32, Secret)> = Vec::with_capacity(sinks.len());
+    let mut failed = Vec::new();
+    for sink in sinks {
+        match sink.wrap_ttl {
+            None => targets.push((sink.path.clone(), sink.mode, token.secret.clone())),
+            Some(ttl) => match client.wrap_token(&token.secret, ttl).await {
+                Ok(wrapped) => targets.push((sink.path.clone(), sink.mode, wrapped)),
+                Err(err) => {
+                    metrics.sink_write(false);
+                    tracing::error!(
+                        path = %sink.path.display(),
+                        error = %err,
+                        "cannot response-wrap the token for the sink (wrap_ttl)"
+                    );
+                    failed.push((sink.path.clone(), format!("wrapping the token: {err}")));
+                }
+            },
+        }
+    }
+    let paths: Vec<PathBuf> = targets.iter().map(|(path, _, _)| path.clone()).collect();
     let results = tokio::task::spawn_blocking(move || {
         targets
             .into_iter()
-            .map(|(path, mode)| {
+            .map(|(path, mode, contents)| {
                 let result = fsutil::write_atomic(
                     &path,
-                    secret.expose().as_bytes(),
+                    contents.expose().as_bytes(),
                     mode,
                     fsutil::Ownership::default(),
                 );
@@ -458,13 +480,14 @@ async fn write_sinks(
     let results = match results {
         Ok(results) => results,
         Err(err) => {
-            return sinks
-                .iter()
-                .map(|sink| (sink.path.clone(), format!("the write stopped: {err}")))
-                .collect();
+            failed.extend(
+                paths
+                    .into_iter()
+                    .map(|path| (path, format!("the write stopped: {err}"))),
+            );
+            return failed;
         }
     };
-    let mut failed = Vec::new();
     for (path, result) in results {
         metrics.sink_write(result.is_ok());
         match result {
@@ -483,6 +506,7 @@ async fn write_sinks(
 /// holds the current token.
 async fn write_sinks_until_shutdown(
     sinks: Vec<FileSink>,
+    client: VaultClient,
     mut tokens: watch::Receiver<Option<Arc<Token>>>,
     metrics: AgentMetrics,
     readiness: Readiness,
@@ -516,7 +540,7 @@ async fn write_sinks_until_shutdown(
         }
         let failed = tokio::select! {
             () = shutdown.cancelled() => return,
-            failed = write_sinks(&sinks, &token, &metrics) => failed,
+            failed = write_sinks(&sinks, &token, &client, &metrics) => failed,
         };
         if failed.is_empty() {
             written = Some(token);

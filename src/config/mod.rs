@@ -218,6 +218,10 @@ pub struct FileSink {
     pub path: PathBuf,
     /// File mode (default 0640).
     pub mode: u32,
+    /// `wrap_ttl`: the file holds a response-wrapping token for the agent's token, valid this
+    /// long, rather than the token itself (the JSON of Vault's `wrap_info`, as Vault Agent
+    /// writes it).
+    pub wrap_ttl: Option<Duration>,
 }
 
 /// `template_config {}`.

@@ -110,7 +110,7 @@ pub(crate) struct RawSink {
     pub kind: Option<String>,
     pub config: Option<RawSinkConfig>,
     // Vault Agent keys recognised so they can be refused by name.
-    pub wrap_ttl: Option<serde::de::IgnoredAny>,
+    pub wrap_ttl: Option<Scalar>,
     pub dh_type: Option<serde::de::IgnoredAny>,
     pub dh_path: Option<serde::de::IgnoredAny>,
     pub derive_key: Option<serde::de::IgnoredAny>,

@@ -796,9 +796,18 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
             return None;
         }
     }
-    let wrapping = "pki-sidecar writes the token itself to the sink file (mode and owner \
-                    protect it); remove the key and read the token from the file";
-    r.refuse(&strs(&at("wrap_ttl")), &raw.wrap_ttl, wrapping);
+    let wrap_ttl = match raw.wrap_ttl.as_ref().map(units::duration) {
+        None => None,
+        Some(Ok(ttl)) if ttl >= Duration::from_secs(1) => Some(ttl),
+        Some(Ok(_)) => {
+            r.error(&strs(&at("wrap_ttl")), "must be at least 1s");
+            None
+        }
+        Some(Err(message)) => {
+            r.error(&strs(&at("wrap_ttl")), message);
+            None
+        }
+    };
     let encryption = "pki-sidecar does not encrypt the sink (no Diffie-Hellman response \
                       encryption); remove the key and protect the file with its mode, or run \
                       Vault Agent for an encrypted sink";
@@ -817,7 +826,11 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
     let mode = r
         .mode(&strs(&at("config.mode")), config.mode.as_ref())
         .unwrap_or(DEFAULT_SINK_MODE);
-    Some(FileSink { path, mode })
+    Some(FileSink {
+        path,
+        mode,
+        wrap_ttl,
+    })
 }
 
 fn resolve_template_config(r: &mut Resolver, raw: raw::RawTemplateConfig) -> TemplateConfig {

@@ -428,6 +428,60 @@ impl VaultClient {
         })
     }
 
+    /// `sys/wrapping/wrap` of `token` itself for `ttl`, as Vault Agent does for a sink with
+    /// `wrap_ttl`: what goes in the sink is the response's `wrap_info` as JSON, its fields in
+    /// the order of Go's `api.SecretWrapInfo` (`token`, `accessor`, `ttl`, `creation_time`,
+    /// `creation_path`, `wrapped_accessor`); `sys/wrapping/unwrap` with its `token` gives
+    /// `{"token": ...}` back, once.
+    pub(crate) async fn wrap_token(
+        &self,
+        token: &Secret,
+        ttl: Duration,
+    ) -> Result<Secret, VaultError> {
+        /// Go's `api.SecretWrapInfo`, fields in its order.
+        #[derive(Deserialize, serde::Serialize)]
+        struct WrapInfo {
+            token: String,
+            accessor: String,
+            ttl: u64,
+            creation_time: String,
+            creation_path: String,
+            #[serde(default)]
+            wrapped_accessor: String,
+        }
+        #[derive(Deserialize)]
+        struct Wrapped {
+            wrap_info: Option<WrapInfo>,
+        }
+        let operation = "wrap";
+        let url = format!("{}/v1/sys/wrapping/wrap", self.address);
+        let mut headers = HeaderMap::new();
+        self.auth_headers(&mut headers, Some(token), None)?;
+        headers.insert(
+            "X-Vault-Wrap-TTL",
+            http::HeaderValue::from(ttl.as_secs().max(1)),
+        );
+        let body = Secret::new(serde_json::json!({ "token": token.expose() }).to_string());
+        let bytes = self
+            .send(
+                operation,
+                &http::Method::POST,
+                &url,
+                &headers,
+                body.expose().as_bytes(),
+            )
+            .await?;
+        let protocol = |detail: String| VaultError::Protocol { operation, detail };
+        let wrapped: Wrapped =
+            serde_json::from_slice(&bytes).map_err(|err| protocol(format!("not JSON: {err}")))?;
+        let info = wrapped
+            .wrap_info
+            .ok_or_else(|| protocol("the response has no wrap_info".to_string()))?;
+        serde_json::to_string(&info)
+            .map(Secret::new)
+            .map_err(|err| protocol(err.to_string()))
+    }
+
     /// What the client trusts for Vault's certificate, in words.
     pub(crate) fn trust(&self) -> &Trust {
         &self.trust

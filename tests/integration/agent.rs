@@ -524,6 +524,128 @@ fn exit_after_auth_writes_the_sink_and_exits_zero() {
     assert_eq!(issue_with(bed, &token), 200);
 }
 
+/// A sink with `wrap_ttl` holds a response-wrapping token for the agent's token, written as
+/// Vault Agent writes it (the JSON of Vault's `wrap_info`, Go's field order): unwrapped once,
+/// it gives the token, which then works; a second unwrap fails. A plain sink beside it holds
+/// the token itself. OpenBao Agent, run on the same kind of file, writes the same fields in the
+/// same order.
+#[test]
+fn a_sink_with_wrap_ttl_holds_a_single_use_wrapping_token_for_the_token() {
+    let bed = bao::bed();
+    let token = bed.create_token(&["default", bao::ISSUE_POLICY], "1h", true);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let file = |extra: &str| {
+        format!(
+            r#"exit_after_auth = true
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{dir}/token-in"
+    }}
+  }}
+  sink "file" {{
+    wrap_ttl = "5m"
+    config = {{
+      path = "{dir}/wrapped{extra}"
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{dir}/plain{extra}"
+    }}
+  }}
+}}
+vault {{
+  address = "{addr}"
+}}
+"#,
+            dir = dir.path().display(),
+            addr = bed.addr(),
+        )
+    };
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "{}telemetry {{\n  metrics_listen = \"127.0.0.1:0\"\n}}\n",
+            file("")
+        ),
+    );
+    let output = util::command()
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .output()
+        .expect("run the agent");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plain")).unwrap(),
+        token
+    );
+    let wrapped = std::fs::read_to_string(dir.path().join("wrapped")).unwrap();
+    assert!(
+        !wrapped.contains(&token),
+        "the token itself is not in the wrapped sink"
+    );
+    let keys = |json: &str| -> Vec<String> {
+        // serde_json keeps the file's order only with preserve_order; read the keys by hand.
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let mut keys: Vec<(usize, String)> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|key| (json.find(&format!("\"{key}\":")).unwrap(), key.clone()))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, key)| key).collect()
+    };
+    let info: serde_json::Value = serde_json::from_str(&wrapped).unwrap();
+    assert_eq!(
+        keys(&wrapped),
+        [
+            "token",
+            "accessor",
+            "ttl",
+            "creation_time",
+            "creation_path",
+            "wrapped_accessor"
+        ]
+    );
+    assert_eq!(info["ttl"], 300);
+    assert_eq!(info["creation_path"], "sys/wrapping/wrap");
+    let wrapping_token = info["token"].as_str().unwrap();
+    let (status, unwrapped) =
+        bed.request("POST", "sys/wrapping/unwrap", Some(wrapping_token), None);
+    assert_eq!(status, 200, "{unwrapped}");
+    assert_eq!(unwrapped["data"]["token"], token.as_str());
+    assert_eq!(issue_with(bed, &token), 200);
+    let (status, _) = bed.request("POST", "sys/wrapping/unwrap", Some(wrapping_token), None);
+    assert_ne!(status, 200, "a wrapping token unwraps once");
+
+    // OpenBao Agent on the same file: the same fields, in the same order.
+    let bao_config = util::write_file(dir.path(), "bao.hcl", &file("-bao"));
+    let output = std::process::Command::new(bao::bao_binary())
+        .args(["agent", &format!("-config={}", bao_config.display())])
+        .env("HOME", dir.path())
+        .output()
+        .expect("run bao agent");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs = std::fs::read_to_string(dir.path().join("wrapped-bao")).unwrap();
+    assert_eq!(keys(&theirs), keys(&wrapped));
+    let theirs: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+    assert_eq!(theirs["ttl"], info["ttl"]);
+    assert_eq!(theirs["creation_path"], info["creation_path"]);
+    assert_eq!(theirs["wrapped_accessor"], info["wrapped_accessor"]);
+}
+
 #[test]
 fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let bed = bao::bed();

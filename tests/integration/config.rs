@@ -63,7 +63,8 @@ fn seed_agent_file_loads_to_the_expected_values() {
         auto_auth.sinks,
         vec![FileSink {
             path: "/home/vault/.vault-token".into(),
-            mode: 0o640
+            mode: 0o640,
+            wrap_ttl: None,
         }]
     );
     assert_eq!(config.templates.len(), 1);
@@ -272,11 +273,13 @@ fn every_key_fixture_resolves_every_key() {
         vec![
             FileSink {
                 path: "/home/vault/.vault-token".into(),
-                mode: 0o600
+                mode: 0o600,
+                wrap_ttl: None,
             },
             FileSink {
                 path: "/run/token-copy".into(),
-                mode: 0o644
+                mode: 0o644,
+                wrap_ttl: Some(Duration::from_secs(600)),
             },
         ]
     );
