@@ -284,6 +284,25 @@ fn agent(out: &mut String, config: &Config) {
     if let Some(pid) = &config.pid_file {
         let _ = writeln!(out, "  pid file  {}", pid.display());
     }
+    if let Some(api_proxy) = &config.api_proxy {
+        let token = match api_proxy.use_auto_auth_token {
+            crate::config::AutoAuthToken::Off => "the client's own token",
+            crate::config::AutoAuthToken::IfMissing => "the agent's token if the request has none",
+            crate::config::AutoAuthToken::Force => "always the agent's token (force)",
+        };
+        for listener in &api_proxy.listeners {
+            let header = if listener.require_request_header {
+                ", X-Vault-Request required"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  api proxy http://{} -> {}, {token}{header}, no cache",
+                listener.address, config.vault.address
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "  metrics   http://{}/metrics",

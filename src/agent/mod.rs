@@ -13,6 +13,7 @@
 //! through a [`backend::Backend`]: Vault by default; [`Agent::with_backend`] takes any other
 //! (the development CA of `pki-sidecar dev`, a test's scripted issuer), which needs no login.
 
+mod api_proxy;
 pub(crate) mod auth;
 pub mod backend;
 mod command;
@@ -55,6 +56,11 @@ pub struct Agent {
     keeper: Option<auth::TokenKeeper>,
     pid_file: Option<PathBuf>,
     exit_after_auth: bool,
+    /// The API proxy (`listener "tcp"`): what serves its requests, and its bound listeners
+    /// with their `require_request_header`.
+    api_proxy: Option<Arc<api_proxy::Forwarder>>,
+    api_listeners: Vec<(TcpListener, bool)>,
+    shutdown_grace: Duration,
 }
 
 impl Agent {
@@ -87,6 +93,13 @@ impl Agent {
             );
         }
         let (token_tx, token_rx) = watch::channel(None);
+        let forwarder = config.api_proxy.as_ref().map(|proxy| {
+            Arc::new(api_proxy::Forwarder::new(
+                client.clone(),
+                token_rx.clone(),
+                proxy.use_auto_auth_token,
+            ))
+        });
         let relogin = Arc::new(Notify::new());
         let backend = VaultBackend {
             // With `exit_on_retry_failure` a failed render ends the agent: its calls use every
@@ -126,6 +139,8 @@ impl Agent {
         agent.keeper = Some(keeper);
         agent.pid_file = config.pid_file.clone();
         agent.exit_after_auth = config.exit_after_auth;
+        agent.api_proxy = forwarder;
+        agent.shutdown_grace = config.shutdown_grace;
         Ok(agent)
     }
 
@@ -169,6 +184,9 @@ impl Agent {
             keeper: None,
             pid_file: None,
             exit_after_auth: false,
+            api_proxy: None,
+            api_listeners: Vec::new(),
+            shutdown_grace: Duration::from_secs(10),
         })
     }
 
@@ -187,6 +205,27 @@ impl Agent {
         let metrics_task = self
             .telemetry
             .start(metrics_listener, lifecycle.shutdown.clone());
+        let mut proxy_tasks = Vec::new();
+        if let Some(forwarder) = &self.api_proxy {
+            for (listener, require_request_header) in self.api_listeners {
+                let forwarder = forwarder.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let forwarder = forwarder.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            forwarder.handle(request, require_request_header).await,
+                        )
+                    }
+                });
+                proxy_tasks.push(crate::telemetry::spawn_in_span(crate::http_server::serve(
+                    listener,
+                    service,
+                    lifecycle.shutdown.clone(),
+                    self.shutdown_grace,
+                    "api proxy",
+                )));
+            }
+        }
         let shutdown = lifecycle.shutdown.clone();
         let result = run_parts(
             self.keeper,
@@ -198,6 +237,9 @@ impl Agent {
         .await;
         lifecycle.shutdown.cancel();
         let _ = metrics_task.await;
+        for task in proxy_tasks {
+            let _ = task.await;
+        }
         result?;
         if self.exit_after_auth {
             tracing::info!("exit_after_auth: every template rendered; exiting");
@@ -255,9 +297,22 @@ async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Resu
         config.telemetry.listen_backlog,
     )
     .await?;
+    let mut api_listeners = Vec::new();
+    for (index, listener) in config
+        .api_proxy
+        .iter()
+        .flat_map(|p| p.listeners.iter())
+        .enumerate()
+    {
+        let key = format!("listener[{index}].address");
+        let bound =
+            crate::http_server::bind(listener.address, &key, config.telemetry.listen_backlog)
+                .await?;
+        api_listeners.push((bound, listener.require_request_header));
+    }
     let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
     tracing::info!(metrics = %config.telemetry.metrics_listen, "agent starting");
-    Agent::build(config, telemetry)?
-        .serve(metrics_listener, lifecycle)
-        .await
+    let mut agent = Agent::build(config, telemetry)?;
+    agent.api_listeners = api_listeners;
+    agent.serve(metrics_listener, lifecycle).await
 }

@@ -31,13 +31,12 @@ use hcl_edit::template::Element;
 use super::error::{ConfigError, origin_name};
 
 /// Blocks that may appear more than once at the same place; they always become lists.
-const REPEATABLE_BLOCKS: &[&str] = &["template", "sink"];
+const REPEATABLE_BLOCKS: &[&str] = &["template", "sink", "listener"];
 /// Blocks inside a `template` that may be repeated, the last one counting (consul-template
 /// flattens them that way, and Vault Agent keeps the last `wait` and `exec`).
 const LAST_WINS_IN_TEMPLATE: &[&str] = &["wait", "exec"];
 /// Blocks whose single label names their `type`, as Vault Agent reads them.
-const TYPED_BLOCKS: &[&str] = &["method", "sink"];
-/// Attributes whose values are file modes: an integer literal there must be written in octal.
+const TYPED_BLOCKS: &[&str] = &["method", "sink", "listener"];
 /// Whether the key at `path` (its name last) is a file mode: a template's `perms`, a sink's
 /// `config.mode`. The same names elsewhere (in a block Vault Agent ignores, such as a
 /// misspelt `sinks`) are not checked: the block is dropped with a warning, as Vault Agent

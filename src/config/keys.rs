@@ -73,20 +73,6 @@ impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
 /// error: why, and what to use instead.
 pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
     (
-        "listener",
-        "pki-sidecar serves no local Vault API (no cache, no API proxy); let the application \
-         read the files the templates write, or run Vault Agent for that",
-    ),
-    (
-        "cache",
-        "pki-sidecar has no Vault response cache; templates keep their own secrets current",
-    ),
-    (
-        "api_proxy",
-        "pki-sidecar serves no local Vault API; let the application read the files the \
-         templates write",
-    ),
-    (
         "exec",
         "pki-sidecar does not supervise a child process; use a template `command` or `exec` to \
          signal or restart it",

@@ -84,6 +84,39 @@ pub struct Config {
     pub proxy_configured: bool,
     /// `app {}`.
     pub app: App,
+    /// `listener "tcp" {}` with `api_proxy {}` / `cache {}`: the local Vault API the agent
+    /// serves, if any listener is configured.
+    pub api_proxy: Option<ApiProxy>,
+}
+
+/// Vault Agent's API proxy: requests to a local listener are forwarded to Vault, with the
+/// agent's token when the client sends none (`use_auto_auth_token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiProxy {
+    /// Every `listener "tcp" {}`, in file order.
+    pub listeners: Vec<ApiListener>,
+    /// `use_auto_auth_token` (of `api_proxy {}`, or of `cache {}` where older files set it).
+    pub use_auto_auth_token: AutoAuthToken,
+}
+
+/// One `listener "tcp" {}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiListener {
+    /// `address` (default `127.0.0.1:8200`, Vault Agent's).
+    pub address: SocketAddr,
+    /// `require_request_header`: refuse (412) a request without `X-Vault-Request: true`.
+    pub require_request_header: bool,
+}
+
+/// `use_auto_auth_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoAuthToken {
+    /// `false` (the default): requests go to Vault with the client's own token, if any.
+    Off,
+    /// `true`: the agent's token when the request carries none.
+    IfMissing,
+    /// `"force"`: the agent's token, replacing any the request carries.
+    Force,
 }
 
 /// Logging settings from the file.
@@ -969,6 +1002,7 @@ impl Config {
             pid_file: self.pid_file.clone(),
             exit_after_auth: self.exit_after_auth,
             shutdown_grace: self.shutdown_grace,
+            api_proxy: self.api_proxy.clone(),
         })
     }
 
@@ -1000,6 +1034,8 @@ pub struct AgentConfig {
     /// `shutdown_grace`: the longest the agent takes to stop after SIGTERM, whatever it is
     /// blocked on.
     pub shutdown_grace: Duration,
+    /// The local Vault API listeners, if any.
+    pub api_proxy: Option<ApiProxy>,
 }
 
 /// The `template {}` blocks and `template_config {}`: what the template runner needs.

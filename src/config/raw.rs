@@ -46,6 +46,44 @@ pub(crate) struct RawConfig {
     pub proxy: Option<RawProxy>,
     pub app: Option<RawApp>,
     pub pki_sidecar: Option<RawPkiSidecar>,
+    pub listener: Option<Vec<RawListener>>,
+    pub cache: Option<RawCache>,
+    pub api_proxy: Option<RawApiProxy>,
+}
+
+/// `listener "tcp" {}`: a local Vault API listener (Vault Agent's API proxy).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawListener {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub address: Option<String>,
+    pub tls_disable: Option<Scalar>,
+    pub require_request_header: Option<Scalar>,
+    /// Every other key Vault Agent's listener has (TLS, `agent_api`, `role`, socket modes...):
+    /// each refused by name.
+    #[serde(flatten)]
+    pub refused: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `cache {}`: here only where the API proxy's `use_auto_auth_token` used to be set.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawCache {
+    pub use_auto_auth_token: Option<Scalar>,
+    pub persist: Option<serde::de::IgnoredAny>,
+    /// Every other key of Vault Agent's cache (static secret caching, consistency...): each
+    /// refused by name.
+    #[serde(flatten)]
+    pub refused: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `api_proxy {}`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RawApiProxy {
+    pub use_auto_auth_token: Option<Scalar>,
+    /// `enforce_consistency`, `when_inconsistent`, `prepend_configured_namespace`: each refused
+    /// by name.
+    #[serde(flatten)]
+    pub refused: BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// `pki_sidecar {}`: settings of this program's own that Vault Agent ignores with the block.

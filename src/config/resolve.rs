@@ -15,9 +15,9 @@ use figment::value::Value;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupported};
 use super::raw::{self, Scalar};
 use super::{
-    App, AuthKind, AuthMethod, AutoAuth, Cidr, ClientAuth, Config, FileSink, ForwardedHeaders,
-    LogFormat, Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, Vault, Wait, default_cert_label,
+    ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
+    Config, FileSink, ForwardedHeaders, LogFormat, Logging, Proxy, Telemetry, Template,
+    TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -354,6 +354,12 @@ pub(super) fn resolve(
         ),
     };
     let pid_file = r.non_empty_path(&["pid_file"], raw.pid_file.as_ref());
+    let api_proxy = resolve_api_proxy(
+        &mut r,
+        raw.listener.unwrap_or_default(),
+        raw.cache,
+        raw.api_proxy,
+    );
 
     if !r.errors.is_empty() {
         return Err(ConfigErrors(r.errors));
@@ -375,6 +381,144 @@ pub(super) fn resolve(
         proxy,
         proxy_configured,
         app,
+        api_proxy,
+    })
+}
+
+/// `listener "tcp" {}`, `api_proxy {}` and `cache {}`: Vault Agent's API proxy, without its
+/// cache. What it does not implement is refused key by key.
+fn resolve_api_proxy(
+    r: &mut Resolver,
+    listeners: Vec<raw::RawListener>,
+    cache: Option<raw::RawCache>,
+    api_proxy: Option<raw::RawApiProxy>,
+) -> Option<ApiProxy> {
+    let auto_auth = |r: &mut Resolver, block: &str, value: Option<&Scalar>| {
+        let path = [block, "use_auto_auth_token"];
+        match value {
+            None => None,
+            Some(Scalar::Text(text)) if text.trim().eq_ignore_ascii_case("force") => {
+                Some(AutoAuthToken::Force)
+            }
+            Some(value) => match units::scalar_boolean(value) {
+                Ok(true) => Some(AutoAuthToken::IfMissing),
+                Ok(false) => Some(AutoAuthToken::Off),
+                Err(_) => {
+                    r.error(&path, format!("{value} is not true, false or \"force\""));
+                    None
+                }
+            },
+        }
+    };
+    let mut use_auto_auth_token = None;
+    if let Some(api_proxy) = api_proxy {
+        use_auto_auth_token = auto_auth(r, "api_proxy", api_proxy.use_auto_auth_token.as_ref());
+        for key in api_proxy.refused.keys() {
+            r.error(
+                &["api_proxy", key],
+                unsupported(
+                    &format!("`{key}`"),
+                    "the agent forwards each request to Vault as it comes (no consistency \
+                     tracking, no namespace prefixing); remove the key",
+                ),
+            );
+        }
+    }
+    if let Some(cache) = cache {
+        let from_cache = auto_auth(r, "cache", cache.use_auto_auth_token.as_ref());
+        if from_cache.is_some() && use_auto_auth_token.is_some() {
+            r.error(
+                &["cache", "use_auto_auth_token"],
+                "is set in api_proxy {} too; keep the one in api_proxy {}",
+            );
+        }
+        use_auto_auth_token = use_auto_auth_token.or(from_cache);
+        if cache.persist.is_some() {
+            r.warn(
+                &["cache", "persist"],
+                "ignored: no cache is persisted; each container of the Pod logs in itself",
+            );
+        }
+        for key in cache.refused.keys() {
+            r.error(
+                &["cache", key],
+                unsupported(
+                    &format!("`{key}`"),
+                    "the agent caches no Vault responses: requests through its listener are \
+                     forwarded to Vault; remove the key",
+                ),
+            );
+        }
+        r.warn(
+            &["cache"],
+            "Vault responses are not cached: each request to the listener reaches Vault (the \
+             agent's own templates keep their secrets current without it)",
+        );
+    }
+    let mut resolved = Vec::new();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| ["listener", index.as_str(), key];
+        match listener.kind.as_deref() {
+            Some("tcp") => {}
+            Some(other) => {
+                r.error(
+                    &at("type"),
+                    unsupported(
+                        &format!("a {other:?} listener"),
+                        "the agent listens on TCP only: use listener \"tcp\" on a loopback \
+                         address",
+                    ),
+                );
+                continue;
+            }
+            None => {
+                r.error(&at("type"), "is required: write listener \"tcp\" { ... }");
+                continue;
+            }
+        }
+        let tls_disable = r.boolean(&at("tls_disable"), listener.tls_disable.as_ref(), false);
+        if !tls_disable {
+            r.error(
+                &at("tls_disable"),
+                unsupported(
+                    "a TLS listener",
+                    "the agent's listener speaks plain HTTP: set tls_disable = true and keep \
+                     it on a loopback address",
+                ),
+            );
+        }
+        for key in listener.refused.keys() {
+            r.error(
+                &["listener", index.as_str(), key],
+                unsupported(
+                    &format!("the listener key `{key}`"),
+                    "the agent's listener takes address, tls_disable and \
+                     require_request_header; remove the key",
+                ),
+            );
+        }
+        // Go's net.Listen takes a host name; `localhost` is what such files write.
+        let address = listener.address.as_deref().map(|address| {
+            address
+                .strip_prefix("localhost:")
+                .map_or_else(|| address.to_string(), |port| format!("127.0.0.1:{port}"))
+        });
+        resolved.push(ApiListener {
+            address: r.socket(&at("address"), address.as_deref(), "127.0.0.1:8200"),
+            require_request_header: r.boolean(
+                &at("require_request_header"),
+                listener.require_request_header.as_ref(),
+                false,
+            ),
+        });
+    }
+    if resolved.is_empty() {
+        return None;
+    }
+    Some(ApiProxy {
+        listeners: resolved,
+        use_auto_auth_token: use_auto_auth_token.unwrap_or(AutoAuthToken::Off),
     })
 }
 

@@ -24,6 +24,8 @@ const SINGLE_TOP_LEVEL: &[&str] = &[
     "proxy",
     "app",
     "pki_sidecar",
+    "cache",
+    "api_proxy",
 ];
 
 /// Rewrites one file's data into the one shape `config::raw` reads.
@@ -49,6 +51,17 @@ pub(crate) fn normalize(origin: &str, mut data: Dict) -> Result<Dict, ConfigErro
                     let index = index.to_string();
                     shaper.single(sink, "config", &["auto_auth", "sink", &index])?;
                 }
+            }
+        }
+    }
+    shaper.list(&mut data, "listener");
+    if let Some(Value::Array(_, listeners)) = data.get_mut("listener") {
+        for listener in listeners.iter_mut() {
+            if let Value::Dict(_, listener) = listener {
+                shaper.typed(
+                    listener,
+                    &["type", "address", "tls_disable", "require_request_header"],
+                );
             }
         }
     }

@@ -482,6 +482,41 @@ impl VaultClient {
             .map_err(|err| protocol(err.to_string()))
     }
 
+    /// One request passed through to Vault as it came (the agent's API proxy): `path_and_query`
+    /// under the address, `headers` as given plus the namespace when they carry none, one
+    /// attempt, the client's timeout. Vault's answer comes back whatever its status; an error
+    /// is only a failure to reach Vault.
+    pub(crate) async fn forward(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), VaultError> {
+        if let Some(namespace) = &self.namespace
+            && !headers.contains_key("X-Vault-Namespace")
+            && let Ok(value) = http::HeaderValue::from_str(namespace)
+        {
+            headers.insert("X-Vault-Namespace", value);
+        }
+        let url = format!("{}{path_and_query}", self.address);
+        let response = self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| self.transport_error(&err))?;
+        Ok((status, headers, body))
+    }
+
     /// What the client trusts for Vault's certificate, in words.
     pub(crate) fn trust(&self) -> &Trust {
         &self.trust

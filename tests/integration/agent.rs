@@ -646,6 +646,146 @@ vault {{
     assert_eq!(theirs["wrapped_accessor"], info["wrapped_accessor"]);
 }
 
+/// One HTTP/1.1 request with `headers` and a JSON `body`, `Connection: close`.
+fn request_with(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> util::HttpResponse {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: vault\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    stream
+        .write_all(format!("{head}\r\n{body}").as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    util::parse_response(&raw)
+}
+
+/// Vault Agent's API proxy: an application that sent its Vault requests to the agent's
+/// `listener "tcp"` keeps working. Requests reach Vault with the agent's token when they carry
+/// none (`use_auto_auth_token = true`), with their own when they do; a listener with
+/// `require_request_header` refuses a request without `X-Vault-Request: true`, as Vault Agent's.
+#[test]
+fn the_api_proxy_listener_forwards_requests_with_the_agents_token() {
+    let bed = bao::bed();
+    let token = bed.create_token(&["default", bao::ISSUE_POLICY], "1h", true);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let (open, guarded) = (util::free_port(), util::free_port());
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            r#"vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{dir}/token-in"
+    }}
+  }}
+}}
+api_proxy {{
+  use_auto_auth_token = true
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{open}"
+  tls_disable = true
+}}
+listener "tcp" {{
+  address                = "localhost:{guarded}"
+  tls_disable            = true
+  require_request_header = true
+}}
+"#,
+            addr = bed.addr(),
+            dir = dir.path().display(),
+        ),
+    );
+    let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    let open: std::net::SocketAddr = format!("127.0.0.1:{open}").parse().unwrap();
+    let guarded: std::net::SocketAddr = format!("127.0.0.1:{guarded}").parse().unwrap();
+    util::wait_for_port(open, Duration::from_secs(20));
+    // Until the first login the proxy says it has no token yet.
+    util::wait_until(Duration::from_secs(20), "the agent's token", || {
+        request_with(open, "GET", "/v1/auth/token/lookup-self", &[], "").status == 200
+    });
+    let lookup = request_with(open, "GET", "/v1/auth/token/lookup-self", &[], "");
+    let lookup: Value = serde_json::from_str(&lookup.body).unwrap();
+    assert_eq!(
+        lookup["data"]["id"],
+        token.as_str(),
+        "the agent's token was used"
+    );
+    // A request with a token of its own keeps it.
+    let own = request_with(
+        open,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        &[("X-Vault-Token", bed.root_token())],
+        "",
+    );
+    let own: Value = serde_json::from_str(&own.body).unwrap();
+    assert_eq!(own["data"]["id"], bed.root_token());
+    // A write, with a body and Vault's answer passed back: a certificate issued with the
+    // agent's token.
+    let issued = request_with(
+        open,
+        "POST",
+        &format!("/v1/{}", bao::ISSUE_PATH),
+        &[("Content-Type", "application/json")],
+        r#"{"common_name": "proxied.home", "ttl": "5m"}"#,
+    );
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let issued: Value = serde_json::from_str(&issued.body).unwrap();
+    assert!(
+        issued["data"]["certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    // Vault's refusals come back as Vault wrote them (the agent's token may not read KV).
+    let refused = request_with(open, "GET", "/v1/secret/data/no-such-secret-here", &[], "");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("permission denied"),
+        "{}",
+        refused.body
+    );
+    // require_request_header.
+    let refused = request_with(guarded, "GET", "/v1/auth/token/lookup-self", &[], "");
+    assert_eq!(refused.status, 412);
+    assert_eq!(
+        refused.body,
+        r#"{"errors":["missing 'X-Vault-Request' header"]}"#
+    );
+    let allowed = request_with(
+        guarded,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        &[("X-Vault-Request", "true")],
+        "",
+    );
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains(&token), "the token never reaches the log");
+}
+
 #[test]
 fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let bed = bao::bed();

@@ -168,6 +168,69 @@ fn method_config_keys_follow_what_vault_agents_method_reads() {
     // Refused keys: tests/fixtures/config/invalid/method-{refused-config-key,jwt-removal}.hcl.
 }
 
+/// `listener "tcp"` with `api_proxy {}` or (older files) `cache {}`: the API proxy's settings,
+/// a warning that nothing is cached and one for `persist`, an error when both blocks set
+/// `use_auto_auth_token` (as OpenBao Agent's), the JSON form alike.
+#[test]
+fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
+    use pki_sidecar::config::{ApiListener, AutoAuthToken};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        "cache {\n  use_auto_auth_token = \"force\"\n  persist \"kubernetes\" {\n    path = \
+         \"/vault/agent-cache\"\n  }\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n  \
+         tls_disable = true\n}\nlistener {\n  type = \"tcp\"\n  address = \"localhost:8101\"\n  \
+         tls_disable = \"true\"\n  require_request_header = true\n}\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let proxy = config.api_proxy.expect("an API proxy");
+    assert_eq!(proxy.use_auto_auth_token, AutoAuthToken::Force);
+    assert_eq!(
+        proxy.listeners,
+        vec![
+            ApiListener {
+                address: "127.0.0.1:8100".parse().unwrap(),
+                require_request_header: false,
+            },
+            ApiListener {
+                address: "127.0.0.1:8101".parse().unwrap(),
+                require_request_header: true,
+            },
+        ]
+    );
+    let warnings: Vec<&str> = config.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(warnings, vec!["cache.persist", "cache"]);
+    let json = util::write_file(
+        dir.path(),
+        "agent.json",
+        r#"{"api_proxy": {"use_auto_auth_token": true}, "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": true}}]}"#,
+    );
+    let config = load(&json).unwrap_or_else(|e| panic!("{e}"));
+    let proxy = config.api_proxy.expect("an API proxy");
+    assert_eq!(proxy.use_auto_auth_token, AutoAuthToken::IfMissing);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // Both blocks: OpenBao Agent refuses the file too.
+    let both = util::write_file(
+        dir.path(),
+        "both.hcl",
+        "cache {\n  use_auto_auth_token = true\n}\napi_proxy {\n  use_auto_auth_token = \
+         true\n}\n",
+    );
+    let err = load(&both).unwrap_err().to_string();
+    assert!(
+        err.contains("cache.use_auto_auth_token: is set in api_proxy {} too"),
+        "{err}"
+    );
+    // No listener: nothing to serve.
+    let none = util::write_file(
+        dir.path(),
+        "none.hcl",
+        "api_proxy {\n  use_auto_auth_token = true\n}\n",
+    );
+    assert!(load(&none).unwrap().api_proxy.is_none());
+}
+
 #[test]
 fn json_files_load_like_their_hcl_twins() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -219,11 +282,11 @@ fn json_files_load_like_their_hcl_twins() {
     let (code, _, stderr) = validate(&["--config", listeners.to_str().unwrap()]);
     assert_eq!(code, Some(78));
     assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    // A TLS listener (no tls_disable) and a unix one, each refused at its line.
     assert!(
-        stderr.lines().all(|l| l.contains(
-            ":2:3: the Vault Agent `listener` stanza is \
-                                                   deliberately not supported"
-        )),
+        stderr
+            .lines()
+            .all(|l| l.contains(":2:3: listener[") && l.contains("deliberately not supported")),
         "{stderr}"
     );
 }

@@ -1,0 +1,162 @@
+//! Vault Agent's API proxy, without its cache: a request to a `listener "tcp"` is passed to
+//! Vault as it came, with the agent's token when `use_auto_auth_token` says so, and Vault's
+//! answer is passed back. An application that talked to Vault Agent's listener keeps working
+//! unchanged.
+//!
+//! Nothing is cached: every request reaches Vault (Vault Agent's cache would answer a repeated
+//! lease request from memory). The token is read from the keeper's watch channel at each
+//! request, so a renewed or new token is used at once; it is never logged.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use tokio::sync::watch;
+
+use crate::config::AutoAuthToken;
+use crate::vault::{Token, VaultClient};
+
+/// The largest request body passed on: Vault's own default `max_request_size`.
+const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
+
+/// Headers that belong to one connection, not to the request: never passed on.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// What every listener's requests go through.
+pub(crate) struct Forwarder {
+    client: VaultClient,
+    tokens: watch::Receiver<Option<Arc<Token>>>,
+    use_auto_auth_token: AutoAuthToken,
+}
+
+impl Forwarder {
+    pub(crate) fn new(
+        client: VaultClient,
+        tokens: watch::Receiver<Option<Arc<Token>>>,
+        use_auto_auth_token: AutoAuthToken,
+    ) -> Forwarder {
+        Forwarder {
+            client,
+            tokens,
+            use_auto_auth_token,
+        }
+    }
+
+    /// Answers one request of a listener; `require_request_header` is its
+    /// `require_request_header`.
+    pub(crate) async fn handle(
+        &self,
+        request: Request<Incoming>,
+        require_request_header: bool,
+    ) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        if require_request_header
+            && parts
+                .headers
+                .get("X-Vault-Request")
+                .is_none_or(|value| value != "true")
+        {
+            return vault_error(
+                StatusCode::PRECONDITION_FAILED,
+                "missing 'X-Vault-Request' header",
+            );
+        }
+        let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) => {
+                return vault_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the request body could not be read: {err}"),
+                );
+            }
+        };
+        let mut headers = without_hop_by_hop(&parts.headers);
+        let has_token = headers
+            .get("X-Vault-Token")
+            .is_some_and(|value| !value.is_empty());
+        let add_token = match self.use_auto_auth_token {
+            AutoAuthToken::Off => false,
+            AutoAuthToken::IfMissing => !has_token,
+            AutoAuthToken::Force => true,
+        };
+        if add_token {
+            let token = self.tokens.borrow().clone();
+            let Some(token) = token else {
+                return vault_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the agent has no Vault token yet (use_auto_auth_token): it is still \
+                     logging in",
+                );
+            };
+            match HeaderValue::from_str(token.secret.expose()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    headers.insert("X-Vault-Token", value);
+                }
+                Err(_) => {
+                    return vault_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the agent's token cannot be sent in a header",
+                    );
+                }
+            }
+        }
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        match self
+            .client
+            .forward(parts.method, path_and_query, headers, body)
+            .await
+        {
+            Ok((status, headers, body)) => {
+                let mut response = Response::new(Full::new(body));
+                *response.status_mut() = status;
+                *response.headers_mut() = without_hop_by_hop(&headers);
+                response
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the API proxy cannot reach Vault");
+                vault_error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("cannot reach Vault: {err}"),
+                )
+            }
+        }
+    }
+}
+
+fn without_hop_by_hop(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = headers.clone();
+    for name in HOP_BY_HOP {
+        kept.remove(*name);
+    }
+    kept
+}
+
+/// An error in Vault's own shape, `{"errors":["..."]}`, which Vault clients read.
+fn vault_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "errors": [message] }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
