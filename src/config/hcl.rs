@@ -11,7 +11,7 @@
 //! - HCL2 expressions (variables, functions, `${...}` interpolation) have no HCL1 meaning in a
 //!   Vault file and are refused rather than evaluated;
 //! - HCL1's quoted keys (`"vault" = { ... }`) are read as names, columns kept;
-//! - each top-level Vault Agent stanza this program refuses (`listener`...) is recorded with its
+//! - each top-level Vault Agent stanza this program refuses (`exec`...) is recorded with its
 //!   place, one error per occurrence, and left out of the data.
 //!
 //! It parses with `hcl-edit`, which keeps byte spans and the raw text of number literals, so

@@ -292,7 +292,7 @@ mod tests {
     fn each_refused_block_is_its_own_error() {
         let mut file = parse(
             Path::new("a.json"),
-            "{\n \"listener\": [{\"tcp\": {}}, {\"unix\": {}}]\n}\n",
+            "{\n \"env_template\": [{\"A\": {}}, {\"B\": {}}]\n}\n",
         )
         .unwrap();
         let refused = file.take_refused();
@@ -300,7 +300,7 @@ mod tests {
         assert!(
             refused[0]
                 .to_string()
-                .starts_with("a.json:2:2: the Vault Agent `listener`")
+                .starts_with("a.json:2:2: the Vault Agent `env_template`")
         );
     }
 
