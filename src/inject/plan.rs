@@ -84,6 +84,9 @@ pub(crate) struct Plan {
     pub agent_resources: Resources,
     pub agent_metrics_port: u16,
     pub proxy: Option<ProxyPlan>,
+    /// `agent-cache-enable`: the sidecar's local Vault API, its port on 127.0.0.1 and its
+    /// `use_auto_auth_token` (`true` or `"force"`).
+    pub api_proxy: Option<(u16, serde_json::Value)>,
     /// The shared volume: name and where it is mounted.
     pub secrets_volume: String,
     pub secrets_path: String,
@@ -257,6 +260,8 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "template-lease-renewal-threshold",
     "template-max-connections-per-host",
     "agent-cache-enable",
+    "agent-cache-use-auto-auth-token",
+    "agent-cache-listener-port",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -323,14 +328,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "secret-volume-path-",
         "per-secret volumes are not supported: use vault.hashicorp.com/secret-volume-path for \
          all, and vault.hashicorp.com/agent-inject-file-NAME for sub-directories",
-    ),
-    (
-        "agent-cache-use-auto-auth-token",
-        "the agent has no cache listener: remove it",
-    ),
-    (
-        "agent-cache-listener-port",
-        "the agent has no cache listener: remove it",
     ),
     (
         "agent-cache-exit-on-err",
@@ -949,6 +946,7 @@ pub(crate) fn own_plan(
         template_config: BTreeMap::new(),
         log_level: None,
         log_format: None,
+        api_proxy: None,
         pre_populate: true,
         pre_populate_only: false,
         init_first: true,
@@ -1035,15 +1033,32 @@ pub(crate) fn vault_plan(
             format!("{kind:?}: only the kubernetes login is injected"),
         ));
     }
-    if let Some(cache) = get("agent-cache-enable")
-        && parse_bool(&name("agent-cache-enable"), cache)?
-    {
-        return Err(error(
-            &name("agent-cache-enable"),
-            "the agent has no cache listener (pki-sidecar's agent renders templates only): \
-                 remove it or set it to false",
-        ));
-    }
+    // vault-k8s's cache: the sidecar serves Vault's API on 127.0.0.1 (the agent's API proxy,
+    // without the cache itself); the init container, which exits, serves none.
+    let api_proxy = if flag("agent-cache-enable", false)? {
+        let port = match get("agent-cache-listener-port") {
+            None => 8200,
+            Some(v) => v
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    error(
+                        &name("agent-cache-listener-port"),
+                        format!("{v:?} is not a port"),
+                    )
+                })?,
+        };
+        let use_auto_auth_token = match get("agent-cache-use-auto-auth-token").map(str::trim) {
+            None => serde_json::Value::Bool(true),
+            Some(v) if v.eq_ignore_ascii_case("force") => "force".into(),
+            Some(v) => parse_bool(&name("agent-cache-use-auto-auth-token"), v)?.into(),
+        };
+        Some((port, use_auto_auth_token))
+    } else {
+        None
+    };
     let config_map = get("agent-configmap")
         .map(|v| object_name(&name("agent-configmap"), v))
         .transpose()?;
@@ -1372,6 +1387,7 @@ pub(crate) fn vault_plan(
         template_config,
         log_level,
         log_format,
+        api_proxy,
         pre_populate,
         pre_populate_only,
         init_first: flag("agent-init-first", false)?,

@@ -92,6 +92,16 @@ pub(crate) fn agent_file(
         "telemetry".into(),
         json!({ "metrics_listen": format!("0.0.0.0:{}", plan.agent_metrics_port) }),
     );
+    if let Some((port, use_auto_auth_token)) = plan.api_proxy.as_ref().filter(|_| !init) {
+        file.insert(
+            "api_proxy".into(),
+            json!({ "use_auto_auth_token": use_auto_auth_token }),
+        );
+        file.insert(
+            "listener".into(),
+            json!([{ "type": "tcp", "address": format!("127.0.0.1:{port}"), "tls_disable": true }]),
+        );
+    }
     if let Some(level) = &plan.log_level {
         file.insert("log_level".into(), level.clone().into());
     }

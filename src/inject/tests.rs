@@ -460,9 +460,22 @@ fn refusals_name_the_annotation() {
             "not supported",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-cache-enable", "true"),
-            "vault.hashicorp.com/agent-cache-enable",
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-cache-exit-on-err",
+                "true",
+            ),
+            "vault.hashicorp.com/agent-cache-exit-on-err",
             "cache",
+        ),
+        (
+            with(
+                with(vault(), "vault.hashicorp.com/agent-cache-enable", "true"),
+                "vault.hashicorp.com/agent-cache-listener-port",
+                "http",
+            ),
+            "vault.hashicorp.com/agent-cache-listener-port",
+            "not a port",
         ),
         (
             with(vault(), "vault.hashicorp.com/agent-json-patch", "[]"),
@@ -819,6 +832,49 @@ fn vault_agent_configmap_runs_its_files() {
             .iter()
             .any(|v| v["name"] == "vault-config" && v["configMap"]["name"] == "agent-files")
     );
+}
+
+/// vault-k8s's `agent-cache-enable`: the sidecar serves Vault's API on 127.0.0.1 (the
+/// agent's API proxy, without a cache) with the agent's token; the init container, which
+/// exits after its first render, serves none. The file loads with the agent's parser.
+#[test]
+fn agent_cache_enable_gives_the_sidecar_an_api_proxy_listener() {
+    let mut a = vault();
+    a["vault.hashicorp.com/agent-cache-enable"] = "true".into();
+    let pod = inject(a.clone()).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(file["api_proxy"], json!({ "use_auto_auth_token": true }));
+    assert_eq!(
+        file["listener"],
+        json!([{ "type": "tcp", "address": "127.0.0.1:8200", "tls_disable": true }])
+    );
+    let init = env_json(
+        container(&pod, "initContainers", "vault-agent-init"),
+        "VAULT_CONFIG",
+    );
+    assert!(init.get("listener").is_none() && init.get("api_proxy").is_none());
+    let text = file.to_string();
+    let env = |name: &str| (name == "VAULT_CONFIG").then(|| text.clone());
+    let loaded = crate::config::load_sources(
+        &[],
+        &["VAULT_CONFIG".to_string()],
+        &env,
+        &crate::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let proxy = loaded.api_proxy.expect("an API proxy");
+    assert_eq!(
+        proxy.use_auto_auth_token,
+        crate::config::AutoAuthToken::IfMissing
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    a["vault.hashicorp.com/agent-cache-listener-port"] = "8100".into();
+    a["vault.hashicorp.com/agent-cache-use-auto-auth-token"] = "force".into();
+    let pod = inject(a).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(file["api_proxy"], json!({ "use_auto_auth_token": "force" }));
+    assert_eq!(file["listener"][0]["address"], "127.0.0.1:8100");
 }
 
 #[test]
