@@ -516,9 +516,25 @@ fn resolve_api_proxy(
     if resolved.is_empty() {
         return None;
     }
+    let use_auto_auth_token = use_auto_auth_token.unwrap_or(AutoAuthToken::Off);
+    if use_auto_auth_token != AutoAuthToken::Off {
+        for (index, listener) in resolved.iter().enumerate() {
+            if !listener.address.ip().is_loopback() {
+                let index = index.to_string();
+                r.warn(
+                    &["listener", index.as_str(), "address"],
+                    format!(
+                        "{} is reachable beyond this host, and requests to it act with the \
+                         agent's token (use_auto_auth_token): listen on 127.0.0.1",
+                        listener.address
+                    ),
+                );
+            }
+        }
+    }
     Some(ApiProxy {
         listeners: resolved,
-        use_auto_auth_token: use_auto_auth_token.unwrap_or(AutoAuthToken::Off),
+        use_auto_auth_token,
     })
 }
 

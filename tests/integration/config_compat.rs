@@ -222,6 +222,21 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
         err.contains("cache.use_auto_auth_token: is set in api_proxy {} too"),
         "{err}"
     );
+    // A listener beyond loopback that lends the agent's token: a warning.
+    let open = util::write_file(
+        dir.path(),
+        "open.hcl",
+        "api_proxy {\n  use_auto_auth_token = true\n}\nlistener \"tcp\" {\n  address = \
+         \"0.0.0.0:8200\"\n  tls_disable = true\n}\n",
+    );
+    let warnings = load(&open).unwrap().warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].path, "listener[0].address");
+    assert!(
+        warnings[0].message.contains("agent's token"),
+        "{:?}",
+        warnings[0]
+    );
     // No listener: nothing to serve.
     let none = util::write_file(
         dir.path(),
