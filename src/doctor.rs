@@ -632,6 +632,10 @@ fn method_words(method: &AuthMethod) -> String {
         AuthKind::TokenFile { token_file_path } => {
             format!("the token in {}", token_file_path.display())
         }
+        AuthKind::Cert { name, .. } => match name {
+            Some(name) => format!("cert role \"{name}\" at {}", method.mount_path),
+            None => format!("cert at {}", method.mount_path),
+        },
     }
 }
 
@@ -686,6 +690,11 @@ fn login_hint(method: &AuthMethod, claims: Option<&Claims>) -> String {
             "the token in {} is expired, revoked or for another Vault: write a valid one \
              (`vault token lookup` shows its TTL)",
             token_file_path.display()
+        ),
+        AuthKind::Cert { .. } => format!(
+            "check the client certificate is signed by a CA a role under {mount} trusts \
+             (`vault list {mount}/certs`), is current, and that Vault's listener asks for \
+             client certificates (tls_disable_client_certs is not set)"
         ),
     }
 }

@@ -218,6 +218,16 @@ fn agent(out: &mut String, config: &Config) {
         AuthKind::TokenFile { token_file_path } => {
             format!("token from {}", token_file_path.display())
         }
+        AuthKind::Cert {
+            name, client_cert, ..
+        } => format!(
+            "role {}, client certificate {}",
+            name.as_deref().unwrap_or("(any)"),
+            client_cert.as_ref().map_or_else(
+                || "of vault {} (client_cert)".to_string(),
+                |path| path.display().to_string()
+            )
+        ),
     };
     let _ = writeln!(
         out,

@@ -108,6 +108,25 @@ impl Authenticator {
                     read_credential(&token_file_path, "the token file (token_file_path)").await?;
                 Ok(self.client.lookup_self(&secret).await?)
             }
+            AuthKind::Cert {
+                name,
+                client_cert,
+                client_key,
+                ca_cert,
+            } => {
+                // The certificate files are read afresh for each login (a renewed client
+                // certificate is used at once), as Vault Agent's `reload = true`.
+                let client = if client_cert.is_some() || ca_cert.is_some() {
+                    self.client
+                        .with_login_tls(client_cert.zip(client_key), ca_cert)
+                        .map_err(LoginError::Credentials)?
+                } else {
+                    self.client.clone()
+                };
+                Ok(client
+                    .login_cert(&mount, name.as_deref(), namespace)
+                    .await?)
+            }
         }
     }
 

@@ -219,6 +219,7 @@ fn method_config_keys(kind: &str) -> Option<&'static [&'static str]> {
             "jwt_read_period",
         ],
         "token_file" => &["token_file_path"],
+        "cert" => &["name", "ca_cert", "client_cert", "client_key", "reload"],
         _ => return None,
     })
 }

@@ -230,6 +230,18 @@ pub enum AuthKind {
         /// File holding the token.
         token_file_path: PathBuf,
     },
+    /// TLS certificate login: the client certificate presented to Vault is the credential.
+    Cert {
+        /// The certificate role to log in against (`name`); Vault tries them all without it.
+        name: Option<String>,
+        /// The client certificate and key for the login (`client_cert`, `client_key`), read
+        /// afresh at every login; without them, `vault {}`'s.
+        client_cert: Option<PathBuf>,
+        /// See `client_cert`.
+        client_key: Option<PathBuf>,
+        /// The CA that verifies Vault for the login (`ca_cert`); without it, `vault {}`'s.
+        ca_cert: Option<PathBuf>,
+    },
 }
 
 impl AuthKind {
@@ -240,6 +252,7 @@ impl AuthKind {
             AuthKind::AppRole { .. } => "approle",
             AuthKind::Jwt { .. } => "jwt",
             AuthKind::TokenFile { .. } => "token_file",
+            AuthKind::Cert { .. } => "cert",
         }
     }
 }

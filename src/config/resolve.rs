@@ -849,6 +849,47 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
                 role,
             })
         }
+        "cert" => {
+            let name = keys.text(r, "name", false);
+            let client_cert = keys.text(r, "client_cert", false);
+            let client_key = keys.text(r, "client_key", false);
+            let ca_cert = keys.text(r, "ca_cert", false);
+            // Vault Agent reloads the files at each login when asked; they are read at every
+            // login here, whatever it says.
+            keys.boolean(r, "reload");
+            // Vault Agent uses a client pair only whole and ignores half of one; so does this,
+            // with a warning on the one given.
+            let (client_cert, client_key) = match (client_cert, client_key) {
+                (Some(cert), Some(key)) => (Some(cert), Some(key)),
+                (Some(_), None) => {
+                    r.warn(
+                        &["auto_auth", "method", "config", "client_cert"],
+                        "ignored without client_key (as Vault Agent ignores it): the login \
+                         presents vault {}'s client certificate, if any; give both or neither",
+                    );
+                    (None, None)
+                }
+                (None, Some(_)) => {
+                    r.warn(
+                        &["auto_auth", "method", "config", "client_key"],
+                        "ignored without client_cert (as Vault Agent ignores it): the login \
+                         presents vault {}'s client certificate, if any; give both or neither",
+                    );
+                    (None, None)
+                }
+                (None, None) => (None, None),
+            };
+            keys.finish(
+                r,
+                &["name", "ca_cert", "client_cert", "client_key", "reload"],
+            );
+            Some(AuthKind::Cert {
+                name,
+                client_cert: client_cert.map(Into::into),
+                client_key: client_key.map(Into::into),
+                ca_cert: ca_cert.map(Into::into),
+            })
+        }
         "token_file" => {
             let token = keys.text(r, "token_file_path", true);
             keys.finish(r, &["token_file_path"]);
@@ -861,8 +902,8 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
                 &["auto_auth", "method", "type"],
                 unsupported(
                     &format!("the auth method {other:?}"),
-                    "pki-sidecar logs in with kubernetes, approle, jwt or token_file; use one \
-                     of those",
+                    "pki-sidecar logs in with kubernetes, approle, jwt, cert or token_file; use \
+                     one of those",
                 ),
             );
             None

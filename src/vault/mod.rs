@@ -252,6 +252,8 @@ pub(crate) struct VaultClient {
     timeout: Duration,
     trust: Trust,
     metrics: VaultMetrics,
+    /// The settings it was built from, for a login over other TLS ([`VaultClient::with_login_tls`]).
+    settings: config::Vault,
     /// Requests in flight at once, shared by the clones ([`VaultClient::limit_in_flight`]).
     in_flight: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
@@ -299,6 +301,7 @@ impl VaultClient {
             timeout: vault.client_timeout,
             trust,
             metrics,
+            settings: vault.clone(),
             in_flight: None,
         })
     }
@@ -345,6 +348,62 @@ impl VaultClient {
             secret_id: secret_id.expose().to_string(),
         };
         self.login("login", endpoint, namespace).await
+    }
+
+    /// A client like this one whose TLS presents `client` (certificate and key files, read
+    /// now) and, with `ca_cert`, verifies Vault with that CA: the `cert` method's login.
+    pub(crate) fn with_login_tls(
+        &self,
+        client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+        ca_cert: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<VaultClient> {
+        let mut settings = self.settings.clone();
+        if let Some((cert, key)) = client {
+            settings.client_cert = Some(cert);
+            settings.client_key = Some(key);
+        }
+        if let Some(ca) = ca_cert {
+            settings.ca_cert = Some(ca);
+            settings.ca_path = None;
+        }
+        let mut login = VaultClient::new(&settings, self.metrics.clone())?;
+        login.retries = self.retries;
+        login.down_window = self.down_window;
+        login.in_flight = self.in_flight.clone();
+        Ok(login)
+    }
+
+    /// Logs in with the TLS client certificate this client presents (`auth/{mount}/login`),
+    /// against the certificate role `name` when given.
+    pub(crate) async fn login_cert(
+        &self,
+        mount: &str,
+        name: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<Token, VaultError> {
+        let operation = "login";
+        let url = format!("{}/v1/auth/{mount}/login", self.address);
+        let mut headers = HeaderMap::new();
+        self.auth_headers(&mut headers, None, namespace)?;
+        let body = match name {
+            Some(name) => serde_json::json!({ "name": name }),
+            None => serde_json::json!({}),
+        };
+        let bytes = self
+            .send(
+                operation,
+                &http::Method::POST,
+                &url,
+                &headers,
+                body.to_string().as_bytes(),
+            )
+            .await?;
+        let envelope: Envelope =
+            serde_json::from_slice(&bytes).map_err(|err| VaultError::Protocol {
+                operation,
+                detail: format!("not JSON: {err}"),
+            })?;
+        token_from_auth(operation, envelope.auth)
     }
 
     /// Logs in with a JWT.

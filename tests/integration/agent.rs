@@ -934,6 +934,212 @@ vault {{
     )
 }
 
+/// `bao` against `vault` as root, with its CA; the command's stdout.
+fn bao_root(vault: &TlsVault, args: &[&str]) -> String {
+    let output = std::process::Command::new(bao::bao_binary())
+        .args(args)
+        .env("BAO_ADDR", &vault.address)
+        .env("BAO_CACERT", vault.ca())
+        .env("BAO_TOKEN", "root")
+        .output()
+        .expect("run bao");
+    assert!(
+        output.status.success(),
+        "bao {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `cert` method: the agent logs in with a client certificate of its method's config
+/// (read at each login) against a certificate role, over Vault's TLS verified with the
+/// method's CA, and its token is that role's.
+#[test]
+fn the_cert_method_logs_in_with_its_client_certificate() {
+    let vault = TlsVault::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=clients",
+                "-days",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+                "-subj",
+                "/CN=web",
+            ],
+        ]
+        .concat(),
+    );
+    util::write_file(d, "client.ext", "extendedKeyUsage = clientAuth\n");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "client.ext",
+    ]);
+    bao_root(&vault, &["auth", "enable", "cert"]);
+    bao_root(
+        &vault,
+        &[
+            "write",
+            "auth/cert/certs/web",
+            &format!("certificate=@{}", d.join("ca.pem").display()),
+            "token_policies=default",
+            "token_ttl=1h",
+        ],
+    );
+    let config = util::write_file(
+        d,
+        "agent.hcl",
+        &format!(
+            r#"exit_after_auth = true
+vault {{
+  address = "{address}"
+}}
+auto_auth {{
+  method "cert" {{
+    config = {{
+      name        = "web"
+      ca_cert     = "{ca}"
+      client_cert = "{d}/client.pem"
+      client_key  = "{d}/client.key"
+      reload      = true
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{d}/token"
+    }}
+  }}
+}}
+telemetry {{
+  metrics_listen = "127.0.0.1:0"
+}}
+"#,
+            address = vault.address,
+            ca = vault.ca().display(),
+            d = d.display(),
+        ),
+    );
+    let output = util::command()
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .output()
+        .expect("run the agent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let token = std::fs::read_to_string(d.join("token")).expect("the sink");
+    let lookup: Value = serde_json::from_str(&bao_root(
+        &vault,
+        &["token", "lookup", "-format=json", &token],
+    ))
+    .unwrap();
+    assert_eq!(lookup["data"]["meta"]["cert_name"], "web", "{lookup}");
+    assert_eq!(lookup["data"]["path"], "auth/cert/login", "{lookup}");
+    assert!(!stderr.contains(&token), "the token never reaches the log");
+
+    // A certificate no role trusts is refused, and the agent says so.
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "other.key",
+                "-out",
+                "other.pem",
+                "-subj",
+                "/CN=other",
+                "-days",
+                "1",
+            ],
+        ]
+        .concat(),
+    );
+    let other = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("client.pem", "other.pem")
+        .replace("client.key", "other.key")
+        .replace("/token\"", "/token2\"")
+        // Renewals and doctor's health check use vault {}'s TLS; the method's is the login's.
+        .replace(
+            "vault {\n",
+            &format!("vault {{\n  ca_cert = \"{}\"\n", vault.ca().display()),
+        )
+        .replace(
+            "method \"cert\" {",
+            "method \"cert\" {\n    exit_on_err = true",
+        );
+    let other = util::write_file(d, "other.hcl", &other);
+    let output = util::command()
+        .args(["agent", "--config", other.to_str().unwrap()])
+        .output()
+        .expect("run the agent");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("login to Vault failed"), "{stderr}");
+    assert!(!d.join("token2").exists());
+    // doctor says what a certificate role must trust.
+    let output = util::command()
+        .args(["doctor", "--config", other.to_str().unwrap()])
+        .output()
+        .expect("run doctor");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("✗ login"), "{stdout}");
+    assert!(stdout.contains("vault list auth/cert/certs"), "{stdout}");
+}
+
 #[test]
 fn vault_over_tls_is_verified_with_the_configured_ca_and_name() {
     let vault = TlsVault::start();

@@ -404,6 +404,16 @@ fn other_auth_methods_resolve() {
             role: "app".into()
         }
     );
+    let cert = load("cert-auth.hcl");
+    assert_eq!(
+        cert.method.kind,
+        AuthKind::Cert {
+            name: Some("web".into()),
+            client_cert: Some("/etc/vault/client.pem".into()),
+            client_key: Some("/etc/vault/client-key.pem".into()),
+            ca_cert: Some("/etc/vault/ca.pem".into()),
+        }
+    );
     let token = load("token-file.hcl");
     assert_eq!(
         token.method.kind,

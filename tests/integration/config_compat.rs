@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pki_sidecar::config::{self, TemplateCommand};
+use pki_sidecar::config::{self, AuthKind, TemplateCommand};
 
 use crate::util;
 
@@ -165,6 +165,33 @@ fn method_config_keys_follow_what_vault_agents_method_reads() {
     );
     let config = load(&jwt).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    // Half a client pair for `cert`: Vault Agent ignores it, so does this, and says so.
+    let cert = util::write_file(
+        dir.path(),
+        "cert.hcl",
+        "auto_auth {\n  method \"cert\" {\n    config = {\n      client_key = \"/k.pem\"\n    \
+         }\n  }\n}\n",
+    );
+    let config = load(&cert).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![format!(
+            "{}:4:7: auto_auth.method.config.client_key: warning: ignored without client_cert \
+             (as Vault Agent ignores it): the login presents vault {{}}'s client certificate, if \
+             any; give both or neither",
+            cert.display()
+        )]
+    );
+    assert!(matches!(
+        config.auto_auth.unwrap().method.kind,
+        AuthKind::Cert {
+            client_cert: None,
+            client_key: None,
+            ..
+        }
+    ));
     // Refused keys: tests/fixtures/config/invalid/method-{refused-config-key,jwt-removal}.hcl.
 }
 
