@@ -153,6 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // read waiting on a FIFO) gets half the grace to finish, then the process ends
             // without it, before the watchdog would have to.
             runtime.shutdown_timeout(grace / 2);
+            // With `exec`, the agent ends when its child does, with the child's status.
+            if let Err(err) = &result
+                && let Some(exited) = err.downcast_ref::<agent::ChildExited>()
+            {
+                return Ok(ExitCode::from(u8::try_from(exited.code).unwrap_or(1)));
+            }
             result?;
             Ok(ExitCode::SUCCESS)
         }
@@ -171,6 +177,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A role and the config it runs with.
+// Built once per process and matched at once: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum RoleConfig {
     Agent(config::AgentConfig),
     Proxy(config::Proxy),

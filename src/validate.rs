@@ -283,6 +283,30 @@ fn agent(out: &mut String, config: &Config) {
             );
         }
     }
+    for env in &config.env_templates {
+        let source = match &env.source {
+            TemplateSource::Contents(text) => format!("inline ({} bytes)", text.len()),
+            TemplateSource::File(path) => path.display().to_string(),
+        };
+        let _ = writeln!(out, "  env       {source} -> ${}", env.name);
+    }
+    if let Some(exec) = &config.exec {
+        let text = match &exec.command {
+            TemplateCommand::Shell(line) => format!("sh -c {line:?}"),
+            TemplateCommand::Argv(argv) => argv.join(" "),
+        };
+        let signal = nix::sys::signal::Signal::try_from(exec.restart_stop_signal)
+            .map_or_else(|_| exec.restart_stop_signal.to_string(), |s| s.to_string());
+        let _ = writeln!(
+            out,
+            "  exec      {text} ({}; stopped with {signal})",
+            if exec.restart_on_secret_changes {
+                "restarted when a variable changes"
+            } else {
+                "never restarted"
+            }
+        );
+    }
     let _ = writeln!(
         out,
         "  renew     at {:.0}% of each certificate's lifetime",

@@ -5,7 +5,8 @@
 //! ([`runner`]; one template's passes in [`render`], the `pkiCert` decisions in [`pki`], the
 //! consul-template [`functions`], a template's `command` in `command`). It runs until
 //! shutdown, or, with `exit_after_auth` (an init container), renders every template once and
-//! exits.
+//! exits. With `env_template` and `exec` it runs a child process with the rendered variables
+//! and restarts it when they change (`supervisor`), ending when the child does.
 //!
 //! Assembly is the same for every role: [`Agent::build`] turns the parsed config into a
 //! runnable agent (registering its metrics, touching neither the network nor the disk), and
@@ -25,6 +26,9 @@ pub mod pki;
 pub mod render;
 pub(crate) mod runner;
 mod scratch;
+mod supervisor;
+
+pub use supervisor::ChildExited;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +65,8 @@ pub struct Agent {
     api_proxy: Option<Arc<api_proxy::Forwarder>>,
     api_listeners: Vec<(TcpListener, bool)>,
     shutdown_grace: Duration,
+    /// The `exec` child's supervisor, fed by the runner's `env_template` values.
+    supervisor: Option<supervisor::Supervisor>,
 }
 
 impl Agent {
@@ -141,6 +147,16 @@ impl Agent {
         agent.exit_after_auth = config.exit_after_auth;
         agent.api_proxy = forwarder;
         agent.shutdown_grace = config.shutdown_grace;
+        if let Some(exec) = &config.exec {
+            let (env_tx, env_rx) = watch::channel(None);
+            agent.runner.set_env_sink(env_tx);
+            agent.supervisor = Some(supervisor::Supervisor {
+                exec: exec.clone(),
+                env: env_rx,
+                // Most of the grace, so the child is gone before the agent's watchdog ends it.
+                shutdown_kill_after: config.shutdown_grace.mul_f64(0.8),
+            });
+        }
         Ok(agent)
     }
 
@@ -187,6 +203,7 @@ impl Agent {
             api_proxy: None,
             api_listeners: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            supervisor: None,
         })
     }
 
@@ -230,6 +247,7 @@ impl Agent {
         let result = run_parts(
             self.keeper,
             self.runner,
+            self.supervisor,
             &shutdown,
             lifecycle.reloads(),
             self.exit_after_auth,
@@ -250,14 +268,38 @@ impl Agent {
     }
 }
 
-/// The keeper (if any) and the runner, until shutdown or the first error.
+/// The keeper (if any), the runner and the supervisor (if any), until shutdown or the first
+/// error (the `exec` child's exit is one).
 async fn run_parts(
     keeper: Option<auth::TokenKeeper>,
     runner: runner::TemplateRunner,
+    supervisor: Option<supervisor::Supervisor>,
     shutdown: &CancellationToken,
     reloads: watch::Receiver<u64>,
     exit_after_auth: bool,
 ) -> anyhow::Result<()> {
+    if let Some(supervisor) = supervisor {
+        let child = supervisor.run(shutdown);
+        let others = Box::pin(run_parts(
+            keeper,
+            runner,
+            None,
+            shutdown,
+            reloads,
+            exit_after_auth,
+        ));
+        tokio::pin!(child);
+        // The supervisor stops its child at shutdown: when the others end first (an error),
+        // the agent stops, and the child with it.
+        return tokio::select! {
+            result = &mut child => result,
+            result = others => {
+                shutdown.cancel();
+                child.await?;
+                result
+            }
+        };
+    }
     let Some(keeper) = keeper else {
         return runner.run(shutdown, reloads, false).await;
     };

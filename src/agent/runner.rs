@@ -58,9 +58,16 @@ struct Store {
     certificates: BTreeMap<Dependency, (CertInfo, SystemTime)>,
 }
 
+/// The `env_template` variables of a complete render, by name: what the `exec` child runs with.
+pub(crate) type EnvVars = BTreeMap<String, String>;
+
 /// One template and what it last used.
 struct Slot {
     index: usize,
+    /// An `env_template`'s variable name: its output goes there, not to a file (its `config`
+    /// has an empty destination, which is also what its `pkiCert` calls are keyed by, so that
+    /// the certificate and key variables of one call come from one issue, as in Vault Agent).
+    env: Option<String>,
     config: config::Template,
     template: Arc<Template>,
     /// The dependencies its last render reached.
@@ -79,11 +86,14 @@ struct Slot {
 
 impl Slot {
     fn label(&self) -> String {
-        format!(
-            "template[{}] ({})",
-            self.index,
-            self.config.destination.display()
-        )
+        match &self.env {
+            Some(name) => format!("env_template[{name}]"),
+            None => format!(
+                "template[{}] ({})",
+                self.index,
+                self.config.destination.display()
+            ),
+        }
     }
 
     /// The soonest moment this slot needs work.
@@ -144,6 +154,9 @@ pub(crate) struct TemplateRunner {
     readiness: Readiness,
     /// `exit_after_auth`: every template once; a failed write ends the agent.
     once: bool,
+    /// The `env_template` values last rendered, and where a complete set goes.
+    env_values: EnvVars,
+    env_tx: Option<watch::Sender<Option<Arc<EnvVars>>>>,
 }
 
 impl TemplateRunner {
@@ -158,26 +171,58 @@ impl TemplateRunner {
         readiness: Readiness,
         clock: Clock,
     ) -> anyhow::Result<TemplateRunner> {
-        let mut slots = Vec::with_capacity(templates.templates.len());
-        for (index, template) in templates.templates.iter().enumerate() {
-            let text = source_text(template)?;
-            let parsed =
-                parse(template, &text).map_err(|err| anyhow!("template[{index}]: {err}"))?;
-            slots.push(Slot {
-                index,
-                config: template.clone(),
-                template: Arc::new(parsed),
-                uses: BTreeSet::new(),
-                reuse_checked: false,
-                rendered: false,
-                successful_renders: 0,
-                backoff: Backoff::new(min_backoff, max_backoff),
-                retry_at: None,
-                span: tracing::error_span!(
+        let mut slots = Vec::with_capacity(templates.templates.len() + templates.env.len());
+        let env_templates = templates.env.iter().map(|env| {
+            let template = config::Template {
+                source: env.source.clone(),
+                destination: PathBuf::new(),
+                perms: None,
+                create_dest_dirs: false,
+                error_on_missing_key: env.error_on_missing_key,
+                left_delimiter: env.left_delimiter.clone(),
+                right_delimiter: env.right_delimiter.clone(),
+                command: None,
+                command_timeout: Duration::ZERO,
+                user: None,
+                group: None,
+                wait: None,
+            };
+            (Some(env.name.clone()), template)
+        });
+        let all = templates
+            .templates
+            .iter()
+            .map(|template| (None, template.clone()))
+            .chain(env_templates);
+        for (index, (env, template)) in all.enumerate() {
+            let text = source_text(&template)?;
+            let parsed = parse(&template, &text).map_err(|err| match &env {
+                Some(name) => anyhow!("env_template[{name}]: {err}"),
+                None => anyhow!("template[{index}]: {err}"),
+            })?;
+            let span = match &env {
+                Some(name) => {
+                    tracing::error_span!(target: "pki_sidecar", "env_template", name = %name)
+                }
+                None => tracing::error_span!(
                     target: "pki_sidecar",
                     "template",
                     destination = %template.destination.display()
                 ),
+            };
+            slots.push(Slot {
+                index,
+                // No file to take a certificate from at start.
+                reuse_checked: env.is_some(),
+                env,
+                config: template,
+                template: Arc::new(parsed),
+                uses: BTreeSet::new(),
+                rendered: false,
+                successful_renders: 0,
+                backoff: Backoff::new(min_backoff, max_backoff),
+                retry_at: None,
+                span,
             });
         }
         if !slots.is_empty() {
@@ -198,7 +243,15 @@ impl TemplateRunner {
             metrics,
             readiness,
             once: false,
+            env_values: EnvVars::new(),
+            env_tx: None,
         })
+    }
+
+    /// Sends each complete, changed set of `env_template` values to `tx` (the supervisor of
+    /// the `exec` child).
+    pub(crate) fn set_env_sink(&mut self, tx: watch::Sender<Option<Arc<EnvVars>>>) {
+        self.env_tx = Some(tx);
     }
 
     /// Renders until shutdown; with `once`, returns after every template rendered once.
@@ -801,11 +854,16 @@ impl TemplateRunner {
         // fails (a full disk) leaves the old key with the old certificate rather than a new
         // key with an old certificate.
         let mut files: Vec<(usize, Planned)> = Vec::new();
+        let mut env_outputs: Vec<(usize, String)> = Vec::new();
         for (position, rendered) in renders {
             let slot = &self.slots[position];
             let Rendered { output, writes } = rendered;
             for write in writes {
                 files.push((position, Planned::Write(write)));
+            }
+            if slot.env.is_some() {
+                env_outputs.push((position, output));
+                continue;
             }
             files.push((
                 position,
@@ -841,7 +899,11 @@ impl TemplateRunner {
         // The disk may hang (a stuck network volume): the work runs off the runtime's thread,
         // so a stop signal is still heard and ends the agent within its grace.
         let changed = off_thread(move || write_files(&files)).await??;
+        self.take_env_outputs(env_outputs);
         for (position, count) in changed {
+            if self.slots[position].env.is_some() {
+                continue;
+            }
             let slot = &mut self.slots[position];
             slot.successful_renders += 1;
             slot.rendered = true;
@@ -884,6 +946,51 @@ impl TemplateRunner {
             }
         }
         Ok(())
+    }
+}
+
+impl TemplateRunner {
+    /// Records the `env_template` values of a written group; once every one has a value, a set
+    /// that differs from the last one sent goes to the supervisor.
+    fn take_env_outputs(&mut self, outputs: Vec<(usize, String)>) {
+        if outputs.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        for (position, output) in outputs {
+            let fingerprint = leaf_fingerprint(output.as_bytes());
+            let slot = &mut self.slots[position];
+            slot.successful_renders += 1;
+            slot.rendered = true;
+            let Some(name) = slot.env.clone() else {
+                continue;
+            };
+            if let Some(fingerprint) = fingerprint {
+                let issued = slot
+                    .uses
+                    .iter()
+                    .filter_map(|dependency| self.store.certificates.get(dependency))
+                    .find(|(info, _)| info.fingerprint_sha256 == fingerprint);
+                if let Some((info, renew_at)) = issued {
+                    self.metrics.certificate(Path::new(&name), info, *renew_at);
+                }
+            }
+            let span = slot.span.clone();
+            if self.env_values.get(&name) == Some(&output) {
+                span.in_scope(|| tracing::debug!("rendered; the value did not change"));
+            } else {
+                span.in_scope(|| tracing::info!("rendered a new value"));
+                self.env_values.insert(name, output);
+                changed = true;
+            }
+        }
+        let all = self.slots.iter().filter(|s| s.env.is_some()).count();
+        if changed
+            && self.env_values.len() == all
+            && let Some(tx) = &self.env_tx
+        {
+            tx.send_replace(Some(Arc::new(self.env_values.clone())));
+        }
     }
 }
 
@@ -977,23 +1084,27 @@ impl Planned {
     /// The SHA-256 of the file's first certificate, if it starts a chain (a leaf, or a CA
     /// bundle: the caller keeps only the fingerprints it issued).
     fn leaf_fingerprint(&self) -> Option<String> {
-        let text = self.text();
-        if !text
-            .windows(27)
-            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-        {
-            return None;
-        }
-        let first = crate::tls::pem::certificates(text)
-            .ok()?
-            .into_iter()
-            .next()?;
-        Some(
-            crate::certs::CertInfo::parse(&first)
-                .ok()?
-                .fingerprint_sha256,
-        )
+        leaf_fingerprint(self.text())
     }
+}
+
+/// The SHA-256 of the first certificate of `text`, if it holds one.
+fn leaf_fingerprint(text: &[u8]) -> Option<String> {
+    if !text
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return None;
+    }
+    let first = crate::tls::pem::certificates(text)
+        .ok()?
+        .into_iter()
+        .next()?;
+    Some(
+        crate::certs::CertInfo::parse(&first)
+            .ok()?
+            .fingerprint_sha256,
+    )
 }
 
 impl Drop for Planned {

@@ -216,7 +216,7 @@ pub fn agent() -> String {
         )
         + &signals(
             "stop at once, whatever the agent waits on (Vault, a file, a template \
-             command), exit 0",
+             command), exit 0; an exec {} command gets its restart_stop_signal first",
             "re-read the templates' source files and render them again",
         )
         + &exits(&[
@@ -228,6 +228,11 @@ pub fn agent() -> String {
                 "1",
                 "runtime failure: a failed login with exit_on_err, a file exit_after_auth \
                  cannot write, still running shutdown_grace after the stop signal",
+            ),
+            (
+                "N",
+                "with exec {}: the command exited by itself with status N (128 + the \
+                 signal's number when a signal ended it)",
             ),
             EXIT_USAGE,
             EXIT_CONFIG,

@@ -35,6 +35,9 @@ const REPEATABLE_BLOCKS: &[&str] = &["template", "sink", "listener"];
 /// Blocks inside a `template` that may be repeated, the last one counting (consul-template
 /// flattens them that way, and Vault Agent keeps the last `wait` and `exec`).
 const LAST_WINS_IN_TEMPLATE: &[&str] = &["wait", "exec"];
+/// Top-level blocks whose single label is a name, each becoming one entry of a map under the
+/// block's key (`env_template "DB_PASSWORD" { }`: `env_template.DB_PASSWORD`), as HCL1 reads them.
+const NAMED_BLOCKS: &[&str] = &["env_template"];
 /// Blocks whose single label names their `type`, as Vault Agent reads them.
 const TYPED_BLOCKS: &[&str] = &["method", "sink", "listener"];
 /// Whether the key at `path` (its name last) is a file mode: a template's `perms`, a sink's
@@ -458,6 +461,8 @@ impl Converter<'_> {
         let mut dict = Dict::new();
         // Where each single key was first set, to point at both places of a duplicate.
         let mut first_seen: Map<String, usize> = Map::new();
+        // Where each named block's name was first given.
+        let mut named_seen: Map<String, usize> = Map::new();
         for structure in body.iter() {
             if path.is_empty() {
                 let (name, span) = match structure {
@@ -487,6 +492,51 @@ impl Converter<'_> {
                         value
                     };
                     dict.insert(key, value);
+                }
+                Structure::Block(block)
+                    if path.is_empty() && NAMED_BLOCKS.contains(&block.ident.as_str()) =>
+                {
+                    let key = block.ident.as_str().to_string();
+                    self.record(path, &key, block.ident.span());
+                    let [label] = block.labels.as_slice() else {
+                        return Err(self.syntax_at(
+                            block.ident.span(),
+                            format!(
+                                "`{key}` takes one label, the environment variable's name: \
+                                 {key} \"NAME\" {{ ... }}"
+                            ),
+                        ));
+                    };
+                    if first_seen.contains_key(&key) {
+                        return Err(self.syntax_at(
+                            block.ident.span(),
+                            format!("`{key}` is set both as a key and as a block"),
+                        ));
+                    }
+                    let name = label.as_str().to_string();
+                    let first = named_seen.get(&name).copied();
+                    if let Some(first) = first {
+                        let (line, _) = self.place(first);
+                        return Err(self.syntax_at(
+                            label.span(),
+                            format!(
+                                "{key} \"{name}\" is given more than once (first on line {line})"
+                            ),
+                        ));
+                    }
+                    named_seen.insert(name.clone(), label.span().map_or(0, |s| s.start));
+                    path.push(key.clone());
+                    self.record(path, &name, label.span());
+                    path.push(name.clone());
+                    let body = self.body(&block.body, path)?;
+                    path.pop();
+                    path.pop();
+                    match dict.entry(key).or_insert_with(|| Value::from(Dict::new())) {
+                        Value::Dict(_, entries) => {
+                            entries.insert(name, Value::from(body));
+                        }
+                        _ => unreachable!("named block keys only ever hold maps"),
+                    }
                 }
                 Structure::Block(block) => {
                     let key = block.ident.as_str().to_string();

@@ -132,23 +132,13 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
             continue;
         };
         let (line, column) = key_place(text, &name);
-        let count = match data.remove(&name) {
-            Some(Value::Array(_, items)) if !items.is_empty() => items.len(),
-            _ => 1,
-        };
-        for index in 0..count {
-            let which = if count > 1 {
-                format!(" ({} of {count})", index + 1)
-            } else {
-                String::new()
-            };
-            refused.push(ConfigError::Syntax {
-                file: file.clone(),
-                line,
-                column,
-                message: format!("{message}{which}"),
-            });
-        }
+        data.remove(&name);
+        refused.push(ConfigError::Syntax {
+            file: file.clone(),
+            line,
+            column,
+            message,
+        });
     }
     check_modes(&file, &data, &mut Vec::new())?;
     let data = super::shape::normalize(&file, data)?;
@@ -289,18 +279,19 @@ mod tests {
     }
 
     #[test]
-    fn each_refused_block_is_its_own_error() {
+    fn each_refused_key_is_its_own_error() {
         let mut file = parse(
             Path::new("a.json"),
-            "{\n \"env_template\": [{\"A\": {}}, {\"B\": {}}]\n}\n",
+            "{\n \"log_file\": \"/x\",\n \"disable_keep_alives\": [\"templating\", \"caching\"]\n}\n",
         )
         .unwrap();
         let refused = file.take_refused();
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(
-            refused[0]
+            refused[1]
                 .to_string()
-                .starts_with("a.json:2:2: the Vault Agent `env_template`")
+                .starts_with("a.json:2:2: the Vault Agent key `log_file`"),
+            "{refused:?}"
         );
     }
 

@@ -3,7 +3,7 @@
 //! OpenBao Agent decodes most of its file with HCL1's `DecodeObject`, which drops keys it does
 //! not know without a word: at the top level and in `vault`, `retry`, `auto_auth`, `method`,
 //! `sink` (and its `config`), `template_config` and `telemetry`. Only `template` blocks (and
-//! `exec`/`env_template`, refused here anyway) are decoded with mapstructure's `ErrorUnused`,
+//! `exec`/`env_template`) are decoded with mapstructure's `ErrorUnused`,
 //! so an unknown key there stops Vault Agent too. The same file must load in both programs, so
 //! an unknown key at a level Vault Agent ignores is removed here with a warning that suggests
 //! the nearest known key; at the other levels (`template` and this project's `proxy`, `app`,
@@ -69,18 +69,9 @@ impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
     }
 }
 
-/// Top-level Vault Agent stanzas and keys this program refuses, each occurrence with its own
+/// Top-level Vault Agent keys this program refuses, each occurrence with its own
 /// error: why, and what to use instead.
 pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
-    (
-        "exec",
-        "pki-sidecar does not supervise a child process; use a template `command` or `exec` to \
-         signal or restart it",
-    ),
-    (
-        "env_template",
-        "pki-sidecar renders files only, not environment variables; render a file and read it",
-    ),
     (
         "disable_idle_connections",
         "pki-sidecar keeps its own connection pool to Vault; remove the key",
@@ -112,15 +103,7 @@ pub(crate) fn refused_top_level(name: &str) -> Option<String> {
     REFUSED_TOP_LEVEL
         .iter()
         .find(|(refused, _)| *refused == name)
-        .map(|(name, why)| {
-            // Blocks are stanzas; the `disable_*` and `log_*` settings are plain keys.
-            let what = if name.starts_with("disable_") || name.starts_with("log_") {
-                format!("the Vault Agent key `{name}`")
-            } else {
-                format!("the Vault Agent `{name}` stanza")
-            };
-            super::error::unsupported(&what, why)
-        })
+        .map(|(name, why)| super::error::unsupported(&format!("the Vault Agent key `{name}`"), why))
 }
 
 /// The known key nearest to `key`, when it is near enough to be a likely typo.

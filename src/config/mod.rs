@@ -87,6 +87,10 @@ pub struct Config {
     /// `listener "tcp" {}` with `api_proxy {}` / `cache {}`: the local Vault API the agent
     /// serves, if any listener is configured.
     pub api_proxy: Option<ApiProxy>,
+    /// Every `env_template`, by name.
+    pub env_templates: Vec<EnvTemplate>,
+    /// The top-level `exec {}`.
+    pub exec: Option<Exec>,
 }
 
 /// Vault Agent's API proxy: requests to a local listener are forwarded to Vault, with the
@@ -315,6 +319,34 @@ pub struct Template {
     pub group: Option<u32>,
     /// Quiescence timers before rendering.
     pub wait: Option<Wait>,
+}
+
+/// One `env_template "NAME" { }`: a template rendered into an environment variable of the
+/// `exec` child rather than a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvTemplate {
+    /// The variable's name (the block's label).
+    pub name: String,
+    /// Inline text or a file.
+    pub source: TemplateSource,
+    /// Fail when the template reads a missing key.
+    pub error_on_missing_key: bool,
+    /// Opening delimiter, `{{` by default.
+    pub left_delimiter: String,
+    /// Closing delimiter, `}}` by default.
+    pub right_delimiter: String,
+}
+
+/// The top-level `exec {}`: the child process the agent runs with the `env_template`
+/// variables (Vault Agent's process supervisor mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// The program and its arguments; one string with a space runs under `sh -c`.
+    pub command: TemplateCommand,
+    /// Restart the child when a variable's value changes (`always`), or leave it (`never`).
+    pub restart_on_secret_changes: bool,
+    /// The signal that stops the child for a restart or at shutdown (`SIGTERM` by default).
+    pub restart_stop_signal: i32,
 }
 
 /// Where a template's text comes from.
@@ -1016,6 +1048,7 @@ impl Config {
             exit_after_auth: self.exit_after_auth,
             shutdown_grace: self.shutdown_grace,
             api_proxy: self.api_proxy.clone(),
+            exec: self.exec.clone(),
         })
     }
 
@@ -1024,6 +1057,7 @@ impl Config {
         Templates {
             settings: self.template_config.clone(),
             templates: self.templates.clone(),
+            env: self.env_templates.clone(),
             cert_labels: self.telemetry.cert_labels.clone(),
         }
     }
@@ -1049,6 +1083,8 @@ pub struct AgentConfig {
     pub shutdown_grace: Duration,
     /// The local Vault API listeners, if any.
     pub api_proxy: Option<ApiProxy>,
+    /// The child process the agent supervises (`exec {}` with `env_template`), if any.
+    pub exec: Option<Exec>,
 }
 
 /// The `template {}` blocks and `template_config {}`: what the template runner needs.
@@ -1058,6 +1094,8 @@ pub struct Templates {
     pub settings: TemplateConfig,
     /// Every `template {}`, in file order.
     pub templates: Vec<Template>,
+    /// Every `env_template`, by name (exclusive with `templates`).
+    pub env: Vec<EnvTemplate>,
     /// `telemetry { cert_labels }`: the `cert` label of a certificate file, when it is not the
     /// file's base name.
     pub cert_labels: BTreeMap<PathBuf, String>,

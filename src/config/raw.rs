@@ -49,6 +49,20 @@ pub(crate) struct RawConfig {
     pub listener: Option<Vec<RawListener>>,
     pub cache: Option<RawCache>,
     pub api_proxy: Option<RawApiProxy>,
+    /// `env_template "NAME" { ... }`, by variable name (the HCL reader and `config::shape`
+    /// bring every spelling to this map).
+    pub env_template: Option<BTreeMap<String, RawTemplate>>,
+    /// The top-level `exec {}`: the child process the `env_template` variables go to.
+    pub exec: Option<RawSupervisedExec>,
+}
+
+/// The top-level `exec {}` (Vault Agent's process supervisor mode).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSupervisedExec {
+    pub command: Option<StringOrList>,
+    pub restart_on_secret_changes: Option<String>,
+    pub restart_stop_signal: Option<String>,
 }
 
 /// `listener "tcp" {}`: a local Vault API listener (Vault Agent's API proxy).

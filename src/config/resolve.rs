@@ -16,8 +16,8 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
-    Config, FileSink, ForwardedHeaders, LogFormat, Logging, Proxy, Telemetry, Template,
-    TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
+    Config, EnvTemplate, Exec, FileSink, ForwardedHeaders, LogFormat, Logging, Proxy, Telemetry,
+    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -360,6 +360,54 @@ pub(super) fn resolve(
         raw.cache,
         raw.api_proxy,
     );
+    let env_given = raw.env_template.as_ref().is_some_and(|e| !e.is_empty());
+    let env_templates: Vec<EnvTemplate> = raw
+        .env_template
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, t)| resolve_env_template(&mut r, &name, t))
+        .collect();
+    let exec_given = raw.exec.is_some();
+    let exec = raw.exec.and_then(|e| resolve_exec(&mut r, e));
+    let exit_after_auth = raw.exit_after_auth.unwrap_or(false);
+    // Vault Agent's rules for its process supervisor mode, and this program's one more.
+    if env_given && !exec_given {
+        r.error(
+            &["env_template"],
+            "needs a top-level exec block, the program that gets these variables (Vault Agent \
+             requires it too)",
+        );
+    }
+    if exec_given && !env_given {
+        r.error(
+            &["exec"],
+            "needs at least one env_template block: the variables it runs with (Vault Agent \
+             requires one too)",
+        );
+    }
+    if env_given && !templates.is_empty() {
+        r.error(
+            &["env_template"],
+            "cannot be used with template blocks (Vault Agent refuses the mix too): run a \
+             second agent for the files",
+        );
+    }
+    if env_given && api_proxy.is_some() {
+        r.error(
+            &["env_template"],
+            "cannot be used with a listener's api_proxy (Vault Agent refuses the mix too)",
+        );
+    }
+    if exec_given && exit_after_auth {
+        r.error(
+            &["exec"],
+            unsupported(
+                "`exec` with `exit_after_auth = true`",
+                "an agent that exits after its first render cannot supervise a process; remove \
+                 one of the two",
+            ),
+        );
+    }
 
     if !r.errors.is_empty() {
         return Err(ConfigErrors(r.errors));
@@ -369,7 +417,7 @@ pub(super) fn resolve(
         warnings: std::mem::take(&mut r.warnings),
         strict,
         pid_file,
-        exit_after_auth: raw.exit_after_auth.unwrap_or(false),
+        exit_after_auth,
         logging,
         shutdown_grace,
         listen_backlog,
@@ -382,6 +430,8 @@ pub(super) fn resolve(
         proxy_configured,
         app,
         api_proxy,
+        env_templates,
+        exec,
     })
 }
 
@@ -1250,37 +1300,189 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         group,
         wait,
     };
-    check_template_text(r, &index_text, &template);
+    check_template_text(
+        r,
+        &block,
+        &template.source,
+        (&template.left_delimiter, &template.right_delimiter),
+    );
     Some(template)
 }
 
-/// Parses the template now, so a syntax error or an unknown function stops the load, as
-/// Vault Agent refuses to start on one.
-fn check_template_text(r: &mut Resolver, index: &str, template: &Template) {
-    if template.left_delimiter.is_empty() || template.right_delimiter.is_empty() {
+/// Parses the template of `block` now, so a syntax error or an unknown function stops the
+/// load, as Vault Agent refuses to start on one.
+fn check_template_text(
+    r: &mut Resolver,
+    block: &[&str],
+    source: &TemplateSource,
+    (left, right): (&str, &str),
+) {
+    if left.is_empty() || right.is_empty() {
         return;
     }
-    let (key, text, place) = match &template.source {
+    let at = |key: &'static str| -> Vec<&str> {
+        let mut path = block.to_vec();
+        path.push(key);
+        path
+    };
+    let (key, text, place) = match source {
         TemplateSource::Contents(text) => ("contents", text.clone(), String::new()),
         TemplateSource::File(path) => match std::fs::read_to_string(path) {
             Ok(text) => ("source", text, format!("{}:", path.display())),
             Err(err) => {
                 r.error(
-                    &["template", index, "source"],
+                    &at("source"),
                     format!("cannot read the template file {}: {err}", path.display()),
                 );
                 return;
             }
         },
     };
-    if let Err(err) = crate::template::Template::parse(
-        &text,
-        &template.left_delimiter,
-        &template.right_delimiter,
-        r.functions,
-    ) {
-        r.error(&["template", index, key], format!("{place}{err}"));
+    if let Err(err) = crate::template::Template::parse(&text, left, right, r.functions) {
+        r.error(&at(key), format!("{place}{err}"));
     }
+}
+
+/// One `env_template "NAME" { }`: a template like `template {}` whose output is an environment
+/// variable of the `exec` child. The keys about a file are refused, as Vault Agent refuses them.
+fn resolve_env_template(
+    r: &mut Resolver,
+    name: &str,
+    raw: raw::RawTemplate,
+) -> Option<EnvTemplate> {
+    let block = ["env_template", name];
+    let at = |key: &'static str| -> [&str; 3] { ["env_template", name, key] };
+    if name.is_empty() || name.contains(['=', '\0']) {
+        r.error(
+            &block,
+            "is not an environment variable name: it must be non-empty, without `=`",
+        );
+    }
+    let not_allowed = "is not allowed in an env_template (Vault Agent refuses it too): its \
+                       value goes to an environment variable of the exec command, not to a file";
+    let file_keys = [
+        ("destination", raw.destination.is_some()),
+        ("perms", raw.perms.is_some()),
+        ("create_dest_dirs", raw.create_dest_dirs.is_some()),
+        ("command", raw.command.is_some()),
+        ("command_timeout", raw.command_timeout.is_some()),
+        ("exec", raw.exec.is_some()),
+        ("user", raw.user.is_some()),
+        ("group", raw.group.is_some()),
+        ("uid", raw.uid.is_some()),
+        ("gid", raw.gid.is_some()),
+        ("wait", raw.wait.is_some()),
+        ("backup", raw.backup.is_some()),
+        ("sandbox_path", raw.sandbox_path.is_some()),
+    ];
+    for (key, given) in file_keys {
+        if given {
+            r.error(&at(key), not_allowed);
+        }
+    }
+    r.refuse(
+        &at("error_fatal"),
+        &raw.error_fatal,
+        "pki-sidecar does not implement this consul-template option; remove it",
+    );
+    for key in ["function_denylist", "function_blacklist"] {
+        let given = if key == "function_denylist" {
+            &raw.function_denylist
+        } else {
+            &raw.function_blacklist
+        };
+        r.refuse(
+            &at(key),
+            given,
+            "templates here can call only the functions listed in the README; remove it",
+        );
+    }
+    let source = match (raw.source, raw.contents) {
+        (Some(_), Some(_)) => {
+            r.error(&block, "set either source or contents, not both");
+            None
+        }
+        (Some(file), None) => r
+            .non_empty_path(&at("source"), Some(&file))
+            .map(TemplateSource::File),
+        (None, Some(text)) => Some(TemplateSource::Contents(text)),
+        (None, None) => {
+            r.error(
+                &block,
+                "needs source (a template file) or contents (inline text)",
+            );
+            None
+        }
+    };
+    let left = raw.left_delimiter.unwrap_or_else(|| "{{".to_string());
+    let right = raw.right_delimiter.unwrap_or_else(|| "}}".to_string());
+    if left.is_empty() {
+        r.error(&at("left_delimiter"), "must not be empty");
+    }
+    if right.is_empty() {
+        r.error(&at("right_delimiter"), "must not be empty");
+    }
+    let source = source?;
+    check_template_text(r, &block, &source, (&left, &right));
+    Some(EnvTemplate {
+        name: name.to_string(),
+        source,
+        error_on_missing_key: raw.error_on_missing_key.unwrap_or(false),
+        left_delimiter: left,
+        right_delimiter: right,
+    })
+}
+
+/// The top-level `exec {}`: the command as Vault Agent reads it (a string is split at commas,
+/// then one element with a space runs under `sh -c`), `restart_on_secret_changes` `always`
+/// (the default) or `never`, and `restart_stop_signal` a signal name (`SIGTERM` by default).
+fn resolve_exec(r: &mut Resolver, raw: raw::RawSupervisedExec) -> Option<Exec> {
+    let argv = match raw.command {
+        Some(raw::StringOrList::One(line)) if line.contains(',') => Some(raw::StringOrList::Many(
+            line.split(',').map(str::to_string).collect(),
+        )),
+        other => other,
+    };
+    let command = argv.and_then(command_from);
+    if command.is_none() {
+        r.error(
+            &["exec", "command"],
+            "is required: the program the env_template variables go to, and its arguments, \
+             e.g. [\"/app/server\", \"--port\", \"8080\"]",
+        );
+    }
+    let restart_on_secret_changes = match raw.restart_on_secret_changes.as_deref() {
+        None | Some("always") => true,
+        Some("never") => false,
+        Some(other) => {
+            r.error(
+                &["exec", "restart_on_secret_changes"],
+                format!("{other:?} is not always or never"),
+            );
+            true
+        }
+    };
+    let restart_stop_signal = match raw.restart_stop_signal.as_deref() {
+        None => nix::sys::signal::Signal::SIGTERM as i32,
+        Some(name) => match name
+            .to_ascii_uppercase()
+            .parse::<nix::sys::signal::Signal>()
+        {
+            Ok(signal) => signal as i32,
+            Err(_) => {
+                r.error(
+                    &["exec", "restart_stop_signal"],
+                    format!("{name:?} is not a signal name (SIGTERM, SIGINT, SIGQUIT, ...)"),
+                );
+                nix::sys::signal::Signal::SIGTERM as i32
+            }
+        },
+    };
+    Some(Exec {
+        command: command?,
+        restart_on_secret_changes,
+        restart_stop_signal,
+    })
 }
 
 /// `listen_backlog` when nothing sets it: the kernel's usual `net.core.somaxconn`, so a burst of

@@ -26,6 +26,7 @@ const SINGLE_TOP_LEVEL: &[&str] = &[
     "pki_sidecar",
     "cache",
     "api_proxy",
+    "exec",
 ];
 
 /// Rewrites one file's data into the one shape `config::raw` reads.
@@ -65,6 +66,7 @@ pub(crate) fn normalize(origin: &str, mut data: Dict) -> Result<Dict, ConfigErro
             }
         }
     }
+    shaper.named(&mut data, "env_template")?;
     shaper.list(&mut data, "template");
     if let Some(Value::Array(_, templates)) = data.get_mut("template") {
         for template in templates.iter_mut() {
@@ -124,6 +126,40 @@ impl Shaper<'_> {
         {
             dict.insert(key.to_string(), last);
         }
+    }
+
+    /// Named blocks (`env_template`): JSON's `[{"A": {...}}, {"B": {...}}]` → `{"A": {...},
+    /// "B": {...}}`, and a name's `[{...}]` → `{...}`; a name given twice is an error.
+    fn named(&mut self, dict: &mut Dict, key: &str) -> Result<(), ConfigError> {
+        if let Some(Value::Array(_, items)) = dict.get(key)
+            && items.iter().all(|item| matches!(item, Value::Dict(..)))
+            && let Some(Value::Array(_, items)) = dict.remove(key)
+        {
+            let mut merged = Dict::new();
+            for item in items {
+                let Value::Dict(_, entries) = item else {
+                    unreachable!("checked above")
+                };
+                for (name, body) in entries {
+                    if merged.contains_key(&name) {
+                        return Err(ConfigError::Invalid {
+                            origin: self.origin.to_string(),
+                            path: render_path(&[key, name.as_str()]),
+                            message: format!("{key} \"{name}\" is given more than once"),
+                        });
+                    }
+                    merged.insert(name, body);
+                }
+            }
+            dict.insert(key.to_string(), Value::from(merged));
+        }
+        if let Some(Value::Dict(_, entries)) = dict.get_mut(key) {
+            let names: Vec<String> = entries.keys().cloned().collect();
+            for name in names {
+                self.single(entries, &name, &[key])?;
+            }
+        }
+        Ok(())
     }
 
     /// One object → a list of one; a list stays.

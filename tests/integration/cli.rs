@@ -87,7 +87,7 @@ const EXPECTED: &[Expected] = &[
         own_flag: "--help",
         env: VAULT_ENV,
         signals: true,
-        exit_codes: &["0", "1", "2", "78"],
+        exit_codes: &["0", "1", "2", "78", "N"],
     },
     Expected {
         command: &["proxy"],

@@ -886,3 +886,164 @@ template {{
     );
     assert_eq!(ours, theirs, "byte for byte as OpenBao Agent");
 }
+
+/// Vault Agent's process supervisor mode: `env_template` blocks become the environment of the
+/// `exec` command, which starts once every one has a value; the agent exits with the
+/// command's status. OpenBao Agent on the same file gives the command the same values, byte
+/// for byte (a secret with a newline and spaces in it), and a certificate and its key split
+/// across two variables come from one issue in both.
+#[test]
+fn env_templates_give_the_exec_command_what_openbao_agent_gives_it() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    bed.root_request(
+        "POST",
+        "secret/data/compat-env",
+        serde_json::json!({"data": {"user": "app", "password": " pa ss\nword "}}),
+    );
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |out: &str| {
+        let text = format!(
+            r#"vault {{ address = "{addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template_config {{ exit_on_retry_failure = true }}
+env_template "DB_USER" {{
+  contents = "{{{{ with secret \"secret/data/compat-env\" }}}}{{{{ .Data.data.user }}}}{{{{ end }}}}"
+  error_on_missing_key = true
+}}
+env_template "DB_PASSWORD" {{
+  contents = "{{{{ with secret \"secret/data/compat-env\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+}}
+env_template "TLS_CERT" {{
+  contents = "{{{{ with pkiCert \"{issue}\" \"common_name=localhost\" \"ttl=1h\" }}}}{{{{ .Cert }}}}{{{{ end }}}}"
+}}
+env_template "TLS_KEY" {{
+  contents = "{{{{ with pkiCert \"{issue}\" \"common_name=localhost\" \"ttl=1h\" }}}}{{{{ .Key }}}}{{{{ end }}}}"
+}}
+exec {{
+  command = ["sh", "-c", "printf '%s|%s' \"$DB_USER\" \"$DB_PASSWORD\" > {dir}/{out}; printf '%s' \"$TLS_CERT\" > {dir}/{out}.crt; printf '%s' \"$TLS_KEY\" > {dir}/{out}.key; exit 3"]
+}}
+"#,
+            addr = bed.addr(),
+            token = token.display(),
+            issue = bao::ISSUE_PATH,
+            dir = dir.path().display(),
+        );
+        util::write_file(dir.path(), &format!("{out}.hcl"), &text)
+    };
+    let output = std::process::Command::new(bao::bao_binary())
+        .args(["agent", "-config"])
+        .arg(config_for("bao.out"))
+        .env("BAO_ADDR", bed.addr())
+        .output()
+        .expect("run bao agent");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "bao agent exits with the command's status:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let agent = Launch::agent(
+        &[&config_for("ours.out")],
+        bed.addr(),
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let (code, log) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        code,
+        Some(3),
+        "the agent exits with the command's status:\n{log}"
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("bao.out"), "app| pa ss\nword ", "the reference");
+    assert_eq!(
+        read("ours.out"),
+        read("bao.out"),
+        "byte for byte as OpenBao Agent"
+    );
+    for out in ["bao.out", "ours.out"] {
+        let cert = pem::blocks(read(&format!("{out}.crt"))).unwrap();
+        let key = pem::blocks(read(&format!("{out}.key"))).unwrap();
+        assert_eq!(
+            certs::key_matches(&cert[0].der, key[0].private_key().expect("a key")),
+            Ok(()),
+            "{out}: TLS_KEY matches TLS_CERT"
+        );
+    }
+    assert!(
+        !log.contains("pa ss"),
+        "secret values are not logged:\n{log}"
+    );
+}
+
+/// A changed value restarts the `exec` command with it (`restart_on_secret_changes`, by
+/// default `always`); SIGTERM to the agent stops the command with `restart_stop_signal` and
+/// the agent exits 0.
+#[test]
+fn a_changed_env_template_value_restarts_the_exec_command() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |password: &str| {
+        bed.root_request(
+            "POST",
+            "secret/data/compat-env-restart",
+            serde_json::json!({"data": {"password": password}}),
+        );
+    };
+    write("first");
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let starts = dir.path().join("starts");
+    let stops = dir.path().join("stops");
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            r#"vault {{ address = "{addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template_config {{ static_secret_render_interval = "1s" }}
+env_template "DB_PASSWORD" {{
+  contents = "{{{{ with secret \"secret/data/compat-env-restart\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+}}
+exec {{
+  command = ["sh", "-c", "echo \"$DB_PASSWORD\" >> {starts}; trap 'echo \"$DB_PASSWORD\" >> {stops}; exit 0' INT; while :; do sleep 0.1; done"]
+  restart_stop_signal = "SIGINT"
+}}
+"#,
+            addr = bed.addr(),
+            token = token.display(),
+            starts = starts.display(),
+            stops = stops.display(),
+        ),
+    );
+    let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let wait_for = |path: &Path, want: &str| {
+        let start = std::time::Instant::now();
+        while read(path) != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{} is {:?}, not {want:?}",
+                path.display(),
+                read(path)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&starts, "first\n");
+    write("second");
+    wait_for(&starts, "first\nsecond\n");
+    wait_for(&stops, "first\n");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        read(&stops),
+        "first\nsecond\n",
+        "the command was stopped with SIGINT"
+    );
+    assert!(log.contains("restarting the exec command"), "{log}");
+}
