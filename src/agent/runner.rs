@@ -6,7 +6,9 @@
 //! `writeToFile` targets first — the key — then the destination, each only when its content or
 //! mode changed), runs the template's command ([`super::command`]), and sleeps until the next
 //! due time, a SIGHUP or shutdown. A `pkiCert` certificate is kept until its renewal point
-//! ([`super::pki`]); at start the destination file serves as its cache. A failed fetch leaves
+//! ([`super::pki`]); at start the destination file serves as its cache. A `secret` answer with
+//! a renewable lease is kept while `sys/leases/renew` extends it, and read again only when
+//! Vault stops granting the full duration. A failed fetch leaves
 //! every file as it is and is retried with backoff, faster as the current certificate nears
 //! its end; so does a failed write (counted apart), except with `exit_after_auth`, where it
 //! ends the agent. File work runs on the blocking pool, never on the event loop, so a stuck
@@ -56,6 +58,20 @@ struct Store {
     /// The certificate behind a dependency (a `pkiCert`, or a `secret` write that issued one)
     /// and when it renews. Kept when the dependency is due, until a new one replaces it.
     certificates: BTreeMap<Dependency, (CertInfo, SystemTime)>,
+    /// The renewable lease behind a `secret` answer (database credentials...): when it is due,
+    /// the lease is renewed and the answer kept, as consul-template does, rather than read
+    /// again (which would mint new credentials).
+    leases: BTreeMap<Dependency, Lease>,
+}
+
+/// A renewable lease of a `secret` answer.
+struct Lease {
+    id: String,
+    /// What each renewal asks for: the lease's first duration, as Vault's lifetime watcher asks.
+    increment: Duration,
+    /// Vault granted less than asked (the lease's max TTL is near): no more renewals; the
+    /// answer is read again when next due.
+    last: bool,
 }
 
 /// The `env_template` variables of a complete render, by name: what the `exec` child runs with.
@@ -349,9 +365,13 @@ impl TemplateRunner {
             .map(|(d, _)| d.clone())
             .collect();
         for dependency in stale {
+            if self.renew_lease(&dependency).await {
+                continue;
+            }
             tracing::info!(%dependency, "due for renewal");
             self.store.values.remove(&dependency);
             self.store.refresh_at.remove(&dependency);
+            self.store.leases.remove(&dependency);
         }
         let mut results: BTreeMap<usize, anyhow::Result<Rendered>> = BTreeMap::new();
         for &position in &due {
@@ -737,10 +757,92 @@ impl TemplateRunner {
         } else {
             self.settings.static_secret_render_interval
         };
+        let renewable = response
+            .get("renewable")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        if renewable && !lease_id.is_empty() && response.get("auth").is_none_or(|a| a.is_null()) {
+            self.store.leases.insert(
+                dependency.clone(),
+                Lease {
+                    id: lease_id.to_string(),
+                    increment: crate::vault::lease(lease),
+                    last: false,
+                },
+            );
+        } else {
+            self.store.leases.remove(dependency);
+        }
         self.store.values.insert(dependency.clone(), value);
         self.store
             .refresh_at
             .insert(dependency.clone(), Instant::now() + refresh);
+    }
+
+    /// Renews the lease behind a due `secret` answer, if it has one that can still be renewed
+    /// (`sys/leases/renew`): `true` when the answer stays, its next renewal planned at 2/3 of
+    /// what Vault granted. When Vault grants less than asked (the max TTL is near), that
+    /// renewal is the last: the answer is read again at 2/3 of the rest, before it ends. A
+    /// failed renewal (the lease revoked or expired) means a fresh read now.
+    async fn renew_lease(&mut self, dependency: &Dependency) -> bool {
+        let Some(lease) = self.store.leases.get(dependency) else {
+            return false;
+        };
+        if lease.last {
+            return false;
+        }
+        let body = serde_json::json!({
+            "lease_id": lease.id,
+            "increment": lease.increment.as_secs(),
+        });
+        let increment = lease.increment;
+        let renewed = self
+            .backend
+            .request(
+                "lease renewal",
+                http::Method::PUT,
+                "sys/leases/renew",
+                Some(body),
+            )
+            .await;
+        let granted = match renewed {
+            Ok(response) => response
+                .get("lease_duration")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+            Err(err) => {
+                tracing::warn!(
+                    %dependency,
+                    error = format!("{err:#}"),
+                    "cannot renew the lease; reading the secret again"
+                );
+                return false;
+            }
+        };
+        if granted == 0 {
+            return false;
+        }
+        let granted = crate::vault::lease(granted);
+        let last = granted < increment;
+        let next = schedule::token_renewal_delay(granted, fastrand::f64());
+        if let Some(lease) = self.store.leases.get_mut(dependency) {
+            lease.last = last;
+        }
+        self.store
+            .refresh_at
+            .insert(dependency.clone(), Instant::now() + next);
+        tracing::info!(
+            %dependency,
+            granted_seconds = granted.as_secs(),
+            next_seconds = crate::timefmt::log_seconds(next),
+            "lease renewed{}",
+            if last {
+                "; its max TTL is near: the secret is read again next time"
+            } else {
+                ""
+            }
+        );
+        true
     }
 
     /// When to renew `info` (jitter drawn now).

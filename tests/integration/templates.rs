@@ -1047,3 +1047,138 @@ exec {{
     );
     assert!(log.contains("restarting the exec command"), "{log}");
 }
+
+/// Dynamic credentials (OpenBao's database engine on a real PostgreSQL): the lease is renewed,
+/// so the rendered username stays while renewals extend it, as OpenBao Agent keeps it; near
+/// the lease's max TTL the secret is read again, before the old credentials end.
+#[test]
+fn renewable_leases_are_renewed_and_read_again_only_near_their_max_ttl() {
+    let postgres = util::postgres::Postgres::start();
+    let bed = bao::bed();
+    let mount = "database-leases";
+    let (status, _) = bed.request(
+        "GET",
+        &format!("sys/mounts/{mount}"),
+        Some(bed.root_token()),
+        None,
+    );
+    if status != 200 {
+        bed.root_request(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            serde_json::json!({"type": "database"}),
+        );
+    }
+    bed.root_request(
+        "POST",
+        &format!("{mount}/config/pg"),
+        serde_json::json!({
+            "plugin_name": "postgresql-database-plugin",
+            "allowed_roles": "app",
+            "connection_url": format!(
+                "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+                postgres.port
+            ),
+            "username": "postgres",
+            "password": "trusted",
+        }),
+    );
+    // Renewals at about 2/3 of 6 s; the max TTL allows two or three before the last.
+    bed.root_request(
+        "POST",
+        &format!("{mount}/roles/app"),
+        serde_json::json!({
+            "db_name": "pg",
+            "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            "default_ttl": "6s",
+            "max_ttl": "20s",
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |out: &Path, name: &str| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"vault {{ address = "{addr}" }}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template {{
+  contents = "{{{{ with secret \"{mount}/creds/app\" }}}}{{{{ .Data.username }}}} {{{{ .LeaseDuration }}}}{{{{ end }}}}"
+  destination = "{out}"
+}}
+"#,
+                addr = bed.addr(),
+                token = token.display(),
+                out = out.display(),
+            ),
+        )
+    };
+    // OpenBao Agent alongside, on the same role: the reference.
+    let theirs = dir.path().join("bao.env");
+    let reference = KillOnDrop(
+        std::process::Command::new(bao::bao_binary())
+            .args(["agent", "-config"])
+            .arg(config_for(&theirs, "bao.hcl"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run bao agent"),
+    );
+    let out = dir.path().join("db.env");
+    let config = config_for(&out, "agent.hcl");
+    let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    let read_file = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let read = || read_file(&out);
+    util::wait_until(
+        Duration::from_secs(30),
+        "OpenBao Agent's first credentials",
+        || !read_file(&theirs).is_empty(),
+    );
+    let theirs_first = read_file(&theirs);
+    util::wait_until(Duration::from_secs(30), "the first credentials", || {
+        !read().is_empty()
+    });
+    let first = read();
+    assert!(first.starts_with("v-") && first.ends_with(" 6"), "{first}");
+    // Two renewals: the file still holds the first credentials, unchanged (the lease duration
+    // rendered is the first one's, as OpenBao Agent renders it).
+    util::wait_until(Duration::from_secs(30), "two lease renewals", || {
+        agent.log().matches("lease renewed").count() >= 2
+    });
+    assert_eq!(
+        read(),
+        first,
+        "renewals keep the credentials:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        read_file(&theirs),
+        theirs_first,
+        "OpenBao Agent keeps its credentials meanwhile too"
+    );
+    assert!(theirs_first.ends_with(" 6"), "{theirs_first}");
+    drop(reference);
+    // Near the max TTL the credentials are read again, while the old ones still work.
+    util::wait_until(Duration::from_secs(40), "new credentials", || {
+        let now = read();
+        !now.is_empty() && now != first
+    });
+    let log = agent.log();
+    assert!(log.contains("its max TTL is near"), "{log}");
+    assert!(!log.contains("cannot renew the lease"), "{log}");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}\n{}", postgres.log());
+}
+
+/// A child process killed (and reaped) when dropped, a test's panic included.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -6,6 +6,7 @@ pub mod bao;
 pub mod cluster;
 pub mod faultproxy;
 pub mod jsonpatch;
+pub mod postgres;
 pub mod recorder;
 pub mod role;
 pub mod tokenreview;
