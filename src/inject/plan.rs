@@ -87,6 +87,8 @@ pub(crate) struct Plan {
     /// `agent-cache-enable`: the sidecar's local Vault API, its port on 127.0.0.1 and its
     /// `use_auto_auth_token` (`true` or `"force"`).
     pub api_proxy: Option<(u16, serde_json::Value)>,
+    /// `agent-inject-token`: the token is also written to `token` in the shared volume.
+    pub inject_token: bool,
     /// The shared volume: name and where it is mounted.
     pub secrets_volume: String,
     pub secrets_path: String,
@@ -262,6 +264,7 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-cache-enable",
     "agent-cache-use-auto-auth-token",
     "agent-cache-listener-port",
+    "agent-inject-token",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -271,11 +274,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "a template file needs a volume the injector does not add: put the template text in \
          vault.hashicorp.com/agent-inject-template-NAME, or a whole agent file in \
          vault.hashicorp.com/agent-configmap",
-    ),
-    (
-        "agent-inject-token",
-        "the token is not written to the shared volume (pki-sidecar keeps it in the agent's \
-         own in-memory home): read secrets through templates instead",
     ),
     (
         "agent-request-namespace",
@@ -331,7 +329,8 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
     ),
     (
         "agent-cache-exit-on-err",
-        "the agent has no cache listener: remove it",
+        "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
+         nothing to persist: remove it",
     ),
     (
         "agent-copy-volume-mounts",
@@ -947,6 +946,7 @@ pub(crate) fn own_plan(
         log_level: None,
         log_format: None,
         api_proxy: None,
+        inject_token: false,
         pre_populate: true,
         pre_populate_only: false,
         init_first: true,
@@ -1062,6 +1062,17 @@ pub(crate) fn vault_plan(
     let config_map = get("agent-configmap")
         .map(|v| object_name(&name("agent-configmap"), v))
         .transpose()?;
+    // vault-k8s adds a second sink, `token` in the shared volume, to the file it writes; with
+    // a ConfigMap's file it writes none, and the annotation would do nothing.
+    let inject_token = flag("agent-inject-token", false)?;
+    if inject_token && config_map.is_some() {
+        return Err(error(
+            &name("agent-inject-token"),
+            "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
+             annotation does not change: add a sink \"file\" writing the token to the shared \
+             volume to that file",
+        ));
+    }
     let mut vault = BTreeMap::new();
     if let Some(address) = vault_address(
         &name("service"),
@@ -1388,6 +1399,7 @@ pub(crate) fn vault_plan(
         log_level,
         log_format,
         api_proxy,
+        inject_token,
         pre_populate,
         pre_populate_only,
         init_first: flag("agent-init-first", false)?,

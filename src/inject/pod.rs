@@ -46,11 +46,20 @@ pub(crate) fn agent_file(
         method.insert(k.to_string(), v.clone());
     }
     let home = plan.names.home_path;
+    let mut sinks =
+        vec![json!({ "type": "file", "config": { "path": format!("{home}/{SINK_FILE}") } })];
+    if plan.inject_token {
+        // vault-k8s's `agent-inject-token`: the token in the shared volume too.
+        sinks.push(json!({
+            "type": "file",
+            "config": { "path": format!("{}/{SINK_FILE}", plan.secrets_path.trim_end_matches('/')) },
+        }));
+    }
     file.insert(
         "auto_auth".into(),
         json!({
             "method": Value::Object(method),
-            "sink": [{ "type": "file", "config": { "path": format!("{home}/{SINK_FILE}") } }],
+            "sink": sinks,
         }),
     );
     if !plan.template_config.is_empty() {

@@ -455,8 +455,8 @@ fn refusals_name_the_annotation() {
             "not an annotation",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-inject-token", "true"),
-            "vault.hashicorp.com/agent-inject-token",
+            with(vault(), "vault.hashicorp.com/agent-revoke-on-shutdown", "true"),
+            "vault.hashicorp.com/agent-revoke-on-shutdown",
             "not supported",
         ),
         (
@@ -875,6 +875,47 @@ fn agent_cache_enable_gives_the_sidecar_an_api_proxy_listener() {
     let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
     assert_eq!(file["api_proxy"], json!({ "use_auto_auth_token": "force" }));
     assert_eq!(file["listener"][0]["address"], "127.0.0.1:8100");
+}
+
+/// vault-k8s's `agent-inject-token`: the init container and the sidecar also write the token
+/// to `token` in the shared volume (mode 0640, Vault Agent's default), as vault-k8s's
+/// second sink; with a ConfigMap's agent file, which it cannot change, it is an error.
+#[test]
+fn agent_inject_token_adds_a_sink_in_the_shared_volume() {
+    let mut a = vault();
+    a["vault.hashicorp.com/agent-inject-token"] = "true".into();
+    let pod = inject(a.clone()).unwrap();
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let file = env_json(container(&pod, list, name), "VAULT_CONFIG");
+        let sinks = file["auto_auth"]["sink"].as_array().unwrap();
+        assert_eq!(sinks.len(), 2, "{name}: {file}");
+        assert_eq!(sinks[1]["config"]["path"], "/vault/secrets/token", "{name}");
+        let text = file.to_string();
+        let env = |var: &str| (var == "VAULT_CONFIG").then(|| text.clone());
+        let loaded = crate::config::load_sources(
+            &[],
+            &["VAULT_CONFIG".to_string()],
+            &env,
+            &crate::agent::functions::KnownFunctions,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let sinks = loaded.auto_auth.expect("auto_auth").sinks;
+        assert_eq!(sinks[1].path, std::path::Path::new("/vault/secrets/token"));
+        assert_eq!(sinks[1].mode, 0o640);
+    }
+    a["vault.hashicorp.com/agent-inject-token"] = "false".into();
+    let file = env_json(
+        container(&inject(a.clone()).unwrap(), "containers", "vault-agent"),
+        "VAULT_CONFIG",
+    );
+    assert_eq!(file["auto_auth"]["sink"].as_array().unwrap().len(), 1);
+    a["vault.hashicorp.com/agent-inject-token"] = "true".into();
+    a["vault.hashicorp.com/agent-configmap"] = "agent-files".into();
+    let err = inject(a).unwrap_err();
+    assert!(err.to_string().contains("agent-inject-token"), "{err}");
 }
 
 #[test]
