@@ -315,6 +315,13 @@ fn agent(out: &mut String, config: &Config) {
     if config.exit_after_auth {
         let _ = writeln!(out, "  exit      after the first login (exit_after_auth)");
     }
+    if let Some(grace) = config.revoke_on_shutdown {
+        let _ = writeln!(
+            out,
+            "  revoke    the token {} after a stop signal (revoke_token_on_shutdown)",
+            format_duration(grace)
+        );
+    }
     if let Some(pid) = &config.pid_file {
         let _ = writeln!(out, "  pid file  {}", pid.display());
     }

@@ -67,6 +67,47 @@ pub struct Agent {
     shutdown_grace: Duration,
     /// The `exec` child's supervisor, fed by the runner's `env_template` values.
     supervisor: Option<supervisor::Supervisor>,
+    /// `revoke_token_on_shutdown`: the grace, the client and the current token.
+    revoke: Option<Revoke>,
+}
+
+/// What revoking the token at shutdown needs.
+struct Revoke {
+    grace: Duration,
+    client: VaultClient,
+    tokens: watch::Receiver<Option<Arc<crate::vault::Token>>>,
+}
+
+impl Revoke {
+    /// Waits the grace (cut short by a second stop signal), then revokes the current token
+    /// (`auth/token/revoke-self`), which revokes the leases read with it too.
+    async fn run(self, abort: &CancellationToken) {
+        let Some(token) = self.tokens.borrow().clone() else {
+            return;
+        };
+        tracing::info!(
+            grace_seconds = crate::timefmt::log_seconds(self.grace),
+            "revoking the agent's token after the grace (revoke_token_on_shutdown)"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(self.grace) => {}
+            () = abort.cancelled() => {}
+        }
+        match self
+            .client
+            .raw(
+                "revoke_self",
+                http::Method::POST,
+                "auth/token/revoke-self",
+                &token.secret,
+                None,
+            )
+            .await
+        {
+            Ok(_) => tracing::info!("revoked the agent's token and its leases"),
+            Err(err) => tracing::warn!(error = %err, "cannot revoke the agent's token"),
+        }
+    }
 }
 
 impl Agent {
@@ -115,9 +156,17 @@ impl Agent {
             } else {
                 client.clone()
             },
-            tokens: token_rx,
+            tokens: token_rx.clone(),
             relogin: relogin.clone(),
         };
+        let revoke = config
+            .revoke_on_shutdown
+            .filter(|_| !config.exit_after_auth)
+            .map(|grace| Revoke {
+                grace,
+                client: client.clone(),
+                tokens: token_rx.clone(),
+            });
         let keeper = auth::TokenKeeper {
             authenticator: auth::Authenticator::new(client.clone(), method.clone()),
             client,
@@ -147,6 +196,7 @@ impl Agent {
         agent.exit_after_auth = config.exit_after_auth;
         agent.api_proxy = forwarder;
         agent.shutdown_grace = config.shutdown_grace;
+        agent.revoke = revoke;
         if let Some(exec) = &config.exec {
             let (env_tx, env_rx) = watch::channel(None);
             agent.runner.set_env_sink(env_tx);
@@ -204,6 +254,7 @@ impl Agent {
             api_listeners: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             supervisor: None,
+            revoke: None,
         })
     }
 
@@ -253,6 +304,13 @@ impl Agent {
             self.exit_after_auth,
         )
         .await;
+        // A stop signal (not an error, not the exec child's exit): the token goes last.
+        if result.is_ok()
+            && lifecycle.shutdown.is_cancelled()
+            && let Some(revoke) = self.revoke
+        {
+            revoke.run(&lifecycle.abort).await;
+        }
         lifecycle.shutdown.cancel();
         let _ = metrics_task.await;
         for task in proxy_tasks {

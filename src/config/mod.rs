@@ -91,6 +91,9 @@ pub struct Config {
     pub env_templates: Vec<EnvTemplate>,
     /// The top-level `exec {}`.
     pub exec: Option<Exec>,
+    /// `pki_sidecar { revoke_token_on_shutdown = true }`: revoke the token this long after a
+    /// stop signal (`revoke_grace`).
+    pub revoke_on_shutdown: Option<Duration>,
 }
 
 /// Vault Agent's API proxy: requests to a local listener are forwarded to Vault, with the
@@ -1049,6 +1052,7 @@ impl Config {
             shutdown_grace: self.shutdown_grace,
             api_proxy: self.api_proxy.clone(),
             exec: self.exec.clone(),
+            revoke_on_shutdown: self.revoke_on_shutdown,
         })
     }
 
@@ -1085,6 +1089,8 @@ pub struct AgentConfig {
     pub api_proxy: Option<ApiProxy>,
     /// The child process the agent supervises (`exec {}` with `env_template`), if any.
     pub exec: Option<Exec>,
+    /// Revoke the token this long after a stop signal, if set.
+    pub revoke_on_shutdown: Option<Duration>,
 }
 
 /// The `template {}` blocks and `template_config {}`: what the template runner needs.

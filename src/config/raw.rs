@@ -105,6 +105,8 @@ pub(crate) struct RawApiProxy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPkiSidecar {
     pub strict: Option<bool>,
+    pub revoke_token_on_shutdown: Option<bool>,
+    pub revoke_grace: Option<Scalar>,
 }
 
 /// `vault {}`.

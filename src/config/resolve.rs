@@ -291,7 +291,8 @@ pub(super) fn resolve(
         warnings: Vec::new(),
     };
 
-    let strict = raw.pki_sidecar.and_then(|p| p.strict).unwrap_or(false);
+    let own = raw.pki_sidecar.unwrap_or_default();
+    let strict = own.strict.unwrap_or(false);
     let logging = resolve_logging(&mut r, raw.log_level, raw.log_format);
     let shutdown_grace = r.duration(
         &["shutdown_grace"],
@@ -370,6 +371,13 @@ pub(super) fn resolve(
     let exec_given = raw.exec.is_some();
     let exec = raw.exec.and_then(|e| resolve_exec(&mut r, e));
     let exit_after_auth = raw.exit_after_auth.unwrap_or(false);
+    let revoke_on_shutdown = resolve_revoke(
+        &mut r,
+        own.revoke_token_on_shutdown,
+        own.revoke_grace.as_ref(),
+        shutdown_grace,
+        auto_auth.as_ref(),
+    );
     // Vault Agent's rules for its process supervisor mode, and this program's one more.
     if env_given && !exec_given {
         r.error(
@@ -432,7 +440,55 @@ pub(super) fn resolve(
         api_proxy,
         env_templates,
         exec,
+        revoke_on_shutdown,
     })
+}
+
+/// `pki_sidecar { revoke_token_on_shutdown, revoke_grace }` (the Vault Agent Injector's
+/// `agent-revoke-on-shutdown` and `agent-revoke-grace`): at a stop signal the agent waits the
+/// grace (default 5 s, vault-k8s's), then revokes its token, and with it the leases it read.
+fn resolve_revoke(
+    r: &mut Resolver,
+    enabled: Option<bool>,
+    grace: Option<&Scalar>,
+    shutdown_grace: Duration,
+    auto_auth: Option<&AutoAuth>,
+) -> Option<Duration> {
+    let grace_value = r.duration(
+        &["pki_sidecar", "revoke_grace"],
+        grace,
+        Duration::from_secs(5),
+    );
+    if enabled != Some(true) {
+        if grace.is_some() {
+            r.warn(
+                &["pki_sidecar", "revoke_grace"],
+                "ignored: revoke_token_on_shutdown is not true",
+            );
+        }
+        return None;
+    }
+    if grace_value + Duration::from_secs(1) > shutdown_grace {
+        r.error(
+            &["pki_sidecar", "revoke_grace"],
+            format!(
+                "{} leaves less than 1s of shutdown_grace ({}) to revoke the token: make it \
+                 shorter, or shutdown_grace longer",
+                crate::timefmt::format_duration(grace_value),
+                crate::timefmt::format_duration(shutdown_grace)
+            ),
+        );
+    }
+    if let Some(auto_auth) = auto_auth
+        && matches!(auto_auth.method.kind, AuthKind::TokenFile { .. })
+    {
+        r.error(
+            &["pki_sidecar", "revoke_token_on_shutdown"],
+            "the token_file method's token is not the agent's to revoke: remove the key, or \
+             log in with another method",
+        );
+    }
+    Some(grace_value)
 }
 
 /// `listener "tcp" {}`, `api_proxy {}` and `cache {}`: Vault Agent's API proxy, without its

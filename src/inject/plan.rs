@@ -89,6 +89,9 @@ pub(crate) struct Plan {
     pub api_proxy: Option<(u16, serde_json::Value)>,
     /// `agent-inject-token`: the token is also written to `token` in the shared volume.
     pub inject_token: bool,
+    /// `agent-revoke-on-shutdown` with `agent-revoke-grace` (seconds): the sidecar revokes its
+    /// token that long after its stop signal.
+    pub revoke_grace: Option<u64>,
     /// The shared volume: name and where it is mounted.
     pub secrets_volume: String,
     pub secrets_path: String,
@@ -265,6 +268,8 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-cache-use-auto-auth-token",
     "agent-cache-listener-port",
     "agent-inject-token",
+    "agent-revoke-on-shutdown",
+    "agent-revoke-grace",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -283,15 +288,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-extra-secret",
         "no extra Secret volume is mounted: use vault.hashicorp.com/tls-secret for Vault's CA \
          and client certificate, or vault.hashicorp.com/agent-configmap",
-    ),
-    (
-        "agent-revoke-on-shutdown",
-        "the agent does not revoke its token at shutdown (it needs a shell and the vault CLI \
-         in vault-k8s): let the token expire with its TTL",
-    ),
-    (
-        "agent-revoke-grace",
-        "the agent does not revoke its token at shutdown: remove it",
     ),
     (
         "agent-run-as-same-user",
@@ -947,6 +943,7 @@ pub(crate) fn own_plan(
         log_format: None,
         api_proxy: None,
         inject_token: false,
+        revoke_grace: None,
         pre_populate: true,
         pre_populate_only: false,
         init_first: true,
@@ -1065,6 +1062,42 @@ pub(crate) fn vault_plan(
     // vault-k8s adds a second sink, `token` in the shared volume, to the file it writes; with
     // a ConfigMap's file it writes none, and the annotation would do nothing.
     let inject_token = flag("agent-inject-token", false)?;
+    // vault-k8s runs `vault token revoke -self` after `sleep GRACE` in a preStop hook; here the
+    // sidecar agent does it itself after its stop signal.
+    let revoke_grace = if flag("agent-revoke-on-shutdown", false)? {
+        let grace = match get("agent-revoke-grace") {
+            None => 5,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|g| *g <= 3600)
+                .ok_or_else(|| {
+                    error(
+                        &name("agent-revoke-grace"),
+                        format!("{v:?} is not a number of seconds (0 to 3600)"),
+                    )
+                })?,
+        };
+        if config_map.is_some() {
+            return Err(error(
+                &name("agent-revoke-on-shutdown"),
+                "the agent file comes from vault.hashicorp.com/agent-configmap: set \
+                 pki_sidecar { revoke_token_on_shutdown = true } in that file instead",
+            ));
+        }
+        Some(grace)
+    } else {
+        if get("agent-revoke-grace").is_some() {
+            return Err(error(
+                &name("agent-revoke-grace"),
+                "it does nothing without vault.hashicorp.com/agent-revoke-on-shutdown: \"true\" \
+                 (the injector-wide -revoke-on-shutdown is not read here): add that annotation \
+                 or remove this one",
+            ));
+        }
+        None
+    };
     if inject_token && config_map.is_some() {
         return Err(error(
             &name("agent-inject-token"),
@@ -1400,6 +1433,7 @@ pub(crate) fn vault_plan(
         log_format,
         api_proxy,
         inject_token,
+        revoke_grace,
         pre_populate,
         pre_populate_only,
         init_first: flag("agent-init-first", false)?,

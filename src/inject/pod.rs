@@ -111,6 +111,17 @@ pub(crate) fn agent_file(
             json!([{ "type": "tcp", "address": format!("127.0.0.1:{port}"), "tls_disable": true }]),
         );
     }
+    if let Some(grace) = plan.revoke_grace.filter(|_| !init) {
+        file.insert(
+            "pki_sidecar".into(),
+            json!({ "revoke_token_on_shutdown": true, "revoke_grace": format!("{grace}s") }),
+        );
+        // The agent's stop takes the grace, then the revocation.
+        file.insert(
+            "shutdown_grace".into(),
+            format!("{}s", (grace + 5).max(10)).into(),
+        );
+    }
     if let Some(level) = &plan.log_level {
         file.insert("log_level".into(), level.clone().into());
     }

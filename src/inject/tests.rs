@@ -455,8 +455,12 @@ fn refusals_name_the_annotation() {
             "not an annotation",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-revoke-on-shutdown", "true"),
-            "vault.hashicorp.com/agent-revoke-on-shutdown",
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-run-as-same-user",
+                "true",
+            ),
+            "vault.hashicorp.com/agent-run-as-same-user",
             "not supported",
         ),
         (
@@ -916,6 +920,57 @@ fn agent_inject_token_adds_a_sink_in_the_shared_volume() {
     a["vault.hashicorp.com/agent-configmap"] = "agent-files".into();
     let err = inject(a).unwrap_err();
     assert!(err.to_string().contains("agent-inject-token"), "{err}");
+}
+
+/// vault-k8s's `agent-revoke-on-shutdown` and `agent-revoke-grace`: the sidecar (not the init
+/// container) revokes its token that long after its stop signal, its shutdown grace long
+/// enough for it; the file loads with the agent's parser.
+#[test]
+fn agent_revoke_on_shutdown_makes_the_sidecar_revoke_its_token() {
+    let mut a = vault();
+    a["vault.hashicorp.com/agent-revoke-on-shutdown"] = "true".into();
+    let pod = inject(a.clone()).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(
+        file["pki_sidecar"],
+        json!({ "revoke_token_on_shutdown": true, "revoke_grace": "5s" })
+    );
+    let init = env_json(
+        container(&pod, "initContainers", "vault-agent-init"),
+        "VAULT_CONFIG",
+    );
+    assert!(init.get("pki_sidecar").is_none(), "{init}");
+    a["vault.hashicorp.com/agent-revoke-grace"] = "20".into();
+    let file = env_json(
+        container(&inject(a.clone()).unwrap(), "containers", "vault-agent"),
+        "VAULT_CONFIG",
+    );
+    assert_eq!(file["pki_sidecar"]["revoke_grace"], "20s");
+    assert_eq!(file["shutdown_grace"], "25s");
+    let text = file.to_string();
+    let env = |var: &str| (var == "VAULT_CONFIG").then(|| text.clone());
+    let loaded = crate::config::load_sources(
+        &[],
+        &["VAULT_CONFIG".to_string()],
+        &env,
+        &crate::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loaded.revoke_on_shutdown,
+        Some(std::time::Duration::from_secs(20))
+    );
+    a["vault.hashicorp.com/agent-revoke-grace"] = "soon".into();
+    assert!(
+        inject(a.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("agent-revoke-grace")
+    );
+    a["vault.hashicorp.com/agent-revoke-on-shutdown"] = "false".into();
+    a["vault.hashicorp.com/agent-revoke-grace"] = "5".into();
+    let err = inject(a).unwrap_err().to_string();
+    assert!(err.contains("does nothing without"), "{err}");
 }
 
 #[test]

@@ -139,6 +139,44 @@ fn log_events(stderr: &str, message: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `pki_sidecar { revoke_token_on_shutdown = true }` (the injector's
+/// `agent-revoke-on-shutdown`): after SIGTERM the agent waits `revoke_grace`, then revokes its
+/// token, which no longer works; it still exits 0. Without the key the token outlives it.
+#[test]
+fn revoke_token_on_shutdown_revokes_the_token_after_the_grace() {
+    let bed = bao::bed();
+    let extra = "pki_sidecar {\n  revoke_token_on_shutdown = true\n  revoke_grace = \"1s\"\n}\n";
+    let agent = start_agent(
+        bed,
+        &kubernetes_method(bao::LOGIN_ROLE),
+        extra,
+        None,
+        &[],
+        &[],
+    );
+    let token = agent.wait_for_token(None, Duration::from_secs(20));
+    assert_eq!(issue_with(bed, &token), 200);
+    let stopping = Instant::now();
+    let (code, log) = agent.process.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        stopping.elapsed() >= Duration::from_secs(1),
+        "the grace first"
+    );
+    assert!(log.contains("revoked the agent's token"), "{log}");
+    assert_eq!(issue_with(bed, &token), 403, "the token is revoked");
+
+    let agent = start_agent(bed, &kubernetes_method(bao::LOGIN_ROLE), "", None, &[], &[]);
+    let token = agent.wait_for_token(None, Duration::from_secs(20));
+    let (code, log) = agent.process.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        issue_with(bed, &token),
+        200,
+        "without the key the token stays"
+    );
+}
+
 #[test]
 fn kubernetes_login_writes_a_working_token_to_the_sink() {
     let bed = bao::bed();
