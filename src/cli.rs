@@ -139,6 +139,12 @@ pub struct ProxyArgs {
     /// 0.0.0.0:9102].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Read the settings from nginx's configuration: its server with `listen ... ssl` (the
+    /// certificate, the key, `location / { proxy_pass }`, timeouts, HSTS...), under the flags
+    /// and over the files; what is not carried over is a warning, what would change a
+    /// request or a response an error (exit 78).
+    #[arg(long, value_name = "FILE")]
+    pub nginx_config: Option<std::path::PathBuf>,
 }
 
 impl ProxyArgs {

@@ -205,6 +205,18 @@ fn load_config(cli: &Cli) -> Result<Config, config::ConfigErrors> {
         Command::Proxy(args) => args.overrides(),
         _ => Vec::new(),
     };
+    if let Command::Proxy(args) = &cli.command
+        && let Some(nginx) = &args.nginx_config
+    {
+        return config::load_for_proxy(
+            &cli.config,
+            &cli.config_env,
+            nginx,
+            &flags,
+            &|name| std::env::var(name).ok(),
+            &KnownFunctions,
+        );
+    }
     config::load_sources_with_flags(
         &cli.config,
         &cli.config_env,

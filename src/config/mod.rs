@@ -18,6 +18,7 @@ pub(crate) mod error;
 pub(crate) mod hcl;
 mod json;
 pub(crate) mod keys;
+mod nginx;
 pub(crate) mod raw;
 mod resolve;
 mod shape;
@@ -434,6 +435,9 @@ pub struct Proxy {
     pub trusted_proxies: Vec<Cidr>,
     /// The `Strict-Transport-Security` value added to responses that lack one, when set.
     pub hsts: Option<String>,
+    /// `X-Real-IP` set to the client's address (nginx's `proxy_set_header X-Real-IP
+    /// $remote_addr`), a client's own replaced.
+    pub x_real_ip: bool,
     /// One log line per request (target `pki_sidecar::access`).
     pub access_log: bool,
     /// Client certificate verification, when configured.
@@ -556,10 +560,11 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &[&str])] = &[
 /// command-line flag's. Errors about it name `origin`.
 #[derive(Debug, Clone)]
 struct Override {
-    /// `environment variable NAME`, or the flag as typed (`--listen`).
+    /// `environment variable NAME`, the flag as typed (`--listen`), or an nginx directive's
+    /// `FILE:LINE:COL`.
     origin: String,
     path: &'static [&'static str],
-    value: String,
+    value: Value,
 }
 
 /// A setting given by a command-line flag (`proxy --listen ADDR`): the last layer, over the
@@ -581,7 +586,7 @@ impl Provider for Override {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut value = Value::from(self.value.clone());
+        let mut value = self.value.clone();
         for key in self.path.iter().skip(1).rev() {
             let mut dict = Dict::new();
             dict.insert((*key).to_string(), value);
@@ -603,7 +608,7 @@ fn env_overrides(env: &dyn Fn(&str) -> Option<String>) -> Vec<Override> {
                 overrides.push(Override {
                     origin: env_origin(&variable),
                     path,
-                    value,
+                    value: Value::from(value),
                 });
                 break;
             }
@@ -656,9 +661,48 @@ pub fn load_sources_with_flags(
     overrides.extend(flags.iter().map(|flag| Override {
         origin: flag.flag.to_string(),
         path: flag.path,
-        value: flag.value.clone(),
+        value: Value::from(flag.value.clone()),
     }));
     build(files, overrides, functions)
+}
+
+/// [`load_sources_with_flags`] with the TLS server of the nginx configuration `nginx` read
+/// as the proxy's settings (`proxy --nginx-config`), over the files and the environment and
+/// under the flags; what it does not carry over is in the warnings.
+pub fn load_for_proxy(
+    paths: &[PathBuf],
+    env_configs: &[String],
+    nginx: &Path,
+    flags: &[FlagOverride],
+    env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
+    let mapped = nginx::read(nginx)?;
+    let mut files = read_files(paths)?;
+    for name in env_configs {
+        files.push(read_env_config(name, env)?);
+    }
+    let mut overrides = env_overrides(env);
+    overrides.extend(
+        mapped
+            .settings
+            .into_iter()
+            .map(|(origin, path, value)| Override {
+                origin,
+                path,
+                value,
+            }),
+    );
+    overrides.extend(flags.iter().map(|flag| Override {
+        origin: flag.flag.to_string(),
+        path: flag.path,
+        value: Value::from(flag.value.clone()),
+    }));
+    let mut config = build(files, overrides, functions)?;
+    let mut warnings = mapped.warnings;
+    warnings.append(&mut config.warnings);
+    config.warnings = warnings;
+    Ok(config)
 }
 
 /// The origin an agent file read from environment variable `name` is reported under.

@@ -265,6 +265,7 @@ pub(crate) struct RawProxy {
     pub forwarded_headers: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub hsts: Option<String>,
+    pub x_real_ip: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,
     pub client_auth: Option<String>,

@@ -1716,6 +1716,7 @@ fn resolve_proxy(
         forwarded_headers,
         trusted_proxies,
         hsts,
+        x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }

@@ -50,6 +50,7 @@ const HOP_BY_HOP: [HeaderName; 10] = [
     HeaderName::from_static("http2-settings"),
 ];
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
@@ -91,6 +92,7 @@ pub(crate) struct Forwarder {
     forwarded: ForwardedHeaders,
     trusted_proxies: Vec<Cidr>,
     hsts: Option<HeaderValue>,
+    x_real_ip: bool,
     metrics: ProxyMetrics,
 }
 
@@ -116,6 +118,7 @@ impl Forwarder {
                 .hsts
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok()),
+            x_real_ip: config.x_real_ip,
             metrics,
         }
     }
@@ -267,6 +270,10 @@ impl Forwarder {
     /// A trusted peer's list is appended to, and its `X-Forwarded-Proto`/`-Host` (one line
     /// each) kept; anyone else's forwarding headers are replaced.
     fn add_forwarded(&self, headers: &mut HeaderMap, peer: &Peer, host: &HeaderValue) {
+        if self.x_real_ip {
+            // nginx's `$remote_addr`: the TCP peer, whatever the client sent.
+            headers.insert(X_REAL_IP, peer.for_value.clone());
+        }
         match self.forwarded {
             ForwardedHeaders::XForwarded => {
                 headers.remove(&FORWARDED);

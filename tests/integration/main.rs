@@ -14,6 +14,8 @@
 //! - `doctor`: the troubleshooting walk against the OpenBao bed, passing and failing each step.
 //! - `proxy`: the proxy role: TLS, reload, forwarding, limits; `proxy::hostile`, hostile
 //!   requests against a recording upstream, beside nginx (RELIABILITY.md's "Hostile requests").
+//! - `nginx_config`: `proxy --nginx-config` on an nginx file that nginx itself serves, side by
+//!   side: the same headers reach the upstream and the client.
 //! - `deploy`: manifests, the image recipe and `deploy/vault/setup.sh`.
 //! - `monitoring`: `deploy/monitoring` — the alert rules through promtool, the Grafana
 //!   dashboard, and a real Prometheus scraping every role through a scenario.
@@ -54,6 +56,7 @@ mod inject;
 mod inprocess;
 mod logs;
 mod monitoring;
+mod nginx_config;
 mod pod;
 mod proxy;
 mod templates;

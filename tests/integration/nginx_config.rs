@@ -1,0 +1,228 @@
+//! `proxy --nginx-config`: one nginx configuration, checked by `nginx -t`, served by nginx and
+//! then by the proxy on the same port; the upstream and the client see the same thing.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util;
+use crate::util::recorder::Recorder;
+use crate::util::role::Launch;
+
+/// A self-signed ECDSA pair for `localhost` in `dir` (`tls.crt`, `tls.key`).
+fn pair(dir: &Path) {
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "tls.key",
+            "-out",
+            "tls.crt",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-days",
+            "1",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One HTTPS request with a forged `X-Real-IP`; the response head and body.
+fn curl(port: u16, dir: &Path) -> String {
+    let output = Command::new("curl")
+        .args(["-sS", "-D", "-", "--max-time", "10", "--cacert"])
+        .arg(dir.join("tls.crt"))
+        .args(["-H", "X-Real-IP: 6.6.6.6", "-H", "X-Forwarded-For: 6.6.6.6"])
+        .arg(format!("https://localhost:{port}/some/path?q=1"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
+}
+
+/// A child killed when dropped.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    pair(d);
+    let upstream = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = util::write_file(
+        d,
+        "nginx.conf",
+        &format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        keepalive_timeout 30s;
+        add_header Strict-Transport-Security "max-age=600" always;
+        location / {{
+            proxy_pass http://127.0.0.1:{up};
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 30s;
+        }}
+    }}
+}}
+"#,
+            d = d.display(),
+            up = upstream.address.port(),
+        ),
+    );
+    // nginx itself takes the file.
+    let test = Command::new("nginx")
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(d)
+        .output()
+        .expect("run nginx -t");
+    assert!(
+        test.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+
+    // nginx serves it: the reference.
+    let nginx = Guard(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run nginx"),
+    );
+    util::wait_until(Duration::from_secs(15), "nginx listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let (theirs, d2) = tokio::task::spawn_blocking({
+        let d = d.to_path_buf();
+        move || (curl(port, &d), d)
+    })
+    .await
+    .unwrap();
+    let theirs_upstream = upstream.wait_take(1).await;
+    drop(nginx);
+    util::wait_until(Duration::from_secs(15), "nginx stops", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+
+    // The proxy on the same file.
+    let log = d.join("proxy.log");
+    let proxy = tokio::task::spawn_blocking({
+        let conf = conf.clone();
+        move || {
+            let proxy = Launch::role("proxy", &[], &log)
+                .args(&["--nginx-config", conf.to_str().unwrap()])
+                .spawn();
+            proxy.wait_ready(Duration::from_secs(15));
+            proxy
+        }
+    })
+    .await
+    .unwrap();
+    let ours = tokio::task::spawn_blocking(move || curl(port, &d2))
+        .await
+        .unwrap();
+    let ours_upstream = upstream.wait_take(1).await;
+
+    // The client: the app's answer and HSTS, from both.
+    for response in [&theirs, &ours] {
+        assert!(
+            response.starts_with("http/1.1 200") || response.starts_with("http/2 200"),
+            "{response}"
+        );
+        assert!(
+            response.contains("strict-transport-security: max-age=600"),
+            "{response}"
+        );
+        assert!(response.ends_with("ok\n"), "{response}");
+    }
+    // The upstream: the path, the client's address in X-Real-IP and X-Forwarded-For (the
+    // forged ones replaced), the scheme.
+    for (who, received) in [("nginx", &theirs_upstream[0]), ("proxy", &ours_upstream[0])] {
+        assert_eq!(
+            received.request_line(),
+            "GET /some/path?q=1 HTTP/1.1",
+            "{who}"
+        );
+        assert_eq!(
+            received.header("x-real-ip"),
+            ["127.0.0.1"],
+            "{who}: {:?}",
+            received.head
+        );
+        assert_eq!(
+            received.header("x-forwarded-for"),
+            ["127.0.0.1"],
+            "{who}: {:?}",
+            received.head
+        );
+        assert_eq!(received.header("x-forwarded-proto"), ["https"], "{who}");
+        let host = received.header("host");
+        assert!(
+            host.len() == 1 && host[0].starts_with("localhost"),
+            "{who}: {host:?}"
+        );
+    }
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    // What the proxy does not carry over is said, at its line.
+    assert!(
+        log.contains("nginx.conf:2:1: master_process: warning: ignored"),
+        "{log}"
+    );
+}
