@@ -328,9 +328,9 @@ fn time(text: &str) -> Option<String> {
     let seconds = match unit {
         "" | "s" => n,
         "ms" => return Some(format!("{n}ms")),
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
         _ => return None,
     };
     Some(format!("{seconds}s"))
@@ -349,7 +349,7 @@ fn size(text: &str) -> Option<u64> {
             },
         },
     };
-    number.parse::<u64>().ok().map(|n| n * factor)
+    number.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 /// Directives at the main and http levels that tune nginx itself.
@@ -705,8 +705,10 @@ impl Mapper {
                 "ssl_handshake_timeout" => self.duration(d, &["proxy", "tls_handshake_timeout"]),
                 "large_client_header_buffers" => {
                     match (d.args.first().map(|n| n.parse::<u64>()), d.args.get(1)) {
-                        (Some(Ok(count)), Some(each)) if size(each).is_some() => {
-                            let total = count * size(each).unwrap_or(0);
+                        (Some(Ok(count)), Some(each))
+                            if size(each).and_then(|s| s.checked_mul(count)).is_some() =>
+                        {
+                            let total = size(each).and_then(|s| s.checked_mul(count)).unwrap_or(0);
                             self.set(
                                 d,
                                 &["proxy", "max_header_size"],
@@ -1190,6 +1192,24 @@ server {
         assert!(value(&mapped, "proxy.trusted_proxies").is_some());
         // worker_processes and events: nginx's own tuning, each with a warning.
         assert_eq!(mapped.warnings.len(), 2, "{:?}", mapped.warnings);
+    }
+
+    /// Whatever the bytes, a result, never a panic (nginx files come from users).
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let alphabet: Vec<char> = "server{}; \n\"'#$\\/:[]listen443sslproxy_passhttp://1.2.3.4:5 \
+                                    location include*keepalive_timeout 9999999999999999d \
+                                    large_client_header_buffers 99999999999 9999999g é"
+            .chars()
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..3000 {
+            let len = rng.usize(0..120);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(0..alphabet.len())])
+                .collect();
+            let _ = map(&text);
+        }
     }
 
     #[test]
