@@ -372,6 +372,10 @@ pub struct ValidateArgs {
     /// as an error: exit 78. `pki_sidecar { strict = true }` in the file does the same.
     #[arg(long)]
     pub strict: bool,
+    /// Check nginx's configuration as `proxy --nginx-config FILE` reads it (then --config is
+    /// optional, and the role defaults to proxy).
+    #[arg(long, value_name = "FILE")]
+    pub nginx_config: Option<std::path::PathBuf>,
 }
 
 /// `check` probes.

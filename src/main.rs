@@ -205,9 +205,12 @@ fn load_config(cli: &Cli) -> Result<Config, config::ConfigErrors> {
         Command::Proxy(args) => args.overrides(),
         _ => Vec::new(),
     };
-    if let Command::Proxy(args) = &cli.command
-        && let Some(nginx) = &args.nginx_config
-    {
+    let nginx = match &cli.command {
+        Command::Proxy(args) => args.nginx_config.as_ref(),
+        Command::Validate(args) => args.nginx_config.as_ref(),
+        _ => None,
+    };
+    if let Some(nginx) = nginx {
         return config::load_for_proxy(
             &cli.config,
             &cli.config_env,
@@ -290,7 +293,9 @@ fn write_stdout(bytes: &[u8], command: &str) -> ExitCode {
 }
 
 fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
-    if cli.config.is_empty() && cli.config_env.is_empty() {
+    let nginx = matches!(&cli.command, Command::Validate(args) if args.nginx_config.is_some());
+    let role = role.or(nginx.then_some(Role::Proxy));
+    if cli.config.is_empty() && cli.config_env.is_empty() && !nginx {
         eprintln!(
             "pki-sidecar validate: no config file given; use --config FILE or --config-env NAME"
         );

@@ -699,6 +699,7 @@ pub fn load_for_proxy(
         value: Value::from(flag.value.clone()),
     }));
     let mut config = build(files, overrides, functions)?;
+    config.sources.push(nginx.to_path_buf());
     let mut warnings = mapped.warnings;
     warnings.append(&mut config.warnings);
     config.warnings = warnings;

@@ -220,6 +220,42 @@ http {{
     }
     let (code, log) = proxy.stop();
     assert_eq!(code, Some(0), "{log}");
+    // `validate --nginx-config` says the same before a switch; a location the proxy would not
+    // serve is an error at its line.
+    let output = util::command()
+        .args(["validate", "--nginx-config", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "listen    https://127.0.0.1:{port} -> http://127.0.0.1:"
+        )),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        "        location / {",
+        "        location /api { return 404; }\n        location / {",
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("location /api"))
+        .unwrap()
+        + 1;
+    let bad = util::write_file(dir.path(), "bad.conf", &text);
+    let output = util::command()
+        .args(["validate", "--nginx-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "bad.conf:{line}:9: location: only `location /` is served"
+        )),
+        "{stderr}"
+    );
     // What the proxy does not carry over is said, at its line.
     assert!(
         log.contains("nginx.conf:2:1: master_process: warning: ignored"),
