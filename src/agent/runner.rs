@@ -799,7 +799,7 @@ impl TemplateRunner {
         let renewed = self
             .backend
             .request(
-                "lease renewal",
+                "lease_renew",
                 http::Method::PUT,
                 "sys/leases/renew",
                 Some(body),
