@@ -309,7 +309,10 @@ fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
         }
     };
     // What only a look at the files and the templates' dry runs can tell.
-    config.warnings.extend(validate::checks(&config));
+    let checks = validate::checks(&config);
+    config
+        .warnings
+        .extend(config::locate_warnings(&cli.config, checks));
     if (strict || config.strict)
         && let Some(errors) = config.strict_errors()
     {

@@ -1024,6 +1024,35 @@ impl Places {
         }
     }
 
+    /// `FILE:LINE:COL` of `path` as resolution sees it (lists of all files together): a list
+    /// item in the file that added it, another key in the last file that sets it.
+    fn locate_merged(&self, path: &str) -> Option<String> {
+        let at = |file: &hcl::HclFile, (line, column): (usize, usize)| {
+            format!("{}:{line}:{column}", error::origin_name(file.path()))
+        };
+        if let Some(open) = path.find('[')
+            && let Some(close) = path[open..].find(']').map(|at| open + at)
+            && let Ok(item) = path[open + 1..close].parse::<usize>()
+        {
+            let list = &path[..open];
+            let mut remaining = item;
+            for file in &self.files {
+                let len = list_len(file.data(), list);
+                if remaining < len {
+                    let local = format!("{list}[{remaining}]{}", &path[close + 1..]);
+                    return file.place_near(&local).map(|place| at(file, place));
+                }
+                remaining -= len;
+            }
+            return None;
+        }
+        self.files
+            .iter()
+            .rev()
+            .find(|file| file_has(hcl::HclFile::data(file), path))
+            .and_then(|file| file.place_near(path).map(|place| at(file, place)))
+    }
+
     fn warning(&self, warning: ConfigWarning) -> ConfigWarning {
         ConfigWarning {
             origin: self
@@ -1032,6 +1061,41 @@ impl Places {
             ..warning
         }
     }
+}
+
+/// Whether one file's data sets the key at dotted `path` (no list indexes).
+fn file_has(data: &Dict, path: &str) -> bool {
+    let mut parts = path.split('.');
+    let Some(mut value) = parts.next().and_then(|first| data.get(first)) else {
+        return false;
+    };
+    for part in parts {
+        match value {
+            Value::Dict(_, dict) => match dict.get(part) {
+                Some(next) => value = next,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `validate`'s own warnings (found after loading: a CA file that does not exist, two
+/// templates writing one file...) given the `FILE:LINE:COL` of their key in the `paths` as
+/// loaded; a warning whose key no file writes keeps its origin.
+pub fn locate_warnings(paths: &[PathBuf], warnings: Vec<ConfigWarning>) -> Vec<ConfigWarning> {
+    let Ok(files) = read_files(paths) else {
+        return warnings;
+    };
+    let places = Places { files };
+    warnings
+        .into_iter()
+        .map(|warning| match places.locate_merged(&warning.path) {
+            Some(origin) => ConfigWarning { origin, ..warning },
+            None => warning,
+        })
+        .collect()
 }
 
 /// How many items the list at `path` (`template`, `auto_auth.sink`) of one file's data holds.

@@ -417,13 +417,15 @@ fn validate_warns_about_shared_files_unguarded_keys_and_missing_cas() {
     );
     let (code, _, stderr) = validate(&["--config", file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
+    // Each at its key's line.
     for expected in [
-        "template[0]: warning: writes the private key to /tmp/pki-sidecar-checks/k.pem even \
-         when .Data.Key is empty",
-        "template[0].destination: warning: /tmp/pki-sidecar-checks/c.pem is written by more \
-         than one template",
-        "proxy.key_file: warning: no template writes /tmp/pki-sidecar-checks/other.pem",
-        "vault.ca_cert: warning: the CA file /nonexistent/ca.pem does not exist",
+        "checks.hcl:4:1: template[0]: warning: writes the private key to \
+         /tmp/pki-sidecar-checks/k.pem even when .Data.Key is empty",
+        "checks.hcl:6:3: template[0].destination: warning: /tmp/pki-sidecar-checks/c.pem is \
+         written by more than one template",
+        "checks.hcl:14:3: proxy.key_file: warning: no template writes \
+         /tmp/pki-sidecar-checks/other.pem",
+        "checks.hcl:2:3: vault.ca_cert: warning: the CA file /nonexistent/ca.pem does not exist",
     ] {
         assert!(stderr.contains(expected), "{expected}\nin\n{stderr}");
     }
@@ -434,6 +436,40 @@ fn validate_warns_about_shared_files_unguarded_keys_and_missing_cas() {
     let (code, _, stderr) = validate(&["--config", "etc/agent.hcl"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("Data.Key is empty"), "{stderr}");
+}
+
+/// With several files, a warning about a template points at the file that wrote it, its
+/// index counted in that file.
+#[test]
+fn validate_warnings_point_at_the_file_that_wrote_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = util::write_file(
+        dir.path(),
+        "a.hcl",
+        "template {\n  contents = \"a\"\n  destination = \"/tmp/pki-sidecar-two/a\"\n}\n",
+    );
+    let second = util::write_file(
+        dir.path(),
+        "b.hcl",
+        "\n\ntemplate {\n  contents = \"{{ with pkiCert \\\"pki/issue/r\\\" \\\"common_name=a\\\" }}{{ \
+         .Data.Key | writeToFile \\\"/tmp/pki-sidecar-two/k\\\" \\\"\\\" \\\"\\\" \\\"0600\\\" }}{{ end \
+         }}\"\n  destination = \"/tmp/pki-sidecar-two/a\"\n}\n",
+    );
+    let (code, _, stderr) = validate(&[
+        "--config",
+        first.to_str().unwrap(),
+        "--config",
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("a.hcl:3:3: template[0].destination: warning:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b.hcl:3:1: template[1]: warning: writes the private key"),
+        "{stderr}"
+    );
 }
 
 /// The app answers plain HTTP; with a proxy in the file, an app listening beyond loopback is a
