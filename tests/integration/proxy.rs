@@ -2315,8 +2315,20 @@ async fn get_as(
     identity: Option<&Pair>,
 ) -> Result<(StatusCode, String), String> {
     let config = client_config(&fixture.ca.pem, H1, identity);
-    let mut client = Client::connect(fixture.proxy.address, config).await?;
-    client.get("/").await
+    // Bounded: a connection the proxy neither serves nor closes is a failure to report, not a
+    // test run that never ends (one such hang was seen once, in a full run on a busy machine).
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut client = Client::connect(fixture.proxy.address, config).await?;
+        client.get("/").await
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "a GET with {} client certificate got no answer and no close in 30 s:\n{}",
+            if identity.is_some() { "a" } else { "no" },
+            fixture.proxy.scrape()
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
