@@ -143,9 +143,13 @@ impl Supervisor {
         if shell {
             command.process_group(0);
         }
-        let child = command
-            .spawn()
-            .map_err(|err| anyhow!("cannot start the exec command {program}: {err}"))?;
+        let child = command.spawn().map_err(|err| {
+            anyhow!(
+                "cannot start the exec command {program} (exec.command): {err}; give a \
+                     path the agent's user can execute, absolute or relative to the agent's \
+                     working directory"
+            )
+        })?;
         tracing::info!(
             pid = child.id(),
             command = program,

@@ -653,11 +653,25 @@ pub fn load_sources_with_flags(
     env: &dyn Fn(&str) -> Option<String>,
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
+    load_layers(paths, env_configs, Vec::new(), flags, env, functions)
+}
+
+/// The files, the environment-variable agent files, then the environment's overrides,
+/// `settings` (the nginx file's) and `flags`, each layer over the ones before.
+fn load_layers(
+    paths: &[PathBuf],
+    env_configs: &[String],
+    settings: Vec<Override>,
+    flags: &[FlagOverride],
+    env: &dyn Fn(&str) -> Option<String>,
+    functions: &dyn Functions,
+) -> Result<Config, ConfigErrors> {
     let mut files = read_files(paths)?;
     for name in env_configs {
         files.push(read_env_config(name, env)?);
     }
     let mut overrides = env_overrides(env);
+    overrides.extend(settings);
     overrides.extend(flags.iter().map(|flag| Override {
         origin: flag.flag.to_string(),
         path: flag.path,
@@ -678,27 +692,16 @@ pub fn load_for_proxy(
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     let mapped = nginx::read(nginx)?;
-    let mut files = read_files(paths)?;
-    for name in env_configs {
-        files.push(read_env_config(name, env)?);
-    }
-    let mut overrides = env_overrides(env);
-    overrides.extend(
-        mapped
-            .settings
-            .into_iter()
-            .map(|(origin, path, value)| Override {
-                origin,
-                path,
-                value,
-            }),
-    );
-    overrides.extend(flags.iter().map(|flag| Override {
-        origin: flag.flag.to_string(),
-        path: flag.path,
-        value: Value::from(flag.value.clone()),
-    }));
-    let mut config = build(files, overrides, functions)?;
+    let settings = mapped
+        .settings
+        .into_iter()
+        .map(|(origin, path, value)| Override {
+            origin,
+            path,
+            value,
+        })
+        .collect();
+    let mut config = load_layers(paths, env_configs, settings, flags, env, functions)?;
     config.sources.push(nginx.to_path_buf());
     let mut warnings = mapped.warnings;
     warnings.append(&mut config.warnings);

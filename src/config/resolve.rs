@@ -1441,18 +1441,13 @@ fn resolve_env_template(
         &raw.error_fatal,
         "pki-sidecar does not implement this consul-template option; remove it",
     );
-    for key in ["function_denylist", "function_blacklist"] {
-        let given = if key == "function_denylist" {
-            &raw.function_denylist
-        } else {
-            &raw.function_blacklist
-        };
-        r.refuse(
-            &at(key),
-            given,
-            "templates here can call only the functions listed in the README; remove it",
-        );
-    }
+    let only_known = "templates here can call only the functions listed in the README; remove it";
+    r.refuse(&at("function_denylist"), &raw.function_denylist, only_known);
+    r.refuse(
+        &at("function_blacklist"),
+        &raw.function_blacklist,
+        only_known,
+    );
     let source = match (raw.source, raw.contents) {
         (Some(_), Some(_)) => {
             r.error(&block, "set either source or contents, not both");

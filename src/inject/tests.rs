@@ -52,6 +52,19 @@ fn env_json(container: &Value, name: &str) -> Value {
     serde_json::from_str(value).unwrap()
 }
 
+/// The agent file `file` (a `VAULT_CONFIG` value) as the agent loads it.
+fn load_agent_file(file: &Value) -> crate::config::Config {
+    let text = file.to_string();
+    let env = |var: &str| (var == "VAULT_CONFIG").then(|| text.clone());
+    crate::config::load_sources(
+        &[],
+        &["VAULT_CONFIG".to_string()],
+        &env,
+        &crate::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn own() -> Value {
     json!({
         "pki-sidecar.io/inject": "true",
@@ -857,15 +870,7 @@ fn agent_cache_enable_gives_the_sidecar_an_api_proxy_listener() {
         "VAULT_CONFIG",
     );
     assert!(init.get("listener").is_none() && init.get("api_proxy").is_none());
-    let text = file.to_string();
-    let env = |name: &str| (name == "VAULT_CONFIG").then(|| text.clone());
-    let loaded = crate::config::load_sources(
-        &[],
-        &["VAULT_CONFIG".to_string()],
-        &env,
-        &crate::agent::functions::KnownFunctions,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load_agent_file(&file);
     let proxy = loaded.api_proxy.expect("an API proxy");
     assert_eq!(
         proxy.use_auto_auth_token,
@@ -897,15 +902,7 @@ fn agent_inject_token_adds_a_sink_in_the_shared_volume() {
         let sinks = file["auto_auth"]["sink"].as_array().unwrap();
         assert_eq!(sinks.len(), 2, "{name}: {file}");
         assert_eq!(sinks[1]["config"]["path"], "/vault/secrets/token", "{name}");
-        let text = file.to_string();
-        let env = |var: &str| (var == "VAULT_CONFIG").then(|| text.clone());
-        let loaded = crate::config::load_sources(
-            &[],
-            &["VAULT_CONFIG".to_string()],
-            &env,
-            &crate::agent::functions::KnownFunctions,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load_agent_file(&file);
         let sinks = loaded.auto_auth.expect("auto_auth").sinks;
         assert_eq!(sinks[1].path, std::path::Path::new("/vault/secrets/token"));
         assert_eq!(sinks[1].mode, 0o640);
@@ -947,15 +944,7 @@ fn agent_revoke_on_shutdown_makes_the_sidecar_revoke_its_token() {
     );
     assert_eq!(file["pki_sidecar"]["revoke_grace"], "20s");
     assert_eq!(file["shutdown_grace"], "25s");
-    let text = file.to_string();
-    let env = |var: &str| (var == "VAULT_CONFIG").then(|| text.clone());
-    let loaded = crate::config::load_sources(
-        &[],
-        &["VAULT_CONFIG".to_string()],
-        &env,
-        &crate::agent::functions::KnownFunctions,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load_agent_file(&file);
     assert_eq!(
         loaded.revoke_on_shutdown,
         Some(std::time::Duration::from_secs(20))

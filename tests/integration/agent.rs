@@ -997,18 +997,7 @@ fn the_cert_method_logs_in_with_its_client_certificate() {
     let vault = TlsVault::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let openssl = |args: &[&str]| {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .output()
-            .expect("run openssl");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let openssl = |args: &[&str]| openssl_in(d, args);
     let ec = [
         "-newkey",
         "ec",
