@@ -276,9 +276,13 @@ fn agent(out: &mut String, config: &Config) {
                 TemplateCommand::Shell(line) => line.clone(),
                 TemplateCommand::Argv(argv) => argv.join(" "),
             };
+            let how = match crate::agent::builtin::parse(command) {
+                Ok(_) => "run by the agent itself, no shell; ",
+                Err(_) => "",
+            };
             let _ = writeln!(
                 out,
-                "            then run: {text} (timeout {})",
+                "            then run: {text} ({how}timeout {})",
                 format_duration(template.command_timeout)
             );
         }

@@ -17,6 +17,7 @@
 mod api_proxy;
 pub(crate) mod auth;
 pub mod backend;
+pub(crate) mod builtin;
 mod command;
 pub mod functions;
 pub(crate) mod kv;

@@ -1,6 +1,12 @@
 //! `agent-inject-command-NAME`: the command run after a template renders. The image has no
-//! shell, so the value is split on whitespace into an argument list (Vault Agent's `exec`);
-//! anything a shell would have interpreted is refused rather than passed on literally.
+//! shell: a line the agent runs itself (signals to the app: `kill -HUP $(pidof nginx)`,
+//! `pkill -HUP nginx || true`, `sh -c '…'` around them; [`crate::agent::builtin`]) is passed
+//! as written; anything else is split on whitespace into an argument list (Vault Agent's
+//! `exec`), and what a shell would have interpreted there is refused rather than passed on
+//! literally.
+
+use crate::agent::builtin;
+use crate::config::TemplateCommand;
 
 /// What a shell would interpret, and a short name for the message.
 const SHELL_SYNTAX: &[(&str, &str)] = &[
@@ -26,14 +32,24 @@ const SHELL_SYNTAX: &[(&str, &str)] = &[
     ("\n", "a line break"),
 ];
 
-/// The argument list of `command`, or why it needs a shell.
+/// The command for the agent's template: one line the agent runs itself, or the argument list
+/// of a plain command; an error says why `command` would need a shell.
 pub(crate) fn split(command: &str) -> Result<Vec<String>, String> {
+    let line = command.trim();
+    let not_built_in = match builtin::parse(&TemplateCommand::Shell(line.to_string())) {
+        // One string (with a space: a shell line to the agent, which then runs it itself).
+        Ok(_) => return Ok(vec![line.to_string()]),
+        Err(why) => why,
+    };
     for (token, name) in SHELL_SYNTAX {
         if command.contains(token) {
             return Err(format!(
-                "{command:?} needs a shell ({name}), and the pki-sidecar image has none: give a \
-                 plain command (a program and its arguments, separated by spaces), or put the \
-                 logic in a program of your own image and run it from there"
+                "{command:?} needs a shell ({name}), and the pki-sidecar image has none. The \
+                 agent runs signal commands itself ({}; with `||`, `&&`, `;`, `$(pidof …)`, \
+                 `$(pgrep …)`, `$(cat FILE)`, `sh -c`), but not this one: {not_built_in}. Give \
+                 such a command, or a plain one (a program and its arguments, separated by \
+                 spaces), or put the logic in a program of your own image",
+                builtin::PROGRAMS
             ));
         }
     }
@@ -57,8 +73,8 @@ mod tests {
     #[test]
     fn a_plain_command_is_split_on_whitespace() {
         assert_eq!(
-            split("  /bin/kill   -HUP 1 ").unwrap(),
-            vec!["/bin/kill", "-HUP", "1"]
+            split("  /app/reload   --all now ").unwrap(),
+            vec!["/app/reload", "--all", "now"]
         );
         assert_eq!(
             split("/pki-sidecar\tcheck pair --cert /vault/secrets/tls.crt").unwrap(),
@@ -75,14 +91,14 @@ mod tests {
     #[test]
     fn what_needs_a_shell_is_refused_by_name() {
         for (command, word) in [
-            ("kill -HUP $(pidof nginx)", "`$`"),
+            ("kill -HUP $(pidof nginx | head -1)", "pipe"),
             ("cat a | wc -l", "pipe"),
             ("touch a && touch b", "`&`"),
             ("touch a; touch b", "`;`"),
-            ("echo 'hi there'", "quotes"),
-            ("echo \"hi\"", "quotes"),
-            ("echo `date`", "backticks"),
-            ("echo hi > /tmp/x", "redirection"),
+            ("printf 'hi there'", "quotes"),
+            ("printf \"hi\"", "quotes"),
+            ("printf `date`", "backticks"),
+            ("printf hi > /tmp/x", "redirection"),
             ("rm /tmp/*.pem", "glob"),
             ("FOO=1 run", "variable assignment"),
         ] {
@@ -90,6 +106,19 @@ mod tests {
             assert!(err.contains(word), "{command}: {err}");
             assert!(err.contains("has none"), "{command}: {err}");
         }
+    }
+
+    #[test]
+    fn signal_lines_the_agent_runs_itself_pass_as_written() {
+        for line in [
+            "kill -HUP $(pidof nginx)",
+            "/bin/sh -c 'pkill -HUP nginx || true'",
+            "killall podinfo",
+            "kill -TERM $(pgrep fake-service)",
+        ] {
+            assert_eq!(split(line).unwrap(), vec![line.to_string()], "{line}");
+        }
+        assert_eq!(split("  true ").unwrap(), vec!["true"]);
     }
 
     #[test]

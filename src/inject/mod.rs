@@ -118,7 +118,6 @@ pub fn inject_pod(settings: &Settings, pod: &mut Value) -> Result<Outcome, Injec
         }
         (false, true) => plan::vault_plan(settings, &annotations)?,
     };
-    check_plan(&plan)?;
     let mut changed = pod.clone();
     let Some(object) = changed.as_object_mut() else {
         return Err(InjectError {
@@ -138,6 +137,9 @@ pub fn inject_pod(settings: &Settings, pod: &mut Value) -> Result<Outcome, Injec
     if vault_status == Some("update") {
         pod::strip(&plan, spec);
     }
+    let mut plan = plan;
+    pod::resolve(&mut plan, spec)?;
+    check_plan(&plan)?;
     pod::apply(&plan, spec)?;
     let metadata = object
         .entry("metadata")

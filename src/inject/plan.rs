@@ -81,6 +81,19 @@ pub(crate) struct Plan {
     pub init_first: bool,
     pub run_as_user: i64,
     pub run_as_group: i64,
+    /// `agent-run-as-same-user`: `run_as_user` becomes the first app container's user when the
+    /// Pod is injected ([`super::pod::resolve`]).
+    pub run_as_same_user: bool,
+    /// `agent-set-security-context: false`: the injected containers get no user and group
+    /// (the platform assigns them, as OpenShift does); the rest of the hardening stays.
+    pub set_ids: bool,
+    /// `agent-share-process-namespace`: the Pod's `shareProcessNamespace`.
+    pub share_process_namespace: Option<bool>,
+    /// `agent-service-account-token-volume-name`: the Pod's volume holding the token the agent
+    /// logs in with; its mount is found when the Pod is injected.
+    pub token_volume: Option<TokenVolume>,
+    /// The kubernetes login's `config` beyond the role (`auth-config-*`, the token path).
+    pub auth_config: BTreeMap<String, String>,
     pub agent_resources: Resources,
     pub agent_metrics_port: u16,
     pub proxy: Option<ProxyPlan>,
@@ -106,6 +119,18 @@ pub(crate) struct Plan {
     pub tls_secret_path: String,
     pub names: Names,
 }
+
+/// The ServiceAccount token volume the agent logs in with, and where its containers mount it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenVolume {
+    pub name: String,
+    /// Known once the Pod is read: an app container's mount of it, else vault-k8s's default.
+    pub mount_path: String,
+}
+
+/// Where vault-k8s mounts a named token volume no app container mounts.
+pub(crate) const TOKEN_VOLUME_DEFAULT_MOUNT: &str =
+    "/var/run/secrets/vault.hashicorp.com/serviceaccount";
 
 /// Container, volume and path names of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +295,11 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-inject-token",
     "agent-revoke-on-shutdown",
     "agent-revoke-grace",
+    "agent-run-as-same-user",
+    "agent-set-security-context",
+    "agent-share-process-namespace",
+    "agent-service-account-token-volume-name",
+    "auth-config-",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -290,34 +320,10 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
          and client certificate, or vault.hashicorp.com/agent-configmap",
     ),
     (
-        "agent-run-as-same-user",
-        "set vault.hashicorp.com/agent-run-as-user and agent-run-as-group to the app's user \
-         and group instead",
-    ),
-    (
-        "agent-share-process-namespace",
-        "the agent signals nothing in other containers: use \
-         vault.hashicorp.com/agent-inject-command-NAME with a plain command, or reload from \
-         the file in the app",
-    ),
-    (
-        "agent-set-security-context",
-        "the injected containers always run with the restricted security context \
-         (non-root, read-only root, no capabilities): remove it",
-    ),
-    (
-        "agent-service-account-token-volume-name",
-        "the agent reads the Pod's default ServiceAccount token: remove it",
-    ),
-    (
         "proxy-address",
         "the agent has no HTTP proxy setting: remove it",
     ),
     ("go-max-procs", "pki-sidecar is not a Go program: remove it"),
-    (
-        "auth-config-",
-        "the kubernetes login takes only the role (vault.hashicorp.com/role): remove it",
-    ),
     (
         "secret-volume-path-",
         "per-secret volumes are not supported: use vault.hashicorp.com/secret-volume-path for \
@@ -949,6 +955,11 @@ pub(crate) fn own_plan(
         init_first: true,
         run_as_user,
         run_as_group,
+        run_as_same_user: false,
+        set_ids: true,
+        share_process_namespace: None,
+        token_volume: None,
+        auth_config: BTreeMap::new(),
         agent_resources,
         agent_metrics_port,
         proxy,
@@ -1359,8 +1370,42 @@ pub(crate) fn vault_plan(
             error_on_missing_key,
         });
     }
-    let role = match get("role").map(str::trim).filter(|r| !r.is_empty()) {
-        Some(role) => role.to_string(),
+    // `auth-config-NAME` (dashes for underscores) is the login's `config`, as vault-k8s
+    // writes it; the kubernetes login reads `role` and `token_path`.
+    let mut auth_config = BTreeMap::new();
+    for (annotation, value) in annotations {
+        if let Some(param) = annotation
+            .strip_prefix(VAULT)
+            .and_then(|k| k.strip_prefix("auth-config-"))
+        {
+            let param = param.replace('-', "_");
+            if !matches!(param.as_str(), "role" | "token_path") {
+                return Err(error(
+                    annotation,
+                    format!(
+                        "the kubernetes login has no {param:?} setting (it reads role and \
+                         token_path: auth-config-role, auth-config-token-path)"
+                    ),
+                ));
+            }
+            if config_map.is_some() {
+                return Err(error(
+                    annotation,
+                    "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
+                     annotation does not change: set it in that file's auto_auth method",
+                ));
+            }
+            auth_config.insert(param, value.trim().to_string());
+        }
+    }
+    let role_from_config = auth_config.remove("role").filter(|r| !r.is_empty());
+    let role = match get("role")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .or(role_from_config)
+    {
+        Some(role) => role,
         None if config_map.is_some() => String::new(),
         None => {
             return Err(error(
@@ -1407,6 +1452,34 @@ pub(crate) fn vault_plan(
             VAULT_DEFAULT_GROUP,
         ),
     )?;
+    let run_as_same_user = flag("agent-run-as-same-user", false)?;
+    let set_ids = flag("agent-set-security-context", true)?;
+    if !set_ids {
+        for key in [
+            "agent-run-as-user",
+            "agent-run-as-group",
+            "agent-run-as-same-user",
+        ] {
+            if get(key).is_some() && (key != "agent-run-as-same-user" || run_as_same_user) {
+                return Err(error(
+                    &name(key),
+                    "vault.hashicorp.com/agent-set-security-context is \"false\": the injected \
+                     containers get no user or group, and this would be ignored; remove one of \
+                     the two",
+                ));
+            }
+        }
+    }
+    let share_process_namespace = get("agent-share-process-namespace")
+        .map(|v| parse_bool(&name("agent-share-process-namespace"), v))
+        .transpose()?;
+    let token_volume = get("agent-service-account-token-volume-name")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| TokenVolume {
+            name: v.to_string(),
+            mount_path: String::new(),
+        });
     let pre_populate_only = flag("agent-pre-populate-only", false)?;
     let pre_populate = flag("agent-pre-populate", true)?;
     if pre_populate_only && !pre_populate {
@@ -1439,6 +1512,11 @@ pub(crate) fn vault_plan(
         init_first: flag("agent-init-first", false)?,
         run_as_user,
         run_as_group,
+        run_as_same_user,
+        set_ids,
+        share_process_namespace,
+        token_volume,
+        auth_config,
         agent_resources,
         agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
         proxy: None,

@@ -41,7 +41,12 @@ pub(crate) fn agent_file(
     let mut method = Map::new();
     method.insert("type".into(), "kubernetes".into());
     method.insert("mount_path".into(), plan.auth_path.clone().into());
-    method.insert("config".into(), json!({ "role": plan.role }));
+    let mut config = Map::new();
+    config.insert("role".into(), plan.role.clone().into());
+    for (k, v) in &plan.auth_config {
+        config.insert(k.clone(), v.clone().into());
+    }
+    method.insert("config".into(), Value::Object(config));
     for (k, v) in &plan.auth {
         method.insert(k.to_string(), v.clone());
     }
@@ -191,15 +196,18 @@ pub(crate) fn check_proxy_file(file: &Value) -> Result<(), String> {
 }
 
 fn security_context(plan: &Plan) -> Value {
-    json!({
+    let mut context = json!({
         "runAsNonRoot": true,
-        "runAsUser": plan.run_as_user,
-        "runAsGroup": plan.run_as_group,
         "readOnlyRootFilesystem": true,
         "allowPrivilegeEscalation": false,
         "capabilities": { "drop": ["ALL"] },
         "seccompProfile": { "type": "RuntimeDefault" },
-    })
+    });
+    if plan.set_ids {
+        context["runAsUser"] = plan.run_as_user.into();
+        context["runAsGroup"] = plan.run_as_group.into();
+    }
+    context
 }
 
 fn resources(resources: &Resources) -> Value {
@@ -239,6 +247,9 @@ fn agent_mounts(plan: &Plan, init: bool) -> Vec<Value> {
     }
     if plan.config_map.is_some() {
         mounts.push(json!({ "name": plan.names.config_volume, "mountPath": plan.names.config_path, "readOnly": true }));
+    }
+    if let Some(token) = &plan.token_volume {
+        mounts.push(json!({ "name": token.name, "mountPath": token.mount_path, "readOnly": true }));
     }
     mounts
 }
@@ -420,10 +431,101 @@ pub(crate) fn strip(plan: &Plan, spec: &mut Map<String, Value>) {
     }
 }
 
+/// What the plan takes from the Pod itself: the user of `agent-run-as-same-user`, where the
+/// token volume of `agent-service-account-token-volume-name` is mounted and the token's path
+/// in it (vault-k8s's rules).
+pub(crate) fn resolve(plan: &mut Plan, spec: &Map<String, Value>) -> Result<(), InjectError> {
+    let containers: &[Value] = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    if plan.run_as_same_user {
+        let annotation = "vault.hashicorp.com/agent-run-as-same-user";
+        let Some(first) = containers.first() else {
+            return Err(error(annotation, "the Pod has no container"));
+        };
+        // The container's own user, else the Pod's (which the container runs as then).
+        let user = [first.get("securityContext"), spec.get("securityContext")]
+            .into_iter()
+            .flatten()
+            .find_map(|context| context.get("runAsUser").and_then(Value::as_i64));
+        match user {
+            None => {
+                return Err(error(
+                    annotation,
+                    format!(
+                        "the first container ({:?}) has no runAsUser, in its securityContext or \
+                         the Pod's: set one, or use vault.hashicorp.com/agent-run-as-user",
+                        name_of(first).unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(0) => {
+                return Err(error(
+                    annotation,
+                    "the first container runs as root, and the injected containers never do",
+                ));
+            }
+            Some(user) => plan.run_as_user = user,
+        }
+    }
+    if let Some(token) = &mut plan.token_volume {
+        let annotation = "vault.hashicorp.com/agent-service-account-token-volume-name";
+        let Some(volume) = spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| name_of(v) == Some(token.name.as_str()))
+        else {
+            return Err(error(
+                annotation,
+                format!("the Pod has no volume named {:?}", token.name),
+            ));
+        };
+        let Some(path) = volume
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|source| {
+                source
+                    .pointer("/serviceAccountToken/path")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+            })
+        else {
+            return Err(error(
+                annotation,
+                format!(
+                    "volume {:?} is not a projected volume with a serviceAccountToken source",
+                    token.name
+                ),
+            ));
+        };
+        // Where an app container mounts it, else vault-k8s's default.
+        token.mount_path = containers
+            .iter()
+            .filter_map(|c| c.get("volumeMounts").and_then(Value::as_array))
+            .flatten()
+            .find(|m| name_of(m) == Some(token.name.as_str()))
+            .and_then(|m| m.get("mountPath").and_then(Value::as_str))
+            .unwrap_or(super::plan::TOKEN_VOLUME_DEFAULT_MOUNT)
+            .trim_end_matches('/')
+            .to_string();
+        // An auth-config-token-path annotation wins, as in vault-k8s.
+        plan.auth_config
+            .entry("token_path".to_string())
+            .or_insert_with(|| format!("{}/{}", token.mount_path, path.trim_start_matches('/')));
+    }
+    Ok(())
+}
+
 /// Adds the plan's containers and volumes to `spec`; refuses name clashes.
 pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), InjectError> {
     if spec.get("automountServiceAccountToken") == Some(&Value::Bool(false))
         && plan.config_map.is_none()
+        && !plan.auth_config.contains_key("token_path")
     {
         return Err(error(
             &plan.trigger,
@@ -540,6 +642,15 @@ pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), In
         for container in list.iter_mut() {
             add_mount(container)?;
         }
+    }
+    if let Some(share) = plan.share_process_namespace {
+        if share && spec.get("shareProcessNamespace") == Some(&Value::Bool(false)) {
+            return Err(error(
+                "vault.hashicorp.com/agent-share-process-namespace",
+                "the Pod sets shareProcessNamespace: false; refusing to turn it on",
+            ));
+        }
+        spec.insert("shareProcessNamespace".into(), share.into());
     }
     array(spec, "volumes").extend(new_volumes);
     if plan.pre_populate {

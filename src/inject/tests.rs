@@ -468,12 +468,8 @@ fn refusals_name_the_annotation() {
             "not an annotation",
         ),
         (
-            with(
-                vault(),
-                "vault.hashicorp.com/agent-run-as-same-user",
-                "true",
-            ),
-            "vault.hashicorp.com/agent-run-as-same-user",
+            with(vault(), "vault.hashicorp.com/agent-json-patch", "[]"),
+            "vault.hashicorp.com/agent-json-patch",
             "not supported",
         ),
         (
@@ -517,7 +513,7 @@ fn refusals_name_the_annotation() {
             with(
                 vault(),
                 "vault.hashicorp.com/agent-inject-command-db",
-                "kill -HUP $(pidof app)",
+                "curl -X POST localhost:8080/reload && echo $(date)",
             ),
             "vault.hashicorp.com/agent-inject-command-db",
             "shell",
@@ -1007,6 +1003,245 @@ fn own_vault_connection_annotations() {
     let err = refused(clash);
     assert_eq!(err.annotation, "pki-sidecar.io/proxy-port");
     assert!(err.message.contains("agent-metrics-port"), "{err}");
+}
+
+/// `agent-run-as-same-user`: the injected containers run as the first app container's user
+/// (its own securityContext, else the Pod's); none, or root, is refused.
+#[test]
+fn agent_run_as_same_user_takes_the_first_containers_user() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-run-as-same-user",
+        "true",
+    );
+    let users = |p: &Value| -> Vec<Value> {
+        ["vault-agent", "vault-agent-init"]
+            .iter()
+            .map(|name| {
+                let list = if *name == "vault-agent" {
+                    "containers"
+                } else {
+                    "initContainers"
+                };
+                container(p, list, name)["securityContext"]["runAsUser"].clone()
+            })
+            .collect()
+    };
+    let mut p = pod(a.clone());
+    p["spec"]["containers"][0]["securityContext"] = json!({ "runAsUser": 4242 });
+    p["spec"]["securityContext"] = json!({ "runAsUser": 7 });
+    inject_pod(&settings(), &mut p).unwrap();
+    assert_eq!(users(&p), vec![json!(4242), json!(4242)]);
+    // The group stays the injector's (vault-k8s's 1000).
+    assert_eq!(
+        container(&p, "containers", "vault-agent")["securityContext"]["runAsGroup"],
+        1000
+    );
+    let mut p = pod(a.clone());
+    p["spec"]["securityContext"] = json!({ "runAsUser": 7 });
+    inject_pod(&settings(), &mut p).unwrap();
+    assert_eq!(users(&p), vec![json!(7), json!(7)]);
+    // It wins over agent-run-as-user, as in vault-k8s.
+    let mut p = pod(with(
+        a.clone(),
+        "vault.hashicorp.com/agent-run-as-user",
+        "555",
+    ));
+    p["spec"]["containers"][0]["securityContext"] = json!({ "runAsUser": 4242 });
+    inject_pod(&settings(), &mut p).unwrap();
+    assert_eq!(users(&p), vec![json!(4242), json!(4242)]);
+
+    let err = refused(a.clone());
+    assert_eq!(err.annotation, "vault.hashicorp.com/agent-run-as-same-user");
+    assert!(err.message.contains("no runAsUser"), "{err}");
+    let mut p = pod(a);
+    p["spec"]["containers"][0]["securityContext"] = json!({ "runAsUser": 0 });
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert!(err.message.contains("root"), "{err}");
+}
+
+/// `agent-set-security-context: "false"`: no user or group (OpenShift assigns them); the rest
+/// of the hardening stays. With a user or group annotation it is a contradiction, refused.
+#[test]
+fn agent_set_security_context_false_leaves_the_ids_to_the_platform() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-set-security-context",
+        "false",
+    );
+    let p = inject(a.clone()).unwrap();
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let context = &container(&p, list, name)["securityContext"];
+        assert!(context.get("runAsUser").is_none(), "{context}");
+        assert!(context.get("runAsGroup").is_none(), "{context}");
+        assert_eq!(context["runAsNonRoot"], true);
+        assert_eq!(context["allowPrivilegeEscalation"], false);
+        assert_eq!(context["readOnlyRootFilesystem"], true);
+        assert_eq!(context["capabilities"]["drop"], json!(["ALL"]));
+    }
+    let set = inject(with(
+        vault(),
+        "vault.hashicorp.com/agent-set-security-context",
+        "true",
+    ))
+    .unwrap();
+    assert_eq!(
+        container(&set, "containers", "vault-agent")["securityContext"]["runAsUser"],
+        100
+    );
+    for key in [
+        "vault.hashicorp.com/agent-run-as-user",
+        "vault.hashicorp.com/agent-run-as-group",
+    ] {
+        let err = refused(with(a.clone(), key, "2000"));
+        assert_eq!(err.annotation, key);
+        assert!(err.message.contains("ignored"), "{err}");
+    }
+    let err = refused(with(
+        a,
+        "vault.hashicorp.com/agent-run-as-same-user",
+        "true",
+    ));
+    assert_eq!(err.annotation, "vault.hashicorp.com/agent-run-as-same-user");
+}
+
+/// `agent-share-process-namespace`: the Pod's shareProcessNamespace, so that the agent's
+/// commands see the app's processes; a Pod that turned it off explicitly is not overridden.
+#[test]
+fn agent_share_process_namespace_sets_the_pods_field() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-share-process-namespace",
+        "true",
+    );
+    let a = with(
+        a,
+        "vault.hashicorp.com/agent-inject-command-db",
+        "kill -HUP $(pidof web)",
+    );
+    let p = inject(a.clone()).unwrap();
+    assert_eq!(p["spec"]["shareProcessNamespace"], true);
+    // The command reaches the agent as the line it is, which the agent runs itself.
+    let file = env_json(container(&p, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(
+        file["template"][0]["exec"]["command"],
+        json!(["kill -HUP $(pidof web)"])
+    );
+    let loaded = load_agent_file(&file);
+    let command = loaded.templates[0].command.clone().expect("a command");
+    assert_eq!(
+        command,
+        crate::config::TemplateCommand::Shell("kill -HUP $(pidof web)".into())
+    );
+    crate::agent::builtin::parse(&command).expect("run by the agent");
+
+    let off = inject(with(
+        vault(),
+        "vault.hashicorp.com/agent-share-process-namespace",
+        "false",
+    ))
+    .unwrap();
+    assert_eq!(off["spec"]["shareProcessNamespace"], false);
+    assert!(
+        inject(vault()).unwrap()["spec"]
+            .get("shareProcessNamespace")
+            .is_none()
+    );
+    let mut p = pod(a);
+    p["spec"]["shareProcessNamespace"] = false.into();
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert_eq!(
+        err.annotation,
+        "vault.hashicorp.com/agent-share-process-namespace"
+    );
+}
+
+/// `agent-service-account-token-volume-name`: a projected token volume (an audience of its
+/// own) mounted in the agent where the app mounts it, else at vault-k8s's path, and the login's
+/// token_path pointing into it; `auth-config-*` is the login's config.
+#[test]
+fn a_named_token_volume_is_what_the_agent_logs_in_with() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-service-account-token-volume-name",
+        "vault-token",
+    );
+    let token_volume = json!({
+        "name": "vault-token",
+        "projected": { "sources": [
+            { "serviceAccountToken": { "path": "jwt", "audience": "vault", "expirationSeconds": 600 } }
+        ] },
+    });
+    let check = |p: &Value, mount: &str| {
+        for (list, name) in [
+            ("containers", "vault-agent"),
+            ("initContainers", "vault-agent-init"),
+        ] {
+            let c = container(p, list, name);
+            assert!(
+                c["volumeMounts"].as_array().unwrap().contains(
+                    &json!({ "name": "vault-token", "mountPath": mount, "readOnly": true })
+                ),
+                "{c}"
+            );
+            let file = env_json(c, "VAULT_CONFIG");
+            assert_eq!(
+                file["auto_auth"]["method"]["config"],
+                json!({ "role": "web", "token_path": format!("{mount}/jwt") })
+            );
+            load_agent_file(&file);
+        }
+    };
+    // Mounted by the app: the same path.
+    let mut p = pod(a.clone());
+    p["spec"]["volumes"] = json!([token_volume.clone()]);
+    p["spec"]["containers"][0]["volumeMounts"] =
+        json!([{ "name": "vault-token", "mountPath": "/var/run/secrets/tokens/" }]);
+    p["spec"]["automountServiceAccountToken"] = false.into();
+    inject_pod(&settings(), &mut p).unwrap();
+    check(&p, "/var/run/secrets/tokens");
+    // Not mounted by the app: vault-k8s's path.
+    let mut p = pod(a.clone());
+    p["spec"]["volumes"] = json!([token_volume.clone()]);
+    inject_pod(&settings(), &mut p).unwrap();
+    check(&p, "/var/run/secrets/vault.hashicorp.com/serviceaccount");
+    // auth-config-token-path wins over the volume's path; auth-config-role stands in for role.
+    let mut b = with(
+        a.clone(),
+        "vault.hashicorp.com/auth-config-token-path",
+        "/var/run/secrets/vault.hashicorp.com/serviceaccount/other",
+    );
+    b.as_object_mut()
+        .unwrap()
+        .remove("vault.hashicorp.com/role");
+    let b = with(b, "vault.hashicorp.com/auth-config-role", "from-config");
+    let mut p = pod(b);
+    p["spec"]["volumes"] = json!([token_volume]);
+    inject_pod(&settings(), &mut p).unwrap();
+    let file = env_json(container(&p, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(
+        file["auto_auth"]["method"]["config"],
+        json!({
+            "role": "from-config",
+            "token_path": "/var/run/secrets/vault.hashicorp.com/serviceaccount/other"
+        })
+    );
+    // A volume that is not there, or not a projected token.
+    let err = refused(a.clone());
+    assert!(err.message.contains("no volume named"), "{err}");
+    let mut p = pod(a);
+    p["spec"]["volumes"] = json!([{ "name": "vault-token", "emptyDir": {} }]);
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert!(err.message.contains("serviceAccountToken"), "{err}");
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/auth-config-audience",
+        "x",
+    ));
+    assert!(err.message.contains("token_path"), "{err}");
 }
 
 #[test]

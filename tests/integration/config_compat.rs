@@ -564,6 +564,81 @@ fn the_agent_applies_template_user_group_and_runs_exec_without_a_shell() {
     );
 }
 
+/// A template's `command` that signals the app (`kill -HUP $(pidof NAME)`, the usual
+/// `agent-inject-command`) is run by the agent itself: the process named gets the signal, and
+/// the log says so; `validate` says it needs no shell.
+#[test]
+fn the_agent_signals_the_app_itself_after_a_render() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let bed = util::bao::bed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    // The "app": sleep under a name of its own (the kernel names a process after the file it
+    // ran), plus a bystander the pattern must not reach.
+    let name = format!("rl-{}", std::process::id() % 100_000);
+    let app_path = dir.path().join(&name);
+    std::os::unix::fs::symlink("/bin/sleep", &app_path).expect("symlink");
+    let bystander_path = dir.path().join(format!("{name}x"));
+    std::os::unix::fs::symlink("/bin/sleep", &bystander_path).expect("symlink");
+    let mut app = std::process::Command::new(&app_path)
+        .arg("600")
+        .spawn()
+        .expect("app");
+    let mut bystander = std::process::Command::new(&bystander_path)
+        .arg("600")
+        .spawn()
+        .expect("bystander");
+    let out = dir.path().join("out.txt");
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            "auto_auth {{\n  method \"token_file\" {{\n    config = {{\n      token_file_path = \
+             \"{}\"\n    }}\n  }}\n}}\ntemplate {{\n  contents = \"hello\"\n  destination = \
+             \"{}\"\n  command = \"sh -c 'kill -HUP $(pidof {name}) || true'\"\n}}\n",
+            token.display(),
+            out.display(),
+        ),
+    );
+    let (code, stdout, stderr) = validate(&["--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("run by the agent itself, no shell"),
+        "{stdout}"
+    );
+    let agent =
+        util::role::Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = app.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app got no signal: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(nix::libc::SIGHUP), "{}", agent.log());
+    assert_eq!(
+        bystander.try_wait().expect("wait"),
+        None,
+        "the bystander lives"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello");
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!("sent SIGHUP to process {}", app.id())),
+        "{log}"
+    );
+    assert!(log.contains("run by the agent"), "{log}");
+}
+
 /// The corpus of real agent files (`tests/compat/agent-files`, provenance in `SOURCES`) and
 /// OpenBao Agent's verdict on each (`EXPECTED`, written by `scripts/classify-agent-files.py`).
 fn corpus() -> Vec<(String, String)> {
