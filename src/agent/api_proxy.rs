@@ -18,6 +18,32 @@ use tokio::sync::watch;
 use crate::config::AutoAuthToken;
 use crate::vault::{Token, VaultClient};
 
+/// Vault Agent's quit endpoint (`agent_api { enable_quit = true }`): a Job's app ends the
+/// sidecar with `POST` to it.
+const QUIT_PATH: &str = "/agent/v1/quit";
+
+/// The answer to a request to [`QUIT_PATH`], as Vault Agent gives it: 404 when the listener
+/// does not enable it, 405 for another method than POST, else 200 and the agent stops as at
+/// SIGTERM (exit status 0).
+fn quit(
+    method: &http::Method,
+    enabled: bool,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Response<Full<Bytes>> {
+    let status = if !enabled {
+        StatusCode::NOT_FOUND
+    } else if method != http::Method::POST {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else {
+        tracing::info!("quit requested on {QUIT_PATH}: stopping");
+        shutdown.cancel();
+        StatusCode::OK
+    };
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
 /// The largest request body passed on: Vault's own default `max_request_size`.
 const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
 
@@ -56,12 +82,15 @@ impl Forwarder {
         }
     }
 
-    /// Answers one request of a listener; `require_request_header` is its
-    /// `require_request_header`.
+    /// Answers one request of a listener, whose `require_request_header` and
+    /// `agent_api.enable_quit` are given; a quit cancels `shutdown`. As in OpenBao Agent, the
+    /// request header guards the quit endpoint too.
     pub(crate) async fn handle(
         &self,
         request: Request<Incoming>,
         require_request_header: bool,
+        enable_quit: bool,
+        shutdown: &tokio_util::sync::CancellationToken,
     ) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
         if require_request_header
@@ -74,6 +103,9 @@ impl Forwarder {
                 StatusCode::PRECONDITION_FAILED,
                 "missing 'X-Vault-Request' header",
             );
+        }
+        if parts.uri.path() == QUIT_PATH {
+            return quit(&parts.method, enable_quit, shutdown);
         }
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),

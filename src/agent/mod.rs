@@ -64,7 +64,8 @@ pub struct Agent {
     /// The API proxy (`listener "tcp"`): what serves its requests, and its bound listeners
     /// with their `require_request_header`.
     api_proxy: Option<Arc<api_proxy::Forwarder>>,
-    api_listeners: Vec<(TcpListener, bool)>,
+    /// Each API listener, with its `require_request_header` and `agent_api.enable_quit`.
+    api_listeners: Vec<(TcpListener, bool, bool)>,
     shutdown_grace: Duration,
     /// The `exec` child's supervisor, fed by the runner's `env_template` values.
     supervisor: Option<supervisor::Supervisor>,
@@ -276,13 +277,17 @@ impl Agent {
             .start(metrics_listener, lifecycle.shutdown.clone());
         let mut proxy_tasks = Vec::new();
         if let Some(forwarder) = &self.api_proxy {
-            for (listener, require_request_header) in self.api_listeners {
+            for (listener, require_request_header, enable_quit) in self.api_listeners {
                 let forwarder = forwarder.clone();
+                let shutdown = lifecycle.shutdown.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let forwarder = forwarder.clone();
+                    let shutdown = shutdown.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            forwarder.handle(request, require_request_header).await,
+                            forwarder
+                                .handle(request, require_request_header, enable_quit, &shutdown)
+                                .await,
                         )
                     }
                 });
@@ -409,7 +414,7 @@ async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Resu
         let bound =
             crate::http_server::bind(listener.address, &key, config.telemetry.listen_backlog)
                 .await?;
-        api_listeners.push((bound, listener.require_request_header));
+        api_listeners.push((bound, listener.require_request_header, listener.enable_quit));
     }
     let telemetry = Telemetry::new().context("cannot register the agent's metrics")?;
     tracing::info!(metrics = %config.telemetry.metrics_listen, "agent starting");

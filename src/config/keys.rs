@@ -315,6 +315,20 @@ pub(crate) fn prune_ignored(
     if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
         prune(telemetry, fields::<raw::RawTelemetry>(), &["telemetry"]);
     }
+    if let Some(Value::Array(_, listeners)) = data.get_mut("listener") {
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            if let Value::Dict(_, listener) = listener
+                && let Some(Value::Dict(_, agent_api)) = listener.get_mut("agent_api")
+            {
+                let index = index.to_string();
+                prune(
+                    agent_api,
+                    fields::<raw::RawAgentApi>(),
+                    &["listener", &index, "agent_api"],
+                );
+            }
+        }
+    }
     warnings.sort_by_key(|(at, _)| *at);
     (
         warnings.into_iter().map(|(_, warning)| warning).collect(),

@@ -114,6 +114,8 @@ pub struct ApiListener {
     pub address: SocketAddr,
     /// `require_request_header`: refuse (412) a request without `X-Vault-Request: true`.
     pub require_request_header: bool,
+    /// `agent_api { enable_quit }`: `POST /agent/v1/quit` stops the agent.
+    pub enable_quit: bool,
 }
 
 /// `use_auto_auth_token`.

@@ -73,10 +73,18 @@ pub(crate) struct RawListener {
     pub address: Option<String>,
     pub tls_disable: Option<Scalar>,
     pub require_request_header: Option<Scalar>,
-    /// Every other key Vault Agent's listener has (TLS, `agent_api`, `role`, socket modes...):
+    pub agent_api: Option<RawAgentApi>,
+    /// Every other key Vault Agent's listener has (TLS, `role`, socket modes...):
     /// each refused by name.
     #[serde(flatten)]
     pub refused: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `listener { agent_api {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgentApi {
+    pub enable_quit: Option<Scalar>,
 }
 
 /// `cache {}`: here only where the API proxy's `use_auto_auth_token` used to be set.

@@ -599,8 +599,8 @@ fn resolve_api_proxy(
                 &["listener", index.as_str(), key],
                 unsupported(
                     &format!("the listener key `{key}`"),
-                    "the agent's listener takes address, tls_disable and \
-                     require_request_header; remove the key",
+                    "the agent's listener takes address, tls_disable, \
+                     require_request_header and agent_api; remove the key",
                 ),
             );
         }
@@ -615,6 +615,11 @@ fn resolve_api_proxy(
             require_request_header: r.boolean(
                 &at("require_request_header"),
                 listener.require_request_header.as_ref(),
+                false,
+            ),
+            enable_quit: r.boolean(
+                &["listener", index.as_str(), "agent_api", "enable_quit"],
+                listener.agent_api.and_then(|a| a.enable_quit).as_ref(),
                 false,
             ),
         });

@@ -57,12 +57,19 @@ pub(crate) fn normalize(origin: &str, mut data: Dict) -> Result<Dict, ConfigErro
     }
     shaper.list(&mut data, "listener");
     if let Some(Value::Array(_, listeners)) = data.get_mut("listener") {
-        for listener in listeners.iter_mut() {
+        for (index, listener) in listeners.iter_mut().enumerate() {
             if let Value::Dict(_, listener) = listener {
                 shaper.typed(
                     listener,
-                    &["type", "address", "tls_disable", "require_request_header"],
+                    &[
+                        "type",
+                        "address",
+                        "tls_disable",
+                        "require_request_header",
+                        "agent_api",
+                    ],
                 );
+                shaper.single(listener, "agent_api", &["listener", &index.to_string()])?;
             }
         }
     }

@@ -100,6 +100,8 @@ pub(crate) struct Plan {
     /// `agent-cache-enable`: the sidecar's local Vault API, its port on 127.0.0.1 and its
     /// `use_auto_auth_token` (`true` or `"force"`).
     pub api_proxy: Option<(u16, serde_json::Value)>,
+    /// `agent-enable-quit`: the sidecar's listener (on this port) serves `/agent/v1/quit`.
+    pub quit_port: Option<u16>,
     /// `agent-inject-token`: the token is also written to `token` in the shared volume.
     pub inject_token: bool,
     /// `agent-revoke-on-shutdown` with `agent-revoke-grace` (seconds): the sidecar revokes its
@@ -300,6 +302,7 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-share-process-namespace",
     "agent-service-account-token-volume-name",
     "auth-config-",
+    "agent-enable-quit",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -338,10 +341,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-copy-volume-mounts",
         "the agent's mounts are fixed: put files it needs in vault.hashicorp.com/tls-secret \
          or vault.hashicorp.com/agent-configmap",
-    ),
-    (
-        "agent-enable-quit",
-        "the agent has no /agent/v1/quit endpoint: native sidecars or Job completion end it",
     ),
     (
         "agent-disable-idle-connections",
@@ -948,6 +947,7 @@ pub(crate) fn own_plan(
         log_level: None,
         log_format: None,
         api_proxy: None,
+        quit_port: None,
         inject_token: false,
         revoke_grace: None,
         pre_populate: true,
@@ -1043,33 +1043,48 @@ pub(crate) fn vault_plan(
     }
     // vault-k8s's cache: the sidecar serves Vault's API on 127.0.0.1 (the agent's API proxy,
     // without the cache itself); the init container, which exits, serves none.
+    let listener_port = match get("agent-cache-listener-port") {
+        None => 8200,
+        Some(v) => v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                error(
+                    &name("agent-cache-listener-port"),
+                    format!("{v:?} is not a port"),
+                )
+            })?,
+    };
     let api_proxy = if flag("agent-cache-enable", false)? {
-        let port = match get("agent-cache-listener-port") {
-            None => 8200,
-            Some(v) => v
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    error(
-                        &name("agent-cache-listener-port"),
-                        format!("{v:?} is not a port"),
-                    )
-                })?,
-        };
         let use_auto_auth_token = match get("agent-cache-use-auto-auth-token").map(str::trim) {
             None => serde_json::Value::Bool(true),
             Some(v) if v.eq_ignore_ascii_case("force") => "force".into(),
             Some(v) => parse_bool(&name("agent-cache-use-auto-auth-token"), v)?.into(),
         };
-        Some((port, use_auto_auth_token))
+        Some((listener_port, use_auto_auth_token))
     } else {
         None
     };
     let config_map = get("agent-configmap")
         .map(|v| object_name(&name("agent-configmap"), v))
         .transpose()?;
+    // vault-k8s puts `agent_api { enable_quit = true }` on the cache listener, adding one when
+    // the cache is off; a ConfigMap's file is not changed.
+    let quit_port = if flag("agent-enable-quit", false)? {
+        if config_map.is_some() {
+            return Err(error(
+                &name("agent-enable-quit"),
+                "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
+                 annotation does not change: add agent_api { enable_quit = true } to a \
+                 listener \"tcp\" of that file",
+            ));
+        }
+        Some(listener_port)
+    } else {
+        None
+    };
     // vault-k8s adds a second sink, `token` in the shared volume, to the file it writes; with
     // a ConfigMap's file it writes none, and the annotation would do nothing.
     let inject_token = flag("agent-inject-token", false)?;
@@ -1505,6 +1520,7 @@ pub(crate) fn vault_plan(
         log_level,
         log_format,
         api_proxy,
+        quit_port,
         inject_token,
         revoke_grace,
         pre_populate,

@@ -106,15 +106,26 @@ pub(crate) fn agent_file(
         "telemetry".into(),
         json!({ "metrics_listen": format!("0.0.0.0:{}", plan.agent_metrics_port) }),
     );
-    if let Some((port, use_auto_auth_token)) = plan.api_proxy.as_ref().filter(|_| !init) {
-        file.insert(
-            "api_proxy".into(),
-            json!({ "use_auto_auth_token": use_auto_auth_token }),
-        );
-        file.insert(
-            "listener".into(),
-            json!([{ "type": "tcp", "address": format!("127.0.0.1:{port}"), "tls_disable": true }]),
-        );
+    // The sidecar's local listener: the API proxy, the quit endpoint, or both on one port (the
+    // init container, which exits, serves neither).
+    if !init {
+        if let Some((_, use_auto_auth_token)) = &plan.api_proxy {
+            file.insert(
+                "api_proxy".into(),
+                json!({ "use_auto_auth_token": use_auto_auth_token }),
+            );
+        }
+        if let Some(port) = plan.api_proxy.as_ref().map(|(p, _)| *p).or(plan.quit_port) {
+            let mut listener = json!({
+                "type": "tcp",
+                "address": format!("127.0.0.1:{port}"),
+                "tls_disable": true,
+            });
+            if plan.quit_port.is_some() {
+                listener["agent_api"] = json!({ "enable_quit": true });
+            }
+            file.insert("listener".into(), json!([listener]));
+        }
     }
     if let Some(grace) = plan.revoke_grace.filter(|_| !init) {
         file.insert(

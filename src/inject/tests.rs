@@ -882,6 +882,46 @@ fn agent_cache_enable_gives_the_sidecar_an_api_proxy_listener() {
     assert_eq!(file["listener"][0]["address"], "127.0.0.1:8100");
 }
 
+/// `agent-enable-quit`: the sidecar's listener serves `/agent/v1/quit` (`agent_api`), on the
+/// cache listener's port, with or without the cache; never in the init container.
+#[test]
+fn agent_enable_quit_puts_the_quit_endpoint_on_the_sidecars_listener() {
+    let a = with(vault(), "vault.hashicorp.com/agent-enable-quit", "true");
+    let pod = inject(a.clone()).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(
+        file["listener"],
+        json!([{
+            "type": "tcp",
+            "address": "127.0.0.1:8200",
+            "tls_disable": true,
+            "agent_api": { "enable_quit": true },
+        }])
+    );
+    assert!(file.get("api_proxy").is_none());
+    let loaded = load_agent_file(&file);
+    let listeners = loaded.api_proxy.expect("a listener").listeners;
+    assert!(listeners[0].enable_quit);
+    let init = env_json(
+        container(&pod, "initContainers", "vault-agent-init"),
+        "VAULT_CONFIG",
+    );
+    assert!(init.get("listener").is_none());
+    // With the cache: one listener, both.
+    let b = with(a.clone(), "vault.hashicorp.com/agent-cache-enable", "true");
+    let b = with(b, "vault.hashicorp.com/agent-cache-listener-port", "8100");
+    let file = env_json(
+        container(&inject(b).unwrap(), "containers", "vault-agent"),
+        "VAULT_CONFIG",
+    );
+    assert_eq!(file["api_proxy"], json!({ "use_auto_auth_token": true }));
+    assert_eq!(file["listener"].as_array().unwrap().len(), 1);
+    assert_eq!(file["listener"][0]["address"], "127.0.0.1:8100");
+    assert_eq!(file["listener"][0]["agent_api"]["enable_quit"], true);
+    let err = refused(with(a, "vault.hashicorp.com/agent-configmap", "files"));
+    assert_eq!(err.annotation, "vault.hashicorp.com/agent-enable-quit");
+}
+
 /// vault-k8s's `agent-inject-token`: the init container and the sidecar also write the token
 /// to `token` in the shared volume (mode 0640, Vault Agent's default), as vault-k8s's
 /// second sink; with a ConfigMap's agent file, which it cannot change, it is an error.

@@ -824,6 +824,117 @@ listener "tcp" {{
     assert!(!log.contains(&token), "the token never reaches the log");
 }
 
+/// `listener "tcp" { agent_api { enable_quit = true } }`: `POST /agent/v1/quit` stops the agent
+/// (a Job's app ends its sidecar so), with the status codes OpenBao Agent answers: 412 without
+/// the header `require_request_header` asks for, 404 where the listener does not enable it, 405
+/// for GET, 200 and a clean exit (0) for POST. Both agents run the same file.
+#[test]
+fn the_quit_endpoint_stops_the_agent_as_openbao_agents_does() {
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let bed = bao::bed();
+    let token = bed.create_token(&["default"], "1h", true);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let config_for = |name: &str, quit: u16, plain: u16| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{dir}/token-in"
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{dir}/{name}.sink"
+    }}
+  }}
+}}
+cache {{}}
+listener "tcp" {{
+  address                = "127.0.0.1:{quit}"
+  tls_disable            = true
+  require_request_header = true
+  agent_api {{
+    enable_quit = true
+  }}
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{plain}"
+  tls_disable = true
+}}
+"#,
+                addr = bed.addr(),
+                dir = dir.path().display(),
+            ),
+        )
+    };
+    // What each agent answers, in order: POST without the header and GET on the quit
+    // listener, POST on the other one, then POST on the quit listener.
+    let probe = |quit: u16, plain: u16| -> Vec<u16> {
+        let quit: std::net::SocketAddr = format!("127.0.0.1:{quit}").parse().unwrap();
+        let plain: std::net::SocketAddr = format!("127.0.0.1:{plain}").parse().unwrap();
+        util::wait_for_port(quit, Duration::from_secs(20));
+        util::wait_for_port(plain, Duration::from_secs(20));
+        let header = [("X-Vault-Request", "true")];
+        vec![
+            request_with(quit, "POST", "/agent/v1/quit", &[], "").status,
+            request_with(quit, "GET", "/agent/v1/quit", &header, "").status,
+            request_with(plain, "POST", "/agent/v1/quit", &[], "").status,
+            request_with(quit, "POST", "/agent/v1/quit", &header, "").status,
+        ]
+    };
+    let (quit, plain) = (util::free_port(), util::free_port());
+    let mut bao_agent = KillOnDrop(
+        std::process::Command::new(bao::bao_binary())
+            .args(["agent", "-config"])
+            .arg(config_for("bao.hcl", quit, plain))
+            .env("BAO_ADDR", bed.addr())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run bao agent"),
+    );
+    let theirs = probe(quit, plain);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = bao_agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "bao agent kept running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(theirs, vec![412, 405, 404, 200], "the reference");
+    assert_eq!(status.code(), Some(0), "bao agent exits 0");
+
+    let (quit, plain) = (util::free_port(), util::free_port());
+    let agent = Launch::agent(
+        &[&config_for("ours.hcl", quit, plain)],
+        bed.addr(),
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let ours = probe(quit, plain);
+    let (code, log) = agent.wait_exit(Duration::from_secs(20));
+    assert_eq!(ours, theirs, "the same answers as OpenBao Agent:\n{log}");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("quit requested on /agent/v1/quit"), "{log}");
+}
+
 #[test]
 fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let bed = bao::bed();

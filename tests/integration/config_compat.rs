@@ -208,7 +208,8 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
         "cache {\n  use_auto_auth_token = \"force\"\n  persist \"kubernetes\" {\n    path = \
          \"/vault/agent-cache\"\n  }\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n  \
          tls_disable = true\n}\nlistener {\n  type = \"tcp\"\n  address = \"localhost:8101\"\n  \
-         tls_disable = \"true\"\n  require_request_header = true\n}\n",
+         tls_disable = \"true\"\n  require_request_header = true\n  agent_api {\n    \
+         enable_quit = true\n  }\n}\n",
     );
     let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
     let proxy = config.api_proxy.expect("an API proxy");
@@ -219,10 +220,12 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
             ApiListener {
                 address: "127.0.0.1:8100".parse().unwrap(),
                 require_request_header: false,
+                enable_quit: false,
             },
             ApiListener {
                 address: "127.0.0.1:8101".parse().unwrap(),
                 require_request_header: true,
+                enable_quit: true,
             },
         ]
     );
