@@ -206,10 +206,19 @@ fn check_plan(plan: &plan::Plan) -> Result<(), InjectError> {
     if plan.config_map.is_some() {
         return Ok(());
     }
+    // A template file is in the Pod, not here: its template is checked as empty text.
+    let templates: Vec<plan::TemplateSpec> = plan
+        .templates
+        .iter()
+        .map(|t| plan::TemplateSpec {
+            source: None,
+            ..t.clone()
+        })
+        .collect();
     for init in [false, true] {
-        let file = pod::agent_file(plan, &plan.templates, init);
+        let file = pod::agent_file(plan, &templates, init);
         if let Err(message) = pod::check_agent_file(&file) {
-            for template in &plan.templates {
+            for template in &templates {
                 let file = pod::agent_file(plan, std::slice::from_ref(template), init);
                 pod::check_agent_file(&file).map_err(|message| InjectError {
                     annotation: template.annotation.clone(),

@@ -38,6 +38,9 @@ pub(crate) struct TemplateSpec {
     /// The annotation the template's text came from (named in errors).
     pub annotation: String,
     pub contents: String,
+    /// `agent-inject-template-file-NAME`: a template file in the agent container, rendered
+    /// in place of `contents`.
+    pub source: Option<String>,
     pub destination: String,
     pub perms: Option<String>,
     pub command: Option<Vec<String>>,
@@ -94,6 +97,12 @@ pub(crate) struct Plan {
     pub token_volume: Option<TokenVolume>,
     /// The kubernetes login's `config` beyond the role (`auth-config-*`, the token path).
     pub auth_config: BTreeMap<String, String>,
+    /// `agent-extra-secret`: a Secret mounted in the agent containers at `/vault/custom`.
+    pub extra_secret: Option<String>,
+    /// `agent-copy-volume-mounts`: the container whose mounts the agent containers get too;
+    /// the mounts themselves are read when the Pod is injected.
+    pub copy_volume_mounts: Option<String>,
+    pub copied_mounts: Vec<serde_json::Value>,
     pub agent_resources: Resources,
     pub agent_metrics_port: u16,
     pub proxy: Option<ProxyPlan>,
@@ -129,6 +138,10 @@ pub(crate) struct TokenVolume {
     /// Known once the Pod is read: an app container's mount of it, else vault-k8s's default.
     pub mount_path: String,
 }
+
+/// vault-k8s's volume name and path for `agent-extra-secret`.
+pub(crate) const EXTRA_SECRET_VOLUME: &str = "extra-secrets";
+pub(crate) const EXTRA_SECRET_PATH: &str = "/vault/custom";
 
 /// Where vault-k8s mounts a named token volume no app container mounts.
 pub(crate) const TOKEN_VOLUME_DEFAULT_MOUNT: &str =
@@ -303,24 +316,16 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-service-account-token-volume-name",
     "auth-config-",
     "agent-enable-quit",
+    "agent-inject-template-file-",
+    "agent-extra-secret",
+    "agent-copy-volume-mounts",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
 pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
     (
-        "agent-inject-template-file-",
-        "a template file needs a volume the injector does not add: put the template text in \
-         vault.hashicorp.com/agent-inject-template-NAME, or a whole agent file in \
-         vault.hashicorp.com/agent-configmap",
-    ),
-    (
         "agent-request-namespace",
         "it is vault-k8s's own bookkeeping: remove it",
-    ),
-    (
-        "agent-extra-secret",
-        "no extra Secret volume is mounted: use vault.hashicorp.com/tls-secret for Vault's CA \
-         and client certificate, or vault.hashicorp.com/agent-configmap",
     ),
     (
         "proxy-address",
@@ -336,11 +341,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-cache-exit-on-err",
         "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
          nothing to persist: remove it",
-    ),
-    (
-        "agent-copy-volume-mounts",
-        "the agent's mounts are fixed: put files it needs in vault.hashicorp.com/tls-secret \
-         or vault.hashicorp.com/agent-configmap",
     ),
     (
         "agent-disable-idle-connections",
@@ -612,7 +612,7 @@ fn abs_path(annotation: &str, value: &str) -> Result<String, InjectError> {
     } else {
         Err(error(
             annotation,
-            format!("{value:?} is not an absolute directory path"),
+            format!("{value:?} is not an absolute path (without `..`)"),
         ))
     }
 }
@@ -778,6 +778,7 @@ pub(crate) fn own_plan(
         templates.push(TemplateSpec {
             annotation: name("pki-path"),
             contents,
+            source: None,
             destination: cert_file.clone(),
             perms: Some(cert_perms),
             command: None,
@@ -960,6 +961,9 @@ pub(crate) fn own_plan(
         share_process_namespace: None,
         token_volume: None,
         auth_config: BTreeMap::new(),
+        extra_secret: None,
+        copy_volume_mounts: None,
+        copied_mounts: Vec::new(),
         agent_resources,
         agent_metrics_port,
         proxy,
@@ -1271,12 +1275,18 @@ pub(crate) fn vault_plan(
     // The secrets: every NAME of agent-inject-secret-NAME or agent-inject-template-NAME.
     let mut raw_names: Vec<String> = Vec::new();
     for annotation in annotations.keys() {
-        for prefix in ["agent-inject-secret-", "agent-inject-template-"] {
-            if let Some(raw) = annotation.strip_prefix(&name(prefix))
-                && !raw.is_empty()
-                && !raw_names.iter().any(|r| r == raw)
-            {
-                raw_names.push(raw.to_string());
+        // The first prefix that matches names the secret: `agent-inject-template-file-x` is
+        // secret `x`, not `file-x` (vault-k8s's order).
+        for prefix in [
+            "agent-inject-secret-",
+            "agent-inject-template-file-",
+            "agent-inject-template-",
+        ] {
+            if let Some(raw) = annotation.strip_prefix(&name(prefix)) {
+                if !raw.is_empty() && !raw_names.iter().any(|r| r == raw) {
+                    raw_names.push(raw.to_string());
+                }
+                break;
             }
         }
     }
@@ -1322,10 +1332,21 @@ pub(crate) fn vault_plan(
         let path = per("agent-inject-secret-")
             .map(str::trim)
             .filter(|p| !p.is_empty());
+        let template_file = per("agent-inject-template-file-")
+            .map(str::trim)
+            .filter(|f| !f.is_empty());
+        let mut source = None;
         let (contents, annotation) = match per("agent-inject-template-")
             .filter(|t| !t.trim().is_empty())
         {
             Some(template) => (template.to_string(), template_annotation),
+            // A file in the agent container (mounted with agent-copy-volume-mounts,
+            // agent-extra-secret or agent-configmap's volume), when no text is given.
+            None if template_file.is_some() => {
+                let annotation = name(&format!("agent-inject-template-file-{raw}"));
+                source = Some(abs_path(&annotation, template_file.unwrap_or_default())?);
+                (String::new(), annotation)
+            }
             None => {
                 let Some(path) = path else {
                     return Err(error(
@@ -1377,6 +1398,7 @@ pub(crate) fn vault_plan(
         templates.push(TemplateSpec {
             annotation,
             contents,
+            source,
             destination,
             perms,
             command,
@@ -1533,6 +1555,14 @@ pub(crate) fn vault_plan(
         share_process_namespace,
         token_volume,
         auth_config,
+        extra_secret: get("agent-extra-secret")
+            .map(|v| object_name(&name("agent-extra-secret"), v))
+            .transpose()?,
+        copy_volume_mounts: get("agent-copy-volume-mounts")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        copied_mounts: Vec::new(),
         agent_resources,
         agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
         proxy: None,

@@ -80,7 +80,10 @@ pub(crate) fn agent_file(
         .map(|t| {
             let mut template = Map::new();
             template.insert("destination".into(), t.destination.clone().into());
-            template.insert("contents".into(), t.contents.clone().into());
+            match &t.source {
+                Some(source) => template.insert("source".into(), source.clone().into()),
+                None => template.insert("contents".into(), t.contents.clone().into()),
+            };
             if let Some(perms) = &t.perms {
                 template.insert("perms".into(), perms.clone().into());
             }
@@ -262,6 +265,14 @@ fn agent_mounts(plan: &Plan, init: bool) -> Vec<Value> {
     if let Some(token) = &plan.token_volume {
         mounts.push(json!({ "name": token.name, "mountPath": token.mount_path, "readOnly": true }));
     }
+    if plan.extra_secret.is_some() {
+        mounts.push(json!({
+            "name": super::plan::EXTRA_SECRET_VOLUME,
+            "mountPath": super::plan::EXTRA_SECRET_PATH,
+            "readOnly": true,
+        }));
+    }
+    mounts.extend(plan.copied_mounts.iter().cloned());
     mounts
 }
 
@@ -392,6 +403,12 @@ fn volumes(plan: &Plan) -> Vec<Value> {
     if let Some(secret) = &plan.tls_secret {
         volumes.push(json!({ "name": plan.names.tls_volume, "secret": { "secretName": secret } }));
     }
+    if let Some(secret) = &plan.extra_secret {
+        volumes.push(json!({
+            "name": super::plan::EXTRA_SECRET_VOLUME,
+            "secret": { "secretName": secret },
+        }));
+    }
     if let Some(map) = &plan.config_map {
         volumes.push(json!({ "name": plan.names.config_volume, "configMap": { "name": map } }));
     }
@@ -479,6 +496,58 @@ pub(crate) fn resolve(plan: &mut Plan, spec: &Map<String, Value>) -> Result<(), 
             }
             Some(user) => plan.run_as_user = user,
         }
+    }
+    if let Some(source) = &plan.copy_volume_mounts {
+        let annotation = "vault.hashicorp.com/agent-copy-volume-mounts";
+        let all = ["containers", "initContainers"]
+            .iter()
+            .filter_map(|key| spec.get(*key).and_then(Value::as_array))
+            .flatten();
+        let Some(container) = all
+            .into_iter()
+            .find(|c| name_of(c) == Some(source.as_str()))
+        else {
+            return Err(error(
+                annotation,
+                format!("the Pod has no container or init container named {source:?}"),
+            ));
+        };
+        // The ServiceAccount token's mounts are left out, as vault-k8s leaves them.
+        let own: Vec<String> = agent_mounts(plan, false)
+            .into_iter()
+            .chain(agent_mounts(plan, true))
+            .filter_map(|m| {
+                m.get("mountPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        let mut copied = Vec::new();
+        for mount in container
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let path = mount.get("mountPath").and_then(Value::as_str).unwrap_or("");
+            if path.to_ascii_lowercase().contains("serviceaccount") {
+                continue;
+            }
+            if own
+                .iter()
+                .any(|p| p.trim_end_matches('/') == path.trim_end_matches('/'))
+            {
+                return Err(error(
+                    annotation,
+                    format!(
+                        "container {source:?} mounts something at {path}, where the agent's \
+                         own volume is"
+                    ),
+                ));
+            }
+            copied.push(mount.clone());
+        }
+        plan.copied_mounts = copied;
     }
     if let Some(token) = &mut plan.token_volume {
         let annotation = "vault.hashicorp.com/agent-service-account-token-volume-name";

@@ -499,10 +499,10 @@ fn refusals_name_the_annotation() {
             with(
                 vault(),
                 "vault.hashicorp.com/agent-inject-template-file-db",
-                "/x",
+                "../x",
             ),
             "vault.hashicorp.com/agent-inject-template-file-db",
-            "not supported",
+            "absolute",
         ),
         (
             with(vault(), "vault.hashicorp.com/auth-type", "aws"),
@@ -1282,6 +1282,112 @@ fn a_named_token_volume_is_what_the_agent_logs_in_with() {
         "x",
     ));
     assert!(err.message.contains("token_path"), "{err}");
+}
+
+/// `agent-extra-secret`: a Secret at `/vault/custom` in the agent containers (for files an
+/// agent file or annotation names there); `agent-copy-volume-mounts`: another container's
+/// mounts, but its ServiceAccount token's, in the agent containers too.
+#[test]
+fn extra_secret_and_copied_mounts_reach_the_agent_containers() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-extra-secret",
+        "vault-extra",
+    );
+    let a = with(a, "vault.hashicorp.com/agent-copy-volume-mounts", "web");
+    let mut p = pod(a.clone());
+    p["spec"]["volumes"] = json!([{ "name": "templates", "configMap": { "name": "tpl" } }]);
+    p["spec"]["containers"][0]["volumeMounts"] = json!([
+        { "name": "templates", "mountPath": "/etc/templates", "readOnly": true },
+        { "name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount" },
+    ]);
+    inject_pod(&settings(), &mut p).unwrap();
+    assert!(
+        p["spec"]["volumes"].as_array().unwrap().contains(
+            &json!({ "name": "extra-secrets", "secret": { "secretName": "vault-extra" } })
+        )
+    );
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let mounts = container(&p, list, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            mounts.contains(
+                &json!({ "name": "extra-secrets", "mountPath": "/vault/custom", "readOnly": true })
+            ),
+            "{name}: {mounts:?}"
+        );
+        assert!(
+            mounts.contains(
+                &json!({ "name": "templates", "mountPath": "/etc/templates", "readOnly": true })
+            ),
+            "{name}: {mounts:?}"
+        );
+        assert!(
+            !mounts.iter().any(|m| m["name"] == "kube-api-access"),
+            "{name}: the token's mount is not copied"
+        );
+    }
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/agent-copy-volume-mounts",
+        "nope",
+    ));
+    assert!(err.message.contains("no container"), "{err}");
+    let mut p = pod(with(
+        vault(),
+        "vault.hashicorp.com/agent-copy-volume-mounts",
+        "web",
+    ));
+    p["spec"]["containers"][0]["volumeMounts"] =
+        json!([{ "name": "data", "mountPath": "/vault/secrets" }]);
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert!(err.message.contains("/vault/secrets"), "{err}");
+}
+
+/// `agent-inject-template-file-NAME`: the template is a file in the agent container (here from
+/// a copied mount), rendered to the secret's file; template text wins when both are given.
+#[test]
+fn a_template_file_is_the_templates_source() {
+    let a = json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "web",
+        "vault.hashicorp.com/agent-inject-template-file-db": "/etc/templates/db.ctmpl",
+        "vault.hashicorp.com/agent-inject-command-db": "pkill -HUP web",
+        "vault.hashicorp.com/agent-copy-volume-mounts": "web",
+    });
+    let mut p = pod(a.clone());
+    p["spec"]["containers"][0]["volumeMounts"] =
+        json!([{ "name": "templates", "mountPath": "/etc/templates" }]);
+    inject_pod(&settings(), &mut p).unwrap();
+    let file = env_json(container(&p, "containers", "vault-agent"), "VAULT_CONFIG");
+    let template = &file["template"][0];
+    assert_eq!(template["source"], "/etc/templates/db.ctmpl");
+    assert!(template.get("contents").is_none());
+    assert_eq!(template["destination"], "/vault/secrets/db");
+    assert_eq!(template["exec"]["command"], json!(["pkill -HUP web"]));
+    let both = with(
+        a.clone(),
+        "vault.hashicorp.com/agent-inject-template-db",
+        "{{ with secret \"secret/data/db\" }}{{ .Data.data.password }}{{ end }}",
+    );
+    let mut p = pod(both);
+    p["spec"]["containers"][0]["volumeMounts"] =
+        json!([{ "name": "templates", "mountPath": "/etc/templates" }]);
+    inject_pod(&settings(), &mut p).unwrap();
+    let file = env_json(container(&p, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert!(file["template"][0].get("source").is_none());
+    assert_eq!(file["template"].as_array().unwrap().len(), 1);
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/agent-inject-template-file-db",
+        "templates/db.ctmpl",
+    ));
+    assert!(err.message.contains("absolute"), "{err}");
 }
 
 #[test]
