@@ -142,21 +142,34 @@ impl Agent {
             );
         }
         let (token_tx, token_rx) = watch::channel(None);
-        let forwarder = config.api_proxy.as_ref().map(|proxy| {
-            Arc::new(api_proxy::Forwarder::new(
-                client.clone(),
+        // disable_idle_connections / disable_keep_alives: that part's requests get a client
+        // of their own that closes each connection after its request.
+        let part = |fresh: bool| -> anyhow::Result<VaultClient> {
+            if fresh {
+                client.without_connection_reuse()
+            } else {
+                Ok(client.clone())
+            }
+        };
+        let fresh = config.fresh_connections;
+        let forwarder = match &config.api_proxy {
+            Some(proxy) => Some(Arc::new(api_proxy::Forwarder::new(
+                part(fresh.api_proxy)?,
                 token_rx.clone(),
                 proxy.use_auto_auth_token,
-            ))
-        });
+            ))),
+            None => None,
+        };
+        let templating = part(fresh.templating)?;
+        let auth_client = part(fresh.auto_auth)?;
         let relogin = Arc::new(Notify::new());
         let backend = VaultBackend {
             // With `exit_on_retry_failure` a failed render ends the agent: its calls use every
             // retry rather than hand an outage to a backoff that will not run.
             client: if config.templates.settings.exit_on_retry_failure {
-                client.clone().retrying_while_down()
+                templating.retrying_while_down()
             } else {
-                client.clone()
+                templating
             },
             tokens: token_rx.clone(),
             relogin: relogin.clone(),
@@ -166,12 +179,12 @@ impl Agent {
             .filter(|_| !config.exit_after_auth)
             .map(|grace| Revoke {
                 grace,
-                client: client.clone(),
+                client: auth_client.clone(),
                 tokens: token_rx.clone(),
             });
         let keeper = auth::TokenKeeper {
-            authenticator: auth::Authenticator::new(client.clone(), method.clone()),
-            client,
+            authenticator: auth::Authenticator::new(auth_client.clone(), method.clone()),
+            client: auth_client,
             sinks: config.auto_auth.sinks.clone(),
             method: method.clone(),
             metrics: agent_metrics,

@@ -282,13 +282,13 @@ mod tests {
     fn each_refused_key_is_its_own_error() {
         let mut file = parse(
             Path::new("a.json"),
-            "{\n \"log_file\": \"/x\",\n \"disable_keep_alives\": [\"templating\", \"caching\"]\n}\n",
+            "{\n \"log_file\": \"/x\",\n \"log_rotate_bytes\": 1024\n}\n",
         )
         .unwrap();
         let refused = file.take_refused();
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(
-            refused[1]
+            refused[0]
                 .to_string()
                 .starts_with("a.json:2:2: the Vault Agent key `log_file`"),
             "{refused:?}"

@@ -73,14 +73,6 @@ impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
 /// error: why, and what to use instead.
 pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
     (
-        "disable_idle_connections",
-        "pki-sidecar keeps its own connection pool to Vault; remove the key",
-    ),
-    (
-        "disable_keep_alives",
-        "pki-sidecar keeps its own connection pool to Vault; remove the key",
-    ),
-    (
         "log_file",
         "logs go to stderr (kubectl logs, the journal); remove the key",
     ),

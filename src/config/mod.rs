@@ -95,6 +95,22 @@ pub struct Config {
     /// `pki_sidecar { revoke_token_on_shutdown = true }`: revoke the token this long after a
     /// stop signal (`revoke_grace`).
     pub revoke_on_shutdown: Option<Duration>,
+    /// `disable_idle_connections` / `disable_keep_alives`: which parts close each connection
+    /// to Vault after its request.
+    pub fresh_connections: FreshConnections,
+}
+
+/// The parts of the agent whose connections to Vault are not reused (Vault Agent's
+/// `disable_idle_connections` and `disable_keep_alives`, either of which closes a connection
+/// after its request here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FreshConnections {
+    /// `auto-auth`: logins, token renewals and lookups.
+    pub auto_auth: bool,
+    /// `templating`: the templates' requests.
+    pub templating: bool,
+    /// `caching` / `proxying`: the API proxy's requests.
+    pub api_proxy: bool,
 }
 
 /// Vault Agent's API proxy: requests to a local listener are forwarded to Vault, with the
@@ -553,6 +569,11 @@ pub(crate) const ENV_OVERRIDES: &[(&str, &[&str])] = &[
     ("NAMESPACE", &["vault", "namespace"]),
     ("MAX_RETRIES", &["vault", "retry", "num_retries"]),
     ("CLIENT_TIMEOUT", &["vault", "client_timeout"]),
+    (
+        "AGENT_DISABLE_IDLE_CONNECTIONS",
+        &["disable_idle_connections"],
+    ),
+    ("AGENT_DISABLE_KEEP_ALIVES", &["disable_keep_alives"]),
     // Vault Agent's -log-level and -log-format flags default to these.
     ("LOG_LEVEL", &["log_level"]),
     ("LOG_FORMAT", &["log_format"]),
@@ -1167,6 +1188,7 @@ impl Config {
             api_proxy: self.api_proxy.clone(),
             exec: self.exec.clone(),
             revoke_on_shutdown: self.revoke_on_shutdown,
+            fresh_connections: self.fresh_connections,
         })
     }
 
@@ -1205,6 +1227,8 @@ pub struct AgentConfig {
     pub exec: Option<Exec>,
     /// Revoke the token this long after a stop signal, if set.
     pub revoke_on_shutdown: Option<Duration>,
+    /// The parts whose connections to Vault are not reused.
+    pub fresh_connections: FreshConnections,
 }
 
 /// The `template {}` blocks and `template_config {}`: what the template runner needs.

@@ -47,6 +47,8 @@ pub(crate) struct RawConfig {
     pub app: Option<RawApp>,
     pub pki_sidecar: Option<RawPkiSidecar>,
     pub listener: Option<Vec<RawListener>>,
+    pub disable_idle_connections: Option<StringOrList>,
+    pub disable_keep_alives: Option<StringOrList>,
     pub cache: Option<RawCache>,
     pub api_proxy: Option<RawApiProxy>,
     /// `env_template "NAME" { ... }`, by variable name (the HCL reader and `config::shape`

@@ -16,8 +16,9 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
-    Config, EnvTemplate, Exec, FileSink, ForwardedHeaders, LogFormat, Logging, Proxy, Telemetry,
-    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
+    Config, EnvTemplate, Exec, FileSink, ForwardedHeaders, FreshConnections, LogFormat, Logging,
+    Proxy, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
+    default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -370,6 +371,13 @@ pub(super) fn resolve(
         .collect();
     let exec_given = raw.exec.is_some();
     let exec = raw.exec.and_then(|e| resolve_exec(&mut r, e));
+    let mut fresh_connections = FreshConnections::default();
+    for (key, value) in [
+        ("disable_idle_connections", raw.disable_idle_connections),
+        ("disable_keep_alives", raw.disable_keep_alives),
+    ] {
+        resolve_fresh_connections(&mut r, key, value, &mut fresh_connections);
+    }
     let exit_after_auth = raw.exit_after_auth.unwrap_or(false);
     let revoke_on_shutdown = resolve_revoke(
         &mut r,
@@ -441,7 +449,39 @@ pub(super) fn resolve(
         env_templates,
         exec,
         revoke_on_shutdown,
+        fresh_connections,
     })
+}
+
+/// `disable_idle_connections` / `disable_keep_alives`: a list of `auto-auth`, `templating`,
+/// `caching` and `proxying` (a string is split at commas, as Vault Agent splits its
+/// environment variables); anything else is an error, as in Vault Agent.
+fn resolve_fresh_connections(
+    r: &mut Resolver,
+    key: &'static str,
+    value: Option<raw::StringOrList>,
+    fresh: &mut FreshConnections,
+) {
+    let items = match value {
+        None => return,
+        Some(raw::StringOrList::One(text)) => text.split(',').map(str::to_string).collect(),
+        Some(raw::StringOrList::Many(items)) => items,
+    };
+    for item in items {
+        match item.trim().to_ascii_lowercase().as_str() {
+            "auto-auth" => fresh.auto_auth = true,
+            "templating" => fresh.templating = true,
+            "caching" | "proxying" => fresh.api_proxy = true,
+            "" => {}
+            other => r.error(
+                &[key],
+                format!(
+                    "unknown value {other:?}: auto-auth, templating, caching or proxying \
+                     (Vault Agent refuses it too)"
+                ),
+            ),
+        }
+    }
 }
 
 /// `pki_sidecar { revoke_token_on_shutdown, revoke_grace }` (the Vault Agent Injector's

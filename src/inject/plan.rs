@@ -103,6 +103,11 @@ pub(crate) struct Plan {
     /// the mounts themselves are read when the Pod is injected.
     pub copy_volume_mounts: Option<String>,
     pub copied_mounts: Vec<serde_json::Value>,
+    /// `proxy-address`: the agent containers' `HTTPS_PROXY`.
+    pub proxy_address: Option<String>,
+    /// `agent-disable-idle-connections` / `agent-disable-keep-alives`: the agent file's keys of
+    /// those names, each a list of parts.
+    pub connection_options: BTreeMap<&'static str, Vec<String>>,
     pub agent_resources: Resources,
     pub agent_metrics_port: u16,
     pub proxy: Option<ProxyPlan>,
@@ -129,6 +134,37 @@ pub(crate) struct Plan {
     pub tls_secret: Option<String>,
     pub tls_secret_path: String,
     pub names: Names,
+}
+
+/// `proxy-address`: an HTTP proxy's URL (or `HOST:PORT`), as `HTTPS_PROXY` takes it.
+fn proxy_address(annotation: &str, value: &str) -> Result<String, InjectError> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .unwrap_or(value);
+    if rest.is_empty() || rest.contains("://") || rest.contains(char::is_whitespace) {
+        return Err(error(
+            annotation,
+            format!("{value:?} is not an HTTP proxy address such as http://proxy.corp:3128"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A comma-separated list of the agent's parts, as vault-k8s splits it.
+fn connection_parts(annotation: &str, value: &str) -> Result<Vec<String>, InjectError> {
+    let mut parts = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !matches!(part, "auto-auth" | "templating" | "caching" | "proxying") {
+            return Err(error(
+                annotation,
+                format!("{part:?} is not one of auto-auth, templating, caching, proxying"),
+            ));
+        }
+        parts.push(part.to_string());
+    }
+    Ok(parts)
 }
 
 /// The ServiceAccount token volume the agent logs in with, and where its containers mount it.
@@ -319,6 +355,9 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-inject-template-file-",
     "agent-extra-secret",
     "agent-copy-volume-mounts",
+    "proxy-address",
+    "agent-disable-idle-connections",
+    "agent-disable-keep-alives",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -326,10 +365,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
     (
         "agent-request-namespace",
         "it is vault-k8s's own bookkeeping: remove it",
-    ),
-    (
-        "proxy-address",
-        "the agent has no HTTP proxy setting: remove it",
     ),
     ("go-max-procs", "pki-sidecar is not a Go program: remove it"),
     (
@@ -341,14 +376,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-cache-exit-on-err",
         "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
          nothing to persist: remove it",
-    ),
-    (
-        "agent-disable-idle-connections",
-        "the agent's connections are not tunable: remove it",
-    ),
-    (
-        "agent-disable-keep-alives",
-        "the agent's connections are not tunable: remove it",
     ),
     (
         "agent-json-patch",
@@ -964,6 +991,8 @@ pub(crate) fn own_plan(
         extra_secret: None,
         copy_volume_mounts: None,
         copied_mounts: Vec::new(),
+        proxy_address: None,
+        connection_options: BTreeMap::new(),
         agent_resources,
         agent_metrics_port,
         proxy,
@@ -1563,6 +1592,24 @@ pub(crate) fn vault_plan(
             .filter(|v| !v.is_empty())
             .map(str::to_string),
         copied_mounts: Vec::new(),
+        proxy_address: get("proxy-address")
+            .map(|v| proxy_address(&name("proxy-address"), v))
+            .transpose()?,
+        connection_options: {
+            let mut options = BTreeMap::new();
+            for (annotation, key) in [
+                ("agent-disable-idle-connections", "disable_idle_connections"),
+                ("agent-disable-keep-alives", "disable_keep_alives"),
+            ] {
+                if let Some(value) = get(annotation) {
+                    let parts = connection_parts(&name(annotation), value)?;
+                    if !parts.is_empty() {
+                        options.insert(key, parts);
+                    }
+                }
+            }
+            options
+        },
         agent_resources,
         agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
         proxy: None,

@@ -141,6 +141,9 @@ pub(crate) fn agent_file(
             format!("{}s", (grace + 5).max(10)).into(),
         );
     }
+    for (key, parts) in &plan.connection_options {
+        file.insert((*key).into(), json!(parts));
+    }
     if let Some(level) = &plan.log_level {
         file.insert("log_level".into(), level.clone().into());
     }
@@ -319,6 +322,14 @@ fn agent_command(plan: &Plan, init: bool) -> (Vec<String>, Vec<Value>) {
     }
 }
 
+/// `proxy-address`: Vault is reached through that proxy (`HTTPS_PROXY`, as vault-k8s sets it).
+fn with_proxy_env(plan: &Plan, mut env: Vec<Value>) -> Vec<Value> {
+    if let Some(proxy) = &plan.proxy_address {
+        env.push(json!({ "name": "HTTPS_PROXY", "value": proxy }));
+    }
+    env
+}
+
 fn agent_container(plan: &Plan) -> Value {
     let (args, env) = agent_command(plan, false);
     let mut container = json!({
@@ -332,6 +343,7 @@ fn agent_container(plan: &Plan) -> Value {
         "securityContext": security_context(plan),
         "volumeMounts": agent_mounts(plan, false),
     });
+    let env = with_proxy_env(plan, env);
     if !env.is_empty() {
         container["env"] = Value::Array(env);
     }
@@ -348,6 +360,7 @@ fn init_container(plan: &Plan) -> Value {
         "securityContext": security_context(plan),
         "volumeMounts": agent_mounts(plan, true),
     });
+    let env = with_proxy_env(plan, env);
     if !env.is_empty() {
         container["env"] = Value::Array(env);
     }

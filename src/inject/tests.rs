@@ -1390,6 +1390,68 @@ fn a_template_file_is_the_templates_source() {
     assert!(err.message.contains("absolute"), "{err}");
 }
 
+/// `proxy-address`: `HTTPS_PROXY` in the agent containers; `agent-disable-idle-connections`
+/// and `agent-disable-keep-alives`: the agent file's keys, which the agent reads.
+#[test]
+fn proxy_address_and_connection_annotations_reach_the_agent() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/proxy-address",
+        "http://proxy.corp:3128",
+    );
+    let a = with(
+        a,
+        "vault.hashicorp.com/agent-disable-idle-connections",
+        "auto-auth, templating",
+    );
+    let a = with(
+        a,
+        "vault.hashicorp.com/agent-disable-keep-alives",
+        "caching",
+    );
+    let p = inject(a.clone()).unwrap();
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let c = container(&p, list, name);
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({ "name": "HTTPS_PROXY", "value": "http://proxy.corp:3128" })),
+            "{c}"
+        );
+        let file = env_json(c, "VAULT_CONFIG");
+        assert_eq!(
+            file["disable_idle_connections"],
+            json!(["auto-auth", "templating"])
+        );
+        assert_eq!(file["disable_keep_alives"], json!(["caching"]));
+        let loaded = load_agent_file(&file);
+        assert_eq!(
+            loaded.fresh_connections,
+            crate::config::FreshConnections {
+                auto_auth: true,
+                templating: true,
+                api_proxy: true,
+            }
+        );
+    }
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/agent-disable-keep-alives",
+        "everything",
+    ));
+    assert!(err.message.contains("auto-auth"), "{err}");
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/proxy-address",
+        "socks5://proxy:1080",
+    ));
+    assert_eq!(err.annotation, "vault.hashicorp.com/proxy-address");
+}
+
 #[test]
 fn a_pod_without_its_service_account_token_is_refused() {
     let mut p = pod(own());

@@ -261,6 +261,25 @@ pub(crate) struct VaultClient {
 impl VaultClient {
     /// A client for `vault`; reads the CA and client certificate files now.
     pub(crate) fn new(vault: &config::Vault, metrics: VaultMetrics) -> anyhow::Result<VaultClient> {
+        VaultClient::build(vault, metrics, true)
+    }
+
+    /// The same client, but closing each connection after its request instead of keeping it
+    /// for the next (Vault Agent's `disable_idle_connections` / `disable_keep_alives`, for a
+    /// load balancer that must see new connections); its own pool, the rest shared.
+    pub(crate) fn without_connection_reuse(&self) -> anyhow::Result<VaultClient> {
+        let mut fresh = VaultClient::build(&self.settings, self.metrics.clone(), false)?;
+        fresh.retries = self.retries;
+        fresh.down_window = self.down_window;
+        fresh.in_flight = self.in_flight.clone();
+        Ok(fresh)
+    }
+
+    fn build(
+        vault: &config::Vault,
+        metrics: VaultMetrics,
+        reuse_connections: bool,
+    ) -> anyhow::Result<VaultClient> {
         let settings = crate::tls::ClientSettings {
             ca_cert: vault.ca_cert.clone(),
             ca_path: vault.ca_path.clone(),
@@ -283,13 +302,17 @@ impl VaultClient {
                  sent to it"
             );
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             // Vault's audit log can then tell this agent's requests from other clients'.
             .user_agent(USER_AGENT)
             .timeout(vault.client_timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(vault.client_timeout))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if !reuse_connections {
+            http = http.pool_max_idle_per_host(0);
+        }
+        let http = http
             .build()
             .context("cannot build the HTTP client for Vault")?;
         Ok(VaultClient {

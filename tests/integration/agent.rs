@@ -1100,6 +1100,159 @@ fn bao_root(vault: &TlsVault, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A forward proxy speaking `CONNECT` (what `HTTPS_PROXY` names): each tunnel's target is
+/// recorded, then bytes are copied both ways. Runs until the test ends.
+fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = targets.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap_or(0);
+                let target = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    ["CONNECT", target, _] => target.to_string(),
+                    _ => return,
+                };
+                // The rest of the request head.
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                seen.lock().unwrap().push(target.clone());
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                let mut client = client;
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                let up = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut upstream);
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    (port, targets)
+}
+
+/// `HTTPS_PROXY` (what vault-k8s's `proxy-address` sets): the agent reaches an https Vault
+/// through the proxy's `CONNECT` tunnel, with TLS to Vault inside it, as Vault Agent does; and
+/// `NO_PROXY` naming Vault's host bypasses it.
+#[test]
+fn the_agent_reaches_vault_through_an_https_proxy() {
+    let vault = TlsVault::start();
+    let (port, targets) = connect_proxy();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let ca = vault.ca();
+    let ca = ca.to_str().unwrap();
+    let (code, stderr, sink) = run_tls_agent(
+        &vault,
+        &[
+            ("VAULT_CACERT", ca),
+            ("HTTPS_PROXY", &proxy),
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(sink.as_deref(), Some("root"));
+    let vault_host = vault.address.trim_start_matches("https://").to_string();
+    let through = targets.lock().unwrap().clone();
+    assert!(
+        !through.is_empty() && through.iter().all(|t| *t == vault_host),
+        "tunnels: {through:?}"
+    );
+    targets.lock().unwrap().clear();
+    let (code, stderr, _) = run_tls_agent(
+        &vault,
+        &[
+            ("VAULT_CACERT", ca),
+            ("HTTPS_PROXY", &proxy),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(targets.lock().unwrap().is_empty(), "NO_PROXY bypasses it");
+}
+
+/// `disable_idle_connections` (and its environment variable, as the Vault Agent Injector's
+/// annotation sets it): the templates' requests each open a connection of their own, where by
+/// default one connection carries them all. Counted as tunnels through a CONNECT proxy: a KV
+/// secret re-read every second for four seconds.
+#[test]
+fn disable_idle_connections_gives_each_template_request_its_own_connection() {
+    let vault = TlsVault::start();
+    bao_root(
+        &vault,
+        &["kv", "put", "-mount=secret", "app", "password=s3cret"],
+    );
+    let (port, targets) = connect_proxy();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let ca = vault.ca();
+    let run = |extra_env: &[(&str, &str)]| -> usize {
+        targets.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        util::write_file(dir.path(), "root-token", "root\n");
+        let config = util::write_file(
+            dir.path(),
+            "agent.hcl",
+            &format!(
+                r#"auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{dir}/root-token"
+    }}
+  }}
+}}
+template_config {{
+  static_secret_render_interval = "1s"
+}}
+template {{
+  contents    = "{{{{ with secret \"secret/data/app\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  destination = "{dir}/out.txt"
+}}
+"#,
+                dir = dir.path().display()
+            ),
+        );
+        let mut launch = Launch::agent(&[&config], &vault.address, &dir.path().join("agent.log"))
+            .env("VAULT_CACERT", ca.to_str().unwrap())
+            .env("HTTPS_PROXY", &proxy)
+            .env("NO_PROXY", "")
+            .env("no_proxy", "");
+        for (name, value) in extra_env {
+            launch = launch.env(name, value);
+        }
+        let agent = launch.spawn();
+        util::wait_until(Duration::from_secs(20), "the first render", || {
+            std::fs::read_to_string(dir.path().join("out.txt")).is_ok_and(|t| t == "s3cret")
+        });
+        std::thread::sleep(Duration::from_secs(4));
+        let (code, log) = agent.stop();
+        assert_eq!(code, Some(0), "{log}");
+        targets.lock().unwrap().len()
+    };
+    let reused = run(&[]);
+    let fresh = run(&[("VAULT_AGENT_DISABLE_IDLE_CONNECTIONS", "templating")]);
+    eprintln!("connections: {reused} reused, {fresh} with disable_idle_connections");
+    assert!(reused <= 2, "one connection carries the requests: {reused}");
+    assert!(fresh >= reused + 3, "a connection per request: {fresh}");
+}
+
 /// The `cert` method: the agent logs in with a client certificate of its method's config
 /// (read at each login) against a certificate role, over Vault's TLS verified with the
 /// method's CA, and its token is that role's.

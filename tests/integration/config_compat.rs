@@ -642,6 +642,74 @@ fn the_agent_signals_the_app_itself_after_a_render() {
     assert!(log.contains("run by the agent"), "{log}");
 }
 
+/// `disable_idle_connections` and `disable_keep_alives`: the parts named (caching and
+/// proxying both meaning the API proxy), the environment variables over the file, and an
+/// unknown part an error at its place, as OpenBao Agent refuses it.
+#[test]
+fn disable_idle_connections_and_keep_alives_name_the_parts() {
+    use pki_sidecar::config::FreshConnections;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        "disable_idle_connections = [\"auto-auth\"]\ndisable_keep_alives = [\"proxying\"]\n",
+    );
+    let config = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.fresh_connections,
+        FreshConnections {
+            auto_auth: true,
+            templating: false,
+            api_proxy: true,
+        }
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let env = |name: &str| {
+        (name == "VAULT_AGENT_DISABLE_IDLE_CONNECTIONS").then(|| "templating,caching".to_string())
+    };
+    let config = config::load_with_env(
+        std::slice::from_ref(&file),
+        &env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.fresh_connections,
+        FreshConnections {
+            auto_auth: false,
+            templating: true,
+            api_proxy: true,
+        },
+        "the variable replaces the file's list"
+    );
+    let bad = util::write_file(
+        dir.path(),
+        "bad.hcl",
+        "pid_file = \"/tmp/x\"\ndisable_idle_connections = [\"templates\"]\n",
+    );
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.hcl:2:1")
+            && err.contains("disable_idle_connections: unknown value \"templates\""),
+        "{err}"
+    );
+    let output = std::process::Command::new(util::bao::bao_binary())
+        .args(["agent", "-config"])
+        .arg(&bad)
+        .output()
+        .expect("bao agent");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !output.status.success()
+            && said.contains("unknown disable_idle_connections value: templates"),
+        "OpenBao Agent refuses it too: {said}"
+    );
+}
+
 /// The corpus of real agent files (`tests/compat/agent-files`, provenance in `SOURCES`) and
 /// OpenBao Agent's verdict on each (`EXPECTED`, written by `scripts/classify-agent-files.py`).
 fn corpus() -> Vec<(String, String)> {
