@@ -202,6 +202,7 @@ impl TemplateRunner {
                 user: None,
                 group: None,
                 wait: None,
+                backup: false,
             };
             (Some(env.name.clone()), template)
         });
@@ -978,6 +979,7 @@ impl TemplateRunner {
                         gid: slot.config.group,
                     },
                     create_dirs: slot.config.create_dest_dirs,
+                    backup: slot.config.backup,
                 },
             ));
         }
@@ -1120,6 +1122,7 @@ fn write_files(files: &[(usize, Planned)]) -> anyhow::Result<BTreeMap<usize, usi
                 perms,
                 owner,
                 create_dirs,
+                backup,
             } => {
                 if *create_dirs
                     && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
@@ -1136,6 +1139,9 @@ fn write_files(files: &[(usize, Planned)]) -> anyhow::Result<BTreeMap<usize, usi
                     &mut staged,
                 )
                 .with_context(|| format!("cannot write {}", path.display()))?;
+                if *backup && staged.pending(path).is_some() {
+                    back_up(path)?;
+                }
             }
         }
     }
@@ -1161,6 +1167,7 @@ enum Planned {
         perms: Option<u32>,
         owner: Ownership,
         create_dirs: bool,
+        backup: bool,
     },
 }
 
@@ -1367,6 +1374,25 @@ fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()
         owner,
         staged,
     )?)
+}
+
+/// consul-template's `backup`: before `path` is replaced, its contents go to `PATH.bak`, with
+/// its mode (replaced atomically; an earlier backup is overwritten). Nothing to keep when
+/// `path` is not a regular file yet.
+fn back_up(path: &Path) -> anyhow::Result<()> {
+    let Some(mut previous) = fsutil::read_regular(path, fsutil::READ_LIMIT)
+        .with_context(|| format!("cannot read {} to back it up", path.display()))?
+    else {
+        return Ok(());
+    };
+    let mut backup = path.as_os_str().to_owned();
+    backup.push(".bak");
+    let backup = PathBuf::from(backup);
+    let mode = fsutil::existing_mode(path).unwrap_or(0o600);
+    let written = fsutil::write_atomic(&backup, &previous, mode, Ownership::default());
+    // It may be a key.
+    zeroize::Zeroize::zeroize(&mut previous);
+    written.with_context(|| format!("cannot write the backup {}", backup.display()))
 }
 
 fn resolve_user(name: &str) -> anyhow::Result<u32> {

@@ -341,6 +341,9 @@ pub struct Template {
     pub group: Option<u32>,
     /// Quiescence timers before rendering.
     pub wait: Option<Wait>,
+    /// `backup`: the destination's previous contents are kept in `DESTINATION.bak` when it
+    /// changes (consul-template's backup).
+    pub backup: bool,
 }
 
 /// One `env_template "NAME" { }`: a template rendered into an environment variable of the

@@ -221,7 +221,7 @@ pub(crate) struct RawTemplate {
     // consul-template keys Vault Agent accepts, recognised so they can be refused by name.
     pub uid: Option<serde::de::IgnoredAny>,
     pub gid: Option<serde::de::IgnoredAny>,
-    pub backup: Option<serde::de::IgnoredAny>,
+    pub backup: Option<Scalar>,
     pub error_fatal: Option<serde::de::IgnoredAny>,
     pub sandbox_path: Option<serde::de::IgnoredAny>,
     pub function_denylist: Option<serde::de::IgnoredAny>,

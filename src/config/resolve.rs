@@ -1303,7 +1303,6 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         &raw.gid,
         "use `group` (a name or a numeric id)",
     );
-    r.refuse(&strs(&path("backup")), &raw.backup, refused_template_key);
     r.refuse(
         &strs(&path("error_fatal")),
         &raw.error_fatal,
@@ -1400,6 +1399,7 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         user,
         group,
         wait,
+        backup: r.boolean(&strs(&path("backup")), raw.backup.as_ref(), false),
     };
     check_template_text(
         r,

@@ -799,6 +799,110 @@ EOT
 
 /// `secret` on KV version 2 and version 1 mounts, as a value and in pipelines, and `secrets`:
 /// rendered by OpenBao Agent and by pki-sidecar from the same data, byte for byte.
+/// `backup = true`: when the destination changes, its previous contents are kept in
+/// `DESTINATION.bak` with its mode, as OpenBao Agent keeps them: both agents run the same file
+/// (a KV secret re-read every second) over a destination that was there before, through one
+/// change of the secret; the files and modes are compared.
+#[test]
+fn backup_keeps_the_previous_file_as_openbao_agent_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let secret = format!("secret/data/backup-{}", std::process::id());
+    let put = |value: &str| {
+        bed.root_request("POST", &secret, serde_json::json!({"data": {"v": value}}));
+    };
+    put("one");
+    let config_for = |name: &str| {
+        let out = dir.path().join(name);
+        std::fs::write(&out, "previous\n").unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+        util::write_file(
+            dir.path(),
+            &format!("{name}.hcl"),
+            &format!(
+                r#"vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{token}"
+    }}
+  }}
+}}
+template_config {{
+  static_secret_render_interval = "1s"
+}}
+template {{
+  contents    = "{{{{ with secret \"{secret}\" }}}}{{{{ .Data.data.v }}}}{{{{ end }}}}"
+  destination = "{out}"
+  backup      = true
+}}
+"#,
+                addr = bed.addr(),
+                token = token.display(),
+                out = out.display(),
+            ),
+        )
+    };
+    let files = |name: &str| -> Vec<(String, u32)> {
+        [name.to_string(), format!("{name}.bak")]
+            .iter()
+            .map(|f| {
+                let path = dir.path().join(f);
+                (
+                    std::fs::read_to_string(&path).unwrap_or_default(),
+                    std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o7777),
+                )
+            })
+            .collect()
+    };
+    let wait_for = |name: &str, value: &str| {
+        util::wait_until(Duration::from_secs(20), "the render", || {
+            std::fs::read_to_string(dir.path().join(name)).is_ok_and(|t| t == value)
+        });
+    };
+    let bao_config = config_for("bao.out");
+    let ours_config = config_for("ours.out");
+    let _bao = KillOnDrop(
+        std::process::Command::new(bao::bao_binary())
+            .args(["agent", "-config"])
+            .arg(&bao_config)
+            .env("BAO_ADDR", bed.addr())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run bao agent"),
+    );
+    let agent = Launch::agent(&[&ours_config], bed.addr(), &dir.path().join("agent.log")).spawn();
+    wait_for("bao.out", "one");
+    wait_for("ours.out", "one");
+    let first = files("bao.out");
+    assert_eq!(
+        first,
+        vec![
+            ("one".to_string(), 0o640),
+            ("previous\n".to_string(), 0o640)
+        ],
+        "the reference"
+    );
+    assert_eq!(files("ours.out"), first, "{}", agent.log());
+    put("two");
+    wait_for("bao.out", "two");
+    wait_for("ours.out", "two");
+    let second = files("bao.out");
+    assert_eq!(
+        second,
+        vec![("two".to_string(), 0o640), ("one".to_string(), 0o640)],
+        "the reference"
+    );
+    assert_eq!(files("ours.out"), second, "{}", agent.log());
+    let (code, log) = agent.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
 #[test]
 fn kv_reads_and_lists_render_as_openbao_agent_renders_them() {
     let bed = bao::bed();
