@@ -124,6 +124,9 @@ pub(crate) struct Plan {
     /// The shared volume: name and where it is mounted.
     pub secrets_volume: String,
     pub secrets_path: String,
+    /// `secret-volume-path-NAME`: one more in-memory volume per other directory (name, path),
+    /// mounted where the shared one is.
+    pub custom_volumes: Vec<(String, String)>,
     /// The app containers that get the shared volume (`None`: all).
     pub containers: Option<Vec<String>>,
     /// Whether the Pod's own init containers get the shared volume too (vault-k8s does).
@@ -358,6 +361,7 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "proxy-address",
     "agent-disable-idle-connections",
     "agent-disable-keep-alives",
+    "secret-volume-path-",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -367,11 +371,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "it is vault-k8s's own bookkeeping: remove it",
     ),
     ("go-max-procs", "pki-sidecar is not a Go program: remove it"),
-    (
-        "secret-volume-path-",
-        "per-secret volumes are not supported: use vault.hashicorp.com/secret-volume-path for \
-         all, and vault.hashicorp.com/agent-inject-file-NAME for sub-directories",
-    ),
     (
         "agent-cache-exit-on-err",
         "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
@@ -998,6 +997,7 @@ pub(crate) fn own_plan(
         proxy,
         secrets_volume: "pki-sidecar-tls".to_string(),
         secrets_path: cert_dir,
+        custom_volumes: Vec::new(),
         containers: get("containers").map(list),
         mount_in_init_containers: false,
         config_map,
@@ -1330,6 +1330,7 @@ pub(crate) fn vault_plan(
             "agent-template-right-delim-",
             "error-on-missing-key-",
             "preserve-secret-case-",
+            "secret-volume-path-",
         ] {
             if let Some(raw) = annotation.strip_prefix(&name(prefix))
                 && !raw_names.iter().any(|r| r == raw)
@@ -1345,6 +1346,7 @@ pub(crate) fn vault_plan(
     }
     let mut templates = Vec::new();
     let mut destinations: BTreeMap<String, String> = BTreeMap::new();
+    let mut custom_volumes: Vec<(String, String)> = Vec::new();
     for raw in &raw_names {
         let per = |prefix: &str| get(&format!("{prefix}{raw}"));
         let preserve = match per("preserve-secret-case-") {
@@ -1401,7 +1403,20 @@ pub(crate) fn vault_plan(
             Some(f) => relative_file(&name(&format!("agent-inject-file-{raw}")), f)?,
             None => secret_name.clone(),
         };
-        let destination = format!("{secrets_path}/{file}");
+        // `secret-volume-path-NAME`: this secret's directory, a volume of its own (vault-k8s's
+        // `vault-secrets-custom-N`, one per directory).
+        let directory = match per("secret-volume-path-") {
+            Some(path) => {
+                let path = abs_path(&name(&format!("secret-volume-path-{raw}")), path)?;
+                if path != secrets_path && !custom_volumes.iter().any(|(_, p)| *p == path) {
+                    let volume = format!("{VAULT_SECRETS_VOLUME}-custom-{}", custom_volumes.len());
+                    custom_volumes.push((volume, path.clone()));
+                }
+                path
+            }
+            None => secrets_path.clone(),
+        };
+        let destination = format!("{directory}/{file}");
         if let Some(other) = destinations.insert(destination.clone(), raw.clone()) {
             return Err(error(
                 &annotation,
@@ -1615,6 +1630,7 @@ pub(crate) fn vault_plan(
         proxy: None,
         secrets_volume: VAULT_SECRETS_VOLUME.to_string(),
         secrets_path,
+        custom_volumes,
         containers: get("agent-inject-containers").map(list),
         mount_in_init_containers: true,
         config_map,

@@ -259,6 +259,9 @@ fn agent_mounts(plan: &Plan, init: bool) -> Vec<Value> {
         json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path }),
         json!({ "name": home, "mountPath": plan.names.home_path }),
     ];
+    for (name, path) in &plan.custom_volumes {
+        mounts.push(json!({ "name": name, "mountPath": path }));
+    }
     if plan.tls_secret.is_some() {
         mounts.push(json!({ "name": plan.names.tls_volume, "mountPath": plan.tls_secret_path, "readOnly": true }));
     }
@@ -409,6 +412,9 @@ fn memory_volume(name: &str, size_limit: bool) -> Value {
 fn volumes(plan: &Plan) -> Vec<Value> {
     let own = plan.vocabulary == Vocabulary::Own;
     let mut volumes = vec![memory_volume(&plan.secrets_volume, own)];
+    for (name, _) in &plan.custom_volumes {
+        volumes.push(memory_volume(name, false));
+    }
     volumes.push(memory_volume(plan.names.home_sidecar, true));
     if plan.pre_populate && plan.names.home_init != plan.names.home_sidecar {
         volumes.push(memory_volume(plan.names.home_init, true));
@@ -694,31 +700,38 @@ pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), In
             names.clone()
         }
     };
-    let mount = match plan.vocabulary {
-        Vocabulary::Own => {
-            json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path, "readOnly": true })
-        }
-        Vocabulary::Vault => json!({ "name": plan.secrets_volume, "mountPath": plan.secrets_path }),
-    };
+    let mut shared: Vec<(&str, &str)> = vec![(&plan.secrets_volume, &plan.secrets_path)];
+    shared.extend(
+        plan.custom_volumes
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_str())),
+    );
     let add_mount = |container: &mut Value| -> Result<(), InjectError> {
+        let name = name_of(container).unwrap_or_default().to_string();
         let Some(object) = container.as_object_mut() else {
             return Ok(());
         };
         let mounts = array(object, "volumeMounts");
-        if mounts
-            .iter()
-            .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(plan.secrets_path.as_str()))
-        {
-            return Err(error(
-                &plan.trigger,
-                format!(
-                    "container {:?} already mounts something at {}, where the certificates go",
-                    name_of(container).unwrap_or_default(),
-                    plan.secrets_path
-                ),
-            ));
+        for (volume, path) in &shared {
+            if mounts
+                .iter()
+                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(*path))
+            {
+                return Err(error(
+                    &plan.trigger,
+                    format!(
+                        "container {name:?} already mounts something at {path}, where the \
+                         injected files go"
+                    ),
+                ));
+            }
+            mounts.push(match plan.vocabulary {
+                Vocabulary::Own => {
+                    json!({ "name": volume, "mountPath": path, "readOnly": true })
+                }
+                Vocabulary::Vault => json!({ "name": volume, "mountPath": path }),
+            });
         }
-        mounts.push(mount.clone());
         Ok(())
     };
     if let Some(Value::Array(list)) = spec.get_mut("containers") {

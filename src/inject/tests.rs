@@ -1452,6 +1452,73 @@ fn proxy_address_and_connection_annotations_reach_the_agent() {
     assert_eq!(err.annotation, "vault.hashicorp.com/proxy-address");
 }
 
+/// `secret-volume-path-NAME`: that secret in a directory of its own, an in-memory volume
+/// (`vault-secrets-custom-N`, one per directory) mounted there in the app and agent containers.
+#[test]
+fn a_secret_with_a_volume_path_of_its_own_gets_its_own_volume() {
+    let a = json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "web",
+        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db",
+        "vault.hashicorp.com/agent-inject-secret-tls": "secret/data/tls",
+        "vault.hashicorp.com/secret-volume-path-tls": "/etc/tls",
+        "vault.hashicorp.com/agent-inject-secret-ca": "secret/data/ca",
+        "vault.hashicorp.com/secret-volume-path-ca": "/etc/tls/",
+    });
+    let p = inject(a).unwrap();
+    assert!(p["spec"]["volumes"].as_array().unwrap().contains(
+        &json!({ "name": "vault-secrets-custom-0", "emptyDir": { "medium": "Memory" } })
+    ));
+    assert_eq!(
+        p["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("vault-secrets-custom"))
+            .count(),
+        1,
+        "one volume per directory"
+    );
+    for (list, name) in [
+        ("containers", "web"),
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let mounts = container(&p, list, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            mounts.contains(&json!({ "name": "vault-secrets-custom-0", "mountPath": "/etc/tls" })),
+            "{name}: {mounts:?}"
+        );
+        assert!(
+            mounts.contains(&json!({ "name": "vault-secrets", "mountPath": "/vault/secrets" })),
+            "{name}: {mounts:?}"
+        );
+    }
+    let file = env_json(container(&p, "containers", "vault-agent"), "VAULT_CONFIG");
+    let destinations: Vec<&str> = file["template"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["destination"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        destinations,
+        vec!["/etc/tls/ca", "/vault/secrets/db", "/etc/tls/tls"]
+    );
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/secret-volume-path-db",
+        "relative/dir",
+    ));
+    assert_eq!(err.annotation, "vault.hashicorp.com/secret-volume-path-db");
+}
+
 #[test]
 fn a_pod_without_its_service_account_token_is_refused() {
     let mut p = pod(own());
