@@ -5,6 +5,7 @@
 //! Kubernetes objects are handled as `serde_json::Value`: no generated Kubernetes crate.
 
 mod command;
+mod json_patch;
 pub mod manifest;
 mod plan;
 mod pod;

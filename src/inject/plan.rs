@@ -103,6 +103,9 @@ pub(crate) struct Plan {
     /// the mounts themselves are read when the Pod is injected.
     pub copy_volume_mounts: Option<String>,
     pub copied_mounts: Vec<serde_json::Value>,
+    /// `agent-json-patch`, `agent-init-json-patch`: RFC 6902 patches of the sidecar and the
+    /// init container, applied last.
+    pub json_patches: (Option<String>, Option<String>),
     /// `proxy-address`: the agent containers' `HTTPS_PROXY`.
     pub proxy_address: Option<String>,
     /// `agent-disable-idle-connections` / `agent-disable-keep-alives`: the agent file's keys of
@@ -362,6 +365,8 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "agent-disable-idle-connections",
     "agent-disable-keep-alives",
     "secret-volume-path-",
+    "agent-json-patch",
+    "agent-init-json-patch",
 ];
 
 /// vault-k8s annotations refused, with what to do instead.
@@ -375,16 +380,6 @@ pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
         "agent-cache-exit-on-err",
         "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
          nothing to persist: remove it",
-    ),
-    (
-        "agent-json-patch",
-        "arbitrary patches of the injected container are not applied: use the supported \
-         annotations (resources, user, group, image)",
-    ),
-    (
-        "agent-init-json-patch",
-        "arbitrary patches of the injected container are not applied: use the supported \
-         annotations (resources, user, group, image)",
     ),
     (
         "agent-telemetry-",
@@ -990,6 +985,7 @@ pub(crate) fn own_plan(
         extra_secret: None,
         copy_volume_mounts: None,
         copied_mounts: Vec::new(),
+        json_patches: (None, None),
         proxy_address: None,
         connection_options: BTreeMap::new(),
         agent_resources,
@@ -1607,6 +1603,10 @@ pub(crate) fn vault_plan(
             .filter(|v| !v.is_empty())
             .map(str::to_string),
         copied_mounts: Vec::new(),
+        json_patches: (
+            get("agent-json-patch").map(str::to_string),
+            get("agent-init-json-patch").map(str::to_string),
+        ),
         proxy_address: get("proxy-address")
             .map(|v| proxy_address(&name("proxy-address"), v))
             .transpose()?,

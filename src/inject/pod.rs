@@ -325,6 +325,21 @@ fn agent_command(plan: &Plan, init: bool) -> (Vec<String>, Vec<Value>) {
     }
 }
 
+/// `agent-json-patch` / `agent-init-json-patch`: the injected container changed by the
+/// annotation's RFC 6902 patch, as vault-k8s applies it.
+fn patch_container(
+    container: &mut Value,
+    patch: Option<&str>,
+    annotation: &str,
+) -> Result<(), InjectError> {
+    let Some(patch) = patch.filter(|p| !p.trim().is_empty()) else {
+        return Ok(());
+    };
+    let annotation = format!("{}{annotation}", super::plan::VAULT);
+    super::json_patch::apply(container, patch)
+        .map_err(|message| error(&annotation, format!("the patch does not apply: {message}")))
+}
+
 /// `proxy-address`: Vault is reached through that proxy (`HTTPS_PROXY`, as vault-k8s sets it).
 fn with_proxy_env(plan: &Plan, mut env: Vec<Value>) -> Vec<Value> {
     if let Some(proxy) = &plan.proxy_address {
@@ -760,7 +775,12 @@ pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), In
     }
     array(spec, "volumes").extend(new_volumes);
     if plan.pre_populate {
-        let init = init_container(plan);
+        let mut init = init_container(plan);
+        patch_container(
+            &mut init,
+            plan.json_patches.1.as_deref(),
+            "agent-init-json-patch",
+        )?;
         let list = array(spec, "initContainers");
         if plan.init_first {
             list.insert(0, init);
@@ -770,7 +790,13 @@ pub(crate) fn apply(plan: &Plan, spec: &mut Map<String, Value>) -> Result<(), In
     }
     let containers = array(spec, "containers");
     if !plan.pre_populate_only {
-        containers.push(agent_container(plan));
+        let mut agent = agent_container(plan);
+        patch_container(
+            &mut agent,
+            plan.json_patches.0.as_deref(),
+            "agent-json-patch",
+        )?;
+        containers.push(agent);
     }
     if let Some(proxy) = &plan.proxy {
         containers.push(proxy_container(plan, proxy));

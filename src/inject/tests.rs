@@ -468,8 +468,8 @@ fn refusals_name_the_annotation() {
             "not an annotation",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-json-patch", "[]"),
-            "vault.hashicorp.com/agent-json-patch",
+            with(vault(), "vault.hashicorp.com/go-max-procs", "2"),
+            "vault.hashicorp.com/go-max-procs",
             "not supported",
         ),
         (
@@ -491,8 +491,8 @@ fn refusals_name_the_annotation() {
             "not a port",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-json-patch", "[]"),
-            "vault.hashicorp.com/agent-json-patch",
+            with(vault(), "vault.hashicorp.com/agent-telemetry-x", "1"),
+            "vault.hashicorp.com/agent-telemetry-x",
             "not supported",
         ),
         (
@@ -1517,6 +1517,43 @@ fn a_secret_with_a_volume_path_of_its_own_gets_its_own_volume() {
         "relative/dir",
     ));
     assert_eq!(err.annotation, "vault.hashicorp.com/secret-volume-path-db");
+}
+
+/// `agent-json-patch` / `agent-init-json-patch`: RFC 6902 patches of the injected sidecar and
+/// init container, as vault-k8s applies them; one that does not apply is refused by name.
+#[test]
+fn json_patches_change_the_injected_containers() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-json-patch",
+        r#"[{"op": "add", "path": "/env/-", "value": {"name": "EXTRA", "value": "1"}},
+            {"op": "replace", "path": "/resources/limits/memory", "value": "256Mi"}]"#,
+    );
+    let a = with(
+        a,
+        "vault.hashicorp.com/agent-init-json-patch",
+        r#"[{"op": "add", "path": "/imagePullPolicy", "value": "Always"}]"#,
+    );
+    let p = inject(a).unwrap();
+    let agent = container(&p, "containers", "vault-agent");
+    assert!(
+        agent["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "name": "EXTRA", "value": "1" }))
+    );
+    assert_eq!(agent["resources"]["limits"]["memory"], "256Mi");
+    assert!(agent.get("imagePullPolicy").is_none());
+    let init = container(&p, "initContainers", "vault-agent-init");
+    assert_eq!(init["imagePullPolicy"], "Always");
+    assert_eq!(init["resources"]["limits"]["memory"], "128Mi");
+    let err = refused(with(
+        vault(),
+        "vault.hashicorp.com/agent-json-patch",
+        r#"[{"op": "remove", "path": "/nothing"}]"#,
+    ));
+    assert_eq!(err.annotation, "vault.hashicorp.com/agent-json-patch");
+    assert!(err.message.contains("no member"), "{err}");
 }
 
 #[test]

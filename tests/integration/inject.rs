@@ -452,7 +452,7 @@ fn a_bad_annotation_exits_78_naming_file_document_object_and_annotation() {
             "unsupported.yaml",
             "document 1",
             "Pod/shop/cached",
-            "vault.hashicorp.com/agent-json-patch",
+            "vault.hashicorp.com/go-max-procs",
         ),
         (
             "bad-template.yaml",
