@@ -456,6 +456,8 @@ pub struct Proxy {
     pub trusted_proxies: Vec<Cidr>,
     /// The `Strict-Transport-Security` value added to responses that lack one, when set.
     pub hsts: Option<String>,
+    /// Headers added to responses that lack them (nginx's `add_header`), by name.
+    pub response_headers: Vec<(String, String)>,
     /// `X-Real-IP` set to the client's address (nginx's `proxy_set_header X-Real-IP
     /// $remote_addr`), a client's own replaced.
     pub x_real_ip: bool,

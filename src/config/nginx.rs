@@ -528,6 +528,9 @@ struct Mapper {
     inherited: Vec<Directive>,
     upstreams: Vec<Directive>,
     tls_servers: Vec<Directive>,
+    /// `add_header` directives of the server (with the `http` level's) and of `location /`:
+    /// nginx takes a level's only when the level below has none.
+    headers: [Vec<Directive>; 2],
 }
 
 impl Mapper {
@@ -613,6 +616,7 @@ impl Mapper {
                 let mut all = inherited;
                 all.extend(server.block.clone().unwrap_or_default());
                 self.server(&server, &all);
+                self.add_headers();
             }
             _ => {
                 let second = self.tls_servers[1].clone();
@@ -718,7 +722,7 @@ impl Mapper {
                         _ => self.error(d, "expects a count and a size, such as `4 8k`"),
                     }
                 }
-                "access_log" | "add_header" => self.response_directive(d),
+                "access_log" | "add_header" => self.response_directive(d, false),
                 "set_real_ip_from" => {
                     trusted.push(Value::from(arg));
                     trusted_at = Some(d.clone());
@@ -782,7 +786,7 @@ impl Mapper {
     }
 
     /// `access_log` and `add_header`, at the server level or in `location /`.
-    fn response_directive(&mut self, d: &Directive) {
+    fn response_directive(&mut self, d: &Directive, in_location: bool) {
         let arg = d.args.first().cloned().unwrap_or_default();
         match d.name.as_str() {
             "access_log" => {
@@ -797,23 +801,64 @@ impl Mapper {
                     );
                 }
             }
-            "add_header" => {
-                if arg.eq_ignore_ascii_case("strict-transport-security") {
-                    match d.args.get(1) {
-                        Some(value) => self.set(d, &["proxy", "hsts"], Value::from(value.clone())),
-                        None => self.error(d, "expects a header name and a value"),
-                    }
-                } else {
-                    self.error(
-                        d,
-                        format!(
-                            "the proxy adds no response header but Strict-Transport-Security \
-                             (proxy.hsts): {arg} would be missing; have the app send it"
-                        ),
-                    );
-                }
-            }
+            "add_header" => self.headers[usize::from(in_location)].push(d.clone()),
             _ => unreachable!("only access_log and add_header come here"),
+        }
+    }
+
+    /// The `add_header`s in effect for `location /` (its own, else the server's), as
+    /// `proxy.hsts` and `proxy.response_headers`. The proxy adds a header to every response
+    /// that lacks it; nginx adds it (even beside the app's) to 2xx and 3xx responses only,
+    /// unless `always`.
+    fn add_headers(&mut self) {
+        let [server, location] = std::mem::take(&mut self.headers);
+        let effective = if location.is_empty() {
+            server
+        } else {
+            location
+        };
+        let mut headers = figment::value::Dict::new();
+        let mut first: Option<Directive> = None;
+        for d in &effective {
+            let (Some(name), Some(value)) = (d.args.first(), d.args.get(1)) else {
+                self.error(d, "expects a header name and a value");
+                continue;
+            };
+            let always = match d.args.get(2).map(String::as_str) {
+                None => false,
+                Some("always") => true,
+                Some(other) => {
+                    self.error(d, format!("{other:?}: only `always` may follow the value"));
+                    continue;
+                }
+            };
+            if value.contains('$') {
+                self.error(
+                    d,
+                    "a value with a variable is not supported: the proxy adds fixed headers only",
+                );
+                continue;
+            }
+            if value.is_empty() {
+                // nginx adds nothing for an empty value.
+                continue;
+            }
+            if !always {
+                self.warn(
+                    d,
+                    "added to every response that lacks it, errors included (nginx: to 2xx and \
+                     3xx responses only, without `always`)",
+                );
+            }
+            if name.eq_ignore_ascii_case("strict-transport-security") {
+                self.set(d, &["proxy", "hsts"], Value::from(value.clone()));
+            } else {
+                headers.insert(name.clone(), Value::from(value.clone()));
+                first.get_or_insert_with(|| d.clone());
+            }
+        }
+        if let Some(d) = first {
+            self.set(&d, &["proxy", "response_headers"], Value::from(headers));
         }
     }
 
@@ -967,7 +1012,7 @@ impl Mapper {
                     );
                 }
             }
-            "add_header" | "access_log" => self.response_directive(d),
+            "add_header" | "access_log" => self.response_directive(d, true),
             name if NGINX_ITSELF.contains(&name) => {
                 if !(name == "client_max_body_size" && arg == "0") {
                     let why = why_ignored(name);
@@ -1140,18 +1185,76 @@ server {
         let err = map(
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
-             /healthz { return 200; }\n  add_header X-Frame-Options DENY;\n  allow 10.0.0.0/8;\n}\n",
+             /healthz { return 200; }\n  add_header X-Frame-Options $x;\n  allow 10.0.0.0/8;\n}\n",
         )
         .unwrap_err()
         .to_string();
         for expected in [
             ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
             ":8:3: location: only `location /` is served",
-            ":9:3: add_header: the proxy adds no response header",
+            ":9:3: add_header: a value with a variable is not supported",
             ":10:3: allow: not supported",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
         }
+    }
+
+    /// `add_header`: the headers of `location /` if it has any, else the server's (with the
+    /// `http` level's), as nginx inherits them; HSTS to `proxy.hsts`, the others to
+    /// `proxy.response_headers`; without `always` a warning (nginx adds them to 2xx/3xx only).
+    #[test]
+    fn add_header_follows_nginx_inheritance() {
+        let server = |location: &str| {
+            format!(
+                "http {{\n  add_header X-From-Http 1;\n  server {{\n    listen 8443 ssl;\n    \
+                 ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    add_header \
+                 X-Frame-Options DENY always;\n    add_header Strict-Transport-Security \
+                 \"max-age=60\" always;\n    location / {{\n      proxy_pass \
+                 http://127.0.0.1:80;\n{location}    }}\n  }}\n}}\n"
+            )
+        };
+        let mapped = map(&server("")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value(&mapped, "proxy.hsts").as_deref(), Some("max-age=60"));
+        let headers = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| key.join(".") == "proxy.response_headers")
+            .map(|(_, _, v)| v.clone())
+            .expect("response headers");
+        assert_eq!(
+            headers
+                .into_dict()
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_string().unwrap()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("X-Frame-Options".to_string(), "DENY".to_string()),
+                ("X-From-Http".to_string(), "1".to_string()),
+            ]
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(":2:3: add_header: warning: added to every response")),
+            "{warnings:#?}"
+        );
+        // A location with headers of its own: only those.
+        let mapped = map(&server("      add_header X-Only-Here yes always;\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.hsts"),
+            None,
+            "the server's HSTS is not inherited"
+        );
+        let headers = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| key.join(".") == "proxy.response_headers")
+            .map(|(_, _, v)| v.clone())
+            .expect("response headers");
+        assert_eq!(headers.into_dict().unwrap().len(), 1);
     }
 
     #[test]

@@ -275,6 +275,7 @@ pub(crate) struct RawProxy {
     pub forwarded_headers: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub hsts: Option<String>,
+    pub response_headers: Option<BTreeMap<String, String>>,
     pub x_real_ip: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

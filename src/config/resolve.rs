@@ -1704,6 +1704,7 @@ fn resolve_proxy(
             );
         }
     }
+    let response_headers = resolve_response_headers(r, raw.response_headers);
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1756,10 +1757,56 @@ fn resolve_proxy(
         forwarded_headers,
         trusted_proxies,
         hsts,
+        response_headers,
         x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
+}
+
+/// Headers a response must not be given from the configuration: the proxy's own framing and
+/// connection headers, and HSTS, which has its own key.
+const NOT_RESPONSE_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", "set it with proxy.hsts"),
+    ("content-length", "the proxy frames each response itself"),
+    ("transfer-encoding", "the proxy frames each response itself"),
+    ("connection", "a connection header is the proxy's own"),
+    ("keep-alive", "a connection header is the proxy's own"),
+    ("upgrade", "a connection header is the proxy's own"),
+    ("trailer", "a connection header is the proxy's own"),
+];
+
+/// `proxy.response_headers = { NAME = "VALUE" }`: header names as HTTP allows them (any case),
+/// values of printable ASCII on one line.
+fn resolve_response_headers(
+    r: &mut Resolver,
+    raw: Option<BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for (name, value) in raw.unwrap_or_default() {
+        let at = ["proxy", "response_headers", name.as_str()];
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            r.error(&at, format!("{name:?} is not an HTTP header name"));
+            continue;
+        }
+        if let Some((_, why)) = NOT_RESPONSE_HEADERS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
+            r.error(&at, format!("cannot be added here: {why}"));
+            continue;
+        }
+        let value = value.trim().to_string();
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            r.error(&at, "must be printable ASCII on one line");
+            continue;
+        }
+        headers.push((name, value));
+    }
+    headers
 }
 
 /// `telemetry { cert_labels = { "/path/tls.crt" = "web" } }`. A path no template can write

@@ -92,6 +92,8 @@ pub(crate) struct Forwarder {
     forwarded: ForwardedHeaders,
     trusted_proxies: Vec<Cidr>,
     hsts: Option<HeaderValue>,
+    /// `proxy.response_headers`, parsed once.
+    response_headers: Vec<(header::HeaderName, HeaderValue)>,
     x_real_ip: bool,
     metrics: ProxyMetrics,
 }
@@ -118,6 +120,17 @@ impl Forwarder {
                 .hsts
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok()),
+            // Validated when the configuration was resolved.
+            response_headers: config
+                .response_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect(),
             x_real_ip: config.x_real_ip,
             metrics,
         }
@@ -258,6 +271,12 @@ impl Forwarder {
                 .headers_mut()
                 .entry(header::STRICT_TRANSPORT_SECURITY)
                 .or_insert_with(|| hsts.clone());
+        }
+        for (name, value) in &self.response_headers {
+            response
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
         }
         self.metrics.response(response.status());
         self.metrics

@@ -102,6 +102,8 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         keepalive_timeout 30s;
         add_header Strict-Transport-Security "max-age=600" always;
+        add_header X-Frame-Options DENY always;
+        add_header X-Content-Type-Options nosniff always;
         location / {{
             proxy_pass http://127.0.0.1:{up};
             proxy_http_version 1.1;
@@ -179,16 +181,19 @@ http {{
         .unwrap();
     let ours_upstream = upstream.wait_take(1).await;
 
-    // The client: the app's answer and HSTS, from both.
+    // The client: the app's answer, HSTS and the added headers, from both.
     for response in [&theirs, &ours] {
         assert!(
             response.starts_with("http/1.1 200") || response.starts_with("http/2 200"),
             "{response}"
         );
-        assert!(
-            response.contains("strict-transport-security: max-age=600"),
-            "{response}"
-        );
+        for header in [
+            "strict-transport-security: max-age=600",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(response.contains(header), "{header}: {response}");
+        }
         assert!(response.ends_with("ok\n"), "{response}");
     }
     // The upstream: the path, the client's address in X-Real-IP and X-Forwarded-For (the

@@ -827,6 +827,55 @@ async fn hsts_is_added_to_responses_without_one_and_only_when_set() {
     }
 }
 
+/// `proxy.response_headers` (nginx's `add_header`): each added to every response that lacks
+/// it, the proxy's own answers included, over HTTP/1.1 and HTTP/2; the upstream's own value
+/// is left alone, not doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_headers_are_added_to_responses_without_them() {
+    let plain = Recorder::start("").await;
+    let own = Recorder::start("x-frame-options: SAMEORIGIN\r\n").await;
+    let setting =
+        "  response_headers = {\n    \"X-Frame-Options\" = \"DENY\"\n    \"X-Test\" = \"1\"\n  }\n";
+    let with = fixture(plain.address, setting).await;
+    let with_own = fixture(own.address, setting).await;
+    let values = |fields: Vec<(String, String)>, name: &str| -> Vec<String> {
+        fields
+            .into_iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let get = [
+        Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        Via::H2 {
+            method: "GET",
+            path: "/",
+            authority: Some("a.example"),
+            headers: &[],
+        },
+    ];
+    for via in &get {
+        let (status, fields) = exchange(with.proxy.address, &with.ca.pem, via).await;
+        assert_eq!(status, "200");
+        assert_eq!(values(fields.clone(), "x-frame-options"), vec!["DENY"]);
+        assert_eq!(values(fields, "x-test"), vec!["1"]);
+        let (_, fields) = exchange(with_own.proxy.address, &with_own.ca.pem, via).await;
+        assert_eq!(
+            values(fields, "x-frame-options"),
+            vec!["SAMEORIGIN"],
+            "the upstream's own header is left alone"
+        );
+    }
+    let refused = Via::H1("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n");
+    let (status, fields) = exchange(with.proxy.address, &with.ca.pem, &refused).await;
+    assert_eq!(status, "400");
+    assert_eq!(
+        values(fields, "x-frame-options"),
+        vec!["DENY"],
+        "the proxy's own answers carry them too"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_error() {
     // The upstream answers as soon as it has the head; the client's body then breaks.
