@@ -6,6 +6,9 @@
 //! Nothing is cached: every request reaches Vault (Vault Agent's cache would answer a repeated
 //! lease request from memory). The token is read from the keeper's watch channel at each
 //! request, so a renewed or new token is used at once; it is never logged.
+//!
+//! Like Vault Agent's listener, it also answers `/agent/v1/quit` (when `agent_api` enables it)
+//! and `/agent/v1/metrics` (the agent's metrics, for a scrape config written for Vault Agent).
 
 use std::sync::Arc;
 
@@ -16,6 +19,7 @@ use hyper::body::Incoming;
 use tokio::sync::watch;
 
 use crate::config::AutoAuthToken;
+use crate::telemetry::Telemetry;
 use crate::vault::{Token, VaultClient};
 
 /// Vault Agent's quit endpoint (`agent_api { enable_quit = true }`): a Job's app ends the
@@ -44,6 +48,51 @@ fn quit(
     response
 }
 
+/// Vault Agent's metrics endpoint on its listeners.
+const METRICS_PATH: &str = "/agent/v1/metrics";
+
+/// The answer to a request to [`METRICS_PATH`], with Vault Agent's statuses: 405 for another
+/// method than GET, the Prometheus text for `?format=prometheus`, 400 for any other format.
+/// Vault Agent's default (no format) is a JSON dump of its in-memory sink, whose counters are
+/// sums over 10 s intervals; the agent's counters are totals since start, so rather than a
+/// JSON that looks the same and means something else, that request gets a 400 that says which
+/// URL to scrape.
+fn metrics(
+    method: &http::Method,
+    query: Option<&str>,
+    telemetry: &Telemetry,
+) -> Response<Full<Bytes>> {
+    if method != http::Method::GET {
+        // Vault Agent's body for it: an empty error list.
+        let mut response = vault_error(StatusCode::METHOD_NOT_ALLOWED, "");
+        *response.body_mut() = Full::new(Bytes::from_static(b"{\"errors\":[]}"));
+        return response;
+    }
+    let format = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.strip_prefix("format="))
+        .next_back()
+        .unwrap_or("");
+    if format != "prometheus" {
+        let message = if format.is_empty() {
+            format!(
+                "pki-sidecar serves its metrics in the Prometheus text format only: \
+                 GET {METRICS_PATH}?format=prometheus"
+            )
+        } else {
+            format!("metric response format {format:?} unknown")
+        };
+        return vault_error(StatusCode::BAD_REQUEST, &message);
+    }
+    let mut response = Response::new(Full::new(Bytes::from(telemetry.render())));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(prometheus::TEXT_FORMAT),
+    );
+    response
+}
+
 /// The largest request body passed on: Vault's own default `max_request_size`.
 const MAX_REQUEST_BODY: usize = 32 * 1024 * 1024;
 
@@ -67,6 +116,8 @@ pub(crate) struct Forwarder {
     client: VaultClient,
     tokens: watch::Receiver<Option<Arc<Token>>>,
     use_auto_auth_token: AutoAuthToken,
+    /// The agent's metrics, for [`METRICS_PATH`].
+    telemetry: Telemetry,
 }
 
 impl Forwarder {
@@ -74,11 +125,13 @@ impl Forwarder {
         client: VaultClient,
         tokens: watch::Receiver<Option<Arc<Token>>>,
         use_auto_auth_token: AutoAuthToken,
+        telemetry: Telemetry,
     ) -> Forwarder {
         Forwarder {
             client,
             tokens,
             use_auto_auth_token,
+            telemetry,
         }
     }
 
@@ -106,6 +159,9 @@ impl Forwarder {
         }
         if parts.uri.path() == QUIT_PATH {
             return quit(&parts.method, enable_quit, shutdown);
+        }
+        if parts.uri.path() == METRICS_PATH {
+            return metrics(&parts.method, parts.uri.query(), &self.telemetry);
         }
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),

@@ -157,6 +157,7 @@ impl Agent {
                 part(fresh.api_proxy)?,
                 token_rx.clone(),
                 proxy.use_auto_auth_token,
+                telemetry.clone(),
             ))),
             None => None,
         };

@@ -137,20 +137,10 @@ pub(crate) fn did_you_mean(key: &str, known: &[&str]) -> String {
     suggestion(key, known).map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"))
 }
 
-/// Vault Agent's `telemetry` keys (its shared telemetry block): metrics sinks this program
-/// does not have. Each is refused; other unknown `telemetry` keys are ignored with a warning.
-const VAULT_TELEMETRY_KEYS: &[&str] = &[
-    "usage_gauge_period",
-    "maximum_gauge_cardinality",
-    "disable_hostname",
-    "enable_hostname_label",
-    "lease_metrics_epsilon",
-    "num_lease_metrics_buckets",
-    "add_lease_metrics_namespace_labels",
-    "filter_default",
-    "prefix_filter",
-    "metrics_prefix",
-    "prometheus_retention_time",
+/// Vault Agent's `telemetry` keys that send its metrics somewhere else than a Prometheus
+/// scrape: sinks this program does not have. Each is refused, as losing it would lose the
+/// user's metrics without a word.
+const TELEMETRY_SINKS: &[&str] = &[
     "statsite_address",
     "statsd_address",
     "dogstatsd_addr",
@@ -173,6 +163,33 @@ const VAULT_TELEMETRY_KEYS: &[&str] = &[
     "stackdriver_namespace",
     "stackdriver_debug_logs",
 ];
+
+/// Whether `key` of a `telemetry` block (or the injector's `agent-telemetry-*`, dashes made
+/// underscores) names one of Vault Agent's metrics sinks, which the agent refuses.
+pub(crate) fn is_telemetry_sink(key: &str) -> bool {
+    TELEMETRY_SINKS.contains(&key)
+}
+
+/// Vault Agent's other `telemetry` keys, each with why it changes nothing here: taken out with
+/// a warning. (`prometheus_retention_time` and `disable_hostname` are fields of
+/// [`raw::RawTelemetry`]: what they ask for is what the agent does.)
+const TELEMETRY_NO_EFFECT: &[(&str, &str)] = &[
+    ("usage_gauge_period", SERVER_ONLY),
+    ("maximum_gauge_cardinality", SERVER_ONLY),
+    ("lease_metrics_epsilon", SERVER_ONLY),
+    ("num_lease_metrics_buckets", SERVER_ONLY),
+    ("add_lease_metrics_namespace_labels", SERVER_ONLY),
+    ("metrics_prefix", VAULT_NAMES),
+    ("filter_default", VAULT_NAMES),
+    ("prefix_filter", VAULT_NAMES),
+    ("enable_hostname_label", VAULT_NAMES),
+];
+
+const SERVER_ONLY: &str = "a Vault server setting with no effect on an agent (Vault Agent \
+                           ignores it too), ignored";
+const VAULT_NAMES: &str = "it shapes the names and labels of Vault's own metrics; \
+                          pki-sidecar's metrics have fixed names (README, Metrics), \
+                          so it is ignored";
 
 /// The `config` keys Vault Agent's auth method of this type reads (it ignores any other), for
 /// the methods this program has; `None` for another type, which is refused as a whole.
@@ -200,7 +217,8 @@ fn method_config_keys(kind: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Removes the keys Vault Agent would ignore from one file's data, one warning each; Vault
-/// Agent's telemetry settings are taken out too, each with an error.
+/// Agent's telemetry settings that change nothing here are taken out with a warning, its
+/// metrics sinks with an error.
 ///
 /// `place` gives `(line, column)` of a key's rendered path, when the file says; the warnings
 /// come in the file's order.
@@ -210,26 +228,42 @@ pub(crate) fn prune_ignored(
     data: &mut Dict,
 ) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
     let mut errors = Vec::new();
+    let mut warnings: Vec<(Option<(usize, usize)>, ConfigWarning)> = Vec::new();
+    let located = |rendered: &str| {
+        place(rendered).map_or_else(
+            || origin.to_string(),
+            |(line, column)| format!("{origin}:{line}:{column}"),
+        )
+    };
     if let Some(Value::Dict(_, telemetry)) = data.get_mut("telemetry") {
-        let refused: Vec<String> = telemetry
-            .keys()
-            .filter(|key| VAULT_TELEMETRY_KEYS.contains(&key.as_str()))
-            .cloned()
-            .collect();
-        for key in refused {
-            telemetry.remove(&key);
-            errors.push(super::error::ConfigError::Invalid {
-                origin: origin.to_string(),
-                path: render_path(&["telemetry", key.as_str()]),
-                message: super::error::unsupported(
-                    &format!("Vault Agent's telemetry setting `{key}`"),
-                    "metrics are always Prometheus, served on telemetry.metrics_listen; \
-                     remove the key and scrape that listener",
-                ),
-            });
+        let keys: Vec<String> = telemetry.keys().cloned().collect();
+        for key in keys {
+            let rendered = render_path(&["telemetry", key.as_str()]);
+            if is_telemetry_sink(&key) {
+                telemetry.remove(&key);
+                errors.push(super::error::ConfigError::Invalid {
+                    origin: located(&rendered),
+                    path: rendered,
+                    message: super::error::unsupported(
+                        &format!("Vault Agent's metrics sink setting `{key}`"),
+                        "the agent pushes no metrics; Prometheus scrapes them from \
+                         telemetry.metrics_listen (or /agent/v1/metrics?format=prometheus on \
+                         a listener): remove the key",
+                    ),
+                });
+            } else if let Some((_, why)) = TELEMETRY_NO_EFFECT.iter().find(|(k, _)| *k == key) {
+                telemetry.remove(&key);
+                warnings.push((
+                    place(&rendered),
+                    ConfigWarning {
+                        origin: located(&rendered),
+                        path: rendered,
+                        message: (*why).to_string(),
+                    },
+                ));
+            }
         }
     }
-    let mut warnings: Vec<(Option<(usize, usize)>, ConfigWarning)> = Vec::new();
     let mut prune = |dict: &mut Dict, known: &[&str], path: &[&str]| {
         let unknown: Vec<String> = dict
             .keys()
@@ -241,14 +275,10 @@ pub(crate) fn prune_ignored(
             let mut at: Vec<&str> = path.to_vec();
             at.push(&key);
             let rendered = render_path(&at);
-            let at = place(&rendered);
             warnings.push((
-                at,
+                place(&rendered),
                 ConfigWarning {
-                    origin: at.map_or_else(
-                        || origin.to_string(),
-                        |(line, column)| format!("{origin}:{line}:{column}"),
-                    ),
+                    origin: located(&rendered),
                     path: rendered,
                     message: format!(
                         "unknown key, ignored (as Vault Agent ignores it){}",

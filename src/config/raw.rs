@@ -250,6 +250,12 @@ pub(crate) struct RawWait {
 pub(crate) struct RawTelemetry {
     pub metrics_listen: Option<String>,
     pub cert_labels: Option<BTreeMap<String, String>>,
+    /// Vault Agent's switch for its Prometheus output: checked, and met (the metrics are
+    /// always Prometheus, always current).
+    pub prometheus_retention_time: Option<Scalar>,
+    /// Vault Agent's host-name prefix on gauge names: checked, and met (no metric name carries
+    /// the host name, as OpenBao Agent's Prometheus output shows whatever it says).
+    pub disable_hostname: Option<Scalar>,
 }
 
 /// `proxy {}`.

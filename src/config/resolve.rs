@@ -319,6 +319,18 @@ pub(super) fn resolve(
 
     let telemetry = raw.telemetry.unwrap_or_default();
     let cert_labels = resolve_cert_labels(&mut r, telemetry.cert_labels, &templates);
+    // Vault Agent's two Prometheus settings ask for what the agent always does; their values
+    // are still checked, as Vault Agent checks them.
+    r.duration(
+        &["telemetry", "prometheus_retention_time"],
+        telemetry.prometheus_retention_time.as_ref(),
+        Duration::ZERO,
+    );
+    r.boolean(
+        &["telemetry", "disable_hostname"],
+        telemetry.disable_hostname.as_ref(),
+        false,
+    );
     let telemetry = Telemetry {
         metrics_listen: r.socket(
             &["telemetry", "metrics_listen"],

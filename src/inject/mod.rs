@@ -219,6 +219,23 @@ fn check_plan(plan: &plan::Plan) -> Result<(), InjectError> {
     for init in [false, true] {
         let file = pod::agent_file(plan, &templates, init);
         if let Err(message) = pod::check_agent_file(&file) {
+            // A telemetry value is blamed on its `agent-telemetry-*` annotation: each is
+            // loaded alone in the file without templates.
+            let mut bare = plan.clone();
+            bare.telemetry.clear();
+            for (key, value) in &plan.telemetry {
+                bare.telemetry = [(key.clone(), value.clone())].into_iter().collect();
+                pod::check_agent_file(&pod::agent_file(&bare, &[], init)).map_err(|message| {
+                    InjectError {
+                        annotation: format!(
+                            "{}agent-telemetry-{}",
+                            plan::VAULT,
+                            key.replace('_', "-")
+                        ),
+                        message: format!("the agent would refuse this setting: {message}"),
+                    }
+                })?;
+            }
             for template in &templates {
                 let file = pod::agent_file(plan, std::slice::from_ref(template), init);
                 pod::check_agent_file(&file).map_err(|message| InjectError {

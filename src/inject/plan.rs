@@ -97,6 +97,9 @@ pub(crate) struct Plan {
     pub token_volume: Option<TokenVolume>,
     /// The kubernetes login's `config` beyond the role (`auth-config-*`, the token path).
     pub auth_config: BTreeMap<String, String>,
+    /// `agent-telemetry-*`: the agent file's `telemetry` keys (dashes made underscores), each
+    /// value read as JSON when it is JSON, as vault-k8s reads it.
+    pub telemetry: BTreeMap<String, serde_json::Value>,
     /// `agent-extra-secret`: a Secret mounted in the agent containers at `/vault/custom`.
     pub extra_secret: Option<String>,
     /// `agent-copy-volume-mounts`: the container whose mounts the agent containers get too;
@@ -367,25 +370,10 @@ pub(crate) const VAULT_SUPPORTED: &[&str] = &[
     "secret-volume-path-",
     "agent-json-patch",
     "agent-init-json-patch",
-];
-
-/// vault-k8s annotations refused, with what to do instead.
-pub(crate) const VAULT_REFUSED: &[(&str, &str)] = &[
-    (
-        "agent-request-namespace",
-        "it is vault-k8s's own bookkeeping: remove it",
-    ),
-    ("go-max-procs", "pki-sidecar is not a Go program: remove it"),
-    (
-        "agent-cache-exit-on-err",
-        "it sets the persistent cache's exit_on_err, and the agent's API proxy caches \
-         nothing to persist: remove it",
-    ),
-    (
-        "agent-telemetry-",
-        "the agent always serves Prometheus metrics on its metrics port; Vault's telemetry \
-         sinks are not supported: remove it",
-    ),
+    "agent-telemetry-",
+    "go-max-procs",
+    "agent-cache-exit-on-err",
+    "agent-request-namespace",
 ];
 
 /// The annotations of a Pod.
@@ -470,7 +458,6 @@ pub(crate) fn check_names(annotations: &Annotations) -> Result<(), InjectError> 
             }
         } else if let Some(key) = name.strip_prefix(VAULT)
             && vault_supported(key).is_none()
-            && vault_refused(key).is_none()
         {
             return Err(error(
                 name,
@@ -484,10 +471,6 @@ pub(crate) fn check_names(annotations: &Annotations) -> Result<(), InjectError> 
 
 /// The supported entry `key` matches: exact, or a per-secret prefix with a non-empty name.
 fn vault_supported(key: &str) -> Option<&'static str> {
-    // Longest match first: `agent-inject-template-file-x` is not `agent-inject-template-`.
-    if vault_refused(key).is_some() {
-        return None;
-    }
     VAULT_SUPPORTED.iter().copied().find(|entry| {
         if entry.ends_with('-') {
             key.strip_prefix(entry).is_some_and(|name| !name.is_empty())
@@ -495,19 +478,6 @@ fn vault_supported(key: &str) -> Option<&'static str> {
             key == *entry
         }
     })
-}
-
-fn vault_refused(key: &str) -> Option<&'static str> {
-    VAULT_REFUSED
-        .iter()
-        .find(|(entry, _)| {
-            if entry.ends_with('-') {
-                key.strip_prefix(entry).is_some_and(|name| !name.is_empty())
-            } else {
-                key == *entry
-            }
-        })
-        .map(|(_, message)| *message)
 }
 
 /// A TCP port.
@@ -982,6 +952,7 @@ pub(crate) fn own_plan(
         share_process_namespace: None,
         token_volume: None,
         auth_config: BTreeMap::new(),
+        telemetry: BTreeMap::new(),
         extra_secret: None,
         copy_volume_mounts: None,
         copied_mounts: Vec::new(),
@@ -1041,17 +1012,6 @@ pub(crate) fn vault_plan(
             None => Ok(default),
         }
     };
-    // Refused ones first, by name.
-    for annotation in annotations.keys() {
-        if let Some(key) = annotation.strip_prefix(VAULT)
-            && let Some(message) = vault_refused(key)
-        {
-            return Err(error(
-                annotation,
-                format!("not supported by pki-sidecar; {message}"),
-            ));
-        }
-    }
     // A pki-sidecar.io annotation beside vault-k8s's would be half-read: one vocabulary a Pod.
     for annotation in annotations.keys() {
         if annotation.starts_with(OWN) && annotation != OWN_STATUS {
@@ -1476,6 +1436,53 @@ pub(crate) fn vault_plan(
         }
     }
     let role_from_config = auth_config.remove("role").filter(|r| !r.is_empty());
+    // `agent-telemetry-NAME` is the agent file's `telemetry.NAME` (dashes for underscores):
+    // the agent's loader meets Vault Agent's Prometheus settings and warns for the ones that
+    // change nothing; a metrics sink is refused here, by its annotation.
+    let mut telemetry = BTreeMap::new();
+    for (annotation, value) in annotations {
+        if let Some(param) = annotation
+            .strip_prefix(VAULT)
+            .and_then(|k| k.strip_prefix("agent-telemetry-"))
+        {
+            let param = param.replace('-', "_");
+            if crate::config::keys::is_telemetry_sink(&param) {
+                return Err(error(
+                    annotation,
+                    format!(
+                        "not supported by pki-sidecar: {param} is one of Vault Agent's metrics \
+                         sinks, and the agent pushes no metrics; Prometheus scrapes them from \
+                         the agent's metrics port (the Pod's prometheus.io annotations say \
+                         which): remove it"
+                    ),
+                ));
+            }
+            if config_map.is_some() {
+                return Err(error(
+                    annotation,
+                    "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
+                     annotation does not change: set it in that file's telemetry block",
+                ));
+            }
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+            telemetry.insert(param, value);
+        }
+    }
+    // `go-max-procs` caps the Go agent's threads; this agent runs its work on one thread
+    // whatever it says, so any positive count is met. It is still checked.
+    if let Some(procs) = get("go-max-procs")
+        && !procs.trim().parse::<u32>().is_ok_and(|n| n > 0)
+    {
+        return Err(error(
+            &name("go-max-procs"),
+            format!("{procs:?} is not a positive number of threads"),
+        ));
+    }
+    // `agent-cache-exit-on-err`: exit when the persistent cache cannot be restored. The agent
+    // restores no cache (the sidecar logs in and renders anew), so there is nothing to fail;
+    // the value is still checked.
+    flag("agent-cache-exit-on-err", false)?;
     let role = match get("role")
         .map(str::trim)
         .filter(|r| !r.is_empty())
@@ -1595,6 +1602,7 @@ pub(crate) fn vault_plan(
         share_process_namespace,
         token_volume,
         auth_config,
+        telemetry,
         extra_secret: get("agent-extra-secret")
             .map(|v| object_name(&name("agent-extra-secret"), v))
             .transpose()?,

@@ -105,10 +105,16 @@ pub(crate) fn agent_file(
     if !templates.is_empty() {
         file.insert("template".into(), Value::Array(templates));
     }
-    file.insert(
-        "telemetry".into(),
-        json!({ "metrics_listen": format!("0.0.0.0:{}", plan.agent_metrics_port) }),
+    let mut telemetry: Map<String, Value> = plan
+        .telemetry
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    telemetry.insert(
+        "metrics_listen".into(),
+        format!("0.0.0.0:{}", plan.agent_metrics_port).into(),
     );
+    file.insert("telemetry".into(), Value::Object(telemetry));
     // The sidecar's local listener: the API proxy, the quit endpoint, or both on one port (the
     // init container, which exits, serves neither).
     if !init {

@@ -468,18 +468,18 @@ fn refusals_name_the_annotation() {
             "not an annotation",
         ),
         (
-            with(vault(), "vault.hashicorp.com/go-max-procs", "2"),
+            with(vault(), "vault.hashicorp.com/go-max-procs", "0"),
             "vault.hashicorp.com/go-max-procs",
-            "not supported",
+            "positive",
         ),
         (
             with(
                 vault(),
                 "vault.hashicorp.com/agent-cache-exit-on-err",
-                "true",
+                "sometimes",
             ),
             "vault.hashicorp.com/agent-cache-exit-on-err",
-            "cache",
+            "true or false",
         ),
         (
             with(
@@ -491,9 +491,22 @@ fn refusals_name_the_annotation() {
             "not a port",
         ),
         (
-            with(vault(), "vault.hashicorp.com/agent-telemetry-x", "1"),
-            "vault.hashicorp.com/agent-telemetry-x",
-            "not supported",
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-telemetry-statsd-address",
+                "statsd:8125",
+            ),
+            "vault.hashicorp.com/agent-telemetry-statsd-address",
+            "pushes no metrics",
+        ),
+        (
+            with(
+                vault(),
+                "vault.hashicorp.com/agent-telemetry-prometheus-retention-time",
+                "soon",
+            ),
+            "vault.hashicorp.com/agent-telemetry-prometheus-retention-time",
+            "not a duration",
         ),
         (
             with(
@@ -633,7 +646,7 @@ fn refusals_name_the_annotation() {
 }
 
 #[test]
-fn every_vault_k8s_annotation_is_supported_or_refused_by_name() {
+fn every_vault_k8s_annotation_is_supported() {
     // The names vault-k8s defines (agent-inject/agent/annotations.go), per-secret ones with
     // a NAME.
     for key in [
@@ -719,7 +732,7 @@ fn every_vault_k8s_annotation_is_supported_or_refused_by_name() {
                 .into_iter()
                 .collect();
         super::plan::check_names(&annotations)
-            .unwrap_or_else(|err| panic!("{key} is neither supported nor refused: {err}"));
+            .unwrap_or_else(|err| panic!("{key} is not supported: {err}"));
     }
 }
 
@@ -880,6 +893,48 @@ fn agent_cache_enable_gives_the_sidecar_an_api_proxy_listener() {
     let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
     assert_eq!(file["api_proxy"], json!({ "use_auto_auth_token": "force" }));
     assert_eq!(file["listener"][0]["address"], "127.0.0.1:8100");
+}
+
+/// `agent-telemetry-*` becomes the agent file's `telemetry` block as vault-k8s writes it
+/// (dashes made underscores, JSON values read as JSON), and the file loads without a warning for
+/// Vault Agent's Prometheus settings; `go-max-procs`, `agent-cache-exit-on-err` and
+/// `agent-request-namespace` are checked and change nothing the agent does.
+#[test]
+fn telemetry_annotations_become_the_agent_files_telemetry_block() {
+    let mut a = vault();
+    for (key, value) in [
+        ("agent-telemetry-prometheus-retention-time", "24h"),
+        ("agent-telemetry-disable-hostname", "true"),
+        ("go-max-procs", "2"),
+        ("agent-cache-exit-on-err", "true"),
+        ("agent-request-namespace", "shop"),
+    ] {
+        a = with(a, &format!("vault.hashicorp.com/{key}"), value);
+    }
+    let pod = inject(a.clone()).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(
+        file["telemetry"],
+        json!({
+            "prometheus_retention_time": "24h",
+            "disable_hostname": true,
+            "metrics_listen": "0.0.0.0:9101",
+        })
+    );
+    let loaded = load_agent_file(&file);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // One that shapes only Vault's own metric names: in the file, warned about by the agent.
+    let a = with(
+        a,
+        "vault.hashicorp.com/agent-telemetry-prefix-filter",
+        r#"["+vault.agent"]"#,
+    );
+    let pod = inject(a).unwrap();
+    let file = env_json(container(&pod, "containers", "vault-agent"), "VAULT_CONFIG");
+    assert_eq!(file["telemetry"]["prefix_filter"], json!(["+vault.agent"]));
+    let loaded = load_agent_file(&file);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(loaded.warnings[0].path, "telemetry.prefix_filter");
 }
 
 /// `agent-enable-quit`: the sidecar's listener serves `/agent/v1/quit` (`agent_api`), on the

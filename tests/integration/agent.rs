@@ -935,6 +935,142 @@ listener "tcp" {{
     assert!(log.contains("quit requested on /agent/v1/quit"), "{log}");
 }
 
+/// A Vault Agent file's Prometheus setup loads as it is (`telemetry { prometheus_retention_time,
+/// disable_hostname }`) and a scrape config written for Vault Agent's listener keeps working:
+/// `/agent/v1/metrics?format=prometheus` answers with the same statuses and content type as
+/// OpenBao Agent's (412 without the request header the listener requires, 200 in the Prometheus
+/// text format, 405 for POST, 400 for an unknown format), the body being the agent's metrics.
+/// Without `format` OpenBao Agent dumps its in-memory sink as JSON; ours says which URL to use.
+#[test]
+fn the_listener_serves_metrics_where_openbao_agent_serves_them() {
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let bed = bao::bed();
+    let token = bed.create_token(&["default"], "1h", true);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let config_for = |name: &str, port: u16| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{dir}/token-in"
+    }}
+  }}
+  sink "file" {{
+    config = {{
+      path = "{dir}/{name}.sink"
+    }}
+  }}
+}}
+listener "tcp" {{
+  address                = "127.0.0.1:{port}"
+  tls_disable            = true
+  require_request_header = true
+}}
+telemetry {{
+  prometheus_retention_time = "30s"
+  disable_hostname          = true
+}}
+"#,
+                addr = bed.addr(),
+                dir = dir.path().display(),
+            ),
+        )
+    };
+    const PROMETHEUS: &str = "/agent/v1/metrics?format=prometheus";
+    // Status and content type (its media type) of each probe, in order.
+    let probe = |port: u16| -> Vec<(u16, String)> {
+        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        util::wait_for_port(address, Duration::from_secs(20));
+        let header = [("X-Vault-Request", "true")];
+        [
+            request_with(address, "GET", PROMETHEUS, &[], ""),
+            request_with(address, "GET", PROMETHEUS, &header, ""),
+            request_with(address, "POST", PROMETHEUS, &header, ""),
+            request_with(address, "GET", "/agent/v1/metrics?format=xml", &header, ""),
+        ]
+        .iter()
+        .map(|reply| {
+            let media = reply
+                .header("content-type")
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            (reply.status, media)
+        })
+        .collect()
+    };
+    let port = util::free_port();
+    let bao_agent = KillOnDrop(
+        std::process::Command::new(bao::bao_binary())
+            .args(["agent", "-config"])
+            .arg(config_for("bao.hcl", port))
+            .env("BAO_ADDR", bed.addr())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run bao agent"),
+    );
+    let theirs = probe(port);
+    drop(bao_agent);
+    assert_eq!(
+        theirs.iter().map(|(status, _)| *status).collect::<Vec<_>>(),
+        vec![412, 200, 405, 400],
+        "the reference: {theirs:?}"
+    );
+    assert_eq!(theirs[1].1, "text/plain", "the reference: {theirs:?}");
+
+    let port = util::free_port();
+    let agent = Launch::agent(
+        &[&config_for("ours.hcl", port)],
+        bed.addr(),
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let ours = probe(port);
+    let log = agent.log();
+    assert_eq!(
+        ours.iter().map(|(status, _)| *status).collect::<Vec<_>>(),
+        theirs.iter().map(|(status, _)| *status).collect::<Vec<_>>(),
+        "the same statuses as OpenBao Agent: {ours:?}\n{log}"
+    );
+    assert_eq!(ours[1].1, theirs[1].1, "{ours:?}");
+    assert!(
+        !log.contains("warning"),
+        "Vault Agent's Prometheus settings are met, not warned about:\n{log}"
+    );
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let header = [("X-Vault-Request", "true")];
+    let scraped = request_with(address, "GET", PROMETHEUS, &header, "");
+    for family in [
+        "# TYPE pki_sidecar_build_info gauge",
+        "# TYPE pki_sidecar_agent_token_expiration_timestamp_seconds gauge",
+    ] {
+        assert!(
+            scraped.body.contains(family),
+            "{family} in the listener's metrics:\n{}",
+            scraped.body
+        );
+    }
+    let json = request_with(address, "GET", "/agent/v1/metrics", &header, "");
+    assert_eq!(json.status, 400, "{}", json.body);
+    assert!(json.body.contains("?format=prometheus"), "{}", json.body);
+}
+
 #[test]
 fn the_seed_config_keeps_a_short_ttl_token_alive_beyond_its_ttl() {
     let bed = bao::bed();

@@ -452,7 +452,7 @@ fn a_bad_annotation_exits_78_naming_file_document_object_and_annotation() {
             "unsupported.yaml",
             "document 1",
             "Pod/shop/cached",
-            "vault.hashicorp.com/go-max-procs",
+            "vault.hashicorp.com/agent-telemetry-statsd-address",
         ),
         (
             "bad-template.yaml",
