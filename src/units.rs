@@ -158,6 +158,31 @@ pub(crate) fn mode(value: &Scalar) -> Result<u32, String> {
     }
 }
 
+/// Sizes in bytes as nginx spells them (`client_max_body_size`): a count of bytes, or one
+/// followed by `k`, `m` or `g` (either case; 1024, 1024², 1024³). An integer is bytes.
+pub(crate) fn size(value: &Scalar) -> Result<u64, String> {
+    const HINT: &str = "(examples: 1m, 512k, 1048576)";
+    let parsed = match value {
+        Scalar::Int(bytes) => u64::try_from(*bytes).ok(),
+        Scalar::Text(text) => {
+            let text = text.trim();
+            let (digits, unit) = match text.char_indices().last() {
+                Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
+                Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
+                Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
+                _ => (text, 1),
+            };
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                digits.parse::<u64>().ok().and_then(|n| n.checked_mul(unit))
+            } else {
+                None
+            }
+        }
+        Scalar::Float(_) | Scalar::Bool(_) => None,
+    };
+    parsed.ok_or_else(|| format!("{value} is not a size {HINT}"))
+}
+
 /// Booleans as Go's `strconv.ParseBool` reads them (Vault's environment variables).
 pub(crate) fn boolean(text: &str) -> Option<bool> {
     match text.trim() {
@@ -184,6 +209,27 @@ mod tests {
 
     fn text(s: &str) -> Scalar {
         Scalar::Text(s.to_string())
+    }
+
+    #[test]
+    fn sizes_as_nginx_spells_them() {
+        for (spelling, bytes) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("512k", 512 << 10),
+            ("512K", 512 << 10),
+            ("1m", 1 << 20),
+            (" 20M ", 20 << 20),
+            ("2g", 2 << 30),
+        ] {
+            assert_eq!(size(&text(spelling)), Ok(bytes), "{spelling}");
+        }
+        assert_eq!(size(&Scalar::Int(4096)), Ok(4096));
+        for bad in ["", "m", "1.5m", "-1", "1t", "1 m", "99999999999999999999g"] {
+            assert!(size(&text(bad)).is_err(), "{bad:?}");
+        }
+        assert!(size(&Scalar::Int(-1)).is_err());
+        assert!(size(&Scalar::Bool(true)).is_err());
     }
 
     #[test]

@@ -370,6 +370,18 @@ fn proxy(out: &mut String, config: &Config) {
         proxy.key_file.display()
     );
     let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
+    if let Some(bytes) = proxy.max_request_body {
+        let size = match bytes {
+            b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+            b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+            b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+            b => format!("{b} bytes"),
+        };
+        let _ = writeln!(
+            out,
+            "  bodies    at most {size} (413 beyond: max_request_body)"
+        );
+    }
     let _ = writeln!(
         out,
         "  access    {}",

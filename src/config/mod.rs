@@ -450,6 +450,9 @@ pub struct Proxy {
     pub max_connections: usize,
     /// Largest request header block, in bytes.
     pub max_header_size: usize,
+    /// Largest request body, in bytes (nginx's `client_max_body_size`): a larger one gets 413
+    /// and never reaches the upstream in full. `None`: no limit.
+    pub max_request_body: Option<u64>,
     /// Which forwarding headers the upstream gets.
     pub forwarded_headers: ForwardedHeaders,
     /// Peers whose forwarding headers are appended to; everyone else's are replaced.

@@ -466,16 +466,12 @@ const NGINX_ITSELF: &[&str] = &[
     "gzip_types",
     "gzip_disable",
     "error_page",
-    "client_max_body_size",
 ];
 
 /// What an ignored directive's warning says.
 fn why_ignored(name: &str) -> &'static str {
     match name {
         "server_name" => "every name is served: the proxy has one certificate",
-        "client_max_body_size" => {
-            "the proxy sets no limit on request bodies: the app sees the bodies nginx refused"
-        }
         n if n.starts_with("gzip") => "responses are passed as the app sends them, uncompressed",
         "error_page" => "the app's error responses are passed as they are",
         "ssl_ciphers"
@@ -519,6 +515,9 @@ fn header_is_equivalent(name: &str, value: &str) -> bool {
     }
 }
 
+/// nginx's `client_max_body_size` when a file sets none.
+const NGINX_BODY_SIZE: &str = "1m";
+
 #[derive(Default)]
 struct Mapper {
     settings: Vec<(String, &'static [&'static str], Value)>,
@@ -531,6 +530,9 @@ struct Mapper {
     /// `add_header` directives of the server (with the `http` level's) and of `location /`:
     /// nginx takes a level's only when the level below has none.
     headers: [Vec<Directive>; 2],
+    /// `client_max_body_size` of the server (with the `http` level's) and of `location /`:
+    /// the location's wins.
+    body_size: [Option<Directive>; 2],
 }
 
 impl Mapper {
@@ -733,11 +735,10 @@ impl Mapper {
                     }
                 }
                 "include" => {}
+                "client_max_body_size" => self.body_size[0] = Some(d.clone()),
                 name if NGINX_ITSELF.contains(&name) => {
-                    if !(name == "client_max_body_size" && arg == "0") {
-                        let why = why_ignored(name);
-                        self.warn(d, format!("ignored: {why}"));
-                    }
+                    let why = why_ignored(name);
+                    self.warn(d, format!("ignored: {why}"));
                 }
                 "proxy_connect_timeout"
                 | "proxy_read_timeout"
@@ -754,6 +755,7 @@ impl Mapper {
             }
         }
         self.listen(server, &listens);
+        self.body_size(server);
         match (client_ca, verify) {
             (Some((at, file)), Some((how, mode))) if mode == "on" || mode == "optional" => {
                 self.set(&at, &["proxy", "client_ca_file"], Value::from(file));
@@ -859,6 +861,23 @@ impl Mapper {
         }
         if let Some(d) = first {
             self.set(&d, &["proxy", "response_headers"], Value::from(headers));
+        }
+    }
+
+    /// `client_max_body_size`: the location's, else the server's (or the `http` level's), else
+    /// nginx's default of 1m; `0` (no limit) too is passed on.
+    fn body_size(&mut self, server: &Directive) {
+        let [outer, location] = std::mem::take(&mut self.body_size);
+        let key: &'static [&'static str] = &["proxy", "max_request_body"];
+        match location.or(outer) {
+            Some(d) => {
+                let arg = d.args.first().cloned().unwrap_or_default();
+                match crate::units::size(&crate::units::Scalar::Text(arg.clone())) {
+                    Ok(_) if d.args.len() == 1 => self.set(&d, key, Value::from(arg)),
+                    _ => self.error(&d, "expects a size such as 1m, 512k or 0 (no limit)"),
+                }
+            }
+            None => self.set(server, key, Value::from(NGINX_BODY_SIZE)),
         }
     }
 
@@ -1013,11 +1032,10 @@ impl Mapper {
                 }
             }
             "add_header" | "access_log" => self.response_directive(d, true),
+            "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             name if NGINX_ITSELF.contains(&name) => {
-                if !(name == "client_max_body_size" && arg == "0") {
-                    let why = why_ignored(name);
-                    self.warn(d, format!("ignored: {why}"));
-                }
+                let why = why_ignored(name);
+                self.warn(d, format!("ignored: {why}"));
             }
             _ => self.error(
                 d,
@@ -1202,6 +1220,42 @@ server {
     /// `add_header`: the headers of `location /` if it has any, else the server's (with the
     /// `http` level's), as nginx inherits them; HSTS to `proxy.hsts`, the others to
     /// `proxy.response_headers`; without `always` a warning (nginx adds them to 2xx/3xx only).
+    #[test]
+    fn client_max_body_size_is_the_locations_else_the_servers_else_nginxs_default() {
+        let server = |http: &str, server: &str, location: &str| {
+            format!(
+                "http {{\n{http}  server {{\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
+                 ssl_certificate_key a.key;\n    location / {{\n{location}      proxy_pass \
+                 http://127.0.0.1:80;\n    }}\n{server}  }}\n}}\n"
+            )
+        };
+        let body = |text: &str| {
+            let mapped = map(text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                mapped
+                    .warnings
+                    .iter()
+                    .all(|w| !w.to_string().contains("client_max_body_size")),
+                "mapped, not warned about"
+            );
+            value(&mapped, "proxy.max_request_body")
+        };
+        assert_eq!(body(&server("", "", "")).as_deref(), Some("1m"));
+        let http = "  client_max_body_size 8m;\n";
+        assert_eq!(body(&server(http, "", "")).as_deref(), Some("8m"));
+        // The server's comes after the location here, and still loses to it.
+        let own = "    client_max_body_size 0;\n";
+        let inner = "      client_max_body_size 100k;\n";
+        assert_eq!(body(&server(http, own, "")).as_deref(), Some("0"));
+        assert_eq!(body(&server(http, own, inner)).as_deref(), Some("100k"));
+        let bad = map(&server("", "", "      client_max_body_size lots;\n")).unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains(":7:7: client_max_body_size: expects a size"),
+            "{bad}"
+        );
+    }
+
     #[test]
     fn add_header_follows_nginx_inheritance() {
         let server = |location: &str| {

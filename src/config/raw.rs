@@ -278,6 +278,7 @@ pub(crate) struct RawProxy {
     pub upstream_response_timeout: Option<Scalar>,
     pub max_connections: Option<Scalar>,
     pub max_header_size: Option<Scalar>,
+    pub max_request_body: Option<Scalar>,
     pub forwarded_headers: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub hsts: Option<String>,

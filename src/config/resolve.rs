@@ -1717,6 +1717,15 @@ fn resolve_proxy(
         }
     }
     let response_headers = resolve_response_headers(r, raw.response_headers);
+    // nginx's spelling and meaning: 0 is no limit.
+    let max_request_body = match raw.max_request_body.as_ref().map(units::size) {
+        None | Some(Ok(0)) => None,
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(message)) => {
+            r.error(&["proxy", "max_request_body"], message);
+            None
+        }
+    };
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1766,6 +1775,7 @@ fn resolve_proxy(
         upstream_response_timeout,
         max_connections,
         max_header_size,
+        max_request_body,
         forwarded_headers,
         trusted_proxies,
         hsts,

@@ -24,7 +24,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
 use super::metrics::ProxyMetrics;
@@ -95,6 +95,8 @@ pub(crate) struct Forwarder {
     /// `proxy.response_headers`, parsed once.
     response_headers: Vec<(header::HeaderName, HeaderValue)>,
     x_real_ip: bool,
+    /// `proxy.max_request_body`, in bytes.
+    max_request_body: Option<u64>,
     metrics: ProxyMetrics,
 }
 
@@ -132,6 +134,7 @@ impl Forwarder {
                 })
                 .collect(),
             x_real_ip: config.x_real_ip,
+            max_request_body: config.max_request_body,
             metrics,
         }
     }
@@ -186,8 +189,11 @@ impl Forwarder {
         *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let request =
-            request.map(|body| RequestBody::new(body, self.metrics.client_errors.body.clone(), h1));
+        let errors = &self.metrics.client_errors;
+        let limit = self
+            .max_request_body
+            .map(|bytes| (bytes, errors.body_too_large.clone()));
+        let request = request.map(|body| RequestBody::new(body, errors.body.clone(), h1, limit));
 
         let sent = self.upstream.send(request, upgrade);
         let forwarded = upstream_time.is_some().then(Instant::now);
@@ -209,6 +215,10 @@ impl Forwarder {
                         "bad request: the request body is malformed or ended early\n",
                     ),
                 );
+            }
+            Ok(Err(UpstreamError::BodyTooLarge)) => {
+                // Counted (kind="body_too_large") where the body went past the limit.
+                return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
             }
             Ok(Err(err)) => {
                 let (kind, text) = match err {
@@ -259,10 +269,23 @@ impl Forwarder {
                 "transfer codings other than chunked are not implemented\n",
             ));
         }
-        request_host(request).map_err(|why| {
+        let host = request_host(request).map_err(|why| {
             errors.host.inc();
             (StatusCode::BAD_REQUEST, why)
-        })
+        })?;
+        // A body announced longer than allowed is refused before anything is forwarded, as
+        // nginx does; one that grows past the limit is stopped by `RequestBody`.
+        if let Some(limit) = self.max_request_body
+            && request
+                .body()
+                .size_hint()
+                .exact()
+                .is_some_and(|length| length > limit)
+        {
+            errors.body_too_large.inc();
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+        }
+        Ok(host)
     }
 
     fn finish(&self, started: Instant, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
@@ -632,6 +655,9 @@ fn tunnel(
 }
 
 /// A short plain-text error.
+/// The 413's text.
+const TOO_LARGE: &str = "request body too large\n";
+
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
         text.as_bytes(),

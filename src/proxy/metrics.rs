@@ -59,11 +59,19 @@ pub(crate) struct ClientErrors {
     /// The request body failed: malformed chunked framing, a client gone mid-upload (400 or
     /// a reset stream).
     pub body: IntCounter,
+    /// The request body is longer than `proxy.max_request_body` (413).
+    pub body_too_large: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 4] = ["host", "transfer_encoding", "method", "body"];
+    pub(crate) const KINDS: [&'static str; 5] = [
+        "host",
+        "transfer_encoding",
+        "method",
+        "body",
+        "body_too_large",
+    ];
 }
 
 impl ProxyMetrics {
@@ -148,6 +156,7 @@ impl ProxyMetrics {
                 transfer_encoding: client_errors.with_label_values(&[ClientErrors::KINDS[1]]),
                 method: client_errors.with_label_values(&[ClientErrors::KINDS[2]]),
                 body: client_errors.with_label_values(&[ClientErrors::KINDS[3]]),
+                body_too_large: client_errors.with_label_values(&[ClientErrors::KINDS[4]]),
             },
         })
     }

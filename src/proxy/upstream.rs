@@ -39,17 +39,18 @@ pub(crate) enum UpstreamError {
     /// The client's request body failed (malformed chunked framing, the client gone
     /// mid-upload), so the request to the upstream was abandoned: the client's fault.
     ClientBody(hyper::Error),
+    /// The client's request body grew beyond `proxy.max_request_body`: the request to the
+    /// upstream was abandoned before the body's end.
+    BodyTooLarge,
 }
 
 impl UpstreamError {
     /// A failed exchange, told apart by whose body broke it.
     fn request(err: hyper::Error) -> UpstreamError {
-        let client = std::error::Error::source(&err)
-            .is_some_and(|source| source.downcast_ref::<ClientBodyError>().is_some());
-        if client {
-            UpstreamError::ClientBody(err)
-        } else {
-            UpstreamError::Request(err)
+        match std::error::Error::source(&err).and_then(|s| s.downcast_ref::<ClientBodyError>()) {
+            Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge,
+            Some(ClientBodyError::Failed(_)) => UpstreamError::ClientBody(err),
+            None => UpstreamError::Request(err),
         }
     }
 }
@@ -60,6 +61,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Connect(err) => write!(f, "cannot connect: {err}"),
             UpstreamError::Request(err) => write!(f, "{err}"),
             UpstreamError::ClientBody(err) => write!(f, "the client's request body: {err}"),
+            UpstreamError::BodyTooLarge => f.write_str("the client's request body is too large"),
         }
     }
 }
@@ -246,32 +248,55 @@ pub(crate) struct RequestBody {
     failures: IntCounter,
     /// Told when the body has been read to its end (HTTP/1: the connection may then be parked).
     h1: Option<Arc<H1State>>,
+    /// `proxy.max_request_body`: the bytes still allowed, and what counts a body that exceeds
+    /// them.
+    limit: Option<(u64, IntCounter)>,
 }
 
 impl RequestBody {
-    /// `body`, whose failure increments `failures` and whose end is reported to `h1`.
+    /// `body`, whose failure increments `failures` and whose end is reported to `h1`; with
+    /// `limit`, a body longer than its bytes fails there (counted by its counter).
     pub(crate) fn new(
         body: Incoming,
         failures: IntCounter,
         h1: Option<Arc<H1State>>,
+        limit: Option<(u64, IntCounter)>,
     ) -> RequestBody {
-        RequestBody { body, failures, h1 }
+        RequestBody {
+            body,
+            failures,
+            h1,
+            limit,
+        }
     }
 }
 
 /// Why a client's request body ended early.
 #[derive(Debug)]
-pub(crate) struct ClientBodyError(hyper::Error);
+pub(crate) enum ClientBodyError {
+    /// Malformed framing, or the client gone mid-upload.
+    Failed(hyper::Error),
+    /// Longer than `proxy.max_request_body`.
+    TooLarge,
+}
 
 impl std::fmt::Display for ClientBodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "request body from the client: {}", self.0)
+        match self {
+            ClientBodyError::Failed(err) => write!(f, "request body from the client: {err}"),
+            ClientBodyError::TooLarge => {
+                f.write_str("request body from the client: longer than proxy.max_request_body")
+            }
+        }
     }
 }
 
 impl std::error::Error for ClientBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        match self {
+            ClientBodyError::Failed(err) => Some(err),
+            ClientBodyError::TooLarge => None,
+        }
     }
 }
 
@@ -293,9 +318,22 @@ impl Body for RequestBody {
         match polled {
             Some(Err(err)) => {
                 self.failures.inc();
-                Poll::Ready(Some(Err(ClientBodyError(err))))
+                Poll::Ready(Some(Err(ClientBodyError::Failed(err))))
             }
-            other => Poll::Ready(other.map(|frame| frame.map_err(ClientBodyError))),
+            Some(Ok(frame)) => {
+                if let (Some((remaining, too_large)), Some(data)) =
+                    (&mut self.limit, frame.data_ref())
+                {
+                    let length = data.len() as u64;
+                    if length > *remaining {
+                        too_large.inc();
+                        return Poll::Ready(Some(Err(ClientBodyError::TooLarge)));
+                    }
+                    *remaining -= length;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            None => Poll::Ready(None),
         }
     }
 

@@ -59,6 +59,49 @@ fn curl(port: u16, dir: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
 }
 
+/// The status of a POST of `bytes` bytes, announced (Content-Length) or chunked.
+fn post_status(port: u16, dir: &Path, bytes: usize, chunked: bool) -> u16 {
+    let body = dir.join(format!("body-{bytes}"));
+    std::fs::write(&body, vec![b'x'; bytes]).unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(dir.join("tls.crt"))
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if chunked {
+        command.args(["-H", "Transfer-Encoding: chunked"]);
+    }
+    let output = command
+        .arg(format!("https://localhost:{port}/upload"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// What a server answers to the body-size probes, in order: 2000 bytes announced (taken to the
+/// upstream), 3000 announced, 3000 chunked.
+fn body_probes(port: u16, dir: &Path) -> Vec<u16> {
+    vec![
+        post_status(port, dir, 2000, false),
+        post_status(port, dir, 3000, false),
+        post_status(port, dir, 3000, true),
+    ]
+}
+
 /// A child killed when dropped.
 struct Guard(std::process::Child);
 
@@ -112,6 +155,7 @@ http {{
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_read_timeout 30s;
+            client_max_body_size 2k;
         }}
     }}
 }}
@@ -157,6 +201,10 @@ http {{
     .await
     .unwrap();
     let theirs_upstream = upstream.wait_take(1).await;
+    let (their_bodies, d2) = tokio::task::spawn_blocking(move || (body_probes(port, &d2), d2))
+        .await
+        .unwrap();
+    let their_upload = upstream.wait_take(1).await;
     drop(nginx);
     util::wait_until(Duration::from_secs(15), "nginx stops", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
@@ -176,10 +224,34 @@ http {{
     })
     .await
     .unwrap();
-    let ours = tokio::task::spawn_blocking(move || curl(port, &d2))
+    let (ours, d2) = tokio::task::spawn_blocking(move || (curl(port, &d2), d2))
         .await
         .unwrap();
     let ours_upstream = upstream.wait_take(1).await;
+    let our_bodies = tokio::task::spawn_blocking(move || body_probes(port, &d2))
+        .await
+        .unwrap();
+    let our_upload = upstream.wait_take(1).await;
+
+    // client_max_body_size: the same statuses, and only the allowed body reached the app whole.
+    // nginx buffers a body before forwarding it; the proxy streams it, so the app may see the
+    // start of the chunked one before the proxy abandons it.
+    assert_eq!(their_bodies, vec![200, 413, 413], "nginx, the reference");
+    assert_eq!(our_bodies, their_bodies, "the proxy");
+    assert_eq!(
+        their_upload.len(),
+        1,
+        "nginx forwards the allowed body only"
+    );
+    for (who, uploads) in [("nginx", &their_upload), ("proxy", &our_upload)] {
+        assert_eq!(uploads[0].request_line(), "POST /upload HTTP/1.1", "{who}");
+        assert!(uploads[0].complete, "{who}");
+        assert_eq!(uploads[0].body.len(), 2000, "{who}");
+        assert!(
+            uploads[1..].iter().all(|abandoned| !abandoned.complete),
+            "{who}: a body past the limit never reaches the app whole"
+        );
+    }
 
     // The client: the app's answer, HSTS and the added headers, from both.
     for response in [&theirs, &ours] {

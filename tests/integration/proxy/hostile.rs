@@ -963,3 +963,75 @@ fn assert_no_upstream_errors(fixture: &Fixture) {
         );
     }
 }
+
+/// `proxy.max_request_body` (nginx's `client_max_body_size`): a body announced longer than the
+/// limit gets 413 before anything reaches the upstream; one that grows past it (chunked, or an
+/// HTTP/2 stream without a length) gets 413 when it does, the upstream never seeing it whole;
+/// a body within the limit passes. Each refusal is counted as the client's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_beyond_max_request_body_get_413() {
+    const TOO_LARGE: &str = "pki_sidecar_proxy_client_errors_total{kind=\"body_too_large\"}";
+    let recorder = Recorder::start("").await;
+    let fixture = fixture(recorder.address, "  max_request_body = \"1k\"\n").await;
+    let within = format!(
+        "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 1024\r\n\r\n{}",
+        "x".repeat(1024)
+    );
+    let (status, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &Via::H1(within.leak()),
+    )
+    .await;
+    assert_eq!(status, "200", "a body of exactly the limit passes");
+    let passed = recorder.wait_take(1).await;
+    assert!(passed[0].complete && passed[0].body.len() == 1024);
+
+    let announced = format!(
+        "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 1025\r\n\r\n{}",
+        "x".repeat(1025)
+    );
+    let (status, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &Via::H1(announced.leak()),
+    )
+    .await;
+    assert_eq!(status, "413");
+    let chunk = "x".repeat(600);
+    let chunked = format!(
+        "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+         258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    let (status, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &Via::H1(chunked.leak()),
+    )
+    .await;
+    assert_eq!(
+        status, "413",
+        "a chunked body stopped where it passes the limit"
+    );
+
+    // HTTP/2, a stream with no content-length: stopped as it grows.
+    let mut client = fixture.client(H2).await;
+    assert!(client.is_h2());
+    let body = Full::new(Bytes::from(vec![b'x'; 3000])).boxed();
+    let request = client
+        .request(Method::POST, "/")
+        .body(body)
+        .expect("request");
+    let response = client.send(request).await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    assert_eq!(fixture.proxy.metric(TOO_LARGE), 3.0);
+    // Whatever reached the upstream of the refused ones was abandoned, never whole.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let abandoned = recorder.take();
+    assert!(
+        abandoned.iter().all(|request| !request.complete),
+        "{:?}",
+        abandoned.iter().map(|r| r.body.len()).collect::<Vec<_>>()
+    );
+}
