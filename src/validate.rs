@@ -370,6 +370,20 @@ fn proxy(out: &mut String, config: &Config) {
         proxy.key_file.display()
     );
     let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
+    for fixed in &proxy.fixed_responses {
+        let what = match (&fixed.location, fixed.body.len()) {
+            (Some(url), _) => format!(" {url}"),
+            (None, 0) => String::new(),
+            (None, length) => format!(" ({length} bytes of {})", fixed.content_type),
+        };
+        let _ = writeln!(
+            out,
+            "  answers   {}{} -> {}{what}, not forwarded",
+            if fixed.exact { "= " } else { "" },
+            fixed.path,
+            fixed.status
+        );
+    }
     if let Some(bytes) = proxy.max_request_body {
         let size = match bytes {
             b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),

@@ -1320,7 +1320,11 @@ mod tests {
             .expect("sleep");
         let link = dir.path().join(name);
         std::os::unix::fs::symlink(sleep, &link).expect("symlink");
-        let child = std::process::Command::new(&link)
+        // Through `env --default-signal`, which execs it: under `nohup` (SIGHUP ignored, and
+        // inherited so) SIGHUP must still end it.
+        let child = std::process::Command::new("env")
+            .arg("--default-signal")
+            .arg(&link)
             .arg("300")
             .spawn()
             .expect("spawn");

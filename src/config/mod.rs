@@ -461,6 +461,8 @@ pub struct Proxy {
     pub hsts: Option<String>,
     /// Headers added to responses that lack them (nginx's `add_header`), by name.
     pub response_headers: Vec<(String, String)>,
+    /// Paths the proxy answers itself, never forwarded (nginx's `location ... { return ...; }`).
+    pub fixed_responses: Vec<FixedResponse>,
     /// `X-Real-IP` set to the client's address (nginx's `proxy_set_header X-Real-IP
     /// $remote_addr`), a client's own replaced.
     pub x_real_ip: bool,
@@ -541,6 +543,21 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
             IpAddr::V6(Ipv6Addr::from(u128::from(v6) & keep))
         }
     }
+}
+
+/// One of `proxy.fixed_responses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedResponse {
+    /// The request path it answers: exactly this path (`"= /ping"`), or every path that starts
+    /// with it (`"/healthz"`, as an nginx prefix location).
+    pub path: String,
+    pub exact: bool,
+    pub status: u16,
+    pub body: String,
+    /// `Content-Type` of the body (none without a body).
+    pub content_type: String,
+    /// `Location`, for a redirect.
+    pub location: Option<String>,
 }
 
 /// `client_ca_file` and `client_auth`: mutual TLS.

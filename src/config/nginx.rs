@@ -533,6 +533,14 @@ struct Mapper {
     /// `client_max_body_size` of the server (with the `http` level's) and of `location /`:
     /// the location's wins.
     body_size: [Option<Directive>; 2],
+    /// `default_type` of the server (with the `http` level's): the type of a `return`'s text.
+    default_type: Option<Directive>,
+    /// `location` blocks that only `return`, as `proxy.fixed_responses` entries, and the first
+    /// of them (where the setting is placed).
+    fixed: figment::value::Dict,
+    fixed_at: Option<Directive>,
+    /// Where `error_page` sends errors: a location serving only that page is not needed.
+    error_pages: Vec<String>,
 }
 
 impl Mapper {
@@ -647,6 +655,16 @@ impl Mapper {
 
     /// The TLS server: its directives after those of the levels above it (last one wins).
     fn server(&mut self, server: &Directive, directives: &[Directive]) {
+        // What the locations need from their server, wherever it stands in the block.
+        self.default_type = directives
+            .iter()
+            .rfind(|d| d.name == "default_type")
+            .cloned();
+        self.error_pages = directives
+            .iter()
+            .filter(|d| d.name == "error_page")
+            .filter_map(|d| d.args.last().cloned())
+            .collect();
         let mut listens = Vec::new();
         let mut client_ca: Option<(Directive, String)> = None;
         let mut verify: Option<(Directive, String)> = None;
@@ -736,6 +754,8 @@ impl Mapper {
                 }
                 "include" => {}
                 "client_max_body_size" => self.body_size[0] = Some(d.clone()),
+                // Read before the loop: a location may come first.
+                "default_type" => {}
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -756,6 +776,7 @@ impl Mapper {
         }
         self.listen(server, &listens);
         self.body_size(server);
+        self.fixed_responses();
         match (client_ca, verify) {
             (Some((at, file)), Some((how, mode))) if mode == "on" || mode == "optional" => {
                 self.set(&at, &["proxy", "client_ca_file"], Value::from(file));
@@ -861,6 +882,106 @@ impl Mapper {
         }
         if let Some(d) = first {
             self.set(&d, &["proxy", "response_headers"], Value::from(headers));
+        }
+    }
+
+    /// A `location = /path` or `location /prefix` that only answers with `return` (with
+    /// `default_type`, `access_log`, `log_not_found` beside it) becomes a fixed response; one
+    /// that only serves an `error_page` target is not needed (the pages are the app's). `false`:
+    /// neither, the caller refuses it.
+    fn answering_location(&mut self, d: &Directive) -> bool {
+        let (exact, path) = match d.args.as_slice() {
+            [eq, path] if eq == "=" => (true, path.clone()),
+            [prefix, path] if prefix == "^~" => (false, path.clone()),
+            [path] if path.starts_with('/') => (false, path.clone()),
+            _ => return false,
+        };
+        let body = d.block.clone().unwrap_or_default();
+        if self.error_pages.contains(&path)
+            && body.iter().all(|inner| {
+                matches!(
+                    inner.name.as_str(),
+                    "root" | "alias" | "internal" | "index" | "try_files" | "access_log"
+                )
+            })
+        {
+            self.warn(
+                d,
+                "not served: the error_page it serves is ignored (the app's and the proxy's \
+                 own error responses are passed as they are)",
+            );
+            return true;
+        }
+        let mut returned: Option<&Directive> = None;
+        let mut default_type = self.default_type.clone();
+        for inner in &body {
+            match inner.name.as_str() {
+                "return" => returned = Some(inner),
+                "default_type" => default_type = Some(inner.clone()),
+                "access_log" | "log_not_found" => {}
+                _ => return false,
+            }
+        }
+        let Some(returned) = returned else {
+            return false;
+        };
+        let (status, text) = match returned.args.as_slice() {
+            [code] if code.parse::<u16>().is_ok() => (code.clone(), None),
+            [code, text] if code.parse::<u16>().is_ok() => (code.clone(), Some(text.clone())),
+            [url] if url.starts_with("http://") || url.starts_with("https://") => {
+                ("302".to_string(), Some(url.clone()))
+            }
+            _ => {
+                self.error(returned, "expects `return CODE [TEXT]` or `return URL`");
+                return true;
+            }
+        };
+        if text.as_deref().is_some_and(|t| t.contains('$')) {
+            self.error(
+                returned,
+                "a variable is not supported: the proxy answers with fixed text only",
+            );
+            return true;
+        }
+        let code: u16 = status.parse().unwrap_or(0);
+        let mut entry = figment::value::Dict::new();
+        entry.insert("status".into(), Value::from(u64::from(code)));
+        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+            if let Some(url) = &text {
+                if url.starts_with('/') {
+                    self.warn(
+                        returned,
+                        "a relative redirect is sent as it is (nginx makes it absolute with its \
+                         scheme, host and port); clients follow both",
+                    );
+                }
+                entry.insert("location".into(), Value::from(url.clone()));
+            }
+        } else if let Some(text) = text {
+            entry.insert("body".into(), Value::from(text));
+            let media = default_type
+                .as_ref()
+                .and_then(|t| t.args.first().cloned())
+                .unwrap_or_else(|| "text/plain".to_string());
+            entry.insert("content_type".into(), Value::from(media));
+        }
+        let key = if exact { format!("= {path}") } else { path };
+        self.fixed.insert(key, Value::from(entry));
+        self.fixed_at.get_or_insert_with(|| d.clone());
+        true
+    }
+
+    /// The answering locations, as one `proxy.fixed_responses`; a `default_type` nothing uses
+    /// is ignored, as before.
+    fn fixed_responses(&mut self) {
+        let fixed = std::mem::take(&mut self.fixed);
+        match self.fixed_at.take() {
+            Some(at) => self.set(&at, &["proxy", "fixed_responses"], Value::from(fixed)),
+            None => {
+                if let Some(d) = self.default_type.take() {
+                    self.warn(&d, format!("ignored: {}", why_ignored("default_type")));
+                }
+            }
         }
     }
 
@@ -975,6 +1096,9 @@ impl Mapper {
     /// A `location`: only `/` (prefix), holding `proxy_pass`; `true` when it proxies.
     fn location(&mut self, d: &Directive) -> bool {
         let is_root = d.args.len() == 1 && d.args[0] == "/";
+        if !is_root && self.answering_location(d) {
+            return false;
+        }
         if !is_root {
             self.error(
                 d,
@@ -1203,7 +1327,8 @@ server {
         let err = map(
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
-             /healthz { return 200; }\n  add_header X-Frame-Options $x;\n  allow 10.0.0.0/8;\n}\n",
+             ~ \\.php$ { return 200; }\n  add_header X-Frame-Options $x;\n  allow 10.0.0.0/8;\n  location \
+             /go { return 302 https://$host/; }\n}\n",
         )
         .unwrap_err()
         .to_string();
@@ -1212,6 +1337,7 @@ server {
             ":8:3: location: only `location /` is served",
             ":9:3: add_header: a value with a variable is not supported",
             ":10:3: allow: not supported",
+            ":11:18: return: a variable is not supported",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
         }

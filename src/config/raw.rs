@@ -258,6 +258,16 @@ pub(crate) struct RawTelemetry {
     pub disable_hostname: Option<Scalar>,
 }
 
+/// One of `proxy.fixed_responses`: what the proxy answers itself (nginx's `return`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFixedResponse {
+    pub status: Option<Scalar>,
+    pub body: Option<String>,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+}
+
 /// `proxy {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +293,7 @@ pub(crate) struct RawProxy {
     pub trusted_proxies: Option<Vec<String>>,
     pub hsts: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
+    pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
     pub x_real_ip: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

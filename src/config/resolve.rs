@@ -16,9 +16,9 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
-    Config, EnvTemplate, Exec, FileSink, ForwardedHeaders, FreshConnections, LogFormat, Logging,
-    Proxy, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
-    default_cert_label,
+    Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders, FreshConnections,
+    LogFormat, Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig,
+    TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1717,6 +1717,7 @@ fn resolve_proxy(
         }
     }
     let response_headers = resolve_response_headers(r, raw.response_headers);
+    let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
     // nginx's spelling and meaning: 0 is no limit.
     let max_request_body = match raw.max_request_body.as_ref().map(units::size) {
         None | Some(Ok(0)) => None,
@@ -1780,6 +1781,7 @@ fn resolve_proxy(
         trusted_proxies,
         hsts,
         response_headers,
+        fixed_responses,
         x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
@@ -1829,6 +1831,97 @@ fn resolve_response_headers(
         headers.push((name, value));
     }
     headers
+}
+
+/// `proxy.fixed_responses = { "/healthz" = { status = 200, body = "ok" } }`: keys are nginx
+/// location specs (`/prefix` or `= /exact`), values what the proxy answers there.
+fn resolve_fixed_responses(
+    r: &mut Resolver,
+    raw: Option<BTreeMap<String, raw::RawFixedResponse>>,
+) -> Vec<FixedResponse> {
+    let printable = |text: &str| text.bytes().all(|b| (b' '..=b'~').contains(&b));
+    let mut fixed = Vec::new();
+    for (spec, response) in raw.unwrap_or_default() {
+        let at = |key: &'static str| ["proxy", "fixed_responses", spec.as_str(), key];
+        let path_at = ["proxy", "fixed_responses", spec.as_str()];
+        let (exact, path) = match spec.trim().strip_prefix('=') {
+            Some(rest) => (true, rest.trim().to_string()),
+            None => (false, spec.trim().to_string()),
+        };
+        if !path.starts_with('/') || !printable(&path) || path.contains(' ') {
+            r.error(
+                &path_at,
+                "is not a path such as \"/healthz\" (every path under it) or \"= /ping\" \
+                 (that path only)",
+            );
+            continue;
+        }
+        if path == "/" && !exact {
+            r.error(
+                &path_at,
+                "would answer every request: `/` is what the proxy forwards to the upstream",
+            );
+            continue;
+        }
+        let status = match &response.status {
+            Some(Scalar::Int(code)) if (200..=599).contains(code) => *code as u16,
+            Some(Scalar::Text(code))
+                if code.parse::<u16>().is_ok_and(|c| (200..=599).contains(&c)) =>
+            {
+                code.parse().unwrap_or(200)
+            }
+            Some(other) => {
+                r.error(
+                    &at("status"),
+                    format!("{other} is not an HTTP status from 200 to 599"),
+                );
+                continue;
+            }
+            None => {
+                r.error(
+                    &at("status"),
+                    "is required (an HTTP status such as 200 or 301)",
+                );
+                continue;
+            }
+        };
+        let location = response.location.map(|l| l.trim().to_string());
+        let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+        let location_error = match &location {
+            Some(url) if !redirect => Some(format!(
+                "is for a redirect (301, 302, 303, 307, 308), not {status} ({url})"
+            )),
+            Some(url) if url.is_empty() || !printable(url) => {
+                Some("must be a URL of printable ASCII".to_string())
+            }
+            None if redirect => Some(format!("is required with a {status} (where to)")),
+            _ => None,
+        };
+        if let Some(message) = location_error {
+            r.error(&at("location"), message);
+            continue;
+        }
+        let content_type = response
+            .content_type
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|| "text/plain".to_string());
+        if content_type.is_empty() || http::HeaderValue::from_str(&content_type).is_err() {
+            r.error(
+                &at("content_type"),
+                "is not a media type such as \"text/plain\"",
+            );
+            continue;
+        }
+        fixed.push(FixedResponse {
+            path,
+            exact,
+            status,
+            body: response.body.unwrap_or_default(),
+            content_type,
+            location,
+        });
+    }
+    fixed
 }
 
 /// `telemetry { cert_labels = { "/path/tls.crt" = "web" } }`. A path no template can write

@@ -97,7 +97,87 @@ pub(crate) struct Forwarder {
     x_real_ip: bool,
     /// `proxy.max_request_body`, in bytes.
     max_request_body: Option<u64>,
+    /// `proxy.fixed_responses`.
+    fixed: FixedResponses,
     metrics: ProxyMetrics,
+}
+
+/// The answers the proxy gives itself (`proxy.fixed_responses`), found as nginx finds a
+/// location: an exact path first, then the longest prefix; anything else is forwarded.
+struct FixedResponses {
+    exact: Vec<(String, Fixed)>,
+    /// Longest first.
+    prefixes: Vec<(String, Fixed)>,
+}
+
+/// One fixed answer, its parts built once.
+struct Fixed {
+    status: StatusCode,
+    body: Bytes,
+    content_type: Option<HeaderValue>,
+    location: Option<HeaderValue>,
+}
+
+impl FixedResponses {
+    fn new(config: &[config::FixedResponse]) -> FixedResponses {
+        let mut exact = Vec::new();
+        let mut prefixes = Vec::new();
+        for entry in config {
+            // Validated when the configuration was resolved.
+            let fixed = Fixed {
+                status: StatusCode::from_u16(entry.status).unwrap_or(StatusCode::OK),
+                body: Bytes::from(entry.body.clone()),
+                content_type: (!entry.body.is_empty())
+                    .then(|| HeaderValue::from_str(&entry.content_type).ok())
+                    .flatten(),
+                location: entry
+                    .location
+                    .as_deref()
+                    .and_then(|l| HeaderValue::from_str(l).ok()),
+            };
+            if entry.exact {
+                exact.push((entry.path.clone(), fixed));
+            } else {
+                prefixes.push((entry.path.clone(), fixed));
+            }
+        }
+        prefixes.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+        FixedResponses { exact, prefixes }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    fn find(&self, path: &str) -> Option<&Fixed> {
+        self.exact
+            .iter()
+            .find(|(p, _)| p == path)
+            .or_else(|| {
+                self.prefixes
+                    .iter()
+                    .find(|(p, _)| path.starts_with(p.as_str()))
+            })
+            .map(|(_, fixed)| fixed)
+    }
+}
+
+impl Fixed {
+    fn response(&self) -> Response<ProxyBody> {
+        let mut response = Response::new(Either::Right(Full::new(self.body.clone())));
+        *response.status_mut() = self.status;
+        if let Some(content_type) = &self.content_type {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type.clone());
+        }
+        if let Some(location) = &self.location {
+            response
+                .headers_mut()
+                .insert(header::LOCATION, location.clone());
+        }
+        response
+    }
 }
 
 impl Forwarder {
@@ -135,6 +215,7 @@ impl Forwarder {
                 .collect(),
             x_real_ip: config.x_real_ip,
             max_request_body: config.max_request_body,
+            fixed: FixedResponses::new(&config.fixed_responses),
             metrics,
         }
     }
@@ -160,6 +241,12 @@ impl Forwarder {
             Ok(host) => host,
             Err((status, why)) => return self.finish(started, error(status, why)),
         };
+        if !self.fixed.is_empty()
+            && let Some(fixed) = self.fixed.find(request.uri().path())
+        {
+            // Answered here whatever the method and body, as nginx's `return` does.
+            return self.finish(started, fixed.response());
+        }
         let h2 = request.version() == Version::HTTP_2;
         let upgrade_header = if h2 {
             None

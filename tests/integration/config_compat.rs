@@ -584,14 +584,24 @@ fn the_agent_signals_the_app_itself_after_a_render() {
     std::os::unix::fs::symlink("/bin/sleep", &app_path).expect("symlink");
     let bystander_path = dir.path().join(format!("{name}x"));
     std::os::unix::fs::symlink("/bin/sleep", &bystander_path).expect("symlink");
-    let mut app = std::process::Command::new(&app_path)
-        .arg("600")
-        .spawn()
-        .expect("app");
-    let mut bystander = std::process::Command::new(&bystander_path)
-        .arg("600")
-        .spawn()
-        .expect("bystander");
+    // Through `env --default-signal=HUP`, which execs it: a test run under `nohup` (SIGHUP
+    // ignored, and inherited so) must not change what SIGHUP does to the app.
+    let spawn = |path: &std::path::Path| {
+        let child = std::process::Command::new("env")
+            .arg("--default-signal=HUP")
+            .arg(path)
+            .arg("600")
+            .spawn()
+            .expect("spawn");
+        let comm = format!("/proc/{}/comm", child.id());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        util::wait_until(Duration::from_secs(10), "the exec", || {
+            std::fs::read_to_string(&comm).is_ok_and(|c| c.trim_end() == name)
+        });
+        child
+    };
+    let mut app = spawn(&app_path);
+    let mut bystander = spawn(&bystander_path);
     let out = dir.path().join("out.txt");
     let config = util::write_file(
         dir.path(),

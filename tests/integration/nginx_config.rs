@@ -313,7 +313,7 @@ http {{
     );
     let text = std::fs::read_to_string(&conf).unwrap().replace(
         "        location / {",
-        "        location /api { return 404; }\n        location / {",
+        "        location /api { proxy_pass http://127.0.0.1:9; }\n        location / {",
     );
     let line = text
         .lines()
@@ -336,6 +336,184 @@ http {{
     // What the proxy does not carry over is said, at its line.
     assert!(
         log.contains("nginx.conf:2:1: master_process: warning: ignored"),
+        "{log}"
+    );
+}
+
+/// What a server answers to GET `path`: status, `Content-Type`, `Location` and body.
+fn answer(port: u16, dir: &Path, path: &str) -> (u16, String, String, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "-D", "-", "--max-time", "10", "--cacert"])
+        .arg(dir.join("tls.crt"))
+        .arg(format!("https://localhost:{port}{path}"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: {text}"));
+    let field = |name: &str| {
+        head.lines()
+            .find_map(|line| {
+                let (n, v) = line.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    (
+        status,
+        field("content-type"),
+        field("location"),
+        body.to_string(),
+    )
+}
+
+/// `location` blocks that only `return` (health checks, redirects), the `default_type` of their
+/// text, and the stock `error_page` / `location = /50x.html` pair: nginx and the proxy give the
+/// same status, `Content-Type`, `Location` and text for each path, and neither forwards them;
+/// every other path still reaches the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_locations_are_answered_as_nginx_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let upstream = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        location = /ping {{ return 204; }}
+        location /healthz {{
+            access_log off;
+            return 200 "ok\n";
+        }}
+        location /typed {{
+            default_type application/json;
+            return 200 '{{"ok":true}}';
+        }}
+        location ^~ /gone {{ return 410 "gone\n"; }}
+        location /old {{ return 301 https://example.com/new; }}
+        location /bare {{ return https://example.com/x; }}
+        location / {{
+            proxy_pass http://127.0.0.1:{up};
+        }}
+        error_page 502 503 /50x.html;
+        location = /50x.html {{
+            root /usr/share/nginx/html;
+        }}
+    }}
+}}
+"#,
+            d = d.display(),
+            up = upstream.address.port(),
+        ),
+    );
+    const PATHS: &[&str] = &[
+        "/ping",
+        "/healthz",
+        "/healthz/deep?x=1",
+        "/typed",
+        "/gone/away",
+        "/old",
+        "/bare",
+        "/pingpong",
+    ];
+    let probe = |d: std::path::PathBuf| {
+        move || {
+            PATHS
+                .iter()
+                .map(|path| answer(port, &d, path))
+                .collect::<Vec<_>>()
+        }
+    };
+    let nginx = Guard(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(&d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run nginx"),
+    );
+    util::wait_until(Duration::from_secs(15), "nginx listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let theirs = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
+    let their_forwarded = upstream.wait_take(1).await;
+    drop(nginx);
+    util::wait_until(Duration::from_secs(15), "nginx stops", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+
+    let log = d.join("proxy.log");
+    let proxy = tokio::task::spawn_blocking({
+        let conf = conf.clone();
+        move || {
+            let proxy = Launch::role("proxy", &[], &log)
+                .args(&["--nginx-config", conf.to_str().unwrap()])
+                .spawn();
+            proxy.wait_ready(Duration::from_secs(15));
+            proxy
+        }
+    })
+    .await
+    .unwrap();
+    let ours = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
+    let our_forwarded = upstream.wait_take(1).await;
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours.0, theirs.0, "{path}: status");
+        assert_eq!(ours.2, theirs.2, "{path}: Location");
+        // nginx sends its own HTML page with a redirect; the text of a `return` is the same.
+        if !(300..400).contains(&theirs.0) {
+            assert_eq!(ours.1, theirs.1, "{path}: Content-Type");
+            assert_eq!(ours.3, theirs.3, "{path}: body");
+        }
+    }
+    assert_eq!(theirs[0].0, 204);
+    assert_eq!(
+        theirs[1],
+        (200, "text/plain".into(), String::new(), "ok\n".into())
+    );
+    assert_eq!(theirs[3].1, "application/json");
+    // Only `/pingpong` (not `= /ping`) went to the app, from both.
+    for (who, forwarded) in [("nginx", &their_forwarded), ("proxy", &our_forwarded)] {
+        // (nginx forwards with HTTP/1.0 unless told `proxy_http_version 1.1`.)
+        let paths: Vec<&str> = forwarded
+            .iter()
+            .filter_map(|r| r.request_line().split(' ').nth(1))
+            .collect();
+        assert_eq!(paths, ["/pingpong"], "{who}");
+    }
+    assert!(
+        log.contains("location: warning: not served: the error_page it serves is ignored"),
         "{log}"
     );
 }
