@@ -118,6 +118,9 @@ pub(crate) struct Forwarder {
     use_auto_auth_token: AutoAuthToken,
     /// The agent's metrics, for [`METRICS_PATH`].
     telemetry: Telemetry,
+    /// Requests passed to Vault, by outcome (Vault Agent's `agent.proxy.success`,
+    /// `.client_error`, `.error`).
+    requests: prometheus::IntCounterVec,
 }
 
 impl Forwarder {
@@ -126,13 +129,38 @@ impl Forwarder {
         tokens: watch::Receiver<Option<Arc<Token>>>,
         use_auto_auth_token: AutoAuthToken,
         telemetry: Telemetry,
-    ) -> Forwarder {
-        Forwarder {
+    ) -> prometheus::Result<Forwarder> {
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "pki_sidecar_agent_api_proxy_requests_total",
+                "Requests to the agent's listeners passed to Vault, by outcome: success (Vault \
+                 answered below 400), client_error (a 4xx, from Vault or the listener), error \
+                 (a 5xx, or Vault unreachable).",
+            ),
+            &["outcome"],
+        )?;
+        telemetry.registry.register(Box::new(requests.clone()))?;
+        for outcome in ["success", "client_error", "error"] {
+            requests.with_label_values(&[outcome]);
+        }
+        Ok(Forwarder {
             client,
             tokens,
             use_auto_auth_token,
             telemetry,
-        }
+            requests,
+        })
+    }
+
+    /// Counts `response` by its outcome, and returns it.
+    fn counted(&self, response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+        let outcome = match response.status().as_u16() {
+            0..400 => "success",
+            400..500 => "client_error",
+            _ => "error",
+        };
+        self.requests.with_label_values(&[outcome]).inc();
+        response
     }
 
     /// Answers one request of a listener, whose `require_request_header` and
@@ -152,10 +180,16 @@ impl Forwarder {
                 .get("X-Vault-Request")
                 .is_none_or(|value| value != "true")
         {
-            return vault_error(
+            let refused = vault_error(
                 StatusCode::PRECONDITION_FAILED,
                 "missing 'X-Vault-Request' header",
             );
+            // The agent's own endpoints are not requests to Vault: not counted.
+            return if [QUIT_PATH, METRICS_PATH].contains(&parts.uri.path()) {
+                refused
+            } else {
+                self.counted(refused)
+            };
         }
         if parts.uri.path() == QUIT_PATH {
             return quit(&parts.method, enable_quit, shutdown);
@@ -163,6 +197,12 @@ impl Forwarder {
         if parts.uri.path() == METRICS_PATH {
             return metrics(&parts.method, parts.uri.query(), &self.telemetry);
         }
+        let response = self.forward(parts, body).await;
+        self.counted(response)
+    }
+
+    /// Passes one request to Vault with the agent's token as `use_auto_auth_token` says.
+    async fn forward(&self, parts: http::request::Parts, body: Incoming) -> Response<Full<Bytes>> {
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(err) => {

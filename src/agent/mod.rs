@@ -158,7 +158,7 @@ impl Agent {
                 token_rx.clone(),
                 proxy.use_auto_auth_token,
                 telemetry.clone(),
-            ))),
+            )?)),
             None => None,
         };
         let templating = part(fresh.templating)?;

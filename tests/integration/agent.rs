@@ -819,6 +819,18 @@ listener "tcp" {{
         "",
     );
     assert_eq!(allowed.status, 200, "{}", allowed.body);
+    // Counted by outcome, as Vault Agent's agent.proxy.success / client_error / error: the
+    // first 200 of the wait and the four after it; the 403 and the 412 (the 503s while the
+    // agent had no token yet are errors, how many depends on the wait).
+    let scrape = agent.scrape();
+    let outcome = |name: &str| {
+        util::metric(
+            &scrape,
+            &format!("pki_sidecar_agent_api_proxy_requests_total{{outcome=\"{name}\"}}"),
+        )
+    };
+    assert_eq!(outcome("success"), 5.0, "{scrape}");
+    assert_eq!(outcome("client_error"), 2.0, "{scrape}");
     let (code, log) = agent.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains(&token), "the token never reaches the log");
