@@ -188,24 +188,10 @@ impl TemplateRunner {
         clock: Clock,
     ) -> anyhow::Result<TemplateRunner> {
         let mut slots = Vec::with_capacity(templates.templates.len() + templates.env.len());
-        let env_templates = templates.env.iter().map(|env| {
-            let template = config::Template {
-                source: env.source.clone(),
-                destination: PathBuf::new(),
-                perms: None,
-                create_dest_dirs: false,
-                error_on_missing_key: env.error_on_missing_key,
-                left_delimiter: env.left_delimiter.clone(),
-                right_delimiter: env.right_delimiter.clone(),
-                command: None,
-                command_timeout: Duration::ZERO,
-                user: None,
-                group: None,
-                wait: None,
-                backup: false,
-            };
-            (Some(env.name.clone()), template)
-        });
+        let env_templates = templates
+            .env
+            .iter()
+            .map(|env| (Some(env.name.clone()), env.as_template()));
         let all = templates
             .templates
             .iter()

@@ -362,6 +362,27 @@ pub struct EnvTemplate {
     pub right_delimiter: String,
 }
 
+impl EnvTemplate {
+    /// The same text as a `template` without a file: how it is parsed and rendered.
+    pub(crate) fn as_template(&self) -> Template {
+        Template {
+            source: self.source.clone(),
+            destination: PathBuf::new(),
+            perms: None,
+            create_dest_dirs: false,
+            error_on_missing_key: self.error_on_missing_key,
+            left_delimiter: self.left_delimiter.clone(),
+            right_delimiter: self.right_delimiter.clone(),
+            command: None,
+            command_timeout: Duration::ZERO,
+            user: None,
+            group: None,
+            wait: None,
+            backup: false,
+        }
+    }
+}
+
 /// The top-level `exec {}`: the child process the agent runs with the `env_template`
 /// variables (Vault Agent's process supervisor mode).
 #[derive(Debug, Clone, PartialEq, Eq)]

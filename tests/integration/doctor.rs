@@ -404,3 +404,46 @@ template {{
         "{denied}"
     );
 }
+
+/// `env_template` blocks (Vault Agent's process supervisor mode) call Vault too: their paths
+/// are checked by the policy step like a template's.
+#[test]
+fn doctor_checks_the_paths_env_templates_read() {
+    let bed = bao::bed();
+    bed.root_request(
+        "PUT",
+        "sys/policies/acl/doctor-env",
+        json!({"policy": r#"path "secret/data/doctor-env" { capabilities = ["read"] }"#}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token = bed.create_token(&["doctor-env"], "1h", true);
+    let token_file = util::write_file(dir.path(), "vault-token", &token);
+    let config = util::write_file(
+        dir.path(),
+        "env.hcl",
+        &format!(
+            r#"auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{}" }} }}
+}}
+env_template "ALLOWED" {{
+  contents = "{{{{ with secret \"secret/doctor-env\" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}"
+}}
+env_template "DENIED" {{
+  contents = "{{{{ with secret \"secret/doctor-env-denied\" }}}}{{{{ .Data.data.a }}}}{{{{ end }}}}"
+}}
+exec {{
+  command = ["/bin/true"]
+}}
+"#,
+            token_file.display(),
+        ),
+    );
+    let (code, output) = doctor(&[&config], &[("VAULT_ADDR", bed.addr())]);
+    assert_eq!(code, Some(1), "{output}");
+    passed(&output, "policy allows read on secret/doctor-env:");
+    let denied = failed(&output, "policy allows read on secret/doctor-env-denied");
+    assert!(
+        denied.contains(r#"path "secret/data/doctor-env-denied" { capabilities = ["read"] }"#),
+        "{denied}"
+    );
+}
