@@ -1035,3 +1035,57 @@ async fn bodies_beyond_max_request_body_get_413() {
         abandoned.iter().map(|r| r.body.len()).collect::<Vec<_>>()
     );
 }
+
+/// `proxy.fixed_responses`: an exact path wins over a prefix, the longest prefix over a shorter
+/// one, over HTTP/1.1 and HTTP/2; `response_headers` are added to them; nothing of them reaches
+/// the upstream, and a path none matches is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_responses_are_answered_by_the_proxy() {
+    let recorder = Recorder::start("").await;
+    let setting = "  response_headers = { \"X-Test\" = \"1\" }\n  fixed_responses = {\n    \
+                   \"/health\" = { status = 200, body = \"short\" }\n    \
+                   \"/health/deep\" = { status = 503, body = \"deep\" }\n    \
+                   \"= /health\" = { status = 204 }\n    \
+                   \"/old\" = { status = 308, location = \"https://a.example/new\" }\n  }\n";
+    let fixture = fixture(recorder.address, setting).await;
+    for (path, status, location) in [
+        ("/health", "204", None),
+        ("/health/x", "200", None),
+        ("/healthz", "200", None),
+        ("/health/deep/er", "503", None),
+        ("/old?q=1", "308", Some("https://a.example/new")),
+    ] {
+        for via in [
+            Via::H1(format!("GET {path} HTTP/1.1\r\nHost: a.example\r\n\r\n").leak()),
+            Via::H2 {
+                method: "POST",
+                path,
+                authority: Some("a.example"),
+                headers: &[],
+            },
+        ] {
+            let (got, fields) = exchange(fixture.proxy.address, &fixture.ca.pem, &via).await;
+            assert_eq!(got, status, "{path}");
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(field("location"), location, "{path}");
+            assert_eq!(field("x-test"), Some("1"), "{path}: response_headers apply");
+        }
+    }
+    assert!(recorder.take().is_empty(), "nothing of them was forwarded");
+    let (got, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &Via::H1("GET /other HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(got, "200");
+    assert_eq!(
+        recorder.wait_take(1).await[0].request_line(),
+        "GET /other HTTP/1.1"
+    );
+}
