@@ -338,18 +338,7 @@ fn time(text: &str) -> Option<String> {
 
 /// nginx's size (`8k`, `1m`, bytes) in bytes.
 fn size(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let (number, factor) = match text.strip_suffix('k') {
-        Some(n) => (n.to_string(), 1024),
-        None => match text.strip_suffix('m') {
-            Some(n) => (n.to_string(), 1024 * 1024),
-            None => match text.strip_suffix('g') {
-                Some(n) => (n.to_string(), 1024 * 1024 * 1024),
-                None => (text.clone(), 1),
-            },
-        },
-    };
-    number.parse::<u64>().ok()?.checked_mul(factor)
+    crate::units::size(&crate::units::Scalar::Text(text.to_string())).ok()
 }
 
 /// Directives at the main and http levels that tune nginx itself.
@@ -993,8 +982,8 @@ impl Mapper {
         match location.or(outer) {
             Some(d) => {
                 let arg = d.args.first().cloned().unwrap_or_default();
-                match crate::units::size(&crate::units::Scalar::Text(arg.clone())) {
-                    Ok(_) if d.args.len() == 1 => self.set(&d, key, Value::from(arg)),
+                match size(&arg) {
+                    Some(_) if d.args.len() == 1 => self.set(&d, key, Value::from(arg)),
                     _ => self.error(&d, "expects a size such as 1m, 512k or 0 (no limit)"),
                 }
             }
