@@ -370,6 +370,9 @@ fn proxy(out: &mut String, config: &Config) {
         proxy.key_file.display()
     );
     let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
+    if proxy.tls13_only {
+        let _ = writeln!(out, "  tls       1.3 only (tls_min_version = \"tls13\")");
+    }
     for fixed in &proxy.fixed_responses {
         let what = match (&fixed.location, fixed.body.len()) {
             (Some(url), _) => format!(" {url}"),

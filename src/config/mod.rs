@@ -459,6 +459,8 @@ pub struct Proxy {
     pub reload_interval: Duration,
     /// Longest TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// `tls_min_version = "tls13"` (Vault's spelling): TLS 1.3 only; else TLS 1.2 and 1.3.
+    pub tls13_only: bool,
     /// Longest wait for a request's headers (slowloris).
     pub header_read_timeout: Duration,
     /// How long an idle keep-alive connection is kept.

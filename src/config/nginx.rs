@@ -704,13 +704,17 @@ impl Mapper {
                         .iter()
                         .filter(|p| !matches!(p.as_str(), "TLSv1.2" | "TLSv1.3"))
                         .collect();
+                    let has = |version: &str| d.args.iter().any(|p| p == version);
                     if !others.is_empty() {
                         self.warn(
                             d,
                             "only TLS 1.2 and 1.3 are offered: older protocols are refused",
                         );
-                    } else if d.args.len() < 2 {
-                        self.warn(d, "TLS 1.2 and 1.3 are both offered");
+                    }
+                    if has("TLSv1.3") && !has("TLSv1.2") {
+                        self.set(d, &["proxy", "tls_min_version"], Value::from("tls13"));
+                    } else if has("TLSv1.2") && !has("TLSv1.3") {
+                        self.warn(d, "TLS 1.3 is offered too: the proxy offers 1.2 and 1.3");
                     }
                 }
                 "keepalive_timeout" => self.duration(d, &["proxy", "idle_timeout"]),
@@ -1335,6 +1339,25 @@ server {
     /// `add_header`: the headers of `location /` if it has any, else the server's (with the
     /// `http` level's), as nginx inherits them; HSTS to `proxy.hsts`, the others to
     /// `proxy.response_headers`; without `always` a warning (nginx adds them to 2xx/3xx only).
+    #[test]
+    fn ssl_protocols_tls13_alone_is_tls_min_version_tls13() {
+        let server = |protocols: &str| {
+            format!(
+                "server {{\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+                 a.key;\n  ssl_protocols {protocols};\n  location / {{\n    proxy_pass \
+                 http://127.0.0.1:80;\n  }}\n}}\n"
+            )
+        };
+        let min = |protocols: &str| {
+            let mapped = map(&server(protocols)).unwrap_or_else(|e| panic!("{e}"));
+            value(&mapped, "proxy.tls_min_version")
+        };
+        assert_eq!(min("TLSv1.3").as_deref(), Some("tls13"));
+        assert_eq!(min("TLSv1.2 TLSv1.3"), None);
+        assert_eq!(min("TLSv1.1 TLSv1.2 TLSv1.3"), None);
+        assert_eq!(min("TLSv1.2"), None, "1.3 is offered too, with a warning");
+    }
+
     #[test]
     fn client_max_body_size_is_the_locations_else_the_servers_else_nginxs_default() {
         let server = |http: &str, server: &str, location: &str| {

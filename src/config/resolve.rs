@@ -1718,6 +1718,24 @@ fn resolve_proxy(
     }
     let response_headers = resolve_response_headers(r, raw.response_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
+    let tls13_only = match raw.tls_min_version.as_deref().map(str::trim) {
+        None | Some("tls12") => false,
+        Some("tls13") => true,
+        Some(old @ ("tls10" | "tls11")) => {
+            r.error(
+                &["proxy", "tls_min_version"],
+                format!("{old:?}: TLS 1.0 and 1.1 are never offered; \"tls12\" is the least"),
+            );
+            false
+        }
+        Some(other) => {
+            r.error(
+                &["proxy", "tls_min_version"],
+                format!("{other:?} is not one of \"tls12\", \"tls13\""),
+            );
+            false
+        }
+    };
     // nginx's spelling and meaning: 0 is no limit.
     let max_request_body = match raw.max_request_body.as_ref().map(units::size) {
         None | Some(Ok(0)) => None,
@@ -1770,6 +1788,7 @@ fn resolve_proxy(
         ),
         reload_interval,
         tls_handshake_timeout,
+        tls13_only,
         header_read_timeout,
         idle_timeout,
         upstream_connect_timeout,

@@ -620,7 +620,7 @@ impl Drop for ActiveGuard<'_> {
 const TLS13_TICKETS: usize = 1;
 
 /// The rustls server configs ([`ServerConfigs`]: one per cipher preference, the server
-/// choosing the suite): TLS 1.2 and 1.3, the key-exchange groups of
+/// choosing the suite): TLS 1.2 and 1.3 (1.3 only with `tls_min_version = "tls13"`), the key-exchange groups of
 /// [`crate::tls::SERVER_KX_GROUPS`] (X25519MLKEM768 first), ALPN h2 and http/1.1, one session
 /// ticket per handshake, the certificate from `store`, client certificates when configured.
 fn tls_config(
@@ -659,8 +659,13 @@ fn tls_config(
     let resolver = Arc::new(CertResolver(store));
     let sessions = rustls::server::ServerSessionMemoryCache::new(4096);
     let configs = ServerConfigs::new(|provider| {
+        let versions: &[&rustls::SupportedProtocolVersion] = if config.tls13_only {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
         let builder = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(versions)
             .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
         let builder = match &verifier {
             Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),

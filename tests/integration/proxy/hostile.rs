@@ -1089,3 +1089,49 @@ async fn fixed_responses_are_answered_by_the_proxy() {
         "GET /other HTTP/1.1"
     );
 }
+
+/// `proxy.tls_min_version = "tls13"` (nginx's `ssl_protocols TLSv1.3`): a client that speaks
+/// TLS 1.2 only is refused in the handshake, a TLS 1.3 client is served; by default both are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_min_version_tls13_refuses_tls12_clients() {
+    let recorder = Recorder::start("").await;
+    let only13 = fixture(recorder.address, "  tls_min_version = \"tls13\"\n").await;
+    let both = fixture(recorder.address, "").await;
+    let client = |pem: &str, versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA usable");
+        }
+        let mut config = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    };
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    assert!(
+        tls_connect(only13.proxy.address, client(&only13.ca.pem, tls12))
+            .await
+            .is_err(),
+        "a TLS 1.2 client is refused"
+    );
+    let served = tls_connect(only13.proxy.address, client(&only13.ca.pem, tls13))
+        .await
+        .expect("a TLS 1.3 client is served");
+    assert_eq!(
+        served.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let old = tls_connect(both.proxy.address, client(&both.ca.pem, tls12))
+        .await
+        .expect("by default TLS 1.2 is served");
+    assert_eq!(
+        old.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
