@@ -370,6 +370,12 @@ fn proxy(out: &mut String, config: &Config) {
         proxy.key_file.display()
     );
     let _ = writeln!(out, "  metrics   http://{}/metrics", proxy.metrics_listen);
+    if !proxy.session_tickets {
+        let _ = writeln!(
+            out,
+            "  sessions  no stateless tickets (session_tickets = false): the session cache only"
+        );
+    }
     if proxy.tls13_only {
         let _ = writeln!(out, "  tls       1.3 only (tls_min_version = \"tls13\")");
     }

@@ -461,6 +461,9 @@ pub struct Proxy {
     pub tls_handshake_timeout: Duration,
     /// `tls_min_version = "tls13"` (Vault's spelling): TLS 1.3 only; else TLS 1.2 and 1.3.
     pub tls13_only: bool,
+    /// Stateless session tickets (nginx's `ssl_session_tickets`); without them sessions resume
+    /// from the proxy's own session cache only.
+    pub session_tickets: bool,
     /// Longest wait for a request's headers (slowloris).
     pub header_read_timeout: Duration,
     /// How long an idle keep-alive connection is kept.

@@ -412,7 +412,6 @@ const NGINX_ITSELF: &[&str] = &[
     "ssl_ecdh_curve",
     "ssl_session_cache",
     "ssl_session_timeout",
-    "ssl_session_tickets",
     "ssl_session_ticket_key",
     "ssl_dhparam",
     "ssl_buffer_size",
@@ -717,6 +716,11 @@ impl Mapper {
                         self.warn(d, "TLS 1.3 is offered too: the proxy offers 1.2 and 1.3");
                     }
                 }
+                "ssl_session_tickets" => match arg.as_str() {
+                    "on" => self.set(d, &["proxy", "session_tickets"], Value::from(true)),
+                    "off" => self.set(d, &["proxy", "session_tickets"], Value::from(false)),
+                    _ => self.error(d, "expects on or off"),
+                },
                 "keepalive_timeout" => self.duration(d, &["proxy", "idle_timeout"]),
                 "client_header_timeout" => self.duration(d, &["proxy", "header_read_timeout"]),
                 "ssl_handshake_timeout" => self.duration(d, &["proxy", "tls_handshake_timeout"]),
@@ -1340,7 +1344,7 @@ server {
     /// `http` level's), as nginx inherits them; HSTS to `proxy.hsts`, the others to
     /// `proxy.response_headers`; without `always` a warning (nginx adds them to 2xx/3xx only).
     #[test]
-    fn ssl_protocols_tls13_alone_is_tls_min_version_tls13() {
+    fn ssl_protocols_tls13_alone_and_session_tickets_are_mapped() {
         let server = |protocols: &str| {
             format!(
                 "server {{\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
@@ -1356,6 +1360,17 @@ server {
         assert_eq!(min("TLSv1.2 TLSv1.3"), None);
         assert_eq!(min("TLSv1.1 TLSv1.2 TLSv1.3"), None);
         assert_eq!(min("TLSv1.2"), None, "1.3 is offered too, with a warning");
+        let tickets = |setting: &str| {
+            let text = server("TLSv1.2 TLSv1.3").replace(
+                "  location /",
+                &format!("  ssl_session_tickets {setting};\n  location /"),
+            );
+            let mapped = map(&text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
+            value(&mapped, "proxy.session_tickets")
+        };
+        assert_eq!(tickets("off").as_deref(), Some("false"));
+        assert_eq!(tickets("on").as_deref(), Some("true"));
     }
 
     #[test]

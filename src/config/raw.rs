@@ -283,6 +283,7 @@ pub(crate) struct RawProxy {
     pub reload_interval: Option<Scalar>,
     pub tls_handshake_timeout: Option<Scalar>,
     pub tls_min_version: Option<String>,
+    pub session_tickets: Option<Scalar>,
     pub header_read_timeout: Option<Scalar>,
     pub idle_timeout: Option<Scalar>,
     pub upstream_connect_timeout: Option<Scalar>,

@@ -1789,6 +1789,11 @@ fn resolve_proxy(
         reload_interval,
         tls_handshake_timeout,
         tls13_only,
+        session_tickets: r.boolean(
+            &["proxy", "session_tickets"],
+            raw.session_tickets.as_ref(),
+            true,
+        ),
         header_read_timeout,
         idle_timeout,
         upstream_connect_timeout,

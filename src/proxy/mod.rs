@@ -156,8 +156,12 @@ impl Proxy {
     pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
         let metrics = ProxyMetrics::register(&telemetry.registry, &config.cert_label)?;
         let store = Arc::new(CertStore::default());
-        let tickets = rustls::crypto::aws_lc_rs::Ticketer::new()
-            .context("cannot create the TLS session ticket key")?;
+        let tickets: Arc<dyn rustls::server::ProducesTickets> = if config.session_tickets {
+            rustls::crypto::aws_lc_rs::Ticketer::new()
+                .context("cannot create the TLS session ticket key")?
+        } else {
+            Arc::new(NoTickets)
+        };
         let client_ca = match &config.client_auth {
             Some(auth) => Some(read_client_ca(&auth.ca_file)?),
             None => None,
@@ -613,6 +617,30 @@ impl<'a> ActiveGuard<'a> {
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// `session_tickets = false`: no stateless tickets. A TLS 1.3 client still gets a ticket, one
+/// that names a session in the proxy's session cache (as OpenSSL does with nginx's
+/// `ssl_session_tickets off`); a TLS 1.2 client resumes by session ID.
+#[derive(Debug)]
+struct NoTickets;
+
+impl rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn lifetime(&self) -> u32 {
+        0
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
     }
 }
 

@@ -115,6 +115,7 @@ fn seed_agent_file_loads_to_the_expected_values() {
     assert_eq!(config.proxy.metrics_listen.to_string(), "0.0.0.0:9102");
     assert_eq!(config.proxy.max_request_body, None, "no limit unless asked");
     assert!(!config.proxy.tls13_only, "TLS 1.2 and 1.3 by default");
+    assert!(config.proxy.session_tickets, "stateless tickets by default");
     assert_eq!(config.app.listen.to_string(), "127.0.0.1:80");
     assert_eq!(config.app.metrics_listen.to_string(), "0.0.0.0:9103");
     assert_eq!(config.app.shutdown_grace, Duration::from_secs(10));
@@ -341,6 +342,7 @@ fn every_key_fixture_resolves_every_key() {
     assert_eq!(config.proxy.cert_label, "web");
     assert_eq!(config.proxy.max_request_body, Some(20 << 20));
     assert!(config.proxy.tls13_only);
+    assert!(!config.proxy.session_tickets);
     assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
     assert_eq!(

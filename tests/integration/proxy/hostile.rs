@@ -1135,3 +1135,34 @@ async fn tls_min_version_tls13_refuses_tls12_clients() {
         Some(rustls::ProtocolVersion::TLSv1_2)
     );
 }
+
+/// `proxy.session_tickets = false` (nginx's `ssl_session_tickets off`): a TLS 1.2 client gets
+/// no session ticket (`openssl s_client` shows none) where by default it gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tickets_false_sends_no_tls12_ticket() {
+    let recorder = Recorder::start("").await;
+    let without = fixture(recorder.address, "  session_tickets = false\n").await;
+    let with = fixture(recorder.address, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let s_client = |address: SocketAddr, pem: &str, name: &str| {
+        let ca = util::write_file(dir.path(), name, pem);
+        let output = Command::new("openssl")
+            .args(["s_client", "-tls1_2", "-connect"])
+            .arg(address.to_string())
+            .args(["-servername", "localhost", "-CAfile"])
+            .arg(&ca)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run openssl s_client");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let off = s_client(without.proxy.address, &without.ca.pem, "off.pem");
+    let on = s_client(with.proxy.address, &with.ca.pem, "on.pem");
+    assert!(on.contains("Protocol  : TLSv1.2"), "{on}");
+    assert!(
+        on.contains("TLS session ticket:"),
+        "by default, a ticket:\n{on}"
+    );
+    assert!(off.contains("Protocol  : TLSv1.2"), "{off}");
+    assert!(!off.contains("TLS session ticket:"), "no ticket:\n{off}");
+}
