@@ -229,8 +229,9 @@ pub(crate) fn prune_ignored(
 ) -> (Vec<ConfigWarning>, Vec<super::error::ConfigError>) {
     let mut errors = Vec::new();
     let mut warnings: Vec<(Option<(usize, usize)>, ConfigWarning)> = Vec::new();
-    let located = |rendered: &str| {
-        place(rendered).map_or_else(
+    // `FILE:LINE:COL` where the file says where the key is, else `FILE`.
+    let located = |at: Option<(usize, usize)>| {
+        at.map_or_else(
             || origin.to_string(),
             |(line, column)| format!("{origin}:{line}:{column}"),
         )
@@ -239,10 +240,11 @@ pub(crate) fn prune_ignored(
         let keys: Vec<String> = telemetry.keys().cloned().collect();
         for key in keys {
             let rendered = render_path(&["telemetry", key.as_str()]);
+            let at = place(&rendered);
             if is_telemetry_sink(&key) {
                 telemetry.remove(&key);
                 errors.push(super::error::ConfigError::Invalid {
-                    origin: located(&rendered),
+                    origin: located(at),
                     path: rendered,
                     message: super::error::unsupported(
                         &format!("Vault Agent's metrics sink setting `{key}`"),
@@ -254,9 +256,9 @@ pub(crate) fn prune_ignored(
             } else if let Some((_, why)) = TELEMETRY_NO_EFFECT.iter().find(|(k, _)| *k == key) {
                 telemetry.remove(&key);
                 warnings.push((
-                    place(&rendered),
+                    at,
                     ConfigWarning {
-                        origin: located(&rendered),
+                        origin: located(at),
                         path: rendered,
                         message: (*why).to_string(),
                     },
@@ -275,10 +277,11 @@ pub(crate) fn prune_ignored(
             let mut at: Vec<&str> = path.to_vec();
             at.push(&key);
             let rendered = render_path(&at);
+            let at = place(&rendered);
             warnings.push((
-                place(&rendered),
+                at,
                 ConfigWarning {
-                    origin: located(&rendered),
+                    origin: located(at),
                     path: rendered,
                     message: format!(
                         "unknown key, ignored (as Vault Agent ignores it){}",

@@ -1888,25 +1888,29 @@ fn resolve_fixed_responses(
             continue;
         }
         let status = match &response.status {
-            Some(Scalar::Int(code)) if (200..=599).contains(code) => *code as u16,
-            Some(Scalar::Text(code))
-                if code.parse::<u16>().is_ok_and(|c| (200..=599).contains(&c)) =>
-            {
-                code.parse().unwrap_or(200)
-            }
-            Some(other) => {
-                r.error(
-                    &at("status"),
-                    format!("{other} is not an HTTP status from 200 to 599"),
-                );
-                continue;
-            }
             None => {
                 r.error(
                     &at("status"),
                     "is required (an HTTP status such as 200 or 301)",
                 );
                 continue;
+            }
+            Some(given) => {
+                let code = match given {
+                    Scalar::Int(code) => u16::try_from(*code).ok(),
+                    Scalar::Text(code) => code.trim().parse().ok(),
+                    Scalar::Float(_) | Scalar::Bool(_) => None,
+                };
+                match code.filter(|c| (200..=599).contains(c)) {
+                    Some(code) => code,
+                    None => {
+                        r.error(
+                            &at("status"),
+                            format!("{given} is not an HTTP status from 200 to 599"),
+                        );
+                        continue;
+                    }
+                }
             }
         };
         let location = response.location.map(|l| l.trim().to_string());

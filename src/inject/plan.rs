@@ -480,6 +480,30 @@ fn vault_supported(key: &str) -> Option<&'static str> {
     })
 }
 
+/// The `vault.hashicorp.com/PREFIXNAME` annotations with their parameter, `NAME` with dashes
+/// made underscores (as vault-k8s reads `auth-config-*` and `agent-telemetry-*`), and value.
+fn vault_parameters<'a>(
+    annotations: &'a Annotations,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, String, &'a String)> {
+    annotations.iter().filter_map(move |(annotation, value)| {
+        let param = annotation.strip_prefix(VAULT)?.strip_prefix(prefix)?;
+        Some((annotation.as_str(), param.replace('-', "_"), value))
+    })
+}
+
+/// The refusal of an annotation that would change the agent file when `agent-configmap`
+/// supplies that file; `instead` says what to put in it.
+fn unchanged_by_config_map(annotation: &str, instead: &str) -> InjectError {
+    error(
+        annotation,
+        format!(
+            "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
+             annotation does not change: {instead}"
+        ),
+    )
+}
+
 /// A TCP port.
 fn port(annotation: &str, value: &str) -> Result<u16, InjectError> {
     match value.trim().parse::<u16>() {
@@ -1063,11 +1087,9 @@ pub(crate) fn vault_plan(
     // the cache is off; a ConfigMap's file is not changed.
     let quit_port = if flag("agent-enable-quit", false)? {
         if config_map.is_some() {
-            return Err(error(
+            return Err(unchanged_by_config_map(
                 &name("agent-enable-quit"),
-                "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
-                 annotation does not change: add agent_api { enable_quit = true } to a \
-                 listener \"tcp\" of that file",
+                "add agent_api { enable_quit = true } to a listener \"tcp\" of that file",
             ));
         }
         Some(listener_port)
@@ -1114,11 +1136,9 @@ pub(crate) fn vault_plan(
         None
     };
     if inject_token && config_map.is_some() {
-        return Err(error(
+        return Err(unchanged_by_config_map(
             &name("agent-inject-token"),
-            "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
-             annotation does not change: add a sink \"file\" writing the token to the shared \
-             volume to that file",
+            "add a sink \"file\" writing the token to the shared volume to that file",
         ));
     }
     let mut vault = BTreeMap::new();
@@ -1410,64 +1430,50 @@ pub(crate) fn vault_plan(
     // `auth-config-NAME` (dashes for underscores) is the login's `config`, as vault-k8s
     // writes it; the kubernetes login reads `role` and `token_path`.
     let mut auth_config = BTreeMap::new();
-    for (annotation, value) in annotations {
-        if let Some(param) = annotation
-            .strip_prefix(VAULT)
-            .and_then(|k| k.strip_prefix("auth-config-"))
-        {
-            let param = param.replace('-', "_");
-            if !matches!(param.as_str(), "role" | "token_path") {
-                return Err(error(
-                    annotation,
-                    format!(
-                        "the kubernetes login has no {param:?} setting (it reads role and \
-                         token_path: auth-config-role, auth-config-token-path)"
-                    ),
-                ));
-            }
-            if config_map.is_some() {
-                return Err(error(
-                    annotation,
-                    "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
-                     annotation does not change: set it in that file's auto_auth method",
-                ));
-            }
-            auth_config.insert(param, value.trim().to_string());
+    for (annotation, param, value) in vault_parameters(annotations, "auth-config-") {
+        if !matches!(param.as_str(), "role" | "token_path") {
+            return Err(error(
+                annotation,
+                format!(
+                    "the kubernetes login has no {param:?} setting (it reads role and \
+                     token_path: auth-config-role, auth-config-token-path)"
+                ),
+            ));
         }
+        if config_map.is_some() {
+            return Err(unchanged_by_config_map(
+                annotation,
+                "set it in that file's auto_auth method",
+            ));
+        }
+        auth_config.insert(param, value.trim().to_string());
     }
     let role_from_config = auth_config.remove("role").filter(|r| !r.is_empty());
     // `agent-telemetry-NAME` is the agent file's `telemetry.NAME` (dashes for underscores):
     // the agent's loader meets Vault Agent's Prometheus settings and warns for the ones that
     // change nothing; a metrics sink is refused here, by its annotation.
     let mut telemetry = BTreeMap::new();
-    for (annotation, value) in annotations {
-        if let Some(param) = annotation
-            .strip_prefix(VAULT)
-            .and_then(|k| k.strip_prefix("agent-telemetry-"))
-        {
-            let param = param.replace('-', "_");
-            if crate::config::keys::is_telemetry_sink(&param) {
-                return Err(error(
-                    annotation,
-                    format!(
-                        "not supported by pki-sidecar: {param} is one of Vault Agent's metrics \
-                         sinks, and the agent pushes no metrics; Prometheus scrapes them from \
-                         the agent's metrics port (the Pod's prometheus.io annotations say \
-                         which): remove it"
-                    ),
-                ));
-            }
-            if config_map.is_some() {
-                return Err(error(
-                    annotation,
-                    "the agent file comes from vault.hashicorp.com/agent-configmap, which this \
-                     annotation does not change: set it in that file's telemetry block",
-                ));
-            }
-            let value = serde_json::from_str(value)
-                .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
-            telemetry.insert(param, value);
+    for (annotation, param, value) in vault_parameters(annotations, "agent-telemetry-") {
+        if crate::config::keys::is_telemetry_sink(&param) {
+            return Err(error(
+                annotation,
+                format!(
+                    "not supported by pki-sidecar: {param} is one of Vault Agent's metrics \
+                     sinks, and the agent pushes no metrics; Prometheus scrapes them from the \
+                     agent's metrics port (the Pod's prometheus.io annotations say which): \
+                     remove it"
+                ),
+            ));
         }
+        if config_map.is_some() {
+            return Err(unchanged_by_config_map(
+                annotation,
+                "set it in that file's telemetry block",
+            ));
+        }
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+        telemetry.insert(param, value);
     }
     // `go-max-procs` caps the Go agent's threads; this agent runs its work on one thread
     // whatever it says, so any positive count is met. It is still checked.

@@ -836,30 +836,12 @@ listener "tcp" {{
     assert!(!log.contains(&token), "the token never reaches the log");
 }
 
-/// `listener "tcp" { agent_api { enable_quit = true } }`: `POST /agent/v1/quit` stops the agent
-/// (a Job's app ends its sidecar so), with the status codes OpenBao Agent answers: 412 without
-/// the header `require_request_header` asks for, 404 where the listener does not enable it, 405
-/// for GET, 200 and a clean exit (0) for POST. Both agents run the same file.
-#[test]
-fn the_quit_endpoint_stops_the_agent_as_openbao_agents_does() {
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let bed = bao::bed();
-    let token = bed.create_token(&["default"], "1h", true);
-    let dir = tempfile::tempdir().unwrap();
-    util::write_file(dir.path(), "token-in", &token);
-    let config_for = |name: &str, quit: u16, plain: u16| {
-        util::write_file(
-            dir.path(),
-            name,
-            &format!(
-                r#"vault {{
-  address = "{addr}"
+/// The start of an agent file for `vault_addr` that logs in with the token in
+/// `dir/token-in` and writes it to `dir/NAME.sink`: what both agents of a comparison share.
+fn token_file_head(vault_addr: &str, dir: &std::path::Path, name: &str) -> String {
+    format!(
+        r#"vault {{
+  address = "{vault_addr}"
 }}
 auto_auth {{
   method "token_file" {{
@@ -873,7 +855,27 @@ auto_auth {{
     }}
   }}
 }}
-cache {{}}
+"#,
+        dir = dir.display(),
+    )
+}
+
+/// `listener "tcp" { agent_api { enable_quit = true } }`: `POST /agent/v1/quit` stops the agent
+/// (a Job's app ends its sidecar so), with the status codes OpenBao Agent answers: 412 without
+/// the header `require_request_header` asks for, 404 where the listener does not enable it, 405
+/// for GET, 200 and a clean exit (0) for POST. Both agents run the same file.
+#[test]
+fn the_quit_endpoint_stops_the_agent_as_openbao_agents_does() {
+    let bed = bao::bed();
+    let token = bed.create_token(&["default"], "1h", true);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let config_for = |name: &str, quit: u16, plain: u16| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"{head}cache {{}}
 listener "tcp" {{
   address                = "127.0.0.1:{quit}"
   tls_disable            = true
@@ -887,8 +889,7 @@ listener "tcp" {{
   tls_disable = true
 }}
 "#,
-                addr = bed.addr(),
-                dir = dir.path().display(),
+                head = token_file_head(bed.addr(), dir.path(), name),
             ),
         )
     };
@@ -908,16 +909,7 @@ listener "tcp" {{
         ]
     };
     let (quit, plain) = (util::free_port(), util::free_port());
-    let mut bao_agent = KillOnDrop(
-        std::process::Command::new(bao::bao_binary())
-            .args(["agent", "-config"])
-            .arg(config_for("bao.hcl", quit, plain))
-            .env("BAO_ADDR", bed.addr())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run bao agent"),
-    );
+    let mut bao_agent = bao::ReferenceAgent::start(&config_for("bao.hcl", quit, plain), bed.addr());
     let theirs = probe(quit, plain);
     let start = Instant::now();
     let status = loop {
@@ -955,13 +947,6 @@ listener "tcp" {{
 /// Without `format` OpenBao Agent dumps its in-memory sink as JSON; ours says which URL to use.
 #[test]
 fn the_listener_serves_metrics_where_openbao_agent_serves_them() {
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let bed = bao::bed();
     let token = bed.create_token(&["default"], "1h", true);
     let dir = tempfile::tempdir().unwrap();
@@ -971,22 +956,7 @@ fn the_listener_serves_metrics_where_openbao_agent_serves_them() {
             dir.path(),
             name,
             &format!(
-                r#"vault {{
-  address = "{addr}"
-}}
-auto_auth {{
-  method "token_file" {{
-    config = {{
-      token_file_path = "{dir}/token-in"
-    }}
-  }}
-  sink "file" {{
-    config = {{
-      path = "{dir}/{name}.sink"
-    }}
-  }}
-}}
-listener "tcp" {{
+                r#"{head}listener "tcp" {{
   address                = "127.0.0.1:{port}"
   tls_disable            = true
   require_request_header = true
@@ -996,8 +966,7 @@ telemetry {{
   disable_hostname          = true
 }}
 "#,
-                addr = bed.addr(),
-                dir = dir.path().display(),
+                head = token_file_head(bed.addr(), dir.path(), name),
             ),
         )
     };
@@ -1027,16 +996,7 @@ telemetry {{
         .collect()
     };
     let port = util::free_port();
-    let bao_agent = KillOnDrop(
-        std::process::Command::new(bao::bao_binary())
-            .args(["agent", "-config"])
-            .arg(config_for("bao.hcl", port))
-            .env("BAO_ADDR", bed.addr())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run bao agent"),
-    );
+    let bao_agent = bao::ReferenceAgent::start(&config_for("bao.hcl", port), bed.addr());
     let theirs = probe(port);
     drop(bao_agent);
     assert_eq!(

@@ -1,13 +1,13 @@
 //! `proxy --nginx-config`: one nginx configuration, checked by `nginx -t`, served by nginx and
 //! then by the proxy on the same port; the upstream and the client see the same thing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util;
 use crate::util::recorder::Recorder;
-use crate::util::role::Launch;
+use crate::util::role::{Launch, RoleProcess};
 
 /// A self-signed ECDSA pair for `localhost` in `dir` (`tls.crt`, `tls.key`).
 fn pair(dir: &Path) {
@@ -112,6 +112,47 @@ impl Drop for Guard {
     }
 }
 
+/// nginx serving `conf` (prefix `dir`), once it listens on `port`: the reference.
+fn start_nginx(conf: &Path, dir: &Path, port: u16) -> Guard {
+    let nginx = Guard(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(conf)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run nginx"),
+    );
+    util::wait_until(Duration::from_secs(15), "nginx listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    nginx
+}
+
+/// Stops `nginx` and waits until `port` is free for the proxy.
+fn stop_nginx(nginx: Guard, port: u16) {
+    drop(nginx);
+    util::wait_until(Duration::from_secs(15), "nginx stops", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
+
+/// The proxy on the same file (`proxy --nginx-config CONF`), once ready; its log in `log`.
+async fn start_proxy(conf: &Path, log: PathBuf) -> RoleProcess {
+    let conf = conf.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let proxy = Launch::role("proxy", &[], &log)
+            .args(&["--nginx-config", conf.to_str().unwrap()])
+            .spawn();
+        proxy.wait_ready(Duration::from_secs(15));
+        proxy
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,20 +221,7 @@ http {{
     );
 
     // nginx serves it: the reference.
-    let nginx = Guard(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run nginx"),
-    );
-    util::wait_until(Duration::from_secs(15), "nginx listens", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let nginx = start_nginx(&conf, d, port);
     let (theirs, d2) = tokio::task::spawn_blocking({
         let d = d.to_path_buf();
         move || (curl(port, &d), d)
@@ -205,25 +233,11 @@ http {{
         .await
         .unwrap();
     let their_upload = upstream.wait_take(1).await;
-    drop(nginx);
-    util::wait_until(Duration::from_secs(15), "nginx stops", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    });
+    stop_nginx(nginx, port);
 
     // The proxy on the same file.
     let log = d.join("proxy.log");
-    let proxy = tokio::task::spawn_blocking({
-        let conf = conf.clone();
-        move || {
-            let proxy = Launch::role("proxy", &[], &log)
-                .args(&["--nginx-config", conf.to_str().unwrap()])
-                .spawn();
-            proxy.wait_ready(Duration::from_secs(15));
-            proxy
-        }
-    })
-    .await
-    .unwrap();
+    let proxy = start_proxy(&conf, log).await;
     let (ours, d2) = tokio::task::spawn_blocking(move || (curl(port, &d2), d2))
         .await
         .unwrap();
@@ -449,40 +463,13 @@ http {{
                 .collect::<Vec<_>>()
         }
     };
-    let nginx = Guard(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-p")
-            .arg(&d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run nginx"),
-    );
-    util::wait_until(Duration::from_secs(15), "nginx listens", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let nginx = start_nginx(&conf, &d, port);
     let theirs = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
     let their_forwarded = upstream.wait_take(1).await;
-    drop(nginx);
-    util::wait_until(Duration::from_secs(15), "nginx stops", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-    });
+    stop_nginx(nginx, port);
 
     let log = d.join("proxy.log");
-    let proxy = tokio::task::spawn_blocking({
-        let conf = conf.clone();
-        move || {
-            let proxy = Launch::role("proxy", &[], &log)
-                .args(&["--nginx-config", conf.to_str().unwrap()])
-                .spawn();
-            proxy.wait_ready(Duration::from_secs(15));
-            proxy
-        }
-    })
-    .await
-    .unwrap();
+    let proxy = start_proxy(&conf, log).await;
     let ours = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
     let our_forwarded = upstream.wait_take(1).await;
     let (code, log) = proxy.stop();

@@ -866,16 +866,7 @@ template {{
     };
     let bao_config = config_for("bao.out");
     let ours_config = config_for("ours.out");
-    let _bao = KillOnDrop(
-        std::process::Command::new(bao::bao_binary())
-            .args(["agent", "-config"])
-            .arg(&bao_config)
-            .env("BAO_ADDR", bed.addr())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run bao agent"),
-    );
+    let _bao = bao::ReferenceAgent::start(&bao_config, bed.addr());
     let agent = Launch::agent(&[&ours_config], bed.addr(), &dir.path().join("agent.log")).spawn();
     wait_for("bao.out", "one");
     wait_for("ours.out", "one");
@@ -1222,15 +1213,7 @@ template {{
     };
     // OpenBao Agent alongside, on the same role: the reference.
     let theirs = dir.path().join("bao.env");
-    let reference = KillOnDrop(
-        std::process::Command::new(bao::bao_binary())
-            .args(["agent", "-config"])
-            .arg(config_for(&theirs, "bao.hcl"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run bao agent"),
-    );
+    let reference = bao::ReferenceAgent::start(&config_for(&theirs, "bao.hcl"), bed.addr());
     let out = dir.path().join("db.env");
     let config = config_for(&out, "agent.hcl");
     let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("agent.log")).spawn();
@@ -1275,14 +1258,4 @@ template {{
     assert!(!log.contains("cannot renew the lease"), "{log}");
     let (code, log) = agent.stop();
     assert_eq!(code, Some(0), "{log}\n{}", postgres.log());
-}
-
-/// A child process killed (and reaped) when dropped, a test's panic included.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

