@@ -14,9 +14,9 @@ It starts one `bao server -dev`, and for each template:
   two children for a `secrets` listing;
 - renders the template once with `bao agent` and once with `pki-sidecar agent`
   (`exit_after_auth`, a token file, no retries), each into a scratch directory;
-- compares the two files byte for byte; where certificates are issued, PEM blocks, serial
-  numbers, Unix times and RFC 3339 times are masked first (each agent got its own
-  certificate), keeping where each block is and which blocks are the same.
+- compares the two files byte for byte; where certificates are issued, PEM blocks (indented
+  ones too), serial numbers, Unix times, RFC 3339 times and request IDs are masked first
+  (each agent got its own certificate), keeping where each block is and which are the same.
 
 A template whose paths are built at render time (`secret (printf ...)`), or read an engine
 the dev server cannot stand in for (database, AWS, Consul, RabbitMQ, SSH, transit, ...), is
@@ -210,7 +210,9 @@ def agent_file(server: DevServer, token: Path, template: Path, destination: Path
     ) if line) + "\n"
 
 
-PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----\n[A-Za-z0-9+/=\n]+?-----END \1-----")
+# A block may be indented (`indent 2` into YAML): each line after the first then starts with
+# the same blanks.
+PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----\n[A-Za-z0-9+/= \t\n]+?-----END \1-----")
 PEM_JSON = re.compile(r"-----BEGIN ([A-Z ]+)-----\\n(?:[A-Za-z0-9+/=]+\\n)+?-----END \1-----")
 
 
@@ -224,6 +226,8 @@ def masked(output: bytes) -> str:
 
     text = PEM_JSON.sub(block, PEM.sub(block, text))
     text = re.sub(r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){7,}\b", "<SERIAL>", text)
+    # Vault's request IDs (a whole secret printed or marshalled).
+    text = re.sub(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<UUID>", text)
     text = re.sub(r"\b1[0-9]{9}\b", "<UNIX TIME>", text)
     text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", "<TIME>", text)
     return re.sub(r"[A-Za-z0-9+/]{200,}={0,2}", "<BASE64>", text)

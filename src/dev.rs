@@ -348,7 +348,9 @@ auto_auth {{
     // With Vault the trust anchor comes from the issue answer (the CA chain); the development
     // CA's root is written before the agent starts.
     let ca_write = if args.vault {
-        format!(r#"{{{{ .Data.CAChain | writeToFile "{dir}/{ROOT_FILE}" "" "" "0644" }}}}"#)
+        format!(
+            r#"{{{{ .Data.CAChain | join "" | writeToFile "{dir}/{ROOT_FILE}" "" "" "0644" }}}}"#
+        )
     } else {
         String::new()
     };
@@ -596,7 +598,7 @@ mod tests {
             panic!("inline template expected");
         };
         assert!(text.contains(r#"pkiCert "pki/issue/web""#));
-        assert!(text.contains(r#".Data.CAChain | writeToFile "/run/dev-test/ca.crt""#));
+        assert!(text.contains(r#".Data.CAChain | join "" | writeToFile "/run/dev-test/ca.crt""#));
     }
 
     #[test]

@@ -393,6 +393,26 @@ fn proxy(out: &mut String, config: &Config) {
             fixed.status
         );
     }
+    if proxy.drop_underscore_headers {
+        let _ = writeln!(
+            out,
+            "  request   headers named with an underscore dropped (drop_underscore_headers)"
+        );
+    }
+    for (name, value) in &proxy.request_headers {
+        let _ = if value.is_empty() {
+            writeln!(out, "  request   {name} removed (request_headers)")
+        } else {
+            writeln!(out, "  request   {name}: {value} (request_headers)")
+        };
+    }
+    for rewrite in &proxy.redirect_rewrite {
+        let _ = writeln!(
+            out,
+            "  redirects {} -> {} in Location and Refresh (redirect_rewrite)",
+            rewrite.from, rewrite.to
+        );
+    }
     if let Some(bytes) = proxy.max_request_body {
         let size = match bytes {
             b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),

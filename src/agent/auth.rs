@@ -89,13 +89,18 @@ impl Authenticator {
                 role_id_file_path,
                 secret_id_file_path,
                 remove_secret_id_file_after_reading,
+                secret_id_response_wrapping_path,
             } => {
                 let role_id = read_credential(&role_id_file_path, "the AppRole role ID").await?;
                 let secret_id = match &secret_id_file_path {
                     None => Secret::default(),
                     Some(path) => {
-                        self.secret_id(path, remove_secret_id_file_after_reading)
-                            .await?
+                        self.secret_id(
+                            path,
+                            remove_secret_id_file_after_reading,
+                            secret_id_response_wrapping_path.as_deref(),
+                        )
+                        .await?
                     }
                 };
                 Ok(self
@@ -130,14 +135,26 @@ impl Authenticator {
         }
     }
 
-    /// The secret ID from its file, or the one remembered after the file was removed.
-    async fn secret_id(&mut self, path: &Path, remove: bool) -> Result<Secret, LoginError> {
+    /// The secret ID from its file, or the one remembered after the file was removed. With
+    /// `wrapped_at`, the file holds a response-wrapping token: as Vault Agent, the token's
+    /// creation path must be `wrapped_at` (so a token wrapped by anyone else, for another
+    /// purpose, is not unwrapped), then the secret ID is unwrapped from it. A wrapping token
+    /// can be unwrapped once, so the unwrapped secret ID is what is remembered.
+    async fn secret_id(
+        &mut self,
+        path: &Path,
+        remove: bool,
+        wrapped_at: Option<&str>,
+    ) -> Result<Secret, LoginError> {
         if !path.exists()
             && let Some(remembered) = &self.remembered
         {
             return Ok(remembered.clone());
         }
-        let secret = read_credential(path, "the AppRole secret ID").await?;
+        let mut secret = read_credential(path, "the AppRole secret ID").await?;
+        if let Some(expected) = wrapped_at {
+            secret = self.unwrap_secret_id(&secret, expected).await?;
+        }
         if remove {
             std::fs::remove_file(path)
                 .with_context(|| format!("cannot remove the secret ID file {}", path.display()))
@@ -145,6 +162,55 @@ impl Authenticator {
         }
         self.remembered = Some(secret.clone());
         Ok(secret)
+    }
+}
+
+impl Authenticator {
+    /// The secret ID inside the response-wrapping token `wrapping`, created at `expected`.
+    async fn unwrap_secret_id(
+        &self,
+        wrapping: &Secret,
+        expected: &str,
+    ) -> Result<Secret, LoginError> {
+        let lookup = self
+            .client
+            .raw(
+                "wrapping_lookup",
+                http::Method::POST,
+                "sys/wrapping/lookup",
+                wrapping,
+                Some(serde_json::json!({ "token": wrapping.expose() })),
+            )
+            .await?;
+        let created_at = lookup
+            .pointer("/data/creation_path")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        if !created_at.trim_matches('/').eq_ignore_ascii_case(expected) {
+            return Err(LoginError::Credentials(anyhow::anyhow!(
+                "the secret ID file holds a response-wrapping token created at {created_at:?}, \
+                 not at secret_id_response_wrapping_path {expected:?}: it is not unwrapped"
+            )));
+        }
+        let unwrapped = self
+            .client
+            .raw(
+                "unwrap",
+                http::Method::POST,
+                "sys/wrapping/unwrap",
+                wrapping,
+                None,
+            )
+            .await?;
+        match unwrapped
+            .pointer("/data/secret_id")
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(secret_id) if !secret_id.is_empty() => Ok(Secret::new(secret_id.to_string())),
+            _ => Err(LoginError::Credentials(anyhow::anyhow!(
+                "the response-wrapping token in the secret ID file unwrapped to no secret_id"
+            ))),
+        }
     }
 }
 

@@ -309,8 +309,11 @@ fn kind(value: &Value) -> &'static str {
         Value::Int(_) => "int",
         Value::Float(_) => "float64",
         Value::String(_) => "string",
+        Value::JsonNumber(_) => "json.Number",
         Value::List(_) => "list",
         Value::Map(_) => "map",
+        Value::Struct(s) => s.type_name,
+        Value::TypedNil(t) => t.type_name,
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod library;
 pub(crate) mod metrics;
 pub mod pki;
 pub mod render;
+mod response;
 pub(crate) mod runner;
 mod scratch;
 mod supervisor;

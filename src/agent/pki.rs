@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::functions::{Dependency, RenderFunctions};
@@ -16,25 +17,26 @@ use super::render::KeyMarker;
 use crate::certs::{self, CertInfo};
 use crate::fsutil;
 use crate::schedule;
-use crate::template::{RenderOptions, Template, Value};
+use crate::template::{GoStruct, Hidden, RenderOptions, Template, Value};
 use crate::tls::pem;
 
-/// The value `pkiCert` gives a template: `.Data.Cert` etc., and the same fields at the top
-/// (consul-template's `PemEncoded` answers both).
-pub fn pki_value(cert: &str, key: &str, ca: &str, chain: &[String], info: &CertInfo) -> Value {
-    let mut fields = BTreeMap::new();
-    fields.insert("Cert".to_string(), Value::String(cert.to_string()));
-    fields.insert("Key".to_string(), Value::String(key.to_string()));
-    fields.insert("CA".to_string(), Value::String(ca.to_string()));
-    fields.insert("CAChain".to_string(), Value::String(chain.concat()));
-    fields.insert("Serial".to_string(), Value::String(info.serial.clone()));
-    fields.insert(
-        "Expiration".to_string(),
-        Value::Int(certs::unix_seconds(info.not_after) as i64),
-    );
-    let mut value = fields.clone();
-    value.insert("Data".to_string(), Value::Map(fields));
-    Value::Map(value)
+/// The value `pkiCert` gives a template: consul-template's `dependency.PemEncoded` as OpenBao
+/// Agent has it — `Cert`, `Key`, `CA`, and the method `Data` giving the value back, so the
+/// documented `.Data.Cert` works — plus `CAChain` (the issuer chain, one PEM per item), which
+/// Vault Agent's newer consul-template added; it is not printed, as OpenBao's struct lacks it.
+pub fn pki_value(cert: &str, key: &str, ca: &str, chain: &[String]) -> Value {
+    let text = |s: &str| Value::String(s.to_string());
+    Value::Struct(Arc::new(GoStruct {
+        type_name: "dependency.PemEncoded",
+        fields: vec![("Cert", text(cert)), ("Key", text(key)), ("CA", text(ca))],
+        hidden: vec![
+            ("Data", Hidden::Itself),
+            (
+                "CAChain",
+                Hidden::Value(Value::List(chain.iter().map(|c| text(c)).collect())),
+            ),
+        ],
+    }))
 }
 
 /// Vault's answer to `pki/issue`, as the template sees it.
@@ -71,10 +73,7 @@ pub(crate) fn issued_value(response: &serde_json::Value) -> Result<(Value, CertI
     if key.is_empty() {
         return Err("no private key in the answer".to_string());
     }
-    Ok((
-        pki_value(&certificate.to_pem(), &key, &ca, &chain, &info),
-        info,
-    ))
+    Ok((pki_value(&certificate.to_pem(), &key, &ca, &chain), info))
 }
 
 /// When to renew `info` at `threshold` of its life, `random` in 0..1 choosing the jitter.
@@ -167,7 +166,7 @@ pub(crate) fn reusable(
     let mut trial = fetched.clone();
     trial.insert(
         dependency.clone(),
-        marker.pki_value(&leaf, &found.ca, &found.chain, &info),
+        marker.pki_value(&leaf, &found.ca, &found.chain),
     );
     // Data still missing (a `secret` not fetched yet) renders as nil, as in the real pass;
     // the writes reached are what counts.
@@ -189,7 +188,55 @@ pub(crate) fn reusable(
     }
     let key = found.key.clone().unwrap_or_default();
     Ok(Some((
-        pki_value(&leaf, &key, &found.ca, &found.chain, &info),
+        pki_value(&leaf, &key, &found.ca, &found.chain),
         info,
     )))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::agent::functions::KnownFunctions;
+
+    /// `text` rendered with `dot` and no Vault: the error as its text.
+    pub(crate) fn render(text: &str, dot: &Value) -> Result<String, String> {
+        let template =
+            Template::parse(text, "{{", "}}", &KnownFunctions).map_err(|e| e.to_string())?;
+        template
+            .render(dot, &mut KnownFunctions, RenderOptions::default())
+            .map_err(|e| e.to_string())
+    }
+
+    /// OpenBao Agent's `PemEncoded`: three printed fields, `.Data` the value itself, any
+    /// other name an error; `.CAChain` reachable (Vault Agent's newer field) but not printed.
+    #[test]
+    fn the_pki_cert_value_is_openbaos_pem_encoded_struct() {
+        let chain = ["I\n".to_owned(), "R\n".to_owned()];
+        let value = pki_value("C\n", "K\n", "I\n", &chain);
+        assert_eq!(render("{{ . }}", &value).unwrap(), "{C\n K\n I\n}");
+        assert_eq!(
+            render("{{ .Data.Data.Cert }}{{ .Key }}{{ .Data.CA }}", &value).unwrap(),
+            "C\nK\nI\n"
+        );
+        assert_eq!(
+            render(r#"{{ printf "%+v|%T" .Data . }}"#, &value).unwrap(),
+            "{Cert:C\n Key:K\n CA:I\n}|dependency.PemEncoded"
+        );
+        assert_eq!(
+            render(
+                "{{ range .CAChain }}[{{ . }}]{{ end }}{{ len .Data.CAChain }}",
+                &value
+            )
+            .unwrap(),
+            "[I\n][R\n]2"
+        );
+        for unknown in [".Serial", ".Data.ca_chain", ".Expiration"] {
+            let error = render(&format!("{{{{ {unknown} }}}}"), &value).unwrap_err();
+            assert!(
+                error.contains("can't evaluate field") && error.contains("dependency.PemEncoded"),
+                "{unknown}: {error}"
+            );
+        }
+        assert!(render("{{ if . }}y{{ end }}", &value).unwrap() == "y");
+    }
 }

@@ -11,13 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{Context, anyhow, bail};
 
 use super::functions::{Dependency, FileWrite, KnownFunctions, RenderFunctions};
 use super::pki;
-use crate::certs::CertInfo;
 use crate::config::{self, TemplateSource};
 use crate::template::{RenderOptions, Template, TemplateError, Value};
 
@@ -131,14 +129,8 @@ impl KeyMarker {
     }
 
     /// A `pkiCert` value with the marker as its key.
-    pub(crate) fn pki_value(
-        &self,
-        cert: &str,
-        ca: &str,
-        chain: &[String],
-        info: &CertInfo,
-    ) -> Value {
-        pki::pki_value(cert, &self.0, ca, chain, info)
+    pub(crate) fn pki_value(&self, cert: &str, ca: &str, chain: &[String]) -> Value {
+        pki::pki_value(cert, &self.0, ca, chain)
     }
 
     /// The files among `writes` that would receive the key.
@@ -200,16 +192,6 @@ fn placeholder_render(
     destination: &Path,
     marker: Option<&KeyMarker>,
 ) -> anyhow::Result<(Vec<Dependency>, Vec<FileWrite>)> {
-    let placeholder = CertInfo {
-        not_before: SystemTime::UNIX_EPOCH,
-        not_after: SystemTime::UNIX_EPOCH,
-        serial: String::new(),
-        subject_cn: String::new(),
-        issuer_cn: String::new(),
-        fingerprint_sha256: String::new(),
-        is_ca: false,
-        names: Vec::new(),
-    };
     let mut fetched: BTreeMap<Dependency, Value> = BTreeMap::new();
     let mut calls = Vec::new();
     let mut passes = Passes::new(
@@ -225,12 +207,14 @@ fn placeholder_render(
                 for dependency in missing {
                     let value = match (&dependency, marker) {
                         (Dependency::PkiCert { .. }, Some(marker)) => {
-                            marker.pki_value("placeholder", "", &[], &placeholder)
+                            marker.pki_value("placeholder", "", &[])
                         }
                         (Dependency::PkiCert { .. }, None) => {
-                            pki::pki_value("placeholder", "", "", &[], &placeholder)
+                            pki::pki_value("placeholder", "", "", &[])
                         }
-                        (Dependency::Secret { .. }, _) => Value::Map(BTreeMap::new()),
+                        // Nil, as consul-template's first pass sees a secret not fetched
+                        // yet: `with secret` bodies, which would need its fields, are skipped.
+                        (Dependency::Secret { .. }, _) => Value::Nil,
                         (Dependency::List { .. }, _) => Value::List(Vec::new()),
                     };
                     calls.push(dependency.clone());

@@ -34,6 +34,7 @@ use super::kv;
 use super::metrics::TemplateMetrics;
 use super::pki::{self, issued_value};
 use super::render::{Pass, Passes, parse, source_text};
+use super::response::secret_value;
 use crate::certs::CertInfo;
 use crate::config::{self, TemplateSource};
 use crate::fsutil::{self, Ownership, StagedFiles};
@@ -1241,81 +1242,6 @@ fn groups<'a>(due: &[usize], uses: impl Fn(usize) -> &'a BTreeSet<Dependency>) -
     result
 }
 
-/// `secret`'s value: Vault's whole answer with consul-template's field names (its `Secret`
-/// type): `.Data`, `.LeaseID`, `.LeaseDuration`, `.Renewable`, `.Warnings`, `.RequestID`,
-/// `.Auth` (`.ClientToken`, `.Accessor`, `.Policies`, `.Metadata`, `.LeaseDuration`,
-/// `.Renewable`) and `.WrapInfo` (`.Token`, `.TTL`, `.CreationTime`, `.WrappedAccessor`);
-/// `.Auth` and `.WrapInfo` are nil when Vault sent none.
-fn secret_value(response: &serde_json::Value) -> Value {
-    fn field(object: &serde_json::Value, key: &str) -> Value {
-        Value::from_json(object.get(key).unwrap_or(&serde_json::Value::Null))
-    }
-    fn text(object: &serde_json::Value, key: &str) -> Value {
-        match field(object, key) {
-            Value::Nil => Value::String(String::new()),
-            value => value,
-        }
-    }
-    fn number(object: &serde_json::Value, key: &str) -> Value {
-        match field(object, key) {
-            Value::Nil => Value::Int(0),
-            value => value,
-        }
-    }
-    fn flag(object: &serde_json::Value, key: &str) -> Value {
-        match field(object, key) {
-            Value::Nil => Value::Bool(false),
-            value => value,
-        }
-    }
-    fn list(object: &serde_json::Value, key: &str) -> Value {
-        match field(object, key) {
-            Value::Nil => Value::List(Vec::new()),
-            value => value,
-        }
-    }
-    let mut map = BTreeMap::new();
-    map.insert("RequestID".to_string(), text(response, "request_id"));
-    map.insert("LeaseID".to_string(), text(response, "lease_id"));
-    map.insert(
-        "LeaseDuration".to_string(),
-        number(response, "lease_duration"),
-    );
-    map.insert("Renewable".to_string(), flag(response, "renewable"));
-    map.insert("Data".to_string(), field(response, "data"));
-    map.insert("Warnings".to_string(), list(response, "warnings"));
-    let auth = match response.get("auth") {
-        Some(auth) if auth.is_object() => {
-            let mut fields = BTreeMap::new();
-            fields.insert("ClientToken".to_string(), text(auth, "client_token"));
-            fields.insert("Accessor".to_string(), text(auth, "accessor"));
-            fields.insert("Policies".to_string(), list(auth, "policies"));
-            fields.insert("Metadata".to_string(), field(auth, "metadata"));
-            fields.insert("LeaseDuration".to_string(), number(auth, "lease_duration"));
-            fields.insert("Renewable".to_string(), flag(auth, "renewable"));
-            Value::Map(fields)
-        }
-        _ => Value::Nil,
-    };
-    map.insert("Auth".to_string(), auth);
-    let wrap_info = match response.get("wrap_info") {
-        Some(info) if info.is_object() => {
-            let mut fields = BTreeMap::new();
-            fields.insert("Token".to_string(), text(info, "token"));
-            fields.insert("TTL".to_string(), number(info, "ttl"));
-            fields.insert("CreationTime".to_string(), text(info, "creation_time"));
-            fields.insert(
-                "WrappedAccessor".to_string(),
-                text(info, "wrapped_accessor"),
-            );
-            Value::Map(fields)
-        }
-        _ => Value::Nil,
-    };
-    map.insert("WrapInfo".to_string(), wrap_info);
-    Value::Map(map)
-}
-
 fn pairs_to_json(pairs: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Object(
         pairs
@@ -1331,11 +1257,17 @@ fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()
         uid: write.owner.as_deref().map(resolve_user).transpose()?,
         gid: write.group.as_deref().map(resolve_group).transpose()?,
     };
-    if let Some(parent) = write.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
-    }
+    let parent = write.path.parent().filter(|p| !p.as_os_str().is_empty());
     if write.append {
+        // As consul-template: an append opens the file, creating it but not its directory.
+        if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+            anyhow::bail!(
+                "cannot append to {}: no directory {} (an append creates no directory, as in \
+                 Vault Agent; an earlier writeToFile without append creates it)",
+                write.path.display(),
+                parent.display()
+            );
+        }
         // Appending to what an earlier write of this render staged, else to the file.
         // Only a regular file is appended to; anything else there is replaced.
         let mut contents = match staged.pending(&write.path) {
@@ -1352,6 +1284,10 @@ fn stage_write(write: &FileWrite, staged: &mut StagedFiles) -> anyhow::Result<()
         let file = fsutil::Staged::write(&write.path, &contents, mode, owner)?;
         staged.push(contents, file);
         return Ok(());
+    }
+    if let Some(parent) = parent {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the directory {}", parent.display()))?;
     }
     Ok(fsutil::stage_if_changed(
         &write.path,
@@ -1486,6 +1422,32 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary left"
+        );
+    }
+
+    /// consul-template opens an append with O_CREATE but makes no directory; a write without
+    /// append makes its directories, and an append after it in the same render finds them.
+    #[test]
+    fn an_append_creates_no_directory_but_a_write_before_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, append: bool| FileWrite {
+            path: dir.path().join(name),
+            contents: "x".to_owned(),
+            owner: None,
+            group: None,
+            perms: None,
+            append,
+        };
+        let mut staged = StagedFiles::default();
+        let error = stage_write(&write("new/a.txt", true), &mut staged).unwrap_err();
+        assert!(format!("{error:#}").contains("no directory"), "{error:#}");
+        assert!(!dir.path().join("new").exists());
+        stage_write(&write("new/a.txt", false), &mut staged).unwrap();
+        stage_write(&write("new/b.txt", true), &mut staged).unwrap();
+        assert!(staged.commit().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("new/b.txt")).unwrap(),
+            "x"
         );
     }
 }

@@ -28,7 +28,7 @@ use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Block, Body, Structure};
 use hcl_edit::template::Element;
 
-use super::error::{ConfigError, origin_name};
+use super::error::{ConfigError, ConfigWarning, origin_name};
 
 /// Blocks that may appear more than once at the same place; they always become lists.
 const REPEATABLE_BLOCKS: &[&str] = &["template", "sink", "listener"];
@@ -70,8 +70,8 @@ pub(crate) const PARSE_DEADLINE: std::time::Duration = std::time::Duration::from
 pub(crate) struct HclFile {
     path: PathBuf,
     data: Dict,
-    /// One error per Vault Agent stanza this program refuses, with its place.
-    refused: Vec<ConfigError>,
+    /// What the parse noticed that changes nothing but deserves a word (taken once).
+    warnings: Vec<ConfigWarning>,
     /// `line:column` of each key, by its path (`vault.address`, `template[0].wait`), for the
     /// messages about it.
     places: Map<String, (usize, usize)>,
@@ -79,12 +79,12 @@ pub(crate) struct HclFile {
 
 impl Clone for HclFile {
     fn clone(&self) -> Self {
-        // The refusals are reported once, from the file as loaded; copies (figment's
+        // The warnings are reported once, from the file as loaded; copies (figment's
         // providers) carry only the data.
         HclFile {
             path: self.path.clone(),
             data: self.data.clone(),
-            refused: Vec::new(),
+            warnings: Vec::new(),
             places: self.places.clone(),
         }
     }
@@ -167,7 +167,7 @@ impl HclFile {
         let converter = Converter {
             file: &file,
             text,
-            refused: std::cell::RefCell::new(Vec::new()),
+            warnings: std::cell::RefCell::new(Vec::new()),
             places: std::cell::RefCell::new(Map::new()),
         };
         let data = converter.body(&body, &mut Vec::new())?;
@@ -175,7 +175,7 @@ impl HclFile {
         Ok(HclFile {
             path: path.to_path_buf(),
             data,
-            refused: converter.refused.into_inner(),
+            warnings: converter.warnings.into_inner(),
             places: converter.places.into_inner(),
         })
     }
@@ -185,13 +185,12 @@ impl HclFile {
     pub(crate) fn from_parts(
         path: &Path,
         data: Dict,
-        refused: Vec<ConfigError>,
         places: Map<String, (usize, usize)>,
     ) -> HclFile {
         HclFile {
             path: path.to_path_buf(),
             data,
-            refused,
+            warnings: Vec::new(),
             places,
         }
     }
@@ -224,14 +223,14 @@ impl HclFile {
         &self.data
     }
 
+    /// The parse's warnings (taken once).
+    pub(crate) fn take_warnings(&mut self) -> Vec<ConfigWarning> {
+        std::mem::take(&mut self.warnings)
+    }
+
     /// The data, for removing keys Vault Agent ignores before it is typed.
     pub(crate) fn data_mut(&mut self) -> &mut Dict {
         &mut self.data
-    }
-
-    /// The refused stanzas' errors (taken once).
-    pub(crate) fn take_refused(&mut self) -> Vec<ConfigError> {
-        std::mem::take(&mut self.refused)
     }
 }
 
@@ -407,7 +406,7 @@ fn syntax_message(message: &str) -> String {
 struct Converter<'a> {
     file: &'a str,
     text: &'a str,
-    refused: std::cell::RefCell<Vec<ConfigError>>,
+    warnings: std::cell::RefCell<Vec<ConfigWarning>>,
     places: std::cell::RefCell<Map<String, (usize, usize)>>,
 }
 
@@ -464,19 +463,6 @@ impl Converter<'_> {
         // Where each named block's name was first given.
         let mut named_seen: Map<String, usize> = Map::new();
         for structure in body.iter() {
-            if path.is_empty() {
-                let (name, span) = match structure {
-                    Structure::Attribute(attribute) => {
-                        (attribute.key.as_str(), attribute.key.span())
-                    }
-                    Structure::Block(block) => (block.ident.as_str(), block.ident.span()),
-                };
-                if let Some(message) = super::keys::refused_top_level(name) {
-                    let error = self.syntax_at(span, message);
-                    self.refused.borrow_mut().push(error);
-                    continue;
-                }
-            }
             match structure {
                 Structure::Attribute(attribute) => {
                     let key = attribute.key.as_str().to_string();
@@ -568,6 +554,15 @@ impl Converter<'_> {
                             _ => unreachable!("repeatable block keys only ever hold lists"),
                         }
                     } else {
+                        // A top-level block this program does not know (Vault's `path`...) is
+                        // ignored with a warning, as Vault Agent ignores it, however often it
+                        // is repeated: only its first is kept for the warning.
+                        let unknown = path.is_empty()
+                            && !super::keys::fields::<super::raw::RawConfig>()
+                                .contains(&key.as_str());
+                        if unknown && first_seen.contains_key(&key) {
+                            continue;
+                        }
                         self.check_duplicate(&mut first_seen, &key, block.ident.span(), "block")?;
                         path.push(key.clone());
                         let value = self.block(block, path)?;
@@ -691,10 +686,10 @@ impl Converter<'_> {
                 Value::from(dict)
             }
             Expression::StringTemplate(template) => {
-                Value::from(self.literal_template(template.iter(), template.span())?)
+                Value::from(self.literal_template(template.iter(), path, template.span())?)
             }
             Expression::HeredocTemplate(heredoc) => {
-                Value::from(self.literal_template(heredoc.template.iter(), heredoc.span())?)
+                Value::from(self.literal_template(heredoc.template.iter(), path, heredoc.span())?)
             }
             Expression::Parenthesis(inner) => self.expression(inner.inner(), path, key)?,
             Expression::UnaryOp(op) => {
@@ -767,11 +762,13 @@ impl Converter<'_> {
         }
     }
 
-    /// A string or heredoc made only of literal text. HCL1 has no `${}` evaluation, so a
-    /// template that needs one cannot mean what it would mean to Vault.
+    /// A string or heredoc as Vault Agent's HCL1 reads it: text. HCL1 evaluates no `${...}`
+    /// or `%{...}`, so they stay as written (`"${VAULT_ADDR}"` is those 14 characters, which
+    /// the environment's VAULT_ADDR overrides), with a warning for whoever expected HCL2.
     fn literal_template<'t>(
         &self,
         elements: impl Iterator<Item = &'t Element>,
+        path: &[String],
         span: Option<std::ops::Range<usize>>,
     ) -> Result<String, ConfigError> {
         let mut text = String::new();
@@ -779,12 +776,25 @@ impl Converter<'_> {
             match element {
                 Element::Literal(literal) => text.push_str(literal.value()),
                 Element::Interpolation(_) | Element::Directive(_) => {
-                    return Err(self.syntax_at(
-                        element.span().or(span),
-                        "`${...}` and `%{...}` are HCL2 templates, which Vault Agent configs do \
-                         not evaluate; write `$${` or `%%{` for the literal text"
-                            .to_string(),
-                    ));
+                    let Some(written) = element.span().and_then(|at| self.text.get(at)) else {
+                        return Err(self.syntax_at(
+                            element.span().or(span),
+                            "`${...}` and `%{...}` are HCL2 templates, which Vault Agent \
+                             configs do not evaluate; write the text itself"
+                                .to_string(),
+                        ));
+                    };
+                    text.push_str(written);
+                    let (line, column) = self.place(element.span().map_or(0, |at| at.start));
+                    self.warnings.borrow_mut().push(ConfigWarning {
+                        origin: format!("{}:{line}:{column}", self.file),
+                        path: super::error::render_path(path),
+                        message: format!(
+                            "`{written}` is taken as it is written: Vault Agent's HCL \
+                             evaluates no `${{...}}` (an environment variable such as \
+                             VAULT_ADDR overrides its key on its own)"
+                        ),
+                    });
                 }
             }
         }
@@ -963,9 +973,24 @@ mod tests {
     }
 
     #[test]
-    fn interpolation_is_refused() {
-        let err = parse("a = \"${var.x}\"\n").unwrap_err();
-        assert!(err.to_string().starts_with("t.hcl:1:"), "{err}");
+    fn interpolation_is_literal_text_with_a_warning() {
+        let mut file = HclFile::parse(
+            Path::new("t.hcl"),
+            "a = \"${var.x}/%{ if y }z%{ endif }\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            get(&file.data, "a").as_str(),
+            Some("${var.x}/%{ if y }z%{ endif }")
+        );
+        let warnings = file.take_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings[0].origin, "t.hcl:1:6");
+        assert!(
+            warnings[0]
+                .message
+                .contains("`${var.x}` is taken as it is written")
+        );
         let ok = parse("a = \"$${x}\"\n").unwrap();
         assert_eq!(get(&ok, "a").as_str(), Some("${x}"));
     }

@@ -117,7 +117,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
     // A key given twice in one object would silently lose one of the two values.
     serde_json::from_str::<NoDuplicateKeys>(text).map_err(syntax)?;
     let value: Value = serde_json::from_str(text).map_err(syntax)?;
-    let Value::Dict(_, mut data) = value else {
+    let Value::Dict(_, data) = value else {
         return Err(ConfigError::Syntax {
             file,
             line: 1,
@@ -125,24 +125,9 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<HclFile, ConfigError> {
             message: "a Vault Agent JSON config is one object, `{ ... }`".to_string(),
         });
     };
-    let mut refused = Vec::new();
-    let names: Vec<String> = data.keys().cloned().collect();
-    for name in names {
-        let Some(message) = super::keys::refused_top_level(&name) else {
-            continue;
-        };
-        let (line, column) = key_place(text, &name);
-        data.remove(&name);
-        refused.push(ConfigError::Syntax {
-            file: file.clone(),
-            line,
-            column,
-            message,
-        });
-    }
     check_modes(&file, &data, &mut Vec::new())?;
     let data = super::shape::normalize(&file, data)?;
-    Ok(HclFile::from_parts(path, data, refused, key_places(text)))
+    Ok(HclFile::from_parts(path, data, key_places(text)))
 }
 
 /// Any JSON value, refused when an object has a key twice (serde_json keeps the last).
@@ -216,24 +201,6 @@ fn json_message(err: &serde_json::Error) -> String {
     }
 }
 
-/// Line and column of the first `"name"` used as a key, for errors about a whole block.
-fn key_place(text: &str, name: &str) -> (usize, usize) {
-    let quoted = format!("\"{name}\"");
-    let mut from = 0;
-    while let Some(found) = text[from..].find(&quoted) {
-        let at = from + found;
-        let rest = text[at + quoted.len()..].trim_start();
-        if rest.starts_with(':') {
-            let before = &text[..at];
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            return (line, before[line_start..].chars().count() + 1);
-        }
-        from = at + quoted.len();
-    }
-    (1, 1)
-}
-
 fn check_modes(file: &str, dict: &Dict, path: &mut Vec<String>) -> Result<(), ConfigError> {
     for (key, value) in dict {
         path.push(key.clone());
@@ -276,23 +243,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("a.json:3:"), "{err}");
-    }
-
-    #[test]
-    fn each_refused_key_is_its_own_error() {
-        let mut file = parse(
-            Path::new("a.json"),
-            "{\n \"log_file\": \"/x\",\n \"log_rotate_bytes\": 1024\n}\n",
-        )
-        .unwrap();
-        let refused = file.take_refused();
-        assert_eq!(refused.len(), 2, "{refused:?}");
-        assert!(
-            refused[0]
-                .to_string()
-                .starts_with("a.json:2:2: the Vault Agent key `log_file`"),
-            "{refused:?}"
-        );
     }
 
     #[test]

@@ -69,34 +69,17 @@ impl<'de> serde::Deserializer<'de> for FieldProbe<'_> {
     }
 }
 
-/// Top-level Vault Agent keys this program refuses, each occurrence with its own
-/// error: why, and what to use instead.
-pub(crate) const REFUSED_TOP_LEVEL: &[(&str, &str)] = &[
-    (
-        "log_file",
-        "logs go to stderr (kubectl logs, the journal); remove the key",
-    ),
-    (
-        "log_rotate_bytes",
-        "logs go to stderr, nothing to rotate; remove the key",
-    ),
-    (
-        "log_rotate_duration",
-        "logs go to stderr, nothing to rotate; remove the key",
-    ),
-    (
-        "log_rotate_max_files",
-        "logs go to stderr, nothing to rotate; remove the key",
-    ),
+/// Vault Agent's log file settings: the agent logs to stderr only, so each is ignored with a
+/// warning that says where the lines go instead.
+const LOG_FILE_KEYS: [&str; 4] = [
+    "log_file",
+    "log_rotate_bytes",
+    "log_rotate_duration",
+    "log_rotate_max_files",
 ];
-
-/// The refusal for a top-level key, if it is one of [`REFUSED_TOP_LEVEL`].
-pub(crate) fn refused_top_level(name: &str) -> Option<String> {
-    REFUSED_TOP_LEVEL
-        .iter()
-        .find(|(refused, _)| *refused == name)
-        .map(|(name, why)| super::error::unsupported(&format!("the Vault Agent key `{name}`"), why))
-}
+const LOG_FILE_IGNORED: &str = "ignored: pki-sidecar logs to stderr only (kubectl logs, the \
+                                journal, or the service manager's redirection), never to a \
+                                file, so nothing is written or rotated there";
 
 /// The known key nearest to `key`, when it is near enough to be a likely typo.
 pub(crate) fn suggestion<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
@@ -264,6 +247,20 @@ pub(crate) fn prune_ignored(
                     },
                 ));
             }
+        }
+    }
+    for key in LOG_FILE_KEYS {
+        if data.remove(key).is_some() {
+            let rendered = render_path(&[key]);
+            let at = place(&rendered);
+            warnings.push((
+                at,
+                ConfigWarning {
+                    origin: located(at),
+                    path: rendered,
+                    message: LOG_FILE_IGNORED.to_string(),
+                },
+            ));
         }
     }
     let mut prune = |dict: &mut Dict, known: &[&str], path: &[&str]| {

@@ -243,6 +243,9 @@ pub enum AuthKind {
         secret_id_file_path: Option<PathBuf>,
         /// Delete the secret ID file once read (Vault's default: true).
         remove_secret_id_file_after_reading: bool,
+        /// `secret_id_response_wrapping_path`: the file holds a response-wrapping token,
+        /// which must have been created at this path; the secret ID is unwrapped from it.
+        secret_id_response_wrapping_path: Option<String>,
     },
     /// JWT/OIDC login with a JWT read from a file.
     Jwt {
@@ -487,11 +490,20 @@ pub struct Proxy {
     pub hsts: Option<String>,
     /// Headers added to responses that lack them (nginx's `add_header`), by name.
     pub response_headers: Vec<(String, String)>,
+    /// Headers set on each request to the upstream, replacing the client's (nginx's
+    /// `proxy_set_header`), by name; an empty value removes the header.
+    pub request_headers: Vec<(String, String)>,
     /// Paths the proxy answers itself, never forwarded (nginx's `location ... { return ...; }`).
     pub fixed_responses: Vec<FixedResponse>,
+    /// Prefixes of the upstream's `Location` and `Refresh` URLs rewritten (nginx's
+    /// `proxy_redirect`), the first that matches applying; empty: passed as they are.
+    pub redirect_rewrite: Vec<RedirectRewrite>,
     /// `X-Real-IP` set to the client's address (nginx's `proxy_set_header X-Real-IP
     /// $remote_addr`), a client's own replaced.
     pub x_real_ip: bool,
+    /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
+    /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
+    pub drop_underscore_headers: bool,
     /// One log line per request (target `pki_sidecar::access`).
     pub access_log: bool,
     /// Client certificate verification, when configured.
@@ -584,6 +596,91 @@ pub struct FixedResponse {
     pub content_type: String,
     /// `Location`, for a redirect.
     pub location: Option<String>,
+}
+
+/// A piece of a `proxy.request_headers` value: text, or one of the two per-request variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestHeaderPart {
+    Text(String),
+    /// nginx's `$host`: the request's host, lowercased, without its port.
+    Host,
+    /// nginx's `$remote_addr`: the client's address (the TCP peer).
+    RemoteAddr,
+}
+
+/// A piece of a value written with nginx's variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VariablePiece<'a> {
+    /// Text as written.
+    Text(&'a str),
+    /// The name of `$name` or `${name}`.
+    Variable(&'a str),
+}
+
+/// `value` split into text and nginx variables (`$name`, `${name}`); the error is an unclosed
+/// `${...`.
+pub(crate) fn variable_pieces(value: &str) -> Result<Vec<VariablePiece<'_>>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        if at > 0 {
+            pieces.push(VariablePiece::Text(&rest[..at]));
+        }
+        let after = &rest[at + 1..];
+        let (name, used) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => return Err(format!("${after}")),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        pieces.push(VariablePiece::Variable(name));
+        rest = &after[used..];
+    }
+    if !rest.is_empty() {
+        pieces.push(VariablePiece::Text(rest));
+    }
+    Ok(pieces)
+}
+
+/// A `proxy.request_headers` value in pieces; the error names a variable other than `$host`
+/// and `$remote_addr` (also written `${host}`, `${remote_addr}`).
+pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    for piece in variable_pieces(value)? {
+        let part = match piece {
+            VariablePiece::Text(written) => {
+                text.push_str(written);
+                continue;
+            }
+            VariablePiece::Variable("host") => RequestHeaderPart::Host,
+            VariablePiece::Variable("remote_addr") => RequestHeaderPart::RemoteAddr,
+            VariablePiece::Variable(name) => return Err(format!("${name}")),
+        };
+        if !text.is_empty() {
+            parts.push(RequestHeaderPart::Text(std::mem::take(&mut text)));
+        }
+        parts.push(part);
+    }
+    if !text.is_empty() {
+        parts.push(RequestHeaderPart::Text(text));
+    }
+    Ok(parts)
+}
+
+/// One of `proxy.redirect_rewrite`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectRewrite {
+    /// The start of a URL to replace (compared byte for byte, case included, as nginx does).
+    pub from: String,
+    /// What replaces it.
+    pub to: String,
 }
 
 /// `client_ca_file` and `client_auth`: mutual TLS.
@@ -933,7 +1030,7 @@ pub fn load_str(name: &str, text: &str, functions: &dyn Functions) -> Result<Con
 fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut check = |data: Dict, rename: Option<(usize, &str)>| {
-        let part = hcl::HclFile::from_parts(file.path(), data, Vec::new(), Default::default());
+        let part = hcl::HclFile::from_parts(file.path(), data, Default::default());
         if let Err(error) = Figment::from(part).extract::<raw::RawConfig>() {
             for mut error in resolve::from_figment(error, origin) {
                 // The template was typed alone, as `template[0]`: give it its own index.
@@ -974,12 +1071,12 @@ fn build(
     functions: &dyn Functions,
 ) -> Result<Config, ConfigErrors> {
     // Each file alone first: an unknown key or a wrong type is then blamed on the right file.
-    // Refused stanzas and every other problem are all reported together.
+    // Every problem is reported together.
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut typing = Vec::new();
     for file in &mut files {
-        errors.extend(file.take_refused());
+        warnings.extend(file.take_warnings());
         let origin = error::origin_name(file.path());
         let places = file.clone();
         let (ignored, refused) =

@@ -4,12 +4,14 @@
 //! nginx's syntax is read in full (directives, blocks, quoting, comments, `include` with a
 //! `*` in the file name), then the one `server` that listens with `ssl` is mapped: `listen`,
 //! `ssl_certificate`, `ssl_certificate_key`, client certificates, `location / { proxy_pass }`,
-//! timeouts, `Strict-Transport-Security`, the access log, the real-IP trust list and the
-//! forwarding headers nginx sets. A directive whose effect the proxy reproduces another way, or
-//! that only tunes nginx itself (workers, buffers, ciphers), gets a warning saying so. One
-//! that would change what a request or a response is — another `location`, `return`,
-//! `add_header`, access control, a rewrite — is an error at its line, since serving without it
-//! would not be the same server. Each setting keeps its directive's `FILE:LINE:COL`, so a value
+//! timeouts, `add_header`, the access log (nginx's default of one line per request included),
+//! the real-IP trust list, `proxy_set_header`, `proxy_redirect` (its implicit `default`
+//! included) and nginx's default of dropping request headers named with an underscore. Words
+//! are read as `ngx_conf_read_token` reads them, backslashes included. A directive whose
+//! effect the proxy reproduces another way, or that only tunes nginx itself (workers, buffers,
+//! ciphers), gets a warning saying so. One that would change what a request or a response is
+//! — another `location`, `return` with a variable, access control, a rewrite — is an error at
+//! its line, since serving without it would not be the same server. Each setting keeps its directive's `FILE:LINE:COL`, so a value
 //! the proxy refuses is reported there.
 
 use std::path::{Path, PathBuf};
@@ -69,6 +71,11 @@ struct Token {
     column: usize,
 }
 
+/// Splits `text` into tokens as nginx's `ngx_conf_read_token` does: a word ends at whitespace,
+/// `;` or `{` (a `}` inside a word is part of it, and `{` right after `$` opens `${name}`); a
+/// word starting with `"` or `'` runs to the matching quote, which must be followed by
+/// whitespace, `;`, `{` or `)`; a backslash makes the next character part of the word, and
+/// is then read with [`unescape`]; `#` at the start of a word begins a comment.
 fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
     let mut tokens = Vec::new();
     let mut chars = text.chars().peekable();
@@ -81,10 +88,16 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
             *column += 1;
         }
     };
+    let syntax = |line: usize, column: usize, message: String| ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    };
     while let Some(c) = chars.next() {
         advance(c, &mut line, &mut column);
         match c {
-            c if c.is_whitespace() => {}
+            ' ' | '\t' | '\r' | '\n' => {}
             '#' => {
                 while let Some(&next) = chars.peek() {
                     if next == '\n' {
@@ -102,41 +115,38 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
             }),
             '"' | '\'' => {
                 let (start_line, start_column) = (line, column);
-                let mut word = String::new();
+                let mut raw = String::new();
                 let mut closed = false;
                 while let Some(next) = chars.next() {
                     advance(next, &mut line, &mut column);
                     if next == '\\' {
+                        raw.push(next);
                         if let Some(escaped) = chars.next() {
                             advance(escaped, &mut line, &mut column);
-                            match escaped {
-                                '"' | '\'' | '\\' => word.push(escaped),
-                                'n' => word.push('\n'),
-                                't' => word.push('\t'),
-                                'r' => word.push('\r'),
-                                other => {
-                                    word.push('\\');
-                                    word.push(other);
-                                }
-                            }
+                            raw.push(escaped);
                         }
                     } else if next == c {
                         closed = true;
                         break;
                     } else {
-                        word.push(next);
+                        raw.push(next);
                     }
                 }
                 if !closed {
-                    return Err(ConfigError::Syntax {
-                        file: file.to_string(),
-                        line: start_line,
-                        column: start_column,
-                        message: "unterminated quoted string".to_string(),
-                    });
+                    return Err(syntax(
+                        start_line,
+                        start_column,
+                        "unterminated quoted string".to_string(),
+                    ));
+                }
+                // nginx wants a separator after the closing quote (`)` for `if (...)`).
+                if let Some(&next) = chars.peek()
+                    && !matches!(next, ' ' | '\t' | '\r' | '\n' | ';' | '{' | ')')
+                {
+                    return Err(syntax(line, column + 1, format!("unexpected \"{next}\"")));
                 }
                 tokens.push(Token {
-                    text: word,
+                    text: unescape(&raw),
                     special: false,
                     line: start_line,
                     column: start_column,
@@ -144,33 +154,26 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
             }
             _ => {
                 let (start_line, start_column) = (line, column);
-                let mut word = c.to_string();
-                let mut in_braces = false;
+                let mut raw = c.to_string();
+                let mut escaped = c == '\\';
+                let mut variable = c == '$';
                 while let Some(&next) = chars.peek() {
-                    // `${name}`: the braces belong to the variable.
-                    if next == '{' && word.ends_with('$') {
-                        in_braces = true;
-                    } else if in_braces {
-                        if next == '}' {
-                            in_braces = false;
-                        }
-                    } else if next.is_whitespace() || matches!(next, ';' | '{' | '}') {
+                    if escaped {
+                        escaped = false;
+                    } else if next == '{' && variable {
+                        // `${name}`: the brace belongs to the variable.
+                    } else if matches!(next, ' ' | '\t' | '\r' | '\n' | ';' | '{') {
                         break;
+                    } else {
+                        escaped = next == '\\';
+                        variable = next == '$';
                     }
                     chars.next();
                     advance(next, &mut line, &mut column);
-                    if next == '\\'
-                        && let Some(&escaped) = chars.peek()
-                    {
-                        chars.next();
-                        advance(escaped, &mut line, &mut column);
-                        word.push(escaped);
-                        continue;
-                    }
-                    word.push(next);
+                    raw.push(next);
                 }
                 tokens.push(Token {
-                    text: word,
+                    text: unescape(&raw),
                     special: false,
                     line: start_line,
                     column: start_column,
@@ -179,6 +182,43 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
         }
     }
     Ok(tokens)
+}
+
+/// A word's escapes, read as nginx reads them, quoted or not: `\"`, `\'` and `\\` stand for
+/// the character, `\t`, `\r` and `\n` for the control character, and any other backslash is
+/// kept with what follows it (`a\.b` stays `a\.b`, as a regular expression needs).
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.peek() {
+                Some(&next @ ('"' | '\'' | '\\')) => {
+                    chars.next();
+                    out.push(next);
+                    continue;
+                }
+                Some('t') => {
+                    chars.next();
+                    out.push('\t');
+                    continue;
+                }
+                Some('r') => {
+                    chars.next();
+                    out.push('\r');
+                    continue;
+                }
+                Some('n') => {
+                    chars.next();
+                    out.push('\n');
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn parse_block(
@@ -435,13 +475,10 @@ const NGINX_ITSELF: &[&str] = &[
     "proxy_max_temp_file_size",
     "proxy_temp_file_write_size",
     "proxy_request_buffering",
-    "proxy_redirect",
     "proxy_next_upstream",
     "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout",
     "proxy_socket_keepalive",
-    "proxy_ignore_client_abort",
-    "proxy_intercept_errors",
     "proxy_cache_bypass",
     "proxy_no_cache",
     "gzip",
@@ -454,6 +491,9 @@ const NGINX_ITSELF: &[&str] = &[
     "gzip_types",
     "gzip_disable",
     "error_page",
+    "log_not_found",
+    "limit_req_log_level",
+    "limit_conn_log_level",
 ];
 
 /// What an ignored directive's warning says.
@@ -479,10 +519,56 @@ fn why_ignored(name: &str) -> &'static str {
             "the client address comes from X-Forwarded-For sent by set_real_ip_from peers"
         }
         "root" | "index" => "nothing is served from disk: location / goes to the app",
-        n if n.starts_with("proxy_") => "the proxy's own buffering and retries apply",
+        "log_not_found" | "limit_req_log_level" | "limit_conn_log_level" => {
+            "it only sets what nginx writes to its error log"
+        }
+        "proxy_http_version" => {
+            "the proxy speaks HTTP/1.1 to the app, with keep-alive, whatever the version (nginx's \
+             default is 1.0)"
+        }
+        "proxy_cache_bypass" | "proxy_no_cache" => {
+            "nothing is cached (proxy_cache is not supported), so there is nothing to bypass"
+        }
+        "proxy_buffering" => {
+            "the proxy streams each response as the app sends it, as nginx does with off \
+             (server-sent events and long polls flow at once), buffering none on disk"
+        }
+        "proxy_request_buffering" => {
+            "the proxy streams a request body to the app as it arrives, as nginx does with off \
+             (with on, nginx reads it whole first)"
+        }
+        "proxy_send_timeout" => {
+            "no timeout of its own for writing to the app: upstream_response_timeout \
+             (proxy_read_timeout) bounds the wait for the app's response, from the request on"
+        }
+        "proxy_next_upstream" | "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => {
+            "one upstream server: there is no next one to try, for nginx either"
+        }
+        "proxy_socket_keepalive" => "it only sets TCP keep-alive probes to the app",
+        n if n.starts_with("proxy_") => {
+            "the proxy streams responses through small buffers of its own, none on disk"
+        }
         n if n.starts_with("ssl_") => "rustls manages TLS sessions itself",
         n if n.starts_with("http2_") => "the proxy's own HTTP/2 limits apply",
         _ => "it tunes nginx itself",
+    }
+}
+
+/// Why a request header cannot be set by `proxy_set_header` here: the proxy frames requests
+/// and sets the forwarding headers itself (see `proxy.request_headers`).
+fn own_request_header(lower: &str) -> Option<&'static str> {
+    match lower {
+        "host" => Some("the proxy passes the Host the client sent"),
+        "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te"
+        | "trailer" | "proxy-connection" => {
+            Some("the proxy frames each request and its connection itself")
+        }
+        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" => Some(
+            "the proxy sets X-Forwarded-For/-Proto/-Host (or Forwarded) itself: the client's \
+             address, https and its Host",
+        ),
+        "x-real-ip" => Some("X-Real-IP is the client's address (proxy.x_real_ip) or passed as is"),
+        _ => None,
     }
 }
 
@@ -503,6 +589,47 @@ fn header_is_equivalent(name: &str, value: &str) -> bool {
     }
 }
 
+/// The `ssl on` in effect among `directives` (a server's after its `http` level's): the last
+/// `ssl`, when it says `on`.
+fn ssl_on<'a>(directives: impl Iterator<Item = &'a Directive>) -> Option<&'a Directive> {
+    directives
+        .filter(|d| d.name == "ssl")
+        .last()
+        .filter(|d| d.args.first().is_some_and(|a| a == "on"))
+}
+
+/// `value` with each nginx variable (`$name`, `${name}`) replaced by what `known` gives for its
+/// name; the error is the first variable `known` has nothing for.
+fn substitute(value: &str, known: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    for piece in super::variable_pieces(value)? {
+        match piece {
+            super::VariablePiece::Text(text) => out.push_str(text),
+            super::VariablePiece::Variable(name) => {
+                out.push_str(&known(name).ok_or_else(|| format!("${name}"))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an `if`'s condition is `$scheme = http` or `$scheme != https` (quoted or not, with
+/// its parentheses in separate words or not): false whenever the scheme is https.
+fn scheme_is_never(args: &[String]) -> bool {
+    let mut words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(first) = words.first_mut() {
+        *first = first.strip_prefix('(').unwrap_or(first);
+    }
+    if let Some(last) = words.last_mut() {
+        *last = last.strip_suffix(')').unwrap_or(last);
+    }
+    words.retain(|w| !w.is_empty());
+    matches!(
+        words.as_slice(),
+        ["$scheme", "=", "http"] | ["$scheme", "!=", "https"]
+    )
+}
+
 /// nginx's `client_max_body_size` when a file sets none.
 const NGINX_BODY_SIZE: &str = "1m";
 
@@ -514,10 +641,15 @@ struct Mapper {
     /// `http`-level directives the server inherits.
     inherited: Vec<Directive>,
     upstreams: Vec<Directive>,
+    /// The `server` blocks, sorted into TLS ones and others once the `http` level is read
+    /// (its `ssl on` makes every server TLS).
+    servers: Vec<Directive>,
     tls_servers: Vec<Directive>,
     /// `add_header` directives of the server (with the `http` level's) and of `location /`:
     /// nginx takes a level's only when the level below has none.
     headers: [Vec<Directive>; 2],
+    /// `access_log` directives of the `http` level, the server and `location /`.
+    access_logs: [Vec<Directive>; 3],
     /// `client_max_body_size` of the server (with the `http` level's) and of `location /`:
     /// the location's wins.
     body_size: [Option<Directive>; 2],
@@ -529,6 +661,29 @@ struct Mapper {
     fixed_at: Option<Directive>,
     /// Where `error_page` sends errors: a location serving only that page is not needed.
     error_pages: Vec<String>,
+    /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
+    tls_only: bool,
+    /// `proxy_ssl_*` directives: ignored by nginx with an `http://` upstream, which
+    /// `upstream_is_http` says `proxy_pass` gave.
+    proxy_ssl: Vec<Directive>,
+    upstream_is_http: bool,
+    /// The `proxy_pass` of `location /` and its URL as written, for `proxy_redirect default`.
+    proxy_pass: Option<(Directive, String)>,
+    /// `proxy_redirect` directives of the server (with the `http` level's) and of `location /`.
+    redirects: [Vec<Directive>; 2],
+    /// `proxy_set_header` directives of the server (with the `http` level's) and of
+    /// `location /`: nginx takes a level's only when the level below has none.
+    set_headers: [Vec<Directive>; 2],
+    /// `proxy_connect_timeout` and `proxy_read_timeout` of the server (with the `http` level's)
+    /// and of `location /`: the location's win, wherever they stand.
+    upstream_timeouts: [Vec<Directive>; 2],
+    /// The port of the listener served: nginx's `$server_port`.
+    listen_port: Option<String>,
+    /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
+    /// forwards, not the peer's.
+    real_ip_from: bool,
+    /// The `proxy_pass` mapped and its URL as written, variables included.
+    proxy_pass_url: Option<(Directive, String)>,
 }
 
 impl Mapper {
@@ -553,7 +708,7 @@ impl Mapper {
         for directive in directives {
             match directive.name.as_str() {
                 "http" => self.top(directive.block.as_deref().unwrap_or_default()),
-                "server" => self.server_candidate(directive),
+                "server" => self.servers.push(directive.clone()),
                 "upstream" => self.upstreams.push(directive.clone()),
                 "stream" | "mail" => self.warn(
                     directive,
@@ -572,10 +727,10 @@ impl Mapper {
 
     fn server_candidate(&mut self, server: &Directive) {
         let body = server.block.as_deref().unwrap_or_default();
-        let tls = body.iter().any(|d| {
-            (d.name == "listen" && d.args.iter().skip(1).any(|a| a == "ssl"))
-                || (d.name == "ssl" && d.args.first().is_some_and(|a| a == "on"))
-        });
+        let tls = body
+            .iter()
+            .any(|d| d.name == "listen" && d.args.iter().skip(1).any(|a| a == "ssl"))
+            || ssl_on(self.inherited.iter().chain(body)).is_some();
         if tls {
             self.tls_servers.push(server.clone());
         } else {
@@ -600,6 +755,9 @@ impl Mapper {
     }
 
     fn finish(mut self, path: &Path) -> Result<Mapped, ConfigErrors> {
+        for server in std::mem::take(&mut self.servers) {
+            self.server_candidate(&server);
+        }
         match self.tls_servers.len() {
             0 => self.errors.push(ConfigError::Invalid {
                 origin: path.display().to_string(),
@@ -653,6 +811,12 @@ impl Mapper {
             .filter(|d| d.name == "error_page")
             .filter_map(|d| d.args.last().cloned())
             .collect();
+        let ssl_on = ssl_on(directives.iter()).cloned();
+        self.tls_only = ssl_on.is_some()
+            || directives
+                .iter()
+                .filter(|d| d.name == "listen")
+                .all(|d| d.args.iter().skip(1).any(|a| a == "ssl"));
         let mut listens = Vec::new();
         let mut client_ca: Option<(Directive, String)> = None;
         let mut verify: Option<(Directive, String)> = None;
@@ -739,7 +903,18 @@ impl Mapper {
                         _ => self.error(d, "expects a count and a size, such as `4 8k`"),
                     }
                 }
-                "access_log" | "add_header" => self.response_directive(d, false),
+                "access_log" => {
+                    // The server's own, else the `http` level's: nginx takes the nearest level
+                    // that has any.
+                    let own = server
+                        .block
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|s| s.at == d.at);
+                    self.access_logs[usize::from(own)].push(d.clone());
+                }
+                "add_header" => self.response_directive(d, false),
                 "set_real_ip_from" => {
                     trusted.push(Value::from(arg));
                     trusted_at = Some(d.clone());
@@ -751,19 +926,23 @@ impl Mapper {
                 }
                 "include" => {}
                 "client_max_body_size" => self.body_size[0] = Some(d.clone()),
+                "proxy_redirect" => self.redirects[0].push(d.clone()),
+                "ignore_invalid_headers" | "underscores_in_headers" => {}
                 // Read before the loop: a location may come first.
                 "default_type" => {}
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
                 }
-                "proxy_connect_timeout"
-                | "proxy_read_timeout"
-                | "proxy_set_header"
-                | "proxy_pass" => {
+                "proxy_set_header" => self.set_headers[0].push(d.clone()),
+                "proxy_connect_timeout" | "proxy_read_timeout" => {
+                    self.upstream_timeouts[0].push(d.clone());
+                }
+                "proxy_pass" => {
                     // Server level: applies to the location.
                     self.location_directive(d);
                 }
+                _ if self.without_effect(d) => {}
                 _ => self.error(
                     d,
                     "not supported: the proxy forwards every request to one upstream as it \
@@ -771,8 +950,15 @@ impl Mapper {
                 ),
             }
         }
-        self.listen(server, &listens);
+        self.real_ip_from = trusted_at.is_some();
+        self.invalid_headers(server, directives);
+        self.listen(server, &listens, ssl_on.as_ref());
+        self.proxy_ssl();
+        self.proxy_redirect();
+        self.proxy_set_headers();
         self.body_size(server);
+        self.access_log(server);
+        self.upstream_timeouts();
         self.fixed_responses();
         match (client_ca, verify) {
             (Some((at, file)), Some((how, mode))) if mode == "on" || mode == "optional" => {
@@ -807,20 +993,8 @@ impl Mapper {
 
     /// `access_log` and `add_header`, at the server level or in `location /`.
     fn response_directive(&mut self, d: &Directive, in_location: bool) {
-        let arg = d.args.first().cloned().unwrap_or_default();
         match d.name.as_str() {
-            "access_log" => {
-                if arg == "off" {
-                    self.set(d, &["proxy", "access_log"], Value::from(false));
-                } else {
-                    self.set(d, &["proxy", "access_log"], Value::from(true));
-                    self.warn(
-                        d,
-                        "the access log goes to the proxy's stderr, in its own format \
-                         (see Logs in the README), not to a file",
-                    );
-                }
-            }
+            "access_log" => self.access_logs[if in_location { 2 } else { 1 }].push(d.clone()),
             "add_header" => self.headers[usize::from(in_location)].push(d.clone()),
             _ => unreachable!("only access_log and add_header come here"),
         }
@@ -982,6 +1156,64 @@ impl Mapper {
         }
     }
 
+    /// `proxy_connect_timeout` and `proxy_read_timeout`: each `location /`'s, else the server's
+    /// (or the `http` level's), as nginx inherits a directive its level does not set.
+    fn upstream_timeouts(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.upstream_timeouts);
+        for (name, key) in [
+            (
+                "proxy_connect_timeout",
+                &["proxy", "upstream_connect_timeout"],
+            ),
+            (
+                "proxy_read_timeout",
+                &["proxy", "upstream_response_timeout"],
+            ),
+        ] {
+            let last = |level: &[Directive]| level.iter().rfind(|d| d.name == name).cloned();
+            if let Some(d) = last(&location).or_else(|| last(&outer)) {
+                self.duration(&d, key);
+            }
+        }
+    }
+
+    /// `access_log`: `location /`'s, else the server's, else the `http` level's, as nginx takes
+    /// the nearest level that has any; at that level `off` wins over files. With none at all,
+    /// nginx logs every request (its `combined` format to its `access.log`), so the proxy's
+    /// access log is on too.
+    fn access_log(&mut self, server: &Directive) {
+        let [http, own, location] = std::mem::take(&mut self.access_logs);
+        let key: &'static [&'static str] = &["proxy", "access_log"];
+        let level = [location, own, http]
+            .into_iter()
+            .find(|level| !level.is_empty());
+        let Some(level) = level else {
+            self.set(server, key, Value::from(true));
+            self.warn(
+                server,
+                "no access_log, so nginx would log every request (its combined format, to its \
+                 access.log): the proxy's access log is on, one line per request to stderr in \
+                 its own format (see Logs in the README); `access_log off;` turns it off",
+            );
+            return;
+        };
+        if let Some(off) = level
+            .iter()
+            .find(|d| d.args.first().is_some_and(|a| a == "off"))
+        {
+            self.set(off, key, Value::from(false));
+            return;
+        }
+        for d in &level {
+            self.set(d, key, Value::from(true));
+            self.warn(
+                d,
+                "the access log goes to the proxy's stderr, in its own format (see Logs in the \
+                 README), not to a file",
+            );
+        }
+    }
+
     /// `client_max_body_size`: the location's, else the server's (or the `http` level's), else
     /// nginx's default of 1m; `0` (no limit) too is passed on.
     fn body_size(&mut self, server: &Directive) {
@@ -1006,14 +1238,22 @@ impl Mapper {
         }
     }
 
-    fn listen(&mut self, server: &Directive, listens: &[Directive]) {
+    /// The `listen`s of the TLS server: those with `ssl`, or all of them under `ssl on`.
+    fn listen(&mut self, server: &Directive, listens: &[Directive], ssl_on: Option<&Directive>) {
+        if let Some(d) = ssl_on {
+            self.warn(
+                d,
+                "every listen of the server is TLS, as `listen ... ssl` (`ssl on` is deprecated \
+                 in nginx and gone from 1.25.1)",
+            );
+        }
         let mut chosen: Option<(String, &Directive)> = None;
         for d in listens {
             let Some(address) = d.args.first() else {
                 self.error(d, "expects an address or a port");
                 continue;
             };
-            if !d.args.iter().skip(1).any(|a| a == "ssl") {
+            if ssl_on.is_none() && !d.args.iter().skip(1).any(|a| a == "ssl") {
                 self.warn(d, "not served: a listener without ssl");
                 continue;
             }
@@ -1084,6 +1324,7 @@ impl Mapper {
         match chosen {
             Some((socket, at)) => {
                 let at = at.clone();
+                self.listen_port = socket.rsplit(':').next().map(str::to_string);
                 self.set(&at, &["proxy", "listen"], Value::from(socket));
             }
             None => self.error(server, "no `listen ... ssl` the proxy can serve"),
@@ -1122,46 +1363,341 @@ impl Mapper {
         let arg = d.args.first().cloned().unwrap_or_default();
         match d.name.as_str() {
             "proxy_pass" => self.proxy_pass(d, &arg),
-            "proxy_connect_timeout" => self.duration(d, &["proxy", "upstream_connect_timeout"]),
-            "proxy_read_timeout" => self.duration(d, &["proxy", "upstream_response_timeout"]),
-            "proxy_set_header" => {
-                let value = d.args.get(1).map(String::as_str).unwrap_or_default();
-                let lower = arg.to_ascii_lowercase();
-                if lower == "x-real-ip" && value == "$remote_addr" {
-                    self.set(d, &["proxy", "x_real_ip"], Value::from(true));
-                } else if lower == "host" && value == "$host" {
-                    self.warn(
-                        d,
-                        "Host is passed as the client sent it ($http_host): with the port, when \
-                         the client gave one",
-                    );
-                } else if lower == "x-forwarded-for" && value == "$proxy_add_x_forwarded_for" {
-                    self.warn(
-                        d,
-                        "a client's own X-Forwarded-For is replaced by its address, not appended \
-                         to, unless it is a set_real_ip_from peer (proxy.trusted_proxies)",
-                    );
-                } else if !header_is_equivalent(&arg, value) {
-                    self.error(
-                        d,
-                        format!(
-                            "the proxy sets Host, X-Forwarded-For/-Proto/-Host, X-Real-IP and \
-                             upgrade headers its own way and adds no other: {arg} {value} would \
-                             be missing"
-                        ),
-                    );
-                }
+            "proxy_connect_timeout" | "proxy_read_timeout" => {
+                self.upstream_timeouts[1].push(d.clone());
             }
+            "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
+            "proxy_redirect" => self.redirects[1].push(d.clone()),
             name if NGINX_ITSELF.contains(&name) => {
                 let why = why_ignored(name);
                 self.warn(d, format!("ignored: {why}"));
             }
+            _ if self.without_effect(d) => {}
             _ => self.error(
                 d,
                 "not supported in location /: the proxy forwards every request as it came",
             ),
+        }
+    }
+
+    /// Directives of the server or `location /` that make no difference here, each warned
+    /// about; `false` for anything else (the caller refuses it). `chunked_transfer_encoding on`
+    /// (nginx's default); `proxy_ssl_*` (kept for [`Mapper::proxy_ssl`]); an `if` on
+    /// `$scheme` that can only be true over plain HTTP, in a server that has none;
+    /// `ignore_invalid_headers off`.
+    fn without_effect(&mut self, d: &Directive) -> bool {
+        let arg = d.args.first().map(String::as_str).unwrap_or_default();
+        match d.name.as_str() {
+            "proxy_intercept_errors" | "proxy_ignore_client_abort"
+                if arg == "off" && d.args.len() == 1 =>
+            {
+                self.warn(
+                    d,
+                    if d.name == "proxy_intercept_errors" {
+                        "ignored: off is nginx's default: the app's error responses are passed \
+                         as they are"
+                    } else {
+                        "ignored: off is nginx's default: a request whose client goes away is \
+                         abandoned, its connection to the app closed"
+                    },
+                );
+                true
+            }
+            "proxy_intercept_errors" | "proxy_ignore_client_abort" => {
+                self.error(
+                    d,
+                    if d.name == "proxy_intercept_errors" {
+                        "only off is supported: with on nginx answers the app's errors with its \
+                         error_page pages, where the proxy passes the app's own"
+                    } else {
+                        "only off is supported: with on nginx lets the app finish a request \
+                         whose client went away, where the proxy closes its connection"
+                    },
+                );
+                true
+            }
+            "chunked_transfer_encoding" if arg == "on" && d.args.len() == 1 => {
+                self.warn(
+                    d,
+                    "ignored: on is nginx's default; the proxy too sends a response of unknown \
+                     length chunked to an HTTP/1.1 client",
+                );
+                true
+            }
+            name if name.starts_with("proxy_ssl_") || name == "proxy_ssl" => {
+                self.proxy_ssl.push(d.clone());
+                true
+            }
+            "if" if scheme_is_never(&d.args) => {
+                self.warn(
+                    d,
+                    if self.tls_only {
+                        "ignored with its block: never true, as every listen of this server is \
+                         TLS ($scheme is always https)"
+                    } else {
+                        "ignored with its block: true only on the listen without ssl, which is \
+                         not served; on the TLS listener $scheme is always https"
+                    },
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `proxy_ssl_*`: with the `http://` upstream `proxy_pass` gave, nginx never uses them; else
+    /// (no upstream, or one refused) they are refused too.
+    fn proxy_ssl(&mut self) {
+        for d in std::mem::take(&mut self.proxy_ssl) {
+            if self.upstream_is_http {
+                self.warn(
+                    &d,
+                    "ignored: the upstream is http://, and nginx uses proxy_ssl_* only with an \
+                     https:// one",
+                );
+            } else {
+                self.error(
+                    &d,
+                    "applies to an https:// upstream, which is not supported",
+                );
+            }
+        }
+    }
+
+    /// `proxy_set_header`: `location /`'s, else the server's (or the `http` level's), as nginx
+    /// inherits them. The forwarding headers the proxy sets its own way are mapped or warned
+    /// about; any other with a fixed value, or one of the variables that are constant on the
+    /// one TLS listener (`$scheme` https, `$https` on, `$server_port`), goes to
+    /// `proxy.request_headers` (an empty value removes the header, as nginx does). Without a
+    /// `Host`, nginx sends the `proxy_pass` host, where the proxy passes the client's: a warning.
+    fn proxy_set_headers(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.set_headers);
+        let level = if location.is_empty() { outer } else { location };
+        let mut headers = figment::value::Dict::new();
+        let mut first: Option<Directive> = None;
+        let mut host = false;
+        for d in &level {
+            let [name, value] = d.args.as_slice() else {
+                self.error(d, "expects a header name and a value");
+                continue;
+            };
+            let value = value.as_str();
+            let lower = name.to_ascii_lowercase();
+            host |= lower == "host";
+            let real_ip = "from a set_real_ip_from peer, nginx's $remote_addr is the client \
+                           address that peer forwards; the proxy's is always the peer's (the TCP \
+                           address)";
+            if lower == "x-real-ip" && value == "$remote_addr" {
+                self.set(d, &["proxy", "x_real_ip"], Value::from(true));
+                if self.real_ip_from {
+                    self.warn(d, real_ip);
+                }
+                continue;
+            }
+            if lower == "host" && value == "$host" {
+                self.warn(
+                    d,
+                    "Host is passed as the client sent it ($http_host): with the port, when the \
+                     client gave one",
+                );
+                continue;
+            }
+            if lower == "x-forwarded-for" && value == "$proxy_add_x_forwarded_for" {
+                self.warn(
+                    d,
+                    "a client's own X-Forwarded-For is replaced by its address, not appended to, \
+                     unless it is a set_real_ip_from peer (proxy.trusted_proxies)",
+                );
+                continue;
+            }
+            if header_is_equivalent(name, value) {
+                continue;
+            }
+            if let Some(why) = own_request_header(&lower) {
+                self.error(d, format!("{name} {value:?} is not supported: {why}"));
+                continue;
+            }
+            let port = self.listen_port.clone().unwrap_or_default();
+            let fixed = match substitute(value, |variable| match variable {
+                "scheme" => Some("https".to_string()),
+                "https" => Some("on".to_string()),
+                "server_port" => Some(port.clone()),
+                // Replaced by the proxy for each request (braced: text may follow).
+                "host" | "remote_addr" => Some(format!("${{{variable}}}")),
+                _ => None,
+            }) {
+                Ok(fixed) => fixed,
+                Err(variable) => {
+                    self.error(
+                        d,
+                        format!(
+                            "{name} {value}: {variable} is not supported (only $scheme, $https, \
+                             $server_port, $host and $remote_addr)"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if headers.contains_key(name.as_str())
+                || headers.keys().any(|k| k.eq_ignore_ascii_case(name))
+            {
+                self.error(d, format!("{name} is set twice: nginx would send both"));
+                continue;
+            }
+            if self.real_ip_from && fixed.contains("${remote_addr}") {
+                self.warn(d, real_ip);
+            }
+            headers.insert(name.clone(), Value::from(fixed));
+            first.get_or_insert_with(|| d.clone());
+        }
+        if let Some(d) = first {
+            self.set(&d, &["proxy", "request_headers"], Value::from(headers));
+        }
+        if !host && let Some((at, url)) = self.proxy_pass_url.clone() {
+            let authority = url
+                .trim_start_matches("http://")
+                .split(['/', '$'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            self.warn(
+                &at,
+                format!(
+                    "no proxy_set_header Host: nginx sends Host: {authority} (the proxy_pass \
+                     host), the proxy passes the Host the client sent"
+                ),
+            );
+        }
+    }
+
+    /// `ignore_invalid_headers` (nginx's default on) and `underscores_in_headers` (default off):
+    /// with both defaults nginx drops request headers whose name has an underscore, which
+    /// `proxy.drop_underscore_headers` does. A name that is not an HTTP token at all (a space,
+    /// `@`...) gets 400 from the proxy, where nginx drops it (on) or forwards it (off): said
+    /// with off, the rare case where nginx would forward what the proxy refuses.
+    fn invalid_headers(&mut self, server: &Directive, directives: &[Directive]) {
+        let last = |name: &str| directives.iter().rfind(|d| d.name == name).cloned();
+        let mut drop = true;
+        let mut at = server.clone();
+        for (name, drops_when_on) in [
+            ("ignore_invalid_headers", true),
+            ("underscores_in_headers", false),
+        ] {
+            let Some(d) = last(name) else {
+                continue;
+            };
+            match d.args.as_slice() {
+                [on] if on == "on" || on == "off" => {
+                    if (on == "on") != drops_when_on {
+                        drop = false;
+                    }
+                    at = d.clone();
+                }
+                _ => self.error(&d, "expects on or off"),
+            }
+        }
+        if let Some(d) = last("ignore_invalid_headers").filter(|d| d.args == ["off"]) {
+            self.warn(
+                &d,
+                "header names with underscores are forwarded, as nginx does with off; a name \
+                 that is not an HTTP token (RFC 9110: a space, `@`, `/`...) is answered 400 by \
+                 the proxy, where nginx forwards it",
+            );
+        }
+        self.set(
+            &at,
+            &["proxy", "drop_underscore_headers"],
+            Value::from(drop),
+        );
+    }
+
+    /// `proxy_redirect`: `location /`'s, else the server's (or the `http` level's), as
+    /// `proxy.redirect_rewrite`; none is nginx's `default`. `default` stands for the
+    /// `proxy_pass` URL (as written, with a `/`) rewritten to `/`; `off` for no rewriting;
+    /// `$scheme` is `https` on the one TLS listener. A Location rewritten to a path stays a
+    /// path, where nginx makes it absolute with its scheme, host and port.
+    fn proxy_redirect(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.redirects);
+        let level = if location.is_empty() { outer } else { location };
+        let key: &'static [&'static str] = &["proxy", "redirect_rewrite"];
+        let rule = |from: &str, to: &str| {
+            let mut entry = figment::value::Dict::new();
+            entry.insert("from".into(), Value::from(from.to_string()));
+            entry.insert("to".into(), Value::from(to.to_string()));
+            Value::from(entry)
+        };
+        let default = self.proxy_pass.clone().map(|(at, url)| {
+            let from = if url.ends_with('/') {
+                url
+            } else {
+                format!("{url}/")
+            };
+            (at, from)
+        });
+        if level.is_empty() {
+            // nginx's default is `proxy_redirect default` (none with a variable in proxy_pass).
+            if let Some((at, from)) = default {
+                self.set(&at, key, Value::from(vec![rule(&from, "/")]));
+            }
+            return;
+        }
+        if let Some(off) = level
+            .iter()
+            .find(|d| d.args.len() == 1 && d.args[0] == "off")
+        {
+            self.warn(
+                off,
+                "ignored: off rewrites nothing: Location and Refresh are passed as the app \
+                 sends them",
+            );
+            return;
+        }
+        let relative = "a Location rewritten to a path is sent as that path (nginx makes it \
+                        absolute with its scheme, host and port); clients follow both";
+        let mut rules = Vec::new();
+        for d in &level {
+            match d.args.as_slice() {
+                [one] if one == "default" => match &default {
+                    Some((_, from)) => {
+                        rules.push(rule(from, "/"));
+                        self.warn(d, relative);
+                    }
+                    None if self.upstream_is_http => self.error(
+                        d,
+                        "default cannot stand for a proxy_pass with a variable (nginx refuses \
+                         it too)",
+                    ),
+                    None => {}
+                },
+                [from, _] if from.starts_with('~') => self.error(
+                    d,
+                    "a regular expression in proxy_redirect is not supported: give the prefix",
+                ),
+                [from, to] => {
+                    let (from, to) = (
+                        from.replace("$scheme", "https"),
+                        to.replace("$scheme", "https"),
+                    );
+                    if from.contains('$') || to.contains('$') {
+                        self.error(
+                            d,
+                            "a variable in proxy_redirect is not supported ($scheme only: \
+                             https)",
+                        );
+                        continue;
+                    }
+                    if to.starts_with('/') {
+                        self.warn(d, relative);
+                    }
+                    rules.push(rule(&from, &to));
+                }
+                _ => self.error(d, "expects off, default, or the prefix and its replacement"),
+            }
+        }
+        if let (Some(first), false) = (level.first(), rules.is_empty()) {
+            self.set(first, key, Value::from(rules));
         }
     }
 
@@ -1176,6 +1712,12 @@ impl Mapper {
                 self.error(d, "expects http://HOST:PORT");
             }
             return;
+        };
+        // `$request_uri` right after the address: the request's URI as the client sent it,
+        // which is what the proxy forwards (and nginx, without a URI).
+        let (rest, variables) = match rest.strip_suffix("$request_uri") {
+            Some(authority) if !authority.contains(['/', '$']) => (authority, true),
+            _ => (rest, false),
         };
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
@@ -1228,6 +1770,10 @@ impl Mapper {
             format!("{authority}:80")
         };
         let authority = authority.replacen("localhost:", "127.0.0.1:", 1);
+        self.upstream_is_http = true;
+        // nginx's `proxy_redirect default` needs the URL as written, and none with a variable.
+        self.proxy_pass = (!variables).then(|| (d.clone(), target.to_string()));
+        self.proxy_pass_url = Some((d.clone(), target.to_string()));
         self.set(
             d,
             &["proxy", "upstream"],
@@ -1308,8 +1854,9 @@ server {
         );
         assert_eq!(value(&mapped, "proxy.x_real_ip").as_deref(), Some("true"));
         let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(warnings.len(), 4, "{warnings:#?}");
+        assert_eq!(warnings.len(), 5, "{warnings:#?}");
         for (warning, expected) in warnings.iter().zip([
+            ":3:1: server: warning: no access_log, so nginx would log every request",
             ":6:5: server_name: warning: ignored",
             ":14:9: proxy_set_header: warning: Host is passed",
             ":16:9: proxy_set_header: warning: a client's own",
@@ -1348,7 +1895,8 @@ server {
         let server = |protocols: &str| {
             format!(
                 "server {{\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
-                 a.key;\n  ssl_protocols {protocols};\n  location / {{\n    proxy_pass \
+                 a.key;\n  ssl_protocols {protocols};\n  access_log off; proxy_set_header Host \
+                 $http_host;\n  location / {{\n    proxy_pass \
                  http://127.0.0.1:80;\n  }}\n}}\n"
             )
         };
@@ -1500,8 +2048,17 @@ server {
             Some("0.0.0.0:443")
         );
         assert!(value(&mapped, "proxy.trusted_proxies").is_some());
-        // worker_processes and events: nginx's own tuning, each with a warning.
-        assert_eq!(mapped.warnings.len(), 2, "{:?}", mapped.warnings);
+        // worker_processes and events: nginx's own tuning, each with a warning; no access_log:
+        // nginx's default, logging every request, is kept; no Host: nginx would send `app`.
+        assert_eq!(mapped.warnings.len(), 4, "{:?}", mapped.warnings);
+        assert!(
+            mapped.warnings[1]
+                .to_string()
+                .contains("proxy_pass: warning: no proxy_set_header Host: nginx sends Host: app"),
+            "{:?}",
+            mapped.warnings
+        );
+        assert_eq!(value(&mapped, "proxy.access_log").as_deref(), Some("true"));
     }
 
     /// Whatever the bytes, a result, never a panic (nginx files come from users).
@@ -1520,6 +2077,520 @@ server {
                 .collect();
             let _ = map(&text);
         }
+    }
+
+    /// `listen 443; ssl on;` (nginx before 1.25): every listen of the server is TLS.
+    #[test]
+    fn ssl_on_makes_every_listen_tls() {
+        let mapped = map(
+            "server {\n  listen 443;\n  ssl on;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80;\n  }\n}\nserver {\n  \
+             listen 80;\n  return 301 https://$host$request_uri;\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.listen").as_deref(),
+            Some("0.0.0.0:443")
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(":3:3: ssl: warning: every listen of the server is TLS")),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(":10:1: server: warning: not served")),
+            "{warnings:#?}"
+        );
+        // At the `http` level, after the server: every server is TLS.
+        let mapped = map(
+            "http {\n  server {\n    listen 8443;\n    ssl_certificate a.crt;\n    \
+             ssl_certificate_key a.key;\n    location / { proxy_pass http://127.0.0.1:80; }\n  \
+             }\n  ssl on;\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.listen").as_deref(),
+            Some("0.0.0.0:8443")
+        );
+        // `ssl off` in the server wins over the `http` level's `on`.
+        let err = map(
+            "http {\n  ssl on;\n  server {\n    listen 8443;\n    ssl off;\n    ssl_certificate \
+             a.crt;\n    ssl_certificate_key a.key;\n    location / { proxy_pass \
+             http://127.0.0.1:80; }\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no server listens with ssl"), "{err}");
+        // Two ports under `ssl on`: two TLS listeners, refused.
+        let err = map(
+            "server {\n  listen 80;\n  listen 443;\n  ssl on;\n  ssl_certificate a.crt;\n  \
+             ssl_certificate_key a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(":3:3: listen: a second TLS listener"), "{err}");
+    }
+
+    /// Words are read as nginx reads them (checked with `add_header` and curl against nginx
+    /// 1.22): a backslash is kept unless it escapes `"`, `'`, `\` or stands in `\t`, `\r`,
+    /// `\n`, quoted or not; a `}` or `#` inside a word is part of it.
+    #[test]
+    fn backslashes_and_braces_are_read_as_nginx_reads_them() {
+        let words = |text: &str| -> Vec<String> {
+            tokenize("t.conf", text)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
+        };
+        assert_eq!(
+            words(r#"add_header X-A a\.b; add_header X-C "q\"r\.s\\t";"#),
+            [
+                "add_header",
+                "X-A",
+                r"a\.b",
+                ";",
+                "add_header",
+                "X-C",
+                r#"q"r\.s\t"#,
+                ";"
+            ]
+        );
+        assert_eq!(
+            words(r"a 'p\'q\\z' a\x22b a}b a#b a\ b u\tv ${x}y;"),
+            [
+                "a", r"p'q\z", r"a\x22b", "a}b", "a#b", r"a\ b", "u\tv", "${x}y", ";"
+            ]
+        );
+        assert_eq!(words(r"a\;b;"), [r"a\;b", ";"]);
+        assert_eq!(
+            words(r#"if ($scheme = "http") {"#),
+            ["if", "($scheme", "=", "http", ")", "{"]
+        );
+        let err = tokenize("t.conf", "a \"b\"c;").unwrap_err().to_string();
+        assert!(err.contains("t.conf:1:6: unexpected \"c\""), "{err}");
+        // What an error prints is the value as written.
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             location / { proxy_pass http://127.0.0.1:80; }\n  location ~ /\\.(?!well-known) { \
+             deny all; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(r"location ~ /\.(?!well-known) would not be"),
+            "{err}"
+        );
+        // A fixed header keeps its backslash, as nginx sends it.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             add_header X-A a\\.b always;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let headers = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| key.join(".") == "proxy.response_headers")
+            .and_then(|(_, _, v)| v.clone().into_dict())
+            .expect("response headers");
+        assert_eq!(headers.get("X-A").and_then(|v| v.as_str()), Some(r"a\.b"));
+    }
+
+    /// Directives that change nothing a client or the app sees are warned about, each with
+    /// its reason; their look-alikes that would change something stay refused.
+    #[test]
+    fn directives_without_effect_are_warned_about_not_refused() {
+        let server = |listen: &str, server: &str, location: &str| {
+            format!(
+                "http {{\n  log_not_found off;\n  limit_req_log_level warn;\n  \
+                 limit_conn_log_level info;\n  server {{\n    {listen}\n    ssl_certificate \
+                 a.crt;\n    ssl_certificate_key a.key;\n{server}    location / {{\n      \
+                 proxy_pass http://127.0.0.1:80$request_uri;\n{location}    }}\n  }}\n}}\n"
+            )
+        };
+        let text = server(
+            "listen 443 ssl;",
+            "    if ($scheme = \"http\") {\n      return 301 https://$host$request_uri;\n    }\n    \
+             ignore_invalid_headers off;\n    chunked_transfer_encoding on;\n    \
+             proxy_ssl_verify on;\n    proxy_intercept_errors off;\n    proxy_send_timeout 90;\n",
+            "      if ( $scheme != https ) { return 403; }\n      proxy_ssl_session_reuse off;\n",
+        );
+        let mapped = map(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.upstream").as_deref(),
+            Some("http://127.0.0.1:80"),
+            "$request_uri is the URI the proxy forwards anyway"
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        for expected in [
+            ":2:3: log_not_found: warning: ignored: it only sets what nginx writes to its error log",
+            ":3:3: limit_req_log_level: warning: ignored: it only sets",
+            ":4:3: limit_conn_log_level: warning: ignored: it only sets",
+            ":9:5: if: warning: ignored with its block: never true",
+            ":12:5: ignore_invalid_headers: warning: header names with underscores are forwarded",
+            ":13:5: chunked_transfer_encoding: warning: ignored: on is nginx's default",
+            ":14:5: proxy_ssl_verify: warning: ignored: the upstream is http://",
+            ":15:5: proxy_intercept_errors: warning: ignored: off is nginx's default",
+            ":16:5: proxy_send_timeout: warning: ignored: no timeout of its own",
+            ":19:7: if: warning: ignored with its block: never true",
+            ":20:7: proxy_ssl_session_reuse: warning: ignored: the upstream is http://",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(expected)),
+                "{expected}: {warnings:#?}"
+            );
+        }
+        assert_eq!(
+            value(&mapped, "proxy.drop_underscore_headers").as_deref(),
+            Some("false"),
+            "ignore_invalid_headers off: forwarded"
+        );
+        // A plain listen beside the TLS one: the `if` is true there only, and it is not served.
+        let mixed = text.replace("listen 443 ssl;", "listen 80;\n    listen 443 ssl;");
+        let mapped = map(&mixed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            mapped.warnings.iter().any(|w| w.to_string().contains(
+                "if: warning: ignored with its block: true only \
+                                                 on the listen without ssl"
+            )),
+            "{:#?}",
+            mapped.warnings
+        );
+        // What would change a response is still refused.
+        let err = map(&server(
+            "listen 443 ssl;",
+            "    if ($scheme = https) { return 403; }\n    chunked_transfer_encoding off;\n    \
+             ignore_invalid_headers maybe;\n    if ($host = a) { return 403; }\n    \
+             proxy_intercept_errors on;\n",
+            "",
+        ))
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":9:5: if: not supported",
+            ":10:5: chunked_transfer_encoding: not supported",
+            ":11:5: ignore_invalid_headers: expects on or off",
+            ":12:5: if: not supported",
+            ":13:5: proxy_intercept_errors: only off is supported: with on nginx answers",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
+        // proxy_ssl_* with an https:// upstream: refused with it.
+        let err = map(&server("listen 443 ssl;", "    proxy_ssl_verify on;\n", "")
+            .replace("http://127.0.0.1:80$request_uri", "https://127.0.0.1:443"))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(":9:5: proxy_ssl_verify: applies to an https:// upstream"),
+            "{err}"
+        );
+        // `$request_uri` after a path, or another variable: refused as before.
+        for target in [
+            "http://127.0.0.1:80/$request_uri",
+            "http://127.0.0.1:80$uri",
+        ] {
+            let err = map(&server("listen 443 ssl;", "", "")
+                .replace("http://127.0.0.1:80$request_uri", target))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("proxy_pass: "), "{target}: {err}");
+        }
+    }
+
+    /// nginx drops request headers with an underscore in their name unless told
+    /// `ignore_invalid_headers off` or `underscores_in_headers on`: `drop_underscore_headers`.
+    #[test]
+    fn underscore_headers_are_dropped_as_nginx_drops_them() {
+        let drops = |http: &str, server: &str| {
+            let text = format!(
+                "http {{\n{http}  server {{\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
+                 ssl_certificate_key a.key;\n{server}    location / {{ proxy_pass \
+                 http://127.0.0.1:80; }}\n  }}\n}}\n"
+            );
+            let mapped = map(&text).unwrap_or_else(|e| panic!("{e}"));
+            value(&mapped, "proxy.drop_underscore_headers")
+        };
+        let yes = Some("true".to_string());
+        let no = Some("false".to_string());
+        assert_eq!(drops("", ""), yes, "nginx's defaults");
+        assert_eq!(drops("", "    ignore_invalid_headers on;\n"), yes);
+        assert_eq!(drops("  ignore_invalid_headers off;\n", ""), no);
+        assert_eq!(drops("", "    underscores_in_headers on;\n"), no);
+        assert_eq!(
+            drops(
+                "  ignore_invalid_headers off;\n",
+                "    ignore_invalid_headers on;\n    underscores_in_headers off;\n"
+            ),
+            yes,
+            "the server's own win"
+        );
+    }
+
+    /// `proxy_read_timeout` / `proxy_connect_timeout`: the location's win over the server's,
+    /// even when the server's come later in the file.
+    #[test]
+    fn upstream_timeouts_are_the_locations_else_the_servers() {
+        let mapped = map(
+            "http {\n  proxy_connect_timeout 5s;\n  server {\n    listen 8443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    location / {\n      \
+             proxy_pass http://127.0.0.1:80;\n      proxy_read_timeout 90s;\n    }\n    \
+             proxy_read_timeout 30s;\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.upstream_response_timeout").as_deref(),
+            Some("90s")
+        );
+        assert_eq!(
+            value(&mapped, "proxy.upstream_connect_timeout").as_deref(),
+            Some("5s"),
+            "the http level's, inherited"
+        );
+    }
+
+    /// `access_log`: the nearest level that has any (`location /`, the server, `http`), `off`
+    /// winning at its level; none at all is nginx's default, a log line per request.
+    #[test]
+    fn access_log_follows_nginx_levels_and_default() {
+        let server = |http: &str, server: &str, location: &str| {
+            format!(
+                "http {{\n{http}  server {{\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
+                 ssl_certificate_key a.key;\n    location / {{\n{location}      proxy_pass \
+                 http://127.0.0.1:80;\n    }}\n{server}  }}\n}}\n"
+            )
+        };
+        let log = |text: &str| {
+            let mapped = map(text).unwrap_or_else(|e| panic!("{e}"));
+            let warned = mapped
+                .warnings
+                .iter()
+                .any(|w| w.path == "access_log" || w.message.contains("access_log"));
+            (value(&mapped, "proxy.access_log"), warned)
+        };
+        let on = (Some("true".to_string()), true);
+        let off = (Some("false".to_string()), false);
+        assert_eq!(log(&server("", "", "")), on, "nginx's default");
+        let http_off = "  access_log off;\n";
+        let own = "    access_log /var/log/nginx/app.log main;\n";
+        let inner_off = "      access_log off;\n";
+        assert_eq!(log(&server(http_off, "", "")), off);
+        // The server's own, after the location in the file, still loses to the location's.
+        assert_eq!(log(&server(http_off, own, "")), on);
+        assert_eq!(log(&server("", own, inner_off)), off);
+        let both = "    access_log /a.log;\n    access_log off;\n";
+        assert_eq!(log(&server("", both, "")), off, "off wins at its level");
+    }
+
+    /// `proxy_redirect`: nginx's `default` when there is none (the `proxy_pass` URL as
+    /// written, rewritten to `/`), `off`, prefix pairs (`$scheme` is https), `location /`'s
+    /// over the server's; regular expressions and other variables refused.
+    #[test]
+    fn proxy_redirect_maps_to_redirect_rewrite() {
+        let server = |target: &str, server: &str, location: &str| {
+            format!(
+                "server {{\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+                 a.key;\n  access_log off; proxy_set_header Host $http_host;\n{server}  \
+                 location / {{\n    proxy_pass \
+                 {target};\n{location}  }}\n}}\n"
+            )
+        };
+        let rules = |mapped: &Mapped| -> Vec<(String, String)> {
+            mapped
+                .settings
+                .iter()
+                .rfind(|(_, key, _)| key.join(".") == "proxy.redirect_rewrite")
+                .map(|(_, _, list)| {
+                    list.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|entry| {
+                            let dict = entry.as_dict().unwrap();
+                            let get = |k: &str| dict[k].as_str().unwrap().to_string();
+                            (get("from"), get("to"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let pair = |from: &str, to: &str| (from.to_string(), to.to_string());
+        let ok = |text: String| map(&text).unwrap_or_else(|e| panic!("{e}"));
+        // None: nginx's default, with the URL as written (localhost stays localhost).
+        let mapped = ok(server("http://localhost:8080", "", ""));
+        assert_eq!(rules(&mapped), [pair("http://localhost:8080/", "/")]);
+        assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
+        let mapped = ok(server("http://127.0.0.1:80/", "", ""));
+        assert_eq!(rules(&mapped), [pair("http://127.0.0.1:80/", "/")]);
+        // A variable in proxy_pass: nginx has no default then.
+        let mapped = ok(server("http://127.0.0.1:80$request_uri", "", ""));
+        assert!(rules(&mapped).is_empty());
+        // off: nothing rewritten, a warning.
+        let mapped = ok(server(
+            "http://127.0.0.1:80",
+            "",
+            "    proxy_redirect off;\n",
+        ));
+        assert!(rules(&mapped).is_empty());
+        assert!(
+            mapped.warnings[0]
+                .to_string()
+                .contains(":8:5: proxy_redirect: warning: ignored: off"),
+            "{:?}",
+            mapped.warnings
+        );
+        // Pairs in order, `default` among them; the location's own win over the server's.
+        let mapped = ok(server(
+            "http://127.0.0.1:80",
+            "  proxy_redirect http://a/ http://b/;\n",
+            "    proxy_redirect default;\n    proxy_redirect http:// $scheme://;\n",
+        ));
+        assert_eq!(
+            rules(&mapped),
+            [
+                pair("http://127.0.0.1:80/", "/"),
+                pair("http://", "https://")
+            ]
+        );
+        assert!(
+            mapped.warnings[0]
+                .to_string()
+                .contains(":9:5: proxy_redirect: warning: a Location rewritten to a path"),
+            "{:?}",
+            mapped.warnings
+        );
+        let mapped = ok(server(
+            "http://127.0.0.1:80",
+            "  proxy_redirect http:// https://;\n",
+            "",
+        ));
+        assert_eq!(rules(&mapped), [pair("http://", "https://")]);
+        // What cannot be carried over.
+        let err = map(&server(
+            "http://127.0.0.1:80$request_uri",
+            "",
+            "    proxy_redirect default;\n    proxy_redirect ~^http://(.*)$ https://$1;\n    \
+             proxy_redirect http://$host/ https://$host/;\n    proxy_redirect a b c;\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":8:5: proxy_redirect: default cannot stand for a proxy_pass with a variable",
+            ":9:5: proxy_redirect: a regular expression in proxy_redirect is not supported",
+            ":10:5: proxy_redirect: a variable in proxy_redirect is not supported",
+            ":11:5: proxy_redirect: expects off, default",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
+    }
+
+    /// `proxy_set_header`: `location /`'s, else the server's, as nginx inherits them; fixed
+    /// values and the variables constant on the TLS listener to `proxy.request_headers` (`""`
+    /// removes the header); other variables and the proxy's own headers refused.
+    #[test]
+    fn proxy_set_header_maps_to_request_headers() {
+        let server = |server: &str, location: &str| {
+            format!(
+                "server {{\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+                 a.key;\n  access_log off;\n{server}  location / {{\n    proxy_pass \
+                 http://127.0.0.1:80;\n{location}  }}\n}}\n"
+            )
+        };
+        let request_headers = |mapped: &Mapped| -> Vec<(String, String)> {
+            mapped
+                .settings
+                .iter()
+                .rfind(|(_, key, _)| key.join(".") == "proxy.request_headers")
+                .map(|(_, _, v)| {
+                    v.clone()
+                        .into_dict()
+                        .unwrap()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_string().unwrap()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mapped = map(&server(
+            "  proxy_set_header X-Real-IP $remote_addr;\n",
+            "    proxy_set_header Host $http_host;\n    proxy_set_header X-Scheme $scheme;\n    \
+             proxy_set_header X-Forwarded-Port $server_port;\n    proxy_set_header X-NginX-Proxy \
+             true;\n    proxy_set_header Authorization \"\";\n    proxy_set_header X-Https \
+             ${https};\n    proxy_set_header Connection \"\";\n    proxy_set_header X-Client \
+             $remote_addr;\n    proxy_set_header X-Via \"${host}:$server_port\";\n    \
+             proxy_set_header X-Glued ${host}x;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            request_headers(&mapped),
+            [
+                pair("Authorization", ""),
+                pair("X-Client", "${remote_addr}"),
+                pair("X-Forwarded-Port", "8443"),
+                pair("X-Glued", "${host}x"),
+                pair("X-Https", "on"),
+                pair("X-NginX-Proxy", "true"),
+                pair("X-Scheme", "https"),
+                pair("X-Via", "${host}:8443"),
+            ]
+        );
+        assert_eq!(
+            value(&mapped, "proxy.x_real_ip"),
+            None,
+            "the location's own proxy_set_header: the server's are not inherited"
+        );
+        assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
+        // The server's, when the location has none; no Host: nginx's $proxy_host, a warning.
+        let mapped = map(&server(
+            "  proxy_set_header X-Real-IP $remote_addr;\n  proxy_set_header X-Scheme $scheme;\n",
+            "",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value(&mapped, "proxy.x_real_ip").as_deref(), Some("true"));
+        assert_eq!(request_headers(&mapped), [pair("X-Scheme", "https")]);
+        assert!(
+            mapped.warnings[0].to_string().contains(
+                ":9:5: proxy_pass: warning: no proxy_set_header Host: nginx sends Host: \
+                 127.0.0.1:80"
+            ),
+            "{:?}",
+            mapped.warnings
+        );
+        let err = map(&server(
+            "",
+            "    proxy_set_header X-User $user;\n    proxy_set_header Content-Length \"\";\n    \
+             proxy_set_header X-A 1;\n    proxy_set_header x-a 2;\n    proxy_set_header \
+             X-Forwarded-Proto http;\n    proxy_set_header X-Name $hostname;\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":8:5: proxy_set_header: X-User $user: $user is not supported",
+            ":9:5: proxy_set_header: Content-Length \"\" is not supported: the proxy frames",
+            ":11:5: proxy_set_header: x-a is set twice",
+            ":12:5: proxy_set_header: X-Forwarded-Proto \"http\" is not supported: the proxy \
+             sets X-Forwarded-For",
+            ":13:5: proxy_set_header: X-Name $hostname: $hostname is not supported",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
+        // With set_real_ip_from, nginx's $remote_addr is what a trusted peer forwards.
+        let mapped = map(&server(
+            "  set_real_ip_from 10.0.0.0/8;\n",
+            "    proxy_set_header Host $http_host;\n    proxy_set_header X-Real-IP \
+             $remote_addr;\n    proxy_set_header X-Client $remote_addr;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let real_ip: Vec<String> = mapped
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .filter(|w| w.contains("from a set_real_ip_from peer, nginx's $remote_addr"))
+            .collect();
+        assert_eq!(real_ip.len(), 2, "{:?}", mapped.warnings);
     }
 
     #[test]

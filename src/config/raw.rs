@@ -177,7 +177,8 @@ pub(crate) struct RawSink {
     pub wrap_ttl: Option<Scalar>,
     pub dh_type: Option<serde::de::IgnoredAny>,
     pub dh_path: Option<serde::de::IgnoredAny>,
-    pub derive_key: Option<serde::de::IgnoredAny>,
+    /// Refused when true; `false`, Vault Agent's default, changes nothing.
+    pub derive_key: Option<Scalar>,
     pub aad: Option<serde::de::IgnoredAny>,
     pub aad_env_var: Option<serde::de::IgnoredAny>,
 }
@@ -268,6 +269,15 @@ pub(crate) struct RawFixedResponse {
     pub location: Option<String>,
 }
 
+/// One of `proxy.redirect_rewrite`: a prefix of `Location` and `Refresh` URLs the upstream
+/// sends, and what replaces it (nginx's `proxy_redirect FROM TO`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRedirectRewrite {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
 /// `proxy {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,7 +306,10 @@ pub(crate) struct RawProxy {
     pub hsts: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
     pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
+    pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
+    pub request_headers: Option<BTreeMap<String, String>>,
     pub x_real_ip: Option<Scalar>,
+    pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,
     pub client_auth: Option<String>,

@@ -17,8 +17,8 @@ use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
     Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders, FreshConnections,
-    LogFormat, Logging, Proxy, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, Vault, Wait, default_cert_label,
+    LogFormat, Logging, Proxy, RedirectRewrite, Telemetry, Template, TemplateCommand,
+    TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -368,6 +368,36 @@ pub(super) fn resolve(
         ),
     };
     let pid_file = r.non_empty_path(&["pid_file"], raw.pid_file.as_ref());
+    // Vault Agent refuses a proxy told to use the auto-auth token when there is none.
+    if auto_auth.is_none() {
+        let asked = [
+            (
+                "api_proxy",
+                raw.api_proxy
+                    .as_ref()
+                    .and_then(|a| a.use_auto_auth_token.as_ref()),
+            ),
+            (
+                "cache",
+                raw.cache
+                    .as_ref()
+                    .and_then(|c| c.use_auto_auth_token.as_ref()),
+            ),
+        ];
+        for (block, value) in asked {
+            let wants_token = value.is_some_and(|value| {
+                matches!(value, Scalar::Text(t) if t.trim().eq_ignore_ascii_case("force"))
+                    || units::scalar_boolean(value) == Ok(true)
+            });
+            if wants_token {
+                r.error(
+                    &[block, "use_auto_auth_token"],
+                    "is set but there is no auto_auth block to get the token from (Vault Agent \
+                     refuses this too): add auto_auth, or set use_auto_auth_token = false",
+                );
+            }
+        }
+    }
     let api_proxy = resolve_api_proxy(
         &mut r,
         raw.listener.unwrap_or_default(),
@@ -572,12 +602,22 @@ fn resolve_api_proxy(
     if let Some(api_proxy) = api_proxy {
         use_auto_auth_token = auto_auth(r, "api_proxy", api_proxy.use_auto_auth_token.as_ref());
         for key in api_proxy.refused.keys() {
+            if matches!(key.as_str(), "enforce_consistency" | "when_inconsistent") {
+                // Read-after-write consistency across Vault Enterprise's performance standbys;
+                // a single Vault, or OpenBao, has nothing to be inconsistent about.
+                r.warn(
+                    &["api_proxy", key],
+                    "ignored: the agent tracks no Vault Enterprise consistency tokens; each \
+                     request goes to the Vault at vault.address as it comes",
+                );
+                continue;
+            }
             r.error(
                 &["api_proxy", key],
                 unsupported(
                     &format!("`{key}`"),
-                    "the agent forwards each request to Vault as it comes (no consistency \
-                     tracking, no namespace prefixing); remove the key",
+                    "the agent forwards each request to Vault as it comes (no namespace \
+                     prefixing); remove the key",
                 ),
             );
         }
@@ -609,8 +649,13 @@ fn resolve_api_proxy(
         }
         r.warn(
             &["cache"],
-            "Vault responses are not cached: each request to the listener reaches Vault (the \
-             agent's own templates keep their secrets current without it)",
+            if listeners.is_empty() {
+                "ignored: no listener is configured, so nothing would use a cache (the agent's \
+                 templates keep their secrets current without one)"
+            } else {
+                "Vault responses are not cached: each request to the listener reaches Vault \
+                 (the agent's own templates keep their secrets current without it)"
+            },
         );
     }
     let mut resolved = Vec::new();
@@ -754,8 +799,10 @@ fn resolve_logging(r: &mut Resolver, level: Option<String>, format: Option<Strin
 }
 
 fn resolve_vault(r: &mut Resolver, raw: raw::RawVault) -> Vault {
+    // An empty address is no address, as in Vault Agent: the default (or VAULT_ADDR).
     let address = raw
         .address
+        .filter(|address| !address.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_VAULT_ADDRESS.to_string());
     let address = address.trim().trim_end_matches('/').to_string();
     match address.parse::<http::Uri>() {
@@ -765,7 +812,15 @@ fn resolve_vault(r: &mut Resolver, raw: raw::RawVault) -> Vault {
                 && matches!(uri.path(), "" | "/") => {}
         _ => r.error(
             &["vault", "address"],
-            format!("{address:?} is not a Vault address such as https://vault.example:8200"),
+            format!(
+                "{address:?} is not a Vault address such as https://vault.example:8200{}",
+                if address.contains("${") {
+                    " (Vault Agent expands no `${...}` either: set VAULT_ADDR in the environment, \
+                     which overrides this key)"
+                } else {
+                    ""
+                }
+            ),
         ),
     }
     let num_retries = match raw.retry.and_then(|retry| retry.num_retries) {
@@ -960,12 +1015,10 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
         "approle" => {
             let role_id = keys.text(r, "role_id_file_path", true);
             let secret_id = keys.text(r, "secret_id_file_path", false);
-            keys.refuse(
-                r,
-                "secret_id_response_wrapping_path",
-                "the secret ID file must hold the secret ID itself, not a response-wrapping \
-                 token; unwrap it before writing the file",
-            );
+            let wrapping_path = keys
+                .text(r, "secret_id_response_wrapping_path", false)
+                .map(|path| path.trim().trim_matches('/').to_string())
+                .filter(|path| !path.is_empty());
             let remove = keys
                 .boolean(r, "remove_secret_id_file_after_reading")
                 .unwrap_or(true);
@@ -975,12 +1028,14 @@ fn resolve_method(r: &mut Resolver, raw: raw::RawMethod) -> Option<AuthMethod> {
                     "role_id_file_path",
                     "secret_id_file_path",
                     "remove_secret_id_file_after_reading",
+                    "secret_id_response_wrapping_path",
                 ],
             );
             role_id.map(|role_id| AuthKind::AppRole {
                 role_id_file_path: role_id.into(),
                 secret_id_file_path: secret_id.map(Into::into),
                 remove_secret_id_file_after_reading: remove,
+                secret_id_response_wrapping_path: wrapping_path,
             })
         }
         "jwt" => {
@@ -1177,7 +1232,11 @@ fn resolve_sink(r: &mut Resolver, index: usize, raw: raw::RawSink) -> Option<Fil
                       Vault Agent for an encrypted sink";
     r.refuse(&strs(&at("dh_type")), &raw.dh_type, encryption);
     r.refuse(&strs(&at("dh_path")), &raw.dh_path, encryption);
-    r.refuse(&strs(&at("derive_key")), &raw.derive_key, encryption);
+    let derive_key_path = at("derive_key");
+    let derive_key = strs(&derive_key_path);
+    if r.boolean(&derive_key, raw.derive_key.as_ref(), false) {
+        r.refuse(&derive_key, &raw.derive_key, encryption);
+    }
     r.refuse(&strs(&at("aad")), &raw.aad, encryption);
     r.refuse(&strs(&at("aad_env_var")), &raw.aad_env_var, encryption);
     let config = raw.config.unwrap_or_default();
@@ -1717,7 +1776,9 @@ fn resolve_proxy(
         }
     }
     let response_headers = resolve_response_headers(r, raw.response_headers);
+    let request_headers = resolve_request_headers(r, raw.request_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
+    let redirect_rewrite = resolve_redirect_rewrite(r, raw.redirect_rewrite);
     let tls13_only = match raw.tls_min_version.as_deref().map(str::trim) {
         None | Some("tls12") => false,
         Some("tls13") => true,
@@ -1805,8 +1866,15 @@ fn resolve_proxy(
         trusted_proxies,
         hsts,
         response_headers,
+        request_headers,
         fixed_responses,
+        redirect_rewrite,
         x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
+        drop_underscore_headers: r.boolean(
+            &["proxy", "drop_underscore_headers"],
+            raw.drop_underscore_headers.as_ref(),
+            false,
+        ),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     }
@@ -1824,37 +1892,142 @@ const NOT_RESPONSE_HEADERS: &[(&str, &str)] = &[
     ("trailer", "a connection header is the proxy's own"),
 ];
 
-/// `proxy.response_headers = { NAME = "VALUE" }`: header names as HTTP allows them (any case),
-/// values of printable ASCII on one line.
+/// One header of `proxy.{key}`: a name as HTTP allows it (any case), not one of `forbidden`
+/// (which cannot be `{verb}` there, for the reason given), and its value trimmed, printable
+/// ASCII on one line; None after an error.
+fn checked_header(
+    r: &mut Resolver,
+    key: &str,
+    verb: &str,
+    (name, value): (String, String),
+    forbidden: &[(&str, &str)],
+) -> Option<(String, String)> {
+    let at = ["proxy", key, name.as_str()];
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        r.error(&at, format!("{name:?} is not an HTTP header name"));
+        return None;
+    }
+    if let Some((_, why)) = forbidden
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+    {
+        r.error(&at, format!("cannot be {verb} here: {why}"));
+        return None;
+    }
+    let value = value.trim().to_string();
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        r.error(&at, "must be printable ASCII on one line");
+        return None;
+    }
+    Some((name, value))
+}
+
+/// `proxy.response_headers = { NAME = "VALUE" }`.
 fn resolve_response_headers(
     r: &mut Resolver,
     raw: Option<BTreeMap<String, String>>,
 ) -> Vec<(String, String)> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .filter_map(|header| {
+            checked_header(r, "response_headers", "added", header, NOT_RESPONSE_HEADERS)
+        })
+        .collect()
+}
+
+/// Request headers the configuration may not set: the proxy frames requests and sets the
+/// forwarding headers itself.
+const NOT_REQUEST_HEADERS: &[(&str, &str)] = &[
+    ("host", "the proxy passes the Host the client sent"),
+    ("content-length", "the proxy frames each request itself"),
+    ("transfer-encoding", "the proxy frames each request itself"),
+    ("connection", "a connection header is the proxy's own"),
+    ("keep-alive", "a connection header is the proxy's own"),
+    ("proxy-connection", "a connection header is the proxy's own"),
+    ("upgrade", "a connection header is the proxy's own"),
+    ("te", "a connection header is the proxy's own"),
+    ("trailer", "a connection header is the proxy's own"),
+    (
+        "x-forwarded-for",
+        "set by the proxy (proxy.forwarded_headers)",
+    ),
+    (
+        "x-forwarded-proto",
+        "set by the proxy (proxy.forwarded_headers)",
+    ),
+    (
+        "x-forwarded-host",
+        "set by the proxy (proxy.forwarded_headers)",
+    ),
+    ("forwarded", "set by the proxy (proxy.forwarded_headers)"),
+    ("x-real-ip", "set with proxy.x_real_ip"),
+];
+
+/// `proxy.request_headers = { NAME = "VALUE" }`: as response headers, where `$host` and
+/// `$remote_addr` stand for the request's; `""` removes the header.
+fn resolve_request_headers(
+    r: &mut Resolver,
+    raw: Option<BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
     let mut headers = Vec::new();
-    for (name, value) in raw.unwrap_or_default() {
-        let at = ["proxy", "response_headers", name.as_str()];
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            r.error(&at, format!("{name:?} is not an HTTP header name"));
+    for header in raw.unwrap_or_default() {
+        let Some((name, value)) =
+            checked_header(r, "request_headers", "set", header, NOT_REQUEST_HEADERS)
+        else {
             continue;
-        }
-        if let Some((_, why)) = NOT_RESPONSE_HEADERS
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-        {
-            r.error(&at, format!("cannot be added here: {why}"));
-            continue;
-        }
-        let value = value.trim().to_string();
-        if !value
-            .bytes()
-            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        {
-            r.error(&at, "must be printable ASCII on one line");
+        };
+        if let Err(variable) = super::request_header_parts(&value) {
+            r.error(
+                &["proxy", "request_headers", name.as_str()],
+                format!("{variable}: only $host and $remote_addr are replaced in a value"),
+            );
             continue;
         }
         headers.push((name, value));
     }
     headers
+}
+
+/// `proxy.redirect_rewrite = [{ from = "http://", to = "https://" }]`: both printable ASCII,
+/// `from` not empty; `to` may be empty or a path (a relative URL).
+fn resolve_redirect_rewrite(
+    r: &mut Resolver,
+    raw: Option<Vec<raw::RawRedirectRewrite>>,
+) -> Vec<RedirectRewrite> {
+    let printable = |text: &str| text.bytes().all(|b| (b' '..=b'~').contains(&b));
+    let mut rewrites = Vec::new();
+    for (index, rewrite) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| ["proxy", "redirect_rewrite", index.as_str(), key];
+        let Some(from) = rewrite.from.filter(|f| !f.is_empty()) else {
+            r.error(
+                &at("from"),
+                "is required: the start of the upstream's URLs to replace, such as \"http://\"",
+            );
+            continue;
+        };
+        let Some(to) = rewrite.to else {
+            r.error(
+                &at("to"),
+                "is required: what replaces `from`, such as \"https://\"",
+            );
+            continue;
+        };
+        let mut valid = true;
+        for (key, text) in [("from", &from), ("to", &to)] {
+            if !printable(text) {
+                r.error(&at(key), "must be printable ASCII on one line");
+                valid = false;
+            }
+        }
+        if valid {
+            rewrites.push(RedirectRewrite { from, to });
+        }
+    }
+    rewrites
 }
 
 /// `proxy.fixed_responses = { "/healthz" = { status = 200, body = "ok" } }`: keys are nginx

@@ -230,8 +230,14 @@ pub fn inject_object(
             _ => return Ok(false),
         }
     }
+    let noted = super::warnings(target);
     match inject_pod(settings, target) {
-        Ok(Outcome::Injected) => Ok(true),
+        Ok(Outcome::Injected) => {
+            for warning in noted {
+                eprintln!("pki-sidecar inject: {described}: warning: {warning}");
+            }
+            Ok(true)
+        }
         Ok(Outcome::AlreadyInjected | Outcome::NotRequested) => Ok(false),
         Err(err) => Err((described, err)),
     }

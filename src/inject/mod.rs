@@ -164,6 +164,23 @@ pub fn inject_pod(settings: &Settings, pod: &mut Value) -> Result<Outcome, Injec
     Ok(Outcome::Injected)
 }
 
+/// What the injection of `pod` leaves aside without refusing the Pod, one message each: the
+/// Vault Agent Injector's per-secret annotations that name no secret, which it ignores too.
+/// Empty unless `vault.hashicorp.com/agent-inject` asks for injection.
+pub fn warnings(pod: &Value) -> Vec<String> {
+    let Ok(annotations) = annotations(pod) else {
+        return Vec::new();
+    };
+    let trigger = format!("{}agent-inject", plan::VAULT);
+    match annotations
+        .get(&trigger)
+        .map(|v| plan::parse_bool(&trigger, v))
+    {
+        Some(Ok(true)) => plan::unused_per_secret(&annotations),
+        _ => Vec::new(),
+    }
+}
+
 /// The Pod's annotations, each a string.
 fn annotations(pod: &Value) -> Result<plan::Annotations, InjectError> {
     let mut out = plan::Annotations::new();

@@ -1023,6 +1023,60 @@ impl Resources {
     }
 }
 
+/// The NAMEs of a Pod's `agent-inject-secret-NAME` and `agent-inject-template-NAME`
+/// annotations (the first prefix that matches names the secret: `agent-inject-template-file-x`
+/// is secret `x`, not `file-x`, vault-k8s's order), sorted.
+fn vault_secret_names(annotations: &Annotations) -> Vec<String> {
+    let mut raw_names: Vec<String> = Vec::new();
+    for annotation in annotations.keys() {
+        for prefix in [
+            "agent-inject-secret-",
+            "agent-inject-template-file-",
+            "agent-inject-template-",
+        ] {
+            if let Some(raw) = annotation.strip_prefix(&format!("{VAULT}{prefix}")) {
+                if !raw.is_empty() && !raw_names.iter().any(|r| r == raw) {
+                    raw_names.push(raw.to_string());
+                }
+                break;
+            }
+        }
+    }
+    raw_names.sort();
+    raw_names
+}
+
+/// The Vault Agent Injector's per-secret annotations that name no secret (a leftover
+/// `agent-inject-command-NAME` after its secret was removed): vault-k8s reads them per secret,
+/// so it never sees these, and neither does this injector. One message each, for a warning.
+pub(crate) fn unused_per_secret(annotations: &Annotations) -> Vec<String> {
+    let names = vault_secret_names(annotations);
+    let mut unused = Vec::new();
+    for annotation in annotations.keys() {
+        for prefix in [
+            "agent-inject-file-",
+            "agent-inject-perms-",
+            "agent-inject-command-",
+            "agent-template-left-delim-",
+            "agent-template-right-delim-",
+            "error-on-missing-key-",
+            "preserve-secret-case-",
+            "secret-volume-path-",
+        ] {
+            if let Some(raw) = annotation.strip_prefix(&format!("{VAULT}{prefix}"))
+                && !names.iter().any(|r| r == raw)
+            {
+                unused.push(format!(
+                    "annotation {annotation}: ignored, as the Vault Agent Injector ignores it: \
+                     no {VAULT}agent-inject-secret-{raw} or agent-inject-template-{raw} for it \
+                     to apply to"
+                ));
+            }
+        }
+    }
+    unused
+}
+
 /// What the Vault Agent Injector's annotations ask for, with its defaults.
 pub(crate) fn vault_plan(
     settings: &super::Settings,
@@ -1277,49 +1331,10 @@ pub(crate) fn vault_plan(
             }
         };
     let preserve_all = flag("preserve-secret-case", false)?;
-    // The secrets: every NAME of agent-inject-secret-NAME or agent-inject-template-NAME.
-    let mut raw_names: Vec<String> = Vec::new();
-    for annotation in annotations.keys() {
-        // The first prefix that matches names the secret: `agent-inject-template-file-x` is
-        // secret `x`, not `file-x` (vault-k8s's order).
-        for prefix in [
-            "agent-inject-secret-",
-            "agent-inject-template-file-",
-            "agent-inject-template-",
-        ] {
-            if let Some(raw) = annotation.strip_prefix(&name(prefix)) {
-                if !raw.is_empty() && !raw_names.iter().any(|r| r == raw) {
-                    raw_names.push(raw.to_string());
-                }
-                break;
-            }
-        }
-    }
-    raw_names.sort();
-    // A per-secret annotation for no secret would do nothing: refuse it.
-    for annotation in annotations.keys() {
-        for prefix in [
-            "agent-inject-file-",
-            "agent-inject-perms-",
-            "agent-inject-command-",
-            "agent-template-left-delim-",
-            "agent-template-right-delim-",
-            "error-on-missing-key-",
-            "preserve-secret-case-",
-            "secret-volume-path-",
-        ] {
-            if let Some(raw) = annotation.strip_prefix(&name(prefix))
-                && !raw_names.iter().any(|r| r == raw)
-            {
-                return Err(error(
-                    annotation,
-                    format!(
-                        "no vault.hashicorp.com/agent-inject-secret-{raw} or agent-inject-template-{raw} for it to apply to"
-                    ),
-                ));
-            }
-        }
-    }
+    // The secrets: every NAME of agent-inject-secret-NAME or agent-inject-template-NAME. A
+    // per-secret annotation for no secret is left alone, as vault-k8s leaves it
+    // ([`unused_per_secret`] says so).
+    let raw_names = vault_secret_names(annotations);
     let mut templates = Vec::new();
     let mut destinations: BTreeMap<String, String> = BTreeMap::new();
     let mut custom_volumes: Vec<(String, String)> = Vec::new();

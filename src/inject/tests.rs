@@ -532,15 +532,6 @@ fn refusals_name_the_annotation() {
             "shell",
         ),
         (
-            with(
-                vault(),
-                "vault.hashicorp.com/agent-inject-command-other",
-                "/bin/true",
-            ),
-            "vault.hashicorp.com/agent-inject-command-other",
-            "no vault.hashicorp.com/agent-inject-secret-other",
-        ),
-        (
             with(vault(), "vault.hashicorp.com/agent-inject-perms-db", "0999"),
             "vault.hashicorp.com/agent-inject-perms-db",
             "octal",
@@ -1682,4 +1673,43 @@ mod streams {
             }
         }
     }
+}
+
+/// A per-secret annotation naming no secret (a leftover after its secret was removed) is
+/// ignored as the Vault Agent Injector ignores it, with a warning, not a refusal; the webhook
+/// sends the warning to kubectl.
+#[test]
+fn a_leftover_per_secret_annotation_is_a_warning() {
+    let annotations = with(
+        with(
+            vault(),
+            "vault.hashicorp.com/agent-inject-command-other",
+            "/bin/true",
+        ),
+        "vault.hashicorp.com/secret-volume-path-gone",
+        "/etc/gone",
+    );
+    let warnings = super::warnings(&pod(annotations.clone()));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "annotation vault.hashicorp.com/agent-inject-command-other: ignored, as the Vault \
+             Agent Injector ignores it"
+        ),
+        "{warnings:?}"
+    );
+    let injected = inject(annotations).expect("injected");
+    let spec = injected["spec"].to_string();
+    assert!(
+        !spec.contains("/bin/true") && !spec.contains("/etc/gone"),
+        "{spec}"
+    );
+    // A Pod that asks for no injection gets no warning.
+    let mut off = with(
+        json!({}),
+        "vault.hashicorp.com/agent-inject-command-other",
+        "x",
+    );
+    off = with(off, "vault.hashicorp.com/agent-inject", "false");
+    assert!(super::warnings(&pod(off)).is_empty());
 }

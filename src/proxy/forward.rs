@@ -95,10 +95,16 @@ pub(crate) struct Forwarder {
     /// `proxy.response_headers`, parsed once.
     response_headers: Vec<(header::HeaderName, HeaderValue)>,
     x_real_ip: bool,
+    /// `proxy.drop_underscore_headers`.
+    drop_underscore_headers: bool,
     /// `proxy.max_request_body`, in bytes.
     max_request_body: Option<u64>,
     /// `proxy.fixed_responses`.
     fixed: FixedResponses,
+    /// `proxy.request_headers`: set or removed on each forwarded request.
+    request_headers: Vec<(HeaderName, SetHeader)>,
+    /// `proxy.redirect_rewrite`: (from, to), in order.
+    redirects: Vec<(Bytes, Bytes)>,
     metrics: ProxyMetrics,
 }
 
@@ -214,8 +220,31 @@ impl Forwarder {
                 })
                 .collect(),
             x_real_ip: config.x_real_ip,
+            drop_underscore_headers: config.drop_underscore_headers,
             max_request_body: config.max_request_body,
             fixed: FixedResponses::new(&config.fixed_responses),
+            // Validated when the configuration was resolved.
+            request_headers: config
+                .request_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                    let parts = config::request_header_parts(value).ok()?;
+                    let set = match parts.as_slice() {
+                        [] => SetHeader::Remove,
+                        [config::RequestHeaderPart::Text(text)] => {
+                            SetHeader::Fixed(HeaderValue::from_str(text).ok()?)
+                        }
+                        _ => SetHeader::PerRequest(parts),
+                    };
+                    Some((name, set))
+                })
+                .collect(),
+            redirects: config
+                .redirect_rewrite
+                .iter()
+                .map(|r| (Bytes::from(r.from.clone()), Bytes::from(r.to.clone())))
+                .collect(),
             metrics,
         }
     }
@@ -239,13 +268,18 @@ impl Forwarder {
         let started = Instant::now();
         let host = match self.admit(&request) {
             Ok(host) => host,
-            Err((status, why)) => return self.finish(started, error(status, why)),
+            Err((status, why)) => {
+                discard_body(request, h1);
+                return self.finish(started, error(status, why));
+            }
         };
         if !self.fixed.is_empty()
             && let Some(fixed) = self.fixed.find(request.uri().path())
         {
             // Answered here whatever the method and body, as nginx's `return` does.
-            return self.finish(started, fixed.response());
+            let response = fixed.response();
+            discard_body(request, h1);
+            return self.finish(started, response);
         }
         let h2 = request.version() == Version::HTTP_2;
         let upgrade_header = if h2 {
@@ -254,6 +288,9 @@ impl Forwarder {
             upgrade_protocols(request.headers())
         };
         let upgrade = upgrade_header.is_some();
+        if self.drop_underscore_headers {
+            drop_underscore_headers(request.headers_mut());
+        }
         strip_hop_by_hop(request.headers_mut());
         if let Some(value) = upgrade_header {
             request
@@ -267,6 +304,9 @@ impl Forwarder {
         self.add_forwarded(request.headers_mut(), peer, &host);
         // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
         request.headers_mut().insert(header::HOST, host);
+        if !self.request_headers.is_empty() {
+            set_request_headers(request.headers_mut(), &self.request_headers, peer);
+        }
         let path = request
             .uri()
             .path_and_query()
@@ -330,6 +370,9 @@ impl Forwarder {
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());
+        if !self.redirects.is_empty() {
+            rewrite_redirects(response.headers_mut(), &self.redirects);
+        }
         if h2 {
             own_header_values(response.headers_mut());
         }
@@ -652,6 +695,125 @@ fn upgrade_protocols(headers: &HeaderMap) -> Option<HeaderValue> {
     HeaderValue::from_str(&kept.join(", ")).ok()
 }
 
+/// `proxy.drop_underscore_headers`: removes the headers whose name has an underscore, as nginx
+/// ignores them by default (so `X_Forwarded_For` never reaches an app that reads names with
+/// `_` and `-` alike).
+fn drop_underscore_headers(headers: &mut HeaderMap) {
+    // Nothing allocated for the usual request, which has none.
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
+    }
+}
+
+/// What `proxy.request_headers` does with one header.
+enum SetHeader {
+    Remove,
+    Fixed(HeaderValue),
+    /// A value with `$host` or `$remote_addr`, built for each request.
+    PerRequest(Vec<config::RequestHeaderPart>),
+}
+
+/// `proxy.request_headers`, as nginx's `proxy_set_header`: each header set to its value, the
+/// client's lines of it replaced, or removed when its value is empty. Run after the request's
+/// one `Host` is in place, which `$host` reads (lowercased, without the port, as nginx's).
+fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)], peer: &Peer) {
+    for (name, what) in set {
+        let value = match what {
+            SetHeader::Remove => {
+                headers.remove(name);
+                continue;
+            }
+            SetHeader::Fixed(value) => value.clone(),
+            SetHeader::PerRequest(parts) => {
+                let mut built = Vec::new();
+                for part in parts {
+                    match part {
+                        config::RequestHeaderPart::Text(text) => {
+                            built.extend_from_slice(text.as_bytes());
+                        }
+                        config::RequestHeaderPart::RemoteAddr => {
+                            built.extend_from_slice(peer.for_value.as_bytes());
+                        }
+                        config::RequestHeaderPart::Host => {
+                            let host = headers
+                                .get(header::HOST)
+                                .map(|h| h.as_bytes())
+                                .unwrap_or_default();
+                            built.extend(without_port(host).iter().map(u8::to_ascii_lowercase));
+                        }
+                    }
+                }
+                match HeaderValue::from_bytes(&built) {
+                    Ok(value) => value,
+                    Err(_) => continue,
+                }
+            }
+        };
+        headers.insert(name.clone(), value);
+    }
+}
+
+/// A Host value without its `:port` (`[v6]` keeps its brackets).
+fn without_port(host: &[u8]) -> &[u8] {
+    if host.starts_with(b"[") {
+        return match host.iter().position(|&b| b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+/// `proxy.redirect_rewrite`, as nginx's `proxy_redirect`: in each `Location` and in the URL after
+/// `url=` of each `Refresh`, the first `from` the URL starts with (case included) is replaced
+/// by its `to`. A value that would not be a valid header is left as it was.
+fn rewrite_redirects(headers: &mut HeaderMap, redirects: &[(Bytes, Bytes)]) {
+    let rewrite = |value: &HeaderValue, url_at: usize| -> Option<HeaderValue> {
+        let bytes = value.as_bytes();
+        let url = &bytes[url_at..];
+        let (from, to) = redirects.iter().find(|(from, _)| url.starts_with(from))?;
+        let mut out = Vec::with_capacity(bytes.len() + to.len());
+        out.extend_from_slice(&bytes[..url_at]);
+        out.extend_from_slice(to);
+        out.extend_from_slice(&url[from.len()..]);
+        HeaderValue::from_bytes(&out).ok()
+    };
+    for name in [header::LOCATION, header::REFRESH] {
+        let header::Entry::Occupied(mut entry) = headers.entry(name) else {
+            continue;
+        };
+        let refresh = entry.key() == header::REFRESH;
+        for value in entry.iter_mut() {
+            let url_at = if refresh {
+                match value
+                    .as_bytes()
+                    .windows(4)
+                    .position(|w| w.eq_ignore_ascii_case(b"url="))
+                {
+                    Some(at) => at + 4,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            if let Some(new) = rewrite(value, url_at) {
+                *value = new;
+            }
+        }
+    }
+}
+
 /// Joins HTTP/2 `cookie` fields into the one line HTTP/1.1 wants (RFC 9113 §8.2.3).
 fn join_cookies(headers: &mut HeaderMap) {
     if headers.get_all(header::COOKIE).iter().nth(1).is_none() {
@@ -745,6 +907,15 @@ fn tunnel(
 /// The 413's text.
 const TOO_LARGE: &str = "request body too large\n";
 
+/// A request answered without being forwarded: a body the client may still be sending is
+/// read and dropped ([`super::upstream::discard`]), so that the client reads the answer.
+fn discard_body(request: Request<Incoming>, h1: Option<Arc<H1State>>) {
+    let body = request.into_body();
+    if !hyper::body::Body::is_end_stream(&body) {
+        super::upstream::discard(body, h1);
+    }
+}
+
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
         text.as_bytes(),
@@ -760,6 +931,122 @@ fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_headers_are_set_or_removed_as_nginx_proxy_set_header_does() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-scheme", HeaderValue::from_static("forged"));
+        headers.append("x-scheme", HeaderValue::from_static("twice"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eA=="),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(header::HOST, HeaderValue::from_static("App.Example:8443"));
+        let parts =
+            |value: &str| SetHeader::PerRequest(config::request_header_parts(value).unwrap());
+        set_request_headers(
+            &mut headers,
+            &[
+                (
+                    HeaderName::from_static("x-scheme"),
+                    SetHeader::Fixed(HeaderValue::from_static("https")),
+                ),
+                (header::AUTHORIZATION, SetHeader::Remove),
+                (
+                    HeaderName::from_static("x-forwarded-port"),
+                    SetHeader::Fixed(HeaderValue::from_static("443")),
+                ),
+                (
+                    HeaderName::from_static("x-client"),
+                    parts("ip=$remote_addr;h=${host}"),
+                ),
+            ],
+            &Peer::new("192.0.2.7".parse().unwrap(), false),
+        );
+        let all = |name: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all("x-scheme"), ["https"], "the client's lines replaced");
+        assert!(all("authorization").is_empty(), "removed");
+        assert_eq!(all("x-forwarded-port"), ["443"]);
+        assert_eq!(all("x-client"), ["ip=192.0.2.7;h=app.example"]);
+        assert_eq!(without_port(b"[::1]:443"), b"[::1]");
+        assert_eq!(without_port(b"example.com"), b"example.com");
+        assert_eq!(all("accept"), ["*/*"], "others untouched");
+    }
+
+    #[test]
+    fn headers_with_an_underscore_are_dropped_as_nginx_does_by_default() {
+        let mut headers = HeaderMap::new();
+        headers.append("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        headers.append("x_forwarded_for", HeaderValue::from_static("7.7.7.7"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        headers.insert("_", HeaderValue::from_static("1"));
+        drop_underscore_headers(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-forwarded-for"));
+    }
+
+    #[test]
+    fn redirects_are_rewritten_as_nginx_proxy_redirect_does() {
+        let rules: Vec<(Bytes, Bytes)> = [("http://127.0.0.1:8080/", "/"), ("http://", "https://")]
+            .into_iter()
+            .map(|(f, t)| (Bytes::from(f), Bytes::from(t)))
+            .collect();
+        let rewritten = |name: HeaderName, values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(name.clone(), HeaderValue::from_static(value));
+            }
+            rewrite_redirects(&mut headers, &rules);
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        // The first rule that matches, once; case counts, as in nginx.
+        assert_eq!(
+            rewritten(
+                header::LOCATION,
+                &[
+                    "http://127.0.0.1:8080/x?a=1",
+                    "http://app.example/login",
+                    "HTTP://app.example/",
+                    "/relative",
+                    "https://already/"
+                ]
+            ),
+            [
+                "/x?a=1",
+                "https://app.example/login",
+                "HTTP://app.example/",
+                "/relative",
+                "https://already/"
+            ]
+        );
+        assert_eq!(
+            rewritten(
+                header::REFRESH,
+                &[
+                    "5; URL=http://a.example/x",
+                    "5; url=http://127.0.0.1:8080/r",
+                    "5"
+                ]
+            ),
+            ["5; URL=https://a.example/x", "5; url=/r", "5"]
+        );
+        assert_eq!(
+            rewritten(header::CONTENT_LOCATION, &["http://a.example/"]),
+            ["http://a.example/"],
+            "other headers are left alone"
+        );
+    }
 
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_dropped() {

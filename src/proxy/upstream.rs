@@ -244,7 +244,8 @@ impl Body for UpstreamBody {
 /// client's, and carries [`ClientBodyError`] so that the failed exchange is not taken for the
 /// upstream's.
 pub(crate) struct RequestBody {
-    body: Incoming,
+    /// Taken when the body passes the limit: it is then read and dropped ([`discard`]).
+    body: Option<Incoming>,
     failures: IntCounter,
     /// Told when the body has been read to its end (HTTP/1: the connection may then be parked).
     h1: Option<Arc<H1State>>,
@@ -263,7 +264,7 @@ impl RequestBody {
         limit: Option<(u64, IntCounter)>,
     ) -> RequestBody {
         RequestBody {
-            body,
+            body: Some(body),
             failures,
             h1,
             limit,
@@ -308,12 +309,14 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
-        let polled = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        if let Some(h1) = &self.h1 {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = ready!(Pin::new(&mut *body).poll_frame(cx));
+        let ended = polled.is_none() || body.is_end_stream();
+        if let (Some(h1), true) = (&self.h1, ended) {
             // The upstream's client stops polling once `is_end_stream` says so.
-            if polled.is_none() || self.body.is_end_stream() {
-                h1.body_ended();
-            }
+            h1.body_ended();
         }
         match polled {
             Some(Err(err)) => {
@@ -327,6 +330,9 @@ impl Body for RequestBody {
                     let length = data.len() as u64;
                     if length > *remaining {
                         too_large.inc();
+                        if let Some(body) = self.body.take().filter(|_| !ended) {
+                            discard(body, self.h1.clone());
+                        }
                         return Poll::Ready(Some(Err(ClientBodyError::TooLarge)));
                     }
                     *remaining -= length;
@@ -338,10 +344,38 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.body.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
+}
+
+/// How long the proxy goes on reading a request body it answered before reading it all.
+const DISCARD_TIME: Duration = Duration::from_secs(5);
+
+/// Reads `body` to its end and drops it, for at most [`DISCARD_TIME`], in a task of its own: a
+/// request answered early (413, a fixed response) whose client is still sending. Dropped at
+/// once, the body would make HTTP/2 reset the stream, and HTTP/1 close the connection with
+/// bytes unread (a TCP reset), either of which can reach the client before the answer does;
+/// nginx reads and drops such a body too. Read to its end, an HTTP/1 connection stays open.
+pub(crate) fn discard(mut body: Incoming, h1: Option<Arc<H1State>>) {
+    tokio::spawn(async move {
+        let drained = async {
+            while let Some(frame) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                if frame.is_err() {
+                    return;
+                }
+            }
+            if let Some(h1) = &h1 {
+                h1.body_ended();
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_TIME, drained).await;
+    });
 }

@@ -259,8 +259,10 @@ impl<'a> State<'a> {
                     .map(|(i, item)| (Value::Int(i64::try_from(i).unwrap_or(i64::MAX)), item)),
             ),
             Value::Map(map) => Box::new(map.into_iter().map(|(k, v)| (Value::String(k), v))),
-            // Go: an invalid value (nil) is not an error, just nothing to iterate.
+            // Go: an invalid value (nil) is not an error, just nothing to iterate; nor is a
+            // nil slice or map.
             Value::Nil => Box::new(std::iter::empty()),
+            Value::TypedNil(t) if t.printed() != "<nil>" => Box::new(std::iter::empty()),
             // Go 1.22: `range N` runs N times with 0..N-1 as the element.
             Value::Int(n) => {
                 if branch.pipe.decl.len() > 1 {
@@ -274,7 +276,11 @@ impl<'a> State<'a> {
             other => {
                 return Err(error(
                     branch.pipe.pos,
-                    format!("range can't iterate over {}", format::display(&other)),
+                    // Go prints the value as `%v` does: a struct pointer with its `&`.
+                    format!(
+                        "range can't iterate over {}",
+                        format::sprint(std::slice::from_ref(&other))
+                    ),
                 ));
             }
         };
@@ -502,9 +508,37 @@ impl<'a> State<'a> {
             return Ok(Value::Nil);
         }
         static NIL: Value = Value::Nil;
+        // A struct's field is a value of its own (a hidden name may be the struct itself).
+        let mut reached: Value;
+        // Whether `value` is a struct's field (of its declared type), not a map's value (an
+        // `interface {}` to Go), for the error about a field of it.
+        let mut from_struct = false;
         let mut value = receiver;
         for (n, name) in fields.iter().enumerate() {
+            let in_struct = matches!(value, Value::Struct(_));
             value = match value {
+                Value::Struct(s) => {
+                    let Some(found) = s.get(name) else {
+                        return Err(error(
+                            pos,
+                            format!("can't evaluate field {name} in type {}", s.type_name),
+                        ));
+                    };
+                    if has_args && n + 1 == fields.len() {
+                        return Err(error(
+                            pos,
+                            format!("{name} has arguments but cannot be invoked as function"),
+                        ));
+                    }
+                    reached = found;
+                    &reached
+                }
+                Value::TypedNil(t) if t.fields.contains(&name.as_str()) => {
+                    return Err(error(
+                        pos,
+                        format!("nil pointer evaluating {}.{name}", t.type_name),
+                    ));
+                }
                 Value::Map(map) => {
                     if has_args && n + 1 == fields.len() {
                         return Err(error(
@@ -527,9 +561,12 @@ impl<'a> State<'a> {
                         format!("nil pointer evaluating interface {{}}.{name}"),
                     ));
                 }
+                // A nil map has no keys.
+                Value::TypedNil(t) if t.type_name.starts_with("map[") => &NIL,
                 other => {
-                    // A value found in the data is an `interface {}` to Go.
-                    let type_name = if n > 0 {
+                    // A value found in a map is an `interface {}` to Go; a struct's field has
+                    // its declared type.
+                    let type_name = if n > 0 && !from_struct {
                         "interface {}"
                     } else {
                         other.type_name()
@@ -540,6 +577,7 @@ impl<'a> State<'a> {
                     ));
                 }
             };
+            from_struct = in_struct;
         }
         Ok(value.clone())
     }
@@ -629,9 +667,10 @@ fn call_builtin(builtin: Builtin, args: &[Value]) -> std::result::Result<Value, 
             _ => Err(wrong()),
         },
         Builtin::Len => match args {
-            [Value::String(s)] => Ok(Value::Int(len_i64(s.len()))),
+            [Value::String(s) | Value::JsonNumber(s)] => Ok(Value::Int(len_i64(s.len()))),
             [Value::List(items)] => Ok(Value::Int(len_i64(items.len()))),
             [Value::Map(map)] => Ok(Value::Int(len_i64(map.len()))),
+            [Value::TypedNil(t)] if t.printed() != "<nil>" => Ok(Value::Int(0)),
             // Go's `length` asks a nil's type, and reflect's panic becomes the error.
             [Value::Nil] => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
             [other] => Err(format!("len of type {}", other.type_name())),
@@ -770,7 +809,7 @@ fn slice(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
         return Err(format!("too many slice indexes: {}", indexes.len()));
     }
     let len = match item {
-        Value::String(s) => {
+        Value::String(s) | Value::JsonNumber(s) => {
             if indexes.len() == 3 {
                 return Err("cannot 3-index slice a string".to_owned());
             }
@@ -804,7 +843,11 @@ fn slice(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
         return Err(format!("invalid slice index: {high} > {max}"));
     }
     match item {
-        Value::String(s) => match s.get(low..high) {
+        // A slice of a string type keeps its type (a json.Number's digits stay one).
+        Value::String(s) | Value::JsonNumber(s) => match s.get(low..high) {
+            Some(part) if matches!(item, Value::JsonNumber(_)) => {
+                Ok(Value::JsonNumber(part.to_owned()))
+            }
             Some(part) => Ok(Value::String(part.to_owned())),
             // Go slices bytes and may cut a character; a Rust string cannot hold the pieces.
             None => Err(format!(
@@ -835,7 +878,7 @@ fn index(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
                 let found = usize::try_from(*i).ok().and_then(|i| items.get(i));
                 found.ok_or_else(|| format!("index out of range: {i}"))?
             }
-            (Value::String(s), Value::Int(i)) => {
+            (Value::String(s) | Value::JsonNumber(s), Value::Int(i)) => {
                 // Go indexes a string's bytes; the result is a number, not a value to walk on.
                 let found = usize::try_from(*i)
                     .ok()
@@ -846,16 +889,20 @@ fn index(item: &Value, indexes: &[Value]) -> std::result::Result<Value, String> 
                 }
                 return Ok(Value::Int(i64::from(byte)));
             }
-            (Value::List(_) | Value::String(_), Value::Nil) => {
+            (Value::List(_) | Value::String(_) | Value::JsonNumber(_), Value::Nil) => {
                 return Err("cannot index slice/array with nil".to_owned());
             }
-            (Value::List(_) | Value::String(_), other) => {
+            (Value::List(_) | Value::String(_) | Value::JsonNumber(_), other) => {
                 return Err(format!(
                     "cannot index slice/array with type {}",
                     other.type_name()
                 ));
             }
             (Value::Map(map), Value::String(k)) => map.get(k).unwrap_or(&NIL),
+            (Value::TypedNil(t), Value::String(_)) if t.type_name.starts_with("map[") => &NIL,
+            (Value::TypedNil(t), Value::Int(i)) if t.type_name.starts_with("[]") => {
+                return Err(format!("index out of range: {i}"));
+            }
             (Value::Map(_), Value::Nil) => {
                 return Err("value is nil; should be of type string".to_owned());
             }
@@ -887,7 +934,7 @@ fn basic_kind(value: &Value) -> Option<BasicKind> {
         Value::Bool(_) => Some(BasicKind::Bool),
         Value::Int(_) => Some(BasicKind::Int),
         Value::Float(_) => Some(BasicKind::Float),
-        Value::String(_) => Some(BasicKind::String),
+        Value::String(_) | Value::JsonNumber(_) => Some(BasicKind::String),
         _ => None,
     }
 }
@@ -904,7 +951,10 @@ fn equal(a: &Value, b: &Value) -> std::result::Result<bool, String> {
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
-        (Value::String(x), Value::String(y)) => x == y,
+        // Go compares the string kind by text: `eq .Data.port "8080"` with a json.Number.
+        (Value::String(x) | Value::JsonNumber(x), Value::String(y) | Value::JsonNumber(y)) => {
+            x == y
+        }
         (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => {
             return Err(format!(
                 "non-comparable type {}: {}",
@@ -941,7 +991,7 @@ fn less(a: &Value, b: &Value) -> std::result::Result<bool, String> {
     Ok(match (a, b) {
         (Value::Int(x), Value::Int(y)) => x < y,
         (Value::Float(x), Value::Float(y)) => x < y,
-        (Value::String(x), Value::String(y)) => x < y,
+        (Value::String(x) | Value::JsonNumber(x), Value::String(y) | Value::JsonNumber(y)) => x < y,
         _ => return Err(BAD_COMPARISON_TYPE.to_owned()),
     })
 }

@@ -11,7 +11,8 @@ pub(super) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     let mut previous_was_string = false;
     for (n, arg) in args.iter().enumerate() {
-        let is_string = matches!(arg, Value::String(_));
+        // Go's Sprint asks for the string kind, which `json.Number` is.
+        let is_string = matches!(arg, Value::String(_) | Value::JsonNumber(_));
         if n > 0 && !is_string && !previous_was_string {
             out.push(' ');
         }
@@ -34,10 +35,15 @@ pub(super) fn sprintln(args: &[Value]) -> String {
     out
 }
 
-/// `fmt.Sprint` of one value: how `{{ . }}` prints anything but nil.
+/// `fmt.Sprint` of one value: how `{{ . }}` prints anything but nil. Go's templates print
+/// what a pointer points to, so a struct pointer prints without the `&` of `print .`.
 pub(super) fn display(value: &Value) -> String {
     let mut out = String::new();
-    print_arg(&mut out, value, 'v', &Spec::default());
+    let spec = Spec {
+        indirect: true,
+        ..Spec::default()
+    };
+    print_arg(&mut out, value, 'v', &spec);
     out
 }
 
@@ -51,6 +57,15 @@ struct Spec {
     zero: bool,
     width: Option<usize>,
     precision: Option<usize>,
+    /// `%+v`: struct fields with their names (Go clears `plus` for `v`).
+    plus_v: bool,
+    /// `%#v`: Go syntax (Go clears `sharp` for `v`).
+    sharp_v: bool,
+    /// Printing an element of a list, map or struct, not the operand itself.
+    nested: bool,
+    /// The operand, a struct pointer, prints as its struct (a template's `{{ . }}`), not
+    /// `&{...}`; elements do not inherit it.
+    indirect: bool,
 }
 
 /// Go caps width and precision at 1e6 ("too large" otherwise); so do we, to bound memory.
@@ -136,6 +151,10 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             out.push_str("%!(NOVERB)");
             break;
         };
+        if verb == 'v' {
+            spec.plus_v = std::mem::take(&mut spec.plus);
+            spec.sharp_v = std::mem::take(&mut spec.sharp);
+        }
         if verb == '%' {
             out.push('%');
         } else if !good_arg_num {
@@ -210,6 +229,8 @@ fn print_arg(out: &mut String, arg: &Value, verb: char, spec: &Spec) {
     }
     match arg {
         Value::Nil => match verb {
+            // Go: a nil inside a list, map or struct field is a nil `interface {}`.
+            'v' if spec.sharp_v && spec.nested => out.push_str("interface {}(nil)"),
             'v' => pad(out, spec, "<nil>"),
             _ => bad_verb(out, arg, verb, spec),
         },
@@ -226,7 +247,12 @@ fn print_arg(out: &mut String, arg: &Value, verb: char, spec: &Spec) {
             }
             _ => bad_verb(out, arg, verb, spec),
         },
-        Value::String(s) => match verb {
+        // `json.Number` prints as its text: its `String` method for `%v %s %q %x`, the
+        // string kind for Go syntax and in a bad verb's marker.
+        Value::String(s) | Value::JsonNumber(s) if verb == 'v' && spec.sharp_v => {
+            pad(out, spec, &quote(s, false))
+        }
+        Value::String(s) | Value::JsonNumber(s) => match verb {
             'v' | 's' => {
                 let truncated = match spec.precision {
                     Some(p) => s.char_indices().nth(p).map_or(s.as_str(), |(i, _)| &s[..i]),
@@ -246,27 +272,80 @@ fn print_arg(out: &mut String, arg: &Value, verb: char, spec: &Spec) {
             _ => bad_verb(out, arg, verb, spec),
         },
         Value::List(items) => {
-            out.push('[');
+            let inner = nested(spec);
+            let go_syntax = verb == 'v' && spec.sharp_v;
+            out.push_str(if go_syntax { "[]interface {}{" } else { "[" });
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
-                    out.push(' ');
+                    out.push_str(if go_syntax { ", " } else { " " });
                 }
-                print_arg(out, item, verb, spec);
+                print_arg(out, item, verb, &inner);
             }
-            out.push(']');
+            out.push(if go_syntax { '}' } else { ']' });
         }
         Value::Map(map) => {
-            out.push_str("map[");
+            let inner = nested(spec);
+            let go_syntax = verb == 'v' && spec.sharp_v;
+            out.push_str(if go_syntax {
+                "map[string]interface {}{"
+            } else {
+                "map["
+            });
             for (n, (key, item)) in map.iter().enumerate() {
                 if n > 0 {
-                    out.push(' ');
+                    out.push_str(if go_syntax { ", " } else { " " });
                 }
-                print_arg(out, &Value::String(key.clone()), verb, spec);
+                print_arg(out, &Value::String(key.clone()), verb, &inner);
                 out.push(':');
-                print_arg(out, item, verb, spec);
+                print_arg(out, item, verb, &inner);
             }
-            out.push(']');
+            out.push(if go_syntax { '}' } else { ']' });
         }
+        Value::Struct(s) => {
+            let go_syntax = verb == 'v' && spec.sharp_v;
+            if s.is_pointer() && !spec.indirect {
+                out.push('&');
+            }
+            if go_syntax {
+                out.push_str(s.type_name.trim_start_matches('*'));
+            }
+            out.push('{');
+            let inner = nested(spec);
+            for (n, (name, item)) in s.fields.iter().enumerate() {
+                if n > 0 {
+                    out.push_str(if go_syntax { ", " } else { " " });
+                }
+                if go_syntax || spec.plus_v {
+                    out.push_str(name);
+                    out.push(':');
+                }
+                print_arg(out, item, verb, &inner);
+            }
+            out.push('}');
+        }
+        Value::TypedNil(t) => match verb {
+            'v' if spec.sharp_v => {
+                if t.type_name.starts_with('*') {
+                    out.push_str(&format!("({})(nil)", t.type_name));
+                } else {
+                    out.push_str(t.type_name);
+                    out.push_str("(nil)");
+                }
+            }
+            _ if t.printed() != "<nil>" => pad(out, spec, t.printed()),
+            'v' => pad(out, spec, "<nil>"),
+            _ => bad_verb(out, arg, verb, spec),
+        },
+    }
+}
+
+/// The spec for the elements of a list, map or struct: the same verb and flags, one level
+/// down.
+fn nested(spec: &Spec) -> Spec {
+    Spec {
+        nested: true,
+        indirect: false,
+        ..spec.clone()
     }
 }
 

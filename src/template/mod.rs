@@ -27,7 +27,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use value::Value;
+pub use value::{GoNil, GoStruct, Hidden, Value};
 
 /// Functions beyond the built-ins, supplied by the caller (the agent's consul-template
 /// functions).

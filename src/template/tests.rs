@@ -879,17 +879,22 @@ fn golden_functions(dir: &Path) -> TestFunctions {
     let text = std::fs::read_to_string(dir.join("golden-secret.json")).unwrap();
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let response = serde_json::json!({
-        "Data": {
-            "data": data,
-            "metadata": {"version": 1, "deletion_time": "", "destroyed": false},
-        },
         "LeaseID": "",
         "LeaseDuration": 0,
         "Renewable": false,
     });
+    // Vault's data as consul-template decodes it: numbers are json.Numbers.
+    let vault_data = serde_json::json!({
+        "data": data,
+        "metadata": {"version": 1, "deletion_time": "", "destroyed": false},
+    });
+    let Value::Map(mut secret) = Value::from_json(&response) else {
+        unreachable!("an object")
+    };
+    secret.insert("Data".to_owned(), Value::from_vault_json(&vault_data));
     TestFunctions {
         secret_path: "secret/data/golden".to_owned(),
-        secret: Value::from_json(&response),
+        secret: Value::Map(secret),
         calls: Vec::new(),
     }
 }

@@ -104,6 +104,9 @@ struct ResponseOut<'a> {
     patch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<StatusOut>,
+    /// Shown by kubectl: what the injection left aside (admission.k8s.io/v1 `warnings`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -135,7 +138,7 @@ pub fn answer(settings: &Settings, body: &[u8]) -> Result<Answer, InvalidReview>
         request.kind.group.is_empty() && request.kind.version == "v1" && request.kind.kind == "Pod";
     if !is_pod || request.operation != "CREATE" {
         return Ok(Answer {
-            body: serialize(&request.uid, true, None, None),
+            body: serialize(&request.uid, true, None, None, Vec::new()),
             verdict: Verdict::Ignored,
             pod: String::new(),
         });
@@ -156,11 +159,12 @@ pub fn answer(settings: &Settings, body: &[u8]) -> Result<Answer, InvalidReview>
     }
     let original = Value::Object(template);
     let mut transformed = original.clone();
+    let noted = crate::inject::warnings(&original);
     let verdict = match inject_pod(settings, &mut transformed) {
         Ok(outcome) => outcome,
         Err(err) => {
             return Ok(Answer {
-                body: serialize(&request.uid, false, None, Some(refusal(&err))),
+                body: serialize(&request.uid, false, None, Some(refusal(&err)), Vec::new()),
                 verdict: Verdict::Refused,
                 pod,
             });
@@ -174,8 +178,16 @@ pub fn answer(settings: &Settings, body: &[u8]) -> Result<Answer, InvalidReview>
         let json = serde_json::to_vec(&operations).expect("a JSON Patch serializes");
         Some(base64::engine::general_purpose::STANDARD.encode(json))
     };
+    let warnings = if verdict == Outcome::Injected {
+        noted
+            .into_iter()
+            .map(|warning| format!("pki-sidecar injector: {warning}"))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Answer {
-        body: serialize(&request.uid, true, patch, None),
+        body: serialize(&request.uid, true, patch, None, warnings),
         verdict: Verdict::Transformed(verdict),
         pod,
     })
@@ -193,6 +205,7 @@ fn serialize(
     allowed: bool,
     patch: Option<String>,
     status: Option<StatusOut>,
+    warnings: Vec<String>,
 ) -> Vec<u8> {
     let review = ReviewOut {
         api_version: API_VERSION,
@@ -203,6 +216,7 @@ fn serialize(
             patch_type: patch.as_ref().map(|_| "JSONPatch"),
             patch,
             status,
+            warnings,
         },
     };
     // Invariant: strings, booleans and a small integer always serialize.
@@ -336,5 +350,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What the injection leaves aside reaches kubectl as the response's `warnings`.
+    #[test]
+    fn a_leftover_annotation_is_a_warning_kubectl_shows() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "annotations": {
+                "vault.hashicorp.com/agent-inject": "true",
+                "vault.hashicorp.com/service": "https://vault.vault:8200",
+                "vault.hashicorp.com/role": "web",
+                "vault.hashicorp.com/agent-inject-secret-db": "secret/data/db",
+                "vault.hashicorp.com/agent-inject-command-gone": "/bin/true"}},
+            "spec": {"containers": [{"name": "app", "image": "app"}]}});
+        let answer = answer(&settings(), &review("Pod", "CREATE", pod)).unwrap();
+        let response = response(&answer);
+        assert_eq!(
+            answer.verdict,
+            Verdict::Transformed(Outcome::Injected),
+            "{response}"
+        );
+        assert_eq!(response["allowed"], true);
+        let warnings = response["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1, "{response}");
+        assert!(
+            warnings[0]
+                .as_str()
+                .unwrap()
+                .contains("agent-inject-command-gone: ignored"),
+            "{response}"
+        );
     }
 }

@@ -515,6 +515,99 @@ fn approle_and_token_file_logins_work() {
     assert!(!stderr.contains(&given), "the token must not be logged");
 }
 
+/// A response-wrapping token for `path` (a POST with `body`), made with the root token: the
+/// `wrap_info.token` Vault answers with `X-Vault-Wrap-TTL`.
+fn wrapped(bed: &Bed, path: &str, body: &str) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-X", "POST", "-H", "X-Vault-Wrap-TTL: 300s", "-H"])
+        .arg(format!("X-Vault-Token: {}", bed.root_token()))
+        .args(["-d", body])
+        .arg(format!("{}/v1/{path}", bed.addr()))
+        .output()
+        .expect("run curl");
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("Vault's JSON");
+    answer["wrap_info"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no wrap_info in {answer}"))
+        .to_string()
+}
+
+/// `secret_id_response_wrapping_path`: the secret ID file holds a wrapping token; one created
+/// at the configured path is unwrapped and logs in (the unwrapped secret ID is remembered, the
+/// file removed), one created anywhere else is refused without being unwrapped, as Vault Agent
+/// does.
+#[test]
+fn approle_unwraps_a_secret_id_wrapped_where_it_is_told() {
+    let bed = bao::bed();
+    let (role_id, secret_id) = bed.enable_approle();
+    let method = |path: &str| {
+        format!(
+            r#"  method "approle" {{
+    config = {{
+      role_id_file_path                = "DIR/role-id"
+      secret_id_file_path              = "DIR/secret-id"
+      secret_id_response_wrapping_path = "{path}"
+    }}
+  }}"#
+        )
+    };
+    let token = wrapped(bed, "auth/approle/role/agent/secret-id", "{}");
+    let files = [("role-id", role_id.as_str()), ("secret-id", token.as_str())];
+    let agent = start_agent(
+        bed,
+        &method("auth/approle/role/agent/secret-id"),
+        "",
+        None,
+        &files,
+        &[],
+    );
+    let issued = agent.wait_for_token(None, Duration::from_secs(20));
+    assert_eq!(issue_with(bed, &issued), 200);
+    assert!(!agent.dir.path().join("secret-id").exists());
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(&token),
+        "the wrapping token must not be logged"
+    );
+
+    // Wrapped by someone else (sys/wrapping/wrap): refused, and left wrapped.
+    let elsewhere = wrapped(
+        bed,
+        "sys/wrapping/wrap",
+        &json!({ "secret_id": secret_id }).to_string(),
+    );
+    let files = [
+        ("role-id", role_id.as_str()),
+        ("secret-id", elsewhere.as_str()),
+    ];
+    let agent = start_agent(
+        bed,
+        &method("auth/approle/role/agent/secret-id"),
+        "",
+        None,
+        &files,
+        &[],
+    );
+    let failed = "pki_sidecar_agent_auth_total{method=\"approle\",result=\"failure\"}";
+    util::wait_until(Duration::from_secs(20), "a refused login", || {
+        agent.process.scrape().contains(failed)
+    });
+    assert!(!agent.sink().exists(), "no token without a secret ID");
+    let (_, stderr) = agent.stop();
+    assert!(
+        stderr.contains("sys/wrapping/wrap") && stderr.contains("it is not unwrapped"),
+        "{stderr}"
+    );
+    let (status, lookup) = bed.request(
+        "POST",
+        "sys/wrapping/lookup",
+        Some(bed.root_token()),
+        Some(json!({ "token": elsewhere })),
+    );
+    assert_eq!(status, 200, "still wrapped, never unwrapped: {lookup}");
+}
+
 #[test]
 fn secrets_never_reach_the_logs_even_at_trace_level() {
     let bed = bao::bed();

@@ -343,6 +343,22 @@ fn every_key_fixture_resolves_every_key() {
     assert_eq!(config.proxy.max_request_body, Some(20 << 20));
     assert!(config.proxy.tls13_only);
     assert!(!config.proxy.session_tickets);
+    assert_eq!(
+        config.proxy.request_headers,
+        [
+            ("Authorization".to_string(), String::new()),
+            ("X-Client".to_string(), "$remote_addr".to_string()),
+            ("X-Forwarded-Port".to_string(), "443".to_string()),
+        ]
+    );
+    assert!(config.proxy.drop_underscore_headers);
+    assert_eq!(
+        config.proxy.redirect_rewrite,
+        [config::RedirectRewrite {
+            from: "http://".into(),
+            to: "https://".into()
+        }]
+    );
     assert_eq!(config.proxy.listen.to_string(), "0.0.0.0:8443");
     assert_eq!(config.proxy.upstream.to_string(), "http://127.0.0.1:8080/");
     assert_eq!(
@@ -400,6 +416,7 @@ fn other_auth_methods_resolve() {
             role_id_file_path: "/etc/vault/role-id".into(),
             secret_id_file_path: Some("/etc/vault/secret-id".into()),
             remove_secret_id_file_after_reading: false,
+            secret_id_response_wrapping_path: None,
         }
     );
     let jwt = load("jwt.hcl");

@@ -205,7 +205,8 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
     let file = util::write_file(
         dir.path(),
         "agent.hcl",
-        "cache {\n  use_auto_auth_token = \"force\"\n  persist \"kubernetes\" {\n    path = \
+        "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = \
+         \"/t\"\n    }\n  }\n}\ncache {\n  use_auto_auth_token = \"force\"\n  persist \"kubernetes\" {\n    path = \
          \"/vault/agent-cache\"\n  }\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8100\"\n  \
          tls_disable = true\n}\nlistener {\n  type = \"tcp\"\n  address = \"localhost:8101\"\n  \
          tls_disable = \"true\"\n  require_request_header = true\n  agent_api {\n    \
@@ -234,18 +235,23 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
     let json = util::write_file(
         dir.path(),
         "agent.json",
-        r#"{"api_proxy": {"use_auto_auth_token": true}, "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": true}}]}"#,
+        r#"{"auto_auth": {"method": {"type": "token_file", "config": {"token_file_path": "/t"}}}, "api_proxy": {"use_auto_auth_token": true}, "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": true}}]}"#,
     );
     let config = load(&json).unwrap_or_else(|e| panic!("{e}"));
     let proxy = config.api_proxy.expect("an API proxy");
     assert_eq!(proxy.use_auto_auth_token, AutoAuthToken::IfMissing);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // The agent's token needs an agent that logs in (OpenBao Agent refuses the file without).
+    const AUTO_AUTH: &str = "auto_auth {\n  method \"token_file\" {\n    config = {\n      token_file_path = \
+         \"/t\"\n    }\n  }\n}\n";
     // Both blocks: OpenBao Agent refuses the file too.
     let both = util::write_file(
         dir.path(),
         "both.hcl",
-        "cache {\n  use_auto_auth_token = true\n}\napi_proxy {\n  use_auto_auth_token = \
-         true\n}\n",
+        &format!(
+            "{AUTO_AUTH}cache {{\n  use_auto_auth_token = true\n}}\napi_proxy {{\n  \
+             use_auto_auth_token = true\n}}\n"
+        ),
     );
     let err = load(&both).unwrap_err().to_string();
     assert!(
@@ -256,8 +262,10 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
     let open = util::write_file(
         dir.path(),
         "open.hcl",
-        "api_proxy {\n  use_auto_auth_token = true\n}\nlistener \"tcp\" {\n  address = \
-         \"0.0.0.0:8200\"\n  tls_disable = true\n}\n",
+        &format!(
+            "{AUTO_AUTH}api_proxy {{\n  use_auto_auth_token = true\n}}\nlistener \"tcp\" {{\n  \
+             address = \"0.0.0.0:8200\"\n  tls_disable = true\n}}\n"
+        ),
     );
     let warnings = load(&open).unwrap().warnings;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -271,7 +279,7 @@ fn listener_api_proxy_and_cache_resolve_as_vault_agent_reads_them() {
     let none = util::write_file(
         dir.path(),
         "none.hcl",
-        "api_proxy {\n  use_auto_auth_token = true\n}\n",
+        &format!("{AUTO_AUTH}api_proxy {{\n  use_auto_auth_token = true\n}}\n"),
     );
     assert!(load(&none).unwrap().api_proxy.is_none());
 }

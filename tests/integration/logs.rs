@@ -118,41 +118,70 @@ struct DevRun {
 }
 
 impl DevRun {
+    /// Starts `dev` on free ports and waits for the proxy to be ready. A port another test
+    /// took between `free_port` and dev's bind makes dev exit with "Address already in use":
+    /// that start is tried again on fresh ports (up to 5 times); any other failure shows the
+    /// log.
     fn start(format: &str, access_log: bool) -> DevRun {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("dev");
-        let log = tmp.path().join("dev.log");
-        let port = || SocketAddr::from(([127, 0, 0, 1], util::free_port()));
-        let (proxy, app, agent_metrics, proxy_metrics, app_metrics) =
-            (port(), port(), port(), port(), port());
-        let mut command = util::command();
-        command
-            .args(["dev", "--log-format", format, "--dir"])
-            .arg(&dir)
-            .args(["--listen", &proxy.to_string()])
-            .args(["--app-listen", &app.to_string()])
-            .args(["--agent-metrics-listen", &agent_metrics.to_string()])
-            .args(["--proxy-metrics-listen", &proxy_metrics.to_string()])
-            .args(["--app-metrics-listen", &app_metrics.to_string()])
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap());
-        if access_log {
-            command.arg("--access-log");
+        for attempt in 1..=5 {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("dev");
+            let log = tmp.path().join("dev.log");
+            let port = || SocketAddr::from(([127, 0, 0, 1], util::free_port()));
+            let (proxy, app, agent_metrics, proxy_metrics, app_metrics) =
+                (port(), port(), port(), port(), port());
+            let mut command = util::command();
+            command
+                .args(["dev", "--log-format", format, "--dir"])
+                .arg(&dir)
+                .args(["--listen", &proxy.to_string()])
+                .args(["--app-listen", &app.to_string()])
+                .args(["--agent-metrics-listen", &agent_metrics.to_string()])
+                .args(["--proxy-metrics-listen", &proxy_metrics.to_string()])
+                .args(["--app-metrics-listen", &app_metrics.to_string()])
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).unwrap());
+            if access_log {
+                command.arg("--access-log");
+            }
+            let child = util::ChildGuard(Some(command.spawn().expect("spawn dev")));
+            let mut run = DevRun {
+                child,
+                log,
+                proxy,
+                proxy_metrics,
+                dir,
+                _tmp: tmp,
+            };
+            let started = std::time::Instant::now();
+            loop {
+                let ready = std::net::TcpStream::connect(run.proxy_metrics).is_ok()
+                    && util::http(run.proxy_metrics, "GET", "/readyz").status == 200;
+                if ready {
+                    return run;
+                }
+                let exited = run
+                    .child
+                    .0
+                    .as_mut()
+                    .and_then(|child| child.try_wait().expect("try_wait"));
+                if exited.is_some() {
+                    let log = run.log();
+                    assert!(
+                        attempt < 5 && log.contains("Address already in use"),
+                        "dev exited before it was ready:\n{log}"
+                    );
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the proxy not ready after 30 s:\n{}",
+                    run.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        let child = util::ChildGuard(Some(command.spawn().expect("spawn dev")));
-        let run = DevRun {
-            child,
-            log,
-            proxy,
-            proxy_metrics,
-            dir,
-            _tmp: tmp,
-        };
-        util::wait_until(Duration::from_secs(30), "the proxy ready", || {
-            std::net::TcpStream::connect(run.proxy_metrics).is_ok()
-                && util::http(run.proxy_metrics, "GET", "/readyz").status == 200
-        });
-        run
+        unreachable!("the fifth attempt returns or fails")
     }
 
     fn log(&self) -> String {

@@ -41,6 +41,18 @@ fn pair(dir: &Path) {
     );
 }
 
+/// The start of every nginx file here, up to the `http` block's own directives: nginx in the
+/// foreground, its pid, logs and temporary files in `d`.
+fn nginx_head(d: &Path) -> String {
+    let d = d.display();
+    format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{\n    \
+         worker_connections 64;\n}}\nhttp {{\n    access_log off;\n    client_body_temp_path \
+         {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    \
+         uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
+    )
+}
+
 /// One HTTPS request with a forged `X-Real-IP`; the response head and body.
 fn curl(port: u16, dir: &Path) -> String {
     let output = Command::new("curl")
@@ -160,25 +172,12 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     pair(d);
     let upstream = Recorder::start("").await;
     let port = util::free_port();
+    let preamble = nginx_head(d);
     let conf = util::write_file(
         d,
         "nginx.conf",
         &format!(
-            r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{
-    worker_connections 64;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+            r#"{preamble}    server {{
         listen 127.0.0.1:{port} ssl;
         server_name localhost;
         ssl_certificate     {d}/tls.crt;
@@ -397,25 +396,12 @@ async fn return_locations_are_answered_as_nginx_answers_them() {
     pair(&d);
     let upstream = Recorder::start("").await;
     let port = util::free_port();
+    let preamble = nginx_head(&d);
     let conf = util::write_file(
         &d,
         "nginx.conf",
         &format!(
-            r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{
-    worker_connections 64;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+            r#"{preamble}    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate     {d}/tls.crt;
         ssl_certificate_key {d}/tls.key;
@@ -503,4 +489,294 @@ http {{
         log.contains("location: warning: not served: the error_page it serves is ignored"),
         "{log}"
     );
+}
+
+/// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
+/// lowercased, value)`.
+fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--max-time",
+            "10",
+            "--cacert",
+        ])
+        .arg(dir.join("tls.crt"))
+        .args(extra.iter().flat_map(|line| ["-H", line]))
+        .arg(format!("https://localhost:{port}{path}"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Forms real-world files use, served by nginx and by the proxy: `listen PORT; ssl on;` (nginx
+/// before 1.25), backslashes in `add_header` values (kept, unless they escape a quote),
+/// `proxy_redirect` (nginx's `default` for an `upstream` block, then `http:// https://`) on the
+/// app's `Location` and `Refresh`, and `proxy_set_header` with fixed values, `""`, the
+/// variables constant on a TLS listener and `$host`, `$remote_addr`, and nginx's default of
+/// dropping request headers with an underscore in their name: the same header values, a redirect to the same URL
+/// (nginx makes the one rewritten to a path absolute; the proxy sends the path), and the same
+/// request headers at the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_on_backslashes_and_proxy_redirect_are_served_as_nginx_serves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let upstream =
+        Recorder::start("Location: http://app/next?a=1\r\nRefresh: 3; url=http://b.example/r\r\n")
+            .await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            r#"{preamble}    upstream app {{
+        server 127.0.0.1:{up};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        ssl on;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        add_header X-A a\.b always;
+        add_header X-C "q\"r\.s" always;
+        location / {{
+            proxy_pass http://app;
+            proxy_redirect default;
+            proxy_redirect http:// https://;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-Port $server_port;
+            proxy_set_header X-Scheme $scheme;
+            proxy_set_header X-Https $https;
+            proxy_set_header X-NginX-Proxy true;
+            proxy_set_header Authorization "";
+            proxy_set_header X-Client $remote_addr;
+            proxy_set_header X-Via "${{host}}:$server_port";
+        }}
+    }}
+}}
+"#,
+            d = d.display(),
+            up = upstream.address.port(),
+        ),
+    );
+    let test = Command::new("nginx")
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&d)
+        .output()
+        .expect("run nginx -t");
+    assert!(
+        test.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let probe = |d: PathBuf| {
+        move || {
+            let forged = [
+                "Authorization: Basic eDp5",
+                "X-Scheme: forged",
+                "X-NginX-Proxy: no",
+                "X_Forwarded_For: 6.6.6.6",
+            ];
+            head(port, &d, "/start", &forged)
+        }
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
+    let their_request = upstream.wait_take(1).await;
+    stop_nginx(nginx, port);
+
+    let log = d.join("proxy.log");
+    let proxy = start_proxy(&conf, log).await;
+    let ours = tokio::task::spawn_blocking(probe(d.clone())).await.unwrap();
+    let our_request = upstream.wait_take(1).await;
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+
+    let field = |head: &[(String, String)], name: &str| {
+        head.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} in {head:?}"))
+    };
+    for (who, head) in [("nginx", &theirs), ("proxy", &ours)] {
+        assert_eq!(field(head, "x-a"), r"a\.b", "{who}");
+        assert_eq!(field(head, "x-c"), r#"q"r\.s"#, "{who}");
+        assert_eq!(
+            field(head, "refresh"),
+            "3; url=https://b.example/r",
+            "{who}"
+        );
+    }
+    let absolute = |location: String| {
+        if location.starts_with('/') {
+            format!("https://localhost:{port}{location}")
+        } else {
+            location
+        }
+    };
+    assert_eq!(
+        field(&theirs, "location"),
+        format!("https://localhost:{port}/next?a=1"),
+        "nginx, the reference"
+    );
+    assert_eq!(field(&ours, "location"), "/next?a=1", "the proxy");
+    assert_eq!(
+        absolute(field(&ours, "location")),
+        field(&theirs, "location")
+    );
+    assert!(
+        log.contains("ssl: warning: every listen of the server is TLS"),
+        "{log}"
+    );
+    let port_text = port.to_string();
+    for (who, received) in [("nginx", &their_request[0]), ("proxy", &our_request[0])] {
+        assert_eq!(
+            received.header("x-forwarded-port"),
+            [port_text.as_str()],
+            "{who}"
+        );
+        assert_eq!(received.header("x-scheme"), ["https"], "{who}");
+        assert_eq!(received.header("x-https"), ["on"], "{who}");
+        assert_eq!(received.header("x-nginx-proxy"), ["true"], "{who}");
+        assert_eq!(received.header("x-client"), ["127.0.0.1"], "{who}");
+        assert!(
+            received.header("x_forwarded_for").is_empty(),
+            "{who}: nginx drops a name with an underscore by default: {:?}",
+            received.head
+        );
+        assert_eq!(
+            received.header("x-via"),
+            [format!("localhost:{port}").as_str()],
+            "{who}"
+        );
+        assert!(
+            received.header("authorization").is_empty(),
+            "{who}: {:?}",
+            received.head
+        );
+    }
+    // `validate` lists what is set, removed and rewritten.
+    let output = util::command()
+        .args(["validate", "--nginx-config", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for line in [
+        format!("  request   X-Forwarded-Port: {port} (request_headers)"),
+        "  request   Authorization removed (request_headers)".to_string(),
+        "  request   headers named with an underscore dropped (drop_underscore_headers)"
+            .to_string(),
+        "  redirects http://app/ -> / in Location and Refresh (redirect_rewrite)".to_string(),
+        "  redirects http:// -> https:// in Location and Refresh (redirect_rewrite)".to_string(),
+    ] {
+        assert!(stdout.contains(&line), "{line}: {stdout}");
+    }
+}
+
+/// Copies `from` into `to`, directories included, writing `to` in place of `@DIR@` in each file.
+fn copy_filled_in(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read the corpus") {
+        let path = entry.expect("a directory entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_filled_in(&path, &target);
+        } else {
+            let text = std::fs::read_to_string(&path).expect("a text file");
+            let text = text.replace("@DIR@", &to.display().to_string());
+            std::fs::write(&target, text).expect("write");
+        }
+    }
+}
+
+/// `tests/compat/nginx-files`: real nginx files, each mapped or refused (every error at its
+/// `FILE:LINE:COL`) as `EXPECTED` records.
+#[test]
+fn real_nginx_files_map_or_are_refused_as_recorded() {
+    let corpus = util::repo().join("tests/compat/nginx-files");
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_filled_in(&corpus, dir.path());
+    // An include of `modules-enabled/*.conf` needs the directory, which git does not keep.
+    std::fs::create_dir_all(dir.path().join("modules-enabled")).expect("mkdir");
+    pair(dir.path());
+    let expected = std::fs::read_to_string(corpus.join("EXPECTED")).expect("EXPECTED");
+    let mut verdicts = std::collections::BTreeMap::new();
+    for line in expected.lines() {
+        let (file, verdict) = line.split_once('\t').expect("FILE<TAB>VERDICT");
+        verdicts.insert(file.to_string(), verdict.to_string());
+    }
+    let mut confs: Vec<String> = std::fs::read_dir(&corpus)
+        .expect("read the corpus")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".conf"))
+        .collect();
+    confs.sort();
+    assert_eq!(
+        confs,
+        verdicts.keys().cloned().collect::<Vec<_>>(),
+        "every file has one line in EXPECTED"
+    );
+    let mut wrong = Vec::new();
+    for (file, verdict) in &verdicts {
+        let path = dir.path().join(file);
+        let output = util::command()
+            .args(["validate", "--nginx-config"])
+            .arg(&path)
+            .output()
+            .expect("run validate");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let got = match output.status.code() {
+            Some(0) => "mapped".to_string(),
+            Some(78) => "refused".to_string(),
+            other => format!("exit {other:?}"),
+        };
+        if &got != verdict {
+            wrong.push(format!("{file}: {got}, EXPECTED says {verdict}\n{stderr}"));
+            continue;
+        }
+        if got == "refused" {
+            // Each error names a file, a line and a column (an include's own file included).
+            let unplaced: Vec<&str> = stderr
+                .lines()
+                .filter(|line| !line.contains(": warning: "))
+                .filter(|line| {
+                    let Some((place, _)) = line.split_once(": ") else {
+                        return true;
+                    };
+                    let mut parts = place.rsplitn(3, ':');
+                    let numbers = parts.next().is_some_and(|c| c.parse::<u32>().is_ok())
+                        && parts.next().is_some_and(|l| l.parse::<u32>().is_ok());
+                    !numbers
+                })
+                .collect();
+            if !unplaced.is_empty() {
+                wrong.push(format!(
+                    "{file}: errors without FILE:LINE:COL: {unplaced:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
 }

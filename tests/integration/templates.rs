@@ -601,7 +601,6 @@ fn the_seed_template_renders_byte_for_byte_as_openbao_agent_does() {
         &key,
         &chain[1].to_pem(),
         &[chain[1].to_pem()],
-        &leaf,
     );
     let fetched = [(dependency, value)].into_iter().collect();
     let mut functions = RenderFunctions::new(&fetched, &template.destination);

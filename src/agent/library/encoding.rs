@@ -263,14 +263,6 @@ pub(super) fn go_json(value: &Value, indent: &str, escape_html: bool) -> String 
 }
 
 fn write_json(out: &mut String, value: &Value, indent: &str, depth: usize, html: bool) {
-    let newline = |out: &mut String, depth: usize| {
-        if !indent.is_empty() {
-            out.push('\n');
-            for _ in 0..depth {
-                out.push_str(indent);
-            }
-        }
-    };
     match value {
         Value::Nil => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -278,6 +270,8 @@ fn write_json(out: &mut String, value: &Value, indent: &str, depth: usize, html:
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => out.push_str(&json_float(*f)),
+        // encoding/json writes a json.Number as it is.
+        Value::JsonNumber(n) => out.push_str(n),
         Value::String(s) => json_string(out, s, html),
         Value::List(items) => {
             if items.is_empty() {
@@ -289,32 +283,59 @@ fn write_json(out: &mut String, value: &Value, indent: &str, depth: usize, html:
                 if n > 0 {
                     out.push(',');
                 }
-                newline(out, depth + 1);
+                newline(out, indent, depth + 1);
                 write_json(out, item, indent, depth + 1, html);
             }
-            newline(out, depth);
+            newline(out, indent, depth);
             out.push(']');
         }
         Value::Map(map) => {
-            if map.is_empty() {
-                out.push_str("{}");
-                return;
-            }
-            out.push('{');
-            for (n, (key, item)) in map.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                newline(out, depth + 1);
-                json_string(out, key, html);
-                out.push(':');
-                if !indent.is_empty() {
-                    out.push(' ');
-                }
-                write_json(out, item, indent, depth + 1, html);
-            }
-            newline(out, depth);
-            out.push('}');
+            let entries = map.iter().map(|(k, v)| (k.as_str(), v));
+            write_object(out, entries, indent, depth, html);
+        }
+        // Go marshals a struct's fields in declaration order, under their names.
+        Value::Struct(s) => {
+            let entries = s.fields.iter().map(|(k, v)| (*k, v));
+            write_object(out, entries, indent, depth, html);
+        }
+        Value::TypedNil(_) => out.push_str("null"),
+    }
+}
+
+fn write_object<'a>(
+    out: &mut String,
+    entries: impl ExactSizeIterator<Item = (&'a str, &'a Value)>,
+    indent: &str,
+    depth: usize,
+    html: bool,
+) {
+    if entries.len() == 0 {
+        out.push_str("{}");
+        return;
+    }
+    out.push('{');
+    for (n, (key, item)) in entries.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        newline(out, indent, depth + 1);
+        json_string(out, key, html);
+        out.push(':');
+        if !indent.is_empty() {
+            out.push(' ');
+        }
+        write_json(out, item, indent, depth + 1, html);
+    }
+    newline(out, indent, depth);
+    out.push('}');
+}
+
+/// Pretty JSON's line break and indentation (nothing when compact).
+fn newline(out: &mut String, indent: &str, depth: usize) {
+    if !indent.is_empty() {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str(indent);
         }
     }
 }
@@ -469,6 +490,7 @@ fn toml_value(out: &mut String, value: &Value) -> Result<(), String> {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => out.push_str(&toml_float(*f)),
+        Value::JsonNumber(n) => out.push_str(n),
         Value::String(s) => out.push_str(&toml_string(s)),
         Value::List(items) => {
             out.push('[');
@@ -491,6 +513,13 @@ fn toml_value(out: &mut String, value: &Value) -> Result<(), String> {
             }
             out.push('}');
         }
+        Value::Struct(s) => {
+            return Err(format!(
+                "toTOML: toml: cannot encode a {} inside a table",
+                s.type_name
+            ));
+        }
+        Value::TypedNil(_) => return Err("toTOML: toml: cannot encode a nil value".to_owned()),
     }
     Ok(())
 }

@@ -226,7 +226,8 @@ pub(super) fn to_int64(value: &Value) -> i64 {
         Value::Int(i) => *i,
         Value::Float(f) => *f as i64,
         Value::Bool(b) => i64::from(*b),
-        Value::String(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
+        // cast reads a json.Number as its text.
+        Value::String(s) | Value::JsonNumber(s) => parse_go_int(trim_zero_decimal(s)).unwrap_or(0),
         _ => 0,
     }
 }
@@ -237,7 +238,7 @@ pub(super) fn to_float64(value: &Value) -> f64 {
         Value::Int(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::String(s) => super::sprig::parse_go_float(s).unwrap_or(0.0),
+        Value::String(s) | Value::JsonNumber(s) => super::sprig::parse_go_float(s).unwrap_or(0.0),
         _ => 0.0,
     }
 }

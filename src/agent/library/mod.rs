@@ -581,9 +581,16 @@ fn kind_name(value: &Value) -> &'static str {
         Value::Bool(_) => "bool",
         Value::Int(_) => "int",
         Value::Float(_) => "float64",
-        Value::String(_) => "string",
+        Value::String(_) | Value::JsonNumber(_) => "string",
         Value::List(_) => "slice",
         Value::Map(_) => "map",
+        Value::Struct(s) if s.is_pointer() => "ptr",
+        Value::Struct(_) => "struct",
+        Value::TypedNil(t) => match t.printed() {
+            "[]" => "slice",
+            "map[]" => "map",
+            _ => "ptr",
+        },
     }
 }
 

@@ -2,8 +2,6 @@
 //! writes decoded JSON (block style, keys in go-yaml's natural order, sequences under a key
 //! not indented, strings quoted only when a plain scalar would read back as something else).
 
-use std::collections::BTreeMap;
-
 use serde_yaml_ng::Value as Yaml;
 
 use super::Outcome;
@@ -69,7 +67,7 @@ fn key_text(key: &Yaml) -> String {
 pub(super) fn emit(value: &Value) -> String {
     let mut out = String::new();
     match value {
-        Value::Map(map) if !map.is_empty() => emit_map(&mut out, map, 0),
+        value if !entries(value).is_empty() => emit_map(&mut out, &entries(value), 0),
         Value::List(items) if !items.is_empty() => emit_list(&mut out, items, 0),
         other => {
             out.push_str(&scalar(other, 2, Some(0)));
@@ -79,19 +77,34 @@ pub(super) fn emit(value: &Value) -> String {
     out
 }
 
-fn emit_map(out: &mut String, map: &BTreeMap<String, Value>, indent: usize) {
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_by(|a, b| natural_order(a, b));
-    for key in keys {
-        let value = &map[key];
+/// A map's entries in go-yaml's order (keys in natural order), or a struct's fields in
+/// declaration order under go-yaml's default names (lowercased). Empty for anything else.
+fn entries(value: &Value) -> Vec<(String, &Value)> {
+    match value {
+        Value::Map(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| natural_order(a, b));
+            keys.into_iter().map(|k| (k.clone(), &map[k])).collect()
+        }
+        Value::Struct(s) => s
+            .fields
+            .iter()
+            .map(|(name, value)| (name.to_lowercase(), value))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn emit_map(out: &mut String, entries_: &[(String, &Value)], indent: usize) {
+    for (key, value) in entries_ {
         out.push_str(&" ".repeat(indent));
         // Keys are simple keys: never folded.
         out.push_str(&scalar(&Value::String(key.clone()), indent, None));
         out.push(':');
         match value {
-            Value::Map(sub) if !sub.is_empty() => {
+            sub if !entries(sub).is_empty() => {
                 out.push('\n');
-                emit_map(out, sub, indent + 2);
+                emit_map(out, &entries(sub), indent + 2);
             }
             Value::List(items) if !items.is_empty() => {
                 out.push('\n');
@@ -112,10 +125,10 @@ fn emit_list(out: &mut String, items: &[Value], indent: usize) {
         out.push_str(&" ".repeat(indent));
         out.push('-');
         match item {
-            Value::Map(sub) if !sub.is_empty() => {
+            sub if !entries(sub).is_empty() => {
                 out.push(' ');
                 let mut inner = String::new();
-                emit_map(&mut inner, sub, indent + 2);
+                emit_map(&mut inner, &entries(sub), indent + 2);
                 out.push_str(inner.trim_start_matches(' '));
             }
             Value::List(sub) if !sub.is_empty() => {
@@ -152,9 +165,21 @@ fn scalar(value: &Value, indent: usize, column: Option<usize>) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => float(*f),
+        // go-yaml v2 writes a json.Number as the int or float it parses as, else as a string.
+        Value::JsonNumber(n) => match (n.parse::<i64>(), n.parse::<f64>()) {
+            (Ok(i), _) => i.to_string(),
+            (_, Ok(f)) => float(f),
+            _ => string(n, indent, column),
+        },
         Value::String(s) => string(s, indent, column),
         Value::List(_) => "[]".to_owned(),
-        Value::Map(_) => "{}".to_owned(),
+        Value::Map(_) | Value::Struct(_) => "{}".to_owned(),
+        Value::TypedNil(t) => match t.printed() {
+            "[]" => "[]",
+            "map[]" => "{}",
+            _ => "null",
+        }
+        .to_owned(),
     }
 }
 
@@ -270,7 +295,7 @@ fn resolves_to_other_type(s: &str) -> bool {
         ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
         ".NaN", ".NAN", "<<",
     ];
-    if OTHER.contains(&s) {
+    if OTHER.contains(&s) || is_timestamp(s) {
         return true;
     }
     let plain = s.replace('_', "");
@@ -310,6 +335,86 @@ fn resolves_to_other_type(s: &str) -> bool {
         !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
     });
     mantissa_ok && exponent_ok && (mantissa.contains('.') || exponent.is_some())
+}
+
+/// go-yaml v2's `parseTimestamp`: `YYYY-M-D`, optionally followed by `T` (or `t`) and
+/// `h:m:s[.digits]` with `Z` or `±hh:mm`, or by a space and `h:m:s[.fraction]` without a
+/// zone (Go's `time.Parse` of its four layouts, ranges checked). Such a string resolves to a
+/// timestamp, so the emitter quotes it.
+fn is_timestamp(s: &str) -> bool {
+    /// 1 or 2 digits (Go's layouts `1`, `2`, `15`, `4`, `5`), within `max`.
+    fn number(part: &str, max: u32) -> Option<u32> {
+        let ok = (1..=2).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| part.parse().ok())
+            .flatten()
+            .filter(|n| *n <= max)
+    }
+    let Some((year, rest)) = s.split_at_checked(4) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix('-') else {
+        return false;
+    };
+    if !year.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (date, time, zoned) = match rest.find(['T', 't', ' ']) {
+        Some(at) => (
+            &rest[..at],
+            Some(&rest[at + 1..]),
+            rest.as_bytes()[at] != b' ',
+        ),
+        None => (rest, None, false),
+    };
+    let Some((month, day)) = date.split_once('-') else {
+        return false;
+    };
+    let (Some(month), Some(day), Ok(year)) =
+        (number(month, 12), number(day, 31), year.parse::<u32>())
+    else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if month == 0 || day == 0 || day > days {
+        return false;
+    }
+    let Some(time) = time else {
+        return true;
+    };
+    let (clock, zone) = if zoned {
+        match time.strip_suffix('Z') {
+            Some(clock) => (clock, true),
+            None if time.len() > 6 => {
+                let (clock, zone) = time.split_at(time.len() - 6);
+                let b = zone.as_bytes();
+                let ok = matches!(b[0], b'+' | b'-')
+                    && b[3] == b':'
+                    && [b[1], b[2], b[4], b[5]].iter().all(u8::is_ascii_digit);
+                (clock, ok)
+            }
+            None => return false,
+        }
+    } else {
+        (time, true)
+    };
+    let (clock, fraction) = match clock.split_once('.') {
+        Some((clock, fraction)) => (clock, Some(fraction)),
+        None => (clock, None),
+    };
+    let mut parts = clock.split(':');
+    let clock_ok = [23, 59, 59]
+        .iter()
+        .all(|max| parts.next().and_then(|p| number(p, *max)).is_some())
+        && parts.next().is_none();
+    let fraction_ok =
+        fraction.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+    zone && clock_ok && fraction_ok
 }
 
 /// libyaml's analysis of whether a scalar may be written plain in block context.

@@ -1036,6 +1036,62 @@ async fn bodies_beyond_max_request_body_get_413() {
     );
 }
 
+/// A request answered before its body was read (413 for a body announced too long, a fixed
+/// response) while the client is still sending: the proxy reads and drops the rest, as nginx
+/// does, so the client finishes its upload and reads the answer. Dropped at once, the body
+/// made HTTP/1 close with bytes unread (a TCP reset that could reach the client before the
+/// answer, or fail its upload) and HTTP/2 reset the stream: curl saw "Stream error in the
+/// HTTP/2 framing layer" for 6 % of 3,000-byte and 68 % of 300 KB uploads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_reads_the_early_answer() {
+    const MIB: usize = 1 << 20;
+    let recorder = Recorder::start("").await;
+    // As in nginx, the size limit applies to a fixed response's path too: one fixture each.
+    for (setting, path, expected) in [
+        ("  max_request_body = \"1k\"\n", "/upload", "413"),
+        (
+            "  fixed_responses = { \"= /ping\" = { status = 200, body = \"pong\" } }\n",
+            "/ping",
+            "200",
+        ),
+    ] {
+        let fixture = fixture(recorder.address, setting).await;
+        let upload = format!(
+            "POST {path} HTTP/1.1\r\nHost: a.example\r\nContent-Length: {}\r\n\r\n{}",
+            4 * MIB,
+            "x".repeat(4 * MIB)
+        );
+        let (status, _) = exchange(
+            fixture.proxy.address,
+            &fixture.ca.pem,
+            &Via::H1(upload.leak()),
+        )
+        .await;
+        assert_eq!(
+            status, expected,
+            "HTTP/1.1 {path}: the whole upload written, then the answer"
+        );
+
+        let mut client = fixture.client(H2).await;
+        for round in 0..3 {
+            let body = Full::new(Bytes::from(vec![b'x'; 4 * MIB])).boxed();
+            let request = client
+                .request(Method::POST, path)
+                .body(body)
+                .expect("request");
+            let response = client
+                .send(request)
+                .await
+                .unwrap_or_else(|e| panic!("HTTP/2 {path}, round {round}: {e:#}"));
+            assert_eq!(response.status().as_str(), expected, "HTTP/2 {path}");
+        }
+    }
+    assert!(
+        recorder.take().iter().all(|request| !request.complete),
+        "nothing of it was forwarded whole"
+    );
+}
+
 /// `proxy.fixed_responses`: an exact path wins over a prefix, the longest prefix over a shorter
 /// one, over HTTP/1.1 and HTTP/2; `response_headers` are added to them; nothing of them reaches
 /// the upstream, and a path none matches is forwarded.

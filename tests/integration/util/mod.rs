@@ -42,7 +42,37 @@ pub fn command() -> Command {
 }
 
 /// A loopback port that was free a moment ago (for the binary, which must be given a port).
+///
+/// Taken below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`, 32768-60999 by
+/// default), which serves every bind to port 0 and every outgoing connection's local port: a
+/// port picked there could be taken by any of those before the binary binds it ("Address
+/// already in use", a test failing now and then on a busy machine). Below it, only this
+/// function hands ports out, each once per process, an even offset apart so that the next
+/// port up (OpenBao's dev cluster listener) is never handed out too. Where the range leaves
+/// no room below it, a port the kernel picks is used, as before.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ephemeral_low >= LOW + 2_000 {
+        let slots = (ephemeral_low - LOW) / 2;
+        // Processes started together (a test binary, the OpenBao it spawns) start apart.
+        let start = std::process::id().wrapping_mul(7_919) % slots;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            if n >= slots {
+                break;
+            }
+            let port = u16::try_from(LOW + 2 * ((start + n) % slots)).expect("below 65536");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }

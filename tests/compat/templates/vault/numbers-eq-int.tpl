@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ eq .Data.data.count 3 }}{{ end }}

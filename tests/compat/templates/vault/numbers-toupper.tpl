@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ .Data.data.count | toUpper }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with secret "secret/data/golden" }}{{ .LeaseID.Nope }}{{ end }}

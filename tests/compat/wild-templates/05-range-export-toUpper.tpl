@@ -1,0 +1,6 @@
+
+{{- with secret "kv/data/eve/service" -}}
+{{ range $k, $v := .Data.data }}
+export {{ $k | toUpper }}={{ $v }}
+{{ end }}
+{{- end }}

@@ -1,0 +1,3 @@
+{{ with secret "secret/data/devops/passwords" -}}
+{{ .Data.data | toJSONPretty }}
+{{- end }}

@@ -1,0 +1,1 @@
+{{- with secret "secret/data/minha-api/config" -}}{{ .Data.data | toJSON }}{{- end -}}

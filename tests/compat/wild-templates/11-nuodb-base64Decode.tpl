@@ -1,0 +1,3 @@
+{{- with secret "nuodb.com/data/TLS" -}}
+  {{ .Data.data.tlsCACert | base64Decode }}
+{{- end }}

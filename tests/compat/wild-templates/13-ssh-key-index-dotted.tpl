@@ -1,0 +1,3 @@
+      {{ with secret "secret/data/ssh_keys/ansible" }}
+      {{ index .Data.data "id_rsa.pub" }}
+    {{ end }}

@@ -1,0 +1,1 @@
+{{ secret "pki-kafka/ca/pem" }}

@@ -1,0 +1,2 @@
+{{- $sharedSecrets := "value\npassword" | split "\n" }}{{- with secret "secret/data/shared/db" }}{{- range $k, $v := .Data.data }}{{- if in $sharedSecrets $k }}{{- scratch.MapSet "secrets" $k $v }}{{- end }}{{- end }}{{- end }}{{- with secret "secret/data/svc/app" }}{{- range $k, $v := .Data.data }}{{- scratch.MapSet "secrets" $k $v }}{{- end }}{{- end }}
+  {{- range $k, $v := scratch.Get "secrets" }}{{ $k }}={{ $v }}{{ "\n" }}{{- end -}}

@@ -1,0 +1,3 @@
+{{- with secret "kv/data/nomad-cluster/testnet/genesis" -}}
+{{.Data.data | toJSON }}
+{{- end -}}

@@ -1,0 +1,1 @@
+{{ define "x" }}{{ . }}|{{ if . }}yes{{ else }}no{{ end }}{{ end }}{{ template "x" .Missing }}

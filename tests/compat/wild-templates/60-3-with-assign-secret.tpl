@@ -1,0 +1,1 @@
+{{ with $x := secret "secret/data/a" }}{{ $x.Data.data.k }}{{ end }}

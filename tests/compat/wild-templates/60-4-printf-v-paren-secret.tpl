@@ -1,0 +1,1 @@
+{{ printf "%v" (secret "secret/data/a").Data.data }}

@@ -1,0 +1,1 @@
+{{ (secret "secret/data/a").Data.data | toJSON }}

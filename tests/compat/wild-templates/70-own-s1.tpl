@@ -1,0 +1,1 @@
+{{ with secret "secret/data/a" }}{{ . | toJSON }}{{ end }}

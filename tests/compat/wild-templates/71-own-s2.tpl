@@ -1,0 +1,1 @@
+{{ with secret "pki/issue/r" "common_name=a.example.com" }}{{ .Data | toJSON }}{{ end }}

@@ -1,0 +1,1 @@
+{{ with pkiCert "pki/issue/r" "common_name=a.example.com" }}{{ . | toJSON }}{{ end }}

@@ -1,0 +1,1 @@
+{{ define "x" }}[{{ . }}]{{ if . }}yes{{ else }}no{{ end }}{{ end }}{{ with secret "secret/data/a" }}{{ template "x" .Data.data.nope }}{{ template "x" .Data.data.k }}{{ template "x" .Data.nope }}{{ end }}

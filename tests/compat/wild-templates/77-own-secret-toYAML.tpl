@@ -1,0 +1,1 @@
+{{ with secret "secret/data/a" }}{{ sprig_dict "s" . | toYAML }}{{ end }}
