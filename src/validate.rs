@@ -387,10 +387,43 @@ fn proxy(out: &mut String, config: &Config) {
         };
         let _ = writeln!(
             out,
-            "  answers   {}{} -> {}{what}, not forwarded",
-            if fixed.exact { "= " } else { "" },
-            fixed.path,
-            fixed.status
+            "  answers   {} -> {}{what}, not forwarded",
+            fixed.path, fixed.status
+        );
+    }
+    for route in &proxy.routes {
+        let mut differs = Vec::new();
+        if route.upstream_response_timeout != proxy.upstream_response_timeout {
+            differs.push(format!(
+                "response timeout {}",
+                crate::timefmt::format_duration(route.upstream_response_timeout)
+            ));
+        }
+        if route.upstream_connect_timeout != proxy.upstream_connect_timeout {
+            differs.push(format!(
+                "connect timeout {}",
+                crate::timefmt::format_duration(route.upstream_connect_timeout)
+            ));
+        }
+        if route.max_request_body != proxy.max_request_body {
+            differs.push(match route.max_request_body {
+                Some(bytes) => format!("bodies up to {bytes} bytes"),
+                None => "bodies of any size".to_string(),
+            });
+        }
+        if route.request_headers != proxy.request_headers {
+            differs.push("its own request_headers".to_string());
+        }
+        if route.redirect_rewrite != proxy.redirect_rewrite {
+            differs.push("its own redirect_rewrite".to_string());
+        }
+        let _ = writeln!(
+            out,
+            "  route     {} -> {}{}{}",
+            route.path,
+            route.upstream,
+            if differs.is_empty() { "" } else { ", " },
+            differs.join(", ")
         );
     }
     if proxy.drop_underscore_headers {

@@ -495,6 +495,8 @@ pub struct Proxy {
     pub request_headers: Vec<(String, String)>,
     /// Paths the proxy answers itself, never forwarded (nginx's `location ... { return ...; }`).
     pub fixed_responses: Vec<FixedResponse>,
+    /// Locations forwarded with settings of their own, in the order written.
+    pub routes: Vec<Route>,
     /// Prefixes of the upstream's `Location` and `Refresh` URLs rewritten (nginx's
     /// `proxy_redirect`), the first that matches applying; empty: passed as they are.
     pub redirect_rewrite: Vec<RedirectRewrite>,
@@ -583,13 +585,127 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// Which request paths a fixed response or a route applies to, written as nginx writes a
+/// `location`: `"= /ping"` (that path only), `"/api/"` (every path that starts with it),
+/// `"^~ /static/"` (a prefix that, when it is the longest match, is taken without trying the
+/// regular expressions), `"~ \\.php$"` and `"~* \\.(png|jpg)$"` (a regular expression, the second
+/// ignoring case). The proxy picks among them as nginx does: an exact match; else the longest
+/// prefix if it is `^~`; else the first regular expression that matches, in the order written;
+/// else the longest prefix; else `proxy.upstream` with the proxy's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    /// `^~`.
+    PrefixNoRegex(String),
+    Regex {
+        /// As written (Rust's `regex` syntax: PCRE's look-around and back-references are
+        /// refused when the configuration is read).
+        pattern: String,
+        /// `~*`.
+        ignore_case: bool,
+    },
+}
+
+impl PathMatch {
+    /// Reads a location spec; the error says what was expected.
+    pub(crate) fn parse(spec: &str) -> Result<PathMatch, String> {
+        let spec = spec.trim();
+        let (modifier, rest) = match spec.split_once(char::is_whitespace) {
+            Some((m @ ("=" | "^~" | "~" | "~*"), rest)) => (m, rest.trim()),
+            _ => ("", spec),
+        };
+        if let Some(ignore_case) = match modifier {
+            "~" => Some(false),
+            "~*" => Some(true),
+            _ => None,
+        } {
+            regex_for(rest, ignore_case).map_err(|why| format!("{rest}: {why}"))?;
+            return Ok(PathMatch::Regex {
+                pattern: rest.to_string(),
+                ignore_case,
+            });
+        }
+        let printable = rest.bytes().all(|b| (b'!'..=b'~').contains(&b));
+        if !rest.starts_with('/') || !printable {
+            return Err(
+                "is not an nginx location: \"/api/\" (that prefix), \"= /ping\" (that path \
+                 only), \"^~ /static/\" (a prefix tried before regular expressions), \"~ REGEX\" \
+                 or \"~* REGEX\" (ignoring case)"
+                    .to_string(),
+            );
+        }
+        Ok(match modifier {
+            "=" => PathMatch::Exact(rest.to_string()),
+            "^~" => PathMatch::PrefixNoRegex(rest.to_string()),
+            _ => PathMatch::Prefix(rest.to_string()),
+        })
+    }
+
+    /// `/` as a prefix: every request, which is what `proxy.upstream` is for.
+    pub(crate) fn is_everything(&self) -> bool {
+        matches!(self, PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) if p == "/")
+    }
+}
+
+impl std::fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathMatch::Exact(path) => write!(f, "= {path}"),
+            PathMatch::Prefix(path) => f.write_str(path),
+            PathMatch::PrefixNoRegex(path) => write!(f, "^~ {path}"),
+            PathMatch::Regex {
+                pattern,
+                ignore_case,
+            } => write!(f, "{} {pattern}", if *ignore_case { "~*" } else { "~" }),
+        }
+    }
+}
+
+/// The compiled form of a `~`/`~*` location. PCRE's look-around and back-references, which
+/// Rust's `regex` lacks, are refused here, when the configuration is read.
+pub(crate) fn regex_for(pattern: &str, ignore_case: bool) -> Result<regex::Regex, String> {
+    if pattern.is_empty() {
+        return Err("an empty regular expression".to_string());
+    }
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(ignore_case)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|err| match err {
+            regex::Error::Syntax(text) => {
+                let why = text.lines().last().unwrap_or_default().trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
+                format!(
+                    "not a regular expression the proxy can run: {why} (the syntax is Rust's regex, without \
+                     PCRE's look-around and back-references)"
+                )
+            }
+            other => format!("not a regular expression the proxy can run ({other})"),
+        })
+}
+
+/// One of `proxy.routes`: requests whose path matches, forwarded with settings of their own
+/// (nginx's other `location` blocks with `proxy_pass`); each setting left out is the proxy's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub path: PathMatch,
+    /// `http://host:port`, as `proxy.upstream`.
+    pub upstream: http::Uri,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_response_timeout: Duration,
+    pub max_request_body: Option<u64>,
+    /// Replace the proxy's `request_headers` whole when given, as nginx's `proxy_set_header`
+    /// in a location replaces the server's.
+    pub request_headers: Vec<(String, String)>,
+    pub redirect_rewrite: Vec<RedirectRewrite>,
+}
+
 /// One of `proxy.fixed_responses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedResponse {
-    /// The request path it answers: exactly this path (`"= /ping"`), or every path that starts
-    /// with it (`"/healthz"`, as an nginx prefix location).
-    pub path: String,
-    pub exact: bool,
+    /// The request paths it answers.
+    pub path: PathMatch,
     pub status: u16,
     pub body: String,
     /// `Content-Type` of the body (none without a body).
@@ -1404,7 +1520,27 @@ pub fn default_cert_label(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cidr, ConfigError, read_files};
+    use super::{Cidr, ConfigError, PathMatch, read_files};
+
+    #[test]
+    fn locations_are_read_as_nginx_writes_them() {
+        let parsed = |spec: &str| PathMatch::parse(spec).map(|p| p.to_string());
+        assert_eq!(parsed("/api/"), Ok("/api/".to_string()));
+        assert_eq!(parsed("=  /ping"), Ok("= /ping".to_string()));
+        assert_eq!(parsed("^~ /static/"), Ok("^~ /static/".to_string()));
+        assert_eq!(
+            parsed("~* \\.(png|jpg)$"),
+            Ok("~* \\.(png|jpg)$".to_string())
+        );
+        assert!(PathMatch::parse("/").unwrap().is_everything());
+        assert!(!PathMatch::parse("= /").unwrap().is_everything());
+        for bad in ["api", "= ping", "/a b", "~ ", "~ (unclosed"] {
+            assert!(PathMatch::parse(bad).is_err(), "{bad}");
+        }
+        // PCRE's look-ahead, common in nginx files, is refused with the reason.
+        let err = PathMatch::parse("~ /\\.(?!well-known)").unwrap_err();
+        assert!(err.contains("look-around"), "{err}");
+    }
 
     /// The files of a load are read, then parsed on one thread; the error reported is still the
     /// first in file order, whatever its kind.

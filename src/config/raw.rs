@@ -278,6 +278,20 @@ pub(crate) struct RawRedirectRewrite {
     pub to: Option<String>,
 }
 
+/// One of `proxy.routes`: a location forwarded with settings of its own (nginx's other
+/// `location` blocks that `proxy_pass`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub location: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_connect_timeout: Option<Scalar>,
+    pub upstream_response_timeout: Option<Scalar>,
+    pub max_request_body: Option<Scalar>,
+    pub request_headers: Option<BTreeMap<String, String>>,
+    pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
+}
+
 /// `proxy {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -306,6 +320,7 @@ pub(crate) struct RawProxy {
     pub hsts: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
     pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
+    pub routes: Option<Vec<RawRoute>>,
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
     pub request_headers: Option<BTreeMap<String, String>>,
     pub x_real_ip: Option<Scalar>,

@@ -17,8 +17,8 @@ use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
     Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders, FreshConnections,
-    LogFormat, Logging, Proxy, RedirectRewrite, Telemetry, Template, TemplateCommand,
-    TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
+    LogFormat, Logging, PathMatch, Proxy, RedirectRewrite, Route, Telemetry, Template,
+    TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1663,16 +1663,9 @@ fn backlog(r: &mut Resolver, path: &[&str], value: Option<&Scalar>, default: u32
     u32::try_from(n).unwrap_or(default)
 }
 
-fn resolve_proxy(
-    r: &mut Resolver,
-    raw: raw::RawProxy,
-    default_grace: Duration,
-    default_backlog: u32,
-) -> Proxy {
-    let upstream_text = raw
-        .upstream
-        .unwrap_or_else(|| "http://127.0.0.1:80".to_string());
-    let upstream = match upstream_text.parse::<http::Uri>() {
+/// An upstream such as `http://127.0.0.1:80`: plain HTTP, no path.
+fn upstream_uri(r: &mut Resolver, at: &[&str], text: &str) -> http::Uri {
+    match text.parse::<http::Uri>() {
         Ok(uri)
             if uri.scheme_str() == Some("http")
                 && uri.authority().is_some()
@@ -1683,11 +1676,37 @@ fn resolve_proxy(
         }
         _ => {
             r.error(
-                &["proxy", "upstream"],
-                format!("{upstream_text:?} is not an upstream such as http://127.0.0.1:80 (plain http, no path)"),
+                at,
+                format!(
+                    "{text:?} is not an upstream such as http://127.0.0.1:80 (plain http, no path)"
+                ),
             );
             http::Uri::from_static("http://127.0.0.1:80")
         }
+    }
+}
+
+/// `max_request_body`: nginx's spelling and meaning, `0` being no limit.
+fn request_body_limit(r: &mut Resolver, at: &[&str], value: Option<&Scalar>) -> Option<u64> {
+    match value.map(units::size) {
+        None | Some(Ok(0)) => None,
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(message)) => {
+            r.error(at, message);
+            None
+        }
+    }
+}
+
+fn resolve_proxy(
+    r: &mut Resolver,
+    raw: raw::RawProxy,
+    default_grace: Duration,
+    default_backlog: u32,
+) -> Proxy {
+    let upstream = match raw.upstream {
+        Some(text) => upstream_uri(r, &["proxy", "upstream"], &text),
+        None => http::Uri::from_static("http://127.0.0.1:80"),
     };
     let cert_file = r
         .non_empty_path(&["proxy", "cert_file"], raw.cert_file.as_ref())
@@ -1776,9 +1795,11 @@ fn resolve_proxy(
         }
     }
     let response_headers = resolve_response_headers(r, raw.response_headers);
-    let request_headers = resolve_request_headers(r, raw.request_headers);
+    let request_headers =
+        resolve_request_headers(r, &["proxy", "request_headers"], raw.request_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
-    let redirect_rewrite = resolve_redirect_rewrite(r, raw.redirect_rewrite);
+    let redirect_rewrite =
+        resolve_redirect_rewrite(r, &["proxy", "redirect_rewrite"], raw.redirect_rewrite);
     let tls13_only = match raw.tls_min_version.as_deref().map(str::trim) {
         None | Some("tls12") => false,
         Some("tls13") => true,
@@ -1797,15 +1818,24 @@ fn resolve_proxy(
             false
         }
     };
-    // nginx's spelling and meaning: 0 is no limit.
-    let max_request_body = match raw.max_request_body.as_ref().map(units::size) {
-        None | Some(Ok(0)) => None,
-        Some(Ok(bytes)) => Some(bytes),
-        Some(Err(message)) => {
-            r.error(&["proxy", "max_request_body"], message);
-            None
-        }
-    };
+    let max_request_body = request_body_limit(
+        r,
+        &["proxy", "max_request_body"],
+        raw.max_request_body.as_ref(),
+    );
+    let routes = resolve_routes(
+        r,
+        raw.routes,
+        &Route {
+            path: PathMatch::Prefix("/".to_string()),
+            upstream: upstream.clone(),
+            upstream_connect_timeout,
+            upstream_response_timeout,
+            max_request_body,
+            request_headers: request_headers.clone(),
+            redirect_rewrite: redirect_rewrite.clone(),
+        },
+    );
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1868,6 +1898,7 @@ fn resolve_proxy(
         response_headers,
         request_headers,
         fixed_responses,
+        routes,
         redirect_rewrite,
         x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
         drop_underscore_headers: r.boolean(
@@ -1897,12 +1928,12 @@ const NOT_RESPONSE_HEADERS: &[(&str, &str)] = &[
 /// ASCII on one line; None after an error.
 fn checked_header(
     r: &mut Resolver,
-    key: &str,
+    base: &[&str],
     verb: &str,
     (name, value): (String, String),
     forbidden: &[(&str, &str)],
 ) -> Option<(String, String)> {
-    let at = ["proxy", key, name.as_str()];
+    let at: Vec<&str> = base.iter().copied().chain([name.as_str()]).collect();
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         r.error(&at, format!("{name:?} is not an HTTP header name"));
         return None;
@@ -1933,7 +1964,13 @@ fn resolve_response_headers(
     raw.unwrap_or_default()
         .into_iter()
         .filter_map(|header| {
-            checked_header(r, "response_headers", "added", header, NOT_RESPONSE_HEADERS)
+            checked_header(
+                r,
+                &["proxy", "response_headers"],
+                "added",
+                header,
+                NOT_RESPONSE_HEADERS,
+            )
         })
         .collect()
 }
@@ -1970,18 +2007,19 @@ const NOT_REQUEST_HEADERS: &[(&str, &str)] = &[
 /// `$remote_addr` stand for the request's; `""` removes the header.
 fn resolve_request_headers(
     r: &mut Resolver,
+    base: &[&str],
     raw: Option<BTreeMap<String, String>>,
 ) -> Vec<(String, String)> {
     let mut headers = Vec::new();
     for header in raw.unwrap_or_default() {
-        let Some((name, value)) =
-            checked_header(r, "request_headers", "set", header, NOT_REQUEST_HEADERS)
+        let Some((name, value)) = checked_header(r, base, "set", header, NOT_REQUEST_HEADERS)
         else {
             continue;
         };
         if let Err(variable) = super::request_header_parts(&value) {
+            let at: Vec<&str> = base.iter().copied().chain([name.as_str()]).collect();
             r.error(
-                &["proxy", "request_headers", name.as_str()],
+                &at,
                 format!("{variable}: only $host and $remote_addr are replaced in a value"),
             );
             continue;
@@ -1995,13 +2033,16 @@ fn resolve_request_headers(
 /// `from` not empty; `to` may be empty or a path (a relative URL).
 fn resolve_redirect_rewrite(
     r: &mut Resolver,
+    base: &[&str],
     raw: Option<Vec<raw::RawRedirectRewrite>>,
 ) -> Vec<RedirectRewrite> {
     let printable = |text: &str| text.bytes().all(|b| (b' '..=b'~').contains(&b));
     let mut rewrites = Vec::new();
     for (index, rewrite) in raw.unwrap_or_default().into_iter().enumerate() {
         let index = index.to_string();
-        let at = |key: &'static str| ["proxy", "redirect_rewrite", index.as_str(), key];
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter().copied().chain([index.as_str(), key]).collect()
+        };
         let Some(from) = rewrite.from.filter(|f| !f.is_empty()) else {
             r.error(
                 &at("from"),
@@ -2041,19 +2082,22 @@ fn resolve_fixed_responses(
     for (spec, response) in raw.unwrap_or_default() {
         let at = |key: &'static str| ["proxy", "fixed_responses", spec.as_str(), key];
         let path_at = ["proxy", "fixed_responses", spec.as_str()];
-        let (exact, path) = match spec.trim().strip_prefix('=') {
-            Some(rest) => (true, rest.trim().to_string()),
-            None => (false, spec.trim().to_string()),
+        let path = match PathMatch::parse(&spec) {
+            Ok(path) => path,
+            Err(message) => {
+                r.error(&path_at, message);
+                continue;
+            }
         };
-        if !path.starts_with('/') || !printable(&path) || path.contains(' ') {
+        if matches!(path, PathMatch::Regex { .. }) {
             r.error(
                 &path_at,
-                "is not a path such as \"/healthz\" (every path under it) or \"= /ping\" \
-                 (that path only)",
+                "a regular expression is not supported here (the answers are not kept in the \
+                 order written): give a path, \"= /path\" or \"^~ /prefix\"",
             );
             continue;
         }
-        if path == "/" && !exact {
+        if path.is_everything() {
             r.error(
                 &path_at,
                 "would answer every request: `/` is what the proxy forwards to the upstream",
@@ -2115,7 +2159,6 @@ fn resolve_fixed_responses(
         }
         fixed.push(FixedResponse {
             path,
-            exact,
             status,
             body: response.body.unwrap_or_default(),
             content_type,
@@ -2123,6 +2166,92 @@ fn resolve_fixed_responses(
         });
     }
     fixed
+}
+
+/// `proxy.routes = [{ location = "/api/", upstream = "http://127.0.0.1:8080" }]`: each
+/// setting a route leaves out is the proxy's (`proxy`).
+fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Route) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let base = ["proxy", "routes", index.as_str()];
+        let at = |key: &'static str| ["proxy", "routes", index.as_str(), key];
+        let path = match route.location.as_deref().map(PathMatch::parse) {
+            None => {
+                r.error(
+                    &at("location"),
+                    "is required: the requests it takes, as an nginx location (\"/api/\", \
+                     \"= /ping\", \"~ ^/ws\")",
+                );
+                continue;
+            }
+            Some(Err(message)) => {
+                r.error(&at("location"), message);
+                continue;
+            }
+            Some(Ok(path)) if path.is_everything() => {
+                r.error(
+                    &at("location"),
+                    "would take every request: set the proxy's own upstream and settings for `/`",
+                );
+                continue;
+            }
+            Some(Ok(path)) => path,
+        };
+        let mut duration = |key: &'static str, value: Option<&Scalar>, default: Duration| {
+            let value = r.duration(&at(key), value, default);
+            if value.is_zero() {
+                r.error(&at(key), "must be greater than 0s");
+            }
+            value
+        };
+        let upstream_connect_timeout = duration(
+            "upstream_connect_timeout",
+            route.upstream_connect_timeout.as_ref(),
+            proxy.upstream_connect_timeout,
+        );
+        let upstream_response_timeout = duration(
+            "upstream_response_timeout",
+            route.upstream_response_timeout.as_ref(),
+            proxy.upstream_response_timeout,
+        );
+        let upstream = match route.upstream {
+            Some(text) => upstream_uri(r, &at("upstream"), &text),
+            None => proxy.upstream.clone(),
+        };
+        let max_request_body = match route.max_request_body {
+            Some(value) => request_body_limit(r, &at("max_request_body"), Some(&value)),
+            None => proxy.max_request_body,
+        };
+        let request_headers = match route.request_headers {
+            Some(headers) => {
+                let base: Vec<&str> = base.iter().copied().chain(["request_headers"]).collect();
+                resolve_request_headers(r, &base, Some(headers))
+            }
+            None => proxy.request_headers.clone(),
+        };
+        let redirect_rewrite = match route.redirect_rewrite {
+            Some(rewrites) => {
+                let base: Vec<&str> = base.iter().copied().chain(["redirect_rewrite"]).collect();
+                resolve_redirect_rewrite(r, &base, Some(rewrites))
+            }
+            None => proxy.redirect_rewrite.clone(),
+        };
+        if routes.iter().any(|other: &Route| other.path == path) {
+            r.error(&at("location"), format!("{path} is given twice"));
+            continue;
+        }
+        routes.push(Route {
+            path,
+            upstream,
+            upstream_connect_timeout,
+            upstream_response_timeout,
+            max_request_body,
+            request_headers,
+            redirect_rewrite,
+        });
+    }
+    routes
 }
 
 /// `telemetry { cert_labels = { "/path/tls.crt" = "web" } }`. A path no template can write

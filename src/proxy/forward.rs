@@ -87,8 +87,11 @@ impl Peer {
 
 /// Sends requests to the upstream.
 pub(crate) struct Forwarder {
-    upstream: Arc<Upstream>,
-    response_timeout: Duration,
+    /// `proxy.upstream` and the proxy's own settings: where a request goes when no location of
+    /// `locations` takes it.
+    default: Target,
+    /// `proxy.fixed_responses` and `proxy.routes`.
+    locations: Locations,
     forwarded: ForwardedHeaders,
     trusted_proxies: Vec<Cidr>,
     hsts: Option<HeaderValue>,
@@ -97,23 +100,128 @@ pub(crate) struct Forwarder {
     x_real_ip: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
-    /// `proxy.max_request_body`, in bytes.
-    max_request_body: Option<u64>,
-    /// `proxy.fixed_responses`.
-    fixed: FixedResponses,
-    /// `proxy.request_headers`: set or removed on each forwarded request.
-    request_headers: Vec<(HeaderName, SetHeader)>,
-    /// `proxy.redirect_rewrite`: (from, to), in order.
-    redirects: Vec<(Bytes, Bytes)>,
     metrics: ProxyMetrics,
 }
 
-/// The answers the proxy gives itself (`proxy.fixed_responses`), found as nginx finds a
-/// location: an exact path first, then the longest prefix; anything else is forwarded.
-struct FixedResponses {
-    exact: Vec<(String, Fixed)>,
-    /// Longest first.
-    prefixes: Vec<(String, Fixed)>,
+/// An upstream and the settings a request to it is sent with: the proxy's own, or a route's.
+struct Target {
+    upstream: Arc<Upstream>,
+    response_timeout: Duration,
+    /// `max_request_body`, in bytes.
+    max_request_body: Option<u64>,
+    /// `request_headers`: set or removed on each forwarded request.
+    request_headers: Vec<(HeaderName, SetHeader)>,
+    /// `redirect_rewrite`: (from, to), in order.
+    redirects: Vec<(Bytes, Bytes)>,
+}
+
+impl Target {
+    fn new(
+        upstream: &Uri,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        max_request_body: Option<u64>,
+        request_headers: &[(String, String)],
+        redirects: &[config::RedirectRewrite],
+    ) -> Target {
+        let authority = upstream
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("127.0.0.1:80"));
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Target {
+            upstream: Upstream::new(address, connect_timeout),
+            response_timeout,
+            max_request_body,
+            // Validated when the configuration was resolved.
+            request_headers: request_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                    let parts = config::request_header_parts(value).ok()?;
+                    let set = match parts.as_slice() {
+                        [] => SetHeader::Remove,
+                        [config::RequestHeaderPart::Text(text)] => {
+                            SetHeader::Fixed(HeaderValue::from_str(text).ok()?)
+                        }
+                        _ => SetHeader::PerRequest(parts),
+                    };
+                    Some((name, set))
+                })
+                .collect(),
+            redirects: redirects
+                .iter()
+                .map(|r| (Bytes::from(r.from.clone()), Bytes::from(r.to.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// What a location does with the requests it takes.
+enum Action {
+    /// Answers them itself (`proxy.fixed_responses`).
+    Answer(Fixed),
+    /// Forwards them (`proxy.routes`).
+    Forward(Target),
+}
+
+/// The locations of `proxy.fixed_responses` and `proxy.routes`, looked up as nginx looks up
+/// its `location` blocks: an exact path; else the longest prefix, if it is `^~`; else the
+/// first regular expression that matches, in the order written; else the longest prefix.
+/// `None`: the proxy's own upstream and settings.
+#[derive(Default)]
+struct Locations {
+    exact: Vec<(String, Action)>,
+    /// Longest first; `true`: `^~` (no regular expression is tried after it).
+    prefixes: Vec<(String, bool, Action)>,
+    regexes: Vec<(regex::Regex, Action)>,
+}
+
+impl Locations {
+    fn add(&mut self, path: &config::PathMatch, action: Action) {
+        match path {
+            config::PathMatch::Exact(path) => self.exact.push((path.clone(), action)),
+            config::PathMatch::Prefix(path) => self.prefixes.push((path.clone(), false, action)),
+            config::PathMatch::PrefixNoRegex(path) => {
+                self.prefixes.push((path.clone(), true, action));
+            }
+            config::PathMatch::Regex {
+                pattern,
+                ignore_case,
+            } => {
+                // Validated when the configuration was resolved.
+                if let Ok(regex) = config::regex_for(pattern, *ignore_case) {
+                    self.regexes.push((regex, action));
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty() && self.regexes.is_empty()
+    }
+
+    fn find(&self, path: &str) -> Option<&Action> {
+        if let Some((_, action)) = self.exact.iter().find(|(p, _)| p == path) {
+            return Some(action);
+        }
+        let prefix = self
+            .prefixes
+            .iter()
+            .find(|(p, _, _)| path.starts_with(p.as_str()));
+        if let Some((_, true, action)) = prefix {
+            return Some(action);
+        }
+        self.regexes
+            .iter()
+            .find(|(regex, _)| regex.is_match(path))
+            .map(|(_, action)| action)
+            .or(prefix.map(|(_, _, action)| action))
+    }
 }
 
 /// One fixed answer, its parts built once.
@@ -124,47 +232,20 @@ struct Fixed {
     location: Option<HeaderValue>,
 }
 
-impl FixedResponses {
-    fn new(config: &[config::FixedResponse]) -> FixedResponses {
-        let mut exact = Vec::new();
-        let mut prefixes = Vec::new();
-        for entry in config {
-            // Validated when the configuration was resolved.
-            let fixed = Fixed {
-                status: StatusCode::from_u16(entry.status).unwrap_or(StatusCode::OK),
-                body: Bytes::from(entry.body.clone()),
-                content_type: (!entry.body.is_empty())
-                    .then(|| HeaderValue::from_str(&entry.content_type).ok())
-                    .flatten(),
-                location: entry
-                    .location
-                    .as_deref()
-                    .and_then(|l| HeaderValue::from_str(l).ok()),
-            };
-            if entry.exact {
-                exact.push((entry.path.clone(), fixed));
-            } else {
-                prefixes.push((entry.path.clone(), fixed));
-            }
+impl Fixed {
+    fn new(entry: &config::FixedResponse) -> Fixed {
+        // Validated when the configuration was resolved.
+        Fixed {
+            status: StatusCode::from_u16(entry.status).unwrap_or(StatusCode::OK),
+            body: Bytes::from(entry.body.clone()),
+            content_type: (!entry.body.is_empty())
+                .then(|| HeaderValue::from_str(&entry.content_type).ok())
+                .flatten(),
+            location: entry
+                .location
+                .as_deref()
+                .and_then(|l| HeaderValue::from_str(l).ok()),
         }
-        prefixes.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
-        FixedResponses { exact, prefixes }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.prefixes.is_empty()
-    }
-
-    fn find(&self, path: &str) -> Option<&Fixed> {
-        self.exact
-            .iter()
-            .find(|(p, _)| p == path)
-            .or_else(|| {
-                self.prefixes
-                    .iter()
-                    .find(|(p, _)| path.starts_with(p.as_str()))
-            })
-            .map(|(_, fixed)| fixed)
     }
 }
 
@@ -189,18 +270,34 @@ impl Fixed {
 impl Forwarder {
     /// A forwarder for the `proxy {}` settings.
     pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> Forwarder {
-        let parts = config.upstream.clone().into_parts();
-        let authority = parts
-            .authority
-            .unwrap_or_else(|| Authority::from_static("127.0.0.1:80"));
-        let address = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
+        let mut locations = Locations::default();
+        for entry in &config.fixed_responses {
+            locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
+        }
+        for route in &config.routes {
+            let target = Target::new(
+                &route.upstream,
+                route.upstream_connect_timeout,
+                route.upstream_response_timeout,
+                route.max_request_body,
+                &route.request_headers,
+                &route.redirect_rewrite,
+            );
+            locations.add(&route.path, Action::Forward(target));
+        }
+        locations
+            .prefixes
+            .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
         Forwarder {
-            upstream: Upstream::new(address, config.upstream_connect_timeout),
-            response_timeout: config.upstream_response_timeout,
+            default: Target::new(
+                &config.upstream,
+                config.upstream_connect_timeout,
+                config.upstream_response_timeout,
+                config.max_request_body,
+                &config.request_headers,
+                &config.redirect_rewrite,
+            ),
+            locations,
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -221,30 +318,6 @@ impl Forwarder {
                 .collect(),
             x_real_ip: config.x_real_ip,
             drop_underscore_headers: config.drop_underscore_headers,
-            max_request_body: config.max_request_body,
-            fixed: FixedResponses::new(&config.fixed_responses),
-            // Validated when the configuration was resolved.
-            request_headers: config
-                .request_headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-                    let parts = config::request_header_parts(value).ok()?;
-                    let set = match parts.as_slice() {
-                        [] => SetHeader::Remove,
-                        [config::RequestHeaderPart::Text(text)] => {
-                            SetHeader::Fixed(HeaderValue::from_str(text).ok()?)
-                        }
-                        _ => SetHeader::PerRequest(parts),
-                    };
-                    Some((name, set))
-                })
-                .collect(),
-            redirects: config
-                .redirect_rewrite
-                .iter()
-                .map(|r| (Bytes::from(r.from.clone()), Bytes::from(r.to.clone())))
-                .collect(),
             metrics,
         }
     }
@@ -273,9 +346,32 @@ impl Forwarder {
                 return self.finish(started, error(status, why));
             }
         };
-        if !self.fixed.is_empty()
-            && let Some(fixed) = self.fixed.find(request.uri().path())
+        let action = if self.locations.is_empty() {
+            None
+        } else {
+            self.locations.find(request.uri().path())
+        };
+        let (target, answer) = match action {
+            None => (&self.default, None),
+            Some(Action::Forward(target)) => (target, None),
+            // nginx checks the body's length before a location's `return`, with the server's
+            // limit.
+            Some(Action::Answer(fixed)) => (&self.default, Some(fixed)),
+        };
+        // A body announced longer than allowed is refused before anything is forwarded, as
+        // nginx does; one that grows past the limit is stopped by `RequestBody`.
+        if let Some(limit) = target.max_request_body
+            && request
+                .body()
+                .size_hint()
+                .exact()
+                .is_some_and(|length| length > limit)
         {
+            self.metrics.client_errors.body_too_large.inc();
+            discard_body(request, h1);
+            return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+        }
+        if let Some(fixed) = answer {
             // Answered here whatever the method and body, as nginx's `return` does.
             let response = fixed.response();
             discard_body(request, h1);
@@ -304,8 +400,8 @@ impl Forwarder {
         self.add_forwarded(request.headers_mut(), peer, &host);
         // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
         request.headers_mut().insert(header::HOST, host);
-        if !self.request_headers.is_empty() {
-            set_request_headers(request.headers_mut(), &self.request_headers, peer);
+        if !target.request_headers.is_empty() {
+            set_request_headers(request.headers_mut(), &target.request_headers, peer);
         }
         let path = request
             .uri()
@@ -317,14 +413,14 @@ impl Forwarder {
         *request.version_mut() = Version::HTTP_11;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let errors = &self.metrics.client_errors;
-        let limit = self
+        let limit = target
             .max_request_body
             .map(|bytes| (bytes, errors.body_too_large.clone()));
         let request = request.map(|body| RequestBody::new(body, errors.body.clone(), h1, limit));
 
-        let sent = self.upstream.send(request, upgrade);
+        let sent = target.upstream.send(request, upgrade);
         let forwarded = upstream_time.is_some().then(Instant::now);
-        let response = match tokio::time::timeout(self.response_timeout, sent).await {
+        let response = match tokio::time::timeout(target.response_timeout, sent).await {
             Err(_) => {
                 self.metrics.upstream_error("timeout");
                 return self.finish(
@@ -370,8 +466,8 @@ impl Forwarder {
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());
-        if !self.redirects.is_empty() {
-            rewrite_redirects(response.headers_mut(), &self.redirects);
+        if !target.redirects.is_empty() {
+            rewrite_redirects(response.headers_mut(), &target.redirects);
         }
         if h2 {
             own_header_values(response.headers_mut());
@@ -399,23 +495,10 @@ impl Forwarder {
                 "transfer codings other than chunked are not implemented\n",
             ));
         }
-        let host = request_host(request).map_err(|why| {
+        request_host(request).map_err(|why| {
             errors.host.inc();
             (StatusCode::BAD_REQUEST, why)
-        })?;
-        // A body announced longer than allowed is refused before anything is forwarded, as
-        // nginx does; one that grows past the limit is stopped by `RequestBody`.
-        if let Some(limit) = self.max_request_body
-            && request
-                .body()
-                .size_hint()
-                .exact()
-                .is_some_and(|length| length > limit)
-        {
-            errors.body_too_large.inc();
-            return Err((StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
-        }
-        Ok(host)
+        })
     }
 
     fn finish(&self, started: Instant, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
@@ -931,6 +1014,57 @@ fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which location each path goes to, as nginx picks among `location` blocks.
+    #[test]
+    fn locations_are_picked_as_nginx_picks_them() {
+        let mut locations = Locations::default();
+        let fixed = |status: u16| {
+            Action::Answer(Fixed {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: Bytes::new(),
+                content_type: None,
+                location: None,
+            })
+        };
+        for (spec, status) in [
+            ("= /exact", 201),
+            ("/static/", 202),
+            ("^~ /static/img/", 203),
+            ("~ \\.png$", 204),
+            ("~* ^/API/", 205),
+            ("~ ^/api/v1", 206),
+            ("/api/v1/long/", 207),
+            ("/exact", 208),
+        ] {
+            let path = config::PathMatch::parse(spec).unwrap();
+            locations.add(&path, fixed(status));
+        }
+        locations
+            .prefixes
+            .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
+        let found = |path: &str| match locations.find(path) {
+            Some(Action::Answer(fixed)) => Some(fixed.status.as_u16()),
+            Some(Action::Forward(_)) => unreachable!(),
+            None => None,
+        };
+        // Exact before anything.
+        assert_eq!(found("/exact"), Some(201));
+        assert_eq!(found("/exactly"), Some(208));
+        // A plain prefix loses to a regular expression that matches, wins when none does.
+        assert_eq!(found("/static/a.png"), Some(204));
+        assert_eq!(found("/static/a.css"), Some(202));
+        // `^~` as the longest prefix: no regular expression is tried.
+        assert_eq!(found("/static/img/a.png"), Some(203));
+        // Regular expressions in the order written, `~*` ignoring case.
+        assert_eq!(found("/api/v1/users"), Some(205));
+        assert_eq!(found("/Api/v2"), Some(205));
+        // The longest prefix is not `^~`: the regular expressions come first.
+        assert_eq!(found("/api/v1/long/x"), Some(205));
+        // Nothing: the proxy's own upstream.
+        assert_eq!(found("/"), None);
+        assert_eq!(found("/other"), None);
+    }
 
     #[test]
     fn request_headers_are_set_or_removed_as_nginx_proxy_set_header_does() {

@@ -1146,6 +1146,97 @@ async fn fixed_responses_are_answered_by_the_proxy() {
     );
 }
 
+/// `proxy.routes`: each location goes to its own upstream with its own settings, picked as nginx
+/// picks a location (exact, `^~` prefix, regular expressions in order, longest prefix), fixed
+/// responses among them; a route's limit, headers and timeout are its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_take_their_locations_with_their_own_settings() {
+    let app = Recorder::start("").await;
+    let hub = Recorder::start("").await;
+    let php = Recorder::start("").await;
+    // An upstream that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let setting = format!(
+        "  request_headers = {{ \"X-Route\" = \"default\" }}\n  fixed_responses = {{\n    \
+         \"^~ /hub/status\" = {{ status = 204 }}\n  }}\n  routes = [\n    \
+         {{ location = \"^~ /hub\", upstream = \"http://{}\" }},\n    \
+         {{ location = \"~ \\\\.php$\", upstream = \"http://{}\", request_headers = {{ \"X-Route\" = \"php\" }} }},\n    \
+         {{ location = \"~* ^/PHP/\", upstream = \"http://{}\" }},\n    \
+         {{ location = \"/upload/\", max_request_body = \"10\" }},\n    \
+         {{ location = \"= /slow\", upstream = \"http://{silent_address}\", upstream_response_timeout = \"1s\" }},\n  ]\n",
+        hub.address, php.address, hub.address,
+    );
+    let fixture = fixture(app.address, &setting).await;
+    let get = |path: &'static str| {
+        Via::H1(format!("GET {path} HTTP/1.1\r\nHost: a.example\r\n\r\n").leak())
+    };
+    for (path, to) in [
+        ("/hub/ws", "hub"),
+        // `^~`: the regular expressions are not tried.
+        ("/hub/x.php", "hub"),
+        ("/x.php?a=1", "php"),
+        // The first regular expression that matches, in the order written.
+        ("/php/x.php", "php"),
+        ("/Php/x.html", "hub"),
+        ("/upload/a", "app"),
+        ("/other", "app"),
+    ] {
+        let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &get(path)).await;
+        assert_eq!(status, "200", "{path}");
+        let (recorder, route) = match to {
+            "hub" => (&hub, "default"),
+            "php" => (&php, "php"),
+            _ => (&app, "default"),
+        };
+        let received = recorder.wait_take(1).await;
+        assert_eq!(
+            received[0].request_line(),
+            format!("GET {path} HTTP/1.1"),
+            "{path} goes to {to}"
+        );
+        assert_eq!(received[0].header("x-route"), [route], "{path}");
+    }
+    let (status, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &get("/hub/status/x"),
+    )
+    .await;
+    assert_eq!(status, "204", "the longer ^~ fixed response wins");
+    // The route's body limit; the proxy's own (none) elsewhere.
+    let post = |path: &str| {
+        Via::H1(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: a.example\r\nContent-Length: 20\r\n\r\n{}",
+                "x".repeat(20)
+            )
+            .leak(),
+        )
+    };
+    let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &post("/upload/a")).await;
+    assert_eq!(status, "413");
+    let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &post("/other")).await;
+    assert_eq!(status, "200");
+    assert_eq!(app.wait_take(1).await[0].body, b"x".repeat(20));
+    // The route's response timeout, where the proxy's own is 60 s.
+    let started = std::time::Instant::now();
+    let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &get("/slow")).await;
+    assert_eq!(status, "504");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(hub.take().is_empty() && php.take().is_empty() && app.take().is_empty());
+}
+
 /// `proxy.tls_min_version = "tls13"` (nginx's `ssl_protocols TLSv1.3`): a client that speaks
 /// TLS 1.2 only is refused in the handshake, a TLS 1.3 client is served; by default both are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
