@@ -699,6 +699,7 @@ pub struct Route {
     /// in a location replaces the server's.
     pub request_headers: Vec<(String, String)>,
     pub redirect_rewrite: Vec<RedirectRewrite>,
+    pub x_real_ip: bool,
 }
 
 /// One of `proxy.fixed_responses`.

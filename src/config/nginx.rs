@@ -4,13 +4,13 @@
 //! nginx's syntax is read in full (directives, blocks, quoting, comments, `include` with a
 //! `*` in the file name), then the one `server` that listens with `ssl` is mapped: `listen`,
 //! `ssl_certificate`, `ssl_certificate_key`, client certificates, `location / { proxy_pass }`,
-//! timeouts, `add_header`, the access log (nginx's default of one line per request included),
+//! the other locations that `proxy_pass` (as `proxy.routes`) or `return`, timeouts, `add_header`, the access log (nginx's default of one line per request included),
 //! the real-IP trust list, `proxy_set_header`, `proxy_redirect` (its implicit `default`
 //! included) and nginx's default of dropping request headers named with an underscore. Words
 //! are read as `ngx_conf_read_token` reads them, backslashes included. A directive whose
 //! effect the proxy reproduces another way, or that only tunes nginx itself (workers, buffers,
 //! ciphers), gets a warning saying so. One that would change what a request or a response is
-//! — another `location`, `return` with a variable, access control, a rewrite — is an error at
+//! — a location that serves files, `return` with a variable, access control, a rewrite — is an error at
 //! its line, since serving without it would not be the same server. Each setting keeps its directive's `FILE:LINE:COL`, so a value
 //! the proxy refuses is reported there.
 
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use figment::value::Value;
 
+use super::PathMatch;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning};
 
 /// One parsed directive.
@@ -684,6 +685,9 @@ struct Mapper {
     real_ip_from: bool,
     /// The `proxy_pass` mapped and its URL as written, variables included.
     proxy_pass_url: Option<(Directive, String)>,
+    /// Locations other than `/` that `proxy_pass`: `proxy.routes`, read once the server's own
+    /// directives (which they inherit) are all known.
+    routes: Vec<Directive>,
 }
 
 impl Mapper {
@@ -954,6 +958,7 @@ impl Mapper {
         self.invalid_headers(server, directives);
         self.listen(server, &listens, ssl_on.as_ref());
         self.proxy_ssl();
+        self.routes();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1338,14 +1343,24 @@ impl Mapper {
             return false;
         }
         if !is_root {
-            self.error(
-                d,
-                format!(
-                    "only `location /` is served (every request goes to one upstream): \
-                     location {} would not be",
-                    d.args.join(" ")
-                ),
-            );
+            let proxies = d
+                .block
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|inner| inner.name == "proxy_pass");
+            if proxies {
+                self.routes.push(d.clone());
+            } else {
+                self.error(
+                    d,
+                    format!(
+                        "location {} is not served: the proxy forwards (`proxy_pass`) or answers \
+                         (`return`), it serves no files",
+                        d.args.join(" ")
+                    ),
+                );
+            }
             return false;
         }
         let body = d.block.clone().unwrap_or_default();
@@ -1475,10 +1490,29 @@ impl Mapper {
     fn proxy_set_headers(&mut self) {
         let [outer, location] = std::mem::take(&mut self.set_headers);
         let level = if location.is_empty() { outer } else { location };
+        let url = self.proxy_pass_url.clone();
+        let (first, headers, real_ip) = self.request_headers(&level, url.as_ref());
+        if let Some(d) = real_ip {
+            self.set(&d, &["proxy", "x_real_ip"], Value::from(true));
+        }
+        if let Some(d) = first {
+            self.set(&d, &["proxy", "request_headers"], Value::from(headers));
+        }
+    }
+
+    /// The `proxy_set_header`s of one level as `request_headers` (see
+    /// [`Mapper::proxy_set_headers`]), the first of them, and the `X-Real-IP $remote_addr`
+    /// that stands for `x_real_ip` if there is one.
+    fn request_headers(
+        &mut self,
+        level: &[Directive],
+        proxy_pass_url: Option<&(Directive, String)>,
+    ) -> (Option<Directive>, figment::value::Dict, Option<Directive>) {
+        let mut real_ip_at = None;
         let mut headers = figment::value::Dict::new();
         let mut first: Option<Directive> = None;
         let mut host = false;
-        for d in &level {
+        for d in level {
             let [name, value] = d.args.as_slice() else {
                 self.error(d, "expects a header name and a value");
                 continue;
@@ -1490,7 +1524,7 @@ impl Mapper {
                            address that peer forwards; the proxy's is always the peer's (the TCP \
                            address)";
             if lower == "x-real-ip" && value == "$remote_addr" {
-                self.set(d, &["proxy", "x_real_ip"], Value::from(true));
+                real_ip_at = Some(d.clone());
                 if self.real_ip_from {
                     self.warn(d, real_ip);
                 }
@@ -1552,10 +1586,7 @@ impl Mapper {
             headers.insert(name.clone(), Value::from(fixed));
             first.get_or_insert_with(|| d.clone());
         }
-        if let Some(d) = first {
-            self.set(&d, &["proxy", "request_headers"], Value::from(headers));
-        }
-        if !host && let Some((at, url)) = self.proxy_pass_url.clone() {
+        if !host && let Some((at, url)) = proxy_pass_url {
             let authority = url
                 .trim_start_matches("http://")
                 .split(['/', '$'])
@@ -1563,13 +1594,14 @@ impl Mapper {
                 .unwrap_or_default()
                 .to_string();
             self.warn(
-                &at,
+                at,
                 format!(
                     "no proxy_set_header Host: nginx sends Host: {authority} (the proxy_pass \
                      host), the proxy passes the Host the client sent"
                 ),
             );
         }
+        (first, headers, real_ip_at)
     }
 
     /// `ignore_invalid_headers` (nginx's default on) and `underscores_in_headers` (default off):
@@ -1621,27 +1653,36 @@ impl Mapper {
     fn proxy_redirect(&mut self) {
         let [outer, location] = std::mem::take(&mut self.redirects);
         let level = if location.is_empty() { outer } else { location };
-        let key: &'static [&'static str] = &["proxy", "redirect_rewrite"];
-        let rule = |from: &str, to: &str| {
-            let mut entry = figment::value::Dict::new();
-            entry.insert("from".into(), Value::from(from.to_string()));
-            entry.insert("to".into(), Value::from(to.to_string()));
-            Value::from(entry)
-        };
         let default = self.proxy_pass.clone().map(|(at, url)| {
             let from = if url.ends_with('/') {
                 url
             } else {
                 format!("{url}/")
             };
-            (at, from)
+            (at, from, "/".to_string())
         });
+        if let Some((at, rules)) = self.redirect_rules(&level, default) {
+            self.set(&at, &["proxy", "redirect_rewrite"], Value::from(rules));
+        }
+    }
+
+    /// The `proxy_redirect`s of one level as `redirect_rewrite` rules, with the directive to
+    /// place them at; `default` is what nginx's `default` stands for (where, from, to), none
+    /// with a variable in `proxy_pass`. `None`: nothing is rewritten.
+    fn redirect_rules(
+        &mut self,
+        level: &[Directive],
+        default: Option<(Directive, String, String)>,
+    ) -> Option<(Directive, Vec<Value>)> {
+        let rule = |from: &str, to: &str| {
+            let mut entry = figment::value::Dict::new();
+            entry.insert("from".into(), Value::from(from.to_string()));
+            entry.insert("to".into(), Value::from(to.to_string()));
+            Value::from(entry)
+        };
         if level.is_empty() {
             // nginx's default is `proxy_redirect default` (none with a variable in proxy_pass).
-            if let Some((at, from)) = default {
-                self.set(&at, key, Value::from(vec![rule(&from, "/")]));
-            }
-            return;
+            return default.map(|(at, from, to)| (at, vec![rule(&from, &to)]));
         }
         if let Some(off) = level
             .iter()
@@ -1652,16 +1693,16 @@ impl Mapper {
                 "ignored: off rewrites nothing: Location and Refresh are passed as the app \
                  sends them",
             );
-            return;
+            return None;
         }
         let relative = "a Location rewritten to a path is sent as that path (nginx makes it \
                         absolute with its scheme, host and port); clients follow both";
         let mut rules = Vec::new();
-        for d in &level {
+        for d in level {
             match d.args.as_slice() {
                 [one] if one == "default" => match &default {
-                    Some((_, from)) => {
-                        rules.push(rule(from, "/"));
+                    Some((_, from, to)) => {
+                        rules.push(rule(from, to));
                         self.warn(d, relative);
                     }
                     None if self.upstream_is_http => self.error(
@@ -1696,12 +1737,35 @@ impl Mapper {
                 _ => self.error(d, "expects off, default, or the prefix and its replacement"),
             }
         }
-        if let (Some(first), false) = (level.first(), rules.is_empty()) {
-            self.set(first, key, Value::from(rules));
+        match (level.first(), rules.is_empty()) {
+            (Some(first), false) => Some((first.clone(), rules)),
+            _ => None,
         }
     }
 
     fn proxy_pass(&mut self, d: &Directive, target: &str) {
+        let Some(upstream) = self.upstream(d, target) else {
+            return;
+        };
+        if !(upstream.path.is_empty() || upstream.path == "/") {
+            self.error(
+                d,
+                format!(
+                    "a URI in proxy_pass ({}) rewrites paths: not supported",
+                    upstream.path
+                ),
+            );
+            return;
+        }
+        // nginx's `proxy_redirect default` needs the URL as written, and none with a variable.
+        self.proxy_pass = (!upstream.variables).then(|| (d.clone(), target.to_string()));
+        self.proxy_pass_url = Some((d.clone(), target.to_string()));
+        self.set(d, &["proxy", "upstream"], Value::from(upstream.url));
+    }
+
+    /// The upstream a `proxy_pass` names (an `upstream` block's one server, `localhost` as
+    /// 127.0.0.1), or `None` with the error said.
+    fn upstream(&mut self, d: &Directive, target: &str) -> Option<ProxyPass> {
         let Some(rest) = target.strip_prefix("http://") else {
             if target.starts_with("https://") {
                 self.error(
@@ -1711,7 +1775,7 @@ impl Mapper {
             } else {
                 self.error(d, "expects http://HOST:PORT");
             }
-            return;
+            return None;
         };
         // `$request_uri` right after the address: the request's URI as the client sent it,
         // which is what the proxy forwards (and nginx, without a URI).
@@ -1723,19 +1787,12 @@ impl Mapper {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, ""),
         };
-        if !(path.is_empty() || path == "/") {
-            self.error(
-                d,
-                format!("a URI in proxy_pass ({path}) rewrites paths: not supported"),
-            );
-            return;
-        }
         if authority.contains('$') {
             self.error(d, "an upstream chosen by a variable is not supported");
-            return;
+            return None;
         }
         // An `upstream NAME { server ADDR; }` block stands for its one server.
-        let authority = match self
+        let address = match self
             .upstreams
             .iter()
             .find(|u| u.args.first().map(String::as_str) == Some(authority))
@@ -1758,28 +1815,236 @@ impl Mapper {
                                 servers.len()
                             ),
                         );
-                        return;
+                        return None;
                     }
                 }
             }
             None => authority.to_string(),
         };
-        let authority = if authority.contains(':') {
-            authority
+        let address = if address.contains(':') {
+            address
         } else {
-            format!("{authority}:80")
+            format!("{address}:80")
         };
-        let authority = authority.replacen("localhost:", "127.0.0.1:", 1);
+        let address = address.replacen("localhost:", "127.0.0.1:", 1);
         self.upstream_is_http = true;
-        // nginx's `proxy_redirect default` needs the URL as written, and none with a variable.
-        self.proxy_pass = (!variables).then(|| (d.clone(), target.to_string()));
-        self.proxy_pass_url = Some((d.clone(), target.to_string()));
-        self.set(
-            d,
-            &["proxy", "upstream"],
-            Value::from(format!("http://{authority}")),
-        );
+        Some(ProxyPass {
+            url: format!("http://{address}"),
+            written: format!("http://{authority}"),
+            path: path.to_string(),
+            variables,
+        })
     }
+
+    /// The locations other than `/` that `proxy_pass`, as `proxy.routes` (placed at the first).
+    /// Each inherits what its location does not set from the server (and `http`), never from
+    /// `location /`, as nginx does; so every setting is written out for each route.
+    fn routes(&mut self) {
+        let locations = std::mem::take(&mut self.routes);
+        let mut routes = Vec::new();
+        for d in &locations {
+            if let Some(route) = self.route(d) {
+                routes.push(Value::from(route));
+            }
+        }
+        if let (Some(first), false) = (locations.first(), routes.is_empty()) {
+            self.set(first, &["proxy", "routes"], Value::from(routes));
+        }
+    }
+
+    /// One location that `proxy_pass`es, as a `proxy.routes` entry; `None` with its errors said.
+    fn route(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        let spec = d.args.join(" ");
+        let path = match d.args.as_slice() {
+            [name] if name.starts_with('@') => {
+                self.error(
+                    d,
+                    "a named location is reached only by error_page or try_files, which the \
+                     proxy does not have",
+                );
+                return None;
+            }
+            _ => match PathMatch::parse(&spec) {
+                Ok(path) => path,
+                Err(message) => {
+                    self.error(d, format!("location {message}"));
+                    return None;
+                }
+            },
+        };
+        let mut route = figment::value::Dict::new();
+        route.insert("location".into(), Value::from(path.to_string()));
+        let mut pass: Option<(Directive, ProxyPass)> = None;
+        let mut timeouts = Vec::new();
+        let mut headers = Vec::new();
+        let mut redirects = Vec::new();
+        let mut body_size = None;
+        let mut add_headers = Vec::new();
+        let mut ok = true;
+        for inner in d.block.as_deref().unwrap_or_default() {
+            let arg = inner.args.first().cloned().unwrap_or_default();
+            match inner.name.as_str() {
+                "proxy_pass" => match self.upstream(inner, &arg) {
+                    Some(upstream) => pass = Some((inner.clone(), upstream)),
+                    None => ok = false,
+                },
+                "proxy_connect_timeout" | "proxy_read_timeout" => timeouts.push(inner.clone()),
+                "proxy_set_header" => headers.push(inner.clone()),
+                "proxy_redirect" => redirects.push(inner.clone()),
+                "client_max_body_size" => body_size = Some(inner.clone()),
+                "add_header" => add_headers.push(inner.clone()),
+                "access_log" => self.warn(
+                    inner,
+                    "ignored: the proxy's access log (proxy.access_log) is the same for every \
+                     location",
+                ),
+                name if NGINX_ITSELF.contains(&name) => {
+                    let why = why_ignored(name);
+                    self.warn(inner, format!("ignored: {why}"));
+                }
+                _ if self.without_effect(inner) => {}
+                _ => {
+                    ok = false;
+                    self.error(
+                        inner,
+                        format!(
+                            "not supported in location {spec}: the proxy forwards its requests \
+                             as they came"
+                        ),
+                    );
+                }
+            }
+        }
+        // Response headers are the proxy's, the same for every location: nginx's are the
+        // location's own, else the server's.
+        let args = |level: &[Directive]| level.iter().map(|h| h.args.clone()).collect::<Vec<_>>();
+        let [server_headers, root_headers] = &self.headers;
+        let proxy_headers = if root_headers.is_empty() {
+            server_headers
+        } else {
+            root_headers
+        };
+        let differ = |own: &[Directive]| args(own) != args(proxy_headers);
+        if let Some(first) = add_headers.first() {
+            if differ(&add_headers) {
+                ok = false;
+                let root = if root_headers.is_empty() {
+                    "the server's"
+                } else {
+                    "location /'s"
+                };
+                self.error(
+                    first,
+                    format!(
+                        "add_header in location {spec} differs from {root}: the proxy adds the \
+                         same response headers in every location (give them to the server)"
+                    ),
+                );
+            }
+        } else if differ(server_headers) {
+            let warning = format!(
+                "location /'s add_header are added in location {spec} too (nginx adds the \
+                 server's there)"
+            );
+            self.warn(d, warning);
+        }
+        let (at, upstream) = pass?;
+        // The location's path as nginx's `proxy_redirect default` and a URI that leaves paths
+        // alone see it.
+        let location_path = match &path {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => {
+                Some(p.clone())
+            }
+            PathMatch::Regex { .. } => None,
+        };
+        if !upstream.path.is_empty() && Some(&upstream.path) != location_path.as_ref() {
+            self.error(
+                &at,
+                format!(
+                    "a URI in proxy_pass ({}) rewrites this location's paths: not supported \
+                     (leave it out, or give the location's own path)",
+                    upstream.path
+                ),
+            );
+            return None;
+        }
+        if !ok {
+            return None;
+        }
+        route.insert("upstream".into(), Value::from(upstream.url.clone()));
+        // Timeouts: the location's, else the server's, else nginx's 60s.
+        for (name, key) in [
+            ("proxy_connect_timeout", "upstream_connect_timeout"),
+            ("proxy_read_timeout", "upstream_response_timeout"),
+        ] {
+            let last = |level: &[Directive]| level.iter().rfind(|d| d.name == name).cloned();
+            let value = match last(&timeouts).or_else(|| last(&self.upstream_timeouts[0])) {
+                Some(t) => match t.args.first().and_then(|a| time(a)) {
+                    Some(value) => value,
+                    None => {
+                        self.error(&t, "expects a time such as 60s, 1m or 500ms");
+                        return None;
+                    }
+                },
+                None => "60s".to_string(),
+            };
+            route.insert(key.into(), Value::from(value));
+        }
+        let body = body_size.or_else(|| self.body_size[0].clone());
+        let body = match body {
+            Some(b) => match (
+                size(b.args.first().map(String::as_str).unwrap_or_default()),
+                b.args.len(),
+            ) {
+                (Some(_), 1) => b.args[0].clone(),
+                _ => {
+                    self.error(&b, "expects a size such as 1m, 512k or 0 (no limit)");
+                    return None;
+                }
+            },
+            None => NGINX_BODY_SIZE.to_string(),
+        };
+        route.insert("max_request_body".into(), Value::from(body));
+        let header_level = if headers.is_empty() {
+            self.set_headers[0].clone()
+        } else {
+            headers
+        };
+        let url = (!upstream.variables).then(|| (at.clone(), upstream.written.clone()));
+        let (_, set, real_ip) = self.request_headers(&header_level, url.as_ref());
+        route.insert("x_real_ip".into(), Value::from(real_ip.is_some()));
+        route.insert("request_headers".into(), Value::from(set));
+        let redirect_level = if redirects.is_empty() {
+            self.redirects[0].clone()
+        } else {
+            redirects
+        };
+        // nginx's `default`: the proxy_pass URL and the location's path, by that path; a
+        // regular expression location has no path, so the URL is cut off.
+        let default = (!upstream.variables).then(|| {
+            let p = location_path.unwrap_or_default();
+            (at.clone(), format!("{}{p}", upstream.written), p)
+        });
+        let rules = self
+            .redirect_rules(&redirect_level, default)
+            .map(|(_, rules)| rules)
+            .unwrap_or_default();
+        route.insert("redirect_rewrite".into(), Value::from(rules));
+        Some(route)
+    }
+}
+
+/// What a `proxy_pass` names.
+struct ProxyPass {
+    /// `http://HOST:PORT`, as `proxy.upstream` takes it.
+    url: String,
+    /// `http://` and the authority as written (an `upstream` block's name stays a name), as
+    /// nginx's `proxy_redirect default` matches it.
+    written: String,
+    /// The URI after the authority, `""` when there is none.
+    path: String,
+    /// `$request_uri` follows the address.
+    variables: bool,
 }
 
 #[cfg(test)]
@@ -1878,10 +2143,96 @@ server {
         .to_string();
         for expected in [
             ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
-            ":8:3: location: only `location /` is served",
+            ":8:3: location: location ~ \\.php$ is not served",
             ":9:3: add_header: a value with a variable is not supported",
             ":10:3: allow: not supported",
             ":11:18: return: a variable is not supported",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
+    }
+
+    /// Locations other than `/` that `proxy_pass` become `proxy.routes`, each with what nginx
+    /// gives it: its own settings, else the server's (never `location /`'s), else nginx's
+    /// defaults; what a route cannot do is an error at its line.
+    #[test]
+    fn other_proxy_pass_locations_become_routes() {
+        let mapped = map(
+            "upstream app { server 127.0.0.1:8080; }\nserver {\n  listen 443 ssl;\n  \
+             ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  proxy_read_timeout 30s;\n  \
+             client_max_body_size 5m;\n  proxy_set_header X-Scheme $scheme;\n  location / {\n    \
+             proxy_pass http://app;\n    proxy_read_timeout 600s;\n    proxy_set_header \
+             X-Real-IP $remote_addr;\n  }\n  location /hub {\n    proxy_pass \
+             http://localhost:3012;\n    proxy_set_header Upgrade $http_upgrade;\n    \
+             proxy_set_header X-Real-IP $remote_addr;\n    proxy_http_version 1.1;\n  }\n  \
+             location ~* ^/api/v[0-9]+/ws$ {\n    proxy_pass http://app;\n    \
+             client_max_body_size 0;\n  }\n  location ^~ /same/ { proxy_pass http://app/same/; }\n}\n",
+        )
+        .unwrap();
+        let routes = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| *key == ["proxy", "routes"])
+            .map(|(at, _, value)| (at.clone(), serde_json::to_value(value).unwrap()))
+            .expect("routes");
+        assert!(
+            routes.0.ends_with(":14:3"),
+            "placed at the first: {}",
+            routes.0
+        );
+        let expected = serde_json::json!([
+            {
+                "location": "/hub",
+                "upstream": "http://127.0.0.1:3012",
+                "upstream_connect_timeout": "60s",
+                "upstream_response_timeout": "30s",
+                "max_request_body": "5m",
+                "request_headers": {},
+                "x_real_ip": true,
+                "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
+            },
+            {
+                "location": "~* ^/api/v[0-9]+/ws$",
+                "upstream": "http://127.0.0.1:8080",
+                "upstream_connect_timeout": "60s",
+                "upstream_response_timeout": "30s",
+                "max_request_body": "0",
+                "request_headers": { "X-Scheme": "https" },
+                "x_real_ip": false,
+                "redirect_rewrite": [{ "from": "http://app", "to": "" }],
+            },
+            {
+                "location": "^~ /same/",
+                "upstream": "http://127.0.0.1:8080",
+                "upstream_connect_timeout": "60s",
+                "upstream_response_timeout": "30s",
+                "max_request_body": "5m",
+                "request_headers": { "X-Scheme": "https" },
+                "x_real_ip": false,
+                "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
+            },
+        ]);
+        assert_eq!(routes.1, expected);
+        assert_eq!(
+            value(&mapped, "proxy.upstream_response_timeout").as_deref(),
+            Some("600s")
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location /api/ {\n    \
+             proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
+             http://127.0.0.1:80;\n    auth_basic \"x\";\n  }\n  location @named { proxy_pass \
+             http://127.0.0.1:80; }\n  location ~ /(?=x) { proxy_pass http://127.0.0.1:80; }\n  \
+             location /h { proxy_pass http://127.0.0.1:80; add_header X-A b; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
+            ":11:5: auth_basic: not supported in location /admin",
+            ":13:3: location: a named location",
+            ":14:3: location: location /(?=x): not a regular expression",
+            "add_header in location /h differs from the server's",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
         }
@@ -2182,7 +2533,7 @@ server {
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains(r"location ~ /\.(?!well-known) would not be"),
+            err.contains(r"location ~ /\.(?!well-known) is not served"),
             "{err}"
         );
         // A fixed header keeps its backslash, as nginx sends it.

@@ -290,6 +290,7 @@ pub(crate) struct RawRoute {
     pub max_request_body: Option<Scalar>,
     pub request_headers: Option<BTreeMap<String, String>>,
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
+    pub x_real_ip: Option<Scalar>,
 }
 
 /// `proxy {}`.

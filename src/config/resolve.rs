@@ -1823,6 +1823,7 @@ fn resolve_proxy(
         &["proxy", "max_request_body"],
         raw.max_request_body.as_ref(),
     );
+    let x_real_ip = r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false);
     let routes = resolve_routes(
         r,
         raw.routes,
@@ -1834,6 +1835,7 @@ fn resolve_proxy(
             max_request_body,
             request_headers: request_headers.clone(),
             redirect_rewrite: redirect_rewrite.clone(),
+            x_real_ip,
         },
     );
     let client_ca_file =
@@ -1900,7 +1902,7 @@ fn resolve_proxy(
         fixed_responses,
         routes,
         redirect_rewrite,
-        x_real_ip: r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false),
+        x_real_ip,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2237,6 +2239,7 @@ fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Rou
             }
             None => proxy.redirect_rewrite.clone(),
         };
+        let x_real_ip = r.boolean(&at("x_real_ip"), route.x_real_ip.as_ref(), proxy.x_real_ip);
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2249,6 +2252,7 @@ fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Rou
             max_request_body,
             request_headers,
             redirect_rewrite,
+            x_real_ip,
         });
     }
     routes

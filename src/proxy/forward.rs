@@ -97,7 +97,6 @@ pub(crate) struct Forwarder {
     hsts: Option<HeaderValue>,
     /// `proxy.response_headers`, parsed once.
     response_headers: Vec<(header::HeaderName, HeaderValue)>,
-    x_real_ip: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
     metrics: ProxyMetrics,
@@ -113,6 +112,8 @@ struct Target {
     request_headers: Vec<(HeaderName, SetHeader)>,
     /// `redirect_rewrite`: (from, to), in order.
     redirects: Vec<(Bytes, Bytes)>,
+    /// `x_real_ip`.
+    x_real_ip: bool,
 }
 
 impl Target {
@@ -123,6 +124,7 @@ impl Target {
         max_request_body: Option<u64>,
         request_headers: &[(String, String)],
         redirects: &[config::RedirectRewrite],
+        x_real_ip: bool,
     ) -> Target {
         let authority = upstream
             .authority()
@@ -157,6 +159,7 @@ impl Target {
                 .iter()
                 .map(|r| (Bytes::from(r.from.clone()), Bytes::from(r.to.clone())))
                 .collect(),
+            x_real_ip,
         }
     }
 }
@@ -282,6 +285,7 @@ impl Forwarder {
                 route.max_request_body,
                 &route.request_headers,
                 &route.redirect_rewrite,
+                route.x_real_ip,
             );
             locations.add(&route.path, Action::Forward(target));
         }
@@ -296,6 +300,7 @@ impl Forwarder {
                 config.max_request_body,
                 &config.request_headers,
                 &config.redirect_rewrite,
+                config.x_real_ip,
             ),
             locations,
             forwarded: config.forwarded_headers,
@@ -316,7 +321,6 @@ impl Forwarder {
                     ))
                 })
                 .collect(),
-            x_real_ip: config.x_real_ip,
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
         }
@@ -397,7 +401,7 @@ impl Forwarder {
         if h2 {
             join_cookies(request.headers_mut());
         }
-        self.add_forwarded(request.headers_mut(), peer, &host);
+        self.add_forwarded(request.headers_mut(), peer, &host, target.x_real_ip);
         // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
         request.headers_mut().insert(header::HOST, host);
         if !target.request_headers.is_empty() {
@@ -524,8 +528,14 @@ impl Forwarder {
     /// Sets the forwarding headers of the configured family and removes the other family's.
     /// A trusted peer's list is appended to, and its `X-Forwarded-Proto`/`-Host` (one line
     /// each) kept; anyone else's forwarding headers are replaced.
-    fn add_forwarded(&self, headers: &mut HeaderMap, peer: &Peer, host: &HeaderValue) {
-        if self.x_real_ip {
+    fn add_forwarded(
+        &self,
+        headers: &mut HeaderMap,
+        peer: &Peer,
+        host: &HeaderValue,
+        x_real_ip: bool,
+    ) {
+        if x_real_ip {
             // nginx's `$remote_addr`: the TCP peer, whatever the client sent.
             headers.insert(X_REAL_IP, peer.for_value.clone());
         }

@@ -326,7 +326,7 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     );
     let text = std::fs::read_to_string(&conf).unwrap().replace(
         "        location / {",
-        "        location /api { proxy_pass http://127.0.0.1:9; }\n        location / {",
+        "        location /api { root /srv; }\n        location / {",
     );
     let line = text
         .lines()
@@ -342,7 +342,7 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "bad.conf:{line}:9: location: only `location /` is served"
+            "bad.conf:{line}:9: location: location /api is not served"
         )),
         "{stderr}"
     );
@@ -489,6 +489,169 @@ async fn return_locations_are_answered_as_nginx_answers_them() {
         log.contains("location: warning: not served: the error_page it serves is ignored"),
         "{log}"
     );
+}
+
+/// Locations that `proxy_pass` elsewhere or with settings of their own (`proxy.routes`): each
+/// path reaches the same upstream from nginx and from the proxy on one file, with the same
+/// headers, and bodies get the same 413s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_locations_are_routed_as_nginx_routes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let hub = Recorder::start("").await;
+    let api = Recorder::start("").await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            r#"{preamble}    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        client_max_body_size 2500;
+        proxy_set_header X-Route server;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header X-Route root;
+        }}
+        location /hub {{
+            proxy_pass http://127.0.0.1:{hub};
+            proxy_set_header X-Route hub;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_http_version 1.1;
+        }}
+        location ^~ /static/ {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header X-Route static;
+        }}
+        location ~ \.php$ {{
+            proxy_pass http://127.0.0.1:{api};
+        }}
+        location ~* ^/API/v[0-9]+/ {{
+            proxy_pass http://127.0.0.1:{api};
+            proxy_set_header X-Route api;
+            client_max_body_size 0;
+        }}
+        location = /exact {{
+            proxy_pass http://127.0.0.1:{hub};
+            proxy_set_header X-Route exact;
+        }}
+        location /upload/ {{
+            proxy_pass http://127.0.0.1:{app}/upload/;
+            client_max_body_size 1000;
+        }}
+    }}
+}}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+            hub = hub.address.port(),
+            api = api.address.port(),
+        ),
+    );
+    const PATHS: &[&str] = &[
+        "/",
+        "/hub/socket",
+        "/hubble",
+        "/static/a.php",
+        "/x.php?q=1",
+        "/api/v1/users",
+        "/Api/v2/b.php",
+        "/exact",
+        "/exact/more",
+        "/upload/a",
+    ];
+    // Where each path went: the upstream, the path it got and its X-Route lines; then the
+    // statuses of 2000-byte uploads to three locations.
+    let probe = |d: PathBuf| {
+        let recorders = [("app", &app), ("hub", &hub), ("api", &api)];
+        let mut seen = Vec::new();
+        for path in PATHS {
+            let d = d.clone();
+            let status = answer(port, &d, path).0;
+            assert_eq!(status, 200, "{path}");
+            let mut went = Vec::new();
+            for (name, recorder) in recorders {
+                for received in recorder.take() {
+                    let target = received
+                        .request_line()
+                        .split(' ')
+                        .nth(1)
+                        .unwrap()
+                        .to_string();
+                    let route: Vec<String> = received
+                        .header("x-route")
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect();
+                    went.push((name, target, route));
+                }
+            }
+            seen.push(went);
+        }
+        let uploads: Vec<u16> = ["/upload/a", "/api/v1/upload", "/other"]
+            .iter()
+            .map(|path| upload_status(port, &d, path, 2000))
+            .collect();
+        for (_, recorder) in recorders {
+            recorder.take();
+        }
+        (seen, uploads)
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(d.clone());
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(d.clone());
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs.0).zip(&ours.0) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    assert_eq!(ours.1, theirs.1, "uploads");
+    // What nginx did, so that the comparison means something.
+    let went = |i: usize| {
+        theirs.0[i]
+            .first()
+            .map(|(name, _, route)| (*name, route.clone()))
+    };
+    assert_eq!(went(1), Some(("hub", vec!["hub".to_string()])));
+    assert_eq!(went(3), Some(("app", vec!["static".to_string()])));
+    assert_eq!(went(4), Some(("api", vec!["server".to_string()])));
+    assert_eq!(went(6), Some(("api", vec!["server".to_string()])));
+    assert_eq!(went(8), Some(("app", vec!["root".to_string()])));
+    assert_eq!(theirs.1, [413, 200, 200]);
+}
+
+/// The status of a POST of `bytes` bytes to `path`.
+fn upload_status(port: u16, dir: &Path, path: &str, bytes: usize) -> u16 {
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg("--cacert")
+        .arg(dir.join("tls.crt"))
+        .arg("--data-binary")
+        .arg("x".repeat(bytes))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
