@@ -391,6 +391,14 @@ fn proxy(out: &mut String, config: &Config) {
             fixed.path, fixed.status
         );
     }
+    if let Some(auth) = &proxy.basic_auth {
+        let _ = writeln!(
+            out,
+            "  auth      credentials of realm {:?} from {} (basic_auth_realm, basic_auth_file)",
+            auth.realm,
+            auth.user_file.display()
+        );
+    }
     for route in &proxy.routes {
         let mut differs = Vec::new();
         if route.upstream_response_timeout != proxy.upstream_response_timeout {
@@ -416,6 +424,16 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.redirect_rewrite != proxy.redirect_rewrite {
             differs.push("its own redirect_rewrite".to_string());
+        }
+        if route.basic_auth != proxy.basic_auth {
+            differs.push(match &route.basic_auth {
+                Some(auth) => format!(
+                    "credentials of realm {:?} from {}",
+                    auth.realm,
+                    auth.user_file.display()
+                ),
+                None => "no credentials asked".to_string(),
+            });
         }
         let _ = writeln!(
             out,

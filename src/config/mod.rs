@@ -503,6 +503,8 @@ pub struct Proxy {
     /// `X-Real-IP` set to the client's address (nginx's `proxy_set_header X-Real-IP
     /// $remote_addr`), a client's own replaced.
     pub x_real_ip: bool,
+    /// Requests need credentials of this realm and file, when set.
+    pub basic_auth: Option<BasicAuth>,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -700,6 +702,17 @@ pub struct Route {
     pub request_headers: Vec<(String, String)>,
     pub redirect_rewrite: Vec<RedirectRewrite>,
     pub x_real_ip: bool,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// `basic_auth_realm` and `basic_auth_file`: HTTP Basic authentication (nginx's `auth_basic`
+/// and `auth_basic_user_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// Sent in `WWW-Authenticate: Basic realm="..."`.
+    pub realm: String,
+    /// The htpasswd file.
+    pub user_file: PathBuf,
 }
 
 /// One of `proxy.fixed_responses`.

@@ -688,6 +688,9 @@ struct Mapper {
     /// Locations other than `/` that `proxy_pass`: `proxy.routes`, read once the server's own
     /// directives (which they inherit) are all known.
     routes: Vec<Directive>,
+    /// `auth_basic` and `auth_basic_user_file` of the server (with the `http` level's) and of
+    /// `location /`.
+    auth: [Vec<Directive>; 2],
 }
 
 impl Mapper {
@@ -939,6 +942,7 @@ impl Mapper {
                     self.warn(d, format!("ignored: {why}"));
                 }
                 "proxy_set_header" => self.set_headers[0].push(d.clone()),
+                "auth_basic" | "auth_basic_user_file" => self.auth[0].push(d.clone()),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
                     self.upstream_timeouts[0].push(d.clone());
                 }
@@ -959,6 +963,7 @@ impl Mapper {
         self.listen(server, &listens, ssl_on.as_ref());
         self.proxy_ssl();
         self.routes();
+        self.basic_auth();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1382,6 +1387,7 @@ impl Mapper {
                 self.upstream_timeouts[1].push(d.clone());
             }
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
+            "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
@@ -1880,6 +1886,7 @@ impl Mapper {
         let mut redirects = Vec::new();
         let mut body_size = None;
         let mut add_headers = Vec::new();
+        let mut auth = Vec::new();
         let mut ok = true;
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
@@ -1893,6 +1900,7 @@ impl Mapper {
                 "proxy_redirect" => redirects.push(inner.clone()),
                 "client_max_body_size" => body_size = Some(inner.clone()),
                 "add_header" => add_headers.push(inner.clone()),
+                "auth_basic" | "auth_basic_user_file" => auth.push(inner.clone()),
                 "access_log" => self.warn(
                     inner,
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
@@ -1972,10 +1980,11 @@ impl Mapper {
             return None;
         }
         route.insert("upstream".into(), Value::from(upstream.url.clone()));
-        // Timeouts: the location's, else the server's, else nginx's 60s.
-        for (name, key) in [
-            ("proxy_connect_timeout", "upstream_connect_timeout"),
-            ("proxy_read_timeout", "upstream_response_timeout"),
+        // Timeouts: the location's, else the server's, else the proxy's defaults (as for
+        // `location /`).
+        for (name, key, default) in [
+            ("proxy_connect_timeout", "upstream_connect_timeout", "5s"),
+            ("proxy_read_timeout", "upstream_response_timeout", "60s"),
         ] {
             let last = |level: &[Directive]| level.iter().rfind(|d| d.name == name).cloned();
             let value = match last(&timeouts).or_else(|| last(&self.upstream_timeouts[0])) {
@@ -1986,7 +1995,7 @@ impl Mapper {
                         return None;
                     }
                 },
-                None => "60s".to_string(),
+                None => default.to_string(),
             };
             route.insert(key.into(), Value::from(value));
         }
@@ -2030,7 +2039,64 @@ impl Mapper {
             .map(|(_, rules)| rules)
             .unwrap_or_default();
         route.insert("redirect_rewrite".into(), Value::from(rules));
+        let outer = self.auth[0].clone();
+        let (realm, file) = self.auth_in_effect(&auth, &outer)?;
+        let realm = realm.map_or_else(|| "off".to_string(), |(_, realm)| realm);
+        route.insert("basic_auth_realm".into(), Value::from(realm));
+        if let Some((_, file)) = file {
+            route.insert("basic_auth_file".into(), Value::from(file));
+        }
         Some(route)
+    }
+
+    /// `auth_basic` and `auth_basic_user_file` of `location /` (else the server's), as
+    /// `basic_auth_realm` and `basic_auth_file`.
+    fn basic_auth(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.auth);
+        let Some((realm, file)) = self.auth_in_effect(&location, &outer) else {
+            return;
+        };
+        if let Some((at, realm)) = realm {
+            self.set(&at, &["proxy", "basic_auth_realm"], Value::from(realm));
+        }
+        if let Some((at, file)) = file {
+            self.set(&at, &["proxy", "basic_auth_file"], Value::from(file));
+        }
+    }
+
+    /// The realm (`None`: `off` or none) and the user file in effect where `own` are a
+    /// location's `auth_basic*` directives and `outer` the server's: each the location's, else
+    /// the server's, as nginx inherits them. `None` when one is refused (said).
+    #[allow(clippy::type_complexity)]
+    fn auth_in_effect(
+        &mut self,
+        own: &[Directive],
+        outer: &[Directive],
+    ) -> Option<(Option<(Directive, String)>, Option<(Directive, String)>)> {
+        let last = |name: &str| {
+            let find = |level: &[Directive]| level.iter().rfind(|d| d.name == name).cloned();
+            find(own).or_else(|| find(outer))
+        };
+        let mut refused = false;
+        let mut value = |d: Option<Directive>, what: &str| -> Option<(Directive, String)> {
+            let d = d?;
+            match d.args.as_slice() {
+                [one] if one.contains('$') => {
+                    self.error(&d, format!("a {what} with a variable is not supported"));
+                    refused = true;
+                    None
+                }
+                [one] => Some((d.clone(), one.clone())),
+                _ => {
+                    self.error(&d, format!("expects one {what}"));
+                    refused = true;
+                    None
+                }
+            }
+        };
+        let realm = value(last("auth_basic"), "realm").filter(|(_, realm)| realm != "off");
+        let file = value(last("auth_basic_user_file"), "file");
+        (!refused).then_some((realm, file))
     }
 }
 
@@ -2184,31 +2250,34 @@ server {
             {
                 "location": "/hub",
                 "upstream": "http://127.0.0.1:3012",
-                "upstream_connect_timeout": "60s",
+                "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
                 "request_headers": {},
                 "x_real_ip": true,
+                "basic_auth_realm": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
             },
             {
                 "location": "~* ^/api/v[0-9]+/ws$",
                 "upstream": "http://127.0.0.1:8080",
-                "upstream_connect_timeout": "60s",
+                "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "0",
                 "request_headers": { "X-Scheme": "https" },
                 "x_real_ip": false,
+                "basic_auth_realm": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
             },
             {
                 "location": "^~ /same/",
                 "upstream": "http://127.0.0.1:8080",
-                "upstream_connect_timeout": "60s",
+                "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
                 "request_headers": { "X-Scheme": "https" },
                 "x_real_ip": false,
+                "basic_auth_realm": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
             },
         ]);
@@ -2221,7 +2290,7 @@ server {
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location /api/ {\n    \
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
-             http://127.0.0.1:80;\n    auth_basic \"x\";\n  }\n  location @named { proxy_pass \
+             http://127.0.0.1:80;\n    deny all;\n  }\n  location @named { proxy_pass \
              http://127.0.0.1:80; }\n  location ~ /(?=x) { proxy_pass http://127.0.0.1:80; }\n  \
              location /h { proxy_pass http://127.0.0.1:80; add_header X-A b; }\n}\n",
         )
@@ -2229,13 +2298,57 @@ server {
         .to_string();
         for expected in [
             ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
-            ":11:5: auth_basic: not supported in location /admin",
+            ":11:5: deny: not supported in location /admin",
             ":13:3: location: a named location",
             ":14:3: location: location /(?=x): not a regular expression",
             "add_header in location /h differs from the server's",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
         }
+    }
+
+    /// `auth_basic` / `auth_basic_user_file`: each `location /`'s, else the server's (or
+    /// `http`'s), as the proxy's; another location's own, else the server's, written out for
+    /// its route (`off` when none, so that it does not take `location /`'s).
+    #[test]
+    fn auth_basic_is_inherited_as_nginx_inherits_it() {
+        let mapped = map(
+            "http {\n  auth_basic_user_file /etc/users;\n  server {\n    listen 443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    location / {\n      \
+             proxy_pass http://127.0.0.1:80;\n      auth_basic \"Site\";\n    }\n    location \
+             /admin/ {\n      proxy_pass http://127.0.0.1:80;\n      auth_basic Admins;\n      \
+             auth_basic_user_file /etc/admins;\n    }\n    location /open/ {\n      proxy_pass \
+             http://127.0.0.1:80;\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            value(&mapped, "proxy.basic_auth_realm").as_deref(),
+            Some("Site")
+        );
+        assert_eq!(
+            value(&mapped, "proxy.basic_auth_file").as_deref(),
+            Some("/etc/users")
+        );
+        let routes = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| *key == ["proxy", "routes"])
+            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+            .expect("routes");
+        assert_eq!(routes[0]["basic_auth_realm"], "Admins");
+        assert_eq!(routes[0]["basic_auth_file"], "/etc/admins");
+        assert_eq!(routes[1]["basic_auth_realm"], "off");
+        assert_eq!(routes[1]["basic_auth_file"], "/etc/users");
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             auth_basic $realm;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(":5:3: auth_basic: a realm with a variable is not supported"),
+            "{err}"
+        );
     }
 
     /// `add_header`: the headers of `location /` if it has any, else the server's (with the

@@ -291,6 +291,8 @@ pub(crate) struct RawRoute {
     pub request_headers: Option<BTreeMap<String, String>>,
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
     pub x_real_ip: Option<Scalar>,
+    pub basic_auth_realm: Option<String>,
+    pub basic_auth_file: Option<String>,
 }
 
 /// `proxy {}`.
@@ -325,6 +327,8 @@ pub(crate) struct RawProxy {
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
     pub request_headers: Option<BTreeMap<String, String>>,
     pub x_real_ip: Option<Scalar>,
+    pub basic_auth_realm: Option<String>,
+    pub basic_auth_file: Option<String>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

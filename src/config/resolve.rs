@@ -15,10 +15,10 @@ use figment::value::Value;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupported};
 use super::raw::{self, Scalar};
 use super::{
-    ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, Cidr, ClientAuth,
-    Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders, FreshConnections,
-    LogFormat, Logging, PathMatch, Proxy, RedirectRewrite, Route, Telemetry, Template,
-    TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
+    ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, BasicAuth, Cidr,
+    ClientAuth, Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders,
+    FreshConnections, LogFormat, Logging, PathMatch, Proxy, RedirectRewrite, Route, Telemetry,
+    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1824,9 +1824,15 @@ fn resolve_proxy(
         raw.max_request_body.as_ref(),
     );
     let x_real_ip = r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false);
+    let auth = RawAuth {
+        realm: raw.basic_auth_realm,
+        file: raw.basic_auth_file,
+    };
+    let basic_auth = resolve_basic_auth(r, &["proxy"], &auth, &RawAuth::default());
     let routes = resolve_routes(
         r,
         raw.routes,
+        &auth,
         &Route {
             path: PathMatch::Prefix("/".to_string()),
             upstream: upstream.clone(),
@@ -1836,6 +1842,7 @@ fn resolve_proxy(
             request_headers: request_headers.clone(),
             redirect_rewrite: redirect_rewrite.clone(),
             x_real_ip,
+            basic_auth: basic_auth.clone(),
         },
     );
     let client_ca_file =
@@ -1903,6 +1910,7 @@ fn resolve_proxy(
         routes,
         redirect_rewrite,
         x_real_ip,
+        basic_auth,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2172,7 +2180,12 @@ fn resolve_fixed_responses(
 
 /// `proxy.routes = [{ location = "/api/", upstream = "http://127.0.0.1:8080" }]`: each
 /// setting a route leaves out is the proxy's (`proxy`).
-fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Route) -> Vec<Route> {
+fn resolve_routes(
+    r: &mut Resolver,
+    raw: Option<Vec<raw::RawRoute>>,
+    proxy_auth: &RawAuth,
+    proxy: &Route,
+) -> Vec<Route> {
     let mut routes = Vec::new();
     for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
         let index = index.to_string();
@@ -2240,6 +2253,11 @@ fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Rou
             None => proxy.redirect_rewrite.clone(),
         };
         let x_real_ip = r.boolean(&at("x_real_ip"), route.x_real_ip.as_ref(), proxy.x_real_ip);
+        let auth = RawAuth {
+            realm: route.basic_auth_realm,
+            file: route.basic_auth_file,
+        };
+        let basic_auth = resolve_basic_auth(r, &base, &auth, proxy_auth);
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2253,9 +2271,59 @@ fn resolve_routes(r: &mut Resolver, raw: Option<Vec<raw::RawRoute>>, proxy: &Rou
             request_headers,
             redirect_rewrite,
             x_real_ip,
+            basic_auth,
         });
     }
     routes
+}
+
+/// `basic_auth_realm` and `basic_auth_file` as written at one level.
+#[derive(Default)]
+struct RawAuth {
+    realm: Option<String>,
+    file: Option<String>,
+}
+
+/// Basic authentication at the level `base` (`proxy`, or a route that inherits each key it
+/// leaves out from `outer`), as nginx's `auth_basic` and `auth_basic_user_file`: a realm of
+/// `off` asks for nothing, and a file without a realm asks for nothing either.
+fn resolve_basic_auth(
+    r: &mut Resolver,
+    base: &[&str],
+    own: &RawAuth,
+    outer: &RawAuth,
+) -> Option<BasicAuth> {
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let (realm, realm_at) = match (&own.realm, &outer.realm) {
+        (Some(realm), _) => (realm.trim(), at("basic_auth_realm")),
+        (None, Some(realm)) => (realm.trim(), vec!["proxy", "basic_auth_realm"]),
+        (None, None) => return None,
+    };
+    if realm == "off" {
+        return None;
+    }
+    if realm.is_empty() || !realm.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        r.error(
+            &realm_at,
+            "must be printable ASCII, not empty (\"off\" asks for no credentials)",
+        );
+        return None;
+    }
+    let file = match (&own.file, &outer.file) {
+        (Some(file), _) => r.non_empty_path(&at("basic_auth_file"), Some(file)),
+        (None, Some(file)) => r.non_empty_path(&["proxy", "basic_auth_file"], Some(file)),
+        (None, None) => {
+            r.error(
+                &realm_at,
+                "needs basic_auth_file, the htpasswd file of the users it lets in",
+            );
+            return None;
+        }
+    }?;
+    Some(BasicAuth {
+        realm: realm.to_string(),
+        user_file: file,
+    })
 }
 
 /// `telemetry { cert_labels = { "/path/tls.crt" = "web" } }`. A path no template can write

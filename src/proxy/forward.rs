@@ -27,6 +27,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
+use super::basic_auth::{self, BasicAuth};
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
@@ -99,6 +100,8 @@ pub(crate) struct Forwarder {
     response_headers: Vec<(header::HeaderName, HeaderValue)>,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
+    /// Every `basic_auth_file`, read once.
+    auths: Vec<Arc<BasicAuth>>,
     metrics: ProxyMetrics,
 }
 
@@ -114,18 +117,44 @@ struct Target {
     redirects: Vec<(Bytes, Bytes)>,
     /// `x_real_ip`.
     x_real_ip: bool,
+    /// `basic_auth_realm` and `basic_auth_file`.
+    basic_auth: Option<Arc<BasicAuth>>,
 }
 
 impl Target {
-    fn new(
-        upstream: &Uri,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-        max_request_body: Option<u64>,
-        request_headers: &[(String, String)],
-        redirects: &[config::RedirectRewrite],
-        x_real_ip: bool,
-    ) -> Target {
+    /// The proxy's own settings or a route's (`config`); a user file is read once for every
+    /// target that names it with the same realm (`auths`).
+    fn new(config: &config::Route, auths: &mut Vec<Arc<BasicAuth>>) -> anyhow::Result<Target> {
+        let config::Route {
+            upstream,
+            upstream_connect_timeout: connect_timeout,
+            upstream_response_timeout: response_timeout,
+            max_request_body,
+            request_headers,
+            redirect_rewrite: redirects,
+            x_real_ip,
+            ..
+        } = config;
+        let basic_auth = match &config.basic_auth {
+            None => None,
+            Some(settings) => {
+                let challenge = BasicAuth::challenge_for(&settings.realm);
+                match auths
+                    .iter()
+                    .find(|a| a.path() == settings.user_file && a.challenge() == challenge)
+                {
+                    Some(shared) => Some(shared.clone()),
+                    None => {
+                        let auth = Arc::new(
+                            BasicAuth::load(&settings.realm, &settings.user_file)
+                                .map_err(|why| anyhow::anyhow!("basic_auth_file {why}"))?,
+                        );
+                        auths.push(auth.clone());
+                        Some(auth)
+                    }
+                }
+            }
+        };
         let authority = upstream
             .authority()
             .cloned()
@@ -135,10 +164,10 @@ impl Target {
             authority.host(),
             authority.port_u16().unwrap_or(80)
         );
-        Target {
-            upstream: Upstream::new(address, connect_timeout),
-            response_timeout,
-            max_request_body,
+        Ok(Target {
+            upstream: Upstream::new(address, *connect_timeout),
+            response_timeout: *response_timeout,
+            max_request_body: *max_request_body,
             // Validated when the configuration was resolved.
             request_headers: request_headers
                 .iter()
@@ -159,8 +188,9 @@ impl Target {
                 .iter()
                 .map(|r| (Bytes::from(r.from.clone()), Bytes::from(r.to.clone())))
                 .collect(),
-            x_real_ip,
-        }
+            x_real_ip: *x_real_ip,
+            basic_auth,
+        })
     }
 }
 
@@ -271,38 +301,37 @@ impl Fixed {
 }
 
 impl Forwarder {
-    /// A forwarder for the `proxy {}` settings.
-    pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> Forwarder {
+    /// A forwarder for the `proxy {}` settings; an error when a `basic_auth_file` cannot be
+    /// read or holds what cannot be verified.
+    pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> anyhow::Result<Forwarder> {
+        let mut auths = Vec::new();
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
             locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
         }
         for route in &config.routes {
-            let target = Target::new(
-                &route.upstream,
-                route.upstream_connect_timeout,
-                route.upstream_response_timeout,
-                route.max_request_body,
-                &route.request_headers,
-                &route.redirect_rewrite,
-                route.x_real_ip,
-            );
+            let target = Target::new(route, &mut auths)?;
             locations.add(&route.path, Action::Forward(target));
         }
         locations
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
-        Forwarder {
-            default: Target::new(
-                &config.upstream,
-                config.upstream_connect_timeout,
-                config.upstream_response_timeout,
-                config.max_request_body,
-                &config.request_headers,
-                &config.redirect_rewrite,
-                config.x_real_ip,
-            ),
+        let own = config::Route {
+            path: config::PathMatch::Prefix("/".to_string()),
+            upstream: config.upstream.clone(),
+            upstream_connect_timeout: config.upstream_connect_timeout,
+            upstream_response_timeout: config.upstream_response_timeout,
+            max_request_body: config.max_request_body,
+            request_headers: config.request_headers.clone(),
+            redirect_rewrite: config.redirect_rewrite.clone(),
+            x_real_ip: config.x_real_ip,
+            basic_auth: config.basic_auth.clone(),
+        };
+        let default = Target::new(&own, &mut auths)?;
+        Ok(Forwarder {
+            default,
             locations,
+            auths,
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -323,7 +352,12 @@ impl Forwarder {
                 .collect(),
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
-        }
+        })
+    }
+
+    /// The user files of `basic_auth_file`, each once, to be read again when they change.
+    pub(crate) fn basic_auths(&self) -> &[Arc<BasicAuth>] {
+        &self.auths
     }
 
     /// Whether a client at `ip` is a trusted proxy.
@@ -376,9 +410,27 @@ impl Forwarder {
             return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
         }
         if let Some(fixed) = answer {
-            // Answered here whatever the method and body, as nginx's `return` does.
+            // Answered here whatever the method and body, as nginx's `return` does (before its
+            // access checks).
             let response = fixed.response();
             discard_body(request, h1);
+            return self.finish(started, response);
+        }
+        if let Some(auth) = &target.basic_auth
+            && auth
+                .check(request.headers().get(header::AUTHORIZATION))
+                .await
+                == basic_auth::Outcome::Refused
+        {
+            self.metrics.client_errors.unauthorized.inc();
+            discard_body(request, h1);
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "authorization required: credentials of this realm's users\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, auth.challenge());
             return self.finish(started, response);
         }
         let h2 = request.version() == Version::HTTP_2;

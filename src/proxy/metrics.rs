@@ -61,16 +61,19 @@ pub(crate) struct ClientErrors {
     pub body: IntCounter,
     /// The request body is longer than `proxy.max_request_body` (413).
     pub body_too_large: IntCounter,
+    /// No credentials, or credentials `basic_auth_file` does not accept (401).
+    pub unauthorized: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 5] = [
+    pub(crate) const KINDS: [&'static str; 6] = [
         "host",
         "transfer_encoding",
         "method",
         "body",
         "body_too_large",
+        "unauthorized",
     ];
 }
 
@@ -157,6 +160,7 @@ impl ProxyMetrics {
                 method: client_errors.with_label_values(&[ClientErrors::KINDS[2]]),
                 body: client_errors.with_label_values(&[ClientErrors::KINDS[3]]),
                 body_too_large: client_errors.with_label_values(&[ClientErrors::KINDS[4]]),
+                unauthorized: client_errors.with_label_values(&[ClientErrors::KINDS[5]]),
             },
         })
     }

@@ -10,6 +10,7 @@
 //! and `/readyz` says why.
 
 pub(crate) mod access;
+pub(crate) mod basic_auth;
 pub(crate) mod forward;
 pub(crate) mod metrics;
 pub(crate) mod park;
@@ -188,7 +189,7 @@ impl Proxy {
             .max_local_error_reset_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let forwarder = Arc::new(Forwarder::new(config, metrics.clone()));
+        let forwarder = Arc::new(Forwarder::new(config, metrics.clone())?);
         Ok(Proxy {
             config: config.clone(),
             store,
@@ -224,6 +225,17 @@ impl Proxy {
                 .run(shutdown.clone(), lifecycle.reloads())
                 .in_current_span(),
         );
+        let user_files_task = (!self.forwarder.basic_auths().is_empty()).then(|| {
+            tokio::spawn(
+                follow_user_files(
+                    self.forwarder.clone(),
+                    self.config.reload_interval,
+                    shutdown.clone(),
+                    lifecycle.reloads(),
+                )
+                .in_current_span(),
+            )
+        });
         let client_ca_task = self.config.client_auth.clone().map(|auth| {
             tokio::spawn(
                 follow_client_ca(
@@ -283,7 +295,7 @@ impl Proxy {
             () = lifecycle.abort.cancelled() => {}
         }
         let _ = reload_task.await;
-        if let Some(task) = client_ca_task {
+        for task in [client_ca_task, user_files_task].into_iter().flatten() {
             let _ = task.await;
         }
         let _ = metrics_task.await;
@@ -763,6 +775,46 @@ async fn follow_client_ca(
                     error = format!("{err:#}"),
                     "client CA reload failed; keeping the previous bundle"
                 );
+            }
+        }
+    }
+}
+
+/// Follows the `basic_auth_file`s: a file whose modification time changed (checked every
+/// `interval`), or every file at SIGHUP, is read again; one that cannot be read or parsed is
+/// logged and its previous users stay.
+async fn follow_user_files(
+    forwarder: Arc<Forwarder>,
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut reloads: watch::Receiver<u64>,
+) {
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let auths = forwarder.basic_auths();
+    let mut seen: Vec<Option<SystemTime>> = auths.iter().map(|a| modified(a.path())).collect();
+    let mut poll = tokio::time::interval(interval);
+    poll.tick().await;
+    loop {
+        let forced = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = poll.tick() => false,
+            changed = reloads.changed() => if changed.is_err() { return } else { true },
+        };
+        for (auth, seen) in auths.iter().zip(seen.iter_mut()) {
+            let now = modified(auth.path());
+            if now == *seen && !forced {
+                continue;
+            }
+            *seen = now;
+            match auth.reload() {
+                Ok(users) => {
+                    tracing::info!(path = %auth.path().display(), users, "loaded the user file");
+                }
+                Err(error) => tracing::warn!(
+                    path = %auth.path().display(),
+                    error,
+                    "user file reload failed; keeping the previous users"
+                ),
             }
         }
     }

@@ -628,6 +628,164 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
     assert_eq!(theirs.1, [413, 200, 200]);
 }
 
+/// An htpasswd file with a user per hash scheme (password `secret`): `openssl passwd` for
+/// `$apr1$`, `$1$`, `$5$`, `$6$`; libxcrypt for bcrypt; `{SHA}`, `{SSHA}`, `{PLAIN}`.
+const HTPASSWD: &str = "# one user per scheme\n\
+    apr:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0\n\
+    md5:$1$saltsalt$9xy1btjgzLYfb7hivXtC//\n\
+    sha256:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA\n\
+    sha512:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n\
+    bcrypt:$2b$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a\n\
+    sha:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n\
+    ssha:{SSHA}gVK8WC9YyFT1gMsQHTGCgT3sSv5zYWx0\n\
+    plain:{PLAIN}secret\n";
+
+/// `auth_basic` and `auth_basic_user_file` (`basic_auth_realm`, `basic_auth_file`): every user
+/// of every hash scheme, with the right and a wrong password and none, on the server's realm,
+/// a location's own realm and a location with `auth_basic off`, gets the same status and
+/// `WWW-Authenticate` from nginx and from the proxy on one file; the app sees the same requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_lets_in_whom_nginx_lets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    util::write_file(&d, "htpasswd", HTPASSWD);
+    util::write_file(&d, "admins", "plain:{PLAIN}secret\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            r#"{preamble}    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        auth_basic "Site";
+        auth_basic_user_file {d}/htpasswd;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /admin/ {{
+            proxy_pass http://127.0.0.1:{app};
+            auth_basic "Admins";
+            auth_basic_user_file {d}/admins;
+        }}
+        location /open/ {{
+            proxy_pass http://127.0.0.1:{app};
+            auth_basic off;
+        }}
+        location = /ping {{ return 204; }}
+    }}
+}}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    let users = [
+        "apr", "md5", "sha256", "sha512", "bcrypt", "sha", "ssha", "plain", "nobody",
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for path in ["/", "/admin/x", "/open/y", "/ping"] {
+            let mut credentials: Vec<Option<String>> = vec![None];
+            for user in users {
+                credentials.push(Some(format!("{user}:secret")));
+                credentials.push(Some(format!("{user}:wrong")));
+            }
+            for given in credentials {
+                let (status, challenge) = auth_status(port, d, path, given.as_deref());
+                seen.push((path, given, status, challenge));
+            }
+        }
+        let forwarded: Vec<String> = app
+            .take()
+            .iter()
+            .map(|r| {
+                let target = r.request_line().split(' ').nth(1).unwrap_or_default();
+                format!("{target} {:?}", r.header("authorization"))
+            })
+            .collect();
+        (seen, forwarded)
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for (theirs, ours) in theirs.0.iter().zip(&ours.0) {
+        assert_eq!(ours, theirs);
+    }
+    assert_eq!(ours.1, theirs.1, "what reached the app");
+    // What nginx did, so that the comparison means something.
+    let status = |path: &str, given: Option<&str>| {
+        theirs
+            .0
+            .iter()
+            .find(|(p, g, _, _)| *p == path && g.as_deref() == given)
+            .map(|(_, _, status, challenge)| (*status, challenge.clone()))
+            .unwrap()
+    };
+    for user in &users[..8] {
+        assert_eq!(
+            status("/", Some(&format!("{user}:secret"))).0,
+            200,
+            "{user}"
+        );
+        assert_eq!(status("/", Some(&format!("{user}:wrong"))).0, 401, "{user}");
+    }
+    assert_eq!(status("/", None), (401, "Basic realm=\"Site\"".to_string()));
+    assert_eq!(status("/admin/x", Some("apr:secret")).0, 401);
+    assert_eq!(status("/admin/x", Some("plain:secret")).0, 200);
+    assert_eq!(status("/admin/x", None).1, "Basic realm=\"Admins\"");
+    assert_eq!(status("/open/y", None).0, 200);
+    assert_eq!(status("/ping", None).0, 204);
+}
+
+/// The status and `WWW-Authenticate` of GET `path` with `user:password` (or none).
+fn auth_status(port: u16, dir: &Path, path: &str, credentials: Option<&str>) -> (u16, String) {
+    let mut command = Command::new("curl");
+    command
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--max-time",
+            "10",
+            "--cacert",
+        ])
+        .arg(dir.join("tls.crt"))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if let Some(credentials) = credentials {
+        command.args(["-u", credentials]);
+    }
+    let output = command
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let head = String::from_utf8_lossy(&output.stdout).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("curl: {}", String::from_utf8_lossy(&output.stderr)));
+    let challenge = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, challenge)
+}
+
 /// The status of a POST of `bytes` bytes to `path`.
 fn upload_status(port: u16, dir: &Path, path: &str, bytes: usize) -> u16 {
     let output = Command::new("curl")

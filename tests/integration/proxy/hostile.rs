@@ -1237,6 +1237,111 @@ async fn routes_take_their_locations_with_their_own_settings() {
     assert!(hub.take().is_empty() && php.take().is_empty() && app.take().is_empty());
 }
 
+/// `basic_auth_realm` / `basic_auth_file`: a request without the credentials gets 401 with the
+/// challenge over HTTP/1.1 and HTTP/2 and reaches nobody (counted); with them it is forwarded,
+/// `Authorization` included; a changed file is read again (a user removed is refused, one added
+/// let in) and a broken one leaves the users in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_asks_for_credentials_and_follows_its_file() {
+    let recorder = Recorder::start("").await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    std::fs::write(
+        &users,
+        "ann:{PLAIN}one\nbob:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0\n",
+    )
+    .unwrap();
+    let setting = format!(
+        "  reload_interval = \"1s\"\n  basic_auth_realm = \"Team\"\n  basic_auth_file = \"{}\"\n",
+        users.display()
+    );
+    let fixture = fixture(recorder.address, &setting).await;
+    let basic = |credentials: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+        .leak() as &'static str
+    };
+    let h1 = |authorization: Option<&'static str>| {
+        let line = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+        Via::H1(format!("GET /x HTTP/1.1\r\nHost: a.example\r\n{line}\r\n").leak())
+    };
+    let status = |via: Via| {
+        let fixture = &fixture;
+        async move {
+            let (status, fields) = exchange(fixture.proxy.address, &fixture.ca.pem, &via).await;
+            let challenge = fields
+                .iter()
+                .find(|(n, _)| n == "www-authenticate")
+                .map(|(_, v)| v.clone());
+            (status, challenge)
+        }
+    };
+    let challenge = Some("Basic realm=\"Team\"".to_string());
+    assert_eq!(
+        status(h1(None)).await,
+        ("401".to_string(), challenge.clone())
+    );
+    assert_eq!(
+        status(h1(Some(basic("ann:two")))).await,
+        ("401".to_string(), challenge.clone())
+    );
+    assert_eq!(
+        status(Via::H2 {
+            method: "GET",
+            path: "/x",
+            authority: Some("a.example"),
+            headers: &[],
+        })
+        .await,
+        ("401".to_string(), challenge.clone())
+    );
+    assert!(recorder.take().is_empty(), "nothing refused was forwarded");
+    assert_eq!(status(h1(Some(basic("ann:one")))).await.0, "200");
+    assert_eq!(status(h1(Some(basic("bob:secret")))).await.0, "200");
+    let h2_headers: &'static [(&'static str, &'static str)] =
+        vec![("authorization", basic("bob:secret"))].leak();
+    assert_eq!(
+        status(Via::H2 {
+            method: "GET",
+            path: "/x",
+            authority: Some("a.example"),
+            headers: h2_headers,
+        })
+        .await
+        .0,
+        "200"
+    );
+    let forwarded = recorder.wait_take(3).await;
+    const UNAUTHORIZED: &str = "pki_sidecar_proxy_client_errors_total{kind=\"unauthorized\"}";
+    assert_eq!(
+        fixture.proxy.metric(UNAUTHORIZED),
+        3.0,
+        "the three refusals"
+    );
+    assert_eq!(forwarded[0].header("authorization"), [basic("ann:one")]);
+    // The file changes: ann goes, cat comes.
+    std::fs::write(&users, "bob:{PLAIN}secret\ncat:{PLAIN}three\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(h1(Some(basic("cat:three")))).await.0 != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new file was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status(h1(Some(basic("ann:one")))).await.0, "401");
+    // A broken file: the users stay.
+    std::fs::write(&users, "cat\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status(h1(Some(basic("cat:three")))).await.0, "200");
+    // The refusals after the change (ann's, and cat's until the file was read) come after
+    // those three.
+    assert!(fixture.proxy.metric(UNAUTHORIZED) >= 4.0);
+}
+
 /// `proxy.tls_min_version = "tls13"` (nginx's `ssl_protocols TLSv1.3`): a client that speaks
 /// TLS 1.2 only is refused in the handshake, a TLS 1.3 client is served; by default both are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
