@@ -391,6 +391,14 @@ fn proxy(out: &mut String, config: &Config) {
             fixed.path, fixed.status
         );
     }
+    for rule in &proxy.cookie_flags {
+        let _ = writeln!(
+            out,
+            "  cookies   {} gets {} (cookie_flags)",
+            rule.cookie,
+            cookie_flags(&rule.flags)
+        );
+    }
     if let Some(auth) = &proxy.basic_auth {
         let _ = writeln!(
             out,
@@ -424,6 +432,9 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.redirect_rewrite != proxy.redirect_rewrite {
             differs.push("its own redirect_rewrite".to_string());
+        }
+        if route.cookie_flags != proxy.cookie_flags {
+            differs.push("its own cookie_flags".to_string());
         }
         if route.basic_auth != proxy.basic_auth {
             differs.push(match &route.basic_auth {
@@ -502,4 +513,21 @@ fn app(out: &mut String, config: &Config) {
         "  drain     {} after SIGTERM",
         format_duration(app.shutdown_grace)
     );
+}
+
+/// `cookie_flags`' flags as nginx writes them.
+fn cookie_flags(flags: &[crate::config::CookieFlag]) -> String {
+    use crate::config::CookieFlag;
+    flags
+        .iter()
+        .map(|flag| match flag {
+            CookieFlag::Secure => "secure".to_string(),
+            CookieFlag::NoSecure => "nosecure".to_string(),
+            CookieFlag::HttpOnly => "httponly".to_string(),
+            CookieFlag::NoHttpOnly => "nohttponly".to_string(),
+            CookieFlag::SameSite(value) => format!("samesite={}", value.to_string().to_lowercase()),
+            CookieFlag::NoSameSite => "nosamesite".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

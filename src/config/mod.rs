@@ -505,6 +505,9 @@ pub struct Proxy {
     pub x_real_ip: bool,
     /// Requests need credentials of this realm and file, when set.
     pub basic_auth: Option<BasicAuth>,
+    /// Flags set on the upstream's cookies (nginx's `proxy_cookie_flags`), the first rule
+    /// that matches a cookie applying.
+    pub cookie_flags: Vec<CookieRule>,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -703,6 +706,62 @@ pub struct Route {
     pub redirect_rewrite: Vec<RedirectRewrite>,
     pub x_real_ip: bool,
     pub basic_auth: Option<BasicAuth>,
+    pub cookie_flags: Vec<CookieRule>,
+}
+
+/// One of `cookie_flags` (nginx's `proxy_cookie_flags`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieRule {
+    /// The cookie's name, or `~REGEX` (`~` alone: every cookie).
+    pub cookie: String,
+    pub flags: Vec<CookieFlag>,
+}
+
+/// A flag of `cookie_flags`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieFlag {
+    Secure,
+    NoSecure,
+    HttpOnly,
+    NoHttpOnly,
+    SameSite(SameSite),
+    NoSameSite,
+}
+
+/// `SameSite`'s values, written as nginx writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl std::fmt::Display for SameSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        })
+    }
+}
+
+impl CookieFlag {
+    /// nginx's spelling, in any case: `secure`, `nosecure`, `httponly`, `nohttponly`,
+    /// `samesite=strict|lax|none`, `nosamesite`.
+    pub(crate) fn parse(text: &str) -> Option<CookieFlag> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "secure" => CookieFlag::Secure,
+            "nosecure" => CookieFlag::NoSecure,
+            "httponly" => CookieFlag::HttpOnly,
+            "nohttponly" => CookieFlag::NoHttpOnly,
+            "samesite=strict" => CookieFlag::SameSite(SameSite::Strict),
+            "samesite=lax" => CookieFlag::SameSite(SameSite::Lax),
+            "samesite=none" => CookieFlag::SameSite(SameSite::None),
+            "nosamesite" => CookieFlag::NoSameSite,
+            _ => return None,
+        })
+    }
 }
 
 /// `basic_auth_realm` and `basic_auth_file`: HTTP Basic authentication (nginx's `auth_basic`

@@ -691,6 +691,8 @@ struct Mapper {
     /// `auth_basic` and `auth_basic_user_file` of the server (with the `http` level's) and of
     /// `location /`.
     auth: [Vec<Directive>; 2],
+    /// `proxy_cookie_flags` of the server (with the `http` level's) and of `location /`.
+    cookie_flags: [Vec<Directive>; 2],
 }
 
 impl Mapper {
@@ -943,6 +945,7 @@ impl Mapper {
                 }
                 "proxy_set_header" => self.set_headers[0].push(d.clone()),
                 "auth_basic" | "auth_basic_user_file" => self.auth[0].push(d.clone()),
+                "proxy_cookie_flags" => self.cookie_flags[0].push(d.clone()),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
                     self.upstream_timeouts[0].push(d.clone());
                 }
@@ -964,6 +967,7 @@ impl Mapper {
         self.proxy_ssl();
         self.routes();
         self.basic_auth();
+        self.proxy_cookie_flags();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1388,6 +1392,7 @@ impl Mapper {
             }
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
+            "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
@@ -1887,6 +1892,7 @@ impl Mapper {
         let mut body_size = None;
         let mut add_headers = Vec::new();
         let mut auth = Vec::new();
+        let mut cookie_flags = Vec::new();
         let mut ok = true;
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
@@ -1901,6 +1907,7 @@ impl Mapper {
                 "client_max_body_size" => body_size = Some(inner.clone()),
                 "add_header" => add_headers.push(inner.clone()),
                 "auth_basic" | "auth_basic_user_file" => auth.push(inner.clone()),
+                "proxy_cookie_flags" => cookie_flags.push(inner.clone()),
                 "access_log" => self.warn(
                     inner,
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
@@ -2046,7 +2053,70 @@ impl Mapper {
         if let Some((_, file)) = file {
             route.insert("basic_auth_file".into(), Value::from(file));
         }
+        let level = if cookie_flags.is_empty() {
+            self.cookie_flags[0].clone()
+        } else {
+            cookie_flags
+        };
+        let rules = self.cookie_rules(&level)?;
+        route.insert("cookie_flags".into(), Value::from(rules));
         Some(route)
+    }
+
+    /// `proxy_cookie_flags` of `location /` (else the server's), as `proxy.cookie_flags`.
+    fn proxy_cookie_flags(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.cookie_flags);
+        let level = if location.is_empty() { outer } else { location };
+        if let (Some(rules), Some(first)) = (self.cookie_rules(&level), level.first())
+            && !rules.is_empty()
+        {
+            self.set(first, &["proxy", "cookie_flags"], Value::from(rules));
+        }
+    }
+
+    /// The `proxy_cookie_flags` of one level as `cookie_flags` rules, in order (`off`: none);
+    /// `None` when one is refused (said).
+    fn cookie_rules(&mut self, level: &[Directive]) -> Option<Vec<Value>> {
+        if level.iter().any(|d| d.args == ["off"]) {
+            return Some(Vec::new());
+        }
+        let mut rules = Vec::new();
+        let mut refused = false;
+        for d in level {
+            let Some((cookie, flags)) = d.args.split_first().filter(|(_, f)| !f.is_empty()) else {
+                self.error(d, "expects off, or a cookie and its flags");
+                refused = true;
+                continue;
+            };
+            if cookie.contains('$') || flags.iter().any(|f| f.contains('$')) {
+                self.error(d, "a variable in proxy_cookie_flags is not supported");
+                refused = true;
+                continue;
+            }
+            if let Some(pattern) = cookie.strip_prefix('~')
+                && regex::Regex::new(pattern).is_err()
+            {
+                self.error(
+                    d,
+                    format!(
+                        "{pattern} is not a regular expression the proxy can run (Rust's \
+                         regex, without PCRE's look-around and back-references)"
+                    ),
+                );
+                refused = true;
+                continue;
+            }
+            if let Some(bad) = flags.iter().find(|f| super::CookieFlag::parse(f).is_none()) {
+                self.error(d, format!("{bad}: not a flag nginx knows"));
+                refused = true;
+                continue;
+            }
+            let mut rule = figment::value::Dict::new();
+            rule.insert("cookie".into(), Value::from(cookie.clone()));
+            rule.insert("flags".into(), Value::from(flags.to_vec()));
+            rules.push(Value::from(rule));
+        }
+        (!refused).then_some(rules)
     }
 
     /// `auth_basic` and `auth_basic_user_file` of `location /` (else the server's), as
@@ -2256,6 +2326,7 @@ server {
                 "request_headers": {},
                 "x_real_ip": true,
                 "basic_auth_realm": "off",
+                "cookie_flags": [],
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
             },
             {
@@ -2267,6 +2338,7 @@ server {
                 "request_headers": { "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
+                "cookie_flags": [],
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
             },
             {
@@ -2278,6 +2350,7 @@ server {
                 "request_headers": { "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
+                "cookie_flags": [],
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
             },
         ]);

@@ -278,6 +278,14 @@ pub(crate) struct RawRedirectRewrite {
     pub to: Option<String>,
 }
 
+/// One of `proxy.cookie_flags`: a cookie (its name, or `~REGEX`) and the flags set on it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCookieRule {
+    pub cookie: Option<String>,
+    pub flags: Option<Vec<String>>,
+}
+
 /// One of `proxy.routes`: a location forwarded with settings of its own (nginx's other
 /// `location` blocks that `proxy_pass`).
 #[derive(Debug, Default, Deserialize)]
@@ -293,6 +301,7 @@ pub(crate) struct RawRoute {
     pub x_real_ip: Option<Scalar>,
     pub basic_auth_realm: Option<String>,
     pub basic_auth_file: Option<String>,
+    pub cookie_flags: Option<Vec<RawCookieRule>>,
 }
 
 /// `proxy {}`.
@@ -329,6 +338,7 @@ pub(crate) struct RawProxy {
     pub x_real_ip: Option<Scalar>,
     pub basic_auth_realm: Option<String>,
     pub basic_auth_file: Option<String>,
+    pub cookie_flags: Option<Vec<RawCookieRule>>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

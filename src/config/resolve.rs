@@ -16,9 +16,10 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, BasicAuth, Cidr,
-    ClientAuth, Config, EnvTemplate, Exec, FileSink, FixedResponse, ForwardedHeaders,
-    FreshConnections, LogFormat, Logging, PathMatch, Proxy, RedirectRewrite, Route, Telemetry,
-    Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait, default_cert_label,
+    ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink, FixedResponse,
+    ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy, RedirectRewrite,
+    Route, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
+    default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1829,6 +1830,7 @@ fn resolve_proxy(
         file: raw.basic_auth_file,
     };
     let basic_auth = resolve_basic_auth(r, &["proxy"], &auth, &RawAuth::default());
+    let cookie_flags = resolve_cookie_flags(r, &["proxy", "cookie_flags"], raw.cookie_flags);
     let routes = resolve_routes(
         r,
         raw.routes,
@@ -1843,6 +1845,7 @@ fn resolve_proxy(
             redirect_rewrite: redirect_rewrite.clone(),
             x_real_ip,
             basic_auth: basic_auth.clone(),
+            cookie_flags: cookie_flags.clone(),
         },
     );
     let client_ca_file =
@@ -1911,6 +1914,7 @@ fn resolve_proxy(
         redirect_rewrite,
         x_real_ip,
         basic_auth,
+        cookie_flags,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2258,6 +2262,13 @@ fn resolve_routes(
             file: route.basic_auth_file,
         };
         let basic_auth = resolve_basic_auth(r, &base, &auth, proxy_auth);
+        let cookie_flags = match route.cookie_flags {
+            Some(rules) => {
+                let base: Vec<&str> = base.iter().copied().chain(["cookie_flags"]).collect();
+                resolve_cookie_flags(r, &base, Some(rules))
+            }
+            None => proxy.cookie_flags.clone(),
+        };
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2272,9 +2283,75 @@ fn resolve_routes(
             redirect_rewrite,
             x_real_ip,
             basic_auth,
+            cookie_flags,
         });
     }
     routes
+}
+
+/// `cookie_flags = [{ cookie = "session", flags = ["secure", "samesite=lax"] }]` at `base`.
+fn resolve_cookie_flags(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawCookieRule>>,
+) -> Vec<CookieRule> {
+    let mut rules = Vec::new();
+    for (index, rule) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter().copied().chain([index.as_str(), key]).collect()
+        };
+        let cookie = match rule.cookie.map(|c| c.trim().to_string()) {
+            Some(cookie) if !cookie.is_empty() => cookie,
+            _ => {
+                r.error(
+                    &at("cookie"),
+                    "is required: a cookie's name, or ~REGEX (`~` alone: every cookie)",
+                );
+                continue;
+            }
+        };
+        if let Some(pattern) = cookie.strip_prefix('~')
+            && let Err(err) = regex::Regex::new(pattern)
+        {
+            let why = err.to_string();
+            let why = why.lines().last().unwrap_or_default().trim();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            r.error(
+                &at("cookie"),
+                format!("{pattern} is not a regular expression: {why}"),
+            );
+            continue;
+        }
+        let mut flags = Vec::new();
+        let mut valid = true;
+        for text in rule.flags.unwrap_or_default() {
+            match CookieFlag::parse(text.trim()) {
+                Some(flag) => flags.push(flag),
+                None => {
+                    r.error(
+                        &at("flags"),
+                        format!(
+                            "{text:?} is not one of secure, nosecure, httponly, nohttponly, \
+                             samesite=strict, samesite=lax, samesite=none, nosamesite"
+                        ),
+                    );
+                    valid = false;
+                }
+            }
+        }
+        if valid && flags.is_empty() {
+            r.error(
+                &at("flags"),
+                "is required: at least one flag, such as \"secure\"",
+            );
+            continue;
+        }
+        if valid {
+            rules.push(CookieRule { cookie, flags });
+        }
+    }
+    rules
 }
 
 /// `basic_auth_realm` and `basic_auth_file` as written at one level.

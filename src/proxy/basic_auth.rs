@@ -43,8 +43,8 @@ struct Users {
     verified: Mutex<HashSet<[u8; 32]>>,
 }
 
-/// A stored password hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored password hash (no `Debug`: a `{PLAIN}` one is the password).
+#[derive(Clone)]
 enum Hash {
     /// `$apr1$` (`apr1` true) or `$1$`: the salt and the encoded digest.
     Md5Crypt {

@@ -28,6 +28,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
 use super::basic_auth::{self, BasicAuth};
+use super::cookies;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
@@ -119,6 +120,8 @@ struct Target {
     x_real_ip: bool,
     /// `basic_auth_realm` and `basic_auth_file`.
     basic_auth: Option<Arc<BasicAuth>>,
+    /// `cookie_flags`.
+    cookies: Vec<cookies::Rule>,
 }
 
 impl Target {
@@ -190,6 +193,12 @@ impl Target {
                 .collect(),
             x_real_ip: *x_real_ip,
             basic_auth,
+            // Validated when the configuration was resolved.
+            cookies: config
+                .cookie_flags
+                .iter()
+                .filter_map(cookies::Rule::new)
+                .collect(),
         })
     }
 }
@@ -326,6 +335,7 @@ impl Forwarder {
             redirect_rewrite: config.redirect_rewrite.clone(),
             x_real_ip: config.x_real_ip,
             basic_auth: config.basic_auth.clone(),
+            cookie_flags: config.cookie_flags.clone(),
         };
         let default = Target::new(&own, &mut auths)?;
         Ok(Forwarder {
@@ -524,6 +534,16 @@ impl Forwarder {
         strip_hop_by_hop(response.headers_mut());
         if !target.redirects.is_empty() {
             rewrite_redirects(response.headers_mut(), &target.redirects);
+        }
+        if !target.cookies.is_empty()
+            && let header::Entry::Occupied(mut set) =
+                response.headers_mut().entry(header::SET_COOKIE)
+        {
+            for value in set.iter_mut() {
+                if let Some(rewritten) = cookies::apply(&target.cookies, value) {
+                    *value = rewritten;
+                }
+            }
         }
         if h2 {
             own_header_values(response.headers_mut());

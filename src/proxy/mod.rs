@@ -11,6 +11,7 @@
 
 pub(crate) mod access;
 pub(crate) mod basic_auth;
+pub(crate) mod cookies;
 pub(crate) mod forward;
 pub(crate) mod metrics;
 pub(crate) mod park;

@@ -786,6 +786,89 @@ fn auth_status(port: u16, dir: &Path, path: &str, credentials: Option<&str>) -> 
     (status, challenge)
 }
 
+/// `proxy_cookie_flags` (`cookie_flags`): an app's `Set-Cookie` headers, in a location with
+/// a rule for one cookie, one for every cookie, two rules one after the other, and `off`, come
+/// out of nginx and of the proxy on one file byte for byte the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_flags_are_set_as_nginx_sets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start(
+        "Set-Cookie: session_id=abc; Path=/\r\n\
+         Set-Cookie: session_id=x; Secure; SameSite=Strict; HttpOnly\r\n\
+         Set-Cookie: other=1; path=/; SAMESITE=none\r\n\
+         Set-Cookie: a=b\r\n\
+         Set-Cookie: weird; ;x=y\r\n\
+         Set-Cookie: session_id=q;path=/;secure\r\n\
+         Set-Cookie: c=d; Max-Age=5; httponly ; samesite = Lax\r\n\
+         Set-Cookie: SESSION=e; Domain=example.com; httponly\r\n",
+    )
+    .await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            r#"{preamble}    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate     {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
+        proxy_cookie_flags session_id samesite=lax secure;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /every/ {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_cookie_flags ~ nosecure samesite=strict httponly;
+        }}
+        location /two/ {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_cookie_flags other nosamesite;
+            proxy_cookie_flags ~(?i)^sess nohttponly samesite=none;
+        }}
+        location /none/ {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_cookie_flags off;
+        }}
+    }}
+}}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    const PATHS: [&str; 4] = ["/", "/every/", "/two/", "/none/"];
+    let probe = |d: &Path| {
+        PATHS
+            .iter()
+            .map(|path| {
+                head(port, d, path, &[])
+                    .into_iter()
+                    .filter(|(name, _)| name == "set-cookie")
+                    .map(|(_, value)| value)
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    // What nginx did, so that the comparison means something.
+    assert_eq!(theirs[0][0], "session_id=abc; Path=/; Secure; SameSite=Lax");
+    assert_eq!(theirs[1][3], "a=b; HttpOnly; SameSite=Strict");
+    assert_eq!(theirs[2][7], "SESSION=e; Domain=example.com; SameSite=None");
+    assert_eq!(theirs[3][0], "session_id=abc; Path=/");
+}
+
 /// The status of a POST of `bytes` bytes to `path`.
 fn upload_status(port: u16, dir: &Path, path: &str, bytes: usize) -> u16 {
     let output = Command::new("curl")
