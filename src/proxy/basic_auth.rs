@@ -378,20 +378,8 @@ fn md5_crypt(password: &[u8], salt: &[u8], magic: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// Hashes of "secret" made by other tools: `openssl passwd` (`-apr1`, `-1`, `-5`, `-6`),
-    /// Python's crypt (libxcrypt) for bcrypt, and the `{SHA}`/`{SSHA}` forms htpasswd -s and
-    /// LDAP tools write.
-    const FILE: &str = "# users\n\
-        apr:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0\n\
-        md5:$1$saltsalt$9xy1btjgzLYfb7hivXtC//\n\
-        sha256:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA\n\
-        sha512:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n\
-        bcrypt:$2b$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a\n\
-        sha:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n\
-        ssha:{SSHA}gVK8WC9YyFT1gMsQHTGCgT3sSv5zYWx0\n\
-        plain:{PLAIN}secret:a comment\n\
-        \n\
-        plain:{PLAIN}other\n";
+    /// A user per scheme, each with the password `secret`.
+    const EVERY_SCHEME: &str = include_str!("../../tests/fixtures/htpasswd/every-scheme");
 
     fn header(user: &str, password: &str) -> HeaderValue {
         let encoded =
@@ -403,7 +391,13 @@ mod tests {
     async fn every_scheme_nginx_verifies_is_verified() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("htpasswd");
-        std::fs::write(&path, FILE).unwrap();
+        // A comment after the hash, a blank line, and a second line for a user (nginx takes
+        // the first) as well.
+        std::fs::write(
+            &path,
+            format!("{EVERY_SCHEME}extra:{{PLAIN}}x:a comment\n\nplain:{{PLAIN}}other\n"),
+        )
+        .unwrap();
         let auth = BasicAuth::load("Private \"zone\"", &path).unwrap();
         assert_eq!(auth.challenge(), "Basic realm=\"Private \\\"zone\\\"\"");
         for user in [
@@ -420,6 +414,11 @@ mod tests {
                 "{user}"
             );
         }
+        assert_eq!(
+            auth.check(Some(&header("extra", "x"))).await,
+            Outcome::Allowed,
+            "a comment after the hash"
+        );
         // Remembered: the same value is allowed again without the hash.
         assert_eq!(
             auth.check(Some(&header("bcrypt", "secret"))).await,

@@ -744,21 +744,8 @@ async fn follow_client_ca(
     shutdown: CancellationToken,
     mut reloads: watch::Receiver<u64>,
 ) {
-    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let mut seen: Option<SystemTime> = modified(&path);
-    let mut poll = tokio::time::interval(config.reload_interval);
-    poll.tick().await;
-    loop {
-        let forced = tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = poll.tick() => false,
-            changed = reloads.changed() => if changed.is_err() { return } else { true },
-        };
-        let now_modified = modified(&path);
-        if now_modified == seen && !forced {
-            continue;
-        }
-        seen = now_modified;
+    let mut watch = FileWatch::new(std::slice::from_ref(&path), config.reload_interval).await;
+    while watch.changed(&shutdown, &mut reloads).await.is_some() {
         let tickets = tls.load().aes.ticketer.clone();
         match read_client_ca(&path)
             .and_then(|cas| tls_config(&config, store.clone(), tickets, Some(&cas)))
@@ -790,23 +777,11 @@ async fn follow_user_files(
     shutdown: CancellationToken,
     mut reloads: watch::Receiver<u64>,
 ) {
-    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let auths = forwarder.basic_auths();
-    let mut seen: Vec<Option<SystemTime>> = auths.iter().map(|a| modified(a.path())).collect();
-    let mut poll = tokio::time::interval(interval);
-    poll.tick().await;
-    loop {
-        let forced = tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = poll.tick() => false,
-            changed = reloads.changed() => if changed.is_err() { return } else { true },
-        };
-        for (auth, seen) in auths.iter().zip(seen.iter_mut()) {
-            let now = modified(auth.path());
-            if now == *seen && !forced {
-                continue;
-            }
-            *seen = now;
+    let paths: Vec<PathBuf> = auths.iter().map(|a| a.path().to_path_buf()).collect();
+    let mut watch = FileWatch::new(&paths, interval).await;
+    while let Some(changed) = watch.changed(&shutdown, &mut reloads).await {
+        for auth in changed.into_iter().map(|index| &auths[index]) {
             match auth.reload() {
                 Ok(users) => {
                     tracing::info!(path = %auth.path().display(), users, "loaded the user file");
@@ -816,6 +791,57 @@ async fn follow_user_files(
                     error,
                     "user file reload failed; keeping the previous users"
                 ),
+            }
+        }
+    }
+}
+
+/// Files the proxy reads again when they change: their modification times, checked every
+/// `interval`, and SIGHUP, which counts as a change of every file.
+struct FileWatch {
+    paths: Vec<PathBuf>,
+    seen: Vec<Option<SystemTime>>,
+    poll: tokio::time::Interval,
+}
+
+impl FileWatch {
+    async fn new(paths: &[PathBuf], interval: Duration) -> FileWatch {
+        let mut poll = tokio::time::interval(interval);
+        poll.tick().await;
+        FileWatch {
+            paths: paths.to_vec(),
+            seen: paths.iter().map(|p| FileWatch::modified(p)).collect(),
+            poll,
+        }
+    }
+
+    fn modified(path: &std::path::Path) -> Option<SystemTime> {
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    }
+
+    /// The indices of the files changed since the last call, once there are any; `None` at
+    /// shutdown.
+    async fn changed(
+        &mut self,
+        shutdown: &CancellationToken,
+        reloads: &mut watch::Receiver<u64>,
+    ) -> Option<Vec<usize>> {
+        loop {
+            let forced = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                _ = self.poll.tick() => false,
+                changed = reloads.changed() => if changed.is_err() { return None } else { true },
+            };
+            let mut changed = Vec::new();
+            for (index, (path, seen)) in self.paths.iter().zip(self.seen.iter_mut()).enumerate() {
+                let now = FileWatch::modified(path);
+                if now != *seen || forced {
+                    *seen = now;
+                    changed.push(index);
+                }
+            }
+            if !changed.is_empty() {
+                return Some(changed);
             }
         }
     }

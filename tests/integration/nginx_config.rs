@@ -71,8 +71,8 @@ fn curl(port: u16, dir: &Path) -> String {
     String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
 }
 
-/// The status of a POST of `bytes` bytes, announced (Content-Length) or chunked.
-fn post_status(port: u16, dir: &Path, bytes: usize, chunked: bool) -> u16 {
+/// The status of a POST of `bytes` bytes to `path`, announced (Content-Length) or chunked.
+fn post_status(port: u16, dir: &Path, path: &str, bytes: usize, chunked: bool) -> u16 {
     let body = dir.join(format!("body-{bytes}"));
     std::fs::write(&body, vec![b'x'; bytes]).unwrap();
     let mut command = Command::new("curl");
@@ -95,7 +95,7 @@ fn post_status(port: u16, dir: &Path, bytes: usize, chunked: bool) -> u16 {
         command.args(["-H", "Transfer-Encoding: chunked"]);
     }
     let output = command
-        .arg(format!("https://localhost:{port}/upload"))
+        .arg(format!("https://localhost:{port}{path}"))
         .output()
         .expect("run curl");
     String::from_utf8_lossy(&output.stdout)
@@ -108,9 +108,9 @@ fn post_status(port: u16, dir: &Path, bytes: usize, chunked: bool) -> u16 {
 /// upstream), 3000 announced, 3000 chunked.
 fn body_probes(port: u16, dir: &Path) -> Vec<u16> {
     vec![
-        post_status(port, dir, 2000, false),
-        post_status(port, dir, 3000, false),
-        post_status(port, dir, 3000, true),
+        post_status(port, dir, "/upload", 2000, false),
+        post_status(port, dir, "/upload", 3000, false),
+        post_status(port, dir, "/upload", 3000, true),
     ]
 }
 
@@ -596,7 +596,7 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
         }
         let uploads: Vec<u16> = ["/upload/a", "/api/v1/upload", "/other"]
             .iter()
-            .map(|path| upload_status(port, &d, path, 2000))
+            .map(|path| post_status(port, &d, path, 2000, false))
             .collect();
         for (_, recorder) in recorders {
             recorder.take();
@@ -628,17 +628,8 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
     assert_eq!(theirs.1, [413, 200, 200]);
 }
 
-/// An htpasswd file with a user per hash scheme (password `secret`): `openssl passwd` for
-/// `$apr1$`, `$1$`, `$5$`, `$6$`; libxcrypt for bcrypt; `{SHA}`, `{SSHA}`, `{PLAIN}`.
-const HTPASSWD: &str = "# one user per scheme\n\
-    apr:$apr1$saltsalt$LrttParrLPdxvgutaSXWJ0\n\
-    md5:$1$saltsalt$9xy1btjgzLYfb7hivXtC//\n\
-    sha256:$5$saltsalt$0IyaXrmV7.sGNS6tirgqHLqX/G.FBvgkYA.lpPdS5sA\n\
-    sha512:$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n\
-    bcrypt:$2b$05$abcdefghijklmnopqrstuuOQiyCxlgf/oeuTqixKmWdcYUh4Hjl0a\n\
-    sha:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n\
-    ssha:{SSHA}gVK8WC9YyFT1gMsQHTGCgT3sSv5zYWx0\n\
-    plain:{PLAIN}secret\n";
+/// An htpasswd file with a user per hash scheme, each with the password `secret`.
+const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
 /// `auth_basic` and `auth_basic_user_file` (`basic_auth_realm`, `basic_auth_file`): every user
 /// of every hash scheme, with the right and a wrong password and none, on the server's realm,
@@ -867,32 +858,6 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
     assert_eq!(theirs[1][3], "a=b; HttpOnly; SameSite=Strict");
     assert_eq!(theirs[2][7], "SESSION=e; Domain=example.com; SameSite=None");
     assert_eq!(theirs[3][0], "session_id=abc; Path=/");
-}
-
-/// The status of a POST of `bytes` bytes to `path`.
-fn upload_status(port: u16, dir: &Path, path: &str, bytes: usize) -> u16 {
-    let output = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-        ])
-        .arg("--cacert")
-        .arg(dir.join("tls.crt"))
-        .arg("--data-binary")
-        .arg("x".repeat(bytes))
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
-        .arg(format!("https://localhost:{port}{path}"))
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
