@@ -53,6 +53,22 @@ fn nginx_head(d: &Path) -> String {
     )
 }
 
+/// `nginx.conf` in `d`: [`nginx_head`], then one TLS server on 127.0.0.1:`port` with the pair
+/// [`pair`] made and the directives `body` (lines of the server block), closed.
+fn tls_server(d: &Path, port: u16, body: &str) -> PathBuf {
+    let preamble = nginx_head(d);
+    let shown = d.display();
+    util::write_file(
+        d,
+        "nginx.conf",
+        &format!(
+            "{preamble}    server {{\n        listen 127.0.0.1:{port} ssl;\n        \
+             ssl_certificate     {shown}/tls.crt;\n        ssl_certificate_key \
+             {shown}/tls.key;\n{body}    }}\n}}\n"
+        ),
+    )
+}
+
 /// One HTTPS request with a forged `X-Real-IP`; the response head and body.
 fn curl(port: u16, dir: &Path) -> String {
     let output = Command::new("curl")
@@ -396,16 +412,11 @@ async fn return_locations_are_answered_as_nginx_answers_them() {
     pair(&d);
     let upstream = Recorder::start("").await;
     let port = util::free_port();
-    let preamble = nginx_head(&d);
-    let conf = util::write_file(
+    let conf = tls_server(
         &d,
-        "nginx.conf",
+        port,
         &format!(
-            r#"{preamble}    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate     {d}/tls.crt;
-        ssl_certificate_key {d}/tls.key;
-        location = /ping {{ return 204; }}
+            r#"        location = /ping {{ return 204; }}
         location /healthz {{
             access_log off;
             return 200 "ok\n";
@@ -424,10 +435,7 @@ async fn return_locations_are_answered_as_nginx_answers_them() {
         location = /50x.html {{
             root /usr/share/nginx/html;
         }}
-    }}
-}}
 "#,
-            d = d.display(),
             up = upstream.address.port(),
         ),
     );
@@ -503,16 +511,11 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
     let hub = Recorder::start("").await;
     let api = Recorder::start("").await;
     let port = util::free_port();
-    let preamble = nginx_head(&d);
-    let conf = util::write_file(
+    let conf = tls_server(
         &d,
-        "nginx.conf",
+        port,
         &format!(
-            r#"{preamble}    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate     {d}/tls.crt;
-        ssl_certificate_key {d}/tls.key;
-        client_max_body_size 2500;
+            r#"        client_max_body_size 2500;
         proxy_set_header X-Route server;
         location / {{
             proxy_pass http://127.0.0.1:{app};
@@ -545,10 +548,7 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
             proxy_pass http://127.0.0.1:{app}/upload/;
             client_max_body_size 1000;
         }}
-    }}
-}}
 "#,
-            d = d.display(),
             app = app.address.port(),
             hub = hub.address.port(),
             api = api.address.port(),
@@ -644,16 +644,11 @@ async fn basic_auth_lets_in_whom_nginx_lets_in() {
     util::write_file(&d, "admins", "plain:{PLAIN}secret\n");
     let app = Recorder::start("").await;
     let port = util::free_port();
-    let preamble = nginx_head(&d);
-    let conf = util::write_file(
+    let conf = tls_server(
         &d,
-        "nginx.conf",
+        port,
         &format!(
-            r#"{preamble}    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate     {d}/tls.crt;
-        ssl_certificate_key {d}/tls.key;
-        auth_basic "Site";
+            r#"        auth_basic "Site";
         auth_basic_user_file {d}/htpasswd;
         location / {{
             proxy_pass http://127.0.0.1:{app};
@@ -668,8 +663,6 @@ async fn basic_auth_lets_in_whom_nginx_lets_in() {
             auth_basic off;
         }}
         location = /ping {{ return 204; }}
-    }}
-}}
 "#,
             d = d.display(),
             app = app.address.port(),
@@ -797,16 +790,11 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
     )
     .await;
     let port = util::free_port();
-    let preamble = nginx_head(&d);
-    let conf = util::write_file(
+    let conf = tls_server(
         &d,
-        "nginx.conf",
+        port,
         &format!(
-            r#"{preamble}    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate     {d}/tls.crt;
-        ssl_certificate_key {d}/tls.key;
-        proxy_cookie_flags session_id samesite=lax secure;
+            r#"        proxy_cookie_flags session_id samesite=lax secure;
         location / {{
             proxy_pass http://127.0.0.1:{app};
         }}
@@ -823,10 +811,7 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
             proxy_pass http://127.0.0.1:{app};
             proxy_cookie_flags off;
         }}
-    }}
-}}
 "#,
-            d = d.display(),
             app = app.address.port(),
         ),
     );
