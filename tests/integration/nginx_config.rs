@@ -732,42 +732,24 @@ async fn basic_auth_lets_in_whom_nginx_lets_in() {
 
 /// The status and `WWW-Authenticate` of GET `path` with `user:password` (or none).
 fn auth_status(port: u16, dir: &Path, path: &str, credentials: Option<&str>) -> (u16, String) {
-    let mut command = Command::new("curl");
-    command
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-D",
-            "-",
-            "--max-time",
-            "10",
-            "--cacert",
-        ])
-        .arg(dir.join("tls.crt"))
-        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
-    if let Some(credentials) = credentials {
-        command.args(["-u", credentials]);
-    }
-    let output = command
-        .arg(format!("https://localhost:{port}{path}"))
-        .output()
-        .expect("run curl");
-    let head = String::from_utf8_lossy(&output.stdout).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
+    use base64::Engine as _;
+    let authorization = credentials.map(|c| {
+        format!(
+            "Authorization: Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(c)
+        )
+    });
+    let fields = head(port, dir, path, &Vec::from_iter(authorization.as_deref()));
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let status = field(":status")
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("curl: {}", String::from_utf8_lossy(&output.stderr)));
-    let challenge = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, challenge)
+        .expect("a status");
+    (status, field("www-authenticate").unwrap_or_default())
 }
 
 /// `proxy_cookie_flags` (`cookie_flags`): an app's `Set-Cookie` headers, in a location with
@@ -846,7 +828,7 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
 }
 
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
-/// lowercased, value)`.
+/// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
     let output = Command::new("curl")
         .args([
@@ -870,12 +852,13 @@ fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, Strin
         "curl: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let status = text.split(' ').nth(1).unwrap_or_default().to_string();
+    std::iter::once((":status".to_string(), status))
+        .chain(text.lines().filter_map(|line| {
             let (name, value) = line.split_once(':')?;
             Some((name.to_ascii_lowercase(), value.trim().to_string()))
-        })
+        }))
         .collect()
 }
 
