@@ -795,6 +795,40 @@ pub(crate) enum RequestHeaderPart {
     Host,
     /// nginx's `$remote_addr`: the client's address (the TCP peer).
     RemoteAddr,
+    /// nginx's `$ssl_client_*`: the client certificate of a mutual-TLS connection.
+    Client(ClientVariable),
+}
+
+/// The `$ssl_client_*` variables a request header may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientVariable {
+    /// `$ssl_client_s_dn`.
+    Subject,
+    /// `$ssl_client_i_dn`.
+    Issuer,
+    /// `$ssl_client_verify`.
+    Verify,
+    /// `$ssl_client_serial`.
+    Serial,
+    /// `$ssl_client_fingerprint`.
+    Fingerprint,
+    /// `$ssl_client_escaped_cert`.
+    EscapedCert,
+}
+
+impl ClientVariable {
+    /// The variable named `name` (without its `$`).
+    pub(crate) fn named(name: &str) -> Option<ClientVariable> {
+        Some(match name {
+            "ssl_client_s_dn" => ClientVariable::Subject,
+            "ssl_client_i_dn" => ClientVariable::Issuer,
+            "ssl_client_verify" => ClientVariable::Verify,
+            "ssl_client_serial" => ClientVariable::Serial,
+            "ssl_client_fingerprint" => ClientVariable::Fingerprint,
+            "ssl_client_escaped_cert" => ClientVariable::EscapedCert,
+            _ => return None,
+        })
+    }
 }
 
 /// A piece of a value written with nginx's variables.
@@ -837,8 +871,8 @@ pub(crate) fn variable_pieces(value: &str) -> Result<Vec<VariablePiece<'_>>, Str
     Ok(pieces)
 }
 
-/// A `proxy.request_headers` value in pieces; the error names a variable other than `$host`
-/// and `$remote_addr` (also written `${host}`, `${remote_addr}`).
+/// A `proxy.request_headers` value in pieces; the error names a variable other than `$host`,
+/// `$remote_addr` and the `$ssl_client_*` ones (also written `${host}`...).
 pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>, String> {
     let mut parts = Vec::new();
     let mut text = String::new();
@@ -850,7 +884,10 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
             }
             VariablePiece::Variable("host") => RequestHeaderPart::Host,
             VariablePiece::Variable("remote_addr") => RequestHeaderPart::RemoteAddr,
-            VariablePiece::Variable(name) => return Err(format!("${name}")),
+            VariablePiece::Variable(name) => match ClientVariable::named(name) {
+                Some(variable) => RequestHeaderPart::Client(variable),
+                None => return Err(format!("${name}")),
+            },
         };
         if !text.is_empty() {
             parts.push(RequestHeaderPart::Text(std::mem::take(&mut text)));

@@ -1571,6 +1571,9 @@ impl Mapper {
                 "server_port" => Some(port.clone()),
                 // Replaced by the proxy for each request (braced: text may follow).
                 "host" | "remote_addr" => Some(format!("${{{variable}}}")),
+                client if super::ClientVariable::named(client).is_some() => {
+                    Some(format!("${{{variable}}}"))
+                }
                 _ => None,
             }) {
                 Ok(fixed) => fixed,
@@ -1579,7 +1582,8 @@ impl Mapper {
                         d,
                         format!(
                             "{name} {value}: {variable} is not supported (only $scheme, $https, \
-                             $server_port, $host and $remote_addr)"
+                             $server_port, $host, $remote_addr and $ssl_client_s_dn, _i_dn, \
+                             _verify, _serial, _fingerprint, _escaped_cert)"
                         ),
                     );
                     continue;

@@ -2034,7 +2034,11 @@ fn resolve_request_headers(
             let at: Vec<&str> = base.iter().copied().chain([name.as_str()]).collect();
             r.error(
                 &at,
-                format!("{variable}: only $host and $remote_addr are replaced in a value"),
+                format!(
+                    "{variable}: only $host, $remote_addr, $ssl_client_s_dn, $ssl_client_i_dn, \
+                     $ssl_client_verify, $ssl_client_serial, $ssl_client_fingerprint and \
+                     $ssl_client_escaped_cert are replaced in a value"
+                ),
             );
             continue;
         }

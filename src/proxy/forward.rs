@@ -28,6 +28,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
 use super::basic_auth::{self, BasicAuth};
+use super::client_cert::ClientCert;
 use super::cookies;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
@@ -68,6 +69,8 @@ pub(crate) struct Peer {
     /// Whether the client is in `trusted_proxies`: its forwarding headers are kept and
     /// appended to rather than replaced.
     pub trusted: bool,
+    /// The client's certificate, formed when a request header needs it.
+    pub client_cert: Option<Box<ClientCert>>,
 }
 
 impl Peer {
@@ -83,6 +86,7 @@ impl Peer {
             for_value: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")),
             forwarded_for,
             trusted,
+            client_cert: None,
         }
     }
 }
@@ -363,6 +367,28 @@ impl Forwarder {
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
         })
+    }
+
+    /// Whether a request header carries a `$ssl_client_*` variable: the client certificate is
+    /// then formed for each connection that has one.
+    pub(crate) fn wants_client_cert(&self) -> bool {
+        let uses = |target: &Target| {
+            target.request_headers.iter().any(|(_, set)| match set {
+                SetHeader::PerRequest(parts) => parts
+                    .iter()
+                    .any(|part| matches!(part, config::RequestHeaderPart::Client(_))),
+                _ => false,
+            })
+        };
+        uses(&self.default)
+            || self
+                .locations
+                .exact
+                .iter()
+                .map(|(_, action)| action)
+                .chain(self.locations.prefixes.iter().map(|(_, _, action)| action))
+                .chain(self.locations.regexes.iter().map(|(_, action)| action))
+                .any(|action| matches!(action, Action::Forward(target) if uses(target)))
     }
 
     /// The user files of `basic_auth_file`, each once, to be read again when they change.
@@ -907,6 +933,9 @@ fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)],
                         config::RequestHeaderPart::RemoteAddr => {
                             built.extend_from_slice(peer.for_value.as_bytes());
                         }
+                        config::RequestHeaderPart::Client(variable) => {
+                            built.extend_from_slice(client_variable(peer, *variable).as_bytes());
+                        }
                         config::RequestHeaderPart::Host => {
                             let host = headers
                                 .get(header::HOST)
@@ -923,6 +952,27 @@ fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)],
             }
         };
         headers.insert(name.clone(), value);
+    }
+}
+
+/// `$ssl_client_*` for `peer`'s connection: empty (`NONE` for `verify`) without a client
+/// certificate.
+fn client_variable(peer: &Peer, variable: config::ClientVariable) -> &str {
+    use config::ClientVariable;
+    let Some(cert) = &peer.client_cert else {
+        return if variable == ClientVariable::Verify {
+            "NONE"
+        } else {
+            ""
+        };
+    };
+    match variable {
+        ClientVariable::Subject => &cert.subject,
+        ClientVariable::Issuer => &cert.issuer,
+        ClientVariable::Verify => "SUCCESS",
+        ClientVariable::Serial => &cert.serial,
+        ClientVariable::Fingerprint => &cert.fingerprint,
+        ClientVariable::EscapedCert => &cert.escaped,
     }
 }
 

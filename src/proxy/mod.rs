@@ -11,6 +11,7 @@
 
 pub(crate) mod access;
 pub(crate) mod basic_auth;
+pub(crate) mod client_cert;
 pub(crate) mod cookies;
 pub(crate) mod forward;
 pub(crate) mod metrics;
@@ -261,6 +262,7 @@ impl Proxy {
             idle_timeout: self.config.idle_timeout,
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
+            client_cert_wanted: self.forwarder.wants_client_cert(),
         });
         // The accept loop is a task of its own, so it runs on a runtime worker (the thread that
         // also polls the sockets and runs the connections) rather than on the thread that
@@ -358,6 +360,8 @@ struct ConnectionShared {
     shutdown: CancellationToken,
     /// `proxy.access_log`.
     access_log: bool,
+    /// A request header carries a `$ssl_client_*` variable.
+    client_cert_wanted: bool,
 }
 
 impl ConnectionShared {
@@ -418,7 +422,16 @@ impl ConnectionShared {
                 return None;
             }
         };
-        let peer_info = Arc::new(Peer::new(peer.ip(), self.forwarder.trusts(peer.ip())));
+        let mut peer_info = Peer::new(peer.ip(), self.forwarder.trusts(peer.ip()));
+        if self.client_cert_wanted {
+            peer_info.client_cert = tls
+                .session()
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| client_cert::ClientCert::from_der(leaf))
+                .map(Box::new);
+        }
+        let peer_info = Arc::new(peer_info);
         // Taken only with the access log on: off, a connection formats nothing more.
         let access = self
             .access_log

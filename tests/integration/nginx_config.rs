@@ -827,6 +827,135 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
     assert_eq!(theirs[3][0], "session_id=abc; Path=/");
 }
 
+/// `$ssl_client_*` in `proxy_set_header` (mutual TLS): a client certificate whose subject needs
+/// every kind of RFC 2253 escaping (a leading space, `;<>"`, a comma, a non-ASCII letter), and no
+/// certificate at all, give the app the same subject, issuer, verification, serial, fingerprint
+/// and escaped PEM from nginx and from the proxy on one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_variables_reach_the_app_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    // `words` split at spaces, then `more` as they are.
+    let openssl = |words: &str, more: &[&str]| {
+        let output = Command::new("openssl")
+            .args(words.split(' '))
+            .args(more)
+            .current_dir(&d)
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        &format!("req -x509 {ec} -keyout ca.key -out ca.crt -days 1 -subj"),
+        &["/CN=Client CA/O=Acme"],
+    );
+    openssl(
+        &format!("req {ec} -keyout client.key -out client.csr -utf8 -subj"),
+        &["/C=FR/ST=Île-de-France/O=Acme, Inc./OU=Web/CN= client #1;x<y>\"q\"/emailAddress=a@b.c"],
+    );
+    util::write_file(
+        &d,
+        "client.ext",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
+    openssl(
+        "x509 -req -in client.csr -CA ca.crt -CAkey ca.key -set_serial 0x00A1B2 -days 1 \
+         -extfile client.ext -out client.crt",
+        &[],
+    );
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        ssl_client_certificate {d}/ca.crt;
+        ssl_verify_client optional;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header X-Subject $ssl_client_s_dn;
+            proxy_set_header X-Issuer $ssl_client_i_dn;
+            proxy_set_header X-Verify $ssl_client_verify;
+            proxy_set_header X-Serial "serial=$ssl_client_serial";
+            proxy_set_header X-Fingerprint $ssl_client_fingerprint;
+            proxy_set_header X-Cert $ssl_client_escaped_cert;
+        }}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    const SHOWN: [&str; 6] = [
+        "x-subject",
+        "x-issuer",
+        "x-verify",
+        "x-serial",
+        "x-fingerprint",
+        "x-cert",
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for with_cert in [true, false] {
+            let mut command = Command::new("curl");
+            command
+                .args(["-sS", "-o", "/dev/null", "--max-time", "10", "--cacert"])
+                .arg(d.join("tls.crt"))
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+            if with_cert {
+                command
+                    .arg("--cert")
+                    .arg(d.join("client.crt"))
+                    .arg("--key")
+                    .arg(d.join("client.key"));
+            }
+            let output = command
+                .arg(format!("https://localhost:{port}/"))
+                .output()
+                .expect("run curl");
+            assert!(
+                output.status.success(),
+                "curl: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let received = app.take();
+            assert_eq!(received.len(), 1);
+            seen.push(
+                SHOWN
+                    .iter()
+                    .map(|name| received[0].header(name).join("|"))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        seen
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    for (with, (theirs, ours)) in ["with", "without"].iter().zip(theirs.iter().zip(&ours)) {
+        for ((name, theirs), ours) in SHOWN.iter().zip(theirs).zip(ours) {
+            assert_eq!(ours, theirs, "{name}, {with} a certificate");
+        }
+    }
+    // What nginx sent, so that the comparison means something.
+    assert_eq!(
+        theirs[0][0],
+        r#"emailAddress=a@b.c,CN=\ client #1\;x\<y\>\"q\",OU=Web,O=Acme\, Inc.,ST=\C3\8Ele-de-France,C=FR"#
+    );
+    assert_eq!(theirs[0][2], "SUCCESS");
+    assert_eq!(theirs[0][3], "serial=A1B2");
+    assert_eq!(theirs[1][2], "NONE");
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
