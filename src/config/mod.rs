@@ -508,6 +508,13 @@ pub struct Proxy {
     /// Flags set on the upstream's cookies (nginx's `proxy_cookie_flags`), the first rule
     /// that matches a cookie applying.
     pub cookie_flags: Vec<CookieRule>,
+    /// Request rates per client address (nginx's `limit_req_zone`), by zone name, in
+    /// thousandths of a request per second.
+    pub rate_limit_zones: BTreeMap<String, u64>,
+    /// The zones a request is counted in (nginx's `limit_req`).
+    pub rate_limits: Vec<RateLimit>,
+    /// The status of a refused request (nginx's `limit_req_status`, 503 by default).
+    pub rate_limit_status: u16,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -707,6 +714,8 @@ pub struct Route {
     pub x_real_ip: bool,
     pub basic_auth: Option<BasicAuth>,
     pub cookie_flags: Vec<CookieRule>,
+    pub rate_limits: Vec<RateLimit>,
+    pub rate_limit_status: u16,
 }
 
 /// One of `cookie_flags` (nginx's `proxy_cookie_flags`).
@@ -772,6 +781,28 @@ pub struct BasicAuth {
     pub realm: String,
     /// The htpasswd file.
     pub user_file: PathBuf,
+}
+
+/// `5r/s`, `30r/m` as thousandths of a request per second; `None` for anything else.
+pub(crate) fn request_rate(text: &str) -> Option<u64> {
+    let (count, unit) = text.trim().split_once("r/")?;
+    let count: u64 = count.parse().ok().filter(|&c| c > 0)?;
+    match unit {
+        "s" => count.checked_mul(1000),
+        "m" => count.checked_mul(1000).map(|c| (c / 60).max(1)),
+        _ => None,
+    }
+}
+
+/// One of `rate_limits` (nginx's `limit_req`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// A zone of `proxy.rate_limit_zones`.
+    pub zone: String,
+    /// Requests beyond the rate before refusals.
+    pub burst: u64,
+    /// Of those, how many go through at once (`nodelay`: all, `burst`).
+    pub delay: u64,
 }
 
 /// One of `proxy.fixed_responses`.
@@ -1631,6 +1662,16 @@ pub fn default_cert_label(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Cidr, ConfigError, PathMatch, read_files};
+
+    #[test]
+    fn request_rates_are_read_as_nginx_reads_them() {
+        assert_eq!(super::request_rate("5r/s"), Some(5000));
+        assert_eq!(super::request_rate("30r/m"), Some(500));
+        assert_eq!(super::request_rate("1r/m"), Some(16));
+        for bad in ["5", "0r/s", "5r/h", "r/s", "-1r/s"] {
+            assert_eq!(super::request_rate(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn locations_are_read_as_nginx_writes_them() {

@@ -693,6 +693,11 @@ struct Mapper {
     auth: [Vec<Directive>; 2],
     /// `proxy_cookie_flags` of the server (with the `http` level's) and of `location /`.
     cookie_flags: [Vec<Directive>; 2],
+    /// `limit_req_zone` directives of the `http` level.
+    zones: Vec<Directive>,
+    /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
+    /// `location /`.
+    rate_limits: [Vec<Directive>; 2],
 }
 
 impl Mapper {
@@ -724,11 +729,12 @@ impl Mapper {
                     "not served: the proxy serves one HTTPS server (the `server` with `listen \
                      ... ssl`)",
                 ),
-                "map" | "geo" | "split_clients" | "limit_req_zone" | "limit_conn_zone"
-                | "proxy_cache_path" => self.warn(
-                    directive,
-                    "ignored here; a directive of the server that uses it is reported there",
-                ),
+                "limit_req_zone" => self.zones.push(directive.clone()),
+                "map" | "geo" | "split_clients" | "limit_conn_zone" | "proxy_cache_path" => self
+                    .warn(
+                        directive,
+                        "ignored here; a directive of the server that uses it is reported there",
+                    ),
                 _ => self.inherited.push(directive.clone()),
             }
         }
@@ -946,6 +952,9 @@ impl Mapper {
                 "proxy_set_header" => self.set_headers[0].push(d.clone()),
                 "auth_basic" | "auth_basic_user_file" => self.auth[0].push(d.clone()),
                 "proxy_cookie_flags" => self.cookie_flags[0].push(d.clone()),
+                "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
+                    self.rate_limits[0].push(d.clone());
+                }
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
                     self.upstream_timeouts[0].push(d.clone());
                 }
@@ -968,6 +977,7 @@ impl Mapper {
         self.routes();
         self.basic_auth();
         self.proxy_cookie_flags();
+        self.limit_req();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1393,6 +1403,9 @@ impl Mapper {
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
             "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
+            "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
+                self.rate_limits[1].push(d.clone());
+            }
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
@@ -1897,6 +1910,7 @@ impl Mapper {
         let mut add_headers = Vec::new();
         let mut auth = Vec::new();
         let mut cookie_flags = Vec::new();
+        let mut rate_limits = Vec::new();
         let mut ok = true;
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
@@ -1912,6 +1926,9 @@ impl Mapper {
                 "add_header" => add_headers.push(inner.clone()),
                 "auth_basic" | "auth_basic_user_file" => auth.push(inner.clone()),
                 "proxy_cookie_flags" => cookie_flags.push(inner.clone()),
+                "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
+                    rate_limits.push(inner.clone());
+                }
                 "access_log" => self.warn(
                     inner,
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
@@ -2064,7 +2081,178 @@ impl Mapper {
         };
         let rules = self.cookie_rules(&level)?;
         route.insert("cookie_flags".into(), Value::from(rules));
+        let outer = self.rate_limits[0].clone();
+        let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
+        route.insert("rate_limits".into(), Value::from(limits));
+        route.insert("rate_limit_status".into(), Value::from(u64::from(status)));
         Some(route)
+    }
+
+    /// `limit_req` and `limit_req_status` of `location /` (else the server's), as
+    /// `proxy.rate_limits` and `proxy.rate_limit_status`, with the zones they use as
+    /// `proxy.rate_limit_zones`.
+    fn limit_req(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.rate_limits);
+        let at = location.first().or(outer.first()).cloned();
+        if let (Some((limits, status)), Some(at)) = (self.limits_in_effect(&location, &outer), at) {
+            self.set(&at, &["proxy", "rate_limits"], Value::from(limits));
+            self.set(
+                &at,
+                &["proxy", "rate_limit_status"],
+                Value::from(u64::from(status)),
+            );
+        }
+        let mut zones = figment::value::Dict::new();
+        let mut first: Option<Directive> = None;
+        for d in std::mem::take(&mut self.zones) {
+            let mut name = None;
+            let mut rate = None;
+            for arg in d.args.iter().skip(1) {
+                if let Some(zone) = arg.strip_prefix("zone=") {
+                    name = zone.split(':').next().map(str::to_string);
+                } else if let Some(value) = arg.strip_prefix("rate=") {
+                    rate = Some(value.to_string());
+                } else if arg != "sync" {
+                    self.error(&d, format!("{arg}: expects zone=NAME:SIZE and rate=RATE"));
+                }
+            }
+            let key = d.args.first().map(String::as_str).unwrap_or_default();
+            match (name, rate) {
+                (Some(name), Some(rate)) if super::request_rate(&rate).is_some() => {
+                    if !matches!(key, "$binary_remote_addr" | "$remote_addr") {
+                        self.warn(
+                            &d,
+                            format!(
+                                "not served: the proxy counts requests per client address \
+                                 ($binary_remote_addr), not per {key}; a limit_req using \
+                                 zone {name} is refused"
+                            ),
+                        );
+                        continue;
+                    }
+                    let mut zone = figment::value::Dict::new();
+                    zone.insert("rate".into(), Value::from(rate));
+                    zones.insert(name, Value::from(zone));
+                    first.get_or_insert(d.clone());
+                }
+                _ => self.error(&d, "expects KEY zone=NAME:SIZE rate=RATE (such as 10r/s)"),
+            }
+        }
+        if let Some(first) = first {
+            self.set(&first, &["proxy", "rate_limit_zones"], Value::from(zones));
+        }
+    }
+
+    /// The `limit_req`s and the `limit_req_status` in effect where `own` are a location's
+    /// directives and `outer` the server's: each the location's, else the server's, as nginx
+    /// inherits them. `None` when one is refused (said).
+    fn limits_in_effect(
+        &mut self,
+        own: &[Directive],
+        outer: &[Directive],
+    ) -> Option<(Vec<Value>, u16)> {
+        let named = |level: &[Directive], name: &str| -> Vec<Directive> {
+            level.iter().filter(|d| d.name == name).cloned().collect()
+        };
+        let pick = |name: &str| {
+            let mine = named(own, name);
+            if mine.is_empty() {
+                named(outer, name)
+            } else {
+                mine
+            }
+        };
+        let mut refused = false;
+        for d in pick("limit_req_dry_run") {
+            if d.args != ["off"] {
+                self.error(
+                    &d,
+                    "only off is supported: the proxy refuses what a limit refuses",
+                );
+                refused = true;
+            }
+        }
+        for d in pick("limit_req_log_level") {
+            self.warn(&d, "ignored: a refused request is counted (client_errors_total{kind=\"rate_limited\"}) and in the access log");
+        }
+        let status = match pick("limit_req_status").last() {
+            None => 503,
+            Some(d) => match d.args.first().and_then(|a| a.parse::<u16>().ok()) {
+                Some(code) if (400..=599).contains(&code) => code,
+                _ => {
+                    self.error(d, "expects a status from 400 to 599");
+                    refused = true;
+                    503
+                }
+            },
+        };
+        let usable: Vec<String> = self
+            .zones
+            .iter()
+            .filter(|z| {
+                matches!(
+                    z.args.first().map(String::as_str),
+                    Some("$binary_remote_addr" | "$remote_addr")
+                )
+            })
+            .filter_map(|z| {
+                z.args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("zone="))
+                    .and_then(|zone| zone.split(':').next())
+                    .map(str::to_string)
+            })
+            .collect();
+        let mut limits = Vec::new();
+        for d in pick("limit_req") {
+            let mut limit = figment::value::Dict::new();
+            let mut valid = true;
+            for arg in &d.args {
+                if let Some(zone) = arg.strip_prefix("zone=") {
+                    if !usable.iter().any(|z| z == zone) {
+                        self.error(
+                            &d,
+                            format!(
+                                "zone {zone}: no limit_req_zone keyed by the client address \
+                                 ($binary_remote_addr) defines it"
+                            ),
+                        );
+                        valid = false;
+                    }
+                    limit.insert("zone".into(), Value::from(zone.to_string()));
+                } else if let Some(burst) = arg.strip_prefix("burst=") {
+                    match burst.parse::<u64>() {
+                        Ok(burst) => {
+                            limit.insert("burst".into(), Value::from(burst));
+                        }
+                        Err(_) => valid = false,
+                    }
+                } else if let Some(delay) = arg.strip_prefix("delay=") {
+                    match delay.parse::<u64>() {
+                        Ok(delay) => {
+                            limit.insert("delay".into(), Value::from(delay));
+                        }
+                        Err(_) => valid = false,
+                    }
+                } else if arg == "nodelay" {
+                    limit.insert("nodelay".into(), Value::from(true));
+                } else {
+                    valid = false;
+                }
+            }
+            if !limit.contains_key("zone") {
+                valid = false;
+            }
+            if valid {
+                limits.push(Value::from(limit));
+            } else {
+                refused = true;
+                if !self.errors.iter().any(|e| e.to_string().contains(&d.at)) {
+                    self.error(&d, "expects zone=NAME [burst=N] [nodelay | delay=N]");
+                }
+            }
+        }
+        (!refused).then_some((limits, status))
     }
 
     /// `proxy_cookie_flags` of `location /` (else the server's), as `proxy.cookie_flags`.
@@ -2331,6 +2519,8 @@ server {
                 "x_real_ip": true,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
+                "rate_limits": [],
+                "rate_limit_status": 503,
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
             },
             {
@@ -2343,6 +2533,8 @@ server {
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
+                "rate_limits": [],
+                "rate_limit_status": 503,
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
             },
             {
@@ -2355,6 +2547,8 @@ server {
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
+                "rate_limits": [],
+                "rate_limit_status": 503,
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
             },
         ]);

@@ -286,6 +286,23 @@ pub(crate) struct RawCookieRule {
     pub flags: Option<Vec<String>>,
 }
 
+/// One of `proxy.rate_limit_zones`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateZone {
+    pub rate: Option<String>,
+}
+
+/// One of `rate_limits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub zone: Option<String>,
+    pub burst: Option<Scalar>,
+    pub delay: Option<Scalar>,
+    pub nodelay: Option<Scalar>,
+}
+
 /// One of `proxy.routes`: a location forwarded with settings of its own (nginx's other
 /// `location` blocks that `proxy_pass`).
 #[derive(Debug, Default, Deserialize)]
@@ -302,6 +319,8 @@ pub(crate) struct RawRoute {
     pub basic_auth_realm: Option<String>,
     pub basic_auth_file: Option<String>,
     pub cookie_flags: Option<Vec<RawCookieRule>>,
+    pub rate_limits: Option<Vec<RawRateLimit>>,
+    pub rate_limit_status: Option<Scalar>,
 }
 
 /// `proxy {}`.
@@ -339,6 +358,9 @@ pub(crate) struct RawProxy {
     pub basic_auth_realm: Option<String>,
     pub basic_auth_file: Option<String>,
     pub cookie_flags: Option<Vec<RawCookieRule>>,
+    pub rate_limit_zones: Option<BTreeMap<String, RawRateZone>>,
+    pub rate_limits: Option<Vec<RawRateLimit>>,
+    pub rate_limit_status: Option<Scalar>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

@@ -17,9 +17,9 @@ use super::raw::{self, Scalar};
 use super::{
     ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, BasicAuth, Cidr,
     ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink, FixedResponse,
-    ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy, RedirectRewrite,
-    Route, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, Vault, Wait,
-    default_cert_label,
+    ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy, RateLimit,
+    RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource,
+    Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1831,6 +1831,34 @@ fn resolve_proxy(
     };
     let basic_auth = resolve_basic_auth(r, &["proxy"], &auth, &RawAuth::default());
     let cookie_flags = resolve_cookie_flags(r, &["proxy", "cookie_flags"], raw.cookie_flags);
+    let mut rate_limit_zones = BTreeMap::new();
+    // Every zone named, its rate valid or not: a limit naming one is not an error of its own.
+    let zone_names: Vec<String> = raw
+        .rate_limit_zones
+        .iter()
+        .flat_map(|zones| zones.keys().cloned())
+        .collect();
+    for (name, zone) in raw.rate_limit_zones.unwrap_or_default() {
+        let at = ["proxy", "rate_limit_zones", name.as_str(), "rate"];
+        match zone.rate.as_deref().map(super::request_rate) {
+            Some(Some(rate)) => {
+                rate_limit_zones.insert(name, rate);
+            }
+            Some(None) => r.error(&at, "is not a rate such as \"10r/s\" or \"30r/m\""),
+            None => r.error(
+                &at,
+                "is required: requests per second or minute, such as \"10r/s\"",
+            ),
+        }
+    }
+    let rate_limits =
+        resolve_rate_limits(r, &["proxy", "rate_limits"], raw.rate_limits, &zone_names);
+    let rate_limit_status = rate_limit_status(
+        r,
+        &["proxy", "rate_limit_status"],
+        raw.rate_limit_status.as_ref(),
+        503,
+    );
     let routes = resolve_routes(
         r,
         raw.routes,
@@ -1846,7 +1874,10 @@ fn resolve_proxy(
             x_real_ip,
             basic_auth: basic_auth.clone(),
             cookie_flags: cookie_flags.clone(),
+            rate_limits: rate_limits.clone(),
+            rate_limit_status,
         },
+        &zone_names,
     );
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
@@ -1915,6 +1946,9 @@ fn resolve_proxy(
         x_real_ip,
         basic_auth,
         cookie_flags,
+        rate_limit_zones,
+        rate_limits,
+        rate_limit_status,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2193,6 +2227,7 @@ fn resolve_routes(
     raw: Option<Vec<raw::RawRoute>>,
     proxy_auth: &RawAuth,
     proxy: &Route,
+    zones: &[String],
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
@@ -2273,6 +2308,19 @@ fn resolve_routes(
             }
             None => proxy.cookie_flags.clone(),
         };
+        let rate_limits = match route.rate_limits {
+            Some(limits) => {
+                let base: Vec<&str> = base.iter().copied().chain(["rate_limits"]).collect();
+                resolve_rate_limits(r, &base, Some(limits), zones)
+            }
+            None => proxy.rate_limits.clone(),
+        };
+        let rate_limit_status = rate_limit_status(
+            r,
+            &at("rate_limit_status"),
+            route.rate_limit_status.as_ref(),
+            proxy.rate_limit_status,
+        );
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2288,9 +2336,67 @@ fn resolve_routes(
             x_real_ip,
             basic_auth,
             cookie_flags,
+            rate_limits,
+            rate_limit_status,
         });
     }
     routes
+}
+
+/// `rate_limits = [{ zone = "api", burst = 20, nodelay = true }]` at `base`, each naming one of
+/// `zones`.
+fn resolve_rate_limits(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawRateLimit>>,
+    zones: &[String],
+) -> Vec<RateLimit> {
+    let mut limits = Vec::new();
+    for (index, limit) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter().copied().chain([index.as_str(), key]).collect()
+        };
+        let zone = match limit.zone {
+            Some(zone) if zones.contains(&zone) => zone,
+            Some(zone) => {
+                r.error(
+                    &at("zone"),
+                    format!(
+                        "{zone:?} is not one of proxy.rate_limit_zones ({})",
+                        zones.join(", ")
+                    ),
+                );
+                continue;
+            }
+            None => {
+                r.error(&at("zone"), "is required: a zone of proxy.rate_limit_zones");
+                continue;
+            }
+        };
+        let burst = r.count(&at("burst"), limit.burst.as_ref(), 0, 0..=1_000_000) as u64;
+        let nodelay = r.boolean(&at("nodelay"), limit.nodelay.as_ref(), false);
+        let delay = r.count(&at("delay"), limit.delay.as_ref(), 0, 0..=1_000_000) as u64;
+        if nodelay && limit.delay.is_some() {
+            r.error(
+                &at("delay"),
+                "cannot be given with nodelay (nodelay is delay = burst)",
+            );
+            continue;
+        }
+        limits.push(RateLimit {
+            zone,
+            burst,
+            delay: if nodelay { burst } else { delay.min(burst) },
+        });
+    }
+    limits
+}
+
+/// The status of a request a rate limit refuses: 400 to 599, nginx's range.
+fn rate_limit_status(r: &mut Resolver, at: &[&str], value: Option<&Scalar>, default: u16) -> u16 {
+    let status = r.count(at, value, usize::from(default), 400..=599);
+    u16::try_from(status).unwrap_or(default)
 }
 
 /// `cookie_flags = [{ cookie = "session", flags = ["secure", "samesite=lax"] }]` at `base`.

@@ -15,6 +15,7 @@
 //! client body that breaks off before the answer a 400, each with a short plain-text body and
 //! a metric. Nothing here does file I/O or takes a lock.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use super::client_cert::ClientCert;
 use super::cookies;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
+use super::rate_limit;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
 
@@ -62,6 +64,8 @@ const HTTPS: HeaderValue = HeaderValue::from_static("https");
 /// Who is on the other end of a client connection, formatted once per connection.
 #[derive(Clone)]
 pub(crate) struct Peer {
+    /// The client's address (the TCP peer).
+    pub ip: IpAddr,
     /// The client's address as `X-Forwarded-For` carries it.
     pub for_value: HeaderValue,
     /// The client's address as `Forwarded: for=` carries it (IPv6 quoted and bracketed).
@@ -83,6 +87,7 @@ impl Peer {
             IpAddr::V6(_) => push_forwarded_value(&mut forwarded_for, &format!("[{text}]")),
         }
         Peer {
+            ip,
             for_value: HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("unknown")),
             forwarded_for,
             trusted,
@@ -126,12 +131,20 @@ struct Target {
     basic_auth: Option<Arc<BasicAuth>>,
     /// `cookie_flags`.
     cookies: Vec<cookies::Rule>,
+    /// `rate_limits`, with their zones.
+    rate_limits: Vec<rate_limit::Limit>,
+    /// `rate_limit_status`.
+    rate_limit_status: StatusCode,
 }
 
 impl Target {
     /// The proxy's own settings or a route's (`config`); a user file is read once for every
     /// target that names it with the same realm (`auths`).
-    fn new(config: &config::Route, auths: &mut Vec<Arc<BasicAuth>>) -> anyhow::Result<Target> {
+    fn new(
+        config: &config::Route,
+        auths: &mut Vec<Arc<BasicAuth>>,
+        zones: &HashMap<String, Arc<rate_limit::Zone>>,
+    ) -> anyhow::Result<Target> {
         let config::Route {
             upstream,
             upstream_connect_timeout: connect_timeout,
@@ -203,6 +216,20 @@ impl Target {
                 .iter()
                 .filter_map(cookies::Rule::new)
                 .collect(),
+            // Zones checked when the configuration was resolved.
+            rate_limits: config
+                .rate_limits
+                .iter()
+                .filter_map(|limit| {
+                    Some(rate_limit::Limit {
+                        zone: zones.get(&limit.zone)?.clone(),
+                        burst: limit.burst,
+                        delay: limit.delay,
+                    })
+                })
+                .collect(),
+            rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
         })
     }
 }
@@ -318,12 +345,17 @@ impl Forwarder {
     /// read or holds what cannot be verified.
     pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> anyhow::Result<Forwarder> {
         let mut auths = Vec::new();
+        let zones: HashMap<String, Arc<rate_limit::Zone>> = config
+            .rate_limit_zones
+            .iter()
+            .map(|(name, rate)| (name.clone(), Arc::new(rate_limit::Zone::new(*rate))))
+            .collect();
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
             locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
         }
         for route in &config.routes {
-            let target = Target::new(route, &mut auths)?;
+            let target = Target::new(route, &mut auths, &zones)?;
             locations.add(&route.path, Action::Forward(target));
         }
         locations
@@ -340,8 +372,10 @@ impl Forwarder {
             x_real_ip: config.x_real_ip,
             basic_auth: config.basic_auth.clone(),
             cookie_flags: config.cookie_flags.clone(),
+            rate_limits: config.rate_limits.clone(),
+            rate_limit_status: config.rate_limit_status,
         };
-        let default = Target::new(&own, &mut auths)?;
+        let default = Target::new(&own, &mut auths, &zones)?;
         Ok(Forwarder {
             default,
             locations,
@@ -451,6 +485,26 @@ impl Forwarder {
             let response = fixed.response();
             discard_body(request, h1);
             return self.finish(started, response);
+        }
+        // nginx's order: `limit_req` (its preaccess phase), then `auth_basic` (access).
+        if !target.rate_limits.is_empty() {
+            match rate_limit::check(&target.rate_limits, peer.ip) {
+                rate_limit::Verdict::Refuse => {
+                    self.metrics.client_errors.rate_limited.inc();
+                    discard_body(request, h1);
+                    return self.finish(
+                        started,
+                        error(
+                            target.rate_limit_status,
+                            "too many requests from this address\n",
+                        ),
+                    );
+                }
+                rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
+                    tokio::time::sleep(wait).await;
+                }
+                rate_limit::Verdict::Pass(_) => {}
+            }
         }
         if let Some(auth) = &target.basic_auth
             && auth

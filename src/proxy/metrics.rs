@@ -63,17 +63,20 @@ pub(crate) struct ClientErrors {
     pub body_too_large: IntCounter,
     /// No credentials, or credentials `basic_auth_file` does not accept (401).
     pub unauthorized: IntCounter,
+    /// Beyond a `rate_limits` burst (`rate_limit_status`, 503 by default).
+    pub rate_limited: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 6] = [
+    pub(crate) const KINDS: [&'static str; 7] = [
         "host",
         "transfer_encoding",
         "method",
         "body",
         "body_too_large",
         "unauthorized",
+        "rate_limited",
     ];
 }
 
@@ -161,6 +164,7 @@ impl ProxyMetrics {
                 body: client_errors.with_label_values(&[ClientErrors::KINDS[3]]),
                 body_too_large: client_errors.with_label_values(&[ClientErrors::KINDS[4]]),
                 unauthorized: client_errors.with_label_values(&[ClientErrors::KINDS[5]]),
+                rate_limited: client_errors.with_label_values(&[ClientErrors::KINDS[6]]),
             },
         })
     }

@@ -16,6 +16,7 @@ pub(crate) mod cookies;
 pub(crate) mod forward;
 pub(crate) mod metrics;
 pub(crate) mod park;
+pub(crate) mod rate_limit;
 pub(crate) mod store;
 pub(crate) mod upstream;
 

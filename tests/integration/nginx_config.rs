@@ -956,6 +956,86 @@ async fn client_certificate_variables_reach_the_app_as_nginx_sends_them() {
     assert_eq!(theirs[1][2], "NONE");
 }
 
+/// `limit_req_zone` / `limit_req` / `limit_req_status` (`rate_limit_zones`, `rate_limits`,
+/// `rate_limit_status`): a run of requests to the server's limit with a burst, a location's own
+/// limit and status, two limits on one location, and a location inheriting the server's, gets the
+/// same statuses from nginx and from the proxy on one file (at one request a minute, the run's
+/// own pace changes nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_refuse_what_nginx_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        limit_req zone=site burst=2 nodelay;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /strict/ {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_req zone=strict;
+            limit_req_status 429;
+        }}
+        location /both/ {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_req zone=strict;
+            limit_req zone=both burst=5 nodelay;
+        }}
+        location /inherits/ {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_req_status 429;
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    // `limit_req_zone` belongs to the `http` level, before the server.
+    let text = std::fs::read_to_string(&conf).unwrap().replacen(
+        "    server {",
+        "    limit_req_zone $binary_remote_addr zone=site:1m rate=1r/m;\n    \
+         limit_req_zone $binary_remote_addr zone=strict:1m rate=1r/m;\n    \
+         limit_req_zone $binary_remote_addr zone=both:1m rate=1r/m;\n    server {",
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    let paths = [
+        "/",
+        "/",
+        "/",
+        "/",
+        "/",
+        "/strict/",
+        "/strict/",
+        "/both/",
+        "/both/",
+        "/inherits/",
+    ];
+    let probe = |d: &Path| {
+        paths
+            .iter()
+            .map(|path| auth_status(port, d, path, None).0)
+            .collect::<Vec<_>>()
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ours, theirs, "{paths:?}");
+    // What nginx did, so that the comparison means something: the burst of two after the first,
+    // then refusals; the strict zone's own status; /both/ refused by the strict zone it shares
+    // with /strict/; /inherits/ has the server's limit (with its own status), having no
+    // limit_req of its own.
+    assert_eq!(theirs, [200, 200, 200, 503, 503, 200, 429, 503, 503, 429]);
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
