@@ -399,6 +399,27 @@ fn proxy(out: &mut String, config: &Config) {
             cookie_flags(&rule.flags)
         );
     }
+    for limit in &proxy.rate_limits {
+        let rate = proxy
+            .rate_limit_zones
+            .get(&limit.zone)
+            .copied()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  limits    {} a second per client address, {} more at once{} (zone {}), then {} \
+             (rate_limits)",
+            rate as f64 / 1000.0,
+            limit.burst,
+            if limit.delay < limit.burst {
+                format!(", {} of them without waiting", limit.delay)
+            } else {
+                String::new()
+            },
+            limit.zone,
+            proxy.rate_limit_status
+        );
+    }
     if let Some(auth) = &proxy.basic_auth {
         let _ = writeln!(
             out,
@@ -435,6 +456,11 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.cookie_flags != proxy.cookie_flags {
             differs.push("its own cookie_flags".to_string());
+        }
+        if (&route.rate_limits, route.rate_limit_status)
+            != (&proxy.rate_limits, proxy.rate_limit_status)
+        {
+            differs.push("its own rate_limits".to_string());
         }
         if route.basic_auth != proxy.basic_auth {
             differs.push(match &route.basic_auth {

@@ -524,6 +524,27 @@ pub struct Proxy {
     pub client_auth: Option<ClientAuth>,
 }
 
+impl Proxy {
+    /// The proxy's own settings as the route of `/`: what a route inherits, and how a request
+    /// no location takes is forwarded.
+    pub(crate) fn own_route(&self) -> Route {
+        Route {
+            path: PathMatch::Prefix("/".to_string()),
+            upstream: self.upstream.clone(),
+            upstream_connect_timeout: self.upstream_connect_timeout,
+            upstream_response_timeout: self.upstream_response_timeout,
+            max_request_body: self.max_request_body,
+            request_headers: self.request_headers.clone(),
+            redirect_rewrite: self.redirect_rewrite.clone(),
+            x_real_ip: self.x_real_ip,
+            basic_auth: self.basic_auth.clone(),
+            cookie_flags: self.cookie_flags.clone(),
+            rate_limits: self.rate_limits.clone(),
+            rate_limit_status: self.rate_limit_status,
+        }
+    }
+}
+
 /// `forwarded_headers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardedHeaders {

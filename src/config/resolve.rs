@@ -1859,26 +1859,7 @@ fn resolve_proxy(
         raw.rate_limit_status.as_ref(),
         503,
     );
-    let routes = resolve_routes(
-        r,
-        raw.routes,
-        &auth,
-        &Route {
-            path: PathMatch::Prefix("/".to_string()),
-            upstream: upstream.clone(),
-            upstream_connect_timeout,
-            upstream_response_timeout,
-            max_request_body,
-            request_headers: request_headers.clone(),
-            redirect_rewrite: redirect_rewrite.clone(),
-            x_real_ip,
-            basic_auth: basic_auth.clone(),
-            cookie_flags: cookie_flags.clone(),
-            rate_limits: rate_limits.clone(),
-            rate_limit_status,
-        },
-        &zone_names,
-    );
+    let raw_routes = raw.routes;
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1898,7 +1879,7 @@ fn resolve_proxy(
             "needs client_ca_file, the CAs that sign client certificates",
         );
     }
-    Proxy {
+    let mut proxy = Proxy {
         listen: r.socket(&["proxy", "listen"], raw.listen.as_deref(), "0.0.0.0:443"),
         upstream,
         cert_file,
@@ -1941,7 +1922,7 @@ fn resolve_proxy(
         response_headers,
         request_headers,
         fixed_responses,
-        routes,
+        routes: Vec::new(),
         redirect_rewrite,
         x_real_ip,
         basic_auth,
@@ -1956,7 +1937,9 @@ fn resolve_proxy(
         ),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
-    }
+    };
+    proxy.routes = resolve_routes(r, raw_routes, &auth, &proxy.own_route(), &zone_names);
+    proxy
 }
 
 /// Headers a response must not be given from the configuration: the proxy's own framing and

@@ -361,21 +361,7 @@ impl Forwarder {
         locations
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
-        let own = config::Route {
-            path: config::PathMatch::Prefix("/".to_string()),
-            upstream: config.upstream.clone(),
-            upstream_connect_timeout: config.upstream_connect_timeout,
-            upstream_response_timeout: config.upstream_response_timeout,
-            max_request_body: config.max_request_body,
-            request_headers: config.request_headers.clone(),
-            redirect_rewrite: config.redirect_rewrite.clone(),
-            x_real_ip: config.x_real_ip,
-            basic_auth: config.basic_auth.clone(),
-            cookie_flags: config.cookie_flags.clone(),
-            rate_limits: config.rate_limits.clone(),
-            rate_limit_status: config.rate_limit_status,
-        };
-        let default = Target::new(&own, &mut auths, &zones)?;
+        let default = Target::new(&config.own_route(), &mut auths, &zones)?;
         Ok(Forwarder {
             default,
             locations,
