@@ -551,16 +551,20 @@ fn approle_unwraps_a_secret_id_wrapped_where_it_is_told() {
   }}"#
         )
     };
+    // The agent, told the wrapping path, with `secret` in its secret ID file.
+    let start = |secret: &str| {
+        let files = [("role-id", role_id.as_str()), ("secret-id", secret)];
+        start_agent(
+            bed,
+            &method("auth/approle/role/agent/secret-id"),
+            "",
+            None,
+            &files,
+            &[],
+        )
+    };
     let token = wrapped(bed, "auth/approle/role/agent/secret-id", "{}");
-    let files = [("role-id", role_id.as_str()), ("secret-id", token.as_str())];
-    let agent = start_agent(
-        bed,
-        &method("auth/approle/role/agent/secret-id"),
-        "",
-        None,
-        &files,
-        &[],
-    );
+    let agent = start(&token);
     let issued = agent.wait_for_token(None, Duration::from_secs(20));
     assert_eq!(issue_with(bed, &issued), 200);
     assert!(!agent.dir.path().join("secret-id").exists());
@@ -577,18 +581,7 @@ fn approle_unwraps_a_secret_id_wrapped_where_it_is_told() {
         "sys/wrapping/wrap",
         &json!({ "secret_id": secret_id }).to_string(),
     );
-    let files = [
-        ("role-id", role_id.as_str()),
-        ("secret-id", elsewhere.as_str()),
-    ];
-    let agent = start_agent(
-        bed,
-        &method("auth/approle/role/agent/secret-id"),
-        "",
-        None,
-        &files,
-        &[],
-    );
+    let agent = start(&elsewhere);
     let failed = "pki_sidecar_agent_auth_total{method=\"approle\",result=\"failure\"}";
     util::wait_until(Duration::from_secs(20), "a refused login", || {
         agent.process.scrape().contains(failed)
