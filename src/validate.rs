@@ -420,6 +420,13 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.rate_limit_status
         );
     }
+    if !proxy.access_rules.is_empty() {
+        let _ = writeln!(
+            out,
+            "  clients   {} (access_rules)",
+            access_rules(&proxy.access_rules)
+        );
+    }
     if let Some(auth) = &proxy.basic_auth {
         let _ = writeln!(
             out,
@@ -461,6 +468,13 @@ fn proxy(out: &mut String, config: &Config) {
             != (&proxy.rate_limits, proxy.rate_limit_status)
         {
             differs.push("its own rate_limits".to_string());
+        }
+        if route.access_rules != proxy.access_rules {
+            differs.push(if route.access_rules.is_empty() {
+                "every address".to_string()
+            } else {
+                access_rules(&route.access_rules)
+            });
         }
         if route.basic_auth != proxy.basic_auth {
             differs.push(match &route.basic_auth {
@@ -542,6 +556,20 @@ fn app(out: &mut String, config: &Config) {
 }
 
 /// `cookie_flags`' flags as nginx writes them.
+/// `allow 10.0.0.0/8, deny all`: the rules up to the first for every address, else with
+/// what happens to the rest.
+fn access_rules(rules: &[crate::config::AccessRule]) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for rule in rules {
+        said.push(rule.to_string());
+        if rule.from.is_none() {
+            return said.join(", ");
+        }
+    }
+    said.push("allow the rest".to_string());
+    said.join(", ")
+}
+
 fn cookie_flags(flags: &[crate::config::CookieFlag]) -> String {
     use crate::config::CookieFlag;
     flags

@@ -515,6 +515,9 @@ pub struct Proxy {
     pub rate_limits: Vec<RateLimit>,
     /// The status of a refused request (nginx's `limit_req_status`, 503 by default).
     pub rate_limit_status: u16,
+    /// Which client addresses are let in (nginx's `allow` and `deny`): the first rule that
+    /// matches decides; none: in.
+    pub access_rules: Vec<AccessRule>,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -541,6 +544,7 @@ impl Proxy {
             cookie_flags: self.cookie_flags.clone(),
             rate_limits: self.rate_limits.clone(),
             rate_limit_status: self.rate_limit_status,
+            access_rules: self.access_rules.clone(),
         }
     }
 }
@@ -632,8 +636,8 @@ pub enum PathMatch {
     /// `^~`.
     PrefixNoRegex(String),
     Regex {
-        /// As written (Rust's `regex` syntax: PCRE's look-around and back-references are
-        /// refused when the configuration is read).
+        /// As written, in PCRE's syntax: look-around and back-references included (what
+        /// cannot be run is refused when the configuration is read).
         pattern: String,
         /// `~*`.
         ignore_case: bool,
@@ -695,26 +699,37 @@ impl std::fmt::Display for PathMatch {
     }
 }
 
-/// The compiled form of a `~`/`~*` location. PCRE's look-around and back-references, which
-/// Rust's `regex` lacks, are refused here, when the configuration is read.
-pub(crate) fn regex_for(pattern: &str, ignore_case: bool) -> Result<regex::Regex, String> {
+/// The compiled form of a `~`/`~*` location or a `~` cookie name: PCRE's syntax, as nginx's,
+/// look-around and back-references included; what cannot be run is refused here, when the
+/// configuration is read.
+pub(crate) fn regex_for(pattern: &str, ignore_case: bool) -> Result<fancy_regex::Regex, String> {
     if pattern.is_empty() {
         return Err("an empty regular expression".to_string());
     }
-    regex::RegexBuilder::new(pattern)
+    fancy_regex::RegexBuilder::new(pattern)
         .case_insensitive(ignore_case)
-        .size_limit(1 << 20)
+        .delegate_size_limit(1 << 20)
+        // A path that makes an expression backtrack this much does not match it.
+        .backtrack_limit(100_000)
         .build()
-        .map_err(|err| match err {
-            regex::Error::Syntax(text) => {
-                let why = text.lines().last().unwrap_or_default().trim();
-                let why = why.strip_prefix("error: ").unwrap_or(why);
-                format!(
-                    "not a regular expression the proxy can run: {why} (the syntax is Rust's regex, without \
-                     PCRE's look-around and back-references)"
-                )
-            }
-            other => format!("not a regular expression the proxy can run ({other})"),
+        .map_err(|err| {
+            use fancy_regex::{CompileError, Error};
+            let why = match err {
+                Error::CompileError(inner)
+                    if matches!(
+                        *inner,
+                        CompileError::LookBehindNotConst
+                            | CompileError::VariableLookBehindRequiresFeature
+                    ) =>
+                {
+                    "a look-behind must have a fixed length, as in PCRE".to_string()
+                }
+                other => other.to_string(),
+            };
+            format!(
+                "not a regular expression the proxy can run: {why} (the syntax is PCRE's, as \
+                 nginx's, without its verbs and recursion)"
+            )
         })
 }
 
@@ -737,6 +752,62 @@ pub struct Route {
     pub cookie_flags: Vec<CookieRule>,
     pub rate_limits: Vec<RateLimit>,
     pub rate_limit_status: u16,
+    pub access_rules: Vec<AccessRule>,
+}
+
+/// One of `access_rules` (nginx's `allow` and `deny`), written `"allow 10.0.0.0/8"`,
+/// `"deny 192.168.1.7"`, `"deny all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRule {
+    pub allow: bool,
+    /// `None`: every address (`all`).
+    pub from: Option<Cidr>,
+}
+
+impl AccessRule {
+    /// Reads `allow ADDRESS[/PREFIX]`, `deny ...`, `allow all`, `deny all`.
+    pub(crate) fn parse(text: &str) -> Result<AccessRule, String> {
+        let mut words = text.split_whitespace();
+        let (Some(verb), Some(what), None) = (words.next(), words.next(), words.next()) else {
+            return Err(format!(
+                "{text:?} is not an access rule such as \"allow 10.0.0.0/8\", \
+                 \"deny 192.168.1.7\" or \"deny all\""
+            ));
+        };
+        let allow = match verb {
+            "allow" => true,
+            "deny" => false,
+            _ => return Err(format!("{text:?}: a rule starts with allow or deny")),
+        };
+        let from = match what {
+            "all" => None,
+            block => Some(Cidr::parse(block)?),
+        };
+        Ok(AccessRule { allow, from })
+    }
+
+    /// Whether `rules` let `ip` in, as nginx's access module decides: the first rule whose
+    /// block holds `ip` (an IPv4-mapped IPv6 address matching IPv4 blocks); in when none does.
+    pub(crate) fn allows(rules: &[AccessRule], ip: IpAddr) -> bool {
+        rules
+            .iter()
+            .find(|rule| rule.from.is_none_or(|block| block.contains(ip)))
+            .is_none_or(|rule| rule.allow)
+    }
+}
+
+impl fmt::Display for AccessRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.allow { "allow" } else { "deny" };
+        match &self.from {
+            // One address as it was written, without its `/32` or `/128`.
+            Some(block) if block.prefix == if block.network.is_ipv4() { 32 } else { 128 } => {
+                write!(f, "{verb} {}", block.network)
+            }
+            Some(block) => write!(f, "{verb} {block}"),
+            None => write!(f, "{verb} all"),
+        }
+    }
 }
 
 /// One of `cookie_flags` (nginx's `proxy_cookie_flags`).
@@ -1685,6 +1756,45 @@ mod tests {
     use super::{Cidr, ConfigError, PathMatch, read_files};
 
     #[test]
+    fn access_rules_decide_by_the_first_that_matches_as_nginx_does() {
+        use super::AccessRule;
+        let rules: Vec<AccessRule> = [
+            "deny 10.1.2.3",
+            "allow 10.0.0.0/8",
+            "allow fd00::/8",
+            "deny all",
+        ]
+        .iter()
+        .map(|rule| AccessRule::parse(rule).unwrap())
+        .collect();
+        let allows = |ip: &str| AccessRule::allows(&rules, ip.parse().unwrap());
+        assert!(!allows("10.1.2.3"));
+        assert!(allows("10.1.2.4"));
+        assert!(allows("::ffff:10.9.9.9"));
+        assert!(allows("fd00::1"));
+        assert!(!allows("192.168.1.1"));
+        assert!(!allows("::1"));
+        // No rule, or none that matches: in.
+        assert!(AccessRule::allows(&[], "192.168.1.1".parse().unwrap()));
+        assert!(AccessRule::allows(
+            &rules[..3],
+            "192.168.1.1".parse().unwrap()
+        ));
+        assert_eq!(rules[1].to_string(), "allow 10.0.0.0/8");
+        assert_eq!(rules[3].to_string(), "deny all");
+        assert_eq!(rules[0].to_string(), "deny 10.1.2.3");
+        for bad in [
+            "allow",
+            "permit 10.0.0.0/8",
+            "deny 10.0.0.0/33",
+            "allow all now",
+            "deny unix:",
+        ] {
+            assert!(AccessRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn request_rates_are_read_as_nginx_reads_them() {
         assert_eq!(super::request_rate("5r/s"), Some(5000));
         assert_eq!(super::request_rate("30r/m"), Some(500));
@@ -1709,9 +1819,9 @@ mod tests {
         for bad in ["api", "= ping", "/a b", "~ ", "~ (unclosed"] {
             assert!(PathMatch::parse(bad).is_err(), "{bad}");
         }
-        // PCRE's look-ahead, common in nginx files, is refused with the reason.
-        let err = PathMatch::parse("~ /\\.(?!well-known)").unwrap_err();
-        assert!(err.contains("look-around"), "{err}");
+        // PCRE's look-ahead and back-references, common in nginx files, are read.
+        assert!(PathMatch::parse("~ /\\.(?!well-known)").is_ok());
+        assert!(PathMatch::parse("~ ^/(a|b)/\\1$").is_ok());
     }
 
     /// The files of a load are read, then parsed on one thread; the error reported is still the

@@ -698,6 +698,9 @@ struct Mapper {
     /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
     /// `location /`.
     rate_limits: [Vec<Directive>; 2],
+    /// `allow` and `deny` of the `http` level, the server and `location /`: nginx takes the
+    /// nearest level that has any.
+    access: [Vec<Directive>; 3],
 }
 
 impl Mapper {
@@ -955,6 +958,17 @@ impl Mapper {
                 "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                     self.rate_limits[0].push(d.clone());
                 }
+                "allow" | "deny" => {
+                    // The server's own, else the `http` level's.
+                    let own = server
+                        .block
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|s| s.at == d.at);
+                    self.access[usize::from(own)].push(d.clone());
+                }
+                "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
                     self.upstream_timeouts[0].push(d.clone());
                 }
@@ -978,6 +992,7 @@ impl Mapper {
         self.basic_auth();
         self.proxy_cookie_flags();
         self.limit_req();
+        self.access_rules();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1109,11 +1124,14 @@ impl Mapper {
         }
         let mut returned: Option<&Directive> = None;
         let mut default_type = self.default_type.clone();
+        let mut unchecked = Vec::new();
         for inner in &body {
             match inner.name.as_str() {
                 "return" => returned = Some(inner),
                 "default_type" => default_type = Some(inner.clone()),
                 "access_log" | "log_not_found" => {}
+                // nginx's `return` (its rewrite phase) answers before addresses are checked.
+                "allow" | "deny" | "satisfy" => unchecked.push(inner.clone()),
                 _ => return false,
             }
         }
@@ -1159,6 +1177,13 @@ impl Mapper {
                 .and_then(|t| t.args.first().cloned())
                 .unwrap_or_else(|| "text/plain".to_string());
             entry.insert("content_type".into(), Value::from(media));
+        }
+        for d in unchecked {
+            self.warn(
+                &d,
+                "ignored: `return` answers before nginx checks addresses, so every client gets \
+                 its answer",
+            );
         }
         let key = if exact { format!("= {path}") } else { path };
         self.fixed.insert(key, Value::from(entry));
@@ -1362,13 +1387,9 @@ impl Mapper {
             return false;
         }
         if !is_root {
-            let proxies = d
-                .block
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|inner| inner.name == "proxy_pass");
-            if proxies {
+            let body = d.block.as_deref().unwrap_or_default();
+            let proxies = body.iter().any(|inner| inner.name == "proxy_pass");
+            if proxies || denies_everyone(body) {
                 self.routes.push(d.clone());
             } else {
                 self.error(
@@ -1406,6 +1427,8 @@ impl Mapper {
             "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                 self.rate_limits[1].push(d.clone());
             }
+            "allow" | "deny" => self.access[2].push(d.clone()),
+            "satisfy" => self.satisfy(d),
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
@@ -1911,6 +1934,7 @@ impl Mapper {
         let mut auth = Vec::new();
         let mut cookie_flags = Vec::new();
         let mut rate_limits = Vec::new();
+        let mut access = Vec::new();
         let mut ok = true;
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
@@ -1929,6 +1953,11 @@ impl Mapper {
                 "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                     rate_limits.push(inner.clone());
                 }
+                "allow" | "deny" => access.push(inner.clone()),
+                "satisfy" => self.satisfy(inner),
+                // Never reached when every request is refused before nginx's content phase.
+                "root" | "alias" | "index" | "try_files" | "autoindex" | "log_not_found"
+                    if denies_everyone(d.block.as_deref().unwrap_or_default()) => {}
                 "access_log" => self.warn(
                     inner,
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
@@ -1984,7 +2013,31 @@ impl Mapper {
             );
             self.warn(d, warning);
         }
-        let (at, upstream) = pass?;
+        // Access rules: the location's own, else the server's, else the `http` level's; never
+        // `location /`'s.
+        let rules = if access.is_empty() {
+            if self.access[1].is_empty() {
+                self.access[0].clone()
+            } else {
+                self.access[1].clone()
+            }
+        } else {
+            access
+        };
+        let rules = self.access_in_effect(&rules)?;
+        route.insert("access_rules".into(), Value::from(rules));
+        let Some((at, upstream)) = pass else {
+            // A location that refuses everyone (`deny all`) answers 403 without forwarding;
+            // rate limits still count first, as in nginx's preaccess phase.
+            if !ok {
+                return None;
+            }
+            let outer = self.rate_limits[0].clone();
+            let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
+            route.insert("rate_limits".into(), Value::from(limits));
+            route.insert("rate_limit_status".into(), Value::from(u64::from(status)));
+            return Some(route);
+        };
         // The location's path as nginx's `proxy_redirect default` and a URI that leaves paths
         // alone see it.
         let location_path = match &path {
@@ -2143,6 +2196,67 @@ impl Mapper {
         }
     }
 
+    /// `allow` and `deny` of `location /`, else the server's, else the `http` level's, as
+    /// `proxy.access_rules`.
+    fn access_rules(&mut self) {
+        let [http, server, location] = std::mem::take(&mut self.access);
+        let level = [&location, &server, &http]
+            .into_iter()
+            .find(|level| !level.is_empty())
+            .cloned()
+            .unwrap_or_default();
+        // Kept for the routes, which take the server's or the `http` level's.
+        self.access = [http, server, Vec::new()];
+        if let (Some(rules), Some(first)) = (self.access_in_effect(&level), level.first()) {
+            self.set(first, &["proxy", "access_rules"], Value::from(rules));
+        }
+    }
+
+    /// One level's `allow` and `deny` as `access_rules`, in order; `None` when one is refused
+    /// (said).
+    fn access_in_effect(&mut self, level: &[Directive]) -> Option<Vec<Value>> {
+        let mut rules = Vec::new();
+        let mut refused = false;
+        for d in level {
+            let text = format!("{} {}", d.name, d.args.join(" "));
+            match (d.args.as_slice(), super::AccessRule::parse(&text)) {
+                ([_], Ok(_)) if self.real_ip_from => {
+                    self.error(
+                        d,
+                        "with set_real_ip_from, nginx checks the address a trusted peer \
+                         forwards; the proxy checks the TCP peer's: not supported together",
+                    );
+                    refused = true;
+                }
+                ([_], Ok(_)) => rules.push(Value::from(text)),
+                ([what], Err(_)) if what.starts_with("unix:") => {
+                    self.error(d, "unix: is not supported: the proxy listens on TCP");
+                    refused = true;
+                }
+                (_, Err(why)) => {
+                    self.error(d, format!("expects an address, a CIDR block or all: {why}"));
+                    refused = true;
+                }
+                (_, Ok(_)) => {
+                    self.error(d, "expects an address, a CIDR block or all");
+                    refused = true;
+                }
+            }
+        }
+        (!refused).then_some(rules)
+    }
+
+    /// `satisfy`: `all` is nginx's default and the proxy's way; `any` is refused.
+    fn satisfy(&mut self, d: &Directive) {
+        if d.args != ["all"] {
+            self.error(
+                d,
+                "only all is supported: a request must pass both the access rules and \
+                 auth_basic",
+            );
+        }
+    }
+
     /// The `limit_req`s and the `limit_req_status` in effect where `own` are a location's
     /// directives and `outer` the server's: each the location's, else the server's, as nginx
     /// inherits them. `None` when one is refused (said).
@@ -2285,16 +2399,10 @@ impl Mapper {
                 refused = true;
                 continue;
             }
-            if let Some(pattern) = cookie.strip_prefix('~')
-                && regex::Regex::new(pattern).is_err()
+            if let Some(pattern) = cookie.strip_prefix('~').filter(|p| !p.is_empty())
+                && let Err(why) = super::regex_for(pattern, false)
             {
-                self.error(
-                    d,
-                    format!(
-                        "{pattern} is not a regular expression the proxy can run (Rust's \
-                         regex, without PCRE's look-around and back-references)"
-                    ),
-                );
+                self.error(d, format!("{pattern}: {why}"));
                 refused = true;
                 continue;
             }
@@ -2360,6 +2468,22 @@ impl Mapper {
         let file = value(last("auth_basic_user_file"), "file");
         (!refused).then_some((realm, file))
     }
+}
+
+/// Whether a location's `allow` and `deny` refuse every address: a `deny all` with no `allow`
+/// before it. nginx then answers 403 before serving anything.
+fn denies_everyone(body: &[Directive]) -> bool {
+    for d in body
+        .iter()
+        .filter(|d| d.name == "allow" || d.name == "deny")
+    {
+        match (d.name.as_str(), d.args.as_slice()) {
+            ("deny", [all]) if all == "all" => return true,
+            ("allow", _) => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// What a `proxy_pass` names.
@@ -2464,7 +2588,7 @@ server {
         let err = map(
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
-             ~ \\.php$ { return 200; }\n  add_header X-Frame-Options $x;\n  allow 10.0.0.0/8;\n  location \
+             ~ \\.php$ { return 200; }\n  add_header X-Frame-Options $x;\n  satisfy any;\n  location \
              /go { return 302 https://$host/; }\n}\n",
         )
         .unwrap_err()
@@ -2473,7 +2597,7 @@ server {
             ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
             ":8:3: location: location ~ \\.php$ is not served",
             ":9:3: add_header: a value with a variable is not supported",
-            ":10:3: allow: not supported",
+            ":10:3: satisfy: only all is supported",
             ":11:18: return: a variable is not supported",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
@@ -2521,6 +2645,7 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "access_rules": [],
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
             },
             {
@@ -2535,6 +2660,7 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "access_rules": [],
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
             },
             {
@@ -2549,6 +2675,7 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "access_rules": [],
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
             },
         ]);
@@ -2561,17 +2688,17 @@ server {
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location /api/ {\n    \
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
-             http://127.0.0.1:80;\n    deny all;\n  }\n  location @named { proxy_pass \
-             http://127.0.0.1:80; }\n  location ~ /(?=x) { proxy_pass http://127.0.0.1:80; }\n  \
+             http://127.0.0.1:80;\n    rewrite ^ /x;\n  }\n  location @named { proxy_pass \
+             http://127.0.0.1:80; }\n  location ~ /(x { proxy_pass http://127.0.0.1:80; }\n  \
              location /h { proxy_pass http://127.0.0.1:80; add_header X-A b; }\n}\n",
         )
         .unwrap_err()
         .to_string();
         for expected in [
             ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
-            ":11:5: deny: not supported in location /admin",
+            ":11:5: rewrite: not supported in location /admin",
             ":13:3: location: a named location",
-            ":14:3: location: location /(?=x): not a regular expression",
+            ":14:3: location: location /(x: not a regular expression",
             "add_header in location /h differs from the server's",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
@@ -2620,6 +2747,74 @@ server {
             err.contains(":5:3: auth_basic: a realm with a variable is not supported"),
             "{err}"
         );
+    }
+
+    /// `allow` / `deny`: the nearest level that has any (`location /`, else the server, else
+    /// `http`) as the proxy's; another location's own, else the server's, else `http`'s,
+    /// written out for its route; a location that denies everyone is a route that forwards
+    /// nothing; one that lets some in to its files stays an error.
+    #[test]
+    fn allow_and_deny_are_inherited_as_nginx_inherits_them() {
+        let mapped = map(
+            "http {\n  deny 192.168.0.0/16;\n  server {\n    listen 443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    allow 10.0.0.0/8;\n    \
+             deny all;\n    location / { proxy_pass http://127.0.0.1:80; allow 127.0.0.1; deny \
+             all; }\n    location /api/ { proxy_pass http://127.0.0.1:81; }\n    location \
+             /open/ { proxy_pass http://127.0.0.1:81; allow all; }\n    location ~ \
+             /\\.(?!well-known) { deny all; access_log off; log_not_found off; root /srv; }\n  \
+             }\n}\n",
+        )
+        .unwrap();
+        let json_of = |mapped: &Mapped, key: &[&str]| {
+            mapped
+                .settings
+                .iter()
+                .find(|(_, k, _)| *k == key)
+                .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+        };
+        let json = |key: &[&str]| json_of(&mapped, key);
+        assert_eq!(
+            json(&["proxy", "access_rules"]),
+            Some(serde_json::json!(["allow 127.0.0.1", "deny all"]))
+        );
+        let routes = json(&["proxy", "routes"]).expect("routes");
+        assert_eq!(
+            routes[0]["access_rules"],
+            serde_json::json!(["allow 10.0.0.0/8", "deny all"])
+        );
+        assert_eq!(routes[1]["access_rules"], serde_json::json!(["allow all"]));
+        assert_eq!(routes[2]["location"], "~ /\\.(?!well-known)");
+        assert_eq!(routes[2]["access_rules"], serde_json::json!(["deny all"]));
+        assert_eq!(routes[2].get("upstream"), None);
+        // Without server rules, the `http` level's.
+        let mapped = map(
+            "http {\n  deny 192.168.0.0/16;\n  server {\n    listen 443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    location / { \
+             proxy_pass http://127.0.0.1:80; }\n  }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            json_of(&mapped, &["proxy", "access_rules"]),
+            Some(serde_json::json!(["deny 192.168.0.0/16"]))
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             set_real_ip_from 10.0.0.0/8;\n  location / { proxy_pass http://127.0.0.1:80; allow \
+             10.1.0.0/16; }\n  location /a/ { allow unix:; deny all; }\n  location /b/ { \
+             allow 10.0.0.0/8; deny all; }\n  location /c/ { proxy_pass http://127.0.0.1:80; \
+             satisfy any; deny 10.0.0.0/33; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":6:48: allow: with set_real_ip_from, nginx checks the address a trusted peer forwards",
+            ":7:3: location: location /a/ is not served",
+            ":8:3: location: location /b/ is not served",
+            ":9:50: satisfy: only all is supported",
+            ":9:63: deny: expects an address, a CIDR block or all",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
     }
 
     /// `add_header`: the headers of `location /` if it has any, else the server's (with the
@@ -2912,7 +3107,7 @@ server {
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
              location / { proxy_pass http://127.0.0.1:80; }\n  location ~ /\\.(?!well-known) { \
-             deny all; }\n}\n",
+             allow all; }\n}\n",
         )
         .unwrap_err()
         .to_string();

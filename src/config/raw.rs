@@ -321,6 +321,7 @@ pub(crate) struct RawRoute {
     pub cookie_flags: Option<Vec<RawCookieRule>>,
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
+    pub access_rules: Option<Vec<String>>,
 }
 
 /// `proxy {}`.
@@ -361,6 +362,7 @@ pub(crate) struct RawProxy {
     pub rate_limit_zones: Option<BTreeMap<String, RawRateZone>>,
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
+    pub access_rules: Option<Vec<String>>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

@@ -15,11 +15,11 @@ use figment::value::Value;
 use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupported};
 use super::raw::{self, Scalar};
 use super::{
-    ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken, BasicAuth, Cidr,
-    ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink, FixedResponse,
-    ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy, RateLimit,
-    RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource,
-    Vault, Wait, default_cert_label,
+    AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
+    BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink,
+    FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy,
+    RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig,
+    TemplateSource, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1860,6 +1860,7 @@ fn resolve_proxy(
         503,
     );
     let raw_routes = raw.routes;
+    let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1930,6 +1931,7 @@ fn resolve_proxy(
         rate_limit_zones,
         rate_limits,
         rate_limit_status,
+        access_rules,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2304,6 +2306,13 @@ fn resolve_routes(
             route.rate_limit_status.as_ref(),
             proxy.rate_limit_status,
         );
+        let access_rules = match route.access_rules {
+            Some(rules) => {
+                let base: Vec<&str> = base.iter().copied().chain(["access_rules"]).collect();
+                resolve_access_rules(r, &base, Some(rules))
+            }
+            None => proxy.access_rules.clone(),
+        };
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2321,6 +2330,7 @@ fn resolve_routes(
             cookie_flags,
             rate_limits,
             rate_limit_status,
+            access_rules,
         });
     }
     routes
@@ -2382,6 +2392,24 @@ fn rate_limit_status(r: &mut Resolver, at: &[&str], value: Option<&Scalar>, defa
     u16::try_from(status).unwrap_or(default)
 }
 
+/// `access_rules = ["allow 10.0.0.0/8", "deny all"]` at `base`.
+fn resolve_access_rules(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<String>>,
+) -> Vec<AccessRule> {
+    let mut rules = Vec::new();
+    for (index, text) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at: Vec<&str> = base.iter().copied().chain([index.as_str()]).collect();
+        match AccessRule::parse(&text) {
+            Ok(rule) => rules.push(rule),
+            Err(why) => r.error(&at, why),
+        }
+    }
+    rules
+}
+
 /// `cookie_flags = [{ cookie = "session", flags = ["secure", "samesite=lax"] }]` at `base`.
 fn resolve_cookie_flags(
     r: &mut Resolver,
@@ -2404,16 +2432,10 @@ fn resolve_cookie_flags(
                 continue;
             }
         };
-        if let Some(pattern) = cookie.strip_prefix('~')
-            && let Err(err) = regex::Regex::new(pattern)
+        if let Some(pattern) = cookie.strip_prefix('~').filter(|p| !p.is_empty())
+            && let Err(why) = super::regex_for(pattern, false)
         {
-            let why = err.to_string();
-            let why = why.lines().last().unwrap_or_default().trim();
-            let why = why.strip_prefix("error: ").unwrap_or(why);
-            r.error(
-                &at("cookie"),
-                format!("{pattern} is not a regular expression: {why}"),
-            );
+            r.error(&at("cookie"), format!("{pattern}: {why}"));
             continue;
         }
         let mut flags = Vec::new();

@@ -21,14 +21,17 @@ pub(crate) struct Rule {
 
 enum Cookie {
     Name(String),
-    Regex(regex::Regex),
+    /// `~` alone.
+    Every,
+    Regex(fancy_regex::Regex),
 }
 
 impl Rule {
     /// The rule `config` (validated when the configuration was read).
     pub(crate) fn new(config: &CookieRule) -> Option<Rule> {
         let cookie = match config.cookie.strip_prefix('~') {
-            Some(pattern) => Cookie::Regex(regex::Regex::new(pattern).ok()?),
+            Some("") => Cookie::Every,
+            Some(pattern) => Cookie::Regex(crate::config::regex_for(pattern, false).ok()?),
             None => Cookie::Name(config.cookie.clone()),
         };
         Some(Rule {
@@ -40,7 +43,9 @@ impl Rule {
     fn matches(&self, name: &str) -> bool {
         match &self.cookie {
             Cookie::Name(wanted) => wanted == name,
-            Cookie::Regex(regex) => regex.is_match(name),
+            Cookie::Every => true,
+            // An error is a name past the backtracking limit: it does not match.
+            Cookie::Regex(regex) => regex.is_match(name).unwrap_or(false),
         }
     }
 }

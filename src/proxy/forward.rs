@@ -135,6 +135,8 @@ struct Target {
     rate_limits: Vec<rate_limit::Limit>,
     /// `rate_limit_status`.
     rate_limit_status: StatusCode,
+    /// `access_rules`.
+    access_rules: Box<[config::AccessRule]>,
 }
 
 impl Target {
@@ -230,6 +232,7 @@ impl Target {
                 .collect(),
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            access_rules: config.access_rules.clone().into_boxed_slice(),
         })
     }
 }
@@ -251,7 +254,7 @@ struct Locations {
     exact: Vec<(String, Action)>,
     /// Longest first; `true`: `^~` (no regular expression is tried after it).
     prefixes: Vec<(String, bool, Action)>,
-    regexes: Vec<(regex::Regex, Action)>,
+    regexes: Vec<(fancy_regex::Regex, Action)>,
 }
 
 impl Locations {
@@ -291,7 +294,8 @@ impl Locations {
         }
         self.regexes
             .iter()
-            .find(|(regex, _)| regex.is_match(path))
+            // An error is a path past the backtracking limit: it does not match.
+            .find(|(regex, _)| regex.is_match(path).unwrap_or(false))
             .map(|(_, action)| action)
             .or(prefix.map(|(_, _, action)| action))
     }
@@ -472,7 +476,7 @@ impl Forwarder {
             discard_body(request, h1);
             return self.finish(started, response);
         }
-        // nginx's order: `limit_req` (its preaccess phase), then `auth_basic` (access).
+        // nginx's order: `limit_req` (its preaccess phase), then its access phase.
         if !target.rate_limits.is_empty() {
             match rate_limit::check(&target.rate_limits, peer.ip) {
                 rate_limit::Verdict::Refuse => {
@@ -491,6 +495,15 @@ impl Forwarder {
                 }
                 rate_limit::Verdict::Pass(_) => {}
             }
+        }
+        // Then, in nginx's access phase, `allow` and `deny` before `auth_basic`.
+        if !config::AccessRule::allows(&target.access_rules, peer.ip) {
+            self.metrics.client_errors.forbidden.inc();
+            discard_body(request, h1);
+            return self.finish(
+                started,
+                error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
+            );
         }
         if let Some(auth) = &target.basic_auth
             && auth
@@ -1208,6 +1221,10 @@ mod tests {
             ("~ ^/api/v1", 206),
             ("/api/v1/long/", 207),
             ("/exact", 208),
+            // PCRE's look-ahead and back-references, as nginx runs them.
+            ("~ /\\.(?!well-known)", 209),
+            ("~ ^/(\\w+)/\\1$", 210),
+            ("~ ^/any(.*)$", 211),
         ] {
             let path = config::PathMatch::parse(spec).unwrap();
             locations.add(&path, fixed(status));
@@ -1233,6 +1250,12 @@ mod tests {
         assert_eq!(found("/Api/v2"), Some(205));
         // The longest prefix is not `^~`: the regular expressions come first.
         assert_eq!(found("/api/v1/long/x"), Some(205));
+        // Look-ahead: dot files except `.well-known`; a back-reference: a repeated segment.
+        assert_eq!(found("/.git/config"), Some(209));
+        assert_eq!(found("/.well-known/security.txt"), None);
+        assert_eq!(found("/twice/twice"), Some(210));
+        assert_eq!(found("/once/twice"), None);
+        assert_eq!(found("/anything/at/all"), Some(211));
         // Nothing: the proxy's own upstream.
         assert_eq!(found("/"), None);
         assert_eq!(found("/other"), None);

@@ -65,11 +65,13 @@ pub(crate) struct ClientErrors {
     pub unauthorized: IntCounter,
     /// Beyond a `rate_limits` burst (`rate_limit_status`, 503 by default).
     pub rate_limited: IntCounter,
+    /// From an address `access_rules` deny (403).
+    pub forbidden: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 7] = [
+    pub(crate) const KINDS: [&'static str; 8] = [
         "host",
         "transfer_encoding",
         "method",
@@ -77,6 +79,7 @@ impl ClientErrors {
         "body_too_large",
         "unauthorized",
         "rate_limited",
+        "forbidden",
     ];
 }
 
@@ -165,6 +168,7 @@ impl ProxyMetrics {
                 body_too_large: client_errors.with_label_values(&[ClientErrors::KINDS[4]]),
                 unauthorized: client_errors.with_label_values(&[ClientErrors::KINDS[5]]),
                 rate_limited: client_errors.with_label_values(&[ClientErrors::KINDS[6]]),
+                forbidden: client_errors.with_label_values(&[ClientErrors::KINDS[7]]),
             },
         })
     }

@@ -1036,10 +1036,132 @@ async fn rate_limits_refuse_what_nginx_refuses() {
     assert_eq!(theirs, [200, 200, 200, 503, 503, 200, 429, 503, 503, 429]);
 }
 
+/// `allow` and `deny` (`access_rules`): from two client addresses, paths under the server's
+/// rules, a location's own (one refusing an address its next rule allows), `allow all`, a
+/// location that denies everyone (a PCRE look-ahead, nginxconfig.io's dot-file rule), rules
+/// beside `auth_basic` (the address is checked first) and beside `return` (which answers
+/// first): the same statuses from nginx and from the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_and_deny_refuse_whom_nginx_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    util::write_file(&d, "users", "plain:{PLAIN}secret\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        allow 127.0.0.2;
+        deny all;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /open/ {{
+            proxy_pass http://127.0.0.1:{app};
+            allow all;
+        }}
+        location /local/ {{
+            proxy_pass http://127.0.0.1:{app};
+            deny 127.0.0.2;
+            allow 127.0.0.0/8;
+            deny all;
+        }}
+        location ~ /\.(?!well-known) {{
+            deny all;
+        }}
+        location /auth/ {{
+            proxy_pass http://127.0.0.1:{app};
+            allow 127.0.0.1;
+            deny all;
+            auth_basic "Site";
+            auth_basic_user_file {d}/users;
+        }}
+        location = /ping {{
+            deny all;
+            return 204;
+        }}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    let paths = [
+        "/",
+        "/open/a",
+        "/local/b",
+        "/.git/config",
+        "/.well-known/c",
+        "/open/.env",
+        "/auth/d",
+        "/ping",
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for from in ["127.0.0.1", "127.0.0.2"] {
+            for path in paths {
+                let status = head_from(from, port, d, path, &[])
+                    .into_iter()
+                    .find(|(name, _)| name == ":status")
+                    .map(|(_, status)| status)
+                    .unwrap_or_default();
+                seen.push(format!("{from} {path} {status}"));
+            }
+        }
+        seen
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let forbidden = proxy.metric("pki_sidecar_proxy_client_errors_total{kind=\"forbidden\"}");
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    let expected: Vec<String> = [
+        "127.0.0.1 / 403",
+        "127.0.0.1 /open/a 200",
+        "127.0.0.1 /local/b 200",
+        "127.0.0.1 /.git/config 403",
+        "127.0.0.1 /.well-known/c 403",
+        "127.0.0.1 /open/.env 403",
+        "127.0.0.1 /auth/d 401",
+        "127.0.0.1 /ping 204",
+        "127.0.0.2 / 200",
+        "127.0.0.2 /open/a 200",
+        "127.0.0.2 /local/b 403",
+        "127.0.0.2 /.git/config 403",
+        "127.0.0.2 /.well-known/c 200",
+        "127.0.0.2 /open/.env 403",
+        "127.0.0.2 /auth/d 403",
+        "127.0.0.2 /ping 204",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(theirs, expected);
+    assert_eq!(forbidden, 8.0, "each 403 counted");
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
+    head_from("127.0.0.1", port, dir, path, extra)
+}
+
+/// [`head`] from the client address `from` (an address of the loopback block, 127.0.0.0/8,
+/// which every one of them reaches).
+fn head_from(
+    from: &str,
+    port: u16,
+    dir: &Path,
+    path: &str,
+    extra: &[&str],
+) -> Vec<(String, String)> {
     let output = Command::new("curl")
+        .args(["--interface", from])
         .args([
             "-sS",
             "-o",
