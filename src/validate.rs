@@ -486,11 +486,23 @@ fn proxy(out: &mut String, config: &Config) {
                 None => "no credentials asked".to_string(),
             });
         }
+        let to = match &route.files {
+            Some(files) => format!(
+                "files of {} ({}; index {}; else {})",
+                files.dir.display(),
+                if files.alias { "alias" } else { "root" },
+                files.index.join(" "),
+                files.default_type
+            ),
+            None if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
+                "403, forwards nothing".to_string()
+            }
+            None => route.upstream.to_string(),
+        };
         let _ = writeln!(
             out,
-            "  route     {} -> {}{}{}",
+            "  route     {} -> {to}{}{}",
             route.path,
-            route.upstream,
             if differs.is_empty() { "" } else { ", " },
             differs.join(", ")
         );

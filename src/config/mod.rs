@@ -518,6 +518,9 @@ pub struct Proxy {
     /// Which client addresses are let in (nginx's `allow` and `deny`): the first rule that
     /// matches decides; none: in.
     pub access_rules: Vec<AccessRule>,
+    /// The media type of a file a route serves, by its extension in lower case (nginx's
+    /// `types`).
+    pub file_types: BTreeMap<String, String>,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -545,6 +548,7 @@ impl Proxy {
             rate_limits: self.rate_limits.clone(),
             rate_limit_status: self.rate_limit_status,
             access_rules: self.access_rules.clone(),
+            files: None,
         }
     }
 }
@@ -753,7 +757,77 @@ pub struct Route {
     pub rate_limits: Vec<RateLimit>,
     pub rate_limit_status: u16,
     pub access_rules: Vec<AccessRule>,
+    /// Serves files from a directory instead of forwarding, when set (nginx's `root` and
+    /// `alias`).
+    pub files: Option<Files>,
 }
+
+/// A route's files: `root` or `alias`, with `index` and `default_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// The directory (or, for an exact location's `alias`, the file).
+    pub dir: PathBuf,
+    /// `alias`: the location's own path is replaced by `dir`; `root`: the whole path is
+    /// appended to it.
+    pub alias: bool,
+    /// Files tried, in order, for a path that ends in `/`.
+    pub index: Vec<String>,
+    /// The media type of a file whose extension `file_types` does not name.
+    pub default_type: String,
+}
+
+/// Media types by extension for the files routes serve, when `proxy.file_types` is not given:
+/// the common types of the web, as nginx's `mime.types` gives them.
+pub const FILE_TYPES: &[(&str, &str)] = &[
+    ("html", "text/html"),
+    ("htm", "text/html"),
+    ("shtml", "text/html"),
+    ("css", "text/css"),
+    ("xml", "text/xml"),
+    ("txt", "text/plain"),
+    ("js", "application/javascript"),
+    ("mjs", "application/javascript"),
+    ("json", "application/json"),
+    ("map", "application/json"),
+    ("webmanifest", "application/manifest+json"),
+    ("rss", "application/rss+xml"),
+    ("atom", "application/atom+xml"),
+    ("gif", "image/gif"),
+    ("jpeg", "image/jpeg"),
+    ("jpg", "image/jpeg"),
+    ("png", "image/png"),
+    ("webp", "image/webp"),
+    ("avif", "image/avif"),
+    ("svg", "image/svg+xml"),
+    ("svgz", "image/svg+xml"),
+    ("ico", "image/x-icon"),
+    ("bmp", "image/x-ms-bmp"),
+    ("tif", "image/tiff"),
+    ("tiff", "image/tiff"),
+    ("woff", "font/woff"),
+    ("woff2", "font/woff2"),
+    ("ttf", "font/ttf"),
+    ("otf", "font/otf"),
+    ("eot", "application/vnd.ms-fontobject"),
+    ("wasm", "application/wasm"),
+    ("pdf", "application/pdf"),
+    ("zip", "application/zip"),
+    ("gz", "application/gzip"),
+    ("tar", "application/x-tar"),
+    ("mp3", "audio/mpeg"),
+    ("ogg", "audio/ogg"),
+    ("m4a", "audio/x-m4a"),
+    ("mp4", "video/mp4"),
+    ("webm", "video/webm"),
+    ("mov", "video/quicktime"),
+    ("csv", "text/csv"),
+    ("md", "text/markdown"),
+    ("yaml", "application/yaml"),
+    ("yml", "application/yaml"),
+    ("pem", "application/x-x509-ca-cert"),
+    ("crt", "application/x-x509-ca-cert"),
+    ("der", "application/x-x509-ca-cert"),
+];
 
 /// One of `access_rules` (nginx's `allow` and `deny`), written `"allow 10.0.0.0/8"`,
 /// `"deny 192.168.1.7"`, `"deny all"`.
@@ -793,6 +867,16 @@ impl AccessRule {
             .iter()
             .find(|rule| rule.from.is_none_or(|block| block.contains(ip)))
             .is_none_or(|rule| rule.allow)
+    }
+}
+
+impl AccessRule {
+    /// Whether `rules` refuse every address: a `deny all` with no `allow` before it.
+    pub(crate) fn deny_everyone(rules: &[AccessRule]) -> bool {
+        rules
+            .iter()
+            .find(|rule| rule.allow || rule.from.is_none())
+            .is_some_and(|rule| !rule.allow)
     }
 }
 

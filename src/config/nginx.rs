@@ -701,6 +701,16 @@ struct Mapper {
     /// `allow` and `deny` of the `http` level, the server and `location /`: nginx takes the
     /// nearest level that has any.
     access: [Vec<Directive>; 3],
+    /// `root`, `index` and `charset` of the server (else the `http` level's), which a location
+    /// serving files inherits.
+    root: Option<Directive>,
+    index: Option<Directive>,
+    charset: Option<Directive>,
+    /// `types` blocks of the `http` level and of the server: nginx takes the server's when it
+    /// has any.
+    types: [Vec<Directive>; 2],
+    /// The first location that serves files: `root`, `index` and `types` are used.
+    serves_files: Option<Directive>,
 }
 
 impl Mapper {
@@ -948,6 +958,22 @@ impl Mapper {
                 "ignore_invalid_headers" | "underscores_in_headers" => {}
                 // Read before the loop: a location may come first.
                 "default_type" => {}
+                // Used by the locations that serve files; warned about when none does.
+                "root" => self.root = Some(d.clone()),
+                "index" => self.index = Some(d.clone()),
+                "types" => {
+                    let own = server
+                        .block
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|s| s.at == d.at);
+                    self.types[usize::from(own)].push(d.clone());
+                }
+                "charset" => {
+                    self.charset = Some(d.clone());
+                    self.warn(d, format!("ignored: {}", why_ignored("charset")));
+                }
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -989,6 +1015,7 @@ impl Mapper {
         self.listen(server, &listens, ssl_on.as_ref());
         self.proxy_ssl();
         self.routes();
+        self.file_types();
         self.basic_auth();
         self.proxy_cookie_flags();
         self.limit_req();
@@ -1387,20 +1414,8 @@ impl Mapper {
             return false;
         }
         if !is_root {
-            let body = d.block.as_deref().unwrap_or_default();
-            let proxies = body.iter().any(|inner| inner.name == "proxy_pass");
-            if proxies || denies_everyone(body) {
-                self.routes.push(d.clone());
-            } else {
-                self.error(
-                    d,
-                    format!(
-                        "location {} is not served: the proxy forwards (`proxy_pass`) or answers \
-                         (`return`), it serves no files",
-                        d.args.join(" ")
-                    ),
-                );
-            }
+            // Forwarded, refused, or serving files.
+            self.routes.push(d.clone());
             return false;
         }
         let body = d.block.clone().unwrap_or_default();
@@ -1935,7 +1950,9 @@ impl Mapper {
         let mut cookie_flags = Vec::new();
         let mut rate_limits = Vec::new();
         let mut access = Vec::new();
+        let mut files: Vec<Directive> = Vec::new();
         let mut ok = true;
+        let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
             match inner.name.as_str() {
@@ -1956,8 +1973,29 @@ impl Mapper {
                 "allow" | "deny" => access.push(inner.clone()),
                 "satisfy" => self.satisfy(inner),
                 // Never reached when every request is refused before nginx's content phase.
-                "root" | "alias" | "index" | "try_files" | "autoindex" | "log_not_found"
-                    if denies_everyone(d.block.as_deref().unwrap_or_default()) => {}
+                "root" | "alias" | "index" | "try_files" | "autoindex" | "default_type"
+                    if refused_to_all => {}
+                "root" | "alias" | "index" | "default_type" => files.push(inner.clone()),
+                "autoindex" if inner.args == ["off"] => {}
+                "return" => {
+                    ok = false;
+                    self.error(
+                        inner,
+                        format!(
+                            "not supported in location {spec}: the proxy answers `return` in \
+                             exact and prefix locations (`=`, `^~`, a path) that hold nothing else"
+                        ),
+                    );
+                }
+                "types" => {
+                    ok = false;
+                    self.error(
+                        inner,
+                        "a location's own types are not supported: the proxy has one table \
+                         (give them to the server)",
+                    );
+                }
+                "log_not_found" => {}
                 "access_log" => self.warn(
                     inner,
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
@@ -2028,9 +2066,19 @@ impl Mapper {
         route.insert("access_rules".into(), Value::from(rules));
         let Some((at, upstream)) = pass else {
             // A location that refuses everyone (`deny all`) answers 403 without forwarding;
-            // rate limits still count first, as in nginx's preaccess phase.
+            // any other serves files. Rate limits count first, as in nginx's preaccess phase.
             if !ok {
                 return None;
+            }
+            if !refused_to_all {
+                self.files(d, &path, &files, &mut route)?;
+                let outer = self.auth[0].clone();
+                let (realm, file) = self.auth_in_effect(&auth, &outer)?;
+                let realm = realm.map_or_else(|| "off".to_string(), |(_, realm)| realm);
+                route.insert("basic_auth_realm".into(), Value::from(realm));
+                if let Some((_, file)) = file {
+                    route.insert("basic_auth_file".into(), Value::from(file));
+                }
             }
             let outer = self.rate_limits[0].clone();
             let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
@@ -2196,6 +2244,146 @@ impl Mapper {
         }
     }
 
+    /// A location that serves files (`own`: its `root`, `alias`, `index`, `default_type`) as
+    /// the `root` or `alias`, `index` and `default_type` of its route; `None` when refused
+    /// (said).
+    fn files(
+        &mut self,
+        d: &Directive,
+        path: &PathMatch,
+        own: &[Directive],
+        route: &mut figment::value::Dict,
+    ) -> Option<()> {
+        let last = |name: &str| own.iter().rfind(|inner| inner.name == name).cloned();
+        let (key, dir) = match (last("alias"), last("root").or_else(|| self.root.clone())) {
+            (Some(alias), _) => ("alias", alias),
+            (None, Some(root)) => ("root", root),
+            (None, None) => {
+                self.warn(
+                    d,
+                    format!(
+                        "no root: nginx serves {NGINX_ROOT} (Debian's), so its files must be \
+                         there in the proxy's container, else requests get 404"
+                    ),
+                );
+                route.insert("root".into(), Value::from(NGINX_ROOT));
+                ("", d.clone())
+            }
+        };
+        if !key.is_empty() {
+            let value = match dir.args.as_slice() {
+                [one] if one.contains('$') => {
+                    self.error(&dir, format!("a {key} with a variable is not supported"));
+                    return None;
+                }
+                [one] if !one.starts_with('/') => {
+                    self.error(
+                        &dir,
+                        format!(
+                            "{one} is relative to nginx's prefix: give the absolute directory \
+                             (Debian's prefix is /usr/share/nginx)"
+                        ),
+                    );
+                    return None;
+                }
+                [one] => one.clone(),
+                _ => {
+                    self.error(&dir, "expects one path");
+                    return None;
+                }
+            };
+            if key == "alias" && matches!(path, PathMatch::Regex { .. }) {
+                self.error(
+                    &dir,
+                    "alias in a regular expression location needs its captures: not supported \
+                     (use root)",
+                );
+                return None;
+            }
+            route.insert(key.into(), Value::from(value));
+        }
+        if let Some(index) = last("index").or_else(|| self.index.clone()) {
+            if let Some(bad) = index
+                .args
+                .iter()
+                .find(|name| name.contains('$') || name.contains('/'))
+            {
+                self.error(
+                    &index,
+                    format!("{bad}: only file names of the directory are supported"),
+                );
+                return None;
+            }
+            route.insert("index".into(), Value::from(index.args.clone()));
+        }
+        let default_type = last("default_type")
+            .or_else(|| self.default_type.clone())
+            .and_then(|t| t.args.first().cloned())
+            .unwrap_or_else(|| "text/plain".to_string());
+        route.insert(
+            "default_type".into(),
+            Value::from(self.with_charset(&default_type)),
+        );
+        self.serves_files.get_or_insert_with(|| d.clone());
+        Some(())
+    }
+
+    /// `media` with the server's `charset` when nginx adds it there (`charset_types`' default).
+    fn with_charset(&self, media: &str) -> String {
+        let charset = self
+            .charset
+            .as_ref()
+            .and_then(|c| c.args.first())
+            .filter(|c| *c != "off");
+        match charset {
+            Some(charset) if CHARSET_TYPES.contains(&media) => {
+                format!("{media}; charset={charset}")
+            }
+            _ => media.to_string(),
+        }
+    }
+
+    /// The `types` of the server (else the `http` level's, else nginx's own three) as
+    /// `proxy.file_types`, when a location serves files; else `root`, `index` and `types`
+    /// are warned about, as before.
+    fn file_types(&mut self) {
+        let [http, server] = std::mem::take(&mut self.types);
+        let level = if server.is_empty() { http } else { server };
+        let Some(first) = self.serves_files.clone() else {
+            for d in level
+                .iter()
+                .chain(self.root.take().as_ref())
+                .chain(self.index.take().as_ref())
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                self.warn(&d, format!("ignored: {}", why_ignored(&d.name)));
+            }
+            return;
+        };
+        let mut types = figment::value::Dict::new();
+        if level.is_empty() {
+            for (extension, media) in [
+                ("html", "text/html"),
+                ("gif", "image/gif"),
+                ("jpg", "image/jpeg"),
+            ] {
+                types.insert(extension.into(), Value::from(self.with_charset(media)));
+            }
+        }
+        for block in &level {
+            for entry in block.block.as_deref().unwrap_or_default() {
+                let media = self.with_charset(&entry.name);
+                for extension in &entry.args {
+                    // A later one wins, as in nginx (which warns of the duplicate).
+                    types.insert(extension.to_ascii_lowercase(), Value::from(media.clone()));
+                }
+            }
+        }
+        let at = level.first().cloned().unwrap_or(first);
+        self.set(&at, &["proxy", "file_types"], Value::from(types));
+    }
+
     /// `allow` and `deny` of `location /`, else the server's, else the `http` level's, as
     /// `proxy.access_rules`.
     fn access_rules(&mut self) {
@@ -2220,7 +2408,8 @@ impl Mapper {
         for d in level {
             let text = format!("{} {}", d.name, d.args.join(" "));
             match (d.args.as_slice(), super::AccessRule::parse(&text)) {
-                ([_], Ok(_)) if self.real_ip_from => {
+                // `all` is every address, forwarded or not.
+                ([what], Ok(_)) if self.real_ip_from && what != "all" => {
                     self.error(
                         d,
                         "with set_real_ip_from, nginx checks the address a trusted peer \
@@ -2470,6 +2659,19 @@ impl Mapper {
     }
 }
 
+/// nginx's root when none is given, as Debian builds it (`--prefix=/usr/share/nginx`).
+const NGINX_ROOT: &str = "/usr/share/nginx/html";
+
+/// The media types nginx adds `charset` to (`charset_types`' default).
+const CHARSET_TYPES: &[&str] = &[
+    "text/html",
+    "text/xml",
+    "text/plain",
+    "text/vnd.wap.wml",
+    "application/javascript",
+    "application/rss+xml",
+];
+
 /// Whether a location's `allow` and `deny` refuse every address: a `deny all` with no `allow`
 /// before it. nginx then answers 403 before serving anything.
 fn denies_everyone(body: &[Directive]) -> bool {
@@ -2595,7 +2797,7 @@ server {
         .to_string();
         for expected in [
             ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
-            ":8:3: location: location ~ \\.php$ is not served",
+            ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
             ":9:3: add_header: a value with a variable is not supported",
             ":10:3: satisfy: only all is supported",
             ":11:18: return: a variable is not supported",
@@ -2808,8 +3010,8 @@ server {
         .to_string();
         for expected in [
             ":6:48: allow: with set_real_ip_from, nginx checks the address a trusted peer forwards",
-            ":7:3: location: location /a/ is not served",
-            ":8:3: location: location /b/ is not served",
+            ":7:18: allow: unix: is not supported",
+            ":8:18: allow: with set_real_ip_from",
             ":9:50: satisfy: only all is supported",
             ":9:63: deny: expects an address, a CIDR block or all",
         ] {
@@ -3107,12 +3309,12 @@ server {
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
              location / { proxy_pass http://127.0.0.1:80; }\n  location ~ /\\.(?!well-known) { \
-             allow all; }\n}\n",
+             try_files $uri =404; }\n}\n",
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains(r"location ~ /\.(?!well-known) is not served"),
+            err.contains(r"not supported in location ~ /\.(?!well-known)"),
             "{err}"
         );
         // A fixed header keeps its backslash, as nginx sends it.

@@ -322,6 +322,10 @@ pub(crate) struct RawRoute {
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
+    pub root: Option<String>,
+    pub alias: Option<String>,
+    pub index: Option<Vec<String>>,
+    pub default_type: Option<String>,
 }
 
 /// `proxy {}`.
@@ -363,6 +367,7 @@ pub(crate) struct RawProxy {
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
+    pub file_types: Option<BTreeMap<String, String>>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

@@ -17,7 +17,7 @@ use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink,
-    FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy,
+    Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy,
     RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig,
     TemplateSource, Vault, Wait, default_cert_label,
 };
@@ -1861,6 +1861,7 @@ fn resolve_proxy(
     );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
+    let file_types = resolve_file_types(r, raw.file_types);
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1932,6 +1933,7 @@ fn resolve_proxy(
         rate_limits,
         rate_limit_status,
         access_rules,
+        file_types,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2258,6 +2260,7 @@ fn resolve_routes(
             route.upstream_response_timeout.as_ref(),
             proxy.upstream_response_timeout,
         );
+        let upstream_given = route.upstream.is_some();
         let upstream = match route.upstream {
             Some(text) => upstream_uri(r, &at("upstream"), &text),
             None => proxy.upstream.clone(),
@@ -2313,6 +2316,18 @@ fn resolve_routes(
             }
             None => proxy.access_rules.clone(),
         };
+        let files = resolve_files(
+            r,
+            &base,
+            &path,
+            upstream_given,
+            RawFiles {
+                root: route.root,
+                alias: route.alias,
+                index: route.index,
+                default_type: route.default_type,
+            },
+        );
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;
@@ -2331,9 +2346,117 @@ fn resolve_routes(
             rate_limits,
             rate_limit_status,
             access_rules,
+            files,
         });
     }
     routes
+}
+
+/// A route's `root`, `alias`, `index` and `default_type`, as read.
+struct RawFiles {
+    root: Option<String>,
+    alias: Option<String>,
+    index: Option<Vec<String>>,
+    default_type: Option<String>,
+}
+
+/// The files a route at `base` serves (`root` or `alias`), `None` when it forwards.
+fn resolve_files(
+    r: &mut Resolver,
+    base: &[&str],
+    path: &PathMatch,
+    upstream_given: bool,
+    raw: RawFiles,
+) -> Option<Files> {
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let (key, dir, alias) = match (raw.root, raw.alias) {
+        (Some(_), Some(_)) => {
+            r.error(&at("alias"), "cannot be given with root: one or the other");
+            return None;
+        }
+        (Some(dir), None) => ("root", dir, false),
+        (None, Some(dir)) => ("alias", dir, true),
+        (None, None) => {
+            for (key, given) in [
+                ("index", raw.index.is_some()),
+                ("default_type", raw.default_type.is_some()),
+            ] {
+                if given {
+                    r.error(
+                        &at(key),
+                        "needs root or alias: the route forwards, it serves no files",
+                    );
+                }
+            }
+            return None;
+        }
+    };
+    if !dir.starts_with('/') {
+        r.error(&at(key), format!("{dir:?} must be an absolute path"));
+        return None;
+    }
+    if upstream_given {
+        r.error(
+            &at(key),
+            "cannot be given with upstream: a route serves files or forwards",
+        );
+        return None;
+    }
+    if alias && matches!(path, PathMatch::Regex { .. }) {
+        r.error(
+            &at(key),
+            "alias needs a location with a path to replace, not a regular expression (use root)",
+        );
+        return None;
+    }
+    let index = raw.index.unwrap_or_else(|| vec!["index.html".to_string()]);
+    for (position, name) in index.iter().enumerate() {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            let position = position.to_string();
+            let at: Vec<&str> = at("index").into_iter().chain([position.as_str()]).collect();
+            r.error(&at, format!("{name:?} is not a file name (no `/`)"));
+        }
+    }
+    let default_type = raw
+        .default_type
+        .unwrap_or_else(|| "application/octet-stream".to_string());
+    if http::HeaderValue::from_str(&default_type).is_err() || default_type.trim().is_empty() {
+        r.error(
+            &at("default_type"),
+            format!("{default_type:?} is not a media type"),
+        );
+    }
+    Some(Files {
+        dir: PathBuf::from(dir),
+        alias,
+        index,
+        default_type,
+    })
+}
+
+/// `file_types = { html = "text/html" }`: extensions in lower case, each with a media type.
+fn resolve_file_types(
+    r: &mut Resolver,
+    raw: Option<BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let Some(raw) = raw else {
+        return super::FILE_TYPES
+            .iter()
+            .map(|(extension, media)| (extension.to_string(), media.to_string()))
+            .collect();
+    };
+    let mut types = BTreeMap::new();
+    for (extension, media) in raw {
+        if http::HeaderValue::from_str(&media).is_err() || media.trim().is_empty() {
+            r.error(
+                &["proxy", "file_types", extension.as_str()],
+                format!("{media:?} is not a media type"),
+            );
+            continue;
+        }
+        types.insert(extension.to_ascii_lowercase(), media);
+    }
+    types
 }
 
 /// `rate_limits = [{ zone = "api", burst = 20, nodelay = true }]` at `base`, each naming one of

@@ -31,14 +31,20 @@ use hyper_util::rt::TokioIo;
 use super::basic_auth::{self, BasicAuth};
 use super::client_cert::ClientCert;
 use super::cookies;
+use super::files::{FileBody, Files};
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
 
-/// A response body: the upstream's stream, or a short one of ours.
-pub(crate) type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+/// A response body: the upstream's stream, a short one of ours, or a file a route serves.
+pub(crate) type ProxyBody = Either<UpstreamBody, Either<Full<Bytes>, FileBody>>;
+
+/// A short body of ours.
+fn full(bytes: Bytes) -> ProxyBody {
+    Either::Right(Either::Left(Full::new(bytes)))
+}
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1; `HTTP2-Settings`, RFC 7540
 /// §3.2.1). Typed names, so that looking one up hashes no string.
@@ -137,6 +143,14 @@ struct Target {
     rate_limit_status: StatusCode,
     /// `access_rules`.
     access_rules: Box<[config::AccessRule]>,
+    /// `root` or `alias`: files served instead of forwarding.
+    files: Option<Files>,
+}
+
+/// What every route that serves files shares: `file_types` and the listener's port.
+struct FileContext {
+    types: Arc<HashMap<String, HeaderValue>>,
+    port: u16,
 }
 
 impl Target {
@@ -146,6 +160,7 @@ impl Target {
         config: &config::Route,
         auths: &mut Vec<Arc<BasicAuth>>,
         zones: &HashMap<String, Arc<rate_limit::Zone>>,
+        files: &FileContext,
     ) -> anyhow::Result<Target> {
         let config::Route {
             upstream,
@@ -233,6 +248,10 @@ impl Target {
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             access_rules: config.access_rules.clone().into_boxed_slice(),
+            files: config
+                .files
+                .as_ref()
+                .map(|dir| Files::new(dir, &config.path, files.types.clone(), files.port)),
         })
     }
 }
@@ -328,7 +347,7 @@ impl Fixed {
 
 impl Fixed {
     fn response(&self) -> Response<ProxyBody> {
-        let mut response = Response::new(Either::Right(Full::new(self.body.clone())));
+        let mut response = Response::new(full(self.body.clone()));
         *response.status_mut() = self.status;
         if let Some(content_type) = &self.content_type {
             response
@@ -354,18 +373,31 @@ impl Forwarder {
             .iter()
             .map(|(name, rate)| (name.clone(), Arc::new(rate_limit::Zone::new(*rate))))
             .collect();
+        let files = FileContext {
+            // Validated when the configuration was resolved.
+            types: Arc::new(
+                config
+                    .file_types
+                    .iter()
+                    .filter_map(|(extension, media)| {
+                        Some((extension.clone(), HeaderValue::from_str(media).ok()?))
+                    })
+                    .collect(),
+            ),
+            port: config.listen.port(),
+        };
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
             locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
         }
         for route in &config.routes {
-            let target = Target::new(route, &mut auths, &zones)?;
+            let target = Target::new(route, &mut auths, &zones, &files)?;
             locations.add(&route.path, Action::Forward(target));
         }
         locations
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
-        let default = Target::new(&config.own_route(), &mut auths, &zones)?;
+        let default = Target::new(&config.own_route(), &mut auths, &zones, &files)?;
         Ok(Forwarder {
             default,
             locations,
@@ -520,6 +552,13 @@ impl Forwarder {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, auth.challenge());
+            return self.finish(started, response);
+        }
+        if let Some(files) = &target.files {
+            let response = files
+                .serve(request.method(), request.uri(), request.headers(), &host)
+                .await;
+            discard_body(request, h1);
             return self.finish(started, response);
         }
         let h2 = request.version() == Version::HTTP_2;
@@ -1168,7 +1207,7 @@ fn tunnel(
         }
     });
     let (parts, _) = upstream_response.into_parts();
-    Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
+    Response::from_parts(parts, full(Bytes::new()))
 }
 
 /// A short plain-text error.
@@ -1185,9 +1224,7 @@ fn discard_body(request: Request<Incoming>, h1: Option<Arc<H1State>>) {
 }
 
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-        text.as_bytes(),
-    ))));
+    let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,6 +13,7 @@ pub(crate) mod access;
 pub(crate) mod basic_auth;
 pub(crate) mod client_cert;
 pub(crate) mod cookies;
+pub(crate) mod files;
 pub(crate) mod forward;
 pub(crate) mod metrics;
 pub(crate) mod park;

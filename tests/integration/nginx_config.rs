@@ -342,7 +342,7 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     );
     let text = std::fs::read_to_string(&conf).unwrap().replace(
         "        location / {",
-        "        location /api { root /srv; }\n        location / {",
+        "        location /api { fastcgi_pass 127.0.0.1:9000; }\n        location / {",
     );
     let line = text
         .lines()
@@ -358,7 +358,7 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
     assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "bad.conf:{line}:9: location: location /api is not served"
+            "bad.conf:{line}:25: fastcgi_pass: not supported in location /api"
         )),
         "{stderr}"
     );
@@ -1101,7 +1101,7 @@ async fn allow_and_deny_refuse_whom_nginx_refuses() {
         let mut seen = Vec::new();
         for from in ["127.0.0.1", "127.0.0.2"] {
             for path in paths {
-                let status = head_from(from, port, d, path, &[])
+                let status = head_from(from, port, d, path, &[], &[])
                     .into_iter()
                     .find(|(name, _)| name == ":status")
                     .map(|(_, status)| status)
@@ -1145,23 +1145,224 @@ async fn allow_and_deny_refuse_whom_nginx_refuses() {
     assert_eq!(forbidden, 8.0, "each 403 counted");
 }
 
+/// Locations that serve files (`root`, `alias`, inherited `root`, `index`, `types`,
+/// `default_type`, `charset`): the same statuses and the same `Content-Type`, `Content-Length`,
+/// `Content-Range`, `Accept-Ranges`, `ETag`, `Last-Modified` and `Location` from nginx and from
+/// the proxy for index files, a directory without its slash (with a query), a directory
+/// without an index, missing files, a FIFO, escaped and `..` paths, `HEAD`, `POST`, one byte
+/// range (suffix, open, past the end), `If-None-Match`, `If-Modified-Since` and `If-Range`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_served_as_nginx_serves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    for sub in ["static/sub", "static/empty"] {
+        std::fs::create_dir_all(www.join(sub)).unwrap();
+    }
+    util::write_file(&www, "static/index.html", "<p>index</p>\n");
+    util::write_file(&www, "static/a.CSS", "body { color: red }\n");
+    util::write_file(&www, "static/sub/index.html", "<p>sub</p>\n");
+    util::write_file(&www, "static/notes.txt", "plain text\n");
+    util::write_file(&www, "static/data.bin", &"0123456789".repeat(100));
+    // Several of the proxy's 64 KiB reads.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(www.join("static/big.bin"), &big).unwrap();
+    util::write_file(&d, "security.txt", "Contact: mailto:security@example.com\n");
+    nix::unistd::mkfifo(&www.join("static/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        types {{
+            text/html html;
+            text/css css;
+            text/plain txt;
+        }}
+        default_type application/octet-stream;
+        charset utf-8;
+        root {www};
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /static/ {{
+        }}
+        location /files/ {{
+            alias {www}/static/;
+            index notes.txt;
+        }}
+        location = /security.txt {{
+            alias {d}/security.txt;
+        }}
+        location ~* \.bin$ {{
+            default_type application/x-data;
+        }}
+"#,
+            www = www.display(),
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    // Path, header lines, curl options.
+    let requests: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        ("/static/", vec![], vec![]),
+        ("/static/a.CSS", vec![], vec![]),
+        ("/static/a%2ECSS", vec![], vec![]),
+        ("/static/notes.txt", vec![], vec![]),
+        ("/static/sub", vec![], vec![]),
+        ("/static/sub?x=1", vec![], vec![]),
+        ("/static/sub/", vec![], vec![]),
+        ("/static/empty/", vec![], vec![]),
+        ("/static/nope", vec![], vec![]),
+        ("/static/nope/", vec![], vec![]),
+        ("/static/fifo", vec![], vec![]),
+        ("/static//sub/./", vec![], vec![]),
+        (
+            "/static/%2e%2e/%2e%2e/etc/passwd",
+            vec![],
+            vec!["--path-as-is"],
+        ),
+        ("/files/", vec![], vec![]),
+        ("/files/a.CSS", vec![], vec![]),
+        ("/security.txt", vec![], vec![]),
+        ("/static/data.bin", vec![], vec![]),
+        ("/static/data.bin", vec!["Range: bytes=10-19"], vec![]),
+        ("/static/data.bin", vec!["Range: bytes=-5"], vec![]),
+        ("/static/data.bin", vec!["Range: bytes=990-"], vec![]),
+        ("/static/data.bin", vec!["Range: bytes=2000-"], vec![]),
+        ("/static/data.bin", vec!["Range: bytes=x"], vec![]),
+        ("/static/a.CSS", vec![], vec!["-I"]),
+        ("/static/a.CSS", vec![], vec!["-X", "POST"]),
+        ("/static/nope", vec![], vec!["-X", "POST"]),
+        ("/static/a.CSS", vec![], vec!["-X", "DELETE"]),
+    ];
+    let etag_and_date = |d: &Path| {
+        let fields = head(port, d, "/static/data.bin", &[]);
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .expect(name)
+        };
+        (field("etag"), field("last-modified"))
+    };
+    let probe = |d: &Path| {
+        let (etag, date) = etag_and_date(d);
+        let conditional = [
+            format!("If-None-Match: {etag}"),
+            format!("If-None-Match: \"other\", W/{etag}"),
+            format!("If-Modified-Since: {date}"),
+            "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT".to_string(),
+            format!("If-Range: {etag}\r\nRange: bytes=0-4"),
+            "If-Range: \"other\"\r\nRange: bytes=0-4".to_string(),
+            "If-Match: \"other\"".to_string(),
+            "If-Unmodified-Since: Mon, 01 Jan 2001 00:00:00 GMT".to_string(),
+        ];
+        let mut seen = Vec::new();
+        let mut ask = |path: &str, lines: &[&str], options: &[&str]| {
+            let fields = head_from("127.0.0.1", port, d, path, lines, options);
+            let status = fields[0].1.clone();
+            let mut kept: Vec<String> = fields
+                .iter()
+                .skip(1)
+                .filter(|(name, _)| {
+                    matches!(
+                        name.as_str(),
+                        "etag" | "last-modified" | "location" | "content-range" | "accept-ranges"
+                    ) || (matches!(name.as_str(), "content-type" | "content-length")
+                        && matches!(status.as_str(), "200" | "206"))
+                })
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect();
+            // Header order is not compared.
+            kept.sort();
+            seen.push(format!("{path} {lines:?} {options:?} -> {status} {kept:?}"));
+        };
+        for (path, lines, options) in &requests {
+            ask(path, lines, options);
+        }
+        for line in &conditional {
+            let lines: Vec<&str> = line.split("\r\n").collect();
+            ask("/static/data.bin", &lines, &[]);
+        }
+        seen
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    // The bytes themselves: a whole file over several reads, and a range across two.
+    let body = |range: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(d.join("tls.crt"))
+            .arg(format!("https://localhost:{port}/static/big.bin"))
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+        if let Some(range) = range {
+            curl.args(["-H", range]);
+        }
+        curl.output().expect("run curl").stdout
+    };
+    assert!(body(None) == big, "the whole file");
+    assert!(
+        body(Some("Range: bytes=65000-140000")) == big[65000..=140000],
+        "a range across reads"
+    );
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let differ: Vec<String> = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(ours, theirs)| ours != theirs)
+        .map(|(ours, theirs)| format!("proxy: {ours}\nnginx: {theirs}"))
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    assert_eq!(ours.len(), theirs.len());
+    // What nginx did, so that the comparison means something.
+    let statuses: Vec<&str> = theirs
+        .iter()
+        .map(|line| {
+            line.split(" -> ")
+                .nth(1)
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "200", "200", "200", "200", "301", "301", "200", "403", "404", "404", "404", "200",
+            "400", "200", "200", "200", "200", "206", "206", "206", "416", "416", "200", "405",
+            "404", "405", "304", "304", "304", "200", "206", "200", "412", "412"
+        ]
+    );
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
-    head_from("127.0.0.1", port, dir, path, extra)
+    head_from("127.0.0.1", port, dir, path, extra, &[])
 }
 
 /// [`head`] from the client address `from` (an address of the loopback block, 127.0.0.0/8,
-/// which every one of them reaches).
+/// which every one of them reaches), with curl's `options` (`-I`, `-X POST`, `--path-as-is`).
 fn head_from(
     from: &str,
     port: u16,
     dir: &Path,
     path: &str,
     extra: &[&str],
+    options: &[&str],
 ) -> Vec<(String, String)> {
     let output = Command::new("curl")
         .args(["--interface", from])
+        .args(options)
         .args([
             "-sS",
             "-o",
