@@ -711,6 +711,9 @@ struct Mapper {
     types: [Vec<Directive>; 2],
     /// The first location that serves files: `root`, `index` and `types` are used.
     serves_files: Option<Directive>,
+    /// `location /` serves files (or refuses everyone): a route of `/`, not the proxy's
+    /// upstream.
+    root_routed: bool,
 }
 
 impl Mapper {
@@ -1011,6 +1014,21 @@ impl Mapper {
             }
         }
         self.real_ip_from = trusted_at.is_some();
+        if !proxied && !self.root_routed {
+            // nginx serves the server's root where no location takes a request.
+            self.warn(
+                server,
+                "no location /: requests no location takes are served from the server's root, \
+                 as nginx serves them",
+            );
+            self.routes.push(Directive {
+                name: "location".to_string(),
+                args: vec!["/".to_string()],
+                at: server.at.clone(),
+                block: Some(Vec::new()),
+            });
+            self.root_routed = true;
+        }
         self.invalid_headers(server, directives);
         self.listen(server, &listens, ssl_on.as_ref());
         self.proxy_ssl();
@@ -1048,12 +1066,6 @@ impl Mapper {
         }
         if let Some(at) = trusted_at {
             self.set(&at, &["proxy", "trusted_proxies"], Value::from(trusted));
-        }
-        if !proxied {
-            self.error(
-                server,
-                "no `location / { proxy_pass http://...; }`: the proxy needs the app's address",
-            );
         }
     }
 
@@ -1410,6 +1422,13 @@ impl Mapper {
     /// A `location`: only `/` (prefix), holding `proxy_pass`; `true` when it proxies.
     fn location(&mut self, d: &Directive) -> bool {
         let is_root = d.args.len() == 1 && d.args[0] == "/";
+        let body = d.block.as_deref().unwrap_or_default();
+        if is_root && !body.iter().any(|inner| inner.name == "proxy_pass") {
+            // Files (or a refusal) for every request no other location takes.
+            self.routes.push(d.clone());
+            self.root_routed = true;
+            return false;
+        }
         if !is_root && self.answering_location(d) {
             return false;
         }
@@ -1953,6 +1972,12 @@ impl Mapper {
         let mut files: Vec<Directive> = Vec::new();
         let mut ok = true;
         let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
+        let forwards = d
+            .block
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|inner| inner.name == "proxy_pass");
         for inner in d.block.as_deref().unwrap_or_default() {
             let arg = inner.args.first().cloned().unwrap_or_default();
             match inner.name.as_str() {
@@ -2008,13 +2033,13 @@ impl Mapper {
                 _ if self.without_effect(inner) => {}
                 _ => {
                     ok = false;
-                    self.error(
-                        inner,
-                        format!(
-                            "not supported in location {spec}: the proxy forwards its requests \
-                             as they came"
-                        ),
-                    );
+                    let how = if forwards {
+                        "the proxy forwards its requests as they came"
+                    } else {
+                        "the proxy serves its files as nginx's static module does (root or \
+                         alias, index, types)"
+                    };
+                    self.error(inner, format!("not supported in location {spec}: {how}"));
                 }
             }
         }
@@ -2949,6 +2974,65 @@ server {
             err.contains(":5:3: auth_basic: a realm with a variable is not supported"),
             "{err}"
         );
+    }
+
+    /// Locations without `proxy_pass` or `return` serve files: `root` (inherited), `alias`,
+    /// `index`, `default_type`, the server's `types` and `charset`; without `location /`, the
+    /// server's root serves what no location takes.
+    #[test]
+    fn locations_without_proxy_pass_serve_files() {
+        let mapped = map(
+            "http {\n  types { text/html html; image/png PNG; }\n  server {\n    listen 443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    root /srv/www;\n    \
+             index home.html;\n    charset utf-8;\n    location /static/ { default_type \
+             text/plain; }\n    location = /security.txt { alias /srv/security.txt; }\n    \
+             location /api/ { proxy_pass http://127.0.0.1:80; }\n  }\n}\n",
+        )
+        .unwrap();
+        let json = |key: &[&str]| {
+            mapped
+                .settings
+                .iter()
+                .find(|(_, k, _)| *k == key)
+                .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+        };
+        assert_eq!(
+            json(&["proxy", "file_types"]),
+            Some(serde_json::json!({ "html": "text/html; charset=utf-8", "png": "image/png" }))
+        );
+        let routes = json(&["proxy", "routes"]).expect("routes");
+        assert_eq!(routes[0]["location"], "/static/");
+        assert_eq!(routes[0]["root"], "/srv/www");
+        assert_eq!(routes[0]["index"], serde_json::json!(["home.html"]));
+        assert_eq!(routes[0]["default_type"], "text/plain; charset=utf-8");
+        assert_eq!(routes[1]["alias"], "/srv/security.txt");
+        assert_eq!(routes[1]["default_type"], "text/plain; charset=utf-8");
+        assert_eq!(routes[3]["location"], "/");
+        assert_eq!(routes[3]["root"], "/srv/www");
+        assert!(
+            mapped.warnings.iter().any(|w| w
+                .message
+                .starts_with("no location /: requests no location takes")),
+            "{:?}",
+            mapped.warnings
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             location / { proxy_pass http://127.0.0.1:80; }\n  location /a/ { root html; }\n  \
+             location ~ \\.png$ { alias /srv/images/; }\n  location /b/ { types { text/x b; } }\n  \
+             location /c/ { try_files $uri =404; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            ":6:18: root: html is relative to nginx's prefix",
+            ":7:23: alias: alias in a regular expression location needs its captures",
+            ":8:18: types: a location's own types are not supported",
+            ":9:18: try_files: not supported in location /c/: the proxy serves its files as \
+             nginx's static module does",
+        ] {
+            assert!(err.contains(expected), "{expected} in:\n{err}");
+        }
     }
 
     /// `allow` / `deny`: the nearest level that has any (`location /`, else the server, else

@@ -2234,13 +2234,6 @@ fn resolve_routes(
                 r.error(&at("location"), message);
                 continue;
             }
-            Some(Ok(path)) if path.is_everything() => {
-                r.error(
-                    &at("location"),
-                    "would take every request: set the proxy's own upstream and settings for `/`",
-                );
-                continue;
-            }
             Some(Ok(path)) => path,
         };
         let mut duration = |key: &'static str, value: Option<&Scalar>, default: Duration| {
@@ -2328,6 +2321,15 @@ fn resolve_routes(
                 default_type: route.default_type,
             },
         );
+        // `/` is the proxy's own, unless it serves files or refuses everyone.
+        if path.is_everything() && files.is_none() && !AccessRule::deny_everyone(&access_rules) {
+            r.error(
+                &at("location"),
+                "would take every request: set the proxy's own upstream and settings for `/` (a \
+                 route of `/` only serves files, with root or alias)",
+            );
+            continue;
+        }
         if routes.iter().any(|other: &Route| other.path == path) {
             r.error(&at("location"), format!("{path} is given twice"));
             continue;

@@ -1344,6 +1344,90 @@ async fn files_are_served_as_nginx_serves_them() {
     );
 }
 
+/// A server without `location /` (nginx serves its `root` where no location takes a request)
+/// and one whose `location /` serves files: the same statuses, types and lengths from nginx
+/// and from the proxy, the other location still forwarded to the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_location_slash_serves_its_root_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("docs")).unwrap();
+    util::write_file(&www, "index.html", "<p>home</p>\n");
+    util::write_file(&www, "docs/guide.html", "<p>guide</p>\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    for slash in [
+        "",
+        "        location / {\n            index guide.html index.html;\n        }\n",
+    ] {
+        let conf = tls_server(
+            &d,
+            port,
+            &format!(
+                "        root {www};\n{slash}        location /api/ {{\n            proxy_pass \
+                 http://127.0.0.1:{app};\n        }}\n",
+                www = www.display(),
+                app = app.address.port(),
+            ),
+        );
+        let probe = |d: &Path| {
+            [
+                "/",
+                "/docs/",
+                "/docs",
+                "/docs/guide.html",
+                "/nope",
+                "/api/x",
+            ]
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &[]);
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let status = field(":status");
+                let length = if status == "200" && *path != "/api/x" {
+                    field("content-length")
+                } else {
+                    String::new()
+                };
+                format!("{path} {status} {length} {}", field("location"))
+            })
+            .collect::<Vec<_>>()
+        };
+        let nginx = start_nginx(&conf, &d, port);
+        let theirs = probe(&d);
+        stop_nginx(nginx, port);
+        let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+        let ours = probe(&d);
+        let (code, log) = proxy.stop();
+        assert_eq!(code, Some(0), "{log}");
+        assert_eq!(ours, theirs, "{slash:?}");
+        let statuses: Vec<&str> = theirs
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                "200",
+                if slash.is_empty() { "403" } else { "200" },
+                "301",
+                "200",
+                "404",
+                "200"
+            ],
+            "{slash:?}: {theirs:?}"
+        );
+    }
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
