@@ -488,11 +488,23 @@ fn proxy(out: &mut String, config: &Config) {
         }
         let to = match &route.files {
             Some(files) => format!(
-                "files of {} ({}; index {}; else {})",
+                "files of {} ({}; index {}; else {}{})",
                 files.dir.display(),
                 if files.alias { "alias" } else { "root" },
                 files.index.join(" "),
-                files.default_type
+                files.default_type,
+                match &files.try_files {
+                    None => String::new(),
+                    Some((tried, fallback)) => format!(
+                        "; try_files {}, else {}",
+                        tried.join(" "),
+                        match fallback {
+                            crate::config::TryFallback::Status(code) => format!("={code}"),
+                            crate::config::TryFallback::Uri(uri) => uri.clone(),
+                            crate::config::TryFallback::Named(name) => format!("@{name}"),
+                        }
+                    ),
+                }
             ),
             None if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
                 "403, forwards nothing".to_string()

@@ -646,12 +646,20 @@ pub enum PathMatch {
         /// `~*`.
         ignore_case: bool,
     },
+    /// `@NAME`: reached only from a `try_files` fallback, never by a path.
+    Named(String),
 }
 
 impl PathMatch {
     /// Reads a location spec; the error says what was expected.
     pub(crate) fn parse(spec: &str) -> Result<PathMatch, String> {
         let spec = spec.trim();
+        if let Some(name) = spec.strip_prefix('@') {
+            if name.is_empty() || !name.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+                return Err(format!("{spec:?} is not a named location such as \"@app\""));
+            }
+            return Ok(PathMatch::Named(name.to_string()));
+        }
         let (modifier, rest) = match spec.split_once(char::is_whitespace) {
             Some((m @ ("=" | "^~" | "~" | "~*"), rest)) => (m, rest.trim()),
             _ => ("", spec),
@@ -699,6 +707,7 @@ impl std::fmt::Display for PathMatch {
                 pattern,
                 ignore_case,
             } => write!(f, "{} {pattern}", if *ignore_case { "~*" } else { "~" }),
+            PathMatch::Named(name) => write!(f, "@{name}"),
         }
     }
 }
@@ -774,6 +783,21 @@ pub struct Files {
     pub index: Vec<String>,
     /// The media type of a file whose extension `file_types` does not name.
     pub default_type: String,
+    /// `try_files`: the paths tried in order (`$uri` is the request's path; one ending in `/`
+    /// must be a directory, any other a file), then what is done when none is there.
+    pub try_files: Option<(Vec<String>, TryFallback)>,
+}
+
+/// The last entry of `try_files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryFallback {
+    /// `=404`: that status.
+    Status(u16),
+    /// `/index.html`, `/app?$args`: the request goes on as that path, to whichever location
+    /// takes it (nginx's internal redirect).
+    Uri(String),
+    /// `@app`: the route of that named location.
+    Named(String),
 }
 
 /// Media types by extension for the files routes serve, when `proxy.file_types` is not given:

@@ -1940,22 +1940,12 @@ impl Mapper {
     /// One location that `proxy_pass`es, as a `proxy.routes` entry; `None` with its errors said.
     fn route(&mut self, d: &Directive) -> Option<figment::value::Dict> {
         let spec = d.args.join(" ");
-        let path = match d.args.as_slice() {
-            [name] if name.starts_with('@') => {
-                self.error(
-                    d,
-                    "a named location is reached only by error_page or try_files, which the \
-                     proxy does not have",
-                );
+        let path = match PathMatch::parse(&spec) {
+            Ok(path) => path,
+            Err(message) => {
+                self.error(d, format!("location {message}"));
                 return None;
             }
-            _ => match PathMatch::parse(&spec) {
-                Ok(path) => path,
-                Err(message) => {
-                    self.error(d, format!("location {message}"));
-                    return None;
-                }
-            },
         };
         let mut route = figment::value::Dict::new();
         route.insert("location".into(), Value::from(path.to_string()));
@@ -2001,6 +1991,7 @@ impl Mapper {
                 "root" | "alias" | "index" | "try_files" | "autoindex" | "default_type"
                     if refused_to_all => {}
                 "root" | "alias" | "index" | "default_type" => files.push(inner.clone()),
+                "try_files" if !forwards => files.push(inner.clone()),
                 "autoindex" if inner.args == ["off"] => {}
                 "return" => {
                     ok = false;
@@ -2117,7 +2108,7 @@ impl Mapper {
             PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => {
                 Some(p.clone())
             }
-            PathMatch::Regex { .. } => None,
+            PathMatch::Regex { .. } | PathMatch::Named(_) => None,
         };
         if !upstream.path.is_empty() && Some(&upstream.path) != location_path.as_ref() {
             self.error(
@@ -2340,6 +2331,44 @@ impl Mapper {
                 return None;
             }
             route.insert("index".into(), Value::from(index.args.clone()));
+        }
+        if let Some(tries) = last("try_files") {
+            let allowed = |arg: &str, last: bool| {
+                let variables: &[&str] = if last {
+                    &["$uri", "$args", "$query_string", "$is_args"]
+                } else {
+                    &["$uri"]
+                };
+                !variables
+                    .iter()
+                    .fold(arg.to_string(), |text, variable| text.replace(variable, ""))
+                    .contains('$')
+            };
+            let count = tries.args.len();
+            if count < 2 {
+                self.error(
+                    &tries,
+                    "expects the paths to try, then =CODE, a path or @NAME",
+                );
+                return None;
+            }
+            if let Some(bad) = tries
+                .args
+                .iter()
+                .enumerate()
+                .find(|(index, arg)| !allowed(arg, index + 1 == count))
+            {
+                self.error(
+                    &tries,
+                    format!(
+                        "{}: a variable other than $uri (and, in the last entry, $args, \
+                         $is_args) is not supported",
+                        bad.1
+                    ),
+                );
+                return None;
+            }
+            route.insert("try_files".into(), Value::from(tries.args.clone()));
         }
         let default_type = last("default_type")
             .or_else(|| self.default_type.clone())
@@ -2924,7 +2953,6 @@ server {
         for expected in [
             ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
             ":11:5: rewrite: not supported in location /admin",
-            ":13:3: location: a named location",
             ":14:3: location: location /(x: not a regular expression",
             "add_header in location /h differs from the server's",
         ] {
@@ -3016,11 +3044,31 @@ server {
             "{:?}",
             mapped.warnings
         );
+        // try_files and the named location it falls back to.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             root /srv;\n  location / { try_files $uri $uri/ @app; }\n  location @app { \
+             proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap();
+        let routes = mapped
+            .settings
+            .iter()
+            .find(|(_, k, _)| *k == ["proxy", "routes"])
+            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+            .expect("routes");
+        assert_eq!(routes[0]["location"], "/");
+        assert_eq!(
+            routes[0]["try_files"],
+            serde_json::json!(["$uri", "$uri/", "@app"])
+        );
+        assert_eq!(routes[1]["location"], "@app");
+        assert_eq!(routes[1]["upstream"], "http://127.0.0.1:80");
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
              location / { proxy_pass http://127.0.0.1:80; }\n  location /a/ { root html; }\n  \
              location ~ \\.png$ { alias /srv/images/; }\n  location /b/ { types { text/x b; } }\n  \
-             location /c/ { try_files $uri =404; }\n}\n",
+             location /c/ { try_files $document_root$uri =404; }\n}\n",
         )
         .unwrap_err()
         .to_string();
@@ -3028,8 +3076,7 @@ server {
             ":6:18: root: html is relative to nginx's prefix",
             ":7:23: alias: alias in a regular expression location needs its captures",
             ":8:18: types: a location's own types are not supported",
-            ":9:18: try_files: not supported in location /c/: the proxy serves its files as \
-             nginx's static module does",
+            ":9:18: try_files: $document_root$uri: a variable other than $uri",
         ] {
             assert!(err.contains(expected), "{expected} in:\n{err}");
         }
@@ -3393,7 +3440,7 @@ server {
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
              location / { proxy_pass http://127.0.0.1:80; }\n  location ~ /\\.(?!well-known) { \
-             try_files $uri =404; }\n}\n",
+             autoindex on; }\n}\n",
         )
         .unwrap_err()
         .to_string();

@@ -326,6 +326,7 @@ pub(crate) struct RawRoute {
     pub alias: Option<String>,
     pub index: Option<Vec<String>>,
     pub default_type: Option<String>,
+    pub try_files: Option<Vec<String>>,
 }
 
 /// `proxy {}`.

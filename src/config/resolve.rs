@@ -19,7 +19,7 @@ use super::{
     BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink,
     Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy,
     RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, Vault, Wait, default_cert_label,
+    TemplateSource, TryFallback, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -2128,6 +2128,13 @@ fn resolve_fixed_responses(
                 continue;
             }
         };
+        if matches!(path, PathMatch::Named(_)) {
+            r.error(
+                &path_at,
+                "a named location is not supported here: give a path",
+            );
+            continue;
+        }
         if matches!(path, PathMatch::Regex { .. }) {
             r.error(
                 &path_at,
@@ -2217,6 +2224,7 @@ fn resolve_routes(
     zones: &[String],
 ) -> Vec<Route> {
     let mut routes = Vec::new();
+    let mut indexes = Vec::new();
     for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
         let index = index.to_string();
         let base = ["proxy", "routes", index.as_str()];
@@ -2319,6 +2327,7 @@ fn resolve_routes(
                 alias: route.alias,
                 index: route.index,
                 default_type: route.default_type,
+                try_files: route.try_files,
             },
         );
         // `/` is the proxy's own, unless it serves files or refuses everyone.
@@ -2350,6 +2359,23 @@ fn resolve_routes(
             access_rules,
             files,
         });
+        indexes.push(index);
+    }
+    // Each `@NAME` a `try_files` falls back to is a route.
+    for (route, index) in routes.iter().zip(&indexes) {
+        if let Some(Files {
+            try_files: Some((_, TryFallback::Named(name))),
+            ..
+        }) = &route.files
+            && !routes
+                .iter()
+                .any(|other| other.path == PathMatch::Named(name.clone()))
+        {
+            r.error(
+                &["proxy", "routes", index.as_str(), "try_files"],
+                format!("@{name} is not one of the routes (location = \"@{name}\")"),
+            );
+        }
     }
     routes
 }
@@ -2360,6 +2386,7 @@ struct RawFiles {
     alias: Option<String>,
     index: Option<Vec<String>>,
     default_type: Option<String>,
+    try_files: Option<Vec<String>>,
 }
 
 /// The files a route at `base` serves (`root` or `alias`), `None` when it forwards.
@@ -2382,6 +2409,7 @@ fn resolve_files(
             for (key, given) in [
                 ("index", raw.index.is_some()),
                 ("default_type", raw.default_type.is_some()),
+                ("try_files", raw.try_files.is_some()),
             ] {
                 if given {
                     r.error(
@@ -2428,12 +2456,73 @@ fn resolve_files(
             format!("{default_type:?} is not a media type"),
         );
     }
+    let try_files = raw
+        .try_files
+        .and_then(|entries| resolve_try_files(r, &at("try_files"), entries));
     Some(Files {
         dir: PathBuf::from(dir),
         alias,
         index,
         default_type,
+        try_files,
     })
+}
+
+/// `try_files = ["$uri", "$uri/", "=404"]`: paths with `$uri`, then `=CODE`, a path (with
+/// `$uri`, `$args`, `$is_args`) or `@NAME`.
+fn resolve_try_files(
+    r: &mut Resolver,
+    at: &[&str],
+    mut entries: Vec<String>,
+) -> Option<(Vec<String>, TryFallback)> {
+    let Some(last) = entries.pop().filter(|_| !entries.is_empty()) else {
+        r.error(
+            at,
+            "needs the paths to try and what to do when none is there, such as [\"$uri\", \
+             \"$uri/\", \"=404\"]",
+        );
+        return None;
+    };
+    let mut valid = true;
+    for entry in &entries {
+        let rest = entry.replace("$uri", "");
+        if !entry.starts_with('/') && !entry.starts_with("$uri") || rest.contains('$') {
+            r.error(
+                at,
+                format!(
+                    "{entry:?}: a path to try starts with / or $uri, and $uri is its only variable"
+                ),
+            );
+            valid = false;
+        }
+    }
+    let fallback = if let Some(code) = last.strip_prefix('=') {
+        match code.parse::<u16>() {
+            Ok(code) if (100..=599).contains(&code) => TryFallback::Status(code),
+            _ => {
+                r.error(at, format!("{last:?}: a status is =100 to =599"));
+                return None;
+            }
+        }
+    } else if let Some(name) = last.strip_prefix('@') {
+        TryFallback::Named(name.to_string())
+    } else {
+        let rest = ["$uri", "$args", "$query_string", "$is_args"]
+            .iter()
+            .fold(last.clone(), |text, variable| text.replace(variable, ""));
+        if !last.starts_with('/') || rest.contains('$') {
+            r.error(
+                at,
+                format!(
+                    "{last:?}: the last entry is =CODE, @NAME, or a path (variables $uri, $args, \
+                     $is_args)"
+                ),
+            );
+            return None;
+        }
+        TryFallback::Uri(last)
+    };
+    valid.then_some((entries, fallback))
 }
 
 /// `file_types = { html = "text/html" }`: extensions in lower case, each with a media type.

@@ -45,6 +45,19 @@ pub(crate) struct Files {
     /// `:PORT` after the host of a redirect to a directory's `/`: the listener's port unless
     /// it is 443, as nginx writes it.
     port: Box<str>,
+    /// `try_files`: the paths tried, and what is done when none is there.
+    try_files: Option<(Box<[String]>, config::TryFallback)>,
+}
+
+/// What a route that serves files does with a request.
+pub(crate) enum Served {
+    /// Boxed: the fallbacks are two words.
+    Response(Box<Response<ProxyBody>>),
+    /// A `try_files` fallback path (and query): the request goes on as it, to whichever
+    /// location takes it.
+    Redirect(String),
+    /// A `try_files` fallback `@NAME`: the request goes to that named location, as it came.
+    Named(String),
 }
 
 /// What the file system said of a path.
@@ -86,6 +99,10 @@ impl Files {
             } else {
                 format!(":{listen_port}").into()
             },
+            try_files: config
+                .try_files
+                .as_ref()
+                .map(|(tried, fallback)| (tried.clone().into_boxed_slice(), fallback.clone())),
         }
     }
 
@@ -96,13 +113,76 @@ impl Files {
         uri: &Uri,
         headers: &HeaderMap,
         host: &HeaderValue,
+    ) -> Served {
+        let Some(mut path) = normalize(uri.path()) else {
+            return Served::Response(Box::new(status(StatusCode::BAD_REQUEST)));
+        };
+        // nginx's try_files runs before the static module looks at the method.
+        if let Some((tried, fallback)) = &self.try_files {
+            match self.try_paths(tried, &path).await {
+                Some(found) => path = found,
+                None => {
+                    return match fallback {
+                        config::TryFallback::Status(code) => Served::Response(Box::new(status(
+                            StatusCode::from_u16(*code).unwrap_or(StatusCode::NOT_FOUND),
+                        ))),
+                        config::TryFallback::Uri(template) => {
+                            Served::Redirect(expand(template, &path, uri.query()))
+                        }
+                        config::TryFallback::Named(name) => Served::Named(name.clone()),
+                    };
+                }
+            }
+        }
+        Served::Response(Box::new(
+            self.serve_path(method, uri, headers, host, path).await,
+        ))
+    }
+
+    /// The first of `tried` that is there (a directory for one written with a `/` last, else
+    /// anything but a directory), `$uri` being `path`; `None` when none is.
+    async fn try_paths(&self, tried: &[String], path: &[u8]) -> Option<Vec<u8>> {
+        for candidate in tried {
+            // As nginx: a `/` written last asks for a directory and is not part of the path
+            // (`$uri/` for `/docs` is `/docs`, which then gets its 301 to `/docs/`).
+            let (written, wants_directory) = match candidate.strip_suffix('/') {
+                Some(written) => (written, true),
+                None => (candidate.as_str(), false),
+            };
+            let mut expanded = Vec::new();
+            for (index, part) in written.split("$uri").enumerate() {
+                if index > 0 {
+                    expanded.extend_from_slice(path);
+                }
+                expanded.extend_from_slice(part.as_bytes());
+            }
+            let Some(resolved) = resolve(&expanded) else {
+                continue;
+            };
+            let Some(file) = self.file_of(&resolved) else {
+                continue;
+            };
+            match open(file).await {
+                Found::Directory if wants_directory => return Some(resolved),
+                Found::File(..) if !wants_directory => return Some(resolved),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The answer for the normalized `path`.
+    async fn serve_path(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        host: &HeaderValue,
+        path: Vec<u8>,
     ) -> Response<ProxyBody> {
         if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
-        let Some(path) = normalize(uri.path()) else {
-            return status(StatusCode::BAD_REQUEST);
-        };
         let Some(file) = self.file_of(&path) else {
             return status(StatusCode::NOT_FOUND);
         };
@@ -202,6 +282,25 @@ impl Files {
     }
 }
 
+/// A `try_files` fallback with its variables: `$uri` (the normalized path, escaped again),
+/// `$args` and `$query_string` (the query), `$is_args` (`?` when there is one).
+fn expand(template: &str, path: &[u8], query: Option<&str>) -> String {
+    let mut escaped = String::with_capacity(path.len());
+    for &byte in path {
+        if byte.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let query = query.unwrap_or_default();
+    template
+        .replace("$is_args", if query.is_empty() { "" } else { "?" })
+        .replace("$query_string", query)
+        .replace("$args", query)
+        .replace("$uri", &escaped)
+}
+
 /// `path` percent-decoded, its empty and `.` segments dropped and each `..` taking the one
 /// before it, as nginx reads a URI; ending in `/` when it did (or in `/.`, `/..`). `None`: a
 /// bad escape, a NUL, or a `..` above the top (nginx's 400).
@@ -227,6 +326,12 @@ fn normalize(path: &str) -> Option<Vec<u8>> {
         }
         decoded.push(byte);
     }
+    resolve(&decoded)
+}
+
+/// A decoded path with its empty and `.` segments dropped and each `..` taking the one before
+/// it; `None` for a `..` above the top.
+fn resolve(decoded: &[u8]) -> Option<Vec<u8>> {
     let mut segments: Vec<&[u8]> = Vec::new();
     let mut last: &[u8] = b"";
     for segment in decoded.split(|&b| b == b'/') {

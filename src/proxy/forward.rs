@@ -31,7 +31,7 @@ use hyper_util::rt::TokioIo;
 use super::basic_auth::{self, BasicAuth};
 use super::client_cert::ClientCert;
 use super::cookies;
-use super::files::{FileBody, Files};
+use super::files::{FileBody, Files, Served};
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
@@ -40,6 +40,9 @@ use crate::config::{self, Cidr, ForwardedHeaders};
 
 /// A response body: the upstream's stream, a short one of ours, or a file a route serves.
 pub(crate) type ProxyBody = Either<UpstreamBody, Either<Full<Bytes>, FileBody>>;
+
+/// Internal redirects (`try_files` fallbacks) one request may take, as nginx allows.
+const MAX_HOPS: usize = 10;
 
 /// A short body of ours.
 fn full(bytes: Bytes) -> ProxyBody {
@@ -143,8 +146,8 @@ struct Target {
     rate_limit_status: StatusCode,
     /// `access_rules`.
     access_rules: Box<[config::AccessRule]>,
-    /// `root` or `alias`: files served instead of forwarding.
-    files: Option<Files>,
+    /// `root` or `alias`: files served instead of forwarding (boxed: most targets forward).
+    files: Option<Box<Files>>,
 }
 
 /// What every route that serves files shares: `file_types` and the listener's port.
@@ -248,10 +251,14 @@ impl Target {
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             access_rules: config.access_rules.clone().into_boxed_slice(),
-            files: config
-                .files
-                .as_ref()
-                .map(|dir| Files::new(dir, &config.path, files.types.clone(), files.port)),
+            files: config.files.as_ref().map(|dir| {
+                Box::new(Files::new(
+                    dir,
+                    &config.path,
+                    files.types.clone(),
+                    files.port,
+                ))
+            }),
         })
     }
 }
@@ -274,12 +281,15 @@ struct Locations {
     /// Longest first; `true`: `^~` (no regular expression is tried after it).
     prefixes: Vec<(String, bool, Action)>,
     regexes: Vec<(fancy_regex::Regex, Action)>,
+    /// `@NAME` locations, reached from a `try_files` fallback only.
+    named: Vec<(String, Action)>,
 }
 
 impl Locations {
     fn add(&mut self, path: &config::PathMatch, action: Action) {
         match path {
             config::PathMatch::Exact(path) => self.exact.push((path.clone(), action)),
+            config::PathMatch::Named(name) => self.named.push((name.clone(), action)),
             config::PathMatch::Prefix(path) => self.prefixes.push((path.clone(), false, action)),
             config::PathMatch::PrefixNoRegex(path) => {
                 self.prefixes.push((path.clone(), true, action));
@@ -298,6 +308,14 @@ impl Locations {
 
     fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.prefixes.is_empty() && self.regexes.is_empty()
+    }
+
+    /// The location `@name`.
+    fn named(&self, name: &str) -> Option<&Action> {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, action)| action)
     }
 
     fn find(&self, path: &str) -> Option<&Action> {
@@ -476,91 +494,130 @@ impl Forwarder {
                 return self.finish(started, error(status, why));
             }
         };
-        let action = if self.locations.is_empty() {
-            None
-        } else {
-            self.locations.find(request.uri().path())
-        };
-        let (target, answer) = match action {
-            None => (&self.default, None),
-            Some(Action::Forward(target)) => (target, None),
-            // nginx checks the body's length before a location's `return`, with the server's
-            // limit.
-            Some(Action::Answer(fixed)) => (&self.default, Some(fixed)),
-        };
-        // A body announced longer than allowed is refused before anything is forwarded, as
-        // nginx does; one that grows past the limit is stopped by `RequestBody`.
-        if let Some(limit) = target.max_request_body
-            && request
-                .body()
-                .size_hint()
-                .exact()
-                .is_some_and(|length| length > limit)
-        {
-            self.metrics.client_errors.body_too_large.inc();
-            discard_body(request, h1);
-            return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
-        }
-        if let Some(fixed) = answer {
-            // Answered here whatever the method and body, as nginx's `return` does (before its
-            // access checks).
-            let response = fixed.response();
-            discard_body(request, h1);
-            return self.finish(started, response);
-        }
-        // nginx's order: `limit_req` (its preaccess phase), then its access phase.
-        if !target.rate_limits.is_empty() {
-            match rate_limit::check(&target.rate_limits, peer.ip) {
-                rate_limit::Verdict::Refuse => {
-                    self.metrics.client_errors.rate_limited.inc();
-                    discard_body(request, h1);
-                    return self.finish(
-                        started,
-                        error(
-                            target.rate_limit_status,
-                            "too many requests from this address\n",
-                        ),
-                    );
-                }
-                rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
-                    tokio::time::sleep(wait).await;
-                }
-                rate_limit::Verdict::Pass(_) => {}
+        // A `try_files` fallback sends the request on to another location, at most this many
+        // times (nginx's limit of internal redirects).
+        let mut hops = 0;
+        let mut named: Option<&Action> = None;
+        let target = loop {
+            let action = match named.take() {
+                Some(action) => Some(action),
+                None if self.locations.is_empty() => None,
+                None => self.locations.find(request.uri().path()),
+            };
+            let (target, answer) = match action {
+                None => (&self.default, None),
+                Some(Action::Forward(target)) => (target, None),
+                // nginx checks the body's length before a location's `return`, with the
+                // server's limit.
+                Some(Action::Answer(fixed)) => (&self.default, Some(fixed)),
+            };
+            // A body announced longer than allowed is refused before anything is forwarded,
+            // as nginx does; one that grows past the limit is stopped by `RequestBody`.
+            if let Some(limit) = target.max_request_body
+                && request
+                    .body()
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|length| length > limit)
+            {
+                self.metrics.client_errors.body_too_large.inc();
+                discard_body(request, h1);
+                return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
             }
-        }
-        // Then, in nginx's access phase, `allow` and `deny` before `auth_basic`.
-        if !config::AccessRule::allows(&target.access_rules, peer.ip) {
-            self.metrics.client_errors.forbidden.inc();
+            if let Some(fixed) = answer {
+                // Answered here whatever the method and body, as nginx's `return` does (before
+                // its access checks).
+                let response = fixed.response();
+                discard_body(request, h1);
+                return self.finish(started, response);
+            }
+            // nginx's order: `limit_req` (its preaccess phase, once per request), then its
+            // access phase.
+            if hops == 0 && !target.rate_limits.is_empty() {
+                match rate_limit::check(&target.rate_limits, peer.ip) {
+                    rate_limit::Verdict::Refuse => {
+                        self.metrics.client_errors.rate_limited.inc();
+                        discard_body(request, h1);
+                        return self.finish(
+                            started,
+                            error(
+                                target.rate_limit_status,
+                                "too many requests from this address\n",
+                            ),
+                        );
+                    }
+                    rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
+                        tokio::time::sleep(wait).await;
+                    }
+                    rate_limit::Verdict::Pass(_) => {}
+                }
+            }
+            // Then, in nginx's access phase, `allow` and `deny` before `auth_basic`.
+            if !config::AccessRule::allows(&target.access_rules, peer.ip) {
+                self.metrics.client_errors.forbidden.inc();
+                discard_body(request, h1);
+                return self.finish(
+                    started,
+                    error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
+                );
+            }
+            if let Some(auth) = &target.basic_auth
+                && auth
+                    .check(request.headers().get(header::AUTHORIZATION))
+                    .await
+                    == basic_auth::Outcome::Refused
+            {
+                self.metrics.client_errors.unauthorized.inc();
+                discard_body(request, h1);
+                let mut response = error(
+                    StatusCode::UNAUTHORIZED,
+                    "authorization required: credentials of this realm's users\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, auth.challenge());
+                return self.finish(started, response);
+            }
+            let Some(files) = &target.files else {
+                break target;
+            };
+            let served = files
+                .serve(request.method(), request.uri(), request.headers(), &host)
+                .await;
+            hops += 1;
+            match served {
+                Served::Response(response) => {
+                    discard_body(request, h1);
+                    return self.finish(started, *response);
+                }
+                _ if hops > MAX_HOPS => {}
+                Served::Redirect(uri) => {
+                    if let Ok(path) = PathAndQuery::try_from(uri) {
+                        let mut parts = request.uri().clone().into_parts();
+                        parts.path_and_query = Some(path);
+                        if let Ok(uri) = Uri::from_parts(parts) {
+                            *request.uri_mut() = uri;
+                            continue;
+                        }
+                    }
+                }
+                Served::Named(name) => {
+                    // Checked when the configuration was resolved.
+                    named = self.locations.named(&name);
+                    if named.is_some() {
+                        continue;
+                    }
+                }
+            }
             discard_body(request, h1);
             return self.finish(
                 started,
-                error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: try_files led nowhere\n",
+                ),
             );
-        }
-        if let Some(auth) = &target.basic_auth
-            && auth
-                .check(request.headers().get(header::AUTHORIZATION))
-                .await
-                == basic_auth::Outcome::Refused
-        {
-            self.metrics.client_errors.unauthorized.inc();
-            discard_body(request, h1);
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "authorization required: credentials of this realm's users\n",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, auth.challenge());
-            return self.finish(started, response);
-        }
-        if let Some(files) = &target.files {
-            let response = files
-                .serve(request.method(), request.uri(), request.headers(), &host)
-                .await;
-            discard_body(request, h1);
-            return self.finish(started, response);
-        }
+        };
         let h2 = request.version() == Version::HTTP_2;
         let upgrade_header = if h2 {
             None

@@ -1428,6 +1428,133 @@ async fn a_server_without_location_slash_serves_its_root_as_nginx_does() {
     }
 }
 
+/// `try_files`: a file, a directory's index, then a named location that forwards (the app
+/// gets the path as it came); an SPA's fallback page; `=404`; a fallback path with `$args`
+/// that another location forwards (the app gets that path and the query): the same statuses
+/// and lengths from nginx and from the proxy, and the same request lines at the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_files_falls_back_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    for sub in ["docs", "spa/assets"] {
+        std::fs::create_dir_all(www.join(sub)).unwrap();
+    }
+    util::write_file(&www, "docs/index.html", "<p>docs</p>\n");
+    util::write_file(&www, "robots.txt", "User-agent: *\n");
+    util::write_file(&www, "spa/index.html", "<p>the app shell</p>\n");
+    util::write_file(&www, "spa/assets/app.js", "run();\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        root {www};
+        location / {{
+            try_files $uri $uri/ @app;
+        }}
+        location @app {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /spa/ {{
+            try_files $uri $uri/ /spa/index.html;
+        }}
+        location /strict/ {{
+            try_files $uri =404;
+        }}
+        location /legacy/ {{
+            try_files $uri /api/handler$is_args$args;
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    let paths = [
+        "/robots.txt",
+        "/docs/",
+        "/docs",
+        "/login?next=/home",
+        "/spa/assets/app.js",
+        "/spa/deep/link",
+        "/spa/",
+        "/strict/nope",
+        "/legacy/old?id=7",
+        "/legacy/plain",
+    ];
+    let probe = |d: &Path| {
+        paths
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &[]);
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let status = field(":status");
+                // The app's answers are the recorder's own.
+                let length = if field("etag").is_empty() {
+                    String::new()
+                } else {
+                    field("content-length")
+                };
+                format!("{path} {status} {length} {}", field("location"))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Method and target: nginx speaks HTTP/1.0 to the app, the proxy 1.1.
+    let seen_by_app = |app: &Recorder| {
+        app.take()
+            .iter()
+            .map(|r| {
+                let line = r.request_line();
+                line.rsplit_once(' ')
+                    .map_or(line, |(start, _)| start)
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let their_app = seen_by_app(&app);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let our_app = seen_by_app(&app);
+    assert_eq!(ours, theirs);
+    assert_eq!(our_app, their_app);
+    // What nginx did, so that the comparison means something.
+    let statuses: Vec<&str> = theirs
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "200", "200", "301", "200", "200", "200", "200", "404", "200", "200"
+        ],
+        "{theirs:?}"
+    );
+    assert_eq!(
+        their_app,
+        [
+            "GET /login?next=/home",
+            "GET /api/handler?id=7",
+            "GET /api/handler"
+        ]
+    );
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
