@@ -2766,6 +2766,22 @@ mod tests {
         read(&path)
     }
 
+    /// The setting at `key` as JSON.
+    fn json(mapped: &Mapped, key: &[&str]) -> Option<serde_json::Value> {
+        mapped
+            .settings
+            .iter()
+            .find(|(_, k, _)| *k == key)
+            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+    }
+
+    /// Fails unless each of `expected` is in the errors `text`.
+    fn assert_errors(text: &str, expected: &[&str]) {
+        for expected in expected {
+            assert!(text.contains(expected), "{expected} in:\n{text}");
+        }
+    }
+
     fn value(mapped: &Mapped, key: &str) -> Option<String> {
         mapped
             .settings
@@ -2849,15 +2865,16 @@ server {
         )
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
-            ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
-            ":9:3: add_header: a value with a variable is not supported",
-            ":10:3: satisfy: only all is supported",
-            ":11:18: return: a variable is not supported",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
+                ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
+                ":9:3: add_header: a value with a variable is not supported",
+                ":10:3: satisfy: only all is supported",
+                ":11:18: return: a variable is not supported",
+            ],
+        );
     }
 
     /// Locations other than `/` that `proxy_pass` become `proxy.routes`, each with what nginx
@@ -2950,14 +2967,15 @@ server {
         )
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
-            ":11:5: rewrite: not supported in location /admin",
-            ":14:3: location: location /(x: not a regular expression",
-            "add_header in location /h differs from the server's",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
+                ":11:5: rewrite: not supported in location /admin",
+                ":14:3: location: location /(x: not a regular expression",
+                "add_header in location /h differs from the server's",
+            ],
+        );
     }
 
     /// `auth_basic` / `auth_basic_user_file`: each `location /`'s, else the server's (or
@@ -2982,12 +3000,7 @@ server {
             value(&mapped, "proxy.basic_auth_file").as_deref(),
             Some("/etc/users")
         );
-        let routes = mapped
-            .settings
-            .iter()
-            .find(|(_, key, _)| *key == ["proxy", "routes"])
-            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
-            .expect("routes");
+        let routes = json(&mapped, &["proxy", "routes"]).expect("routes");
         assert_eq!(routes[0]["basic_auth_realm"], "Admins");
         assert_eq!(routes[0]["basic_auth_file"], "/etc/admins");
         assert_eq!(routes[1]["basic_auth_realm"], "off");
@@ -3017,13 +3030,7 @@ server {
              location /api/ { proxy_pass http://127.0.0.1:80; }\n  }\n}\n",
         )
         .unwrap();
-        let json = |key: &[&str]| {
-            mapped
-                .settings
-                .iter()
-                .find(|(_, k, _)| *k == key)
-                .map(|(_, _, value)| serde_json::to_value(value).unwrap())
-        };
+        let json = |key: &[&str]| json(&mapped, key);
         assert_eq!(
             json(&["proxy", "file_types"]),
             Some(serde_json::json!({ "html": "text/html; charset=utf-8", "png": "image/png" }))
@@ -3051,12 +3058,7 @@ server {
              proxy_pass http://127.0.0.1:80; }\n}\n",
         )
         .unwrap();
-        let routes = mapped
-            .settings
-            .iter()
-            .find(|(_, k, _)| *k == ["proxy", "routes"])
-            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
-            .expect("routes");
+        let routes = self::json(&mapped, &["proxy", "routes"]).expect("routes");
         assert_eq!(routes[0]["location"], "/");
         assert_eq!(
             routes[0]["try_files"],
@@ -3072,20 +3074,21 @@ server {
         )
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":6:18: root: html is relative to nginx's prefix",
-            ":7:23: alias: alias in a regular expression location needs its captures",
-            ":8:18: types: a location's own types are not supported",
-            ":9:18: try_files: $document_root$uri: a variable other than $uri",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":6:18: root: html is relative to nginx's prefix",
+                ":7:23: alias: alias in a regular expression location needs its captures",
+                ":8:18: types: a location's own types are not supported",
+                ":9:18: try_files: $document_root$uri: a variable other than $uri",
+            ],
+        );
     }
 
     /// `allow` / `deny`: the nearest level that has any (`location /`, else the server, else
     /// `http`) as the proxy's; another location's own, else the server's, else `http`'s,
     /// written out for its route; a location that denies everyone is a route that forwards
-    /// nothing; one that lets some in to its files stays an error.
+    /// nothing.
     #[test]
     fn allow_and_deny_are_inherited_as_nginx_inherits_them() {
         let mapped = map(
@@ -3098,14 +3101,7 @@ server {
              }\n}\n",
         )
         .unwrap();
-        let json_of = |mapped: &Mapped, key: &[&str]| {
-            mapped
-                .settings
-                .iter()
-                .find(|(_, k, _)| *k == key)
-                .map(|(_, _, value)| serde_json::to_value(value).unwrap())
-        };
-        let json = |key: &[&str]| json_of(&mapped, key);
+        let json = |key: &[&str]| json(&mapped, key);
         assert_eq!(
             json(&["proxy", "access_rules"]),
             Some(serde_json::json!(["allow 127.0.0.1", "deny all"]))
@@ -3127,7 +3123,7 @@ server {
         )
         .unwrap();
         assert_eq!(
-            json_of(&mapped, &["proxy", "access_rules"]),
+            self::json(&mapped, &["proxy", "access_rules"]),
             Some(serde_json::json!(["deny 192.168.0.0/16"]))
         );
         let err = map(
@@ -3139,15 +3135,16 @@ server {
         )
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":6:48: allow: with set_real_ip_from, nginx checks the address a trusted peer forwards",
-            ":7:18: allow: unix: is not supported",
-            ":8:18: allow: with set_real_ip_from",
-            ":9:50: satisfy: only all is supported",
-            ":9:63: deny: expects an address, a CIDR block or all",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":6:48: allow: with set_real_ip_from, nginx checks the address a trusted peer forwards",
+                ":7:18: allow: unix: is not supported",
+                ":8:18: allow: with set_real_ip_from",
+                ":9:50: satisfy: only all is supported",
+                ":9:63: deny: expects an address, a CIDR block or all",
+            ],
+        );
     }
 
     /// `add_header`: the headers of `location /` if it has any, else the server's (with the
@@ -3533,15 +3530,16 @@ server {
         ))
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":9:5: if: not supported",
-            ":10:5: chunked_transfer_encoding: not supported",
-            ":11:5: ignore_invalid_headers: expects on or off",
-            ":12:5: if: not supported",
-            ":13:5: proxy_intercept_errors: only off is supported: with on nginx answers",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":9:5: if: not supported",
+                ":10:5: chunked_transfer_encoding: not supported",
+                ":11:5: ignore_invalid_headers: expects on or off",
+                ":12:5: if: not supported",
+                ":13:5: proxy_intercept_errors: only off is supported: with on nginx answers",
+            ],
+        );
         // proxy_ssl_* with an https:// upstream: refused with it.
         let err = map(&server("listen 443 ssl;", "    proxy_ssl_verify on;\n", "")
             .replace("http://127.0.0.1:80$request_uri", "https://127.0.0.1:443"))
@@ -3739,14 +3737,15 @@ server {
         ))
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":8:5: proxy_redirect: default cannot stand for a proxy_pass with a variable",
-            ":9:5: proxy_redirect: a regular expression in proxy_redirect is not supported",
-            ":10:5: proxy_redirect: a variable in proxy_redirect is not supported",
-            ":11:5: proxy_redirect: expects off, default",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":8:5: proxy_redirect: default cannot stand for a proxy_pass with a variable",
+                ":9:5: proxy_redirect: a regular expression in proxy_redirect is not supported",
+                ":10:5: proxy_redirect: a variable in proxy_redirect is not supported",
+                ":11:5: proxy_redirect: expects off, default",
+            ],
+        );
     }
 
     /// `proxy_set_header`: `location /`'s, else the server's, as nginx inherits them; fixed
@@ -3830,16 +3829,17 @@ server {
         ))
         .unwrap_err()
         .to_string();
-        for expected in [
-            ":8:5: proxy_set_header: X-User $user: $user is not supported",
-            ":9:5: proxy_set_header: Content-Length \"\" is not supported: the proxy frames",
-            ":11:5: proxy_set_header: x-a is set twice",
-            ":12:5: proxy_set_header: X-Forwarded-Proto \"http\" is not supported: the proxy \
-             sets X-Forwarded-For",
-            ":13:5: proxy_set_header: X-Name $hostname: $hostname is not supported",
-        ] {
-            assert!(err.contains(expected), "{expected} in:\n{err}");
-        }
+        assert_errors(
+            &err,
+            &[
+                ":8:5: proxy_set_header: X-User $user: $user is not supported",
+                ":9:5: proxy_set_header: Content-Length \"\" is not supported: the proxy frames",
+                ":11:5: proxy_set_header: x-a is set twice",
+                ":12:5: proxy_set_header: X-Forwarded-Proto \"http\" is not supported: the proxy \
+                 sets X-Forwarded-For",
+                ":13:5: proxy_set_header: X-Name $hostname: $hostname is not supported",
+            ],
+        );
         // With set_real_ip_from, nginx's $remote_addr is what a trusted peer forwards.
         let mapped = map(&server(
             "  set_real_ip_from 10.0.0.0/8;\n",

@@ -159,6 +159,24 @@ fn start_nginx(conf: &Path, dir: &Path, port: u16) -> Guard {
     nginx
 }
 
+/// `probe` against nginx serving `conf` on `port`, then against the proxy reading the same
+/// file: nginx's result, then the proxy's; the proxy must stop cleanly.
+async fn nginx_then_proxy<T>(
+    conf: &Path,
+    d: &Path,
+    port: u16,
+    probe: impl Fn(&Path) -> T,
+) -> (T, T) {
+    let nginx = start_nginx(conf, d, port);
+    let theirs = probe(d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(conf, d.join("proxy.log")).await;
+    let ours = probe(d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    (theirs, ours)
+}
+
 /// Stops `nginx` and waits until `port` is free for the proxy.
 fn stop_nginx(nginx: Guard, port: u16) {
     drop(nginx);
@@ -694,13 +712,7 @@ async fn basic_auth_lets_in_whom_nginx_lets_in() {
             .collect();
         (seen, forwarded)
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     for (theirs, ours) in theirs.0.iter().zip(&ours.0) {
         assert_eq!(ours, theirs);
     }
@@ -810,13 +822,7 @@ async fn cookie_flags_are_set_as_nginx_sets_them() {
             })
             .collect::<Vec<_>>()
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
         assert_eq!(ours, theirs, "{path}");
     }
@@ -934,13 +940,7 @@ async fn client_certificate_variables_reach_the_app_as_nginx_sends_them() {
         }
         seen
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     for (with, (theirs, ours)) in ["with", "without"].iter().zip(theirs.iter().zip(&ours)) {
         for ((name, theirs), ours) in SHOWN.iter().zip(theirs).zip(ours) {
             assert_eq!(ours, theirs, "{name}, {with} a certificate");
@@ -1021,13 +1021,7 @@ async fn rate_limits_refuse_what_nginx_refuses() {
             .map(|path| auth_status(port, d, path, None).0)
             .collect::<Vec<_>>()
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     assert_eq!(ours, theirs, "{paths:?}");
     // What nginx did, so that the comparison means something: the burst of two after the first,
     // then refusals; the strict zone's own status; /both/ refused by the strict zone it shares
@@ -1288,32 +1282,27 @@ async fn files_are_served_as_nginx_serves_them() {
             let lines: Vec<&str> = line.split("\r\n").collect();
             ask("/static/data.bin", &lines, &[]);
         }
+        // The bytes themselves: a whole file over several of the proxy's reads, and a range
+        // across two.
+        let body = |range: Option<&str>| {
+            let mut curl = Command::new("curl");
+            curl.args(["-sS", "--max-time", "10", "--cacert"])
+                .arg(d.join("tls.crt"))
+                .arg(format!("https://localhost:{port}/static/big.bin"))
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+            if let Some(range) = range {
+                curl.args(["-H", range]);
+            }
+            curl.output().expect("run curl").stdout
+        };
+        seen.push(format!("whole file: {}", body(None) == big));
+        seen.push(format!(
+            "range across reads: {}",
+            body(Some("Range: bytes=65000-140000")) == big[65000..=140000]
+        ));
         seen
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    // The bytes themselves: a whole file over several reads, and a range across two.
-    let body = |range: Option<&str>| {
-        let mut curl = Command::new("curl");
-        curl.args(["-sS", "--max-time", "10", "--cacert"])
-            .arg(d.join("tls.crt"))
-            .arg(format!("https://localhost:{port}/static/big.bin"))
-            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
-        if let Some(range) = range {
-            curl.args(["-H", range]);
-        }
-        curl.output().expect("run curl").stdout
-    };
-    assert!(body(None) == big, "the whole file");
-    assert!(
-        body(Some("Range: bytes=65000-140000")) == big[65000..=140000],
-        "a range across reads"
-    );
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     let differ: Vec<String> = ours
         .iter()
         .zip(&theirs)
@@ -1339,8 +1328,12 @@ async fn files_are_served_as_nginx_serves_them() {
         [
             "200", "200", "200", "200", "301", "301", "200", "403", "404", "404", "404", "200",
             "400", "200", "200", "200", "200", "206", "206", "206", "416", "416", "200", "405",
-            "404", "405", "304", "304", "304", "200", "206", "200", "412", "412"
+            "404", "405", "304", "304", "304", "200", "206", "200", "412", "412", "", ""
         ]
+    );
+    assert_eq!(
+        theirs[theirs.len() - 2..],
+        ["whole file: true", "range across reads: true"]
     );
 }
 
@@ -1401,13 +1394,7 @@ async fn a_server_without_location_slash_serves_its_root_as_nginx_does() {
             })
             .collect::<Vec<_>>()
         };
-        let nginx = start_nginx(&conf, &d, port);
-        let theirs = probe(&d);
-        stop_nginx(nginx, port);
-        let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-        let ours = probe(&d);
-        let (code, log) = proxy.stop();
-        assert_eq!(code, Some(0), "{log}");
+        let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
         assert_eq!(ours, theirs, "{slash:?}");
         let statuses: Vec<&str> = theirs
             .iter()
@@ -1522,15 +1509,8 @@ async fn try_files_falls_back_as_nginx_does() {
             })
             .collect::<Vec<_>>()
     };
-    let nginx = start_nginx(&conf, &d, port);
-    let theirs = probe(&d);
-    stop_nginx(nginx, port);
-    let their_app = seen_by_app(&app);
-    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
-    let ours = probe(&d);
-    let (code, log) = proxy.stop();
-    assert_eq!(code, Some(0), "{log}");
-    let our_app = seen_by_app(&app);
+    let ((theirs, their_app), (ours, our_app)) =
+        nginx_then_proxy(&conf, &d, port, |d: &Path| (probe(d), seen_by_app(&app))).await;
     assert_eq!(ours, theirs);
     assert_eq!(our_app, their_app);
     // What nginx did, so that the comparison means something.
