@@ -856,6 +856,9 @@ impl Mapper {
         let mut trusted_at: Option<Directive> = None;
         let mut certificates = 0;
         let mut keys = 0;
+        // A directive of the server's own block, not one of the `http` level's.
+        let server_block = server.block.as_deref().unwrap_or_default();
+        let own = |d: &Directive| server_block.iter().any(|s| s.at == d.at);
         for d in directives {
             let arg = d.args.first().cloned().unwrap_or_default();
             match d.name.as_str() {
@@ -934,17 +937,9 @@ impl Mapper {
                         _ => self.error(d, "expects a count and a size, such as `4 8k`"),
                     }
                 }
-                "access_log" => {
-                    // The server's own, else the `http` level's: nginx takes the nearest level
-                    // that has any.
-                    let own = server
-                        .block
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|s| s.at == d.at);
-                    self.access_logs[usize::from(own)].push(d.clone());
-                }
+                // The server's own, else the `http` level's: nginx takes the nearest level that
+                // has any.
+                "access_log" => self.access_logs[usize::from(own(d))].push(d.clone()),
                 "add_header" => self.response_directive(d, false),
                 "set_real_ip_from" => {
                     trusted.push(Value::from(arg));
@@ -964,15 +959,7 @@ impl Mapper {
                 // Used by the locations that serve files; warned about when none does.
                 "root" => self.root = Some(d.clone()),
                 "index" => self.index = Some(d.clone()),
-                "types" => {
-                    let own = server
-                        .block
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|s| s.at == d.at);
-                    self.types[usize::from(own)].push(d.clone());
-                }
+                "types" => self.types[usize::from(own(d))].push(d.clone()),
                 "charset" => {
                     self.charset = Some(d.clone());
                     self.warn(d, format!("ignored: {}", why_ignored("charset")));
@@ -987,16 +974,7 @@ impl Mapper {
                 "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                     self.rate_limits[0].push(d.clone());
                 }
-                "allow" | "deny" => {
-                    // The server's own, else the `http` level's.
-                    let own = server
-                        .block
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|s| s.at == d.at);
-                    self.access[usize::from(own)].push(d.clone());
-                }
+                "allow" | "deny" => self.access[usize::from(own(d))].push(d.clone()),
                 "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
                     self.upstream_timeouts[0].push(d.clone());
