@@ -214,7 +214,16 @@ impl Files {
     /// follows the location's path; `None` when the path is not under that location.
     fn file_of(&self, path: &[u8]) -> Option<PathBuf> {
         let rest = match &self.alias_of {
-            Some(location) => path.strip_prefix(&location[..])?,
+            Some(location) => {
+                let rest = path.strip_prefix(&location[..])?;
+                // `location /img { alias /srv/images/; }` with `/img../x`: nginx opens
+                // `/srv/images/../x`, outside the directory (a well-known misconfiguration).
+                // Here a `.` or `..` the join would make is not found.
+                if rest.split(|&b| b == b'/').any(|part| part == b".." || part == b".") {
+                    return None;
+                }
+                rest
+            }
             None => path,
         };
         let mut file = self.dir.as_os_str().as_bytes().to_vec();
@@ -729,6 +738,29 @@ mod tests {
         ] {
             assert_eq!(norm(bad), None, "{bad}");
         }
+    }
+
+    /// An alias whose location has no `/` where the alias has one never leaves its directory.
+    #[test]
+    fn an_alias_never_reaches_above_its_directory() {
+        let files = Files::new(
+            &config::Files {
+                dir: PathBuf::from("/srv/images/"),
+                alias: true,
+                index: vec!["index.html".to_string()],
+                default_type: "application/octet-stream".to_string(),
+                try_files: None,
+            },
+            &config::PathMatch::Prefix("/img".to_string()),
+            Arc::new(HashMap::new()),
+            443,
+        );
+        let file = |path: &str| files.file_of(&normalize(path).unwrap());
+        assert_eq!(file("/img/a.png"), Some(PathBuf::from("/srv/images//a.png")));
+        assert_eq!(file("/imga.png"), Some(PathBuf::from("/srv/images/a.png")));
+        assert_eq!(file("/img../etc/passwd"), None);
+        assert_eq!(file("/img./x"), None);
+        assert_eq!(file("/other"), None);
     }
 
     #[test]
