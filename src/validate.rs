@@ -486,8 +486,17 @@ fn proxy(out: &mut String, config: &Config) {
                 None => "no credentials asked".to_string(),
             });
         }
-        let to = match &route.files {
-            Some(files) => format!(
+        let to = match (&route.files, &route.answer) {
+            (_, Some(answer)) => format!(
+                "answers {}{}, not forwarded",
+                answer.status,
+                answer
+                    .location
+                    .as_deref()
+                    .map(|url| format!(" {url}"))
+                    .unwrap_or_default()
+            ),
+            (Some(files), None) => format!(
                 "files of {} ({}; index {}; else {}{})",
                 files.dir.display(),
                 if files.alias { "alias" } else { "root" },
@@ -506,10 +515,10 @@ fn proxy(out: &mut String, config: &Config) {
                     ),
                 }
             ),
-            None if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
+            (None, None) if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
                 "403, forwards nothing".to_string()
             }
-            None => route.upstream.to_string(),
+            (None, None) => route.upstream.to_string(),
         };
         let _ = writeln!(
             out,

@@ -549,6 +549,7 @@ impl Proxy {
             rate_limit_status: self.rate_limit_status,
             access_rules: self.access_rules.clone(),
             files: None,
+            answer: None,
         }
     }
 }
@@ -769,6 +770,9 @@ pub struct Route {
     /// Serves files from a directory instead of forwarding, when set (nginx's `root` and
     /// `alias`).
     pub files: Option<Files>,
+    /// Answers every request itself instead, when set (nginx's `return` in a location a
+    /// `fixed_responses` key cannot name: a regular expression, `/`).
+    pub answer: Option<FixedResponse>,
 }
 
 /// A route's files: `root` or `alias`, with `index` and `default_type`.

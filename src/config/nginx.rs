@@ -714,6 +714,8 @@ struct Mapper {
     /// `location /` serves files (or refuses everyone): a route of `/`, not the proxy's
     /// upstream.
     root_routed: bool,
+    /// A route answers or serves files: the server's `default_type` is used.
+    default_type_used: bool,
 }
 
 impl Mapper {
@@ -1139,6 +1141,24 @@ impl Mapper {
             );
             return true;
         }
+        match self.answer_of(d) {
+            None => false,
+            // Said.
+            Some(None) => true,
+            Some(Some(entry)) => {
+                let key = if exact { format!("= {path}") } else { path };
+                self.fixed.insert(key, Value::from(entry));
+                self.fixed_at.get_or_insert_with(|| d.clone());
+                true
+            }
+        }
+    }
+
+    /// What a location that only answers with `return` (with `default_type`, `access_log`,
+    /// `log_not_found`, and `allow`/`deny` that come too late to matter) answers, as a fixed
+    /// response; `Some(None)` when refused (said), `None` when it does more than answer.
+    fn answer_of(&mut self, d: &Directive) -> Option<Option<figment::value::Dict>> {
+        let body = d.block.clone().unwrap_or_default();
         let mut returned: Option<&Directive> = None;
         let mut default_type = self.default_type.clone();
         let mut unchecked = Vec::new();
@@ -1149,12 +1169,10 @@ impl Mapper {
                 "access_log" | "log_not_found" => {}
                 // nginx's `return` (its rewrite phase) answers before addresses are checked.
                 "allow" | "deny" | "satisfy" => unchecked.push(inner.clone()),
-                _ => return false,
+                _ => return None,
             }
         }
-        let Some(returned) = returned else {
-            return false;
-        };
+        let returned = returned?;
         let (status, text) = match returned.args.as_slice() {
             [code] if code.parse::<u16>().is_ok() => (code.clone(), None),
             [code, text] if code.parse::<u16>().is_ok() => (code.clone(), Some(text.clone())),
@@ -1163,7 +1181,7 @@ impl Mapper {
             }
             _ => {
                 self.error(returned, "expects `return CODE [TEXT]` or `return URL`");
-                return true;
+                return Some(None);
             }
         };
         if text.as_deref().is_some_and(|t| t.contains('$')) {
@@ -1171,7 +1189,7 @@ impl Mapper {
                 returned,
                 "a variable is not supported: the proxy answers with fixed text only",
             );
-            return true;
+            return Some(None);
         }
         let code: u16 = status.parse().unwrap_or(0);
         let mut entry = figment::value::Dict::new();
@@ -1202,10 +1220,7 @@ impl Mapper {
                  its answer",
             );
         }
-        let key = if exact { format!("= {path}") } else { path };
-        self.fixed.insert(key, Value::from(entry));
-        self.fixed_at.get_or_insert_with(|| d.clone());
-        true
+        Some(Some(entry))
     }
 
     /// The answering locations, as one `proxy.fixed_responses`; a `default_type` nothing uses
@@ -1214,6 +1229,8 @@ impl Mapper {
         let fixed = std::mem::take(&mut self.fixed);
         match self.fixed_at.take() {
             Some(at) => self.set(&at, &["proxy", "fixed_responses"], Value::from(fixed)),
+            // Nor a route that answers or serves files.
+            None if self.default_type_used => {}
             None => {
                 if let Some(d) = self.default_type.take() {
                     self.warn(&d, format!("ignored: {}", why_ignored("default_type")));
@@ -1927,6 +1944,13 @@ impl Mapper {
         };
         let mut route = figment::value::Dict::new();
         route.insert("location".into(), Value::from(path.to_string()));
+        // A regular expression location or `location /` that answers with `return` (the
+        // others are `fixed_responses`).
+        if let Some(answer) = self.answer_of(d) {
+            route.insert("answer".into(), Value::from(answer?));
+            self.default_type_used = true;
+            return Some(route);
+        }
         let mut pass: Option<(Directive, ProxyPass)> = None;
         let mut timeouts = Vec::new();
         let mut headers = Vec::new();
@@ -1976,8 +2000,8 @@ impl Mapper {
                     self.error(
                         inner,
                         format!(
-                            "not supported in location {spec}: the proxy answers `return` in \
-                             exact and prefix locations (`=`, `^~`, a path) that hold nothing else"
+                            "not supported in location {spec}: the proxy answers `return` in a \
+                             location that holds nothing else (but default_type, access_log)"
                         ),
                     );
                 }
@@ -2357,6 +2381,7 @@ impl Mapper {
             Value::from(self.with_charset(&default_type)),
         );
         self.serves_files.get_or_insert_with(|| d.clone());
+        self.default_type_used = true;
         Some(())
     }
 
@@ -2838,7 +2863,7 @@ server {
         let err = map(
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
-             ~ \\.php$ { return 200; }\n  add_header X-Frame-Options $x;\n  satisfy any;\n  location \
+             ~ \\.php$ { return 200; expires 1d; }\n  add_header X-Frame-Options $x;\n  satisfy any;\n  location \
              /go { return 302 https://$host/; }\n}\n",
         )
         .unwrap_err()

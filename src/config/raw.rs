@@ -327,6 +327,7 @@ pub(crate) struct RawRoute {
     pub index: Option<Vec<String>>,
     pub default_type: Option<String>,
     pub try_files: Option<Vec<String>>,
+    pub answer: Option<RawFixedResponse>,
 }
 
 /// `proxy {}`.

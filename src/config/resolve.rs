@@ -2116,10 +2116,8 @@ fn resolve_fixed_responses(
     r: &mut Resolver,
     raw: Option<BTreeMap<String, raw::RawFixedResponse>>,
 ) -> Vec<FixedResponse> {
-    let printable = |text: &str| text.bytes().all(|b| (b' '..=b'~').contains(&b));
     let mut fixed = Vec::new();
     for (spec, response) in raw.unwrap_or_default() {
-        let at = |key: &'static str| ["proxy", "fixed_responses", spec.as_str(), key];
         let path_at = ["proxy", "fixed_responses", spec.as_str()];
         let path = match PathMatch::parse(&spec) {
             Ok(path) => path,
@@ -2139,7 +2137,8 @@ fn resolve_fixed_responses(
             r.error(
                 &path_at,
                 "a regular expression is not supported here (the answers are not kept in the \
-                 order written): give a path, \"= /path\" or \"^~ /prefix\"",
+                 order written): give a path, \"= /path\" or \"^~ /prefix\", or a route with \
+                 `answer`",
             );
             continue;
         }
@@ -2150,68 +2149,83 @@ fn resolve_fixed_responses(
             );
             continue;
         }
-        let status = match &response.status {
-            None => {
-                r.error(
-                    &at("status"),
-                    "is required (an HTTP status such as 200 or 301)",
-                );
-                continue;
-            }
-            Some(given) => {
-                let code = match given {
-                    Scalar::Int(code) => u16::try_from(*code).ok(),
-                    Scalar::Text(code) => code.trim().parse().ok(),
-                    Scalar::Float(_) | Scalar::Bool(_) => None,
-                };
-                match code.filter(|c| (200..=599).contains(c)) {
-                    Some(code) => code,
-                    None => {
-                        r.error(
-                            &at("status"),
-                            format!("{given} is not an HTTP status from 200 to 599"),
-                        );
-                        continue;
-                    }
-                }
-            }
-        };
-        let location = response.location.map(|l| l.trim().to_string());
-        let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
-        let location_error = match &location {
-            Some(url) if !redirect => Some(format!(
-                "is for a redirect (301, 302, 303, 307, 308), not {status} ({url})"
-            )),
-            Some(url) if url.is_empty() || !printable(url) => {
-                Some("must be a URL of printable ASCII".to_string())
-            }
-            None if redirect => Some(format!("is required with a {status} (where to)")),
-            _ => None,
-        };
-        if let Some(message) = location_error {
-            r.error(&at("location"), message);
-            continue;
+        if let Some(answer) = resolve_answer(r, &path_at, path, response) {
+            fixed.push(answer);
         }
-        let content_type = response
-            .content_type
-            .map(|c| c.trim().to_string())
-            .unwrap_or_else(|| "text/plain".to_string());
-        if content_type.is_empty() || http::HeaderValue::from_str(&content_type).is_err() {
-            r.error(
-                &at("content_type"),
-                "is not a media type such as \"text/plain\"",
-            );
-            continue;
-        }
-        fixed.push(FixedResponse {
-            path,
-            status,
-            body: response.body.unwrap_or_default(),
-            content_type,
-            location,
-        });
     }
     fixed
+}
+
+/// One fixed answer (`status`, `body`, `content_type`, `location`) for `path`, its keys under
+/// `base`; `None` with its errors said.
+fn resolve_answer(
+    r: &mut Resolver,
+    base: &[&str],
+    path: PathMatch,
+    response: raw::RawFixedResponse,
+) -> Option<FixedResponse> {
+    let printable = |text: &str| text.bytes().all(|b| (b' '..=b'~').contains(&b));
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let status = match &response.status {
+        None => {
+            r.error(
+                &at("status"),
+                "is required (an HTTP status such as 200 or 301)",
+            );
+            return None;
+        }
+        Some(given) => {
+            let code = match given {
+                Scalar::Int(code) => u16::try_from(*code).ok(),
+                Scalar::Text(code) => code.trim().parse().ok(),
+                Scalar::Float(_) | Scalar::Bool(_) => None,
+            };
+            match code.filter(|c| (200..=599).contains(c)) {
+                Some(code) => code,
+                None => {
+                    r.error(
+                        &at("status"),
+                        format!("{given} is not an HTTP status from 200 to 599"),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let location = response.location.map(|l| l.trim().to_string());
+    let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+    let location_error = match &location {
+        Some(url) if !redirect => Some(format!(
+            "is for a redirect (301, 302, 303, 307, 308), not {status} ({url})"
+        )),
+        Some(url) if url.is_empty() || !printable(url) => {
+            Some("must be a URL of printable ASCII".to_string())
+        }
+        None if redirect => Some(format!("is required with a {status} (where to)")),
+        _ => None,
+    };
+    if let Some(message) = location_error {
+        r.error(&at("location"), message);
+        return None;
+    }
+    let content_type = response
+        .content_type
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|| "text/plain".to_string());
+    if content_type.is_empty() || http::HeaderValue::from_str(&content_type).is_err() {
+        r.error(
+            &at("content_type"),
+            "is not a media type such as \"text/plain\"",
+        );
+        return None;
+    }
+    Some(FixedResponse {
+        path,
+        status,
+        body: response.body.unwrap_or_default(),
+        content_type,
+        location,
+    })
 }
 
 /// `proxy.routes = [{ location = "/api/", upstream = "http://127.0.0.1:8080" }]`: each
@@ -2330,8 +2344,30 @@ fn resolve_routes(
                 try_files: route.try_files,
             },
         );
-        // `/` is the proxy's own, unless it serves files or refuses everyone.
-        if path.is_everything() && files.is_none() && !AccessRule::deny_everyone(&access_rules) {
+        let answer = match route.answer {
+            Some(response) => {
+                let base: Vec<&str> = base.iter().copied().chain(["answer"]).collect();
+                if upstream_given || files.is_some() {
+                    r.error(
+                        &base,
+                        "cannot be given with upstream, root or alias: a route answers, serves \
+                         files or forwards",
+                    );
+                    continue;
+                }
+                match resolve_answer(r, &base, path.clone(), response) {
+                    Some(answer) => Some(answer),
+                    None => continue,
+                }
+            }
+            None => None,
+        };
+        // `/` is the proxy's own, unless it serves files, answers or refuses everyone.
+        if path.is_everything()
+            && files.is_none()
+            && answer.is_none()
+            && !AccessRule::deny_everyone(&access_rules)
+        {
             r.error(
                 &at("location"),
                 "would take every request: set the proxy's own upstream and settings for `/` (a \
@@ -2358,6 +2394,7 @@ fn resolve_routes(
             rate_limit_status,
             access_rules,
             files,
+            answer,
         });
         indexes.push(index);
     }

@@ -219,7 +219,10 @@ impl Files {
                 // `location /img { alias /srv/images/; }` with `/img../x`: nginx opens
                 // `/srv/images/../x`, outside the directory (a well-known misconfiguration).
                 // Here a `.` or `..` the join would make is not found.
-                if rest.split(|&b| b == b'/').any(|part| part == b".." || part == b".") {
+                if rest
+                    .split(|&b| b == b'/')
+                    .any(|part| part == b".." || part == b".")
+                {
                     return None;
                 }
                 rest
@@ -756,7 +759,10 @@ mod tests {
             443,
         );
         let file = |path: &str| files.file_of(&normalize(path).unwrap());
-        assert_eq!(file("/img/a.png"), Some(PathBuf::from("/srv/images//a.png")));
+        assert_eq!(
+            file("/img/a.png"),
+            Some(PathBuf::from("/srv/images//a.png"))
+        );
         assert_eq!(file("/imga.png"), Some(PathBuf::from("/srv/images/a.png")));
         assert_eq!(file("/img../etc/passwd"), None);
         assert_eq!(file("/img./x"), None);

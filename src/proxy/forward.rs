@@ -409,8 +409,11 @@ impl Forwarder {
             locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
         }
         for route in &config.routes {
-            let target = Target::new(route, &mut auths, &zones, &files)?;
-            locations.add(&route.path, Action::Forward(target));
+            let action = match &route.answer {
+                Some(answer) => Action::Answer(Fixed::new(answer)),
+                None => Action::Forward(Target::new(route, &mut auths, &zones, &files)?),
+            };
+            locations.add(&route.path, action);
         }
         locations
             .prefixes

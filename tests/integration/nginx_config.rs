@@ -1535,6 +1535,95 @@ async fn try_files_falls_back_as_nginx_does() {
     );
 }
 
+/// `return` in regular expression locations (in the file's order, before a longer prefix)
+/// and in `location /`: the same statuses and redirects from nginx and from the proxy, the
+/// other paths still forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_in_any_location_answers_as_nginx_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let forwarding = format!(
+        "        location / {{\n            proxy_pass http://127.0.0.1:{app};\n        }}\n",
+        app = app.address.port()
+    );
+    let answering = "        location / {\n            return 403;\n        }\n".to_string();
+    for root in [forwarding, answering] {
+        let conf = tls_server(
+            &d,
+            port,
+            &format!(
+                r#"{root}        location ~ \.php$ {{
+            return 404;
+        }}
+        location ~* /\.git {{
+            return 403 "no";
+        }}
+        location ~ ^/old/ {{
+            return 301 https://example.com/new/;
+        }}
+        location /keep/ {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+                app = app.address.port(),
+            ),
+        );
+        let probe = |d: &Path| {
+            [
+                "/index.php",
+                "/a/b.PHP",
+                "/.git/config",
+                "/.GIT/x",
+                "/old/x",
+                "/keep/x.php",
+                "/keep/x",
+                "/x",
+            ]
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &[]);
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                format!("{path} {} {}", field(":status"), field("location"))
+            })
+            .collect::<Vec<_>>()
+        };
+        let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+        assert_eq!(ours, theirs, "{root}");
+        let statuses: Vec<&str> = theirs
+            .iter()
+            .map(|l| l.split(' ').nth(1).unwrap())
+            .collect();
+        let root_status = if root.contains("return") {
+            "403"
+        } else {
+            "200"
+        };
+        assert_eq!(
+            statuses,
+            [
+                "404",
+                root_status,
+                "403",
+                "403",
+                "301",
+                "404",
+                "200",
+                root_status
+            ],
+            "{root}"
+        );
+    }
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
