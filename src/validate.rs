@@ -358,11 +358,13 @@ fn agent(out: &mut String, config: &Config) {
 fn proxy(out: &mut String, config: &Config) {
     let proxy = &config.proxy;
     let _ = writeln!(out, "proxy:");
-    let _ = writeln!(
-        out,
-        "  listen    https://{} -> {}",
-        proxy.listen, proxy.upstream
-    );
+    // A route of `/` (files, an answer) takes what no other route takes: no request reaches
+    // `upstream` then.
+    let to = match proxy.routes.iter().find(|route| route.path.is_everything()) {
+        Some(_) => "the route of / below".to_string(),
+        None => proxy.upstream.to_string(),
+    };
+    let _ = writeln!(out, "  listen    https://{} -> {to}", proxy.listen);
     let _ = writeln!(
         out,
         "  cert      {} + key {}",

@@ -521,6 +521,8 @@ pub struct Proxy {
     /// The media type of a file a route serves, by its extension in lower case (nginx's
     /// `types`).
     pub file_types: BTreeMap<String, String>,
+    /// `Expires` and `Cache-Control` set on responses (nginx's `expires`), when set.
+    pub expires: Option<Expires>,
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
@@ -550,6 +552,7 @@ impl Proxy {
             access_rules: self.access_rules.clone(),
             files: None,
             answer: None,
+            expires: self.expires,
         }
     }
 }
@@ -773,6 +776,78 @@ pub struct Route {
     /// Answers every request itself instead, when set (nginx's `return` in a location a
     /// `fixed_responses` key cannot name: a regular expression, `/`).
     pub answer: Option<FixedResponse>,
+    pub expires: Option<Expires>,
+}
+
+/// `expires` (nginx's): the `Expires` and `Cache-Control` of 200, 201, 204, 206, 301, 302,
+/// 303, 304, 307 and 308 responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expires {
+    /// `epoch`: `Expires: Thu, 01 Jan 1970 00:00:01 GMT`, `Cache-Control: no-cache`.
+    Epoch,
+    /// `max`: `Expires: Thu, 31 Dec 2037 23:55:55 GMT`, `Cache-Control: max-age=315360000`.
+    Max,
+    /// `30d`, `-1`: that long after the response (negative: `no-cache`).
+    After(i64),
+}
+
+impl Expires {
+    /// nginx's spelling: `off` (`None`), `epoch`, `max`, or a time (`30d`, `12h`, `1y`,
+    /// `-1`, `1h30m`); `modified` and `@` times are refused.
+    pub(crate) fn parse(text: &str) -> Result<Option<Expires>, String> {
+        let text = text.trim();
+        match text {
+            "off" => return Ok(None),
+            "epoch" => return Ok(Some(Expires::Epoch)),
+            "max" => return Ok(Some(Expires::Max)),
+            _ => {}
+        }
+        let refused = || {
+            format!(
+                "{text:?} is not off, epoch, max or a time such as 30d, 12h or -1 (modified and \
+                 @ times are not supported)"
+            )
+        };
+        let (negative, rest) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let mut seconds: i64 = 0;
+        let mut digits = String::new();
+        for c in rest.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit: i64 = match c {
+                'y' => 365 * 86_400,
+                'M' => 30 * 86_400,
+                'w' => 7 * 86_400,
+                'd' => 86_400,
+                'h' => 3_600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(refused()),
+            };
+            let n: i64 = digits.parse().map_err(|_| refused())?;
+            seconds = n
+                .checked_mul(unit)
+                .and_then(|part| seconds.checked_add(part))
+                .ok_or_else(refused)?;
+            digits.clear();
+        }
+        if !digits.is_empty() {
+            let n: i64 = digits.parse().map_err(|_| refused())?;
+            seconds = seconds.checked_add(n).ok_or_else(refused)?;
+        } else if rest.is_empty() || rest.ends_with(|c: char| c.is_ascii_digit()) {
+            return Err(refused());
+        }
+        Ok(Some(Expires::After(if negative {
+            -seconds
+        } else {
+            seconds
+        })))
+    }
 }
 
 /// A route's files: `root` or `alias`, with `index` and `default_type`.
@@ -1903,6 +1978,23 @@ mod tests {
             "deny unix:",
         ] {
             assert!(AccessRule::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expires_is_read_as_nginx_reads_it() {
+        use super::Expires;
+        let parsed = |text: &str| Expires::parse(text);
+        assert_eq!(parsed("off"), Ok(None));
+        assert_eq!(parsed("epoch"), Ok(Some(Expires::Epoch)));
+        assert_eq!(parsed("max"), Ok(Some(Expires::Max)));
+        assert_eq!(parsed("30d"), Ok(Some(Expires::After(30 * 86_400))));
+        assert_eq!(parsed("1h30m"), Ok(Some(Expires::After(5_400))));
+        assert_eq!(parsed("1y"), Ok(Some(Expires::After(365 * 86_400))));
+        assert_eq!(parsed("-1"), Ok(Some(Expires::After(-1))));
+        assert_eq!(parsed("600"), Ok(Some(Expires::After(600))));
+        for bad in ["", "-", "d", "30x", "modified 1h", "@15h30m", "1h 30m"] {
+            assert!(parsed(bad).is_err(), "{bad}");
         }
     }
 

@@ -716,6 +716,8 @@ struct Mapper {
     root_routed: bool,
     /// A route answers or serves files: the server's `default_type` is used.
     default_type_used: bool,
+    /// `expires` of the server (else the `http` level's) and of `location /`.
+    expires: [Option<Directive>; 2],
 }
 
 impl Mapper {
@@ -962,6 +964,7 @@ impl Mapper {
                 "root" => self.root = Some(d.clone()),
                 "index" => self.index = Some(d.clone()),
                 "types" => self.types[usize::from(own(d))].push(d.clone()),
+                "expires" => self.expires[0] = Some(d.clone()),
                 "charset" => {
                     self.charset = Some(d.clone());
                     self.warn(d, format!("ignored: {}", why_ignored("charset")));
@@ -1018,6 +1021,12 @@ impl Mapper {
         self.proxy_cookie_flags();
         self.limit_req();
         self.access_rules();
+        let expires = self.expires[1].clone().or_else(|| self.expires[0].clone());
+        if let Some(d) = &expires
+            && let Some(value) = self.expires_value(expires.clone())
+        {
+            self.set(d, &["proxy", "expires"], Value::from(value));
+        }
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1458,6 +1467,7 @@ impl Mapper {
             }
             "allow" | "deny" => self.access[2].push(d.clone()),
             "satisfy" => self.satisfy(d),
+            "expires" => self.expires[1] = Some(d.clone()),
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
@@ -1961,6 +1971,7 @@ impl Mapper {
         let mut cookie_flags = Vec::new();
         let mut rate_limits = Vec::new();
         let mut access = Vec::new();
+        let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
         let mut ok = true;
         let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
@@ -1989,6 +2000,7 @@ impl Mapper {
                 }
                 "allow" | "deny" => access.push(inner.clone()),
                 "satisfy" => self.satisfy(inner),
+                "expires" => expires = Some(inner.clone()),
                 // Never reached when every request is refused before nginx's content phase.
                 "root" | "alias" | "index" | "try_files" | "autoindex" | "default_type"
                     if refused_to_all => {}
@@ -2082,6 +2094,9 @@ impl Mapper {
         };
         let rules = self.access_in_effect(&rules)?;
         route.insert("access_rules".into(), Value::from(rules));
+        // The location's own `expires`, else the server's; never `location /`'s.
+        let expires = self.expires_value(expires.or_else(|| self.expires[0].clone()))?;
+        route.insert("expires".into(), Value::from(expires));
         let Some((at, upstream)) = pass else {
             // A location that refuses everyone (`deny all`) answers 403 without forwarding;
             // any other serves files. Rate limits count first, as in nginx's preaccess phase.
@@ -2490,6 +2505,25 @@ impl Mapper {
             }
         }
         (!refused).then_some(rules)
+    }
+
+    /// An `expires` directive as `expires` (none: `off`); `None` when refused (said).
+    fn expires_value(&mut self, d: Option<Directive>) -> Option<String> {
+        let Some(d) = d else {
+            return Some("off".to_string());
+        };
+        let text = d.args.join(" ");
+        match super::Expires::parse(&text) {
+            Ok(_) if d.args.len() == 1 => Some(text),
+            Ok(_) => {
+                self.error(&d, "expects one time, epoch, max or off");
+                None
+            }
+            Err(why) => {
+                self.error(&d, why);
+                None
+            }
+        }
     }
 
     /// `satisfy`: `all` is nginx's default and the proxy's way; `any` is refused.
@@ -2922,6 +2956,7 @@ server {
                 "rate_limits": [],
                 "rate_limit_status": 503,
                 "access_rules": [],
+                "expires": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
             },
             {
@@ -2937,6 +2972,7 @@ server {
                 "rate_limits": [],
                 "rate_limit_status": 503,
                 "access_rules": [],
+                "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
             },
             {
@@ -2952,6 +2988,7 @@ server {
                 "rate_limits": [],
                 "rate_limit_status": 503,
                 "access_rules": [],
+                "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
             },
         ]);

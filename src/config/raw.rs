@@ -328,6 +328,7 @@ pub(crate) struct RawRoute {
     pub default_type: Option<String>,
     pub try_files: Option<Vec<String>>,
     pub answer: Option<RawFixedResponse>,
+    pub expires: Option<String>,
 }
 
 /// `proxy {}`.
@@ -370,6 +371,7 @@ pub(crate) struct RawProxy {
     pub rate_limit_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub file_types: Option<BTreeMap<String, String>>,
+    pub expires: Option<String>,
     pub drop_underscore_headers: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

@@ -16,10 +16,10 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
-    BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, FileSink,
-    Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging, PathMatch, Proxy,
-    RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, TryFallback, Vault, Wait, default_cert_label,
+    BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires,
+    FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging,
+    PathMatch, Proxy, RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand,
+    TemplateConfig, TemplateSource, TryFallback, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1862,6 +1862,7 @@ fn resolve_proxy(
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let file_types = resolve_file_types(r, raw.file_types);
+    let expires = resolve_expires(r, &["proxy", "expires"], raw.expires.as_deref(), None);
     let client_ca_file =
         r.non_empty_path(&["proxy", "client_ca_file"], raw.client_ca_file.as_ref());
     let required = match raw.client_auth.as_deref().map(str::trim) {
@@ -1934,6 +1935,7 @@ fn resolve_proxy(
         rate_limit_status,
         access_rules,
         file_types,
+        expires,
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
@@ -2395,6 +2397,7 @@ fn resolve_routes(
             access_rules,
             files,
             answer,
+            expires: resolve_expires(r, &at("expires"), route.expires.as_deref(), proxy.expires),
         });
         indexes.push(index);
     }
@@ -2641,6 +2644,23 @@ fn resolve_rate_limits(
 fn rate_limit_status(r: &mut Resolver, at: &[&str], value: Option<&Scalar>, default: u16) -> u16 {
     let status = r.count(at, value, usize::from(default), 400..=599);
     u16::try_from(status).unwrap_or(default)
+}
+
+/// `expires = "30d"` at `at`, else `inherited`.
+fn resolve_expires(
+    r: &mut Resolver,
+    at: &[&str],
+    text: Option<&str>,
+    inherited: Option<Expires>,
+) -> Option<Expires> {
+    match text.map(Expires::parse) {
+        None => inherited,
+        Some(Ok(expires)) => expires,
+        Some(Err(why)) => {
+            r.error(at, why);
+            None
+        }
+    }
 }
 
 /// `access_rules = ["allow 10.0.0.0/8", "deny all"]` at `base`.

@@ -41,6 +41,54 @@ use crate::config::{self, Cidr, ForwardedHeaders};
 /// A response body: the upstream's stream, a short one of ours, or a file a route serves.
 pub(crate) type ProxyBody = Either<UpstreamBody, Either<Full<Bytes>, FileBody>>;
 
+/// nginx's `expires` on a response of `status`: `Expires` set, every `Cache-Control` replaced
+/// by one, for 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 only.
+fn set_expires(status: StatusCode, headers: &mut HeaderMap, expires: config::Expires) {
+    if !matches!(
+        status.as_u16(),
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    ) {
+        return;
+    }
+    let (at, cache_control) = match expires {
+        config::Expires::Epoch => (
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:01 GMT"),
+            HeaderValue::from_static("no-cache"),
+        ),
+        config::Expires::Max => (
+            HeaderValue::from_static("Thu, 31 Dec 2037 23:55:55 GMT"),
+            HeaderValue::from_static("max-age=315360000"),
+        ),
+        config::Expires::After(seconds) => {
+            // `Date` from the same second, so that a cache reads the same lifetime from
+            // `Expires` as from `max-age` (nginx sends its own `Date`, from one clock, too).
+            let now = std::time::SystemTime::now();
+            if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+                headers.insert(header::DATE, date);
+            }
+            let offset = Duration::from_secs(seconds.unsigned_abs());
+            let at = if seconds >= 0 {
+                now + offset
+            } else {
+                now.checked_sub(offset).unwrap_or(now)
+            };
+            let cache_control = if seconds < 0 {
+                HeaderValue::from_static("no-cache")
+            } else {
+                HeaderValue::from_str(&format!("max-age={seconds}"))
+                    .unwrap_or(HeaderValue::from_static("no-cache"))
+            };
+            (
+                HeaderValue::from_str(&httpdate::fmt_http_date(at))
+                    .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:01 GMT")),
+                cache_control,
+            )
+        }
+    };
+    headers.insert(header::EXPIRES, at);
+    headers.insert(header::CACHE_CONTROL, cache_control);
+}
+
 /// Internal redirects (`try_files` fallbacks) one request may take, as nginx allows.
 const MAX_HOPS: usize = 10;
 
@@ -148,6 +196,8 @@ struct Target {
     access_rules: Box<[config::AccessRule]>,
     /// `root` or `alias`: files served instead of forwarding (boxed: most targets forward).
     files: Option<Box<Files>>,
+    /// `expires`.
+    expires: Option<config::Expires>,
 }
 
 /// What every route that serves files shares: `file_types` and the listener's port.
@@ -259,6 +309,7 @@ impl Target {
                     files.port,
                 ))
             }),
+            expires: config.expires,
         })
     }
 }
@@ -589,8 +640,12 @@ impl Forwarder {
                 .await;
             hops += 1;
             match served {
-                Served::Response(response) => {
+                Served::Response(mut response) => {
                     discard_body(request, h1);
+                    if let Some(expires) = target.expires {
+                        let status = response.status();
+                        set_expires(status, response.headers_mut(), expires);
+                    }
                     return self.finish(started, *response);
                 }
                 _ if hops > MAX_HOPS => {}
@@ -722,6 +777,10 @@ impl Forwarder {
                     *value = rewritten;
                 }
             }
+        }
+        if let Some(expires) = target.expires {
+            let status = response.status();
+            set_expires(status, response.headers_mut(), expires);
         }
         if h2 {
             own_header_values(response.headers_mut());

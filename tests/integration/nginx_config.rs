@@ -1624,6 +1624,115 @@ async fn return_in_any_location_answers_as_nginx_answers() {
     }
 }
 
+/// `expires` (the server's, a location's own, `epoch`, `max`, negative, `off`) on forwarded
+/// responses (the app's own `Cache-Control` and `Expires` replaced) and on files (not on a
+/// 404): the same `Cache-Control`, and `Expires` the same distance from `Date`, from nginx and
+/// from the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expires_is_set_as_nginx_sets_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("static")).unwrap();
+    util::write_file(&www, "static/a.txt", "a\n");
+    let app =
+        Recorder::start("Cache-Control: private\r\nCache-Control: no-transform\r\nExpires: 0\r\n")
+            .await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        expires 1h;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /static/ {{
+            root {www};
+            expires 30d;
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{app};
+            expires epoch;
+        }}
+        location /max/ {{
+            proxy_pass http://127.0.0.1:{app};
+            expires max;
+        }}
+        location /neg/ {{
+            proxy_pass http://127.0.0.1:{app};
+            expires -1;
+        }}
+        location /off/ {{
+            proxy_pass http://127.0.0.1:{app};
+            expires off;
+        }}
+"#,
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        [
+            "/",
+            "/static/a.txt",
+            "/static/nope",
+            "/api/x",
+            "/max/x",
+            "/neg/x",
+            "/off/x",
+        ]
+        .iter()
+        .map(|path| {
+            let fields = head(port, d, path, &[]);
+            let all = |name: &str| {
+                fields
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+            };
+            let date = |text: &str| httpdate::parse_http_date(text).ok();
+            let expires = all("expires").join(", ");
+            // Relative to the response's own Date: the clocks of the two runs differ.
+            let expires = match (date(&expires), all("date").first().and_then(|d| date(d))) {
+                (Some(at), Some(now))
+                    if !expires.starts_with("Thu, 01 Jan 1970")
+                        && !expires.starts_with("Thu, 31 Dec 2037") =>
+                {
+                    match at.duration_since(now) {
+                        Ok(ahead) => format!("Date + {}s", ahead.as_secs()),
+                        Err(behind) => format!("Date - {}s", behind.duration().as_secs()),
+                    }
+                }
+                _ => expires,
+            };
+            format!(
+                "{path} {} [{}] [{expires}]",
+                all(":status").join(""),
+                all("cache-control").join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    assert_eq!(
+        theirs,
+        [
+            "/ 200 [max-age=3600] [Date + 3600s]",
+            "/static/a.txt 200 [max-age=2592000] [Date + 2592000s]",
+            "/static/nope 404 [] []",
+            "/api/x 200 [no-cache] [Thu, 01 Jan 1970 00:00:01 GMT]",
+            "/max/x 200 [max-age=315360000] [Thu, 31 Dec 2037 23:55:55 GMT]",
+            "/neg/x 200 [no-cache] [Date - 1s]",
+            "/off/x 200 [private, no-transform] [0]",
+        ]
+    );
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
