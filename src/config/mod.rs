@@ -553,6 +553,7 @@ impl Proxy {
             files: None,
             answer: None,
             expires: self.expires,
+            response_headers: Vec::new(),
         }
     }
 }
@@ -777,6 +778,9 @@ pub struct Route {
     /// `fixed_responses` key cannot name: a regular expression, `/`).
     pub answer: Option<FixedResponse>,
     pub expires: Option<Expires>,
+    /// Headers added to the route's responses that lack them, before the proxy's own
+    /// `response_headers` (the route's value wins for a name in both).
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// `expires` (nginx's): the `Expires` and `Cache-Control` of 200, 201, 204, 206, 301, 302,

@@ -2048,33 +2048,38 @@ impl Mapper {
                 }
             }
         }
-        // Response headers are the proxy's, the same for every location: nginx's are the
-        // location's own, else the server's.
+        // Response headers: nginx's are the location's own, else the server's. The proxy adds
+        // its own (`location /`'s, else the server's) everywhere, and a route's own before them.
         let args = |level: &[Directive]| level.iter().map(|h| h.args.clone()).collect::<Vec<_>>();
-        let [server_headers, root_headers] = &self.headers;
+        let [server_headers, root_headers] = self.headers.clone();
         let proxy_headers = if root_headers.is_empty() {
-            server_headers
+            &server_headers
         } else {
-            root_headers
+            &root_headers
         };
         let differ = |own: &[Directive]| args(own) != args(proxy_headers);
         if let Some(first) = add_headers.first() {
             if differ(&add_headers) {
-                ok = false;
-                let root = if root_headers.is_empty() {
-                    "the server's"
-                } else {
-                    "location /'s"
-                };
-                self.error(
-                    first,
-                    format!(
-                        "add_header in location {spec} differs from {root}: the proxy adds the \
-                         same response headers in every location (give them to the server)"
-                    ),
-                );
+                match self.route_headers(&add_headers, proxy_headers) {
+                    Some(own) => {
+                        route.insert("response_headers".into(), Value::from(own));
+                        let root = if root_headers.is_empty() {
+                            "the server's"
+                        } else {
+                            "location /'s"
+                        };
+                        self.warn(
+                            first,
+                            format!(
+                                "added to location {spec}'s responses, and {root} add_header \
+                                 too (nginx sends only the location's own there)"
+                            ),
+                        );
+                    }
+                    None => ok = false,
+                }
             }
-        } else if differ(server_headers) {
+        } else if differ(&server_headers) {
             let warning = format!(
                 "location /'s add_header are added in location {spec} too (nginx adds the \
                  server's there)"
@@ -2524,6 +2529,50 @@ impl Mapper {
                 None
             }
         }
+    }
+
+    /// A location's own `add_header`s as its route's `response_headers`; HSTS must be the
+    /// proxy's (`proxy_headers`), which sends it everywhere. `None` when refused (said).
+    fn route_headers(
+        &mut self,
+        own: &[Directive],
+        proxy_headers: &[Directive],
+    ) -> Option<figment::value::Dict> {
+        let mut headers = figment::value::Dict::new();
+        let mut refused = false;
+        for d in own {
+            let (Some(name), Some(value)) = (d.args.first(), d.args.get(1)) else {
+                self.error(d, "expects a header name and a value");
+                refused = true;
+                continue;
+            };
+            if d.args.len() > 3 || d.args.get(2).is_some_and(|a| a != "always") {
+                self.error(d, "only `always` may follow the value");
+                refused = true;
+            } else if value.contains('$') {
+                self.error(
+                    d,
+                    "a value with a variable is not supported: the proxy adds fixed headers only",
+                );
+                refused = true;
+            } else if name.eq_ignore_ascii_case("strict-transport-security") {
+                let same = proxy_headers.iter().any(|p| {
+                    p.args.first().is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        && p.args.get(1) == Some(value)
+                });
+                if !same {
+                    self.error(
+                        d,
+                        "an HSTS of its own in a location is not supported: the proxy sends one \
+                         HSTS everywhere (give it to the server)",
+                    );
+                    refused = true;
+                }
+            } else if !value.is_empty() {
+                headers.insert(name.clone(), Value::from(value.clone()));
+            }
+        }
+        (!refused).then_some(headers)
     }
 
     /// `satisfy`: `all` is nginx's default and the proxy's way; `any` is refused.
@@ -3003,7 +3052,7 @@ server {
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
              http://127.0.0.1:80;\n    rewrite ^ /x;\n  }\n  location @named { proxy_pass \
              http://127.0.0.1:80; }\n  location ~ /(x { proxy_pass http://127.0.0.1:80; }\n  \
-             location /h { proxy_pass http://127.0.0.1:80; add_header X-A b; }\n}\n",
+             location /h { proxy_pass http://127.0.0.1:80; add_header X-A $x; }\n}\n",
         )
         .unwrap_err()
         .to_string();
@@ -3013,7 +3062,7 @@ server {
                 ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
                 ":11:5: rewrite: not supported in location /admin",
                 ":14:3: location: location /(x: not a regular expression",
-                "add_header in location /h differs from the server's",
+                ":15:49: add_header: a value with a variable is not supported",
             ],
         );
     }

@@ -329,6 +329,7 @@ pub(crate) struct RawRoute {
     pub try_files: Option<Vec<String>>,
     pub answer: Option<RawFixedResponse>,
     pub expires: Option<String>,
+    pub response_headers: Option<BTreeMap<String, String>>,
 }
 
 /// `proxy {}`.

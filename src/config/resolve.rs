@@ -1998,17 +1998,18 @@ fn resolve_response_headers(
     r: &mut Resolver,
     raw: Option<BTreeMap<String, String>>,
 ) -> Vec<(String, String)> {
+    resolve_response_headers_at(r, &["proxy", "response_headers"], raw)
+}
+
+/// `response_headers = { NAME = "VALUE" }` at `at` (the proxy's or a route's).
+fn resolve_response_headers_at(
+    r: &mut Resolver,
+    at: &[&str],
+    raw: Option<BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
     raw.unwrap_or_default()
         .into_iter()
-        .filter_map(|header| {
-            checked_header(
-                r,
-                &["proxy", "response_headers"],
-                "added",
-                header,
-                NOT_RESPONSE_HEADERS,
-            )
-        })
+        .filter_map(|header| checked_header(r, at, "added", header, NOT_RESPONSE_HEADERS))
         .collect()
 }
 
@@ -2398,6 +2399,11 @@ fn resolve_routes(
             files,
             answer,
             expires: resolve_expires(r, &at("expires"), route.expires.as_deref(), proxy.expires),
+            response_headers: resolve_response_headers_at(
+                r,
+                &at("response_headers"),
+                route.response_headers,
+            ),
         });
         indexes.push(index);
     }

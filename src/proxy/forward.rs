@@ -198,6 +198,8 @@ struct Target {
     files: Option<Box<Files>>,
     /// `expires`.
     expires: Option<config::Expires>,
+    /// The route's own `response_headers`, added before the proxy's.
+    response_headers: Box<[(HeaderName, HeaderValue)]>,
 }
 
 /// What every route that serves files shares: `file_types` and the listener's port.
@@ -310,7 +312,30 @@ impl Target {
                 ))
             }),
             expires: config.expires,
+            // Validated when the configuration was resolved.
+            response_headers: config
+                .response_headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect(),
         })
+    }
+}
+
+impl Target {
+    /// `expires` and the route's own `response_headers` on a response it served or forwarded.
+    fn set_response_headers(&self, status: StatusCode, headers: &mut HeaderMap) {
+        if let Some(expires) = self.expires {
+            set_expires(status, headers, expires);
+        }
+        for (name, value) in &self.response_headers {
+            headers.entry(name).or_insert_with(|| value.clone());
+        }
     }
 }
 
@@ -642,10 +667,7 @@ impl Forwarder {
             match served {
                 Served::Response(mut response) => {
                     discard_body(request, h1);
-                    if let Some(expires) = target.expires {
-                        let status = response.status();
-                        set_expires(status, response.headers_mut(), expires);
-                    }
+                    target.set_response_headers(response.status(), response.headers_mut());
                     return self.finish(started, *response);
                 }
                 _ if hops > MAX_HOPS => {}
@@ -778,10 +800,7 @@ impl Forwarder {
                 }
             }
         }
-        if let Some(expires) = target.expires {
-            let status = response.status();
-            set_expires(status, response.headers_mut(), expires);
-        }
+        target.set_response_headers(response.status(), response.headers_mut());
         if h2 {
             own_header_values(response.headers_mut());
         }

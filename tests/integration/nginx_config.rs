@@ -1733,6 +1733,90 @@ async fn expires_is_set_as_nginx_sets_it() {
     );
 }
 
+/// A location's own `add_header` (files and forwarded): the location's headers on its
+/// responses from nginx and from the proxy; the server's elsewhere. Where nginx then drops
+/// the server's headers, the proxy keeps them (said when the file is read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locations_own_add_header_is_sent_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("static")).unwrap();
+    util::write_file(&www, "static/a.css", "a {}\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        add_header X-Frame-Options DENY always;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /static/ {{
+            root {www};
+            add_header Cache-Control "public, immutable" always;
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{app};
+            add_header X-Api v1 always;
+            add_header Cache-Control no-store always;
+        }}
+"#,
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        ["/", "/static/a.css", "/api/x"]
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &[]);
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let frame = field("x-frame-options");
+                (
+                    format!(
+                        "{path} {} [{}] [{}]",
+                        field(":status"),
+                        field("cache-control"),
+                        field("x-api")
+                    ),
+                    frame,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    let seen = |all: &[(String, String)]| all.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(seen(&ours), seen(&theirs));
+    assert_eq!(
+        seen(&theirs),
+        [
+            "/ 200 [] []",
+            "/static/a.css 200 [public, immutable] []",
+            "/api/x 200 [no-store] [v1]"
+        ]
+    );
+    let frames = |all: &[(String, String)]| all.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        frames(&theirs),
+        ["DENY", "", ""],
+        "nginx drops the server's"
+    );
+    assert_eq!(
+        frames(&ours),
+        ["DENY", "DENY", "DENY"],
+        "the proxy keeps them"
+    );
+}
+
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
