@@ -3140,6 +3140,31 @@ server {
             "{:?}",
             mapped.warnings
         );
+        // A location's own add_header: its route's response_headers; HSTS stays the server's.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             add_header Strict-Transport-Security max-age=63072000 always;\n  location / { \
+             proxy_pass http://127.0.0.1:80; }\n  location /static/ { root /srv; add_header \
+             Cache-Control public; add_header Strict-Transport-Security max-age=63072000 \
+             always; }\n}\n",
+        )
+        .unwrap();
+        let routes = self::json(&mapped, &["proxy", "routes"]).expect("routes");
+        assert_eq!(
+            routes[0]["response_headers"],
+            serde_json::json!({ "Cache-Control": "public" })
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             location / { proxy_pass http://127.0.0.1:80; }\n  location /static/ { root /srv; \
+             add_header Strict-Transport-Security max-age=1; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[":6:34: add_header: an HSTS of its own in a location"],
+        );
         // try_files and the named location it falls back to.
         let mapped = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
