@@ -422,6 +422,13 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.rate_limit_status
         );
     }
+    if let Some(expires) = proxy.expires {
+        let _ = writeln!(
+            out,
+            "  caching   {} on 2xx and 3xx responses (expires)",
+            expires_text(expires)
+        );
+    }
     if !proxy.access_rules.is_empty() {
         let _ = writeln!(
             out,
@@ -470,6 +477,20 @@ fn proxy(out: &mut String, config: &Config) {
             != (&proxy.rate_limits, proxy.rate_limit_status)
         {
             differs.push("its own rate_limits".to_string());
+        }
+        if route.expires != proxy.expires {
+            differs.push(match route.expires {
+                Some(expires) => expires_text(expires),
+                None => "no Expires".to_string(),
+            });
+        }
+        if !route.response_headers.is_empty() {
+            let names: Vec<&str> = route
+                .response_headers
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            differs.push(format!("its own {}", names.join(", ")));
         }
         if route.access_rules != proxy.access_rules {
             differs.push(if route.access_rules.is_empty() {
@@ -591,6 +612,22 @@ fn app(out: &mut String, config: &Config) {
 }
 
 /// `cookie_flags`' flags as nginx writes them.
+/// What `expires` sets: `Expires in 30d (max-age=2592000)`.
+fn expires_text(expires: crate::config::Expires) -> String {
+    use crate::config::Expires;
+    match expires {
+        Expires::Epoch => "Expires in 1970 (no-cache)".to_string(),
+        Expires::Max => "Expires in 2037 (max-age=315360000)".to_string(),
+        Expires::After(seconds) if seconds < 0 => {
+            format!("Expires {}s ago (no-cache)", seconds.unsigned_abs())
+        }
+        Expires::After(seconds) => format!(
+            "Expires in {} (max-age={seconds})",
+            crate::timefmt::format_duration(std::time::Duration::from_secs(seconds.unsigned_abs()))
+        ),
+    }
+}
+
 /// `allow 10.0.0.0/8, deny all`: the rules up to the first for every address, else with
 /// what happens to the rest.
 fn access_rules(rules: &[crate::config::AccessRule]) -> String {
