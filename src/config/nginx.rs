@@ -2110,13 +2110,7 @@ impl Mapper {
             }
             if !refused_to_all {
                 self.files(d, &path, &files, &mut route)?;
-                let outer = self.auth[0].clone();
-                let (realm, file) = self.auth_in_effect(&auth, &outer)?;
-                let realm = realm.map_or_else(|| "off".to_string(), |(_, realm)| realm);
-                route.insert("basic_auth_realm".into(), Value::from(realm));
-                if let Some((_, file)) = file {
-                    route.insert("basic_auth_file".into(), Value::from(file));
-                }
+                self.route_auth(&auth, &mut route)?;
             }
             let outer = self.rate_limits[0].clone();
             let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
@@ -2206,13 +2200,7 @@ impl Mapper {
             .map(|(_, rules)| rules)
             .unwrap_or_default();
         route.insert("redirect_rewrite".into(), Value::from(rules));
-        let outer = self.auth[0].clone();
-        let (realm, file) = self.auth_in_effect(&auth, &outer)?;
-        let realm = realm.map_or_else(|| "off".to_string(), |(_, realm)| realm);
-        route.insert("basic_auth_realm".into(), Value::from(realm));
-        if let Some((_, file)) = file {
-            route.insert("basic_auth_file".into(), Value::from(file));
-        }
+        self.route_auth(&auth, &mut route)?;
         let level = if cookie_flags.is_empty() {
             self.cookie_flags[0].clone()
         } else {
@@ -2573,6 +2561,20 @@ impl Mapper {
             }
         }
         (!refused).then_some(headers)
+    }
+
+    /// A location's `auth_basic*` (`own`), else the server's, as its route's
+    /// `basic_auth_realm` (`off` when none, so that it does not take `location /`'s) and
+    /// `basic_auth_file`; `None` when refused (said).
+    fn route_auth(&mut self, own: &[Directive], route: &mut figment::value::Dict) -> Option<()> {
+        let outer = self.auth[0].clone();
+        let (realm, file) = self.auth_in_effect(own, &outer)?;
+        let realm = realm.map_or_else(|| "off".to_string(), |(_, realm)| realm);
+        route.insert("basic_auth_realm".into(), Value::from(realm));
+        if let Some((_, file)) = file {
+            route.insert("basic_auth_file".into(), Value::from(file));
+        }
+        Some(())
     }
 
     /// `satisfy`: `all` is nginx's default and the proxy's way; `any` is refused.

@@ -689,6 +689,11 @@ impl Forwarder {
                     }
                 }
             }
+            tracing::warn!(
+                path = request.uri().path(),
+                "try_files fell back {MAX_HOPS} times, or to a path that is not a URI: check the \
+                 fallbacks of the routes' try_files for a loop"
+            );
             discard_body(request, h1);
             return self.finish(
                 started,

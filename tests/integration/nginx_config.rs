@@ -1377,13 +1377,7 @@ async fn a_server_without_location_slash_serves_its_root_as_nginx_does() {
             .iter()
             .map(|path| {
                 let fields = head(port, d, path, &[]);
-                let field = |name: &str| {
-                    fields
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
+                let field = |name: &str| field(&fields, name);
                 let status = field(":status");
                 let length = if status == "200" && *path != "/api/x" {
                     field("content-length")
@@ -1479,13 +1473,7 @@ async fn try_files_falls_back_as_nginx_does() {
             .iter()
             .map(|path| {
                 let fields = head(port, d, path, &[]);
-                let field = |name: &str| {
-                    fields
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
+                let field = |name: &str| field(&fields, name);
                 let status = field(":status");
                 // The app's answers are the recorder's own.
                 let length = if field("etag").is_empty() {
@@ -1585,13 +1573,7 @@ async fn return_in_any_location_answers_as_nginx_answers() {
             .iter()
             .map(|path| {
                 let fields = head(port, d, path, &[]);
-                let field = |name: &str| {
-                    fields
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
+                let field = |name: &str| field(&fields, name);
                 format!("{path} {} {}", field(":status"), field("location"))
             })
             .collect::<Vec<_>>()
@@ -1773,13 +1755,7 @@ async fn a_locations_own_add_header_is_sent_there() {
             .iter()
             .map(|path| {
                 let fields = head(port, d, path, &[]);
-                let field = |name: &str| {
-                    fields
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
+                let field = |name: &str| field(&fields, name);
                 let frame = field("x-frame-options");
                 (
                     format!(
@@ -1815,6 +1791,15 @@ async fn a_locations_own_add_header_is_sent_there() {
         ["DENY", "DENY", "DENY"],
         "the proxy keeps them"
     );
+}
+
+/// The value of the first `name` line of a [`head`], or empty.
+fn field(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 /// The response head of GET `path` sent with the header lines `extra`, its lines as `(name
