@@ -364,7 +364,11 @@ fn proxy(out: &mut String, config: &Config) {
         Some(_) => "the route of / below".to_string(),
         None => proxy.upstream.to_string(),
     };
-    let _ = writeln!(out, "  listen    https://{} -> {to}", proxy.listen);
+    let _ = write!(out, "  listen    https://{}", proxy.listen);
+    for also in &proxy.also_listen {
+        let _ = write!(out, ", https://{also}");
+    }
+    let _ = writeln!(out, " -> {to}");
     let _ = writeln!(
         out,
         "  cert      {} + key {}",

@@ -440,8 +440,10 @@ pub struct Telemetry {
 /// `proxy {}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proxy {
-    /// The TLS listener.
+    /// The TLS listener (the first of `listen`'s addresses).
     pub listen: SocketAddr,
+    /// `listen`'s other addresses: the same server on each (nginx's several `listen ... ssl`).
+    pub also_listen: Vec<SocketAddr>,
     /// Where requests go, `http://host:port`.
     pub upstream: http::Uri,
     /// The certificate chain the agent writes.
@@ -1109,6 +1111,8 @@ pub(crate) enum RequestHeaderPart {
     Host,
     /// nginx's `$remote_addr`: the client's address (the TCP peer).
     RemoteAddr,
+    /// nginx's `$server_port`: the port of the listener the client reached.
+    ServerPort,
     /// nginx's `$ssl_client_*`: the client certificate of a mutual-TLS connection.
     Client(ClientVariable),
 }
@@ -1186,7 +1190,7 @@ pub(crate) fn variable_pieces(value: &str) -> Result<Vec<VariablePiece<'_>>, Str
 }
 
 /// A `proxy.request_headers` value in pieces; the error names a variable other than `$host`,
-/// `$remote_addr` and the `$ssl_client_*` ones (also written `${host}`...).
+/// `$remote_addr`, `$server_port` and the `$ssl_client_*` ones (also written `${host}`...).
 pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>, String> {
     let mut parts = Vec::new();
     let mut text = String::new();
@@ -1198,6 +1202,7 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
             }
             VariablePiece::Variable("host") => RequestHeaderPart::Host,
             VariablePiece::Variable("remote_addr") => RequestHeaderPart::RemoteAddr,
+            VariablePiece::Variable("server_port") => RequestHeaderPart::ServerPort,
             VariablePiece::Variable(name) => match ClientVariable::named(name) {
                 Some(variable) => RequestHeaderPart::Client(variable),
                 None => return Err(format!("${name}")),

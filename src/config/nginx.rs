@@ -1339,7 +1339,8 @@ impl Mapper {
                  in nginx and gone from 1.25.1)",
             );
         }
-        let mut chosen: Option<(String, &Directive)> = None;
+        // Each address once, with the first `listen` that named it.
+        let mut chosen: Vec<(String, &Directive)> = Vec::new();
         for d in listens {
             let Some(address) = d.args.first() else {
                 self.error(d, "expects an address or a port");
@@ -1392,35 +1393,53 @@ impl Mapper {
             } else {
                 address.clone()
             };
-            chosen = match chosen {
-                None => Some((socket, d)),
-                Some((first, at)) => {
-                    let port = |s: &str| s.rsplit(':').next().map(str::to_string);
-                    let wildcard = |s: &str| s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
-                    if port(&first) == port(&socket) && wildcard(&first) && wildcard(&socket) {
-                        // IPv4 and IPv6 on every address: one dual-stack socket.
-                        Some((format!("[::]:{}", port(&socket).unwrap_or_default()), at))
-                    } else {
-                        self.error(
-                            d,
-                            format!(
-                                "a second TLS listener ({socket}, after {first}): the proxy \
-                                 listens on one address"
-                            ),
-                        );
-                        Some((first, at))
-                    }
-                }
-            };
-        }
-        match chosen {
-            Some((socket, at)) => {
-                let at = at.clone();
-                self.listen_port = socket.rsplit(':').next().map(str::to_string);
-                self.set(&at, &["proxy", "listen"], Value::from(socket));
+            let port = |s: &str| s.rsplit(':').next().map(str::to_string);
+            let wildcard = |s: &str| s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
+            if let Some(same) = chosen.iter_mut().find(|(first, _)| {
+                port(first) == port(&socket) && wildcard(first) && wildcard(&socket)
+            }) {
+                // IPv4 and IPv6 on every address: one dual-stack socket.
+                same.0 = format!("[::]:{}", port(&socket).unwrap_or_default());
+            } else if chosen.iter().any(|(first, _)| *first == socket) {
+                self.warn(d, format!("{socket} is listened on already"));
+            } else {
+                chosen.push((socket, d));
             }
-            None => self.error(server, "no `listen ... ssl` the proxy can serve"),
         }
+        // nginx binds a wildcard address once and serves its port's other addresses on it;
+        // a socket of their own would not bind beside it.
+        let covered = |socket: &str, by: &str| {
+            let (host, port) = socket.rsplit_once(':').unwrap_or_default();
+            by != socket
+                && (by == format!("[::]:{port}")
+                    || (by == format!("0.0.0.0:{port}") && !host.starts_with('[')))
+        };
+        let wildcards: Vec<String> = chosen.iter().map(|(socket, _)| socket.clone()).collect();
+        chosen.retain(|(socket, _)| !wildcards.iter().any(|by| covered(socket, by)));
+        let Some((_, at)) = chosen.first() else {
+            self.error(server, "no `listen ... ssl` the proxy can serve");
+            return;
+        };
+        let at = (*at).clone();
+        let ports: Vec<&str> = chosen
+            .iter()
+            .filter_map(|(socket, _)| socket.rsplit(':').next())
+            .collect();
+        // `$server_port` is a constant when every listener has the same port.
+        self.listen_port = ports
+            .iter()
+            .all(|p| *p == ports[0])
+            .then(|| ports[0].to_string());
+        let value = match chosen.as_slice() {
+            [(socket, _)] => Value::from(socket.clone()),
+            several => Value::from(
+                several
+                    .iter()
+                    .map(|(socket, _)| Value::from(socket.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        self.set(&at, &["proxy", "listen"], value);
     }
 
     /// A `location`: only `/` (prefix), holding `proxy_pass`; `true` when it proxies.
@@ -1639,11 +1658,12 @@ impl Mapper {
                 self.error(d, format!("{name} {value:?} is not supported: {why}"));
                 continue;
             }
-            let port = self.listen_port.clone().unwrap_or_default();
+            let port = self.listen_port.clone();
             let fixed = match substitute(value, |variable| match variable {
                 "scheme" => Some("https".to_string()),
                 "https" => Some("on".to_string()),
-                "server_port" => Some(port.clone()),
+                // Per request when the listeners' ports differ.
+                "server_port" => Some(port.clone().unwrap_or("${server_port}".to_string())),
                 // Replaced by the proxy for each request (braced: text may follow).
                 "host" | "remote_addr" => Some(format!("${{{variable}}}")),
                 client if super::ClientVariable::named(client).is_some() => {
@@ -3501,14 +3521,64 @@ server {
         .unwrap_err()
         .to_string();
         assert!(err.contains("no server listens with ssl"), "{err}");
-        // Two ports under `ssl on`: two TLS listeners, refused.
-        let err = map(
+        // Two ports under `ssl on`: two TLS listeners.
+        let mapped = map(
             "server {\n  listen 80;\n  listen 443;\n  ssl on;\n  ssl_certificate a.crt;\n  \
              ssl_certificate_key a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains(":3:3: listen: a second TLS listener"), "{err}");
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "listen"]),
+            Some(serde_json::json!(["0.0.0.0:80", "0.0.0.0:443"]))
+        );
+    }
+
+    /// Every `listen ... ssl` of the server is a listener of the proxy, as nginx binds them:
+    /// IPv4 and IPv6 wildcards of a port become one dual-stack socket, an address on a port
+    /// that a wildcard covers is served by the wildcard, and `$server_port` is the port each
+    /// client reached when the ports differ.
+    #[test]
+    fn several_tls_listeners_are_each_listened_on() {
+        let server = |listens: &str, header: &str| {
+            format!(
+                "server {{\n{listens}  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+                 location / {{\n    proxy_pass http://127.0.0.1:80;\n    {header}\n    \
+                 proxy_set_header Host $host;\n  }}\n}}\n"
+            )
+        };
+        let mapped = map(&server(
+            "  listen 443 ssl http2;\n  listen [::]:443 ssl http2;\n  listen 8448 ssl \
+             default_server;\n  listen [::]:8448 ssl default_server;\n  listen 127.0.0.1:8448 \
+             ssl;\n  listen 10.0.0.1:9443 ssl;\n",
+            "proxy_set_header X-Port $server_port;",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "listen"]),
+            Some(serde_json::json!([
+                "[::]:443",
+                "[::]:8448",
+                "10.0.0.1:9443"
+            ]))
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "request_headers"]),
+            Some(serde_json::json!({ "X-Port": "${server_port}" }))
+        );
+        // One port on every listener: a constant.
+        let mapped = map(&server(
+            "  listen 10.0.0.1:8443 ssl;\n  listen 10.0.0.2:8443 ssl;\n",
+            "proxy_set_header X-Port $server_port;",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "listen"]),
+            Some(serde_json::json!(["10.0.0.1:8443", "10.0.0.2:8443"]))
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "request_headers"]),
+            Some(serde_json::json!({ "X-Port": "8443" }))
+        );
     }
 
     /// Words are read as nginx reads them (checked with `add_header` and curl against nginx

@@ -336,7 +336,7 @@ pub(crate) struct RawRoute {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProxy {
-    pub listen: Option<String>,
+    pub listen: Option<StringOrList>,
     pub upstream: Option<String>,
     pub cert_file: Option<String>,
     pub key_file: Option<String>,

@@ -497,6 +497,36 @@ pub(super) fn resolve(
 }
 
 /// `disable_idle_connections` / `disable_keep_alives`: a list of `auto-auth`, `templating`,
+/// `proxy.listen`: one address or a list of them (the same server on each); the first, and the
+/// others.
+fn resolve_proxy_listen(
+    r: &mut Resolver,
+    value: Option<raw::StringOrList>,
+) -> (SocketAddr, Vec<SocketAddr>) {
+    const KEY: &[&str] = &["proxy", "listen"];
+    const DEFAULT: &str = "0.0.0.0:443";
+    let written = match value {
+        None => vec![DEFAULT.to_string()],
+        Some(raw::StringOrList::One(text)) => vec![text],
+        Some(raw::StringOrList::Many(items)) if items.is_empty() => {
+            r.error(KEY, "an empty list: give at least one address");
+            vec![DEFAULT.to_string()]
+        }
+        Some(raw::StringOrList::Many(items)) => items,
+    };
+    let mut addresses: Vec<SocketAddr> = Vec::with_capacity(written.len());
+    for text in &written {
+        let address = r.socket(KEY, Some(text), DEFAULT);
+        if addresses.contains(&address) {
+            r.error(KEY, format!("{address} is listed twice"));
+            continue;
+        }
+        addresses.push(address);
+    }
+    let first = addresses.remove(0);
+    (first, addresses)
+}
+
 /// `caching` and `proxying` (a string is split at commas, as Vault Agent splits its
 /// environment variables); anything else is an error, as in Vault Agent.
 fn resolve_fresh_connections(
@@ -1882,8 +1912,10 @@ fn resolve_proxy(
             "needs client_ca_file, the CAs that sign client certificates",
         );
     }
+    let (listen, also_listen) = resolve_proxy_listen(r, raw.listen);
     let mut proxy = Proxy {
-        listen: r.socket(&["proxy", "listen"], raw.listen.as_deref(), "0.0.0.0:443"),
+        listen,
+        also_listen,
         upstream,
         cert_file,
         key_file,
@@ -2059,7 +2091,8 @@ fn resolve_request_headers(
             r.error(
                 &at,
                 format!(
-                    "{variable}: only $host, $remote_addr, $ssl_client_s_dn, $ssl_client_i_dn, \
+                    "{variable}: only $host, $remote_addr, $server_port, $ssl_client_s_dn, \
+                     $ssl_client_i_dn, \
                      $ssl_client_verify, $ssl_client_serial, $ssl_client_fingerprint and \
                      $ssl_client_escaped_cert are replaced in a value"
                 ),

@@ -42,9 +42,6 @@ pub(crate) struct Files {
     default_type: HeaderValue,
     /// Media types by extension, in lower case: the proxy's `file_types`.
     types: Arc<HashMap<String, HeaderValue>>,
-    /// `:PORT` after the host of a redirect to a directory's `/`: the listener's port unless
-    /// it is 443, as nginx writes it.
-    port: Box<str>,
     /// `try_files`: the paths tried, and what is done when none is there.
     try_files: Option<(Box<[String]>, config::TryFallback)>,
 }
@@ -74,7 +71,6 @@ impl Files {
         config: &config::Files,
         location: &config::PathMatch,
         types: Arc<HashMap<String, HeaderValue>>,
-        listen_port: u16,
     ) -> Files {
         let alias_of = match (config.alias, location) {
             (
@@ -94,11 +90,6 @@ impl Files {
             default_type: HeaderValue::from_str(&config.default_type)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream")),
             types,
-            port: if listen_port == 443 {
-                "".into()
-            } else {
-                format!(":{listen_port}").into()
-            },
             try_files: config
                 .try_files
                 .as_ref()
@@ -113,6 +104,7 @@ impl Files {
         uri: &Uri,
         headers: &HeaderMap,
         host: &HeaderValue,
+        port: u16,
     ) -> Served {
         let Some(mut path) = normalize(uri.path()) else {
             return Served::Response(Box::new(status(StatusCode::BAD_REQUEST)));
@@ -135,7 +127,8 @@ impl Files {
             }
         }
         Served::Response(Box::new(
-            self.serve_path(method, uri, headers, host, path).await,
+            self.serve_path(method, uri, headers, (host, port), path)
+                .await,
         ))
     }
 
@@ -177,7 +170,7 @@ impl Files {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        host: &HeaderValue,
+        (host, port): (&HeaderValue, u16),
         path: Vec<u8>,
     ) -> Response<ProxyBody> {
         if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
@@ -201,7 +194,7 @@ impl Files {
         let (file, metadata) = match found {
             Found::File(file, metadata) => (file, metadata),
             Found::Refused(code) => return status(code),
-            Found::Directory => return self.to_directory(&path, uri, host),
+            Found::Directory => return to_directory(&path, uri, host, port),
         };
         if *method == Method::POST {
             return status(StatusCode::METHOD_NOT_ALLOWED);
@@ -253,34 +246,6 @@ impl Files {
         }
     }
 
-    /// 301 to the directory's path with its `/`, absolute as nginx makes it: the Host the
-    /// client named (without its port), the listener's port, the query kept.
-    fn to_directory(&self, path: &[u8], uri: &Uri, host: &HeaderValue) -> Response<ProxyBody> {
-        let host = host.as_bytes();
-        let name = match host.iter().rposition(|&b| b == b':') {
-            // A port after the name, not a colon of a bracketed IPv6 address.
-            Some(colon) if !host[colon..].contains(&b']') => &host[..colon],
-            _ => host,
-        };
-        let mut location = b"https://".to_vec();
-        location.extend(name.iter().map(u8::to_ascii_lowercase));
-        location.extend_from_slice(self.port.as_bytes());
-        location.extend_from_slice(path);
-        location.push(b'/');
-        if let Some(query) = uri.query() {
-            location.push(b'?');
-            location.extend_from_slice(query.as_bytes());
-        }
-        let mut response = status(StatusCode::MOVED_PERMANENTLY);
-        match HeaderValue::from_bytes(&location) {
-            Ok(value) => {
-                response.headers_mut().insert(header::LOCATION, value);
-                response
-            }
-            Err(_) => status(StatusCode::BAD_REQUEST),
-        }
-    }
-
     /// The type of what `path` names, by its extension (nginx's: after the last `.` of the
     /// last segment, looked up in lower case), else `default_type`.
     fn media_type(&self, path: &[u8]) -> HeaderValue {
@@ -291,6 +256,37 @@ impl Files {
             .and_then(|extension| self.types.get(&extension.to_ascii_lowercase()))
             .unwrap_or(&self.default_type)
             .clone()
+    }
+}
+
+/// 301 to the directory's path with its `/`, absolute as nginx makes it: the Host the client
+/// named (without its port), the port of the listener the client reached (left out when it is
+/// 443), the query kept.
+fn to_directory(path: &[u8], uri: &Uri, host: &HeaderValue, port: u16) -> Response<ProxyBody> {
+    let host = host.as_bytes();
+    let name = match host.iter().rposition(|&b| b == b':') {
+        // A port after the name, not a colon of a bracketed IPv6 address.
+        Some(colon) if !host[colon..].contains(&b']') => &host[..colon],
+        _ => host,
+    };
+    let mut location = b"https://".to_vec();
+    location.extend(name.iter().map(u8::to_ascii_lowercase));
+    if port != 443 {
+        location.extend_from_slice(format!(":{port}").as_bytes());
+    }
+    location.extend_from_slice(path);
+    location.push(b'/');
+    if let Some(query) = uri.query() {
+        location.push(b'?');
+        location.extend_from_slice(query.as_bytes());
+    }
+    let mut response = status(StatusCode::MOVED_PERMANENTLY);
+    match HeaderValue::from_bytes(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => status(StatusCode::BAD_REQUEST),
     }
 }
 
@@ -756,7 +752,6 @@ mod tests {
             },
             &config::PathMatch::Prefix("/img".to_string()),
             Arc::new(HashMap::new()),
-            443,
         );
         let file = |path: &str| files.file_of(&normalize(path).unwrap());
         assert_eq!(

@@ -132,6 +132,8 @@ pub(crate) struct Peer {
     pub trusted: bool,
     /// The client's certificate, formed when a request header needs it.
     pub client_cert: Option<Box<ClientCert>>,
+    /// The port of the listener the connection came in on (nginx's `$server_port`).
+    pub local_port: u16,
 }
 
 impl Peer {
@@ -149,6 +151,7 @@ impl Peer {
             forwarded_for,
             trusted,
             client_cert: None,
+            local_port: 443,
         }
     }
 }
@@ -202,10 +205,9 @@ struct Target {
     response_headers: Box<[(HeaderName, HeaderValue)]>,
 }
 
-/// What every route that serves files shares: `file_types` and the listener's port.
+/// What every route that serves files shares: `file_types`.
 struct FileContext {
     types: Arc<HashMap<String, HeaderValue>>,
-    port: u16,
 }
 
 impl Target {
@@ -303,14 +305,10 @@ impl Target {
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             access_rules: config.access_rules.clone().into_boxed_slice(),
-            files: config.files.as_ref().map(|dir| {
-                Box::new(Files::new(
-                    dir,
-                    &config.path,
-                    files.types.clone(),
-                    files.port,
-                ))
-            }),
+            files: config
+                .files
+                .as_ref()
+                .map(|dir| Box::new(Files::new(dir, &config.path, files.types.clone()))),
             expires: config.expires,
             // Validated when the configuration was resolved.
             response_headers: config
@@ -478,7 +476,6 @@ impl Forwarder {
                     })
                     .collect(),
             ),
-            port: config.listen.port(),
         };
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
@@ -661,7 +658,13 @@ impl Forwarder {
                 break target;
             };
             let served = files
-                .serve(request.method(), request.uri(), request.headers(), &host)
+                .serve(
+                    request.method(),
+                    request.uri(),
+                    request.headers(),
+                    &host,
+                    peer.local_port,
+                )
                 .await;
             hops += 1;
             match served {
@@ -1167,6 +1170,9 @@ fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)],
                         }
                         config::RequestHeaderPart::RemoteAddr => {
                             built.extend_from_slice(peer.for_value.as_bytes());
+                        }
+                        config::RequestHeaderPart::ServerPort => {
+                            built.extend_from_slice(peer.local_port.to_string().as_bytes());
                         }
                         config::RequestHeaderPart::Client(variable) => {
                             built.extend_from_slice(client_variable(peer, *variable).as_bytes());

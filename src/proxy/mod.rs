@@ -66,7 +66,11 @@ pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result
 async fn run_in_span(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
     raise_open_files_limit(config.max_connections);
     let backlog = config.listen_backlog;
-    let listener = http_server::bind(config.listen, "proxy.listen", backlog).await?;
+    let mut listeners = vec![http_server::bind(config.listen, "proxy.listen", backlog).await?];
+    for (n, address) in config.also_listen.iter().enumerate() {
+        let key = format!("proxy.listen[{}]", n + 1);
+        listeners.push(http_server::bind(*address, &key, backlog).await?);
+    }
     let metrics_listener =
         http_server::bind(config.metrics_listen, "proxy.metrics_listen", backlog).await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
@@ -79,7 +83,7 @@ async fn run_in_span(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Re
         "proxy starting"
     );
     Proxy::build(config, telemetry)?
-        .serve(listener, metrics_listener, lifecycle)
+        .serve(listeners, metrics_listener, lifecycle)
         .await;
     tracing::info!("proxy stopped");
     Ok(())
@@ -206,11 +210,11 @@ impl Proxy {
         })
     }
 
-    /// Serves `listener` (and the metrics on `metrics_listener`) until the lifecycle's
-    /// shutdown; then drains.
+    /// Serves `listeners` (the same server on each; the metrics on `metrics_listener`) until
+    /// the lifecycle's shutdown; then drains.
     pub async fn serve(
         self,
-        listener: TcpListener,
+        listeners: Vec<TcpListener>,
         metrics_listener: TcpListener,
         lifecycle: Lifecycle,
     ) {
@@ -271,20 +275,29 @@ impl Proxy {
         // called `serve` (the binary's main thread, in `block_on`): each new connection is then
         // accepted and its task started on one thread, with no wake-up of another thread (a
         // futex call and two context switches per connection when the process has one core).
-        let accepting = tokio::spawn(
-            accept_loop(
-                listener,
-                shutdown.clone(),
-                self.config.max_connections,
-                self.tls.clone(),
-                self.metrics.clone(),
-                connections,
-                tracker.clone(),
-            )
-            .in_current_span(),
-        );
-        if let Err(err) = accepting.await {
-            tracing::error!(error = %err, "the accept loop ended abnormally");
+        // One loop per listener; `max_connections` counts them all.
+        let limiter = Arc::new(Semaphore::new(self.config.max_connections));
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(
+                    accept_loop(
+                        listener,
+                        shutdown.clone(),
+                        limiter.clone(),
+                        self.tls.clone(),
+                        self.metrics.clone(),
+                        connections.clone(),
+                        tracker.clone(),
+                    )
+                    .in_current_span(),
+                )
+            })
+            .collect();
+        for loop_task in accepting {
+            if let Err(err) = loop_task.await {
+                tracing::error!(error = %err, "an accept loop ended abnormally");
+            }
         }
         tracker.close();
         tracing::info!(
@@ -307,19 +320,21 @@ impl Proxy {
     }
 }
 
-/// Accepts connections until `shutdown`, while there is room under `max_connections` (beyond
+/// Accepts connections until `shutdown`, while `limiter` has room (`max_connections`; beyond
 /// it, a connection is closed at once), each served by a task of `tracker`; then closes the
 /// listener.
 async fn accept_loop(
     listener: TcpListener,
     shutdown: CancellationToken,
-    max_connections: usize,
+    limiter: Arc<Semaphore>,
     tls: Arc<ArcSwap<ServerConfigs>>,
     metrics: ProxyMetrics,
     connections: Arc<ConnectionShared>,
     tracker: TaskTracker,
 ) {
-    let limiter = Arc::new(Semaphore::new(max_connections));
+    // The port clients reached (nginx's `$server_port`, a directory redirect's port): the
+    // listener's, read once rather than per connection.
+    let local_port = listener.local_addr().map_or(0, |address| address.port());
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -342,7 +357,9 @@ async fn accept_loop(
         let shared = connections.clone();
         tracker.spawn(
             async move {
-                shared.serve_connection(stream, peer, config).await;
+                shared
+                    .serve_connection(stream, peer, local_port, config)
+                    .await;
                 drop(permit);
             }
             .in_current_span(),
@@ -371,6 +388,7 @@ impl ConnectionShared {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
+        local_port: u16,
         config: Arc<ServerConfigs>,
     ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
@@ -386,6 +404,7 @@ impl ConnectionShared {
             },
             started,
             peer,
+            local_port,
         ) else {
             return;
         };
@@ -400,6 +419,7 @@ impl ConnectionShared {
         handshake: Result<std::io::Result<ServerTls>, tokio::time::error::Elapsed>,
         started: Instant,
         peer: SocketAddr,
+        local_port: u16,
     ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
         let tls = match handshake {
             Ok(Ok(tls)) => {
@@ -425,6 +445,7 @@ impl ConnectionShared {
             }
         };
         let mut peer_info = Peer::new(peer.ip(), self.forwarder.trusts(peer.ip()));
+        peer_info.local_port = local_port;
         if self.client_cert_wanted {
             peer_info.client_cert = tls
                 .session()

@@ -1409,6 +1409,65 @@ async fn a_server_without_location_slash_serves_its_root_as_nginx_does() {
     }
 }
 
+/// A server with two `listen ... ssl` ports: both serve, a directory's redirect names the
+/// port the client reached, and `$server_port` is that port at the app, from nginx and from the
+/// proxy alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listen_of_the_server_serves_as_nginx_serves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("docs")).unwrap();
+    util::write_file(&www, "docs/index.html", "<p>docs</p>\n");
+    let app = Recorder::start("").await;
+    let (port, other) = (util::free_port(), util::free_port());
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            "        listen 127.0.0.1:{other} ssl;\n        root {www};\n        location /api/ \
+             {{\n            proxy_pass http://127.0.0.1:{app};\n            proxy_set_header \
+             Host $host;\n            proxy_set_header X-Port $server_port;\n        }}\n",
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for listener in [port, other] {
+            for path in ["/docs", "/docs/", "/api/x"] {
+                let fields = head(listener, d, path, &[]);
+                let location = field(&fields, "location").replace(&listener.to_string(), "PORT");
+                seen.push(format!("{path} {} {location}", field(&fields, ":status")));
+            }
+            let received = app.take();
+            assert_eq!(received.len(), 1, "{received:?}");
+            seen.push(format!(
+                "app: {:?}",
+                received[0]
+                    .header("x-port")
+                    .iter()
+                    .map(|p| p.replace(&listener.to_string(), "PORT"))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    let expected: Vec<String> = [
+        "/docs 301 https://localhost:PORT/docs/",
+        "/docs/ 200 ",
+        "/api/x 200 ",
+        "app: [\"PORT\"]",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(theirs, [expected.clone(), expected].concat());
+}
+
 /// `try_files`: a file, a directory's index, then a named location that forwards (the app
 /// gets the path as it came); an SPA's fallback page; `=404`; a fallback path with `$args`
 /// that another location forwards (the app gets that path and the query): the same statuses

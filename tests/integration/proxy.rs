@@ -250,7 +250,7 @@ async fn start_proxy(settings: &str) -> ProxyUnderTest {
     let telemetry = Telemetry::new().expect("telemetry");
     let lifecycle = Lifecycle::new();
     let proxy = Proxy::build(&config.proxy, telemetry.clone()).expect("build proxy");
-    let task = tokio::spawn(proxy.serve(listener, metrics_listener, lifecycle.clone()));
+    let task = tokio::spawn(proxy.serve(vec![listener], metrics_listener, lifecycle.clone()));
     ProxyUnderTest {
         address,
         metrics_address,
