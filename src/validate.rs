@@ -433,6 +433,22 @@ fn proxy(out: &mut String, config: &Config) {
             expires_text(expires)
         );
     }
+    if let Some(names) = &proxy.server_names {
+        let others = match names.unknown {
+            crate::config::UnknownHost::Close => "closed without a response".to_string(),
+            crate::config::UnknownHost::Status(code) => format!("answered {code}"),
+        };
+        let _ = writeln!(
+            out,
+            "  hosts     {}; requests for others {others} (server_names, unknown_host){}",
+            names.names.join(" "),
+            if names.reject_unknown_sni {
+                "; handshakes for others refused (reject_unknown_sni)"
+            } else {
+                ""
+            }
+        );
+    }
     if !proxy.access_rules.is_empty() {
         let _ = writeln!(
             out,

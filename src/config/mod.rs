@@ -520,6 +520,9 @@ pub struct Proxy {
     /// Which client addresses are let in (nginx's `allow` and `deny`): the first rule that
     /// matches decides; none: in.
     pub access_rules: Vec<AccessRule>,
+    /// `server_names` and `unknown_host` (nginx's `server_name` with a default server that
+    /// refuses other names); `None`: every host is served.
+    pub server_names: Option<ServerNames>,
     /// The media type of a file a route serves, by its extension in lower case (nginx's
     /// `types`).
     pub file_types: BTreeMap<String, String>,
@@ -937,6 +940,60 @@ pub const FILE_TYPES: &[(&str, &str)] = &[
     ("crt", "application/x-x509-ca-cert"),
     ("der", "application/x-x509-ca-cert"),
 ];
+
+/// `proxy.server_names` and `proxy.unknown_host`: the hosts served, and what a request for
+/// any other gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerNames {
+    /// As nginx writes them, in lower case: `app.example.com`, `*.example.com` (any name
+    /// below), `www.example.*` (any name after), `.example.com` (the name and any below),
+    /// `~REGEX` (matched against the host in lower case).
+    pub names: Vec<String>,
+    pub unknown: UnknownHost,
+    /// `reject_unknown_sni`: a TLS handshake without a server name, or with one not in
+    /// `names`, is refused with the `unrecognized_name` alert (nginx's `ssl_reject_handshake`
+    /// in the default server).
+    pub reject_unknown_sni: bool,
+}
+
+/// What a request for a host `server_names` does not hold gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownHost {
+    /// The connection is closed without a response (nginx's `return 444`); an HTTP/2 stream
+    /// is reset.
+    Close,
+    /// This status (400–599).
+    Status(u16),
+}
+
+impl UnknownHost {
+    /// 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that host.
+    pub const DEFAULT: UnknownHost = UnknownHost::Status(421);
+}
+
+/// Checks one name of `server_names` as nginx's `server_name` takes it; the error says why not.
+pub(crate) fn check_server_name(name: &str) -> Result<(), String> {
+    if let Some(pattern) = name.strip_prefix('~') {
+        return regex_for(pattern, false).map(drop);
+    }
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'/' || b.is_ascii_control())
+    {
+        return Err(format!("{name:?} is not a host name"));
+    }
+    let stars = name.matches('*').count();
+    let wildcard_ok = stars == 0
+        || (stars == 1
+            && ((name.starts_with("*.") && name.len() > 2)
+                || (name.ends_with(".*") && name.len() > 2)));
+    if !wildcard_ok {
+        return Err(format!(
+            "{name:?}: a `*` stands only for the first or last part of a name                  (`*.example.com`, `www.example.*`), as in nginx"
+        ));
+    }
+    Ok(())
+}
 
 /// One of `access_rules` (nginx's `allow` and `deny`), written `"allow 10.0.0.0/8"`,
 /// `"deny 192.168.1.7"`, `"deny all"`.

@@ -599,6 +599,74 @@ fn ssl_on<'a>(directives: impl Iterator<Item = &'a Directive>) -> Option<&'a Dir
         .filter(|d| d.args.first().is_some_and(|a| a == "on"))
 }
 
+/// What a server that only refuses does: `return CODE` (4xx or 444), `ssl_reject_handshake on`,
+/// or both.
+#[derive(Debug, Clone)]
+struct Refusal {
+    /// Where it is (the server block).
+    server: Directive,
+    status: Option<u16>,
+    reject_handshake: bool,
+}
+
+impl PartialEq for Refusal {
+    fn eq(&self, other: &Refusal) -> bool {
+        self.status == other.status && self.reject_handshake == other.reject_handshake
+    }
+}
+
+/// What `server` does, when all it does is refuse: its directives are only `listen`,
+/// `server_name`, `ssl_*`, logs and a `return` of a 4xx status or 444 (in the server or in a
+/// `location /` of its own), or `ssl_reject_handshake on`.
+fn refusal_of(server: &Directive) -> Option<Refusal> {
+    let mut refusal = Refusal {
+        server: server.clone(),
+        status: None,
+        reject_handshake: false,
+    };
+    let status = |d: &Directive| match d.args.as_slice() {
+        [code] => code.parse::<u16>().ok().filter(|c| (400..=599).contains(c)),
+        _ => None,
+    };
+    for d in server.block.as_deref().unwrap_or_default() {
+        match d.name.as_str() {
+            "listen" | "server_name" | "access_log" | "error_log" | "log_not_found" | "ssl"
+            | "http2" => {}
+            "ssl_reject_handshake" => {
+                refusal.reject_handshake = d.args.first().is_some_and(|a| a == "on");
+            }
+            name if name.starts_with("ssl_") => {}
+            "return" => refusal.status = Some(status(d)?),
+            "location" if d.args.len() == 1 && d.args[0] == "/" => {
+                for inner in d.block.as_deref().unwrap_or_default() {
+                    match inner.name.as_str() {
+                        "return" => refusal.status = Some(status(inner)?),
+                        "access_log" | "log_not_found" => {}
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+    (refusal.status.is_some() || refusal.reject_handshake).then_some(refusal)
+}
+
+/// A `listen` address as a socket address: nginx's defaults filled in (`443` is
+/// `0.0.0.0:443`, a host without a port is on 80).
+fn socket_of(address: &str) -> String {
+    if address.bytes().all(|b| b.is_ascii_digit()) {
+        format!("0.0.0.0:{address}")
+    } else if let Some(port) = address.strip_prefix("*:") {
+        format!("0.0.0.0:{port}")
+    } else if (address.starts_with('[') && !address.contains("]:")) || !address.contains(':') {
+        // nginx's default port, whatever `ssl` says.
+        format!("{address}:80")
+    } else {
+        address.to_string()
+    }
+}
+
 /// `value` with each nginx variable (`$name`, `${name}`) replaced by what `known` gives for its
 /// name; the error is the first variable `known` has nothing for.
 fn substitute(value: &str, known: impl Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -803,19 +871,22 @@ impl Mapper {
             }),
             1 => {
                 let server = self.tls_servers[0].clone();
-                let inherited = std::mem::take(&mut self.inherited);
-                let mut all = inherited;
-                all.extend(server.block.clone().unwrap_or_default());
-                self.server(&server, &all);
-                self.add_headers();
+                self.serve(&server);
             }
             _ => {
-                let second = self.tls_servers[1].clone();
-                self.error(
-                    &second,
-                    "a second server with ssl: the proxy serves one (one listener, one \
-                     certificate); run one proxy per server",
-                );
+                if let Some((app, refusal)) = self.named_server() {
+                    self.serve(&app);
+                    self.server_names(&app, refusal);
+                } else {
+                    let second = self.tls_servers[1].clone();
+                    self.error(
+                        &second,
+                        "a second server with ssl: the proxy serves one (one listener, one \
+                         certificate), or one named server behind a default server that only \
+                         refuses (`return 444`, `ssl_reject_handshake on`); run one proxy per \
+                         server",
+                    );
+                }
             }
         }
         if !self.errors.is_empty() {
@@ -832,6 +903,164 @@ impl Mapper {
             settings: self.settings,
             warnings: self.warnings,
         })
+    }
+
+    /// Maps `server` with the `http` level's directives it inherits.
+    fn serve(&mut self, server: &Directive) {
+        let mut all = std::mem::take(&mut self.inherited);
+        all.extend(server.block.clone().unwrap_or_default());
+        self.server(server, &all);
+        self.add_headers();
+    }
+
+    /// The TLS listens of `server` (every listen under `ssl on`): each one's port and whether
+    /// it is marked `default_server`.
+    fn tls_ports(&self, server: &Directive) -> Vec<(String, bool)> {
+        let body = server.block.as_deref().unwrap_or_default();
+        let all_tls = ssl_on(self.inherited.iter().chain(body)).is_some();
+        body.iter()
+            .filter(|d| d.name == "listen")
+            .filter(|d| all_tls || d.args.iter().skip(1).any(|a| a == "ssl"))
+            .filter_map(|d| {
+                let socket = socket_of(d.args.first()?);
+                let port = socket.rsplit(':').next()?.to_string();
+                let default = d
+                    .args
+                    .iter()
+                    .skip(1)
+                    .any(|a| a == "default_server" || a == "default");
+                Some((port, default))
+            })
+            .collect()
+    }
+
+    /// Two or more TLS servers, of which one serves and the others only refuse, one of them
+    /// being the default server of each port the serving one listens on (nginx's "default
+    /// server that drops unknown hosts"): that server and what its default does.
+    fn named_server(&self) -> Option<(Directive, Refusal)> {
+        let mut serving = self
+            .tls_servers
+            .iter()
+            .filter(|server| refusal_of(server).is_none());
+        let app = serving.next()?.clone();
+        if serving.next().is_some() {
+            return None;
+        }
+        let mut chosen: Option<Refusal> = None;
+        for (port, _) in self.tls_ports(&app) {
+            let on_port: Vec<(&Directive, bool)> = self
+                .tls_servers
+                .iter()
+                .filter_map(|server| {
+                    let ports = self.tls_ports(server);
+                    let listens = ports.iter().find(|(p, _)| *p == port)?;
+                    Some((server, listens.1))
+                })
+                .collect();
+            // nginx's default server of a port: the one marked so, else the first.
+            let default = on_port
+                .iter()
+                .find(|(_, marked)| *marked)
+                .or(on_port.first())
+                .map(|(server, _)| *server)?;
+            if default.at == app.at {
+                return None;
+            }
+            let refusal = refusal_of(default)?;
+            match &chosen {
+                Some(earlier) if *earlier != refusal => return None,
+                _ => chosen = Some(refusal),
+            }
+        }
+        Some((app, chosen?))
+    }
+
+    /// `server_names` from `app`'s `server_name`, and what the default server does with the
+    /// other hosts.
+    fn server_names(&mut self, app: &Directive, refusal: Refusal) {
+        let body = app.block.as_deref().unwrap_or_default();
+        let named: Vec<&Directive> = body.iter().filter(|d| d.name == "server_name").collect();
+        let names: Vec<String> = named
+            .iter()
+            .flat_map(|d| d.args.iter())
+            // `""` names a request without a Host, which the proxy refuses (400) first.
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .collect();
+        // The warning a lone server's `server_name` gets does not hold here.
+        self.warnings
+            .retain(|w| !named.iter().any(|d| d.at == w.origin));
+        let Some(first) = named.first().copied() else {
+            self.error(
+                app,
+                "no server_name: behind a default server, nginx sends this server no request",
+            );
+            return;
+        };
+        for name in &names {
+            if let Err(why) = super::check_server_name(name) {
+                self.error(first, why);
+            }
+        }
+        self.set(
+            first,
+            &["proxy", "server_names"],
+            Value::from(names.into_iter().map(Value::from).collect::<Vec<_>>()),
+        );
+        let unknown = match refusal.status {
+            Some(444) => Value::from("close"),
+            Some(code) => Value::from(u64::from(code)),
+            None => {
+                self.warn(
+                    &refusal.server,
+                    "a request whose Host is none of server_name's (on a connection whose SNI \
+                     is one) gets 421, where nginx would serve it from this server's root",
+                );
+                Value::from(421u64)
+            }
+        };
+        self.set(&refusal.server, &["proxy", "unknown_host"], unknown);
+        if refusal.reject_handshake {
+            self.set(
+                &refusal.server,
+                &["proxy", "reject_unknown_sni"],
+                Value::from(true),
+            );
+        }
+        let certificate = |server: &Directive| {
+            server
+                .block
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|d| d.name == "ssl_certificate")
+                .and_then(|d| d.args.first().cloned())
+        };
+        let app_ports: Vec<String> = self.tls_ports(app).into_iter().map(|(p, _)| p).collect();
+        for server in &self.tls_servers.clone() {
+            if server.at == app.at {
+                continue;
+            }
+            for (port, _) in self.tls_ports(server) {
+                if !app_ports.contains(&port) {
+                    self.warn(
+                        server,
+                        format!(
+                            "not served: its port {port}, where it only refuses (the proxy \
+                             listens on the named server's ports)"
+                        ),
+                    );
+                }
+            }
+            let theirs = certificate(server);
+            if !refusal.reject_handshake && theirs.is_some() && theirs != certificate(app) {
+                self.warn(
+                    server,
+                    "its certificate is not served: the proxy answers every handshake with the \
+                     named server's, then refuses the request",
+                );
+            }
+        }
     }
 
     /// The TLS server: its directives after those of the levels above it (last one wins).
@@ -1381,18 +1610,7 @@ impl Mapper {
                 self.error(d, "a unix socket listener is not supported");
                 continue;
             }
-            let socket = if address.bytes().all(|b| b.is_ascii_digit()) {
-                format!("0.0.0.0:{address}")
-            } else if let Some(port) = address.strip_prefix("*:") {
-                format!("0.0.0.0:{port}")
-            } else if (address.starts_with('[') && !address.contains("]:"))
-                || !address.contains(':')
-            {
-                // nginx's default port, whatever `ssl` says.
-                format!("{address}:80")
-            } else {
-                address.clone()
-            };
+            let socket = socket_of(address);
             let port = |s: &str| s.rsplit(':').next().map(str::to_string);
             let wildcard = |s: &str| s.starts_with("0.0.0.0:") || s.starts_with("[::]:");
             if let Some(same) = chosen.iter_mut().find(|(first, _)| {
@@ -3579,6 +3797,96 @@ server {
             json(&mapped, &["proxy", "request_headers"]),
             Some(serde_json::json!({ "X-Port": "8443" }))
         );
+    }
+
+    /// One named server behind a default server that only refuses: the named one is served,
+    /// its names become `server_names`, and the default's `return` or `ssl_reject_handshake`
+    /// says what the other hosts get. Any other pair of TLS servers is refused.
+    #[test]
+    fn a_default_server_that_refuses_maps_to_server_names() {
+        let app = |listen: &str| {
+            format!(
+                "server {{\n  listen {listen};\n  server_name app.example.com *.example.org;\n  \
+                 ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  location / {{ \
+                 proxy_pass http://127.0.0.1:80; }}\n}}\n"
+            )
+        };
+        let refuser = |listen: &str, body: &str| {
+            format!(
+                "server {{\n  listen {listen};\n  server_name _;\n  ssl_certificate b.crt;\n  \
+                 ssl_certificate_key b.key;\n  {body}\n}}\n"
+            )
+        };
+        // The refuser first (the default by order), or marked default_server after the app.
+        for text in [
+            refuser("443 ssl", "return 444;") + &app("443 ssl"),
+            app("443 ssl") + &refuser("443 ssl default_server", "return 444;"),
+            refuser("443 ssl", "location / { return 444; }") + &app("443 ssl"),
+        ] {
+            let mapped = map(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(
+                json(&mapped, &["proxy", "server_names"]),
+                Some(serde_json::json!(["app.example.com", "*.example.org"])),
+                "{text}"
+            );
+            assert_eq!(
+                value(&mapped, "proxy.unknown_host").as_deref(),
+                Some("close")
+            );
+            let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains("its certificate is not served")),
+                "{warnings:#?}"
+            );
+            assert!(
+                !warnings.iter().any(|w| w.contains("server_name")),
+                "{warnings:#?}"
+            );
+        }
+        let mapped = map(&(refuser("443 ssl", "return 403;") + &app("443 ssl"))).unwrap();
+        assert_eq!(
+            json(&mapped, &["proxy", "unknown_host"]),
+            Some(serde_json::json!(403))
+        );
+        // `ssl_reject_handshake` alone: unknown names get no handshake, and a known SNI with
+        // another Host gets 421 (warned: nginx would serve the default server's root).
+        let mapped = map(&(refuser("443 ssl", "ssl_reject_handshake on;")
+            + &app("443 ssl")
+            + &refuser("8443 ssl", "return 444;")))
+        .unwrap();
+        assert_eq!(
+            value(&mapped, "proxy.reject_unknown_sni").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "unknown_host"]),
+            Some(serde_json::json!(421))
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        for expected in ["gets 421", "not served: its port 8443"] {
+            assert!(
+                warnings.iter().any(|w| w.contains(expected)),
+                "{expected}: {warnings:#?}"
+            );
+        }
+        // The app is the default server (first, unmarked refuser after it), two apps, a
+        // refuser that redirects, an app without a name: one server too many.
+        for text in [
+            app("443 ssl") + &refuser("443 ssl", "return 444;"),
+            app("443 ssl") + &app("443 ssl"),
+            refuser("443 ssl", "return 301 https://example.com;") + &app("443 ssl"),
+        ] {
+            let err = map(&text).unwrap_err().to_string();
+            assert!(err.contains("a second server with ssl"), "{err}");
+        }
+        let err = map(&(refuser("443 ssl", "return 444;")
+            + "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+               a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n"))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no server_name"), "{err}");
     }
 
     /// Words are read as nginx reads them (checked with `add_header` and curl against nginx

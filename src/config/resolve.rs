@@ -18,8 +18,9 @@ use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires,
     FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging,
-    PathMatch, Proxy, RateLimit, RedirectRewrite, Route, Telemetry, Template, TemplateCommand,
-    TemplateConfig, TemplateSource, TryFallback, Vault, Wait, default_cert_label,
+    PathMatch, Proxy, RateLimit, RedirectRewrite, Route, ServerNames, Telemetry, Template,
+    TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost, Vault, Wait,
+    default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -497,6 +498,83 @@ pub(super) fn resolve(
 }
 
 /// `disable_idle_connections` / `disable_keep_alives`: a list of `auto-auth`, `templating`,
+/// `proxy.server_names` and `proxy.unknown_host` (which needs the names).
+fn resolve_server_names(
+    r: &mut Resolver,
+    names: Option<raw::StringOrList>,
+    unknown: Option<&Scalar>,
+    reject_unknown_sni: Option<&Scalar>,
+) -> Option<ServerNames> {
+    let reject_unknown_sni = r.boolean(&["proxy", "reject_unknown_sni"], reject_unknown_sni, false);
+    const KEY: &[&str] = &["proxy", "server_names"];
+    let code = |value: &Scalar| match value {
+        Scalar::Int(code) => u16::try_from(*code).ok(),
+        Scalar::Text(text) if text.trim().eq_ignore_ascii_case("close") => Some(444),
+        Scalar::Text(text) => text.trim().parse::<u16>().ok(),
+        _ => None,
+    };
+    let unknown = match unknown {
+        None => UnknownHost::DEFAULT,
+        Some(value) => match code(value) {
+            Some(444) => UnknownHost::Close,
+            Some(code @ 400..=599) => UnknownHost::Status(code),
+            _ => {
+                r.error(
+                    &["proxy", "unknown_host"],
+                    format!(
+                        "{value} is neither \"close\" (or nginx's 444) nor a status from 400 to \
+                         599"
+                    ),
+                );
+                UnknownHost::DEFAULT
+            }
+        },
+    };
+    let names = match names {
+        None => {
+            if unknown != UnknownHost::DEFAULT {
+                r.error(
+                    &["proxy", "unknown_host"],
+                    "needs server_names, the hosts served: without them every host is",
+                );
+            }
+            if reject_unknown_sni {
+                r.error(
+                    &["proxy", "reject_unknown_sni"],
+                    "needs server_names, the names a handshake may ask for",
+                );
+            }
+            return None;
+        }
+        Some(raw::StringOrList::One(name)) => vec![name],
+        Some(raw::StringOrList::Many(names)) => names,
+    };
+    if names.is_empty() {
+        r.error(
+            KEY,
+            "an empty list: give the hosts served, or leave it out to serve every host",
+        );
+        return None;
+    }
+    let mut checked = Vec::with_capacity(names.len());
+    for name in names {
+        let name = if name.starts_with('~') {
+            name
+        } else {
+            name.trim_end_matches('.').to_ascii_lowercase()
+        };
+        match super::check_server_name(&name) {
+            Ok(()) => checked.push(name),
+            Err(why) => r.error(KEY, why),
+        }
+    }
+    Some(ServerNames {
+        names: checked,
+        unknown,
+        reject_unknown_sni,
+    })
+}
+
 /// `proxy.listen`: one address or a list of them (the same server on each); the first, and the
 /// others.
 fn resolve_proxy_listen(
@@ -1891,6 +1969,12 @@ fn resolve_proxy(
     );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
+    let server_names = resolve_server_names(
+        r,
+        raw.server_names,
+        raw.unknown_host.as_ref(),
+        raw.reject_unknown_sni.as_ref(),
+    );
     let file_types = resolve_file_types(r, raw.file_types);
     let expires = resolve_expires(r, &["proxy", "expires"], raw.expires.as_deref(), None);
     let client_ca_file =
@@ -1966,6 +2050,7 @@ fn resolve_proxy(
         rate_limits,
         rate_limit_status,
         access_rules,
+        server_names,
         file_types,
         expires,
         drop_underscore_headers: r.boolean(

@@ -32,11 +32,13 @@ use super::basic_auth::{self, BasicAuth};
 use super::client_cert::ClientCert;
 use super::cookies;
 use super::files::{FileBody, Files, Served};
+use super::hosts::Hosts;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
+use crate::tls::stream::NameCheck;
 
 /// A response body: the upstream's stream, a short one of ours, or a file a route serves.
 pub(crate) type ProxyBody = Either<UpstreamBody, Either<Full<Bytes>, FileBody>>;
@@ -172,6 +174,10 @@ pub(crate) struct Forwarder {
     drop_underscore_headers: bool,
     /// Every `basic_auth_file`, read once.
     auths: Vec<Arc<BasicAuth>>,
+    /// `proxy.server_names`: none, every host is served.
+    hosts: Option<Arc<Hosts>>,
+    /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
+    sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
 }
 
@@ -492,10 +498,28 @@ impl Forwarder {
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
         let default = Target::new(&config.own_route(), &mut auths, &zones, &files)?;
+        let hosts = config
+            .server_names
+            .as_ref()
+            .map(Hosts::new)
+            .transpose()?
+            .map(Arc::new);
         Ok(Forwarder {
             default,
             locations,
             auths,
+            sni_check: hosts
+                .clone()
+                .filter(|_| {
+                    config
+                        .server_names
+                        .as_ref()
+                        .is_some_and(|n| n.reject_unknown_sni)
+                })
+                .map(|hosts| {
+                    Box::new(move |name: &str| hosts.knows(name.as_bytes())) as Box<NameCheck>
+                }),
+            hosts,
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -555,6 +579,11 @@ impl Forwarder {
     /// access log is on), `upstream_time` is set to the wait for the upstream's response
     /// headers, if it answered; without it, the clock is not read for it. `h1`, on an HTTP/1
     /// connection, is told when the request body has been read to its end.
+    /// With `reject_unknown_sni`: whether a handshake's server name is one of `server_names`.
+    pub(crate) fn sni_filter(&self) -> Option<&NameCheck> {
+        self.sni_check.as_deref()
+    }
+
     pub(crate) async fn handle(
         &self,
         mut request: Request<Incoming>,
@@ -570,6 +599,23 @@ impl Forwarder {
                 return self.finish(started, error(status, why));
             }
         };
+        // nginx chooses the server by the host before anything else it does with a request.
+        if let Some(hosts) = &self.hosts
+            && !hosts.knows(host.as_bytes())
+        {
+            self.metrics.client_errors.unknown_host.inc();
+            discard_body(request, h1);
+            // The other server's answer: none of this one's response headers.
+            let response = match hosts.refusal() {
+                Some(status) => error(status, UNKNOWN_HOST),
+                None => close_connection(),
+            };
+            self.metrics.response(response.status());
+            self.metrics
+                .request_duration
+                .observe(started.elapsed().as_secs_f64());
+            return response;
+        }
         // A `try_files` fallback sends the request on to another location, at most this many
         // times (nginx's limit of internal redirects).
         let mut hops = 0;
@@ -1359,9 +1405,26 @@ fn tunnel(
     Response::from_parts(parts, full(Bytes::new()))
 }
 
-/// A short plain-text error.
 /// The 413's text.
 const TOO_LARGE: &str = "request body too large\n";
+
+/// The text of `unknown_host`'s status.
+const UNKNOWN_HOST: &str = "this server does not answer for that host\n";
+
+/// nginx's 444: a handler's answer that says "close the connection, send nothing" (the
+/// connection's service turns it into an error, so hyper closes an HTTP/1 connection and
+/// resets an HTTP/2 stream).
+pub(crate) const CLOSE: StatusCode = match StatusCode::from_u16(444) {
+    Ok(code) => code,
+    Err(_) => unreachable!(),
+};
+
+/// The answer that closes the connection: [`CLOSE`].
+fn close_connection() -> Response<ProxyBody> {
+    let mut response = Response::new(full(Bytes::new()));
+    *response.status_mut() = CLOSE;
+    response
+}
 
 /// A request answered without being forwarded: a body the client may still be sending is
 /// read and dropped ([`super::upstream::discard`]), so that the client reads the answer.
@@ -1372,6 +1435,7 @@ fn discard_body(request: Request<Incoming>, h1: Option<Arc<H1State>>) {
     }
 }
 
+/// A short plain-text error.
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;

@@ -67,11 +67,13 @@ pub(crate) struct ClientErrors {
     pub rate_limited: IntCounter,
     /// From an address `access_rules` deny (403).
     pub forbidden: IntCounter,
+    /// For a host `server_names` does not hold (`unknown_host`).
+    pub unknown_host: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 8] = [
+    pub(crate) const KINDS: [&'static str; 9] = [
         "host",
         "transfer_encoding",
         "method",
@@ -80,6 +82,7 @@ impl ClientErrors {
         "unauthorized",
         "rate_limited",
         "forbidden",
+        "unknown_host",
     ];
 }
 
@@ -169,6 +172,7 @@ impl ProxyMetrics {
                 unauthorized: client_errors.with_label_values(&[ClientErrors::KINDS[5]]),
                 rate_limited: client_errors.with_label_values(&[ClientErrors::KINDS[6]]),
                 forbidden: client_errors.with_label_values(&[ClientErrors::KINDS[7]]),
+                unknown_host: client_errors.with_label_values(&[ClientErrors::KINDS[8]]),
             },
         })
     }

@@ -15,6 +15,7 @@ pub(crate) mod client_cert;
 pub(crate) mod cookies;
 pub(crate) mod files;
 pub(crate) mod forward;
+pub(crate) mod hosts;
 pub(crate) mod metrics;
 pub(crate) mod park;
 pub(crate) mod rate_limit;
@@ -368,6 +369,19 @@ async fn accept_loop(
     drop(listener);
 }
 
+/// A service's error that asks hyper to close the connection without a response (an HTTP/2
+/// stream is reset): nginx's 444.
+#[derive(Debug)]
+struct CloseConnection;
+
+impl std::fmt::Display for CloseConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed without a response (444)")
+    }
+}
+
+impl std::error::Error for CloseConnection {}
+
 /// What every connection task shares.
 struct ConnectionShared {
     forwarder: Arc<Forwarder>,
@@ -400,7 +414,7 @@ impl ConnectionShared {
         let Some(connection) = self.start_http(
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.access_log))) => result,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.access_log, self.forwarder.sni_filter()))) => result,
             },
             started,
             peer,
@@ -506,9 +520,21 @@ impl ConnectionShared {
                         bytes: 0,
                     })
                 });
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| AccessBody::new(body, record, open)),
-                )
+                let close = response.status() == forward::CLOSE;
+                let response = response.map(|body| AccessBody::new(body, record, open));
+                if close {
+                    // Logged (status 444, as nginx logs it) as the response is dropped unsent.
+                    drop(response);
+                    // HTTP/1: hyper closes the connection on the error. HTTP/2: hyper resets
+                    // the stream with the reason the error carries, nginx's PROTOCOL_ERROR.
+                    return Err(if h2 {
+                        Box::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR))
+                            as Box<dyn std::error::Error + Send + Sync>
+                    } else {
+                        Box::new(CloseConnection)
+                    });
+                }
+                Ok(response)
             }
         });
         match h1_state {

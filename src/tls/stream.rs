@@ -135,6 +135,7 @@ pub(crate) async fn accept(
     configs: &ServerConfigs,
     mut io: TcpStream,
     want_sni: bool,
+    known_name: Option<&NameCheck>,
 ) -> io::Result<ServerTls> {
     // The ClientHello first: it decides the config the connection is made with. The bytes stay
     // in `incoming` for rustls.
@@ -160,6 +161,22 @@ pub(crate) async fn accept(
             break name;
         }
     };
+    // A name the server does not answer for (or none): the `unrecognized_name` alert, as
+    // nginx's `ssl_reject_handshake` gives it, and no handshake.
+    if let Some(known) = known_name
+        && !eof
+        && !sni.as_deref().is_some_and(known)
+    {
+        let _ = io.try_write(&UNRECOGNIZED_NAME);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "refused: the client asked for {} (reject_unknown_sni)",
+                sni.as_deref()
+                    .map_or("no name".to_string(), |n| format!("{n:?}"))
+            ),
+        ));
+    }
     let config = if hello.prefers_chacha20() {
         &configs.chacha20
     } else {
@@ -186,6 +203,12 @@ pub(crate) async fn accept(
     poll_fn(|cx| tls.poll_handshake(cx)).await?;
     Ok(tls)
 }
+
+/// Whether the server answers for a TLS server name (SNI).
+pub(crate) type NameCheck = dyn Fn(&str) -> bool + std::marker::Send + Sync;
+
+/// A fatal `unrecognized_name` alert (RFC 8446 §6.2, 112) in a plaintext record.
+const UNRECOGNIZED_NAME: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
 
 /// Makes room in `incoming` for one read from the socket.
 fn reserve_read(incoming: &mut Vec<u8>) {
@@ -711,7 +734,7 @@ mod tests {
             connector.connect(name, tcp).await.unwrap()
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let server = accept(server, tcp, true).await.unwrap();
+        let server = accept(server, tcp, true, None).await.unwrap();
         (server, client.await.unwrap())
     }
 
@@ -890,7 +913,7 @@ mod tests {
             got
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut server = accept(&configs, tcp, false).await.unwrap();
+        let mut server = accept(&configs, tcp, false, None).await.unwrap();
         assert!(server.wants_write(), "the ticket waits for the response");
         let mut got = [0; 4];
         server.read_exact(&mut got).await.unwrap();
@@ -1119,7 +1142,9 @@ mod tests {
             tcp
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut server = accept(&server_config(&pki), tcp, false).await.unwrap();
+        let mut server = accept(&server_config(&pki), tcp, false, None)
+            .await
+            .unwrap();
         let mut got = [0; 13];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"early request");
@@ -1152,7 +1177,7 @@ mod tests {
             connector.connect(name, tcp).await.unwrap_err()
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let err = accept(&config, tcp, false).await.err().unwrap();
+        let err = accept(&config, tcp, false, None).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.get_ref().unwrap().is::<rustls::Error>());
         let client_err = client.await.unwrap().to_string();
@@ -1176,7 +1201,7 @@ mod tests {
             client.await.unwrap();
             let handshake = tokio::time::timeout(
                 std::time::Duration::from_secs(10),
-                accept(&server_config(&pki), tcp, true),
+                accept(&server_config(&pki), tcp, true, None),
             )
             .await
             .expect("the handshake ends at the client's EOF");
@@ -1201,7 +1226,10 @@ mod tests {
             let _ = tcp.read_to_end(&mut rest).await;
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let err = accept(&server_config(&pki), tcp, true).await.err().unwrap();
+        let err = accept(&server_config(&pki), tcp, true, None)
+            .await
+            .err()
+            .unwrap();
         assert!(crate::tls::is_plain_text_client(&err), "{err}");
         client.await.unwrap();
     }

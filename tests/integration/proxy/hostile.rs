@@ -1146,6 +1146,57 @@ async fn fixed_responses_are_answered_by_the_proxy() {
     );
 }
 
+/// `proxy.server_names`: a request for another host is refused before anything else looks at
+/// it (here before a fixed response of its path), with `unknown_host`'s status or, for
+/// `"close"`, a closed HTTP/1.1 connection and an HTTP/2 stream reset with PROTOCOL_ERROR, as
+/// nginx's 444; counted as `client_errors_total{kind="unknown_host"}`; nothing reaches the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_other_hosts_are_refused() {
+    const UNKNOWN: &str = "pki_sidecar_proxy_client_errors_total{kind=\"unknown_host\"}";
+    for (unknown, refused) in [("404", "404"), ("\"close\"", "closed")] {
+        let recorder = Recorder::start("").await;
+        let setting = format!(
+            "  server_names = [\"a.example\", \"*.b.example\"]\n  unknown_host = {unknown}\n  \
+             fixed_responses = {{ \"/health\" = {{ status = 200 }} }}\n"
+        );
+        let fixture = fixture(recorder.address, Box::leak(setting.into_boxed_str())).await;
+        for (host, expected) in [
+            ("a.example", "200"),
+            ("A.Example.:8443", "200"),
+            ("x.b.example", "200"),
+            ("b.example", refused),
+            ("c.example", refused),
+        ] {
+            for (path, reaches_app) in [("/health", false), ("/app", true)] {
+                let h1 = Via::H1(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").leak());
+                let h2 = Via::H2 {
+                    method: "GET",
+                    path,
+                    authority: Some(Box::leak(host.to_string().into_boxed_str())),
+                    headers: &[],
+                };
+                for (via, closed) in [(h1, "closed"), (h2, "reset (PROTOCOL_ERROR)")] {
+                    let (got, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &via).await;
+                    let expected = if expected == "closed" {
+                        closed
+                    } else {
+                        expected
+                    };
+                    assert_eq!(got, expected, "{unknown}: {host} {path}");
+                    if expected == "200" && reaches_app {
+                        assert_eq!(recorder.wait_take(1).await.len(), 1);
+                    }
+                }
+            }
+        }
+        assert_eq!(fixture.proxy.metric(UNKNOWN), 8.0, "{unknown}");
+        assert!(
+            recorder.take().is_empty(),
+            "no refused request was forwarded"
+        );
+    }
+}
+
 /// `proxy.routes`: each location goes to its own upstream with its own settings, picked as nginx
 /// picks a location (exact, `^~` prefix, regular expressions in order, longest prefix), fixed
 /// responses among them; a route's limit, headers and timeout are its own.
