@@ -1170,6 +1170,27 @@ pub(crate) enum RequestHeaderPart {
     RemoteAddr,
     /// nginx's `$server_port`: the port of the listener the client reached.
     ServerPort,
+    /// nginx's `$remote_port`: the client's port.
+    RemotePort,
+    /// nginx's `$request_id`: 32 random hexadecimal digits, one value per request.
+    RequestId,
+    /// nginx's `$request_uri`: the path and query as the client sent them.
+    RequestUri,
+    /// nginx's `$uri`: the path, percent-decoded and with `.`, `..` and `//` resolved.
+    Uri,
+    /// nginx's `$args` (also `$query_string`): the query, without its `?`.
+    Args,
+    /// nginx's `$is_args`: `?` when there is a query, else nothing.
+    IsArgs,
+    /// nginx's `$request_method`.
+    RequestMethod,
+    /// nginx's `$ssl_protocol`: `TLSv1.2` or `TLSv1.3`.
+    SslProtocol,
+    /// nginx's `$ssl_server_name`: the server name the client asked for (SNI), else nothing.
+    SslServerName,
+    /// nginx's `$http_NAME`: the client's header NAME (`_` for `-`; several lines joined with
+    /// `, `, cookies with `; `), else nothing.
+    Http(String),
     /// nginx's `$ssl_client_*`: the client certificate of a mutual-TLS connection.
     Client(ClientVariable),
 }
@@ -1246,8 +1267,8 @@ pub(crate) fn variable_pieces(value: &str) -> Result<Vec<VariablePiece<'_>>, Str
     Ok(pieces)
 }
 
-/// A `proxy.request_headers` value in pieces; the error names a variable other than `$host`,
-/// `$remote_addr`, `$server_port` and the `$ssl_client_*` ones (also written `${host}`...).
+/// A `proxy.request_headers` value in pieces; the error names a variable that is not one of
+/// [`RequestHeaderPart`]'s (each also written `${name}`).
 pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>, String> {
     let mut parts = Vec::new();
     let mut text = String::new();
@@ -1260,6 +1281,24 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
             VariablePiece::Variable("host") => RequestHeaderPart::Host,
             VariablePiece::Variable("remote_addr") => RequestHeaderPart::RemoteAddr,
             VariablePiece::Variable("server_port") => RequestHeaderPart::ServerPort,
+            VariablePiece::Variable("remote_port") => RequestHeaderPart::RemotePort,
+            VariablePiece::Variable("request_id") => RequestHeaderPart::RequestId,
+            VariablePiece::Variable("request_uri") => RequestHeaderPart::RequestUri,
+            VariablePiece::Variable("uri" | "document_uri") => RequestHeaderPart::Uri,
+            VariablePiece::Variable("args" | "query_string") => RequestHeaderPart::Args,
+            VariablePiece::Variable("is_args") => RequestHeaderPart::IsArgs,
+            VariablePiece::Variable("request_method") => RequestHeaderPart::RequestMethod,
+            VariablePiece::Variable("ssl_protocol") => RequestHeaderPart::SslProtocol,
+            VariablePiece::Variable("ssl_server_name") => RequestHeaderPart::SslServerName,
+            VariablePiece::Variable(name)
+                if name.starts_with("http_")
+                    && name.len() > "http_".len()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                RequestHeaderPart::Http(
+                    name["http_".len()..].replace('_', "-").to_ascii_lowercase(),
+                )
+            }
             VariablePiece::Variable(name) => match ClientVariable::named(name) {
                 Some(variable) => RequestHeaderPart::Client(variable),
                 None => return Err(format!("${name}")),

@@ -39,6 +39,12 @@ pub(crate) struct Mapped {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// The variables `proxy_set_header` may use, for errors.
+const VARIABLES: &str = "$scheme, $https, $server_name, $server_port, $host, $remote_addr, \
+                         $remote_port, $request_id, $request_uri, $uri, $args, $is_args, \
+                         $request_method, $http_NAME, $ssl_protocol, $ssl_server_name and \
+                         $ssl_client_s_dn, _i_dn, _verify, _serial, _fingerprint, _escaped_cert";
+
 /// Nesting limit for `include`, against a file that includes itself.
 const INCLUDE_DEPTH: usize = 16;
 
@@ -748,6 +754,8 @@ struct Mapper {
     upstream_timeouts: [Vec<Directive>; 2],
     /// The port of the listener served: nginx's `$server_port`.
     listen_port: Option<String>,
+    /// The server's first `server_name`: nginx's `$server_name`.
+    server_name: String,
     /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
     /// forwards, not the peer's.
     real_ip_from: bool,
@@ -1065,6 +1073,14 @@ impl Mapper {
 
     /// The TLS server: its directives after those of the levels above it (last one wins).
     fn server(&mut self, server: &Directive, directives: &[Directive]) {
+        self.server_name = server
+            .block
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|d| d.name == "server_name")
+            .and_then(|d| d.args.first().cloned())
+            .unwrap_or_default();
         // What the locations need from their server, wherever it stands in the block.
         self.default_type = directives
             .iter()
@@ -1877,14 +1893,15 @@ impl Mapper {
                 continue;
             }
             let port = self.listen_port.clone();
+            let server_name = self.server_name.clone();
             let fixed = match substitute(value, |variable| match variable {
                 "scheme" => Some("https".to_string()),
                 "https" => Some("on".to_string()),
                 // Per request when the listeners' ports differ.
                 "server_port" => Some(port.clone().unwrap_or("${server_port}".to_string())),
+                "server_name" => Some(server_name.clone()),
                 // Replaced by the proxy for each request (braced: text may follow).
-                "host" | "remote_addr" => Some(format!("${{{variable}}}")),
-                client if super::ClientVariable::named(client).is_some() => {
+                other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
                     Some(format!("${{{variable}}}"))
                 }
                 _ => None,
@@ -1893,11 +1910,7 @@ impl Mapper {
                 Err(variable) => {
                     self.error(
                         d,
-                        format!(
-                            "{name} {value}: {variable} is not supported (only $scheme, $https, \
-                             $server_port, $host, $remote_addr and $ssl_client_s_dn, _i_dn, \
-                             _verify, _serial, _fingerprint, _escaped_cert)"
-                        ),
+                        format!("{name} {value}: {variable} is not supported (only {VARIABLES})"),
                     );
                     continue;
                 }
@@ -4333,6 +4346,27 @@ server {
                  sets X-Forwarded-For",
                 ":13:5: proxy_set_header: X-Name $hostname: $hostname is not supported",
             ],
+        );
+        // The request's own variables, replaced for each request; `$server_name`, a constant.
+        let mapped = map(&server(
+            "  server_name app.example.com www.example.com;\n",
+            "    proxy_set_header Host $host;\n    proxy_set_header X-Request-ID $request_id;\n    \
+             proxy_set_header X-Original-URI $request_uri;\n    proxy_set_header X-Path \
+             \"$uri$is_args$args\";\n    proxy_set_header X-Trace $http_x_trace;\n    \
+             proxy_set_header X-Server $server_name;\n    proxy_set_header X-TLS \
+             \"$ssl_protocol $ssl_server_name $remote_port\";\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            request_headers(&mapped),
+            [
+                pair("X-Original-URI", "${request_uri}"),
+                pair("X-Path", "${uri}${is_args}${args}"),
+                pair("X-Request-ID", "${request_id}"),
+                pair("X-Server", "app.example.com"),
+                pair("X-TLS", "${ssl_protocol} ${ssl_server_name} ${remote_port}"),
+                pair("X-Trace", "${http_x_trace}"),
+            ]
         );
         // With set_real_ip_from, nginx's $remote_addr is what a trusted peer forwards.
         let mapped = map(&server(

@@ -2176,10 +2176,12 @@ fn resolve_request_headers(
             r.error(
                 &at,
                 format!(
-                    "{variable}: only $host, $remote_addr, $server_port, $ssl_client_s_dn, \
-                     $ssl_client_i_dn, \
-                     $ssl_client_verify, $ssl_client_serial, $ssl_client_fingerprint and \
-                     $ssl_client_escaped_cert are replaced in a value"
+                    "{variable}: only $host, $remote_addr, $remote_port, $server_port, \
+                     $request_id, $request_uri, $uri, $args, $is_args, $request_method, \
+                     $http_NAME, $ssl_protocol, $ssl_server_name, $ssl_client_s_dn, \
+                     $ssl_client_i_dn, $ssl_client_verify, $ssl_client_serial, \
+                     $ssl_client_fingerprint and $ssl_client_escaped_cert are replaced in a \
+                     value"
                 ),
             );
             continue;

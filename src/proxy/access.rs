@@ -36,18 +36,22 @@ pub(crate) struct ConnectionInfo {
     pub sni: Box<str>,
 }
 
+/// The connection's TLS version as nginx's `$ssl_protocol` names it.
+pub(crate) fn tls_version(connection: &ServerTls) -> &'static str {
+    match connection.session().protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        Some(_) => "other",
+        None => "",
+    }
+}
+
 impl ConnectionInfo {
     /// The details of `connection` from `client`.
     pub(crate) fn new(client: SocketAddr, connection: &ServerTls) -> ConnectionInfo {
-        let tls_version = match connection.session().protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-            Some(_) => "other",
-            None => "",
-        };
         ConnectionInfo {
             client,
-            tls_version,
+            tls_version: tls_version(connection),
             sni: connection.server_name().unwrap_or_default().into(),
         }
     }

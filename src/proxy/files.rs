@@ -312,7 +312,7 @@ fn expand(template: &str, path: &[u8], query: Option<&str>) -> String {
 /// `path` percent-decoded, its empty and `.` segments dropped and each `..` taking the one
 /// before it, as nginx reads a URI; ending in `/` when it did (or in `/.`, `/..`). `None`: a
 /// bad escape, a NUL, or a `..` above the top (nginx's 400).
-fn normalize(path: &str) -> Option<Vec<u8>> {
+pub(crate) fn normalize(path: &str) -> Option<Vec<u8>> {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut at = 0;

@@ -136,6 +136,13 @@ pub(crate) struct Peer {
     pub client_cert: Option<Box<ClientCert>>,
     /// The port of the listener the connection came in on (nginx's `$server_port`).
     pub local_port: u16,
+    /// The client's port (nginx's `$remote_port`).
+    pub port: u16,
+    /// `TLSv1.2` or `TLSv1.3` (nginx's `$ssl_protocol`).
+    pub tls_version: &'static str,
+    /// The server name the client asked for, kept when a request header needs it (nginx's
+    /// `$ssl_server_name`).
+    pub sni: Option<Box<str>>,
 }
 
 impl Peer {
@@ -154,6 +161,9 @@ impl Peer {
             trusted,
             client_cert: None,
             local_port: 443,
+            port: 0,
+            tls_version: "TLSv1.3",
+            sni: None,
         }
     }
 }
@@ -546,11 +556,20 @@ impl Forwarder {
     /// Whether a request header carries a `$ssl_client_*` variable: the client certificate is
     /// then formed for each connection that has one.
     pub(crate) fn wants_client_cert(&self) -> bool {
+        self.uses(|part| matches!(part, config::RequestHeaderPart::Client(_)))
+    }
+
+    /// Whether a request header carries `$ssl_server_name`: the connection's server name is
+    /// then kept.
+    pub(crate) fn wants_sni(&self) -> bool {
+        self.uses(|part| matches!(part, config::RequestHeaderPart::SslServerName))
+    }
+
+    /// Whether a request header of any target has a piece `wanted` says yes to.
+    fn uses(&self, wanted: impl Fn(&config::RequestHeaderPart) -> bool) -> bool {
         let uses = |target: &Target| {
             target.request_headers.iter().any(|(_, set)| match set {
-                SetHeader::PerRequest(parts) => parts
-                    .iter()
-                    .any(|part| matches!(part, config::RequestHeaderPart::Client(_))),
+                SetHeader::PerRequest(parts) => parts.iter().any(&wanted),
                 _ => false,
             })
         };
@@ -562,6 +581,7 @@ impl Forwarder {
                 .map(|(_, action)| action)
                 .chain(self.locations.prefixes.iter().map(|(_, _, action)| action))
                 .chain(self.locations.regexes.iter().map(|(_, action)| action))
+                .chain(self.locations.named.iter().map(|(_, action)| action))
                 .any(|action| matches!(action, Action::Forward(target) if uses(target)))
     }
 
@@ -752,6 +772,10 @@ impl Forwarder {
                 ),
             );
         };
+        // nginx's variables read the request as the client sent it: formed before the
+        // proxy changes its headers.
+        let per_request = (!target.request_headers.is_empty())
+            .then(|| per_request_values(&request, &host, &target.request_headers, peer));
         let h2 = request.version() == Version::HTTP_2;
         let upgrade_header = if h2 {
             None
@@ -775,8 +799,8 @@ impl Forwarder {
         self.add_forwarded(request.headers_mut(), peer, &host, target.x_real_ip);
         // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
         request.headers_mut().insert(header::HOST, host);
-        if !target.request_headers.is_empty() {
-            set_request_headers(request.headers_mut(), &target.request_headers, peer);
+        if let Some(values) = per_request {
+            set_request_headers(request.headers_mut(), &target.request_headers, values);
         }
         let path = request
             .uri()
@@ -1197,9 +1221,15 @@ enum SetHeader {
 }
 
 /// `proxy.request_headers`, as nginx's `proxy_set_header`: each header set to its value, the
-/// client's lines of it replaced, or removed when its value is empty. Run after the request's
-/// one `Host` is in place, which `$host` reads (lowercased, without the port, as nginx's).
-fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)], peer: &Peer) {
+/// client's lines of it replaced, or removed when its value is empty; `values` holds the
+/// per-request ones in order ([`per_request_values`]; `None`: not a valid header value, so not
+/// set).
+fn set_request_headers(
+    headers: &mut HeaderMap,
+    set: &[(HeaderName, SetHeader)],
+    values: Vec<Option<HeaderValue>>,
+) {
+    let mut values = values.into_iter();
     for (name, what) in set {
         let value = match what {
             SetHeader::Remove => {
@@ -1207,39 +1237,95 @@ fn set_request_headers(headers: &mut HeaderMap, set: &[(HeaderName, SetHeader)],
                 continue;
             }
             SetHeader::Fixed(value) => value.clone(),
-            SetHeader::PerRequest(parts) => {
-                let mut built = Vec::new();
-                for part in parts {
-                    match part {
-                        config::RequestHeaderPart::Text(text) => {
-                            built.extend_from_slice(text.as_bytes());
-                        }
-                        config::RequestHeaderPart::RemoteAddr => {
-                            built.extend_from_slice(peer.for_value.as_bytes());
-                        }
-                        config::RequestHeaderPart::ServerPort => {
-                            built.extend_from_slice(peer.local_port.to_string().as_bytes());
-                        }
-                        config::RequestHeaderPart::Client(variable) => {
-                            built.extend_from_slice(client_variable(peer, *variable).as_bytes());
-                        }
-                        config::RequestHeaderPart::Host => {
-                            let host = headers
-                                .get(header::HOST)
-                                .map(|h| h.as_bytes())
-                                .unwrap_or_default();
-                            built.extend(without_port(host).iter().map(u8::to_ascii_lowercase));
-                        }
-                    }
-                }
-                match HeaderValue::from_bytes(&built) {
-                    Ok(value) => value,
-                    Err(_) => continue,
-                }
-            }
+            SetHeader::PerRequest(_) => match values.next().flatten() {
+                Some(value) => value,
+                None => continue,
+            },
         };
         headers.insert(name.clone(), value);
     }
+}
+
+/// The values of `set`'s per-request entries for `request` from `peer`, in order, read from the
+/// request as the client sent it (`$host`: the admitted `host`, lowercased, without the port,
+/// as nginx's).
+fn per_request_values<B>(
+    request: &Request<B>,
+    host: &HeaderValue,
+    set: &[(HeaderName, SetHeader)],
+    peer: &Peer,
+) -> Vec<Option<HeaderValue>> {
+    use config::RequestHeaderPart as Part;
+    let uri = request.uri();
+    let query = uri.query().unwrap_or_default();
+    let mut request_id: Option<String> = None;
+    let mut values = Vec::new();
+    for (_, what) in set {
+        let SetHeader::PerRequest(parts) = what else {
+            continue;
+        };
+        let mut built = Vec::new();
+        for part in parts {
+            match part {
+                Part::Text(text) => built.extend_from_slice(text.as_bytes()),
+                Part::RemoteAddr => built.extend_from_slice(peer.for_value.as_bytes()),
+                Part::ServerPort => built.extend_from_slice(peer.local_port.to_string().as_bytes()),
+                Part::RemotePort => built.extend_from_slice(peer.port.to_string().as_bytes()),
+                Part::Client(variable) => {
+                    built.extend_from_slice(client_variable(peer, *variable).as_bytes());
+                }
+                Part::Host => {
+                    built.extend(
+                        without_port(host.as_bytes())
+                            .iter()
+                            .map(u8::to_ascii_lowercase),
+                    );
+                }
+                Part::RequestId => built.extend_from_slice(
+                    request_id
+                        .get_or_insert_with(|| format!("{:032x}", fastrand::u128(..)))
+                        .as_bytes(),
+                ),
+                Part::RequestUri => built.extend_from_slice(
+                    uri.path_and_query()
+                        .map_or(uri.path(), PathAndQuery::as_str)
+                        .as_bytes(),
+                ),
+                Part::Uri => match super::files::normalize(uri.path()) {
+                    Some(path) => built.extend_from_slice(&path),
+                    None => built.extend_from_slice(uri.path().as_bytes()),
+                },
+                Part::Args => built.extend_from_slice(query.as_bytes()),
+                Part::IsArgs => {
+                    if !query.is_empty() {
+                        built.push(b'?');
+                    }
+                }
+                Part::RequestMethod => {
+                    built.extend_from_slice(request.method().as_str().as_bytes())
+                }
+                Part::SslProtocol => built.extend_from_slice(peer.tls_version.as_bytes()),
+                Part::SslServerName => {
+                    built.extend_from_slice(peer.sni.as_deref().unwrap_or_default().as_bytes());
+                }
+                // An HTTP/2 client names the host in `:authority`: nginx's `$http_host` is it.
+                Part::Http(name) if name == "host" => built.extend_from_slice(host.as_bytes()),
+                Part::Http(name) => {
+                    let separator: &[u8] = if name == "cookie" { b"; " } else { b", " };
+                    for (index, value) in
+                        request.headers().get_all(name.as_str()).iter().enumerate()
+                    {
+                        if index > 0 {
+                            built.extend_from_slice(separator);
+                        }
+                        built.extend_from_slice(value.as_bytes());
+                    }
+                }
+            }
+        }
+        values.push(HeaderValue::from_bytes(&built).ok());
+    }
+    values
 }
 
 /// `$ssl_client_*` for `peer`'s connection: empty (`NONE` for `verify`) without a client
@@ -1513,36 +1599,59 @@ mod tests {
 
     #[test]
     fn request_headers_are_set_or_removed_as_nginx_proxy_set_header_does() {
-        let mut headers = HeaderMap::new();
-        headers.append("x-scheme", HeaderValue::from_static("forged"));
-        headers.append("x-scheme", HeaderValue::from_static("twice"));
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic eA=="),
-        );
-        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        headers.insert(header::HOST, HeaderValue::from_static("App.Example:8443"));
+        let mut request = Request::builder()
+            .method("PATCH")
+            .uri("/a/./b/../c%20d?x=1&y")
+            .header("x-scheme", "forged")
+            .header("x-scheme", "twice")
+            .header(header::AUTHORIZATION, "Basic eA==")
+            .header(header::ACCEPT, "*/*")
+            .header("x-trace", "one")
+            .header("x-trace", "two")
+            .header(header::COOKIE, "a=1")
+            .header(header::COOKIE, "b=2")
+            .body(())
+            .unwrap();
+        let host = HeaderValue::from_static("App.Example:8443");
         let parts =
             |value: &str| SetHeader::PerRequest(config::request_header_parts(value).unwrap());
-        set_request_headers(
-            &mut headers,
-            &[
-                (
-                    HeaderName::from_static("x-scheme"),
-                    SetHeader::Fixed(HeaderValue::from_static("https")),
-                ),
-                (header::AUTHORIZATION, SetHeader::Remove),
-                (
-                    HeaderName::from_static("x-forwarded-port"),
-                    SetHeader::Fixed(HeaderValue::from_static("443")),
-                ),
-                (
-                    HeaderName::from_static("x-client"),
-                    parts("ip=$remote_addr;h=${host}"),
-                ),
-            ],
-            &Peer::new("192.0.2.7".parse().unwrap(), false),
-        );
+        let mut peer = Peer::new("192.0.2.7".parse().unwrap(), false);
+        peer.port = 50123;
+        peer.local_port = 8443;
+        peer.tls_version = "TLSv1.2";
+        peer.sni = Some("app.example".into());
+        let set = [
+            (
+                HeaderName::from_static("x-scheme"),
+                SetHeader::Fixed(HeaderValue::from_static("https")),
+            ),
+            (header::AUTHORIZATION, SetHeader::Remove),
+            (
+                HeaderName::from_static("x-forwarded-port"),
+                SetHeader::Fixed(HeaderValue::from_static("443")),
+            ),
+            (
+                HeaderName::from_static("x-client"),
+                parts("ip=$remote_addr;h=${host}"),
+            ),
+            (
+                HeaderName::from_static("x-request"),
+                parts("$request_method $request_uri $uri$is_args$args $query_string"),
+            ),
+            (
+                HeaderName::from_static("x-connection"),
+                parts("$remote_port $server_port $ssl_protocol $ssl_server_name"),
+            ),
+            (
+                HeaderName::from_static("x-headers"),
+                parts("$http_x_trace|$http_cookie|$http_host|$http_none|"),
+            ),
+            (HeaderName::from_static("x-id"), parts("$request_id")),
+            (HeaderName::from_static("x-id-twice"), parts("$request_id")),
+        ];
+        let values = per_request_values(&request, &host, &set, &peer);
+        let headers = request.headers_mut();
+        set_request_headers(headers, &set, values);
         let all = |name: &str| {
             headers
                 .get_all(name)
@@ -1554,6 +1663,19 @@ mod tests {
         assert!(all("authorization").is_empty(), "removed");
         assert_eq!(all("x-forwarded-port"), ["443"]);
         assert_eq!(all("x-client"), ["ip=192.0.2.7;h=app.example"]);
+        assert_eq!(
+            all("x-request"),
+            ["PATCH /a/./b/../c%20d?x=1&y /a/c d?x=1&y x=1&y"]
+        );
+        assert_eq!(all("x-connection"), ["50123 8443 TLSv1.2 app.example"]);
+        assert_eq!(all("x-headers"), ["one, two|a=1; b=2|App.Example:8443||"]);
+        let id = all("x-id")[0].to_string();
+        assert_eq!(id.len(), 32);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(all("x-id-twice"), [id.as_str()], "one id per request");
         assert_eq!(without_port(b"[::1]:443"), b"[::1]");
         assert_eq!(without_port(b"example.com"), b"example.com");
         assert_eq!(all("accept"), ["*/*"], "others untouched");

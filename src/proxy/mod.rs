@@ -161,6 +161,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Whether a connection keeps its TLS server name: for the access log, or for a request
+    /// header's `$ssl_server_name`.
+    fn access_log_or_sni(&self) -> bool {
+        self.config.access_log || self.forwarder.wants_sni()
+    }
+
     /// Registers the proxy's metrics in `telemetry`, builds the TLS config and the upstream
     /// client; reads no certificate and binds nothing yet.
     pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
@@ -270,6 +276,7 @@ impl Proxy {
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
             client_cert_wanted: self.forwarder.wants_client_cert(),
+            sni_wanted: self.access_log_or_sni(),
         });
         // The accept loop is a task of its own, so it runs on a runtime worker (the thread that
         // also polls the sockets and runs the connections) rather than on the thread that
@@ -395,6 +402,9 @@ struct ConnectionShared {
     access_log: bool,
     /// A request header carries a `$ssl_client_*` variable.
     client_cert_wanted: bool,
+    /// The access log is on or a request header carries `$ssl_server_name`: a connection
+    /// keeps its server name.
+    sni_wanted: bool,
 }
 
 impl ConnectionShared {
@@ -414,7 +424,7 @@ impl ConnectionShared {
         let Some(connection) = self.start_http(
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.access_log, self.forwarder.sni_filter()))) => result,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.sni_wanted, self.forwarder.sni_filter()))) => result,
             },
             started,
             peer,
@@ -460,6 +470,11 @@ impl ConnectionShared {
         };
         let mut peer_info = Peer::new(peer.ip(), self.forwarder.trusts(peer.ip()));
         peer_info.local_port = local_port;
+        peer_info.port = peer.port();
+        peer_info.tls_version = access::tls_version(&tls);
+        if self.sni_wanted {
+            peer_info.sni = tls.server_name().map(Box::from);
+        }
         if self.client_cert_wanted {
             peer_info.client_cert = tls
                 .session()

@@ -1578,6 +1578,93 @@ async fn a_default_server_refuses_other_hosts_as_nginx_does() {
     }
 }
 
+/// nginx's request variables in `proxy_set_header` (`$request_method`, `$request_uri`, `$uri`,
+/// `$args`, `$is_args`, `$query_string`, `$http_NAME`, `$server_name`, `$ssl_protocol`,
+/// `$ssl_server_name`): the same values at the app from nginx and from the proxy, over HTTP/1.1
+/// and HTTP/2; `$request_id` and `$remote_port` of the same form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_variables_reach_the_app_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let shown = d.display();
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            "{preamble}    server {{\n        listen 127.0.0.1:{port} ssl http2;\n        \
+             server_name localhost app.example.com;\n        ssl_certificate {shown}/tls.crt;\n        \
+             ssl_certificate_key {shown}/tls.key;\n        ssl_protocols TLSv1.2 TLSv1.3;\n        \
+             location / {{\n            \
+             proxy_pass http://127.0.0.1:{app};\n            proxy_set_header Host $host;\n            \
+             proxy_set_header X-Method $request_method;\n            proxy_set_header \
+             X-Original-URI $request_uri;\n            proxy_set_header X-Path \
+             \"$uri$is_args$args|$query_string\";\n            proxy_set_header X-Trace \
+             \"[$http_x_trace][$http_x_absent][$http_host]\";\n            proxy_set_header \
+             X-Server $server_name;\n            proxy_set_header X-TLS \"$ssl_protocol \
+             $ssl_server_name\";\n            proxy_set_header X-Request-ID $request_id;\n            \
+             proxy_set_header X-Remote-Port $remote_port;\n        }}\n    }}\n}}\n",
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for (version, path) in [
+            ("--http1.1", "/a/./b/../c%20d?x=1&y"),
+            ("--http2", "/plain"),
+            ("--http1.1", "/q?"),
+        ] {
+            let output = Command::new("curl")
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "10",
+                    "--path-as-is",
+                    version,
+                ])
+                .args(["-X", "PATCH", "-H", "X-Trace: one"])
+                .arg("--cacert")
+                .arg(d.join("tls.crt"))
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+                .arg(format!("https://localhost:{port}{path}"))
+                .output()
+                .expect("run curl");
+            assert!(output.status.success(), "{output:?}");
+            let received = app.take();
+            assert_eq!(received.len(), 1);
+            let header = |name: &str| received[0].header(name).join(" / ");
+            for name in [
+                "x-method",
+                "x-original-uri",
+                "x-path",
+                "x-trace",
+                "x-server",
+                "x-tls",
+            ] {
+                seen.push(format!("{path} {name}: {}", header(name)));
+            }
+            let id = header("x-request-id");
+            assert!(
+                id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert!(header("x-remote-port").parse::<u16>().is_ok());
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    assert!(
+        theirs.contains(&"/a/./b/../c%20d?x=1&y x-path: /a/c d?x=1&y|x=1&y".to_string()),
+        "{theirs:#?}"
+    );
+}
+
 /// `try_files`: a file, a directory's index, then a named location that forwards (the app
 /// gets the path as it came); an SPA's fallback page; `=404`; a fallback path with `$args`
 /// that another location forwards (the app gets that path and the query): the same statuses
