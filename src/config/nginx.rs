@@ -2554,14 +2554,16 @@ impl Mapper {
                     return None;
                 }
                 [one] if !one.starts_with('/') => {
-                    self.error(
+                    let full = format!("{NGINX_PREFIX}/{one}");
+                    self.warn(
                         &dir,
                         format!(
-                            "{one} is relative to nginx's prefix: give the absolute directory \
-                             (Debian's prefix is /usr/share/nginx)"
+                            "{one} is relative to nginx's prefix: served from {full} (Debian's \
+                             prefix; nginx's own image has /etc/nginx): write the absolute \
+                             directory if the files are elsewhere"
                         ),
                     );
-                    return None;
+                    full
                 }
                 [one] => one.clone(),
                 _ => {
@@ -3055,6 +3057,9 @@ impl Mapper {
 /// nginx's root when none is given, as Debian builds it (`--prefix=/usr/share/nginx`).
 const NGINX_ROOT: &str = "/usr/share/nginx/html";
 
+/// Debian's nginx prefix, which a relative `root` or `alias` is relative to.
+const NGINX_PREFIX: &str = "/usr/share/nginx";
+
 /// The media types nginx adds `charset` to (`charset_types`' default).
 const CHARSET_TYPES: &[&str] = &[
     "text/html",
@@ -3435,7 +3440,7 @@ server {
         assert_eq!(routes[1]["upstream"], "http://127.0.0.1:80");
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
-             location / { proxy_pass http://127.0.0.1:80; }\n  location /a/ { root html; }\n  \
+             location / { proxy_pass http://127.0.0.1:80; }\n  location /a/ { root /srv; }\n  \
              location ~ \\.png$ { alias /srv/images/; }\n  location /b/ { types { text/x b; } }\n  \
              location /c/ { try_files $document_root$uri =404; }\n}\n",
         )
@@ -3444,7 +3449,6 @@ server {
         assert_errors(
             &err,
             &[
-                ":6:18: root: html is relative to nginx's prefix",
                 ":7:23: alias: alias in a regular expression location needs its captures",
                 ":8:18: types: a location's own types are not supported",
                 ":9:18: try_files: $document_root$uri: a variable other than $uri",
