@@ -433,6 +433,24 @@ fn proxy(out: &mut String, config: &Config) {
             expires_text(expires)
         );
     }
+    if let Some(gzip) = &proxy.gzip {
+        let mut types = vec!["text/html".to_string()];
+        types.extend(gzip.types.iter().filter(|t| *t != "text/html").cloned());
+        let _ = writeln!(
+            out,
+            "  gzip      {} from {} bytes, level {}{}{}{} (gzip)",
+            types.join(" "),
+            gzip.min_length,
+            gzip.level,
+            if gzip.vary { ", Vary" } else { "" },
+            if gzip.proxied.is_empty() {
+                ", not through other proxies (Via)"
+            } else {
+                ""
+            },
+            if gzip.http10 { ", HTTP/1.0 too" } else { "" },
+        );
+    }
     if let Some(names) = &proxy.server_names {
         let others = match names.unknown {
             crate::config::UnknownHost::Close => "closed without a response".to_string(),

@@ -523,6 +523,8 @@ pub struct Proxy {
     /// `server_names` and `unknown_host` (nginx's `server_name` with a default server that
     /// refuses other names); `None`: every host is served.
     pub server_names: Option<ServerNames>,
+    /// `gzip {}`: responses compressed for clients that take gzip (nginx's `gzip on`).
+    pub gzip: Option<Gzip>,
     /// The media type of a file a route serves, by its extension in lower case (nginx's
     /// `types`).
     pub file_types: BTreeMap<String, String>,
@@ -940,6 +942,43 @@ pub const FILE_TYPES: &[(&str, &str)] = &[
     ("crt", "application/x-x509-ca-cert"),
     ("der", "application/x-x509-ca-cert"),
 ];
+
+/// `proxy.gzip`: nginx's `gzip` directives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gzip {
+    /// Media types compressed (`gzip_types`; `text/html` always; `*`: any), in lower case.
+    pub types: Vec<String>,
+    /// `gzip_min_length`: a response announced shorter is sent as it is.
+    pub min_length: u64,
+    /// `gzip_comp_level`, 1–9.
+    pub level: u32,
+    /// `gzip_vary`: `Vary: Accept-Encoding` on responses that could be compressed.
+    pub vary: bool,
+    /// `gzip_proxied`: when a response to a request with `Via` is compressed (empty: never).
+    pub proxied: Vec<GzipProxied>,
+    /// `gzip_http_version 1.0`: HTTP/1.0 requests too.
+    pub http10: bool,
+}
+
+/// One of `gzip.proxied`, nginx's `gzip_proxied` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GzipProxied {
+    Any,
+    /// The response has `Expires`.
+    Expired,
+    /// Its `Cache-Control` says `no-cache`.
+    NoCache,
+    /// ... `no-store`.
+    NoStore,
+    /// ... `private`.
+    Private,
+    /// It has no `Last-Modified`.
+    NoLastModified,
+    /// It has no `ETag`.
+    NoEtag,
+    /// The request has `Authorization`.
+    Auth,
+}
 
 /// `proxy.server_names` and `proxy.unknown_host`: the hosts served, and what a request for
 /// any other gets.

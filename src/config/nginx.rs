@@ -488,14 +488,7 @@ const NGINX_ITSELF: &[&str] = &[
     "proxy_socket_keepalive",
     "proxy_cache_bypass",
     "proxy_no_cache",
-    "gzip",
-    "gzip_vary",
-    "gzip_proxied",
-    "gzip_comp_level",
     "gzip_buffers",
-    "gzip_http_version",
-    "gzip_min_length",
-    "gzip_types",
     "gzip_disable",
     "error_page",
     "log_not_found",
@@ -507,7 +500,8 @@ const NGINX_ITSELF: &[&str] = &[
 fn why_ignored(name: &str) -> &'static str {
     match name {
         "server_name" => "every name is served: the proxy has one certificate",
-        n if n.starts_with("gzip") => "responses are passed as the app sends them, uncompressed",
+        "gzip_disable" => "every client that accepts gzip gets it",
+        "gzip_buffers" => "it tunes nginx itself",
         "error_page" => "the app's error responses are passed as they are",
         "ssl_ciphers"
         | "ssl_prefer_server_ciphers"
@@ -756,6 +750,9 @@ struct Mapper {
     listen_port: Option<String>,
     /// The server's first `server_name`: nginx's `$server_name`.
     server_name: String,
+    /// `gzip*` directives of the `http` level and the server, in order (the last of a name
+    /// wins).
+    gzip: Vec<Directive>,
     /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
     /// forwards, not the peer's.
     real_ip_from: bool,
@@ -911,6 +908,80 @@ impl Mapper {
             settings: self.settings,
             warnings: self.warnings,
         })
+    }
+
+    /// `proxy.gzip` from the server's (else `http`'s) `gzip on` and its settings.
+    fn gzip(&mut self) {
+        let given = std::mem::take(&mut self.gzip);
+        let last = |name: &str| given.iter().rev().find(|d| d.name == name).cloned();
+        let Some(on) = last("gzip") else {
+            return;
+        };
+        match on.args.as_slice() {
+            [flag] if flag == "on" => {}
+            [flag] if flag == "off" => return,
+            _ => {
+                self.error(&on, "expects on or off");
+                return;
+            }
+        }
+        let mut gzip = figment::value::Dict::new();
+        if let Some(d) = last("gzip_types") {
+            let types: Vec<Value> = d.args.iter().cloned().map(Value::from).collect();
+            gzip.insert("types".into(), Value::from(types));
+        }
+        for (name, key) in [
+            ("gzip_min_length", "min_length"),
+            ("gzip_comp_level", "level"),
+        ] {
+            if let Some(d) = last(name) {
+                match d.args.as_slice() {
+                    [n] => {
+                        let value = if name == "gzip_min_length" {
+                            size(n).map(|n| n.to_string())
+                        } else {
+                            Some(n.clone())
+                        };
+                        match value {
+                            Some(v) => {
+                                gzip.insert(key.into(), Value::from(v));
+                            }
+                            None => self.error(&d, format!("{n} is not a size")),
+                        }
+                    }
+                    _ => self.error(&d, "expects one value"),
+                }
+            }
+        }
+        if let Some(d) = last("gzip_vary") {
+            gzip.insert(
+                "vary".into(),
+                Value::from(d.args.first().is_some_and(|a| a == "on")),
+            );
+        }
+        if let Some(d) = last("gzip_proxied") {
+            let words: Vec<Value> = d.args.iter().cloned().map(Value::from).collect();
+            gzip.insert("proxied".into(), Value::from(words));
+        }
+        if let Some(d) = last("gzip_http_version")
+            && let Some(version) = d.args.first()
+        {
+            gzip.insert("http_version".into(), Value::from(version.clone()));
+        }
+        self.set(&on, &["proxy", "gzip"], Value::from(gzip));
+    }
+
+    /// A `gzip*` directive in a location: the server's settings apply everywhere.
+    fn location_gzip(&mut self, d: &Directive) {
+        if d.name == "gzip_buffers" || d.name == "gzip_disable" {
+            let why = why_ignored(&d.name);
+            self.warn(d, format!("ignored: {why}"));
+            return;
+        }
+        self.warn(
+            d,
+            "ignored in a location: the server's gzip settings apply to every location",
+        );
     }
 
     /// Maps `server` with the `http` level's directives it inherits.
@@ -1214,6 +1285,8 @@ impl Mapper {
                     self.charset = Some(d.clone());
                     self.warn(d, format!("ignored: {}", why_ignored("charset")));
                 }
+                "gzip" | "gzip_types" | "gzip_min_length" | "gzip_comp_level" | "gzip_vary"
+                | "gzip_proxied" | "gzip_http_version" => self.gzip.push(d.clone()),
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -1272,6 +1345,7 @@ impl Mapper {
         {
             self.set(d, &["proxy", "expires"], Value::from(value));
         }
+        self.gzip();
         self.proxy_redirect();
         self.proxy_set_headers();
         self.body_size(server);
@@ -1724,6 +1798,7 @@ impl Mapper {
             "add_header" | "access_log" => self.response_directive(d, true),
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
+            name if name.starts_with("gzip") => self.location_gzip(d),
             name if NGINX_ITSELF.contains(&name) => {
                 let why = why_ignored(name);
                 self.warn(d, format!("ignored: {why}"));
@@ -2282,6 +2357,7 @@ impl Mapper {
                     "ignored: the proxy's access log (proxy.access_log) is the same for every \
                      location",
                 ),
+                name if name.starts_with("gzip") => self.location_gzip(inner),
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(inner, format!("ignored: {why}"));
@@ -3904,6 +3980,46 @@ server {
         .unwrap_err()
         .to_string();
         assert!(err.contains("no server_name"), "{err}");
+    }
+
+    /// `gzip on` and its settings from the server, else `http`; a location's are warned about.
+    #[test]
+    fn gzip_maps_to_proxy_gzip() {
+        let mapped = map(
+            "http {\n  gzip on;\n  gzip_types text/css application/json;\n  gzip_min_length \
+             1k;\n  server {\n    listen 443 ssl;\n    ssl_certificate a.crt;\n    \
+             ssl_certificate_key a.key;\n    gzip_comp_level 5;\n    gzip_vary on;\n    \
+             gzip_proxied expired no-cache auth;\n    gzip_disable msie6;\n    location / {\n      \
+             proxy_pass http://127.0.0.1:80;\n      gzip off;\n    }\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "gzip"]),
+            Some(serde_json::json!({
+                "types": ["text/css", "application/json"],
+                "min_length": "1024",
+                "level": "5",
+                "vary": true,
+                "proxied": ["expired", "no-cache", "auth"],
+            }))
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        for expected in [
+            ":12:5: gzip_disable: warning: ignored",
+            ":15:7: gzip: warning: ignored in a location",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(expected)),
+                "{expected}: {warnings:#?}"
+            );
+        }
+        // `gzip off` (or none): nothing.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             gzip off;\n  gzip_types text/css;\n  location / { proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(json(&mapped, &["proxy", "gzip"]), None);
     }
 
     /// Words are read as nginx reads them (checked with `add_header` and curl against nginx

@@ -191,6 +191,18 @@ pub(crate) struct RawSinkConfig {
     pub mode: Option<Scalar>,
 }
 
+/// `proxy { gzip {} }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGzip {
+    pub types: Option<Vec<String>>,
+    pub min_length: Option<Scalar>,
+    pub level: Option<Scalar>,
+    pub vary: Option<Scalar>,
+    pub proxied: Option<Vec<String>>,
+    pub http_version: Option<String>,
+}
+
 /// `template_config {}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -374,6 +386,7 @@ pub(crate) struct RawProxy {
     pub server_names: Option<StringOrList>,
     pub unknown_host: Option<Scalar>,
     pub reject_unknown_sni: Option<Scalar>,
+    pub gzip: Option<RawGzip>,
     pub file_types: Option<BTreeMap<String, String>>,
     pub expires: Option<String>,
     pub drop_underscore_headers: Option<Scalar>,

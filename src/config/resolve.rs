@@ -17,10 +17,10 @@ use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires,
-    FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, LogFormat, Logging,
-    PathMatch, Proxy, RateLimit, RedirectRewrite, Route, ServerNames, Telemetry, Template,
-    TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost, Vault, Wait,
-    default_cert_label,
+    FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, Gzip, GzipProxied,
+    LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite, Route, ServerNames,
+    Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
+    Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -498,6 +498,79 @@ pub(super) fn resolve(
 }
 
 /// `disable_idle_connections` / `disable_keep_alives`: a list of `auto-auth`, `templating`,
+/// `proxy { gzip {} }`, with nginx's defaults.
+fn resolve_gzip(r: &mut Resolver, raw: raw::RawGzip) -> Gzip {
+    let at = |key: &'static str| -> [&'static str; 3] { ["proxy", "gzip", key] };
+    let mut types = Vec::new();
+    for media in raw.types.unwrap_or_default() {
+        let media = media.trim().to_ascii_lowercase();
+        let valid = media == "*"
+            || media.split_once('/').is_some_and(|(kind, sub)| {
+                !kind.is_empty()
+                    && !sub.is_empty()
+                    && media
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/!#$&-^_.+".contains(&b))
+            });
+        if valid {
+            types.push(media);
+        } else {
+            r.error(
+                &at("types"),
+                format!("{media:?} is not a media type (text/css, *)"),
+            );
+        }
+    }
+    let mut proxied = Vec::new();
+    for word in raw.proxied.unwrap_or_default() {
+        proxied.push(match word.trim() {
+            "off" => continue,
+            "any" => GzipProxied::Any,
+            "expired" => GzipProxied::Expired,
+            "no-cache" => GzipProxied::NoCache,
+            "no-store" => GzipProxied::NoStore,
+            "private" => GzipProxied::Private,
+            "no_last_modified" => GzipProxied::NoLastModified,
+            "no_etag" => GzipProxied::NoEtag,
+            "auth" => GzipProxied::Auth,
+            other => {
+                r.error(
+                    &at("proxied"),
+                    format!(
+                        "{other:?} is not one of off, any, expired, no-cache, no-store, private, \
+                         no_last_modified, no_etag, auth (nginx's gzip_proxied)"
+                    ),
+                );
+                continue;
+            }
+        });
+    }
+    let http10 = match raw.http_version.as_deref().map(str::trim) {
+        None | Some("1.1") => false,
+        Some("1.0") => true,
+        Some(other) => {
+            r.error(
+                &at("http_version"),
+                format!("{other:?} is neither \"1.0\" nor \"1.1\""),
+            );
+            false
+        }
+    };
+    Gzip {
+        types,
+        min_length: r.count(
+            &at("min_length"),
+            raw.min_length.as_ref(),
+            20,
+            0..=usize::MAX,
+        ) as u64,
+        level: r.count(&at("level"), raw.level.as_ref(), 1, 1..=9) as u32,
+        vary: r.boolean(&at("vary"), raw.vary.as_ref(), false),
+        proxied,
+        http10,
+    }
+}
+
 /// `proxy.server_names` and `proxy.unknown_host` (which needs the names).
 fn resolve_server_names(
     r: &mut Resolver,
@@ -1969,6 +2042,7 @@ fn resolve_proxy(
     );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
+    let gzip = raw.gzip.map(|gzip| resolve_gzip(r, gzip));
     let server_names = resolve_server_names(
         r,
         raw.server_names,
@@ -2051,6 +2125,7 @@ fn resolve_proxy(
         rate_limit_status,
         access_rules,
         server_names,
+        gzip,
         file_types,
         expires,
         drop_underscore_headers: r.boolean(

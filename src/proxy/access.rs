@@ -19,6 +19,7 @@ use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::forward::ProxyBody;
+use super::gzip::Encoder;
 use super::park::OpenResponse;
 use crate::tls::stream::ServerTls;
 
@@ -92,25 +93,82 @@ impl Record {
     }
 }
 
-/// The proxy's response body: the forwarded one, counting its bytes when a record is kept.
+/// The proxy's response body: the forwarded one, compressed when `proxy.gzip` says so,
+/// counting the bytes sent when a record is kept.
 pub(crate) struct AccessBody {
     inner: ProxyBody,
     record: Option<Box<Record>>,
+    gzip: Option<Box<Compressing>>,
     /// An HTTP/1 response being written: the connection is not parked before it ends.
     _open: Option<OpenResponse>,
 }
 
+/// A body being compressed.
+struct Compressing {
+    encoder: Box<Encoder>,
+    /// The gzip trailer is sent.
+    finished: bool,
+    /// The trailers that came after the last data, sent after the gzip trailer.
+    trailers: Option<Frame<Bytes>>,
+}
+
 impl AccessBody {
-    /// `inner`, logged at its end when `record` is given; `open` ends with it.
+    /// `inner`, compressed with `gzip` when given, logged at its end when `record` is given;
+    /// `open` ends with it.
     pub(crate) fn new(
         inner: ProxyBody,
         record: Option<Box<Record>>,
         open: Option<OpenResponse>,
+        gzip: Option<Box<Encoder>>,
     ) -> AccessBody {
         AccessBody {
             inner,
             record,
+            gzip: gzip.map(|encoder| {
+                Box::new(Compressing {
+                    encoder,
+                    finished: false,
+                    trailers: None,
+                })
+            }),
             _open: open,
+        }
+    }
+
+    /// The next frame of the compressed body.
+    fn poll_compressed(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, <ProxyBody as Body>::Error>>> {
+        let Some(gzip) = self.gzip.as_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            if gzip.finished {
+                return Poll::Ready(gzip.trailers.take().map(Ok));
+            }
+            let data = match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => gzip.encoder.compress(&data),
+                    Err(trailers) => {
+                        gzip.trailers = Some(trailers);
+                        gzip.finished = true;
+                        gzip.encoder.finish()
+                    }
+                },
+                Some(Err(err)) => return Poll::Ready(Some(Err(err))),
+                None => {
+                    gzip.finished = true;
+                    gzip.encoder.finish()
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if let Some(record) = self.record.as_mut() {
+                record.bytes += data.len() as u64;
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
         }
     }
 }
@@ -124,6 +182,9 @@ impl Body for AccessBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if this.gzip.is_some() {
+            return this.poll_compressed(cx);
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled)
             && let Some(data) = frame.data_ref()
@@ -134,11 +195,17 @@ impl Body for AccessBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.gzip {
+            Some(gzip) => gzip.finished && gzip.trailers.is_none(),
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.gzip {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use super::basic_auth::{self, BasicAuth};
 use super::client_cert::ClientCert;
 use super::cookies;
 use super::files::{FileBody, Files, Served};
+use super::gzip::Gzip;
 use super::hosts::Hosts;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
@@ -186,6 +187,8 @@ pub(crate) struct Forwarder {
     auths: Vec<Arc<BasicAuth>>,
     /// `proxy.server_names`: none, every host is served.
     hosts: Option<Arc<Hosts>>,
+    /// `proxy.gzip`.
+    gzip: Option<Gzip>,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
@@ -530,6 +533,7 @@ impl Forwarder {
                     Box::new(move |name: &str| hosts.knows(name.as_bytes())) as Box<NameCheck>
                 }),
             hosts,
+            gzip: config.gzip.as_ref().map(Gzip::new),
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -599,6 +603,11 @@ impl Forwarder {
     /// access log is on), `upstream_time` is set to the wait for the upstream's response
     /// headers, if it answered; without it, the clock is not read for it. `h1`, on an HTTP/1
     /// connection, is told when the request body has been read to its end.
+    /// `proxy.gzip`, compiled.
+    pub(crate) fn gzip(&self) -> Option<&Gzip> {
+        self.gzip.as_ref()
+    }
+
     /// With `reject_unknown_sni`: whether a handshake's server name is one of `server_names`.
     pub(crate) fn sni_filter(&self) -> Option<&NameCheck> {
         self.sni_check.as_deref()

@@ -15,6 +15,7 @@ pub(crate) mod client_cert;
 pub(crate) mod cookies;
 pub(crate) mod files;
 pub(crate) mod forward;
+pub(crate) mod gzip;
 pub(crate) mod hosts;
 pub(crate) mod metrics;
 pub(crate) mod park;
@@ -512,6 +513,8 @@ impl ConnectionShared {
                         park::asks_to_close(&request),
                     )
                 });
+                let gzip = forwarder.gzip();
+                let asked = gzip.map(|gzip| gzip.asked(&request));
                 let started = access.as_ref().map(|connection| {
                     let method = request.method().clone();
                     let path = Box::<str>::from(request.uri().path());
@@ -536,7 +539,15 @@ impl ConnectionShared {
                     })
                 });
                 let close = response.status() == forward::CLOSE;
-                let response = response.map(|body| AccessBody::new(body, record, open));
+                let mut response = response;
+                let encoder = match (gzip, asked) {
+                    (Some(gzip), Some(asked)) => {
+                        let status = response.status();
+                        gzip.start(asked, status, response.headers_mut())
+                    }
+                    _ => None,
+                };
+                let response = response.map(|body| AccessBody::new(body, record, open, encoder));
                 if close {
                     // Logged (status 444, as nginx logs it) as the response is dropped unsent.
                     drop(response);

@@ -1665,6 +1665,140 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
     );
 }
 
+/// One GET (or HEAD) of `path` with the header lines `extra`, as `curl` gets it (no decoding):
+/// the status, the headers gzip touches and the body, gunzipped when it came compressed.
+fn gzip_probe(port: u16, dir: &Path, path: &str, extra: &[&str], head: bool) -> String {
+    let (body, head_file) = (dir.join("gzip-body"), dir.join("gzip-head"));
+    let _ = std::fs::remove_file(&body);
+    let mut command = Command::new("curl");
+    command
+        .args(["-sS", "-D"])
+        .arg(&head_file)
+        .arg("-o")
+        .arg(&body)
+        .args(["--max-time", "10", "--cacert"])
+        .arg(dir.join("tls.crt"))
+        .args(extra.iter().flat_map(|line| ["-H", line]))
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")]);
+    if head {
+        command.arg("-I");
+    }
+    let output = command
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("run curl");
+    assert!(
+        output.status.success(),
+        "{path} {extra:?} head={head}: {output:?}"
+    );
+    let text = std::fs::read_to_string(&head_file)
+        .unwrap()
+        .to_ascii_lowercase();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+            .map(|v| v.trim().to_string())
+    };
+    let encoding = field("content-encoding");
+    // `-I` writes the head where the body would go.
+    let raw = if head {
+        Vec::new()
+    } else {
+        std::fs::read(&body).unwrap_or_default()
+    };
+    let plain = if encoding.as_deref() == Some("gzip") && !raw.is_empty() {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut plain)
+            .unwrap_or_else(|e| panic!("{path} {extra:?}: {e}: {text} {raw:?}"));
+        plain
+    } else {
+        raw
+    };
+    format!(
+        "{path} {extra:?} head={head}: {} encoding={encoding:?} vary={:?} length={} \
+         accept-ranges={} etag-weak={:?} body={} bytes, sha {:x}",
+        text.split(' ').nth(1).unwrap_or_default(),
+        field("vary"),
+        field("content-length").is_some(),
+        field("accept-ranges").is_some(),
+        field("etag").map(|e| e.starts_with("w/")),
+        plain.len(),
+        plain
+            .iter()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b))),
+    )
+}
+
+/// `gzip on` with `gzip_types`, `gzip_min_length` and `gzip_vary`: for files of each kind and
+/// an app's short response, with and without `Accept-Encoding: gzip`, with `q=0`, through
+/// another proxy (`Via`, `gzip_proxied` off), and HEAD: the same statuses, `Content-Encoding`,
+/// `Vary`, `Content-Length`, `Accept-Ranges` and weak `ETag` from nginx and from the proxy,
+/// and the same bytes once gunzipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_compresses_what_nginx_compresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let text =
+        |n: usize| -> String { (0..n).map(|i| format!("line {i} of some text\n")).collect() };
+    util::write_file(
+        &www,
+        "big.json",
+        &format!("[\"{}\"]", text(200).replace('\n', " ")),
+    );
+    util::write_file(&www, "small.json", "[1,2,3]");
+    util::write_file(&www, "page.html", &format!("<pre>{}</pre>", text(300)));
+    util::write_file(&www, "style.css", &text(100));
+    util::write_file(&www, "notes.txt", &text(100));
+    let app = Recorder::start("Content-Type: application/json\r\n").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            "        root {www};\n        types {{ text/html html; application/json json; \
+             text/css css; text/plain txt; }}\n        gzip on;\n        gzip_types \
+             application/json text/css;\n        gzip_min_length 100;\n        gzip_vary \
+             on;\n        location /api/ {{\n            proxy_pass \
+             http://127.0.0.1:{app};\n        }}\n",
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for path in [
+            "/big.json",
+            "/small.json",
+            "/page.html",
+            "/style.css",
+            "/notes.txt",
+            "/api/x",
+        ] {
+            for extra in [
+                &["Accept-Encoding: gzip"][..],
+                &[],
+                &["Accept-Encoding: br, gzip;q=0"],
+                &["Accept-Encoding: gzip, deflate", "Via: 1.1 cdn"],
+            ] {
+                seen.push(gzip_probe(port, d, path, extra, false));
+            }
+            seen.push(gzip_probe(port, d, path, &["Accept-Encoding: gzip"], true));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    let compressed = theirs
+        .iter()
+        .filter(|l| l.contains("encoding=Some(\"gzip\")"))
+        .count();
+    // big.json, page.html and style.css, by GET and by HEAD.
+    assert_eq!(compressed, 6, "{theirs:#?}");
+}
+
 /// `try_files`: a file, a directory's index, then a named location that forwards (the app
 /// gets the path as it came); an SPA's fallback page; `=404`; a fallback path with `$args`
 /// that another location forwards (the app gets that path and the query): the same statuses
