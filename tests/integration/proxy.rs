@@ -753,6 +753,40 @@ async fn truncating_upstream() -> SocketAddr {
     address
 }
 
+/// An upstream that streams `text/event-stream` chunk by chunk: the first event at once, the
+/// second when `release` fires, then the end.
+async fn streaming_upstream(release: tokio::sync::oneshot::Receiver<()>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind streaming");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => head.extend_from_slice(&buffer[..read]),
+            }
+        }
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: \
+                  chunked\r\n\r\nd\r\ndata: first\n\n\r\n",
+            )
+            .await;
+        let _ = release.await;
+        let _ = stream
+            .write_all(b"e\r\ndata: second\n\n\r\n0\r\n\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    });
+    address
+}
+
 /// A port where nothing listens (bound a moment ago, then released).
 async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -2689,4 +2723,51 @@ fn proxy_binary_does_post_quantum_key_exchange_falls_back_to_classical_chooses_t
             ]
         );
     });
+}
+
+/// `proxy.gzip` on a streamed response: each piece the app sends reaches the client
+/// compressed and decodable at once (the first event arrives while the app still holds the
+/// second), the whole is one gzip stream, and the app's framing headers are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzipped_stream_is_flushed_piece_by_piece() {
+    let (release, held) = tokio::sync::oneshot::channel();
+    let upstream = streaming_upstream(held).await;
+    let fixture = fixture(
+        upstream,
+        "  gzip {\n    types = [\"text/event-stream\"]\n    vary = true\n  }\n",
+    )
+    .await;
+    let mut client = fixture.client(H2).await;
+    let request = client
+        .request(Method::GET, "/events")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(empty())
+        .unwrap();
+    let response = client.send(request).await.expect("response");
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(response.headers()[header::VARY], "Accept-Encoding");
+    assert!(!response.headers().contains_key(header::CONTENT_LENGTH));
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let mut decoder = flate2::write::GzDecoder::new(Vec::new());
+    // The first event, decoded before the app sends anything more.
+    while !String::from_utf8_lossy(decoder.get_ref()).contains("data: first") {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("the first event arrives while the app holds the second")
+            .expect("a frame")
+            .expect("no error");
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+            std::io::Write::write_all(&mut decoder, &data).unwrap();
+            std::io::Write::flush(&mut decoder).unwrap();
+        }
+    }
+    release.send(()).unwrap();
+    let rest = body.collect().await.expect("the rest").to_bytes();
+    received.extend_from_slice(&rest);
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&received[..]), &mut plain)
+        .unwrap();
+    assert_eq!(plain, "data: first\n\ndata: second\n\n");
 }
