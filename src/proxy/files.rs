@@ -105,6 +105,7 @@ impl Files {
         headers: &HeaderMap,
         host: &HeaderValue,
         port: u16,
+        compressed: &(dyn Fn(&HeaderValue, u64) -> bool + Sync),
     ) -> Served {
         let Some(mut path) = normalize(uri.path()) else {
             return Served::Response(Box::new(status(StatusCode::BAD_REQUEST)));
@@ -127,7 +128,7 @@ impl Files {
             }
         }
         Served::Response(Box::new(
-            self.serve_path(method, uri, headers, (host, port), path)
+            self.serve_path(method, uri, headers, (host, port), path, compressed)
                 .await,
         ))
     }
@@ -172,6 +173,7 @@ impl Files {
         headers: &HeaderMap,
         (host, port): (&HeaderValue, u16),
         path: Vec<u8>,
+        compressed: &(dyn Fn(&HeaderValue, u64) -> bool + Sync),
     ) -> Response<ProxyBody> {
         if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
             return status(StatusCode::METHOD_NOT_ALLOWED);
@@ -200,7 +202,8 @@ impl Files {
             return status(StatusCode::METHOD_NOT_ALLOWED);
         }
         let media = self.media_type(&served_path);
-        respond(method, headers, file, &metadata, media)
+        let whole = compressed(&media, metadata.len());
+        respond(method, headers, file, &metadata, media, whole)
     }
 
     /// The file a normalized path names: `dir` and the path, or for `alias` `dir` and what
@@ -397,6 +400,7 @@ fn respond(
     file: std::fs::File,
     metadata: &std::fs::Metadata,
     media: HeaderValue,
+    whole: bool,
 ) -> Response<ProxyBody> {
     let length = metadata.len();
     // nginx's, in whole seconds: "mtime-length" in hexadecimal.
@@ -454,7 +458,9 @@ fn respond(
     fields.insert(header::CONTENT_TYPE, media);
     // nginx's range module.
     let mut range = 0..length;
+    // `whole`: the response is to be compressed, and nginx then serves the whole file.
     let wanted = text(header::RANGE)
+        .filter(|_| !whole)
         .filter(|value| value.len() >= 7 && value.as_bytes()[..6].eq_ignore_ascii_case(b"bytes="));
     let if_range = text(header::IF_RANGE);
     let validator_holds = match &if_range {

@@ -732,6 +732,10 @@ impl Forwarder {
             let Some(files) = &target.files else {
                 break target;
             };
+            let asked = self.gzip.as_ref().map(|gzip| (gzip, gzip.asked(&request)));
+            let compressed = |media: &HeaderValue, length: u64| {
+                asked.is_some_and(|(gzip, asked)| gzip.compresses_file(asked, media, length))
+            };
             let served = files
                 .serve(
                     request.method(),
@@ -739,6 +743,7 @@ impl Forwarder {
                     request.headers(),
                     &host,
                     peer.local_port,
+                    &compressed,
                 )
                 .await;
             hops += 1;

@@ -144,10 +144,27 @@ impl Gzip {
         })
     }
 
+    /// Whether a file's 200 of type `media` and `length` bytes is compressed for a request
+    /// that `asked`: nginx then serves it whole, its gzip filter having dropped the length
+    /// that its range filter needs, and a `Range` is not honoured.
+    pub(crate) fn compresses_file(&self, asked: Asked, media: &HeaderValue, length: u64) -> bool {
+        // A file's response has these two, and nothing proxied's other conditions look at.
+        let mut file = HeaderMap::new();
+        file.insert(header::ETAG, HeaderValue::from_static("\"\""));
+        file.insert(header::LAST_MODIFIED, HeaderValue::from_static(""));
+        asked.accepts
+            && length >= self.min_length
+            && self.type_matches(media)
+            && (!asked.via || self.proxied_allows(asked, &file))
+    }
+
     fn compressible_type(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::CONTENT_TYPE) else {
-            return false;
-        };
+        headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| self.type_matches(value))
+    }
+
+    fn type_matches(&self, value: &HeaderValue) -> bool {
         let media = value.as_bytes();
         let media = media
             .split(|&b| b == b';')
