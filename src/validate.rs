@@ -397,6 +397,13 @@ fn proxy(out: &mut String, config: &Config) {
             fixed.path, fixed.status
         );
     }
+    for conditional in &proxy.conditional_answers {
+        let _ = writeln!(
+            out,
+            "  answers   {} if {} (conditional_answers), before any location",
+            conditional.answer.status, conditional.when.text
+        );
+    }
     for rule in &proxy.cookie_flags {
         let _ = writeln!(
             out,
@@ -484,6 +491,12 @@ fn proxy(out: &mut String, config: &Config) {
     }
     for route in &proxy.routes {
         let mut differs = Vec::new();
+        for conditional in &route.conditional_answers {
+            differs.push(format!(
+                "{} if {}",
+                conditional.answer.status, conditional.when.text
+            ));
+        }
         if route.upstream_response_timeout != proxy.upstream_response_timeout {
             differs.push(format!(
                 "response timeout {}",

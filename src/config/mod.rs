@@ -497,6 +497,9 @@ pub struct Proxy {
     pub request_headers: Vec<(String, String)>,
     /// Paths the proxy answers itself, never forwarded (nginx's `location ... { return ...; }`).
     pub fixed_responses: Vec<FixedResponse>,
+    /// Answers given to requests that match a condition, before a location is chosen (nginx's
+    /// `if (...) { return ...; }` in a server).
+    pub conditional_answers: Vec<ConditionalAnswer>,
     /// Locations forwarded with settings of their own, in the order written.
     pub routes: Vec<Route>,
     /// Prefixes of the upstream's `Location` and `Refresh` URLs rewritten (nginx's
@@ -559,6 +562,7 @@ impl Proxy {
             access_rules: self.access_rules.clone(),
             files: None,
             answer: None,
+            conditional_answers: Vec::new(),
             expires: self.expires,
             response_headers: Vec::new(),
         }
@@ -784,6 +788,9 @@ pub struct Route {
     /// Answers every request itself instead, when set (nginx's `return` in a location a
     /// `fixed_responses` key cannot name: a regular expression, `/`).
     pub answer: Option<FixedResponse>,
+    /// Answers given to the route's requests that match a condition (nginx's `if` in a
+    /// location), before anything else the route does.
+    pub conditional_answers: Vec<ConditionalAnswer>,
     pub expires: Option<Expires>,
     /// Headers added to the route's responses that lack them, before the proxy's own
     /// `response_headers` (the route's value wins for a name in both).
@@ -1186,6 +1193,96 @@ pub struct RateLimit {
     pub delay: u64,
 }
 
+/// One of `conditional_answers`: `answer` (its path unused) when `when` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionalAnswer {
+    pub when: Condition,
+    pub answer: FixedResponse,
+}
+
+/// nginx's `if` condition on a request: a variable, and a test of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// As written, for messages.
+    pub text: String,
+    pub(crate) variable: RequestHeaderPart,
+    pub test: ConditionTest,
+}
+
+/// How a [`Condition`] tests its variable's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionTest {
+    /// `$var`: neither empty nor `0`.
+    Set,
+    /// `$var = text`.
+    Equals(String),
+    /// `$var != text`.
+    Differs(String),
+    /// `~`, `~*` (case ignored), `!~`, `!~*` (`negated`): a PCRE-style regular expression.
+    Matches {
+        pattern: String,
+        ignore_case: bool,
+        negated: bool,
+    },
+}
+
+impl Condition {
+    /// Reads `$var`, `$var = text`, `$var != text`, `$var ~ regex`, `~*`, `!~`, `!~*`.
+    pub(crate) fn parse(text: &str) -> Result<Condition, String> {
+        let text_owned = text.to_string();
+        let trimmed = text.trim_start();
+        let (name, rest) = trimmed
+            .split_once(char::is_whitespace)
+            .unwrap_or((trimmed, ""));
+        let variable = match request_header_parts(name).as_deref() {
+            Ok([part]) if !matches!(part, RequestHeaderPart::Text(_)) => part.clone(),
+            _ => {
+                return Err(format!(
+                    "{text:?}: a condition starts with one of the request's variables ($host, \
+                     $request_method, $http_NAME, $uri...), as nginx's `if`"
+                ));
+            }
+        };
+        let rest = rest.trim_start();
+        if rest.is_empty() {
+            return Ok(Condition {
+                text: text_owned,
+                variable,
+                test: ConditionTest::Set,
+            });
+        }
+        let (operator, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let value = value.trim().to_string();
+        let regex = |ignore_case: bool, negated: bool| -> Result<ConditionTest, String> {
+            regex_for(&value, ignore_case)?;
+            Ok(ConditionTest::Matches {
+                pattern: value.clone(),
+                ignore_case,
+                negated,
+            })
+        };
+        let test = match operator {
+            "=" => ConditionTest::Equals(value.clone()),
+            "!=" => ConditionTest::Differs(value.clone()),
+            "~" => regex(false, false)?,
+            "~*" => regex(true, false)?,
+            "!~" => regex(false, true)?,
+            "!~*" => regex(true, true)?,
+            other => {
+                return Err(format!(
+                    "{text:?}: {other:?} is not one of =, !=, ~, ~*, !~, !~* (file tests such as \
+                     -f are not supported)"
+                ));
+            }
+        };
+        Ok(Condition {
+            text: text_owned,
+            variable,
+            test,
+        })
+    }
+}
+
 /// One of `proxy.fixed_responses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedResponse {
@@ -1230,6 +1327,14 @@ pub(crate) enum RequestHeaderPart {
     /// nginx's `$http_NAME`: the client's header NAME (`_` for `-`; several lines joined with
     /// `, `, cookies with `; `), else nothing.
     Http(String),
+    /// nginx's `$scheme`: `https`, always.
+    Scheme,
+    /// nginx's `$https`: `on`, always.
+    Https,
+    /// nginx's `$arg_NAME`: the query argument NAME (name case ignored) as sent, else nothing.
+    Arg(String),
+    /// nginx's `$cookie_NAME`: the value of the cookie NAME (name case ignored), else nothing.
+    Cookie(String),
     /// nginx's `$ssl_client_*`: the client certificate of a mutual-TLS connection.
     Client(ClientVariable),
 }
@@ -1328,7 +1433,20 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
             VariablePiece::Variable("is_args") => RequestHeaderPart::IsArgs,
             VariablePiece::Variable("request_method") => RequestHeaderPart::RequestMethod,
             VariablePiece::Variable("ssl_protocol") => RequestHeaderPart::SslProtocol,
+            VariablePiece::Variable("scheme") => RequestHeaderPart::Scheme,
+            VariablePiece::Variable("https") => RequestHeaderPart::Https,
             VariablePiece::Variable("ssl_server_name") => RequestHeaderPart::SslServerName,
+            VariablePiece::Variable(name)
+                if (name.starts_with("arg_") || name.starts_with("cookie_"))
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !name.ends_with('_') =>
+            {
+                match name.split_once('_') {
+                    Some(("arg", arg)) => RequestHeaderPart::Arg(arg.to_string()),
+                    Some((_, cookie)) => RequestHeaderPart::Cookie(cookie.to_string()),
+                    None => return Err(format!("${name}")),
+                }
+            }
             VariablePiece::Variable(name)
                 if name.starts_with("http_")
                     && name.len() > "http_".len()

@@ -42,7 +42,8 @@ pub(crate) struct Mapped {
 /// The variables `proxy_set_header` may use, for errors.
 const VARIABLES: &str = "$scheme, $https, $server_name, $server_port, $host, $remote_addr, \
                          $remote_port, $request_id, $request_uri, $uri, $args, $is_args, \
-                         $request_method, $http_NAME, $ssl_protocol, $ssl_server_name and \
+                         $request_method, $http_NAME, $arg_NAME, $cookie_NAME, $ssl_protocol, \
+                         $ssl_server_name and \
                          $ssl_client_s_dn, _i_dn, _verify, _serial, _fingerprint, _escaped_cert";
 
 /// Nesting limit for `include`, against a file that includes itself.
@@ -753,6 +754,8 @@ struct Mapper {
     /// `gzip*` directives of the `http` level and the server, in order (the last of a name
     /// wins).
     gzip: Vec<Directive>,
+    /// The server's `if (...) { return ...; }` blocks, as `proxy.conditional_answers`.
+    conditional: Vec<Value>,
     /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
     /// forwards, not the peer's.
     real_ip_from: bool,
@@ -1307,11 +1310,27 @@ impl Mapper {
                     self.location_directive(d);
                 }
                 _ if self.without_effect(d) => {}
+                "if" if own(d) => {
+                    if let Some(entry) = self.if_answer(d) {
+                        self.conditional.push(Value::from(entry));
+                    }
+                }
                 _ => self.error(
                     d,
                     "not supported: the proxy forwards every request to one upstream as it \
                      came, so a server relying on this directive would not be the same",
                 ),
+            }
+        }
+        if let Some(first) = server_block.iter().find(|d| d.name == "if") {
+            let conditional = std::mem::take(&mut self.conditional);
+            if !conditional.is_empty() {
+                let first = first.clone();
+                self.set(
+                    &first,
+                    &["proxy", "conditional_answers"],
+                    Value::from(conditional),
+                );
             }
         }
         self.real_ip_from = trusted_at.is_some();
@@ -1549,6 +1568,64 @@ impl Mapper {
             );
         }
         Some(Some(entry))
+    }
+
+    /// `if (CONDITION) { return ...; }` as a `conditional_answers` entry; `None` (an error
+    /// given) for any other `if`.
+    fn if_answer(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        // nginx's parentheses, alone or against the first and last words.
+        let mut args = d.args.clone();
+        match args.first().map(String::as_str) {
+            Some("(") => {
+                args.remove(0);
+            }
+            Some(first) if first.starts_with('(') => args[0] = first[1..].to_string(),
+            _ => {}
+        }
+        match args.last().map(String::as_str) {
+            Some(")") => {
+                args.pop();
+            }
+            Some(last) if last.ends_with(')') => {
+                let at = args.len() - 1;
+                args[at] = last[..last.len() - 1].to_string();
+            }
+            _ => {}
+        }
+        let when = match args.as_slice() {
+            [variable] if variable.starts_with('$') => variable.clone(),
+            [variable, operator, value] if variable.starts_with('$') => {
+                format!("{variable} {operator} {value}")
+            }
+            _ => {
+                self.error(
+                    d,
+                    "only a condition on a request variable is supported ($var, $var = text, \
+                     $var ~ regex...), not a file test",
+                );
+                return None;
+            }
+        };
+        if let Err(why) = super::Condition::parse(&when) {
+            self.error(d, why);
+            return None;
+        }
+        let body = d.block.as_deref().unwrap_or_default();
+        if !body.iter().any(|inner| inner.name == "return")
+            || body
+                .iter()
+                .any(|inner| !matches!(inner.name.as_str(), "return" | "access_log"))
+        {
+            self.error(
+                d,
+                "only `if (...) { return ...; }` is supported: the proxy answers when the \
+                 condition holds, and forwards the request as it came otherwise",
+            );
+            return None;
+        }
+        let mut entry = self.answer_of(d)??;
+        entry.insert("when".into(), Value::from(when));
+        Some(entry)
     }
 
     /// The answering locations, as one `proxy.fixed_responses`; a `default_type` nothing uses
@@ -2299,6 +2376,7 @@ impl Mapper {
         let mut access = Vec::new();
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
+        let mut conditional: Vec<Value> = Vec::new();
         let mut ok = true;
         let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
         let forwards = d
@@ -2363,6 +2441,10 @@ impl Mapper {
                     self.warn(inner, format!("ignored: {why}"));
                 }
                 _ if self.without_effect(inner) => {}
+                "if" => match self.if_answer(inner) {
+                    Some(entry) => conditional.push(Value::from(entry)),
+                    None => ok = false,
+                },
                 _ => {
                     ok = false;
                     let how = if forwards {
@@ -2374,6 +2456,9 @@ impl Mapper {
                     self.error(inner, format!("not supported in location {spec}: {how}"));
                 }
             }
+        }
+        if !conditional.is_empty() {
+            route.insert("conditional_answers".into(), Value::from(conditional));
         }
         // Response headers: nginx's are the location's own, else the server's. The proxy adds
         // its own (`location /`'s, else the server's) everywhere, and a route's own before them.
@@ -4022,6 +4107,53 @@ server {
         assert_eq!(json(&mapped, &["proxy", "gzip"]), None);
     }
 
+    /// `if (...) { return ...; }` in the server and in a location: `conditional_answers`; any
+    /// other `if` is an error at its line.
+    #[test]
+    fn if_return_maps_to_conditional_answers() {
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             if ($request_method !~ ^(GET|POST)$) { return 405; }\n  if ( $http_x_block ) { \
+             return 403 \"no\"; }\n  location / { proxy_pass http://127.0.0.1:80; }\n  location \
+             /api/ {\n    if ($request_method = OPTIONS) { return 204; }\n    if ($arg_debug = \
+             1) { return https://example.com/debug; }\n    proxy_pass http://127.0.0.1:80;\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "conditional_answers"]),
+            Some(serde_json::json!([
+                { "when": "$request_method !~ ^(GET|POST)$", "status": 405 },
+                { "when": "$http_x_block", "status": 403, "body": "no", "content_type": "text/plain" },
+            ]))
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(
+            routes[0]["conditional_answers"],
+            serde_json::json!([
+                { "when": "$request_method = OPTIONS", "status": 204 },
+                { "when": "$arg_debug = 1", "status": 302, "location": "https://example.com/debug" },
+            ])
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             if (-f /maintenance) { return 503; }\n  if ($bad_var = 1) { return 403; }\n  if \
+             ($http_x = 1) { set $a 1; }\n  if ($uri ~ \"(\") { return 400; }\n  location / {\n    \
+             proxy_pass http://127.0.0.1:80;\n    if ($http_x) { return 403; }\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":5:3: if: only a condition on a request variable",
+                ":6:3: if: \"$bad_var = 1\": a condition starts with one of the request's variables",
+                ":7:3: if: only `if (...) { return ...; }` is supported",
+                ":8:3: if: not a regular expression the proxy can run",
+                ":11:5: if: not supported in location /",
+            ],
+        );
+    }
+
     /// Words are read as nginx reads them (checked with `add_header` and curl against nginx
     /// 1.22): a backslash is kept unless it escapes `"`, `'`, `\` or stands in `\t`, `\r`,
     /// `\n`, quoted or not; a `}` or `#` inside a word is part of it.
@@ -4147,7 +4279,8 @@ server {
             "{:#?}",
             mapped.warnings
         );
-        // What would change a response is still refused.
+        // What would change a response is still refused (the server's `if ... return` are
+        // answers now).
         let err = map(&server(
             "listen 443 ssl;",
             "    if ($scheme = https) { return 403; }\n    chunked_transfer_encoding off;\n    \
@@ -4160,10 +4293,8 @@ server {
         assert_errors(
             &err,
             &[
-                ":9:5: if: not supported",
                 ":10:5: chunked_transfer_encoding: not supported",
                 ":11:5: ignore_invalid_headers: expects on or off",
-                ":12:5: if: not supported",
                 ":13:5: proxy_intercept_errors: only off is supported: with on nginx answers",
             ],
         );

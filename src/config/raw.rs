@@ -271,6 +271,18 @@ pub(crate) struct RawTelemetry {
     pub disable_hostname: Option<Scalar>,
 }
 
+/// One of `conditional_answers`: an answer given when a request matches `when` (nginx's
+/// `if (...) { return ...; }`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConditionalAnswer {
+    pub when: Option<String>,
+    pub status: Option<Scalar>,
+    pub body: Option<String>,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+}
+
 /// One of `proxy.fixed_responses`: what the proxy answers itself (nginx's `return`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -340,6 +352,7 @@ pub(crate) struct RawRoute {
     pub default_type: Option<String>,
     pub try_files: Option<Vec<String>>,
     pub answer: Option<RawFixedResponse>,
+    pub conditional_answers: Option<Vec<RawConditionalAnswer>>,
     pub expires: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
 }
@@ -372,6 +385,7 @@ pub(crate) struct RawProxy {
     pub hsts: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
     pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
+    pub conditional_answers: Option<Vec<RawConditionalAnswer>>,
     pub routes: Option<Vec<RawRoute>>,
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
     pub request_headers: Option<BTreeMap<String, String>>,

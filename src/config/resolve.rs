@@ -16,11 +16,11 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
-    BasicAuth, Cidr, ClientAuth, Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires,
-    FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, Gzip, GzipProxied,
-    LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite, Route, ServerNames,
-    Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
-    Vault, Wait, default_cert_label,
+    BasicAuth, Cidr, ClientAuth, Condition, ConditionalAnswer, Config, CookieFlag, CookieRule,
+    EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections,
+    Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite, Route,
+    ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback,
+    UnknownHost, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1980,6 +1980,7 @@ fn resolve_proxy(
     let request_headers =
         resolve_request_headers(r, &["proxy", "request_headers"], raw.request_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
+    let conditional_answers = resolve_conditional_answers(r, &["proxy"], raw.conditional_answers);
     let redirect_rewrite =
         resolve_redirect_rewrite(r, &["proxy", "redirect_rewrite"], raw.redirect_rewrite);
     let tls13_only = match raw.tls_min_version.as_deref().map(str::trim) {
@@ -2115,6 +2116,7 @@ fn resolve_proxy(
         response_headers,
         request_headers,
         fixed_responses,
+        conditional_answers,
         routes: Vec::new(),
         redirect_rewrite,
         x_real_ip,
@@ -2251,9 +2253,11 @@ fn resolve_request_headers(
             r.error(
                 &at,
                 format!(
-                    "{variable}: only $host, $remote_addr, $remote_port, $server_port, \
+                    "{variable}: only $host, $scheme, $https, $remote_addr, $remote_port, \
+                     $server_port, \
                      $request_id, $request_uri, $uri, $args, $is_args, $request_method, \
-                     $http_NAME, $ssl_protocol, $ssl_server_name, $ssl_client_s_dn, \
+                     $http_NAME, $arg_NAME, $cookie_NAME, $ssl_protocol, $ssl_server_name, \
+                     $ssl_client_s_dn, \
                      $ssl_client_i_dn, $ssl_client_verify, $ssl_client_serial, \
                      $ssl_client_fingerprint and $ssl_client_escaped_cert are replaced in a \
                      value"
@@ -2356,6 +2360,50 @@ fn resolve_fixed_responses(
 
 /// One fixed answer (`status`, `body`, `content_type`, `location`) for `path`, its keys under
 /// `base`; `None` with its errors said.
+/// `conditional_answers` under `base`: each `{ when, status, body, content_type, location }`,
+/// `when` being nginx's `if` condition without its parentheses.
+fn resolve_conditional_answers(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawConditionalAnswer>>,
+) -> Vec<ConditionalAnswer> {
+    let mut answers = Vec::new();
+    for (index, entry) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain(["conditional_answers", index.as_str()])
+            .collect();
+        let when_at: Vec<&str> = at.iter().copied().chain(["when"]).collect();
+        let when = match entry.when.as_deref().map(Condition::parse) {
+            None => {
+                r.error(
+                    &when_at,
+                    "is required: the condition, as nginx's `if` writes it (\"$request_method = \
+                     OPTIONS\", \"$http_user_agent ~* bot\")",
+                );
+                continue;
+            }
+            Some(Err(why)) => {
+                r.error(&when_at, why);
+                continue;
+            }
+            Some(Ok(when)) => when,
+        };
+        let response = raw::RawFixedResponse {
+            status: entry.status,
+            body: entry.body,
+            content_type: entry.content_type,
+            location: entry.location,
+        };
+        if let Some(answer) = resolve_answer(r, &at, PathMatch::Prefix("/".to_string()), response) {
+            answers.push(ConditionalAnswer { when, answer });
+        }
+    }
+    answers
+}
+
 fn resolve_answer(
     r: &mut Resolver,
     base: &[&str],
@@ -2560,6 +2608,7 @@ fn resolve_routes(
             }
             None => None,
         };
+        let conditional_answers = resolve_conditional_answers(r, &base, route.conditional_answers);
         // `/` is the proxy's own, unless it serves files, answers or refuses everyone.
         if path.is_everything()
             && files.is_none()
@@ -2593,6 +2642,7 @@ fn resolve_routes(
             access_rules,
             files,
             answer,
+            conditional_answers,
             expires: resolve_expires(r, &at("expires"), route.expires.as_deref(), proxy.expires),
             response_headers: resolve_response_headers_at(
                 r,

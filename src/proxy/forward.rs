@@ -189,6 +189,8 @@ pub(crate) struct Forwarder {
     hosts: Option<Arc<Hosts>>,
     /// `proxy.gzip`.
     gzip: Option<Gzip>,
+    /// `proxy.conditional_answers` (nginx's `if` in the server), before any location.
+    conditional: Box<[Conditional]>,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
@@ -220,6 +222,8 @@ struct Target {
     files: Option<Box<Files>>,
     /// `expires`.
     expires: Option<config::Expires>,
+    /// `conditional_answers` (nginx's `if` in a location).
+    conditional: Box<[Conditional]>,
     /// The route's own `response_headers`, added before the proxy's.
     response_headers: Box<[(HeaderName, HeaderValue)]>,
 }
@@ -329,6 +333,11 @@ impl Target {
                 .as_ref()
                 .map(|dir| Box::new(Files::new(dir, &config.path, files.types.clone()))),
             expires: config.expires,
+            conditional: config
+                .conditional_answers
+                .iter()
+                .map(Conditional::new)
+                .collect::<anyhow::Result<_>>()?,
             // Validated when the configuration was resolved.
             response_headers: config
                 .response_headers
@@ -432,6 +441,45 @@ impl Locations {
 }
 
 /// One fixed answer, its parts built once.
+/// One of `conditional_answers`, compiled.
+struct Conditional {
+    variable: config::RequestHeaderPart,
+    test: Test,
+    answer: Fixed,
+}
+
+/// [`config::ConditionTest`] with its regular expression compiled.
+enum Test {
+    Set,
+    Equals(String),
+    Differs(String),
+    /// `true`: negated (`!~`).
+    Matches(fancy_regex::Regex, bool),
+}
+
+impl Conditional {
+    fn new(entry: &config::ConditionalAnswer) -> anyhow::Result<Conditional> {
+        let test = match &entry.when.test {
+            config::ConditionTest::Set => Test::Set,
+            config::ConditionTest::Equals(text) => Test::Equals(text.clone()),
+            config::ConditionTest::Differs(text) => Test::Differs(text.clone()),
+            config::ConditionTest::Matches {
+                pattern,
+                ignore_case,
+                negated,
+            } => Test::Matches(
+                config::regex_for(pattern, *ignore_case).map_err(anyhow::Error::msg)?,
+                *negated,
+            ),
+        };
+        Ok(Conditional {
+            variable: entry.when.variable.clone(),
+            test,
+            answer: Fixed::new(&entry.answer),
+        })
+    }
+}
+
 struct Fixed {
     status: StatusCode,
     body: Bytes,
@@ -534,6 +582,11 @@ impl Forwarder {
                 }),
             hosts,
             gzip: config.gzip.as_ref().map(Gzip::new),
+            conditional: config
+                .conditional_answers
+                .iter()
+                .map(Conditional::new)
+                .collect::<anyhow::Result<_>>()?,
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -645,6 +698,12 @@ impl Forwarder {
                 .observe(started.elapsed().as_secs_f64());
             return response;
         }
+        // nginx's server-level `if` (its server rewrite phase), before a location is chosen.
+        if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
+            let response = fixed.response();
+            discard_body(request, h1);
+            return self.finish(started, response);
+        }
         // A `try_files` fallback sends the request on to another location, at most this many
         // times (nginx's limit of internal redirects).
         let mut hops = 0;
@@ -674,6 +733,12 @@ impl Forwarder {
                 self.metrics.client_errors.body_too_large.inc();
                 discard_body(request, h1);
                 return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+            }
+            // A location's `if` (its rewrite phase), before its `return` and access checks.
+            if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
+                let response = fixed.response();
+                discard_body(request, h1);
+                return self.finish(started, response);
             }
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
@@ -1269,9 +1334,6 @@ fn per_request_values<B>(
     set: &[(HeaderName, SetHeader)],
     peer: &Peer,
 ) -> Vec<Option<HeaderValue>> {
-    use config::RequestHeaderPart as Part;
-    let uri = request.uri();
-    let query = uri.query().unwrap_or_default();
     let mut request_id: Option<String> = None;
     let mut values = Vec::new();
     for (_, what) in set {
@@ -1280,66 +1342,133 @@ fn per_request_values<B>(
         };
         let mut built = Vec::new();
         for part in parts {
-            match part {
-                Part::Text(text) => built.extend_from_slice(text.as_bytes()),
-                Part::RemoteAddr => built.extend_from_slice(peer.for_value.as_bytes()),
-                Part::ServerPort => built.extend_from_slice(peer.local_port.to_string().as_bytes()),
-                Part::RemotePort => built.extend_from_slice(peer.port.to_string().as_bytes()),
-                Part::Client(variable) => {
-                    built.extend_from_slice(client_variable(peer, *variable).as_bytes());
-                }
-                Part::Host => {
-                    built.extend(
-                        without_port(host.as_bytes())
-                            .iter()
-                            .map(u8::to_ascii_lowercase),
-                    );
-                }
-                Part::RequestId => built.extend_from_slice(
-                    request_id
-                        .get_or_insert_with(|| format!("{:032x}", fastrand::u128(..)))
-                        .as_bytes(),
-                ),
-                Part::RequestUri => built.extend_from_slice(
-                    uri.path_and_query()
-                        .map_or(uri.path(), PathAndQuery::as_str)
-                        .as_bytes(),
-                ),
-                Part::Uri => match super::files::normalize(uri.path()) {
-                    Some(path) => built.extend_from_slice(&path),
-                    None => built.extend_from_slice(uri.path().as_bytes()),
-                },
-                Part::Args => built.extend_from_slice(query.as_bytes()),
-                Part::IsArgs => {
-                    if !query.is_empty() {
-                        built.push(b'?');
-                    }
-                }
-                Part::RequestMethod => {
-                    built.extend_from_slice(request.method().as_str().as_bytes())
-                }
-                Part::SslProtocol => built.extend_from_slice(peer.tls_version.as_bytes()),
-                Part::SslServerName => {
-                    built.extend_from_slice(peer.sni.as_deref().unwrap_or_default().as_bytes());
-                }
-                // An HTTP/2 client names the host in `:authority`: nginx's `$http_host` is it.
-                Part::Http(name) if name == "host" => built.extend_from_slice(host.as_bytes()),
-                Part::Http(name) => {
-                    let separator: &[u8] = if name == "cookie" { b"; " } else { b", " };
-                    for (index, value) in
-                        request.headers().get_all(name.as_str()).iter().enumerate()
-                    {
-                        if index > 0 {
-                            built.extend_from_slice(separator);
-                        }
-                        built.extend_from_slice(value.as_bytes());
-                    }
-                }
-            }
+            push_variable(&mut built, part, request, host, peer, &mut request_id);
         }
         values.push(HeaderValue::from_bytes(&built).ok());
     }
     values
+}
+
+/// Appends the value of the per-request `part` for `request` from `peer` to `built`
+/// (`$request_id`: formed once per request in `request_id`).
+fn push_variable<B>(
+    built: &mut Vec<u8>,
+    part: &config::RequestHeaderPart,
+    request: &Request<B>,
+    host: &HeaderValue,
+    peer: &Peer,
+    request_id: &mut Option<String>,
+) {
+    use config::RequestHeaderPart as Part;
+    let uri = request.uri();
+    let query = uri.query().unwrap_or_default();
+    match part {
+        Part::Text(text) => built.extend_from_slice(text.as_bytes()),
+        Part::RemoteAddr => built.extend_from_slice(peer.for_value.as_bytes()),
+        Part::ServerPort => built.extend_from_slice(peer.local_port.to_string().as_bytes()),
+        Part::RemotePort => built.extend_from_slice(peer.port.to_string().as_bytes()),
+        Part::Client(variable) => {
+            built.extend_from_slice(client_variable(peer, *variable).as_bytes());
+        }
+        Part::Host => {
+            built.extend(
+                without_port(host.as_bytes())
+                    .iter()
+                    .map(u8::to_ascii_lowercase),
+            );
+        }
+        Part::RequestId => built.extend_from_slice(
+            request_id
+                .get_or_insert_with(|| format!("{:032x}", fastrand::u128(..)))
+                .as_bytes(),
+        ),
+        Part::RequestUri => built.extend_from_slice(
+            uri.path_and_query()
+                .map_or(uri.path(), PathAndQuery::as_str)
+                .as_bytes(),
+        ),
+        Part::Uri => match super::files::normalize(uri.path()) {
+            Some(path) => built.extend_from_slice(&path),
+            None => built.extend_from_slice(uri.path().as_bytes()),
+        },
+        Part::Args => built.extend_from_slice(query.as_bytes()),
+        Part::IsArgs => {
+            if !query.is_empty() {
+                built.push(b'?');
+            }
+        }
+        Part::RequestMethod => built.extend_from_slice(request.method().as_str().as_bytes()),
+        Part::SslProtocol => built.extend_from_slice(peer.tls_version.as_bytes()),
+        Part::SslServerName => {
+            built.extend_from_slice(peer.sni.as_deref().unwrap_or_default().as_bytes());
+        }
+        Part::Scheme => built.extend_from_slice(b"https"),
+        Part::Https => built.extend_from_slice(b"on"),
+        Part::Arg(name) => {
+            let found = query.split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                key.eq_ignore_ascii_case(name).then_some(value)
+            });
+            built.extend_from_slice(found.unwrap_or_default().as_bytes());
+        }
+        Part::Cookie(name) => {
+            let found = request
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
+                .find_map(|pair| {
+                    let pair = pair.trim_ascii();
+                    let at = pair.iter().position(|&b| b == b'=')?;
+                    pair[..at]
+                        .eq_ignore_ascii_case(name.as_bytes())
+                        .then(|| &pair[at + 1..])
+                });
+            built.extend_from_slice(found.unwrap_or_default());
+        }
+        // An HTTP/2 client names the host in `:authority`: nginx's `$http_host` is it.
+        Part::Http(name) if name == "host" => built.extend_from_slice(host.as_bytes()),
+        Part::Http(name) => {
+            let separator: &[u8] = if name == "cookie" { b"; " } else { b", " };
+            for (index, value) in request.headers().get_all(name.as_str()).iter().enumerate() {
+                if index > 0 {
+                    built.extend_from_slice(separator);
+                }
+                built.extend_from_slice(value.as_bytes());
+            }
+        }
+    }
+}
+
+/// The first of `answers` whose condition `request` meets.
+fn first_answer<'a, B>(
+    answers: &'a [Conditional],
+    request: &Request<B>,
+    host: &HeaderValue,
+    peer: &Peer,
+) -> Option<&'a Fixed> {
+    let mut request_id = None;
+    answers.iter().find_map(|conditional| {
+        let mut value = Vec::new();
+        push_variable(
+            &mut value,
+            &conditional.variable,
+            request,
+            host,
+            peer,
+            &mut request_id,
+        );
+        let holds = match &conditional.test {
+            Test::Set => !value.is_empty() && value != b"0",
+            Test::Equals(text) => value == text.as_bytes(),
+            Test::Differs(text) => value != text.as_bytes(),
+            Test::Matches(regex, negated) => {
+                let text = String::from_utf8_lossy(&value);
+                regex.is_match(text.as_ref()).unwrap_or(false) != *negated
+            }
+        };
+        holds.then_some(&conditional.answer)
+    })
 }
 
 /// `$ssl_client_*` for `peer`'s connection: empty (`NONE` for `verify`) without a client

@@ -1801,6 +1801,79 @@ async fn gzip_compresses_what_nginx_compresses() {
     assert_eq!(compressed, 9, "{theirs:#?}");
 }
 
+/// nginx's `if (...) { return ...; }`, in the server (before any location) and in a location:
+/// `=`, `!=`, `~`, `~*`, `!~` and a variable alone, on the method, a header and the User-Agent:
+/// the same statuses from nginx and from the proxy (and the same text where `return` gives
+/// one), and only what no condition answers reaches the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_return_answers_as_nginx_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            "        if ($request_method !~ ^(GET|HEAD|POST|OPTIONS)$) {{ return 405; }}\n        \
+             if ($http_x_block) {{ return 403 \"blocked\\n\"; }}\n        location / {{\n            \
+             proxy_pass http://127.0.0.1:{app};\n        }}\n        location /api/ {{\n            \
+             if ($request_method = OPTIONS) {{ return 204; }}\n            if ( $http_user_agent \
+             ~* \"curl|wget\" ) {{ return 403; }}\n            if ($arg_x != \"\") {{ return 418; }}\n            \
+             proxy_pass http://127.0.0.1:{app};\n        }}\n",
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for (method, path, headers) in [
+            ("GET", "/", &[][..]),
+            ("DELETE", "/", &[]),
+            ("PUT", "/api/x", &[]),
+            ("OPTIONS", "/", &[]),
+            ("OPTIONS", "/api/x", &[]),
+            ("GET", "/", &["X-Block: 1"]),
+            ("GET", "/", &["X-Block: 0"]),
+            ("GET", "/api/x", &["User-Agent: Wget/1.21"]),
+            ("GET", "/api/x", &["User-Agent: Mozilla/5.0"]),
+            ("POST", "/api/x", &["User-Agent: curl/8"]),
+            ("GET", "/api/x?X=1", &[]),
+            ("GET", "/api/x?y=1&x=", &[]),
+        ] {
+            let output = Command::new("curl")
+                .args(["-sS", "-o", "-", "-w", " %{http_code}", "--max-time", "10"])
+                .args(["-X", method, "-A", "Mozilla/5.0"])
+                .args(headers.iter().flat_map(|h| ["-H", *h]))
+                .arg("--cacert")
+                .arg(d.join("tls.crt"))
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+                .arg(format!("https://localhost:{port}{path}"))
+                .output()
+                .expect("run curl");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let (body, status) = text.rsplit_once(' ').unwrap_or(("", ""));
+            let body = if body.contains("blocked") { body } else { "" };
+            seen.push(format!("{method} {path} {headers:?}: {status} {body:?}"));
+        }
+        let forwarded: Vec<String> = app
+            .take()
+            .iter()
+            // nginx speaks HTTP/1.0 to the app unless told otherwise; the proxy, 1.1.
+            .map(|r| r.request_line().rsplit_once(' ').unwrap().0.to_string())
+            .collect();
+        seen.push(format!("forwarded: {forwarded:?}"));
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        theirs.last().unwrap(),
+        "forwarded: [\"GET /\", \"OPTIONS /\", \"GET /\", \"GET /api/x\", \"GET \
+         /api/x?y=1&x=\"]"
+    );
+}
+
 /// `try_files`: a file, a directory's index, then a named location that forwards (the app
 /// gets the path as it came); an SPA's fallback page; `=404`; a fallback path with `$args`
 /// that another location forwards (the app gets that path and the query): the same statuses
