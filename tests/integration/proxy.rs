@@ -732,14 +732,9 @@ async fn truncating_upstream() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(read) => head.extend_from_slice(&buffer[..read]),
-                    }
-                }
+                let Some(head) = read_head(&mut stream).await else {
+                    return;
+                };
                 let reply: &[u8] = if head.starts_with(b"GET /half ") {
                     b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"
                 } else {
@@ -753,6 +748,20 @@ async fn truncating_upstream() -> SocketAddr {
     address
 }
 
+/// Reads a request's head (up to its blank line, and what came with it); `None` when the
+/// connection ends first.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => head.extend_from_slice(&buffer[..read]),
+        }
+    }
+    Some(head)
+}
+
 /// An upstream that streams `text/event-stream` chunk by chunk: the first event at once, the
 /// second when `release` fires, then the end.
 async fn streaming_upstream(release: tokio::sync::oneshot::Receiver<()>) -> SocketAddr {
@@ -764,13 +773,8 @@ async fn streaming_upstream(release: tokio::sync::oneshot::Receiver<()>) -> Sock
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
-        let mut head = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(read) => head.extend_from_slice(&buffer[..read]),
-            }
+        if read_head(&mut stream).await.is_none() {
+            return;
         }
         let _ = stream
             .write_all(
