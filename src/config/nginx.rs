@@ -756,6 +756,8 @@ struct Mapper {
     gzip: Vec<Directive>,
     /// The server's `if (...) { return ...; }` blocks, as `proxy.conditional_answers`.
     conditional: Vec<Value>,
+    /// `location /`'s `if` blocks: the proxy's own when no other location takes requests.
+    root_ifs: Vec<Directive>,
     /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
     /// forwards, not the peer's.
     real_ip_from: bool,
@@ -1322,10 +1324,30 @@ impl Mapper {
                 ),
             }
         }
-        if let Some(first) = server_block.iter().find(|d| d.name == "if") {
+        // `location /`'s own `if`s come after the server's, as nginx runs the location's
+        // rewrite phase after the server's: the same as the proxy's own when no other location
+        // can take a request.
+        let root_ifs = std::mem::take(&mut self.root_ifs);
+        let alone = self.routes.is_empty() && self.fixed.is_empty() && !self.root_routed;
+        for d in &root_ifs {
+            if !alone {
+                self.error(
+                    d,
+                    "an `if` in location / is supported when no other location takes requests \
+                     (move it to the server block if it should hold for every request)",
+                );
+            } else if let Some(entry) = self.if_answer(d) {
+                self.conditional.push(Value::from(entry));
+            }
+        }
+        let first_if = server_block
+            .iter()
+            .find(|d| d.name == "if")
+            .or(root_ifs.first())
+            .cloned();
+        if let Some(first) = first_if {
             let conditional = std::mem::take(&mut self.conditional);
             if !conditional.is_empty() {
-                let first = first.clone();
                 self.set(
                     &first,
                     &["proxy", "conditional_answers"],
@@ -1881,6 +1903,7 @@ impl Mapper {
                 self.warn(d, format!("ignored: {why}"));
             }
             _ if self.without_effect(d) => {}
+            "if" => self.root_ifs.push(d.clone()),
             _ => self.error(
                 d,
                 "not supported in location /: the proxy forwards every request as it came",
@@ -4134,11 +4157,26 @@ server {
                 { "when": "$arg_debug = 1", "status": 302, "location": "https://example.com/debug" },
             ])
         );
+        // `location /`'s, when no other location takes requests: after the server's.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             location / {\n    if ($http_x) { return 403; }\n    proxy_pass http://127.0.0.1:80;\n  \
+             }\n  if ($http_y) { return 404; }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "conditional_answers"]),
+            Some(serde_json::json!([
+                { "when": "$http_y", "status": 404 },
+                { "when": "$http_x", "status": 403 },
+            ]))
+        );
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
              if (-f /maintenance) { return 503; }\n  if ($bad_var = 1) { return 403; }\n  if \
              ($http_x = 1) { set $a 1; }\n  if ($uri ~ \"(\") { return 400; }\n  location / {\n    \
-             proxy_pass http://127.0.0.1:80;\n    if ($http_x) { return 403; }\n  }\n}\n",
+             proxy_pass http://127.0.0.1:80;\n    if ($http_x) { return 403; }\n  }\n  location /a/ \
+             { proxy_pass http://127.0.0.1:81; }\n}\n",
         )
         .unwrap_err()
         .to_string();
@@ -4149,7 +4187,7 @@ server {
                 ":6:3: if: \"$bad_var = 1\": a condition starts with one of the request's variables",
                 ":7:3: if: only `if (...) { return ...; }` is supported",
                 ":8:3: if: not a regular expression the proxy can run",
-                ":11:5: if: not supported in location /",
+                ":11:5: if: an `if` in location / is supported when no other location",
             ],
         );
     }
