@@ -1545,7 +1545,11 @@ impl Mapper {
         let (status, text) = match returned.args.as_slice() {
             [code] if code.parse::<u16>().is_ok() => (code.clone(), None),
             [code, text] if code.parse::<u16>().is_ok() => (code.clone(), Some(text.clone())),
-            [url] if url.starts_with("http://") || url.starts_with("https://") => {
+            [url]
+                if url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || url.starts_with("$scheme") =>
+            {
                 ("302".to_string(), Some(url.clone()))
             }
             _ => {
@@ -1553,17 +1557,42 @@ impl Mapper {
                 return Some(None);
             }
         };
-        if text.as_deref().is_some_and(|t| t.contains('$')) {
-            self.error(
-                returned,
-                "a variable is not supported: the proxy answers with fixed text only",
-            );
-            return Some(None);
-        }
         let code: u16 = status.parse().unwrap_or(0);
+        let redirect = matches!(code, 301 | 302 | 303 | 307 | 308);
+        let text = match text {
+            // A redirect's URL may carry the request's variables, replaced for each request.
+            Some(url) if redirect && url.contains('$') => {
+                let server_name = self.server_name.clone();
+                match substitute(&url, |variable| match variable {
+                    "server_name" => Some(server_name.clone()),
+                    other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
+                        Some(format!("${{{other}}}"))
+                    }
+                    _ => None,
+                }) {
+                    Ok(url) => Some(url),
+                    Err(variable) => {
+                        self.error(
+                            returned,
+                            format!("{variable} is not supported in a redirect (only {VARIABLES})"),
+                        );
+                        return Some(None);
+                    }
+                }
+            }
+            Some(text) if text.contains('$') => {
+                self.error(
+                    returned,
+                    "a variable is not supported in a text: the proxy answers with fixed text \
+                     (a redirect's URL may have variables)",
+                );
+                return Some(None);
+            }
+            other => other,
+        };
         let mut entry = figment::value::Dict::new();
         entry.insert("status".into(), Value::from(u64::from(code)));
-        if matches!(code, 301 | 302 | 303 | 307 | 308) {
+        if redirect {
             if let Some(url) = &text {
                 if url.starts_with('/') {
                     self.warn(
@@ -3389,7 +3418,7 @@ server {
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
              ~ \\.php$ { return 200; expires 1d; }\n  add_header X-Frame-Options $x;\n  satisfy any;\n  location \
-             /go { return 302 https://$host/; }\n}\n",
+             /go { return 200 \"$host\"; }\n}\n",
         )
         .unwrap_err()
         .to_string();
@@ -3400,7 +3429,7 @@ server {
                 ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
                 ":9:3: add_header: a value with a variable is not supported",
                 ":10:3: satisfy: only all is supported",
-                ":11:18: return: a variable is not supported",
+                ":11:18: return: a variable is not supported in a text",
             ],
         );
     }

@@ -2447,6 +2447,13 @@ fn resolve_answer(
         Some(url) if url.is_empty() || !printable(url) => {
             Some("must be a URL of printable ASCII".to_string())
         }
+        Some(url) if url.contains('$') => match super::request_header_parts(url) {
+            Ok(_) => None,
+            Err(variable) => Some(format!(
+                "{variable} is not a request variable the proxy replaces ($scheme, $host, \
+                 $request_uri, $uri, $args, $is_args, $http_NAME, $arg_NAME...)"
+            )),
+        },
         None if redirect => Some(format!("is required with a {status} (where to)")),
         _ => None,
     };

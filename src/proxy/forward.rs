@@ -484,7 +484,13 @@ struct Fixed {
     status: StatusCode,
     body: Bytes,
     content_type: Option<HeaderValue>,
-    location: Option<HeaderValue>,
+    location: Option<Location>,
+}
+
+/// A redirect's `Location`: as written, or with request variables to replace.
+enum Location {
+    Fixed(HeaderValue),
+    PerRequest(Vec<config::RequestHeaderPart>),
 }
 
 impl Fixed {
@@ -496,16 +502,27 @@ impl Fixed {
             content_type: (!entry.body.is_empty())
                 .then(|| HeaderValue::from_str(&entry.content_type).ok())
                 .flatten(),
-            location: entry
-                .location
-                .as_deref()
-                .and_then(|l| HeaderValue::from_str(l).ok()),
+            location: entry.location.as_deref().and_then(|l| {
+                if l.contains('$') {
+                    config::request_header_parts(l)
+                        .ok()
+                        .map(Location::PerRequest)
+                } else {
+                    HeaderValue::from_str(l).ok().map(Location::Fixed)
+                }
+            }),
         }
     }
 }
 
 impl Fixed {
-    fn response(&self) -> Response<ProxyBody> {
+    /// The answer to `request` (for its `Location`'s variables).
+    fn response<B>(
+        &self,
+        request: &Request<B>,
+        host: &HeaderValue,
+        peer: &Peer,
+    ) -> Response<ProxyBody> {
         let mut response = Response::new(full(self.body.clone()));
         *response.status_mut() = self.status;
         if let Some(content_type) = &self.content_type {
@@ -513,10 +530,20 @@ impl Fixed {
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type.clone());
         }
-        if let Some(location) = &self.location {
-            response
-                .headers_mut()
-                .insert(header::LOCATION, location.clone());
+        let location = match &self.location {
+            None => None,
+            Some(Location::Fixed(value)) => Some(value.clone()),
+            Some(Location::PerRequest(parts)) => {
+                let mut built = Vec::new();
+                let mut request_id = None;
+                for part in parts {
+                    push_variable(&mut built, part, request, host, peer, &mut request_id);
+                }
+                HeaderValue::from_bytes(&built).ok()
+            }
+        };
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
         }
         response
     }
@@ -700,7 +727,7 @@ impl Forwarder {
         }
         // nginx's server-level `if` (its server rewrite phase), before a location is chosen.
         if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
-            let response = fixed.response();
+            let response = fixed.response(&request, &host, peer);
             discard_body(request, h1);
             return self.finish(started, response);
         }
@@ -736,14 +763,14 @@ impl Forwarder {
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
-                let response = fixed.response();
+                let response = fixed.response(&request, &host, peer);
                 discard_body(request, h1);
                 return self.finish(started, response);
             }
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
                 // its access checks).
-                let response = fixed.response();
+                let response = fixed.response(&request, &host, peer);
                 discard_body(request, h1);
                 return self.finish(started, response);
             }

@@ -1802,9 +1802,10 @@ async fn gzip_compresses_what_nginx_compresses() {
 }
 
 /// nginx's `if (...) { return ...; }`, in the server (before any location) and in a location:
-/// `=`, `!=`, `~`, `~*`, `!~` and a variable alone, on the method, a header and the User-Agent:
-/// the same statuses from nginx and from the proxy (and the same text where `return` gives
-/// one), and only what no condition answers reaches the app.
+/// `=`, `!=`, `~`, `~*`, `!~` and a variable alone, on the method, a header, the User-Agent and
+/// a query argument, and redirects whose URL has the request's variables: the same statuses
+/// and `Location`s from nginx and from the proxy (and the same text where `return` gives one),
+/// and only what no condition answers reaches the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_return_answers_as_nginx_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -1817,7 +1818,9 @@ async fn if_return_answers_as_nginx_answers() {
         port,
         &format!(
             "        if ($request_method !~ ^(GET|HEAD|POST|OPTIONS)$) {{ return 405; }}\n        \
-             if ($http_x_block) {{ return 403 \"blocked\\n\"; }}\n        location / {{\n            \
+             if ($http_x_block) {{ return 403 \"blocked\\n\"; }}\n        if ($http_x_old) {{ \
+             return 301 https://$host:$server_port/new$request_uri; }}\n        if ($arg_go) {{ \
+             return $scheme://example.com/$arg_go; }}\n        location / {{\n            \
              proxy_pass http://127.0.0.1:{app};\n        }}\n        location /api/ {{\n            \
              if ($request_method = OPTIONS) {{ return 204; }}\n            if ( $http_user_agent \
              ~* \"curl|wget\" ) {{ return 403; }}\n            if ($arg_x != \"\") {{ return 418; }}\n            \
@@ -1840,9 +1843,12 @@ async fn if_return_answers_as_nginx_answers() {
             ("POST", "/api/x", &["User-Agent: curl/8"]),
             ("GET", "/api/x?X=1", &[]),
             ("GET", "/api/x?y=1&x=", &[]),
+            ("GET", "/a/b?c=d", &["X-Old: 1"]),
+            ("GET", "/?go=there", &[]),
         ] {
             let output = Command::new("curl")
-                .args(["-sS", "-o", "-", "-w", " %{http_code}", "--max-time", "10"])
+                .args(["-sS", "-o", "-", "--max-time", "10"])
+                .args(["-w", "\n%{redirect_url} %{http_code}"])
                 .args(["-X", method, "-A", "Mozilla/5.0"])
                 .args(headers.iter().flat_map(|h| ["-H", *h]))
                 .arg("--cacert")
@@ -1852,9 +1858,12 @@ async fn if_return_answers_as_nginx_answers() {
                 .output()
                 .expect("run curl");
             let text = String::from_utf8_lossy(&output.stdout).into_owned();
-            let (body, status) = text.rsplit_once(' ').unwrap_or(("", ""));
+            let (body, end) = text.rsplit_once('\n').unwrap_or(("", ""));
+            let (location, status) = end.rsplit_once(' ').unwrap_or(("", ""));
             let body = if body.contains("blocked") { body } else { "" };
-            seen.push(format!("{method} {path} {headers:?}: {status} {body:?}"));
+            seen.push(format!(
+                "{method} {path} {headers:?}: {status} {body:?} {location}"
+            ));
         }
         let forwarded: Vec<String> = app
             .take()
@@ -1867,6 +1876,15 @@ async fn if_return_answers_as_nginx_answers() {
     };
     let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     assert_eq!(ours, theirs);
+    for redirect in [
+        format!(": 301 \"\" https://localhost:{port}/new/a/b?c=d"),
+        ": 302 \"\" https://example.com/there".to_string(),
+    ] {
+        assert!(
+            theirs.iter().any(|line| line.ends_with(&redirect)),
+            "{redirect}: {theirs:#?}"
+        );
+    }
     assert_eq!(
         theirs.last().unwrap(),
         "forwarded: [\"GET /\", \"OPTIONS /\", \"GET /\", \"GET /api/x\", \"GET \
