@@ -228,11 +228,6 @@ struct Target {
     response_headers: Box<[(HeaderName, HeaderValue)]>,
 }
 
-/// What every route that serves files shares: `file_types`.
-struct FileContext {
-    types: Arc<HashMap<String, HeaderValue>>,
-}
-
 impl Target {
     /// The proxy's own settings or a route's (`config`); a user file is read once for every
     /// target that names it with the same realm (`auths`).
@@ -240,7 +235,8 @@ impl Target {
         config: &config::Route,
         auths: &mut Vec<Arc<BasicAuth>>,
         zones: &HashMap<String, Arc<rate_limit::Zone>>,
-        files: &FileContext,
+        // `file_types`, shared by every route that serves files.
+        file_types: &Arc<HashMap<String, HeaderValue>>,
     ) -> anyhow::Result<Target> {
         let config::Route {
             upstream,
@@ -331,7 +327,7 @@ impl Target {
             files: config
                 .files
                 .as_ref()
-                .map(|dir| Box::new(Files::new(dir, &config.path, files.types.clone()))),
+                .map(|dir| Box::new(Files::new(dir, &config.path, file_types.clone()))),
             expires: config.expires,
             conditional: config
                 .conditional_answers
@@ -559,18 +555,16 @@ impl Forwarder {
             .iter()
             .map(|(name, rate)| (name.clone(), Arc::new(rate_limit::Zone::new(*rate))))
             .collect();
-        let files = FileContext {
-            // Validated when the configuration was resolved.
-            types: Arc::new(
-                config
-                    .file_types
-                    .iter()
-                    .filter_map(|(extension, media)| {
-                        Some((extension.clone(), HeaderValue::from_str(media).ok()?))
-                    })
-                    .collect(),
-            ),
-        };
+        // Validated when the configuration was resolved.
+        let file_types = Arc::new(
+            config
+                .file_types
+                .iter()
+                .filter_map(|(extension, media)| {
+                    Some((extension.clone(), HeaderValue::from_str(media).ok()?))
+                })
+                .collect(),
+        );
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
             locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
@@ -578,14 +572,14 @@ impl Forwarder {
         for route in &config.routes {
             let action = match &route.answer {
                 Some(answer) => Action::Answer(Fixed::new(answer)),
-                None => Action::Forward(Target::new(route, &mut auths, &zones, &files)?),
+                None => Action::Forward(Target::new(route, &mut auths, &zones, &file_types)?),
             };
             locations.add(&route.path, action);
         }
         locations
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
-        let default = Target::new(&config.own_route(), &mut auths, &zones, &files)?;
+        let default = Target::new(&config.own_route(), &mut auths, &zones, &file_types)?;
         let hosts = config
             .server_names
             .as_ref()

@@ -148,14 +148,19 @@ impl Gzip {
     /// that `asked`: nginx then serves it whole, its gzip filter having dropped the length
     /// that its range filter needs, and a `Range` is not honoured.
     pub(crate) fn compresses_file(&self, asked: Asked, media: &HeaderValue, length: u64) -> bool {
-        // A file's response has these two, and nothing proxied's other conditions look at.
-        let mut file = HeaderMap::new();
-        file.insert(header::ETAG, HeaderValue::from_static("\"\""));
-        file.insert(header::LAST_MODIFIED, HeaderValue::from_static(""));
+        // A file's response has an ETag and a Last-Modified and no Expires or Cache-Control
+        // yet: of `proxied`, only `any` and `auth` can let a proxied request's file through.
+        let proxied_allows = || {
+            self.proxied.iter().any(|when| match when {
+                GzipProxied::Any => true,
+                GzipProxied::Auth => asked.authorization,
+                _ => false,
+            })
+        };
         asked.accepts
             && length >= self.min_length
             && self.type_matches(media)
-            && (!asked.via || self.proxied_allows(asked, &file))
+            && (!asked.via || proxied_allows())
     }
 
     fn compressible_type(&self, headers: &HeaderMap) -> bool {

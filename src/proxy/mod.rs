@@ -164,7 +164,7 @@ pub struct Proxy {
 impl Proxy {
     /// Whether a connection keeps its TLS server name: for the access log, or for a request
     /// header's `$ssl_server_name`.
-    fn access_log_or_sni(&self) -> bool {
+    fn keeps_sni(&self) -> bool {
         self.config.access_log || self.forwarder.wants_sni()
     }
 
@@ -277,7 +277,7 @@ impl Proxy {
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
             client_cert_wanted: self.forwarder.wants_client_cert(),
-            sni_wanted: self.access_log_or_sni(),
+            sni_wanted: self.keeps_sni(),
         });
         // The accept loop is a task of its own, so it runs on a runtime worker (the thread that
         // also polls the sockets and runs the connections) rather than on the thread that
