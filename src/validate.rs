@@ -362,7 +362,7 @@ fn proxy(out: &mut String, config: &Config) {
     // `upstream` then.
     let to = match proxy.routes.iter().find(|route| route.path.is_everything()) {
         Some(_) => "the route of / below".to_string(),
-        None => proxy.upstream.to_string(),
+        None => upstream_text(&proxy.upstream, &proxy.upstream_target),
     };
     let _ = write!(out, "  listen    https://{}", proxy.listen);
     for also in &proxy.also_listen {
@@ -592,7 +592,7 @@ fn proxy(out: &mut String, config: &Config) {
             (None, None) if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
                 "403, forwards nothing".to_string()
             }
-            (None, None) => route.upstream.to_string(),
+            (None, None) => upstream_text(&route.upstream, &route.upstream_target),
         };
         let _ = writeln!(
             out,
@@ -676,6 +676,20 @@ fn expires_text(expires: crate::config::Expires) -> String {
             "Expires in {} (max-age={seconds})",
             crate::timefmt::format_duration(std::time::Duration::from_secs(seconds.unsigned_abs()))
         ),
+    }
+}
+
+/// Where requests go, and what replaces their target (`prefix_rewrite`, `upstream_uri`).
+fn upstream_text(upstream: &http::Uri, target: &crate::config::UpstreamTarget) -> String {
+    let authority = upstream.authority().map_or("127.0.0.1:80", |a| a.as_str());
+    match target {
+        crate::config::UpstreamTarget::AsSent => upstream.to_string(),
+        crate::config::UpstreamTarget::Prefix { matched, with } => {
+            format!("http://{authority}{with} (for {matched}: prefix_rewrite)")
+        }
+        crate::config::UpstreamTarget::Whole(uri) => {
+            format!("http://{authority}{uri} (the whole target: upstream_uri)")
+        }
     }
 }
 

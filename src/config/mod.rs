@@ -446,6 +446,8 @@ pub struct Proxy {
     pub also_listen: Vec<SocketAddr>,
     /// Where requests go, `http://host:port`.
     pub upstream: http::Uri,
+    /// `prefix_rewrite` or `upstream_uri`: what the upstream is sent as a request's target.
+    pub upstream_target: UpstreamTarget,
     /// The certificate chain the agent writes.
     pub cert_file: PathBuf,
     /// The private key the agent writes.
@@ -549,6 +551,7 @@ impl Proxy {
         Route {
             path: PathMatch::Prefix("/".to_string()),
             upstream: self.upstream.clone(),
+            upstream_target: self.upstream_target.clone(),
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_response_timeout: self.upstream_response_timeout,
             max_request_body: self.max_request_body,
@@ -769,6 +772,8 @@ pub struct Route {
     pub path: PathMatch,
     /// `http://host:port`, as `proxy.upstream`.
     pub upstream: http::Uri,
+    /// `prefix_rewrite` or `upstream_uri`: the route's own, never the proxy's.
+    pub upstream_target: UpstreamTarget,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
     pub max_request_body: Option<u64>,
@@ -795,6 +800,22 @@ pub struct Route {
     /// Headers added to the route's responses that lack them, before the proxy's own
     /// `response_headers` (the route's value wins for a name in both).
     pub response_headers: Vec<(String, String)>,
+}
+
+/// What the upstream is sent as a request's target (nginx's `proxy_pass` with a URI).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UpstreamTarget {
+    /// The client's, as it came.
+    #[default]
+    AsSent,
+    /// `prefix_rewrite`: the part of the path the location matched (`matched`: a prefix
+    /// location's prefix, an exact location's path) replaced by `with`; the rest of the path
+    /// and the query as they came.
+    Prefix { matched: String, with: String },
+    /// `upstream_uri`: the whole target (the client's query only where `$args` says), formed
+    /// from the request's variables for each request (nginx's `proxy_pass` with a variable and
+    /// a URI).
+    Whole(String),
 }
 
 /// `expires` (nginx's): the `Expires` and `Cache-Control` of 200, 201, 204, 206, 301, 302,

@@ -796,6 +796,8 @@ struct Mapper {
     default_type_used: bool,
     /// `expires` of the server (else the `http` level's) and of `location /`.
     expires: [Option<Directive>; 2],
+    /// The server's `set $NAME VALUE` of a constant: `proxy_pass` may name them.
+    constants: Vec<(String, String)>,
 }
 
 impl Mapper {
@@ -1167,6 +1169,7 @@ impl Mapper {
             .filter(|d| d.name == "error_page")
             .filter_map(|d| d.args.last().cloned())
             .collect();
+        self.constants = self.constants_of(server.block.as_deref().unwrap_or_default());
         let ssl_on = ssl_on(directives.iter()).cloned();
         self.tls_only = ssl_on.is_some()
             || directives
@@ -1311,6 +1314,8 @@ impl Mapper {
                     // Server level: applies to the location.
                     self.location_directive(d);
                 }
+                // Read before the loop: `proxy_pass` uses them.
+                "set" if own(d) => {}
                 _ if self.without_effect(d) => {}
                 "if" if own(d) => {
                     if let Some(entry) = self.if_answer(d) {
@@ -2292,15 +2297,13 @@ impl Mapper {
         let Some(upstream) = self.upstream(d, target) else {
             return;
         };
-        if !(upstream.path.is_empty() || upstream.path == "/") {
-            self.error(
-                d,
-                format!(
-                    "a URI in proxy_pass ({}) rewrites paths: not supported",
-                    upstream.path
-                ),
-            );
-            return;
+        match self.target_of(d, &upstream, Some("/")) {
+            Ok(Some(("prefix_rewrite", value))) => {
+                self.set(d, &["proxy", "prefix_rewrite"], Value::from(value));
+            }
+            Ok(Some((_, value))) => self.set(d, &["proxy", "upstream_uri"], Value::from(value)),
+            Ok(None) => {}
+            Err(()) => return,
         }
         // nginx's `proxy_redirect default` needs the URL as written, and none with a variable.
         self.proxy_pass = (!upstream.variables).then(|| (d.clone(), target.to_string()));
@@ -2308,9 +2311,105 @@ impl Mapper {
         self.set(d, &["proxy", "upstream"], Value::from(upstream.url));
     }
 
+    /// What a `proxy_pass` URI in a location of path `location` (`None`: a regular expression
+    /// or named location) makes of the request's target, as nginx: `prefix_rewrite`, the
+    /// location's part replaced; `upstream_uri`, the whole target (with a variable in the URL);
+    /// `None` for the target as sent; `Err` with the error said.
+    fn target_of(
+        &mut self,
+        d: &Directive,
+        upstream: &ProxyPass,
+        location: Option<&str>,
+    ) -> Result<Option<(&'static str, String)>, ()> {
+        let path = upstream.path.as_str();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        if upstream.variables {
+            return match super::request_header_parts(path) {
+                Ok(_) => Ok(Some(("upstream_uri", path.to_string()))),
+                Err(variable) => {
+                    self.error(
+                        d,
+                        format!("{variable} is not supported in a URI (only {VARIABLES})"),
+                    );
+                    Err(())
+                }
+            };
+        }
+        match location {
+            Some(location) if location == path => Ok(None),
+            Some(_) => Ok(Some(("prefix_rewrite", path.to_string()))),
+            None => {
+                self.error(
+                    d,
+                    "a URI in proxy_pass, in a regular expression or named location: nginx \
+                     refuses it too (leave it out, or name it with a variable)",
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// The server's own `set $NAME VALUE;` of constants (no variable in the value); any other
+    /// `set` is an error.
+    fn constants_of(&mut self, block: &[Directive]) -> Vec<(String, String)> {
+        let mut constants = Vec::new();
+        for d in block.iter().filter(|d| d.name == "set") {
+            let name = d.args.first().and_then(|n| n.strip_prefix('$'));
+            match (name, d.args.get(1), d.args.len()) {
+                (Some(name), Some(value), 2)
+                    if !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !value.contains('$') =>
+                {
+                    constants.retain(|(n, _): &(String, String)| n != name);
+                    constants.push((name.to_string(), value.clone()));
+                }
+                _ => self.error(
+                    d,
+                    "only a constant is supported (`set $app 127.0.0.1:8080;`, for proxy_pass \
+                     to name): the proxy keeps no variables of its own",
+                ),
+            }
+        }
+        constants
+    }
+
+    /// `target` with the server's `set` constants put in; whether any was.
+    fn with_constants(&self, target: &str) -> (String, bool) {
+        let Ok(pieces) = super::variable_pieces(target) else {
+            return (target.to_string(), false);
+        };
+        if !pieces.iter().any(|piece| {
+            matches!(piece, super::VariablePiece::Variable(name)
+                if self.constants.iter().any(|(n, _)| n == name))
+        }) {
+            return (target.to_string(), false);
+        }
+        let mut out = String::new();
+        let mut any = false;
+        for piece in pieces {
+            match piece {
+                super::VariablePiece::Text(text) => out.push_str(text),
+                super::VariablePiece::Variable(name) => {
+                    match self.constants.iter().find(|(n, _)| n == name) {
+                        Some((_, value)) => {
+                            out.push_str(value);
+                            any = true;
+                        }
+                        None => out.push_str(&format!("${{{name}}}")),
+                    }
+                }
+            }
+        }
+        (out, any)
+    }
+
     /// The upstream a `proxy_pass` names (an `upstream` block's one server, `localhost` as
     /// 127.0.0.1), or `None` with the error said.
     fn upstream(&mut self, d: &Directive, target: &str) -> Option<ProxyPass> {
+        let (target, constants) = self.with_constants(target);
         let Some(rest) = target.strip_prefix("http://") else {
             if target.starts_with("https://") {
                 self.error(
@@ -2324,9 +2423,12 @@ impl Mapper {
         };
         // `$request_uri` right after the address: the request's URI as the client sent it,
         // which is what the proxy forwards (and nginx, without a URI).
-        let (rest, variables) = match rest.strip_suffix("$request_uri") {
+        let (rest, variables) = match rest
+            .strip_suffix("$request_uri")
+            .or_else(|| rest.strip_suffix("${request_uri}"))
+        {
             Some(authority) if !authority.contains(['/', '$']) => (authority, true),
-            _ => (rest, false),
+            _ => (rest, constants || rest.contains('$')),
         };
         let (authority, path) = match rest.find('/') {
             Some(at) => (&rest[..at], &rest[at..]),
@@ -2590,21 +2692,16 @@ impl Mapper {
             }
             PathMatch::Regex { .. } | PathMatch::Named(_) => None,
         };
-        if !upstream.path.is_empty() && Some(&upstream.path) != location_path.as_ref() {
-            self.error(
-                &at,
-                format!(
-                    "a URI in proxy_pass ({}) rewrites this location's paths: not supported \
-                     (leave it out, or give the location's own path)",
-                    upstream.path
-                ),
-            );
-            return None;
-        }
+        let target = self
+            .target_of(&at, &upstream, location_path.as_deref())
+            .ok()?;
         if !ok {
             return None;
         }
         route.insert("upstream".into(), Value::from(upstream.url.clone()));
+        if let Some((key, value)) = target {
+            route.insert(key.into(), Value::from(value));
+        }
         // Timeouts: the location's, else the server's, else the proxy's defaults (as for
         // `location /`).
         for (name, key, default) in [
@@ -2653,11 +2750,17 @@ impl Mapper {
         } else {
             redirects
         };
-        // nginx's `default`: the proxy_pass URL and the location's path, by that path; a
-        // regular expression location has no path, so the URL is cut off.
+        // nginx's `default`: the proxy_pass URL (with the location's path when it has no URI
+        // of its own), by the location's path; a regular expression location has no path, so
+        // the URL is cut off.
         let default = (!upstream.variables).then(|| {
             let p = location_path.unwrap_or_default();
-            (at.clone(), format!("{}{p}", upstream.written), p)
+            let uri = if upstream.path.is_empty() {
+                &p
+            } else {
+                &upstream.path
+            };
+            (at.clone(), format!("{}{uri}", upstream.written), p)
         });
         let rules = self
             .redirect_rules(&redirect_level, default)
@@ -3306,9 +3409,11 @@ struct ProxyPass {
     /// `http://` and the authority as written (an `upstream` block's name stays a name), as
     /// nginx's `proxy_redirect default` matches it.
     written: String,
-    /// The URI after the authority, `""` when there is none.
+    /// The URI after the authority, `""` when there is none; with `variables`, it may hold the
+    /// request's variables.
     path: String,
-    /// `$request_uri` follows the address.
+    /// A variable is in the URL (`$request_uri` after the address, a constant of `set`): a URI
+    /// then replaces the request's whole, as nginx does.
     variables: bool,
 }
 
@@ -3416,7 +3521,7 @@ server {
     fn what_would_change_a_response_is_an_error_at_its_line() {
         let err = map(
             "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
-             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/;\n  }\n  location \
+             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80/app/$1;\n  }\n  location \
              ~ \\.php$ { return 200; expires 1d; }\n  add_header X-Frame-Options $x;\n  satisfy any;\n  location \
              /go { return 200 \"$host\"; }\n}\n",
         )
@@ -3425,7 +3530,7 @@ server {
         assert_errors(
             &err,
             &[
-                ":6:5: proxy_pass: a URI in proxy_pass (/app/)",
+                ":6:5: proxy_pass: $1 is not supported in a URI (only $scheme",
                 ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
                 ":9:3: add_header: a value with a variable is not supported",
                 ":10:3: satisfy: only all is supported",
@@ -3519,7 +3624,7 @@ server {
         );
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
-             a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location /api/ {\n    \
+             a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location ~ ^/api/ {\n    \
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
              http://127.0.0.1:80;\n    rewrite ^ /x;\n  }\n  location @named { proxy_pass \
              http://127.0.0.1:80; }\n  location ~ /(x { proxy_pass http://127.0.0.1:80; }\n  \
@@ -3530,10 +3635,59 @@ server {
         assert_errors(
             &err,
             &[
-                ":7:5: proxy_pass: a URI in proxy_pass (/) rewrites this location's paths",
+                ":7:5: proxy_pass: a URI in proxy_pass, in a regular expression or named \
+                 location: nginx refuses it too",
                 ":11:5: rewrite: not supported in location /admin",
                 ":14:3: location: location /(x: not a regular expression",
                 ":15:49: add_header: a value with a variable is not supported",
+            ],
+        );
+    }
+
+    /// A URI in `proxy_pass` replaces the location's part of the path (`prefix_rewrite`), or the
+    /// whole target when the URL has a variable (`upstream_uri`); a `set` constant may name the
+    /// address; what nginx refuses, or a `set` of anything but a constant, is an error.
+    #[test]
+    fn proxy_pass_uris_and_set_constants_are_mapped() {
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  set $app \"127.0.0.1:8080\";\n  location / { proxy_pass \
+             http://127.0.0.1:80/base/; }\n  location /api/ { proxy_pass http://$app/; }\n  \
+             location = /m { proxy_pass http://127.0.0.1:80/metrics; }\n  location ~ ^/h { \
+             proxy_pass http://$app/status; }\n  location /same/ { proxy_pass \
+             http://127.0.0.1:80/same/; }\n  location /v/ { proxy_pass \
+             http://127.0.0.1:80/v2$request_uri; }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            value(&mapped, "proxy.prefix_rewrite").as_deref(),
+            Some("/base/")
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        let field = |i: usize, key: &str| routes[i].get(key).cloned();
+        assert_eq!(field(0, "upstream"), Some("http://127.0.0.1:8080".into()));
+        assert_eq!(field(0, "upstream_uri"), Some("/".into()));
+        assert_eq!(field(1, "prefix_rewrite"), Some("/metrics".into()));
+        assert_eq!(field(2, "upstream_uri"), Some("/status".into()));
+        assert_eq!(field(3, "prefix_rewrite"), None);
+        assert_eq!(field(3, "upstream_uri"), None);
+        assert_eq!(field(4, "upstream_uri"), Some("/v2$request_uri".into()));
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  set $a $host;\n  set $b;\n  location /c/ { proxy_pass http://$c; }\n  \
+             location @n { proxy_pass http://127.0.0.1:80/x; }\n  location /l/ { set $d 1; \
+             proxy_pass http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":5:3: set: only a constant is supported",
+                ":6:3: set: only a constant is supported",
+                ":7:18: proxy_pass: an upstream chosen by a variable is not supported",
+                ":8:17: proxy_pass: a URI in proxy_pass, in a regular expression or named",
+                ":9:18: set: not supported in location /l/",
             ],
         );
     }
@@ -4374,17 +4528,22 @@ server {
             err.contains(":9:5: proxy_ssl_verify: applies to an https:// upstream"),
             "{err}"
         );
-        // `$request_uri` after a path, or another variable: refused as before.
-        for target in [
+        // `$request_uri` after a path: the whole target (nginx sends `//path`); another
+        // variable right after the address: refused.
+        let mapped = map(&server("listen 443 ssl;", "", "").replace(
+            "http://127.0.0.1:80$request_uri",
             "http://127.0.0.1:80/$request_uri",
-            "http://127.0.0.1:80$uri",
-        ] {
-            let err = map(&server("listen 443 ssl;", "", "")
-                .replace("http://127.0.0.1:80$request_uri", target))
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("proxy_pass: "), "{target}: {err}");
-        }
+        ))
+        .unwrap();
+        assert_eq!(
+            value(&mapped, "proxy.upstream_uri").as_deref(),
+            Some("/$request_uri")
+        );
+        let err = map(&server("listen 443 ssl;", "", "")
+            .replace("http://127.0.0.1:80$request_uri", "http://127.0.0.1:80$uri"))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("proxy_pass: "), "{err}");
     }
 
     /// nginx drops request headers with an underscore in their name unless told

@@ -334,6 +334,8 @@ pub(crate) struct RawRateLimit {
 pub(crate) struct RawRoute {
     pub location: Option<String>,
     pub upstream: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub upstream_uri: Option<String>,
     pub upstream_connect_timeout: Option<Scalar>,
     pub upstream_response_timeout: Option<Scalar>,
     pub max_request_body: Option<Scalar>,
@@ -363,6 +365,8 @@ pub(crate) struct RawRoute {
 pub(crate) struct RawProxy {
     pub listen: Option<StringOrList>,
     pub upstream: Option<String>,
+    pub prefix_rewrite: Option<String>,
+    pub upstream_uri: Option<String>,
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
     pub cert_label: Option<String>,

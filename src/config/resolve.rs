@@ -18,9 +18,9 @@ use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, Condition, ConditionalAnswer, Config, CookieFlag, CookieRule,
     EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections,
-    Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite, Route,
-    ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback,
-    UnknownHost, Vault, Wait, default_cert_label,
+    Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
+    RequestHeaderPart, Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig,
+    TemplateSource, TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1868,6 +1868,96 @@ fn upstream_uri(r: &mut Resolver, at: &[&str], text: &str) -> http::Uri {
     }
 }
 
+/// `prefix_rewrite` and `upstream_uri` (`base`: the proxy's or a route's keys) of a location
+/// `path` that forwards: what the upstream is sent as a request's target.
+fn upstream_target(
+    r: &mut Resolver,
+    base: &[&str],
+    path: &PathMatch,
+    prefix_rewrite: Option<String>,
+    upstream_uri: Option<String>,
+) -> UpstreamTarget {
+    let at = |key: &'static str| base.iter().copied().chain([key]).collect::<Vec<&str>>();
+    // A target must be an origin-form path: what `http::uri::PathAndQuery` takes, from `/`.
+    let is_target =
+        |text: &str| text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok();
+    match (prefix_rewrite, upstream_uri) {
+        (None, None) => UpstreamTarget::AsSent,
+        (Some(_), Some(_)) => {
+            r.error(
+                &at("upstream_uri"),
+                "cannot be given with prefix_rewrite: one says what replaces the location's \
+                 prefix, the other the whole target",
+            );
+            UpstreamTarget::AsSent
+        }
+        (Some(with), None) => {
+            let matched = match path {
+                PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) | PathMatch::Exact(p) => p,
+                PathMatch::Regex { .. } | PathMatch::Named(_) => {
+                    r.error(
+                        &at("prefix_rewrite"),
+                        format!(
+                            "location {path} has no prefix to replace (nginx refuses a URI in \
+                             proxy_pass there too): give upstream_uri, the whole target"
+                        ),
+                    );
+                    return UpstreamTarget::AsSent;
+                }
+            };
+            if with.contains(['?', '#']) || !is_target(&with) {
+                r.error(
+                    &at("prefix_rewrite"),
+                    format!("{with:?} is not a path such as \"/v1/\" (from /, no query)"),
+                );
+                return UpstreamTarget::AsSent;
+            }
+            UpstreamTarget::Prefix {
+                matched: matched.clone(),
+                with,
+            }
+        }
+        (None, Some(uri)) => {
+            let parts = match super::request_header_parts(&uri) {
+                Ok(parts) => parts,
+                Err(variable) => {
+                    r.error(
+                        &at("upstream_uri"),
+                        format!(
+                            "{variable} is not a request variable the proxy replaces \
+                             ($request_uri, $uri, $args, $is_args, $arg_NAME, $host...)"
+                        ),
+                    );
+                    return UpstreamTarget::AsSent;
+                }
+            };
+            // Each variable stands for a word: the rest must make a target as written.
+            let shape: String = parts
+                .iter()
+                .map(|part| match part {
+                    RequestHeaderPart::Text(text) => text.as_str(),
+                    _ => "x",
+                })
+                .collect();
+            let leads_with_uri = matches!(
+                parts.first(),
+                Some(RequestHeaderPart::RequestUri | RequestHeaderPart::Uri)
+            );
+            if !(is_target(&shape) || leads_with_uri && is_target(&format!("/{shape}"))) {
+                r.error(
+                    &at("upstream_uri"),
+                    format!(
+                        "{uri:?} is not a request target such as \"/v1/status\" or \
+                         \"/app$request_uri\" (from /)"
+                    ),
+                );
+                return UpstreamTarget::AsSent;
+            }
+            UpstreamTarget::Whole(uri)
+        }
+    }
+}
+
 /// `max_request_body`: nginx's spelling and meaning, `0` being no limit.
 fn request_body_limit(r: &mut Resolver, at: &[&str], value: Option<&Scalar>) -> Option<u64> {
     match value.map(units::size) {
@@ -2072,10 +2162,18 @@ fn resolve_proxy(
         );
     }
     let (listen, also_listen) = resolve_proxy_listen(r, raw.listen);
+    let upstream_target = upstream_target(
+        r,
+        &["proxy"],
+        &PathMatch::Prefix("/".to_string()),
+        raw.prefix_rewrite,
+        raw.upstream_uri,
+    );
     let mut proxy = Proxy {
         listen,
         also_listen,
         upstream,
+        upstream_target,
         cert_file,
         key_file,
         cert_label,
@@ -2616,6 +2714,21 @@ fn resolve_routes(
             None => None,
         };
         let conditional_answers = resolve_conditional_answers(r, &base, route.conditional_answers);
+        let rewrites = route.prefix_rewrite.is_some() || route.upstream_uri.is_some();
+        if rewrites && (files.is_some() || answer.is_some()) {
+            let key = if route.prefix_rewrite.is_some() {
+                "prefix_rewrite"
+            } else {
+                "upstream_uri"
+            };
+            r.error(
+                &at(key),
+                "is for a route that forwards: this one serves files or answers",
+            );
+            continue;
+        }
+        let upstream_target =
+            upstream_target(r, &base, &path, route.prefix_rewrite, route.upstream_uri);
         // `/` is the proxy's own, unless it serves files, answers or refuses everyone.
         if path.is_everything()
             && files.is_none()
@@ -2636,6 +2749,7 @@ fn resolve_routes(
         routes.push(Route {
             path,
             upstream,
+            upstream_target,
             upstream_connect_timeout,
             upstream_response_timeout,
             max_request_body,
@@ -3023,10 +3137,11 @@ fn resolve_basic_auth(
     if realm == "off" {
         return None;
     }
-    if realm.is_empty() || !realm.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+    // Sent as written in `WWW-Authenticate` (UTF-8 as nginx sends it): no control character.
+    if realm.is_empty() || realm.chars().any(char::is_control) {
         r.error(
             &realm_at,
-            "must be printable ASCII, not empty (\"off\" asks for no credentials)",
+            "must be printable text, not empty (\"off\" asks for no credentials)",
         );
         return None;
     }

@@ -226,6 +226,46 @@ struct Target {
     conditional: Box<[Conditional]>,
     /// The route's own `response_headers`, added before the proxy's.
     response_headers: Box<[(HeaderName, HeaderValue)]>,
+    /// `prefix_rewrite` or `upstream_uri`.
+    rewrite: Rewrite,
+}
+
+/// What the upstream is sent as a request's target ([`config::UpstreamTarget`]).
+enum Rewrite {
+    AsSent,
+    Prefix { matched: Box<str>, with: Box<str> },
+    Whole(Box<[config::RequestHeaderPart]>),
+}
+
+impl Rewrite {
+    fn new(target: &config::UpstreamTarget) -> Rewrite {
+        match target {
+            config::UpstreamTarget::AsSent => Rewrite::AsSent,
+            config::UpstreamTarget::Prefix { matched, with } => Rewrite::Prefix {
+                matched: matched.as_str().into(),
+                with: with.as_str().into(),
+            },
+            // Validated when the configuration was resolved.
+            config::UpstreamTarget::Whole(uri) => config::request_header_parts(uri)
+                .map_or(Rewrite::AsSent, |parts| Rewrite::Whole(parts.into())),
+        }
+    }
+
+    /// `uri`'s path with the location's part replaced, its query kept (`None`: not a target,
+    /// for the path no longer matches or the result is not a URI).
+    fn prefix(uri: &Uri, matched: &str, with: &str) -> Option<PathAndQuery> {
+        let rest = uri.path().strip_prefix(matched)?;
+        let query = uri.query();
+        let mut target =
+            String::with_capacity(with.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+        target.push_str(with);
+        target.push_str(rest);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        PathAndQuery::try_from(target).ok()
+    }
 }
 
 impl Target {
@@ -345,6 +385,7 @@ impl Target {
                     ))
                 })
                 .collect(),
+            rewrite: Rewrite::new(&config.upstream_target),
         })
     }
 }
@@ -874,8 +915,40 @@ impl Forwarder {
         };
         // nginx's variables read the request as the client sent it: formed before the
         // proxy changes its headers.
-        let per_request = (!target.request_headers.is_empty())
-            .then(|| per_request_values(&request, &host, &target.request_headers, peer));
+        let mut request_id = None;
+        let whole = match &target.rewrite {
+            Rewrite::Whole(parts) => {
+                let mut built = Vec::new();
+                for part in parts {
+                    push_variable(&mut built, part, &request, &host, peer, &mut request_id);
+                }
+                match PathAndQuery::try_from(built) {
+                    Ok(target) if target.as_str().starts_with('/') => Some(target),
+                    _ => {
+                        tracing::debug!(
+                            path = request.uri().path(),
+                            "upstream_uri made no request target of this request"
+                        );
+                        self.metrics.client_errors.target.inc();
+                        discard_body(request, h1);
+                        return self.finish(
+                            started,
+                            error(StatusCode::BAD_REQUEST, "bad request target\n"),
+                        );
+                    }
+                }
+            }
+            _ => None,
+        };
+        let per_request = (!target.request_headers.is_empty()).then(|| {
+            per_request_values(
+                &request,
+                &host,
+                &target.request_headers,
+                peer,
+                &mut request_id,
+            )
+        });
         let h2 = request.version() == Version::HTTP_2;
         let upgrade_header = if h2 {
             None
@@ -902,11 +975,17 @@ impl Forwarder {
         if let Some(values) = per_request {
             set_request_headers(request.headers_mut(), &target.request_headers, values);
         }
-        let path = request
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let as_sent = |uri: &Uri| {
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"))
+        };
+        let path = match (&target.rewrite, whole) {
+            (_, Some(whole)) => whole,
+            (Rewrite::Prefix { matched, with }, _) => Rewrite::prefix(request.uri(), matched, with)
+                .unwrap_or_else(|| as_sent(request.uri())),
+            _ => as_sent(request.uri()),
+        };
         // Origin form (`/path?query`): the upstream is ours, it needs no absolute URI.
         *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
@@ -1354,8 +1433,8 @@ fn per_request_values<B>(
     host: &HeaderValue,
     set: &[(HeaderName, SetHeader)],
     peer: &Peer,
+    request_id: &mut Option<String>,
 ) -> Vec<Option<HeaderValue>> {
-    let mut request_id: Option<String> = None;
     let mut values = Vec::new();
     for (_, what) in set {
         let SetHeader::PerRequest(parts) = what else {
@@ -1363,7 +1442,7 @@ fn per_request_values<B>(
         };
         let mut built = Vec::new();
         for part in parts {
-            push_variable(&mut built, part, request, host, peer, &mut request_id);
+            push_variable(&mut built, part, request, host, peer, request_id);
         }
         values.push(HeaderValue::from_bytes(&built).ok());
     }
@@ -1813,7 +1892,7 @@ mod tests {
             (HeaderName::from_static("x-id"), parts("$request_id")),
             (HeaderName::from_static("x-id-twice"), parts("$request_id")),
         ];
-        let values = per_request_values(&request, &host, &set, &peer);
+        let values = per_request_values(&request, &host, &set, &peer, &mut None);
         let headers = request.headers_mut();
         set_request_headers(headers, &set, values);
         let all = |name: &str| {

@@ -69,11 +69,13 @@ pub(crate) struct ClientErrors {
     pub forbidden: IntCounter,
     /// For a host `server_names` does not hold (`unknown_host`).
     pub unknown_host: IntCounter,
+    /// `upstream_uri` made no request target of what the request carries (400).
+    pub target: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 9] = [
+    pub(crate) const KINDS: [&'static str; 10] = [
         "host",
         "transfer_encoding",
         "method",
@@ -83,6 +85,7 @@ impl ClientErrors {
         "rate_limited",
         "forbidden",
         "unknown_host",
+        "target",
     ];
 }
 
@@ -173,6 +176,7 @@ impl ProxyMetrics {
                 rate_limited: client_errors.with_label_values(&[ClientErrors::KINDS[6]]),
                 forbidden: client_errors.with_label_values(&[ClientErrors::KINDS[7]]),
                 unknown_host: client_errors.with_label_values(&[ClientErrors::KINDS[8]]),
+                target: client_errors.with_label_values(&[ClientErrors::KINDS[9]]),
             },
         })
     }

@@ -646,6 +646,115 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
     assert_eq!(theirs.1, [413, 200, 200]);
 }
 
+/// `proxy_pass` with a URI (`prefix_rewrite`, `upstream_uri`) and with a `set` constant: for
+/// every path, the upstream that nginx sends it to gets the same request target from the
+/// proxy reading the same file — the location's part replaced (prefix, `^~`, exact, `/`), the
+/// whole target replaced where the URL has a variable, and left as sent where it has no URI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_pass_uris_replace_paths_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let api = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        set $api "127.0.0.1:{api}";
+        location / {{
+            proxy_pass http://127.0.0.1:{app}/base/;
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{api}/;
+        }}
+        location /v1 {{
+            proxy_pass http://127.0.0.1:{api}/version-one;
+        }}
+        location = /metrics {{
+            proxy_pass http://127.0.0.1:{app}/actuator/prometheus;
+        }}
+        location ^~ /static/ {{
+            proxy_pass http://127.0.0.1:{app}/assets/;
+        }}
+        location /same/ {{
+            proxy_pass http://127.0.0.1:{app}/same/;
+        }}
+        location ~ ^/health {{
+            proxy_pass http://$api/status;
+        }}
+        location ~ ^/echo {{
+            proxy_pass http://$api/e$request_uri;
+        }}
+        location /var/ {{
+            proxy_pass http://$api;
+        }}
+"#,
+            app = app.address.port(),
+            api = api.address.port(),
+        ),
+    );
+    const PATHS: &[&str] = &[
+        "/",
+        "/x/y?q=1&r=2",
+        "/api/users?id=2",
+        "/api/",
+        "/v1/a",
+        "/v1x",
+        "/metrics",
+        "/metrics?name=a",
+        "/static/a.css",
+        "/static/deep/b.js?v=3",
+        "/same/z",
+        "/health",
+        "/health/deep?x=1",
+        "/echo/a?b=c",
+        "/var/w?k=v",
+        "/a%20b/c",
+    ];
+    let probe = |d: &Path| {
+        let recorders = [("app", &app), ("api", &api)];
+        let mut seen = Vec::new();
+        for path in PATHS {
+            let status = answer(port, d, path).0;
+            assert_eq!(status, 200, "{path}");
+            let mut went = Vec::new();
+            for (name, recorder) in recorders {
+                for received in recorder.take() {
+                    let target = received
+                        .request_line()
+                        .split(' ')
+                        .nth(1)
+                        .unwrap()
+                        .to_string();
+                    went.push((name, target));
+                }
+            }
+            seen.push(went);
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    // What nginx did, so that the comparison means something.
+    let went = |i: usize| {
+        theirs[i]
+            .first()
+            .map(|(name, target)| (*name, target.as_str()))
+    };
+    assert_eq!(went(1), Some(("app", "/base/x/y?q=1&r=2")));
+    assert_eq!(went(2), Some(("api", "/users?id=2")));
+    assert_eq!(went(5), Some(("api", "/version-onex")));
+    assert_eq!(went(7), Some(("app", "/actuator/prometheus?name=a")));
+    assert_eq!(went(9), Some(("app", "/assets/deep/b.js?v=3")));
+    assert_eq!(went(12), Some(("api", "/status")));
+    assert_eq!(went(13), Some(("api", "/e/echo/a?b=c")));
+    assert_eq!(went(14), Some(("api", "/var/w?k=v")));
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 

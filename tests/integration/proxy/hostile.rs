@@ -1469,3 +1469,48 @@ async fn session_tickets_false_sends_no_tls12_ticket() {
     assert!(off.contains("Protocol  : TLSv1.2"), "{off}");
     assert!(!off.contains("TLS session ticket:"), "no ticket:\n{off}");
 }
+
+/// `prefix_rewrite` and `upstream_uri`, from the proxy's own file: the location's part of the
+/// path replaced (query kept) over HTTP/1.1 and HTTP/2, the whole target formed from the
+/// request's variables, and a request whose values make no target refused with 400 (counted as
+/// `kind="target"`) without reaching the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_targets_are_rewritten_for_each_request() {
+    const TARGET: &str = "pki_sidecar_proxy_client_errors_total{kind=\"target\"}";
+    let app = Recorder::start("").await;
+    let setting = "  prefix_rewrite = \"/base/\"\n  routes = [\n    \
+         { location = \"/api/\", prefix_rewrite = \"/\" },\n    \
+         { location = \"= /m\", prefix_rewrite = \"/metrics\" },\n    \
+         { location = \"~ ^/v2/\", upstream_uri = \"/new$uri?id=$arg_id\" },\n  ]\n";
+    let fixture = fixture(app.address, setting).await;
+    for (path, sent) in [
+        ("/x?q=1", "/base/x?q=1"),
+        ("/api/users?id=2", "/users?id=2"),
+        ("/api/", "/"),
+        ("/m?name=a", "/metrics?name=a"),
+        ("/v2/a/b?id=7&other=1", "/new/v2/a/b?id=7"),
+    ] {
+        let h1 = Via::H1(format!("GET {path} HTTP/1.1\r\nHost: a.example\r\n\r\n").leak());
+        let h2 = Via::H2 {
+            method: "GET",
+            path: Box::leak(path.to_string().into_boxed_str()),
+            authority: Some("a.example"),
+            headers: &[],
+        };
+        for via in [h1, h2] {
+            let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &via).await;
+            assert_eq!(status, "200", "{path}");
+            let received = app.wait_take(1).await;
+            assert_eq!(received[0].request_line(), format!("GET {sent} HTTP/1.1"));
+        }
+    }
+    // `$uri` is decoded: a space makes no request target.
+    let h1 = Via::H1("GET /v2/a%20b HTTP/1.1\r\nHost: a.example\r\n\r\n");
+    let (status, _) = exchange(fixture.proxy.address, &fixture.ca.pem, &h1).await;
+    assert_eq!(status, "400");
+    assert_eq!(fixture.proxy.metric(TARGET), 1.0);
+    assert!(
+        app.take().is_empty(),
+        "the refused request was not forwarded"
+    );
+}
