@@ -404,6 +404,13 @@ fn proxy(out: &mut String, config: &Config) {
             conditional.answer.status, conditional.when.text
         );
     }
+    for rule in &proxy.rewrites {
+        let _ = writeln!(
+            out,
+            "  rewrite   {} (rewrites), before any location",
+            rewrite_text(rule)
+        );
+    }
     for rule in &proxy.cookie_flags {
         let _ = writeln!(
             out,
@@ -496,6 +503,9 @@ fn proxy(out: &mut String, config: &Config) {
                 "{} if {}",
                 conditional.answer.status, conditional.when.text
             ));
+        }
+        for rule in &route.rewrites {
+            differs.push(format!("rewrite {}", rewrite_text(rule)));
         }
         if route.upstream_response_timeout != proxy.upstream_response_timeout {
             differs.push(format!(
@@ -677,6 +687,24 @@ fn expires_text(expires: crate::config::Expires) -> String {
             crate::timefmt::format_duration(std::time::Duration::from_secs(seconds.unsigned_abs()))
         ),
     }
+}
+
+/// A rewrite rule: what it matches, what it makes, and what then.
+fn rewrite_text(rule: &crate::config::RewriteRule) -> String {
+    use crate::config::RewriteFlag;
+    let then = match rule.flag {
+        RewriteFlag::Next => "the next rules, then the location looked up again",
+        RewriteFlag::Last => "the location looked up again",
+        RewriteFlag::Break => "in this location",
+        RewriteFlag::Redirect => "redirected 302",
+        RewriteFlag::Permanent => "redirected 301",
+    };
+    let then = if rule.redirects() && !matches!(rule.flag, RewriteFlag::Permanent) {
+        "redirected 302"
+    } else {
+        then
+    };
+    format!("{} -> {}, {then}", rule.regex, rule.replacement)
 }
 
 /// Where requests go, and what replaces their target (`prefix_rewrite`, `upstream_uri`).

@@ -502,6 +502,8 @@ pub struct Proxy {
     /// Answers given to requests that match a condition, before a location is chosen (nginx's
     /// `if (...) { return ...; }` in a server).
     pub conditional_answers: Vec<ConditionalAnswer>,
+    /// `rewrites`, in order.
+    pub rewrites: Vec<RewriteRule>,
     /// Locations forwarded with settings of their own, in the order written.
     pub routes: Vec<Route>,
     /// Prefixes of the upstream's `Location` and `Refresh` URLs rewritten (nginx's
@@ -566,6 +568,7 @@ impl Proxy {
             files: None,
             answer: None,
             conditional_answers: Vec::new(),
+            rewrites: Vec::new(),
             expires: self.expires,
             response_headers: Vec::new(),
         }
@@ -796,6 +799,8 @@ pub struct Route {
     /// Answers given to the route's requests that match a condition (nginx's `if` in a
     /// location), before anything else the route does.
     pub conditional_answers: Vec<ConditionalAnswer>,
+    /// `rewrites`, in order.
+    pub rewrites: Vec<RewriteRule>,
     pub expires: Option<Expires>,
     /// Headers added to the route's responses that lack them, before the proxy's own
     /// `response_headers` (the route's value wins for a name in both).
@@ -1212,6 +1217,81 @@ pub struct RateLimit {
     pub burst: u64,
     /// Of those, how many go through at once (`nodelay`: all, `burst`).
     pub delay: u64,
+}
+
+/// One of `rewrites` (nginx's `rewrite REGEX REPLACEMENT [FLAG]`): a path that `regex` finds
+/// something in is replaced by `replacement`, or redirected there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteRule {
+    /// As written (PCRE's syntax, as a `~` location's).
+    pub regex: String,
+    /// As written, for messages.
+    pub replacement: String,
+    /// `replacement` in pieces: text, the request's variables, `$1`..`$9`.
+    pub(crate) pieces: Vec<ReplacementPiece>,
+    pub flag: RewriteFlag,
+}
+
+/// A piece of a rewrite's replacement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReplacementPiece {
+    /// Text, or a request variable, as `request_headers` takes them.
+    Part(RequestHeaderPart),
+    /// `$1`..`$9`: what the regular expression's group of that number matched.
+    Capture(usize),
+}
+
+impl RewriteRule {
+    /// `replacement` in pieces; the error names a variable that is neither a request variable
+    /// nor a capture.
+    pub(crate) fn pieces(replacement: &str) -> Result<Vec<ReplacementPiece>, String> {
+        let mut pieces = Vec::new();
+        for piece in variable_pieces(replacement)? {
+            match piece {
+                // `$12` is the first group, then `2`, as nginx reads it.
+                VariablePiece::Variable(name) if name.starts_with(|c: char| c.is_ascii_digit()) => {
+                    let (digit, rest) = name.split_at(1);
+                    pieces.push(ReplacementPiece::Capture(digit.parse().unwrap_or(0)));
+                    if !rest.is_empty() {
+                        pieces.push(ReplacementPiece::Part(RequestHeaderPart::Text(
+                            rest.to_string(),
+                        )));
+                    }
+                }
+                VariablePiece::Text(text) => pieces.push(ReplacementPiece::Part(
+                    RequestHeaderPart::Text(text.to_string()),
+                )),
+                VariablePiece::Variable(name) => {
+                    let parts = request_header_parts(&format!("${{{name}}}"))?;
+                    pieces.extend(parts.into_iter().map(ReplacementPiece::Part));
+                }
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// A redirect rather than a new path: the flag says so, or the replacement is a URL.
+    pub fn redirects(&self) -> bool {
+        matches!(self.flag, RewriteFlag::Redirect | RewriteFlag::Permanent)
+            || ["http://", "https://", "$scheme"]
+                .iter()
+                .any(|start| self.replacement.starts_with(start))
+    }
+}
+
+/// What a rewrite does once it replaced the path (nginx's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteFlag {
+    /// None: the next rewrites are tried, then the location is looked up again.
+    Next,
+    /// `last`: the location is looked up again for the new path.
+    Last,
+    /// `break`: the request stays in its location, with the new path.
+    Break,
+    /// `redirect`: 302 to the replacement.
+    Redirect,
+    /// `permanent`: 301 to the replacement.
+    Permanent,
 }
 
 /// One of `conditional_answers`: `answer` (its path unused) when `when` holds.

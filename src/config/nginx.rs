@@ -46,6 +46,10 @@ const VARIABLES: &str = "$scheme, $https, $server_name, $server_port, $host, $re
                          $ssl_server_name and \
                          $ssl_client_s_dn, _i_dn, _verify, _serial, _fingerprint, _escaped_cert";
 
+/// An `if` written after a `rewrite` of its block.
+const IF_AFTER_REWRITE: &str = "an `if` after a `rewrite`: the proxy tries a block's `if`s \
+                                before its `rewrite`s (move it above them)";
+
 /// Nesting limit for `include`, against a file that includes itself.
 const INCLUDE_DEPTH: usize = 16;
 
@@ -495,6 +499,7 @@ const NGINX_ITSELF: &[&str] = &[
     "log_not_found",
     "limit_req_log_level",
     "limit_conn_log_level",
+    "rewrite_log",
 ];
 
 /// What an ignored directive's warning says.
@@ -521,7 +526,7 @@ fn why_ignored(name: &str) -> &'static str {
             "the client address comes from X-Forwarded-For sent by set_real_ip_from peers"
         }
         "root" | "index" => "nothing is served from disk: location / goes to the app",
-        "log_not_found" | "limit_req_log_level" | "limit_conn_log_level" => {
+        "log_not_found" | "limit_req_log_level" | "limit_conn_log_level" | "rewrite_log" => {
             "it only sets what nginx writes to its error log"
         }
         "proxy_http_version" => {
@@ -758,6 +763,10 @@ struct Mapper {
     conditional: Vec<Value>,
     /// `location /`'s `if` blocks: the proxy's own when no other location takes requests.
     root_ifs: Vec<Directive>,
+    /// The server's `rewrite`s, as `proxy.rewrites`.
+    rewrites: Vec<Value>,
+    /// `location /`'s `rewrite`s: the proxy's own when no other location takes requests.
+    root_rewrites: Vec<Directive>,
     /// `set_real_ip_from` is given: nginx's `$remote_addr` is then the address a trusted peer
     /// forwards, not the peer's.
     real_ip_from: bool,
@@ -1318,8 +1327,15 @@ impl Mapper {
                 "set" if own(d) => {}
                 _ if self.without_effect(d) => {}
                 "if" if own(d) => {
-                    if let Some(entry) = self.if_answer(d) {
+                    if !self.rewrites.is_empty() {
+                        self.error(d, IF_AFTER_REWRITE);
+                    } else if let Some(entry) = self.if_answer(d) {
                         self.conditional.push(Value::from(entry));
+                    }
+                }
+                "rewrite" if own(d) => {
+                    if let Some(rule) = self.rewrite_rule(d) {
+                        self.rewrites.push(Value::from(rule));
                     }
                 }
                 _ => self.error(
@@ -1343,6 +1359,33 @@ impl Mapper {
                 );
             } else if let Some(entry) = self.if_answer(d) {
                 self.conditional.push(Value::from(entry));
+            }
+        }
+        // `location /`'s `rewrite`s, after the server's, the same way.
+        let root_rewrites = std::mem::take(&mut self.root_rewrites);
+        for d in &root_rewrites {
+            if !alone {
+                self.error(
+                    d,
+                    "a `rewrite` in location / is supported when no other location takes \
+                     requests (move it to the server block if it should hold for every request)",
+                );
+            } else if let Some(rule) = self.rewrite_rule(d) {
+                self.rewrites.push(Value::from(rule));
+            }
+        }
+        if let (Some(first), false) = (root_ifs.first(), self.rewrites.is_empty()) {
+            self.error(first, IF_AFTER_REWRITE);
+        }
+        let first_rewrite = server_block
+            .iter()
+            .find(|d| d.name == "rewrite")
+            .or(root_rewrites.first())
+            .cloned();
+        if let Some(first) = first_rewrite {
+            let rewrites = std::mem::take(&mut self.rewrites);
+            if !rewrites.is_empty() {
+                self.set(&first, &["proxy", "rewrites"], Value::from(rewrites));
             }
         }
         let first_if = server_block
@@ -1937,7 +1980,9 @@ impl Mapper {
                 self.warn(d, format!("ignored: {why}"));
             }
             _ if self.without_effect(d) => {}
+            "if" if !self.root_rewrites.is_empty() => self.error(d, IF_AFTER_REWRITE),
             "if" => self.root_ifs.push(d.clone()),
+            "rewrite" => self.root_rewrites.push(d.clone()),
             _ => self.error(
                 d,
                 "not supported in location /: the proxy forwards every request as it came",
@@ -2351,6 +2396,52 @@ impl Mapper {
         }
     }
 
+    /// A `rewrite REGEX REPLACEMENT [FLAG]` as a `rewrites` entry; `None` with the error said.
+    fn rewrite_rule(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        let (regex, replacement, flag) = match d.args.as_slice() {
+            [regex, replacement] => (regex, replacement, None),
+            [regex, replacement, flag] => (regex, replacement, Some(flag)),
+            _ => {
+                self.error(d, "expects a regular expression, a replacement and a flag");
+                return None;
+            }
+        };
+        if let Err(why) = super::regex_for(regex, false) {
+            self.error(d, format!("{regex}: {why}"));
+            return None;
+        }
+        if let Err(variable) = super::RewriteRule::pieces(replacement) {
+            self.error(
+                d,
+                format!(
+                    "{variable} is not supported in a replacement (only $1..$9 and {VARIABLES})"
+                ),
+            );
+            return None;
+        }
+        let mut rule = figment::value::Dict::new();
+        rule.insert("regex".into(), Value::from(regex.clone()));
+        rule.insert("replacement".into(), Value::from(replacement.clone()));
+        if let Some(flag) = flag {
+            if !matches!(flag.as_str(), "last" | "break" | "redirect" | "permanent") {
+                self.error(
+                    d,
+                    format!("{flag}: expects last, break, redirect or permanent"),
+                );
+                return None;
+            }
+            if matches!(flag.as_str(), "redirect" | "permanent") && replacement.starts_with('/') {
+                self.warn(
+                    d,
+                    "a relative redirect is sent as it is (nginx makes it absolute with its \
+                     scheme, host and port); clients follow both",
+                );
+            }
+            rule.insert("flag".into(), Value::from(flag.clone()));
+        }
+        Some(rule)
+    }
+
     /// The server's own `set $NAME VALUE;` of constants (no variable in the value); any other
     /// `set` is an error.
     fn constants_of(&mut self, block: &[Directive]) -> Vec<(String, String)> {
@@ -2531,6 +2622,7 @@ impl Mapper {
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
         let mut conditional: Vec<Value> = Vec::new();
+        let mut rewrites: Vec<Value> = Vec::new();
         let mut ok = true;
         let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
         let forwards = d
@@ -2595,8 +2687,16 @@ impl Mapper {
                     self.warn(inner, format!("ignored: {why}"));
                 }
                 _ if self.without_effect(inner) => {}
+                "if" if !rewrites.is_empty() => {
+                    ok = false;
+                    self.error(inner, IF_AFTER_REWRITE);
+                }
                 "if" => match self.if_answer(inner) {
                     Some(entry) => conditional.push(Value::from(entry)),
+                    None => ok = false,
+                },
+                "rewrite" => match self.rewrite_rule(inner) {
+                    Some(rule) => rewrites.push(Value::from(rule)),
                     None => ok = false,
                 },
                 _ => {
@@ -2613,6 +2713,9 @@ impl Mapper {
         }
         if !conditional.is_empty() {
             route.insert("conditional_answers".into(), Value::from(conditional));
+        }
+        if !rewrites.is_empty() {
+            route.insert("rewrites".into(), Value::from(rewrites));
         }
         // Response headers: nginx's are the location's own, else the server's. The proxy adds
         // its own (`location /`'s, else the server's) everywhere, and a route's own before them.
@@ -3626,7 +3729,7 @@ server {
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location ~ ^/api/ {\n    \
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
-             http://127.0.0.1:80;\n    rewrite ^ /x;\n  }\n  location @named { proxy_pass \
+             http://127.0.0.1:80;\n    auth_request /x;\n  }\n  location @named { proxy_pass \
              http://127.0.0.1:80; }\n  location ~ /(x { proxy_pass http://127.0.0.1:80; }\n  \
              location /h { proxy_pass http://127.0.0.1:80; add_header X-A $x; }\n}\n",
         )
@@ -3637,7 +3740,7 @@ server {
             &[
                 ":7:5: proxy_pass: a URI in proxy_pass, in a regular expression or named \
                  location: nginx refuses it too",
-                ":11:5: rewrite: not supported in location /admin",
+                ":11:5: auth_request: not supported in location /admin",
                 ":14:3: location: location /(x: not a regular expression",
                 ":15:49: add_header: a value with a variable is not supported",
             ],
@@ -3688,6 +3791,57 @@ server {
                 ":7:18: proxy_pass: an upstream chosen by a variable is not supported",
                 ":8:17: proxy_pass: a URI in proxy_pass, in a regular expression or named",
                 ":9:18: set: not supported in location /l/",
+            ],
+        );
+    }
+
+    /// `rewrite`: the server's, then `location /`'s when no other location takes requests, as
+    /// `proxy.rewrites`; another location's as its route's `rewrites`; an `if` after a
+    /// `rewrite` of its block, a flag or variable the proxy does not know, an expression it
+    /// cannot run, and `location /`'s beside other locations are errors.
+    #[test]
+    fn rewrite_maps_to_rewrites() {
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  rewrite_log on;\n  rewrite ^/old/(.*)$ /new/$1 permanent;\n  location / \
+             {\n    proxy_pass http://127.0.0.1:80;\n    rewrite ^/a$ /b last;\n  }\n}\n",
+        )
+        .unwrap();
+        let rules = json(&mapped, &["proxy", "rewrites"]).unwrap();
+        assert_eq!(
+            rules,
+            serde_json::json!([
+                { "regex": "^/old/(.*)$", "replacement": "/new/$1", "flag": "permanent" },
+                { "regex": "^/a$", "replacement": "/b", "flag": "last" },
+            ])
+        );
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location /q/ {\n    \
+             rewrite ^/q/(.*)$ /search?q=$1;\n  }\n}\n",
+        )
+        .unwrap();
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(
+            routes[0]["rewrites"],
+            serde_json::json!([{ "regex": "^/q/(.*)$", "replacement": "/search?q=$1" }])
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  rewrite ^/a /b;\n  if ($http_x = 1) { return 403; }\n  location / {\n    \
+             proxy_pass http://127.0.0.1:80;\n    rewrite ^/c /d;\n  }\n  location /e/ {\n    \
+             rewrite ^/e /f stop;\n    rewrite ^/g /h$nothing;\n    rewrite ( /i;\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":6:3: if: an `if` after a `rewrite`",
+                ":9:5: rewrite: a `rewrite` in location / is supported when no other location",
+                ":12:5: rewrite: stop: expects last, break, redirect or permanent",
+                ":13:5: rewrite: $nothing is not supported in a replacement",
+                ":14:5: rewrite: (: not a regular expression the proxy can run",
             ],
         );
     }

@@ -283,6 +283,15 @@ pub(crate) struct RawConditionalAnswer {
     pub location: Option<String>,
 }
 
+/// One of `rewrites`: nginx's `rewrite REGEX REPLACEMENT [FLAG]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRewrite {
+    pub regex: Option<String>,
+    pub replacement: Option<String>,
+    pub flag: Option<String>,
+}
+
 /// One of `proxy.fixed_responses`: what the proxy answers itself (nginx's `return`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,6 +364,7 @@ pub(crate) struct RawRoute {
     pub try_files: Option<Vec<String>>,
     pub answer: Option<RawFixedResponse>,
     pub conditional_answers: Option<Vec<RawConditionalAnswer>>,
+    pub rewrites: Option<Vec<RawRewrite>>,
     pub expires: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
 }
@@ -390,6 +400,7 @@ pub(crate) struct RawProxy {
     pub response_headers: Option<BTreeMap<String, String>>,
     pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
     pub conditional_answers: Option<Vec<RawConditionalAnswer>>,
+    pub rewrites: Option<Vec<RawRewrite>>,
     pub routes: Option<Vec<RawRoute>>,
     pub redirect_rewrite: Option<Vec<RawRedirectRewrite>>,
     pub request_headers: Option<BTreeMap<String, String>>,

@@ -19,8 +19,9 @@ use super::{
     BasicAuth, Cidr, ClientAuth, Condition, ConditionalAnswer, Config, CookieFlag, CookieRule,
     EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections,
     Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
-    RequestHeaderPart, Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
+    RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames, Telemetry, Template,
+    TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost, UpstreamTarget,
+    Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -2071,6 +2072,7 @@ fn resolve_proxy(
         resolve_request_headers(r, &["proxy", "request_headers"], raw.request_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
     let conditional_answers = resolve_conditional_answers(r, &["proxy"], raw.conditional_answers);
+    let rewrites = resolve_rewrites(r, &["proxy"], raw.rewrites);
     let redirect_rewrite =
         resolve_redirect_rewrite(r, &["proxy", "redirect_rewrite"], raw.redirect_rewrite);
     let tls13_only = match raw.tls_min_version.as_deref().map(str::trim) {
@@ -2215,6 +2217,7 @@ fn resolve_proxy(
         request_headers,
         fixed_responses,
         conditional_answers,
+        rewrites,
         routes: Vec::new(),
         redirect_rewrite,
         x_real_ip,
@@ -2456,8 +2459,6 @@ fn resolve_fixed_responses(
     fixed
 }
 
-/// One fixed answer (`status`, `body`, `content_type`, `location`) for `path`, its keys under
-/// `base`; `None` with its errors said.
 /// `conditional_answers` under `base`: each `{ when, status, body, content_type, location }`,
 /// `when` being nginx's `if` condition without its parentheses.
 fn resolve_conditional_answers(
@@ -2500,6 +2501,95 @@ fn resolve_conditional_answers(
         }
     }
     answers
+}
+
+/// `rewrites` under `base`: each `{ regex, replacement, flag }`, nginx's `rewrite`.
+fn resolve_rewrites(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawRewrite>>,
+) -> Vec<RewriteRule> {
+    let mut rules = Vec::new();
+    for (index, entry) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter()
+                .copied()
+                .chain(["rewrites", index.as_str(), key])
+                .collect()
+        };
+        let regex = match entry.regex {
+            None => {
+                r.error(
+                    &at("regex"),
+                    "is required: the regular expression the path is matched against",
+                );
+                continue;
+            }
+            Some(regex) => match super::regex_for(&regex, false) {
+                Ok(_) => regex,
+                Err(why) => {
+                    r.error(&at("regex"), why);
+                    continue;
+                }
+            },
+        };
+        let Some(replacement) = entry.replacement.filter(|text| !text.is_empty()) else {
+            r.error(
+                &at("replacement"),
+                "is required: the new path (\"/$1\"), or a URL to redirect to",
+            );
+            continue;
+        };
+        let pieces = match RewriteRule::pieces(&replacement) {
+            Ok(pieces) => pieces,
+            Err(variable) => {
+                r.error(
+                    &at("replacement"),
+                    format!(
+                        "{variable} is neither a group ($1..$9) nor a request variable the proxy \
+                         replaces ($uri, $args, $host, $request_uri...)"
+                    ),
+                );
+                continue;
+            }
+        };
+        let flag = match entry.flag.as_deref() {
+            None => RewriteFlag::Next,
+            Some("last") => RewriteFlag::Last,
+            Some("break") => RewriteFlag::Break,
+            Some("redirect") => RewriteFlag::Redirect,
+            Some("permanent") => RewriteFlag::Permanent,
+            Some(other) => {
+                r.error(
+                    &at("flag"),
+                    format!(
+                        "{other:?} is not one of \"last\", \"break\", \"redirect\", \"permanent\""
+                    ),
+                );
+                continue;
+            }
+        };
+        let rule = RewriteRule {
+            regex,
+            replacement,
+            pieces,
+            flag,
+        };
+        // A new path: from `/` (or a variable that holds one).
+        if !rule.redirects() && !rule.replacement.starts_with(['/', '$']) {
+            r.error(
+                &at("replacement"),
+                format!(
+                    "{:?} is not a path from / (or a URL, to redirect to)",
+                    rule.replacement
+                ),
+            );
+            continue;
+        }
+        rules.push(rule);
+    }
+    rules
 }
 
 fn resolve_answer(
@@ -2714,8 +2804,9 @@ fn resolve_routes(
             None => None,
         };
         let conditional_answers = resolve_conditional_answers(r, &base, route.conditional_answers);
-        let rewrites = route.prefix_rewrite.is_some() || route.upstream_uri.is_some();
-        if rewrites && (files.is_some() || answer.is_some()) {
+        let rewrites = resolve_rewrites(r, &base, route.rewrites);
+        let retargets = route.prefix_rewrite.is_some() || route.upstream_uri.is_some();
+        if retargets && (files.is_some() || answer.is_some()) {
             let key = if route.prefix_rewrite.is_some() {
                 "prefix_rewrite"
             } else {
@@ -2764,6 +2855,7 @@ fn resolve_routes(
             files,
             answer,
             conditional_answers,
+            rewrites,
             expires: resolve_expires(r, &at("expires"), route.expires.as_deref(), proxy.expires),
             response_headers: resolve_response_headers_at(
                 r,

@@ -37,6 +37,7 @@ use super::hosts::Hosts;
 use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
+use super::rewrite;
 use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
 use crate::tls::stream::NameCheck;
@@ -191,6 +192,8 @@ pub(crate) struct Forwarder {
     gzip: Option<Gzip>,
     /// `proxy.conditional_answers` (nginx's `if` in the server), before any location.
     conditional: Box<[Conditional]>,
+    /// `proxy.rewrites` (nginx's `rewrite` in the server), after them.
+    rewrites: Box<[rewrite::Rule]>,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
@@ -224,6 +227,8 @@ struct Target {
     expires: Option<config::Expires>,
     /// `conditional_answers` (nginx's `if` in a location).
     conditional: Box<[Conditional]>,
+    /// `rewrites` (nginx's `rewrite` in a location), after them.
+    rewrites: Box<[rewrite::Rule]>,
     /// The route's own `response_headers`, added before the proxy's.
     response_headers: Box<[(HeaderName, HeaderValue)]>,
     /// `prefix_rewrite` or `upstream_uri`.
@@ -374,6 +379,7 @@ impl Target {
                 .iter()
                 .map(Conditional::new)
                 .collect::<anyhow::Result<_>>()?,
+            rewrites: rewrite::Rule::compile(&config.rewrites)?,
             // Validated when the configuration was resolved.
             response_headers: config
                 .response_headers
@@ -649,6 +655,7 @@ impl Forwarder {
                 .iter()
                 .map(Conditional::new)
                 .collect::<anyhow::Result<_>>()?,
+            rewrites: rewrite::Rule::compile(&config.rewrites)?,
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -766,10 +773,21 @@ impl Forwarder {
             discard_body(request, h1);
             return self.finish(started, response);
         }
-        // A `try_files` fallback sends the request on to another location, at most this many
-        // times (nginx's limit of internal redirects).
+        // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
+        if !self.rewrites.is_empty()
+            && let Err(response) = self.rewrite(&self.rewrites, &mut request, &host, peer)
+        {
+            discard_body(request, h1);
+            return self.finish(started, *response);
+        }
+        // A `try_files` fallback or a rewrite sends the request on to another location, at
+        // most this many times (nginx's limit of internal redirects).
         let mut hops = 0;
         let mut named: Option<&Action> = None;
+        // The rate limits count a request once, in its last location.
+        let mut counted = false;
+        // A route's `break` keeps the rewritten target, which its `prefix_rewrite` leaves.
+        let mut broke = false;
         let target = loop {
             let action = match named.take() {
                 Some(action) => Some(action),
@@ -802,6 +820,36 @@ impl Forwarder {
                 discard_body(request, h1);
                 return self.finish(started, response);
             }
+            // Then its `rewrite`s: a new path is looked up again (`last`), or stays (`break`).
+            if !target.rewrites.is_empty() {
+                match self.rewrite(&target.rewrites, &mut request, &host, peer) {
+                    Err(response) => {
+                        discard_body(request, h1);
+                        return self.finish(started, *response);
+                    }
+                    Ok(Some(true)) => {
+                        hops += 1;
+                        if hops <= MAX_HOPS {
+                            continue;
+                        }
+                        tracing::warn!(
+                            path = request.uri().path(),
+                            "rewrites sent the request on {MAX_HOPS} times: check the routes' \
+                             rewrites for a loop"
+                        );
+                        discard_body(request, h1);
+                        return self.finish(
+                            started,
+                            error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal error: rewrites led nowhere\n",
+                            ),
+                        );
+                    }
+                    Ok(Some(false)) => broke = true,
+                    Ok(None) => {}
+                }
+            }
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
                 // its access checks).
@@ -811,7 +859,8 @@ impl Forwarder {
             }
             // nginx's order: `limit_req` (its preaccess phase, once per request), then its
             // access phase.
-            if hops == 0 && !target.rate_limits.is_empty() {
+            if !counted && !target.rate_limits.is_empty() {
+                counted = true;
                 match rate_limit::check(&target.rate_limits, peer.ip) {
                     rate_limit::Verdict::Refuse => {
                         self.metrics.client_errors.rate_limited.inc();
@@ -925,16 +974,9 @@ impl Forwarder {
                 match PathAndQuery::try_from(built) {
                     Ok(target) if target.as_str().starts_with('/') => Some(target),
                     _ => {
-                        tracing::debug!(
-                            path = request.uri().path(),
-                            "upstream_uri made no request target of this request"
-                        );
-                        self.metrics.client_errors.target.inc();
+                        let response = self.bad_target(request.uri());
                         discard_body(request, h1);
-                        return self.finish(
-                            started,
-                            error(StatusCode::BAD_REQUEST, "bad request target\n"),
-                        );
+                        return self.finish(started, response);
                     }
                 }
             }
@@ -982,8 +1024,10 @@ impl Forwarder {
         };
         let path = match (&target.rewrite, whole) {
             (_, Some(whole)) => whole,
-            (Rewrite::Prefix { matched, with }, _) => Rewrite::prefix(request.uri(), matched, with)
-                .unwrap_or_else(|| as_sent(request.uri())),
+            (Rewrite::Prefix { matched, with }, _) if !broke => {
+                Rewrite::prefix(request.uri(), matched, with)
+                    .unwrap_or_else(|| as_sent(request.uri()))
+            }
             _ => as_sent(request.uri()),
         };
         // Origin form (`/path?query`): the upstream is ours, it needs no absolute URI.
@@ -1088,6 +1132,50 @@ impl Forwarder {
             errors.host.inc();
             (StatusCode::BAD_REQUEST, why)
         })
+    }
+
+    /// Applies `rules` to `request`: `Ok(None)` when none matched, `Ok(Some(search))` with its
+    /// target replaced (`search`: its location to be looked up again), `Err` with the answer (a
+    /// redirect, or a 400 for a replacement that makes no target).
+    fn rewrite<B>(
+        &self,
+        rules: &[rewrite::Rule],
+        request: &mut Request<B>,
+        host: &HeaderValue,
+        peer: &Peer,
+    ) -> Result<Option<bool>, Box<Response<ProxyBody>>> {
+        let mut request_id = None;
+        let outcome = rewrite::apply(rules, request.uri(), |built, part| {
+            push_variable(built, part, request, host, peer, &mut request_id);
+        });
+        match outcome {
+            rewrite::Outcome::Unchanged => Ok(None),
+            rewrite::Outcome::Changed { target, search } => {
+                let mut parts = request.uri().clone().into_parts();
+                parts.path_and_query = Some(target);
+                let uri =
+                    Uri::from_parts(parts).map_err(|_| Box::new(self.bad_target(request.uri())))?;
+                *request.uri_mut() = uri;
+                Ok(Some(search))
+            }
+            rewrite::Outcome::Redirect(status, location) => {
+                let mut response = Response::new(full(Bytes::new()));
+                *response.status_mut() = status;
+                response.headers_mut().insert(header::LOCATION, location);
+                Err(Box::new(response))
+            }
+            rewrite::Outcome::Invalid => Err(Box::new(self.bad_target(request.uri()))),
+        }
+    }
+
+    /// The 400 for a request whose values make no target.
+    fn bad_target(&self, uri: &Uri) -> Response<ProxyBody> {
+        tracing::debug!(
+            path = uri.path(),
+            "the request's values make no request target"
+        );
+        self.metrics.client_errors.target.inc();
+        error(StatusCode::BAD_REQUEST, "bad request target\n")
     }
 
     fn finish(&self, started: Instant, mut response: Response<ProxyBody>) -> Response<ProxyBody> {

@@ -20,6 +20,7 @@ pub(crate) mod hosts;
 pub(crate) mod metrics;
 pub(crate) mod park;
 pub(crate) mod rate_limit;
+pub(crate) mod rewrite;
 pub(crate) mod store;
 pub(crate) mod upstream;
 

@@ -755,6 +755,122 @@ async fn proxy_pass_uris_replace_paths_as_nginx_does() {
     assert_eq!(went(14), Some(("api", "/var/w?k=v")));
 }
 
+/// `rewrite` in the server and in locations (`last`, `break`, none, `redirect`, `permanent`,
+/// a URL, groups, a query of its own, `?` that drops the request's, a loop, a `break` before
+/// files): nginx and the proxy on one file give the same status and `Location` (nginx's made
+/// absolute, the proxy's relative, compared by path) and the same upstream gets the same target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_sends_requests_on_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    std::fs::create_dir_all(d.join("www/files")).unwrap();
+    std::fs::write(d.join("www/files/page.html"), "the page\n").unwrap();
+    let app = Recorder::start("").await;
+    let api = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        rewrite ^/old/(.*)$ /new/$1 permanent;
+        rewrite ^/legacy(.*)$ /api$1;
+        rewrite ^/go$ https://$host/elsewhere?from=go redirect;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location ~ "^/static/[0-9a-fA-F]{{8}}/(.*)$" {{
+            rewrite "^/static/[0-9a-fA-F]{{8}}/(.*)" /$1 last;
+        }}
+        location /api/ {{
+            rewrite ^/api/v1/(.*)$ /api/v2/$1 break;
+            proxy_pass http://127.0.0.1:{api};
+        }}
+        location /q/ {{
+            rewrite ^/q/(.*)$ /search?term=$1 last;
+        }}
+        location /drop/ {{
+            rewrite ^/drop/(.*)$ /plain/$1? last;
+        }}
+        location /loop/ {{
+            rewrite ^ /loop/again last;
+        }}
+        location /files/ {{
+            root {www};
+            rewrite ^/files/(.*)\.htm$ /files/$1.html break;
+        }}
+"#,
+            app = app.address.port(),
+            api = api.address.port(),
+            www = d.join("www").display(),
+        ),
+    );
+    const PATHS: &[&str] = &[
+        "/old/a?x=1",
+        "/legacy/users",
+        "/go?x=1",
+        "/static/0123abcd/css/a.css?v=2",
+        "/static/nothex/b.css",
+        "/api/v1/items?id=1",
+        "/api/v3/items",
+        "/q/rust",
+        "/drop/a?secret=1",
+        "/loop/",
+        "/files/page.htm",
+        "/other?k=v",
+    ];
+    let origin = format!("https://localhost:{port}");
+    let probe = |d: &Path| {
+        let recorders = [("app", &app), ("api", &api)];
+        let mut seen = Vec::new();
+        for path in PATHS {
+            let (status, _, location, body) = answer(port, d, path);
+            let location = location
+                .strip_prefix(&origin)
+                .unwrap_or(&location)
+                .to_string();
+            let body = if status == 200 { body } else { String::new() };
+            let mut went = Vec::new();
+            for (name, recorder) in recorders {
+                for received in recorder.take() {
+                    let target = received
+                        .request_line()
+                        .split(' ')
+                        .nth(1)
+                        .unwrap()
+                        .to_string();
+                    went.push((name, target));
+                }
+            }
+            seen.push((status, location, body, went));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    // What nginx did, so that the comparison means something.
+    let went = |i: usize| {
+        theirs[i]
+            .3
+            .first()
+            .map(|(name, target)| (*name, target.as_str()))
+    };
+    assert_eq!((theirs[0].0, theirs[0].1.as_str()), (301, "/new/a?x=1"));
+    assert_eq!(went(1), Some(("api", "/api/users")));
+    assert_eq!(
+        (theirs[2].0, theirs[2].1.as_str()),
+        (302, "https://localhost/elsewhere?from=go&x=1")
+    );
+    assert_eq!(went(3), Some(("app", "/css/a.css?v=2")));
+    assert_eq!(went(5), Some(("api", "/api/v2/items?id=1")));
+    assert_eq!(went(7), Some(("app", "/search?term=rust")));
+    assert_eq!(went(8), Some(("app", "/plain/a")));
+    assert_eq!(theirs[9].0, 500);
+    assert_eq!((theirs[10].0, theirs[10].2.as_str()), (200, "the page\n"));
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
