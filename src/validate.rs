@@ -440,6 +440,17 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.rate_limit_status
         );
     }
+    for limit in &proxy.concurrency_limits {
+        let per = match proxy.concurrency_limit_zones.get(&limit.zone) {
+            Some(crate::config::ConcurrencyKey::Server) => "for all clients together",
+            _ => "per client address",
+        };
+        let _ = writeln!(
+            out,
+            "  limits    {} requests in flight {per} (zone {}), then {} (concurrency_limits)",
+            limit.max, limit.zone, proxy.concurrency_limit_status
+        );
+    }
     if let Some(expires) = proxy.expires {
         let _ = writeln!(
             out,
@@ -538,6 +549,11 @@ fn proxy(out: &mut String, config: &Config) {
             != (&proxy.rate_limits, proxy.rate_limit_status)
         {
             differs.push("its own rate_limits".to_string());
+        }
+        if (&route.concurrency_limits, route.concurrency_limit_status)
+            != (&proxy.concurrency_limits, proxy.concurrency_limit_status)
+        {
+            differs.push("its own concurrency_limits".to_string());
         }
         if route.expires != proxy.expires {
             differs.push(match route.expires {

@@ -524,6 +524,12 @@ pub struct Proxy {
     pub rate_limits: Vec<RateLimit>,
     /// The status of a refused request (nginx's `limit_req_status`, 503 by default).
     pub rate_limit_status: u16,
+    /// What each zone counts requests in flight per (nginx's `limit_conn_zone`), by name.
+    pub concurrency_limit_zones: BTreeMap<String, ConcurrencyKey>,
+    /// The zones a request is counted in while it is served (nginx's `limit_conn`).
+    pub concurrency_limits: Vec<ConcurrencyLimit>,
+    /// The status of a request refused for them (nginx's `limit_conn_status`, 503).
+    pub concurrency_limit_status: u16,
     /// Which client addresses are let in (nginx's `allow` and `deny`): the first rule that
     /// matches decides; none: in.
     pub access_rules: Vec<AccessRule>,
@@ -564,6 +570,8 @@ impl Proxy {
             cookie_flags: self.cookie_flags.clone(),
             rate_limits: self.rate_limits.clone(),
             rate_limit_status: self.rate_limit_status,
+            concurrency_limits: self.concurrency_limits.clone(),
+            concurrency_limit_status: self.concurrency_limit_status,
             access_rules: self.access_rules.clone(),
             files: None,
             answer: None,
@@ -789,6 +797,8 @@ pub struct Route {
     pub cookie_flags: Vec<CookieRule>,
     pub rate_limits: Vec<RateLimit>,
     pub rate_limit_status: u16,
+    pub concurrency_limits: Vec<ConcurrencyLimit>,
+    pub concurrency_limit_status: u16,
     pub access_rules: Vec<AccessRule>,
     /// Serves files from a directory instead of forwarding, when set (nginx's `root` and
     /// `alias`).
@@ -1217,6 +1227,25 @@ pub struct RateLimit {
     pub burst: u64,
     /// Of those, how many go through at once (`nodelay`: all, `burst`).
     pub delay: u64,
+}
+
+/// What a `concurrency_limit_zones` zone counts requests in flight per (nginx's
+/// `limit_conn_zone` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyKey {
+    /// `"address"`: each client address (`$binary_remote_addr`).
+    Address,
+    /// `"server"`: all of them together (`$server_name`).
+    Server,
+}
+
+/// One of `concurrency_limits` (nginx's `limit_conn ZONE N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrencyLimit {
+    /// A zone of `proxy.concurrency_limit_zones`.
+    pub zone: String,
+    /// Requests in flight at most, per the zone's key.
+    pub max: u32,
 }
 
 /// One of `rewrites` (nginx's `rewrite REGEX REPLACEMENT [FLAG]`): a path that `regex` finds

@@ -46,6 +46,16 @@ const VARIABLES: &str = "$scheme, $https, $server_name, $server_port, $host, $re
                          $ssl_server_name and \
                          $ssl_client_s_dn, _i_dn, _verify, _serial, _fingerprint, _escaped_cert";
 
+/// What a `limit_conn_zone` key counts per, as `concurrency_limit_zones` names it: `None` for
+/// a key the proxy does not count by.
+fn conn_key(key: &str) -> Option<&'static str> {
+    match key {
+        "$binary_remote_addr" | "$remote_addr" => Some("address"),
+        "$server_name" => Some("server"),
+        _ => None,
+    }
+}
+
 /// An `if` written after a `rewrite` of its block.
 const IF_AFTER_REWRITE: &str = "an `if` after a `rewrite`: the proxy tries a block's `if`s \
                                 before its `rewrite`s (move it above them)";
@@ -785,6 +795,11 @@ struct Mapper {
     /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
     /// `location /`.
     rate_limits: [Vec<Directive>; 2],
+    /// `limit_conn_zone` directives of the `http` level.
+    conn_zones: Vec<Directive>,
+    /// `limit_conn`, `limit_conn_status` and `limit_conn_dry_run` of the server (with the
+    /// `http` level's) and of `location /`.
+    conn_limits: [Vec<Directive>; 2],
     /// `allow` and `deny` of the `http` level, the server and `location /`: nginx takes the
     /// nearest level that has any.
     access: [Vec<Directive>; 3],
@@ -839,11 +854,11 @@ impl Mapper {
                      ... ssl`)",
                 ),
                 "limit_req_zone" => self.zones.push(directive.clone()),
-                "map" | "geo" | "split_clients" | "limit_conn_zone" | "proxy_cache_path" => self
-                    .warn(
-                        directive,
-                        "ignored here; a directive of the server that uses it is reported there",
-                    ),
+                "limit_conn_zone" => self.conn_zones.push(directive.clone()),
+                "map" | "geo" | "split_clients" | "proxy_cache_path" => self.warn(
+                    directive,
+                    "ignored here; a directive of the server that uses it is reported there",
+                ),
                 _ => self.inherited.push(directive.clone()),
             }
         }
@@ -1314,6 +1329,9 @@ impl Mapper {
                 "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                     self.rate_limits[0].push(d.clone());
                 }
+                "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
+                    self.conn_limits[0].push(d.clone());
+                }
                 "allow" | "deny" => self.access[usize::from(own(d))].push(d.clone()),
                 "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
@@ -1427,6 +1445,7 @@ impl Mapper {
         self.basic_auth();
         self.proxy_cookie_flags();
         self.limit_req();
+        self.limit_conn();
         self.access_rules();
         let expires = self.expires[1].clone().or_else(|| self.expires[0].clone());
         if let Some(d) = &expires
@@ -1967,6 +1986,9 @@ impl Mapper {
             "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
             "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                 self.rate_limits[1].push(d.clone());
+            }
+            "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
+                self.conn_limits[1].push(d.clone());
             }
             "allow" | "deny" => self.access[2].push(d.clone()),
             "satisfy" => self.satisfy(d),
@@ -2618,6 +2640,7 @@ impl Mapper {
         let mut auth = Vec::new();
         let mut cookie_flags = Vec::new();
         let mut rate_limits = Vec::new();
+        let mut conn_limits = Vec::new();
         let mut access = Vec::new();
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
@@ -2647,6 +2670,9 @@ impl Mapper {
                 "proxy_cookie_flags" => cookie_flags.push(inner.clone()),
                 "limit_req" | "limit_req_status" | "limit_req_dry_run" | "limit_req_log_level" => {
                     rate_limits.push(inner.clone());
+                }
+                "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
+                    conn_limits.push(inner.clone());
                 }
                 "allow" | "deny" => access.push(inner.clone()),
                 "satisfy" => self.satisfy(inner),
@@ -2785,6 +2811,7 @@ impl Mapper {
             let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
             route.insert("rate_limits".into(), Value::from(limits));
             route.insert("rate_limit_status".into(), Value::from(u64::from(status)));
+            self.route_conn_limits(&conn_limits, &mut route)?;
             return Some(route);
         };
         // The location's path as nginx's `proxy_redirect default` and a URI that leaves paths
@@ -2882,7 +2909,182 @@ impl Mapper {
         let (limits, status) = self.limits_in_effect(&rate_limits, &outer)?;
         route.insert("rate_limits".into(), Value::from(limits));
         route.insert("rate_limit_status".into(), Value::from(u64::from(status)));
+        self.route_conn_limits(&conn_limits, &mut route)?;
         Some(route)
+    }
+
+    /// A route's `limit_conn`s (its own, else the server's) as its `concurrency_limits` and
+    /// `concurrency_limit_status`; `None` when refused (said).
+    fn route_conn_limits(
+        &mut self,
+        own: &[Directive],
+        route: &mut figment::value::Dict,
+    ) -> Option<()> {
+        let outer = self.conn_limits[0].clone();
+        let (limits, status) = self.conn_limits_in_effect(own, &outer)?;
+        route.insert("concurrency_limits".into(), Value::from(limits));
+        route.insert(
+            "concurrency_limit_status".into(),
+            Value::from(u64::from(status)),
+        );
+        Some(())
+    }
+
+    /// `limit_conn` and `limit_conn_status` of `location /` (else the server's), as
+    /// `proxy.concurrency_limits` and `proxy.concurrency_limit_status`, with the zones they use
+    /// as `proxy.concurrency_limit_zones`.
+    fn limit_conn(&mut self) {
+        let [outer, location] = std::mem::take(&mut self.conn_limits);
+        let at = location.first().or(outer.first()).cloned();
+        if let (Some((limits, status)), Some(at)) =
+            (self.conn_limits_in_effect(&location, &outer), at)
+        {
+            self.set(&at, &["proxy", "concurrency_limits"], Value::from(limits));
+            self.set(
+                &at,
+                &["proxy", "concurrency_limit_status"],
+                Value::from(u64::from(status)),
+            );
+        }
+        let mut zones = figment::value::Dict::new();
+        let mut first: Option<Directive> = None;
+        for d in std::mem::take(&mut self.conn_zones) {
+            let name = d
+                .args
+                .iter()
+                .find_map(|a| a.strip_prefix("zone="))
+                .and_then(|zone| zone.split(':').next())
+                .filter(|name| !name.is_empty());
+            let Some(name) = name else {
+                self.error(&d, "expects KEY zone=NAME:SIZE");
+                continue;
+            };
+            match conn_key(d.args.first().map(String::as_str).unwrap_or_default()) {
+                Some(key) => {
+                    zones.insert(name.to_string(), Value::from(key));
+                    first.get_or_insert(d.clone());
+                }
+                None => self.warn(
+                    &d,
+                    format!(
+                        "not served: the proxy counts requests in flight per client address \
+                         ($binary_remote_addr) or for the server ($server_name), not per {}; \
+                         a limit_conn using zone {name} is refused",
+                        d.args.first().map(String::as_str).unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        if let Some(first) = first {
+            self.set(
+                &first,
+                &["proxy", "concurrency_limit_zones"],
+                Value::from(zones),
+            );
+        }
+    }
+
+    /// The `limit_conn`s in effect, a level's own else the one above's, as
+    /// `concurrency_limits` entries and the status; `None` when refused (said).
+    fn conn_limits_in_effect(
+        &mut self,
+        own: &[Directive],
+        outer: &[Directive],
+    ) -> Option<(Vec<Value>, u16)> {
+        let pick = |name: &str| {
+            let mine: Vec<Directive> = own.iter().filter(|d| d.name == name).cloned().collect();
+            if mine.is_empty() {
+                outer.iter().filter(|d| d.name == name).cloned().collect()
+            } else {
+                mine
+            }
+        };
+        let mut refused = false;
+        for d in pick("limit_conn_dry_run") {
+            if d.args != ["off"] {
+                self.error(
+                    &d,
+                    "only off is supported: the proxy refuses what a limit refuses",
+                );
+                refused = true;
+            }
+        }
+        let status = match pick("limit_conn_status").last() {
+            None => 503,
+            Some(d) => match d.args.first().and_then(|a| a.parse::<u16>().ok()) {
+                Some(code) if (400..=599).contains(&code) => code,
+                _ => {
+                    self.error(d, "expects a status from 400 to 599");
+                    refused = true;
+                    503
+                }
+            },
+        };
+        let usable: Vec<String> = self
+            .conn_zones
+            .iter()
+            .filter(|z| conn_key(z.args.first().map(String::as_str).unwrap_or_default()).is_some())
+            .filter_map(|z| {
+                z.args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("zone="))
+                    .and_then(|zone| zone.split(':').next())
+                    .map(str::to_string)
+            })
+            .collect();
+        // nginx does not count a request whose key is empty: `$server_name` without a name.
+        let uncounted: Vec<String> = self
+            .conn_zones
+            .iter()
+            .filter(|z| {
+                self.server_name.is_empty()
+                    && z.args.first().map(String::as_str) == Some("$server_name")
+            })
+            .filter_map(|z| {
+                z.args
+                    .iter()
+                    .find_map(|a| a.strip_prefix("zone="))
+                    .and_then(|zone| zone.split(':').next())
+                    .map(str::to_string)
+            })
+            .collect();
+        let mut limits = Vec::new();
+        for d in pick("limit_conn") {
+            if d.args.first().is_some_and(|zone| uncounted.contains(zone)) {
+                self.warn(
+                    &d,
+                    "ignored: its zone is keyed by $server_name and this server has no \
+                     server_name (nginx counts no request with an empty key)",
+                );
+                continue;
+            }
+            match (d.args.as_slice(), d.args.get(1).map(|n| n.parse::<u32>())) {
+                ([zone, _], Some(Ok(max))) if max > 0 && usable.contains(zone) => {
+                    let mut limit = figment::value::Dict::new();
+                    limit.insert("zone".into(), Value::from(zone.clone()));
+                    limit.insert("max".into(), Value::from(u64::from(max)));
+                    limits.push(Value::from(limit));
+                }
+                ([zone, _], Some(Ok(max))) if max > 0 => {
+                    self.error(
+                        &d,
+                        format!(
+                            "zone {zone}: no limit_conn_zone keyed by the client address \
+                             ($binary_remote_addr) or the server ($server_name) defines it"
+                        ),
+                    );
+                    refused = true;
+                }
+                _ => {
+                    self.error(
+                        &d,
+                        "expects a zone and a number of requests, such as `addr 10`",
+                    );
+                    refused = true;
+                }
+            }
+        }
+        (!refused).then_some((limits, status))
     }
 
     /// `limit_req` and `limit_req_status` of `location /` (else the server's), as
@@ -3683,6 +3885,8 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "concurrency_limits": [],
+                "concurrency_limit_status": 503,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
@@ -3699,6 +3903,8 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "concurrency_limits": [],
+                "concurrency_limit_status": 503,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
@@ -3715,6 +3921,8 @@ server {
                 "cookie_flags": [],
                 "rate_limits": [],
                 "rate_limit_status": 503,
+                "concurrency_limits": [],
+                "concurrency_limit_status": 503,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
@@ -3791,6 +3999,69 @@ server {
                 ":7:18: proxy_pass: an upstream chosen by a variable is not supported",
                 ":8:17: proxy_pass: a URI in proxy_pass, in a regular expression or named",
                 ":9:18: set: not supported in location /l/",
+            ],
+        );
+    }
+
+    /// `limit_conn_zone` and `limit_conn`: zones keyed by the address or the server as
+    /// `concurrency_limit_zones`; the limits of `location /` (else the server's) as the
+    /// proxy's, a location's own (else the server's) as its route's; a zone keyed by anything
+    /// else warned about and a limit using it refused; `$server_name` without a name counts
+    /// nothing (warned); `limit_conn_dry_run on` refused.
+    #[test]
+    fn limit_conn_maps_to_concurrency_limits() {
+        let text = |name: &str, extra: &str| {
+            format!(
+                "limit_conn_zone $binary_remote_addr zone=addr:1m;\nlimit_conn_zone $server_name \
+                 zone=all:1m;\nlimit_conn_zone $http_x zone=odd:1m;\nserver {{\n  listen 443 \
+                 ssl;\n  {name}ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+                 limit_conn addr 5;\n  limit_conn_status 429;\n  location / {{ proxy_pass \
+                 http://127.0.0.1:80; }}\n  location /dl/ {{ proxy_pass http://127.0.0.1:80; \
+                 limit_conn all 1;{extra} }}\n  location /up/ {{ proxy_pass \
+                 http://127.0.0.1:80; }}\n}}\n"
+            )
+        };
+        let mapped = map(&text("server_name a.example;\n  ", "")).unwrap();
+        assert_eq!(
+            json(&mapped, &["proxy", "concurrency_limit_zones"]).unwrap(),
+            serde_json::json!({ "addr": "address", "all": "server" })
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "concurrency_limits"]).unwrap(),
+            serde_json::json!([{ "zone": "addr", "max": 5 }])
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "concurrency_limit_status"]),
+            Some(serde_json::json!(429))
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(
+            routes[0]["concurrency_limits"],
+            serde_json::json!([{ "zone": "all", "max": 1 }])
+        );
+        assert_eq!(
+            routes[1]["concurrency_limits"],
+            serde_json::json!([{ "zone": "addr", "max": 5 }])
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(":3:1: limit_conn_zone: warning: not served")),
+            "{warnings:#?}"
+        );
+        // No server_name: the `$server_name` zone counts nothing, as in nginx.
+        let mapped = map(&text("", "")).unwrap();
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(routes[0]["concurrency_limits"], serde_json::json!([]));
+        let err = map(&text("", " limit_conn odd 2; limit_conn_dry_run on;"))
+            .unwrap_err()
+            .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":11:69: limit_conn: zone odd: no limit_conn_zone keyed by the client address",
+                ":11:87: limit_conn_dry_run: only off is supported",
             ],
         );
     }

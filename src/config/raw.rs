@@ -326,6 +326,14 @@ pub(crate) struct RawRateZone {
     pub rate: Option<String>,
 }
 
+/// One of `concurrency_limits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConcurrencyLimit {
+    pub zone: Option<String>,
+    pub max: Option<Scalar>,
+}
+
 /// One of `rate_limits`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -356,6 +364,8 @@ pub(crate) struct RawRoute {
     pub cookie_flags: Option<Vec<RawCookieRule>>,
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
+    pub concurrency_limits: Option<Vec<RawConcurrencyLimit>>,
+    pub concurrency_limit_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub root: Option<String>,
     pub alias: Option<String>,
@@ -409,8 +419,11 @@ pub(crate) struct RawProxy {
     pub basic_auth_file: Option<String>,
     pub cookie_flags: Option<Vec<RawCookieRule>>,
     pub rate_limit_zones: Option<BTreeMap<String, RawRateZone>>,
+    pub concurrency_limit_zones: Option<BTreeMap<String, String>>,
     pub rate_limits: Option<Vec<RawRateLimit>>,
     pub rate_limit_status: Option<Scalar>,
+    pub concurrency_limits: Option<Vec<RawConcurrencyLimit>>,
+    pub concurrency_limit_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub server_names: Option<StringOrList>,
     pub unknown_host: Option<Scalar>,

@@ -16,12 +16,12 @@ use super::error::{ConfigError, ConfigErrors, ConfigWarning, render_path, unsupp
 use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
-    BasicAuth, Cidr, ClientAuth, Condition, ConditionalAnswer, Config, CookieFlag, CookieRule,
-    EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections,
-    Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
-    RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames, Telemetry, Template,
-    TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost, UpstreamTarget,
-    Vault, Wait, default_cert_label,
+    BasicAuth, Cidr, ClientAuth, ConcurrencyKey, ConcurrencyLimit, Condition, ConditionalAnswer,
+    Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse,
+    ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy,
+    RateLimit, RedirectRewrite, RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames,
+    Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
+    UpstreamTarget, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -2127,10 +2127,45 @@ fn resolve_proxy(
     }
     let rate_limits =
         resolve_rate_limits(r, &["proxy", "rate_limits"], raw.rate_limits, &zone_names);
-    let rate_limit_status = rate_limit_status(
+    let rate_limit_status = limit_status(
         r,
         &["proxy", "rate_limit_status"],
         raw.rate_limit_status.as_ref(),
+        503,
+    );
+    let mut concurrency_limit_zones = BTreeMap::new();
+    let concurrency_zone_names: Vec<String> = raw
+        .concurrency_limit_zones
+        .iter()
+        .flat_map(|zones| zones.keys().cloned())
+        .collect();
+    for (name, key) in raw.concurrency_limit_zones.unwrap_or_default() {
+        let key = match key.as_str() {
+            "address" => ConcurrencyKey::Address,
+            "server" => ConcurrencyKey::Server,
+            _ => {
+                r.error(
+                    &["proxy", "concurrency_limit_zones", name.as_str()],
+                    format!(
+                        "{key:?} is not one of \"address\" (each client address), \"server\" \
+                         (all clients together)"
+                    ),
+                );
+                continue;
+            }
+        };
+        concurrency_limit_zones.insert(name, key);
+    }
+    let concurrency_limits = resolve_concurrency_limits(
+        r,
+        &["proxy", "concurrency_limits"],
+        raw.concurrency_limits,
+        &concurrency_zone_names,
+    );
+    let concurrency_limit_status = limit_status(
+        r,
+        &["proxy", "concurrency_limit_status"],
+        raw.concurrency_limit_status.as_ref(),
         503,
     );
     let raw_routes = raw.routes;
@@ -2226,6 +2261,9 @@ fn resolve_proxy(
         rate_limit_zones,
         rate_limits,
         rate_limit_status,
+        concurrency_limit_zones,
+        concurrency_limits,
+        concurrency_limit_status,
         access_rules,
         server_names,
         gzip,
@@ -2239,7 +2277,14 @@ fn resolve_proxy(
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     };
-    proxy.routes = resolve_routes(r, raw_routes, &auth, &proxy.own_route(), &zone_names);
+    proxy.routes = resolve_routes(
+        r,
+        raw_routes,
+        &auth,
+        &proxy.own_route(),
+        &zone_names,
+        &concurrency_zone_names,
+    );
     proxy
 }
 
@@ -2677,6 +2722,7 @@ fn resolve_routes(
     proxy_auth: &RawAuth,
     proxy: &Route,
     zones: &[String],
+    concurrency_zones: &[String],
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut indexes = Vec::new();
@@ -2759,11 +2805,24 @@ fn resolve_routes(
             }
             None => proxy.rate_limits.clone(),
         };
-        let rate_limit_status = rate_limit_status(
+        let rate_limit_status = limit_status(
             r,
             &at("rate_limit_status"),
             route.rate_limit_status.as_ref(),
             proxy.rate_limit_status,
+        );
+        let concurrency_limits = match route.concurrency_limits {
+            Some(limits) => {
+                let base: Vec<&str> = base.iter().copied().chain(["concurrency_limits"]).collect();
+                resolve_concurrency_limits(r, &base, Some(limits), concurrency_zones)
+            }
+            None => proxy.concurrency_limits.clone(),
+        };
+        let concurrency_limit_status = limit_status(
+            r,
+            &at("concurrency_limit_status"),
+            route.concurrency_limit_status.as_ref(),
+            proxy.concurrency_limit_status,
         );
         let access_rules = match route.access_rules {
             Some(rules) => {
@@ -2851,6 +2910,8 @@ fn resolve_routes(
             cookie_flags,
             rate_limits,
             rate_limit_status,
+            concurrency_limits,
+            concurrency_limit_status,
             access_rules,
             files,
             answer,
@@ -3104,8 +3165,54 @@ fn resolve_rate_limits(
     limits
 }
 
-/// The status of a request a rate limit refuses: 400 to 599, nginx's range.
-fn rate_limit_status(r: &mut Resolver, at: &[&str], value: Option<&Scalar>, default: u16) -> u16 {
+/// `concurrency_limits = [{ zone = "addr", max = 10 }]` at `base`, each naming one of `zones`.
+fn resolve_concurrency_limits(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawConcurrencyLimit>>,
+    zones: &[String],
+) -> Vec<ConcurrencyLimit> {
+    let mut limits = Vec::new();
+    for (index, limit) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter().copied().chain([index.as_str(), key]).collect()
+        };
+        let zone = match limit.zone {
+            Some(zone) if zones.contains(&zone) => zone,
+            Some(zone) => {
+                r.error(
+                    &at("zone"),
+                    format!(
+                        "{zone:?} is not one of proxy.concurrency_limit_zones ({})",
+                        zones.join(", ")
+                    ),
+                );
+                continue;
+            }
+            None => {
+                r.error(
+                    &at("zone"),
+                    "is required: a zone of proxy.concurrency_limit_zones",
+                );
+                continue;
+            }
+        };
+        if limit.max.is_none() {
+            r.error(&at("max"), "is required: the requests in flight at most");
+            continue;
+        }
+        let max = r.count(&at("max"), limit.max.as_ref(), 1, 1..=65_535);
+        limits.push(ConcurrencyLimit {
+            zone,
+            max: u32::try_from(max).unwrap_or(1),
+        });
+    }
+    limits
+}
+
+/// The status of a request a rate or concurrency limit refuses: 400 to 599, nginx's range.
+fn limit_status(r: &mut Resolver, at: &[&str], value: Option<&Scalar>, default: u16) -> u16 {
     let status = r.count(at, value, usize::from(default), 400..=599);
     u16::try_from(status).unwrap_or(default)
 }

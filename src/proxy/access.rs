@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::concurrency::Held;
 use super::forward::ProxyBody;
 use super::gzip::Encoder;
 use super::park::OpenResponse;
@@ -101,6 +102,8 @@ pub(crate) struct AccessBody {
     gzip: Option<Box<Compressing>>,
     /// An HTTP/1 response being written: the connection is not parked before it ends.
     _open: Option<OpenResponse>,
+    /// The request's place in `concurrency_limits`, given back when the response ends.
+    _held: Option<Arc<Held>>,
 }
 
 /// A body being compressed.
@@ -114,12 +117,13 @@ struct Compressing {
 
 impl AccessBody {
     /// `inner`, compressed with `gzip` when given, logged at its end when `record` is given;
-    /// `open` ends with it.
+    /// `open` and `held` end with it.
     pub(crate) fn new(
         inner: ProxyBody,
         record: Option<Box<Record>>,
         open: Option<OpenResponse>,
         gzip: Option<Box<Encoder>>,
+        held: Option<Arc<Held>>,
     ) -> AccessBody {
         AccessBody {
             inner,
@@ -132,6 +136,7 @@ impl AccessBody {
                 })
             }),
             _open: open,
+            _held: held,
         }
     }
 

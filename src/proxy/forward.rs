@@ -30,6 +30,7 @@ use hyper_util::rt::TokioIo;
 
 use super::basic_auth::{self, BasicAuth};
 use super::client_cert::ClientCert;
+use super::concurrency;
 use super::cookies;
 use super::files::{FileBody, Files, Served};
 use super::gzip::Gzip;
@@ -194,9 +195,17 @@ pub(crate) struct Forwarder {
     conditional: Box<[Conditional]>,
     /// `proxy.rewrites` (nginx's `rewrite` in the server), after them.
     rewrites: Box<[rewrite::Rule]>,
+    /// A location has `concurrency_limits`: a response may hold a request's place.
+    limits_concurrency: bool,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
+}
+
+/// The zones of `rate_limit_zones` and `concurrency_limit_zones`, by name.
+struct Zones {
+    rates: HashMap<String, Arc<rate_limit::Zone>>,
+    concurrency: HashMap<String, Arc<concurrency::Zone>>,
 }
 
 /// An upstream and the settings a request to it is sent with: the proxy's own, or a route's.
@@ -219,6 +228,10 @@ struct Target {
     rate_limits: Vec<rate_limit::Limit>,
     /// `rate_limit_status`.
     rate_limit_status: StatusCode,
+    /// `concurrency_limits`, with their zones.
+    concurrency_limits: Box<[concurrency::Limit]>,
+    /// `concurrency_limit_status`.
+    concurrency_limit_status: StatusCode,
     /// `access_rules`.
     access_rules: Box<[config::AccessRule]>,
     /// `root` or `alias`: files served instead of forwarding (boxed: most targets forward).
@@ -279,7 +292,7 @@ impl Target {
     fn new(
         config: &config::Route,
         auths: &mut Vec<Arc<BasicAuth>>,
-        zones: &HashMap<String, Arc<rate_limit::Zone>>,
+        zones: &Zones,
         // `file_types`, shared by every route that serves files.
         file_types: &Arc<HashMap<String, HeaderValue>>,
     ) -> anyhow::Result<Target> {
@@ -360,13 +373,26 @@ impl Target {
                 .iter()
                 .filter_map(|limit| {
                     Some(rate_limit::Limit {
-                        zone: zones.get(&limit.zone)?.clone(),
+                        zone: zones.rates.get(&limit.zone)?.clone(),
                         burst: limit.burst,
                         delay: limit.delay,
                     })
                 })
                 .collect(),
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            // Zones checked when the configuration was resolved.
+            concurrency_limits: config
+                .concurrency_limits
+                .iter()
+                .filter_map(|limit| {
+                    Some(concurrency::Limit {
+                        zone: zones.concurrency.get(&limit.zone)?.clone(),
+                        max: limit.max,
+                    })
+                })
+                .collect(),
+            concurrency_limit_status: StatusCode::from_u16(config.concurrency_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             access_rules: config.access_rules.clone().into_boxed_slice(),
             files: config
@@ -597,11 +623,18 @@ impl Forwarder {
     /// read or holds what cannot be verified.
     pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> anyhow::Result<Forwarder> {
         let mut auths = Vec::new();
-        let zones: HashMap<String, Arc<rate_limit::Zone>> = config
-            .rate_limit_zones
-            .iter()
-            .map(|(name, rate)| (name.clone(), Arc::new(rate_limit::Zone::new(*rate))))
-            .collect();
+        let zones = Zones {
+            rates: config
+                .rate_limit_zones
+                .iter()
+                .map(|(name, rate)| (name.clone(), Arc::new(rate_limit::Zone::new(*rate))))
+                .collect(),
+            concurrency: config
+                .concurrency_limit_zones
+                .iter()
+                .map(|(name, key)| (name.clone(), Arc::new(concurrency::Zone::new(*key))))
+                .collect(),
+        };
         // Validated when the configuration was resolved.
         let file_types = Arc::new(
             config
@@ -656,6 +689,11 @@ impl Forwarder {
                 .map(Conditional::new)
                 .collect::<anyhow::Result<_>>()?,
             rewrites: rewrite::Rule::compile(&config.rewrites)?,
+            limits_concurrency: !config.concurrency_limits.is_empty()
+                || config
+                    .routes
+                    .iter()
+                    .any(|route| !route.concurrency_limits.is_empty()),
             forwarded: config.forwarded_headers,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
@@ -737,10 +775,35 @@ impl Forwarder {
 
     pub(crate) async fn handle(
         &self,
+        request: Request<Incoming>,
+        peer: &Peer,
+        upstream_time: Option<&mut Option<Duration>>,
+        h1: Option<Arc<H1State>>,
+    ) -> Response<ProxyBody> {
+        if !self.limits_concurrency {
+            return self
+                .respond(request, peer, upstream_time, h1, &mut None)
+                .await;
+        }
+        let mut held = None;
+        let mut response = self
+            .respond(request, peer, upstream_time, h1, &mut held)
+            .await;
+        if let Some(held) = held {
+            response.extensions_mut().insert(Arc::new(held));
+        }
+        response
+    }
+
+    /// [`Forwarder::handle`]; `held`: where the request is counted in `concurrency_limits`,
+    /// for the response to hold until it ends.
+    async fn respond(
+        &self,
         mut request: Request<Incoming>,
         peer: &Peer,
         upstream_time: Option<&mut Option<Duration>>,
         h1: Option<Arc<H1State>>,
+        held: &mut Option<concurrency::Held>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let host = match self.admit(&request) {
@@ -877,6 +940,23 @@ impl Forwarder {
                         tokio::time::sleep(wait).await;
                     }
                     rate_limit::Verdict::Pass(_) => {}
+                }
+            }
+            // nginx's `limit_conn`, in the same phase, once per request.
+            if held.is_none() && !target.concurrency_limits.is_empty() {
+                match concurrency::acquire(&target.concurrency_limits, peer.ip) {
+                    Some(taken) => *held = Some(taken),
+                    None => {
+                        self.metrics.client_errors.concurrency_limited.inc();
+                        discard_body(request, h1);
+                        return self.finish(
+                            started,
+                            error(
+                                target.concurrency_limit_status,
+                                "too many requests in flight from this address\n",
+                            ),
+                        );
+                    }
                 }
             }
             // Then, in nginx's access phase, `allow` and `deny` before `auth_basic`.

@@ -69,13 +69,15 @@ pub(crate) struct ClientErrors {
     pub forbidden: IntCounter,
     /// For a host `server_names` does not hold (`unknown_host`).
     pub unknown_host: IntCounter,
-    /// `upstream_uri` made no request target of what the request carries (400).
+    /// `upstream_uri` or a rewrite made no request target of what the request carries (400).
     pub target: IntCounter,
+    /// Beyond a `concurrency_limits` limit (`concurrency_limit_status`, 503 by default).
+    pub concurrency_limited: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 10] = [
+    pub(crate) const KINDS: [&'static str; 11] = [
         "host",
         "transfer_encoding",
         "method",
@@ -86,6 +88,7 @@ impl ClientErrors {
         "forbidden",
         "unknown_host",
         "target",
+        "concurrency_limited",
     ];
 }
 
@@ -177,6 +180,7 @@ impl ProxyMetrics {
                 forbidden: client_errors.with_label_values(&[ClientErrors::KINDS[7]]),
                 unknown_host: client_errors.with_label_values(&[ClientErrors::KINDS[8]]),
                 target: client_errors.with_label_values(&[ClientErrors::KINDS[9]]),
+                concurrency_limited: client_errors.with_label_values(&[ClientErrors::KINDS[10]]),
             },
         })
     }

@@ -12,6 +12,7 @@
 pub(crate) mod access;
 pub(crate) mod basic_auth;
 pub(crate) mod client_cert;
+pub(crate) mod concurrency;
 pub(crate) mod cookies;
 pub(crate) mod files;
 pub(crate) mod forward;
@@ -548,7 +549,9 @@ impl ConnectionShared {
                     }
                     _ => None,
                 };
-                let response = response.map(|body| AccessBody::new(body, record, open, encoder));
+                let held = response.extensions_mut().remove::<Arc<concurrency::Held>>();
+                let response =
+                    response.map(|body| AccessBody::new(body, record, open, encoder, held));
                 if close {
                     // Logged (status 444, as nginx logs it) as the response is dropped unsent.
                     drop(response);

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util;
-use crate::util::recorder::Recorder;
+use crate::util::recorder::{Answer, Recorder};
 use crate::util::role::{Launch, RoleProcess};
 
 /// A self-signed ECDSA pair for `localhost` in `dir` (`tls.crt`, `tls.key`).
@@ -869,6 +869,103 @@ async fn rewrite_sends_requests_on_as_nginx_does() {
     assert_eq!(went(8), Some(("app", "/plain/a")));
     assert_eq!(theirs[9].0, 500);
     assert_eq!((theirs[10].0, theirs[10].2.as_str()), (200, "the page\n"));
+}
+
+/// `limit_conn_zone` and `limit_conn` (`concurrency_limits`): with requests held in flight by
+/// an upstream that never finishes its responses, nginx and the proxy on one file refuse the
+/// same requests with the same status (the server's limit per address, inherited by locations;
+/// a location's own limit for the whole server instead of it), and serve again once the held
+/// clients are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limits_refuse_what_nginx_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let held = Recorder::start_with("", Answer::Unfinished).await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        server_name localhost;
+        limit_conn addr 2;
+        limit_conn_status 429;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /held/ {{
+            proxy_pass http://127.0.0.1:{held};
+        }}
+        location /own/ {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_conn all 1;
+        }}
+        location /ownheld/ {{
+            proxy_pass http://127.0.0.1:{held};
+            limit_conn all 1;
+        }}
+"#,
+            app = app.address.port(),
+            held = held.address.port(),
+        ),
+    );
+    // `limit_conn_zone` belongs to the `http` level, before the server.
+    let text = std::fs::read_to_string(&conf).unwrap().replacen(
+        "    server {",
+        "    limit_conn_zone $binary_remote_addr zone=addr:1m;\n    \
+         limit_conn_zone $server_name zone=all:1m;\n    server {",
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    // A client whose request stays in flight until it is killed.
+    let hold = |d: &Path, path: &str| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "30", "--cacert"])
+            .arg(d.join("tls.crt"))
+            .arg(format!("https://localhost:{port}{path}"))
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run curl")
+    };
+    let arrived = |count: usize| {
+        let mut seen = 0;
+        util::wait_until(Duration::from_secs(15), "held requests arrive", || {
+            seen += held.take().len();
+            seen >= count
+        });
+    };
+    let probe = |d: &Path| {
+        let mut statuses = Vec::new();
+        let mut clients = vec![hold(d, "/held/1"), hold(d, "/held/2")];
+        arrived(2);
+        statuses.push(answer(port, d, "/").0);
+        statuses.push(answer(port, d, "/own/").0);
+        clients.push(hold(d, "/ownheld/"));
+        arrived(1);
+        statuses.push(answer(port, d, "/own/").0);
+        statuses.push(answer(port, d, "/").0);
+        for mut client in clients {
+            client.kill().unwrap();
+            client.wait().unwrap();
+        }
+        // Served again once the held requests are given up.
+        let mut last = 0;
+        util::wait_until(Duration::from_secs(15), "the limits free up", || {
+            last = answer(port, d, "/own/").0;
+            last == 200
+        });
+        statuses.push(last);
+        statuses.push(answer(port, d, "/").0);
+        app.take();
+        statuses
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    assert_eq!(theirs, [429, 200, 429, 429, 200, 200]);
 }
 
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
