@@ -1424,6 +1424,9 @@ pub struct FixedResponse {
     pub content_type: String,
     /// `Location`, for a redirect.
     pub location: Option<String>,
+    /// `headers`: added to the answer (nginx's `add_header` beside `return`), values with the
+    /// request's variables replaced.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A piece of a `proxy.request_headers` value: text, or one of the two per-request variables.

@@ -1598,9 +1598,11 @@ impl Mapper {
         let mut returned: Option<&Directive> = None;
         let mut default_type = self.default_type.clone();
         let mut unchecked = Vec::new();
+        let mut add_headers = Vec::new();
         for inner in &body {
             match inner.name.as_str() {
                 "return" => returned = Some(inner),
+                "add_header" => add_headers.push(inner.clone()),
                 "default_type" => default_type = Some(inner.clone()),
                 "access_log" | "log_not_found" => {}
                 // nginx's `return` (its rewrite phase) answers before addresses are checked.
@@ -1685,7 +1687,69 @@ impl Mapper {
                  its answer",
             );
         }
+        if !add_headers.is_empty() {
+            let Some(headers) = self.answer_headers(&add_headers, code) else {
+                return Some(None);
+            };
+            if !headers.is_empty() {
+                entry.insert("headers".into(), Value::from(headers));
+            }
+        }
         Some(Some(entry))
+    }
+
+    /// The `add_header`s beside a `return` of status `code`, as the answer's `headers`: each
+    /// sent with the statuses nginx adds headers to, or with `always`; `None` when one is
+    /// refused (said).
+    fn answer_headers(
+        &mut self,
+        add_headers: &[Directive],
+        code: u16,
+    ) -> Option<figment::value::Dict> {
+        let mut headers = figment::value::Dict::new();
+        let sent = matches!(
+            code,
+            200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+        );
+        let server_name = self.server_name.clone();
+        for d in add_headers {
+            let (name, value, always) = match d.args.as_slice() {
+                [name, value] => (name, value, false),
+                [name, value, always] if always == "always" => (name, value, true),
+                _ => {
+                    self.error(d, "expects a name, a value and `always` or nothing");
+                    return None;
+                }
+            };
+            if !(sent || always) {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                self.warn(d, "ignored: the proxy frames each response itself");
+                continue;
+            }
+            let value = match substitute(value, |variable| match variable {
+                "server_name" => Some(server_name.clone()),
+                other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
+                    Some(format!("${{{other}}}"))
+                }
+                _ => None,
+            }) {
+                Ok(value) => value,
+                Err(variable) => {
+                    self.error(
+                        d,
+                        format!("{variable} is not supported beside `return` (only {VARIABLES})"),
+                    );
+                    return None;
+                }
+            };
+            if headers.contains_key(name) {
+                self.warn(d, "a second value for the same header: the last is sent");
+            }
+            headers.insert(name.clone(), Value::from(value));
+        }
+        Some(headers)
     }
 
     /// `if (CONDITION) { return ...; }` as a `conditional_answers` entry; `None` (an error
@@ -1732,7 +1796,7 @@ impl Mapper {
         if !body.iter().any(|inner| inner.name == "return")
             || body
                 .iter()
-                .any(|inner| !matches!(inner.name.as_str(), "return" | "access_log"))
+                .any(|inner| !matches!(inner.name.as_str(), "return" | "access_log" | "add_header"))
         {
             self.error(
                 d,

@@ -281,6 +281,7 @@ pub(crate) struct RawConditionalAnswer {
     pub body: Option<String>,
     pub content_type: Option<String>,
     pub location: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// One of `rewrites`: nginx's `rewrite REGEX REPLACEMENT [FLAG]`.
@@ -300,6 +301,7 @@ pub(crate) struct RawFixedResponse {
     pub body: Option<String>,
     pub content_type: Option<String>,
     pub location: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// One of `proxy.redirect_rewrite`: a prefix of `Location` and `Refresh` URLs the upstream

@@ -2540,6 +2540,7 @@ fn resolve_conditional_answers(
             body: entry.body,
             content_type: entry.content_type,
             location: entry.location,
+            headers: entry.headers,
         };
         if let Some(answer) = resolve_answer(r, &at, PathMatch::Prefix("/".to_string()), response) {
             answers.push(ConditionalAnswer { when, answer });
@@ -2705,12 +2706,29 @@ fn resolve_answer(
         );
         return None;
     }
+    let headers_at = at("headers");
+    let mut headers = Vec::new();
+    for (name, value) in resolve_response_headers_at(r, &headers_at, response.headers) {
+        if let Err(variable) = super::request_header_parts(&value) {
+            let at: Vec<&str> = headers_at.iter().copied().chain([name.as_str()]).collect();
+            r.error(
+                &at,
+                format!(
+                    "{variable} is not a request variable the proxy replaces ($host, \
+                     $http_NAME, $request_id, $request_uri...)"
+                ),
+            );
+            return None;
+        }
+        headers.push((name, value));
+    }
     Some(FixedResponse {
         path,
         status,
         body: response.body.unwrap_or_default(),
         content_type,
         location,
+        headers,
     })
 }
 

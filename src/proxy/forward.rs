@@ -553,13 +553,49 @@ struct Fixed {
     status: StatusCode,
     body: Bytes,
     content_type: Option<HeaderValue>,
-    location: Option<Location>,
+    location: Option<AnswerValue>,
+    /// `headers`.
+    headers: Box<[(HeaderName, AnswerValue)]>,
 }
 
-/// A redirect's `Location`: as written, or with request variables to replace.
-enum Location {
+/// A header value of an answer (its `Location`, its `headers`): as written, or with request
+/// variables to replace.
+enum AnswerValue {
     Fixed(HeaderValue),
     PerRequest(Vec<config::RequestHeaderPart>),
+}
+
+impl AnswerValue {
+    /// `text`'s value; `None` when it is not one (checked when the configuration was read).
+    fn new(text: &str) -> Option<AnswerValue> {
+        if text.contains('$') {
+            config::request_header_parts(text)
+                .ok()
+                .map(AnswerValue::PerRequest)
+        } else {
+            HeaderValue::from_str(text).ok().map(AnswerValue::Fixed)
+        }
+    }
+
+    /// The value for `request`; `None` when the request's values make no header value.
+    fn value<B>(
+        &self,
+        request: &Request<B>,
+        host: &HeaderValue,
+        peer: &Peer,
+        request_id: &mut Option<String>,
+    ) -> Option<HeaderValue> {
+        match self {
+            AnswerValue::Fixed(value) => Some(value.clone()),
+            AnswerValue::PerRequest(parts) => {
+                let mut built = Vec::new();
+                for part in parts {
+                    push_variable(&mut built, part, request, host, peer, request_id);
+                }
+                HeaderValue::from_bytes(&built).ok()
+            }
+        }
+    }
 }
 
 impl Fixed {
@@ -571,15 +607,17 @@ impl Fixed {
             content_type: (!entry.body.is_empty())
                 .then(|| HeaderValue::from_str(&entry.content_type).ok())
                 .flatten(),
-            location: entry.location.as_deref().and_then(|l| {
-                if l.contains('$') {
-                    config::request_header_parts(l)
-                        .ok()
-                        .map(Location::PerRequest)
-                } else {
-                    HeaderValue::from_str(l).ok().map(Location::Fixed)
-                }
-            }),
+            location: entry.location.as_deref().and_then(AnswerValue::new),
+            headers: entry
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        AnswerValue::new(value)?,
+                    ))
+                })
+                .collect(),
         }
     }
 }
@@ -599,20 +637,18 @@ impl Fixed {
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type.clone());
         }
-        let location = match &self.location {
-            None => None,
-            Some(Location::Fixed(value)) => Some(value.clone()),
-            Some(Location::PerRequest(parts)) => {
-                let mut built = Vec::new();
-                let mut request_id = None;
-                for part in parts {
-                    push_variable(&mut built, part, request, host, peer, &mut request_id);
-                }
-                HeaderValue::from_bytes(&built).ok()
-            }
-        };
+        let mut request_id = None;
+        let location = self
+            .location
+            .as_ref()
+            .and_then(|location| location.value(request, host, peer, &mut request_id));
         if let Some(location) = location {
             response.headers_mut().insert(header::LOCATION, location);
+        }
+        for (name, value) in &self.headers {
+            if let Some(value) = value.value(request, host, peer, &mut request_id) {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }
@@ -1957,6 +1993,7 @@ mod tests {
                 body: Bytes::new(),
                 content_type: None,
                 location: None,
+                headers: Box::new([]),
             })
         };
         for (spec, status) in [

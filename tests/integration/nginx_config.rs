@@ -968,6 +968,114 @@ async fn concurrency_limits_refuse_what_nginx_refuses() {
     assert_eq!(theirs, [429, 200, 429, 429, 200, 200]);
 }
 
+/// `add_header` beside `return`, in a location and in a location's `if` (the CORS preflight
+/// idiom, with `$http_origin`): nginx and the proxy on one file send the same status and the
+/// same added headers — only with the statuses nginx adds them to, or `always` — and a
+/// preflight never reaches the app while other requests do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_header_beside_return_is_sent_as_nginx_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /api/ {{
+            if ($request_method = OPTIONS) {{
+                add_header Access-Control-Allow-Origin $http_origin;
+                add_header Access-Control-Allow-Methods "GET, POST, OPTIONS";
+                add_header Access-Control-Max-Age 1728000;
+                add_header Content-Type "text/plain; charset=utf-8";
+                add_header Content-Length 0;
+                return 204;
+            }}
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location = /health {{
+            access_log off;
+            add_header X-Health yes;
+            return 200 "healthy\n";
+        }}
+        location = /down {{
+            add_header X-Down yes;
+            add_header X-Always yes always;
+            return 503;
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    const NAMES: &[&str] = &[
+        ":status",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-max-age",
+        "content-type",
+        "x-health",
+        "x-down",
+        "x-always",
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for (path, method) in [
+            ("/api/x", "OPTIONS"),
+            ("/other", "OPTIONS"),
+            ("/api/x", "GET"),
+            ("/health", "GET"),
+            ("/down", "GET"),
+        ] {
+            let fields = head_from(
+                "127.0.0.1",
+                port,
+                d,
+                path,
+                &["Origin: https://web.example"],
+                &["-X", method],
+            );
+            // An error without text: nginx sends its HTML page, the proxy no body.
+            let error = field(&fields, ":status").starts_with(['4', '5']);
+            let picked: Vec<(&str, String)> = NAMES
+                .iter()
+                .filter(|name| !(error && **name == "content-type"))
+                .map(|name| (*name, field(&fields, name)))
+                .collect();
+            seen.push((path, method, picked, app.take().len()));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for (theirs, ours) in theirs.iter().zip(&ours) {
+        assert_eq!(ours, theirs);
+    }
+    // What nginx did, so that the comparison means something.
+    let get = |i: usize, name: &str| {
+        theirs[i]
+            .2
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(get(0, ":status"), "204");
+    assert_eq!(get(0, "access-control-allow-origin"), "https://web.example");
+    assert_eq!(theirs[0].3, 0, "a preflight is answered by the server");
+    assert_eq!(theirs[1].3, 1, "outside /api/, OPTIONS is forwarded");
+    assert_eq!(get(2, ":status"), "200");
+    assert_eq!(theirs[2].3, 1);
+    assert_eq!(get(3, "x-health"), "yes");
+    assert_eq!(
+        (get(4, ":status").as_str(), get(4, "x-down").as_str()),
+        ("503", "")
+    );
+    assert_eq!(get(4, "x-always"), "yes");
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
