@@ -1520,13 +1520,9 @@ impl Mapper {
                     continue;
                 }
             };
-            if value.contains('$') {
-                self.error(
-                    d,
-                    "a value with a variable is not supported: the proxy adds fixed headers only",
-                );
+            let Some(value) = self.header_value(d, name, value) else {
                 continue;
-            }
+            };
             if value.is_empty() {
                 // nginx adds nothing for an empty value.
                 continue;
@@ -1539,9 +1535,9 @@ impl Mapper {
                 );
             }
             if name.eq_ignore_ascii_case("strict-transport-security") {
-                self.set(d, &["proxy", "hsts"], Value::from(value.clone()));
+                self.set(d, &["proxy", "hsts"], Value::from(value));
             } else {
-                headers.insert(name.clone(), Value::from(value.clone()));
+                headers.insert(name.clone(), Value::from(value));
                 first.get_or_insert_with(|| d.clone());
             }
         }
@@ -1698,6 +1694,39 @@ impl Mapper {
         Some(Some(entry))
     }
 
+    /// An `add_header` value (`d`, header `name`) as `response_headers` takes it: `$server_name`
+    /// put in, the request's variables kept (braced), any other variable an error (said: `None`);
+    /// an HSTS is the proxy's one fixed value.
+    fn header_value(&mut self, d: &Directive, name: &str, value: &str) -> Option<String> {
+        if !value.contains('$') {
+            return Some(value.to_string());
+        }
+        if name.eq_ignore_ascii_case("strict-transport-security") {
+            self.error(
+                d,
+                "a variable in HSTS is not supported: the proxy sends one fixed HSTS",
+            );
+            return None;
+        }
+        let server_name = self.server_name.clone();
+        match substitute(value, |variable| match variable {
+            "server_name" => Some(server_name.clone()),
+            other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
+                Some(format!("${{{other}}}"))
+            }
+            _ => None,
+        }) {
+            Ok(value) => Some(value),
+            Err(variable) => {
+                self.error(
+                    d,
+                    format!("{variable} is not supported in add_header (only {VARIABLES})"),
+                );
+                None
+            }
+        }
+    }
+
     /// The `add_header`s beside a `return` of status `code`, as the answer's `headers`: each
     /// sent with the statuses nginx adds headers to, or with `always`; `None` when one is
     /// refused (said).
@@ -1711,7 +1740,6 @@ impl Mapper {
             code,
             200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
         );
-        let server_name = self.server_name.clone();
         for d in add_headers {
             let (name, value, always) = match d.args.as_slice() {
                 [name, value] => (name, value, false),
@@ -1728,22 +1756,7 @@ impl Mapper {
                 self.warn(d, "ignored: the proxy frames each response itself");
                 continue;
             }
-            let value = match substitute(value, |variable| match variable {
-                "server_name" => Some(server_name.clone()),
-                other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
-                    Some(format!("${{{other}}}"))
-                }
-                _ => None,
-            }) {
-                Ok(value) => value,
-                Err(variable) => {
-                    self.error(
-                        d,
-                        format!("{variable} is not supported beside `return` (only {VARIABLES})"),
-                    );
-                    return None;
-                }
-            };
+            let value = self.header_value(d, name, value)?;
             if headers.contains_key(name) {
                 self.warn(d, "a second value for the same header: the last is sent");
             }
@@ -3475,11 +3488,7 @@ impl Mapper {
             if d.args.len() > 3 || d.args.get(2).is_some_and(|a| a != "always") {
                 self.error(d, "only `always` may follow the value");
                 refused = true;
-            } else if value.contains('$') {
-                self.error(
-                    d,
-                    "a value with a variable is not supported: the proxy adds fixed headers only",
-                );
+            } else if self.header_value(d, name, value).is_none() {
                 refused = true;
             } else if name.eq_ignore_ascii_case("strict-transport-security") {
                 let same = proxy_headers.iter().any(|p| {
@@ -3494,8 +3503,10 @@ impl Mapper {
                     );
                     refused = true;
                 }
-            } else if !value.is_empty() {
-                headers.insert(name.clone(), Value::from(value.clone()));
+            } else if let Some(value) = self.header_value(d, name, value)
+                && !value.is_empty()
+            {
+                headers.insert(name.clone(), Value::from(value));
             }
         }
         (!refused).then_some(headers)
@@ -3901,7 +3912,7 @@ server {
             &[
                 ":6:5: proxy_pass: $1 is not supported in a URI (only $scheme",
                 ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
-                ":9:3: add_header: a value with a variable is not supported",
+                ":9:3: add_header: $x is not supported in add_header",
                 ":10:3: satisfy: only all is supported",
                 ":11:18: return: a variable is not supported in a text",
             ],
@@ -4014,7 +4025,7 @@ server {
                  location: nginx refuses it too",
                 ":11:5: auth_request: not supported in location /admin",
                 ":14:3: location: location /(x: not a regular expression",
-                ":15:49: add_header: a value with a variable is not supported",
+                ":15:49: add_header: $x is not supported in add_header",
             ],
         );
     }

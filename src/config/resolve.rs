@@ -2341,16 +2341,33 @@ fn resolve_response_headers(
     resolve_response_headers_at(r, &["proxy", "response_headers"], raw)
 }
 
-/// `response_headers = { NAME = "VALUE" }` at `at` (the proxy's or a route's).
+/// `response_headers = { NAME = "VALUE" }` at `at` (the proxy's, a route's, an answer's):
+/// values may carry the request's variables.
 fn resolve_response_headers_at(
     r: &mut Resolver,
     at: &[&str],
     raw: Option<BTreeMap<String, String>>,
 ) -> Vec<(String, String)> {
-    raw.unwrap_or_default()
-        .into_iter()
-        .filter_map(|header| checked_header(r, at, "added", header, NOT_RESPONSE_HEADERS))
-        .collect()
+    let mut headers = Vec::new();
+    for header in raw.unwrap_or_default() {
+        let Some((name, value)) = checked_header(r, at, "added", header, NOT_RESPONSE_HEADERS)
+        else {
+            continue;
+        };
+        if let Err(variable) = super::request_header_parts(&value) {
+            let at: Vec<&str> = at.iter().copied().chain([name.as_str()]).collect();
+            r.error(
+                &at,
+                format!(
+                    "{variable} is not a request variable the proxy replaces ($host, \
+                     $http_NAME, $request_id, $request_uri...)"
+                ),
+            );
+            continue;
+        }
+        headers.push((name, value));
+    }
+    headers
 }
 
 /// Request headers the configuration may not set: the proxy frames requests and sets the
@@ -2706,22 +2723,7 @@ fn resolve_answer(
         );
         return None;
     }
-    let headers_at = at("headers");
-    let mut headers = Vec::new();
-    for (name, value) in resolve_response_headers_at(r, &headers_at, response.headers) {
-        if let Err(variable) = super::request_header_parts(&value) {
-            let at: Vec<&str> = headers_at.iter().copied().chain([name.as_str()]).collect();
-            r.error(
-                &at,
-                format!(
-                    "{variable} is not a request variable the proxy replaces ($host, \
-                     $http_NAME, $request_id, $request_uri...)"
-                ),
-            );
-            return None;
-        }
-        headers.push((name, value));
-    }
+    let headers = resolve_response_headers_at(r, &at("headers"), response.headers);
     Some(FixedResponse {
         path,
         status,

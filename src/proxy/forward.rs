@@ -182,7 +182,9 @@ pub(crate) struct Forwarder {
     trusted_proxies: Vec<Cidr>,
     hsts: Option<HeaderValue>,
     /// `proxy.response_headers`, parsed once.
-    response_headers: Vec<(header::HeaderName, HeaderValue)>,
+    response_headers: Vec<(header::HeaderName, AnswerValue)>,
+    /// One of them has the request's variables.
+    response_headers_per_request: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
     /// Every `basic_auth_file`, read once.
@@ -243,7 +245,7 @@ struct Target {
     /// `rewrites` (nginx's `rewrite` in a location), after them.
     rewrites: Box<[rewrite::Rule]>,
     /// The route's own `response_headers`, added before the proxy's.
-    response_headers: Box<[(HeaderName, HeaderValue)]>,
+    response_headers: Box<[(HeaderName, AnswerValue)]>,
     /// `prefix_rewrite` or `upstream_uri`.
     rewrite: Rewrite,
 }
@@ -413,7 +415,7 @@ impl Target {
                 .filter_map(|(name, value)| {
                     Some((
                         HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        HeaderValue::from_str(value).ok()?,
+                        AnswerValue::new(value)?,
                     ))
                 })
                 .collect(),
@@ -423,15 +425,44 @@ impl Target {
 }
 
 impl Target {
-    /// `expires` and the route's own `response_headers` on a response it served or forwarded.
-    fn set_response_headers(&self, status: StatusCode, headers: &mut HeaderMap) {
+    /// `expires` and the route's own `response_headers` on a response it served or forwarded;
+    /// `values`: those with the request's variables, formed while the request was there.
+    fn set_response_headers(
+        &self,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        values: &[(HeaderName, HeaderValue)],
+    ) {
         if let Some(expires) = self.expires {
             set_expires(status, headers, expires);
         }
         for (name, value) in &self.response_headers {
+            if let AnswerValue::Fixed(value) = value {
+                headers.entry(name).or_insert_with(|| value.clone());
+            }
+        }
+        for (name, value) in values {
             headers.entry(name).or_insert_with(|| value.clone());
         }
     }
+}
+
+/// The values of the `response_headers` with the request's variables among `headers`, for
+/// `request`.
+fn response_values<B>(
+    headers: &[(HeaderName, AnswerValue)],
+    request: &Request<B>,
+    host: &HeaderValue,
+    peer: &Peer,
+    request_id: &mut Option<String>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(_, value)| matches!(value, AnswerValue::PerRequest(_)))
+        .filter_map(|(name, value)| {
+            Some((name.clone(), value.value(request, host, peer, request_id)?))
+        })
+        .collect()
 }
 
 /// What a location does with the requests it takes.
@@ -629,6 +660,7 @@ impl Fixed {
         request: &Request<B>,
         host: &HeaderValue,
         peer: &Peer,
+        request_id: &mut Option<String>,
     ) -> Response<ProxyBody> {
         let mut response = Response::new(full(self.body.clone()));
         *response.status_mut() = self.status;
@@ -637,16 +669,15 @@ impl Fixed {
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, content_type.clone());
         }
-        let mut request_id = None;
         let location = self
             .location
             .as_ref()
-            .and_then(|location| location.value(request, host, peer, &mut request_id));
+            .and_then(|location| location.value(request, host, peer, request_id));
         if let Some(location) = location {
             response.headers_mut().insert(header::LOCATION, location);
         }
         for (name, value) in &self.headers {
-            if let Some(value) = value.value(request, host, peer, &mut request_id) {
+            if let Some(value) = value.value(request, host, peer, request_id) {
                 response.headers_mut().insert(name, value);
             }
         }
@@ -743,11 +774,15 @@ impl Forwarder {
                 .iter()
                 .filter_map(|(name, value)| {
                     Some((
-                        header::HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        HeaderValue::from_str(value).ok()?,
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        AnswerValue::new(value)?,
                     ))
                 })
                 .collect(),
+            response_headers_per_request: config
+                .response_headers
+                .iter()
+                .any(|(_, value)| value.contains('$')),
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
         })
@@ -842,11 +877,16 @@ impl Forwarder {
         held: &mut Option<concurrency::Held>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
+        // `$request_id`: one for the request, wherever a value names it.
+        let mut request_id = None;
+        // The proxy's `response_headers` with the request's variables, formed once it is
+        // admitted.
+        let mut added = Vec::new();
         let host = match self.admit(&request) {
             Ok(host) => host,
             Err((status, why)) => {
                 discard_body(request, h1);
-                return self.finish(started, error(status, why));
+                return self.finish(started, &added, error(status, why));
             }
         };
         // nginx chooses the server by the host before anything else it does with a request.
@@ -866,18 +906,28 @@ impl Forwarder {
                 .observe(started.elapsed().as_secs_f64());
             return response;
         }
+        if self.response_headers_per_request {
+            added = response_values(
+                &self.response_headers,
+                &request,
+                &host,
+                peer,
+                &mut request_id,
+            );
+        }
         // nginx's server-level `if` (its server rewrite phase), before a location is chosen.
         if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
-            let response = fixed.response(&request, &host, peer);
+            let response = fixed.response(&request, &host, peer, &mut request_id);
             discard_body(request, h1);
-            return self.finish(started, response);
+            return self.finish(started, &added, response);
         }
         // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
         if !self.rewrites.is_empty()
-            && let Err(response) = self.rewrite(&self.rewrites, &mut request, &host, peer)
+            && let Err(response) =
+                self.rewrite(&self.rewrites, &mut request, &host, peer, &mut request_id)
         {
             discard_body(request, h1);
-            return self.finish(started, *response);
+            return self.finish(started, &added, *response);
         }
         // A `try_files` fallback or a rewrite sends the request on to another location, at
         // most this many times (nginx's limit of internal redirects).
@@ -911,20 +961,24 @@ impl Forwarder {
             {
                 self.metrics.client_errors.body_too_large.inc();
                 discard_body(request, h1);
-                return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+                return self.finish(
+                    started,
+                    &added,
+                    error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+                );
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
-                let response = fixed.response(&request, &host, peer);
+                let response = fixed.response(&request, &host, peer, &mut request_id);
                 discard_body(request, h1);
-                return self.finish(started, response);
+                return self.finish(started, &added, response);
             }
             // Then its `rewrite`s: a new path is looked up again (`last`), or stays (`break`).
             if !target.rewrites.is_empty() {
-                match self.rewrite(&target.rewrites, &mut request, &host, peer) {
+                match self.rewrite(&target.rewrites, &mut request, &host, peer, &mut request_id) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return self.finish(started, *response);
+                        return self.finish(started, &added, *response);
                     }
                     Ok(Some(true)) => {
                         hops += 1;
@@ -939,6 +993,7 @@ impl Forwarder {
                         discard_body(request, h1);
                         return self.finish(
                             started,
+                            &added,
                             error(
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 "internal error: rewrites led nowhere\n",
@@ -952,9 +1007,9 @@ impl Forwarder {
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
                 // its access checks).
-                let response = fixed.response(&request, &host, peer);
+                let response = fixed.response(&request, &host, peer, &mut request_id);
                 discard_body(request, h1);
-                return self.finish(started, response);
+                return self.finish(started, &added, response);
             }
             // nginx's order: `limit_req` (its preaccess phase, once per request), then its
             // access phase.
@@ -966,6 +1021,7 @@ impl Forwarder {
                         discard_body(request, h1);
                         return self.finish(
                             started,
+                            &added,
                             error(
                                 target.rate_limit_status,
                                 "too many requests from this address\n",
@@ -987,6 +1043,7 @@ impl Forwarder {
                         discard_body(request, h1);
                         return self.finish(
                             started,
+                            &added,
                             error(
                                 target.concurrency_limit_status,
                                 "too many requests in flight from this address\n",
@@ -1001,6 +1058,7 @@ impl Forwarder {
                 discard_body(request, h1);
                 return self.finish(
                     started,
+                    &added,
                     error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
                 );
             }
@@ -1019,7 +1077,7 @@ impl Forwarder {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, auth.challenge());
-                return self.finish(started, response);
+                return self.finish(started, &added, response);
             }
             let Some(files) = &target.files else {
                 break target;
@@ -1041,9 +1099,16 @@ impl Forwarder {
             hops += 1;
             match served {
                 Served::Response(mut response) => {
+                    let values = response_values(
+                        &target.response_headers,
+                        &request,
+                        &host,
+                        peer,
+                        &mut request_id,
+                    );
                     discard_body(request, h1);
-                    target.set_response_headers(response.status(), response.headers_mut());
-                    return self.finish(started, *response);
+                    target.set_response_headers(response.status(), response.headers_mut(), &values);
+                    return self.finish(started, &added, *response);
                 }
                 _ if hops > MAX_HOPS => {}
                 Served::Redirect(uri) => {
@@ -1072,6 +1137,7 @@ impl Forwarder {
             discard_body(request, h1);
             return self.finish(
                 started,
+                &added,
                 error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error: try_files led nowhere\n",
@@ -1080,7 +1146,13 @@ impl Forwarder {
         };
         // nginx's variables read the request as the client sent it: formed before the
         // proxy changes its headers.
-        let mut request_id = None;
+        let route_added = response_values(
+            &target.response_headers,
+            &request,
+            &host,
+            peer,
+            &mut request_id,
+        );
         let whole = match &target.rewrite {
             Rewrite::Whole(parts) => {
                 let mut built = Vec::new();
@@ -1092,7 +1164,7 @@ impl Forwarder {
                     _ => {
                         let response = self.bad_target(request.uri());
                         discard_body(request, h1);
-                        return self.finish(started, response);
+                        return self.finish(started, &added, response);
                     }
                 }
             }
@@ -1163,6 +1235,7 @@ impl Forwarder {
                 self.metrics.upstream_error("timeout");
                 return self.finish(
                     started,
+                    &added,
                     error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
                 );
             }
@@ -1171,6 +1244,7 @@ impl Forwarder {
                 tracing::debug!(error = %err, "the client's request body failed");
                 return self.finish(
                     started,
+                    &added,
                     error(
                         StatusCode::BAD_REQUEST,
                         "bad request: the request body is malformed or ended early\n",
@@ -1179,7 +1253,11 @@ impl Forwarder {
             }
             Ok(Err(UpstreamError::BodyTooLarge)) => {
                 // Counted (kind="body_too_large") where the body went past the limit.
-                return self.finish(started, error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE));
+                return self.finish(
+                    started,
+                    &added,
+                    error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+                );
             }
             Ok(Err(err)) => {
                 let (kind, text) = match err {
@@ -1188,7 +1266,7 @@ impl Forwarder {
                 };
                 self.metrics.upstream_error(kind);
                 tracing::debug!(error = %err, kind, "upstream request failed");
-                return self.finish(started, error(StatusCode::BAD_GATEWAY, text));
+                return self.finish(started, &added, error(StatusCode::BAD_GATEWAY, text));
             }
             Ok(Ok(response)) => {
                 if let (Some(time), Some(forwarded)) = (upstream_time, forwarded) {
@@ -1200,7 +1278,7 @@ impl Forwarder {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
         {
-            return self.finish(started, tunnel(response, client_upgrade));
+            return self.finish(started, &added, tunnel(response, client_upgrade));
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());
@@ -1217,11 +1295,11 @@ impl Forwarder {
                 }
             }
         }
-        target.set_response_headers(response.status(), response.headers_mut());
+        target.set_response_headers(response.status(), response.headers_mut(), &route_added);
         if h2 {
             own_header_values(response.headers_mut());
         }
-        self.finish(started, response.map(Either::Left))
+        self.finish(started, &added, response.map(Either::Left))
     }
 
     /// The one host `request` is for, or the status and text that refuse it (counted).
@@ -1259,10 +1337,10 @@ impl Forwarder {
         request: &mut Request<B>,
         host: &HeaderValue,
         peer: &Peer,
+        request_id: &mut Option<String>,
     ) -> Result<Option<bool>, Box<Response<ProxyBody>>> {
-        let mut request_id = None;
         let outcome = rewrite::apply(rules, request.uri(), |built, part| {
-            push_variable(built, part, request, host, peer, &mut request_id);
+            push_variable(built, part, request, host, peer, request_id);
         });
         match outcome {
             rewrite::Outcome::Unchanged => Ok(None),
@@ -1294,7 +1372,12 @@ impl Forwarder {
         error(StatusCode::BAD_REQUEST, "bad request target\n")
     }
 
-    fn finish(&self, started: Instant, mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    fn finish(
+        &self,
+        started: Instant,
+        added: &[(HeaderName, HeaderValue)],
+        mut response: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
         if let Some(hsts) = &self.hsts {
             response
                 .headers_mut()
@@ -1302,6 +1385,14 @@ impl Forwarder {
                 .or_insert_with(|| hsts.clone());
         }
         for (name, value) in &self.response_headers {
+            if let AnswerValue::Fixed(value) = value {
+                response
+                    .headers_mut()
+                    .entry(name)
+                    .or_insert_with(|| value.clone());
+            }
+        }
+        for (name, value) in added {
             response
                 .headers_mut()
                 .entry(name)

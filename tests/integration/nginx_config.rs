@@ -1076,6 +1076,111 @@ async fn add_header_beside_return_is_sent_as_nginx_sends_it() {
     assert_eq!(get(4, "x-always"), "yes");
 }
 
+/// `add_header` with the request's variables, the server's and a location's own, on
+/// forwarded responses and files: nginx and the proxy on one file send the same values, and
+/// `$request_id` is the same request's in the response and in the request the app got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    std::fs::create_dir_all(d.join("www/files")).unwrap();
+    std::fs::write(d.join("www/files/a.txt"), "a\n").unwrap();
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        add_header X-Origin $http_origin always;
+        add_header X-Seen "$host $request_method $uri$is_args$args";
+        add_header X-Request-ID $request_id;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header X-Request-ID $request_id;
+        }}
+        location /own/ {{
+            proxy_pass http://127.0.0.1:{app};
+            add_header X-Route "own $arg_q";
+        }}
+        location /files/ {{
+            root {www};
+        }}
+"#,
+            app = app.address.port(),
+            www = d.join("www").display(),
+        ),
+    );
+    const NAMES: &[&str] = &[":status", "x-origin", "x-seen", "x-route"];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for path in ["/a/b?q=1", "/own/x?q=2", "/files/a.txt", "/files/none"] {
+            let fields = head(port, d, path, &["Origin: https://web.example"]);
+            let picked: Vec<(&str, String)> = NAMES
+                .iter()
+                .map(|name| (*name, field(&fields, name)))
+                .collect();
+            // The id the app got is the one the client got.
+            let id = field(&fields, "x-request-id");
+            let sent: Vec<String> = app
+                .take()
+                .iter()
+                .flat_map(|r| r.header("x-request-id").into_iter().map(str::to_string))
+                .collect();
+            let same = !sent.is_empty() && sent.iter().all(|s| *s == id) && id.len() == 32;
+            seen.push((path, picked, same));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    type Seen<'a> = (&'a str, Vec<(&'a str, String)>, bool);
+    let get_in = |seen: &[Seen], i: usize, name: &str| {
+        seen[i]
+            .1
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    for (i, (theirs_one, ours_one)) in theirs.iter().zip(&ours).enumerate() {
+        if i == 1 {
+            // A location's own add_header: nginx drops the server's there, the proxy keeps
+            // them (documented, warned when the file is read).
+            for name in [":status", "x-route"] {
+                assert_eq!(get_in(&ours, i, name), get_in(&theirs, i, name), "{name}");
+            }
+            assert_eq!(get_in(&ours, i, "x-seen"), "localhost GET /own/x?q=2");
+            assert_eq!(ours_one.2, theirs_one.2);
+            continue;
+        }
+        if i == 3 {
+            // A 404: nginx adds only the `always` headers, the proxy all of them (documented,
+            // warned when the file is read).
+            for name in [":status", "x-origin"] {
+                assert_eq!(get_in(&ours, i, name), get_in(&theirs, i, name), "{name}");
+            }
+            continue;
+        }
+        assert_eq!(ours_one, theirs_one);
+    }
+    // What nginx did, so that the comparison means something.
+    let get = |i: usize, name: &str| get_in(&theirs, i, name);
+    assert_eq!(get(0, "x-seen"), "localhost GET /a/b?q=1");
+    assert!(theirs[0].2, "the app got the response's request id");
+    assert_eq!(get(1, "x-route"), "own 2");
+    assert_eq!(
+        get(1, "x-seen"),
+        "",
+        "a location's own add_header replaces the server's"
+    );
+    assert_eq!(get(2, "x-seen"), "localhost GET /files/a.txt");
+    assert_eq!(
+        (get(3, ":status").as_str(), get(3, "x-seen").as_str()),
+        ("404", "")
+    );
+    assert_eq!(get(3, "x-origin"), "https://web.example");
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
