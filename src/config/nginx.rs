@@ -46,6 +46,24 @@ const VARIABLES: &str = "$scheme, $https, $server_name, $server_port, $host, $re
                          $ssl_server_name and \
                          $ssl_client_s_dn, _i_dn, _verify, _serial, _fingerprint, _escaped_cert";
 
+/// The directives named `name` of the nearest level that has any: `own`, else `outer`.
+fn nearest(own: &[Directive], outer: &[Directive], name: &str) -> Vec<Directive> {
+    let named = |level: &[Directive]| -> Vec<Directive> {
+        level.iter().filter(|d| d.name == name).cloned().collect()
+    };
+    let mine = named(own);
+    if mine.is_empty() { named(outer) } else { mine }
+}
+
+/// The NAME of a zone directive's `zone=NAME:SIZE`.
+fn zone_name(d: &Directive) -> Option<String> {
+    d.args
+        .iter()
+        .find_map(|a| a.strip_prefix("zone="))
+        .and_then(|zone| zone.split(':').next())
+        .map(str::to_string)
+}
+
 /// What a `limit_conn_zone` key counts per, as `concurrency_limit_zones` names it: `None` for
 /// a key the proxy does not count by.
 fn conn_key(key: &str) -> Option<&'static str> {
@@ -3026,13 +3044,7 @@ impl Mapper {
         let mut zones = figment::value::Dict::new();
         let mut first: Option<Directive> = None;
         for d in std::mem::take(&mut self.conn_zones) {
-            let name = d
-                .args
-                .iter()
-                .find_map(|a| a.strip_prefix("zone="))
-                .and_then(|zone| zone.split(':').next())
-                .filter(|name| !name.is_empty());
-            let Some(name) = name else {
+            let Some(name) = zone_name(&d).filter(|name| !name.is_empty()) else {
                 self.error(&d, "expects KEY zone=NAME:SIZE");
                 continue;
             };
@@ -3061,32 +3073,20 @@ impl Mapper {
         }
     }
 
-    /// The `limit_conn`s in effect, a level's own else the one above's, as
-    /// `concurrency_limits` entries and the status; `None` when refused (said).
-    fn conn_limits_in_effect(
-        &mut self,
-        own: &[Directive],
-        outer: &[Directive],
-    ) -> Option<(Vec<Value>, u16)> {
-        let pick = |name: &str| {
-            let mine: Vec<Directive> = own.iter().filter(|d| d.name == name).cloned().collect();
-            if mine.is_empty() {
-                outer.iter().filter(|d| d.name == name).cloned().collect()
-            } else {
-                mine
-            }
-        };
+    /// A limit's status (the last of `statuses`, else 503) and whether it is refused: a status
+    /// out of 400–599, or a dry run (said).
+    fn limit_status(&mut self, statuses: &[Directive], dry_runs: &[Directive]) -> (u16, bool) {
         let mut refused = false;
-        for d in pick("limit_conn_dry_run") {
+        for d in dry_runs {
             if d.args != ["off"] {
                 self.error(
-                    &d,
+                    d,
                     "only off is supported: the proxy refuses what a limit refuses",
                 );
                 refused = true;
             }
         }
-        let status = match pick("limit_conn_status").last() {
+        let status = match statuses.last() {
             None => 503,
             Some(d) => match d.args.first().and_then(|a| a.parse::<u16>().ok()) {
                 Some(code) if (400..=599).contains(&code) => code,
@@ -3097,17 +3097,24 @@ impl Mapper {
                 }
             },
         };
+        (status, refused)
+    }
+
+    /// The `limit_conn`s in effect, a level's own else the one above's, as
+    /// `concurrency_limits` entries and the status; `None` when refused (said).
+    fn conn_limits_in_effect(
+        &mut self,
+        own: &[Directive],
+        outer: &[Directive],
+    ) -> Option<(Vec<Value>, u16)> {
+        let pick = |name: &str| nearest(own, outer, name);
+        let (status, mut refused) =
+            self.limit_status(&pick("limit_conn_status"), &pick("limit_conn_dry_run"));
         let usable: Vec<String> = self
             .conn_zones
             .iter()
             .filter(|z| conn_key(z.args.first().map(String::as_str).unwrap_or_default()).is_some())
-            .filter_map(|z| {
-                z.args
-                    .iter()
-                    .find_map(|a| a.strip_prefix("zone="))
-                    .and_then(|zone| zone.split(':').next())
-                    .map(str::to_string)
-            })
+            .filter_map(zone_name)
             .collect();
         // nginx does not count a request whose key is empty: `$server_name` without a name.
         let uncounted: Vec<String> = self
@@ -3117,13 +3124,7 @@ impl Mapper {
                 self.server_name.is_empty()
                     && z.args.first().map(String::as_str) == Some("$server_name")
             })
-            .filter_map(|z| {
-                z.args
-                    .iter()
-                    .find_map(|a| a.strip_prefix("zone="))
-                    .and_then(|zone| zone.split(':').next())
-                    .map(str::to_string)
-            })
+            .filter_map(zone_name)
             .collect();
         let mut limits = Vec::new();
         for d in pick("limit_conn") {
@@ -3545,41 +3546,12 @@ impl Mapper {
         own: &[Directive],
         outer: &[Directive],
     ) -> Option<(Vec<Value>, u16)> {
-        let named = |level: &[Directive], name: &str| -> Vec<Directive> {
-            level.iter().filter(|d| d.name == name).cloned().collect()
-        };
-        let pick = |name: &str| {
-            let mine = named(own, name);
-            if mine.is_empty() {
-                named(outer, name)
-            } else {
-                mine
-            }
-        };
-        let mut refused = false;
-        for d in pick("limit_req_dry_run") {
-            if d.args != ["off"] {
-                self.error(
-                    &d,
-                    "only off is supported: the proxy refuses what a limit refuses",
-                );
-                refused = true;
-            }
-        }
+        let pick = |name: &str| nearest(own, outer, name);
         for d in pick("limit_req_log_level") {
             self.warn(&d, "ignored: a refused request is counted (client_errors_total{kind=\"rate_limited\"}) and in the access log");
         }
-        let status = match pick("limit_req_status").last() {
-            None => 503,
-            Some(d) => match d.args.first().and_then(|a| a.parse::<u16>().ok()) {
-                Some(code) if (400..=599).contains(&code) => code,
-                _ => {
-                    self.error(d, "expects a status from 400 to 599");
-                    refused = true;
-                    503
-                }
-            },
-        };
+        let (status, mut refused) =
+            self.limit_status(&pick("limit_req_status"), &pick("limit_req_dry_run"));
         let usable: Vec<String> = self
             .zones
             .iter()
@@ -3589,13 +3561,7 @@ impl Mapper {
                     Some("$binary_remote_addr" | "$remote_addr")
                 )
             })
-            .filter_map(|z| {
-                z.args
-                    .iter()
-                    .find_map(|a| a.strip_prefix("zone="))
-                    .and_then(|zone| zone.split(':').next())
-                    .map(str::to_string)
-            })
+            .filter_map(zone_name)
             .collect();
         let mut limits = Vec::new();
         for d in pick("limit_req") {

@@ -3149,22 +3149,8 @@ fn resolve_rate_limits(
         let at = |key: &'static str| -> Vec<&str> {
             base.iter().copied().chain([index.as_str(), key]).collect()
         };
-        let zone = match limit.zone {
-            Some(zone) if zones.contains(&zone) => zone,
-            Some(zone) => {
-                r.error(
-                    &at("zone"),
-                    format!(
-                        "{zone:?} is not one of proxy.rate_limit_zones ({})",
-                        zones.join(", ")
-                    ),
-                );
-                continue;
-            }
-            None => {
-                r.error(&at("zone"), "is required: a zone of proxy.rate_limit_zones");
-                continue;
-            }
+        let Some(zone) = zone_named(r, &at("zone"), limit.zone, zones, "rate_limit_zones") else {
+            continue;
         };
         let burst = r.count(&at("burst"), limit.burst.as_ref(), 0, 0..=1_000_000) as u64;
         let nodelay = r.boolean(&at("nodelay"), limit.nodelay.as_ref(), false);
@@ -3185,6 +3171,30 @@ fn resolve_rate_limits(
     limits
 }
 
+/// A limit's `zone` at `at`: one of `zones`, the names of `proxy.{key}`; `None` when not (said).
+fn zone_named(
+    r: &mut Resolver,
+    at: &[&str],
+    zone: Option<String>,
+    zones: &[String],
+    key: &str,
+) -> Option<String> {
+    match zone {
+        Some(zone) if zones.contains(&zone) => Some(zone),
+        Some(zone) => {
+            r.error(
+                at,
+                format!("{zone:?} is not one of proxy.{key} ({})", zones.join(", ")),
+            );
+            None
+        }
+        None => {
+            r.error(at, format!("is required: a zone of proxy.{key}"));
+            None
+        }
+    }
+}
+
 /// `concurrency_limits = [{ zone = "addr", max = 10 }]` at `base`, each naming one of `zones`.
 fn resolve_concurrency_limits(
     r: &mut Resolver,
@@ -3198,25 +3208,9 @@ fn resolve_concurrency_limits(
         let at = |key: &'static str| -> Vec<&str> {
             base.iter().copied().chain([index.as_str(), key]).collect()
         };
-        let zone = match limit.zone {
-            Some(zone) if zones.contains(&zone) => zone,
-            Some(zone) => {
-                r.error(
-                    &at("zone"),
-                    format!(
-                        "{zone:?} is not one of proxy.concurrency_limit_zones ({})",
-                        zones.join(", ")
-                    ),
-                );
-                continue;
-            }
-            None => {
-                r.error(
-                    &at("zone"),
-                    "is required: a zone of proxy.concurrency_limit_zones",
-                );
-                continue;
-            }
+        let Some(zone) = zone_named(r, &at("zone"), limit.zone, zones, "concurrency_limit_zones")
+        else {
+            continue;
         };
         if limit.max.is_none() {
             r.error(&at("max"), "is required: the requests in flight at most");

@@ -409,16 +409,7 @@ impl Target {
                 .collect::<anyhow::Result<_>>()?,
             rewrites: rewrite::Rule::compile(&config.rewrites)?,
             // Validated when the configuration was resolved.
-            response_headers: config
-                .response_headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((
-                        HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        AnswerValue::new(value)?,
-                    ))
-                })
-                .collect(),
+            response_headers: AnswerValue::headers(&config.response_headers).into(),
             rewrite: Rewrite::new(&config.upstream_target),
         })
     }
@@ -608,6 +599,19 @@ impl AnswerValue {
         }
     }
 
+    /// `headers` (checked when the configuration was read) as names and values.
+    fn headers(headers: &[(String, String)]) -> Vec<(HeaderName, AnswerValue)> {
+        headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    AnswerValue::new(value)?,
+                ))
+            })
+            .collect()
+    }
+
     /// The value for `request`; `None` when the request's values make no header value.
     fn value<B>(
         &self,
@@ -639,16 +643,7 @@ impl Fixed {
                 .then(|| HeaderValue::from_str(&entry.content_type).ok())
                 .flatten(),
             location: entry.location.as_deref().and_then(AnswerValue::new),
-            headers: entry
-                .headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((
-                        HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        AnswerValue::new(value)?,
-                    ))
-                })
-                .collect(),
+            headers: AnswerValue::headers(&entry.headers).into(),
         }
     }
 }
@@ -769,16 +764,7 @@ impl Forwarder {
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok()),
             // Validated when the configuration was resolved.
-            response_headers: config
-                .response_headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((
-                        HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        AnswerValue::new(value)?,
-                    ))
-                })
-                .collect(),
+            response_headers: AnswerValue::headers(&config.response_headers),
             response_headers_per_request: config
                 .response_headers
                 .iter()
