@@ -440,6 +440,13 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.rate_limit_status
         );
     }
+    if !proxy.hide_response_headers.is_empty() {
+        let _ = writeln!(
+            out,
+            "  hidden    {} of the app's responses (hide_response_headers)",
+            proxy.hide_response_headers.join(" ")
+        );
+    }
     for limit in &proxy.concurrency_limits {
         let per = match proxy.concurrency_limit_zones.get(&limit.zone) {
             Some(crate::config::ConcurrencyKey::Server) => "for all clients together",
@@ -554,6 +561,9 @@ fn proxy(out: &mut String, config: &Config) {
             != (&proxy.concurrency_limits, proxy.concurrency_limit_status)
         {
             differs.push("its own concurrency_limits".to_string());
+        }
+        if route.hide_response_headers != proxy.hide_response_headers {
+            differs.push("its own hide_response_headers".to_string());
         }
         if route.expires != proxy.expires {
             differs.push(match route.expires {

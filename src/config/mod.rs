@@ -524,6 +524,8 @@ pub struct Proxy {
     pub rate_limits: Vec<RateLimit>,
     /// The status of a refused request (nginx's `limit_req_status`, 503 by default).
     pub rate_limit_status: u16,
+    /// Headers of the upstream's responses not passed on (nginx's `proxy_hide_header`).
+    pub hide_response_headers: Vec<String>,
     /// What each zone counts requests in flight per (nginx's `limit_conn_zone`), by name.
     pub concurrency_limit_zones: BTreeMap<String, ConcurrencyKey>,
     /// The zones a request is counted in while it is served (nginx's `limit_conn`).
@@ -572,6 +574,7 @@ impl Proxy {
             rate_limit_status: self.rate_limit_status,
             concurrency_limits: self.concurrency_limits.clone(),
             concurrency_limit_status: self.concurrency_limit_status,
+            hide_response_headers: self.hide_response_headers.clone(),
             access_rules: self.access_rules.clone(),
             files: None,
             answer: None,
@@ -799,6 +802,7 @@ pub struct Route {
     pub rate_limit_status: u16,
     pub concurrency_limits: Vec<ConcurrencyLimit>,
     pub concurrency_limit_status: u16,
+    pub hide_response_headers: Vec<String>,
     pub access_rules: Vec<AccessRule>,
     /// Serves files from a directory instead of forwarding, when set (nginx's `root` and
     /// `alias`).

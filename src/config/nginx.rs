@@ -55,6 +55,14 @@ fn nearest(own: &[Directive], outer: &[Directive], name: &str) -> Vec<Directive>
     if mine.is_empty() { named(outer) } else { mine }
 }
 
+/// The header names of `proxy_hide_header` directives.
+fn hidden_names(level: &[Directive]) -> Vec<String> {
+    level
+        .iter()
+        .filter_map(|d| d.args.first().cloned())
+        .collect()
+}
+
 /// The NAME of a zone directive's `zone=NAME:SIZE`.
 fn zone_name(d: &Directive) -> Option<String> {
     d.args
@@ -521,6 +529,8 @@ const NGINX_ITSELF: &[&str] = &[
     "proxy_socket_keepalive",
     "proxy_cache_bypass",
     "proxy_no_cache",
+    "proxy_pass_header",
+    "proxy_ignore_headers",
     "gzip_buffers",
     "gzip_disable",
     "error_page",
@@ -560,6 +570,13 @@ fn why_ignored(name: &str) -> &'static str {
         "proxy_http_version" => {
             "the proxy speaks HTTP/1.1 to the app, with keep-alive, whatever the version (nginx's \
              default is 1.0)"
+        }
+        "proxy_pass_header" => {
+            "the proxy passes every header the app sends but hop-by-hop ones (nginx hides \
+             Server, Date, X-Pad and X-Accel-* unless told)"
+        }
+        "proxy_ignore_headers" => {
+            "nothing is cached, and X-Accel-* headers are passed to the client, never acted on"
         }
         "proxy_cache_bypass" | "proxy_no_cache" => {
             "nothing is cached (proxy_cache is not supported), so there is nothing to bypass"
@@ -813,6 +830,8 @@ struct Mapper {
     /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
     /// `location /`.
     rate_limits: [Vec<Directive>; 2],
+    /// `proxy_hide_header` of the server (with the `http` level's) and of `location /`.
+    hide: [Vec<Directive>; 2],
     /// `limit_conn_zone` directives of the `http` level.
     conn_zones: Vec<Directive>,
     /// `limit_conn`, `limit_conn_status` and `limit_conn_dry_run` of the server (with the
@@ -1350,6 +1369,7 @@ impl Mapper {
                 "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
                     self.conn_limits[0].push(d.clone());
                 }
+                "proxy_hide_header" => self.hide[0].push(d.clone()),
                 "allow" | "deny" => self.access[usize::from(own(d))].push(d.clone()),
                 "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
@@ -1464,6 +1484,15 @@ impl Mapper {
         self.proxy_cookie_flags();
         self.limit_req();
         self.limit_conn();
+        let [outer, location] = std::mem::take(&mut self.hide);
+        let level = if location.is_empty() { outer } else { location };
+        if let Some(first) = level.first() {
+            self.set(
+                first,
+                &["proxy", "hide_response_headers"],
+                Value::from(hidden_names(&level)),
+            );
+        }
         self.access_rules();
         let expires = self.expires[1].clone().or_else(|| self.expires[0].clone());
         if let Some(d) = &expires
@@ -2085,6 +2114,7 @@ impl Mapper {
             "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
                 self.conn_limits[1].push(d.clone());
             }
+            "proxy_hide_header" => self.hide[1].push(d.clone()),
             "allow" | "deny" => self.access[2].push(d.clone()),
             "satisfy" => self.satisfy(d),
             "expires" => self.expires[1] = Some(d.clone()),
@@ -2736,6 +2766,7 @@ impl Mapper {
         let mut cookie_flags = Vec::new();
         let mut rate_limits = Vec::new();
         let mut conn_limits = Vec::new();
+        let mut hide: Vec<Directive> = Vec::new();
         let mut access = Vec::new();
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
@@ -2769,6 +2800,7 @@ impl Mapper {
                 "limit_conn" | "limit_conn_status" | "limit_conn_dry_run" => {
                     conn_limits.push(inner.clone());
                 }
+                "proxy_hide_header" => hide.push(inner.clone()),
                 "allow" | "deny" => access.push(inner.clone()),
                 "satisfy" => self.satisfy(inner),
                 "expires" => expires = Some(inner.clone()),
@@ -2992,6 +3024,15 @@ impl Mapper {
             .map(|(_, rules)| rules)
             .unwrap_or_default();
         route.insert("redirect_rewrite".into(), Value::from(rules));
+        let level = if hide.is_empty() {
+            self.hide[0].clone()
+        } else {
+            hide
+        };
+        route.insert(
+            "hide_response_headers".into(),
+            Value::from(hidden_names(&level)),
+        );
         self.route_auth(&auth, &mut route)?;
         let level = if cookie_flags.is_empty() {
             self.cookie_flags[0].clone()
@@ -3928,6 +3969,7 @@ server {
                 "rate_limit_status": 503,
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
+                "hide_response_headers": [],
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
@@ -3946,6 +3988,7 @@ server {
                 "rate_limit_status": 503,
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
+                "hide_response_headers": [],
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
@@ -3964,6 +4007,7 @@ server {
                 "rate_limit_status": 503,
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
+                "hide_response_headers": [],
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],

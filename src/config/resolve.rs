@@ -2168,6 +2168,11 @@ fn resolve_proxy(
         raw.concurrency_limit_status.as_ref(),
         503,
     );
+    let hide_response_headers = resolve_hidden_headers(
+        r,
+        &["proxy", "hide_response_headers"],
+        raw.hide_response_headers,
+    );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let gzip = raw.gzip.map(|gzip| resolve_gzip(r, gzip));
@@ -2264,6 +2269,7 @@ fn resolve_proxy(
         concurrency_limit_zones,
         concurrency_limits,
         concurrency_limit_status,
+        hide_response_headers,
         access_rules,
         server_names,
         gzip,
@@ -2844,6 +2850,10 @@ fn resolve_routes(
             route.concurrency_limit_status.as_ref(),
             proxy.concurrency_limit_status,
         );
+        let hide_response_headers = match route.hide_response_headers {
+            Some(names) => resolve_hidden_headers(r, &at("hide_response_headers"), Some(names)),
+            None => proxy.hide_response_headers.clone(),
+        };
         let access_rules = match route.access_rules {
             Some(rules) => {
                 let base: Vec<&str> = base.iter().copied().chain(["access_rules"]).collect();
@@ -2932,6 +2942,7 @@ fn resolve_routes(
             rate_limit_status,
             concurrency_limits,
             concurrency_limit_status,
+            hide_response_headers,
             access_rules,
             files,
             answer,
@@ -3169,6 +3180,21 @@ fn resolve_rate_limits(
         });
     }
     limits
+}
+
+/// `hide_response_headers = ["X-Powered-By"]` at `at`: header names, lowercased.
+fn resolve_hidden_headers(r: &mut Resolver, at: &[&str], raw: Option<Vec<String>>) -> Vec<String> {
+    let mut names = Vec::new();
+    for (index, name) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at: Vec<&str> = at.iter().copied().chain([index.as_str()]).collect();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            r.error(&at, format!("{name:?} is not an HTTP header name"));
+            continue;
+        }
+        names.push(name.to_ascii_lowercase());
+    }
+    names
 }
 
 /// A limit's `zone` at `at`: one of `zones`, the names of `proxy.{key}`; `None` when not (said).

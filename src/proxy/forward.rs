@@ -230,6 +230,8 @@ struct Target {
     rate_limits: Vec<rate_limit::Limit>,
     /// `rate_limit_status`.
     rate_limit_status: StatusCode,
+    /// `hide_response_headers`.
+    hidden: Box<[HeaderName]>,
     /// `concurrency_limits`, with their zones.
     concurrency_limits: Box<[concurrency::Limit]>,
     /// `concurrency_limit_status`.
@@ -383,6 +385,12 @@ impl Target {
                 .collect(),
             rate_limit_status: StatusCode::from_u16(config.rate_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            // Validated when the configuration was resolved.
+            hidden: config
+                .hide_response_headers
+                .iter()
+                .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+                .collect(),
             // Zones checked when the configuration was resolved.
             concurrency_limits: config
                 .concurrency_limits
@@ -1268,6 +1276,9 @@ impl Forwarder {
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());
+        for name in &target.hidden {
+            response.headers_mut().remove(name);
+        }
         if !target.redirects.is_empty() {
             rewrite_redirects(response.headers_mut(), &target.redirects);
         }

@@ -1181,6 +1181,52 @@ async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
     assert_eq!(get(3, "x-origin"), "https://web.example");
 }
 
+/// `proxy_hide_header` (`hide_response_headers`): the server's list, and a location's own that
+/// replaces it; nginx and the proxy on one file pass the same headers of the app's responses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_hide_header_hides_what_nginx_hides() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("X-Powered-By: PHP/8\r\nX-Custom: 1\r\nX-Kept: yes\r\n").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        proxy_hide_header X-Powered-By;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_hide_header X-Custom;
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        ["/", "/api/x"]
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &[]);
+                let picked: Vec<String> = ["x-powered-by", "x-custom", "x-kept"]
+                    .iter()
+                    .map(|name| field(&fields, name))
+                    .collect();
+                app.take();
+                picked
+            })
+            .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    assert_eq!(theirs[0], ["", "1", "yes"]);
+    assert_eq!(theirs[1], ["PHP/8", "", "yes"]);
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
