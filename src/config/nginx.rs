@@ -2518,7 +2518,20 @@ impl Mapper {
             return Ok(None);
         }
         if upstream.variables {
-            return match super::request_header_parts(path) {
+            return match super::RewriteRule::pieces(path) {
+                Ok(pieces)
+                    if location.is_some()
+                        && pieces
+                            .iter()
+                            .any(|piece| matches!(piece, super::ReplacementPiece::Capture(_))) =>
+                {
+                    self.error(
+                        d,
+                        "$1..$9 are the groups of a regular expression location, and this is \
+                         not one",
+                    );
+                    Err(())
+                }
                 Ok(_) => Ok(Some(("upstream_uri", path.to_string()))),
                 Err(variable) => {
                     self.error(
@@ -3917,7 +3930,7 @@ server {
         assert_errors(
             &err,
             &[
-                ":6:5: proxy_pass: $1 is not supported in a URI (only $scheme",
+                ":6:5: proxy_pass: $1..$9 are the groups of a regular expression location",
                 ":8:23: return: not supported in location ~ \\.php$: the proxy answers `return`",
                 ":9:3: add_header: $x is not supported in add_header",
                 ":10:3: satisfy: only all is supported",

@@ -19,9 +19,9 @@ use super::{
     BasicAuth, Cidr, ClientAuth, ConcurrencyKey, ConcurrencyLimit, Condition, ConditionalAnswer,
     Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse,
     ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy,
-    RateLimit, RedirectRewrite, RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames,
-    Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
-    UpstreamTarget, Vault, Wait, default_cert_label,
+    RateLimit, RedirectRewrite, ReplacementPiece, RequestHeaderPart, RewriteFlag, RewriteRule,
+    Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource,
+    TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1919,30 +1919,46 @@ fn upstream_target(
             }
         }
         (None, Some(uri)) => {
-            let parts = match super::request_header_parts(&uri) {
-                Ok(parts) => parts,
+            let pieces = match RewriteRule::pieces(&uri) {
+                Ok(pieces) => pieces,
                 Err(variable) => {
                     r.error(
                         &at("upstream_uri"),
                         format!(
                             "{variable} is not a request variable the proxy replaces \
-                             ($request_uri, $uri, $args, $is_args, $arg_NAME, $host...)"
+                             ($request_uri, $uri, $args, $is_args, $arg_NAME, $host...) nor a \
+                             group of a regular expression location ($1..$9)"
                         ),
                     );
                     return UpstreamTarget::AsSent;
                 }
             };
-            // Each variable stands for a word: the rest must make a target as written.
-            let shape: String = parts
+            let captures = pieces
                 .iter()
-                .map(|part| match part {
-                    RequestHeaderPart::Text(text) => text.as_str(),
+                .any(|piece| matches!(piece, ReplacementPiece::Capture(_)));
+            if captures && !matches!(path, PathMatch::Regex { .. }) {
+                r.error(
+                    &at("upstream_uri"),
+                    format!(
+                        "groups ($1..$9) are those of a regular expression location, and \
+                         location {path} is not one"
+                    ),
+                );
+                return UpstreamTarget::AsSent;
+            }
+            // Each variable stands for a word: the rest must make a target as written.
+            let shape: String = pieces
+                .iter()
+                .map(|piece| match piece {
+                    ReplacementPiece::Part(RequestHeaderPart::Text(text)) => text.as_str(),
                     _ => "x",
                 })
                 .collect();
             let leads_with_uri = matches!(
-                parts.first(),
-                Some(RequestHeaderPart::RequestUri | RequestHeaderPart::Uri)
+                pieces.first(),
+                Some(ReplacementPiece::Part(
+                    RequestHeaderPart::RequestUri | RequestHeaderPart::Uri
+                ))
             );
             if !(is_target(&shape) || leads_with_uri && is_target(&format!("/{shape}"))) {
                 r.error(

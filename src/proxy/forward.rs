@@ -255,12 +255,19 @@ struct Target {
 /// What the upstream is sent as a request's target ([`config::UpstreamTarget`]).
 enum Rewrite {
     AsSent,
-    Prefix { matched: Box<str>, with: Box<str> },
-    Whole(Box<[config::RequestHeaderPart]>),
+    Prefix {
+        matched: Box<str>,
+        with: Box<str>,
+    },
+    /// The pieces, and the location's expression when they name its groups.
+    Whole(
+        Box<[config::ReplacementPiece]>,
+        Option<Box<fancy_regex::Regex>>,
+    ),
 }
 
 impl Rewrite {
-    fn new(target: &config::UpstreamTarget) -> Rewrite {
+    fn new(target: &config::UpstreamTarget, path: &config::PathMatch) -> Rewrite {
         match target {
             config::UpstreamTarget::AsSent => Rewrite::AsSent,
             config::UpstreamTarget::Prefix { matched, with } => Rewrite::Prefix {
@@ -268,8 +275,22 @@ impl Rewrite {
                 with: with.as_str().into(),
             },
             // Validated when the configuration was resolved.
-            config::UpstreamTarget::Whole(uri) => config::request_header_parts(uri)
-                .map_or(Rewrite::AsSent, |parts| Rewrite::Whole(parts.into())),
+            config::UpstreamTarget::Whole(uri) => {
+                let Ok(pieces) = config::RewriteRule::pieces(uri) else {
+                    return Rewrite::AsSent;
+                };
+                let groups = pieces
+                    .iter()
+                    .any(|piece| matches!(piece, config::ReplacementPiece::Capture(_)));
+                let regex = match path {
+                    config::PathMatch::Regex {
+                        pattern,
+                        ignore_case,
+                    } if groups => config::regex_for(pattern, *ignore_case).ok().map(Box::new),
+                    _ => None,
+                };
+                Rewrite::Whole(pieces.into(), regex)
+            }
         }
     }
 
@@ -418,7 +439,7 @@ impl Target {
             rewrites: rewrite::Rule::compile(&config.rewrites)?,
             // Validated when the configuration was resolved.
             response_headers: AnswerValue::headers(&config.response_headers).into(),
-            rewrite: Rewrite::new(&config.upstream_target),
+            rewrite: Rewrite::new(&config.upstream_target, &config.path),
         })
     }
 }
@@ -1148,11 +1169,26 @@ impl Forwarder {
             &mut request_id,
         );
         let whole = match &target.rewrite {
-            Rewrite::Whole(parts) => {
+            Rewrite::Whole(pieces, regex) => {
+                let path = request.uri().path();
+                // The location's groups, as its expression matched the path.
+                let groups = regex
+                    .as_ref()
+                    .and_then(|regex| regex.captures(path).ok().flatten());
                 let mut built = Vec::new();
-                for part in parts {
-                    push_variable(&mut built, part, &request, &host, peer, &mut request_id);
+                for piece in pieces {
+                    match piece {
+                        config::ReplacementPiece::Part(part) => {
+                            push_variable(&mut built, part, &request, &host, peer, &mut request_id);
+                        }
+                        config::ReplacementPiece::Capture(n) => {
+                            if let Some(group) = groups.as_ref().and_then(|g| g.get(*n)) {
+                                built.extend_from_slice(group.as_str().as_bytes());
+                            }
+                        }
+                    }
                 }
+                drop(groups);
                 match PathAndQuery::try_from(built) {
                     Ok(target) if target.as_str().starts_with('/') => Some(target),
                     _ => {

@@ -649,7 +649,8 @@ async fn other_locations_are_routed_as_nginx_routes_them() {
 /// `proxy_pass` with a URI (`prefix_rewrite`, `upstream_uri`) and with a `set` constant: for
 /// every path, the upstream that nginx sends it to gets the same request target from the
 /// proxy reading the same file — the location's part replaced (prefix, `^~`, exact, `/`), the
-/// whole target replaced where the URL has a variable, and left as sent where it has no URI.
+/// whole target replaced where the URL has a variable (a regular expression location's groups
+/// among them), and left as sent where it has no URI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_pass_uris_replace_paths_as_nginx_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -690,6 +691,9 @@ async fn proxy_pass_uris_replace_paths_as_nginx_does() {
         location /var/ {{
             proxy_pass http://$api;
         }}
+        location ~ ^/cap/(\w+)/(.*)$ {{
+            proxy_pass http://127.0.0.1:{api}/c/$2/$1$is_args$args;
+        }}
 "#,
             app = app.address.port(),
             api = api.address.port(),
@@ -712,6 +716,8 @@ async fn proxy_pass_uris_replace_paths_as_nginx_does() {
         "/echo/a?b=c",
         "/var/w?k=v",
         "/a%20b/c",
+        "/cap/ab/x/y?z=1",
+        "/cap/cd/",
     ];
     let probe = |d: &Path| {
         let recorders = [("app", &app), ("api", &api)];
@@ -753,6 +759,7 @@ async fn proxy_pass_uris_replace_paths_as_nginx_does() {
     assert_eq!(went(12), Some(("api", "/status")));
     assert_eq!(went(13), Some(("api", "/e/echo/a?b=c")));
     assert_eq!(went(14), Some(("api", "/var/w?k=v")));
+    assert_eq!(went(16), Some(("api", "/c/x/y/ab?z=1")));
 }
 
 /// `rewrite` in the server and in locations (`last`, `break`, none, `redirect`, `permanent`,

@@ -1481,7 +1481,8 @@ async fn upstream_targets_are_rewritten_for_each_request() {
     let setting = "  prefix_rewrite = \"/base/\"\n  routes = [\n    \
          { location = \"/api/\", prefix_rewrite = \"/\" },\n    \
          { location = \"= /m\", prefix_rewrite = \"/metrics\" },\n    \
-         { location = \"~ ^/v2/\", upstream_uri = \"/new$uri?id=$arg_id\" },\n  ]\n";
+         { location = \"~ ^/v2/\", upstream_uri = \"/new$uri?id=$arg_id\" },\n    \
+         { location = \"~ ^/g/(\\\\w+)/(.*)$\", upstream_uri = \"/$2/$1\" },\n  ]\n";
     let fixture = fixture(app.address, setting).await;
     for (path, sent) in [
         ("/x?q=1", "/base/x?q=1"),
@@ -1489,6 +1490,8 @@ async fn upstream_targets_are_rewritten_for_each_request() {
         ("/api/", "/"),
         ("/m?name=a", "/metrics?name=a"),
         ("/v2/a/b?id=7&other=1", "/new/v2/a/b?id=7"),
+        // The location's groups.
+        ("/g/ab/c/d?q=1", "/c/d/ab"),
     ] {
         let h1 = Via::H1(format!("GET {path} HTTP/1.1\r\nHost: a.example\r\n\r\n").leak());
         let h2 = Via::H2 {
