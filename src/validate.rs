@@ -440,6 +440,14 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.rate_limit_status
         );
     }
+    if let Some(except) = &proxy.limit_except {
+        let _ = writeln!(
+            out,
+            "  methods   other than {} pass {} (limit_except)",
+            except.methods.join(" "),
+            access_rules(&except.access_rules)
+        );
+    }
     if !proxy.hide_response_headers.is_empty() {
         let _ = writeln!(
             out,
@@ -561,6 +569,13 @@ fn proxy(out: &mut String, config: &Config) {
             != (&proxy.concurrency_limits, proxy.concurrency_limit_status)
         {
             differs.push("its own concurrency_limits".to_string());
+        }
+        if let Some(except) = &route.limit_except {
+            differs.push(format!(
+                "methods other than {} pass {}",
+                except.methods.join(" "),
+                access_rules(&except.access_rules)
+            ));
         }
         if route.hide_response_headers != proxy.hide_response_headers {
             differs.push("its own hide_response_headers".to_string());

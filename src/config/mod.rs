@@ -535,6 +535,10 @@ pub struct Proxy {
     /// Which client addresses are let in (nginx's `allow` and `deny`): the first rule that
     /// matches decides; none: in.
     pub access_rules: Vec<AccessRule>,
+    /// `limit_except`: the methods let through on `access_rules` alone; the others pass its
+    /// own rules instead (nginx's `limit_except METHOD... { allow/deny }`); a route's own, never
+    /// the proxy's.
+    pub limit_except: Option<LimitExcept>,
     /// `server_names` and `unknown_host` (nginx's `server_name` with a default server that
     /// refuses other names); `None`: every host is served.
     pub server_names: Option<ServerNames>,
@@ -576,6 +580,7 @@ impl Proxy {
             concurrency_limit_status: self.concurrency_limit_status,
             hide_response_headers: self.hide_response_headers.clone(),
             access_rules: self.access_rules.clone(),
+            limit_except: self.limit_except.clone(),
             files: None,
             answer: None,
             conditional_answers: Vec::new(),
@@ -804,6 +809,10 @@ pub struct Route {
     pub concurrency_limit_status: u16,
     pub hide_response_headers: Vec<String>,
     pub access_rules: Vec<AccessRule>,
+    /// `limit_except`: the methods let through on `access_rules` alone; the others pass its
+    /// own rules instead (nginx's `limit_except METHOD... { allow/deny }`); a route's own, never
+    /// the proxy's.
+    pub limit_except: Option<LimitExcept>,
     /// Serves files from a directory instead of forwarding, when set (nginx's `root` and
     /// `alias`).
     pub files: Option<Files>,
@@ -1231,6 +1240,14 @@ pub struct RateLimit {
     pub burst: u64,
     /// Of those, how many go through at once (`nodelay`: all, `burst`).
     pub delay: u64,
+}
+
+/// `limit_except` (nginx's): requests of a method not in `methods` (`GET` bringing `HEAD`)
+/// pass `access_rules` instead of the location's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExcept {
+    pub methods: Vec<String>,
+    pub access_rules: Vec<AccessRule>,
 }
 
 /// What a `concurrency_limit_zones` zone counts requests in flight per (nginx's

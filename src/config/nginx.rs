@@ -2115,6 +2115,11 @@ impl Mapper {
                 self.conn_limits[1].push(d.clone());
             }
             "proxy_hide_header" => self.hide[1].push(d.clone()),
+            "limit_except" => {
+                if let Some(except) = self.limit_except(d) {
+                    self.set(d, &["proxy", "limit_except"], Value::from(except));
+                }
+            }
             "allow" | "deny" => self.access[2].push(d.clone()),
             "satisfy" => self.satisfy(d),
             "expires" => self.expires[1] = Some(d.clone()),
@@ -2556,6 +2561,39 @@ impl Mapper {
         }
     }
 
+    /// `limit_except METHOD... { allow ...; deny ...; }` as a `limit_except` setting; `None`
+    /// when refused (said).
+    fn limit_except(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        if d.args.is_empty()
+            || d.args
+                .iter()
+                .any(|m| http::Method::from_bytes(m.as_bytes()).is_err())
+        {
+            self.error(d, "expects the methods let through, such as `GET POST`");
+            return None;
+        }
+        let body = d.block.as_deref().unwrap_or_default();
+        let mut rules = Vec::new();
+        for inner in body {
+            match inner.name.as_str() {
+                "allow" | "deny" => rules.push(inner.clone()),
+                _ => {
+                    self.error(
+                        inner,
+                        "only allow and deny are supported in limit_except: the proxy checks \
+                         addresses for the other methods",
+                    );
+                    return None;
+                }
+            }
+        }
+        let rules = self.access_in_effect(&rules)?;
+        let mut except = figment::value::Dict::new();
+        except.insert("methods".into(), Value::from(d.args.clone()));
+        except.insert("access_rules".into(), Value::from(rules));
+        Some(except)
+    }
+
     /// A `rewrite REGEX REPLACEMENT [FLAG]` as a `rewrites` entry; `None` with the error said.
     fn rewrite_rule(&mut self, d: &Directive) -> Option<figment::value::Dict> {
         let (regex, replacement, flag) = match d.args.as_slice() {
@@ -2814,6 +2852,12 @@ impl Mapper {
                     conn_limits.push(inner.clone());
                 }
                 "proxy_hide_header" => hide.push(inner.clone()),
+                "limit_except" => match self.limit_except(inner) {
+                    Some(except) => {
+                        route.insert("limit_except".into(), Value::from(except));
+                    }
+                    None => ok = false,
+                },
                 "allow" | "deny" => access.push(inner.clone()),
                 "satisfy" => self.satisfy(inner),
                 "expires" => expires = Some(inner.clone()),

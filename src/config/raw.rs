@@ -328,6 +328,14 @@ pub(crate) struct RawRateZone {
     pub rate: Option<String>,
 }
 
+/// `limit_except`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimitExcept {
+    pub methods: Option<Vec<String>>,
+    pub access_rules: Option<Vec<String>>,
+}
+
 /// One of `concurrency_limits`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +378,7 @@ pub(crate) struct RawRoute {
     pub concurrency_limit_status: Option<Scalar>,
     pub hide_response_headers: Option<Vec<String>>,
     pub access_rules: Option<Vec<String>>,
+    pub limit_except: Option<RawLimitExcept>,
     pub root: Option<String>,
     pub alias: Option<String>,
     pub index: Option<Vec<String>>,
@@ -429,6 +438,7 @@ pub(crate) struct RawProxy {
     pub concurrency_limit_status: Option<Scalar>,
     pub hide_response_headers: Option<Vec<String>>,
     pub access_rules: Option<Vec<String>>,
+    pub limit_except: Option<RawLimitExcept>,
     pub server_names: Option<StringOrList>,
     pub unknown_host: Option<Scalar>,
     pub reject_unknown_sni: Option<Scalar>,

@@ -18,10 +18,10 @@ use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, ConcurrencyKey, ConcurrencyLimit, Condition, ConditionalAnswer,
     Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse,
-    ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LogFormat, Logging, PathMatch, Proxy,
-    RateLimit, RedirectRewrite, ReplacementPiece, RequestHeaderPart, RewriteFlag, RewriteRule,
-    Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig, TemplateSource,
-    TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
+    ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LimitExcept, LogFormat, Logging,
+    PathMatch, Proxy, RateLimit, RedirectRewrite, ReplacementPiece, RequestHeaderPart, RewriteFlag,
+    RewriteRule, Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig,
+    TemplateSource, TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -2191,6 +2191,9 @@ fn resolve_proxy(
     );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
+    let limit_except = raw
+        .limit_except
+        .and_then(|raw| resolve_limit_except(r, &["proxy", "limit_except"], raw));
     let gzip = raw.gzip.map(|gzip| resolve_gzip(r, gzip));
     let server_names = resolve_server_names(
         r,
@@ -2287,6 +2290,7 @@ fn resolve_proxy(
         concurrency_limit_status,
         hide_response_headers,
         access_rules,
+        limit_except,
         server_names,
         gzip,
         file_types,
@@ -2877,6 +2881,14 @@ fn resolve_routes(
             }
             None => proxy.access_rules.clone(),
         };
+        let limit_except = match route.limit_except {
+            Some(raw) => {
+                let base: Vec<&str> = base.iter().copied().chain(["limit_except"]).collect();
+                resolve_limit_except(r, &base, raw)
+            }
+            // A location's own, as in nginx: the proxy's is `location /`'s.
+            None => None,
+        };
         let files = resolve_files(
             r,
             &base,
@@ -2960,6 +2972,7 @@ fn resolve_routes(
             concurrency_limit_status,
             hide_response_headers,
             access_rules,
+            limit_except,
             files,
             answer,
             conditional_answers,
@@ -3288,6 +3301,44 @@ fn resolve_expires(
             None
         }
     }
+}
+
+/// `limit_except = { methods = ["GET"], access_rules = ["deny all"] }` at `base`.
+fn resolve_limit_except(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: raw::RawLimitExcept,
+) -> Option<LimitExcept> {
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let methods = raw.methods.unwrap_or_default();
+    if methods.is_empty() {
+        r.error(
+            &at("methods"),
+            "is required: the methods let through (\"GET\" brings \"HEAD\")",
+        );
+        return None;
+    }
+    let mut upper = Vec::new();
+    for method in methods {
+        let name = method.to_ascii_uppercase();
+        if name.is_empty() || http::Method::from_bytes(name.as_bytes()).is_err() {
+            r.error(&at("methods"), format!("{method:?} is not an HTTP method"));
+            return None;
+        }
+        upper.push(name);
+    }
+    if raw.access_rules.is_none() {
+        r.error(
+            &at("access_rules"),
+            "is required: the rules other methods pass (\"deny all\")",
+        );
+        return None;
+    }
+    let access_rules = resolve_access_rules(r, &at("access_rules"), raw.access_rules);
+    Some(LimitExcept {
+        methods: upper,
+        access_rules,
+    })
 }
 
 /// `access_rules = ["allow 10.0.0.0/8", "deny all"]` at `base`.

@@ -204,6 +204,13 @@ pub(crate) struct Forwarder {
     metrics: ProxyMetrics,
 }
 
+/// `limit_except`: the methods let through on the location's access rules, and the rules the
+/// others pass.
+struct LimitExcept {
+    methods: Box<[Method]>,
+    rules: Box<[config::AccessRule]>,
+}
+
 /// The zones of `rate_limit_zones` and `concurrency_limit_zones`, by name.
 struct Zones {
     rates: HashMap<String, Arc<rate_limit::Zone>>,
@@ -238,6 +245,8 @@ struct Target {
     concurrency_limit_status: StatusCode,
     /// `access_rules`.
     access_rules: Box<[config::AccessRule]>,
+    /// `limit_except`.
+    limit_except: Option<Box<LimitExcept>>,
     /// `root` or `alias`: files served instead of forwarding (boxed: most targets forward).
     files: Option<Box<Files>>,
     /// `expires`.
@@ -426,6 +435,22 @@ impl Target {
             concurrency_limit_status: StatusCode::from_u16(config.concurrency_limit_status)
                 .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             access_rules: config.access_rules.clone().into_boxed_slice(),
+            // Validated when the configuration was resolved.
+            limit_except: config.limit_except.as_ref().map(|except| {
+                let mut methods: Vec<Method> = except
+                    .methods
+                    .iter()
+                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                    .collect();
+                // nginx: GET brings HEAD.
+                if methods.contains(&Method::GET) {
+                    methods.push(Method::HEAD);
+                }
+                Box::new(LimitExcept {
+                    methods: methods.into(),
+                    rules: except.access_rules.clone().into(),
+                })
+            }),
             files: config
                 .files
                 .as_ref()
@@ -1068,7 +1093,12 @@ impl Forwarder {
                 }
             }
             // Then, in nginx's access phase, `allow` and `deny` before `auth_basic`.
-            if !config::AccessRule::allows(&target.access_rules, peer.ip) {
+            // `limit_except`: a method it does not let through passes its rules instead.
+            let rules = match &target.limit_except {
+                Some(except) if !except.methods.contains(request.method()) => &except.rules,
+                _ => &target.access_rules,
+            };
+            if !config::AccessRule::allows(rules, peer.ip) {
                 self.metrics.client_errors.forbidden.inc();
                 discard_body(request, h1);
                 return self.finish(

@@ -1234,6 +1234,82 @@ async fn proxy_hide_header_hides_what_nginx_hides() {
     assert_eq!(theirs[1], ["PHP/8", "", "yes"]);
 }
 
+/// `limit_except` (`limit_except` of the proxy and routes): methods it lets through pass the
+/// location's rules, the others its own (`GET` bringing `HEAD`); nginx and the proxy on one
+/// file give each method from two client addresses the same status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_except_refuses_what_nginx_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_except GET {{
+                deny all;
+            }}
+        }}
+        location /admin/ {{
+            proxy_pass http://127.0.0.1:{app};
+            limit_except GET POST {{
+                allow 127.0.0.2;
+                deny all;
+            }}
+        }}
+        location /open/ {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let mut statuses = Vec::new();
+        for from in ["127.0.0.1", "127.0.0.2"] {
+            for (method, path) in [
+                ("GET", "/"),
+                ("HEAD", "/"),
+                ("POST", "/"),
+                ("DELETE", "/x"),
+                ("POST", "/admin/a"),
+                ("PUT", "/admin/a"),
+                ("DELETE", "/admin/a"),
+                ("PUT", "/open/a"),
+            ] {
+                let options: Vec<&str> = if method == "HEAD" {
+                    vec!["-I"]
+                } else {
+                    vec!["-X", method]
+                };
+                let fields = head_from(from, port, d, path, &[], &options);
+                statuses.push((from, method, path, field(&fields, ":status")));
+            }
+        }
+        app.take();
+        statuses
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    let status = |from: &str, method: &str, path: &str| {
+        theirs
+            .iter()
+            .find(|(f, m, p, _)| *f == from && *m == method && *p == path)
+            .map(|(_, _, _, s)| s.clone())
+            .unwrap()
+    };
+    assert_eq!(status("127.0.0.1", "HEAD", "/"), "200");
+    assert_eq!(status("127.0.0.1", "POST", "/"), "403");
+    assert_eq!(status("127.0.0.1", "PUT", "/admin/a"), "403");
+    assert_eq!(status("127.0.0.2", "PUT", "/admin/a"), "200");
+    assert_eq!(status("127.0.0.1", "PUT", "/open/a"), "200");
+}
+
 /// An htpasswd file with a user per hash scheme, each with the password `secret`.
 const HTPASSWD: &str = include_str!("../fixtures/htpasswd/every-scheme");
 
