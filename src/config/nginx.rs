@@ -4208,6 +4208,43 @@ server {
         );
     }
 
+    /// `limit_except`: `location /`'s as the proxy's, another location's as its route's, with
+    /// its `allow`/`deny` as the rules of the methods it does not let through; anything else in
+    /// it is an error.
+    #[test]
+    fn limit_except_maps_to_limit_except() {
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80;\n    limit_except GET \
+             { deny all; }\n  }\n  location /a/ {\n    proxy_pass http://127.0.0.1:80;\n    \
+             limit_except GET POST { allow 10.0.0.0/8; deny all; }\n  }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            json(&mapped, &["proxy", "limit_except"]).unwrap(),
+            serde_json::json!({ "methods": ["GET"], "access_rules": ["deny all"] })
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(
+            routes[0]["limit_except"],
+            serde_json::json!({
+                "methods": ["GET", "POST"],
+                "access_rules": ["allow 10.0.0.0/8", "deny all"],
+            })
+        );
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80;\n    limit_except GET \
+             { auth_basic x; }\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[":7:24: auth_basic: only allow and deny are supported"],
+        );
+    }
+
     /// `rewrite`: the server's, then `location /`'s when no other location takes requests, as
     /// `proxy.rewrites`; another location's as its route's `rewrites`; an `if` after a
     /// `rewrite` of its block, a flag or variable the proxy does not know, an expression it
