@@ -121,7 +121,19 @@ impl Prometheus {
 
     /// An instant query's result vector.
     fn query(&self, expr: &str) -> Vec<Value> {
-        self.api("query", &[("query", expr.to_string())])
+        self.query_with(expr, &[])
+    }
+
+    /// An instant query's result vector, evaluated at `time` (seconds since the epoch) rather
+    /// than now.
+    fn query_at(&self, expr: &str, time: f64) -> Vec<Value> {
+        self.query_with(expr, &[("time", format!("{time:.3}"))])
+    }
+
+    fn query_with(&self, expr: &str, extra: &[(&str, String)]) -> Vec<Value> {
+        let mut params = vec![("query", expr.to_string())];
+        params.extend(extra.iter().cloned());
+        self.api("query", &params)
             .unwrap_or_else(|err| panic!("{err}"))["result"]
             .as_array()
             .cloned()
@@ -665,11 +677,13 @@ fn prometheus_scraping_the_roles_through_a_scenario_fills_every_panel_and_evalua
     }
     assert_eq!(evaluated, super::alerts().len());
 
-    // What the scenario did, as Prometheus saw it.
+    // What the scenario did, as Prometheus saw it: evaluated at the scenario's end, so that
+    // the window covers the scenario however long the queries above took (evaluated now, on a
+    // busy machine the window slid past the first renewals).
     let window = format!("{}s", (window_end - window_start).ceil() as u64 + 1);
     let seen = |expr: &str| {
         !prometheus
-            .query(&expr.replace("WINDOW", &window))
+            .query_at(&expr.replace("WINDOW", &window), window_end)
             .is_empty()
     };
     for (what, expr) in [
