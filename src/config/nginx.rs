@@ -1673,25 +1673,16 @@ impl Mapper {
         let redirect = matches!(code, 301 | 302 | 303 | 307 | 308);
         let text = match text {
             // A redirect's URL may carry the request's variables, replaced for each request.
-            Some(url) if redirect && url.contains('$') => {
-                let server_name = self.server_name.clone();
-                match substitute(&url, |variable| match variable {
-                    "server_name" => Some(server_name.clone()),
-                    other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
-                        Some(format!("${{{other}}}"))
-                    }
-                    _ => None,
-                }) {
-                    Ok(url) => Some(url),
-                    Err(variable) => {
-                        self.error(
-                            returned,
-                            format!("{variable} is not supported in a redirect (only {VARIABLES})"),
-                        );
-                        return Some(None);
-                    }
+            Some(url) if redirect && url.contains('$') => match self.with_request_variables(&url) {
+                Ok(url) => Some(url),
+                Err(variable) => {
+                    self.error(
+                        returned,
+                        format!("{variable} is not supported in a redirect (only {VARIABLES})"),
+                    );
+                    return Some(None);
                 }
-            }
+            },
             Some(text) if text.contains('$') => {
                 self.error(
                     returned,
@@ -1741,6 +1732,18 @@ impl Mapper {
         Some(Some(entry))
     }
 
+    /// `value` as the proxy replaces it for each request: `$server_name` put in, the request's
+    /// variables kept (braced, as text may follow); the error is the first other variable.
+    fn with_request_variables(&self, value: &str) -> Result<String, String> {
+        substitute(value, |variable| match variable {
+            "server_name" => Some(self.server_name.clone()),
+            other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
+                Some(format!("${{{other}}}"))
+            }
+            _ => None,
+        })
+    }
+
     /// An `add_header` value (`d`, header `name`) as `response_headers` takes it: `$server_name`
     /// put in, the request's variables kept (braced), any other variable an error (said: `None`);
     /// an HSTS is the proxy's one fixed value.
@@ -1755,14 +1758,7 @@ impl Mapper {
             );
             return None;
         }
-        let server_name = self.server_name.clone();
-        match substitute(value, |variable| match variable {
-            "server_name" => Some(server_name.clone()),
-            other if super::request_header_parts(&format!("${{{other}}}")).is_ok() => {
-                Some(format!("${{{other}}}"))
-            }
-            _ => None,
-        }) {
+        match self.with_request_variables(value) {
             Ok(value) => Some(value),
             Err(variable) => {
                 self.error(

@@ -676,13 +676,7 @@ impl AnswerValue {
     ) -> Option<HeaderValue> {
         match self {
             AnswerValue::Fixed(value) => Some(value.clone()),
-            AnswerValue::PerRequest(parts) => {
-                let mut built = Vec::new();
-                for part in parts {
-                    push_variable(&mut built, part, request, host, peer, request_id);
-                }
-                HeaderValue::from_bytes(&built).ok()
-            }
+            AnswerValue::PerRequest(parts) => value_of(parts, request, host, peer, request_id),
         }
     }
 }
@@ -1798,13 +1792,25 @@ fn per_request_values<B>(
         let SetHeader::PerRequest(parts) = what else {
             continue;
         };
-        let mut built = Vec::new();
-        for part in parts {
-            push_variable(&mut built, part, request, host, peer, request_id);
-        }
-        values.push(HeaderValue::from_bytes(&built).ok());
+        values.push(value_of(parts, request, host, peer, request_id));
     }
     values
+}
+
+/// The header value `parts` make for `request` from `peer`; `None` when the request's values
+/// make none.
+fn value_of<B>(
+    parts: &[config::RequestHeaderPart],
+    request: &Request<B>,
+    host: &HeaderValue,
+    peer: &Peer,
+    request_id: &mut Option<String>,
+) -> Option<HeaderValue> {
+    let mut built = Vec::new();
+    for part in parts {
+        push_variable(&mut built, part, request, host, peer, request_id);
+    }
+    HeaderValue::from_bytes(&built).ok()
 }
 
 /// Appends the value of the per-request `part` for `request` from `peer` to `built`

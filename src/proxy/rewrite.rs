@@ -65,7 +65,8 @@ pub(crate) fn apply(
 ) -> Outcome {
     let mut path = uri.path().to_string();
     let mut query = uri.query().map(str::to_string);
-    let mut changed = false;
+    // The target the last rule made, when no rule stopped the others.
+    let mut last = None;
     for rule in rules {
         let Ok(Some(groups)) = rule.regex.captures(&path) else {
             continue;
@@ -128,39 +129,34 @@ pub(crate) fn apply(
                 Err(_) => Outcome::Invalid,
             };
         }
-        if !new_path.starts_with('/') || PathAndQuery::try_from(joined.as_str()).is_err() {
-            return Outcome::Invalid;
-        }
+        let target = match PathAndQuery::try_from(joined) {
+            Ok(target) if new_path.starts_with('/') => target,
+            _ => return Outcome::Invalid,
+        };
         path = new_path;
         query = new_query;
-        changed = true;
         match rule.flag {
-            RewriteFlag::Last => break,
-            RewriteFlag::Break => {
-                return match PathAndQuery::try_from(joined) {
-                    Ok(target) => Outcome::Changed {
-                        target,
-                        search: false,
-                    },
-                    Err(_) => Outcome::Invalid,
+            RewriteFlag::Last => {
+                return Outcome::Changed {
+                    target,
+                    search: true,
                 };
             }
-            _ => {}
+            RewriteFlag::Break => {
+                return Outcome::Changed {
+                    target,
+                    search: false,
+                };
+            }
+            _ => last = Some(target),
         }
     }
-    if !changed {
-        return Outcome::Unchanged;
-    }
-    let joined = match query.as_deref() {
-        Some(q) if !q.is_empty() => format!("{path}?{q}"),
-        _ => path,
-    };
-    match PathAndQuery::try_from(joined) {
-        Ok(target) => Outcome::Changed {
+    match last {
+        Some(target) => Outcome::Changed {
             target,
             search: true,
         },
-        Err(_) => Outcome::Invalid,
+        None => Outcome::Unchanged,
     }
 }
 
