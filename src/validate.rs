@@ -455,6 +455,15 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.hide_response_headers.join(" ")
         );
     }
+    for page in &proxy.error_pages {
+        let _ = writeln!(out, "  errors    {} (error_pages)", error_page_text(page));
+    }
+    if proxy.intercept_errors {
+        let _ = writeln!(
+            out,
+            "  errors    the app's own of 300 and above go through error_pages (intercept_errors)"
+        );
+    }
     for limit in &proxy.concurrency_limits {
         let per = match proxy.concurrency_limit_zones.get(&limit.zone) {
             Some(crate::config::ConcurrencyKey::Server) => "for all clients together",
@@ -579,6 +588,19 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.hide_response_headers != proxy.hide_response_headers {
             differs.push("its own hide_response_headers".to_string());
+        }
+        if route.error_pages != proxy.error_pages {
+            differs.push("its own error_pages".to_string());
+        }
+        if route.intercept_errors != proxy.intercept_errors {
+            differs.push(if route.intercept_errors {
+                "the app's errors through error_pages".to_string()
+            } else {
+                "the app's errors as they are".to_string()
+            });
+        }
+        if route.internal {
+            differs.push("internal requests only".to_string());
         }
         if route.expires != proxy.expires {
             differs.push(match route.expires {
@@ -790,4 +812,34 @@ fn cookie_flags(flags: &[crate::config::CookieFlag]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One of `error_pages`, as `validate` prints it.
+fn error_page_text(page: &crate::config::ErrorPage) -> String {
+    use crate::config::{ErrorPageStatus, ErrorPageTarget};
+    let statuses: Vec<String> = page.statuses.iter().map(u16::to_string).collect();
+    let statuses = statuses.join(" ");
+    match (&page.page, page.status) {
+        (ErrorPageTarget::Redirect(url), status) => {
+            let code = match status {
+                ErrorPageStatus::Set(code) => code,
+                _ => 302,
+            };
+            format!("{statuses} -> redirect {code} to {url}")
+        }
+        (ErrorPageTarget::Uri(path), status) => {
+            format!("{statuses} -> the page {path}{}", status_text(status))
+        }
+        (ErrorPageTarget::Named(name), status) => {
+            format!("{statuses} -> the route @{name}{}", status_text(status))
+        }
+    }
+}
+
+fn status_text(status: crate::config::ErrorPageStatus) -> String {
+    match status {
+        crate::config::ErrorPageStatus::Kept => ", with the error's status".to_string(),
+        crate::config::ErrorPageStatus::OfPage => ", with the page's status".to_string(),
+        crate::config::ErrorPageStatus::Set(code) => format!(", with status {code}"),
+    }
 }

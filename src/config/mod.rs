@@ -526,6 +526,11 @@ pub struct Proxy {
     pub rate_limit_status: u16,
     /// Headers of the upstream's responses not passed on (nginx's `proxy_hide_header`).
     pub hide_response_headers: Vec<String>,
+    /// `error_pages` (nginx's `error_page`), the first that names a status applying.
+    pub error_pages: Vec<ErrorPage>,
+    /// The upstream's responses of 300 and above go through `error_pages` too (nginx's
+    /// `proxy_intercept_errors on`).
+    pub intercept_errors: bool,
     /// What each zone counts requests in flight per (nginx's `limit_conn_zone`), by name.
     pub concurrency_limit_zones: BTreeMap<String, ConcurrencyKey>,
     /// The zones a request is counted in while it is served (nginx's `limit_conn`).
@@ -579,6 +584,9 @@ impl Proxy {
             concurrency_limits: self.concurrency_limits.clone(),
             concurrency_limit_status: self.concurrency_limit_status,
             hide_response_headers: self.hide_response_headers.clone(),
+            error_pages: self.error_pages.clone(),
+            intercept_errors: self.intercept_errors,
+            internal: false,
             access_rules: self.access_rules.clone(),
             limit_except: self.limit_except.clone(),
             files: None,
@@ -808,6 +816,12 @@ pub struct Route {
     pub concurrency_limits: Vec<ConcurrencyLimit>,
     pub concurrency_limit_status: u16,
     pub hide_response_headers: Vec<String>,
+    /// `error_pages`: the route's own, or the proxy's when it has none (nginx's inheritance).
+    pub error_pages: Vec<ErrorPage>,
+    pub intercept_errors: bool,
+    /// Only reachable by a rewrite, a `try_files` fallback or an error page: a client's
+    /// request for it gets 404 (nginx's `internal`).
+    pub internal: bool,
     pub access_rules: Vec<AccessRule>,
     /// `limit_except`: the methods let through on `access_rules` alone; the others pass its
     /// own rules instead (nginx's `limit_except METHOD... { allow/deny }`); a route's own, never
@@ -1432,6 +1446,40 @@ impl Condition {
             test,
         })
     }
+}
+
+/// One of `error_pages` (nginx's `error_page`): what replaces a response of one of
+/// `statuses` that the proxy makes itself (a refusal, a failed upstream, a file not found, an
+/// answer without text), or the upstream's with `intercept_errors`. Once per request: an error
+/// while the page is served is sent as it is (nginx's `recursive_error_pages off`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub statuses: Vec<u16>,
+    pub page: ErrorPageTarget,
+    pub status: ErrorPageStatus,
+}
+
+/// Where an [`ErrorPage`] sends the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorPageTarget {
+    /// `/50x.html`: looked up as a new request for that path (and query), `GET` unless it was
+    /// `HEAD`, without the request's body.
+    Uri(String),
+    /// `@name`: the named route, with the request's method.
+    Named(String),
+    /// `https://...`: a redirect there (302 unless `status` says 301, 303, 307 or 308).
+    Redirect(String),
+}
+
+/// The status an [`ErrorPage`]'s response is sent with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPageStatus {
+    /// The error's own (nginx's `error_page 502 /50x.html`).
+    Kept,
+    /// The page's response's (nginx's `error_page 404 = /fallback`; `status = "page"`).
+    OfPage,
+    /// This one (nginx's `error_page 404 =200 /empty.gif`).
+    Set(u16),
 }
 
 /// One of `proxy.fixed_responses`.

@@ -533,7 +533,7 @@ const NGINX_ITSELF: &[&str] = &[
     "proxy_ignore_headers",
     "gzip_buffers",
     "gzip_disable",
-    "error_page",
+    "recursive_error_pages",
     "log_not_found",
     "limit_req_log_level",
     "limit_conn_log_level",
@@ -546,7 +546,10 @@ fn why_ignored(name: &str) -> &'static str {
         "server_name" => "every name is served: the proxy has one certificate",
         "gzip_disable" => "every client that accepts gzip gets it",
         "gzip_buffers" => "it tunes nginx itself",
-        "error_page" => "the app's error responses are passed as they are",
+        "recursive_error_pages" => {
+            "an error page is tried once per request (nginx's default, off): an error while it \
+             is served is sent as it is"
+        }
         "ssl_ciphers"
         | "ssl_prefer_server_ciphers"
         | "ssl_ecdh_curve"
@@ -779,8 +782,12 @@ struct Mapper {
     /// of them (where the setting is placed).
     fixed: figment::value::Dict,
     fixed_at: Option<Directive>,
-    /// Where `error_page` sends errors: a location serving only that page is not needed.
-    error_pages: Vec<String>,
+    /// `error_page` of the `http` level, the server and `location /`: nginx takes a level's
+    /// only when the level below has none.
+    error_pages: [Vec<Directive>; 3],
+    /// `proxy_intercept_errors` of the `http` level, the server and `location /`: the last
+    /// of the nearest level.
+    intercept_errors: [Option<Directive>; 3],
     /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
     tls_only: bool,
     /// `proxy_ssl_*` directives: ignored by nginx with an `http://` upstream, which
@@ -1225,11 +1232,6 @@ impl Mapper {
             .iter()
             .rfind(|d| d.name == "default_type")
             .cloned();
-        self.error_pages = directives
-            .iter()
-            .filter(|d| d.name == "error_page")
-            .filter_map(|d| d.args.last().cloned())
-            .collect();
         self.constants = self.constants_of(server.block.as_deref().unwrap_or_default());
         let ssl_on = ssl_on(directives.iter()).cloned();
         self.tls_only = ssl_on.is_some()
@@ -1370,6 +1372,10 @@ impl Mapper {
                     self.conn_limits[0].push(d.clone());
                 }
                 "proxy_hide_header" => self.hide[0].push(d.clone()),
+                "error_page" => self.error_pages[usize::from(own(d))].push(d.clone()),
+                "proxy_intercept_errors" => {
+                    self.intercept_errors[usize::from(own(d))] = Some(d.clone());
+                }
                 "allow" | "deny" => self.access[usize::from(own(d))].push(d.clone()),
                 "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
@@ -1493,6 +1499,7 @@ impl Mapper {
                 Value::from(hidden_names(&level)),
             );
         }
+        self.error_pages();
         self.access_rules();
         let expires = self.expires[1].clone().or_else(|| self.expires[0].clone());
         if let Some(d) = &expires
@@ -1594,9 +1601,8 @@ impl Mapper {
     }
 
     /// A `location = /path` or `location /prefix` that only answers with `return` (with
-    /// `default_type`, `access_log`, `log_not_found` beside it) becomes a fixed response; one
-    /// that only serves an `error_page` target is not needed (the pages are the app's). `false`:
-    /// neither, the caller refuses it.
+    /// `default_type`, `access_log`, `log_not_found` beside it) becomes a fixed response.
+    /// `false`: it does more, the caller makes it a route.
     fn answering_location(&mut self, d: &Directive) -> bool {
         let (exact, path) = match d.args.as_slice() {
             [eq, path] if eq == "=" => (true, path.clone()),
@@ -1604,22 +1610,6 @@ impl Mapper {
             [path] if path.starts_with('/') => (false, path.clone()),
             _ => return false,
         };
-        let body = d.block.clone().unwrap_or_default();
-        if self.error_pages.contains(&path)
-            && body.iter().all(|inner| {
-                matches!(
-                    inner.name.as_str(),
-                    "root" | "alias" | "internal" | "index" | "try_files" | "access_log"
-                )
-            })
-        {
-            self.warn(
-                d,
-                "not served: the error_page it serves is ignored (the app's and the proxy's \
-                 own error responses are passed as they are)",
-            );
-            return true;
-        }
         match self.answer_of(d) {
             None => false,
             // Said.
@@ -2111,6 +2101,8 @@ impl Mapper {
                 self.conn_limits[1].push(d.clone());
             }
             "proxy_hide_header" => self.hide[1].push(d.clone()),
+            "error_page" => self.error_pages[2].push(d.clone()),
+            "proxy_intercept_errors" => self.intercept_errors[2] = Some(d.clone()),
             "limit_except" => {
                 if let Some(except) = self.limit_except(d) {
                     self.set(d, &["proxy", "limit_except"], Value::from(except));
@@ -2146,31 +2138,19 @@ impl Mapper {
     fn without_effect(&mut self, d: &Directive) -> bool {
         let arg = d.args.first().map(String::as_str).unwrap_or_default();
         match d.name.as_str() {
-            "proxy_intercept_errors" | "proxy_ignore_client_abort"
-                if arg == "off" && d.args.len() == 1 =>
-            {
+            "proxy_ignore_client_abort" if arg == "off" && d.args.len() == 1 => {
                 self.warn(
                     d,
-                    if d.name == "proxy_intercept_errors" {
-                        "ignored: off is nginx's default: the app's error responses are passed \
-                         as they are"
-                    } else {
-                        "ignored: off is nginx's default: a request whose client goes away is \
-                         abandoned, its connection to the app closed"
-                    },
+                    "ignored: off is nginx's default: a request whose client goes away is \
+                     abandoned, its connection to the app closed",
                 );
                 true
             }
-            "proxy_intercept_errors" | "proxy_ignore_client_abort" => {
+            "proxy_ignore_client_abort" => {
                 self.error(
                     d,
-                    if d.name == "proxy_intercept_errors" {
-                        "only off is supported: with on nginx answers the app's errors with its \
-                         error_page pages, where the proxy passes the app's own"
-                    } else {
-                        "only off is supported: with on nginx lets the app finish a request \
-                         whose client went away, where the proxy closes its connection"
-                    },
+                    "only off is supported: with on nginx lets the app finish a request whose \
+                     client went away, where the proxy closes its connection",
                 );
                 true
             }
@@ -2768,6 +2748,128 @@ impl Mapper {
         })
     }
 
+    /// The server's `error_page`s: its own, else the `http` level's.
+    fn server_error_pages(&self) -> Vec<Directive> {
+        if self.error_pages[1].is_empty() {
+            self.error_pages[0].clone()
+        } else {
+            self.error_pages[1].clone()
+        }
+    }
+
+    /// `proxy.error_pages` and `proxy.intercept_errors`: `location /`'s, else the server's,
+    /// else the `http` level's.
+    fn error_pages(&mut self) {
+        let level = if self.error_pages[2].is_empty() {
+            self.server_error_pages()
+        } else {
+            self.error_pages[2].clone()
+        };
+        if let Some(first) = level.first()
+            && let Some(pages) = self.error_page_entries(&level)
+        {
+            self.set(first, &["proxy", "error_pages"], Value::from(pages));
+        }
+        let [http, server, root] = self.intercept_errors.clone();
+        if let Some(d) = root.or(server).or(http)
+            && let Some(on) = self.intercept_value(Some(&d))
+        {
+            self.set(&d, &["proxy", "intercept_errors"], Value::from(on));
+        }
+    }
+
+    /// `proxy_intercept_errors on|off` (`None`: off); `None` when refused (said).
+    fn intercept_value(&mut self, d: Option<&Directive>) -> Option<bool> {
+        let Some(d) = d else {
+            return Some(false);
+        };
+        match d.args.as_slice() {
+            [on] if on == "on" => Some(true),
+            [off] if off == "off" => Some(false),
+            _ => {
+                self.error(d, "takes on or off");
+                None
+            }
+        }
+    }
+
+    /// `error_page CODE... [=[RESPONSE]] URI` directives as `error_pages` entries; `None` when
+    /// one is refused (said).
+    fn error_page_entries(&mut self, level: &[Directive]) -> Option<Vec<Value>> {
+        let mut entries = Vec::new();
+        let mut ok = true;
+        for d in level {
+            match self.error_page_entry(d) {
+                Ok(entry) => entries.push(Value::from(entry)),
+                Err(why) => {
+                    self.error(d, why);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(entries)
+    }
+
+    fn error_page_entry(&self, d: &Directive) -> Result<figment::value::Dict, String> {
+        let Some((uri, rest)) = d.args.split_last() else {
+            return Err("takes status codes and a URI".to_string());
+        };
+        let (codes, answer) = match rest.split_last() {
+            Some((last, codes)) if last.starts_with('=') => (codes, Some(&last[1..])),
+            _ => (rest, None),
+        };
+        if codes.is_empty() {
+            return Err("takes status codes and a URI".to_string());
+        }
+        let mut statuses = Vec::new();
+        for code in codes {
+            match code.parse::<u16>() {
+                Ok(status) if (300..=599).contains(&status) && status != 499 => {
+                    statuses.push(Value::from(u64::from(status)));
+                }
+                _ => {
+                    return Err(format!(
+                        "{code:?} is not a status from 300 to 599 (499 excepted)"
+                    ));
+                }
+            }
+        }
+        if uri.contains('$') {
+            return Err(format!(
+                "{uri:?}: a variable in an error page's URI is not supported"
+            ));
+        }
+        let redirect = uri.starts_with("http://") || uri.starts_with("https://");
+        if !redirect && !uri.starts_with('/') && !uri.starts_with('@') {
+            return Err(format!(
+                "{uri:?} is not a path, a named location or an http:// or https:// URL"
+            ));
+        }
+        let mut entry = figment::value::Dict::new();
+        entry.insert("statuses".into(), Value::from(statuses));
+        entry.insert("page".into(), Value::from(uri.clone()));
+        match answer {
+            None => {}
+            // `=`: the page's own status.
+            Some("") if !redirect => {
+                entry.insert("status".into(), Value::from("page"));
+            }
+            Some("") => {}
+            Some(code) => {
+                let status = code
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|status| (200..=599).contains(status))
+                    .ok_or_else(|| format!("={code} is not a status from 200 to 599"))?;
+                // nginx redirects with 302 unless the status is another redirect's.
+                if !redirect || matches!(status, 301 | 303 | 307 | 308) {
+                    entry.insert("status".into(), Value::from(u64::from(status)));
+                }
+            }
+        }
+        Ok(entry)
+    }
+
     /// The locations other than `/` that `proxy_pass`, as `proxy.routes` (placed at the first).
     /// Each inherits what its location does not set from the server (and `http`), never from
     /// `location /`, as nginx does; so every setting is written out for each route.
@@ -2814,6 +2916,8 @@ impl Mapper {
         let mut rate_limits = Vec::new();
         let mut conn_limits = Vec::new();
         let mut hide: Vec<Directive> = Vec::new();
+        let mut error_pages: Vec<Directive> = Vec::new();
+        let mut intercept: Option<Directive> = None;
         let mut access = Vec::new();
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
@@ -2848,6 +2952,11 @@ impl Mapper {
                     conn_limits.push(inner.clone());
                 }
                 "proxy_hide_header" => hide.push(inner.clone()),
+                "error_page" => error_pages.push(inner.clone()),
+                "proxy_intercept_errors" => intercept = Some(inner.clone()),
+                "internal" if inner.args.is_empty() => {
+                    route.insert("internal".into(), Value::from(true));
+                }
                 "limit_except" => match self.limit_except(inner) {
                     Some(except) => {
                         route.insert("limit_except".into(), Value::from(except));
@@ -2961,6 +3070,21 @@ impl Mapper {
             );
             self.warn(d, warning);
         }
+        // Error pages and interception: the location's own, else the server's, else the `http`
+        // level's; never `location /`'s.
+        let level = if error_pages.is_empty() {
+            self.server_error_pages()
+        } else {
+            error_pages
+        };
+        let pages = self.error_page_entries(&level)?;
+        route.insert("error_pages".into(), Value::from(pages));
+        let intercept = intercept.or_else(|| self.intercept_errors[1].clone());
+        let intercept = intercept.or_else(|| self.intercept_errors[0].clone());
+        route.insert(
+            "intercept_errors".into(),
+            Value::from(self.intercept_value(intercept.as_ref())?),
+        );
         // Access rules: the location's own, else the server's, else the `http` level's; never
         // `location /`'s.
         let rules = if access.is_empty() {

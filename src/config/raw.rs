@@ -336,6 +336,15 @@ pub(crate) struct RawLimitExcept {
     pub access_rules: Option<Vec<String>>,
 }
 
+/// One of `error_pages`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawErrorPage {
+    pub statuses: Option<Vec<Scalar>>,
+    pub page: Option<String>,
+    pub status: Option<Scalar>,
+}
+
 /// One of `concurrency_limits`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -377,6 +386,9 @@ pub(crate) struct RawRoute {
     pub concurrency_limits: Option<Vec<RawConcurrencyLimit>>,
     pub concurrency_limit_status: Option<Scalar>,
     pub hide_response_headers: Option<Vec<String>>,
+    pub error_pages: Option<Vec<RawErrorPage>>,
+    pub intercept_errors: Option<Scalar>,
+    pub internal: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,
     pub root: Option<String>,
@@ -437,6 +449,8 @@ pub(crate) struct RawProxy {
     pub concurrency_limits: Option<Vec<RawConcurrencyLimit>>,
     pub concurrency_limit_status: Option<Scalar>,
     pub hide_response_headers: Option<Vec<String>>,
+    pub error_pages: Option<Vec<RawErrorPage>>,
+    pub intercept_errors: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,
     pub server_names: Option<StringOrList>,

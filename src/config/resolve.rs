@@ -17,7 +17,7 @@ use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, ConcurrencyKey, ConcurrencyLimit, Condition, ConditionalAnswer,
-    Config, CookieFlag, CookieRule, EnvTemplate, Exec, Expires, FileSink, Files, FixedResponse,
+    Config, CookieFlag, CookieRule, EnvTemplate, ErrorPage, ErrorPageStatus, ErrorPageTarget, Exec, Expires, FileSink, Files, FixedResponse,
     ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LimitExcept, LogFormat, Logging,
     PathMatch, Proxy, RateLimit, RedirectRewrite, ReplacementPiece, RequestHeaderPart, RewriteFlag,
     RewriteRule, Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig,
@@ -2189,6 +2189,12 @@ fn resolve_proxy(
         &["proxy", "hide_response_headers"],
         raw.hide_response_headers,
     );
+    let error_pages = resolve_error_pages(r, &["proxy", "error_pages"], raw.error_pages);
+    let intercept_errors = r.boolean(
+        &["proxy", "intercept_errors"],
+        raw.intercept_errors.as_ref(),
+        false,
+    );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let limit_except = raw
@@ -2289,6 +2295,8 @@ fn resolve_proxy(
         concurrency_limits,
         concurrency_limit_status,
         hide_response_headers,
+        error_pages,
+        intercept_errors,
         access_rules,
         limit_except,
         server_names,
@@ -2772,6 +2780,8 @@ fn resolve_routes(
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut indexes = Vec::new();
+    // Whether each route has `error_pages` of its own (else the proxy's, checked once).
+    let mut own_pages = Vec::new();
     for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
         let index = index.to_string();
         let base = ["proxy", "routes", index.as_str()];
@@ -2874,6 +2884,20 @@ fn resolve_routes(
             Some(names) => resolve_hidden_headers(r, &at("hide_response_headers"), Some(names)),
             None => proxy.hide_response_headers.clone(),
         };
+        let has_own_pages = route.error_pages.is_some();
+        let error_pages = match route.error_pages {
+            Some(pages) => {
+                let base: Vec<&str> = base.iter().copied().chain(["error_pages"]).collect();
+                resolve_error_pages(r, &base, Some(pages))
+            }
+            None => proxy.error_pages.clone(),
+        };
+        let intercept_errors = r.boolean(
+            &at("intercept_errors"),
+            route.intercept_errors.as_ref(),
+            proxy.intercept_errors,
+        );
+        let internal = r.boolean(&at("internal"), route.internal.as_ref(), false);
         let access_rules = match route.access_rules {
             Some(rules) => {
                 let base: Vec<&str> = base.iter().copied().chain(["access_rules"]).collect();
@@ -2971,6 +2995,9 @@ fn resolve_routes(
             concurrency_limits,
             concurrency_limit_status,
             hide_response_headers,
+            error_pages,
+            intercept_errors,
+            internal,
             access_rules,
             limit_except,
             files,
@@ -2985,6 +3012,7 @@ fn resolve_routes(
             ),
         });
         indexes.push(index);
+        own_pages.push(has_own_pages);
     }
     // Each `@NAME` a `try_files` falls back to is a route.
     for (route, index) in routes.iter().zip(&indexes) {
@@ -3002,7 +3030,160 @@ fn resolve_routes(
             );
         }
     }
+    // And each `@NAME` an error page sends a request to.
+    let own = routes
+        .iter()
+        .zip(&indexes)
+        .zip(&own_pages)
+        .filter(|(_, own)| **own)
+        .map(|((route, index), _)| {
+            let base = vec!["proxy", "routes", index.as_str(), "error_pages"];
+            (base, &route.error_pages)
+        });
+    let pages = std::iter::once((vec!["proxy", "error_pages"], &proxy.error_pages)).chain(own);
+    let mut unknown = Vec::new();
+    for (base, pages) in pages {
+        for (n, page) in pages.iter().enumerate() {
+            if let ErrorPageTarget::Named(name) = &page.page
+                && !routes
+                    .iter()
+                    .any(|other| other.path == PathMatch::Named(name.clone()))
+            {
+                let mut at: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+                at.extend([n.to_string(), "page".to_string()]);
+                unknown.push((at, name.clone()));
+            }
+        }
+    }
+    for (at, name) in unknown {
+        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+        r.error(
+            &at,
+            format!("@{name} is not one of the routes (location = \"@{name}\")"),
+        );
+    }
     routes
+}
+
+/// `error_pages = [{ statuses = [502, 504], page = "/50x.html", status = 200 }]` at `base`.
+fn resolve_error_pages(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<Vec<raw::RawErrorPage>>,
+) -> Vec<ErrorPage> {
+    let mut pages = Vec::new();
+    for (index, raw) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> {
+            base.iter().copied().chain([index.as_str(), key]).collect()
+        };
+        let status_of = |value: &Scalar| match value {
+            Scalar::Int(code) => u16::try_from(*code).ok(),
+            Scalar::Text(code) => code.trim().parse().ok(),
+            Scalar::Float(_) | Scalar::Bool(_) => None,
+        };
+        let mut statuses = Vec::new();
+        for value in raw.statuses.unwrap_or_default() {
+            // nginx's range: what the proxy or an upstream may answer with that is not a
+            // success.
+            match status_of(&value).filter(|c| (300..=599).contains(c) && *c != 499) {
+                Some(code) => statuses.push(code),
+                None => r.error(
+                    &at("statuses"),
+                    format!("{value} is not an HTTP status from 300 to 599 (499 excepted)"),
+                ),
+            }
+        }
+        if statuses.is_empty() {
+            r.error(
+                &at("statuses"),
+                "is required: the statuses the page is for ([500, 502, 503, 504])",
+            );
+            continue;
+        }
+        let Some(text) = raw.page.map(|page| page.trim().to_string()) else {
+            r.error(
+                &at("page"),
+                "is required: a path (\"/50x.html\"), a named route (\"@fallback\") or a \
+                 URL to redirect to",
+            );
+            continue;
+        };
+        let page = if text.contains('$') {
+            r.error(
+                &at("page"),
+                format!("{text:?}: request variables are not supported in an error page"),
+            );
+            continue;
+        } else if let Some(name) = text.strip_prefix('@') {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                r.error(&at("page"), format!("{text:?} is not a route's name"));
+                continue;
+            }
+            ErrorPageTarget::Named(name.to_string())
+        } else if text.starts_with('/') {
+            if http::uri::PathAndQuery::try_from(text.as_str()).is_err() {
+                r.error(&at("page"), format!("{text:?} is not a path and query"));
+                continue;
+            }
+            ErrorPageTarget::Uri(text)
+        } else if (text.starts_with("http://") || text.starts_with("https://"))
+            && http::HeaderValue::from_str(&text).is_ok()
+            && text.parse::<http::Uri>().is_ok()
+        {
+            ErrorPageTarget::Redirect(text)
+        } else {
+            r.error(
+                &at("page"),
+                format!(
+                    "{text:?} is not a path (\"/50x.html\"), a named route (\"@fallback\") or \
+                     an http:// or https:// URL"
+                ),
+            );
+            continue;
+        };
+        let status = match &raw.status {
+            None => ErrorPageStatus::Kept,
+            Some(Scalar::Text(text)) if text.trim() == "page" => ErrorPageStatus::OfPage,
+            Some(value) => match status_of(value) {
+                Some(code)
+                    if matches!(page, ErrorPageTarget::Redirect(_))
+                        && matches!(code, 301 | 302 | 303 | 307 | 308) =>
+                {
+                    ErrorPageStatus::Set(code)
+                }
+                Some(code)
+                    if !matches!(page, ErrorPageTarget::Redirect(_))
+                        && (200..=599).contains(&code) =>
+                {
+                    ErrorPageStatus::Set(code)
+                }
+                _ if matches!(page, ErrorPageTarget::Redirect(_)) => {
+                    r.error(
+                        &at("status"),
+                        format!("{value} is not a redirect's status (301, 302, 303, 307, 308)"),
+                    );
+                    continue;
+                }
+                _ => {
+                    r.error(
+                        &at("status"),
+                        format!(
+                            "{value} is not an HTTP status from 200 to 599, or \"page\" (the \
+                             page's own)"
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
+        pages.push(ErrorPage {
+            statuses,
+            page,
+            status,
+        });
+    }
+    pages
 }
 
 /// A route's `root`, `alias`, `index` and `default_type`, as read.

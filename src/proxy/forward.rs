@@ -199,6 +199,8 @@ pub(crate) struct Forwarder {
     rewrites: Box<[rewrite::Rule]>,
     /// A location has `concurrency_limits`: a response may hold a request's place.
     limits_concurrency: bool,
+    /// A location has `error_pages`: a request's head is kept for them.
+    error_pages: bool,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
     metrics: ProxyMetrics,
@@ -259,6 +261,97 @@ struct Target {
     response_headers: Box<[(HeaderName, AnswerValue)]>,
     /// `prefix_rewrite` or `upstream_uri`.
     rewrite: Rewrite,
+    /// `error_pages` and `intercept_errors`.
+    error_pages: ErrorPages,
+    /// `internal`.
+    internal: bool,
+}
+
+/// A route's `error_pages` (the proxy's when it has none) and `intercept_errors`.
+struct ErrorPages {
+    pages: Box<[ErrorPage]>,
+    intercept: bool,
+}
+
+/// One of `error_pages`, its parts parsed once.
+struct ErrorPage {
+    statuses: Box<[StatusCode]>,
+    page: Page,
+    status: config::ErrorPageStatus,
+}
+
+/// [`config::ErrorPageTarget`], parsed.
+enum Page {
+    Uri(PathAndQuery),
+    Named(Box<str>),
+    Redirect(HeaderValue),
+}
+
+impl ErrorPages {
+    fn new(pages: &[config::ErrorPage], intercept: bool) -> ErrorPages {
+        let pages = pages
+            .iter()
+            .filter_map(|entry| {
+                // Validated when the configuration was resolved.
+                let page = match &entry.page {
+                    config::ErrorPageTarget::Uri(path) => {
+                        Page::Uri(PathAndQuery::try_from(path.as_str()).ok()?)
+                    }
+                    config::ErrorPageTarget::Named(name) => Page::Named(name.as_str().into()),
+                    config::ErrorPageTarget::Redirect(url) => {
+                        Page::Redirect(HeaderValue::from_str(url).ok()?)
+                    }
+                };
+                Some(ErrorPage {
+                    statuses: entry
+                        .statuses
+                        .iter()
+                        .filter_map(|code| StatusCode::from_u16(*code).ok())
+                        .collect(),
+                    page,
+                    status: entry.status,
+                })
+            })
+            .collect();
+        ErrorPages { pages, intercept }
+    }
+
+    /// The page for a response of `status`, the first that names it.
+    fn find(&self, status: StatusCode) -> Option<&ErrorPage> {
+        self.pages
+            .iter()
+            .find(|page| page.statuses.contains(&status))
+    }
+}
+
+/// What the passes of one request through the locations share (its first, and an error
+/// page's).
+struct Pass<'a> {
+    /// `$request_id`, formed when a value first names it.
+    request_id: Option<String>,
+    /// Where the request is counted in `concurrency_limits`, once.
+    held: &'a mut Option<concurrency::Held>,
+    /// Whether the request has been counted in `rate_limits` (once).
+    counted: bool,
+}
+
+/// A request's head as the client sent it, for an error page's pass.
+struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Head {
+    fn of<B>(request: &Request<B>) -> Head {
+        Head {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+        }
+    }
 }
 
 /// What the upstream is sent as a request's target ([`config::UpstreamTarget`]).
@@ -465,6 +558,8 @@ impl Target {
             // Validated when the configuration was resolved.
             response_headers: AnswerValue::headers(&config.response_headers).into(),
             rewrite: Rewrite::new(&config.upstream_target, &config.path),
+            error_pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
+            internal: config.internal,
         })
     }
 }
@@ -512,8 +607,14 @@ fn response_values<B>(
 
 /// What a location does with the requests it takes.
 enum Action {
-    /// Answers them itself (`proxy.fixed_responses`).
-    Answer(Fixed),
+    /// Answers them itself (`proxy.fixed_responses`, a route's `answer`), with the error
+    /// pages an answer without text may be replaced by, and whether only an internal request
+    /// reaches it.
+    Answer {
+        fixed: Fixed,
+        pages: ErrorPages,
+        internal: bool,
+    },
     /// Forwards them (`proxy.routes`).
     Forward(Target),
 }
@@ -555,6 +656,16 @@ impl Locations {
 
     fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.prefixes.is_empty() && self.regexes.is_empty()
+    }
+
+    /// Every location's action, named ones too.
+    fn all(&self) -> impl Iterator<Item = &Action> {
+        self.exact
+            .iter()
+            .map(|(_, action)| action)
+            .chain(self.prefixes.iter().map(|(_, _, action)| action))
+            .chain(self.regexes.iter().map(|(_, action)| action))
+            .chain(self.named.iter().map(|(_, action)| action))
     }
 
     /// The location `@name`.
@@ -697,6 +808,12 @@ impl Fixed {
 }
 
 impl Fixed {
+    /// Whether it is an answer of the proxy's own making (nginx's `return CODE` without text,
+    /// or with a redirect's URL), which an error page may replace.
+    fn special(&self) -> bool {
+        self.body.is_empty()
+    }
+
     /// The answer to `request` (for its `Location`'s variables).
     fn response<B>(
         &self,
@@ -757,11 +874,20 @@ impl Forwarder {
         );
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
-            locations.add(&entry.path, Action::Answer(Fixed::new(entry)));
+            let action = Action::Answer {
+                fixed: Fixed::new(entry),
+                pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
+                internal: false,
+            };
+            locations.add(&entry.path, action);
         }
         for route in &config.routes {
             let action = match &route.answer {
-                Some(answer) => Action::Answer(Fixed::new(answer)),
+                Some(answer) => Action::Answer {
+                    fixed: Fixed::new(answer),
+                    pages: ErrorPages::new(&route.error_pages, route.intercept_errors),
+                    internal: route.internal,
+                },
                 None => Action::Forward(Target::new(route, &mut auths, &zones, &file_types)?),
             };
             locations.add(&route.path, action);
@@ -776,9 +902,15 @@ impl Forwarder {
             .map(Hosts::new)
             .transpose()?
             .map(Arc::new);
+        let error_pages = !default.error_pages.pages.is_empty()
+            || locations.all().any(|action| match action {
+                Action::Answer { pages, .. } => !pages.pages.is_empty(),
+                Action::Forward(target) => !target.error_pages.pages.is_empty(),
+            });
         Ok(Forwarder {
             default,
             locations,
+            error_pages,
             auths,
             sni_check: hosts
                 .clone()
@@ -845,12 +977,7 @@ impl Forwarder {
         uses(&self.default)
             || self
                 .locations
-                .exact
-                .iter()
-                .map(|(_, action)| action)
-                .chain(self.locations.prefixes.iter().map(|(_, _, action)| action))
-                .chain(self.locations.regexes.iter().map(|(_, action)| action))
-                .chain(self.locations.named.iter().map(|(_, action)| action))
+                .all()
                 .any(|action| matches!(action, Action::Forward(target) if uses(target)))
     }
 
@@ -904,15 +1031,14 @@ impl Forwarder {
     /// for the response to hold until it ends.
     async fn respond(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         peer: &Peer,
-        upstream_time: Option<&mut Option<Duration>>,
+        mut upstream_time: Option<&mut Option<Duration>>,
         h1: Option<Arc<H1State>>,
         held: &mut Option<concurrency::Held>,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
-        // `$request_id`: one for the request, wherever a value names it.
-        let mut request_id = None;
+        let request = request.map(Some);
         // The proxy's `response_headers` with the request's variables, formed once it is
         // admitted.
         let mut added = Vec::new();
@@ -940,35 +1066,209 @@ impl Forwarder {
                 .observe(started.elapsed().as_secs_f64());
             return response;
         }
+        let mut pass = Pass {
+            // `$request_id`: one for the request, wherever a value names it.
+            request_id: None,
+            held,
+            counted: false,
+        };
         if self.response_headers_per_request {
             added = response_values(
                 &self.response_headers,
                 &request,
                 &host,
                 peer,
-                &mut request_id,
+                &mut pass.request_id,
             );
         }
-        // nginx's server-level `if` (its server rewrite phase), before a location is chosen.
-        if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
-            let response = fixed.response(&request, &host, peer, &mut request_id);
-            discard_body(request, h1);
-            return self.finish(started, &added, response);
+        // What an error page needs: the request's head as the client sent it, and its host.
+        let kept = self
+            .error_pages
+            .then(|| (Head::of(&request), host.clone()));
+        let (response, pages) = self
+            .route(
+                request,
+                host,
+                peer,
+                upstream_time.as_deref_mut(),
+                h1,
+                &mut pass,
+                None,
+            )
+            .await;
+        let page = pages.and_then(|pages| pages.find(response.status()));
+        let response = match (page, kept) {
+            (Some(page), Some((head, host))) => {
+                self.error_page(page, response, head, host, peer, upstream_time, &mut pass)
+                    .await
+            }
+            _ => response,
+        };
+        self.finish(started, &added, response)
+    }
+
+    /// The response of `page` (nginx's `error_page`), which replaces `response` to a request
+    /// of `head` for `host`: a redirect, or the request sent on to the page's path or named
+    /// route, without its body, once (an error there is sent as it is).
+    #[allow(clippy::too_many_arguments)]
+    async fn error_page(
+        &self,
+        page: &ErrorPage,
+        response: Response<ProxyBody>,
+        head: Head,
+        host: HeaderValue,
+        peer: &Peer,
+        upstream_time: Option<&mut Option<Duration>>,
+        pass: &mut Pass<'_>,
+    ) -> Response<ProxyBody> {
+        let error_status = response.status();
+        let (path, start) = match &page.page {
+            Page::Redirect(url) => {
+                let status = match page.status {
+                    config::ErrorPageStatus::Set(code) => {
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND)
+                    }
+                    _ => StatusCode::FOUND,
+                };
+                let mut redirect = Response::new(full(Bytes::new()));
+                *redirect.status_mut() = status;
+                redirect
+                    .headers_mut()
+                    .insert(header::LOCATION, url.clone());
+                return redirect;
+            }
+            Page::Uri(path) => (Some(path), None),
+            Page::Named(name) => match self.locations.named(name) {
+                Some(action) => (None, Some(action)),
+                // Checked when the configuration was resolved.
+                None => return response,
+            },
+        };
+        // `None`: the page's own.
+        let status = match page.status {
+            config::ErrorPageStatus::Kept => Some(error_status),
+            config::ErrorPageStatus::Set(code) => StatusCode::from_u16(code).ok(),
+            config::ErrorPageStatus::OfPage => None,
+        };
+        let Head {
+            method,
+            uri,
+            version,
+            mut headers,
+        } = head;
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::TRANSFER_ENCODING);
+        // A page sent with an error's status is never a 304 or a range (nginx checks both on
+        // a 200 only).
+        if status.is_some_and(|status| status != StatusCode::OK) {
+            for name in [
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                header::IF_MODIFIED_SINCE,
+                header::IF_UNMODIFIED_SINCE,
+                header::IF_RANGE,
+                header::RANGE,
+            ] {
+                headers.remove(name);
+            }
         }
-        // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
-        if !self.rewrites.is_empty()
-            && let Err(response) =
-                self.rewrite(&self.rewrites, &mut request, &host, peer, &mut request_id)
+        let mut request = Request::new(None);
+        // A path is asked for with GET (HEAD stays HEAD); a named route gets the method as it
+        // came, as nginx does.
+        *request.method_mut() = match path {
+            Some(_) if method != Method::HEAD => Method::GET,
+            _ => method,
+        };
+        *request.uri_mut() = match path {
+            Some(path) => {
+                let mut parts = uri.into_parts();
+                parts.path_and_query = Some(path.clone());
+                Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path.clone()))
+            }
+            None => uri,
+        };
+        *request.version_mut() = version;
+        *request.headers_mut() = headers;
+        let (mut served, _) = self
+            .route(request, host, peer, upstream_time, None, pass, Some(start))
+            .await;
+        if let Some(status) = status {
+            *served.status_mut() = status;
+        }
+        // nginx sends Last-Modified with 200, 206 and 304 only, and Accept-Ranges with 200.
+        if !matches!(served.status().as_u16(), 200 | 206 | 304) {
+            served.headers_mut().remove(header::LAST_MODIFIED);
+        }
+        if served.status() != StatusCode::OK {
+            served.headers_mut().remove(header::ACCEPT_RANGES);
+        }
+        // A 401's challenge (the route's, or the upstream's) stays, as in nginx.
+        if served.status() == StatusCode::UNAUTHORIZED
+            && !served.headers().contains_key(header::WWW_AUTHENTICATE)
+            && let Some(challenge) = response.headers().get(header::WWW_AUTHENTICATE)
         {
-            discard_body(request, h1);
-            return self.finish(started, &added, *response);
+            served
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge.clone());
         }
+        served
+    }
+
+    /// Takes `request` through the server's `if`s and `rewrite`s and its locations to the
+    /// response: an answer, a file, a refusal, or the upstream's. With it, the error pages the
+    /// response may be replaced by (`None`: it may not be: the app's own response without
+    /// `intercept_errors`, or a response already from an error page). `start`: an error
+    /// page's pass (`Some(Some(route))`: a named route, which skips the server's rules).
+    #[allow(clippy::too_many_arguments)]
+    async fn route<'s>(
+        &'s self,
+        mut request: Request<Option<Incoming>>,
+        host: HeaderValue,
+        peer: &Peer,
+        upstream_time: Option<&mut Option<Duration>>,
+        h1: Option<Arc<H1State>>,
+        pass: &mut Pass<'_>,
+        start: Option<Option<&'s Action>>,
+    ) -> (Response<ProxyBody>, Option<&'s ErrorPages>) {
+        // An error page's response is never replaced.
+        let first = start.is_none();
+        let eligible = |pages| first.then_some(pages);
+        let server_pages = &self.default.error_pages;
+        let mut named: Option<&Action> = start.flatten();
+        // A location only an internal request reaches (`internal`): an error page's, or one
+        // a rewrite or a `try_files` fallback sent on.
+        let mut internal = !first;
+        if named.is_none() {
+            // nginx's server-level `if` (its server rewrite phase), before a location is
+            // chosen.
+            if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
+                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                discard_body(request, h1);
+                return (response, fixed.special().then_some(server_pages));
+            }
+            // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
+            if !self.rewrites.is_empty() {
+                match self.rewrite(
+                    &self.rewrites,
+                    &mut request,
+                    &host,
+                    peer,
+                    &mut pass.request_id,
+                ) {
+                    Err(response) => {
+                        discard_body(request, h1);
+                        return (*response, eligible(server_pages));
+                    }
+                    Ok(Some(_)) => internal = true,
+                    Ok(None) => {}
+                }
+            }
+        }
+        // A location only an internal request reaches (`internal`): an error page's, or after
+        // a rewrite or a `try_files` fallback.
         // A `try_files` fallback or a rewrite sends the request on to another location, at
         // most this many times (nginx's limit of internal redirects).
         let mut hops = 0;
-        let mut named: Option<&Action> = None;
-        // The rate limits count a request once, in its last location.
-        let mut counted = false;
         // A route's `break` keeps the rewritten target, which its `prefix_rewrite` leaves.
         let mut broke = false;
         let target = loop {
@@ -977,42 +1277,60 @@ impl Forwarder {
                 None if self.locations.is_empty() => None,
                 None => self.locations.find(request.uri().path()),
             };
-            let (target, answer) = match action {
-                None => (&self.default, None),
-                Some(Action::Forward(target)) => (target, None),
+            let (target, answer, pages, internal_only) = match action {
+                None => (&self.default, None, server_pages, false),
+                Some(Action::Forward(target)) => {
+                    (target, None, &target.error_pages, target.internal)
+                }
                 // nginx checks the body's length before a location's `return`, with the
                 // server's limit.
-                Some(Action::Answer(fixed)) => (&self.default, Some(fixed)),
+                Some(Action::Answer {
+                    fixed,
+                    pages,
+                    internal,
+                }) => (&self.default, Some(fixed), pages, *internal),
             };
+            if internal_only && !internal && hops == 0 {
+                discard_body(request, h1);
+                return (
+                    error(StatusCode::NOT_FOUND, "not found\n"),
+                    eligible(pages),
+                );
+            }
             // A body announced longer than allowed is refused before anything is forwarded,
             // as nginx does; one that grows past the limit is stopped by `RequestBody`.
             if let Some(limit) = target.max_request_body
                 && request
                     .body()
-                    .size_hint()
-                    .exact()
+                    .as_ref()
+                    .and_then(|body| body.size_hint().exact())
                     .is_some_and(|length| length > limit)
             {
                 self.metrics.client_errors.body_too_large.inc();
                 discard_body(request, h1);
-                return self.finish(
-                    started,
-                    &added,
+                return (
                     error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+                    eligible(pages),
                 );
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
-                let response = fixed.response(&request, &host, peer, &mut request_id);
+                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return self.finish(started, &added, response);
+                return (response, eligible(pages).filter(|_| fixed.special()));
             }
             // Then its `rewrite`s: a new path is looked up again (`last`), or stays (`break`).
             if !target.rewrites.is_empty() {
-                match self.rewrite(&target.rewrites, &mut request, &host, peer, &mut request_id) {
+                match self.rewrite(
+                    &target.rewrites,
+                    &mut request,
+                    &host,
+                    peer,
+                    &mut pass.request_id,
+                ) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return self.finish(started, &added, *response);
+                        return (*response, eligible(pages));
                     }
                     Ok(Some(true)) => {
                         hops += 1;
@@ -1025,13 +1343,13 @@ impl Forwarder {
                              rewrites for a loop"
                         );
                         discard_body(request, h1);
-                        return self.finish(
-                            started,
-                            &added,
+                        // No error page after as many redirects, as in nginx.
+                        return (
                             error(
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 "internal error: rewrites led nowhere\n",
                             ),
+                            None,
                         );
                     }
                     Ok(Some(false)) => broke = true,
@@ -1041,25 +1359,24 @@ impl Forwarder {
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
                 // its access checks).
-                let response = fixed.response(&request, &host, peer, &mut request_id);
+                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return self.finish(started, &added, response);
+                return (response, eligible(pages).filter(|_| fixed.special()));
             }
             // nginx's order: `limit_req` (its preaccess phase, once per request), then its
             // access phase.
-            if !counted && !target.rate_limits.is_empty() {
-                counted = true;
+            if !pass.counted && !target.rate_limits.is_empty() {
+                pass.counted = true;
                 match rate_limit::check(&target.rate_limits, peer.ip) {
                     rate_limit::Verdict::Refuse => {
                         self.metrics.client_errors.rate_limited.inc();
                         discard_body(request, h1);
-                        return self.finish(
-                            started,
-                            &added,
+                        return (
                             error(
                                 target.rate_limit_status,
                                 "too many requests from this address\n",
                             ),
+                            eligible(pages),
                         );
                     }
                     rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
@@ -1069,19 +1386,18 @@ impl Forwarder {
                 }
             }
             // nginx's `limit_conn`, in the same phase, once per request.
-            if held.is_none() && !target.concurrency_limits.is_empty() {
+            if pass.held.is_none() && !target.concurrency_limits.is_empty() {
                 match concurrency::acquire(&target.concurrency_limits, peer.ip) {
-                    Some(taken) => *held = Some(taken),
+                    Some(taken) => *pass.held = Some(taken),
                     None => {
                         self.metrics.client_errors.concurrency_limited.inc();
                         discard_body(request, h1);
-                        return self.finish(
-                            started,
-                            &added,
+                        return (
                             error(
                                 target.concurrency_limit_status,
                                 "too many requests in flight from this address\n",
                             ),
+                            eligible(pages),
                         );
                     }
                 }
@@ -1095,10 +1411,9 @@ impl Forwarder {
             if !config::AccessRule::allows(rules, peer.ip) {
                 self.metrics.client_errors.forbidden.inc();
                 discard_body(request, h1);
-                return self.finish(
-                    started,
-                    &added,
+                return (
                     error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
+                    eligible(pages),
                 );
             }
             if let Some(auth) = &target.basic_auth
@@ -1116,7 +1431,7 @@ impl Forwarder {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, auth.challenge());
-                return self.finish(started, &added, response);
+                return (response, eligible(pages));
             }
             let Some(files) = &target.files else {
                 break target;
@@ -1143,11 +1458,14 @@ impl Forwarder {
                         &request,
                         &host,
                         peer,
-                        &mut request_id,
+                        &mut pass.request_id,
                     );
                     discard_body(request, h1);
                     target.set_response_headers(response.status(), response.headers_mut(), &values);
-                    return self.finish(started, &added, *response);
+                    // A file's content is a 200, 206 or 304; anything else is the proxy's.
+                    let status = response.status();
+                    let special = status.as_u16() >= 300 && status != StatusCode::NOT_MODIFIED;
+                    return (*response, eligible(pages).filter(|_| special));
                 }
                 _ if hops > MAX_HOPS => {}
                 Served::Redirect(uri) => {
@@ -1174,15 +1492,15 @@ impl Forwarder {
                  fallbacks of the routes' try_files for a loop"
             );
             discard_body(request, h1);
-            return self.finish(
-                started,
-                &added,
+            return (
                 error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error: try_files led nowhere\n",
                 ),
+                None,
             );
         };
+        let pages = eligible(&target.error_pages);
         // nginx's variables read the request as the client sent it: formed before the
         // proxy changes its headers.
         let route_added = response_values(
@@ -1190,7 +1508,7 @@ impl Forwarder {
             &request,
             &host,
             peer,
-            &mut request_id,
+            &mut pass.request_id,
         );
         let whole = match &target.rewrite {
             Rewrite::Whole(pieces, regex) => {
@@ -1203,7 +1521,7 @@ impl Forwarder {
                 for piece in pieces {
                     match piece {
                         config::ReplacementPiece::Part(part) => {
-                            push_variable(&mut built, part, &request, &host, peer, &mut request_id);
+                            push_variable(&mut built, part, &request, &host, peer, &mut pass.request_id);
                         }
                         config::ReplacementPiece::Capture(n) => {
                             if let Some(group) = groups.as_ref().and_then(|g| g.get(*n)) {
@@ -1218,7 +1536,7 @@ impl Forwarder {
                     _ => {
                         let response = self.bad_target(request.uri());
                         discard_body(request, h1);
-                        return self.finish(started, &added, response);
+                        return (response, pages);
                     }
                 }
             }
@@ -1230,7 +1548,7 @@ impl Forwarder {
                 &host,
                 &target.request_headers,
                 peer,
-                &mut request_id,
+                &mut pass.request_id,
             )
         });
         let h2 = request.version() == Version::HTTP_2;
@@ -1287,31 +1605,19 @@ impl Forwarder {
         let response = match tokio::time::timeout(target.response_timeout, sent).await {
             Err(_) => {
                 self.metrics.upstream_error("timeout");
-                return self.finish(
-                    started,
-                    &added,
-                    error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
-                );
+                return (error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"), pages);
             }
             Ok(Err(UpstreamError::ClientBody(err))) => {
                 // Counted (kind="body") where the body failed.
                 tracing::debug!(error = %err, "the client's request body failed");
-                return self.finish(
-                    started,
-                    &added,
-                    error(
+                return (error(
                         StatusCode::BAD_REQUEST,
                         "bad request: the request body is malformed or ended early\n",
-                    ),
-                );
+                    ), pages);
             }
             Ok(Err(UpstreamError::BodyTooLarge)) => {
                 // Counted (kind="body_too_large") where the body went past the limit.
-                return self.finish(
-                    started,
-                    &added,
-                    error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
-                );
+                return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), pages);
             }
             Ok(Err(err)) => {
                 let (kind, text) = match err {
@@ -1320,7 +1626,7 @@ impl Forwarder {
                 };
                 self.metrics.upstream_error(kind);
                 tracing::debug!(error = %err, kind, "upstream request failed");
-                return self.finish(started, &added, error(StatusCode::BAD_GATEWAY, text));
+                return (error(StatusCode::BAD_GATEWAY, text), pages);
             }
             Ok(Ok(response)) => {
                 if let (Some(time), Some(forwarded)) = (upstream_time, forwarded) {
@@ -1332,7 +1638,7 @@ impl Forwarder {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
         {
-            return self.finish(started, &added, tunnel(response, client_upgrade));
+            return (tunnel(response, client_upgrade), None);
         }
         let mut response = response;
         strip_hop_by_hop(response.headers_mut());
@@ -1356,14 +1662,17 @@ impl Forwarder {
         if h2 {
             own_header_values(response.headers_mut());
         }
-        self.finish(started, &added, response.map(Either::Left))
+        // The app's error goes through the error pages with `intercept_errors` (nginx's
+        // `proxy_intercept_errors on`).
+        let intercepted = target.error_pages.intercept && response.status().as_u16() >= 300;
+        (
+            response.map(Either::Left),
+            pages.filter(|_| intercepted),
+        )
     }
 
     /// The one host `request` is for, or the status and text that refuse it (counted).
-    fn admit(
-        &self,
-        request: &Request<Incoming>,
-    ) -> Result<HeaderValue, (StatusCode, &'static str)> {
+    fn admit<B>(&self, request: &Request<B>) -> Result<HeaderValue, (StatusCode, &'static str)> {
         let errors = &self.metrics.client_errors;
         if request.method() == Method::CONNECT {
             errors.method.inc();
@@ -1574,7 +1883,7 @@ fn is_tchar(b: u8) -> bool {
 /// HTTP/1.x: exactly one valid Host line; an absolute-form target's authority is the host
 /// (RFC 9112 §3.2.2), whatever Host says. HTTP/2: `:authority` or `host`, equal when both are
 /// sent (RFC 9113 §8.3.1).
-fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, &'static str> {
+fn request_host<B>(request: &Request<B>) -> Result<HeaderValue, &'static str> {
     let mut hosts = request.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -2121,9 +2430,10 @@ fn close_connection() -> Response<ProxyBody> {
 
 /// A request answered without being forwarded: a body the client may still be sending is
 /// read and dropped ([`super::upstream::discard`]), so that the client reads the answer.
-fn discard_body(request: Request<Incoming>, h1: Option<Arc<H1State>>) {
-    let body = request.into_body();
-    if !hyper::body::Body::is_end_stream(&body) {
+fn discard_body(request: Request<Option<Incoming>>, h1: Option<Arc<H1State>>) {
+    if let Some(body) = request.into_body()
+        && !hyper::body::Body::is_end_stream(&body)
+    {
         super::upstream::discard(body, h1);
     }
 }
@@ -2147,14 +2457,16 @@ mod tests {
     #[test]
     fn locations_are_picked_as_nginx_picks_them() {
         let mut locations = Locations::default();
-        let fixed = |status: u16| {
-            Action::Answer(Fixed {
+        let fixed = |status: u16| Action::Answer {
+            fixed: Fixed {
                 status: StatusCode::from_u16(status).unwrap(),
                 body: Bytes::new(),
                 content_type: None,
                 location: None,
                 headers: Box::new([]),
-            })
+            },
+            pages: ErrorPages::new(&[], false),
+            internal: false,
         };
         for (spec, status) in [
             ("= /exact", 201),
@@ -2177,7 +2489,7 @@ mod tests {
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
         let found = |path: &str| match locations.find(path) {
-            Some(Action::Answer(fixed)) => Some(fixed.status.as_u16()),
+            Some(Action::Answer { fixed, .. }) => Some(fixed.status.as_u16()),
             Some(Action::Forward(_)) => unreachable!(),
             None => None,
         };

@@ -258,13 +258,13 @@ impl RequestBody {
     /// `body`, whose failure increments `failures` and whose end is reported to `h1`; with
     /// `limit`, a body longer than its bytes fails there (counted by its counter).
     pub(crate) fn new(
-        body: Incoming,
+        body: Option<Incoming>,
         failures: IntCounter,
         h1: Option<Arc<H1State>>,
         limit: Option<(u64, IntCounter)>,
     ) -> RequestBody {
         RequestBody {
-            body: Some(body),
+            body,
             failures,
             h1,
             limit,

@@ -420,8 +420,8 @@ fn answer(port: u16, dir: &Path, path: &str) -> (u16, String, String, String) {
 }
 
 /// `location` blocks that only `return` (health checks, redirects), the `default_type` of their
-/// text, and the stock `error_page` / `location = /50x.html` pair: nginx and the proxy give the
-/// same status, `Content-Type`, `Location` and text for each path, and neither forwards them;
+/// text, beside the stock `error_page` / `location = /50x.html` pair: nginx and the proxy give
+/// the same status, `Content-Type`, `Location` and text for each path, and neither forwards them;
 /// every other path still reaches the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_locations_are_answered_as_nginx_answers_them() {
@@ -511,10 +511,6 @@ async fn return_locations_are_answered_as_nginx_answers_them() {
             .collect();
         assert_eq!(paths, ["/pingpong"], "{who}");
     }
-    assert!(
-        log.contains("location: warning: not served: the error_page it serves is ignored"),
-        "{log}"
-    );
 }
 
 /// Locations that `proxy_pass` elsewhere or with settings of their own (`proxy.routes`): each
@@ -3253,4 +3249,222 @@ fn real_nginx_files_map_or_are_refused_as_recorded() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// One exchange with `path` (curl's `options` and header lines `extra`): the response's head
+/// lines as [`head_from`] gives them, and its body.
+fn exchange(
+    port: u16,
+    dir: &Path,
+    path: &str,
+    options: &[&str],
+    extra: &[&str],
+) -> (Vec<(String, String)>, String) {
+    let body = dir.join("exchange-body");
+    let _ = std::fs::remove_file(&body);
+    let mut all = vec!["-o", body.to_str().unwrap()];
+    all.extend_from_slice(options);
+    let fields = head_from("127.0.0.1", port, dir, path, extra, &all);
+    // With `-I`, curl writes the head there too: a HEAD has no body.
+    let text = if options.contains(&"-I") {
+        String::new()
+    } else {
+        std::fs::read_to_string(&body).unwrap_or_default()
+    };
+    (fields, text)
+}
+
+/// `error_page` (`error_pages`, `intercept_errors`, `internal`): the stock `/50x.html` for an
+/// app that is down, a 404 page for files, a named location answering a refusal, `=` and
+/// `=CODE`, redirects, `return CODE` with and without text, the app's own errors passed or
+/// intercepted, a 401's challenge kept, HEAD and POST, and a client's conditional request. nginx
+/// and the proxy on one file give the same status, page, `Content-Type`, `Location`,
+/// `WWW-Authenticate` and `Retry-After`, send the page's `ETag` but no `Last-Modified` with an
+/// error's status, and ask the app for the same paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_page_replaces_errors_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let html = d.join("html");
+    std::fs::create_dir(&html).unwrap();
+    std::fs::write(html.join("50x.html"), "<p>down for a moment</p>\n").unwrap();
+    std::fs::write(html.join("404.html"), "<p>no such page</p>\n").unwrap();
+    std::fs::write(html.join("index.html"), "<p>home</p>\n").unwrap();
+    let app = Recorder::start_with("", Answer::StatusOfPath).await;
+    // Nothing listens there: the app is down.
+    let down = util::free_port();
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        error_page 500 502 503 504 /50x.html;
+        error_page 404 /404.html;
+        location = /50x.html {{
+            root {html};
+            internal;
+        }}
+        location = /404.html {{
+            root {html};
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location /files/ {{
+            alias {html}/;
+        }}
+        location /app/ {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /intercepted/ {{
+            proxy_intercept_errors on;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /own/ {{
+            proxy_intercept_errors on;
+            error_page 401 /404.html;
+            error_page 500 = /app/200;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /denied/ {{
+            deny all;
+            error_page 403 = @refused;
+        }}
+        location @refused {{
+            add_header Retry-After 60 always;
+            return 429 '{{"error":"refused"}}';
+        }}
+        location /as-200/ {{
+            error_page 502 =200 /50x.html;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location /as-page/ {{
+            error_page 502 = /50x.html;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location /moved/ {{
+            error_page 502 https://status.example.com/down;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location /gone/ {{
+            error_page 502 =301 https://status.example.com/gone;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location /return/ {{
+            return 404;
+        }}
+        location /return-text/ {{
+            return 404 "its own text\n";
+        }}
+"#,
+            html = html.display(),
+            app = app.address.port(),
+        ),
+    );
+    const CASES: &[(&str, &[&str], &[&str])] = &[
+        ("/", &[], &[]),
+        ("/some/page?x=1", &["-I"], &[]),
+        ("/", &["--data-binary", "form=1"], &[]),
+        ("/", &[], &["If-None-Match: *"]),
+        ("/files/index.html", &[], &[]),
+        ("/files/nothing-here", &[], &[]),
+        ("/50x.html", &[], &[]),
+        ("/404.html", &[], &[]),
+        ("/app/500", &[], &[]),
+        ("/app/404", &[], &[]),
+        ("/intercepted/500", &[], &[]),
+        ("/intercepted/404", &[], &[]),
+        ("/intercepted/403", &[], &[]),
+        ("/intercepted/200", &[], &[]),
+        ("/own/401", &[], &[]),
+        ("/own/500", &["--data-binary", "form=1"], &[]),
+        ("/own/502", &[], &[]),
+        ("/denied/x", &[], &[]),
+        ("/as-200/x", &[], &[]),
+        ("/as-page/x", &[], &[]),
+        ("/moved/x", &[], &[]),
+        ("/gone/x", &[], &[]),
+        ("/return/x", &[], &[]),
+        ("/return-text/x", &[], &[]),
+    ];
+    let probe = |d: &Path| {
+        let answers: Vec<_> = CASES
+            .iter()
+            .map(|(path, options, extra)| {
+                let (fields, body) = exchange(port, d, path, options, extra);
+                let picked: Vec<String> = [
+                    ":status",
+                    "content-type",
+                    "location",
+                    "www-authenticate",
+                    "retry-after",
+                ]
+                .iter()
+                .map(|name| field(&fields, name))
+                .collect();
+                let etag = !field(&fields, "etag").is_empty();
+                let modified = !field(&fields, "last-modified").is_empty();
+                (*path, picked, etag, modified, body)
+            })
+            .collect();
+        let mut asked: Vec<String> = app
+            .take()
+            .iter()
+            .map(|r| {
+                let line: Vec<&str> = r.request_line().split(' ').collect();
+                format!("{} {}", line[0], line[1])
+            })
+            .collect();
+        asked.sort();
+        (answers, asked)
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for (theirs, ours) in theirs.0.iter().zip(&ours.0) {
+        let path = theirs.0;
+        // nginx sends its own HTML page with a redirect (`text/html`); every other body is
+        // the same.
+        let redirect = (300..400).contains(&theirs.1[0].parse::<u16>().unwrap());
+        let but_type = |fields: &[String]| {
+            let mut fields = fields.to_vec();
+            if redirect {
+                fields[1].clear();
+            }
+            fields
+        };
+        assert_eq!(but_type(&ours.1), but_type(&theirs.1), "{path}: status, headers");
+        assert_eq!((ours.2, ours.3), (theirs.2, theirs.3), "{path}: ETag, Last-Modified");
+        if !redirect {
+            assert_eq!(ours.4, theirs.4, "{path}: body");
+        }
+    }
+    assert_eq!(ours.1, theirs.1, "the requests the app got");
+    // What nginx did, so that the comparison means something.
+    let got = |path: &str, options: &[&str]| {
+        let at = CASES
+            .iter()
+            .position(|(p, o, _)| *p == path && *o == options)
+            .unwrap();
+        let answer = &theirs.0[at];
+        (answer.1[0].clone(), answer.4.clone())
+    };
+    let down_page = "<p>down for a moment</p>\n".to_string();
+    let missing = "<p>no such page</p>\n".to_string();
+    assert_eq!(got("/", &[]), ("502".into(), down_page.clone()));
+    assert_eq!(got("/files/nothing-here", &[]), ("404".into(), missing.clone()));
+    assert_eq!(got("/50x.html", &[]), ("404".into(), missing.clone()));
+    assert_eq!(got("/app/500", &[]), ("500".into(), "app 500 GET /app/500\n".into()));
+    assert_eq!(got("/intercepted/500", &[]), ("500".into(), down_page.clone()));
+    assert_eq!(got("/intercepted/403", &[]).1, "app 403 GET /intercepted/403\n");
+    assert_eq!(got("/own/401", &[]), ("401".into(), missing.clone()));
+    assert_eq!(
+        got("/own/500", &["--data-binary", "form=1"]),
+        ("200".into(), "app 200 GET /app/200\n".into())
+    );
+    assert_eq!(got("/denied/x", &[]), ("429".into(), "{\"error\":\"refused\"}".into()));
+    assert_eq!(got("/as-200/x", &[]), ("200".into(), down_page.clone()));
+    assert_eq!(got("/return/x", &[]), ("404".into(), missing));
+    assert_eq!(got("/return-text/x", &[]).1, "its own text\n");
+    let own_401 = &theirs.0[CASES.iter().position(|c| c.0 == "/own/401").unwrap()];
+    assert_eq!(own_401.1[3], "Basic realm=\"app\"");
 }

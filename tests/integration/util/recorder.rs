@@ -51,6 +51,10 @@ pub enum Answer {
     /// At the head, with a response head announcing 100 bytes and only `partial` of them
     /// sent: the response stays unfinished.
     Unfinished,
+    /// Once the whole request is in, with the status its path ends in (`/x/503`; 200 for
+    /// any other path), `WWW-Authenticate: Basic realm="app"` and the body `app STATUS METHOD
+    /// PATH\n`.
+    StatusOfPath,
 }
 
 /// The recording upstream; it serves until dropped.
@@ -127,7 +131,7 @@ async fn serve(
     let mut buffer = Vec::new();
     loop {
         let early_response = match answer {
-            Answer::AfterBody => None,
+            Answer::AfterBody | Answer::StatusOfPath => None,
             Answer::AtHead => Some(response.as_bytes()),
             Answer::Unfinished => {
                 Some(&b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"[..])
@@ -137,6 +141,25 @@ async fn serve(
         let (received, rest) = read_request(&mut stream, buffer, early_response).await;
         let Some(received) = received else { return };
         let complete = received.complete;
+        let response = match answer {
+            Answer::StatusOfPath => {
+                let line: Vec<&str> = received.request_line().split(' ').collect();
+                let (method, path) = (line[0], line.get(1).copied().unwrap_or("/"));
+                let status = path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|last| last.parse::<u16>().ok())
+                    .filter(|code| (200..=599).contains(code))
+                    .unwrap_or(200);
+                let body = format!("app {status} {method} {path}\n");
+                format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nx-upstream: \
+                     recorder\r\nwww-authenticate: Basic realm=\"app\"\r\n{extra}\r\n{body}",
+                    body.len()
+                )
+            }
+            _ => response.clone(),
+        };
         requests.lock().unwrap().push(received);
         if !complete || (!early && stream.write_all(response.as_bytes()).await.is_err()) {
             return;
