@@ -4103,6 +4103,84 @@ server {
         );
     }
 
+    /// `error_page` in the server, `location /` and other locations, with `=`, `=CODE`, a
+    /// named location and a URL; `proxy_intercept_errors` and `internal`; what nginx refuses,
+    /// refused at its line.
+    #[test]
+    fn error_pages_are_mapped_as_nginx_reads_them() {
+        let mapped = map(
+            "http {\n  error_page 404 /http-404.html;\n  server {\n    listen 443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    error_page 500 502 503 \
+             504 /50x.html;\n    error_page 404 =200 /empty;\n    proxy_intercept_errors on;\n    \
+             location / {\n      proxy_pass http://127.0.0.1:80;\n    }\n    location = /50x.html \
+             {\n      root /srv/errors;\n      internal;\n    }\n    location /api/ {\n      \
+             proxy_pass http://127.0.0.1:81;\n      error_page 429 = @slow;\n      error_page 502 \
+             https://status.example.com/;\n      error_page 503 =301 https://example.com/;\n      \
+             proxy_intercept_errors off;\n    }\n    location @slow {\n      return 429 \
+             \"slow down\";\n    }\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "error_pages"]).unwrap(),
+            serde_json::json!([
+                { "statuses": [500, 502, 503, 504], "page": "/50x.html" },
+                { "statuses": [404], "page": "/empty", "status": 200 },
+            ]),
+            "the server's own, not the http level's"
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "intercept_errors"]).unwrap(),
+            serde_json::json!(true)
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        let route = |location: &str| {
+            routes
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["location"] == location)
+                .unwrap_or_else(|| panic!("{location}: {routes:#}"))
+                .clone()
+        };
+        let errors = route("= /50x.html");
+        assert_eq!(errors["internal"], serde_json::json!(true));
+        assert_eq!(
+            errors["error_pages"][0]["page"], "/50x.html",
+            "the server's"
+        );
+        assert_eq!(errors["intercept_errors"], serde_json::json!(true));
+        let api = route("/api/");
+        assert_eq!(
+            api["error_pages"],
+            serde_json::json!([
+                { "statuses": [429], "page": "@slow", "status": "page" },
+                { "statuses": [502], "page": "https://status.example.com/" },
+                { "statuses": [503], "page": "https://example.com/", "status": 301 },
+            ])
+        );
+        assert_eq!(api["intercept_errors"], serde_json::json!(false));
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  error_page 200 /ok;\n  error_page 404 /$uri.html;\n  error_page 404 \
+             page.html;\n  error_page /x;\n  error_page 404 =abc /x;\n  location / {\n    \
+             proxy_pass http://127.0.0.1:80;\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":5:3: error_page: \"200\" is not a status from 300 to 599",
+                ":6:3: error_page: \"/$uri.html\": a variable in an error page's URI is not \
+                 supported",
+                ":7:3: error_page: \"page.html\" is not a path, a named location or an http:// \
+                 or https:// URL",
+                ":8:3: error_page: takes status codes and a URI",
+                ":9:3: error_page: =abc is not a status from 200 to 599",
+            ],
+        );
+    }
+
     /// Locations other than `/` that `proxy_pass` become `proxy.routes`, each with what nginx
     /// gives it: its own settings, else the server's (never `location /`'s), else nginx's
     /// defaults; what a route cannot do is an error at its line.
@@ -4147,6 +4225,8 @@ server {
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
                 "hide_response_headers": [],
+                "error_pages": [],
+                "intercept_errors": false,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
@@ -4166,6 +4246,8 @@ server {
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
                 "hide_response_headers": [],
+                "error_pages": [],
+                "intercept_errors": false,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
@@ -4185,6 +4267,8 @@ server {
                 "concurrency_limits": [],
                 "concurrency_limit_status": 503,
                 "hide_response_headers": [],
+                "error_pages": [],
+                "intercept_errors": false,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],
@@ -5198,7 +5282,6 @@ server {
             ":12:5: ignore_invalid_headers: warning: header names with underscores are forwarded",
             ":13:5: chunked_transfer_encoding: warning: ignored: on is nginx's default",
             ":14:5: proxy_ssl_verify: warning: ignored: the upstream is http://",
-            ":15:5: proxy_intercept_errors: warning: ignored: off is nginx's default",
             ":16:5: proxy_send_timeout: warning: ignored: no timeout of its own",
             ":19:7: if: warning: ignored with its block: never true",
             ":20:7: proxy_ssl_session_reuse: warning: ignored: the upstream is http://",
@@ -5212,6 +5295,11 @@ server {
             value(&mapped, "proxy.drop_underscore_headers").as_deref(),
             Some("false"),
             "ignore_invalid_headers off: forwarded"
+        );
+        assert_eq!(
+            value(&mapped, "proxy.intercept_errors").as_deref(),
+            Some("false"),
+            "proxy_intercept_errors off"
         );
         // A plain listen beside the TLS one: the `if` is true there only, and it is not served.
         let mixed = text.replace("listen 443 ssl;", "listen 80;\n    listen 443 ssl;");
@@ -5230,7 +5318,7 @@ server {
             "listen 443 ssl;",
             "    if ($scheme = https) { return 403; }\n    chunked_transfer_encoding off;\n    \
              ignore_invalid_headers maybe;\n    if ($host = a) { return 403; }\n    \
-             proxy_intercept_errors on;\n",
+             proxy_intercept_errors maybe;\n",
             "",
         ))
         .unwrap_err()
@@ -5240,7 +5328,7 @@ server {
             &[
                 ":10:5: chunked_transfer_encoding: not supported",
                 ":11:5: ignore_invalid_headers: expects on or off",
-                ":13:5: proxy_intercept_errors: only off is supported: with on nginx answers",
+                ":13:5: proxy_intercept_errors: takes on or off",
             ],
         );
         // proxy_ssl_* with an https:// upstream: refused with it.

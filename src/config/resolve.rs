@@ -17,11 +17,12 @@ use super::raw::{self, Scalar};
 use super::{
     AccessRule, ApiListener, ApiProxy, App, AuthKind, AuthMethod, AutoAuth, AutoAuthToken,
     BasicAuth, Cidr, ClientAuth, ConcurrencyKey, ConcurrencyLimit, Condition, ConditionalAnswer,
-    Config, CookieFlag, CookieRule, EnvTemplate, ErrorPage, ErrorPageStatus, ErrorPageTarget, Exec, Expires, FileSink, Files, FixedResponse,
-    ForwardedHeaders, FreshConnections, Gzip, GzipProxied, LimitExcept, LogFormat, Logging,
-    PathMatch, Proxy, RateLimit, RedirectRewrite, ReplacementPiece, RequestHeaderPart, RewriteFlag,
-    RewriteRule, Route, ServerNames, Telemetry, Template, TemplateCommand, TemplateConfig,
-    TemplateSource, TryFallback, UnknownHost, UpstreamTarget, Vault, Wait, default_cert_label,
+    Config, CookieFlag, CookieRule, EnvTemplate, ErrorPage, ErrorPageStatus, ErrorPageTarget, Exec,
+    Expires, FileSink, Files, FixedResponse, ForwardedHeaders, FreshConnections, Gzip, GzipProxied,
+    LimitExcept, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
+    ReplacementPiece, RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames, Telemetry,
+    Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
+    UpstreamTarget, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -2189,7 +2190,15 @@ fn resolve_proxy(
         &["proxy", "hide_response_headers"],
         raw.hide_response_headers,
     );
-    let error_pages = resolve_error_pages(r, &["proxy", "error_pages"], raw.error_pages);
+    // The routes an error page may name (`@NAME`).
+    let named: Vec<String> = raw
+        .routes
+        .iter()
+        .flatten()
+        .filter_map(|route| route.location.as_deref()?.trim().strip_prefix('@'))
+        .map(str::to_string)
+        .collect();
+    let error_pages = resolve_error_pages(r, &["proxy", "error_pages"], raw.error_pages, &named);
     let intercept_errors = r.boolean(
         &["proxy", "intercept_errors"],
         raw.intercept_errors.as_ref(),
@@ -2314,6 +2323,7 @@ fn resolve_proxy(
     proxy.routes = resolve_routes(
         r,
         raw_routes,
+        &named,
         &auth,
         &proxy.own_route(),
         &zone_names,
@@ -2773,6 +2783,7 @@ fn resolve_answer(
 fn resolve_routes(
     r: &mut Resolver,
     raw: Option<Vec<raw::RawRoute>>,
+    named: &[String],
     proxy_auth: &RawAuth,
     proxy: &Route,
     zones: &[String],
@@ -2780,8 +2791,6 @@ fn resolve_routes(
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut indexes = Vec::new();
-    // Whether each route has `error_pages` of its own (else the proxy's, checked once).
-    let mut own_pages = Vec::new();
     for (index, route) in raw.unwrap_or_default().into_iter().enumerate() {
         let index = index.to_string();
         let base = ["proxy", "routes", index.as_str()];
@@ -2884,11 +2893,10 @@ fn resolve_routes(
             Some(names) => resolve_hidden_headers(r, &at("hide_response_headers"), Some(names)),
             None => proxy.hide_response_headers.clone(),
         };
-        let has_own_pages = route.error_pages.is_some();
         let error_pages = match route.error_pages {
             Some(pages) => {
                 let base: Vec<&str> = base.iter().copied().chain(["error_pages"]).collect();
-                resolve_error_pages(r, &base, Some(pages))
+                resolve_error_pages(r, &base, Some(pages), named)
             }
             None => proxy.error_pages.clone(),
         };
@@ -3012,7 +3020,6 @@ fn resolve_routes(
             ),
         });
         indexes.push(index);
-        own_pages.push(has_own_pages);
     }
     // Each `@NAME` a `try_files` falls back to is a route.
     for (route, index) in routes.iter().zip(&indexes) {
@@ -3030,38 +3037,6 @@ fn resolve_routes(
             );
         }
     }
-    // And each `@NAME` an error page sends a request to.
-    let own = routes
-        .iter()
-        .zip(&indexes)
-        .zip(&own_pages)
-        .filter(|(_, own)| **own)
-        .map(|((route, index), _)| {
-            let base = vec!["proxy", "routes", index.as_str(), "error_pages"];
-            (base, &route.error_pages)
-        });
-    let pages = std::iter::once((vec!["proxy", "error_pages"], &proxy.error_pages)).chain(own);
-    let mut unknown = Vec::new();
-    for (base, pages) in pages {
-        for (n, page) in pages.iter().enumerate() {
-            if let ErrorPageTarget::Named(name) = &page.page
-                && !routes
-                    .iter()
-                    .any(|other| other.path == PathMatch::Named(name.clone()))
-            {
-                let mut at: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-                at.extend([n.to_string(), "page".to_string()]);
-                unknown.push((at, name.clone()));
-            }
-        }
-    }
-    for (at, name) in unknown {
-        let at: Vec<&str> = at.iter().map(String::as_str).collect();
-        r.error(
-            &at,
-            format!("@{name} is not one of the routes (location = \"@{name}\")"),
-        );
-    }
     routes
 }
 
@@ -3070,6 +3045,7 @@ fn resolve_error_pages(
     r: &mut Resolver,
     base: &[&str],
     raw: Option<Vec<raw::RawErrorPage>>,
+    named: &[String],
 ) -> Vec<ErrorPage> {
     let mut pages = Vec::new();
     for (index, raw) in raw.unwrap_or_default().into_iter().enumerate() {
@@ -3116,8 +3092,11 @@ fn resolve_error_pages(
             );
             continue;
         } else if let Some(name) = text.strip_prefix('@') {
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                r.error(&at("page"), format!("{text:?} is not a route's name"));
+            if !named.iter().any(|route| route == name) {
+                r.error(
+                    &at("page"),
+                    format!("{text} is not one of the routes (location = \"{text}\")"),
+                );
                 continue;
             }
             ErrorPageTarget::Named(name.to_string())

@@ -1082,9 +1082,7 @@ impl Forwarder {
             );
         }
         // What an error page needs: the request's head as the client sent it, and its host.
-        let kept = self
-            .error_pages
-            .then(|| (Head::of(&request), host.clone()));
+        let kept = self.error_pages.then(|| (Head::of(&request), host.clone()));
         let (response, pages) = self
             .route(
                 request,
@@ -1132,9 +1130,7 @@ impl Forwarder {
                 };
                 let mut redirect = Response::new(full(Bytes::new()));
                 *redirect.status_mut() = status;
-                redirect
-                    .headers_mut()
-                    .insert(header::LOCATION, url.clone());
+                redirect.headers_mut().insert(header::LOCATION, url.clone());
                 return redirect;
             }
             Page::Uri(path) => (Some(path), None),
@@ -1292,10 +1288,7 @@ impl Forwarder {
             };
             if internal_only && !internal && hops == 0 {
                 discard_body(request, h1);
-                return (
-                    error(StatusCode::NOT_FOUND, "not found\n"),
-                    eligible(pages),
-                );
+                return (error(StatusCode::NOT_FOUND, "not found\n"), eligible(pages));
             }
             // A body announced longer than allowed is refused before anything is forwarded,
             // as nginx does; one that grows past the limit is stopped by `RequestBody`.
@@ -1521,7 +1514,14 @@ impl Forwarder {
                 for piece in pieces {
                     match piece {
                         config::ReplacementPiece::Part(part) => {
-                            push_variable(&mut built, part, &request, &host, peer, &mut pass.request_id);
+                            push_variable(
+                                &mut built,
+                                part,
+                                &request,
+                                &host,
+                                peer,
+                                &mut pass.request_id,
+                            );
                         }
                         config::ReplacementPiece::Capture(n) => {
                             if let Some(group) = groups.as_ref().and_then(|g| g.get(*n)) {
@@ -1605,15 +1605,21 @@ impl Forwarder {
         let response = match tokio::time::timeout(target.response_timeout, sent).await {
             Err(_) => {
                 self.metrics.upstream_error("timeout");
-                return (error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"), pages);
+                return (
+                    error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+                    pages,
+                );
             }
             Ok(Err(UpstreamError::ClientBody(err))) => {
                 // Counted (kind="body") where the body failed.
                 tracing::debug!(error = %err, "the client's request body failed");
-                return (error(
+                return (
+                    error(
                         StatusCode::BAD_REQUEST,
                         "bad request: the request body is malformed or ended early\n",
-                    ), pages);
+                    ),
+                    pages,
+                );
             }
             Ok(Err(UpstreamError::BodyTooLarge)) => {
                 // Counted (kind="body_too_large") where the body went past the limit.
@@ -1665,10 +1671,7 @@ impl Forwarder {
         // The app's error goes through the error pages with `intercept_errors` (nginx's
         // `proxy_intercept_errors on`).
         let intercepted = target.error_pages.intercept && response.status().as_u16() >= 300;
-        (
-            response.map(Either::Left),
-            pages.filter(|_| intercepted),
-        )
+        (response.map(Either::Left), pages.filter(|_| intercepted))
     }
 
     /// The one host `request` is for, or the status and text that refuse it (counted).

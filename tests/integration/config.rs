@@ -380,6 +380,33 @@ fn every_key_fixture_resolves_every_key() {
         config.proxy.hsts.as_deref(),
         Some("max-age=31536000; includeSubDomains")
     );
+    {
+        use pki_sidecar::config::{ErrorPage, ErrorPageStatus, ErrorPageTarget};
+        let pages = &config.proxy.error_pages;
+        assert_eq!(
+            pages[0],
+            ErrorPage {
+                statuses: vec![500, 502, 503, 504],
+                page: ErrorPageTarget::Uri("/50x.html".into()),
+                status: ErrorPageStatus::Kept,
+            }
+        );
+        assert_eq!(pages[1].page, ErrorPageTarget::Named("app".into()));
+        assert_eq!(pages[1].status, ErrorPageStatus::OfPage);
+        assert_eq!(pages[2].status, ErrorPageStatus::Set(303));
+        assert!(config.proxy.intercept_errors);
+        let errors = config
+            .proxy
+            .routes
+            .iter()
+            .find(|route| route.path.to_string() == "= /50x.html")
+            .expect("the error page's route");
+        assert!(errors.internal && !errors.intercept_errors);
+        assert_eq!(errors.error_pages[0].status, ErrorPageStatus::Set(200));
+        // A route without its own takes the proxy's.
+        assert_eq!(&config.proxy.routes[1].error_pages, pages);
+        assert!(config.proxy.routes[1].intercept_errors);
+    }
     assert_eq!(config.listen_backlog, 1024);
     assert_eq!(
         config.telemetry.listen_backlog, 1024,

@@ -3432,8 +3432,16 @@ async fn error_page_replaces_errors_as_nginx_does() {
             }
             fields
         };
-        assert_eq!(but_type(&ours.1), but_type(&theirs.1), "{path}: status, headers");
-        assert_eq!((ours.2, ours.3), (theirs.2, theirs.3), "{path}: ETag, Last-Modified");
+        assert_eq!(
+            but_type(&ours.1),
+            but_type(&theirs.1),
+            "{path}: status, headers"
+        );
+        assert_eq!(
+            (ours.2, ours.3),
+            (theirs.2, theirs.3),
+            "{path}: ETag, Last-Modified"
+        );
         if !redirect {
             assert_eq!(ours.4, theirs.4, "{path}: body");
         }
@@ -3451,17 +3459,32 @@ async fn error_page_replaces_errors_as_nginx_does() {
     let down_page = "<p>down for a moment</p>\n".to_string();
     let missing = "<p>no such page</p>\n".to_string();
     assert_eq!(got("/", &[]), ("502".into(), down_page.clone()));
-    assert_eq!(got("/files/nothing-here", &[]), ("404".into(), missing.clone()));
+    assert_eq!(
+        got("/files/nothing-here", &[]),
+        ("404".into(), missing.clone())
+    );
     assert_eq!(got("/50x.html", &[]), ("404".into(), missing.clone()));
-    assert_eq!(got("/app/500", &[]), ("500".into(), "app 500 GET /app/500\n".into()));
-    assert_eq!(got("/intercepted/500", &[]), ("500".into(), down_page.clone()));
-    assert_eq!(got("/intercepted/403", &[]).1, "app 403 GET /intercepted/403\n");
+    assert_eq!(
+        got("/app/500", &[]),
+        ("500".into(), "app 500 GET /app/500\n".into())
+    );
+    assert_eq!(
+        got("/intercepted/500", &[]),
+        ("500".into(), down_page.clone())
+    );
+    assert_eq!(
+        got("/intercepted/403", &[]).1,
+        "app 403 GET /intercepted/403\n"
+    );
     assert_eq!(got("/own/401", &[]), ("401".into(), missing.clone()));
     assert_eq!(
         got("/own/500", &["--data-binary", "form=1"]),
         ("200".into(), "app 200 GET /app/200\n".into())
     );
-    assert_eq!(got("/denied/x", &[]), ("429".into(), "{\"error\":\"refused\"}".into()));
+    assert_eq!(
+        got("/denied/x", &[]),
+        ("429".into(), "{\"error\":\"refused\"}".into())
+    );
     assert_eq!(got("/as-200/x", &[]), ("200".into(), down_page.clone()));
     assert_eq!(got("/return/x", &[]), ("404".into(), missing));
     assert_eq!(got("/return-text/x", &[]).1, "its own text\n");
