@@ -1240,7 +1240,7 @@ impl Forwarder {
             if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, fixed.special().then_some(server_pages));
+                return (response, eligible(server_pages).filter(|_| fixed.special()));
             }
             // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
             if !self.rewrites.is_empty() {
