@@ -1185,9 +1185,14 @@ impl Forwarder {
         };
         *request.version_mut() = version;
         *request.headers_mut() = headers;
-        let (mut served, _) = self
+        let (mut served, special) = self
             .route(request, host, peer, upstream_time, None, pass, Some(start))
             .await;
+        // An error while the page is served is sent as it is, with its own status (nginx's
+        // `recursive_error_pages off`).
+        if special.is_some() {
+            return served;
+        }
         if let Some(status) = status {
             *served.status_mut() = status;
         }
@@ -1211,10 +1216,11 @@ impl Forwarder {
     }
 
     /// Takes `request` through the server's `if`s and `rewrite`s and its locations to the
-    /// response: an answer, a file, a refusal, or the upstream's. With it, the error pages the
-    /// response may be replaced by (`None`: it may not be: the app's own response without
-    /// `intercept_errors`, or a response already from an error page). `start`: an error
-    /// page's pass (`Some(Some(route))`: a named route, which skips the server's rules).
+    /// response: an answer, a file, a refusal, or the upstream's. With it, for a response of
+    /// the proxy's own making (nginx's special responses, and the app's that
+    /// `intercept_errors` takes), the error pages that may replace it (`None`: the app's
+    /// response, passed as it is). `start`: an error page's pass (`Some(Some(route))`: a named
+    /// route, which skips the server's rules).
     #[allow(clippy::too_many_arguments)]
     async fn route<'s>(
         &'s self,
@@ -1226,9 +1232,7 @@ impl Forwarder {
         pass: &mut Pass<'_>,
         start: Option<Option<&'s Action>>,
     ) -> (Response<ProxyBody>, Option<&'s ErrorPages>) {
-        // An error page's response is never replaced.
         let first = start.is_none();
-        let eligible = |pages| first.then_some(pages);
         let server_pages = &self.default.error_pages;
         let mut named: Option<&Action> = start.flatten();
         // A location only an internal request reaches (`internal`): an error page's, or one
@@ -1240,7 +1244,7 @@ impl Forwarder {
             if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, eligible(server_pages).filter(|_| fixed.special()));
+                return (response, Some(server_pages).filter(|_| fixed.special()));
             }
             // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
             if !self.rewrites.is_empty() {
@@ -1253,7 +1257,7 @@ impl Forwarder {
                 ) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return (*response, eligible(server_pages));
+                        return (*response, Some(server_pages));
                     }
                     Ok(Some(_)) => internal = true,
                     Ok(None) => {}
@@ -1288,7 +1292,7 @@ impl Forwarder {
             };
             if internal_only && !internal && hops == 0 {
                 discard_body(request, h1);
-                return (error(StatusCode::NOT_FOUND, "not found\n"), eligible(pages));
+                return (error(StatusCode::NOT_FOUND, "not found\n"), Some(pages));
             }
             // A body announced longer than allowed is refused before anything is forwarded,
             // as nginx does; one that grows past the limit is stopped by `RequestBody`.
@@ -1301,16 +1305,13 @@ impl Forwarder {
             {
                 self.metrics.client_errors.body_too_large.inc();
                 discard_body(request, h1);
-                return (
-                    error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
-                    eligible(pages),
-                );
+                return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), Some(pages));
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, eligible(pages).filter(|_| fixed.special()));
+                return (response, Some(pages).filter(|_| fixed.special()));
             }
             // Then its `rewrite`s: a new path is looked up again (`last`), or stays (`break`).
             if !target.rewrites.is_empty() {
@@ -1323,7 +1324,7 @@ impl Forwarder {
                 ) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return (*response, eligible(pages));
+                        return (*response, Some(pages));
                     }
                     Ok(Some(true)) => {
                         hops += 1;
@@ -1354,7 +1355,7 @@ impl Forwarder {
                 // its access checks).
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, eligible(pages).filter(|_| fixed.special()));
+                return (response, Some(pages).filter(|_| fixed.special()));
             }
             // nginx's order: `limit_req` (its preaccess phase, once per request), then its
             // access phase.
@@ -1369,7 +1370,7 @@ impl Forwarder {
                                 target.rate_limit_status,
                                 "too many requests from this address\n",
                             ),
-                            eligible(pages),
+                            Some(pages),
                         );
                     }
                     rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
@@ -1390,7 +1391,7 @@ impl Forwarder {
                                 target.concurrency_limit_status,
                                 "too many requests in flight from this address\n",
                             ),
-                            eligible(pages),
+                            Some(pages),
                         );
                     }
                 }
@@ -1406,7 +1407,7 @@ impl Forwarder {
                 discard_body(request, h1);
                 return (
                     error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
-                    eligible(pages),
+                    Some(pages),
                 );
             }
             if let Some(auth) = &target.basic_auth
@@ -1424,7 +1425,7 @@ impl Forwarder {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, auth.challenge());
-                return (response, eligible(pages));
+                return (response, Some(pages));
             }
             let Some(files) = &target.files else {
                 break target;
@@ -1458,7 +1459,7 @@ impl Forwarder {
                     // A file's content is a 200, 206 or 304; anything else is the proxy's.
                     let status = response.status();
                     let special = status.as_u16() >= 300 && status != StatusCode::NOT_MODIFIED;
-                    return (*response, eligible(pages).filter(|_| special));
+                    return (*response, Some(pages).filter(|_| special));
                 }
                 _ if hops > MAX_HOPS => {}
                 Served::Redirect(uri) => {
@@ -1493,7 +1494,7 @@ impl Forwarder {
                 None,
             );
         };
-        let pages = eligible(&target.error_pages);
+        let pages = Some(&target.error_pages);
         // nginx's variables read the request as the client sent it: formed before the
         // proxy changes its headers.
         let route_added = response_values(
@@ -1670,7 +1671,9 @@ impl Forwarder {
         }
         // The app's error goes through the error pages with `intercept_errors` (nginx's
         // `proxy_intercept_errors on`).
-        let intercepted = target.error_pages.intercept && response.status().as_u16() >= 300;
+        let intercepted = target.error_pages.intercept
+            && response.status().as_u16() >= 300
+            && target.error_pages.find(response.status()).is_some();
         (response.map(Either::Left), pages.filter(|_| intercepted))
     }
 

@@ -3357,6 +3357,23 @@ async fn error_page_replaces_errors_as_nginx_does() {
         location /return-text/ {{
             return 404 "its own text\n";
         }}
+        location /to-app/ {{
+            error_page 502 = @app;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location @app {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /old/ {{
+            rewrite ^/old/ /50x.html last;
+        }}
+        location /broken/ {{
+            error_page 502 /missing.html;
+            proxy_pass http://127.0.0.1:{down};
+        }}
+        location = /missing.html {{
+            root {html};
+        }}
 "#,
             html = html.display(),
             app = app.address.port(),
@@ -3387,6 +3404,9 @@ async fn error_page_replaces_errors_as_nginx_does() {
         ("/gone/x", &[], &[]),
         ("/return/x", &[], &[]),
         ("/return-text/x", &[], &[]),
+        ("/to-app/201", &["-X", "PUT"], &[]),
+        ("/old/x", &[], &[]),
+        ("/broken/x", &[], &[]),
     ];
     let probe = |d: &Path| {
         let answers: Vec<_> = CASES
@@ -3422,9 +3442,10 @@ async fn error_page_replaces_errors_as_nginx_does() {
     let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
     for (theirs, ours) in theirs.0.iter().zip(&ours.0) {
         let path = theirs.0;
-        // nginx sends its own HTML page with a redirect (`text/html`); every other body is
-        // the same.
-        let redirect = (300..400).contains(&theirs.1[0].parse::<u16>().unwrap());
+        // nginx sends its own HTML page (`text/html`) with a redirect and an error no page
+        // replaces, where the proxy sends its own short text; every other body is the same.
+        let redirect = (300..400).contains(&theirs.1[0].parse::<u16>().unwrap())
+            || theirs.4.contains("<hr><center>nginx/");
         let but_type = |fields: &[String]| {
             let mut fields = fields.to_vec();
             if redirect {
@@ -3488,6 +3509,11 @@ async fn error_page_replaces_errors_as_nginx_does() {
     assert_eq!(got("/as-200/x", &[]), ("200".into(), down_page.clone()));
     assert_eq!(got("/return/x", &[]), ("404".into(), missing));
     assert_eq!(got("/return-text/x", &[]).1, "its own text\n");
+    // The page of an error page fails: that error, as it is.
+    assert_eq!(got("/broken/x", &[]).0, "404");
+    // A named location keeps the method; a rewrite reaches an internal location.
+    assert!(theirs.1.contains(&"PUT /to-app/201".to_string()), "{:?}", theirs.1);
+    assert_eq!(got("/old/x", &[]), ("200".into(), down_page.clone()));
     let own_401 = &theirs.0[CASES.iter().position(|c| c.0 == "/own/401").unwrap()];
     assert_eq!(own_401.1[3], "Basic realm=\"app\"");
 }
