@@ -528,6 +528,9 @@ pub struct Proxy {
     pub hide_response_headers: Vec<String>,
     /// `error_pages` (nginx's `error_page`), the first that names a status applying.
     pub error_pages: Vec<ErrorPage>,
+    /// `maps` (nginx's `map`): variables whose value is chosen by another's, in the order
+    /// written.
+    pub maps: Vec<std::sync::Arc<VariableMap>>,
     /// The upstream's responses of 300 and above go through `error_pages` too (nginx's
     /// `proxy_intercept_errors on`).
     pub intercept_errors: bool,
@@ -1539,6 +1542,198 @@ pub(crate) enum RequestHeaderPart {
     Cookie(String),
     /// nginx's `$ssl_client_*`: the client certificate of a mutual-TLS connection.
     Client(ClientVariable),
+    /// A variable of `proxy.maps` (nginx's `map`): its value chosen by another's.
+    Map(std::sync::Arc<VariableMap>),
+}
+
+/// One of `proxy.maps` (nginx's `map $source $name { ... }`): the value of `$name` for a request
+/// is that of the first entry whose `match` the value of `source` has: an exact value (case
+/// ignored, as nginx compares them), else the first regular expression that matches (`~`, `~*`
+/// for case ignored; its groups are `$1`..`$9` in the value), else `default`. Values may hold
+/// the request's variables, and maps written before this one.
+pub struct VariableMap {
+    pub name: String,
+    pub(crate) source: Vec<RequestHeaderPart>,
+    /// Exact values, lowercased, with what they give.
+    pub(crate) exact: Vec<(String, Vec<ReplacementPiece>)>,
+    /// Regular expressions as written, whether case is ignored, and what they give.
+    pub(crate) patterns: Vec<(String, bool, Vec<ReplacementPiece>)>,
+    pub(crate) default: Vec<ReplacementPiece>,
+    compiled: Vec<fancy_regex::Regex>,
+}
+
+impl fmt::Debug for VariableMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A map is named where it is used; its entries are printed once, by `validate`.
+        write!(f, "${}", self.name)
+    }
+}
+
+impl PartialEq for VariableMap {
+    fn eq(&self, other: &VariableMap) -> bool {
+        (
+            &self.name,
+            &self.source,
+            &self.exact,
+            &self.patterns,
+            &self.default,
+        ) == (
+            &other.name,
+            &other.source,
+            &other.exact,
+            &other.patterns,
+            &other.default,
+        )
+    }
+}
+
+impl Eq for VariableMap {}
+
+impl VariableMap {
+    /// `$name` chosen by `source` among `entries` (`match`, value), else `default`; the error
+    /// says what is wrong with which part.
+    pub(crate) fn new(
+        name: &str,
+        source: &str,
+        entries: &[(String, String)],
+        default: &str,
+    ) -> Result<VariableMap, String> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "{name:?} is not a variable's name (letters, digits and _)"
+            ));
+        }
+        if request_header_parts(&format!("${{{name}}}")).is_ok() {
+            return Err(format!("${name} is already a variable"));
+        }
+        let source = request_header_parts(source.trim())
+            .map_err(|variable| format!("source: {variable} is not a request variable"))?;
+        if source.is_empty() {
+            return Err("source: is required (a variable such as $http_origin)".to_string());
+        }
+        let value = |text: &str| {
+            RewriteRule::pieces(text)
+                .map_err(|variable| format!("{text:?}: {variable} is not a request variable"))
+        };
+        let mut map = VariableMap {
+            name: name.to_string(),
+            source,
+            exact: Vec::new(),
+            patterns: Vec::new(),
+            default: value(default)?,
+            compiled: Vec::new(),
+        };
+        for (matched, given) in entries {
+            let pieces = value(given)?;
+            let (pattern, ignore_case) = if let Some(pattern) = matched.strip_prefix("~*") {
+                (pattern, true)
+            } else if let Some(pattern) = matched.strip_prefix('~') {
+                (pattern, false)
+            } else {
+                // `\~` is a value that starts with `~`.
+                let exact = matched.strip_prefix('\\').unwrap_or(matched);
+                let captures = pieces
+                    .iter()
+                    .any(|piece| matches!(piece, ReplacementPiece::Capture(_)));
+                if captures {
+                    return Err(format!(
+                        "{given:?}: $1..$9 are the groups of a regular expression, and {matched:?} \
+                         is not one"
+                    ));
+                }
+                map.exact.push((exact.to_lowercase(), pieces));
+                continue;
+            };
+            let regex =
+                regex_for(pattern, ignore_case).map_err(|why| format!("{matched:?}: {why}"))?;
+            map.compiled.push(regex);
+            map.patterns
+                .push((pattern.to_string(), ignore_case, pieces));
+        }
+        Ok(map)
+    }
+
+    /// A map known by its name only, for reading values that name it before it is read itself
+    /// (an nginx file's `map` blocks).
+    pub(crate) fn named(name: &str) -> VariableMap {
+        VariableMap {
+            name: name.to_string(),
+            source: Vec::new(),
+            exact: Vec::new(),
+            patterns: Vec::new(),
+            default: Vec::new(),
+            compiled: Vec::new(),
+        }
+    }
+
+    /// What a request whose source has the value `source` gets: the pieces, with the groups
+    /// of the regular expression that chose them.
+    pub(crate) fn lookup<'s>(
+        &self,
+        source: &'s str,
+    ) -> (&[ReplacementPiece], Option<fancy_regex::Captures<'s, str>>) {
+        if !self.exact.is_empty() {
+            let lowered = source.to_lowercase();
+            if let Some((_, pieces)) = self.exact.iter().find(|(value, _)| *value == lowered) {
+                return (pieces, None);
+            }
+        }
+        for (regex, (_, _, pieces)) in self.compiled.iter().zip(&self.patterns) {
+            // An error is a value past the backtracking limit: it does not match.
+            if let Ok(Some(groups)) = regex.captures(source) {
+                return (pieces, Some(groups));
+            }
+        }
+        (&self.default, None)
+    }
+
+    /// Every variable its source and values name (for what a connection must keep).
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &RequestHeaderPart> {
+        let pieces = self
+            .exact
+            .iter()
+            .map(|(_, pieces)| pieces)
+            .chain(self.patterns.iter().map(|(_, _, pieces)| pieces))
+            .chain(std::iter::once(&self.default))
+            .flatten()
+            .filter_map(|piece| match piece {
+                ReplacementPiece::Part(part) => Some(part),
+                ReplacementPiece::Capture(_) => None,
+            });
+        self.source.iter().chain(pieces)
+    }
+}
+
+thread_local! {
+    /// The maps a value being read may name ([`MapScope`]).
+    static MAPS_IN_SCOPE: std::cell::RefCell<Vec<std::sync::Arc<VariableMap>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// While it lives, [`request_header_parts`] reads the names of `maps` as theirs: the proxy's
+/// settings are read with the maps of `proxy.maps` in scope.
+pub(crate) struct MapScope {
+    previous: Vec<std::sync::Arc<VariableMap>>,
+}
+
+impl MapScope {
+    pub(crate) fn enter(maps: Vec<std::sync::Arc<VariableMap>>) -> MapScope {
+        let previous =
+            MAPS_IN_SCOPE.with(|scope| std::mem::replace(&mut *scope.borrow_mut(), maps));
+        MapScope { previous }
+    }
+}
+
+impl Drop for MapScope {
+    fn drop(&mut self) {
+        let previous = std::mem::take(&mut self.previous);
+        MAPS_IN_SCOPE.with(|scope| *scope.borrow_mut() = previous);
+    }
+}
+
+/// The map of that name in scope.
+fn map_in_scope(name: &str) -> Option<std::sync::Arc<VariableMap>> {
+    MAPS_IN_SCOPE.with(|scope| scope.borrow().iter().find(|map| map.name == name).cloned())
 }
 
 /// The `$ssl_client_*` variables a request header may carry.
@@ -1660,7 +1855,10 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
             }
             VariablePiece::Variable(name) => match ClientVariable::named(name) {
                 Some(variable) => RequestHeaderPart::Client(variable),
-                None => return Err(format!("${name}")),
+                None => match map_in_scope(name) {
+                    Some(map) => RequestHeaderPart::Map(map),
+                    None => return Err(format!("${name}")),
+                },
             },
         };
         if !text.is_empty() {

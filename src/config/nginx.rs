@@ -654,6 +654,20 @@ fn header_is_equivalent(name: &str, value: &str) -> bool {
     }
 }
 
+/// Whether `text` names the variable `name` (`$name` or `${name}`).
+fn names_variable(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let braced = format!("${{{name}}}");
+    let bare = format!("${name}");
+    text.contains(&braced)
+        || text.match_indices(&bare).any(|(at, _)| {
+            !text[at + bare.len()..]
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
 /// The `ssl on` in effect among `directives` (a server's after its `http` level's): the last
 /// `ssl`, when it says `on`.
 fn ssl_on<'a>(directives: impl Iterator<Item = &'a Directive>) -> Option<&'a Directive> {
@@ -844,6 +858,10 @@ struct Mapper {
     cookie_flags: [Vec<Directive>; 2],
     /// `limit_req_zone` directives of the `http` level.
     zones: Vec<Directive>,
+    /// `map` blocks of the `http` level.
+    maps: Vec<Directive>,
+    /// The maps written to `proxy.maps` so far, as read.
+    read_maps: Vec<std::sync::Arc<super::VariableMap>>,
     /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
     /// `location /`.
     rate_limits: [Vec<Directive>; 2],
@@ -909,7 +927,8 @@ impl Mapper {
                 ),
                 "limit_req_zone" => self.zones.push(directive.clone()),
                 "limit_conn_zone" => self.conn_zones.push(directive.clone()),
-                "map" | "geo" | "split_clients" | "proxy_cache_path" => self.warn(
+                "map" => self.maps.push(directive.clone()),
+                "geo" | "split_clients" | "proxy_cache_path" => self.warn(
                     directive,
                     "ignored here; a directive of the server that uses it is reported there",
                 ),
@@ -948,6 +967,14 @@ impl Mapper {
     }
 
     fn finish(mut self, path: &Path) -> Result<Mapped, ConfigErrors> {
+        // The maps' variables are the request's for every directive read below.
+        let names = self
+            .maps
+            .iter()
+            .filter_map(|d| d.args.get(1)?.strip_prefix('$'))
+            .map(|name| std::sync::Arc::new(super::VariableMap::named(name)))
+            .collect();
+        let scope = super::MapScope::enter(names);
         for server in std::mem::take(&mut self.servers) {
             self.server_candidate(&server);
         }
@@ -979,6 +1006,8 @@ impl Mapper {
                 }
             }
         }
+        drop(scope);
+        self.variable_maps();
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -993,6 +1022,166 @@ impl Mapper {
             settings: self.settings,
             warnings: self.warnings,
         })
+    }
+
+    /// `proxy.maps` from the `map` blocks whose variable a setting uses (or a map used does),
+    /// each after the maps it uses; the others are warned about.
+    fn variable_maps(&mut self) {
+        let maps = std::mem::take(&mut self.maps);
+        let name_of = |d: &Directive| {
+            d.args
+                .get(1)
+                .and_then(|name| name.strip_prefix('$'))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let settings: Vec<String> = self
+            .settings
+            .iter()
+            .map(|(_, _, value)| serde_json::to_string(value).unwrap_or_default())
+            .collect();
+        // A map's own text: its source and values, for the maps it uses.
+        let text_of = |d: &Directive| {
+            let mut text = d.args.first().cloned().unwrap_or_default();
+            for entry in d.block.as_deref().unwrap_or_default() {
+                text.push(' ');
+                text.push_str(&entry.args.join(" "));
+            }
+            text
+        };
+        let mut used: Vec<bool> = maps
+            .iter()
+            .map(|d| settings.iter().any(|text| names_variable(text, &name_of(d))))
+            .collect();
+        loop {
+            let mut more = false;
+            for (i, d) in maps.iter().enumerate() {
+                if !used[i]
+                    && maps.iter().zip(&used).any(|(other, in_use)| {
+                        *in_use && names_variable(&text_of(other), &name_of(d))
+                    })
+                {
+                    used[i] = true;
+                    more = true;
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        // Each after the maps it uses.
+        let mut order: Vec<usize> = Vec::new();
+        while order.len() < used.iter().filter(|u| **u).count() {
+            let next = (0..maps.len()).find(|&i| {
+                used[i]
+                    && !order.contains(&i)
+                    && (0..maps.len()).all(|j| {
+                        j == i
+                            || !used[j]
+                            || order.contains(&j)
+                            || !names_variable(&text_of(&maps[i]), &name_of(&maps[j]))
+                    })
+            });
+            match next {
+                Some(i) => order.push(i),
+                None => {
+                    let stuck = (0..maps.len())
+                        .find(|i| used[*i] && !order.contains(i))
+                        .unwrap_or_default();
+                    self.error(&maps[stuck], "maps that use each other in a cycle");
+                    return;
+                }
+            }
+        }
+        for (d, in_use) in maps.iter().zip(&used) {
+            if !in_use {
+                self.warn(
+                    d,
+                    format!(
+                        "ignored: no directive the proxy serves uses ${}",
+                        name_of(d)
+                    ),
+                );
+            }
+        }
+        let mut entries = Vec::new();
+        for i in &order {
+            if let Some(entry) = self.variable_map(&maps[*i]) {
+                entries.push(Value::from(entry));
+            }
+        }
+        if let Some(first) = order.first() {
+            let first = maps[*first].clone();
+            self.set(&first, &["proxy", "maps"], Value::from(entries));
+        }
+    }
+
+    /// One `map SOURCE $NAME { ... }` as a `proxy.maps` entry; `None` when refused (said).
+    fn variable_map(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        let [source, name] = d.args.as_slice() else {
+            self.error(d, "takes a source and a $variable, then a block");
+            return None;
+        };
+        let Some(name) = name.strip_prefix('$') else {
+            self.error(d, format!("{name:?} is not a $variable"));
+            return None;
+        };
+        let mut default = String::new();
+        let mut values = Vec::new();
+        let mut ok = true;
+        for entry in d.block.as_deref().unwrap_or_default() {
+            match (entry.name.as_str(), entry.args.as_slice()) {
+                ("volatile", []) => self.warn(entry, "ignored: the proxy keeps no value between requests"),
+                ("hostnames", []) => {
+                    self.error(entry, "not supported: host name wildcards (*.example.com) in a map");
+                    ok = false;
+                }
+                ("include", _) => {
+                    self.error(entry, "not supported in a map: write its values in the block");
+                    ok = false;
+                }
+                ("default", [value]) => default = value.clone(),
+                (matched, [value]) => {
+                    let mut pair = figment::value::Dict::new();
+                    pair.insert("match".into(), Value::from(matched.to_string()));
+                    pair.insert("value".into(), Value::from(value.clone()));
+                    values.push(Value::from(pair));
+                }
+                _ => {
+                    self.error(entry, "a map's entry is a value and what it gives");
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        // Read as the proxy reads it (with the maps before it), so that an error is at the
+        // map's line.
+        let entries: Vec<(String, String)> = d
+            .block
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| !matches!(e.name.as_str(), "default" | "volatile"))
+            .filter_map(|e| Some((e.name.clone(), e.args.first()?.clone())))
+            .collect();
+        let scope = super::MapScope::enter(self.read_maps.clone());
+        let read = super::VariableMap::new(name, source, &entries, &default);
+        drop(scope);
+        match read {
+            Ok(map) => self.read_maps.push(std::sync::Arc::new(map)),
+            Err(why) => {
+                self.error(d, why);
+                return None;
+            }
+        }
+        let mut entry = figment::value::Dict::new();
+        entry.insert("variable".into(), Value::from(name.to_string()));
+        entry.insert("source".into(), Value::from(source.clone()));
+        entry.insert("default".into(), Value::from(default));
+        entry.insert("values".into(), Value::from(values));
+        Some(entry)
     }
 
     /// `proxy.gzip` from the server's (else `http`'s) `gzip on` and its settings.

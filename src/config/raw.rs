@@ -336,6 +336,25 @@ pub(crate) struct RawLimitExcept {
     pub access_rules: Option<Vec<String>>,
 }
 
+/// One of `maps`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMap {
+    pub variable: Option<String>,
+    pub source: Option<String>,
+    pub default: Option<String>,
+    pub values: Option<Vec<RawMapValue>>,
+}
+
+/// One of a map's `values`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMapValue {
+    #[serde(rename = "match")]
+    pub matched: Option<String>,
+    pub value: Option<String>,
+}
+
 /// One of `error_pages`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -451,6 +470,7 @@ pub(crate) struct RawProxy {
     pub hide_response_headers: Option<Vec<String>>,
     pub error_pages: Option<Vec<RawErrorPage>>,
     pub intercept_errors: Option<Scalar>,
+    pub maps: Option<Vec<RawMap>>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,
     pub server_names: Option<StringOrList>,

@@ -22,7 +22,7 @@ use super::{
     LimitExcept, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
     ReplacementPiece, RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames, Telemetry,
     Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
-    UpstreamTarget, Vault, Wait, default_cert_label,
+    UpstreamTarget, VariableMap, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1990,10 +1990,13 @@ fn request_body_limit(r: &mut Resolver, at: &[&str], value: Option<&Scalar>) -> 
 
 fn resolve_proxy(
     r: &mut Resolver,
-    raw: raw::RawProxy,
+    mut raw: raw::RawProxy,
     default_grace: Duration,
     default_backlog: u32,
 ) -> Proxy {
+    // First: every other value may name them.
+    let maps = resolve_maps(r, raw.maps.take());
+    let _scope = super::MapScope::enter(maps.clone());
     let upstream = match raw.upstream {
         Some(text) => upstream_uri(r, &["proxy", "upstream"], &text),
         None => http::Uri::from_static("http://127.0.0.1:80"),
@@ -2306,6 +2309,7 @@ fn resolve_proxy(
         hide_response_headers,
         error_pages,
         intercept_errors,
+        maps,
         access_rules,
         limit_except,
         server_names,
@@ -3038,6 +3042,69 @@ fn resolve_routes(
         }
     }
     routes
+}
+
+/// `maps = [{ variable = "cors", source = "$http_origin", values = [{ match = "~...", value =
+/// "$http_origin" }], default = "" }]`, each read with the maps before it in scope.
+fn resolve_maps(
+    r: &mut Resolver,
+    raw: Option<Vec<raw::RawMap>>,
+) -> Vec<std::sync::Arc<VariableMap>> {
+    let mut maps: Vec<std::sync::Arc<VariableMap>> = Vec::new();
+    for (index, raw) in raw.unwrap_or_default().into_iter().enumerate() {
+        let index = index.to_string();
+        let at = |key: &'static str| -> Vec<&str> { vec!["proxy", "maps", index.as_str(), key] };
+        let Some(name) = raw
+            .variable
+            .map(|name| name.trim().trim_start_matches('$').to_string())
+        else {
+            r.error(
+                &at("variable"),
+                "is required: the name of the variable it sets",
+            );
+            continue;
+        };
+        if maps.iter().any(|map| map.name == name) {
+            r.error(&at("variable"), format!("${name} is given twice"));
+            continue;
+        }
+        let Some(source) = raw.source else {
+            r.error(
+                &at("source"),
+                "is required: the value the map looks up (\"$http_origin\")",
+            );
+            continue;
+        };
+        let mut entries = Vec::new();
+        let mut complete = true;
+        for (n, value) in raw.values.unwrap_or_default().into_iter().enumerate() {
+            match (value.matched, value.value) {
+                (Some(matched), Some(value)) => entries.push((matched, value)),
+                _ => {
+                    let n = n.to_string();
+                    r.error(
+                        &["proxy", "maps", index.as_str(), "values", n.as_str()],
+                        "takes match and value",
+                    );
+                    complete = false;
+                }
+            }
+        }
+        if !complete {
+            continue;
+        }
+        let _scope = super::MapScope::enter(maps.clone());
+        match VariableMap::new(
+            &name,
+            &source,
+            &entries,
+            raw.default.as_deref().unwrap_or(""),
+        ) {
+            Ok(map) => maps.push(std::sync::Arc::new(map)),
+            Err(why) => r.error(&at("values"), why),
+        }
+    }
+    maps
 }
 
 /// `error_pages = [{ statuses = [502, 504], page = "/50x.html", status = 200 }]` at `base`.

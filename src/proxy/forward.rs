@@ -600,7 +600,9 @@ fn response_values<B>(
         .iter()
         .filter(|(_, value)| matches!(value, AnswerValue::PerRequest(_)))
         .filter_map(|(name, value)| {
-            Some((name.clone(), value.value(request, host, peer, request_id)?))
+            // An empty value adds nothing, as nginx's `add_header`.
+            let value = value.value(request, host, peer, request_id)?;
+            (!value.is_empty()).then(|| (name.clone(), value))
         })
         .collect()
 }
@@ -837,7 +839,9 @@ impl Fixed {
             response.headers_mut().insert(header::LOCATION, location);
         }
         for (name, value) in &self.headers {
-            if let Some(value) = value.value(request, host, peer, request_id) {
+            if let Some(value) = value.value(request, host, peer, request_id)
+                && !value.is_empty()
+            {
                 response.headers_mut().insert(name, value);
             }
         }
@@ -849,6 +853,8 @@ impl Forwarder {
     /// A forwarder for the `proxy {}` settings; an error when a `basic_auth_file` cannot be
     /// read or holds what cannot be verified.
     pub(crate) fn new(config: &config::Proxy, metrics: ProxyMetrics) -> anyhow::Result<Forwarder> {
+        // Values read below may name the maps.
+        let _scope = config::MapScope::enter(config.maps.clone());
         let mut auths = Vec::new();
         let zones = Zones {
             rates: config
@@ -968,9 +974,17 @@ impl Forwarder {
 
     /// Whether a request header of any target has a piece `wanted` says yes to.
     fn uses(&self, wanted: impl Fn(&config::RequestHeaderPart) -> bool) -> bool {
+        // A map's source and values count too.
+        fn named(
+            part: &config::RequestHeaderPart,
+            wanted: &dyn Fn(&config::RequestHeaderPart) -> bool,
+        ) -> bool {
+            wanted(part)
+                || matches!(part, config::RequestHeaderPart::Map(map) if map.parts().any(|p| named(p, wanted)))
+        }
         let uses = |target: &Target| {
             target.request_headers.iter().any(|(_, set)| match set {
-                SetHeader::PerRequest(parts) => parts.iter().any(&wanted),
+                SetHeader::PerRequest(parts) => parts.iter().any(|part| named(part, &wanted)),
                 _ => false,
             })
         };
@@ -2084,6 +2098,11 @@ fn set_request_headers(
             }
             SetHeader::Fixed(value) => value.clone(),
             SetHeader::PerRequest(_) => match values.next().flatten() {
+                // An empty value is not sent, as nginx's `proxy_set_header`.
+                Some(value) if value.is_empty() => {
+                    headers.remove(name);
+                    continue;
+                }
                 Some(value) => value,
                 None => continue,
             },
@@ -2204,6 +2223,26 @@ fn push_variable<B>(
                         .then(|| &pair[at + 1..])
                 });
             built.extend_from_slice(found.unwrap_or_default());
+        }
+        Part::Map(map) => {
+            let mut source = Vec::new();
+            for part in &map.source {
+                push_variable(&mut source, part, request, host, peer, request_id);
+            }
+            let source = String::from_utf8_lossy(&source);
+            let (pieces, groups) = map.lookup(&source);
+            for piece in pieces {
+                match piece {
+                    config::ReplacementPiece::Part(part) => {
+                        push_variable(built, part, request, host, peer, request_id);
+                    }
+                    config::ReplacementPiece::Capture(n) => {
+                        if let Some(group) = groups.as_ref().and_then(|g| g.get(*n)) {
+                            built.extend_from_slice(group.as_str().as_bytes());
+                        }
+                    }
+                }
+            }
         }
         // An HTTP/2 client names the host in `:authority`: nginx's `$http_host` is it.
         Part::Http(name) if name == "host" => built.extend_from_slice(host.as_bytes()),

@@ -3512,7 +3512,11 @@ async fn error_page_replaces_errors_as_nginx_does() {
     // The page of an error page fails: that error, as it is.
     assert_eq!(got("/broken/x", &[]).0, "404");
     // A named location keeps the method; a rewrite reaches an internal location.
-    assert!(theirs.1.contains(&"PUT /to-app/201".to_string()), "{:?}", theirs.1);
+    assert!(
+        theirs.1.contains(&"PUT /to-app/201".to_string()),
+        "{:?}",
+        theirs.1
+    );
     assert_eq!(got("/old/x", &[]), ("200".into(), down_page.clone()));
     let own_401 = &theirs.0[CASES.iter().position(|c| c.0 == "/own/401").unwrap()];
     assert_eq!(own_401.1[3], "Basic realm=\"app\"");
