@@ -663,8 +663,7 @@ fn names_variable(text: &str, name: &str) -> bool {
     let bare = format!("${name}");
     text.contains(&braced)
         || text.match_indices(&bare).any(|(at, _)| {
-            !text[at + bare.len()..]
-                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            !text[at + bare.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
         })
 }
 
@@ -862,6 +861,8 @@ struct Mapper {
     maps: Vec<Directive>,
     /// The maps written to `proxy.maps` so far, as read.
     read_maps: Vec<std::sync::Arc<super::VariableMap>>,
+    /// Maps whose one value was put in a header in their place ([`Mapper::unless_upstream_sent`]).
+    inlined_maps: Vec<String>,
     /// `limit_req` and `limit_req_status` of the server (with the `http` level's) and of
     /// `location /`.
     rate_limits: [Vec<Directive>; 2],
@@ -1051,7 +1052,11 @@ impl Mapper {
         };
         let mut used: Vec<bool> = maps
             .iter()
-            .map(|d| settings.iter().any(|text| names_variable(text, &name_of(d))))
+            .map(|d| {
+                settings
+                    .iter()
+                    .any(|text| names_variable(text, &name_of(d)))
+            })
             .collect();
         loop {
             let mut more = false;
@@ -1094,7 +1099,7 @@ impl Mapper {
             }
         }
         for (d, in_use) in maps.iter().zip(&used) {
-            if !in_use {
+            if !in_use && !self.inlined_maps.contains(&name_of(d)) {
                 self.warn(
                     d,
                     format!(
@@ -1131,13 +1136,21 @@ impl Mapper {
         let mut ok = true;
         for entry in d.block.as_deref().unwrap_or_default() {
             match (entry.name.as_str(), entry.args.as_slice()) {
-                ("volatile", []) => self.warn(entry, "ignored: the proxy keeps no value between requests"),
+                ("volatile", []) => {
+                    self.warn(entry, "ignored: the proxy keeps no value between requests")
+                }
                 ("hostnames", []) => {
-                    self.error(entry, "not supported: host name wildcards (*.example.com) in a map");
+                    self.error(
+                        entry,
+                        "not supported: host name wildcards (*.example.com) in a map",
+                    );
                     ok = false;
                 }
                 ("include", _) => {
-                    self.error(entry, "not supported in a map: write its values in the block");
+                    self.error(
+                        entry,
+                        "not supported in a map: write its values in the block",
+                    );
                     ok = false;
                 }
                 ("default", [value]) => default = value.clone(),
@@ -1940,6 +1953,9 @@ impl Mapper {
         if !value.contains('$') {
             return Some(value.to_string());
         }
+        if let Some(fixed) = self.unless_upstream_sent(name, value) {
+            return Some(fixed);
+        }
         if name.eq_ignore_ascii_case("strict-transport-security") {
             self.error(
                 d,
@@ -1957,6 +1973,32 @@ impl Mapper {
                 None
             }
         }
+    }
+
+    /// The idiom that adds a header only when the app did not send it (the Docker registry's
+    /// `map $upstream_http_NAME $var { '' VALUE; }` with `add_header NAME $var`): `VALUE`,
+    /// which `response_headers` add to a response without the header, as nginx does then.
+    fn unless_upstream_sent(&mut self, name: &str, value: &str) -> Option<String> {
+        let variable = value.strip_prefix('$')?;
+        let upstream = format!(
+            "$upstream_http_{}",
+            name.to_ascii_lowercase().replace('-', "_")
+        );
+        let map = self
+            .maps
+            .iter()
+            .find(|m| m.args.len() == 2 && m.args[0] == upstream && m.args[1] == value)?;
+        let mut given = None;
+        for entry in map.block.as_deref().unwrap_or_default() {
+            match (entry.name.as_str(), entry.args.as_slice()) {
+                ("", [v]) if given.is_none() && !v.contains('$') => given = Some(v.clone()),
+                ("default", [v]) if v.is_empty() => {}
+                _ => return None,
+            }
+        }
+        let given = given?;
+        self.inlined_maps.push(variable.to_string());
+        Some(given)
     }
 
     /// The `add_header`s beside a `return` of status `code`, as the answer's `headers`: each

@@ -335,6 +335,24 @@ struct Pass<'a> {
     counted: bool,
 }
 
+/// A response of the proxy's own making (nginx's special responses, and the app's that
+/// `intercept_errors` takes): the error pages that may replace it, and the route's own
+/// `response_headers`, added when none does.
+#[derive(Clone, Copy)]
+struct Special<'a> {
+    pages: &'a ErrorPages,
+    headers: &'a [(HeaderName, AnswerValue)],
+}
+
+impl<'a> Special<'a> {
+    fn of(pages: &'a ErrorPages, target: &'a Target) -> Special<'a> {
+        Special {
+            pages,
+            headers: &target.response_headers,
+        }
+    }
+}
+
 /// A request's head as the client sent it, for an error page's pass.
 struct Head {
     method: Method,
@@ -1097,7 +1115,7 @@ impl Forwarder {
         }
         // What an error page needs: the request's head as the client sent it, and its host.
         let kept = self.error_pages.then(|| (Head::of(&request), host.clone()));
-        let (response, pages) = self
+        let (response, special) = self
             .route(
                 request,
                 host,
@@ -1108,13 +1126,26 @@ impl Forwarder {
                 None,
             )
             .await;
-        let page = pages.and_then(|pages| pages.find(response.status()));
+        let page = special.and_then(|special| special.pages.find(response.status()));
         let response = match (page, kept) {
             (Some(page), Some((head, host))) => {
                 self.error_page(page, response, head, host, peer, upstream_time, &mut pass)
                     .await
             }
-            _ => response,
+            _ => {
+                let mut response = response;
+                // The route's own fixed headers, on its refusals too (nginx's `add_header ...
+                // always`: the Docker registry's API version on its 401).
+                for (name, value) in special.map_or(&[][..], |special| special.headers) {
+                    if let AnswerValue::Fixed(value) = value {
+                        response
+                            .headers_mut()
+                            .entry(name)
+                            .or_insert_with(|| value.clone());
+                    }
+                }
+                response
+            }
         };
         self.finish(started, &added, response)
     }
@@ -1245,7 +1276,7 @@ impl Forwarder {
         h1: Option<Arc<H1State>>,
         pass: &mut Pass<'_>,
         start: Option<Option<&'s Action>>,
-    ) -> (Response<ProxyBody>, Option<&'s ErrorPages>) {
+    ) -> (Response<ProxyBody>, Option<Special<'s>>) {
         let first = start.is_none();
         let server_pages = &self.default.error_pages;
         let mut named: Option<&Action> = start.flatten();
@@ -1258,7 +1289,10 @@ impl Forwarder {
             if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, Some(server_pages).filter(|_| fixed.special()));
+                return (
+                    response,
+                    Some(Special::of(server_pages, &self.default)).filter(|_| fixed.special()),
+                );
             }
             // nginx's server-level `rewrite`, after its `if`s: the new path is looked up.
             if !self.rewrites.is_empty() {
@@ -1271,7 +1305,7 @@ impl Forwarder {
                 ) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return (*response, Some(server_pages));
+                        return (*response, Some(Special::of(server_pages, &self.default)));
                     }
                     Ok(Some(_)) => internal = true,
                     Ok(None) => {}
@@ -1306,7 +1340,10 @@ impl Forwarder {
             };
             if internal_only && !internal && hops == 0 {
                 discard_body(request, h1);
-                return (error(StatusCode::NOT_FOUND, "not found\n"), Some(pages));
+                return (
+                    error(StatusCode::NOT_FOUND, "not found\n"),
+                    Some(Special::of(pages, target)),
+                );
             }
             // A body announced longer than allowed is refused before anything is forwarded,
             // as nginx does; one that grows past the limit is stopped by `RequestBody`.
@@ -1319,13 +1356,19 @@ impl Forwarder {
             {
                 self.metrics.client_errors.body_too_large.inc();
                 discard_body(request, h1);
-                return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), Some(pages));
+                return (
+                    error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+                    Some(Special::of(pages, target)),
+                );
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, Some(pages).filter(|_| fixed.special()));
+                return (
+                    response,
+                    Some(Special::of(pages, target)).filter(|_| fixed.special()),
+                );
             }
             // Then its `rewrite`s: a new path is looked up again (`last`), or stays (`break`).
             if !target.rewrites.is_empty() {
@@ -1338,7 +1381,7 @@ impl Forwarder {
                 ) {
                     Err(response) => {
                         discard_body(request, h1);
-                        return (*response, Some(pages));
+                        return (*response, Some(Special::of(pages, target)));
                     }
                     Ok(Some(true)) => {
                         hops += 1;
@@ -1369,7 +1412,10 @@ impl Forwarder {
                 // its access checks).
                 let response = fixed.response(&request, &host, peer, &mut pass.request_id);
                 discard_body(request, h1);
-                return (response, Some(pages).filter(|_| fixed.special()));
+                return (
+                    response,
+                    Some(Special::of(pages, target)).filter(|_| fixed.special()),
+                );
             }
             // nginx's order: `limit_req` (its preaccess phase, once per request), then its
             // access phase.
@@ -1384,7 +1430,7 @@ impl Forwarder {
                                 target.rate_limit_status,
                                 "too many requests from this address\n",
                             ),
-                            Some(pages),
+                            Some(Special::of(pages, target)),
                         );
                     }
                     rate_limit::Verdict::Pass(wait) if !wait.is_zero() => {
@@ -1405,7 +1451,7 @@ impl Forwarder {
                                 target.concurrency_limit_status,
                                 "too many requests in flight from this address\n",
                             ),
-                            Some(pages),
+                            Some(Special::of(pages, target)),
                         );
                     }
                 }
@@ -1421,7 +1467,7 @@ impl Forwarder {
                 discard_body(request, h1);
                 return (
                     error(StatusCode::FORBIDDEN, "forbidden: this address is denied\n"),
-                    Some(pages),
+                    Some(Special::of(pages, target)),
                 );
             }
             if let Some(auth) = &target.basic_auth
@@ -1439,7 +1485,7 @@ impl Forwarder {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, auth.challenge());
-                return (response, Some(pages));
+                return (response, Some(Special::of(pages, target)));
             }
             let Some(files) = &target.files else {
                 break target;
@@ -1473,7 +1519,10 @@ impl Forwarder {
                     // A file's content is a 200, 206 or 304; anything else is the proxy's.
                     let status = response.status();
                     let special = status.as_u16() >= 300 && status != StatusCode::NOT_MODIFIED;
-                    return (*response, Some(pages).filter(|_| special));
+                    return (
+                        *response,
+                        Some(Special::of(pages, target)).filter(|_| special),
+                    );
                 }
                 _ if hops > MAX_HOPS => {}
                 Served::Redirect(uri) => {
@@ -1508,7 +1557,7 @@ impl Forwarder {
                 None,
             );
         };
-        let pages = Some(&target.error_pages);
+        let pages = Some(Special::of(&target.error_pages, target));
         // nginx's variables read the request as the client sent it: formed before the
         // proxy changes its headers.
         let route_added = response_values(

@@ -3521,3 +3521,191 @@ async fn error_page_replaces_errors_as_nginx_does() {
     let own_401 = &theirs.0[CASES.iter().position(|c| c.0 == "/own/401").unwrap()];
     assert_eq!(own_401.1[3], "Basic realm=\"app\"");
 }
+
+/// `map` (`proxy.maps`): a CORS allow-list (exact values, case ignored, and a regular
+/// expression whose group is in the value), a redirect table read by `if` and `return`, a
+/// block list by `User-Agent`, and a map of a map, used by `add_header`, `proxy_set_header`,
+/// `if` and `return`; an empty value sends no header, as nginx. nginx and the proxy on one
+/// file give each request the same status, `Location` and CORS headers, and the app the same
+/// `X-Origin-Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maps_choose_values_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        if ($blocked) {{
+            return 403;
+        }}
+        if ($new_uri) {{
+            return 301 $new_uri;
+        }}
+        add_header Access-Control-Allow-Origin $cors_origin always;
+        add_header Access-Control-Allow-Credentials $cors_credentials always;
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header X-Origin-Ok $cors_origin;
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    let text = std::fs::read_to_string(&conf).unwrap().replacen(
+        "    server {",
+        r#"    map $http_origin $cors_origin {
+        default "";
+        "https://app.example.com" $http_origin;
+        "~^https://([a-z]+)\.example\.org$" "https://$1.example.org";
+        \~tilde "tilde";
+    }
+    map $cors_origin $cors_credentials {
+        default "true";
+        "" "";
+    }
+    map $request_uri $new_uri {
+        /old-page /new-page;
+        ~^/blog/(\d+)$ /articles/$1;
+    }
+    map $http_user_agent $blocked {
+        default 0;
+        ~*badbot 1;
+    }
+    server {"#,
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    const CASES: &[(&str, &[&str])] = &[
+        ("/", &["Origin: https://app.example.com"]),
+        ("/", &["Origin: https://APP.Example.com"]),
+        ("/", &["Origin: https://shop.example.org"]),
+        ("/", &["Origin: https://shop.example.org.evil.com"]),
+        ("/", &["Origin: ~tilde"]),
+        ("/", &[]),
+        ("/", &["User-Agent: BadBot/2.1"]),
+        ("/old-page", &[]),
+        ("/Old-Page", &[]),
+        ("/blog/42", &[]),
+        ("/blog/x", &[]),
+    ];
+    let probe = |d: &Path| {
+        let answers: Vec<Vec<String>> = CASES
+            .iter()
+            .map(|(path, extra)| {
+                let fields = head(port, d, path, extra);
+                [
+                    ":status",
+                    "location",
+                    "access-control-allow-origin",
+                    "access-control-allow-credentials",
+                ]
+                .iter()
+                .map(|name| {
+                    // Present with an empty value, or absent; nginx makes a relative redirect
+                    // absolute, the proxy sends it as it is (a documented difference).
+                    let prefix = format!("https://localhost:{port}");
+                    match fields.iter().find(|(n, _)| n == name) {
+                        Some((_, value)) => format!("={}", value.trim_start_matches(&prefix)),
+                        None => "absent".to_string(),
+                    }
+                })
+                .collect()
+            })
+            .collect();
+        let seen: Vec<Vec<String>> = app
+            .take()
+            .iter()
+            .map(|r| {
+                r.header("x-origin-ok")
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect()
+            })
+            .collect();
+        (answers, seen)
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for (((path, extra), theirs), ours) in CASES.iter().zip(&theirs.0).zip(&ours.0) {
+        assert_eq!(ours, theirs, "{path} {extra:?}");
+    }
+    assert_eq!(ours.1, theirs.1, "X-Origin-Ok at the app");
+    // What nginx did, so that the comparison means something.
+    assert_eq!(theirs.0[1][2], "=https://APP.Example.com");
+    assert_eq!(theirs.0[2][2], "=https://shop.example.org");
+    assert_eq!(theirs.0[3][2], "absent");
+    assert_eq!(theirs.0[3][3], "absent");
+    assert_eq!(theirs.0[6][0], "=403");
+    assert_eq!(theirs.0[9][1], "=/articles/42");
+}
+
+/// The Docker registry's recipe: `map $upstream_http_docker_distribution_api_version $v { ''
+/// 'registry/2.0'; }` with `add_header Docker-Distribution-Api-Version $v always`: the header is
+/// added where the app did not send it, the proxy's own refusal included, and the app's own is
+/// passed alone. nginx and the proxy on one file send the same values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_the_app_did_not_send_is_added_as_the_registry_recipe_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let registry = Recorder::start("Docker-Distribution-Api-Version: registry/2.0\r\n").await;
+    let other = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location /v2/ {{
+            allow 127.0.0.1;
+            deny all;
+            add_header Docker-Distribution-Api-Version $docker_distribution_api_version always;
+            proxy_pass http://127.0.0.1:{registry};
+        }}
+        location /other/ {{
+            add_header Docker-Distribution-Api-Version $docker_distribution_api_version always;
+            proxy_pass http://127.0.0.1:{other};
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{other};
+        }}
+"#,
+            registry = registry.address.port(),
+            other = other.address.port(),
+        ),
+    );
+    let text = std::fs::read_to_string(&conf).unwrap().replacen(
+        "    server {",
+        "    map $upstream_http_docker_distribution_api_version $docker_distribution_api_version \
+         {\n        '' 'registry/2.0';\n    }\n    server {",
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    let probe = |d: &Path| {
+        [
+            ("127.0.0.1", "/v2/"),
+            ("127.0.0.2", "/v2/"),
+            ("127.0.0.1", "/other/x"),
+        ]
+        .iter()
+        .map(|(from, path)| {
+            let fields = head_from(from, port, d, path, &[], &[]);
+            let values: Vec<String> = fields
+                .iter()
+                .filter(|(name, _)| name == "docker-distribution-api-version")
+                .map(|(_, value)| value.clone())
+                .collect();
+            (field(&fields, ":status"), values)
+        })
+        .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    let one = vec!["registry/2.0".to_string()];
+    assert_eq!(theirs[0], ("200".to_string(), one.clone()));
+    assert_eq!(theirs[1], ("403".to_string(), one.clone()));
+    assert_eq!(theirs[2], ("200".to_string(), one));
+}
