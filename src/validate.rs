@@ -455,6 +455,9 @@ fn proxy(out: &mut String, config: &Config) {
             proxy.hide_response_headers.join(" ")
         );
     }
+    for map in &proxy.maps {
+        let _ = writeln!(out, "  map       {} (maps)", map.summary());
+    }
     for page in &proxy.error_pages {
         let _ = writeln!(out, "  errors    {} (error_pages)", error_page_text(page));
     }

@@ -1597,34 +1597,39 @@ impl VariableMap {
         source: &str,
         entries: &[(String, String)],
         default: &str,
-    ) -> Result<VariableMap, String> {
+    ) -> Result<VariableMap, (&'static str, String)> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!(
-                "{name:?} is not a variable's name (letters, digits and _)"
+            return Err((
+                "variable",
+                format!("{name:?} is not a variable's name (letters, digits and _)"),
             ));
         }
         if request_header_parts(&format!("${{{name}}}")).is_ok() {
-            return Err(format!("${name} is already a variable"));
+            return Err(("variable", format!("${name} is already a variable")));
         }
-        let source = request_header_parts(source.trim())
-            .map_err(|variable| format!("source: {variable} is not a request variable"))?;
+        let unknown = |variable: String| {
+            format!("{variable} is not a request variable, nor a map written before this one")
+        };
+        let source = request_header_parts(source.trim()).map_err(|v| ("source", unknown(v)))?;
         if source.is_empty() {
-            return Err("source: is required (a variable such as $http_origin)".to_string());
+            return Err((
+                "source",
+                "is required (a variable such as $http_origin)".to_string(),
+            ));
         }
-        let value = |text: &str| {
-            RewriteRule::pieces(text)
-                .map_err(|variable| format!("{text:?}: {variable} is not a request variable"))
+        let value = |text: &str, key: &'static str| {
+            RewriteRule::pieces(text).map_err(|v| (key, format!("{text:?}: {}", unknown(v))))
         };
         let mut map = VariableMap {
             name: name.to_string(),
             source,
             exact: Vec::new(),
             patterns: Vec::new(),
-            default: value(default)?,
+            default: value(default, "default")?,
             compiled: Vec::new(),
         };
         for (matched, given) in entries {
-            let pieces = value(given)?;
+            let pieces = value(given, "values")?;
             let (pattern, ignore_case) = if let Some(pattern) = matched.strip_prefix("~*") {
                 (pattern, true)
             } else if let Some(pattern) = matched.strip_prefix('~') {
@@ -1636,16 +1641,19 @@ impl VariableMap {
                     .iter()
                     .any(|piece| matches!(piece, ReplacementPiece::Capture(_)));
                 if captures {
-                    return Err(format!(
-                        "{given:?}: $1..$9 are the groups of a regular expression, and {matched:?} \
-                         is not one"
+                    return Err((
+                        "values",
+                        format!(
+                            "{given:?}: $1..$9 are the groups of a regular expression, and \
+                             {matched:?} is not one"
+                        ),
                     ));
                 }
                 map.exact.push((exact.to_lowercase(), pieces));
                 continue;
             };
-            let regex =
-                regex_for(pattern, ignore_case).map_err(|why| format!("{matched:?}: {why}"))?;
+            let regex = regex_for(pattern, ignore_case)
+                .map_err(|why| ("values", format!("{matched:?}: {why}")))?;
             map.compiled.push(regex);
             map.patterns
                 .push((pattern.to_string(), ignore_case, pieces));
@@ -1687,6 +1695,18 @@ impl VariableMap {
         (&self.default, None)
     }
 
+    /// One line for `validate`: `$name` from its source, its values, its default.
+    pub(crate) fn summary(&self) -> String {
+        let count = self.exact.len() + self.patterns.len();
+        let default = pieces_text(&self.default);
+        format!(
+            "${} from {}: {count} value{}, else {default:?}",
+            self.name,
+            self.source.iter().map(part_text).collect::<String>(),
+            if count == 1 { "" } else { "s" },
+        )
+    }
+
     /// Every variable its source and values name (for what a connection must keep).
     pub(crate) fn parts(&self) -> impl Iterator<Item = &RequestHeaderPart> {
         let pieces = self
@@ -1702,6 +1722,59 @@ impl VariableMap {
             });
         self.source.iter().chain(pieces)
     }
+}
+
+/// `part` as written.
+fn part_text(part: &RequestHeaderPart) -> String {
+    match part {
+        RequestHeaderPart::Text(text) => text.clone(),
+        other => format!("${}", part_name(other)),
+    }
+}
+
+/// A variable's name, without its `$`.
+fn part_name(part: &RequestHeaderPart) -> String {
+    match part {
+        RequestHeaderPart::Text(text) => text.clone(),
+        RequestHeaderPart::Host => "host".into(),
+        RequestHeaderPart::RemoteAddr => "remote_addr".into(),
+        RequestHeaderPart::ServerPort => "server_port".into(),
+        RequestHeaderPart::RemotePort => "remote_port".into(),
+        RequestHeaderPart::RequestId => "request_id".into(),
+        RequestHeaderPart::RequestUri => "request_uri".into(),
+        RequestHeaderPart::Uri => "uri".into(),
+        RequestHeaderPart::Args => "args".into(),
+        RequestHeaderPart::IsArgs => "is_args".into(),
+        RequestHeaderPart::RequestMethod => "request_method".into(),
+        RequestHeaderPart::SslProtocol => "ssl_protocol".into(),
+        RequestHeaderPart::SslServerName => "ssl_server_name".into(),
+        RequestHeaderPart::Http(name) => format!("http_{}", name.replace('-', "_")),
+        RequestHeaderPart::Scheme => "scheme".into(),
+        RequestHeaderPart::Https => "https".into(),
+        RequestHeaderPart::Arg(name) => format!("arg_{name}"),
+        RequestHeaderPart::Cookie(name) => format!("cookie_{name}"),
+        RequestHeaderPart::Client(variable) => match variable {
+            ClientVariable::Subject => "ssl_client_s_dn",
+            ClientVariable::Issuer => "ssl_client_i_dn",
+            ClientVariable::Verify => "ssl_client_verify",
+            ClientVariable::Serial => "ssl_client_serial",
+            ClientVariable::Fingerprint => "ssl_client_fingerprint",
+            ClientVariable::EscapedCert => "ssl_client_escaped_cert",
+        }
+        .into(),
+        RequestHeaderPart::Map(map) => map.name.clone(),
+    }
+}
+
+/// Pieces as written.
+fn pieces_text(pieces: &[ReplacementPiece]) -> String {
+    pieces
+        .iter()
+        .map(|piece| match piece {
+            ReplacementPiece::Part(part) => part_text(part),
+            ReplacementPiece::Capture(n) => format!("${n}"),
+        })
+        .collect()
 }
 
 thread_local! {
@@ -2603,6 +2676,81 @@ pub fn default_cert_label(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Cidr, ConfigError, PathMatch, read_files};
+
+    /// A map picks an exact value (case ignored), else the first regular expression that
+    /// matches (its groups in the value), else its default; a map may read another written
+    /// before it, never one after it.
+    #[test]
+    fn maps_pick_values_as_nginx_does() {
+        let entries = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(m, v)| (m.to_string(), v.to_string()))
+                .collect()
+        };
+        let map = super::VariableMap::new(
+            "cors",
+            "$http_origin",
+            &entries(&[
+                (
+                    "~^https://([a-z]+)\\.example\\.org$",
+                    "https://$1.example.org",
+                ),
+                ("https://App.example.com", "exact"),
+                ("~*^HTTPS://", "any https"),
+                ("\\~tilde", "tilde"),
+            ]),
+            "none",
+        )
+        .unwrap();
+        let text = |source: &str| {
+            let (pieces, groups) = map.lookup(source);
+            pieces
+                .iter()
+                .map(|piece| match piece {
+                    super::ReplacementPiece::Part(super::RequestHeaderPart::Text(text)) => {
+                        text.clone()
+                    }
+                    super::ReplacementPiece::Capture(n) => groups
+                        .as_ref()
+                        .and_then(|g| g.get(*n))
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default(),
+                    other => format!("{other:?}"),
+                })
+                .collect::<String>()
+        };
+        assert_eq!(
+            text("https://app.EXAMPLE.com"),
+            "exact",
+            "exact first, case ignored"
+        );
+        assert_eq!(text("https://shop.example.org"), "https://shop.example.org");
+        assert_eq!(
+            text("https://elsewhere.net"),
+            "any https",
+            "in the order written"
+        );
+        assert_eq!(text("~tilde"), "tilde");
+        assert_eq!(text("http://plain"), "none");
+        assert_eq!(
+            map.source,
+            [super::RequestHeaderPart::Http("origin".into())]
+        );
+        // `$cors` is a variable only while the map is in scope.
+        assert!(super::request_header_parts("$cors").is_err());
+        let scope = super::MapScope::enter(vec![std::sync::Arc::new(map)]);
+        let later = super::VariableMap::new("allowed", "$cors", &[], "").unwrap();
+        assert!(
+            matches!(later.source.as_slice(), [super::RequestHeaderPart::Map(m)] if m.name == "cors")
+        );
+        drop(scope);
+        assert!(super::request_header_parts("$cors").is_err());
+        let err = super::VariableMap::new("x", "$uri", &entries(&[("/a", "$1")]), "").unwrap_err();
+        assert_eq!(err.0, "values");
+        let err = super::VariableMap::new("host", "$uri", &[], "").unwrap_err();
+        assert_eq!(err, ("variable", "$host is already a variable".to_string()));
+    }
 
     #[test]
     fn access_rules_decide_by_the_first_that_matches_as_nginx_does() {

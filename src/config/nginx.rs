@@ -1090,11 +1090,10 @@ impl Mapper {
             match next {
                 Some(i) => order.push(i),
                 None => {
-                    let stuck = (0..maps.len())
-                        .find(|i| used[*i] && !order.contains(i))
-                        .unwrap_or_default();
-                    self.error(&maps[stuck], "maps that use each other in a cycle");
-                    return;
+                    for i in (0..maps.len()).filter(|i| used[*i] && !order.contains(i)) {
+                        self.error(&maps[i], "maps that use each other in a cycle");
+                    }
+                    break;
                 }
             }
         }
@@ -1184,7 +1183,7 @@ impl Mapper {
         drop(scope);
         match read {
             Ok(map) => self.read_maps.push(std::sync::Arc::new(map)),
-            Err(why) => {
+            Err((_, why)) => {
                 self.error(d, why);
                 return None;
             }
@@ -4340,6 +4339,76 @@ server {
                 ":9:3: add_header: $x is not supported in add_header",
                 ":10:3: satisfy: only all is supported",
                 ":11:18: return: a variable is not supported in a text",
+            ],
+        );
+    }
+
+    /// `map` blocks: the ones a served directive uses become `proxy.maps` (a map a map uses
+    /// too, before it), the others are warned about; what the proxy cannot read is an error at
+    /// the map's line.
+    #[test]
+    fn maps_used_by_the_server_are_mapped() {
+        let server = |maps: &str, body: &str| {
+            format!(
+                "http {{\n{maps}  server {{\n    listen 443 ssl;\n    ssl_certificate a.crt;\n    \
+                 ssl_certificate_key a.key;\n{body}    location / {{\n      proxy_pass \
+                 http://127.0.0.1:80;\n    }}\n  }}\n}}\n"
+            )
+        };
+        let mapped = map(&server(
+            "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n  map \
+             $cors_origin $cors_credentials { default true; '' ''; }\n  map $http_origin \
+             $cors_origin { default ''; ~^https://(.+)\\.example\\.com$ $http_origin; }\n",
+            "    add_header Access-Control-Allow-Credentials $cors_credentials always;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let maps = json(&mapped, &["proxy", "maps"]).unwrap();
+        let names: Vec<&str> = maps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["variable"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["cors_origin", "cors_credentials"],
+            "the one used last"
+        );
+        assert_eq!(
+            maps[0]["values"],
+            serde_json::json!([{ "match": "~^https://(.+)\\.example\\.com$", "value": "$http_origin" }])
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(":2:3: map: warning: ignored: no directive the proxy serves uses $connection_upgrade")),
+            "{warnings:#?}"
+        );
+        // The registry's idiom: the one value, added where the app sent none.
+        let mapped = map(&server(
+            "  map $upstream_http_docker_distribution_api_version $api { '' 'registry/2.0'; }\n",
+            "    add_header Docker-Distribution-Api-Version $api always;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "response_headers"]).unwrap()["Docker-Distribution-Api-Version"],
+            "registry/2.0"
+        );
+        assert!(json(&mapped, &["proxy", "maps"]).is_none());
+        let err = map(&server(
+            "  map $http_host $a { hostnames; default 1; }\n  map $upstream_status $b { default \
+             1; }\n  map $b $c { default $d; }\n  map $c $d { default 1; }\n",
+            "    add_header X-A $a always;\n    add_header X-C $c always;\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":2:23: hostnames: not supported: host name wildcards",
+                ":3:3: map: $upstream_status is not a request variable",
+                "map: maps that use each other in a cycle",
             ],
         );
     }

@@ -3101,7 +3101,7 @@ fn resolve_maps(
             raw.default.as_deref().unwrap_or(""),
         ) {
             Ok(map) => maps.push(std::sync::Arc::new(map)),
-            Err(why) => r.error(&at("values"), why),
+            Err((key, why)) => r.error(&at(key), why),
         }
     }
     maps
