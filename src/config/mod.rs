@@ -534,6 +534,9 @@ pub struct Proxy {
     /// The upstream's responses of 300 and above go through `error_pages` too (nginx's
     /// `proxy_intercept_errors on`).
     pub intercept_errors: bool,
+    /// A path asked first, for each request (nginx's `auth_request`): a 2xx answer lets the
+    /// request in, 401 and 403 refuse it, anything else is a 500.
+    pub auth_request: Option<String>,
     /// What each zone counts requests in flight per (nginx's `limit_conn_zone`), by name.
     pub concurrency_limit_zones: BTreeMap<String, ConcurrencyKey>,
     /// The zones a request is counted in while it is served (nginx's `limit_conn`).
@@ -589,6 +592,7 @@ impl Proxy {
             hide_response_headers: self.hide_response_headers.clone(),
             error_pages: self.error_pages.clone(),
             intercept_errors: self.intercept_errors,
+            auth_request: self.auth_request.clone(),
             internal: false,
             access_rules: self.access_rules.clone(),
             limit_except: self.limit_except.clone(),
@@ -822,6 +826,8 @@ pub struct Route {
     /// `error_pages`: the route's own, or the proxy's when it has none (nginx's inheritance).
     pub error_pages: Vec<ErrorPage>,
     pub intercept_errors: bool,
+    /// `auth_request`: the route's own, else the proxy's (`"off"`: none).
+    pub auth_request: Option<String>,
     /// Only reachable by a rewrite, a `try_files` fallback or an error page: a client's
     /// request for it gets 404 (nginx's `internal`).
     pub internal: bool,
@@ -1544,6 +1550,9 @@ pub(crate) enum RequestHeaderPart {
     Client(ClientVariable),
     /// A variable of `proxy.maps` (nginx's `map`): its value chosen by another's.
     Map(std::sync::Arc<VariableMap>),
+    /// `$auth_http_NAME`: the header NAME of the `auth_request` answer that let the request in
+    /// (nginx's `$upstream_http_NAME` in `auth_request_set`), else nothing.
+    AuthHttp(String),
 }
 
 /// One of `proxy.maps` (nginx's `map $source $name { ... }`): the value of `$name` for a request
@@ -1763,6 +1772,7 @@ fn part_name(part: &RequestHeaderPart) -> String {
         }
         .into(),
         RequestHeaderPart::Map(map) => map.name.clone(),
+        RequestHeaderPart::AuthHttp(name) => format!("auth_http_{}", name.replace('-', "_")),
     }
 }
 
@@ -1916,6 +1926,17 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
                     Some((_, cookie)) => RequestHeaderPart::Cookie(cookie.to_string()),
                     None => return Err(format!("${name}")),
                 }
+            }
+            VariablePiece::Variable(name)
+                if name.starts_with("auth_http_")
+                    && name.len() > "auth_http_".len()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                RequestHeaderPart::AuthHttp(
+                    name["auth_http_".len()..]
+                        .replace('_', "-")
+                        .to_ascii_lowercase(),
+                )
             }
             VariablePiece::Variable(name)
                 if name.starts_with("http_")

@@ -811,6 +811,10 @@ struct Mapper {
     /// `proxy_intercept_errors` of the `http` level, the server and `location /`: the last
     /// of the nearest level.
     intercept_errors: [Option<Directive>; 3],
+    /// `auth_request` of the `http` level, the server and `location /`, the same way.
+    auth_request: [Option<Directive>; 3],
+    /// The paths an `auth_request` asks (their locations need no request body).
+    auth_paths: Vec<String>,
     /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
     tls_only: bool,
     /// `proxy_ssl_*` directives: ignored by nginx with an `http://` upstream, which
@@ -968,6 +972,10 @@ impl Mapper {
     }
 
     fn finish(mut self, path: &Path) -> Result<Mapped, ConfigErrors> {
+        // `auth_request_set` variables are maps too, before the file's own.
+        let servers = self.servers.clone();
+        let sets = self.auth_request_sets(&servers);
+        self.maps.splice(0..0, sets);
         // The maps' variables are the request's for every directive read below.
         let names = self
             .maps
@@ -1587,6 +1595,9 @@ impl Mapper {
                 "proxy_intercept_errors" => {
                     self.intercept_errors[usize::from(own(d))] = Some(d.clone());
                 }
+                "auth_request" => self.auth_request[usize::from(own(d))] = Some(d.clone()),
+                // Read with the maps ([`Mapper::finish`]).
+                "auth_request_set" => {}
                 "allow" | "deny" => self.access[usize::from(own(d))].push(d.clone()),
                 "satisfy" => self.satisfy(d),
                 "proxy_connect_timeout" | "proxy_read_timeout" => {
@@ -2343,6 +2354,8 @@ impl Mapper {
             "proxy_hide_header" => self.hide[1].push(d.clone()),
             "error_page" => self.error_pages[2].push(d.clone()),
             "proxy_intercept_errors" => self.intercept_errors[2] = Some(d.clone()),
+            "auth_request" => self.auth_request[2] = Some(d.clone()),
+            "auth_request_set" => {}
             "limit_except" => {
                 if let Some(except) = self.limit_except(d) {
                     self.set(d, &["proxy", "limit_except"], Value::from(except));
@@ -3016,6 +3029,73 @@ impl Mapper {
         {
             self.set(&d, &["proxy", "intercept_errors"], Value::from(on));
         }
+        let [http, server, root] = self.auth_request.clone();
+        if let Some(d) = root.or(server).or(http)
+            && let Some(path) = self.auth_path(&d)
+        {
+            self.set(&d, &["proxy", "auth_request"], Value::from(path));
+        }
+    }
+
+    /// `auth_request URI | off`; `None` when refused (said).
+    fn auth_path(&mut self, d: &Directive) -> Option<String> {
+        match d.args.as_slice() {
+            [path] if path == "off" || (path.starts_with('/') && !path.contains('$')) => {
+                Some(path.clone())
+            }
+            _ => {
+                self.error(d, "takes a path (a variable is not supported) or off");
+                None
+            }
+        }
+    }
+
+    /// `auth_request_set $NAME VALUE` anywhere in `directives`, as maps that give `VALUE`
+    /// whatever their source (`$upstream_http_NAME`, the auth request's answer's header, is
+    /// the proxy's `$auth_http_NAME`); any other `$upstream_` variable is an error.
+    fn auth_request_sets(&mut self, directives: &[Directive]) -> Vec<Directive> {
+        let mut maps = Vec::new();
+        for d in directives {
+            if d.name == "auth_request"
+                && let Some(path) = d.args.first()
+                && path != "off"
+            {
+                self.auth_paths.push(path.clone());
+            }
+            if d.name == "auth_request_set" {
+                match d.args.as_slice() {
+                    [name, value] if name.starts_with('$') => {
+                        let value = value
+                            .replace("$upstream_http_", "$auth_http_")
+                            .replace("${upstream_http_", "${auth_http_");
+                        if value.contains("$upstream_") || value.contains("${upstream_") {
+                            self.error(
+                                d,
+                                "only $upstream_http_NAME (a header of the auth request's answer) \
+                                 is supported of the $upstream_ variables",
+                            );
+                            continue;
+                        }
+                        maps.push(Directive {
+                            name: "auth_request_set".to_string(),
+                            args: vec![value.clone(), name.clone()],
+                            at: d.at.clone(),
+                            block: Some(vec![Directive {
+                                name: "default".to_string(),
+                                args: vec![value],
+                                at: d.at.clone(),
+                                block: None,
+                            }]),
+                        });
+                    }
+                    _ => self.error(d, "takes a $variable and a value"),
+                }
+            }
+            if let Some(block) = &d.block {
+                maps.extend(self.auth_request_sets(block));
+            }
+        }
+        maps
     }
 
     /// `proxy_intercept_errors on|off` (`None`: off); `None` when refused (said).
@@ -3158,6 +3238,14 @@ impl Mapper {
         let mut hide: Vec<Directive> = Vec::new();
         let mut error_pages: Vec<Directive> = Vec::new();
         let mut intercept: Option<Directive> = None;
+        let mut auth_request: Option<Directive> = None;
+        // A location an `auth_request` asks: its requests have no body.
+        let asked_by_auth = match &path {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => {
+                self.auth_paths.iter().any(|a| a.starts_with(p.as_str()))
+            }
+            _ => false,
+        };
         let mut access = Vec::new();
         let mut expires: Option<Directive> = None;
         let mut files: Vec<Directive> = Vec::new();
@@ -3179,6 +3267,16 @@ impl Mapper {
                     None => ok = false,
                 },
                 "proxy_connect_timeout" | "proxy_read_timeout" => timeouts.push(inner.clone()),
+                "proxy_set_header"
+                    if asked_by_auth
+                        && matches!(inner.args.as_slice(), [name, empty]
+                            if name.eq_ignore_ascii_case("content-length") && empty.is_empty()) =>
+                {
+                    self.warn(
+                        inner,
+                        "ignored: an auth_request's request has no body (nor Content-Length)",
+                    );
+                }
                 "proxy_set_header" => headers.push(inner.clone()),
                 "proxy_redirect" => redirects.push(inner.clone()),
                 "client_max_body_size" => body_size = Some(inner.clone()),
@@ -3194,6 +3292,14 @@ impl Mapper {
                 "proxy_hide_header" => hide.push(inner.clone()),
                 "error_page" => error_pages.push(inner.clone()),
                 "proxy_intercept_errors" => intercept = Some(inner.clone()),
+                "auth_request" => auth_request = Some(inner.clone()),
+                "auth_request_set" => {}
+                "proxy_pass_request_body" if inner.args == ["off"] && asked_by_auth => {
+                    self.warn(
+                        inner,
+                        "ignored: an auth_request's request has no body (nor Content-Length)",
+                    );
+                }
                 "internal" if inner.args.is_empty() => {
                     route.insert("internal".into(), Value::from(true));
                 }
@@ -3325,6 +3431,10 @@ impl Mapper {
             "intercept_errors".into(),
             Value::from(self.intercept_value(intercept.as_ref())?),
         );
+        let auth_request = auth_request.or_else(|| self.auth_request[1].clone());
+        if let Some(d) = auth_request.or_else(|| self.auth_request[0].clone()) {
+            route.insert("auth_request".into(), Value::from(self.auth_path(&d)?));
+        }
         // Access rules: the location's own, else the server's, else the `http` level's; never
         // `location /`'s.
         let rules = if access.is_empty() {

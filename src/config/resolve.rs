@@ -2207,6 +2207,7 @@ fn resolve_proxy(
         raw.intercept_errors.as_ref(),
         false,
     );
+    let auth_request = resolve_auth_request(r, &["proxy", "auth_request"], raw.auth_request, None);
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let limit_except = raw
@@ -2309,6 +2310,7 @@ fn resolve_proxy(
         hide_response_headers,
         error_pages,
         intercept_errors,
+        auth_request,
         maps,
         access_rules,
         limit_except,
@@ -2910,6 +2912,12 @@ fn resolve_routes(
             proxy.intercept_errors,
         );
         let internal = r.boolean(&at("internal"), route.internal.as_ref(), false);
+        let auth_request = resolve_auth_request(
+            r,
+            &at("auth_request"),
+            route.auth_request,
+            proxy.auth_request.clone(),
+        );
         let access_rules = match route.access_rules {
             Some(rules) => {
                 let base: Vec<&str> = base.iter().copied().chain(["access_rules"]).collect();
@@ -3009,6 +3017,7 @@ fn resolve_routes(
             hide_response_headers,
             error_pages,
             intercept_errors,
+            auth_request,
             internal,
             access_rules,
             limit_except,
@@ -3042,6 +3051,32 @@ fn resolve_routes(
         }
     }
     routes
+}
+
+/// `auth_request = "/oauth2/auth"` (or `"off"`) at `at`, else `inherited`.
+fn resolve_auth_request(
+    r: &mut Resolver,
+    at: &[&str],
+    raw: Option<String>,
+    inherited: Option<String>,
+) -> Option<String> {
+    let Some(text) = raw.map(|text| text.trim().to_string()) else {
+        return inherited;
+    };
+    if text == "off" {
+        return None;
+    }
+    if !text.starts_with('/')
+        || text.contains('$')
+        || http::uri::PathAndQuery::try_from(text.as_str()).is_err()
+    {
+        r.error(
+            at,
+            format!("{text:?} is not a path (\"/oauth2/auth\") or off"),
+        );
+        return None;
+    }
+    Some(text)
 }
 
 /// `maps = [{ variable = "cors", source = "$http_origin", values = [{ match = "~...", value =

@@ -265,6 +265,8 @@ struct Target {
     error_pages: ErrorPages,
     /// `internal`.
     internal: bool,
+    /// `auth_request`.
+    auth_request: Option<PathAndQuery>,
 }
 
 /// A route's `error_pages` (the proxy's when it has none) and `intercept_errors`.
@@ -351,6 +353,18 @@ impl<'a> Special<'a> {
             headers: &target.response_headers,
         }
     }
+}
+
+/// The headers of the `auth_request` answer that let a request in (`$auth_http_NAME`).
+#[derive(Clone)]
+struct AuthResponse(HeaderMap);
+
+/// On an `auth_request`'s request: the method and target of the request it asks about
+/// (nginx's `$request_method` and `$request_uri` there).
+#[derive(Clone)]
+struct MainRequest {
+    method: Method,
+    uri: Uri,
 }
 
 /// A request's head as the client sent it, for an error page's pass.
@@ -578,6 +592,11 @@ impl Target {
             rewrite: Rewrite::new(&config.upstream_target, &config.path),
             error_pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
             internal: config.internal,
+            // Validated when the configuration was resolved.
+            auth_request: config
+                .auth_request
+                .as_deref()
+                .and_then(|path| PathAndQuery::try_from(path).ok()),
         })
     }
 }
@@ -1236,6 +1255,7 @@ impl Forwarder {
         // An error while the page is served is sent as it is, with its own status (nginx's
         // `recursive_error_pages off`).
         if special.is_some() {
+            keep_challenge(&response, &mut served);
             return served;
         }
         if let Some(status) = status {
@@ -1248,15 +1268,7 @@ impl Forwarder {
         if served.status() != StatusCode::OK {
             served.headers_mut().remove(header::ACCEPT_RANGES);
         }
-        // A 401's challenge (the route's, or the upstream's) stays, as in nginx.
-        if served.status() == StatusCode::UNAUTHORIZED
-            && !served.headers().contains_key(header::WWW_AUTHENTICATE)
-            && let Some(challenge) = response.headers().get(header::WWW_AUTHENTICATE)
-        {
-            served
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge.clone());
-        }
+        keep_challenge(&response, &mut served);
         served
     }
 
@@ -1486,6 +1498,21 @@ impl Forwarder {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, auth.challenge());
                 return (response, Some(Special::of(pages, target)));
+            }
+            // nginx's `auth_request`, last of the access phase; never for a request that is
+            // itself one.
+            if let Some(path) = &target.auth_request
+                && request.extensions().get::<MainRequest>().is_none()
+            {
+                match self.authorize(path, &request, &host, peer).await {
+                    Ok(headers) => {
+                        request.extensions_mut().insert(AuthResponse(headers));
+                    }
+                    Err(response) => {
+                        discard_body(request, h1);
+                        return (response, Some(Special::of(pages, target)));
+                    }
+                }
             }
             let Some(files) = &target.files else {
                 break target;
@@ -1738,6 +1765,81 @@ impl Forwarder {
             && response.status().as_u16() >= 300
             && target.error_pages.find(response.status()).is_some();
         (response.map(Either::Left), pages.filter(|_| intercepted))
+    }
+
+    /// Asks `path` about `request` (nginx's `auth_request`): a GET with the client's headers
+    /// and no body, through the locations as any request. `Ok`: a 2xx, with its headers;
+    /// `Err`: the refusal to send: its 401 (with its `WWW-Authenticate`) or 403, else a 500.
+    async fn authorize<B>(
+        &self,
+        path: &PathAndQuery,
+        request: &Request<B>,
+        host: &HeaderValue,
+        peer: &Peer,
+    ) -> Result<HeaderMap, Response<ProxyBody>> {
+        let mut asked = Request::new(None);
+        *asked.method_mut() = Method::GET;
+        let mut parts = request.uri().clone().into_parts();
+        parts.path_and_query = Some(path.clone());
+        *asked.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path.clone()));
+        *asked.version_mut() = request.version();
+        let mut headers = request.headers().clone();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::TRANSFER_ENCODING);
+        *asked.headers_mut() = headers;
+        asked.extensions_mut().insert(MainRequest {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        });
+        // Counted in the request's own limits, not again.
+        let mut held = None;
+        let mut pass = Pass {
+            request_id: None,
+            held: &mut held,
+            counted: true,
+        };
+        let (answer, _) =
+            Box::pin(self.route(asked, host.clone(), peer, None, None, &mut pass, Some(None)))
+                .await;
+        let status = answer.status();
+        if status.is_success() {
+            return Ok(answer.headers().clone());
+        }
+        let mut refusal = match status {
+            StatusCode::UNAUTHORIZED => {
+                self.metrics.client_errors.unauthorized.inc();
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "authorization required: refused by the auth_request\n",
+                )
+            }
+            StatusCode::FORBIDDEN => {
+                self.metrics.client_errors.forbidden.inc();
+                error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden: refused by the auth_request\n",
+                )
+            }
+            _ => {
+                tracing::warn!(
+                    path = path.as_str(),
+                    status = status.as_u16(),
+                    "the auth_request answered neither 2xx, 401 nor 403: the request gets 500"
+                );
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the auth_request failed\n",
+                )
+            }
+        };
+        if status == StatusCode::UNAUTHORIZED
+            && let Some(challenge) = answer.headers().get(header::WWW_AUTHENTICATE)
+        {
+            refusal
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge.clone());
+        }
+        Err(refusal)
     }
 
     /// The one host `request` is for, or the status and text that refuse it (counted).
@@ -2229,11 +2331,18 @@ fn push_variable<B>(
                 .get_or_insert_with(|| format!("{:032x}", fastrand::u128(..)))
                 .as_bytes(),
         ),
-        Part::RequestUri => built.extend_from_slice(
-            uri.path_and_query()
-                .map_or(uri.path(), PathAndQuery::as_str)
-                .as_bytes(),
-        ),
+        Part::RequestUri => {
+            // An `auth_request`'s: the request's it asks about, as nginx's.
+            let uri = match request.extensions().get::<MainRequest>() {
+                Some(main) => &main.uri,
+                None => uri,
+            };
+            built.extend_from_slice(
+                uri.path_and_query()
+                    .map_or(uri.path(), PathAndQuery::as_str)
+                    .as_bytes(),
+            );
+        }
         Part::Uri => match super::files::normalize(uri.path()) {
             Some(path) => built.extend_from_slice(&path),
             None => built.extend_from_slice(uri.path().as_bytes()),
@@ -2244,7 +2353,13 @@ fn push_variable<B>(
                 built.push(b'?');
             }
         }
-        Part::RequestMethod => built.extend_from_slice(request.method().as_str().as_bytes()),
+        Part::RequestMethod => {
+            let method = match request.extensions().get::<MainRequest>() {
+                Some(main) => &main.method,
+                None => request.method(),
+            };
+            built.extend_from_slice(method.as_str().as_bytes());
+        }
         Part::SslProtocol => built.extend_from_slice(peer.tls_version.as_bytes()),
         Part::SslServerName => {
             built.extend_from_slice(peer.sni.as_deref().unwrap_or_default().as_bytes());
@@ -2272,6 +2387,16 @@ fn push_variable<B>(
                         .then(|| &pair[at + 1..])
                 });
             built.extend_from_slice(found.unwrap_or_default());
+        }
+        Part::AuthHttp(name) => {
+            if let Some(AuthResponse(headers)) = request.extensions().get::<AuthResponse>() {
+                for (index, value) in headers.get_all(name.as_str()).iter().enumerate() {
+                    if index > 0 {
+                        built.extend_from_slice(b", ");
+                    }
+                    built.extend_from_slice(value.as_bytes());
+                }
+            }
         }
         Part::Map(map) => {
             let mut source = Vec::new();
@@ -2529,6 +2654,18 @@ fn discard_body(request: Request<Option<Incoming>>, h1: Option<Arc<H1State>>) {
         && !hyper::body::Body::is_end_stream(&body)
     {
         super::upstream::discard(body, h1);
+    }
+}
+
+/// A 401's challenge (`WWW-Authenticate`: Basic authentication's, an `auth_request`'s, the
+/// app's) stays on the error page that replaces it, whatever its status, as in nginx.
+fn keep_challenge(refusal: &Response<ProxyBody>, page: &mut Response<ProxyBody>) {
+    if refusal.status() == StatusCode::UNAUTHORIZED
+        && !page.headers().contains_key(header::WWW_AUTHENTICATE)
+        && let Some(challenge) = refusal.headers().get(header::WWW_AUTHENTICATE)
+    {
+        page.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
     }
 }
 

@@ -3709,3 +3709,125 @@ async fn a_header_the_app_did_not_send_is_added_as_the_registry_recipe_does() {
     assert_eq!(theirs[1], ("403".to_string(), one.clone()));
     assert_eq!(theirs[2], ("200".to_string(), one));
 }
+
+/// `auth_request` (oauth2-proxy's recipe): each request asks another location first, without
+/// its body and with `$request_uri` and `$request_method` of the request it asks about; a 2xx
+/// lets it in with `auth_request_set` variables from the answer's headers, a 401 (with its
+/// challenge, and `error_page 401 = @signin`'s redirect) and a 403 refuse it, anything else is a
+/// 500. nginx and the proxy on one file give the same statuses, `Location` and
+/// `WWW-Authenticate`, and the app and the auth server get the same requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_request_lets_in_whom_nginx_lets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start_with("X-Auth-Request-User: alice\r\n", Answer::StatusOfPath).await;
+    let port = util::free_port();
+    let check = |name: &str, status: u16| {
+        format!(
+            "        location = /check-{name} {{\n            proxy_pass \
+             http://127.0.0.1:{app}/auth/{status};\n            proxy_pass_request_body off;\n            \
+             proxy_set_header Content-Length \"\";\n            proxy_set_header X-Original-URI \
+             $request_uri;\n            proxy_set_header X-Original-Method $request_method;\n        \
+             }}\n",
+            app = app.address.port(),
+        )
+    };
+    let mut body = String::new();
+    for (name, status) in [("ok", 202), ("no", 401), ("forbid", 403), ("broken", 404)] {
+        body.push_str(&check(name, status));
+    }
+    body.push_str(&format!(
+        r#"        location /private/ {{
+            auth_request /check-ok;
+            auth_request_set $user $upstream_http_x_auth_request_user;
+            proxy_set_header X-User $user;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /login/ {{
+            auth_request /check-no;
+            error_page 401 = @signin;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location @signin {{
+            return 302 https://auth.example.com/sign_in?rd=$scheme://$host$request_uri;
+        }}
+        location /forbidden/ {{
+            auth_request /check-forbid;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /broken/ {{
+            auth_request /check-broken;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /challenged/ {{
+            auth_request /check-no;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+        app = app.address.port(),
+    ));
+    let conf = tls_server(&d, port, &body);
+    const CASES: &[(&str, &[&str])] = &[
+        ("/private/a?x=1", &[]),
+        ("/private/b", &["--data-binary", "form=1"]),
+        ("/login/x?y=2", &[]),
+        ("/forbidden/x", &[]),
+        ("/broken/x", &[]),
+        ("/challenged/x", &[]),
+        ("/open", &[]),
+    ];
+    let probe = |d: &Path| {
+        let answers: Vec<Vec<String>> = CASES
+            .iter()
+            .map(|(path, options)| {
+                let fields = head_from("127.0.0.1", port, d, path, &[], options);
+                [":status", "location", "www-authenticate"]
+                    .iter()
+                    .map(|name| field(&fields, name))
+                    .collect()
+            })
+            .collect();
+        let mut asked: Vec<String> = app
+            .take()
+            .iter()
+            .map(|r| {
+                let line: Vec<&str> = r.request_line().split(' ').collect();
+                format!(
+                    "{} {} user={:?} uri={:?} method={:?} length={:?}",
+                    line[0],
+                    line[1],
+                    r.header("x-user"),
+                    r.header("x-original-uri"),
+                    r.header("x-original-method"),
+                    r.header("content-length"),
+                )
+            })
+            .collect();
+        asked.sort();
+        (answers, asked)
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for (((path, _), theirs), ours) in CASES.iter().zip(&theirs.0).zip(&ours.0) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    assert_eq!(
+        ours.1, theirs.1,
+        "the requests the app and the auth server got"
+    );
+    // What nginx did, so that the comparison means something.
+    let statuses: Vec<&str> = theirs.0.iter().map(|a| a[0].as_str()).collect();
+    assert_eq!(statuses, ["200", "200", "302", "403", "500", "401", "200"]);
+    assert_eq!(theirs.0[5][2], "Basic realm=\"app\"");
+    assert!(
+        theirs
+            .1
+            .iter()
+            .any(|line| line.starts_with("GET /private/a?x=1 user=[\"alice\"]")),
+        "{:#?}",
+        theirs.1
+    );
+}
