@@ -655,7 +655,7 @@ enum Action {
         internal: bool,
     },
     /// Forwards them (`proxy.routes`).
-    Forward(Target),
+    Forward(Box<Target>),
 }
 
 /// The locations of `proxy.fixed_responses` and `proxy.routes`, looked up as nginx looks up
@@ -931,7 +931,12 @@ impl Forwarder {
                     pages: ErrorPages::new(&route.error_pages, route.intercept_errors),
                     internal: route.internal,
                 },
-                None => Action::Forward(Target::new(route, &mut auths, &zones, &file_types)?),
+                None => Action::Forward(Box::new(Target::new(
+                    route,
+                    &mut auths,
+                    &zones,
+                    &file_types,
+                )?)),
             };
             locations.add(&route.path, action);
         }
@@ -1340,7 +1345,7 @@ impl Forwarder {
             let (target, answer, pages, internal_only) = match action {
                 None => (&self.default, None, server_pages, false),
                 Some(Action::Forward(target)) => {
-                    (target, None, &target.error_pages, target.internal)
+                    (&**target, None, &target.error_pages, target.internal)
                 }
                 // nginx checks the body's length before a location's `return`, with the
                 // server's limit.
