@@ -4703,7 +4703,7 @@ server {
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  location / { proxy_pass http://127.0.0.1:80; }\n  location ~ ^/api/ {\n    \
              proxy_pass http://127.0.0.1:80/;\n  }\n  location /admin {\n    proxy_pass \
-             http://127.0.0.1:80;\n    auth_request /x;\n  }\n  location @named { proxy_pass \
+             http://127.0.0.1:80;\n    sub_filter a b;\n  }\n  location @named { proxy_pass \
              http://127.0.0.1:80; }\n  location ~ /(x { proxy_pass http://127.0.0.1:80; }\n  \
              location /h { proxy_pass http://127.0.0.1:80; add_header X-A $x; }\n}\n",
         )
@@ -4714,7 +4714,7 @@ server {
             &[
                 ":7:5: proxy_pass: a URI in proxy_pass, in a regular expression or named \
                  location: nginx refuses it too",
-                ":11:5: auth_request: not supported in location /admin",
+                ":11:5: sub_filter: not supported in location /admin",
                 ":14:3: location: location /(x: not a regular expression",
                 ":15:49: add_header: $x is not supported in add_header",
             ],
