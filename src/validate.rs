@@ -461,6 +461,12 @@ fn proxy(out: &mut String, config: &Config) {
     for page in &proxy.error_pages {
         let _ = writeln!(out, "  errors    {} (error_pages)", error_page_text(page));
     }
+    if let Some(path) = &proxy.auth_request {
+        let _ = writeln!(
+            out,
+            "  auth      each request asks {path} first: 2xx lets it in, 401 and 403 refuse it (auth_request)"
+        );
+    }
     if proxy.intercept_errors {
         let _ = writeln!(
             out,
@@ -604,6 +610,12 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.internal {
             differs.push("internal requests only".to_string());
+        }
+        if route.auth_request != proxy.auth_request {
+            differs.push(match &route.auth_request {
+                Some(path) => format!("asks {path} first (auth_request)"),
+                None => "no auth_request".to_string(),
+            });
         }
         if route.expires != proxy.expires {
             differs.push(match route.expires {
