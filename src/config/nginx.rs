@@ -4453,6 +4453,64 @@ server {
         );
     }
 
+    /// `auth_request` of the server, a location's own and `off`; `auth_request_set` as a map
+    /// of the auth answer's header; the asked location's `proxy_pass_request_body off` warned.
+    #[test]
+    fn auth_request_is_mapped_as_nginx_reads_it() {
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  auth_request /auth;\n  location = /auth {\n    proxy_pass \
+             http://127.0.0.1:4180;\n    proxy_pass_request_body off;\n    proxy_set_header \
+             Content-Length \"\";\n    auth_request off;\n  }\n  location /api/ {\n    \
+             auth_request_set $user $upstream_http_x_user;\n    proxy_set_header X-User \
+             $user;\n    proxy_pass http://127.0.0.1:81;\n  }\n  location / {\n    proxy_pass \
+             http://127.0.0.1:80;\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "auth_request"]).unwrap(),
+            serde_json::json!("/auth")
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(routes[0]["auth_request"], "off");
+        assert_eq!(routes[1]["auth_request"], "/auth", "the server's");
+        assert_eq!(routes[1]["request_headers"]["X-User"], "${user}");
+        assert_eq!(
+            json(&mapped, &["proxy", "maps"]).unwrap(),
+            serde_json::json!([{
+                "variable": "user",
+                "source": "$auth_http_x_user",
+                "default": "$auth_http_x_user",
+                "values": [],
+            }])
+        );
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        for expected in [
+            ":8:5: proxy_pass_request_body: warning: ignored: an auth_request's request has no body",
+            ":9:5: proxy_set_header: warning: ignored: an auth_request's request has no body",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(expected)),
+                "{expected}: {warnings:#?}"
+            );
+        }
+        let err = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  auth_request $x;\n  location / {\n    auth_request_set $c \
+             $upstream_cookie_a;\n    add_header Set-Cookie $c;\n    proxy_pass \
+             http://127.0.0.1:80;\n  }\n}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":5:3: auth_request: takes a path (a variable is not supported) or off",
+                ":7:5: auth_request_set: only $upstream_http_NAME",
+            ],
+        );
+    }
+
     /// `map` blocks: the ones a served directive uses become `proxy.maps` (a map a map uses
     /// too, before it), the others are warned about; what the proxy cannot read is an error at
     /// the map's line.
