@@ -537,6 +537,8 @@ pub struct Proxy {
     /// A path asked first, for each request (nginx's `auth_request`): a 2xx answer lets the
     /// request in, 401 and 403 refuse it, anything else is a 500.
     pub auth_request: Option<String>,
+    /// `upstream_tls`, for an `https://` upstream.
+    pub upstream_tls: UpstreamTls,
     /// What each zone counts requests in flight per (nginx's `limit_conn_zone`), by name.
     pub concurrency_limit_zones: BTreeMap<String, ConcurrencyKey>,
     /// The zones a request is counted in while it is served (nginx's `limit_conn`).
@@ -593,6 +595,7 @@ impl Proxy {
             error_pages: self.error_pages.clone(),
             intercept_errors: self.intercept_errors,
             auth_request: self.auth_request.clone(),
+            upstream_tls: self.upstream_tls.clone(),
             internal: false,
             access_rules: self.access_rules.clone(),
             limit_except: self.limit_except.clone(),
@@ -828,6 +831,8 @@ pub struct Route {
     pub intercept_errors: bool,
     /// `auth_request`: the route's own, else the proxy's (`"off"`: none).
     pub auth_request: Option<String>,
+    /// `upstream_tls`: the route's own, else the proxy's.
+    pub upstream_tls: UpstreamTls,
     /// Only reachable by a rewrite, a `try_files` fallback or an error page: a client's
     /// request for it gets 404 (nginx's `internal`).
     pub internal: bool,
@@ -1454,6 +1459,37 @@ impl Condition {
             variable,
             test,
         })
+    }
+}
+
+/// `upstream_tls`: how the proxy speaks TLS to an `https://` upstream (nginx's `proxy_ssl_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The upstream's certificate is verified (nginx's `proxy_ssl_verify`, off by default
+    /// there; on here unless said).
+    pub verify: bool,
+    /// The CAs that sign it (nginx's `proxy_ssl_trusted_certificate`); none: the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The name it is verified for, and sent (nginx's `proxy_ssl_name`); none: the upstream's
+    /// host.
+    pub server_name: Option<String>,
+    /// The name is sent in the handshake (SNI; nginx's `proxy_ssl_server_name`, off by
+    /// default there; on here unless said).
+    pub send_server_name: bool,
+    /// A client certificate and its key (nginx's `proxy_ssl_certificate` and
+    /// `proxy_ssl_certificate_key`).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl Default for UpstreamTls {
+    fn default() -> UpstreamTls {
+        UpstreamTls {
+            verify: true,
+            ca_file: None,
+            server_name: None,
+            send_server_name: true,
+            client_cert: None,
+        }
     }
 }
 

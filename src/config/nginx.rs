@@ -821,6 +821,10 @@ struct Mapper {
     /// `upstream_is_http` says `proxy_pass` gave.
     proxy_ssl: Vec<Directive>,
     upstream_is_http: bool,
+    /// A `proxy_pass` gave an `https://` upstream.
+    upstream_is_https: bool,
+    /// `proxy_ssl_*` of `location /` (the server's are in `proxy_ssl`).
+    proxy_ssl_root: Vec<Directive>,
     /// The `proxy_pass` of `location /` and its URL as written, for `proxy_redirect default`.
     proxy_pass: Option<(Directive, String)>,
     /// `proxy_redirect` directives of the server (with the `http` level's) and of `location /`.
@@ -2356,6 +2360,9 @@ impl Mapper {
             "proxy_intercept_errors" => self.intercept_errors[2] = Some(d.clone()),
             "auth_request" => self.auth_request[2] = Some(d.clone()),
             "auth_request_set" => {}
+            name if name.starts_with("proxy_ssl") && d.name != "proxy_pass" => {
+                self.proxy_ssl_root.push(d.clone());
+            }
             "limit_except" => {
                 if let Some(except) = self.limit_except(d) {
                     self.set(d, &["proxy", "limit_except"], Value::from(except));
@@ -2439,20 +2446,120 @@ impl Mapper {
     /// `proxy_ssl_*`: with the `http://` upstream `proxy_pass` gave, nginx never uses them; else
     /// (no upstream, or one refused) they are refused too.
     fn proxy_ssl(&mut self) {
-        for d in std::mem::take(&mut self.proxy_ssl) {
-            if self.upstream_is_http {
-                self.warn(
-                    &d,
-                    "ignored: the upstream is http://, and nginx uses proxy_ssl_* only with an \
-                     https:// one",
-                );
-            } else {
-                self.error(
-                    &d,
-                    "applies to an https:// upstream, which is not supported",
-                );
+        let server = self.proxy_ssl.clone();
+        let root = std::mem::take(&mut self.proxy_ssl_root);
+        let https = self
+            .proxy_pass_url
+            .as_ref()
+            .is_some_and(|(_, url)| url.starts_with("https://"));
+        if let (true, Some((pass, _))) = (https, self.proxy_pass_url.clone()) {
+            if let Some(tls) = self.upstream_tls(&pass, &root, &server) {
+                self.set(&pass, &["proxy", "upstream_tls"], Value::from(tls));
+            }
+            return;
+        }
+        let unused = if self.upstream_is_https {
+            // The server's serve the routes that use them.
+            root
+        } else {
+            server.into_iter().chain(root).collect()
+        };
+        for d in unused {
+            self.warn(
+                &d,
+                "ignored: the upstream is http://, and nginx uses proxy_ssl_* only with an \
+                 https:// one",
+            );
+        }
+    }
+
+    /// `proxy_ssl_*` for an `https://` upstream as `upstream_tls`: each the location's own,
+    /// else the server's (or `http`'s), nginx's defaults (no verification, no SNI) without
+    /// any; `None` when one is refused (said).
+    fn upstream_tls(
+        &mut self,
+        pass: &Directive,
+        own: &[Directive],
+        outer: &[Directive],
+    ) -> Option<figment::value::Dict> {
+        let last = |name: &str| {
+            own.iter()
+                .rfind(|d| d.name == name)
+                .or_else(|| outer.iter().rfind(|d| d.name == name))
+                .cloned()
+        };
+        let mut tls = figment::value::Dict::new();
+        let mut ok = true;
+        let mut flag = |this: &mut Self, name: &str, key: &str| match last(name) {
+            None => {
+                tls.insert(key.into(), Value::from(false));
+                None
+            }
+            Some(d) => match d.args.as_slice() {
+                [on] if on == "on" => {
+                    tls.insert(key.into(), Value::from(true));
+                    Some(d)
+                }
+                [off] if off == "off" => {
+                    tls.insert(key.into(), Value::from(false));
+                    Some(d)
+                }
+                _ => {
+                    this.error(&d, "takes on or off");
+                    ok = false;
+                    None
+                }
+            },
+        };
+        let verify = flag(self, "proxy_ssl_verify", "verify");
+        flag(self, "proxy_ssl_server_name", "send_server_name");
+        if tls.get("verify").is_none_or(|v| v.to_bool() != Some(true)) {
+            let at = verify.unwrap_or_else(|| pass.clone());
+            self.warn(
+                &at,
+                "the app's certificate is not verified (nginx's default, proxy_ssl_verify off); \
+                 proxy_ssl_verify on with proxy_ssl_trusted_certificate verifies it",
+            );
+        }
+        for (name, key) in [
+            ("proxy_ssl_trusted_certificate", "ca_file"),
+            ("proxy_ssl_name", "server_name"),
+            ("proxy_ssl_certificate", "cert_file"),
+            ("proxy_ssl_certificate_key", "key_file"),
+        ] {
+            if let Some(d) = last(name) {
+                match d.args.as_slice() {
+                    [value] if !value.contains('$') => {
+                        tls.insert(key.into(), Value::from(value.clone()));
+                    }
+                    _ => {
+                        self.error(&d, "takes one value (a variable is not supported)");
+                        ok = false;
+                    }
+                }
             }
         }
+        for d in own.iter().chain(outer) {
+            match d.name.as_str() {
+                "proxy_ssl_verify"
+                | "proxy_ssl_server_name"
+                | "proxy_ssl_trusted_certificate"
+                | "proxy_ssl_name"
+                | "proxy_ssl_certificate"
+                | "proxy_ssl_certificate_key" => {}
+                "proxy_ssl_protocols" | "proxy_ssl_ciphers" | "proxy_ssl_conf_command" => {
+                    self.warn(d, "ignored: rustls chooses (TLS 1.3 and 1.2, AEAD suites)");
+                }
+                "proxy_ssl_session_reuse" | "proxy_ssl_verify_depth" => {
+                    self.warn(d, "ignored: it tunes nginx itself");
+                }
+                _ => {
+                    self.error(d, "not supported for an https:// upstream");
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(tls)
     }
 
     /// `proxy_set_header`: `location /`'s, else the server's (or the `http` level's), as nginx
@@ -2681,7 +2788,7 @@ impl Mapper {
                         rules.push(rule(from, to));
                         self.warn(d, relative);
                     }
-                    None if self.upstream_is_http => self.error(
+                    None if self.upstream_is_http || self.upstream_is_https => self.error(
                         d,
                         "default cannot stand for a proxy_pass with a variable (nginx refuses \
                          it too)",
@@ -2928,15 +3035,12 @@ impl Mapper {
     /// 127.0.0.1), or `None` with the error said.
     fn upstream(&mut self, d: &Directive, target: &str) -> Option<ProxyPass> {
         let (target, constants) = self.with_constants(target);
-        let Some(rest) = target.strip_prefix("http://") else {
-            if target.starts_with("https://") {
-                self.error(
-                    d,
-                    "an upstream over TLS is not supported: the app is on loopback",
-                );
-            } else {
-                self.error(d, "expects http://HOST:PORT");
-            }
+        let (scheme, rest) = if let Some(rest) = target.strip_prefix("http://") {
+            ("http", rest)
+        } else if let Some(rest) = target.strip_prefix("https://") {
+            ("https", rest)
+        } else {
+            self.error(d, "expects http://HOST:PORT or https://HOST:PORT");
             return None;
         };
         // `$request_uri` right after the address: the request's URI as the client sent it,
@@ -2988,14 +3092,20 @@ impl Mapper {
         };
         let address = if address.contains(':') {
             address
+        } else if scheme == "https" {
+            format!("{address}:443")
         } else {
             format!("{address}:80")
         };
         let address = address.replacen("localhost:", "127.0.0.1:", 1);
-        self.upstream_is_http = true;
+        if scheme == "https" {
+            self.upstream_is_https = true;
+        } else {
+            self.upstream_is_http = true;
+        }
         Some(ProxyPass {
-            url: format!("http://{address}"),
-            written: format!("http://{authority}"),
+            url: format!("{scheme}://{address}"),
+            written: format!("{scheme}://{authority}"),
             path: path.to_string(),
             variables,
         })
@@ -3239,6 +3349,7 @@ impl Mapper {
         let mut error_pages: Vec<Directive> = Vec::new();
         let mut intercept: Option<Directive> = None;
         let mut auth_request: Option<Directive> = None;
+        let mut own_ssl: Vec<Directive> = Vec::new();
         // A location an `auth_request` asks: its requests have no body.
         let asked_by_auth = match &path {
             PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => {
@@ -3294,6 +3405,7 @@ impl Mapper {
                 "proxy_intercept_errors" => intercept = Some(inner.clone()),
                 "auth_request" => auth_request = Some(inner.clone()),
                 "auth_request_set" => {}
+                name if name.starts_with("proxy_ssl") => own_ssl.push(inner.clone()),
                 "proxy_pass_request_body" if inner.args == ["off"] && asked_by_auth => {
                     self.warn(
                         inner,
@@ -3483,6 +3595,19 @@ impl Mapper {
             return None;
         }
         route.insert("upstream".into(), Value::from(upstream.url.clone()));
+        if upstream.url.starts_with("https://") {
+            let server = self.proxy_ssl.clone();
+            let tls = self.upstream_tls(&at, &own_ssl, &server)?;
+            route.insert("upstream_tls".into(), Value::from(tls));
+        } else {
+            for d in &own_ssl {
+                self.warn(
+                    d,
+                    "ignored: the upstream is http://, and nginx uses proxy_ssl_* only with an \
+                     https:// one",
+                );
+            }
+        }
         if let Some((key, value)) = target {
             route.insert(key.into(), Value::from(value));
         }
@@ -5809,13 +5934,29 @@ server {
                 ":13:5: proxy_intercept_errors: takes on or off",
             ],
         );
-        // proxy_ssl_* with an https:// upstream: refused with it.
-        let err = map(&server("listen 443 ssl;", "    proxy_ssl_verify on;\n", "")
-            .replace("http://127.0.0.1:80$request_uri", "https://127.0.0.1:443"))
-        .unwrap_err()
-        .to_string();
+        // proxy_ssl_* with an https:// upstream: its upstream_tls, nginx's defaults for the
+        // others (no SNI); one nginx has but the proxy cannot do is refused.
+        let text = server(
+            "listen 443 ssl;",
+            "    proxy_ssl_verify on;\n    proxy_ssl_trusted_certificate ca.crt;\n    \
+             proxy_ssl_protocols TLSv1.2;\n",
+            "",
+        )
+        .replace("http://127.0.0.1:80$request_uri", "https://127.0.0.1:8443");
+        let mapped = map(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json(&mapped, &["proxy", "upstream_tls"]).unwrap(),
+            serde_json::json!({ "verify": true, "send_server_name": false, "ca_file": "ca.crt" })
+        );
+        assert_eq!(
+            value(&mapped, "proxy.upstream").as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+        let err = map(&text.replace("proxy_ssl_protocols TLSv1.2", "proxy_ssl_crl crl.pem"))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains(":9:5: proxy_ssl_verify: applies to an https:// upstream"),
+            err.contains(":11:5: proxy_ssl_crl: not supported for an https:// upstream"),
             "{err}"
         );
         // `$request_uri` after a path: the whole target (nginx sends `//path`); another

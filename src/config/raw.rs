@@ -336,6 +336,18 @@ pub(crate) struct RawLimitExcept {
     pub access_rules: Option<Vec<String>>,
 }
 
+/// `upstream_tls`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub verify: Option<Scalar>,
+    pub ca_file: Option<String>,
+    pub server_name: Option<String>,
+    pub send_server_name: Option<Scalar>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
 /// One of `maps`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,6 +420,7 @@ pub(crate) struct RawRoute {
     pub error_pages: Option<Vec<RawErrorPage>>,
     pub intercept_errors: Option<Scalar>,
     pub auth_request: Option<String>,
+    pub upstream_tls: Option<RawUpstreamTls>,
     pub internal: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,
@@ -472,6 +485,7 @@ pub(crate) struct RawProxy {
     pub error_pages: Option<Vec<RawErrorPage>>,
     pub intercept_errors: Option<Scalar>,
     pub auth_request: Option<String>,
+    pub upstream_tls: Option<RawUpstreamTls>,
     pub maps: Option<Vec<RawMap>>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,

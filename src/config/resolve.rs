@@ -22,7 +22,7 @@ use super::{
     LimitExcept, LogFormat, Logging, PathMatch, Proxy, RateLimit, RedirectRewrite,
     ReplacementPiece, RequestHeaderPart, RewriteFlag, RewriteRule, Route, ServerNames, Telemetry,
     Template, TemplateCommand, TemplateConfig, TemplateSource, TryFallback, UnknownHost,
-    UpstreamTarget, VariableMap, Vault, Wait, default_cert_label,
+    UpstreamTarget, UpstreamTls, VariableMap, Vault, Wait, default_cert_label,
 };
 use crate::template::Functions;
 use crate::units;
@@ -1851,7 +1851,7 @@ fn backlog(r: &mut Resolver, path: &[&str], value: Option<&Scalar>, default: u32
 fn upstream_uri(r: &mut Resolver, at: &[&str], text: &str) -> http::Uri {
     match text.parse::<http::Uri>() {
         Ok(uri)
-            if uri.scheme_str() == Some("http")
+            if matches!(uri.scheme_str(), Some("http" | "https"))
                 && uri.authority().is_some()
                 && matches!(uri.path(), "" | "/")
                 && uri.query().is_none() =>
@@ -1862,7 +1862,7 @@ fn upstream_uri(r: &mut Resolver, at: &[&str], text: &str) -> http::Uri {
             r.error(
                 at,
                 format!(
-                    "{text:?} is not an upstream such as http://127.0.0.1:80 (plain http, no path)"
+                    "{text:?} is not an upstream such as http://127.0.0.1:80 (http or https, no path)"
                 ),
             );
             http::Uri::from_static("http://127.0.0.1:80")
@@ -2208,6 +2208,12 @@ fn resolve_proxy(
         false,
     );
     let auth_request = resolve_auth_request(r, &["proxy", "auth_request"], raw.auth_request, None);
+    let upstream_tls = resolve_upstream_tls(
+        r,
+        &["proxy", "upstream_tls"],
+        raw.upstream_tls,
+        UpstreamTls::default(),
+    );
     let raw_routes = raw.routes;
     let access_rules = resolve_access_rules(r, &["proxy", "access_rules"], raw.access_rules);
     let limit_except = raw
@@ -2311,6 +2317,7 @@ fn resolve_proxy(
         error_pages,
         intercept_errors,
         auth_request,
+        upstream_tls,
         maps,
         access_rules,
         limit_except,
@@ -2918,6 +2925,10 @@ fn resolve_routes(
             route.auth_request,
             proxy.auth_request.clone(),
         );
+        let upstream_tls = {
+            let base: Vec<&str> = base.iter().copied().chain(["upstream_tls"]).collect();
+            resolve_upstream_tls(r, &base, route.upstream_tls, proxy.upstream_tls.clone())
+        };
         let access_rules = match route.access_rules {
             Some(rules) => {
                 let base: Vec<&str> = base.iter().copied().chain(["access_rules"]).collect();
@@ -3018,6 +3029,7 @@ fn resolve_routes(
             error_pages,
             intercept_errors,
             auth_request,
+            upstream_tls,
             internal,
             access_rules,
             limit_except,
@@ -3051,6 +3063,54 @@ fn resolve_routes(
         }
     }
     routes
+}
+
+/// `upstream_tls = { verify, ca_file, server_name, send_server_name, cert_file, key_file }`
+/// at `base`, else `inherited` (a route's own replaces the proxy's whole).
+fn resolve_upstream_tls(
+    r: &mut Resolver,
+    base: &[&str],
+    raw: Option<raw::RawUpstreamTls>,
+    inherited: UpstreamTls,
+) -> UpstreamTls {
+    let Some(raw) = raw else {
+        return inherited;
+    };
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let defaults = UpstreamTls::default();
+    let path = |text: Option<String>| text.map(|t| PathBuf::from(t.trim()));
+    let server_name = raw.server_name.map(|name| name.trim().to_string());
+    if let Some(name) = &server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        r.error(
+            &at("server_name"),
+            format!("{name:?} is not a DNS name or an IP address"),
+        );
+    }
+    let client_cert = match (path(raw.cert_file), path(raw.key_file)) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => {
+            r.error(&at("key_file"), "is required with cert_file");
+            None
+        }
+        (None, Some(_)) => {
+            r.error(&at("cert_file"), "is required with key_file");
+            None
+        }
+    };
+    UpstreamTls {
+        verify: r.boolean(&at("verify"), raw.verify.as_ref(), defaults.verify),
+        ca_file: path(raw.ca_file),
+        server_name,
+        send_server_name: r.boolean(
+            &at("send_server_name"),
+            raw.send_server_name.as_ref(),
+            defaults.send_server_name,
+        ),
+        client_cert,
+    }
 }
 
 /// `auth_request = "/oauth2/auth"` (or `"off"`) at `at`, else `inherited`.

@@ -489,13 +489,41 @@ impl Target {
             .authority()
             .cloned()
             .unwrap_or_else(|| Authority::from_static("127.0.0.1:80"));
+        let default_port = if upstream.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
         let address = format!(
             "{}:{}",
             authority.host(),
-            authority.port_u16().unwrap_or(80)
+            authority.port_u16().unwrap_or(default_port)
         );
+        let tls = match upstream.scheme_str() {
+            Some("https") => {
+                let settings = &config.upstream_tls;
+                let tls = crate::tls::upstream_client_config(
+                    settings.verify,
+                    settings.ca_file.as_deref(),
+                    settings
+                        .client_cert
+                        .as_ref()
+                        .map(|(cert, key)| (cert.as_path(), key.as_path())),
+                    settings.send_server_name,
+                )?;
+                let host = settings
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| authority.host().trim_matches(['[', ']']).to_string());
+                let name = rustls_pki_types::ServerName::try_from(host.clone()).map_err(|_| {
+                    anyhow::anyhow!("upstream_tls: {host:?} is not a DNS name or an IP address")
+                })?;
+                Some((Arc::new(tls), name))
+            }
+            _ => None,
+        };
         Ok(Target {
-            upstream: Upstream::new(address, *connect_timeout),
+            upstream: Upstream::new(address, *connect_timeout, tls),
             response_timeout: *response_timeout,
             max_request_body: *max_request_body,
             // Validated when the configuration was resolved.

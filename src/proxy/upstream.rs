@@ -70,15 +70,28 @@ impl std::fmt::Display for UpstreamError {
 pub(crate) struct Upstream {
     address: String,
     connect_timeout: Duration,
+    /// An `https://` upstream: how to speak TLS to it, and the name it is verified for.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
     idle: Mutex<VecDeque<(Sender, Instant)>>,
 }
 
 impl Upstream {
-    /// An upstream at `address` (`HOST:PORT`); nothing is opened yet.
-    pub(crate) fn new(address: String, connect_timeout: Duration) -> Arc<Upstream> {
+    /// An upstream at `address` (`HOST:PORT`), over TLS with `tls`; nothing is opened yet.
+    pub(crate) fn new(
+        address: String,
+        connect_timeout: Duration,
+        tls: Option<(
+            Arc<rustls::ClientConfig>,
+            rustls_pki_types::ServerName<'static>,
+        )>,
+    ) -> Arc<Upstream> {
         Arc::new(Upstream {
             address,
             connect_timeout,
+            tls: tls.map(|(config, name)| (tokio_rustls::TlsConnector::from(config), name)),
             idle: Mutex::new(VecDeque::new()),
         })
     }
@@ -186,17 +199,39 @@ impl Upstream {
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Request)?;
-        crate::telemetry::spawn_in_span(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let Some((connector, name)) = &self.tls else {
+            return start(stream).await;
+        };
+        // The handshake within the same time as the connection.
+        let handshake = connector.connect(name.clone(), stream);
+        match tokio::time::timeout(self.connect_timeout, handshake).await {
+            Ok(Ok(stream)) => start(stream).await,
+            Ok(Err(err)) => Err(UpstreamError::Connect(err)),
+            Err(_) => Err(UpstreamError::Connect(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no TLS handshake within {:?}", self.connect_timeout),
+            ))),
+        }
     }
 }
+
+/// HTTP/1.1 on `stream`, its connection driven by a task of its own.
+async fn start<S>(stream: S) -> Result<Sender, UpstreamError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(UpstreamError::Request)?;
+    crate::telemetry::spawn_in_span(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+impl Upstream {}
 
 /// A response body from the upstream; its connection returns to the pool at the body's end.
 /// Dropped before the end, the connection is closed (it is mid-message).

@@ -240,6 +240,84 @@ pub(crate) fn client_config(
     Ok((tls, trust))
 }
 
+/// A rustls client config for the proxy's `https://` upstream (`proxy.upstream_tls`): its
+/// certificate verified against `ca_file` (else the system's CAs) when `verify`, else any
+/// accepted (handshake signatures still checked); a `client` certificate and key; the name
+/// sent (SNI) only with `sni`. No ALPN: HTTP/1.1, as nginx speaks to its upstreams.
+pub(crate) fn upstream_client_config(
+    verify: bool,
+    ca_file: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+    sni: bool,
+) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("the crypto provider supports neither TLS 1.2 nor 1.3")?;
+    let verifier: Arc<dyn ServerCertVerifier> = if !verify {
+        Arc::new(AcceptAnyCertificate(provider.clone()))
+    } else {
+        let roots = match ca_file {
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                for cert in read_certificates(path)
+                    .with_context(|| format!("upstream_tls.ca_file {}", path.display()))?
+                {
+                    roots.add(cert).with_context(|| {
+                        format!(
+                            "upstream_tls.ca_file {}: a certificate rustls refuses",
+                            path.display()
+                        )
+                    })?;
+                }
+                roots
+            }
+            None => {
+                let mut roots = RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    bail!(
+                        "upstream_tls: no system CA certificates to verify the upstream with: \
+                         give upstream_tls.ca_file"
+                    );
+                }
+                roots
+            }
+        };
+        verifier_for(roots, &provider, None)?
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut tls = match client {
+        Some((cert, key)) => {
+            let chain = read_certificates(cert)
+                .with_context(|| format!("upstream_tls.cert_file {}", cert.display()))?;
+            let key_text = std::fs::read(key).with_context(|| {
+                format!(
+                    "upstream_tls.key_file {}: cannot read the file",
+                    key.display()
+                )
+            })?;
+            let (key_der, _) = pem::first_private_key(&key_text)
+                .map_err(|err| anyhow::anyhow!("upstream_tls.key_file {}: {err}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .with_context(|| {
+                    format!(
+                        "upstream_tls.cert_file {} and its key do not match",
+                        cert.display()
+                    )
+                })?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    tls.enable_sni = sni;
+    Ok(tls)
+}
+
 /// A verifier of certificates chaining to `roots`, for `name` instead of the address's host
 /// when given (`tls_server_name`).
 fn verifier_for(

@@ -3831,3 +3831,139 @@ async fn auth_request_lets_in_whom_nginx_lets_in() {
         theirs.1
     );
 }
+
+/// `proxy_pass https://` (`upstream_tls`): nginx's defaults (no verification, no SNI), SNI with
+/// `proxy_ssl_server_name on` and `proxy_ssl_name`, verification against
+/// `proxy_ssl_trusted_certificate` (a wrong name refused: 502), and a client certificate. An
+/// nginx serving TLS is the app; nginx and the proxy on one file get the same answers from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_is_spoken_to_as_nginx_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    // `words` split at spaces, then `more` as they are.
+    let openssl = |words: &str, more: &[&str]| {
+        let output = Command::new("openssl")
+            .args(words.split(' '))
+            .args(more)
+            .current_dir(&d)
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        &format!("req -x509 {ec} -keyout ca.key -out ca.crt -days 1 -subj"),
+        &["/CN=App CA"],
+    );
+    for (name, subject, ext) in [
+        (
+            "app",
+            "/CN=app.internal",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:app.internal\n",
+        ),
+        (
+            "client",
+            "/CN=front/O=Acme",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        openssl(
+            &format!("req {ec} -keyout {name}.key -out {name}.csr -subj"),
+            &[subject],
+        );
+        util::write_file(&d, &format!("{name}.ext"), ext);
+        openssl(
+            &format!(
+                "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -set_serial 0x0{} -days 1 \
+                 -extfile {name}.ext -out {name}.crt",
+                name.len()
+            ),
+            &[],
+        );
+    }
+    // The app: nginx over TLS, saying what it saw.
+    let app_dir = d.join("app");
+    std::fs::create_dir(&app_dir).unwrap();
+    let app_port = util::free_port();
+    let shown = d.display();
+    let app_conf = util::write_file(
+        &app_dir,
+        "nginx.conf",
+        &format!(
+            "{head}    server {{\n        listen 127.0.0.1:{app_port} ssl;\n        \
+             ssl_certificate {shown}/app.crt;\n        ssl_certificate_key {shown}/app.key;\n        \
+             ssl_client_certificate {shown}/ca.crt;\n        ssl_verify_client optional;\n        \
+             location / {{\n            return 200 \"sni=[$ssl_server_name] \
+             client=[$ssl_client_s_dn] $request_uri\\n\";\n        }}\n    }}\n}}\n",
+            head = nginx_head(&app_dir),
+        ),
+    );
+    let _app = start_nginx(&app_conf, &app_dir, app_port);
+    let port = util::free_port();
+    let up = format!("https://127.0.0.1:{app_port}");
+    let conf = tls_server(
+        &d,
+        port,
+        // nginx shares a TLS session among the locations of one upstream address, and a
+        // resumed session keeps the first handshake's SNI, client certificate and verification
+        // result: each location here gets its own handshake, as the proxy's routes do.
+        &format!(
+            r#"        proxy_ssl_session_reuse off;
+        location / {{
+            proxy_pass {up};
+        }}
+        location /sni/ {{
+            proxy_pass {up};
+            proxy_ssl_server_name on;
+            proxy_ssl_name app.internal;
+        }}
+        location /verified/ {{
+            proxy_pass {up};
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {shown}/ca.crt;
+            proxy_ssl_name app.internal;
+        }}
+        location /wrong-name/ {{
+            proxy_pass {up};
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate {shown}/ca.crt;
+            proxy_ssl_name other.internal;
+        }}
+        location /client/ {{
+            proxy_pass {up};
+            proxy_ssl_certificate {shown}/client.crt;
+            proxy_ssl_certificate_key {shown}/client.key;
+        }}
+"#
+        ),
+    );
+    const PATHS: &[&str] = &[
+        "/a?x=1",
+        "/sni/b",
+        "/verified/c",
+        "/wrong-name/d",
+        "/client/e",
+    ];
+    let probe = |d: &Path| {
+        PATHS
+            .iter()
+            .map(|path| {
+                let (status, _, _, body) = answer(port, d, path);
+                (status, if status == 200 { body } else { String::new() })
+            })
+            .collect::<Vec<_>>()
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    // What nginx did, so that the comparison means something.
+    assert_eq!(theirs[0], (200, "sni=[] client=[] /a?x=1\n".to_string()));
+    assert_eq!(theirs[1].1, "sni=[app.internal] client=[] /sni/b\n");
+    assert_eq!(theirs[2].0, 200);
+    assert_eq!(theirs[3].0, 502);
+    assert_eq!(theirs[4].1, "sni=[] client=[O=Acme,CN=front] /client/e\n");
+}
