@@ -461,6 +461,13 @@ fn proxy(out: &mut String, config: &Config) {
     for page in &proxy.error_pages {
         let _ = writeln!(out, "  errors    {} (error_pages)", error_page_text(page));
     }
+    if proxy.upstream.scheme_str() == Some("https") {
+        let _ = writeln!(
+            out,
+            "  upstream  TLS: {} (upstream_tls)",
+            upstream_tls_text(&proxy.upstream_tls)
+        );
+    }
     if let Some(path) = &proxy.auth_request {
         let _ = writeln!(
             out,
@@ -610,6 +617,10 @@ fn proxy(out: &mut String, config: &Config) {
         }
         if route.internal {
             differs.push("internal requests only".to_string());
+        }
+        if route.upstream.scheme_str() == Some("https") && route.upstream_tls != proxy.upstream_tls
+        {
+            differs.push(format!("TLS: {}", upstream_tls_text(&route.upstream_tls)));
         }
         if route.auth_request != proxy.auth_request {
             differs.push(match &route.auth_request {
@@ -857,4 +868,28 @@ fn status_text(status: crate::config::ErrorPageStatus) -> String {
         crate::config::ErrorPageStatus::OfPage => ", with the page's status".to_string(),
         crate::config::ErrorPageStatus::Set(code) => format!(", with status {code}"),
     }
+}
+
+/// `upstream_tls`, as `validate` prints it.
+fn upstream_tls_text(tls: &crate::config::UpstreamTls) -> String {
+    let mut parts = vec![match (&tls.verify, &tls.ca_file) {
+        (false, _) => "the certificate not verified".to_string(),
+        (true, Some(ca)) => format!("verified against {}", ca.display()),
+        (true, None) => "verified against the system's CAs".to_string(),
+    }];
+    if let Some(name) = &tls.server_name {
+        parts.push(format!("as {name}"));
+    }
+    parts.push(
+        if tls.send_server_name {
+            "SNI sent"
+        } else {
+            "no SNI"
+        }
+        .to_string(),
+    );
+    if let Some((cert, _)) = &tls.client_cert {
+        parts.push(format!("client certificate {}", cert.display()));
+    }
+    parts.join(", ")
 }
