@@ -120,8 +120,8 @@ pub struct ProxyArgs {
     /// The TLS listener, IP:PORT or :PORT [proxy.listen; default 0.0.0.0:443].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Where requests go: http://HOST:PORT, or HOST:PORT for plain HTTP [proxy.upstream;
-    /// default http://127.0.0.1:80].
+    /// Where requests go: http://HOST:PORT (or HOST:PORT), or https://HOST:PORT
+    /// [proxy.upstream; default http://127.0.0.1:80].
     #[arg(long, value_name = "ADDR")]
     pub upstream: Option<String>,
     /// The certificate chain served, PEM; reloaded when it changes [proxy.cert_file; default

@@ -218,21 +218,7 @@ pub(crate) fn client_config(
         .with_custom_certificate_verifier(verifier);
     let mut tls = match &settings.client_cert {
         Some((cert, key)) => {
-            let chain = read_certificates(cert)
-                .with_context(|| format!("vault.client_cert {}", cert.display()))?;
-            let key_text = std::fs::read(key).with_context(|| {
-                format!("vault.client_key {}: cannot read the file", key.display())
-            })?;
-            let (key_der, _) = pem::first_private_key(&key_text)
-                .map_err(|err| anyhow::anyhow!("vault.client_key {}: {err}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .with_context(|| {
-                    format!(
-                        "vault.client_cert {} and its key do not match",
-                        cert.display()
-                    )
-                })?
+            with_client_cert(builder, cert, key, "vault.client_cert", "vault.client_key")?
         }
         None => builder.with_no_client_auth(),
     };
@@ -292,30 +278,37 @@ pub(crate) fn upstream_client_config(
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let mut tls = match client {
-        Some((cert, key)) => {
-            let chain = read_certificates(cert)
-                .with_context(|| format!("upstream_tls.cert_file {}", cert.display()))?;
-            let key_text = std::fs::read(key).with_context(|| {
-                format!(
-                    "upstream_tls.key_file {}: cannot read the file",
-                    key.display()
-                )
-            })?;
-            let (key_der, _) = pem::first_private_key(&key_text)
-                .map_err(|err| anyhow::anyhow!("upstream_tls.key_file {}: {err}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .with_context(|| {
-                    format!(
-                        "upstream_tls.cert_file {} and its key do not match",
-                        cert.display()
-                    )
-                })?
-        }
+        Some((cert, key)) => with_client_cert(
+            builder,
+            cert,
+            key,
+            "upstream_tls.cert_file",
+            "upstream_tls.key_file",
+        )?,
         None => builder.with_no_client_auth(),
     };
     tls.enable_sni = sni;
     Ok(tls)
+}
+
+/// `builder` with the client certificate chain in `cert` and the key in `key`; messages name
+/// them by their settings, `cert_key` and `key_key`.
+fn with_client_cert(
+    builder: rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    cert: &Path,
+    key: &Path,
+    cert_key: &str,
+    key_key: &str,
+) -> anyhow::Result<rustls::ClientConfig> {
+    let chain =
+        read_certificates(cert).with_context(|| format!("{cert_key} {}", cert.display()))?;
+    let key_text = std::fs::read(key)
+        .with_context(|| format!("{key_key} {}: cannot read the file", key.display()))?;
+    let (key_der, _) = pem::first_private_key(&key_text)
+        .map_err(|err| anyhow::anyhow!("{key_key} {}: {err}", key.display()))?;
+    builder
+        .with_client_auth_cert(chain, key_der)
+        .with_context(|| format!("{cert_key} {} and its key do not match", cert.display()))
 }
 
 /// A verifier of certificates chaining to `roots`, for `name` instead of the address's host

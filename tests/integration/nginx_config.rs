@@ -69,6 +69,21 @@ fn tls_server(d: &Path, port: u16, body: &str) -> PathBuf {
     )
 }
 
+/// `openssl` in `dir` with `words` split at spaces, then `more` as they are; it must succeed.
+fn openssl_in(dir: &Path, words: &str, more: &[&str]) {
+    let output = Command::new("openssl")
+        .args(words.split(' '))
+        .args(more)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// One HTTPS request with a forged `X-Real-IP`; the response head and body.
 fn curl(port: u16, dir: &Path) -> String {
     let output = Command::new("curl")
@@ -1502,20 +1517,7 @@ async fn client_certificate_variables_reach_the_app_as_nginx_sends_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     pair(&d);
-    // `words` split at spaces, then `more` as they are.
-    let openssl = |words: &str, more: &[&str]| {
-        let output = Command::new("openssl")
-            .args(words.split(' '))
-            .args(more)
-            .current_dir(&d)
-            .output()
-            .expect("run openssl");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let openssl = |words: &str, more: &[&str]| openssl_in(&d, words, more);
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     openssl(
         &format!("req -x509 {ec} -keyout ca.key -out ca.crt -days 1 -subj"),
@@ -3841,20 +3843,7 @@ async fn an_https_upstream_is_spoken_to_as_nginx_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     pair(&d);
-    // `words` split at spaces, then `more` as they are.
-    let openssl = |words: &str, more: &[&str]| {
-        let output = Command::new("openssl")
-            .args(words.split(' '))
-            .args(more)
-            .current_dir(&d)
-            .output()
-            .expect("run openssl");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
+    let openssl = |words: &str, more: &[&str]| openssl_in(&d, words, more);
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     openssl(
         &format!("req -x509 {ec} -keyout ca.key -out ca.crt -days 1 -subj"),

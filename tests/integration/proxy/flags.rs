@@ -215,8 +215,8 @@ fn proxy_flag_with_a_bad_value_exits_78_naming_the_flag() {
             "--listen: proxy.listen: \"localhost:443\" is not an IP:port address",
         ),
         (
-            vec!["--upstream", "https://127.0.0.1:80"],
-            "--upstream: proxy.upstream: \"https://127.0.0.1:80\" is not an upstream",
+            vec!["--upstream", "ftp://127.0.0.1:80"],
+            "--upstream: proxy.upstream: \"ftp://127.0.0.1:80\" is not an upstream",
         ),
         (
             vec!["--metrics-listen", "9102"],
