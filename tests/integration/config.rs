@@ -406,6 +406,41 @@ fn every_key_fixture_resolves_every_key() {
         // A route without its own takes the proxy's.
         assert_eq!(&config.proxy.routes[1].error_pages, pages);
         assert!(config.proxy.routes[1].intercept_errors);
+        assert_eq!(config.proxy.auth_request.as_deref(), Some("/auth"));
+        assert_eq!(
+            config.proxy.routes[1].auth_request.as_deref(),
+            Some("/auth")
+        );
+        let tls = &config.proxy.upstream_tls;
+        assert!(tls.verify && !tls.send_server_name);
+        assert_eq!(tls.server_name.as_deref(), Some("app.internal"));
+        assert_eq!(
+            tls.client_cert,
+            Some((
+                "/etc/app-tls/client.crt".into(),
+                "/etc/app-tls/client.key".into()
+            ))
+        );
+        let auth = config
+            .proxy
+            .routes
+            .iter()
+            .find(|route| route.path.to_string() == "= /auth")
+            .expect("the auth route");
+        assert_eq!(auth.auth_request, None, "off");
+        assert_eq!(auth.upstream.to_string(), "https://127.0.0.1:4443/");
+        assert!(
+            !auth.upstream_tls.verify && auth.upstream_tls.send_server_name,
+            "its own, whole"
+        );
+        assert_eq!(config.proxy.maps[0].name, "cors_origin");
+        assert_eq!(
+            config.proxy.response_headers,
+            [(
+                "Access-Control-Allow-Origin".to_string(),
+                "$cors_origin".to_string()
+            )]
+        );
     }
     assert_eq!(config.listen_backlog, 1024);
     assert_eq!(
