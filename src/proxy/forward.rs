@@ -1228,6 +1228,7 @@ impl Forwarder {
                 let mut redirect = Response::new(full(Bytes::new()));
                 *redirect.status_mut() = status;
                 redirect.headers_mut().insert(header::LOCATION, url.clone());
+                keep_challenge(&response, &mut redirect);
                 return redirect;
             }
             Page::Uri(path) => (Some(path), None),
