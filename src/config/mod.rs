@@ -1798,15 +1798,7 @@ fn part_name(part: &RequestHeaderPart) -> String {
         RequestHeaderPart::Https => "https".into(),
         RequestHeaderPart::Arg(name) => format!("arg_{name}"),
         RequestHeaderPart::Cookie(name) => format!("cookie_{name}"),
-        RequestHeaderPart::Client(variable) => match variable {
-            ClientVariable::Subject => "ssl_client_s_dn",
-            ClientVariable::Issuer => "ssl_client_i_dn",
-            ClientVariable::Verify => "ssl_client_verify",
-            ClientVariable::Serial => "ssl_client_serial",
-            ClientVariable::Fingerprint => "ssl_client_fingerprint",
-            ClientVariable::EscapedCert => "ssl_client_escaped_cert",
-        }
-        .into(),
+        RequestHeaderPart::Client(variable) => variable.name().into(),
         RequestHeaderPart::Map(map) => map.name.clone(),
         RequestHeaderPart::AuthHttp(name) => format!("auth_http_{}", name.replace('-', "_")),
     }
@@ -1873,17 +1865,30 @@ pub(crate) enum ClientVariable {
 }
 
 impl ClientVariable {
+    /// Each variable and its name (without its `$`).
+    const NAMES: [(ClientVariable, &'static str); 6] = [
+        (ClientVariable::Subject, "ssl_client_s_dn"),
+        (ClientVariable::Issuer, "ssl_client_i_dn"),
+        (ClientVariable::Verify, "ssl_client_verify"),
+        (ClientVariable::Serial, "ssl_client_serial"),
+        (ClientVariable::Fingerprint, "ssl_client_fingerprint"),
+        (ClientVariable::EscapedCert, "ssl_client_escaped_cert"),
+    ];
+
     /// The variable named `name` (without its `$`).
     pub(crate) fn named(name: &str) -> Option<ClientVariable> {
-        Some(match name {
-            "ssl_client_s_dn" => ClientVariable::Subject,
-            "ssl_client_i_dn" => ClientVariable::Issuer,
-            "ssl_client_verify" => ClientVariable::Verify,
-            "ssl_client_serial" => ClientVariable::Serial,
-            "ssl_client_fingerprint" => ClientVariable::Fingerprint,
-            "ssl_client_escaped_cert" => ClientVariable::EscapedCert,
-            _ => return None,
-        })
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(variable, _)| *variable)
+    }
+
+    /// Its name, without its `$`.
+    pub(crate) fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(variable, _)| *variable == self)
+            .map_or("", |(_, name)| name)
     }
 }
 

@@ -1143,7 +1143,7 @@ impl Mapper {
             return None;
         };
         let mut default = String::new();
-        let mut values = Vec::new();
+        let mut entries: Vec<(String, String)> = Vec::new();
         let mut ok = true;
         for entry in d.block.as_deref().unwrap_or_default() {
             match (entry.name.as_str(), entry.args.as_slice()) {
@@ -1165,12 +1165,7 @@ impl Mapper {
                     ok = false;
                 }
                 ("default", [value]) => default = value.clone(),
-                (matched, [value]) => {
-                    let mut pair = figment::value::Dict::new();
-                    pair.insert("match".into(), Value::from(matched.to_string()));
-                    pair.insert("value".into(), Value::from(value.clone()));
-                    values.push(Value::from(pair));
-                }
+                (matched, [value]) => entries.push((matched.to_string(), value.clone())),
                 _ => {
                     self.error(entry, "a map's entry is a value and what it gives");
                     ok = false;
@@ -1182,14 +1177,6 @@ impl Mapper {
         }
         // Read as the proxy reads it (with the maps before it), so that an error is at the
         // map's line.
-        let entries: Vec<(String, String)> = d
-            .block
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .filter(|e| !matches!(e.name.as_str(), "default" | "volatile"))
-            .filter_map(|e| Some((e.name.clone(), e.args.first()?.clone())))
-            .collect();
         let scope = super::MapScope::enter(self.read_maps.clone());
         let read = super::VariableMap::new(name, source, &entries, &default);
         drop(scope);
@@ -1204,6 +1191,15 @@ impl Mapper {
         entry.insert("variable".into(), Value::from(name.to_string()));
         entry.insert("source".into(), Value::from(source.clone()));
         entry.insert("default".into(), Value::from(default));
+        let values: Vec<Value> = entries
+            .into_iter()
+            .map(|(matched, value)| {
+                let mut pair = figment::value::Dict::new();
+                pair.insert("match".into(), Value::from(matched));
+                pair.insert("value".into(), Value::from(value));
+                Value::from(pair)
+            })
+            .collect();
         entry.insert("values".into(), Value::from(values));
         Some(entry)
     }

@@ -2728,23 +2728,16 @@ fn resolve_answer(
             );
             return None;
         }
-        Some(given) => {
-            let code = match given {
-                Scalar::Int(code) => u16::try_from(*code).ok(),
-                Scalar::Text(code) => code.trim().parse().ok(),
-                Scalar::Float(_) | Scalar::Bool(_) => None,
-            };
-            match code.filter(|c| (200..=599).contains(c)) {
-                Some(code) => code,
-                None => {
-                    r.error(
-                        &at("status"),
-                        format!("{given} is not an HTTP status from 200 to 599"),
-                    );
-                    return None;
-                }
+        Some(given) => match status_number(given).filter(|c| (200..=599).contains(c)) {
+            Some(code) => code,
+            None => {
+                r.error(
+                    &at("status"),
+                    format!("{given} is not an HTTP status from 200 to 599"),
+                );
+                return None;
             }
-        }
+        },
     };
     let location = response.location.map(|l| l.trim().to_string());
     let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
@@ -3113,6 +3106,15 @@ fn resolve_upstream_tls(
     }
 }
 
+/// An HTTP status written as a number or in a string, unchecked for range.
+fn status_number(value: &Scalar) -> Option<u16> {
+    match value {
+        Scalar::Int(code) => u16::try_from(*code).ok(),
+        Scalar::Text(code) => code.trim().parse().ok(),
+        Scalar::Float(_) | Scalar::Bool(_) => None,
+    }
+}
+
 /// `auth_request = "/oauth2/auth"` (or `"off"`) at `at`, else `inherited`.
 fn resolve_auth_request(
     r: &mut Resolver,
@@ -3215,16 +3217,11 @@ fn resolve_error_pages(
         let at = |key: &'static str| -> Vec<&str> {
             base.iter().copied().chain([index.as_str(), key]).collect()
         };
-        let status_of = |value: &Scalar| match value {
-            Scalar::Int(code) => u16::try_from(*code).ok(),
-            Scalar::Text(code) => code.trim().parse().ok(),
-            Scalar::Float(_) | Scalar::Bool(_) => None,
-        };
         let mut statuses = Vec::new();
         for value in raw.statuses.unwrap_or_default() {
             // nginx's range: what the proxy or an upstream may answer with that is not a
             // success.
-            match status_of(&value).filter(|c| (300..=599).contains(c) && *c != 499) {
+            match status_number(&value).filter(|c| (300..=599).contains(c) && *c != 499) {
                 Some(code) => statuses.push(code),
                 None => r.error(
                     &at("statuses"),
@@ -3286,7 +3283,7 @@ fn resolve_error_pages(
         let status = match &raw.status {
             None => ErrorPageStatus::Kept,
             Some(Scalar::Text(text)) if text.trim() == "page" => ErrorPageStatus::OfPage,
-            Some(value) => match status_of(value) {
+            Some(value) => match status_number(value) {
                 Some(code)
                     if matches!(page, ErrorPageTarget::Redirect(_))
                         && matches!(code, 301 | 302 | 303 | 307 | 308) =>
