@@ -1586,9 +1586,14 @@ pub(crate) enum RequestHeaderPart {
     Client(ClientVariable),
     /// A variable of `proxy.maps` (nginx's `map`): its value chosen by another's.
     Map(std::sync::Arc<VariableMap>),
-    /// `$auth_http_NAME`: the header NAME of the `auth_request` answer that let the request in
-    /// (nginx's `$upstream_http_NAME` in `auth_request_set`), else nothing.
+    /// `$auth_http_NAME`: the header NAME of the request's `auth_request` answer (nginx's
+    /// `$upstream_http_NAME` in `auth_request_set`), else nothing. Of several, all joined with
+    /// `, `, but `Set-Cookie`: its first (a joined one is no cookie; nginx's too).
     AuthHttp(String),
+    /// `$auth_set_cookie_NAME`: the value of the cookie NAME (name case ignored) that the
+    /// request's `auth_request` answer sets with a `Set-Cookie` (nginx's `$upstream_cookie_NAME`
+    /// in `auth_request_set`), else nothing.
+    AuthSetCookie(String),
 }
 
 /// One of `proxy.maps` (nginx's `map $source $name { ... }`): the value of `$name` for a request
@@ -1801,6 +1806,7 @@ fn part_name(part: &RequestHeaderPart) -> String {
         RequestHeaderPart::Client(variable) => variable.name().into(),
         RequestHeaderPart::Map(map) => map.name.clone(),
         RequestHeaderPart::AuthHttp(name) => format!("auth_http_{}", name.replace('-', "_")),
+        RequestHeaderPart::AuthSetCookie(name) => format!("auth_set_cookie_{name}"),
     }
 }
 
@@ -1967,6 +1973,13 @@ pub(crate) fn request_header_parts(value: &str) -> Result<Vec<RequestHeaderPart>
                     Some((_, cookie)) => RequestHeaderPart::Cookie(cookie.to_string()),
                     None => return Err(format!("${name}")),
                 }
+            }
+            VariablePiece::Variable(name)
+                if name.starts_with("auth_set_cookie_")
+                    && name.len() > "auth_set_cookie_".len()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                RequestHeaderPart::AuthSetCookie(name["auth_set_cookie_".len()..].to_string())
             }
             VariablePiece::Variable(name)
                 if name.starts_with("auth_http_")

@@ -776,6 +776,30 @@ fn scheme_is_never(args: &[String]) -> bool {
     )
 }
 
+/// The words of an `if`'s condition, without nginx's parentheses (alone or against the first
+/// and last words).
+fn condition_words(d: &Directive) -> Vec<String> {
+    let mut args = d.args.clone();
+    match args.first().map(String::as_str) {
+        Some("(") => {
+            args.remove(0);
+        }
+        Some(first) if first.starts_with('(') => args[0] = first[1..].to_string(),
+        _ => {}
+    }
+    match args.last().map(String::as_str) {
+        Some(")") => {
+            args.pop();
+        }
+        Some(last) if last.ends_with(')') => {
+            let at = args.len() - 1;
+            args[at] = last[..last.len() - 1].to_string();
+        }
+        _ => {}
+    }
+    args
+}
+
 /// nginx's `client_max_body_size` when a file sets none.
 const NGINX_BODY_SIZE: &str = "1m";
 
@@ -815,6 +839,12 @@ struct Mapper {
     auth_request: [Option<Directive>; 3],
     /// The paths an `auth_request` asks (their locations need no request body).
     auth_paths: Vec<String>,
+    /// The variables only `auth_request_set` sets (without `$`): empty until nginx's access
+    /// phase, so in any `if` of a location a request reaches by its path.
+    auth_variables: Vec<String>,
+    /// The location being read is reached only internally (named, or `internal`): `if`s
+    /// there may see `auth_request_set`'s variables set.
+    internal_location: bool,
     /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
     tls_only: bool,
     /// `proxy_ssl_*` directives: ignored by nginx with an `http://` upstream, which
@@ -978,7 +1008,26 @@ impl Mapper {
     fn finish(mut self, path: &Path) -> Result<Mapped, ConfigErrors> {
         // `auth_request_set` variables are maps too, before the file's own.
         let servers = self.servers.clone();
-        let sets = self.auth_request_sets(&servers);
+        let mut sets: Vec<Directive> = Vec::new();
+        for set in self.auth_request_sets(&servers) {
+            // One variable for the whole file: the same setting in several locations is one
+            // map.
+            match sets.iter().find(|m| m.args.get(1) == set.args.get(1)) {
+                Some(earlier) if earlier.args.first() != set.args.first() => {
+                    let message = format!(
+                        "{} is set otherwise at {}: the proxy's variables are the same in every \
+                         location",
+                        set.args[1], earlier.at
+                    );
+                    self.error(&set, message);
+                }
+                Some(_) => {}
+                None => {
+                    self.auth_variables.push(set.args[1][1..].to_string());
+                    sets.push(set);
+                }
+            }
+        }
         self.maps.splice(0..0, sets);
         // The maps' variables are the request's for every directive read below.
         let names = self
@@ -2052,26 +2101,7 @@ impl Mapper {
     /// `if (CONDITION) { return ...; }` as a `conditional_answers` entry; `None` (an error
     /// given) for any other `if`.
     fn if_answer(&mut self, d: &Directive) -> Option<figment::value::Dict> {
-        // nginx's parentheses, alone or against the first and last words.
-        let mut args = d.args.clone();
-        match args.first().map(String::as_str) {
-            Some("(") => {
-                args.remove(0);
-            }
-            Some(first) if first.starts_with('(') => args[0] = first[1..].to_string(),
-            _ => {}
-        }
-        match args.last().map(String::as_str) {
-            Some(")") => {
-                args.pop();
-            }
-            Some(last) if last.ends_with(')') => {
-                let at = args.len() - 1;
-                args[at] = last[..last.len() - 1].to_string();
-            }
-            _ => {}
-        }
-        let when = match args.as_slice() {
+        let when = match condition_words(d).as_slice() {
             [variable] if variable.starts_with('$') => variable.clone(),
             [variable, operator, value] if variable.starts_with('$') => {
                 format!("{variable} {operator} {value}")
@@ -2389,9 +2419,30 @@ impl Mapper {
     /// Directives of the server or `location /` that make no difference here, each warned
     /// about; `false` for anything else (the caller refuses it). `chunked_transfer_encoding on`
     /// (nginx's default); `proxy_ssl_*` (kept for [`Mapper::proxy_ssl`]); an `if` on
-    /// `$scheme` that can only be true over plain HTTP, in a server that has none;
+    /// `$scheme` that can only be true over plain HTTP, in a server that has none; an `if`
+    /// nginx tests before its variable is set ([`Mapper::tested_unset`]);
     /// `ignore_invalid_headers off`.
     fn without_effect(&mut self, d: &Directive) -> bool {
+        if d.name == "if"
+            && let Some((variable, holds)) = self.tested_unset(d)
+        {
+            let why = format!(
+                "{variable} is set only by auth_request_set, in nginx's access phase, and nginx \
+                 tests an `if` before it (in its rewrite phase), on an empty value"
+            );
+            if holds {
+                self.error(
+                    d,
+                    format!("not supported: nginx enters this block on every request: {why}"),
+                );
+            } else {
+                self.warn(
+                    d,
+                    format!("ignored with its block: nginx never enters it: {why}"),
+                );
+            }
+            return true;
+        }
         let arg = d.args.first().map(String::as_str).unwrap_or_default();
         match d.name.as_str() {
             "proxy_ignore_client_abort" if arg == "off" && d.args.len() == 1 => {
@@ -2437,6 +2488,41 @@ impl Mapper {
             }
             _ => false,
         }
+    }
+
+    /// For an `if` whose condition tests a variable that only `auth_request_set` sets (or an
+    /// `$upstream_` one), outside a location reached internally: the variable, and whether the
+    /// condition holds on the empty value nginx tests (its rewrite phase comes before the access
+    /// phase, where `auth_request` runs; an internal redirect after it, such as an error page's,
+    /// would see them set).
+    fn tested_unset(&self, d: &Directive) -> Option<(String, bool)> {
+        if self.internal_location {
+            return None;
+        }
+        let words = condition_words(d);
+        let name = words.first()?.strip_prefix('$')?;
+        let name = name
+            .strip_prefix('{')
+            .and_then(|n| n.strip_suffix('}'))
+            .unwrap_or(name);
+        if !name.starts_with("upstream_") && !self.auth_variables.iter().any(|v| v == name) {
+            return None;
+        }
+        let holds = match words.as_slice() {
+            [_] => false,
+            // A compared text may hold variables; a regular expression holds none.
+            [_, operator, value] => match operator.as_str() {
+                "=" if !value.contains('$') => value.is_empty(),
+                "!=" if !value.contains('$') => !value.is_empty(),
+                "~" | "~*" | "!~" | "!~*" => {
+                    let regex = super::regex_for(value, operator.ends_with('*')).ok()?;
+                    regex.is_match("").ok()? != operator.starts_with('!')
+                }
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some((format!("${name}"), holds))
     }
 
     /// `proxy_ssl_*`: with the `http://` upstream `proxy_pass` gave, nginx never uses them; else
@@ -3173,12 +3259,15 @@ impl Mapper {
                     [name, value] if name.starts_with('$') => {
                         let value = value
                             .replace("$upstream_http_", "$auth_http_")
-                            .replace("${upstream_http_", "${auth_http_");
+                            .replace("${upstream_http_", "${auth_http_")
+                            .replace("$upstream_cookie_", "$auth_set_cookie_")
+                            .replace("${upstream_cookie_", "${auth_set_cookie_");
                         if value.contains("$upstream_") || value.contains("${upstream_") {
                             self.error(
                                 d,
                                 "only $upstream_http_NAME (a header of the auth request's answer) \
-                                 is supported of the $upstream_ variables",
+                                 and $upstream_cookie_NAME (a cookie it sets) are supported of \
+                                 the $upstream_ variables",
                             );
                             continue;
                         }
@@ -3307,6 +3396,7 @@ impl Mapper {
                 routes.push(Value::from(route));
             }
         }
+        self.internal_location = false;
         if let (Some(first), false) = (locations.first(), routes.is_empty()) {
             self.set(first, &["proxy", "routes"], Value::from(routes));
         }
@@ -3324,6 +3414,12 @@ impl Mapper {
         };
         let mut route = figment::value::Dict::new();
         route.insert("location".into(), Value::from(path.to_string()));
+        self.internal_location = matches!(path, PathMatch::Named(_))
+            || d.block
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|inner| inner.name == "internal");
         // A regular expression location or `location /` that answers with `return` (the
         // others are `fixed_responses`).
         if let Some(answer) = self.answer_of(d) {
@@ -4618,7 +4714,7 @@ server {
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  auth_request $x;\n  location / {\n    auth_request_set $c \
-             $upstream_cookie_a;\n    add_header Set-Cookie $c;\n    proxy_pass \
+             $upstream_status;\n    add_header X-Status $c;\n    proxy_pass \
              http://127.0.0.1:80;\n  }\n}\n",
         )
         .unwrap_err()
@@ -4629,6 +4725,76 @@ server {
                 ":5:3: auth_request: takes a path (a variable is not supported) or off",
                 ":7:5: auth_request_set: only $upstream_http_NAME",
             ],
+        );
+    }
+
+    /// An `if` on a variable `auth_request_set` sets is tested by nginx before the variable is
+    /// set (rewrite phase, then access phase): on an empty value. Never true: dropped with its
+    /// block (oauth2-proxy's cookie-splitting recipe); always true: refused. In a location
+    /// reached internally, the variables may be set: the `if` is read as any other.
+    /// `$upstream_cookie_NAME` is the auth answer's cookie.
+    #[test]
+    fn an_if_on_auth_request_variables_is_read_as_nginx_tests_it() {
+        let server = |body: &str, other: &str| {
+            format!(
+                "server {{\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+                 a.key;\n  location / {{\n    auth_request /auth;\n    auth_request_set \
+                 $auth_cookie $upstream_http_set_cookie;\n    auth_request_set $part \
+                 $upstream_cookie__session_1;\n    add_header Set-Cookie $auth_cookie;\n    \
+                 add_header X-Part $part;\n{body}    proxy_pass http://127.0.0.1:80;\n  }}\n  \
+                 location = /auth {{\n    proxy_pass http://127.0.0.1:4180;\n  }}\n{other}}}\n"
+            )
+        };
+        let mapped = map(&server(
+            "    if ($auth_cookie ~* \"(; .*)\") {\n      set $a $auth_cookie;\n    }\n    if \
+             ($part) {\n      add_header Set-Cookie $a;\n    }\n    if ($upstream_http_x != \
+             \"\") {\n      return 403;\n    }\n",
+            "",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let maps = json(&mapped, &["proxy", "maps"]).unwrap();
+        assert_eq!(maps[0]["source"], "$auth_http_set_cookie");
+        assert_eq!(maps[1]["source"], "$auth_set_cookie__session_1");
+        assert!(json(&mapped, &["proxy", "conditional_answers"]).is_none());
+        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+        for expected in [
+            ":11:5: if: warning: ignored with its block: nginx never enters it: $auth_cookie is \
+             set only by auth_request_set",
+            ":14:5: if: warning: ignored with its block: nginx never enters it: $part",
+            ":17:5: if: warning: ignored with its block: nginx never enters it: $upstream_http_x",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(expected)),
+                "{expected}: {warnings:#?}"
+            );
+        }
+        // True on the empty value: nginx enters it on every request.
+        let err = map(&server(
+            "    if ($auth_cookie ~ \"^$\") {\n      return 403;\n    }\n    if ($part = \"\") \
+             {\n      return 403;\n    }\n",
+            "",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":11:5: if: not supported: nginx enters this block on every request: $auth_cookie",
+                ":14:5: if: not supported: nginx enters this block on every request: $part",
+            ],
+        );
+        // In a named location (an error page's), the variables may be set: an `if` holding
+        // anything but `return` is refused as before.
+        let err = map(&server(
+            "    error_page 401 = @signin;\n",
+            "  location @signin {\n    if ($part) {\n      set $b 1;\n    }\n    proxy_pass \
+             http://127.0.0.1:4180;\n  }\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[":18:5: if: only `if (...) { return ...; }` is supported"],
         );
     }
 

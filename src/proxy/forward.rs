@@ -185,6 +185,9 @@ pub(crate) struct Forwarder {
     response_headers: Vec<(header::HeaderName, AnswerValue)>,
     /// One of them has the request's variables.
     response_headers_per_request: bool,
+    /// Some of `response_headers` name the `auth_request` answer (`$auth_http_NAME`...):
+    /// their values are formed once it let the request in.
+    response_headers_after_auth: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
     /// Every `basic_auth_file`, read once.
@@ -335,6 +338,12 @@ struct Pass<'a> {
     held: &'a mut Option<concurrency::Held>,
     /// Whether the request has been counted in `rate_limits` (once).
     counted: bool,
+    /// The headers of the request's `auth_request` answer, whatever it was: an error page's
+    /// pass keeps them (`$auth_http_NAME` there), as nginx keeps `auth_request_set`'s variables
+    /// across its internal redirects.
+    auth: Option<Arc<HeaderMap>>,
+    /// The `auth_request` let the request in.
+    let_in: bool,
 }
 
 /// A response of the proxy's own making (nginx's special responses, and the app's that
@@ -355,9 +364,9 @@ impl<'a> Special<'a> {
     }
 }
 
-/// The headers of the `auth_request` answer that let a request in (`$auth_http_NAME`).
+/// The headers of the request's `auth_request` answer (`$auth_http_NAME`).
 #[derive(Clone)]
-struct AuthResponse(HeaderMap);
+struct AuthResponse(Arc<HeaderMap>);
 
 /// On an `auth_request`'s request: the method and target of the request it asks about
 /// (nginx's `$request_method` and `$request_uri` there).
@@ -383,6 +392,15 @@ impl Head {
             version: request.version(),
             headers: request.headers().clone(),
         }
+    }
+
+    fn into_request(self) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
     }
 }
 
@@ -643,12 +661,34 @@ impl Target {
         }
         for (name, value) in &self.response_headers {
             if let AnswerValue::Fixed(value) = value {
-                headers.entry(name).or_insert_with(|| value.clone());
+                add_response_header(headers, name, value);
             }
         }
         for (name, value) in values {
-            headers.entry(name).or_insert_with(|| value.clone());
+            add_response_header(headers, name, value);
         }
+    }
+}
+
+/// Whether `part` is one `wanted` says yes to, or a map whose source or values hold one.
+fn names(
+    part: &config::RequestHeaderPart,
+    wanted: &dyn Fn(&config::RequestHeaderPart) -> bool,
+) -> bool {
+    wanted(part)
+        || matches!(part, config::RequestHeaderPart::Map(map) if map.parts().any(|p| names(p, wanted)))
+}
+
+/// Adds `name: value` to a response's `headers` unless it has that header (the app's own wins,
+/// never doubled); a `Set-Cookie` is added beside the others unless the same line is there:
+/// each sets a cookie of its own, as nginx's `add_header` adds it.
+fn add_response_header(headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
+    if name == header::SET_COOKIE {
+        if !headers.get_all(name).iter().any(|line| line == value) {
+            headers.append(name.clone(), value.clone());
+        }
+    } else {
+        headers.entry(name).or_insert_with(|| value.clone());
     }
 }
 
@@ -1025,44 +1065,65 @@ impl Forwarder {
                 .response_headers
                 .iter()
                 .any(|(_, value)| value.contains('$')),
+            response_headers_after_auth: config.response_headers.iter().any(|(_, value)| {
+                config::request_header_parts(value).is_ok_and(|parts| {
+                    parts.iter().any(|part| {
+                        names(part, &|part| {
+                            matches!(
+                                part,
+                                config::RequestHeaderPart::AuthHttp(_)
+                                    | config::RequestHeaderPart::AuthSetCookie(_)
+                            )
+                        })
+                    })
+                })
+            }),
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
         })
     }
 
-    /// Whether a request header carries a `$ssl_client_*` variable: the client certificate is
-    /// then formed for each connection that has one.
+    /// Whether a value carries a `$ssl_client_*` variable: the client certificate is then
+    /// formed for each connection that has one.
     pub(crate) fn wants_client_cert(&self) -> bool {
         self.uses(|part| matches!(part, config::RequestHeaderPart::Client(_)))
     }
 
-    /// Whether a request header carries `$ssl_server_name`: the connection's server name is
-    /// then kept.
+    /// Whether a value carries `$ssl_server_name`: the connection's server name is then kept.
     pub(crate) fn wants_sni(&self) -> bool {
         self.uses(|part| matches!(part, config::RequestHeaderPart::SslServerName))
     }
 
-    /// Whether a request header of any target has a piece `wanted` says yes to.
+    /// Whether a value with the request's variables (a request or response header, an answer's,
+    /// a condition) has a piece `wanted` says yes to.
     fn uses(&self, wanted: impl Fn(&config::RequestHeaderPart) -> bool) -> bool {
-        // A map's source and values count too.
-        fn named(
-            part: &config::RequestHeaderPart,
-            wanted: &dyn Fn(&config::RequestHeaderPart) -> bool,
-        ) -> bool {
-            wanted(part)
-                || matches!(part, config::RequestHeaderPart::Map(map) if map.parts().any(|p| named(p, wanted)))
-        }
-        let uses = |target: &Target| {
-            target.request_headers.iter().any(|(_, set)| match set {
-                SetHeader::PerRequest(parts) => parts.iter().any(|part| named(part, &wanted)),
-                _ => false,
+        let in_parts =
+            |parts: &[config::RequestHeaderPart]| parts.iter().any(|part| names(part, &wanted));
+        let in_values = |values: &[(HeaderName, AnswerValue)]| {
+            values.iter().any(|(_, value)| match value {
+                AnswerValue::PerRequest(parts) => in_parts(parts),
+                AnswerValue::Fixed(_) => false,
             })
         };
-        uses(&self.default)
-            || self
-                .locations
-                .all()
-                .any(|action| matches!(action, Action::Forward(target) if uses(target)))
+        let in_answer = |fixed: &Fixed| {
+            in_values(&fixed.headers)
+                || matches!(&fixed.location, Some(AnswerValue::PerRequest(parts)) if in_parts(parts))
+        };
+        let uses = |target: &Target| {
+            target.request_headers.iter().any(|(_, set)| match set {
+                SetHeader::PerRequest(parts) => in_parts(parts),
+                _ => false,
+            }) || in_values(&target.response_headers)
+                || target.conditional.iter().any(|conditional| {
+                    names(&conditional.variable, &wanted) || in_answer(&conditional.answer)
+                })
+        };
+        in_values(&self.response_headers)
+            || uses(&self.default)
+            || self.locations.all().any(|action| match action {
+                Action::Forward(target) => uses(target),
+                Action::Answer { fixed, .. } => in_answer(fixed),
+            })
     }
 
     /// The user files of `basic_auth_file`, each once, to be read again when they change.
@@ -1155,8 +1216,11 @@ impl Forwarder {
             request_id: None,
             held,
             counted: false,
+            auth: None,
+            let_in: false,
         };
-        if self.response_headers_per_request {
+        let after_auth = self.response_headers_after_auth;
+        if self.response_headers_per_request && !after_auth {
             added = response_values(
                 &self.response_headers,
                 &request,
@@ -1165,8 +1229,9 @@ impl Forwarder {
                 &mut pass.request_id,
             );
         }
-        // What an error page needs: the request's head as the client sent it, and its host.
-        let kept = self.error_pages.then(|| (Head::of(&request), host.clone()));
+        // What an error page, and response headers formed after the `auth_request`, need: the
+        // request's head as the client sent it, and its host.
+        let kept = (self.error_pages || after_auth).then(|| (Head::of(&request), host.clone()));
         let (response, special) = self
             .route(
                 request,
@@ -1179,10 +1244,18 @@ impl Forwarder {
             )
             .await;
         let page = special.and_then(|special| special.pages.find(response.status()));
-        let response = match (page, kept) {
+        let response = match (page, &kept) {
             (Some(page), Some((head, host))) => {
-                self.error_page(page, response, head, host, peer, upstream_time, &mut pass)
-                    .await
+                self.error_page(
+                    page,
+                    response,
+                    head,
+                    host.clone(),
+                    peer,
+                    upstream_time,
+                    &mut pass,
+                )
+                .await
             }
             _ => {
                 let mut response = response;
@@ -1190,15 +1263,29 @@ impl Forwarder {
                 // always`: the Docker registry's API version on its 401).
                 for (name, value) in special.map_or(&[][..], |special| special.headers) {
                     if let AnswerValue::Fixed(value) = value {
-                        response
-                            .headers_mut()
-                            .entry(name)
-                            .or_insert_with(|| value.clone());
+                        add_response_header(response.headers_mut(), name, value);
                     }
                 }
                 response
             }
         };
+        if let (true, Some((head, host))) = (after_auth, kept) {
+            // With the answer that let the request in; a refused request's response is
+            // another location's in nginx, which does not add these.
+            let mut request = head.into_request();
+            if pass.let_in
+                && let Some(answer) = pass.auth.take()
+            {
+                request.extensions_mut().insert(AuthResponse(answer));
+            }
+            added = response_values(
+                &self.response_headers,
+                &request,
+                &host,
+                peer,
+                &mut pass.request_id,
+            );
+        }
         self.finish(started, &added, response)
     }
 
@@ -1210,7 +1297,7 @@ impl Forwarder {
         &self,
         page: &ErrorPage,
         response: Response<ProxyBody>,
-        head: Head,
+        head: &Head,
         host: HeaderValue,
         peer: &Peer,
         upstream_time: Option<&mut Option<Duration>>,
@@ -1248,8 +1335,9 @@ impl Forwarder {
             method,
             uri,
             version,
-            mut headers,
+            headers,
         } = head;
+        let mut headers = headers.clone();
         headers.remove(header::CONTENT_LENGTH);
         headers.remove(header::TRANSFER_ENCODING);
         // A page sent with an error's status is never a 304 or a range (nginx checks both on
@@ -1271,18 +1359,23 @@ impl Forwarder {
         // came, as nginx does.
         *request.method_mut() = match path {
             Some(_) if method != Method::HEAD => Method::GET,
-            _ => method,
+            _ => method.clone(),
         };
         *request.uri_mut() = match path {
             Some(path) => {
-                let mut parts = uri.into_parts();
+                let mut parts = uri.clone().into_parts();
                 parts.path_and_query = Some(path.clone());
                 Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path.clone()))
             }
-            None => uri,
+            None => uri.clone(),
         };
-        *request.version_mut() = version;
+        *request.version_mut() = *version;
         *request.headers_mut() = headers;
+        if let Some(answer) = &pass.auth {
+            request
+                .extensions_mut()
+                .insert(AuthResponse(Arc::clone(answer)));
+        }
         let (mut served, special) = self
             .route(request, host, peer, upstream_time, None, pass, Some(start))
             .await;
@@ -1538,14 +1631,13 @@ impl Forwarder {
             if let Some(path) = &target.auth_request
                 && request.extensions().get::<MainRequest>().is_none()
             {
-                match self.authorize(path, &request, &host, peer).await {
-                    Ok(headers) => {
-                        request.extensions_mut().insert(AuthResponse(headers));
-                    }
-                    Err(response) => {
-                        discard_body(request, h1);
-                        return (response, Some(Special::of(pages, target)));
-                    }
+                let (answer, refusal) = self.authorize(path, &request, &host, peer).await;
+                pass.auth = Some(answer.clone());
+                pass.let_in = refusal.is_none();
+                request.extensions_mut().insert(AuthResponse(answer));
+                if let Some(response) = refusal {
+                    discard_body(request, h1);
+                    return (response, Some(Special::of(pages, target)));
                 }
             }
             let Some(files) = &target.files else {
@@ -1802,15 +1894,17 @@ impl Forwarder {
     }
 
     /// Asks `path` about `request` (nginx's `auth_request`): a GET with the client's headers
-    /// and no body, through the locations as any request. `Ok`: a 2xx, with its headers;
-    /// `Err`: the refusal to send: its 401 (with its `WWW-Authenticate`) or 403, else a 500.
+    /// and no body, through the locations as any request. The answer's headers, whatever its
+    /// status (nginx sets `auth_request_set`'s variables on refusals too); with them, unless
+    /// it is a 2xx, the refusal to send: its 401 (with its `WWW-Authenticate`) or 403, else a
+    /// 500.
     async fn authorize<B>(
         &self,
         path: &PathAndQuery,
         request: &Request<B>,
         host: &HeaderValue,
         peer: &Peer,
-    ) -> Result<HeaderMap, Response<ProxyBody>> {
+    ) -> (Arc<HeaderMap>, Option<Response<ProxyBody>>) {
         let mut asked = Request::new(None);
         *asked.method_mut() = Method::GET;
         let mut parts = request.uri().clone().into_parts();
@@ -1831,13 +1925,16 @@ impl Forwarder {
             request_id: None,
             held: &mut held,
             counted: true,
+            auth: None,
+            let_in: false,
         };
         let (answer, _) =
             Box::pin(self.route(asked, host.clone(), peer, None, None, &mut pass, Some(None)))
                 .await;
         let status = answer.status();
+        let headers = Arc::new(answer.into_parts().0.headers);
         if status.is_success() {
-            return Ok(answer.headers().clone());
+            return (headers, None);
         }
         let mut refusal = match status {
             StatusCode::UNAUTHORIZED => {
@@ -1867,13 +1964,13 @@ impl Forwarder {
             }
         };
         if status == StatusCode::UNAUTHORIZED
-            && let Some(challenge) = answer.headers().get(header::WWW_AUTHENTICATE)
+            && let Some(challenge) = headers.get(header::WWW_AUTHENTICATE)
         {
             refusal
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge.clone());
         }
-        Err(refusal)
+        (headers, Some(refusal))
     }
 
     /// The one host `request` is for, or the status and text that refuse it (counted).
@@ -1957,17 +2054,11 @@ impl Forwarder {
         }
         for (name, value) in &self.response_headers {
             if let AnswerValue::Fixed(value) = value {
-                response
-                    .headers_mut()
-                    .entry(name)
-                    .or_insert_with(|| value.clone());
+                add_response_header(response.headers_mut(), name, value);
             }
         }
         for (name, value) in added {
-            response
-                .headers_mut()
-                .entry(name)
-                .or_insert_with(|| value.clone());
+            add_response_header(response.headers_mut(), name, value);
         }
         self.metrics.response(response.status());
         self.metrics
@@ -2424,12 +2515,19 @@ fn push_variable<B>(
         }
         Part::AuthHttp(name) => {
             if let Some(AuthResponse(headers)) = request.extensions().get::<AuthResponse>() {
-                for (index, value) in headers.get_all(name.as_str()).iter().enumerate() {
+                // `Set-Cookie` lines joined are no cookie: the first, as nginx takes.
+                let most = if name == "set-cookie" { 1 } else { usize::MAX };
+                for (index, value) in headers.get_all(name.as_str()).iter().take(most).enumerate() {
                     if index > 0 {
                         built.extend_from_slice(b", ");
                     }
                     built.extend_from_slice(value.as_bytes());
                 }
+            }
+        }
+        Part::AuthSetCookie(name) => {
+            if let Some(AuthResponse(headers)) = request.extensions().get::<AuthResponse>() {
+                built.extend_from_slice(set_cookie_value(headers, name).unwrap_or_default());
             }
         }
         Part::Map(map) => {
@@ -2691,6 +2789,23 @@ fn discard_body(request: Request<Option<Incoming>>, h1: Option<Arc<H1State>>) {
     }
 }
 
+/// The value of the cookie `name` that one of `headers`' `Set-Cookie` lines sets, as nginx's
+/// `$upstream_cookie_NAME` reads it: the first line that starts with the name (case ignored),
+/// then `=` (spaces around it skipped); the value runs to the first `;`.
+fn set_cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers.get_all(header::SET_COOKIE).iter().find_map(|line| {
+        let line = line.as_bytes();
+        let rest = line
+            .get(..name.len())
+            .filter(|start| start.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|_| &line[name.len()..])?;
+        let spaces = |bytes: &'h [u8]| &bytes[bytes.iter().take_while(|&&b| b == b' ').count()..];
+        let rest = spaces(spaces(rest).strip_prefix(b"=")?);
+        let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        Some(&rest[..end])
+    })
+}
+
 /// A 401's challenge (`WWW-Authenticate`: Basic authentication's, an `auth_request`'s, the
 /// app's) stays on the error page that replaces it, whatever its status, as in nginx.
 fn keep_challenge(refusal: &Response<ProxyBody>, page: &mut Response<ProxyBody>) {
@@ -2717,6 +2832,44 @@ fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `$auth_set_cookie_NAME` (nginx's `$upstream_cookie_NAME`): the first `Set-Cookie` line
+    /// that sets NAME (case ignored), its value up to `;`; `Set-Cookie` lines are never joined.
+    #[test]
+    fn a_cookie_is_read_from_set_cookie_lines_as_nginx_reads_it() {
+        let mut headers = HeaderMap::new();
+        for line in [
+            "_session_10=ten; Path=/",
+            "_Session_1 = one; Path=/; Secure",
+            "_session_1=again",
+            "bare=",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(line));
+        }
+        let value = |name: &str| set_cookie_value(&headers, name).map(|v| v.to_vec());
+        assert_eq!(value("_session_1").as_deref(), Some(&b"one"[..]));
+        assert_eq!(value("_session_10").as_deref(), Some(&b"ten"[..]));
+        assert_eq!(value("bare").as_deref(), Some(&b""[..]));
+        assert_eq!(value("_session"), None, "a longer name is another cookie");
+        assert_eq!(value("Path"), None, "an attribute is no cookie");
+        let mut added = HeaderMap::new();
+        added.append(header::SET_COOKIE, HeaderValue::from_static("app=1"));
+        added.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        for (name, value) in [
+            (header::SET_COOKIE, "auth=2"),
+            (header::SET_COOKIE, "auth=2"),
+            (header::CACHE_CONTROL, "max-age=60"),
+        ] {
+            add_response_header(&mut added, &name, &HeaderValue::from_static(value));
+        }
+        let cookies: Vec<_> = added.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["app=1", "auth=2"], "beside the app's, once");
+        assert_eq!(
+            added[header::CACHE_CONTROL],
+            "no-store",
+            "the app's own wins"
+        );
+    }
 
     /// Which location each path goes to, as nginx picks among `location` blocks.
     #[test]

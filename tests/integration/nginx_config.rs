@@ -1111,6 +1111,7 @@ async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
         port,
         &format!(
             r#"        add_header X-Origin $http_origin always;
+        add_header X-SNI $ssl_server_name always;
         add_header X-Seen "$host $request_method $uri$is_args$args";
         add_header X-Request-ID $request_id;
         location / {{
@@ -1129,7 +1130,7 @@ async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
             www = d.join("www").display(),
         ),
     );
-    const NAMES: &[&str] = &[":status", "x-origin", "x-seen", "x-route"];
+    const NAMES: &[&str] = &[":status", "x-origin", "x-sni", "x-seen", "x-route"];
     let probe = |d: &Path| {
         let mut seen = Vec::new();
         for path in ["/a/b?q=1", "/own/x?q=2", "/files/a.txt", "/files/none"] {
@@ -1174,7 +1175,7 @@ async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
         if i == 3 {
             // A 404: nginx adds only the `always` headers, the proxy all of them (documented,
             // warned when the file is read).
-            for name in [":status", "x-origin"] {
+            for name in [":status", "x-origin", "x-sni"] {
                 assert_eq!(get_in(&ours, i, name), get_in(&theirs, i, name), "{name}");
             }
             continue;
@@ -1197,6 +1198,11 @@ async fn add_header_values_carry_request_variables_as_nginx_sends_them() {
         ("404", "")
     );
     assert_eq!(get(3, "x-origin"), "https://web.example");
+    assert_eq!(
+        get(0, "x-sni"),
+        "localhost",
+        "a response header names the SNI"
+    );
 }
 
 /// `proxy_hide_header` (`hide_response_headers`): the server's list, and a location's own that
@@ -3829,6 +3835,135 @@ async fn auth_request_lets_in_whom_nginx_lets_in() {
             .1
             .iter()
             .any(|line| line.starts_with("GET /private/a?x=1 user=[\"alice\"]")),
+        "{:#?}",
+        theirs.1
+    );
+}
+
+/// oauth2-proxy's nginx recipe whole: `auth_request_set` from the auth answer's header
+/// (`Set-Cookie`: its first line) and from a cookie it sets (`$upstream_cookie_NAME`), the
+/// cookie-splitting `if` blocks nginx tests before those variables are set (so never enters),
+/// `add_header Set-Cookie` beside the app's own cookie, and a refusal's sign-in redirect that
+/// carries the refusing answer's cookie. nginx and the proxy on one file: the same statuses,
+/// redirects and `Set-Cookie` lines, and the same requests at the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_proxy_cookies_reach_the_client_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let auth = Recorder::start_with(
+        "X-Auth-Request-User: alice\r\nSet-Cookie: _oauth2_proxy=AAA; Path=/; HttpOnly\r\n\
+         Set-Cookie: _oauth2_proxy_1=BBB; Path=/\r\n",
+        Answer::StatusOfPath,
+    )
+    .await;
+    let app = Recorder::start_with("Set-Cookie: app=1; Path=/\r\n", Answer::StatusOfPath).await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location = /oauth2/auth {{
+            proxy_pass http://127.0.0.1:{auth}/auth/202;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location = /oauth2/deny {{
+            proxy_pass http://127.0.0.1:{auth}/auth/401;
+        }}
+        location / {{
+            auth_request /oauth2/auth;
+            error_page 401 = @oauth2_signin;
+            auth_request_set $user $upstream_http_x_auth_request_user;
+            proxy_set_header X-User $user;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $auth_cookie_upstream_1 $upstream_cookie__oauth2_proxy_1;
+            add_header X-Part $auth_cookie_upstream_1;
+            if ($auth_cookie ~* "(; .*)") {{
+                set $auth_cookie_0 $auth_cookie;
+                set $auth_cookie_1 "_oauth2_proxy_1=$auth_cookie_upstream_1$1";
+            }}
+            if ($auth_cookie_upstream_1) {{
+                add_header Set-Cookie $auth_cookie_0;
+                add_header Set-Cookie $auth_cookie_1;
+            }}
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /members/ {{
+            auth_request /oauth2/deny;
+            error_page 401 = @oauth2_signin;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location @oauth2_signin {{
+            add_header Set-Cookie $auth_cookie;
+            return 302 https://auth.example.com/oauth2/sign_in?rd=$request_uri;
+        }}
+"#,
+            auth = auth.address.port(),
+            app = app.address.port(),
+        ),
+    );
+    const PATHS: &[&str] = &["/page?x=1", "/members/x"];
+    let probe = |d: &Path| {
+        let answers: Vec<Vec<String>> = PATHS
+            .iter()
+            .map(|path| {
+                let fields = head(port, d, path, &["Cookie: _oauth2_proxy=AAA"]);
+                let mut answer: Vec<String> = [":status", "location", "x-part"]
+                    .iter()
+                    .map(|name| field(&fields, name))
+                    .collect();
+                answer.extend(
+                    fields
+                        .iter()
+                        .filter(|(name, _)| name == "set-cookie")
+                        .map(|(_, value)| format!("Set-Cookie: {value}")),
+                );
+                answer
+            })
+            .collect();
+        let mut asked: Vec<String> = app
+            .take()
+            .iter()
+            .map(|r| {
+                let line: Vec<&str> = r.request_line().split(' ').collect();
+                format!("{} {} user={:?}", line[0], line[1], r.header("x-user"))
+            })
+            .collect();
+        asked.sort();
+        auth.take();
+        (answers, asked)
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs.0).zip(&ours.0) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    assert_eq!(ours.1, theirs.1, "the requests the app got");
+    // What nginx did, so that the comparison means something.
+    assert_eq!(
+        theirs.0[0],
+        [
+            "200",
+            "",
+            "BBB",
+            "Set-Cookie: app=1; Path=/",
+            "Set-Cookie: _oauth2_proxy=AAA; Path=/; HttpOnly",
+        ]
+    );
+    assert_eq!(
+        theirs.0[1],
+        [
+            "302",
+            "https://auth.example.com/oauth2/sign_in?rd=/members/x",
+            "",
+            "Set-Cookie: _oauth2_proxy=AAA; Path=/; HttpOnly",
+        ]
+    );
+    assert_eq!(
+        theirs.1,
+        ["GET /page?x=1 user=[\"alice\"]"],
         "{:#?}",
         theirs.1
     );
