@@ -634,13 +634,21 @@ fn proxy(out: &mut String, config: &Config) {
                 None => "no Expires".to_string(),
             });
         }
-        if !route.response_headers.is_empty() {
-            let names: Vec<&str> = route
-                .response_headers
+        let names = |headers: &[(String, String)]| {
+            headers
                 .iter()
                 .map(|(name, _)| name.as_str())
-                .collect();
-            differs.push(format!("its own {}", names.join(", ")));
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !route.response_headers.is_empty() {
+            differs.push(format!("its own {}", names(&route.response_headers)));
+        }
+        if !route.response_headers_on_success.is_empty() {
+            differs.push(format!(
+                "its own {} on 2xx and 3xx",
+                names(&route.response_headers_on_success)
+            ));
         }
         if route.access_rules != proxy.access_rules {
             differs.push(if route.access_rules.is_empty() {

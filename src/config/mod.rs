@@ -492,8 +492,10 @@ pub struct Proxy {
     pub trusted_proxies: Vec<Cidr>,
     /// The `Strict-Transport-Security` value added to responses that lack one, when set.
     pub hsts: Option<String>,
-    /// Headers added to responses that lack them (nginx's `add_header`), by name.
+    /// Headers added to responses that lack them (nginx's `add_header ... always`), by name.
     pub response_headers: Vec<(String, String)>,
+    /// The same, added only to responses of [`SUCCESS_STATUSES`] (nginx's `add_header`).
+    pub response_headers_on_success: Vec<(String, String)>,
     /// Headers set on each request to the upstream, replacing the client's (nginx's
     /// `proxy_set_header`), by name; an empty value removes the header.
     pub request_headers: Vec<(String, String)>,
@@ -605,6 +607,7 @@ impl Proxy {
             rewrites: Vec::new(),
             expires: self.expires,
             response_headers: Vec::new(),
+            response_headers_on_success: Vec::new(),
         }
     }
 }
@@ -856,7 +859,13 @@ pub struct Route {
     /// Headers added to the route's responses that lack them, before the proxy's own
     /// `response_headers` (the route's value wins for a name in both).
     pub response_headers: Vec<(String, String)>,
+    /// The same, added only to responses of [`SUCCESS_STATUSES`].
+    pub response_headers_on_success: Vec<(String, String)>,
 }
+
+/// The statuses nginx's `add_header` (without `always`) and `expires` add headers to:
+/// `response_headers_on_success` are added to these only.
+pub const SUCCESS_STATUSES: [u16; 10] = [200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
 
 /// What the upstream is sent as a request's target (nginx's `proxy_pass` with a URI).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1820,9 +1820,9 @@ impl Mapper {
     }
 
     /// The `add_header`s in effect for `location /` (its own, else the server's), as
-    /// `proxy.hsts` and `proxy.response_headers`. The proxy adds a header to every response
-    /// that lacks it; nginx adds it (even beside the app's) to 2xx and 3xx responses only,
-    /// unless `always`.
+    /// `proxy.hsts`, `proxy.response_headers` (with `always`) and
+    /// `proxy.response_headers_on_success` (without: nginx's 2xx and 3xx statuses). The proxy
+    /// adds a header to a response that lacks it; nginx adds it even beside the app's.
     fn add_headers(&mut self) {
         let [server, location] = std::mem::take(&mut self.headers);
         let effective = if location.is_empty() {
@@ -1830,8 +1830,9 @@ impl Mapper {
         } else {
             location
         };
-        let mut headers = figment::value::Dict::new();
-        let mut first: Option<Directive> = None;
+        // With `always`, and without.
+        let mut headers = [figment::value::Dict::new(), figment::value::Dict::new()];
+        let mut first: [Option<Directive>; 2] = [None, None];
         for d in &effective {
             let (Some(name), Some(value)) = (d.args.first(), d.args.get(1)) else {
                 self.error(d, "expects a header name and a value");
@@ -1852,22 +1853,36 @@ impl Mapper {
                 // nginx adds nothing for an empty value.
                 continue;
             }
-            if !always {
+            if name.eq_ignore_ascii_case("strict-transport-security") {
+                if !always {
+                    self.warn(
+                        d,
+                        "added to every response that lacks one, errors included (nginx: to 2xx \
+                         and 3xx responses only, without `always`)",
+                    );
+                }
+                self.set(d, &["proxy", "hsts"], Value::from(value));
+                continue;
+            }
+            let (own, other) = if always { (0, 1) } else { (1, 0) };
+            if headers[other].keys().any(|n| n.eq_ignore_ascii_case(name)) {
                 self.warn(
                     d,
-                    "added to every response that lacks it, errors included (nginx: to 2xx and \
-                     3xx responses only, without `always`)",
+                    "ignored: an add_header of this name with the other `always` comes first \
+                     (the proxy adds one value of a header)",
                 );
+                continue;
             }
-            if name.eq_ignore_ascii_case("strict-transport-security") {
-                self.set(d, &["proxy", "hsts"], Value::from(value));
-            } else {
-                headers.insert(name.clone(), Value::from(value));
-                first.get_or_insert_with(|| d.clone());
-            }
+            headers[own].insert(name.clone(), Value::from(value));
+            first[own].get_or_insert_with(|| d.clone());
         }
-        if let Some(d) = first {
-            self.set(&d, &["proxy", "response_headers"], Value::from(headers));
+        for ((headers, first), key) in headers.into_iter().zip(first).zip([
+            &["proxy", "response_headers"][..],
+            &["proxy", "response_headers_on_success"][..],
+        ]) {
+            if let Some(d) = first {
+                self.set(&d, key, Value::from(headers));
+            }
         }
     }
 
@@ -3595,8 +3610,14 @@ impl Mapper {
         if let Some(first) = add_headers.first() {
             if differ(&add_headers) {
                 match self.route_headers(&add_headers, proxy_headers) {
-                    Some(own) => {
-                        route.insert("response_headers".into(), Value::from(own));
+                    Some([always, on_success]) => {
+                        route.insert("response_headers".into(), Value::from(always));
+                        if !on_success.is_empty() {
+                            route.insert(
+                                "response_headers_on_success".into(),
+                                Value::from(on_success),
+                            );
+                        }
                         let root = if root_headers.is_empty() {
                             "the server's"
                         } else {
@@ -4256,14 +4277,16 @@ impl Mapper {
         }
     }
 
-    /// A location's own `add_header`s as its route's `response_headers`; HSTS must be the
-    /// proxy's (`proxy_headers`), which sends it everywhere. `None` when refused (said).
+    /// A location's own `add_header`s as its route's `response_headers` (with `always`) and
+    /// `response_headers_on_success` (without); HSTS must be the proxy's (`proxy_headers`),
+    /// which sends it everywhere. `None` when refused (said).
     fn route_headers(
         &mut self,
         own: &[Directive],
         proxy_headers: &[Directive],
-    ) -> Option<figment::value::Dict> {
-        let mut headers = figment::value::Dict::new();
+    ) -> Option<[figment::value::Dict; 2]> {
+        // With `always`, and without.
+        let mut headers = [figment::value::Dict::new(), figment::value::Dict::new()];
         let mut refused = false;
         for d in own {
             let (Some(name), Some(value)) = (d.args.first(), d.args.get(1)) else {
@@ -4292,7 +4315,17 @@ impl Mapper {
             } else if let Some(value) = self.header_value(d, name, value)
                 && !value.is_empty()
             {
-                headers.insert(name.clone(), Value::from(value));
+                let always = d.args.len() == 3;
+                let (own, other) = if always { (0, 1) } else { (1, 0) };
+                if headers[other].keys().any(|n| n.eq_ignore_ascii_case(name)) {
+                    self.warn(
+                        d,
+                        "ignored: an add_header of this name with the other `always` comes \
+                         first (the proxy adds one value of a header)",
+                    );
+                } else {
+                    headers[own].insert(name.clone(), Value::from(value));
+                }
             }
         }
         (!refused).then_some(headers)
@@ -5348,9 +5381,11 @@ server {
         )
         .unwrap();
         let routes = self::json(&mapped, &["proxy", "routes"]).expect("routes");
+        assert_eq!(routes[0]["response_headers"], serde_json::json!({}));
         assert_eq!(
-            routes[0]["response_headers"],
-            serde_json::json!({ "Cache-Control": "public" })
+            routes[0]["response_headers_on_success"],
+            serde_json::json!({ "Cache-Control": "public" }),
+            "without `always`: 2xx and 3xx only"
         );
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
@@ -5541,30 +5576,38 @@ server {
         };
         let mapped = map(&server("")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(value(&mapped, "proxy.hsts").as_deref(), Some("max-age=60"));
-        let headers = mapped
-            .settings
-            .iter()
-            .find(|(_, key, _)| key.join(".") == "proxy.response_headers")
-            .map(|(_, _, v)| v.clone())
-            .expect("response headers");
-        assert_eq!(
-            headers
-                .into_dict()
-                .unwrap()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_string().unwrap()))
-                .collect::<Vec<_>>(),
-            vec![
-                ("X-Frame-Options".to_string(), "DENY".to_string()),
-                ("X-From-Http".to_string(), "1".to_string()),
-            ]
-        );
-        let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
-        assert!(
-            warnings
+        let headers = |mapped: &Mapped, key: &str| {
+            mapped
+                .settings
                 .iter()
-                .any(|w| w.contains(":2:3: add_header: warning: added to every response")),
-            "{warnings:#?}"
+                .find(|(_, k, _)| k.join(".") == key)
+                .map(|(_, _, v)| {
+                    v.clone()
+                        .into_dict()
+                        .unwrap()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_string().unwrap()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let pair = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+        assert_eq!(
+            headers(&mapped, "proxy.response_headers"),
+            pair("X-Frame-Options", "DENY")
+        );
+        assert_eq!(
+            headers(&mapped, "proxy.response_headers_on_success"),
+            pair("X-From-Http", "1"),
+            "without `always`: 2xx and 3xx only, as nginx"
+        );
+        assert!(
+            mapped
+                .warnings
+                .iter()
+                .all(|w| !w.to_string().contains("add_header")),
+            "{:#?}",
+            mapped.warnings
         );
         // A location with headers of its own: only those.
         let mapped = map(&server("      add_header X-Only-Here yes always;\n"))
@@ -5574,13 +5617,11 @@ server {
             None,
             "the server's HSTS is not inherited"
         );
-        let headers = mapped
-            .settings
-            .iter()
-            .find(|(_, key, _)| key.join(".") == "proxy.response_headers")
-            .map(|(_, _, v)| v.clone())
-            .expect("response headers");
-        assert_eq!(headers.into_dict().unwrap().len(), 1);
+        assert_eq!(
+            headers(&mapped, "proxy.response_headers"),
+            pair("X-Only-Here", "yes")
+        );
+        assert!(headers(&mapped, "proxy.response_headers_on_success").is_empty());
     }
 
     #[test]

@@ -434,6 +434,7 @@ pub(crate) struct RawRoute {
     pub rewrites: Option<Vec<RawRewrite>>,
     pub expires: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
+    pub response_headers_on_success: Option<BTreeMap<String, String>>,
 }
 
 /// `proxy {}`.
@@ -465,6 +466,7 @@ pub(crate) struct RawProxy {
     pub trusted_proxies: Option<Vec<String>>,
     pub hsts: Option<String>,
     pub response_headers: Option<BTreeMap<String, String>>,
+    pub response_headers_on_success: Option<BTreeMap<String, String>>,
     pub fixed_responses: Option<BTreeMap<String, RawFixedResponse>>,
     pub conditional_answers: Option<Vec<RawConditionalAnswer>>,
     pub rewrites: Option<Vec<RawRewrite>>,

@@ -2087,7 +2087,12 @@ fn resolve_proxy(
             );
         }
     }
-    let response_headers = resolve_response_headers(r, raw.response_headers);
+    let (response_headers, response_headers_on_success) = resolve_added_headers(
+        r,
+        &["proxy"],
+        raw.response_headers,
+        raw.response_headers_on_success,
+    );
     let request_headers =
         resolve_request_headers(r, &["proxy", "request_headers"], raw.request_headers);
     let fixed_responses = resolve_fixed_responses(r, raw.fixed_responses);
@@ -2298,6 +2303,7 @@ fn resolve_proxy(
         trusted_proxies,
         hsts,
         response_headers,
+        response_headers_on_success,
         request_headers,
         fixed_responses,
         conditional_answers,
@@ -2390,12 +2396,34 @@ fn checked_header(
     Some((name, value))
 }
 
-/// `proxy.response_headers = { NAME = "VALUE" }`.
-fn resolve_response_headers(
+/// Headers by name, with their values.
+type Headers = Vec<(String, String)>;
+
+/// `response_headers` and `response_headers_on_success` of `base` (the proxy, a route): a
+/// header is in one or the other.
+fn resolve_added_headers(
     r: &mut Resolver,
-    raw: Option<BTreeMap<String, String>>,
-) -> Vec<(String, String)> {
-    resolve_response_headers_at(r, &["proxy", "response_headers"], raw)
+    base: &[&str],
+    always: Option<BTreeMap<String, String>>,
+    on_success: Option<BTreeMap<String, String>>,
+) -> (Headers, Headers) {
+    let at = |key: &'static str| -> Vec<&str> { base.iter().copied().chain([key]).collect() };
+    let always = resolve_response_headers_at(r, &at("response_headers"), always);
+    let on_success = resolve_response_headers_at(r, &at("response_headers_on_success"), on_success);
+    for (name, _) in &on_success {
+        if always.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            let at: Vec<&str> = at("response_headers_on_success")
+                .into_iter()
+                .chain([name.as_str()])
+                .collect();
+            r.error(
+                &at,
+                "is in response_headers too: a header is added to every response, or to \
+                 successes only",
+            );
+        }
+    }
+    (always, on_success)
 }
 
 /// `response_headers = { NAME = "VALUE" }` at `at` (the proxy's, a route's, an answer's):
@@ -2912,6 +2940,12 @@ fn resolve_routes(
             proxy.intercept_errors,
         );
         let internal = r.boolean(&at("internal"), route.internal.as_ref(), false);
+        let (response_headers, response_headers_on_success) = resolve_added_headers(
+            r,
+            &["proxy", "routes", index.as_str()],
+            route.response_headers,
+            route.response_headers_on_success,
+        );
         let auth_request = resolve_auth_request(
             r,
             &at("auth_request"),
@@ -3031,11 +3065,8 @@ fn resolve_routes(
             conditional_answers,
             rewrites,
             expires: resolve_expires(r, &at("expires"), route.expires.as_deref(), proxy.expires),
-            response_headers: resolve_response_headers_at(
-                r,
-                &at("response_headers"),
-                route.response_headers,
-            ),
+            response_headers,
+            response_headers_on_success,
         });
         indexes.push(index);
     }

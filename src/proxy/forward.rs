@@ -181,8 +181,8 @@ pub(crate) struct Forwarder {
     forwarded: ForwardedHeaders,
     trusted_proxies: Vec<Cidr>,
     hsts: Option<HeaderValue>,
-    /// `proxy.response_headers`, parsed once.
-    response_headers: Vec<(header::HeaderName, AnswerValue)>,
+    /// `proxy.response_headers` and `response_headers_on_success`, parsed once.
+    response_headers: Vec<AddedHeader>,
     /// One of them has the request's variables.
     response_headers_per_request: bool,
     /// Some of `response_headers` name the `auth_request` answer (`$auth_http_NAME`...):
@@ -260,8 +260,8 @@ struct Target {
     conditional: Box<[Conditional]>,
     /// `rewrites` (nginx's `rewrite` in a location), after them.
     rewrites: Box<[rewrite::Rule]>,
-    /// The route's own `response_headers`, added before the proxy's.
-    response_headers: Box<[(HeaderName, AnswerValue)]>,
+    /// The route's own `response_headers` (and `_on_success`), added before the proxy's.
+    response_headers: Box<[AddedHeader]>,
     /// `prefix_rewrite` or `upstream_uri`.
     rewrite: Rewrite,
     /// `error_pages` and `intercept_errors`.
@@ -352,7 +352,7 @@ struct Pass<'a> {
 #[derive(Clone, Copy)]
 struct Special<'a> {
     pages: &'a ErrorPages,
-    headers: &'a [(HeaderName, AnswerValue)],
+    headers: &'a [AddedHeader],
 }
 
 impl<'a> Special<'a> {
@@ -634,7 +634,11 @@ impl Target {
                 .collect::<anyhow::Result<_>>()?,
             rewrites: rewrite::Rule::compile(&config.rewrites)?,
             // Validated when the configuration was resolved.
-            response_headers: AnswerValue::headers(&config.response_headers).into(),
+            response_headers: AddedHeader::list(
+                &config.response_headers,
+                &config.response_headers_on_success,
+            )
+            .into(),
             rewrite: Rewrite::new(&config.upstream_target, &config.path),
             error_pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
             internal: config.internal,
@@ -654,19 +658,12 @@ impl Target {
         &self,
         status: StatusCode,
         headers: &mut HeaderMap,
-        values: &[(HeaderName, HeaderValue)],
+        values: &[AddedValue],
     ) {
         if let Some(expires) = self.expires {
             set_expires(status, headers, expires);
         }
-        for (name, value) in &self.response_headers {
-            if let AnswerValue::Fixed(value) = value {
-                add_response_header(headers, name, value);
-            }
-        }
-        for (name, value) in values {
-            add_response_header(headers, name, value);
-        }
+        add_response_headers(status, headers, &self.response_headers, values);
     }
 }
 
@@ -677,6 +674,68 @@ fn names(
 ) -> bool {
     wanted(part)
         || matches!(part, config::RequestHeaderPart::Map(map) if map.parts().any(|p| names(p, wanted)))
+}
+
+/// One of `response_headers` or `response_headers_on_success`.
+struct AddedHeader {
+    name: HeaderName,
+    value: AnswerValue,
+    /// Added to every response (`response_headers`, nginx's `add_header ... always`); else to
+    /// those of [`config::SUCCESS_STATUSES`] only.
+    always: bool,
+}
+
+impl AddedHeader {
+    /// `always` and `on_success` (checked when the configuration was read), in that order.
+    fn list(always: &[(String, String)], on_success: &[(String, String)]) -> Vec<AddedHeader> {
+        let tagged = |headers, always| {
+            AnswerValue::headers(headers)
+                .into_iter()
+                .map(move |(name, value)| AddedHeader {
+                    name,
+                    value,
+                    always,
+                })
+        };
+        tagged(always, true)
+            .chain(tagged(on_success, false))
+            .collect()
+    }
+
+    /// Whether a response of `status` gets it.
+    fn for_status(&self, status: StatusCode) -> bool {
+        self.always || config::SUCCESS_STATUSES.contains(&status.as_u16())
+    }
+}
+
+/// An [`AddedHeader`] with the request's variables, formed for a request.
+struct AddedValue {
+    name: HeaderName,
+    value: HeaderValue,
+    always: bool,
+}
+
+/// Adds the fixed ones of `added` and `values` (formed for the request) to a response of
+/// `status`, each as [`add_response_header`] does, those it gets.
+fn add_response_headers(
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    added: &[AddedHeader],
+    values: &[AddedValue],
+) {
+    for header in added {
+        if let AnswerValue::Fixed(value) = &header.value
+            && header.for_status(status)
+        {
+            add_response_header(headers, &header.name, value);
+        }
+    }
+    let success = config::SUCCESS_STATUSES.contains(&status.as_u16());
+    for added in values {
+        if added.always || success {
+            add_response_header(headers, &added.name, &added.value);
+        }
+    }
 }
 
 /// Adds `name: value` to a response's `headers` unless it has that header (the app's own wins,
@@ -695,19 +754,23 @@ fn add_response_header(headers: &mut HeaderMap, name: &HeaderName, value: &Heade
 /// The values of the `response_headers` with the request's variables among `headers`, for
 /// `request`.
 fn response_values<B>(
-    headers: &[(HeaderName, AnswerValue)],
+    headers: &[AddedHeader],
     request: &Request<B>,
     host: &HeaderValue,
     peer: &Peer,
     request_id: &mut Option<String>,
-) -> Vec<(HeaderName, HeaderValue)> {
+) -> Vec<AddedValue> {
     headers
         .iter()
-        .filter(|(_, value)| matches!(value, AnswerValue::PerRequest(_)))
-        .filter_map(|(name, value)| {
+        .filter(|added| matches!(added.value, AnswerValue::PerRequest(_)))
+        .filter_map(|added| {
             // An empty value adds nothing, as nginx's `add_header`.
-            let value = value.value(request, host, peer, request_id)?;
-            (!value.is_empty()).then(|| (name.clone(), value))
+            let value = added.value.value(request, host, peer, request_id)?;
+            (!value.is_empty()).then(|| AddedValue {
+                name: added.name.clone(),
+                value,
+                always: added.always,
+            })
         })
         .collect()
 }
@@ -1060,24 +1123,32 @@ impl Forwarder {
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok()),
             // Validated when the configuration was resolved.
-            response_headers: AnswerValue::headers(&config.response_headers),
+            response_headers: AddedHeader::list(
+                &config.response_headers,
+                &config.response_headers_on_success,
+            ),
             response_headers_per_request: config
                 .response_headers
                 .iter()
+                .chain(&config.response_headers_on_success)
                 .any(|(_, value)| value.contains('$')),
-            response_headers_after_auth: config.response_headers.iter().any(|(_, value)| {
-                config::request_header_parts(value).is_ok_and(|parts| {
-                    parts.iter().any(|part| {
-                        names(part, &|part| {
-                            matches!(
-                                part,
-                                config::RequestHeaderPart::AuthHttp(_)
-                                    | config::RequestHeaderPart::AuthSetCookie(_)
-                            )
+            response_headers_after_auth: config
+                .response_headers
+                .iter()
+                .chain(&config.response_headers_on_success)
+                .any(|(_, value)| {
+                    config::request_header_parts(value).is_ok_and(|parts| {
+                        parts.iter().any(|part| {
+                            names(part, &|part| {
+                                matches!(
+                                    part,
+                                    config::RequestHeaderPart::AuthHttp(_)
+                                        | config::RequestHeaderPart::AuthSetCookie(_)
+                                )
+                            })
                         })
                     })
-                })
-            }),
+                }),
             drop_underscore_headers: config.drop_underscore_headers,
             metrics,
         })
@@ -1099,12 +1170,13 @@ impl Forwarder {
     fn uses(&self, wanted: impl Fn(&config::RequestHeaderPart) -> bool) -> bool {
         let in_parts =
             |parts: &[config::RequestHeaderPart]| parts.iter().any(|part| names(part, &wanted));
-        let in_values = |values: &[(HeaderName, AnswerValue)]| {
-            values.iter().any(|(_, value)| match value {
-                AnswerValue::PerRequest(parts) => in_parts(parts),
-                AnswerValue::Fixed(_) => false,
-            })
+        let in_value = |value: &AnswerValue| match value {
+            AnswerValue::PerRequest(parts) => in_parts(parts),
+            AnswerValue::Fixed(_) => false,
         };
+        let in_values =
+            |values: &[(HeaderName, AnswerValue)]| values.iter().any(|(_, value)| in_value(value));
+        let in_added = |added: &[AddedHeader]| added.iter().any(|added| in_value(&added.value));
         let in_answer = |fixed: &Fixed| {
             in_values(&fixed.headers)
                 || matches!(&fixed.location, Some(AnswerValue::PerRequest(parts)) if in_parts(parts))
@@ -1113,12 +1185,12 @@ impl Forwarder {
             target.request_headers.iter().any(|(_, set)| match set {
                 SetHeader::PerRequest(parts) => in_parts(parts),
                 _ => false,
-            }) || in_values(&target.response_headers)
+            }) || in_added(&target.response_headers)
                 || target.conditional.iter().any(|conditional| {
                     names(&conditional.variable, &wanted) || in_answer(&conditional.answer)
                 })
         };
-        in_values(&self.response_headers)
+        in_added(&self.response_headers)
             || uses(&self.default)
             || self.locations.all().any(|action| match action {
                 Action::Forward(target) => uses(target),
@@ -1261,11 +1333,9 @@ impl Forwarder {
                 let mut response = response;
                 // The route's own fixed headers, on its refusals too (nginx's `add_header ...
                 // always`: the Docker registry's API version on its 401).
-                for (name, value) in special.map_or(&[][..], |special| special.headers) {
-                    if let AnswerValue::Fixed(value) = value {
-                        add_response_header(response.headers_mut(), name, value);
-                    }
-                }
+                let status = response.status();
+                let added = special.map_or(&[][..], |special| special.headers);
+                add_response_headers(status, response.headers_mut(), added, &[]);
                 response
             }
         };
@@ -2043,7 +2113,7 @@ impl Forwarder {
     fn finish(
         &self,
         started: Instant,
-        added: &[(HeaderName, HeaderValue)],
+        added: &[AddedValue],
         mut response: Response<ProxyBody>,
     ) -> Response<ProxyBody> {
         if let Some(hsts) = &self.hsts {
@@ -2052,14 +2122,13 @@ impl Forwarder {
                 .entry(header::STRICT_TRANSPORT_SECURITY)
                 .or_insert_with(|| hsts.clone());
         }
-        for (name, value) in &self.response_headers {
-            if let AnswerValue::Fixed(value) = value {
-                add_response_header(response.headers_mut(), name, value);
-            }
-        }
-        for (name, value) in added {
-            add_response_header(response.headers_mut(), name, value);
-        }
+        let status = response.status();
+        add_response_headers(
+            status,
+            response.headers_mut(),
+            &self.response_headers,
+            added,
+        );
         self.metrics.response(response.status());
         self.metrics
             .request_duration
