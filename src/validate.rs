@@ -709,6 +709,17 @@ fn proxy(out: &mut String, config: &Config) {
             differs.join(", ")
         );
     }
+    if proxy.absolute_redirects {
+        let _ = writeln!(
+            out,
+            "  redirects to a path made absolute: https://HOST{}/PATH (absolute_redirects)",
+            if proxy.port_in_redirects {
+                "[:PORT unless 443]"
+            } else {
+                ""
+            }
+        );
+    }
     if proxy.drop_underscore_headers {
         let _ = writeln!(
             out,

@@ -567,6 +567,12 @@ pub struct Proxy {
     /// Request headers whose name has an underscore are dropped, never forwarded (nginx's
     /// default `ignore_invalid_headers on` with `underscores_in_headers off`).
     pub drop_underscore_headers: bool,
+    /// A redirect the proxy makes (an answer's, a rewrite's, a directory's, one
+    /// `redirect_rewrite` rewrote) to a path gets the scheme, host and port in front (nginx's
+    /// `absolute_redirect`, on there).
+    pub absolute_redirects: bool,
+    /// The port goes in unless it is 443 (nginx's `port_in_redirect`).
+    pub port_in_redirects: bool,
     /// One log line per request (target `pki_sidecar::access`).
     pub access_log: bool,
     /// Client certificate verification, when configured.

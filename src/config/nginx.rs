@@ -484,9 +484,6 @@ const NGINX_ITSELF: &[&str] = &[
     "index",
     "root",
     "server_name",
-    "server_name_in_redirect",
-    "port_in_redirect",
-    "absolute_redirect",
     "http2_max_concurrent_streams",
     "http2_recv_buffer_size",
     "http2_chunk_size",
@@ -847,6 +844,9 @@ struct Mapper {
     internal_location: bool,
     /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
     tls_only: bool,
+    /// The server's `absolute_redirect`, `port_in_redirect` and `server_name_in_redirect`
+    /// (or the `http` level's), a location's own must be the same.
+    redirect_settings: Vec<Directive>,
     /// `proxy_ssl_*` directives: ignored by nginx with an `http://` upstream, which
     /// `upstream_is_http` says `proxy_pass` gave.
     proxy_ssl: Vec<Directive>,
@@ -1501,6 +1501,7 @@ impl Mapper {
             .rfind(|d| d.name == "default_type")
             .cloned();
         self.constants = self.constants_of(server.block.as_deref().unwrap_or_default());
+        self.redirects(server, directives);
         let ssl_on = ssl_on(directives.iter()).cloned();
         self.tls_only = ssl_on.is_some()
             || directives
@@ -1626,6 +1627,8 @@ impl Mapper {
                 }
                 "gzip" | "gzip_types" | "gzip_min_length" | "gzip_comp_level" | "gzip_vary"
                 | "gzip_proxied" | "gzip_http_version" => self.gzip.push(d.clone()),
+                // Read before the loop ([`Mapper::redirects`]).
+                "absolute_redirect" | "port_in_redirect" | "server_name_in_redirect" => {}
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -1973,13 +1976,6 @@ impl Mapper {
         entry.insert("status".into(), Value::from(u64::from(code)));
         if redirect {
             if let Some(url) = &text {
-                if url.starts_with('/') {
-                    self.warn(
-                        returned,
-                        "a relative redirect is sent as it is (nginx makes it absolute with its \
-                         scheme, host and port); clients follow both",
-                    );
-                }
                 entry.insert("location".into(), Value::from(url.clone()));
             }
         } else if let Some(text) = text {
@@ -2416,6 +2412,9 @@ impl Mapper {
             "client_max_body_size" => self.body_size[1] = Some(d.clone()),
             "proxy_redirect" => self.redirects[1].push(d.clone()),
             name if name.starts_with("gzip") => self.location_gzip(d),
+            "absolute_redirect" | "port_in_redirect" | "server_name_in_redirect" => {
+                self.location_redirect_setting(d);
+            }
             name if NGINX_ITSELF.contains(&name) => {
                 let why = why_ignored(name);
                 self.warn(d, format!("ignored: {why}"));
@@ -2784,6 +2783,82 @@ impl Mapper {
         (first, headers, real_ip_at)
     }
 
+    /// `absolute_redirect` (nginx's default on), `port_in_redirect` (on) and
+    /// `server_name_in_redirect` (off) of the server (or the `http` level), as
+    /// `proxy.absolute_redirects` and `proxy.port_in_redirects`; nginx makes a redirect to a path
+    /// absolute with the host the client named, the proxy too; the server's name instead
+    /// (`server_name_in_redirect on`) is refused.
+    fn redirects(&mut self, server: &Directive, directives: &[Directive]) {
+        let mut settings: Vec<Directive> = Vec::new();
+        for name in [
+            "absolute_redirect",
+            "port_in_redirect",
+            "server_name_in_redirect",
+        ] {
+            if let Some(d) = directives.iter().rfind(|d| d.name == name) {
+                settings.push(d.clone());
+            }
+        }
+        let mut absolute = (server.clone(), true);
+        let mut port = None;
+        for d in &settings {
+            let on = match d.args.as_slice() {
+                [on] if on == "on" => true,
+                [off] if off == "off" => false,
+                _ => {
+                    self.error(d, "expects on or off");
+                    continue;
+                }
+            };
+            match d.name.as_str() {
+                "absolute_redirect" => absolute = (d.clone(), on),
+                "port_in_redirect" => port = Some((d.clone(), on)),
+                _ if on => self.error(
+                    d,
+                    "not supported: the proxy names the host the client asked for in a \
+                     redirect it makes absolute, not the server's name",
+                ),
+                _ => {}
+            }
+        }
+        self.set(
+            &absolute.0,
+            &["proxy", "absolute_redirects"],
+            Value::from(absolute.1),
+        );
+        if let Some((d, on)) = port {
+            self.set(&d, &["proxy", "port_in_redirects"], Value::from(on));
+        }
+        self.redirect_settings = settings;
+    }
+
+    /// A location's own `absolute_redirect`, `port_in_redirect` or `server_name_in_redirect`:
+    /// the same as the server's is fine (`true`); another is refused (said).
+    fn location_redirect_setting(&mut self, d: &Directive) -> bool {
+        let default = if d.name == "server_name_in_redirect" {
+            "off"
+        } else {
+            "on"
+        };
+        let server = self
+            .redirect_settings
+            .iter()
+            .find(|s| s.name == d.name)
+            .and_then(|s| s.args.first())
+            .map_or(default, String::as_str);
+        if d.args.len() == 1 && d.args[0] == server {
+            return true;
+        }
+        self.error(
+            d,
+            format!(
+                "a location's own is not supported: the proxy makes every redirect the same way \
+                 (the server's is {server}; give it to the server)"
+            ),
+        );
+        false
+    }
+
     /// `ignore_invalid_headers` (nginx's default on) and `underscores_in_headers` (default off):
     /// with both defaults nginx drops request headers whose name has an underscore, which
     /// `proxy.drop_underscore_headers` does. A name that is not an HTTP token at all (a space,
@@ -2828,8 +2903,8 @@ impl Mapper {
     /// `proxy_redirect`: `location /`'s, else the server's (or the `http` level's), as
     /// `proxy.redirect_rewrite`; none is nginx's `default`. `default` stands for the
     /// `proxy_pass` URL (as written, with a `/`) rewritten to `/`; `off` for no rewriting;
-    /// `$scheme` is `https` on the one TLS listener. A Location rewritten to a path stays a
-    /// path, where nginx makes it absolute with its scheme, host and port.
+    /// `$scheme` is `https` on the one TLS listener. A Location rewritten to a path is made
+    /// absolute with `absolute_redirects`, as nginx makes it.
     fn proxy_redirect(&mut self) {
         let [outer, location] = std::mem::take(&mut self.redirects);
         let level = if location.is_empty() { outer } else { location };
@@ -2875,16 +2950,11 @@ impl Mapper {
             );
             return None;
         }
-        let relative = "a Location rewritten to a path is sent as that path (nginx makes it \
-                        absolute with its scheme, host and port); clients follow both";
         let mut rules = Vec::new();
         for d in level {
             match d.args.as_slice() {
                 [one] if one == "default" => match &default {
-                    Some((_, from, to)) => {
-                        rules.push(rule(from, to));
-                        self.warn(d, relative);
-                    }
+                    Some((_, from, to)) => rules.push(rule(from, to)),
                     None if self.upstream_is_http || self.upstream_is_https => self.error(
                         d,
                         "default cannot stand for a proxy_pass with a variable (nginx refuses \
@@ -2908,9 +2978,6 @@ impl Mapper {
                              https)",
                         );
                         continue;
-                    }
-                    if to.starts_with('/') {
-                        self.warn(d, relative);
                     }
                     rules.push(rule(&from, &to));
                 }
@@ -3060,13 +3127,6 @@ impl Mapper {
                     format!("{flag}: expects last, break, redirect or permanent"),
                 );
                 return None;
-            }
-            if matches!(flag.as_str(), "redirect" | "permanent") && replacement.starts_with('/') {
-                self.warn(
-                    d,
-                    "a relative redirect is sent as it is (nginx makes it absolute with its \
-                     scheme, host and port); clients follow both",
-                );
             }
             rule.insert("flag".into(), Value::from(flag.clone()));
         }
@@ -3562,6 +3622,11 @@ impl Mapper {
                      location",
                 ),
                 name if name.starts_with("gzip") => self.location_gzip(inner),
+                "absolute_redirect" | "port_in_redirect" | "server_name_in_redirect" => {
+                    if !self.location_redirect_setting(inner) {
+                        ok = false;
+                    }
+                }
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(inner, format!("ignored: {why}"));
@@ -4757,6 +4822,60 @@ server {
             &[
                 ":5:3: auth_request: takes a path (a variable is not supported) or off",
                 ":7:5: auth_request_set: only $upstream_http_NAME",
+            ],
+        );
+    }
+
+    /// `absolute_redirect`, `port_in_redirect` (the server's or `http`'s) become
+    /// `absolute_redirects` and `port_in_redirects` (nginx's defaults, on, written out); a
+    /// location's own is fine when it is the server's, else refused; `server_name_in_redirect
+    /// on` is refused.
+    #[test]
+    fn redirects_are_made_absolute_as_nginx_makes_them() {
+        let server = |outer: &str, location: &str| {
+            format!(
+                "http {{\n{outer}  server {{\n    listen 443 ssl;\n    ssl_certificate a.crt;\n    \
+                 ssl_certificate_key a.key;\n    location / {{\n      proxy_pass \
+                 http://127.0.0.1:80;\n    }}\n    location /a/ {{\n{location}      proxy_pass \
+                 http://127.0.0.1:81;\n    }}\n  }}\n}}\n"
+            )
+        };
+        let mapped = map(&server("", "")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.absolute_redirects").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            value(&mapped, "proxy.port_in_redirects"),
+            None,
+            "the default, on"
+        );
+        let mapped = map(&server(
+            "  absolute_redirect off;\n  port_in_redirect off;\n  server_name_in_redirect off;\n",
+            "      absolute_redirect off;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.absolute_redirects").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            value(&mapped, "proxy.port_in_redirects").as_deref(),
+            Some("false")
+        );
+        let err = map(&server(
+            "  server_name_in_redirect on;\n  port_in_redirect maybe;\n",
+            "      absolute_redirect off;\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert_errors(
+            &err,
+            &[
+                ":2:3: server_name_in_redirect: not supported: the proxy names the host",
+                ":3:3: port_in_redirect: expects on or off",
+                ":12:7: absolute_redirect: a location's own is not supported: the proxy makes \
+                 every redirect the same way (the server's is on",
             ],
         );
     }
@@ -6333,12 +6452,10 @@ server {
                 pair("http://", "https://")
             ]
         );
-        assert!(
-            mapped.warnings[0]
-                .to_string()
-                .contains(":9:5: proxy_redirect: warning: a Location rewritten to a path"),
-            "{:?}",
-            mapped.warnings
+        assert_eq!(
+            value(&mapped, "proxy.absolute_redirects").as_deref(),
+            Some("true"),
+            "a Location rewritten to a path is made absolute, as nginx makes it"
         );
         let mapped = ok(server(
             "http://127.0.0.1:80",

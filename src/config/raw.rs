@@ -498,6 +498,8 @@ pub(crate) struct RawProxy {
     pub file_types: Option<BTreeMap<String, String>>,
     pub expires: Option<String>,
     pub drop_underscore_headers: Option<Scalar>,
+    pub absolute_redirects: Option<Scalar>,
+    pub port_in_redirects: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,
     pub client_auth: Option<String>,

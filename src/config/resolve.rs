@@ -2336,6 +2336,16 @@ fn resolve_proxy(
             raw.drop_underscore_headers.as_ref(),
             false,
         ),
+        absolute_redirects: r.boolean(
+            &["proxy", "absolute_redirects"],
+            raw.absolute_redirects.as_ref(),
+            false,
+        ),
+        port_in_redirects: r.boolean(
+            &["proxy", "port_in_redirects"],
+            raw.port_in_redirects.as_ref(),
+            true,
+        ),
         access_log: r.boolean(&["proxy", "access_log"], raw.access_log.as_ref(), false),
         client_auth: client_ca_file.map(|ca_file| ClientAuth { ca_file, required }),
     };

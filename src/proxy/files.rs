@@ -103,8 +103,6 @@ impl Files {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        host: &HeaderValue,
-        port: u16,
         compressed: &(dyn Fn(&HeaderValue, u64) -> bool + Sync),
     ) -> Served {
         let Some(mut path) = normalize(uri.path()) else {
@@ -128,7 +126,7 @@ impl Files {
             }
         }
         Served::Response(Box::new(
-            self.serve_path(method, uri, headers, (host, port), path, compressed)
+            self.serve_path(method, uri, headers, path, compressed)
                 .await,
         ))
     }
@@ -171,7 +169,6 @@ impl Files {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        (host, port): (&HeaderValue, u16),
         path: Vec<u8>,
         compressed: &(dyn Fn(&HeaderValue, u64) -> bool + Sync),
     ) -> Response<ProxyBody> {
@@ -196,7 +193,7 @@ impl Files {
         let (file, metadata) = match found {
             Found::File(file, metadata) => (file, metadata),
             Found::Refused(code) => return status(code),
-            Found::Directory => return to_directory(&path, uri, host, port),
+            Found::Directory => return to_directory(&path, uri),
         };
         if *method == Method::POST {
             return status(StatusCode::METHOD_NOT_ALLOWED);
@@ -262,22 +259,10 @@ impl Files {
     }
 }
 
-/// 301 to the directory's path with its `/`, absolute as nginx makes it: the Host the client
-/// named (without its port), the port of the listener the client reached (left out when it is
-/// 443), the query kept.
-fn to_directory(path: &[u8], uri: &Uri, host: &HeaderValue, port: u16) -> Response<ProxyBody> {
-    let host = host.as_bytes();
-    let name = match host.iter().rposition(|&b| b == b':') {
-        // A port after the name, not a colon of a bracketed IPv6 address.
-        Some(colon) if !host[colon..].contains(&b']') => &host[..colon],
-        _ => host,
-    };
-    let mut location = b"https://".to_vec();
-    location.extend(name.iter().map(u8::to_ascii_lowercase));
-    if port != 443 {
-        location.extend_from_slice(format!(":{port}").as_bytes());
-    }
-    location.extend_from_slice(path);
+/// 301 to the directory's path with its `/`, the query kept; made absolute with
+/// `absolute_redirects`, as nginx makes it.
+fn to_directory(path: &[u8], uri: &Uri) -> Response<ProxyBody> {
+    let mut location = path.to_vec();
     location.push(b'/');
     if let Some(query) = uri.query() {
         location.push(b'?');

@@ -190,6 +190,8 @@ pub(crate) struct Forwarder {
     response_headers_after_auth: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
+    /// `proxy.absolute_redirects`: with `port_in_redirects`, whether the port goes in.
+    absolute_redirects: Option<bool>,
     /// Every `basic_auth_file`, read once.
     auths: Vec<Arc<BasicAuth>>,
     /// `proxy.server_names`: none, every host is served.
@@ -1150,6 +1152,9 @@ impl Forwarder {
                     })
                 }),
             drop_underscore_headers: config.drop_underscore_headers,
+            absolute_redirects: config
+                .absolute_redirects
+                .then_some(config.port_in_redirects),
             metrics,
         })
     }
@@ -1496,7 +1501,8 @@ impl Forwarder {
             // nginx's server-level `if` (its server rewrite phase), before a location is
             // chosen.
             if let Some(fixed) = first_answer(&self.conditional, &request, &host, peer) {
-                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                let mut response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                self.absolute_location(response.headers_mut(), &host, peer.local_port);
                 discard_body(request, h1);
                 return (
                     response,
@@ -1572,7 +1578,8 @@ impl Forwarder {
             }
             // A location's `if` (its rewrite phase), before its `return` and access checks.
             if let Some(fixed) = first_answer(&target.conditional, &request, &host, peer) {
-                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                let mut response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                self.absolute_location(response.headers_mut(), &host, peer.local_port);
                 discard_body(request, h1);
                 return (
                     response,
@@ -1619,7 +1626,8 @@ impl Forwarder {
             if let Some(fixed) = answer {
                 // Answered here whatever the method and body, as nginx's `return` does (before
                 // its access checks).
-                let response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                let mut response = fixed.response(&request, &host, peer, &mut pass.request_id);
+                self.absolute_location(response.headers_mut(), &host, peer.local_port);
                 discard_body(request, h1);
                 return (
                     response,
@@ -1722,14 +1730,14 @@ impl Forwarder {
                     request.method(),
                     request.uri(),
                     request.headers(),
-                    &host,
-                    peer.local_port,
                     &compressed,
                 )
                 .await;
             hops += 1;
             match served {
                 Served::Response(mut response) => {
+                    // A directory's redirect.
+                    self.absolute_location(response.headers_mut(), &host, peer.local_port);
                     let values = response_values(
                         &target.response_headers,
                         &request,
@@ -1859,6 +1867,9 @@ impl Forwarder {
             join_cookies(request.headers_mut());
         }
         self.add_forwarded(request.headers_mut(), peer, &host, target.x_real_ip);
+        // For a `Location` made absolute once `redirect_rewrite` rewrote it.
+        let redirect_host = (!target.redirects.is_empty() && self.absolute_redirects.is_some())
+            .then(|| host.clone());
         // One Host line, the one admitted (an HTTP/2 client sends :authority instead).
         request.headers_mut().insert(header::HOST, host);
         if let Some(values) = per_request {
@@ -1938,8 +1949,11 @@ impl Forwarder {
         for name in &target.hidden {
             response.headers_mut().remove(name);
         }
-        if !target.redirects.is_empty() {
-            rewrite_redirects(response.headers_mut(), &target.redirects);
+        if !target.redirects.is_empty()
+            && rewrite_redirects(response.headers_mut(), &target.redirects)
+            && let Some(host) = &redirect_host
+        {
+            self.absolute_location(response.headers_mut(), host, peer.local_port);
         }
         if !target.cookies.is_empty()
             && let header::Entry::Occupied(mut set) =
@@ -2094,6 +2108,7 @@ impl Forwarder {
                 let mut response = Response::new(full(Bytes::new()));
                 *response.status_mut() = status;
                 response.headers_mut().insert(header::LOCATION, location);
+                self.absolute_location(response.headers_mut(), host, peer.local_port);
                 Err(Box::new(response))
             }
             rewrite::Outcome::Invalid => Err(Box::new(self.bad_target(request.uri()))),
@@ -2108,6 +2123,38 @@ impl Forwarder {
         );
         self.metrics.client_errors.target.inc();
         error(StatusCode::BAD_REQUEST, "bad request target\n")
+    }
+
+    /// With `absolute_redirects`, a `Location` of the proxy's making (an answer's, a
+    /// rewrite's, a directory's, one `redirect_rewrite` rewrote) that is a path is made
+    /// absolute as nginx makes it: `https://`, the host the client named (without its port),
+    /// the port of the listener it reached unless 443 (or `port_in_redirects` is off), the path.
+    fn absolute_location(&self, headers: &mut HeaderMap, host: &HeaderValue, port: u16) {
+        let Some(with_port) = self.absolute_redirects else {
+            return;
+        };
+        let Some(path) = headers
+            .get(header::LOCATION)
+            .map(HeaderValue::as_bytes)
+            .filter(|path| path.starts_with(b"/"))
+        else {
+            return;
+        };
+        let host = host.as_bytes();
+        let name = match host.iter().rposition(|&b| b == b':') {
+            // A port after the name, not a colon of a bracketed IPv6 address.
+            Some(colon) if !host[colon..].contains(&b']') => &host[..colon],
+            _ => host,
+        };
+        let mut url = b"https://".to_vec();
+        url.extend(name.iter().map(u8::to_ascii_lowercase));
+        if with_port && port != 443 {
+            url.extend_from_slice(format!(":{port}").as_bytes());
+        }
+        url.extend_from_slice(path);
+        if let Ok(url) = HeaderValue::from_bytes(&url) {
+            headers.insert(header::LOCATION, url);
+        }
     }
 
     fn finish(
@@ -2701,8 +2748,10 @@ fn without_port(host: &[u8]) -> &[u8] {
 
 /// `proxy.redirect_rewrite`, as nginx's `proxy_redirect`: in each `Location` and in the URL after
 /// `url=` of each `Refresh`, the first `from` the URL starts with (case included) is replaced
-/// by its `to`. A value that would not be a valid header is left as it was.
-fn rewrite_redirects(headers: &mut HeaderMap, redirects: &[(Bytes, Bytes)]) {
+/// by its `to`. A value that would not be a valid header is left as it was. Whether a
+/// `Location` was rewritten.
+fn rewrite_redirects(headers: &mut HeaderMap, redirects: &[(Bytes, Bytes)]) -> bool {
+    let mut location = false;
     let rewrite = |value: &HeaderValue, url_at: usize| -> Option<HeaderValue> {
         let bytes = value.as_bytes();
         let url = &bytes[url_at..];
@@ -2733,9 +2782,11 @@ fn rewrite_redirects(headers: &mut HeaderMap, redirects: &[(Bytes, Bytes)]) {
             };
             if let Some(new) = rewrite(value, url_at) {
                 *value = new;
+                location |= !refresh;
             }
         }
     }
+    location
 }
 
 /// Joins HTTP/2 `cookie` fields into the one line HTTP/1.1 wants (RFC 9113 §8.2.3).
