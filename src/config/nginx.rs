@@ -620,7 +620,6 @@ fn why_ignored(name: &str) -> &'static str {
 /// and sets the forwarding headers itself (see `proxy.request_headers`).
 fn own_request_header(lower: &str) -> Option<&'static str> {
     match lower {
-        "host" => Some("the proxy passes the Host the client sent"),
         "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te"
         | "trailer" | "proxy-connection" => {
             Some("the proxy frames each request and its connection itself")
@@ -632,6 +631,27 @@ fn own_request_header(lower: &str) -> Option<&'static str> {
         "x-real-ip" => Some("X-Real-IP is the client's address (proxy.x_real_ip) or passed as is"),
         _ => None,
     }
+}
+
+/// nginx's `$proxy_host` for a `proxy_pass` URL as written: its host, with its port unless it
+/// is the scheme's own (80, 443); `None` with a variable in it.
+fn proxy_host(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('$') {
+        return None;
+    }
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    Some(
+        authority
+            .strip_suffix(default_port)
+            .unwrap_or(authority)
+            .to_string(),
+    )
 }
 
 /// Request headers nginx configs set that the proxy sets the same way (or passes as is).
@@ -2663,7 +2683,7 @@ impl Mapper {
     /// about; any other with a fixed value, or one of the variables that are constant on the
     /// one TLS listener (`$scheme` https, `$https` on, `$server_port`), goes to
     /// `proxy.request_headers` (an empty value removes the header, as nginx does). Without a
-    /// `Host`, nginx sends the `proxy_pass` host, where the proxy passes the client's: a warning.
+    /// `Host`, nginx sends the `proxy_pass` host (`$proxy_host`): written out.
     fn proxy_set_headers(&mut self) {
         let [outer, location] = std::mem::take(&mut self.set_headers);
         let level = if location.is_empty() { outer } else { location };
@@ -2707,11 +2727,33 @@ impl Mapper {
                 }
                 continue;
             }
-            if lower == "host" && value == "$host" {
-                self.warn(
+            // nginx's `$proxy_host`: the proxy_pass host as written (its port unless the
+            // scheme's own).
+            let proxied;
+            let value = if names_variable(value, "proxy_host") {
+                match proxy_pass_url.and_then(|(_, url)| proxy_host(url)) {
+                    Some(host) => {
+                        proxied = value
+                            .replace("${proxy_host}", &host)
+                            .replace("$proxy_host", &host);
+                        proxied.as_str()
+                    }
+                    None => {
+                        self.error(
+                            d,
+                            "$proxy_host stands for a proxy_pass host written without a variable",
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                value
+            };
+            if lower == "host" && value.is_empty() {
+                self.error(
                     d,
-                    "Host is passed as the client sent it ($http_host): with the port, when the \
-                     client gave one",
+                    "an empty Host is not supported: the app is told a host ($proxy_host by \
+                     default, as nginx)",
                 );
                 continue;
             }
@@ -2765,20 +2807,19 @@ impl Mapper {
             headers.insert(name.clone(), Value::from(fixed));
             first.get_or_insert_with(|| d.clone());
         }
+        // nginx's default `proxy_set_header Host $proxy_host`.
         if !host && let Some((at, url)) = proxy_pass_url {
-            let authority = url
-                .trim_start_matches("http://")
-                .split(['/', '$'])
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            self.warn(
-                at,
-                format!(
-                    "no proxy_set_header Host: nginx sends Host: {authority} (the proxy_pass \
-                     host), the proxy passes the Host the client sent"
+            match proxy_host(url) {
+                Some(authority) => {
+                    headers.insert("Host".to_string(), Value::from(authority));
+                    first.get_or_insert_with(|| at.clone());
+                }
+                None => self.warn(
+                    at,
+                    "no proxy_set_header Host: nginx sends the host of this proxy_pass, which \
+                     has a variable; the proxy passes the Host the client sent",
                 ),
-            );
+            }
         }
         (first, headers, real_ip_at)
     }
@@ -4734,11 +4775,15 @@ server {
         );
         assert_eq!(value(&mapped, "proxy.x_real_ip").as_deref(), Some("true"));
         let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(warnings.len(), 5, "{warnings:#?}");
+        assert_eq!(warnings.len(), 4, "{warnings:#?}");
+        assert_eq!(
+            json(&mapped, &["proxy", "request_headers"]).unwrap()["Host"],
+            "${host}",
+            "proxy_set_header Host $host: the name without its port, as nginx sends it"
+        );
         for (warning, expected) in warnings.iter().zip([
             ":3:1: server: warning: no access_log, so nginx would log every request",
             ":6:5: server_name: warning: ignored",
-            ":14:9: proxy_set_header: warning: Host is passed",
             ":16:9: proxy_set_header: warning: a client's own",
             ":21:1: server: warning: not served",
         ]) {
@@ -5133,7 +5178,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
-                "request_headers": {},
+                "request_headers": { "Host": "localhost:3012" },
                 "x_real_ip": true,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
@@ -5154,7 +5199,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "0",
-                "request_headers": { "X-Scheme": "https" },
+                "request_headers": { "Host": "app", "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
@@ -5175,7 +5220,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
-                "request_headers": { "X-Scheme": "https" },
+                "request_headers": { "Host": "app", "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
                 "cookie_flags": [],
@@ -5780,14 +5825,12 @@ server {
         );
         assert!(value(&mapped, "proxy.trusted_proxies").is_some());
         // worker_processes and events: nginx's own tuning, each with a warning; no access_log:
-        // nginx's default, logging every request, is kept; no Host: nginx would send `app`.
-        assert_eq!(mapped.warnings.len(), 4, "{:?}", mapped.warnings);
-        assert!(
-            mapped.warnings[1]
-                .to_string()
-                .contains("proxy_pass: warning: no proxy_set_header Host: nginx sends Host: app"),
-            "{:?}",
-            mapped.warnings
+        // nginx's default, logging every request, is kept; no Host: nginx sends `app`, the
+        // upstream's name, and so does the proxy.
+        assert_eq!(mapped.warnings.len(), 3, "{:?}", mapped.warnings);
+        assert_eq!(
+            json(&mapped, &["proxy", "request_headers"]),
+            Some(serde_json::json!({ "Host": "app" }))
         );
         assert_eq!(value(&mapped, "proxy.access_log").as_deref(), Some("true"));
     }
@@ -5898,7 +5941,7 @@ server {
         );
         assert_eq!(
             json(&mapped, &["proxy", "request_headers"]),
-            Some(serde_json::json!({ "X-Port": "${server_port}" }))
+            Some(serde_json::json!({ "Host": "${host}", "X-Port": "${server_port}" }))
         );
         // One port on every listener: a constant.
         let mapped = map(&server(
@@ -5912,7 +5955,7 @@ server {
         );
         assert_eq!(
             json(&mapped, &["proxy", "request_headers"]),
-            Some(serde_json::json!({ "X-Port": "8443" }))
+            Some(serde_json::json!({ "Host": "${host}", "X-Port": "8443" }))
         );
     }
 
@@ -6540,21 +6583,27 @@ server {
             "the location's own proxy_set_header: the server's are not inherited"
         );
         assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
-        // The server's, when the location has none; no Host: nginx's $proxy_host, a warning.
+        // The server's, when the location has none; no Host: nginx's $proxy_host (the
+        // proxy_pass host, without the scheme's own port), written out.
         let mapped = map(&server(
             "  proxy_set_header X-Real-IP $remote_addr;\n  proxy_set_header X-Scheme $scheme;\n",
             "",
         ))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(value(&mapped, "proxy.x_real_ip").as_deref(), Some("true"));
-        assert_eq!(request_headers(&mapped), [pair("X-Scheme", "https")]);
-        assert!(
-            mapped.warnings[0].to_string().contains(
-                ":9:5: proxy_pass: warning: no proxy_set_header Host: nginx sends Host: \
-                 127.0.0.1:80"
-            ),
-            "{:?}",
-            mapped.warnings
+        assert_eq!(
+            request_headers(&mapped),
+            [pair("Host", "127.0.0.1"), pair("X-Scheme", "https")]
+        );
+        assert!(mapped.warnings.is_empty(), "{:?}", mapped.warnings);
+        let mapped = map(&server(
+            "",
+            "    proxy_set_header Host $proxy_host:8080;\n    proxy_set_header X-Host $host;\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            request_headers(&mapped),
+            [pair("Host", "127.0.0.1:8080"), pair("X-Host", "${host}")]
         );
         let err = map(&server(
             "",
@@ -6588,6 +6637,7 @@ server {
         assert_eq!(
             request_headers(&mapped),
             [
+                pair("Host", "${host}"),
                 pair("X-Original-URI", "${request_uri}"),
                 pair("X-Path", "${uri}${is_args}${args}"),
                 pair("X-Request-ID", "${request_id}"),

@@ -2468,7 +2468,6 @@ fn resolve_response_headers_at(
 /// Request headers the configuration may not set: the proxy frames requests and sets the
 /// forwarding headers itself.
 const NOT_REQUEST_HEADERS: &[(&str, &str)] = &[
-    ("host", "the proxy passes the Host the client sent"),
     ("content-length", "the proxy frames each request itself"),
     ("transfer-encoding", "the proxy frames each request itself"),
     ("connection", "a connection header is the proxy's own"),
@@ -2520,6 +2519,15 @@ fn resolve_request_headers(
                      $ssl_client_fingerprint and $ssl_client_escaped_cert are replaced in a \
                      value"
                 ),
+            );
+            continue;
+        }
+        if name.eq_ignore_ascii_case("host") && value.is_empty() {
+            let at: Vec<&str> = base.iter().copied().chain([name.as_str()]).collect();
+            r.error(
+                &at,
+                "cannot be removed: the app is told a host (without this key, the one the \
+                 client sent)",
             );
             continue;
         }

@@ -2140,14 +2140,12 @@ impl Forwarder {
         else {
             return;
         };
-        let host = host.as_bytes();
-        let name = match host.iter().rposition(|&b| b == b':') {
-            // A port after the name, not a colon of a bracketed IPv6 address.
-            Some(colon) if !host[colon..].contains(&b']') => &host[..colon],
-            _ => host,
-        };
         let mut url = b"https://".to_vec();
-        url.extend(name.iter().map(u8::to_ascii_lowercase));
+        url.extend(
+            without_port(host.as_bytes())
+                .iter()
+                .map(u8::to_ascii_lowercase),
+        );
         if with_port && port != 443 {
             url.extend_from_slice(format!(":{port}").as_bytes());
         }

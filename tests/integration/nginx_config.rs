@@ -357,6 +357,11 @@ async fn the_proxy_serves_an_nginx_configuration_as_nginx_serves_it() {
             "{who}: {host:?}"
         );
     }
+    assert_eq!(
+        ours_upstream[0].header("host"),
+        theirs_upstream[0].header("host"),
+        "the Host the app is told"
+    );
     let (code, log) = proxy.stop();
     assert_eq!(code, Some(0), "{log}");
     // `validate --nginx-config` says the same before a switch; a location the proxy would not
@@ -2298,6 +2303,7 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
             assert_eq!(received.len(), 1);
             let header = |name: &str| received[0].header(name).join(" / ");
             for name in [
+                "host",
                 "x-method",
                 "x-original-uri",
                 "x-path",
@@ -2321,6 +2327,10 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
     assert!(
         theirs.contains(&"/a/./b/../c%20d?x=1&y x-path: /a/c d?x=1&y|x=1&y".to_string()),
         "{theirs:#?}"
+    );
+    assert!(
+        theirs.contains(&"/plain host: localhost".to_string()),
+        "$host: the name without its port, over HTTP/2 too: {theirs:#?}"
     );
 }
 
@@ -3918,7 +3928,13 @@ async fn oauth2_proxy_cookies_reach_the_client_as_nginx_sends_them() {
             .iter()
             .map(|r| {
                 let line: Vec<&str> = r.request_line().split(' ').collect();
-                format!("{} {} user={:?}", line[0], line[1], r.header("x-user"))
+                format!(
+                    "{} {} user={:?} host={:?}",
+                    line[0],
+                    line[1],
+                    r.header("x-user"),
+                    r.header("host")
+                )
             })
             .collect();
         asked.sort();
@@ -3950,9 +3966,13 @@ async fn oauth2_proxy_cookies_reach_the_client_as_nginx_sends_them() {
             "Set-Cookie: _oauth2_proxy=AAA; Path=/; HttpOnly",
         ]
     );
+    // No proxy_set_header Host: nginx's `$proxy_host`, the proxy_pass host.
     assert_eq!(
         theirs.1,
-        ["GET /page?x=1 user=[\"alice\"]"],
+        [format!(
+            "GET /page?x=1 user=[\"alice\"] host=[\"127.0.0.1:{}\"]",
+            app.address.port()
+        )],
         "{:#?}",
         theirs.1
     );
