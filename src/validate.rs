@@ -720,6 +720,12 @@ fn proxy(out: &mut String, config: &Config) {
             }
         );
     }
+    if proxy.append_forwarded_for {
+        let _ = writeln!(
+            out,
+            "  request   any client's forwarding list kept, the peer appended (append_forwarded_for)"
+        );
+    }
     if proxy.drop_underscore_headers {
         let _ = writeln!(
             out,

@@ -488,6 +488,9 @@ pub struct Proxy {
     pub max_request_body: Option<u64>,
     /// Which forwarding headers the upstream gets.
     pub forwarded_headers: ForwardedHeaders,
+    /// Every peer's `X-Forwarded-For` (or `Forwarded`) list is appended to, not only
+    /// `trusted_proxies`' (nginx's `$proxy_add_x_forwarded_for`).
+    pub append_forwarded_for: bool,
     /// Peers whose forwarding headers are appended to; everyone else's are replaced.
     pub trusted_proxies: Vec<Cidr>,
     /// The `Strict-Transport-Security` value added to responses that lack one, when set.

@@ -864,6 +864,9 @@ struct Mapper {
     internal_location: bool,
     /// Every listen of the TLS server is TLS (else those without `ssl` are not served).
     tls_only: bool,
+    /// Each `proxy_set_header X-Forwarded-For` of the server and its locations, and whether it
+    /// appends to the client's list (`$proxy_add_x_forwarded_for`).
+    forwarded_for: Vec<(Directive, bool)>,
     /// The server's `absolute_redirect`, `port_in_redirect` and `server_name_in_redirect`
     /// (or the `http` level's), a location's own must be the same.
     redirect_settings: Vec<Directive>,
@@ -1804,6 +1807,7 @@ impl Mapper {
         self.gzip();
         self.proxy_redirect();
         self.proxy_set_headers();
+        self.forwarded_for();
         self.body_size(server);
         self.access_log(server);
         self.upstream_timeouts();
@@ -2757,12 +2761,11 @@ impl Mapper {
                 );
                 continue;
             }
-            if lower == "x-forwarded-for" && value == "$proxy_add_x_forwarded_for" {
-                self.warn(
-                    d,
-                    "a client's own X-Forwarded-For is replaced by its address, not appended to, \
-                     unless it is a set_real_ip_from peer (proxy.trusted_proxies)",
-                );
+            if lower == "x-forwarded-for"
+                && matches!(value, "$proxy_add_x_forwarded_for" | "$remote_addr")
+            {
+                self.forwarded_for
+                    .push((d.clone(), value == "$proxy_add_x_forwarded_for"));
                 continue;
             }
             if header_is_equivalent(name, value) {
@@ -2822,6 +2825,24 @@ impl Mapper {
             }
         }
         (first, headers, real_ip_at)
+    }
+
+    /// `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for` (the client's list, this
+    /// hop's address after it) as `proxy.append_forwarded_for`; the proxy does it the same way
+    /// in every location, so a location that sets `$remote_addr` beside it is warned about.
+    fn forwarded_for(&mut self) {
+        let set = std::mem::take(&mut self.forwarded_for);
+        let Some((first, _)) = set.iter().find(|(_, append)| *append) else {
+            return;
+        };
+        self.set(first, &["proxy", "append_forwarded_for"], Value::from(true));
+        for (d, _) in set.iter().filter(|(_, append)| !append) {
+            self.warn(
+                d,
+                "a client's own X-Forwarded-For is appended to here too: the proxy does it in \
+                 every location, as $proxy_add_x_forwarded_for elsewhere in this server asks",
+            );
+        }
     }
 
     /// `absolute_redirect` (nginx's default on), `port_in_redirect` (on) and
@@ -4775,16 +4796,20 @@ server {
         );
         assert_eq!(value(&mapped, "proxy.x_real_ip").as_deref(), Some("true"));
         let warnings: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(warnings.len(), 4, "{warnings:#?}");
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
         assert_eq!(
             json(&mapped, &["proxy", "request_headers"]).unwrap()["Host"],
             "${host}",
             "proxy_set_header Host $host: the name without its port, as nginx sends it"
         );
+        assert_eq!(
+            value(&mapped, "proxy.append_forwarded_for").as_deref(),
+            Some("true"),
+            "$proxy_add_x_forwarded_for: the client's list kept, the peer after it"
+        );
         for (warning, expected) in warnings.iter().zip([
             ":3:1: server: warning: no access_log, so nginx would log every request",
             ":6:5: server_name: warning: ignored",
-            ":16:9: proxy_set_header: warning: a client's own",
             ":21:1: server: warning: not served",
         ]) {
             assert!(warning.contains(expected), "{expected}: {warnings:#?}");

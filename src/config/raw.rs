@@ -499,6 +499,7 @@ pub(crate) struct RawProxy {
     pub expires: Option<String>,
     pub drop_underscore_headers: Option<Scalar>,
     pub absolute_redirects: Option<Scalar>,
+    pub append_forwarded_for: Option<Scalar>,
     pub port_in_redirects: Option<Scalar>,
     pub access_log: Option<Scalar>,
     pub client_ca_file: Option<String>,

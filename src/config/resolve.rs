@@ -2300,6 +2300,11 @@ fn resolve_proxy(
         max_header_size,
         max_request_body,
         forwarded_headers,
+        append_forwarded_for: r.boolean(
+            &["proxy", "append_forwarded_for"],
+            raw.append_forwarded_for.as_ref(),
+            false,
+        ),
         trusted_proxies,
         hsts,
         response_headers,

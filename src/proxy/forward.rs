@@ -190,6 +190,8 @@ pub(crate) struct Forwarder {
     response_headers_after_auth: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
+    /// `proxy.append_forwarded_for`.
+    append_forwarded_for: bool,
     /// `proxy.absolute_redirects`: with `port_in_redirects`, whether the port goes in.
     absolute_redirects: Option<bool>,
     /// Every `basic_auth_file`, read once.
@@ -1152,6 +1154,7 @@ impl Forwarder {
                     })
                 }),
             drop_underscore_headers: config.drop_underscore_headers,
+            append_forwarded_for: config.append_forwarded_for,
             absolute_redirects: config
                 .absolute_redirects
                 .then_some(config.port_in_redirects),
@@ -2195,10 +2198,12 @@ impl Forwarder {
             // nginx's `$remote_addr`: the TCP peer, whatever the client sent.
             headers.insert(X_REAL_IP, peer.for_value.clone());
         }
+        // The list the client sent is kept, this hop's address after it.
+        let append = peer.trusted || self.append_forwarded_for;
         match self.forwarded {
             ForwardedHeaders::XForwarded => {
                 headers.remove(&FORWARDED);
-                let for_value = if peer.trusted {
+                let for_value = if append {
                     appended(headers, &X_FORWARDED_FOR, peer.for_value.as_bytes())
                 } else {
                     peer.for_value.clone()
@@ -2216,7 +2221,7 @@ impl Forwarder {
                 headers.remove(&X_FORWARDED_PROTO);
                 headers.remove(&X_FORWARDED_HOST);
                 let element = forwarded_element(peer, host);
-                let value = if peer.trusted {
+                let value = if append {
                     appended(headers, &FORWARDED, element.as_bytes())
                 } else {
                     HeaderValue::from_str(&element).unwrap_or(HeaderValue::from_static(""))

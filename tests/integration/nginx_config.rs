@@ -2270,7 +2270,8 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
              \"[$http_x_trace][$http_x_absent][$http_host]\";\n            proxy_set_header \
              X-Server $server_name;\n            proxy_set_header X-TLS \"$ssl_protocol \
              $ssl_server_name\";\n            proxy_set_header X-Request-ID $request_id;\n            \
-             proxy_set_header X-Remote-Port $remote_port;\n        }}\n    }}\n}}\n",
+             proxy_set_header X-Remote-Port $remote_port;\n            proxy_set_header \
+             X-Forwarded-For $proxy_add_x_forwarded_for;\n        }}\n    }}\n}}\n",
             app = app.address.port(),
         ),
     );
@@ -2292,6 +2293,7 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
                     version,
                 ])
                 .args(["-X", "PATCH", "-H", "X-Trace: one"])
+                .args(["-H", "X-Forwarded-For: 203.0.113.9"])
                 .arg("--cacert")
                 .arg(d.join("tls.crt"))
                 .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
@@ -2304,6 +2306,7 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
             let header = |name: &str| received[0].header(name).join(" / ");
             for name in [
                 "host",
+                "x-forwarded-for",
                 "x-method",
                 "x-original-uri",
                 "x-path",
@@ -2331,6 +2334,10 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
     assert!(
         theirs.contains(&"/plain host: localhost".to_string()),
         "$host: the name without its port, over HTTP/2 too: {theirs:#?}"
+    );
+    assert!(
+        theirs.contains(&"/plain x-forwarded-for: 203.0.113.9, 127.0.0.1".to_string()),
+        "$proxy_add_x_forwarded_for: the client's list, then the peer: {theirs:#?}"
     );
 }
 
