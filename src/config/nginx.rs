@@ -2390,6 +2390,7 @@ impl Mapper {
             return false;
         }
         let body = d.block.clone().unwrap_or_default();
+        let server = self.with_location_constants(d);
         let mut proxied = false;
         for inner in &body {
             if inner.name == "proxy_pass" {
@@ -2397,6 +2398,7 @@ impl Mapper {
             }
             self.location_directive(inner);
         }
+        self.constants = server;
         proxied
     }
 
@@ -2439,6 +2441,8 @@ impl Mapper {
             "absolute_redirect" | "port_in_redirect" | "server_name_in_redirect" => {
                 self.location_redirect_setting(d);
             }
+            // Read before the loop ([`Mapper::with_location_constants`]).
+            "set" => {}
             name if NGINX_ITSELF.contains(&name) => {
                 let why = why_ignored(name);
                 self.warn(d, format!("ignored: {why}"));
@@ -3066,7 +3070,7 @@ impl Mapper {
         }
         // nginx's `proxy_redirect default` needs the URL as written, and none with a variable.
         self.proxy_pass = (!upstream.variables).then(|| (d.clone(), target.to_string()));
-        self.proxy_pass_url = Some((d.clone(), target.to_string()));
+        self.proxy_pass_url = Some((d.clone(), upstream.written.clone()));
         self.set(d, &["proxy", "upstream"], Value::from(upstream.url));
     }
 
@@ -3220,7 +3224,20 @@ impl Mapper {
         constants
     }
 
-    /// `target` with the server's `set` constants put in; whether any was.
+    /// Adds the `set` constants of the location `d` to the server's (a location's own wins, as
+    /// its rewrite phase comes after the server's); the server's, to be put back.
+    fn with_location_constants(&mut self, d: &Directive) -> Vec<(String, String)> {
+        let own = self.constants_of(d.block.as_deref().unwrap_or_default());
+        let server = self.constants.clone();
+        for (name, value) in own {
+            self.constants.retain(|(n, _)| *n != name);
+            self.constants.push((name, value));
+        }
+        server
+    }
+
+    /// `target` with the `set` constants (the server's, the location's) put in; whether any
+    /// was.
     fn with_constants(&self, target: &str) -> (String, bool) {
         let Ok(pieces) = super::variable_pieces(target) else {
             return (target.to_string(), false);
@@ -3540,7 +3557,16 @@ impl Mapper {
     }
 
     /// One location that `proxy_pass`es, as a `proxy.routes` entry; `None` with its errors said.
+    /// Its own `set` constants stand beside the server's while it is read.
     fn route(&mut self, d: &Directive) -> Option<figment::value::Dict> {
+        let server = self.with_location_constants(d);
+        let route = self.route_of(d);
+        self.constants = server;
+        route
+    }
+
+    /// [`Mapper::route`], its constants in place.
+    fn route_of(&mut self, d: &Directive) -> Option<figment::value::Dict> {
         let spec = d.args.join(" ");
         let path = match PathMatch::parse(&spec) {
             Ok(path) => path,
@@ -3689,6 +3715,8 @@ impl Mapper {
                         ok = false;
                     }
                 }
+                // Read before the loop ([`Mapper::with_location_constants`]).
+                "set" => {}
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(inner, format!("ignored: {why}"));
@@ -3890,8 +3918,9 @@ impl Mapper {
         } else {
             headers
         };
-        let url = (!upstream.variables).then(|| (at.clone(), upstream.written.clone()));
-        let (_, set, real_ip) = self.request_headers(&header_level, url.as_ref());
+        // `$proxy_host`: the host of the URL as evaluated (`set` constants in).
+        let url = (at.clone(), upstream.written.clone());
+        let (_, set, real_ip) = self.request_headers(&header_level, Some(&url));
         route.insert("x_real_ip".into(), Value::from(real_ip.is_some()));
         route.insert("request_headers".into(), Value::from(set));
         let redirect_level = if redirects.is_empty() {
@@ -5319,7 +5348,7 @@ server {
         let err = map(
             "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
              a.key;\n  set $a $host;\n  set $b;\n  location /c/ { proxy_pass http://$c; }\n  \
-             location @n { proxy_pass http://127.0.0.1:80/x; }\n  location /l/ { set $d 1; \
+             location @n { proxy_pass http://127.0.0.1:80/x; }\n  location /l/ { set $d $host; \
              proxy_pass http://127.0.0.1:80; }\n}\n",
         )
         .unwrap_err()
@@ -5331,9 +5360,31 @@ server {
                 ":6:3: set: only a constant is supported",
                 ":7:18: proxy_pass: an upstream chosen by a variable is not supported",
                 ":8:17: proxy_pass: a URI in proxy_pass, in a regular expression or named",
-                ":9:18: set: not supported in location /l/",
+                ":9:18: set: only a constant is supported",
             ],
         );
+        // A location's own constants (Kubernetes' `set $backend ...; proxy_pass $backend;`),
+        // before the server's; `$proxy_host` is the host they give.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  set $up http://127.0.0.1:81;\n  location / { set $up \
+             \"http://127.0.0.1:8080\"; proxy_pass $up; }\n  location /api/ { proxy_pass $up; \
+             }\n  location /v2/ { set $v2 http://127.0.0.1:9000; proxy_pass $v2; }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.upstream").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            json(&mapped, &["proxy", "request_headers"]),
+            Some(serde_json::json!({ "Host": "127.0.0.1:8080" }))
+        );
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(routes[0]["upstream"], "http://127.0.0.1:81", "the server's");
+        assert_eq!(routes[0]["request_headers"]["Host"], "127.0.0.1:81");
+        assert_eq!(routes[1]["upstream"], "http://127.0.0.1:9000");
+        assert_eq!(routes[1]["request_headers"]["Host"], "127.0.0.1:9000");
     }
 
     /// `limit_conn_zone` and `limit_conn`: zones keyed by the address or the server as

@@ -3985,6 +3985,75 @@ async fn oauth2_proxy_cookies_reach_the_client_as_nginx_sends_them() {
     );
 }
 
+/// Kubernetes' `set $backend URL; proxy_pass $backend;` in locations (a location's own
+/// constant before the server's), with nginx's default `Host: $proxy_host` and a location's
+/// `proxy_set_header Host $host`: the app gets the same requests, with the same Host, from
+/// nginx and from the proxy on one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_constants_and_the_host_reach_the_app_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let api = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        set $up http://127.0.0.1:{api};
+        location / {{
+            set $backend "http://127.0.0.1:{app}";
+            proxy_pass $backend;
+        }}
+        location /api/ {{
+            proxy_pass $up;
+            proxy_set_header Host $host;
+        }}
+        location /named/ {{
+            proxy_pass http://localhost:{app};
+        }}
+"#,
+            app = app.address.port(),
+            api = api.address.port(),
+        ),
+    );
+    const PATHS: &[&str] = &["/page?x=1", "/api/v1/items?y=2", "/named/a"];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for path in PATHS {
+            let fields = head(port, d, path, &[]);
+            let mut got: Vec<String> = Vec::new();
+            for (name, recorder) in [("app", &app), ("api", &api)] {
+                for r in recorder.take() {
+                    let line: Vec<&str> = r.request_line().split(' ').collect();
+                    got.push(format!("{name} {} host={:?}", line[1], r.header("host")));
+                }
+            }
+            seen.push((field(&fields, ":status"), got));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for ((path, theirs), ours) in PATHS.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours, theirs, "{path}");
+    }
+    // What nginx did, so that the comparison means something.
+    let app_port = app.address.port();
+    assert_eq!(
+        theirs[0].1,
+        [format!("app /page?x=1 host=[\"127.0.0.1:{app_port}\"]")]
+    );
+    assert_eq!(
+        theirs[1].1,
+        ["api /api/v1/items?y=2 host=[\"localhost\"]".to_string()]
+    );
+    assert_eq!(
+        theirs[2].1,
+        [format!("app /named/a host=[\"localhost:{app_port}\"]")]
+    );
+}
+
 /// `proxy_pass https://` (`upstream_tls`): nginx's defaults (no verification, no SNI), SNI with
 /// `proxy_ssl_server_name on` and `proxy_ssl_name`, verification against
 /// `proxy_ssl_trusted_certificate` (a wrong name refused: 502), and a client certificate. An
