@@ -1559,6 +1559,10 @@ pub struct FixedResponse {
     /// `headers`: added to the answer (nginx's `add_header` beside `return`), values with the
     /// request's variables replaced.
     pub headers: Vec<(String, String)>,
+    /// `only_own_headers`: the proxy's and the route's `response_headers` and the `hsts` are
+    /// not added to it (nginx's `add_header` in the answer's block replaces the levels'
+    /// above).
+    pub only_own_headers: bool,
 }
 
 /// A piece of a `proxy.request_headers` value: text, or one of the two per-request variables.

@@ -947,9 +947,12 @@ struct Mapper {
     types: [Vec<Directive>; 2],
     /// The first location that serves files: `root`, `index` and `types` are used.
     serves_files: Option<Directive>,
-    /// `location /` serves files (or refuses everyone): a route of `/`, not the proxy's
-    /// upstream.
+    /// `location /` serves files (or refuses everyone), or has its own `if`s or `rewrite`s
+    /// beside other locations: a route of `/`, not the proxy's upstream.
     root_routed: bool,
+    /// `location /` has `if`s or `rewrite`s of its own, and other locations take requests: it
+    /// is a route, so that they hold for its requests only.
+    root_as_route: bool,
     /// A route answers or serves files: the server's `default_type` is used.
     default_type_used: bool,
     /// `expires` of the server (else the `http` level's) and of `location /`.
@@ -1525,6 +1528,7 @@ impl Mapper {
             .cloned();
         self.constants = self.constants_of(server.block.as_deref().unwrap_or_default());
         self.redirects(server, directives);
+        self.root_as_route = self.root_needs_a_route(server.block.as_deref().unwrap_or_default());
         let ssl_on = ssl_on(directives.iter()).cloned();
         self.tls_only = ssl_on.is_some()
             || directives
@@ -2024,6 +2028,9 @@ impl Mapper {
             if !headers.is_empty() {
                 entry.insert("headers".into(), Value::from(headers));
             }
+            // The block's own add_header replace those of the levels above, whatever the
+            // status.
+            entry.insert("only_own_headers".into(), Value::from(true));
         }
         Some(Some(entry))
     }
@@ -2371,12 +2378,34 @@ impl Mapper {
         self.set(&at, &["proxy", "listen"], value);
     }
 
+    /// Whether `location /` in `server_block` must be a route: it has an `if` nginx enters or a
+    /// `rewrite`, and another location takes requests (a `location /` alone is the proxy's
+    /// own, its `if`s and `rewrite`s the proxy's).
+    fn root_needs_a_route(&self, server_block: &[Directive]) -> bool {
+        let locations = || server_block.iter().filter(|d| d.name == "location");
+        let is_root = |d: &Directive| d.args.len() == 1 && d.args[0] == "/";
+        locations().any(|d| !is_root(d))
+            && locations().filter(|d| is_root(d)).any(|root| {
+                root.block
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|inner| {
+                        inner.name == "rewrite"
+                            || (inner.name == "if"
+                                && !scheme_is_never(&inner.args)
+                                && self.tested_unset(inner).is_none_or(|(_, holds)| holds))
+                    })
+            })
+    }
+
     /// A `location`: only `/` (prefix), holding `proxy_pass`; `true` when it proxies.
     fn location(&mut self, d: &Directive) -> bool {
         let is_root = d.args.len() == 1 && d.args[0] == "/";
         let body = d.block.as_deref().unwrap_or_default();
-        if is_root && !body.iter().any(|inner| inner.name == "proxy_pass") {
-            // Files (or a refusal) for every request no other location takes.
+        if is_root && (self.root_as_route || !body.iter().any(|inner| inner.name == "proxy_pass")) {
+            // Files (or a refusal), or its own `if`s and `rewrite`s beside other locations:
+            // a route for every request no other location takes.
             self.routes.push(d.clone());
             self.root_routed = true;
             return false;
@@ -5530,7 +5559,6 @@ server {
             &err,
             &[
                 ":6:3: if: an `if` after a `rewrite`",
-                ":9:5: rewrite: a `rewrite` in location / is supported when no other location",
                 ":12:5: rewrite: stop: expects last, break, redirect or permanent",
                 ":13:5: rewrite: $nothing is not supported in a replacement",
                 ":14:5: rewrite: (: not a regular expression the proxy can run",
@@ -6222,9 +6250,28 @@ server {
                 ":6:3: if: \"$bad_var = 1\": a condition starts with one of the request's variables",
                 ":7:3: if: only `if (...) { return ...; }` is supported",
                 ":8:3: if: not a regular expression the proxy can run",
-                ":11:5: if: an `if` in location / is supported when no other location",
             ],
         );
+        // `location /`'s own `if` and `rewrite` beside another location: `/` is a route, so
+        // that they hold for its requests only.
+        let mapped = map(
+            "server {\n  listen 443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  \
+             location / {\n    proxy_pass http://127.0.0.1:80;\n    if ($http_x) { return 403; }\n    \
+             rewrite ^/old$ /new permanent;\n  }\n  location /a/ { proxy_pass http://127.0.0.1:81; \
+             }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(json(&mapped, &["proxy", "conditional_answers"]).is_none());
+        let routes = json(&mapped, &["proxy", "routes"]).unwrap();
+        assert_eq!(routes[0]["location"], "/");
+        assert_eq!(routes[0]["upstream"], "http://127.0.0.1:80");
+        assert_eq!(
+            routes[0]["conditional_answers"],
+            serde_json::json!([{ "when": "$http_x", "status": 403 }])
+        );
+        assert_eq!(routes[0]["rewrites"][0]["flag"], "permanent");
+        assert_eq!(routes[1]["location"], "/a/");
+        assert!(routes[1].get("conditional_answers").is_none());
     }
 
     /// Words are read as nginx reads them (checked with `add_header` and curl against nginx

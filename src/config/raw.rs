@@ -282,6 +282,7 @@ pub(crate) struct RawConditionalAnswer {
     pub content_type: Option<String>,
     pub location: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    pub only_own_headers: Option<Scalar>,
 }
 
 /// One of `rewrites`: nginx's `rewrite REGEX REPLACEMENT [FLAG]`.
@@ -302,6 +303,7 @@ pub(crate) struct RawFixedResponse {
     pub content_type: Option<String>,
     pub location: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    pub only_own_headers: Option<Scalar>,
 }
 
 /// One of `proxy.redirect_rewrite`: a prefix of `Location` and `Refresh` URLs the upstream

@@ -2666,6 +2666,7 @@ fn resolve_conditional_answers(
             content_type: entry.content_type,
             location: entry.location,
             headers: entry.headers,
+            only_own_headers: entry.only_own_headers,
         };
         if let Some(answer) = resolve_answer(r, &at, PathMatch::Prefix("/".to_string()), response) {
             answers.push(ConditionalAnswer { when, answer });
@@ -2825,6 +2826,11 @@ fn resolve_answer(
         return None;
     }
     let headers = resolve_response_headers_at(r, &at("headers"), response.headers);
+    let only_own_headers = r.boolean(
+        &at("only_own_headers"),
+        response.only_own_headers.as_ref(),
+        false,
+    );
     Some(FixedResponse {
         path,
         status,
@@ -2832,6 +2838,7 @@ fn resolve_answer(
         content_type,
         location,
         headers,
+        only_own_headers,
     })
 }
 
@@ -3042,16 +3049,20 @@ fn resolve_routes(
         }
         let upstream_target =
             upstream_target(r, &base, &path, route.prefix_rewrite, route.upstream_uri);
-        // `/` is the proxy's own, unless it serves files, answers or refuses everyone.
+        // `/` is the proxy's own, unless it serves files, answers, refuses everyone, or has
+        // conditional answers or rewrites of its own (beside other routes: the proxy's would
+        // hold for theirs too).
         if path.is_everything()
             && files.is_none()
             && answer.is_none()
+            && conditional_answers.is_empty()
+            && rewrites.is_empty()
             && !AccessRule::deny_everyone(&access_rules)
         {
             r.error(
                 &at("location"),
                 "would take every request: set the proxy's own upstream and settings for `/` (a \
-                 route of `/` only serves files, with root or alias)",
+                 route of `/` serves files, or has conditional_answers or rewrites of its own)",
             );
             continue;
         }

@@ -917,7 +917,14 @@ struct Fixed {
     location: Option<AnswerValue>,
     /// `headers`.
     headers: Box<[(HeaderName, AnswerValue)]>,
+    /// `only_own_headers`: its response carries [`OwnHeaders`].
+    only_own_headers: bool,
 }
+
+/// On an answer with `only_own_headers`: no `response_headers` or `hsts` of the proxy's or the
+/// route's are added to it.
+#[derive(Clone, Copy)]
+struct OwnHeaders;
 
 /// A header value of an answer (its `Location`, its `headers`): as written, or with request
 /// variables to replace.
@@ -977,6 +984,7 @@ impl Fixed {
                 .flatten(),
             location: entry.location.as_deref().and_then(AnswerValue::new),
             headers: AnswerValue::headers(&entry.headers).into(),
+            only_own_headers: entry.only_own_headers,
         }
     }
 }
@@ -1016,6 +1024,9 @@ impl Fixed {
             {
                 response.headers_mut().insert(name, value);
             }
+        }
+        if self.only_own_headers {
+            response.extensions_mut().insert(OwnHeaders);
         }
         response
     }
@@ -1341,9 +1352,11 @@ impl Forwarder {
                 let mut response = response;
                 // The route's own fixed headers, on its refusals too (nginx's `add_header ...
                 // always`: the Docker registry's API version on its 401).
-                let status = response.status();
-                let added = special.map_or(&[][..], |special| special.headers);
-                add_response_headers(status, response.headers_mut(), added, &[]);
+                if response.extensions().get::<OwnHeaders>().is_none() {
+                    let status = response.status();
+                    let added = special.map_or(&[][..], |special| special.headers);
+                    add_response_headers(status, response.headers_mut(), added, &[]);
+                }
                 response
             }
         };
@@ -2164,6 +2177,13 @@ impl Forwarder {
         added: &[AddedValue],
         mut response: Response<ProxyBody>,
     ) -> Response<ProxyBody> {
+        if response.extensions().get::<OwnHeaders>().is_some() {
+            self.metrics.response(response.status());
+            self.metrics
+                .request_duration
+                .observe(started.elapsed().as_secs_f64());
+            return response;
+        }
         if let Some(hsts) = &self.hsts {
             response
                 .headers_mut()
@@ -3005,6 +3025,7 @@ mod tests {
                 content_type: None,
                 location: None,
                 headers: Box::new([]),
+                only_own_headers: false,
             },
             pages: ErrorPages::new(&[], false),
             internal: false,

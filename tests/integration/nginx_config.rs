@@ -4054,6 +4054,82 @@ async fn set_constants_and_the_host_reach_the_app_as_nginx_sends_them() {
     );
 }
 
+/// `location /` with its own `if` and `rewrite` beside another location: they hold for the
+/// requests `location /` takes, not for the other location's (the proxy makes `/` a route of
+/// its own). nginx and the proxy on one file: the same answers, redirects and headers, and the
+/// same requests at each app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_roots_own_if_and_rewrite_hold_for_it_alone_as_in_nginx() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let api = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        add_header X-Frame-Options DENY always;
+        location / {{
+            if ($request_method = OPTIONS) {{
+                add_header Access-Control-Allow-Origin *;
+                return 204;
+            }}
+            rewrite ^/old/(.*)$ /new/$1 permanent;
+            proxy_pass http://127.0.0.1:{app};
+            proxy_set_header Host $host;
+        }}
+        location /api/ {{
+            proxy_pass http://127.0.0.1:{api};
+        }}
+"#,
+            app = app.address.port(),
+            api = api.address.port(),
+        ),
+    );
+    const CASES: &[(&str, &str)] = &[
+        ("OPTIONS", "/x"),
+        ("GET", "/old/a?q=1"),
+        ("GET", "/page"),
+        ("OPTIONS", "/api/x"),
+        ("GET", "/api/old/b"),
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for (method, path) in CASES {
+            let fields = head_from("127.0.0.1", port, d, path, &[], &["-X", method]);
+            let mut got: Vec<String> = [
+                ":status",
+                "location",
+                "access-control-allow-origin",
+                "x-frame-options",
+            ]
+            .iter()
+            .map(|name| field(&fields, name))
+            .collect();
+            for (name, recorder) in [("app", &app), ("api", &api)] {
+                for r in recorder.take() {
+                    let line: Vec<&str> = r.request_line().split(' ').collect();
+                    got.push(format!("{name} {} {}", line[0], line[1]));
+                }
+            }
+            seen.push(got);
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    for (((method, path), theirs), ours) in CASES.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(ours, theirs, "{method} {path}");
+    }
+    // What nginx did, so that the comparison means something.
+    let statuses: Vec<&str> = theirs.iter().map(|got| got[0].as_str()).collect();
+    assert_eq!(statuses, ["204", "301", "200", "200", "200"]);
+    assert_eq!(theirs[0][2], "*");
+    assert_eq!(theirs[3][4], "api OPTIONS /api/x", "not location /'s if");
+    assert_eq!(theirs[4][4], "api GET /api/old/b", "nor its rewrite");
+}
+
 /// `proxy_pass https://` (`upstream_tls`): nginx's defaults (no verification, no SNI), SNI with
 /// `proxy_ssl_server_name on` and `proxy_ssl_name`, verification against
 /// `proxy_ssl_trusted_certificate` (a wrong name refused: 502), and a client certificate. An
