@@ -699,6 +699,9 @@ fn proxy(out: &mut String, config: &Config) {
             (None, None) if crate::config::AccessRule::deny_everyone(&route.access_rules) => {
                 "403, forwards nothing".to_string()
             }
+            (None, None) if route.stub_status => {
+                "nginx's stub_status page of the proxy's counters, not forwarded".to_string()
+            }
             (None, None) => upstream_text(&route.upstream, &route.upstream_target),
         };
         let _ = writeln!(

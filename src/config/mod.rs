@@ -608,6 +608,7 @@ impl Proxy {
             auth_request: self.auth_request.clone(),
             upstream_tls: self.upstream_tls.clone(),
             internal: false,
+            stub_status: false,
             access_rules: self.access_rules.clone(),
             limit_except: self.limit_except.clone(),
             files: None,
@@ -848,6 +849,8 @@ pub struct Route {
     /// Only reachable by a rewrite, a `try_files` fallback or an error page: a client's
     /// request for it gets 404 (nginx's `internal`).
     pub internal: bool,
+    /// Answers nginx's `stub_status` page from the proxy's counters, never forwarded.
+    pub stub_status: bool,
     pub access_rules: Vec<AccessRule>,
     /// `limit_except`: the methods let through on `access_rules` alone; the others pass its
     /// own rules instead (nginx's `limit_except METHOD... { allow/deny }`); a route's own, never

@@ -3647,6 +3647,8 @@ impl Mapper {
         let mut conditional: Vec<Value> = Vec::new();
         let mut rewrites: Vec<Value> = Vec::new();
         let mut ok = true;
+        // nginx's `stub_status` (`on` before 1.7.5): the status page, nothing forwarded.
+        let mut stub_status = false;
         let refused_to_all = denies_everyone(d.block.as_deref().unwrap_or_default());
         let forwards = d
             .block
@@ -3746,6 +3748,13 @@ impl Mapper {
                 }
                 // Read before the loop ([`Mapper::with_location_constants`]).
                 "set" => {}
+                "stub_status" if matches!(inner.args.as_slice(), [] | [_]) && !forwards => {
+                    if inner.args.first().is_some_and(|on| on != "on") {
+                        self.error(inner, "takes nothing (or on, as before nginx 1.7.5)");
+                        ok = false;
+                    }
+                    stub_status = true;
+                }
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(inner, format!("ignored: {why}"));
@@ -3866,7 +3875,10 @@ impl Mapper {
             if !ok {
                 return None;
             }
-            if !refused_to_all {
+            if stub_status {
+                route.insert("stub_status".into(), Value::from(true));
+                self.route_auth(&auth, &mut route)?;
+            } else if !refused_to_all {
                 self.files(d, &path, &files, &mut route)?;
                 self.route_auth(&auth, &mut route)?;
             }

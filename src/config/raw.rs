@@ -424,6 +424,7 @@ pub(crate) struct RawRoute {
     pub auth_request: Option<String>,
     pub upstream_tls: Option<RawUpstreamTls>,
     pub internal: Option<Scalar>,
+    pub stub_status: Option<Scalar>,
     pub access_rules: Option<Vec<String>>,
     pub limit_except: Option<RawLimitExcept>,
     pub root: Option<String>,

@@ -3032,10 +3032,19 @@ fn resolve_routes(
             }
             None => None,
         };
+        let stub_status = r.boolean(&at("stub_status"), route.stub_status.as_ref(), false);
+        if stub_status && (upstream_given || files.is_some() || answer.is_some()) {
+            r.error(
+                &at("stub_status"),
+                "cannot be given with upstream, root, alias or answer: a route answers its \
+                 status page, answers, serves files or forwards",
+            );
+            continue;
+        }
         let conditional_answers = resolve_conditional_answers(r, &base, route.conditional_answers);
         let rewrites = resolve_rewrites(r, &base, route.rewrites);
         let retargets = route.prefix_rewrite.is_some() || route.upstream_uri.is_some();
-        if retargets && (files.is_some() || answer.is_some()) {
+        if retargets && (files.is_some() || answer.is_some() || stub_status) {
             let key = if route.prefix_rewrite.is_some() {
                 "prefix_rewrite"
             } else {
@@ -3055,6 +3064,7 @@ fn resolve_routes(
         if path.is_everything()
             && files.is_none()
             && answer.is_none()
+            && !stub_status
             && conditional_answers.is_empty()
             && rewrites.is_empty()
             && !AccessRule::deny_everyone(&access_rules)
@@ -3092,6 +3102,7 @@ fn resolve_routes(
             auth_request,
             upstream_tls,
             internal,
+            stub_status,
             access_rules,
             limit_except,
             files,

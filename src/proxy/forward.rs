@@ -272,6 +272,8 @@ struct Target {
     error_pages: ErrorPages,
     /// `internal`.
     internal: bool,
+    /// `stub_status`.
+    stub_status: bool,
     /// `auth_request`.
     auth_request: Option<PathAndQuery>,
 }
@@ -646,6 +648,7 @@ impl Target {
             rewrite: Rewrite::new(&config.upstream_target, &config.path),
             error_pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
             internal: config.internal,
+            stub_status: config.stub_status,
             // Validated when the configuration was resolved.
             auth_request: config
                 .auth_request
@@ -1734,6 +1737,18 @@ impl Forwarder {
                     return (response, Some(Special::of(pages, target)));
                 }
             }
+            // nginx's `stub_status`, in its content phase.
+            if target.stub_status {
+                let readable = matches!(*request.method(), Method::GET | Method::HEAD);
+                discard_body(request, h1);
+                if readable {
+                    return (self.stub_status(), None);
+                }
+                return (
+                    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+                    Some(Special::of(pages, target)),
+                );
+            }
             let Some(files) = &target.files else {
                 break target;
             };
@@ -2139,6 +2154,33 @@ impl Forwarder {
         );
         self.metrics.client_errors.target.inc();
         error(StatusCode::BAD_REQUEST, "bad request target\n")
+    }
+
+    /// nginx's `stub_status` page (`text/plain`, its layout to the byte, so that the
+    /// nginx-prometheus-exporter reads it) from the proxy's counters: active connections;
+    /// connections accepted (handshakes begun, and those `max_connections` refused), handled
+    /// (begun), requests (answered, and this one); Reading 0 (the proxy does not count a
+    /// connection reading a request's head apart), Writing the active connections not Waiting
+    /// (idle, parked between requests).
+    fn stub_status(&self) -> Response<ProxyBody> {
+        let m = &self.metrics;
+        let active = u64::try_from(m.connections_active.get()).unwrap_or(0);
+        let waiting = u64::try_from(m.connections_parked.get())
+            .unwrap_or(0)
+            .min(active);
+        let handled = m.handshake_ok.get() + m.handshake_failed.get() + m.handshake_timeout.get();
+        let accepts = handled + m.connections_refused.get();
+        let requests = m.request_duration.get_sample_count() + 1;
+        let writing = active - waiting;
+        let text = format!(
+            "Active connections: {active} \nserver accepts handled requests\n {accepts} {handled} \
+             {requests} \nReading: 0 Writing: {writing} Waiting: {waiting} \n"
+        );
+        let mut response = Response::new(full(Bytes::from(text)));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
     }
 
     /// With `absolute_redirects`, a `Location` of the proxy's making (an answer's, a

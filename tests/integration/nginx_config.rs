@@ -4130,6 +4130,99 @@ async fn location_roots_own_if_and_rewrite_hold_for_it_alone_as_in_nginx() {
     assert_eq!(theirs[4][4], "api GET /api/old/b", "nor its rewrite");
 }
 
+/// `stub_status` (the nginx-prometheus-exporter's source): the same page, to the byte but for
+/// the figures, from nginx and from the proxy on one file, `text/plain`, its figures
+/// consistent (requests counted, this one included; the asking connection active), behind
+/// the location's access rules; other methods get 405 from both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stub_status_is_the_page_nginx_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location = /nginx_status {{
+            stub_status;
+            allow 127.0.0.1;
+            deny all;
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    let probe = |d: &Path| {
+        let (_, _, _, _) = answer(port, d, "/page");
+        let pages: Vec<(u16, String, String)> = (0..2)
+            .map(|_| {
+                let (status, media, _, body) = answer(port, d, "/nginx_status");
+                (status, media, body)
+            })
+            .collect();
+        let denied = head_from("127.0.0.2", port, d, "/nginx_status", &[], &[]);
+        let posted = head_from("127.0.0.1", port, d, "/nginx_status", &[], &["-X", "POST"]);
+        app.take();
+        (pages, field(&denied, ":status"), field(&posted, ":status"))
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    // The layout the exporter parses, figures as `N`.
+    let shape = |body: &str| -> String {
+        body.chars()
+            .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+            .collect::<String>()
+            .split('N')
+            .filter(|piece| !piece.is_empty())
+            .collect::<Vec<_>>()
+            .join("N")
+    };
+    let figures = |body: &str| -> Vec<u64> {
+        body.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect()
+    };
+    for (who, (pages, denied, posted)) in [("nginx", &theirs), ("proxy", &ours)] {
+        for (status, media, body) in pages {
+            assert_eq!(*status, 200, "{who}: {body}");
+            assert_eq!(media, "text/plain", "{who}");
+            assert_eq!(shape(body), shape(&theirs.0[0].2), "{who}: {body:?}");
+            let [
+                active,
+                accepts,
+                handled,
+                requests,
+                reading,
+                writing,
+                waiting,
+            ] = figures(body)[..]
+            else {
+                panic!("{who}: {body:?}");
+            };
+            assert!(
+                active >= 1 && active == reading + writing + waiting,
+                "{who}: {body}"
+            );
+            assert!(accepts >= handled && handled >= 1, "{who}: {body}");
+            assert!(requests >= 2, "{who}: the page and this request: {body}");
+        }
+        let requests = |i: usize| figures(&pages[i].2)[3];
+        assert!(requests(1) > requests(0), "{who}: each request counted");
+        assert_eq!(denied, "403", "{who}");
+        assert_eq!(posted, "405", "{who}");
+    }
+    assert_eq!(
+        shape(&theirs.0[0].2),
+        "Active connections: N \nserver accepts handled requests\n N N N \nReading: N Writing: N \
+         Waiting: N \n"
+    );
+}
+
 /// `proxy_pass https://` (`upstream_tls`): nginx's defaults (no verification, no SNI), SNI with
 /// `proxy_ssl_server_name on` and `proxy_ssl_name`, verification against
 /// `proxy_ssl_trusted_certificate` (a wrong name refused: 502), and a client certificate. An
