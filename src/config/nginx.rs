@@ -1711,29 +1711,18 @@ impl Mapper {
         // `location /`'s own `if`s come after the server's, as nginx runs the location's
         // rewrite phase after the server's: the same as the proxy's own when no other location
         // can take a request.
+        // (Beside other locations, `location /` with `if`s or `rewrite`s of its own is a route:
+        // [`Mapper::root_needs_a_route`].)
         let root_ifs = std::mem::take(&mut self.root_ifs);
-        let alone = self.routes.is_empty() && self.fixed.is_empty() && !self.root_routed;
         for d in &root_ifs {
-            if !alone {
-                self.error(
-                    d,
-                    "an `if` in location / is supported when no other location takes requests \
-                     (move it to the server block if it should hold for every request)",
-                );
-            } else if let Some(entry) = self.if_answer(d) {
+            if let Some(entry) = self.if_answer(d) {
                 self.conditional.push(Value::from(entry));
             }
         }
         // `location /`'s `rewrite`s, after the server's, the same way.
         let root_rewrites = std::mem::take(&mut self.root_rewrites);
         for d in &root_rewrites {
-            if !alone {
-                self.error(
-                    d,
-                    "a `rewrite` in location / is supported when no other location takes \
-                     requests (move it to the server block if it should hold for every request)",
-                );
-            } else if let Some(rule) = self.rewrite_rule(d) {
+            if let Some(rule) = self.rewrite_rule(d) {
                 self.rewrites.push(Value::from(rule));
             }
         }
@@ -1895,17 +1884,9 @@ impl Mapper {
                 self.set(d, &["proxy", "hsts"], Value::from(value));
                 continue;
             }
-            let (own, other) = if always { (0, 1) } else { (1, 0) };
-            if headers[other].keys().any(|n| n.eq_ignore_ascii_case(name)) {
-                self.warn(
-                    d,
-                    "ignored: an add_header of this name with the other `always` comes first \
-                     (the proxy adds one value of a header)",
-                );
-                continue;
+            if let Some(own) = self.split_added_header(d, &mut headers, name, value, always) {
+                first[own].get_or_insert_with(|| d.clone());
             }
-            headers[own].insert(name.clone(), Value::from(value));
-            first[own].get_or_insert_with(|| d.clone());
         }
         for ((headers, first), key) in headers.into_iter().zip(first).zip([
             &["proxy", "response_headers"][..],
@@ -2504,7 +2485,10 @@ impl Mapper {
             if holds {
                 self.error(
                     d,
-                    format!("not supported: nginx enters this block on every request: {why}"),
+                    format!(
+                        "not supported: nginx enters this block on every request: {why}; move \
+                         what it holds out of the `if`"
+                    ),
                 );
             } else {
                 self.warn(
@@ -4474,6 +4458,31 @@ impl Mapper {
         }
     }
 
+    /// Puts the `add_header` `d` (`name: value`) in `headers[0]` with `always`, in `headers[1]`
+    /// without (`response_headers`, `response_headers_on_success`); where it went, or `None`
+    /// when the other already names the header (warned: the proxy adds one value of a
+    /// header).
+    fn split_added_header(
+        &mut self,
+        d: &Directive,
+        headers: &mut [figment::value::Dict; 2],
+        name: &str,
+        value: String,
+        always: bool,
+    ) -> Option<usize> {
+        let (own, other) = if always { (0, 1) } else { (1, 0) };
+        if headers[other].keys().any(|n| n.eq_ignore_ascii_case(name)) {
+            self.warn(
+                d,
+                "ignored: an add_header of this name with the other `always` comes first (the \
+                 proxy adds one value of a header)",
+            );
+            return None;
+        }
+        headers[own].insert(name.to_string(), Value::from(value));
+        Some(own)
+    }
+
     /// A location's own `add_header`s as its route's `response_headers` (with `always`) and
     /// `response_headers_on_success` (without); HSTS must be the proxy's (`proxy_headers`),
     /// which sends it everywhere. `None` when refused (said).
@@ -4513,16 +4522,7 @@ impl Mapper {
                 && !value.is_empty()
             {
                 let always = d.args.len() == 3;
-                let (own, other) = if always { (0, 1) } else { (1, 0) };
-                if headers[other].keys().any(|n| n.eq_ignore_ascii_case(name)) {
-                    self.warn(
-                        d,
-                        "ignored: an add_header of this name with the other `always` comes \
-                         first (the proxy adds one value of a header)",
-                    );
-                } else {
-                    headers[own].insert(name.clone(), Value::from(value));
-                }
+                self.split_added_header(d, &mut headers, name, value, always);
             }
         }
         (!refused).then_some(headers)

@@ -708,11 +708,6 @@ impl AddedHeader {
             .chain(tagged(on_success, false))
             .collect()
     }
-
-    /// Whether a response of `status` gets it.
-    fn for_status(&self, status: StatusCode) -> bool {
-        self.always || config::SUCCESS_STATUSES.contains(&status.as_u16())
-    }
 }
 
 /// An [`AddedHeader`] with the request's variables, formed for a request.
@@ -730,14 +725,14 @@ fn add_response_headers(
     added: &[AddedHeader],
     values: &[AddedValue],
 ) {
+    let success = config::SUCCESS_STATUSES.contains(&status.as_u16());
     for header in added {
         if let AnswerValue::Fixed(value) = &header.value
-            && header.for_status(status)
+            && (header.always || success)
         {
             add_response_header(headers, &header.name, value);
         }
     }
-    let success = config::SUCCESS_STATUSES.contains(&status.as_u16());
     for added in values {
         if added.always || success {
             add_response_header(headers, &added.name, &added.value);
@@ -937,6 +932,14 @@ enum AnswerValue {
 }
 
 impl AnswerValue {
+    /// The request's variables and text it is made of, when it has variables.
+    fn parts(&self) -> Option<&[config::RequestHeaderPart]> {
+        match self {
+            AnswerValue::PerRequest(parts) => Some(parts),
+            AnswerValue::Fixed(_) => None,
+        }
+    }
+
     /// `text`'s value; `None` when it is not one (checked when the configuration was read).
     fn new(text: &str) -> Option<AnswerValue> {
         if text.contains('$') {
@@ -1104,6 +1107,26 @@ impl Forwarder {
                 Action::Answer { pages, .. } => !pages.pages.is_empty(),
                 Action::Forward(target) => !target.error_pages.pages.is_empty(),
             });
+        // Validated when the configuration was resolved.
+        let response_headers = AddedHeader::list(
+            &config.response_headers,
+            &config.response_headers_on_success,
+        );
+        let is_auth = |part: &config::RequestHeaderPart| {
+            matches!(
+                part,
+                config::RequestHeaderPart::AuthHttp(_)
+                    | config::RequestHeaderPart::AuthSetCookie(_)
+            )
+        };
+        let response_headers_after_auth = response_headers
+            .iter()
+            .filter_map(|header| header.value.parts())
+            .flatten()
+            .any(|part| names(part, &is_auth));
+        let response_headers_per_request = response_headers
+            .iter()
+            .any(|header| header.value.parts().is_some());
         Ok(Forwarder {
             default,
             locations,
@@ -1140,33 +1163,9 @@ impl Forwarder {
                 .hsts
                 .as_deref()
                 .and_then(|value| HeaderValue::from_str(value).ok()),
-            // Validated when the configuration was resolved.
-            response_headers: AddedHeader::list(
-                &config.response_headers,
-                &config.response_headers_on_success,
-            ),
-            response_headers_per_request: config
-                .response_headers
-                .iter()
-                .chain(&config.response_headers_on_success)
-                .any(|(_, value)| value.contains('$')),
-            response_headers_after_auth: config
-                .response_headers
-                .iter()
-                .chain(&config.response_headers_on_success)
-                .any(|(_, value)| {
-                    config::request_header_parts(value).is_ok_and(|parts| {
-                        parts.iter().any(|part| {
-                            names(part, &|part| {
-                                matches!(
-                                    part,
-                                    config::RequestHeaderPart::AuthHttp(_)
-                                        | config::RequestHeaderPart::AuthSetCookie(_)
-                                )
-                            })
-                        })
-                    })
-                }),
+            response_headers,
+            response_headers_per_request,
+            response_headers_after_auth,
             drop_underscore_headers: config.drop_underscore_headers,
             append_forwarded_for: config.append_forwarded_for,
             absolute_redirects: config
@@ -1192,16 +1191,12 @@ impl Forwarder {
     fn uses(&self, wanted: impl Fn(&config::RequestHeaderPart) -> bool) -> bool {
         let in_parts =
             |parts: &[config::RequestHeaderPart]| parts.iter().any(|part| names(part, &wanted));
-        let in_value = |value: &AnswerValue| match value {
-            AnswerValue::PerRequest(parts) => in_parts(parts),
-            AnswerValue::Fixed(_) => false,
-        };
+        let in_value = |value: &AnswerValue| value.parts().is_some_and(in_parts);
         let in_values =
             |values: &[(HeaderName, AnswerValue)]| values.iter().any(|(_, value)| in_value(value));
         let in_added = |added: &[AddedHeader]| added.iter().any(|added| in_value(&added.value));
         let in_answer = |fixed: &Fixed| {
-            in_values(&fixed.headers)
-                || matches!(&fixed.location, Some(AnswerValue::PerRequest(parts)) if in_parts(parts))
+            in_values(&fixed.headers) || fixed.location.as_ref().is_some_and(in_value)
         };
         let uses = |target: &Target| {
             target.request_headers.iter().any(|(_, set)| match set {
@@ -2219,13 +2214,19 @@ impl Forwarder {
         added: &[AddedValue],
         mut response: Response<ProxyBody>,
     ) -> Response<ProxyBody> {
-        if response.extensions().get::<OwnHeaders>().is_some() {
-            self.metrics.response(response.status());
-            self.metrics
-                .request_duration
-                .observe(started.elapsed().as_secs_f64());
-            return response;
+        // An answer with `only_own_headers` gets none of these.
+        if response.extensions().get::<OwnHeaders>().is_none() {
+            self.add_own_headers(added, &mut response);
         }
+        self.metrics.response(response.status());
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    /// `hsts` and `response_headers` (`added`: those formed for the request) on `response`.
+    fn add_own_headers(&self, added: &[AddedValue], response: &mut Response<ProxyBody>) {
         if let Some(hsts) = &self.hsts {
             response
                 .headers_mut()
@@ -2239,11 +2240,6 @@ impl Forwarder {
             &self.response_headers,
             added,
         );
-        self.metrics.response(response.status());
-        self.metrics
-            .request_duration
-            .observe(started.elapsed().as_secs_f64());
-        response
     }
 
     /// Sets the forwarding headers of the configured family and removes the other family's.
