@@ -202,7 +202,7 @@ fn run(args: &DevArgs) -> anyhow::Result<()> {
         let each = lifecycle.clone();
         roles.spawn(async move { ("app", app::run(&app_config, each).await) });
         let each = lifecycle.clone();
-        roles.spawn(async move { ("proxy", proxy::run(&proxy_config, each).await) });
+        roles.spawn(async move { ("proxy", proxy::run(&proxy_config, None, each).await) });
         let each = lifecycle.clone();
         roles.spawn(async move { ("agent", run_agent(&config, ca, each).await) });
         let banner = tokio::spawn(announce(args.banner(dir), lifecycle.shutdown.clone()));

@@ -99,7 +99,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let config = match load(&cli) {
+    let sources = Sources::of(&cli);
+    let config = match load(&sources) {
         Ok(config) => config,
         Err(code) => return Ok(code),
     };
@@ -166,10 +167,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            // SIGHUP and a change to the files read the configuration again, as at start.
+            let reload = proxy::ConfigReload::new(sources.roots(), move || sources.load());
             runtime.block_on(async {
                 let lifecycle = Lifecycle::new();
                 lifecycle.listen_for_signals()?;
-                proxy::run(&proxy_config, lifecycle).await
+                proxy::run(&proxy_config, Some((reload, &config)), lifecycle).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -187,8 +190,8 @@ enum RoleConfig {
 
 /// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
 /// warnings are printed to stderr and the load goes on.
-fn load(cli: &Cli) -> Result<Config, ExitCode> {
-    let config = load_config(cli).map_err(|errors| {
+fn load(sources: &Sources) -> Result<Config, ExitCode> {
+    let config = sources.load().map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(config::EXIT_CONFIG as u8)
     })?;
@@ -198,35 +201,60 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-/// The `--config` files, then the `--config-env` variables, with the process environment,
-/// then the role's flags (`proxy --listen`...).
-fn load_config(cli: &Cli) -> Result<Config, config::ConfigErrors> {
-    let flags = match &cli.command {
-        Command::Proxy(args) => args.overrides(),
-        _ => Vec::new(),
-    };
-    let nginx = match &cli.command {
-        Command::Proxy(args) => args.nginx_config.as_ref(),
-        Command::Validate(args) => args.nginx_config.as_ref(),
-        _ => None,
-    };
-    if let Some(nginx) = nginx {
-        return config::load_for_proxy(
-            &cli.config,
-            &cli.config_env,
+/// Where the command line says the configuration comes from: the `--config` files, then the
+/// `--config-env` variables, with the process environment, then the role's flags (`proxy
+/// --listen`...); the nginx file of `--nginx-config`.
+struct Sources {
+    config: Vec<std::path::PathBuf>,
+    config_env: Vec<String>,
+    flags: Vec<config::FlagOverride>,
+    nginx: Option<std::path::PathBuf>,
+}
+
+impl Sources {
+    fn of(cli: &Cli) -> Sources {
+        let flags = match &cli.command {
+            Command::Proxy(args) => args.overrides(),
+            _ => Vec::new(),
+        };
+        let nginx = match &cli.command {
+            Command::Proxy(args) => args.nginx_config.clone(),
+            Command::Validate(args) => args.nginx_config.clone(),
+            _ => None,
+        };
+        Sources {
+            config: cli.config.clone(),
+            config_env: cli.config_env.clone(),
+            flags,
             nginx,
-            &flags,
+        }
+    }
+
+    /// The paths as given (files and directories).
+    fn roots(&self) -> Vec<std::path::PathBuf> {
+        self.config.iter().chain(&self.nginx).cloned().collect()
+    }
+
+    /// Reads the configuration (again: a running proxy's reload).
+    fn load(&self) -> Result<Config, config::ConfigErrors> {
+        if let Some(nginx) = &self.nginx {
+            return config::load_for_proxy(
+                &self.config,
+                &self.config_env,
+                nginx,
+                &self.flags,
+                &|name| std::env::var(name).ok(),
+                &KnownFunctions,
+            );
+        }
+        config::load_sources_with_flags(
+            &self.config,
+            &self.config_env,
+            &self.flags,
             &|name| std::env::var(name).ok(),
             &KnownFunctions,
-        );
+        )
     }
-    config::load_sources_with_flags(
-        &cli.config,
-        &cli.config_env,
-        &flags,
-        &|name| std::env::var(name).ok(),
-        &KnownFunctions,
-    )
 }
 
 /// `completions SHELL`: the script on stdout.
@@ -301,7 +329,7 @@ fn validate_command(cli: &Cli, role: Option<Role>, strict: bool) -> ExitCode {
         );
         return ExitCode::from(config::EXIT_CONFIG as u8);
     }
-    let mut config = match load_config(cli) {
+    let mut config = match Sources::of(cli).load() {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -345,7 +373,7 @@ fn doctor_command(cli: &Cli) -> ExitCode {
         );
         return ExitCode::from(config::EXIT_CONFIG as u8);
     }
-    match load(cli) {
+    match load(&Sources::of(cli)) {
         Ok(config) => doctor::run(&config),
         Err(code) => code,
     }

@@ -250,8 +250,9 @@ pub fn proxy() -> String {
                 "stop accepting, let in-flight requests finish within shutdown_grace, \
                  exit 0{SECOND_SIGNAL}"
             ),
-            "re-read the certificate, the key and the client CA file (also done when they \
-             change on disk)",
+            "re-read the certificate, the key, the client CA file and the whole \
+             configuration, as nginx -s reload (also done when they change on disk); a \
+             configuration that does not load is logged and the running one stays",
         )
         + &exits(&[
             ("0", "stopped by a signal, in-flight requests drained"),

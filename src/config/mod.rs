@@ -53,6 +53,8 @@ pub enum Role {
 pub struct Config {
     /// The files it was read from, in order.
     pub sources: Vec<PathBuf>,
+    /// The files an nginx file's `include` read (the proxy reloads when they change too).
+    pub included: Vec<PathBuf>,
     /// What loads but is probably a mistake (keys Vault Agent ignores, two templates writing
     /// one file); printed at start, errors under `--strict` or `pki_sidecar { strict = true }`.
     pub warnings: Vec<ConfigWarning>,
@@ -2245,6 +2247,7 @@ pub fn load_for_proxy(
         .collect();
     let mut config = load_layers(paths, env_configs, settings, flags, env, functions)?;
     config.sources.push(nginx.to_path_buf());
+    config.included = mapped.included;
     let mut warnings = mapped.warnings;
     warnings.append(&mut config.warnings);
     config.warnings = warnings;

@@ -37,6 +37,8 @@ struct Directive {
 pub(crate) struct Mapped {
     pub settings: Vec<(String, &'static [&'static str], Value)>,
     pub warnings: Vec<ConfigWarning>,
+    /// The files `include` read, in the order read.
+    pub included: Vec<PathBuf>,
 }
 
 /// The variables `proxy_set_header` may use, for errors.
@@ -92,13 +94,23 @@ const INCLUDE_DEPTH: usize = 16;
 /// Reads `path` and maps its TLS server.
 pub(crate) fn read(path: &Path) -> Result<Mapped, ConfigErrors> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let directives = parse_file(path, &base, 0).map_err(|e| ConfigErrors(vec![e]))?;
+    let mut included = Vec::new();
+    let directives =
+        parse_file(path, &base, 0, &mut included).map_err(|e| ConfigErrors(vec![e]))?;
     let mut mapper = Mapper::default();
     mapper.top(&directives);
-    mapper.finish(path)
+    let mut mapped = mapper.finish(path)?;
+    mapped.included = included;
+    Ok(mapped)
 }
 
-fn parse_file(path: &Path, base: &Path, depth: usize) -> Result<Vec<Directive>, ConfigError> {
+/// Parses `path`, its includes expanded (each file they read added to `included`).
+fn parse_file(
+    path: &Path,
+    base: &Path,
+    depth: usize,
+    included: &mut Vec<PathBuf>,
+) -> Result<Vec<Directive>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         file: path.display().to_string(),
         source,
@@ -106,7 +118,7 @@ fn parse_file(path: &Path, base: &Path, depth: usize) -> Result<Vec<Directive>, 
     let tokens = tokenize(&path.display().to_string(), &text)?;
     let mut position = 0;
     let directives = parse_block(path, &tokens, &mut position, false)?;
-    expand_includes(directives, base, depth)
+    expand_includes(directives, base, depth, included)
 }
 
 /// A token and where it starts.
@@ -336,6 +348,7 @@ fn expand_includes(
     directives: Vec<Directive>,
     base: &Path,
     depth: usize,
+    included: &mut Vec<PathBuf>,
 ) -> Result<Vec<Directive>, ConfigError> {
     let mut out = Vec::new();
     for mut directive in directives {
@@ -347,12 +360,13 @@ fn expand_includes(
                 return Err(invalid(&directive, "includes nested too deep (a loop?)"));
             }
             for file in include_files(base, pattern).map_err(|m| invalid(&directive, &m))? {
-                out.extend(parse_file(&file, base, depth + 1)?);
+                out.extend(parse_file(&file, base, depth + 1, included)?);
+                included.push(file);
             }
             continue;
         }
         if let Some(block) = directive.block.take() {
-            directive.block = Some(expand_includes(block, base, depth)?);
+            directive.block = Some(expand_includes(block, base, depth, included)?);
         }
         out.push(directive);
     }
@@ -1109,6 +1123,7 @@ impl Mapper {
         Ok(Mapped {
             settings: self.settings,
             warnings: self.warnings,
+            included: Vec::new(),
         })
     }
 

@@ -476,6 +476,7 @@ pub(super) fn resolve(
     }
     Ok(Config {
         sources,
+        included: Vec::new(),
         warnings: std::mem::take(&mut r.warnings),
         strict,
         pid_file,

@@ -210,6 +210,10 @@ pub(crate) struct Forwarder {
     error_pages: bool,
     /// `reject_unknown_sni`: whether a TLS server name is one of `hosts`.
     sni_check: Option<Box<NameCheck>>,
+    /// A value names `$ssl_server_name` (see [`Forwarder::wants_sni`]).
+    wants_sni: bool,
+    /// A value names a `$ssl_client_*` variable (see [`Forwarder::wants_client_cert`]).
+    wants_client_cert: bool,
     metrics: ProxyMetrics,
 }
 
@@ -1127,7 +1131,7 @@ impl Forwarder {
         let response_headers_per_request = response_headers
             .iter()
             .any(|header| header.value.parts().is_some());
-        Ok(Forwarder {
+        let mut forwarder = Forwarder {
             default,
             locations,
             error_pages,
@@ -1171,19 +1175,26 @@ impl Forwarder {
             absolute_redirects: config
                 .absolute_redirects
                 .then_some(config.port_in_redirects),
+            wants_sni: false,
+            wants_client_cert: false,
             metrics,
-        })
+        };
+        forwarder.wants_sni =
+            forwarder.uses(|part| matches!(part, config::RequestHeaderPart::SslServerName));
+        forwarder.wants_client_cert =
+            forwarder.uses(|part| matches!(part, config::RequestHeaderPart::Client(_)));
+        Ok(forwarder)
     }
 
     /// Whether a value carries a `$ssl_client_*` variable: the client certificate is then
     /// formed for each connection that has one.
     pub(crate) fn wants_client_cert(&self) -> bool {
-        self.uses(|part| matches!(part, config::RequestHeaderPart::Client(_)))
+        self.wants_client_cert
     }
 
     /// Whether a value carries `$ssl_server_name`: the connection's server name is then kept.
     pub(crate) fn wants_sni(&self) -> bool {
-        self.uses(|part| matches!(part, config::RequestHeaderPart::SslServerName))
+        self.wants_sni
     }
 
     /// Whether a value with the request's variables (a request or response header, an answer's,

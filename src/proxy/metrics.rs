@@ -264,3 +264,72 @@ impl ReloadMetrics {
         self.reloads.with_label_values(&["failure", reason]).inc();
     }
 }
+
+/// The proxy's configuration reloads (SIGHUP, or a change to its files):
+/// `pki_sidecar_proxy_config_reloads_total{result}`,
+/// `pki_sidecar_proxy_config_last_reload_successful`,
+/// `pki_sidecar_proxy_config_last_reload_success_timestamp_seconds` and
+/// `pki_sidecar_proxy_config_restart_required`.
+#[derive(Clone)]
+pub(crate) struct ConfigReloadMetrics {
+    success: IntCounter,
+    failure: IntCounter,
+    last_successful: IntGauge,
+    last_success: Gauge,
+    restart_required: IntGauge,
+}
+
+impl ConfigReloadMetrics {
+    /// Registers them in `registry`: the running configuration counts as a successful load.
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<ConfigReloadMetrics> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "pki_sidecar_proxy_config_reloads_total",
+                "Attempts to load the proxy's configuration again, by result.",
+            ),
+            &["result"],
+        )?;
+        let last_successful = IntGauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_config_last_reload_successful",
+            "1 when the last attempt to load the configuration succeeded, 0 when the running \
+             configuration is older than the files.",
+        ))?;
+        let last_success = Gauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded, in Unix seconds (the start counts).",
+        ))?;
+        let restart_required = IntGauge::with_opts(Opts::new(
+            "pki_sidecar_proxy_config_restart_required",
+            "1 when the loaded configuration changes settings that take effect only at the \
+             next start (listeners, TLS, timeouts of connections).",
+        ))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(last_successful.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        registry.register(Box::new(restart_required.clone()))?;
+        last_successful.set(1);
+        last_success.set(crate::certs::unix_seconds(std::time::SystemTime::now()));
+        Ok(ConfigReloadMetrics {
+            success: reloads.with_label_values(&["success"]),
+            failure: reloads.with_label_values(&["failure"]),
+            last_successful,
+            last_success,
+            restart_required,
+        })
+    }
+
+    /// The files loaded: `restart` says whether settings wait for the next start.
+    pub(crate) fn loaded(&self, restart: bool) {
+        self.success.inc();
+        self.last_successful.set(1);
+        self.last_success
+            .set(crate::certs::unix_seconds(std::time::SystemTime::now()));
+        self.restart_required.set(i64::from(restart));
+    }
+
+    /// The files could not be loaded; the running configuration stays.
+    pub(crate) fn failed(&self) {
+        self.failure.inc();
+        self.last_successful.set(0);
+    }
+}

@@ -56,18 +56,28 @@ use crate::http_server;
 use crate::lifecycle::Lifecycle;
 use crate::telemetry::Telemetry;
 use forward::{Forwarder, Peer};
-use metrics::ProxyMetrics;
+use metrics::{ConfigReloadMetrics, ProxyMetrics};
 use store::{CertResolver, CertStore, Reloader};
 
 /// Runs the proxy until shutdown: binds its listeners, builds it, serves; `Ok` is a clean
 /// exit.
-pub async fn run(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
-    run_in_span(config, lifecycle)
+/// With `reload` (how to read the configuration again, and the whole configuration `config`
+/// came from), SIGHUP and changes to its files reload it.
+pub async fn run(
+    config: &config::Proxy,
+    reload: Option<(ConfigReload, &config::Config)>,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<()> {
+    run_in_span(config, reload, lifecycle)
         .instrument(crate::telemetry::role_span("proxy"))
         .await
 }
 
-async fn run_in_span(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Result<()> {
+async fn run_in_span(
+    config: &config::Proxy,
+    reload: Option<(ConfigReload, &config::Config)>,
+    lifecycle: Lifecycle,
+) -> anyhow::Result<()> {
     raise_open_files_limit(config.max_connections);
     let backlog = config.listen_backlog;
     let mut listeners = vec![http_server::bind(config.listen, "proxy.listen", backlog).await?];
@@ -86,9 +96,11 @@ async fn run_in_span(config: &config::Proxy, lifecycle: Lifecycle) -> anyhow::Re
         metrics = %config.metrics_listen,
         "proxy starting"
     );
-    Proxy::build(config, telemetry)?
-        .serve(listeners, metrics_listener, lifecycle)
-        .await;
+    let mut proxy = Proxy::build(config, telemetry)?;
+    if let Some((reload, whole)) = reload {
+        proxy = proxy.reload_with(reload, whole);
+    }
+    proxy.serve(listeners, metrics_listener, lifecycle).await;
     tracing::info!("proxy stopped");
     Ok(())
 }
@@ -151,29 +163,73 @@ fn open_files_advice(limit: u64, needed: u64) -> String {
     )
 }
 
+/// How a running proxy reads its configuration again: at SIGHUP, and when one of its files
+/// changes (checked every `reload_interval`).
+#[derive(Clone)]
+pub struct ConfigReload {
+    /// Followed whatever the configuration says: the `--config` paths as given (a directory's
+    /// own modification time changes when a file is added or replaced).
+    roots: Vec<PathBuf>,
+    /// Reads the whole configuration again, as at start.
+    load: Arc<dyn Fn() -> Result<config::Config, config::ConfigErrors> + Send + Sync>,
+}
+
+impl ConfigReload {
+    /// Reloads with `load`, following `roots` and every file a configuration it loads was read
+    /// from.
+    pub fn new(
+        roots: Vec<PathBuf>,
+        load: impl Fn() -> Result<config::Config, config::ConfigErrors> + Send + Sync + 'static,
+    ) -> ConfigReload {
+        ConfigReload {
+            roots,
+            load: Arc::new(load),
+        }
+    }
+
+    /// The files to follow while `config` runs: the roots, the files it was read from, the
+    /// nginx file's includes.
+    fn files(&self, config: &config::Config) -> Vec<PathBuf> {
+        let mut files = self.roots.clone();
+        for path in config.sources.iter().chain(&config.included) {
+            if !files.contains(path) {
+                files.push(path.clone());
+            }
+        }
+        files
+    }
+}
+
 /// A configured proxy, ready to serve a bound listener (tests bind port 0).
 pub struct Proxy {
     config: config::Proxy,
     store: Arc<CertStore>,
     tls: Arc<ArcSwap<ServerConfigs>>,
-    forwarder: Arc<Forwarder>,
+    /// The request handling of the configuration running now, replaced by a reload.
+    forwarder: Arc<ArcSwap<Forwarder>>,
     metrics: ProxyMetrics,
+    config_metrics: ConfigReloadMetrics,
+    /// How to read the configuration again, when it came from files.
+    reload: Option<(ConfigReload, Vec<PathBuf>)>,
     telemetry: Telemetry,
     http1: http1::Builder,
     http2: http2::Builder<SpanExecutor>,
 }
 
 impl Proxy {
-    /// Whether a connection keeps its TLS server name: for the access log, or for a request
-    /// header's `$ssl_server_name`.
-    fn keeps_sni(&self) -> bool {
-        self.config.access_log || self.forwarder.wants_sni()
+    /// Reads the configuration again with `reload` at SIGHUP and when its files change;
+    /// `config` is the one the proxy was built from (its files are followed).
+    pub fn reload_with(mut self, reload: ConfigReload, config: &config::Config) -> Proxy {
+        let files = reload.files(config);
+        self.reload = Some((reload, files));
+        self
     }
 
     /// Registers the proxy's metrics in `telemetry`, builds the TLS config and the upstream
     /// client; reads no certificate and binds nothing yet.
     pub fn build(config: &config::Proxy, telemetry: Telemetry) -> anyhow::Result<Proxy> {
         let metrics = ProxyMetrics::register(&telemetry.registry, &config.cert_label)?;
+        let config_metrics = ConfigReloadMetrics::register(&telemetry.registry)?;
         let store = Arc::new(CertStore::default());
         let tickets: Arc<dyn rustls::server::ProducesTickets> = if config.session_tickets {
             rustls::crypto::aws_lc_rs::Ticketer::new()
@@ -207,13 +263,18 @@ impl Proxy {
             .max_local_error_reset_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let forwarder = Arc::new(Forwarder::new(config, metrics.clone())?);
+        let forwarder = Arc::new(ArcSwap::from_pointee(Forwarder::new(
+            config,
+            metrics.clone(),
+        )?));
         Ok(Proxy {
             config: config.clone(),
             store,
             tls: Arc::new(ArcSwap::from(tls)),
             forwarder,
             metrics,
+            config_metrics,
+            reload: None,
             telemetry,
             http1,
             http2,
@@ -223,7 +284,7 @@ impl Proxy {
     /// Serves `listeners` (the same server on each; the metrics on `metrics_listener`) until
     /// the lifecycle's shutdown; then drains.
     pub async fn serve(
-        self,
+        mut self,
         listeners: Vec<TcpListener>,
         metrics_listener: TcpListener,
         lifecycle: Lifecycle,
@@ -243,17 +304,31 @@ impl Proxy {
                 .run(shutdown.clone(), lifecycle.reloads())
                 .in_current_span(),
         );
-        let user_files_task = (!self.forwarder.basic_auths().is_empty()).then(|| {
-            tokio::spawn(
-                follow_user_files(
-                    self.forwarder.clone(),
-                    self.config.reload_interval,
-                    shutdown.clone(),
-                    lifecycle.reloads(),
-                )
-                .in_current_span(),
-            )
-        });
+        let user_files = UserFiles::follow(
+            self.forwarder.load_full(),
+            self.config.reload_interval,
+            &shutdown,
+            &lifecycle,
+        );
+        // With a reload, the configuration's follower replaces the user files' with the
+        // forwarder.
+        let (config_task, user_files) = match self.reload.take() {
+            Some((reload, files)) => {
+                let follower = ConfigFollower {
+                    reload,
+                    running: self.config.clone(),
+                    forwarder: self.forwarder.clone(),
+                    metrics: self.metrics.clone(),
+                    config_metrics: self.config_metrics.clone(),
+                    user_files,
+                    shutdown: shutdown.clone(),
+                    lifecycle: lifecycle.clone(),
+                };
+                let task = tokio::spawn(follower.run(files).in_current_span());
+                (Some(task), UserFiles(None))
+            }
+            None => (None, user_files),
+        };
         let client_ca_task = self.config.client_auth.clone().map(|auth| {
             tokio::spawn(
                 follow_client_ca(
@@ -278,8 +353,6 @@ impl Proxy {
             idle_timeout: self.config.idle_timeout,
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
-            client_cert_wanted: self.forwarder.wants_client_cert(),
-            sni_wanted: self.keeps_sni(),
         });
         // The accept loop is a task of its own, so it runs on a runtime worker (the thread that
         // also polls the sockets and runs the connections) rather than on the thread that
@@ -324,9 +397,10 @@ impl Proxy {
             () = lifecycle.abort.cancelled() => {}
         }
         let _ = reload_task.await;
-        for task in [client_ca_task, user_files_task].into_iter().flatten() {
+        for task in [client_ca_task, config_task].into_iter().flatten() {
             let _ = task.await;
         }
+        user_files.finish().await;
         let _ = metrics_task.await;
     }
 }
@@ -394,7 +468,9 @@ impl std::error::Error for CloseConnection {}
 
 /// What every connection task shares.
 struct ConnectionShared {
-    forwarder: Arc<Forwarder>,
+    /// The configuration's request handling: each request takes the one current when it
+    /// starts.
+    forwarder: Arc<ArcSwap<Forwarder>>,
     metrics: ProxyMetrics,
     http1: http1::Builder,
     http2: http2::Builder<SpanExecutor>,
@@ -403,11 +479,6 @@ struct ConnectionShared {
     shutdown: CancellationToken,
     /// `proxy.access_log`.
     access_log: bool,
-    /// A request header carries a `$ssl_client_*` variable.
-    client_cert_wanted: bool,
-    /// The access log is on or a request header carries `$ssl_server_name`: a connection
-    /// keeps its server name.
-    sni_wanted: bool,
 }
 
 impl ConnectionShared {
@@ -420,6 +491,12 @@ impl ConnectionShared {
     ) {
         let _active = ActiveGuard::new(&self.metrics.connections_active);
         let started = Instant::now();
+        // What the connection keeps of its client (the server name, a certificate) is what
+        // the configuration current at its start wants.
+        let forwarder = self.forwarder.load_full();
+        // The access log is on or a value carries `$ssl_server_name`: the connection keeps
+        // its server name.
+        let sni_wanted = self.access_log || forwarder.wants_sni();
         // The task is a few words: the handshake's state (the TLS session under construction)
         // and then the HTTP connection live in boxes of their own, each sized for what it is.
         // Nothing big is bound to a name in this function: rustc keeps a named local's storage
@@ -427,11 +504,15 @@ impl ConnectionShared {
         let Some(connection) = self.start_http(
             tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, self.sni_wanted, self.forwarder.sni_filter()))) => result,
+                result = Box::pin(tokio::time::timeout(self.handshake_timeout, crate::tls::stream::accept(&config, stream, sni_wanted, forwarder.sni_filter()))) => result,
             },
             started,
-            peer,
-            local_port,
+            Client {
+                peer,
+                local_port,
+                sni_wanted,
+                forwarder,
+            },
         ) else {
             return;
         };
@@ -445,9 +526,14 @@ impl ConnectionShared {
         &self,
         handshake: Result<std::io::Result<ServerTls>, tokio::time::error::Elapsed>,
         started: Instant,
-        peer: SocketAddr,
-        local_port: u16,
+        client: Client,
     ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        let Client {
+            peer,
+            local_port,
+            sni_wanted,
+            forwarder,
+        } = client;
         let tls = match handshake {
             Ok(Ok(tls)) => {
                 self.metrics.handshake_ok.inc();
@@ -471,14 +557,14 @@ impl ConnectionShared {
                 return None;
             }
         };
-        let mut peer_info = Peer::new(peer.ip(), self.forwarder.trusts(peer.ip()));
+        let mut peer_info = Peer::new(peer.ip(), forwarder.trusts(peer.ip()));
         peer_info.local_port = local_port;
         peer_info.port = peer.port();
         peer_info.tls_version = access::tls_version(&tls);
-        if self.sni_wanted {
+        if sni_wanted {
             peer_info.sni = tls.server_name().map(Box::from);
         }
-        if self.client_cert_wanted {
+        if forwarder.wants_client_cert() {
             peer_info.client_cert = tls
                 .session()
                 .peer_certificates()
@@ -492,7 +578,8 @@ impl ConnectionShared {
             .access_log
             .then(|| Arc::new(ConnectionInfo::new(peer, &tls)));
         let activity = Arc::new(Activity::default());
-        let forwarder = self.forwarder.clone();
+        drop(forwarder);
+        let forwarders = self.forwarder.clone();
         let request_activity = activity.clone();
         let h2 = tls.session().alpn_protocol() == Some(b"h2");
         // HTTP/1 connections are parked between requests (see [`park`]); the service tells the
@@ -500,7 +587,7 @@ impl ConnectionShared {
         let h1_state = (!h2).then(|| Arc::new(park::H1State::default()));
         let request_h1_state = h1_state.clone();
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            let forwarder = forwarder.clone();
+            let forwarder = forwarders.load_full();
             let peer = peer_info.clone();
             let activity = request_activity.clone();
             let access = access.clone();
@@ -614,6 +701,15 @@ impl ConnectionShared {
             }
         }
     }
+}
+
+/// A connection's client, and the configuration it started under.
+struct Client {
+    peer: SocketAddr,
+    local_port: u16,
+    /// The connection keeps its TLS server name.
+    sni_wanted: bool,
+    forwarder: Arc<Forwarder>,
 }
 
 /// An HTTP connection that can be asked to finish what is in flight and close.
@@ -860,6 +956,240 @@ async fn follow_client_ca(
     }
 }
 
+/// The task following the `basic_auth_file`s of one forwarder, when it has any.
+struct UserFiles(Option<tokio::task::JoinHandle<()>>);
+
+impl UserFiles {
+    fn follow(
+        forwarder: Arc<Forwarder>,
+        interval: Duration,
+        shutdown: &CancellationToken,
+        lifecycle: &Lifecycle,
+    ) -> UserFiles {
+        UserFiles((!forwarder.basic_auths().is_empty()).then(|| {
+            tokio::spawn(
+                follow_user_files(forwarder, interval, shutdown.clone(), lifecycle.reloads())
+                    .in_current_span(),
+            )
+        }))
+    }
+
+    /// Stops following: the forwarder was replaced (the new one read its files itself).
+    fn stop(&self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+
+    async fn finish(self) {
+        if let Some(task) = self.0 {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Follows the configuration: at SIGHUP, and when one of its files changes, reads it all
+/// again. A configuration that loads replaces the forwarder (every request that starts after
+/// it, on new and open connections, is served with it); one that does not is logged and
+/// counted, and the running one stays. Settings a running proxy cannot change (listeners,
+/// TLS, connections' timeouts: [`applicable`]) keep their running values, and the
+/// reload says which changed.
+struct ConfigFollower {
+    reload: ConfigReload,
+    /// The configuration the proxy started with.
+    running: config::Proxy,
+    forwarder: Arc<ArcSwap<Forwarder>>,
+    metrics: ProxyMetrics,
+    config_metrics: ConfigReloadMetrics,
+    user_files: UserFiles,
+    shutdown: CancellationToken,
+    lifecycle: Lifecycle,
+}
+
+impl ConfigFollower {
+    async fn run(mut self, files: Vec<PathBuf>) {
+        let interval = self.running.reload_interval;
+        let mut reloads = self.lifecycle.reloads();
+        let mut watch = FileWatch::new(&files, interval).await;
+        let mut applied = self.running.clone();
+        while watch.changed(&self.shutdown, &mut reloads).await.is_some() {
+            let load = self.reload.load.clone();
+            let loaded = match tokio::task::spawn_blocking(move || load()).await {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    self.config_metrics.failed();
+                    tracing::error!(error = %err, "the configuration reload ended abnormally");
+                    continue;
+                }
+            };
+            let config = match loaded {
+                Ok(config) => config,
+                Err(errors) => {
+                    self.config_metrics.failed();
+                    tracing::error!(
+                        errors = %errors,
+                        "the configuration does not load; serving with the previous one"
+                    );
+                    continue;
+                }
+            };
+            // A reload may read other files (an include added, a directory's new file).
+            let files = self.reload.files(&config);
+            if files != watch.paths {
+                watch = FileWatch::new(&files, interval).await;
+            }
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            let (next, restart) = applicable(&self.running, &config.proxy);
+            if next != applied {
+                match self.replace(&next) {
+                    Ok(()) => applied = next,
+                    Err(err) => {
+                        self.config_metrics.failed();
+                        tracing::error!(
+                            error = format!("{err:#}"),
+                            "the configuration does not load; serving with the previous one"
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                tracing::info!("configuration read again; no setting a reload applies has changed");
+            }
+            self.config_metrics.loaded(!restart.is_empty());
+            if !restart.is_empty() {
+                tracing::warn!(
+                    settings = restart.join(", "),
+                    "these settings changed and take effect at the next start; until then \
+                     the proxy runs with their previous values"
+                );
+            }
+        }
+        self.user_files.finish().await;
+    }
+
+    /// Serves the requests that start from now on with `config`.
+    fn replace(&mut self, config: &config::Proxy) -> anyhow::Result<()> {
+        let forwarder = Arc::new(Forwarder::new(config, self.metrics.clone())?);
+        self.forwarder.store(forwarder.clone());
+        self.user_files.stop();
+        self.user_files = UserFiles::follow(
+            forwarder,
+            self.running.reload_interval,
+            &self.shutdown,
+            &self.lifecycle,
+        );
+        tracing::info!(
+            routes = config.routes.len(),
+            upstream = %config.upstream,
+            "configuration reloaded: requests that start from now on are served with it"
+        );
+        Ok(())
+    }
+}
+
+/// What a reload can apply of `loaded`: the configuration with the settings that take effect
+/// only at the next start (the listeners, the certificate files, TLS, and what each connection
+/// is given when it opens) at their `running` values, and the keys of those that differ.
+fn applicable(
+    running: &config::Proxy,
+    loaded: &config::Proxy,
+) -> (config::Proxy, Vec<&'static str>) {
+    // Every field is named here, so that a new setting has to say which kind it is.
+    let config::Proxy {
+        // Taken at the start.
+        listen: _,
+        also_listen: _,
+        cert_file: _,
+        key_file: _,
+        cert_label: _,
+        metrics_listen: _,
+        listen_backlog: _,
+        shutdown_grace: _,
+        reload_interval: _,
+        tls_handshake_timeout: _,
+        tls13_only: _,
+        session_tickets: _,
+        header_read_timeout: _,
+        idle_timeout: _,
+        max_connections: _,
+        max_header_size: _,
+        access_log: _,
+        client_auth: _,
+        // Request handling: applied by a reload.
+        upstream: _,
+        upstream_target: _,
+        upstream_connect_timeout: _,
+        upstream_response_timeout: _,
+        max_request_body: _,
+        forwarded_headers: _,
+        append_forwarded_for: _,
+        trusted_proxies: _,
+        hsts: _,
+        response_headers: _,
+        response_headers_on_success: _,
+        request_headers: _,
+        fixed_responses: _,
+        conditional_answers: _,
+        rewrites: _,
+        routes: _,
+        redirect_rewrite: _,
+        x_real_ip: _,
+        basic_auth: _,
+        cookie_flags: _,
+        rate_limit_zones: _,
+        rate_limits: _,
+        rate_limit_status: _,
+        hide_response_headers: _,
+        error_pages: _,
+        maps: _,
+        intercept_errors: _,
+        auth_request: _,
+        upstream_tls: _,
+        concurrency_limit_zones: _,
+        concurrency_limits: _,
+        concurrency_limit_status: _,
+        access_rules: _,
+        limit_except: _,
+        server_names: _,
+        gzip: _,
+        file_types: _,
+        expires: _,
+        drop_underscore_headers: _,
+        absolute_redirects: _,
+        port_in_redirects: _,
+    } = running;
+    let mut applied = loaded.clone();
+    let mut kept = Vec::new();
+    macro_rules! at_start {
+        ($key:literal: $($field:ident),+) => {
+            if $(applied.$field != running.$field)||+ {
+                kept.push($key);
+                $(applied.$field = running.$field.clone();)+
+            }
+        };
+    }
+    at_start!("proxy.listen": listen, also_listen);
+    at_start!("proxy.cert_file": cert_file);
+    at_start!("proxy.key_file": key_file);
+    at_start!("proxy.cert_label": cert_label);
+    at_start!("proxy.metrics_listen": metrics_listen);
+    at_start!("proxy.listen_backlog": listen_backlog);
+    at_start!("proxy.shutdown_grace": shutdown_grace);
+    at_start!("proxy.reload_interval": reload_interval);
+    at_start!("proxy.tls_handshake_timeout": tls_handshake_timeout);
+    at_start!("proxy.tls_min_version": tls13_only);
+    at_start!("proxy.session_tickets": session_tickets);
+    at_start!("proxy.header_read_timeout": header_read_timeout);
+    at_start!("proxy.idle_timeout": idle_timeout);
+    at_start!("proxy.max_connections": max_connections);
+    at_start!("proxy.max_header_size": max_header_size);
+    at_start!("proxy.access_log": access_log);
+    at_start!("proxy.client_ca_file, proxy.client_auth": client_auth);
+    (applied, kept)
+}
+
 /// Follows the `basic_auth_file`s: a file whose modification time changed (checked every
 /// `interval`), or every file at SIGHUP, is read again; one that cannot be read or parsed is
 /// logged and its previous users stay.
@@ -888,12 +1218,21 @@ async fn follow_user_files(
     }
 }
 
-/// Files the proxy reads again when they change: their modification times, checked every
-/// `interval`, and SIGHUP, which counts as a change of every file.
+/// Files the proxy reads again when they change: their modification times (and sizes and
+/// inodes, for a file replaced by another of the same age), checked every `interval`, and
+/// SIGHUP, which counts as a change of every file.
 struct FileWatch {
     paths: Vec<PathBuf>,
-    seen: Vec<Option<SystemTime>>,
+    seen: Vec<Option<FileVersion>>,
     poll: tokio::time::Interval,
+}
+
+/// What tells one version of a file from another without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileVersion {
+    modified: SystemTime,
+    len: u64,
+    inode: u64,
 }
 
 impl FileWatch {
@@ -907,8 +1246,14 @@ impl FileWatch {
         }
     }
 
-    fn modified(path: &std::path::Path) -> Option<SystemTime> {
-        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    fn modified(path: &std::path::Path) -> Option<FileVersion> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(FileVersion {
+            modified: metadata.modified().ok()?,
+            len: metadata.len(),
+            inode: metadata.ino(),
+        })
     }
 
     /// The indices of the files changed since the last call, once there are any; `None` at
@@ -942,6 +1287,39 @@ impl FileWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn proxy_config(body: &str) -> config::Proxy {
+        let text = format!("proxy {{\n{body}\n}}\n");
+        config::load_str("p.hcl", &text, &crate::agent::functions::KnownFunctions)
+            .unwrap_or_else(|errors| panic!("{errors}"))
+            .proxy
+    }
+
+    #[test]
+    fn a_reload_applies_request_settings_and_keeps_the_running_listeners_and_tls() {
+        let running =
+            proxy_config("listen = \"127.0.0.1:8443\"\nupstream = \"http://127.0.0.1:80\"");
+        let loaded = proxy_config(
+            "listen = \"127.0.0.1:9443\"\nupstream = \"http://127.0.0.1:81\"\n\
+             tls_min_version = \"tls13\"\nhsts = \"max-age=60\"",
+        );
+        let (applied, kept) = applicable(&running, &loaded);
+        assert_eq!(kept, ["proxy.listen", "proxy.tls_min_version"]);
+        assert_eq!(applied.listen, running.listen);
+        assert!(!applied.tls13_only);
+        assert_eq!(applied.upstream, loaded.upstream);
+        assert_eq!(applied.hsts.as_deref(), Some("max-age=60"));
+        // Nothing but what only a start applies: nothing to apply, the keys named.
+        let only_listen =
+            proxy_config("listen = \"127.0.0.1:9443\"\nupstream = \"http://127.0.0.1:80\"");
+        let (applied, kept) = applicable(&running, &only_listen);
+        assert_eq!(applied, running);
+        assert_eq!(kept, ["proxy.listen"]);
+        assert_eq!(
+            applicable(&running, &running),
+            (running.clone(), Vec::new())
+        );
+    }
 
     #[test]
     fn the_open_files_warning_says_what_is_needed_and_how_to_raise_it() {

@@ -4345,3 +4345,96 @@ async fn an_https_upstream_is_spoken_to_as_nginx_does() {
     assert_eq!(theirs[3].0, 502);
     assert_eq!(theirs[4].1, "sni=[] client=[O=Acme,CN=front] /client/e\n");
 }
+
+/// What `nginx -s reload` is for: an edited file (here an included one) is served after
+/// SIGHUP; a file replaced on disk is served without one (the proxy follows its files); a file
+/// nginx would refuse leaves the running configuration serving, as `nginx -s reload` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_file_is_served_after_sighup_as_nginx_reload_serves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let snippet = |version: &str| {
+        util::write_file(
+            &d,
+            "headers.conf",
+            &format!("add_header X-Config {version} always;\n"),
+        );
+    };
+    snippet("one");
+    let server = |more: &str| {
+        tls_server(
+            &d,
+            port,
+            &format!(
+                "        include {d}/headers.conf;\n{more}        location / {{\n            \
+                 proxy_pass http://127.0.0.1:{app};\n        }}\n",
+                d = d.display(),
+                app = app.address.port(),
+            ),
+        )
+    };
+    let conf = server("");
+    let log = d.join("proxy.log");
+    // The files are checked every 200 ms rather than 5 s: set beside the nginx file.
+    let settings = util::write_file(
+        &d,
+        "settings.hcl",
+        "proxy {\n  reload_interval = \"200ms\"\n}\n",
+    );
+    let proxy = tokio::task::spawn_blocking({
+        let (conf, log) = (conf.clone(), log.clone());
+        move || {
+            let proxy = Launch::role("proxy", &[&settings], &log)
+                .args(&["--nginx-config", conf.to_str().unwrap()])
+                .spawn();
+            proxy.wait_ready(Duration::from_secs(15));
+            proxy
+        }
+    })
+    .await
+    .unwrap();
+    let config = |d: &Path| field(&head(port, d, "/", &[]), "x-config");
+    assert_eq!(config(&d), "one");
+
+    // The included file edited in place: its directory's listing does not change, so it is
+    // SIGHUP that makes the proxy read it (as nginx).
+    snippet("two");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy.pid()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    util::wait_until(Duration::from_secs(15), "SIGHUP reloads", || {
+        config(&d) == "two"
+    });
+
+    // The main file replaced: read again without a signal.
+    let replaced = d.join("next.conf");
+    std::fs::copy(
+        server("        location = /new { return 204; }\n"),
+        &replaced,
+    )
+    .unwrap();
+    std::fs::rename(&replaced, &conf).unwrap();
+    util::wait_until(Duration::from_secs(15), "the changed file is read", || {
+        field(&head(port, &d, "/new", &[]), ":status") == "204"
+    });
+
+    // A file that does not load: the running configuration serves on, and the log says why.
+    std::fs::write(&conf, "server {\n    listen 127.0.0.1:1 ssl\n").unwrap();
+    util::wait_until(Duration::from_secs(15), "the failure is counted", || {
+        proxy.metric("pki_sidecar_proxy_config_reloads_total{result=\"failure\"}") >= 1.0
+    });
+    assert_eq!(field(&head(port, &d, "/new", &[]), ":status"), "204");
+    assert_eq!(config(&d), "two");
+    assert!(!app.take().is_empty());
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("configuration reloaded") && log.contains("does not load"),
+        "{log}"
+    );
+}

@@ -52,6 +52,7 @@ use crate::util::role::{Launch, RoleProcess};
 mod flags;
 mod hostile;
 mod parked;
+mod reload;
 
 const DAY: i64 = 86_400;
 const HELLO: &str = "hello world\n";
