@@ -18,6 +18,9 @@ It starts one `bao server -dev`, and for each template:
   ones too), serial numbers, Unix times, RFC 3339 times and request IDs are masked first
   (each agent got its own certificate), keeping where each block is and which are the same.
 
+A template with a `TEMPLATE.seed.json` beside it is seeded from that file instead (see
+`seed_file`): data of its own, such as numbers written through the JSON API.
+
 A template whose paths are built at render time (`secret (printf ...)`), or read an engine
 the dev server cannot stand in for (database, AWS, Consul, RabbitMQ, SSH, transit, ...), is
 skipped and said so. Verdicts: `same`, `same-masked`, `both-fail` (both agents refuse it: a
@@ -87,7 +90,8 @@ class DevServer:
     def api(self, method: str, path: str, body=None, missing_ok: bool = False):
         request = urllib.request.Request(
             f"{self.address}/v1/{path}", method=method,
-            data=json.dumps(body).encode() if body is not None else None,
+            data=(body if isinstance(body, bytes) else json.dumps(body).encode())
+            if body is not None else None,
             headers={"X-Vault-Token": "root"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -233,10 +237,27 @@ def masked(output: bytes) -> str:
     return re.sub(r"[A-Za-z0-9+/]{200,}={0,2}", "<BASE64>", text)
 
 
+def seed_file(server: DevServer, path: Path) -> None:
+    """Writes what `TEMPLATE.seed.json` holds: `mounts` (`[PATH, "kv1"|"kv2"|"pki"]`), then
+    `writes` (`[PATH, BODY]`, a POST; a BODY given as a string is sent as it is, so that a number
+    reaches Vault as written: `{"data": {"rate": 0.000002}}`)."""
+    spec = json.loads(path.read_text())
+    for mount, kind in spec.get("mounts", []):
+        server.mount(mount, kind)
+    for target, body in spec.get("writes", []):
+        server.api("POST", target, body.encode() if isinstance(body, str) else body)
+
+
 def compare(server: DevServer, work: Path, bao: str, ours: str,
             template: Path) -> tuple[str, str]:
+    seeds = template.with_suffix(".seed.json")
     try:
-        why = seed(server, template.read_text(encoding="utf-8", errors="replace"))
+        if seeds.exists():
+            # The template's own data (numbers, lists, maps), not `val-NAME` strings.
+            why = None
+            seed_file(server, seeds)
+        else:
+            why = seed(server, template.read_text(encoding="utf-8", errors="replace"))
     except RuntimeError as err:
         why = f"the dev server refused the seed: {err}"
     if why:

@@ -27,6 +27,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use value::go_json_float;
 pub use value::{GoNil, GoStruct, Hidden, Value};
 
 /// Functions beyond the built-ins, supplied by the caller (the agent's consul-template

@@ -136,7 +136,13 @@ impl Value {
     /// numbers are [`Value::JsonNumber`]s.
     pub(crate) fn from_vault_json(json: &serde_json::Value) -> Value {
         match json {
-            serde_json::Value::Number(n) => Value::JsonNumber(n.to_string()),
+            // The text Vault sent: an integer as is, a float64 as Go's encoding/json wrote it
+            // (serde_json keeps the value, not the text, and writes floats its own way:
+            // `2e-6` for Vault's `0.000002`).
+            serde_json::Value::Number(n) => Value::JsonNumber(match n.as_f64() {
+                Some(f) if n.is_f64() => go_json_float(f),
+                _ => n.to_string(),
+            }),
             serde_json::Value::Array(items) => {
                 Value::List(items.iter().map(Value::from_vault_json).collect())
             }
@@ -251,5 +257,24 @@ impl From<Vec<Value>> for Value {
 impl From<BTreeMap<String, Value>> for Value {
     fn from(map: BTreeMap<String, Value>) -> Value {
         Value::Map(map)
+    }
+}
+
+/// Go's encoding/json text of a float64: the shortest digits that read back as `f`, written
+/// out in full between 1e-6 and 1e21 (`0.000002`, `100000000000000000000`, `-0`), else with an
+/// exponent (`1e+21`, `1e-7`). (Go refuses NaN and infinities; here they are `null`.)
+pub(crate) fn go_json_float(f: f64) -> String {
+    if !f.is_finite() {
+        return "null".to_owned();
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        match s.split_once('e') {
+            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+            _ => s,
+        }
+    } else {
+        f.to_string()
     }
 }

@@ -269,7 +269,7 @@ fn write_json(out: &mut String, value: &Value, indent: &str, depth: usize, html:
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Float(f) => out.push_str(&json_float(*f)),
+        Value::Float(f) => out.push_str(&crate::template::go_json_float(*f)),
         // encoding/json writes a json.Number as it is.
         Value::JsonNumber(n) => out.push_str(n),
         Value::String(s) => json_string(out, s, html),
@@ -337,24 +337,6 @@ fn newline(out: &mut String, indent: &str, depth: usize) {
         for _ in 0..depth {
             out.push_str(indent);
         }
-    }
-}
-
-/// Go's JSON float: shortest digits, plain between 1e-6 and 1e21, else `1e+21` / `1e-7`.
-/// (Go refuses NaN and infinities; here they are `null`, as in `Value::to_json`.)
-fn json_float(f: f64) -> String {
-    if !f.is_finite() {
-        return "null".to_owned();
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let s = format!("{f:e}");
-        match s.split_once('e') {
-            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-            _ => s,
-        }
-    } else {
-        format!("{f}")
     }
 }
 
@@ -490,7 +472,15 @@ fn toml_value(out: &mut String, value: &Value) -> Result<(), String> {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => out.push_str(&toml_float(*f)),
-        Value::JsonNumber(n) => out.push_str(n),
+        // BurntSushi's encoder writes a json.Number as the int64 it parses as, else as the
+        // float64.
+        Value::JsonNumber(n) => match (n.parse::<i64>(), n.parse::<f64>()) {
+            (Ok(i), _) => {
+                let _ = write!(out, "{i}");
+            }
+            (_, Ok(f)) => out.push_str(&toml_float(f)),
+            _ => out.push_str(n),
+        },
         Value::String(s) => out.push_str(&toml_string(s)),
         Value::List(items) => {
             out.push('[');
@@ -524,7 +514,8 @@ fn toml_value(out: &mut String, value: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// BurntSushi's float: `nan`, `inf`, Go's `%f`-shortest with `.0` when integral.
+/// BurntSushi's float: `nan`, `inf`, else `strconv.FormatFloat(f, 'f', -1, 64)` (the shortest
+/// digits, never an exponent: `10485760.0`, `0.00001`) with `.0` when it has no point.
 fn toml_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".to_owned();
@@ -532,10 +523,8 @@ fn toml_float(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
     }
-    let s = crate::template::go_sprint(&[Value::Float(f)]);
-    if s.contains(['.', 'e', 'n', 'i']) {
-        s
-    } else {
-        format!("{s}.0")
-    }
+    // Rust's `Display` of an `f64` is Go's `'f'` with precision -1: the shortest digits that
+    // read back as `f`, written out in full.
+    let s = f.to_string();
+    if s.contains('.') { s } else { format!("{s}.0") }
 }

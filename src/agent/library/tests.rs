@@ -284,6 +284,36 @@ fn yaml_and_toml() {
 }
 
 #[test]
+fn numbers_print_as_vault_sent_them_and_tomls_floats_have_no_exponent() {
+    // Vault writes a float64 with Go's encoding/json: plain between 1e-6 and 1e21.
+    let vault = |text: &str| {
+        Value::from_vault_json(&serde_json::from_str::<serde_json::Value>(text).unwrap())
+    };
+    for (sent, kept) in [
+        ("0.000002", "0.000002"),
+        ("100000000000000000000", "100000000000000000000"),
+        ("18446744073709552000", "18446744073709552000"),
+        ("-0", "-0"),
+        ("1e+21", "1e+21"),
+        ("1e-7", "1e-7"),
+        ("5432", "5432"),
+        ("123.456", "123.456"),
+    ] {
+        assert_eq!(vault(sent), Value::JsonNumber(kept.to_string()), "{sent}");
+    }
+    // BurntSushi's toml: `'f'` digits with `.0`, a json.Number as its int64 first.
+    let toml = |value: Value| ok("toTOML", &[m(&[("x", value)])]);
+    assert_eq!(toml(Value::Float(10485760.0)), s("x = 10485760.0"));
+    assert_eq!(toml(Value::Float(0.00001)), s("x = 0.00001"));
+    assert_eq!(toml(Value::Float(1e20)), s("x = 100000000000000000000.0"));
+    assert_eq!(toml(vault("-0")), s("x = 0"));
+    assert_eq!(
+        toml(vault("12345678901234567890")),
+        s("x = 12345678901234567000.0")
+    );
+}
+
+#[test]
 fn math_matches_consul_template() {
     assert_eq!(ok("add", &[i(2), i(3)]), i(5));
     assert_eq!(ok("subtract", &[i(2), i(3)]), i(1));
