@@ -158,6 +158,19 @@ pub(crate) fn mode(value: &Scalar) -> Result<u32, String> {
     }
 }
 
+/// Whether a mode written as a decimal integer (`mode = 384`, JSON's `"mode": 420`) means what
+/// Vault Agent makes of it, which takes the integer as it is (384 is 0600): it is then a
+/// sensible mode (no bits beyond rwx, the group's a subset of the owner's, the others' of the
+/// group's) and its digits read as octal are not one (`640` meant 0640, never 0o1200).
+pub(crate) fn decimal_mode_as_meant(value: u64) -> bool {
+    let sensible = |mode: u64| {
+        let (owner, group, other) = ((mode >> 6) & 7, (mode >> 3) & 7, mode & 7);
+        mode <= 0o777 && owner != 0 && group & !owner == 0 && other & !group == 0
+    };
+    let as_octal = u64::from_str_radix(&value.to_string(), 8).ok();
+    sensible(value) && !as_octal.is_some_and(sensible)
+}
+
 /// Sizes in bytes as nginx spells them (`client_max_body_size`): a count of bytes, or one
 /// followed by `k`, `m` or `g` (either case; 1024, 1024², 1024³). An integer is bytes.
 pub(crate) fn size(value: &Scalar) -> Result<u64, String> {
@@ -275,6 +288,19 @@ mod tests {
                 duration(&too_long).unwrap_err(),
                 format!("{too_long} is longer than ten years")
             );
+        }
+    }
+
+    #[test]
+    fn decimal_modes_are_taken_when_they_can_only_mean_what_vault_agent_applies() {
+        // 0600, 0644, 0640, 0660, 0700, 0755, 0400 written in decimal.
+        for taken in [384, 420, 416, 432, 448, 493, 256] {
+            assert!(decimal_mode_as_meant(taken), "{taken}");
+        }
+        // Octal digits written without the 0 (644 would be 0o1204), an ambiguous 400 or 511,
+        // and numbers that are no usual mode.
+        for refused in [644, 600, 640, 755, 400, 511, 999, 0, 1000] {
+            assert!(!decimal_mode_as_meant(refused), "{refused}");
         }
     }
 

@@ -7,7 +7,8 @@
 //! - integer literals with a leading zero are octal, as in HCL1 (`perms = 0644` is 0o644);
 //! - `method "kubernetes" { ... }` is the same as `method { type = "kubernetes" ... }`;
 //! - repeatable blocks (`template`, `sink`) always become lists, one block or many;
-//! - a block given twice where only one is allowed, or a key set twice, is an error;
+//! - a block given twice where only one is allowed is an error; a key set twice in one block
+//!   counts once, with its last value, as in HCL1 (with a warning);
 //! - HCL2 expressions (variables, functions, `${...}` interpolation) have no HCL1 meaning in a
 //!   Vault file and are refused rather than evaluated;
 //! - HCL1's quoted keys (`"vault" = { ... }`) are read as names, columns kept;
@@ -153,20 +154,22 @@ impl HclFile {
         // HCL2 first; only a file HCL2 refuses is read again with HCL1's looser rules
         // ([`hcl1_bodies`]), so that a file which parses is never read differently. The error,
         // when both fail, is HCL2's on the file as written.
-        let (body, text) = match hcl_edit::parser::parse_body(&unquoted) {
-            Ok(body) => (body, unquoted),
-            Err(err) => match hcl1_bodies(&unquoted) {
-                Some(bridged) => match hcl_edit::parser::parse_body(&bridged) {
-                    Ok(body) => (body, bridged),
+        let (body, bridged, inserted) = match hcl_edit::parser::parse_body(&unquoted) {
+            Ok(body) => (body, None, Vec::new()),
+            Err(err) => {
+                let in_place = hcl1_bodies(&unquoted).unwrap_or_else(|| unquoted.clone());
+                let bridged = Hcl1Bridge::rewrite(&in_place);
+                match hcl_edit::parser::parse_body(&bridged.text) {
+                    Ok(body) => (body, Some(bridged.text), bridged.inserted),
                     Err(_) => return Err(syntax(err)),
-                },
-                None => return Err(syntax(err)),
-            },
+                }
+            }
         };
-        let text = text.as_str();
         let converter = Converter {
             file: &file,
-            text,
+            text: bridged.as_deref().unwrap_or(&unquoted),
+            original: &unquoted,
+            inserted: &inserted,
             warnings: std::cell::RefCell::new(Vec::new()),
             places: std::cell::RefCell::new(Map::new()),
         };
@@ -393,6 +396,338 @@ fn hcl1_line_rewrite(line: &str) -> Option<usize> {
     }
 }
 
+/// The HCL1 forms a file may hold that HCL2 has no room for, made HCL2 by inserting text (the
+/// places of what is reported are mapped back to the file as written):
+///
+/// - `%{` and `${` in a string or a heredoc are text in HCL1, which has no template
+///   directives and evaluates no interpolation, but start one in HCL2 (`"%{+Q}r"`, an HAProxy
+///   log format; `<<EOT ... ${VAR:-x} ... EOT`): escaped as `%%{`, `$${` (a `$${` already
+///   written is read as HCL2 reads it, `${`, as in a file that needs no bridge);
+/// - a block body on one line: HCL1 separates a body's items by spaces as well as newlines
+///   (`template { destination = "/x" contents = "y" }`, `auto_auth { method "jwt" { ... } }`),
+///   HCL2 allows one attribute there and no block: newlines are inserted after a block's `{`,
+///   between its items and before its `}`;
+/// - an object's items on one line without commas (`wait = { min = "2s" max = "10s" }`):
+///   commas are inserted;
+/// - a key set twice in one body or object, which HCL1 reads as the last value given (as
+///   OpenBao Agent does: checked), where HCL2 refuses the file: each earlier one is renamed
+///   with [`OVERRIDDEN`] in front, and dropped with a warning.
+struct Hcl1Bridge {
+    text: String,
+    /// `(offset in text, length)` of each insertion, in order.
+    inserted: Vec<(usize, usize)>,
+}
+
+/// A token of [`Hcl1Bridge`]'s scan: its kind and byte range in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hcl1Token {
+    Newline,
+    /// A quoted string or a heredoc, a word (a name, a number, `true`), a value.
+    Value,
+    Open(u8),
+    Close(u8),
+    /// `=`, `:`, `,`.
+    Punct(u8),
+}
+
+/// What a `{ }`, `[ ]` or the file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hcl1Frame {
+    Body,
+    Object,
+    List,
+}
+
+impl Hcl1Bridge {
+    fn rewrite(text: &str) -> Hcl1Bridge {
+        let mut bridge = Hcl1Bridge {
+            text: String::with_capacity(text.len() + 64),
+            inserted: Vec::new(),
+        };
+        let tokens = hcl1_tokens(text);
+        // Insertions planned at source offsets: `(offset, text)`, made in one pass at the end.
+        let mut plan: Vec<(usize, &'static str)> = Vec::new();
+        for start in hcl1_template_escapes(text) {
+            plan.push((
+                start + 1,
+                if text.as_bytes()[start] == b'%' {
+                    "%"
+                } else {
+                    "$"
+                },
+            ));
+        }
+        let mut frames = vec![Hcl1Frame::Body];
+        // Per frame: the keys set so far, with where each was last written.
+        let mut keys: Vec<std::collections::HashMap<&str, usize>> = vec![Default::default()];
+        // The word or string that may be the key of the item being read.
+        let mut candidate_key: Option<(usize, usize)> = None;
+        // Per frame: the end of the item just completed, if the next one must be separated.
+        let mut item_ended: Vec<Option<usize>> = vec![None];
+        // The key of the item being read in a body or object has been seen, and its `=`/`:`.
+        let mut after_equals = false;
+        let mut previous: Option<(Hcl1Token, usize, usize)> = None;
+        for (index, &(token, start, end)) in tokens.iter().enumerate() {
+            let frame = *frames.last().unwrap_or(&Hcl1Frame::Body);
+            let depth = frames.len() - 1;
+            // A new item on the line of the previous one's end.
+            if let Some(at) = item_ended[depth] {
+                match token {
+                    Hcl1Token::Newline | Hcl1Token::Close(_) | Hcl1Token::Punct(b',') => {}
+                    _ => plan.push((at, if frame == Hcl1Frame::Body { "\n" } else { "," })),
+                }
+                item_ended[depth] = None;
+            }
+            match token {
+                Hcl1Token::Newline => {}
+                Hcl1Token::Punct(b'=' | b':') => {
+                    after_equals = true;
+                    if let (Some((key_start, key_end)), Some(seen)) =
+                        (candidate_key.take(), keys.last_mut())
+                        && frame != Hcl1Frame::List
+                    {
+                        let key = text[key_start..key_end].trim_matches('"');
+                        // A quoted key gets the name inside its quotes.
+                        let name_start =
+                            key_start + usize::from(text.as_bytes()[key_start] == b'"');
+                        if let Some(earlier) = seen.insert(key, name_start) {
+                            plan.push((earlier, OVERRIDDEN));
+                        }
+                    }
+                }
+                Hcl1Token::Punct(_) => {}
+                Hcl1Token::Open(open) => {
+                    let kind = if open == b'[' {
+                        Hcl1Frame::List
+                    } else if after_equals || frame == Hcl1Frame::List {
+                        Hcl1Frame::Object
+                    } else {
+                        Hcl1Frame::Body
+                    };
+                    after_equals = false;
+                    candidate_key = None;
+                    frames.push(kind);
+                    item_ended.push(None);
+                    keys.push(Default::default());
+                    if kind == Hcl1Frame::Body {
+                        // Something on the `{`'s line after it: the body starts on a line of
+                        // its own.
+                        let next = tokens.get(index + 1).map(|(t, _, _)| *t);
+                        if !matches!(next, None | Some(Hcl1Token::Newline | Hcl1Token::Close(_))) {
+                            plan.push((end, "\n"));
+                        }
+                    }
+                }
+                Hcl1Token::Close(_) => {
+                    let closed = frames.pop().unwrap_or(Hcl1Frame::Body);
+                    item_ended.pop();
+                    keys.pop();
+                    candidate_key = None;
+                    if frames.is_empty() {
+                        // Unbalanced: HCL2's error on the file as written will be reported.
+                        frames.push(Hcl1Frame::Body);
+                        item_ended.push(None);
+                        keys.push(Default::default());
+                    }
+                    if closed == Hcl1Frame::Body
+                        && !matches!(
+                            previous,
+                            None | Some((Hcl1Token::Newline | Hcl1Token::Open(_), _, _))
+                        )
+                    {
+                        plan.push((start, "\n"));
+                    }
+                    let depth = frames.len() - 1;
+                    if frames[depth] != Hcl1Frame::List {
+                        item_ended[depth] = Some(end);
+                    }
+                }
+                Hcl1Token::Value => {
+                    // A value after `=` (or a list's item) ends an item; a key or a block's
+                    // label does not.
+                    if after_equals {
+                        after_equals = false;
+                        item_ended[depth] = Some(end);
+                        candidate_key = None;
+                    } else {
+                        // A key, or a block's name or label (the last before `=` is the key).
+                        let at_item_start = !matches!(previous, Some((Hcl1Token::Value, _, _)));
+                        candidate_key = at_item_start.then_some((start, end));
+                    }
+                }
+            }
+            previous = Some((token, start, end));
+        }
+        plan.sort_by_key(|(at, _)| *at);
+        let mut copied = 0;
+        for (at, insert) in plan {
+            bridge.text.push_str(&text[copied..at]);
+            bridge.inserted.push((bridge.text.len(), insert.len()));
+            bridge.text.push_str(insert);
+            copied = at;
+        }
+        bridge.text.push_str(&text[copied..]);
+        bridge
+    }
+}
+
+/// What [`Hcl1Bridge`] puts in front of a key given again later in its body or object.
+const OVERRIDDEN: &str = "__overridden__";
+
+/// The tokens of `text` as HCL1 scans them, comments and spaces left out (a comment that holds
+/// a newline counts as one).
+fn hcl1_tokens(text: &str) -> Vec<(Hcl1Token, usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let token = match bytes[i] {
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'\n' => {
+                i += 1;
+                Hcl1Token::Newline
+            }
+            b'#' => {
+                i = memchr_newline(bytes, i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = memchr_newline(bytes, i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let close = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |at| i + 2 + at + 2);
+                let newline = text[i..close].contains('\n');
+                i = close;
+                if !newline {
+                    continue;
+                }
+                Hcl1Token::Newline
+            }
+            b'"' => {
+                i = hcl1_string_end(bytes, i);
+                Hcl1Token::Value
+            }
+            b'<' if bytes.get(i + 1) == Some(&b'<') => {
+                i = hcl1_heredoc_end(text, i);
+                Hcl1Token::Value
+            }
+            open @ (b'{' | b'[') => {
+                i += 1;
+                Hcl1Token::Open(open)
+            }
+            close @ (b'}' | b']') => {
+                i += 1;
+                Hcl1Token::Close(close)
+            }
+            punct @ (b'=' | b':' | b',') => {
+                i += 1;
+                Hcl1Token::Punct(punct)
+            }
+            _ => {
+                while i < bytes.len()
+                    && !matches!(
+                        bytes[i],
+                        b' ' | b'\t'
+                            | b'\r'
+                            | b'\n'
+                            | b'{'
+                            | b'}'
+                            | b'['
+                            | b']'
+                            | b'='
+                            | b','
+                            | b'"'
+                            | b'#'
+                    )
+                {
+                    i += 1;
+                }
+                Hcl1Token::Value
+            }
+        };
+        tokens.push((token, start, i));
+    }
+    tokens
+}
+
+fn memchr_newline(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |at| from + at)
+}
+
+/// The end of the quoted string starting at `start`, as HCL1's scanner finds it: a quote
+/// inside `${ }` does not end it.
+fn hcl1_string_end(bytes: &[u8], start: usize) -> usize {
+    let mut braces = 0usize;
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'\n' if braces == 0 => return i,
+            b'"' if braces == 0 => return i + 1,
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                braces += 1;
+                i += 1;
+            }
+            b'}' if braces > 0 => braces -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// The end of the heredoc starting at `start` (`<<EOT` or `<<-EOT`): past its closing line.
+fn hcl1_heredoc_end(text: &str, start: usize) -> usize {
+    let line_end = memchr_newline(text.as_bytes(), start);
+    let Some(marker) = heredoc_start(&text[start..line_end]) else {
+        return start + 2;
+    };
+    let mut at = line_end;
+    while at < text.len() {
+        let next = memchr_newline(text.as_bytes(), at + 1);
+        if text[at + 1..next].trim() == marker {
+            return next;
+        }
+        at = next;
+    }
+    text.len()
+}
+
+/// Where each `${` or `%{` of a string or a heredoc's body of `text` starts.
+fn hcl1_template_escapes(text: &str) -> Vec<usize> {
+    let mut escapes = Vec::new();
+    for (token, start, end) in hcl1_tokens(text) {
+        if token != Hcl1Token::Value {
+            continue;
+        }
+        let body_start = match text.as_bytes()[start] {
+            b'"' => start + 1,
+            b'<' => memchr_newline(text.as_bytes(), start),
+            _ => continue,
+        };
+        let body = &text.as_bytes()[body_start..end.max(body_start)];
+        for (offset, pair) in body.windows(2).enumerate() {
+            // `$${` and `%%{` are already HCL2's escapes, read alike whether or not a file
+            // needs this bridge.
+            let escaped = offset > 0 && body[offset - 1] == pair[0];
+            if matches!(pair, b"${" | b"%{") && !escaped {
+                escapes.push(body_start + offset);
+            }
+        }
+    }
+    escapes
+}
+
 /// hcl-edit's messages list what it expected in winnow's words; keep the first line only.
 fn syntax_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message).trim();
@@ -405,19 +740,52 @@ fn syntax_message(message: &str) -> String {
 
 struct Converter<'a> {
     file: &'a str,
+    /// What was parsed: the file, or its [`Hcl1Bridge`] rewrite.
     text: &'a str,
+    /// The file as written (quoted keys unquoted in place), for lines and columns.
+    original: &'a str,
+    /// What the bridge inserted into `text`: `(offset in text, length)`, in order.
+    inserted: &'a [(usize, usize)],
     warnings: std::cell::RefCell<Vec<ConfigWarning>>,
     places: std::cell::RefCell<Map<String, (usize, usize)>>,
 }
 
 impl Converter<'_> {
-    /// `line:col` (1-based) of a byte offset, for structural errors.
+    /// `line:col` (1-based) in the file as written of a byte offset in what was parsed, for
+    /// structural errors.
     fn place(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
+        let mut offset = offset.min(self.text.len());
+        let shift: usize = self
+            .inserted
+            .iter()
+            .take_while(|(at, _)| *at < offset)
+            .map(|(at, len)| (*len).min(offset - at))
+            .sum();
+        offset -= shift;
+        let before = &self.original[..offset.min(self.original.len())];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
         (line, column)
+    }
+
+    /// Whether `key` is one [`Hcl1Bridge`] renamed because it is set again later: it is then
+    /// left out, with a warning.
+    fn overridden(&self, path: &[String], key: &str, span: Option<std::ops::Range<usize>>) -> bool {
+        let Some(name) = key.strip_prefix(OVERRIDDEN) else {
+            return false;
+        };
+        let (line, column) = self.place(span.map_or(0, |at| at.start));
+        let mut at = path.to_vec();
+        at.push(name.to_string());
+        self.warnings.borrow_mut().push(ConfigWarning {
+            origin: format!("{}:{line}:{column}", self.file),
+            path: super::error::render_path(&at),
+            message: "is set again later in the same block; the last value counts, as in \
+                      Vault Agent (remove this one)"
+                .to_string(),
+        });
+        true
     }
 
     /// Remembers where the key `key` under `path` is written.
@@ -464,6 +832,8 @@ impl Converter<'_> {
         let mut named_seen: Map<String, usize> = Map::new();
         for structure in body.iter() {
             match structure {
+                Structure::Attribute(attribute)
+                    if self.overridden(path, attribute.key.as_str(), attribute.key.span()) => {}
                 Structure::Attribute(attribute) => {
                     let key = attribute.key.as_str().to_string();
                     let span = attribute.key.span();
@@ -671,6 +1041,9 @@ impl Converter<'_> {
                             ));
                         }
                     };
+                    if self.overridden(path, &name, object_key.span()) {
+                        continue;
+                    }
                     if dict.contains_key(&name) {
                         return Err(self.syntax_at(
                             object_key.span(),
@@ -740,16 +1113,15 @@ impl Converter<'_> {
                 Value::Num(Tag::Default, Num::U64(magnitude))
             });
         }
-        if is_integer && key.is_some() && is_mode(path) && digits != "0" {
+        if is_integer
+            && key.is_some()
+            && is_mode(path)
+            && digits != "0"
+            && (negative || !crate::units::decimal_mode_as_meant(digits.parse().unwrap_or(0)))
+        {
             // HCL1 would read `perms = 644` as decimal 644 (0o1204): never what was meant.
-            return Err(self.invalid(
-                path,
-                span,
-                format!(
-                    "{raw} is a decimal number; file modes are octal: write 0{digits} or \
-                     \"0{digits}\""
-                ),
-            ));
+            // (`mode = 384`, 0600 written in decimal, is taken as Vault Agent takes it.)
+            return Err(self.invalid(path, span, decimal_mode_message(raw, digits)));
         }
         if let Some(value) = parsed.as_u64() {
             Ok(Value::Num(Tag::Default, Num::U64(value)))
@@ -799,6 +1171,19 @@ impl Converter<'_> {
             }
         }
         Ok(text)
+    }
+}
+
+/// Why the decimal file mode `raw` is refused, and how to write it.
+pub(crate) fn decimal_mode_message(raw: &str, digits: &str) -> String {
+    if digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        format!("{raw} is a decimal number; file modes are octal: write 0{digits} or \"0{digits}\"")
+    } else {
+        format!(
+            "{raw} is a decimal number that is no usual file mode (Vault Agent would apply it \
+             as 0{:o}); write the mode in octal, such as 0640 or \"0640\"",
+            digits.parse::<u64>().unwrap_or(0)
+        )
     }
 }
 
@@ -890,13 +1275,24 @@ mod tests {
              write 0644 or \"0644\""
         );
         let err = parse(
-            "auto_auth {\n  sink \"file\" {\n    config = {\n      mode = 384\n    }\n  }\n}\n",
+            "auto_auth {\n  sink \"file\" {\n    config = {\n      mode = 999\n    }\n  }\n}\n",
         )
         .unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("t.hcl:4:14: auto_auth.sink[0].config.mode: 384 is a decimal"),
+            err.to_string().starts_with(
+                "t.hcl:4:14: auto_auth.sink[0].config.mode: 999 is a decimal number that is no \
+                 usual file mode (Vault Agent would apply it as 01747)"
+            ),
             "{err}"
+        );
+        // 0600 in decimal, as Vault Agent applies it.
+        let dict = parse(
+            "auto_auth {\n  sink \"file\" {\n    config = {\n      mode = 384\n    }\n  }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            get(&dict, "auto_auth.sink.0.config.mode").to_u128(),
+            Some(0o600)
         );
         // The same names where they are no mode: in a block Vault Agent ignores (a misspelt
         // `sinks`), dropped later with a warning as Vault Agent drops it.
@@ -1044,10 +1440,68 @@ mod tests {
         assert_eq!(get(&dict, "a.b").to_u128(), Some(1));
         assert_eq!(get(&dict, "list.1").as_str(), Some("y"));
         // Where both fail, the error is HCL2's, on the file as written.
-        let err = parse("a = 1,\nvault { retry { num_retries = 5 } }\n")
+        let err = parse("a = 1,\nvault { retry { num_retries = } }\n")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("t.hcl:1:"), "{err}");
+    }
+
+    #[test]
+    fn hcl1_one_line_bodies_objects_without_commas_and_percent_braces_load() {
+        let text = "auto_auth { method \"jwt\" { config = { path = \"/j\" role = \"r\" } } }\n\
+                    template { destination = \"/a\"  contents = \"100%{+Q}r ${x} $${y}\" }\n\
+                    template {\n  destination = \"/b\"\n  wait = { min = \"2s\" max = \"10s\" }\n  \
+                    contents = <<EOT\nlog %{User-Agent}i ${VAR:-x}\nEOT\n}\n\
+                    vault { retry { num_retries = 5 } } # one line\n";
+        let file = HclFile::parse(Path::new("t.hcl"), text).unwrap_or_else(|e| panic!("{e}"));
+        let dict = &file.data;
+        assert_eq!(get(dict, "auto_auth.method.type").as_str(), Some("jwt"));
+        assert_eq!(
+            get(dict, "auto_auth.method.config.role").as_str(),
+            Some("r")
+        );
+        assert_eq!(get(dict, "template.0.destination").as_str(), Some("/a"));
+        // Text, as HCL1 reads it; `$${` is HCL2's escape in every file.
+        assert_eq!(
+            get(dict, "template.0.contents").as_str(),
+            Some("100%{+Q}r ${x} ${y}")
+        );
+        assert_eq!(get(dict, "template.1.wait.max").as_str(), Some("10s"));
+        assert_eq!(
+            get(dict, "template.1.contents").as_str(),
+            Some("log %{User-Agent}i ${VAR:-x}\n")
+        );
+        assert_eq!(get(dict, "vault.retry.num_retries").to_u128(), Some(5));
+        // A key given twice: the last value, as HCL1 and OpenBao Agent read it, and a warning
+        // at the first.
+        let mut duplicated = HclFile::parse(
+            Path::new("t.hcl"),
+            "pid_file = \"/a\"\npid_file = \"/b\"\nvault {\n  retry = { num_retries = 1, \"num_retries\" = 2 }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(get(&duplicated.data, "pid_file").as_str(), Some("/b"));
+        assert_eq!(
+            get(&duplicated.data, "vault.retry.num_retries").to_u128(),
+            Some(2)
+        );
+        let warnings: Vec<String> = duplicated
+            .take_warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("t.hcl:1:1: pid_file: warning: is set again later"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with("t.hcl:4:13: vault.retry.num_retries: warning"),
+            "{warnings:?}"
+        );
+        // Places are the file's, whatever was inserted before them.
+        assert_eq!(file.place_near("template[0].contents"), Some((2, 32)));
+        assert_eq!(file.place_near("template[1].wait"), Some((5, 3)));
+        assert_eq!(file.place_near("vault.retry"), Some((10, 9)));
     }
 
     #[test]

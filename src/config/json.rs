@@ -205,12 +205,21 @@ fn check_modes(file: &str, dict: &Dict, path: &mut Vec<String>) -> Result<(), Co
     for (key, value) in dict {
         path.push(key.clone());
         match value {
-            Value::Num(..) if MODE_KEYS.contains(&key.as_str()) => {
+            // A JSON number is decimal: 420 is 0644 as Vault Agent reads it, taken as such when
+            // it is a usual mode (`units::decimal_mode_as_meant`).
+            Value::Num(_, number)
+                if MODE_KEYS.contains(&key.as_str())
+                    && !number
+                        .to_u128()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .is_some_and(crate::units::decimal_mode_as_meant) =>
+            {
                 return Err(ConfigError::Invalid {
                     origin: file.to_string(),
                     path: super::error::render_path(path),
                     message: "a file mode in JSON is a string of octal digits, such as \
-                              \"0644\" (a JSON number has no octal form)"
+                              \"0644\", or the mode's decimal value (420 for 0644); a number \
+                              such as 644 would be applied as 0o1204"
                         .to_string(),
                 });
             }
@@ -261,7 +270,9 @@ mod tests {
 
     #[test]
     fn a_numeric_mode_is_refused() {
-        let err = parse(Path::new("a.json"), r#"{"template": [{"perms": 420}]}"#).unwrap_err();
+        let err = parse(Path::new("a.json"), r#"{"template": [{"perms": 644}]}"#).unwrap_err();
         assert!(err.to_string().contains("template[0].perms"), "{err}");
+        // 0644 in decimal, as Vault Agent applies it.
+        parse(Path::new("a.json"), r#"{"template": [{"perms": 420}]}"#).unwrap();
     }
 }

@@ -402,6 +402,8 @@ pub(super) fn resolve(
             }
         }
     }
+    // OpenBao refuses `env_template` beside an `api_proxy {}` block, not beside a listener.
+    let api_proxy_block = raw.api_proxy.is_some();
     let api_proxy = resolve_api_proxy(
         &mut r,
         raw.listener.unwrap_or_default(),
@@ -454,10 +456,10 @@ pub(super) fn resolve(
              second agent for the files",
         );
     }
-    if env_given && api_proxy.is_some() {
+    if env_given && api_proxy_block {
         r.error(
             &["env_template"],
-            "cannot be used with a listener's api_proxy (Vault Agent refuses the mix too)",
+            "cannot be used with an api_proxy block (Vault Agent refuses the mix too)",
         );
     }
     if exec_given && exit_after_auth {
