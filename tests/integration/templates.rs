@@ -1258,3 +1258,63 @@ template {{
     let (code, log) = agent.stop();
     assert_eq!(code, Some(0), "{log}\n{}", postgres.log());
 }
+
+/// HCL1's text where HCL2 sees templates and separators: `%{` and `${` in strings and
+/// heredocs, bodies and objects on one line, a key given twice (the last counts). The files
+/// OpenBao Agent writes from such an agent file, pki-sidecar writes byte for byte.
+#[test]
+fn hcl1_text_in_an_agent_file_renders_as_openbao_agent_renders_it() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    util::write_file(dir.path(), "token", bed.root_token());
+    let config = util::write_file(
+        dir.path(),
+        "agent.hcl",
+        &format!(
+            r#"exit_after_auth = true
+auto_auth {{ method "token_file" {{ config = {{ token_file_path = "{d}/token" }} }} }}
+template {{ destination = "{d}/haproxy.cfg"  contents = "log-format \"%{{+Q}}o %ci %{{+Q}}r\" ${{x}}\n" }}
+template {{
+  destination = "{d}/first.conf"
+  destination = "{d}/httpd.conf"
+  wait = {{ min = "1s" max = "2s" }}
+  perms = 0640
+  contents = <<EOT
+LogFormat "%h \"%{{Referer}}i\" %{{User-Agent}}i" combined
+SetEnv TOKEN_FILE ${{TOKEN_FILE:-/tmp/token}}
+{{{{ "%{{" }}}} {{{{ printf "%d" 42 }}}}
+EOT
+}}
+"#
+        ),
+    );
+    let names = ["haproxy.cfg", "httpd.conf"];
+    run_openbao_agent(bed, &config);
+    let theirs: Vec<String> = names
+        .iter()
+        .map(|name| std::fs::read_to_string(dir.path().join(name)).unwrap())
+        .collect();
+    assert!(!dir.path().join("first.conf").exists());
+    for name in names {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let agent = start(bed, dir.path(), &config);
+    let (code, log) = agent.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{log}");
+    let ours: Vec<String> = names
+        .iter()
+        .map(|name| std::fs::read_to_string(dir.path().join(name)).unwrap())
+        .collect();
+    assert_eq!(ours, theirs);
+    assert!(!dir.path().join("first.conf").exists());
+    assert!(theirs[0].contains("%{+Q}o"), "{theirs:?}");
+    assert!(
+        theirs[1].contains("${TOKEN_FILE:-/tmp/token}"),
+        "{theirs:?}"
+    );
+    assert!(
+        log.contains("template[1].destination: warning: is set again later"),
+        "{log}"
+    );
+}
