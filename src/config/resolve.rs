@@ -2339,10 +2339,12 @@ fn resolve_proxy(
         gzip,
         file_types,
         expires,
+        // nginx's default: an app that reads `_` and `-` alike (CGI, WSGI) must not take a
+        // client's `X_Forwarded_For` for the proxy's `X-Forwarded-For`.
         drop_underscore_headers: r.boolean(
             &["proxy", "drop_underscore_headers"],
             raw.drop_underscore_headers.as_ref(),
-            false,
+            true,
         ),
         absolute_redirects: r.boolean(
             &["proxy", "absolute_redirects"],

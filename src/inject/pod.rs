@@ -305,7 +305,7 @@ fn agent_command(plan: &Plan, init: bool) -> (Vec<String>, Vec<Value>) {
                     "--config".into(),
                     format!("{}/{file}", plan.names.config_path),
                 ],
-                Vec::new(),
+                config_map_environment(plan),
             )
         }
         (Some(_), Vocabulary::Own) => {
@@ -329,6 +329,45 @@ fn agent_command(plan: &Plan, init: bool) -> (Vec<String>, Vec<Value>) {
             )
         }
     }
+}
+
+/// What the annotations say of Vault and the logs, for an agent whose file comes from
+/// `agent-configmap`: vault-k8s sets them as the agent's environment (`VAULT_ADDR`,
+/// `VAULT_CACERT`... from `service`, `ca-cert`, `tls-skip-verify`...), which the file's `vault {}`
+/// gives way to, since the file may have none.
+fn config_map_environment(plan: &Plan) -> Vec<Value> {
+    let mut env = Vec::new();
+    for (key, variable) in [
+        ("address", "VAULT_ADDR"),
+        ("ca_cert", "VAULT_CACERT"),
+        ("ca_path", "VAULT_CAPATH"),
+        ("client_cert", "VAULT_CLIENT_CERT"),
+        ("client_key", "VAULT_CLIENT_KEY"),
+        ("tls_skip_verify", "VAULT_SKIP_VERIFY"),
+        ("tls_server_name", "VAULT_TLS_SERVER_NAME"),
+        ("namespace", "VAULT_NAMESPACE"),
+        ("client_timeout", "VAULT_CLIENT_TIMEOUT"),
+    ] {
+        if let Some(value) = plan.vault.get(key) {
+            let value = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            env.push(json!({ "name": variable, "value": value }));
+        }
+    }
+    if let Some(retries) = plan.vault.get("retry").and_then(|r| r.get("num_retries")) {
+        env.push(json!({ "name": "VAULT_MAX_RETRIES", "value": retries.to_string() }));
+    }
+    for (value, variable) in [
+        (&plan.log_level, "VAULT_LOG_LEVEL"),
+        (&plan.log_format, "VAULT_LOG_FORMAT"),
+    ] {
+        if let Some(value) = value {
+            env.push(json!({ "name": variable, "value": value }));
+        }
+    }
+    env
 }
 
 /// `agent-json-patch` / `agent-init-json-patch`: the injected container changed by the
@@ -571,6 +610,16 @@ pub(crate) fn resolve(plan: &mut Plan, spec: &Map<String, Value>) -> Result<(), 
         {
             let path = mount.get("mountPath").and_then(Value::as_str).unwrap_or("");
             if path.to_ascii_lowercase().contains("serviceaccount") {
+                continue;
+            }
+            // `agent-service-account-token-volume-name`'s volume is mounted by the agent
+            // containers already: a second mount of it would make the Pod invalid.
+            let volume = mount.get("name").and_then(Value::as_str);
+            if plan
+                .token_volume
+                .as_ref()
+                .is_some_and(|token| Some(token.name.as_str()) == volume)
+            {
                 continue;
             }
             if own

@@ -825,6 +825,36 @@ fn vault_connection_login_and_template_config_annotations() {
 }
 
 #[test]
+fn a_configmaps_agent_gets_the_vault_and_log_annotations_as_its_environment() {
+    let pod = inject(json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/agent-configmap": "agent-files",
+        "vault.hashicorp.com/service": "https://vault.example.com:8200",
+        "vault.hashicorp.com/tls-skip-verify": "true",
+        "vault.hashicorp.com/ca-cert": "/vault/tls/ca.crt",
+        "vault.hashicorp.com/tls-secret": "vault-ca",
+        "vault.hashicorp.com/namespace": "team-a",
+        "vault.hashicorp.com/log-level": "debug",
+    }))
+    .unwrap();
+    let expected = json!([
+        { "name": "VAULT_ADDR", "value": "https://vault.example.com:8200" },
+        { "name": "VAULT_CACERT", "value": "/vault/tls/ca.crt" },
+        { "name": "VAULT_SKIP_VERIFY", "value": "true" },
+        { "name": "VAULT_NAMESPACE", "value": "team-a" },
+        { "name": "VAULT_LOG_LEVEL", "value": "debug" },
+    ]);
+    assert_eq!(
+        container(&pod, "containers", "vault-agent")["env"],
+        expected
+    );
+    assert_eq!(
+        container(&pod, "initContainers", "vault-agent-init")["env"],
+        expected
+    );
+}
+
+#[test]
 fn vault_agent_configmap_runs_its_files() {
     let pod = inject(json!({
         "vault.hashicorp.com/agent-inject": "true",
@@ -836,7 +866,12 @@ fn vault_agent_configmap_runs_its_files() {
         agent["args"],
         json!(["agent", "--config", "/vault/configs/config.hcl"])
     );
-    assert!(agent.get("env").is_none());
+    // Vault's address (the injector's, as vault-k8s sets it) in the environment, which the
+    // file's `vault {}` gives way to.
+    assert_eq!(
+        agent["env"],
+        json!([{ "name": "VAULT_ADDR", "value": "https://vault.vault:8200" }])
+    );
     let init = container(&pod, "initContainers", "vault-agent-init");
     assert_eq!(
         init["args"],
@@ -1333,6 +1368,48 @@ fn a_named_token_volume_is_what_the_agent_logs_in_with() {
 /// `agent-extra-secret`: a Secret at `/vault/custom` in the agent containers (for files an
 /// agent file or annotation names there); `agent-copy-volume-mounts`: another container's
 /// mounts, but its ServiceAccount token's, in the agent containers too.
+#[test]
+fn a_copied_mount_of_the_token_volume_is_not_mounted_twice() {
+    let a = with(
+        vault(),
+        "vault.hashicorp.com/agent-service-account-token-volume-name",
+        "vault-token",
+    );
+    let mut p = pod(with(
+        a,
+        "vault.hashicorp.com/agent-copy-volume-mounts",
+        "web",
+    ));
+    p["spec"]["volumes"] = json!([{ "name": "vault-token", "projected": { "sources": [
+        { "serviceAccountToken": { "path": "token", "audience": "vault" } }
+    ] } }]);
+    p["spec"]["containers"][0]["volumeMounts"] = json!([
+        { "name": "vault-token", "mountPath": "/var/run/secrets/openbao", "readOnly": true },
+    ]);
+    inject_pod(&settings(), &mut p).unwrap();
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let mounts = container(&p, list, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let paths: Vec<&str> = mounts
+            .iter()
+            .filter_map(|m| m["mountPath"].as_str())
+            .collect();
+        let mut unique = paths.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(paths.len(), unique.len(), "{name}: {paths:?}");
+        assert!(
+            paths.contains(&"/var/run/secrets/openbao"),
+            "{name}: {paths:?}"
+        );
+    }
+}
+
 #[test]
 fn extra_secret_and_copied_mounts_reach_the_agent_containers() {
     let a = with(

@@ -1902,6 +1902,18 @@ impl Forwarder {
         }
         if h2 {
             join_cookies(request.headers_mut());
+            // HTTP/2 lets a `content-length` be repeated with one value (the h2 layer refuses
+            // differing ones); HTTP/1.1 upstreams may refuse two lines: one is sent.
+            let headers = request.headers_mut();
+            if headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .nth(1)
+                .is_some()
+                && let Some(length) = headers.get(header::CONTENT_LENGTH).cloned()
+            {
+                headers.insert(header::CONTENT_LENGTH, length);
+            }
         }
         self.add_forwarded(request.headers_mut(), peer, &host, target.x_real_ip);
         // For a `Location` made absolute once `redirect_rewrite` rewrote it.
@@ -1982,6 +1994,11 @@ impl Forwarder {
             return (tunnel(response, client_upgrade), None);
         }
         let mut response = response;
+        // An upstream that sent both a transfer coding and a length was read by its coding
+        // (RFC 9112 §6.3): the length, which the body does not have, is not passed on.
+        if response.headers().contains_key(header::TRANSFER_ENCODING) {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(response.headers_mut());
         for name in &target.hidden {
             response.headers_mut().remove(name);

@@ -104,7 +104,9 @@ impl H1State {
 
 /// Whether `request` asks for its connection to close after the response: `Connection: close`,
 /// or HTTP/1.0 without `Connection: keep-alive` (hyper closes after such a response). Not an
-/// upgrade, whose stream goes on as a tunnel.
+/// upgrade, whose stream goes on as a tunnel; nor a request with an `Upgrade` header whatever
+/// `Connection` says: hyper then ends the connection by handing its stream over rather than by
+/// shutting it down, so its last response must not wait for a shutdown to be sent.
 pub(crate) fn asks_to_close<B>(request: &http::Request<B>) -> bool {
     let has = |token: &str| {
         request
@@ -115,7 +117,7 @@ pub(crate) fn asks_to_close<B>(request: &http::Request<B>) -> bool {
             .flat_map(|value| value.split(','))
             .any(|item| item.trim().eq_ignore_ascii_case(token))
     };
-    if has("upgrade") {
+    if has("upgrade") || request.headers().contains_key(http::header::UPGRADE) {
         false
     } else if request.version() == http::Version::HTTP_10 {
         !has("keep-alive")

@@ -2776,3 +2776,75 @@ async fn a_gzipped_stream_is_flushed_piece_by_piece() {
         .unwrap();
     assert_eq!(plain, "data: first\n\ndata: second\n\n");
 }
+
+/// An upstream that answers every request with `reply` as it is, then closes.
+async fn raw_upstream(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_some() {
+                    let _ = stream.write_all(reply).await;
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    address
+}
+
+/// An upstream's response with both `Content-Length` and `Transfer-Encoding` is read by its
+/// coding, and the length it does not have is not passed on (RFC 9112 §6.3): over HTTP/1.1
+/// the client would cut the body short, over HTTP/2 refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_with_a_length_and_a_coding_reaches_the_client_by_its_coding() {
+    let upstream = raw_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        let request = client.request(Method::GET, "/").body(empty()).unwrap();
+        let response = client.send(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_ne!(
+            response.headers().get(header::CONTENT_LENGTH),
+            Some(&http::HeaderValue::from_static("2"))
+        );
+        let body = response.into_body().collect().await.expect("whole body");
+        assert_eq!(body.to_bytes(), Bytes::from_static(b"hello"));
+    }
+}
+
+/// nginx's default: a request header named with an underscore never reaches the app, so a
+/// client's `X_Forwarded_For` cannot pose as the proxy's `X-Forwarded-For` to an app that
+/// reads `_` and `-` alike (CGI, WSGI); `drop_underscore_headers = false` forwards them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_named_with_underscores_are_dropped_unless_told_otherwise() {
+    let (upstream, state) = echo_upstream().await;
+    for (settings, forwarded) in [("", false), ("  drop_underscore_headers = false\n", true)] {
+        let fixture = fixture(upstream, settings).await;
+        for alpn in [H1, H2] {
+            let mut client = fixture.client(alpn).await;
+            let request = client
+                .request(Method::GET, "/")
+                .header("X_Forwarded_For", "6.6.6.6")
+                .header("X-Kept", "yes")
+                .body(empty())
+                .unwrap();
+            let response = client.send(request).await.expect("response");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let echo: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(echoed(&echo, "x-kept"), ["yes"]);
+            assert_eq!(
+                !echoed(&echo, "x_forwarded_for").is_empty(),
+                forwarded,
+                "{settings:?} {echo}"
+            );
+        }
+    }
+    drop(state);
+}

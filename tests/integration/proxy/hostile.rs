@@ -296,6 +296,21 @@ pub(super) fn probes() -> Vec<Probe> {
             show: &["cookie"],
         },
         Probe {
+            id: "h2 two equal content-length fields",
+            send: H2 {
+                method: "POST",
+                path: "/",
+                authority: Some("a.example"),
+                headers: &[("content-length", "0"), ("content-length", "0")],
+            },
+            answer: "200",
+            upstream: Upstream::One {
+                lines: &["content-length: 0"],
+                absent: &[],
+            },
+            show: &["content-length"],
+        },
+        Probe {
             id: "h2 CONNECT",
             send: H2 {
                 method: "CONNECT",

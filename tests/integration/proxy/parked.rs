@@ -352,3 +352,28 @@ async fn shutdown_closes_parked_connections_and_returns() {
         assert_eq!(read.expect("a clean TLS close"), 0);
     }
 }
+
+/// A request with an `Upgrade` header that asks to close (`Connection: close`, no `upgrade`
+/// token): hyper hands the stream over at the end rather than shutting it down, and the
+/// response, which the upstream produced, still reaches the client whole — a GET, a POST with a
+/// body, and a response larger than the TLS buffers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_header_with_connection_close_gets_its_whole_response() {
+    let size = 100_000;
+    let (upstream, requests) = large_upstream(size).await;
+    let fixture = fixture(upstream, "").await;
+    for request in [
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nUpgrade: foo\r\nConnection: close\r\n\
+         Content-Length: 5\r\n\r\nhello",
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\
+         Connection: close, HTTP2-Settings\r\n\r\n",
+    ] {
+        let mut tls = h1_client(&fixture).await;
+        tls.write_all(request.as_bytes()).await.expect("write");
+        let answers = read_answers(&mut tls, 1).await;
+        assert_eq!(answers[0].status, 200, "{}", answers[0].head);
+        assert_eq!(answers[0].body.len(), size, "{request:?}");
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
