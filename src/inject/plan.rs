@@ -1026,9 +1026,14 @@ impl Resources {
 /// The NAMEs of a Pod's `agent-inject-secret-NAME` and `agent-inject-template-NAME`
 /// annotations (the first prefix that matches names the secret: `agent-inject-template-file-x`
 /// is secret `x`, not `file-x`, vault-k8s's order), sorted.
+/// An annotation whose value is blank names no secret, as vault-k8s skips it (a Helm chart's
+/// unset value renders as `""`).
 fn vault_secret_names(annotations: &Annotations) -> Vec<String> {
     let mut raw_names: Vec<String> = Vec::new();
-    for annotation in annotations.keys() {
+    for (annotation, value) in annotations {
+        if value.trim().is_empty() {
+            continue;
+        }
         for prefix in [
             "agent-inject-secret-",
             "agent-inject-template-file-",
@@ -1052,6 +1057,23 @@ fn vault_secret_names(annotations: &Annotations) -> Vec<String> {
 pub(crate) fn unused_per_secret(annotations: &Annotations) -> Vec<String> {
     let names = vault_secret_names(annotations);
     let mut unused = Vec::new();
+    for (annotation, value) in annotations {
+        for prefix in [
+            "agent-inject-secret-",
+            "agent-inject-template-file-",
+            "agent-inject-template-",
+        ] {
+            if let Some(raw) = annotation.strip_prefix(&format!("{VAULT}{prefix}"))
+                && value.trim().is_empty()
+                && !names.iter().any(|r| r == raw)
+            {
+                unused.push(format!(
+                    "annotation {annotation}: empty, so ignored, as the Vault Agent Injector \
+                     ignores it: no file is written for {raw:?}"
+                ));
+            }
+        }
+    }
     for annotation in annotations.keys() {
         for prefix in [
             "agent-inject-file-",
@@ -1390,7 +1412,8 @@ pub(crate) fn vault_plan(
                 (contents, secret_annotation)
             }
         };
-        let file = match per("agent-inject-file-") {
+        // A blank file name or mode is vault-k8s's default, as an unset Helm value renders.
+        let file = match per("agent-inject-file-").filter(|f| !f.trim().is_empty()) {
             Some(f) => relative_file(&name(&format!("agent-inject-file-{raw}")), f)?,
             None => secret_name.clone(),
         };
@@ -1417,6 +1440,7 @@ pub(crate) fn vault_plan(
             ));
         }
         let perms = per("agent-inject-perms-")
+            .filter(|v| !v.trim().is_empty())
             .map(|v| perms(&name(&format!("agent-inject-perms-{raw}")), v))
             .transpose()?;
         let command = per("agent-inject-command-")

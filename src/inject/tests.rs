@@ -1752,6 +1752,35 @@ mod streams {
     }
 }
 
+/// Blank values, as a Helm chart renders an unset one (`{{ .Values.file | quote }}`), are
+/// vault-k8s's "unset": a blank secret or template names no secret (with a warning), a blank
+/// file name or mode is the default.
+#[test]
+fn blank_annotation_values_are_unset_as_for_the_vault_agent_injector() {
+    let mut annotations = vault();
+    for (key, value) in [
+        ("agent-inject-file-db", ""),
+        ("agent-inject-perms-db", " "),
+        ("agent-inject-secret-x", ""),
+        ("agent-inject-template-extra", ""),
+    ] {
+        annotations = with(annotations, &format!("vault.hashicorp.com/{key}"), value);
+    }
+    let warnings = super::warnings(&pod(annotations.clone()));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("agent-inject-secret-x: empty, so ignored"),
+        "{warnings:?}"
+    );
+    let injected = inject(annotations).expect("injected");
+    let spec = injected["spec"].to_string();
+    assert!(spec.contains("/vault/secrets/db"), "{spec}");
+    assert!(
+        !spec.contains("/vault/secrets/x") && !spec.contains("/vault/secrets/extra"),
+        "{spec}"
+    );
+}
+
 /// A per-secret annotation naming no secret (a leftover after its secret was removed) is
 /// ignored as the Vault Agent Injector ignores it, with a warning, not a refusal; the webhook
 /// sends the warning to kubectl.
