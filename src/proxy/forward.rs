@@ -39,7 +39,7 @@ use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
 use super::rewrite;
-use super::upstream::{RequestBody, Upstream, UpstreamBody, UpstreamError};
+use super::upstream::{BodyProgress, RequestBody, Stalled, Upstream, UpstreamBody, UpstreamError};
 use crate::config::{self, Cidr, ForwardedHeaders};
 use crate::tls::stream::NameCheck;
 
@@ -1945,15 +1945,40 @@ impl Forwarder {
         let limit = target
             .max_request_body
             .map(|bytes| (bytes, errors.body_too_large.clone()));
-        let request = request.map(|body| RequestBody::new(body, errors.body.clone(), h1, limit));
+        // Followed only when there is a body: a request without one starts the response
+        // timeout at once, with nothing allocated for it.
+        let has_body = request
+            .body()
+            .as_ref()
+            .is_some_and(|body| !hyper::body::Body::is_end_stream(body));
+        let progress = (has_body && !upgrade).then(|| Arc::new(BodyProgress::new()));
+        let request = request
+            .map(|body| RequestBody::new(body, errors.body.clone(), h1, limit, progress.clone()));
 
         let sent = target.upstream.send(request, upgrade);
         let forwarded = upstream_time.is_some().then(Instant::now);
-        let response = match tokio::time::timeout(target.response_timeout, sent).await {
-            Err(_) => {
+        let waited = match &progress {
+            Some(progress) => progress.wait(sent, target.response_timeout).await,
+            None => tokio::time::timeout(target.response_timeout, sent)
+                .await
+                .map_err(|_| Stalled::Upstream),
+        };
+        let response = match waited {
+            Err(Stalled::Upstream) => {
                 self.metrics.upstream_error("timeout");
                 return (
                     error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
+                    pages,
+                );
+            }
+            Err(Stalled::Client) => {
+                // nginx's `client_body_timeout`: the client's pause, not the upstream's.
+                self.metrics.client_errors.body.inc();
+                return (
+                    error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request timeout: the request body paused too long\n",
+                    ),
                     pages,
                 );
             }

@@ -287,6 +287,84 @@ pub(crate) struct RequestBody {
     /// `proxy.max_request_body`: the bytes still allowed, and what counts a body that exceeds
     /// them.
     limit: Option<(u64, IntCounter)>,
+    /// Told of the body's progress, when there is a body.
+    progress: Option<Arc<BodyProgress>>,
+}
+
+/// How far a request body has gone to the upstream: when it last moved, whether it ended, and
+/// whether it is waiting for the client. The response timeout runs from the body's end (as
+/// nginx's `proxy_read_timeout` starts once the request is sent), and while the body flows, a
+/// pause as long waiting for the client is the client's (408, nginx's `client_body_timeout`),
+/// one waiting for the upstream to read it the upstream's (504).
+pub(crate) struct BodyProgress {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last frame passed on.
+    moved: std::sync::atomic::AtomicU64,
+    /// Milliseconds since `epoch` of its end, `u64::MAX` before.
+    ended: std::sync::atomic::AtomicU64,
+    /// The upstream's writer asked for more and the client has not sent it yet.
+    waiting_on_client: std::sync::atomic::AtomicBool,
+}
+
+/// Whose pause ran out the time ([`BodyProgress::wait`]).
+pub(crate) enum Stalled {
+    /// The upstream: no response within the timeout of the body's end, or it stopped reading.
+    Upstream,
+    /// The client: its body paused that long.
+    Client,
+}
+
+impl BodyProgress {
+    pub(crate) fn new() -> BodyProgress {
+        BodyProgress {
+            epoch: Instant::now(),
+            moved: std::sync::atomic::AtomicU64::new(0),
+            ended: std::sync::atomic::AtomicU64::new(u64::MAX),
+            waiting_on_client: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.epoch + Duration::from_millis(millis)
+    }
+
+    /// `sent`'s outcome (the upstream's response), or whose pause ran out `timeout` first.
+    pub(crate) async fn wait<F: std::future::Future>(
+        &self,
+        sent: F,
+        timeout: Duration,
+    ) -> Result<F::Output, Stalled> {
+        use std::sync::atomic::Ordering::Relaxed;
+        tokio::pin!(sent);
+        loop {
+            let ended = self.ended.load(Relaxed);
+            let (since, stalled) = if ended == u64::MAX {
+                let client = self.waiting_on_client.load(Relaxed);
+                (
+                    self.moved.load(Relaxed),
+                    if client {
+                        Stalled::Client
+                    } else {
+                        Stalled::Upstream
+                    },
+                )
+            } else {
+                (ended, Stalled::Upstream)
+            };
+            let deadline = self.at(since) + timeout;
+            if Instant::now() >= deadline {
+                return Err(stalled);
+            }
+            tokio::select! {
+                out = &mut sent => return Ok(out),
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+    }
 }
 
 impl RequestBody {
@@ -297,12 +375,14 @@ impl RequestBody {
         failures: IntCounter,
         h1: Option<Arc<H1State>>,
         limit: Option<(u64, IntCounter)>,
+        progress: Option<Arc<BodyProgress>>,
     ) -> RequestBody {
         RequestBody {
             body,
             failures,
             h1,
             limit,
+            progress,
         }
     }
 }
@@ -347,8 +427,27 @@ impl Body for RequestBody {
         let Some(body) = self.body.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = ready!(Pin::new(&mut *body).poll_frame(cx));
+        let polled = match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => {
+                if let Some(progress) = &self.progress {
+                    progress
+                        .waiting_on_client
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(polled) => polled,
+        };
         let ended = polled.is_none() || body.is_end_stream();
+        if let Some(progress) = &self.progress {
+            use std::sync::atomic::Ordering::Relaxed;
+            progress.waiting_on_client.store(false, Relaxed);
+            let now = progress.now();
+            progress.moved.store(now, Relaxed);
+            if ended {
+                progress.ended.store(now, Relaxed);
+            }
+        }
         if let (Some(h1), true) = (&self.h1, ended) {
             // The upstream's client stops polling once `is_end_stream` says so.
             h1.body_ended();

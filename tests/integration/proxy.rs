@@ -2848,3 +2848,74 @@ async fn headers_named_with_underscores_are_dropped_unless_told_otherwise() {
     }
     drop(state);
 }
+
+/// The response timeout runs from the request body's end, as nginx's `proxy_read_timeout`
+/// starts once the request is sent: an upload that flows, however slowly, is not cut at it;
+/// a client whose body pauses as long gets 408 (nginx's `client_body_timeout`), counted as the
+/// client's, never as an upstream timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_is_not_an_upstream_timeout_and_a_stalled_one_is_the_clients() {
+    let (upstream, _state) = echo_upstream().await;
+    let fixture = fixture(upstream, "  upstream_response_timeout = \"1500ms\"\n").await;
+    for alpn in [H1, H2] {
+        // Six pieces 300 ms apart: 1.8 s in all, past the timeout, never paused as long.
+        let mut client = fixture.client(alpn).await;
+        let (body_tx, body_rx) = mpsc::channel::<Bytes>(1);
+        let request = client
+            .request(Method::POST, "/upload")
+            .body(BoxBody::new(ChannelBody(body_rx)))
+            .expect("request");
+        let response = tokio::spawn(async move {
+            let response = client.send(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((
+                status,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            ))
+        });
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for index in 0..6 {
+            let data = chunk(index, 1000);
+            digest.update(&data);
+            body_tx.send(data).await.expect("the body is being read");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        drop(body_tx);
+        let (status, body) = response.await.expect("task").expect("response");
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::OK,
+                format!("6000 {}", hex(digest.finish().as_ref()))
+            ),
+            "{alpn:?}"
+        );
+    }
+    let timeouts = "pki_sidecar_proxy_upstream_errors_total{kind=\"timeout\"}";
+    assert_eq!(fixture.proxy.metric(timeouts), 0.0);
+    // A body that stops: 408, the client's.
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        let (body_tx, body_rx) = mpsc::channel::<Bytes>(1);
+        let request = client
+            .request(Method::POST, "/upload")
+            .body(BoxBody::new(ChannelBody(body_rx)))
+            .expect("request");
+        body_tx.send(chunk(0, 1000)).await.expect("first piece");
+        let response = client.send(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{alpn:?}");
+        drop(body_tx);
+    }
+    assert_eq!(fixture.proxy.metric(timeouts), 0.0);
+    assert!(
+        fixture
+            .proxy
+            .metric("pki_sidecar_proxy_client_errors_total{kind=\"body\"}")
+            >= 2.0
+    );
+}
