@@ -2013,9 +2013,18 @@ impl Forwarder {
                 response
             }
         };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_upgrade) = client_upgrade
-        {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                // A switch the client did not ask for (RFC 9110 §15.2.2): nothing to relay.
+                self.metrics.upstream_error("other");
+                return (
+                    error(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream switched protocols unasked\n",
+                    ),
+                    pages,
+                );
+            };
             return (tunnel(response, client_upgrade), None);
         }
         let mut response = response;
@@ -2144,6 +2153,14 @@ impl Forwarder {
             return Err((
                 StatusCode::METHOD_NOT_ALLOWED,
                 "CONNECT is not served here\n",
+            ));
+        }
+        // RFC 9112 §3.2.4: the asterisk form is OPTIONS's alone.
+        if request.uri().path() == "*" && request.method() != Method::OPTIONS {
+            errors.target.inc();
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "bad request: the target * is for OPTIONS only\n",
             ));
         }
         if request.version() != Version::HTTP_2 && !only_chunked(request.headers()) {

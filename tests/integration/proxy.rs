@@ -2919,3 +2919,17 @@ async fn a_slow_upload_is_not_an_upstream_timeout_and_a_stalled_one_is_the_clien
             >= 2.0
     );
 }
+
+/// An upstream that switches protocols for a request that asked for no upgrade has nothing the
+/// client could use (RFC 9110 §15.2.2): 502, not a 101 followed by a close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_of_protocols_nobody_asked_for_is_a_502() {
+    let upstream =
+        raw_upstream(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        let (status, _) = client.get("/").await.expect("an answer");
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{alpn:?}");
+    }
+}

@@ -296,6 +296,13 @@ pub(super) fn probes() -> Vec<Probe> {
             show: &["cookie"],
         },
         Probe {
+            id: "h1 GET with the target *",
+            send: H1("GET * HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
             id: "h2 two equal content-length fields",
             send: H2 {
                 method: "POST",
