@@ -116,6 +116,13 @@ pub(crate) struct Plan {
     pub connection_options: BTreeMap<&'static str, Vec<String>>,
     pub agent_resources: Resources,
     pub agent_metrics_port: u16,
+    /// Whether an annotation chose `agent_metrics_port` (else a clash with a port the Pod
+    /// declares moves it to a free one).
+    pub agent_metrics_port_given: bool,
+    /// `hostNetwork: true`: the agent's metrics listen on a loopback port the kernel picks,
+    /// with no declared port (a host port each Pod on the node would claim) and no probes, as
+    /// vault-k8s's agent, which listens on nothing.
+    pub agent_metrics_local: bool,
     pub proxy: Option<ProxyPlan>,
     /// `agent-cache-enable`: the sidecar's local Vault API, its port on 127.0.0.1 and its
     /// `use_auto_auth_token` (`true` or `"force"`).
@@ -985,6 +992,8 @@ pub(crate) fn own_plan(
         connection_options: BTreeMap::new(),
         agent_resources,
         agent_metrics_port,
+        agent_metrics_port_given: get("agent-metrics-port").is_some(),
+        agent_metrics_local: false,
         proxy,
         secrets_volume: "pki-sidecar-tls".to_string(),
         secrets_path: cert_dir,
@@ -1680,6 +1689,8 @@ pub(crate) fn vault_plan(
         },
         agent_resources,
         agent_metrics_port: DEFAULT_AGENT_METRICS_PORT,
+        agent_metrics_port_given: false,
+        agent_metrics_local: false,
         proxy: None,
         secrets_volume: VAULT_SECRETS_VOLUME.to_string(),
         secrets_path,

@@ -110,10 +110,12 @@ pub(crate) fn agent_file(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    telemetry.insert(
-        "metrics_listen".into(),
-        format!("0.0.0.0:{}", plan.agent_metrics_port).into(),
-    );
+    let listen = if plan.agent_metrics_local {
+        "127.0.0.1:0".to_string()
+    } else {
+        format!("0.0.0.0:{}", plan.agent_metrics_port)
+    };
+    telemetry.insert("metrics_listen".into(), listen.into());
     file.insert("telemetry".into(), Value::Object(telemetry));
     // The sidecar's local listener: the API proxy, the quit endpoint, or both on one port (the
     // init container, which exits, serves neither).
@@ -406,6 +408,13 @@ fn agent_container(plan: &Plan) -> Value {
         "securityContext": security_context(plan),
         "volumeMounts": agent_mounts(plan, false),
     });
+    if plan.agent_metrics_local
+        && let Some(fields) = container.as_object_mut()
+    {
+        for key in ["ports", "readinessProbe", "livenessProbe"] {
+            fields.remove(key);
+        }
+    }
     let env = with_proxy_env(plan, env);
     if !env.is_empty() {
         container["env"] = Value::Array(env);
@@ -538,6 +547,80 @@ pub(crate) fn strip(plan: &Plan, spec: &mut Map<String, Value>) {
     }
 }
 
+/// Where the agent serves its metrics and probes in this Pod. A Pod on the host's network gets
+/// a loopback port the kernel picks ([`Plan::agent_metrics_local`]); in any other, a port one
+/// of the Pod's own containers declares is not taken: a default one moves to the next free
+/// port, one an annotation chose is an error, as is a clash the ConfigMap's agent file decides.
+fn agent_metrics_port(plan: &mut Plan, spec: &Map<String, Value>) -> Result<(), InjectError> {
+    if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+        plan.agent_metrics_local = true;
+        return Ok(());
+    }
+    let injected = [plan.names.agent, plan.names.init, plan.names.proxy];
+    let mut taken: Vec<(u16, String)> = Vec::new();
+    for key in ["containers", "initContainers"] {
+        for container in spec
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = name_of(container).unwrap_or_default();
+            if injected.contains(&name) {
+                continue;
+            }
+            for port in container
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(number) = port
+                    .get("containerPort")
+                    .and_then(Value::as_u64)
+                    .and_then(|p| u16::try_from(p).ok())
+                {
+                    taken.push((number, name.to_string()));
+                }
+            }
+        }
+    }
+    if let Some(proxy) = &plan.proxy {
+        for port in [proxy.port, proxy.upstream_port, proxy.metrics_port] {
+            taken.push((port, String::new()));
+        }
+    }
+    let Some((_, owner)) = taken
+        .iter()
+        .find(|(port, owner)| *port == plan.agent_metrics_port && !owner.is_empty())
+    else {
+        return Ok(());
+    };
+    let annotation = match plan.vocabulary {
+        Vocabulary::Vault => "vault.hashicorp.com/agent-configmap",
+        Vocabulary::Own => "pki-sidecar.io/agent-metrics-port",
+    };
+    if plan.agent_metrics_port_given || plan.config_map.is_some() {
+        return Err(error(
+            annotation,
+            format!(
+                "container {owner:?} declares port {}, where the agent would serve its metrics \
+                 and probes: give the agent another port",
+                plan.agent_metrics_port
+            ),
+        ));
+    }
+    let free = (plan.agent_metrics_port..=u16::MAX)
+        .find(|candidate| !taken.iter().any(|(port, _)| port == candidate));
+    match free {
+        Some(port) => {
+            plan.agent_metrics_port = port;
+            Ok(())
+        }
+        None => Err(error(annotation, "no free port for the agent's metrics")),
+    }
+}
+
 /// What the plan takes from the Pod itself: the user of `agent-run-as-same-user`, where the
 /// token volume of `agent-service-account-token-volume-name` is mounted and the token's path
 /// in it (vault-k8s's rules).
@@ -546,6 +629,7 @@ pub(crate) fn resolve(plan: &mut Plan, spec: &Map<String, Value>) -> Result<(), 
         .get("containers")
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice);
+    agent_metrics_port(plan, spec)?;
     if plan.run_as_same_user {
         let annotation = "vault.hashicorp.com/agent-run-as-same-user";
         let Some(first) = containers.first() else {

@@ -1752,6 +1752,43 @@ mod streams {
     }
 }
 
+/// The agent's metrics port is not one the Pod's containers declare: a default one moves to the
+/// next free port, one an annotation chose is an error; on the host's network the agent takes a
+/// loopback port the kernel picks and declares none (each Pod on a node would claim it).
+#[test]
+fn the_agents_metrics_port_keeps_clear_of_the_pods_own_and_of_the_hosts() {
+    let mut p = pod(vault());
+    p["spec"]["containers"][0]["ports"] =
+        json!([{ "containerPort": 9101 }, { "containerPort": 9102 }]);
+    inject_pod(&settings(), &mut p).unwrap();
+    let agent = container(&p, "containers", "vault-agent");
+    assert_eq!(agent["ports"][0]["containerPort"], 9103);
+    assert_eq!(
+        env_json(agent, "VAULT_CONFIG")["telemetry"]["metrics_listen"],
+        "0.0.0.0:9103"
+    );
+    let mut p = pod(with(own(), "pki-sidecar.io/agent-metrics-port", "9300"));
+    p["spec"]["containers"][0]["ports"] = json!([{ "containerPort": 9300 }]);
+    let err = inject_pod(&settings(), &mut p).unwrap_err();
+    assert!(err.message.contains("declares port 9300"), "{err}");
+    let mut p = pod(vault());
+    p["spec"]["hostNetwork"] = json!(true);
+    inject_pod(&settings(), &mut p).unwrap();
+    for (list, name) in [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ] {
+        let agent = container(&p, list, name);
+        for key in ["ports", "readinessProbe", "livenessProbe"] {
+            assert!(agent.get(key).is_none(), "{name}: {key}");
+        }
+        assert_eq!(
+            env_json(agent, "VAULT_CONFIG")["telemetry"]["metrics_listen"],
+            "127.0.0.1:0"
+        );
+    }
+}
+
 /// Blank values, as a Helm chart renders an unset one (`{{ .Values.file | quote }}`), are
 /// vault-k8s's "unset": a blank secret or template names no secret (with a warning), a blank
 /// file name or mode is the default.
