@@ -176,7 +176,14 @@ pub fn warnings(pod: &Value) -> Vec<String> {
         .get(&trigger)
         .map(|v| plan::parse_bool(&trigger, v))
     {
-        Some(Ok(true)) => plan::unused_per_secret(&annotations),
+        Some(Ok(true)) => {
+            let mut warnings = plan::unused_per_secret(&annotations);
+            // A custom agent image may hold more programs than pki-sidecar's.
+            if !annotations.contains_key(&format!("{}agent-image", plan::VAULT)) {
+                warnings.extend(plan::commands_the_image_lacks(&annotations));
+            }
+            warnings
+        }
         _ => Vec::new(),
     }
 }

@@ -1108,6 +1108,48 @@ pub(crate) fn unused_per_secret(annotations: &Annotations) -> Vec<String> {
     unused
 }
 
+/// Programs that scripts written for the Vault Agent Injector run after a render (its image
+/// has a shell and BusyBox) and that pki-sidecar's image, which holds one binary, lacks.
+const PROGRAMS_NOT_IN_THE_IMAGE: &[&str] = &[
+    "chmod", "chown", "chgrp", "touch", "cp", "mv", "rm", "mkdir", "ln", "cat", "echo", "sh",
+    "bash", "ash", "sleep", "curl", "wget", "sed", "awk", "grep", "tee", "true", "false", "test",
+];
+
+/// The `agent-inject-command-NAME`s that run a program the image does not have: each fails
+/// after every render. One message each, for a warning (`chmod` of the file: the mode is
+/// `agent-inject-perms-NAME`'s job).
+pub(crate) fn commands_the_image_lacks(annotations: &Annotations) -> Vec<String> {
+    let names = vault_secret_names(annotations);
+    let mut warnings = Vec::new();
+    for raw in &names {
+        let annotation = format!("{VAULT}agent-inject-command-{raw}");
+        let Some(words) = annotations
+            .get(&annotation)
+            .and_then(|command| command::split(command).ok())
+        else {
+            continue;
+        };
+        // A signal command the agent runs itself is one word, the line as written.
+        if words.len() == 1 && words[0].contains(' ') {
+            continue;
+        }
+        let program = words[0].rsplit('/').next().unwrap_or_default();
+        if PROGRAMS_NOT_IN_THE_IMAGE.contains(&program) {
+            let advice = if program == "chmod" {
+                format!(": give the file's mode with {VAULT}agent-inject-perms-{raw} instead")
+            } else {
+                String::new()
+            };
+            warnings.push(format!(
+                "annotation {annotation}: runs `{program}` in the agent's container, whose image \
+                 (pki-sidecar's, one binary) has no such program: it will fail after every \
+                 render{advice}"
+            ));
+        }
+    }
+    warnings
+}
+
 /// What the Vault Agent Injector's annotations ask for, with its defaults.
 pub(crate) fn vault_plan(
     settings: &super::Settings,

@@ -1789,6 +1789,40 @@ fn the_agents_metrics_port_keeps_clear_of_the_pods_own_and_of_the_hosts() {
     }
 }
 
+/// A command running a program pki-sidecar's image lacks (`chmod`, `touch`: the Vault Agent
+/// Injector's image has BusyBox) would fail after every render: a warning says so, and what to
+/// use for `chmod`; signal commands, which the agent runs itself, and a custom image do not.
+#[test]
+fn a_command_the_image_cannot_run_is_a_warning() {
+    let annotations = with(
+        with(
+            vault(),
+            "vault.hashicorp.com/agent-inject-command-db",
+            "chmod 0644 /vault/secrets/db",
+        ),
+        "vault.hashicorp.com/agent-inject-secret-web",
+        "secret/data/web",
+    );
+    let annotations = with(
+        annotations,
+        "vault.hashicorp.com/agent-inject-command-web",
+        "pkill -HUP nginx || true",
+    );
+    let warnings = super::warnings(&pod(annotations.clone()));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("runs `chmod`")
+            && warnings[0].contains("agent-inject-perms-db instead"),
+        "{warnings:?}"
+    );
+    let custom = with(
+        annotations,
+        "vault.hashicorp.com/agent-image",
+        "pki-sidecar:tools",
+    );
+    assert!(super::warnings(&pod(custom)).is_empty());
+}
+
 /// Blank values, as a Helm chart renders an unset one (`{{ .Values.file | quote }}`), are
 /// vault-k8s's "unset": a blank secret or template names no secret (with a warning), a blank
 /// file name or mode is the default.
