@@ -484,7 +484,10 @@ fn volumes(plan: &Plan) -> Vec<Value> {
     for (name, _) in &plan.custom_volumes {
         volumes.push(memory_volume(name, false));
     }
-    volumes.push(memory_volume(plan.names.home_sidecar, true));
+    // With the init container alone (`agent-pre-populate-only`), no sidecar's home.
+    if !plan.pre_populate_only || plan.names.home_init == plan.names.home_sidecar {
+        volumes.push(memory_volume(plan.names.home_sidecar, true));
+    }
     if plan.pre_populate && plan.names.home_init != plan.names.home_sidecar {
         volumes.push(memory_volume(plan.names.home_init, true));
     }
@@ -528,10 +531,32 @@ fn name_of(value: &Value) -> Option<&str> {
 /// update`, which asks for a new injection).
 pub(crate) fn strip(plan: &Plan, spec: &mut Map<String, Value>) {
     let containers = [plan.names.agent, plan.names.init, plan.names.proxy];
-    let volumes: Vec<String> = volumes(plan)
+    // The volumes this plan adds, and those an earlier injection's annotations may have added
+    // and this one's no longer do (a removed `secret-volume-path-NAME`, `tls-secret`...).
+    let mut volumes: Vec<String> = volumes(plan)
         .iter()
         .filter_map(|v| name_of(v).map(str::to_string))
         .collect();
+    let names = &plan.names;
+    for name in [
+        names.home_init,
+        names.home_sidecar,
+        names.config_volume,
+        names.tls_volume,
+        names.client_ca_volume,
+        super::plan::EXTRA_SECRET_VOLUME,
+    ] {
+        volumes.push(name.to_string());
+    }
+    let custom = format!("{}-custom-", plan.secrets_volume);
+    if let Some(Value::Array(list)) = spec.get("volumes") {
+        volumes.extend(
+            list.iter()
+                .filter_map(name_of)
+                .filter(|name| name.starts_with(&custom))
+                .map(str::to_string),
+        );
+    }
     for key in ["containers", "initContainers"] {
         if let Some(Value::Array(list)) = spec.get_mut(key) {
             list.retain(|c| !name_of(c).is_some_and(|n| containers.contains(&n)));

@@ -342,6 +342,34 @@ fn vault_update_status_injects_again_without_duplicates() {
     assert_eq!(again, once);
 }
 
+/// An update after annotations were removed leaves nothing of what they had added.
+#[test]
+fn vault_update_status_removes_what_removed_annotations_had_added() {
+    let plain = pod(vault());
+    let mut first = plain.clone();
+    for (key, value) in [
+        ("secret-volume-path-db", "/etc/db"),
+        ("tls-secret", "vault-ca"),
+        ("agent-extra-secret", "extra"),
+    ] {
+        first["metadata"]["annotations"][format!("vault.hashicorp.com/{key}")] = value.into();
+    }
+    inject_pod(&settings(), &mut first).unwrap();
+    let mut again = first.clone();
+    let annotations = again["metadata"]["annotations"].as_object_mut().unwrap();
+    for key in ["secret-volume-path-db", "tls-secret", "agent-extra-secret"] {
+        annotations.remove(&format!("vault.hashicorp.com/{key}"));
+    }
+    annotations.insert(
+        "vault.hashicorp.com/agent-inject-status".into(),
+        "update".into(),
+    );
+    inject_pod(&settings(), &mut again).unwrap();
+    let mut expected = plain;
+    inject_pod(&settings(), &mut expected).unwrap();
+    assert_eq!(again["spec"], expected["spec"]);
+}
+
 #[test]
 fn vault_defaults_follow_vault_k8s() {
     let pod = inject(vault()).unwrap();
@@ -414,6 +442,14 @@ fn vault_per_secret_annotations() {
         names(&p, "containers"),
         ["web"],
         "pre-populate-only: no sidecar"
+    );
+    assert!(
+        !p["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "home-sidecar"),
+        "pre-populate-only: no sidecar's home"
     );
     assert_eq!(
         container(&p, "initContainers", "migrate")["volumeMounts"][0]["name"],
