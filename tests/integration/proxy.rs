@@ -242,6 +242,11 @@ async fn start_proxy(settings: &str) -> ProxyUnderTest {
         &pki_sidecar::agent::functions::KnownFunctions,
     )
     .unwrap_or_else(|errors| panic!("{errors}\n{text}"));
+    start_built(|telemetry| Proxy::build(&config.proxy, telemetry).expect("build proxy")).await
+}
+
+/// Serves the proxy `build` makes with its telemetry, on 127.0.0.1:0.
+async fn start_built(build: impl FnOnce(Telemetry) -> Proxy) -> ProxyUnderTest {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
     let metrics_listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -250,7 +255,7 @@ async fn start_proxy(settings: &str) -> ProxyUnderTest {
     let metrics_address = metrics_listener.local_addr().unwrap();
     let telemetry = Telemetry::new().expect("telemetry");
     let lifecycle = Lifecycle::new();
-    let proxy = Proxy::build(&config.proxy, telemetry.clone()).expect("build proxy");
+    let proxy = build(telemetry.clone());
     let task = tokio::spawn(proxy.serve(vec![listener], metrics_listener, lifecycle.clone()));
     ProxyUnderTest {
         address,
@@ -1590,6 +1595,33 @@ fn chunk(index: u64, size: usize) -> Bytes {
     Bytes::from(bytes)
 }
 
+/// A request's outcome, awaited in a task of its own: the status and the body as text.
+type Answered = JoinHandle<Result<(StatusCode, String), String>>;
+
+/// A POST to the echo upstream's `/upload` whose body is what is sent on the channel returned
+/// (`capacity` pieces in flight), until it is dropped; the task gives the status and body.
+fn upload(mut client: Client, capacity: usize) -> (mpsc::Sender<Bytes>, Answered) {
+    let (body_tx, body_rx) = mpsc::channel::<Bytes>(capacity);
+    let request = client
+        .request(Method::POST, "/upload")
+        .body(BoxBody::new(ChannelBody(body_rx)))
+        .expect("request");
+    let response = tokio::spawn(async move {
+        let response = client.send(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        ))
+    });
+    (body_tx, response)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_upload_is_streamed_through_intact() {
     const CHUNK: usize = 64 * 1024;
@@ -1599,26 +1631,9 @@ async fn large_upload_is_streamed_through_intact() {
     let fixture = fixture(upstream, "").await;
     for alpn in [H1, H2] {
         state.upload_bytes.store(0, Ordering::Relaxed);
-        let mut client = fixture.client(alpn).await;
+        let client = fixture.client(alpn).await;
         let what = if client.is_h2() { "h2" } else { "h1" };
-        let (body_tx, body_rx) = mpsc::channel::<Bytes>(4);
-        let request = client
-            .request(Method::POST, "/upload")
-            .body(BoxBody::new(ChannelBody(body_rx)))
-            .expect("request");
-        let response = tokio::spawn(async move {
-            let response = client.send(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((
-                status,
-                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-            ))
-        });
+        let (body_tx, response) = upload(client, 4);
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for index in 0..CHUNKS {
             if index == FIRST {
@@ -2859,25 +2874,7 @@ async fn a_slow_upload_is_not_an_upstream_timeout_and_a_stalled_one_is_the_clien
     let fixture = fixture(upstream, "  upstream_response_timeout = \"1500ms\"\n").await;
     for alpn in [H1, H2] {
         // Six pieces 300 ms apart: 1.8 s in all, past the timeout, never paused as long.
-        let mut client = fixture.client(alpn).await;
-        let (body_tx, body_rx) = mpsc::channel::<Bytes>(1);
-        let request = client
-            .request(Method::POST, "/upload")
-            .body(BoxBody::new(ChannelBody(body_rx)))
-            .expect("request");
-        let response = tokio::spawn(async move {
-            let response = client.send(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((
-                status,
-                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-            ))
-        });
+        let (body_tx, response) = upload(fixture.client(alpn).await, 1);
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         for index in 0..6 {
             let data = chunk(index, 1000);

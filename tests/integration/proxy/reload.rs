@@ -19,25 +19,13 @@ async fn start_from_file(path: &Path) -> ProxyUnderTest {
     let load_path = path.to_path_buf();
     let load = move || pki_sidecar::config::load(std::slice::from_ref(&load_path), &KnownFunctions);
     let config = load().unwrap_or_else(|errors| panic!("{errors}"));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let metrics_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind metrics");
-    let address = listener.local_addr().unwrap();
-    let metrics_address = metrics_listener.local_addr().unwrap();
-    let telemetry = Telemetry::new().expect("telemetry");
-    let lifecycle = Lifecycle::new();
-    let proxy = Proxy::build(&config.proxy, telemetry.clone())
-        .expect("build proxy")
-        .reload_with(ConfigReload::new(vec![path.to_path_buf()], load), &config);
-    let task = tokio::spawn(proxy.serve(vec![listener], metrics_listener, lifecycle.clone()));
-    let proxy = ProxyUnderTest {
-        address,
-        metrics_address,
-        telemetry,
-        lifecycle,
-        task: Some(task),
-    };
+    let roots = vec![path.to_path_buf()];
+    let proxy = start_built(|telemetry| {
+        Proxy::build(&config.proxy, telemetry)
+            .expect("build proxy")
+            .reload_with(ConfigReload::new(roots, load), &config)
+    })
+    .await;
     proxy.wait_ready().await;
     proxy
 }
