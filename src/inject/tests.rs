@@ -1404,6 +1404,21 @@ fn a_named_token_volume_is_what_the_agent_logs_in_with() {
 /// `agent-extra-secret`: a Secret at `/vault/custom` in the agent containers (for files an
 /// agent file or annotation names there); `agent-copy-volume-mounts`: another container's
 /// mounts, but its ServiceAccount token's, in the agent containers too.
+/// The volume mounts of the injected sidecar and init container, by name.
+fn agents_mounts(pod: &Value) -> [(&'static str, Vec<Value>); 2] {
+    [
+        ("containers", "vault-agent"),
+        ("initContainers", "vault-agent-init"),
+    ]
+    .map(|(list, name)| {
+        let mounts = container(pod, list, name)["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (name, mounts)
+    })
+}
+
 #[test]
 fn a_copied_mount_of_the_token_volume_is_not_mounted_twice() {
     let a = with(
@@ -1423,14 +1438,7 @@ fn a_copied_mount_of_the_token_volume_is_not_mounted_twice() {
         { "name": "vault-token", "mountPath": "/var/run/secrets/openbao", "readOnly": true },
     ]);
     inject_pod(&settings(), &mut p).unwrap();
-    for (list, name) in [
-        ("containers", "vault-agent"),
-        ("initContainers", "vault-agent-init"),
-    ] {
-        let mounts = container(&p, list, name)["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .clone();
+    for (name, mounts) in agents_mounts(&p) {
         let paths: Vec<&str> = mounts
             .iter()
             .filter_map(|m| m["mountPath"].as_str())
@@ -1466,14 +1474,7 @@ fn extra_secret_and_copied_mounts_reach_the_agent_containers() {
             &json!({ "name": "extra-secrets", "secret": { "secretName": "vault-extra" } })
         )
     );
-    for (list, name) in [
-        ("containers", "vault-agent"),
-        ("initContainers", "vault-agent-init"),
-    ] {
-        let mounts = container(&p, list, name)["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .clone();
+    for (name, mounts) in agents_mounts(&p) {
         assert!(
             mounts.contains(
                 &json!({ "name": "extra-secrets", "mountPath": "/vault/custom", "readOnly": true })
