@@ -48,6 +48,11 @@ use tracing::Instrument;
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "templates";
 
+/// With `exit_on_retry_failure`: the wait before a failed template's first retry, doubling
+/// after each (consul-template's retry function), up to [`EXIT_RETRY_MAX`].
+const EXIT_RETRY_FIRST: Duration = Duration::from_millis(250);
+const EXIT_RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// What the agent has fetched, shared by every template: one entry per dependency key, so
 /// identical calls in different templates are one request and one answer.
 #[derive(Default)]
@@ -96,6 +101,8 @@ struct Slot {
     successful_renders: u64,
     backoff: Backoff,
     retry_at: Option<Instant>,
+    /// Failures since its last complete render.
+    failures: u32,
     /// The span its lines are logged in: `template{destination=...}` (at the error level, so
     /// every enabled line of the template is inside it).
     span: tracing::Span,
@@ -164,6 +171,9 @@ pub(crate) struct TemplateRunner {
     mounts: kv::Mounts,
     backend: Box<dyn Backend>,
     settings: config::TemplateConfig,
+    /// `vault.retry.num_retries`: the retries of a failing template before
+    /// `exit_on_retry_failure` ends the agent.
+    retries: u32,
     clock: Clock,
     min_backoff: Duration,
     max_backoff: Duration,
@@ -226,6 +236,7 @@ impl TemplateRunner {
                 successful_renders: 0,
                 backoff: Backoff::new(min_backoff, max_backoff),
                 retry_at: None,
+                failures: 0,
                 span,
             });
         }
@@ -241,6 +252,7 @@ impl TemplateRunner {
             mounts: kv::Mounts::default(),
             backend,
             settings: templates.settings.clone(),
+            retries: templates.retries,
             clock,
             min_backoff,
             max_backoff,
@@ -414,6 +426,7 @@ impl TemplateRunner {
                     let slot = &mut self.slots[position];
                     slot.backoff.reset();
                     slot.retry_at = None;
+                    slot.failures = 0;
                 }
                 Ok(())
             }
@@ -433,10 +446,36 @@ impl TemplateRunner {
                     ));
                 }
                 if self.settings.exit_on_retry_failure {
-                    return Err(anyhow!(
-                        "{failed_label} failed and template_config.exit_on_retry_failure is \
-                         set: {error}"
-                    ));
+                    // Tried again `vault.retry.num_retries` times first, 250 ms apart and
+                    // doubling, as Vault Agent's template engine retries (a secret written a
+                    // moment after the agent starts is then rendered, not fatal).
+                    let slot = &mut self.slots[failed];
+                    slot.failures += 1;
+                    if slot.failures > self.retries {
+                        return Err(anyhow!(
+                            "{failed_label} failed {} times and \
+                             template_config.exit_on_retry_failure is set: {error}",
+                            slot.failures
+                        ));
+                    }
+                    let wait = EXIT_RETRY_FIRST
+                        .saturating_mul(1 << (slot.failures - 1).min(8))
+                        .min(EXIT_RETRY_MAX);
+                    for &position in group {
+                        self.metrics.render(false);
+                        self.slots[position].retry_at = Some(Instant::now() + wait);
+                    }
+                    let slot = &self.slots[failed];
+                    let _in_template = slot.span.enter();
+                    tracing::warn!(
+                        template = slot.index,
+                        error,
+                        attempt = slot.failures,
+                        of = self.retries,
+                        retry_in_seconds = crate::timefmt::log_seconds(wait),
+                        "rendering failed; trying again before exit_on_retry_failure ends the agent"
+                    );
+                    return Ok(());
                 }
                 let now = self.clock.now();
                 for &position in group {

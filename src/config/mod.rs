@@ -2721,6 +2721,7 @@ impl Config {
             templates: self.templates.clone(),
             env: self.env_templates.clone(),
             cert_labels: self.telemetry.cert_labels.clone(),
+            retries: self.vault.num_retries,
         }
     }
 }
@@ -2765,6 +2766,9 @@ pub struct Templates {
     /// `telemetry { cert_labels }`: the `cert` label of a certificate file, when it is not the
     /// file's base name.
     pub cert_labels: BTreeMap<PathBuf, String>,
+    /// `vault.retry.num_retries`: with `exit_on_retry_failure`, how many times a template that
+    /// fails is tried again before the agent exits, as Vault Agent retries it.
+    pub retries: u32,
 }
 
 /// The `cert` label of the certificate in `path` when the config names none: the file's base

@@ -1318,3 +1318,60 @@ EOT
         "{log}"
     );
 }
+
+/// With `exit_on_retry_failure`, a template that fails is tried again `vault.retry.num_retries`
+/// times (250 ms apart, doubling) before the agent exits, as OpenBao Agent's template engine
+/// retries it: a secret written a moment after the agent starts is rendered; one that never
+/// comes ends the agent with exit code 1 after the retries.
+#[test]
+fn exit_on_retry_failure_retries_a_missing_secret_before_it_exits() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |name: &str, path: &str, retries: i32| {
+        util::write_file(
+            dir.path(),
+            &format!("{name}.hcl"),
+            &format!(
+                r#"exit_after_auth = true
+vault {{
+  address = "{addr}"
+  retry {{ num_retries = {retries} }}
+}}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template_config {{ exit_on_retry_failure = true }}
+template {{
+  contents = "{{{{ with secret \"{path}\" }}}}{{{{ .Data.data.value }}}}{{{{ end }}}}"
+  destination = "{dir}/{name}.out"
+}}
+"#,
+                addr = bed.addr(),
+                token = token.display(),
+                dir = dir.path().display(),
+            ),
+        )
+    };
+    let path = format!("secret/data/late-{}", std::process::id());
+    let late = config_for("late", &path, 12);
+    let agent = Launch::agent(&[&late], bed.addr(), &dir.path().join("late.log")).spawn();
+    std::thread::sleep(Duration::from_millis(800));
+    bed.root_request(
+        "POST",
+        &path,
+        serde_json::json!({ "data": { "value": "arrived" } }),
+    );
+    let (code, log) = agent.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("late.out")).unwrap(),
+        "arrived"
+    );
+    let never = config_for("never", "secret/data/never-written", 2);
+    let agent = Launch::agent(&[&never], bed.addr(), &dir.path().join("never.log")).spawn();
+    let (code, log) = agent.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("failed 3 times"), "{log}");
+    assert!(!dir.path().join("never.out").exists());
+}
