@@ -681,7 +681,8 @@ impl PidFile {
         fsutil::write_atomic(
             path,
             std::process::id().to_string().as_bytes(),
-            0o644,
+            // Vault Agent's mode for it.
+            0o600,
             fsutil::Ownership::default(),
         )
         .with_context(|| format!("cannot write the pid file {} (pid_file)", path.display()))?;

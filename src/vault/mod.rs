@@ -559,8 +559,9 @@ impl VaultClient {
         let info = wrapped
             .wrap_info
             .ok_or_else(|| protocol("the response has no wrap_info".to_string()))?;
+        // A line, as Vault Agent's sink writes it (Go's JSON encoder ends it with a newline).
         serde_json::to_string(&info)
-            .map(Secret::new)
+            .map(|json| Secret::new(json + "\n"))
             .map_err(|err| protocol(err.to_string()))
     }
 

@@ -229,6 +229,13 @@ fn kubernetes_login_writes_a_working_token_to_the_sink() {
         std::fs::read_to_string(&pid_file).unwrap(),
         agent.process.pid().to_string()
     );
+    // Vault Agent's mode for it.
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&pid_file).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
     let dir = agent.dir.path().to_path_buf();
     let jwt = std::fs::read_to_string(agent.jwt()).unwrap();
     let (code, stderr) = agent.stop();
@@ -764,6 +771,11 @@ vault {{
     );
     let theirs = std::fs::read_to_string(dir.path().join("wrapped-bao")).unwrap();
     assert_eq!(keys(&theirs), keys(&wrapped));
+    // One line each, as Go's JSON encoder ends it.
+    assert!(
+        theirs.ends_with("}\n") && wrapped.ends_with("}\n"),
+        "{theirs:?} {wrapped:?}"
+    );
     let theirs: serde_json::Value = serde_json::from_str(&theirs).unwrap();
     assert_eq!(theirs["ttl"], info["ttl"]);
     assert_eq!(theirs["creation_path"], info["creation_path"]);
