@@ -2439,6 +2439,54 @@ fn type_errors(file: &hcl::HclFile, origin: &str) -> Vec<ConfigError> {
     errors
 }
 
+/// Vault Agent's blocks that a later file replaces whole (`Config.Merge`: a later `vault {}`
+/// is the whole of `vault`, not a few keys over the earlier one's).
+const REPLACED_BY_A_LATER_FILE: &[&str] = &[
+    "vault",
+    "auto_auth",
+    "template_config",
+    "exec",
+    "cache",
+    "api_proxy",
+    "telemetry",
+];
+
+/// Several files merged as Vault Agent merges them (`Config.Merge` in OpenBao's
+/// `command/agent/config`): each block of [`REPLACED_BY_A_LATER_FILE`] a later file gives
+/// replaces the earlier files' whole; `exit_after_auth` holds when any file sets it (a later
+/// `false` does not undo it); `template`, `env_template` and `listener` blocks add up and other
+/// single values of a later file win, as the merge below does for every other key (this
+/// project's `proxy {}`, `app {}` and `pki_sidecar {}` included).
+fn merge_as_vault_agent(files: &mut [hcl::HclFile]) {
+    for later in 1..files.len() {
+        let replaced: Vec<&str> = REPLACED_BY_A_LATER_FILE
+            .iter()
+            .copied()
+            .filter(|key| files[later].data().contains_key(*key))
+            .collect();
+        for earlier in &mut files[..later] {
+            for key in &replaced {
+                earlier.data_mut().remove(*key);
+            }
+        }
+    }
+    let sets_exit = |file: &hcl::HclFile| {
+        file.data().get("exit_after_auth").is_some_and(|value| {
+            value.to_bool() == Some(true)
+                || value
+                    .as_str()
+                    .is_some_and(|text| text.trim().eq_ignore_ascii_case("true"))
+        })
+    };
+    if files.len() > 1 && files.iter().any(sets_exit) {
+        for file in files.iter_mut() {
+            if !sets_exit(file) {
+                file.data_mut().remove("exit_after_auth");
+            }
+        }
+    }
+}
+
 fn build(
     mut files: Vec<hcl::HclFile>,
     overrides: Vec<Override>,
@@ -2471,6 +2519,7 @@ fn build(
     let last_file = sources
         .last()
         .map_or_else(|| "(no config file)".to_string(), |p| error::origin_name(p));
+    merge_as_vault_agent(&mut files);
     let mut figment = Figment::new();
     for file in files {
         figment = figment.admerge(file);

@@ -699,9 +699,8 @@ fn later_files_override_earlier_ones_and_templates_add_up() {
     .expect("loads");
     assert_eq!(config.vault.address, "https://overlay:8200");
     assert_eq!(
-        config.vault.namespace.as_deref(),
-        Some("ns"),
-        "untouched keys survive"
+        config.vault.namespace, None,
+        "a later vault {{}} replaces the earlier one whole, as Vault Agent's Config.Merge"
     );
     assert_eq!(config.pid_file.as_deref(), Some(Path::new("/base.pid")));
     let destinations: Vec<_> = config
@@ -896,5 +895,35 @@ fn every_config_key_is_in_the_readme_reference() {
     assert!(
         missing.is_empty(),
         "config keys missing from README.md's ## Configuration: {missing:?}"
+    );
+}
+
+/// Vault Agent's `Config.Merge` for several files: `exit_after_auth` holds when any file sets
+/// it, and a later `template_config {}` replaces the earlier one whole (OpenBao Agent run on
+/// such files exits at once, and forgets the first file's `exit_on_retry_failure`).
+#[test]
+fn several_files_merge_as_vault_agent_merges_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = util::write_file(
+        dir.path(),
+        "first.hcl",
+        "exit_after_auth = true\ntemplate_config {\n  exit_on_retry_failure = true\n}\n",
+    );
+    let second = util::write_file(
+        dir.path(),
+        "second.hcl",
+        "exit_after_auth = false\ntemplate_config {\n  static_secret_render_interval = \"1m\"\n}\n",
+    );
+    let config = config::load_with_env(
+        &[first, second],
+        &no_env,
+        &pki_sidecar::agent::functions::KnownFunctions,
+    )
+    .expect("loads");
+    assert!(config.exit_after_auth);
+    assert!(!config.template_config.exit_on_retry_failure);
+    assert_eq!(
+        config.template_config.static_secret_render_interval,
+        Duration::from_secs(60)
     );
 }

@@ -843,11 +843,13 @@ fn method_backoff_keys_are_read_where_vault_agent_reads_them() {
         (method.min_backoff, method.max_backoff),
         (Duration::from_secs(5), Duration::from_secs(120))
     );
-    // A later file wins over an earlier one, key by key.
+    // A later file's auto_auth replaces the earlier one whole, as Vault Agent's Config.Merge:
+    // the first file's max_backoff is gone with it.
     let overlay = util::write_file(
         dir.path(),
         "overlay.hcl",
-        "auto_auth {\n  method {\n    type = \"token_file\"\n    min_backoff = 2\n  }\n}\n",
+        "auto_auth {\n  method {\n    type = \"token_file\"\n    config = {\n      \
+         token_file_path = \"/t\"\n    }\n    min_backoff = 2\n  }\n}\n",
     );
     let config = config::load_with_env(
         &[file, overlay],
@@ -858,7 +860,7 @@ fn method_backoff_keys_are_read_where_vault_agent_reads_them() {
     let method = &config.auto_auth.expect("auto_auth").method;
     assert_eq!(
         (method.min_backoff, method.max_backoff),
-        (Duration::from_secs(2), Duration::from_secs(120))
+        (Duration::from_secs(2), Duration::from_secs(300))
     );
 }
 
