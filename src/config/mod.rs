@@ -2448,7 +2448,6 @@ const REPLACED_BY_A_LATER_FILE: &[&str] = &[
     "exec",
     "cache",
     "api_proxy",
-    "telemetry",
 ];
 
 /// Several files merged as Vault Agent merges them (`Config.Merge` in OpenBao's
@@ -2456,7 +2455,8 @@ const REPLACED_BY_A_LATER_FILE: &[&str] = &[
 /// replaces the earlier files' whole; `exit_after_auth` holds when any file sets it (a later
 /// `false` does not undo it); `template`, `env_template` and `listener` blocks add up and other
 /// single values of a later file win, as the merge below does for every other key (this
-/// project's `proxy {}`, `app {}` and `pki_sidecar {}` included).
+/// project's `proxy {}`, `app {}` and `pki_sidecar {}` included, and `telemetry {}`, whose
+/// keys here are all this project's: Vault's are refused).
 fn merge_as_vault_agent(files: &mut [hcl::HclFile]) {
     for later in 1..files.len() {
         let replaced: Vec<&str> = REPLACED_BY_A_LATER_FILE
