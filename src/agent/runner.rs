@@ -156,6 +156,9 @@ struct Failure {
     error: String,
     /// Its files could not be written (rather than rendered or fetched).
     writing: bool,
+    /// Vault's data could not be fetched (rather than the template failing on it): what
+    /// `exit_on_retry_failure` retries before it ends the agent.
+    fetching: bool,
 }
 
 /// A slot's complete render, not yet written.
@@ -387,16 +390,20 @@ impl TemplateRunner {
                 match results.remove(&position) {
                     Some(Ok(rendered)) => renders.push((position, rendered)),
                     Some(Err(err)) => {
-                        failure.get_or_insert((position, format!("{err:#}")));
+                        let fetching = err.chain().any(|cause| {
+                            cause.downcast_ref::<crate::vault::VaultError>().is_some()
+                        });
+                        failure.get_or_insert((position, format!("{err:#}"), fetching));
                     }
                     None => unreachable!("every due slot was rendered once"),
                 }
             }
             let outcome = match failure {
-                Some((position, error)) => Err(Failure {
+                Some((position, error, fetching)) => Err(Failure {
                     position,
                     error,
                     writing: false,
+                    fetching,
                 }),
                 None => {
                     let written = self.write_group(renders).await;
@@ -407,6 +414,7 @@ impl TemplateRunner {
                         position: group[0],
                         error: format!("{err:#}"),
                         writing: true,
+                        fetching: false,
                     })
                 }
             };
@@ -434,6 +442,7 @@ impl TemplateRunner {
                 position: failed,
                 error,
                 writing,
+                fetching,
             }) => {
                 let failed_label = self.slots[failed].label();
                 if writing && self.once {
@@ -443,6 +452,14 @@ impl TemplateRunner {
                     return Err(anyhow!(
                         "{failed_label}: cannot write its files, and exit_after_auth is set: \
                          {error}"
+                    ));
+                }
+                if self.settings.exit_on_retry_failure && !fetching {
+                    // The template itself fails on the data it has: as in Vault Agent, no
+                    // retry makes it render.
+                    return Err(anyhow!(
+                        "{failed_label} failed and template_config.exit_on_retry_failure is \
+                         set: {error}"
                     ));
                 }
                 if self.settings.exit_on_retry_failure {
