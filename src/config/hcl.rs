@@ -447,7 +447,7 @@ impl Hcl1Bridge {
         let tokens = hcl1_tokens(text);
         // Insertions planned at source offsets: `(offset, text)`, made in one pass at the end.
         let mut plan: Vec<(usize, &'static str)> = Vec::new();
-        for start in hcl1_template_escapes(text) {
+        for start in hcl1_template_escapes(text, &tokens) {
             plan.push((
                 start + 1,
                 if text.as_bytes()[start] == b'%' {
@@ -703,10 +703,11 @@ fn hcl1_heredoc_end(text: &str, start: usize) -> usize {
     text.len()
 }
 
-/// Where each `${` or `%{` of a string or a heredoc's body of `text` starts.
-fn hcl1_template_escapes(text: &str) -> Vec<usize> {
+/// Where each `${` or `%{` of a string or a heredoc's body of `text` (scanned as `tokens`)
+/// starts.
+fn hcl1_template_escapes(text: &str, tokens: &[(Hcl1Token, usize, usize)]) -> Vec<usize> {
     let mut escapes = Vec::new();
-    for (token, start, end) in hcl1_tokens(text) {
+    for &(token, start, end) in tokens {
         if token != Hcl1Token::Value {
             continue;
         }
