@@ -18,6 +18,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use tokio::sync::watch;
 
+use super::metrics::{ProxyOutcome, VaultAgentCounters};
 use crate::config::AutoAuthToken;
 use crate::telemetry::Telemetry;
 use crate::vault::{Token, VaultClient};
@@ -121,6 +122,8 @@ pub(crate) struct Forwarder {
     /// Requests passed to Vault, by outcome (Vault Agent's `agent.proxy.success`,
     /// `.client_error`, `.error`).
     requests: prometheus::IntCounterVec,
+    /// The same requests under Vault Agent's names and its way of counting them.
+    vault_agent: VaultAgentCounters,
 }
 
 impl Forwarder {
@@ -129,6 +132,7 @@ impl Forwarder {
         tokens: watch::Receiver<Option<Arc<Token>>>,
         use_auto_auth_token: AutoAuthToken,
         telemetry: Telemetry,
+        vault_agent: VaultAgentCounters,
     ) -> prometheus::Result<Forwarder> {
         let requests = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
@@ -149,6 +153,7 @@ impl Forwarder {
             use_auto_auth_token,
             telemetry,
             requests,
+            vault_agent,
         })
     }
 
@@ -197,19 +202,28 @@ impl Forwarder {
         if parts.uri.path() == METRICS_PATH {
             return metrics(&parts.method, parts.uri.query(), &self.telemetry);
         }
-        let response = self.forward(parts, body).await;
+        let (response, outcome) = self.forward(parts, body).await;
+        if let Some(outcome) = outcome {
+            self.vault_agent.proxied(outcome);
+        }
         self.counted(response)
     }
 
-    /// Passes one request to Vault with the agent's token as `use_auto_auth_token` says.
-    async fn forward(&self, parts: http::request::Parts, body: Incoming) -> Response<Full<Bytes>> {
+    /// Passes one request to Vault with the agent's token as `use_auto_auth_token` says; the
+    /// outcome as Vault Agent counts it, `None` for a request the listener answered itself.
+    async fn forward(
+        &self,
+        parts: http::request::Parts,
+        body: Incoming,
+    ) -> (Response<Full<Bytes>>, Option<ProxyOutcome>) {
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(err) => {
-                return vault_error(
+                let refused = vault_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("the request body could not be read: {err}"),
                 );
+                return (refused, None);
             }
         };
         let mut headers = without_hop_by_hop(&parts.headers);
@@ -224,11 +238,12 @@ impl Forwarder {
         if add_token {
             let token = self.tokens.borrow().clone();
             let Some(token) = token else {
-                return vault_error(
+                let refused = vault_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the agent has no Vault token yet (use_auto_auth_token): it is still \
                      logging in",
                 );
+                return (refused, None);
             };
             match HeaderValue::from_str(token.secret.expose()) {
                 Ok(mut value) => {
@@ -236,10 +251,11 @@ impl Forwarder {
                     headers.insert("X-Vault-Token", value);
                 }
                 Err(_) => {
-                    return vault_error(
+                    let refused = vault_error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "the agent's token cannot be sent in a header",
                     );
+                    return (refused, None);
                 }
             }
         }
@@ -256,14 +272,22 @@ impl Forwarder {
                 let mut response = Response::new(Full::new(body));
                 *response.status_mut() = status;
                 *response.headers_mut() = without_hop_by_hop(&headers);
-                response
+                let outcome = if status.as_u16() < 400 {
+                    ProxyOutcome::Success
+                } else {
+                    ProxyOutcome::VaultError
+                };
+                (response, Some(outcome))
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the API proxy cannot reach Vault");
-                vault_error(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("cannot reach Vault: {err}"),
-                )
+                // Vault Agent's status and words for it (a client's error handling may read
+                // the status: hvac raises InternalServerError for it).
+                let failed = vault_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("failed to get the response: cannot reach Vault: {err}"),
+                );
+                (failed, Some(ProxyOutcome::Unreachable))
             }
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use prometheus::{Gauge, IntCounterVec, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::telemetry::CertificateMetrics;
 
@@ -12,6 +12,8 @@ use crate::telemetry::CertificateMetrics;
 #[derive(Clone)]
 pub(crate) struct AgentMetrics {
     auth: IntCounterVec,
+    /// Vault Agent's names for the same events.
+    pub vault_agent: VaultAgentCounters,
     renewals: IntCounterVec,
     sink_writes: IntCounterVec,
     /// When the current Vault token expires (Unix seconds; 0 before the first token or for a
@@ -21,7 +23,11 @@ pub(crate) struct AgentMetrics {
 
 impl AgentMetrics {
     /// Registers the agent's metrics in `registry`; `method` pre-creates its series at 0.
-    pub(crate) fn register(registry: &Registry, method: &str) -> prometheus::Result<AgentMetrics> {
+    pub(crate) fn register(
+        registry: &Registry,
+        method: &str,
+        vault_agent: VaultAgentCounters,
+    ) -> prometheus::Result<AgentMetrics> {
         let auth = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_agent_auth_total",
@@ -58,6 +64,7 @@ impl AgentMetrics {
         }
         Ok(AgentMetrics {
             auth,
+            vault_agent,
             renewals,
             sink_writes,
             token_expiration,
@@ -69,16 +76,144 @@ impl AgentMetrics {
         self.auth
             .with_label_values(&[method, result(success)])
             .inc();
+        self.vault_agent.auth(success);
     }
 
     /// Counts one renew-self.
     pub(crate) fn renewal(&self, success: bool) {
         self.renewals.with_label_values(&[result(success)]).inc();
+        self.vault_agent.auth(success);
     }
 
     /// Counts one sink write.
     pub(crate) fn sink_write(&self, success: bool) {
         self.sink_writes.with_label_values(&[result(success)]).inc();
+    }
+}
+
+/// Vault Agent's own counters, under the names its Prometheus output gives them
+/// (`vault_agent_auth_success`, ...; one set per prefix, `telemetry.metrics_prefix`), so that
+/// the alerts and dashboards written for Vault Agent (or OpenBao Agent, `bao_agent_...`) keep
+/// working. They count what Vault Agent counts: `auth_success` each login and token renewal,
+/// `auth_failure` each failed one; `proxy_success` each listener request Vault answered below
+/// 400, `proxy_client_error` each it answered with an error status, `proxy_error` each that
+/// could not reach it; with `cache {}`, `cache_miss` each proxied success (nothing is cached,
+/// `cache_hit` stays 0). Unlike Vault Agent's, every series exists from the start at 0, and
+/// none expires after `prometheus_retention_time`.
+#[derive(Clone)]
+pub(crate) struct VaultAgentCounters {
+    auth_success: Counted,
+    auth_failure: Counted,
+    proxy_success: Counted,
+    proxy_client_error: Counted,
+    proxy_error: Counted,
+    /// `cache_miss`, with `cache {}` (`cache_hit` is registered beside it and stays 0).
+    cache_miss: Option<Counted>,
+}
+
+/// One of Vault Agent's counters under each of its prefixes.
+#[derive(Clone)]
+struct Counted(Vec<IntCounter>);
+
+impl Counted {
+    fn inc(&self) {
+        for counter in &self.0 {
+            counter.inc();
+        }
+    }
+}
+
+/// How a listener's request to Vault ended, as Vault Agent counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyOutcome {
+    /// Vault answered below 400.
+    Success,
+    /// Vault answered 400 or above (a 5xx included, as in Vault Agent).
+    VaultError,
+    /// Vault could not be reached.
+    Unreachable,
+}
+
+impl VaultAgentCounters {
+    /// Registers the counters under each of `prefixes` (the cache's two when `cache`).
+    pub(crate) fn register(
+        registry: &Registry,
+        prefixes: &[String],
+        cache: bool,
+    ) -> prometheus::Result<VaultAgentCounters> {
+        let counted = |name: &str, help: &str| -> prometheus::Result<Counted> {
+            let mut counters = Vec::with_capacity(prefixes.len());
+            for prefix in prefixes {
+                let full = if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}_{name}")
+                };
+                let counter = IntCounter::with_opts(Opts::new(
+                    full,
+                    format!("{help} (Vault Agent's name for it)"),
+                ))?;
+                registry.register(Box::new(counter.clone()))?;
+                counters.push(counter);
+            }
+            Ok(Counted(counters))
+        };
+        Ok(VaultAgentCounters {
+            auth_success: counted(
+                "agent_auth_success",
+                "Logins and token renewals that succeeded",
+            )?,
+            auth_failure: counted(
+                "agent_auth_failure",
+                "Logins and token renewals that failed",
+            )?,
+            proxy_success: counted(
+                "agent_proxy_success",
+                "Listener requests Vault answered below 400",
+            )?,
+            proxy_client_error: counted(
+                "agent_proxy_client_error",
+                "Listener requests Vault answered with an error status",
+            )?,
+            proxy_error: counted(
+                "agent_proxy_error",
+                "Listener requests that could not reach Vault",
+            )?,
+            cache_miss: if cache {
+                counted(
+                    "agent_cache_hit",
+                    "Listener requests answered from the cache: none",
+                )?;
+                Some(counted(
+                    "agent_cache_miss",
+                    "Listener requests Vault answered (nothing is cached)",
+                )?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn auth(&self, success: bool) {
+        if success {
+            self.auth_success.inc();
+        } else {
+            self.auth_failure.inc();
+        }
+    }
+
+    /// Counts one request of a listener that was passed to Vault.
+    pub(crate) fn proxied(&self, outcome: ProxyOutcome) {
+        match outcome {
+            ProxyOutcome::Success => {
+                self.proxy_success.inc();
+                if let Some(miss) = &self.cache_miss {
+                    miss.inc();
+                }
+            }
+            ProxyOutcome::VaultError => self.proxy_client_error.inc(),
+            ProxyOutcome::Unreachable => self.proxy_error.inc(),
+        }
     }
 }
 

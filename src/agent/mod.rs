@@ -119,8 +119,16 @@ impl Agent {
     pub fn build(config: &AgentConfig, telemetry: Telemetry) -> anyhow::Result<Agent> {
         let method = &config.auto_auth.method;
         let vault_metrics = VaultMetrics::register(&telemetry.registry)?;
-        let agent_metrics =
-            metrics::AgentMetrics::register(&telemetry.registry, method.kind.name())?;
+        let vault_agent = metrics::VaultAgentCounters::register(
+            &telemetry.registry,
+            &config.telemetry.vault_agent_prefixes,
+            config.api_proxy.as_ref().is_some_and(|proxy| proxy.cache),
+        )?;
+        let agent_metrics = metrics::AgentMetrics::register(
+            &telemetry.registry,
+            method.kind.name(),
+            vault_agent.clone(),
+        )?;
         let client = VaultClient::new(&config.vault, vault_metrics)
             .with_context(|| {
                 format!(
@@ -159,6 +167,7 @@ impl Agent {
                 token_rx.clone(),
                 proxy.use_auto_auth_token,
                 telemetry.clone(),
+                vault_agent,
             )?)),
             None => None,
         };

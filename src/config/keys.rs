@@ -154,15 +154,14 @@ pub(crate) fn is_telemetry_sink(key: &str) -> bool {
 }
 
 /// Vault Agent's other `telemetry` keys, each with why it changes nothing here: taken out with
-/// a warning. (`prometheus_retention_time` and `disable_hostname` are fields of
-/// [`raw::RawTelemetry`]: what they ask for is what the agent does.)
+/// a warning. (`prometheus_retention_time`, `disable_hostname` and `metrics_prefix` are fields
+/// of [`raw::RawTelemetry`]: what they ask for is what the agent does.)
 const TELEMETRY_NO_EFFECT: &[(&str, &str)] = &[
     ("usage_gauge_period", SERVER_ONLY),
     ("maximum_gauge_cardinality", SERVER_ONLY),
     ("lease_metrics_epsilon", SERVER_ONLY),
     ("num_lease_metrics_buckets", SERVER_ONLY),
     ("add_lease_metrics_namespace_labels", SERVER_ONLY),
-    ("metrics_prefix", VAULT_NAMES),
     ("filter_default", VAULT_NAMES),
     ("prefix_filter", VAULT_NAMES),
     ("enable_hostname_label", VAULT_NAMES),
@@ -170,9 +169,9 @@ const TELEMETRY_NO_EFFECT: &[(&str, &str)] = &[
 
 const SERVER_ONLY: &str = "a Vault server setting with no effect on an agent (Vault Agent \
                            ignores it too), ignored";
-const VAULT_NAMES: &str = "it shapes the names and labels of Vault's own metrics; \
-                          pki-sidecar's metrics have fixed names (README, Metrics), \
-                          so it is ignored";
+const VAULT_NAMES: &str = "it filters or labels Vault's own metrics; pki-sidecar's \
+                          metrics, Vault Agent's counters among them, are all exported with \
+                          fixed labels (README, Metrics), so it is ignored";
 
 /// The `config` keys Vault Agent's auth method of this type reads (it ignores any other), for
 /// the methods this program has; `None` for another type, which is refused as a whole.

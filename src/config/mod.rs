@@ -123,6 +123,9 @@ pub struct ApiProxy {
     pub listeners: Vec<ApiListener>,
     /// `use_auto_auth_token` (of `api_proxy {}`, or of `cache {}` where older files set it).
     pub use_auto_auth_token: AutoAuthToken,
+    /// Whether the file has a `cache {}` block: nothing is cached, but Vault Agent's cache
+    /// counters are then exported (every forwarded request a miss).
+    pub cache: bool,
 }
 
 /// One `listener "tcp" {}`.
@@ -437,6 +440,10 @@ pub struct Telemetry {
     pub cert_labels: BTreeMap<PathBuf, String>,
     /// Its listen backlog: the top-level `listen_backlog`.
     pub listen_backlog: u32,
+    /// The first word of the Vault Agent counters the agent exports beside its own
+    /// (`vault_agent_auth_success`...): `metrics_prefix` made a metric name as Vault's
+    /// Prometheus sink makes it, else both `vault` (Vault Agent's) and `bao` (OpenBao Agent's).
+    pub vault_agent_prefixes: Vec<String>,
 }
 
 /// `proxy {}`.

@@ -269,6 +269,9 @@ pub(crate) struct RawTelemetry {
     /// Vault Agent's host-name prefix on gauge names: checked, and met (no metric name carries
     /// the host name, as OpenBao Agent's Prometheus output shows whatever it says).
     pub disable_hostname: Option<Scalar>,
+    /// Vault Agent's service name, the first word of its metric names (`vault_agent_...`):
+    /// names the Vault Agent counters the agent also exports.
+    pub metrics_prefix: Option<String>,
 }
 
 /// One of `conditional_answers`: an answer given when a request matches `when` (nginx's

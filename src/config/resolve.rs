@@ -335,6 +335,7 @@ pub(super) fn resolve(
         telemetry.disable_hostname.as_ref(),
         false,
     );
+    let vault_agent_prefixes = vault_agent_prefixes(telemetry.metrics_prefix.as_deref());
     let telemetry = Telemetry {
         metrics_listen: r.socket(
             &["telemetry", "metrics_listen"],
@@ -343,6 +344,7 @@ pub(super) fn resolve(
         ),
         cert_labels,
         listen_backlog,
+        vault_agent_prefixes,
     };
     let proxy_configured = raw.proxy.is_some();
     let proxy = resolve_proxy(
@@ -760,6 +762,30 @@ fn resolve_revoke(
     Some(grace_value)
 }
 
+/// The first words of the Vault Agent counters (`PREFIX_agent_auth_success`...): `metrics_prefix`
+/// as OpenBao Agent's Prometheus output writes it (checked with `bao agent`: `team.a-b` gives
+/// `team_a_b_agent_auth_success`, `9x` gives `_x_agent_auth_success`: every character a metric
+/// name cannot hold there becomes `_`), else, when it is absent or empty, both Vault Agent's
+/// default (`vault`) and OpenBao Agent's (`bao`), so that alerts written for either keep working.
+fn vault_agent_prefixes(metrics_prefix: Option<&str>) -> Vec<String> {
+    match metrics_prefix {
+        None | Some("") => vec!["vault".to_string(), "bao".to_string()],
+        Some(given) => vec![
+            given
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    let kept = c.is_ascii_alphabetic()
+                        || c == '_'
+                        || c == ':'
+                        || (i > 0 && c.is_ascii_digit());
+                    if kept { c } else { '_' }
+                })
+                .collect(),
+        ],
+    }
+}
+
 /// `listener "tcp" {}`, `api_proxy {}` and `cache {}`: Vault Agent's API proxy, without its
 /// cache. What it does not implement is refused key by key.
 fn resolve_api_proxy(
@@ -786,6 +812,7 @@ fn resolve_api_proxy(
         }
     };
     let mut use_auto_auth_token = None;
+    let cached = cache.is_some();
     if let Some(api_proxy) = api_proxy {
         use_auto_auth_token = auto_auth(r, "api_proxy", api_proxy.use_auto_auth_token.as_ref());
         for key in api_proxy.refused.keys() {
@@ -930,6 +957,7 @@ fn resolve_api_proxy(
     Some(ApiProxy {
         listeners: resolved,
         use_auto_auth_token,
+        cache: cached,
     })
 }
 
@@ -3934,4 +3962,20 @@ enum Owner {
 /// A path built from owned parts, borrowed as the `&[&str]` the resolver takes.
 fn strs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vault_agent_prefixes;
+
+    /// `metrics_prefix` gives the Vault Agent counters' first word as OpenBao Agent's output
+    /// shows it (each checked with `bao agent`); none, or an empty one, gives both defaults.
+    #[test]
+    fn metrics_prefix_names_vault_agents_counters_as_openbao_agent_names_them() {
+        assert_eq!(vault_agent_prefixes(None), ["vault", "bao"]);
+        assert_eq!(vault_agent_prefixes(Some("")), ["vault", "bao"]);
+        assert_eq!(vault_agent_prefixes(Some("team.a-b")), ["team_a_b"]);
+        assert_eq!(vault_agent_prefixes(Some("9x")), ["_x"]);
+        assert_eq!(vault_agent_prefixes(Some("my app/v2:x")), ["my_app_v2:x"]);
+    }
 }

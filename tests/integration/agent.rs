@@ -326,6 +326,11 @@ fn a_revoked_token_is_replaced_at_the_next_renewal() {
     let second = agent.wait_for_token(Some(&first), Duration::from_secs(10));
     assert_eq!(issue_with(bed, &second), 200);
     assert!(agent.metric("pki_sidecar_agent_token_renewals_total{result=\"failure\"}") >= 1.0);
+    // Vault Agent's names: the refused renewal a failure, the two logins successes.
+    for prefix in ["vault", "bao"] {
+        assert!(agent.metric(&format!("{prefix}_agent_auth_failure")) >= 1.0);
+        assert!(agent.metric(&format!("{prefix}_agent_auth_success")) >= 2.0);
+    }
     let (code, stderr) = agent.stop();
     assert_eq!(code, Some(0));
     assert!(
@@ -372,6 +377,8 @@ fn refused_logins_back_off_under_growing_ceilings_and_say_why() {
             "{case}: 3 failed logins within {:?}: the backoff did not wait",
             started.elapsed()
         );
+        assert!(agent.metric("vault_agent_auth_failure") >= 3.0, "{case}");
+        assert_eq!(agent.metric("vault_agent_auth_success"), 0.0, "{case}");
         let readyz = util::http(agent.metrics, "GET", "/readyz");
         assert_eq!(readyz.status, 503, "{case}");
         assert!(
@@ -1139,6 +1146,220 @@ telemetry {{
     let json = request_with(address, "GET", "/agent/v1/metrics", &header, "");
     assert_eq!(json.status, 400, "{}", json.body);
     assert!(json.body.contains("?format=prometheus"), "{}", json.body);
+}
+
+/// Alerts and dashboards written for Vault Agent's metrics keep working: the agent also counts
+/// logins and listener requests under Vault Agent's names, as OpenBao Agent counts them. Both
+/// agents run the same file (token_file login, a listener with `api_proxy` and `cache {}`) and
+/// get the same requests (two Vault answers below 400, a 403 and a 400); every `bao_agent_*`
+/// series OpenBao Agent shows has the same value in ours, ours shows the others at 0, and the
+/// `vault_agent_*` ones (Vault Agent's default prefix) are the same. Then both with
+/// `metrics_prefix = "team.a-b"`: `team_a_b_agent_*` only, again the same values.
+#[test]
+fn vault_agents_own_counters_count_as_openbao_agents() {
+    let bed = bao::bed();
+    // Not renewable: OpenBao Agent renews a renewable token right after its login (its lifetime
+    // watcher's first step, one more auth_success), ours at 2/3 of its TTL.
+    let token = bed.create_token(&["default"], "1h", false);
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", &token);
+    let config_for = |name: &str, port: u16, prefix: &str| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"{head}listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+api_proxy {{
+  use_auto_auth_token = true
+}}
+cache {{}}
+telemetry {{
+  prometheus_retention_time = "30s"
+  disable_hostname          = true
+  {prefix}
+}}
+"#,
+                head = token_file_head(bed.addr(), dir.path(), name),
+            ),
+        )
+    };
+    // The agent's series, by name, after the same requests.
+    let drive = |port: u16| -> std::collections::BTreeMap<String, String> {
+        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        util::wait_for_port(address, Duration::from_secs(20));
+        let mut statuses = Vec::new();
+        for (method, path, body) in [
+            ("GET", "/v1/sys/health", ""),
+            ("GET", "/v1/auth/token/lookup-self", ""),
+            ("GET", "/v1/sys/policy/no-such-policy", ""),
+            ("POST", "/v1/auth/token/lookup", "{"),
+        ] {
+            statuses.push(request_with(address, method, path, &[], body).status);
+        }
+        assert_eq!(statuses, [200, 200, 403, 400], "the requests' answers");
+        let scraped = request_with(
+            address,
+            "GET",
+            "/agent/v1/metrics?format=prometheus",
+            &[],
+            "",
+        );
+        scraped
+            .body
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once(' '))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    };
+    let starting = |series: &std::collections::BTreeMap<String, String>, prefix: &str| {
+        series
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<String, String>>()
+    };
+    for (case, setting, prefix) in [
+        ("default", "", "bao_agent_"),
+        (
+            "prefixed",
+            r#"metrics_prefix = "team.a-b""#,
+            "team_a_b_agent_",
+        ),
+    ] {
+        let port = util::free_port();
+        let reference = bao::ReferenceAgent::start(
+            &config_for(&format!("bao-{case}.hcl"), port, setting),
+            bed.addr(),
+        );
+        let theirs = starting(&drive(port), prefix);
+        drop(reference);
+        assert_eq!(
+            theirs
+                .get(&format!("{prefix}proxy_success"))
+                .map(String::as_str),
+            Some("2"),
+            "the reference counts what this test expects: {theirs:?}"
+        );
+
+        let port = util::free_port();
+        let agent = Launch::agent(
+            &[&config_for(&format!("ours-{case}.hcl"), port, setting)],
+            bed.addr(),
+            &dir.path().join(format!("agent-{case}.log")),
+        )
+        .spawn();
+        let all = drive(port);
+        let ours = starting(&all, prefix);
+        let log = agent.log();
+        let shown: std::collections::BTreeMap<String, String> = ours
+            .iter()
+            .filter(|(name, value)| value.as_str() != "0" || theirs.contains_key(*name))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        assert_eq!(shown, theirs, "{case}: ours {ours:?}\n{log}");
+        for name in ["auth_failure", "proxy_error", "cache_hit"] {
+            assert_eq!(
+                ours.get(&format!("{prefix}{name}")).map(String::as_str),
+                Some("0"),
+                "{case}: {name} from the start: {ours:?}"
+            );
+        }
+        let vault = starting(&all, "vault_agent_");
+        if case == "default" {
+            let renamed: std::collections::BTreeMap<String, String> = ours
+                .into_iter()
+                .map(|(name, value)| (name.replacen("bao_", "vault_", 1), value))
+                .collect();
+            assert_eq!(vault, renamed, "Vault Agent's names count the same");
+        } else {
+            assert!(
+                vault.is_empty() && starting(&all, "bao_agent_").is_empty(),
+                "a metrics_prefix replaces both defaults: {all:?}"
+            );
+        }
+    }
+}
+
+/// A listener request that cannot reach Vault: the same answer as OpenBao Agent's (500, Vault's
+/// error shape, "failed to get the response") and the same count, `proxy_error`.
+#[test]
+fn a_listener_request_vault_cannot_answer_is_counted_as_openbao_agent_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    util::write_file(dir.path(), "token-in", "s.unused");
+    let dead = format!("http://127.0.0.1:{}", util::free_port());
+    let config_for = |name: &str, port: u16| {
+        util::write_file(
+            dir.path(),
+            name,
+            &format!(
+                r#"{head}listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+telemetry {{
+  prometheus_retention_time = "30s"
+}}
+"#,
+                head = token_file_head(&dead, dir.path(), name),
+            ),
+        )
+    };
+    let probe = |port: u16| {
+        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        util::wait_for_port(address, Duration::from_secs(20));
+        let reply = request_with(address, "GET", "/v1/sys/health", &[], "");
+        let scraped = request_with(
+            address,
+            "GET",
+            "/agent/v1/metrics?format=prometheus",
+            &[],
+            "",
+        );
+        let proxy_series: Vec<String> = scraped
+            .body
+            .lines()
+            .filter(|line| line.starts_with("bao_agent_proxy_") && !line.ends_with(" 0"))
+            .map(str::to_string)
+            .collect();
+        (reply, proxy_series)
+    };
+    let port = util::free_port();
+    // Its client waits out its timeout (60 s by default) before it answers.
+    let reference = bao::ReferenceAgent::start_with(
+        &config_for("bao.hcl", port),
+        &dead,
+        &[("BAO_CLIENT_TIMEOUT", "2s")],
+    );
+    let (their_reply, theirs) = probe(port);
+    drop(reference);
+    assert_eq!(theirs, ["bao_agent_proxy_error 1"], "the reference");
+
+    let port = util::free_port();
+    let agent = Launch::agent(
+        &[&config_for("ours.hcl", port)],
+        &dead,
+        &dir.path().join("agent.log"),
+    )
+    .spawn();
+    let (our_reply, ours) = probe(port);
+    let log = agent.log();
+    assert_eq!(ours, theirs, "{log}");
+    assert_eq!(our_reply.status, their_reply.status, "{}", our_reply.body);
+    let message = |body: &str| -> String {
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        parsed["errors"][0].as_str().unwrap().to_string()
+    };
+    for reply in [&our_reply, &their_reply] {
+        assert!(
+            message(&reply.body).starts_with("failed to get the response: "),
+            "{}",
+            reply.body
+        );
+    }
 }
 
 #[test]

@@ -810,11 +810,21 @@ pub struct ReferenceAgent(pub std::process::Child);
 impl ReferenceAgent {
     /// `bao agent -config CONFIG` with `BAO_ADDR` set to `vault_addr`.
     pub fn start(config: &std::path::Path, vault_addr: &str) -> ReferenceAgent {
+        ReferenceAgent::start_with(config, vault_addr, &[])
+    }
+
+    /// [`ReferenceAgent::start`] with more environment variables.
+    pub fn start_with(
+        config: &std::path::Path,
+        vault_addr: &str,
+        env: &[(&str, &str)],
+    ) -> ReferenceAgent {
         ReferenceAgent(
             Command::new(bao_binary())
                 .args(["agent", "-config"])
                 .arg(config)
                 .env("BAO_ADDR", vault_addr)
+                .envs(env.iter().copied())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
