@@ -965,6 +965,27 @@ auto_auth {{
     )
 }
 
+/// Writes `dir/name`: [`token_file_head`], one plain `listener "tcp"` on `port` with the
+/// `listener` lines given, then `rest`; returns its path.
+fn token_file_listener(
+    vault_addr: &str,
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    listener: &str,
+    rest: &str,
+) -> std::path::PathBuf {
+    util::write_file(
+        dir,
+        name,
+        &format!(
+            "{head}listener \"tcp\" {{\n  address     = \"127.0.0.1:{port}\"\n  tls_disable = \
+             true\n{listener}}}\n{rest}",
+            head = token_file_head(vault_addr, dir, name),
+        ),
+    )
+}
+
 /// `listener "tcp" { agent_api { enable_quit = true } }`: `POST /agent/v1/quit` stops the agent
 /// (a Job's app ends its sidecar so), with the status codes OpenBao Agent answers: 412 without
 /// the header `require_request_header` asks for, 404 where the listener does not enable it, 405
@@ -1057,22 +1078,13 @@ fn the_listener_serves_metrics_where_openbao_agent_serves_them() {
     let dir = tempfile::tempdir().unwrap();
     util::write_file(dir.path(), "token-in", &token);
     let config_for = |name: &str, port: u16| {
-        util::write_file(
+        token_file_listener(
+            bed.addr(),
             dir.path(),
             name,
-            &format!(
-                r#"{head}listener "tcp" {{
-  address                = "127.0.0.1:{port}"
-  tls_disable            = true
-  require_request_header = true
-}}
-telemetry {{
-  prometheus_retention_time = "30s"
-  disable_hostname          = true
-}}
-"#,
-                head = token_file_head(bed.addr(), dir.path(), name),
-            ),
+            port,
+            "  require_request_header = true\n",
+            "telemetry {\n  prometheus_retention_time = \"30s\"\n  disable_hostname = true\n}\n",
         )
     };
     const PROMETHEUS: &str = "/agent/v1/metrics?format=prometheus";
@@ -1164,27 +1176,11 @@ fn vault_agents_own_counters_count_as_openbao_agents() {
     let dir = tempfile::tempdir().unwrap();
     util::write_file(dir.path(), "token-in", &token);
     let config_for = |name: &str, port: u16, prefix: &str| {
-        util::write_file(
-            dir.path(),
-            name,
-            &format!(
-                r#"{head}listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-api_proxy {{
-  use_auto_auth_token = true
-}}
-cache {{}}
-telemetry {{
-  prometheus_retention_time = "30s"
-  disable_hostname          = true
-  {prefix}
-}}
-"#,
-                head = token_file_head(bed.addr(), dir.path(), name),
-            ),
-        )
+        let rest = format!(
+            "api_proxy {{\n  use_auto_auth_token = true\n}}\ncache {{}}\ntelemetry {{\n  \
+             prometheus_retention_time = \"30s\"\n  disable_hostname = true\n  {prefix}\n}}\n"
+        );
+        token_file_listener(bed.addr(), dir.path(), name, port, "", &rest)
     };
     // The agent's series, by name, after the same requests.
     let drive = |port: u16| -> std::collections::BTreeMap<String, String> {
@@ -1292,21 +1288,8 @@ fn a_listener_request_vault_cannot_answer_is_counted_as_openbao_agent_counts_it(
     util::write_file(dir.path(), "token-in", "s.unused");
     let dead = format!("http://127.0.0.1:{}", util::free_port());
     let config_for = |name: &str, port: u16| {
-        util::write_file(
-            dir.path(),
-            name,
-            &format!(
-                r#"{head}listener "tcp" {{
-  address     = "127.0.0.1:{port}"
-  tls_disable = true
-}}
-telemetry {{
-  prometheus_retention_time = "30s"
-}}
-"#,
-                head = token_file_head(&dead, dir.path(), name),
-            ),
-        )
+        let rest = "telemetry {\n  prometheus_retention_time = \"30s\"\n}\n";
+        token_file_listener(&dead, dir.path(), name, port, "", rest)
     };
     let probe = |port: u16| {
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
