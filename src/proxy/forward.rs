@@ -872,6 +872,26 @@ impl Locations {
     }
 }
 
+/// `path` as nginx matches it against its locations: percent-decoded, its `.` and `..`
+/// segments resolved and repeated slashes merged ([`super::files::normalize`]); `None` where
+/// nginx answers 400 (a bad escape, an escaped NUL, a `..` above the top). A path with nothing
+/// to resolve, as most are, is taken as it is, without a copy.
+fn matching_path(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let bytes = path.as_bytes();
+    let plain = !bytes.contains(&b'%')
+        && !bytes.windows(2).any(|pair| pair == b"//")
+        && !bytes
+            .split(|&b| b == b'/')
+            .any(|segment| segment == b"." || segment == b"..");
+    if plain {
+        return Some(std::borrow::Cow::Borrowed(path));
+    }
+    let normalized = super::files::normalize(path)?;
+    Some(std::borrow::Cow::Owned(
+        String::from_utf8_lossy(&normalized).into_owned(),
+    ))
+}
+
 /// One fixed answer, its parts built once.
 /// One of `conditional_answers`, compiled.
 struct Conditional {
@@ -1562,8 +1582,25 @@ impl Forwarder {
         let target = loop {
             let action = match named.take() {
                 Some(action) => Some(action),
-                None if self.locations.is_empty() => None,
-                None => self.locations.find(request.uri().path()),
+                None => {
+                    // Locations are chosen by the path as nginx reads it (decoded, `.`, `..` and
+                    // repeated slashes resolved), so that `/%61dmin` or `//admin` meets
+                    // `location /admin`'s access rules; one nginx refuses (a bad escape, a
+                    // NUL, a `..` above the top) is refused here too, wherever it would go.
+                    let Some(path) = matching_path(request.uri().path()) else {
+                        self.metrics.client_errors.target.inc();
+                        discard_body(request, h1);
+                        return (
+                            error(StatusCode::BAD_REQUEST, "bad request: malformed path\n"),
+                            Some(Special::of(server_pages, &self.default)),
+                        );
+                    };
+                    if self.locations.is_empty() {
+                        None
+                    } else {
+                        self.locations.find(&path)
+                    }
+                }
             };
             let (target, answer, pages, internal_only) = match action {
                 None => (&self.default, None, server_pages, false),
@@ -3086,6 +3123,33 @@ mod tests {
 
     /// `$auth_set_cookie_NAME` (nginx's `$upstream_cookie_NAME`): the first `Set-Cookie` line
     /// that sets NAME (case ignored), its value up to `;`; `Set-Cookie` lines are never joined.
+    /// Locations see the path as nginx reads it; a plain path is not copied; what nginx
+    /// refuses is `None`.
+    #[test]
+    fn locations_match_the_path_as_nginx_reads_it() {
+        let seen = |path: &str| matching_path(path).map(|p| p.into_owned());
+        assert!(matches!(
+            matching_path("/api/v1/.well-known/x"),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        assert_eq!(seen("/%61dmin").as_deref(), Some("/admin"));
+        assert_eq!(seen("//admin//x/").as_deref(), Some("/admin/x/"));
+        assert_eq!(seen("/x/../admin").as_deref(), Some("/admin"));
+        assert_eq!(seen("/a/./b/.").as_deref(), Some("/a/b/"));
+        assert_eq!(seen("/internal%2Fx").as_deref(), Some("/internal/x"));
+        assert_eq!(seen("/%25zz").as_deref(), Some("/%zz"), "decoded once");
+        for refused in [
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e/x",
+            "/a%00b",
+            "/a%zz",
+            "/a%2",
+        ] {
+            assert_eq!(seen(refused), None, "{refused}");
+        }
+    }
+
     #[test]
     fn a_cookie_is_read_from_set_cookie_lines_as_nginx_reads_it() {
         let mut headers = HeaderMap::new();

@@ -5,7 +5,10 @@
 //! body has been read to its end, never before: a connection still delivering a body cannot
 //! carry another request. A connection the upstream closed while it sat idle is noticed at
 //! checkout and dropped; a request that was not yet written to such a connection is sent again
-//! on a fresh one. The lock is held for a push or a pop, never across I/O.
+//! on a fresh one. One written just as the upstream closed it (its keep-alive timeout running
+//! out, Node's 5 s, gunicorn's 2 s) is sent again on a fresh connection when it can be: no body
+//! and a method that may be repeated, as nginx passes such a request to its next try. The lock
+//! is held for a push or a pop, never across I/O.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -26,6 +29,10 @@ use tokio::net::TcpStream;
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// At most this many idle connections are kept.
 pub(crate) const MAX_IDLE: usize = 1024;
+/// A request sent on a connection idle this long is kept (head only) until it is answered, to
+/// be sent again if the upstream closed the connection under it. A connection busier than this
+/// is not being closed for idleness, so its requests are not copied.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(200);
 
 type Sender = http1::SendRequest<RequestBody>;
 
@@ -107,12 +114,23 @@ impl Upstream {
         let mut request = request;
         // A pooled connection the upstream closed a moment ago fails without writing the
         // request; then the request is still ours and goes out on a fresh connection.
-        if let Some(mut sender) = self.checkout() {
+        if let Some((mut sender, idle_for)) = self.checkout() {
+            let replay = (!upgrade && idle_for >= REPLAY_AFTER_IDLE)
+                .then(|| replayable(&request))
+                .flatten();
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.wrap(response, sender, upgrade)),
-                Err(mut err) => match err.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(UpstreamError::request(err.into_error())),
+                Err(mut err) => match (err.take_message(), replay) {
+                    (Some(unsent), _) => request = unsent,
+                    (None, Some(copy)) if closed_under(err.error()) => {
+                        tracing::debug!(
+                            error = %err.error(),
+                            "the upstream closed an idle connection as a request went out on \
+                             it: sending it again on a new one"
+                        );
+                        request = copy;
+                    }
+                    (None, _) => return Err(UpstreamError::request(err.into_error())),
                 },
             }
         }
@@ -140,12 +158,14 @@ impl Upstream {
         response.map(|body| UpstreamBody { body, slot })
     }
 
-    /// The most recently used idle connection that can take a request now.
-    fn checkout(&self) -> Option<Sender> {
+    /// The most recently used idle connection that can take a request now, and how long it
+    /// sat idle.
+    fn checkout(&self) -> Option<(Sender, Duration)> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some((sender, since)) = idle.pop_back() {
-            if sender.is_ready() && since.elapsed() < IDLE_TIMEOUT {
-                return Some(sender);
+            let idle_for = since.elapsed();
+            if sender.is_ready() && idle_for < IDLE_TIMEOUT {
+                return Some((sender, idle_for));
             }
         }
         None
@@ -232,6 +252,53 @@ where
 }
 
 impl Upstream {}
+
+/// A copy of `request` to send again, when it has no body and a method that may be repeated
+/// (not POST, PATCH or LOCK, the methods nginx never passes to a next try once sent).
+fn replayable(request: &http::Request<RequestBody>) -> Option<http::Request<RequestBody>> {
+    let method = request.method();
+    if *method == http::Method::POST
+        || *method == http::Method::PATCH
+        || method.as_str() == "LOCK"
+        || !request.body().is_end_stream()
+    {
+        return None;
+    }
+    let mut copy = http::Request::new(RequestBody::new(
+        None,
+        request.body().failures.clone(),
+        None,
+        None,
+        None,
+    ));
+    *copy.method_mut() = method.clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+/// Whether `err` is the upstream closing the connection under a request (closed before any
+/// answer, reset, or a broken pipe), as when its keep-alive timeout ran out as the request
+/// went out.
+fn closed_under(err: &hyper::Error) -> bool {
+    if err.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
 
 /// A response body from the upstream; its connection returns to the pool at the body's end.
 /// Dropped before the end, the connection is closed (it is mid-message).

@@ -1803,6 +1803,117 @@ async fn allow_and_deny_refuse_whom_nginx_refuses() {
     assert_eq!(forbidden, 8.0, "each 403 counted");
 }
 
+/// A location is chosen by the path as nginx reads it (decoded, `.`, `..` and repeated slashes
+/// resolved), so that an escaped or doubled path meets the access rules of the location it
+/// names (`/%61dmin` is `/admin`, behind `auth_basic`; `//internal/x` is denied); one nginx
+/// refuses (a `..` above the top, a bad escape, an escaped NUL) is refused by both. The same
+/// statuses from nginx and from the proxy, sent with curl's `--path-as-is`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_and_dotted_paths_meet_the_locations_nginx_chooses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    util::write_file(&d, "users", "plain:{PLAIN}secret\n");
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /admin {{
+            proxy_pass http://127.0.0.1:{app};
+            auth_basic "Admin";
+            auth_basic_user_file {d}/users;
+        }}
+        location /internal/ {{
+            deny all;
+        }}
+        location ~ /\.(?!well-known) {{
+            deny all;
+        }}
+"#,
+            d = d.display(),
+            app = app.address.port(),
+        ),
+    );
+    let paths = [
+        "/admin",
+        "/%61dmin",
+        "//admin",
+        "/x/../admin",
+        "/./admin",
+        "/internal/x",
+        "//internal/x",
+        "/%69nternal/x",
+        "/internal%2Fx",
+        "/.env",
+        "/%2eenv",
+        "/x//.git/config",
+        "/.well-known/a",
+        "/open/a",
+        "/open//a",
+        "/open/%7Ea",
+        "/../etc/passwd",
+        "/..",
+        "/%2e%2e/x",
+        "/a%00b",
+        "/a%zz",
+        "/a%2",
+    ];
+    let probe = |d: &Path| {
+        paths
+            .iter()
+            .map(|path| {
+                let status = head_from("127.0.0.1", port, d, path, &[], &["--path-as-is"])
+                    .into_iter()
+                    .find(|(name, _)| name == ":status")
+                    .map(|(_, status)| status)
+                    .unwrap_or_default();
+                format!("{path} {status}")
+            })
+            .collect::<Vec<_>>()
+    };
+    let nginx = start_nginx(&conf, &d, port);
+    let theirs = probe(&d);
+    stop_nginx(nginx, port);
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let ours = probe(&d);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(ours, theirs, "{log}");
+    // What nginx did, so that the comparison means something.
+    let expected: Vec<String> = [
+        "/admin 401",
+        "/%61dmin 401",
+        "//admin 401",
+        "/x/../admin 401",
+        "/./admin 401",
+        "/internal/x 403",
+        "//internal/x 403",
+        "/%69nternal/x 403",
+        "/internal%2Fx 403",
+        "/.env 403",
+        "/%2eenv 403",
+        "/x//.git/config 403",
+        "/.well-known/a 200",
+        "/open/a 200",
+        "/open//a 200",
+        "/open/%7Ea 200",
+        "/../etc/passwd 400",
+        "/.. 400",
+        "/%2e%2e/x 400",
+        "/a%00b 400",
+        "/a%zz 400",
+        "/a%2 400",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(theirs, expected);
+}
+
 /// Locations that serve files (`root`, `alias`, inherited `root`, `index`, `types`,
 /// `default_type`, `charset`): the same statuses and the same `Content-Type`, `Content-Length`,
 /// `Content-Range`, `Accept-Ranges`, `ETag`, `Last-Modified` and `Location` from nginx and from
