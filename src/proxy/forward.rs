@@ -1931,6 +1931,9 @@ impl Forwarder {
             drop_underscore_headers(request.headers_mut());
         }
         strip_hop_by_hop(request.headers_mut());
+        // The client's `100-continue` is answered here, when the body is first read; the app
+        // gets the body, not the question (nginx sends no `Expect` either).
+        request.headers_mut().remove(header::EXPECT);
         if let Some(value) = upgrade_header {
             request
                 .headers_mut()
@@ -2065,6 +2068,9 @@ impl Forwarder {
             return (tunnel(response, client_upgrade), None);
         }
         let mut response = response;
+        // The client is answered in its own HTTP/1.1 (or HTTP/2), whatever the app spoke: an
+        // HTTP/1.0 app's answer would otherwise close a kept-alive client connection.
+        *response.version_mut() = Version::HTTP_11;
         // An upstream that sent both a transfer coding and a length was read by its coding
         // (RFC 9112 §6.3): the length, which the body does not have, is not passed on.
         if response.headers().contains_key(header::TRANSFER_ENCODING) {

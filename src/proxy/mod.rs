@@ -901,7 +901,9 @@ fn tls_config(
             None => builder.with_no_client_auth(),
         };
         let mut tls = builder.with_cert_resolver(resolver.clone());
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // `http/1.0` too, as nginx lists it: a client offering only it (`curl --http1.0`)
+        // is served HTTP/1, not refused the handshake.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         tls.ticketer = tickets.clone();
         // One TLS 1.3 ticket per handshake, not rustls's two: each is encrypted and sent with
         // the handshake's first response, a client resumes with one, and a resumed connection

@@ -1539,6 +1539,76 @@ async fn a_request_the_upstream_closed_its_idle_connection_under_is_sent_again()
     assert_eq!(answered.load(Ordering::Relaxed), 10);
 }
 
+/// An HTTP/1.0 app (Python's `http.server`, wsgiref): each answer then closes its connection,
+/// `/sized` with a length, `/eof` delimited by the close. Sends back whether the request had an
+/// `Expect` line.
+async fn http10_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind http/1.0");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Some(head) = read_head(&mut stream).await else {
+                    return;
+                };
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let expect = if text.contains("\r\nexpect:") {
+                    "expect"
+                } else {
+                    "none"
+                };
+                let body = format!("{expect}\n");
+                let reply = if text.starts_with("get /sized ") {
+                    format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    format!("HTTP/1.0 200 OK\r\n\r\n{body}")
+                };
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+/// An HTTP/1.0 app's answers reach an HTTP/1.1 client as HTTP/1.1 on a connection kept alive
+/// (a length, or chunks for a body the app ended by closing), as nginx answers; the client's
+/// `Expect: 100-continue` is the proxy's to answer, not passed to the app. A client offering
+/// only `http/1.0` in ALPN is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http10_apps_answers_keep_the_clients_connection_alive() {
+    let fixture = fixture(http10_upstream().await, "").await;
+    let mut client = fixture.client(H1).await;
+    for path in ["/sized", "/eof", "/sized", "/eof"] {
+        let request = client
+            .request(Method::GET, path)
+            .header(header::EXPECT, "100-continue")
+            .body(empty())
+            .unwrap();
+        let response = client.send(request).await.expect("on the same connection");
+        assert_eq!(response.version(), http::Version::HTTP_11, "{path}");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            response.headers().get(header::CONNECTION).is_none(),
+            "{path}: {:?}",
+            response.headers()
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"none\n", "{path}");
+    }
+    // A client that offers only `http/1.0` in ALPN (`curl --http1.0`) is served, as by nginx.
+    let mut client = fixture.client(&[b"http/1.0"]).await;
+    assert_eq!(
+        client.get("/sized").await,
+        Ok((StatusCode::OK, "none\n".to_string()))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_x_forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
     let (upstream, _) = echo_upstream().await;
