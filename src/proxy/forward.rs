@@ -1995,7 +1995,9 @@ impl Forwarder {
         let request = request
             .map(|body| RequestBody::new(body, errors.body.clone(), h1, limit, progress.clone()));
 
-        let sent = target.upstream.send(request, upgrade);
+        let sent = target
+            .upstream
+            .send(request, upgrade, target.response_timeout);
         let forwarded = upstream_time.is_some().then(Instant::now);
         let waited = match &progress {
             Some(progress) => progress.wait(sent, target.response_timeout).await,

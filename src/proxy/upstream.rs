@@ -11,6 +11,7 @@
 //! is held for a push or a pop, never across I/O.
 
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
@@ -106,10 +107,13 @@ impl Upstream {
     /// Sends `request` and returns the response, its body tied to the connection so the
     /// connection returns to the pool once the body is read. `upgrade` requests keep their
     /// connection: it becomes the tunnel.
+    /// `read_timeout`: the longest pause in the response body (nginx's `proxy_read_timeout`
+    /// between two reads), after which the body fails and the client's response is cut.
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: http::Request<RequestBody>,
         upgrade: bool,
+        read_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let mut request = request;
         // A pooled connection the upstream closed a moment ago fails without writing the
@@ -119,7 +123,7 @@ impl Upstream {
                 .then(|| replayable(&request))
                 .flatten();
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.wrap(response, sender, upgrade)),
+                Ok(response) => return Ok(self.wrap(response, sender, upgrade, read_timeout)),
                 Err(mut err) => match (err.take_message(), replay) {
                     (Some(unsent), _) => request = unsent,
                     (None, Some(copy)) if closed_under(err.error()) => {
@@ -136,7 +140,7 @@ impl Upstream {
         }
         let mut sender = self.connect().await?;
         match sender.send_request(request).await {
-            Ok(response) => Ok(self.wrap(response, sender, upgrade)),
+            Ok(response) => Ok(self.wrap(response, sender, upgrade, read_timeout)),
             Err(err) => Err(UpstreamError::request(err)),
         }
     }
@@ -146,6 +150,7 @@ impl Upstream {
         response: http::Response<Incoming>,
         sender: Sender,
         upgrade: bool,
+        read_timeout: Duration,
     ) -> http::Response<UpstreamBody> {
         let keep = !upgrade && response.status() != http::StatusCode::SWITCHING_PROTOCOLS;
         let mut slot = keep.then(|| (sender, self.clone()));
@@ -155,7 +160,12 @@ impl Upstream {
                 upstream.checkin(sender);
             }
         }
-        response.map(|body| UpstreamBody { body, slot })
+        response.map(|body| UpstreamBody {
+            body,
+            slot,
+            read_timeout,
+            stall: None,
+        })
     }
 
     /// The most recently used idle connection that can take a request now, and how long it
@@ -305,6 +315,11 @@ fn closed_under(err: &hyper::Error) -> bool {
 pub(crate) struct UpstreamBody {
     body: Incoming,
     slot: Option<(Sender, Arc<Upstream>)>,
+    /// The longest pause allowed between two pieces of the body.
+    read_timeout: Duration,
+    /// Armed only once the body has to wait (a body that comes with its head never does), and
+    /// whether a piece came since it was set.
+    stall: Option<(Pin<Box<tokio::time::Sleep>>, bool)>,
 }
 
 impl UpstreamBody {
@@ -315,22 +330,90 @@ impl UpstreamBody {
     }
 }
 
+/// Why a response body from the upstream failed.
+#[derive(Debug)]
+pub(crate) enum UpstreamBodyError {
+    /// The connection failed mid-body.
+    Failed(hyper::Error),
+    /// No piece of the body came for the read timeout.
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for UpstreamBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamBodyError::Failed(err) => write!(f, "upstream response body: {err}"),
+            UpstreamBodyError::Stalled(timeout) => write!(
+                f,
+                "upstream response body: nothing came for {} s (upstream_response_timeout)",
+                timeout.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamBodyError::Failed(err) => Some(err),
+            UpstreamBodyError::Stalled(_) => None,
+        }
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        match &frame {
-            None => self.release(),
-            Some(Ok(_)) if self.body.is_end_stream() => self.release(),
-            Some(Ok(_)) => {}
-            Some(Err(_)) => self.slot = None,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                // nginx's `proxy_read_timeout` between two reads: the timer is set when the
+                // body first waits, and set again when it waits after a piece came.
+                let timeout = self.read_timeout;
+                let deadline = tokio::time::Instant::now() + timeout;
+                match &mut self.stall {
+                    None => self.stall = Some((Box::pin(tokio::time::sleep(timeout)), false)),
+                    Some((sleep, moved)) if *moved => {
+                        sleep.as_mut().reset(deadline);
+                        *moved = false;
+                    }
+                    Some(_) => {}
+                }
+                if let Some((sleep, _)) = &mut self.stall {
+                    ready!(sleep.as_mut().poll(cx));
+                }
+                self.slot = None;
+                tracing::warn!(
+                    timeout_seconds = timeout.as_secs_f64(),
+                    "the upstream's response body stalled: the response to the client is cut"
+                );
+                return Poll::Ready(Some(Err(UpstreamBodyError::Stalled(timeout))));
+            }
+        };
+        if let Some((_, moved)) = &mut self.stall {
+            *moved = true;
         }
-        Poll::Ready(frame)
+        match frame {
+            None => {
+                self.release();
+                Poll::Ready(None)
+            }
+            Some(Ok(frame)) => {
+                if self.body.is_end_stream() {
+                    self.release();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(err)) => {
+                self.slot = None;
+                Poll::Ready(Some(Err(UpstreamBodyError::Failed(err))))
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {

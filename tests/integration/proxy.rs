@@ -1356,6 +1356,74 @@ async fn silent_upstream_is_a_504_after_the_response_timeout() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
 }
 
+/// An upstream whose response body comes in 4 pieces of 5 bytes, `pause` apart, after a head
+/// announcing `announced` bytes; it then holds the connection open without a word.
+async fn pausing_upstream(pause: Duration, announced: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind pausing");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_none() {
+                    return;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {announced}\r\n\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..4 {
+                    if stream.write_all(b"12345").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    address
+}
+
+/// `upstream_response_timeout` is also the longest pause in the response body, as nginx's
+/// `proxy_read_timeout` is between two reads: a body that stops coming is cut (the client sees
+/// its response end short, not a hang), one that keeps coming, however long in all, is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_body_that_stops_coming_is_cut_after_the_response_timeout() {
+    for alpn in [H1, H2] {
+        // Four pauses of 400 ms: 1.6 s in all, none as long as the 1 s timeout.
+        let steady = fixture(
+            pausing_upstream(Duration::from_millis(400), 20).await,
+            "  upstream_response_timeout = \"1s\"\n",
+        )
+        .await;
+        let mut client = steady.client(alpn).await;
+        assert_eq!(
+            client.get("/").await,
+            Ok((StatusCode::OK, "12345".repeat(4))),
+            "{alpn:?}"
+        );
+        // 20 bytes of the 100 announced, then nothing.
+        let stalled = fixture(
+            pausing_upstream(Duration::from_millis(10), 100).await,
+            "  upstream_response_timeout = \"1s\"\n",
+        )
+        .await;
+        let mut client = stalled.client(alpn).await;
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(20), client.get("/"))
+            .await
+            .expect("the response ends");
+        assert!(outcome.is_err(), "{alpn:?}: cut, not whole: {outcome:?}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(15),
+            "{alpn:?}: {took:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_closing_mid_response_leaves_the_proxy_healthy() {
     let fixture = fixture(truncating_upstream().await, "").await;
