@@ -303,6 +303,46 @@ pub(super) fn probes() -> Vec<Probe> {
             show: HOST_SHOWN,
         },
         Probe {
+            id: "h1 a .. above the top of the path",
+            send: H1("GET /../etc/passwd HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 an escaped .. above the top of the path",
+            send: H1("GET /%2e%2e/x HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 a bad escape in the path",
+            send: H1("GET /a%zz HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h1 an escaped NUL in the path",
+            send: H1("GET /a%00b HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
+            id: "h2 a .. above the top of the path",
+            send: H2 {
+                method: "GET",
+                path: "/../etc/passwd",
+                authority: Some("a.example"),
+                headers: &[],
+            },
+            answer: "400",
+            upstream: Upstream::Nothing,
+            show: HOST_SHOWN,
+        },
+        Probe {
             id: "h2 two equal content-length fields",
             send: H2 {
                 method: "POST",
