@@ -415,19 +415,30 @@ impl TokenKeeper {
             let step = next_step(&token, login_ttl);
             if step == TokenStep::Keep {
                 tracing::info!("the Vault token never expires; no renewal needed");
-                tokio::select! {
-                    () = shutdown.cancelled() => return KeepAlive::Shutdown,
-                    () = self.relogin.notified() => return KeepAlive::LoginAgain,
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return KeepAlive::Shutdown,
+                        () = self.relogin.notified() => {
+                            if self.token_refused(&token).await {
+                                return KeepAlive::LoginAgain;
+                            }
+                        }
+                    }
                 }
             }
             let renew_at =
                 token.received_at + schedule::token_renewal_delay(token.ttl, fastrand::f64());
-            tokio::select! {
-                () = shutdown.cancelled() => return KeepAlive::Shutdown,
-                () = tokio::time::sleep_until(renew_at.into()) => {}
-                () = self.relogin.notified() => {
-                    tracing::info!("Vault refused the token for a template; logging in again");
-                    return KeepAlive::LoginAgain;
+            let renewal_due = tokio::time::sleep_until(renew_at.into());
+            tokio::pin!(renewal_due);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return KeepAlive::Shutdown,
+                    () = &mut renewal_due => break,
+                    () = self.relogin.notified() => {
+                        if self.token_refused(&token).await {
+                            return KeepAlive::LoginAgain;
+                        }
+                    }
                 }
             }
             if step == TokenStep::Login {
@@ -442,6 +453,32 @@ impl TokenKeeper {
                 Renewal::Renewed(renewed) => token = renewed,
                 Renewal::LoginAgain => return KeepAlive::LoginAgain,
                 Renewal::Shutdown => return KeepAlive::Shutdown,
+            }
+        }
+    }
+
+    /// Whether Vault refuses `token` itself, after it refused a template's request (403): Vault
+    /// says "permission denied" both for a token it no longer knows and for a path the token's
+    /// policies do not allow, so the token looks itself up. Only a token that may not do that
+    /// calls for a new login; a policy that does not allow the template's path would otherwise
+    /// bring a login (and a token left behind in Vault) at every retry of the template, where
+    /// OpenBao Agent keeps its token and retries the read.
+    async fn token_refused(&mut self, token: &Token) -> bool {
+        match self.client.lookup_self(&token.secret).await {
+            Ok(_) => {
+                tracing::debug!(
+                    "Vault refused a template's request (403) but the token is valid: its \
+                     policies do not allow that path; keeping the token"
+                );
+                false
+            }
+            Err(err) if err.is_forbidden() => {
+                tracing::info!("Vault refused the token for a template; logging in again");
+                true
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot check the token after a refusal: keeping it");
+                false
             }
         }
     }

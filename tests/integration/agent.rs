@@ -343,6 +343,57 @@ fn a_revoked_token_is_replaced_at_the_next_renewal() {
     );
 }
 
+/// A template whose path the token's policies do not allow (403 "permission denied", as for a
+/// revoked token) keeps its token: the token looks itself up, is valid, and no new login is
+/// made at each retry (OpenBao Agent keeps its token too), so no token is left behind in Vault
+/// per retry. A token Vault no longer knows is replaced by a new login at the next refusal.
+#[test]
+fn a_template_refused_by_policy_keeps_the_token() {
+    let bed = bao::bed();
+    let agent = start_agent(
+        bed,
+        &kubernetes_method(bao::LOGIN_ROLE),
+        r#"template {
+  contents    = "{{ with secret \"secret/data/not-in-any-policy\" }}{{ .Data.data.x }}{{ end }}"
+  destination = "/dev/null"
+}"#,
+        None,
+        &[],
+        &[],
+    );
+    let first = agent.wait_for_token(None, Duration::from_secs(20));
+    let failed = "pki_sidecar_agent_template_renders_total{result=\"failure\"}";
+    let started = Instant::now();
+    while agent.metric(failed) < 3.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "fewer than 3 refused renders in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        agent.metric("pki_sidecar_agent_auth_total{method=\"kubernetes\",result=\"success\"}"),
+        1.0,
+        "one login, whatever the template's refusals"
+    );
+    let sink = std::fs::read_to_string(agent.dir.path().join("token")).unwrap();
+    assert_eq!(sink, first, "the sink keeps its token");
+    // A token Vault no longer knows, refused at the template's next retry: a new login.
+    bed.revoke_token(&first);
+    let second = agent.wait_for_token(Some(&first), Duration::from_secs(60));
+    assert_eq!(issue_with(bed, &second), 200);
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !log_events(
+            &stderr,
+            "Vault refused the token for a template; logging in again"
+        )
+        .is_empty(),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn refused_logins_back_off_under_growing_ceilings_and_say_why() {
     let bed = bao::bed();
