@@ -5,8 +5,9 @@
 //! `killall`, with `||`, `&&`, `;` and `sh -c` around them) — it runs in process
 //! ([`super::builtin`]): the image has neither a shell nor procps. Anything else: a shell line
 //! runs under `/bin/sh -c`, as consul-template does; a list runs as an argument vector with no
-//! shell. The child gets no stdin and is killed when the timeout passes. The outcome is logged
-//! and returned; a failing command never undoes the files.
+//! shell. The child gets no stdin, writes to the agent's own output, and is killed with the
+//! processes it started when the timeout passes. The outcome is logged and returned; a failing
+//! command never undoes the files.
 
 use std::time::Duration;
 
@@ -51,26 +52,21 @@ async fn run_program(command: &TemplateCommand, timeout: Duration, why: &Unsuppo
             None => return true,
         },
     };
-    let child = tokio::process::Command::new(program)
+    // Its output goes where the agent's goes, as OpenBao Agent passes it on; it is waited for
+    // until it exits (not until every process it started closes the output: `reload &` does
+    // not hold the render up). It leads a process group of its own, so that a timeout or the
+    // agent's stop ends what it started too.
+    let spawned = tokio::process::Command::new(program)
         .args(&args)
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .process_group(0)
         .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, child).await {
-        Ok(Ok(output)) if output.status.success() => {
-            tracing::info!(command = program, "template command succeeded");
-            true
-        }
-        Ok(Ok(output)) => {
-            tracing::warn!(
-                command = program,
-                status = %output.status,
-                stderr = %String::from_utf8_lossy(&output.stderr).trim(),
-                "template command failed"
-            );
-            false
-        }
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(
                 command = program,
                 error = %err,
@@ -79,19 +75,53 @@ async fn run_program(command: &TemplateCommand, timeout: Duration, why: &Unsuppo
                  pki-sidecar image has no shell); the agent itself runs only {}",
                 builtin::PROGRAMS
             );
-            false
+            return false;
+        }
+        Err(err) => {
+            tracing::warn!(command = program, error = %err, "cannot run the template command");
+            return false;
+        }
+    };
+    let mut group = Group(child.id());
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            // Exited: what it left running in the background is its own.
+            group.0 = None;
+            if status.success() {
+                tracing::info!(command = program, "template command succeeded");
+                true
+            } else {
+                tracing::warn!(command = program, %status, "template command failed");
+                false
+            }
         }
         Ok(Err(err)) => {
-            tracing::warn!(command = program, error = %err, "cannot run the template command");
+            tracing::warn!(command = program, error = %err, "cannot wait for the template command");
             false
         }
         Err(_) => {
             tracing::warn!(
                 command = program,
                 timeout_seconds = timeout.as_secs(),
-                "template command timed out; killed"
+                "template command timed out; killed with the processes it started"
             );
             false
+        }
+    }
+}
+
+/// A running command's process group, killed (SIGKILL) when dropped before the command
+/// exited: at its timeout, or when the agent stops while it runs.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.and_then(|id| i32::try_from(id).ok()) {
+            // ESRCH: the group is gone already.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(id),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -115,5 +145,29 @@ mod tests {
             .await
         );
         assert!(!run(&argv(&["sleep", "5"]), Duration::from_millis(100)).await);
+    }
+
+    /// A command that leaves a process running in the background is done when it exits (the
+    /// background one holds no pipe it waits on); one that times out is killed with every
+    /// process it started, so nothing it started acts later.
+    #[tokio::test]
+    async fn background_processes_hold_nothing_up_and_die_with_a_timed_out_command() {
+        let started = std::time::Instant::now();
+        let shell = |line: &str| TemplateCommand::Shell(line.to_string());
+        assert!(run(&shell("sleep 5 & true"), Duration::from_secs(10)).await);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "waited {:?} for a background process",
+            started.elapsed()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("late");
+        let line = format!("(sleep 1; touch {}) & sleep 10", marker.display());
+        assert!(!run(&shell(&line), Duration::from_millis(200)).await);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !marker.exists(),
+            "a process the timed-out command started lived on"
+        );
     }
 }

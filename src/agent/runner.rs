@@ -36,7 +36,7 @@ use super::pki::{self, issued_value};
 use super::render::{Pass, Passes, parse, source_text};
 use super::response::secret_value;
 use crate::certs::CertInfo;
-use crate::config::{self, TemplateSource};
+use crate::config::{self, TemplateCommand, TemplateSource};
 use crate::fsutil::{self, Ownership, StagedFiles};
 use crate::schedule::{self, Backoff, Clock};
 use crate::telemetry::Readiness;
@@ -383,6 +383,9 @@ impl TemplateRunner {
             self.slots[position].uses = used;
             results.insert(position, result);
         }
+        // The commands of the templates whose files changed, run once the round's files are
+        // all written.
+        let mut commands: Vec<(usize, TemplateCommand, Duration)> = Vec::new();
         for group in groups(&due, |position| &self.slots[position].uses) {
             let mut renders = Vec::with_capacity(group.len());
             let mut failure = None;
@@ -410,15 +413,56 @@ impl TemplateRunner {
                     for _ in &group {
                         self.metrics.write(written.is_ok());
                     }
-                    written.map_err(|err| Failure {
-                        position: group[0],
-                        error: format!("{err:#}"),
-                        writing: true,
-                        fetching: false,
-                    })
+                    written
+                        .map(|ran| commands.extend(ran))
+                        .map_err(|err| Failure {
+                            position: group[0],
+                            error: format!("{err:#}"),
+                            writing: true,
+                            fetching: false,
+                        })
                 }
             };
             self.after_group(&group, outcome)?;
+        }
+        self.run_commands(commands).await
+    }
+
+    /// Runs the commands of a round's changed templates, each distinct one once (the injector's
+    /// certificate and key templates share their `command`: one reload, as in OpenBao Agent),
+    /// in the templates' order. With `exit_on_retry_failure` a failing command ends the agent,
+    /// as in Vault Agent (its files stay written).
+    async fn run_commands(
+        &mut self,
+        commands: Vec<(usize, TemplateCommand, Duration)>,
+    ) -> anyhow::Result<()> {
+        let mut ran: Vec<TemplateCommand> = Vec::with_capacity(commands.len());
+        for (position, command, timeout) in commands {
+            if ran.contains(&command) {
+                continue;
+            }
+            let slot = &self.slots[position];
+            let (span, index, label) = (slot.span.clone(), slot.index, slot.label());
+            let ok = command::run(&command, timeout)
+                .instrument(span.clone())
+                .await;
+            self.metrics.command(ok);
+            ran.push(command);
+            if ok {
+                continue;
+            }
+            if self.settings.exit_on_retry_failure {
+                return Err(anyhow!(
+                    "{label}: its command failed and template_config.exit_on_retry_failure is \
+                     set (the files stay written)"
+                ));
+            }
+            span.in_scope(|| {
+                tracing::warn!(
+                    template = index,
+                    "the template's command failed; the files stay written"
+                )
+            });
         }
         Ok(())
     }
@@ -952,7 +996,10 @@ impl TemplateRunner {
     /// Writes a group's complete renders together: every file is staged before any is
     /// renamed, files holding a private key are renamed first, then the others; each
     /// template whose files changed runs its command.
-    async fn write_group(&mut self, renders: Vec<(usize, Rendered)>) -> anyhow::Result<()> {
+    async fn write_group(
+        &mut self,
+        renders: Vec<(usize, Rendered)>,
+    ) -> anyhow::Result<Vec<(usize, TemplateCommand, Duration)>> {
         // `wait { min }`: a change after the first render is held back this long, as
         // consul-template's quiescence timer does (here nothing can arrive meanwhile, so
         // `max` never binds).
@@ -1047,6 +1094,7 @@ impl TemplateRunner {
         // so a stop signal is still heard and ends the agent within its grace.
         let changed = off_thread(move || write_files(&files)).await??;
         self.take_env_outputs(env_outputs);
+        let mut commands = Vec::new();
         for (position, count) in changed {
             if self.slots[position].env.is_some() {
                 continue;
@@ -1076,23 +1124,10 @@ impl TemplateRunner {
             }
             span.in_scope(|| tracing::info!(template = slot.index, files = count, "rendered"));
             if let Some(command) = slot.config.command.clone() {
-                let timeout = slot.config.command_timeout;
-                let index = slot.index;
-                let ok = command::run(&command, timeout)
-                    .instrument(span.clone())
-                    .await;
-                self.metrics.command(ok);
-                if !ok {
-                    span.in_scope(|| {
-                        tracing::warn!(
-                            template = index,
-                            "the template's command failed; the files stay written"
-                        )
-                    });
-                }
+                commands.push((position, command, slot.config.command_timeout));
             }
         }
-        Ok(())
+        Ok(commands)
     }
 }
 

@@ -1375,3 +1375,114 @@ template {{
     assert!(log.contains("failed 3 times"), "{log}");
     assert!(!dir.path().join("never.out").exists());
 }
+
+/// Templates whose files change in one pass run their commands once each (the injector's
+/// certificate and key templates share their reload: one reload, not two), as OpenBao Agent
+/// runs them; with `exit_on_retry_failure`, a failing command ends both agents with exit code
+/// 1, the files written.
+#[test]
+fn a_shared_command_runs_once_and_a_failing_one_ends_the_agent_as_in_openbao_agent() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |name: &str, tail: &str| {
+        let out = dir.path().join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        util::write_file(
+            dir.path(),
+            &format!("{name}.hcl"),
+            &format!(
+                r#"vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template {{
+  contents    = "cert"
+  destination = "{out}/cert.pem"
+  command     = "echo reload >> {out}/commands.log"
+}}
+template {{
+  contents    = "key"
+  destination = "{out}/key.pem"
+  command     = "echo reload >> {out}/commands.log"
+}}
+template {{
+  contents    = "ca"
+  destination = "{out}/ca.pem"
+  command     = "echo other >> {out}/commands.log"
+}}
+{tail}"#,
+                addr = bed.addr(),
+                token = token.display(),
+                out = out.display(),
+            ),
+        )
+    };
+    // Each agent until its three files are written and its commands have had a second to run.
+    let commands_of = |name: &str, ours: bool| -> String {
+        let config = config_for(name, "");
+        let out = dir.path().join(name);
+        let run = || {
+            let started = Instant::now();
+            while !out.join("ca.pem").exists() || !out.join("commands.log").exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{name}: no files"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
+        if ours {
+            let agent = Launch::agent(&[&config], bed.addr(), &dir.path().join("ours.log")).spawn();
+            run();
+            drop(agent);
+        } else {
+            let reference = bao::ReferenceAgent::start(&config, bed.addr());
+            run();
+            drop(reference);
+        }
+        let mut lines: Vec<String> = std::fs::read_to_string(out.join("commands.log"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines.join(",")
+    };
+    let theirs = commands_of("bao", false);
+    assert_eq!(theirs, "other,reload", "the reference");
+    assert_eq!(commands_of("ours", true), theirs);
+
+    let failing = "template_config {\n  exit_on_retry_failure = true\n}\ntemplate {\n  contents = \"x\"\n  destination = \"DIR/x\"\n  command = \"exit 3\"\n}\n";
+    for (name, ours) in [("bao-failing", false), ("ours-failing", true)] {
+        let out = dir.path().join(name);
+        let config = config_for(name, &failing.replace("DIR", &out.display().to_string()));
+        let code = if ours {
+            let agent =
+                Launch::agent(&[&config], bed.addr(), &dir.path().join("failing.log")).spawn();
+            agent.wait_exit(Duration::from_secs(60)).0
+        } else {
+            let mut reference = bao::ReferenceAgent::start(&config, bed.addr());
+            let started = Instant::now();
+            loop {
+                if let Some(status) = reference.0.try_wait().unwrap() {
+                    break status.code();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "bao agent went on"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        assert_eq!(code, Some(1), "{name}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("x")).unwrap(),
+            "x",
+            "{name}"
+        );
+    }
+}
