@@ -14,12 +14,52 @@ use std::time::Duration;
 use super::builtin::{self, Script, Unsupported};
 use crate::config::TemplateCommand;
 
-/// Runs `command` within `timeout`; `true` when it exited 0 in time.
-pub(crate) async fn run(command: &TemplateCommand, timeout: Duration) -> bool {
+/// Runs `command` within `timeout`, with `env` in its environment besides the agent's; `true`
+/// when it exited 0 in time.
+pub(crate) async fn run(
+    command: &TemplateCommand,
+    timeout: Duration,
+    env: &[(String, String)],
+) -> bool {
     match builtin::parse(command) {
         Ok(script) => run_script(&script, timeout).await,
-        Err(why) => run_program(command, timeout, &why).await,
+        Err(why) => run_program(command, timeout, env, &why).await,
     }
+}
+
+/// The Vault connection as a template's command finds it in its environment, as consul-template
+/// gives it (a command that calls the `vault` or `bao` CLI reaches the agent's Vault): the
+/// address, and its TLS settings, under Vault Agent's names (`VAULT_ADDR`...) and OpenBao
+/// Agent's (`BAO_ADDR`...). `SKIP_VERIFY` is `true` where nothing is verified: a plain-HTTP
+/// address, or `tls_skip_verify`.
+pub(crate) fn vault_environment(vault: &crate::config::Vault) -> Vec<(String, String)> {
+    let mut settings = vec![("ADDR", vault.address.clone())];
+    let verified = vault.address.starts_with("https://") && !vault.tls_skip_verify;
+    if !verified {
+        settings.push(("SKIP_VERIFY", "true".to_string()));
+    }
+    let paths = [
+        ("CACERT", &vault.ca_cert),
+        ("CAPATH", &vault.ca_path),
+        ("CLIENT_CERT", &vault.client_cert),
+        ("CLIENT_KEY", &vault.client_key),
+    ];
+    for (name, path) in paths {
+        if let Some(path) = path {
+            settings.push((name, path.display().to_string()));
+        }
+    }
+    if let Some(name) = &vault.tls_server_name {
+        settings.push(("TLS_SERVER_NAME", name.clone()));
+    }
+    ["VAULT", "BAO"]
+        .iter()
+        .flat_map(|prefix| {
+            settings
+                .iter()
+                .map(move |(name, value)| (format!("{prefix}_{name}"), value.clone()))
+        })
+        .collect()
 }
 
 async fn run_script(script: &Script, timeout: Duration) -> bool {
@@ -44,7 +84,12 @@ async fn run_script(script: &Script, timeout: Duration) -> bool {
     }
 }
 
-async fn run_program(command: &TemplateCommand, timeout: Duration, why: &Unsupported) -> bool {
+async fn run_program(
+    command: &TemplateCommand,
+    timeout: Duration,
+    env: &[(String, String)],
+    why: &Unsupported,
+) -> bool {
     let (program, args): (&str, Vec<&str>) = match command {
         TemplateCommand::Shell(line) => ("/bin/sh", vec!["-c", line.as_str()]),
         TemplateCommand::Argv(argv) => match argv.split_first() {
@@ -58,6 +103,7 @@ async fn run_program(command: &TemplateCommand, timeout: Duration, why: &Unsuppo
     // agent's stop ends what it started too.
     let spawned = tokio::process::Command::new(program)
         .args(&args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::inherit())
         .stderr(std::process::Stdio::inherit())
@@ -134,17 +180,25 @@ mod tests {
     async fn commands_report_success_failure_and_timeouts() {
         let argv =
             |words: &[&str]| TemplateCommand::Argv(words.iter().map(|w| w.to_string()).collect());
-        assert!(run(&argv(&["true"]), Duration::from_secs(10)).await);
-        assert!(!run(&argv(&["false"]), Duration::from_secs(10)).await);
-        assert!(!run(&argv(&["/nonexistent/program"]), Duration::from_secs(10)).await);
+        assert!(run(&argv(&["true"]), Duration::from_secs(10), &[]).await);
+        assert!(!run(&argv(&["false"]), Duration::from_secs(10), &[]).await);
         assert!(
-            run(
-                &TemplateCommand::Shell("exit 0".into()),
-                Duration::from_secs(10)
+            !run(
+                &argv(&["/nonexistent/program"]),
+                Duration::from_secs(10),
+                &[]
             )
             .await
         );
-        assert!(!run(&argv(&["sleep", "5"]), Duration::from_millis(100)).await);
+        assert!(
+            run(
+                &TemplateCommand::Shell("exit 0".into()),
+                Duration::from_secs(10),
+                &[]
+            )
+            .await
+        );
+        assert!(!run(&argv(&["sleep", "5"]), Duration::from_millis(100), &[]).await);
     }
 
     /// A command that leaves a process running in the background is done when it exits (the
@@ -154,7 +208,7 @@ mod tests {
     async fn background_processes_hold_nothing_up_and_die_with_a_timed_out_command() {
         let started = std::time::Instant::now();
         let shell = |line: &str| TemplateCommand::Shell(line.to_string());
-        assert!(run(&shell("sleep 5 & true"), Duration::from_secs(10)).await);
+        assert!(run(&shell("sleep 5 & true"), Duration::from_secs(10), &[]).await);
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "waited {:?} for a background process",
@@ -163,11 +217,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("late");
         let line = format!("(sleep 1; touch {}) & sleep 10", marker.display());
-        assert!(!run(&shell(&line), Duration::from_millis(200)).await);
+        assert!(!run(&shell(&line), Duration::from_millis(200), &[]).await);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(
             !marker.exists(),
             "a process the timed-out command started lived on"
+        );
+    }
+
+    /// A command finds the agent's Vault connection in its environment under Vault Agent's and
+    /// OpenBao Agent's names, as consul-template gives it.
+    #[tokio::test]
+    async fn a_command_finds_the_vault_connection_in_its_environment() {
+        let vault = crate::config::Vault {
+            address: "https://vault.internal:8200".into(),
+            ca_cert: Some("/etc/vault/ca.pem".into()),
+            ca_path: None,
+            client_cert: None,
+            client_key: None,
+            tls_skip_verify: false,
+            tls_server_name: Some("vault".into()),
+            namespace: None,
+            num_retries: 12,
+            client_timeout: Duration::from_secs(60),
+        };
+        let env = vault_environment(&vault);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let line = format!("env > {}", out.display());
+        assert!(run(&TemplateCommand::Shell(line), Duration::from_secs(10), &env).await);
+        let seen = std::fs::read_to_string(&out).unwrap();
+        for prefix in ["VAULT", "BAO"] {
+            for line in [
+                "ADDR=https://vault.internal:8200",
+                "CACERT=/etc/vault/ca.pem",
+                "TLS_SERVER_NAME=vault",
+            ] {
+                assert!(
+                    seen.contains(&format!("{prefix}_{line}\n")),
+                    "{prefix}_{line}:\n{seen}"
+                );
+            }
+            assert!(!seen.contains(&format!("{prefix}_SKIP_VERIFY")), "{seen}");
+        }
+        let plain = crate::config::Vault {
+            address: "http://127.0.0.1:8200".into(),
+            ..vault
+        };
+        assert!(
+            vault_environment(&plain).contains(&("VAULT_SKIP_VERIFY".into(), "true".into())),
+            "nothing is verified over plain HTTP, as consul-template says"
         );
     }
 }

@@ -223,6 +223,9 @@ impl Agent {
         agent.api_proxy = forwarder;
         agent.shutdown_grace = config.shutdown_grace;
         agent.revoke = revoke;
+        agent
+            .runner
+            .set_command_env(command::vault_environment(&config.vault));
         if let Some(exec) = &config.exec {
             let (env_tx, env_rx) = watch::channel(None);
             agent.runner.set_env_sink(env_tx);

@@ -187,6 +187,9 @@ pub(crate) struct TemplateRunner {
     /// The `env_template` values last rendered, and where a complete set goes.
     env_values: EnvVars,
     env_tx: Option<watch::Sender<Option<Arc<EnvVars>>>>,
+    /// What a template's command finds in its environment besides the agent's: the Vault
+    /// connection (`VAULT_ADDR`...), as consul-template gives it.
+    command_env: Vec<(String, String)>,
 }
 
 impl TemplateRunner {
@@ -264,7 +267,13 @@ impl TemplateRunner {
             once: false,
             env_values: EnvVars::new(),
             env_tx: None,
+            command_env: Vec::new(),
         })
+    }
+
+    /// Sets what template commands find in their environment besides the agent's.
+    pub(crate) fn set_command_env(&mut self, env: Vec<(String, String)>) {
+        self.command_env = env;
     }
 
     /// Sends each complete, changed set of `env_template` values to `tx` (the supervisor of
@@ -443,7 +452,7 @@ impl TemplateRunner {
             }
             let slot = &self.slots[position];
             let (span, index, label) = (slot.span.clone(), slot.index, slot.label());
-            let ok = command::run(&command, timeout)
+            let ok = command::run(&command, timeout, &self.command_env)
                 .instrument(span.clone())
                 .await;
             self.metrics.command(ok);
