@@ -48,6 +48,19 @@ use tracing::Instrument;
 /// The readiness condition this module owns.
 pub(crate) const READY_CONDITION: &str = "templates";
 
+/// The longest wait between retries of a template with no valid certificate at stake (a secret
+/// not written yet, a certificate that expired): consul-template's `max_backoff` for Vault,
+/// one minute, so that a secret written a few minutes after the Pod started is picked up as
+/// soon as OpenBao Agent picks it up (the auth method's `max_backoff`, 5 min by default, would
+/// have waited up to five). A smaller `max_backoff` still bounds it.
+const RETRY_WITHOUT_CERTIFICATE_MAX: Duration = Duration::from_secs(60);
+
+/// A template's backoff for retries without a valid certificate at stake: from `min_backoff`,
+/// doubling, to `max_backoff` or [`RETRY_WITHOUT_CERTIFICATE_MAX`], whichever is shorter.
+fn retry_backoff(min_backoff: Duration, max_backoff: Duration) -> Backoff {
+    Backoff::new(min_backoff, max_backoff.min(RETRY_WITHOUT_CERTIFICATE_MAX))
+}
+
 /// With `exit_on_retry_failure`: the wait before a failed template's first retry, doubling
 /// after each (consul-template's retry function), up to [`EXIT_RETRY_MAX`].
 const EXIT_RETRY_FIRST: Duration = Duration::from_millis(250);
@@ -240,7 +253,7 @@ impl TemplateRunner {
                 uses: BTreeSet::new(),
                 rendered: false,
                 successful_renders: 0,
-                backoff: Backoff::new(min_backoff, max_backoff),
+                backoff: retry_backoff(min_backoff, max_backoff),
                 retry_at: None,
                 failures: 0,
                 span,
@@ -1450,6 +1463,19 @@ mod tests {
 
     fn read(path: &str) -> Dependency {
         Dependency::secret(path.to_string(), Vec::new())
+    }
+
+    /// A secret not written yet is retried at least once a minute however long it takes, as
+    /// OpenBao Agent retries it, whatever the auth method's `max_backoff` (5 min by default); a
+    /// shorter one still bounds it.
+    #[test]
+    fn retries_without_a_certificate_wait_at_most_a_minute() {
+        let mut default = retry_backoff(Duration::from_secs(1), Duration::from_secs(300));
+        let longest = (0..30).map(|_| default.next_delay()).max().unwrap();
+        assert!(longest <= Duration::from_secs(60), "{longest:?}");
+        assert!(longest >= Duration::from_secs(1));
+        let mut short = retry_backoff(Duration::from_secs(1), Duration::from_secs(10));
+        assert!((0..30).all(|_| short.next_delay() <= Duration::from_secs(10)));
     }
 
     #[test]
