@@ -51,7 +51,7 @@ pub(crate) fn secret_value(response: &serde_json::Value) -> Value {
         ("LeaseID", text(response, "lease_id")),
         ("LeaseDuration", number(response, "lease_duration")),
         ("Renewable", flag(response, "renewable")),
-        ("Data", or_nil(data(response.get("data")), &NIL_DATA)),
+        ("Data", or_nil(data(data_of(response)), &NIL_DATA)),
         (
             "Warnings",
             or_nil(field(response, "warnings"), &NIL_STRINGS),
@@ -60,6 +60,17 @@ pub(crate) fn secret_value(response: &serde_json::Value) -> Value {
         ("WrapInfo", wrap_info(response.get("wrap_info"))),
     ];
     go_struct("*dependency.Secret", fields)
+}
+
+/// What `.Data` holds: Vault's `data`; for an answer that has none, not being a secret
+/// (`sys/health`, `sys/seal-status`, `sys/leader`, an OIDC key set at
+/// `identity/oidc/.well-known/keys`), the whole answer, as OpenBao Agent gives it (checked with
+/// `bao agent`). A `data` that is `null` stays nil.
+fn data_of(response: &serde_json::Value) -> Option<&serde_json::Value> {
+    match response.get("data") {
+        None if response.is_object() => Some(response),
+        data => data,
+    }
 }
 
 fn auth(auth: Option<&serde_json::Value>) -> Value {

@@ -1486,3 +1486,57 @@ template {{
         );
     }
 }
+
+/// Answers that are not secrets (`sys/health`, `sys/seal-status`, `sys/leader`, an OIDC key
+/// set) have no `data`: `.Data` is the whole answer, as OpenBao Agent renders it (an app's
+/// JWKS file rendered from `identity/oidc/.well-known/keys` was `null`).
+#[test]
+fn answers_without_data_render_whole_as_in_openbao_agent() {
+    let bed = bao::bed();
+    let dir = tempfile::tempdir().unwrap();
+    let token = util::write_file(dir.path(), "token", bed.root_token());
+    let config_for = |name: &str| {
+        util::write_file(
+            dir.path(),
+            &format!("{name}.hcl"),
+            &format!(
+                r#"exit_after_auth = true
+vault {{
+  address = "{addr}"
+}}
+auto_auth {{
+  method "token_file" {{ config = {{ token_file_path = "{token}" }} }}
+}}
+template {{
+  contents    = <<EOT
+{{{{ with secret "sys/health" }}}}{{{{ .Data.initialized }}}} {{{{ .Data.sealed }}}} [{{{{ .RequestID }}}}]{{{{ end }}}}
+{{{{ with secret "sys/seal-status" }}}}{{{{ .Data.type }}}}{{{{ end }}}}
+{{{{ with secret "sys/leader" }}}}{{{{ .Data.ha_enabled }}}}{{{{ end }}}}
+{{{{ with secret "identity/oidc/.well-known/keys" }}}}{{{{ .Data | toJSON }}}}{{{{ end }}}}
+EOT
+  destination = "{dir}/{name}.out"
+}}
+"#,
+                addr = bed.addr(),
+                token = token.display(),
+                dir = dir.path().display(),
+            ),
+        )
+    };
+    run_openbao_agent(bed, &config_for("bao"));
+    let theirs = std::fs::read_to_string(dir.path().join("bao.out")).unwrap();
+    assert!(
+        theirs.starts_with("true false []\nshamir\n"),
+        "the reference: {theirs}"
+    );
+    let agent = Launch::agent(
+        &[&config_for("ours")],
+        bed.addr(),
+        &dir.path().join("ours.log"),
+    )
+    .spawn();
+    let (code, log) = agent.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    let ours = std::fs::read_to_string(dir.path().join("ours.out")).unwrap();
+    assert_eq!(ours, theirs);
+}
