@@ -412,6 +412,40 @@ async fn run_parts(
     }
 }
 
+/// Binds the agent's metrics listener. A Vault Agent file says nothing of this port, and the
+/// default may be another process's (a second agent on the host, the app): the agent's job,
+/// its files, does not depend on it, so a taken default gives a loopback port of the system's
+/// choosing, with a warning. A port the configuration names is still an error.
+async fn bind_metrics(telemetry: &crate::config::Telemetry) -> anyhow::Result<TcpListener> {
+    let key = "telemetry.metrics_listen";
+    let backlog = telemetry.listen_backlog;
+    match crate::http_server::bind(telemetry.metrics_listen, key, backlog).await {
+        Ok(listener) => Ok(listener),
+        Err(err) if !telemetry.metrics_listen_given && address_in_use(&err) => {
+            let fallback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            let listener = crate::http_server::bind(fallback, key, backlog).await?;
+            tracing::warn!(
+                default = %telemetry.metrics_listen,
+                instead = %listener.local_addr().unwrap_or(fallback),
+                "the default metrics address is taken by another process: the metrics are \
+                 served on a loopback port instead; set telemetry {{ metrics_listen }} to choose \
+                 one"
+            );
+            Ok(listener)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether `err` (from a bind) is an address another socket holds.
+fn address_in_use(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    })
+}
+
 /// Runs the agent of `config` until shutdown: binds its metrics listener, builds, serves.
 pub async fn run(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Result<()> {
     run_in_span(config, lifecycle)
@@ -424,12 +458,7 @@ async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Resu
     // written there: its thread starts now, alongside the listener and the pid file, instead
     // of when the login waits on it (part of the time to the first certificate).
     drop(tokio::task::spawn_blocking(|| ()));
-    let metrics_listener = crate::http_server::bind(
-        config.telemetry.metrics_listen,
-        "telemetry.metrics_listen",
-        config.telemetry.listen_backlog,
-    )
-    .await?;
+    let metrics_listener = bind_metrics(&config.telemetry).await?;
     let mut api_listeners = Vec::new();
     for (index, listener) in config
         .api_proxy
@@ -448,4 +477,34 @@ async fn run_in_span(config: &AgentConfig, lifecycle: Lifecycle) -> anyhow::Resu
     let mut agent = Agent::build(config, telemetry)?;
     agent.api_listeners = api_listeners;
     agent.serve(metrics_listener, lifecycle).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A taken default metrics address (a Vault Agent file names none) gives a loopback port
+    /// instead, so the agent still does its job; a taken address the file names is an error.
+    #[tokio::test]
+    async fn a_taken_default_metrics_address_gives_a_loopback_port_a_named_one_an_error() {
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = squatter.local_addr().unwrap();
+        let telemetry = |given: bool| crate::config::Telemetry {
+            metrics_listen: taken,
+            metrics_listen_given: given,
+            cert_labels: Default::default(),
+            listen_backlog: 16,
+            vault_agent_prefixes: Vec::new(),
+        };
+        let listener = bind_metrics(&telemetry(false)).await.unwrap();
+        let bound = listener.local_addr().unwrap();
+        assert!(bound.ip().is_loopback());
+        assert_ne!(bound.port(), taken.port());
+        let err = bind_metrics(&telemetry(true)).await.unwrap_err();
+        assert!(address_in_use(&err), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("telemetry.metrics_listen"),
+            "{err:#}"
+        );
+    }
 }

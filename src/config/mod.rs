@@ -435,6 +435,8 @@ pub struct Wait {
 pub struct Telemetry {
     /// The agent's `/metrics`, `/healthz`, `/readyz` listener.
     pub metrics_listen: SocketAddr,
+    /// Whether a file set `metrics_listen` (else it is the default, which may be taken).
+    pub metrics_listen_given: bool,
     /// `cert_labels`: the `cert` label of the certificate written to a file, when it should
     /// not be the file's base name (the default, which the proxy uses too).
     pub cert_labels: BTreeMap<PathBuf, String>,

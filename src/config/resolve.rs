@@ -337,6 +337,7 @@ pub(super) fn resolve(
     );
     let vault_agent_prefixes = vault_agent_prefixes(telemetry.metrics_prefix.as_deref());
     let telemetry = Telemetry {
+        metrics_listen_given: telemetry.metrics_listen.is_some(),
         metrics_listen: r.socket(
             &["telemetry", "metrics_listen"],
             telemetry.metrics_listen.as_deref(),
