@@ -1610,7 +1610,7 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
         &raw.function_blacklist,
         "templates here can call only the functions listed in the README; remove it",
     );
-    let command = raw.command.and_then(command_from);
+    let command = raw.command.map(split_at_commas).and_then(command_from);
     let command_timeout = r.duration(
         &strs(&path("command_timeout")),
         raw.command_timeout.as_ref(),
@@ -1621,7 +1621,7 @@ fn resolve_template(r: &mut Resolver, index: usize, raw: raw::RawTemplate) -> Op
     let (command, command_timeout) = match raw.exec {
         None => (command, command_timeout),
         Some(exec) => {
-            let exec_command = exec.command.and_then(command_from);
+            let exec_command = exec.command.map(split_at_commas).and_then(command_from);
             if exec_command.is_none() {
                 r.error(
                     &["template", &index_text, "exec", "command"],
@@ -1820,13 +1820,7 @@ fn resolve_env_template(
 /// then one element with a space runs under `sh -c`), `restart_on_secret_changes` `always`
 /// (the default) or `never`, and `restart_stop_signal` a signal name (`SIGTERM` by default).
 fn resolve_exec(r: &mut Resolver, raw: raw::RawSupervisedExec) -> Option<Exec> {
-    let argv = match raw.command {
-        Some(raw::StringOrList::One(line)) if line.contains(',') => Some(raw::StringOrList::Many(
-            line.split(',').map(str::to_string).collect(),
-        )),
-        other => other,
-    };
-    let command = argv.and_then(command_from);
+    let command = raw.command.map(split_at_commas).and_then(command_from);
     if command.is_none() {
         r.error(
             &["exec", "command"],
@@ -3936,6 +3930,18 @@ fn resolve_cert_labels(
     labels
 }
 
+/// A command given as one string, as Vault Agent decodes it into a list: split at its commas
+/// (`"/usr/bin/touch,/tmp/x"` is the program and its argument, run without a shell, checked
+/// with `bao agent`); a string without one stays a string.
+fn split_at_commas(raw: raw::StringOrList) -> raw::StringOrList {
+    match raw {
+        raw::StringOrList::One(line) if line.contains(',') => {
+            raw::StringOrList::Many(line.split(',').map(str::to_string).collect())
+        }
+        other => other,
+    }
+}
+
 /// A template's `command` or `exec.command` as consul-template runs it: one string (or a list
 /// of one) with spaces goes to `sh -c`; a single word or a longer list is an argument vector,
 /// run without a shell. Empty means none.
@@ -3978,5 +3984,37 @@ mod tests {
         assert_eq!(vault_agent_prefixes(Some("team.a-b")), ["team_a_b"]);
         assert_eq!(vault_agent_prefixes(Some("9x")), ["_x"]);
         assert_eq!(vault_agent_prefixes(Some("my app/v2:x")), ["my_app_v2:x"]);
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::{command_from, split_at_commas};
+    use crate::config::TemplateCommand;
+    use crate::config::raw::StringOrList;
+
+    /// A command string is read as Vault Agent reads it (checked with `bao agent`): split at
+    /// its commas into a program and its arguments, run without a shell; without a comma, a
+    /// line with spaces goes to `sh -c`.
+    #[test]
+    fn a_command_string_is_split_at_commas_as_vault_agent_reads_it() {
+        let read = |line: &str| command_from(split_at_commas(StringOrList::One(line.into())));
+        assert_eq!(
+            read("/usr/bin/touch,/tmp/x"),
+            Some(TemplateCommand::Argv(vec![
+                "/usr/bin/touch".into(),
+                "/tmp/x".into()
+            ]))
+        );
+        assert_eq!(
+            read("kill -HUP $(pidof nginx)"),
+            Some(TemplateCommand::Shell("kill -HUP $(pidof nginx)".into()))
+        );
+        let list = StringOrList::Many(vec!["printf".into(), "a,b".into()]);
+        assert_eq!(
+            command_from(split_at_commas(list)),
+            Some(TemplateCommand::Argv(vec!["printf".into(), "a,b".into()])),
+            "a list is taken as it is"
+        );
     }
 }
