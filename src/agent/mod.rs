@@ -344,13 +344,15 @@ impl Agent {
         {
             revoke.run(&lifecycle.abort).await;
         }
+        // Whether a stop signal (or the quit endpoint) ended it, rather than its own end.
+        let stopped = lifecycle.shutdown.is_cancelled();
         lifecycle.shutdown.cancel();
         let _ = metrics_task.await;
         for task in proxy_tasks {
             let _ = task.await;
         }
         result?;
-        if self.exit_after_auth {
+        if self.exit_after_auth && !stopped {
             tracing::info!("exit_after_auth: every template rendered; exiting");
         } else {
             tracing::info!("agent stopped");
