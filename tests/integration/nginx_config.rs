@@ -1759,11 +1759,7 @@ async fn allow_and_deny_refuse_whom_nginx_refuses() {
         let mut seen = Vec::new();
         for from in ["127.0.0.1", "127.0.0.2"] {
             for path in paths {
-                let status = head_from(from, port, d, path, &[], &[])
-                    .into_iter()
-                    .find(|(name, _)| name == ":status")
-                    .map(|(_, status)| status)
-                    .unwrap_or_default();
+                let status = status_from(from, port, d, path, &[]);
                 seen.push(format!("{from} {path} {status}"));
             }
         }
@@ -1867,11 +1863,7 @@ async fn escaped_and_dotted_paths_meet_the_locations_nginx_chooses() {
         paths
             .iter()
             .map(|path| {
-                let status = head_from("127.0.0.1", port, d, path, &[], &["--path-as-is"])
-                    .into_iter()
-                    .find(|(name, _)| name == ":status")
-                    .map(|(_, status)| status)
-                    .unwrap_or_default();
+                let status = status_from("127.0.0.1", port, d, path, &["--path-as-is"]);
                 format!("{path} {status}")
             })
             .collect::<Vec<_>>()
@@ -3076,6 +3068,15 @@ fn field(fields: &[(String, String)], name: &str) -> String {
 /// lowercased, value)`, after the status as `(":status", code)`.
 fn head(port: u16, dir: &Path, path: &str, extra: &[&str]) -> Vec<(String, String)> {
     head_from("127.0.0.1", port, dir, path, extra, &[])
+}
+
+/// The status of a GET of `path` from the client address `from`, with curl's `options`.
+fn status_from(from: &str, port: u16, dir: &Path, path: &str, options: &[&str]) -> String {
+    head_from(from, port, dir, path, &[], options)
+        .into_iter()
+        .find(|(name, _)| name == ":status")
+        .map(|(_, status)| status)
+        .unwrap_or_default()
 }
 
 /// [`head`] from the client address `from` (an address of the loopback block, 127.0.0.0/8,

@@ -728,6 +728,25 @@ async fn silent_upstream() -> SocketAddr {
     address
 }
 
+/// An upstream on a loopback port of its own whose every connection `serve` handles, in a task
+/// of its own.
+async fn serving_upstream<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an upstream");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    address
+}
+
 /// An upstream that promises 100000 bytes for `/half` and closes after 7; any other path gets
 /// a complete `ok` (and `Connection: close`).
 async fn truncating_upstream() -> SocketAddr {
@@ -1359,31 +1378,23 @@ async fn silent_upstream_is_a_504_after_the_response_timeout() {
 /// An upstream whose response body comes in 4 pieces of 5 bytes, `pause` apart, after a head
 /// announcing `announced` bytes; it then holds the connection open without a word.
 async fn pausing_upstream(pause: Duration, announced: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind pausing");
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if read_head(&mut stream).await.is_none() {
-                    return;
-                }
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {announced}\r\n\r\n");
-                if stream.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                for _ in 0..4 {
-                    if stream.write_all(b"12345").await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
-                tokio::time::sleep(Duration::from_secs(60)).await;
-            });
+    serving_upstream(move |mut stream| async move {
+        if read_head(&mut stream).await.is_none() {
+            return;
         }
-    });
-    address
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {announced}\r\n\r\n");
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..4 {
+            if stream.write_all(b"12345").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await
 }
 
 /// `upstream_response_timeout` is also the longest pause in the response body, as nginx's
@@ -1548,31 +1559,26 @@ async fn an_upstream_closing_idle_connections_costs_no_request() {
 /// that arrives on a connection idle that long is read, and the connection closed without an
 /// answer (made certain, where a real one races). Counts the requests it answers.
 async fn closing_on_reuse_upstream() -> (SocketAddr, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind closing");
-    let address = listener.local_addr().unwrap();
     let answered = Arc::new(AtomicU64::new(0));
     let count = answered.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut answered_at: Option<Instant> = None;
-                while read_head(&mut stream).await.is_some() {
-                    if answered_at.is_some_and(|at| at.elapsed() >= Duration::from_millis(250)) {
-                        return;
-                    }
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
-                    if stream.write_all(answer).await.is_err() {
-                        return;
-                    }
-                    count.fetch_add(1, Ordering::Relaxed);
-                    answered_at = Some(Instant::now());
+    let address = serving_upstream(move |mut stream| {
+        let count = count.clone();
+        async move {
+            let mut answered_at: Option<Instant> = None;
+            while read_head(&mut stream).await.is_some() {
+                if answered_at.is_some_and(|at| at.elapsed() >= Duration::from_millis(250)) {
+                    return;
                 }
-            });
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                answered_at = Some(Instant::now());
+            }
         }
-    });
+    })
+    .await;
     (address, answered)
 }
 
@@ -1611,37 +1617,29 @@ async fn a_request_the_upstream_closed_its_idle_connection_under_is_sent_again()
 /// `/sized` with a length, `/eof` delimited by the close. Sends back whether the request had an
 /// `Expect` line.
 async fn http10_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind http/1.0");
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Some(head) = read_head(&mut stream).await else {
-                    return;
-                };
-                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-                let expect = if text.contains("\r\nexpect:") {
-                    "expect"
-                } else {
-                    "none"
-                };
-                let body = format!("{expect}\n");
-                let reply = if text.starts_with("get /sized ") {
-                    format!(
-                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                } else {
-                    format!("HTTP/1.0 200 OK\r\n\r\n{body}")
-                };
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    address
+    serving_upstream(|mut stream| async move {
+        let Some(head) = read_head(&mut stream).await else {
+            return;
+        };
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let expect = if text.contains("\r\nexpect:") {
+            "expect"
+        } else {
+            "none"
+        };
+        let body = format!("{expect}\n");
+        let reply = if text.starts_with("get /sized ") {
+            format!(
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            format!("HTTP/1.0 200 OK\r\n\r\n{body}")
+        };
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await
 }
 
 /// An HTTP/1.0 app's answers reach an HTTP/1.1 client as HTTP/1.1 on a connection kept alive
