@@ -638,9 +638,9 @@ fn own_request_header(lower: &str) -> Option<&'static str> {
         | "trailer" | "proxy-connection" => {
             Some("the proxy frames each request and its connection itself")
         }
-        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" => Some(
-            "the proxy sets X-Forwarded-For/-Proto/-Host (or Forwarded) itself: the client's \
-             address, https and its Host",
+        "x-forwarded-for" | "x-forwarded-proto" | "forwarded" => Some(
+            "the proxy sets X-Forwarded-For/-Proto (or Forwarded) itself: the client's address \
+             and https",
         ),
         "x-real-ip" => Some("X-Real-IP is the client's address (proxy.x_real_ip) or passed as is"),
         _ => None,
@@ -674,7 +674,9 @@ fn header_is_equivalent(name: &str, value: &str) -> bool {
         "host" => value == "$http_host",
         "x-forwarded-for" => value == "$remote_addr",
         "x-forwarded-proto" => matches!(value, "$scheme" | "https"),
-        "x-forwarded-host" => matches!(value, "$host" | "$http_host"),
+        // The proxy's own is the Host as sent, port included: nginx's `$http_host`. `$host`
+        // (no port) is set as a request header, as any other value.
+        "x-forwarded-host" => value == "$http_host",
         "upgrade" => value == "$http_upgrade",
         "connection" => {
             value.eq_ignore_ascii_case("upgrade")

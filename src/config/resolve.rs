@@ -2517,10 +2517,6 @@ const NOT_REQUEST_HEADERS: &[(&str, &str)] = &[
         "x-forwarded-proto",
         "set by the proxy (proxy.forwarded_headers)",
     ),
-    (
-        "x-forwarded-host",
-        "set by the proxy (proxy.forwarded_headers)",
-    ),
     ("forwarded", "set by the proxy (proxy.forwarded_headers)"),
     ("x-real-ip", "set with proxy.x_real_ip"),
 ];

@@ -2374,7 +2374,8 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
              X-Server $server_name;\n            proxy_set_header X-TLS \"$ssl_protocol \
              $ssl_server_name\";\n            proxy_set_header X-Request-ID $request_id;\n            \
              proxy_set_header X-Remote-Port $remote_port;\n            proxy_set_header \
-             X-Forwarded-For $proxy_add_x_forwarded_for;\n        }}\n    }}\n}}\n",
+             X-Forwarded-For $proxy_add_x_forwarded_for;\n            proxy_set_header \
+             X-Forwarded-Host $host;\n        }}\n    }}\n}}\n",
             app = app.address.port(),
         ),
     );
@@ -2410,6 +2411,7 @@ async fn request_variables_reach_the_app_as_nginx_sends_them() {
             for name in [
                 "host",
                 "x-forwarded-for",
+                "x-forwarded-host",
                 "x-method",
                 "x-original-uri",
                 "x-path",
