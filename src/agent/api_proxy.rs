@@ -285,7 +285,7 @@ impl Forwarder {
                 // the status: hvac raises InternalServerError for it).
                 let failed = vault_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("failed to get the response: cannot reach Vault: {err}"),
+                    &format!("failed to get the response: {err}"),
                 );
                 (failed, Some(ProxyOutcome::Unreachable))
             }

@@ -475,8 +475,9 @@ impl TemplateRunner {
             }
             if self.settings.exit_on_retry_failure {
                 return Err(anyhow!(
-                    "{label}: its command failed and template_config.exit_on_retry_failure is \
-                     set (the files stay written)"
+                    "{label}: its command failed (its output is above) and \
+                     template_config.exit_on_retry_failure is set; the files stay written. Fix \
+                     the command, or unset exit_on_retry_failure to log such failures and go on"
                 ));
             }
             span.in_scope(|| {

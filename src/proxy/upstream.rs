@@ -375,11 +375,10 @@ impl Body for UpstreamBody {
                 // nginx's `proxy_read_timeout` between two reads: the timer is set when the
                 // body first waits, and set again when it waits after a piece came.
                 let timeout = self.read_timeout;
-                let deadline = tokio::time::Instant::now() + timeout;
                 match &mut self.stall {
                     None => self.stall = Some((Box::pin(tokio::time::sleep(timeout)), false)),
                     Some((sleep, moved)) if *moved => {
-                        sleep.as_mut().reset(deadline);
+                        sleep.as_mut().reset(tokio::time::Instant::now() + timeout);
                         *moved = false;
                     }
                     Some(_) => {}
