@@ -576,6 +576,12 @@ fn proxy(out: &mut String, config: &Config) {
                 None => "bodies of any size".to_string(),
             });
         }
+        if route.request_buffering != proxy.request_buffering {
+            differs.push(match route.request_buffering {
+                Some(bytes) => format!("bodies without a length held up to {bytes} bytes"),
+                None => "bodies streamed as they come".to_string(),
+            });
+        }
         if route.request_headers != proxy.request_headers {
             differs.push("its own request_headers".to_string());
         }

@@ -497,6 +497,10 @@ pub struct Proxy {
     /// Largest request body, in bytes (nginx's `client_max_body_size`): a larger one gets 413
     /// and never reaches the upstream in full. `None`: no limit.
     pub max_request_body: Option<u64>,
+    /// nginx's `proxy_request_buffering on`: a request body without a length (chunked, or an
+    /// HTTP/2 stream without `content-length`) is read first, up to this many bytes, and sent
+    /// with a `Content-Length`; a longer one goes on chunked. `None`: streamed as it comes.
+    pub request_buffering: Option<u64>,
     /// Which forwarding headers the upstream gets.
     pub forwarded_headers: ForwardedHeaders,
     /// Every peer's `X-Forwarded-For` (or `Forwarded`) list is appended to, not only
@@ -604,6 +608,7 @@ impl Proxy {
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_response_timeout: self.upstream_response_timeout,
             max_request_body: self.max_request_body,
+            request_buffering: self.request_buffering,
             request_headers: self.request_headers.clone(),
             redirect_rewrite: self.redirect_rewrite.clone(),
             x_real_ip: self.x_real_ip,
@@ -838,6 +843,7 @@ pub struct Route {
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
     pub max_request_body: Option<u64>,
+    pub request_buffering: Option<u64>,
     /// Replace the proxy's `request_headers` whole when given, as nginx's `proxy_set_header`
     /// in a location replaces the server's.
     pub request_headers: Vec<(String, String)>,

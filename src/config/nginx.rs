@@ -543,7 +543,6 @@ const NGINX_ITSELF: &[&str] = &[
     "sendfile_max_chunk",
     "proxy_max_temp_file_size",
     "proxy_temp_file_write_size",
-    "proxy_request_buffering",
     "proxy_next_upstream",
     "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout",
@@ -608,10 +607,6 @@ fn why_ignored(name: &str) -> &'static str {
         "proxy_buffering" => {
             "the proxy streams each response as the app sends it, as nginx does with off \
              (server-sent events and long polls flow at once), buffering none on disk"
-        }
-        "proxy_request_buffering" => {
-            "the proxy streams a request body to the app as it arrives, as nginx does with off \
-             (with on, nginx reads it whole first)"
         }
         "proxy_send_timeout" => {
             "no timeout of its own for writing to the app: upstream_response_timeout \
@@ -904,6 +899,9 @@ struct Mapper {
     /// `proxy_connect_timeout` and `proxy_read_timeout` of the server (with the `http` level's)
     /// and of `location /`: the location's win, wherever they stand.
     upstream_timeouts: [Vec<Directive>; 2],
+    /// `proxy_request_buffering` and `proxy_http_version` of the server (with the `http`
+    /// level's) and of `location /`.
+    request_buffering: [Vec<Directive>; 2],
     /// The port of the listener served: nginx's `$server_port`.
     listen_port: Option<String>,
     /// The server's first `server_name`: nginx's `$server_name`.
@@ -978,12 +976,17 @@ struct Mapper {
 }
 
 impl Mapper {
+    /// Once per directive and message: a server's directive read again for each location
+    /// that inherits it is warned about once.
     fn warn(&mut self, directive: &Directive, message: impl Into<String>) {
-        self.warnings.push(ConfigWarning {
+        let warning = ConfigWarning {
             origin: directive.at.clone(),
             path: directive.name.clone(),
             message: message.into(),
-        });
+        };
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
     }
 
     fn error(&mut self, directive: &Directive, message: impl Into<String>) {
@@ -1673,6 +1676,10 @@ impl Mapper {
                 | "gzip_proxied" | "gzip_http_version" => self.gzip.push(d.clone()),
                 // Read before the loop ([`Mapper::redirects`]).
                 "absolute_redirect" | "port_in_redirect" | "server_name_in_redirect" => {}
+                "proxy_request_buffering" | "proxy_http_version" => {
+                    let d = self.buffering_directive(d);
+                    self.request_buffering[0].push(d);
+                }
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -1821,6 +1828,16 @@ impl Mapper {
         self.body_size(server);
         self.access_log(server);
         self.upstream_timeouts();
+        let [outer, location] = std::mem::take(&mut self.request_buffering);
+        if let (Some(false), Some(at)) = (
+            self.buffered(&[&location, &outer]),
+            location
+                .iter()
+                .chain(&outer)
+                .find(|d| d.name == "proxy_request_buffering"),
+        ) {
+            self.set(at, &["proxy", "request_buffering"], Value::from(false));
+        }
         self.fixed_responses();
         match (client_ca, verify) {
             (Some((at, file)), Some((how, mode))) if mode == "on" || mode == "optional" => {
@@ -2251,6 +2268,53 @@ impl Mapper {
         }
     }
 
+    /// `proxy_http_version` is still warned about (the proxy speaks HTTP/1.1 to the app);
+    /// both are kept for [`Mapper::buffered`].
+    fn buffering_directive(&mut self, d: &Directive) -> Directive {
+        if d.name == "proxy_http_version" {
+            let why = why_ignored(&d.name);
+            self.warn(d, format!("ignored: {why}"));
+        }
+        d.clone()
+    }
+
+    /// Whether nginx reads a request body whole before it sends it, from the
+    /// `proxy_request_buffering` and `proxy_http_version` of `levels` (nearest first; each
+    /// directive the last of the nearest level that has it): unless `proxy_request_buffering
+    /// off`, and even then for a chunked body unless `proxy_http_version 1.1`, as nginx can
+    /// send a body of unknown length to the app only chunked. `None` after an error.
+    fn buffered(&mut self, levels: &[&[Directive]]) -> Option<bool> {
+        let nearest = |name: &str| {
+            levels
+                .iter()
+                .find_map(|level| level.iter().rfind(|d| d.name == name))
+                .cloned()
+        };
+        let Some(d) = nearest("proxy_request_buffering") else {
+            return Some(true);
+        };
+        match d.args.as_slice() {
+            [on] if on == "on" => Some(true),
+            [off] if off == "off" => {
+                let version = nearest("proxy_http_version");
+                if version.is_some_and(|v| v.args == ["1.1"]) {
+                    Some(false)
+                } else {
+                    self.warn(
+                        &d,
+                        "a body without a length is read whole first all the same (as nginx \
+                         does without proxy_http_version 1.1: it cannot send one chunked)",
+                    );
+                    Some(true)
+                }
+            }
+            _ => {
+                self.error(&d, "expects on or off");
+                None
+            }
+        }
+    }
+
     /// `client_max_body_size`: the location's, else the server's (or the `http` level's), else
     /// nginx's default of 1m; `0` (no limit) too is passed on.
     fn body_size(&mut self, server: &Directive) {
@@ -2435,6 +2499,10 @@ impl Mapper {
             "proxy_pass" => self.proxy_pass(d, &arg),
             "proxy_connect_timeout" | "proxy_read_timeout" => {
                 self.upstream_timeouts[1].push(d.clone());
+            }
+            "proxy_request_buffering" | "proxy_http_version" => {
+                let d = self.buffering_directive(d);
+                self.request_buffering[1].push(d);
             }
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
@@ -3622,6 +3690,7 @@ impl Mapper {
         }
         let mut pass: Option<(Directive, ProxyPass)> = None;
         let mut timeouts = Vec::new();
+        let mut buffering = Vec::new();
         let mut headers = Vec::new();
         let mut redirects = Vec::new();
         let mut body_size = None;
@@ -3665,6 +3734,9 @@ impl Mapper {
                     None => ok = false,
                 },
                 "proxy_connect_timeout" | "proxy_read_timeout" => timeouts.push(inner.clone()),
+                "proxy_request_buffering" | "proxy_http_version" => {
+                    buffering.push(self.buffering_directive(inner));
+                }
                 "proxy_set_header"
                     if asked_by_auth
                         && matches!(inner.args.as_slice(), [name, empty]
@@ -3939,6 +4011,15 @@ impl Mapper {
                 None => default.to_string(),
             };
             route.insert(key.into(), Value::from(value));
+        }
+        // nginx's `proxy_request_buffering`: the location's, else the server's (not
+        // `location /`'s, which the proxy's own settings hold).
+        let outer = self.request_buffering[0].clone();
+        match self.buffered(&[&buffering, &outer]) {
+            Some(on) => {
+                route.insert("request_buffering".into(), Value::from(on));
+            }
+            None => return None,
         }
         let body = body_size.or_else(|| self.body_size[0].clone());
         let body = match body {
@@ -5290,6 +5371,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
+                "request_buffering": true,
                 "request_headers": { "Host": "localhost:3012" },
                 "x_real_ip": true,
                 "basic_auth_realm": "off",
@@ -5311,6 +5393,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "0",
+                "request_buffering": true,
                 "request_headers": { "Host": "app", "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
@@ -5332,6 +5415,7 @@ server {
                 "upstream_connect_timeout": "5s",
                 "upstream_response_timeout": "30s",
                 "max_request_body": "5m",
+                "request_buffering": true,
                 "request_headers": { "Host": "app", "X-Scheme": "https" },
                 "x_real_ip": false,
                 "basic_auth_realm": "off",
@@ -6542,6 +6626,80 @@ server {
             value(&mapped, "proxy.upstream_connect_timeout").as_deref(),
             Some("5s"),
             "the http level's, inherited"
+        );
+    }
+
+    /// `proxy_request_buffering off` turns buffering off only with `proxy_http_version 1.1`,
+    /// each the location's else the server's (`location /`'s for the proxy's own); nginx's
+    /// default, and `off` over HTTP/1.0 (warned), hold the body.
+    #[test]
+    fn request_buffering_is_off_only_with_http_1_1() {
+        let mapped = map(
+            "http {\n  proxy_http_version 1.1;\n  server {\n    listen 8443 ssl;\n    \
+             ssl_certificate a.crt;\n    ssl_certificate_key a.key;\n    location / {\n      \
+             proxy_pass http://127.0.0.1:80;\n      proxy_request_buffering off;\n    }\n    \
+             location /a/ { proxy_pass http://127.0.0.1:80; }\n    \
+             location /b/ { proxy_pass http://127.0.0.1:80; proxy_request_buffering off; }\n    \
+             location /c/ { proxy_pass http://127.0.0.1:80; proxy_request_buffering off; \
+             proxy_http_version 1.0; }\n  }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.request_buffering").as_deref(),
+            Some("false"),
+            "location /'s off, with the http level's 1.1"
+        );
+        let routes = mapped
+            .settings
+            .iter()
+            .find(|(_, key, _)| *key == ["proxy", "routes"])
+            .map(|(_, _, value)| serde_json::to_value(value).unwrap())
+            .expect("routes");
+        let buffering: Vec<_> = routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|route| {
+                (
+                    route["location"].clone(),
+                    route["request_buffering"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            buffering,
+            [
+                ("/a/".into(), true.into()),
+                ("/b/".into(), false.into()),
+                ("/c/".into(), true.into()),
+            ],
+            "the server's default for /a/ (not location /'s off); /c/ over HTTP/1.0"
+        );
+        let warned: Vec<_> = mapped
+            .warnings
+            .iter()
+            .filter(|w| w.path == "proxy_request_buffering")
+            .collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].message.contains("proxy_http_version 1.1"));
+        // Neither at all: nothing set, the proxy's default (held).
+        let plain = map(
+            "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / { proxy_pass http://127.0.0.1:80; proxy_request_buffering \
+             off; }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(value(&plain, "proxy.request_buffering"), None);
+        let bad = map(
+            "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  proxy_request_buffering maybe;\n  location / { proxy_pass \
+             http://127.0.0.1:80; }\n}\n",
+        )
+        .unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("proxy_request_buffering: expects on or off"),
+            "{bad}"
         );
     }
 

@@ -2014,6 +2014,39 @@ fn request_body_limit(r: &mut Resolver, at: &[&str], value: Option<&Scalar>) -> 
     }
 }
 
+/// `request_buffering`: `true` (the default, [`REQUEST_BUFFER`]), `false`, or the most
+/// bytes held (`"4m"`; `0` is `false`).
+fn request_buffering(
+    r: &mut Resolver,
+    at: &[&str],
+    value: Option<&Scalar>,
+    default: Option<u64>,
+) -> Option<u64> {
+    let Some(value) = value else {
+        return default;
+    };
+    // A number is a size (`0` is off); `true`, `"off"`... are Vault's booleans.
+    if !matches!(value, Scalar::Int(_))
+        && let Ok(on) = units::scalar_boolean(value)
+    {
+        return on.then_some(REQUEST_BUFFER);
+    }
+    match units::size(value) {
+        Ok(0) => None,
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            r.error(
+                at,
+                format!("{value} is neither true, false nor a size (examples: 1m, 512k, 65536)"),
+            );
+            default
+        }
+    }
+}
+
+/// The most bytes of a request body without a length held before it is sent, by default.
+pub(crate) const REQUEST_BUFFER: u64 = 1 << 20;
+
 fn resolve_proxy(
     r: &mut Resolver,
     mut raw: raw::RawProxy,
@@ -2148,6 +2181,12 @@ fn resolve_proxy(
         r,
         &["proxy", "max_request_body"],
         raw.max_request_body.as_ref(),
+    );
+    let request_buffering = request_buffering(
+        r,
+        &["proxy", "request_buffering"],
+        raw.request_buffering.as_ref(),
+        Some(REQUEST_BUFFER),
     );
     let x_real_ip = r.boolean(&["proxy", "x_real_ip"], raw.x_real_ip.as_ref(), false);
     let auth = RawAuth {
@@ -2325,6 +2364,7 @@ fn resolve_proxy(
         max_connections,
         max_header_size,
         max_request_body,
+        request_buffering,
         forwarded_headers,
         append_forwarded_for: r.boolean(
             &["proxy", "append_forwarded_for"],
@@ -2924,6 +2964,12 @@ fn resolve_routes(
             Some(value) => request_body_limit(r, &at("max_request_body"), Some(&value)),
             None => proxy.max_request_body,
         };
+        let request_buffering = request_buffering(
+            r,
+            &at("request_buffering"),
+            route.request_buffering.as_ref(),
+            proxy.request_buffering,
+        );
         let request_headers = match route.request_headers {
             Some(headers) => {
                 let base: Vec<&str> = base.iter().copied().chain(["request_headers"]).collect();
@@ -3111,6 +3157,7 @@ fn resolve_routes(
             upstream_connect_timeout,
             upstream_response_timeout,
             max_request_body,
+            request_buffering,
             request_headers,
             redirect_rewrite,
             x_real_ip,

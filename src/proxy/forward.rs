@@ -39,7 +39,10 @@ use super::metrics::ProxyMetrics;
 use super::park::H1State;
 use super::rate_limit;
 use super::rewrite;
-use super::upstream::{BodyProgress, RequestBody, Stalled, Upstream, UpstreamBody, UpstreamError};
+use super::upstream::{
+    BodyProgress, ClientBodyError, Held, RequestBody, Stalled, Upstream, UpstreamBody,
+    UpstreamError,
+};
 use crate::config::{self, Cidr, ForwardedHeaders};
 use crate::tls::stream::NameCheck;
 
@@ -236,6 +239,8 @@ struct Target {
     response_timeout: Duration,
     /// `max_request_body`, in bytes.
     max_request_body: Option<u64>,
+    /// `request_buffering`: the most bytes of a body without a length read before it is sent.
+    request_buffering: Option<u64>,
     /// `request_headers`: set or removed on each forwarded request.
     request_headers: Vec<(HeaderName, SetHeader)>,
     /// `redirect_rewrite`: (from, to), in order.
@@ -488,6 +493,7 @@ impl Target {
             upstream_connect_timeout: connect_timeout,
             upstream_response_timeout: response_timeout,
             max_request_body,
+            request_buffering,
             request_headers,
             redirect_rewrite: redirects,
             x_real_ip,
@@ -554,6 +560,7 @@ impl Target {
             upstream: Upstream::new(address, *connect_timeout, tls),
             response_timeout: *response_timeout,
             max_request_body: *max_request_body,
+            request_buffering: *request_buffering,
             // Validated when the configuration was resolved.
             request_headers: request_headers
                 .iter()
@@ -1992,8 +1999,48 @@ impl Forwarder {
             .as_ref()
             .is_some_and(|body| !hyper::body::Body::is_end_stream(body));
         let progress = (has_body && !upgrade).then(|| Arc::new(BodyProgress::new()));
-        let request = request
+        let mut request = request
             .map(|body| RequestBody::new(body, errors.body.clone(), h1, limit, progress.clone()));
+        // nginx's `proxy_request_buffering`: a body without a length is read first, so that the
+        // app gets a `Content-Length` (many cannot read a chunked one: wsgiref, runserver...).
+        if let Some(most) = target.request_buffering
+            && progress.is_some()
+            && request.body().length_unknown()
+        {
+            match request.body_mut().hold(most, target.response_timeout).await {
+                Held::Whole(length) => {
+                    request
+                        .headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                }
+                Held::Start => {}
+                Held::Paused => {
+                    // As below: nginx's `client_body_timeout`.
+                    self.metrics.client_errors.body.inc();
+                    return (
+                        error(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "request timeout: the request body paused too long\n",
+                        ),
+                        pages,
+                    );
+                }
+                // Counted where the body failed; nothing reached the app.
+                Held::Failed(ClientBodyError::TooLarge) => {
+                    return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), pages);
+                }
+                Held::Failed(ClientBodyError::Failed(err)) => {
+                    tracing::debug!(error = %err, "the client's request body failed");
+                    return (
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            "bad request: the request body is malformed or ended early\n",
+                        ),
+                        pages,
+                    );
+                }
+            }
+        }
 
         let sent = target
             .upstream

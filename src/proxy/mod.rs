@@ -1125,6 +1125,7 @@ fn applicable(
         upstream_connect_timeout: _,
         upstream_response_timeout: _,
         max_request_body: _,
+        request_buffering: _,
         forwarded_headers: _,
         append_forwarded_for: _,
         trusted_proxies: _,

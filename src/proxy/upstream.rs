@@ -438,6 +438,20 @@ pub(crate) struct RequestBody {
     limit: Option<(u64, IntCounter)>,
     /// Told of the body's progress, when there is a body.
     progress: Option<Arc<BodyProgress>>,
+    /// What [`RequestBody::hold`] read, sent before the rest.
+    held: Bytes,
+}
+
+/// How [`RequestBody::hold`] ended.
+pub(crate) enum Held {
+    /// The whole body, of this many bytes: it can be sent with a `Content-Length`.
+    Whole(u64),
+    /// Its first bytes, more than the most to hold: the rest follows as it comes.
+    Start,
+    /// The client's pause was longer than allowed.
+    Paused,
+    /// The body failed: [`ClientBodyError`] says how (counted where it failed).
+    Failed(ClientBodyError),
 }
 
 /// How far a request body has gone to the upstream: when it last moved, whether it ended, and
@@ -532,45 +546,48 @@ impl RequestBody {
             h1,
             limit,
             progress,
+            held: Bytes::new(),
         }
     }
-}
 
-/// Why a client's request body ended early.
-#[derive(Debug)]
-pub(crate) enum ClientBodyError {
-    /// Malformed framing, or the client gone mid-upload.
-    Failed(hyper::Error),
-    /// Longer than `proxy.max_request_body`.
-    TooLarge,
-}
+    /// Whether the body's length is unknown until it ends: chunked, or an HTTP/2 stream
+    /// without `content-length`.
+    pub(crate) fn length_unknown(&self) -> bool {
+        !self.is_end_stream() && self.size_hint().exact().is_none()
+    }
 
-impl std::fmt::Display for ClientBodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientBodyError::Failed(err) => write!(f, "request body from the client: {err}"),
-            ClientBodyError::TooLarge => {
-                f.write_str("request body from the client: longer than proxy.max_request_body")
+    /// Reads the body ahead, before anything is sent, as nginx's `proxy_request_buffering`:
+    /// to its end if it has at most `most` bytes, else until it passes them. A frame is
+    /// awaited for at most `pause`. Trailers are dropped, as nginx drops them.
+    pub(crate) async fn hold(&mut self, most: u64, pause: Duration) -> Held {
+        let mut held = bytes::BytesMut::new();
+        loop {
+            let frame = std::future::poll_fn(|cx| self.poll_client(cx));
+            match tokio::time::timeout(pause, frame).await {
+                Err(_) => return Held::Paused,
+                Ok(None) => break,
+                Ok(Some(Err(err))) => return Held::Failed(err),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        held.extend_from_slice(&data);
+                    }
+                    if held.len() as u64 > most {
+                        self.held = held.freeze();
+                        return Held::Start;
+                    }
+                }
+            }
+            if self.body.as_ref().is_none_or(Incoming::is_end_stream) {
+                break;
             }
         }
+        self.held = held.freeze();
+        Held::Whole(self.held.len() as u64)
     }
-}
 
-impl std::error::Error for ClientBodyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ClientBodyError::Failed(err) => Some(err),
-            ClientBodyError::TooLarge => None,
-        }
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = ClientBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
+    /// The next frame from the client, its limit, failure and progress accounted for.
+    fn poll_client(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         let Some(body) = self.body.as_mut() else {
@@ -625,15 +642,70 @@ impl Body for RequestBody {
             None => Poll::Ready(None),
         }
     }
+}
+
+/// Why a client's request body ended early.
+#[derive(Debug)]
+pub(crate) enum ClientBodyError {
+    /// Malformed framing, or the client gone mid-upload.
+    Failed(hyper::Error),
+    /// Longer than `proxy.max_request_body`.
+    TooLarge,
+}
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientBodyError::Failed(err) => write!(f, "request body from the client: {err}"),
+            ClientBodyError::TooLarge => {
+                f.write_str("request body from the client: longer than proxy.max_request_body")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientBodyError::Failed(err) => Some(err),
+            ClientBodyError::TooLarge => None,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            return Poll::Ready(Some(Ok(Frame::data(held))));
+        }
+        self.poll_client(cx)
+    }
 
     fn is_end_stream(&self) -> bool {
-        self.body.as_ref().is_none_or(Incoming::is_end_stream)
+        self.held.is_empty() && self.body.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+        let held = self.held.len() as u64;
+        match self.body.as_ref().filter(|body| !body.is_end_stream()) {
+            None => SizeHint::with_exact(held),
+            Some(body) => {
+                let rest = body.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + held);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + held);
+                }
+                hint
+            }
+        }
     }
 }
 

@@ -114,6 +114,11 @@ fn seed_agent_file_loads_to_the_expected_values() {
     assert_eq!(config.proxy.key_file, Path::new("/etc/nginx/ssl/tls.key"));
     assert_eq!(config.proxy.metrics_listen.to_string(), "0.0.0.0:9102");
     assert_eq!(config.proxy.max_request_body, None, "no limit unless asked");
+    assert_eq!(
+        config.proxy.request_buffering,
+        Some(1 << 20),
+        "a body without a length held up to 1 MiB, as nginx's proxy_request_buffering on"
+    );
     assert!(!config.proxy.tls13_only, "TLS 1.2 and 1.3 by default");
     assert!(config.proxy.session_tickets, "stateless tickets by default");
     assert_eq!(config.app.listen.to_string(), "127.0.0.1:80");
@@ -341,6 +346,8 @@ fn every_key_fixture_resolves_every_key() {
     );
     assert_eq!(config.proxy.cert_label, "web");
     assert_eq!(config.proxy.max_request_body, Some(20 << 20));
+    assert_eq!(config.proxy.request_buffering, Some(2 << 20));
+    assert_eq!(config.proxy.routes[0].request_buffering, None);
     assert!(config.proxy.tls13_only);
     assert!(!config.proxy.session_tickets);
     assert_eq!(

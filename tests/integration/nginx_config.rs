@@ -4552,3 +4552,111 @@ async fn an_edited_file_is_served_after_sighup_as_nginx_reload_serves_it() {
         "{log}"
     );
 }
+
+/// The length of a chunked body as the recorder kept it (framing included), or `None` when
+/// its framing is not whole.
+fn chunked_length(mut body: &[u8]) -> Option<usize> {
+    let mut total = 0;
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return body.ends_with(b"\r\n").then_some(total);
+        }
+        total += size;
+        body = body.get(size + 2..)?;
+    }
+}
+
+/// nginx's `proxy_request_buffering on` (its default): a body sent without a length (chunked,
+/// or an HTTP/2 stream without `content-length`) reaches the app whole with a
+/// `Content-Length`, as apps that cannot read a chunked body (Python's wsgiref, Django's
+/// runserver) need; with `proxy_request_buffering off` and `proxy_http_version 1.1` it goes
+/// on chunked; `off` without 1.1 is buffered all the same. Same file, same requests, nginx's
+/// and the proxy's app see the same framing and length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_without_a_length_reach_the_app_as_nginx_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start("").await;
+    let port = util::free_port();
+    let preamble = nginx_head(&d);
+    let shown = d.display();
+    let pass = format!("proxy_pass http://127.0.0.1:{};", app.address.port());
+    let conf = util::write_file(
+        &d,
+        "nginx.conf",
+        &format!(
+            "{preamble}    server {{\n        listen 127.0.0.1:{port} ssl http2;\n        \
+             ssl_certificate {shown}/tls.crt;\n        ssl_certificate_key {shown}/tls.key;\n        \
+             client_max_body_size 10m;\n        \
+             location / {{ {pass} }}\n        \
+             location /stream/ {{ {pass} proxy_request_buffering off; proxy_http_version 1.1; }}\n        \
+             location /old/ {{ {pass} proxy_request_buffering off; }}\n    }}\n}}\n"
+        ),
+    );
+    let upload = d.join("upload");
+    std::fs::write(&upload, vec![b'x'; 70_000]).unwrap();
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for path in ["/", "/stream/", "/old/"] {
+            for (version, sent) in [
+                ("--http1.1", "chunked"),
+                ("--http2", "unknown"),
+                ("--http1.1", "sized"),
+            ] {
+                // `-T -` reads stdin: a body of unknown length, chunked over HTTP/1.1 and
+                // without content-length over HTTP/2; `--data-binary @FILE` announces one.
+                let mut curl = Command::new("curl");
+                curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .args(["--max-time", "10", version, "-X", "POST", "-H", "Expect:"]);
+                if sent == "sized" {
+                    curl.arg("--data-binary")
+                        .arg(format!("@{}", upload.display()));
+                } else {
+                    curl.args(["-T", "-"])
+                        .stdin(std::fs::File::open(&upload).unwrap());
+                }
+                let output = curl
+                    .arg("--cacert")
+                    .arg(d.join("tls.crt"))
+                    .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+                    .arg(format!("https://localhost:{port}{path}"))
+                    .output()
+                    .expect("run curl");
+                let status = String::from_utf8_lossy(&output.stdout).to_string();
+                let received = app.take();
+                assert_eq!(received.len(), 1, "{path} {version} {sent}: {output:?}");
+                let r = &received[0];
+                let framing = match (
+                    r.header("content-length").as_slice(),
+                    r.header("transfer-encoding").as_slice(),
+                ) {
+                    (&[length], []) => {
+                        assert_eq!(r.body.len().to_string(), length);
+                        format!("content-length {length}")
+                    }
+                    ([], &["chunked"]) => {
+                        format!("chunked {:?}", chunked_length(&r.body))
+                    }
+                    (lengths, codings) => format!("{lengths:?} {codings:?}"),
+                };
+                seen.push(format!("{path} {version} {sent} -> {status}: {framing}"));
+            }
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    assert_eq!(ours, theirs);
+    assert!(
+        theirs.contains(&"/ --http1.1 chunked -> 200: content-length 70000".into()),
+        "{theirs:#?}"
+    );
+    assert!(
+        theirs.contains(&"/stream/ --http2 unknown -> 200: chunked Some(70000)".into()),
+        "{theirs:#?}"
+    );
+}

@@ -35,8 +35,6 @@ pub(super) enum Upstream {
         lines: &'static [&'static str],
         absent: &'static [&'static str],
     },
-    /// No complete request (an abandoned, incomplete one may arrive).
-    Abandoned,
 }
 
 pub(super) struct Probe {
@@ -167,11 +165,12 @@ pub(super) fn probes() -> Vec<Probe> {
                  Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             ),
             // hyper frames it by Transfer-Encoding alone and drops Content-Length (RFC 9112
-            // §6.3): one reading reaches the upstream.
+            // §6.3); the body is held and reaches the upstream with its true length, as
+            // nginx's: one reading.
             answer: "200",
             upstream: Upstream::One {
-                lines: &["transfer-encoding: chunked"],
-                absent: &["content-length"],
+                lines: &["content-length: 5"],
+                absent: &["transfer-encoding"],
             },
             show: &["content-length", "transfer-encoding"],
         },
@@ -181,8 +180,9 @@ pub(super) fn probes() -> Vec<Probe> {
                 "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n\
                  5\r\nhello\r\nZZ\r\nworld\r\n0\r\n\r\n",
             ),
+            // Held until it fails: nothing reaches the upstream.
             answer: "400",
-            upstream: Upstream::Abandoned,
+            upstream: Upstream::Nothing,
             show: &["transfer-encoding"],
         },
         Probe {
@@ -569,10 +569,6 @@ fn check(probe: &Probe, outcome: &Outcome) {
     assert_eq!(outcome.answer, probe.answer, "{id}: upstream got {got:?}");
     match &probe.upstream {
         Upstream::Nothing => assert!(got.is_empty(), "{id}: the upstream got {got:?}"),
-        Upstream::Abandoned => assert!(
-            got.iter().all(|r| !r.complete),
-            "{id}: the upstream got a complete request: {got:?}"
-        ),
         Upstream::One { lines, absent } => {
             assert_eq!(got.len(), 1, "{id}: {got:?}");
             let request = &got[0];
@@ -942,7 +938,8 @@ async fn response_headers_are_added_to_responses_without_them() {
 async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_error() {
     // The upstream answers as soon as it has the head; the client's body then breaks.
     let recorder = Recorder::start_with("", Answer::AtHead).await;
-    let fixture = fixture(recorder.address, "").await;
+    // Streamed: held first (`request_buffering`), the body would fail before any answer.
+    let fixture = fixture(recorder.address, "  request_buffering = false\n").await;
     let mut tls = tls_connect(
         fixture.proxy.address,
         client_config(&fixture.ca.pem, H1, None),
@@ -975,7 +972,8 @@ async fn a_body_failing_after_the_response_started_is_counted_as_the_clients_err
 async fn a_body_failing_while_the_response_streams_cuts_the_response_as_the_clients_error() {
     // The upstream sends a head announcing 100 bytes and 7 of them; the client's body breaks.
     let recorder = Recorder::start_with("", Answer::Unfinished).await;
-    let fixture = fixture(recorder.address, "").await;
+    // Streamed: held first (`request_buffering`), the body would fail before any answer.
+    let fixture = fixture(recorder.address, "  request_buffering = false\n").await;
     let mut tls = tls_connect(
         fixture.proxy.address,
         client_config(&fixture.ca.pem, H1, None),
@@ -1028,8 +1026,9 @@ fn assert_no_upstream_errors(fixture: &Fixture) {
 
 /// `proxy.max_request_body` (nginx's `client_max_body_size`): a body announced longer than the
 /// limit gets 413 before anything reaches the upstream; one that grows past it (chunked, or an
-/// HTTP/2 stream without a length) gets 413 when it does, the upstream never seeing it whole;
-/// a body within the limit passes. Each refusal is counted as the client's error.
+/// HTTP/2 stream without a length) gets 413 when it does, the upstream seeing nothing of it
+/// (it is held first: `request_buffering`); a body within the limit passes. Each refusal is
+/// counted as the client's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_beyond_max_request_body_get_413() {
     const TOO_LARGE: &str = "pki_sidecar_proxy_client_errors_total{kind=\"body_too_large\"}";
@@ -1088,14 +1087,90 @@ async fn bodies_beyond_max_request_body_get_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     assert_eq!(fixture.proxy.metric(TOO_LARGE), 3.0);
-    // Whatever reached the upstream of the refused ones was abandoned, never whole.
+    // None of the refused ones reached the upstream, as with nginx.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let abandoned = recorder.take();
+    let reached = recorder.take();
     assert!(
-        abandoned.iter().all(|request| !request.complete),
+        reached.is_empty(),
         "{:?}",
-        abandoned.iter().map(|r| r.body.len()).collect::<Vec<_>>()
+        reached.iter().map(|r| r.body.len()).collect::<Vec<_>>()
     );
+}
+
+/// `proxy.request_buffering`: a body without a length is held, up to 1 MiB by default, and
+/// sent with a `Content-Length`; a longer one goes on chunked, whole; a size raises the most
+/// held; `false` streams it chunked; a client pausing while it is held gets 408 with nothing
+/// sent to the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_without_a_length_are_held_up_to_request_buffering() {
+    const MIB: usize = 1 << 20;
+    let recorder = Recorder::start("").await;
+    let chunked = |length: usize| -> &'static str {
+        let chunk = "x".repeat(64 * 1024);
+        let mut request =
+            "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n".to_string();
+        let mut left = length;
+        while left > 0 {
+            let size = left.min(chunk.len());
+            request.push_str(&format!("{size:x}\r\n{}\r\n", &chunk[..size]));
+            left -= size;
+        }
+        request.push_str("0\r\n\r\n");
+        request.leak()
+    };
+    for (setting, length, expected) in [
+        ("", 1000, Some(1000)),
+        ("", MIB, Some(MIB)),
+        ("", MIB + 1, None),
+        ("  request_buffering = \"4m\"\n", 3 * MIB, Some(3 * MIB)),
+        ("  request_buffering = false\n", 1000, None),
+    ] {
+        let fixture = fixture(recorder.address, setting).await;
+        let (status, _) = exchange(
+            fixture.proxy.address,
+            &fixture.ca.pem,
+            &Via::H1(chunked(length)),
+        )
+        .await;
+        assert_eq!(status, "200", "{setting:?} {length}");
+        let received = recorder.wait_take(1).await;
+        let r = &received[0];
+        assert!(r.complete, "{setting:?} {length}");
+        match expected {
+            Some(length) => {
+                assert_eq!(r.header("content-length"), [length.to_string()]);
+                assert!(r.header("transfer-encoding").is_empty());
+                assert_eq!(r.body.len(), length);
+            }
+            None => {
+                assert_eq!(
+                    r.header("transfer-encoding"),
+                    ["chunked"],
+                    "{setting:?} {length}"
+                );
+                assert!(r.header("content-length").is_empty());
+                assert!(r.body.len() > length, "the whole body, framed");
+            }
+        }
+    }
+
+    // A client that stops sending while its body is held: 408 once the pause passes the
+    // timeout, and the upstream gets nothing.
+    let fixture = fixture(recorder.address, "  upstream_response_timeout = \"1s\"\n").await;
+    let started = std::time::Instant::now();
+    let (status, _) = exchange(
+        fixture.proxy.address,
+        &fixture.ca.pem,
+        &Via::H1(
+            "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, "408");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(recorder.take().is_empty());
 }
 
 /// A request answered before its body was read (413 for a body announced too long, a fixed
