@@ -413,33 +413,14 @@ impl TokenKeeper {
         let login_ttl = token.ttl;
         loop {
             let step = next_step(&token, login_ttl);
-            if step == TokenStep::Keep {
+            let renew_at = (step != TokenStep::Keep).then(|| {
+                token.received_at + schedule::token_renewal_delay(token.ttl, fastrand::f64())
+            });
+            if renew_at.is_none() {
                 tracing::info!("the Vault token never expires; no renewal needed");
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return KeepAlive::Shutdown,
-                        () = self.relogin.notified() => {
-                            if self.token_refused(&token).await {
-                                return KeepAlive::LoginAgain;
-                            }
-                        }
-                    }
-                }
             }
-            let renew_at =
-                token.received_at + schedule::token_renewal_delay(token.ttl, fastrand::f64());
-            let renewal_due = tokio::time::sleep_until(renew_at.into());
-            tokio::pin!(renewal_due);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return KeepAlive::Shutdown,
-                    () = &mut renewal_due => break,
-                    () = self.relogin.notified() => {
-                        if self.token_refused(&token).await {
-                            return KeepAlive::LoginAgain;
-                        }
-                    }
-                }
+            if let Some(end) = self.hold(&token, renew_at, shutdown).await {
+                return end;
             }
             if step == TokenStep::Login {
                 tracing::info!(
@@ -453,6 +434,34 @@ impl TokenKeeper {
                 Renewal::Renewed(renewed) => token = renewed,
                 Renewal::LoginAgain => return KeepAlive::LoginAgain,
                 Renewal::Shutdown => return KeepAlive::Shutdown,
+            }
+        }
+    }
+
+    /// Keeps `token` until `until` (for good when `None`): `None` once the time has come, else
+    /// how the keeping ends (a stop, or a template's refusal that the token itself is refused).
+    async fn hold(
+        &mut self,
+        token: &Token,
+        until: Option<Instant>,
+        shutdown: &CancellationToken,
+    ) -> Option<KeepAlive> {
+        let due = async {
+            match until {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(due);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Some(KeepAlive::Shutdown),
+                () = &mut due => return None,
+                () = self.relogin.notified() => {
+                    if self.token_refused(token).await {
+                        return Some(KeepAlive::LoginAgain);
+                    }
+                }
             }
         }
     }

@@ -2014,31 +2014,12 @@ impl Forwarder {
                         .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
                 }
                 Held::Start => {}
-                Held::Paused => {
-                    // As below: nginx's `client_body_timeout`.
-                    self.metrics.client_errors.body.inc();
-                    return (
-                        error(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request timeout: the request body paused too long\n",
-                        ),
-                        pages,
-                    );
-                }
+                Held::Paused => return (self.body_paused(), pages),
                 // Counted where the body failed; nothing reached the app.
                 Held::Failed(ClientBodyError::TooLarge) => {
                     return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), pages);
                 }
-                Held::Failed(ClientBodyError::Failed(err)) => {
-                    tracing::debug!(error = %err, "the client's request body failed");
-                    return (
-                        error(
-                            StatusCode::BAD_REQUEST,
-                            "bad request: the request body is malformed or ended early\n",
-                        ),
-                        pages,
-                    );
-                }
+                Held::Failed(ClientBodyError::Failed(err)) => return (body_failed(&err), pages),
             }
         }
 
@@ -2060,28 +2041,9 @@ impl Forwarder {
                     pages,
                 );
             }
-            Err(Stalled::Client) => {
-                // nginx's `client_body_timeout`: the client's pause, not the upstream's.
-                self.metrics.client_errors.body.inc();
-                return (
-                    error(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request timeout: the request body paused too long\n",
-                    ),
-                    pages,
-                );
-            }
-            Ok(Err(UpstreamError::ClientBody(err))) => {
-                // Counted (kind="body") where the body failed.
-                tracing::debug!(error = %err, "the client's request body failed");
-                return (
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        "bad request: the request body is malformed or ended early\n",
-                    ),
-                    pages,
-                );
-            }
+            Err(Stalled::Client) => return (self.body_paused(), pages),
+            // Counted (kind="body") where the body failed.
+            Ok(Err(UpstreamError::ClientBody(err))) => return (body_failed(&err), pages),
             Ok(Err(UpstreamError::BodyTooLarge)) => {
                 // Counted (kind="body_too_large") where the body went past the limit.
                 return (error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE), pages);
@@ -2338,6 +2300,15 @@ impl Forwarder {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         response
+    }
+
+    /// nginx's `client_body_timeout`: the client's pause, not the upstream's (counted).
+    fn body_paused(&self) -> Response<ProxyBody> {
+        self.metrics.client_errors.body.inc();
+        error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout: the request body paused too long\n",
+        )
     }
 
     /// With `absolute_redirects`, a `Location` of the proxy's making (an answer's, a
@@ -3162,6 +3133,16 @@ fn keep_challenge(refusal: &Response<ProxyBody>, page: &mut Response<ProxyBody>)
 }
 
 /// A short plain-text error.
+/// The answer to a request body that failed (counted where it failed): malformed framing, or
+/// the client gone.
+fn body_failed(err: &dyn std::fmt::Display) -> Response<ProxyBody> {
+    tracing::debug!(error = %err, "the client's request body failed");
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad request: the request body is malformed or ended early\n",
+    )
+}
+
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
