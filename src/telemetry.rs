@@ -370,6 +370,46 @@ impl Telemetry {
     }
 }
 
+/// A budget for a log line that a failing peer can cause once per request (an upstream that
+/// refuses connections under load): at most `per_second` such lines a second, the ones held
+/// back counted and told in the next line written, so that a failure is always logged and
+/// never floods the log.
+pub(crate) struct LogBudget {
+    per_second: u32,
+    /// The current second's start, the lines written in it, and the lines held back since the
+    /// last one written.
+    state: Mutex<Option<(std::time::Instant, u32, u64)>>,
+}
+
+impl LogBudget {
+    pub(crate) const fn new(per_second: u32) -> LogBudget {
+        LogBudget {
+            per_second,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// `Some(held back)` when a line may be written now, with how many were held back since
+    /// the last one; `None` when this one is to be held back.
+    pub(crate) fn take(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, written, held) = state.get_or_insert((now, 0, 0));
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            (*start, *written) = (now, 0);
+        }
+        if *written >= self.per_second {
+            *held += 1;
+            return None;
+        }
+        *written += 1;
+        Some(std::mem::take(held))
+    }
+}
+
 /// A short `text/plain` response.
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     Response::builder()
@@ -382,6 +422,22 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_budget_holds_back_lines_past_its_rate_and_tells_how_many() {
+        let budget = LogBudget::new(2);
+        assert_eq!(budget.take(), Some(0));
+        assert_eq!(budget.take(), Some(0));
+        assert_eq!(budget.take(), None);
+        assert_eq!(budget.take(), None);
+        // A second later: the next line says two were held back.
+        if let Some((start, _, _)) = budget.state.lock().unwrap().as_mut() {
+            *start -= Duration::from_secs(1);
+        }
+        assert_eq!(budget.take(), Some(2));
+        assert_eq!(budget.take(), Some(0));
+        assert_eq!(budget.take(), None);
+    }
 
     #[test]
     fn readiness_lists_pending_conditions() {

@@ -40,7 +40,7 @@ use super::park::H1State;
 use super::rate_limit;
 use super::rewrite;
 use super::upstream::{
-    BodyProgress, ClientBodyError, Held, RequestBody, Stalled, Upstream, UpstreamBody,
+    BodyProgress, ClientBodyError, FAILURE_LOG, Held, RequestBody, Stalled, Upstream, UpstreamBody,
     UpstreamError,
 };
 use crate::config::{self, Cidr, ForwardedHeaders};
@@ -487,6 +487,8 @@ impl Target {
         zones: &Zones,
         // `file_types`, shared by every route that serves files.
         file_types: &Arc<HashMap<String, HeaderValue>>,
+        // Counts the upstream's responses cut off mid-body.
+        cut: &prometheus::IntCounter,
     ) -> anyhow::Result<Target> {
         let config::Route {
             upstream,
@@ -557,7 +559,7 @@ impl Target {
             _ => None,
         };
         Ok(Target {
-            upstream: Upstream::new(address, *connect_timeout, tls),
+            upstream: Upstream::new(address, *connect_timeout, tls, cut.clone()),
             response_timeout: *response_timeout,
             max_request_body: *max_request_body,
             request_buffering: *request_buffering,
@@ -1098,6 +1100,7 @@ impl Forwarder {
                 })
                 .collect(),
         );
+        let cut = metrics.upstream_body_cut();
         let mut locations = Locations::default();
         for entry in &config.fixed_responses {
             let action = Action::Answer {
@@ -1119,6 +1122,7 @@ impl Forwarder {
                     &mut auths,
                     &zones,
                     &file_types,
+                    &cut,
                 )?)),
             };
             locations.add(&route.path, action);
@@ -1126,7 +1130,7 @@ impl Forwarder {
         locations
             .prefixes
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.len()));
-        let default = Target::new(&config.own_route(), &mut auths, &zones, &file_types)?;
+        let default = Target::new(&config.own_route(), &mut auths, &zones, &file_types, &cut)?;
         let hosts = config
             .server_names
             .as_ref()
@@ -1984,6 +1988,8 @@ impl Forwarder {
             }
             _ => as_sent(request.uri()),
         };
+        // For the log line of a failure (a reference to the same bytes, no copy).
+        let asked = (request.method().clone(), path.clone());
         // Origin form (`/path?query`): the upstream is ours, it needs no absolute URI.
         *request.uri_mut() = Uri::from(path);
         *request.version_mut() = Version::HTTP_11;
@@ -2036,6 +2042,11 @@ impl Forwarder {
         let response = match waited {
             Err(Stalled::Upstream) => {
                 self.metrics.upstream_error("timeout");
+                let timeout = format!(
+                    "no response within {} s (upstream_response_timeout)",
+                    target.response_timeout.as_secs_f64()
+                );
+                upstream_failed(&target.upstream, &asked, "timeout", &timeout, 504);
                 return (
                     error(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n"),
                     pages,
@@ -2054,7 +2065,7 @@ impl Forwarder {
                     _ => ("other", "upstream failed\n"),
                 };
                 self.metrics.upstream_error(kind);
-                tracing::debug!(error = %err, kind, "upstream request failed");
+                upstream_failed(&target.upstream, &asked, kind, &err, 502);
                 return (error(StatusCode::BAD_GATEWAY, text), pages);
             }
             Ok(Ok(response)) => {
@@ -2087,6 +2098,7 @@ impl Forwarder {
         if response.headers().contains_key(header::TRANSFER_ENCODING) {
             response.headers_mut().remove(header::CONTENT_LENGTH);
         }
+        one_length(response.status(), response.headers_mut());
         strip_hop_by_hop(response.headers_mut());
         for name in &target.hidden {
             response.headers_mut().remove(name);
@@ -3133,6 +3145,61 @@ fn keep_challenge(refusal: &Response<ProxyBody>, page: &mut Response<ProxyBody>)
 }
 
 /// A short plain-text error.
+/// At most one `Content-Length`, and none on a 204 (RFC 9110 §8.6): hyper reads an upstream
+/// that repeats the length (`Content-Length: 6` twice, or `6, 6`) when the values agree, and
+/// sends a 204's on, but HTTP/2 clients refuse either (PROTOCOL_ERROR: no response at all).
+fn one_length(status: StatusCode, headers: &mut HeaderMap) {
+    if status == StatusCode::NO_CONTENT {
+        headers.remove(header::CONTENT_LENGTH);
+        return;
+    }
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return;
+    };
+    if values.next().is_none() && !first.as_bytes().contains(&b',') {
+        return;
+    }
+    // hyper has checked that every value is the same number.
+    let length = first
+        .to_str()
+        .ok()
+        .and_then(|value| value.split(',').next())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match length {
+        Some(length) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        None => {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+    }
+}
+
+/// Logs a request the upstream did not answer (nginx writes such a line to its error log):
+/// the method and the path sent (never the query, which may hold secrets), within
+/// [`FAILURE_LOG`]'s budget.
+fn upstream_failed(
+    upstream: &Upstream,
+    (method, path): &(Method, PathAndQuery),
+    kind: &str,
+    error: &dyn std::fmt::Display,
+    status: u16,
+) {
+    if let Some(held_back) = FAILURE_LOG.take() {
+        tracing::warn!(
+            %method,
+            path = path.path(),
+            upstream = upstream.address(),
+            kind,
+            %error,
+            status,
+            held_back,
+            "the upstream did not answer"
+        );
+    }
+}
+
 /// The answer to a request body that failed (counted where it failed): malformed framing, or
 /// the client gone.
 fn body_failed(err: &dyn std::fmt::Display) -> Response<ProxyBody> {
@@ -3654,6 +3721,35 @@ mod tests {
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad:?} is invalid");
         }
+    }
+
+    #[test]
+    fn a_response_carries_one_length_and_a_204_none() {
+        let lengths = |status: u16, values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            one_length(StatusCode::from_u16(status).unwrap(), &mut headers);
+            headers
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lengths(200, &["6"]), ["6"]);
+        assert_eq!(lengths(200, &["6", "6"]), ["6"]);
+        assert_eq!(lengths(200, &["6, 6"]), ["6"]);
+        assert_eq!(lengths(200, &[]), Vec::<String>::new());
+        assert_eq!(lengths(204, &["5"]), Vec::<String>::new());
+        assert_eq!(
+            lengths(304, &["100"]),
+            ["100"],
+            "a 304 may say the length of a 200"
+        );
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl ProxyMetrics {
         let upstream_errors = IntCounterVec::new(
             Opts::new(
                 "pki_sidecar_proxy_upstream_errors_total",
-                "Requests the upstream did not answer, by kind (connect, timeout, other).",
+                "Requests the upstream did not answer, by kind (connect, timeout, other), and \
+                 responses it cut off mid-body (body).",
             ),
             &["kind"],
         )?;
@@ -147,7 +148,7 @@ impl ProxyMetrics {
         )?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(client_errors.clone()))?;
-        for kind in ["connect", "timeout", "other"] {
+        for kind in ["connect", "timeout", "other", "body"] {
             upstream_errors.with_label_values(&[kind]);
         }
         let http = HttpMetrics::register(registry, "proxy")?;
@@ -201,6 +202,11 @@ impl ProxyMetrics {
     /// Counts a request the upstream did not answer.
     pub(crate) fn upstream_error(&self, kind: &str) {
         self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// `upstream_errors_total{kind="body"}`: responses the upstream cut off mid-body.
+    pub(crate) fn upstream_body_cut(&self) -> IntCounter {
+        self.upstream_errors.with_label_values(&["body"])
     }
 }
 

@@ -84,10 +84,16 @@ pub(crate) struct Upstream {
         rustls_pki_types::ServerName<'static>,
     )>,
     idle: Mutex<VecDeque<(Sender, Instant)>>,
+    /// Counts the responses cut off mid-body (`upstream_errors_total{kind="body"}`).
+    cut: IntCounter,
 }
+
+/// The upstream failures logged each second at most: one per failed request otherwise.
+pub(crate) static FAILURE_LOG: crate::telemetry::LogBudget = crate::telemetry::LogBudget::new(10);
 
 impl Upstream {
     /// An upstream at `address` (`HOST:PORT`), over TLS with `tls`; nothing is opened yet.
+    /// `cut` counts its responses cut off mid-body.
     pub(crate) fn new(
         address: String,
         connect_timeout: Duration,
@@ -95,13 +101,20 @@ impl Upstream {
             Arc<rustls::ClientConfig>,
             rustls_pki_types::ServerName<'static>,
         )>,
+        cut: IntCounter,
     ) -> Arc<Upstream> {
         Arc::new(Upstream {
             address,
             connect_timeout,
             tls: tls.map(|(config, name)| (tokio_rustls::TlsConnector::from(config), name)),
             idle: Mutex::new(VecDeque::new()),
+            cut,
         })
+    }
+
+    /// `HOST:PORT`, as the logs name it.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
     }
 
     /// Sends `request` and returns the response, its body tied to the connection so the
@@ -328,6 +341,23 @@ impl UpstreamBody {
             upstream.checkin(sender);
         }
     }
+
+    /// The body failed mid-way: its connection is dropped, the failure counted and logged
+    /// (nginx logs "upstream prematurely closed connection while reading upstream").
+    fn cut(&mut self, error: &UpstreamBodyError) {
+        let Some((_, upstream)) = self.slot.take() else {
+            return;
+        };
+        upstream.cut.inc();
+        if let Some(held_back) = FAILURE_LOG.take() {
+            tracing::warn!(
+                upstream = upstream.address(),
+                %error,
+                held_back,
+                "the upstream's response broke off: the response to the client is cut"
+            );
+        }
+    }
 }
 
 /// Why a response body from the upstream failed.
@@ -386,12 +416,9 @@ impl Body for UpstreamBody {
                 if let Some((sleep, _)) = &mut self.stall {
                     ready!(sleep.as_mut().poll(cx));
                 }
-                self.slot = None;
-                tracing::warn!(
-                    timeout_seconds = timeout.as_secs_f64(),
-                    "the upstream's response body stalled: the response to the client is cut"
-                );
-                return Poll::Ready(Some(Err(UpstreamBodyError::Stalled(timeout))));
+                let error = UpstreamBodyError::Stalled(timeout);
+                self.cut(&error);
+                return Poll::Ready(Some(Err(error)));
             }
         };
         if let Some((_, moved)) = &mut self.stall {
@@ -409,8 +436,9 @@ impl Body for UpstreamBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(err)) => {
-                self.slot = None;
-                Poll::Ready(Some(Err(UpstreamBodyError::Failed(err))))
+                let error = UpstreamBodyError::Failed(err);
+                self.cut(&error);
+                Poll::Ready(Some(Err(error)))
             }
         }
     }

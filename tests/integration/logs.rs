@@ -405,3 +405,107 @@ fn validate_prints_the_access_log_setting_and_refuses_a_bad_one() {
     assert_eq!(code, Some(78), "{out}{err}");
     assert!(err.contains("proxy.access_log"), "{err}");
 }
+
+/// What an operator switching from nginx looks for first when the app fails: a warning per
+/// request the upstream did not answer (nginx's `[error] ... upstream` lines), naming the
+/// method, the path sent (never its query), the upstream, the kind and the status answered;
+/// and a response the app cut off mid-body is logged and counted
+/// (`upstream_errors_total{kind="body"}`), not taken for a 200 that went well.
+#[test]
+fn upstream_failures_are_logged_without_the_query_and_a_cut_body_is_counted() {
+    use std::net::TcpListener;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    util::write_file(d, "tls.crt", &certified.cert.pem());
+    let key = util::write_file(d, "tls.key", &certified.signing_key.serialize_pem());
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // An app that announces 1,000 bytes, sends 10 and closes.
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_address = app.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in app.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789");
+        }
+    });
+    let down = util::free_port();
+    let config = util::write_file(
+        d,
+        "proxy.hcl",
+        &format!(
+            "log_format = \"json\"\nproxy {{\n  upstream = \"http://{app_address}\"\n  \
+             cert_file = \"{d}/tls.crt\"\n  key_file = \"{d}/tls.key\"\n  routes = [{{ location \
+             = \"/down/\", upstream = \"http://127.0.0.1:{down}\" }}]\n}}\n",
+            d = d.display()
+        ),
+    );
+    let proxy = Launch::role("proxy", &[&config], &d.join("proxy.log")).spawn();
+    proxy.wait_ready(Duration::from_secs(30));
+    let listen = proxy.address("proxy.listen");
+    let curl = |path: &str| {
+        std::process::Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .arg(format!("https://localhost:{}{path}", listen.port()))
+            .args([
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", listen.port()),
+            ])
+            .output()
+            .expect("run curl")
+    };
+    let refused = curl("/down/orders?token=s3cret");
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "502");
+    let cut = curl("/report?token=s3cret");
+    assert!(
+        !cut.status.success(),
+        "the client sees the body cut: {cut:?}"
+    );
+    util::wait_until(Duration::from_secs(10), "both failures logged", || {
+        let log = proxy.log();
+        !events(&log, "the upstream did not answer").is_empty()
+            && !events(
+                &log,
+                "the upstream's response broke off: the response to the client is cut",
+            )
+            .is_empty()
+    });
+    let log = proxy.log();
+    let failed = &events(&log, "the upstream did not answer")[0];
+    assert_eq!(failed["@level"], "warn", "{failed}");
+    assert_eq!(failed["method"], "GET");
+    assert_eq!(failed["path"], "/down/orders");
+    assert_eq!(failed["upstream"], format!("127.0.0.1:{down}"));
+    assert_eq!(failed["kind"], "connect");
+    assert_eq!(failed["status"], 502);
+    let broke = &events(
+        &log,
+        "the upstream's response broke off: the response to the client is cut",
+    )[0];
+    assert_eq!(broke["upstream"], app_address.to_string(), "{broke}");
+    assert!(
+        !log.contains("s3cret"),
+        "a query never reaches the log:\n{log}"
+    );
+    assert_eq!(
+        proxy.metric("pki_sidecar_proxy_upstream_errors_total{kind=\"body\"}"),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric("pki_sidecar_proxy_upstream_errors_total{kind=\"connect\"}"),
+        1.0
+    );
+}

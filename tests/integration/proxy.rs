@@ -3033,6 +3033,52 @@ async fn a_response_with_a_length_and_a_coding_reaches_the_client_by_its_coding(
     }
 }
 
+/// A length the app repeats (`Content-Length: 6` twice, or `6, 6`, which hyper reads when the
+/// values agree) reaches the client once, and a 204's length not at all (RFC 9110 §8.6): an
+/// HTTP/2 client refuses either (PROTOCOL_ERROR), and would get no response at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_length_and_a_204s_length_do_not_reach_the_client() {
+    for (reply, status, body) in [
+        (
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nContent-Length: 6\r\n\r\nhello\n"[..],
+            StatusCode::OK,
+            &b"hello\n"[..],
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6, 6\r\n\r\nhello\n",
+            StatusCode::OK,
+            b"hello\n",
+        ),
+        (
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            StatusCode::NO_CONTENT,
+            b"",
+        ),
+    ] {
+        let upstream = raw_upstream(reply).await;
+        let fixture = fixture(upstream, "").await;
+        for alpn in [H1, H2] {
+            let mut client = fixture.client(alpn).await;
+            let request = client.request(Method::GET, "/").body(empty()).unwrap();
+            let response = client.send(request).await.expect("a response");
+            assert_eq!(response.status(), status, "{alpn:?}");
+            let lengths: Vec<_> = response
+                .headers()
+                .get_all(header::CONTENT_LENGTH)
+                .iter()
+                .cloned()
+                .collect();
+            let whole = response.into_body().collect().await.expect("whole body");
+            assert_eq!(whole.to_bytes(), Bytes::from_static(body), "{alpn:?}");
+            if status == StatusCode::NO_CONTENT {
+                assert!(lengths.is_empty(), "{alpn:?}: {lengths:?}");
+            } else {
+                assert_eq!(lengths, [http::HeaderValue::from_static("6")], "{alpn:?}");
+            }
+        }
+    }
+}
+
 /// nginx's default: a request header named with an underscore never reaches the app, so a
 /// client's `X_Forwarded_For` cannot pose as the proxy's `X-Forwarded-For` to an app that
 /// reads `_` and `-` alike (CGI, WSGI); `drop_underscore_headers = false` forwards them.
