@@ -35,6 +35,12 @@ pub(crate) const MAX_IDLE: usize = 1024;
 /// is not being closed for idleness, so its requests are not copied.
 const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(200);
 
+/// The most header lines an upstream's response may have. nginx has no such count (its bound
+/// is `proxy_buffer_size`, 4 KiB of them), and hyper's default, 100, made an app's response with
+/// more a 502. Past 100, hyper takes the room for them from the heap for each response; 400
+/// keeps each of its two arrays in the allocator's small sizes, served from its thread cache.
+const MAX_RESPONSE_HEADERS: usize = 400;
+
 type Sender = http1::SendRequest<RequestBody>;
 
 /// Why the upstream did not answer.
@@ -263,7 +269,9 @@ async fn start<S>(stream: S) -> Result<Sender, UpstreamError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = http1::Builder::new()
+        .max_headers(MAX_RESPONSE_HEADERS)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(UpstreamError::Request)?;
     crate::telemetry::spawn_in_span(async move {
@@ -273,8 +281,6 @@ where
     });
     Ok(sender)
 }
-
-impl Upstream {}
 
 /// A copy of `request` to send again, when it has no body and a method that may be repeated
 /// (not POST, PATCH or LOCK, the methods nginx never passes to a next try once sent).

@@ -469,7 +469,10 @@ impl Client {
             });
             (Sender::H2(sender), task)
         } else {
-            let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            // As many header lines as the proxy passes on (curl has no count either).
+            let (sender, connection) = hyper::client::conn::http1::Builder::new()
+                .max_headers(1000)
+                .handshake(io)
                 .await
                 .map_err(|err| format!("HTTP/1.1 handshake: {err}"))?;
             let task = tokio::spawn(async move {
@@ -3076,6 +3079,31 @@ async fn a_repeated_length_and_a_204s_length_do_not_reach_the_client() {
                 assert_eq!(lengths, [http::HeaderValue::from_static("6")], "{alpn:?}");
             }
         }
+    }
+}
+
+/// An app's response with more than hyper's default of 100 header lines (nginx counts none)
+/// reaches the client whole, over HTTP/1.1 and HTTP/2; it was a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_with_many_header_lines_reaches_the_client() {
+    let mut reply = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n".to_string();
+    for index in 0..300 {
+        reply.push_str(&format!("X-H-{index:03}: v{index}\r\n"));
+    }
+    reply.push_str("\r\nhello\n");
+    let upstream = raw_upstream(reply.leak().as_bytes()).await;
+    let fixture = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        let request = client.request(Method::GET, "/").body(empty()).unwrap();
+        let response = client.send(request).await.expect("a response");
+        assert_eq!(response.status(), StatusCode::OK, "{alpn:?}");
+        let count = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-h-"))
+            .count();
+        assert_eq!(count, 300, "{alpn:?}");
     }
 }
 
