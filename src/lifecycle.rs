@@ -1,7 +1,8 @@
 //! Process lifecycle: one shutdown token for the whole role, and a reload hook for SIGHUP.
 //!
-//! SIGTERM or SIGINT cancels [`Lifecycle::shutdown`]: every listener stops accepting and drains
-//! within its grace period, every long wait ends. A second SIGTERM/SIGINT during the drain
+//! SIGTERM, SIGINT or SIGQUIT (nginx's graceful stop, the signal of nginx's image and of
+//! setups carried over from it) cancels [`Lifecycle::shutdown`]: every listener stops accepting
+//! and drains within its grace period, every long wait ends. A second stop signal during the drain
 //! cancels [`Lifecycle::abort`] so an impatient operator is not kept waiting. SIGHUP bumps a
 //! generation counter on a watch channel; a role that can reload something subscribes with
 //! [`Lifecycle::reloads`], and a role that cannot logs that it has nothing to reload. Signals
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// The shutdown token and the reload channel of one running role.
 #[derive(Clone)]
 pub struct Lifecycle {
-    /// Cancelled at the first SIGTERM/SIGINT.
+    /// Cancelled at the first stop signal (SIGTERM, SIGINT, SIGQUIT).
     pub shutdown: CancellationToken,
     /// Cancelled at the second: stop draining.
     pub abort: CancellationToken,
@@ -47,10 +48,11 @@ impl Lifecycle {
         }
     }
 
-    /// Routes SIGTERM, SIGINT and SIGHUP to this lifecycle from a background task.
+    /// Routes SIGTERM, SIGINT, SIGQUIT and SIGHUP to this lifecycle from a background task.
     pub fn listen_for_signals(&self) -> std::io::Result<()> {
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut quit = signal(SignalKind::quit())?;
         let mut hangup = signal(SignalKind::hangup())?;
         let lifecycle = self.clone();
         tokio::spawn(async move {
@@ -58,6 +60,7 @@ impl Lifecycle {
                 let name = tokio::select! {
                     Some(()) = terminate.recv() => "SIGTERM",
                     Some(()) = interrupt.recv() => "SIGINT",
+                    Some(()) = quit.recv() => "SIGQUIT",
                     Some(()) = hangup.recv() => {
                         lifecycle.request_reload();
                         continue;

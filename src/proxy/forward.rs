@@ -2221,6 +2221,12 @@ impl Forwarder {
                 "CONNECT is not served here\n",
             ));
         }
+        // nginx never passes TRACE on (405): the app's echo of the request would show a script
+        // the headers it cannot read (cross-site tracing), and scanners flag it.
+        if request.method() == Method::TRACE {
+            errors.method.inc();
+            return Err((StatusCode::METHOD_NOT_ALLOWED, "TRACE is not served here\n"));
+        }
         // RFC 9112 §3.2.4: the asterisk form is OPTIONS's alone.
         if request.uri().path() == "*" && request.method() != Method::OPTIONS {
             errors.target.inc();
@@ -2496,6 +2502,9 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// The host of an HTTP/1.0 request that names none.
+const NO_HOST_NAME: &str = "localhost";
+
 /// The one host the request is for, as the upstream gets it in Host; or why there is none.
 ///
 /// HTTP/1.x: exactly one valid Host line; an absolute-form target's authority is the host
@@ -2527,7 +2536,14 @@ fn request_host<B>(request: &Request<B>) -> Result<HeaderValue, &'static str> {
         };
     }
     let Some(host) = host else {
-        return Err("bad request: no Host\n");
+        // HTTP/1.0 has no Host to require (health checks such as HAProxy's `option httpchk`
+        // send none); nginx takes its server's name. The app, spoken to in HTTP/1.1, needs one.
+        return match authority {
+            None if request.version() == Version::HTTP_10 => {
+                Ok(HeaderValue::from_static(NO_HOST_NAME))
+            }
+            _ => Err("bad request: no Host\n"),
+        };
     };
     match authority {
         Some(authority) => {

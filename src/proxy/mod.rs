@@ -109,6 +109,10 @@ async fn run_in_span(
 /// metrics server, certificate files being read, the inotify watch.
 const SPARE_DESCRIPTORS: u64 = 64;
 
+/// The most header lines of a client's HTTP/1.1 request. Past hyper's default of 100, hyper
+/// takes their room from the heap for each request; 400 keeps it in the allocator's small sizes.
+const MAX_REQUEST_HEADERS: usize = 400;
+
 /// Raises the soft limit on open files to the hard one. Each connection holds a socket (and,
 /// while a request is forwarded, a second one to the upstream), so `max_connections` (10,000 by
 /// default) needs far more than the soft limit of 1,024 that many systems start processes with;
@@ -252,7 +256,10 @@ impl Proxy {
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_header_size(config.max_header_size)
-            .max_buf_size(config.max_header_size.max(8192));
+            .max_buf_size(config.max_header_size.max(8192))
+            // hyper's default, 100 lines, refused (431) what nginx takes: nginx bounds a
+            // request's header lines by their size alone (`max_header_size` here).
+            .max_headers(MAX_REQUEST_HEADERS);
         let mut http2 = http2::Builder::new(SpanExecutor);
         http2
             .timer(TokioTimer::new())
@@ -351,6 +358,7 @@ impl Proxy {
             http2: self.http2.clone(),
             handshake_timeout: self.config.tls_handshake_timeout,
             idle_timeout: self.config.idle_timeout,
+            header_read_timeout: self.config.header_read_timeout,
             shutdown: shutdown.clone(),
             access_log: self.config.access_log,
         });
@@ -476,6 +484,8 @@ struct ConnectionShared {
     http2: http2::Builder<SpanExecutor>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
+    /// `proxy.header_read_timeout`: also how long a connection asked to close may take to.
+    header_read_timeout: Duration,
     shutdown: CancellationToken,
     /// `proxy.access_log`.
     access_log: bool,
@@ -679,7 +689,14 @@ impl ConnectionShared {
         tokio::pin!(connection);
         let mut closing = false;
         loop {
-            let next_check = activity.next_check(self.idle_timeout);
+            // Once asked to close, a connection with nothing in flight has `header_read_timeout`
+            // to do so: hyper's graceful close waits for a client that never sent HTTP/2's
+            // preface for ever (a connection held open by sending nothing after the handshake).
+            let next_check = if closing {
+                Instant::now() + self.header_read_timeout
+            } else {
+                activity.next_check(self.idle_timeout)
+            };
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -692,8 +709,13 @@ impl ConnectionShared {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = tokio::time::sleep_until(next_check.into()), if !closing => {
-                    if activity.is_idle(self.idle_timeout) {
+                () = tokio::time::sleep_until(next_check.into()) => {
+                    if closing {
+                        if activity.in_flight.load(Ordering::Relaxed) == 0 {
+                            tracing::debug!(%peer, "closed: the client kept a connection asked to close");
+                            return;
+                        }
+                    } else if activity.is_idle(self.idle_timeout) {
                         connection.as_mut().graceful_shutdown();
                         closing = true;
                     }

@@ -2235,6 +2235,18 @@ fn ticks_per_second() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_long_request_finish_refuses_new_connections_and_exits_zero() {
+    drains_on(Signal::SIGTERM).await;
+}
+
+/// SIGQUIT is nginx's graceful stop (its image's `STOPSIGNAL`): the proxy drains on it as on
+/// SIGTERM, where it was killed at once with every request in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigquit_drains_as_sigterm_does() {
+    drains_on(Signal::SIGQUIT).await;
+}
+
+/// After `stop`, a long request finishes, new connections are refused, and the proxy exits 0.
+async fn drains_on(stop: Signal) {
     let (upstream, state) = echo_upstream().await;
     let ca = ca("Drain CA");
     let certs = CertDir::new();
@@ -2254,12 +2266,12 @@ async fn sigterm_lets_a_long_request_finish_refuses_new_connections_and_exits_ze
         .await
         .expect("the request reached the upstream");
 
-    util::signal(child.pid(), Signal::SIGTERM);
+    util::signal(child.pid(), stop);
     let start = Instant::now();
     while TcpStream::connect(address).await.is_ok() {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "the proxy still accepts connections after SIGTERM"
+            "the proxy still accepts connections after {stop}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
