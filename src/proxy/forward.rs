@@ -2007,11 +2007,12 @@ impl Forwarder {
         let progress = (has_body && !upgrade).then(|| Arc::new(BodyProgress::new()));
         let mut request = request
             .map(|body| RequestBody::new(body, errors.body.clone(), h1, limit, progress.clone()));
-        // nginx's `proxy_request_buffering`: a body without a length is read first, so that the
-        // app gets a `Content-Length` (many cannot read a chunked one: wsgiref, runserver...).
+        // nginx's `proxy_request_buffering`: a body is read first, so that the app gets a
+        // `Content-Length` (many cannot read a chunked one: wsgiref, runserver...) and is not
+        // held up by a slow client (a synchronous worker waiting for an upload's bytes).
         if let Some(most) = target.request_buffering
             && progress.is_some()
-            && request.body().length_unknown()
+            && request.body().to_hold(most)
         {
             match request.body_mut().hold(most, target.response_timeout).await {
                 Held::Whole(length) => {

@@ -584,17 +584,22 @@ impl RequestBody {
         }
     }
 
-    /// Whether the body's length is unknown until it ends: chunked, or an HTTP/2 stream
-    /// without `content-length`.
-    pub(crate) fn length_unknown(&self) -> bool {
-        !self.is_end_stream() && self.size_hint().exact().is_none()
+    /// Whether the body is to be held before it is sent, as nginx's `proxy_request_buffering`
+    /// would hold it, within `most` bytes: one of unknown length (chunked, or an HTTP/2 stream
+    /// without `content-length`), or one announced no longer than `most`. A longer announced
+    /// one is streamed: the app gets its length anyway.
+    pub(crate) fn to_hold(&self, most: u64) -> bool {
+        !self.is_end_stream() && self.size_hint().exact().is_none_or(|length| length <= most)
     }
 
     /// Reads the body ahead, before anything is sent, as nginx's `proxy_request_buffering`:
     /// to its end if it has at most `most` bytes, else until it passes them. A frame is
     /// awaited for at most `pause`. Trailers are dropped, as nginx drops them.
     pub(crate) async fn hold(&mut self, most: u64, pause: Duration) -> Held {
-        let mut held = bytes::BytesMut::new();
+        // Room for an announced length at once, up to 64 KiB: beyond, memory grows with the
+        // bytes that come, not with what a client announces and never sends.
+        let announced = self.size_hint().exact().map_or(0, |length| length.min(64 << 10));
+        let mut held = bytes::BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
         loop {
             let frame = std::future::poll_fn(|cx| self.poll_client(cx));
             match tokio::time::timeout(pause, frame).await {

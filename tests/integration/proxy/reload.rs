@@ -193,11 +193,22 @@ async fn a_file_replaced_as_a_configmap_is_reloaded_without_a_signal_and_no_requ
         let stop = stop.clone();
         load.push(tokio::spawn(async move {
             let mut seen = Vec::new();
-            while !stop.is_cancelled() {
+            // Once stopped, on until this connection has had an answer from the last version
+            // (a request sent before it loaded may still carry the one before), for 10 s at most.
+            let mut stopped_at = None;
+            loop {
                 let (status, config, _) = probe(&mut client, "/").await;
                 assert_eq!(status, 200);
                 if seen.last() != Some(&config) {
                     seen.push(config);
+                }
+                if stop.is_cancelled() {
+                    let since = *stopped_at.get_or_insert_with(Instant::now);
+                    if seen.last().map(String::as_str) == Some("v3")
+                        || since.elapsed() > Duration::from_secs(10)
+                    {
+                        break;
+                    }
                 }
             }
             seen
