@@ -484,6 +484,9 @@ pub struct Proxy {
     pub session_tickets: bool,
     /// Longest wait for a request's headers (slowloris).
     pub header_read_timeout: Duration,
+    /// Longest pause in a request body coming from the client (nginx's `client_body_timeout`):
+    /// then 408.
+    pub body_read_timeout: Duration,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
     /// Longest TCP connect to the upstream.

@@ -493,7 +493,6 @@ const NGINX_ITSELF: &[&str] = &[
     "keepalive_requests",
     "keepalive_time",
     "send_timeout",
-    "client_body_timeout",
     "charset",
     "index",
     "root",
@@ -902,6 +901,9 @@ struct Mapper {
     /// `proxy_request_buffering` and `proxy_http_version` of the server (with the `http`
     /// level's) and of `location /`.
     request_buffering: [Vec<Directive>; 2],
+    /// `client_body_timeout` of the server (with the `http` level's) and of `location /`: the
+    /// location's wins, wherever they stand.
+    body_timeout: [Option<Directive>; 2],
     /// The port of the listener served: nginx's `$server_port`.
     listen_port: Option<String>,
     /// The server's first `server_name`: nginx's `$server_name`.
@@ -1628,6 +1630,7 @@ impl Mapper {
                 },
                 "keepalive_timeout" => self.duration(d, &["proxy", "idle_timeout"]),
                 "client_header_timeout" => self.duration(d, &["proxy", "header_read_timeout"]),
+                "client_body_timeout" => self.body_timeout[0] = Some(d.clone()),
                 "ssl_handshake_timeout" => self.duration(d, &["proxy", "tls_handshake_timeout"]),
                 "large_client_header_buffers" => {
                     match (d.args.first().map(|n| n.parse::<u64>()), d.args.get(1)) {
@@ -1828,6 +1831,10 @@ impl Mapper {
         self.body_size(server);
         self.access_log(server);
         self.upstream_timeouts();
+        let [outer, location] = std::mem::take(&mut self.body_timeout);
+        if let Some(d) = location.or(outer) {
+            self.duration(&d, &["proxy", "body_read_timeout"]);
+        }
         let [outer, location] = std::mem::take(&mut self.request_buffering);
         if let (Some(false), Some(at)) = (
             self.buffered(&[&location, &outer]),
@@ -2504,6 +2511,7 @@ impl Mapper {
                 let d = self.buffering_directive(d);
                 self.request_buffering[1].push(d);
             }
+            "client_body_timeout" => self.body_timeout[1] = Some(d.clone()),
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
             "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
@@ -3737,6 +3745,11 @@ impl Mapper {
                 "proxy_request_buffering" | "proxy_http_version" => {
                     buffering.push(self.buffering_directive(inner));
                 }
+                "client_body_timeout" => self.warn(
+                    inner,
+                    "ignored in a location: the proxy's body_read_timeout (the server's or \
+                     location /'s client_body_timeout) applies to every location",
+                ),
                 "proxy_set_header"
                     if asked_by_auth
                         && matches!(inner.args.as_slice(), [name, empty]
@@ -6626,6 +6639,32 @@ server {
             value(&mapped, "proxy.upstream_connect_timeout").as_deref(),
             Some("5s"),
             "the http level's, inherited"
+        );
+    }
+
+    /// `client_body_timeout`: `location /`'s wins over the server's wherever it stands; another
+    /// location's is warned about (the proxy's applies everywhere).
+    #[test]
+    fn client_body_timeout_is_location_slash_else_the_servers() {
+        let mapped = map(
+            "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
+             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80;\n    \
+             client_body_timeout 7s;\n  }\n  location /up/ {\n    proxy_pass \
+             http://127.0.0.1:80;\n    client_body_timeout 1h;\n  }\n  client_body_timeout \
+             3s;\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.body_read_timeout").as_deref(),
+            Some("7s")
+        );
+        assert!(
+            mapped
+                .warnings
+                .iter()
+                .any(|w| w.path == "client_body_timeout" && w.message.contains("every location")),
+            "{:?}",
+            mapped.warnings
         );
     }
 

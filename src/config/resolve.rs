@@ -2088,6 +2088,7 @@ fn resolve_proxy(
         10,
     );
     let header_read_timeout = duration("header_read_timeout", raw.header_read_timeout.as_ref(), 10);
+    let body_read_timeout = duration("body_read_timeout", raw.body_read_timeout.as_ref(), 60);
     let idle_timeout = duration("idle_timeout", raw.idle_timeout.as_ref(), 75);
     let upstream_connect_timeout = duration(
         "upstream_connect_timeout",
@@ -2358,6 +2359,7 @@ fn resolve_proxy(
             true,
         ),
         header_read_timeout,
+        body_read_timeout,
         idle_timeout,
         upstream_connect_timeout,
         upstream_response_timeout,

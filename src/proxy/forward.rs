@@ -193,6 +193,8 @@ pub(crate) struct Forwarder {
     response_headers_after_auth: bool,
     /// `proxy.drop_underscore_headers`.
     drop_underscore_headers: bool,
+    /// `proxy.body_read_timeout`: the longest pause in a client's request body.
+    body_read_timeout: Duration,
     /// `proxy.append_forwarded_for`.
     append_forwarded_for: bool,
     /// `proxy.absolute_redirects`: with `port_in_redirects`, whether the port goes in.
@@ -1192,6 +1194,7 @@ impl Forwarder {
                     .iter()
                     .any(|route| !route.concurrency_limits.is_empty()),
             forwarded: config.forwarded_headers,
+            body_read_timeout: config.body_read_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
             hsts: config
@@ -2014,7 +2017,7 @@ impl Forwarder {
             && progress.is_some()
             && request.body().to_hold(most)
         {
-            match request.body_mut().hold(most, target.response_timeout).await {
+            match request.body_mut().hold(most, self.body_read_timeout).await {
                 Held::Whole(length) => {
                     request
                         .headers_mut()
@@ -2035,7 +2038,11 @@ impl Forwarder {
             .send(request, upgrade, target.response_timeout);
         let forwarded = upstream_time.is_some().then(Instant::now);
         let waited = match &progress {
-            Some(progress) => progress.wait(sent, target.response_timeout).await,
+            Some(progress) => {
+                progress
+                    .wait(sent, target.response_timeout, self.body_read_timeout)
+                    .await
+            }
             None => tokio::time::timeout(target.response_timeout, sent)
                 .await
                 .map_err(|_| Stalled::Upstream),

@@ -1146,6 +1146,7 @@ fn applicable(
         upstream_target: _,
         upstream_connect_timeout: _,
         upstream_response_timeout: _,
+        body_read_timeout: _,
         max_request_body: _,
         request_buffering: _,
         forwarded_headers: _,

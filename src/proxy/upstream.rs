@@ -529,30 +529,30 @@ impl BodyProgress {
         self.epoch + Duration::from_millis(millis)
     }
 
-    /// `sent`'s outcome (the upstream's response), or whose pause ran out `timeout` first.
+    /// `sent`'s outcome (the upstream's response), or whose pause ran out first: the
+    /// upstream's `timeout`, or the client's `body_timeout` while the body waits on it.
     pub(crate) async fn wait<F: std::future::Future>(
         &self,
         sent: F,
         timeout: Duration,
+        body_timeout: Duration,
     ) -> Result<F::Output, Stalled> {
         use std::sync::atomic::Ordering::Relaxed;
         tokio::pin!(sent);
         loop {
             let ended = self.ended.load(Relaxed);
-            let (since, stalled) = if ended == u64::MAX {
+            let (since, stalled, allowed) = if ended == u64::MAX {
                 let client = self.waiting_on_client.load(Relaxed);
-                (
-                    self.moved.load(Relaxed),
-                    if client {
-                        Stalled::Client
-                    } else {
-                        Stalled::Upstream
-                    },
-                )
+                let moved = self.moved.load(Relaxed);
+                if client {
+                    (moved, Stalled::Client, body_timeout)
+                } else {
+                    (moved, Stalled::Upstream, timeout)
+                }
             } else {
-                (ended, Stalled::Upstream)
+                (ended, Stalled::Upstream, timeout)
             };
-            let deadline = self.at(since) + timeout;
+            let deadline = self.at(since) + allowed;
             if Instant::now() >= deadline {
                 return Err(stalled);
             }
@@ -598,7 +598,10 @@ impl RequestBody {
     pub(crate) async fn hold(&mut self, most: u64, pause: Duration) -> Held {
         // Room for an announced length at once, up to 64 KiB: beyond, memory grows with the
         // bytes that come, not with what a client announces and never sends.
-        let announced = self.size_hint().exact().map_or(0, |length| length.min(64 << 10));
+        let announced = self
+            .size_hint()
+            .exact()
+            .map_or(0, |length| length.min(64 << 10));
         let mut held = bytes::BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
         loop {
             let frame = std::future::poll_fn(|cx| self.poll_client(cx));

@@ -119,6 +119,11 @@ fn seed_agent_file_loads_to_the_expected_values() {
         Some(1 << 20),
         "a body without a length held up to 1 MiB, as nginx's proxy_request_buffering on"
     );
+    assert_eq!(
+        config.proxy.body_read_timeout,
+        Duration::from_secs(60),
+        "nginx's client_body_timeout"
+    );
     assert!(!config.proxy.tls13_only, "TLS 1.2 and 1.3 by default");
     assert!(config.proxy.session_tickets, "stateless tickets by default");
     assert_eq!(config.app.listen.to_string(), "127.0.0.1:80");
@@ -347,6 +352,7 @@ fn every_key_fixture_resolves_every_key() {
     assert_eq!(config.proxy.cert_label, "web");
     assert_eq!(config.proxy.max_request_body, Some(20 << 20));
     assert_eq!(config.proxy.request_buffering, Some(2 << 20));
+    assert_eq!(config.proxy.body_read_timeout, Duration::from_secs(30));
     assert_eq!(config.proxy.routes[0].request_buffering, None);
     assert!(config.proxy.tls13_only);
     assert!(!config.proxy.session_tickets);

@@ -3151,12 +3151,16 @@ async fn headers_named_with_underscores_are_dropped_unless_told_otherwise() {
 
 /// The response timeout runs from the request body's end, as nginx's `proxy_read_timeout`
 /// starts once the request is sent: an upload that flows, however slowly, is not cut at it;
-/// a client whose body pauses as long gets 408 (nginx's `client_body_timeout`), counted as the
-/// client's, never as an upstream timeout.
+/// a client whose body pauses `body_read_timeout` gets 408 (nginx's `client_body_timeout`),
+/// counted as the client's, never as an upstream timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upload_is_not_an_upstream_timeout_and_a_stalled_one_is_the_clients() {
     let (upstream, _state) = echo_upstream().await;
-    let fixture = fixture(upstream, "  upstream_response_timeout = \"1500ms\"\n").await;
+    let fixture = fixture(
+        upstream,
+        "  upstream_response_timeout = \"1500ms\"\n  body_read_timeout = \"1s\"\n",
+    )
+    .await;
     for alpn in [H1, H2] {
         // Six pieces 300 ms apart: 1.8 s in all, past the timeout, never paused as long.
         let (body_tx, response) = upload(fixture.client(alpn).await, 1);

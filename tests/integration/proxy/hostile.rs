@@ -1167,11 +1167,11 @@ async fn bodies_without_a_length_are_held_up_to_request_buffering() {
         }
     }
 
-    // A client that stops sending while its body is held: 408 once the pause passes the
-    // timeout, and the upstream gets nothing.
+    // A client that stops sending while its body is held: 408 once the pause passes
+    // `body_read_timeout`, and the upstream gets nothing.
     // A body with a length within the most held is held too: a slow client does not hold up
     // the app (a synchronous worker waiting for the rest of an upload), as behind nginx.
-    let fixture = fixture(recorder.address, "  upstream_response_timeout = \"1s\"\n").await;
+    let fixture = fixture(recorder.address, "  body_read_timeout = \"1s\"\n").await;
     for stalled in [
         "POST / HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
         "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\n\r\nhello",
