@@ -449,7 +449,6 @@ const NGINX_ITSELF: &[&str] = &[
     "worker_processes",
     "worker_rlimit_nofile",
     "worker_cpu_affinity",
-    "worker_shutdown_timeout",
     "pid",
     "daemon",
     "master_process",
@@ -615,6 +614,14 @@ fn why_ignored(name: &str) -> &'static str {
             "one upstream server: there is no next one to try, for nginx either"
         }
         "proxy_socket_keepalive" => "it only sets TCP keep-alive probes to the app",
+        "keepalive_requests" => {
+            "the proxy sets no limit on the requests of one connection (nginx closes it after \
+             1000 by default); idle_timeout (keepalive_timeout) still closes idle ones"
+        }
+        "send_timeout" => {
+            "the proxy has no write timeout of its own: a client that stops reading holds its \
+             response (in bounded memory) until it reads again or goes"
+        }
         n if n.starts_with("proxy_") => {
             "the proxy streams responses through small buffers of its own, none on disk"
         }
@@ -1683,6 +1690,8 @@ impl Mapper {
                     let d = self.buffering_directive(d);
                     self.request_buffering[0].push(d);
                 }
+                // nginx's wait for requests in flight once asked to stop.
+                "worker_shutdown_timeout" => self.duration(d, &["proxy", "shutdown_grace"]),
                 name if NGINX_ITSELF.contains(&name) => {
                     let why = why_ignored(name);
                     self.warn(d, format!("ignored: {why}"));
@@ -6640,6 +6649,36 @@ server {
             Some("5s"),
             "the http level's, inherited"
         );
+    }
+
+    /// `worker_shutdown_timeout` (the main level's) is the proxy's drain time; the limits nginx
+    /// keeps and the proxy does not say so.
+    #[test]
+    fn worker_shutdown_timeout_is_the_shutdown_grace() {
+        let mapped = map(
+            "worker_shutdown_timeout 25s;\nhttp {\n  keepalive_requests 100;\n  send_timeout \
+             10s;\n  server {\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
+             ssl_certificate_key a.key;\n    location / { proxy_pass http://127.0.0.1:80; }\n  \
+             }\n}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            value(&mapped, "proxy.shutdown_grace").as_deref(),
+            Some("25s")
+        );
+        for (name, says) in [
+            ("keepalive_requests", "no limit on the requests"),
+            ("send_timeout", "no write timeout"),
+        ] {
+            assert!(
+                mapped
+                    .warnings
+                    .iter()
+                    .any(|w| w.path == name && w.message.contains(says)),
+                "{name}: {:?}",
+                mapped.warnings
+            );
+        }
     }
 
     /// `client_body_timeout`: `location /`'s wins over the server's wherever it stands; another
