@@ -161,6 +161,15 @@ pub(crate) async fn accept(
             break name;
         }
     };
+    // Plain HTTP on the TLS port (a TLS record starts with 22, a request with its method): an
+    // answer the person at the other end can read, as nginx gives one, instead of an alert.
+    if !eof && incoming.first().is_some_and(u8::is_ascii_uppercase) {
+        let _ = io.try_write(PLAIN_HTTP_ANSWER);
+        // rustls's own error for it, which the callers recognise and log in words.
+        return Err(invalid_data(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        )));
+    }
     // A name the server does not answer for (or none): the `unrecognized_name` alert, as
     // nginx's `ssl_reject_handshake` gives it, and no handshake.
     if let Some(known) = known_name
@@ -206,6 +215,12 @@ pub(crate) async fn accept(
 
 /// Whether the server answers for a TLS server name (SNI).
 pub(crate) type NameCheck = dyn Fn(&str) -> bool + std::marker::Send + Sync;
+
+/// The answer to a plain HTTP request on the TLS port (nginx's 400 "The plain HTTP request was
+/// sent to HTTPS port").
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; \
+    charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nThe plain HTTP \
+    request was sent to the HTTPS port\n";
 
 /// A fatal `unrecognized_name` alert (RFC 8446 §6.2, 112) in a plaintext record.
 const UNRECOGNIZED_NAME: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
@@ -1118,6 +1133,38 @@ mod tests {
         client_stream.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"bye");
         assert!(server.write_all(b"more").await.is_err());
+    }
+
+    /// Plain HTTP sent to the TLS port gets a readable 400 (nginx's "The plain HTTP request
+    /// was sent to HTTPS port"), not an alert, and no handshake.
+    #[tokio::test]
+    async fn a_plain_http_request_gets_a_readable_400() {
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(address).unwrap();
+            tcp.write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = tcp.read_to_end(&mut answer);
+            answer
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let err = accept(&server_config(&pki), tcp, false, None)
+            .await
+            .err()
+            .expect("no handshake");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let answer = String::from_utf8(client.join().unwrap()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+            "{answer}"
+        );
+        assert!(body.contains("plain HTTP"), "{answer}");
     }
 
     #[tokio::test]
