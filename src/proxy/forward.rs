@@ -2050,7 +2050,8 @@ impl Forwarder {
         let response = match waited {
             Err(Stalled::Upstream) => {
                 self.metrics.upstream_error("timeout");
-                let timeout = format!(
+                // Formatted only if the line is written (not while a flood is held back).
+                let timeout = format_args!(
                     "no response within {} s (upstream_response_timeout)",
                     target.response_timeout.as_secs_f64()
                 );
