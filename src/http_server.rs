@@ -124,7 +124,8 @@ fn connection_builder() -> auto::Builder<SpanExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .title_case_headers(true);
     builder
 }
 

@@ -259,7 +259,11 @@ impl Proxy {
             .max_buf_size(config.max_header_size.max(8192))
             // hyper's default, 100 lines, refused (431) what nginx takes: nginx bounds a
             // request's header lines by their size alone (`max_header_size` here).
-            .max_headers(MAX_REQUEST_HEADERS);
+            .max_headers(MAX_REQUEST_HEADERS)
+            // Header names as nginx writes them: a response's as the app wrote them (the
+            // upstream connection keeps their case), the proxy's own in title case (`Date`,
+            // `Content-Length`, its 502s').
+            .title_case_headers(true);
         let mut http2 = http2::Builder::new(SpanExecutor);
         http2
             .timer(TokioTimer::new())

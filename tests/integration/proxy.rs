@@ -3119,6 +3119,66 @@ async fn a_response_with_many_header_lines_reaches_the_client() {
     }
 }
 
+/// Header names keep their case over HTTP/1.1, as nginx passes them: the app's response
+/// headers reach the client as the app wrote them (`X-Request-ID`, not `x-request-id`, for the
+/// scripts and devices that compare names as written) and the names the proxy writes itself
+/// are in title case (`Date`); request headers reach the app in title case (`User-Agent`,
+/// `X-Forwarded-For`), as most clients write them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_names_keep_their_case_over_http1() {
+    let (heads, mut asked) = mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if let Some(head) = read_head(&mut stream).await {
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nX-Request-ID: 7\r\ncontent-TYPE: text/plain\r\n\
+                          Content-Length: 6\r\n\r\nhello\n",
+                    )
+                    .await;
+                let _ = stream.shutdown().await;
+            }
+        }
+    });
+    let fixture = fixture(upstream, "").await;
+    let mut tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H1, None),
+    )
+    .await
+    .expect("handshake");
+    tls.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Custom-CASE: a\r\nuser-agent: t\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = String::from_utf8(read_until_closed(&mut tls, Duration::from_secs(20)).await)
+        .expect("text");
+    let head = asked.recv().await.expect("the request reached the app");
+    for line in [
+        "X-Custom-Case: a\r\n",
+        "User-Agent: t\r\n",
+        "X-Forwarded-For: 127.0.0.1\r\n",
+    ] {
+        assert!(
+            head.contains(line),
+            "{line:?} in the app's request:\n{head}"
+        );
+    }
+    for line in [
+        "X-Request-ID: 7\r\n",
+        "content-TYPE: text/plain\r\n",
+        "Date: ",
+    ] {
+        assert!(answer.contains(line), "{line:?} in the response:\n{answer}");
+    }
+    assert!(answer.ends_with("\r\n\r\nhello\n"), "{answer}");
+}
+
 /// nginx's default: a request header named with an underscore never reaches the app, so a
 /// client's `X_Forwarded_For` cannot pose as the proxy's `X-Forwarded-For` to an app that
 /// reads `_` and `-` alike (CGI, WSGI); `drop_underscore_headers = false` forwards them.
