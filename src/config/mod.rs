@@ -487,6 +487,9 @@ pub struct Proxy {
     /// Longest pause in a request body coming from the client (nginx's `client_body_timeout`):
     /// then 408.
     pub body_read_timeout: Duration,
+    /// Longest a response's bytes may wait with none taken by the client (nginx's
+    /// `send_timeout`): then the connection is closed.
+    pub send_timeout: Duration,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
     /// Longest TCP connect to the upstream.

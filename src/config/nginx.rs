@@ -491,7 +491,6 @@ const NGINX_ITSELF: &[&str] = &[
     "lingering_timeout",
     "keepalive_requests",
     "keepalive_time",
-    "send_timeout",
     "charset",
     "index",
     "root",
@@ -617,10 +616,6 @@ fn why_ignored(name: &str) -> &'static str {
         "keepalive_requests" => {
             "the proxy sets no limit on the requests of one connection (nginx closes it after \
              1000 by default); idle_timeout (keepalive_timeout) still closes idle ones"
-        }
-        "send_timeout" => {
-            "the proxy has no write timeout of its own: a client that stops reading holds its \
-             response (in bounded memory) until it reads again or goes"
         }
         n if n.starts_with("proxy_") => {
             "the proxy streams responses through small buffers of its own, none on disk"
@@ -911,6 +906,8 @@ struct Mapper {
     /// `client_body_timeout` of the server (with the `http` level's) and of `location /`: the
     /// location's wins, wherever they stand.
     body_timeout: [Option<Directive>; 2],
+    /// `send_timeout`, as `body_timeout`.
+    send_timeout: [Option<Directive>; 2],
     /// The port of the listener served: nginx's `$server_port`.
     listen_port: Option<String>,
     /// The server's first `server_name`: nginx's `$server_name`.
@@ -1638,6 +1635,7 @@ impl Mapper {
                 "keepalive_timeout" => self.duration(d, &["proxy", "idle_timeout"]),
                 "client_header_timeout" => self.duration(d, &["proxy", "header_read_timeout"]),
                 "client_body_timeout" => self.body_timeout[0] = Some(d.clone()),
+                "send_timeout" => self.send_timeout[0] = Some(d.clone()),
                 "ssl_handshake_timeout" => self.duration(d, &["proxy", "tls_handshake_timeout"]),
                 "large_client_header_buffers" => {
                     match (d.args.first().map(|n| n.parse::<u64>()), d.args.get(1)) {
@@ -1843,6 +1841,10 @@ impl Mapper {
         let [outer, location] = std::mem::take(&mut self.body_timeout);
         if let Some(d) = location.or(outer) {
             self.duration(&d, &["proxy", "body_read_timeout"]);
+        }
+        let [outer, location] = std::mem::take(&mut self.send_timeout);
+        if let Some(d) = location.or(outer) {
+            self.duration(&d, &["proxy", "send_timeout"]);
         }
         let [outer, location] = std::mem::take(&mut self.request_buffering);
         if let (Some(false), Some(at)) = (
@@ -2521,6 +2523,7 @@ impl Mapper {
                 self.request_buffering[1].push(d);
             }
             "client_body_timeout" => self.body_timeout[1] = Some(d.clone()),
+            "send_timeout" => self.send_timeout[1] = Some(d.clone()),
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
             "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
@@ -3758,6 +3761,11 @@ impl Mapper {
                     inner,
                     "ignored in a location: the proxy's body_read_timeout (the server's or \
                      location /'s client_body_timeout) applies to every location",
+                ),
+                "send_timeout" => self.warn(
+                    inner,
+                    "ignored in a location: the proxy's send_timeout (the server's or \
+                     location /'s) applies to every location",
                 ),
                 "proxy_set_header"
                     if asked_by_auth
@@ -6656,8 +6664,7 @@ server {
     #[test]
     fn worker_shutdown_timeout_is_the_shutdown_grace() {
         let mapped = map(
-            "worker_shutdown_timeout 25s;\nhttp {\n  keepalive_requests 100;\n  send_timeout \
-             10s;\n  server {\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
+            "worker_shutdown_timeout 25s;\nhttp {\n  keepalive_requests 100;\n  server {\n    listen 8443 ssl;\n    ssl_certificate a.crt;\n    \
              ssl_certificate_key a.key;\n    location / { proxy_pass http://127.0.0.1:80; }\n  \
              }\n}\n",
         )
@@ -6666,45 +6673,54 @@ server {
             value(&mapped, "proxy.shutdown_grace").as_deref(),
             Some("25s")
         );
-        for (name, says) in [
-            ("keepalive_requests", "no limit on the requests"),
-            ("send_timeout", "no write timeout"),
-        ] {
-            assert!(
-                mapped
-                    .warnings
-                    .iter()
-                    .any(|w| w.path == name && w.message.contains(says)),
-                "{name}: {:?}",
-                mapped.warnings
-            );
-        }
-    }
-
-    /// `client_body_timeout`: `location /`'s wins over the server's wherever it stands; another
-    /// location's is warned about (the proxy's applies everywhere).
-    #[test]
-    fn client_body_timeout_is_location_slash_else_the_servers() {
-        let mapped = map(
-            "server {\n  listen 8443 ssl;\n  ssl_certificate a.crt;\n  ssl_certificate_key \
-             a.key;\n  location / {\n    proxy_pass http://127.0.0.1:80;\n    \
-             client_body_timeout 7s;\n  }\n  location /up/ {\n    proxy_pass \
-             http://127.0.0.1:80;\n    client_body_timeout 1h;\n  }\n  client_body_timeout \
-             3s;\n}\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            value(&mapped, "proxy.body_read_timeout").as_deref(),
-            Some("7s")
-        );
         assert!(
             mapped
                 .warnings
                 .iter()
-                .any(|w| w.path == "client_body_timeout" && w.message.contains("every location")),
+                .any(|w| w.path == "keepalive_requests"
+                    && w.message.contains("no limit on the requests")),
             "{:?}",
             mapped.warnings
         );
+    }
+
+    /// `client_body_timeout` and `send_timeout`: `location /`'s wins over the server's
+    /// wherever it stands; another location's is warned about (the proxy's applies everywhere).
+    #[test]
+    fn client_timeouts_are_location_slash_else_the_servers() {
+        for (directive, key) in [
+            ("client_body_timeout", "proxy.body_read_timeout"),
+            ("send_timeout", "proxy.send_timeout"),
+        ] {
+            let mapped = map(&format!(
+                "http {{\n  {directive} 9s;\n  server {{\n  listen 8443 ssl;\n  \
+                 ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  location / {{\n    \
+                 proxy_pass http://127.0.0.1:80;\n    {directive} 7s;\n  }}\n  location /up/ \
+                 {{\n    proxy_pass http://127.0.0.1:80;\n    {directive} 1h;\n  }}\n  \
+                 {directive} 3s;\n}}\n}}\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(value(&mapped, key).as_deref(), Some("7s"), "{directive}");
+            assert!(
+                mapped
+                    .warnings
+                    .iter()
+                    .any(|w| w.path == directive && w.message.contains("every location")),
+                "{:?}",
+                mapped.warnings
+            );
+            let mapped = map(&format!(
+                "http {{\n  {directive} 9s;\n  server {{\n  listen 8443 ssl;\n  \
+                 ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  location / {{\n    \
+                 proxy_pass http://127.0.0.1:80;\n  }}\n}}\n}}\n"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                value(&mapped, key).as_deref(),
+                Some("9s"),
+                "{directive} inherited"
+            );
+        }
     }
 
     /// `proxy_request_buffering off` turns buffering off only with `proxy_http_version 1.1`,

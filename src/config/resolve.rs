@@ -2089,6 +2089,7 @@ fn resolve_proxy(
     );
     let header_read_timeout = duration("header_read_timeout", raw.header_read_timeout.as_ref(), 10);
     let body_read_timeout = duration("body_read_timeout", raw.body_read_timeout.as_ref(), 60);
+    let send_timeout = duration("send_timeout", raw.send_timeout.as_ref(), 60);
     let idle_timeout = duration("idle_timeout", raw.idle_timeout.as_ref(), 75);
     let upstream_connect_timeout = duration(
         "upstream_connect_timeout",
@@ -2360,6 +2361,7 @@ fn resolve_proxy(
         ),
         header_read_timeout,
         body_read_timeout,
+        send_timeout,
         idle_timeout,
         upstream_connect_timeout,
         upstream_response_timeout,

@@ -195,6 +195,8 @@ pub(crate) struct Forwarder {
     drop_underscore_headers: bool,
     /// `proxy.body_read_timeout`: the longest pause in a client's request body.
     body_read_timeout: Duration,
+    /// `proxy.send_timeout`: the longest a connection's response bytes wait for the client.
+    send_timeout: Duration,
     /// `proxy.append_forwarded_for`.
     append_forwarded_for: bool,
     /// `proxy.absolute_redirects`: with `port_in_redirects`, whether the port goes in.
@@ -1195,6 +1197,7 @@ impl Forwarder {
                     .any(|route| !route.concurrency_limits.is_empty()),
             forwarded: config.forwarded_headers,
             body_read_timeout: config.body_read_timeout,
+            send_timeout: config.send_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
             hsts: config
@@ -1224,6 +1227,11 @@ impl Forwarder {
     /// formed for each connection that has one.
     pub(crate) fn wants_client_cert(&self) -> bool {
         self.wants_client_cert
+    }
+
+    /// `proxy.send_timeout`, for a connection starting under this configuration.
+    pub(crate) fn send_timeout(&self) -> Duration {
+        self.send_timeout
     }
 
     /// Whether a value carries `$ssl_server_name`: the connection's server name is then kept.

@@ -73,11 +73,14 @@ pub(crate) struct ClientErrors {
     pub target: IntCounter,
     /// Beyond a `concurrency_limits` limit (`concurrency_limit_status`, 503 by default).
     pub concurrency_limited: IntCounter,
+    /// A connection closed because the client took none of its response's bytes for
+    /// `proxy.send_timeout` (nginx's `send_timeout`).
+    pub send_timeout: IntCounter,
 }
 
 impl ClientErrors {
     /// The `kind` label values.
-    pub(crate) const KINDS: [&'static str; 11] = [
+    pub(crate) const KINDS: [&'static str; 12] = [
         "host",
         "transfer_encoding",
         "method",
@@ -89,6 +92,7 @@ impl ClientErrors {
         "unknown_host",
         "target",
         "concurrency_limited",
+        "send_timeout",
     ];
 }
 
@@ -182,6 +186,7 @@ impl ProxyMetrics {
                 unknown_host: client_errors.with_label_values(&[ClientErrors::KINDS[8]]),
                 target: client_errors.with_label_values(&[ClientErrors::KINDS[9]]),
                 concurrency_limited: client_errors.with_label_values(&[ClientErrors::KINDS[10]]),
+                send_timeout: client_errors.with_label_values(&[ClientErrors::KINDS[11]]),
             },
         })
     }

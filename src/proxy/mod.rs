@@ -548,7 +548,7 @@ impl ConnectionShared {
             sni_wanted,
             forwarder,
         } = client;
-        let tls = match handshake {
+        let mut tls = match handshake {
             Ok(Ok(tls)) => {
                 self.metrics.handshake_ok.inc();
                 self.metrics
@@ -571,6 +571,7 @@ impl ConnectionShared {
                 return None;
             }
         };
+        tls.set_send_timeout(forwarder.send_timeout());
         let mut peer_info = Peer::new(peer.ip(), forwarder.trusts(peer.ip()));
         peer_info.local_port = local_port;
         peer_info.port = peer.port();
@@ -683,6 +684,16 @@ impl ConnectionShared {
         }
     }
 
+    /// Logs (and counts, for a send timeout) the error a connection ended with.
+    fn ended_with(&self, peer: SocketAddr, err: &hyper::Error) {
+        if crate::tls::stream::SendTimedOut::caused(err) {
+            self.metrics.client_errors.send_timeout.inc();
+            tracing::info!(%peer, "closed: the client took none of the response's bytes for send_timeout");
+        } else {
+            tracing::debug!(%peer, error = %err, "connection ended with an error");
+        }
+    }
+
     /// Runs `connection` to its end, closing it gracefully at shutdown or once idle.
     async fn drive<C: GracefulConnection>(
         &self,
@@ -704,7 +715,7 @@ impl ConnectionShared {
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                        self.ended_with(peer, &err);
                     }
                     return;
                 }
@@ -1151,6 +1162,7 @@ fn applicable(
         upstream_connect_timeout: _,
         upstream_response_timeout: _,
         body_read_timeout: _,
+        send_timeout: _,
         max_request_body: _,
         request_buffering: _,
         forwarded_headers: _,

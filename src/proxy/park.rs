@@ -318,7 +318,7 @@ impl ConnectionShared {
                 biased;
                 result = Pin::new(&mut *connection) => {
                     if let Err(err) = result {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                        self.ended_with(peer, &err);
                         return Ended::Closed;
                     }
                     if !parking {

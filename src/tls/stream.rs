@@ -18,7 +18,7 @@
 //! has been given a chance to go out; a shutdown sends close_notify, and the TCP FIN in the same
 //! segment.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -78,7 +78,15 @@ pub(crate) struct ServerTls {
     close_sent: bool,
     /// A TLS error ended the connection (see [`ServerTls::fail`]).
     failed: bool,
+    /// Bytes went out since `stall` was last set.
+    sent_since_stall: bool,
     sni: Option<Box<str>>,
+    /// The longest a send may wait with none of its bytes taken by the socket (nginx's
+    /// `send_timeout`); `None`: for ever.
+    send_timeout: Option<std::time::Duration>,
+    /// While a send waits: when it gives up. Allocated when a send first has to wait, dropped
+    /// once everything waiting has gone out.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A TLS server's configs, one per [`CipherPreference`]; [`accept`] chooses by the client's
@@ -207,7 +215,10 @@ pub(crate) async fn accept(
         eof,
         close_sent: false,
         failed: false,
+        sent_since_stall: false,
         sni: sni.filter(|_| want_sni),
+        send_timeout: None,
+        stall: None,
     };
     poll_fn(|cx| tls.poll_handshake(cx)).await?;
     Ok(tls)
@@ -221,6 +232,42 @@ pub(crate) type NameCheck = dyn Fn(&str) -> bool + std::marker::Send + Sync;
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; \
     charset=utf-8\r\nContent-Length: 50\r\nConnection: close\r\n\r\nThe plain HTTP \
     request was sent to the HTTPS port\n";
+
+/// The error inside the `TimedOut` I/O error of a send that waited the send timeout with none
+/// of its bytes taken.
+#[derive(Debug)]
+pub(crate) struct SendTimedOut;
+
+impl std::fmt::Display for SendTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client took none of the response's bytes for send_timeout")
+    }
+}
+
+impl std::error::Error for SendTimedOut {}
+
+impl SendTimedOut {
+    /// Whether `err`, or an error it comes from, is a send timeout. An HTTP/2 connection's
+    /// I/O error keeps only the kind and the text of the one it had.
+    pub(crate) fn caused(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            let io = err
+                .downcast_ref::<io::Error>()
+                .or_else(|| err.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
+            if let Some(io) = io
+                && io.kind() == io::ErrorKind::TimedOut
+                && io.get_ref().is_some_and(|inner| {
+                    inner.is::<SendTimedOut>() || inner.to_string() == SendTimedOut.to_string()
+                })
+            {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+}
 
 /// A fatal `unrecognized_name` alert (RFC 8446 §6.2, 112) in a plaintext record.
 const UNRECOGNIZED_NAME: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
@@ -273,6 +320,13 @@ impl ServerTls {
     /// took a `sendto` and a packet each.
     pub(crate) fn defer_sending(&mut self, defer: bool) {
         self.defer_send = defer;
+    }
+
+    /// From now on, a send that waits `timeout` with none of its bytes taken (a client that
+    /// stopped reading, its receive window full) fails with [`SendTimedOut`], as nginx's
+    /// `send_timeout` closes such a connection; the wait restarts whenever bytes go out.
+    pub(crate) fn set_send_timeout(&mut self, timeout: std::time::Duration) {
+        self.send_timeout = Some(timeout);
     }
 
     /// Sends every byte waiting, a held session ticket included: for a connection about to
@@ -502,13 +556,18 @@ impl ServerTls {
     fn poll_send_flagged(&mut self, cx: &mut Context<'_>, flags: MsgFlags) -> Poll<io::Result<()>> {
         let fd = self.io.as_raw_fd();
         while self.sent < self.outgoing.len() {
-            ready!(self.io.poll_write_ready(cx))?;
+            if self.io.poll_write_ready(cx)?.is_pending() {
+                return self.poll_stalled(cx);
+            }
             let pending = &self.outgoing[self.sent..];
             match self.io.try_io(Interest::WRITABLE, || {
                 socket::send(fd, pending, flags).map_err(io::Error::from)
             }) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.sent += n,
+                Ok(n) => {
+                    self.sent += n;
+                    self.sent_since_stall = true;
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Poll::Ready(Err(err)),
             }
@@ -516,7 +575,28 @@ impl ServerTls {
         self.outgoing.clear();
         self.sent = 0;
         self.held = 0;
+        self.stall = None;
         Poll::Ready(Ok(()))
+    }
+
+    /// A send waits for the socket: pending until it may go on, or the send timeout's error
+    /// once it has waited that long since its bytes last went out.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(timeout) = self.send_timeout else {
+            return Poll::Pending;
+        };
+        let progressed = std::mem::take(&mut self.sent_since_stall);
+        let stall = match &mut self.stall {
+            Some(stall) => {
+                if progressed {
+                    stall.as_mut().reset(tokio::time::Instant::now() + timeout);
+                }
+                stall
+            }
+            None => self.stall.insert(Box::pin(tokio::time::sleep(timeout))),
+        };
+        ready!(stall.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, SendTimedOut)))
     }
 
     /// Sends what the socket takes now, without waiting.

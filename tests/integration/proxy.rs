@@ -1953,6 +1953,201 @@ async fn read_until_closed(tls: &mut Tls, limit: Duration) -> Vec<u8> {
     received
 }
 
+/// An upstream answering every request with `length` zero bytes, written as fast as the proxy
+/// takes them.
+async fn large_body_upstream(length: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_none() {
+                    return;
+                }
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![0u8; 64 * 1024];
+                let mut left = length;
+                while left > 0 {
+                    let take = left.min(chunk.len());
+                    if stream.write_all(&chunk[..take]).await.is_err() {
+                        return;
+                    }
+                    left -= take;
+                }
+            });
+        }
+    });
+    address
+}
+
+/// A client stream whose reads wait, taking nothing from the socket, while the gate is shut:
+/// a client that stops reading its response.
+struct Gated {
+    inner: Tls,
+    open: Arc<watch::Sender<bool>>,
+    opened: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl tokio::io::AsyncRead for Gated {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !*self.open.borrow() {
+            let open = self.open.clone();
+            let opened = self.opened.get_or_insert_with(|| {
+                Box::pin(async move {
+                    let _ = open.subscribe().wait_for(|open| *open).await;
+                })
+            });
+            if opened.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        self.opened = None;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Gated {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Asks `address` for `/` over `alpn` on a socket with a small receive buffer, the reads behind
+/// a gate (open at first): the response's body and the gate.
+async fn gated_get(
+    address: SocketAddr,
+    config: Arc<ClientConfig>,
+    h2: bool,
+) -> (Incoming, Arc<watch::Sender<bool>>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let tls = tls_on(socket.connect(address).await.expect("connect"), config)
+        .await
+        .expect("handshake");
+    let open = Arc::new(watch::channel(true).0);
+    let io = TokioIo::new(Gated {
+        inner: tls,
+        open: open.clone(),
+        opened: None,
+    });
+    let request = Request::get(if h2 { "https://localhost/" } else { "/" });
+    let request = if h2 {
+        request
+    } else {
+        request.header("host", "localhost")
+    };
+    let request = request.body(empty()).unwrap();
+    let response = if h2 {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(1 << 30)
+                .initial_connection_window_size(1 << 30)
+                .handshake(io)
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    };
+    let response = response.expect("response head");
+    assert_eq!(response.status(), StatusCode::OK);
+    (response.into_body(), open)
+}
+
+/// Reads `body` until `at_least` bytes have come, or it ends: the bytes read, and whether it
+/// ended whole (`Some(true)`), broken off (`Some(false)`) or not yet (`None`).
+async fn read_body(body: &mut Incoming, at_least: usize) -> (usize, Option<bool>) {
+    let mut read = 0;
+    while read < at_least {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+            Some(Err(_)) => return (read, Some(false)),
+            None => return (read, Some(true)),
+        }
+    }
+    (read, None)
+}
+
+/// nginx's `send_timeout`: a client that stops reading its response (its receive window full)
+/// is closed once none of the response's bytes have gone out for `send_timeout`, over either
+/// protocol, and counted; a client that reads slowly, with pauses shorter than it, gets its
+/// whole response however long it takes. (As for nginx, the wait is for the socket: with up to
+/// 4 MiB of the response in its send buffer, a writer waits until the client has taken a good
+/// part of that, a third, before it may write again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
+    const LENGTH: usize = 32 << 20;
+    const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
+    let fixture = fixture(
+        large_body_upstream(LENGTH).await,
+        "  send_timeout = \"2s\"\n",
+    )
+    .await;
+    let config = |alpn| client_config(&fixture.ca.pem, alpn, None);
+    for (index, (alpn, h2)) in [(H1, false), (H2, true)].into_iter().enumerate() {
+        // Stops reading: closed, its body broken off.
+        let (mut body, open) = gated_get(fixture.proxy.address, config(alpn), h2).await;
+        let (first, end) = read_body(&mut body, 1 << 20).await;
+        assert_eq!(end, None, "h2 {h2}");
+        open.send_replace(false);
+        fixture
+            .proxy
+            .wait_metric(TIMED_OUT, index as f64 + 1.0)
+            .await;
+        open.send_replace(true);
+        let (rest, end) = read_body(&mut body, LENGTH).await;
+        assert_eq!(
+            end,
+            Some(false),
+            "h2 {h2}: read {} of {LENGTH}",
+            first + rest
+        );
+        // 512 KiB at a time with pauses of 300 ms, for twice the timeout: whole.
+        let (mut body, open) = gated_get(fixture.proxy.address, config(alpn), h2).await;
+        let started = Instant::now();
+        let mut read = 0;
+        while started.elapsed() < Duration::from_secs(4) {
+            let (more, end) = read_body(&mut body, 512 * 1024).await;
+            assert_eq!(end, None, "h2 {h2}: slow reader cut after {read} bytes");
+            read += more;
+            open.send_replace(false);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            open.send_replace(true);
+        }
+        let (rest, end) = read_body(&mut body, LENGTH).await;
+        assert_eq!((read + rest, end), (LENGTH, Some(true)), "h2 {h2}");
+        assert_eq!(
+            fixture.proxy.metric(TIMED_OUT),
+            index as f64 + 1.0,
+            "h2 {h2}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_cut_after_header_read_timeout_while_others_are_served() {
     let upstream_shutdown = CancellationToken::new();
