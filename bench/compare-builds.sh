@@ -15,6 +15,9 @@
 #     times (40): the server CPU per handshake of each, with drift spread over both (a change of
 #     a few per cent shows here before it shows across rounds of several seconds).
 # Prints the medians and B / A, then the alternating figures.
+# Each build runs with its defaults: builds from 2026-12-07 on close a connection after 1000
+# requests (proxy.keepalive_requests), older ones never, so wrk reconnects (a TLS resumption)
+# every 1000 requests with the newer ones only.
 #
 # The certificates come from openssl (an ECDSA P-256 CA, a P-256 leaf and an RSA-2048 leaf for
 # `localhost`), so neither build makes its own inputs.

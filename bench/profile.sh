@@ -74,6 +74,8 @@ proxy {
   cert_file      = "$WORK/tls.crt"
   key_file       = "$WORK/tls.key"
   metrics_listen = "127.0.0.1:$METRICS_PORT"
+  # As nginx-tuned's keepalive_requests 1000000.
+  keepalive_requests = 1000000
 }
 app {
   listen         = "127.0.0.1:$APP_PORT"

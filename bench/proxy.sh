@@ -241,6 +241,8 @@ proxy {
   cert_file      = "$WORK/live/$key/tls.crt"
   key_file       = "$WORK/live/$key/tls.key"
   metrics_listen = "127.0.0.1:$METRICS_PORT"
+  # As nginx-tuned's keepalive_requests 1000000.
+  keepalive_requests = 1000000
 }
 EOF
       start_bg "$dir/server.log" taskset -c "$server_cpu" "$BIN" proxy --config "$dir/proxy.hcl"

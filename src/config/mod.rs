@@ -490,6 +490,9 @@ pub struct Proxy {
     /// Longest a response's bytes may wait with none taken by the client (nginx's
     /// `send_timeout`): then the connection is closed.
     pub send_timeout: Duration,
+    /// The most requests one client connection serves (nginx's `keepalive_requests`): then
+    /// it closes, and the client opens another.
+    pub keepalive_requests: usize,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
     /// Longest TCP connect to the upstream.

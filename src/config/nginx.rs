@@ -489,7 +489,6 @@ const NGINX_ITSELF: &[&str] = &[
     "lingering_close",
     "lingering_time",
     "lingering_timeout",
-    "keepalive_requests",
     "keepalive_time",
     "charset",
     "index",
@@ -613,10 +612,6 @@ fn why_ignored(name: &str) -> &'static str {
             "one upstream server: there is no next one to try, for nginx either"
         }
         "proxy_socket_keepalive" => "it only sets TCP keep-alive probes to the app",
-        "keepalive_requests" => {
-            "the proxy sets no limit on the requests of one connection (nginx closes it after \
-             1000 by default); idle_timeout (keepalive_timeout) still closes idle ones"
-        }
         n if n.starts_with("proxy_") => {
             "the proxy streams responses through small buffers of its own, none on disk"
         }
@@ -908,6 +903,8 @@ struct Mapper {
     body_timeout: [Option<Directive>; 2],
     /// `send_timeout`, as `body_timeout`.
     send_timeout: [Option<Directive>; 2],
+    /// `keepalive_requests`, as `body_timeout`.
+    keepalive_requests: [Option<Directive>; 2],
     /// The port of the listener served: nginx's `$server_port`.
     listen_port: Option<String>,
     /// The server's first `server_name`: nginx's `$server_name`.
@@ -1636,6 +1633,7 @@ impl Mapper {
                 "client_header_timeout" => self.duration(d, &["proxy", "header_read_timeout"]),
                 "client_body_timeout" => self.body_timeout[0] = Some(d.clone()),
                 "send_timeout" => self.send_timeout[0] = Some(d.clone()),
+                "keepalive_requests" => self.keepalive_requests[0] = Some(d.clone()),
                 "ssl_handshake_timeout" => self.duration(d, &["proxy", "tls_handshake_timeout"]),
                 "large_client_header_buffers" => {
                     match (d.args.first().map(|n| n.parse::<u64>()), d.args.get(1)) {
@@ -1845,6 +1843,19 @@ impl Mapper {
         let [outer, location] = std::mem::take(&mut self.send_timeout);
         if let Some(d) = location.or(outer) {
             self.duration(&d, &["proxy", "send_timeout"]);
+        }
+        let [outer, location] = std::mem::take(&mut self.keepalive_requests);
+        if let Some(d) = location.or(outer) {
+            match d.args.as_slice() {
+                [count] if count.parse::<u64>().is_ok_and(|n| n > 0) => {
+                    self.set(
+                        &d,
+                        &["proxy", "keepalive_requests"],
+                        Value::from(count.clone()),
+                    );
+                }
+                _ => self.error(&d, "expects a number of requests, such as `1000`"),
+            }
         }
         let [outer, location] = std::mem::take(&mut self.request_buffering);
         if let (Some(false), Some(at)) = (
@@ -2524,6 +2535,7 @@ impl Mapper {
             }
             "client_body_timeout" => self.body_timeout[1] = Some(d.clone()),
             "send_timeout" => self.send_timeout[1] = Some(d.clone()),
+            "keepalive_requests" => self.keepalive_requests[1] = Some(d.clone()),
             "proxy_set_header" => self.set_headers[1].push(d.clone()),
             "auth_basic" | "auth_basic_user_file" => self.auth[1].push(d.clone()),
             "proxy_cookie_flags" => self.cookie_flags[1].push(d.clone()),
@@ -3762,10 +3774,13 @@ impl Mapper {
                     "ignored in a location: the proxy's body_read_timeout (the server's or \
                      location /'s client_body_timeout) applies to every location",
                 ),
-                "send_timeout" => self.warn(
+                "send_timeout" | "keepalive_requests" => self.warn(
                     inner,
-                    "ignored in a location: the proxy's send_timeout (the server's or \
-                     location /'s) applies to every location",
+                    format!(
+                        "ignored in a location: the proxy's {} (the server's or location /'s) \
+                         applies to every location",
+                        inner.name
+                    ),
                 ),
                 "proxy_set_header"
                     if asked_by_auth
@@ -6673,34 +6688,43 @@ server {
             value(&mapped, "proxy.shutdown_grace").as_deref(),
             Some("25s")
         );
-        assert!(
-            mapped
-                .warnings
-                .iter()
-                .any(|w| w.path == "keepalive_requests"
-                    && w.message.contains("no limit on the requests")),
-            "{:?}",
-            mapped.warnings
+        assert_eq!(
+            value(&mapped, "proxy.keepalive_requests").as_deref(),
+            Some("100")
         );
     }
 
-    /// `client_body_timeout` and `send_timeout`: `location /`'s wins over the server's
-    /// wherever it stands; another location's is warned about (the proxy's applies everywhere).
+    /// `client_body_timeout`, `send_timeout` and `keepalive_requests`: `location /`'s wins over
+    /// the server's wherever it stands; another location's is warned about (the proxy's
+    /// applies everywhere).
     #[test]
     fn client_timeouts_are_location_slash_else_the_servers() {
-        for (directive, key) in [
-            ("client_body_timeout", "proxy.body_read_timeout"),
-            ("send_timeout", "proxy.send_timeout"),
+        for (directive, key, [http, slash, other, server]) in [
+            (
+                "client_body_timeout",
+                "proxy.body_read_timeout",
+                ["9s", "7s", "1h", "3s"],
+            ),
+            (
+                "send_timeout",
+                "proxy.send_timeout",
+                ["9s", "7s", "1h", "3s"],
+            ),
+            (
+                "keepalive_requests",
+                "proxy.keepalive_requests",
+                ["9", "7", "100", "3"],
+            ),
         ] {
             let mapped = map(&format!(
-                "http {{\n  {directive} 9s;\n  server {{\n  listen 8443 ssl;\n  \
+                "http {{\n  {directive} {http};\n  server {{\n  listen 8443 ssl;\n  \
                  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  location / {{\n    \
-                 proxy_pass http://127.0.0.1:80;\n    {directive} 7s;\n  }}\n  location /up/ \
-                 {{\n    proxy_pass http://127.0.0.1:80;\n    {directive} 1h;\n  }}\n  \
-                 {directive} 3s;\n}}\n}}\n"
+                 proxy_pass http://127.0.0.1:80;\n    {directive} {slash};\n  }}\n  location \
+                 /up/ {{\n    proxy_pass http://127.0.0.1:80;\n    {directive} {other};\n  \
+                 }}\n  {directive} {server};\n}}\n}}\n"
             ))
             .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(value(&mapped, key).as_deref(), Some("7s"), "{directive}");
+            assert_eq!(value(&mapped, key).as_deref(), Some(slash), "{directive}");
             assert!(
                 mapped
                     .warnings
@@ -6710,14 +6734,14 @@ server {
                 mapped.warnings
             );
             let mapped = map(&format!(
-                "http {{\n  {directive} 9s;\n  server {{\n  listen 8443 ssl;\n  \
+                "http {{\n  {directive} {http};\n  server {{\n  listen 8443 ssl;\n  \
                  ssl_certificate a.crt;\n  ssl_certificate_key a.key;\n  location / {{\n    \
                  proxy_pass http://127.0.0.1:80;\n  }}\n}}\n}}\n"
             ))
             .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
                 value(&mapped, key).as_deref(),
-                Some("9s"),
+                Some(http),
                 "{directive} inherited"
             );
         }

@@ -465,6 +465,7 @@ pub(crate) struct RawProxy {
     pub header_read_timeout: Option<Scalar>,
     pub body_read_timeout: Option<Scalar>,
     pub send_timeout: Option<Scalar>,
+    pub keepalive_requests: Option<Scalar>,
     pub idle_timeout: Option<Scalar>,
     pub upstream_connect_timeout: Option<Scalar>,
     pub upstream_response_timeout: Option<Scalar>,

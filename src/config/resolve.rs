@@ -2101,6 +2101,12 @@ fn resolve_proxy(
         raw.upstream_response_timeout.as_ref(),
         60,
     );
+    let keepalive_requests = r.count(
+        &["proxy", "keepalive_requests"],
+        raw.keepalive_requests.as_ref(),
+        1000,
+        1..=1_000_000_000,
+    );
     let max_connections = r.count(
         &["proxy", "max_connections"],
         raw.max_connections.as_ref(),
@@ -2362,6 +2368,7 @@ fn resolve_proxy(
         header_read_timeout,
         body_read_timeout,
         send_timeout,
+        keepalive_requests,
         idle_timeout,
         upstream_connect_timeout,
         upstream_response_timeout,

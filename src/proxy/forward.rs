@@ -197,6 +197,8 @@ pub(crate) struct Forwarder {
     body_read_timeout: Duration,
     /// `proxy.send_timeout`: the longest a connection's response bytes wait for the client.
     send_timeout: Duration,
+    /// `proxy.keepalive_requests`: the most requests one connection serves.
+    keepalive_requests: usize,
     /// `proxy.append_forwarded_for`.
     append_forwarded_for: bool,
     /// `proxy.absolute_redirects`: with `port_in_redirects`, whether the port goes in.
@@ -1198,6 +1200,7 @@ impl Forwarder {
             forwarded: config.forwarded_headers,
             body_read_timeout: config.body_read_timeout,
             send_timeout: config.send_timeout,
+            keepalive_requests: config.keepalive_requests,
             trusted_proxies: config.trusted_proxies.clone(),
             // Validated when the configuration was resolved.
             hsts: config
@@ -1232,6 +1235,11 @@ impl Forwarder {
     /// `proxy.send_timeout`, for a connection starting under this configuration.
     pub(crate) fn send_timeout(&self) -> Duration {
         self.send_timeout
+    }
+
+    /// `proxy.keepalive_requests`, for a connection starting under this configuration.
+    pub(crate) fn keepalive_requests(&self) -> usize {
+        self.keepalive_requests
     }
 
     /// Whether a value carries `$ssl_server_name`: the connection's server name is then kept.

@@ -572,6 +572,7 @@ impl ConnectionShared {
             }
         };
         tls.set_send_timeout(forwarder.send_timeout());
+        let keepalive_requests = forwarder.keepalive_requests();
         let mut peer_info = Peer::new(peer.ip(), forwarder.trusts(peer.ip()));
         peer_info.local_port = local_port;
         peer_info.port = peer.port();
@@ -610,7 +611,10 @@ impl ConnectionShared {
             async move {
                 // Guards, not calls after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
-                let _in_flight = InFlight::begin(activity);
+                let (_in_flight, requests) = InFlight::begin(activity);
+                // nginx's `keepalive_requests`: an HTTP/1.1 connection's last response says it
+                // closes (HTTP/2: the connection task sends GOAWAY).
+                let last = !h2 && requests >= forwarder.keepalive_requests();
                 let open = h1.as_ref().map(|state| {
                     state.request(
                         hyper::body::Body::is_end_stream(request.body()),
@@ -644,6 +648,12 @@ impl ConnectionShared {
                 });
                 let close = response.status() == forward::CLOSE;
                 let mut response = response;
+                if last && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
                 let encoder = match (gzip, asked) {
                     (Some(gzip), Some(asked)) => {
                         let status = response.status();
@@ -672,7 +682,12 @@ impl ConnectionShared {
         match h1_state {
             None => {
                 let connection = self.http2.serve_connection(TokioIo::new(tls), service);
-                Some(Box::pin(self.drive(connection, activity, peer)))
+                Some(Box::pin(self.drive(
+                    connection,
+                    activity,
+                    keepalive_requests,
+                    peer,
+                )))
             }
             Some(state) => Some(Box::pin(self.serve_http1(
                 Box::new(tls),
@@ -694,11 +709,13 @@ impl ConnectionShared {
         }
     }
 
-    /// Runs `connection` to its end, closing it gracefully at shutdown or once idle.
+    /// Runs `connection` to its end, closing it gracefully at shutdown, once idle, or once it
+    /// has had `keepalive_requests` requests.
     async fn drive<C: GracefulConnection>(
         &self,
         connection: C,
         activity: Arc<Activity>,
+        keepalive_requests: usize,
         peer: SocketAddr,
     ) {
         tokio::pin!(connection);
@@ -721,6 +738,18 @@ impl ConnectionShared {
                 }
                 () = self.shutdown.cancelled(), if !closing => {
                     // In-flight requests finish; idle keep-alive connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                // Requests start on tasks of their own; this one looks at each of its wake-ups
+                // (the responses' frames go out through it).
+                () = std::future::poll_fn(|_| {
+                    if activity.requests.load(Ordering::Relaxed) >= keepalive_requests {
+                        std::task::Poll::Ready(())
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                }), if !closing => {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
@@ -768,11 +797,13 @@ where
     }
 }
 
-/// When a connection last started or finished a request, and how many are in flight.
+/// When a connection last started or finished a request, how many are in flight, and how many
+/// it has had.
 struct Activity {
     epoch: Instant,
     last_millis: AtomicU64,
     in_flight: AtomicUsize,
+    requests: AtomicUsize,
 }
 
 impl Default for Activity {
@@ -781,6 +812,7 @@ impl Default for Activity {
             epoch: Instant::now(),
             last_millis: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
         }
     }
 }
@@ -791,9 +823,11 @@ impl Activity {
         self.last_millis.store(millis, Ordering::Relaxed);
     }
 
-    fn begin(&self) {
+    /// A request starts: the connection's how-manyth.
+    fn begin(&self) -> usize {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.touch();
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn end(&self) {
@@ -830,9 +864,10 @@ impl Activity {
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn begin(activity: Arc<Activity>) -> InFlight {
-        activity.begin();
-        InFlight(activity)
+    /// The guard, and how many requests the connection has had with this one.
+    fn begin(activity: Arc<Activity>) -> (InFlight, usize) {
+        let requests = activity.begin();
+        (InFlight(activity), requests)
     }
 }
 
@@ -1163,6 +1198,7 @@ fn applicable(
         upstream_response_timeout: _,
         body_read_timeout: _,
         send_timeout: _,
+        keepalive_requests: _,
         max_request_body: _,
         request_buffering: _,
         forwarded_headers: _,

@@ -958,8 +958,11 @@ async fn rotation_under_load(rotation: Rotation) {
     rotate(certs.dir.path(), rotation, 0, &pairs[0]);
     let upstream_shutdown = CancellationToken::new();
     let upstream = hello_upstream(&upstream_shutdown).await;
+    // Each kept-alive client stays on one connection through every rotation (by default it
+    // would close after 1000 requests).
     let proxy = start_proxy(&format!(
-        "  upstream = \"http://{upstream}\"\n{}  reload_interval = \"1s\"\n",
+        "  upstream = \"http://{upstream}\"\n{}  reload_interval = \"1s\"\n  \
+         keepalive_requests = 1000000\n",
         certs.settings()
     ))
     .await;
@@ -1951,6 +1954,50 @@ async fn read_until_closed(tls: &mut Tls, limit: Duration) -> Vec<u8> {
         "the proxy did not close the connection within {limit:?}"
     );
     received
+}
+
+/// nginx's `keepalive_requests` (1000 by default): a connection serves that many requests,
+/// then closes, so that clients that keep their connections open for ever still spread over a
+/// Service's Pods as they open new ones. HTTP/1.1: the last response says `Connection: close`
+/// and the connection closes after it; HTTP/2: GOAWAY after the last request, which is
+/// answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closes_after_keepalive_requests() {
+    let shutdown = CancellationToken::new();
+    let fixture = fixture(
+        hello_upstream(&shutdown).await,
+        "  keepalive_requests = 3\n",
+    )
+    .await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        for index in 1..=3 {
+            let request = client.request(Method::GET, "/").body(empty()).unwrap();
+            let response = client.send(request).await.expect("answered");
+            assert_eq!(response.status(), StatusCode::OK, "{alpn:?} {index}");
+            let close = response.headers().get(header::CONNECTION).cloned();
+            let body = response.into_body().collect().await.expect("body");
+            assert!(!body.to_bytes().is_empty());
+            if alpn == H1 {
+                assert_eq!(close.is_some_and(|v| v == "close"), index == 3, "{index}");
+            }
+        }
+        let mut closed = client.closed.clone();
+        tokio::time::timeout(Duration::from_secs(10), closed.changed())
+            .await
+            .unwrap_or_else(|_| panic!("{alpn:?}: still open after its third request"))
+            .unwrap_err();
+    }
+    // A connection under the limit stays open.
+    let mut client = fixture.client(H1).await;
+    let mut closed = client.closed.clone();
+    assert_eq!(client.get("/").await.expect("answered").0, StatusCode::OK);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), closed.changed())
+            .await
+            .is_err()
+    );
+    shutdown.cancel();
 }
 
 /// An upstream answering every request with `length` zero bytes, written as fast as the proxy
