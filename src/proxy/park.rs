@@ -40,6 +40,10 @@ use super::{Activity, ConnectionShared};
 /// connection, short against the seconds a keep-alive connection typically waits.
 pub(super) const PARK_AFTER: Duration = Duration::from_millis(100);
 
+/// The longest wait between two looks at a connection whose message stays open (see
+/// `ConnectionShared::check_when_quiet`).
+const OPEN_CHECK_MOST: Duration = Duration::from_millis(3200);
+
 /// How long closing a parked connection may take (the TLS close_notify and the TCP FIN).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -310,6 +314,8 @@ impl ConnectionShared {
         );
         let mut closing = false;
         let mut parking = false;
+        // Looks in a row that found a message still open.
+        let mut open_checks = 0;
         loop {
             let mut check = std::pin::pin!(None);
             tokio::select! {
@@ -341,7 +347,8 @@ impl ConnectionShared {
                     Pin::new(&mut *connection).graceful_shutdown();
                     closing = true;
                 }
-                () = self.check_when_quiet(check.as_mut(), activity), if !closing => {
+                () = self.check_when_quiet(check.as_mut(), activity, state, open_checks), if !closing => {
+                    open_checks = if state.between_messages() { 0 } else { open_checks + 1 };
                     if activity.is_idle(self.idle_timeout) {
                         state.parking.store(false, Ordering::Relaxed);
                         Pin::new(&mut *connection).graceful_shutdown();
@@ -374,33 +381,61 @@ impl ConnectionShared {
     /// each such connection a system call and a wake-up: a timer earlier than any the runtime
     /// holds makes tokio wake its driver (a write to an eventfd, then an `epoll_wait` that
     /// returns at once).
+    ///
+    /// While a message stays open (a response being written, a request body read), each look
+    /// that finds it so (`open_checks` in a row) doubles the wait before the next, up to
+    /// [`OPEN_CHECK_MOST`]: an event stream open for hours wakes its connection once every few
+    /// seconds, not twenty times a second. When the message ends (inside the connection's poll,
+    /// which comes first in the same wake-up), the look comes back to its usual time.
     fn check_when_quiet<'a>(
         &self,
         mut timer: Pin<&'a mut Option<tokio::time::Sleep>>,
         activity: &'a Activity,
+        state: &'a H1State,
+        open_checks: u32,
     ) -> impl Future<Output = ()> + 'a {
         let idle_timeout = self.idle_timeout;
+        let mut backed_off = false;
         std::future::poll_fn(move |cx| {
-            if timer.is_none() {
-                if activity.in_flight() {
-                    // The request ends inside the connection's poll, which comes first in the
-                    // same wake-up (`biased`): no waker is needed here.
-                    return Poll::Pending;
+            match timer.as_mut().as_pin_mut() {
+                None => {
+                    if activity.in_flight() {
+                        // The request ends inside the connection's poll, which comes first in
+                        // the same wake-up (`biased`): no waker is needed here.
+                        return Poll::Pending;
+                    }
+                    backed_off = open_checks > 0 && !state.between_messages();
+                    let wait = if backed_off {
+                        (PARK_AFTER / 2 * 2u32.pow(open_checks.min(8))).min(OPEN_CHECK_MOST)
+                    } else {
+                        PARK_AFTER / 2
+                    };
+                    timer.set(Some(tokio::time::sleep_until(
+                        Self::next_check(activity, idle_timeout, wait).into(),
+                    )));
                 }
-                // While a response is being written or a body read, or once a park was put
-                // off, look again one PARK_AFTER later: never a deadline already past, which
-                // would spin.
-                let park_check = activity
-                    .next_check(PARK_AFTER)
-                    .max(Instant::now() + PARK_AFTER / 2);
-                let next_check = activity.next_check(idle_timeout).min(park_check);
-                timer.set(Some(tokio::time::sleep_until(next_check.into())));
+                Some(sleep) if backed_off && state.between_messages() => {
+                    backed_off = false;
+                    let usual = Self::next_check(activity, idle_timeout, PARK_AFTER / 2);
+                    if usual < sleep.deadline().into_std() {
+                        sleep.reset(usual.into());
+                    }
+                }
+                Some(_) => {}
             }
             timer
                 .as_mut()
                 .as_pin_mut()
                 .map_or(Poll::Pending, |sleep| sleep.poll(cx))
         })
+    }
+
+    /// When to look next with no request in flight: at the idle deadline, or one PARK_AFTER
+    /// after the last request, but never sooner than `wait` from now (a deadline already past
+    /// would spin).
+    fn next_check(activity: &Activity, idle_timeout: Duration, wait: Duration) -> Instant {
+        let park_check = activity.next_check(PARK_AFTER).max(Instant::now() + wait);
+        activity.next_check(idle_timeout).min(park_check)
     }
 
     /// Waits, holding no HTTP state, until the parked connection has something to read, or

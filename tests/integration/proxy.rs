@@ -2147,11 +2147,11 @@ async fn read_body(body: &mut Incoming, at_least: usize) -> (usize, Option<bool>
 /// part of that, a third, before it may write again.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
-    const LENGTH: usize = 32 << 20;
+    const LENGTH: usize = 64 << 20;
     const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
     let fixture = fixture(
         large_body_upstream(LENGTH).await,
-        "  send_timeout = \"2s\"\n",
+        "  send_timeout = \"3s\"\n",
     )
     .await;
     let config = |alpn| client_config(&fixture.ca.pem, alpn, None);
@@ -2173,16 +2173,17 @@ async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
             "h2 {h2}: read {} of {LENGTH}",
             first + rest
         );
-        // 512 KiB at a time with pauses of 300 ms, for twice the timeout: whole.
+        // 1 MiB at a time with pauses of 200 ms, for twice the timeout: whole. (It drains the
+        // proxy's send buffer in under half a second: a wide margin on a busy machine.)
         let (mut body, open) = gated_get(fixture.proxy.address, config(alpn), h2).await;
         let started = Instant::now();
         let mut read = 0;
-        while started.elapsed() < Duration::from_secs(4) {
-            let (more, end) = read_body(&mut body, 512 * 1024).await;
+        while started.elapsed() < Duration::from_secs(6) {
+            let (more, end) = read_body(&mut body, 1 << 20).await;
             assert_eq!(end, None, "h2 {h2}: slow reader cut after {read} bytes");
             read += more;
             open.send_replace(false);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
             open.send_replace(true);
         }
         let (rest, end) = read_body(&mut body, LENGTH).await;
