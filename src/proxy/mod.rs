@@ -260,9 +260,8 @@ impl Proxy {
             // hyper's default, 100 lines, refused (431) what nginx takes: nginx bounds a
             // request's header lines by their size alone (`max_header_size` here).
             .max_headers(MAX_REQUEST_HEADERS)
-            // Header names as nginx writes them: a response's as the app wrote them (the
-            // upstream connection keeps their case), the proxy's own in title case (`Date`,
-            // `Content-Length`, its 502s').
+            // Header names in title case (`Content-Type`, `Date`), as nginx writes its own and
+            // most apps theirs.
             .title_case_headers(true);
         let mut http2 = http2::Builder::new(SpanExecutor);
         http2

@@ -271,11 +271,10 @@ where
 {
     let (sender, connection) = http1::Builder::new()
         .max_headers(MAX_RESPONSE_HEADERS)
-        // The response's header names keep the app's case on to an HTTP/1.1 client, as nginx
-        // passes them. The request's go in title case (`Host`, `X-Forwarded-For`, the
-        // client's own); keeping the client's case too cost 4 % of keep-alive requests/s
-        // (a map of names per request), for apps that all read names in any case.
-        .preserve_header_case(true)
+        // The request's header names go in title case (`Host`, `X-Forwarded-For`, the
+        // client's own), as most clients and nginx write them. Keeping the exact case of
+        // names (hyper's `preserve_header_case`, a map of names per message) cost 2 to 8 % of
+        // keep-alive requests/s (`bench/compare-builds.sh`).
         .title_case_headers(true)
         .handshake(TokioIo::new(stream))
         .await

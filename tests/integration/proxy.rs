@@ -3362,13 +3362,11 @@ async fn a_response_with_many_header_lines_reaches_the_client() {
     }
 }
 
-/// Header names keep their case over HTTP/1.1, as nginx passes them: the app's response
-/// headers reach the client as the app wrote them (`X-Request-ID`, not `x-request-id`, for the
-/// scripts and devices that compare names as written) and the names the proxy writes itself
-/// are in title case (`Date`); request headers reach the app in title case (`User-Agent`,
-/// `X-Forwarded-For`), as most clients write them.
+/// Header names go in title case over HTTP/1.1 (`Content-Type`, not `content-type`), as nginx
+/// writes its own and most apps and clients theirs: the app's response headers, the proxy's
+/// own (`Date`), and the request headers the app gets (`User-Agent`, `X-Forwarded-For`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn header_names_keep_their_case_over_http1() {
+async fn header_names_are_in_title_case_over_http1() {
     let (heads, mut asked) = mpsc::unbounded_channel();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let upstream = listener.local_addr().unwrap();
@@ -3413,8 +3411,8 @@ async fn header_names_keep_their_case_over_http1() {
         );
     }
     for line in [
-        "X-Request-ID: 7\r\n",
-        "content-TYPE: text/plain\r\n",
+        "X-Request-Id: 7\r\n",
+        "Content-Type: text/plain\r\n",
         "Date: ",
     ] {
         assert!(answer.contains(line), "{line:?} in the response:\n{answer}");
