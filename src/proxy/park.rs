@@ -62,8 +62,6 @@ pub(crate) struct H1State {
     unflushed: AtomicBool,
     /// Set while the connection is being parked: the I/O's shutdown keeps the stream.
     parking: AtomicBool,
-    /// Requests so far.
-    requests: AtomicUsize,
     /// Whether the current hyper connection has read any bytes.
     read_any: AtomicBool,
     /// Whether the last request asked for the connection to close after its response
@@ -80,7 +78,6 @@ impl H1State {
         self.body_open.store(!body_ended, Ordering::Relaxed);
         self.closing.store(closes, Ordering::Relaxed);
         self.open_responses.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
         OpenResponse(self.clone())
     }
 
@@ -298,7 +295,7 @@ impl ConnectionShared {
     {
         state.parking.store(false, Ordering::Relaxed);
         state.read_any.store(false, Ordering::Relaxed);
-        let requests_before = state.requests.load(Ordering::Relaxed);
+        let requests_before = activity.requests.load(Ordering::Relaxed);
         let io = ParkIo {
             stream: tls,
             replay,
@@ -356,7 +353,7 @@ impl ConnectionShared {
                     } else if activity.is_idle(PARK_AFTER)
                         && state.between_messages()
                         && (!state.read_any.load(Ordering::Relaxed)
-                            || state.requests.load(Ordering::Relaxed) > requests_before)
+                            || activity.requests.load(Ordering::Relaxed) > requests_before)
                     {
                         // Not while a new hyper connection holds the start of its first request
                         // (a client sending its head slowly): hyper would not close then, only
