@@ -22,6 +22,7 @@ use super::concurrency::Held;
 use super::forward::ProxyBody;
 use super::gzip::Encoder;
 use super::park::OpenResponse;
+use super::stream_stall;
 use crate::tls::stream::ServerTls;
 
 /// The tracing target of access lines: `@module` `access` in JSON; a filter can name it
@@ -104,6 +105,8 @@ pub(crate) struct AccessBody {
     _open: Option<OpenResponse>,
     /// The request's place in `concurrency_limits`, given back when the response ends.
     _held: Option<Arc<Held>>,
+    /// An HTTP/2 stream's data not given yet (see [`stream_stall::SLICE`]).
+    rest: Option<Bytes>,
 }
 
 /// A body being compressed.
@@ -137,6 +140,7 @@ impl AccessBody {
             }),
             _open: open,
             _held: held,
+            rest: None,
         }
     }
 
@@ -187,19 +191,27 @@ impl Body for AccessBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if this.gzip.is_some() {
-            return this.poll_compressed(cx);
-        }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled)
-            && let Some(data) = frame.data_ref()
-        {
-            record.bytes += data.len() as u64;
-        }
-        polled
+        let polled = if let Some(rest) = this.rest.take() {
+            Poll::Ready(Some(Ok(Frame::data(rest))))
+        } else if this.gzip.is_some() {
+            this.poll_compressed(cx)
+        } else {
+            let polled = Pin::new(&mut this.inner).poll_frame(cx);
+            if let (Some(record), Poll::Ready(Some(Ok(frame)))) = (this.record.as_mut(), &polled)
+                && let Some(data) = frame.data_ref()
+            {
+                record.bytes += data.len() as u64;
+            }
+            polled
+        };
+        // An HTTP/2 stream's wait for its client is timed from what its body gives.
+        stream_stall::note_frame(polled, &mut this.rest)
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.rest.is_some() {
+            return false;
+        }
         match &self.gzip {
             Some(gzip) => gzip.finished && gzip.trailers.is_none(),
             None => self.inner.is_end_stream(),
@@ -207,10 +219,18 @@ impl Body for AccessBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.gzip {
-            Some(_) => SizeHint::default(),
-            None => self.inner.size_hint(),
+        if self.gzip.is_some() {
+            return SizeHint::default();
         }
+        let mut hint = self.inner.size_hint();
+        if let Some(rest) = &self.rest {
+            let rest = rest.len() as u64;
+            if let Some(upper) = hint.upper() {
+                hint.set_upper(upper + rest);
+            }
+            hint.set_lower(hint.lower() + rest);
+        }
+        hint
     }
 }
 

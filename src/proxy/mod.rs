@@ -23,6 +23,7 @@ pub(crate) mod park;
 pub(crate) mod rate_limit;
 pub(crate) mod rewrite;
 pub(crate) mod store;
+pub(crate) mod stream_stall;
 pub(crate) mod upstream;
 
 use std::net::SocketAddr;
@@ -42,7 +43,6 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tracing::Instrument;
 
-use crate::telemetry::SpanExecutor;
 use crate::tls::stream::{ServerConfigs, ServerTls};
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
@@ -58,6 +58,7 @@ use crate::telemetry::Telemetry;
 use forward::{Forwarder, Peer};
 use metrics::{ConfigReloadMetrics, ProxyMetrics};
 use store::{CertResolver, CertStore, Reloader};
+use stream_stall::StreamExecutor;
 
 /// Runs the proxy until shutdown: binds its listeners, builds it, serves; `Ok` is a clean
 /// exit.
@@ -217,7 +218,7 @@ pub struct Proxy {
     reload: Option<(ConfigReload, Vec<PathBuf>)>,
     telemetry: Telemetry,
     http1: http1::Builder,
-    http2: http2::Builder<SpanExecutor>,
+    http2: http2::Builder<StreamExecutor>,
 }
 
 impl Proxy {
@@ -263,7 +264,9 @@ impl Proxy {
             // Header names in title case (`Content-Type`, `Date`), as nginx writes its own and
             // most apps theirs.
             .title_case_headers(true);
-        let mut http2 = http2::Builder::new(SpanExecutor);
+        let mut http2 = http2::Builder::new(StreamExecutor::new(
+            metrics.client_errors.send_timeout.clone(),
+        ));
         http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX))
@@ -484,7 +487,7 @@ struct ConnectionShared {
     forwarder: Arc<ArcSwap<Forwarder>>,
     metrics: ProxyMetrics,
     http1: http1::Builder,
-    http2: http2::Builder<SpanExecutor>,
+    http2: http2::Builder<StreamExecutor>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
     /// `proxy.header_read_timeout`: also how long a connection asked to close may take to.
@@ -601,8 +604,12 @@ impl ConnectionShared {
         // connection task when a response and a request body end.
         let h1_state = (!h2).then(|| Arc::new(park::H1State::default()));
         let request_h1_state = h1_state.clone();
+        // HTTP/2 streams time their own wait for the client's window (see [`stream_stall`]).
+        let connection_waits = h2.then(|| tls.send_waits());
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let forwarder = forwarders.load_full();
+            let peer_address = peer;
+            let connection_waits = connection_waits.clone();
             let peer = peer_info.clone();
             let activity = request_activity.clone();
             let access = access.clone();
@@ -611,6 +618,13 @@ impl ConnectionShared {
                 // Guards, not calls after the await: hyper drops this future when an HTTP/2
                 // client resets the stream, and the request must still stop counting.
                 let (_in_flight, requests) = InFlight::begin(activity);
+                if let Some(connection_waits) = connection_waits {
+                    stream_stall::watch_stream(
+                        forwarder.send_timeout(),
+                        peer_address,
+                        connection_waits,
+                    );
+                }
                 // nginx's `keepalive_requests`: an HTTP/1.1 connection's last response says it
                 // closes (HTTP/2: the connection task sends GOAWAY).
                 let last = !h2 && requests >= forwarder.keepalive_requests();

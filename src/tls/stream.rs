@@ -23,6 +23,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use nix::sys::socket::{self, MsgFlags};
@@ -87,6 +88,8 @@ pub(crate) struct ServerTls {
     /// While a send waits: when it gives up. Allocated when a send first has to wait, dropped
     /// once everything waiting has gone out.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set while a send waits for the socket (see [`ServerTls::send_waits`]).
+    waits: Option<Arc<AtomicBool>>,
 }
 
 /// A TLS server's configs, one per [`CipherPreference`]; [`accept`] chooses by the client's
@@ -219,6 +222,7 @@ pub(crate) async fn accept(
         sni: sni.filter(|_| want_sni),
         send_timeout: None,
         stall: None,
+        waits: None,
     };
     poll_fn(|cx| tls.poll_handshake(cx)).await?;
     Ok(tls)
@@ -327,6 +331,13 @@ impl ServerTls {
     /// `send_timeout` closes such a connection; the wait restarts whenever bytes go out.
     pub(crate) fn set_send_timeout(&mut self, timeout: std::time::Duration) {
         self.send_timeout = Some(timeout);
+    }
+
+    /// A flag that is set while a send waits for the socket (with a send timeout set), for
+    /// whoever times a wait of its own behind it: an HTTP/2 stream waiting for its window must
+    /// not also be timed out for what is the connection's wait.
+    pub(crate) fn send_waits(&mut self) -> Arc<AtomicBool> {
+        self.waits.get_or_insert_default().clone()
     }
 
     /// Sends every byte waiting, a held session ticket included: for a connection about to
@@ -575,7 +586,11 @@ impl ServerTls {
         self.outgoing.clear();
         self.sent = 0;
         self.held = 0;
-        self.stall = None;
+        if self.stall.take().is_some()
+            && let Some(waits) = &self.waits
+        {
+            waits.store(false, Ordering::Relaxed);
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -593,7 +608,12 @@ impl ServerTls {
                 }
                 stall
             }
-            None => self.stall.insert(Box::pin(tokio::time::sleep(timeout))),
+            None => {
+                if let Some(waits) = &self.waits {
+                    waits.store(true, Ordering::Relaxed);
+                }
+                self.stall.insert(Box::pin(tokio::time::sleep(timeout)))
+            }
         };
         ready!(stall.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, SendTimedOut)))

@@ -1233,10 +1233,15 @@ fn vault_agents_own_counters_count_as_openbao_agents() {
         );
         token_file_listener(bed.addr(), dir.path(), name, port, "", &rest)
     };
-    // The agent's series, by name, after the same requests.
-    let drive = |port: u16| -> std::collections::BTreeMap<String, String> {
+    // The agent's series, by name, after the same requests, made once it has logged in (its
+    // sink written: the listener answers 503 before, a busy machine's login can take a while).
+    let drive = |port: u16, name: &str| -> std::collections::BTreeMap<String, String> {
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         util::wait_for_port(address, Duration::from_secs(20));
+        let sink = dir.path().join(format!("{name}.sink"));
+        util::wait_until(Duration::from_secs(20), "the agent's login", || {
+            sink.exists()
+        });
         let mut statuses = Vec::new();
         for (method, path, body) in [
             ("GET", "/v1/sys/health", ""),
@@ -1278,11 +1283,9 @@ fn vault_agents_own_counters_count_as_openbao_agents() {
         ),
     ] {
         let port = util::free_port();
-        let reference = bao::ReferenceAgent::start(
-            &config_for(&format!("bao-{case}.hcl"), port, setting),
-            bed.addr(),
-        );
-        let theirs = starting(&drive(port), prefix);
+        let name = format!("bao-{case}.hcl");
+        let reference = bao::ReferenceAgent::start(&config_for(&name, port, setting), bed.addr());
+        let theirs = starting(&drive(port, &name), prefix);
         drop(reference);
         assert_eq!(
             theirs
@@ -1293,13 +1296,14 @@ fn vault_agents_own_counters_count_as_openbao_agents() {
         );
 
         let port = util::free_port();
+        let name = format!("ours-{case}.hcl");
         let agent = Launch::agent(
-            &[&config_for(&format!("ours-{case}.hcl"), port, setting)],
+            &[&config_for(&name, port, setting)],
             bed.addr(),
             &dir.path().join(format!("agent-{case}.log")),
         )
         .spawn();
-        let all = drive(port);
+        let all = drive(port, &name);
         let ours = starting(&all, prefix);
         let log = agent.log();
         let shown: std::collections::BTreeMap<String, String> = ours

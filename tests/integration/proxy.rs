@@ -2196,6 +2196,74 @@ async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
     }
 }
 
+/// `send_timeout` for one HTTP/2 stream: a client that keeps its connection going but gives
+/// one stream no window (it reads the others, or nothing) has that stream reset once none of
+/// its response has gone out for `send_timeout`, counted as a send timeout, and the connection
+/// goes on serving; a stream read slowly, with pauses shorter than it, gets its whole response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_given_no_window_is_reset_after_send_timeout() {
+    const LENGTH: usize = 4 << 20;
+    const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
+    let fixture = fixture(
+        large_body_upstream(LENGTH).await,
+        "  send_timeout = \"2s\"\n",
+    )
+    .await;
+    let tls = tls_connect(
+        fixture.proxy.address,
+        client_config(&fixture.ca.pem, H2, None),
+    )
+    .await
+    .expect("handshake");
+    // The stream's window is 64 KiB and opens only as its body is read; the connection's is
+    // wide, so one stream's wait is its own.
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(1 << 30)
+        .handshake(TokioIo::new(tls))
+        .await
+        .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let get = |sender: &mut hyper::client::conn::http2::SendRequest<_>| {
+        sender.send_request(Request::get("https://localhost/").body(empty()).unwrap())
+    };
+    let stalled = get(&mut sender).await.expect("response head");
+    assert_eq!(stalled.status(), StatusCode::OK);
+    let started = Instant::now();
+    fixture.proxy.wait_metric(TIMED_OUT, 1.0).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "reset before send_timeout: {:?}",
+        started.elapsed()
+    );
+    let (read, end) = read_body(&mut stalled.into_body(), LENGTH).await;
+    assert_eq!(
+        end,
+        Some(false),
+        "the stalled stream was not reset ({read} bytes)"
+    );
+    assert!(
+        read <= 64 * 1024,
+        "{read} bytes came through a 64 KiB window"
+    );
+
+    // The same connection: a stream read 256 KiB at a time with pauses of 1 s, for 5 s, then
+    // to its end.
+    let slow = get(&mut sender).await.expect("the connection goes on");
+    let mut body = slow.into_body();
+    let started = Instant::now();
+    let mut read = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        let (more, end) = read_body(&mut body, 256 * 1024).await;
+        assert_eq!(end, None, "slow reader cut after {read} bytes");
+        read += more;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (rest, end) = read_body(&mut body, LENGTH).await;
+    assert_eq!((read + rest, end), (LENGTH, Some(true)));
+    assert_eq!(fixture.proxy.metric(TIMED_OUT), 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_cut_after_header_read_timeout_while_others_are_served() {
     let upstream_shutdown = CancellationToken::new();
