@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::Method;
 use hyper::body::{Body, Frame, SizeHint};
 
+use super::InFlight;
 use super::concurrency::Held;
 use super::forward::ProxyBody;
 use super::gzip::Encoder;
@@ -105,6 +106,9 @@ pub(crate) struct AccessBody {
     _open: Option<OpenResponse>,
     /// The request's place in `concurrency_limits`, given back when the response ends.
     _held: Option<Arc<Held>>,
+    /// The request counts as in flight on its connection until its response ends: the
+    /// connection's `idle_timeout` starts then, as nginx's `keepalive_timeout`.
+    _in_flight: InFlight,
     /// An HTTP/2 stream's data not given yet (see [`stream_stall::SLICE`]).
     rest: Option<Bytes>,
 }
@@ -120,13 +124,14 @@ struct Compressing {
 
 impl AccessBody {
     /// `inner`, compressed with `gzip` when given, logged at its end when `record` is given;
-    /// `open` and `held` end with it.
-    pub(crate) fn new(
+    /// `open`, `held` and `in_flight` end with it.
+    pub(super) fn new(
         inner: ProxyBody,
         record: Option<Box<Record>>,
         open: Option<OpenResponse>,
         gzip: Option<Box<Encoder>>,
         held: Option<Arc<Held>>,
+        in_flight: InFlight,
     ) -> AccessBody {
         AccessBody {
             inner,
@@ -140,6 +145,7 @@ impl AccessBody {
             }),
             _open: open,
             _held: held,
+            _in_flight: in_flight,
             rest: None,
         }
     }

@@ -616,8 +616,9 @@ impl ConnectionShared {
             let h1 = request_h1_state.clone();
             async move {
                 // Guards, not calls after the await: hyper drops this future when an HTTP/2
-                // client resets the stream, and the request must still stop counting.
-                let (_in_flight, requests) = InFlight::begin(activity);
+                // client resets the stream, and the request must still stop counting. The
+                // request is in flight until its response's body ends (see `AccessBody`).
+                let (in_flight, requests) = InFlight::begin(activity);
                 if let Some(connection_waits) = connection_waits {
                     stream_stall::watch_stream(
                         forwarder.send_timeout(),
@@ -675,8 +676,8 @@ impl ConnectionShared {
                     _ => None,
                 };
                 let held = response.extensions_mut().remove::<Arc<concurrency::Held>>();
-                let response =
-                    response.map(|body| AccessBody::new(body, record, open, encoder, held));
+                let response = response
+                    .map(|body| AccessBody::new(body, record, open, encoder, held, in_flight));
                 if close {
                     // Logged (status 444, as nginx logs it) as the response is dropped unsent.
                     drop(response);
@@ -810,8 +811,8 @@ where
     }
 }
 
-/// When a connection last started or finished a request, how many are in flight, and how many
-/// it has had.
+/// When a connection last started or finished a request, how many are in flight (from a
+/// request's start to its response's end), and how many it has had.
 struct Activity {
     epoch: Instant,
     last_millis: AtomicU64,
@@ -873,7 +874,8 @@ impl Activity {
     }
 }
 
-/// One request in flight on a connection, however its future ends.
+/// One request in flight on a connection, until its response's body ends or is dropped
+/// (see [`AccessBody`]), however its future ends.
 struct InFlight(Arc<Activity>);
 
 impl InFlight {

@@ -2506,6 +2506,55 @@ async fn an_idle_connection_is_closed_even_after_a_cancelled_request() {
     state.release.notify_one();
 }
 
+/// `idle_timeout` counts from a response's end, as nginx's `keepalive_timeout` does: a
+/// response that takes longer than it to send (a slow download, an event stream) neither closes
+/// its HTTP/1.1 connection after it nor has HTTP/2's GOAWAY sent in its middle, and the next
+/// request on the connection is served; then, quiet for `idle_timeout`, the connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_outlasting_idle_timeout_keeps_its_connection() {
+    // 20 bytes in four parts 500 ms apart: 1.5 s; `Connection: close`, so that each request
+    // gets an upstream connection of its own.
+    let upstream = serving_upstream(|mut stream| async move {
+        if read_head(&mut stream).await.is_none() {
+            return;
+        }
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\nconnection: close\r\n\r\n";
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        for part in 0..4 {
+            if part > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if stream.write_all(b"12345").await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let fixture = fixture(upstream, "  idle_timeout = \"1s\"\n").await;
+    for alpn in [H1, H2] {
+        let mut client = fixture.client(alpn).await;
+        for request in ["first", "second"] {
+            assert_eq!(
+                client.get("/").await,
+                Ok((StatusCode::OK, "12345".repeat(4))),
+                "{alpn:?}: the {request} request on the connection"
+            );
+        }
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(20), &mut client.connection)
+            .await
+            .expect("the idle connection was never closed")
+            .expect("connection task");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{alpn:?}: closed {:?} after its last response",
+            started.elapsed()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6, 7. The real binaries
 
