@@ -1,6 +1,6 @@
 //! The end of each subcommand's `--help`: what it requires, the environment variables it
 //! reads, the signals it handles, its exit codes. `-h` leaves them out. Lines are wrapped here
-//! at [`WIDTH`] with hanging indents, so clap's own wrapping (which would lose the
+//! at `WIDTH` with hanging indents, so clap's own wrapping (which would lose the
 //! indent) does not touch them on an 80-column terminal.
 
 use std::cell::Cell;
