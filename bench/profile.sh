@@ -21,7 +21,8 @@
 #
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
 # `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone, `idle` the
-# heap per idle connection alone.
+# heap per idle connection alone, `requests` the keep-alive request profile alone, with the
+# functions that cost pki-sidecar most per request.
 # The heap profile runs a build with the C library's malloc (massif replaces malloc, and cannot
 # follow jemalloc's functions); the sizes it reports are what the code asks for, whatever the
 # allocator. Callgrind runs the shipped build, jemalloc included.
@@ -37,8 +38,8 @@ source "$(dirname "$0")/lib/common.sh"
 only=
 case "${1:-}" in
   "") ;;
-  handshakes | idle) only=$1 ;;
-  *) fail "usage: bench/profile.sh [handshakes|idle]" ;;
+  handshakes | idle | requests) only=$1 ;;
+  *) fail "usage: bench/profile.sh [handshakes|idle|requests]" ;;
 esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 idle_protocol=${BENCH_IDLE_PROTOCOL:-http/1.1}
@@ -49,9 +50,10 @@ esac
 handshakes=${BENCH_HANDSHAKES:-50}
 need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
 BIN=$(sidecar_binary)
-MASSIF_BIN=$(sidecar_binary_system_malloc)
-# The handshake client (a cargo build) only for the profiles that make handshakes.
-[ "$only" = idle ] || HANDSHAKES_BIN=$(handshake_client)
+# The massif build (without jemalloc) and the handshake client (cargo builds) only for the
+# profiles that use them.
+[ "$only" = handshakes ] || [ "$only" = requests ] || MASSIF_BIN=$(sidecar_binary_system_malloc)
+[ "$only" = idle ] || [ "$only" = requests ] || HANDSHAKES_BIN=$(handshake_client)
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
 
 # --- certificates, upstream, configs -------------------------------------------------------------
@@ -226,6 +228,43 @@ declare -A INSTR CALLS
   CALLS[$name]=$(syscalls "$name")
 done
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+request_table() {
+  echo
+  echo "#### CPU per HTTP/1.1 keep-alive request ($conns connections; callgrind, strace)"
+  echo
+  echo "| metric | pki-sidecar | nginx-tuned | pki-sidecar / nginx-tuned |"
+  echo "| --- | ---: | ---: | ---: |"
+  echo "| instructions per request | ${INSTR[pki-sidecar]} | ${INSTR[nginx-tuned]} | $(ratio "${INSTR[pki-sidecar]}" "${INSTR[nginx-tuned]}") |"
+  echo "| system calls per request | ${CALLS[pki-sidecar]} | ${CALLS[nginx-tuned]} | $(ratio "${CALLS[pki-sidecar]}" "${CALLS[nginx-tuned]}") |"
+  echo
+  for name in pki-sidecar nginx-tuned; do
+    # strace -c's columns: % time, seconds, usecs/call, calls, [errors], syscall.
+    echo "System calls of $name for $((conns * rounds)) requests: $(awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ {printf "%s%s %s", sep, $NF, $4; sep=", "}' "$WORK/strace.$name")."
+  done
+}
+if [ "$only" = requests ]; then
+  request_table
+  echo
+  echo "#### pki-sidecar: instructions per keep-alive request by component (exclusive; callgrind)"
+  echo
+  echo "| component | instructions per request | share | largest function |"
+  echo "| --- | ---: | ---: | --- |"
+  lib callgrind-components "$WORK/callgrind.pki-sidecar.$rounds" $((conns * rounds)) \
+    "$WORK/callgrind.pki-sidecar.$((3 * rounds))" $((conns * 3 * rounds))
+  for name in pki-sidecar nginx-tuned; do
+    echo
+    echo "#### $name: the functions with the most instructions per keep-alive request (exclusive; callgrind)"
+    echo
+    echo "| instructions per request | share | function |"
+    echo "| ---: | ---: | --- |"
+    lib callgrind-top "$WORK/callgrind.$name.$rounds" $((conns * rounds)) \
+      "$WORK/callgrind.$name.$((3 * rounds))" $((conns * 3 * rounds)) 30
+  done
+  say "done"
+  exit 0
+fi
+
 # Heap per idle connection: massif's peak snapshot with $idle_conns connections held, then with
 # 3 x $idle_conns; the difference per extra connection, by allocation site, leaves out what the
 # process allocates once (session cache, runtime, buffers of the earlier request).
@@ -266,19 +305,7 @@ if [ "$only" = idle ]; then
   exit 0
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-echo
-echo "#### CPU per HTTP/1.1 keep-alive request ($conns connections; callgrind, strace)"
-echo
-echo "| metric | pki-sidecar | nginx-tuned | pki-sidecar / nginx-tuned |"
-echo "| --- | ---: | ---: | ---: |"
-echo "| instructions per request | ${INSTR[pki-sidecar]} | ${INSTR[nginx-tuned]} | $(ratio "${INSTR[pki-sidecar]}" "${INSTR[nginx-tuned]}") |"
-echo "| system calls per request | ${CALLS[pki-sidecar]} | ${CALLS[nginx-tuned]} | $(ratio "${CALLS[pki-sidecar]}" "${CALLS[nginx-tuned]}") |"
-echo
-for name in pki-sidecar nginx-tuned; do
-  # strace -c's columns: % time, seconds, usecs/call, calls, [errors], syscall.
-  echo "System calls of $name for $((conns * rounds)) requests: $(awk 'NR > 2 && $NF != "total" && $1 !~ /^-/ {printf "%s%s %s", sep, $NF, $4; sep=", "}' "$WORK/strace.$name")."
-done
+request_table
 massif_table
 handshake_tables
 say "done"

@@ -14,6 +14,7 @@ with a non-zero exit so the calling script stops.
   keepalive PORT CAFILE CONNS ROUNDS  CONNS keep-alive connections, ROUNDS requests on each
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
+  callgrind-top SMALL N1 LARGE N2 K the K functions costing most per operation, from two callgrind runs
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds anon_kib" of PID and descendants
   ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
@@ -413,6 +414,21 @@ def callgrind_components(small_file, small_n, large_file, large_n):
         where = top[1].split(":", 1)[-1].split(" [", 1)[0][:70] if top[0] > 0 else ""
         print(f"| {label} | {per:,.0f} | {100 * per / total:.1f} % | `{where}` |")
     print(f"| **all** | **{total:,.0f}** | 100 % | |")
+
+
+def callgrind_top(small_file, small_n, large_file, large_n, count):
+    """The COUNT functions with the most exclusive instructions per operation ((cost with
+    LARGE_N operations - with SMALL_N) / the difference), as markdown rows, with each one's
+    share of the total."""
+    small, large = callgrind_functions(small_file), callgrind_functions(large_file)
+    extra = int(large_n) - int(small_n)
+    per = sorted(((large.get(name, 0) - small.get(name, 0)) / extra, name)
+                 for name in set(small) | set(large))
+    total = sum(cost for cost, _ in per)
+    for cost, name in reversed(per[-int(count):]):
+        where = name.split(":", 1)[-1].split(" [", 1)[0][:110]
+        print(f"| {cost:,.0f} | {100 * cost / total:.1f} % | `{where}` |")
+    print(f"| **{total:,.0f}** | 100 % | all functions |")
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -826,7 +842,8 @@ def alternate(client, cafile, group, slice_count, slices, *servers):
 
 
 COMMANDS = {
-    "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components,
+    "callgrind-top": callgrind_top, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
