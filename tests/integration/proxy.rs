@@ -2139,6 +2139,9 @@ async fn read_body(body: &mut Incoming, at_least: usize) -> (usize, Option<bool>
     (read, None)
 }
 
+/// The proxy's count of connections closed and HTTP/2 streams reset for `send_timeout`.
+const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
+
 /// nginx's `send_timeout`: a client that stops reading its response (its receive window full)
 /// is closed once none of the response's bytes have gone out for `send_timeout`, over either
 /// protocol, and counted; a client that reads slowly, with pauses shorter than it, gets its
@@ -2148,7 +2151,6 @@ async fn read_body(body: &mut Incoming, at_least: usize) -> (usize, Option<bool>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
     const LENGTH: usize = 64 << 20;
-    const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
     let fixture = fixture(
         large_body_upstream(LENGTH).await,
         "  send_timeout = \"3s\"\n",
@@ -2203,7 +2205,6 @@ async fn a_client_that_stops_reading_is_closed_after_send_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_stream_given_no_window_is_reset_after_send_timeout() {
     const LENGTH: usize = 4 << 20;
-    const TIMED_OUT: &str = "pki_sidecar_proxy_client_errors_total{kind=\"send_timeout\"}";
     let fixture = fixture(
         large_body_upstream(LENGTH).await,
         "  send_timeout = \"2s\"\n",
