@@ -19,10 +19,18 @@
 #     callgrind-components). Callgrind counts user-space instructions: the kernel's share of a
 #     connection (TCP, accept, close) is not in these figures.
 #
+#   - where a keep-alive request's CPU time goes, kernel included (`bench/profile.sh wall`):
+#     each server on CPU 0 under `wrk -t1 -c32` (CPU 1, with the app) for WALL seconds while
+#     `perf record` samples its CPU clock; CPU µs per request from /proc, split by the samples
+#     between the kernel, the program and its libraries, and over the costliest functions. A
+#     sampled profile: it sees the time instruction counts do not (the kernel's TCP, cache
+#     misses, locked instructions, large copies), and moves with the machine as any timing.
+#
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
 # `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone, `idle` the
 # heap per idle connection alone, `requests` the keep-alive request profile alone, with the
-# functions that cost pki-sidecar most per request.
+# functions that cost pki-sidecar most per request; `wall` the sampled profile alone (it is not
+# part of the default run).
 # The heap profile runs a build with the C library's malloc (massif replaces malloc, and cannot
 # follow jemalloc's functions); the sizes it reports are what the code asks for, whatever the
 # allocator. Callgrind runs the shipped build, jemalloc included.
@@ -30,7 +38,8 @@
 # built with --no-default-features), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
 # (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_IDLE_PROTOCOL (the idle connections'
 # ALPN, http/1.1 or h2; default http/1.1), BENCH_HANDSHAKES (HS, default 50),
-# BENCH_KEEP=1. Takes about 6 minutes (the handshake profile alone about 3).
+# BENCH_WALL (seconds sampled per server, default 10), BENCH_KEEP=1. Takes about 6 minutes (the
+# handshake profile alone about 3, the sampled one under a minute).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -38,8 +47,8 @@ source "$(dirname "$0")/lib/common.sh"
 only=
 case "${1:-}" in
   "") ;;
-  handshakes | idle | requests) only=$1 ;;
-  *) fail "usage: bench/profile.sh [handshakes|idle|requests]" ;;
+  handshakes | idle | requests | wall) only=$1 ;;
+  *) fail "usage: bench/profile.sh [handshakes|idle|requests|wall]" ;;
 esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 idle_protocol=${BENCH_IDLE_PROTOCOL:-http/1.1}
@@ -47,13 +56,21 @@ case $idle_protocol in
   http/1.1 | h2) ;;
   *) fail "BENCH_IDLE_PROTOCOL=$idle_protocol: http/1.1 or h2" ;;
 esac
-handshakes=${BENCH_HANDSHAKES:-50}
-need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
+handshakes=${BENCH_HANDSHAKES:-50} wall=${BENCH_WALL:-10}
+if [ "$only" = wall ]; then
+  need perf wrk taskset nginx openssl python3 curl
+else
+  need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
+fi
 BIN=$(sidecar_binary)
 # The massif build (without jemalloc) and the handshake client (cargo builds) only for the
 # profiles that use them.
-[ "$only" = handshakes ] || [ "$only" = requests ] || MASSIF_BIN=$(sidecar_binary_system_malloc)
-[ "$only" = idle ] || [ "$only" = requests ] || HANDSHAKES_BIN=$(handshake_client)
+case $only in
+  "" | idle) MASSIF_BIN=$(sidecar_binary_system_malloc) ;;
+esac
+case $only in
+  "" | handshakes) HANDSHAKES_BIN=$(handshake_client) ;;
+esac
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
 
 # --- certificates, upstream, configs -------------------------------------------------------------
@@ -211,6 +228,46 @@ handshake_tables() {
   handshake_table pki-sidecar X25519MLKEM768 "ECDSA P-256"
   handshake_table pki-sidecar-rsa X25519 "RSA 2048"
 }
+
+# wall_profile NAME: NAME on CPU 0 under wrk for $wall seconds, sampled by perf; the tables.
+wall_profile() {
+  local name=$1 pid before after total sampler us
+  server_command "$name"
+  start_bg "$WORK/$name-wall.log" "${SERVER_CMD[@]}"
+  pid=$BG_PID
+  wait_until 30 "$name did not serve" served
+  # Warm: connections, the allocator's caches, the upstream pool.
+  taskset -c 1 wrk -t1 -c32 -d2s "https://localhost:$SERVER_PORT/" >/dev/null 2>&1 ||
+    fail "wrk against $name failed"
+  before=$(lib procstat "$pid" | awk '{print $3}')
+  start_bg "$WORK/$name-perf.log" perf record -F 1999 -o "$WORK/perf.$name.data" -p "$pid" \
+    -- sleep "$wall"
+  sampler=$BG_PID
+  taskset -c 1 wrk -t1 -c32 -d"${wall}s" "https://localhost:$SERVER_PORT/" >"$WORK/wrk.$name" 2>&1 ||
+    fail "wrk against $name failed (see $WORK/wrk.$name)"
+  after=$(lib procstat "$pid" | awk '{print $3}')
+  wait "$sampler" 2>/dev/null || true
+  forget_pid "$sampler"
+  stop_pid "$pid"
+  forget_pid "$pid"
+  read -r _ _ _ _ total <<<"$(lib wrk "$WORK/wrk.$name")"
+  us=$(awk -v a="$before" -v b="$after" -v n="$total" 'BEGIN {printf "%.2f", (b - a) * 1e6 / n}')
+  perf report -i "$WORK/perf.$name.data" --stdio --no-children -g none --sort dso,sym \
+    >"$WORK/perf.$name.txt" 2>/dev/null
+  echo
+  echo "#### $name: CPU time per HTTP/1.1 keep-alive request, sampled (perf, $wall s of wrk -t1 -c32; $total requests, $us µs of server CPU each)"
+  echo
+  lib perf-top "$WORK/perf.$name.txt" "$us" 25
+}
+
+if [ "$only" = wall ]; then
+  for name in pki-sidecar nginx-tuned; do
+    say "$name: perf, $wall s of keep-alive requests"
+    wall_profile "$name"
+  done
+  say "done"
+  exit 0
+fi
 
 if [ "$only" = handshakes ]; then
   handshake_tables

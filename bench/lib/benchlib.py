@@ -15,6 +15,7 @@ with a non-zero exit so the calling script stops.
   massif-diff SMALL N1 LARGE N2     heap per connection by allocation site, from two ms_print reports
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   callgrind-top SMALL N1 LARGE N2 K the K functions costing most per operation, from two callgrind runs
+  perf-top REPORT US COUNT          where CPU time goes, from `perf report --sort dso,sym`; US: CPU µs per operation
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds anon_kib" of PID and descendants
   ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
@@ -431,6 +432,37 @@ def callgrind_top(small_file, small_n, large_file, large_n, count):
     print(f"| **{total:,.0f}** | 100 % | all functions |")
 
 
+def perf_top(report, us_per_op, count):
+    """Where a server's CPU time goes, from the text of `perf report --stdio --no-children
+    -g none --sort dso,sym` (sampled on the CPU clock, so it sees what instruction counts do
+    not: the kernel, cache misses, locked instructions, large copies): the share and CPU µs per
+    operation of the kernel, the program and each library, then of the COUNT costliest
+    functions, as markdown."""
+    us_per_op, rows = float(us_per_op), []
+    with open(report, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 3)
+            if len(parts) == 4 and parts[0].endswith("%") and parts[2] in ("[k]", "[.]"):
+                rows.append((float(parts[0][:-1]), parts[1], parts[3].strip()))
+    if not rows:
+        die(f"{report}: no samples")
+    by_dso = {}
+    for share, dso, _ in rows:
+        by_dso[dso] = by_dso.get(dso, 0.0) + share
+    print("| where | share | CPU µs per request |")
+    print("| --- | ---: | ---: |")
+    for dso, share in sorted(by_dso.items(), key=lambda item: -item[1]):
+        if share >= 0.1:
+            print(f"| {dso} | {share:.1f} % | {share * us_per_op / 100:.2f} |")
+    print(f"| **all** | 100 % | {us_per_op:.2f} |")
+    print()
+    print("| share | CPU µs per request | function |")
+    print("| ---: | ---: | --- |")
+    for share, dso, name in sorted(rows, key=lambda row: -row[0])[: int(count)]:
+        where = "kernel" if dso == "[kernel.kallsyms]" else dso
+        print(f"| {share:.2f} % | {share * us_per_op / 100:.3f} | `{name[:100]}` ({where}) |")
+
+
 # --- /proc ----------------------------------------------------------------------------------------
 
 
@@ -843,7 +875,7 @@ def alternate(client, cafile, group, slice_count, slices, *servers):
 
 COMMANDS = {
     "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components,
-    "callgrind-top": callgrind_top, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "callgrind-top": callgrind_top, "perf-top": perf_top, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,

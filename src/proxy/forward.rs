@@ -1396,7 +1396,9 @@ impl Forwarder {
         let page = special.and_then(|special| special.pages.find(response.status()));
         let response = match (page, &kept) {
             (Some(page), Some((head, host))) => {
-                self.error_page(
+                // Boxed, as the other rare paths: a future holds room for the largest of
+                // its awaits, and the common request's is moved whole at each await.
+                Box::pin(self.error_page(
                     page,
                     response,
                     head,
@@ -1404,7 +1406,7 @@ impl Forwarder {
                     peer,
                     upstream_time,
                     &mut pass,
-                )
+                ))
                 .await
             }
             _ => {
@@ -1801,7 +1803,7 @@ impl Forwarder {
             if let Some(path) = &target.auth_request
                 && request.extensions().get::<MainRequest>().is_none()
             {
-                let (answer, refusal) = self.authorize(path, &request, &host, peer).await;
+                let (answer, refusal) = Box::pin(self.authorize(path, &request, &host, peer)).await;
                 pass.auth = Some(answer.clone());
                 pass.let_in = refusal.is_none();
                 request.extensions_mut().insert(AuthResponse(answer));
@@ -2054,10 +2056,10 @@ impl Forwarder {
             .send(request, upgrade, target.response_timeout);
         let forwarded = upstream_time.is_some().then(Instant::now);
         let waited = match &progress {
+            // Boxed: it holds the exchange twice over, and a request without a body (the
+            // common one) would carry the room for it (see `error_page` above).
             Some(progress) => {
-                progress
-                    .wait(sent, target.response_timeout, self.body_read_timeout)
-                    .await
+                Box::pin(progress.wait(sent, target.response_timeout, self.body_read_timeout)).await
             }
             None => tokio::time::timeout(target.response_timeout, sent)
                 .await

@@ -130,11 +130,10 @@ impl Upstream {
     /// between two reads), after which the body fails and the client's response is cut.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        request: http::Request<RequestBody>,
+        mut request: http::Request<RequestBody>,
         upgrade: bool,
         read_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        let mut request = request;
         // A pooled connection the upstream closed a moment ago fails without writing the
         // request; then the request is still ours and goes out on a fresh connection.
         if let Some((mut sender, idle_for)) = self.checkout() {
@@ -157,7 +156,10 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // Boxed: a new connection's future (its TLS handshake above all) is most of this one's
+        // size, and the whole of it is moved with the request through each layer that awaits
+        // it: 3.5 of 4.3 KiB, for a path a kept-alive connection does not take.
+        let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(self.wrap(response, sender, upgrade, read_timeout)),
             Err(err) => Err(UpstreamError::request(err)),
