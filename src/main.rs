@@ -164,9 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RoleConfig::Proxy(proxy_config) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = proxy_runtime()?;
             // SIGHUP and a change to the files read the configuration again, as at start.
             let reload = proxy::ConfigReload::new(sources.roots(), move || sources.load());
             runtime.block_on(async {
@@ -190,6 +188,20 @@ enum RoleConfig {
 
 /// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
 /// warnings are printed to stderr and the load goes on.
+/// The proxy's runtime: with one CPU to run on (a Pod limited to one, `taskset`), a
+/// single-threaded one, where the tasks of a request (its connection's, the upstream
+/// connection's) wake each other without the work-stealing scheduler's shared queues and
+/// atomic hand-offs; with more, one worker per CPU.
+fn proxy_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 fn load(sources: &Sources) -> Result<Config, ExitCode> {
     let config = sources.load().map_err(|errors| {
         eprintln!("{errors}");

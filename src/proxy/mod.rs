@@ -89,12 +89,20 @@ async fn run_in_span(
     let metrics_listener =
         http_server::bind(config.metrics_listen, "proxy.metrics_listen", backlog).await?;
     let telemetry = Telemetry::new().context("cannot register the proxy's metrics")?;
+    // How the connections are run: on one thread (one CPU to run on), or by so many workers.
+    let runtime = tokio::runtime::Handle::current();
+    let (scheduler, threads) = match runtime.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => ("current_thread", 1),
+        _ => ("multi_thread", runtime.metrics().num_workers()),
+    };
     tracing::info!(
         listen = %config.listen,
         upstream = %config.upstream,
         cert = %config.cert_file.display(),
         key = %config.key_file.display(),
         metrics = %config.metrics_listen,
+        scheduler,
+        threads,
         "proxy starting"
     );
     let mut proxy = Proxy::build(config, telemetry)?;

@@ -2563,10 +2563,18 @@ async fn a_response_outlasting_idle_timeout_keeps_its_connection() {
 /// itself ([`util::role`]), once ready (serving the pair it was given: before that it refuses
 /// handshakes); started off the async runtime (starting waits for its log).
 async fn spawn_proxy(dir: &Path, body: &str) -> RoleProcess {
+    spawn_proxy_behind(dir, body, &[]).await
+}
+
+/// [`spawn_proxy`], the process started by `wrapper` (a command line that execs the rest).
+async fn spawn_proxy_behind(dir: &Path, body: &str, wrapper: &[String]) -> RoleProcess {
     let config = util::write_file(dir, "proxy.hcl", &format!("proxy {{\n{body}}}\n"));
     let log = dir.join("proxy.log");
+    let wrapper = wrapper.to_vec();
     tokio::task::spawn_blocking(move || {
-        let proxy = Launch::role("proxy", &[&config], &log).spawn();
+        let proxy = Launch::role("proxy", &[&config], &log)
+            .wrapper(&wrapper)
+            .spawn();
         proxy.wait_ready(Duration::from_secs(15));
         proxy
     })
@@ -2592,6 +2600,60 @@ fn ticks_per_second() -> u64 {
         .and_then(|out| String::from_utf8(out.stdout).ok())
         .and_then(|text| text.trim().parse().ok())
         .unwrap_or(100)
+}
+
+/// With one CPU to run on (a Pod limited to one CPU, `taskset`), the proxy runs its
+/// connections on one thread, says so as it starts, and serves both protocols and a request
+/// that waits on the app while others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_with_one_cpu_runs_on_one_thread_and_serves() {
+    let (upstream, state) = echo_upstream().await;
+    let ca = ca("One CPU CA");
+    let certs = CertDir::new();
+    certs.install(&valid_pair(&ca));
+    let pinned = ["taskset", "-c", "0"].map(String::from);
+    let child = spawn_proxy_behind(
+        certs.dir.path(),
+        &format!("  upstream = \"http://{upstream}\"\n{}", certs.settings()),
+        &pinned,
+    )
+    .await;
+    let log = child.log();
+    let starting = log
+        .lines()
+        .find(|line| line.contains("proxy starting"))
+        .unwrap_or_else(|| panic!("no start line:\n{log}"));
+    assert!(
+        starting.contains("\"scheduler\":\"current_thread\"") && starting.contains("\"threads\":1"),
+        "{starting}"
+    );
+    let address = child.address("proxy.listen");
+    let mut waiting = Client::connect(address, client_config(&ca.pem, H1, None))
+        .await
+        .expect("connect");
+    let slow = tokio::spawn(async move { waiting.get("/slow").await });
+    tokio::time::timeout(Duration::from_secs(10), state.slow_started.notified())
+        .await
+        .expect("the slow request reached the upstream");
+    for protocol in [H1, H2] {
+        let mut client = Client::connect(address, client_config(&ca.pem, protocol, None))
+            .await
+            .expect("connect");
+        for _ in 0..3 {
+            let (status, body) = client.get("/").await.expect("answered");
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(body.contains("\"method\":\"GET\""), "{body}");
+        }
+    }
+    state.release.notify_one();
+    assert_eq!(
+        slow.await.expect("slow request task"),
+        Ok((StatusCode::OK, "slow done\n".to_string()))
+    );
+    let (code, log) = tokio::task::spawn_blocking(move || child.stop())
+        .await
+        .expect("stop thread");
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
