@@ -631,14 +631,14 @@ impl ServerTls {
             return invalid_data(err);
         }
         self.failed = true;
-        // With records queued, rustls hands them out before it looks at any input. The alert
-        // may come after others: a TLS 1.3 ServerHello is queued before the server looks at
-        // the ALPN list, and its `no_application_protocol` alert is encrypted after it.
-        // Bounded: a failed connection queues a few records at most.
+        // The records rustls queued, which it hands out before it looks at any input: none is
+        // given (what is left of it is not the peer's to have judged again; junk handed back
+        // at each call cost a megabyte a connection). The alert may come after others: a TLS
+        // 1.3 ServerHello is queued before the server looks at the ALPN list, and its
+        // `no_application_protocol` alert is encrypted after it. Bounded: a failed
+        // connection queues a few records at most.
         for _ in 0..MAX_RECORDS_AFTER_FAILURE {
-            let UnbufferedStatus { state, .. } = self
-                .conn
-                .process_tls_records(&mut self.incoming[self.start..]);
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
             let Ok(ConnectionState::EncodeTlsData(mut data)) = state else {
                 break;
             };
