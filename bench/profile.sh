@@ -253,7 +253,8 @@ wall_profile() {
   read -r _ _ _ _ total <<<"$(lib wrk "$WORK/wrk.$name")"
   us=$(awk -v a="$before" -v b="$after" -v n="$total" 'BEGIN {printf "%.2f", (b - a) * 1e6 / n}')
   perf report -i "$WORK/perf.$name.data" --stdio --no-children -g none --sort dso,sym \
-    >"$WORK/perf.$name.txt" 2>/dev/null
+    >"$WORK/perf.$name.txt" 2>"$WORK/perf.$name.err" ||
+    fail "perf could not read $name's samples (see $WORK/$name-perf.log and $WORK/perf.$name.err; perf_event_paranoid may forbid sampling: run as root or lower it)"
   echo
   echo "#### $name: CPU time per HTTP/1.1 keep-alive request, sampled (perf, $wall s of wrk -t1 -c32; $total requests, $us µs of server CPU each)"
   echo

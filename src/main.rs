@@ -186,12 +186,11 @@ enum RoleConfig {
     App(config::App),
 }
 
-/// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
-/// warnings are printed to stderr and the load goes on.
-/// The proxy's runtime: with one CPU to run on (a Pod limited to one, `taskset`), a
-/// single-threaded one, where the tasks of a request (its connection's, the upstream
-/// connection's) wake each other without the work-stealing scheduler's shared queues and
-/// atomic hand-offs; with more, one worker per CPU.
+/// The proxy's runtime: with one CPU to run on (`taskset`, a Pod whose CPU limit is under two:
+/// `available_parallelism` rounds the cgroup's quota down), a single-threaded one, where the
+/// tasks of a request (its connection's, the upstream connection's) wake each other without
+/// the work-stealing scheduler's shared queues and atomic hand-offs; with more, one worker per
+/// CPU.
 fn proxy_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut builder = if cpus == 1 {
@@ -202,6 +201,8 @@ fn proxy_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     builder.enable_all().build()
 }
 
+/// Loads the config files, printing errors and choosing exit code 78 when they are invalid;
+/// warnings are printed to stderr and the load goes on.
 fn load(sources: &Sources) -> Result<Config, ExitCode> {
     let config = sources.load().map_err(|errors| {
         eprintln!("{errors}");

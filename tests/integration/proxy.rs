@@ -2602,7 +2602,7 @@ fn ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-/// With one CPU to run on (a Pod limited to one CPU, `taskset`), the proxy runs its
+/// With one CPU to run on (`taskset`, a Pod whose CPU limit is under two), the proxy runs its
 /// connections on one thread, says so as it starts, and serves both protocols and a request
 /// that waits on the app while others go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
