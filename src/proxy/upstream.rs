@@ -9,6 +9,11 @@
 //! out, Node's 5 s, gunicorn's 2 s) is sent again on a fresh connection when it can be: no body
 //! and a method that may be repeated, as nginx passes such a request to its next try. The lock
 //! is held for a push or a pop, never across I/O.
+//!
+//! Two kinds of connection, each with its pool: a request without a body and without an
+//! upgrade (most of them) is written and answered in the request's own task ([`h1`]); one
+//! with a body, or asking for an upgrade, goes through hyper's client, whose connection runs in
+//! a task of its own.
 
 use std::collections::VecDeque;
 use std::future::Future as _;
@@ -26,6 +31,10 @@ use prometheus::IntCounter;
 use super::park::H1State;
 use tokio::net::TcpStream;
 
+mod h1;
+
+use h1::{Conn, Decoder, Io, Piece};
+
 /// How long a connection may sit idle in the pool before it is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// At most this many idle connections are kept.
@@ -34,6 +43,9 @@ pub(crate) const MAX_IDLE: usize = 1024;
 /// be sent again if the upstream closed the connection under it. A connection busier than this
 /// is not being closed for idleness, so its requests are not copied.
 const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(200);
+/// An idle connection of [`h1`]'s pool this old is looked at, when one is returned, for
+/// whether the upstream closed it.
+const LOOK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The most header lines an upstream's response may have. nginx has no such count (its bound
 /// is `proxy_buffer_size`, 4 KiB of them), and hyper's default, 100, made an app's response with
@@ -50,6 +62,8 @@ pub(crate) enum UpstreamError {
     Connect(std::io::Error),
     /// The connection failed while the request was sent or the response awaited.
     Request(hyper::Error),
+    /// The same, on a connection of the request's own task ([`h1`]).
+    Exchange(std::io::Error),
     /// The client's request body failed (malformed chunked framing, the client gone
     /// mid-upload), so the request to the upstream was abandoned: the client's fault.
     ClientBody(hyper::Error),
@@ -74,6 +88,7 @@ impl std::fmt::Display for UpstreamError {
         match self {
             UpstreamError::Connect(err) => write!(f, "cannot connect: {err}"),
             UpstreamError::Request(err) => write!(f, "{err}"),
+            UpstreamError::Exchange(err) => write!(f, "{err}"),
             UpstreamError::ClientBody(err) => write!(f, "the client's request body: {err}"),
             UpstreamError::BodyTooLarge => f.write_str("the client's request body is too large"),
         }
@@ -90,6 +105,8 @@ pub(crate) struct Upstream {
         rustls_pki_types::ServerName<'static>,
     )>,
     idle: Mutex<VecDeque<(Sender, Instant)>>,
+    /// The idle connections of requests without a body ([`h1`]).
+    own_idle: Mutex<VecDeque<(Conn, Instant)>>,
     /// Counts the responses cut off mid-body (`upstream_errors_total{kind="body"}`).
     cut: IntCounter,
 }
@@ -114,6 +131,7 @@ impl Upstream {
             connect_timeout,
             tls: tls.map(|(config, name)| (tokio_rustls::TlsConnector::from(config), name)),
             idle: Mutex::new(VecDeque::new()),
+            own_idle: Mutex::new(VecDeque::new()),
             cut,
         })
     }
@@ -134,6 +152,9 @@ impl Upstream {
         upgrade: bool,
         read_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        if !upgrade && request.body().is_end_stream() {
+            return self.send_own(&request, read_timeout).await;
+        }
         // A pooled connection the upstream closed a moment ago fails without writing the
         // request; then the request is still ours and goes out on a fresh connection.
         if let Some((mut sender, idle_for)) = self.checkout() {
@@ -182,11 +203,112 @@ impl Upstream {
             }
         }
         response.map(|body| UpstreamBody {
-            body,
-            slot,
+            source: Source::Hyper { body, slot },
             read_timeout,
             stall: None,
         })
+    }
+
+    /// `request`, which has no body and asks for no upgrade, written by this task on a
+    /// connection of its own ([`h1`]), its response read by this task as its body is polled.
+    /// One sent on a pooled connection the upstream closed under it is sent again on a new
+    /// one when its method may be repeated (not POST, PATCH or LOCK, as nginx).
+    async fn send_own(
+        self: &Arc<Self>,
+        request: &http::Request<RequestBody>,
+        read_timeout: Duration,
+    ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
+        let mut pooled = self.checkout_own();
+        loop {
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                // Boxed, as in `send`: the path a kept-alive connection does not take.
+                None => Conn::new(Box::pin(self.open()).await?),
+            };
+            match conn.exchange(request).await {
+                Ok(head) => return Ok(self.own_response(conn, head, read_timeout)),
+                // Only a pooled connection's failure is unanswered: a new one is not tried
+                // twice.
+                Err(failure) if failure.unanswered && repeatable(request.method()) => {
+                    tracing::debug!(
+                        error = %failure.error,
+                        "the upstream closed an idle connection as a request went out on it: \
+                         sending it again on a new one"
+                    );
+                }
+                Err(failure) => return Err(UpstreamError::Exchange(failure.error)),
+            }
+        }
+    }
+
+    fn own_response(
+        self: &Arc<Self>,
+        mut conn: Conn,
+        head: h1::Head,
+        read_timeout: Duration,
+    ) -> http::Response<UpstreamBody> {
+        let h1::Head {
+            response,
+            mut decoder,
+            keep_alive,
+        } = head;
+        // A body that came whole with its head (the common small answer) is taken now, and the
+        // connection is free at once.
+        let first = conn.take_whole(&mut decoder);
+        let mut body = OwnBody {
+            conn: Some(conn),
+            decoder,
+            keep_alive,
+            first,
+            upstream: self.clone(),
+        };
+        if body.decoder.is_done() {
+            body.release();
+        }
+        response.map(|()| UpstreamBody {
+            source: Source::Own(body),
+            read_timeout,
+            stall: None,
+        })
+    }
+
+    /// The most recently used idle connection of [`h1`]'s that can take a request now.
+    fn checkout_own(&self) -> Option<Conn> {
+        loop {
+            let (mut conn, since) = self
+                .own_idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_back()?;
+            // Looked at outside the lock: it may read the socket.
+            if since.elapsed() < IDLE_TIMEOUT && conn.usable() {
+                return Some(conn);
+            }
+        }
+    }
+
+    /// Back into [`h1`]'s pool. The oldest idle connection goes if it has aged out, the pool
+    /// is full, or (looked at once it has been idle a while) the upstream closed it: hyper's
+    /// connection task closes its connection when the upstream does; this pool notices one
+    /// such connection at each return, so closed ones do not pile up until they age out.
+    fn checkin_own(&self, mut conn: Conn) {
+        conn.idle();
+        let now = Instant::now();
+        let mut idle = self.own_idle.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let full = idle.len() >= MAX_IDLE;
+            let Some((oldest, since)) = idle.front_mut() else {
+                break;
+            };
+            let idle_for = now.duration_since(*since);
+            if full || idle_for >= IDLE_TIMEOUT || (idle_for >= LOOK_AFTER_IDLE && !oldest.usable())
+            {
+                idle.pop_front();
+            } else {
+                break;
+            }
+        }
+        idle.push_back((conn, now));
     }
 
     /// The most recently used idle connection that can take a request now, and how long it
@@ -236,6 +358,11 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<Sender, UpstreamError> {
+        start(self.open().await?).await
+    }
+
+    /// A new connection to the upstream, its TLS handshake done for an `https://` one.
+    async fn open(&self) -> Result<Io, UpstreamError> {
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
                 .await
@@ -251,12 +378,12 @@ impl Upstream {
             };
         let _ = stream.set_nodelay(true);
         let Some((connector, name)) = &self.tls else {
-            return start(stream).await;
+            return Ok(Io::Plain(stream));
         };
         // The handshake within the same time as the connection.
         let handshake = connector.connect(name.clone(), stream);
         match tokio::time::timeout(self.connect_timeout, handshake).await {
-            Ok(Ok(stream)) => start(stream).await,
+            Ok(Ok(stream)) => Ok(Io::Tls(Box::new(stream))),
             Ok(Err(err)) => Err(UpstreamError::Connect(err)),
             Err(_) => Err(UpstreamError::Connect(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -267,10 +394,7 @@ impl Upstream {
 }
 
 /// HTTP/1.1 on `stream`, its connection driven by a task of its own.
-async fn start<S>(stream: S) -> Result<Sender, UpstreamError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn start(stream: Io) -> Result<Sender, UpstreamError> {
     let (sender, connection) = http1::Builder::new()
         .max_headers(MAX_RESPONSE_HEADERS)
         // The request's header names go in title case (`Host`, `X-Forwarded-For`, the
@@ -299,11 +423,7 @@ where
 /// (not POST, PATCH or LOCK, the methods nginx never passes to a next try once sent).
 fn replayable(request: &http::Request<RequestBody>) -> Option<http::Request<RequestBody>> {
     let method = request.method();
-    if *method == http::Method::POST
-        || *method == http::Method::PATCH
-        || method.as_str() == "LOCK"
-        || !request.body().is_end_stream()
-    {
+    if !repeatable(method) || !request.body().is_end_stream() {
         return None;
     }
     let mut copy = http::Request::new(RequestBody::new(
@@ -318,6 +438,12 @@ fn replayable(request: &http::Request<RequestBody>) -> Option<http::Request<Requ
     *copy.version_mut() = request.version();
     *copy.headers_mut() = request.headers().clone();
     Some(copy)
+}
+
+/// Whether a request with `method` may be sent again once it went out: not POST, PATCH or
+/// LOCK, the methods nginx never passes to a next try once sent.
+fn repeatable(method: &http::Method) -> bool {
+    *method != http::Method::POST && *method != http::Method::PATCH && method.as_str() != "LOCK"
 }
 
 /// Whether `err` is the upstream closing the connection under a request (closed before any
@@ -345,8 +471,7 @@ fn closed_under(err: &hyper::Error) -> bool {
 /// A response body from the upstream; its connection returns to the pool at the body's end.
 /// Dropped before the end, the connection is closed (it is mid-message).
 pub(crate) struct UpstreamBody {
-    body: Incoming,
-    slot: Option<(Sender, Arc<Upstream>)>,
+    source: Source,
     /// The longest pause allowed between two pieces of the body.
     read_timeout: Duration,
     /// Armed only once the body has to wait (a body that comes with its head never does), and
@@ -354,18 +479,96 @@ pub(crate) struct UpstreamBody {
     stall: Option<(Pin<Box<tokio::time::Sleep>>, bool)>,
 }
 
+/// Who reads the body: hyper's client, or this task ([`h1`]).
+enum Source {
+    Hyper {
+        body: Incoming,
+        slot: Option<(Sender, Arc<Upstream>)>,
+    },
+    Own(OwnBody),
+}
+
+/// A body read by the task that polls it, from a connection of [`h1`]'s.
+struct OwnBody {
+    /// Given back (or closed) once the body has been read.
+    conn: Option<Conn>,
+    decoder: Decoder,
+    /// Whether the connection may take another request after this body.
+    keep_alive: bool,
+    /// The body, or its start, read with the head.
+    first: Option<Bytes>,
+    upstream: Arc<Upstream>,
+}
+
+impl OwnBody {
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.keep_alive
+            && !conn.has_extra()
+        {
+            self.upstream.checkin_own(conn);
+        }
+    }
+
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let piece = match ready!(conn.poll_body(&mut self.decoder, cx)) {
+            Ok(piece) => piece,
+            Err(err) => return Poll::Ready(Some(Err(err))),
+        };
+        match piece {
+            Piece::Data(data) => {
+                if self.decoder.is_done() {
+                    self.release();
+                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Piece::Trailers(trailers) => {
+                self.release();
+                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+            }
+            Piece::End => {
+                self.release();
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
 impl UpstreamBody {
     fn release(&mut self) {
-        if let Some((sender, upstream)) = self.slot.take() {
-            upstream.checkin(sender);
+        match &mut self.source {
+            Source::Hyper { slot, .. } => {
+                if let Some((sender, upstream)) = slot.take() {
+                    upstream.checkin(sender);
+                }
+            }
+            Source::Own(own) => own.release(),
         }
     }
 
     /// The body failed mid-way: its connection is dropped, the failure counted and logged
     /// (nginx logs "upstream prematurely closed connection while reading upstream").
     fn cut(&mut self, error: &UpstreamBodyError) {
-        let Some((_, upstream)) = self.slot.take() else {
-            return;
+        let upstream = match &mut self.source {
+            Source::Hyper { slot, .. } => match slot.take() {
+                Some((_, upstream)) => upstream,
+                None => return,
+            },
+            Source::Own(own) => {
+                if own.conn.take().is_none() {
+                    return;
+                }
+                own.upstream.clone()
+            }
         };
         upstream.cut.inc();
         if let Some(held_back) = FAILURE_LOG.take() {
@@ -377,13 +580,27 @@ impl UpstreamBody {
             );
         }
     }
+
+    fn poll_source(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        match &mut self.source {
+            Source::Hyper { body, .. } => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|err| UpstreamBodyError::Failed(Box::new(err))),
+            Source::Own(own) => own
+                .poll_frame(cx)
+                .map_err(|err| UpstreamBodyError::Failed(Box::new(err))),
+        }
+    }
 }
 
 /// Why a response body from the upstream failed.
 #[derive(Debug)]
 pub(crate) enum UpstreamBodyError {
-    /// The connection failed mid-body.
-    Failed(hyper::Error),
+    /// The connection failed mid-body, or the body was not framed as its head said.
+    Failed(Box<dyn std::error::Error + Send + Sync>),
     /// No piece of the body came for the read timeout.
     Stalled(Duration),
 }
@@ -404,7 +621,7 @@ impl std::fmt::Display for UpstreamBodyError {
 impl std::error::Error for UpstreamBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            UpstreamBodyError::Failed(err) => Some(err),
+            UpstreamBodyError::Failed(err) => Some(&**err),
             UpstreamBodyError::Stalled(_) => None,
         }
     }
@@ -418,7 +635,7 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
-        let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+        let frame = match self.poll_source(cx) {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 // nginx's `proxy_read_timeout` between two reads: the timer is set when the
@@ -449,13 +666,12 @@ impl Body for UpstreamBody {
                 Poll::Ready(None)
             }
             Some(Ok(frame)) => {
-                if self.body.is_end_stream() {
+                if self.is_end_stream() {
                     self.release();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(err)) => {
-                let error = UpstreamBodyError::Failed(err);
+            Some(Err(error)) => {
                 self.cut(&error);
                 Poll::Ready(Some(Err(error)))
             }
@@ -463,11 +679,27 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.source {
+            Source::Hyper { body, .. } => body.is_end_stream(),
+            Source::Own(own) => own.first.is_none() && own.decoder.is_done(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.source {
+            Source::Hyper { body, .. } => body.size_hint(),
+            Source::Own(own) => {
+                let first = own.first.as_ref().map_or(0, |first| first.len() as u64);
+                match own.decoder.exact() {
+                    Some(left) => SizeHint::with_exact(first + left),
+                    None => {
+                        let mut hint = SizeHint::new();
+                        hint.set_lower(first);
+                        hint
+                    }
+                }
+            }
+        }
     }
 }
 

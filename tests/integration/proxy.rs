@@ -3700,3 +3700,107 @@ async fn a_switch_of_protocols_nobody_asked_for_is_a_502() {
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{alpn:?}");
     }
 }
+
+/// An upstream that answers every request with `pieces`, a few milliseconds apart (each its
+/// own read for the proxy), then closes.
+async fn piecewise_upstream(pieces: Vec<&'static [u8]>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let pieces = pieces.clone();
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_some() {
+                    for piece in pieces {
+                        if stream.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    let _ = stream.shutdown().await;
+                }
+            });
+        }
+    });
+    address
+}
+
+/// A request without a body is written and its answer read by the connection's own task, not
+/// hyper's client: what the client gets is what hyper's client gave. Informational answers are
+/// skipped, the app's own reason phrase kept (HTTP/1.1), a chunked body whose pieces and sizes
+/// come across reads decoded whole, an HTTP/1.0 body read to the close, a HEAD answer's length
+/// passed on with no body; a malformed head is a 502, and a body cut short cuts the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_answer_read_in_the_requests_own_task_is_what_the_client_gets() {
+    let chunked = piecewise_upstream(vec![
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 200 All Good\r\nTransfer-Encoding: chunked\r\nX-App: 1\r\n\r\n6\r",
+        b"\nhello \r\n",
+        b"5\r\nworld\r",
+        b"\n0\r\nX-Checksum: 11\r\n\r\n",
+    ])
+    .await;
+    let served = fixture(chunked, "").await;
+    for alpn in [H1, H2] {
+        let mut client = served.client(alpn).await;
+        let request = client.request(Method::GET, "/").body(empty()).unwrap();
+        let response = client.send(request).await.expect("a response");
+        assert_eq!(response.status(), StatusCode::OK, "{alpn:?}");
+        assert_eq!(response.headers()["x-app"], "1", "{alpn:?}");
+        if alpn == H1 {
+            let reason = response.extensions().get::<hyper::ext::ReasonPhrase>();
+            assert_eq!(reason.map(|r| r.as_bytes()), Some(&b"All Good"[..]));
+        }
+        let body = response.into_body().collect().await.expect("whole body");
+        assert_eq!(
+            body.to_bytes(),
+            Bytes::from_static(b"hello world"),
+            "{alpn:?}"
+        );
+    }
+
+    let to_the_close = piecewise_upstream(vec![
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst ",
+        b"second",
+    ])
+    .await;
+    let served = fixture(to_the_close, "").await;
+    for alpn in [H1, H2] {
+        let mut client = served.client(alpn).await;
+        let request = client.request(Method::GET, "/").body(empty()).unwrap();
+        let response = client.send(request).await.expect("a response");
+        let body = response.into_body().collect().await.expect("whole body");
+        assert_eq!(
+            body.to_bytes(),
+            Bytes::from_static(b"first second"),
+            "{alpn:?}"
+        );
+    }
+
+    let head = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n").await;
+    let served = fixture(head, "").await;
+    let mut client = served.client(H1).await;
+    let request = client.request(Method::HEAD, "/").body(empty()).unwrap();
+    let response = client.send(request).await.expect("a response");
+    assert_eq!(response.headers()[header::CONTENT_LENGTH], "5");
+    let body = response.into_body().collect().await.expect("no body");
+    assert!(body.to_bytes().is_empty());
+
+    let malformed = raw_upstream(b"HTTP/1.1 20 OK\r\n\r\n").await;
+    let served = fixture(malformed, "").await;
+    let mut client = served.client(H1).await;
+    let request = client.request(Method::GET, "/").body(empty()).unwrap();
+    let response = client.send(request).await.expect("a response");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+
+    let cut = piecewise_upstream(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"]).await;
+    let served = fixture(cut, "").await;
+    let mut client = served.client(H1).await;
+    let request = client.request(Method::GET, "/").body(empty()).unwrap();
+    let response = client.send(request).await.expect("a response");
+    assert_eq!(response.headers()[header::CONTENT_LENGTH], "10");
+    assert!(
+        response.into_body().collect().await.is_err(),
+        "a body cut short at the app is cut short at the client"
+    );
+}
