@@ -43,6 +43,12 @@ pub(crate) const MAX_IDLE: usize = 1024;
 /// be sent again if the upstream closed the connection under it. A connection busier than this
 /// is not being closed for idleness, so its requests are not copied.
 const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(200);
+/// The largest request body (read ahead whole, nginx's `proxy_request_buffering`) sent by the
+/// request's own task ([`h1`]): written with its head before the response is read, it must fit
+/// in what the sockets take without the upstream reading (an upstream that answers early, a
+/// 413, and does not read the body would otherwise hold the write up); larger ones go through
+/// hyper's client, which reads the response while it writes.
+const OWN_BODY_MOST: usize = 16 << 10;
 /// An idle connection of [`h1`]'s pool this old is looked at, when one is returned, for
 /// whether the upstream closed it.
 const LOOK_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -152,8 +158,11 @@ impl Upstream {
         upgrade: bool,
         read_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
-        if !upgrade && request.body().is_end_stream() {
-            return self.send_own(&request, read_timeout).await;
+        if !upgrade
+            && let Some(body) = request.body().whole()
+            && (body.is_empty() || (body.len() <= OWN_BODY_MOST && announces(&request, body)))
+        {
+            return self.send_own(&request, body, read_timeout).await;
         }
         // A pooled connection the upstream closed a moment ago fails without writing the
         // request; then the request is still ours and goes out on a fresh connection.
@@ -209,13 +218,15 @@ impl Upstream {
         })
     }
 
-    /// `request`, which has no body and asks for no upgrade, written by this task on a
-    /// connection of its own ([`h1`]), its response read by this task as its body is polled.
-    /// One sent on a pooled connection the upstream closed under it is sent again on a new
-    /// one when its method may be repeated (not POST, PATCH or LOCK, as nginx).
+    /// `request`, with `body` (read ahead whole: nothing more is to come from the client) and
+    /// no upgrade, written by this task on a connection of its own ([`h1`]), its response read
+    /// by this task as its body is polled. One sent on a pooled connection the upstream closed
+    /// under it is sent again on a new one when its method may be repeated (not POST, PATCH or
+    /// LOCK, as nginx).
     async fn send_own(
         self: &Arc<Self>,
         request: &http::Request<RequestBody>,
+        body: &[u8],
         read_timeout: Duration,
     ) -> Result<http::Response<UpstreamBody>, UpstreamError> {
         let mut pooled = self.checkout_own();
@@ -225,7 +236,7 @@ impl Upstream {
                 // Boxed, as in `send`: the path a kept-alive connection does not take.
                 None => Conn::new(Box::pin(self.open()).await?),
             };
-            match conn.exchange(request).await {
+            match conn.exchange(request, body).await {
                 Ok(head) => return Ok(self.own_response(conn, head, read_timeout)),
                 // Only a pooled connection's failure is unanswered: a new one is not tried
                 // twice.
@@ -438,6 +449,25 @@ fn replayable(request: &http::Request<RequestBody>) -> Option<http::Request<Requ
     *copy.version_mut() = request.version();
     *copy.headers_mut() = request.headers().clone();
     Some(copy)
+}
+
+/// Whether `request`'s one `Content-Length` is `body`'s length (a body read ahead whole is
+/// given one; a body that ended past the most to read ahead is not, and goes as it came).
+fn announces(request: &http::Request<RequestBody>, body: &[u8]) -> bool {
+    let mut lengths = request
+        .headers()
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter();
+    match (lengths.next(), lengths.next()) {
+        (Some(length), None) => {
+            length
+                .to_str()
+                .ok()
+                .and_then(|length| length.parse::<usize>().ok())
+                == Some(body.len())
+        }
+        _ => false,
+    }
 }
 
 /// Whether a request with `method` may be sent again once it went out: not POST, PATCH or
@@ -827,6 +857,15 @@ impl RequestBody {
             progress,
             held: Bytes::new(),
         }
+    }
+
+    /// The whole body when nothing more is to come from the client: none (empty), or all of
+    /// it read ahead ([`RequestBody::hold`]).
+    pub(crate) fn whole(&self) -> Option<&Bytes> {
+        self.body
+            .as_ref()
+            .is_none_or(Incoming::is_end_stream)
+            .then_some(&self.held)
     }
 
     /// Whether the body is to be held before it is sent, as nginx's `proxy_request_buffering`

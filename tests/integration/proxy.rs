@@ -3804,3 +3804,65 @@ async fn an_apps_answer_read_in_the_requests_own_task_is_what_the_client_gets() 
         "a body cut short at the app is cut short at the client"
     );
 }
+
+/// A request body read ahead whole (nginx's `proxy_request_buffering`, on by default) reaches
+/// the app whole with its `Content-Length`, whatever the size: up to 16 KiB it is written with
+/// its head by the request's own task, beyond by hyper's client. It came without a length,
+/// chunked from an HTTP/1.1 client or as an HTTP/2 stream, in two pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_ahead_reaches_the_app_whole_with_its_length_whatever_its_size() {
+    let (upstream, _state) = echo_upstream().await;
+    let served = fixture(upstream, "").await;
+    for alpn in [H1, H2] {
+        for (index, size) in [1usize, 5000, 16 << 10, (16 << 10) + 1, 100_000]
+            .into_iter()
+            .enumerate()
+        {
+            let data = chunk(index as u64, size);
+            let expected = format!(
+                "{size} {}",
+                hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &data).as_ref())
+            );
+            let (pieces, answered) = upload(served.client(alpn).await, 2);
+            pieces
+                .send(data.slice(..size / 2))
+                .await
+                .expect("first piece");
+            pieces
+                .send(data.slice(size / 2..))
+                .await
+                .expect("second piece");
+            drop(pieces);
+            let (status, text) = answered.await.expect("task").expect("answer");
+            assert_eq!(status, StatusCode::OK, "{alpn:?} {size}");
+            assert_eq!(text, expected, "{alpn:?} {size}");
+
+            // What the app was told of the body.
+            let (pieces, taken) = mpsc::channel::<Bytes>(2);
+            pieces
+                .send(data.slice(..size / 2))
+                .await
+                .expect("first piece");
+            pieces
+                .send(data.slice(size / 2..))
+                .await
+                .expect("second piece");
+            drop(pieces);
+            let mut client = served.client(alpn).await;
+            let request = client
+                .request(Method::POST, "/")
+                .body(BoxBody::new(ChannelBody(taken)))
+                .unwrap();
+            let response = client.send(request).await.expect("a response");
+            let body = response.into_body().collect().await.expect("whole body");
+            let description: serde_json::Value =
+                serde_json::from_slice(&body.to_bytes()).expect("the echo's JSON");
+            assert_eq!(
+                echoed(&description, "content-length"),
+                [size.to_string()],
+                "{alpn:?} {size}"
+            );
+            assert!(echoed(&description, "transfer-encoding").is_empty());
+        }
+    }
+}

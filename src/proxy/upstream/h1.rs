@@ -175,14 +175,17 @@ impl Conn {
         }
     }
 
-    /// Writes `request` (its head: it has no body) and reads the response's head.
+    /// Writes `request`'s head and `body` (the whole of it, its length in the head) and reads
+    /// the response's head.
     pub(crate) async fn exchange<B>(
         &mut self,
         request: &http::Request<B>,
+        body: &[u8],
     ) -> Result<Head, Failure> {
         let reused = std::mem::replace(&mut self.reused, true);
         self.write.clear();
         encode(request, &mut self.write);
+        self.write.extend_from_slice(body);
         let sent = async {
             self.io.write_all(&self.write).await?;
             self.io.flush().await
@@ -312,7 +315,8 @@ fn invalid(text: &'static str) -> io::Error {
 }
 
 /// The request line and header lines of `request`, names in title case, as hyper's client
-/// writes them for a request without a body (any `Transfer-Encoding` left out).
+/// writes them for a request without a body or with one of a known length (any
+/// `Transfer-Encoding` left out: the body, if any, follows whole, its `Content-Length` set).
 fn encode<B>(request: &http::Request<B>, dst: &mut Vec<u8>) {
     let target = request
         .uri()
@@ -967,5 +971,53 @@ mod tests {
         ));
         assert!(decoder.closed().is_ok());
         assert!(decoder.is_done());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_chunked_body_cut_anywhere_decodes_to_the_same_bytes(
+            content in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+            sizes in proptest::collection::vec(1usize..700, 1..20),
+            cuts in proptest::collection::vec(0usize..5000, 0..12),
+        ) {
+            let mut encoded = Vec::new();
+            let mut rest = &content[..];
+            for size in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let size = (*size).min(rest.len());
+                encoded.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+                encoded.extend_from_slice(&rest[..size]);
+                encoded.extend_from_slice(b"\r\n");
+                rest = &rest[size..];
+            }
+            encoded.extend_from_slice(b"0\r\n\r\n");
+            let mut points: Vec<usize> =
+                cuts.into_iter().map(|cut| cut % (encoded.len() + 1)).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut last = 0;
+            for point in points {
+                pieces.push(&encoded[last..point]);
+                last = point;
+            }
+            pieces.push(&encoded[last..]);
+            let mut decoder = Decoder::Chunked(Chunk::Size);
+            let (data, trailers) = body(&mut decoder, &pieces).unwrap();
+            proptest::prop_assert_eq!(data, content);
+            proptest::prop_assert!(trailers.is_none());
+            proptest::prop_assert!(decoder.is_done());
+        }
+
+        #[test]
+        fn no_bytes_make_the_head_parser_or_the_chunk_decoder_panic(
+            input in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            let mut buf = BytesMut::from(&input[..]);
+            let _ = parse(&mut buf, &Method::GET);
+            let mut decoder = Decoder::Chunked(Chunk::Size);
+            let _ = body(&mut decoder, &[&input]);
+        }
     }
 }
