@@ -49,6 +49,11 @@ const MSG_MORE: MsgFlags = MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
 /// Room reserved per record beyond its plaintext: header, explicit nonce, tag, content type.
 const RECORD_OVERHEAD: usize = 40;
 
+/// The most records a failed connection sends (the ServerHello queued before a refusal, the
+/// alert), and the largest: a ServerHello with a post-quantum key share is about 1.2 KiB.
+const FAILED_RECORDS_MOST: usize = 4;
+const FAILED_RECORD_MOST: usize = 4096;
+
 /// A server's TLS connection on a TCP socket (see the module's documentation).
 pub(crate) struct ServerTls {
     io: TcpStream,
@@ -643,15 +648,45 @@ impl ServerTls {
             return invalid_data(err);
         }
         self.failed = true;
-        // One call: with an alert queued, rustls hands it out before it looks at any input.
-        let UnbufferedStatus { state, .. } = self
-            .conn
-            .process_tls_records(&mut self.incoming[self.start..]);
-        if let Ok(ConnectionState::EncodeTlsData(mut alert)) = state {
+        // What rustls queued for the peer comes out, a record a call, before it looks at any
+        // input. A refusal decided once a TLS 1.3 ServerHello was queued (no protocol in common
+        // with the client's ALPN list) comes after that ServerHello, so more records are taken,
+        // but only while no input is left: given back unread bytes (a hostile peer's junk), a
+        // failed rustls reads them again, and the hostile-clients fault test saw 1 MiB a
+        // connection go that way. Each call gets the same buffer (rustls keeps positions in
+        // it); the records are few and of bounded size.
+        for taken in 0..FAILED_RECORDS_MOST {
+            if taken > 0 && self.start < self.incoming.len() {
+                break;
+            }
+            let UnbufferedStatus { discard, state } = self
+                .conn
+                .process_tls_records(&mut self.incoming[self.start..]);
+            self.start += discard;
+            let Ok(ConnectionState::EncodeTlsData(mut record)) = state else {
+                break;
+            };
             let filled = self.outgoing.len();
-            self.outgoing.resize(filled + 2 * RECORD_OVERHEAD, 0);
-            let written = alert.encode(&mut self.outgoing[filled..]).unwrap_or(0);
-            self.outgoing.truncate(filled + written);
+            let mut room = 2 * RECORD_OVERHEAD;
+            loop {
+                self.outgoing.resize(filled + room, 0);
+                match record.encode(&mut self.outgoing[filled..]) {
+                    Ok(written) => {
+                        self.outgoing.truncate(filled + written);
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(size))
+                        if size.required_size <= FAILED_RECORD_MOST
+                            && size.required_size > room =>
+                    {
+                        room = size.required_size;
+                    }
+                    Err(_) => {
+                        self.outgoing.truncate(filled);
+                        break;
+                    }
+                }
+            }
         }
         let _ = self.try_send();
         self.incoming = Vec::new();
@@ -1332,6 +1367,35 @@ mod tests {
             client_err.contains("ProtocolVersion"),
             "the client was told why: {client_err}"
         );
+    }
+
+    /// A client whose ALPN list has no protocol the server speaks is told so with the
+    /// `no_application_protocol` alert (RFC 7301 §3.2), as nginx tells it, rather than a bare
+    /// close: in TLS 1.3 the alert comes after the ServerHello rustls had queued.
+    #[tokio::test]
+    async fn a_client_without_a_common_alpn_protocol_gets_the_alert() {
+        let pki = pki();
+        let server = server_config(&pki);
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let mut client = client_config(&pki, &[version]);
+            client.alpn_protocols = vec![b"spdy/3".to_vec()];
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+            let client = tokio::spawn(async move {
+                let tcp = TcpStream::connect(address).await.unwrap();
+                let name = ServerName::try_from("server.test").unwrap();
+                connector.connect(name, tcp).await.unwrap_err()
+            });
+            let (tcp, _) = listener.accept().await.unwrap();
+            let err = accept(&server, tcp, false, None).await.err().unwrap();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{version:?}");
+            let client_err = client.await.unwrap().to_string();
+            assert!(
+                client_err.contains("NoApplicationProtocol"),
+                "{version:?}: the client was told why: {client_err}"
+            );
+        }
     }
 
     #[tokio::test]
