@@ -306,19 +306,9 @@ impl Upstream {
         conn.idle();
         let now = Instant::now();
         let mut idle = self.own_idle.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            let full = idle.len() >= MAX_IDLE;
-            let Some((oldest, since)) = idle.front_mut() else {
-                break;
-            };
-            let idle_for = now.duration_since(*since);
-            if full || idle_for >= IDLE_TIMEOUT || (idle_for >= LOOK_AFTER_IDLE && !oldest.usable())
-            {
-                idle.pop_front();
-            } else {
-                break;
-            }
-        }
+        make_room(&mut idle, now, |oldest, idle_for| {
+            idle_for >= LOOK_AFTER_IDLE && !oldest.usable()
+        });
         idle.push_back((conn, now));
     }
 
@@ -358,13 +348,7 @@ impl Upstream {
     fn push(&self, sender: Sender) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((_, since)) = idle.front() {
-            if idle.len() >= MAX_IDLE || now.duration_since(*since) >= IDLE_TIMEOUT {
-                idle.pop_front();
-            } else {
-                break;
-            }
-        }
+        make_room(&mut idle, now, |_, _| false);
         idle.push_back((sender, now));
     }
 
@@ -401,6 +385,26 @@ impl Upstream {
                 format!("no TLS handshake within {:?}", self.connect_timeout),
             ))),
         }
+    }
+}
+
+/// Drops the oldest idle connections while the pool is full, they have aged out, or `gone`
+/// says so of one (given how long it has been idle), so that one more can be pushed.
+fn make_room<T>(
+    idle: &mut VecDeque<(T, Instant)>,
+    now: Instant,
+    mut gone: impl FnMut(&mut T, Duration) -> bool,
+) {
+    loop {
+        let full = idle.len() >= MAX_IDLE;
+        let Some((oldest, since)) = idle.front_mut() else {
+            return;
+        };
+        let idle_for = now.duration_since(*since);
+        if !(full || idle_for >= IDLE_TIMEOUT || gone(oldest, idle_for)) {
+            return;
+        }
+        idle.pop_front();
     }
 }
 
@@ -486,12 +490,7 @@ fn closed_under(err: &hyper::Error) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionAborted
-            );
+            return h1::closed_under(io);
         }
         source = cause.source();
     }

@@ -29,8 +29,10 @@ use std::task::{Context, Poll, ready};
 use nix::sys::socket::{self, MsgFlags};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
-use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus,
+};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -429,22 +431,7 @@ impl ServerTls {
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    let filled = self.outgoing.len();
-                    let mut room = 1024;
-                    loop {
-                        self.outgoing.resize(filled + room, 0);
-                        match data.encode(&mut self.outgoing[filled..]) {
-                            Ok(written) => {
-                                self.outgoing.truncate(filled + written);
-                                break;
-                            }
-                            Err(EncodeError::InsufficientSize(size)) => room = size.required_size,
-                            Err(EncodeError::AlreadyEncoded) => {
-                                self.outgoing.truncate(filled);
-                                break;
-                            }
-                        }
-                    }
+                    encode_into(&mut data, &mut self.outgoing, usize::MAX);
                     None
                 }
                 // The records are in `outgoing`; they are sent before the stream waits.
@@ -666,32 +653,41 @@ impl ServerTls {
             let Ok(ConnectionState::EncodeTlsData(mut record)) = state else {
                 break;
             };
-            let filled = self.outgoing.len();
-            let mut room = 2 * RECORD_OVERHEAD;
-            loop {
-                self.outgoing.resize(filled + room, 0);
-                match record.encode(&mut self.outgoing[filled..]) {
-                    Ok(written) => {
-                        self.outgoing.truncate(filled + written);
-                        break;
-                    }
-                    Err(EncodeError::InsufficientSize(size))
-                        if size.required_size <= FAILED_RECORD_MOST
-                            && size.required_size > room =>
-                    {
-                        room = size.required_size;
-                    }
-                    Err(_) => {
-                        self.outgoing.truncate(filled);
-                        break;
-                    }
-                }
-            }
+            encode_into(&mut record, &mut self.outgoing, FAILED_RECORD_MOST);
         }
         let _ = self.try_send();
         self.incoming = Vec::new();
         self.start = 0;
         invalid_data(err)
+    }
+}
+
+/// Encodes the TLS record rustls queued at the end of `outgoing`, which grows to the room it
+/// needs, up to `most` bytes: a record that needs more is left out.
+fn encode_into(
+    data: &mut EncodeTlsData<'_, ServerConnectionData>,
+    outgoing: &mut Vec<u8>,
+    most: usize,
+) {
+    let filled = outgoing.len();
+    let mut room = 1024.min(most);
+    loop {
+        outgoing.resize(filled + room, 0);
+        match data.encode(&mut outgoing[filled..]) {
+            Ok(written) => {
+                outgoing.truncate(filled + written);
+                return;
+            }
+            Err(EncodeError::InsufficientSize(size))
+                if size.required_size <= most && size.required_size > room =>
+            {
+                room = size.required_size;
+            }
+            Err(_) => {
+                outgoing.truncate(filled);
+                return;
+            }
+        }
     }
 }
 
@@ -1347,26 +1343,32 @@ mod tests {
             )
         })
         .unwrap();
+        let client = client_config(&pki, &[&rustls::version::TLS12]);
+        let (err, client_err) = refused_handshake(&config, client).await;
+        assert!(err.get_ref().unwrap().is::<rustls::Error>());
+        assert!(
+            client_err.contains("ProtocolVersion"),
+            "the client was told why: {client_err}"
+        );
+    }
+
+    /// A handshake `accept` refuses: its error (checked to be `InvalidData`), and the client's.
+    async fn refused_handshake(
+        config: &ServerConfigs,
+        client: rustls::ClientConfig,
+    ) -> (io::Error, String) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(
-            &pki,
-            &[&rustls::version::TLS12],
-        )));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
         let client = tokio::spawn(async move {
             let tcp = TcpStream::connect(address).await.unwrap();
             let name = ServerName::try_from("server.test").unwrap();
             connector.connect(name, tcp).await.unwrap_err()
         });
         let (tcp, _) = listener.accept().await.unwrap();
-        let err = accept(&config, tcp, false, None).await.err().unwrap();
+        let err = accept(config, tcp, false, None).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.get_ref().unwrap().is::<rustls::Error>());
-        let client_err = client.await.unwrap().to_string();
-        assert!(
-            client_err.contains("ProtocolVersion"),
-            "the client was told why: {client_err}"
-        );
+        (err, client.await.unwrap().to_string())
     }
 
     /// A client whose ALPN list has no protocol the server speaks is told so with the
@@ -1379,18 +1381,7 @@ mod tests {
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             let mut client = client_config(&pki, &[version]);
             client.alpn_protocols = vec![b"spdy/3".to_vec()];
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let address = listener.local_addr().unwrap();
-            let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
-            let client = tokio::spawn(async move {
-                let tcp = TcpStream::connect(address).await.unwrap();
-                let name = ServerName::try_from("server.test").unwrap();
-                connector.connect(name, tcp).await.unwrap_err()
-            });
-            let (tcp, _) = listener.accept().await.unwrap();
-            let err = accept(&server, tcp, false, None).await.err().unwrap();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{version:?}");
-            let client_err = client.await.unwrap().to_string();
+            let (_, client_err) = refused_handshake(&server, client).await;
             assert!(
                 client_err.contains("NoApplicationProtocol"),
                 "{version:?}: the client was told why: {client_err}"

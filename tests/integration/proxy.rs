@@ -3431,19 +3431,7 @@ async fn a_gzipped_stream_is_flushed_piece_by_piece() {
 
 /// An upstream that answers every request with `reply` as it is, then closes.
 async fn raw_upstream(reply: &'static [u8]) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if read_head(&mut stream).await.is_some() {
-                    let _ = stream.write_all(reply).await;
-                    let _ = stream.shutdown().await;
-                }
-            });
-        }
-    });
-    address
+    piecewise_upstream(vec![reply]).await
 }
 
 /// An upstream's response with both `Content-Length` and `Transfer-Encoding` is read by its

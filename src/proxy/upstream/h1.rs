@@ -28,6 +28,8 @@ use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::super::park::asks_to_close;
+
 /// The most header lines a response may have (see the comment on the client's own setting).
 pub(super) const MAX_HEADERS: usize = super::MAX_RESPONSE_HEADERS;
 
@@ -204,11 +206,7 @@ impl Conn {
                     Ok(Some(mut head)) => {
                         // A request that asked to close (a `Connection: close` set by the
                         // configuration's request headers) leaves nothing to keep.
-                        head.keep_alive &= !request
-                            .headers()
-                            .get_all(header::CONNECTION)
-                            .iter()
-                            .any(|value| has_token(value, b"close"));
+                        head.keep_alive &= !asks_to_close(request);
                         return Ok(head);
                     }
                     Ok(None) => {}
@@ -301,7 +299,7 @@ impl Conn {
 }
 
 /// Whether `error` is the connection closed or reset under a request.
-fn closed_under(error: &io::Error) -> bool {
+pub(super) fn closed_under(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::ConnectionReset
@@ -636,12 +634,11 @@ impl Decoder {
                     if buf.is_empty() {
                         return Ok(Step::More);
                     }
-                    let take = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
-                    *left -= take as u64;
+                    let data = take(left, buf);
                     if *left == 0 {
                         *self = Decoder::Done;
                     }
-                    return Ok(Step::Piece(Piece::Data(buf.split_to(take).freeze())));
+                    return Ok(Step::Piece(Piece::Data(data)));
                 }
                 Decoder::Chunked(chunk) => match chunk {
                     Chunk::Size => {
@@ -676,12 +673,11 @@ impl Decoder {
                         if buf.is_empty() {
                             return Ok(Step::More);
                         }
-                        let take = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
-                        *left -= take as u64;
+                        let data = take(left, buf);
                         if *left == 0 {
                             *chunk = Chunk::DataEnd;
                         }
-                        return Ok(Step::Piece(Piece::Data(buf.split_to(take).freeze())));
+                        return Ok(Step::Piece(Piece::Data(data)));
                     }
                     Chunk::DataEnd => {
                         if buf.len() < 2 {
@@ -718,6 +714,13 @@ impl Decoder {
             }
         }
     }
+}
+
+/// As much of the `left` bytes as `buf` has, taken from it (and counted off `left`).
+fn take(left: &mut u64, buf: &mut BytesMut) -> Bytes {
+    let taken = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+    *left -= taken as u64;
+    buf.split_to(taken).freeze()
 }
 
 /// The trailer lines of a chunked body (`section` ends with its empty line).
