@@ -151,17 +151,28 @@ impl HclFile {
                 message: syntax_message(err.message()),
             }
         };
-        // HCL2 first; only a file HCL2 refuses is read again with HCL1's looser rules
-        // ([`hcl1_bodies`]), so that a file which parses is never read differently. The error,
-        // when both fail, is HCL2's on the file as written.
-        let (body, bridged, inserted) = match hcl_edit::parser::parse_body(&unquoted) {
-            Ok(body) => (body, None, Vec::new()),
-            Err(err) => {
+        // HCL2 first (with HCL1's `$${` and `%%{` kept as text: [`Hcl1Bridge::escapes`]);
+        // only a file HCL2 refuses is read again with HCL1's looser rules ([`hcl1_bodies`]),
+        // so that a file which parses is never read differently. The error, when both fail,
+        // is HCL2's on the file as written.
+        let escaped = Hcl1Bridge::escapes(&unquoted);
+        let (body, bridged, inserted) = match hcl_edit::parser::parse_body(&escaped.text) {
+            Ok(body) if escaped.inserted.is_empty() => (body, None, Vec::new()),
+            Ok(body) => (body, Some(escaped.text), escaped.inserted),
+            Err(escaped_err) => {
                 let in_place = hcl1_bodies(&unquoted).unwrap_or_else(|| unquoted.clone());
                 let bridged = Hcl1Bridge::rewrite(&in_place);
                 match hcl_edit::parser::parse_body(&bridged.text) {
                     Ok(body) => (body, Some(bridged.text), bridged.inserted),
-                    Err(_) => return Err(syntax(err)),
+                    Err(_) => {
+                        let err = match escaped.inserted.is_empty() {
+                            true => escaped_err,
+                            false => hcl_edit::parser::parse_body(&unquoted)
+                                .err()
+                                .unwrap_or(escaped_err),
+                        };
+                        return Err(syntax(err));
+                    }
                 }
             }
         };
@@ -402,7 +413,7 @@ fn hcl1_line_rewrite(line: &str) -> Option<usize> {
 /// - `%{` and `${` in a string or a heredoc are text in HCL1, which has no template
 ///   directives and evaluates no interpolation, but start one in HCL2 (`"%{+Q}r"`, an HAProxy
 ///   log format; `<<EOT ... ${VAR:-x} ... EOT`): escaped as `%%{`, `$${` (a `$${` already
-///   written is read as HCL2 reads it, `${`, as in a file that needs no bridge);
+///   written, text in HCL1 too, as `$$${`, which HCL2 reads as `$${`: [`Hcl1Bridge::escapes`]);
 /// - a block body on one line: HCL1 separates a body's items by spaces as well as newlines
 ///   (`template { destination = "/x" contents = "y" }`, `auto_auth { method "jwt" { ... } }`),
 ///   HCL2 allows one attribute there and no block: newlines are inserted after a block's `{`,
@@ -439,24 +450,26 @@ enum Hcl1Frame {
 }
 
 impl Hcl1Bridge {
+    /// `text` with only HCL1's doubled `$${` and `%%{` (and longer runs) in its strings and
+    /// heredocs escaped once more, so that HCL2, which reads `$${` as `${`, reads them as
+    /// written, as HCL1 (and so OpenBao Agent) does. A lone `${` is left to HCL2, which sees an
+    /// interpolation, taken as written with a warning.
+    fn escapes(text: &str) -> Hcl1Bridge {
+        if !text.contains("${") && !text.contains("%{") {
+            return Hcl1Bridge {
+                text: text.to_string(),
+                inserted: Vec::new(),
+            };
+        }
+        let tokens = hcl1_tokens(text);
+        let plan = escape_plan(text, &tokens, false);
+        Hcl1Bridge::insert(text, plan)
+    }
+
     fn rewrite(text: &str) -> Hcl1Bridge {
-        let mut bridge = Hcl1Bridge {
-            text: String::with_capacity(text.len() + 64),
-            inserted: Vec::new(),
-        };
         let tokens = hcl1_tokens(text);
         // Insertions planned at source offsets: `(offset, text)`, made in one pass at the end.
-        let mut plan: Vec<(usize, &'static str)> = Vec::new();
-        for start in hcl1_template_escapes(text, &tokens) {
-            plan.push((
-                start + 1,
-                if text.as_bytes()[start] == b'%' {
-                    "%"
-                } else {
-                    "$"
-                },
-            ));
-        }
+        let mut plan = escape_plan(text, &tokens, true);
         let mut frames = vec![Hcl1Frame::Body];
         // Per frame: the keys set so far, with where each was last written.
         let mut keys: Vec<std::collections::HashMap<&str, usize>> = vec![Default::default()];
@@ -558,6 +571,15 @@ impl Hcl1Bridge {
             }
             previous = Some((token, start, end));
         }
+        Hcl1Bridge::insert(text, plan)
+    }
+
+    /// `text` with each of `plan`'s `(offset, text)` inserted, and where.
+    fn insert(text: &str, mut plan: Vec<(usize, &'static str)>) -> Hcl1Bridge {
+        let mut bridge = Hcl1Bridge {
+            text: String::with_capacity(text.len() + 64),
+            inserted: Vec::with_capacity(plan.len()),
+        };
         plan.sort_by_key(|(at, _)| *at);
         let mut copied = 0;
         for (at, insert) in plan {
@@ -569,6 +591,27 @@ impl Hcl1Bridge {
         bridge.text.push_str(&text[copied..]);
         bridge
     }
+}
+
+/// The escapes that make HCL2 read `text`'s strings and heredocs as HCL1 text: one more `$`
+/// or `%` before the `{` of each doubled `$${`/`%%{` (HCL2 takes one away, HCL1 none), and,
+/// with `lone`, one before each `${`/`%{` too (HCL2's escape of it).
+fn escape_plan(
+    text: &str,
+    tokens: &[(Hcl1Token, usize, usize)],
+    lone: bool,
+) -> Vec<(usize, &'static str)> {
+    hcl1_template_escapes(text, tokens)
+        .into_iter()
+        .filter(|&(_, doubled)| lone || doubled)
+        .map(|(start, _)| {
+            let insert = match text.as_bytes()[start] {
+                b'%' => "%",
+                _ => "$",
+            };
+            (start + 1, insert)
+        })
+        .collect()
 }
 
 /// What [`Hcl1Bridge`] puts in front of a key given again later in its body or object.
@@ -704,8 +747,8 @@ fn hcl1_heredoc_end(text: &str, start: usize) -> usize {
 }
 
 /// Where each `${` or `%{` of a string or a heredoc's body of `text` (scanned as `tokens`)
-/// starts.
-fn hcl1_template_escapes(text: &str, tokens: &[(Hcl1Token, usize, usize)]) -> Vec<usize> {
+/// starts, and whether it is doubled (`$${`, `%%{`: the same character before it).
+fn hcl1_template_escapes(text: &str, tokens: &[(Hcl1Token, usize, usize)]) -> Vec<(usize, bool)> {
     let mut escapes = Vec::new();
     for &(token, start, end) in tokens {
         if token != Hcl1Token::Value {
@@ -718,11 +761,9 @@ fn hcl1_template_escapes(text: &str, tokens: &[(Hcl1Token, usize, usize)]) -> Ve
         };
         let body = &text.as_bytes()[body_start..end.max(body_start)];
         for (offset, pair) in body.windows(2).enumerate() {
-            // `$${` and `%%{` are already HCL2's escapes, read alike whether or not a file
-            // needs this bridge.
-            let escaped = offset > 0 && body[offset - 1] == pair[0];
-            if matches!(pair, b"${" | b"%{") && !escaped {
-                escapes.push(body_start + offset);
+            if matches!(pair, b"${" | b"%{") {
+                let doubled = offset > 0 && body[offset - 1] == pair[0];
+                escapes.push((body_start + offset, doubled));
             }
         }
     }
@@ -1388,8 +1429,17 @@ mod tests {
                 .message
                 .contains("`${var.x}` is taken as it is written")
         );
-        let ok = parse("a = \"$${x}\"\n").unwrap();
-        assert_eq!(get(&ok, "a").as_str(), Some("${x}"));
+        // HCL1's text, as OpenBao Agent reads it: a doubled `$${` or `%%{` stays as written
+        // (HCL2 would read `${`), in strings and heredocs, errors placed in the file as written.
+        let ok = parse("a = \"$${x} $$${y} %%{z} $$w\"\nb = <<EOT\n$${x}%%{ y }\nEOT\n").unwrap();
+        assert_eq!(get(&ok, "a").as_str(), Some("$${x} $$${y} %%{z} $$w"));
+        assert_eq!(get(&ok, "b").as_str(), Some("$${x}%%{ y }\n"));
+        let err = parse("a = \"$${x}\"\nb = foo\n").unwrap_err().to_string();
+        assert!(err.starts_with("t.hcl:2:5: expressions"), "{err}");
+        let err = parse("c = { x = \"$${x}\", y = foo }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.hcl:1:24: expressions"), "{err}");
     }
 
     #[test]
@@ -1450,7 +1500,7 @@ mod tests {
     #[test]
     fn hcl1_one_line_bodies_objects_without_commas_and_percent_braces_load() {
         let text = "auto_auth { method \"jwt\" { config = { path = \"/j\" role = \"r\" } } }\n\
-                    template { destination = \"/a\"  contents = \"100%{+Q}r ${x} $${y}\" }\n\
+                    template { destination = \"/a\"  contents = \"100%{+Q}r ${x} $${y} %%{z}\" }\n\
                     template {\n  destination = \"/b\"\n  wait = { min = \"2s\" max = \"10s\" }\n  \
                     contents = <<EOT\nlog %{User-Agent}i ${VAR:-x}\nEOT\n}\n\
                     vault { retry { num_retries = 5 } } # one line\n";
@@ -1462,10 +1512,10 @@ mod tests {
             Some("r")
         );
         assert_eq!(get(dict, "template.0.destination").as_str(), Some("/a"));
-        // Text, as HCL1 reads it; `$${` is HCL2's escape in every file.
+        // Text, as HCL1 reads it, `$${` and `%%{` too.
         assert_eq!(
             get(dict, "template.0.contents").as_str(),
-            Some("100%{+Q}r ${x} ${y}")
+            Some("100%{+Q}r ${x} $${y} %%{z}")
         );
         assert_eq!(get(dict, "template.1.wait.max").as_str(), Some("10s"));
         assert_eq!(

@@ -1274,7 +1274,7 @@ fn hcl1_text_in_an_agent_file_renders_as_openbao_agent_renders_it() {
         &format!(
             r#"exit_after_auth = true
 auto_auth {{ method "token_file" {{ config = {{ token_file_path = "{d}/token" }} }} }}
-template {{ destination = "{d}/haproxy.cfg"  contents = "log-format \"%{{+Q}}o %ci %{{+Q}}r\" ${{x}}\n" }}
+template {{ destination = "{d}/haproxy.cfg"  contents = "log-format \"%{{+Q}}o %ci %{{+Q}}r\" ${{x}} $${{y}} %%{{z}}\n" }}
 template {{
   destination = "{d}/first.conf"
   destination = "{d}/httpd.conf"
@@ -1282,15 +1282,43 @@ template {{
   perms = 0640
   contents = <<EOT
 LogFormat "%h \"%{{Referer}}i\" %{{User-Agent}}i" combined
-SetEnv TOKEN_FILE ${{TOKEN_FILE:-/tmp/token}}
+SetEnv TOKEN_FILE ${{TOKEN_FILE:-/tmp/token}} $${{HOME}} %%{{x}}
 {{{{ "%{{" }}}} {{{{ printf "%d" 42 }}}}
 EOT
 }}
 "#
         ),
     );
-    let names = ["haproxy.cfg", "httpd.conf"];
+    // A file HCL2 reads without the bridge: its doubled `$${` and `%%{` are HCL1's text too.
+    util::write_file(
+        dir.path(),
+        "hcl2.hcl",
+        &format!(
+            r#"exit_after_auth = true
+auto_auth {{
+  method "token_file" {{
+    config = {{
+      token_file_path = "{d}/token"
+    }}
+  }}
+}}
+template {{
+  destination = "{d}/run.sh"
+  contents    = "export A=$${{HOME}} B=$$${{PATH}} C=%%{{x}} D=$$ E=${{USER}}\n"
+}}
+template {{
+  destination = "{d}/run2.sh"
+  contents    = <<EOT
+export A=$${{HOME}} C=%%{{x}} E=${{USER}}
+EOT
+}}
+"#
+        ),
+    );
+    let hcl2 = dir.path().join("hcl2.hcl");
+    let names = ["haproxy.cfg", "httpd.conf", "run.sh", "run2.sh"];
     run_openbao_agent(bed, &config);
+    run_openbao_agent(bed, &hcl2);
     let theirs: Vec<String> = names
         .iter()
         .map(|name| std::fs::read_to_string(dir.path().join(name)).unwrap())
@@ -1302,6 +1330,8 @@ EOT
     let agent = start(bed, dir.path(), &config);
     let (code, log) = agent.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{log}");
+    let (code, hcl2_log) = start(bed, dir.path(), &hcl2).wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{hcl2_log}");
     let ours: Vec<String> = names
         .iter()
         .map(|name| std::fs::read_to_string(dir.path().join(name)).unwrap())
@@ -1310,7 +1340,11 @@ EOT
     assert!(!dir.path().join("first.conf").exists());
     assert!(theirs[0].contains("%{+Q}o"), "{theirs:?}");
     assert!(
-        theirs[1].contains("${TOKEN_FILE:-/tmp/token}"),
+        theirs[1].contains("${TOKEN_FILE:-/tmp/token} $${HOME} %%{x}"),
+        "{theirs:?}"
+    );
+    assert_eq!(
+        theirs[2], "export A=$${HOME} B=$$${PATH} C=%%{x} D=$$ E=${USER}\n",
         "{theirs:?}"
     );
     assert!(
