@@ -24,7 +24,11 @@
 #     `perf record` samples its CPU clock; CPU µs per request from /proc, split by the samples
 #     between the kernel, the program and its libraries, and over the costliest functions. A
 #     sampled profile: it sees the time instruction counts do not (the kernel's TCP, cache
-#     misses, locked instructions, large copies), and moves with the machine as any timing.
+#     misses, locked instructions, large copies), and moves with the machine as any timing;
+#   - where a full handshake's CPU time goes, kernel and native cryptography included
+#     (`bench/profile.sh wall-handshakes`): each server on CPU 0 serving WALL_HANDSHAKES full
+#     handshakes (ECDSA P-256, X25519, one request each, one client after another from CPU 1)
+#     while `perf record` samples it; CPU µs per handshake from /proc, split as above.
 #
 # Certificates: an ECDSA P-256 pair from openssl (the same files for both servers). Upstream:
 # `pki-sidecar app`. `bench/profile.sh handshakes` runs the handshake profile alone, `idle` the
@@ -38,7 +42,8 @@
 # built with --no-default-features), PKI_SIDECAR_HANDSHAKES_BIN, BENCH_ROUNDS
 # (default 1000), BENCH_IDLE_CONNS (default 300), BENCH_IDLE_PROTOCOL (the idle connections'
 # ALPN, http/1.1 or h2; default http/1.1), BENCH_HANDSHAKES (HS, default 50),
-# BENCH_WALL (seconds sampled per server, default 10), BENCH_KEEP=1. Takes about 6 minutes (the
+# BENCH_WALL (seconds sampled per server, default 10), BENCH_WALL_HANDSHAKES (default 5000),
+# BENCH_KEEP=1. Takes about 6 minutes (the
 # handshake profile alone about 3, the sampled one under a minute).
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
@@ -47,8 +52,8 @@ source "$(dirname "$0")/lib/common.sh"
 only=
 case "${1:-}" in
   "") ;;
-  handshakes | idle | requests | wall) only=$1 ;;
-  *) fail "usage: bench/profile.sh [handshakes|idle|requests|wall]" ;;
+  handshakes | idle | requests | wall | wall-handshakes) only=$1 ;;
+  *) fail "usage: bench/profile.sh [handshakes|idle|requests|wall|wall-handshakes]" ;;
 esac
 rounds=${BENCH_ROUNDS:-1000} idle_conns=${BENCH_IDLE_CONNS:-300} conns=4
 idle_protocol=${BENCH_IDLE_PROTOCOL:-http/1.1}
@@ -56,8 +61,8 @@ case $idle_protocol in
   http/1.1 | h2) ;;
   *) fail "BENCH_IDLE_PROTOCOL=$idle_protocol: http/1.1 or h2" ;;
 esac
-handshakes=${BENCH_HANDSHAKES:-50} wall=${BENCH_WALL:-10}
-if [ "$only" = wall ]; then
+handshakes=${BENCH_HANDSHAKES:-50} wall=${BENCH_WALL:-10} wall_handshakes=${BENCH_WALL_HANDSHAKES:-5000}
+if [ "$only" = wall ] || [ "$only" = wall-handshakes ]; then
   need perf wrk taskset nginx openssl python3 curl
 else
   need valgrind callgrind_annotate ms_print strace nginx openssl python3 curl
@@ -69,7 +74,7 @@ case $only in
   "" | idle) MASSIF_BIN=$(sidecar_binary_system_malloc) ;;
 esac
 case $only in
-  "" | handshakes) HANDSHAKES_BIN=$(handshake_client) ;;
+  "" | handshakes | wall-handshakes) HANDSHAKES_BIN=$(handshake_client) ;;
 esac
 read -r APP_PORT SERVER_PORT METRICS_PORT APP_METRICS_PORT <<<"$(lib free-ports 4)"
 
@@ -260,6 +265,51 @@ wall_profile() {
   echo
   lib perf-top "$WORK/perf.$name.txt" "$us" 25
 }
+
+# wall_handshakes_profile NAME: NAME on CPU 0 serving $wall_handshakes full handshakes (ECDSA,
+# X25519, one request each, one client after another from CPU 1), sampled by perf; the tables.
+wall_handshakes_profile() {
+  local name=$1 pid before after sampler us
+  server_command "$name"
+  start_bg "$WORK/$name-wallhs.log" "${SERVER_CMD[@]}"
+  pid=$BG_PID
+  wait_until 30 "$name did not serve" served
+  taskset -c 1 "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home "$WORK/ca.pem" X25519 200 \
+    >/dev/null || fail "$name: the handshake client failed"
+  before=$(lib procstat "$pid" | awk '{print $3}')
+  start_bg "$WORK/$name-perfhs.log" perf record -F 1999 -o "$WORK/perfhs.$name.data" -p "$pid"
+  sampler=$BG_PID
+  taskset -c 1 "$HANDSHAKES_BIN" "127.0.0.1:$SERVER_PORT" foo.home "$WORK/ca.pem" X25519 \
+    "$wall_handshakes" >"$WORK/hs.$name" || fail "$name: the handshake client failed (see $WORK/hs.$name)"
+  after=$(lib procstat "$pid" | awk '{print $3}')
+  kill -INT "$sampler"
+  wait "$sampler" 2>/dev/null || true
+  forget_pid "$sampler"
+  stop_pid "$pid"
+  forget_pid "$pid"
+  us=$(awk -v a="$before" -v b="$after" -v n="$wall_handshakes" 'BEGIN {printf "%.1f", (b - a) * 1e6 / n}')
+  perf report -i "$WORK/perfhs.$name.data" --stdio --no-children -g none --sort dso,sym \
+    >"$WORK/perfhs.$name.txt" 2>"$WORK/perfhs.$name.err" ||
+    fail "perf could not read $name's samples (see $WORK/$name-perfhs.log and $WORK/perfhs.$name.err)"
+  echo
+  echo "#### $name: CPU time per full handshake, sampled (perf; $wall_handshakes handshakes, ECDSA P-256, X25519, one request each; $us µs of server CPU each)"
+  echo
+  # By component for pki-sidecar only: Debian's libcrypto has no symbols to file its samples by.
+  if [ "$name" = pki-sidecar ]; then
+    lib perf-components "$WORK/perfhs.$name.txt" "$us" handshake
+    echo
+  fi
+  lib perf-top "$WORK/perfhs.$name.txt" "$us" 30
+}
+
+if [ "$only" = wall-handshakes ]; then
+  for name in pki-sidecar nginx-tuned; do
+    say "$name: perf, $wall_handshakes full handshakes"
+    wall_handshakes_profile "$name"
+  done
+  say "done"
+  exit 0
+fi
 
 if [ "$only" = wall ]; then
   for name in pki-sidecar nginx-tuned; do

@@ -16,6 +16,7 @@ with a non-zero exit so the calling script stops.
   callgrind-components SMALL N1 LARGE N2  instructions per handshake by component, from two callgrind runs
   callgrind-top SMALL N1 LARGE N2 K the K functions costing most per operation, from two callgrind runs
   perf-top REPORT US COUNT          where CPU time goes, from `perf report --sort dso,sym`; US: CPU µs per operation
+  perf-components REPORT US UNIT    the same samples by component (callgrind-components' and the kernel)
   established PORT                  how many connections to local PORT are established
   procstat PID                      "rss_kib threads cpu_seconds pids sched_seconds system_seconds anon_kib" of PID and descendants
   ctxt PID                          voluntary context switches so far of PID's and its descendants' threads
@@ -432,20 +433,52 @@ def callgrind_top(small_file, small_n, large_file, large_n, count):
     print(f"| **{total:,.0f}** | 100 % | all functions |")
 
 
+def perf_rows(report):
+    """`(share %, dso, symbol, kernel?)` of each line of `perf report --stdio --no-children -g
+    none --sort dso,sym`'s text."""
+    rows = []
+    with open(report, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split(None, 3)
+            if len(parts) == 4 and parts[0].endswith("%") and parts[2] in ("[k]", "[.]"):
+                rows.append((float(parts[0][:-1]), parts[1], parts[3].strip(), parts[2] == "[k]"))
+    if not rows:
+        die(f"{report}: no samples")
+    return rows
+
+
+def perf_components(report, us_per_op, unit):
+    """The samples of a perf report (as perf_top reads it) filed as callgrind_components files
+    instructions (the kernel a component of its own), as markdown rows: share and CPU µs per
+    UNIT."""
+    us_per_op = float(us_per_op)
+    other = "other (libc, the kernel interface, std)"
+    sums = {"the kernel (TCP, epoll, scheduling, wake-ups)": 0.0}
+    sums.update({label: 0.0 for label, _ in HANDSHAKE_COMPONENTS})
+    sums[other] = 0.0
+    for share, _, name, kernel in perf_rows(report):
+        if kernel:
+            label = "the kernel (TCP, epoll, scheduling, wake-ups)"
+        else:
+            label = next((label for label, pattern in HANDSHAKE_COMPONENTS
+                          if re.search(pattern, name, re.IGNORECASE)), other)
+        sums[label] += share
+    total = sum(sums.values())
+    print(f"| component | share | CPU µs per {unit} |")
+    print("| --- | ---: | ---: |")
+    for label, share in sums.items():
+        print(f"| {label} | {100 * share / total:.1f} % | {share / total * us_per_op:.1f} |")
+    print(f"| **all** | 100 % | **{us_per_op:.1f}** |")
+
+
 def perf_top(report, us_per_op, count):
     """Where a server's CPU time goes, from the text of `perf report --stdio --no-children
     -g none --sort dso,sym` (sampled on the CPU clock, so it sees what instruction counts do
     not: the kernel, cache misses, locked instructions, large copies): the share and CPU µs per
     operation of the kernel, the program and each library, then of the COUNT costliest
     functions, as markdown."""
-    us_per_op, rows = float(us_per_op), []
-    with open(report, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            parts = line.split(None, 3)
-            if len(parts) == 4 and parts[0].endswith("%") and parts[2] in ("[k]", "[.]"):
-                rows.append((float(parts[0][:-1]), parts[1], parts[3].strip()))
-    if not rows:
-        die(f"{report}: no samples")
+    us_per_op = float(us_per_op)
+    rows = [row[:3] for row in perf_rows(report)]
     by_dso = {}
     for share, dso, _ in rows:
         by_dso[dso] = by_dso.get(dso, 0.0) + share
@@ -875,7 +908,7 @@ def alternate(client, cafile, group, slice_count, slices, *servers):
 
 COMMANDS = {
     "free-ports": free_ports, "ctxt": ctxt, "callgrind-components": callgrind_components,
-    "callgrind-top": callgrind_top, "perf-top": perf_top, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
+    "callgrind-top": callgrind_top, "perf-top": perf_top, "perf-components": perf_components, "issue": issue, "rotate": rotate, "tokenreview": tokenreview,
     "jwt": jwt, "idle-conns": idle_conns, "keepalive": keepalive, "massif-diff": massif_diff, "established": established, "procstat": procstat, "wrk": parse_wrk,
     "h2load": parse_h2load, "first-cert": first_cert, "renewals": renewals,
     "audit-count": audit_count, "audit-timeline": audit_timeline, "report": report,
