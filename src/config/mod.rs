@@ -563,6 +563,9 @@ pub struct Proxy {
     /// The upstream's responses of 300 and above go through `error_pages` too (nginx's
     /// `proxy_intercept_errors on`).
     pub intercept_errors: bool,
+    /// An upstream response's `X-Accel-Redirect: /path` sends the request on to that path (or
+    /// `@name` route) internally, as nginx does unless `proxy_ignore_headers X-Accel-Redirect`.
+    pub accel_redirect: bool,
     /// A path asked first, for each request (nginx's `auth_request`): a 2xx answer lets the
     /// request in, 401 and 403 refuse it, anything else is a 500.
     pub auth_request: Option<String>,
@@ -630,6 +633,7 @@ impl Proxy {
             hide_response_headers: self.hide_response_headers.clone(),
             error_pages: self.error_pages.clone(),
             intercept_errors: self.intercept_errors,
+            accel_redirect: self.accel_redirect,
             auth_request: self.auth_request.clone(),
             upstream_tls: self.upstream_tls.clone(),
             internal: false,
@@ -868,6 +872,8 @@ pub struct Route {
     /// `error_pages`: the route's own, or the proxy's when it has none (nginx's inheritance).
     pub error_pages: Vec<ErrorPage>,
     pub intercept_errors: bool,
+    /// `accel_redirect`: the route's own, else the proxy's.
+    pub accel_redirect: bool,
     /// `auth_request`: the route's own, else the proxy's (`"off"`: none).
     pub auth_request: Option<String>,
     /// `upstream_tls`: the route's own, else the proxy's.

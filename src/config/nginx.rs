@@ -546,7 +546,6 @@ const NGINX_ITSELF: &[&str] = &[
     "proxy_cache_bypass",
     "proxy_no_cache",
     "proxy_pass_header",
-    "proxy_ignore_headers",
     "gzip_buffers",
     "gzip_disable",
     "recursive_error_pages",
@@ -555,6 +554,15 @@ const NGINX_ITSELF: &[&str] = &[
     "limit_conn_log_level",
     "rewrite_log",
 ];
+
+/// Whether `proxy_ignore_headers` directives of one level name `X-Accel-Redirect`.
+fn ignores_accel_redirect(level: &[Directive]) -> bool {
+    level.iter().any(|d| {
+        d.args
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case("X-Accel-Redirect"))
+    })
+}
 
 /// What an ignored directive's warning says.
 fn why_ignored(name: &str) -> &'static str {
@@ -593,9 +601,6 @@ fn why_ignored(name: &str) -> &'static str {
         "proxy_pass_header" => {
             "the proxy passes every header the app sends but hop-by-hop ones (nginx hides \
              Server, Date, X-Pad and X-Accel-* unless told)"
-        }
-        "proxy_ignore_headers" => {
-            "nothing is cached, and X-Accel-* headers are passed to the client, never acted on"
         }
         "proxy_cache_bypass" | "proxy_no_cache" => {
             "nothing is cached (proxy_cache is not supported), so there is nothing to bypass"
@@ -859,6 +864,11 @@ struct Mapper {
     /// `proxy_intercept_errors` of the `http` level, the server and `location /`: the last
     /// of the nearest level.
     intercept_errors: [Option<Directive>; 3],
+    /// `proxy_ignore_headers` of the `http` level, the server and `location /`: the nearest
+    /// level that has any.
+    ignore_headers: [Vec<Directive>; 3],
+    /// The server block: where `proxy.accel_redirect` comes from when no level ignores it.
+    server_at: Option<Directive>,
     /// `auth_request` of the `http` level, the server and `location /`, the same way.
     auth_request: [Option<Directive>; 3],
     /// The paths an `auth_request` asks (their locations need no request body).
@@ -981,6 +991,25 @@ struct Mapper {
 impl Mapper {
     /// Once per directive and message: a server's directive read again for each location
     /// that inherits it is warned about once.
+    /// `proxy_ignore_headers`: only `X-Accel-Redirect` changes what the proxy does (it follows
+    /// it unless ignored); the others are said to change nothing.
+    fn ignored_headers(&mut self, d: &Directive) {
+        let others: Vec<&str> = d
+            .args
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !name.eq_ignore_ascii_case("X-Accel-Redirect"))
+            .collect();
+        if !others.is_empty() {
+            let message = format!(
+                "{} ignored: nothing is cached, and the proxy acts on no X-Accel-* header but \
+                 X-Accel-Redirect",
+                others.join(", ")
+            );
+            self.warn(d, message);
+        }
+    }
+
     fn warn(&mut self, directive: &Directive, message: impl Into<String>) {
         let warning = ConfigWarning {
             origin: directive.at.clone(),
@@ -1551,6 +1580,10 @@ impl Mapper {
             .cloned();
         self.constants = self.constants_of(server.block.as_deref().unwrap_or_default());
         self.redirects(server, directives);
+        self.server_at = Some(Directive {
+            block: None,
+            ..server.clone()
+        });
         self.root_as_route = self.root_needs_a_route(server.block.as_deref().unwrap_or_default());
         let ssl_on = ssl_on(directives.iter()).cloned();
         self.tls_only = ssl_on.is_some()
@@ -1705,6 +1738,10 @@ impl Mapper {
                 "error_page" => self.error_pages[usize::from(own(d))].push(d.clone()),
                 "proxy_intercept_errors" => {
                     self.intercept_errors[usize::from(own(d))] = Some(d.clone());
+                }
+                "proxy_ignore_headers" => {
+                    self.ignored_headers(d);
+                    self.ignore_headers[usize::from(own(d))].push(d.clone());
                 }
                 "auth_request" => self.auth_request[usize::from(own(d))] = Some(d.clone()),
                 // Read with the maps ([`Mapper::finish`]).
@@ -2548,6 +2585,10 @@ impl Mapper {
             "proxy_hide_header" => self.hide[1].push(d.clone()),
             "error_page" => self.error_pages[2].push(d.clone()),
             "proxy_intercept_errors" => self.intercept_errors[2] = Some(d.clone()),
+            "proxy_ignore_headers" => {
+                self.ignored_headers(d);
+                self.ignore_headers[2].push(d.clone());
+            }
             "auth_request" => self.auth_request[2] = Some(d.clone()),
             "auth_request_set" => {}
             name if name.starts_with("proxy_ssl") && d.name != "proxy_pass" => {
@@ -3505,6 +3546,19 @@ impl Mapper {
         {
             self.set(&d, &["proxy", "intercept_errors"], Value::from(on));
         }
+        // nginx follows `X-Accel-Redirect` unless told not to (the proxy, without an nginx
+        // file, only when told to).
+        let [http, server, root] = self.ignore_headers.clone();
+        let level = [root, server, http].into_iter().find(|l| !l.is_empty());
+        if let Some(at) = level
+            .as_ref()
+            .and_then(|level| level.first())
+            .or(self.server_at.as_ref())
+            .cloned()
+        {
+            let follow = !level.is_some_and(|level| ignores_accel_redirect(&level));
+            self.set(&at, &["proxy", "accel_redirect"], Value::from(follow));
+        }
         let [http, server, root] = self.auth_request.clone();
         if let Some(d) = root.or(server).or(http)
             && let Some(path) = self.auth_path(&d)
@@ -3734,6 +3788,7 @@ impl Mapper {
         let mut hide: Vec<Directive> = Vec::new();
         let mut error_pages: Vec<Directive> = Vec::new();
         let mut intercept: Option<Directive> = None;
+        let mut ignore_headers: Vec<Directive> = Vec::new();
         let mut auth_request: Option<Directive> = None;
         let mut own_ssl: Vec<Directive> = Vec::new();
         // A location an `auth_request` asks: its requests have no body.
@@ -3807,6 +3862,10 @@ impl Mapper {
                 "proxy_hide_header" => hide.push(inner.clone()),
                 "error_page" => error_pages.push(inner.clone()),
                 "proxy_intercept_errors" => intercept = Some(inner.clone()),
+                "proxy_ignore_headers" => {
+                    self.ignored_headers(inner);
+                    ignore_headers.push(inner.clone());
+                }
                 "auth_request" => auth_request = Some(inner.clone()),
                 "auth_request_set" => {}
                 name if name.starts_with("proxy_ssl") => own_ssl.push(inner.clone()),
@@ -3967,6 +4026,17 @@ impl Mapper {
             "intercept_errors".into(),
             Value::from(self.intercept_value(intercept.as_ref())?),
         );
+        // `proxy_ignore_headers`: the location's own, else the server's, else the `http`
+        // level's; never `location /`'s.
+        let ignored = [
+            &ignore_headers,
+            &self.ignore_headers[1],
+            &self.ignore_headers[0],
+        ]
+        .into_iter()
+        .find(|level| !level.is_empty())
+        .is_some_and(|level| ignores_accel_redirect(level));
+        route.insert("accel_redirect".into(), Value::from(!ignored));
         let auth_request = auth_request.or_else(|| self.auth_request[1].clone());
         if let Some(d) = auth_request.or_else(|| self.auth_request[0].clone()) {
             route.insert("auth_request".into(), Value::from(self.auth_path(&d)?));
@@ -5428,6 +5498,7 @@ server {
                 "hide_response_headers": [],
                 "error_pages": [],
                 "intercept_errors": false,
+                "accel_redirect": true,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://localhost:3012/hub", "to": "/hub" }],
@@ -5450,6 +5521,7 @@ server {
                 "hide_response_headers": [],
                 "error_pages": [],
                 "intercept_errors": false,
+                "accel_redirect": true,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app", "to": "" }],
@@ -5472,6 +5544,7 @@ server {
                 "hide_response_headers": [],
                 "error_pages": [],
                 "intercept_errors": false,
+                "accel_redirect": true,
                 "access_rules": [],
                 "expires": "off",
                 "redirect_rewrite": [{ "from": "http://app/same/", "to": "/same/" }],

@@ -2285,6 +2285,11 @@ fn resolve_proxy(
         raw.intercept_errors.as_ref(),
         false,
     );
+    let accel_redirect = r.boolean(
+        &["proxy", "accel_redirect"],
+        raw.accel_redirect.as_ref(),
+        false,
+    );
     let auth_request = resolve_auth_request(r, &["proxy", "auth_request"], raw.auth_request, None);
     let upstream_tls = resolve_upstream_tls(
         r,
@@ -2404,6 +2409,7 @@ fn resolve_proxy(
         hide_response_headers,
         error_pages,
         intercept_errors,
+        accel_redirect,
         auth_request,
         upstream_tls,
         maps,
@@ -3050,6 +3056,11 @@ fn resolve_routes(
             route.intercept_errors.as_ref(),
             proxy.intercept_errors,
         );
+        let accel_redirect = r.boolean(
+            &at("accel_redirect"),
+            route.accel_redirect.as_ref(),
+            proxy.accel_redirect,
+        );
         let internal = r.boolean(&at("internal"), route.internal.as_ref(), false);
         let (response_headers, response_headers_on_success) = resolve_added_headers(
             r,
@@ -3181,6 +3192,7 @@ fn resolve_routes(
             hide_response_headers,
             error_pages,
             intercept_errors,
+            accel_redirect,
             auth_request,
             upstream_tls,
             internal,

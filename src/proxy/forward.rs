@@ -287,6 +287,8 @@ struct Target {
     error_pages: ErrorPages,
     /// `internal`.
     internal: bool,
+    /// `accel_redirect`.
+    accel_redirect: bool,
     /// `stub_status`.
     stub_status: bool,
     /// `auth_request`.
@@ -389,6 +391,35 @@ impl<'a> Special<'a> {
 #[derive(Clone)]
 struct AuthResponse(Arc<HeaderMap>);
 
+/// The upstream header that sends a request on to another path or route (nginx's).
+const X_ACCEL_REDIRECT: HeaderName = HeaderName::from_static("x-accel-redirect");
+
+/// The upstream's answer's headers nginx keeps for the response of the path its
+/// `X-Accel-Redirect` names (its `redirect` headers); the others go with the answer.
+const ACCEL_KEPT: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_DISPOSITION,
+    header::SET_COOKIE,
+    header::CACHE_CONTROL,
+    header::EXPIRES,
+    header::ACCEPT_RANGES,
+];
+
+/// On the placeholder response of an upstream's answer with `X-Accel-Redirect` (whose headers
+/// are the ones kept, [`ACCEL_KEPT`]): where to, and the request's head and host as they were
+/// before it was forwarded.
+#[derive(Clone)]
+struct Accel {
+    to: HeaderValue,
+    head: Head,
+    host: HeaderValue,
+}
+
+/// On a request sent on by `X-Accel-Redirect`, and on the upstream's response to it (whose
+/// `Content-Type` is its own, where a file's or an answer's is the first answer's).
+#[derive(Clone, Copy)]
+struct AccelPass;
+
 /// On an `auth_request`'s request: the method and target of the request it asks about
 /// (nginx's `$request_method` and `$request_uri` there).
 #[derive(Clone)]
@@ -398,6 +429,7 @@ struct MainRequest {
 }
 
 /// A request's head as the client sent it, for an error page's pass.
+#[derive(Clone)]
 struct Head {
     method: Method,
     uri: Uri,
@@ -667,6 +699,7 @@ impl Target {
             rewrite: Rewrite::new(&config.upstream_target, &config.path),
             error_pages: ErrorPages::new(&config.error_pages, config.intercept_errors),
             internal: config.internal,
+            accel_redirect: config.accel_redirect,
             stub_status: config.stub_status,
             // Validated when the configuration was resolved.
             auth_request: config
@@ -1382,7 +1415,7 @@ impl Forwarder {
         // What an error page, and response headers formed after the `auth_request`, need: the
         // request's head as the client sent it, and its host.
         let kept = (self.error_pages || after_auth).then(|| (Head::of(&request), host.clone()));
-        let (response, special) = self
+        let (mut response, mut special) = self
             .route(
                 request,
                 host,
@@ -1393,6 +1426,16 @@ impl Forwarder {
                 None,
             )
             .await;
+        if response.extensions().get::<Accel>().is_some() {
+            // Boxed, as the other rare paths (see below).
+            (response, special) = Box::pin(self.accel_redirect(
+                response,
+                peer,
+                upstream_time.as_deref_mut(),
+                &mut pass,
+            ))
+            .await;
+        }
         let page = special.and_then(|special| special.pages.find(response.status()));
         let response = match (page, &kept) {
             (Some(page), Some((head, host))) => {
@@ -1439,6 +1482,119 @@ impl Forwarder {
             );
         }
         self.finish(started, &added, response)
+    }
+
+    /// Follows an upstream's `X-Accel-Redirect` (`response` is its placeholder, [`Accel`]), as
+    /// nginx does: the request goes on, without its body, to the path (GET; HEAD stays HEAD)
+    /// or the `@name` route (its method kept) the header names, internal routes included, and
+    /// the response is that path's, with the answer's [`ACCEL_KEPT`] headers. Another
+    /// `X-Accel-Redirect` there is followed too, at most [`MAX_HOPS`] times.
+    async fn accel_redirect<'s>(
+        &'s self,
+        mut response: Response<ProxyBody>,
+        peer: &Peer,
+        mut upstream_time: Option<&mut Option<Duration>>,
+        pass: &mut Pass<'_>,
+    ) -> (Response<ProxyBody>, Option<Special<'s>>) {
+        let mut special = None;
+        // The answers' kept headers, the first answer's first.
+        let mut kept = HeaderMap::new();
+        for hop in 1.. {
+            let Some(accel) = response.extensions_mut().remove::<Accel>() else {
+                break;
+            };
+            for (name, value) in response.headers() {
+                kept.append(name, value.clone());
+            }
+            let Accel { to, head, host } = accel;
+            if hop > MAX_HOPS {
+                tracing::warn!(
+                    path = head.uri.path(),
+                    "X-Accel-Redirect sent the request on {MAX_HOPS} times: check what the app \
+                     answers on the paths it names for a loop"
+                );
+                return (
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error: X-Accel-Redirect led nowhere\n",
+                    ),
+                    None,
+                );
+            }
+            let Head {
+                method,
+                uri,
+                version,
+                mut headers,
+            } = head;
+            headers.remove(header::CONTENT_LENGTH);
+            headers.remove(header::TRANSFER_ENCODING);
+            let mut request = Request::new(None);
+            let start = match to.as_bytes().strip_prefix(b"@") {
+                Some(name) => {
+                    let named = std::str::from_utf8(name)
+                        .ok()
+                        .and_then(|name| self.locations.named(name));
+                    let Some(action) = named else {
+                        tracing::warn!(
+                            to = String::from_utf8_lossy(to.as_bytes()).as_ref(),
+                            "X-Accel-Redirect names a route that is not there"
+                        );
+                        return (
+                            error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal error: no such named route\n",
+                            ),
+                            None,
+                        );
+                    };
+                    *request.method_mut() = method;
+                    *request.uri_mut() = uri;
+                    Some(action)
+                }
+                None => {
+                    // A path nginx would not open (`..` above the top, a bad escape) or not
+                    // a path at all: 404, as nginx answers.
+                    let path = PathAndQuery::try_from(to.as_bytes()).ok().filter(|path| {
+                        path.as_str().starts_with('/') && matching_path(path.path()).is_some()
+                    });
+                    let Some(path) = path else {
+                        let mut refused = error(StatusCode::NOT_FOUND, "not found\n");
+                        carry(&kept, &mut refused);
+                        return (refused, None);
+                    };
+                    *request.method_mut() = match method {
+                        Method::HEAD => Method::HEAD,
+                        _ => Method::GET,
+                    };
+                    let mut parts = uri.into_parts();
+                    parts.path_and_query = Some(path.clone());
+                    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path));
+                    None
+                }
+            };
+            *request.version_mut() = version;
+            *request.headers_mut() = headers;
+            if let Some(answer) = &pass.auth {
+                request
+                    .extensions_mut()
+                    .insert(AuthResponse(Arc::clone(answer)));
+            }
+            request.extensions_mut().insert(AccelPass);
+            (response, special) = self
+                .route(
+                    request,
+                    host,
+                    peer,
+                    upstream_time.as_deref_mut(),
+                    None,
+                    pass,
+                    Some(start),
+                )
+                .await;
+        }
+        carry(&kept, &mut response);
+        (response, special)
     }
 
     /// The response of `page` (nginx's `error_page`), which replaces `response` to a request
@@ -1959,6 +2115,9 @@ impl Forwarder {
             upgrade_protocols(request.headers())
         };
         let upgrade = upgrade_header.is_some();
+        // For an answer with `X-Accel-Redirect`: the request as it is before the proxy's
+        // changes for the app, which the path it names is asked with.
+        let accel = (target.accel_redirect && !upgrade).then(|| (Head::of(&request), host.clone()));
         if self.drop_underscore_headers {
             drop_underscore_headers(request.headers_mut());
         }
@@ -2051,6 +2210,7 @@ impl Forwarder {
             }
         }
 
+        let accel_pass = request.extensions().get::<AccelPass>().is_some();
         let sent = target
             .upstream
             .send(request, upgrade, target.response_timeout);
@@ -2145,6 +2305,28 @@ impl Forwarder {
                     *value = rewritten;
                 }
             }
+        }
+        // nginx never passes `X-Accel-Redirect` on, and follows it unless told not to.
+        if let Some(to) = response.headers_mut().remove(X_ACCEL_REDIRECT)
+            && let Some((head, host)) = accel
+        {
+            let mut placeholder = Response::new(full(Bytes::new()));
+            for name in ACCEL_KEPT {
+                if let header::Entry::Occupied(entry) = response.headers_mut().entry(name.clone()) {
+                    let (name, values) = entry.remove_entry_mult();
+                    for value in values {
+                        placeholder.headers_mut().append(name.clone(), value);
+                    }
+                }
+            }
+            placeholder
+                .extensions_mut()
+                .insert(Accel { to, head, host });
+            // The answer's body is not read.
+            return (placeholder, None);
+        }
+        if accel_pass {
+            response.extensions_mut().insert(AccelPass);
         }
         target.set_response_headers(response.status(), response.headers_mut(), &route_added);
         if h2 {
@@ -3251,6 +3433,35 @@ fn body_failed(err: &dyn std::fmt::Display) -> Response<ProxyBody> {
         StatusCode::BAD_REQUEST,
         "bad request: the request body is malformed or ended early\n",
     )
+}
+
+/// The headers an `X-Accel-Redirect` answer passes on (`kept`) added to `response`, sent for
+/// it, before its own lines, as nginx sends them: its `Content-Type` replaces a file's or an
+/// answer's, not an upstream's nor an error's own; `Accept-Ranges` only on a success.
+fn carry<B>(kept: &HeaderMap, response: &mut Response<B>) {
+    let status = response.status();
+    let upstream = response.extensions().get::<AccelPass>().is_some();
+    let headers = response.headers_mut();
+    for name in kept.keys() {
+        if *name == header::CONTENT_TYPE {
+            if (!headers.contains_key(name) || (status.is_success() && !upstream))
+                && let Some(value) = kept.get(name)
+            {
+                headers.insert(name, value.clone());
+            }
+            continue;
+        }
+        if *name == header::ACCEPT_RANGES && !status.is_success() {
+            continue;
+        }
+        let own: Vec<HeaderValue> = match headers.entry(name) {
+            header::Entry::Occupied(entry) => entry.remove_entry_mult().1.collect(),
+            header::Entry::Vacant(_) => Vec::new(),
+        };
+        for value in kept.get_all(name).iter().cloned().chain(own) {
+            headers.append(name, value);
+        }
+    }
 }
 
 fn error(status: StatusCode, text: &'static str) -> Response<ProxyBody> {

@@ -1246,6 +1246,7 @@ fn applicable(
         error_pages: _,
         maps: _,
         intercept_errors: _,
+        accel_redirect: _,
         auth_request: _,
         upstream_tls: _,
         concurrency_limit_zones: _,

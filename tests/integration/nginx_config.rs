@@ -4660,3 +4660,184 @@ async fn bodies_without_a_length_reach_the_app_as_nginx_sends_them() {
         "{theirs:#?}"
     );
 }
+
+/// An app's `X-Accel-Redirect` (Django's and Rails' protected downloads): the request goes on to
+/// the path the header names, an `internal` location's files or another upstream location
+/// (GET, HEAD kept), or to a named location; the app's body is dropped and the response is the
+/// path's, with the app's `Content-Type`, `Content-Disposition`, `Set-Cookie`,
+/// `Cache-Control`, `Expires` and (on a 200) `Accept-Ranges`. nginx and the proxy on one file
+/// answer the same statuses, headers and bodies; `proxy_ignore_headers X-Accel-Redirect` passes
+/// the app's answer as it is, without the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_accel_redirect_is_followed_as_nginx_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("protected")).unwrap();
+    util::write_file(&www, "protected/report.txt", "the protected report\n");
+    util::write_file(&www, "protected/a b.txt", "a file with a space\n");
+    let app = Recorder::start_with("", Answer::Accel).await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        types {{
+            text/plain txt;
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location /protected/ {{
+            internal;
+            root {www};
+        }}
+        location @named {{
+            return 200 "named\n";
+        }}
+        location /accel/plain/ {{
+            proxy_ignore_headers X-Accel-Redirect;
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+            www = www.display(),
+            app = app.address.port(),
+        ),
+    );
+    // Path, header lines, curl options.
+    let requests: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        ("/accel/protected/report.txt", vec![], vec![]),
+        ("/accel/protected/a%20b.txt", vec![], vec![]),
+        (
+            "/accel/protected/report.txt",
+            vec!["Range: bytes=4-12"],
+            vec![],
+        ),
+        ("/accel/protected/missing.txt", vec![], vec![]),
+        ("/accel/protected/%2e%2e/%2e%2e/etc/passwd", vec![], vec![]),
+        ("/accel/inner/z?a=b", vec![], vec![]),
+        ("/accel/inner/z", vec![], vec!["-I"]),
+        ("/accel@named", vec![], vec![]),
+        ("/protected/report.txt", vec![], vec![]),
+        ("/accel/plain/x", vec![], vec![]),
+        ("/no-redirect", vec![], vec![]),
+    ];
+    let probe = |d: &Path| {
+        let mut seen = Vec::new();
+        for (path, lines, options) in &requests {
+            let output = Command::new("curl")
+                .args(options)
+                .args(["-sS", "-i", "--max-time", "10", "--cacert"])
+                .arg(d.join("tls.crt"))
+                .args(lines.iter().flat_map(|line| ["-H", *line]))
+                .arg(format!("https://localhost:{port}{path}"))
+                .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+                .output()
+                .expect("run curl");
+            let text = String::from_utf8_lossy(&output.stdout).to_string();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let status = head.split(' ').nth(1).unwrap_or_default().to_string();
+            let success = status.starts_with('2');
+            let mut kept: Vec<String> = head
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_once(':'))
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.trim().to_string()))
+                // Each server's own; and X-Accel-Buffering, which the proxy passes on and
+                // nginx hides (COMPATIBILITY.md).
+                .filter(|(name, _)| {
+                    !matches!(
+                        name.as_str(),
+                        "date" | "server" | "connection" | "x-accel-buffering"
+                    ) && (success || !matches!(name.as_str(), "content-type" | "content-length"))
+                })
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect();
+            kept.sort();
+            // Error pages are each server's own text.
+            let body = if success { body } else { "" };
+            seen.push(format!(
+                "{path} {lines:?} {options:?} -> {status} {kept:?} {body:?}"
+            ));
+        }
+        seen
+    };
+    let (theirs, ours) = nginx_then_proxy(&conf, &d, port, probe).await;
+    let differ: Vec<String> = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(ours, theirs)| ours != theirs)
+        .map(|(ours, theirs)| format!("proxy: {ours}\nnginx: {theirs}"))
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    assert_eq!(ours.len(), requests.len());
+    // What nginx did, so that the comparison means something.
+    let all = theirs.join("\n");
+    assert!(all.contains("\"the protected report\\n\""), "{all}");
+    assert!(all.contains("content-type: text/x-app"), "{all}");
+    assert!(all.contains("content-disposition: attachment"), "{all}");
+    assert!(!theirs[0].contains("x-custom"), "{all}");
+    assert!(theirs[9].contains("x-custom"), "{all}");
+    assert!(all.contains("inner GET /inner/z?a=b"), "{all}");
+    assert!(all.contains("the app's own body"), "{all}");
+    assert!(!all.contains("x-accel-redirect"), "{all}");
+}
+
+/// What the comparison with nginx leaves out: a POST sent on by `X-Accel-Redirect` reaches the
+/// named path as a GET without the body (nginx sends the body again), and an app that keeps
+/// answering with `X-Accel-Redirect` gets a 500 after ten hops, as nginx's limit of internal
+/// redirects gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_accel_redirect_drops_the_body_and_stops_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    pair(&d);
+    let app = Recorder::start_with("", Answer::Accel).await;
+    let port = util::free_port();
+    let conf = tls_server(
+        &d,
+        port,
+        &format!(
+            r#"        location / {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+        location @app {{
+            proxy_pass http://127.0.0.1:{app};
+        }}
+"#,
+            app = app.address.port(),
+        ),
+    );
+    let proxy = start_proxy(&conf, d.join("proxy.log")).await;
+    let curl = |path: &str, options: &[&str]| {
+        let output = Command::new("curl")
+            .args(options)
+            .args(["-sS", "-i", "--http1.1", "--max-time", "10", "--cacert"])
+            .arg(d.join("tls.crt"))
+            .arg(format!("https://localhost:{port}{path}"))
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let posted = curl("/accel/inner/z", &["--data-binary", "form=1"]);
+    assert!(posted.starts_with("HTTP/1.1 200"), "{posted}");
+    assert!(posted.ends_with("inner GET /inner/z \n"), "{posted}");
+    let received = app.wait_take(2).await;
+    assert_eq!(received[0].request_line(), "POST /accel/inner/z HTTP/1.1");
+    assert_eq!(received[0].body, b"form=1");
+    assert_eq!(received[1].request_line(), "GET /inner/z HTTP/1.1");
+    assert!(received[1].header("content-length").is_empty());
+    assert!(received[1].body.is_empty());
+    let looped = curl("/accel@app", &[]);
+    assert!(looped.starts_with("HTTP/1.1 500"), "{looped}");
+    // The first request and ten hops.
+    assert_eq!(app.wait_take(11).await.len(), 11);
+    let (code, log) = proxy.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("X-Accel-Redirect sent the request on 10 times"),
+        "{log}"
+    );
+}

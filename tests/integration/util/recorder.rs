@@ -55,6 +55,12 @@ pub enum Answer {
     /// any other path), `WWW-Authenticate: Basic realm="app"` and the body `app STATUS METHOD
     /// PATH\n`.
     StatusOfPath,
+    /// Once the whole request is in: a path starting `/accel` is answered with `X-Accel-Redirect:`
+    /// the rest of the target (`/accel/files/a.txt?x=1` names `/files/a.txt?x=1`, `/accel@app`
+    /// names `@app`), headers nginx keeps for the path's response and others it drops, and a
+    /// body that must not reach the client; any other, `200` with `Content-Type: text/x-inner`
+    /// and the body `inner METHOD TARGET CONTENT-LENGTH\n`.
+    Accel,
 }
 
 /// The recording upstream; it serves until dropped.
@@ -131,7 +137,7 @@ async fn serve(
     let mut buffer = Vec::new();
     loop {
         let early_response = match answer {
-            Answer::AfterBody | Answer::StatusOfPath => None,
+            Answer::AfterBody | Answer::StatusOfPath | Answer::Accel => None,
             Answer::AtHead => Some(response.as_bytes()),
             Answer::Unfinished => {
                 Some(&b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial"[..])
@@ -157,6 +163,33 @@ async fn serve(
                      recorder\r\nwww-authenticate: Basic realm=\"app\"\r\n{extra}\r\n{body}",
                     body.len()
                 )
+            }
+            Answer::Accel => {
+                let line: Vec<&str> = received.request_line().split(' ').collect();
+                let (method, target) = (line[0], line.get(1).copied().unwrap_or("/"));
+                match target.strip_prefix("/accel") {
+                    Some(to) => {
+                        let body = "the app's own body\n";
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nX-Accel-Redirect: {to}\r\n\
+                             Content-Type: text/x-app\r\nContent-Disposition: attachment; \
+                             filename=\"report.txt\"\r\nSet-Cookie: seen=1\r\nSet-Cookie: \
+                             more=2\r\nCache-Control: private\r\nExpires: Thu, 01 Jan 2037 \
+                             00:00:00 GMT\r\nAccept-Ranges: none\r\nETag: \"app\"\r\nX-Custom: \
+                             dropped\r\nVary: Cookie\r\nX-Accel-Buffering: no\r\n{extra}\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    None => {
+                        let length = received.header("content-length").join(",");
+                        let body = format!("inner {method} {target} {length}\n");
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: \
+                             text/x-inner\r\n{extra}\r\n{body}",
+                            body.len()
+                        )
+                    }
+                }
             }
             _ => response.clone(),
         };
