@@ -1608,7 +1608,7 @@ impl Forwarder {
         head: &Head,
         host: HeaderValue,
         peer: &Peer,
-        upstream_time: Option<&mut Option<Duration>>,
+        mut upstream_time: Option<&mut Option<Duration>>,
         pass: &mut Pass<'_>,
     ) -> Response<ProxyBody> {
         let error_status = response.status();
@@ -1684,9 +1684,20 @@ impl Forwarder {
                 .extensions_mut()
                 .insert(AuthResponse(Arc::clone(answer)));
         }
-        let (mut served, special) = self
-            .route(request, host, peer, upstream_time, None, pass, Some(start))
+        let (mut served, mut special) = self
+            .route(
+                request,
+                host,
+                peer,
+                upstream_time.as_deref_mut(),
+                None,
+                pass,
+                Some(start),
+            )
             .await;
+        if served.extensions().get::<Accel>().is_some() {
+            (served, special) = self.accel_redirect(served, peer, upstream_time, pass).await;
+        }
         // An error while the page is served is sent as it is, with its own status (nginx's
         // `recursive_error_pages off`).
         if special.is_some() {
@@ -2117,7 +2128,11 @@ impl Forwarder {
         let upgrade = upgrade_header.is_some();
         // For an answer with `X-Accel-Redirect`: the request as it is before the proxy's
         // changes for the app, which the path it names is asked with.
-        let accel = (target.accel_redirect && !upgrade).then(|| (Head::of(&request), host.clone()));
+        // Not for an `auth_request`'s question, whose answer only says yes or no.
+        let accel = (target.accel_redirect
+            && !upgrade
+            && request.extensions().get::<MainRequest>().is_none())
+        .then(|| (Head::of(&request), host.clone()));
         if self.drop_underscore_headers {
             drop_underscore_headers(request.headers_mut());
         }
@@ -2311,6 +2326,8 @@ impl Forwarder {
             && let Some((head, host)) = accel
         {
             let mut placeholder = Response::new(full(Bytes::new()));
+            // The answer's status, for whoever takes the placeholder for a response.
+            *placeholder.status_mut() = response.status();
             for name in ACCEL_KEPT {
                 if let header::Entry::Occupied(entry) = response.headers_mut().entry(name.clone()) {
                     let (name, values) = entry.remove_entry_mult();

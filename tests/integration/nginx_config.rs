@@ -4665,9 +4665,10 @@ async fn bodies_without_a_length_reach_the_app_as_nginx_sends_them() {
 /// the path the header names, an `internal` location's files or another upstream location
 /// (GET, HEAD kept), or to a named location; the app's body is dropped and the response is the
 /// path's, with the app's `Content-Type`, `Content-Disposition`, `Set-Cookie`,
-/// `Cache-Control`, `Expires` and (on a 200) `Accept-Ranges`. nginx and the proxy on one file
-/// answer the same statuses, headers and bodies; `proxy_ignore_headers X-Accel-Redirect` passes
-/// the app's answer as it is, without the header.
+/// `Cache-Control`, `Expires` and (on a success) `Accept-Ranges`; an error page's path is
+/// followed too. nginx and the proxy on one file answer the same statuses, headers and bodies;
+/// `proxy_ignore_headers X-Accel-Redirect` passes the app's answer as it is, without the
+/// header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_accel_redirect_is_followed_as_nginx_follows_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -4700,6 +4701,10 @@ async fn x_accel_redirect_is_followed_as_nginx_follows_it() {
             proxy_ignore_headers X-Accel-Redirect;
             proxy_pass http://127.0.0.1:{app};
         }}
+        location /gone/ {{
+            error_page 404 =200 /accel/inner/page;
+            root {www};
+        }}
 "#,
             www = www.display(),
             app = app.address.port(),
@@ -4722,6 +4727,7 @@ async fn x_accel_redirect_is_followed_as_nginx_follows_it() {
         ("/protected/report.txt", vec![], vec![]),
         ("/accel/plain/x", vec![], vec![]),
         ("/no-redirect", vec![], vec![]),
+        ("/gone/x", vec![], vec![]),
     ];
     let probe = |d: &Path| {
         let mut seen = Vec::new();
@@ -4779,6 +4785,8 @@ async fn x_accel_redirect_is_followed_as_nginx_follows_it() {
     assert!(all.contains("content-disposition: attachment"), "{all}");
     assert!(!theirs[0].contains("x-custom"), "{all}");
     assert!(theirs[9].contains("x-custom"), "{all}");
+    // An error page whose path the app answers with `X-Accel-Redirect`.
+    assert!(theirs[11].contains("inner GET /inner/page"), "{all}");
     assert!(all.contains("inner GET /inner/z?a=b"), "{all}");
     assert!(all.contains("the app's own body"), "{all}");
     assert!(!all.contains("x-accel-redirect"), "{all}");
