@@ -416,9 +416,11 @@ fn every_key_fixture_resolves_every_key() {
             .expect("the error page's route");
         assert!(errors.internal && !errors.intercept_errors);
         assert_eq!(errors.error_pages[0].status, ErrorPageStatus::Set(200));
+        assert!(config.proxy.accel_redirect && !errors.accel_redirect);
         // A route without its own takes the proxy's.
         assert_eq!(&config.proxy.routes[1].error_pages, pages);
         assert!(config.proxy.routes[1].intercept_errors);
+        assert!(config.proxy.routes[1].accel_redirect);
         assert_eq!(config.proxy.auth_request.as_deref(), Some("/auth"));
         assert_eq!(
             config.proxy.routes[1].auth_request.as_deref(),
