@@ -1521,16 +1521,7 @@ impl Forwarder {
                     None,
                 );
             }
-            let Head {
-                method,
-                uri,
-                version,
-                mut headers,
-            } = head;
-            headers.remove(header::CONTENT_LENGTH);
-            headers.remove(header::TRANSFER_ENCODING);
-            let mut request = Request::new(None);
-            let start = match to.as_bytes().strip_prefix(b"@") {
+            let (path, start) = match to.as_bytes().strip_prefix(b"@") {
                 Some(name) => {
                     let named = std::str::from_utf8(name)
                         .ok()
@@ -1548,9 +1539,7 @@ impl Forwarder {
                             None,
                         );
                     };
-                    *request.method_mut() = method;
-                    *request.uri_mut() = uri;
-                    Some(action)
+                    (None, Some(action))
                 }
                 None => {
                     // A path nginx would not open (`..` above the top, a bad escape) or not
@@ -1563,23 +1552,10 @@ impl Forwarder {
                         carry(&kept, &mut refused);
                         return (refused, None);
                     };
-                    *request.method_mut() = match method {
-                        Method::HEAD => Method::HEAD,
-                        _ => Method::GET,
-                    };
-                    let mut parts = uri.into_parts();
-                    parts.path_and_query = Some(path.clone());
-                    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path));
-                    None
+                    (Some(path), None)
                 }
             };
-            *request.version_mut() = version;
-            *request.headers_mut() = headers;
-            if let Some(answer) = &pass.auth {
-                request
-                    .extensions_mut()
-                    .insert(AuthResponse(Arc::clone(answer)));
-            }
+            let mut request = internal_request(head, path, pass);
             request.extensions_mut().insert(AccelPass);
             (response, special) = self
                 .route(
@@ -1639,15 +1615,7 @@ impl Forwarder {
             config::ErrorPageStatus::Set(code) => StatusCode::from_u16(code).ok(),
             config::ErrorPageStatus::OfPage => None,
         };
-        let Head {
-            method,
-            uri,
-            version,
-            headers,
-        } = head;
-        let mut headers = headers.clone();
-        headers.remove(header::CONTENT_LENGTH);
-        headers.remove(header::TRANSFER_ENCODING);
+        let mut head = head.clone();
         // A page sent with an error's status is never a 304 or a range (nginx checks both on
         // a 200 only).
         if status.is_some_and(|status| status != StatusCode::OK) {
@@ -1659,31 +1627,10 @@ impl Forwarder {
                 header::IF_RANGE,
                 header::RANGE,
             ] {
-                headers.remove(name);
+                head.headers.remove(name);
             }
         }
-        let mut request = Request::new(None);
-        // A path is asked for with GET (HEAD stays HEAD); a named route gets the method as it
-        // came, as nginx does.
-        *request.method_mut() = match path {
-            Some(_) if method != Method::HEAD => Method::GET,
-            _ => method.clone(),
-        };
-        *request.uri_mut() = match path {
-            Some(path) => {
-                let mut parts = uri.clone().into_parts();
-                parts.path_and_query = Some(path.clone());
-                Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path.clone()))
-            }
-            None => uri.clone(),
-        };
-        *request.version_mut() = *version;
-        *request.headers_mut() = headers;
-        if let Some(answer) = &pass.auth {
-            request
-                .extensions_mut()
-                .insert(AuthResponse(Arc::clone(answer)));
-        }
+        let request = internal_request(head, path.cloned(), pass);
         let (mut served, mut special) = self
             .route(
                 request,
@@ -3450,6 +3397,46 @@ fn body_failed(err: &dyn std::fmt::Display) -> Response<ProxyBody> {
         StatusCode::BAD_REQUEST,
         "bad request: the request body is malformed or ended early\n",
     )
+}
+
+/// The request the proxy sends on itself (nginx's internal redirect: an error page's, an
+/// `X-Accel-Redirect`'s) from the head of the one it stands for, without its body, with the
+/// `auth_request` answer that let that one in: to `path` with GET (HEAD stays HEAD), or,
+/// without one, to a named route with the method as it came.
+fn internal_request(
+    head: Head,
+    path: Option<PathAndQuery>,
+    pass: &Pass<'_>,
+) -> Request<Option<Incoming>> {
+    let Head {
+        method,
+        uri,
+        version,
+        mut headers,
+    } = head;
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+    let mut request = Request::new(None);
+    *request.method_mut() = match path {
+        Some(_) if method != Method::HEAD => Method::GET,
+        _ => method,
+    };
+    *request.uri_mut() = match path {
+        Some(path) => {
+            let mut parts = uri.into_parts();
+            parts.path_and_query = Some(path.clone());
+            Uri::from_parts(parts).unwrap_or_else(|_| Uri::from(path))
+        }
+        None => uri,
+    };
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    if let Some(answer) = &pass.auth {
+        request
+            .extensions_mut()
+            .insert(AuthResponse(Arc::clone(answer)));
+    }
+    request
 }
 
 /// The headers an `X-Accel-Redirect` answer passes on (`kept`) added to `response`, sent for
