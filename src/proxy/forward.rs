@@ -1529,7 +1529,10 @@ impl Forwarder {
                     let Some(action) = named else {
                         tracing::warn!(
                             to = String::from_utf8_lossy(to.as_bytes()).as_ref(),
-                            "X-Accel-Redirect names a route that is not there"
+                            path = head.uri.path(),
+                            "the app's X-Accel-Redirect names a route no `location` of \
+                             proxy.routes has (answered 500): add a route with that \
+                             `location = \"@NAME\"`, or correct the header the app sends"
                         );
                         return (
                             error(
@@ -2172,7 +2175,9 @@ impl Forwarder {
             }
         }
 
-        let accel_pass = request.extensions().get::<AccelPass>().is_some();
+        // Only an internal pass can be an `X-Accel-Redirect`'s: a client's request is not
+        // looked at.
+        let accel_pass = !first && request.extensions().get::<AccelPass>().is_some();
         let sent = target
             .upstream
             .send(request, upgrade, target.response_timeout);
